@@ -1,0 +1,1 @@
+"""agnes_admin"""

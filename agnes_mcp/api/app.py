@@ -1,0 +1,74 @@
+"""The one ASGI app: FastAPI hosts the REST API, the MCP app is mounted at ``/mcp``.
+
+Middleware, outermost first: request context (client IP; ``/mcp`` served without a
+redirect), Host/Origin guard (DNS-rebinding protection for every route), body
+size limit. The Panel admin app gets ``/admin`` (a status page until it lands).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from html import escape
+
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+
+from agnes_mcp import __version__
+from agnes_mcp.api.body_limit import BodyLimit
+from agnes_mcp.api.error_handlers import install_error_handlers
+from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
+from agnes_mcp.api.request_context import RequestContextMiddleware
+from agnes_mcp.api.routes import grants, groups, system, tokens, users
+from agnes_mcp.mcp_server.server import build_mcp
+from agnes_mcp.services import Services
+
+MCP_PATH = "/mcp"
+
+
+def create_app(services: Services) -> FastAPI:
+    mcp_app = build_mcp(services).http_app(
+        path="/",
+        host_origin_protection=True,
+        allowed_hosts=list(allowed_hosts_for(services.settings)),
+        allowed_origins=list(services.settings.allowed_origins),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.start()
+        try:
+            async with mcp_app.lifespan(app):
+                yield
+        finally:
+            services.write_behind.stop()
+
+    app = FastAPI(
+        title=f"{services.settings.instance_name} API",
+        version=__version__,
+        summary="Governed access to company data for analysts and their AI agents.",
+        lifespan=lifespan,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (system, users, tokens, groups, grants):
+        app.include_router(module.router)
+
+    @app.get("/admin", include_in_schema=False)
+    async def admin_home() -> HTMLResponse:
+        name = escape(services.settings.instance_name)
+        return HTMLResponse(
+            f"<!doctype html><title>{name} admin</title><h1>{name}</h1>"
+            f"<p>Agnes {escape(__version__)}. The admin app will be served here; until then "
+            "use <code>agnes admin</code> or the <a href='/api/docs'>API</a>.</p>"
+        )
+
+    app.mount(MCP_PATH, mcp_app)
+    # add_middleware wraps outside-in in reverse order: the last added runs first.
+    app.add_middleware(BodyLimit, max_bytes=int(services.settings.max_request_bytes))
+    app.add_middleware(HostOriginGuard, settings=services.settings)
+    app.add_middleware(RequestContextMiddleware, mcp_path=MCP_PATH)
+    return app

@@ -1,0 +1,67 @@
+"""Refuse request bodies above ``max_request_bytes`` with 413, before any route parses them.
+
+A declared ``Content-Length`` over the limit is refused at once; a chunked body is
+read up to the limit and refused as soon as it passes it; a body within the limit
+is replayed to the app unchanged.
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agnes_mcp.api.json_errors import send_error
+from agnes_mcp.errors import MalformedJSON, PayloadTooLarge
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"The request body is larger than {self.max_bytes} bytes.",
+            hint="Send less data per request (the limit is the max_request_bytes setting).",
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            try:
+                length = int(declared)
+            except ValueError:
+                await send_error(send, MalformedJSON("The Content-Length header is not a number."))
+                return
+            if length > self.max_bytes:
+                await send_error(send, self._too_large())
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break  # the client went away; let the app see it
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await send_error(send, self._too_large())
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,44 @@
+"""FastAPI dependencies: the services, the authenticated caller, the admin check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from agnes_mcp.api.request_context import client_ip_var
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.errors import AuthenticationError
+from agnes_mcp.services import Services
+
+
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header."""
+    if not header:
+        raise AuthenticationError("Missing 'Authorization: Bearer <token>' header.")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("The Authorization header must read 'Bearer <token>'.")
+    return token.strip()
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def get_principal(request: Request) -> Principal:
+    services = get_services(request)
+    token = bearer_token(request.headers.get("authorization"))
+    return services.tokens.authenticate(token, client_ip_var.get())
+
+
+async def get_admin(request: Request) -> Principal:
+    principal = await get_principal(request)
+    get_services(request).access.require_admin(principal)
+    return principal
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+AdminDep = Annotated[Principal, Depends(get_admin)]

@@ -1,0 +1,98 @@
+"""Every exception a route can raise, mapped to ``{"error": {code, message, hint}}`` here only.
+
+Unexpected exceptions become a 500 with an incident id; their text and stack
+trace go to the server log, never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from agnes_mcp.errors import (
+    AgnesError,
+    AuthenticationError,
+    HTTPStatusError,
+    InternalError,
+    InvalidRequest,
+    MalformedJSON,
+    MethodNotAllowed,
+    RouteNotFound,
+)
+
+logger = logging.getLogger("agnes.api")
+
+
+def error_response(error: AgnesError) -> JSONResponse:
+    headers = None
+    if isinstance(error, AuthenticationError):
+        headers = {
+            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{error.code}"'
+        }
+    return JSONResponse({"error": error.to_dict()}, status_code=error.status, headers=headers)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or str(loc[0] if loc else "body")
+
+
+def validation_error(exc: RequestValidationError) -> AgnesError:
+    """Malformed JSON → 400; anything else (missing, unknown, wrong type) → 422 naming fields."""
+    problems: list[dict[str, str]] = []
+    for err in exc.errors():
+        loc = tuple(err.get("loc", ()))
+        if err.get("type") == "json_invalid":
+            ctx = err.get("ctx") or {}
+            position = f" at position {loc[-1]}" if len(loc) > 1 else ""
+            reason = ctx.get("error", "invalid JSON")
+            return MalformedJSON(f"The request body is not valid JSON{position}: {reason}.")
+        field = _field_name(loc)
+        if err.get("type") == "extra_forbidden":
+            problem = "unknown field"
+        elif err.get("type") == "missing":
+            problem = "field required"
+        else:
+            problem = str(err.get("msg", "invalid value"))
+        problems.append({"field": field, "problem": problem})
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+    return InvalidRequest(
+        f"Invalid request: {summary}.",
+        hint="See the request schema at /api/docs.",
+        details={"fields": problems},
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AgnesError)
+    async def _agnes(_: Request, exc: AgnesError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error: AgnesError
+        if exc.status_code == 404:
+            error = RouteNotFound(f"No route {request.method} {request.url.path}.")
+        elif exc.status_code == 405:
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+        else:
+            error = HTTPStatusError(exc.status_code, str(exc.detail))
+        return error_response(error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        incident = secrets.token_hex(6)
+        logger.error(
+            "unexpected error %s on %s %s", incident, request.method, request.url.path, exc_info=exc
+        )
+        return error_response(InternalError(f"An unexpected error occurred (incident {incident})."))

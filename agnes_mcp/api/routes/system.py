@@ -1,0 +1,28 @@
+"""Liveness and identity: ``/healthz`` (no auth) and ``/api/whoami``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from agnes_mcp import __version__
+from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
+from agnes_mcp.identity import WhoAmI, describe
+
+router = APIRouter()
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    instance: str
+
+
+@router.get("/healthz", tags=["system"], summary="Liveness (no auth)")
+async def healthz(services: ServicesDep) -> Health:
+    return Health(status="ok", version=__version__, instance=services.settings.instance_name)
+
+
+@router.get("/api/whoami", tags=["system"], summary="The caller: user, groups, token scopes")
+def whoami(services: ServicesDep, principal: PrincipalDep) -> WhoAmI:
+    return describe(services, principal)

@@ -1,0 +1,1 @@
+"""Authentication (personal access tokens) and authorization (groups and grants)."""

@@ -1,0 +1,86 @@
+"""Role-based access: the two checks every route and tool uses.
+
+- :meth:`AccessControl.require_admin` — admin API calls.
+- :meth:`AccessControl.require_resource_access` — using one resource (a table, a metric, ...).
+
+Members of the Admin group pass every resource check; everyone is in Everyone.
+Grants are read from memory, refreshed when the store changes.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from agnes_mcp.auth.principal import Principal, TokenScope
+from agnes_mcp.errors import AdminRequired, PermissionDenied, ResourceNotGranted
+from agnes_mcp.resources import ResourceType, spec_for
+from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.grants import GrantRepository
+
+
+class AccessControl:
+    def __init__(self, store: SystemStore, grants: GrantRepository) -> None:
+        self._store = store
+        self._grants = grants
+        self._lock = threading.Lock()
+        self._cache: dict[frozenset[str], frozenset[tuple[ResourceType, str]]] = {}
+        self._generation = -1
+
+    def require_admin(self, principal: Principal) -> None:
+        if not principal.in_admin_group:
+            raise AdminRequired(f"{principal.email} is not an admin.")
+        if not principal.has_scope(TokenScope.ADMIN):
+            raise AdminRequired(
+                "This token lacks the 'admin' scope.",
+                hint="Use a token created with '--scope admin' for admin commands.",
+            )
+
+    def require_data_scope(self, principal: Principal) -> None:
+        if not principal.has_scope(TokenScope.DATA):
+            raise PermissionDenied(
+                "This token lacks the 'data' scope.",
+                hint="Use a token created with '--scope data' to work with data.",
+            )
+
+    def granted(self, principal: Principal, resource_type: ResourceType) -> frozenset[str] | None:
+        """Ids of ``resource_type`` the principal may use; ``None`` means all (Admin group)."""
+        if principal.in_admin_group:
+            return None
+        return frozenset(
+            rid for t, rid in self._resources(principal.group_ids) if t == resource_type
+        )
+
+    def can_access(
+        self, principal: Principal, resource_type: ResourceType, resource_id: str
+    ) -> bool:
+        if not principal.has_scope(TokenScope.DATA):
+            return False
+        if principal.in_admin_group:
+            return True
+        return (resource_type, resource_id) in self._resources(principal.group_ids)
+
+    def require_resource_access(
+        self, principal: Principal, resource_type: ResourceType, resource_id: str
+    ) -> None:
+        self.require_data_scope(principal)
+        if not self.can_access(principal, resource_type, resource_id):
+            label = spec_for(resource_type).label.lower()
+            raise ResourceNotGranted(
+                f"{principal.email} may not use {label} '{resource_id}'.",
+                details={"resource_type": resource_type.value, "resource_id": resource_id},
+            )
+
+    def _resources(self, group_ids: frozenset[str]) -> frozenset[tuple[ResourceType, str]]:
+        generation = self._store.generation
+        with self._lock:
+            if generation != self._generation:
+                self._cache.clear()
+                self._generation = generation
+            hit = self._cache.get(group_ids)
+        if hit is not None:
+            return hit
+        resources = self._grants.resources_of(group_ids)
+        with self._lock:
+            if self._generation == generation:
+                self._cache[group_ids] = resources
+        return resources

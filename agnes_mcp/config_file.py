@@ -1,0 +1,203 @@
+"""Reading ``instance.yaml`` and turning validation failures into precise messages.
+
+A config error names where the bad value came from (file and line, environment
+variable, or command-line option), the dotted key, what is wrong and a fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from agnes_mcp.errors import ConfigError
+
+logger = logging.getLogger("agnes.settings")
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A parsed YAML config file and the line of every key in it."""
+
+    path: Path
+    data: dict[str, Any]
+    lines: dict[Loc, int] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path, model: type[BaseModel]) -> ConfigFile:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(
+                f"Config file {path} does not exist.",
+                hint="Pass an existing file with --config or AGNES_CONFIG, or remove the setting.",
+            ) from None
+        except OSError as exc:
+            raise ConfigError(
+                f"Config file {path} cannot be read: {exc.strerror}.",
+                hint="Check the file's permissions.",
+            ) from None
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(
+                f"Config file {path}{where} is not valid YAML: {exc.problem}.",
+                hint="Fix the YAML syntax (indentation, quotes, colons) at that position.",
+            ) from None
+        if data is None:
+            return cls(path=path, data={})
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"Config file {path} must hold a mapping of settings, not a {type(data).__name__}.",
+                hint="Start from config/instance.yaml.example.",
+            )
+        lines: dict[Loc, int] = {}
+        _collect_lines(node, (), lines)
+        return cls(path=path, data=data, lines=lines)
+
+    def line_of(self, loc: Loc) -> int | None:
+        """The line of the deepest key of ``loc`` that the file holds."""
+        for end in range(len(loc), 0, -1):
+            line = self.lines.get(loc[:end])
+            if line is not None:
+                return line
+        return None
+
+    def holds(self, loc: Loc) -> bool:
+        return bool(loc) and loc[:1] in self.lines
+
+
+def _collect_lines(node: yaml.Node | None, prefix: Loc, out: dict[Loc, int]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*prefix, key)] = key_node.start_mark.line + 1
+            _collect_lines(value_node, (*prefix, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            out[(*prefix, index)] = item.start_mark.line + 1
+            _collect_lines(item, (*prefix, index), out)
+
+
+def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
+    """The model whose fields are valid keys at ``loc`` (``None`` if not a model)."""
+    current: Any = model
+    index = 0
+    while index < len(loc):
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        info = current.model_fields.get(str(loc[index]))
+        if info is None:
+            return None
+        current = _unwrap(info.annotation)
+        index += 1
+        origin = typing.get_origin(current)
+        if origin is dict:
+            current = _unwrap(typing.get_args(current)[1])
+            index += 1  # the dict key itself (e.g. a source name)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """Strip Optional/Annotated wrappers to the model or container inside."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return _unwrap(args[0]) if len(args) == 1 else annotation
+    return annotation
+
+
+def _field_description(model: type[BaseModel], loc: Loc) -> str | None:
+    parent = _model_at(model, loc[:-1])
+    if parent is None:
+        return None
+    info = parent.model_fields.get(str(loc[-1]))
+    return info.description if info else None
+
+
+def _env_name(prefix: str, loc: Loc) -> str:
+    return prefix + "__".join(str(part).upper() for part in loc)
+
+
+def _source_of(loc: Loc, config: ConfigFile | None, given: dict[str, Any], prefix: str) -> str:
+    top = str(loc[0]) if loc else ""
+    if top in given:
+        return f"command-line option --{top.replace('_', '-')}"
+    for end in range(len(loc), 0, -1):
+        name = _env_name(prefix, loc[:end])
+        if name in os.environ:
+            return f"environment variable {name}"
+    if config is not None and config.holds(loc):
+        line = config.line_of(loc)
+        return f"{config.path}, line {line}" if line else str(config.path)
+    return "default value"
+
+
+def describe_validation_errors(
+    exc: ValidationError,
+    model: type[BaseModel],
+    config: ConfigFile | None,
+    given: dict[str, Any],
+    prefix: str,
+) -> ConfigError:
+    """One :class:`ConfigError` listing every problem with its source, key and fix."""
+    problems: list[str] = []
+    first_hint: str | None = None
+    for error in exc.errors(include_url=False):
+        loc: Loc = tuple(error["loc"])
+        key = ".".join(str(part) for part in loc)
+        source = _source_of(loc, config, given, prefix)
+        if error["type"] == "extra_forbidden":
+            parent = _model_at(model, loc[:-1])
+            valid = sorted(parent.model_fields) if parent else []
+            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+            fix = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
+            problems.append(f"{source}: unknown key '{key}'; {fix}")
+        else:
+            shown = repr(error.get("input"))
+            if len(shown) > 60:
+                shown = shown[:57] + "..."
+            description = _field_description(model, loc)
+            fix = f" ({description})" if description else ""
+            problems.append(f"{source}: key '{key}' = {shown}: {error['msg']}{fix}")
+        if first_hint is None:
+            first_hint = (
+                "Fix the key named above; every setting is listed in docs/configuration.md."
+            )
+    message = "Invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems)
+    return ConfigError(message, hint=first_hint, details={"problems": problems})
+
+
+def warn_unknown_env(model: type[BaseModel], prefix: str, ignore: frozenset[str]) -> list[str]:
+    """Log (and return) ``AGNES_*`` variables that match no setting, with a suggestion."""
+    known = sorted(model.model_fields)
+    warnings: list[str] = []
+    for name in os.environ:
+        if not name.startswith(prefix) or name in ignore:
+            continue
+        top = name[len(prefix) :].split("__", 1)[0].lower()
+        if top in known:
+            continue
+        close = difflib.get_close_matches(top, known, n=1, cutoff=0.6)
+        suggestion = f"did you mean {prefix}{close[0].upper()}?" if close else "it is ignored"
+        text = f"environment variable {name} matches no setting; {suggestion}"
+        logger.warning(text)
+        warnings.append(text)
+    return warnings

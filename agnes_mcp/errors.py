@@ -1,0 +1,255 @@
+"""The one root of every error Agnes raises on purpose.
+
+Each subclass carries a stable ``code`` (clients branch on it), an HTTP ``status``
+and a user-facing message with a ``hint`` that says what to do next. Errors are
+mapped to HTTP responses in one place (:mod:`agnes_mcp.api.error_handlers`) and to
+MCP tool errors in one place (:mod:`agnes_mcp.mcp_server.errors`); the text of an
+unexpected exception never reaches a client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AgnesError(Exception):
+    """Base class: a refusal or failure Agnes can explain to its caller."""
+
+    code: str = "agnes_error"
+    status: int = 500
+    default_hint: str | None = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+        self.details = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``error`` object of the JSON error shape."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+# --- configuration ---------------------------------------------------------------
+
+
+class ConfigError(AgnesError):
+    """Settings could not be loaded: names the file (or env var), the key and a fix."""
+
+    code = "config_invalid"
+    status = 500
+
+
+class BindError(AgnesError):
+    """The server cannot listen on the configured host and port."""
+
+    code = "bind_failed"
+
+
+# --- system store ----------------------------------------------------------------
+
+
+class SystemStoreError(AgnesError):
+    """The system DuckDB cannot be used."""
+
+    code = "system_store_unavailable"
+    status = 503
+
+
+class SystemStoreLocked(SystemStoreError):
+    code = "system_store_locked"
+
+
+class SystemStoreCorrupt(SystemStoreError):
+    code = "system_store_corrupt"
+
+
+class SystemStoreTooNew(SystemStoreError):
+    code = "system_store_too_new"
+
+
+# --- authentication and authorization ----------------------------------------------
+
+
+class AuthenticationError(AgnesError):
+    """No usable credentials: answered with 401 and ``WWW-Authenticate: Bearer``."""
+
+    code = "unauthenticated"
+    status = 401
+    default_hint = (
+        "Send 'Authorization: Bearer <token>'; create a token with 'agnes admin token create'."
+    )
+
+
+class TokenInvalid(AuthenticationError):
+    code = "token_invalid"
+
+
+class TokenExpired(AuthenticationError):
+    code = "token_expired"
+    default_hint = "Ask an admin for a new token: 'agnes admin token create --user EMAIL'."
+
+
+class TokenRevoked(AuthenticationError):
+    code = "token_revoked"
+    default_hint = "This token was revoked; ask an admin for a new one."
+
+
+class UserInactive(AuthenticationError):
+    code = "user_inactive"
+    default_hint = "The account is deactivated; ask an admin to reactivate it."
+
+
+class PermissionDenied(AgnesError):
+    code = "permission_denied"
+    status = 403
+
+
+class AdminRequired(PermissionDenied):
+    code = "admin_required"
+    default_hint = (
+        "Only members of the Admin group, using a token with the 'admin' scope, may do this."
+    )
+
+
+class ResourceNotGranted(PermissionDenied):
+    code = "resource_not_granted"
+    default_hint = "Ask an admin to grant one of your groups access: 'agnes admin grant create'."
+
+
+# --- requests -------------------------------------------------------------------
+
+
+class InvalidRequest(AgnesError):
+    code = "invalid_request"
+    status = 422
+
+
+class MalformedJSON(AgnesError):
+    code = "malformed_json"
+    status = 400
+    default_hint = "Send a valid JSON object with 'Content-Type: application/json'."
+
+
+class PayloadTooLarge(AgnesError):
+    code = "payload_too_large"
+    status = 413
+
+
+class HostNotAllowed(AgnesError):
+    code = "host_not_allowed"
+    status = 421
+    default_hint = "Add the host to 'allowed_hosts' (AGNES_ALLOWED_HOSTS) if it is legitimate."
+
+
+class OriginNotAllowed(AgnesError):
+    code = "origin_not_allowed"
+    status = 403
+    default_hint = (
+        "Add the origin to 'allowed_origins' (AGNES_ALLOWED_ORIGINS) if it is legitimate."
+    )
+
+
+class NotFound(AgnesError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(AgnesError):
+    code = "conflict"
+    status = 409
+
+
+class RouteNotFound(NotFound):
+    code = "route_not_found"
+    default_hint = "See the API reference at /api/docs (OpenAPI: /api/openapi.json)."
+
+
+class InternalError(AgnesError):
+    code = "internal_error"
+    status = 500
+    default_hint = "The server log holds the details under the incident id."
+
+
+class HTTPStatusError(AgnesError):
+    """Any other status the web framework raises; code ``http_<status>``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = f"http_{status}"
+
+
+class MethodNotAllowed(AgnesError):
+    code = "method_not_allowed"
+    status = 405
+
+
+# --- domain lookups ---------------------------------------------------------------
+
+
+class UserNotFound(NotFound):
+    code = "user_not_found"
+    default_hint = "List users with 'agnes admin user list'."
+
+
+class UserExists(Conflict):
+    code = "user_exists"
+
+
+class GroupNotFound(NotFound):
+    code = "group_not_found"
+    default_hint = "List groups with 'agnes admin group list'."
+
+
+class GroupExists(Conflict):
+    code = "group_exists"
+
+
+class SystemGroupImmutable(Conflict):
+    code = "system_group_immutable"
+    default_hint = "The Admin and Everyone groups are built in and cannot be changed this way."
+
+
+class MembershipNotFound(NotFound):
+    code = "membership_not_found"
+
+
+class TokenNotFound(NotFound):
+    code = "token_not_found"
+    default_hint = "List tokens with 'agnes admin token list'."
+
+
+class GrantNotFound(NotFound):
+    code = "grant_not_found"
+    default_hint = "List grants with 'agnes admin grant list'."
+
+
+class GrantExists(Conflict):
+    code = "grant_exists"
+
+
+class UnknownResourceType(InvalidRequest):
+    code = "unknown_resource_type"
+
+
+class ResourceNotFound(NotFound):
+    code = "resource_not_found"
+
+
+class TableNotRegistered(NotFound):
+    code = "table_not_registered"
+    default_hint = "List registered tables with 'agnes admin list-tables'."
+
+
+class TableExists(Conflict):
+    code = "table_exists"

@@ -1,0 +1,31 @@
+"""Describing the caller: the answer of ``GET /api/whoami`` and the MCP ``whoami`` tool."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.services import Services
+
+
+class WhoAmI(BaseModel):
+    user_id: str
+    email: str
+    name: str | None
+    groups: list[str]
+    is_admin: bool
+    scopes: list[str]
+    token_id: str | None
+
+
+def describe(services: Services, principal: Principal) -> WhoAmI:
+    names = {g.id: g.name for g in services.groups.all() if g.id in principal.group_ids}
+    return WhoAmI(
+        user_id=principal.user_id,
+        email=principal.email,
+        name=principal.name,
+        groups=sorted(names.values()),
+        is_admin=principal.is_admin,
+        scopes=sorted(principal.scopes),
+        token_id=principal.token_id,
+    )

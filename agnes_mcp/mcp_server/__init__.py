@@ -1,0 +1,1 @@
+"""The MCP tool surface (FastMCP), served over streamable HTTP at /mcp."""

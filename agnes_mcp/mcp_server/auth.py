@@ -1,0 +1,40 @@
+"""Bearer-token auth for the MCP endpoint, over the same token table as the REST API."""
+
+from __future__ import annotations
+
+from fastmcp.server.auth import AccessToken, TokenVerifier
+from fastmcp.server.dependencies import get_access_token
+
+from agnes_mcp.api.request_context import client_ip_var
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.errors import AuthenticationError
+from agnes_mcp.services import Services
+
+
+class AgnesTokenVerifier(TokenVerifier):
+    """Accepts Agnes personal access tokens; anything else gets the MCP 401 challenge."""
+
+    def __init__(self, services: Services, base_url: str | None = None) -> None:
+        super().__init__(base_url=base_url)
+        self._services = services
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            principal = self._services.tokens.authenticate(token, client_ip_var.get())
+        except AuthenticationError:
+            return None
+        return AccessToken(
+            token=token,
+            client_id=principal.user_id,
+            scopes=sorted(principal.scopes),
+            subject=principal.user_id,
+            claims={"email": principal.email},
+        )
+
+
+def current_principal(services: Services) -> Principal:
+    """The caller of the running tool (the verifier already checked the token)."""
+    access = get_access_token()
+    if access is None:
+        raise AuthenticationError("This tool needs a bearer token.")
+    return services.tokens.authenticate(access.token, client_ip_var.get(), record_use=False)

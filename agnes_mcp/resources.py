@@ -1,0 +1,85 @@
+"""Kinds of resource a group can be granted, and how to find the ones that exist.
+
+Adding a kind is one enum member plus one entry in ``_SPECS``: grants store the
+type as text, so no migration is needed. A test checks that every member has a spec.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from agnes_mcp.errors import UnknownResourceType
+from agnes_mcp.store.database import SystemStore
+
+
+class ResourceType(StrEnum):
+    TABLE = "table"
+    METRIC = "metric"
+    MARKETPLACE_PLUGIN = "marketplace_plugin"
+
+
+@dataclass(frozen=True)
+class ResourceSpec:
+    type: ResourceType
+    label: str
+    description: str
+    # Ids that exist now; None when the kind has no store yet (ids are then not checked).
+    existing_ids: Callable[[SystemStore], set[str]] | None
+
+
+def _ids_from(sql: str) -> Callable[[SystemStore], set[str]]:
+    def existing(store: SystemStore) -> set[str]:
+        with store.cursor() as cur:
+            return {row[0] for row in cur.execute(sql).fetchall()}
+
+    return existing
+
+
+_SPECS: dict[ResourceType, ResourceSpec] = {
+    spec.type: spec
+    for spec in (
+        ResourceSpec(
+            ResourceType.TABLE,
+            "Table",
+            "A registered table (any query mode): query it, pull it, snapshot it.",
+            _ids_from("SELECT id FROM table_registry"),
+        ),
+        ResourceSpec(
+            ResourceType.METRIC,
+            "Metric",
+            "A metric definition, by id 'category/name'.",
+            _ids_from("SELECT id FROM metric_definitions"),
+        ),
+        ResourceSpec(
+            ResourceType.MARKETPLACE_PLUGIN,
+            "Marketplace plugin",
+            "A Claude Code plugin from an admin-registered marketplace, by 'marketplace/plugin'.",
+            None,
+        ),
+    )
+}
+
+
+def spec_for(resource_type: ResourceType) -> ResourceSpec:
+    return _SPECS[resource_type]
+
+
+def all_specs() -> list[ResourceSpec]:
+    return [_SPECS[t] for t in ResourceType]
+
+
+def parse_resource_type(value: str) -> ResourceType:
+    """The member named ``value``, or an error listing the kinds with a suggestion."""
+    try:
+        return ResourceType(value.strip().lower())
+    except ValueError:
+        names = [t.value for t in ResourceType]
+        close = difflib.get_close_matches(value, names, n=1)
+        suggestion = f"Did you mean '{close[0]}'? " if close else ""
+        raise UnknownResourceType(
+            f"'{value}' is not a resource type.",
+            hint=f"{suggestion}Resource types: {', '.join(names)}.",
+        ) from None

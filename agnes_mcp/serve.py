@@ -1,0 +1,72 @@
+"""Running the server: bind first (clear errors, known port), then hand over to uvicorn."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from agnes_mcp.api.app import create_app
+from agnes_mcp.auth.bootstrap import ensure_admin
+from agnes_mcp.errors import BindError
+from agnes_mcp.services import Services
+from agnes_mcp.settings import AgnesSettings
+
+logger = logging.getLogger("agnes.serve")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (port 0: any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise BindError(
+                f"Port {port} on {host} is already in use.",
+                hint="Stop the other server or pass another --port (e.g. --port 8001).",
+            ) from None
+        raise BindError(
+            f"Cannot listen on {host}:{port}: {exc.strerror}.",
+            hint="Check --host (an address of this machine) and --port.",
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    settings: AgnesSettings,
+    services: Services | None = None,
+    *,
+    on_ready: Callable[[AgnesSettings], None] | None = None,
+) -> None:
+    """Serve until interrupted (Ctrl-C / SIGTERM), then flush and close the store."""
+    services = services or Services.open(settings)
+    try:
+        ensure_admin(services)
+        sock = bind(settings.host, settings.port)
+        actual_port = sock.getsockname()[1]
+        if actual_port != settings.port:
+            settings = settings.model_copy(update={"port": actual_port})
+            services.settings = settings
+        app = create_app(services)
+        config = uvicorn.Config(
+            app,
+            log_level=settings.log_level,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        if on_ready is not None:
+            on_ready(settings)
+        server.run(sockets=[sock])
+    finally:
+        services.close()

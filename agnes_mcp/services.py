@@ -1,0 +1,74 @@
+"""The composition root: one object holding the store, repositories and services.
+
+The server builds exactly one :class:`Services` at start and hands it to the HTTP
+routes and MCP tools; tests build their own against a ``tmp_path`` data dir.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agnes_mcp.auth.rbac import AccessControl
+from agnes_mcp.auth.tokens import TokenService
+from agnes_mcp.settings import AgnesSettings
+from agnes_mcp.store.audit import AuditRepository
+from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.grants import GrantRepository
+from agnes_mcp.store.groups import GroupRepository
+from agnes_mcp.store.server_config import ServerConfigRepository
+from agnes_mcp.store.table_registry import TableRegistryRepository
+from agnes_mcp.store.tokens import TokenRepository
+from agnes_mcp.store.users import UserRepository
+from agnes_mcp.store.write_behind import WriteBehind
+
+
+@dataclass
+class Services:
+    settings: AgnesSettings
+    store: SystemStore
+    users: UserRepository
+    groups: GroupRepository
+    grants: GrantRepository
+    token_store: TokenRepository
+    tokens: TokenService
+    access: AccessControl
+    audit_log: AuditRepository
+    write_behind: WriteBehind
+    registry: TableRegistryRepository
+    server_config: ServerConfigRepository
+
+    @classmethod
+    def open(cls, settings: AgnesSettings) -> Services:
+        """Open (and migrate) the system store of ``settings.data_dir``."""
+        store = SystemStore.open(settings.system_db_path)
+        users = UserRepository(store)
+        groups = GroupRepository(store)
+        grants = GrantRepository(store)
+        token_store = TokenRepository(store)
+        audit_log = AuditRepository(store)
+        write_behind = WriteBehind(
+            token_store, audit_log, interval_seconds=settings.write_behind_seconds
+        )
+        return cls(
+            settings=settings,
+            store=store,
+            users=users,
+            groups=groups,
+            grants=grants,
+            token_store=token_store,
+            tokens=TokenService(store, token_store, users, groups, write_behind),
+            access=AccessControl(store, grants),
+            audit_log=audit_log,
+            write_behind=write_behind,
+            registry=TableRegistryRepository(store),
+            server_config=ServerConfigRepository(store),
+        )
+
+    def start(self) -> None:
+        """Start background work (the write-behind flusher)."""
+        self.write_behind.start()
+
+    def close(self) -> None:
+        """Flush pending writes and close the store."""
+        self.write_behind.stop()
+        self.store.close()

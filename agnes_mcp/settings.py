@@ -1,0 +1,238 @@
+"""One typed settings object for the server.
+
+Values come from, highest precedence first: constructor arguments (command-line
+flags), ``AGNES_*`` environment variables (nested keys with ``__``, e.g.
+``AGNES_SCAN_CAPS__PER_QUERY_BYTES``), an optional ``instance.yaml``, then the
+defaults below. Bad values and unknown keys fail at start with a message that
+names where the value came from (file and line, or env var), the key, and a fix.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from agnes_mcp.config_file import ConfigFile, describe_validation_errors, warn_unknown_env
+
+ENV_PREFIX = "AGNES_"
+CONFIG_FILE_ENV = "AGNES_CONFIG"
+CONFIG_FILE_NAME = "instance.yaml"
+# Variables with the AGNES_ prefix that belong to the client side, not these settings.
+CLIENT_ENV_VARS = frozenset(
+    {"AGNES_CONFIG", "AGNES_SERVER_URL", "AGNES_TOKEN", "AGNES_WORKSPACE", "AGNES_CONFIG_HOME"}
+)
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class ScanCaps(BaseModel):
+    """Defaults for the rails on remote queries; admins can change them at run time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    per_query_bytes: ByteSize = Field(
+        default=ByteSize(5 * 1024**3),
+        description="Largest scan one remote query may make (estimated before it runs).",
+    )
+    per_user_daily_bytes: ByteSize = Field(
+        default=ByteSize(50 * 1024**3),
+        description="Bytes of remote scans one user may spend per UTC day.",
+    )
+    concurrent_remote_queries_per_user: int = Field(
+        default=5, ge=1, le=100, description="Remote queries one user may run at the same time."
+    )
+    max_result_rows: int = Field(
+        default=100_000, ge=1, description="Most rows a query result may return to a client."
+    )
+    max_result_bytes: ByteSize = Field(
+        default=ByteSize(256 * 1024**2),
+        description="Most bytes a query result may return to a client.",
+    )
+
+
+class SourceSettings(BaseModel):
+    """One data source: which connector reads it and that connector's options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connector: str = Field(description="Connector name, e.g. 'files' or 'duckdb_warehouse'.")
+    description: str = Field(default="", description="What this source holds, for admins.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Connector options (validated by the connector when the source is used).",
+    )
+
+
+class AgnesSettings(BaseSettings):
+    """Settings of one Agnes server instance."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    instance_name: str = Field(
+        default="Agnes", min_length=1, description="Name shown to users and agents."
+    )
+    company_domain: str = Field(
+        default="example.com",
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$",
+        description="E-mail domain of the company's users, e.g. 'example.com'.",
+    )
+    data_dir: Path = Field(
+        default=Path("agnes-data"),
+        description="Folder holding state/, extracts/, analytics/ and snapshots/.",
+    )
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface to bind. Only loopback unless you put Agnes behind a proxy.",
+    )
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port to bind (0: any free).")
+    public_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="URL clients use to reach the server, if not http://HOST:PORT.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Extra Host header values accepted (DNS-rebinding protection); comma-separated in env."
+        ),
+    )
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra browser Origins accepted, e.g. 'https://agnes.example.com'.",
+    )
+    max_request_bytes: ByteSize = Field(
+        default=ByteSize(10 * 1024**2),
+        description="Largest request body the API accepts; larger ones get 413.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Server log level."
+    )
+    write_behind_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="How often token last-used times and audit rows are flushed to the system DB.",
+    )
+    scan_caps: ScanCaps = Field(
+        default_factory=ScanCaps, description="Default caps for remote scans and results."
+    )
+    sources: dict[str, SourceSettings] = Field(
+        default_factory=dict, description="Data sources by name."
+    )
+
+    _split_hosts = field_validator("allowed_hosts", "allowed_origins", mode="before")(_split_csv)
+
+    @field_validator("company_domain", mode="before")
+    @classmethod
+    def _lower_domain(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    # Resolved locations ---------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def system_db_path(self) -> Path:
+        return self.state_dir / "system.duckdb"
+
+    @property
+    def base_url(self) -> str:
+        """The URL clients should use to reach this server."""
+        if self.public_url is not None:
+            return str(self.public_url).rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        file_source = _FileSource(settings_cls, _ACTIVE_FILE.get())
+        return (init_settings, env_settings, file_source)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Feeds the parsed ``instance.yaml`` (if any) into pydantic-settings."""
+
+    def __init__(self, settings_cls: type[BaseSettings], config: ConfigFile | None) -> None:
+        super().__init__(settings_cls)
+        self._data = config.data if config else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+# pydantic-settings builds its sources inside the constructor, so the parsed file is
+# handed over through a context variable that only load_settings() sets.
+_ACTIVE_FILE: ContextVar[ConfigFile | None] = ContextVar("agnes_config_file", default=None)
+
+
+def find_config_file(explicit: Path | None, data_dir: Path | None) -> Path | None:
+    """The instance.yaml to read: the explicit path, $AGNES_CONFIG, or DATA_DIR/instance.yaml."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_FILE_ENV)
+    if from_env:
+        return Path(from_env)
+    base = data_dir or Path(os.environ.get("AGNES_DATA_DIR", "agnes-data"))
+    candidate = base / CONFIG_FILE_NAME
+    return candidate if candidate.is_file() else None
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> AgnesSettings:
+    """Load settings; ``overrides`` are command-line values (``None`` means not given).
+
+    Raises :class:`agnes_mcp.errors.ConfigError` naming the file/env var and key.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    path = find_config_file(config_file, given.get("data_dir"))
+    config = ConfigFile.read(path, AgnesSettings) if path is not None else None
+    warn_unknown_env(AgnesSettings, ENV_PREFIX, CLIENT_ENV_VARS)
+    token = _ACTIVE_FILE.set(config)
+    try:
+        return AgnesSettings(**given)
+    except ValidationError as exc:
+        raise describe_validation_errors(exc, AgnesSettings, config, given, ENV_PREFIX) from None
+    finally:
+        _ACTIVE_FILE.reset(token)

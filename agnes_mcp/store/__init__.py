@@ -1,0 +1,1 @@
+"""The system store: the server's own DuckDB and the repositories that write it."""

@@ -1,0 +1,121 @@
+"""Grants: a group may use a resource (a table, a metric, a plugin, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel
+
+from agnes_mcp.errors import GrantExists, GrantNotFound, ResourceNotFound
+from agnes_mcp.resources import ResourceType, spec_for
+from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.ids import as_utc, new_id, utcnow
+
+
+class Grant(BaseModel):
+    id: str
+    group_id: str
+    group_name: str
+    resource_type: ResourceType
+    resource_id: str
+    granted_by: str | None
+    granted_at: datetime
+
+
+_SELECT = (
+    "SELECT r.id, r.group_id, g.name, r.resource_type, r.resource_id, r.granted_by, r.granted_at "
+    "FROM resource_grants r JOIN user_groups g ON g.id = r.group_id"
+)
+
+
+def _grant(row: tuple[Any, ...]) -> Grant:
+    return Grant(
+        id=row[0],
+        group_id=row[1],
+        group_name=row[2],
+        resource_type=ResourceType(row[3]),
+        resource_id=row[4],
+        granted_by=row[5],
+        granted_at=as_utc(row[6]),
+    )
+
+
+class GrantRepository:
+    def __init__(self, store: SystemStore) -> None:
+        self._store = store
+
+    def add(
+        self,
+        group_id: str,
+        resource_type: ResourceType,
+        resource_id: str,
+        *,
+        granted_by: str | None = None,
+    ) -> Grant:
+        """Grant a resource that exists (when its kind can tell) to a group."""
+        spec = spec_for(resource_type)
+        if spec.existing_ids is not None and resource_id not in spec.existing_ids(self._store):
+            raise ResourceNotFound(
+                f"There is no {spec.label.lower()} '{resource_id}' to grant.",
+                hint=f"Grant an existing {resource_type.value}; check the id for typos.",
+            )
+        grant_id = new_id("grt")
+        try:
+            with self._store.transaction() as cur:
+                cur.execute(
+                    "INSERT INTO resource_grants "
+                    "(id, group_id, resource_type, resource_id, granted_by, granted_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [grant_id, group_id, resource_type.value, resource_id, granted_by, utcnow()],
+                )
+        except duckdb.ConstraintException:
+            raise GrantExists(
+                f"The group already has {resource_type.value} '{resource_id}'."
+            ) from None
+        return self.get(grant_id)
+
+    def get(self, grant_id: str) -> Grant:
+        with self._store.cursor() as cur:
+            row = cur.execute(_SELECT + " WHERE r.id = ?", [grant_id]).fetchone()
+        if row is None:
+            raise GrantNotFound(f"No grant with id '{grant_id}'.")
+        return _grant(row)
+
+    def delete(self, grant_id: str) -> None:
+        self.get(grant_id)
+        with self._store.transaction() as cur:
+            cur.execute("DELETE FROM resource_grants WHERE id = ?", [grant_id])
+
+    def all(
+        self, *, group_id: str | None = None, resource_type: ResourceType | None = None
+    ) -> list[Grant]:
+        clauses, params = [], []
+        if group_id is not None:
+            clauses.append("r.group_id = ?")
+            params.append(group_id)
+        if resource_type is not None:
+            clauses.append("r.resource_type = ?")
+            params.append(resource_type.value)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._store.cursor() as cur:
+            rows = cur.execute(
+                _SELECT + where + " ORDER BY g.name, r.resource_type, r.resource_id", params
+            ).fetchall()
+        return [_grant(r) for r in rows]
+
+    def resources_of(self, group_ids: Iterable[str]) -> frozenset[tuple[ResourceType, str]]:
+        """Every (type, id) granted to any of ``group_ids``."""
+        ids = list(group_ids)
+        if not ids:
+            return frozenset()
+        with self._store.cursor() as cur:
+            rows = cur.execute(
+                "SELECT DISTINCT resource_type, resource_id FROM resource_grants "
+                "WHERE list_contains(?, group_id)",
+                [ids],
+            ).fetchall()
+        known = {t.value for t in ResourceType}
+        return frozenset((ResourceType(t), rid) for t, rid in rows if t in known)

@@ -1,0 +1,145 @@
+"""The table registry: every table Agnes serves, where it comes from and how it syncs."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agnes_mcp.errors import TableExists, TableNotRegistered
+from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.ids import as_utc, utcnow
+
+TABLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class QueryMode(StrEnum):
+    LOCAL = "local"
+    MATERIALIZED = "materialized"
+    REMOTE = "remote"
+
+
+class SyncStrategy(StrEnum):
+    FULL_REFRESH = "full_refresh"
+    INCREMENTAL = "incremental"
+    PARTITIONED = "partitioned"
+
+
+class PartitionGranularity(StrEnum):
+    DAY = "day"
+    MONTH = "month"
+    YEAR = "year"
+
+
+class TableSpec(BaseModel):
+    """What an admin registers; the id doubles as the table's name in SQL."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Table name in SQL: lowercase letters, digits, '_'.")
+    name: str = Field(default="", description="Display name (defaults to the id).")
+    description: str = ""
+    source_type: str = Field(description="Connector that reads it, e.g. 'files'.")
+    bucket: str | None = Field(default=None, description="Source-side container (folder, dataset).")
+    source_table: str | None = Field(default=None, description="Source-side table or file name.")
+    source_query: str | None = Field(default=None, description="SQL for materialized tables.")
+    query_mode: QueryMode = QueryMode.LOCAL
+    sync_schedule: str | None = None
+    sync_strategy: SyncStrategy = SyncStrategy.FULL_REFRESH
+    primary_key: list[str] | None = None
+    incremental_window_days: int | None = Field(default=None, ge=0)
+    max_history_days: int | None = Field(default=None, ge=1)
+    incremental_column: str | None = None
+    where_filters: str | None = None
+    partition_by: str | None = None
+    partition_granularity: PartitionGranularity | None = None
+    initial_load_chunk_days: int | None = Field(default=None, ge=1)
+    server_only: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not TABLE_ID.match(value):
+            raise ValueError(
+                "must start with a lowercase letter and hold only lowercase letters, digits and '_'"
+            )
+        return value
+
+
+class TableRegistration(TableSpec):
+    registered_by: str | None = None
+    registered_at: datetime
+
+
+_FIELDS = list(TableSpec.model_fields)
+_COLUMNS = ", ".join([*_FIELDS, "registered_by", "registered_at"])
+
+
+def _registration(row: tuple[Any, ...]) -> TableRegistration:
+    values = dict(zip([*_FIELDS, "registered_by", "registered_at"], row, strict=True))
+    values["registered_at"] = as_utc(values["registered_at"])
+    return TableRegistration(**values)
+
+
+def _params(spec: TableSpec) -> list[Any]:
+    data = spec.model_dump(mode="json")
+    if not data["name"]:
+        data["name"] = spec.id
+    return [data[f] for f in _FIELDS]
+
+
+class TableRegistryRepository:
+    def __init__(self, store: SystemStore) -> None:
+        self._store = store
+
+    def add(self, spec: TableSpec, *, registered_by: str | None = None) -> TableRegistration:
+        placeholders = ", ".join("?" for _ in range(len(_FIELDS) + 2))
+        try:
+            with self._store.transaction() as cur:
+                cur.execute(
+                    f"INSERT INTO table_registry ({_COLUMNS}) VALUES ({placeholders})",
+                    [*_params(spec), registered_by, utcnow()],
+                )
+        except duckdb.ConstraintException:
+            raise TableExists(
+                f"A table '{spec.id}' is already registered.",
+                hint="Change it with 'agnes admin update-table', or pick another name.",
+            ) from None
+        return self.get(spec.id)
+
+    def get(self, table_id: str) -> TableRegistration:
+        with self._store.cursor() as cur:
+            row = cur.execute(
+                f"SELECT {_COLUMNS} FROM table_registry WHERE id = ?", [table_id]
+            ).fetchone()
+        if row is None:
+            raise TableNotRegistered(f"No table '{table_id}' is registered.")
+        return _registration(row)
+
+    def all(self) -> list[TableRegistration]:
+        with self._store.cursor() as cur:
+            rows = cur.execute(f"SELECT {_COLUMNS} FROM table_registry ORDER BY id").fetchall()
+        return [_registration(r) for r in rows]
+
+    def update(self, spec: TableSpec) -> TableRegistration:
+        self.get(spec.id)
+        assignments = ", ".join(f"{f} = ?" for f in _FIELDS if f != "id")
+        params = [p for f, p in zip(_FIELDS, _params(spec), strict=True) if f != "id"]
+        with self._store.transaction() as cur:
+            cur.execute(f"UPDATE table_registry SET {assignments} WHERE id = ?", [*params, spec.id])
+        return self.get(spec.id)
+
+    def delete(self, table_id: str) -> None:
+        """Unregister a table and drop the grants that named it."""
+        self.get(table_id)
+        with self._store.transaction() as cur:
+            cur.execute("DELETE FROM table_registry WHERE id = ?", [table_id])
+            cur.execute(
+                "DELETE FROM resource_grants WHERE resource_type = 'table' AND resource_id = ?",
+                [table_id],
+            )
+            cur.execute("DELETE FROM sync_state WHERE table_id = ?", [table_id])

@@ -1,0 +1,111 @@
+"""Writes that must never hold up a request: token last-used times and audit rows.
+
+Requests only append to memory; a background thread flushes to the system DB
+every few seconds and once more at shutdown. A token used 10,000 times between
+two flushes costs one UPDATE, not 10,000, so request latency does not grow with
+a token's use count.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from datetime import datetime
+
+from agnes_mcp.store.audit import AuditEntry, AuditRepository
+from agnes_mcp.store.tokens import TokenRepository, TokenUse
+
+logger = logging.getLogger("agnes.write_behind")
+
+MAX_PENDING_AUDIT = 100_000
+
+
+class WriteBehind:
+    def __init__(
+        self,
+        tokens: TokenRepository,
+        audit: AuditRepository,
+        *,
+        interval_seconds: float = 2.0,
+    ) -> None:
+        self._tokens = tokens
+        self._audit = audit
+        self._interval = interval_seconds
+        self._lock = threading.Lock()
+        self._uses: dict[str, TokenUse] = {}
+        self._entries: deque[AuditEntry] = deque()
+        self._dropped = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the request side: memory only ----------------------------------------------
+
+    def token_used(self, token_id: str, at: datetime, ip: str | None) -> None:
+        with self._lock:
+            self._uses[token_id] = TokenUse(token_id, at, ip)
+
+    def audit(self, entry: AuditEntry) -> None:
+        with self._lock:
+            if len(self._entries) >= MAX_PENDING_AUDIT:
+                self._entries.popleft()
+                self._dropped += 1
+            self._entries.append(entry)
+
+    # --- the background side ------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(
+                target=self._run, name="agnes-write-behind", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and flush what is left."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.flush()
+
+    def flush(self) -> tuple[int, int]:
+        """Write everything pending now; returns (token uses, audit rows) written."""
+        with self._lock:
+            uses = list(self._uses.values())
+            self._uses.clear()
+            entries = list(self._entries)
+            self._entries.clear()
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            logger.warning("audit queue overflowed: %d oldest entries were dropped", dropped)
+        try:
+            written_uses = self._tokens.record_uses(uses)
+        except BaseException:
+            self._requeue(uses, entries)
+            raise
+        try:
+            written_entries = self._audit.add_many(entries)
+        except BaseException:
+            self._requeue([], entries)
+            raise
+        return written_uses, written_entries
+
+    def _requeue(self, uses: list[TokenUse], entries: list[AuditEntry]) -> None:
+        """Put back what a failed flush could not write (newer uses win)."""
+        with self._lock:
+            for use in uses:
+                self._uses.setdefault(use.token_id, use)
+            self._entries.extendleft(reversed(entries))
+
+    def pending(self) -> tuple[int, int]:
+        with self._lock:
+            return len(self._uses), len(self._entries)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.flush()
+            except Exception:  # a failed flush must not kill the thread; the next one retries
+                logger.exception("write-behind flush failed")

@@ -1,0 +1,1 @@
+"""The sync engine: extract contract, connector registry, orchestrator, pull/push client."""

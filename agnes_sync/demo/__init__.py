@@ -1,0 +1,1 @@
+"""The embedded demo: a fictional company's data, generated deterministically."""

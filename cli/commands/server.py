@@ -1,0 +1,96 @@
+"""``agnes serve`` and ``agnes demo``: run the server in this process."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cli import exit_codes
+
+if TYPE_CHECKING:
+    from agnes_mcp.demo import DemoTokens
+    from agnes_mcp.settings import AgnesSettings
+
+
+def _settings(args: argparse.Namespace) -> AgnesSettings:
+    from agnes_mcp.settings import load_settings
+
+    return load_settings(
+        Path(args.config) if args.config else None,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        host=args.host,
+        port=args.port,
+    )
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _urls(settings: AgnesSettings) -> str:
+    base = settings.base_url
+    return (
+        f"  MCP endpoint   {base}/mcp\n"
+        f"  API            {base}/api   (docs: {base}/api/docs)\n"
+        f"  Admin app      {base}/admin"
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    from agnes_mcp.serve import serve as run_server
+
+    settings = _settings(args)
+
+    def ready(actual: AgnesSettings) -> None:
+        _say(f"Agnes is serving {actual.data_dir}\n\n{_urls(actual)}\n\nPress Ctrl-C to stop.")
+
+    run_server(settings, on_ready=ready)
+    return exit_codes.OK
+
+
+def _banner(settings: AgnesSettings, tokens: DemoTokens) -> str:
+    base = settings.base_url
+    return f"""
+Agnes demo is running on {settings.data_dir}
+
+{_urls(settings)}
+
+  Admin token    {tokens.admin}
+                 ({tokens.admin_email})
+  Analyst token  {tokens.analyst}
+                 ({tokens.analyst_email}; cannot see support_tickets)
+  Both are also in {tokens.path} (mode 0600).
+
+Try:
+  AGNES_SERVER_URL={base} AGNES_TOKEN=<admin token> agnes admin user list
+  claude mcp add --transport http agnes {base}/mcp --header "Authorization: Bearer <analyst token>"
+
+Press Ctrl-C to stop."""
+
+
+def demo(args: argparse.Namespace) -> int:
+    from agnes_mcp.demo import prepare
+    from agnes_mcp.serve import serve as run_server
+    from agnes_mcp.services import Services
+    from agnes_sync.demo.generator import ensure, read_manifest
+
+    settings = _settings(args)
+    root = settings.data_dir / "demo"
+    if read_manifest(root) is None:
+        _say(f"Generating the demo data in {root} (first run only; ~15 s at full scale)...")
+    started = time.perf_counter()
+    data, generated = ensure(root, scale=args.scale)
+    if generated:
+        _say(f"Demo data ready in {time.perf_counter() - started:.1f} s.")
+    services = Services.open(settings)
+    try:
+        tokens = prepare(services, data)
+    except BaseException:
+        services.close()
+        raise
+    run_server(settings, services, on_ready=lambda actual: _say(_banner(actual, tokens)))
+    return exit_codes.OK

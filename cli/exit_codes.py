@@ -1,0 +1,9 @@
+"""Exit codes of the ``agnes`` command (documented in docs/cli.md)."""
+
+OK = 0
+FAILURE = 1  # the server refused or the operation failed (not found, conflict, ...)
+USAGE = 2  # bad arguments (argparse's own code)
+CONFIG = 3  # settings or credentials are missing or invalid
+AUTH = 4  # the token was refused (401) or lacks permission (403)
+UNREACHABLE = 5  # the server could not be reached
+INTERRUPTED = 130  # Ctrl-C

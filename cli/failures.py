@@ -1,0 +1,48 @@
+"""Turning any failure into one clear message and an exit code (never a stack trace)."""
+
+from __future__ import annotations
+
+import sys
+
+from cli import exit_codes
+from cli.output import print_json
+
+
+def _say(code: str, message: str, hint: str | None, as_json: bool) -> None:
+    if as_json:
+        print_json({"error": {"code": code, "message": message, "hint": hint}})
+        return
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+
+
+def report(exc: BaseException, as_json: bool) -> int:
+    from cli.api_client import ApiError, Unreachable
+    from cli.credentials import CredentialsError
+
+    if isinstance(exc, KeyboardInterrupt):
+        sys.stderr.write("interrupted\n")
+        return exit_codes.INTERRUPTED
+    if isinstance(exc, ApiError):
+        _say(exc.code, exc.message, exc.hint, as_json)
+        if exc.status in (401, 403):
+            return exit_codes.AUTH
+        return exit_codes.FAILURE
+    if isinstance(exc, Unreachable):
+        hint = "Start it with 'agnes serve' (or 'agnes demo'), or pass --server-url."
+        _say("unreachable", str(exc), hint, as_json)
+        return exit_codes.UNREACHABLE
+    if isinstance(exc, CredentialsError):
+        _say("credentials_invalid", str(exc), "Fix or remove the file.", as_json)
+        return exit_codes.CONFIG
+
+    from agnes_mcp.errors import AgnesError, ConfigError
+
+    if isinstance(exc, ConfigError):
+        _say(exc.code, exc.message, exc.hint, as_json)
+        return exit_codes.CONFIG
+    if isinstance(exc, AgnesError):
+        _say(exc.code, exc.message, exc.hint, as_json)
+        return exit_codes.FAILURE
+    raise exc

@@ -1,0 +1,186 @@
+"""Entry point of the ``agnes`` command.
+
+The parser is built from stdlib argparse only and each command's module is imported
+when it runs, so ``agnes --help`` prints before any heavy library loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from cli import exit_codes
+
+DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
+
+
+def _client_flags() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument(
+        "--server-url", help="server URL (env AGNES_SERVER_URL; default http://127.0.0.1:8000)"
+    )
+    flags.add_argument("--token", help="bearer token (env AGNES_TOKEN)")
+    flags.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return flags
+
+
+def _server_flags() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument("--data-dir", help="data folder (env AGNES_DATA_DIR; default ./agnes-data)")
+    flags.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    flags.add_argument("--port", type=int, help="port to bind (default 8000; 0 = any free)")
+    flags.add_argument("--config", help="instance.yaml to read (env AGNES_CONFIG)")
+    return flags
+
+
+def _leaf(
+    parent: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    handler: str,
+    help_text: str,
+    parents: Sequence[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    parser = parent.add_parser(name, help=help_text, description=help_text, parents=list(parents))
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agnes", description=DESCRIPTION)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    client = [_client_flags()]
+    server = [_server_flags()]
+
+    demo = _leaf(
+        commands,
+        "demo",
+        "cli.commands.server:demo",
+        "build the demo data (first run only) and serve it until Ctrl-C",
+        server,
+    )
+    demo.add_argument(
+        "--scale", type=float, default=1.0, help="demo data size (1.0 = 1M orders, 20M sessions)"
+    )
+    _leaf(commands, "serve", "cli.commands.server:serve", "run the server until Ctrl-C", server)
+    _leaf(commands, "whoami", "cli.commands.whoami:run", "show who the token belongs to", client)
+
+    admin = commands.add_parser("admin", help="administer users, tokens, groups and grants")
+    admin_commands = admin.add_subparsers(title="admin commands", metavar="AREA", required=True)
+    _user_commands(admin_commands, client)
+    _token_commands(admin_commands, client)
+    _group_commands(admin_commands, client)
+    _grant_commands(admin_commands, client)
+    return parser
+
+
+def _user_commands(
+    area: argparse._SubParsersAction[argparse.ArgumentParser],
+    client: Sequence[argparse.ArgumentParser],
+) -> None:
+    users = area.add_parser("user", help="users").add_subparsers(
+        title="user commands", metavar="ACTION", required=True
+    )
+    add = _leaf(users, "add", "cli.commands.admin_users:add", "add a user", client)
+    add.add_argument("email")
+    add.add_argument("--name")
+    add.add_argument("--group", action="append", default=[], help="group to join (repeatable)")
+    _leaf(users, "list", "cli.commands.admin_users:list_", "list users", client)
+    for action, text in (("deactivate", "deactivate a user"), ("activate", "reactivate a user")):
+        leaf = _leaf(users, action, f"cli.commands.admin_users:{action}", text, client)
+        leaf.add_argument("user", help="id or e-mail")
+
+
+def _token_commands(
+    area: argparse._SubParsersAction[argparse.ArgumentParser],
+    client: Sequence[argparse.ArgumentParser],
+) -> None:
+    tokens = area.add_parser("token", help="personal access tokens").add_subparsers(
+        title="token commands", metavar="ACTION", required=True
+    )
+    create = _leaf(tokens, "create", "cli.commands.admin_tokens:create", "create a token", client)
+    create.add_argument("--user", help="id or e-mail (default: you)")
+    create.add_argument("--name", default="cli", help="what the token is for")
+    create.add_argument(
+        "--scope", action="append", choices=["data", "admin"], help="repeatable; default data"
+    )
+    create.add_argument("--expires-days", type=int, help="lifetime in days (default: none)")
+    listing = _leaf(tokens, "list", "cli.commands.admin_tokens:list_", "list tokens", client)
+    listing.add_argument("--user", help="id or e-mail")
+    listing.add_argument("--all", action="store_true", help="every user's tokens")
+    revoke = _leaf(tokens, "revoke", "cli.commands.admin_tokens:revoke", "revoke a token", client)
+    revoke.add_argument("token_id")
+
+
+def _group_commands(
+    area: argparse._SubParsersAction[argparse.ArgumentParser],
+    client: Sequence[argparse.ArgumentParser],
+) -> None:
+    groups = area.add_parser("group", help="groups and members").add_subparsers(
+        title="group commands", metavar="ACTION", required=True
+    )
+    _leaf(groups, "list", "cli.commands.admin_groups:list_", "list groups", client)
+    create = _leaf(groups, "create", "cli.commands.admin_groups:create", "create a group", client)
+    create.add_argument("name")
+    create.add_argument("--description", default="")
+    delete = _leaf(groups, "delete", "cli.commands.admin_groups:delete", "delete a group", client)
+    delete.add_argument("group")
+    members = _leaf(groups, "members", "cli.commands.admin_groups:members", "list members", client)
+    members.add_argument("group")
+    for action, text in (("add-member", "add a member"), ("remove-member", "remove a member")):
+        leaf = _leaf(
+            groups, action, f"cli.commands.admin_groups:{action.replace('-', '_')}", text, client
+        )
+        leaf.add_argument("group")
+        leaf.add_argument("user", help="id or e-mail")
+
+
+def _grant_commands(
+    area: argparse._SubParsersAction[argparse.ArgumentParser],
+    client: Sequence[argparse.ArgumentParser],
+) -> None:
+    grants = area.add_parser("grant", help="grants of resources to groups").add_subparsers(
+        title="grant commands", metavar="ACTION", required=True
+    )
+    listing = _leaf(grants, "list", "cli.commands.admin_grants:list_", "list grants", client)
+    listing.add_argument("--group")
+    listing.add_argument("--type", dest="resource_type")
+    create = _leaf(grants, "create", "cli.commands.admin_grants:create", "grant a resource", client)
+    create.add_argument("group")
+    create.add_argument("resource_type", help="table, metric, marketplace_plugin")
+    create.add_argument("resource_id")
+    delete = _leaf(grants, "delete", "cli.commands.admin_grants:delete", "remove a grant", client)
+    delete.add_argument("grant_id")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"agnes {version('agnes')}\n")
+        return exit_codes.OK
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return exit_codes.USAGE
+    module_name, _, function_name = handler.partition(":")
+    function = getattr(importlib.import_module(module_name), function_name)
+    try:
+        result: int = function(args)
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - report() re-raises what it cannot explain
+        from cli.failures import report
+
+        return report(exc, getattr(args, "json", False))
+    return result
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
