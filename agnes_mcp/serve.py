@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 import uvicorn
 
@@ -67,6 +71,32 @@ def serve(
         server = uvicorn.Server(config)
         if on_ready is not None:
             on_ready(settings)
-        server.run(sockets=[sock])
+        with _signals_end_quietly():
+            server.run(sockets=[sock])
     finally:
         services.close()
+
+
+class _Stop(BaseException):
+    """Raised by the signal uvicorn re-sends after its graceful shutdown."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+@contextmanager
+def _signals_end_quietly() -> Iterator[None]:
+    """Ctrl-C or SIGTERM: uvicorn shuts down gracefully, then re-raises the signal to the
+    handler installed before it; ours turns that into a normal return (exit code 0)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except _Stop:
+        logger.info("Agnes stopped.")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,110 @@
+"""Shared fixtures: real DuckDB files in tmp dirs and a real uvicorn server on a free port."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from agnes_mcp.api.app import create_app
+from agnes_mcp.auth.bootstrap import ensure_admin
+from agnes_mcp.auth.principal import TokenScope
+from agnes_mcp.serve import bind
+from agnes_mcp.services import Services
+from agnes_mcp.settings import AgnesSettings, load_settings
+from agnes_mcp.store.groups import MembershipSource
+from agnes_mcp.store.users import User
+
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _clean_agnes_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
+    """No AGNES_* variable of the developer's shell leaks into a test; no real ~/.config."""
+    for name in list(os.environ):
+        if name.startswith("AGNES_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+
+
+def make_settings(data_dir: Path, **overrides: object) -> AgnesSettings:
+    return load_settings(data_dir=data_dir, **overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AgnesSettings:
+    return make_settings(tmp_path / "data", write_behind_seconds=0.05)
+
+
+@pytest.fixture
+def services(settings: AgnesSettings) -> Iterator[Services]:
+    opened = Services.open(settings)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def unique_email(label: str = "user") -> str:
+    return f"{label}{next(_counter)}@example.com"
+
+
+def add_user(services: Services, groups: tuple[str, ...] = (), email: str | None = None) -> User:
+    user = services.users.add(email or unique_email(), "Test User")
+    for group_id in groups:
+        services.groups.add_member(group_id, user.id, MembershipSource.ADMIN)
+    return user
+
+
+def token_for(services: Services, user: User, *, admin: bool = False) -> str:
+    scopes = [TokenScope.DATA.value] + ([TokenScope.ADMIN.value] if admin else [])
+    _, raw = services.tokens.create(user.id, "test", scopes)
+    return raw
+
+
+@dataclass
+class LiveServer:
+    base_url: str
+    services: Services
+    admin_token: str
+
+    def client(self, token: str | None = None, **kwargs: object) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The real app under uvicorn on 127.0.0.1 and a free port, for the whole session."""
+    data_dir = tmp_path_factory.mktemp("live") / "data"
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    settings = load_settings(data_dir=data_dir, port=port, write_behind_seconds=0.05)
+    services = Services.open(settings)
+    token_file = ensure_admin(services)
+    assert token_file is not None
+    admin_token = token_file.read_text().strip()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(services), log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", services, admin_token)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        services.close()

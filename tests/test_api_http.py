@@ -1,0 +1,332 @@
+"""The REST API over real HTTP (uvicorn on a free port): auth, RBAC, error shape, bad input."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from agnes_mcp.store.users import ADMIN_GROUP_ID
+from tests.conftest import LiveServer, add_user, token_for, unique_email
+
+_names = itertools.count()
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    error = body["error"]
+    assert error["code"] == code
+    assert error["message"] and "Traceback" not in response.text
+    assert "hint" in error
+    return error
+
+
+@pytest.fixture
+def admin(live_server: LiveServer) -> Iterator[httpx.Client]:
+    with live_server.client(live_server.admin_token) as client:
+        yield client
+
+
+@pytest.fixture
+def analyst(live_server: LiveServer) -> Iterator[httpx.Client]:
+    user = add_user(live_server.services)
+    with live_server.client(token_for(live_server.services, user)) as client:
+        yield client
+
+
+def test_healthz_needs_no_token(live_server: LiveServer) -> None:
+    with live_server.client() as client:
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "unauthenticated"),
+        ({"Authorization": "Basic dXNlcjpwdw=="}, "unauthenticated"),
+        ({"Authorization": "Bearer"}, "unauthenticated"),
+        ({"Authorization": "Bearer not-a-token"}, "token_invalid"),
+        ({"Authorization": "Bearer agnes_abcdefghij_" + "x" * 43}, "token_invalid"),
+    ],
+)
+def test_missing_or_wrong_token_is_a_clear_401(
+    live_server: LiveServer, headers: dict, code: str
+) -> None:
+    with live_server.client() as client:
+        response = client.get("/api/whoami", headers=headers)
+    assert_error(response, 401, code)
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_whoami(live_server: LiveServer, admin: httpx.Client) -> None:
+    me = admin.get("/api/whoami").json()
+    assert me["is_admin"] and {"Admin", "Everyone"} <= set(me["groups"])
+    assert me["scopes"] == ["admin", "data"]
+
+
+def test_non_admin_gets_403_on_admin_routes(analyst: httpx.Client) -> None:
+    for method, path in [
+        ("GET", "/api/admin/users"),
+        ("POST", "/api/admin/groups"),
+        ("GET", "/api/admin/grants"),
+        ("DELETE", "/api/admin/grants/grt_x"),
+        ("GET", "/api/admin/resource-types"),
+    ]:
+        response = analyst.request(method, path, json={"name": "x"} if method == "POST" else None)
+        assert_error(response, 403, "admin_required")
+
+
+def test_admin_token_without_admin_scope_is_refused(live_server: LiveServer) -> None:
+    services = live_server.services
+    user = add_user(services, (ADMIN_GROUP_ID,))
+    with live_server.client(token_for(services, user, admin=False)) as client:
+        error = assert_error(client.get("/api/admin/users"), 403, "admin_required")
+    assert "scope" in error["message"]
+
+
+def test_user_lifecycle(live_server: LiveServer, admin: httpx.Client) -> None:
+    email = unique_email("life")
+    created = admin.post(
+        "/api/admin/users", json={"email": email, "name": "Life", "groups": ["Admin"]}
+    )
+    assert created.status_code == 201, created.text
+    user = created.json()
+    assert user["groups"] == ["Admin", "Everyone"]
+    assert admin.get(f"/api/admin/users/{email}").json()["id"] == user["id"]
+    assert any(u["email"] == email for u in admin.get("/api/admin/users").json()["users"])
+    assert_error(admin.post("/api/admin/users", json={"email": email}), 409, "user_exists")
+
+    token = admin.post("/api/tokens", json={"name": "t", "user": email}).json()["token"]
+    with live_server.client(token) as client:
+        assert client.get("/api/whoami").status_code == 200
+        assert admin.post(f"/api/admin/users/{email}/deactivate").json()["active"] is False
+        assert_error(client.get("/api/whoami"), 401, "user_inactive")
+        assert admin.post(f"/api/admin/users/{user['id']}/activate").json()["active"] is True
+        assert client.get("/api/whoami").status_code == 200
+
+
+def test_adding_a_user_to_a_missing_group_creates_nothing(admin: httpx.Client) -> None:
+    email = unique_email("ghost")
+    assert_error(
+        admin.post("/api/admin/users", json={"email": email, "groups": ["Nope"]}),
+        404,
+        "group_not_found",
+    )
+    assert_error(admin.get(f"/api/admin/users/{email}"), 404, "user_not_found")
+
+
+def test_tokens_self_service_and_limits(live_server: LiveServer, admin: httpx.Client) -> None:
+    services = live_server.services
+    me, other = add_user(services), add_user(services)
+    other_token_id = services.tokens.create(other.id, "other")[0].id
+    with live_server.client(token_for(services, me)) as client:
+        created = client.post("/api/tokens", json={"name": "notebook", "expires_in_days": 30})
+        assert created.status_code == 201
+        body = created.json()
+        assert body["info"]["user_id"] == me.id and body["info"]["expires_at"]
+        mine = client.get("/api/tokens").json()["tokens"]
+        assert {t["user_id"] for t in mine} == {me.id} and "token_hash" not in mine[0]
+        assert_error(
+            client.post("/api/tokens", json={"name": "x", "user": other.email}),
+            403,
+            "admin_required",
+        )
+        assert_error(
+            client.post("/api/tokens", json={"name": "x", "scopes": ["admin"]}),
+            403,
+            "admin_required",
+        )
+        assert_error(client.get("/api/tokens", params={"all": "true"}), 403, "admin_required")
+        assert_error(client.delete(f"/api/tokens/{other_token_id}"), 404, "token_not_found")
+        revoked = client.delete(f"/api/tokens/{body['info']['id']}")
+        assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+        with live_server.client(body["token"]) as revoked_client:
+            assert_error(revoked_client.get("/api/whoami"), 401, "token_revoked")
+    assert admin.delete(f"/api/tokens/{other_token_id}").json()["revoked_at"]
+    listed = admin.get("/api/tokens", params={"user": other.email}).json()["tokens"]
+    assert [t["id"] for t in listed] == [other_token_id]
+
+
+def test_groups_and_members(live_server: LiveServer, admin: httpx.Client) -> None:
+    name = f"Team {next(_names)}"
+    group = admin.post("/api/admin/groups", json={"name": name, "description": "d"}).json()
+    assert_error(admin.post("/api/admin/groups", json={"name": name.upper()}), 409, "group_exists")
+    user = add_user(live_server.services)
+    members = admin.post(f"/api/admin/groups/{name}/members", json={"user": user.email}).json()
+    assert [m["email"] for m in members["members"]] == [user.email]
+    assert members["group"]["member_count"] == 1
+    assert (
+        admin.get(f"/api/admin/groups/{group['id']}/members").json()["members"][0]["source"]
+        == "admin"
+    )
+    left = admin.delete(f"/api/admin/groups/{name}/members/{user.email}").json()
+    assert left["members"] == []
+    assert_error(
+        admin.delete(f"/api/admin/groups/{name}/members/{user.email}"), 404, "membership_not_found"
+    )
+    assert admin.delete(f"/api/admin/groups/{name}").json() == {"deleted": group["id"]}
+    assert_error(admin.delete("/api/admin/groups/Admin"), 409, "system_group_immutable")
+    assert_error(admin.delete("/api/admin/groups/Nope"), 404, "group_not_found")
+
+
+def test_grants(live_server: LiveServer, admin: httpx.Client) -> None:
+    from agnes_mcp.store.table_registry import TableSpec
+
+    table_id = f"t_{next(_names)}"
+    live_server.services.registry.add(TableSpec(id=table_id, source_type="files"))
+    group = f"Grantees {next(_names)}"
+    admin.post("/api/admin/groups", json={"name": group})
+    grant = admin.post(
+        "/api/admin/grants",
+        json={"group": group, "resource_type": "table", "resource_id": table_id},
+    )
+    assert grant.status_code == 201 and grant.json()["group_name"] == group
+    again = admin.post(
+        "/api/admin/grants",
+        json={"group": group, "resource_type": "table", "resource_id": table_id},
+    )
+    assert_error(again, 409, "grant_exists")
+    error = assert_error(
+        admin.post(
+            "/api/admin/grants",
+            json={"group": group, "resource_type": "tabel", "resource_id": table_id},
+        ),
+        422,
+        "unknown_resource_type",
+    )
+    assert "Did you mean 'table'" in error["hint"]
+    assert_error(
+        admin.post(
+            "/api/admin/grants",
+            json={"group": group, "resource_type": "table", "resource_id": "nope"},
+        ),
+        404,
+        "resource_not_found",
+    )
+    listed = admin.get("/api/admin/grants", params={"group": group}).json()["grants"]
+    assert [g["resource_id"] for g in listed] == [table_id]
+    assert admin.delete(f"/api/admin/grants/{grant.json()['id']}").status_code == 200
+    assert admin.get("/api/admin/grants", params={"group": group}).json()["grants"] == []
+    kinds = {k["type"] for k in admin.get("/api/admin/resource-types").json()["resource_types"]}
+    assert {"table", "metric", "marketplace_plugin"} <= kinds
+
+
+def test_malformed_json_is_a_400_with_position(admin: httpx.Client) -> None:
+    response = admin.post(
+        "/api/admin/groups", content=b'{"name": ', headers={"content-type": "application/json"}
+    )
+    error = assert_error(response, 400, "malformed_json")
+    assert "position" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "problem"),
+    [
+        ({"name": "x", "colour": "red"}, "colour", "unknown field"),
+        ({}, "name", "field required"),
+        ({"name": ["not", "a", "string"]}, "name", "string"),
+    ],
+)
+def test_invalid_bodies_name_the_field(
+    admin: httpx.Client, body: dict, field: str, problem: str
+) -> None:
+    error = assert_error(admin.post("/api/admin/groups", json=body), 422, "invalid_request")
+    assert any(f["field"] == field and problem in f["problem"] for f in error["details"]["fields"])
+    assert field in error["message"]
+
+
+def test_oversized_bodies_are_refused_before_parsing(
+    live_server: LiveServer, admin: httpx.Client
+) -> None:
+    limit = int(live_server.services.settings.max_request_bytes)
+    big = b'{"name": "' + b"x" * limit + b'"}'
+    assert_error(
+        admin.post("/api/admin/groups", content=big, headers={"content-type": "application/json"}),
+        413,
+        "payload_too_large",
+    )
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: chunked transfer encoding
+        yield b'{"name": "'
+        for _ in range(limit // 65536 + 2):
+            yield b"y" * 65536
+        yield b'"}'
+
+    response = admin.post(
+        "/api/admin/groups", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_error(response, 413, "payload_too_large")
+    assert admin.get("/api/whoami").status_code == 200  # the server is fine afterwards
+
+
+def test_host_and_origin_guard(live_server: LiveServer, admin: httpx.Client) -> None:
+    assert_error(
+        admin.get("/api/whoami", headers={"Host": "attacker.example.com"}), 421, "host_not_allowed"
+    )
+    assert_error(
+        admin.get("/healthz", headers={"Host": "attacker.example.com"}), 421, "host_not_allowed"
+    )
+    assert_error(
+        admin.get("/api/whoami", headers={"Origin": "https://attacker.example.com"}),
+        403,
+        "origin_not_allowed",
+    )
+    assert_error(admin.get("/api/whoami", headers={"Origin": "null"}), 403, "origin_not_allowed")
+    same_origin = admin.get("/api/whoami", headers={"Origin": live_server.base_url})
+    assert same_origin.status_code == 200
+    assert admin.get("/api/whoami", headers={"Host": "localhost"}).status_code == 200
+
+
+def test_unknown_route_and_method(admin: httpx.Client) -> None:
+    assert_error(admin.get("/api/nothing-here"), 404, "route_not_found")
+    assert_error(admin.put("/api/whoami"), 405, "method_not_allowed")
+
+
+def test_unexpected_errors_do_not_leak(
+    live_server: LiveServer, admin: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode() -> None:
+        raise RuntimeError("secret-internal-detail /srv/agnes/state")
+
+    monkeypatch.setattr(live_server.services.groups, "all", explode)
+    response = admin.get("/api/admin/groups")
+    error = assert_error(response, 500, "internal_error")
+    assert "incident" in error["message"]
+    assert "secret-internal-detail" not in response.text and "/srv/agnes" not in response.text
+
+
+def test_admin_actions_are_audited_with_client_ip(
+    live_server: LiveServer, admin: httpx.Client
+) -> None:
+    name = f"Audited {next(_names)}"
+    group_id = admin.post("/api/admin/groups", json={"name": name}).json()["id"]
+    live_server.services.write_behind.flush()
+    rows = [r for r in live_server.services.audit_log.recent(limit=50) if r.resource == group_id]
+    assert [(r.action, r.result, r.client_ip) for r in rows] == [
+        ("group.create", "ok", "127.0.0.1")
+    ]
+    assert rows[0].params == {"name": name} and rows[0].user_id
+
+
+def test_openapi_describes_the_api(live_server: LiveServer) -> None:
+    with live_server.client() as client:
+        spec = client.get("/api/openapi.json").json()
+    for path in (
+        "/api/whoami",
+        "/api/tokens",
+        "/api/admin/users",
+        "/api/admin/groups",
+        "/api/admin/grants",
+    ):
+        assert path in spec["paths"]
+    assert live_server.base_url  # docs page is served too
+    with live_server.client() as client:
+        assert client.get("/api/docs").status_code == 200
+        assert client.get("/admin").status_code == 200

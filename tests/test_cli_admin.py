@@ -1,0 +1,170 @@
+"""``agnes admin ...`` against a live server over HTTP: JSON and tables, exit codes, credentials."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cli import exit_codes
+from cli.credentials import credentials_path, resolve, write_file
+from cli.main import main
+from tests.conftest import LiveServer, add_user, token_for, unique_email
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], server: LiveServer, *argv: str, token: str | None = None
+) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main([*argv, "--server-url", server.base_url, "--token", token or server.admin_token])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(
+    capsys: pytest.CaptureFixture[str], server: LiveServer, *argv: str, token: str | None = None
+) -> dict:
+    code, out, err = run(capsys, server, *argv, "--json", token=token)
+    assert code == 0, err or out
+    return json.loads(out)
+
+
+def test_user_group_grant_token_round_trip(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    from agnes_mcp.store.table_registry import TableSpec
+
+    email = unique_email("cli")
+    group = f"CLI Team {email.split('@')[0]}"
+    live_server.services.registry.add(
+        TableSpec(id=f"cli_{email.split('@')[0]}", source_type="files")
+    )
+    table_id = f"cli_{email.split('@')[0]}"
+
+    user = run_json(capsys, live_server, "admin", "user", "add", email, "--name", "Cli User")
+    assert user["email"] == email
+    assert any(
+        u["email"] == email for u in run_json(capsys, live_server, "admin", "user", "list")["users"]
+    )
+
+    run_json(
+        capsys, live_server, "admin", "group", "create", group, "--description", "from the CLI"
+    )
+    members = run_json(capsys, live_server, "admin", "group", "add-member", group, email)
+    assert [m["email"] for m in members["members"]] == [email]
+
+    grant = run_json(capsys, live_server, "admin", "grant", "create", group, "table", table_id)
+    listed = run_json(capsys, live_server, "admin", "grant", "list", "--group", group)
+    assert [g["id"] for g in listed["grants"]] == [grant["id"]]
+
+    created = run_json(
+        capsys, live_server, "admin", "token", "create", "--user", email, "--name", "ci"
+    )
+    me = run_json(capsys, live_server, "whoami", token=created["token"])
+    assert me["email"] == email and group in me["groups"]
+    tokens = run_json(capsys, live_server, "admin", "token", "list", "--user", email)["tokens"]
+    assert [t["id"] for t in tokens] == [created["info"]["id"]]
+    revoked = run_json(capsys, live_server, "admin", "token", "revoke", created["info"]["id"])
+    assert revoked["revoked_at"]
+
+    run_json(capsys, live_server, "admin", "group", "remove-member", group, email)
+    run_json(capsys, live_server, "admin", "grant", "delete", grant["id"])
+    assert run_json(capsys, live_server, "admin", "group", "delete", group)["deleted"]
+    assert not run_json(capsys, live_server, "admin", "user", "deactivate", email)["active"]
+
+
+def test_human_output_is_a_table(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    code, out, _ = run(capsys, live_server, "admin", "group", "list")
+    assert code == 0
+    assert "Name" in out and "Members" in out and "Everyone" in out
+    code, out, _ = run(capsys, live_server, "admin", "token", "create", "--name", "shown-once")
+    assert code == 0 and "agnes_" in out and "shown only once" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected_code", "error_code"),
+    [
+        (["admin", "group", "delete", "No Such Group"], exit_codes.FAILURE, "group_not_found"),
+        (
+            ["admin", "grant", "create", "Everyone", "tabel", "x"],
+            exit_codes.FAILURE,
+            "unknown_resource_type",
+        ),
+        (["admin", "user", "add", "not-an-email"], exit_codes.FAILURE, "invalid_request"),
+    ],
+)
+def test_errors_map_to_exit_codes(
+    capsys: pytest.CaptureFixture[str],
+    live_server: LiveServer,
+    argv: list[str],
+    expected_code: int,
+    error_code: str,
+) -> None:
+    code, out, _ = run(capsys, live_server, *argv, "--json")
+    assert code == expected_code
+    assert json.loads(out)["error"]["code"] == error_code
+
+
+def test_auth_failures_exit_4_with_a_hint(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    code, _, err = run(capsys, live_server, "admin", "user", "list", token="nope")
+    assert code == exit_codes.AUTH
+    assert err.startswith("error: ") and "hint: " in err and "Traceback" not in err
+    analyst = token_for(live_server.services, add_user(live_server.services))
+    code, _, err = run(capsys, live_server, "admin", "user", "list", token=analyst)
+    assert code == exit_codes.AUTH and "not an admin" in err
+
+
+def test_unreachable_server_exits_5(capsys: pytest.CaptureFixture[str]) -> None:
+    from agnes_mcp.serve import bind
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    code = main(
+        ["admin", "user", "list", "--server-url", f"http://127.0.0.1:{port}", "--token", "x"]
+    )
+    assert code == exit_codes.UNREACHABLE
+    assert "Cannot reach the Agnes server" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2() -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["admin", "user"])
+    assert caught.value.code == exit_codes.USAGE
+
+
+def test_credentials_precedence_and_file_mode(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_file(live_server.base_url, live_server.admin_token)
+    assert path == credentials_path() and (path.stat().st_mode & 0o777) == 0o600
+    assert resolve(None, None).token == live_server.admin_token
+    monkeypatch.setenv("AGNES_TOKEN", "from-env")
+    assert resolve(None, None).token == "from-env"
+    assert resolve(None, "from-flag").token == "from-flag"
+    monkeypatch.delenv("AGNES_TOKEN")
+    capsys.readouterr()
+    assert main(["whoami", "--json"]) == 0  # URL and token both from the file
+    assert json.loads(capsys.readouterr().out)["is_admin"] is True
+
+
+def test_help_lists_every_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("demo", "serve", "whoami", "admin"):
+        assert command in result.stdout
+    admin_help = subprocess.run(
+        [sys.executable, "-m", "cli.main", "admin", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for area in ("user", "token", "group", "grant"):
+        assert area in admin_help

@@ -1,0 +1,120 @@
+"""The MCP endpoint, reached by the official ``mcp`` client over streamable HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from tests.conftest import LiveServer, add_user, token_for
+
+pytestmark = pytest.mark.anyio
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw-test", "version": "0"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@asynccontextmanager
+async def mcp_session(url: str, token: str | None) -> AsyncIterator[ClientSession]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        streamable_http_client(url, http_client=http) as streams,
+        ClientSession(streams[0], streams[1]) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+async def test_whoami_over_streamable_http(live_server: LiveServer) -> None:
+    user = add_user(live_server.services)
+    async with mcp_session(
+        f"{live_server.base_url}/mcp", token_for(live_server.services, user)
+    ) as session:
+        tools = (await session.list_tools()).tools
+        whoami = next(t for t in tools if t.name == "whoami")
+        assert whoami.annotations is not None
+        assert whoami.annotations.read_only_hint is True
+        assert whoami.annotations.destructive_hint is False
+        assert whoami.output_schema is not None and "email" in whoami.output_schema["properties"]
+        result = await session.call_tool("whoami", {})
+        assert not result.is_error
+        assert result.structured_content is not None
+        assert result.structured_content["email"] == user.email
+        assert result.structured_content["groups"] == ["Everyone"]
+        assert result.structured_content["is_admin"] is False
+
+
+async def test_admin_sees_admin_identity(live_server: LiveServer) -> None:
+    async with mcp_session(f"{live_server.base_url}/mcp/", live_server.admin_token) as session:
+        result = await session.call_tool("whoami", {})
+        assert (
+            result.structured_content is not None and result.structured_content["is_admin"] is True
+        )
+
+
+@pytest.mark.parametrize("token", [None, "garbage", "agnes_abcdefghij_" + "x" * 43])
+async def test_without_a_valid_token_the_client_cannot_connect(
+    live_server: LiveServer, token: str | None
+) -> None:
+    with pytest.raises(ExceptionGroup) as caught:  # the SDK wraps the refusal in task groups
+        async with mcp_session(f"{live_server.base_url}/mcp", token):
+            pass
+    assert caught.group_contains(MCPError)
+    with httpx.Client(base_url=live_server.base_url) as raw:
+        headers = dict(MCP_HEADERS)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        response = raw.post("/mcp", json=INITIALIZE, headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_revoked_token_stops_working_mid_session(live_server: LiveServer) -> None:
+    services = live_server.services
+    user = add_user(services)
+    info, raw = services.tokens.create(user.id, "mcp")
+    async with mcp_session(f"{live_server.base_url}/mcp", raw) as session:
+        assert not (await session.call_tool("whoami", {})).is_error
+        services.tokens.revoke(info.id)
+        with pytest.raises(MCPError):  # the 401 surfaces as the SDK's error
+            await session.call_tool("whoami", {})
+
+
+def test_mcp_path_is_served_without_redirect_and_behind_the_host_guard(
+    live_server: LiveServer,
+) -> None:
+    with live_server.client(live_server.admin_token) as client:
+        response = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+        assert response.status_code == 200, response.text
+        assert "mcp-session-id" in response.headers
+        evil = client.post(
+            "/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Host": "attacker.example.com"}
+        )
+        assert evil.status_code == 421
+        cross_site = client.post(
+            "/mcp",
+            json=INITIALIZE,
+            headers={**MCP_HEADERS, "Origin": "https://attacker.example.com"},
+        )
+        assert cross_site.status_code == 403

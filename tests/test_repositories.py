@@ -1,0 +1,203 @@
+"""Repositories over a real system DB: users, groups, grants, registry, config, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from agnes_mcp.errors import (
+    GrantExists,
+    GroupExists,
+    GroupNotFound,
+    InvalidRequest,
+    MembershipNotFound,
+    ResourceNotFound,
+    SystemGroupImmutable,
+    TableExists,
+    TableNotRegistered,
+    UserExists,
+    UserNotFound,
+)
+from agnes_mcp.resources import ResourceType
+from agnes_mcp.services import Services
+from agnes_mcp.store.audit import AuditEntry
+from agnes_mcp.store.groups import MembershipSource
+from agnes_mcp.store.table_registry import QueryMode, SyncStrategy, TableSpec
+from agnes_mcp.store.users import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
+from tests.conftest import add_user
+
+
+def test_user_add_normalises_email_and_joins_everyone(services: Services) -> None:
+    user = services.users.add("  Ada@Example.COM ", "Ada")
+    assert user.email == "ada@example.com" and user.active and user.name == "Ada"
+    assert services.users.find("ADA@example.com").id == user.id
+    assert services.users.find(user.id).email == user.email
+    assert services.groups.group_ids_of(user.id) == {EVERYONE_GROUP_ID}
+    members = services.groups.members(EVERYONE_GROUP_ID)
+    assert [(m.email, m.source) for m in members] == [
+        ("ada@example.com", MembershipSource.SYSTEM_SEED)
+    ]
+
+
+def test_user_errors(services: Services) -> None:
+    services.users.add("dup@example.com")
+    with pytest.raises(UserExists):
+        services.users.add("DUP@example.com")
+    with pytest.raises(InvalidRequest, match="not an e-mail"):
+        services.users.add("not-an-address")
+    with pytest.raises(UserNotFound):
+        services.users.find("nobody@example.com")
+    with pytest.raises(UserNotFound):
+        services.users.get("usr_missing")
+    assert services.users.count() == 1  # the failed adds left nothing behind
+
+
+def test_deactivate_and_reactivate(services: Services) -> None:
+    user = add_user(services)
+    assert not services.users.set_active(user.id, False).active
+    assert services.users.all(include_inactive=False) == []
+    assert services.users.set_active(user.id, True).active
+
+
+def test_group_lifecycle_and_member_counts(services: Services) -> None:
+    group = services.groups.add("Finance", "Money people")
+    with pytest.raises(GroupExists):
+        services.groups.add("finance")
+    with pytest.raises(InvalidRequest):
+        services.groups.add("  ")
+    a, b = add_user(services), add_user(services)
+    services.groups.add_member(group.id, a.id)
+    services.groups.add_member(group.id, a.id)  # idempotent
+    services.groups.add_member(group.id, b.id, MembershipSource.GOOGLE_SYNC)
+    assert services.groups.find("FINANCE").member_count == 2
+    assert services.groups.find(group.id).name == "Finance"
+    everyone = services.groups.get(EVERYONE_GROUP_ID)
+    assert everyone.member_count == 2 and everyone.is_system
+
+
+def test_each_writer_removes_only_its_own_membership(services: Services) -> None:
+    group = services.groups.add("Sales")
+    user = add_user(services)
+    services.groups.add_member(group.id, user.id, MembershipSource.ADMIN)
+    services.groups.add_member(group.id, user.id, MembershipSource.GOOGLE_SYNC)
+    services.groups.remove_member(group.id, user.id, MembershipSource.GOOGLE_SYNC)
+    assert group.id in services.groups.group_ids_of(user.id)  # the admin's row stays
+    assert [m.source for m in services.groups.members(group.id)] == [MembershipSource.ADMIN]
+    with pytest.raises(MembershipNotFound):
+        services.groups.remove_member(group.id, user.id, MembershipSource.GOOGLE_SYNC)
+    services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
+    assert services.groups.group_ids_of(user.id) == {EVERYONE_GROUP_ID}
+
+
+def test_system_groups_are_protected(services: Services) -> None:
+    user = add_user(services)
+    with pytest.raises(SystemGroupImmutable):
+        services.groups.delete(ADMIN_GROUP_ID)
+    with pytest.raises(SystemGroupImmutable):
+        services.groups.delete(EVERYONE_GROUP_ID)
+    with pytest.raises(SystemGroupImmutable):
+        services.groups.add_member(EVERYONE_GROUP_ID, user.id)
+    with pytest.raises(SystemGroupImmutable):
+        services.groups.remove_member(EVERYONE_GROUP_ID, user.id, MembershipSource.SYSTEM_SEED)
+    with pytest.raises(GroupNotFound):
+        services.groups.find("No Such Group")
+
+
+def table(table_id: str, **extra: object) -> TableSpec:
+    return TableSpec(id=table_id, source_type="files", source_table=f"{table_id}.csv", **extra)  # type: ignore[arg-type]
+
+
+def test_deleting_a_group_removes_its_memberships_and_grants(services: Services) -> None:
+    services.registry.add(table("orders"))
+    group = services.groups.add("Temp")
+    user = add_user(services, (group.id,))
+    services.grants.add(group.id, ResourceType.TABLE, "orders")
+    services.groups.delete(group.id)
+    assert services.groups.group_ids_of(user.id) == {EVERYONE_GROUP_ID}
+    assert services.grants.all() == []
+
+
+def test_grants_check_existence_and_uniqueness(services: Services) -> None:
+    services.registry.add(table("orders"))
+    group = services.groups.add("Analysts")
+    grant = services.grants.add(group.id, ResourceType.TABLE, "orders", granted_by="usr_x")
+    assert (grant.group_name, grant.resource_type, grant.resource_id) == (
+        "Analysts",
+        ResourceType.TABLE,
+        "orders",
+    )
+    with pytest.raises(GrantExists):
+        services.grants.add(group.id, ResourceType.TABLE, "orders")
+    with pytest.raises(ResourceNotFound):
+        services.grants.add(group.id, ResourceType.TABLE, "no_such_table")
+    # a kind without a store yet is not checked
+    services.grants.add(group.id, ResourceType.MARKETPLACE_PLUGIN, "tools/sql-helper")
+    assert services.grants.resources_of([group.id]) == {
+        (ResourceType.TABLE, "orders"),
+        (ResourceType.MARKETPLACE_PLUGIN, "tools/sql-helper"),
+    }
+    assert len(services.grants.all(resource_type=ResourceType.TABLE)) == 1
+    services.grants.delete(grant.id)
+    assert services.grants.resources_of([group.id]) == {
+        (ResourceType.MARKETPLACE_PLUGIN, "tools/sql-helper")
+    }
+
+
+def test_table_registry_round_trip(services: Services) -> None:
+    spec = table(
+        "events",
+        description="Events",
+        query_mode=QueryMode.MATERIALIZED,
+        source_query="SELECT 1",
+        sync_strategy=SyncStrategy.INCREMENTAL,
+        primary_key=["id"],
+        incremental_column="updated_at",
+        server_only=True,
+    )
+    saved = services.registry.add(spec, registered_by="usr_admin")
+    assert saved.name == "events" and saved.primary_key == ["id"] and saved.server_only
+    assert saved.registered_by == "usr_admin" and saved.registered_at.tzinfo is not None
+    with pytest.raises(TableExists):
+        services.registry.add(spec)
+    updated = services.registry.update(spec.model_copy(update={"description": "Changed"}))
+    assert updated.description == "Changed" and updated.registered_by == "usr_admin"
+    services.registry.delete("events")
+    with pytest.raises(TableNotRegistered):
+        services.registry.get("events")
+
+
+def test_table_ids_must_be_sql_identifiers() -> None:
+    with pytest.raises(ValueError, match="lowercase"):
+        table("Bad-Name")
+
+
+def test_server_config_values_are_json(services: Services) -> None:
+    services.server_config.set("scan_caps.per_query_bytes", 1024, updated_by="usr_a")
+    services.server_config.set("flags", {"a": [1, 2]})
+    assert services.server_config.get("scan_caps.per_query_bytes") == 1024
+    assert services.server_config.get("missing", "fallback") == "fallback"
+    assert services.server_config.all() == {
+        "flags": {"a": [1, 2]},
+        "scan_caps.per_query_bytes": 1024,
+    }
+    services.server_config.delete("flags")
+    assert "flags" not in services.server_config.all()
+
+
+def test_audit_rows_round_trip(services: Services) -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    services.audit_log.add_many(
+        [
+            AuditEntry(
+                at=at, user_id="usr_a", action="query", result="ok", params={"sql": "SELECT 1"}
+            ),
+            AuditEntry(
+                at=at, user_id="usr_b", action="grant.create", result="refused", duration_ms=1.5
+            ),
+        ]
+    )
+    rows = services.audit_log.recent()
+    assert [r.action for r in rows] == ["grant.create", "query"]  # newest first
+    assert rows[1].params == {"sql": "SELECT 1"} and rows[1].at == at
+    assert [r.action for r in services.audit_log.recent(user_id="usr_a")] == ["query"]

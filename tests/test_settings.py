@@ -1,0 +1,178 @@
+"""Settings: precedence, every failure names its source and key with a suggestion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agnes_mcp.errors import ConfigError
+from agnes_mcp.settings import AgnesSettings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_any_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings()
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.data_dir == Path("agnes-data")
+    assert settings.system_db_path == Path("agnes-data/state/system.duckdb")
+    assert int(settings.scan_caps.per_query_bytes) == 5 * 1024**3
+    assert settings.base_url == "http://127.0.0.1:8000"
+
+
+def test_precedence_flag_over_env_over_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "instance.yaml", "port: 8100\ninstance_name: FromFile\nhost: 127.0.0.2\n"
+    )
+    monkeypatch.setenv("AGNES_PORT", "8200")
+    monkeypatch.setenv("AGNES_HOST", "127.0.0.3")
+    settings = load_settings(config, port=8300)
+    assert settings.port == 8300  # flag
+    assert settings.host == "127.0.0.3"  # env beats file
+    assert settings.instance_name == "FromFile"  # file beats default
+
+
+def test_nested_env_and_comma_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGNES_SCAN_CAPS__PER_QUERY_BYTES", "1GiB")
+    monkeypatch.setenv("AGNES_ALLOWED_HOSTS", "agnes.example.com, *.example.org")
+    settings = load_settings()
+    assert int(settings.scan_caps.per_query_bytes) == 1024**3
+    assert settings.allowed_hosts == ["agnes.example.com", "*.example.org"]
+
+
+def test_config_found_in_data_dir(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    write(tmp_path / "d" / "instance.yaml", "instance_name: Inside\n")
+    assert load_settings(data_dir=tmp_path / "d").instance_name == "Inside"
+
+
+def test_agnes_config_env_points_at_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGNES_CONFIG", str(write(tmp_path / "x.yaml", "instance_name: ViaEnv\n")))
+    assert load_settings().instance_name == "ViaEnv"
+
+
+def test_unknown_key_names_file_line_and_suggestion(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "instance.yaml", "instance_name: A\nscan_caps:\n  per_query_byte: 1GiB\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    message = caught.value.message
+    assert f"{config}, line 3" in message
+    assert "scan_caps.per_query_byte" in message
+    assert "did you mean 'per_query_bytes'" in message
+
+
+def test_unknown_top_level_key_without_close_match_lists_valid_keys(tmp_path: Path) -> None:
+    config = write(tmp_path / "instance.yaml", "zzzzzz: 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "unknown key 'zzzzzz'" in caught.value.message
+    assert "valid keys:" in caught.value.message and "data_dir" in caught.value.message
+
+
+def test_bad_value_names_key_value_and_field_description(tmp_path: Path) -> None:
+    config = write(tmp_path / "instance.yaml", "\n\nport: 99999\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    message = caught.value.message
+    assert f"{config}, line 3" in message and "'port' = 99999" in message
+    assert "less than or equal to 65535" in message
+    assert "TCP port" in message  # the field's description is the suggestion
+
+
+def test_bad_env_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGNES_PORT", "eighty")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "environment variable AGNES_PORT" in caught.value.message
+
+
+def test_bad_flag_value_names_the_option() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(port=-1)
+    assert "command-line option --port" in caught.value.message
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    config = write(
+        tmp_path / "instance.yaml", "port: nine\nlog_level: loud\nsources:\n  s:\n    optionz: {}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    problems = caught.value.details["problems"]
+    keys = " ".join(problems)
+    assert "'port'" in keys and "'log_level'" in keys
+    assert "sources.s.optionz" in keys and "did you mean 'options'" in keys
+    assert "sources.s.connector" in keys  # required field missing
+
+
+def test_invalid_yaml_names_line_and_column(tmp_path: Path) -> None:
+    config = write(tmp_path / "instance.yaml", "port: 8000\nhost: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert str(config) in caught.value.message and "line" in caught.value.message
+    assert "not valid YAML" in caught.value.message
+
+
+def test_non_mapping_and_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must hold a mapping"):
+        load_settings(write(tmp_path / "list.yaml", "- a\n- b\n"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "absent.yaml")
+
+
+def test_empty_file_means_defaults(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path / "empty.yaml", "")).port == 8000
+
+
+def test_unknown_env_var_is_warned_with_suggestion(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("AGNES_PROT", "1")
+    monkeypatch.setenv("AGNES_TOKEN", "client-side, not a setting")
+    load_settings()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "agnes.settings"]
+    assert any("AGNES_PROT" in w and "AGNES_PORT" in w for w in warnings)
+    assert not any("AGNES_TOKEN" in w for w in warnings)
+
+
+def test_example_config_is_valid_and_covers_the_documented_areas() -> None:
+    example = REPO / "config" / "instance.yaml.example"
+    settings = load_settings(example)
+    text = example.read_text()
+    for key in (
+        "instance_name",
+        "company_domain",
+        "data_dir",
+        "host",
+        "port",
+        "scan_caps",
+        "sources",
+    ):
+        assert f"{key}:" in text
+    assert settings.sources, "the example shows at least one data source"
+
+
+def test_every_field_has_a_description() -> None:
+    from agnes_mcp.settings import ScanCaps, SourceSettings
+
+    for model in (AgnesSettings, ScanCaps, SourceSettings):
+        for name, info in model.model_fields.items():
+            assert info.description, f"{model.__name__}.{name} has no description"
+
+
+def test_public_url_and_wildcard_host_give_a_usable_base_url() -> None:
+    assert load_settings(host="0.0.0.0", port=9000).base_url == "http://127.0.0.1:9000"
+    settings = load_settings(public_url="https://agnes.example.com/")
+    assert settings.base_url == "https://agnes.example.com"

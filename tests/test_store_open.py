@@ -1,0 +1,74 @@
+"""A corrupt, locked or unreachable system DB fails with an error naming the file and a fix."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agnes_mcp.errors import SystemStoreCorrupt, SystemStoreError, SystemStoreLocked
+from agnes_mcp.store.database import SystemStore
+
+HOLD_LOCK = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_corrupt_file_is_named_with_a_fix(tmp_path: Path) -> None:
+    path = tmp_path / "system.duckdb"
+    path.write_bytes(b"this is not a database" * 500)
+    with pytest.raises(SystemStoreCorrupt) as caught:
+        SystemStore.open(path)
+    assert str(path) in caught.value.message
+    assert "backup" in (caught.value.hint or "")
+    assert path.read_bytes().startswith(b"this is not a database")  # nothing was overwritten
+
+
+def test_locked_file_names_the_holder_and_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "system.duckdb"
+    SystemStore.open(path).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SystemStoreLocked) as caught:
+            SystemStore.open(path)
+        assert str(path) in caught.value.message
+        assert f"PID {holder.pid}" in caught.value.message
+        assert "--data-dir" in (caught.value.hint or "")
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_unwritable_parent_is_explained(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemStoreError) as caught:
+        SystemStore.open(blocker / "state" / "system.duckdb")
+    assert "state" in caught.value.message
+    assert "data dir" in (caught.value.hint or "")
+
+
+def test_server_start_on_corrupt_store_prints_a_clear_error(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "state").mkdir(parents=True)
+    (data / "state" / "system.duckdb").write_bytes(b"\x00garbage" * 1000)
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert (
+        "error: The system DB" in result.stderr and "not a valid DuckDB database" in result.stderr
+    )
+    assert "hint:" in result.stderr
+    assert "Traceback" not in result.stderr

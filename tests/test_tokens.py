@@ -1,0 +1,180 @@
+"""Token lifecycle: create, use, expire, revoke; the raw token is never stored or logged."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agnes_mcp.auth.tokens import TOKEN_PATTERN, TokenService, hash_token
+from agnes_mcp.errors import (
+    AuthenticationError,
+    InvalidRequest,
+    TokenExpired,
+    TokenInvalid,
+    TokenRevoked,
+    UserInactive,
+)
+from agnes_mcp.services import Services
+from tests.conftest import add_user
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock(services: Services) -> Clock:
+    clock = Clock()
+    services.tokens = TokenService(
+        services.store,
+        services.token_store,
+        services.users,
+        services.groups,
+        services.write_behind,
+        clock,
+    )
+    return clock
+
+
+def test_create_and_authenticate(services: Services) -> None:
+    user = add_user(services)
+    info, raw = services.tokens.create(user.id, "laptop")
+    assert TOKEN_PATTERN.match(raw)
+    assert info.prefix in raw and info.scopes == ["data"] and info.user_email == user.email
+    principal = services.tokens.authenticate(raw, "10.0.0.1")
+    assert principal.user_id == user.id and principal.token_id == info.id
+    assert principal.scopes == {"data"} and not principal.is_admin
+
+
+def test_raw_token_is_never_stored_or_logged(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    user = add_user(services)
+    _, raw = services.tokens.create(user.id, "secret-check")
+    services.tokens.authenticate(raw, "127.0.0.1")
+    services.write_behind.flush()
+    with services.store.cursor() as cur:
+        cur.execute("CHECKPOINT")
+        stored = cur.execute("SELECT token_hash, prefix FROM personal_access_tokens").fetchall()
+    assert stored == [(hash_token(raw), raw.split("_")[1])]
+    secret = raw.rsplit("_", 1)[1]
+    blob = b"".join(p.read_bytes() for p in services.settings.state_dir.glob("system.duckdb*"))
+    assert secret.encode() not in blob and raw.encode() not in blob
+    assert raw not in caplog.text and secret not in caplog.text
+
+
+def test_expiry(services: Services, clock: Clock) -> None:
+    user = add_user(services)
+    _, raw = services.tokens.create(user.id, "short", expires_in=timedelta(hours=1))
+    services.tokens.authenticate(raw)
+    clock.now += timedelta(minutes=59)
+    services.tokens.authenticate(raw)
+    clock.now += timedelta(minutes=1)
+    with pytest.raises(TokenExpired, match="short"):
+        services.tokens.authenticate(raw)
+
+
+def test_revocation_takes_effect_immediately(services: Services) -> None:
+    user = add_user(services)
+    info, raw = services.tokens.create(user.id, "to-revoke")
+    services.tokens.authenticate(raw)  # now cached
+    revoked = services.tokens.revoke(info.id)
+    assert revoked.revoked_at is not None
+    with pytest.raises(TokenRevoked):
+        services.tokens.authenticate(raw)
+    assert services.tokens.revoke(info.id).revoked_at == revoked.revoked_at  # idempotent
+
+
+def test_deactivated_user_cannot_authenticate(services: Services) -> None:
+    user = add_user(services)
+    _, raw = services.tokens.create(user.id, "t")
+    services.tokens.authenticate(raw)
+    services.users.set_active(user.id, False)
+    with pytest.raises(UserInactive):
+        services.tokens.authenticate(raw)
+
+
+def test_group_change_is_seen_on_next_request(services: Services) -> None:
+    user = add_user(services)
+    _, raw = services.tokens.create(user.id, "t")
+    assert not services.tokens.authenticate(raw).in_admin_group
+    services.groups.add_member("admin", user.id)
+    assert services.tokens.authenticate(raw).in_admin_group
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "",
+        "Bearer x",
+        "agnes_short_x",
+        "agnes_abcdefghij_" + "x" * 42,
+        "agnes_ABCDEFGHIJ_" + "x" * 43,
+    ],
+)
+def test_malformed_tokens_are_refused_without_a_lookup(services: Services, raw: str | None) -> None:
+    with pytest.raises(AuthenticationError):
+        services.tokens.authenticate(raw)
+
+
+def test_well_formed_but_unknown_or_tampered_token(services: Services) -> None:
+    user = add_user(services)
+    _, raw = services.tokens.create(user.id, "t")
+    tampered = raw[:-1] + ("A" if raw[-1] != "A" else "B")
+    with pytest.raises(TokenInvalid):
+        services.tokens.authenticate(tampered)
+    with pytest.raises(TokenInvalid):
+        services.tokens.authenticate("agnes_zzzzzzzzzz_" + "a" * 43)
+
+
+def test_create_validates_scopes_name_and_lifetime(services: Services) -> None:
+    user = add_user(services)
+    with pytest.raises(InvalidRequest, match="scope"):
+        services.tokens.create(user.id, "t", ["root"])
+    with pytest.raises(InvalidRequest):
+        services.tokens.create(user.id, "   ")
+    with pytest.raises(InvalidRequest):
+        services.tokens.create(user.id, "t", expires_in=timedelta(seconds=-1))
+    assert services.token_store.all(user_id=user.id) == []
+
+
+def test_last_use_is_recorded_off_the_request_path(services: Services) -> None:
+    user = add_user(services)
+    info, raw = services.tokens.create(user.id, "t")
+    for _ in range(500):
+        services.tokens.authenticate(raw, "192.0.2.7")
+    # nothing written yet: authentication only touched memory
+    assert services.token_store.get(info.id).info.last_used_at is None
+    assert services.write_behind.pending() == (1, 0)
+    uses, _ = services.write_behind.flush()
+    assert uses == 1  # 500 uses, one UPDATE
+    stored = services.token_store.get(info.id).info
+    assert stored.last_used_at is not None and stored.last_used_ip == "192.0.2.7"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_arbitrary_text_is_refused_with_an_authentication_error(
+    services_for_hypothesis: Services, text: str
+) -> None:
+    with pytest.raises(AuthenticationError):
+        services_for_hypothesis.tokens.authenticate(text)
+
+
+@pytest.fixture(scope="module")
+def services_for_hypothesis(tmp_path_factory: pytest.TempPathFactory):
+    from agnes_mcp.settings import load_settings
+
+    opened = Services.open(load_settings(data_dir=tmp_path_factory.mktemp("hyp")))
+    yield opened
+    opened.close()
