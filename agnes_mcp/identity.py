@@ -19,12 +19,12 @@ class WhoAmI(BaseModel):
 
 
 def describe(services: Services, principal: Principal) -> WhoAmI:
-    names = {g.id: g.name for g in services.groups.all() if g.id in principal.group_ids}
+    names = services.groups.names()
     return WhoAmI(
         user_id=principal.user_id,
         email=principal.email,
         name=principal.name,
-        groups=sorted(names.values()),
+        groups=sorted(names[g] for g in principal.group_ids if g in names),
         is_admin=principal.is_admin,
         scopes=sorted(principal.scopes),
         token_id=principal.token_id,

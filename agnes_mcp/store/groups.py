@@ -77,6 +77,17 @@ def _group(row: tuple[Any, ...]) -> Group:
 class GroupRepository:
     def __init__(self, store: SystemStore) -> None:
         self._store = store
+        self._names: tuple[int, dict[str, str]] = (-1, {})
+
+    def names(self) -> dict[str, str]:
+        """Group id -> name, from memory until the store changes (used on hot paths)."""
+        generation, names = self._names
+        if generation != self._store.generation:
+            generation = self._store.generation
+            with self._store.cursor() as cur:
+                names = dict(cur.execute("SELECT id, name FROM user_groups").fetchall())
+            self._names = (generation, names)
+        return names
 
     def add(self, name: str, description: str = "") -> Group:
         cleaned = name.strip()

@@ -24,5 +24,5 @@ async def healthz(services: ServicesDep) -> Health:
 
 
 @router.get("/api/whoami", tags=["system"], summary="The caller: user, groups, token scopes")
-def whoami(services: ServicesDep, principal: PrincipalDep) -> WhoAmI:
+async def whoami(services: ServicesDep, principal: PrincipalDep) -> WhoAmI:
     return describe(services, principal)

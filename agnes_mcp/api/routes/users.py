@@ -31,7 +31,7 @@ class UserList(BaseModel):
 
 
 def _with_groups(services: ServicesDep, user: User) -> UserWithGroups:
-    names = {g.id: g.name for g in services.groups.all()}
+    names = services.groups.names()
     groups = sorted(names[g] for g in services.groups.group_ids_of(user.id) if g in names)
     return UserWithGroups(**user.model_dump(), groups=groups)
 

@@ -1,0 +1,1 @@
+"""Benchmarks; run them with `uv run python benchmarks/run.py`."""

@@ -1,0 +1,102 @@
+"""Shared pieces: a real `agnes serve` in its own process, timing helpers, result rows."""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    name: str
+    value: float
+    unit: str
+    baseline_name: str
+    baseline: float
+    target: str
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.value / self.baseline if self.baseline else float("nan")
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "ratio": round(self.ratio, 3)}
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def median(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def time_calls(call: Callable[[], object], n: int, warmup: int = 20) -> list[float]:
+    """Seconds per call, after a warm-up."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+@dataclass
+class Server:
+    base_url: str
+    admin_token: str
+    data_dir: Path
+
+
+@contextmanager
+def agnes_server(data_dir: Path) -> Iterator[Server]:
+    """`agnes serve` on a free port, in a subprocess, with its bootstrap admin token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env["AGNES_LOG_LEVEL"] = "warning"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data_dir), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        url = None
+        for line in process.stdout:
+            match = re.search(r"MCP endpoint\s+(http://\S+)/mcp", line)
+            if match:
+                url = match[1]
+            if "Press Ctrl-C" in line:
+                break
+        if url is None:
+            raise RuntimeError("agnes serve did not start")
+        token = (data_dir / "state" / "bootstrap-token").read_text().strip()
+        import httpx
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield Server(url, token, data_dir)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -1,0 +1,66 @@
+"""Run every benchmark and print ratios against their same-run baselines.
+
+uv run python benchmarks/run.py [--quick] [--full] [--only NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import bench_auth, bench_cli_startup, bench_demo, bench_mcp
+from benchmarks.harness import Result
+
+SUITES = {
+    "cli": bench_cli_startup.run,
+    "auth": bench_auth.run,
+    "mcp": bench_mcp.run,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--full", action="store_true", help="also generate the full-scale demo")
+    parser.add_argument("--only", choices=[*SUITES, "demo"], help="run one suite")
+    args = parser.parse_args()
+
+    results: list[Result] = []
+    for name, suite in SUITES.items():
+        if args.only in (None, name):
+            results.extend(suite(quick=args.quick))
+    if args.only in (None, "demo"):
+        results.extend(bench_demo.run(quick=args.quick, full=args.full))
+
+    width = max(len(r.name) for r in results)
+    print(f"\n{'benchmark'.ljust(width)}  {'value':>10}  {'baseline':>10}  {'ratio':>7}  target")
+    for r in results:
+        print(
+            f"{r.name.ljust(width)}  {r.value:>8.2f}{r.unit:>2}  {r.baseline:>8.2f}{r.unit:>2}  "
+            f"{r.ratio:>6.2f}x  {r.target}"
+        )
+        print(f"{'':{width}}  vs {r.baseline_name}" + (f"; {r.note}" if r.note else ""))
+    out = Path(__file__).parent / "results" / "latest.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(
+        json.dumps(
+            {
+                "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "machine": f"{platform.machine()} {platform.python_version()}",
+                "results": [r.as_dict() for r in results],
+            },
+            indent=2,
+        )
+    )
+    print(f"\nwritten to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
