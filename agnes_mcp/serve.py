@@ -54,7 +54,10 @@ def serve(
     *,
     on_ready: Callable[[AgnesSettings], None] | None = None,
 ) -> None:
-    """Serve until interrupted (Ctrl-C / SIGTERM), then flush and close the store."""
+    """Serve until interrupted (Ctrl-C / SIGTERM), then flush and close the store.
+
+    ``on_ready`` runs once the app has started, with the settings (actual port included).
+    """
     services = services or Services.open(settings)
     try:
         ensure_admin(services)
@@ -63,7 +66,7 @@ def serve(
         if actual_port != settings.port:
             settings = settings.model_copy(update={"port": actual_port})
             services.settings = settings
-        app = create_app(services)
+        app = create_app(services, on_started=(lambda: on_ready(settings)) if on_ready else None)
         config = uvicorn.Config(
             app,
             log_level=settings.log_level,
@@ -72,34 +75,30 @@ def serve(
             server_header=False,
         )
         server = uvicorn.Server(config)
-        if on_ready is not None:
-            on_ready(settings)
-        with _signals_end_quietly():
+        with _signals_end_quietly(server):
             server.run(sockets=[sock])
     finally:
         services.close()
 
 
-class _Stop(BaseException):
-    """Raised by the signal uvicorn re-sends after its graceful shutdown."""
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
-
-
 @contextmanager
-def _signals_end_quietly() -> Iterator[None]:
-    """Ctrl-C or SIGTERM: uvicorn shuts down gracefully, then re-raises the signal to the
-    handler installed before it; ours turns that into a normal return (exit code 0)."""
+def _signals_end_quietly(server: uvicorn.Server) -> Iterator[None]:
+    """Ctrl-C or SIGTERM while serving: uvicorn shuts down gracefully, then re-sends the
+    signal to the handler installed before it, inside its event loop. Ours only notes it,
+    so the process ends normally (exit 0) rather than with a traceback of cancelled tasks.
+    A signal before uvicorn took over interrupts the start as usual."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not server.started:
+            raise KeyboardInterrupt
+        logger.info("Agnes stopped (%s).", signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
-    except _Stop:
-        logger.info("Agnes stopped.")
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, before in previous.items():
+            signal.signal(sig, before)

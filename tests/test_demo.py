@@ -152,7 +152,7 @@ def _read_banner(process: subprocess.Popen[str], timeout: float = 90) -> str:
     raise AssertionError("no banner:\n" + "".join(lines))
 
 
-def _start_demo(data_dir: Path) -> subprocess.Popen[str]:
+def _start_demo(data_dir: Path, stderr: Path) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     return subprocess.Popen(
         [
@@ -168,7 +168,7 @@ def _start_demo(data_dir: Path) -> subprocess.Popen[str]:
             str(TINY),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr.open("w"),
         text=True,
         env=env,
     )
@@ -186,7 +186,8 @@ def _stop(process: subprocess.Popen[str]) -> int:
 @pytest.mark.slow
 def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
     data_dir = tmp_path / "agnes-data"
-    process = _start_demo(data_dir)
+    stderr = tmp_path / "stderr.txt"
+    process = _start_demo(data_dir, stderr)
     try:
         banner = _read_banner(process)
     finally:
@@ -215,11 +216,15 @@ def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
             assert users.status_code == 200 and len(users.json()["users"]) == 2
     finally:
         assert _stop(process) == 0
+    log = stderr.read_text()
+    assert "Application startup complete" in log and "Traceback" not in log, log
 
-    process = _start_demo(data_dir)
+    process = _start_demo(data_dir, stderr)
     try:
         banner = _read_banner(process)
         assert "Generating the demo data" not in banner
         assert admin_token[1] in banner and analyst_token[1] in banner
     finally:
-        assert _stop(process) == 0
+        process.send_signal(signal.SIGTERM)  # how a service manager stops it
+        assert process.wait(timeout=30) == 0
+    assert "Traceback" not in stderr.read_text()

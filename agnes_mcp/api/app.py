@@ -7,7 +7,7 @@ size limit. The Panel admin app gets ``/admin`` (a status page until it lands).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from html import escape
 
@@ -26,7 +26,8 @@ from agnes_mcp.services import Services
 MCP_PATH = "/mcp"
 
 
-def create_app(services: Services) -> FastAPI:
+def create_app(services: Services, on_started: Callable[[], None] | None = None) -> FastAPI:
+    """The app; ``on_started`` runs once startup has finished (e.g. to print a banner)."""
     mcp_app = build_mcp(services).http_app(
         path="/",
         host_origin_protection=True,
@@ -39,6 +40,8 @@ def create_app(services: Services) -> FastAPI:
         services.start()
         try:
             async with mcp_app.lifespan(app):
+                if on_started is not None:
+                    on_started()
                 yield
         finally:
             services.write_behind.stop()
