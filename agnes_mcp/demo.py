@@ -10,15 +10,24 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from agnes_mcp.auth.bootstrap import write_secret_file
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.errors import AuthenticationError, TableNotRegistered
 from agnes_mcp.resources import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.store.groups import MembershipSource
-from agnes_mcp.store.table_registry import QueryMode, TableSpec
+from agnes_mcp.settings import CONFIG_FILE_NAME, AgnesSettings, SourceSettings
+from agnes_mcp.store.table_registry import (
+    PartitionGranularity,
+    QueryMode,
+    SyncStrategy,
+    TableSpec,
+)
+from agnes_mcp.sync_service import SyncResult
 from agnes_mcp.store.users import ADMIN_GROUP_ID, User
-from agnes_sync.demo.generator import FILE_OUTPUTS, FILES, WAREHOUSE, DemoData
+from agnes_sync.demo.generator import FILES, WAREHOUSE, DemoData
 
 DEMO_TOKENS_FILE = "demo-tokens.json"
 ANALYSTS = "Analysts"
@@ -33,6 +42,7 @@ _DESCRIPTIONS = {
     "subscriptions": "Subscriptions with plan, MRR, start and end dates.",
     "support_tickets": "Support tickets with priority, category, resolution time and CSAT.",
     "web_sessions": "Website sessions (20M+ rows at full scale), one per visit, by event_date.",
+    "web_sessions_daily": "Sessions, pageviews and conversions per day, country, device, source.",
 }
 
 
@@ -45,33 +55,121 @@ class DemoTokens:
     path: Path
 
 
-def demo_tables(data: DemoData, data_dir: Path) -> list[TableSpec]:
-    """Registry entries for the demo: files as local tables, web_sessions as remote."""
+def demo_sources(data: DemoData, data_dir: Path) -> dict[str, SourceSettings]:
+    """The demo's two sources: its files, and its DuckDB stand-in warehouse."""
     base = _relative_to(data.root, data_dir)
-    specs = [
-        TableSpec(
-            id=table,
-            description=_DESCRIPTIONS[table],
-            source_type="files",
-            bucket=str(base / FILES),
-            source_table=file_name,
-            query_mode=QueryMode.LOCAL,
-            sync_schedule="every 1h",
+    return {
+        "files": SourceSettings(
+            connector="files",
+            description="The demo company's exports (CSV, parquet, NDJSON).",
+            options={"path": str(base / FILES)},
+        ),
+        "duckdb_warehouse": SourceSettings(
+            connector="duckdb_warehouse",
+            description="The demo's warehouse (a DuckDB file standing in for BigQuery).",
+            options={"path": str(base / WAREHOUSE)},
+        ),
+    }
+
+
+def with_demo_sources(settings: AgnesSettings, data: DemoData) -> AgnesSettings:
+    """Settings with the demo sources added (kept if already configured), and an
+    ``instance.yaml`` written into the data dir if there is none, so that a later
+    ``agnes serve --data-dir`` serves the same sources."""
+    sources = {**demo_sources(data, settings.data_dir), **settings.sources}
+    config = settings.data_dir / CONFIG_FILE_NAME
+    if not config.exists():
+        config.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"sources": {k: v.model_dump() for k, v in sources.items()}}
+        config.write_text(
+            "# Written by 'agnes demo'. See docs/configuration.md for every setting.\n"
+            + yaml.safe_dump(payload, sort_keys=False),
+            encoding="utf-8",
         )
-        for table, (file_name, _) in FILE_OUTPUTS.items()
-    ]
-    specs.append(
+    return settings.model_copy(update={"sources": sources})
+
+
+def demo_tables() -> list[TableSpec]:
+    """Registry entries: files as local tables (showing every sync strategy), web_sessions
+    as a remote table, and a materialized daily roll-up of it."""
+    return [
+        TableSpec(
+            id="customers",
+            description=_DESCRIPTIONS["customers"],
+            source_type="files",
+            source_table="customers.csv",
+            primary_key=["customer_id"],
+            sync_schedule="every 1h",
+        ),
+        TableSpec(
+            id="products",
+            description=_DESCRIPTIONS["products"],
+            source_type="files",
+            source_table="products.csv",
+            primary_key=["product_id"],
+            sync_schedule="every 1h",
+        ),
+        TableSpec(
+            id="orders",
+            description=_DESCRIPTIONS["orders"],
+            source_type="files",
+            source_table="orders.parquet",
+            primary_key=["order_id"],
+            sync_schedule="every 1h",
+            sync_strategy=SyncStrategy.PARTITIONED,
+            partition_by="order_date",
+            partition_granularity=PartitionGranularity.MONTH,
+        ),
+        TableSpec(
+            id="order_items",
+            description=_DESCRIPTIONS["order_items"],
+            source_type="files",
+            source_table="order_items.parquet",
+            primary_key=["order_id", "line_no"],
+            sync_schedule="every 1h",
+        ),
+        TableSpec(
+            id="subscriptions",
+            description=_DESCRIPTIONS["subscriptions"],
+            source_type="files",
+            source_table="subscriptions.csv",
+            primary_key=["subscription_id"],
+            sync_schedule="every 1h",
+        ),
+        TableSpec(
+            id="support_tickets",
+            description=_DESCRIPTIONS["support_tickets"],
+            source_type="files",
+            source_table="support_tickets.ndjson",
+            primary_key=["ticket_id"],
+            sync_schedule="every 15m",
+            sync_strategy=SyncStrategy.INCREMENTAL,
+            incremental_column="created_at",
+            incremental_window_days=3,
+        ),
         TableSpec(
             id="web_sessions",
             description=_DESCRIPTIONS["web_sessions"],
             source_type="duckdb_warehouse",
-            bucket=str(base / WAREHOUSE),
+            bucket="main",
             source_table="web_sessions",
             query_mode=QueryMode.REMOTE,
             partition_by="event_date",
-        )
-    )
-    return specs
+            sync_schedule="daily 02:00",
+        ),
+        TableSpec(
+            id="web_sessions_daily",
+            description=_DESCRIPTIONS["web_sessions_daily"],
+            source_type="duckdb_warehouse",
+            query_mode=QueryMode.MATERIALIZED,
+            source_query=(
+                "SELECT event_date, country_code, device, traffic_source, count(*) AS sessions, "
+                "sum(pageviews) AS pageviews, sum(converted::INTEGER) AS conversions "
+                "FROM main.web_sessions GROUP BY ALL ORDER BY ALL"
+            ),
+            sync_schedule="daily 03:00",
+        ),
+    ]
 
 
 def _relative_to(path: Path, parent: Path) -> Path:
@@ -86,13 +184,14 @@ def _user(services: Services, email: str, name: str) -> User:
     return services.users.by_email(email) or services.users.add(email, name, added_by="demo")
 
 
-def prepare(services: Services, data: DemoData) -> DemoTokens:
+def prepare(services: Services) -> DemoTokens:
     """Register the demo tables, users, group and grants; return working tokens."""
     settings = services.settings
-    for spec in demo_tables(data, settings.data_dir):
+    for spec in demo_tables():
         try:
             services.registry.get(spec.id)
         except TableNotRegistered:
+            services.sync.validate(spec)
             services.registry.add(spec, registered_by="demo")
 
     domain = settings.company_domain
@@ -107,11 +206,22 @@ def prepare(services: Services, data: DemoData) -> DemoTokens:
     )
     services.groups.add_member(group.id, analyst.id, MembershipSource.ADMIN, added_by="demo")
     existing = {g.resource_id for g in services.grants.all(group_id=group.id)}
-    for spec in demo_tables(data, settings.data_dir):
+    for spec in demo_tables():
         if spec.id not in NOT_GRANTED_TO_ANALYSTS and spec.id not in existing:
             services.grants.add(group.id, ResourceType.TABLE, spec.id, granted_by="demo")
 
     return _tokens(services, admin, analyst)
+
+
+def first_sync(services: Services) -> list[SyncResult]:
+    """Sync the demo tables that have never synced successfully (all of them, the first time)."""
+    states = services.sync_states.all()
+    pending = [
+        spec.id
+        for spec in demo_tables()
+        if states.get(spec.id) is None or states[spec.id].last_success_at is None
+    ]
+    return services.sync.sync_many(pending, "demo") if pending else []
 
 
 def _tokens(services: Services, admin: User, analyst: User) -> DemoTokens:

@@ -1,7 +1,8 @@
-"""The one root of every error Agnes raises on purpose.
+"""The server's errors, all under the one root :class:`AgnesError`.
 
-Each subclass carries a stable ``code`` (clients branch on it), an HTTP ``status``
-and a user-facing message with a ``hint`` that says what to do next. Errors are
+The root lives in :mod:`agnes_sync.errors` (the lowest layer, so the engine and the
+connectors share it). Each subclass carries a stable ``code`` (clients branch on it),
+an HTTP ``status`` and a user-facing message with a ``hint`` that says what to do next. Errors are
 mapped to HTTP responses in one place (:mod:`agnes_mcp.api.error_handlers`) and to
 MCP tool errors in one place (:mod:`agnes_mcp.mcp_server.errors`); the text of an
 unexpected exception never reaches a client.
@@ -9,35 +10,7 @@ unexpected exception never reaches a client.
 
 from __future__ import annotations
 
-from typing import Any
-
-
-class AgnesError(Exception):
-    """Base class: a refusal or failure Agnes can explain to its caller."""
-
-    code: str = "agnes_error"
-    status: int = 500
-    default_hint: str | None = None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        hint: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint if hint is not None else self.default_hint
-        self.details = details or {}
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``error`` object of the JSON error shape."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
-        if self.details:
-            body["details"] = self.details
-        return body
-
+from agnes_sync.errors import AgnesError
 
 # --- configuration ---------------------------------------------------------------
 

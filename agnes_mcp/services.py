@@ -11,15 +11,20 @@ from dataclasses import dataclass
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.auth.tokens import TokenService
 from agnes_mcp.settings import AgnesSettings
+from agnes_mcp.sources import SourceCatalog
 from agnes_mcp.store.audit import AuditRepository
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.grants import GrantRepository
 from agnes_mcp.store.groups import GroupRepository
+from agnes_mcp.store.profiles import ProfileRepository
 from agnes_mcp.store.server_config import ServerConfigRepository
+from agnes_mcp.store.sync_state import SyncStateRepository
 from agnes_mcp.store.table_registry import TableRegistryRepository
 from agnes_mcp.store.tokens import TokenRepository
 from agnes_mcp.store.users import UserRepository
 from agnes_mcp.store.write_behind import WriteBehind
+from agnes_mcp.sync_service import SyncService
+from agnes_sync.orchestrator import Orchestrator
 
 
 @dataclass
@@ -36,6 +41,11 @@ class Services:
     write_behind: WriteBehind
     registry: TableRegistryRepository
     server_config: ServerConfigRepository
+    sync_states: SyncStateRepository
+    profiles: ProfileRepository
+    sources: SourceCatalog
+    orchestrator: Orchestrator
+    sync: SyncService
 
     @classmethod
     def open(cls, settings: AgnesSettings) -> Services:
@@ -49,6 +59,11 @@ class Services:
         write_behind = WriteBehind(
             token_store, audit_log, interval_seconds=settings.write_behind_seconds
         )
+        registry = TableRegistryRepository(store)
+        sync_states = SyncStateRepository(store)
+        profiles = ProfileRepository(store)
+        sources = SourceCatalog(settings)
+        orchestrator = Orchestrator(settings.data_dir)
         return cls(
             settings=settings,
             store=store,
@@ -60,15 +75,26 @@ class Services:
             access=AccessControl(store, grants),
             audit_log=audit_log,
             write_behind=write_behind,
-            registry=TableRegistryRepository(store),
+            registry=registry,
             server_config=ServerConfigRepository(store),
+            sync_states=sync_states,
+            profiles=profiles,
+            sources=sources,
+            orchestrator=orchestrator,
+            sync=SyncService(settings, registry, sync_states, profiles, sources, orchestrator),
         )
 
     def start(self) -> None:
-        """Start background work (the write-behind flusher)."""
+        """Start background work: the write-behind flusher, the sync scheduler."""
         self.write_behind.start()
+        self.sync.start()
+
+    def stop(self) -> None:
+        """Stop background work; pending writes are flushed."""
+        self.sync.stop()
+        self.write_behind.stop()
 
     def close(self) -> None:
-        """Flush pending writes and close the store."""
-        self.write_behind.stop()
+        """Stop background work and close the store."""
+        self.stop()
         self.store.close()

@@ -140,6 +140,18 @@ class AgnesSettings(BaseSettings):
         le=60,
         description="How often token last-used times and audit rows are flushed to the system DB.",
     )
+    scheduler_enabled: bool = Field(
+        default=True, description="Run scheduled syncs in the server process."
+    )
+    sync_workers: int = Field(
+        default=2, ge=1, le=64, description="Tables synced at the same time (worker pool size)."
+    )
+    sync_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts per sync when failures are transient."
+    )
+    sync_backoff_seconds: float = Field(
+        default=2.0, ge=0, le=600, description="First retry delay; doubles on each further retry."
+    )
     scan_caps: ScanCaps = Field(
         default_factory=ScanCaps, description="Default caps for remote scans and results."
     )
@@ -163,6 +175,10 @@ class AgnesSettings(BaseSettings):
     @property
     def system_db_path(self) -> Path:
         return self.state_dir / "system.duckdb"
+
+    @property
+    def extracts_dir(self) -> Path:
+        return self.data_dir / "extracts"
 
     @property
     def base_url(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from cli import exit_codes
@@ -21,6 +22,12 @@ def report(exc: BaseException, as_json: bool) -> int:
     from cli.api_client import ApiError, Unreachable
     from cli.credentials import CredentialsError
 
+    if isinstance(exc, argparse.ArgumentTypeError):
+        _say("usage", str(exc), "See --help.", as_json)
+        return exit_codes.USAGE
+    if isinstance(exc, OSError) and exc.filename:
+        _say("file_unreadable", f"{exc.filename}: {exc.strerror}", None, as_json)
+        return exit_codes.FAILURE
     if isinstance(exc, KeyboardInterrupt):
         sys.stderr.write("interrupted\n")
         return exit_codes.INTERRUPTED
@@ -37,7 +44,8 @@ def report(exc: BaseException, as_json: bool) -> int:
         _say("credentials_invalid", str(exc), "Fix or remove the file.", as_json)
         return exit_codes.CONFIG
 
-    from agnes_mcp.errors import AgnesError, ConfigError
+    from agnes_mcp.errors import ConfigError
+    from agnes_sync.errors import AgnesError
 
     if isinstance(exc, ConfigError):
         _say(exc.code, exc.message, exc.hint, as_json)

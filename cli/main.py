@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _token_commands(admin_commands, client)
     _group_commands(admin_commands, client)
     _grant_commands(admin_commands, client)
+    _registry_commands(admin_commands, client)
     return parser
 
 
@@ -153,6 +154,42 @@ def _grant_commands(
     create.add_argument("resource_id")
     delete = _leaf(grants, "delete", "cli.commands.admin_grants:delete", "remove a grant", client)
     delete.add_argument("grant_id")
+
+
+def _registry_commands(
+    area: argparse._SubParsersAction[argparse.ArgumentParser],
+    client: Sequence[argparse.ArgumentParser],
+) -> None:
+    from cli.table_flags import add_spec_flags
+
+    handlers = "cli.commands.admin_registry"
+    register = _leaf(
+        area, "register-table", f"{handlers}:register_table", "register a table", client
+    )
+    register.add_argument("name", help="table name in SQL (lowercase letters, digits, _)")
+    add_spec_flags(register, for_update=False)
+    register.add_argument("--dry-run", action="store_true", help="validate only; store nothing")
+    register.add_argument("--no-sync", action="store_true", help="do not start a first sync")
+    _leaf(area, "list-tables", f"{handlers}:list_tables", "list registered tables", client)
+    update = _leaf(area, "update-table", f"{handlers}:update_table", "change a table", client)
+    update.add_argument("name")
+    add_spec_flags(update, for_update=True)
+    unregister = _leaf(
+        area, "unregister-table", f"{handlers}:unregister_table", "unregister a table", client
+    )
+    unregister.add_argument("name")
+    sync = _leaf(area, "sync", f"{handlers}:sync", "sync one table (or all) now", client)
+    sync.add_argument("table", nargs="?", help="table to sync (default: all)")
+    sync.add_argument("--no-wait", action="store_true", help="start and return at once")
+    _leaf(area, "sync-status", f"{handlers}:sync_status", "sync state of every table", client)
+    history = _leaf(area, "sync-history", f"{handlers}:sync_history", "past sync runs", client)
+    history.add_argument("table", nargs="?")
+    history.add_argument("--limit", type=int, default=20)
+    _leaf(area, "list-sources", f"{handlers}:list_sources", "configured data sources", client)
+    offered = _leaf(
+        area, "source-tables", f"{handlers}:source_tables", "tables a source offers", client
+    )
+    offered.add_argument("source")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

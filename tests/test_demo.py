@@ -16,7 +16,14 @@ import duckdb
 import httpx
 import pytest
 
-from agnes_mcp.demo import DEMO_TOKENS_FILE, NOT_GRANTED_TO_ANALYSTS, prepare
+from agnes_mcp.demo import (
+    DEMO_TOKENS_FILE,
+    NOT_GRANTED_TO_ANALYSTS,
+    demo_tables,
+    first_sync,
+    prepare,
+    with_demo_sources,
+)
 from agnes_mcp.resources import ResourceType
 from agnes_mcp.services import Services
 from agnes_sync.demo.generator import FILE_OUTPUTS, DemoSizes, ensure, generate
@@ -111,31 +118,48 @@ def test_ensure_reuses_and_regenerates_on_change(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".demo.*")), "no staging folders are left behind"
 
 
-def test_prepare_is_idempotent_and_rbac_is_visible(services: Services, tiny_demo: Path) -> None:
+def test_prepare_syncs_is_idempotent_and_rbac_is_visible(settings, tiny_demo: Path) -> None:
     from agnes_sync.demo.generator import DemoData, read_manifest
 
     data = DemoData(tiny_demo, read_manifest(tiny_demo) or {})
-    first = prepare(services, data)
-    path = services.settings.state_dir / DEMO_TOKENS_FILE
-    assert (path.stat().st_mode & 0o777) == 0o600
-    assert json.loads(path.read_text()) == {"admin": first.admin, "analyst": first.analyst}
-    second = prepare(services, data)
-    assert (second.admin, second.analyst) == (first.admin, first.analyst)
-    assert len(services.users.all()) == 2 and len(services.registry.all()) == 7
+    configured = with_demo_sources(settings, data)
+    assert set(configured.sources) == {"files", "duckdb_warehouse"}
+    assert (settings.data_dir / "instance.yaml").is_file()  # a later `agnes serve` finds them
+    services = Services.open(configured)
+    try:
+        first = prepare(services)
+        results = first_sync(services)
+        assert sorted(r.table_id for r in results) == sorted(t.id for t in demo_tables())
+        assert all(r.status == "ok" for r in results), [r.error for r in results]
+        assert first_sync(services) == []  # nothing left to do on the next start
 
-    admin = services.tokens.authenticate(first.admin)
-    analyst = services.tokens.authenticate(first.analyst)
-    assert admin.is_admin and not analyst.is_admin
-    granted = services.access.granted(analyst, ResourceType.TABLE)
-    assert granted is not None
-    all_tables = {t.id for t in services.registry.all()}
-    assert granted == all_tables - NOT_GRANTED_TO_ANALYSTS and all_tables >= NOT_GRANTED_TO_ANALYSTS
-    assert services.registry.get("web_sessions").query_mode == "remote"
+        path = services.settings.state_dir / DEMO_TOKENS_FILE
+        assert (path.stat().st_mode & 0o777) == 0o600
+        assert json.loads(path.read_text()) == {"admin": first.admin, "analyst": first.analyst}
+        second = prepare(services)
+        assert (second.admin, second.analyst) == (first.admin, first.analyst)
+        assert len(services.users.all()) == 2 and len(services.registry.all()) == len(demo_tables())
 
-    services.tokens.revoke(analyst.token_id or "")
-    third = prepare(services, data)
-    assert third.analyst != first.analyst  # a revoked demo token is replaced
-    services.tokens.authenticate(third.analyst)
+        con = services.orchestrator.connect()
+        modes = dict(con.execute("SELECT table_name, query_mode FROM _catalog").fetchall())
+        orders = con.execute("SELECT count(*) FROM orders").fetchone()
+        con.close()
+        assert modes["web_sessions"] == "remote" and modes["web_sessions_daily"] == "materialized"
+        assert orders == (DemoSizes.for_scale(TINY).orders,)
+
+        admin = services.tokens.authenticate(first.admin)
+        analyst = services.tokens.authenticate(first.analyst)
+        assert admin.is_admin and not analyst.is_admin
+        granted = services.access.granted(analyst, ResourceType.TABLE)
+        all_tables = {t.id for t in services.registry.all()}
+        assert granted == all_tables - NOT_GRANTED_TO_ANALYSTS and NOT_GRANTED_TO_ANALYSTS <= all_tables
+
+        services.tokens.revoke(analyst.token_id or "")
+        third = prepare(services)
+        assert third.analyst != first.analyst  # a revoked demo token is replaced
+        services.tokens.authenticate(third.analyst)
+    finally:
+        services.close()
 
 
 def _read_banner(process: subprocess.Popen[str], timeout: float = 90) -> str:

@@ -24,6 +24,7 @@ EXPECTED_TABLES = {
     "audit_log",
     "metric_definitions",
     "server_config",
+    "table_profiles",
 }
 
 
@@ -75,6 +76,11 @@ def test_every_older_version_migrates_to_head_keeping_data(tmp_path: Path, start
     assert current_version(con) == start
     if start >= 1:  # data written at an older version survives the upgrade
         con.execute("INSERT INTO users (id, email) VALUES ('usr_old', 'old@example.com')")
+    if start >= 2:  # a registration from before reader options existed
+        con.execute(
+            "INSERT INTO table_registry (id, name, source_type, source_table) "
+            "VALUES ('old_orders', 'old_orders', 'files', 'orders.csv')"
+        )
     con.close()
 
     store = SystemStore.open(path)
@@ -89,6 +95,11 @@ def test_every_older_version_migrates_to_head_keeping_data(tmp_path: Path, start
             assert versions == list(range(1, head_version() + 1))
             if start >= 1:
                 assert cur.execute("SELECT email FROM users").fetchall() == [("old@example.com",)]
+        if start >= 2:
+            from agnes_mcp.store.table_registry import TableRegistryRepository
+
+            old = TableRegistryRepository(store).get("old_orders")
+            assert old.source_options == {} and old.source_table == "orders.csv"
     finally:
         store.close()
 

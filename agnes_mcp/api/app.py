@@ -19,7 +19,7 @@ from agnes_mcp.api.body_limit import BodyLimit
 from agnes_mcp.api.error_handlers import install_error_handlers
 from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.request_context import RequestContextMiddleware
-from agnes_mcp.api.routes import grants, groups, system, tokens, users
+from agnes_mcp.api.routes import grants, groups, registry, sync, system, tokens, users
 from agnes_mcp.mcp_server.server import build_mcp
 from agnes_mcp.services import Services
 
@@ -44,7 +44,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
                     on_started()
                 yield
         finally:
-            services.write_behind.stop()
+            services.stop()
 
     app = FastAPI(
         title=f"{services.settings.instance_name} API",
@@ -57,7 +57,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (system, users, tokens, groups, grants):
+    for module in (system, users, tokens, groups, grants, registry, sync):
         app.include_router(module.router)
 
     @app.get("/admin", include_in_schema=False)

@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from agnes_mcp.errors import (
-    AgnesError,
     AuthenticationError,
     HTTPStatusError,
     InternalError,
@@ -25,6 +24,7 @@ from agnes_mcp.errors import (
     MethodNotAllowed,
     RouteNotFound,
 )
+from agnes_sync.errors import AgnesError
 
 logger = logging.getLogger("agnes.api")
 

@@ -6,7 +6,7 @@ import json
 
 from starlette.types import Send
 
-from agnes_mcp.errors import AgnesError
+from agnes_sync.errors import AgnesError
 
 
 async def send_error(send: Send, error: AgnesError, headers: dict[str, str] | None = None) -> None:

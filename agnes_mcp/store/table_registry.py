@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -59,6 +60,9 @@ class TableSpec(BaseModel):
     partition_granularity: PartitionGranularity | None = None
     initial_load_chunk_days: int | None = Field(default=None, ge=1)
     server_only: bool = False
+    source_options: dict[str, Any] = Field(
+        default_factory=dict, description="Reader options for the connector (e.g. CSV delimiter)."
+    )
 
     @field_validator("id")
     @classmethod
@@ -82,6 +86,7 @@ _COLUMNS = ", ".join([*_FIELDS, "registered_by", "registered_at"])
 def _registration(row: tuple[Any, ...]) -> TableRegistration:
     values = dict(zip([*_FIELDS, "registered_by", "registered_at"], row, strict=True))
     values["registered_at"] = as_utc(values["registered_at"])
+    values["source_options"] = json.loads(values["source_options"] or "{}")
     return TableRegistration(**values)
 
 
@@ -89,6 +94,7 @@ def _params(spec: TableSpec) -> list[Any]:
     data = spec.model_dump(mode="json")
     if not data["name"]:
         data["name"] = spec.id
+    data["source_options"] = json.dumps(data["source_options"])
     return [data[f] for f in _FIELDS]
 
 

@@ -73,7 +73,7 @@ Press Ctrl-C to stop."""
 
 
 def demo(args: argparse.Namespace) -> int:
-    from agnes_mcp.demo import prepare
+    from agnes_mcp.demo import first_sync, prepare, with_demo_sources
     from agnes_mcp.serve import serve as run_server
     from agnes_mcp.services import Services
     from agnes_sync.demo.generator import ensure, read_manifest
@@ -86,11 +86,19 @@ def demo(args: argparse.Namespace) -> int:
     data, generated = ensure(root, scale=args.scale)
     if generated:
         _say(f"Demo data ready in {time.perf_counter() - started:.1f} s.")
+    settings = with_demo_sources(settings, data)
     services = Services.open(settings)
     try:
-        tokens = prepare(services, data)
+        tokens = prepare(services)
+        started = time.perf_counter()
+        results = first_sync(services)
     except BaseException:
         services.close()
         raise
+    if results:
+        ok = sum(r.status == "ok" for r in results)
+        _say(f"Synced {ok} of {len(results)} tables in {time.perf_counter() - started:.1f} s.")
+        for failed in (r for r in results if r.status != "ok"):
+            _say(f"  {failed.table_id}: {(failed.error or {}).get('message')}")
     run_server(settings, services, on_ready=lambda actual: _say(_banner(actual, tokens)))
     return exit_codes.OK

@@ -1,0 +1,315 @@
+"""Syncing registered tables: validation against the source, runs, state, profiles, scheduling.
+
+The engine (connectors, strategies, orchestrator, scheduler) knows nothing of the
+system store; this service connects them: it turns a registration into a
+:class:`~agnes_sync.connector.TableRequest`, runs the connector with retries, swaps in
+the new analytics DB, profiles the result and records state and history. A failed
+sync leaves the previously published data, views and hash in place.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import blake3
+from pydantic import BaseModel
+
+from agnes_mcp.settings import AgnesSettings
+from agnes_mcp.sources import SourceCatalog
+from agnes_mcp.store.ids import utcnow
+from agnes_mcp.store.profiles import ProfileRepository
+from agnes_mcp.store.sync_state import SyncStateRepository
+from agnes_mcp.store.table_registry import TableRegistration, TableRegistryRepository, TableSpec
+from agnes_sync import strategies
+from agnes_sync.connector import Column, TableRequest
+from agnes_sync.contract import ExtractWriter, PublishedTable
+from agnes_sync.errors import AgnesError, InvalidTableSpec
+from agnes_sync.locks import lock_for
+from agnes_sync.orchestrator import Orchestrator
+from agnes_sync.profile import profile_parquet
+from agnes_sync.retry import with_retries
+from agnes_sync.schedule import Schedule, parse_schedule
+from agnes_sync.scheduler import Job, Scheduler
+
+logger = logging.getLogger("agnes.sync")
+
+_DATE_TYPES = ("DATE", "TIMESTAMP")
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: str
+    nullable: bool
+
+
+class SyncResult(BaseModel):
+    table_id: str
+    status: str  # ok | error
+    rows: int | None = None
+    size_bytes: int | None = None
+    files: int = 0
+    unchanged_parts: int = 0
+    attempts: int = 0
+    seconds: float = 0.0
+    error: dict[str, Any] | None = None
+
+
+def to_request(table: TableSpec) -> TableRequest:
+    return TableRequest(
+        id=table.id,
+        description=table.description,
+        bucket=table.bucket,
+        source_table=table.source_table,
+        source_query=table.source_query,
+        query_mode=table.query_mode.value,
+        sync_strategy=table.sync_strategy.value,
+        primary_key=tuple(table.primary_key or ()),
+        incremental_column=table.incremental_column,
+        incremental_window_days=table.incremental_window_days,
+        max_history_days=table.max_history_days,
+        where_filters=table.where_filters,
+        partition_by=table.partition_by,
+        partition_granularity=table.partition_granularity.value
+        if table.partition_granularity
+        else None,
+        options=dict(table.source_options),
+    )
+
+
+def table_hash(published: PublishedTable) -> str | None:
+    hashes = sorted(f.content_hash for f in published.files)
+    if not hashes:
+        return None
+    if len(hashes) == 1:
+        return hashes[0]
+    return blake3.blake3("\n".join(hashes).encode()).hexdigest()
+
+
+@dataclass
+class SyncService:
+    settings: AgnesSettings
+    registry: TableRegistryRepository
+    states: SyncStateRepository
+    profiles: ProfileRepository
+    sources: SourceCatalog
+    orchestrator: Orchestrator
+    clock: Callable[[], Any] = utcnow
+
+    def __post_init__(self) -> None:
+        self.scheduler = Scheduler(
+            self._jobs, self._scheduled_run, workers=self.settings.sync_workers
+        )
+        self._started = False
+
+    # --- validation -------------------------------------------------------------------
+
+    def validate(self, spec: TableSpec) -> list[ColumnInfo]:
+        """Check ``spec`` against its source before it is stored; returns its columns."""
+        connector = self.sources.connector(spec.source_type)
+        request = to_request(spec)
+        connector.check_supported(request)
+        connector.table_options(request)
+        if spec.sync_schedule:
+            parse_schedule(spec.sync_schedule)
+        strategies.checked_filter(spec.where_filters)
+        mode, strategy = spec.query_mode.value, spec.sync_strategy.value
+        if mode == "materialized" and not (spec.source_query or "").strip():
+            raise InvalidTableSpec(f"Materialized table '{spec.id}' needs SQL (--query).")
+        if mode != "materialized" and spec.source_query:
+            raise InvalidTableSpec(f"Only materialized tables take SQL; '{spec.id}' is {mode}.")
+        if mode == "remote" and strategy != "full_refresh":
+            raise InvalidTableSpec("A remote table is not copied, so it has no sync strategy.")
+        if strategy == "incremental" and not spec.incremental_column:
+            raise InvalidTableSpec("An incremental table needs --incremental-column.")
+        if strategy == "partitioned" and not (spec.partition_by and spec.partition_granularity):
+            raise InvalidTableSpec(
+                "A partitioned table needs --partition-by and --partition-granularity."
+            )
+        columns = {c.name: c for c in connector.describe_table(request)}
+        for key in spec.primary_key or []:
+            _need(columns, key, "primary key column", spec)
+        if spec.incremental_column:
+            _need(columns, spec.incremental_column, "incremental column", spec)
+        if spec.partition_by:
+            column = _need(columns, spec.partition_by, "partition column", spec)
+            if strategy == "partitioned" and not column.type.upper().startswith(_DATE_TYPES):
+                raise InvalidTableSpec(
+                    f"Partition column '{spec.partition_by}' is {column.type}; "
+                    "partitioning by day, month or year needs a DATE or TIMESTAMP column."
+                )
+        return [ColumnInfo(name=c.name, type=c.type, nullable=c.nullable) for c in columns.values()]
+
+    # --- running ------------------------------------------------------------------------
+
+    def sync(self, table_id: str, trigger: str = "manual") -> SyncResult:
+        """Sync one table now (waits if it is already syncing in this process)."""
+        with lock_for(self.settings.extracts_dir / f".sync-{table_id}"):
+            return self._sync(table_id, trigger)
+
+    def _sync(self, table_id: str, trigger: str) -> SyncResult:
+        table = self.registry.get(table_id)
+        started = time.perf_counter()
+        run_id = self.states.started(table_id, trigger, self.clock())
+        attempts = 0
+        try:
+            connector = self.sources.connector(table.source_type)
+            writer = ExtractWriter(self.settings.extracts_dir, table.source_type)
+            writer.sweep(table_id)
+            request = to_request(table)
+            published, attempts = with_retries(
+                lambda: connector.extract(request, writer),
+                attempts=self.settings.sync_attempts,
+                backoff_seconds=self.settings.sync_backoff_seconds,
+            )
+            self.orchestrator.rebuild_source(table.source_type)
+        except AgnesError as exc:
+            attempts = int(exc.details.get("attempts", attempts or 1))
+            return self._failed(table_id, run_id, started, attempts, exc.to_dict())
+        except Exception:
+            incident = secrets.token_hex(6)
+            logger.exception("sync of %s failed unexpectedly (incident %s)", table_id, incident)
+            error = {
+                "code": "internal_error",
+                "message": f"The sync failed unexpectedly (incident {incident}).",
+                "hint": "The server log holds the details under this incident id.",
+            }
+            return self._failed(table_id, run_id, started, max(attempts, 1), error)
+        self._profile(table, published)
+        seconds = time.perf_counter() - started
+        self.states.finished(
+            run_id,
+            table_id,
+            at=self.clock(),
+            ok=True,
+            attempts=attempts,
+            duration_ms=seconds * 1000,
+            rows=published.rows,
+            size_bytes=published.size_bytes,
+            content_hash=table_hash(published),
+        )
+        return SyncResult(
+            table_id=table_id,
+            status="ok",
+            rows=published.rows,
+            size_bytes=published.size_bytes,
+            files=len(published.files),
+            unchanged_parts=published.unchanged_parts,
+            attempts=attempts,
+            seconds=round(seconds, 3),
+        )
+
+    def _failed(
+        self, table_id: str, run_id: int, started: float, attempts: int, error: dict[str, Any]
+    ) -> SyncResult:
+        seconds = time.perf_counter() - started
+        self.states.finished(
+            run_id,
+            table_id,
+            at=self.clock(),
+            ok=False,
+            attempts=attempts,
+            duration_ms=seconds * 1000,
+            error=error["message"],
+        )
+        return SyncResult(
+            table_id=table_id,
+            status="error",
+            attempts=attempts,
+            seconds=round(seconds, 3),
+            error=error,
+        )
+
+    def _profile(self, table: TableRegistration, published: PublishedTable) -> None:
+        if table.query_mode.value == "remote" or not published.files:
+            return
+        root = self.settings.extracts_dir / table.source_type
+        try:
+            profile = profile_parquet([str(root / f.path) for f in published.files])
+        except Exception:  # a profile is a nicety; it never fails a sync
+            logger.warning("profiling %s failed", table.id, exc_info=True)
+            return
+        self.profiles.put(table.id, profile, self.clock())
+
+    def sync_many(self, table_ids: list[str], trigger: str = "manual") -> list[SyncResult]:
+        """Sync several tables on the worker pool (at most one run per table) and wait."""
+        futures = [self.scheduler.trigger(t, trigger) for t in table_ids]
+        return [f.result() for f in futures]  # type: ignore[misc]
+
+    def unregister(self, table_id: str) -> None:
+        """Forget a table: registry row, grants, state, profile, its data, its view."""
+        table = self.registry.get(table_id)
+        with lock_for(self.settings.extracts_dir / f".sync-{table_id}"):
+            self.registry.delete(table_id)
+            self.profiles.delete(table_id)
+            if (self.settings.extracts_dir / table.source_type).is_dir():
+                ExtractWriter(self.settings.extracts_dir, table.source_type).drop(table_id)
+                self.orchestrator.rebuild_source(table.source_type)
+
+    # --- scheduling -----------------------------------------------------------------------
+
+    def _jobs(self) -> list[Job]:
+        states = self.states.all()
+        jobs = []
+        for table in self.registry.all():
+            state = states.get(table.id)
+            jobs.append(
+                Job(
+                    key=table.id,
+                    schedule=_schedule(table.sync_schedule),
+                    last_started=state.last_started_at if state else None,
+                    last_succeeded=state.last_success_at if state else None,
+                )
+            )
+        return jobs
+
+    def next_run(self, table: TableRegistration) -> Any:
+        schedule = _schedule(table.sync_schedule)
+        state = self.states.get(table.id)
+        if schedule is None:
+            return None
+        if state is None or state.last_started_at is None:
+            return self.clock()
+        return schedule.next_after(state.last_started_at)
+
+    def _scheduled_run(self, table_id: str, trigger: str) -> SyncResult:
+        return self.sync(table_id, trigger)
+
+    def start(self) -> None:
+        """At server start: close runs a previous process left open, rebuild, start the clock."""
+        if self._started:
+            return
+        self._started = True
+        self.states.interrupted(self.clock())
+        self.orchestrator.rebuild()
+        if self.settings.scheduler_enabled:
+            self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop(wait=True)
+
+
+def _schedule(text: str | None) -> Schedule | None:
+    if not text:
+        return None
+    try:
+        return parse_schedule(text)
+    except AgnesError:
+        return None
+
+
+def _need(columns: dict[str, Column], name: str, what: str, spec: TableSpec) -> Column:
+    if name in columns:
+        return columns[name]
+    close = difflib.get_close_matches(name, list(columns), n=1)
+    suggestion = f"Did you mean '{close[0]}'? " if close else ""
+    raise InvalidTableSpec(
+        f"The {what} '{name}' is not a column of {spec.source_table or spec.id}.",
+        hint=f"{suggestion}Columns: {', '.join(columns)}.",
+        details={"column": name, "columns": list(columns)},
+    )

@@ -1,0 +1,64 @@
+"""Publishing files so that a reader sees either the old file or the new one, whole.
+
+A file is written beside its destination under a hidden temporary name (never
+matched by ``*.parquet``), flushed to disk, renamed over the destination, and the
+folder is flushed so the rename survives a crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+
+
+def staging_path(destination: Path) -> Path:
+    """A hidden temporary path in the destination's folder (same file system)."""
+    return destination.with_name(f".{destination.name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(staged: Path, destination: Path) -> None:
+    """Flush ``staged`` and rename it over ``destination`` (atomic on POSIX)."""
+    fsync_file(staged)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    staged.replace(destination)
+    fsync_dir(destination.parent)
+
+
+def discard(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def sweep_stale(folder: Path) -> int:
+    """Remove temporary files a killed writer left behind; returns how many."""
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for leftover in folder.rglob(f".*{TMP_SUFFIX}"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            discard(leftover)
+        removed += 1
+    return removed

@@ -1,0 +1,152 @@
+"""The connector interface: a small base class with required methods and optional capabilities.
+
+A connector reads one kind of source. It declares its options once, as pydantic
+models (``Options`` for the source, ``TableOptions`` for one table), and those drive
+validation, CLI help and admin forms. Required:
+
+- :meth:`Connector.list_tables` — what the source offers;
+- :meth:`Connector.describe_table` — the columns of one table spec (for validation);
+- :meth:`Connector.extract` — one table spec into the extract contract.
+
+Optional capabilities (:class:`Capability`) say which sync strategies and query modes
+it supports; the engine refuses a spec the connector cannot serve. Failures raise
+:class:`agnes_sync.errors.TransientSyncError` (retried with backoff) or
+:class:`agnes_sync.errors.TerminalSyncError` (reported at once).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agnes_sync.contract import ExtractWriter, PublishedTable
+from agnes_sync.errors import ConnectorCapabilityMissing, InvalidTableSpec
+
+
+class Capability(StrEnum):
+    FULL_REFRESH = "full_refresh"
+    INCREMENTAL = "incremental"
+    PARTITIONED = "partitioned"
+    REMOTE = "remote"  # tables can stay in the source, queried there
+    MATERIALIZED = "materialized"  # registered SQL runs in the source, result is published
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A table the source offers: its name there, and a suggested id for the registry."""
+
+    source_table: str
+    bucket: str | None = None
+    suggested_id: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TableRequest:
+    """One registered table, as the connector sees it."""
+
+    id: str
+    description: str = ""
+    bucket: str | None = None
+    source_table: str | None = None
+    source_query: str | None = None
+    query_mode: str = "local"
+    sync_strategy: str = "full_refresh"
+    primary_key: tuple[str, ...] = ()
+    incremental_column: str | None = None
+    incremental_window_days: int | None = None
+    max_history_days: int | None = None
+    where_filters: str | None = None
+    partition_by: str | None = None
+    partition_granularity: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a connector instance is given: its source name, options and the data dir."""
+
+    name: str
+    options: dict[str, Any]
+    data_dir: Path
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path option, relative to the data dir unless absolute."""
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else (self.data_dir / candidate)
+
+
+class Connector(ABC):
+    """Base class of every connector; subclasses are registered under ``agnes.connectors``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.FULL_REFRESH})
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    TableOptions: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, context: SourceContext) -> None:
+        self.context = context
+        try:
+            self.options = self.Options.model_validate(context.options)
+        except ValidationError as exc:
+            raise InvalidTableSpec(
+                f"Source '{context.name}' ({self.name}) has invalid options: "
+                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+                hint="Fix sources.<name>.options in instance.yaml (see docs/configuration.md).",
+            ) from None
+
+    # --- required ----------------------------------------------------------------------
+
+    @abstractmethod
+    def list_tables(self) -> list[SourceTable]:
+        """The tables this source offers."""
+
+    @abstractmethod
+    def describe_table(self, request: TableRequest) -> list[Column]:
+        """The columns ``request`` would produce; raises if the table does not exist."""
+
+    @abstractmethod
+    def extract(self, request: TableRequest, writer: ExtractWriter) -> PublishedTable:
+        """Bring ``request`` into the extract contract through ``writer``."""
+
+    # --- shared checks ------------------------------------------------------------------
+
+    def table_options(self, request: TableRequest) -> BaseModel:
+        try:
+            return self.TableOptions.model_validate(request.options)
+        except ValidationError as exc:
+            raise InvalidTableSpec(
+                f"Table '{request.id}' has invalid source options: "
+                + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+                hint=f"Options of the {self.name} connector: "
+                + ", ".join(sorted(self.TableOptions.model_fields)),
+            ) from None
+
+    def check_supported(self, request: TableRequest) -> None:
+        """Refuse a strategy or query mode this connector cannot serve."""
+        wanted = {Capability(request.sync_strategy)}
+        if request.query_mode in (Capability.REMOTE, Capability.MATERIALIZED):
+            wanted.add(Capability(request.query_mode))
+        missing = sorted(wanted - self.capabilities)
+        if missing:
+            raise ConnectorCapabilityMissing(
+                f"The {self.name} connector cannot do {', '.join(missing)} (table '{request.id}').",
+                hint=f"It supports: {', '.join(sorted(self.capabilities))}.",
+            )

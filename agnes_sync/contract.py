@@ -1,0 +1,356 @@
+"""The extract contract: what every connector leaves behind for the orchestrator.
+
+::
+
+    extracts/<source>/extract.duckdb
+        _meta(table_name, description, rows, size_bytes, extracted_at, query_mode)
+        _remote_attach(alias, extension, url, token_env)     -- where remote tables live
+        _files(table_name, path, part, rows, size_bytes, content_hash, fingerprint)
+        _remote_tables(table_name, alias, remote_name)
+        one view per table: over data/<table>.parquet, over data/<table>/*/*.parquet
+        (hive-style partition folders), or over <alias>.<remote_name> for remote tables
+    extracts/<source>/data/...
+
+``_meta`` and ``_remote_attach`` are the stable core any connector must write;
+``_files`` (hash of every published file, for distribution) and ``_remote_tables``
+are written by :class:`ExtractWriter` for the connectors that use it. Views use
+absolute paths, so the orchestrator can copy their SQL into the analytics DB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from agnes_sync import atomic
+from agnes_sync.hashing import file_hash
+from agnes_sync.locks import lock_for
+from agnes_sync.sql_text import quote_ident, quote_literal
+
+EXTRACT_DB = "extract.duckdb"
+DATA = "data"
+QUERY_MODES = ("local", "materialized", "remote")
+PART_FILE = "part-0.parquet"
+
+CONTRACT_DDL = """
+CREATE TABLE IF NOT EXISTS _meta (
+    table_name   VARCHAR PRIMARY KEY,
+    description  VARCHAR,
+    rows         BIGINT,
+    size_bytes   BIGINT,
+    extracted_at TIMESTAMPTZ,
+    query_mode   VARCHAR
+);
+CREATE TABLE IF NOT EXISTS _remote_attach (
+    alias     VARCHAR PRIMARY KEY,
+    extension VARCHAR,
+    url       VARCHAR,
+    token_env VARCHAR
+);
+CREATE TABLE IF NOT EXISTS _files (
+    table_name   VARCHAR NOT NULL,
+    path         VARCHAR NOT NULL,
+    part         VARCHAR,
+    rows         BIGINT,
+    size_bytes   BIGINT,
+    content_hash VARCHAR,
+    fingerprint  VARCHAR,
+    PRIMARY KEY (table_name, path)
+);
+CREATE TABLE IF NOT EXISTS _remote_tables (
+    table_name  VARCHAR PRIMARY KEY,
+    alias       VARCHAR NOT NULL,
+    remote_name VARCHAR NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class ExtractPaths:
+    """Where one source's extract lives."""
+
+    root: Path  # DATA_DIR/extracts/<source>
+
+    @classmethod
+    def of(cls, extracts_root: Path, source: str) -> ExtractPaths:
+        return cls(extracts_root / source)
+
+    @property
+    def source(self) -> str:
+        return self.root.name
+
+    @property
+    def db(self) -> Path:
+        return self.root / EXTRACT_DB
+
+    @property
+    def data(self) -> Path:
+        return self.root / DATA
+
+    def table_file(self, table: str) -> Path:
+        return self.data / f"{table}.parquet"
+
+    def table_folder(self, table: str) -> Path:
+        return self.data / table
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    path: str  # relative to the extract folder, e.g. data/orders.parquet
+    part: str | None
+    rows: int
+    size_bytes: int
+    content_hash: str
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class StagedPart:
+    """A partition written to a temporary file, with its order-independent row fingerprint."""
+
+    staged: Path
+    rows: int
+    fingerprint: str
+
+
+@dataclass
+class PublishedTable:
+    table: str
+    query_mode: str
+    rows: int
+    size_bytes: int
+    extracted_at: datetime
+    files: list[PublishedFile] = field(default_factory=list)
+    unchanged_parts: int = 0
+
+
+@dataclass(frozen=True)
+class RemoteAttach:
+    alias: str
+    extension: str
+    url: str
+    token_env: str | None = None
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows of a parquet file, from its footer."""
+    return int(pq.read_metadata(path).num_rows)
+
+
+class ExtractWriter:
+    """Writes one source's extract. Data first, then ``_meta``: a reader never sees
+    metadata for data that is not in place. One writer per source at a time (a lock)."""
+
+    def __init__(self, extracts_root: Path, source: str) -> None:
+        self.paths = ExtractPaths.of(extracts_root, source)
+        self.paths.data.mkdir(parents=True, exist_ok=True)
+
+    def sweep(self, table: str) -> int:
+        """Remove what a killed writer of ``table`` left behind (hidden temporary files)."""
+        removed = 0
+        for leftover in self.paths.data.glob(f".{table}.*{atomic.TMP_SUFFIX}"):
+            atomic.discard(leftover)
+            removed += 1
+        return removed + atomic.sweep_stale(self.paths.table_folder(table))
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The extract DB, with the contract tables, under the source's lock."""
+        with lock_for(self.paths.db):
+            con = duckdb.connect(str(self.paths.db))
+            try:
+                con.execute(CONTRACT_DDL)
+                yield con
+            finally:
+                con.close()
+
+    # --- staging ---------------------------------------------------------------------
+
+    def staging_file(self, table: str) -> Path:
+        return atomic.staging_path(self.paths.table_file(table))
+
+    def staging_dir(self, table: str) -> Path:
+        return atomic.staging_path(self.paths.table_folder(table))
+
+    # --- publishing -----------------------------------------------------------------------
+
+    def publish_file(
+        self, table: str, staged: Path, *, description: str, query_mode: str = "local"
+    ) -> PublishedTable:
+        """Move a fully written parquet into place, then record it."""
+        destination = self.paths.table_file(table)
+        rows = parquet_rows(staged)
+        atomic.publish(staged, destination)
+        size = destination.stat().st_size
+        published = PublishedFile(
+            path=str(destination.relative_to(self.paths.root)),
+            part=None,
+            rows=rows,
+            size_bytes=size,
+            content_hash=file_hash(destination),
+        )
+        view = f"SELECT * FROM read_parquet({quote_literal(str(destination))})"
+        return self._record(table, description, query_mode, view, [published], replace_files=True)
+
+    def publish_parts(
+        self,
+        table: str,
+        parts: dict[str, StagedPart],
+        *,
+        description: str,
+        query_mode: str = "local",
+        partition_label: str,
+    ) -> PublishedTable:
+        """Publish a partitioned table: rename only partitions whose fingerprint changed,
+        remove partitions that are gone, keep the others untouched (same file, same mtime)."""
+        folder = self.paths.table_folder(table)
+        previous = self.fingerprints(table)
+        files: list[PublishedFile] = []
+        unchanged = 0
+        for key in sorted(parts):
+            part = parts[key]
+            destination = folder / f"{partition_label}={key}" / PART_FILE
+            relative = str(destination.relative_to(self.paths.root))
+            old = previous.get(key)
+            if old is not None and old.fingerprint == part.fingerprint and destination.is_file():
+                atomic.discard(part.staged)
+                files.append(old)
+                unchanged += 1
+                continue
+            atomic.publish(part.staged, destination)
+            files.append(
+                PublishedFile(
+                    path=relative,
+                    part=key,
+                    rows=part.rows,
+                    size_bytes=destination.stat().st_size,
+                    content_hash=file_hash(destination),
+                    fingerprint=part.fingerprint,
+                )
+            )
+        for key, old in previous.items():
+            if key not in parts:
+                stale = self.paths.root / old.path
+                atomic.discard(stale)
+                if stale.parent.is_dir() and not any(stale.parent.iterdir()):
+                    stale.parent.rmdir()
+        glob = quote_literal(str(folder / "*" / "*.parquet"))
+        view = f"SELECT * FROM read_parquet({glob}, union_by_name = true)"
+        published = self._record(table, description, query_mode, view, files, replace_files=True)
+        published.unchanged_parts = unchanged
+        return published
+
+    def publish_remote(
+        self,
+        table: str,
+        *,
+        attach: RemoteAttach,
+        remote_name: str,
+        description: str,
+        rows: int | None,
+        size_bytes: int | None,
+        bind_view: bool,
+    ) -> PublishedTable:
+        """Record a table that stays in the warehouse. With ``bind_view`` (the attach can be
+        made here, e.g. a DuckDB file) a view over ``alias.remote_name`` is created too."""
+        now = datetime.now(UTC)
+        with self.connect() as con:
+            con.begin()
+            con.execute(
+                "INSERT OR REPLACE INTO _remote_attach VALUES (?, ?, ?, ?)",
+                [attach.alias, attach.extension, attach.url, attach.token_env],
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO _remote_tables VALUES (?, ?, ?)",
+                [table, attach.alias, remote_name],
+            )
+            con.execute("DELETE FROM _files WHERE table_name = ?", [table])
+            con.execute(
+                "INSERT OR REPLACE INTO _meta VALUES (?, ?, ?, ?, ?, 'remote')",
+                [table, description, rows, size_bytes, now],
+            )
+            con.commit()
+            if bind_view:
+                con.execute(
+                    f"ATTACH {quote_literal(attach.url)} AS {quote_ident(attach.alias)} (READ_ONLY)"
+                )
+                try:
+                    con.execute(
+                        f"CREATE OR REPLACE VIEW {quote_ident(table)} AS "
+                        f"SELECT * FROM {quote_ident(attach.alias)}.{remote_name}"
+                    )
+                finally:
+                    con.execute(f"DETACH {quote_ident(attach.alias)}")
+        return PublishedTable(table, "remote", rows or 0, size_bytes or 0, now)
+
+    def drop(self, table: str) -> None:
+        """Remove a table's data, view and metadata from the extract."""
+        with self.connect() as con:
+            con.execute(f"DROP VIEW IF EXISTS {quote_ident(table)}")
+            for name in ("_meta", "_files", "_remote_tables"):
+                con.execute(f"DELETE FROM {name} WHERE table_name = ?", [table])
+        atomic.discard(self.paths.table_file(table))
+        folder = self.paths.table_folder(table)
+        if folder.is_dir():
+            import shutil
+
+            shutil.rmtree(folder)
+
+    # --- reading back ----------------------------------------------------------------------
+
+    def fingerprints(self, table: str) -> dict[str, PublishedFile]:
+        """The published partitions of ``table`` by partition key."""
+        if not self.paths.db.is_file():
+            return {}
+        with self.connect() as con:
+            rows = con.execute(
+                "SELECT path, part, rows, size_bytes, content_hash, fingerprint FROM _files "
+                "WHERE table_name = ? AND part IS NOT NULL",
+                [table],
+            ).fetchall()
+        return {r[1]: PublishedFile(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def published_path(self, table: str) -> Path | None:
+        """The single published parquet of ``table``, if there is one."""
+        path = self.paths.table_file(table)
+        return path if path.is_file() else None
+
+    def _record(
+        self,
+        table: str,
+        description: str,
+        query_mode: str,
+        view_sql: str,
+        files: list[PublishedFile],
+        *,
+        replace_files: bool,
+    ) -> PublishedTable:
+        now = datetime.now(UTC)
+        rows = sum(f.rows for f in files)
+        size = sum(f.size_bytes for f in files)
+        with self.connect() as con:
+            con.begin()
+            con.execute(f"CREATE OR REPLACE VIEW {quote_ident(table)} AS {view_sql}")
+            if replace_files:
+                con.execute("DELETE FROM _files WHERE table_name = ?", [table])
+            if files:
+                con.executemany(
+                    "INSERT INTO _files VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        [table, f.path, f.part, f.rows, f.size_bytes, f.content_hash, f.fingerprint]
+                        for f in files
+                    ],
+                )
+            con.execute("DELETE FROM _remote_tables WHERE table_name = ?", [table])
+            con.execute(
+                "INSERT OR REPLACE INTO _meta VALUES (?, ?, ?, ?, ?, ?)",
+                [table, description, rows, size, now, query_mode],
+            )
+            con.commit()
+        return PublishedTable(table, query_mode, rows, size, now, files)

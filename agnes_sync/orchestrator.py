@@ -1,0 +1,309 @@
+"""The orchestrator: every extract, seen through one analytics DuckDB.
+
+``rebuild()`` reads every ``extracts/*/extract.duckdb`` (read-only, validated) and
+writes ``analytics/server.duckdb`` with one view per local or materialized table plus
+catalog tables (``_catalog``, ``_files``, ``_remote_tables``, ``_conflicts``,
+``_problems``, ``_owners``). The new DB is built beside the old one and renamed over it,
+so a reader opens either the previous complete DB or the new complete one, never a
+half-built one. ``rebuild_source(name)`` re-reads only that source's extract (the
+others come from a cache keyed by file identity) and swaps the same way.
+
+Two sources exposing the same table name is a conflict: the source that owned the name
+in the previous build keeps it (else the one that extracted it first); the other is
+reported in ``_conflicts`` and left out, never silently swapped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from agnes_sync import atomic
+from agnes_sync.contract import EXTRACT_DB, ExtractPaths
+from agnes_sync.extract_reader import Extract, ExtractTable, read_extract
+from agnes_sync.sql_text import quote_ident
+
+Row = tuple[object, ...]
+
+ANALYTICS_DDL = """
+CREATE TABLE _catalog (
+    table_name VARCHAR PRIMARY KEY, source VARCHAR, query_mode VARCHAR, description VARCHAR,
+    rows BIGINT, size_bytes BIGINT, extracted_at TIMESTAMPTZ
+);
+CREATE TABLE _files (
+    table_name VARCHAR, source VARCHAR, path VARCHAR, part VARCHAR, rows BIGINT,
+    size_bytes BIGINT, content_hash VARCHAR
+);
+CREATE TABLE _remote_tables (
+    table_name VARCHAR PRIMARY KEY, source VARCHAR, alias VARCHAR, extension VARCHAR,
+    url VARCHAR, token_env VARCHAR, remote_name VARCHAR
+);
+CREATE TABLE _conflicts (table_name VARCHAR, kept_source VARCHAR, dropped_source VARCHAR);
+CREATE TABLE _problems (source VARCHAR, problem VARCHAR);
+CREATE TABLE _owners (table_name VARCHAR PRIMARY KEY, source VARCHAR, since TIMESTAMPTZ);
+CREATE TABLE _build (built_at TIMESTAMPTZ, tables INTEGER, seconds DOUBLE);
+"""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    table: str
+    kept_source: str
+    dropped_source: str
+
+
+@dataclass
+class RebuildReport:
+    tables: int
+    sources: list[str]
+    conflicts: list[Conflict] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class _Cached:
+    identity: tuple[int, int, int]
+    extract: Extract
+
+
+class Orchestrator:
+    def __init__(self, data_dir: Path) -> None:
+        self.extracts_root = data_dir / "extracts"
+        self.analytics_path = data_dir / "analytics" / "server.duckdb"
+        self._lock = threading.Lock()
+        self._cache: dict[str, _Cached] = {}
+        self._reader: duckdb.DuckDBPyConnection
+        self.generation = 0
+
+    def sources(self) -> list[str]:
+        if not self.extracts_root.is_dir():
+            return []
+        return sorted(p.name for p in self.extracts_root.iterdir() if (p / EXTRACT_DB).is_file())
+
+    # --- building ---------------------------------------------------------------------
+
+    def rebuild(self) -> RebuildReport:
+        """Re-read every extract and swap in a new analytics DB."""
+        with self._lock:
+            self._cache.clear()
+            return self._build()
+
+    def rebuild_source(self, source: str) -> RebuildReport:
+        """Re-read one source's extract (the others from cache) and swap in a new DB."""
+        with self._lock:
+            self._cache.pop(source, None)
+            return self._build()
+
+    def _extract(self, source: str) -> Extract:
+        paths = ExtractPaths.of(self.extracts_root, source)
+        stat = paths.db.stat()
+        identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        cached = self._cache.get(source)
+        if cached is not None and cached.identity == identity:
+            return cached.extract
+        extract = read_extract(paths, con=self._reader)
+        self._cache[source] = _Cached(identity, extract)
+        return extract
+
+    def _build(self) -> RebuildReport:
+        started = time.perf_counter()
+        sources = self.sources()
+        for gone in set(self._cache) - set(sources):
+            del self._cache[gone]
+        self._reader = duckdb.connect()
+        try:
+            extracts = {source: self._extract(source) for source in sources}
+        finally:
+            self._reader.close()
+        owners = self._previous_owners()
+        chosen, conflicts = _assign_owners(extracts, owners)
+        problems = [p for e in extracts.values() for p in e.problems]
+
+        self.analytics_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic.sweep_stale(self.analytics_path.parent)
+        while True:
+            staged = atomic.staging_path(self.analytics_path)
+            try:
+                _write_analytics(staged, chosen, conflicts, problems, owners, started)
+            except _ViewDoesNotBind as failure:
+                atomic.discard(staged)
+                source, _ = chosen.pop(failure.table)
+                problems.append(
+                    f"extract '{source}', table '{failure.table}': view does not bind: "
+                    f"{failure.reason}"
+                )
+                continue
+            except BaseException:
+                atomic.discard(staged)
+                raise
+            break
+        atomic.publish(staged, self.analytics_path)
+        self.generation += 1
+        return RebuildReport(
+            len(chosen), sources, conflicts, problems, time.perf_counter() - started
+        )
+
+    def _previous_owners(self) -> dict[str, tuple[str, datetime]]:
+        if not self.analytics_path.is_file():
+            return {}
+        with contextlib.suppress(duckdb.Error):
+            con = duckdb.connect(str(self.analytics_path), read_only=True)
+            try:
+                rows = con.execute("SELECT table_name, source, since FROM _owners").fetchall()
+            finally:
+                con.close()
+            return {name: (source, since) for name, source, since in rows}
+        return {}
+
+    # --- reading ----------------------------------------------------------------------
+
+    def ensure_built(self) -> None:
+        if not self.analytics_path.is_file():
+            self.rebuild()
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A read-only connection to the current analytics DB (built if missing)."""
+        self.ensure_built()
+        return duckdb.connect(str(self.analytics_path), read_only=True)
+
+    def conflicts(self) -> list[Conflict]:
+        con = self.connect()
+        try:
+            rows = con.execute("SELECT * FROM _conflicts ORDER BY 1").fetchall()
+        finally:
+            con.close()
+        return [Conflict(*r) for r in rows]
+
+    def problems(self) -> list[str]:
+        con = self.connect()
+        try:
+            return [r[0] for r in con.execute("SELECT problem FROM _problems").fetchall()]
+        finally:
+            con.close()
+
+
+def _assign_owners(
+    extracts: dict[str, Extract], owners: dict[str, tuple[str, datetime]]
+) -> tuple[dict[str, tuple[str, ExtractTable]], list[Conflict]]:
+    """Who serves each table name; everyone else offering the name is a conflict."""
+    offers: dict[str, list[tuple[str, ExtractTable]]] = {}
+    for source, extract in extracts.items():
+        for name, table in extract.tables.items():
+            offers.setdefault(name, []).append((source, table))
+    chosen: dict[str, tuple[str, ExtractTable]] = {}
+    conflicts: list[Conflict] = []
+    far_future = datetime.max.replace(tzinfo=UTC)
+    for name, candidates in offers.items():
+        previous = owners.get(name, (None,))[0]
+        ranked = sorted(
+            candidates,
+            key=lambda c: (c[0] != previous, c[1].extracted_at or far_future, c[0]),
+        )
+        chosen[name] = ranked[0]
+        conflicts.extend(Conflict(name, ranked[0][0], other) for other, _ in ranked[1:])
+    return chosen, conflicts
+
+
+class _ViewDoesNotBind(Exception):
+    def __init__(self, table: str, reason: str) -> None:
+        super().__init__(table)
+        self.table = table
+        self.reason = reason
+
+
+def _write_analytics(
+    path: Path,
+    chosen: dict[str, tuple[str, ExtractTable]],
+    conflicts: list[Conflict],
+    problems: list[str],
+    owners: dict[str, tuple[str, datetime]],
+    started: float,
+) -> None:
+    """Write a complete analytics DB at ``path``, in one transaction.
+
+    Views are created one by one (a view that does not bind raises
+    :class:`_ViewDoesNotBind`; the caller drops that table and tries again); catalog
+    rows go in as one Arrow batch per table, since single-row INSERTs cost ~0.5 ms each.
+    """
+    now = datetime.now(UTC)
+    con = duckdb.connect(str(path))
+    try:
+        con.begin()
+        con.execute(ANALYTICS_DDL)
+        catalog: list[Row] = []
+        files: list[Row] = []
+        remote: list[Row] = []
+        owned: list[Row] = []
+        for name, (source, table) in sorted(chosen.items()):
+            if table.remote is None:
+                try:
+                    con.execute(f"CREATE VIEW {quote_ident(name)} AS {table.select_sql}")
+                except duckdb.Error as exc:
+                    raise _ViewDoesNotBind(name, str(exc).splitlines()[0]) from None
+                files.extend(
+                    (name, source, str(f.path), f.part, f.rows, f.size_bytes, f.content_hash)
+                    for f in table.files
+                )
+            else:
+                ref = table.remote
+                remote.append(
+                    (
+                        name,
+                        source,
+                        ref.alias,
+                        ref.extension,
+                        ref.url,
+                        ref.token_env,
+                        ref.remote_name,
+                    )
+                )
+            catalog.append(
+                (
+                    name,
+                    source,
+                    table.query_mode,
+                    table.description,
+                    table.rows,
+                    table.size_bytes,
+                    table.extracted_at,
+                )
+            )
+            previous = owners.get(name)
+            owned.append((name, source, previous[1] if previous and previous[0] == source else now))
+        _insert(con, "_catalog", catalog)
+        _insert(con, "_files", files)
+        _insert(con, "_remote_tables", remote)
+        _insert(con, "_owners", owned)
+        _insert(con, "_conflicts", [(c.table, c.kept_source, c.dropped_source) for c in conflicts])
+        _insert(con, "_problems", [(_source_of(p), p) for p in problems])
+        _insert(con, "_build", [(now, len(chosen), time.perf_counter() - started)])
+        con.commit()
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def _source_of(problem: str) -> str:
+    return problem.split("'")[1] if problem.startswith("extract '") else ""
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Row]) -> None:
+    """Insert many rows in one statement, through an Arrow table matching ``table``'s columns."""
+    if not rows:
+        return
+    columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    batch = pa.table({c: [row[i] for row in rows] for i, c in enumerate(columns)})
+    con.register("_agnes_batch", batch)
+    try:
+        con.execute(f"INSERT INTO {table} SELECT * FROM _agnes_batch")
+    finally:
+        con.unregister("_agnes_batch")

@@ -1,0 +1,205 @@
+"""Sync strategies over any source a DuckDB relation can read.
+
+A connector hands over a connection and the SQL of its source relation; these
+functions write parquet beside the destination and publish it through the
+:class:`~agnes_sync.contract.ExtractWriter`:
+
+- **full refresh**: the whole relation, replaced atomically;
+- **incremental**: rows whose ``incremental_column`` is at or after the current
+  watermark (minus ``incremental_window_days`` for late rows) are merged into the
+  published data, newest version per ``primary_key`` wins; rows older than
+  ``max_history_days`` are dropped;
+- **partitioned**: one parquet per ``partition_by`` value truncated to
+  day|month|year; only partitions whose rows changed are republished.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from agnes_sync import atomic
+from agnes_sync.connector import TableRequest
+from agnes_sync.contract import ExtractWriter, PublishedTable, StagedPart
+from agnes_sync.errors import InvalidTableSpec
+from agnes_sync.sql_text import quote_ident, quote_literal
+
+PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
+_GRANULARITY_FORMAT = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
+_PART_COLUMN = "__agnes_part"
+
+
+def checked_filter(where: str | None) -> str | None:
+    """An admin's row filter, accepted only as a plain predicate (no subqueries, no reads)."""
+    if where is None or not where.strip():
+        return None
+    try:
+        condition = sqlglot.condition(where, dialect="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        raise InvalidTableSpec(
+            f"where_filters does not parse: {str(exc).splitlines()[0]}",
+            hint="Write a predicate such as \"country_code = 'US' AND amount > 0\".",
+        ) from None
+    if any(True for _ in condition.find_all(exp.Subquery, exp.Select, exp.Table)):
+        raise InvalidTableSpec("where_filters may not contain subqueries or table references.")
+    for func in condition.find_all(exp.Func):
+        name = func.name.lower() if isinstance(func, exp.Anonymous) else func.sql_name().lower()
+        if name.startswith("read_") or name in ("getenv", "glob", "query", "query_table"):
+            raise InvalidTableSpec(f"where_filters may not call {name}().")
+    return condition.sql(dialect="duckdb")
+
+
+def _filtered(source_sql: str, request: TableRequest) -> str:
+    where = checked_filter(request.where_filters)
+    return f"SELECT * FROM ({source_sql}) AS src" + (f" WHERE {where}" if where else "")
+
+
+def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> None:
+    con.execute(f"COPY ({query}) TO {quote_literal(str(target))} ({PARQUET_OPTIONS})")
+
+
+def full_refresh(
+    con: duckdb.DuckDBPyConnection, source_sql: str, request: TableRequest, writer: ExtractWriter
+) -> PublishedTable:
+    staged = writer.staging_file(request.id)
+    try:
+        _copy(con, _filtered(source_sql, request), staged)
+        return writer.publish_file(
+            request.id, staged, description=request.description, query_mode=request.query_mode
+        )
+    finally:
+        atomic.discard(staged)
+
+
+def incremental(
+    con: duckdb.DuckDBPyConnection, source_sql: str, request: TableRequest, writer: ExtractWriter
+) -> PublishedTable:
+    column = request.incremental_column
+    if not column:
+        raise InvalidTableSpec(
+            f"Table '{request.id}' is incremental but has no incremental_column."
+        )
+    inc = quote_ident(column)
+    existing = writer.published_path(request.id)
+    new_rows = _filtered(source_sql, request)
+    if existing is not None:
+        watermark = f"(SELECT max({inc}) FROM read_parquet({quote_literal(str(existing))}))"
+        window = request.incremental_window_days or 0
+        cutoff = f"{watermark} - INTERVAL {int(window)} DAY" if window else watermark
+        comparison = ">=" if request.primary_key else ">"
+        new_rows = (
+            f"SELECT * FROM ({new_rows}) AS fresh "
+            f"WHERE {watermark} IS NULL OR fresh.{inc} {comparison} {cutoff}"
+        )
+        merged = (
+            f"SELECT *, 0 AS __agnes_src FROM ({new_rows}) UNION ALL BY NAME "
+            f"SELECT *, 1 AS __agnes_src FROM read_parquet({quote_literal(str(existing))})"
+        )
+    else:
+        merged = f"SELECT *, 0 AS __agnes_src FROM ({new_rows})"
+    if request.primary_key:
+        keys = ", ".join(quote_ident(k) for k in request.primary_key)
+        ranked = (
+            f"SELECT * EXCLUDE (__agnes_src, __agnes_rank) FROM ("
+            f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY __agnes_src, {inc} DESC) "
+            f"AS __agnes_rank FROM ({merged})) WHERE __agnes_rank = 1"
+        )
+    else:
+        ranked = f"SELECT * EXCLUDE (__agnes_src) FROM ({merged})"
+    if request.max_history_days:
+        days = int(request.max_history_days)
+        ranked = (
+            f"SELECT * FROM ({ranked}) WHERE {inc} >= "
+            f"(SELECT max({inc}) FROM ({ranked})) - INTERVAL {days} DAY"
+        )
+    ordered = f"SELECT * FROM ({ranked}) ORDER BY {inc}"
+    return full_refresh(con, ordered, _plain(request), writer)
+
+
+def _plain(request: TableRequest) -> TableRequest:
+    """The request with its filter already applied (so it is not applied twice)."""
+    from dataclasses import replace
+
+    return replace(request, where_filters=None)
+
+
+def partitioned(
+    con: duckdb.DuckDBPyConnection, source_sql: str, request: TableRequest, writer: ExtractWriter
+) -> PublishedTable:
+    column, granularity = request.partition_by, request.partition_granularity
+    if not column or granularity not in _GRANULARITY_FORMAT:
+        raise InvalidTableSpec(
+            f"Table '{request.id}' is partitioned but needs partition_by and a "
+            "partition_granularity of day, month or year."
+        )
+    key = (
+        f"strftime(CAST({quote_ident(column)} AS TIMESTAMP), '{_GRANULARITY_FORMAT[granularity]}')"
+    )
+    staging = writer.staging_dir(request.id)
+    staging.mkdir(parents=True)
+    try:
+        con.execute(
+            f"COPY (SELECT *, coalesce({key}, 'null') AS {_PART_COLUMN} "
+            f"FROM ({_filtered(source_sql, request)})) TO {quote_literal(str(staging))} "
+            f"({PARQUET_OPTIONS}, PARTITION_BY ({_PART_COLUMN}), WRITE_PARTITION_COLUMNS false)"
+        )
+        parts: dict[str, StagedPart] = {}
+        for folder in sorted(staging.iterdir()):
+            name = folder.name.split("=", 1)[1] if "=" in folder.name else folder.name
+            files = sorted(folder.glob("*.parquet"))
+            merged = _single_file(con, files, folder)
+            row = con.execute(
+                f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) "
+                f"FROM read_parquet({quote_literal(str(merged))}) t"
+            ).fetchone()
+            rows, digest = (int(row[0]), str(row[1])) if row else (0, "0")
+            final = atomic.staging_path(writer.paths.table_folder(request.id) / name)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            merged.replace(final)
+            parts[name] = StagedPart(final, rows, f"{rows}:{digest}")
+        if not parts:
+            parts["empty"] = _empty_part(con, source_sql, request, writer)
+        return writer.publish_parts(
+            request.id,
+            parts,
+            description=request.description,
+            query_mode=request.query_mode,
+            partition_label=f"{column}_{granularity}",
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _single_file(con: duckdb.DuckDBPyConnection, files: list[Path], folder: Path) -> Path:
+    if len(files) == 1:
+        return files[0]
+    target = folder / "merged.parquet.part"
+    listing = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
+    _copy(con, f"SELECT * FROM read_parquet({listing})", target)
+    return target
+
+
+def _empty_part(
+    con: duckdb.DuckDBPyConnection, source_sql: str, request: TableRequest, writer: ExtractWriter
+) -> StagedPart:
+    """A zero-row file keeps the table's schema when the source has no rows at all."""
+    target = atomic.staging_path(writer.paths.table_folder(request.id) / "empty")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _copy(con, f"SELECT * FROM ({source_sql}) LIMIT 0", target)
+    return StagedPart(target, 0, "0:0")
+
+
+def run(
+    con: duckdb.DuckDBPyConnection, source_sql: str, request: TableRequest, writer: ExtractWriter
+) -> PublishedTable:
+    """Dispatch on ``request.sync_strategy``."""
+    strategies = {
+        "full_refresh": full_refresh,
+        "incremental": incremental,
+        "partitioned": partitioned,
+    }
+    return strategies[request.sync_strategy](con, source_sql, request, writer)

@@ -1,0 +1,1 @@
+"""A DuckDB database file as a stand-in warehouse: remote tables and materialized SQL."""

@@ -1,0 +1,1 @@
+"""The embedded default source: CSV, TSV, parquet and JSON files from a local folder."""

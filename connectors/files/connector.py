@@ -1,0 +1,93 @@
+"""The files connector: CSV, TSV, parquet and JSON/NDJSON files or globs under one folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, cast
+
+import duckdb
+
+from agnes_sync import strategies
+from agnes_sync.connector import Capability, Column, Connector, SourceTable, TableRequest
+from agnes_sync.contract import ExtractWriter, PublishedTable
+from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
+from connectors.files.options import FilesOptions, FileTableOptions
+from connectors.files.readers import detect_format, explain, reader_sql
+
+
+class FilesConnector(Connector):
+    name = "files"
+    description = "CSV, TSV, parquet and JSON files from a local folder (the embedded default)."
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.FULL_REFRESH, Capability.INCREMENTAL, Capability.PARTITIONED}
+    )
+    Options = FilesOptions
+    TableOptions = FileTableOptions
+
+    @property
+    def root(self) -> Path:
+        return self.context.resolve(cast(FilesOptions, self.options).path).resolve()
+
+    def list_tables(self) -> list[SourceTable]:
+        if not self.root.is_dir():
+            raise SourceTableNotFound(
+                f"The folder {self.root} of source '{self.context.name}' does not exist."
+            )
+        found = []
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file() and detect_format(p)):
+            relative = path.relative_to(self.root)
+            bucket = str(relative.parent) if relative.parent != Path() else None
+            stem = path.name.split(".", 1)[0].lower().replace("-", "_").replace(" ", "_")
+            found.append(SourceTable(source_table=path.name, bucket=bucket, suggested_id=stem))
+        return found
+
+    def files_of(self, request: TableRequest) -> list[Path]:
+        """The files ``request`` names (a file or a glob), all inside the source folder."""
+        if not request.source_table:
+            raise InvalidTableSpec(
+                f"Table '{request.id}' needs a source_table (a file name or glob)."
+            )
+        base = (self.root / request.bucket) if request.bucket else self.root
+        try:
+            matches = sorted(base.glob(request.source_table))
+        except (ValueError, NotImplementedError):
+            raise InvalidTableSpec(
+                f"source_table '{request.source_table}' must be a file name or a relative glob."
+            ) from None
+        inside = [p for p in matches if p.is_file() and p.resolve().is_relative_to(self.root)]
+        if not inside:
+            offered = ", ".join(t.source_table for t in self.list_tables()[:20]) or "none"
+            raise SourceTableNotFound(
+                f"No file in {base} matches '{request.source_table}' "
+                f"(source '{self.context.name}').",
+                hint=f"Files there: {offered}.",
+            )
+        return inside
+
+    def source_sql(self, request: TableRequest) -> tuple[str, list[Path]]:
+        files = self.files_of(request)
+        options = cast(FileTableOptions, self.table_options(request))
+        return f"SELECT * FROM {reader_sql(files, options)}", files
+
+    def describe_table(self, request: TableRequest) -> list[Column]:
+        sql, files = self.source_sql(request)
+        con = duckdb.connect()
+        try:
+            rows = con.execute(f"DESCRIBE {sql}").fetchall()
+        except duckdb.Error as exc:
+            raise explain(exc, files) from None
+        finally:
+            con.close()
+        return [Column(name=r[0], type=r[1], nullable=r[2] != "NO") for r in rows]
+
+    def extract(self, request: TableRequest, writer: ExtractWriter) -> PublishedTable:
+        self.check_supported(request)
+        sql, files = self.source_sql(request)
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        try:
+            return strategies.run(con, sql, request, writer)
+        except duckdb.Error as exc:
+            raise explain(exc, files) from None
+        finally:
+            con.close()

@@ -1,0 +1,116 @@
+"""Building the DuckDB reader expression for a set of files and explaining its errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+from agnes_sync.errors import (
+    SourceDataError,
+    SourceTableNotFound,
+    TerminalSyncError,
+    TransientSyncError,
+)
+from agnes_sync.sql_text import quote_literal
+from connectors.files.options import FileTableOptions
+
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+_COMPRESSED = (".gz", ".zst")
+
+
+def detect_format(path: Path) -> str | None:
+    suffixes = [s for s in path.suffixes if s not in _COMPRESSED]
+    return _FORMATS.get(suffixes[-1].lower()) if suffixes else None
+
+
+def reader_sql(files: list[Path], options: FileTableOptions) -> str:
+    """``read_csv(...)`` / ``read_parquet(...)`` / ``read_json(...)`` over exactly ``files``."""
+    listing = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
+    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
+    if kind == "parquet":
+        return f"read_parquet({listing}, union_by_name = true)"
+    if kind in ("json", "ndjson"):
+        fmt = "newline_delimited" if kind == "ndjson" else "auto"
+        args = [f"format = '{fmt}'"]
+        if options.columns:
+            args.append("columns = " + _struct(options.columns))
+        return f"read_json({listing}, {', '.join(args)})"
+    args = []
+    delimiter = options.delimiter or ("\t" if kind == "tsv" else None)
+    if delimiter is not None:
+        args.append(f"delim = {quote_literal(delimiter)}")
+    if options.header is not None:
+        args.append(f"header = {str(options.header).lower()}")
+    if options.quote is not None:
+        args.append(f"quote = {quote_literal(options.quote)}")
+    if options.escape is not None:
+        args.append(f"escape = {quote_literal(options.escape)}")
+    if options.null_string is not None:
+        args.append(f"nullstr = {quote_literal(options.null_string)}")
+    if options.skip_rows is not None:
+        args.append(f"skip = {int(options.skip_rows)}")
+    if options.date_format is not None:
+        args.append(f"dateformat = {quote_literal(options.date_format)}")
+    if options.timestamp_format is not None:
+        args.append(f"timestampformat = {quote_literal(options.timestamp_format)}")
+    if options.columns:
+        args.append("columns = " + _struct(options.columns))
+    return f"read_csv({listing}{''.join(', ' + a for a in args)})"
+
+
+def _struct(columns: dict[str, str]) -> str:
+    return (
+        "{" + ", ".join(f"{quote_literal(k)}: {quote_literal(v)}" for k, v in columns.items()) + "}"
+    )
+
+
+_LINE = re.compile(r"(?:CSV Error on Line|line)[: ]+(\d+)", re.IGNORECASE)
+_FILE = re.compile(r"\bfile = (.+)")
+
+
+def explain(error: duckdb.Error, files: list[Path]) -> TerminalSyncError | TransientSyncError:
+    """A DuckDB reader error as a sync error that names the file and line when DuckDB knows."""
+    text = str(error)
+    if isinstance(error, duckdb.IOException) and "lock" in text.lower():
+        return TransientSyncError(f"A source file is locked: {text.splitlines()[0]}")
+    if isinstance(error, duckdb.IOException) and (
+        "No such file" in text or "No files found" in text
+    ):
+        return SourceTableNotFound(
+            f"Source file(s) vanished during the sync: {text.splitlines()[0]}"
+        )
+    line = _LINE.search(text)
+    file_match = _FILE.search(text)
+    where = (
+        file_match[1].strip()
+        if file_match
+        else (str(files[0]) if len(files) == 1 else "the source files")
+    )
+    detail = next(
+        (
+            ln.strip()
+            for ln in text.splitlines()[1:]
+            if ln.strip() and not ln.startswith("Original Line")
+        ),
+        text.splitlines()[0],
+    )
+    at = f"{where}, line {line[1]}" if line else where
+    original = re.search(r"Original Line: (.*)", text)
+    message = f"Malformed data in {at}: {detail}"
+    if original:
+        message += f" (the line reads: {original[1][:200]})"
+    return SourceDataError(
+        message,
+        hint="Fix the file, or set the column's type or null_string in the table's source options.",
+        details={"file": where, "line": int(line[1]) if line else None},
+    )

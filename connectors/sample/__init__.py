@@ -1,0 +1,1 @@
+"""A test double: deterministic generated rows, optional delays and injected failures."""
