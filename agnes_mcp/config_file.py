@@ -23,6 +23,7 @@ from agnes_mcp.errors import ConfigError
 logger = logging.getLogger("agnes.settings")
 
 Loc = tuple[str | int, ...]
+MAX_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,14 @@ class ConfigFile:
                 f"Config file {path} cannot be read: {exc.strerror}.",
                 hint="Check the file's permissions.",
             ) from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"Config file {path} is not UTF-8 text "
+                f"(byte {exc.start} is {exc.object[exc.start]:#x}).",
+                hint="Save the file as UTF-8.",
+            ) from None
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark
             where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -57,6 +63,14 @@ class ConfigFile:
                 f"Config file {path}{where} is not valid YAML: {exc.problem}.",
                 hint="Fix the YAML syntax (indentation, quotes, colons) at that position.",
             ) from None
+        except (yaml.YAMLError, RecursionError):
+            raise ConfigError(
+                f"Config file {path} is not valid YAML (an anchor that refers to itself?).",
+                hint="Settings need no YAML anchors or aliases; write the values out.",
+            ) from None
+        lines: dict[Loc, int] = {}
+        _collect_lines(node, (), lines, path)  # refuses cyclic anchors, odd and repeated keys
+        data = yaml.safe_load(text)
         if data is None:
             return cls(path=path, data={})
         if not isinstance(data, dict):
@@ -64,8 +78,6 @@ class ConfigFile:
                 f"Config file {path} must hold a mapping of settings, not a {type(data).__name__}.",
                 hint="Start from config/instance.yaml.example.",
             )
-        lines: dict[Loc, int] = {}
-        _collect_lines(node, (), lines)
         return cls(path=path, data=data, lines=lines)
 
     def line_of(self, loc: Loc) -> int | None:
@@ -80,16 +92,49 @@ class ConfigFile:
         return bool(loc) and loc[:1] in self.lines
 
 
-def _collect_lines(node: yaml.Node | None, prefix: Loc, out: dict[Loc, int]) -> None:
+def _collect_lines(
+    node: yaml.Node | None,
+    prefix: Loc,
+    out: dict[Loc, int],
+    path: Path,
+    inside: frozenset[int] = frozenset(),
+) -> None:
+    """Record each key's line; refuse keys that are not plain names or appear twice."""
+    if node is not None and id(node) in inside:
+        raise ConfigError(
+            f"Config file {path}, line {node.start_mark.line + 1}: a YAML anchor refers to itself.",
+            hint="Settings need no YAML anchors or aliases; write the values out.",
+        )
+    inside = inside | {id(node)}
+    if len(out) > MAX_KEYS:
+        raise ConfigError(
+            f"Config file {path} expands to more than {MAX_KEYS} keys (aliases that multiply?).",
+            hint="Write the settings out without YAML aliases.",
+        )
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                shown = getattr(key_node, "value", "?")
+                raise ConfigError(
+                    f"Config file {path}, line {line}: key {shown!r} is not a name.",
+                    hint="Keys are setting names such as 'port'; quote a key that YAML reads "
+                    "as a number or boolean.",
+                )
             key = key_node.value
-            out[(*prefix, key)] = key_node.start_mark.line + 1
-            _collect_lines(value_node, (*prefix, key), out)
+            if (*prefix, key) in out:
+                dotted = ".".join(str(p) for p in (*prefix, key))
+                raise ConfigError(
+                    f"Config file {path}, line {line}: key '{dotted}' is set twice "
+                    f"(first on line {out[(*prefix, key)]}).",
+                    hint="Keep one of the two.",
+                )
+            out[(*prefix, key)] = line
+            _collect_lines(value_node, (*prefix, key), out, path, inside)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             out[(*prefix, index)] = item.start_mark.line + 1
-            _collect_lines(item, (*prefix, index), out)
+            _collect_lines(item, (*prefix, index), out, path, inside)
 
 
 def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:

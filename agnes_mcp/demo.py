@@ -17,16 +17,16 @@ from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.errors import AuthenticationError, TableNotRegistered
 from agnes_mcp.resources import ResourceType
 from agnes_mcp.services import Services
-from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.settings import CONFIG_FILE_NAME, AgnesSettings, SourceSettings
+from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.table_registry import (
     PartitionGranularity,
     QueryMode,
     SyncStrategy,
     TableSpec,
 )
-from agnes_mcp.sync_service import SyncResult
 from agnes_mcp.store.users import ADMIN_GROUP_ID, User
+from agnes_mcp.sync_service import SyncResult
 from agnes_sync.demo.generator import FILES, WAREHOUSE, DemoData
 
 DEMO_TOKENS_FILE = "demo-tokens.json"

@@ -157,7 +157,7 @@ class HTTPStatusError(AgnesError):
     """Any other status the web framework raises; code ``http_<status>``."""
 
     def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, hint="See the API reference at /api/docs.")
         self.status = status
         self.code = f"http_{status}"
 
@@ -165,6 +165,7 @@ class HTTPStatusError(AgnesError):
 class MethodNotAllowed(AgnesError):
     code = "method_not_allowed"
     status = 405
+    default_hint = "See the allowed methods at /api/docs."
 
 
 # --- domain lookups ---------------------------------------------------------------
@@ -193,6 +194,11 @@ class SystemGroupImmutable(Conflict):
     default_hint = "The Admin and Everyone groups are built in and cannot be changed this way."
 
 
+class LastAdmin(Conflict):
+    code = "last_admin"
+    default_hint = "Make another user an admin first: 'agnes admin group add-member Admin EMAIL'."
+
+
 class MembershipNotFound(NotFound):
     code = "membership_not_found"
 
@@ -209,6 +215,7 @@ class GrantNotFound(NotFound):
 
 class GrantExists(Conflict):
     code = "grant_exists"
+    default_hint = "List the group's grants with 'agnes admin grant list --group GROUP'."
 
 
 class UnknownResourceType(InvalidRequest):

@@ -7,11 +7,13 @@ import logging
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from agnes_mcp.api.app import create_app
 from agnes_mcp.auth.bootstrap import ensure_admin
@@ -48,6 +50,20 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def uvicorn_config(settings: AgnesSettings, app: ASGIApp) -> uvicorn.Config:
+    """How Agnes runs under uvicorn: proxy headers believed only from trusted proxies."""
+    proxies = settings.trusted_proxies
+    return uvicorn.Config(
+        app,
+        log_level=settings.log_level,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) if proxies else "",
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+
+
 def serve(
     settings: AgnesSettings,
     services: Services | None = None,
@@ -67,18 +83,27 @@ def serve(
             settings = settings.model_copy(update={"port": actual_port})
             services.settings = settings
         app = create_app(services, on_started=(lambda: on_ready(settings)) if on_ready else None)
-        config = uvicorn.Config(
-            app,
-            log_level=settings.log_level,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-            server_header=False,
-        )
-        server = uvicorn.Server(config)
+        server = _Server(uvicorn_config(settings, app))
         with _signals_end_quietly(server):
             server.run(sockets=[sock])
     finally:
         services.close()
+
+
+class _Server(uvicorn.Server):
+    """One Ctrl-C can arrive twice within milliseconds (the terminal signals the process
+    group, and ``uv run`` forwards its own copy): a repeat within a second is the same
+    request to stop, not uvicorn's "second Ctrl-C forces an unclean exit"."""
+
+    _first_stop: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        now = time.monotonic()
+        if self._first_stop is not None and now - self._first_stop < 1.0:
+            return
+        if self._first_stop is None:
+            self._first_stop = now
+        super().handle_exit(sig, frame)
 
 
 @contextmanager
@@ -91,9 +116,13 @@ def _signals_end_quietly(server: uvicorn.Server) -> Iterator[None]:
         yield
         return
 
+    stopping = False
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
         if not server.started:
             raise KeyboardInterrupt
+        stopping = True
         logger.info("Agnes stopped (%s).", signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -101,4 +130,5 @@ def _signals_end_quietly(server: uvicorn.Server) -> Iterator[None]:
         yield
     finally:
         for sig, before in previous.items():
-            signal.signal(sig, before)
+            # Stopping by signal: a late duplicate must not interrupt the final flush.
+            signal.signal(sig, signal.SIG_IGN if stopping or server.should_exit else before)

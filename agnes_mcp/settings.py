@@ -29,9 +29,11 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from agnes_mcp.config_file import ConfigFile, describe_validation_errors, warn_unknown_env
+from agnes_mcp.errors import ConfigError
 
 ENV_PREFIX = "AGNES_"
 CONFIG_FILE_ENV = "AGNES_CONFIG"
@@ -127,6 +129,13 @@ class AgnesSettings(BaseSettings):
         default_factory=list,
         description="Extra browser Origins accepted, e.g. 'https://agnes.example.com'.",
     )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Addresses of reverse proxies whose X-Forwarded-For/-Proto headers are believed; "
+            "none by default, so a client cannot fake its IP."
+        ),
+    )
     max_request_bytes: ByteSize = Field(
         default=ByteSize(10 * 1024**2),
         description="Largest request body the API accepts; larger ones get 413.",
@@ -159,7 +168,9 @@ class AgnesSettings(BaseSettings):
         default_factory=dict, description="Data sources by name."
     )
 
-    _split_hosts = field_validator("allowed_hosts", "allowed_origins", mode="before")(_split_csv)
+    _split_hosts = field_validator(
+        "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before"
+    )(_split_csv)
 
     @field_validator("company_domain", mode="before")
     @classmethod
@@ -250,5 +261,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> AgnesSet
         return AgnesSettings(**given)
     except ValidationError as exc:
         raise describe_validation_errors(exc, AgnesSettings, config, given, ENV_PREFIX) from None
+    except SettingsError as exc:  # an env var holding malformed JSON for a structured setting
+        field = str(exc).split('field "', 1)[-1].split('"', 1)[0]
+        raise ConfigError(
+            f"Invalid configuration: environment variable {ENV_PREFIX}{field.upper()} "
+            "is not valid JSON.",
+            hint=f"Set it to a JSON object, or set single keys "
+            f"({ENV_PREFIX}{field.upper()}__<KEY>).",
+        ) from None
     finally:
         _ACTIVE_FILE.reset(token)

@@ -36,12 +36,23 @@ class ApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise Unreachable(f"Cannot reach the Agnes server at {self.base_url}: {exc}.") from None
+            reason = str(exc).rstrip(".") or type(exc).__name__
+            raise Unreachable(
+                f"Cannot reach the Agnes server at {self.base_url}: {reason}."
+            ) from None
         if response.status_code >= 400:
             raise _error_of(response)
         if not response.content:
             return None
-        return response.json()
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                response.status_code,
+                "not_agnes",
+                f"{self.base_url} answered {path} with something other than JSON.",
+                "Check --server-url / AGNES_SERVER_URL: it should point at an Agnes server.",
+            ) from None
 
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}

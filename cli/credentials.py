@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 
@@ -68,4 +69,10 @@ def resolve(server_url: str | None, token: str | None) -> Credentials:
     stored = read_file() if not (server_url and token) else {}
     url = server_url or os.environ.get("AGNES_SERVER_URL") or stored.get("server_url")
     tok = token or os.environ.get("AGNES_TOKEN") or stored.get("token")
-    return Credentials(server_url=(url or DEFAULT_SERVER_URL).rstrip("/"), token=tok)
+    chosen = (url or DEFAULT_SERVER_URL).strip().rstrip("/")
+    parts = urlsplit(chosen)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CredentialsError(
+            f"The server URL '{chosen}' is not an http(s) URL, e.g. http://127.0.0.1:8000."
+        )
+    return Credentials(server_url=chosen, token=tok)

@@ -6,16 +6,16 @@ import argparse
 import sys
 
 from cli import exit_codes
-from cli.output import print_json
+from cli.output import print_json, printable
 
 
 def _say(code: str, message: str, hint: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"error": {"code": code, "message": message, "hint": hint}})
         return
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {printable(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {printable(hint)}\n")
 
 
 def report(exc: BaseException, as_json: bool) -> int:
@@ -41,7 +41,12 @@ def report(exc: BaseException, as_json: bool) -> int:
         _say("unreachable", str(exc), hint, as_json)
         return exit_codes.UNREACHABLE
     if isinstance(exc, CredentialsError):
-        _say("credentials_invalid", str(exc), "Fix or remove the file.", as_json)
+        _say(
+            "credentials_invalid",
+            str(exc),
+            "Fix the flag, AGNES_* variable or credentials file.",
+            as_json,
+        )
         return exit_codes.CONFIG
 
     from agnes_mcp.errors import ConfigError

@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _leaf(commands, "serve", "cli.commands.server:serve", "run the server until Ctrl-C", server)
     _leaf(commands, "whoami", "cli.commands.whoami:run", "show who the token belongs to", client)
+    _leaf(
+        commands,
+        "login",
+        "cli.commands.login:run",
+        "check a token and save it (with the server URL) for later commands",
+        client,
+    )
 
     admin = commands.add_parser("admin", help="administer users, tokens, groups and grants")
     admin_commands = admin.add_subparsers(title="admin commands", metavar="AREA", required=True)

@@ -17,7 +17,7 @@ import uvicorn
 from agnes_mcp.api.app import create_app
 from agnes_mcp.auth.bootstrap import ensure_admin
 from agnes_mcp.auth.principal import TokenScope
-from agnes_mcp.serve import bind
+from agnes_mcp.serve import bind, uvicorn_config
 from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings, load_settings
 from agnes_mcp.store.groups import MembershipSource
@@ -87,14 +87,14 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     data_dir = tmp_path_factory.mktemp("live") / "data"
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    settings = load_settings(data_dir=data_dir, port=port, write_behind_seconds=0.05)
+    settings = load_settings(
+        data_dir=data_dir, port=port, write_behind_seconds=0.05, log_level="warning"
+    )
     services = Services.open(settings)
     token_file = ensure_admin(services)
     assert token_file is not None
     admin_token = token_file.read_text().strip()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(services), log_level="warning", lifespan="on")
-    )
+    server = uvicorn.Server(uvicorn_config(settings, create_app(services)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -330,3 +330,135 @@ def test_openapi_describes_the_api(live_server: LiveServer) -> None:
     with live_server.client() as client:
         assert client.get("/api/docs").status_code == 200
         assert client.get("/admin").status_code == 200
+
+
+def test_concurrent_admin_writes_never_500_and_leave_no_orphans(live_server: LiveServer) -> None:
+    """Admins racing on the same group: every answer is 2xx/404/409, the store stays whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agnes_mcp.store.table_registry import TableSpec
+
+    table_id = f"race_{next(_names)}"
+    live_server.services.registry.add(TableSpec(id=table_id, source_type="files"))
+    name = f"Race {next(_names)}"
+    member = add_user(live_server.services)
+    headers = {"Authorization": f"Bearer {live_server.admin_token}"}
+
+    def act(i: int) -> int:
+        with httpx.Client(base_url=live_server.base_url, headers=headers, timeout=30) as c:
+            kind = i % 4
+            if kind == 0:
+                r = c.post("/api/admin/groups", json={"name": name})
+            elif kind == 1:
+                r = c.delete(f"/api/admin/groups/{name}")
+            elif kind == 2:
+                r = c.post(f"/api/admin/groups/{name}/members", json={"user": member.email})
+            else:
+                body = {"group": name, "resource_type": "table", "resource_id": table_id}
+                r = c.post("/api/admin/grants", json=body)
+            return r.status_code
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(act, range(160)))
+    assert all(s < 500 for s in statuses), sorted(set(statuses))
+    assert {200, 201} & set(statuses)
+    with live_server.services.store.cursor() as cur:
+        orphans = cur.execute(
+            "SELECT (SELECT count(*) FROM resource_grants "
+            "        WHERE group_id NOT IN (SELECT id FROM user_groups)), "
+            "       (SELECT count(*) FROM user_group_members "
+            "        WHERE group_id NOT IN (SELECT id FROM user_groups))"
+        ).fetchall()
+    assert orphans == [(0, 0)]
+
+
+def test_the_last_admin_cannot_be_locked_out(live_server: LiveServer, admin: httpx.Client) -> None:
+    from agnes_mcp.store.users import active_admins
+
+    services = live_server.services
+    with services.store.cursor() as cur:
+        admins = [
+            r[0]
+            for r in cur.execute(
+                "SELECT u.email FROM users u JOIN user_group_members m ON m.user_id = u.id "
+                "WHERE m.group_id = 'admin' AND u.active"
+            ).fetchall()
+        ]
+    # Deactivate every admin but the bootstrap one, through the API, until one is left.
+    me = admin.get("/api/whoami").json()["email"]
+    for email in admins:
+        if email != me:
+            assert admin.post(f"/api/admin/users/{email}/deactivate").status_code == 200
+    assert active_admins(services.store) == 1
+    assert_error(admin.post(f"/api/admin/users/{me}/deactivate"), 409, "last_admin")
+    error = assert_error(
+        admin.delete(f"/api/admin/groups/Admin/members/{me}"), 404, "membership_not_found"
+    )
+    assert "admin" in error["message"]  # the bootstrap admin's membership is a system seed row
+    for email in admins:
+        if email != me:
+            admin.post(f"/api/admin/users/{email}/activate")
+
+
+def test_non_admins_cannot_probe_which_users_exist(
+    live_server: LiveServer, analyst: httpx.Client
+) -> None:
+    for who in ("admin@example.com", "nobody-at-all@example.com"):
+        assert_error(analyst.get("/api/tokens", params={"user": who}), 403, "admin_required")
+        assert_error(
+            analyst.post("/api/tokens", json={"name": "x", "user": who}), 403, "admin_required"
+        )
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "x@example.com\u0000",
+        "\u202eadmin@example.com",
+        "a/b@example.com",
+        "a b@example.com",
+        "ümlaut@example.com",
+        "x@example",
+        "@example.com",
+    ],
+)
+def test_odd_email_addresses_are_refused(admin: httpx.Client, email: str) -> None:
+    assert_error(admin.post("/api/admin/users", json={"email": email}), 422, "invalid_request")
+
+
+@pytest.mark.parametrize("text", ["\x1b]0;pwned\x07", "a\u202eb", "nul\x00"])
+def test_free_text_refuses_control_characters(admin: httpx.Client, text: str) -> None:
+    error = assert_error(
+        admin.post("/api/admin/users", json={"email": unique_email("ctl"), "name": text}),
+        422,
+        "invalid_request",
+    )
+    assert "control character" in error["message"]
+    assert_error(
+        admin.post("/api/admin/groups", json={"name": f"G{next(_names)}", "description": text}),
+        422,
+        "invalid_request",
+    )
+
+
+def test_forwarded_headers_cannot_fake_the_client_ip(live_server: LiveServer) -> None:
+    services = live_server.services
+    user = add_user(services)
+    info, raw = services.tokens.create(user.id, "ip")
+    with live_server.client(raw) as client:
+        client.get("/api/whoami", headers={"X-Forwarded-For": "203.0.113.66"})
+    services.write_behind.flush()
+    assert services.token_store.get(info.id).info.last_used_ip == "127.0.0.1"
+
+
+def test_deeply_nested_json_is_malformed_not_a_crash(admin: httpx.Client) -> None:
+    body = b'{"name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = admin.post(
+        "/api/admin/groups", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (400, 413)
+    assert response.json()["error"]["code"] in (
+        "malformed_json",
+        "invalid_request",
+        "payload_too_large",
+    )

@@ -168,3 +168,72 @@ def test_help_lists_every_command() -> None:
     ).stdout
     for area in ("user", "token", "group", "grant"):
         assert area in admin_help
+
+
+def test_ids_with_slashes_cannot_reach_other_routes(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    group = f"Victim {unique_email('v').split('@')[0]}"
+    run_json(capsys, live_server, "admin", "group", "create", group)
+    code, out, _ = run(
+        capsys, live_server, "admin", "token", "revoke", f"../admin/groups/{group}", "--json"
+    )
+    assert code == exit_codes.FAILURE
+    assert json.loads(out)["error"]["code"] in ("token_not_found", "route_not_found")
+    groups = run_json(capsys, live_server, "admin", "group", "list")["groups"]
+    assert group in [g["name"] for g in groups]
+
+
+def test_a_server_that_is_not_agnes_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Html(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>hello</html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        code = main(["whoami", "--server-url", url, "--token", "x"])
+        assert code == exit_codes.FAILURE
+        err = capsys.readouterr().err
+        assert "other than JSON" in err and "Traceback" not in err
+    finally:
+        server.shutdown()
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://example.com", "http://"])
+def test_a_bad_server_url_is_a_config_error(capsys: pytest.CaptureFixture[str], url: str) -> None:
+    assert main(["whoami", "--server-url", url, "--token", "x"]) == exit_codes.CONFIG
+    assert "not an http(s) URL" in capsys.readouterr().err
+
+
+def test_login_stores_working_credentials(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    token = token_for(live_server.services, add_user(live_server.services))
+    assert main(["login", "--server-url", live_server.base_url, "--token", token]) == 0
+    assert (credentials_path().stat().st_mode & 0o777) == 0o600
+    capsys.readouterr()
+    assert main(["whoami", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["scopes"] == ["data"]
+    assert (
+        main(["login", "--server-url", live_server.base_url, "--token", "bad"]) == exit_codes.AUTH
+    )
+
+
+def test_terminal_escapes_from_the_server_are_shown_not_obeyed() -> None:
+    from cli.output import printable
+
+    assert printable("ok\x1b]0;pwned\x07\u202e") == "ok\\x1b]0;pwned\\x07\\u202e"
+    assert printable("tab\tand\nnewline") == "tab\tand\nnewline"

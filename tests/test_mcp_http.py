@@ -118,3 +118,14 @@ def test_mcp_path_is_served_without_redirect_and_behind_the_host_guard(
             headers={**MCP_HEADERS, "Origin": "https://attacker.example.com"},
         )
         assert cross_site.status_code == 403
+
+
+def test_mcp_refusals_use_the_api_error_shape(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.base_url) as raw:
+        for headers in ({}, {"Authorization": "Bearer agnes_abcdefghij_" + "x" * 43}):
+            response = raw.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
+            assert response.status_code == 401
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            error = response.json()["error"]
+            assert error["code"] in ("unauthenticated", "token_invalid")
+            assert "personal access token" in error["hint"]

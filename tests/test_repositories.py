@@ -201,3 +201,29 @@ def test_audit_rows_round_trip(services: Services) -> None:
     assert [r.action for r in rows] == ["grant.create", "query"]  # newest first
     assert rows[1].params == {"sql": "SELECT 1"} and rows[1].at == at
     assert [r.action for r in services.audit_log.recent(user_id="usr_a")] == ["query"]
+
+
+def test_the_last_admin_stays(services: Services) -> None:
+    from agnes_mcp.errors import LastAdmin
+
+    only = add_user(services, (ADMIN_GROUP_ID,))
+    with pytest.raises(LastAdmin):
+        services.users.set_active(only.id, False)
+    with pytest.raises(LastAdmin):
+        services.groups.remove_member(ADMIN_GROUP_ID, only.id)
+    second = add_user(services, (ADMIN_GROUP_ID,))
+    services.groups.remove_member(ADMIN_GROUP_ID, only.id)  # fine now: another admin is left
+    with pytest.raises(LastAdmin):
+        services.users.set_active(second.id, False)
+    plain = add_user(services)
+    assert not services.users.set_active(plain.id, False).active  # non-admins are unaffected
+
+
+def test_grants_need_a_live_group_and_not_admin(services: Services) -> None:
+    services.registry.add(table("orders"))
+    with pytest.raises(GroupNotFound):
+        services.grants.add("grp_gone", ResourceType.TABLE, "orders")
+    with pytest.raises(SystemGroupImmutable):
+        services.grants.add(ADMIN_GROUP_ID, ResourceType.TABLE, "orders")
+    with pytest.raises(UserNotFound):
+        services.groups.add_member(services.groups.add("Real").id, "usr_gone")

@@ -176,3 +176,38 @@ def test_public_url_and_wildcard_host_give_a_usable_base_url() -> None:
     assert load_settings(host="0.0.0.0", port=9000).base_url == "http://127.0.0.1:9000"
     settings = load_settings(public_url="https://agnes.example.com/")
     assert settings.base_url == "https://agnes.example.com"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"1: x\n", "is not a name"),
+        (b"yes: 1\n", "is not a name"),
+        (b"a: &a [*a]\n", "refers to itself"),
+        (b"port: 1\nport: 2\n", "is set twice (first on line 1)"),
+        (b"\xff\xfe\n", "is not UTF-8"),
+    ],
+)
+def test_odd_yaml_is_a_config_error_not_a_crash(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    path = tmp_path / "instance.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert expected in caught.value.message and str(path) in caught.value.message
+
+
+def test_malformed_json_in_a_structured_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGNES_SCAN_CAPS", "{bad")
+    with pytest.raises(ConfigError, match="AGNES_SCAN_CAPS is not valid JSON"):
+        load_settings()
+
+
+def test_proxy_headers_are_believed_only_from_trusted_proxies() -> None:
+    from agnes_mcp.serve import uvicorn_config
+
+    plain = uvicorn_config(load_settings(), app=None)  # type: ignore[arg-type]
+    assert plain.proxy_headers is False
+    proxied = uvicorn_config(load_settings(trusted_proxies=["127.0.0.1"]), app=None)  # type: ignore[arg-type]
+    assert proxied.proxy_headers is True and proxied.forwarded_allow_ips == "127.0.0.1"

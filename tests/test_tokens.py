@@ -178,3 +178,17 @@ def services_for_hypothesis(tmp_path_factory: pytest.TempPathFactory):
     opened = Services.open(load_settings(data_dir=tmp_path_factory.mktemp("hyp")))
     yield opened
     opened.close()
+
+
+def test_guessing_prefixes_does_not_evict_known_tokens(services: Services) -> None:
+    from agnes_mcp.auth.tokens import CACHE_SIZE
+
+    user = add_user(services)
+    _, raw = services.tokens.create(user.id, "kept")
+    services.tokens.authenticate(raw)
+    cache = services.tokens._cache
+    assert len(cache) == 1
+    for i in range(300):
+        with pytest.raises(TokenInvalid):
+            services.tokens.authenticate(f"agnes_{i:010d}_" + "x" * 43)
+    assert len(cache) == 1 and CACHE_SIZE >= 1000

@@ -2,7 +2,8 @@
 
 Middleware, outermost first: request context (client IP; ``/mcp`` served without a
 redirect), Host/Origin guard (DNS-rebinding protection for every route), body
-size limit. The Panel admin app gets ``/admin`` (a status page until it lands).
+size limit, bearer-token gate for ``/mcp`` (errors in the API's JSON shape). The
+Panel admin app gets ``/admin`` (a status page until it lands).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from agnes_mcp import __version__
 from agnes_mcp.api.body_limit import BodyLimit
 from agnes_mcp.api.error_handlers import install_error_handlers
 from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
+from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.request_context import RequestContextMiddleware
 from agnes_mcp.api.routes import grants, groups, registry, sync, system, tokens, users
 from agnes_mcp.mcp_server.server import build_mcp
@@ -71,6 +73,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
 
     app.mount(MCP_PATH, mcp_app)
     # add_middleware wraps outside-in in reverse order: the last added runs first.
+    app.add_middleware(McpAuthGate, services=services, path=MCP_PATH)
     app.add_middleware(BodyLimit, max_bytes=int(services.settings.max_request_bytes))
     app.add_middleware(HostOriginGuard, settings=services.settings)
     app.add_middleware(RequestContextMiddleware, mcp_path=MCP_PATH)

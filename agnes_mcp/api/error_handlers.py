@@ -85,6 +85,8 @@ def install_error_handlers(app: FastAPI) -> None:
             error = RouteNotFound(f"No route {request.method} {request.url.path}.")
         elif exc.status_code == 405:
             error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+        elif exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            error = MalformedJSON("The request body could not be parsed (too deeply nested?).")
         else:
             error = HTTPStatusError(exc.status_code, str(exc.detail))
         return error_response(error)

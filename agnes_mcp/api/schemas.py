@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+
+def _plain(value: str) -> str:
+    """Refuse control and invisible formatting characters (terminal escapes, bidi overrides)."""
+    for char in value:
+        if unicodedata.category(char) in ("Cc", "Cf") and char not in "\t":
+            raise ValueError(f"contains the control character U+{ord(char):04X}")
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_plain)]
 
 
 class RequestBody(BaseModel):

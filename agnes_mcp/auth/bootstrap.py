@@ -1,8 +1,9 @@
-"""The first start: make sure someone can administer the server.
+"""Every start: make sure someone can administer the server.
 
-When the Admin group has no members, create ``admin@<company_domain>``, put it in
-Admin and write its token once to ``DATA_DIR/state/bootstrap-token`` (mode 0600).
-The token is never logged.
+When the Admin group has no *active* member (a first start, or admins locked out by
+deactivation), ``admin@<company_domain>`` is created or reactivated, put in Admin, and
+a new token is written to ``DATA_DIR/state/bootstrap-token`` (mode 0600). Restarting
+the server is therefore the recovery path. The token is never logged.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.services import Services
 from agnes_mcp.store.groups import MembershipSource
-from agnes_mcp.store.users import ADMIN_GROUP_ID
+from agnes_mcp.store.users import ADMIN_GROUP_ID, active_admins
 
 logger = logging.getLogger("agnes.bootstrap")
 
@@ -36,11 +37,13 @@ def write_secret_file(path: Path, content: str) -> None:
 
 
 def ensure_admin(services: Services) -> Path | None:
-    """Create the first admin if the Admin group is empty; return the token file written."""
-    if services.groups.members(ADMIN_GROUP_ID):
+    """Create (or reactivate) an admin if none is active; return the token file written."""
+    if active_admins(services.store) > 0:
         return None
     email = f"admin@{services.settings.company_domain}"
     user = services.users.by_email(email) or services.users.add(email, "Administrator")
+    if not user.active:
+        user = services.users.set_active(user.id, True)
     services.groups.add_member(
         ADMIN_GROUP_ID, user.id, MembershipSource.SYSTEM_SEED, added_by="bootstrap"
     )

@@ -15,6 +15,7 @@ import hmac
 import re
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,6 +38,7 @@ from agnes_mcp.store.write_behind import WriteBehind
 
 TOKEN_PATTERN = re.compile(r"^agnes_([a-z0-9]{10})_([A-Za-z0-9_-]{43})$")
 MAX_NAME = 100
+CACHE_SIZE = 10_000  # known tokens kept in memory (least recently used go first)
 
 
 def hash_token(raw: str) -> str:
@@ -73,7 +75,7 @@ class TokenService:
         self._groups = groups
         self._write_behind = write_behind
         self._clock = clock
-        self._cache: dict[str, _Cached] = {}
+        self._cache: OrderedDict[str, _Cached] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- minting and revoking ----------------------------------------------------------
@@ -164,8 +166,11 @@ class TokenService:
         user = self._users.get(record.info.user_id) if record else None
         group_ids = self._groups.group_ids_of(user.id) if user else frozenset()
         entry = _Cached(generation, record, user, group_ids)
+        if record is None:
+            return entry  # unknown prefixes are not cached: guessing cannot evict real tokens
         with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
             self._cache[prefix] = entry
+            self._cache.move_to_end(prefix)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
         return entry

@@ -58,15 +58,13 @@ class AuditRepository:
             ]
             for e in entries
         ]
-        with self._store.cursor() as cur:
-            cur.begin()
+        with self._store.writer() as cur:
             cur.executemany(
                 "INSERT INTO audit_log "
                 "(occurred_at, user_id, action, resource, params, result, duration_ms, client_ip) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            cur.commit()
         return len(rows)
 
     def recent(self, *, limit: int = 100, user_id: str | None = None) -> list[AuditRow]:

@@ -8,6 +8,7 @@ cursor, so the store is safe to share between threads.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,20 +26,28 @@ from agnes_mcp.store.migrate import current_version, head_version, migrate
 
 
 class SystemStore:
-    """A connection to ``state/system.duckdb`` plus a change counter for caches."""
+    """A connection to ``state/system.duckdb`` plus a change counter for caches.
+
+    Reads run concurrently, each on its own cursor. Writes are serialised by one
+    re-entrant lock (:meth:`writing`): the system DB sees few writes, and DuckDB's
+    optimistic concurrency would otherwise turn two admins' simultaneous changes into
+    commit-time conflicts. A check that must hold while writing (does the group still
+    exist?) runs inside :meth:`writing` too.
+    """
 
     def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection) -> None:
         self.path = path
         self._con = connection
         self._generation = 0
         self._lock = threading.Lock()
+        self._write_lock = threading.RLock()
         self._closed = False
 
     @classmethod
     def open(cls, path: Path, *, run_migrations: bool = True) -> SystemStore:
         """Open (creating if needed) and migrate the system DB at ``path``."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise SystemStoreError(
                 f"Cannot create the folder for the system DB {path}: {exc.strerror}.",
@@ -53,6 +62,9 @@ class SystemStore:
                 f"The system DB {path} cannot be opened: {_first_line(exc)}",
                 hint=_CORRUPT_HINT,
             ) from None
+        with contextlib.suppress(OSError):  # e-mails, token hashes and IPs: owner only
+            path.chmod(0o600)
+            path.parent.chmod(0o700)
         store = cls(path, con)
         try:
             at = current_version(con)
@@ -81,16 +93,32 @@ class SystemStore:
             cur.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor inside BEGIN/COMMIT; rolled back if the block raises. Bumps the generation."""
-        with self.cursor() as cur:
+    def writing(self) -> Iterator[None]:
+        """Hold the write lock (re-entrant): checks and writes inside see no other writer."""
+        with self._write_lock:
+            yield
+
+    @contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor inside BEGIN/COMMIT under the write lock; rolled back if the block raises."""
+        with self._write_lock, self.cursor() as cur:
             cur.begin()
             try:
                 yield cur
+            except BaseException:
+                _rollback(cur)
+                raise
+            try:
                 cur.commit()
             except BaseException:
-                cur.rollback()
+                _rollback(cur)
                 raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Like :meth:`writer`, and bumps the generation so in-memory caches refresh."""
+        with self.writer() as cur:
+            yield cur
         self.bump()
 
     # --- change tracking for in-memory caches ---------------------------------------
@@ -112,6 +140,12 @@ class SystemStore:
         if not self._closed:
             self._closed = True
             self._con.close()
+
+
+def _rollback(cur: duckdb.DuckDBPyConnection) -> None:
+    """Roll back if a transaction is still open (a failed COMMIT has already ended it)."""
+    with contextlib.suppress(duckdb.Error):
+        cur.rollback()
 
 
 _CORRUPT_HINT = (

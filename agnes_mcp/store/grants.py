@@ -9,10 +9,17 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
-from agnes_mcp.errors import GrantExists, GrantNotFound, ResourceNotFound
+from agnes_mcp.errors import (
+    GrantExists,
+    GrantNotFound,
+    GroupNotFound,
+    ResourceNotFound,
+    SystemGroupImmutable,
+)
 from agnes_mcp.resources import ResourceType, spec_for
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, new_id, utcnow
+from agnes_mcp.store.users import ADMIN_GROUP_ID
 
 
 class Grant(BaseModel):
@@ -55,26 +62,40 @@ class GrantRepository:
         *,
         granted_by: str | None = None,
     ) -> Grant:
-        """Grant a resource that exists (when its kind can tell) to a group."""
+        """Grant a resource that exists (when its kind can tell) to an existing group."""
+        if group_id == ADMIN_GROUP_ID:
+            raise SystemGroupImmutable("Admin members may use every resource already.")
         spec = spec_for(resource_type)
-        if spec.existing_ids is not None and resource_id not in spec.existing_ids(self._store):
-            raise ResourceNotFound(
-                f"There is no {spec.label.lower()} '{resource_id}' to grant.",
-                hint=f"Grant an existing {resource_type.value}; check the id for typos.",
-            )
         grant_id = new_id("grt")
-        try:
-            with self._store.transaction() as cur:
-                cur.execute(
-                    "INSERT INTO resource_grants "
-                    "(id, group_id, resource_type, resource_id, granted_by, granted_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [grant_id, group_id, resource_type.value, resource_id, granted_by, utcnow()],
+        with self._store.writing():  # the group and the resource must still exist at insert
+            with self._store.cursor() as cur:
+                group = cur.execute("SELECT 1 FROM user_groups WHERE id = ?", [group_id]).fetchone()
+            if group is None:
+                raise GroupNotFound(f"No group with id '{group_id}'.")
+            if spec.existing_ids is not None and resource_id not in spec.existing_ids(self._store):
+                raise ResourceNotFound(
+                    f"There is no {spec.label.lower()} '{resource_id}' to grant.",
+                    hint=f"Grant an existing {resource_type.value}; check the id for typos.",
                 )
-        except duckdb.ConstraintException:
-            raise GrantExists(
-                f"The group already has {resource_type.value} '{resource_id}'."
-            ) from None
+            try:
+                with self._store.transaction() as cur:
+                    cur.execute(
+                        "INSERT INTO resource_grants "
+                        "(id, group_id, resource_type, resource_id, granted_by, granted_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        [
+                            grant_id,
+                            group_id,
+                            resource_type.value,
+                            resource_id,
+                            granted_by,
+                            utcnow(),
+                        ],
+                    )
+            except duckdb.ConstraintException:
+                raise GrantExists(
+                    f"The group already has {resource_type.value} '{resource_id}'."
+                ) from None
         return self.get(grant_id)
 
     def get(self, grant_id: str) -> Grant:
@@ -85,9 +106,10 @@ class GrantRepository:
         return _grant(row)
 
     def delete(self, grant_id: str) -> None:
-        self.get(grant_id)
-        with self._store.transaction() as cur:
-            cur.execute("DELETE FROM resource_grants WHERE id = ?", [grant_id])
+        with self._store.writing():
+            self.get(grant_id)
+            with self._store.transaction() as cur:
+                cur.execute("DELETE FROM resource_grants WHERE id = ?", [grant_id])
 
     def all(
         self, *, group_id: str | None = None, resource_type: ResourceType | None = None

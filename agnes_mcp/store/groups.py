@@ -19,12 +19,14 @@ from agnes_mcp.errors import (
     GroupExists,
     GroupNotFound,
     InvalidRequest,
+    LastAdmin,
     MembershipNotFound,
     SystemGroupImmutable,
+    UserNotFound,
 )
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, new_id, utcnow
-from agnes_mcp.store.users import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
+from agnes_mcp.store.users import ADMIN_GROUP_ID, EVERYONE_GROUP_ID, active_admins
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 
@@ -143,13 +145,14 @@ class GroupRepository:
 
     def delete(self, group_id: str) -> None:
         """Delete a group with its memberships and grants (never a system group)."""
-        group = self.get(group_id)
-        if group.is_system:
-            raise SystemGroupImmutable(f"The built-in group '{group.name}' cannot be deleted.")
-        with self._store.transaction() as cur:
-            cur.execute("DELETE FROM user_group_members WHERE group_id = ?", [group_id])
-            cur.execute("DELETE FROM resource_grants WHERE group_id = ?", [group_id])
-            cur.execute("DELETE FROM user_groups WHERE id = ?", [group_id])
+        with self._store.writing():
+            group = self.get(group_id)
+            if group.is_system:
+                raise SystemGroupImmutable(f"The built-in group '{group.name}' cannot be deleted.")
+            with self._store.transaction() as cur:
+                cur.execute("DELETE FROM user_group_members WHERE group_id = ?", [group_id])
+                cur.execute("DELETE FROM resource_grants WHERE group_id = ?", [group_id])
+                cur.execute("DELETE FROM user_groups WHERE id = ?", [group_id])
 
     # --- memberships -----------------------------------------------------------------
 
@@ -187,36 +190,54 @@ class GroupRepository:
             raise SystemGroupImmutable(
                 "Every user is in Everyone; members cannot be added by hand."
             )
-        self.get(group_id)
-        with self._store.transaction() as cur:
-            cur.execute(
-                "INSERT INTO user_group_members (user_id, group_id, source, added_by, added_at) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [user_id, group_id, source.value, added_by, utcnow()],
-            )
+        with self._store.writing():  # group and user must still exist at insert
+            self.get(group_id)
+            with self._store.cursor() as cur:
+                user = cur.execute("SELECT 1 FROM users WHERE id = ?", [user_id]).fetchone()
+            if user is None:
+                raise UserNotFound(f"No user with id '{user_id}'.")
+            with self._store.transaction() as cur:
+                cur.execute(
+                    "INSERT INTO user_group_members "
+                    "(user_id, group_id, source, added_by, added_at) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [user_id, group_id, source.value, added_by, utcnow()],
+                )
 
     def remove_member(
         self, group_id: str, user_id: str, source: MembershipSource = MembershipSource.ADMIN
     ) -> None:
-        """Remove only ``source``'s row; rows other writers made stay."""
+        """Remove only ``source``'s row; rows other writers made stay.
+
+        The last active admin cannot be removed from Admin."""
         if group_id == EVERYONE_GROUP_ID:
             raise SystemGroupImmutable("Every user is in Everyone; members cannot be removed.")
-        with self._store.cursor() as cur:
-            row = cur.execute(
-                "SELECT count(*) FROM user_group_members "
-                "WHERE group_id = ? AND user_id = ? AND source = ?",
-                [group_id, user_id, source.value],
-            ).fetchone()
-        if not row or row[0] == 0:
-            raise MembershipNotFound(
-                f"User '{user_id}' has no '{source.value}' membership in group '{group_id}'.",
-                hint="See the group's members with 'agnes admin group members GROUP'.",
-            )
-        with self._store.transaction() as cur:
-            cur.execute(
-                "DELETE FROM user_group_members WHERE group_id = ? AND user_id = ? AND source = ?",
-                [group_id, user_id, source.value],
-            )
+        with self._store.writing():
+            with self._store.cursor() as cur:
+                rows = cur.execute(
+                    "SELECT source FROM user_group_members WHERE group_id = ? AND user_id = ?",
+                    [group_id, user_id],
+                ).fetchall()
+            sources = {r[0] for r in rows}
+            if source.value not in sources:
+                raise MembershipNotFound(
+                    f"User '{user_id}' has no '{source.value}' membership in group '{group_id}'.",
+                    hint="See the group's members with 'agnes admin group members GROUP'.",
+                )
+            leaves_group = sources == {source.value}
+            if (
+                group_id == ADMIN_GROUP_ID
+                and leaves_group
+                and active_admins(self._store) > 0
+                and active_admins(self._store, excluding=user_id) == 0
+            ):
+                raise LastAdmin("This is the last active admin; removing it would lock admins out.")
+            with self._store.transaction() as cur:
+                cur.execute(
+                    "DELETE FROM user_group_members "
+                    "WHERE group_id = ? AND user_id = ? AND source = ?",
+                    [group_id, user_id, source.value],
+                )
 
     def group_ids_of(self, user_id: str) -> frozenset[str]:
         """Every group the user is in, through any writer; always includes Everyone."""

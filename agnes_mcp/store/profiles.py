@@ -27,7 +27,7 @@ class ProfileRepository:
 
     def put(self, table_id: str, profile: TableProfile, at: datetime) -> None:
         columns = json.dumps([asdict(c) for c in profile.columns])
-        with self._store.cursor() as cur:
+        with self._store.writer() as cur:
             cur.execute(
                 "INSERT OR REPLACE INTO table_profiles VALUES (?, ?, ?, ?)",
                 [table_id, at, profile.rows, columns],
@@ -47,5 +47,5 @@ class ProfileRepository:
         )
 
     def delete(self, table_id: str) -> None:
-        with self._store.cursor() as cur:
+        with self._store.writer() as cur:
             cur.execute("DELETE FROM table_profiles WHERE table_id = ?", [table_id])

@@ -67,8 +67,7 @@ class SyncStateRepository:
 
     def started(self, table_id: str, trigger: str, at: datetime) -> int:
         """Mark a run as started; returns the history row's id."""
-        with self._store.cursor() as cur:
-            cur.begin()
+        with self._store.writer() as cur:
             row = cur.execute(
                 "INSERT INTO sync_history (table_id, started_at, status, trigger) "
                 "VALUES (?, ?, 'running', ?) RETURNING id",
@@ -81,7 +80,6 @@ class SyncStateRepository:
                 "updated_at = excluded.updated_at",
                 [table_id, at, at],
             )
-            cur.commit()
         assert row is not None
         return int(row[0])
 
@@ -100,8 +98,7 @@ class SyncStateRepository:
         error: str | None = None,
     ) -> None:
         status = "ok" if ok else "error"
-        with self._store.cursor() as cur:
-            cur.begin()
+        with self._store.writer() as cur:
             cur.execute(
                 "UPDATE sync_history SET finished_at = ?, status = ?, rows = ?, size_bytes = ?, "
                 "error = ?, attempts = ?, duration_ms = ? WHERE id = ?",
@@ -119,7 +116,6 @@ class SyncStateRepository:
                     "WHERE table_id = ?",
                     [error, at, table_id],
                 )
-            cur.commit()
 
     def get(self, table_id: str) -> SyncState | None:
         with self._store.cursor() as cur:
@@ -144,8 +140,7 @@ class SyncStateRepository:
 
     def interrupted(self, at: datetime) -> int:
         """Runs left 'running' by a previous process are marked as errors (at start-up)."""
-        with self._store.cursor() as cur:
-            cur.begin()
+        with self._store.writer() as cur:
             row = cur.execute(
                 "UPDATE sync_history SET status = 'error', finished_at = ?, "
                 "error = 'interrupted: the server stopped during the sync' "
@@ -158,5 +153,4 @@ class SyncStateRepository:
                 "WHERE status = 'running'",
                 [at],
             )
-            cur.commit()
         return len(row)

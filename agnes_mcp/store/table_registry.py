@@ -132,20 +132,24 @@ class TableRegistryRepository:
         return [_registration(r) for r in rows]
 
     def update(self, spec: TableSpec) -> TableRegistration:
-        self.get(spec.id)
         assignments = ", ".join(f"{f} = ?" for f in _FIELDS if f != "id")
         params = [p for f, p in zip(_FIELDS, _params(spec), strict=True) if f != "id"]
-        with self._store.transaction() as cur:
-            cur.execute(f"UPDATE table_registry SET {assignments} WHERE id = ?", [*params, spec.id])
+        with self._store.writing():
+            self.get(spec.id)
+            with self._store.transaction() as cur:
+                cur.execute(
+                    f"UPDATE table_registry SET {assignments} WHERE id = ?", [*params, spec.id]
+                )
         return self.get(spec.id)
 
     def delete(self, table_id: str) -> None:
         """Unregister a table and drop the grants that named it."""
-        self.get(table_id)
-        with self._store.transaction() as cur:
-            cur.execute("DELETE FROM table_registry WHERE id = ?", [table_id])
-            cur.execute(
-                "DELETE FROM resource_grants WHERE resource_type = 'table' AND resource_id = ?",
-                [table_id],
-            )
-            cur.execute("DELETE FROM sync_state WHERE table_id = ?", [table_id])
+        with self._store.writing():
+            self.get(table_id)
+            with self._store.transaction() as cur:
+                cur.execute("DELETE FROM table_registry WHERE id = ?", [table_id])
+                cur.execute(
+                    "DELETE FROM resource_grants WHERE resource_type = 'table' AND resource_id = ?",
+                    [table_id],
+                )
+                cur.execute("DELETE FROM sync_state WHERE table_id = ?", [table_id])

@@ -123,11 +123,9 @@ class TokenRepository:
         batch = [[use.at, use.ip, use.token_id] for use in uses]
         if not batch:
             return 0
-        with self._store.cursor() as cur:
-            cur.begin()
+        with self._store.writer() as cur:
             cur.executemany(
                 "UPDATE personal_access_tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ?",
                 batch,
             )
-            cur.commit()
         return len(batch)

@@ -9,14 +9,19 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
-from agnes_mcp.errors import InvalidRequest, UserExists, UserNotFound
+from agnes_mcp.errors import InvalidRequest, LastAdmin, UserExists, UserNotFound
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, new_id, utcnow
 
 EVERYONE_GROUP_ID = "everyone"
 ADMIN_GROUP_ID = "admin"
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# ASCII only, no spaces, quotes, slashes or control characters: an address is also a
+# path segment (/api/admin/users/{email}) and is shown in terminals.
+_EMAIL = re.compile(
+    r"^[a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
+)
 _COLUMNS = "id, email, name, active, created_at, last_pull_at"
 
 
@@ -40,9 +45,30 @@ def _row(row: tuple[Any, ...]) -> User:
     )
 
 
+def active_admins(store: SystemStore, *, excluding: str | None = None) -> int:
+    """Active users in the Admin group, optionally not counting ``excluding``."""
+    with store.cursor() as cur:
+        row = cur.execute(
+            "SELECT count(DISTINCT u.id) FROM users u "
+            "JOIN user_group_members m ON m.user_id = u.id "
+            "WHERE m.group_id = ? AND u.active AND u.id IS DISTINCT FROM ?",
+            [ADMIN_GROUP_ID, excluding],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def is_admin(store: SystemStore, user_id: str) -> bool:
+    with store.cursor() as cur:
+        row = cur.execute(
+            "SELECT 1 FROM user_group_members WHERE group_id = ? AND user_id = ? LIMIT 1",
+            [ADMIN_GROUP_ID, user_id],
+        ).fetchone()
+    return row is not None
+
+
 def normalise_email(email: str) -> str:
     cleaned = email.strip().lower()
-    if not _EMAIL.match(cleaned):
+    if len(cleaned) > 254 or not _EMAIL.fullmatch(cleaned):
         raise InvalidRequest(
             f"'{email}' is not an e-mail address.", hint="Use the form name@example.com."
         )
@@ -108,13 +134,23 @@ class UserRepository:
         return [_row(r) for r in rows]
 
     def set_active(self, user_id: str, active: bool) -> User:
-        self.get(user_id)
-        with self._store.transaction() as cur:
-            cur.execute("UPDATE users SET active = ? WHERE id = ?", [active, user_id])
+        with self._store.writing():
+            user = self.get(user_id)
+            if (
+                not active
+                and user.active
+                and is_admin(self._store, user_id)
+                and active_admins(self._store, excluding=user_id) == 0
+            ):
+                raise LastAdmin(
+                    "This is the last active admin; deactivating it would lock admins out."
+                )
+            with self._store.transaction() as cur:
+                cur.execute("UPDATE users SET active = ? WHERE id = ?", [active, user_id])
         return self.get(user_id)
 
     def record_pull(self, user_id: str, at: datetime) -> None:
-        with self._store.cursor() as cur:
+        with self._store.writer() as cur:
             cur.execute("UPDATE users SET last_pull_at = ? WHERE id = ?", [at, user_id])
 
     def count(self) -> int:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from urllib.parse import quote
 
 from cli import exit_codes
-from cli.commands.session import client_for
+from cli.commands.session import client_for, segment
 from cli.output import emit
 
 COLUMNS = [
@@ -38,6 +37,6 @@ def create(args: argparse.Namespace) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
-    data = client_for(args).delete(f"/api/admin/grants/{quote(args.grant_id, safe='')}")
+    data = client_for(args).delete(f"/api/admin/grants/{segment(args.grant_id)}")
     emit(data, as_json=args.json, message=f"Grant {data['deleted']} removed.")
     return exit_codes.OK

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
-from urllib.parse import quote
 
 from cli import exit_codes
-from cli.commands.session import client_for
+from cli.commands.session import client_for, segment
 from cli.output import emit
 
 GROUP_COLUMNS = [
@@ -26,7 +25,7 @@ MEMBER_COLUMNS = [
 
 
 def _path(group: str) -> str:
-    return f"/api/admin/groups/{quote(group, safe='')}"
+    return f"/api/admin/groups/{segment(group)}"
 
 
 def _members(args: argparse.Namespace, data: dict[str, Any]) -> int:
@@ -71,5 +70,5 @@ def add_member(args: argparse.Namespace) -> int:
 
 
 def remove_member(args: argparse.Namespace) -> int:
-    user = quote(args.user, safe="@")
+    user = segment(args.user)
     return _members(args, client_for(args).delete(_path(args.group) + f"/members/{user}"))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 from typing import Any
-from urllib.parse import quote
 
 from cli import exit_codes
-from cli.commands.session import client_for
+from cli.commands.session import client_for, segment
 from cli.output import emit, print_message
 from cli.table_flags import spec_body
 
@@ -80,15 +79,13 @@ def update_table(args: argparse.Namespace) -> int:
     body = spec_body(args)
     if not body:
         raise argparse.ArgumentTypeError("update-table needs at least one flag to change")
-    result = client_for(args).request(
-        "PUT", f"/api/admin/registry/{quote(args.name, safe='')}", json=body
-    )
+    result = client_for(args).request("PUT", f"/api/admin/registry/{segment(args.name)}", json=body)
     emit(result, as_json=args.json, message=f"Updated '{args.name}': {', '.join(sorted(body))}.")
     return exit_codes.OK
 
 
 def unregister_table(args: argparse.Namespace) -> int:
-    result = client_for(args).delete(f"/api/admin/registry/{quote(args.name, safe='')}")
+    result = client_for(args).delete(f"/api/admin/registry/{segment(args.name)}")
     emit(
         result, as_json=args.json, message=f"Unregistered '{result['deleted']}'; its data is gone."
     )
@@ -151,7 +148,7 @@ def list_sources(args: argparse.Namespace) -> int:
 
 
 def source_tables(args: argparse.Namespace) -> int:
-    data = client_for(args).get(f"/api/admin/sources/{quote(args.source, safe='')}/tables")
+    data = client_for(args).get(f"/api/admin/sources/{segment(args.source)}/tables")
     columns = [
         ("source_table", "Source table"),
         ("bucket", "Bucket"),

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from urllib.parse import quote
 
 from cli import exit_codes
-from cli.commands.session import client_for
+from cli.commands.session import client_for, segment
 from cli.output import emit
 
 COLUMNS = [
@@ -49,6 +48,6 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def revoke(args: argparse.Namespace) -> int:
-    info = client_for(args).delete(f"/api/tokens/{quote(args.token_id)}")
+    info = client_for(args).delete(f"/api/tokens/{segment(args.token_id)}")
     emit(info, as_json=args.json, message=f"Token {info['id']} ({info['name']}) revoked.")
     return exit_codes.OK

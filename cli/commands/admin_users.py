@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from urllib.parse import quote
 
 from cli import exit_codes
-from cli.commands.session import client_for
+from cli.commands.session import client_for, segment
 from cli.output import emit
 
 COLUMNS = [
@@ -34,7 +33,7 @@ def list_(args: argparse.Namespace) -> int:
 
 
 def _set_active(args: argparse.Namespace, action: str) -> int:
-    user = client_for(args).post(f"/api/admin/users/{quote(args.user, safe='@')}/{action}")
+    user = client_for(args).post(f"/api/admin/users/{segment(args.user)}/{action}")
     emit(user, as_json=args.json, rows=[user], columns=COLUMNS)
     return exit_codes.OK
 

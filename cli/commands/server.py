@@ -66,7 +66,8 @@ Agnes demo is running on {settings.data_dir}
   Both are also in {tokens.path} (mode 0600).
 
 Try:
-  AGNES_SERVER_URL={base} AGNES_TOKEN=<admin token> agnes admin user list
+  uv run agnes login --server-url {base} --token <admin token>
+  uv run agnes admin list-tables
   claude mcp add --transport http agnes {base}/mcp --header "Authorization: Bearer <analyst token>"
 
 Press Ctrl-C to stop."""

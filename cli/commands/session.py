@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from urllib.parse import quote
 
 from cli.api_client import ApiClient
 from cli.credentials import resolve
+
+
+def segment(value: str) -> str:
+    """``value`` as one URL path segment: '/', '?', '#' and dot-segments cannot escape it."""
+    quoted = quote(value, safe="@")
+    return quoted.replace(".", "%2E") if set(value) <= {"."} else quoted
 
 
 def client_for(args: argparse.Namespace) -> ApiClient:

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
-from agnes_mcp.api.schemas import Deleted, RequestBody
+from agnes_mcp.api.schemas import Deleted, PlainText, RequestBody
 from agnes_mcp.audit_trail import record
 from agnes_mcp.store.groups import Group, Membership, MembershipSource
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/admin/groups", tags=["admin: groups"])
 
 class GroupCreate(RequestBody):
     name: str = Field(min_length=1, max_length=64)
-    description: str = Field(default="", max_length=500)
+    description: PlainText = Field(default="", max_length=500)
 
 
 class MemberAdd(RequestBody):

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
-from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.api.schemas import PlainText, RequestBody
 from agnes_mcp.audit_trail import record
 from agnes_mcp.auth.principal import Principal, TokenScope
 from agnes_mcp.errors import AdminRequired, TokenNotFound
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
 
 class TokenCreate(RequestBody):
-    name: str = Field(min_length=1, max_length=100, description="What the token is for.")
+    name: PlainText = Field(min_length=1, max_length=100, description="What the token is for.")
     user: str | None = Field(default=None, description="Id or e-mail (admins only; default: you).")
     scopes: list[TokenScope] = Field(default_factory=lambda: [TokenScope.DATA])
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
@@ -41,12 +41,17 @@ def _visible(services: Services, principal: Principal, token_id: str) -> TokenIn
     return info
 
 
+def _names_self(principal: Principal, ref: str | None) -> bool:
+    """Whether ``ref`` (id or e-mail) is the caller, decided without any lookup."""
+    return ref is None or ref == principal.user_id or ref.strip().lower() == principal.email
+
+
 @router.get("", summary="List tokens (yours; admins: anyone's)")
 def list_tokens(
     services: ServicesDep, principal: PrincipalDep, user: str | None = None, all: bool = False
 ) -> TokenList:
-    if all or (user is not None and services.users.find(user).id != principal.user_id):
-        services.access.require_admin(principal)
+    if all or not _names_self(principal, user):
+        services.access.require_admin(principal)  # before any lookup: nothing to enumerate
         user_id = services.users.find(user).id if user else None
         return TokenList(tokens=services.token_store.all(user_id=user_id))
     return TokenList(tokens=services.token_store.all(user_id=principal.user_id))
@@ -54,11 +59,11 @@ def list_tokens(
 
 @router.post("", status_code=201, summary="Create a token (the raw value is returned once)")
 def create_token(body: TokenCreate, services: ServicesDep, principal: PrincipalDep) -> TokenCreated:
-    owner = services.users.find(body.user) if body.user else services.users.get(principal.user_id)
-    if owner.id != principal.user_id:
-        services.access.require_admin(principal)
+    if not _names_self(principal, body.user):
+        services.access.require_admin(principal)  # before any lookup: nothing to enumerate
     if TokenScope.ADMIN in body.scopes and not principal.is_admin:
         raise AdminRequired("Only admins may create tokens with the 'admin' scope.")
+    owner = services.users.find(body.user) if body.user else services.users.get(principal.user_id)
     expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     info, raw = services.tokens.create(owner.id, body.name, [s.value for s in body.scopes], expires)
     record(services, principal, "token.create", resource=info.id, params={"user": owner.id})

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
-from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.api.schemas import PlainText, RequestBody
 from agnes_mcp.audit_trail import record
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.users import User
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
 
 class UserCreate(RequestBody):
     email: str = Field(description="E-mail address; unique.", max_length=254)
-    name: str | None = Field(default=None, max_length=200)
+    name: PlainText | None = Field(default=None, max_length=200)
     groups: list[str] = Field(default_factory=list, description="Group names or ids to join.")
 
 
