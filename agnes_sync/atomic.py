@@ -55,10 +55,15 @@ def sweep_stale(folder: Path) -> int:
     if not folder.is_dir():
         return 0
     removed = 0
-    for leftover in folder.rglob(f".*{TMP_SUFFIX}"):
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            discard(leftover)
+    for leftover in list(folder.rglob(f".*{TMP_SUFFIX}")):
+        remove_tree_or_file(leftover)
         removed += 1
     return removed
+
+
+def remove_tree_or_file(path: Path) -> None:
+    """Remove a leftover staging file or staging folder."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        discard(path)

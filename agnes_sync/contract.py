@@ -155,7 +155,7 @@ class ExtractWriter:
         """Remove what a killed writer of ``table`` left behind (hidden temporary files)."""
         removed = 0
         for leftover in self.paths.data.glob(f".{table}.*{atomic.TMP_SUFFIX}"):
-            atomic.discard(leftover)
+            atomic.remove_tree_or_file(leftover)
             removed += 1
         return removed + atomic.sweep_stale(self.paths.table_folder(table))
 
@@ -241,7 +241,9 @@ class ExtractWriter:
                 if stale.parent.is_dir() and not any(stale.parent.iterdir()):
                     stale.parent.rmdir()
         glob = quote_literal(str(folder / "*" / "*.parquet"))
-        view = f"SELECT * FROM read_parquet({glob}, union_by_name = true)"
+        view = (
+            f"SELECT * FROM read_parquet({glob}, union_by_name = true, hive_partitioning = false)"
+        )
         published = self._record(table, description, query_mode, view, files, replace_files=True)
         published.unchanged_parts = unchanged
         return published

@@ -32,7 +32,8 @@ def profile_parquet(paths: list[str]) -> TableProfile:
     try:
         con.execute("SET enable_progress_bar = false")
         rows = con.execute(
-            f"SUMMARIZE SELECT * FROM read_parquet({listing}, union_by_name = true)"
+            f"SUMMARIZE SELECT * FROM read_parquet({listing}, union_by_name = true, "
+            "hive_partitioning = false)"
         ).fetchall()
         names = [d[0] for d in con.description or []]
     finally:

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,14 +82,13 @@ class LiveServer:
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The real app under uvicorn on 127.0.0.1 and a free port, for the whole session."""
-    data_dir = tmp_path_factory.mktemp("live") / "data"
+@contextmanager
+def running_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
+    """The real app under uvicorn on 127.0.0.1 and a free port, in a thread."""
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     settings = load_settings(
-        data_dir=data_dir, port=port, write_behind_seconds=0.05, log_level="warning"
+        data_dir=data_dir, port=port, write_behind_seconds=0.05, log_level="warning", **overrides
     )
     services = Services.open(settings)
     token_file = ensure_admin(services)
@@ -108,3 +108,61 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         server.should_exit = True
         thread.join(timeout=20)
         services.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server with no data sources, shared by the whole session."""
+    with running_server(tmp_path_factory.mktemp("live") / "data") as server:
+        yield server
+
+
+@pytest.fixture
+def source_root(tmp_path: Path) -> Path:
+    root = tmp_path / "files"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    """A small DuckDB 'warehouse' with an events table ordered by day."""
+    import duckdb
+
+    path = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE events AS SELECT range AS id, DATE '2026-01-01' + (range // 100)::INTEGER "
+        "AS day, ['a', 'b', 'c'][1 + range % 3] AS kind, range * 1.5 AS value FROM range(3000)"
+    )
+    con.close()
+    return path
+
+
+@pytest.fixture
+def synced(tmp_path: Path, source_root: Path, warehouse: Path) -> Iterator[Services]:
+    """Services with three configured sources (files, a warehouse, the sample connector)."""
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        write_behind_seconds=0.05,
+        sync_backoff_seconds=0.01,
+        sources={
+            "files": {"connector": "files", "options": {"path": str(source_root)}},
+            "warehouse": {"connector": "duckdb_warehouse", "options": {"path": str(warehouse)}},
+            "sample": {"connector": "sample"},
+        },
+    )
+    opened = Services.open(settings)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def register(services: Services, **fields: object):
+    """Validate and store a registration, as the API does."""
+    from agnes_mcp.store.table_registry import TableSpec
+
+    spec = TableSpec(**fields)  # type: ignore[arg-type]
+    services.sync.validate(spec)
+    return services.registry.add(spec)

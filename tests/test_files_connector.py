@@ -1,0 +1,326 @@
+"""The files connector on real files: formats, reader options, and every sync strategy."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agnes_sync.connector import SourceContext, TableRequest
+from agnes_sync.contract import ExtractWriter
+from agnes_sync.errors import (
+    ConnectorCapabilityMissing,
+    InvalidTableSpec,
+    SourceDataError,
+    SourceTableNotFound,
+)
+from connectors.files.connector import FilesConnector
+
+
+@pytest.fixture
+def connector(tmp_path: Path, source_root: Path) -> FilesConnector:
+    return FilesConnector(SourceContext("files", {"path": str(source_root)}, tmp_path))
+
+
+@pytest.fixture
+def writer(tmp_path: Path) -> ExtractWriter:
+    return ExtractWriter(tmp_path / "extracts", "files")
+
+
+def rows_of(writer: ExtractWriter, table: str, order: str = "1") -> list[tuple]:
+    con = duckdb.connect(str(writer.paths.db), read_only=True)
+    try:
+        return con.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+    finally:
+        con.close()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "options"),
+    [
+        ("people.csv", "id,name\n1,Ada\n2,Bo\n", {}),
+        ("people.tsv", "id\tname\n1\tAda\n2\tBo\n", {}),
+        ("people.txt", "id;name\n1;Ada\n2;Bo\n", {"delimiter": ";", "header": True}),
+        ("people.ndjson", '{"id": 1, "name": "Ada"}\n{"id": 2, "name": "Bo"}\n', {}),
+        ("people.json", '[{"id": 1, "name": "Ada"}, {"id": 2, "name": "Bo"}]', {}),
+    ],
+)
+def test_text_formats(
+    connector: FilesConnector,
+    writer: ExtractWriter,
+    source_root: Path,
+    name: str,
+    content: str,
+    options: dict,
+) -> None:
+    write(source_root / name, content)
+    request = TableRequest(id="people", source_table=name, options=options)
+    columns = [c.name for c in connector.describe_table(request)]
+    assert columns == ["id", "name"]
+    published = connector.extract(request, writer)
+    assert published.rows == 2
+    assert rows_of(writer, "people") == [(1, "Ada"), (2, "Bo")]
+
+
+def test_parquet_and_globs_and_buckets(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    (source_root / "2026").mkdir()
+    for month in (1, 2, 3):
+        duckdb.sql(
+            f"COPY (SELECT {month} AS month, range AS n FROM range(5)) "
+            f"TO '{source_root / '2026' / f'sales-{month:02d}.parquet'}' (FORMAT parquet)"
+        )
+    request = TableRequest(id="sales", bucket="2026", source_table="sales-*.parquet")
+    assert connector.extract(request, writer).rows == 15
+    assert rows_of(writer, "sales", "month, n")[0] == (1, 0)
+    assert {t.source_table for t in connector.list_tables()} >= {"sales-01.parquet"}
+
+
+def test_explicit_types_and_null_string(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    write(source_root / "m.csv", "code,amount,day\n007,N/A,03/01/2026\n010,2.5,04/01/2026\n")
+    request = TableRequest(
+        id="m",
+        source_table="m.csv",
+        options={
+            "columns": {"code": "VARCHAR", "amount": "DOUBLE", "day": "DATE"},
+            "null_string": "N/A",
+            "date_format": "%d/%m/%Y",
+            "header": True,
+        },
+    )
+    connector.extract(request, writer)
+    assert [tuple(map(str, r)) for r in rows_of(writer, "m")] == [
+        ("007", "None", "2026-01-03"),
+        ("010", "2.5", "2026-01-04"),
+    ]
+
+
+def test_bad_options_and_paths_are_refused(
+    connector: FilesConnector, source_root: Path, tmp_path: Path
+) -> None:
+    write(source_root / "a.csv", "x\n1\n")
+    with pytest.raises(InvalidTableSpec, match="source options"):
+        connector.table_options(
+            TableRequest(id="a", source_table="a.csv", options={"delimitter": ";"})
+        )
+    with pytest.raises(InvalidTableSpec, match="not a DuckDB type"):
+        connector.table_options(
+            TableRequest(
+                id="a", source_table="a.csv", options={"columns": {"x": "INT); DROP TABLE t; --"}}
+            )
+        )
+    write(tmp_path / "secret.csv", "s\n1\n")
+    with pytest.raises(SourceTableNotFound):
+        connector.describe_table(TableRequest(id="s", source_table="../secret.csv"))
+    with pytest.raises(InvalidTableSpec):
+        connector.describe_table(TableRequest(id="s", source_table="/etc/passwd"))
+    with pytest.raises(SourceTableNotFound) as caught:
+        connector.describe_table(TableRequest(id="b", source_table="b.csv"))
+    assert "a.csv" in (caught.value.hint or "")  # the files that are there are listed
+
+
+def test_malformed_row_names_file_and_line_and_keeps_previous_data(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    path = write(source_root / "pay.csv", "id,amount\n1,10\n2,20\n")
+    request = TableRequest(
+        id="pay",
+        source_table="pay.csv",
+        options={"columns": {"id": "INTEGER", "amount": "INTEGER"}},
+    )
+    connector.extract(request, writer)
+    before = writer.paths.table_file("pay").read_bytes()
+    write(path, "id,amount\n1,10\n2,20\n3,lots\n4,40\n")
+    with pytest.raises(SourceDataError) as caught:
+        connector.extract(request, writer)
+    error = caught.value
+    assert str(path) in error.message and "line 4" in error.message and "3,lots" in error.message
+    assert error.details["line"] == 4
+    assert writer.paths.table_file("pay").read_bytes() == before
+    assert rows_of(writer, "pay") == [(1, 10), (2, 20)]
+    assert not [p for p in writer.paths.data.iterdir() if p.name.startswith(".")]
+
+
+def test_incremental_dedupes_and_takes_late_rows(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    path = source_root / "events.csv"
+    request = TableRequest(
+        id="events",
+        source_table="events.csv",
+        sync_strategy="incremental",
+        incremental_column="updated",
+        primary_key=("id",),
+        incremental_window_days=2,
+    )
+    write(path, "id,status,updated\n1,new,2026-03-01\n2,new,2026-03-02\n3,new,2026-03-05\n")
+    assert connector.extract(request, writer).rows == 3
+    # The source now: id 2 updated, a duplicate of id 3, a late row (4, dated inside the window),
+    # a row too old for the window (5), and id 1 gone from the export.
+    write(
+        path,
+        "id,status,updated\n2,paid,2026-03-06\n3,new,2026-03-05\n3,new,2026-03-05\n"
+        "4,late,2026-03-04\n5,ancient,2026-02-01\n",
+    )
+    connector.extract(request, writer)
+    got = {r[0]: (r[1], str(r[2])) for r in rows_of(writer, "events")}
+    assert got == {
+        1: ("new", "2026-03-01"),  # kept: incremental never deletes
+        2: ("paid", "2026-03-06"),  # newest version wins
+        3: ("new", "2026-03-05"),  # once, not three times
+        4: ("late", "2026-03-04"),  # late row inside the window
+    }
+
+
+def test_incremental_without_key_appends_only_newer(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    path = source_root / "log.csv"
+    request = TableRequest(
+        id="log", source_table="log.csv", sync_strategy="incremental", incremental_column="n"
+    )
+    write(path, "n\n1\n2\n")
+    connector.extract(request, writer)
+    write(path, "n\n1\n2\n3\n")
+    assert connector.extract(request, writer).rows == 3
+    assert rows_of(writer, "log") == [(1,), (2,), (3,)]
+
+
+def test_max_history_days_drops_old_rows(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    write(source_root / "h.csv", "id,day\n1,2026-01-01\n2,2026-03-01\n3,2026-03-10\n")
+    request = TableRequest(
+        id="h",
+        source_table="h.csv",
+        sync_strategy="incremental",
+        incremental_column="day",
+        primary_key=("id",),
+        max_history_days=30,
+    )
+    connector.extract(request, writer)
+    assert [r[0] for r in rows_of(writer, "h")] == [2, 3]
+
+
+def partition_state(writer: ExtractWriter, table: str) -> dict[str, tuple[int, str]]:
+    folder = writer.paths.table_folder(table)
+    return {
+        part.parent.name: (part.stat().st_mtime_ns, part.read_bytes().hex()[:64])
+        for part in folder.glob("*/*.parquet")
+    }
+
+
+def test_partitioned_rewrites_only_changed_partitions(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    path = source_root / "orders.csv"
+    request = TableRequest(
+        id="orders",
+        source_table="orders.csv",
+        sync_strategy="partitioned",
+        partition_by="day",
+        partition_granularity="month",
+    )
+    write(
+        path, "id,day,amount\n1,2026-01-05,10\n2,2026-01-20,20\n3,2026-02-03,30\n4,2026-03-09,40\n"
+    )
+    first = connector.extract(request, writer)
+    assert first.rows == 4 and len(first.files) == 3
+    before = partition_state(writer, "orders")
+    assert set(before) == {"day_month=2026-01", "day_month=2026-02", "day_month=2026-03"}
+
+    # February changes, March disappears, April appears, January is untouched.
+    write(
+        path, "id,day,amount\n1,2026-01-05,10\n2,2026-01-20,20\n3,2026-02-03,99\n5,2026-04-01,50\n"
+    )
+    second = connector.extract(request, writer)
+    after = partition_state(writer, "orders")
+    assert set(after) == {"day_month=2026-01", "day_month=2026-02", "day_month=2026-04"}
+    assert after["day_month=2026-01"] == before["day_month=2026-01"]  # same file, same mtime
+    assert after["day_month=2026-02"][0] != before["day_month=2026-02"][0]
+    assert second.unchanged_parts == 1
+    assert rows_of(writer, "orders") == [
+        (1, date(2026, 1, 5), 10),
+        (2, date(2026, 1, 20), 20),
+        (3, date(2026, 2, 3), 99),
+        (5, date(2026, 4, 1), 50),
+    ]
+    third = connector.extract(request, writer)
+    assert third.unchanged_parts == 3 and partition_state(writer, "orders") == after
+
+
+def test_partitioned_day_and_year_and_empty(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    write(
+        source_root / "d.csv",
+        "id,at\n1,2026-01-01 10:00:00\n2,2026-01-02 11:00:00\n3,2027-05-05 00:00:00\n",
+    )
+    for granularity, expected in (("day", 3), ("year", 2)):
+        request = TableRequest(
+            id=f"d_{granularity}",
+            source_table="d.csv",
+            sync_strategy="partitioned",
+            partition_by="at",
+            partition_granularity=granularity,
+        )
+        assert len(connector.extract(request, writer).files) == expected
+    write(source_root / "none.csv", "id,at\n")
+    empty = TableRequest(
+        id="none",
+        source_table="none.csv",
+        sync_strategy="partitioned",
+        partition_by="at",
+        partition_granularity="day",
+        options={"columns": {"id": "INTEGER", "at": "TIMESTAMP"}},
+    )
+    published = connector.extract(empty, writer)
+    assert published.rows == 0 and rows_of(writer, "none") == []
+
+
+def test_where_filters_are_predicates_only(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    write(source_root / "w.csv", "id,country\n1,US\n2,DE\n3,US\n")
+    request = TableRequest(id="w", source_table="w.csv", where_filters="country = 'US'")
+    assert connector.extract(request, writer).rows == 2
+    for bad in (
+        "1 = 1; DROP TABLE x",
+        "id IN (SELECT 1)",
+        "id = (SELECT count(*) FROM read_csv('/etc/passwd'))",
+    ):
+        with pytest.raises(InvalidTableSpec):
+            connector.extract(TableRequest(id="w", source_table="w.csv", where_filters=bad), writer)
+
+
+def test_capabilities_are_enforced(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    write(source_root / "r.csv", "x\n1\n")
+    with pytest.raises(ConnectorCapabilityMissing, match="remote"):
+        connector.extract(TableRequest(id="r", source_table="r.csv", query_mode="remote"), writer)
+
+
+def test_demo_exports_round_trip(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """Formats as the demo writes them: NDJSON with timestamps and nulls."""
+    rows = [
+        {"id": 1, "at": "2026-01-01 10:00:00", "score": None},
+        {"id": 2, "at": "2026-01-02 11:00:00", "score": 4},
+    ]
+    write(source_root / "t.ndjson", "\n".join(json.dumps(r) for r in rows) + "\n")
+    connector.extract(TableRequest(id="t", source_table="t.ndjson"), writer)
+    assert [(r[0], r[2]) for r in rows_of(writer, "t")] == [(1, None), (2, 4)]

@@ -1,0 +1,215 @@
+"""Schedules, the scheduler and the sync service: concurrency, single flight, retries, history."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from agnes_mcp.services import Services
+from agnes_sync.errors import InvalidSchedule, TerminalSyncError, TransientSyncError
+from agnes_sync.retry import with_retries
+from agnes_sync.schedule import parse_schedule
+from agnes_sync.scheduler import Job, Scheduler
+from tests.conftest import register
+
+NOON = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("every 15m", NOON + timedelta(minutes=15)),
+        ("Every  2H", NOON + timedelta(hours=2)),
+        ("every 1d", NOON + timedelta(days=1)),
+        ("hourly", datetime(2026, 11, 25, 13, 0, tzinfo=UTC)),
+        ("daily", datetime(2026, 11, 26, 0, 0, tzinfo=UTC)),
+        ("daily 03:00", datetime(2026, 11, 26, 3, 0, tzinfo=UTC)),
+        ("daily 23:30", datetime(2026, 11, 25, 23, 30, tzinfo=UTC)),
+        ("*/10 * * * *", datetime(2026, 11, 25, 12, 10, tzinfo=UTC)),
+        ("0 3 * * 1-5", datetime(2026, 11, 26, 3, 0, tzinfo=UTC)),
+    ],
+)
+def test_schedule_forms(text: str, expected: datetime) -> None:
+    assert parse_schedule(text).next_after(NOON) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["sometimes", "every 5s", "daily 25:00", "every m", "* * *", "61 * * * *"]
+)
+def test_invalid_schedules_say_what_is_accepted(text: str) -> None:
+    with pytest.raises(InvalidSchedule) as caught:
+        parse_schedule(text)
+    assert text in caught.value.message
+
+
+def test_due_jobs() -> None:
+    hourly = parse_schedule("hourly")
+    jobs = [
+        Job("never_synced", hourly, None, None),
+        Job("fresh", hourly, NOON - timedelta(minutes=1), NOON),
+        Job("stale", hourly, NOON - timedelta(hours=2), NOON - timedelta(hours=2)),
+        Job("manual_only", None, None, None),
+    ]
+    scheduler = Scheduler(lambda: jobs, lambda key, reason: None)
+    try:
+        assert sorted(scheduler.due(NOON)) == ["never_synced", "stale"]
+    finally:
+        scheduler.stop()
+
+
+def test_trigger_is_single_flight_and_slow_jobs_do_not_block_others() -> None:
+    started: dict[str, float] = {}
+    gate = threading.Event()
+    runs: list[str] = []
+
+    def run(key: str, reason: str) -> str:
+        started.setdefault(key, time.monotonic())
+        runs.append(key)
+        if key == "slow":
+            gate.wait(5)
+        return key
+
+    scheduler = Scheduler(lambda: [], run, workers=2)
+    try:
+        slow = scheduler.trigger("slow")
+        again = scheduler.trigger("slow")
+        assert again is slow  # joined, not started twice
+        assert scheduler.trigger("fast").result(timeout=5) == "fast"  # not blocked by slow
+        assert scheduler.running() == {"slow"}
+        gate.set()
+        assert slow.result(timeout=5) == "slow"
+        assert runs.count("slow") == 1
+    finally:
+        scheduler.stop()
+
+
+def test_retries_only_transient_failures() -> None:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TransientSyncError("busy")
+        return "done"
+
+    assert with_retries(flaky, attempts=3, backoff_seconds=0.001) == ("done", 3)
+
+    def always_busy() -> str:
+        raise TransientSyncError("still busy")
+
+    with pytest.raises(TransientSyncError) as caught:
+        with_retries(always_busy, attempts=2, backoff_seconds=0.001)
+    assert caught.value.details["attempts"] == 2
+
+    def broken() -> str:
+        calls.append(1)
+        raise TerminalSyncError("bad data")
+
+    calls.clear()
+    with pytest.raises(TerminalSyncError):
+        with_retries(broken, attempts=5, backoff_seconds=0.001)
+    assert len(calls) == 1
+
+
+def test_two_tables_sync_concurrently_and_history_is_kept(synced: Services) -> None:
+    for name in ("slow_a", "slow_b"):
+        register(
+            synced, id=name, source_type="sample", source_options={"rows": 50, "delay_seconds": 0.6}
+        )
+    results = synced.sync.sync_many(["slow_a", "slow_b"])
+    assert [r.status for r in results] == ["ok", "ok"]
+    runs = {r.table_id: r for r in synced.sync_states.history()}
+    a, b = runs["slow_a"], runs["slow_b"]
+    assert a.started_at < b.finished_at and b.started_at < a.finished_at  # they overlapped
+    assert {r.trigger for r in runs.values()} == {"manual"}
+
+
+def test_transient_failures_are_retried_and_terminal_ones_reported(synced: Services) -> None:
+    register(synced, id="flaky", source_type="sample", source_options={"fail_times": 2})
+    result = synced.sync.sync("flaky")
+    assert result.status == "ok" and result.attempts == 3
+
+    register(
+        synced,
+        id="broken",
+        source_type="sample",
+        source_options={"fail_times": 5, "failure": "terminal"},
+    )
+    failed = synced.sync.sync("broken")
+    assert failed.status == "error" and failed.attempts == 1
+    assert failed.error is not None and failed.error["code"] == "sync_terminal_failure"
+    state = synced.sync_states.get("broken")
+    assert (
+        state is not None
+        and state.status == "error"
+        and "injected terminal" in (state.last_error or "")
+    )
+    history = synced.sync_states.history("broken")
+    assert [(h.status, h.attempts) for h in history] == [("error", 1)]
+
+
+def test_a_failed_sync_keeps_the_previous_data(synced: Services, source_root) -> None:
+    (source_root / "pay.csv").write_text("id,amount\n1,10\n")
+    register(
+        synced,
+        id="pay",
+        source_type="files",
+        source_table="pay.csv",
+        source_options={"columns": {"id": "INTEGER", "amount": "INTEGER"}},
+    )
+    assert synced.sync.sync("pay").status == "ok"
+    before = synced.sync_states.get("pay")
+    (source_root / "pay.csv").write_text("id,amount\n1,10\n2,oops\n")
+    result = synced.sync.sync("pay")
+    assert result.status == "error" and result.error is not None
+    assert result.error["code"] == "source_data_invalid" and "line 3" in result.error["message"]
+    after = synced.sync_states.get("pay")
+    assert after is not None and before is not None
+    assert (after.rows, after.content_hash, after.last_success_at) == (
+        before.rows,
+        before.content_hash,
+        before.last_success_at,
+    )
+    con = synced.orchestrator.connect()
+    assert con.execute("SELECT count(*) FROM pay").fetchone() == (1,)  # still served
+    con.close()
+
+
+def test_profile_is_stored_after_a_sync(synced: Services) -> None:
+    register(synced, id="prof", source_type="sample", source_options={"rows": 200})
+    synced.sync.sync("prof")
+    profile = synced.profiles.get("prof")
+    assert profile is not None and profile.rows == 200
+    by_name = {c["name"]: c for c in profile.columns}
+    assert by_name["id"]["min"] == "0" and by_name["id"]["max"] == "199"
+    assert by_name["label"]["null_share"] == 0.0 and by_name["id"]["distinct_estimate"] > 150
+
+
+def test_scheduler_runs_due_tables_in_the_background(synced: Services) -> None:
+    register(synced, id="scheduled", source_type="sample", sync_schedule="every 1h")
+    register(synced, id="manual", source_type="sample")
+    started = synced.sync.scheduler.tick()
+    assert started == ["scheduled"]  # never synced and scheduled: due now; unscheduled: never
+    deadline = time.monotonic() + 10
+    while (
+        synced.sync_states.get("scheduled") is None
+        or synced.sync_states.get("scheduled").status != "ok"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert synced.sync.scheduler.tick() == []  # synced a moment ago; next run in an hour
+    assert synced.sync_states.history("scheduled")[0].trigger == "schedule"
+    assert synced.sync_states.get("manual") is None
+
+
+def test_runs_left_running_by_a_crash_are_closed_at_start(synced: Services) -> None:
+    register(synced, id="crashed", source_type="sample")
+    synced.sync_states.started("crashed", "schedule", datetime.now(UTC))
+    synced.sync.start()
+    state = synced.sync_states.get("crashed")
+    assert (
+        state is not None and state.status == "error" and "interrupted" in (state.last_error or "")
+    )
