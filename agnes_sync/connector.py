@@ -16,12 +16,14 @@ it supports; the engine refuses a spec the connector cannot serve. Failures rais
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
+import duckdb
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agnes_sync.contract import ExtractWriter, PublishedTable
@@ -103,6 +105,8 @@ class Connector(ABC):
 
     def __init__(self, context: SourceContext) -> None:
         self.context = context
+        self._duckdb: duckdb.DuckDBPyConnection | None = None
+        self._duckdb_lock = threading.Lock()
         try:
             self.options = self.Options.model_validate(context.options)
         except ValidationError as exc:
@@ -125,6 +129,18 @@ class Connector(ABC):
     @abstractmethod
     def extract(self, request: TableRequest, writer: ExtractWriter) -> PublishedTable:
         """Bring ``request`` into the extract contract through ``writer``."""
+
+    # --- shared helpers -----------------------------------------------------------------
+
+    def duckdb_cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor on this connector's in-memory DuckDB (one instance per connector:
+        a new instance costs ~11 ms, a cursor nothing; cursors are safe across threads)."""
+        with self._duckdb_lock:
+            if self._duckdb is None:
+                self._duckdb = duckdb.connect()
+            cursor = self._duckdb.cursor()
+        cursor.execute("SET enable_progress_bar = false")
+        return cursor
 
     # --- shared checks ------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 from agnes_sync import atomic
 from agnes_sync.contract import EXTRACT_DB, ExtractPaths
 from agnes_sync.extract_reader import Extract, ExtractTable, read_extract
+from agnes_sync.locks import lock_for
 from agnes_sync.sql_text import quote_ident
 
 Row = tuple[object, ...]
@@ -71,8 +72,17 @@ class RebuildReport:
 
 @dataclass(frozen=True)
 class _Cached:
-    identity: tuple[int, int, int]
+    identity: tuple[int, ...]
     extract: Extract
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    """A file's identity for the cache: changes whenever it is rewritten (or disappears)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return (0, 0, 0)
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
 
 class Orchestrator:
@@ -105,12 +115,12 @@ class Orchestrator:
 
     def _extract(self, source: str) -> Extract:
         paths = ExtractPaths.of(self.extracts_root, source)
-        stat = paths.db.stat()
-        identity = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        identity = _identity(paths.db) + _identity(paths.db.with_name(paths.db.name + ".wal"))
         cached = self._cache.get(source)
         if cached is not None and cached.identity == identity:
             return cached.extract
-        extract = read_extract(paths, con=self._reader)
+        with lock_for(paths.db):  # never read an extract while this process writes it
+            extract = read_extract(paths, con=self._reader)
         self._cache[source] = _Cached(identity, extract)
         return extract
 

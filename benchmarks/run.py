@@ -14,13 +14,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_auth, bench_cli_startup, bench_demo, bench_mcp
+from benchmarks import (
+    bench_auth,
+    bench_cli_startup,
+    bench_demo,
+    bench_extract,
+    bench_mcp,
+    bench_rebuild,
+)
 from benchmarks.harness import Result
 
 SUITES = {
     "cli": bench_cli_startup.run,
     "auth": bench_auth.run,
     "mcp": bench_mcp.run,
+    "extract": bench_extract.run,
+    "rebuild": bench_rebuild.run,
 }
 
 

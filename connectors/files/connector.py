@@ -71,7 +71,7 @@ class FilesConnector(Connector):
 
     def describe_table(self, request: TableRequest) -> list[Column]:
         sql, files = self.source_sql(request)
-        con = duckdb.connect()
+        con = self.duckdb_cursor()
         try:
             rows = con.execute(f"DESCRIBE {sql}").fetchall()
         except duckdb.Error as exc:
@@ -83,8 +83,7 @@ class FilesConnector(Connector):
     def extract(self, request: TableRequest, writer: ExtractWriter) -> PublishedTable:
         self.check_supported(request)
         sql, files = self.source_sql(request)
-        con = duckdb.connect()
-        con.execute("SET enable_progress_bar = false")
+        con = self.duckdb_cursor()
         try:
             return strategies.run(con, sql, request, writer)
         except duckdb.Error as exc:

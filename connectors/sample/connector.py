@@ -11,7 +11,6 @@ import threading
 import time
 from typing import ClassVar, Literal, cast
 
-import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
 from agnes_sync import strategies
@@ -70,7 +69,7 @@ class SampleConnector(Connector):
         if attempt <= options.fail_times:
             error = TransientSyncError if options.failure == "transient" else TerminalSyncError
             raise error(f"injected {options.failure} failure {attempt} of {options.fail_times}")
-        con = duckdb.connect()
+        con = self.duckdb_cursor()
         try:
             return strategies.run(con, self._sql(options), request, writer)
         finally:
