@@ -108,7 +108,10 @@ class AgnesSettings(BaseSettings):
     )
     data_dir: Path = Field(
         default=Path("agnes-data"),
-        description="Folder holding state/, extracts/, analytics/ and snapshots/.",
+        description=(
+            "Folder holding state/, extracts/, analytics/ and snapshots/ "
+            "(a relative path is taken from the working directory at start)."
+        ),
     )
     host: str = Field(
         default="127.0.0.1",
@@ -171,6 +174,13 @@ class AgnesSettings(BaseSettings):
     _split_hosts = field_validator(
         "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before"
     )(_split_csv)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        """Resolved once at start: views and file lists record absolute paths, which must not
+        depend on the working directory of whoever reads them later."""
+        return value.expanduser().resolve()
 
     @field_validator("company_domain", mode="before")
     @classmethod

@@ -148,7 +148,7 @@ class ExtractWriter:
     metadata for data that is not in place. One writer per source at a time (a lock)."""
 
     def __init__(self, extracts_root: Path, source: str) -> None:
-        self.paths = ExtractPaths.of(extracts_root, source)
+        self.paths = ExtractPaths.of(extracts_root.resolve(), source)
         self.paths.data.mkdir(parents=True, exist_ok=True)
 
     def sweep(self, table: str) -> int:

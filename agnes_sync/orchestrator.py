@@ -87,8 +87,9 @@ def _identity(path: Path) -> tuple[int, ...]:
 
 class Orchestrator:
     def __init__(self, data_dir: Path) -> None:
-        self.extracts_root = data_dir / "extracts"
-        self.analytics_path = data_dir / "analytics" / "server.duckdb"
+        root = data_dir.resolve()  # views record absolute paths
+        self.extracts_root = root / "extracts"
+        self.analytics_path = root / "analytics" / "server.duckdb"
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
         self._reader: duckdb.DuckDBPyConnection

@@ -179,21 +179,13 @@ def _read_banner(process: subprocess.Popen[str], timeout: float = 90) -> str:
     raise AssertionError("no banner:\n" + "".join(lines))
 
 
-def _start_demo(data_dir: Path, stderr: Path) -> subprocess.Popen[str]:
+def _start_demo(workdir: Path, stderr: Path) -> subprocess.Popen[str]:
+    """`agnes demo` as the README runs it: from a working dir, default (relative) data dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "cli.main",
-            "demo",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            "0",
-            "--scale",
-            str(TINY),
-        ],
+        [sys.executable, "-m", "cli.main", "demo", "--port", "0", "--scale", str(TINY)],
+        cwd=workdir,
         stdout=subprocess.PIPE,
         stderr=stderr.open("w"),
         text=True,
@@ -217,7 +209,7 @@ def _stop(process: subprocess.Popen[str]) -> int:
 def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
     data_dir = tmp_path / "agnes-data"
     stderr = tmp_path / "stderr.txt"
-    process = _start_demo(data_dir, stderr)
+    process = _start_demo(tmp_path, stderr)
     try:
         banner = _read_banner(process)
     finally:
@@ -244,12 +236,22 @@ def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
                 "/api/admin/users", headers={"Authorization": f"Bearer {admin_token[1]}"}
             )
             assert users.status_code == 200 and len(users.json()["users"]) == 2
+            status = client.get(
+                "/api/sync/status", headers={"Authorization": f"Bearer {admin_token[1]}"}
+            ).json()
+        assert status["problems"] == [] and status["conflicts"] == []
+        assert len(status["tables"]) == 8 and {t["status"] for t in status["tables"]} == {"ok"}
+        con = duckdb.connect(str(data_dir / "analytics" / "server.duckdb"), read_only=True)
+        served = {r[0] for r in con.execute("SELECT table_name FROM _catalog").fetchall()}
+        orders = con.execute("SELECT count(*) FROM orders").fetchone()
+        con.close()
+        assert len(served) == 8 and orders == (DemoSizes.for_scale(TINY).orders,)
     finally:
         assert _stop(process) == 0
     log = stderr.read_text()
     assert "Application startup complete" in log and "Traceback" not in log, log
 
-    process = _start_demo(data_dir, stderr)
+    process = _start_demo(tmp_path, stderr)
     try:
         banner = _read_banner(process)
         assert "Generating the demo data" not in banner

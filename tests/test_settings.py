@@ -22,8 +22,8 @@ def test_defaults_without_any_source(tmp_path: Path, monkeypatch: pytest.MonkeyP
     settings = load_settings()
     assert settings.host == "127.0.0.1"
     assert settings.port == 8000
-    assert settings.data_dir == Path("agnes-data")
-    assert settings.system_db_path == Path("agnes-data/state/system.duckdb")
+    assert settings.data_dir == tmp_path / "agnes-data"  # resolved against the working dir
+    assert settings.system_db_path == tmp_path / "agnes-data" / "state" / "system.duckdb"
     assert int(settings.scan_caps.per_query_bytes) == 5 * 1024**3
     assert settings.base_url == "http://127.0.0.1:8000"
 
