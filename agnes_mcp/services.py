@@ -6,7 +6,8 @@ routes and MCP tools; tests build their own against a ``tmp_path`` data dir.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.auth.tokens import TokenService
@@ -25,6 +26,9 @@ from agnes_mcp.store.users import UserRepository
 from agnes_mcp.store.write_behind import WriteBehind
 from agnes_mcp.sync_service import SyncService
 from agnes_sync.orchestrator import Orchestrator
+
+if TYPE_CHECKING:
+    from agnes_mcp.query.service import QueryService
 
 
 @dataclass
@@ -46,6 +50,7 @@ class Services:
     sources: SourceCatalog
     orchestrator: Orchestrator
     sync: SyncService
+    query: QueryService = field(init=False)
 
     @classmethod
     def open(cls, settings: AgnesSettings) -> Services:
@@ -84,6 +89,11 @@ class Services:
             sync=SyncService(settings, registry, sync_states, profiles, sources, orchestrator),
         )
 
+    def __post_init__(self) -> None:
+        from agnes_mcp.query.service import QueryService  # it needs the services it joins
+
+        self.query = QueryService(self)
+
     def start(self) -> None:
         """Start background work: the write-behind flusher, the sync scheduler."""
         self.write_behind.start()
@@ -97,4 +107,5 @@ class Services:
     def close(self) -> None:
         """Stop background work and close the store."""
         self.stop()
+        self.query.close()
         self.store.close()

@@ -164,6 +164,18 @@ class AgnesSettings(BaseSettings):
     sync_backoff_seconds: float = Field(
         default=2.0, ge=0, le=600, description="First retry delay; doubles on each further retry."
     )
+    query_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="A query running longer is interrupted."
+    )
+    query_default_rows: int = Field(
+        default=1000, ge=1, description="Rows a query returns when the caller gives no limit."
+    )
+    query_memory_limit: str = Field(
+        default="2GB",
+        pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory one query sandbox (a DuckDB instance) may use, e.g. '2GB'.",
+    )
+    query_threads: int = Field(default=2, ge=1, le=64, description="Threads per query sandbox.")
     scan_caps: ScanCaps = Field(
         default_factory=ScanCaps, description="Default caps for remote scans and results."
     )

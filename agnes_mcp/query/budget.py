@@ -1,0 +1,125 @@
+"""Scan caps and budgets for remote queries: per query, per user per UTC day, concurrency.
+
+Caps come from the settings (``scan_caps``) and can be changed at run time by an admin
+(``server_config`` keys ``scan_caps.<name>``). Spending is kept in memory (never a write
+on the request path); a user's spend for today is seeded once from the audit log, where
+every remote query records its bytes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.query.refusals import BudgetExhausted, TooManyConcurrent
+from agnes_mcp.settings import AgnesSettings
+from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.server_config import ServerConfigRepository
+
+CAP_KEYS = (
+    "per_query_bytes",
+    "per_user_daily_bytes",
+    "concurrent_remote_queries_per_user",
+    "max_result_rows",
+    "max_result_bytes",
+)
+
+
+@dataclass(frozen=True)
+class Caps:
+    per_query_bytes: int
+    per_user_daily_bytes: int
+    concurrent_remote_queries_per_user: int
+    max_result_rows: int
+    max_result_bytes: int
+
+
+class ScanBudget:
+    def __init__(
+        self, settings: AgnesSettings, config: ServerConfigRepository, store: SystemStore
+    ) -> None:
+        self._settings = settings
+        self._config = config
+        self._store = store
+        self._lock = threading.Lock()
+        self._spent: dict[tuple[str, date], int] = {}
+        self._running: dict[str, int] = {}
+        self._caps: tuple[int, Caps] | None = None
+
+    def caps(self) -> Caps:
+        """Current caps: settings, overridden by server config (cached per store change)."""
+        generation = self._store.generation
+        if self._caps is not None and self._caps[0] == generation:
+            return self._caps[1]
+        defaults = self._settings.scan_caps
+        stored = self._config.all()
+        values = {
+            key: int(stored.get(f"scan_caps.{key}", getattr(defaults, key))) for key in CAP_KEYS
+        }
+        caps = Caps(**values)
+        self._caps = (generation, caps)
+        return caps
+
+    def _today(self) -> date:
+        return datetime.now(UTC).date()
+
+    def spent(self, principal: Principal) -> int:
+        key = (principal.user_id, self._today())
+        with self._lock:
+            if key in self._spent:
+                return self._spent[key]
+        seeded = self._seed(principal.user_id, key[1])
+        with self._lock:
+            return self._spent.setdefault(key, seeded)
+
+    def _seed(self, user_id: str, day: date) -> int:
+        with self._store.cursor() as cur:
+            row = cur.execute(
+                "SELECT coalesce(sum(TRY_CAST(json_extract(params, '$.bytes_scanned') "
+                "AS BIGINT)), 0) "
+                "FROM audit_log WHERE user_id = ? AND occurred_at >= ?",
+                [user_id, datetime(day.year, day.month, day.day, tzinfo=UTC)],
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def remaining(self, principal: Principal) -> int:
+        return max(0, self.caps().per_user_daily_bytes - self.spent(principal))
+
+    def check_daily(self, principal: Principal, scan_bytes: int) -> None:
+        left = self.remaining(principal)
+        if scan_bytes > left:
+            raise BudgetExhausted(
+                f"The query would scan {scan_bytes} bytes; {left} of today's "
+                f"{self.caps().per_user_daily_bytes} remain.",
+                details={"scan_bytes": scan_bytes, "remaining_bytes": left},
+            )
+
+    def charge(self, principal: Principal, scanned: int) -> int:
+        """Record spend; returns what remains today."""
+        self.spent(principal)  # seed first
+        key = (principal.user_id, self._today())
+        with self._lock:
+            self._spent[key] = self._spent.get(key, 0) + scanned
+            total = self._spent[key]
+        return max(0, self.caps().per_user_daily_bytes - total)
+
+    @contextmanager
+    def slot(self, principal: Principal) -> Iterator[None]:
+        """A place among the user's concurrent remote queries, or ``too_many_concurrent``."""
+        allowed = self.caps().concurrent_remote_queries_per_user
+        with self._lock:
+            running = self._running.get(principal.user_id, 0)
+            if running >= allowed:
+                raise TooManyConcurrent(
+                    f"You already run {running} remote queries; the limit is {allowed}."
+                )
+            self._running[principal.user_id] = running + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running[principal.user_id] -= 1

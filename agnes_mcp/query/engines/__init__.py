@@ -1,0 +1,1 @@
+"""Remote engines: where remote tables are queried (a DuckDB warehouse, BigQuery)."""

@@ -1,0 +1,304 @@
+"""The first wall: what a query may be, decided by sqlglot before anything runs.
+
+Accepted: exactly one statement whose tree holds only query nodes (SELECT, WITH, set
+operations, VALUES, subqueries, SQL-standard PIVOT inside a SELECT). Refused anywhere in
+the tree: DDL and DML (also inside a CTE), COPY, ATTACH/DETACH, INSTALL/LOAD, SET/RESET,
+PRAGMA, CALL, USE, transactions, EXPORT/IMPORT, SELECT INTO, DESCRIBE/SHOW/SUMMARIZE/
+EXPLAIN; table functions and file paths used as tables; functions that reach outside
+(files, environment, settings, catalogs, other engines); internal objects. Every real
+table reference is resolved through CTE scoping and subqueries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import cast
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.scope import traverse_scope
+from sqlglot.tokenizer_core import TokenType
+
+from agnes_mcp.query.refusals import (
+    FunctionNotAllowed,
+    InternalObject,
+    MultipleStatements,
+    ReadOnly,
+    SqlParseError,
+    SqlTooLarge,
+    StatementNotAllowed,
+)
+
+logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" is ours to judge
+
+DUCKDB = "duckdb"
+BIGQUERY = "bigquery"
+MAX_SQL_CHARS = 100_000
+MAX_NESTING = 200
+
+_WRITES: tuple[type[exp.Expr], ...] = (
+    exp.DDL,
+    exp.DML,
+    exp.Copy,
+    exp.Attach,
+    exp.Detach,
+    exp.Install,
+    exp.Set,
+    exp.Pragma,
+    exp.Use,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.Into,
+    exp.Command,
+    exp.LoadData,
+)
+_NOT_QUERIES: tuple[type[exp.Expr], ...] = (exp.Describe, exp.Summarize, exp.Show)
+_ROOTS: tuple[type[exp.Expr], ...] = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
+_GENERATORS: tuple[type[exp.Expr], ...] = (exp.GenerateSeries, exp.Unnest, exp.Values)
+
+_DENIED_PREFIXES = (
+    "read_",
+    "duckdb_",
+    "pragma_",
+    "parquet_",
+    "sniff_",
+    "bigquery_",
+    "iceberg_",
+    "delta_",
+    "sqlite_",
+    "postgres_",
+    "mysql_",
+    "http",
+    "load_",
+    "icu_",
+    "json_execute",
+    "system$",
+)
+_DENIED_NAMES = frozenset(
+    {
+        "getenv",
+        "glob",
+        "query",
+        "query_table",
+        "current_setting",
+        "which_secret",
+        "external_query",
+        "ml.predict",
+        "session_user",
+        "checkpoint",
+        "force_checkpoint",
+        "enable_profiling",
+        "disable_profiling",
+        "summary",
+        "test_all_types",
+        "json_serialize_sql",
+        "json_deserialize_sql",
+        "json_serialize_plan",
+        "set_variable",
+        "getvariable",
+        "current_query",
+    }
+)
+_INTERNAL_SCHEMAS = frozenset({"information_schema", "pg_catalog", "system", "temp"})
+_PATH_CHARS = ("/", "\\", ".", ":", "*", "?", "~", "%")
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A reference to a real table (not a CTE), as written: ``catalog.db.name``."""
+
+    name: str
+    db: str | None = None
+    catalog: str | None = None
+
+    @property
+    def qualified(self) -> bool:
+        return bool(self.catalog) or (bool(self.db) and self.db != "main")
+
+    @property
+    def path(self) -> str:
+        return ".".join(p for p in (self.catalog, self.db, self.name) if p)
+
+
+@dataclass
+class ParsedQuery:
+    sql: str
+    dialect: str
+    tree: exp.Expression
+    refs: list[TableRef] = field(default_factory=list)  # real tables, resolved through scopes
+    table_names: list[str] = field(default_factory=list)  # every table-like name, CTEs included
+    fingerprint: str = ""
+
+
+def _nesting(sql: str) -> int:
+    depth = deepest = 0
+    for char in sql:
+        if char == "(":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char == ")":
+            depth = max(0, depth - 1)
+    return deepest
+
+
+def _parse_error(exc: ParseError | TokenError) -> SqlParseError:
+    line = col = None
+    detail = str(exc).splitlines()[0]
+    errors = getattr(exc, "errors", None) or []
+    if errors:
+        line, col = errors[0].get("line"), errors[0].get("col")
+        detail = errors[0].get("description") or detail
+    where = f" at line {line}, column {col}" if line is not None else ""
+    return SqlParseError(
+        f"The SQL does not parse{where}: {detail}.",
+        details={"line": line, "column": col},
+    )
+
+
+def _function_name(func: exp.Func) -> str:
+    if isinstance(func, exp.Anonymous):
+        return str(func.name).lower()
+    return func.sql_name().lower()
+
+
+def _denied(name: str) -> bool:
+    return name in _DENIED_NAMES or name.startswith(_DENIED_PREFIXES) or name.endswith("_scan")
+
+
+def _statement_kind(node: exp.Expr) -> str:
+    if isinstance(node, exp.Command):
+        return str(node.this).upper()
+    return type(node).__name__.upper()
+
+
+def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
+    """Parse and check ``sql``; raises a :class:`QueryRefused` subclass on any violation."""
+    if len(sql) > MAX_SQL_CHARS:
+        raise SqlTooLarge(f"The SQL is {len(sql)} characters; the limit is {MAX_SQL_CHARS}.")
+    if _nesting(sql) > MAX_NESTING:
+        raise SqlTooLarge(f"The SQL nests parentheses deeper than {MAX_NESTING} levels.")
+    try:
+        statements = [s for s in sqlglot.parse(sql, dialect=dialect) if s is not None]
+    except (ParseError, TokenError) as exc:
+        raise _parse_error(exc) from None
+    except RecursionError:
+        raise SqlTooLarge("The SQL is nested too deeply to check.") from None
+    if not statements:
+        raise SqlParseError("The SQL is empty.", details={"line": None, "column": None})
+    if len(statements) > 1:
+        raise MultipleStatements(f"The SQL holds {len(statements)} statements; send one.")
+    tree = cast(exp.Expression, statements[0])
+    _check_tree(tree)
+    parsed = ParsedQuery(sql=sql, dialect=dialect, tree=tree)
+    parsed.table_names = [t.name.lower() for t in tree.find_all(exp.Table) if t.name]
+    parsed.refs = _real_tables(tree)
+    parsed.fingerprint = fingerprint(sql, dialect)
+    return parsed
+
+
+def _check_tree(tree: exp.Expression) -> None:
+    if isinstance(tree, (exp.Pivot, *_NOT_QUERIES)):
+        raise StatementNotAllowed(f"{_statement_kind(tree)} statements are not accepted.")
+    if isinstance(tree, exp.Command) and str(tree.this).upper() in ("EXPLAIN", "SUMMARIZE", "SHOW"):
+        raise StatementNotAllowed(f"{_statement_kind(tree)} statements are not accepted.")
+    if not isinstance(tree, _ROOTS):
+        raise ReadOnly(f"Only SELECT queries are accepted, not {_statement_kind(tree)}.")
+    for node in tree.walk():
+        if isinstance(node, _WRITES):
+            raise ReadOnly(f"The query contains {_statement_kind(node)}, which is not a read.")
+        if isinstance(node, _NOT_QUERIES):
+            raise StatementNotAllowed(f"The query contains {_statement_kind(node)}.")
+        if isinstance(node, exp.Func) and not isinstance(node, _GENERATORS):
+            name = _function_name(node)
+            if _denied(name):
+                raise FunctionNotAllowed(f"The function {name}() is not allowed.")
+        if isinstance(node, exp.Table):
+            _check_table(node)
+
+
+def _check_table(table: exp.Table) -> None:
+    source = table.this
+    if isinstance(source, _GENERATORS):
+        return
+    if isinstance(source, exp.Func):
+        raise FunctionNotAllowed(
+            f"The table function {_function_name(source)}() is not allowed; query tables by name."
+        )
+    if not isinstance(source, exp.Identifier):
+        if isinstance(source, exp.Expression) and not isinstance(source, exp.Dot):
+            raise FunctionNotAllowed(f"'{table.sql()}' is not a table name.")
+        return
+    name = str(source.name)
+    if any(char in name for char in _PATH_CHARS):
+        raise FunctionNotAllowed(f"'{name}' looks like a file path; files are not tables here.")
+    lowered = name.lower()
+    schemas = {str(part).lower() for part in (table.db, table.catalog) if part}
+    if lowered.startswith(("_", "duckdb_", "pragma_", "sqlite_")) or schemas & _INTERNAL_SCHEMAS:
+        raise InternalObject(f"'{table.sql()}' is an internal object.")
+
+
+def _real_tables(tree: exp.Expression) -> list[TableRef]:
+    """Tables that are not CTEs, resolved through every scope (CTEs that shadow or alias
+    table names, subqueries, lateral joins)."""
+    found: list[TableRef] = []
+    try:
+        scopes = list(traverse_scope(tree))
+    except Exception:  # noqa: BLE001 - scope analysis gave up: every table node counts as real
+        scopes = []
+    if scopes:
+        seen: set[int] = set()
+        for scope in scopes:
+            for source in scope.sources.values():
+                if isinstance(source, exp.Table) and id(source) not in seen and source.name:
+                    seen.add(id(source))
+                    found.append(_ref(source))
+        # Tables scope analysis does not list as sources (e.g. inside function arguments)
+        for table in tree.find_all(exp.Table):
+            real = isinstance(table.this, exp.Identifier) and not _is_cte_name(table, tree)
+            if id(table) not in seen and real:
+                found.append(_ref(table))
+        return found
+    return [_ref(t) for t in tree.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
+
+
+def _is_cte_name(table: exp.Table, tree: exp.Expression) -> bool:
+    if table.db or table.catalog:
+        return False
+    names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    return table.name.lower() in names
+
+
+def _ref(table: exp.Table) -> TableRef:
+    return TableRef(
+        name=table.name.lower(),
+        db=str(table.db).lower() or None,
+        catalog=str(table.catalog).lower() or None,
+    )
+
+
+_LITERALS = frozenset(
+    {
+        TokenType.STRING,
+        TokenType.NUMBER,
+        TokenType.NATIONAL_STRING,
+        TokenType.BIT_STRING,
+        TokenType.HEX_STRING,
+        TokenType.BYTE_STRING,
+        TokenType.RAW_STRING,
+        TokenType.HEREDOC_STRING,
+    }
+)
+
+
+def fingerprint(sql: str, dialect: str) -> str:
+    """A hash of the query's shape: literals become '?', case and spacing do not count.
+
+    Computed from tokens (~10x cheaper than re-rendering the tree)."""
+    tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    shape = " ".join("?" if t.token_type in _LITERALS else t.text.lower() for t in tokens)
+    return hashlib.sha256(shape.encode()).hexdigest()[:16]

@@ -1,0 +1,152 @@
+"""Typed refusals of the SQL rails: one class per rule, a stable ``code``, a one-line message
+and a ``next_step`` an agent can act on (the tool to call with its arguments, and the CLI).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agnes_sync.errors import AgnesError
+
+
+def next_step(tool: str, cli: str | None = None, **arguments: Any) -> dict[str, Any]:
+    """What to do instead: an MCP tool call (name + arguments) and the CLI equivalent."""
+    step: dict[str, Any] = {"tool": tool, "arguments": arguments}
+    if cli:
+        step["cli"] = cli
+    return step
+
+
+class QueryRefused(AgnesError):
+    """The rails refused a query; ``details['next_step']`` says what to do instead."""
+
+    code = "query_refused"
+    status = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        next: dict[str, Any] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        merged = dict(details or {})
+        if next is not None:
+            merged["next_step"] = next
+        super().__init__(message, hint=hint, details=merged)
+
+    @property
+    def next_step(self) -> dict[str, Any] | None:
+        step = self.details.get("next_step")
+        return step if isinstance(step, dict) else None
+
+
+class SqlParseError(QueryRefused):
+    code = "sql_parse_error"
+    default_hint = "Fix the SQL at the line and column given; only one SELECT is accepted."
+
+
+class SqlTooLarge(QueryRefused):
+    code = "sql_too_large"
+    default_hint = "Send a shorter or less deeply nested query."
+
+
+class MultipleStatements(QueryRefused):
+    code = "multiple_statements"
+    default_hint = "Send one SELECT per call."
+
+
+class ReadOnly(QueryRefused):
+    code = "read_only"
+    default_hint = "Only SELECT queries (WITH, UNION, VALUES, subqueries) are accepted."
+
+
+class StatementNotAllowed(QueryRefused):
+    code = "statement_not_allowed"
+    default_hint = "Use the schema and describe tools instead of DESCRIBE, SHOW or SUMMARIZE."
+
+
+class FunctionNotAllowed(QueryRefused):
+    code = "function_not_allowed"
+    default_hint = "Query registered tables by name; files and outside resources are not reachable."
+
+
+class InternalObject(QueryRefused):
+    code = "internal_object_not_allowed"
+    default_hint = "Use the catalog tool to see the tables you may query."
+
+
+class TableNotFound(QueryRefused):
+    code = "table_not_found"
+    status = 404
+
+
+class TableNotGranted(QueryRefused):
+    code = "table_not_granted"
+    status = 403
+    default_hint = "Ask an admin to grant one of your groups access to the table."
+
+
+class RemoteTableNeedsSnapshot(QueryRefused):
+    code = "remote_table_needs_snapshot"
+    default_hint = (
+        "Remote tables stay in the warehouse: run the query with query_remote (scan-capped), "
+        "or fetch a filtered subset with snapshot_create and query that locally."
+    )
+
+
+class LocalTableInRemoteQuery(QueryRefused):
+    code = "local_table_in_remote_query"
+    default_hint = "query_remote runs in the warehouse; query local tables with the query tool."
+
+
+class MixedEngines(QueryRefused):
+    code = "mixed_engines"
+    default_hint = "One remote query reads one warehouse; combine results locally from snapshots."
+
+
+class PathNotRegistered(QueryRefused):
+    code = "path_not_registered"
+    default_hint = "Only registered tables can be queried; use the catalog tool to find them."
+
+
+class RemoteScanTooLarge(QueryRefused):
+    code = "remote_scan_too_large"
+    default_hint = "Narrow the query (fewer columns, a tighter date range) or snapshot a subset."
+
+
+class RemoteEstimateFailed(QueryRefused):
+    code = "remote_estimate_failed"
+    status = 502
+    default_hint = "The warehouse could not price the query; check the SQL and try again."
+
+
+class BudgetExhausted(QueryRefused):
+    code = "budget_exhausted"
+    status = 429
+    default_hint = "Your daily remote-scan budget is spent; it resets at 00:00 UTC."
+
+
+class TooManyConcurrent(QueryRefused):
+    code = "too_many_concurrent"
+    status = 429
+    default_hint = "Wait for one of your running remote queries to finish."
+
+
+class QueryTimeout(QueryRefused):
+    code = "query_timeout"
+    status = 504
+    default_hint = "Narrow the query (filter, aggregate, LIMIT) or snapshot a subset first."
+
+
+class QueryFailed(QueryRefused):
+    """The query passed the rails but the engine reported an error (e.g. a type error)."""
+
+    code = "query_failed"
+    default_hint = "Fix the query; the message is the engine's."
+
+
+class SnapshotInvalid(QueryRefused):
+    code = "snapshot_invalid"
+    default_hint = "A snapshot takes a column list and a predicate in the table's SQL flavor."

@@ -1,0 +1,175 @@
+"""The second wall: a DuckDB that can see only what the caller may read, and cannot do more.
+
+Each sandbox is an in-memory DuckDB holding views over exactly the parquet files of one
+set of tables, then locked in this order (the only order that works on DuckDB 2.0):
+``allowed_paths`` = those files (not their folders, which would let ``COPY TO`` write
+there) -> no extension auto-install/auto-load -> ``enable_external_access = false`` ->
+memory and thread limits -> ``lock_configuration = true``. It holds alone, without the
+sqlglot policy: DuckDB's own parser must see exactly one SELECT, which runs inside a
+transaction that is always rolled back, under a timeout (interrupt), a row cap and a
+byte cap. Sandboxes are pooled per set of tables, since a new DuckDB costs ~11 ms and a
+cursor nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from agnes_mcp.query.catalog import CatalogTable
+from agnes_mcp.query.refusals import MultipleStatements, QueryFailed, QueryTimeout, ReadOnly
+from agnes_sync.sql_text import quote_ident, quote_literal
+
+POOL_SIZE = 16
+
+
+@dataclass(frozen=True)
+class Limits:
+    rows: int
+    bytes: int
+    timeout_seconds: float
+
+
+@dataclass
+class RunResult:
+    table: pa.Table
+    truncated: bool
+    reason: str | None  # rows | bytes
+    seconds: float
+
+
+def lock_down(
+    con: duckdb.DuckDBPyConnection, allowed: list[str], *, memory_limit: str, threads: int
+) -> None:
+    """Apply the sandbox settings to ``con`` and lock them."""
+    con.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in allowed)}]")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET enable_external_access = false")
+    con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
+    con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET lock_configuration = true")
+
+
+def run_select(
+    base: duckdb.DuckDBPyConnection,
+    sql: str,
+    limits: Limits,
+    *,
+    prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> RunResult:
+    """Run one SELECT on a fresh cursor of ``base``: DuckDB's parser decides it is one
+    SELECT; a LIMIT stops the scan early; a timer interrupts it; nothing it did survives."""
+    cursor = base.cursor()
+    try:
+        statements = cursor.extract_statements(sql)
+    except duckdb.Error as exc:
+        cursor.close()
+        raise QueryFailed(f"DuckDB cannot parse the query: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        cursor.close()
+        raise MultipleStatements(f"DuckDB reads {len(statements)} statements; send one.")
+    if statements[0].type != duckdb.StatementType.SELECT:
+        cursor.close()
+        raise ReadOnly(f"Only SELECT queries run here, not {statements[0].type.name}.")
+    text = statements[0].query.rstrip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    # The newline keeps a trailing "-- comment" from swallowing the closing parenthesis.
+    wrapped = f"SELECT * FROM (\n{text}\n) AS agnes_result LIMIT {limits.rows + 1}"
+    timer = threading.Timer(limits.timeout_seconds, cursor.interrupt)
+    started = time.perf_counter()
+    try:
+        cursor.begin()
+        if prepare is not None:
+            prepare(cursor)
+        timer.start()
+        table = cursor.sql(wrapped).to_arrow_table()
+    except duckdb.InterruptException:
+        raise QueryTimeout(
+            f"The query ran longer than {limits.timeout_seconds:g} s and was stopped."
+        ) from None
+    except duckdb.Error as exc:
+        raise QueryFailed(str(exc).splitlines()[0]) from None
+    finally:
+        timer.cancel()
+        with contextlib.suppress(duckdb.Error):
+            cursor.rollback()
+        cursor.close()
+    seconds = time.perf_counter() - started
+    truncated, reason = False, None
+    if table.num_rows > limits.rows:
+        table, truncated, reason = table.slice(0, limits.rows), True, "rows"
+    if table.nbytes > limits.bytes and table.num_rows:
+        keep = max(0, int(table.num_rows * limits.bytes / table.nbytes))
+        table, truncated, reason = table.slice(0, keep), True, "bytes"
+    return RunResult(table=table, truncated=truncated, reason=reason, seconds=seconds)
+
+
+class Sandbox:
+    """Views over exactly ``tables``' files, in a locked in-memory DuckDB."""
+
+    def __init__(self, tables: list[CatalogTable], *, memory_limit: str, threads: int) -> None:
+        self.tables = {t.id for t in tables}
+        self._con = duckdb.connect()
+        allowed: list[str] = []
+        for table in tables:
+            if not table.files:
+                continue
+            files = ", ".join(quote_literal(f) for f in table.files)
+            self._con.execute(
+                f"CREATE VIEW {quote_ident(table.id)} AS SELECT * FROM read_parquet([{files}], "
+                "union_by_name = true, hive_partitioning = false)"
+            )
+            allowed.extend(table.files)
+        lock_down(self._con, allowed, memory_limit=memory_limit, threads=threads)
+
+    def run(self, sql: str, limits: Limits) -> RunResult:
+        return run_select(self._con, sql, limits)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+class SandboxPool:
+    """Sandboxes by (set of tables, catalog version), least recently used dropped first."""
+
+    def __init__(self, *, memory_limit: str, threads: int, size: int = POOL_SIZE) -> None:
+        self._memory = memory_limit
+        self._threads = threads
+        self._size = size
+        self._lock = threading.Lock()
+        self._pool: OrderedDict[tuple[object, ...], Sandbox] = OrderedDict()
+
+    def get(self, tables: list[CatalogTable], version: object) -> Sandbox:
+        key = (version, frozenset(t.id for t in tables))
+        with self._lock:
+            sandbox = self._pool.get(key)
+            if sandbox is not None:
+                self._pool.move_to_end(key)
+                return sandbox
+        sandbox = Sandbox(tables, memory_limit=self._memory, threads=self._threads)
+        with self._lock:
+            existing = self._pool.get(key)
+            if existing is not None:
+                sandbox.close()
+                return existing
+            self._pool[key] = sandbox
+            while len(self._pool) > self._size:
+                _, dropped = self._pool.popitem(last=False)
+                dropped.close()
+            return sandbox
+
+    def clear(self) -> None:
+        with self._lock:
+            for sandbox in self._pool.values():
+                sandbox.close()
+            self._pool.clear()

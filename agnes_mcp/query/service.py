@@ -1,0 +1,426 @@
+"""The one query service every SQL string goes through (API, MCP tools, CLI, notebooks).
+
+Order of work for a query: policy (sqlglot, in the engine's dialect) -> DuckDB's own parse
+(the table names must agree) -> tables resolved against grants and query modes -> for a
+remote query: estimate, per-query cap, daily budget, a concurrency slot -> run (local: a
+sandbox holding only the caller's tables; remote: the warehouse engine under the cap) ->
+result with provenance -> audit row (allowed or refused, off the request path).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from sqlglot import exp
+
+from agnes_mcp.audit_trail import record
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.query import policy
+from agnes_mcp.query.budget import ScanBudget
+from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable, QueryCatalog, RemoteLocation
+from agnes_mcp.query.duckdb_check import cross_check
+from agnes_mcp.query.engines.base import Estimate, RemoteEngine
+from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
+from agnes_mcp.query.policy import ParsedQuery
+from agnes_mcp.query.rails import Plan, plan_local, plan_remote, rewrite_remote_names, snapshot_call
+from agnes_mcp.query.refusals import (
+    QueryRefused,
+    RemoteEstimateFailed,
+    RemoteScanTooLarge,
+    SqlParseError,
+)
+from agnes_mcp.query.results import (
+    Provenance,
+    QueryResult,
+    TableRead,
+    Truncation,
+    columns_of,
+    rows_of,
+)
+from agnes_mcp.query.sandbox import Limits, RunResult, SandboxPool
+from agnes_mcp.resources import ResourceType
+from agnes_mcp.services import Services
+
+Mode = str  # "local" | "remote" | "auto"
+
+
+@dataclass
+class Outcome:
+    """A query's Arrow result with everything needed to describe it."""
+
+    table: pa.Table
+    truncated: bool
+    reason: str | None
+    plan: Plan
+    parsed: ParsedQuery
+    engine: str
+    bytes_scanned: int
+    remaining_budget: int | None
+    seconds: float
+    limit: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def result(self) -> QueryResult:
+        truncation = None
+        if self.truncated:
+            how = (
+                "Raise limit (up to the row cap), aggregate, or filter; the first "
+                f"{self.table.num_rows} rows are shown."
+                if self.reason == "rows"
+                else "Select fewer or narrower columns; the result hit the byte cap."
+            )
+            truncation = Truncation(reason=self.reason or "rows", how_to_get_more=how)
+        return QueryResult(
+            columns=columns_of(self.table),
+            rows=rows_of(self.table),
+            row_count=self.table.num_rows,
+            truncated=self.truncated,
+            truncation=truncation,
+            bytes_scanned=self.bytes_scanned,
+            remaining_budget_bytes=self.remaining_budget,
+            provenance=self.provenance(),
+        )
+
+    def provenance(self) -> Provenance:
+        return Provenance(
+            tables=[
+                TableRead(
+                    id=t.id, query_mode=t.query_mode, source=t.source, freshness=t.extracted_at
+                )
+                for t in self.plan.tables
+            ],
+            engine=self.engine,
+            bytes_scanned=self.bytes_scanned,
+            row_count=self.table.num_rows,
+            duration_ms=round(self.seconds * 1000, 3),
+            fingerprint=self.parsed.fingerprint,
+        )
+
+
+@dataclass
+class EstimateOutcome:
+    scan_bytes: int
+    limit_bytes: int
+    remaining_budget_bytes: int
+    engine: str
+    tables: list[str]
+    result_rows: int | None
+    detail: dict[str, Any]
+
+
+class QueryService:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        settings = services.settings
+        self.catalog = QueryCatalog(services.store, services.registry, services.orchestrator)
+        self.budget = ScanBudget(settings, services.server_config, services.store)
+        self.sandboxes = SandboxPool(
+            memory_limit=settings.query_memory_limit, threads=settings.query_threads
+        )
+        self._engines: dict[tuple[str, str], tuple[object, RemoteEngine]] = {}
+        self._engine_lock = threading.Lock()
+        self.engine_factories: dict[str, Callable[[RemoteLocation], RemoteEngine]] = {
+            "duckdb": lambda loc: DuckDBWarehouseEngine(
+                loc, memory_limit=settings.query_memory_limit, threads=settings.query_threads
+            ),
+        }
+
+    # --- parsing and planning ----------------------------------------------------------------
+
+    def _parse(self, sql: str, dialect: str) -> ParsedQuery:
+        parsed = policy.parse(sql, dialect)
+        if dialect == policy.DUCKDB:
+            cross_check(sql, parsed.table_names)
+        return parsed
+
+    def plan(
+        self, principal: Principal, sql: str, mode: Mode
+    ) -> tuple[ParsedQuery, Plan, CatalogSnapshot]:
+        """Parse in the right dialect and resolve the tables, or raise a refusal."""
+        self.services.access.require_data_scope(principal)
+        snapshot = self.catalog.snapshot()
+        access = self.services.access
+        try:
+            parsed = self._parse(sql, policy.DUCKDB)
+        except SqlParseError:
+            if mode == "local" or not _has_engine(snapshot, "bigquery"):
+                raise
+            parsed = self._parse(sql, policy.BIGQUERY)  # backticks, BigQuery functions
+        if mode == "local":
+            return parsed, plan_local(parsed, snapshot, principal, access), snapshot
+        if mode == "auto" and not any(_is_remote(ref, snapshot) for ref in parsed.refs):
+            return parsed, plan_local(parsed, snapshot, principal, access), snapshot
+        plan = plan_remote(parsed, snapshot, principal, access)
+        engine_dialect = self._dialect_of(plan)
+        if engine_dialect != parsed.dialect:
+            parsed = self._parse(sql, engine_dialect)
+            plan = plan_remote(parsed, snapshot, principal, access)
+        return parsed, plan, snapshot
+
+    def _dialect_of(self, plan: Plan) -> str:
+        table = plan.tables[0] if plan.tables else None
+        if table is None or table.remote is None:
+            return policy.DUCKDB
+        return policy.BIGQUERY if table.remote.extension == "bigquery" else policy.DUCKDB
+
+    # --- engines ------------------------------------------------------------------------------
+
+    def engine_for(self, table: CatalogTable, version: object = None) -> RemoteEngine:
+        """The engine of ``table``'s warehouse, re-created when the catalog changes (a
+        re-synced warehouse must not be read through a stale attach or layout cache)."""
+        location = table.remote
+        if location is None:
+            raise RemoteEstimateFailed(f"'{table.id}' has no warehouse location.")
+        key = (location.source, location.url)
+        with self._engine_lock:
+            current = self._engines.get(key)
+            if current is not None and current[0] == version:
+                return current[1]
+            factory = self.engine_factories.get(location.extension)
+            if factory is None:
+                raise RemoteEstimateFailed(
+                    f"No engine can run queries on '{location.extension}' warehouses here."
+                )
+            engine = factory(location)
+            self._engines[key] = (version, engine)
+            if current is not None:
+                current[1].close()
+            return engine
+
+    # --- running --------------------------------------------------------------------------------
+
+    def limits(self, limit: int | None) -> Limits:
+        caps = self.budget.caps()
+        rows = min(limit or self.services.settings.query_default_rows, caps.max_result_rows)
+        return Limits(
+            rows=max(1, rows),
+            bytes=caps.max_result_bytes,
+            timeout_seconds=self.services.settings.query_timeout_seconds,
+        )
+
+    def run(
+        self,
+        principal: Principal,
+        sql: str,
+        *,
+        limit: int | None = None,
+        mode: Mode = "local",
+        action: str = "query",
+    ) -> Outcome:
+        """Run ``sql`` for ``principal`` through the rails; every outcome is audited."""
+        started = time.perf_counter()
+        try:
+            parsed, plan, snapshot = self.plan(principal, sql, mode)
+            limits = self.limits(limit)
+            if plan.mode == "local":
+                outcome = self._run_local(principal, parsed, plan, snapshot, limits)
+            else:
+                outcome = self._run_remote(principal, parsed, plan, snapshot, limits)
+        except QueryRefused as refusal:
+            self._audit(principal, action, sql, started, refusal=refusal)
+            raise
+        self._audit(principal, action, sql, started, outcome=outcome)
+        return outcome
+
+    def _granted_local(self, principal: Principal, snapshot: CatalogSnapshot) -> list[CatalogTable]:
+        granted = self.services.access.granted(principal, ResourceType.TABLE)
+        return [
+            t
+            for t in snapshot.tables.values()
+            if not t.is_remote and (granted is None or t.id in granted)
+        ]
+
+    def _run_local(
+        self,
+        principal: Principal,
+        parsed: ParsedQuery,
+        plan: Plan,
+        snapshot: CatalogSnapshot,
+        limits: Limits,
+    ) -> Outcome:
+        sandbox = self.sandboxes.get(self._granted_local(principal, snapshot), snapshot.version)
+        result = sandbox.run(parsed.sql, limits)
+        return _outcome(result, plan, parsed, "duckdb (server)", 0, None, limits.rows)
+
+    def estimate(self, principal: Principal, sql: str) -> EstimateOutcome:
+        started = time.perf_counter()
+        try:
+            parsed, plan, snapshot = self.plan(principal, sql, "auto")
+            caps = self.budget.caps()
+            if plan.mode == "local":
+                outcome = EstimateOutcome(
+                    0,
+                    caps.per_query_bytes,
+                    self.budget.remaining(principal),
+                    "duckdb (server)",
+                    [t.id for t in plan.tables],
+                    None,
+                    {},
+                )
+            else:
+                engine = self.engine_for(plan.tables[0], snapshot.version)
+                tree = rewrite_remote_names(parsed, snapshot)
+                estimate = engine.estimate(tree, plan.tables)
+                outcome = EstimateOutcome(
+                    estimate.scan_bytes,
+                    caps.per_query_bytes,
+                    self.budget.remaining(principal),
+                    engine.name,
+                    [t.id for t in plan.tables],
+                    estimate.result_rows,
+                    estimate.detail,
+                )
+        except QueryRefused as refusal:
+            self._audit(principal, "query.estimate", sql, started, refusal=refusal)
+            raise
+        self._audit(principal, "query.estimate", sql, started, estimated=outcome.scan_bytes)
+        return outcome
+
+    def _run_remote(
+        self,
+        principal: Principal,
+        parsed: ParsedQuery,
+        plan: Plan,
+        snapshot: CatalogSnapshot,
+        limits: Limits,
+    ) -> Outcome:
+        engine = self.engine_for(plan.tables[0], snapshot.version)
+        tree = rewrite_remote_names(parsed, snapshot)
+        estimate = engine.estimate(tree, plan.tables)
+        self.check_caps(principal, estimate, plan, tree)
+        with self.budget.slot(principal):
+            result = engine.execute(
+                tree,
+                plan.tables,
+                limits=limits,
+                max_bytes=self.budget.caps().per_query_bytes,
+                labels={"agnes_user": principal.user_id, "agnes_query": parsed.fingerprint},
+            )
+        remaining = self.budget.charge(principal, result.bytes_scanned)
+        outcome = _outcome(
+            result, plan, parsed, engine.name, result.bytes_scanned, remaining, limits.rows
+        )
+        outcome.extra["estimated_bytes"] = estimate.scan_bytes
+        return outcome
+
+    def check_caps(
+        self, principal: Principal, estimate: Estimate, plan: Plan, tree: exp.Expression
+    ) -> None:
+        caps = self.budget.caps()
+        if estimate.scan_bytes > caps.per_query_bytes:
+            table = plan.tables[0]
+            raise RemoteScanTooLarge(
+                f"The query would scan {estimate.scan_bytes:,} bytes; the cap is "
+                f"{caps.per_query_bytes:,}.",
+                next=_narrowing_snapshot(table, estimate),
+                details={
+                    "scan_bytes": estimate.scan_bytes,
+                    "limit_bytes": caps.per_query_bytes,
+                    "tables": [t.id for t in plan.tables],
+                },
+            )
+        self.budget.check_daily(principal, estimate.scan_bytes)
+
+    # --- audit -----------------------------------------------------------------------------------
+
+    def _audit(
+        self,
+        principal: Principal,
+        action: str,
+        sql: str,
+        started: float,
+        *,
+        outcome: Outcome | None = None,
+        refusal: QueryRefused | None = None,
+        estimated: int | None = None,
+    ) -> None:
+        params: dict[str, Any] = {"sql": sql[:2000]}
+        if outcome is not None:
+            params.update(
+                fingerprint=outcome.parsed.fingerprint,
+                tables=[t.id for t in outcome.plan.tables],
+                engine=outcome.engine,
+                bytes_estimated=outcome.extra.get("estimated_bytes"),
+                bytes_scanned=outcome.bytes_scanned,
+                rows=outcome.table.num_rows,
+                truncated=outcome.truncated,
+            )
+        if estimated is not None:
+            params["bytes_estimated"] = estimated
+        if refusal is not None:
+            try:
+                params["fingerprint"] = policy.fingerprint(sql, policy.DUCKDB)
+            except Exception:  # noqa: BLE001 - a query so malformed it does not even tokenize
+                params["fingerprint"] = None
+        record(
+            self.services,
+            principal,
+            action,
+            resource=",".join(params.get("tables") or []) or None,
+            result="ok" if refusal is None else refusal.code,
+            params=params,
+            started=started,
+        )
+
+    def close(self) -> None:
+        self.sandboxes.clear()
+        with self._engine_lock:
+            for _, engine in self._engines.values():
+                engine.close()
+            self._engines.clear()
+
+
+def _outcome(
+    result: RunResult,
+    plan: Plan,
+    parsed: ParsedQuery,
+    engine: str,
+    scanned: int,
+    remaining: int | None,
+    limit: int,
+) -> Outcome:
+    return Outcome(
+        table=result.table,
+        truncated=result.truncated,
+        reason=result.reason,
+        plan=plan,
+        parsed=parsed,
+        engine=engine,
+        bytes_scanned=scanned,
+        remaining_budget=remaining,
+        seconds=result.seconds,
+        limit=limit,
+    )
+
+
+def _is_remote(ref: policy.TableRef, snapshot: CatalogSnapshot) -> bool:
+    if ref.qualified:
+        return (
+            snapshot.by_remote_path(tuple(p for p in (ref.catalog, ref.db, ref.name) if p))
+            is not None
+        )
+    table = snapshot.tables.get(ref.name)
+    return table is not None and table.is_remote
+
+
+def _has_engine(snapshot: CatalogSnapshot, extension: str) -> bool:
+    return any(
+        t.remote is not None and t.remote.extension == extension for t in snapshot.tables.values()
+    )
+
+
+def _narrowing_snapshot(table: CatalogTable, estimate: Estimate) -> dict[str, Any]:
+    """A ready snapshot_create that reads less: the columns the query used, a recent slice."""
+    step = snapshot_call(table)
+    detail = estimate.detail.get("tables", {})
+    used = detail.get(table.id, {}).get("columns") if isinstance(detail, dict) else None
+    arguments = step.get("arguments")
+    if isinstance(used, list) and used and isinstance(arguments, dict):
+        arguments["select"] = used
+        step["cli"] = str(step.get("cli", "")).replace("<columns>", ",".join(used))
+    return step
