@@ -197,6 +197,19 @@ def _registry_commands(
         area, "source-tables", f"{handlers}:source_tables", "tables a source offers", client
     )
     offered.add_argument("source")
+    config = _leaf(
+        area, "server-config", "cli.commands.admin_config:run", "show or change scan caps", client
+    )
+    config.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CAP=VALUE",
+        help="e.g. per_query_bytes=1GiB (repeatable)",
+    )
+    config.add_argument(
+        "--reset", action="append", default=[], metavar="CAP", help="back to default"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

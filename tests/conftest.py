@@ -166,3 +166,37 @@ def register(services: Services, **fields: object):
     spec = TableSpec(**fields)  # type: ignore[arg-type]
     services.sync.validate(spec)
     return services.registry.add(spec)
+
+
+@dataclass
+class DemoServer:
+    live: LiveServer
+    admin_token: str
+    analyst_token: str
+
+    def client(self, who: str = "analyst") -> httpx.Client:
+        token = self.analyst_token if who == "analyst" else self.admin_token
+        return self.live.client(token)
+
+
+@contextmanager
+def running_demo(root: Path, scale: float = 0.002, **overrides: object) -> Iterator[DemoServer]:
+    """The demo company at a tiny scale, registered, synced and served."""
+    from agnes_mcp.demo import demo_sources, first_sync, prepare
+    from agnes_sync.demo.generator import ensure
+
+    data, _ = ensure(root / "demo-data", scale=scale)
+    sources = {k: v.model_dump() for k, v in demo_sources(data, root / "data").items()}
+    with running_server(
+        root / "data", sources=sources, scheduler_enabled=False, **overrides
+    ) as live:
+        tokens = prepare(live.services)
+        results = first_sync(live.services)
+        assert all(r.status == "ok" for r in results), [r.error for r in results]
+        yield DemoServer(live, tokens.admin, tokens.analyst)
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    with running_demo(tmp_path_factory.mktemp("demo-server")) as server:
+        yield server

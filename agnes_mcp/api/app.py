@@ -21,7 +21,18 @@ from agnes_mcp.api.error_handlers import install_error_handlers
 from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.request_context import RequestContextMiddleware
-from agnes_mcp.api.routes import grants, groups, registry, sync, system, tokens, users
+from agnes_mcp.api.routes import (
+    grants,
+    groups,
+    query,
+    registry,
+    server_config,
+    snapshots,
+    sync,
+    system,
+    tokens,
+    users,
+)
 from agnes_mcp.mcp_server.server import build_mcp
 from agnes_mcp.services import Services
 
@@ -59,7 +70,18 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (system, users, tokens, groups, grants, registry, sync):
+    for module in (
+        system,
+        users,
+        tokens,
+        groups,
+        grants,
+        registry,
+        sync,
+        query,
+        snapshots,
+        server_config,
+    ):
         app.include_router(module.router)
 
     @app.get("/admin", include_in_schema=False)

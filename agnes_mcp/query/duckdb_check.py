@@ -21,6 +21,7 @@ from agnes_mcp.query.refusals import (
     QueryRefused,
     ReadOnly,
     SqlParseError,
+    SqlTooLarge,
 )
 
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
@@ -42,10 +43,22 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def statement_kinds(sql: str) -> list[str] | None:
+    """The statement types DuckDB's parser reads in ``sql`` (None if it cannot parse)."""
+    try:
+        statements = _connection().extract_statements(sql)
+    except duckdb.Error:
+        return None
+    return [s.type.name for s in statements]
+
+
 def duckdb_references(sql: str) -> tuple[list[str], list[str]]:
     """(table names, table function names) as DuckDB's parser sees ``sql``."""
     row = _connection().execute("SELECT json_serialize_sql($1)", [sql]).fetchone()
-    tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True, "error_message": "?"}
+    try:
+        tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True, "error_message": "?"}
+    except RecursionError:
+        raise SqlTooLarge("The SQL is nested too deeply to check.") from None
     if tree.get("error"):
         message = str(tree.get("error_message", "")).strip()
         if "Only SELECT statements" in message:
@@ -63,19 +76,21 @@ def duckdb_references(sql: str) -> tuple[list[str], list[str]]:
     return tables, functions
 
 
-def _walk(node: Any, tables: list[str], functions: list[str]) -> None:
-    if isinstance(node, dict):
-        kind = node.get("type")
-        if kind == "BASE_TABLE" and node.get("table_name"):
-            tables.append(str(node["table_name"]).lower())
-        elif kind == "TABLE_FUNCTION":
-            function = node.get("function") or {}
-            functions.append(str(function.get("function_name", "?")).lower())
-        for value in node.values():
-            _walk(value, tables, functions)
-    elif isinstance(node, list):
-        for value in node:
-            _walk(value, tables, functions)
+def _walk(root: Any, tables: list[str], functions: list[str]) -> None:
+    """Collect table and table-function names (iteratively: the tree can be very deep)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            kind = node.get("type")
+            if kind == "BASE_TABLE" and node.get("table_name"):
+                tables.append(str(node["table_name"]).lower())
+            elif kind == "TABLE_FUNCTION":
+                function = node.get("function") or {}
+                functions.append(str(function.get("function_name", "?")).lower())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
 
 
 def cross_check(sql: str, sqlglot_table_names: list[str]) -> None:

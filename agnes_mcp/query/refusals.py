@@ -41,6 +41,18 @@ class QueryRefused(AgnesError):
         step = self.details.get("next_step")
         return step if isinstance(step, dict) else None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The error object, with ``next_step`` at the top where an agent looks first."""
+        body = super().to_dict()
+        details = dict(body.get("details", {}))
+        step = details.pop("next_step", None)
+        if details:
+            body["details"] = details
+        else:
+            body.pop("details", None)
+        body["next_step"] = step
+        return body
+
 
 class SqlParseError(QueryRefused):
     code = "sql_parse_error"

@@ -132,6 +132,11 @@ class Sandbox:
             allowed.extend(table.files)
         lock_down(self._con, allowed, memory_limit=memory_limit, threads=threads)
 
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The locked base connection (trusted code may add cursors with registered data)."""
+        return self._con
+
     def run(self, sql: str, limits: Limits) -> RunResult:
         return run_select(self._con, sql, limits)
 

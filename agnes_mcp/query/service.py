@@ -23,16 +23,20 @@ from agnes_mcp.auth.principal import Principal
 from agnes_mcp.query import policy
 from agnes_mcp.query.budget import ScanBudget
 from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable, QueryCatalog, RemoteLocation
-from agnes_mcp.query.duckdb_check import cross_check
+from agnes_mcp.query.duckdb_check import cross_check, statement_kinds
 from agnes_mcp.query.engines.base import Estimate, RemoteEngine
 from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
 from agnes_mcp.query.policy import ParsedQuery
 from agnes_mcp.query.rails import Plan, plan_local, plan_remote, rewrite_remote_names, snapshot_call
 from agnes_mcp.query.refusals import (
+    MixedEngines,
+    MultipleStatements,
     QueryRefused,
+    ReadOnly,
     RemoteEstimateFailed,
     RemoteScanTooLarge,
     SqlParseError,
+    SqlTooLarge,
 )
 from agnes_mcp.query.results import (
     Provenance,
@@ -133,7 +137,17 @@ class QueryService:
     # --- parsing and planning ----------------------------------------------------------------
 
     def _parse(self, sql: str, dialect: str) -> ParsedQuery:
-        parsed = policy.parse(sql, dialect)
+        try:
+            parsed = policy.parse(sql, dialect)
+        except SqlParseError:
+            kinds = statement_kinds(sql) if dialect == policy.DUCKDB else None
+            if kinds and len(kinds) > 1:
+                raise MultipleStatements(
+                    f"The SQL holds {len(kinds)} statements; send one."
+                ) from None
+            if kinds and kinds[0] != "SELECT":
+                raise ReadOnly(f"Only SELECT queries are accepted, not {kinds[0]}.") from None
+            raise
         if dialect == policy.DUCKDB:
             cross_check(sql, parsed.table_names)
         return parsed
@@ -153,8 +167,20 @@ class QueryService:
             parsed = self._parse(sql, policy.BIGQUERY)  # backticks, BigQuery functions
         if mode == "local":
             return parsed, plan_local(parsed, snapshot, principal, access), snapshot
-        if mode == "auto" and not any(_is_remote(ref, snapshot) for ref in parsed.refs):
+        remote_refs = [ref for ref in parsed.refs if _is_remote(ref, snapshot)]
+        if mode == "auto" and not remote_refs:
             return parsed, plan_local(parsed, snapshot, principal, access), snapshot
+        if mode == "auto" and len(remote_refs) < len(parsed.refs):
+            first = remote_refs[0]
+            table = snapshot.tables.get(first.name) or snapshot.by_remote_path(
+                tuple(p for p in (first.catalog, first.db, first.name) if p)
+            )
+            raise MixedEngines(
+                "The query joins server tables with a remote table; one query runs in one place.",
+                hint="Snapshot the remote rows you need (snapshot_create), then join locally; "
+                "admins can also use the hybrid query.",
+                next=snapshot_call(table) if table is not None else None,
+            )
         plan = plan_remote(parsed, snapshot, principal, access)
         engine_dialect = self._dialect_of(plan)
         if engine_dialect != parsed.dialect:
@@ -215,16 +241,19 @@ class QueryService:
         """Run ``sql`` for ``principal`` through the rails; every outcome is audited."""
         started = time.perf_counter()
         try:
-            parsed, plan, snapshot = self.plan(principal, sql, mode)
+            try:
+                parsed, plan, snapshot = self.plan(principal, sql, mode)
+            except RecursionError:  # a tree too deep for some walker: refuse, never crash
+                raise SqlTooLarge("The SQL is nested too deeply to check.") from None
             limits = self.limits(limit)
             if plan.mode == "local":
                 outcome = self._run_local(principal, parsed, plan, snapshot, limits)
             else:
                 outcome = self._run_remote(principal, parsed, plan, snapshot, limits)
         except QueryRefused as refusal:
-            self._audit(principal, action, sql, started, refusal=refusal)
+            self.audit(principal, action, sql, started, refusal=refusal)
             raise
-        self._audit(principal, action, sql, started, outcome=outcome)
+        self.audit(principal, action, sql, started, outcome=outcome)
         return outcome
 
     def _granted_local(self, principal: Principal, snapshot: CatalogSnapshot) -> list[CatalogTable]:
@@ -276,9 +305,9 @@ class QueryService:
                     estimate.detail,
                 )
         except QueryRefused as refusal:
-            self._audit(principal, "query.estimate", sql, started, refusal=refusal)
+            self.audit(principal, "query.estimate", sql, started, refusal=refusal)
             raise
-        self._audit(principal, "query.estimate", sql, started, estimated=outcome.scan_bytes)
+        self.audit(principal, "query.estimate", sql, started, estimated=outcome.scan_bytes)
         return outcome
 
     def _run_remote(
@@ -328,7 +357,7 @@ class QueryService:
 
     # --- audit -----------------------------------------------------------------------------------
 
-    def _audit(
+    def audit(
         self,
         principal: Principal,
         action: str,

@@ -100,7 +100,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
                 f"The query would scan {estimate.scan_bytes} bytes; the cap is {max_bytes}.",
                 details={"scan_bytes": estimate.scan_bytes, "limit_bytes": max_bytes},
             )
-        result = run_select(self._con, tree.sql(dialect="duckdb"), limits)
+        result = run_select(self._con, tree.sql(dialect="duckdb"), limits, prepare=self._use)
         return RemoteResult(
             table=result.table,
             truncated=result.truncated,
@@ -109,9 +109,14 @@ class DuckDBWarehouseEngine(RemoteEngine):
             bytes_scanned=estimate.scan_bytes,
         )
 
+    def _use(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Each cursor starts in the in-memory catalog: point it at the warehouse."""
+        cursor.execute(f"USE {quote_ident(self.location.alias)}")
+
     def describe(self, table: CatalogTable) -> list[Column]:
         assert table.remote is not None
         cursor = self._con.cursor()
+        self._use(cursor)
         try:
             rows = cursor.execute(f"DESCRIBE SELECT * FROM {table.remote.remote_name}").fetchall()
         finally:

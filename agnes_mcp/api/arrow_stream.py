@@ -1,0 +1,70 @@
+"""Streaming a result as Arrow IPC (``application/vnd.apache.arrow.stream``).
+
+Provenance and truncation travel in-band, as schema metadata (``agnes.*`` keys), and
+again in ``X-Agnes-*`` headers for clients that read headers first. Batches are sent as
+they are encoded, so a large result is never held twice in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+BATCH_ROWS = 65_536
+
+
+def wants_arrow(request: Request) -> bool:
+    return ARROW_STREAM in request.headers.get("accept", "")
+
+
+class _Pending:
+    """A write-only sink that hands over what was written since the last look."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
+
+
+def ipc_chunks(table: pa.Table, metadata: dict[str, Any]) -> Iterator[bytes]:
+    encoded = {
+        f"agnes.{k}".encode(): json.dumps(v, default=str).encode() for k, v in metadata.items()
+    }
+    schema = table.schema.with_metadata({**(table.schema.metadata or {}), **encoded})
+    pending = _Pending()
+    with pa.ipc.new_stream(pa.PythonFile(pending, mode="w"), schema) as writer:
+        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
+            writer.write_batch(batch)
+            data = pending.take()
+            if data:
+                yield data
+    data = pending.take()
+    if data:
+        yield data
+
+
+def arrow_response(table: pa.Table, metadata: dict[str, Any]) -> StreamingResponse:
+    headers = {
+        f"X-Agnes-{k.replace('_', '-').title()}": json.dumps(v, default=str)
+        for k, v in metadata.items()
+        if isinstance(v, (int, float, bool, str)) or v is None
+    }
+    return StreamingResponse(ipc_chunks(table, metadata), media_type=ARROW_STREAM, headers=headers)

@@ -1,0 +1,108 @@
+"""Queries: server-side SQL over the tables the caller is granted, and scan estimates."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
+from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
+from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.query.hybrid import hybrid
+from agnes_mcp.query.results import QueryResult
+from agnes_mcp.query.service import Outcome
+
+router = APIRouter(prefix="/api/query", tags=["query"])
+
+
+class QueryRequest(RequestBody):
+    sql: str = Field(min_length=1, max_length=100_000, description="One SELECT.")
+    limit: int | None = Field(default=None, ge=1, description="Most rows to return.")
+    mode: Literal["auto", "local", "remote"] = Field(
+        default="auto",
+        description="local: server tables only; remote: one warehouse, under the scan cap; "
+        "auto: whichever the tables need.",
+    )
+
+
+class EstimateRequest(RequestBody):
+    sql: str = Field(min_length=1, max_length=100_000)
+
+
+class EstimateResponse(BaseModel):
+    estimated_scan_bytes: int
+    limit_bytes: int
+    remaining_budget_bytes: int
+    engine: str
+    tables: list[str]
+    estimated_result_rows: int | None
+    detail: dict[str, Any]
+
+
+def respond(request: Request, outcome: Outcome) -> Response:
+    if wants_arrow(request):
+        result = outcome.result()
+        metadata = {
+            "row_count": result.row_count,
+            "truncated": result.truncated,
+            "truncation": result.truncation.model_dump() if result.truncation else None,
+            "bytes_scanned": result.bytes_scanned,
+            "remaining_budget_bytes": result.remaining_budget_bytes,
+            "provenance": result.provenance.model_dump(mode="json"),
+        }
+        return arrow_response(outcome.table, metadata)
+    return JSONResponse(outcome.result().model_dump(mode="json"))
+
+
+@router.post(
+    "",
+    response_model=QueryResult,
+    summary="Run one SELECT through the rails",
+    responses={
+        200: {"content": {ARROW_STREAM: {}}, "description": "JSON, or Arrow IPC on request"}
+    },
+)
+def query(
+    body: QueryRequest, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> Response:
+    """Local and materialized tables run in a sandbox holding only your tables; remote
+    tables run in their warehouse under the scan cap and your daily budget."""
+    outcome = services.query.run(principal, body.sql, limit=body.limit, mode=body.mode)
+    return respond(request, outcome)
+
+
+class HybridRequest(RequestBody):
+    sql: str = Field(min_length=1, max_length=100_000, description="Runs on the server.")
+    register_remote: dict[str, str] = Field(
+        description="alias -> remote SQL; each result is a table named alias in sql."
+    )
+    limit: int | None = Field(default=None, ge=1)
+
+
+@router.post("/hybrid", response_model=QueryResult, summary="Admins: join remote results locally")
+def hybrid_query(
+    body: HybridRequest, request: Request, services: ServicesDep, principal: PrincipalDep
+) -> Response:
+    """Each remote sub-query runs under the caps; the results are registered as tables
+    named by their alias for ``sql``, which runs with the server's local tables."""
+    outcome = hybrid(services.query, principal, body.sql, body.register_remote, limit=body.limit)
+    return respond(request, outcome)
+
+
+@router.post("/estimate", summary="What a query would scan, without running it")
+def estimate(
+    body: EstimateRequest, services: ServicesDep, principal: PrincipalDep
+) -> EstimateResponse:
+    result = services.query.estimate(principal, body.sql)
+    return EstimateResponse(
+        estimated_scan_bytes=result.scan_bytes,
+        limit_bytes=result.limit_bytes,
+        remaining_budget_bytes=result.remaining_budget_bytes,
+        engine=result.engine,
+        tables=result.tables,
+        estimated_result_rows=result.result_rows,
+        detail=result.detail,
+    )

@@ -1,0 +1,60 @@
+"""Admin: settings that change while the server runs (scan caps)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ByteSize, Field
+
+from agnes_mcp.api.dependencies import AdminDep, ServicesDep
+from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.audit_trail import record
+from agnes_mcp.query.budget import CAP_KEYS
+
+router = APIRouter(prefix="/api/admin/server-config", tags=["admin: server config"])
+
+
+class CapsUpdate(RequestBody):
+    """Caps to change; ``null`` returns a cap to its configured default."""
+
+    per_query_bytes: ByteSize | None = Field(default=None, description="e.g. '5GiB'")
+    per_user_daily_bytes: ByteSize | None = None
+    concurrent_remote_queries_per_user: int | None = Field(default=None, ge=1, le=100)
+    max_result_rows: int | None = Field(default=None, ge=1)
+    max_result_bytes: ByteSize | None = None
+
+
+class ConfigUpdate(RequestBody):
+    scan_caps: CapsUpdate
+
+
+class ServerConfig(BaseModel):
+    scan_caps: dict[str, int]
+    overrides: dict[str, int]
+
+
+def _current(services: ServicesDep) -> ServerConfig:
+    caps = services.query.budget.caps()
+    stored = services.server_config.all()
+    return ServerConfig(
+        scan_caps={key: getattr(caps, key) for key in CAP_KEYS},
+        overrides={
+            k.split(".", 1)[1]: int(v) for k, v in stored.items() if k.startswith("scan_caps.")
+        },
+    )
+
+
+@router.get("", summary="Effective run-time settings and the overrides in force")
+def show(services: ServicesDep, _: AdminDep) -> ServerConfig:
+    return _current(services)
+
+
+@router.put("", summary="Change run-time settings (takes effect at once)")
+def update(body: ConfigUpdate, services: ServicesDep, admin: AdminDep) -> ServerConfig:
+    changes = body.scan_caps.model_dump(exclude_unset=True)
+    for key, value in changes.items():
+        if value is None:
+            services.server_config.delete(f"scan_caps.{key}")
+        else:
+            services.server_config.set(f"scan_caps.{key}", int(value), updated_by=admin.user_id)
+    record(services, admin, "server_config.update", params={"scan_caps": changes})
+    return _current(services)

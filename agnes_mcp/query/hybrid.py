@@ -1,0 +1,88 @@
+"""The hybrid query (admins only): remote sub-queries joined with the server's tables.
+
+Each remote sub-query runs under the caps like any remote query; its Arrow result is
+registered, under its alias, on the one sandbox cursor that then runs the main query
+against those results and the server's local views.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import replace
+
+import duckdb
+import pyarrow as pa
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.query import policy
+from agnes_mcp.query.duckdb_check import cross_check
+from agnes_mcp.query.rails import plan_local
+from agnes_mcp.query.refusals import QueryRefused, SnapshotInvalid
+from agnes_mcp.query.sandbox import run_select
+from agnes_mcp.query.service import Outcome, QueryService
+
+_ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+MAX_REMOTE_PARTS = 8
+
+
+def hybrid(
+    queries: QueryService,
+    principal: Principal,
+    sql: str,
+    register_remote: dict[str, str],
+    *,
+    limit: int | None = None,
+) -> Outcome:
+    queries.services.access.require_admin(principal)
+    started = time.perf_counter()
+    if not register_remote or len(register_remote) > MAX_REMOTE_PARTS:
+        raise SnapshotInvalid(f"register_remote needs 1 to {MAX_REMOTE_PARTS} aliases.")
+    snapshot = queries.catalog.snapshot()
+    for alias in register_remote:
+        if not _ALIAS.match(alias) or alias in snapshot.tables:
+            raise SnapshotInvalid(
+                f"'{alias}' cannot be an alias: use lowercase letters, digits and '_', "
+                "and no registered table's name."
+            )
+    caps = queries.budget.caps()
+    parts: dict[str, pa.Table] = {}
+    scanned = 0
+    for alias, remote_sql in register_remote.items():
+        part = queries.run(
+            principal, remote_sql, limit=caps.max_result_rows, mode="remote", action="hybrid.remote"
+        )
+        parts[alias] = part.table
+        scanned += part.bytes_scanned
+    try:
+        parsed = policy.parse(sql, policy.DUCKDB)
+        cross_check(sql, parsed.table_names)
+        local = replace(parsed, refs=[r for r in parsed.refs if r.qualified or r.name not in parts])
+        plan = plan_local(local, snapshot, principal, queries.services.access)
+        sandbox = queries.sandboxes.get(
+            [t for t in snapshot.tables.values() if not t.is_remote], snapshot.version
+        )
+
+        def register(cursor: duckdb.DuckDBPyConnection) -> None:
+            for alias, table in parts.items():
+                cursor.register(alias, table)
+
+        result = run_select(sandbox.connection, sql, queries.limits(limit), prepare=register)
+    except QueryRefused as refusal:
+        queries.audit(principal, "query.hybrid", sql, started, refusal=refusal)
+        raise
+    outcome = Outcome(
+        table=result.table,
+        truncated=result.truncated,
+        reason=result.reason,
+        plan=plan,
+        parsed=parsed,
+        engine="duckdb (server) + remote parts",
+        bytes_scanned=scanned,
+        remaining_budget=queries.budget.remaining(principal),
+        seconds=time.perf_counter() - started,
+        limit=queries.limits(limit).rows,
+        extra={"remote_parts": {a: t.num_rows for a, t in parts.items()}},
+    )
+    queries.audit(principal, "query.hybrid", sql, started, outcome=outcome)
+    return outcome

@@ -1,0 +1,334 @@
+"""Snapshots, server side: a filtered subset of a remote table, estimated then streamed.
+
+A snapshot names a table, the columns to keep, a predicate written in the table's own
+SQL flavor (BigQuery for BigQuery tables: ``DATE '2026-01-01'``,
+``DATE_SUB(CURRENT_DATE(), INTERVAL 30 DAY)``, ``REGEXP_CONTAINS(col, r'x')``,
+``CAST(x AS INT64)``), an order and a limit. The predicate is checked to be only a
+predicate (no subqueries, no table references, functions from an allow-list) and a
+DuckDB-ism in BigQuery flavor is named with its BigQuery spelling. The query is then
+built from sqlglot expressions and goes through the same rails as any other query.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sqlglot
+from pydantic import BaseModel, Field
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.query.catalog import CatalogTable
+from agnes_mcp.query.policy import BIGQUERY, DUCKDB
+from agnes_mcp.query.refusals import SnapshotInvalid, TableNotFound, TableNotGranted, next_step
+from agnes_mcp.query.service import Outcome, QueryService
+from agnes_mcp.resources import ResourceType
+
+_ALLOWED_FUNCTIONS = frozenset(
+    {
+        # dates and times
+        "current_date",
+        "current_timestamp",
+        "current_datetime",
+        "current_time",
+        "date",
+        "timestamp",
+        "datetime",
+        "date_sub",
+        "date_add",
+        "date_diff",
+        "datediff",
+        "date_trunc",
+        "timestamp_sub",
+        "timestamp_add",
+        "timestamp_trunc",
+        "datetime_sub",
+        "datetime_add",
+        "extract",
+        "date_part",
+        "make_date",
+        "parse_date",
+        "parse_timestamp",
+        "str_to_date",
+        "str_to_time",
+        "time_str_to_time",
+        "ts_or_ds_to_date",
+        "last_day",
+        "unix_to_time",
+        "timestrtotime",
+        "tsordstodate",
+        "datetrunc",
+        "timestamptrunc",
+        "dateadd",
+        "datesub",
+        "timestampsub",
+        "timestampadd",
+        "currentdate",
+        "currenttimestamp",
+        "currentdatetime",
+        "todays",
+        "to_days",
+        # strings
+        "lower",
+        "upper",
+        "length",
+        "substr",
+        "substring",
+        "starts_with",
+        "startswith",
+        "ends_with",
+        "endswith",
+        "contains",
+        "regexp_contains",
+        "regexp_like",
+        "regexp_matches",
+        "trim",
+        "ltrim",
+        "rtrim",
+        "concat",
+        "replace",
+        "strpos",
+        "left",
+        "right",
+        # numbers
+        "abs",
+        "round",
+        "floor",
+        "ceil",
+        "ceiling",
+        "mod",
+        "sign",
+        "least",
+        "greatest",
+        # nulls and choices
+        "coalesce",
+        "ifnull",
+        "nullif",
+        "if",
+        "case",
+    }
+)
+
+# sqlglot models AND/OR, comparisons and casts as functions too; they are operators here.
+_OPERATORS: tuple[type[exp.Expr], ...] = (
+    exp.Connector,
+    exp.Not,
+    exp.Predicate,
+    exp.Binary,
+    exp.Unary,
+    exp.Cast,
+    exp.TryCast,
+)
+
+_DUCKDB_ISMS = (
+    (re.compile(r"::"), "'::' casts are DuckDB syntax; write CAST(x AS DATE) or DATE '2026-01-01'"),
+    (re.compile(r"\bilike\b", re.I), "ILIKE is DuckDB syntax; write LOWER(column) LIKE '%x%'"),
+    (
+        re.compile(r"\bstrftime\s*\(", re.I),
+        "strftime() is DuckDB; write FORMAT_DATE('%Y-%m', column)",
+    ),
+    (
+        re.compile(r"\bdate_trunc\s*\(\s*'", re.I),
+        "date_trunc('month', x) is DuckDB; write DATE_TRUNC(x, MONTH)",
+    ),
+    (re.compile(r"\bnow\s*\(\s*\)", re.I), "now() is DuckDB; write CURRENT_TIMESTAMP()"),
+    (
+        re.compile(r"\binterval\s+'", re.I),
+        "INTERVAL '30 days' is DuckDB; write INTERVAL 30 DAY",
+    ),
+    (
+        re.compile(r"\bcurrent_date\b(?!\s*\()", re.I),
+        "CURRENT_DATE without parentheses is DuckDB; write CURRENT_DATE()",
+    ),
+)
+
+
+class SnapshotSpec(BaseModel):
+    table_id: str = Field(min_length=1, max_length=200)
+    select: list[str] = Field(min_length=1, max_length=500, description="Columns to keep.")
+    where: str | None = Field(default=None, max_length=10_000, description="A predicate.")
+    limit: int | None = Field(default=None, ge=1)
+    order_by: list[str] = Field(
+        default_factory=list, description="Columns, each optionally followed by DESC."
+    )
+
+
+class SnapshotEstimate(BaseModel):
+    table_id: str
+    estimated_scan_bytes: int
+    estimated_result_rows: int | None
+    estimated_result_bytes: int | None
+    limit_bytes: int
+    remaining_budget_bytes: int
+    sql: str
+
+
+@dataclass
+class Prepared:
+    table: CatalogTable
+    sql: str
+    dialect: str
+
+
+_TYPE_WIDTH = {
+    "BOOLEAN": 1,
+    "TINYINT": 1,
+    "SMALLINT": 2,
+    "INTEGER": 4,
+    "INT": 4,
+    "BIGINT": 8,
+    "HUGEINT": 16,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+    "DATE": 4,
+    "TIMESTAMP": 8,
+    "INT64": 8,
+    "FLOAT64": 8,
+    "BOOL": 1,
+    "NUMERIC": 16,
+    "DATETIME": 8,
+}
+
+
+def _width(type_name: str) -> int:
+    base = type_name.upper().split("(")[0].strip()
+    return _TYPE_WIDTH.get(base, 16)  # strings and the like: a typical short value
+
+
+class Snapshots:
+    def __init__(self, queries: QueryService) -> None:
+        self.queries = queries
+
+    def _table(self, principal: Principal, table_id: str) -> CatalogTable:
+        snapshot = self.queries.catalog.snapshot()
+        table = snapshot.tables.get(table_id)
+        if table is None:
+            raise TableNotFound(
+                f"There is no table '{table_id}'.", next=next_step("catalog", "agnes catalog")
+            )
+        if not self.queries.services.access.can_access(principal, ResourceType.TABLE, table.id):
+            raise TableNotGranted(f"You may not read '{table.id}'.")
+        if not table.is_remote:
+            raise SnapshotInvalid(
+                f"'{table.id}' is held by the server ({table.query_mode}); query or pull it.",
+                next=next_step("query", f'agnes query "SELECT ... FROM {table.id}"'),
+            )
+        return table
+
+    def prepare(self, principal: Principal, spec: SnapshotSpec) -> Prepared:
+        self.queries.services.access.require_data_scope(principal)
+        table = self._table(principal, spec.table_id)
+        assert table.remote is not None
+        dialect = BIGQUERY if table.remote.extension == "bigquery" else DUCKDB
+        engine = self.queries.engine_for(table, self.queries.catalog.snapshot().version)
+        columns = {c.name.lower(): c for c in engine.describe(table)}
+        select = [self._column(c, columns, table) for c in spec.select]
+        query = exp.select(*(exp.column(name, quoted=True) for name in select)).from_(
+            exp.to_table(table.id, dialect=dialect)
+        )
+        if spec.where:
+            query = query.where(self._predicate(spec.where, dialect, columns, table))
+        for item in spec.order_by:
+            parts = item.split()
+            descending = len(parts) == 2 and parts[1].lower() == "desc"
+            if len(parts) > 2 or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc")):
+                raise SnapshotInvalid(f"order_by item '{item}' is not 'column [ASC|DESC]'.")
+            column = self._column(parts[0], columns, table)
+            query = query.order_by(
+                exp.Ordered(this=exp.column(column, quoted=True), desc=descending)
+            )
+        if spec.limit:
+            query = query.limit(spec.limit)
+        return Prepared(table=table, sql=query.sql(dialect=dialect), dialect=dialect)
+
+    def _column(self, name: str, columns: Mapping[str, object], table: CatalogTable) -> str:
+        key = name.strip().strip('"`').lower()
+        if key not in columns:
+            close = difflib.get_close_matches(key, list(columns), n=1)
+            suggestion = f"Did you mean '{close[0]}'? " if close else ""
+            raise SnapshotInvalid(
+                f"'{name}' is not a column of {table.id}.",
+                hint=f"{suggestion}Columns: {', '.join(columns)}.",
+                next=next_step("schema", f"agnes schema {table.id}", table=table.id),
+            )
+        return key
+
+    def _predicate(
+        self, text: str, dialect: str, columns: Mapping[str, object], table: CatalogTable
+    ) -> exp.Expr:
+        if dialect == BIGQUERY:
+            for pattern, advice in _DUCKDB_ISMS:
+                if pattern.search(_outside_strings(text)):
+                    raise SnapshotInvalid(
+                        f"The where clause uses DuckDB syntax, but {table.id} is a BigQuery table: "
+                        f"{advice}.",
+                        hint="Write the predicate in BigQuery SQL (GoogleSQL).",
+                    )
+        try:
+            condition = sqlglot.condition(text, dialect=dialect)
+        except (ParseError, TokenError) as exc:
+            raise SnapshotInvalid(
+                f"The where clause does not parse as a {dialect} predicate: "
+                f"{str(exc).splitlines()[0]}"
+            ) from None
+        for node in condition.walk():
+            if isinstance(node, (exp.Subquery, exp.Select, exp.Table, exp.Star, exp.Query)):
+                raise SnapshotInvalid(
+                    "The where clause may not hold subqueries or table references."
+                )
+            if isinstance(node, exp.AggFunc):
+                raise SnapshotInvalid("The where clause may not aggregate.")
+            if isinstance(node, exp.Func) and not isinstance(node, _OPERATORS):
+                name = (
+                    node.name.lower()
+                    if isinstance(node, exp.Anonymous)
+                    else node.sql_name().lower()
+                )
+                if (
+                    name not in _ALLOWED_FUNCTIONS
+                    and type(node).__name__.lower() not in _ALLOWED_FUNCTIONS
+                ):
+                    raise SnapshotInvalid(
+                        f"The function {name}() is not allowed in a snapshot predicate.",
+                        hint="Use comparisons, dates, string and null functions only.",
+                    )
+            if isinstance(node, exp.Column) and node.name.lower() not in columns:
+                self._column(node.name, columns, table)
+        return condition
+
+    def estimate(self, principal: Principal, spec: SnapshotSpec) -> SnapshotEstimate:
+        prepared = self.prepare(principal, spec)
+        outcome = self.queries.estimate(principal, prepared.sql)
+        engine = self.queries.engine_for(prepared.table, self.queries.catalog.snapshot().version)
+        widths = {c.name.lower(): _width(c.type) for c in engine.describe(prepared.table)}
+        rows = outcome.result_rows
+        if rows is not None and spec.limit is not None:
+            rows = min(rows, spec.limit)
+        row_bytes = sum(widths.get(c.strip().strip('"`').lower(), 16) for c in spec.select)
+        return SnapshotEstimate(
+            table_id=prepared.table.id,
+            estimated_scan_bytes=outcome.scan_bytes,
+            estimated_result_rows=rows,
+            estimated_result_bytes=rows * row_bytes if rows is not None else None,
+            limit_bytes=outcome.limit_bytes,
+            remaining_budget_bytes=outcome.remaining_budget_bytes,
+            sql=prepared.sql,
+        )
+
+    def create(self, principal: Principal, spec: SnapshotSpec) -> tuple[Prepared, Outcome]:
+        prepared = self.prepare(principal, spec)
+        caps = self.queries.budget.caps()
+        limit = min(spec.limit or caps.max_result_rows, caps.max_result_rows)
+        outcome = self.queries.run(
+            principal, prepared.sql, limit=limit, mode="remote", action="snapshot.create"
+        )
+        return prepared, outcome
+
+
+def _outside_strings(text: str) -> str:
+    """``text`` with the contents of quoted strings blanked (so '::' in a value is fine)."""
+    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", text)

@@ -1,0 +1,335 @@
+"""The query API over HTTP: results, Arrow, provenance, caps and budgets, snapshots, audit."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from agnes_mcp.query.budget import CAP_KEYS
+from tests.conftest import DemoServer
+from tests.test_api_http import assert_error
+
+ARROW = {"Accept": "application/vnd.apache.arrow.stream"}
+
+
+@pytest.fixture
+def analyst(demo_server: DemoServer) -> Iterator[httpx.Client]:
+    with demo_server.client("analyst") as client:
+        yield client
+
+
+@pytest.fixture
+def admin(demo_server: DemoServer) -> Iterator[httpx.Client]:
+    with demo_server.client("admin") as client:
+        yield client
+        client.put("/api/admin/server-config", json={"scan_caps": dict.fromkeys(CAP_KEYS)})
+
+
+def test_local_query_result_and_provenance(analyst: httpx.Client) -> None:
+    response = analyst.post(
+        "/api/query", json={"sql": "SELECT status, count(*) AS n FROM orders GROUP BY 1 ORDER BY 1"}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [c["name"] for c in body["columns"]] == ["status", "n"]
+    assert [r[0] for r in body["rows"]] == ["cancelled", "completed", "refunded"]
+    assert body["row_count"] == 3 and body["truncated"] is False and body["bytes_scanned"] == 0
+    provenance = body["provenance"]
+    assert (
+        provenance["tables"][0]["id"] == "orders"
+        and provenance["tables"][0]["query_mode"] == "local"
+    )
+    assert provenance["tables"][0]["freshness"] and provenance["engine"] == "duckdb (server)"
+    assert provenance["row_count"] == 3 and len(provenance["fingerprint"]) == 16
+
+
+def test_truncation_says_why_and_how(analyst: httpx.Client, admin: httpx.Client) -> None:
+    body = analyst.post("/api/query", json={"sql": "SELECT * FROM orders", "limit": 5}).json()
+    assert body["row_count"] == 5 and body["truncated"] is True
+    assert (
+        body["truncation"]["reason"] == "rows" and "limit" in body["truncation"]["how_to_get_more"]
+    )
+    admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_bytes": 2000}})
+    body = analyst.post("/api/query", json={"sql": "SELECT * FROM orders", "limit": 1000}).json()
+    assert body["truncated"] and body["truncation"]["reason"] == "bytes"
+
+
+def test_arrow_ipc_result(analyst: httpx.Client) -> None:
+    response = analyst.post(
+        "/api/query",
+        json={"sql": "SELECT order_id, order_date FROM orders ORDER BY 1", "limit": 10},
+        headers=ARROW,
+    )
+    assert response.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    table = pa.ipc.open_stream(response.content).read_all()
+    assert table.num_rows == 10 and table.column_names == ["order_id", "order_date"]
+    assert pa.types.is_date(table.schema.field("order_date").type)
+    metadata = table.schema.metadata
+    assert json.loads(metadata[b"agnes.truncated"]) is True
+    assert json.loads(metadata[b"agnes.provenance"])["tables"][0]["id"] == "orders"
+    assert response.headers["x-agnes-row-count"] == "10"
+
+
+def test_remote_query_reports_bytes_and_budget(analyst: httpx.Client) -> None:
+    sql = "SELECT device, count(*) AS n FROM web_sessions WHERE event_date >= DATE '2026-10-01' GROUP BY 1"
+    estimate = analyst.post("/api/query/estimate", json={"sql": sql}).json()
+    assert estimate["engine"] == "duckdb_warehouse" and estimate["tables"] == ["web_sessions"]
+    assert estimate["estimated_scan_bytes"] > 0
+    assert estimate["detail"]["tables"]["web_sessions"]["pruned_on"] == ["event_date"]
+    body = analyst.post("/api/query", json={"sql": sql}).json()
+    assert body["bytes_scanned"] == estimate["estimated_scan_bytes"]
+    assert (
+        body["remaining_budget_bytes"] <= estimate["remaining_budget_bytes"] - body["bytes_scanned"]
+    )
+    assert body["provenance"]["engine"] == "duckdb_warehouse"
+
+
+def test_scan_cap_refusal_offers_a_narrower_snapshot(
+    analyst: httpx.Client, admin: httpx.Client
+) -> None:
+    assert (
+        admin.put("/api/admin/server-config", json={"scan_caps": {"per_query_bytes": 1}}).json()[
+            "scan_caps"
+        ]["per_query_bytes"]
+        == 1
+    )
+    error = assert_error(
+        analyst.post("/api/query", json={"sql": "SELECT session_id, device FROM web_sessions"}),
+        400,
+        "remote_scan_too_large",
+    )
+    assert error["details"]["limit_bytes"] == 1 and error["details"]["scan_bytes"] > 1
+    assert error["details"]["tables"] == ["web_sessions"]
+    step = error["next_step"]
+    assert step["tool"] == "snapshot_create"
+    assert (
+        step["arguments"]["select"] == ["device", "session_id"]
+        and "event_date" in step["arguments"]["where"]
+    )
+
+
+def test_daily_budget_and_concurrency(
+    demo_server: DemoServer, analyst: httpx.Client, admin: httpx.Client
+) -> None:
+    services = demo_server.live.services
+    principal = services.tokens.authenticate(demo_server.analyst_token)
+    spent = services.query.budget.spent(principal)
+    admin.put("/api/admin/server-config", json={"scan_caps": {"per_user_daily_bytes": spent + 1}})
+    error = assert_error(
+        analyst.post("/api/query", json={"sql": "SELECT * FROM web_sessions"}),
+        429,
+        "budget_exhausted",
+    )
+    assert error["details"]["remaining_bytes"] == 1
+
+    admin.put(
+        "/api/admin/server-config",
+        json={"scan_caps": {"per_user_daily_bytes": None, "concurrent_remote_queries_per_user": 1}},
+    )
+    entered, release = threading.Event(), threading.Event()
+
+    def occupy() -> None:
+        with services.query.budget.slot(principal):
+            entered.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=occupy)
+    holder.start()
+    entered.wait(5)
+    try:
+        assert_error(
+            analyst.post(
+                "/api/query", json={"sql": "SELECT count(*) FROM web_sessions WHERE device = 'x'"}
+            ),
+            429,
+            "too_many_concurrent",
+        )
+    finally:
+        release.set()
+        holder.join()
+    assert (
+        analyst.post(
+            "/api/query", json={"sql": "SELECT count(*) FROM web_sessions WHERE device = 'x'"}
+        ).status_code
+        == 200
+    )
+
+
+def test_timeouts_are_typed(
+    demo_server: DemoServer, analyst: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo_server.live.services.settings, "query_timeout_seconds", 0.2)
+    assert_error(
+        analyst.post("/api/query", json={"sql": "SELECT count(*) FROM range(100000000000)"}),
+        504,
+        "query_timeout",
+    )
+    assert_error(
+        analyst.post(
+            "/api/query", json={"sql": "SELECT count(*) FROM web_sessions w, range(100000000) r"}
+        ),
+        504,
+        "query_timeout",
+    )
+
+
+def test_every_query_is_audited(demo_server: DemoServer, analyst: httpx.Client) -> None:
+    services = demo_server.live.services
+    analyst.post("/api/query", json={"sql": "SELECT count(*) AS audited FROM orders"})
+    analyst.post("/api/query", json={"sql": "SELECT * FROM support_tickets /* audited */"})
+    analyst.post(
+        "/api/query",
+        json={"sql": "SELECT count(*) AS audited_remote FROM web_sessions WHERE device = 'tablet'"},
+    )
+    services.write_behind.flush()
+    rows = [r for r in services.audit_log.recent(limit=200) if "audited" in r.params.get("sql", "")]
+    by_sql = {r.params["sql"]: r for r in rows}
+    ok = by_sql["SELECT count(*) AS audited FROM orders"]
+    assert (ok.action, ok.result, ok.params["tables"], ok.params["engine"]) == (
+        "query",
+        "ok",
+        ["orders"],
+        "duckdb (server)",
+    )
+    assert ok.params["fingerprint"] and ok.params["rows"] == 1 and ok.duration_ms is not None
+    refused = by_sql["SELECT * FROM support_tickets /* audited */"]
+    assert refused.result == "table_not_granted" and refused.params["fingerprint"]
+    remote = by_sql["SELECT count(*) AS audited_remote FROM web_sessions WHERE device = 'tablet'"]
+    assert (
+        remote.params["bytes_scanned"] > 0
+        and remote.params["bytes_estimated"] == remote.params["bytes_scanned"]
+    )
+
+
+def test_snapshots(analyst: httpx.Client) -> None:
+    spec = {
+        "table_id": "web_sessions",
+        "select": ["session_id", "event_date", "device"],
+        "where": "event_date >= DATE '2026-10-01' AND device <> 'tablet'",
+        "order_by": ["session_id DESC"],
+        "limit": 50,
+    }
+    estimate = analyst.post("/api/snapshots/estimate", json=spec).json()
+    assert estimate["estimated_scan_bytes"] > 0 and estimate["estimated_result_rows"] == 50
+    assert estimate["estimated_result_bytes"] > 0 and "ORDER BY" in estimate["sql"]
+    response = analyst.post("/api/snapshots", json=spec)
+    table = pa.ipc.open_stream(response.content).read_all()
+    assert table.num_rows == 50 and table.column_names == ["session_id", "event_date", "device"]
+    ids = table.column("session_id").to_pylist()
+    assert ids == sorted(ids, reverse=True) and "tablet" not in table.column("device").to_pylist()
+    metadata = table.schema.metadata
+    assert (
+        json.loads(metadata[b"agnes.table_id"]) == "web_sessions"
+        and json.loads(metadata[b"agnes.bytes_scanned"]) > 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "code", "words"),
+    [
+        (
+            {"table_id": "web_sessions", "select": ["sesion_id"]},
+            400,
+            "snapshot_invalid",
+            "Did you mean 'session_id'",
+        ),
+        (
+            {"table_id": "web_sessions", "select": ["device"], "where": "device IN (SELECT 1)"},
+            400,
+            "snapshot_invalid",
+            "subqueries",
+        ),
+        (
+            {"table_id": "web_sessions", "select": ["device"], "where": "count(*) > 1"},
+            400,
+            "snapshot_invalid",
+            "aggregate",
+        ),
+        (
+            {
+                "table_id": "web_sessions",
+                "select": ["device"],
+                "where": "read_csv('/etc/passwd') IS NULL",
+            },
+            400,
+            "snapshot_invalid",
+            "not allowed",
+        ),
+        (
+            {"table_id": "web_sessions", "select": ["device"], "where": "nope = 1"},
+            400,
+            "snapshot_invalid",
+            "not a column",
+        ),
+        (
+            {"table_id": "web_sessions", "select": ["device"], "order_by": ["device sideways"]},
+            400,
+            "snapshot_invalid",
+            "ASC|DESC",
+        ),
+        (
+            {"table_id": "orders", "select": ["order_id"]},
+            400,
+            "snapshot_invalid",
+            "held by the server",
+        ),
+        (
+            {"table_id": "support_tickets", "select": ["ticket_id"]},
+            403,
+            "table_not_granted",
+            "support_tickets",
+        ),
+        ({"table_id": "ghost", "select": ["x"]}, 404, "table_not_found", "ghost"),
+    ],
+)
+def test_bad_snapshots_are_explained(
+    analyst: httpx.Client, spec: dict, status: int, code: str, words: str
+) -> None:
+    error = assert_error(analyst.post("/api/snapshots", json=spec), status, code)
+    assert words in error["message"] + (error["hint"] or "")
+
+
+def test_hybrid_is_for_admins_and_joins(analyst: httpx.Client, admin: httpx.Client) -> None:
+    body = {
+        "sql": "SELECT c.segment, count(*) AS sessions FROM recent r JOIN customers c USING (customer_id) GROUP BY 1 ORDER BY 1",
+        "register_remote": {
+            "recent": "SELECT customer_id FROM web_sessions WHERE customer_id IS NOT NULL AND event_date >= DATE '2026-09-01'"
+        },
+    }
+    assert_error(analyst.post("/api/query/hybrid", json=body), 403, "admin_required")
+    result = admin.post("/api/query/hybrid", json=body).json()
+    assert [r[0] for r in result["rows"]] == ["enterprise", "mid_market", "smb"]
+    assert result["bytes_scanned"] > 0
+    bad = {**body, "register_remote": {"orders": "SELECT 1 FROM web_sessions"}}
+    assert_error(admin.post("/api/query/hybrid", json=bad), 400, "snapshot_invalid")
+
+
+def test_server_config_is_admin_only_and_validated(
+    analyst: httpx.Client, admin: httpx.Client
+) -> None:
+    assert_error(analyst.get("/api/admin/server-config"), 403, "admin_required")
+    assert_error(
+        admin.put("/api/admin/server-config", json={"scan_caps": {"per_query_bytess": 1}}),
+        422,
+        "invalid_request",
+    )
+    assert_error(
+        admin.put("/api/admin/server-config", json={"scan_caps": {"per_query_bytes": "lots"}}),
+        422,
+        "invalid_request",
+    )
+    changed = admin.put(
+        "/api/admin/server-config", json={"scan_caps": {"per_query_bytes": "1GiB"}}
+    ).json()
+    assert changed["scan_caps"]["per_query_bytes"] == 1024**3 and changed["overrides"] == {
+        "per_query_bytes": 1024**3
+    }
+    reset = admin.put(
+        "/api/admin/server-config", json={"scan_caps": {"per_query_bytes": None}}
+    ).json()
+    assert reset["overrides"] == {} and reset["scan_caps"]["per_query_bytes"] == 5 * 1024**3

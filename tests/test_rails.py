@@ -1,0 +1,153 @@
+"""The rails against the hostile corpus, plus properties no input may break."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.query.refusals import QueryRefused
+from tests.conftest import DemoServer
+from tests.rails_corpus import CASES
+
+assert len(CASES) >= 200
+
+
+@pytest.fixture(scope="module")
+def analyst(demo_server: DemoServer) -> Principal:
+    return demo_server.live.services.tokens.authenticate(demo_server.analyst_token)
+
+
+@pytest.mark.parametrize(
+    ("mode", "sql", "expected"), CASES, ids=[f"{i:03d}" for i in range(len(CASES))]
+)
+def test_corpus(
+    demo_server: DemoServer, analyst: Principal, mode: str, sql: str, expected: str
+) -> None:
+    service = demo_server.live.services.query
+    if expected == "ok":
+        outcome = service.run(analyst, sql, mode=mode, limit=10)
+        assert outcome.table.num_rows <= 10
+    else:
+        with pytest.raises(QueryRefused) as caught:
+            service.run(analyst, sql, mode=mode, limit=10)
+        assert caught.value.code == expected, caught.value.message
+        assert caught.value.message and caught.value.hint
+
+
+def test_every_refusal_code_is_exercised() -> None:
+    codes = {expected for _, _, expected in CASES}
+    for code in (
+        "sql_parse_error",
+        "multiple_statements",
+        "read_only",
+        "function_not_allowed",
+        "table_not_found",
+        "table_not_granted",
+        "remote_table_needs_snapshot",
+        "path_not_registered",
+        "statement_not_allowed",
+        "internal_object_not_allowed",
+        "sql_too_large",
+    ):
+        assert code in codes
+
+
+def test_refusals_carry_an_actionable_next_step(
+    demo_server: DemoServer, analyst: Principal
+) -> None:
+    service = demo_server.live.services.query
+    with pytest.raises(QueryRefused) as caught:
+        service.run(analyst, "SELECT device FROM web_sessions", mode="local")
+    options = caught.value.next_step["options"]  # type: ignore[index]
+    assert [o["tool"] for o in options] == ["query_remote", "snapshot_create"]
+    assert options[1]["arguments"]["table"] == "web_sessions"
+    assert (
+        "event_date" in options[1]["arguments"]["where"]
+    )  # a recent slice of the partition column
+    with pytest.raises(QueryRefused) as caught:
+        service.run(analyst, "SELECT * FROM ordres", mode="local")
+    assert caught.value.details["suggestions"] == ["orders"]
+    with pytest.raises(QueryRefused) as caught:
+        service.run(analyst, "SELECT * FROM supportt_tickets", mode="local")
+    assert caught.value.details["suggestions"] == []  # an ungranted name is never suggested
+
+
+def test_parse_errors_give_line_and_column(demo_server: DemoServer, analyst: Principal) -> None:
+    with pytest.raises(QueryRefused) as caught:
+        demo_server.live.services.query.run(analyst, "SELECT 1\nFROM orders\nWHERE (", mode="local")
+    assert caught.value.code == "sql_parse_error"
+    assert caught.value.details["line"] == 3
+
+
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_is_a_result_or_a_typed_refusal(
+    demo_server: DemoServer, analyst: Principal, text: str
+) -> None:
+    started = time.monotonic()
+    try:
+        demo_server.live.services.query.run(analyst, text, mode="auto", limit=5)
+    except QueryRefused as refusal:
+        assert refusal.code and refusal.status < 600
+    assert time.monotonic() - started < demo_server.live.services.settings.query_timeout_seconds + 5
+
+
+SQLISH = st.lists(
+    st.sampled_from(
+        [
+            "SELECT",
+            "*",
+            "FROM",
+            "orders",
+            "support_tickets",
+            "web_sessions",
+            "WHERE",
+            "1=1",
+            ";",
+            "--",
+            "/*",
+            "*/",
+            "'",
+            '"',
+            "(",
+            ")",
+            "UNION",
+            "WITH",
+            "x",
+            "AS",
+            "read_csv('/etc/passwd')",
+            "DROP",
+            "TABLE",
+            "_meta",
+            ",",
+            "JOIN",
+            "ON",
+            "true",
+            "LIMIT",
+            "1",
+            "main.",
+            "warehouse.",
+        ]
+    ),
+    max_size=25,
+).map(" ".join)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(sql=SQLISH)
+def test_sql_shaped_noise_never_reads_what_it_may_not(
+    demo_server: DemoServer, analyst: Principal, sql: str
+) -> None:
+    try:
+        outcome = demo_server.live.services.query.run(analyst, sql, mode="auto", limit=5)
+    except QueryRefused:
+        return
+    assert "support_tickets" not in {t.id for t in outcome.plan.tables}
