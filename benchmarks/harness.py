@@ -58,17 +58,19 @@ def time_calls(call: Callable[[], object], n: int, warmup: int = 20) -> list[flo
 @dataclass
 class Server:
     base_url: str
-    admin_token: str
+    admin_token: str  # the demo analyst's token when the server runs the demo
     data_dir: Path
 
 
 @contextmanager
-def agnes_server(data_dir: Path) -> Iterator[Server]:
-    """`agnes serve` on a free port, in a subprocess, with its bootstrap admin token."""
+def agnes_server(data_dir: Path, *command: str) -> Iterator[Server]:
+    """`agnes serve` (or ``command``, e.g. ``demo --scale 0.01``) on a free port, in a
+    subprocess, with its bootstrap admin token."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     env["AGNES_LOG_LEVEL"] = "warning"
+    args = list(command) or ["serve"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data_dir), "--port", "0"],
+        [sys.executable, "-m", "cli.main", *args, "--data-dir", str(data_dir), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -86,7 +88,13 @@ def agnes_server(data_dir: Path) -> Iterator[Server]:
                 break
         if url is None:
             raise RuntimeError("agnes serve did not start")
-        token = (data_dir / "state" / "bootstrap-token").read_text().strip()
+        demo_tokens = data_dir / "state" / "demo-tokens.json"
+        if demo_tokens.exists():
+            import json
+
+            token = json.loads(demo_tokens.read_text())["analyst"]
+        else:
+            token = (data_dir / "state" / "bootstrap-token").read_text().strip()
         import httpx
 
         deadline = time.monotonic() + 30

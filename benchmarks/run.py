@@ -20,6 +20,7 @@ from benchmarks import (
     bench_demo,
     bench_extract,
     bench_mcp,
+    bench_query,
     bench_rebuild,
 )
 from benchmarks.harness import Result
@@ -30,6 +31,7 @@ SUITES = {
     "mcp": bench_mcp.run,
     "extract": bench_extract.run,
     "rebuild": bench_rebuild.run,
+    "query": bench_query.run,
 }
 
 

@@ -123,8 +123,18 @@ class QueryCatalog:
             )
             snapshot.tables[name] = table
             if table.remote is not None:
-                parts = table.remote.parts
-                for start in range(len(parts) - 1):  # schema.table, catalog.schema.table, ...
-                    snapshot.remote_paths[parts[start:]] = name
-                snapshot.remote_paths[(table.remote.alias.lower(), *parts)] = name
+                _index_paths(snapshot.remote_paths, table.remote, name)
         return snapshot
+
+
+def _index_paths(paths: dict[tuple[str, ...], str], remote: RemoteLocation, name: str) -> None:
+    """Every spelling of the warehouse path: ``schema.table``, ``catalog.schema.table`` and
+    the same behind the source's alias (``bq.dataset.table``, ``wh.main.table``)."""
+    parts = remote.parts
+    alias = remote.alias.lower()
+    for start in range(len(parts)):
+        suffix = parts[start:]
+        if len(suffix) >= 2:
+            paths[suffix] = name
+        if len(suffix) <= 3:
+            paths[(alias, *suffix)] = name

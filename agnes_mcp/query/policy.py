@@ -16,12 +16,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import cast
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.scope import traverse_scope
-from sqlglot.tokenizer_core import TokenType
+from sqlglot.tokenizer_core import Token, TokenType
 
 from agnes_mcp.query.refusals import (
     FunctionNotAllowed,
@@ -183,7 +182,9 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     if _nesting(sql) > MAX_NESTING:
         raise SqlTooLarge(f"The SQL nests parentheses deeper than {MAX_NESTING} levels.")
     try:
-        statements = [s for s in sqlglot.parse(sql, dialect=dialect) if s is not None]
+        engine = Dialect.get_or_raise(dialect)
+        tokens = engine.tokenize(sql)  # once: for the parser and for the fingerprint
+        statements = [s for s in engine.parser().parse(tokens, sql) if s is not None]
     except (ParseError, TokenError) as exc:
         raise _parse_error(exc) from None
     except RecursionError:
@@ -197,7 +198,7 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     parsed = ParsedQuery(sql=sql, dialect=dialect, tree=tree)
     parsed.table_names = [t.name.lower() for t in tree.find_all(exp.Table) if t.name]
     parsed.refs = _real_tables(tree)
-    parsed.fingerprint = fingerprint(sql, dialect)
+    parsed.fingerprint = _shape_hash(tokens)
     return parsed
 
 
@@ -258,19 +259,17 @@ def _real_tables(tree: exp.Expression) -> list[TableRef]:
                     seen.add(id(source))
                     found.append(_ref(source))
         # Tables scope analysis does not list as sources (e.g. inside function arguments)
+        cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
-            real = isinstance(table.this, exp.Identifier) and not _is_cte_name(table, tree)
+            real = isinstance(table.this, exp.Identifier) and not _is_cte_name(table, cte_names)
             if id(table) not in seen and real:
                 found.append(_ref(table))
         return found
     return [_ref(t) for t in tree.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
 
 
-def _is_cte_name(table: exp.Table, tree: exp.Expression) -> bool:
-    if table.db or table.catalog:
-        return False
-    names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    return table.name.lower() in names
+def _is_cte_name(table: exp.Table, cte_names: set[str]) -> bool:
+    return not (table.db or table.catalog) and table.name.lower() in cte_names
 
 
 def _ref(table: exp.Table) -> TableRef:
@@ -299,6 +298,9 @@ def fingerprint(sql: str, dialect: str) -> str:
     """A hash of the query's shape: literals become '?', case and spacing do not count.
 
     Computed from tokens (~10x cheaper than re-rendering the tree)."""
-    tokens = Dialect.get_or_raise(dialect).tokenize(sql)
+    return _shape_hash(Dialect.get_or_raise(dialect).tokenize(sql))
+
+
+def _shape_hash(tokens: list[Token]) -> str:
     shape = " ".join("?" if t.token_type in _LITERALS else t.text.lower() for t in tokens)
     return hashlib.sha256(shape.encode()).hexdigest()[:16]

@@ -151,18 +151,28 @@ def plan_remote(
 
 
 def rewrite_remote_names(parsed: ParsedQuery, snapshot: CatalogSnapshot) -> exp.Expression:
-    """The query with every table id replaced by its warehouse path (paths stay as written)."""
+    """The query with every table id replaced by its warehouse path. DuckDB paths stay as
+    written; BigQuery paths are made canonical (``project.dataset.table``) since only
+    those resolve whatever the job's default project, and the alias path means nothing
+    to BigQuery."""
     tree = parsed.tree.copy()
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    bigquery = parsed.dialect == "bigquery"
     for node in list(tree.find_all(exp.Table)):
-        if not isinstance(node.this, exp.Identifier) or node.db or node.catalog:
+        if not isinstance(node.this, exp.Identifier) or node.name.lower() in cte_names:
             continue
-        table = snapshot.tables.get(node.name.lower())
-        if table is None or table.remote is None or node.name.lower() in cte_names:
+        qualified = bool(node.db or node.catalog)
+        if qualified and not bigquery:
+            continue
+        path = tuple(p for p in (node.catalog, node.db, node.name) if p)
+        table = (
+            snapshot.by_remote_path(path) if qualified else snapshot.tables.get(node.name.lower())
+        )
+        if table is None or table.remote is None:
             continue
         parts = [p.strip('"`') for p in table.remote.remote_name.split(".")]
         replacement = exp.to_table(".".join(f'"{p}"' for p in parts), dialect="duckdb")
-        if parsed.dialect == "bigquery":
+        if bigquery:
             replacement = exp.Table(
                 this=exp.to_identifier(parts[-1]),
                 db=exp.to_identifier(parts[-2]) if len(parts) > 1 else None,

@@ -104,7 +104,11 @@ def run_select(
         with contextlib.suppress(duckdb.Error):
             cursor.rollback()
         cursor.close()
-    seconds = time.perf_counter() - started
+    return capped(table, limits, time.perf_counter() - started)
+
+
+def capped(table: pa.Table, limits: Limits, seconds: float) -> RunResult:
+    """``table`` (fetched with one row more than allowed) cut to the row and byte caps."""
     truncated, reason = False, None
     if table.num_rows > limits.rows:
         table, truncated, reason = table.slice(0, limits.rows), True, "rows"

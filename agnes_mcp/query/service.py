@@ -132,7 +132,18 @@ class QueryService:
             "duckdb": lambda loc: DuckDBWarehouseEngine(
                 loc, memory_limit=settings.query_memory_limit, threads=settings.query_threads
             ),
+            "bigquery": self._bigquery_engine,
         }
+
+    def _bigquery_engine(self, location: RemoteLocation) -> RemoteEngine:
+        """The source's full options (endpoint, location, credentials variable) build it."""
+        from agnes_mcp.query.engines.bigquery import BigQueryEngine
+        from connectors.bigquery.client import BigQueryOptions
+
+        options = self.services.sources.connector(location.source).options
+        if not isinstance(options, BigQueryOptions):
+            raise RemoteEstimateFailed(f"Source '{location.source}' is not a BigQuery source.")
+        return BigQueryEngine(options)
 
     # --- parsing and planning ----------------------------------------------------------------
 

@@ -1,0 +1,148 @@
+"""Remote queries on BigQuery through the official client library.
+
+- Estimates are dry runs (``dry_run=True``, no cache): BigQuery's own byte count, free.
+- Every job that runs carries ``maximum_bytes_billed``: even if an estimate were wrong,
+  BigQuery itself refuses to bill past the cap (``bytesBilledLimitExceeded``), which is
+  reported as ``remote_scan_too_large``. ``job_timeout_ms`` stops a job the caller gave up on.
+- Results come back as Arrow over the REST API (no Storage API client: results are capped
+  to a few thousand rows anyway) and are cut to the row and byte caps like local ones.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from agnes_mcp.query.catalog import CatalogTable
+from agnes_mcp.query.engines.base import Estimate, RemoteEngine, RemoteResult
+from agnes_mcp.query.refusals import (
+    QueryFailed,
+    QueryTimeout,
+    RemoteEstimateFailed,
+    RemoteScanTooLarge,
+)
+from agnes_mcp.query.sandbox import Limits, capped
+from agnes_sync.connector import Column
+from connectors.bigquery.client import BigQueryOptions, make_client
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+_LABEL_TEXT = re.compile(r"[^a-z0-9_-]")
+_REQUEST_LINE = re.compile(r"^[A-Z]+ https?://\S+: ")
+
+
+class BigQueryEngine(RemoteEngine):
+    dialect = "bigquery"
+    name = "bigquery"
+
+    def __init__(self, options: BigQueryOptions) -> None:
+        self.options = options
+        self._client: bigquery.Client = make_client(options)
+
+    def estimate(self, tree: exp.Expression, tables: list[CatalogTable]) -> Estimate:
+        from google.api_core import exceptions
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
+        try:
+            job = self._client.query(tree.sql(dialect="bigquery"), job_config=config)
+        except (exceptions.BadRequest, exceptions.NotFound, exceptions.Forbidden) as exc:
+            raise QueryFailed(f"BigQuery refused the query: {_message(exc)}") from None
+        except (exceptions.GoogleAPIError, OSError) as exc:
+            raise RemoteEstimateFailed(
+                f"BigQuery could not price the query: {_message(exc)}"
+            ) from None
+        scan = int(job.total_bytes_processed or 0)
+        return Estimate(scan_bytes=scan, detail={"dry_run": True, "tables": [t.id for t in tables]})
+
+    def execute(
+        self,
+        tree: exp.Expression,
+        tables: list[CatalogTable],
+        *,
+        limits: Limits,
+        max_bytes: int,
+        labels: dict[str, str],
+    ) -> RemoteResult:
+        from google.api_core import exceptions
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            maximum_bytes_billed=max_bytes,
+            labels=_labels(labels),
+            job_timeout_ms=int(limits.timeout_seconds * 1000),
+        )
+        started = time.perf_counter()
+        try:
+            rows = self._client.query_and_wait(
+                tree.sql(dialect="bigquery"),
+                job_config=config,
+                max_results=limits.rows + 1,
+                wait_timeout=limits.timeout_seconds,
+                api_timeout=limits.timeout_seconds,
+            )
+            table = rows.to_arrow(create_bqstorage_client=False)
+        except exceptions.BadRequest as exc:
+            if _reason(exc) == "bytesBilledLimitExceeded":
+                raise RemoteScanTooLarge(
+                    f"BigQuery stopped the query: it would bill more than the cap of "
+                    f"{max_bytes:,} bytes.",
+                    details={"limit_bytes": max_bytes},
+                ) from None
+            raise QueryFailed(f"BigQuery refused the query: {_message(exc)}") from None
+        except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
+            raise QueryTimeout(
+                f"The query ran longer than {limits.timeout_seconds:g} s and was stopped."
+            ) from None
+        except (exceptions.GoogleAPIError, OSError) as exc:
+            raise QueryFailed(f"BigQuery failed: {_message(exc)}") from None
+        result = capped(table, limits, time.perf_counter() - started)
+        return RemoteResult(
+            table=result.table,
+            truncated=result.truncated,
+            reason=result.reason,
+            seconds=result.seconds,
+            bytes_scanned=int(rows.total_bytes_processed or 0),
+            job_id=rows.job_id,
+        )
+
+    def describe(self, table: CatalogTable) -> list[Column]:
+        from google.api_core import exceptions
+
+        assert table.remote is not None
+        try:
+            fields = self._client.get_table(table.remote.remote_name.replace("`", "")).schema
+        except exceptions.GoogleAPIError as exc:
+            raise QueryFailed(
+                f"BigQuery could not describe '{table.id}': {_message(exc)}"
+            ) from None
+        return [Column(f.name, f.field_type, f.mode != "REQUIRED") for f in fields]
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _labels(labels: dict[str, str]) -> dict[str, str]:
+    """BigQuery label keys and values: lowercase letters, digits, '_' and '-'; 63 characters."""
+    return {
+        _LABEL_TEXT.sub("_", k.lower())[:63]: _LABEL_TEXT.sub("_", v.lower())[:63]
+        for k, v in labels.items()
+    }
+
+
+def _reason(exc: Any) -> str | None:
+    errors = getattr(exc, "errors", None) or []
+    return errors[0].get("reason") if errors and isinstance(errors[0], dict) else None
+
+
+def _message(exc: Any) -> str:
+    """The API's own one-line message, never the request line ("POST https://...: ")."""
+    errors = getattr(exc, "errors", None) or []
+    message = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
+    text = str(message or getattr(exc, "message", None) or exc).splitlines()[0]
+    return _REQUEST_LINE.sub("", text)[:500]

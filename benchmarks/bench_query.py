@@ -1,0 +1,225 @@
+"""The query path: the SQL rails' cost, the server's overhead on a tiny query, and how
+close the warehouse engine's scan estimate comes to the bytes DuckDB really reads.
+
+- rails: sqlglot policy + DuckDB's own parse cross-check on a 20-line query, against
+  sqlglot parsing the same text alone (the floor for any sqlglot-based check).
+- overhead: ``POST /api/query`` on the demo server (auth, rails, sandbox, JSON) against
+  raw DuckDB running the same query on the same parquet files in this process.
+- estimate: the DuckDB warehouse engine's estimate against ``rchar`` (bytes returned by
+  read calls) of a fresh process running the query.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import httpx
+import sqlglot
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.demo import first_sync, prepare, with_demo_sources
+from agnes_mcp.query import policy
+from agnes_mcp.query.catalog import CatalogTable, RemoteLocation
+from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
+from agnes_mcp.query.rails import plan_local
+from agnes_mcp.services import Services
+from agnes_mcp.settings import load_settings
+from agnes_sync.demo.generator import ensure
+from benchmarks.harness import Result, agnes_server, median, time_calls
+
+QUERY_20_LINES = """
+WITH recent AS (
+    SELECT o.order_id, o.customer_id, o.order_date, o.total_amount, o.status
+    FROM orders AS o
+    WHERE o.order_date >= DATE '2026-01-01'
+      AND o.status IN ('completed', 'refunded')
+),
+per_customer AS (
+    SELECT customer_id, count(*) AS orders, sum(total_amount) AS revenue,
+           max(order_date) AS last_order
+    FROM recent
+    GROUP BY customer_id
+)
+SELECT c.segment, c.country,
+       count(*) AS customers,
+       round(avg(p.revenue), 2) AS avg_revenue,
+       quantile_cont(p.orders, 0.9) AS p90_orders
+FROM per_customer AS p
+JOIN customers AS c ON c.customer_id = p.customer_id
+WHERE c.signup_date < DATE '2026-06-01'
+GROUP BY ALL
+ORDER BY avg_revenue DESC
+LIMIT 50
+"""
+
+TINY = "SELECT count(*) AS n FROM products"
+
+MEASURE = """
+import sys, duckdb
+def rchar():
+    for line in open('/proc/self/io'):
+        if line.startswith('rchar'):
+            return int(line.split()[1])
+con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
+con.execute(f"ATTACH '{sys.argv[1]}' AS warehouse (READ_ONLY)")
+con.execute("USE warehouse")
+con.execute("SELECT 1").fetchall()
+before = rchar()
+con.execute(sys.argv[2]).fetchall()
+print(rchar() - before)
+"""
+
+WAREHOUSE_QUERIES = [
+    "SELECT sum(amount) FROM main.events",
+    "SELECT kind, count(*) FROM main.events GROUP BY 1",
+    "SELECT * FROM main.events WHERE day = DATE '2026-03-01'",
+    "SELECT id, amount FROM main.events WHERE day BETWEEN DATE '2026-02-01' AND DATE '2026-02-07'",
+    "SELECT avg(amount) FROM main.events e WHERE e.day >= DATE '2026-04-01' - INTERVAL 3 DAY",
+    "SELECT * FROM main.events WHERE id < 300000",
+    "SELECT kind, max(amount) FROM main.events WHERE day > DATE '2026-03-15' GROUP BY kind",
+    "SELECT count(DISTINCT kind) FROM main.events",
+    "SELECT id FROM main.events WHERE amount > 999",
+    "SELECT * FROM main.events",
+]
+
+
+@contextmanager
+def _demo_services(root: Path) -> Iterator[tuple[Services, Principal]]:
+    """The demo company at a small scale, synced, in this process; the analyst's principal."""
+    data, _ = ensure(root / "demo", scale=0.002)
+    settings = with_demo_sources(load_settings(data_dir=root / "data"), data)
+    services = Services.open(settings)
+    try:
+        tokens = prepare(services)
+        first_sync(services)
+        yield services, services.tokens.authenticate(tokens.analyst)
+    finally:
+        services.close()
+
+
+def _rails(n: int) -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp, _demo_services(Path(tmp)) as (services, who):
+        access, catalog = services.access, services.query.catalog
+
+        def rails() -> None:  # parse + resolve + check, as the issue defines the rails
+            parsed = policy.parse(QUERY_20_LINES, policy.DUCKDB)
+            plan_local(parsed, catalog.snapshot(), who, access)
+
+        checked = time_calls(rails, n)
+        full = time_calls(lambda: services.query.plan(who, QUERY_20_LINES, "auto"), n)
+        parsed_only = time_calls(lambda: sqlglot.parse_one(QUERY_20_LINES, dialect="duckdb"), n)
+    floor = median(parsed_only) * 1000
+    return [
+        Result(
+            "SQL rails on a 20-line query (p50: parse + resolve + check)",
+            median(checked) * 1000,
+            "ms",
+            "sqlglot.parse_one of the same text (p50)",
+            floor,
+            "<= 1 ms",
+        ),
+        Result(
+            "... plus DuckDB's own parse cross-check (p50: the whole plan step)",
+            median(full) * 1000,
+            "ms",
+            "sqlglot.parse_one of the same text (p50)",
+            floor,
+            "report",
+            note="json_serialize_sql costs ~0.6 ms of it on this query",
+        ),
+    ]
+
+
+def _overhead(n: int) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        with agnes_server(data_dir, "demo", "--scale", "0.01") as server:
+            headers = {"Authorization": f"Bearer {server.admin_token}"}
+            with httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as client:
+                answer = client.post("/api/query", json={"sql": TINY}).json()
+                assert "rows" in answer, answer
+                served = time_calls(lambda: client.post("/api/query", json={"sql": TINY}), n)
+            files = sorted(str(p) for p in data_dir.rglob("products*.parquet"))
+            con = duckdb.connect()
+            listed = ", ".join(f"'{f}'" for f in files)
+            con.execute(f"CREATE VIEW products AS SELECT * FROM read_parquet([{listed}])")
+            raw = time_calls(lambda: con.execute(TINY).fetchall(), n)
+            con.close()
+    overhead = (median(served) - median(raw)) * 1000
+    return Result(
+        "POST /api/query, tiny query on the demo server (p50)",
+        median(served) * 1000,
+        "ms",
+        "raw DuckDB, same query and parquet, in process (p50)",
+        median(raw) * 1000,
+        "overhead <= 6.4 ms (10x under 64 ms)",
+        note=f"server overhead {overhead:.2f} ms",
+    )
+
+
+def _estimates(rows: int) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "warehouse.duckdb"
+        con = duckdb.connect(str(path))
+        con.execute(
+            "CREATE TABLE events AS SELECT range AS id, "
+            f"DATE '2026-01-01' + (range // {rows // 100})::INTEGER AS day, "
+            "['a', 'b', 'c', 'd'][1 + range % 4] AS kind, "
+            f"(hash(range) % 100000) / 100.0 AS amount FROM range({rows})"
+        )
+        con.close()
+        location = RemoteLocation("wh", "warehouse", "duckdb", str(path), None, '"main"."events"')
+        table = CatalogTable(
+            id="events",
+            description="",
+            query_mode="remote",
+            source="wh",
+            rows=None,
+            size_bytes=None,
+            extracted_at=None,
+            remote=location,
+        )
+        engine = DuckDBWarehouseEngine(location, memory_limit="1GB", threads=2)
+        estimated, actual, ratios = 0, 0, []
+        try:
+            for sql in WAREHOUSE_QUERIES:
+                tree = sqlglot.parse_one(sql, dialect="duckdb")
+                guess = engine.estimate(tree, [table]).scan_bytes
+                measured = int(
+                    subprocess.run(
+                        [sys.executable, "-c", MEASURE, str(path), sql],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    ).stdout
+                )
+                estimated += guess
+                actual += measured
+                ratios.append(guess / measured if measured else float("nan"))
+        finally:
+            engine.close()
+    mb = 1024 * 1024
+    return Result(
+        f"warehouse scan estimate, {len(WAREHOUSE_QUERIES)} queries on {rows:,} rows (sum)",
+        estimated / mb,
+        "MB",
+        "bytes DuckDB really read (rchar of a fresh process, sum)",
+        actual / mb,
+        "0.5x-2x per query",
+        note=f"per query {min(ratios):.2f}x-{max(ratios):.2f}x",
+    )
+
+
+def run(quick: bool = False) -> list[Result]:
+    return [
+        *_rails(200 if quick else 1000),
+        _overhead(100 if quick else 500),
+        _estimates(500_000 if quick else 2_000_000),
+    ]

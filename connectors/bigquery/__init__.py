@@ -1,0 +1,1 @@
+"""BigQuery: tables stay in the warehouse (remote), or registered SQL is materialized."""

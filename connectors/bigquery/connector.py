@@ -1,0 +1,132 @@
+"""The BigQuery connector: registers tables as remote (metadata only) or materializes SQL."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, ClassVar, cast
+
+import pyarrow.parquet as pq
+
+from agnes_sync import atomic
+from agnes_sync.connector import Capability, Column, Connector, SourceTable, TableRequest
+from agnes_sync.contract import ExtractWriter, PublishedTable, RemoteAttach
+from agnes_sync.errors import (
+    InvalidTableSpec,
+    SourceTableNotFound,
+    TerminalSyncError,
+    TransientSyncError,
+)
+from connectors.bigquery.client import BigQueryOptions, make_client
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+MATERIALIZE_MAX_BYTES = 50 * 1024**3  # a materialization can never bill more than this
+
+
+class BigQueryConnector(Connector):
+    name = "bigquery"
+    description = "Google BigQuery: tables stay remote, or registered SQL is materialized."
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.FULL_REFRESH, Capability.REMOTE, Capability.MATERIALIZED}
+    )
+    Options = BigQueryOptions
+
+    @property
+    def settings(self) -> BigQueryOptions:
+        return cast(BigQueryOptions, self.options)
+
+    def _client(self) -> bigquery.Client:
+        return make_client(self.settings)
+
+    def _path(self, request: TableRequest) -> str:
+        dataset, table = request.bucket or "", request.source_table or ""
+        if not (_NAME.match(dataset) and _NAME.match(table)):
+            raise InvalidTableSpec(f"Table '{request.id}' needs bucket (dataset) and source_table.")
+        return f"{self.settings.project}.{dataset}.{table}"
+
+    def list_tables(self) -> list[SourceTable]:
+        from google.api_core import exceptions
+
+        client = self._client()
+        found = []
+        try:
+            for dataset in client.list_datasets():
+                for item in client.list_tables(dataset.dataset_id):
+                    found.append(SourceTable(item.table_id, dataset.dataset_id, item.table_id))
+        except exceptions.GoogleAPIError as exc:
+            raise TransientSyncError(f"BigQuery could not list tables: {exc}") from None
+        return found
+
+    def describe_table(self, request: TableRequest) -> list[Column]:
+        from google.api_core import exceptions
+
+        client = self._client()
+        try:
+            if request.query_mode == "materialized":
+                job = client.query(request.source_query or "", job_config=self._dry_run())
+                fields = job.schema or []
+            else:
+                fields = client.get_table(self._path(request)).schema
+        except exceptions.NotFound:
+            raise SourceTableNotFound(f"BigQuery has no table {self._path(request)}.") from None
+        except exceptions.BadRequest as exc:
+            raise InvalidTableSpec(f"BigQuery refused the SQL: {exc.message}") from None
+        return [Column(f.name, f.field_type, f.mode != "REQUIRED") for f in fields]
+
+    def _dry_run(self) -> bigquery.QueryJobConfig:
+        from google.cloud import bigquery
+
+        return bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
+
+    def extract(self, request: TableRequest, writer: ExtractWriter) -> PublishedTable:
+        from google.api_core import exceptions
+
+        self.check_supported(request)
+        client = self._client()
+        try:
+            if request.query_mode == "materialized":
+                return self._materialize(client, request, writer)
+            table = client.get_table(self._path(request))
+        except exceptions.NotFound:
+            raise SourceTableNotFound(f"BigQuery has no table {self._path(request)}.") from None
+        except (exceptions.ServiceUnavailable, exceptions.InternalServerError) as exc:
+            raise TransientSyncError(f"BigQuery is unavailable: {exc}") from None
+        except exceptions.GoogleAPIError as exc:
+            raise TerminalSyncError(f"BigQuery refused: {exc}") from None
+        return writer.publish_remote(
+            request.id,
+            attach=RemoteAttach(
+                self.settings.alias,
+                "bigquery",
+                self.settings.project,
+                self.settings.credentials_env,
+            ),
+            remote_name=self._path(request),
+            description=request.description or (table.description or ""),
+            rows=table.num_rows,
+            size_bytes=table.num_bytes,
+            bind_view=False,
+        )
+
+    def _materialize(
+        self, client: bigquery.Client, request: TableRequest, writer: ExtractWriter
+    ) -> PublishedTable:
+        from google.cloud import bigquery
+
+        if not (request.source_query or "").strip():
+            raise InvalidTableSpec(f"Materialized table '{request.id}' needs a source_query.")
+        config = bigquery.QueryJobConfig(
+            maximum_bytes_billed=MATERIALIZE_MAX_BYTES, labels={"agnes_sync": request.id}
+        )
+        rows = client.query_and_wait(request.source_query, job_config=config)
+        table = rows.to_arrow(create_bqstorage_client=False)
+        staged = writer.staging_file(request.id)
+        try:
+            pq.write_table(table, staged, compression="zstd")
+            return writer.publish_file(
+                request.id, staged, description=request.description, query_mode="materialized"
+            )
+        finally:
+            atomic.discard(staged)

@@ -1,0 +1,398 @@
+"""A local HTTP server that speaks the BigQuery REST shapes, executing on DuckDB.
+
+Built from the public v2 API reference for the calls the official client makes:
+``jobs.insert`` (dry runs), ``jobs.query`` (``query_and_wait``), ``jobs.get``,
+``jobs.getQueryResults``, ``tables.get``, ``datasets.list`` and ``tables.list``.
+BigQuery SQL is transpiled to DuckDB with sqlglot. Bytes processed follow BigQuery's rule
+(every referenced column, whole table, LIMIT does not reduce it). Every job that is not
+a dry run must carry ``maximumBytesBilled``; one that does not is refused and recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import sqlglot
+import uvicorn
+from sqlglot import exp
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from agnes_mcp.serve import bind
+
+PROJECT = "example-project"
+_TYPES = {
+    "BIGINT": "INTEGER",
+    "INTEGER": "INTEGER",
+    "DOUBLE": "FLOAT",
+    "VARCHAR": "STRING",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP",
+    "BOOLEAN": "BOOLEAN",
+}
+
+
+@dataclass
+class FakeBigQuery:
+    con: duckdb.DuckDBPyConnection
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    missing_cap: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # --- data ----------------------------------------------------------------------------
+
+    def columns(self, dataset: str, table: str) -> list[tuple[str, str]]:
+        with self.lock:
+            rows = self.con.execute(
+                "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = ? "
+                "AND schema_name = ? AND table_name = ?",
+                [PROJECT, dataset, table],
+            ).fetchall()
+        return [(n, _TYPES.get(t.split("(")[0], "STRING")) for n, t in rows]
+
+    def column_bytes(self, dataset: str, table: str) -> dict[str, int]:
+        sizes = {}
+        for name, kind in self.columns(dataset, table):
+            expr = (
+                f'coalesce(sum(strlen("{name}"::VARCHAR) + 2), 0)'
+                if kind == "STRING"
+                else ("count(*)" if kind == "BOOLEAN" else "count(*) * 8")
+            )
+            with self.lock:
+                row = self.con.execute(
+                    f'SELECT {expr} FROM "{PROJECT}"."{dataset}"."{table}"'
+                ).fetchone()
+            sizes[name] = int(row[0]) if row else 0
+        return sizes
+
+    def bytes_processed(self, sql: str) -> int:
+        tree = sqlglot.parse_one(sql, dialect="bigquery")
+        total = 0
+        names = {c.name.lower() for c in tree.find_all(exp.Column)}
+        star = any(
+            isinstance(s, exp.Star) and not isinstance(s.parent, exp.Count)
+            for s in tree.find_all(exp.Star)
+        )
+        for table in tree.find_all(exp.Table):
+            dataset, name = table.db, table.name
+            if not dataset:
+                continue
+            for column, size in self.column_bytes(dataset, name).items():
+                if star or column.lower() in names:
+                    total += size
+        return total
+
+    def result_schema(self, sql: str) -> list[tuple[str, str]]:
+        """What a dry run reports: the result's columns (and an error if the SQL is bad)."""
+        duck = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
+        with self.lock:
+            rows = self.con.execute(f"DESCRIBE {duck}").fetchall()
+        return [(r[0], _TYPES.get(str(r[1]).split("(")[0], "STRING")) for r in rows]
+
+    def run(self, sql: str) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+        duck = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
+        with self.lock:
+            cursor = self.con.cursor()
+            result = cursor.execute(duck)
+            names = [d[0] for d in result.description or []]
+            kinds = [
+                _TYPES.get(str(d[1]).split("(")[0], "STRING") for d in result.description or []
+            ]
+            rows = result.fetchall()
+            cursor.close()
+        return list(zip(names, kinds, strict=True)), rows
+
+
+def _encode(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "BOOLEAN":
+        return "true" if value else "false"
+    if kind == "TIMESTAMP":  # formatOptions.useInt64Timestamp: microseconds since the epoch
+        return str(int(value.timestamp() * 1_000_000))
+    if kind == "DATE":
+        return value.isoformat()
+    return str(value)
+
+
+def _error(status: int, reason: str, message: str) -> JSONResponse:
+    body = {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"reason": reason, "message": message}],
+            "status": "INVALID_ARGUMENT",
+        }
+    }
+    return JSONResponse(body, status_code=status)
+
+
+def create_app(fake: FakeBigQuery) -> Starlette:
+    def schema(fields: list[tuple[str, str]]) -> dict[str, Any]:
+        return {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in fields]}
+
+    def job_resource(
+        job_id: str,
+        config: dict[str, Any],
+        processed: int,
+        dry: bool,
+        fields: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        now = str(int(time.time() * 1000))
+        return {
+            "kind": "bigquery#job",
+            "id": f"{PROJECT}:US.{job_id}",
+            "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+            "configuration": config,
+            "status": {"state": "DONE"},
+            "statistics": {
+                "creationTime": now,
+                "startTime": now,
+                "endTime": now,
+                "totalBytesProcessed": str(processed),
+                "query": {
+                    "totalBytesProcessed": str(processed),
+                    "totalBytesBilled": str(0 if dry else processed),
+                    "statementType": "SELECT",
+                    **({"schema": schema(fields)} if fields is not None else {}),
+                },
+            },
+        }
+
+    def execute(
+        sql: str, cap: str | None, job_id: str, max_results: int | None
+    ) -> dict[str, Any] | JSONResponse:
+        processed = fake.bytes_processed(sql)
+        if cap is None:
+            fake.missing_cap.append(sql)
+            return _error(400, "invalid", "Agnes fake: every job must set maximumBytesBilled")
+        if processed > int(cap):
+            return _error(
+                400,
+                "bytesBilledLimitExceeded",
+                f"Query exceeded limit for bytes billed: {cap}. {processed} or higher required.",
+            )
+        try:
+            fields, rows = fake.run(sql)
+        except (duckdb.Error, sqlglot.errors.ParseError) as exc:
+            return _error(400, "invalidQuery", str(exc).splitlines()[0])
+        shown = rows if max_results is None else rows[:max_results]
+        fake.jobs[job_id] = {"fields": fields, "rows": rows, "processed": processed}
+        return {
+            "kind": "bigquery#queryResponse",
+            "schema": schema(fields),
+            "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+            "totalRows": str(len(rows)),
+            "rows": [
+                {"f": [{"v": _encode(v, k)} for v, (_, k) in zip(row, fields, strict=True)]}
+                for row in shown
+            ],
+            "totalBytesProcessed": str(processed),
+            "totalBytesBilled": str(processed),
+            "jobComplete": True,
+            "cacheHit": False,
+        }
+
+    async def jobs_query(request: Request) -> JSONResponse:
+        body = await request.json()
+        fake.requests.append({"api": "jobs.query", **body})
+        job_id = f"job_{uuid.uuid4().hex[:12]}"
+        if body.get("dryRun"):
+            processed = fake.bytes_processed(body["query"])
+            return JSONResponse(
+                {
+                    "kind": "bigquery#queryResponse",
+                    "jobComplete": True,
+                    "totalBytesProcessed": str(processed),
+                    "schema": {"fields": []},
+                    "jobReference": {"projectId": PROJECT, "location": "US"},
+                }
+            )
+        answer = execute(
+            body["query"], body.get("maximumBytesBilled"), job_id, body.get("maxResults")
+        )
+        return answer if isinstance(answer, JSONResponse) else JSONResponse(answer)
+
+    async def jobs_insert(request: Request) -> JSONResponse:
+        body = await request.json()
+        fake.requests.append({"api": "jobs.insert", **body})
+        config = body.get("configuration", {})
+        query = config.get("query", {})
+        job_id = body.get("jobReference", {}).get("jobId") or f"job_{uuid.uuid4().hex[:12]}"
+        if config.get("dryRun"):
+            try:
+                processed = fake.bytes_processed(query["query"])
+                fields = fake.result_schema(query["query"])
+            except (duckdb.Error, sqlglot.errors.ParseError) as exc:
+                return _error(400, "invalidQuery", str(exc).splitlines()[0])
+            return JSONResponse(job_resource(job_id, config, processed, True, fields))
+        answer = execute(query["query"], query.get("maximumBytesBilled"), job_id, None)
+        if isinstance(answer, JSONResponse):
+            return answer
+        return JSONResponse(job_resource(job_id, config, int(answer["totalBytesProcessed"]), False))
+
+    async def jobs_get(request: Request) -> JSONResponse:
+        job_id = request.path_params["job"]
+        job = fake.jobs.get(job_id)
+        if job is None:
+            return _error(404, "notFound", f"Not found: Job {job_id}")
+        return JSONResponse(job_resource(job_id, {"query": {}}, job["processed"], False))
+
+    async def query_results(request: Request) -> JSONResponse:
+        job = fake.jobs.get(request.path_params["job"])
+        if job is None:
+            return _error(404, "notFound", "Not found: Job")
+        limit = request.query_params.get("maxResults")
+        rows = job["rows"] if limit is None else job["rows"][: int(limit)]
+        return JSONResponse(
+            {
+                "kind": "bigquery#getQueryResultsResponse",
+                "schema": schema(job["fields"]),
+                "jobReference": {
+                    "projectId": PROJECT,
+                    "jobId": request.path_params["job"],
+                    "location": "US",
+                },
+                "totalRows": str(len(job["rows"])),
+                "rows": [
+                    {
+                        "f": [
+                            {"v": _encode(v, k)}
+                            for v, (_, k) in zip(row, job["fields"], strict=True)
+                        ]
+                    }
+                    for row in rows
+                ],
+                "jobComplete": True,
+            }
+        )
+
+    async def table_get(request: Request) -> JSONResponse:
+        dataset, table = request.path_params["dataset"], request.path_params["table"]
+        fields = fake.columns(dataset, table)
+        if not fields:
+            return _error(404, "notFound", f"Not found: Table {PROJECT}:{dataset}.{table}")
+        with fake.lock:
+            rows = fake.con.execute(
+                f'SELECT count(*) FROM "{PROJECT}"."{dataset}"."{table}"'
+            ).fetchone()[0]
+        return JSONResponse(
+            {
+                "kind": "bigquery#table",
+                "id": f"{PROJECT}:{dataset}.{table}",
+                "tableReference": {"projectId": PROJECT, "datasetId": dataset, "tableId": table},
+                "schema": schema(fields),
+                "numRows": str(rows),
+                "numBytes": str(sum(fake.column_bytes(dataset, table).values())),
+                "type": "TABLE",
+                "timePartitioning": {"type": "DAY", "field": "event_date"}
+                if any(n == "event_date" for n, _ in fields)
+                else None,
+            }
+        )
+
+    async def datasets_list(request: Request) -> JSONResponse:
+        with fake.lock:
+            names = [
+                r[0]
+                for r in fake.con.execute(
+                    "SELECT DISTINCT schema_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1",
+                    [PROJECT],
+                ).fetchall()
+            ]
+        return JSONResponse(
+            {
+                "kind": "bigquery#datasetList",
+                "datasets": [
+                    {
+                        "kind": "bigquery#dataset",
+                        "id": f"{PROJECT}:{n}",
+                        "datasetReference": {"projectId": PROJECT, "datasetId": n},
+                    }
+                    for n in names
+                ],
+            }
+        )
+
+    async def tables_list(request: Request) -> JSONResponse:
+        dataset = request.path_params["dataset"]
+        with fake.lock:
+            names = [
+                r[0]
+                for r in fake.con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? ORDER BY 1",
+                    [PROJECT, dataset],
+                ).fetchall()
+            ]
+        return JSONResponse(
+            {
+                "kind": "bigquery#tableList",
+                "totalItems": len(names),
+                "tables": [
+                    {
+                        "kind": "bigquery#table",
+                        "id": f"{PROJECT}:{dataset}.{n}",
+                        "type": "TABLE",
+                        "tableReference": {
+                            "projectId": PROJECT,
+                            "datasetId": dataset,
+                            "tableId": n,
+                        },
+                    }
+                    for n in names
+                ],
+            }
+        )
+
+    base = "/bigquery/v2/projects/{project}"
+    return Starlette(
+        routes=[
+            Route(base + "/queries", jobs_query, methods=["POST"]),
+            Route(base + "/queries/{job}", query_results, methods=["GET"]),
+            Route(base + "/jobs", jobs_insert, methods=["POST"]),
+            Route(base + "/jobs/{job}", jobs_get, methods=["GET"]),
+            Route(base + "/datasets", datasets_list, methods=["GET"]),
+            Route(base + "/datasets/{dataset}/tables", tables_list, methods=["GET"]),
+            Route(base + "/datasets/{dataset}/tables/{table}", table_get, methods=["GET"]),
+        ]
+    )
+
+
+class FakeBigQueryServer:
+    """The fake on 127.0.0.1 and a free port, in a thread."""
+
+    def __init__(self, rows: int = 20_000) -> None:
+        con = duckdb.connect()
+        con.execute(f"ATTACH ':memory:' AS \"{PROJECT}\"")
+        con.execute(f'CREATE SCHEMA "{PROJECT}".analytics')
+        con.execute(
+            f'CREATE TABLE "{PROJECT}".analytics.page_views AS SELECT range AS view_id, '
+            "DATE '2026-01-01' + (range % 300)::INTEGER AS event_date, "
+            "['/', '/pricing', '/docs'][1 + range % 3] AS page, range % 500 AS visitor_id, "
+            f"(range % 7) * 1.5 AS seconds, range % 10 = 0 AS converted FROM range({rows})"
+        )
+        self.fake = FakeBigQuery(con)
+        self._sock = bind("127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self._server = uvicorn.Server(uvicorn.Config(create_app(self.fake), log_level="warning"))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def __enter__(self) -> FakeBigQueryServer:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)

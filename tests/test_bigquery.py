@@ -1,0 +1,347 @@
+"""BigQuery, through the official client against a local server speaking its REST API:
+the connector, remote queries in BigQuery SQL, dry-run estimates, the billing cap on
+every job, snapshots with BigQuery predicates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import httpx
+import pyarrow as pa
+import pytest
+
+from agnes_mcp.query.budget import CAP_KEYS
+from agnes_mcp.query.engines.base import Estimate
+from agnes_mcp.resources import ResourceType
+from agnes_sync.connector import SourceContext, TableRequest
+from agnes_sync.contract import ExtractWriter
+from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
+from agnes_sync.extract_reader import read_extract
+from connectors.bigquery.connector import BigQueryConnector
+from tests.conftest import LiveServer, add_user, register, running_server, token_for
+from tests.fake_bigquery import PROJECT, FakeBigQueryServer
+from tests.test_api_http import assert_error
+
+AGGREGATE = "SELECT page, count(*) AS n FROM {} GROUP BY page ORDER BY page"
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeBigQueryServer]:
+    with FakeBigQueryServer(rows=3000) as server:
+        yield server
+
+
+def options(fake: FakeBigQueryServer) -> dict[str, object]:
+    return {"project": PROJECT, "api_endpoint": fake.url, "anonymous": True, "alias": "bq"}
+
+
+@dataclass
+class Deployment:
+    live: LiveServer
+    analyst_token: str
+
+    def analyst(self) -> httpx.Client:
+        return self.live.client(self.analyst_token)
+
+    def admin(self) -> httpx.Client:
+        return self.live.client(self.live.admin_token)
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    fake: FakeBigQueryServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    root = tmp_path_factory.mktemp("bigquery")
+    csv = root / "files" / "pages.csv"
+    csv.parent.mkdir()
+    csv.write_text("page,title\n/,Home\n/pricing,Pricing\n/docs,Docs\n")
+    sources = {
+        "bq": {"connector": "bigquery", "options": options(fake)},
+        "files": {"connector": "files", "options": {"path": str(csv.parent)}},
+    }
+    with running_server(root / "data", sources=sources, scheduler_enabled=False) as live:
+        services = live.services
+        register(
+            services,
+            id="page_views",
+            source_type="bq",
+            bucket="analytics",
+            source_table="page_views",
+            query_mode="remote",
+            partition_by="event_date",
+        )
+        register(services, id="pages", source_type="files", source_table="pages.csv")
+        results = services.sync.sync_many(["page_views", "pages"], "test")
+        assert all(r.status == "ok" for r in results), [r.error for r in results]
+        group = services.groups.add("bq-analysts", "BigQuery readers")
+        for table in ("page_views", "pages"):
+            services.grants.add(group.id, ResourceType.TABLE, table, granted_by="test")
+        analyst = add_user(services, groups=(group.id,))
+        yield Deployment(live, token_for(services, analyst))
+
+
+@pytest.fixture
+def analyst(deployment: Deployment) -> Iterator[httpx.Client]:
+    with deployment.analyst() as client:
+        yield client
+
+
+@pytest.fixture
+def admin(deployment: Deployment) -> Iterator[httpx.Client]:
+    with deployment.admin() as client:
+        yield client
+        client.put("/api/admin/server-config", json={"scan_caps": dict.fromkeys(CAP_KEYS)})
+
+
+# --- the connector ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def connector(fake: FakeBigQueryServer, tmp_path: Path) -> BigQueryConnector:
+    return BigQueryConnector(SourceContext("bq", options(fake), tmp_path))
+
+
+def test_connector_lists_and_describes(connector: BigQueryConnector) -> None:
+    assert [(t.bucket, t.source_table) for t in connector.list_tables()] == [
+        ("analytics", "page_views")
+    ]
+    request = TableRequest(id="pv", bucket="analytics", source_table="page_views")
+    columns = connector.describe_table(request)
+    assert [(c.name, c.type) for c in columns][:3] == [
+        ("view_id", "INTEGER"),
+        ("event_date", "DATE"),
+        ("page", "STRING"),
+    ]
+    with pytest.raises(SourceTableNotFound, match=r"analytics\.nope"):
+        connector.describe_table(TableRequest(id="x", bucket="analytics", source_table="nope"))
+    with pytest.raises(InvalidTableSpec):
+        connector.describe_table(TableRequest(id="x", bucket="a.b", source_table="page_views"))
+
+
+def test_connector_remote_table_records_metadata_only(
+    connector: BigQueryConnector, tmp_path: Path
+) -> None:
+    writer = ExtractWriter(tmp_path / "extracts", "bq")
+    request = TableRequest(
+        id="page_views", bucket="analytics", source_table="page_views", query_mode="remote"
+    )
+    published = connector.extract(request, writer)
+    assert published.rows == 3000 and published.size_bytes > 0 and published.files == []
+    table = read_extract(writer.paths, strict=True).tables["page_views"]
+    assert table.remote is not None
+    assert (table.remote.extension, table.remote.url, table.remote.remote_name) == (
+        "bigquery",
+        PROJECT,
+        f"{PROJECT}.analytics.page_views",
+    )
+
+
+def test_connector_materializes_under_a_billing_cap(
+    connector: BigQueryConnector, fake: FakeBigQueryServer, tmp_path: Path
+) -> None:
+    writer = ExtractWriter(tmp_path / "extracts", "bq")
+    request = TableRequest(
+        id="by_page",
+        query_mode="materialized",
+        source_query="SELECT page, COUNT(*) AS n FROM `example-project.analytics.page_views` "
+        "GROUP BY page ORDER BY page",
+    )
+    assert [c.name for c in connector.describe_table(request)] == ["page", "n"]  # a dry run
+    published = connector.extract(request, writer)
+    assert published.rows == 3 and len(published.files) == 1
+    con = duckdb.connect(str(writer.paths.db), read_only=True)
+    assert con.execute("SELECT page, n FROM by_page ORDER BY page").fetchall() == [
+        ("/", 1000),
+        ("/docs", 1000),
+        ("/pricing", 1000),
+    ]
+    con.close()
+    assert fake.fake.missing_cap == []
+
+
+# --- remote queries -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "page_views",
+        f"`{PROJECT}.analytics.page_views`",
+        f"`{PROJECT}`.analytics.page_views",
+        "analytics.page_views",
+        "bq.analytics.page_views",
+    ],
+)
+def test_remote_query_by_id_or_any_path(analyst: httpx.Client, name: str) -> None:
+    response = analyst.post("/api/query", json={"sql": AGGREGATE.format(name), "mode": "remote"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["rows"] == [["/", 1000], ["/docs", 1000], ["/pricing", 1000]]
+    assert body["provenance"]["engine"] == "bigquery"
+    assert body["provenance"]["tables"][0]["id"] == "page_views"
+    assert body["bytes_scanned"] > 0
+
+
+def test_auto_mode_sends_bigquery_sql_to_bigquery(analyst: httpx.Client) -> None:
+    sql = (
+        "SELECT FORMAT_DATE('%Y-%m', event_date) AS month, COUNT(*) AS n "
+        f"FROM `{PROJECT}.analytics.page_views` "
+        "WHERE event_date >= DATE_SUB(DATE '2026-03-01', INTERVAL 10 DAY) "
+        "GROUP BY month ORDER BY month"
+    )
+    body = analyst.post("/api/query", json={"sql": sql}).json()
+    assert body["provenance"]["engine"] == "bigquery", body
+    assert body["rows"][0][0] == "2026-02"
+
+
+def test_estimate_is_a_dry_run_that_matches_what_is_billed(
+    analyst: httpx.Client, fake: FakeBigQueryServer
+) -> None:
+    narrow = "SELECT page FROM page_views"
+    wide = "SELECT page, visitor_id, seconds FROM page_views"
+    estimates = [
+        analyst.post("/api/query/estimate", json={"sql": sql}).json() for sql in (narrow, wide)
+    ]
+    assert estimates[0]["engine"] == "bigquery" and estimates[0]["detail"]["dry_run"] is True
+    assert 0 < estimates[0]["estimated_scan_bytes"] < estimates[1]["estimated_scan_bytes"]
+    dry_runs = [r for r in fake.fake.requests if r.get("configuration", {}).get("dryRun")]
+    assert dry_runs and all(r["configuration"]["query"]["useQueryCache"] is False for r in dry_runs)
+    body = analyst.post("/api/query", json={"sql": wide, "limit": 10}).json()
+    assert body["bytes_scanned"] == estimates[1]["estimated_scan_bytes"]
+    assert body["truncated"] is True and body["row_count"] == 10
+
+
+def test_every_job_carries_the_billing_cap_and_labels(
+    analyst: httpx.Client, admin: httpx.Client, fake: FakeBigQueryServer
+) -> None:
+    admin.put("/api/admin/server-config", json={"scan_caps": {"per_query_bytes": 10_000_000}})
+    before = len(fake.fake.requests)
+    assert (
+        analyst.post("/api/query", json={"sql": "SELECT COUNT(*) FROM page_views"}).status_code
+        == 200
+    )
+    jobs = [r for r in fake.fake.requests[before:] if r["api"] == "jobs.query"]
+    assert len(jobs) == 1
+    assert jobs[0]["maximumBytesBilled"] == "10000000"
+    assert set(jobs[0]["labels"]) == {"agnes_user", "agnes_query"}
+    assert fake.fake.missing_cap == []
+
+
+def test_bigquery_itself_refuses_past_the_cap(
+    deployment: Deployment,
+    analyst: httpx.Client,
+    admin: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Even an estimate that is wrong cannot bill past the cap: the job carries it."""
+    admin.put("/api/admin/server-config", json={"scan_caps": {"per_query_bytes": 100}})
+    services = deployment.live.services
+    snapshot = services.query.catalog.snapshot()
+    engine = services.query.engine_for(snapshot.tables["page_views"], snapshot.version)
+    monkeypatch.setattr(engine, "estimate", lambda tree, tables: Estimate(scan_bytes=1))
+    principal = services.tokens.authenticate(deployment.analyst_token)
+    spent = services.query.budget.remaining(principal)
+    error = assert_error(
+        analyst.post("/api/query", json={"sql": "SELECT page FROM page_views"}),
+        400,
+        "remote_scan_too_large",
+    )
+    assert "100" in error["message"] and error["details"]["limit_bytes"] == 100
+    assert services.query.budget.remaining(principal) == spent  # nothing was charged
+
+
+def test_warehouse_errors_are_typed_and_leak_no_endpoint(analyst: httpx.Client) -> None:
+    error = assert_error(
+        analyst.post("/api/query", json={"sql": "SELECT no_such_column FROM page_views"}),
+        400,
+        "query_failed",
+    )
+    assert "BigQuery refused" in error["message"]
+    assert "127.0.0.1" not in error["message"] and "http" not in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        (f"SELECT * FROM `{PROJECT}.analytics.secret_salaries`", "path_not_registered"),
+        ("SELECT * FROM `other-project.analytics.page_views`", "path_not_registered"),
+        ("DELETE FROM page_views WHERE TRUE", "read_only"),
+        ("SELECT p.page, t.title FROM page_views p JOIN pages t USING (page)", "mixed_engines"),
+        (
+            "SELECT * FROM EXTERNAL_QUERY('example-project.us.conn', 'SELECT 1')",
+            "function_not_allowed",
+        ),
+    ],
+)
+def test_bigquery_sql_goes_through_the_rails(analyst: httpx.Client, sql: str, code: str) -> None:
+    response = analyst.post("/api/query", json={"sql": sql, "mode": "auto"})
+    assert response.status_code in (400, 403, 404), response.text
+    assert response.json()["error"]["code"] == code, response.text
+
+
+# --- snapshots ----------------------------------------------------------------------------------
+
+
+def test_snapshot_with_a_bigquery_predicate(analyst: httpx.Client) -> None:
+    spec = {
+        "table_id": "page_views",
+        "select": ["view_id", "event_date", "page"],
+        "where": "event_date >= DATE_SUB(DATE '2026-10-27', INTERVAL 30 DAY) "
+        "AND REGEXP_CONTAINS(page, r'^/p') AND CAST(visitor_id AS INT64) < 400",
+        "order_by": ["view_id DESC"],
+        "limit": 40,
+    }
+    estimate = analyst.post("/api/snapshots/estimate", json=spec).json()
+    assert estimate["estimated_scan_bytes"] > 0 and "REGEXP_CONTAINS" in estimate["sql"]
+    response = analyst.post("/api/snapshots", json=spec)
+    assert response.status_code == 200, response.text
+    table = pa.ipc.open_stream(response.content).read_all()
+    assert 0 < table.num_rows <= 40
+    assert set(table.column("page").to_pylist()) == {"/pricing"}
+    ids = table.column("view_id").to_pylist()
+    assert ids == sorted(ids, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("where", "advice"),
+    [
+        ("event_date >= current_date - 7", "CURRENT_DATE()"),
+        ("event_date::DATE > DATE '2026-01-01'", "CAST(x AS DATE)"),
+        ("page ILIKE '%pricing%'", "LOWER(column) LIKE"),
+        ("event_date > now() - INTERVAL '30 days'", "CURRENT_TIMESTAMP()"),
+        ("date_trunc('month', event_date) = DATE '2026-02-01'", "DATE_TRUNC(x, MONTH)"),
+    ],
+)
+def test_duckdb_isms_get_their_bigquery_spelling(
+    analyst: httpx.Client, where: str, advice: str
+) -> None:
+    spec = {"table_id": "page_views", "select": ["page"], "where": where}
+    error = assert_error(analyst.post("/api/snapshots", json=spec), 400, "snapshot_invalid")
+    assert "BigQuery table" in error["message"] and advice in error["message"]
+
+
+def test_a_string_that_looks_like_duckdb_is_fine(analyst: httpx.Client) -> None:
+    spec = {"table_id": "page_views", "select": ["page"], "where": "page != 'a::b ilike now()'"}
+    response = analyst.post("/api/snapshots", json={**spec, "limit": 3})
+    assert response.status_code == 200, response.text
+
+
+def test_credentials_come_from_a_named_variable_and_are_never_echoed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.bigquery.client import BigQueryOptions, make_client
+
+    settings = BigQueryOptions(project=PROJECT, credentials_env="AGNES_TEST_BQ_KEY")
+    with pytest.raises(InvalidTableSpec, match=r"AGNES_TEST_BQ_KEY.*not set"):
+        make_client(settings)
+    secret = '{"type": "service_account", "private_key": "sekrit-value"}'
+    monkeypatch.setenv("AGNES_TEST_BQ_KEY", secret)
+    with pytest.raises(InvalidTableSpec) as raised:
+        make_client(settings)
+    assert "sekrit" not in str(raised.value) and "usable service-account key" in str(raised.value)
+    monkeypatch.setenv("AGNES_TEST_BQ_KEY", str(tmp_path / "missing.json"))
+    with pytest.raises(InvalidTableSpec, match="usable"):
+        make_client(settings)
