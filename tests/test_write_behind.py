@@ -57,3 +57,35 @@ def test_newest_token_use_wins(services: Services) -> None:
     services.tokens.authenticate(raw, "192.0.2.2")
     services.write_behind.flush()
     assert services.token_store.get(info.id).info.last_used_ip == "192.0.2.2"
+
+
+def test_flush_returns_only_when_rows_a_concurrent_flush_took_are_written(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background flush takes the queue, then writes; a flush() called meanwhile
+    must not return before those rows are in the table."""
+    import threading
+
+    taken, release = threading.Event(), threading.Event()
+    real_add_many = services.audit_log.add_many
+
+    def slow_add_many(entries: list[AuditEntry]) -> int:
+        if entries:
+            taken.set()
+            release.wait(5)
+        return real_add_many(entries)
+
+    monkeypatch.setattr(services.audit_log, "add_many", slow_add_many)
+    services.write_behind.audit(entry("in-flight"))
+    background = threading.Thread(target=services.write_behind.flush)
+    background.start()
+    assert taken.wait(5)
+    done = threading.Event()
+    caller = threading.Thread(target=lambda: (services.write_behind.flush(), done.set()))
+    caller.start()
+    assert not done.wait(0.2)  # still waiting for the in-flight rows
+    release.set()
+    assert done.wait(5)
+    assert [r.action for r in services.audit_log.recent()] == ["in-flight"]
+    background.join(5)
+    caller.join(5)

@@ -33,6 +33,9 @@ class WriteBehind:
         self._audit = audit
         self._interval = interval_seconds
         self._lock = threading.Lock()
+        # One flush at a time: a flush returns only once everything queued before it is
+        # written, even rows a concurrent (background) flush had already taken.
+        self._flushing = threading.Lock()
         self._uses: dict[str, TokenUse] = {}
         self._entries: deque[AuditEntry] = deque()
         self._dropped = 0
@@ -72,6 +75,10 @@ class WriteBehind:
 
     def flush(self) -> tuple[int, int]:
         """Write everything pending now; returns (token uses, audit rows) written."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> tuple[int, int]:
         with self._lock:
             uses = list(self._uses.values())
             self._uses.clear()
