@@ -1,13 +1,10 @@
 """The DuckDB warehouse engine's estimate against the bytes DuckDB really reads.
 
-The truth is measured in a fresh process from /proc/self/io ``rchar`` (bytes returned by
-read calls, page cache or not) around the query; DuckDB's own profiler does not count
-reads made by parallel aggregations."""
+The truth is measured by :func:`benchmarks.read_bytes.bytes_read` (``rchar`` of a fresh
+process around the query)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
@@ -16,22 +13,7 @@ import sqlglot
 
 from agnes_mcp.query.catalog import CatalogTable, RemoteLocation
 from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
-
-MEASURE = """
-import sys, duckdb
-def rchar():
-    for line in open('/proc/self/io'):
-        if line.startswith('rchar'):
-            return int(line.split()[1])
-con = duckdb.connect()
-con.execute("SET enable_progress_bar = false")
-con.execute(f"ATTACH '{sys.argv[1]}' AS warehouse (READ_ONLY)")
-con.execute("USE warehouse")
-con.execute("SELECT 1").fetchall()
-before = rchar()
-con.execute(sys.argv[2]).fetchall()
-print(rchar() - before)
-"""
+from benchmarks.read_bytes import bytes_read
 
 QUERIES = [
     "SELECT sum(amount) FROM main.events",
@@ -76,13 +58,6 @@ def test_estimate_is_within_2x_of_what_is_read(warehouse: Path, sql: str) -> Non
         estimate = engine.estimate(sqlglot.parse_one(sql, dialect="duckdb"), [table]).scan_bytes
     finally:
         engine.close()
-    actual = int(
-        subprocess.run(
-            [sys.executable, "-c", MEASURE, str(warehouse), sql],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    )
+    actual = bytes_read(warehouse, sql)
     assert actual > 0
     assert 0.5 <= estimate / actual <= 2.0, (estimate, actual)
