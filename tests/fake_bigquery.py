@@ -28,6 +28,7 @@ from starlette.routing import Route
 from agnes_mcp.serve import bind
 
 PROJECT = "example-project"
+PAGE_ROWS = 1000  # rows per response page (BigQuery's own limit is ~10 MB)
 _TYPES = {
     "BIGINT": "INTEGER",
     "INTEGER": "INTEGER",
@@ -45,6 +46,7 @@ class FakeBigQuery:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     missing_cap: list[str] = field(default_factory=list)
+    never_finish: bool = False  # jobs stay RUNNING (for timeouts)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- data ----------------------------------------------------------------------------
@@ -167,6 +169,22 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             },
         }
 
+    def page(
+        fields: list[tuple[str, str]], rows: list[tuple[Any, ...]], start: int, size: int | None
+    ) -> dict[str, Any]:
+        """One page of rows (BigQuery pages large results; the client follows pageToken)."""
+        end = start + min(size or PAGE_ROWS, PAGE_ROWS)
+        body: dict[str, Any] = {
+            "totalRows": str(len(rows)),
+            "rows": [
+                {"f": [{"v": _encode(v, k)} for v, (_, k) in zip(row, fields, strict=True)]}
+                for row in rows[start:end]
+            ],
+        }
+        if end < len(rows):
+            body["pageToken"] = str(end)
+        return body
+
     def execute(
         sql: str, cap: str | None, job_id: str, max_results: int | None
     ) -> dict[str, Any] | JSONResponse:
@@ -184,17 +202,12 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             fields, rows = fake.run(sql)
         except (duckdb.Error, sqlglot.errors.ParseError) as exc:
             return _error(400, "invalidQuery", str(exc).splitlines()[0])
-        shown = rows if max_results is None else rows[:max_results]
         fake.jobs[job_id] = {"fields": fields, "rows": rows, "processed": processed}
         return {
             "kind": "bigquery#queryResponse",
             "schema": schema(fields),
             "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
-            "totalRows": str(len(rows)),
-            "rows": [
-                {"f": [{"v": _encode(v, k)} for v, (_, k) in zip(row, fields, strict=True)]}
-                for row in shown
-            ],
+            **page(fields, rows, 0, max_results),
             "totalBytesProcessed": str(processed),
             "totalBytesBilled": str(processed),
             "jobComplete": True,
@@ -214,6 +227,15 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                     "totalBytesProcessed": str(processed),
                     "schema": {"fields": []},
                     "jobReference": {"projectId": PROJECT, "location": "US"},
+                }
+            )
+        if fake.never_finish:
+            fake.jobs[job_id] = {"running": True, "processed": 0}
+            return JSONResponse(
+                {
+                    "kind": "bigquery#queryResponse",
+                    "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+                    "jobComplete": False,
                 }
             )
         answer = execute(
@@ -244,14 +266,28 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         job = fake.jobs.get(job_id)
         if job is None:
             return _error(404, "notFound", f"Not found: Job {job_id}")
-        return JSONResponse(job_resource(job_id, {"query": {}}, job["processed"], False))
+        resource = job_resource(job_id, {"query": {}}, job["processed"], False)
+        if job.get("running"):
+            resource["status"] = {"state": "RUNNING"}
+        return JSONResponse(resource)
 
     async def query_results(request: Request) -> JSONResponse:
         job = fake.jobs.get(request.path_params["job"])
         if job is None:
             return _error(404, "notFound", "Not found: Job")
-        limit = request.query_params.get("maxResults")
-        rows = job["rows"] if limit is None else job["rows"][: int(limit)]
+        params = request.query_params
+        fake.requests.append({"api": "jobs.getQueryResults", **params})
+        if job.get("running"):
+            time.sleep(min(0.2, int(params.get("timeoutMs", "0")) / 1000))
+            return JSONResponse(
+                {
+                    "kind": "bigquery#getQueryResultsResponse",
+                    "jobComplete": False,
+                    "jobReference": {"projectId": PROJECT, "jobId": request.path_params["job"]},
+                }
+            )
+        start = int(params.get("pageToken") or params.get("startIndex") or 0)
+        size = int(params["maxResults"]) if "maxResults" in params else None
         return JSONResponse(
             {
                 "kind": "bigquery#getQueryResultsResponse",
@@ -261,16 +297,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                     "jobId": request.path_params["job"],
                     "location": "US",
                 },
-                "totalRows": str(len(job["rows"])),
-                "rows": [
-                    {
-                        "f": [
-                            {"v": _encode(v, k)}
-                            for v, (_, k) in zip(row, job["fields"], strict=True)
-                        ]
-                    }
-                    for row in rows
-                ],
+                **page(job["fields"], job["rows"], start, size),
                 "jobComplete": True,
             }
         )

@@ -4,6 +4,7 @@ every job, snapshots with BigQuery predicates."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,6 +215,18 @@ def test_estimate_is_a_dry_run_that_matches_what_is_billed(
     assert body["truncated"] is True and body["row_count"] == 10
 
 
+def test_large_results_are_paged_and_capped(
+    analyst: httpx.Client, fake: FakeBigQueryServer
+) -> None:
+    before = len(fake.fake.requests)
+    sql = "SELECT view_id FROM page_views ORDER BY view_id"
+    body = analyst.post("/api/query", json={"sql": sql, "limit": 2500}).json()
+    assert [r[0] for r in body["rows"]] == list(range(2500))
+    assert body["truncated"] is True and body["truncation"]["reason"] == "rows"
+    calls = [r["api"] for r in fake.fake.requests[before:]]
+    assert calls.count("jobs.getQueryResults") >= 2  # pages 2 and 3 of 2,501 rows
+
+
 def test_every_job_carries_the_billing_cap_and_labels(
     analyst: httpx.Client, admin: httpx.Client, fake: FakeBigQueryServer
 ) -> None:
@@ -280,6 +293,37 @@ def test_bigquery_sql_goes_through_the_rails(analyst: httpx.Client, sql: str, co
     response = analyst.post("/api/query", json={"sql": sql, "mode": "auto"})
     assert response.status_code in (400, 403, 404), response.text
     assert response.json()["error"]["code"] == code, response.text
+
+
+def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
+    fake: FakeBigQueryServer,
+) -> None:
+    import sqlglot
+
+    from agnes_mcp.query.engines.bigquery import BigQueryEngine
+    from agnes_mcp.query.refusals import QueryTimeout
+    from agnes_mcp.query.sandbox import Limits
+    from connectors.bigquery.client import BigQueryOptions
+
+    engine = BigQueryEngine(BigQueryOptions.model_validate(options(fake)))
+    tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
+    fake.fake.never_finish = True
+    started = time.monotonic()
+    try:
+        with pytest.raises(QueryTimeout, match="longer than 1 s"):
+            engine.execute(
+                tree,
+                [],
+                limits=Limits(rows=10, bytes=10**6, timeout_seconds=1),
+                max_bytes=10**9,
+                labels={},
+            )
+    finally:
+        fake.fake.never_finish = False
+        engine.close()
+    assert time.monotonic() - started < 10
+    jobs = [r for r in fake.fake.requests if r["api"] == "jobs.query"]
+    assert jobs[-1]["jobTimeoutMs"] == "1000"  # BigQuery stops the job itself too
 
 
 # --- snapshots ----------------------------------------------------------------------------------
