@@ -36,41 +36,7 @@ class ConfigFile:
 
     @classmethod
     def read(cls, path: Path, model: type[BaseModel]) -> ConfigFile:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ConfigError(
-                f"Config file {path} does not exist.",
-                hint="Pass an existing file with --config or AGNES_CONFIG, or remove the setting.",
-            ) from None
-        except OSError as exc:
-            raise ConfigError(
-                f"Config file {path} cannot be read: {exc.strerror}.",
-                hint="Check the file's permissions.",
-            ) from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(
-                f"Config file {path} is not UTF-8 text "
-                f"(byte {exc.start} is {exc.object[exc.start]:#x}).",
-                hint="Save the file as UTF-8.",
-            ) from None
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            raise ConfigError(
-                f"Config file {path}{where} is not valid YAML: {exc.problem}.",
-                hint="Fix the YAML syntax (indentation, quotes, colons) at that position.",
-            ) from None
-        except (yaml.YAMLError, RecursionError):
-            raise ConfigError(
-                f"Config file {path} is not valid YAML (an anchor that refers to itself?).",
-                hint="Settings need no YAML anchors or aliases; write the values out.",
-            ) from None
-        lines: dict[Loc, int] = {}
-        _collect_lines(node, (), lines, path)  # refuses cyclic anchors, odd and repeated keys
-        data = yaml.safe_load(text)
+        data, lines = load_yaml(path)
         if data is None:
             return cls(path=path, data={})
         if not isinstance(data, dict):
@@ -90,6 +56,51 @@ class ConfigFile:
 
     def holds(self, loc: Loc) -> bool:
         return bool(loc) and loc[:1] in self.lines
+
+
+def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
+    """A YAML file's data and the line of every key and list item, or a ConfigError naming
+    the file (and line) for unreadable files, bad YAML, odd or repeated keys, cyclic anchors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"Config file {path} does not exist.",
+            hint="Pass an existing file with --config or AGNES_CONFIG, or remove the setting.",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"Config file {path} cannot be read: {exc.strerror}.",
+            hint="Check the file's permissions.",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"Config file {path} is not UTF-8 text "
+            f"(byte {exc.start} is {exc.object[exc.start]:#x}).",
+            hint="Save the file as UTF-8.",
+        ) from None
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[Loc, int]]:
+    """YAML ``text`` (from ``path``, named in errors) and the line of every key and item."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(
+            f"Config file {path}{where} is not valid YAML: {exc.problem}.",
+            hint="Fix the YAML syntax (indentation, quotes, colons) at that position.",
+        ) from None
+    except (yaml.YAMLError, RecursionError):
+        raise ConfigError(
+            f"Config file {path} is not valid YAML (an anchor that refers to itself?).",
+            hint="Settings need no YAML anchors or aliases; write the values out.",
+        ) from None
+    lines: dict[Loc, int] = {}
+    _collect_lines(node, (), lines, Path(path))  # refuses cyclic anchors, odd, repeated keys
+    return yaml.safe_load(text), lines
 
 
 def _collect_lines(

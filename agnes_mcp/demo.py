@@ -210,7 +210,33 @@ def prepare(services: Services) -> DemoTokens:
         if spec.id not in NOT_GRANTED_TO_ANALYSTS and spec.id not in existing:
             services.grants.add(group.id, ResourceType.TABLE, spec.id, granted_by="demo")
 
+    _starter_metrics(services, admin, group.id)
     return _tokens(services, admin, analyst)
+
+
+def starter_metrics_dir() -> Path | None:
+    """The starter metric pack: ``docs/metrics`` in a checkout, or its copy in the wheel."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "docs" / "metrics", package / "starter_metrics"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _starter_metrics(services: Services, admin: User, group_id: str) -> None:
+    """Import the starter pack once and grant the analysts the metrics over their tables."""
+    from agnes_mcp.metrics.loader import load_texts, read_directory
+
+    folder = starter_metrics_dir()
+    if folder is None or services.metrics.all():
+        return
+    definitions = load_texts(read_directory(folder))
+    services.metrics.put_many(definitions, updated_by=admin.id, replace=False)
+    existing = {g.resource_id for g in services.grants.all(group_id=group_id)}
+    for metric in definitions:
+        readable = not set(metric.all_tables) & NOT_GRANTED_TO_ANALYSTS
+        if readable and metric.id not in existing:
+            services.grants.add(group_id, ResourceType.METRIC, metric.id, granted_by="demo")
 
 
 def first_sync(services: Services) -> list[SyncResult]:

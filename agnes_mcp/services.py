@@ -17,6 +17,7 @@ from agnes_mcp.store.audit import AuditRepository
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.grants import GrantRepository
 from agnes_mcp.store.groups import GroupRepository
+from agnes_mcp.store.metrics import MetricRepository
 from agnes_mcp.store.profiles import ProfileRepository
 from agnes_mcp.store.server_config import ServerConfigRepository
 from agnes_mcp.store.sync_state import SyncStateRepository
@@ -28,7 +29,10 @@ from agnes_mcp.sync_service import SyncService
 from agnes_sync.orchestrator import Orchestrator
 
 if TYPE_CHECKING:
+    from agnes_mcp.catalog_view import CatalogView
+    from agnes_mcp.metrics.service import MetricService
     from agnes_mcp.query.service import QueryService
+    from agnes_mcp.query.stored_snapshots import StoredSnapshots
 
 
 @dataclass
@@ -47,10 +51,14 @@ class Services:
     server_config: ServerConfigRepository
     sync_states: SyncStateRepository
     profiles: ProfileRepository
+    metrics: MetricRepository
     sources: SourceCatalog
     orchestrator: Orchestrator
     sync: SyncService
     query: QueryService = field(init=False)
+    catalog_view: CatalogView = field(init=False)
+    metric_service: MetricService = field(init=False)
+    stored_snapshots: StoredSnapshots = field(init=False)
 
     @classmethod
     def open(cls, settings: AgnesSettings) -> Services:
@@ -84,15 +92,23 @@ class Services:
             server_config=ServerConfigRepository(store),
             sync_states=sync_states,
             profiles=profiles,
+            metrics=MetricRepository(store),
             sources=sources,
             orchestrator=orchestrator,
             sync=SyncService(settings, registry, sync_states, profiles, sources, orchestrator),
         )
 
     def __post_init__(self) -> None:
-        from agnes_mcp.query.service import QueryService  # it needs the services it joins
+        # These need the services they join, so they are built last.
+        from agnes_mcp.catalog_view import CatalogView
+        from agnes_mcp.metrics.service import MetricService
+        from agnes_mcp.query.service import QueryService
+        from agnes_mcp.query.stored_snapshots import StoredSnapshots
 
         self.query = QueryService(self)
+        self.catalog_view = CatalogView(self)
+        self.metric_service = MetricService(self)
+        self.stored_snapshots = StoredSnapshots(self)
 
     def start(self) -> None:
         """Start background work: the write-behind flusher, the sync scheduler."""

@@ -19,7 +19,7 @@ def _say(code: str, message: str, hint: str | None, as_json: bool) -> None:
 
 
 def report(exc: BaseException, as_json: bool) -> int:
-    from cli.api_client import ApiError, Unreachable
+    from agnes_sync.server_api import ServerError, ServerUnreachable
     from cli.credentials import CredentialsError
 
     if isinstance(exc, argparse.ArgumentTypeError):
@@ -31,14 +31,21 @@ def report(exc: BaseException, as_json: bool) -> int:
     if isinstance(exc, KeyboardInterrupt):
         sys.stderr.write("interrupted\n")
         return exit_codes.INTERRUPTED
-    if isinstance(exc, ApiError):
+    if isinstance(exc, ServerError):
+        problems = exc.details.get("problems")
+        if problems and not as_json:
+            for problem in problems:
+                where = problem.get("file") or ""
+                if problem.get("line"):
+                    where += f", line {problem['line']}"
+                key = f"{problem['key']}: " if problem.get("key") else ""
+                sys.stderr.write(printable(f"{where}: {key}{problem['message']}") + "\n")
         _say(exc.code, exc.message, exc.hint, as_json)
         if exc.status in (401, 403):
             return exit_codes.AUTH
         return exit_codes.FAILURE
-    if isinstance(exc, Unreachable):
-        hint = "Start it with 'agnes serve' (or 'agnes demo'), or pass --server-url."
-        _say("unreachable", str(exc), hint, as_json)
+    if isinstance(exc, ServerUnreachable):
+        _say(exc.code, exc.message, exc.hint, as_json)
         return exit_codes.UNREACHABLE
     if isinstance(exc, CredentialsError):
         _say(

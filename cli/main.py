@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
         client,
     )
 
+    from cli.analyst_parsers import add_admin_metrics, add_analyst_commands
+
+    add_analyst_commands(commands, _leaf, client)
     admin = commands.add_parser("admin", help="administer users, tokens, groups and grants")
     admin_commands = admin.add_subparsers(title="admin commands", metavar="AREA", required=True)
     _user_commands(admin_commands, client)
@@ -81,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     _group_commands(admin_commands, client)
     _grant_commands(admin_commands, client)
     _registry_commands(admin_commands, client)
+    add_admin_metrics(admin_commands, _leaf, client)
     return parser
 
 

@@ -326,6 +326,22 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             }
         )
 
+    async def table_data(request: Request) -> JSONResponse:
+        """tabledata.list: a table's first rows, no query job and nothing billed."""
+        dataset, table = request.path_params["dataset"], request.path_params["table"]
+        fake.requests.append({"api": "tabledata.list", **request.query_params})
+        fields = fake.columns(dataset, table)
+        if not fields:
+            return _error(404, "notFound", f"Not found: Table {PROJECT}:{dataset}.{table}")
+        with fake.lock:
+            rows = fake.con.execute(
+                f'SELECT * FROM "{PROJECT}"."{dataset}"."{table}" ORDER BY 1 LIMIT 10000'
+            ).fetchall()
+        params = request.query_params
+        start = int(params.get("pageToken") or params.get("startIndex") or 0)
+        size = int(params["maxResults"]) if "maxResults" in params else None
+        return JSONResponse({"kind": "bigquery#tableDataList", **page(fields, rows, start, size)})
+
     async def datasets_list(request: Request) -> JSONResponse:
         with fake.lock:
             names = [
@@ -389,6 +405,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             Route(base + "/datasets", datasets_list, methods=["GET"]),
             Route(base + "/datasets/{dataset}/tables", tables_list, methods=["GET"]),
             Route(base + "/datasets/{dataset}/tables/{table}", table_get, methods=["GET"]),
+            Route(base + "/datasets/{dataset}/tables/{table}/data", table_data, methods=["GET"]),
         ]
     )
 

@@ -22,8 +22,10 @@ from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.request_context import RequestContextMiddleware
 from agnes_mcp.api.routes import (
+    catalog,
     grants,
     groups,
+    metrics,
     query,
     registry,
     server_config,
@@ -80,6 +82,8 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         sync,
         query,
         snapshots,
+        catalog,
+        metrics,
         server_config,
     ):
         app.include_router(module.router)

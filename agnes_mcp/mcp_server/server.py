@@ -1,41 +1,43 @@
-"""Building the FastMCP server: instructions, auth and tools."""
+"""Building the FastMCP servers: the server's (HTTP, bearer tokens, the caller's grants)
+and a workspace's (stdio, local data plus the server for remote work)."""
 
 from __future__ import annotations
 
 from fastmcp import FastMCP
-from mcp.types import ToolAnnotations
 
 from agnes_mcp import __version__
-from agnes_mcp.identity import WhoAmI, describe
 from agnes_mcp.mcp_server.auth import AgnesTokenVerifier, current_principal
+from agnes_mcp.mcp_server.backend import Backend
+from agnes_mcp.mcp_server.guidance import AGENT_RAILS, register_guidance
+from agnes_mcp.mcp_server.result_store import ResultStore
+from agnes_mcp.mcp_server.server_backend import ServerBackend
+from agnes_mcp.mcp_server.tools import register_tools
 from agnes_mcp.services import Services
-
-INSTRUCTIONS = """\
-Agnes serves company data to analysts and their agents, within each user's grants.
-Call `whoami` to see who you are acting as and which groups you belong to.
-"""
 
 
 def build_mcp(services: Services) -> FastMCP:
+    """The server's MCP endpoint: every call acts as the bearer token's user."""
     mcp = FastMCP(
         name=services.settings.instance_name,
-        instructions=INSTRUCTIONS,
+        instructions=AGENT_RAILS,
         version=__version__,
         auth=AgnesTokenVerifier(services, base_url=services.settings.base_url),
         mask_error_details=True,
     )
+    results = ResultStore()
 
-    @mcp.tool(
-        title="Who am I",
-        annotations=ToolAnnotations(
-            read_only_hint=True,
-            destructive_hint=False,
-            idempotent_hint=True,
-            open_world_hint=False,
-        ),
-    )
-    def whoami() -> WhoAmI:
-        """The user this session acts as: e-mail, groups, admin status and token scopes."""
-        return describe(services, current_principal(services))
+    def backend_for() -> Backend:
+        return ServerBackend(services, current_principal(services), results)
 
+    register_tools(mcp, backend_for, workspace=False)
+    register_guidance(mcp, backend_for)
+    return mcp
+
+
+def build_single_user_mcp(backend: Backend, name: str = "Agnes workspace") -> FastMCP:
+    """An MCP server for one user and one backend: the workspace's (stdio), or a server
+    backend bound to one principal (in-process use)."""
+    mcp = FastMCP(name=name, instructions=AGENT_RAILS, version=__version__, mask_error_details=True)
+    register_tools(mcp, lambda: backend, workspace=backend.kind == "workspace")
+    register_guidance(mcp, lambda: backend)
     return mcp

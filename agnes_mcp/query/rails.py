@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlglot import exp
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable
 from agnes_mcp.query.policy import ParsedQuery, TableRef
 from agnes_mcp.query.refusals import (
@@ -37,7 +38,27 @@ class Plan:
     source: str | None = None  # the warehouse of a remote plan
 
 
-def _visible(access: AccessControl, principal: Principal, snapshot: CatalogSnapshot) -> list[str]:
+class TableAccess(Protocol):
+    """What the rails ask of access control (the server's RBAC, or a workspace's files)."""
+
+    def granted(
+        self, principal: Principal, resource_type: ResourceType
+    ) -> frozenset[str] | None: ...
+
+    def can_access(
+        self, principal: Principal, resource_type: ResourceType, resource_id: str
+    ) -> bool: ...
+
+
+def _extra(
+    ref: TableRef, snapshot: CatalogSnapshot, extra: Mapping[str, CatalogTable] | None
+) -> CatalogTable | None:
+    if not extra or ref.qualified or ref.name in snapshot.tables:
+        return None
+    return extra.get(ref.name)
+
+
+def _visible(access: TableAccess, principal: Principal, snapshot: CatalogSnapshot) -> list[str]:
     granted = access.granted(principal, ResourceType.TABLE)
     return sorted(t for t in snapshot.tables if granted is None or t in granted)
 
@@ -46,7 +67,7 @@ def _lookup(
     ref: TableRef,
     snapshot: CatalogSnapshot,
     principal: Principal,
-    access: AccessControl,
+    access: TableAccess,
 ) -> CatalogTable:
     if ref.qualified:
         table = snapshot.by_remote_path(tuple(p for p in (ref.catalog, ref.db, ref.name) if p))
@@ -104,10 +125,21 @@ def snapshot_call(table: CatalogTable) -> dict[str, object]:
 
 
 def plan_local(
-    parsed: ParsedQuery, snapshot: CatalogSnapshot, principal: Principal, access: AccessControl
+    parsed: ParsedQuery,
+    snapshot: CatalogSnapshot,
+    principal: Principal,
+    access: TableAccess,
+    extra: Mapping[str, CatalogTable] | None = None,
 ) -> Plan:
+    """Tables of a local query; ``extra`` are the caller's own tables (snapshots, kept
+    results), found by unqualified name when no catalog table has it."""
     plan = Plan(mode="local")
     for ref in parsed.refs:
+        own = _extra(ref, snapshot, extra)
+        if own is not None:
+            if own not in plan.tables:
+                plan.tables.append(own)
+            continue
         table = _lookup(ref, snapshot, principal, access)
         if table.is_remote:
             raise RemoteTableNeedsSnapshot(
@@ -128,10 +160,20 @@ def plan_local(
 
 
 def plan_remote(
-    parsed: ParsedQuery, snapshot: CatalogSnapshot, principal: Principal, access: AccessControl
+    parsed: ParsedQuery,
+    snapshot: CatalogSnapshot,
+    principal: Principal,
+    access: TableAccess,
+    extra: Mapping[str, CatalogTable] | None = None,
 ) -> Plan:
     plan = Plan(mode="remote")
     for ref in parsed.refs:
+        own = _extra(ref, snapshot, extra)
+        if own is not None:
+            raise LocalTableInRemoteQuery(
+                f"'{own.id}' is your {own.query_mode}, held here; query it with query.",
+                next=next_step("query", f'agnes query "{parsed.sql}"', sql=parsed.sql),
+            )
         table = _lookup(ref, snapshot, principal, access)
         if not table.is_remote or table.remote is None:
             raise LocalTableInRemoteQuery(

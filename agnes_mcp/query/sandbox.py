@@ -141,8 +141,13 @@ class Sandbox:
         """The locked base connection (trusted code may add cursors with registered data)."""
         return self._con
 
-    def run(self, sql: str, limits: Limits) -> RunResult:
-        return run_select(self._con, sql, limits)
+    def run(
+        self,
+        sql: str,
+        limits: Limits,
+        prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    ) -> RunResult:
+        return run_select(self._con, sql, limits, prepare=prepare)
 
     def close(self) -> None:
         self._con.close()

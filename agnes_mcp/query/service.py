@@ -23,16 +23,15 @@ from agnes_mcp.auth.principal import Principal
 from agnes_mcp.query import policy
 from agnes_mcp.query.budget import ScanBudget
 from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable, QueryCatalog, RemoteLocation
-from agnes_mcp.query.duckdb_check import cross_check, statement_kinds
+from agnes_mcp.query.checked_parse import parse_checked
 from agnes_mcp.query.engines.base import Estimate, RemoteEngine
 from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
+from agnes_mcp.query.extra_tables import Extras, registrar
 from agnes_mcp.query.policy import ParsedQuery
 from agnes_mcp.query.rails import Plan, plan_local, plan_remote, rewrite_remote_names, snapshot_call
 from agnes_mcp.query.refusals import (
     MixedEngines,
-    MultipleStatements,
     QueryRefused,
-    ReadOnly,
     RemoteEstimateFailed,
     RemoteScanTooLarge,
     SqlParseError,
@@ -69,16 +68,19 @@ class Outcome:
     limit: int
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def truncation(self) -> Truncation | None:
+        if not self.truncated:
+            return None
+        how = (
+            "Raise limit (up to the row cap), aggregate, or filter; the first "
+            f"{self.table.num_rows} rows are shown."
+            if self.reason == "rows"
+            else "Select fewer or narrower columns; the result hit the byte cap."
+        )
+        return Truncation(reason=self.reason or "rows", how_to_get_more=how)
+
     def result(self) -> QueryResult:
-        truncation = None
-        if self.truncated:
-            how = (
-                "Raise limit (up to the row cap), aggregate, or filter; the first "
-                f"{self.table.num_rows} rows are shown."
-                if self.reason == "rows"
-                else "Select fewer or narrower columns; the result hit the byte cap."
-            )
-            truncation = Truncation(reason=self.reason or "rows", how_to_get_more=how)
+        truncation = self.truncation()
         return QueryResult(
             columns=columns_of(self.table),
             rows=rows_of(self.table),
@@ -148,28 +150,16 @@ class QueryService:
     # --- parsing and planning ----------------------------------------------------------------
 
     def _parse(self, sql: str, dialect: str) -> ParsedQuery:
-        try:
-            parsed = policy.parse(sql, dialect)
-        except SqlParseError:
-            kinds = statement_kinds(sql) if dialect == policy.DUCKDB else None
-            if kinds and len(kinds) > 1:
-                raise MultipleStatements(
-                    f"The SQL holds {len(kinds)} statements; send one."
-                ) from None
-            if kinds and kinds[0] != "SELECT":
-                raise ReadOnly(f"Only SELECT queries are accepted, not {kinds[0]}.") from None
-            raise
-        if dialect == policy.DUCKDB:
-            cross_check(sql, parsed.table_names)
-        return parsed
+        return parse_checked(sql, dialect)
 
     def plan(
-        self, principal: Principal, sql: str, mode: Mode
+        self, principal: Principal, sql: str, mode: Mode, extras: Extras | None = None
     ) -> tuple[ParsedQuery, Plan, CatalogSnapshot]:
         """Parse in the right dialect and resolve the tables, or raise a refusal."""
         self.services.access.require_data_scope(principal)
         snapshot = self.catalog.snapshot()
         access = self.services.access
+        own = {name: e.as_catalog_table() for name, e in (extras or {}).items()}
         try:
             parsed = self._parse(sql, policy.DUCKDB)
         except SqlParseError:
@@ -177,10 +167,10 @@ class QueryService:
                 raise
             parsed = self._parse(sql, policy.BIGQUERY)  # backticks, BigQuery functions
         if mode == "local":
-            return parsed, plan_local(parsed, snapshot, principal, access), snapshot
+            return parsed, plan_local(parsed, snapshot, principal, access, own), snapshot
         remote_refs = [ref for ref in parsed.refs if _is_remote(ref, snapshot)]
         if mode == "auto" and not remote_refs:
-            return parsed, plan_local(parsed, snapshot, principal, access), snapshot
+            return parsed, plan_local(parsed, snapshot, principal, access, own), snapshot
         if mode == "auto" and len(remote_refs) < len(parsed.refs):
             first = remote_refs[0]
             table = snapshot.tables.get(first.name) or snapshot.by_remote_path(
@@ -192,11 +182,11 @@ class QueryService:
                 "admins can also use the hybrid query.",
                 next=snapshot_call(table) if table is not None else None,
             )
-        plan = plan_remote(parsed, snapshot, principal, access)
+        plan = plan_remote(parsed, snapshot, principal, access, own)
         engine_dialect = self._dialect_of(plan)
         if engine_dialect != parsed.dialect:
             parsed = self._parse(sql, engine_dialect)
-            plan = plan_remote(parsed, snapshot, principal, access)
+            plan = plan_remote(parsed, snapshot, principal, access, own)
         return parsed, plan, snapshot
 
     def _dialect_of(self, plan: Plan) -> str:
@@ -248,17 +238,19 @@ class QueryService:
         limit: int | None = None,
         mode: Mode = "local",
         action: str = "query",
+        extras: Extras | None = None,
     ) -> Outcome:
-        """Run ``sql`` for ``principal`` through the rails; every outcome is audited."""
+        """Run ``sql`` for ``principal`` through the rails; every outcome is audited.
+        ``extras``: the caller's own tables (snapshots, kept results) for local queries."""
         started = time.perf_counter()
         try:
             try:
-                parsed, plan, snapshot = self.plan(principal, sql, mode)
+                parsed, plan, snapshot = self.plan(principal, sql, mode, extras)
             except RecursionError:  # a tree too deep for some walker: refuse, never crash
                 raise SqlTooLarge("The SQL is nested too deeply to check.") from None
             limits = self.limits(limit)
             if plan.mode == "local":
-                outcome = self._run_local(principal, parsed, plan, snapshot, limits)
+                outcome = self._run_local(principal, parsed, plan, snapshot, limits, extras)
             else:
                 outcome = self._run_remote(principal, parsed, plan, snapshot, limits)
         except QueryRefused as refusal:
@@ -282,10 +274,11 @@ class QueryService:
         plan: Plan,
         snapshot: CatalogSnapshot,
         limits: Limits,
+        extras: Extras | None = None,
     ) -> Outcome:
         sandbox = self.sandboxes.get(self._granted_local(principal, snapshot), snapshot.version)
-        result = sandbox.run(parsed.sql, limits)
-        return _outcome(result, plan, parsed, "duckdb (server)", 0, None, limits.rows)
+        result = sandbox.run(parsed.sql, limits, prepare=registrar(extras or {}, parsed))
+        return outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits.rows)
 
     def estimate(self, principal: Principal, sql: str) -> EstimateOutcome:
         started = time.perf_counter()
@@ -342,7 +335,7 @@ class QueryService:
                 labels={"agnes_user": principal.user_id, "agnes_query": parsed.fingerprint},
             )
         remaining = self.budget.charge(principal, result.bytes_scanned)
-        outcome = _outcome(
+        outcome = outcome_of(
             result, plan, parsed, engine.name, result.bytes_scanned, remaining, limits.rows
         )
         outcome.extra["estimated_bytes"] = estimate.scan_bytes
@@ -415,7 +408,7 @@ class QueryService:
             self._engines.clear()
 
 
-def _outcome(
+def outcome_of(
     result: RunResult,
     plan: Plan,
     parsed: ParsedQuery,

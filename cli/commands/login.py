@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from agnes_sync.server_api import ServerApi
 from cli import exit_codes
-from cli.api_client import ApiClient
 from cli.credentials import credentials_path, resolve, write_file
 from cli.output import emit
 
@@ -14,7 +14,8 @@ def run(args: argparse.Namespace) -> int:
     credentials = resolve(args.server_url, args.token)
     if not credentials.token:
         raise argparse.ArgumentTypeError("agnes login needs --token (or AGNES_TOKEN)")
-    me = ApiClient(credentials).get("/api/whoami")  # the token works before it is stored
+    api = ServerApi(credentials.server_url, credentials.token, agent="agnes-cli")
+    me = api.get("/api/whoami")  # the token works before it is stored
     path = write_file(credentials.server_url, credentials.token)
     emit(
         {"server_url": credentials.server_url, "user": me, "credentials": str(path)},

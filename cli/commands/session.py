@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from urllib.parse import quote
 
-from cli.api_client import ApiClient
+from agnes_sync.server_api import ServerApi
 from cli.credentials import resolve
 
 
@@ -15,5 +15,6 @@ def segment(value: str) -> str:
     return quoted.replace(".", "%2E") if set(value) <= {"."} else quoted
 
 
-def client_for(args: argparse.Namespace) -> ApiClient:
-    return ApiClient(resolve(args.server_url, args.token))
+def client_for(args: argparse.Namespace) -> ServerApi:
+    credentials = resolve(args.server_url, args.token)
+    return ServerApi(credentials.server_url, credentials.token, agent="agnes-cli")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.audit_trail import record
 from agnes_mcp.query.snapshots import SnapshotEstimate, Snapshots, SnapshotSpec
+from agnes_sync.snapshot_files import SnapshotMeta
 
 router = APIRouter(prefix="/api/snapshots", tags=["snapshots"])
 
@@ -45,3 +48,49 @@ def create(
         "spec": body.model_dump(),
     }
     return arrow_response(outcome.table, metadata)
+
+
+class StoreBody(SnapshotSpec, RequestBody):
+    """A snapshot to keep on the server, under a name."""
+
+    name: str = Field(description="Lowercase letters, digits and '_'.")
+    ttl_seconds: int | None = Field(default=None, ge=60)
+
+
+class StoredList(BaseModel):
+    snapshots: list[SnapshotMeta]
+
+
+@router.post("/stored", summary="Take a snapshot and keep it on the server")
+def store(body: StoreBody, services: ServicesDep, principal: PrincipalDep) -> SnapshotMeta:
+    spec = SnapshotSpec.model_validate(body.model_dump(include=set(SnapshotSpec.model_fields)))
+    if services.stored_snapshots.files(principal).get(body.name) is not None:
+        from agnes_mcp.query.refusals import SnapshotInvalid
+
+        raise SnapshotInvalid(f"A snapshot named '{body.name}' exists; drop it first.")
+    meta, _ = services.stored_snapshots.create(principal, spec, body.name, body.ttl_seconds)
+    return meta
+
+
+@router.get("/stored", summary="The caller's snapshots kept on the server")
+def stored(services: ServicesDep, principal: PrincipalDep) -> StoredList:
+    return StoredList(snapshots=services.stored_snapshots.all(principal))
+
+
+@router.get(
+    "/stored/{name}",
+    summary="Download a kept snapshot as parquet",
+    responses={200: {"content": {"application/vnd.apache.parquet": {}}}},
+)
+def download(name: str, services: ServicesDep, principal: PrincipalDep) -> FileResponse:
+    meta = services.stored_snapshots.get(principal, name)
+    path = services.stored_snapshots.files(principal).data_path(meta.name)
+    record(services, principal, "snapshot.download", resource=meta.table_id)
+    return FileResponse(
+        path, media_type="application/vnd.apache.parquet", filename=f"{meta.name}.parquet"
+    )
+
+
+@router.delete("/stored/{name}", summary="Drop a kept snapshot")
+def drop(name: str, services: ServicesDep, principal: PrincipalDep) -> SnapshotMeta:
+    return services.stored_snapshots.drop(principal, name)

@@ -53,5 +53,9 @@ class RemoteEngine(ABC):
     def describe(self, table: CatalogTable) -> list[Column]:
         """The remote table's columns."""
 
+    @abstractmethod
+    def preview(self, table: CatalogTable, rows: int, limits: Limits) -> RemoteResult:
+        """A few of the table's rows the cheapest way the warehouse has (never a scan)."""
+
     def close(self) -> None:  # noqa: B027 - engines without resources need nothing
         pass

@@ -123,6 +123,31 @@ class BigQueryEngine(RemoteEngine):
             ) from None
         return [Column(f.name, f.field_type, f.mode != "REQUIRED") for f in fields]
 
+    def preview(self, table: CatalogTable, rows: int, limits: Limits) -> RemoteResult:
+        """``tabledata.list``: BigQuery reads the first rows for free, no query job."""
+        from google.api_core import exceptions
+
+        assert table.remote is not None
+        started = time.perf_counter()
+        try:
+            remote = self._client.get_table(table.remote.remote_name.replace("`", ""))
+            listed = self._client.list_rows(
+                remote, max_results=rows, timeout=limits.timeout_seconds
+            )
+            data = listed.to_arrow(create_bqstorage_client=False)
+        except exceptions.GoogleAPIError as exc:
+            raise QueryFailed(
+                f"BigQuery could not list rows of '{table.id}': {_message(exc)}"
+            ) from None
+        result = capped(data, limits, time.perf_counter() - started)
+        return RemoteResult(
+            table=result.table,
+            truncated=result.truncated,
+            reason=result.reason,
+            seconds=result.seconds,
+            bytes_scanned=0,
+        )
+
     def close(self) -> None:
         self._client.close()
 

@@ -123,6 +123,19 @@ class DuckDBWarehouseEngine(RemoteEngine):
             cursor.close()
         return [Column(r[0], r[1], r[2] != "NO") for r in rows]
 
+    def preview(self, table: CatalogTable, rows: int, limits: Limits) -> RemoteResult:
+        """``LIMIT n`` with no predicate: DuckDB stops after the first row group."""
+        assert table.remote is not None
+        sql = f"SELECT * FROM {table.remote.remote_name} LIMIT {int(rows)}"
+        result = run_select(self._con, sql, limits, prepare=self._use)
+        return RemoteResult(
+            table=result.table,
+            truncated=result.truncated,
+            reason=result.reason,
+            seconds=result.seconds,
+            bytes_scanned=0,
+        )
+
     def close(self) -> None:
         self._con.close()
 

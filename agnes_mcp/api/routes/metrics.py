@@ -1,0 +1,139 @@
+"""Metric definitions: list, show and run them; admins import and export them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
+
+from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
+from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
+from agnes_mcp.api.routes.query import arrow_metadata
+from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.audit_trail import record
+from agnes_mcp.mcp_server.server_backend import metric_summary
+from agnes_mcp.mcp_server.tool_models import MetricDetail, MetricSummary
+from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
+
+router = APIRouter(prefix="/api", tags=["metrics"])
+
+
+class MetricList(BaseModel):
+    metrics: list[MetricSummary]
+
+
+class MetricQueryBody(RequestBody):
+    dimensions: list[str] = Field(default_factory=list, max_length=20)
+    filters: dict[str, FilterValue | list[FilterValue]] = Field(default_factory=dict)
+    grain: Literal["day", "week", "month", "quarter", "year", "total"] | None = None
+    time_range: TimeRange | None = None
+    limit: int | None = Field(default=None, ge=1)
+
+
+class ImportBody(RequestBody):
+    files: dict[str, str] = Field(description="File name -> YAML text.", min_length=1)
+    replace: bool = Field(default=False, description="Remove metrics the files do not hold.")
+    dry_run: bool = Field(default=False, description="Validate only.")
+
+
+class ImportResult(BaseModel):
+    imported: list[str]
+    removed: int
+    dry_run: bool
+
+
+@router.get("/metrics", summary="Metrics the caller may use")
+def list_metrics(
+    services: ServicesDep,
+    principal: PrincipalDep,
+    search: str | None = Query(default=None, max_length=200),
+) -> MetricList:
+    metrics = services.metric_service.visible(principal, search)
+    return MetricList(metrics=[metric_summary(m) for m in metrics])
+
+
+@router.get("/metrics/{category}/{name}", summary="A metric's full definition")
+def show_metric(
+    category: str, name: str, services: ServicesDep, principal: PrincipalDep
+) -> MetricDetail:
+    metric = services.metric_service.get(principal, f"{category}/{name}")
+    return MetricDetail(
+        id=metric.id,
+        summary=metric_summary(metric),
+        definition=metric.model_dump(mode="json", exclude_defaults=True),
+    )
+
+
+@router.post(
+    "/metrics/{category}/{name}/query",
+    summary="Compute a metric (compiled for its engine, run through the rails)",
+    responses={200: {"content": {ARROW_STREAM: {}}, "description": "JSON, or Arrow IPC"}},
+)
+def query_metric(
+    category: str,
+    name: str,
+    body: MetricQueryBody,
+    request: Request,
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> Response:
+    run = services.metric_service.run(
+        principal,
+        f"{category}/{name}",
+        MetricRequest(body.dimensions, body.filters, body.grain, body.time_range),
+        limit=body.limit,
+    )
+    extra = {
+        "sql": run.compiled.sql,
+        "variant": run.compiled.variant,
+        "dialect": run.compiled.dialect,
+    }
+    if wants_arrow(request):
+        return arrow_response(run.outcome.table, {**arrow_metadata(run.outcome), **extra})
+    return JSONResponse({**run.outcome.result().model_dump(mode="json"), **extra})
+
+
+@router.post("/admin/metrics/import", summary="Validate metric YAML files, then store them all")
+def import_metrics(body: ImportBody, services: ServicesDep, admin: AdminDep) -> ImportResult:
+    if body.dry_run:
+        from agnes_mcp.metrics.loader import load_texts
+
+        services.access.require_admin(admin)
+        definitions = load_texts(body.files)
+        return ImportResult(imported=[m.id for m in definitions], removed=0, dry_run=True)
+    definitions, removed = services.metric_service.import_texts(
+        admin, body.files, replace=body.replace
+    )
+    record(
+        services,
+        admin,
+        "metrics.import",
+        params={"ids": [m.id for m in definitions], "removed": removed, "replace": body.replace},
+    )
+    return ImportResult(imported=[m.id for m in definitions], removed=removed, dry_run=False)
+
+
+@router.get(
+    "/admin/metrics/export",
+    summary="Every metric definition as one YAML document",
+    response_class=PlainTextResponse,
+)
+def export_metrics(services: ServicesDep, admin: AdminDep) -> PlainTextResponse:
+    return PlainTextResponse(
+        services.metric_service.export_yaml(admin), media_type="application/yaml"
+    )
+
+
+@router.delete("/admin/metrics/{category}/{name}", summary="Remove a metric definition")
+def delete_metric(
+    category: str, name: str, services: ServicesDep, admin: AdminDep
+) -> dict[str, str]:
+    metric_id = f"{category}/{name}"
+    if not services.metrics.delete(metric_id):
+        from agnes_mcp.metrics.service import MetricNotFound
+
+        raise MetricNotFound(f"There is no metric '{metric_id}'.")
+    record(services, admin, "metrics.delete", resource=metric_id)
+    return {"deleted": metric_id}

@@ -1,0 +1,245 @@
+"""What a caller may use, described for people and agents: the catalog, a table's schema,
+a few sample rows. Shared by the HTTP API and the server MCP backend.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import threading
+import time
+from typing import TYPE_CHECKING, Literal
+
+import duckdb
+from pydantic import BaseModel, Field
+
+from agnes_mcp.audit_trail import record
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.query.catalog import CatalogTable
+from agnes_mcp.query.refusals import TableNotFound, TableNotGranted, next_step
+from agnes_mcp.query.results import Provenance, TableRead
+from agnes_mcp.resources import ResourceType
+from agnes_sync.sql_text import quote_literal
+
+if TYPE_CHECKING:
+    from agnes_mcp.query.engines.base import RemoteResult
+    from agnes_mcp.services import Services
+
+
+class CatalogEntry(BaseModel):
+    id: str = Field(description="The table's name in SQL.")
+    description: str
+    query_mode: str = Field(description="local | materialized | remote")
+    location: Literal["local", "remote"] = Field(
+        description="local: parquet the server holds and distributes; remote: stays in the "
+        "warehouse."
+    )
+    rows: int | None
+    size_bytes: int | None
+    freshness: dt.datetime | None = Field(description="When the data was last synced.")
+    partition_by: str | None
+    cluster_by: list[str] = Field(default_factory=list)
+    source: str
+    engine: str | None = Field(default=None, description="Remote tables: duckdb or bigquery.")
+    how_to_fetch: str
+    in_workspace: bool | None = Field(
+        default=None, description="Workspace only: whether the table is pulled here."
+    )
+
+
+class ColumnStats(BaseModel):
+    null_share: float | None = None
+    distinct_estimate: int | None = None
+    min: str | None = None
+    max: str | None = None
+
+
+class ColumnInfo(BaseModel):
+    name: str
+    type: str
+    nullable: bool | None = None
+    description: str | None = None
+    stats: ColumnStats | None = None
+
+
+class TableSchema(BaseModel):
+    table: str
+    description: str
+    query_mode: str
+    rows: int | None
+    partition_by: str | None
+    columns: list[ColumnInfo]
+
+
+def how_to_fetch(table: CatalogTable) -> str:
+    if table.is_remote:
+        return (
+            "Remote: query_remote(sql) runs it in the warehouse under the scan cap; for a "
+            "filtered local copy use snapshot_estimate then snapshot_create."
+        )
+    if table.server_only:
+        return "query(sql) on the server (server-only: not distributed to workspaces)."
+    return "query(sql); in a workspace 'agnes pull' keeps a local copy."
+
+
+class CatalogView:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._lock = threading.Lock()
+        self._columns: dict[tuple[object, str], list[ColumnInfo]] = {}
+
+    def entries(
+        self, principal: Principal, search: str | None = None, query_mode: str | None = None
+    ) -> list[CatalogEntry]:
+        self.services.access.require_data_scope(principal)
+        snapshot = self.services.query.catalog.snapshot()
+        granted = self.services.access.granted(principal, ResourceType.TABLE)
+        states = self.services.sync_states.all()
+        words = (search or "").lower().split()
+        found = []
+        for table in sorted(snapshot.tables.values(), key=lambda t: t.id):
+            if granted is not None and table.id not in granted:
+                continue
+            if query_mode and table.query_mode != query_mode:
+                continue
+            if words and not all(w in f"{table.id} {table.description}".lower() for w in words):
+                continue
+            state = states.get(table.id)
+            found.append(
+                CatalogEntry(
+                    id=table.id,
+                    description=table.description,
+                    query_mode=table.query_mode,
+                    location="remote" if table.is_remote else "local",
+                    rows=table.rows,
+                    size_bytes=table.size_bytes,
+                    freshness=(state.last_success_at if state else None) or table.extracted_at,
+                    partition_by=table.partition_by,
+                    source=table.source,
+                    engine=table.remote.extension if table.remote else None,
+                    how_to_fetch=how_to_fetch(table),
+                )
+            )
+        return found
+
+    def table(self, principal: Principal, table_id: str) -> CatalogTable:
+        """A table the caller may use, or the refusal an agent can act on."""
+        self.services.access.require_data_scope(principal)
+        snapshot = self.services.query.catalog.snapshot()
+        table = snapshot.tables.get(table_id.lower())
+        if table is None:
+            visible = [e.id for e in self.entries(principal)]
+            close = difflib.get_close_matches(table_id, visible, n=3, cutoff=0.6)
+            raise TableNotFound(
+                f"There is no table '{table_id}'.",
+                hint=(f"Did you mean {', '.join(repr(c) for c in close)}? " if close else "")
+                + "List the tables you may use with the catalog tool.",
+                next=next_step("catalog", "agnes catalog", search=table_id),
+                details={"suggestions": close},
+            )
+        if not self.services.access.can_access(principal, ResourceType.TABLE, table.id):
+            raise TableNotGranted(
+                f"You may not use '{table.id}'.",
+                details={"table": table.id},
+                next=next_step("catalog", "agnes catalog"),
+            )
+        return table
+
+    def schema(self, principal: Principal, table_id: str) -> TableSchema:
+        table = self.table(principal, table_id)
+        return TableSchema(
+            table=table.id,
+            description=table.description,
+            query_mode=table.query_mode,
+            rows=table.rows,
+            partition_by=table.partition_by,
+            columns=self._columns_of(table),
+        )
+
+    def _columns_of(self, table: CatalogTable) -> list[ColumnInfo]:
+        version = self.services.query.catalog.snapshot().version
+        key = (version, table.id)
+        with self._lock:
+            cached = self._columns.get(key)
+        if cached is not None:
+            return cached
+        profile = self.services.profiles.get(table.id)
+        stats = {c["name"]: c for c in profile.columns} if profile else {}
+        if table.is_remote:
+            engine = self.services.query.engine_for(table, version)
+            described: list[tuple[str, str, bool | None]] = [
+                (c.name, c.type, c.nullable) for c in engine.describe(table)
+            ]
+        else:
+            described = _parquet_columns(list(table.files))
+        columns = [
+            ColumnInfo(
+                name=name,
+                type=kind,
+                nullable=nullable,
+                stats=ColumnStats(
+                    null_share=stats[name].get("null_share"),
+                    distinct_estimate=stats[name].get("distinct_estimate"),
+                    min=stats[name].get("min"),
+                    max=stats[name].get("max"),
+                )
+                if name in stats
+                else None,
+            )
+            for name, kind, nullable in described
+        ]
+        with self._lock:
+            if len(self._columns) > 10_000:
+                self._columns.clear()
+            self._columns[key] = columns
+        return columns
+
+    def preview(self, principal: Principal, table: CatalogTable, rows: int) -> RemoteResult:
+        """A remote table's first rows, through the engine's free preview (never a scan)."""
+        started = time.perf_counter()
+        engine = self.services.query.engine_for(
+            table, self.services.query.catalog.snapshot().version
+        )
+        result = engine.preview(table, rows, self.services.query.limits(rows))
+        record(
+            self.services,
+            principal,
+            "describe",
+            resource=table.id,
+            params={"rows": result.table.num_rows, "engine": engine.name},
+            started=started,
+        )
+        return result
+
+
+def preview_provenance(table: CatalogTable, result: RemoteResult) -> Provenance:
+    return Provenance(
+        tables=[
+            TableRead(
+                id=table.id,
+                query_mode=table.query_mode,
+                source=table.source,
+                freshness=table.extracted_at,
+            )
+        ],
+        engine=f"{table.remote.extension if table.remote else 'remote'} (preview)",
+        bytes_scanned=0,
+        row_count=result.table.num_rows,
+        duration_ms=round(result.seconds * 1000, 3),
+        fingerprint="preview",
+    )
+
+
+def _parquet_columns(files: list[str]) -> list[tuple[str, str, bool | None]]:
+    if not files:
+        return []
+    listing = "[" + ", ".join(quote_literal(f) for f in files) + "]"
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({listing}, union_by_name = true, "
+            "hive_partitioning = false)"
+        ).fetchall()
+    finally:
+        con.close()
+    return [(r[0], r[1], True) for r in rows]

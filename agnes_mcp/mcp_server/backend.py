@@ -1,0 +1,97 @@
+"""The interface both MCP backends implement: the tool layer is written once over it.
+
+- :class:`~agnes_mcp.mcp_server.server_backend.ServerBackend` runs in the server with the
+  caller's grants (HTTP transport).
+- :class:`~agnes_mcp.mcp_server.workspace_backend.WorkspaceBackend` runs in an analyst's
+  workspace (stdio transport): local parquet and snapshots, the server for the rest.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import pyarrow as pa
+
+from agnes_mcp.catalog_view import CatalogEntry, TableSchema
+from agnes_mcp.identity import WhoAmI
+from agnes_mcp.mcp_server.tool_models import (
+    DiskInfo,
+    MetricDetail,
+    MetricSummary,
+    SnapshotEstimateOutput,
+    SnapshotInfo,
+)
+from agnes_mcp.metrics.compiler import MetricRequest
+from agnes_mcp.query.results import Provenance
+from agnes_mcp.query.snapshots import SnapshotSpec
+
+
+@dataclass
+class Answer:
+    """Rows and everything said about them, before the output budget is applied."""
+
+    table: pa.Table
+    truncated: bool
+    reason: str | None  # rows | bytes (the query's own caps)
+    provenance: Provenance
+    bytes_scanned: int = 0
+    remaining_budget_bytes: int | None = None
+    sql: str | None = None
+    metric_variant: str | None = None
+    dialect: str | None = None
+
+
+class Backend(ABC):
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def whoami(self) -> WhoAmI: ...
+
+    @abstractmethod
+    def catalog(
+        self, search: str | None, query_mode: str | None
+    ) -> tuple[list[CatalogEntry], list[MetricSummary]]: ...
+
+    @abstractmethod
+    def schema(self, table: str) -> TableSchema: ...
+
+    @abstractmethod
+    def describe(self, table: str, n: int) -> Answer: ...
+
+    @abstractmethod
+    def query(self, sql: str, limit: int | None) -> Answer: ...
+
+    @abstractmethod
+    def query_remote(self, sql: str, limit: int | None) -> Answer: ...
+
+    @abstractmethod
+    def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimateOutput: ...
+
+    @abstractmethod
+    def snapshot_create(
+        self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
+    ) -> SnapshotInfo: ...
+
+    @abstractmethod
+    def snapshot_list(self) -> list[SnapshotInfo]: ...
+
+    @abstractmethod
+    def snapshot_drop(self, name: str) -> SnapshotInfo: ...
+
+    @abstractmethod
+    def metrics_list(self, search: str | None) -> list[MetricSummary]: ...
+
+    @abstractmethod
+    def metric_show(self, metric_id: str) -> MetricDetail: ...
+
+    @abstractmethod
+    def metric_query(self, metric_id: str, request: MetricRequest, limit: int | None) -> Answer: ...
+
+    @abstractmethod
+    def keep_result(self, table: pa.Table, sql: str | None) -> str:
+        """Keep a result too large to show; return the name to query it by."""
+
+    def disk_info(self) -> DiskInfo:
+        raise NotImplementedError("disk_info exists in a workspace only")

@@ -1,0 +1,111 @@
+"""Teaching the agent: the server instructions (the agent rails), prompts and resources.
+
+The same rails text is what ``agnes init`` writes into a workspace's ``CLAUDE.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastmcp import FastMCP
+from fastmcp.exceptions import ResourceError
+
+from agnes_mcp.mcp_server import output_budget as ob
+from agnes_mcp.mcp_server.tools import BackendFor
+from agnes_sync.errors import AgnesError
+
+
+def _read(body: Callable[[], str]) -> str:
+    """A resource's text; a refusal becomes a resource error with its code and message."""
+    try:
+        return body()
+    except AgnesError as exc:
+        raise ResourceError(f"{exc.code}: {exc.message}") from None
+
+
+AGENT_RAILS = """\
+Agnes serves company data to you within your user's grants. Work like this:
+
+1. Discover first: `catalog` (tables and metrics) -> `schema` (columns, types, stats) ->
+   `describe` (a few real rows). Never guess table or column names.
+2. Never `SELECT *` blind. Select the columns you need, filter, aggregate in SQL, and use
+   LIMIT. Large results are kept under a `result_<id>` name: query that instead of
+   re-running the query.
+3. Pick the tool by the table's query mode (catalog shows it):
+   - local / materialized -> `query` (DuckDB SQL).
+   - remote (stays in the warehouse) -> `query_remote` for an aggregate, or
+     `snapshot_estimate` then `snapshot_create` for a filtered subset you can then `query`
+     by name. Run `snapshot_estimate` first for partitioned, clustered or large tables,
+     and always filter on the partition column.
+   A query is refused, with a ready next step, when it would scan too much
+   (`remote_scan_too_large`) or touch a remote table locally
+   (`remote_table_needs_snapshot`). Follow the `next_step` in the error.
+4. Remote predicates and `query_remote` SQL on BigQuery tables are BigQuery SQL:
+   `DATE '2026-01-01'` (not '2026-01-01'::date), `DATE_SUB(CURRENT_DATE(), INTERVAL 30 DAY)`,
+   `CURRENT_DATE()` with parentheses, `DATE_TRUNC(col, MONTH)`, `FORMAT_DATE('%Y-%m', col)`,
+   `REGEXP_CONTAINS(col, r'x')`, `LOWER(col) LIKE '%x%'` (no ILIKE), `CAST(x AS INT64)`,
+   backticks for `project.dataset.table` paths.
+5. For company metrics (revenue, MRR, churn, active users, ...) use `metrics_list` and
+   `metric_query` instead of inventing metric SQL; report the SQL it ran.
+6. Every result carries provenance (tables, freshness, engine, bytes scanned): mention
+   freshness when it matters to the answer.
+"""
+
+
+def register_guidance(mcp: FastMCP, backend_for: BackendFor) -> None:
+    @mcp.prompt(title="Explore a table")
+    def explore_table(table: str) -> str:
+        """Learn one table before querying it: its schema, sample rows, and a first query."""
+        return (
+            f"Explore the table `{table}` with Agnes before answering anything about it.\n"
+            f"1. Call `schema` with table='{table}' and note the types, the partition column "
+            "and columns with many nulls.\n"
+            f"2. Call `describe` with table='{table}', n=5 to see real values.\n"
+            "3. Check its query mode in `catalog`: local/materialized -> `query`; remote -> "
+            "`snapshot_estimate` first, then `query_remote` or `snapshot_create`.\n"
+            "4. Summarise what one row means, the grain, useful filters and joins (keys "
+            "shared with other tables), then run one small aggregate to confirm."
+        )
+
+    @mcp.prompt(title="Answer with a metric")
+    def answer_with_metric(question: str) -> str:
+        """Answer a business question with the company's metric definitions."""
+        return (
+            f"Answer this question with Agnes metrics: {question}\n"
+            "1. Call `metrics_list` with search words from the question (synonyms match).\n"
+            "2. Call `metric_show` on the best match; check its grain, dimensions, filters and "
+            "notes fit the question.\n"
+            "3. Call `metric_query` with the dimensions, filters, grain and time_range the "
+            "question needs. Do not write your own metric SQL unless no definition fits — "
+            "then say so.\n"
+            "4. Answer with the numbers, the metric id, the SQL it ran and the data freshness."
+        )
+
+    @mcp.resource("agnes://catalog", title="Catalog", mime_type="application/json")
+    def catalog_resource() -> str:
+        """The tables and metrics you may use (the first 200 tables)."""
+
+        def body() -> str:
+            tables, metrics = backend_for().catalog(None, None)
+            payload = {
+                "tables": [t.model_dump(mode="json") for t in tables[:200]],
+                "total_tables": len(tables),
+                "metrics": [m.model_dump(mode="json") for m in metrics],
+            }
+            return ob.dumps(payload)[: ob.CEILING_CHARS]
+
+        return _read(body)
+
+    @mcp.resource(
+        "agnes://tables/{table_id}/schema", title="Table schema", mime_type="application/json"
+    )
+    def schema_resource(table_id: str) -> str:
+        """A table's columns, types and stats."""
+        return _read(lambda: backend_for().schema(table_id).model_dump_json()[: ob.CEILING_CHARS])
+
+    @mcp.resource(
+        "agnes://metrics/{category}/{name}", title="Metric definition", mime_type="application/json"
+    )
+    def metric_resource(category: str, name: str) -> str:
+        """A metric's full definition."""
+        return _read(lambda: backend_for().metric_show(f"{category}/{name}").model_dump_json())

@@ -1,0 +1,209 @@
+"""Keeping tool output within an agent's context budget.
+
+Every response is measured as the larger of its text block and its structured JSON
+(clients hand one of them to the model) and kept under a budget: about 4k tokens by
+default, up to the 25k-token ceiling when the caller asked for more rows explicitly.
+Lists are cut to what fits; a query result that does not fit is kept under a result
+handle and summarised (row count, column stats, first rows) instead of dumped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from agnes_mcp.mcp_server.backend import Answer, Backend
+from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput, Truncation
+from agnes_mcp.query.results import columns_of, json_value
+
+CHARS_PER_TOKEN = 4
+DEFAULT_CHARS = 4_000 * CHARS_PER_TOKEN
+CEILING_CHARS = 25_000 * CHARS_PER_TOKEN
+EXPLICIT_CHARS = CEILING_CHARS // 2  # each of text and JSON, so both together stay under
+CELL_CHARS = 300
+FIRST_ROWS = 25
+SUMMARY_COLUMNS = 50
+CONVERT_ROWS = 5_000  # rows converted to JSON at most; more never fit any budget
+
+T = TypeVar("T")
+
+
+def budget(explicit: bool) -> int:
+    return EXPLICIT_CHARS if explicit else DEFAULT_CHARS
+
+
+def size_of(structured: dict[str, Any], text: str) -> int:
+    return max(len(text), len(dumps(structured)))
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str, ensure_ascii=False)
+
+
+def fit(count: int, size: Callable[[int], int], limit: int) -> int:
+    """The largest k <= count with size(k) <= limit (size grows with k); 0 if none."""
+    if size(count) <= limit:
+        return count
+    low, high = 0, count
+    while low < high:
+        middle = (low + high + 1) // 2
+        if size(middle) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def fit_items(
+    items: Sequence[T], render: Callable[[Sequence[T]], tuple[dict[str, Any], str]], limit: int
+) -> int:
+    """How many leading ``items`` fit when rendered."""
+    return fit(len(items), lambda k: size_of(*render(items[:k])), limit)
+
+
+def cell(value: Any) -> Any:
+    shown = json_value(value)
+    if isinstance(shown, str) and len(shown) > CELL_CHARS:
+        return shown[:CELL_CHARS] + f"…(+{len(shown) - CELL_CHARS} chars)"
+    if isinstance(shown, (list, dict)):
+        text = json.dumps(shown, default=str, ensure_ascii=False)
+        if len(text) > CELL_CHARS:
+            return text[:CELL_CHARS] + f"…(+{len(text) - CELL_CHARS} chars)"
+    return shown
+
+
+def _rows(table: pa.Table, count: int) -> list[list[Any]]:
+    part = table.slice(0, count)
+    columns = [part.column(i).to_pylist() for i in range(part.num_columns)]
+    return [[cell(col[r]) for col in columns] for r in range(part.num_rows)]
+
+
+def _tsv(value: Any) -> str:
+    text = "NULL" if value is None else str(value)
+    return text.replace("\t", " ").replace("\n", " ")
+
+
+def rows_text(names: list[str], rows: list[list[Any]]) -> str:
+    lines = ["\t".join(names)]
+    lines.extend("\t".join(_tsv(v) for v in row) for row in rows)
+    return "\n".join(lines)
+
+
+def summarise(table: pa.Table) -> list[ColumnSummary]:
+    out = []
+    for field in list(table.schema)[:SUMMARY_COLUMNS]:
+        column = table.column(field.name)
+        summary = ColumnSummary(name=field.name, type=str(field.type), nulls=column.null_count)
+        try:
+            summary.distinct = pc.count_distinct(column).as_py()
+            bounds = pc.min_max(column)
+            summary.min = _short(bounds["min"].as_py())
+            summary.max = _short(bounds["max"].as_py())
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+        out.append(summary)
+    return out
+
+
+def _short(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(json_value(value))
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+def present(
+    answer: Answer,
+    backend: Backend,
+    *,
+    explicit: bool,
+    output: type[QueryOutput] = QueryOutput,
+    **fields: Any,
+) -> tuple[QueryOutput, str]:
+    """The tool output for ``answer`` within the budget, and its text block."""
+    limit = budget(explicit)
+    table = answer.table
+    all_columns = columns_of(table)
+    shown_columns = fit(
+        len(all_columns),
+        lambda k: len(dumps([c.model_dump() for c in all_columns[:k]])) * 2,
+        limit // 2,
+    )
+    narrow = table.select(list(range(shown_columns)))
+    converted = _rows(narrow, min(table.num_rows, CONVERT_ROWS))
+    base: dict[str, Any] = {
+        "columns": all_columns[:shown_columns],
+        "row_count": table.num_rows,
+        "bytes_scanned": answer.bytes_scanned,
+        "remaining_budget_bytes": answer.remaining_budget_bytes,
+        "sql": answer.sql,
+        "provenance": answer.provenance,
+        **fields,
+    }
+
+    def build(count: int, extra: dict[str, Any]) -> tuple[QueryOutput, str]:
+        model = output(**base, rows=converted[:count], shown_rows=count, truncated=False, **extra)
+        return model, _text(model, [c.name for c in all_columns[:shown_columns]], len(all_columns))
+
+    def measured(count: int, extra: dict[str, Any]) -> int:
+        model, text = build(count, extra)
+        return size_of(model.model_dump(mode="json"), text)
+
+    count = fit(len(converted), lambda k: measured(k, {}), limit)
+    extra: dict[str, Any] = {}
+    if count < table.num_rows:
+        handle = backend.keep_result(table, answer.sql)
+        extra = {
+            "result_handle": handle,
+            "summary": summarise(table),
+            "truncation": Truncation(
+                reason="characters",
+                how_to_get_more=f"All {table.num_rows} rows are kept as {handle}: query it "
+                f"(SELECT ... FROM {handle} with WHERE, GROUP BY or LIMIT/OFFSET) instead of "
+                "re-running the query.",
+            ),
+        }
+        count = fit(min(len(converted), FIRST_ROWS), lambda k: measured(k, extra), limit)
+    elif shown_columns < len(all_columns):
+        extra["truncation"] = Truncation(
+            reason="columns",
+            how_to_get_more=f"Only the first {shown_columns} of {len(all_columns)} columns fit; "
+            "select the columns you need.",
+        )
+    elif answer.truncated:
+        extra["truncation"] = Truncation(
+            reason="bytes" if answer.reason == "bytes" else "rows",
+            how_to_get_more="The query stopped at its row limit: raise limit, aggregate or filter."
+            if answer.reason != "bytes"
+            else "The result hit the byte cap: select fewer or narrower columns.",
+        )
+    model, _ = build(count, extra)
+    model.truncated = "truncation" in extra
+    return model, _text(model, [c.name for c in all_columns[:shown_columns]], len(all_columns))
+
+
+def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
+    p = model.provenance
+    head = (
+        f"{model.row_count} rows x {total_columns} columns · {p.engine} · "
+        f"{model.bytes_scanned:,} bytes scanned · {p.duration_ms:g} ms"
+    )
+    if model.remaining_budget_bytes is not None:
+        head += f" · {model.remaining_budget_bytes:,} bytes of daily budget left"
+    parts = [head]
+    if model.sql:
+        parts.append(f"SQL: {model.sql}")
+    parts.append(rows_text(names, model.rows))
+    if model.truncation is not None:
+        parts.append(f"[truncated ({model.truncation.reason}): {model.truncation.how_to_get_more}]")
+    if model.summary:
+        stats = "; ".join(
+            f"{s.name}: nulls {s.nulls}, distinct {s.distinct}, {s.min}..{s.max}"
+            for s in model.summary
+        )
+        parts.append(f"Column stats: {stats}")
+    return "\n".join(parts)

@@ -1,0 +1,72 @@
+"""Results too large to show, kept in server memory so the agent can query them next.
+
+Kept per token (one agent session's credentials), for an hour after last use, a few per
+token and a bounded total; the oldest go first. Names are random (``result_<hex>``), so
+two sessions of one user never collide, and a name only resolves for its own token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from agnes_mcp.query.extra_tables import ExtraTable
+
+TTL_SECONDS = 3600.0
+PER_TOKEN = 20
+TOTAL_BYTES = 512 * 1024**2
+
+
+@dataclass
+class _Kept:
+    table: pa.Table
+    sql: str | None
+    created_at: dt.datetime
+    used: float
+
+
+class ResultStore:
+    def __init__(self, ttl_seconds: float = TTL_SECONDS, total_bytes: int = TOTAL_BYTES) -> None:
+        self._ttl = ttl_seconds
+        self._total = total_bytes
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[str, str], _Kept] = OrderedDict()
+
+    def keep(self, owner: str, table: pa.Table, sql: str | None) -> str:
+        name = f"result_{secrets.token_hex(4)}"
+        now = time.monotonic()
+        with self._lock:
+            self._expire(now)
+            self._kept[(owner, name)] = _Kept(table, sql, dt.datetime.now(dt.UTC), now)
+            mine = [key for key in self._kept if key[0] == owner]
+            for key in mine[:-PER_TOKEN]:
+                del self._kept[key]
+            while len(self._kept) > 1 and self._bytes() > self._total:
+                self._kept.popitem(last=False)
+        return name
+
+    def extras(self, owner: str) -> dict[str, ExtraTable]:
+        now = time.monotonic()
+        with self._lock:
+            self._expire(now)
+            found = {}
+            for (who, name), kept in self._kept.items():
+                if who == owner:
+                    kept.used = now
+                    found[name] = ExtraTable(
+                        name, "result", "an earlier query", kept.created_at, kept.table
+                    )
+            return found
+
+    def _expire(self, now: float) -> None:
+        for key in [k for k, v in self._kept.items() if now - v.used > self._ttl]:
+            del self._kept[key]
+
+    def _bytes(self) -> int:
+        return sum(k.table.nbytes for k in self._kept.values())

@@ -1,0 +1,148 @@
+"""The MCP tools' output shapes: one model per tool, the same for both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agnes_mcp.catalog_view import CatalogEntry, ColumnInfo
+from agnes_mcp.query.results import Provenance, ResultColumn
+
+
+class Truncation(BaseModel):
+    reason: Literal["rows", "bytes", "characters", "columns", "page"] = Field(
+        description="rows/bytes: the query's caps; characters/columns: the output budget; "
+        "page: more entries on the next page."
+    )
+    how_to_get_more: str
+
+
+class MetricSummary(BaseModel):
+    id: str = Field(description="category/name")
+    display_name: str
+    category: str
+    description: str
+    unit: str | None
+    grain: str | None
+    tables: list[str]
+    dimensions: list[str]
+
+
+class CatalogOutput(BaseModel):
+    tables: list[CatalogEntry]
+    metrics: list[MetricSummary] = Field(description="Metric definitions (first page only).")
+    total_tables: int
+    next_cursor: str | None = Field(description="Pass as cursor for the next page.")
+    truncated: bool
+    truncation: Truncation | None = None
+
+
+class SchemaOutput(BaseModel):
+    table: str
+    description: str
+    query_mode: str
+    rows: int | None
+    partition_by: str | None
+    columns: list[ColumnInfo]
+    total_columns: int
+    next_cursor: str | None
+    truncated: bool
+    truncation: Truncation | None = None
+
+
+class ColumnSummary(BaseModel):
+    name: str
+    type: str
+    nulls: int
+    distinct: int | None = None
+    min: str | None = None
+    max: str | None = None
+
+
+class QueryOutput(BaseModel):
+    columns: list[ResultColumn]
+    rows: list[list[Any]] = Field(description="The rows shown (see shown_rows, row_count).")
+    row_count: int = Field(description="Rows in the result.")
+    shown_rows: int
+    truncated: bool
+    truncation: Truncation | None = None
+    result_handle: str | None = Field(
+        default=None,
+        description="A large result is kept under this name: query it (SELECT ... FROM "
+        "<handle>) to aggregate or page through it.",
+    )
+    summary: list[ColumnSummary] | None = Field(
+        default=None, description="Per-column stats of a kept result."
+    )
+    bytes_scanned: int = 0
+    remaining_budget_bytes: int | None = None
+    sql: str | None = Field(default=None, description="The SQL that ran, when Agnes wrote it.")
+    provenance: Provenance
+
+
+class SnapshotEstimateOutput(BaseModel):
+    table_id: str
+    estimated_scan_bytes: int
+    estimated_result_rows: int | None
+    estimated_result_bytes: int | None
+    limit_bytes: int
+    remaining_budget_bytes: int
+    sql: str
+    fits_cap: bool
+
+
+class SnapshotInfo(BaseModel):
+    name: str = Field(description="Query it by this name with the query tool.")
+    table_id: str
+    select: list[str]
+    where: str | None
+    rows: int
+    bytes: int
+    bytes_scanned: int
+    truncated: bool
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    sql: str
+    location: Literal["server", "workspace"]
+    download_url: str | None = Field(
+        default=None, description="Server snapshots: GET it (with your token) as parquet."
+    )
+
+
+class SnapshotListOutput(BaseModel):
+    snapshots: list[SnapshotInfo]
+
+
+class MetricListOutput(BaseModel):
+    metrics: list[MetricSummary]
+    truncated: bool
+    truncation: Truncation | None = None
+
+
+class MetricDetail(BaseModel):
+    id: str
+    summary: MetricSummary
+    definition: dict[str, Any] = Field(description="The full definition as stored.")
+
+
+class MetricQueryOutput(QueryOutput):
+    metric_id: str
+    variant: str = Field(description="expression, sql or sql_by_<dimension>")
+    dialect: str
+
+
+class DiskInfo(BaseModel):
+    workspace: str
+    data_bytes: int
+    snapshot_bytes: int
+    result_bytes: int
+    cache_bytes: int
+    free_bytes: int
+    tables: int
+    snapshots: int
+
+
+class DropOutput(BaseModel):
+    dropped: SnapshotInfo

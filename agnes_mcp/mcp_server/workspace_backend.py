@@ -1,0 +1,310 @@
+"""The workspace backend: ``query`` runs here on pulled parquet and local snapshots; the
+catalog, remote queries, snapshots and metrics go to the server's API.
+
+Offline, the catalog and schemas fall back to what the workspace holds, and local queries
+keep working; everything that needs the warehouse says the server is unreachable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import pyarrow as pa
+
+from agnes_mcp.catalog_view import CatalogEntry, ColumnInfo, TableSchema
+from agnes_mcp.identity import WhoAmI
+from agnes_mcp.mcp_server.backend import Answer, Backend
+from agnes_mcp.mcp_server.tool_models import (
+    DiskInfo,
+    MetricDetail,
+    MetricSummary,
+    SnapshotEstimateOutput,
+    SnapshotInfo,
+)
+from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
+from agnes_mcp.metrics.definition import MetricDefinition
+from agnes_mcp.query.refusals import SnapshotInvalid
+from agnes_mcp.query.results import Provenance
+from agnes_mcp.query.service import Outcome
+from agnes_mcp.query.snapshots import SnapshotSpec
+from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
+from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
+from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, check_name
+from agnes_sync.sql_text import quote_ident
+from agnes_sync.workspace import local_db, results
+from agnes_sync.workspace.disk import disk_usage
+from agnes_sync.workspace.layout import WorkspacePaths
+
+
+def answer_from_arrow(table: pa.Table, meta: dict[str, Any]) -> Answer:
+    return Answer(
+        table=table,
+        truncated=bool(meta.get("truncated")),
+        reason=meta.get("reason") or ("rows" if meta.get("truncated") else None),
+        provenance=Provenance.model_validate(meta["provenance"]),
+        bytes_scanned=int(meta.get("bytes_scanned") or 0),
+        remaining_budget_bytes=meta.get("remaining_budget_bytes"),
+        sql=meta.get("sql"),
+        metric_variant=meta.get("variant"),
+        dialect=meta.get("dialect"),
+    )
+
+
+def answer_of(outcome: Outcome, sql: str | None = None) -> Answer:
+    return Answer(
+        table=outcome.table,
+        truncated=outcome.truncated,
+        reason=outcome.reason,
+        provenance=outcome.provenance(),
+        sql=sql,
+    )
+
+
+class WorkspaceBackend(Backend):
+    kind: ClassVar[str] = "workspace"
+
+    def __init__(
+        self, paths: WorkspacePaths, api: ServerApi, limits: WorkspaceLimits | None = None
+    ) -> None:
+        self.paths = paths.ensure()
+        self.api = api
+        self.local = WorkspaceQuery(paths, limits)
+        self.snapshots = SnapshotFiles(paths.snapshots)
+
+    # --- discovery ---------------------------------------------------------------------------
+
+    def whoami(self) -> WhoAmI:
+        return WhoAmI.model_validate(self.api.get("/api/whoami"))
+
+    def catalog(
+        self, search: str | None, query_mode: str | None
+    ) -> tuple[list[CatalogEntry], list[MetricSummary]]:
+        here = self.local.inventory().tables
+        try:
+            answer = self.api.get("/api/catalog", search=search, query_mode=query_mode)
+        except ServerUnreachable:
+            return self._offline_catalog(search, query_mode), []
+        entries = [CatalogEntry.model_validate(t) for t in answer["tables"]]
+        for entry in entries:
+            entry.in_workspace = entry.id in here
+        return entries, [MetricSummary.model_validate(m) for m in answer["metrics"]]
+
+    def _offline_catalog(self, search: str | None, query_mode: str | None) -> list[CatalogEntry]:
+        words = (search or "").lower().split()
+        found = []
+        for table in self.local.inventory().tables.values():
+            if query_mode and table.query_mode != query_mode:
+                continue
+            if words and not all(w in f"{table.id} {table.description}".lower() for w in words):
+                continue
+            found.append(
+                CatalogEntry(
+                    id=table.id,
+                    description=table.description,
+                    query_mode=table.query_mode,
+                    location="local",
+                    rows=table.rows,
+                    size_bytes=table.size_bytes,
+                    freshness=table.updated,
+                    partition_by=None,
+                    source="workspace (server unreachable)",
+                    how_to_fetch="query(sql) on the local copy.",
+                    in_workspace=True,
+                )
+            )
+        return found
+
+    def _local_names(self) -> set[str]:
+        inventory = self.local.inventory()
+        return {*inventory.tables, *inventory.snapshots, *inventory.results}
+
+    def schema(self, table: str) -> TableSchema:
+        inventory = self.local.inventory()
+        own = table in inventory.snapshots or table in inventory.results
+        if not own:
+            try:
+                return TableSchema.model_validate(
+                    self.api.get(f"/api/catalog/{_segment(table)}/schema")
+                )
+            except ServerUnreachable:
+                if table not in inventory.tables:
+                    raise
+        outcome = self.local.run(f"DESCRIBE SELECT * FROM {quote_ident(table)}", 10_000)
+        rows = outcome.table.to_pylist()
+        return TableSchema(
+            table=table,
+            description=inventory.tables[table].description if table in inventory.tables else "",
+            query_mode=self._mode_of(table),
+            rows=None,
+            partition_by=None,
+            columns=[
+                ColumnInfo(name=r["column_name"], type=r["column_type"], nullable=r["null"] != "NO")
+                for r in rows
+            ],
+        )
+
+    def _mode_of(self, name: str) -> str:
+        inventory = self.local.inventory()
+        if name in inventory.snapshots:
+            return "snapshot"
+        if name in inventory.results:
+            return "result"
+        return inventory.tables[name].query_mode if name in inventory.tables else "local"
+
+    def describe(self, table: str, n: int) -> Answer:
+        if table in self._local_names():
+            outcome = self.local.run(f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}", n)
+            return answer_of(outcome)
+        data, meta = self.api.get_arrow(f"/api/catalog/{_segment(table)}/describe", n=n)
+        return answer_from_arrow(data, meta)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def _classify(self, name: str) -> CatalogEntry | None:
+        try:
+            entries, _ = self.catalog(None, None)
+        except ServerError:
+            return None
+        return next((e for e in entries if e.id == name), None)
+
+    def query(self, sql: str, limit: int | None) -> Answer:
+        return answer_of(self.local.run(sql, limit, self._classify))
+
+    def query_remote(self, sql: str, limit: int | None) -> Answer:
+        data, meta = self.api.post_arrow(
+            "/api/query", {"sql": sql, "limit": limit, "mode": "remote"}
+        )
+        return answer_from_arrow(data, meta)
+
+    def keep_result(self, table: pa.Table, sql: str | None) -> str:
+        return results.keep(self.paths.results, table)
+
+    # --- snapshots ---------------------------------------------------------------------------
+
+    def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimateOutput:
+        estimate = self.api.post("/api/snapshots/estimate", spec.model_dump())
+        return SnapshotEstimateOutput(
+            **estimate,
+            fits_cap=estimate["estimated_scan_bytes"] <= estimate["limit_bytes"]
+            and estimate["estimated_scan_bytes"] <= estimate["remaining_budget_bytes"],
+        )
+
+    def snapshot_create(
+        self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
+    ) -> SnapshotInfo:
+        check_name(name)
+        inventory = self.local.inventory()
+        if name in inventory.tables or name.startswith("result_"):
+            raise SnapshotInvalid(f"'{name}' is the name of a table here; pick another name.")
+        if name in inventory.snapshots:
+            raise SnapshotInvalid(
+                f"A snapshot named '{name}' exists; drop it first or pick another name."
+            )
+        data, meta = self.api.post_arrow("/api/snapshots", spec.model_dump())
+        saved = self.snapshots.save(
+            data,
+            SnapshotMeta(
+                name=name,
+                table_id=spec.table_id,
+                select=spec.select,
+                where=spec.where,
+                order_by=spec.order_by,
+                limit=spec.limit,
+                sql=str(meta.get("sql") or ""),
+                created_at=dt.datetime.now(dt.UTC),
+                rows=data.num_rows,
+                bytes=0,
+                bytes_scanned=int(meta.get("bytes_scanned") or 0),
+                truncated=bool(meta.get("truncated")),
+                ttl_seconds=ttl_seconds,
+            ),
+        )
+        local_db.rebuild(self.paths)
+        return self._info(saved)
+
+    def snapshot_list(self) -> list[SnapshotInfo]:
+        if self.snapshots.prune_expired(dt.datetime.now(dt.UTC)):
+            local_db.rebuild(self.paths)
+        return [self._info(m) for m in self.snapshots.all()]
+
+    def snapshot_drop(self, name: str) -> SnapshotInfo:
+        dropped = self.snapshots.drop(check_name(name))
+        local_db.rebuild(self.paths)
+        return self._info(dropped)
+
+    def _info(self, meta: SnapshotMeta) -> SnapshotInfo:
+        return SnapshotInfo(
+            name=meta.name,
+            table_id=meta.table_id,
+            select=meta.select,
+            where=meta.where,
+            rows=meta.rows,
+            bytes=meta.bytes,
+            bytes_scanned=meta.bytes_scanned,
+            truncated=meta.truncated,
+            created_at=meta.created_at,
+            expires_at=meta.expires_at,
+            sql=meta.sql,
+            location="workspace",
+        )
+
+    # --- metrics -----------------------------------------------------------------------------
+
+    def metrics_list(self, search: str | None) -> list[MetricSummary]:
+        answer = self.api.get("/api/metrics", search=search)
+        return [MetricSummary.model_validate(m) for m in answer["metrics"]]
+
+    def metric_show(self, metric_id: str) -> MetricDetail:
+        return MetricDetail.model_validate(self.api.get(f"/api/metrics/{_metric_path(metric_id)}"))
+
+    def metric_query(self, metric_id: str, request: MetricRequest, limit: int | None) -> Answer:
+        detail = self.metric_show(metric_id)
+        metric = MetricDefinition.model_validate(detail.definition)
+        here = self.local.inventory().tables
+        if all(t in here for t in metric.all_tables):
+            compiled = compile_metric(metric, request, "duckdb")
+            answer = answer_of(self.local.run(compiled.sql, limit, self._classify), compiled.sql)
+            answer.metric_variant, answer.dialect = compiled.variant, compiled.dialect
+            return answer
+        body = {
+            "dimensions": request.dimensions,
+            "filters": request.filters,
+            "grain": request.grain,
+            "time_range": request.time_range.model_dump(mode="json")
+            if request.time_range
+            else None,
+            "limit": limit,
+        }
+        data, meta = self.api.post_arrow(f"/api/metrics/{_metric_path(metric_id)}/query", body)
+        return answer_from_arrow(data, meta)
+
+    # --- the workspace itself ----------------------------------------------------------------
+
+    def disk_info(self) -> DiskInfo:
+        usage = disk_usage(self.paths)
+        inventory = self.local.inventory()
+        return DiskInfo(
+            workspace=str(self.paths.root),
+            data_bytes=usage.data_bytes,
+            snapshot_bytes=usage.snapshot_bytes,
+            result_bytes=usage.result_bytes,
+            cache_bytes=usage.cache_bytes,
+            free_bytes=usage.free_bytes,
+            tables=len(inventory.tables),
+            snapshots=len(inventory.snapshots),
+        )
+
+    def close(self) -> None:
+        self.local.close()
+        self.api.close()
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _metric_path(metric_id: str) -> str:
+    category, _, name = metric_id.partition("/")
+    return f"{_segment(category)}/{_segment(name)}"

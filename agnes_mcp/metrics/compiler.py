@@ -1,0 +1,168 @@
+"""Compiling a metric request into one SELECT for the engine that holds the metric's table.
+
+The query is built as a sqlglot tree (never by pasting strings): the definition's parts
+are parsed in the flavor they were written in, assembled, and rendered in the target
+dialect (DuckDB for server and workspace tables, BigQuery for BigQuery tables). Caller
+filters are values, not SQL: ``{"channel": "web"}`` or ``{"channel": ["web", "store"]}``.
+The result still goes through the SQL rails like any other query.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+from pydantic import BaseModel, Field
+from sqlglot import exp
+
+from agnes_mcp.metrics.definition import GRAINS, MetricDefinition
+from agnes_mcp.query.refusals import QueryRefused, next_step
+
+FilterValue = str | int | float | bool | None
+
+
+class MetricRequestInvalid(QueryRefused):
+    code = "metric_request_invalid"
+    status = 400
+
+
+class TimeRange(BaseModel):
+    start: dt.date | None = Field(default=None, description="First day included.")
+    end: dt.date | None = Field(default=None, description="First day excluded.")
+
+
+@dataclass
+class MetricRequest:
+    dimensions: list[str] = field(default_factory=list)
+    filters: dict[str, FilterValue | list[FilterValue]] = field(default_factory=dict)
+    grain: str | None = None  # a grain, "total", or None for the metric's default
+    time_range: TimeRange | None = None
+
+
+@dataclass
+class CompiledMetric:
+    sql: str
+    dialect: str
+    variant: str  # expression | sql | sql_by_<dimension>
+
+
+def compile_metric(
+    metric: MetricDefinition, request: MetricRequest, dialect: str
+) -> CompiledMetric:
+    known = {d.name: d for d in metric.dimensions}
+    unknown = [d for d in [*request.dimensions, *request.filters] if d not in known]
+    if unknown:
+        raise MetricRequestInvalid(
+            f"{metric.id} has no dimension '{unknown[0]}'.",
+            hint=f"Its dimensions: {', '.join(known) or 'none'}.",
+            next=next_step("metric_show", f"agnes catalog --show {metric.id}", id=metric.id),
+        )
+    if request.grain is not None and request.grain not in (*GRAINS, "total"):
+        raise MetricRequestInvalid(
+            f"'{request.grain}' is not a grain.", hint=f"Use one of {', '.join(GRAINS)}, total."
+        )
+    if metric.sql is not None or (
+        len(request.dimensions) == 1 and request.dimensions[0] in metric.sql_by
+    ):
+        return _complete_sql(metric, request, dialect)
+    return _from_expression(metric, request, dialect)
+
+
+def _complete_sql(metric: MetricDefinition, request: MetricRequest, dialect: str) -> CompiledMetric:
+    if request.filters or request.time_range or request.grain not in (None, metric.grain):
+        raise MetricRequestInvalid(
+            f"{metric.id} is defined by complete SQL: filters, time ranges and grains other "
+            "than its own do not apply.",
+            hint="Call it without them, or query its tables yourself from the SQL it shows.",
+        )
+    if len(request.dimensions) == 1 and request.dimensions[0] in metric.sql_by:
+        name = request.dimensions[0]
+        text, variant = metric.sql_by[name], f"sql_by_{name}"
+    elif request.dimensions:
+        raise MetricRequestInvalid(
+            f"{metric.id} has no SQL for a breakdown by {', '.join(request.dimensions)}.",
+            hint=f"Breakdowns with SQL: {', '.join(metric.sql_by) or 'none'}.",
+        )
+    else:
+        text, variant = metric.sql or "", "sql"
+    tree = sqlglot.parse_one(text, dialect=metric.dialect)
+    return CompiledMetric(tree.sql(dialect=dialect), dialect, variant)
+
+
+def _from_expression(
+    metric: MetricDefinition, request: MetricRequest, dialect: str
+) -> CompiledMetric:
+    source = metric.dialect
+    grain = metric.grain if request.grain is None else request.grain
+    grain = None if grain == "total" else grain
+    if (grain or request.time_range) and not metric.time_column:
+        raise MetricRequestInvalid(
+            f"{metric.id} has no time column: it takes no grain or time range.",
+        )
+    selects: list[exp.Expr] = []
+    if grain:
+        selects.append(exp.alias_(_truncate(metric, grain), "period"))
+    dimensions = {d.name: d for d in metric.dimensions}
+    for name in request.dimensions:
+        selects.append(exp.alias_(sqlglot.parse_one(dimensions[name].sql(), dialect=source), name))
+    assert metric.expression is not None and metric.table is not None
+    selects.append(exp.alias_(sqlglot.parse_one(metric.expression, dialect=source), metric.name))
+    query = exp.select(*selects).from_(exp.to_table(metric.table))
+    conditions = [sqlglot.condition(text, dialect=source) for text in metric.filters]
+    for name, value in request.filters.items():
+        conditions.append(_filter(sqlglot.parse_one(dimensions[name].sql(), dialect=source), value))
+    if request.time_range is not None:
+        conditions.extend(_time_range(metric, request.time_range))
+    for condition in conditions:
+        query = query.where(condition)
+    grouped = len(selects) - 1
+    if grouped:
+        positions = [exp.Literal.number(i) for i in range(1, grouped + 1)]
+        query = query.group_by(*positions).order_by(*[p.copy() for p in positions])
+    return CompiledMetric(query.sql(dialect=dialect), dialect, "expression")
+
+
+def _truncate(metric: MetricDefinition, grain: str) -> exp.Expr:
+    column = sqlglot.parse_one(metric.time_column or "", dialect=metric.dialect)
+    unit = exp.Var(this=grain.upper())
+    if metric.time_column_type == "timestamp":
+        return exp.TimestampTrunc(this=column, unit=unit)
+    truncated = exp.DateTrunc(this=column, unit=unit)  # type: ignore[no-untyped-call]
+    return exp.cast(truncated, "DATE")  # DuckDB's date_trunc of a DATE is a TIMESTAMP
+
+
+def _literal(value: FilterValue) -> exp.Expr:
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def _filter(column: exp.Expr, value: Any) -> exp.Expr:
+    if isinstance(value, list):
+        if not value:
+            return exp.false()
+        return exp.In(this=column, expressions=[_literal(v) for v in value])
+    if value is None:
+        return exp.Is(this=column, expression=exp.Null())
+    return exp.EQ(this=column, expression=_literal(value))
+
+
+def _time_range(metric: MetricDefinition, window: TimeRange) -> list[exp.Expr]:
+    column = sqlglot.parse_one(metric.time_column or "", dialect=metric.dialect)
+    kind = "TIMESTAMP" if metric.time_column_type == "timestamp" else "DATE"
+    out: list[exp.Expr] = []
+    if window.start is not None:
+        start = exp.cast(exp.Literal.string(window.start.isoformat()), kind)
+        out.append(exp.GTE(this=column.copy(), expression=start))
+    if window.end is not None:
+        end = exp.cast(exp.Literal.string(window.end.isoformat()), kind)
+        out.append(exp.LT(this=column.copy(), expression=end))
+    if window.start and window.end and window.end <= window.start:
+        raise MetricRequestInvalid("time_range.end must be after time_range.start.")
+    return out

@@ -1,0 +1,139 @@
+"""Metrics for a caller: the ones they may use, their definitions, and running them.
+
+A metric is usable when it is granted to one of the caller's groups (Admin: all) and
+every table it reads is granted too. Running one compiles it for the engine holding its
+tables and sends the SQL through the query service, like any other query.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import yaml
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.metrics.compiler import CompiledMetric, MetricRequest, compile_metric
+from agnes_mcp.metrics.definition import MetricDefinition
+from agnes_mcp.metrics.loader import MetricsInvalid, Problem, load_texts
+from agnes_mcp.query.refusals import QueryRefused, next_step
+from agnes_mcp.resources import ResourceType
+
+if TYPE_CHECKING:
+    from agnes_mcp.query.service import Outcome
+    from agnes_mcp.services import Services
+
+
+class MetricNotFound(QueryRefused):
+    code = "metric_not_found"
+    status = 404
+
+
+class MetricNotGranted(QueryRefused):
+    code = "metric_not_granted"
+    status = 403
+    default_hint = "Ask an admin to grant one of your groups the metric and its tables."
+
+
+@dataclass
+class MetricRun:
+    metric: MetricDefinition
+    compiled: CompiledMetric
+    outcome: Outcome
+
+
+class MetricService:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _usable(self, principal: Principal, metric: MetricDefinition) -> str | None:
+        """Why ``principal`` may not use ``metric`` (None when they may)."""
+        access = self.services.access
+        if not access.can_access(principal, ResourceType.METRIC, metric.id):
+            return f"You may not use the metric '{metric.id}'."
+        for table in metric.all_tables:
+            if not access.can_access(principal, ResourceType.TABLE, table):
+                return f"The metric '{metric.id}' reads '{table}', which you may not query."
+        return None
+
+    def visible(self, principal: Principal, search: str | None = None) -> list[MetricDefinition]:
+        self.services.access.require_data_scope(principal)
+        found = [m for m in self.services.metrics.all() if self._usable(principal, m) is None]
+        if search:
+            words = search.lower().split()
+            found = [m for m in found if all(w in _haystack(m) for w in words)]
+        return found
+
+    def get(self, principal: Principal, metric_id: str) -> MetricDefinition:
+        self.services.access.require_data_scope(principal)
+        metric = self.services.metrics.get(metric_id)
+        if metric is None:
+            ids = [m.id for m in self.visible(principal)]
+            close = difflib.get_close_matches(metric_id, ids, n=3, cutoff=0.5)
+            raise MetricNotFound(
+                f"There is no metric '{metric_id}'.",
+                hint=(f"Did you mean {', '.join(close)}? " if close else "")
+                + "List metrics with metrics_list.",
+                next=next_step("metrics_list", "agnes catalog --metrics"),
+            )
+        reason = self._usable(principal, metric)
+        if reason is not None:
+            raise MetricNotGranted(reason, details={"metric": metric_id})
+        return metric
+
+    def target(self, metric: MetricDefinition) -> tuple[str, str]:
+        """(dialect, mode) for the metric's tables: BigQuery SQL for BigQuery tables."""
+        snapshot = self.services.query.catalog.snapshot()
+        tables = [snapshot.tables.get(t) for t in metric.all_tables]
+        remote = [t for t in tables if t is not None and t.remote is not None]
+        if not remote:
+            return "duckdb", "local"
+        return ("bigquery" if remote[0].remote.extension == "bigquery" else "duckdb"), "remote"  # type: ignore[union-attr]
+
+    def run(
+        self,
+        principal: Principal,
+        metric_id: str,
+        request: MetricRequest,
+        *,
+        limit: int | None = None,
+    ) -> MetricRun:
+        metric = self.get(principal, metric_id)
+        dialect, mode = self.target(metric)
+        compiled = compile_metric(metric, request, dialect)
+        outcome = self.services.query.run(
+            principal, compiled.sql, limit=limit, mode=mode, action="metric.query"
+        )
+        return MetricRun(metric, compiled, outcome)
+
+    # --- admin ------------------------------------------------------------------------------
+
+    def import_texts(
+        self, principal: Principal, files: dict[str, str], *, replace: bool
+    ) -> tuple[list[MetricDefinition], int]:
+        """Validate every file, check the tables exist, then store all (or nothing)."""
+        self.services.access.require_admin(principal)
+        definitions = load_texts(files)
+        registered = {t.id for t in self.services.registry.all()}
+        problems = [
+            Problem("", None, metric.id, f"reads '{table}', which is not a registered table")
+            for metric in definitions
+            for table in metric.all_tables
+            if table not in registered
+        ]
+        if problems:
+            raise MetricsInvalid(problems)
+        _, removed = self.services.metrics.put_many(
+            definitions, updated_by=principal.user_id, replace=replace
+        )
+        return definitions, removed
+
+    def export_yaml(self, principal: Principal) -> str:
+        self.services.access.require_admin(principal)
+        data = [m.model_dump(exclude_defaults=True) for m in self.services.metrics.all()]
+        return yaml.safe_dump({"metrics": data}, sort_keys=False, allow_unicode=True)
+
+
+def _haystack(metric: MetricDefinition) -> str:
+    return " ".join([metric.id, metric.display_name, metric.description, *metric.synonyms]).lower()

@@ -1,0 +1,63 @@
+"""Tables a caller brings to a local query besides the catalog's: their snapshots and the
+results kept from earlier calls (``result_<id>``).
+
+They are resolved by the rails like catalog tables (unqualified names only; a catalog
+table of the same name wins) and registered on the query's own cursor just before it
+runs, as Arrow data or a parquet dataset read through pyarrow: the locked sandbox never
+gains a file path, and nothing registered outlives the cursor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from agnes_mcp.query.catalog import CatalogTable
+from agnes_mcp.query.policy import ParsedQuery
+
+
+@dataclass(frozen=True)
+class ExtraTable:
+    name: str
+    kind: str  # snapshot | result
+    source: str  # where the rows came from (a table id, or the query that made them)
+    created_at: dt.datetime | None
+    data: pa.Table | Path
+
+    def as_catalog_table(self) -> CatalogTable:
+        rows = self.data.num_rows if isinstance(self.data, pa.Table) else None
+        return CatalogTable(
+            id=self.name,
+            description="",
+            query_mode=self.kind,
+            source=self.source,
+            rows=rows,
+            size_bytes=None,
+            extracted_at=self.created_at,
+        )
+
+
+Extras = Mapping[str, ExtraTable]
+
+
+def registrar(
+    extras: Extras, parsed: ParsedQuery
+) -> Callable[[duckdb.DuckDBPyConnection], None] | None:
+    """A ``prepare`` step registering the extras ``parsed`` refers to (None if none)."""
+    wanted = [extras[r.name] for r in parsed.refs if not r.qualified and r.name in extras]
+    if not wanted:
+        return None
+
+    def register(cursor: duckdb.DuckDBPyConnection) -> None:
+        for extra in wanted:
+            data = extra.data
+            source = pads.dataset(str(data)) if isinstance(data, Path) else data
+            cursor.register(extra.name, source)
+
+    return register

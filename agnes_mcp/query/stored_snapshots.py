@@ -1,0 +1,91 @@
+"""Snapshots kept on the server, per user (``DATA_DIR/snapshots/<user id>/``).
+
+The server MCP backend stores what ``snapshot_create`` fetched here and hands back a
+download URL; the user's later ``query`` calls can read it by name. A snapshot whose
+source table is no longer granted to its owner is hidden and cannot be read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.query.extra_tables import ExtraTable
+from agnes_mcp.query.refusals import SnapshotInvalid
+from agnes_mcp.query.snapshots import Snapshots, SnapshotSpec
+from agnes_mcp.resources import ResourceType
+from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, SnapshotMissing, check_name
+
+if TYPE_CHECKING:
+    from agnes_mcp.query.service import Outcome
+    from agnes_mcp.services import Services
+
+
+class StoredSnapshots:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.root = services.settings.data_dir / "snapshots"
+
+    def files(self, principal: Principal) -> SnapshotFiles:
+        return SnapshotFiles(self.root / principal.user_id)
+
+    def _readable(self, principal: Principal, meta: SnapshotMeta, now: dt.datetime) -> bool:
+        access = self.services.access
+        return not meta.expired(now) and access.can_access(
+            principal, ResourceType.TABLE, meta.table_id
+        )
+
+    def create(
+        self, principal: Principal, spec: SnapshotSpec, name: str, ttl_seconds: int | None
+    ) -> tuple[SnapshotMeta, Outcome]:
+        check_name(name)
+        if name in self.services.query.catalog.snapshot().tables or name.startswith("result_"):
+            raise SnapshotInvalid(
+                f"'{name}' is the name of a table (or of kept results); pick another name."
+            )
+        prepared, outcome = Snapshots(self.services.query).create(principal, spec)
+        meta = SnapshotMeta(
+            name=name,
+            table_id=prepared.table.id,
+            select=spec.select,
+            where=spec.where,
+            order_by=spec.order_by,
+            limit=spec.limit,
+            sql=prepared.sql,
+            created_at=dt.datetime.now(dt.UTC),
+            rows=outcome.table.num_rows,
+            bytes=0,
+            bytes_scanned=outcome.bytes_scanned,
+            truncated=outcome.truncated,
+            ttl_seconds=ttl_seconds,
+        )
+        return self.files(principal).save(outcome.table, meta), outcome
+
+    def all(self, principal: Principal) -> list[SnapshotMeta]:
+        self.services.access.require_data_scope(principal)
+        now = dt.datetime.now(dt.UTC)
+        files = self.files(principal)
+        files.prune_expired(now)
+        return [m for m in files.all() if self._readable(principal, m, now)]
+
+    def get(self, principal: Principal, name: str) -> SnapshotMeta:
+        self.services.access.require_data_scope(principal)
+        meta = self.files(principal).require(name)
+        if not self._readable(principal, meta, dt.datetime.now(dt.UTC)):
+            raise SnapshotMissing(f"There is no snapshot '{name}' you may read.")
+        return meta
+
+    def drop(self, principal: Principal, name: str) -> SnapshotMeta:
+        self.services.access.require_data_scope(principal)
+        return self.files(principal).drop(name)
+
+    def extras(self, principal: Principal) -> dict[str, ExtraTable]:
+        """The user's readable snapshots, as tables a local query may name."""
+        files = self.files(principal)
+        return {
+            m.name: ExtraTable(
+                m.name, "snapshot", m.table_id, m.created_at, files.data_path(m.name)
+            )
+            for m in self.all(principal)
+        }

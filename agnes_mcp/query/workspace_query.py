@@ -1,0 +1,205 @@
+"""The SQL rails in an analyst's workspace: the same policy, DuckDB cross-check and locked
+sandbox as the server, over the parquet pulled into ``.agnes/`` and local snapshots.
+
+Only granted tables are ever pulled, so what is on disk is what the user may read. A
+name that is not here is looked up (through ``classify``, the server's catalog) to say
+why: a remote table needs a snapshot, a table not pulled yet needs ``agnes pull``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.catalog_view import CatalogEntry
+from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable, RemoteLocation
+from agnes_mcp.query.checked_parse import parse_checked
+from agnes_mcp.query.policy import DUCKDB
+from agnes_mcp.query.rails import plan_local, snapshot_call
+from agnes_mcp.query.refusals import (
+    QueryRefused,
+    RemoteTableNeedsSnapshot,
+    TableNotFound,
+    next_step,
+)
+from agnes_mcp.query.sandbox import Limits, Sandbox
+from agnes_mcp.query.service import Outcome, outcome_of
+from agnes_mcp.resources import ResourceType
+from agnes_sync.workspace.inventory import Inventory, read_inventory
+from agnes_sync.workspace.layout import WorkspacePaths
+
+Classify = Callable[[str], CatalogEntry | None]
+WORKSPACE_USER = Principal("workspace", "workspace", None, frozenset(), frozenset({"data"}))
+
+
+class TableNotPulled(QueryRefused):
+    code = "table_not_pulled"
+    status = 404
+    default_hint = "Run 'agnes pull' to fetch the tables you are granted into this workspace."
+
+
+class _OnDisk:
+    """Access control for a workspace: everything on disk was granted when it was pulled."""
+
+    def granted(self, principal: Principal, resource_type: ResourceType) -> frozenset[str] | None:
+        return None
+
+    def can_access(
+        self, principal: Principal, resource_type: ResourceType, resource_id: str
+    ) -> bool:
+        return True
+
+
+@dataclass
+class WorkspaceLimits:
+    default_rows: int = 1000
+    max_rows: int = 100_000
+    max_bytes: int = 256 * 1024**2
+    timeout_seconds: float = 120.0
+    memory_limit: str = "2GB"
+    threads: int = 2
+
+
+class WorkspaceQuery:
+    def __init__(self, paths: WorkspacePaths, limits: WorkspaceLimits | None = None) -> None:
+        self.paths = paths
+        self.limits = limits or WorkspaceLimits()
+        self._lock = threading.Lock()
+        self._sandbox: tuple[tuple[object, ...], Sandbox, CatalogSnapshot] | None = None
+
+    def inventory(self) -> Inventory:
+        return read_inventory(self.paths)
+
+    def _catalog(self, inventory: Inventory) -> CatalogSnapshot:
+        snapshot = CatalogSnapshot(version=(0, 0))
+        for name, path in inventory.results.items():
+            snapshot.tables[name] = _table(name, "result", "an earlier query", (str(path),), None)
+        for name, meta in inventory.snapshots.items():
+            path = inventory.snapshot_root / f"{name}.parquet"
+            snapshot.tables[name] = _table(
+                name, "snapshot", meta.table_id, (str(path),), meta.created_at
+            )
+        for table in inventory.tables.values():
+            snapshot.tables[table.id] = _table(
+                table.id,
+                table.query_mode,
+                "workspace",
+                tuple(str(f) for f in table.files),
+                table.updated,
+                table.description,
+            )
+        return snapshot
+
+    def _current(self) -> tuple[Sandbox, CatalogSnapshot, Inventory]:
+        inventory = self.inventory()
+        signature = inventory.signature()
+        with self._lock:
+            cached = self._sandbox
+            if cached is not None and cached[0] == signature:
+                return cached[1], cached[2], inventory
+            snapshot = self._catalog(inventory)
+            sandbox = Sandbox(
+                list(snapshot.tables.values()),
+                memory_limit=self.limits.memory_limit,
+                threads=self.limits.threads,
+            )
+            if cached is not None:
+                cached[1].close()
+            self._sandbox = (signature, sandbox, snapshot)
+            return sandbox, snapshot, inventory
+
+    def run(self, sql: str, limit: int | None, classify: Classify | None = None) -> Outcome:
+        parsed = parse_checked(sql, DUCKDB)
+        sandbox, snapshot, inventory = self._current()
+        try:
+            plan = plan_local(parsed, snapshot, WORKSPACE_USER, _OnDisk())
+        except TableNotFound:
+            missing = next(r.name for r in parsed.refs if r.name not in snapshot.tables)
+            raise self._why_missing(missing, parsed.sql, inventory, classify) from None
+        rows = min(limit or self.limits.default_rows, self.limits.max_rows)
+        limits = Limits(
+            rows=max(1, rows),
+            bytes=self.limits.max_bytes,
+            timeout_seconds=self.limits.timeout_seconds,
+        )
+        result = sandbox.run(parsed.sql, limits)
+        return outcome_of(result, plan, parsed, "duckdb (workspace)", 0, None, limits.rows)
+
+    def _why_missing(
+        self, name: str, sql: str, inventory: Inventory, classify: Classify | None
+    ) -> QueryRefused:
+        remote = inventory.remote.get(name)
+        entry = classify(name) if classify is not None and remote is None else None
+        if remote is not None or (entry is not None and entry.location == "remote"):
+            table = _remote_stub(name, remote, entry)
+            return RemoteTableNeedsSnapshot(
+                f"'{name}' is a remote table: it is not in this workspace.",
+                next={
+                    "options": [
+                        next_step("query_remote", f'agnes query --remote "{sql}"', sql=sql),
+                        snapshot_call(table),
+                    ]
+                },
+                details={"table": name},
+            )
+        if entry is not None:
+            return TableNotPulled(
+                f"'{name}' is not pulled into this workspace yet.",
+                next={"tool": None, "arguments": {}, "cli": "agnes pull"},
+                details={"table": name},
+            )
+        return TableNotFound(
+            f"There is no table '{name}' in this workspace.",
+            hint="List the tables you may use with the catalog tool; 'agnes pull' fetches them.",
+            next=next_step("catalog", "agnes catalog", search=name),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._sandbox is not None:
+                self._sandbox[1].close()
+                self._sandbox = None
+
+
+def _table(
+    name: str,
+    mode: str,
+    source: str,
+    files: tuple[str, ...],
+    updated: dt.datetime | None,
+    description: str = "",
+) -> CatalogTable:
+    return CatalogTable(
+        id=name,
+        description=description,
+        query_mode=mode,
+        source=source,
+        rows=None,
+        size_bytes=None,
+        extracted_at=updated,
+        files=files,
+    )
+
+
+def _remote_stub(
+    name: str, manifest: dict[str, object] | None, entry: CatalogEntry | None
+) -> CatalogTable:
+    """Enough of a remote table to suggest a snapshot (its partition column, its engine)."""
+    partition = entry.partition_by if entry else (manifest or {}).get("partition_by")
+    extension = str((manifest or {}).get("engine") or (entry.engine if entry else None) or "")
+    return CatalogTable(
+        id=name,
+        description="",
+        query_mode="remote",
+        source=entry.source if entry else "",
+        rows=None,
+        size_bytes=None,
+        extracted_at=None,
+        remote=RemoteLocation(
+            "", "", "bigquery" if "bigquery" in extension else "duckdb", "", None, name
+        ),
+        partition_by=str(partition) if partition else None,
+    )

@@ -1,0 +1,144 @@
+"""The client side of the server's REST API, shared by the CLI, the workspace MCP backend
+and (later) ``agnes pull``: JSON calls, Arrow IPC results, and the server's errors kept
+whole (code, status, hint, details, next step) so a workspace can pass them on as is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pyarrow as pa
+
+from agnes_sync.errors import AgnesError
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class ServerError(AgnesError):
+    """The server answered with an error; its ``code`` and the rest are the server's own."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        hint: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        next_step: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, details=details)
+        self.status = status
+        self.code = code
+        self.next_step = next_step
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        if self.next_step is not None:
+            body["next_step"] = self.next_step
+        return body
+
+
+class ServerUnreachable(AgnesError):
+    code = "unreachable"
+    status = 503
+    default_hint = "Start it with 'agnes serve' (or 'agnes demo'), or pass --server-url."
+
+
+class ServerApi:
+    def __init__(
+        self, server_url: str, token: str | None, *, timeout: float = 60.0, agent: str = "agnes"
+    ) -> None:
+        headers = {"User-Agent": agent}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.base_url = server_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            reason = str(exc).rstrip(".") or type(exc).__name__
+            raise ServerUnreachable(
+                f"Cannot reach the Agnes server at {self.base_url}: {reason}."
+            ) from None
+        if response.status_code >= 400:
+            raise error_of(response, self.base_url)
+        return response
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise _not_agnes(response.status_code, self.base_url, path, "JSON") from None
+
+    def request_text(self, method: str, path: str, **kwargs: Any) -> str:
+        return self._send(method, path, **kwargs).text
+
+    def get(self, path: str, **params: Any) -> Any:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return self.request("GET", path, params=clean)
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request("POST", path, json=body or {})
+
+    def put(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.request("PUT", path, json=body or {})
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)
+
+    def post_arrow(self, path: str, body: dict[str, Any]) -> tuple[pa.Table, dict[str, Any]]:
+        """POST for an Arrow IPC answer: the table and its ``agnes.*`` metadata, decoded."""
+        response = self._send("POST", path, json=body, headers={"Accept": ARROW_STREAM})
+        return self._arrow(response, path)
+
+    def get_arrow(self, path: str, **params: Any) -> tuple[pa.Table, dict[str, Any]]:
+        clean = {k: v for k, v in params.items() if v is not None}
+        response = self._send("GET", path, params=clean, headers={"Accept": ARROW_STREAM})
+        return self._arrow(response, path)
+
+    def _arrow(self, response: httpx.Response, path: str) -> tuple[pa.Table, dict[str, Any]]:
+        if not response.headers.get("content-type", "").startswith(ARROW_STREAM):
+            raise _not_agnes(response.status_code, self.base_url, path, "Arrow IPC")
+        table = pa.ipc.open_stream(response.content).read_all()
+        metadata: dict[str, Any] = {}
+        for key, value in (table.schema.metadata or {}).items():
+            name = key.decode()
+            if name.startswith("agnes."):
+                metadata[name.removeprefix("agnes.")] = json.loads(value)
+        return table.replace_schema_metadata(None), metadata
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def error_of(response: httpx.Response, base_url: str) -> ServerError:
+    try:
+        error = response.json()["error"]
+        return ServerError(
+            response.status_code,
+            str(error["code"]),
+            str(error["message"]),
+            error.get("hint"),
+            details=error.get("details") if isinstance(error.get("details"), dict) else None,
+            next_step=error.get("next_step") if isinstance(error.get("next_step"), dict) else None,
+        )
+    except (ValueError, KeyError, TypeError):
+        text = response.text.strip()[:200] or response.reason_phrase
+        return ServerError(response.status_code, f"http_{response.status_code}", text)
+
+
+def _not_agnes(status: int, base_url: str, path: str, expected: str) -> ServerError:
+    return ServerError(
+        status,
+        "not_agnes",
+        f"{base_url} answered {path} with something other than {expected}.",
+        "Check --server-url / AGNES_SERVER_URL: it should point at an Agnes server.",
+    )

@@ -1,0 +1,135 @@
+"""Snapshots on disk: ``<name>.parquet`` plus ``<name>.json`` (what it holds, where from).
+
+Used by the server (``DATA_DIR/snapshots/<user>/``) and by a workspace
+(``.agnes/snapshots/``). The parquet is published atomically before its metadata, so a
+snapshot is listed only when both are whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, Field
+
+from agnes_sync import atomic
+from agnes_sync.errors import AgnesError
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class SnapshotNameInvalid(AgnesError):
+    code = "snapshot_invalid"
+    status = 400
+
+
+class SnapshotMissing(AgnesError):
+    code = "snapshot_not_found"
+    status = 404
+    default_hint = "List snapshots with snapshot_list (agnes snapshot list)."
+
+
+class SnapshotMeta(BaseModel):
+    name: str
+    table_id: str = Field(description="The remote table it was taken from.")
+    select: list[str]
+    where: str | None = None
+    order_by: list[str] = Field(default_factory=list)
+    limit: int | None = None
+    sql: str = Field(description="The query that produced it.")
+    created_at: dt.datetime
+    rows: int
+    bytes: int = Field(description="Size of the parquet file.")
+    bytes_scanned: int = 0
+    truncated: bool = False
+    ttl_seconds: int | None = None
+
+    @property
+    def expires_at(self) -> dt.datetime | None:
+        if self.ttl_seconds is None:
+            return None
+        return self.created_at + dt.timedelta(seconds=self.ttl_seconds)
+
+    def expired(self, now: dt.datetime) -> bool:
+        expires = self.expires_at
+        return expires is not None and now >= expires
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name):
+        raise SnapshotNameInvalid(
+            f"'{name}' is not a valid snapshot name.",
+            hint="Use lowercase letters, digits and '_', starting with a letter (max 63).",
+        )
+    return name
+
+
+class SnapshotFiles:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def data_path(self, name: str) -> Path:
+        return self.root / f"{check_name(name)}.parquet"
+
+    def _meta_path(self, name: str) -> Path:
+        return self.root / f"{check_name(name)}.json"
+
+    def save(self, table: pa.Table, meta: SnapshotMeta) -> SnapshotMeta:
+        """Write the rows, then the metadata (with the file's real size)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        destination = self.data_path(meta.name)
+        staged = atomic.staging_path(destination)
+        try:
+            pq.write_table(table.replace_schema_metadata(None), staged, compression="zstd")
+            size = staged.stat().st_size
+            atomic.publish(staged, destination)
+        finally:
+            atomic.discard(staged)
+        final = meta.model_copy(update={"bytes": size, "rows": table.num_rows})
+        meta_path = self._meta_path(meta.name)
+        staged_meta = atomic.staging_path(meta_path)
+        try:
+            staged_meta.write_text(final.model_dump_json(indent=2), encoding="utf-8")
+            atomic.publish(staged_meta, meta_path)
+        finally:
+            atomic.discard(staged_meta)
+        return final
+
+    def get(self, name: str) -> SnapshotMeta | None:
+        try:
+            meta = SnapshotMeta.model_validate_json(self._meta_path(name).read_text("utf-8"))
+        except (OSError, ValueError):
+            return None
+        return meta if self.data_path(name).is_file() else None
+
+    def require(self, name: str) -> SnapshotMeta:
+        meta = self.get(name)
+        if meta is None:
+            raise SnapshotMissing(f"There is no snapshot '{name}'.")
+        return meta
+
+    def all(self) -> list[SnapshotMeta]:
+        if not self.root.is_dir():
+            return []
+        found = []
+        for path in sorted(self.root.glob("*.json")):
+            if NAME.match(path.stem):
+                meta = self.get(path.stem)
+                if meta is not None:
+                    found.append(meta)
+        return found
+
+    def drop(self, name: str) -> SnapshotMeta:
+        meta = self.require(name)
+        atomic.discard(self._meta_path(name))  # unlisted first, then the data
+        atomic.discard(self.data_path(name))
+        return meta
+
+    def prune_expired(self, now: dt.datetime) -> list[SnapshotMeta]:
+        return [self.drop(m.name) for m in self.all() if m.expired(now)]
+
+    def total_bytes(self) -> int:
+        return sum(m.bytes for m in self.all())

@@ -1,0 +1,1 @@
+"""An analyst's workspace: pulled parquet, snapshots and kept results under ``.agnes/``."""

@@ -1,0 +1,115 @@
+"""Argument parsers of the analyst's commands and ``agnes mcp`` (argparse only, no imports
+of the work they do, so ``--help`` stays fast)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+Leaf = Callable[..., argparse.ArgumentParser]
+
+
+def workspace_flags() -> argparse.ArgumentParser:
+    flags = argparse.ArgumentParser(add_help=False)
+    flags.add_argument(
+        "--workspace", help="workspace folder (default: the nearest one holding .agnes/, or .)"
+    )
+    return flags
+
+
+def add_analyst_commands(
+    commands: Subparsers, leaf: Leaf, client: Sequence[argparse.ArgumentParser]
+) -> None:
+    here = [*client, workspace_flags()]
+    handlers = "cli.commands.analyst"
+    leaf(
+        commands,
+        "mcp",
+        "cli.commands.mcp_stdio:run",
+        "serve the workspace's MCP tools on stdio (for Claude Code)",
+        here,
+    )
+    catalog = leaf(
+        commands, "catalog", f"{handlers}:catalog", "tables and metrics you may use", here
+    )
+    catalog.add_argument("--search", help="words to look for")
+    catalog.add_argument(
+        "--mode", choices=["local", "materialized", "remote"], help="only this query mode"
+    )
+    catalog.add_argument("--metrics", action="store_true", help="list metrics instead of tables")
+    catalog.add_argument(
+        "--show", metavar="ID", help="show one metric's definition (category/name)"
+    )
+    schema = leaf(
+        commands, "schema", f"{handlers}:schema", "a table's columns, types and stats", here
+    )
+    schema.add_argument("table")
+    describe = leaf(commands, "describe", f"{handlers}:describe", "a few rows of a table", here)
+    describe.add_argument("table")
+    describe.add_argument("-n", type=int, default=5, help="rows (default 5, max 100)")
+    query = leaf(commands, "query", f"{handlers}:query", "run one SELECT through the rails", here)
+    query.add_argument("sql", help="the SQL ('-' reads it from stdin)")
+    query.add_argument(
+        "--remote", action="store_true", help="run it in the warehouse (scan-capped)"
+    )
+    query.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    query.add_argument("--limit", type=int, help="most rows (default 1000)")
+    leaf(
+        commands,
+        "disk-info",
+        f"{handlers}:disk_info",
+        "sizes of this workspace's data and free space",
+        here,
+    )
+
+    snapshot = commands.add_parser("snapshot", help="filtered local copies of remote tables")
+    actions = snapshot.add_subparsers(title="snapshot commands", metavar="ACTION", required=True)
+    create = leaf(actions, "create", "cli.commands.snapshot:create", "take a snapshot", here)
+    create.add_argument("table")
+    create.add_argument("--select", required=True, help="columns, comma-separated")
+    create.add_argument("--where", help="a predicate in the table's SQL flavor")
+    create.add_argument("--limit", type=int)
+    create.add_argument("--order-by", help="columns, comma-separated, each optionally DESC")
+    create.add_argument("--as", dest="name", help="name to query it by")
+    create.add_argument("--ttl", type=float, help="hours until it expires")
+    create.add_argument("--estimate", action="store_true", help="only say what it would scan")
+    leaf(actions, "list", "cli.commands.snapshot:list_", "list snapshots", here)
+    drop = leaf(actions, "drop", "cli.commands.snapshot:drop", "drop a snapshot", here)
+    drop.add_argument("name")
+
+    metrics = commands.add_parser("metrics", help="compute company metrics")
+    metric_actions = metrics.add_subparsers(
+        title="metrics commands", metavar="ACTION", required=True
+    )
+    run = leaf(metric_actions, "query", f"{handlers}:metrics_query", "compute a metric", here)
+    run.add_argument("id", help="category/name")
+    run.add_argument("--dimension", action="append", default=[], help="breakdown (repeatable)")
+    run.add_argument("--filter", action="append", default=[], metavar="DIM=VALUE[,VALUE]")
+    run.add_argument("--grain", choices=["day", "week", "month", "quarter", "year", "total"])
+    run.add_argument("--from", dest="start", help="first day (YYYY-MM-DD)")
+    run.add_argument("--to", dest="end", help="first day excluded (YYYY-MM-DD)")
+    run.add_argument("--limit", type=int)
+    run.add_argument("--format", choices=["table", "json", "csv"], default="table")
+
+
+def add_admin_metrics(
+    area: Subparsers, leaf: Leaf, client: Sequence[argparse.ArgumentParser]
+) -> None:
+    handlers = "cli.commands.admin_metrics"
+    metrics = area.add_parser("metrics", help="metric definitions").add_subparsers(
+        title="metrics commands", metavar="ACTION", required=True
+    )
+    load = leaf(
+        metrics, "import", f"{handlers}:import_", "validate and import a folder of YAML", client
+    )
+    load.add_argument("directory")
+    load.add_argument("--replace", action="store_true", help="remove metrics the files lack")
+    load.add_argument("--dry-run", action="store_true", help="validate only")
+    out = leaf(metrics, "export", f"{handlers}:export", "every definition as YAML", client)
+    out.add_argument("-o", "--output", help="file to write (default stdout)")
+    delete = leaf(metrics, "delete", f"{handlers}:delete", "remove a metric", client)
+    delete.add_argument("id", help="category/name")

@@ -1,0 +1,25 @@
+"""``agnes mcp``: the workspace MCP server on stdio, for Claude Code.
+
+stdout carries the protocol only; every log line goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from cli import exit_codes
+from cli.workspace_session import open_backend
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    from agnes_mcp.mcp_server.server import build_single_user_mcp
+
+    backend = open_backend(args)
+    try:
+        build_single_user_mcp(backend).run(transport="stdio", show_banner=False)
+    finally:
+        backend.close()
+    return exit_codes.OK
