@@ -87,25 +87,34 @@ class CatalogView:
         self.services = services
         self._lock = threading.Lock()
         self._columns: dict[tuple[object, str], list[ColumnInfo]] = {}
+        self._entries: tuple[object, list[CatalogEntry]] | None = None
 
     def entries(
         self, principal: Principal, search: str | None = None, query_mode: str | None = None
     ) -> list[CatalogEntry]:
         self.services.access.require_data_scope(principal)
-        snapshot = self.services.query.catalog.snapshot()
         granted = self.services.access.granted(principal, ResourceType.TABLE)
-        states = self.services.sync_states.all()
         words = (search or "").lower().split()
-        found = []
+        return [
+            entry
+            for entry in self._all_entries()
+            if (granted is None or entry.id in granted)
+            and (not query_mode or entry.query_mode == query_mode)
+            and (not words or all(w in f"{entry.id} {entry.description}".lower() for w in words))
+        ]
+
+    def _all_entries(self) -> list[CatalogEntry]:
+        """Every table's entry, built once per catalog version (a sync that changes
+        freshness rebuilds the analytics DB, which changes the version)."""
+        snapshot = self.services.query.catalog.snapshot()
+        cached = self._entries
+        if cached is not None and cached[0] == snapshot.version:
+            return cached[1]
+        states = self.services.sync_states.all()
+        built = []
         for table in sorted(snapshot.tables.values(), key=lambda t: t.id):
-            if granted is not None and table.id not in granted:
-                continue
-            if query_mode and table.query_mode != query_mode:
-                continue
-            if words and not all(w in f"{table.id} {table.description}".lower() for w in words):
-                continue
             state = states.get(table.id)
-            found.append(
+            built.append(
                 CatalogEntry(
                     id=table.id,
                     description=table.description,
@@ -120,7 +129,8 @@ class CatalogView:
                     how_to_fetch=how_to_fetch(table),
                 )
             )
-        return found
+        self._entries = (snapshot.version, built)
+        return built
 
     def table(self, principal: Principal, table_id: str) -> CatalogTable:
         """A table the caller may use, or the refusal an agent can act on."""

@@ -20,6 +20,7 @@ from benchmarks import (
     bench_demo,
     bench_extract,
     bench_mcp,
+    bench_mcp_tools,
     bench_query,
     bench_rebuild,
 )
@@ -32,6 +33,7 @@ SUITES = {
     "extract": bench_extract.run,
     "rebuild": bench_rebuild.run,
     "query": bench_query.run,
+    "mcp_tools": bench_mcp_tools.run,
 }
 
 

@@ -28,6 +28,16 @@ _counter = itertools.count()
 
 
 @pytest.fixture(autouse=True)
+def _fresh_parse_cache() -> Iterator[None]:
+    """Each test checks its SQL afresh (tests switch walls off and on)."""
+    from agnes_mcp.query.checked_parse import clear_cache
+
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture(autouse=True)
 def _clean_agnes_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """No AGNES_* variable of the developer's shell leaks into a test; no real ~/.config."""
     for name in list(os.environ):
@@ -200,3 +210,28 @@ def running_demo(root: Path, scale: float = 0.002, **overrides: object) -> Itera
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
     with running_demo(tmp_path_factory.mktemp("demo-server")) as server:
         yield server
+
+
+def copy_into_workspace(services: Services, token: str, workspace: Path) -> Path:
+    """Put the token's granted local tables into a workspace the way a pull lays them out
+    (``.agnes/data/<table>.parquet`` or ``<table>/<partition>/part-0.parquet``), then
+    build its DuckDB file. Stands in for ``agnes pull`` until that exists."""
+    import shutil
+
+    from agnes_mcp.resources import ResourceType
+    from agnes_sync.workspace import local_db
+    from agnes_sync.workspace.layout import WorkspacePaths
+
+    principal = services.tokens.authenticate(token)
+    paths = WorkspacePaths(workspace).ensure()
+    for table in services.query.catalog.snapshot().tables.values():
+        granted = services.access.can_access(principal, ResourceType.TABLE, table.id)
+        if table.is_remote or table.server_only or not granted:
+            continue
+        data_dir = services.settings.extracts_dir / table.source / "data"
+        for file in table.files:
+            target = paths.data / Path(file).relative_to(data_dir)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(file, target)
+    local_db.rebuild(paths)
+    return workspace

@@ -389,3 +389,61 @@ def test_credentials_come_from_a_named_variable_and_are_never_echoed(
     monkeypatch.setenv("AGNES_TEST_BQ_KEY", str(tmp_path / "missing.json"))
     with pytest.raises(InvalidTableSpec, match="usable"):
         make_client(settings)
+
+
+# --- metrics and previews on BigQuery -----------------------------------------------------------
+
+
+def test_a_metric_on_a_bigquery_table_compiles_to_bigquery_sql(
+    deployment: Deployment, analyst: httpx.Client, fake: FakeBigQueryServer
+) -> None:
+    from agnes_mcp.metrics.definition import MetricDefinition
+
+    services = deployment.live.services
+    metric = MetricDefinition.model_validate(
+        {
+            "name": "visitors",
+            "display_name": "Visitors",
+            "category": "web",
+            "description": "Distinct visitors.",
+            "type": "count_distinct",
+            "grain": "month",
+            "table": "page_views",
+            "expression": "count(DISTINCT visitor_id) FILTER (WHERE page <> '/docs')",
+            "time_column": "event_date",
+            "dimensions": [{"name": "page"}],
+        }
+    )
+    services.metrics.put_many([metric], updated_by=None, replace=False)
+    group = services.groups.by_name("bq-analysts")
+    assert group is not None
+    services.grants.add(group.id, ResourceType.METRIC, metric.id, granted_by="test")
+    before = len(fake.fake.requests)
+    body = {
+        "grain": "month",
+        "filters": {"page": ["/", "/pricing"]},
+        "time_range": {"start": "2026-02-01", "end": "2026-04-01"},
+    }
+    response = analyst.post("/api/metrics/web/visitors/query", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["dialect"] == "bigquery" and answer["provenance"]["engine"] == "bigquery"
+    assert "DATE_TRUNC(event_date, MONTH)" in answer["sql"]
+    assert "COUNT(DISTINCT IF(page <> '/docs', visitor_id, NULL))" in answer["sql"]
+    assert [r[0] for r in answer["rows"]] == ["2026-02-01", "2026-03-01"]
+    assert all(r[1] > 0 for r in answer["rows"]) and answer["bytes_scanned"] > 0
+    jobs = [r for r in fake.fake.requests[before:] if r["api"] == "jobs.query"]
+    assert jobs and "`example-project`.analytics.page_views" in jobs[-1]["query"]
+    assert jobs[-1]["maximumBytesBilled"]
+
+
+def test_describe_uses_the_free_preview(analyst: httpx.Client, fake: FakeBigQueryServer) -> None:
+    before = len(fake.fake.requests)
+    response = analyst.get("/api/catalog/page_views/describe", params={"n": 3})
+    assert response.status_code == 200, response.text
+    table = pa.ipc.open_stream(response.content).read_all()
+    assert table.num_rows == 3 and "visitor_id" in table.column_names
+    calls = [r["api"] for r in fake.fake.requests[before:]]
+    assert "tabledata.list" in calls and "jobs.query" not in calls and "jobs.insert" not in calls
+    schema = analyst.get("/api/catalog/page_views/schema").json()
+    assert [c["type"] for c in schema["columns"]][:3] == ["INTEGER", "DATE", "STRING"]

@@ -152,7 +152,7 @@ def test_service_with_the_parser_switched_off(
         return policy.ParsedQuery(sql=sql, dialect=dialect, tree=duckdb_free_tree(), refs=[])
 
     monkeypatch.setattr(policy, "parse", permissive)
-    monkeypatch.setattr("agnes_mcp.query.service.cross_check", lambda sql, names: None)
+    monkeypatch.setattr("agnes_mcp.query.checked_parse.cross_check", lambda sql, names: None)
     extract = services.settings.extracts_dir / "files" / "data" / "support_tickets.parquet"
     attempts = [
         "SELECT * FROM support_tickets",

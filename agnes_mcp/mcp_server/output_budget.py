@@ -145,9 +145,21 @@ def present(
         **fields,
     }
 
+    names = [c.name for c in all_columns[:shown_columns]]
+    built: dict[tuple[int, bool], tuple[QueryOutput, str]] = {}
+
     def build(count: int, extra: dict[str, Any]) -> tuple[QueryOutput, str]:
-        model = output(**base, rows=converted[:count], shown_rows=count, truncated=False, **extra)
-        return model, _text(model, [c.name for c in all_columns[:shown_columns]], len(all_columns))
+        key = (count, bool(extra))
+        if key not in built:
+            model = output(
+                **base,
+                rows=converted[:count],
+                shown_rows=count,
+                truncated="truncation" in extra,
+                **extra,
+            )
+            built[key] = (model, _text(model, names, len(all_columns)))
+        return built[key]
 
     def measured(count: int, extra: dict[str, Any]) -> int:
         model, text = build(count, extra)
@@ -181,9 +193,8 @@ def present(
             if answer.reason != "bytes"
             else "The result hit the byte cap: select fewer or narrower columns.",
         )
-    model, _ = build(count, extra)
-    model.truncated = "truncation" in extra
-    return model, _text(model, [c.name for c in all_columns[:shown_columns]], len(all_columns))
+    built.pop((count, True), None)  # the truncation reason may have changed since measuring
+    return build(count, extra)
 
 
 def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:

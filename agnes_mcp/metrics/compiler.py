@@ -114,7 +114,7 @@ def _from_expression(
     for name, value in request.filters.items():
         conditions.append(_filter(sqlglot.parse_one(dimensions[name].sql(), dialect=source), value))
     if request.time_range is not None:
-        conditions.extend(_time_range(metric, request.time_range))
+        conditions.extend(_time_range(metric, request.time_range, dialect))
     for condition in conditions:
         query = query.where(condition)
     grouped = len(selects) - 1
@@ -153,9 +153,11 @@ def _filter(column: exp.Expr, value: Any) -> exp.Expr:
     return exp.EQ(this=column, expression=_literal(value))
 
 
-def _time_range(metric: MetricDefinition, window: TimeRange) -> list[exp.Expr]:
+def _time_range(metric: MetricDefinition, window: TimeRange, dialect: str) -> list[exp.Expr]:
     column = sqlglot.parse_one(metric.time_column or "", dialect=metric.dialect)
-    kind = "TIMESTAMP" if metric.time_column_type == "timestamp" else "DATE"
+    kind = "DATE"
+    if metric.time_column_type == "timestamp":  # BigQuery's TIMESTAMP is sqlglot's TIMESTAMPTZ
+        kind = "TIMESTAMPTZ" if dialect == "bigquery" else "TIMESTAMP"
     out: list[exp.Expr] = []
     if window.start is not None:
         start = exp.cast(exp.Literal.string(window.start.isoformat()), kind)

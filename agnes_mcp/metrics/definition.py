@@ -101,37 +101,56 @@ class MetricDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> MetricDefinition:
+        problems = self._problems()
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _problems(self) -> list[str]:
+        """Every rule this definition breaks (all of them, so one import shows them all)."""
+        problems: list[str] = []
+        dimension_names = [d.name for d in self.dimensions]
         for key, value in (self.model_extra or {}).items():
             match = SQL_BY.match(key)
             if match is None:
-                raise ValueError(f"unknown key '{key}'")
-            if match[1] not in {d.name for d in self.dimensions}:
-                raise ValueError(f"'{key}' names no dimension of this metric")
-            if not isinstance(value, str):
-                raise ValueError(f"'{key}' must be SQL text")
-            _check_select(value, key, self.dialect)
+                problems.append(f"unknown key '{key}'")
+            elif match[1] not in dimension_names:
+                problems.append(f"'{key}' names no dimension of this metric")
+            elif not isinstance(value, str):
+                problems.append(f"'{key}' must be SQL text")
+            else:
+                problems.extend(_check(lambda t=value, k=key: _check_select(t, k, self.dialect)))
         if self.sql is None and not (self.expression and self.table):
-            raise ValueError("give 'expression' and 'table', or a complete 'sql'")
+            problems.append("give 'expression' and 'table', or a complete 'sql'")
         if self.sql is not None and not self.all_tables:
-            raise ValueError("a metric with 'sql' lists the tables it reads in 'tables'")
+            problems.append("a metric with 'sql' lists the tables it reads in 'tables'")
         if self.grain and not self.time_column and self.sql is None:
-            raise ValueError("'grain' needs a 'time_column'")
-        names = [d.name for d in self.dimensions]
-        if len(names) != len(set(names)):
-            raise ValueError("dimension names must be unique")
+            problems.append("'grain' needs a 'time_column'")
+        if len(dimension_names) != len(set(dimension_names)):
+            problems.append("dimension names must be unique")
         if self.expression is not None:
-            _check_aggregate(self.expression, self.dialect)
+            problems.extend(_check(lambda: _check_aggregate(self.expression or "", self.dialect)))
         for position, text in enumerate(self.filters):
-            _parse(
-                lambda t: sqlglot.condition(t, dialect=self.dialect), text, f"filters[{position}]"
+            problems.extend(
+                _check(
+                    lambda t=text, p=position: _parse(
+                        lambda x: sqlglot.condition(x, dialect=self.dialect), t, f"filters[{p}]"
+                    )
+                )
             )
         for dimension in self.dimensions:
-            _parse(
-                lambda t: sqlglot.parse_one(t, dialect=self.dialect), dimension.sql(), "dimension"
+            problems.extend(
+                _check(
+                    lambda d=dimension: _parse(
+                        lambda x: sqlglot.parse_one(x, dialect=self.dialect),
+                        d.sql(),
+                        f"dimension {d.name}",
+                    )
+                )
             )
         if self.sql is not None:
-            _check_select(self.sql, "sql", self.dialect)
-        return self
+            problems.extend(_check(lambda: _check_select(self.sql or "", "sql", self.dialect)))
+        return problems
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -144,6 +163,15 @@ class MetricDefinition(BaseModel):
             "tables": self.all_tables,
             "dimensions": [d.name for d in self.dimensions],
         }
+
+
+def _check(step: Any) -> list[str]:
+    """The problem ``step`` raises, as a list (empty when it passes)."""
+    try:
+        step()
+    except ValueError as exc:
+        return [str(exc)]
+    return []
 
 
 def _parse(parse: Any, text: str, where: str) -> exp.Expr:

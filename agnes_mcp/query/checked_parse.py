@@ -2,17 +2,46 @@
 
 When sqlglot cannot parse the text, DuckDB's statement splitter still names what it is
 (several statements, or not a SELECT), so the refusal says so instead of a parse error.
+
+Accepted parses are kept in a small LRU keyed by the exact text and dialect: the checks
+depend on nothing else, and agents repeat queries (retries, ``describe``, dashboards).
+Grants and query modes are resolved afresh on every call; refusals are never cached.
 """
 
 from __future__ import annotations
+
+import threading
+from collections import OrderedDict
 
 from agnes_mcp.query import policy
 from agnes_mcp.query.duckdb_check import cross_check, statement_kinds
 from agnes_mcp.query.policy import ParsedQuery
 from agnes_mcp.query.refusals import MultipleStatements, ReadOnly, SqlParseError
 
+CACHE_ENTRIES = 512
+CACHE_MAX_SQL = 20_000  # longer texts are checked every time (and not kept in memory)
+
+_lock = threading.Lock()
+_cache: OrderedDict[tuple[str, str], ParsedQuery] = OrderedDict()
+
 
 def parse_checked(sql: str, dialect: str) -> ParsedQuery:
+    key = (dialect, sql)
+    with _lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+            return hit
+    parsed = _check(sql, dialect)
+    if len(sql) <= CACHE_MAX_SQL:
+        with _lock:
+            _cache[key] = parsed
+            while len(_cache) > CACHE_ENTRIES:
+                _cache.popitem(last=False)
+    return parsed
+
+
+def _check(sql: str, dialect: str) -> ParsedQuery:
     try:
         parsed = policy.parse(sql, dialect)
     except SqlParseError:
@@ -25,3 +54,8 @@ def parse_checked(sql: str, dialect: str) -> ParsedQuery:
     if dialect == policy.DUCKDB:
         cross_check(sql, parsed.table_names)
     return parsed
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()

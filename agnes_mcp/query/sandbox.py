@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from agnes_mcp.query.catalog import CatalogTable
 from agnes_mcp.query.refusals import MultipleStatements, QueryFailed, QueryTimeout, ReadOnly
+from agnes_mcp.query.watchdog import WATCHDOG
 from agnes_sync.sql_text import quote_ident, quote_literal
 
 POOL_SIZE = 16
@@ -85,13 +86,13 @@ def run_select(
         text = text[:-1].rstrip()
     # The newline keeps a trailing "-- comment" from swallowing the closing parenthesis.
     wrapped = f"SELECT * FROM (\n{text}\n) AS agnes_result LIMIT {limits.rows + 1}"
-    timer = threading.Timer(limits.timeout_seconds, cursor.interrupt)
+    ticket: int | None = None
     started = time.perf_counter()
     try:
         cursor.begin()
         if prepare is not None:
             prepare(cursor)
-        timer.start()
+        ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
         table = cursor.sql(wrapped).to_arrow_table()
     except duckdb.InterruptException:
         raise QueryTimeout(
@@ -100,7 +101,8 @@ def run_select(
     except duckdb.Error as exc:
         raise QueryFailed(str(exc).splitlines()[0]) from None
     finally:
-        timer.cancel()
+        if ticket is not None:
+            WATCHDOG.release(ticket)
         with contextlib.suppress(duckdb.Error):
             cursor.rollback()
         cursor.close()

@@ -1,0 +1,193 @@
+"""The MCP data tools: a small query's round trip over raw DuckDB, in process (fastmcp's
+client) and over streamable HTTP (the official client against ``agnes demo``), and the
+catalog with 1,000 tables.
+
+- in process: the ``query`` tool on the demo (analyst's grants), with a new SQL text each
+  call (cold: every check runs) and the same text (warm: the accepted parse is reused),
+  against DuckDB running the same query on the same parquet into Arrow in this process.
+  A no-op fastmcp tool is timed too: the floor any in-process MCP call pays.
+- HTTP: the same over ``/mcp``, against ``whoami`` over the same session as the floor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import duckdb
+import httpx2
+from fastmcp import Client, FastMCP
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from agnes_mcp.mcp_server.result_store import ResultStore
+from agnes_mcp.mcp_server.server import build_single_user_mcp
+from agnes_mcp.mcp_server.server_backend import ServerBackend
+from agnes_mcp.services import Services
+from agnes_mcp.settings import load_settings
+from agnes_mcp.store.groups import MembershipSource
+from agnes_mcp.store.table_registry import TableSpec
+from agnes_mcp.store.users import ADMIN_GROUP_ID
+from benchmarks.bench_query import _demo_services
+from benchmarks.bench_rebuild import write_extracts
+from benchmarks.harness import Result, agnes_server, median, time_calls
+
+TINY = "SELECT count(*) AS n, max(unit_price) AS top FROM products WHERE product_id > {i}"
+
+
+async def _samples(
+    call: Callable[[int], Awaitable[object]], n: int, warmup: int = 30
+) -> list[float]:
+    for i in range(warmup):
+        await call(i)
+    out = []
+    for i in range(n):
+        started = time.perf_counter()
+        await call(warmup + i)
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def _raw(files: list[str], n: int) -> float:
+    con = duckdb.connect()
+    listing = ", ".join(f"'{f}'" for f in files)
+    con.execute(f"CREATE VIEW products AS SELECT * FROM read_parquet([{listing}])")
+    samples = time_calls(lambda: con.sql(TINY.format(i=0)).to_arrow_table(), n)
+    con.close()
+    return median(samples) * 1000
+
+
+def _in_process(n: int) -> list[Result]:
+    noop = FastMCP("floor")
+
+    @noop.tool()
+    def ping() -> dict[str, int]:
+        return {"ok": 1}
+
+    with tempfile.TemporaryDirectory() as tmp, _demo_services(Path(tmp)) as (services, who):
+        mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
+        files = list(services.query.catalog.snapshot().tables["products"].files)
+
+        async def measure() -> tuple[list[float], list[float], list[float]]:
+            async with Client(mcp) as client, Client(noop) as bare:
+                cold = await _samples(
+                    lambda i: client.call_tool("query", {"sql": TINY.format(i=-i)}), n
+                )
+                warm = await _samples(
+                    lambda i: client.call_tool("query", {"sql": TINY.format(i=0)}), n
+                )
+                floor = await _samples(lambda i: bare.call_tool("ping", {}), n)
+            return cold, warm, floor
+
+        cold, warm, floor = asyncio.run(measure())
+        raw = _raw(files, n)
+    note = f"a no-op fastmcp tool call: {median(floor) * 1000:.2f} ms"
+    return [
+        Result(
+            "MCP query tool in process, new SQL each call (p50)",
+            median(cold) * 1000,
+            "ms",
+            "raw DuckDB, same query and parquet, to Arrow (p50)",
+            raw,
+            "overhead <= 1.5 ms",
+            note=f"overhead {median(cold) * 1000 - raw:.2f} ms; {note}",
+        ),
+        Result(
+            "MCP query tool in process, repeated SQL (p50)",
+            median(warm) * 1000,
+            "ms",
+            "raw DuckDB, same query and parquet, to Arrow (p50)",
+            raw,
+            "overhead <= 1.5 ms",
+            note=f"overhead {median(warm) * 1000 - raw:.2f} ms; {note}",
+        ),
+    ]
+
+
+def _over_http(n: int) -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        with agnes_server(data_dir, "demo", "--scale", "0.01") as server:
+            files = sorted(str(p) for p in data_dir.rglob("products*.parquet"))
+
+            async def measure() -> tuple[list[float], list[float]]:
+                headers = {"Authorization": f"Bearer {server.admin_token}"}
+                async with (
+                    httpx2.AsyncClient(headers=headers, timeout=30) as http,
+                    streamable_http_client(f"{server.base_url}/mcp", http_client=http) as streams,
+                    ClientSession(streams[0], streams[1]) as session,
+                ):
+                    await session.initialize()
+                    query = await _samples(
+                        lambda i: session.call_tool("query", {"sql": TINY.format(i=-i)}), n
+                    )
+                    floor = await _samples(lambda i: session.call_tool("whoami", {}), n)
+                return query, floor
+
+            query, floor = asyncio.run(measure())
+        raw = _raw(files, n)
+    return [
+        Result(
+            "MCP query tool over streamable HTTP, new SQL each call (p50)",
+            median(query) * 1000,
+            "ms",
+            "raw DuckDB, same query and parquet, to Arrow (p50)",
+            raw,
+            "overhead <= 5 ms",
+            note=f"overhead {median(query) * 1000 - raw:.2f} ms; whoami over the same "
+            f"session: {median(floor) * 1000:.2f} ms",
+        )
+    ]
+
+
+def _catalog(n: int) -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        write_extracts(data, 10, 100)
+        services = Services.open(load_settings(data_dir=data, scheduler_enabled=False))
+        try:
+            for s in range(10):
+                for t in range(100):
+                    services.registry.add(
+                        TableSpec(
+                            id=f"t{s:04d}_{t:03d}",
+                            source_type=f"src{s:04d}",
+                            description=f"table {t} of source {s}",
+                        )
+                    )
+            services.orchestrator.rebuild()
+            admin = services.users.add("bench@example.com", "Bench")
+            services.groups.add_member(ADMIN_GROUP_ID, admin.id, MembershipSource.SYSTEM_SEED)
+            _, token = services.tokens.create(admin.id, "bench", ["data", "admin"])
+            who = services.tokens.authenticate(token)
+            mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
+
+            async def measure() -> tuple[list[float], list[float]]:
+                async with Client(mcp) as client:
+                    first = await client.call_tool("catalog", {})
+                    assert first.structured_content["total_tables"] == 1000
+                    catalog = await _samples(lambda i: client.call_tool("catalog", {}), n, 5)
+                    whoami = await _samples(lambda i: client.call_tool("whoami", {}), n, 5)
+                return catalog, whoami
+
+            catalog, whoami = asyncio.run(measure())
+        finally:
+            services.close()
+    return [
+        Result(
+            "MCP catalog tool, 1,000 tables, first page (p50)",
+            median(catalog) * 1000,
+            "ms",
+            "MCP whoami tool, same client (p50)",
+            median(whoami) * 1000,
+            "report",
+        )
+    ]
+
+
+def run(quick: bool = False) -> list[Result]:
+    n = 100 if quick else 400
+    return [*_in_process(n), *_over_http(n), *_catalog(50 if quick else 200)]

@@ -1,0 +1,151 @@
+"""The analyst's CLI in a workspace: catalog, schema, describe, query (local and remote,
+three formats), snapshots, metrics and disk-info, with their exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from cli import exit_codes
+from cli.main import main
+from tests.conftest import DemoServer, copy_into_workspace
+
+
+@pytest.fixture
+def workspace(demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = copy_into_workspace(
+        demo_server.live.services, demo_server.analyst_token, tmp_path / "ws"
+    )
+    monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
+    monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "config"))
+    (folder / "sub").mkdir()
+    monkeypatch.chdir(folder / "sub")  # the workspace is found from a subfolder
+    return folder
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_catalog_schema_describe(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "catalog", "--json")
+    assert code == exit_codes.OK
+    tables = {t["id"]: t for t in json.loads(out)["tables"]}
+    assert tables["orders"]["in_workspace"] is True and "support_tickets" not in tables
+    code, out, _ = run(capsys, "catalog")
+    assert "orders" in out and "metrics: agnes catalog --metrics" in out
+    code, out, _ = run(capsys, "catalog", "--metrics", "--json")
+    assert "revenue/mrr" in {m["id"] for m in json.loads(out)["metrics"]}
+    code, out, _ = run(capsys, "catalog", "--show", "revenue/mrr")
+    assert code == exit_codes.OK and "expression: sum(mrr)" in out
+    code, out, _ = run(capsys, "schema", "orders", "--json")
+    assert "order_date" in [c["name"] for c in json.loads(out)["columns"]]
+    code, out, _ = run(capsys, "describe", "web_sessions", "-n", "2", "--json")
+    assert json.loads(out)["row_count"] == 2
+
+
+def test_query_formats_and_remote(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sql = "SELECT status, count(*) AS n FROM orders GROUP BY 1 ORDER BY 1"
+    code, out, err = run(capsys, "query", sql)
+    assert code == exit_codes.OK and "completed" in out and "duckdb (workspace)" in err
+    code, out, _ = run(capsys, "query", sql, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["status", "n"] and [r[0] for r in rows[1:]] == [
+        "cancelled",
+        "completed",
+        "refunded",
+    ]
+    code, out, _ = run(capsys, "query", sql, "--json")
+    assert json.loads(out)["provenance"]["tables"][0]["id"] == "orders"
+    code, out, err = run(
+        capsys, "query", "SELECT count(DISTINCT device) FROM web_sessions", "--remote"
+    )
+    assert code == exit_codes.OK and "bytes scanned" in err and "duckdb_warehouse" in err
+    code, out, err = run(capsys, "query", "SELECT * FROM web_sessions")
+    assert code == exit_codes.FAILURE and "remote_table_needs_snapshot" not in err
+    assert "is a remote table" in err and "hint:" in err
+    code, out, err = run(capsys, "query", "SELECT * FROM web_sessions", "--json")
+    assert json.loads(out)["error"]["code"] == "remote_table_needs_snapshot"
+    code, _, err = run(capsys, "query", "DROP TABLE orders")
+    assert code == exit_codes.FAILURE and "SELECT" in err
+
+
+def test_snapshots_and_disk_info(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "snapshot",
+        "create",
+        "web_sessions",
+        "--select",
+        "session_id,device",
+        "--where",
+        "event_date >= DATE '2026-10-01'",
+        "--estimate",
+        "--json",
+    )
+    assert code == exit_codes.OK and json.loads(out)["fits_cap"] is True
+    code, out, _ = run(
+        capsys,
+        "snapshot",
+        "create",
+        "web_sessions",
+        "--select",
+        "session_id,device",
+        "--where",
+        "event_date >= DATE '2026-10-01'",
+        "--order-by",
+        "session_id DESC",
+        "--as",
+        "recent",
+    )
+    assert code == exit_codes.OK and "Query it as recent" in out
+    assert (workspace / ".agnes" / "snapshots" / "recent.parquet").exists()
+    code, out, _ = run(capsys, "query", "SELECT count(*) FROM recent", "--format", "csv")
+    assert int(out.splitlines()[1]) > 0
+    code, out, _ = run(capsys, "snapshot", "list", "--json")
+    assert [s["name"] for s in json.loads(out)["snapshots"]] == ["recent"]
+    code, out, _ = run(capsys, "disk-info", "--json")
+    info = json.loads(out)
+    assert info["snapshots"] == 1 and info["snapshot_bytes"] > 0 and info["tables"] == 6
+    code, out, _ = run(capsys, "snapshot", "drop", "recent")
+    assert (
+        code == exit_codes.OK
+        and not (workspace / ".agnes" / "snapshots" / "recent.parquet").exists()
+    )
+    code, _, err = run(capsys, "snapshot", "create", "web_sessions", "--select", "device")
+    assert code == exit_codes.USAGE and "--as NAME" in err
+
+
+def test_metrics_query(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "metrics",
+        "query",
+        "revenue/total_revenue",
+        "--grain",
+        "year",
+        "--dimension",
+        "channel",
+        "--filter",
+        "channel=web,store",
+        "--from",
+        "2025-01-01",
+        "--to",
+        "2026-01-01",
+        "--json",
+    )
+    assert code == exit_codes.OK
+    answer = json.loads(out)
+    assert {r[1] for r in answer["rows"]} == {"web", "store"}
+    assert answer["provenance"]["engine"] == "duckdb (workspace)"  # local tables run here
+    code, out, _ = run(capsys, "metrics", "query", "product/active_users", "--grain", "total")
+    assert code == exit_codes.OK and "COUNT(DISTINCT customer_id)" in out
+    code, _, err = run(capsys, "metrics", "query", "revenue/mrr", "--filter", "plan")
+    assert code == exit_codes.USAGE and "DIMENSION=VALUE" in err

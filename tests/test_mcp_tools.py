@@ -1,0 +1,340 @@
+"""The MCP tool surface, in process, over both backends: the server's (the caller's grants
+on the server) and a workspace's (pulled parquet, local snapshots, the server for the
+rest). Every test body runs against both unless the behaviour is one backend's own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastmcp import Client, FastMCP
+
+from agnes_mcp.mcp_server import output_budget as ob
+from agnes_mcp.mcp_server.result_store import ResultStore
+from agnes_mcp.mcp_server.server import build_single_user_mcp
+from agnes_mcp.mcp_server.server_backend import ServerBackend
+from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
+from agnes_sync.server_api import ServerApi
+from agnes_sync.workspace.layout import WorkspacePaths
+from tests.conftest import DemoServer, copy_into_workspace
+
+pytestmark = pytest.mark.anyio
+KINDS = ["server", "workspace"]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Surface:
+    kind: str
+    mcp: FastMCP
+    workspace: Path | None = None
+
+    @asynccontextmanager
+    async def client(self) -> AsyncIterator[Client]:
+        async with Client(self.mcp) as client:
+            yield client
+
+
+@pytest.fixture(scope="module")
+def surfaces(
+    demo_server: DemoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Surface]]:
+    services = demo_server.live.services
+    analyst = services.tokens.authenticate(demo_server.analyst_token)
+    server = build_single_user_mcp(ServerBackend(services, analyst, ResultStore()), name="server")
+    folder = copy_into_workspace(
+        services, demo_server.analyst_token, tmp_path_factory.mktemp("workspace")
+    )
+    backend = WorkspaceBackend(
+        WorkspacePaths(folder), ServerApi(demo_server.live.base_url, demo_server.analyst_token)
+    )
+    yield {
+        "server": Surface("server", server),
+        "workspace": Surface("workspace", build_single_user_mcp(backend), folder),
+    }
+    backend.close()
+
+
+@pytest.fixture(params=KINDS)
+def surface(request: pytest.FixtureRequest, surfaces: dict[str, Surface]) -> Surface:
+    return surfaces[request.param]
+
+
+async def call(surface: Surface, tool: str, **arguments: Any) -> tuple[dict[str, Any], str, bool]:
+    async with surface.client() as client:
+        result = await client.call_tool(tool, arguments, raise_on_error=False)
+    text = result.content[0].text if result.content else ""
+    structured = result.structured_content or {}
+    return structured, text, result.is_error
+
+
+async def ok(surface: Surface, tool: str, **arguments: Any) -> tuple[dict[str, Any], str]:
+    structured, text, error = await call(surface, tool, **arguments)
+    assert not error, text
+    return structured, text
+
+
+async def refused(surface: Surface, tool: str, **arguments: Any) -> dict[str, Any]:
+    structured, text, error = await call(surface, tool, **arguments)
+    assert error, text
+    assert text.startswith(f"error {structured['error']['code']}:")
+    return structured["error"]  # type: ignore[no-any-return]
+
+
+def within_ceiling(structured: dict[str, Any], text: str) -> None:
+    assert len(text) + len(ob.dumps(structured)) <= ob.CEILING_CHARS
+
+
+# --- one surface ------------------------------------------------------------------------------
+
+
+async def test_both_backends_offer_the_same_tools(surfaces: dict[str, Surface]) -> None:
+    described = {}
+    for kind, surface in surfaces.items():
+        async with surface.client() as client:
+            tools = await client.list_tools()
+        described[kind] = {
+            t.name: {
+                "title": t.title,
+                "description": t.description,
+                "input": t.input_schema,
+                "output": t.output_schema,
+                "annotations": t.annotations.model_dump(by_alias=True) if t.annotations else None,
+            }
+            for t in tools
+        }
+    assert set(described["workspace"]) - set(described["server"]) == {"disk_info"}
+    for name, server_tool in described["server"].items():
+        assert described["workspace"][name] == server_tool, name
+    assert {
+        "catalog",
+        "schema",
+        "describe",
+        "query",
+        "query_remote",
+        "snapshot_estimate",
+        "snapshot_create",
+        "snapshot_list",
+        "snapshot_drop",
+        "metrics_list",
+        "metric_show",
+        "metric_query",
+    } <= set(described["server"])
+    for name, tool in described["server"].items():
+        assert tool["title"] and tool["description"] and tool["output"], name
+        hints = tool["annotations"]
+        assert hints is not None and None not in (
+            hints["readOnlyHint"],
+            hints["destructiveHint"],
+            hints["idempotentHint"],
+            hints["openWorldHint"],
+        ), name
+    assert described["server"]["snapshot_drop"]["annotations"]["destructiveHint"] is True
+    assert described["server"]["query"]["annotations"]["readOnlyHint"] is True
+    assert described["server"]["query_remote"]["annotations"]["openWorldHint"] is True
+
+
+async def test_catalog_lists_granted_tables_and_metrics(surface: Surface) -> None:
+    structured, text = await ok(surface, "catalog")
+    tables = {t["id"]: t for t in structured["tables"]}
+    assert "orders" in tables and "support_tickets" not in tables
+    assert structured["total_tables"] == len(tables) == 7
+    remote = tables["web_sessions"]
+    assert remote["location"] == "remote" and remote["partition_by"] == "event_date"
+    assert "query_remote" in remote["how_to_fetch"] and remote["engine"] == "duckdb"
+    assert tables["orders"]["freshness"] and tables["orders"]["rows"] > 0
+    ids = {m["id"] for m in structured["metrics"]}
+    assert "revenue/mrr" in ids and "operations/support_resolution_time" not in ids
+    assert "orders [local;" in text and "Metrics:" in text
+    if surface.kind == "workspace":
+        assert tables["orders"]["in_workspace"] is True
+        assert tables["web_sessions"]["in_workspace"] is False
+    else:
+        assert tables["orders"]["in_workspace"] is None
+    remote_only, _ = await ok(surface, "catalog", query_mode="remote")
+    assert [t["id"] for t in remote_only["tables"]] == ["web_sessions"]
+
+
+async def test_schema_and_describe(surface: Surface) -> None:
+    structured, text = await ok(surface, "schema", table="orders")
+    columns = {c["name"]: c for c in structured["columns"]}
+    assert columns["order_date"]["type"] == "DATE"
+    assert columns["status"]["stats"]["distinct_estimate"] >= 3
+    assert structured["total_columns"] == len(columns) and not structured["truncated"]
+    assert "order_date DATE" in text
+    rows, text = await ok(surface, "describe", table="orders", n=3)
+    assert rows["shown_rows"] == rows["row_count"] == 3 and len(rows["rows"]) == 3
+    remote, _ = await ok(surface, "describe", table="web_sessions", n=4)
+    assert remote["row_count"] == 4 and remote["bytes_scanned"] == 0
+    assert remote["provenance"]["engine"] == "duckdb (preview)"
+    assert "session_id" in [c["name"] for c in remote["columns"]]
+
+
+async def test_query_result_shape_and_provenance(surface: Surface) -> None:
+    structured, text = await ok(
+        surface, "query", sql="SELECT status, count(*) AS n FROM orders GROUP BY 1 ORDER BY 1"
+    )
+    assert [c["name"] for c in structured["columns"]] == ["status", "n"]
+    assert [r[0] for r in structured["rows"]] == ["cancelled", "completed", "refunded"]
+    assert structured["row_count"] == structured["shown_rows"] == 3
+    assert structured["truncated"] is False and structured["result_handle"] is None
+    provenance = structured["provenance"]
+    assert (
+        provenance["tables"][0]["id"] == "orders"
+        and provenance["tables"][0]["query_mode"] == "local"
+    )
+    assert provenance["engine"] == (
+        "duckdb (server)" if surface.kind == "server" else "duckdb (workspace)"
+    )
+    assert len(provenance["fingerprint"]) == 16 and provenance["duration_ms"] >= 0
+    assert "status\tn\ncancelled\t" in text
+
+
+async def test_remote_table_in_query_points_at_query_remote_and_a_snapshot(
+    surface: Surface,
+) -> None:
+    error = await refused(
+        surface, "query", sql="SELECT device, count(*) FROM web_sessions GROUP BY 1"
+    )
+    assert error["code"] == "remote_table_needs_snapshot"
+    options = error["next_step"]["options"]
+    assert [o["tool"] for o in options] == ["query_remote", "snapshot_create"]
+    assert (
+        options[1]["arguments"]["table"] == "web_sessions"
+        and "event_date" in options[1]["arguments"]["where"]
+    )
+    answer, text = await ok(surface, "query_remote", sql=options[0]["arguments"]["sql"])
+    assert answer["bytes_scanned"] > 0 and answer["remaining_budget_bytes"] > 0
+    assert (
+        answer["provenance"]["engine"] == "duckdb_warehouse"
+        and "bytes of daily budget left" in text
+    )
+
+
+async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
+    not_granted = {"server": "table_not_granted", "workspace": "table_not_found"}[surface.kind]
+    assert (await refused(surface, "query", sql="SELECT * FROM support_tickets"))[
+        "code"
+    ] == not_granted
+    assert (await refused(surface, "schema", table="support_tickets"))[
+        "code"
+    ] == "table_not_granted"
+    assert (await refused(surface, "describe", table="support_tickets"))[
+        "code"
+    ] == "table_not_granted"
+    error = await refused(
+        surface, "snapshot_create", table="support_tickets", select=["ticket_id"], name="x"
+    )
+    assert error["code"] == "table_not_granted"
+    assert (await refused(surface, "metric_query", id="operations/support_resolution_time"))[
+        "code"
+    ] == "metric_not_granted"
+    write = await refused(surface, "query", sql="DELETE FROM orders")
+    assert write["code"] == "read_only"
+
+
+async def test_a_large_result_is_kept_and_summarised(surface: Surface) -> None:
+    structured, text = await ok(surface, "query", sql="SELECT * FROM orders ORDER BY order_id")
+    assert structured["row_count"] == 1000 and structured["truncated"] is True
+    assert structured["truncation"]["reason"] == "characters"
+    handle = structured["result_handle"]
+    assert (
+        handle
+        and handle.startswith("result_")
+        and handle in structured["truncation"]["how_to_get_more"]
+    )
+    assert 0 < structured["shown_rows"] <= ob.FIRST_ROWS
+    summary = {s["name"]: s for s in structured["summary"]}
+    assert summary["status"]["distinct"] == 3 and summary["order_id"]["min"] == "1"
+    assert max(len(text), len(ob.dumps(structured))) <= ob.DEFAULT_CHARS
+    follow, _ = await ok(
+        surface, "query", sql=f"SELECT count(*) AS n, max(order_id) AS top FROM {handle}"
+    )
+    assert follow["rows"] == [[1000, 1000]]
+    assert follow["provenance"]["tables"][0]["query_mode"] == "result"
+
+
+async def test_snapshot_lifecycle(surface: Surface) -> None:
+    name = f"recent_{surface.kind}"
+    spec = {
+        "table": "web_sessions",
+        "select": ["session_id", "device"],
+        "where": "event_date >= DATE '2026-10-01'",
+    }
+    estimate, _ = await ok(surface, "snapshot_estimate", **spec)
+    assert estimate["estimated_scan_bytes"] > 0 and estimate["fits_cap"] is True
+    info, text = await ok(surface, "snapshot_create", name=name, ttl_hours=2, **spec)
+    assert f"query it as {name}" in text
+    assert info["rows"] > 0 and info["location"] == surface.kind and info["expires_at"]
+    assert (info["download_url"] is not None) == (surface.kind == "server")
+    again = await refused(surface, "snapshot_create", name=name, **spec)
+    assert again["code"] == "snapshot_invalid" and "exists" in again["message"]
+    clash = await refused(surface, "snapshot_create", name="orders", **spec)
+    assert clash["code"] == "snapshot_invalid"
+    listed, _ = await ok(surface, "snapshot_list")
+    assert name in [s["name"] for s in listed["snapshots"]]
+    counted, _ = await ok(surface, "query", sql=f"SELECT count(*) FROM {name}")
+    assert counted["rows"] == [[info["rows"]]]
+    assert counted["provenance"]["tables"][0]["query_mode"] == "snapshot"
+    dropped, _ = await ok(surface, "snapshot_drop", name=name)
+    assert dropped["dropped"]["name"] == name
+    gone = await refused(surface, "query", sql=f"SELECT count(*) FROM {name}")
+    assert gone["code"] == "table_not_found"
+    assert (await refused(surface, "snapshot_drop", name=name))["code"] == "snapshot_not_found"
+
+
+async def test_metrics(surface: Surface) -> None:
+    listed, _ = await ok(surface, "metrics_list", search="mau")
+    assert [m["id"] for m in listed["metrics"]] == ["product/active_users"]
+    shown, _ = await ok(surface, "metric_show", id="revenue/total_revenue")
+    assert shown["definition"]["expression"] == "sum(total_amount)"
+    result, text = await ok(
+        surface,
+        "metric_query",
+        id="revenue/total_revenue",
+        grain="year",
+        dimensions=["channel"],
+        filters={"channel": ["web", "store"]},
+        time_range={"start": "2025-01-01", "end": "2026-01-01"},
+    )
+    assert result["metric_id"] == "revenue/total_revenue" and result["variant"] == "expression"
+    assert "DATE_TRUNC('YEAR', order_date)" in result["sql"] and "SQL: SELECT" in text
+    assert {r[1] for r in result["rows"]} == {"web", "store"} and {
+        r[0] for r in result["rows"]
+    } == {"2025-01-01"}
+    remote, _ = await ok(surface, "metric_query", id="product/active_users", grain="total")
+    assert remote["bytes_scanned"] > 0 and remote["rows"][0][0] > 0
+    bad = await refused(surface, "metric_query", id="revenue/total_revenue", dimensions=["colour"])
+    assert bad["code"] == "metric_request_invalid" and bad["next_step"]["tool"] == "metric_show"
+
+
+async def test_prompts_and_resources(surface: Surface) -> None:
+    async with surface.client() as client:
+        prompts = {p.name for p in await client.list_prompts()}
+        assert {"explore_table", "answer_with_metric"} <= prompts
+        explore = await client.get_prompt("explore_table", {"table": "orders"})
+        assert "schema" in explore.messages[0].content.text
+        catalog = json.loads((await client.read_resource("agnes://catalog"))[0].text)
+        assert "orders" in [t["id"] for t in catalog["tables"]]
+        schema = json.loads((await client.read_resource("agnes://tables/orders/schema"))[0].text)
+        assert schema["table"] == "orders"
+        metric = json.loads((await client.read_resource("agnes://metrics/revenue/mrr"))[0].text)
+        assert metric["id"] == "revenue/mrr"
+        instructions = client.instructions or ""
+        assert "snapshot_estimate" in instructions and "DATE_SUB" in instructions
+
+
+async def test_disk_info_in_the_workspace(surfaces: dict[str, Surface]) -> None:
+    info, text = await ok(surfaces["workspace"], "disk_info")
+    assert "free" in text
+    assert info["tables"] == 6 and info["data_bytes"] > 0 and info["free_bytes"] > 0
+    assert info["workspace"] == str(surfaces["workspace"].workspace)

@@ -1,0 +1,314 @@
+"""Metric definitions: validation with file/line/key problems, compilation for DuckDB and
+BigQuery, admin import/export over the API and CLI, and the starter pack on demo data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+import sqlglot
+
+from agnes_mcp.demo import starter_metrics_dir
+from agnes_mcp.metrics.compiler import (
+    MetricRequest,
+    MetricRequestInvalid,
+    TimeRange,
+    compile_metric,
+)
+from agnes_mcp.metrics.definition import MetricDefinition
+from agnes_mcp.metrics.loader import MetricsInvalid, load_texts, read_directory
+from cli import exit_codes
+from cli.main import main
+from tests.conftest import DemoServer
+from tests.test_api_http import assert_error
+
+REVENUE = MetricDefinition.model_validate(
+    {
+        "name": "total_revenue",
+        "display_name": "Total revenue",
+        "category": "revenue",
+        "description": "Completed orders.",
+        "type": "sum",
+        "grain": "month",
+        "table": "orders",
+        "expression": "sum(total_amount) FILTER (WHERE channel <> 'partner')",
+        "time_column": "order_date",
+        "filters": ["status = 'completed'"],
+        "dimensions": [{"name": "channel"}, {"name": "year", "expression": "year(order_date)"}],
+        "sql_by_channel": "SELECT channel, sum(total_amount) AS total_revenue FROM orders GROUP BY 1",
+    }
+)
+
+
+# --- definitions -----------------------------------------------------------------------------
+
+
+BAD_FILE = """\
+metrics:
+  - name: ok_one
+    display_name: OK
+    category: sales
+    description: fine
+    type: count
+    table: orders
+    expression: count(*)
+  - name: Bad Name
+    display_name: Bad
+    category: sales
+    description: a name that breaks the pattern
+    type: count
+    table: orders
+    expression: count(*)
+  - name: no_aggregate
+    display_name: Bad
+    category: sales
+    description: no aggregate and an unknown key
+    type: count
+    table: orders
+    expression: total_amount
+    colour: blue
+"""
+
+
+def test_every_problem_is_named_with_file_line_and_key() -> None:
+    with pytest.raises(MetricsInvalid) as raised:
+        load_texts(
+            {
+                "sales.yml": BAD_FILE,
+                "broken.yml": "metrics: [\n  - name: x\n",
+                "dup.yml": BAD_FILE.split("  - name: Bad Name")[0],
+            }
+        )
+    problems = [str(p) for p in raised.value.problems]
+    joined = "\n".join(problems)
+    assert "sales.yml, line 9: metrics.1.name" in joined  # the pattern
+    assert "'expression' must aggregate" in joined
+    assert "unknown key 'colour'" in joined
+    assert any(p.startswith("broken.yml") and "not valid YAML" in p for p in problems)
+    assert "sales/ok_one: is defined twice" in joined
+    assert raised.value.code == "metrics_invalid" and len(raised.value.details["problems"]) == len(
+        problems
+    )
+
+
+@pytest.mark.parametrize(
+    ("patch", "words"),
+    [
+        ({"expression": None, "sql": None}, "give 'expression' and 'table'"),
+        ({"grain": "month", "time_column": None}, "'grain' needs a 'time_column'"),
+        ({"sql_by_colour": "SELECT 1"}, "names no dimension"),
+        ({"filters": ["status = "]}, "filters[0] does not parse"),
+        ({"expression": "sum(x) + (SELECT 1)"}, "may not hold a subquery"),
+        (
+            {"sql": "DELETE FROM orders", "tables": ["orders"], "expression": None},
+            "must be one SELECT",
+        ),
+        ({"dimensions": [{"name": "a"}, {"name": "a"}]}, "unique"),
+    ],
+)
+def test_definition_rules(patch: dict[str, object], words: str) -> None:
+    data = {**REVENUE.model_dump(exclude_defaults=True), **patch}
+    with pytest.raises(ValueError) as raised:
+        MetricDefinition.model_validate(data)
+    assert words in str(raised.value)
+
+
+# --- compiling -------------------------------------------------------------------------------
+
+
+def test_compiles_for_duckdb_and_bigquery() -> None:
+    request = MetricRequest(
+        dimensions=["year"],
+        filters={"channel": ["web", "store"], "year": 2025},
+        grain="quarter",
+        time_range=TimeRange(start=dt.date(2025, 1, 1), end=dt.date(2026, 1, 1)),
+    )
+    duck = compile_metric(REVENUE, request, "duckdb")
+    assert duck.variant == "expression"
+    assert "CAST(DATE_TRUNC('QUARTER', order_date) AS DATE) AS period" in duck.sql
+    assert "SUM(total_amount) FILTER(WHERE channel <> 'partner') AS total_revenue" in duck.sql
+    assert "YEAR(order_date) AS year" in duck.sql
+    assert "channel IN ('web', 'store')" in duck.sql and "YEAR(order_date) = 2025" in duck.sql
+    assert "order_date >= CAST('2025-01-01' AS DATE)" in duck.sql and "GROUP BY 1, 2" in duck.sql
+    bigquery = compile_metric(REVENUE, request, "bigquery")
+    assert "DATE_TRUNC(order_date, QUARTER)" in bigquery.sql
+    assert "SUM(IF(channel <> 'partner', total_amount, NULL))" in bigquery.sql
+    assert "EXTRACT(YEAR FROM order_date) = 2025" in bigquery.sql
+    for sql, dialect in ((duck.sql, "duckdb"), (bigquery.sql, "bigquery")):
+        sqlglot.parse_one(sql, dialect=dialect)  # each parses in its own dialect
+    by_channel = compile_metric(REVENUE, MetricRequest(dimensions=["channel"]), "duckdb")
+    assert by_channel.variant == "sql_by_channel" and by_channel.sql.startswith("SELECT channel")
+    with pytest.raises(MetricRequestInvalid, match="complete SQL"):
+        compile_metric(REVENUE, MetricRequest(dimensions=["channel"], grain="year"), "duckdb")
+    total = compile_metric(REVENUE, MetricRequest(grain="total"), "duckdb")
+    assert "period" not in total.sql and "GROUP BY" not in total.sql
+
+
+def test_timestamp_time_columns_compare_as_timestamps() -> None:
+    metric = REVENUE.model_copy(update={"time_column_type": "timestamp"})
+    sql = compile_metric(
+        metric, MetricRequest(time_range=TimeRange(start=dt.date(2025, 1, 1))), "bigquery"
+    ).sql
+    assert "TIMESTAMP_TRUNC(order_date, MONTH)" in sql and "CAST('2025-01-01' AS TIMESTAMP)" in sql
+
+
+@pytest.mark.parametrize(
+    ("request_", "words"),
+    [
+        (MetricRequest(dimensions=["colour"]), "no dimension 'colour'"),
+        (MetricRequest(filters={"colour": "red"}), "no dimension 'colour'"),
+        (MetricRequest(grain="hour"), "not a grain"),
+        (
+            MetricRequest(time_range=TimeRange(start=dt.date(2025, 2, 1), end=dt.date(2025, 1, 1))),
+            "after",
+        ),
+    ],
+)
+def test_bad_requests_are_refused(request_: MetricRequest, words: str) -> None:
+    with pytest.raises(MetricRequestInvalid, match=words):
+        compile_metric(REVENUE, request_, "duckdb")
+
+
+# --- the starter pack on the demo -------------------------------------------------------------
+
+
+def test_the_starter_pack_is_complete() -> None:
+    folder = starter_metrics_dir()
+    assert folder is not None and folder.name == "metrics"
+    definitions = load_texts(read_directory(folder))
+    ids = {m.id for m in definitions}
+    assert len(definitions) >= 10
+    assert {
+        "revenue/total_revenue",
+        "revenue/mrr",
+        "revenue/arr",
+        "revenue/churn_rate",
+        "product/active_users",
+        "product/feature_adoption",
+        "sales/new_customers",
+        "sales/expansion",
+        "sales/pipeline",
+        "operations/support_resolution_time",
+    } <= ids
+
+
+def _starter_ids() -> list[str]:
+    folder = starter_metrics_dir()
+    assert folder is not None
+    return sorted(m.id for m in load_texts(read_directory(folder)))
+
+
+@pytest.mark.parametrize("metric_id", _starter_ids())
+def test_each_starter_metric_runs_on_the_demo_and_validates(
+    demo_server: DemoServer, metric_id: str
+) -> None:
+    services = demo_server.live.services
+    admin = services.tokens.authenticate(demo_server.admin_token)
+    run = services.metric_service.run(admin, metric_id, MetricRequest(), limit=10_000)
+    table, rules = run.outcome.table, run.metric.validation
+    assert table.num_rows >= rules.min_rows, metric_id
+    values = table.column(table.num_columns - 1).to_pylist()
+    if rules.not_null:
+        assert None not in values, metric_id
+    numbers = [float(v) for v in values if v is not None]
+    if rules.min is not None:
+        assert min(numbers) >= rules.min, metric_id
+    if rules.max is not None:
+        assert max(numbers) <= rules.max, metric_id
+
+
+def test_starter_numbers_match_raw_duckdb(demo_server: DemoServer) -> None:
+    services = demo_server.live.services
+    admin = services.tokens.authenticate(demo_server.admin_token)
+    snapshot = services.query.catalog.snapshot()
+
+    def raw(sql: str, *tables: str) -> object:
+        con = duckdb.connect()
+        for table in tables:
+            files = ", ".join(f"'{f}'" for f in snapshot.tables[table].files)
+            con.execute(
+                f"CREATE VIEW {table} AS SELECT * FROM read_parquet([{files}], hive_partitioning = false)"
+            )
+        return con.execute(sql).fetchone()[0]  # type: ignore[index]
+
+    def metric(metric_id: str) -> object:
+        run = services.metric_service.run(admin, metric_id, MetricRequest(grain="total"))
+        return run.outcome.table.column(0).to_pylist()[0]
+
+    revenue = raw("SELECT sum(total_amount) FROM orders WHERE status = 'completed'", "orders")
+    assert metric("revenue/total_revenue") == revenue
+    assert metric("sales/new_customers") == raw("SELECT count(*) FROM customers", "customers")
+    assert metric("revenue/arr") == 12 * raw(
+        "SELECT sum(mrr) FROM subscriptions WHERE status = 'active'", "subscriptions"
+    )
+
+
+def test_demo_grants_metrics_over_granted_tables_only(demo_server: DemoServer) -> None:
+    services = demo_server.live.services
+    analyst = services.tokens.authenticate(demo_server.analyst_token)
+    visible = {m.id for m in services.metric_service.visible(analyst)}
+    assert "revenue/mrr" in visible and "operations/support_resolution_time" not in visible
+    admin = services.tokens.authenticate(demo_server.admin_token)
+    assert "operations/support_resolution_time" in {
+        m.id for m in services.metric_service.visible(admin)
+    }
+
+
+# --- admin import / export ---------------------------------------------------------------------
+
+
+def test_import_is_all_or_nothing_and_admin_only(demo_server: DemoServer) -> None:
+    with demo_server.client("admin") as admin, demo_server.client("analyst") as analyst:
+        before = admin.get("/api/admin/metrics/export").text
+        body = {"files": {"sales.yml": BAD_FILE}}
+        error = assert_error(
+            admin.post("/api/admin/metrics/import", json=body), 422, "metrics_invalid"
+        )
+        assert any(
+            p["file"] == "sales.yml" and p["line"] == 9 for p in error["details"]["problems"]
+        )
+        unknown_table = BAD_FILE.split("  - name: Bad Name")[0].replace(
+            "table: orders", "table: ghosts"
+        )
+        error = assert_error(
+            admin.post("/api/admin/metrics/import", json={"files": {"g.yml": unknown_table}}),
+            422,
+            "metrics_invalid",
+        )
+        assert "not a registered table" in error["message"]
+        assert admin.get("/api/admin/metrics/export").text == before  # nothing changed
+        assert_error(analyst.post("/api/admin/metrics/import", json=body), 403, "admin_required")
+        good = {"files": {"ok.yml": BAD_FILE.split("  - name: Bad Name")[0]}, "dry_run": True}
+        dry = admin.post("/api/admin/metrics/import", json=good).json()
+        assert dry == {"imported": ["sales/ok_one"], "removed": 0, "dry_run": True}
+        assert "ok_one" not in admin.get("/api/admin/metrics/export").text
+
+
+def test_cli_import_export_round_trip(
+    demo_server: DemoServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
+    monkeypatch.setenv("AGNES_TOKEN", demo_server.admin_token)
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "cfg"))
+    exported = tmp_path / "all.yml"
+    assert main(["admin", "metrics", "export", "-o", str(exported)]) == exit_codes.OK
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    (folder / "all.yml").write_text(exported.read_text())
+    (folder / "extra.yaml").write_text(BAD_FILE.split("  - name: Bad Name")[0])
+    assert main(["admin", "metrics", "import", str(folder), "--json"]) == exit_codes.OK
+    assert "sales/ok_one" in capsys.readouterr().out
+    assert main(["admin", "metrics", "delete", "sales/ok_one"]) == exit_codes.OK
+    (folder / "bad.yml").write_text(BAD_FILE)
+    capsys.readouterr()
+    assert main(["admin", "metrics", "import", str(folder)]) == exit_codes.FAILURE
+    err = capsys.readouterr().err
+    assert "bad.yml, line 9: metrics.1.name" in err and "metrics_invalid" not in err
+    with httpx.Client(base_url=demo_server.live.base_url) as anonymous:
+        assert anonymous.get("/api/metrics").status_code == 401
