@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.services import Services
+
+if TYPE_CHECKING:
+    from agnes_mcp.services import Services
 
 
 class WhoAmI(BaseModel):

@@ -10,9 +10,12 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from agnes_mcp.errors import UnknownResourceType
-from agnes_mcp.store.database import SystemStore
+
+if TYPE_CHECKING:
+    from agnes_mcp.store.database import SystemStore
 
 
 class ResourceType(StrEnum):

@@ -6,12 +6,14 @@ whole (code, status, hint, details, next step) so a workspace can pass them on a
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import pyarrow as pa
 
 from agnes_sync.errors import AgnesError
+
+if TYPE_CHECKING:
+    import httpx
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -51,13 +53,27 @@ class ServerApi:
     def __init__(
         self, server_url: str, token: str | None, *, timeout: float = 60.0, agent: str = "agnes"
     ) -> None:
-        headers = {"User-Agent": agent}
+        self._headers = {"User-Agent": agent}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            self._headers["Authorization"] = f"Bearer {token}"
         self.base_url = server_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._timeout = timeout
+        self._client: httpx.Client | None = None
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client, made on first use: work that stays local never imports httpx."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(
+                base_url=self.base_url, headers=self._headers, timeout=self._timeout
+            )
+        return self._client
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        import httpx
+
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
@@ -116,7 +132,8 @@ class ServerApi:
         return table.replace_schema_metadata(None), metadata
 
     def close(self) -> None:
-        self._http.close()
+        if self._client is not None:
+            self._client.close()
 
 
 def error_of(response: httpx.Response, base_url: str) -> ServerError:

@@ -338,3 +338,46 @@ async def test_disk_info_in_the_workspace(surfaces: dict[str, Surface]) -> None:
     assert "free" in text
     assert info["tables"] == 6 and info["data_bytes"] > 0 and info["free_bytes"] > 0
     assert info["workspace"] == str(surfaces["workspace"].workspace)
+
+
+async def test_server_snapshots_download_and_follow_the_grant(demo_server: DemoServer) -> None:
+    """A server snapshot downloads as parquet with the owner's token, and disappears
+    (list, query, download) once the source table is no longer granted."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from agnes_mcp.resources import ResourceType
+    from tests.conftest import add_user, token_for
+
+    services = demo_server.live.services
+    group = services.groups.add("snapshot-takers", "")
+    grant = services.grants.add(group.id, ResourceType.TABLE, "web_sessions", granted_by="test")
+    user = add_user(services, groups=(group.id,))
+    token = token_for(services, user)
+    principal = services.tokens.authenticate(token)
+    surface = Surface(
+        "server", build_single_user_mcp(ServerBackend(services, principal, ResultStore()))
+    )
+    info, _ = await ok(
+        surface,
+        "snapshot_create",
+        table="web_sessions",
+        select=["session_id", "device"],
+        where="event_date >= DATE '2026-10-01'",
+        name="mine",
+    )
+    with demo_server.live.client(token) as client:
+        download = client.get(info["download_url"].removeprefix(demo_server.live.base_url))
+        assert download.status_code == 200
+        assert pq.read_table(io.BytesIO(download.content)).num_rows == info["rows"]
+    with demo_server.client("analyst") as other:  # another user's token cannot fetch it
+        assert other.get("/api/snapshots/stored/mine").status_code == 404
+    services.grants.delete(grant.id)
+    listed, _ = await ok(surface, "snapshot_list")
+    assert listed["snapshots"] == []
+    assert (await refused(surface, "query", sql="SELECT count(*) FROM mine"))[
+        "code"
+    ] == "table_not_found"
+    with demo_server.live.client(token) as client:
+        assert client.get("/api/snapshots/stored/mine").status_code == 404

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
 
-from agnes_mcp.catalog_view import CatalogEntry, TableSchema
-from agnes_mcp.identity import WhoAmI
-from agnes_mcp.mcp_server.tool_models import (
-    DiskInfo,
-    MetricDetail,
-    MetricSummary,
-    SnapshotEstimateOutput,
-    SnapshotInfo,
-)
-from agnes_mcp.metrics.compiler import MetricRequest
 from agnes_mcp.query.results import Provenance
-from agnes_mcp.query.snapshots import SnapshotSpec
+
+if TYPE_CHECKING:
+    from agnes_mcp.catalog_models import CatalogEntry, TableSchema
+    from agnes_mcp.identity import WhoAmI
+    from agnes_mcp.mcp_server.tool_models import (
+        DiskInfo,
+        MetricDetail,
+        MetricSummary,
+        SnapshotEstimateOutput,
+        SnapshotInfo,
+    )
+    from agnes_mcp.metrics.compiler import MetricRequest
+    from agnes_mcp.query.snapshots import SnapshotSpec
 
 
 @dataclass

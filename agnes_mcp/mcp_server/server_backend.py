@@ -11,7 +11,8 @@ from typing import ClassVar
 import pyarrow as pa
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.catalog_view import CatalogEntry, TableSchema, preview_provenance
+from agnes_mcp.catalog_models import CatalogEntry, TableSchema
+from agnes_mcp.catalog_view import preview_provenance
 from agnes_mcp.identity import WhoAmI, describe
 from agnes_mcp.mcp_server.backend import Answer, Backend
 from agnes_mcp.mcp_server.result_store import ResultStore
@@ -24,8 +25,8 @@ from agnes_mcp.mcp_server.tool_models import (
 from agnes_mcp.metrics.compiler import MetricRequest
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.query.extra_tables import ExtraTable
+from agnes_mcp.query.outcome import Outcome
 from agnes_mcp.query.refusals import SnapshotInvalid
-from agnes_mcp.query.service import Outcome
 from agnes_mcp.query.snapshots import Snapshots, SnapshotSpec
 from agnes_mcp.services import Services
 from agnes_sync.snapshot_files import SnapshotMeta

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agnes_mcp.catalog_view import CatalogEntry, ColumnInfo
+from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo
 from agnes_mcp.query.results import Provenance, ResultColumn
 
 

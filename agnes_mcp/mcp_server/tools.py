@@ -18,7 +18,7 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from agnes_mcp.catalog_view import CatalogEntry, ColumnInfo
+from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server import output_budget as ob
 from agnes_mcp.mcp_server.backend import Backend

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from agnes_mcp.catalog_view import CatalogEntry, ColumnInfo, TableSchema
+from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server.backend import Answer, Backend
 from agnes_mcp.mcp_server.tool_models import (
@@ -25,9 +25,9 @@ from agnes_mcp.mcp_server.tool_models import (
 )
 from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
+from agnes_mcp.query.outcome import Outcome
 from agnes_mcp.query.refusals import SnapshotInvalid
 from agnes_mcp.query.results import Provenance
-from agnes_mcp.query.service import Outcome
 from agnes_mcp.query.snapshots import SnapshotSpec
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable

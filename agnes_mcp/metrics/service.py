@@ -21,7 +21,7 @@ from agnes_mcp.query.refusals import QueryRefused, next_step
 from agnes_mcp.resources import ResourceType
 
 if TYPE_CHECKING:
-    from agnes_mcp.query.service import Outcome
+    from agnes_mcp.query.outcome import Outcome
     from agnes_mcp.services import Services
 
 

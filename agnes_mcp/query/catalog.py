@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from agnes_mcp.store.database import SystemStore
-from agnes_mcp.store.table_registry import TableRegistryRepository
-from agnes_sync.orchestrator import Orchestrator
+if TYPE_CHECKING:
+    from agnes_mcp.store.database import SystemStore
+    from agnes_mcp.store.table_registry import TableRegistryRepository
+    from agnes_sync.orchestrator import Orchestrator
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,11 @@ import pyarrow as pa
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.query import policy
 from agnes_mcp.query.duckdb_check import cross_check
+from agnes_mcp.query.outcome import Outcome
 from agnes_mcp.query.rails import plan_local
 from agnes_mcp.query.refusals import QueryRefused, SnapshotInvalid
 from agnes_mcp.query.sandbox import run_select
-from agnes_mcp.query.service import Outcome, QueryService
+from agnes_mcp.query.service import QueryService
 
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MAX_REMOTE_PARTS = 8

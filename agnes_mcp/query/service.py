@@ -12,10 +12,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
 from sqlglot import exp
 
 from agnes_mcp.audit_trail import record
@@ -27,6 +26,7 @@ from agnes_mcp.query.checked_parse import parse_checked
 from agnes_mcp.query.engines.base import Estimate, RemoteEngine
 from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
 from agnes_mcp.query.extra_tables import Extras, registrar
+from agnes_mcp.query.outcome import Outcome, outcome_of
 from agnes_mcp.query.policy import ParsedQuery
 from agnes_mcp.query.rails import Plan, plan_local, plan_remote, rewrite_remote_names, snapshot_call
 from agnes_mcp.query.refusals import (
@@ -37,75 +37,11 @@ from agnes_mcp.query.refusals import (
     SqlParseError,
     SqlTooLarge,
 )
-from agnes_mcp.query.results import (
-    Provenance,
-    QueryResult,
-    TableRead,
-    Truncation,
-    columns_of,
-    rows_of,
-)
-from agnes_mcp.query.sandbox import Limits, RunResult, SandboxPool
+from agnes_mcp.query.sandbox import Limits, SandboxPool
 from agnes_mcp.resources import ResourceType
 from agnes_mcp.services import Services
 
 Mode = str  # "local" | "remote" | "auto"
-
-
-@dataclass
-class Outcome:
-    """A query's Arrow result with everything needed to describe it."""
-
-    table: pa.Table
-    truncated: bool
-    reason: str | None
-    plan: Plan
-    parsed: ParsedQuery
-    engine: str
-    bytes_scanned: int
-    remaining_budget: int | None
-    seconds: float
-    limit: int
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def truncation(self) -> Truncation | None:
-        if not self.truncated:
-            return None
-        how = (
-            "Raise limit (up to the row cap), aggregate, or filter; the first "
-            f"{self.table.num_rows} rows are shown."
-            if self.reason == "rows"
-            else "Select fewer or narrower columns; the result hit the byte cap."
-        )
-        return Truncation(reason=self.reason or "rows", how_to_get_more=how)
-
-    def result(self) -> QueryResult:
-        truncation = self.truncation()
-        return QueryResult(
-            columns=columns_of(self.table),
-            rows=rows_of(self.table),
-            row_count=self.table.num_rows,
-            truncated=self.truncated,
-            truncation=truncation,
-            bytes_scanned=self.bytes_scanned,
-            remaining_budget_bytes=self.remaining_budget,
-            provenance=self.provenance(),
-        )
-
-    def provenance(self) -> Provenance:
-        return Provenance(
-            tables=[
-                TableRead(
-                    id=t.id, query_mode=t.query_mode, source=t.source, freshness=t.extracted_at
-                )
-                for t in self.plan.tables
-            ],
-            engine=self.engine,
-            bytes_scanned=self.bytes_scanned,
-            row_count=self.table.num_rows,
-            duration_ms=round(self.seconds * 1000, 3),
-            fingerprint=self.parsed.fingerprint,
-        )
 
 
 @dataclass
@@ -406,29 +342,6 @@ class QueryService:
             for _, engine in self._engines.values():
                 engine.close()
             self._engines.clear()
-
-
-def outcome_of(
-    result: RunResult,
-    plan: Plan,
-    parsed: ParsedQuery,
-    engine: str,
-    scanned: int,
-    remaining: int | None,
-    limit: int,
-) -> Outcome:
-    return Outcome(
-        table=result.table,
-        truncated=result.truncated,
-        reason=result.reason,
-        plan=plan,
-        parsed=parsed,
-        engine=engine,
-        bytes_scanned=scanned,
-        remaining_budget=remaining,
-        seconds=result.seconds,
-        limit=limit,
-    )
 
 
 def _is_remote(ref: policy.TableRef, snapshot: CatalogSnapshot) -> bool:

@@ -15,6 +15,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlglot
 from pydantic import BaseModel, Field
@@ -23,10 +24,13 @@ from sqlglot.errors import ParseError, TokenError
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.query.catalog import CatalogTable
+from agnes_mcp.query.outcome import Outcome
 from agnes_mcp.query.policy import BIGQUERY, DUCKDB
 from agnes_mcp.query.refusals import SnapshotInvalid, TableNotFound, TableNotGranted, next_step
-from agnes_mcp.query.service import Outcome, QueryService
 from agnes_mcp.resources import ResourceType
+
+if TYPE_CHECKING:
+    from agnes_mcp.query.service import QueryService
 
 _ALLOWED_FUNCTIONS = frozenset(
     {

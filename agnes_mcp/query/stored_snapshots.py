@@ -18,7 +18,7 @@ from agnes_mcp.resources import ResourceType
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, SnapshotMissing, check_name
 
 if TYPE_CHECKING:
-    from agnes_mcp.query.service import Outcome
+    from agnes_mcp.query.outcome import Outcome
     from agnes_mcp.services import Services
 
 

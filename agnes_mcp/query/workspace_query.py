@@ -14,9 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.catalog_view import CatalogEntry
+from agnes_mcp.catalog_models import CatalogEntry
 from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable, RemoteLocation
 from agnes_mcp.query.checked_parse import parse_checked
+from agnes_mcp.query.outcome import Outcome, outcome_of
 from agnes_mcp.query.policy import DUCKDB
 from agnes_mcp.query.rails import plan_local, snapshot_call
 from agnes_mcp.query.refusals import (
@@ -26,7 +27,6 @@ from agnes_mcp.query.refusals import (
     next_step,
 )
 from agnes_mcp.query.sandbox import Limits, Sandbox
-from agnes_mcp.query.service import Outcome, outcome_of
 from agnes_mcp.resources import ResourceType
 from agnes_sync.workspace.inventory import Inventory, read_inventory
 from agnes_sync.workspace.layout import WorkspacePaths

@@ -12,7 +12,8 @@ from pydantic import BaseModel
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.routes.query import arrow_metadata
-from agnes_mcp.catalog_view import CatalogEntry, TableSchema, preview_provenance
+from agnes_mcp.catalog_models import CatalogEntry, TableSchema
+from agnes_mcp.catalog_view import preview_provenance
 from agnes_mcp.mcp_server.server_backend import metric_summary
 from agnes_mcp.mcp_server.tool_models import MetricSummary
 from agnes_sync.sql_text import quote_ident

@@ -1,0 +1,100 @@
+"""A query's outcome: its Arrow rows and everything needed to describe them (provenance,
+truncation), as the API, the MCP tools and the CLI present it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from agnes_mcp.query.policy import ParsedQuery
+from agnes_mcp.query.rails import Plan
+from agnes_mcp.query.results import (
+    Provenance,
+    QueryResult,
+    TableRead,
+    Truncation,
+    columns_of,
+    rows_of,
+)
+from agnes_mcp.query.sandbox import RunResult
+
+
+@dataclass
+class Outcome:
+    """A query's Arrow result with everything needed to describe it."""
+
+    table: pa.Table
+    truncated: bool
+    reason: str | None
+    plan: Plan
+    parsed: ParsedQuery
+    engine: str
+    bytes_scanned: int
+    remaining_budget: int | None
+    seconds: float
+    limit: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def truncation(self) -> Truncation | None:
+        if not self.truncated:
+            return None
+        how = (
+            "Raise limit (up to the row cap), aggregate, or filter; the first "
+            f"{self.table.num_rows} rows are shown."
+            if self.reason == "rows"
+            else "Select fewer or narrower columns; the result hit the byte cap."
+        )
+        return Truncation(reason=self.reason or "rows", how_to_get_more=how)
+
+    def result(self) -> QueryResult:
+        truncation = self.truncation()
+        return QueryResult(
+            columns=columns_of(self.table),
+            rows=rows_of(self.table),
+            row_count=self.table.num_rows,
+            truncated=self.truncated,
+            truncation=truncation,
+            bytes_scanned=self.bytes_scanned,
+            remaining_budget_bytes=self.remaining_budget,
+            provenance=self.provenance(),
+        )
+
+    def provenance(self) -> Provenance:
+        return Provenance(
+            tables=[
+                TableRead(
+                    id=t.id, query_mode=t.query_mode, source=t.source, freshness=t.extracted_at
+                )
+                for t in self.plan.tables
+            ],
+            engine=self.engine,
+            bytes_scanned=self.bytes_scanned,
+            row_count=self.table.num_rows,
+            duration_ms=round(self.seconds * 1000, 3),
+            fingerprint=self.parsed.fingerprint,
+        )
+
+
+def outcome_of(
+    result: RunResult,
+    plan: Plan,
+    parsed: ParsedQuery,
+    engine: str,
+    scanned: int,
+    remaining: int | None,
+    limit: int,
+) -> Outcome:
+    return Outcome(
+        table=result.table,
+        truncated=result.truncated,
+        reason=result.reason,
+        plan=plan,
+        parsed=parsed,
+        engine=engine,
+        bytes_scanned=scanned,
+        remaining_budget=remaining,
+        seconds=result.seconds,
+        limit=limit,
+    )
