@@ -71,7 +71,7 @@ def _in_process(n: int) -> list[Result]:
         mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
         files = list(services.query.catalog.snapshot().tables["products"].files)
 
-        async def measure() -> tuple[list[float], list[float], list[float]]:
+        async def measure() -> tuple[list[float], list[float], list[float], list[float]]:
             async with Client(mcp) as client, Client(noop) as bare:
                 cold = await _samples(
                     lambda i: client.call_tool("query", {"sql": TINY.format(i=-i)}), n
@@ -80,11 +80,20 @@ def _in_process(n: int) -> list[Result]:
                     lambda i: client.call_tool("query", {"sql": TINY.format(i=0)}), n
                 )
                 floor = await _samples(lambda i: bare.call_tool("ping", {}), n)
-            return cold, warm, floor
+                # The client re-validates structuredContent against the output schema
+                # (python-jsonschema): part of every call above, not of the server.
+                result = await client.call_tool_mcp("query", {"sql": TINY.format(i=0)})
+                checks = await _samples(
+                    lambda i: client.session.validate_tool_result("query", result), n
+                )
+            return cold, warm, floor, checks
 
-        cold, warm, floor = asyncio.run(measure())
+        cold, warm, floor, checks = asyncio.run(measure())
         raw = _raw(files, n)
-    note = f"a no-op fastmcp tool call: {median(floor) * 1000:.2f} ms"
+    note = (
+        f"a no-op fastmcp tool call: {median(floor) * 1000:.2f} ms; the client's output-schema "
+        f"check: {median(checks) * 1000:.2f} ms"
+    )
     return [
         Result(
             "MCP query tool in process, new SQL each call (p50)",

@@ -61,8 +61,27 @@ def fit(count: int, size: Callable[[int], int], limit: int) -> int:
 def fit_items(
     items: Sequence[T], render: Callable[[Sequence[T]], tuple[dict[str, Any], str]], limit: int
 ) -> int:
-    """How many leading ``items`` fit when rendered."""
-    return fit(len(items), lambda k: size_of(*render(items[:k])), limit)
+    """How many leading ``items`` fit when rendered: each item's share is measured alone
+    (one small render each, not repeated renders of long lists), then checked once."""
+    if not items:
+        return 0
+
+    def sizes(chosen: Sequence[T]) -> tuple[int, int]:
+        structured, text = render(chosen)
+        return len(dumps(structured)), len(text)
+
+    empty_json, empty_text = sizes([])
+    json_total, text_total, count = empty_json, empty_text, 0
+    for item in items:
+        item_json, item_text = sizes([item])
+        json_total += item_json - empty_json + 1  # and a separator
+        text_total += item_text - empty_text + 1
+        if max(json_total, text_total) > limit:
+            break
+        count += 1
+    while count > 0 and size_of(*render(items[:count])) > limit:
+        count -= 1
+    return count
 
 
 def cell(value: Any) -> Any:
