@@ -30,6 +30,7 @@ from agnes_sync.orchestrator import Orchestrator
 
 if TYPE_CHECKING:
     from agnes_mcp.catalog_view import CatalogView
+    from agnes_mcp.distribution.manifest import ManifestBuilder
     from agnes_mcp.metrics.service import MetricService
     from agnes_mcp.query.service import QueryService
     from agnes_mcp.query.stored_snapshots import StoredSnapshots
@@ -59,6 +60,7 @@ class Services:
     catalog_view: CatalogView = field(init=False)
     metric_service: MetricService = field(init=False)
     stored_snapshots: StoredSnapshots = field(init=False)
+    manifests: ManifestBuilder = field(init=False)
 
     @classmethod
     def open(cls, settings: AgnesSettings) -> Services:
@@ -70,7 +72,7 @@ class Services:
         token_store = TokenRepository(store)
         audit_log = AuditRepository(store)
         write_behind = WriteBehind(
-            token_store, audit_log, interval_seconds=settings.write_behind_seconds
+            token_store, audit_log, users=users, interval_seconds=settings.write_behind_seconds
         )
         registry = TableRegistryRepository(store)
         sync_states = SyncStateRepository(store)
@@ -101,6 +103,7 @@ class Services:
     def __post_init__(self) -> None:
         # These need the services they join, so they are built last.
         from agnes_mcp.catalog_view import CatalogView
+        from agnes_mcp.distribution.manifest import ManifestBuilder
         from agnes_mcp.metrics.service import MetricService
         from agnes_mcp.query.service import QueryService
         from agnes_mcp.query.stored_snapshots import StoredSnapshots
@@ -109,6 +112,14 @@ class Services:
         self.catalog_view = CatalogView(self)
         self.metric_service = MetricService(self)
         self.stored_snapshots = StoredSnapshots(self)
+        self.manifests = ManifestBuilder(self)
+
+    def agent_instructions(self) -> str:
+        """The agent rails: an admin's text (server config) or the built-in one."""
+        from agnes_mcp.agent_rails import AGENT_RAILS
+
+        custom = self.server_config.get("agent_instructions")
+        return custom if isinstance(custom, str) and custom.strip() else AGENT_RAILS
 
     def start(self) -> None:
         """Start background work: the write-behind flusher, the sync scheduler."""

@@ -143,6 +143,11 @@ class AgnesSettings(BaseSettings):
         default=ByteSize(10 * 1024**2),
         description="Largest request body the API accepts; larger ones get 413.",
     )
+    max_upload_bytes: ByteSize = Field(
+        default=ByteSize(256 * 1024**2),
+        description="Largest file 'agnes push' may upload (session transcripts, "
+        "CLAUDE.local.md); streamed to disk, never held in memory.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )

@@ -6,6 +6,8 @@ whole (code, status, hint, details, next step) so a workspace can pass them on a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -130,6 +132,33 @@ class ServerApi:
             if name.startswith("agnes."):
                 metadata[name.removeprefix("agnes.")] = json.loads(value)
         return table.replace_schema_metadata(None), metadata
+
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        content: Any = None,
+    ) -> Iterator[httpx.Response]:
+        """A response whose body is read in chunks (downloads, uploads); errors as above."""
+        import httpx
+
+        try:
+            with self._http.stream(
+                method, path, params=params, headers=headers, content=content
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_of(response, self.base_url)
+                yield response
+        except httpx.TransportError as exc:
+            reason = str(exc).rstrip(".") or type(exc).__name__
+            raise ServerUnreachable(
+                f"The connection to {self.base_url} failed: {reason}."
+            ) from None
 
     def close(self) -> None:
         if self._client is not None:

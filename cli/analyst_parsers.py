@@ -80,6 +80,41 @@ def add_analyst_commands(
     leaf(actions, "list", "cli.commands.snapshot:list_", "list snapshots", here)
     drop = leaf(actions, "drop", "cli.commands.snapshot:drop", "drop a snapshot", here)
     drop.add_argument("name")
+    again = leaf(actions, "refresh", "cli.commands.snapshot:refresh", "take a snapshot again", here)
+    again.add_argument("name")
+    prune = leaf(actions, "prune", "cli.commands.snapshot:prune", "drop expired snapshots", here)
+    prune.add_argument("--expired", action="store_true", help="drop those past their TTL")
+
+    handlers_ws = "cli.commands.workspace"
+    pull = leaf(
+        commands,
+        "pull",
+        f"{handlers_ws}:pull",
+        "fetch the tables you are granted into this workspace",
+        here,
+    )
+    pull.add_argument("--quiet", action="store_true", help="print nothing unless something fails")
+    pull.add_argument(
+        "--dry-run", action="store_true", help="say what would change; change nothing"
+    )
+    pull.add_argument("--jobs", type=int, default=4, help="files fetched at once (default 4)")
+    push = leaf(
+        commands,
+        "push",
+        f"{handlers_ws}:push",
+        "upload this workspace's session transcripts and CLAUDE.local.md",
+        here,
+    )
+    push.add_argument("--quiet", action="store_true", help="print nothing unless something fails")
+    init = leaf(
+        commands,
+        "init",
+        f"{handlers_ws}:init",
+        "wire this folder to a server for Claude Code and pull",
+        here,
+    )
+    init.add_argument("--no-pull", action="store_true", help="do not run the first pull")
+    init.add_argument("--quiet", action="store_true", help="print nothing unless something fails")
 
     metrics = commands.add_parser("metrics", help="compute company metrics")
     metric_actions = metrics.add_subparsers(

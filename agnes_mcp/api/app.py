@@ -23,6 +23,7 @@ from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.request_context import RequestContextMiddleware
 from agnes_mcp.api.routes import (
     catalog,
+    distribution,
     grants,
     groups,
     metrics,
@@ -87,6 +88,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         snapshots,
         catalog,
         metrics,
+        distribution,
         server_config,
     ):
         app.include_router(module.router)
@@ -103,7 +105,9 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
     app.mount(MCP_PATH, mcp_app)
     # add_middleware wraps outside-in in reverse order: the last added runs first.
     app.add_middleware(McpAuthGate, services=services, path=MCP_PATH)
-    app.add_middleware(BodyLimit, max_bytes=int(services.settings.max_request_bytes))
+    app.add_middleware(
+        BodyLimit, max_bytes=int(services.settings.max_request_bytes), streamed=("/api/upload/",)
+    )
     app.add_middleware(HostOriginGuard, settings=services.settings)
     app.add_middleware(RequestContextMiddleware, mcp_path=MCP_PATH)
     return app

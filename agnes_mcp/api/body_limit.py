@@ -16,9 +16,10 @@ _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, *, streamed: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed  # path prefixes whose routes stream and limit bodies themselves
 
     def _too_large(self) -> PayloadTooLarge:
         return PayloadTooLarge(
@@ -28,6 +29,9 @@ class BodyLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in _WITH_BODY:
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(self.streamed):
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")

@@ -19,7 +19,7 @@ def build_mcp(services: Services) -> FastMCP:
     """The server's MCP endpoint: every call acts as the bearer token's user."""
     mcp = FastMCP(
         name=services.settings.instance_name,
-        instructions=AGENT_RAILS,
+        instructions=services.agent_instructions(),
         version=__version__,
         auth=AgnesTokenVerifier(services, base_url=services.settings.base_url),
         mask_error_details=True,

@@ -224,6 +224,38 @@ class WorkspaceBackend(Backend):
         local_db.rebuild(self.paths)
         return self._info(saved)
 
+    def snapshot_refresh(self, name: str) -> SnapshotInfo:
+        """Take a snapshot again with the spec it was taken with (its TTL restarts)."""
+        meta = self.snapshots.require(check_name(name))
+        spec = SnapshotSpec(
+            table_id=meta.table_id,
+            select=meta.select,
+            where=meta.where,
+            limit=meta.limit,
+            order_by=meta.order_by,
+        )
+        data, answer = self.api.post_arrow("/api/snapshots", spec.model_dump())
+        saved = self.snapshots.save(
+            data,
+            meta.model_copy(
+                update={
+                    "created_at": dt.datetime.now(dt.UTC),
+                    "sql": str(answer.get("sql") or meta.sql),
+                    "bytes_scanned": int(answer.get("bytes_scanned") or 0),
+                    "truncated": bool(answer.get("truncated")),
+                }
+            ),
+        )
+        local_db.rebuild(self.paths)
+        return self._info(saved)
+
+    def snapshot_prune(self) -> list[SnapshotInfo]:
+        """Drop the snapshots whose TTL has passed."""
+        dropped = self.snapshots.prune_expired(dt.datetime.now(dt.UTC))
+        if dropped:
+            local_db.rebuild(self.paths)
+        return [self._info(m) for m in dropped]
+
     def snapshot_list(self) -> list[SnapshotInfo]:
         if self.snapshots.prune_expired(dt.datetime.now(dt.UTC)):
             local_db.rebuild(self.paths)

@@ -33,6 +33,18 @@ class RemoteLocation:
 
 
 @dataclass(frozen=True)
+class CatalogFile:
+    """One parquet file of a table: where it is, where a workspace puts it, what it holds."""
+
+    path: str  # absolute, on the server
+    relative: str  # under a workspace's .agnes/data/
+    part: str | None
+    rows: int | None
+    size_bytes: int
+    content_hash: str
+
+
+@dataclass(frozen=True)
 class CatalogTable:
     id: str
     description: str
@@ -45,6 +57,9 @@ class CatalogTable:
     remote: RemoteLocation | None = None
     partition_by: str | None = None
     server_only: bool = False
+    name: str = ""
+    parts: tuple[CatalogFile, ...] = ()
+    columns: tuple[tuple[str, str], ...] = ()  # (name, type) of local and materialized tables
 
     @property
     def is_remote(self) -> bool:
@@ -92,11 +107,21 @@ class QueryCatalog:
                 "SELECT table_name, source, query_mode, rows, size_bytes, extracted_at "
                 "FROM _catalog"
             ).fetchall()
-            files: dict[str, list[str]] = {}
-            for name, path in con.execute(
-                "SELECT table_name, path FROM _files ORDER BY table_name, path"
+            files: dict[str, list[CatalogFile]] = {}
+            for name, source, path, part, rows, size, digest in con.execute(
+                "SELECT table_name, source, path, part, rows, size_bytes, content_hash "
+                "FROM _files ORDER BY table_name, path"
             ).fetchall():
-                files.setdefault(name, []).append(path)
+                files.setdefault(name, []).append(
+                    CatalogFile(path, _relative(path, source), part, rows, size or 0, digest or "")
+                )
+            columns: dict[str, list[tuple[str, str]]] = {}
+            for name, column, kind in con.execute(
+                "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+                "WHERE database_name = current_database() AND schema_name = 'main' "
+                "AND NOT starts_with(table_name, '_') ORDER BY table_name, column_index"
+            ).fetchall():
+                columns.setdefault(name, []).append((column, kind))
             remotes = {
                 r[0]: RemoteLocation(*r[1:])
                 for r in con.execute(
@@ -118,15 +143,26 @@ class QueryCatalog:
                 rows=rows,
                 size_bytes=size,
                 extracted_at=extracted_at,
-                files=tuple(files.get(name, ())),
+                files=tuple(f.path for f in files.get(name, ())),
                 remote=remotes.get(name),
                 partition_by=registration.partition_by,
                 server_only=registration.server_only,
+                name=registration.name or name,
+                parts=tuple(files.get(name, ())),
+                columns=tuple(columns.get(name, ())),
             )
             snapshot.tables[name] = table
             if table.remote is not None:
                 _index_paths(snapshot.remote_paths, table.remote, name)
         return snapshot
+
+
+def _relative(path: str, source: str) -> str:
+    """``path`` below its extract's ``data/`` folder: ``orders.parquet``,
+    ``orders/order_date_month=2026-01/part-0.parquet``."""
+    marker = f"/extracts/{source}/data/"
+    index = path.rfind(marker)
+    return path[index + len(marker) :] if index >= 0 else path.rsplit("/", 1)[-1]
 
 
 def _index_paths(paths: dict[tuple[str, ...], str], remote: RemoteLocation, name: str) -> None:

@@ -1,4 +1,5 @@
-"""Writes that must never hold up a request: token last-used times and audit rows.
+"""Writes that must never hold up a request: token last-used times, users' last pull
+and audit rows.
 
 Requests only append to memory; a background thread flushes to the system DB
 every few seconds and once more at shutdown. A token used 10,000 times between
@@ -15,6 +16,7 @@ from datetime import datetime
 
 from agnes_mcp.store.audit import AuditEntry, AuditRepository
 from agnes_mcp.store.tokens import TokenRepository, TokenUse
+from agnes_mcp.store.users import UserRepository
 
 logger = logging.getLogger("agnes.write_behind")
 
@@ -27,16 +29,19 @@ class WriteBehind:
         tokens: TokenRepository,
         audit: AuditRepository,
         *,
+        users: UserRepository | None = None,
         interval_seconds: float = 2.0,
     ) -> None:
         self._tokens = tokens
         self._audit = audit
+        self._users = users
         self._interval = interval_seconds
         self._lock = threading.Lock()
         # One flush at a time: a flush returns only once everything queued before it is
         # written, even rows a concurrent (background) flush had already taken.
         self._flushing = threading.Lock()
         self._uses: dict[str, TokenUse] = {}
+        self._pulls: dict[str, datetime] = {}
         self._entries: deque[AuditEntry] = deque()
         self._dropped = 0
         self._stop = threading.Event()
@@ -47,6 +52,10 @@ class WriteBehind:
     def token_used(self, token_id: str, at: datetime, ip: str | None) -> None:
         with self._lock:
             self._uses[token_id] = TokenUse(token_id, at, ip)
+
+    def pulled(self, user_id: str, at: datetime) -> None:
+        with self._lock:
+            self._pulls[user_id] = at
 
     def audit(self, entry: AuditEntry) -> None:
         with self._lock:
@@ -82,6 +91,7 @@ class WriteBehind:
         with self._lock:
             uses = list(self._uses.values())
             self._uses.clear()
+            pulls, self._pulls = self._pulls, {}
             entries = list(self._entries)
             self._entries.clear()
             dropped, self._dropped = self._dropped, 0
@@ -92,6 +102,9 @@ class WriteBehind:
         except BaseException:
             self._requeue(uses, entries)
             raise
+        if self._users is not None:
+            for user_id, at in pulls.items():
+                self._users.record_pull(user_id, at)
         try:
             written_entries = self._audit.add_many(entries)
         except BaseException:

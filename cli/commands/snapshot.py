@@ -79,3 +79,35 @@ def drop(args: argparse.Namespace) -> int:
         return exit_codes.OK
     finally:
         backend.close()
+
+
+def refresh(args: argparse.Namespace) -> int:
+    backend = open_backend(args)
+    try:
+        info = backend.snapshot_refresh(args.name)
+        emit(
+            info.model_dump(mode="json"),
+            as_json=args.json,
+            message=f"Refreshed {info.name}: {info.rows} rows "
+            f"({info.bytes_scanned:,} bytes scanned).",
+        )
+        return exit_codes.OK
+    finally:
+        backend.close()
+
+
+def prune(args: argparse.Namespace) -> int:
+    if not args.expired:
+        raise argparse.ArgumentTypeError("agnes snapshot prune needs --expired")
+    backend = open_backend(args)
+    try:
+        dropped = [s.model_dump(mode="json") for s in backend.snapshot_prune()]
+        emit(
+            {"dropped": dropped},
+            as_json=args.json,
+            message=f"Dropped {len(dropped)} expired snapshots"
+            + (": " + ", ".join(d["name"] for d in dropped) if dropped else "."),
+        )
+        return exit_codes.OK
+    finally:
+        backend.close()

@@ -1,0 +1,1 @@
+"""Distribution to workspaces: the per-caller manifest, file downloads, uploads from push."""

@@ -1,0 +1,57 @@
+"""Which file a download asks for, after the checks: the caller is granted the table and
+the table is distributed (local or materialized, not server-only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.errors import InvalidRequest, NotFound, PermissionDenied, ResourceNotGranted
+from agnes_mcp.query.catalog import CatalogFile
+from agnes_mcp.resources import ResourceType
+
+if TYPE_CHECKING:
+    from agnes_mcp.services import Services
+
+
+class NotDistributed(PermissionDenied):
+    code = "table_not_distributed"
+    default_hint = "Query it on the server instead (query_remote, or query for server-only tables)."
+
+
+class DownloadNotGranted(ResourceNotGranted):
+    code = "table_not_granted"
+
+
+class DataNotFound(NotFound):
+    code = "data_not_found"
+    default_hint = "Fetch the manifest again (agnes pull): the table or its files changed."
+
+
+def resolve(
+    services: Services, principal: Principal, table_id: str, part: str | None
+) -> CatalogFile:
+    services.access.require_data_scope(principal)
+    if not services.access.can_access(principal, ResourceType.TABLE, table_id):
+        # Same answer whether the table exists or not: nothing to learn from a refusal.
+        raise DownloadNotGranted(f"You may not download '{table_id}'.")
+    table = services.query.catalog.snapshot().tables.get(table_id)
+    if table is None:
+        raise DataNotFound(f"There is no table '{table_id}'.")
+    if table.is_remote or table.server_only:
+        raise NotDistributed(f"'{table_id}' is not distributed to workspaces ({table.query_mode}).")
+    if part is None:
+        if len(table.parts) != 1:
+            raise InvalidRequest(
+                f"'{table_id}' has {len(table.parts)} files: name one with ?part=<path>.",
+                hint="The manifest lists each file's path.",
+            )
+        chosen = table.parts[0]
+    else:
+        chosen = next((f for f in table.parts if f.relative == part), None)  # type: ignore[assignment]
+        if chosen is None:
+            raise DataNotFound(f"'{table_id}' has no file '{part}'.")
+    if not Path(chosen.path).is_file():
+        raise DataNotFound(f"The file of '{table_id}' is being replaced; try again.")
+    return chosen

@@ -1,0 +1,1 @@
+"""``agnes pull``: keep a workspace's parquet in step with the server's manifest."""

@@ -1,0 +1,79 @@
+"""What a pull must do: files to fetch, files already right, files to remove.
+
+A file is right when the state recorded its hash and it is still on disk with the same
+size and modification time; a file that is there but changed (or was never recorded) is
+hashed, and fetched only if its bytes differ. Files of tables the manifest no longer
+lists (a revoked grant, an unregistered table) and vanished partitions are removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agnes_sync.hashing import file_hash
+from agnes_sync.manifest import Manifest
+from agnes_sync.pull.state import FileState, PullState
+
+
+@dataclass(frozen=True)
+class FileJob:
+    table: str
+    relative: str  # under .agnes/data/
+    part: str | None  # the download's ?part= (None for a table's only file)
+    size: int
+    hash: str
+
+
+@dataclass
+class PullPlan:
+    fetch: list[FileJob] = field(default_factory=list)
+    unchanged: dict[str, FileState] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)  # paths under .agnes/data/
+
+    @property
+    def fetch_bytes(self) -> int:
+        return sum(j.size for j in self.fetch)
+
+
+def _still_right(path: Path, want: str, size: int, known: FileState | None) -> FileState | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    if stat.st_size != size:
+        return None
+    if known is not None and known.hash == want and known.mtime_ns == stat.st_mtime_ns:
+        return known
+    if file_hash(path) == want:  # there, but not recorded as this version: check the bytes
+        return FileState(table="", hash=want, size=size, mtime_ns=stat.st_mtime_ns)
+    return None
+
+
+def plan_pull(manifest: Manifest, state: PullState, data: Path) -> PullPlan:
+    plan = PullPlan()
+    wanted: set[str] = set()
+    for table in manifest.tables:
+        single = len(table.parts) == 1
+        for part in table.parts:
+            wanted.add(part.path)
+            right = _still_right(data / part.path, part.hash, part.size, state.files.get(part.path))
+            if right is not None:
+                plan.unchanged[part.path] = right.model_copy(update={"table": table.id})
+            else:
+                plan.fetch.append(
+                    FileJob(
+                        table.id, part.path, None if single else part.path, part.size, part.hash
+                    )
+                )
+    on_disk = (
+        {
+            str(p.relative_to(data))
+            for p in data.rglob("*.parquet")
+            if not any(s.startswith(".") for s in p.relative_to(data).parts)
+        }
+        if data.is_dir()
+        else set()
+    )
+    plan.remove = sorted((on_disk | set(state.files)) - wanted)
+    return plan

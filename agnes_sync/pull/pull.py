@@ -1,0 +1,212 @@
+"""A pull, end to end: manifest -> plan -> downloads (bounded, in parallel) -> removals ->
+state, manifest copy and the workspace's DuckDB file. One pull at a time per workspace.
+
+A failed file keeps its previous good version and is reported; the others go ahead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agnes_sync import atomic
+from agnes_sync.errors import AgnesError
+from agnes_sync.hashing import new_hasher
+from agnes_sync.manifest import API_VERSION, Manifest
+from agnes_sync.pull.download import RANGE_BYTES, fetch
+from agnes_sync.pull.plan import PullPlan, plan_pull
+from agnes_sync.pull.progress import Quiet, Reporter
+from agnes_sync.pull.state import FileState, PullState
+from agnes_sync.server_api import ServerApi
+from agnes_sync.workspace.layout import WorkspacePaths
+from agnes_sync.workspace.lock import workspace_lock
+
+STATE_FILE = "pull-state.json"
+
+
+class PullBusy(AgnesError):
+    code = "pull_running"
+    status = 409
+    default_hint = "Wait for the other 'agnes pull' in this workspace to finish."
+
+
+class ManifestTooNew(AgnesError):
+    code = "manifest_too_new"
+    status = 400
+    default_hint = "Update the agnes client: the server speaks a newer API."
+
+
+@dataclass
+class PullSummary:
+    downloaded: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+    tables: int = 0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "downloaded": self.downloaded,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "tables": self.tables,
+            "dry_run": self.dry_run,
+        }
+
+
+def read_manifest(api: ServerApi) -> tuple[Manifest, str]:
+    text = api.request_text("GET", "/api/sync/manifest")
+    manifest = Manifest.model_validate_json(text)
+    if manifest.api_version > API_VERSION:
+        raise ManifestTooNew(
+            f"The server's manifest is version {manifest.api_version}; this client reads "
+            f"up to {API_VERSION}."
+        )
+    return manifest, text
+
+
+def pull(
+    paths: WorkspacePaths,
+    api: ServerApi,
+    *,
+    jobs: int = 4,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    range_bytes: int = RANGE_BYTES,
+) -> PullSummary:
+    started = time.perf_counter()
+    reporter = reporter or Quiet()
+    with workspace_lock(paths, "pull.lock", PullBusy):
+        manifest, text = read_manifest(api)
+        state_path = paths.dot / STATE_FILE
+        state = PullState.read(state_path)
+        plan = plan_pull(manifest, state, paths.data)
+        summary = PullSummary(
+            unchanged=len(plan.unchanged), tables=len(manifest.tables), dry_run=dry_run
+        )
+        if dry_run:
+            summary.downloaded, summary.removed = len(plan.fetch), len(plan.remove)
+            summary.bytes = plan.fetch_bytes
+            summary.seconds = time.perf_counter() - started
+            return summary
+        paths.ensure()
+        fetched = _download(api, paths, plan, jobs, reporter, summary, range_bytes)
+        summary.removed = _remove(paths.data, plan)
+        listed = _listing_hash(manifest)
+        changed = bool(fetched or summary.removed) or listed != state.manifest_hash
+        files = {**plan.unchanged, **fetched}
+        new_state = PullState(
+            server_url=api.base_url,
+            user=manifest.user,
+            pulled_at=dt.datetime.now(dt.UTC),
+            manifest_hash=listed,
+            files=files,
+        )
+        new_state.write(state_path)
+        if changed or not paths.db.exists():
+            _write_manifest(paths, text)
+            from agnes_sync.workspace import local_db  # duckdb: only when there is work
+
+            local_db.rebuild(paths)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _download(
+    api: ServerApi,
+    paths: WorkspacePaths,
+    plan: PullPlan,
+    jobs: int,
+    reporter: Reporter,
+    summary: PullSummary,
+    range_bytes: int,
+) -> dict[str, FileState]:
+    fetched: dict[str, FileState] = {}
+    if not plan.fetch:
+        return fetched
+    reporter.start(len(plan.fetch), plan.fetch_bytes)
+    try:
+        with (
+            ThreadPoolExecutor(max(1, jobs), thread_name_prefix="agnes-pull") as files,
+            ThreadPoolExecutor(max(1, jobs), thread_name_prefix="agnes-range") as ranges,
+        ):
+            futures = {
+                files.submit(
+                    fetch, api, job, paths.data, reporter.advance, ranges, range_bytes
+                ): job
+                for job in plan.fetch
+            }
+            for future in as_completed(futures):
+                job = futures[future]
+                error = future.exception()
+                reporter.file_done(job.relative, error is None)
+                if error is None:
+                    stat = (paths.data / job.relative).stat()
+                    fetched[job.relative] = FileState(
+                        table=job.table, hash=job.hash, size=job.size, mtime_ns=stat.st_mtime_ns
+                    )
+                    summary.downloaded += 1
+                    summary.bytes += job.size
+                elif isinstance(error, AgnesError):
+                    summary.failed.append(
+                        {"file": job.relative, "code": error.code, "message": error.message}
+                    )
+                else:
+                    summary.failed.append(
+                        {"file": job.relative, "code": "download_failed", "message": str(error)}
+                    )
+    finally:
+        reporter.finish()
+    return fetched
+
+
+def _remove(data: Path, plan: PullPlan) -> int:
+    """Remove what the manifest no longer lists, and partial files nobody will resume."""
+    removed = 0
+    for relative in plan.remove:
+        target = data / relative
+        if target.exists():
+            atomic.discard(target)
+            removed += 1
+        _prune_empty(target.parent, data)
+    resumable = {f".{Path(j.relative).name}.{j.hash[:16]}.partial" for j in plan.fetch}
+    if data.is_dir():
+        for stale in data.rglob(".*.partial*"):
+            name = stale.name.removesuffix(".ranges")
+            if name not in resumable:
+                atomic.discard(stale)
+                _prune_empty(stale.parent, data)
+    return removed
+
+
+def _prune_empty(folder: Path, root: Path) -> None:
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def _listing_hash(manifest: Manifest) -> str:
+    hasher = new_hasher()
+    hasher.update(manifest.model_dump_json(include={"user", "tables", "remote_tables"}).encode())
+    return str(hasher.hexdigest())
+
+
+def _write_manifest(paths: WorkspacePaths, text: str) -> None:
+    staged = atomic.staging_path(paths.manifest)
+    try:
+        staged.write_text(text, encoding="utf-8")
+        atomic.publish(staged, paths.manifest)
+    finally:
+        atomic.discard(staged)

@@ -1,0 +1,128 @@
+"""The Claude Code files ``agnes init`` writes into a workspace, merged into what is there.
+
+- ``.mcp.json``: the ``agnes`` MCP server (stdio, ``agnes mcp``); other servers stay.
+- ``.claude/settings.json``: a ``SessionStart`` hook running ``agnes pull --quiet`` and a
+  ``SessionEnd`` hook running ``agnes push --quiet``, each added once; the user's own keys
+  and hooks stay as they are.
+- ``CLAUDE.md``: the agent rails between two marker lines; text outside them stays.
+- ``.gitignore``: ``.agnes/`` (the pulled data), when the folder already has one.
+
+Every write is atomic, and running it again changes nothing that is already right.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agnes_sync import atomic
+from agnes_sync.errors import AgnesError
+
+BEGIN = "<!-- agnes:begin (managed by 'agnes init'; edits here are replaced) -->"
+END = "<!-- agnes:end -->"
+
+
+class ClaudeFileInvalid(AgnesError):
+    code = "claude_file_invalid"
+    status = 400
+    default_hint = "Fix the file's JSON (or move it away), then run 'agnes init' again."
+
+
+def _write(path: Path, text: str) -> bool:
+    """Write ``text`` atomically unless the file already holds it; True when written."""
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = atomic.staging_path(path)
+    try:
+        staged.write_text(text, encoding="utf-8")
+        atomic.publish(staged, path)
+    finally:
+        atomic.discard(staged)
+    return True
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ClaudeFileInvalid(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ClaudeFileInvalid(f"{path} must hold a JSON object.")
+    return data
+
+
+def write_mcp_json(root: Path, agnes: str) -> bool:
+    path = root / ".mcp.json"
+    data = _json(path)
+    servers = data.setdefault("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise ClaudeFileInvalid(f"{path}: 'mcpServers' must be an object.")
+    servers["agnes"] = {"type": "stdio", "command": agnes, "args": ["mcp"]}
+    return _write(path, json.dumps(data, indent=2) + "\n")
+
+
+def _ours(hook: Any, verb: str) -> bool:
+    command = str(hook.get("command", "")) if isinstance(hook, dict) else ""
+    return "agnes" in command and f"{verb} --quiet" in command
+
+
+def _hook(event: list[Any], command: str, verb: str) -> list[Any]:
+    """``event``'s hook groups without any earlier agnes hook for ``verb``, plus ours."""
+    groups = []
+    for group in event:
+        if isinstance(group, dict) and isinstance(group.get("hooks"), list):
+            kept = [h for h in group["hooks"] if not _ours(h, verb)]
+            if not kept:
+                continue  # the group held only our old hook
+            group = {**group, "hooks": kept}
+        groups.append(group)
+    groups.append({"hooks": [{"type": "command", "command": command}]})
+    return groups
+
+
+def write_settings(root: Path, agnes: str) -> bool:
+    path = root / ".claude" / "settings.json"
+    data = _json(path)
+    hooks = data.setdefault("hooks", {})
+    if not isinstance(hooks, dict):
+        raise ClaudeFileInvalid(f"{path}: 'hooks' must be an object.")
+    for event, verb in (("SessionStart", "pull"), ("SessionEnd", "push")):
+        current = hooks.get(event, [])
+        if not isinstance(current, list):
+            raise ClaudeFileInvalid(f"{path}: 'hooks.{event}' must be a list.")
+        hooks[event] = _hook(current, f"{agnes} {verb} --quiet || true", verb)
+    return _write(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_claude_md(root: Path, rails: str) -> bool:
+    path = root / "CLAUDE.md"
+    block = f"{BEGIN}\n{rails.strip()}\n{END}\n"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        new = head + block + tail.removeprefix("\n")
+    else:
+        new = (text.rstrip("\n") + "\n\n" if text.strip() else "") + block
+    return _write(path, new)
+
+
+def ignore_data(root: Path) -> bool:
+    path = root / ".gitignore"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    if any(line.strip() in (".agnes", ".agnes/", "/.agnes/") for line in text.splitlines()):
+        return False
+    return _write(path, text + ("" if text.endswith("\n") or not text else "\n") + ".agnes/\n")

@@ -1,0 +1,203 @@
+"""The server side of distribution: the per-caller manifest and file downloads (strong
+ETags, 304, ranges, grants, nothing leaked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agnes_sync.hashing import file_hash
+from agnes_sync.manifest import Manifest, table_hash
+from tests.conftest import DemoServer
+from tests.test_api_http import assert_error
+
+
+@pytest.fixture
+def analyst(demo_server: DemoServer) -> httpx.Client:
+    return demo_server.client("analyst")
+
+
+def manifest_of(client: httpx.Client) -> Manifest:
+    response = client.get("/api/sync/manifest")
+    assert response.status_code == 200, response.text
+    return Manifest.model_validate(response.json())
+
+
+def test_the_manifest_lists_granted_distributed_tables(
+    demo_server: DemoServer, analyst: httpx.Client
+) -> None:
+    manifest = manifest_of(analyst)
+    assert manifest.api_version == 1 and manifest.user.startswith("analyst@")
+    tables = {t.id: t for t in manifest.tables}
+    assert set(tables) == {
+        "customers",
+        "products",
+        "orders",
+        "order_items",
+        "subscriptions",
+        "web_sessions_daily",
+    }
+    assert [r.id for r in manifest.remote_tables] == ["web_sessions"]
+    assert (
+        manifest.remote_tables[0].engine == "duckdb"
+        and manifest.remote_tables[0].partition_by == "event_date"
+    )
+    orders = tables["orders"]
+    assert orders.partition_by == "order_date" and len(orders.parts) > 10
+    assert all(p.path.startswith("orders/order_date_month=") for p in orders.parts)
+    assert orders.hash == table_hash(orders.parts) and orders.size_bytes == sum(
+        p.size for p in orders.parts
+    )
+    assert {c.name for c in orders.columns} >= {"order_id", "order_date", "total_amount"}
+    customers = tables["customers"]
+    assert [p.path for p in customers.parts] == [
+        "customers.parquet"
+    ] and customers.updated is not None
+    data = demo_server.live.services.settings.extracts_dir / "files" / "data"
+    for part in orders.parts[:3] + customers.parts:
+        on_disk = data / part.path
+        assert part.size == on_disk.stat().st_size and part.hash == file_hash(on_disk)
+    admin = manifest_of(demo_server.client("admin"))
+    assert "support_tickets" in {t.id for t in admin.tables}
+
+
+def test_server_only_tables_are_not_distributed(
+    demo_server: DemoServer, analyst: httpx.Client
+) -> None:
+    services = demo_server.live.services
+    with demo_server.client("admin") as admin:
+        assert (
+            admin.put("/api/admin/registry/products", json={"server_only": True}).status_code == 200
+        )
+        try:
+            assert "products" not in {t.id for t in manifest_of(analyst).tables}
+            error = assert_error(
+                analyst.get("/api/data/products/download"), 403, "table_not_distributed"
+            )
+            assert "products" in error["message"]
+        finally:
+            admin.put("/api/admin/registry/products", json={"server_only": False})
+    assert services.catalog_view is not None
+
+
+def test_pulling_the_manifest_records_the_last_pull(
+    demo_server: DemoServer, analyst: httpx.Client
+) -> None:
+    services = demo_server.live.services
+    user = services.users.by_email(manifest_of(analyst).user)
+    assert user is not None
+    services.write_behind.flush()
+    after = services.users.get(user.id).last_pull_at
+    assert after is not None
+
+
+def test_download_with_etag_304_and_ranges(demo_server: DemoServer, analyst: httpx.Client) -> None:
+    part = next(t for t in manifest_of(analyst).tables if t.id == "customers").parts[0]
+    whole = analyst.get("/api/data/customers/download")
+    assert whole.status_code == 200 and whole.headers["etag"] == f'"{part.hash}"'
+    assert whole.headers["content-type"] == "application/vnd.apache.parquet"
+    assert len(whole.content) == part.size and whole.content[:4] == b"PAR1"
+    again = analyst.get("/api/data/customers/download", headers={"If-None-Match": f'"{part.hash}"'})
+    assert (
+        again.status_code == 304
+        and again.content == b""
+        and again.headers["etag"] == f'"{part.hash}"'
+    )
+    stale = analyst.get("/api/data/customers/download", headers={"If-None-Match": '"other"'})
+    assert stale.status_code == 200
+    ranged = analyst.get("/api/data/customers/download", headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.content == whole.content[100:200]
+    assert ranged.headers["content-range"] == f"bytes 100-199/{part.size}"
+    tail = analyst.get(
+        "/api/data/customers/download",
+        headers={"Range": "bytes=500-", "If-Range": f'"{part.hash}"'},
+    )
+    assert tail.status_code == 206 and tail.content == whole.content[500:]
+    changed = analyst.get(
+        "/api/data/customers/download", headers={"Range": "bytes=500-", "If-Range": '"old"'}
+    )
+    assert changed.status_code == 200 and changed.content == whole.content
+
+
+def test_partitioned_tables_download_by_part(analyst: httpx.Client) -> None:
+    orders = next(t for t in manifest_of(analyst).tables if t.id == "orders")
+    assert_error(analyst.get("/api/data/orders/download"), 422, "invalid_request")
+    part = orders.parts[1]
+    got = analyst.get("/api/data/orders/download", params={"part": part.path})
+    assert (
+        got.status_code == 200
+        and got.headers["etag"] == f'"{part.hash}"'
+        and len(got.content) == part.size
+    )
+    for bad in ("../../state/system.duckdb", "orders/nope/part-0.parquet", "/etc/passwd"):
+        assert_error(
+            analyst.get("/api/data/orders/download", params={"part": bad}), 404, "data_not_found"
+        )
+
+
+def test_no_download_without_a_grant_and_nothing_leaks(analyst: httpx.Client) -> None:
+    answers = {}
+    for table in ("support_tickets", "ghost"):
+        error = assert_error(analyst.get(f"/api/data/{table}/download"), 403, "table_not_granted")
+        text = str(error)
+        assert "/" not in error["message"] and "extracts" not in text and ".parquet" not in text
+        answers[table] = text.replace(table, "<t>")
+    # An existing, ungranted table answers exactly like one that does not exist.
+    assert answers["support_tickets"] == answers["ghost"]
+    assert_error(analyst.get("/api/data/web_sessions/download"), 403, "table_not_distributed")
+
+
+def test_downloads_need_a_token(demo_server: DemoServer) -> None:
+    with httpx.Client(base_url=demo_server.live.base_url) as anonymous:
+        assert anonymous.get("/api/data/customers/download").status_code == 401
+        assert anonymous.get("/api/sync/manifest").status_code == 401
+
+
+def test_instructions_are_served_and_admins_may_change_them(
+    demo_server: DemoServer, analyst: httpx.Client
+) -> None:
+    text = analyst.get("/api/workspace/instructions").json()["claude_md"]
+    assert "catalog" in text and "snapshot_estimate" in text
+    services = demo_server.live.services
+    services.server_config.set("agent_instructions", "Use Agnes. Be brief.")
+    try:
+        assert (
+            analyst.get("/api/workspace/instructions").json()["claude_md"] == "Use Agnes. Be brief."
+        )
+    finally:
+        services.server_config.delete("agent_instructions")
+
+
+def test_uploads_are_stored_once_and_checked(
+    demo_server: DemoServer, analyst: httpx.Client, tmp_path: Path
+) -> None:
+    from agnes_sync.hashing import new_hasher
+
+    body = b'{"type":"user","message":"hello"}\n' * 100
+    hasher = new_hasher()
+    hasher.update(body)
+    digest = hasher.hexdigest()
+    url = "/api/upload/sessions?name=abc.jsonl&workspace=/home/x"
+    first = analyst.post(url, content=body, headers={"X-Agnes-Content-Hash": digest})
+    assert first.status_code == 200 and first.json() == {
+        "hash": digest,
+        "size": len(body),
+        "stored": True,
+    }
+    again = analyst.post(url, content=body, headers={"X-Agnes-Content-Hash": digest})
+    assert again.json()["stored"] is False
+    assert analyst.get(f"/api/upload/sessions/{digest}").json() == {"stored": True}
+    damaged = analyst.post(url, content=body + b"x", headers={"X-Agnes-Content-Hash": digest})
+    assert_error(damaged, 422, "invalid_request")
+    assert_error(
+        analyst.post("/api/upload/sessions?name=../../evil.jsonl", content=b"x"),
+        422,
+        "invalid_request",
+    )
+    services = demo_server.live.services
+    user = services.users.by_email(analyst.get("/api/whoami").json()["email"])
+    assert user is not None
+    stored = services.settings.data_dir / "uploads" / user.id / "sessions" / f"{digest}.jsonl"
+    assert stored.read_bytes() == body

@@ -1,0 +1,321 @@
+"""``agnes pull`` against a real server: first and unchanged pulls, changes, revoked
+grants, resumed and ranged downloads, a server that misbehaves, output modes, a lock,
+and SIGKILL at random moments."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agnes_mcp.resources import ResourceType
+from agnes_sync.hashing import file_hash
+from agnes_sync.manifest import Manifest
+from agnes_sync.pull.download import partial_path
+from agnes_sync.pull.pull import PullBusy, pull
+from agnes_sync.server_api import ServerApi
+from agnes_sync.workspace.layout import WorkspacePaths
+from agnes_sync.workspace.lock import workspace_lock
+from cli import exit_codes
+from cli.main import main
+from tests.conftest import DemoServer, add_user, running_demo, token_for
+from tests.fault_proxy import FaultProxy
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    with running_demo(tmp_path_factory.mktemp("pull-server")) as demo:
+        yield demo
+
+
+@pytest.fixture
+def user_token(server: DemoServer) -> str:
+    """A user of their own (grants change in some tests), granted the Analysts' tables."""
+    services = server.live.services
+    group = services.groups.add(f"pullers-{time.monotonic_ns()}", "")
+    for table in ("customers", "products", "orders", "web_sessions"):
+        services.grants.add(group.id, ResourceType.TABLE, table, granted_by="test")
+    return token_for(services, add_user(services, groups=(group.id,)))
+
+
+def api(server: DemoServer, token: str, url: str | None = None) -> ServerApi:
+    return ServerApi(url or server.live.base_url, token)
+
+
+def manifest(server: DemoServer, token: str) -> Manifest:
+    return Manifest.model_validate(api(server, token).get("/api/sync/manifest"))
+
+
+def verified(paths: WorkspacePaths, wanted: Manifest) -> dict[str, bool]:
+    """Every visible .parquet: does it hold exactly what the manifest says?"""
+    expected = {p.path: p.hash for t in wanted.tables for p in t.parts}
+    found = {}
+    for path in paths.data.rglob("*.parquet"):
+        relative = str(path.relative_to(paths.data))
+        if any(part.startswith(".") for part in Path(relative).parts):
+            continue
+        found[relative] = expected.get(relative) == file_hash(path)
+    return found
+
+
+def test_first_pull_then_nothing_to_do(server: DemoServer, user_token: str, tmp_path: Path) -> None:
+    paths = WorkspacePaths(tmp_path)
+    first = pull(paths, api(server, user_token))
+    wanted = manifest(server, user_token)
+    parts = sum(len(t.parts) for t in wanted.tables)
+    assert first.downloaded == parts and first.failed == [] and first.tables == 3
+    assert first.bytes == sum(p.size for t in wanted.tables for p in t.parts)
+    assert verified(paths, wanted) == {p.path: True for t in wanted.tables for p in t.parts}
+    con = duckdb.connect(str(paths.db), read_only=True)
+    rows = con.execute("SELECT count(*) FROM orders").fetchone()
+    assert rows is not None and rows[0] == sum(
+        t.rows or 0 for t in wanted.tables if t.id == "orders"
+    )
+    con.close()
+    db_time = paths.db.stat().st_mtime_ns
+    again = pull(paths, api(server, user_token))
+    assert (again.downloaded, again.unchanged, again.removed) == (0, parts, 0)
+    assert paths.db.stat().st_mtime_ns == db_time  # nothing changed, nothing rebuilt
+    remote = json.loads(paths.manifest.read_text())["remote_tables"]
+    assert [r["id"] for r in remote] == ["web_sessions"]
+
+
+def test_only_what_changed_is_fetched(server: DemoServer, user_token: str, tmp_path: Path) -> None:
+    paths = WorkspacePaths(tmp_path)
+    pull(paths, api(server, user_token))
+    services = server.live.services
+    source = services.settings.sources["files"].options["path"]
+    csv = Path(source) / "customers.csv"
+    original = csv.read_text()
+    csv.write_text(original.replace("@example.com", "@mail.example.com", 1))
+    try:
+        assert services.sync.sync_many(["customers"], "test")[0].status == "ok"
+        result = pull(paths, api(server, user_token))
+        assert result.downloaded == 1 and result.failed == []
+        con = duckdb.connect(str(paths.db), read_only=True)
+        assert con.execute(
+            "SELECT count(*) FROM customers WHERE email LIKE '%mail.example.com'"
+        ).fetchone() == (1,)
+        con.close()
+    finally:
+        csv.write_text(original)
+        services.sync.sync_many(["customers"], "test")
+
+
+def test_a_revoked_grant_removes_file_and_view(server: DemoServer, tmp_path: Path) -> None:
+    services = server.live.services
+    group = services.groups.add(f"revoked-{time.monotonic_ns()}", "")
+    keep = services.grants.add(group.id, ResourceType.TABLE, "customers", granted_by="test")
+    goes = services.grants.add(group.id, ResourceType.TABLE, "orders", granted_by="test")
+    token = token_for(services, add_user(services, groups=(group.id,)))
+    paths = WorkspacePaths(tmp_path)
+    pull(paths, api(server, token))
+    assert (paths.data / "orders").is_dir()
+    services.grants.delete(goes.id)
+    result = pull(paths, api(server, token))
+    assert result.removed > 10 and not (paths.data / "orders").exists()
+    con = duckdb.connect(str(paths.db), read_only=True)
+    views = {
+        r[0]
+        for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()
+    }
+    con.close()
+    assert "orders" not in views and "customers" in views
+    assert keep is not None
+
+
+def test_a_changed_local_file_is_checked_and_restored(
+    server: DemoServer, user_token: str, tmp_path: Path
+) -> None:
+    paths = WorkspacePaths(tmp_path)
+    pull(paths, api(server, user_token))
+    target = paths.data / "customers.parquet"
+    good = target.read_bytes()
+    target.write_bytes(good[:10] + bytes([good[10] ^ 1]) + good[11:])  # same size, other bytes
+    result = pull(paths, api(server, user_token))
+    assert result.downloaded == 1 and target.read_bytes() == good
+    touched = paths.data / "products.parquet"
+    os.utime(touched, ns=(1, 1))  # new mtime, same bytes: hashed, not fetched
+    assert pull(paths, api(server, user_token)).downloaded == 0
+
+
+def test_an_interrupted_download_resumes(
+    server: DemoServer, user_token: str, tmp_path: Path
+) -> None:
+    paths = WorkspacePaths(tmp_path)
+    wanted = manifest(server, user_token)
+    part = next(t for t in wanted.tables if t.id == "customers").parts[0]
+    with api(server, user_token).stream("GET", "/api/data/customers/download") as response:
+        body = response.read()
+    assert len(body) == part.size
+    partial = partial_path(paths.data / "customers.parquet", part.hash)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(body[: part.size // 2])
+    services = server.live.services
+    services.write_behind.flush()
+    pull(paths, api(server, user_token))
+    assert (paths.data / "customers.parquet").read_bytes() == body and not partial.exists()
+    services.write_behind.flush()
+    ranges = [
+        r.params.get("range")
+        for r in services.audit_log.recent(limit=200)
+        if r.action == "data.download" and r.resource == "customers"
+    ]
+    assert f"bytes={part.size // 2}-" in ranges
+
+
+def test_large_files_come_in_parallel_ranges(
+    server: DemoServer, user_token: str, tmp_path: Path
+) -> None:
+    paths = WorkspacePaths(tmp_path)
+    result = pull(paths, api(server, user_token), range_bytes=256)
+    wanted = manifest(server, user_token)
+    assert result.failed == [] and all(verified(paths, wanted).values())
+    services = server.live.services
+    services.write_behind.flush()
+    ranged = [
+        r
+        for r in services.audit_log.recent(limit=2000)
+        if r.action == "data.download"
+        and (r.params.get("range") or "").endswith(tuple("0123456789"))
+    ]
+    assert len(ranged) > 10  # bytes=a-b requests, several per file
+
+
+@pytest.mark.parametrize("mode", ["corrupt", "short", "error", "drop"])
+def test_a_misbehaving_server_keeps_the_last_good_file(
+    server: DemoServer,
+    user_token: str,
+    tmp_path: Path,
+    mode: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    paths = WorkspacePaths(tmp_path)
+    pull(paths, api(server, user_token))
+    target = paths.data / "customers.parquet"
+    good = target.read_bytes()
+    target.unlink()  # force a download of this one file
+    (paths.data / "products.parquet").write_bytes(b"stale")  # and of this one
+    with FaultProxy(server.live.base_url) as proxy:
+        proxy.mode = mode
+        monkeypatch.setenv("AGNES_SERVER_URL", proxy.url)
+        monkeypatch.setenv("AGNES_TOKEN", user_token)
+        monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "cfg"))
+        code = main(["pull", "--workspace", str(tmp_path), "--json"])
+        out = json.loads(capsys.readouterr().out)
+        assert code == exit_codes.FAILURE and proxy.downloads >= 2
+        assert {f["file"] for f in out["failed"]} == {"customers.parquet", "products.parquet"}
+        expected = {
+            "corrupt": "download_corrupt",
+            "short": "download_failed",
+            "error": "internal_error",
+            "drop": "unreachable",
+        }
+        assert {f["code"] for f in out["failed"]} == {expected[mode]}
+        assert not target.exists() and (paths.data / "products.parquet").read_bytes() == b"stale"
+        assert not any(
+            p.suffix == ".parquet" and p.name.startswith(".") is False and p.stat().st_size == 0
+            for p in paths.data.rglob("*")
+        )
+        proxy.mode = "ok"
+        assert main(["pull", "--workspace", str(tmp_path), "--quiet"]) == exit_codes.OK
+    assert target.read_bytes() == good
+    assert all(verified(paths, manifest(server, user_token)).values())
+
+
+def test_output_modes_and_dry_run(
+    server: DemoServer,
+    user_token: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AGNES_SERVER_URL", server.live.base_url)
+    monkeypatch.setenv("AGNES_TOKEN", user_token)
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "cfg"))
+    folder = tmp_path / "ws"
+    assert main(["pull", "--workspace", str(folder), "--dry-run", "--json"]) == exit_codes.OK
+    planned = json.loads(capsys.readouterr().out)
+    assert (
+        planned["dry_run"] is True
+        and planned["downloaded"] > 0
+        and not (folder / ".agnes" / "data").exists()
+    )
+    assert main(["pull", "--workspace", str(folder)]) == exit_codes.OK
+    out, err = capsys.readouterr()
+    assert f"downloaded {planned['downloaded']} files" in out
+    assert err.startswith("pull: 0/") and "of" in err  # plain progress lines when not a terminal
+    assert main(["pull", "--workspace", str(folder), "--quiet"]) == exit_codes.OK
+    assert capsys.readouterr() == ("", "")
+    with workspace_lock(WorkspacePaths(folder), "pull.lock", PullBusy):
+        assert main(["pull", "--workspace", str(folder), "--json"]) == exit_codes.FAILURE
+        assert json.loads(capsys.readouterr().out)["error"]["code"] == "pull_running"
+    monkeypatch.setenv("AGNES_TOKEN", "agnes_abcdefghij_" + "x" * 43)
+    assert main(["pull", "--workspace", str(folder)]) == exit_codes.AUTH
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_never_exposes_a_bad_file(
+    server: DemoServer, user_token: str, tmp_path: Path
+) -> None:
+    wanted = manifest(server, user_token)
+    rng = random.Random(7)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env.update(
+        AGNES_TOKEN=user_token, AGNES_CONFIG_HOME=str(tmp_path / "cfg"), PYTHONPATH=str(REPO)
+    )
+    folder = tmp_path / "ws"
+    paths = WorkspacePaths(folder)
+    total = sum(len(t.parts) for t in wanted.tables)
+    seen: list[int] = []
+    with FaultProxy(server.live.base_url) as proxy:
+        proxy.mode = "slow"
+        env["AGNES_SERVER_URL"] = proxy.url
+        for run in range(8):
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "cli.main",
+                    "pull",
+                    "--workspace",
+                    str(folder),
+                    "--quiet",
+                    "--jobs",
+                    "2",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(rng.uniform(0.2, 1.5))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            state = verified(paths, wanted)
+            assert all(state.values()), f"run {run}: a bad file is visible"
+            seen.append(len(state))
+            if paths.db.exists():
+                duckdb.connect(str(paths.db), read_only=True).close()
+        assert any(0 < count < total for count in seen), seen  # kills landed mid-pull
+        proxy.mode = "ok"
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", "pull", "--workspace", str(folder), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+    assert done.returncode == 0, done.stderr
+    assert verified(paths, wanted) == {p.path: True for t in wanted.tables for p in t.parts}
+    assert not [p for p in paths.data.rglob(".*") if p.is_file()]  # no partial left behind
