@@ -6,6 +6,7 @@ routes and MCP tools; tests build their own against a ``tmp_path`` data dir.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from agnes_mcp.query.stored_snapshots import StoredSnapshots
 
 
+INSTRUCTIONS_KEY = "agent_instructions"
+
+
 @dataclass
 class Services:
     settings: AgnesSettings
@@ -61,6 +65,7 @@ class Services:
     metric_service: MetricService = field(init=False)
     stored_snapshots: StoredSnapshots = field(init=False)
     manifests: ManifestBuilder = field(init=False)
+    instruction_listeners: list[Callable[[str], None]] = field(init=False, default_factory=list)
 
     @classmethod
     def open(cls, settings: AgnesSettings) -> Services:
@@ -118,8 +123,20 @@ class Services:
         """The agent rails: an admin's text (server config) or the built-in one."""
         from agnes_mcp.agent_rails import AGENT_RAILS
 
-        custom = self.server_config.get("agent_instructions")
+        custom = self.server_config.get(INSTRUCTIONS_KEY)
         return custom if isinstance(custom, str) and custom.strip() else AGENT_RAILS
+
+    def set_agent_instructions(self, text: str, updated_by: str) -> str:
+        """Store an admin's rails (blank: back to the built-in text); MCP servers built
+        from these services answer new sessions with them at once."""
+        if text.strip():
+            self.server_config.set(INSTRUCTIONS_KEY, text, updated_by=updated_by)
+        else:
+            self.server_config.delete(INSTRUCTIONS_KEY)
+        current = self.agent_instructions()
+        for listener in self.instruction_listeners:
+            listener(current)
+        return current
 
     def start(self) -> None:
         """Start background work: the write-behind flusher, the sync scheduler."""

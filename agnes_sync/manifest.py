@@ -51,9 +51,13 @@ class ManifestTable(BaseModel):
 
 
 class ManifestRemote(BaseModel):
+    """Metadata only; the columns are one ``GET /api/catalog/{id}/schema`` away (they live
+    in the warehouse, and asking it is not free)."""
+
     id: str
     name: str
     description: str
+    query_mode: str = "remote"
     source_type: str
     engine: str
     rows: int | None

@@ -202,7 +202,11 @@ def _registry_commands(
     )
     offered.add_argument("source")
     config = _leaf(
-        area, "server-config", "cli.commands.admin_config:run", "show or change scan caps", client
+        area,
+        "server-config",
+        "cli.commands.admin_config:run",
+        "show or change scan caps and agent instructions",
+        client,
     )
     config.add_argument(
         "--set",
@@ -213,6 +217,15 @@ def _registry_commands(
     )
     config.add_argument(
         "--reset", action="append", default=[], metavar="CAP", help="back to default"
+    )
+    rails = config.add_mutually_exclusive_group()
+    rails.add_argument(
+        "--instructions-file",
+        metavar="PATH",
+        help="Markdown agent rails for MCP instructions and workspaces' CLAUDE.md",
+    )
+    rails.add_argument(
+        "--reset-instructions", action="store_true", help="back to the built-in agent rails"
     )
 
 

@@ -212,26 +212,16 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         yield server
 
 
-def copy_into_workspace(services: Services, token: str, workspace: Path) -> Path:
-    """Put the token's granted local tables into a workspace the way a pull lays them out
-    (``.agnes/data/<table>.parquet`` or ``<table>/<partition>/part-0.parquet``), then
-    build its DuckDB file. Stands in for ``agnes pull`` until that exists."""
-    import shutil
-
-    from agnes_mcp.resources import ResourceType
-    from agnes_sync.workspace import local_db
+def pull_into_workspace(base_url: str, token: str, workspace: Path) -> Path:
+    """A workspace holding the token's granted tables, fetched by a real ``agnes pull``."""
+    from agnes_sync.pull.pull import pull
+    from agnes_sync.server_api import ServerApi
     from agnes_sync.workspace.layout import WorkspacePaths
 
-    principal = services.tokens.authenticate(token)
-    paths = WorkspacePaths(workspace).ensure()
-    for table in services.query.catalog.snapshot().tables.values():
-        granted = services.access.can_access(principal, ResourceType.TABLE, table.id)
-        if table.is_remote or table.server_only or not granted:
-            continue
-        data_dir = services.settings.extracts_dir / table.source / "data"
-        for file in table.files:
-            target = paths.data / Path(file).relative_to(data_dir)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(file, target)
-    local_db.rebuild(paths)
+    api = ServerApi(base_url, token)
+    try:
+        summary = pull(WorkspacePaths(workspace), api)
+    finally:
+        api.close()
+    assert summary.failed == [] and summary.downloaded > 0, summary.as_dict()
     return workspace

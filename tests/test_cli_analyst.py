@@ -12,13 +12,13 @@ import pytest
 
 from cli import exit_codes
 from cli.main import main
-from tests.conftest import DemoServer, copy_into_workspace
+from tests.conftest import DemoServer, pull_into_workspace
 
 
 @pytest.fixture
 def workspace(demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = copy_into_workspace(
-        demo_server.live.services, demo_server.analyst_token, tmp_path / "ws"
+    folder = pull_into_workspace(
+        demo_server.live.base_url, demo_server.analyst_token, tmp_path / "ws"
     )
     monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
     monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
@@ -121,6 +121,40 @@ def test_snapshots_and_disk_info(workspace: Path, capsys: pytest.CaptureFixture[
     )
     code, _, err = run(capsys, "snapshot", "create", "web_sessions", "--select", "device")
     assert code == exit_codes.USAGE and "--as NAME" in err
+
+
+def test_snapshot_refresh_and_prune(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = workspace / ".agnes" / "snapshots"
+    for name, ttl in (("keep", "24"), ("stale", "24"), ("forever", None)):
+        argv = ["snapshot", "create", "web_sessions", "--select", "session_id", "--as", name]
+        argv += ["--where", "event_date >= DATE '2026-10-01'"]
+        assert run(capsys, *argv, *(["--ttl", ttl] if ttl else []))[0] == exit_codes.OK
+    before = json.loads((folder / "keep.json").read_text())
+    inode = (folder / "keep.parquet").stat().st_ino
+    code, out, _ = run(capsys, "snapshot", "refresh", "keep", "--json")
+    after = json.loads((folder / "keep.json").read_text())
+    assert code == exit_codes.OK and json.loads(out)["rows"] == before["rows"]
+    assert after["created_at"] > before["created_at"] and after["ttl_seconds"] == 24 * 3600
+    assert (folder / "keep.parquet").stat().st_ino != inode  # taken again, published anew
+    # Age one snapshot past its TTL: prune drops it (file, metadata and view) and only it.
+    stale = json.loads((folder / "stale.json").read_text())
+    stale["created_at"] = "2020-01-01T00:00:00Z"
+    (folder / "stale.json").write_text(json.dumps(stale))
+    code, out, _ = run(capsys, "snapshot", "prune", "--expired", "--json")
+    assert code == exit_codes.OK and [d["name"] for d in json.loads(out)["dropped"]] == ["stale"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "forever.json",
+        "forever.parquet",
+        "keep.json",
+        "keep.parquet",
+    ]
+    code, _, err = run(capsys, "query", "SELECT count(*) FROM stale")
+    assert code != exit_codes.OK and "stale" in err
+    assert run(capsys, "query", "SELECT count(*) FROM keep")[0] == exit_codes.OK
+    code, _, err = run(capsys, "snapshot", "prune")
+    assert code == exit_codes.USAGE and "--expired" in err
+    code, _, err = run(capsys, "snapshot", "refresh", "nope")
+    assert code == exit_codes.FAILURE and "no snapshot 'nope'" in err
 
 
 def test_metrics_query(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:

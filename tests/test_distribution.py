@@ -40,10 +40,9 @@ def test_the_manifest_lists_granted_distributed_tables(
         "web_sessions_daily",
     }
     assert [r.id for r in manifest.remote_tables] == ["web_sessions"]
-    assert (
-        manifest.remote_tables[0].engine == "duckdb"
-        and manifest.remote_tables[0].partition_by == "event_date"
-    )
+    remote = manifest.remote_tables[0]
+    assert remote.engine == "duckdb" and remote.partition_by == "event_date"
+    assert remote.query_mode == "remote"
     orders = tables["orders"]
     assert orders.partition_by == "order_date" and len(orders.parts) > 10
     assert all(p.path.startswith("orders/order_date_month=") for p in orders.parts)

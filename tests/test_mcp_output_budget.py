@@ -17,7 +17,7 @@ from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
 from agnes_mcp.resources import ResourceType
 from agnes_sync.server_api import ServerApi
 from agnes_sync.workspace.layout import WorkspacePaths
-from tests.conftest import add_user, copy_into_workspace, register, running_server, token_for
+from tests.conftest import add_user, pull_into_workspace, register, running_server, token_for
 from tests.test_mcp_tools import KINDS, Surface, ok, refused, within_ceiling
 
 pytestmark = pytest.mark.anyio
@@ -57,7 +57,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Surface]
         user = add_user(services, groups=(group.id,))
         token = token_for(services, user)
         principal = services.tokens.authenticate(token)
-        folder = copy_into_workspace(services, token, root / "workspace")
+        folder = pull_into_workspace(live.base_url, token, root / "workspace")
         backend = WorkspaceBackend(WorkspacePaths(folder), ServerApi(live.base_url, token))
         yield {
             "server": Surface(

@@ -21,7 +21,7 @@ from agnes_mcp.mcp_server.server_backend import ServerBackend
 from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
 from agnes_sync.server_api import ServerApi
 from agnes_sync.workspace.layout import WorkspacePaths
-from tests.conftest import DemoServer, copy_into_workspace
+from tests.conftest import DemoServer, pull_into_workspace
 
 pytestmark = pytest.mark.anyio
 KINDS = ["server", "workspace"]
@@ -51,8 +51,8 @@ def surfaces(
     services = demo_server.live.services
     analyst = services.tokens.authenticate(demo_server.analyst_token)
     server = build_single_user_mcp(ServerBackend(services, analyst, ResultStore()), name="server")
-    folder = copy_into_workspace(
-        services, demo_server.analyst_token, tmp_path_factory.mktemp("workspace")
+    folder = pull_into_workspace(
+        demo_server.live.base_url, demo_server.analyst_token, tmp_path_factory.mktemp("workspace")
     )
     backend = WorkspaceBackend(
         WorkspacePaths(folder), ServerApi(demo_server.live.base_url, demo_server.analyst_token)

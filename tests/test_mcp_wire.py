@@ -15,7 +15,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import DemoServer, copy_into_workspace
+from tests.conftest import DemoServer, pull_into_workspace
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ async def test_result_handles_belong_to_their_token(demo_server: DemoServer) -> 
 
 
 async def test_tools_over_stdio_in_a_workspace(demo_server: DemoServer, tmp_path: Path) -> None:
-    workspace = copy_into_workspace(demo_server.live.services, demo_server.analyst_token, tmp_path)
+    workspace = pull_into_workspace(demo_server.live.base_url, demo_server.analyst_token, tmp_path)
     async with over_stdio(demo_server, demo_server.analyst_token, workspace) as session:
         names = {t.name for t in (await session.list_tools()).tools}
         assert "disk_info" in names and "query" in names

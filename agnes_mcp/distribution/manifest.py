@@ -101,13 +101,16 @@ def _local(table: CatalogTable, updated: dt.datetime | None) -> ManifestTable:
 
 
 def _remote(table: CatalogTable) -> ManifestRemote:
-    return ManifestRemote(
-        id=table.id,
-        name=table.name or table.id,
-        description=table.description,
-        source_type=table.source,
-        engine=table.remote.extension if table.remote else "remote",
-        rows=table.rows,
-        size_bytes=table.size_bytes,
-        partition_by=table.partition_by,
+    return ManifestRemote.model_validate(
+        {
+            "id": table.id,
+            "name": table.name or table.id,
+            "description": table.description,
+            "query_mode": table.query_mode,
+            "source_type": table.source,
+            "engine": table.remote.extension if table.remote else "remote",
+            "rows": table.rows,
+            "size_bytes": table.size_bytes,
+            "partition_by": table.partition_by,
+        }
     )

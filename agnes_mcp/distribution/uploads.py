@@ -20,6 +20,13 @@ from agnes_mcp.errors import InvalidRequest, PayloadTooLarge
 from agnes_sync import atomic
 from agnes_sync.hashing import new_hasher
 
+
+class UploadDamaged(InvalidRequest):
+    code = "upload_damaged"
+    status = 400
+    default_hint = "Run 'agnes push' again."
+
+
 KINDS = {"sessions": ".jsonl", "local-md": ".md"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -71,9 +78,8 @@ class UploadStore:
                     out.write(chunk)
             digest = str(hasher.hexdigest())
             if declared is not None and digest != declared:
-                raise InvalidRequest(
-                    "The upload arrived damaged (its hash differs from the declared one).",
-                    hint="Run 'agnes push' again.",
+                raise UploadDamaged(
+                    "The upload arrived damaged (its hash differs from the declared one)."
                 )
             destination = folder / f"{digest}{suffix}"
             stored = not destination.exists()

@@ -24,6 +24,7 @@ def build_mcp(services: Services) -> FastMCP:
         auth=AgnesTokenVerifier(services, base_url=services.settings.base_url),
         mask_error_details=True,
     )
+    services.instruction_listeners.append(lambda text: setattr(mcp, "instructions", text))
     results = ResultStore()
 
     def backend_for() -> Backend:

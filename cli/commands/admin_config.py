@@ -1,8 +1,10 @@
-"""``agnes admin server-config [--set CAP=VALUE ...] [--reset CAP ...]``."""
+"""``agnes admin server-config [--set CAP=VALUE ...] [--reset CAP ...]
+[--instructions-file PATH | --reset-instructions]``."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from cli import exit_codes
@@ -20,14 +22,33 @@ def run(args: argparse.Namespace) -> int:
         changes[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
     for key in args.reset:
         changes[key.strip()] = None
-    if changes:
-        data = client.request("PUT", "/api/admin/server-config", json={"scan_caps": changes})
+    body: dict[str, Any] = {"scan_caps": changes} if changes else {}
+    if args.instructions_file:
+        try:
+            body["agent_instructions"] = Path(args.instructions_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise argparse.ArgumentTypeError(f"cannot read --instructions-file: {exc}") from None
+        if not body["agent_instructions"].strip():
+            raise argparse.ArgumentTypeError(
+                "--instructions-file is empty (use --reset-instructions for the built-in text)"
+            )
+    elif args.reset_instructions:
+        body["agent_instructions"] = ""
+    if body:
+        data = client.request("PUT", "/api/admin/server-config", json=body)
     else:
         data = client.get("/api/admin/server-config")
     rows = [
         {"cap": k, "value": v, "overridden": k in data["overrides"]}
         for k, v in data["scan_caps"].items()
     ]
+    rows.append(
+        {
+            "cap": "agent_instructions",
+            "value": f"{len(data['agent_instructions'])} characters",
+            "overridden": data["agent_instructions_custom"],
+        }
+    )
     emit(
         data,
         as_json=args.json,

@@ -1,4 +1,4 @@
-"""Admin: settings that change while the server runs (scan caps)."""
+"""Admin: settings that change while the server runs (scan caps, agent instructions)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.audit_trail import record
 from agnes_mcp.query.budget import CAP_KEYS
+from agnes_mcp.services import INSTRUCTIONS_KEY
 
 router = APIRouter(prefix="/api/admin/server-config", tags=["admin: server config"])
 
@@ -24,12 +25,20 @@ class CapsUpdate(RequestBody):
 
 
 class ConfigUpdate(RequestBody):
-    scan_caps: CapsUpdate
+    scan_caps: CapsUpdate | None = None
+    agent_instructions: str | None = Field(
+        default=None,
+        max_length=100_000,
+        description="The agent rails (Markdown) for MCP instructions and workspaces' "
+        "CLAUDE.md; an empty string returns to the built-in text.",
+    )
 
 
 class ServerConfig(BaseModel):
     scan_caps: dict[str, int]
     overrides: dict[str, int]
+    agent_instructions: str
+    agent_instructions_custom: bool = Field(description="False: the built-in text.")
 
 
 def _current(services: ServicesDep) -> ServerConfig:
@@ -40,6 +49,8 @@ def _current(services: ServicesDep) -> ServerConfig:
         overrides={
             k.split(".", 1)[1]: int(v) for k, v in stored.items() if k.startswith("scan_caps.")
         },
+        agent_instructions=services.agent_instructions(),
+        agent_instructions_custom=bool(str(stored.get(INSTRUCTIONS_KEY) or "").strip()),
     )
 
 
@@ -50,11 +61,16 @@ def show(services: ServicesDep, _: AdminDep) -> ServerConfig:
 
 @router.put("", summary="Change run-time settings (takes effect at once)")
 def update(body: ConfigUpdate, services: ServicesDep, admin: AdminDep) -> ServerConfig:
-    changes = body.scan_caps.model_dump(exclude_unset=True)
+    """Takes effect at once: new MCP sessions and ``agnes init`` runs get new instructions."""
+    changes = body.scan_caps.model_dump(exclude_unset=True) if body.scan_caps else {}
     for key, value in changes.items():
         if value is None:
             services.server_config.delete(f"scan_caps.{key}")
         else:
             services.server_config.set(f"scan_caps.{key}", int(value), updated_by=admin.user_id)
-    record(services, admin, "server_config.update", params={"scan_caps": changes})
+    params: dict[str, object] = {"scan_caps": changes}
+    if body.agent_instructions is not None:
+        services.set_agent_instructions(body.agent_instructions, admin.user_id)
+        params["agent_instructions_chars"] = len(body.agent_instructions)
+    record(services, admin, "server_config.update", params=params)
     return _current(services)
