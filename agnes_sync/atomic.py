@@ -37,12 +37,17 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def publish(staged: Path, destination: Path) -> None:
-    """Flush ``staged`` and rename it over ``destination`` (atomic on POSIX)."""
+def publish(staged: Path, destination: Path, *, sync_dir: bool = True) -> None:
+    """Flush ``staged`` and rename it over ``destination`` (atomic on POSIX).
+
+    ``sync_dir=False`` leaves making the rename durable to the caller, who publishes many
+    files into few folders and syncs each folder once (a folder's fsync commits the
+    file system's journal: milliseconds each)."""
     fsync_file(staged)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staged.replace(destination)
-    fsync_dir(destination.parent)
+    if sync_dir:
+        fsync_dir(destination.parent)
 
 
 def discard(path: Path) -> None:

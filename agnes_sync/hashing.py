@@ -16,11 +16,27 @@ import blake3
 ALGORITHM = "blake3"
 
 
-def file_hash(path: Path) -> str:
-    """Hex BLAKE3 of a file's bytes (memory-mapped, multi-threaded for large files)."""
+BLOCK = 8 << 20
+
+
+def file_hash(path: Path, *, mapped: bool = True) -> str:
+    """Hex BLAKE3 of a file's bytes, multi-threaded for large files.
+
+    ``mapped`` reads the file through a memory map (fastest: ~11 GB/s from the page
+    cache), which counts the whole file in the process's resident memory while it runs;
+    ``mapped=False`` reads 8 MiB blocks into one buffer (~4 GB/s, memory stays flat),
+    for clients that promise a small footprint (``agnes pull``).
+    """
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if path.stat().st_size:
-        hasher.update_mmap(str(path))
+    if mapped:
+        if path.stat().st_size:
+            hasher.update_mmap(str(path))
+        return hasher.hexdigest()
+    buffer = bytearray(BLOCK)
+    view = memoryview(buffer)
+    with path.open("rb", buffering=0) as source:
+        while read := source.readinto(buffer):
+            hasher.update(view[:read])
     return hasher.hexdigest()
 
 

@@ -93,7 +93,7 @@ def push(paths: WorkspacePaths, api: ServerApi) -> PushSummary:
         except (OSError, ValueError):
             state = PushState()
         for kind, path in _files(paths):
-            digest = file_hash(path)
+            digest = file_hash(path, mapped=False)
             key = str(path)
             if state.sent.get(key) == digest:
                 summary.unchanged += 1

@@ -10,13 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -79,6 +81,8 @@ class SnapshotFiles:
 
     def save(self, table: pa.Table, meta: SnapshotMeta) -> SnapshotMeta:
         """Write the rows, then the metadata (with the file's real size)."""
+        import pyarrow.parquet as pq  # only writers pay for it (a pull never does)
+
         self.root.mkdir(parents=True, exist_ok=True)
         destination = self.data_path(meta.name)
         staged = atomic.staging_path(destination)

@@ -11,9 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.harness import REPO, Result, median
-
-PACKAGES = ("agnes_mcp", "agnes_sync", "cli", "connectors")
+from benchmarks.harness import Result, compile_bytecode, median
 
 RUNS = 30
 
@@ -29,18 +27,8 @@ def _wall(argv: list[str], cwd: str | None = None, env: dict[str, str] | None = 
     return time.perf_counter() - started
 
 
-def _compile_bytecode() -> None:
-    """Write the .pyc files a normal install has (an environment with
-    PYTHONDONTWRITEBYTECODE=1 never writes them, and would time compilation instead)."""
-    import compileall
-    import sysconfig
-
-    for root in (sysconfig.get_paths()["purelib"], *(str(REPO / p) for p in PACKAGES)):
-        compileall.compile_dir(root, quiet=2, workers=2)
-
-
 def run(quick: bool = False) -> list[Result]:
-    _compile_bytecode()
+    compile_bytecode()
     agnes = str(Path(sys.executable).parent / "agnes")
     runs = 10 if quick else RUNS
     for _ in range(3):  # warm the page cache

@@ -19,8 +19,14 @@ from agnes_sync.hashing import file_hash
 from agnes_sync.orchestrator import Orchestrator
 from benchmarks.harness import Result
 
+SMALL = "SELECT range AS id, 'v' || range AS label FROM range({rows})"
 
-def write_extracts(data_dir: Path, sources: int, tables: int) -> None:
+
+def write_extracts(
+    data_dir: Path, sources: int, tables: int, *, rows: int = 100, select: str = SMALL
+) -> None:
+    """``sources`` extracts of ``tables`` one-file tables each; ``select`` (with ``{rows}``
+    and ``{seed}``) makes a table's rows."""
     sample = duckdb.connect()
     for s in range(sources):
         paths = ExtractPaths.of(data_dir / "extracts", f"src{s:04d}")
@@ -31,16 +37,16 @@ def write_extracts(data_dir: Path, sources: int, tables: int) -> None:
         for t in range(tables):
             name = f"t{s:04d}_{t:03d}"
             target = paths.table_file(name)
-            sample.execute(
-                "COPY (SELECT range AS id, 'v' || range AS label FROM range(100)) "
-                f"TO '{target}' (FORMAT parquet)"
-            )
+            query = select.format(rows=rows, seed=s * 100_003 + t)
+            sample.execute(f"COPY ({query}) TO '{target}' (FORMAT parquet, COMPRESSION zstd)")
             size = target.stat().st_size
             con.execute(
-                "INSERT INTO _files VALUES (?, ?, NULL, 100, ?, ?, NULL)",
-                [name, f"data/{name}.parquet", size, file_hash(target)],
+                "INSERT INTO _files VALUES (?, ?, NULL, ?, ?, ?, NULL)",
+                [name, f"data/{name}.parquet", rows, size, file_hash(target)],
             )
-            con.execute("INSERT INTO _meta VALUES (?, '', 100, ?, now(), 'local')", [name, size])
+            con.execute(
+                "INSERT INTO _meta VALUES (?, '', ?, ?, now(), 'local')", [name, rows, size]
+            )
             con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{target}')")
         con.commit()
         con.close()

@@ -14,6 +14,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("agnes_mcp", "agnes_sync", "cli", "connectors")
+
+
+def compile_bytecode() -> None:
+    """Write the .pyc files a normal install has (an environment with
+    PYTHONDONTWRITEBYTECODE=1 never writes them, and CLI timings would include
+    compiling every module)."""
+    import compileall
+    import sysconfig
+
+    for root in (sysconfig.get_paths()["purelib"], *(str(REPO / p) for p in PACKAGES)):
+        compileall.compile_dir(root, quiet=2, workers=2)
 
 
 @dataclass

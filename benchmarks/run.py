@@ -21,6 +21,7 @@ from benchmarks import (
     bench_extract,
     bench_mcp,
     bench_mcp_tools,
+    bench_pull,
     bench_query,
     bench_rebuild,
 )
@@ -34,6 +35,7 @@ SUITES = {
     "rebuild": bench_rebuild.run,
     "query": bench_query.run,
     "mcp_tools": bench_mcp_tools.run,
+    "pull": bench_pull.run,
 }
 
 

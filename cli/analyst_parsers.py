@@ -97,7 +97,12 @@ def add_analyst_commands(
     pull.add_argument(
         "--dry-run", action="store_true", help="say what would change; change nothing"
     )
-    pull.add_argument("--jobs", type=int, default=4, help="files fetched at once (default 4)")
+    pull.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="files fetched at once (default: the number of CPU cores, at most 4)",
+    )
     push = leaf(
         commands,
         "push",

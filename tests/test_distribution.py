@@ -3,6 +3,7 @@ ETags, 304, ranges, grants, nothing leaked)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import httpx
@@ -85,11 +86,32 @@ def test_pulling_the_manifest_records_the_last_pull(
     demo_server: DemoServer, analyst: httpx.Client
 ) -> None:
     services = demo_server.live.services
+    before = dt.datetime.now(dt.UTC)
     user = services.users.by_email(manifest_of(analyst).user)
     assert user is not None
     services.write_behind.flush()
     after = services.users.get(user.id).last_pull_at
-    assert after is not None
+    assert after is not None and after >= before - dt.timedelta(milliseconds=1)
+
+
+def test_the_manifest_etag_follows_what_it_lists(
+    demo_server: DemoServer, analyst: httpx.Client
+) -> None:
+    first = analyst.get("/api/sync/manifest")
+    etag = first.headers["etag"]
+    again = analyst.get("/api/sync/manifest", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    # Another caller sees other tables: another tag, and never a 304 on the analyst's.
+    admin = demo_server.client("admin")
+    assert admin.get("/api/sync/manifest", headers={"If-None-Match": etag}).status_code == 200
+    # A change to what the analyst may pull changes the tag.
+    assert admin.put("/api/admin/registry/products", json={"server_only": True}).status_code == 200
+    try:
+        changed = analyst.get("/api/sync/manifest", headers={"If-None-Match": etag})
+        assert changed.status_code == 200 and changed.headers["etag"] != etag
+    finally:
+        admin.put("/api/admin/registry/products", json={"server_only": False})
+    assert analyst.get("/api/sync/manifest", headers={"If-None-Match": etag}).status_code == 304
 
 
 def test_download_with_etag_304_and_ranges(demo_server: DemoServer, analyst: httpx.Client) -> None:
@@ -189,7 +211,7 @@ def test_uploads_are_stored_once_and_checked(
     assert again.json()["stored"] is False
     assert analyst.get(f"/api/upload/sessions/{digest}").json() == {"stored": True}
     damaged = analyst.post(url, content=body + b"x", headers={"X-Agnes-Content-Hash": digest})
-    assert_error(damaged, 422, "invalid_request")
+    assert_error(damaged, 400, "upload_damaged")
     assert_error(
         analyst.post("/api/upload/sessions?name=../../evil.jsonl", content=b"x"),
         422,

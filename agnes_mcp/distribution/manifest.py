@@ -13,6 +13,7 @@ from agnes_mcp import __version__
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.query.catalog import CatalogTable
 from agnes_mcp.resources import ResourceType
+from agnes_sync.hashing import new_hasher
 from agnes_sync.manifest import (
     API_VERSION,
     ManifestColumn,
@@ -52,8 +53,9 @@ class ManifestBuilder:
             self._cached = (snapshot.version, local, remote)
         return local, remote
 
-    def build(self, principal: Principal) -> str:
-        """The caller's manifest as JSON text; records the pull (off the request path)."""
+    def build(self, principal: Principal) -> tuple[str, str]:
+        """The caller's manifest as JSON text and its ETag (a hash of what it lists, not of
+        when it was made); records the pull (off the request path)."""
         self.services.access.require_data_scope(principal)
         granted = self.services.access.granted(principal, ResourceType.TABLE)
         local, remote = self._entries()
@@ -62,6 +64,12 @@ class ManifestBuilder:
             ids = sorted(i for i in entries if granted is None or i in granted)
             return "[" + ",".join(entries[i] for i in ids) + "]"
 
+        tables, remote_tables = mine(local), mine(remote)
+        hasher = new_hasher()
+        for piece in (principal.email, tables, remote_tables):
+            hasher.update(piece.encode())
+            hasher.update(b"\0")
+        etag = f"{API_VERSION}-{hasher.hexdigest()[:40]}"
         now = dt.datetime.now(dt.UTC)
         self.services.write_behind.pulled(principal.user_id, now)
         head = json.dumps(
@@ -72,7 +80,7 @@ class ManifestBuilder:
                 "user": principal.email,
             }
         )[:-1]
-        return f'{head},"tables":{mine(local)},"remote_tables":{mine(remote)}}}'
+        return f'{head},"tables":{tables},"remote_tables":{remote_tables}}}', etag
 
 
 def _local(table: CatalogTable, updated: dt.datetime | None) -> ManifestTable:

@@ -8,12 +8,15 @@ lists (a revoked grant, an unregistered table) and vanished partitions are remov
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agnes_sync.hashing import file_hash
-from agnes_sync.manifest import Manifest
 from agnes_sync.pull.state import FileState, PullState
+
+if TYPE_CHECKING:
+    from agnes_sync.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ def _still_right(path: Path, want: str, size: int, known: FileState | None) -> F
         return None
     if known is not None and known.hash == want and known.mtime_ns == stat.st_mtime_ns:
         return known
-    if file_hash(path) == want:  # there, but not recorded as this version: check the bytes
+    if file_hash(path, mapped=False) == want:  # there, but not recorded: check the bytes
         return FileState(table="", hash=want, size=size, mtime_ns=stat.st_mtime_ns)
     return None
 
@@ -59,7 +62,7 @@ def plan_pull(manifest: Manifest, state: PullState, data: Path) -> PullPlan:
             wanted.add(part.path)
             right = _still_right(data / part.path, part.hash, part.size, state.files.get(part.path))
             if right is not None:
-                plan.unchanged[part.path] = right.model_copy(update={"table": table.id})
+                plan.unchanged[part.path] = replace(right, table=table.id)
             else:
                 plan.fetch.append(
                     FileJob(

@@ -7,15 +7,15 @@ A failed file keeps its previous good version and is reported; the others go ahe
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
-from agnes_sync.hashing import new_hasher
-from agnes_sync.manifest import API_VERSION, Manifest
 from agnes_sync.pull.download import RANGE_BYTES, fetch
 from agnes_sync.pull.plan import PullPlan, plan_pull
 from agnes_sync.pull.progress import Quiet, Reporter
@@ -23,6 +23,9 @@ from agnes_sync.pull.state import FileState, PullState
 from agnes_sync.server_api import ServerApi
 from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
+
+if TYPE_CHECKING:
+    from agnes_sync.manifest import Manifest
 
 STATE_FILE = "pull-state.json"
 
@@ -63,22 +66,33 @@ class PullSummary:
         }
 
 
-def read_manifest(api: ServerApi) -> tuple[Manifest, str]:
-    text = api.request_text("GET", "/api/sync/manifest")
+MANIFEST = "/api/sync/manifest"
+
+
+def default_jobs() -> int:
+    """Files fetched at once: each stream costs the client a core's worth of work at
+    loopback speed, so more streams than cores only contend (measured on 2 cores: 2 jobs
+    1.5 s, 4 jobs 1.6-1.8 s for 1 GB); more than 4 gains nothing on a real network."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def parse_manifest(text: str) -> Manifest:
+    from agnes_sync.manifest import API_VERSION, Manifest  # pydantic: only when needed
+
     manifest = Manifest.model_validate_json(text)
     if manifest.api_version > API_VERSION:
         raise ManifestTooNew(
             f"The server's manifest is version {manifest.api_version}; this client reads "
             f"up to {API_VERSION}."
         )
-    return manifest, text
+    return manifest
 
 
 def pull(
     paths: WorkspacePaths,
     api: ServerApi,
     *,
-    jobs: int = 4,
+    jobs: int | None = None,
     dry_run: bool = False,
     reporter: Reporter | None = None,
     range_bytes: int = RANGE_BYTES,
@@ -86,9 +100,19 @@ def pull(
     started = time.perf_counter()
     reporter = reporter or Quiet()
     with workspace_lock(paths, "pull.lock", PullBusy):
-        manifest, text = read_manifest(api)
         state_path = paths.dot / STATE_FILE
         state = PullState.read(state_path)
+        text, etag = api.get_text_if_changed(MANIFEST, state.manifest_etag or None)
+        if text is None:  # the server lists exactly what the last pull got
+            if paths.db.exists() and state.files_in_place(paths.data):
+                summary = PullSummary(
+                    unchanged=len(state.files), tables=state.tables, dry_run=dry_run
+                )
+                summary.seconds = time.perf_counter() - started
+                return summary
+            text, etag = api.get_text_if_changed(MANIFEST, None)
+            assert text is not None
+        manifest = parse_manifest(text)
         plan = plan_pull(manifest, state, paths.data)
         summary = PullSummary(
             unchanged=len(plan.unchanged), tables=len(manifest.tables), dry_run=dry_run
@@ -99,17 +123,21 @@ def pull(
             summary.seconds = time.perf_counter() - started
             return summary
         paths.ensure()
-        fetched = _download(api, paths, plan, jobs, reporter, summary, range_bytes)
+        fetched = _download(
+            api, paths, plan, jobs or default_jobs(), reporter, summary, range_bytes
+        )
+        for folder in sorted({(paths.data / name).parent for name in fetched}):
+            atomic.fsync_dir(folder)  # the renames are durable before the state says so
         summary.removed = _remove(paths.data, plan)
-        listed = _listing_hash(manifest)
-        changed = bool(fetched or summary.removed) or listed != state.manifest_hash
-        files = {**plan.unchanged, **fetched}
+        changed = bool(fetched or summary.removed) or etag != state.manifest_etag
         new_state = PullState(
             server_url=api.base_url,
             user=manifest.user,
-            pulled_at=dt.datetime.now(dt.UTC),
-            manifest_hash=listed,
-            files=files,
+            pulled_at=dt.datetime.now(dt.UTC).isoformat(),
+            # A failed file is not in place: the next pull must read the manifest again.
+            manifest_etag="" if summary.failed else (etag or ""),
+            tables=len(manifest.tables),
+            files={**plan.unchanged, **fetched},
         )
         new_state.write(state_path)
         if changed or not paths.db.exists():
@@ -195,12 +223,6 @@ def _prune_empty(folder: Path, root: Path) -> None:
         except OSError:
             return
         folder = folder.parent
-
-
-def _listing_hash(manifest: Manifest) -> str:
-    hasher = new_hasher()
-    hasher.update(manifest.model_dump_json(include={"user", "tables", "remote_tables"}).encode())
-    return str(hasher.hexdigest())
 
 
 def _write_manifest(paths: WorkspacePaths, text: str) -> None:

@@ -1,41 +1,74 @@
 """What a workspace holds as of its last pull (``.agnes/pull-state.json``): per file its
-hash, size and modification time, so that an unchanged pull reads no parquet at all."""
+hash, size and modification time, so that an unchanged pull reads no parquet at all, and
+the manifest's ETag, so that it does not even read the manifest again.
+
+Plain dataclasses and ``json``: a pull with nothing to do should not pay for importing a
+validation library.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from pydantic import BaseModel, Field
 
 from agnes_sync import atomic
 
 
-class FileState(BaseModel):
+@dataclass(frozen=True)
+class FileState:
     table: str
     hash: str
     size: int
     mtime_ns: int
 
 
-class PullState(BaseModel):
+@dataclass
+class PullState:
     server_url: str = ""
     user: str = ""
-    pulled_at: dt.datetime | None = None
-    manifest_hash: str = ""  # of what the manifest lists (not when it was made)
-    files: dict[str, FileState] = Field(default_factory=dict)  # by path under .agnes/data/
+    pulled_at: str = ""  # ISO 8601, UTC
+    manifest_etag: str = ""  # the server's ETag of what the manifest lists
+    tables: int = 0
+    files: dict[str, FileState] = field(default_factory=dict)  # by path under .agnes/data/
 
     @classmethod
     def read(cls, path: Path) -> PullState:
+        """The last state, or an empty one (none yet, or unreadable: every file is then
+        checked afresh)."""
         try:
-            return cls.model_validate_json(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return cls()  # none yet, or unreadable: every file is checked afresh
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                server_url=str(data.get("server_url", "")),
+                user=str(data.get("user", "")),
+                pulled_at=str(data.get("pulled_at", "")),
+                manifest_etag=str(data.get("manifest_etag", "")),
+                tables=int(data.get("tables", 0)),
+                files={
+                    name: FileState(
+                        str(f["table"]), str(f["hash"]), int(f["size"]), int(f["mtime_ns"])
+                    )
+                    for name, f in data.get("files", {}).items()
+                },
+            )
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            return cls()
 
     def write(self, path: Path) -> None:
         staged = atomic.staging_path(path)
         try:
-            staged.write_text(self.model_dump_json(), encoding="utf-8")
+            staged.write_text(json.dumps(asdict(self)), encoding="utf-8")
             atomic.publish(staged, path)
         finally:
             atomic.discard(staged)
+
+    def files_in_place(self, data: Path) -> bool:
+        """Every recorded file still on disk with its recorded size and mtime."""
+        for relative, known in self.files.items():
+            try:
+                stat = (data / relative).stat()
+            except OSError:
+                return False
+            if stat.st_size != known.size or stat.st_mtime_ns != known.mtime_ns:
+                return False
+        return True
