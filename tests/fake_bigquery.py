@@ -18,14 +18,13 @@ from typing import Any
 
 import duckdb
 import sqlglot
-import uvicorn
 from sqlglot import exp
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from agnes_mcp.serve import bind
+from tests.threaded_server import ThreadedServer
 
 PROJECT = "example-project"
 PAGE_ROWS = 1000  # rows per response page (BigQuery's own limit is ~10 MB)
@@ -410,7 +409,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
     )
 
 
-class FakeBigQueryServer:
+class FakeBigQueryServer(ThreadedServer):
     """The fake on 127.0.0.1 and a free port, in a thread."""
 
     def __init__(self, rows: int = 20_000) -> None:
@@ -424,19 +423,4 @@ class FakeBigQueryServer:
             f"(range % 7) * 1.5 AS seconds, range % 10 = 0 AS converted FROM range({rows})"
         )
         self.fake = FakeBigQuery(con)
-        self._sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._server = uvicorn.Server(uvicorn.Config(create_app(self.fake), log_level="warning"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def __enter__(self) -> FakeBigQueryServer:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        super().__init__(create_app(self.fake))

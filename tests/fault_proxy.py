@@ -5,30 +5,25 @@ connection, or a slow trickle. Everything else passes through unchanged."""
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import AsyncIterator
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from agnes_mcp.serve import bind
+from tests.threaded_server import ThreadedServer
 
 MODES = ("ok", "corrupt", "short", "error", "drop", "slow")
 HOP = {"content-length", "transfer-encoding", "connection", "content-encoding"}
 
 
-class FaultProxy:
+class FaultProxy(ThreadedServer):
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
         self.mode = "ok"
         self.downloads = 0  # data requests seen
-        self._sock = bind("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
         app = Starlette(
             routes=[
                 Route(
@@ -36,20 +31,7 @@ class FaultProxy:
                 )
             ]
         )
-        self._server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    def __enter__(self) -> FaultProxy:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
+        super().__init__(app, log_level="critical")
 
     async def _forward(self, request: Request) -> Response:
         data = request.url.path.startswith("/api/data/")
