@@ -264,6 +264,11 @@ def test_output_modes_and_dry_run(
         assert json.loads(capsys.readouterr().out)["error"]["code"] == "pull_running"
     monkeypatch.setenv("AGNES_TOKEN", "agnes_abcdefghij_" + "x" * 43)
     assert main(["pull", "--workspace", str(folder)]) == exit_codes.AUTH
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    monkeypatch.setenv("AGNES_TOKEN", user_token)
+    monkeypatch.setenv("AGNES_SERVER_URL", "http://127.0.0.1:9")  # nothing listens there
+    assert main(["pull", "--workspace", str(folder)]) == exit_codes.UNREACHABLE
+    assert before == {p: p.stat().st_mtime_ns for p in before}  # nothing touched
 
 
 @pytest.mark.slow
