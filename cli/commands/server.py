@@ -69,6 +69,7 @@ Try:
   uv run agnes login --server-url {base} --token <admin token>
   uv run agnes admin list-tables
   claude mcp add --transport http agnes {base}/mcp --header "Authorization: Bearer <analyst token>"
+  mkdir analysis && cd analysis && uv run agnes init --server-url {base} --token <analyst token>
 
 Press Ctrl-C to stop."""
 
