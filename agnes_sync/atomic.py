@@ -50,6 +50,17 @@ def publish(staged: Path, destination: Path, *, sync_dir: bool = True) -> None:
         fsync_dir(destination.parent)
 
 
+def write_text(destination: Path, text: str) -> None:
+    """Replace ``destination`` with ``text`` (UTF-8) atomically: readers see the old
+    content or the new, never a part."""
+    staged = staging_path(destination)
+    try:
+        staged.write_text(text, encoding="utf-8")
+        publish(staged, destination)
+    finally:
+        discard(staged)
+
+
 def discard(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

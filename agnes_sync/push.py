@@ -121,11 +121,6 @@ def push(paths: WorkspacePaths, api: ServerApi) -> PushSummary:
             else:
                 summary.unchanged += 1
             state.sent[key] = digest
-        staged = atomic.staging_path(state_path)
-        try:
-            staged.write_text(state.model_dump_json(), encoding="utf-8")
-            atomic.publish(staged, state_path)
-        finally:
-            atomic.discard(staged)
+        atomic.write_text(state_path, state.model_dump_json())
     summary.seconds = time.perf_counter() - started
     return summary

@@ -93,13 +93,7 @@ class SnapshotFiles:
         finally:
             atomic.discard(staged)
         final = meta.model_copy(update={"bytes": size, "rows": table.num_rows})
-        meta_path = self._meta_path(meta.name)
-        staged_meta = atomic.staging_path(meta_path)
-        try:
-            staged_meta.write_text(final.model_dump_json(indent=2), encoding="utf-8")
-            atomic.publish(staged_meta, meta_path)
-        finally:
-            atomic.discard(staged_meta)
+        atomic.write_text(self._meta_path(meta.name), final.model_dump_json(indent=2))
         return final
 
     def get(self, name: str) -> SnapshotMeta | None:

@@ -137,21 +137,7 @@ class ServerBackend(Backend):
 
     def _info(self, meta: SnapshotMeta) -> SnapshotInfo:
         base = self.services.settings.base_url
-        return SnapshotInfo(
-            name=meta.name,
-            table_id=meta.table_id,
-            select=meta.select,
-            where=meta.where,
-            rows=meta.rows,
-            bytes=meta.bytes,
-            bytes_scanned=meta.bytes_scanned,
-            truncated=meta.truncated,
-            created_at=meta.created_at,
-            expires_at=meta.expires_at,
-            sql=meta.sql,
-            location="server",
-            download_url=f"{base}/api/snapshots/stored/{meta.name}",
-        )
+        return SnapshotInfo.of(meta, "server", f"{base}/api/snapshots/stored/{meta.name}")
 
     # --- metrics -----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo
 from agnes_mcp.query.results import Provenance, ResultColumn
+from agnes_sync.snapshot_files import SnapshotMeta
 
 
 class Truncation(BaseModel):
@@ -109,6 +110,33 @@ class SnapshotInfo(BaseModel):
     download_url: str | None = Field(
         default=None, description="Server snapshots: GET it (with your token) as parquet."
     )
+
+    @classmethod
+    def of(
+        cls,
+        meta: SnapshotMeta,
+        location: Literal["server", "workspace"],
+        download_url: str | None = None,
+    ) -> SnapshotInfo:
+        return cls(
+            **meta.model_dump(
+                include={
+                    "name",
+                    "table_id",
+                    "select",
+                    "where",
+                    "rows",
+                    "bytes",
+                    "bytes_scanned",
+                    "truncated",
+                    "created_at",
+                    "sql",
+                }
+            ),
+            expires_at=meta.expires_at,
+            location=location,
+            download_url=download_url,
+        )
 
 
 class SnapshotListOutput(BaseModel):

@@ -202,9 +202,8 @@ class WorkspaceBackend(Backend):
             raise SnapshotInvalid(
                 f"A snapshot named '{name}' exists; drop it first or pick another name."
             )
-        data, meta = self.api.post_arrow("/api/snapshots", spec.model_dump())
-        saved = self.snapshots.save(
-            data,
+        return self._take(
+            spec,
             SnapshotMeta(
                 name=name,
                 table_id=spec.table_id,
@@ -212,13 +211,26 @@ class WorkspaceBackend(Backend):
                 where=spec.where,
                 order_by=spec.order_by,
                 limit=spec.limit,
-                sql=str(meta.get("sql") or ""),
+                sql="",
                 created_at=dt.datetime.now(dt.UTC),
-                rows=data.num_rows,
+                rows=0,
                 bytes=0,
-                bytes_scanned=int(meta.get("bytes_scanned") or 0),
-                truncated=bool(meta.get("truncated")),
                 ttl_seconds=ttl_seconds,
+            ),
+        )
+
+    def _take(self, spec: SnapshotSpec, meta: SnapshotMeta) -> SnapshotInfo:
+        """Run the snapshot on the server, keep its rows under ``meta``'s name, re-view."""
+        data, answer = self.api.post_arrow("/api/snapshots", spec.model_dump())
+        saved = self.snapshots.save(
+            data,
+            meta.model_copy(
+                update={
+                    "created_at": dt.datetime.now(dt.UTC),
+                    "sql": str(answer.get("sql") or meta.sql),
+                    "bytes_scanned": int(answer.get("bytes_scanned") or 0),
+                    "truncated": bool(answer.get("truncated")),
+                }
             ),
         )
         local_db.rebuild(self.paths)
@@ -234,20 +246,7 @@ class WorkspaceBackend(Backend):
             limit=meta.limit,
             order_by=meta.order_by,
         )
-        data, answer = self.api.post_arrow("/api/snapshots", spec.model_dump())
-        saved = self.snapshots.save(
-            data,
-            meta.model_copy(
-                update={
-                    "created_at": dt.datetime.now(dt.UTC),
-                    "sql": str(answer.get("sql") or meta.sql),
-                    "bytes_scanned": int(answer.get("bytes_scanned") or 0),
-                    "truncated": bool(answer.get("truncated")),
-                }
-            ),
-        )
-        local_db.rebuild(self.paths)
-        return self._info(saved)
+        return self._take(spec, meta)
 
     def snapshot_prune(self) -> list[SnapshotInfo]:
         """Drop the snapshots whose TTL has passed."""
@@ -267,20 +266,7 @@ class WorkspaceBackend(Backend):
         return self._info(dropped)
 
     def _info(self, meta: SnapshotMeta) -> SnapshotInfo:
-        return SnapshotInfo(
-            name=meta.name,
-            table_id=meta.table_id,
-            select=meta.select,
-            where=meta.where,
-            rows=meta.rows,
-            bytes=meta.bytes,
-            bytes_scanned=meta.bytes_scanned,
-            truncated=meta.truncated,
-            created_at=meta.created_at,
-            expires_at=meta.expires_at,
-            sql=meta.sql,
-            location="workspace",
-        )
+        return SnapshotInfo.of(meta, "workspace")
 
     # --- metrics -----------------------------------------------------------------------------
 

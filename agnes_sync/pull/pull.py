@@ -141,7 +141,7 @@ def pull(
         )
         new_state.write(state_path)
         if changed or not paths.db.exists():
-            _write_manifest(paths, text)
+            atomic.write_text(paths.manifest, text)
             from agnes_sync.workspace import local_db  # duckdb: only when there is work
 
             local_db.rebuild(paths)
@@ -223,12 +223,3 @@ def _prune_empty(folder: Path, root: Path) -> None:
         except OSError:
             return
         folder = folder.parent
-
-
-def _write_manifest(paths: WorkspacePaths, text: str) -> None:
-    staged = atomic.staging_path(paths.manifest)
-    try:
-        staged.write_text(text, encoding="utf-8")
-        atomic.publish(staged, paths.manifest)
-    finally:
-        atomic.discard(staged)

@@ -55,12 +55,7 @@ class PullState:
             return cls()
 
     def write(self, path: Path) -> None:
-        staged = atomic.staging_path(path)
-        try:
-            staged.write_text(json.dumps(asdict(self)), encoding="utf-8")
-            atomic.publish(staged, path)
-        finally:
-            atomic.discard(staged)
+        atomic.write_text(path, json.dumps(asdict(self)))
 
     def files_in_place(self, data: Path) -> bool:
         """Every recorded file still on disk with its recorded size and mtime."""

@@ -37,12 +37,7 @@ def _write(path: Path, text: str) -> bool:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    staged = atomic.staging_path(path)
-    try:
-        staged.write_text(text, encoding="utf-8")
-        atomic.publish(staged, path)
-    finally:
-        atomic.discard(staged)
+    atomic.write_text(path, text)
     return True
 
 
