@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agnes_mcp.query.catalog import CatalogTable
+from agnes_mcp.rails.tables import CatalogTable
 
 
 class CatalogEntry(BaseModel):

@@ -4,7 +4,6 @@ a few sample rows. Shared by the HTTP API and the server MCP backend.
 
 from __future__ import annotations
 
-import difflib
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -20,14 +19,15 @@ from agnes_mcp.catalog_models import (
     TableSchema,
     how_to_fetch,
 )
-from agnes_mcp.query.catalog import CatalogTable
-from agnes_mcp.query.refusals import TableNotFound, TableNotGranted, next_step
-from agnes_mcp.query.results import Provenance, TableRead
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.refusals import TableNotFound, TableNotGranted, next_step
+from agnes_mcp.rails.results import Provenance, TableRead
+from agnes_mcp.rails.tables import CatalogTable
+from agnes_mcp.resource_types import ResourceType
 from agnes_sync.sql_text import quote_literal
+from agnes_sync.suggest import did_you_mean, suggestions
 
 if TYPE_CHECKING:
-    from agnes_mcp.query.engines.base import RemoteResult
+    from agnes_mcp.rails.engine import RemoteResult
     from agnes_mcp.services import Services
 
 
@@ -55,7 +55,7 @@ class CatalogView:
     def _all_entries(self) -> list[CatalogEntry]:
         """Every table's entry, built once per catalog version (a sync that changes
         freshness rebuilds the analytics DB, which changes the version)."""
-        snapshot = self.services.query.catalog.snapshot()
+        snapshot = self.services.query.catalog.current()
         cached = self._entries
         if cached is not None and cached[0] == snapshot.version:
             return cached[1]
@@ -74,7 +74,7 @@ class CatalogView:
                     freshness=(state.last_success_at if state else None) or table.extracted_at,
                     partition_by=table.partition_by,
                     source=table.source,
-                    engine=table.remote.extension if table.remote else None,
+                    engine=table.remote.engine if table.remote else None,
                     how_to_fetch=how_to_fetch(table),
                 )
             )
@@ -84,14 +84,14 @@ class CatalogView:
     def table(self, principal: Principal, table_id: str) -> CatalogTable:
         """A table the caller may use, or the refusal an agent can act on."""
         self.services.access.require_data_scope(principal)
-        snapshot = self.services.query.catalog.snapshot()
+        snapshot = self.services.query.catalog.current()
         table = snapshot.tables.get(table_id.lower())
         if table is None:
             visible = [e.id for e in self.entries(principal)]
-            close = difflib.get_close_matches(table_id, visible, n=3, cutoff=0.6)
+            close = suggestions(table_id, visible, n=3)
             raise TableNotFound(
                 f"There is no table '{table_id}'.",
-                hint=(f"Did you mean {', '.join(repr(c) for c in close)}? " if close else "")
+                hint=did_you_mean(table_id, visible, n=3)
                 + "List the tables you may use with the catalog tool.",
                 next=next_step("catalog", "agnes catalog", search=table_id),
                 details={"suggestions": close},
@@ -116,7 +116,7 @@ class CatalogView:
         )
 
     def _columns_of(self, table: CatalogTable) -> list[ColumnInfo]:
-        version = self.services.query.catalog.snapshot().version
+        version = self.services.query.catalog.current().version
         key = (version, table.id)
         with self._lock:
             cached = self._columns.get(key)
@@ -157,7 +157,7 @@ class CatalogView:
         """A remote table's first rows, through the engine's free preview (never a scan)."""
         started = time.perf_counter()
         engine = self.services.query.engine_for(
-            table, self.services.query.catalog.snapshot().version
+            table, self.services.query.catalog.current().version
         )
         result = engine.preview(table, rows, self.services.query.limits(rows))
         record(
@@ -181,7 +181,7 @@ def preview_provenance(table: CatalogTable, result: RemoteResult) -> Provenance:
                 freshness=table.extracted_at,
             )
         ],
-        engine=f"{table.remote.extension if table.remote else 'remote'} (preview)",
+        engine=f"{table.remote.engine if table.remote else 'remote'} (preview)",
         bytes_scanned=0,
         row_count=result.table.num_rows,
         duration_ms=round(result.seconds * 1000, 3),

@@ -6,7 +6,6 @@ variable, or command-line option), the dotted key, what is wrong and a fix.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import types
@@ -19,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from agnes_mcp.errors import ConfigError
+from agnes_sync.suggest import suggestions
 
 logger = logging.getLogger("agnes.settings")
 
@@ -223,7 +223,7 @@ def describe_validation_errors(
         if error["type"] == "extra_forbidden":
             parent = _model_at(model, loc[:-1])
             valid = sorted(parent.model_fields) if parent else []
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.6)
+            close = suggestions(str(loc[-1]), valid)
             fix = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
             problems.append(f"{source}: unknown key '{key}'; {fix}")
         else:
@@ -251,7 +251,7 @@ def warn_unknown_env(model: type[BaseModel], prefix: str, ignore: frozenset[str]
         top = name[len(prefix) :].split("__", 1)[0].lower()
         if top in known:
             continue
-        close = difflib.get_close_matches(top, known, n=1, cutoff=0.6)
+        close = suggestions(top, known)
         suggestion = f"did you mean {prefix}{close[0].upper()}?" if close else "it is ignored"
         text = f"environment variable {name} matches no setting; {suggestion}"
         logger.warning(text)

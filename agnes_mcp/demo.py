@@ -14,8 +14,9 @@ import yaml
 
 from agnes_mcp.auth.bootstrap import write_secret_file
 from agnes_mcp.auth.principal import TokenScope
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from agnes_mcp.errors import AuthenticationError, TableNotRegistered
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.settings import CONFIG_FILE_NAME, AgnesSettings, SourceSettings
 from agnes_mcp.store.groups import MembershipSource
@@ -25,7 +26,7 @@ from agnes_mcp.store.table_registry import (
     SyncStrategy,
     TableSpec,
 )
-from agnes_mcp.store.users import ADMIN_GROUP_ID, User
+from agnes_mcp.store.users import User
 from agnes_mcp.sync_service import SyncResult
 from agnes_sync.demo.generator import FILES, WAREHOUSE, DemoData
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 from pydantic import BaseModel
 
 from agnes_mcp.auth.principal import Principal
-
-if TYPE_CHECKING:
-    from agnes_mcp.services import Services
 
 
 class WhoAmI(BaseModel):
@@ -22,8 +19,9 @@ class WhoAmI(BaseModel):
     token_id: str | None
 
 
-def describe(services: Services, principal: Principal) -> WhoAmI:
-    names = services.groups.names()
+def describe(principal: Principal, group_names: Mapping[str, str]) -> WhoAmI:
+    """``principal`` as its caller sees it; ``group_names`` maps group ids to names."""
+    names = group_names
     return WhoAmI(
         user_id=principal.user_id,
         email=principal.email,

@@ -6,7 +6,6 @@ reads it and with what options. Its extract lives in ``extracts/<source name>/``
 
 from __future__ import annotations
 
-import difflib
 import threading
 
 from pydantic import BaseModel
@@ -15,6 +14,7 @@ from agnes_mcp.settings import AgnesSettings
 from agnes_sync.connector import Connector, SourceContext
 from agnes_sync.connector_registry import connector_class
 from agnes_sync.errors import SourceNotConfigured
+from agnes_sync.suggest import did_you_mean
 
 
 class SourceInfo(BaseModel):
@@ -40,8 +40,7 @@ class SourceCatalog:
                 return self._instances[source]
             config = self._settings.sources.get(source)
             if config is None:
-                close = difflib.get_close_matches(source, self.names(), n=1)
-                suggestion = f"Did you mean '{close[0]}'? " if close else ""
+                suggestion = did_you_mean(source, self.names())
                 raise SourceNotConfigured(
                     f"No source named '{source}' is configured.",
                     hint=f"{suggestion}Configured sources: {', '.join(self.names()) or 'none'}; "

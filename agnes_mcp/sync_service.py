@@ -9,7 +9,6 @@ sync leaves the previously published data, views and hash in place.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import secrets
 import time
@@ -36,6 +35,7 @@ from agnes_sync.profile import profile_parquet
 from agnes_sync.retry import with_retries
 from agnes_sync.schedule import Schedule, parse_schedule
 from agnes_sync.scheduler import Job, Scheduler
+from agnes_sync.suggest import did_you_mean
 
 logger = logging.getLogger("agnes.sync")
 
@@ -58,28 +58,6 @@ class SyncResult(BaseModel):
     attempts: int = 0
     seconds: float = 0.0
     error: dict[str, Any] | None = None
-
-
-def to_request(table: TableSpec) -> TableRequest:
-    return TableRequest(
-        id=table.id,
-        description=table.description,
-        bucket=table.bucket,
-        source_table=table.source_table,
-        source_query=table.source_query,
-        query_mode=table.query_mode.value,
-        sync_strategy=table.sync_strategy.value,
-        primary_key=tuple(table.primary_key or ()),
-        incremental_column=table.incremental_column,
-        incremental_window_days=table.incremental_window_days,
-        max_history_days=table.max_history_days,
-        where_filters=table.where_filters,
-        partition_by=table.partition_by,
-        partition_granularity=table.partition_granularity.value
-        if table.partition_granularity
-        else None,
-        options=dict(table.source_options),
-    )
 
 
 def table_hash(published: PublishedTable) -> str | None:
@@ -112,7 +90,7 @@ class SyncService:
     def validate(self, spec: TableSpec) -> list[ColumnInfo]:
         """Check ``spec`` against its source before it is stored; returns its columns."""
         connector = self.sources.connector(spec.source_type)
-        request = to_request(spec)
+        request = TableRequest.of(spec)
         connector.check_supported(request)
         connector.table_options(request)
         if spec.sync_schedule:
@@ -161,7 +139,7 @@ class SyncService:
             connector = self.sources.connector(table.source_type)
             writer = ExtractWriter(self.settings.extracts_dir, table.source_type)
             writer.sweep(table_id)
-            request = to_request(table)
+            request = TableRequest.of(table)
             published, attempts = with_retries(
                 lambda: connector.extract(request, writer),
                 attempts=self.settings.sync_attempts,
@@ -306,8 +284,7 @@ def _schedule(text: str | None) -> Schedule | None:
 def _need(columns: dict[str, Column], name: str, what: str, spec: TableSpec) -> Column:
     if name in columns:
         return columns[name]
-    close = difflib.get_close_matches(name, list(columns), n=1)
-    suggestion = f"Did you mean '{close[0]}'? " if close else ""
+    suggestion = did_you_mean(name, columns)
     raise InvalidTableSpec(
         f"The {what} '{name}' is not a column of {spec.source_table or spec.id}.",
         hint=f"{suggestion}Columns: {', '.join(columns)}.",

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from enum import StrEnum
+from dataclasses import dataclass, field, fields
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import ConnectorCapabilityMissing, InvalidTableSpec
+from agnes_sync.table_spec import TableSpec
 
 
 class Capability(StrEnum):
@@ -59,9 +60,18 @@ class SourceTable:
     description: str = ""
 
 
+# TableRequest field -> the TableSpec field it is read from, where the names differ
+SPEC_FIELD = {"options": "source_options"}
+
+
 @dataclass(frozen=True)
 class TableRequest:
-    """One registered table, as the connector sees it."""
+    """One registered table, as the connector sees it: the fields of
+    :class:`~agnes_sync.table_spec.TableSpec` a connector reads (same names and defaults,
+    documented there; ``options`` is the spec's ``source_options``), made by :meth:`of`.
+
+    A frozen dataclass of plain values (enums as their strings, the key as a tuple) that
+    connectors and strategies compare and ``dataclasses.replace``."""
 
     id: str
     description: str = ""
@@ -78,6 +88,14 @@ class TableRequest:
     partition_by: str | None = None
     partition_granularity: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec: TableSpec) -> TableRequest:
+        """The connector's view of a registered table."""
+        values = {f.name: getattr(spec, SPEC_FIELD.get(f.name, f.name)) for f in fields(cls)}
+        values["primary_key"] = tuple(values["primary_key"] or ())
+        values["options"] = dict(values["options"])
+        return cls(**{k: v.value if isinstance(v, Enum) else v for k, v in values.items()})
 
 
 @dataclass(frozen=True)

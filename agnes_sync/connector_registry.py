@@ -8,12 +8,12 @@ A third-party package adds a connector by declaring, in its own pyproject::
 
 from __future__ import annotations
 
-import difflib
 from functools import cache
 from importlib.metadata import entry_points
 
 from agnes_sync.connector import Connector
 from agnes_sync.errors import ConnectorNotFound
+from agnes_sync.suggest import did_you_mean
 
 GROUP = "agnes.connectors"
 
@@ -36,8 +36,7 @@ def connector_class(name: str) -> type[Connector]:
     connectors = available()
     if name in connectors:
         return connectors[name]
-    close = difflib.get_close_matches(name, list(connectors), n=1)
-    suggestion = f"Did you mean '{close[0]}'? " if close else ""
+    suggestion = did_you_mean(name, connectors)
     raise ConnectorNotFound(
         f"No connector named '{name}' is installed.",
         hint=f"{suggestion}Installed: {', '.join(connectors) or 'none'}.",

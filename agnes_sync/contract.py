@@ -4,7 +4,7 @@
 
     extracts/<source>/extract.duckdb
         _meta(table_name, description, rows, size_bytes, extracted_at, query_mode)
-        _remote_attach(alias, extension, url, token_env)     -- where remote tables live
+        _remote_attach(alias, engine, url, token_env)        -- where remote tables live
         _files(table_name, path, part, rows, size_bytes, content_hash, fingerprint)
         _remote_tables(table_name, alias, remote_name)
         one view per table: over data/<table>.parquet, over data/<table>/*/*.parquet
@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS _meta (
 );
 CREATE TABLE IF NOT EXISTS _remote_attach (
     alias     VARCHAR PRIMARY KEY,
-    extension VARCHAR,
+    engine    VARCHAR,  -- a registered remote engine (agnes.remote_engines)
     url       VARCHAR,
     token_env VARCHAR
 );
@@ -133,7 +133,7 @@ class PublishedTable:
 @dataclass(frozen=True)
 class RemoteAttach:
     alias: str
-    extension: str
+    engine: str  # the registered remote engine that queries this warehouse
     url: str
     token_env: str | None = None
 
@@ -269,7 +269,7 @@ class ExtractWriter:
             con.begin()
             con.execute(
                 "INSERT OR REPLACE INTO _remote_attach VALUES (?, ?, ?, ?)",
-                [attach.alias, attach.extension, attach.url, attach.token_env],
+                [attach.alias, attach.engine, attach.url, attach.token_env],
             )
             con.execute(
                 "INSERT OR REPLACE INTO _remote_tables VALUES (?, ?, ?)",

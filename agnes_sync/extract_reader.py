@@ -30,7 +30,9 @@ META_COLUMNS = {
     "extracted_at": "TIMESTAMP WITH TIME ZONE",
     "query_mode": "VARCHAR",
 }
-ATTACH_COLUMNS = ("alias", "extension", "url", "token_env")
+# ``engine`` was called ``extension`` before 0.1; older extracts are still read.
+ATTACH_COLUMNS = ("alias", "engine", "url", "token_env")
+LEGACY_ENGINE_COLUMN = "extension"
 GLOB_CHARS = "*?["
 
 
@@ -46,7 +48,7 @@ class ExtractFile:
 @dataclass(frozen=True)
 class RemoteRef:
     alias: str
-    extension: str
+    engine: str
     url: str
     token_env: str | None
     remote_name: str
@@ -148,17 +150,21 @@ def _read(con: duckdb.DuckDBPyConnection, alias: str, extract: Extract, where: s
     if extract.problems:
         return
 
-    attach_columns = contract.get("_remote_attach", {})
+    attach_columns = dict(contract.get("_remote_attach", {}))
+    engine_column = "engine"
+    if LEGACY_ENGINE_COLUMN in attach_columns and "engine" not in attach_columns:
+        engine_column = LEGACY_ENGINE_COLUMN
+        attach_columns["engine"] = attach_columns[LEGACY_ENGINE_COLUMN]
     if attach_columns and set(ATTACH_COLUMNS) - set(attach_columns):
         missing = ", ".join(sorted(set(ATTACH_COLUMNS) - set(attach_columns)))
         extract.problems.append(f"{where}: _remote_attach lacks column(s) {missing}")
         attach_columns = {}
     attachments = {}
     if attach_columns:
-        for name, extension, url, token_env in con.execute(
-            f"SELECT alias, extension, url, token_env FROM {alias}._remote_attach"
+        for name, engine, url, token_env in con.execute(
+            f"SELECT alias, {engine_column}, url, token_env FROM {alias}._remote_attach"
         ).fetchall():
-            attachments[name] = (extension, url, token_env)
+            attachments[name] = (engine, url, token_env)
 
     views = dict(
         con.execute(
@@ -220,9 +226,9 @@ def _check_table(
         alias, remote_name = ref
         if alias not in attachments:
             return [f"{at}: alias '{alias}' is not in _remote_attach"]
-        extension, url, token_env = attachments[alias]
-        table.remote = RemoteRef(alias, extension, url, token_env, remote_name)
-        extract.attachments[alias] = RemoteRef(alias, extension, url, token_env, "")
+        engine, url, token_env = attachments[alias]
+        table.remote = RemoteRef(alias, engine, url, token_env, remote_name)
+        extract.attachments[alias] = RemoteRef(alias, engine, url, token_env, "")
         return []
     if table.view_sql is None:
         return [f"{at}: no view named '{table.name}'"]

@@ -44,7 +44,7 @@ CREATE TABLE _files (
     size_bytes BIGINT, content_hash VARCHAR
 );
 CREATE TABLE _remote_tables (
-    table_name VARCHAR PRIMARY KEY, source VARCHAR, alias VARCHAR, extension VARCHAR,
+    table_name VARCHAR PRIMARY KEY, source VARCHAR, alias VARCHAR, engine VARCHAR,
     url VARCHAR, token_env VARCHAR, remote_name VARCHAR
 );
 CREATE TABLE _conflicts (table_name VARCHAR, kept_source VARCHAR, dropped_source VARCHAR);
@@ -271,7 +271,7 @@ def _write_analytics(
                         name,
                         source,
                         ref.alias,
-                        ref.extension,
+                        ref.engine,
                         ref.url,
                         ref.token_env,
                         ref.remote_name,

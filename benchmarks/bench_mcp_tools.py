@@ -23,6 +23,7 @@ from fastmcp import Client, FastMCP
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server import build_single_user_mcp
 from agnes_mcp.mcp_server.server_backend import ServerBackend
@@ -30,7 +31,6 @@ from agnes_mcp.services import Services
 from agnes_mcp.settings import load_settings
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.table_registry import TableSpec
-from agnes_mcp.store.users import ADMIN_GROUP_ID
 from benchmarks.bench_query import _demo_services
 from benchmarks.bench_rebuild import write_extracts
 from benchmarks.harness import Result, agnes_server, median, time_calls
@@ -69,7 +69,7 @@ def _in_process(n: int) -> list[Result]:
 
     with tempfile.TemporaryDirectory() as tmp, _demo_services(Path(tmp)) as (services, who):
         mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
-        files = list(services.query.catalog.snapshot().tables["products"].files)
+        files = list(services.query.catalog.current().tables["products"].files)
 
         async def measure() -> tuple[list[float], list[float], list[float], list[float]]:
             async with Client(mcp) as client, Client(noop) as bare:

@@ -24,16 +24,16 @@ import sqlglot
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.demo import first_sync, prepare, with_demo_sources
-from agnes_mcp.query import policy
-from agnes_mcp.query.catalog import CatalogTable, RemoteLocation
-from agnes_mcp.query.checked_parse import clear_cache
-from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
-from agnes_mcp.query.rails import plan_local
+from agnes_mcp.rails import policy
+from agnes_mcp.rails.checked_parse import clear_cache
+from agnes_mcp.rails.planner import plan_local
+from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_mcp.services import Services
 from agnes_mcp.settings import load_settings
 from agnes_sync.demo.generator import ensure
 from benchmarks.harness import Result, agnes_server, median, time_calls
 from benchmarks.read_bytes import bytes_read
+from connectors.duckdb_warehouse.engine import DuckDBWarehouseEngine
 
 QUERY_20_LINES = """
 WITH recent AS (
@@ -99,7 +99,7 @@ def _rails(n: int) -> list[Result]:
 
         def rails() -> None:  # parse + resolve + check, as the issue defines the rails
             parsed = policy.parse(QUERY_20_LINES, policy.DUCKDB)
-            plan_local(parsed, catalog.snapshot(), who, access)
+            plan_local(parsed, catalog.current(), access.tables_for(who))
 
         checked = time_calls(rails, n)
 

@@ -1,31 +1,45 @@
 """The flags that describe a table, shared by register-table and update-table.
 
-Only argparse and the stdlib here: the parser is built on every ``agnes --help``.
+Only argparse and the stdlib here: the parser is built on every ``agnes --help``, so the
+flags are written out rather than made from the pydantic ``TableSpec``
+(``agnes_sync/table_spec.py``). ``tests/test_cli_contract.py`` checks that they cover
+exactly its fields: each flag sets one field, each field has a flag or a reason below.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# flag -> body field, for the spec flags shared by register-table and update-table
+# flag (its dest) -> the TableSpec field it sets
 SPEC_FLAGS = {
     "source_type": "source_type",
     "bucket": "bucket",
     "source_table": "source_table",
     "query_mode": "query_mode",
+    "query": "source_query",
     "description": "description",
     "sync_schedule": "sync_schedule",
     "sync_strategy": "sync_strategy",
+    "primary_key": "primary_key",
     "incremental_column": "incremental_column",
     "incremental_window_days": "incremental_window_days",
     "max_history_days": "max_history_days",
     "where": "where_filters",
     "partition_by": "partition_by",
     "partition_granularity": "partition_granularity",
+    "source_option": "source_options",
     "server_only": "server_only",
+}
+
+# TableSpec fields no flag sets, and why
+FIELDS_WITHOUT_FLAG = {
+    "id": "the positional NAME argument",
+    "name": "the display name defaults to the id; set it through the API",
+    "initial_load_chunk_days": "set it through the API",
 }
 
 
@@ -62,17 +76,13 @@ def add_spec_flags(parser: argparse.ArgumentParser, *, for_update: bool) -> None
 
 
 def spec_body(args: argparse.Namespace) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        field: getattr(args, flag)
-        for flag, field in SPEC_FLAGS.items()
-        if getattr(args, flag) is not None
-    }
-    if args.query is not None:
-        body["source_query"] = _read_query(args.query)
-    if args.primary_key is not None:
-        body["primary_key"] = [k.strip() for k in args.primary_key.split(",") if k.strip()]
-    if args.source_option:
-        body["source_options"] = dict(_option(o) for o in args.source_option)
+    """The request body of the spec flags given (those left out are not sent)."""
+    body: dict[str, Any] = {}
+    for flag, spec_field in SPEC_FLAGS.items():
+        value = getattr(args, flag)
+        if value is None or value == []:
+            continue
+        body[spec_field] = _CONVERT[flag](value) if flag in _CONVERT else value
     return body
 
 
@@ -90,3 +100,19 @@ def _option(text: str) -> tuple[str, Any]:
         return key.strip(), json.loads(raw)
     except json.JSONDecodeError:
         return key.strip(), raw
+
+
+def _keys(value: str) -> list[str]:
+    return [k.strip() for k in value.split(",") if k.strip()]
+
+
+def _options(values: list[str]) -> dict[str, Any]:
+    return dict(_option(o) for o in values)
+
+
+# flags whose text becomes another value in the body
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "query": _read_query,
+    "primary_key": _keys,
+    "source_option": _options,
+}

@@ -30,7 +30,7 @@ _counter = itertools.count()
 @pytest.fixture(autouse=True)
 def _fresh_parse_cache() -> Iterator[None]:
     """Each test checks its SQL afresh (tests switch walls off and on)."""
-    from agnes_mcp.query.checked_parse import clear_cache
+    from agnes_mcp.rails.checked_parse import clear_cache
 
     clear_cache()
     yield

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from agnes_mcp.store.users import ADMIN_GROUP_ID
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from tests.conftest import LiveServer, add_user, token_for, unique_email
 
 _names = itertools.count()

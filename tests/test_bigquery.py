@@ -15,8 +15,8 @@ import pyarrow as pa
 import pytest
 
 from agnes_mcp.query.budget import CAP_KEYS
-from agnes_mcp.query.engines.base import Estimate
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.engine import Estimate
+from agnes_mcp.resource_types import ResourceType
 from agnes_sync.connector import SourceContext, TableRequest
 from agnes_sync.contract import ExtractWriter
 from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
@@ -133,7 +133,7 @@ def test_connector_remote_table_records_metadata_only(
     assert published.rows == 3000 and published.size_bytes > 0 and published.files == []
     table = read_extract(writer.paths, strict=True).tables["page_views"]
     assert table.remote is not None
-    assert (table.remote.extension, table.remote.url, table.remote.remote_name) == (
+    assert (table.remote.engine, table.remote.url, table.remote.remote_name) == (
         "bigquery",
         PROJECT,
         f"{PROJECT}.analytics.page_views",
@@ -252,7 +252,7 @@ def test_bigquery_itself_refuses_past_the_cap(
     """Even an estimate that is wrong cannot bill past the cap: the job carries it."""
     admin.put("/api/admin/server-config", json={"scan_caps": {"per_query_bytes": 100}})
     services = deployment.live.services
-    snapshot = services.query.catalog.snapshot()
+    snapshot = services.query.catalog.current()
     engine = services.query.engine_for(snapshot.tables["page_views"], snapshot.version)
     monkeypatch.setattr(engine, "estimate", lambda tree, tables: Estimate(scan_bytes=1))
     principal = services.tokens.authenticate(deployment.analyst_token)
@@ -300,10 +300,10 @@ def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
 ) -> None:
     import sqlglot
 
-    from agnes_mcp.query.engines.bigquery import BigQueryEngine
-    from agnes_mcp.query.refusals import QueryTimeout
-    from agnes_mcp.query.sandbox import Limits
+    from agnes_mcp.rails.refusals import QueryTimeout
+    from agnes_mcp.rails.sandbox import Limits
     from connectors.bigquery.client import BigQueryOptions
+    from connectors.bigquery.engine import BigQueryEngine
 
     engine = BigQueryEngine(BigQueryOptions.model_validate(options(fake)))
     tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")

@@ -24,7 +24,7 @@ from agnes_mcp.demo import (
     prepare,
     with_demo_sources,
 )
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_sync.demo.generator import FILE_OUTPUTS, DemoSizes, ensure, generate
 

@@ -14,7 +14,7 @@ from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server import build_single_user_mcp
 from agnes_mcp.mcp_server.server_backend import ServerBackend
 from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.resource_types import ResourceType
 from agnes_sync.server_api import ServerApi
 from agnes_sync.workspace.layout import WorkspacePaths
 from tests.conftest import add_user, pull_into_workspace, register, running_server, token_for

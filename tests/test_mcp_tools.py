@@ -347,7 +347,7 @@ async def test_server_snapshots_download_and_follow_the_grant(demo_server: DemoS
 
     import pyarrow.parquet as pq
 
-    from agnes_mcp.resources import ResourceType
+    from agnes_mcp.resource_types import ResourceType
     from tests.conftest import add_user, token_for
 
     services = demo_server.live.services

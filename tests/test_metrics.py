@@ -223,7 +223,7 @@ def test_each_starter_metric_runs_on_the_demo_and_validates(
 def test_starter_numbers_match_raw_duckdb(demo_server: DemoServer) -> None:
     services = demo_server.live.services
     admin = services.tokens.authenticate(demo_server.admin_token)
-    snapshot = services.query.catalog.snapshot()
+    snapshot = services.query.catalog.current()
 
     def raw(sql: str, *tables: str) -> object:
         con = duckdb.connect()

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.resource_types import ResourceType
 from agnes_sync.hashing import file_hash
 from agnes_sync.manifest import Manifest
 from agnes_sync.pull.download import partial_path

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query.refusals import QueryRefused
+from agnes_mcp.rails.refusals import QueryRefused
 from tests.conftest import DemoServer
 from tests.rails_corpus import CASES
 

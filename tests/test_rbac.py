@@ -7,11 +7,11 @@ import itertools
 import pytest
 
 from agnes_mcp.auth.principal import TokenScope
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from agnes_mcp.errors import AdminRequired, PermissionDenied, ResourceNotGranted
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.store.table_registry import TableSpec
-from agnes_mcp.store.users import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from tests.conftest import add_user
 
 TABLES = ["orders", "customers", "payroll", "web_sessions"]

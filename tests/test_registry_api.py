@@ -10,7 +10,7 @@ import duckdb
 import httpx
 import pytest
 
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.resource_types import ResourceType
 from cli.main import main
 from tests.conftest import LiveServer, add_user, running_server, token_for
 from tests.test_api_http import assert_error

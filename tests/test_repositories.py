@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from agnes_mcp.errors import (
     GrantExists,
     GroupExists,
@@ -19,12 +20,11 @@ from agnes_mcp.errors import (
     UserExists,
     UserNotFound,
 )
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.store.audit import AuditEntry
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.table_registry import QueryMode, SyncStrategy, TableSpec
-from agnes_mcp.store.users import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from tests.conftest import add_user
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agnes_mcp.errors import UnknownResourceType
-from agnes_mcp.resources import ResourceType, all_specs, parse_resource_type, spec_for
+from agnes_mcp.resource_types import ResourceType, all_specs, parse_resource_type, spec_for
 
 
 def test_every_member_has_exactly_one_spec() -> None:

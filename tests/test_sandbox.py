@@ -8,16 +8,16 @@ import duckdb
 import pytest
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query import policy
-from agnes_mcp.query.catalog import CatalogTable
-from agnes_mcp.query.refusals import (
+from agnes_mcp.rails import policy
+from agnes_mcp.rails.refusals import (
     MultipleStatements,
     QueryFailed,
     QueryRefused,
     QueryTimeout,
     ReadOnly,
 )
-from agnes_mcp.query.sandbox import Limits, Sandbox
+from agnes_mcp.rails.sandbox import Limits, Sandbox
+from agnes_mcp.rails.tables import CatalogTable
 from tests.conftest import DemoServer
 
 LIMITS = Limits(rows=100, bytes=10_000_000, timeout_seconds=2)
@@ -152,7 +152,7 @@ def test_service_with_the_parser_switched_off(
         return policy.ParsedQuery(sql=sql, dialect=dialect, tree=duckdb_free_tree(), refs=[])
 
     monkeypatch.setattr(policy, "parse", permissive)
-    monkeypatch.setattr("agnes_mcp.query.checked_parse.cross_check", lambda sql, names: None)
+    monkeypatch.setattr("agnes_mcp.rails.checked_parse.cross_check", lambda sql, names: None)
     extract = services.settings.extracts_dir / "files" / "data" / "support_tickets.parquet"
     attempts = [
         "SELECT * FROM support_tickets",

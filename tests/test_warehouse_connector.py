@@ -44,7 +44,7 @@ def test_remote_table_copies_nothing(
     assert list(writer.paths.data.iterdir()) == []
     table = read_extract(writer.paths, strict=True).tables["events"]
     assert table.remote is not None
-    assert (table.remote.alias, table.remote.extension, table.remote.url) == (
+    assert (table.remote.alias, table.remote.engine, table.remote.url) == (
         "warehouse",
         "duckdb",
         str(warehouse),

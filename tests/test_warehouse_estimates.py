@@ -11,9 +11,9 @@ import duckdb
 import pytest
 import sqlglot
 
-from agnes_mcp.query.catalog import CatalogTable, RemoteLocation
-from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
+from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from benchmarks.read_bytes import bytes_read
+from connectors.duckdb_warehouse.engine import DuckDBWarehouseEngine
 
 QUERIES = [
     "SELECT sum(amount) FROM main.events",

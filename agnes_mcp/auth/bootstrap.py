@@ -13,9 +13,10 @@ import os
 from pathlib import Path
 
 from agnes_mcp.auth.principal import TokenScope
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from agnes_mcp.services import Services
 from agnes_mcp.store.groups import MembershipSource
-from agnes_mcp.store.users import ADMIN_GROUP_ID, active_admins
+from agnes_mcp.store.users import active_admins
 
 logger = logging.getLogger("agnes.bootstrap")
 

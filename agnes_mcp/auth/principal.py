@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from agnes_mcp.store.users import ADMIN_GROUP_ID
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 
 
 class TokenScope(StrEnum):

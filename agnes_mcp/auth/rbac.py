@@ -13,7 +13,7 @@ import threading
 
 from agnes_mcp.auth.principal import Principal, TokenScope
 from agnes_mcp.errors import AdminRequired, PermissionDenied, ResourceNotGranted
-from agnes_mcp.resources import ResourceType, spec_for
+from agnes_mcp.resource_types import ResourceType, spec_for
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.grants import GrantRepository
 
@@ -59,6 +59,10 @@ class AccessControl:
             return True
         return (resource_type, resource_id) in self._resources(principal.group_ids)
 
+    def tables_for(self, principal: Principal) -> CallerTables:
+        """The caller's table grants in the shape the rails ask for."""
+        return CallerTables(self, principal)
+
     def require_resource_access(
         self, principal: Principal, resource_type: ResourceType, resource_id: str
     ) -> None:
@@ -84,3 +88,17 @@ class AccessControl:
             if self._generation == generation:
                 self._cache[group_ids] = resources
         return resources
+
+
+class CallerTables:
+    """One caller's table grants, for :class:`agnes_mcp.rails.planner.TableAccess`."""
+
+    def __init__(self, access: AccessControl, principal: Principal) -> None:
+        self._access = access
+        self._principal = principal
+
+    def granted_tables(self) -> frozenset[str] | None:
+        return self._access.granted(self._principal, ResourceType.TABLE)
+
+    def can_read(self, table_id: str) -> bool:
+        return self._access.can_access(self._principal, ResourceType.TABLE, table_id)

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.errors import InvalidRequest, NotFound, PermissionDenied, ResourceNotGranted
-from agnes_mcp.query.catalog import CatalogFile
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.tables import CatalogFile
+from agnes_mcp.resource_types import ResourceType
 
 if TYPE_CHECKING:
     from agnes_mcp.services import Services
@@ -36,7 +36,7 @@ def resolve(
     if not services.access.can_access(principal, ResourceType.TABLE, table_id):
         # Same answer whether the table exists or not: nothing to learn from a refusal.
         raise DownloadNotGranted(f"You may not download '{table_id}'.")
-    table = services.query.catalog.snapshot().tables.get(table_id)
+    table = services.query.catalog.current().tables.get(table_id)
     if table is None:
         raise DataNotFound(f"There is no table '{table_id}'.")
     if table.is_remote or table.server_only:

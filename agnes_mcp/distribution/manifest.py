@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from agnes_mcp import __version__
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query.catalog import CatalogTable
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.tables import CatalogTable
+from agnes_mcp.resource_types import ResourceType
 from agnes_sync.hashing import new_hasher
 from agnes_sync.manifest import (
     API_VERSION,
@@ -35,7 +35,7 @@ class ManifestBuilder:
 
     def _entries(self) -> tuple[dict[str, str], dict[str, str]]:
         """(local entries, remote entries) as JSON text by table id, for this version."""
-        snapshot = self.services.query.catalog.snapshot()
+        snapshot = self.services.query.catalog.current()
         cached = self._cached
         if cached is not None and cached[0] == snapshot.version:
             return cached[1], cached[2]
@@ -116,7 +116,7 @@ def _remote(table: CatalogTable) -> ManifestRemote:
             "description": table.description,
             "query_mode": table.query_mode,
             "source_type": table.source,
-            "engine": table.remote.extension if table.remote else "remote",
+            "engine": table.remote.engine if table.remote else "remote",
             "rows": table.rows,
             "size_bytes": table.size_bytes,
             "partition_by": table.partition_by,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
 
-from agnes_mcp.query.results import Provenance
+from agnes_mcp.rails.results import Provenance
 
 if TYPE_CHECKING:
     from agnes_mcp.catalog_models import CatalogEntry, TableSchema
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         SnapshotInfo,
     )
     from agnes_mcp.metrics.compiler import MetricRequest
-    from agnes_mcp.query.snapshots import SnapshotSpec
+    from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 
 
 @dataclass

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from agnes_mcp.query.extra_tables import ExtraTable
+from agnes_mcp.rails.extra_tables import ExtraTable
 
 TTL_SECONDS = 3600.0
 PER_TOKEN = 20

@@ -24,10 +24,11 @@ from agnes_mcp.mcp_server.tool_models import (
 )
 from agnes_mcp.metrics.compiler import MetricRequest
 from agnes_mcp.metrics.definition import MetricDefinition
-from agnes_mcp.query.extra_tables import ExtraTable
-from agnes_mcp.query.outcome import Outcome
-from agnes_mcp.query.refusals import SnapshotInvalid
-from agnes_mcp.query.snapshots import Snapshots, SnapshotSpec
+from agnes_mcp.query.snapshots import Snapshots
+from agnes_mcp.rails.extra_tables import ExtraTable
+from agnes_mcp.rails.outcome import Outcome
+from agnes_mcp.rails.refusals import SnapshotInvalid
+from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_mcp.services import Services
 from agnes_sync.snapshot_files import SnapshotMeta
 from agnes_sync.sql_text import quote_ident
@@ -61,7 +62,7 @@ class ServerBackend(Backend):
     # --- discovery ---------------------------------------------------------------------------
 
     def whoami(self) -> WhoAmI:
-        return describe(self.services, self.principal)
+        return describe(self.principal, self.services.groups.names())
 
     def catalog(
         self, search: str | None, query_mode: str | None

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo
-from agnes_mcp.query.results import Provenance, ResultColumn
+from agnes_mcp.rails.results import Provenance, ResultColumn
 from agnes_sync.snapshot_files import SnapshotMeta
 
 

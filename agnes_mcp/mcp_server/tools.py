@@ -38,8 +38,8 @@ from agnes_mcp.mcp_server.tool_models import (
     Truncation,
 )
 from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
-from agnes_mcp.query.refusals import QueryRefused
-from agnes_mcp.query.snapshots import SnapshotSpec
+from agnes_mcp.rails.refusals import QueryRefused
+from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_sync.errors import AgnesError
 
 logger = logging.getLogger("agnes.mcp")

@@ -25,11 +25,11 @@ from agnes_mcp.mcp_server.tool_models import (
 )
 from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
-from agnes_mcp.query.outcome import Outcome
-from agnes_mcp.query.refusals import SnapshotInvalid
-from agnes_mcp.query.results import Provenance
-from agnes_mcp.query.snapshots import SnapshotSpec
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
+from agnes_mcp.rails.outcome import Outcome
+from agnes_mcp.rails.refusals import SnapshotInvalid
+from agnes_mcp.rails.results import Provenance
+from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, check_name
 from agnes_sync.sql_text import quote_ident

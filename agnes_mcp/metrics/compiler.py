@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from sqlglot import exp
 
 from agnes_mcp.metrics.definition import GRAINS, MetricDefinition
-from agnes_mcp.query.refusals import QueryRefused, next_step
+from agnes_mcp.rails.refusals import QueryRefused, next_step
 
 FilterValue = str | int | float | bool | None
 

@@ -7,7 +7,6 @@ tables and sends the SQL through the query service, like any other query.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,11 +16,13 @@ from agnes_mcp.auth.principal import Principal
 from agnes_mcp.metrics.compiler import CompiledMetric, MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.loader import MetricsInvalid, Problem, load_texts
-from agnes_mcp.query.refusals import QueryRefused, next_step
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.engine import dialect_of
+from agnes_mcp.rails.refusals import QueryRefused, next_step
+from agnes_mcp.resource_types import ResourceType
+from agnes_sync.suggest import did_you_mean
 
 if TYPE_CHECKING:
-    from agnes_mcp.query.outcome import Outcome
+    from agnes_mcp.rails.outcome import Outcome
     from agnes_mcp.services import Services
 
 
@@ -70,10 +71,9 @@ class MetricService:
         metric = self.services.metrics.get(metric_id)
         if metric is None:
             ids = [m.id for m in self.visible(principal)]
-            close = difflib.get_close_matches(metric_id, ids, n=3, cutoff=0.5)
             raise MetricNotFound(
                 f"There is no metric '{metric_id}'.",
-                hint=(f"Did you mean {', '.join(close)}? " if close else "")
+                hint=did_you_mean(metric_id, ids, n=3, cutoff=0.5)
                 + "List metrics with metrics_list.",
                 next=next_step("metrics_list", "agnes catalog --metrics"),
             )
@@ -84,12 +84,12 @@ class MetricService:
 
     def target(self, metric: MetricDefinition) -> tuple[str, str]:
         """(dialect, mode) for the metric's tables: BigQuery SQL for BigQuery tables."""
-        snapshot = self.services.query.catalog.snapshot()
+        snapshot = self.services.query.catalog.current()
         tables = [snapshot.tables.get(t) for t in metric.all_tables]
         remote = [t for t in tables if t is not None and t.remote is not None]
         if not remote:
             return "duckdb", "local"
-        return ("bigquery" if remote[0].remote.extension == "bigquery" else "duckdb"), "remote"  # type: ignore[union-attr]
+        return dialect_of(remote[0]), "remote"
 
     def run(
         self,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query.refusals import BudgetExhausted, TooManyConcurrent
+from agnes_mcp.rails.refusals import BudgetExhausted, TooManyConcurrent
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.server_config import ServerConfigRepository

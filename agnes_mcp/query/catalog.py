@@ -7,75 +7,14 @@ system store (registry, grants) changes, so resolving a query's tables is a dict
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING
+
+from agnes_mcp.rails.tables import CatalogFile, CatalogTable, RemoteLocation, VersionedCatalog
 
 if TYPE_CHECKING:
     from agnes_mcp.store.database import SystemStore
     from agnes_mcp.store.table_registry import TableRegistryRepository
     from agnes_sync.orchestrator import Orchestrator
-
-
-@dataclass(frozen=True)
-class RemoteLocation:
-    source: str
-    alias: str
-    extension: str  # the engine: 'duckdb', 'bigquery'
-    url: str
-    token_env: str | None
-    remote_name: str  # e.g. "main"."web_sessions" or project.dataset.table
-
-    @property
-    def parts(self) -> tuple[str, ...]:
-        """The remote name's parts, unquoted and lowercased."""
-        return tuple(p.strip('"`').lower() for p in self.remote_name.split("."))
-
-
-@dataclass(frozen=True)
-class CatalogFile:
-    """One parquet file of a table: where it is, where a workspace puts it, what it holds."""
-
-    path: str  # absolute, on the server
-    relative: str  # under a workspace's .agnes/data/
-    part: str | None
-    rows: int | None
-    size_bytes: int
-    content_hash: str
-
-
-@dataclass(frozen=True)
-class CatalogTable:
-    id: str
-    description: str
-    query_mode: str  # local | materialized | remote
-    source: str
-    rows: int | None
-    size_bytes: int | None
-    extracted_at: datetime | None
-    files: tuple[str, ...] = ()
-    remote: RemoteLocation | None = None
-    partition_by: str | None = None
-    server_only: bool = False
-    name: str = ""
-    parts: tuple[CatalogFile, ...] = ()
-    columns: tuple[tuple[str, str], ...] = ()  # (name, type) of local and materialized tables
-
-    @property
-    def is_remote(self) -> bool:
-        return self.query_mode == "remote"
-
-
-@dataclass
-class CatalogSnapshot:
-    version: tuple[int, int]
-    tables: dict[str, CatalogTable] = field(default_factory=dict)
-    # every spelling of a remote table's warehouse path -> table id
-    remote_paths: dict[tuple[str, ...], str] = field(default_factory=dict)
-
-    def by_remote_path(self, parts: tuple[str, ...]) -> CatalogTable | None:
-        table_id = self.remote_paths.get(tuple(p.lower() for p in parts))
-        return self.tables.get(table_id) if table_id else None
 
 
 class QueryCatalog:
@@ -86,20 +25,20 @@ class QueryCatalog:
         self._registry = registry
         self._orchestrator = orchestrator
         self._lock = threading.Lock()
-        self._snapshot: CatalogSnapshot | None = None
+        self._current: VersionedCatalog | None = None
 
-    def snapshot(self) -> CatalogSnapshot:
+    def current(self) -> VersionedCatalog:
         version = (self._orchestrator.generation, self._store.generation)
-        current = self._snapshot
+        current = self._current
         if current is not None and current.version == version:
             return current
         with self._lock:
-            if self._snapshot is None or self._snapshot.version != version:
-                self._snapshot = self._build(version)
-            return self._snapshot
+            if self._current is None or self._current.version != version:
+                self._current = self._build(version)
+            return self._current
 
-    def _build(self, version: tuple[int, int]) -> CatalogSnapshot:
-        snapshot = CatalogSnapshot(version=version)
+    def _build(self, version: tuple[int, int]) -> VersionedCatalog:
+        snapshot = VersionedCatalog(version=version)
         registered = {t.id: t for t in self._registry.all()}
         con = self._orchestrator.connect()
         try:
@@ -125,7 +64,7 @@ class QueryCatalog:
             remotes = {
                 r[0]: RemoteLocation(*r[1:])
                 for r in con.execute(
-                    "SELECT table_name, source, alias, extension, url, token_env, remote_name "
+                    "SELECT table_name, source, alias, engine, url, token_env, remote_name "
                     "FROM _remote_tables"
                 ).fetchall()
             }

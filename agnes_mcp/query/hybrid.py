@@ -15,13 +15,13 @@ import duckdb
 import pyarrow as pa
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query import policy
-from agnes_mcp.query.duckdb_check import cross_check
-from agnes_mcp.query.outcome import Outcome
-from agnes_mcp.query.rails import plan_local
-from agnes_mcp.query.refusals import QueryRefused, SnapshotInvalid
-from agnes_mcp.query.sandbox import run_select
 from agnes_mcp.query.service import QueryService
+from agnes_mcp.rails import policy
+from agnes_mcp.rails.duckdb_check import cross_check
+from agnes_mcp.rails.outcome import Outcome
+from agnes_mcp.rails.planner import plan_local
+from agnes_mcp.rails.refusals import QueryRefused, SnapshotInvalid
+from agnes_mcp.rails.sandbox import run_select
 
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MAX_REMOTE_PARTS = 8
@@ -39,7 +39,7 @@ def hybrid(
     started = time.perf_counter()
     if not register_remote or len(register_remote) > MAX_REMOTE_PARTS:
         raise SnapshotInvalid(f"register_remote needs 1 to {MAX_REMOTE_PARTS} aliases.")
-    snapshot = queries.catalog.snapshot()
+    snapshot = queries.catalog.current()
     for alias in register_remote:
         if not _ALIAS.match(alias) or alias in snapshot.tables:
             raise SnapshotInvalid(
@@ -59,7 +59,7 @@ def hybrid(
         parsed = policy.parse(sql, policy.DUCKDB)
         cross_check(sql, parsed.table_names)
         local = replace(parsed, refs=[r for r in parsed.refs if r.qualified or r.name not in parts])
-        plan = plan_local(local, snapshot, principal, queries.services.access)
+        plan = plan_local(local, snapshot, queries.services.access.tables_for(principal))
         sandbox = queries.sandboxes.get(
             [t for t in snapshot.tables.values() if not t.is_remote], snapshot.version
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,17 +18,29 @@ from sqlglot import exp
 
 from agnes_mcp.audit_trail import record
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query import policy
 from agnes_mcp.query.budget import ScanBudget
-from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable, QueryCatalog, RemoteLocation
-from agnes_mcp.query.checked_parse import parse_checked
-from agnes_mcp.query.engines.base import Estimate, RemoteEngine
-from agnes_mcp.query.engines.duckdb_warehouse import DuckDBWarehouseEngine
-from agnes_mcp.query.extra_tables import Extras, registrar
-from agnes_mcp.query.outcome import Outcome, outcome_of
-from agnes_mcp.query.policy import ParsedQuery
-from agnes_mcp.query.rails import Plan, plan_local, plan_remote, rewrite_remote_names, snapshot_call
-from agnes_mcp.query.refusals import (
+from agnes_mcp.query.catalog import QueryCatalog
+from agnes_mcp.rails import policy
+from agnes_mcp.rails.checked_parse import parse_checked
+from agnes_mcp.rails.engine import (
+    EngineResources,
+    Estimate,
+    RemoteEngine,
+    UnknownEngine,
+    dialect_of,
+    engine_class,
+)
+from agnes_mcp.rails.extra_tables import Extras, registrar
+from agnes_mcp.rails.outcome import Outcome, outcome_of
+from agnes_mcp.rails.planner import (
+    Plan,
+    plan_local,
+    plan_remote,
+    rewrite_remote_names,
+    snapshot_call,
+)
+from agnes_mcp.rails.policy import ParsedQuery
+from agnes_mcp.rails.refusals import (
     MixedEngines,
     QueryRefused,
     RemoteEstimateFailed,
@@ -37,8 +48,9 @@ from agnes_mcp.query.refusals import (
     SqlParseError,
     SqlTooLarge,
 )
-from agnes_mcp.query.sandbox import Limits, SandboxPool
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.sandbox import Limits, SandboxPool
+from agnes_mcp.rails.tables import CatalogTable, VersionedCatalog
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 
 Mode = str  # "local" | "remote" | "auto"
@@ -66,22 +78,9 @@ class QueryService:
         )
         self._engines: dict[tuple[str, str], tuple[object, RemoteEngine]] = {}
         self._engine_lock = threading.Lock()
-        self.engine_factories: dict[str, Callable[[RemoteLocation], RemoteEngine]] = {
-            "duckdb": lambda loc: DuckDBWarehouseEngine(
-                loc, memory_limit=settings.query_memory_limit, threads=settings.query_threads
-            ),
-            "bigquery": self._bigquery_engine,
-        }
-
-    def _bigquery_engine(self, location: RemoteLocation) -> RemoteEngine:
-        """The source's full options (endpoint, location, credentials variable) build it."""
-        from agnes_mcp.query.engines.bigquery import BigQueryEngine
-        from connectors.bigquery.client import BigQueryOptions
-
-        options = self.services.sources.connector(location.source).options
-        if not isinstance(options, BigQueryOptions):
-            raise RemoteEstimateFailed(f"Source '{location.source}' is not a BigQuery source.")
-        return BigQueryEngine(options)
+        self._engine_resources = EngineResources(
+            memory_limit=settings.query_memory_limit, threads=settings.query_threads
+        )
 
     # --- parsing and planning ----------------------------------------------------------------
 
@@ -90,23 +89,18 @@ class QueryService:
 
     def plan(
         self, principal: Principal, sql: str, mode: Mode, extras: Extras | None = None
-    ) -> tuple[ParsedQuery, Plan, CatalogSnapshot]:
+    ) -> tuple[ParsedQuery, Plan, VersionedCatalog]:
         """Parse in the right dialect and resolve the tables, or raise a refusal."""
         self.services.access.require_data_scope(principal)
-        snapshot = self.catalog.snapshot()
-        access = self.services.access
+        snapshot = self.catalog.current()
+        access = self.services.access.tables_for(principal)
         own = {name: e.as_catalog_table() for name, e in (extras or {}).items()}
-        try:
-            parsed = self._parse(sql, policy.DUCKDB)
-        except SqlParseError:
-            if mode == "local" or not _has_engine(snapshot, "bigquery"):
-                raise
-            parsed = self._parse(sql, policy.BIGQUERY)  # backticks, BigQuery functions
+        parsed = self._parse_any(sql, mode, snapshot)
         if mode == "local":
-            return parsed, plan_local(parsed, snapshot, principal, access, own), snapshot
+            return parsed, plan_local(parsed, snapshot, access, own), snapshot
         remote_refs = [ref for ref in parsed.refs if _is_remote(ref, snapshot)]
         if mode == "auto" and not remote_refs:
-            return parsed, plan_local(parsed, snapshot, principal, access, own), snapshot
+            return parsed, plan_local(parsed, snapshot, access, own), snapshot
         if mode == "auto" and len(remote_refs) < len(parsed.refs):
             first = remote_refs[0]
             table = snapshot.tables.get(first.name) or snapshot.by_remote_path(
@@ -118,18 +112,30 @@ class QueryService:
                 "admins can also use the hybrid query.",
                 next=snapshot_call(table) if table is not None else None,
             )
-        plan = plan_remote(parsed, snapshot, principal, access, own)
+        plan = plan_remote(parsed, snapshot, access, own)
         engine_dialect = self._dialect_of(plan)
         if engine_dialect != parsed.dialect:
             parsed = self._parse(sql, engine_dialect)
-            plan = plan_remote(parsed, snapshot, principal, access, own)
+            plan = plan_remote(parsed, snapshot, access, own)
         return parsed, plan, snapshot
 
+    def _parse_any(self, sql: str, mode: Mode, catalog: VersionedCatalog) -> ParsedQuery:
+        """DuckDB first; a remote query that DuckDB cannot parse is tried in the dialect of
+        each warehouse in the catalog (backticks, BigQuery functions, ...)."""
+        try:
+            return self._parse(sql, policy.DUCKDB)
+        except SqlParseError:
+            if mode == "local":
+                raise
+            for dialect in _remote_dialects(catalog):
+                try:
+                    return self._parse(sql, dialect)
+                except SqlParseError:
+                    continue
+            raise
+
     def _dialect_of(self, plan: Plan) -> str:
-        table = plan.tables[0] if plan.tables else None
-        if table is None or table.remote is None:
-            return policy.DUCKDB
-        return policy.BIGQUERY if table.remote.extension == "bigquery" else policy.DUCKDB
+        return dialect_of(plan.tables[0]) if plan.tables else policy.DUCKDB
 
     # --- engines ------------------------------------------------------------------------------
 
@@ -144,12 +150,9 @@ class QueryService:
             current = self._engines.get(key)
             if current is not None and current[0] == version:
                 return current[1]
-            factory = self.engine_factories.get(location.extension)
-            if factory is None:
-                raise RemoteEstimateFailed(
-                    f"No engine can run queries on '{location.extension}' warehouses here."
-                )
-            engine = factory(location)
+            engine_type = engine_class(location.engine)
+            source = self.services.sources.connector(location.source)
+            engine = engine_type.open(location, source, self._engine_resources)
             self._engines[key] = (version, engine)
             if current is not None:
                 current[1].close()
@@ -195,7 +198,9 @@ class QueryService:
         self.audit(principal, action, sql, started, outcome=outcome)
         return outcome
 
-    def _granted_local(self, principal: Principal, snapshot: CatalogSnapshot) -> list[CatalogTable]:
+    def _granted_local(
+        self, principal: Principal, snapshot: VersionedCatalog
+    ) -> list[CatalogTable]:
         granted = self.services.access.granted(principal, ResourceType.TABLE)
         return [
             t
@@ -208,7 +213,7 @@ class QueryService:
         principal: Principal,
         parsed: ParsedQuery,
         plan: Plan,
-        snapshot: CatalogSnapshot,
+        snapshot: VersionedCatalog,
         limits: Limits,
         extras: Extras | None = None,
     ) -> Outcome:
@@ -255,7 +260,7 @@ class QueryService:
         principal: Principal,
         parsed: ParsedQuery,
         plan: Plan,
-        snapshot: CatalogSnapshot,
+        snapshot: VersionedCatalog,
         limits: Limits,
     ) -> Outcome:
         engine = self.engine_for(plan.tables[0], snapshot.version)
@@ -344,7 +349,7 @@ class QueryService:
             self._engines.clear()
 
 
-def _is_remote(ref: policy.TableRef, snapshot: CatalogSnapshot) -> bool:
+def _is_remote(ref: policy.TableRef, snapshot: VersionedCatalog) -> bool:
     if ref.qualified:
         return (
             snapshot.by_remote_path(tuple(p for p in (ref.catalog, ref.db, ref.name) if p))
@@ -354,10 +359,16 @@ def _is_remote(ref: policy.TableRef, snapshot: CatalogSnapshot) -> bool:
     return table is not None and table.is_remote
 
 
-def _has_engine(snapshot: CatalogSnapshot, extension: str) -> bool:
-    return any(
-        t.remote is not None and t.remote.extension == extension for t in snapshot.tables.values()
-    )
+def _remote_dialects(catalog: VersionedCatalog) -> list[str]:
+    """The dialects of the warehouses the catalog's remote tables live in, DuckDB aside."""
+    names = sorted({t.remote.engine for t in catalog.tables.values() if t.remote is not None})
+    dialects = set()
+    for name in names:
+        try:
+            dialects.add(engine_class(name).dialect)
+        except UnknownEngine:
+            continue  # refused by name when a query reaches that table
+    return sorted(dialects - {policy.DUCKDB})
 
 
 def _narrowing_snapshot(table: CatalogTable, estimate: Estimate) -> dict[str, Any]:

@@ -11,23 +11,22 @@ built from sqlglot expressions and goes through the same rails as any other quer
 
 from __future__ import annotations
 
-import difflib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlglot
-from pydantic import BaseModel, Field
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query.catalog import CatalogTable
-from agnes_mcp.query.outcome import Outcome
-from agnes_mcp.query.policy import BIGQUERY, DUCKDB
-from agnes_mcp.query.refusals import SnapshotInvalid, TableNotFound, TableNotGranted, next_step
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.engine import RemoteEngine, engine_class
+from agnes_mcp.rails.outcome import Outcome
+from agnes_mcp.rails.refusals import SnapshotInvalid, TableNotFound, TableNotGranted, next_step
+from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
+from agnes_mcp.rails.tables import CatalogTable
+from agnes_mcp.resource_types import ResourceType
+from agnes_sync.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from agnes_mcp.query.service import QueryService
@@ -128,48 +127,6 @@ _OPERATORS: tuple[type[exp.Expr], ...] = (
     exp.TryCast,
 )
 
-_DUCKDB_ISMS = (
-    (re.compile(r"::"), "'::' casts are DuckDB syntax; write CAST(x AS DATE) or DATE '2026-01-01'"),
-    (re.compile(r"\bilike\b", re.I), "ILIKE is DuckDB syntax; write LOWER(column) LIKE '%x%'"),
-    (
-        re.compile(r"\bstrftime\s*\(", re.I),
-        "strftime() is DuckDB; write FORMAT_DATE('%Y-%m', column)",
-    ),
-    (
-        re.compile(r"\bdate_trunc\s*\(\s*'", re.I),
-        "date_trunc('month', x) is DuckDB; write DATE_TRUNC(x, MONTH)",
-    ),
-    (re.compile(r"\bnow\s*\(\s*\)", re.I), "now() is DuckDB; write CURRENT_TIMESTAMP()"),
-    (
-        re.compile(r"\binterval\s+'", re.I),
-        "INTERVAL '30 days' is DuckDB; write INTERVAL 30 DAY",
-    ),
-    (
-        re.compile(r"\bcurrent_date\b(?!\s*\()", re.I),
-        "CURRENT_DATE without parentheses is DuckDB; write CURRENT_DATE()",
-    ),
-)
-
-
-class SnapshotSpec(BaseModel):
-    table_id: str = Field(min_length=1, max_length=200)
-    select: list[str] = Field(min_length=1, max_length=500, description="Columns to keep.")
-    where: str | None = Field(default=None, max_length=10_000, description="A predicate.")
-    limit: int | None = Field(default=None, ge=1)
-    order_by: list[str] = Field(
-        default_factory=list, description="Columns, each optionally followed by DESC."
-    )
-
-
-class SnapshotEstimate(BaseModel):
-    table_id: str
-    estimated_scan_bytes: int
-    estimated_result_rows: int | None
-    estimated_result_bytes: int | None
-    limit_bytes: int
-    remaining_budget_bytes: int
-    sql: str
-
 
 @dataclass
 class Prepared:
@@ -208,7 +165,7 @@ class Snapshots:
         self.queries = queries
 
     def _table(self, principal: Principal, table_id: str) -> CatalogTable:
-        snapshot = self.queries.catalog.snapshot()
+        snapshot = self.queries.catalog.current()
         table = snapshot.tables.get(table_id)
         if table is None:
             raise TableNotFound(
@@ -227,15 +184,16 @@ class Snapshots:
         self.queries.services.access.require_data_scope(principal)
         table = self._table(principal, spec.table_id)
         assert table.remote is not None
-        dialect = BIGQUERY if table.remote.extension == "bigquery" else DUCKDB
-        engine = self.queries.engine_for(table, self.queries.catalog.snapshot().version)
+        engine_type = engine_class(table.remote.engine)
+        dialect = engine_type.dialect
+        engine = self.queries.engine_for(table, self.queries.catalog.current().version)
         columns = {c.name.lower(): c for c in engine.describe(table)}
         select = [self._column(c, columns, table) for c in spec.select]
         query = exp.select(*(exp.column(name, quoted=True) for name in select)).from_(
             exp.to_table(table.id, dialect=dialect)
         )
         if spec.where:
-            query = query.where(self._predicate(spec.where, dialect, columns, table))
+            query = query.where(self._predicate(spec.where, engine_type, columns, table))
         for item in spec.order_by:
             parts = item.split()
             descending = len(parts) == 2 and parts[1].lower() == "desc"
@@ -252,8 +210,7 @@ class Snapshots:
     def _column(self, name: str, columns: Mapping[str, object], table: CatalogTable) -> str:
         key = name.strip().strip('"`').lower()
         if key not in columns:
-            close = difflib.get_close_matches(key, list(columns), n=1)
-            suggestion = f"Did you mean '{close[0]}'? " if close else ""
+            suggestion = did_you_mean(key, columns)
             raise SnapshotInvalid(
                 f"'{name}' is not a column of {table.id}.",
                 hint=f"{suggestion}Columns: {', '.join(columns)}.",
@@ -262,16 +219,19 @@ class Snapshots:
         return key
 
     def _predicate(
-        self, text: str, dialect: str, columns: Mapping[str, object], table: CatalogTable
+        self,
+        text: str,
+        engine_type: type[RemoteEngine],
+        columns: Mapping[str, object],
+        table: CatalogTable,
     ) -> exp.Expr:
-        if dialect == BIGQUERY:
-            for pattern, advice in _DUCKDB_ISMS:
-                if pattern.search(_outside_strings(text)):
-                    raise SnapshotInvalid(
-                        f"The where clause uses DuckDB syntax, but {table.id} is a BigQuery table: "
-                        f"{advice}.",
-                        hint="Write the predicate in BigQuery SQL (GoogleSQL).",
-                    )
+        dialect = engine_type.dialect
+        foreign = engine_type.foreign_syntax(text, table.id)
+        if foreign is not None:
+            raise SnapshotInvalid(
+                foreign,
+                hint=f"Write the predicate in the warehouse's own SQL ({engine_type.name}).",
+            )
         try:
             condition = sqlglot.condition(text, dialect=dialect)
         except (ParseError, TokenError) as exc:
@@ -307,7 +267,7 @@ class Snapshots:
     def estimate(self, principal: Principal, spec: SnapshotSpec) -> SnapshotEstimate:
         prepared = self.prepare(principal, spec)
         outcome = self.queries.estimate(principal, prepared.sql)
-        engine = self.queries.engine_for(prepared.table, self.queries.catalog.snapshot().version)
+        engine = self.queries.engine_for(prepared.table, self.queries.catalog.current().version)
         widths = {c.name.lower(): _width(c.type) for c in engine.describe(prepared.table)}
         rows = outcome.result_rows
         if rows is not None and spec.limit is not None:
@@ -331,8 +291,3 @@ class Snapshots:
             principal, prepared.sql, limit=limit, mode="remote", action="snapshot.create"
         )
         return prepared, outcome
-
-
-def _outside_strings(text: str) -> str:
-    """``text`` with the contents of quoted strings blanked (so '::' in a value is fine)."""
-    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", text)

@@ -11,14 +11,15 @@ import datetime as dt
 from typing import TYPE_CHECKING
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query.extra_tables import ExtraTable
-from agnes_mcp.query.refusals import SnapshotInvalid
-from agnes_mcp.query.snapshots import Snapshots, SnapshotSpec
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.query.snapshots import Snapshots
+from agnes_mcp.rails.extra_tables import ExtraTable
+from agnes_mcp.rails.refusals import SnapshotInvalid
+from agnes_mcp.rails.snapshot_spec import SnapshotSpec
+from agnes_mcp.resource_types import ResourceType
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, SnapshotMissing, check_name
 
 if TYPE_CHECKING:
-    from agnes_mcp.query.outcome import Outcome
+    from agnes_mcp.rails.outcome import Outcome
     from agnes_mcp.services import Services
 
 
@@ -40,7 +41,7 @@ class StoredSnapshots:
         self, principal: Principal, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> tuple[SnapshotMeta, Outcome]:
         check_name(name)
-        if name in self.services.query.catalog.snapshot().tables or name.startswith("result_"):
+        if name in self.services.query.catalog.current().tables or name.startswith("result_"):
             raise SnapshotInvalid(
                 f"'{name}' is the name of a table (or of kept results); pick another name."
             )

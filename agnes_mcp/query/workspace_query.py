@@ -13,26 +13,24 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agnes_mcp.auth.principal import Principal
 from agnes_mcp.catalog_models import CatalogEntry
-from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable, RemoteLocation
-from agnes_mcp.query.checked_parse import parse_checked
-from agnes_mcp.query.outcome import Outcome, outcome_of
-from agnes_mcp.query.policy import DUCKDB
-from agnes_mcp.query.rails import plan_local, snapshot_call
-from agnes_mcp.query.refusals import (
+from agnes_mcp.rails.checked_parse import parse_checked
+from agnes_mcp.rails.engine import engine_names
+from agnes_mcp.rails.outcome import Outcome, outcome_of
+from agnes_mcp.rails.planner import plan_local, snapshot_call
+from agnes_mcp.rails.policy import DUCKDB
+from agnes_mcp.rails.refusals import (
     QueryRefused,
     RemoteTableNeedsSnapshot,
     TableNotFound,
     next_step,
 )
-from agnes_mcp.query.sandbox import Limits, Sandbox
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.sandbox import Limits, Sandbox
+from agnes_mcp.rails.tables import CatalogTable, RemoteLocation, VersionedCatalog
 from agnes_sync.workspace.inventory import Inventory, read_inventory
 from agnes_sync.workspace.layout import WorkspacePaths
 
 Classify = Callable[[str], CatalogEntry | None]
-WORKSPACE_USER = Principal("workspace", "workspace", None, frozenset(), frozenset({"data"}))
 
 
 class TableNotPulled(QueryRefused):
@@ -44,12 +42,10 @@ class TableNotPulled(QueryRefused):
 class _OnDisk:
     """Access control for a workspace: everything on disk was granted when it was pulled."""
 
-    def granted(self, principal: Principal, resource_type: ResourceType) -> frozenset[str] | None:
+    def granted_tables(self) -> frozenset[str] | None:
         return None
 
-    def can_access(
-        self, principal: Principal, resource_type: ResourceType, resource_id: str
-    ) -> bool:
+    def can_read(self, table_id: str) -> bool:
         return True
 
 
@@ -68,13 +64,13 @@ class WorkspaceQuery:
         self.paths = paths
         self.limits = limits or WorkspaceLimits()
         self._lock = threading.Lock()
-        self._sandbox: tuple[tuple[object, ...], Sandbox, CatalogSnapshot] | None = None
+        self._sandbox: tuple[tuple[object, ...], Sandbox, VersionedCatalog] | None = None
 
     def inventory(self) -> Inventory:
         return read_inventory(self.paths)
 
-    def _catalog(self, inventory: Inventory) -> CatalogSnapshot:
-        snapshot = CatalogSnapshot(version=(0, 0))
+    def _catalog(self, inventory: Inventory) -> VersionedCatalog:
+        snapshot = VersionedCatalog(version=(0, 0))
         for name, path in inventory.results.items():
             snapshot.tables[name] = _table(name, "result", "an earlier query", (str(path),), None)
         for name, meta in inventory.snapshots.items():
@@ -93,7 +89,7 @@ class WorkspaceQuery:
             )
         return snapshot
 
-    def _current(self) -> tuple[Sandbox, CatalogSnapshot, Inventory]:
+    def _current(self) -> tuple[Sandbox, VersionedCatalog, Inventory]:
         inventory = self.inventory()
         signature = inventory.signature()
         with self._lock:
@@ -115,7 +111,7 @@ class WorkspaceQuery:
         parsed = parse_checked(sql, DUCKDB)
         sandbox, snapshot, inventory = self._current()
         try:
-            plan = plan_local(parsed, snapshot, WORKSPACE_USER, _OnDisk())
+            plan = plan_local(parsed, snapshot, _OnDisk())
         except TableNotFound:
             missing = next(r.name for r in parsed.refs if r.name not in snapshot.tables)
             raise self._why_missing(missing, parsed.sql, inventory, classify) from None
@@ -189,7 +185,7 @@ def _remote_stub(
 ) -> CatalogTable:
     """Enough of a remote table to suggest a snapshot (its partition column, its engine)."""
     partition = entry.partition_by if entry else (manifest or {}).get("partition_by")
-    extension = str((manifest or {}).get("engine") or (entry.engine if entry else None) or "")
+    engine = str((manifest or {}).get("engine") or (entry.engine if entry else None) or "")
     return CatalogTable(
         id=name,
         description="",
@@ -199,7 +195,7 @@ def _remote_stub(
         size_bytes=None,
         extracted_at=None,
         remote=RemoteLocation(
-            "", "", "bigquery" if "bigquery" in extension else "duckdb", "", None, name
+            "", "", engine if engine in engine_names() else "duckdb", "", None, name
         ),
         partition_by=str(partition) if partition else None,
     )

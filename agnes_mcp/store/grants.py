@@ -9,6 +9,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from agnes_mcp.errors import (
     GrantExists,
     GrantNotFound,
@@ -16,10 +17,9 @@ from agnes_mcp.errors import (
     ResourceNotFound,
     SystemGroupImmutable,
 )
-from agnes_mcp.resources import ResourceType, spec_for
+from agnes_mcp.resource_types import ResourceType, spec_for
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, new_id, utcnow
-from agnes_mcp.store.users import ADMIN_GROUP_ID
 
 
 class Grant(BaseModel):

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from agnes_mcp.errors import (
     GroupExists,
     GroupNotFound,
@@ -26,7 +27,7 @@ from agnes_mcp.errors import (
 )
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, new_id, utcnow
-from agnes_mcp.store.users import ADMIN_GROUP_ID, EVERYONE_GROUP_ID, active_admins
+from agnes_mcp.store.users import active_admins
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 

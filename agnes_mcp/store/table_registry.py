@@ -3,75 +3,25 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agnes_mcp.errors import TableExists, TableNotRegistered
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, utcnow
+from agnes_sync.table_spec import PartitionGranularity, QueryMode, SyncStrategy, TableSpec
 
-TABLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-
-
-class QueryMode(StrEnum):
-    LOCAL = "local"
-    MATERIALIZED = "materialized"
-    REMOTE = "remote"
-
-
-class SyncStrategy(StrEnum):
-    FULL_REFRESH = "full_refresh"
-    INCREMENTAL = "incremental"
-    PARTITIONED = "partitioned"
-
-
-class PartitionGranularity(StrEnum):
-    DAY = "day"
-    MONTH = "month"
-    YEAR = "year"
-
-
-class TableSpec(BaseModel):
-    """What an admin registers; the id doubles as the table's name in SQL."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(description="Table name in SQL: lowercase letters, digits, '_'.")
-    name: str = Field(default="", description="Display name (defaults to the id).")
-    description: str = ""
-    source_type: str = Field(description="Connector that reads it, e.g. 'files'.")
-    bucket: str | None = Field(default=None, description="Source-side container (folder, dataset).")
-    source_table: str | None = Field(default=None, description="Source-side table or file name.")
-    source_query: str | None = Field(default=None, description="SQL for materialized tables.")
-    query_mode: QueryMode = QueryMode.LOCAL
-    sync_schedule: str | None = None
-    sync_strategy: SyncStrategy = SyncStrategy.FULL_REFRESH
-    primary_key: list[str] | None = None
-    incremental_window_days: int | None = Field(default=None, ge=0)
-    max_history_days: int | None = Field(default=None, ge=1)
-    incremental_column: str | None = None
-    where_filters: str | None = None
-    partition_by: str | None = None
-    partition_granularity: PartitionGranularity | None = None
-    initial_load_chunk_days: int | None = Field(default=None, ge=1)
-    server_only: bool = False
-    source_options: dict[str, Any] = Field(
-        default_factory=dict, description="Reader options for the connector (e.g. CSV delimiter)."
-    )
-
-    @field_validator("id")
-    @classmethod
-    def _valid_id(cls, value: str) -> str:
-        if not TABLE_ID.match(value):
-            raise ValueError(
-                "must start with a lowercase letter and hold only lowercase letters, digits and '_'"
-            )
-        return value
+# The spec is declared once, in agnes_sync.table_spec; these names stay importable from here.
+__all__ = [
+    "PartitionGranularity",
+    "QueryMode",
+    "SyncStrategy",
+    "TableRegistration",
+    "TableRegistryRepository",
+    "TableSpec",
+]
 
 
 class TableRegistration(TableSpec):

@@ -9,12 +9,10 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel
 
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from agnes_mcp.errors import InvalidRequest, LastAdmin, UserExists, UserNotFound
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, new_id, utcnow
-
-EVERYONE_GROUP_ID = "everyone"
-ADMIN_GROUP_ID = "admin"
 
 # ASCII only, no spaces, quotes, slashes or control characters: an address is also a
 # path segment (/api/admin/users/{email}) and is shown in terminals.

@@ -18,8 +18,7 @@ if TYPE_CHECKING:
 
 
 def catalog(args: argparse.Namespace) -> int:
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         if args.show:
             detail = backend.metric_show(args.show)
             emit(detail.model_dump(mode="json"), as_json=args.json)
@@ -59,13 +58,10 @@ def catalog(args: argparse.Namespace) -> int:
             message=f"{len(metrics)} metrics: agnes catalog --metrics" if metrics else None,
         )
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def schema(args: argparse.Namespace) -> int:
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         found = backend.schema(args.table)
         data = found.model_dump(mode="json")
         rows = [
@@ -89,8 +85,6 @@ def schema(args: argparse.Namespace) -> int:
             title=f"{found.table} ({found.query_mode})",
         )
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def _range(stats: dict[str, Any] | None) -> str | None:
@@ -100,29 +94,23 @@ def _range(stats: dict[str, Any] | None) -> str | None:
 
 
 def describe(args: argparse.Namespace) -> int:
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         _print_answer(backend.describe(args.table, args.n), "table" if not args.json else "json")
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def query(args: argparse.Namespace) -> int:
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         sql = sys.stdin.read() if args.sql == "-" else args.sql
         answer = (
             backend.query_remote(sql, args.limit) if args.remote else backend.query(sql, args.limit)
         )
         _print_answer(answer, "json" if args.json else args.format)
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def _print_answer(answer: Answer, form: str) -> None:
-    from agnes_mcp.query.results import columns_of, json_value
+    from agnes_mcp.rails.results import columns_of, json_value
 
     table = answer.table
     if form == "json":
@@ -164,14 +152,11 @@ def _print_answer(answer: Answer, form: str) -> None:
 
 
 def disk_info(args: argparse.Namespace) -> int:
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         info = backend.disk_info().model_dump()
         rows = [{"what": k, "value": v} for k, v in info.items()]
         emit(info, as_json=args.json, rows=rows, columns=[("what", "what"), ("value", "value")])
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def metrics_query(args: argparse.Namespace) -> int:
@@ -191,8 +176,7 @@ def metrics_query(args: argparse.Namespace) -> int:
             end=dt.date.fromisoformat(args.end) if args.end else None,
         )
     request = MetricRequest(args.dimension, filters, args.grain, window)
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         answer = backend.metric_query(args.id, request, args.limit)
         if not args.json:
             print_message(
@@ -200,5 +184,3 @@ def metrics_query(args: argparse.Namespace) -> int:
             )
         _print_answer(answer, "json" if args.json else args.format)
         return exit_codes.OK
-    finally:
-        backend.close()

@@ -17,9 +17,6 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     from agnes_mcp.mcp_server.server import build_single_user_mcp
 
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         build_single_user_mcp(backend).run(transport="stdio", show_banner=False)
-    finally:
-        backend.close()
     return exit_codes.OK

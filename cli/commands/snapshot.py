@@ -24,7 +24,7 @@ def _list(value: str | None) -> list[str]:
 
 
 def create(args: argparse.Namespace) -> int:
-    from agnes_mcp.query.snapshots import SnapshotSpec
+    from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 
     spec = SnapshotSpec(
         table_id=args.table,
@@ -33,8 +33,7 @@ def create(args: argparse.Namespace) -> int:
         limit=args.limit,
         order_by=_list(args.order_by),
     )
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         if args.estimate:
             estimate = backend.snapshot_estimate(spec)
             emit(
@@ -57,33 +56,24 @@ def create(args: argparse.Namespace) -> int:
             f"({info.bytes_scanned:,} bytes scanned). Query it as {info.name}.",
         )
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def list_(args: argparse.Namespace) -> int:
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         rows = [s.model_dump(mode="json") for s in backend.snapshot_list()]
         emit({"snapshots": rows}, as_json=args.json, rows=rows, columns=COLUMNS)
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def drop(args: argparse.Namespace) -> int:
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         info = backend.snapshot_drop(args.name)
         emit(info.model_dump(mode="json"), as_json=args.json, message=f"Dropped {info.name}.")
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def refresh(args: argparse.Namespace) -> int:
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         info = backend.snapshot_refresh(args.name)
         emit(
             info.model_dump(mode="json"),
@@ -92,15 +82,12 @@ def refresh(args: argparse.Namespace) -> int:
             f"({info.bytes_scanned:,} bytes scanned).",
         )
         return exit_codes.OK
-    finally:
-        backend.close()
 
 
 def prune(args: argparse.Namespace) -> int:
     if not args.expired:
         raise argparse.ArgumentTypeError("agnes snapshot prune needs --expired")
-    backend = open_backend(args)
-    try:
+    with open_backend(args) as backend:
         dropped = [s.model_dump(mode="json") for s in backend.snapshot_prune()]
         emit(
             {"dropped": dropped},
@@ -109,5 +96,3 @@ def prune(args: argparse.Namespace) -> int:
             + (": " + ", ".join(d["name"] for d in dropped) if dropped else "."),
         )
         return exit_codes.OK
-    finally:
-        backend.close()

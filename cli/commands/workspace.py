@@ -7,6 +7,7 @@ import argparse
 import shlex
 import shutil
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,8 +55,7 @@ def pull(args: argparse.Namespace) -> int:
     from agnes_sync.pull.progress import reporter_for
     from agnes_sync.pull.pull import pull as run_pull
 
-    api = _api(args)
-    try:
+    with closing(_api(args)) as api:
         summary = run_pull(
             _paths(args),
             api,
@@ -63,8 +63,6 @@ def pull(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             reporter=reporter_for(args.quiet, args.json),
         )
-    finally:
-        api.close()
     _pull_summary(summary.as_dict(), args.json, args.quiet)
     return exit_codes.FAILURE if summary.failed else exit_codes.OK
 
@@ -72,11 +70,8 @@ def pull(args: argparse.Namespace) -> int:
 def push(args: argparse.Namespace) -> int:
     from agnes_sync.push import push as run_push
 
-    api = _api(args)
-    try:
+    with closing(_api(args)) as api:
         summary = run_push(_paths(args), api)
-    finally:
-        api.close()
     data = summary.as_dict()
     if args.json:
         print_json(data)
@@ -105,33 +100,34 @@ def init(args: argparse.Namespace) -> int:
     credentials = resolve(args.server_url, args.token)
     if not credentials.token:
         raise argparse.ArgumentTypeError("agnes init needs --token (or AGNES_TOKEN)")
-    api = ServerApi(credentials.server_url, credentials.token, agent="agnes-cli", timeout=300)
-    me = api.get("/api/whoami")  # the token works before anything is written
-    rails = api.get("/api/workspace/instructions")["claude_md"]
-    stored = write_file(credentials.server_url, credentials.token)
-    paths = _paths(args).ensure()
-    agnes = _agnes_command()
-    changed = {
-        ".mcp.json": claude_files.write_mcp_json(paths.root, agnes),
-        ".claude/settings.json": claude_files.write_settings(paths.root, shlex.quote(agnes)),
-        "CLAUDE.md": claude_files.write_claude_md(paths.root, rails),
-        ".gitignore": claude_files.ignore_data(paths.root),
-    }
-    summary: dict[str, Any] = {
-        "workspace": str(paths.root),
-        "user": me["email"],
-        "server_url": credentials.server_url,
-        "credentials": str(stored),
-        "written": [name for name, wrote in changed.items() if wrote],
-        "pull": None,
-    }
-    if not args.no_pull:
-        from agnes_sync.pull.progress import reporter_for
-        from agnes_sync.pull.pull import pull as run_pull
+    with closing(
+        ServerApi(credentials.server_url, credentials.token, agent="agnes-cli", timeout=300)
+    ) as api:
+        me = api.get("/api/whoami")  # the token works before anything is written
+        rails = api.get("/api/workspace/instructions")["claude_md"]
+        stored = write_file(credentials.server_url, credentials.token)
+        paths = _paths(args).ensure()
+        agnes = _agnes_command()
+        changed = {
+            ".mcp.json": claude_files.write_mcp_json(paths.root, agnes),
+            ".claude/settings.json": claude_files.write_settings(paths.root, shlex.quote(agnes)),
+            "CLAUDE.md": claude_files.write_claude_md(paths.root, rails),
+            ".gitignore": claude_files.ignore_data(paths.root),
+        }
+        summary: dict[str, Any] = {
+            "workspace": str(paths.root),
+            "user": me["email"],
+            "server_url": credentials.server_url,
+            "credentials": str(stored),
+            "written": [name for name, wrote in changed.items() if wrote],
+            "pull": None,
+        }
+        if not args.no_pull:
+            from agnes_sync.pull.progress import reporter_for
+            from agnes_sync.pull.pull import pull as run_pull
 
-        result = run_pull(paths, api, reporter=reporter_for(args.quiet, args.json))
-        summary["pull"] = result.as_dict()
-    api.close()
+            result = run_pull(paths, api, reporter=reporter_for(args.quiet, args.json))
+            summary["pull"] = result.as_dict()
     pulled = summary["pull"]
     message = (
         f"Workspace {paths.root} is wired to {credentials.server_url} as {me['email']}.\n"

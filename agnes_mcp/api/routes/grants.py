@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import Deleted, RequestBody
 from agnes_mcp.audit_trail import record
-from agnes_mcp.resources import all_specs, parse_resource_type
+from agnes_mcp.resource_types import all_specs, parse_resource_type
 from agnes_mcp.store.grants import Grant
 
 router = APIRouter(prefix="/api/admin", tags=["admin: grants"])

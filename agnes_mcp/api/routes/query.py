@@ -12,8 +12,8 @@ from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.hybrid import hybrid
-from agnes_mcp.query.outcome import Outcome
-from agnes_mcp.query.results import QueryResult
+from agnes_mcp.rails.outcome import Outcome
+from agnes_mcp.rails.results import QueryResult
 
 router = APIRouter(prefix="/api/query", tags=["query"])
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import Deleted, RequestBody
@@ -15,15 +15,10 @@ from agnes_mcp.errors import TableExists, TableNotRegistered
 from agnes_mcp.sources import SourceInfo
 from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.sync_state import SyncState
-from agnes_mcp.store.table_registry import (
-    PartitionGranularity,
-    QueryMode,
-    SyncStrategy,
-    TableRegistration,
-    TableSpec,
-)
+from agnes_mcp.store.table_registry import TableRegistration, TableSpec
 from agnes_mcp.sync_service import ColumnInfo
 from agnes_sync.contract import ExtractWriter
+from agnes_sync.table_spec import change_fields
 
 router = APIRouter(tags=["admin: registry"])
 
@@ -44,28 +39,16 @@ class RegistryList(BaseModel):
     tables: list[RegistryEntry]
 
 
-class TableUpdate(RequestBody):
-    """Fields to change; those left out keep their value. The id cannot change."""
-
-    name: str | None = None
-    description: str | None = None
-    source_type: str | None = None
-    bucket: str | None = None
-    source_table: str | None = None
-    source_query: str | None = None
-    query_mode: QueryMode | None = None
-    sync_schedule: str | None = None
-    sync_strategy: SyncStrategy | None = None
-    primary_key: list[str] | None = None
-    incremental_window_days: int | None = Field(default=None, ge=0)
-    max_history_days: int | None = Field(default=None, ge=1)
-    incremental_column: str | None = None
-    where_filters: str | None = None
-    partition_by: str | None = None
-    partition_granularity: PartitionGranularity | None = None
-    initial_load_chunk_days: int | None = Field(default=None, ge=1)
-    server_only: bool | None = None
-    source_options: dict[str, Any] | None = None
+if TYPE_CHECKING:
+    TableUpdate = RequestBody  # its fields are made from the spec below
+else:
+    TableUpdate = create_model(
+        "TableUpdate",
+        __base__=RequestBody,
+        __doc__="Fields to change; those left out keep their value. The id cannot change.",
+        __module__=__name__,
+        **change_fields(),
+    )
 
 
 class SourceList(BaseModel):

@@ -10,7 +10,8 @@ from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.audit_trail import record
-from agnes_mcp.query.snapshots import SnapshotEstimate, Snapshots, SnapshotSpec
+from agnes_mcp.query.snapshots import Snapshots
+from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_sync.snapshot_files import SnapshotMeta
 
 router = APIRouter(prefix="/api/snapshots", tags=["snapshots"])
@@ -65,7 +66,7 @@ class StoredList(BaseModel):
 def store(body: StoreBody, services: ServicesDep, principal: PrincipalDep) -> SnapshotMeta:
     spec = SnapshotSpec.model_validate(body.model_dump(include=set(SnapshotSpec.model_fields)))
     if services.stored_snapshots.files(principal).get(body.name) is not None:
-        from agnes_mcp.query.refusals import SnapshotInvalid
+        from agnes_mcp.rails.refusals import SnapshotInvalid
 
         raise SnapshotInvalid(f"A snapshot named '{body.name}' exists; drop it first.")
     meta, _ = services.stored_snapshots.create(principal, spec, body.name, body.ttl_seconds)

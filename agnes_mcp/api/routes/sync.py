@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.audit_trail import record
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.store.sync_state import SyncRun
 from agnes_mcp.sync_service import SyncResult
 

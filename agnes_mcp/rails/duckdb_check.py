@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from agnes_mcp.query.refusals import (
+from agnes_mcp.rails.refusals import (
     FunctionNotAllowed,
     MultipleStatements,
     QueryRefused,

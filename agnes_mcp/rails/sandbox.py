@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from agnes_mcp.query.catalog import CatalogTable
-from agnes_mcp.query.refusals import MultipleStatements, QueryFailed, QueryTimeout, ReadOnly
-from agnes_mcp.query.watchdog import WATCHDOG
+from agnes_mcp.rails.refusals import MultipleStatements, QueryFailed, QueryTimeout, ReadOnly
+from agnes_mcp.rails.tables import CatalogTable
+from agnes_mcp.rails.watchdog import WATCHDOG
 from agnes_sync.sql_text import quote_ident, quote_literal
 
 POOL_SIZE = 16

@@ -22,7 +22,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.tokenizer_core import Token, TokenType
 
-from agnes_mcp.query.refusals import (
+from agnes_mcp.rails.refusals import (
     FunctionNotAllowed,
     InternalObject,
     MultipleStatements,

@@ -8,9 +8,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from agnes_mcp.query.policy import ParsedQuery
-from agnes_mcp.query.rails import Plan
-from agnes_mcp.query.results import (
+from agnes_mcp.rails.planner import Plan
+from agnes_mcp.rails.policy import ParsedQuery
+from agnes_mcp.rails.results import (
     Provenance,
     QueryResult,
     TableRead,
@@ -18,7 +18,7 @@ from agnes_mcp.query.results import (
     columns_of,
     rows_of,
 )
-from agnes_mcp.query.sandbox import RunResult
+from agnes_mcp.rails.sandbox import RunResult
 
 
 @dataclass

@@ -18,8 +18,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from agnes_mcp.query.catalog import CatalogTable
-from agnes_mcp.query.policy import ParsedQuery
+from agnes_mcp.rails.policy import ParsedQuery
+from agnes_mcp.rails.tables import CatalogTable
 
 
 @dataclass(frozen=True)

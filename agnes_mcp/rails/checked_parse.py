@@ -13,10 +13,10 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from agnes_mcp.query import policy
-from agnes_mcp.query.duckdb_check import cross_check, statement_kinds
-from agnes_mcp.query.policy import ParsedQuery
-from agnes_mcp.query.refusals import MultipleStatements, ReadOnly, SqlParseError
+from agnes_mcp.rails import policy
+from agnes_mcp.rails.duckdb_check import cross_check, statement_kinds
+from agnes_mcp.rails.policy import ParsedQuery
+from agnes_mcp.rails.refusals import MultipleStatements, ReadOnly, SqlParseError
 
 CACHE_ENTRIES = 512
 CACHE_MAX_SQL = 20_000  # longer texts are checked every time (and not kept in memory)

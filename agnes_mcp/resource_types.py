@@ -6,13 +6,13 @@ type as text, so no migration is needed. A test checks that every member has a s
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from agnes_mcp.errors import UnknownResourceType
+from agnes_sync.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from agnes_mcp.store.database import SystemStore
@@ -80,8 +80,7 @@ def parse_resource_type(value: str) -> ResourceType:
         return ResourceType(value.strip().lower())
     except ValueError:
         names = [t.value for t in ResourceType]
-        close = difflib.get_close_matches(value, names, n=1)
-        suggestion = f"Did you mean '{close[0]}'? " if close else ""
+        suggestion = did_you_mean(value, names)
         raise UnknownResourceType(
             f"'{value}' is not a resource type.",
             hint=f"{suggestion}Resource types: {', '.join(names)}.",

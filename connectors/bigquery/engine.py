@@ -17,20 +17,50 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from agnes_mcp.query.catalog import CatalogTable
-from agnes_mcp.query.engines.base import Estimate, RemoteEngine, RemoteResult
-from agnes_mcp.query.refusals import (
+from agnes_mcp.rails.engine import EngineResources, Estimate, RemoteEngine, RemoteResult
+from agnes_mcp.rails.refusals import (
     QueryFailed,
     QueryTimeout,
     RemoteEstimateFailed,
     RemoteScanTooLarge,
 )
-from agnes_mcp.query.sandbox import Limits, capped
+from agnes_mcp.rails.sandbox import Limits, capped
+from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_sync.connector import Column
 from connectors.bigquery.client import BigQueryOptions, make_client
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
+
+    from agnes_sync.connector import Connector
+
+_DUCKDB_ISMS = (
+    (re.compile(r"::"), "'::' casts are DuckDB syntax; write CAST(x AS DATE) or DATE '2026-01-01'"),
+    (re.compile(r"\bilike\b", re.I), "ILIKE is DuckDB syntax; write LOWER(column) LIKE '%x%'"),
+    (
+        re.compile(r"\bstrftime\s*\(", re.I),
+        "strftime() is DuckDB; write FORMAT_DATE('%Y-%m', column)",
+    ),
+    (
+        re.compile(r"\bdate_trunc\s*\(\s*'", re.I),
+        "date_trunc('month', x) is DuckDB; write DATE_TRUNC(x, MONTH)",
+    ),
+    (re.compile(r"\bnow\s*\(\s*\)", re.I), "now() is DuckDB; write CURRENT_TIMESTAMP()"),
+    (
+        re.compile(r"\binterval\s+'", re.I),
+        "INTERVAL '30 days' is DuckDB; write INTERVAL 30 DAY",
+    ),
+    (
+        re.compile(r"\bcurrent_date\b(?!\s*\()", re.I),
+        "CURRENT_DATE without parentheses is DuckDB; write CURRENT_DATE()",
+    ),
+)
+
+
+def _outside_strings(text: str) -> str:
+    """``text`` with the contents of quoted strings blanked (so '::' in a value is fine)."""
+    return re.sub(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"", "''", text)
+
 
 _LABEL_TEXT = re.compile(r"[^a-z0-9_-]")
 _REQUEST_LINE = re.compile(r"^[A-Z]+ https?://\S+: ")
@@ -39,10 +69,45 @@ _REQUEST_LINE = re.compile(r"^[A-Z]+ https?://\S+: ")
 class BigQueryEngine(RemoteEngine):
     dialect = "bigquery"
     name = "bigquery"
+    canonical_paths = True
 
     def __init__(self, options: BigQueryOptions) -> None:
         self.options = options
         self._client: bigquery.Client = make_client(options)
+
+    @classmethod
+    def open(
+        cls, location: RemoteLocation, source: Connector, resources: EngineResources
+    ) -> BigQueryEngine:
+        """The source's full options (endpoint, location, credentials variable) build it."""
+        options = getattr(source, "options", None)
+        if not isinstance(options, BigQueryOptions):
+            raise RemoteEstimateFailed(f"Source '{location.source}' is not a BigQuery source.")
+        return cls(options)
+
+    @classmethod
+    def recent_predicate(cls, column: str, days: int) -> str:
+        return f"{column} >= DATE_SUB(CURRENT_DATE(), INTERVAL {int(days)} DAY)"
+
+    @classmethod
+    def table_reference(cls, parts: list[str]) -> exp.Table:
+        """``project.dataset.table``: the only spelling that resolves whatever the job's
+        default project is."""
+        return exp.Table(
+            this=exp.to_identifier(parts[-1]),
+            db=exp.to_identifier(parts[-2]) if len(parts) > 1 else None,
+            catalog=exp.to_identifier(parts[-3]) if len(parts) > 2 else None,
+        )
+
+    @classmethod
+    def foreign_syntax(cls, predicate: str, table_id: str) -> str | None:
+        for pattern, advice in _DUCKDB_ISMS:
+            if pattern.search(_outside_strings(predicate)):
+                return (
+                    f"The where clause uses DuckDB syntax, but {table_id} is a BigQuery table: "
+                    f"{advice}."
+                )
+        return None
 
     def estimate(self, tree: exp.Expression, tables: list[CatalogTable]) -> Estimate:
         from google.api_core import exceptions

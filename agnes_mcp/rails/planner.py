@@ -9,17 +9,15 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlglot import exp
 
-from agnes_mcp.auth.principal import Principal
-from agnes_mcp.query.catalog import CatalogSnapshot, CatalogTable
-from agnes_mcp.query.policy import ParsedQuery, TableRef
-from agnes_mcp.query.refusals import (
+from agnes_mcp.rails.engine import RemoteEngine, engine_class
+from agnes_mcp.rails.policy import ParsedQuery, TableRef
+from agnes_mcp.rails.refusals import (
     LocalTableInRemoteQuery,
     MixedEngines,
     PathNotRegistered,
@@ -28,7 +26,8 @@ from agnes_mcp.query.refusals import (
     TableNotGranted,
     next_step,
 )
-from agnes_mcp.resources import ResourceType
+from agnes_mcp.rails.tables import CatalogTable, VersionedCatalog
+from agnes_sync.suggest import did_you_mean, suggestions
 
 
 @dataclass
@@ -39,34 +38,31 @@ class Plan:
 
 
 class TableAccess(Protocol):
-    """What the rails ask of access control (the server's RBAC, or a workspace's files)."""
+    """What the rails ask of access control, for one caller (the server's RBAC bound to a
+    principal, or a workspace's files: everything on disk was granted when pulled)."""
 
-    def granted(
-        self, principal: Principal, resource_type: ResourceType
-    ) -> frozenset[str] | None: ...
+    def granted_tables(self) -> frozenset[str] | None:
+        """Ids of the tables the caller may read; None means all."""
 
-    def can_access(
-        self, principal: Principal, resource_type: ResourceType, resource_id: str
-    ) -> bool: ...
+    def can_read(self, table_id: str) -> bool: ...
 
 
 def _extra(
-    ref: TableRef, snapshot: CatalogSnapshot, extra: Mapping[str, CatalogTable] | None
+    ref: TableRef, snapshot: VersionedCatalog, extra: Mapping[str, CatalogTable] | None
 ) -> CatalogTable | None:
     if not extra or ref.qualified or ref.name in snapshot.tables:
         return None
     return extra.get(ref.name)
 
 
-def _visible(access: TableAccess, principal: Principal, snapshot: CatalogSnapshot) -> list[str]:
-    granted = access.granted(principal, ResourceType.TABLE)
-    return sorted(t for t in snapshot.tables if granted is None or t in granted)
+def _visible(access: TableAccess, catalog: VersionedCatalog) -> list[str]:
+    granted = access.granted_tables()
+    return sorted(t for t in catalog.tables if granted is None or t in granted)
 
 
 def _lookup(
     ref: TableRef,
-    snapshot: CatalogSnapshot,
-    principal: Principal,
+    snapshot: VersionedCatalog,
     access: TableAccess,
 ) -> CatalogTable:
     if ref.qualified:
@@ -79,9 +75,9 @@ def _lookup(
     else:
         found = snapshot.tables.get(ref.name)
         if found is None:
-            visible = _visible(access, principal, snapshot)
-            close = difflib.get_close_matches(ref.name, visible, n=3, cutoff=0.6)
-            suggestion = f"Did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+            visible = _visible(access, snapshot)
+            close = suggestions(ref.name, visible, n=3)
+            suggestion = did_you_mean(ref.name, visible, n=3)
             raise TableNotFound(
                 f"There is no table '{ref.name}'.",
                 hint=f"{suggestion}List the tables you may query with the catalog tool.",
@@ -89,7 +85,7 @@ def _lookup(
                 details={"suggestions": close},
             )
         table = found
-    if not access.can_access(principal, ResourceType.TABLE, table.id):
+    if not access.can_read(table.id):
         raise TableNotGranted(
             f"You may not query '{table.id}'.",
             details={"table": table.id},
@@ -103,11 +99,8 @@ def snapshot_call(table: CatalogTable) -> dict[str, object]:
     where = None
     if table.partition_by:
         column = table.partition_by
-        where = (
-            f"{column} >= DATE_SUB(CURRENT_DATE(), INTERVAL 7 DAY)"
-            if table.remote is not None and table.remote.extension == "bigquery"
-            else f"{column} >= current_date - INTERVAL 7 DAY"
-        )
+        engine = engine_class(table.remote.engine) if table.remote is not None else RemoteEngine
+        where = engine.recent_predicate(column, 7)
     arguments: dict[str, object] = {
         "table": table.id,
         "select": ["<the columns you need>"],
@@ -126,8 +119,7 @@ def snapshot_call(table: CatalogTable) -> dict[str, object]:
 
 def plan_local(
     parsed: ParsedQuery,
-    snapshot: CatalogSnapshot,
-    principal: Principal,
+    snapshot: VersionedCatalog,
     access: TableAccess,
     extra: Mapping[str, CatalogTable] | None = None,
 ) -> Plan:
@@ -140,7 +132,7 @@ def plan_local(
             if own not in plan.tables:
                 plan.tables.append(own)
             continue
-        table = _lookup(ref, snapshot, principal, access)
+        table = _lookup(ref, snapshot, access)
         if table.is_remote:
             raise RemoteTableNeedsSnapshot(
                 f"'{table.id}' is a remote table: it is not scanned by a local query.",
@@ -161,8 +153,7 @@ def plan_local(
 
 def plan_remote(
     parsed: ParsedQuery,
-    snapshot: CatalogSnapshot,
-    principal: Principal,
+    snapshot: VersionedCatalog,
     access: TableAccess,
     extra: Mapping[str, CatalogTable] | None = None,
 ) -> Plan:
@@ -174,7 +165,7 @@ def plan_remote(
                 f"'{own.id}' is your {own.query_mode}, held here; query it with query.",
                 next=next_step("query", f'agnes query "{parsed.sql}"', sql=parsed.sql),
             )
-        table = _lookup(ref, snapshot, principal, access)
+        table = _lookup(ref, snapshot, access)
         if not table.is_remote or table.remote is None:
             raise LocalTableInRemoteQuery(
                 f"'{table.id}' is held by the server ({table.query_mode}); query it with query.",
@@ -192,34 +183,26 @@ def plan_remote(
     return plan
 
 
-def rewrite_remote_names(parsed: ParsedQuery, snapshot: CatalogSnapshot) -> exp.Expression:
-    """The query with every table id replaced by its warehouse path. DuckDB paths stay as
-    written; BigQuery paths are made canonical (``project.dataset.table``) since only
-    those resolve whatever the job's default project, and the alias path means nothing
-    to BigQuery."""
+def rewrite_remote_names(parsed: ParsedQuery, catalog: VersionedCatalog) -> exp.Expression:
+    """The query with every table id replaced by its warehouse path, spelled as the table's
+    engine names it. Qualified names stay as written unless the engine wants canonical
+    paths (BigQuery: ``project.dataset.table`` resolves whatever the job's default project,
+    and the alias path means nothing to it)."""
     tree = parsed.tree.copy()
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    bigquery = parsed.dialect == "bigquery"
     for node in list(tree.find_all(exp.Table)):
         if not isinstance(node.this, exp.Identifier) or node.name.lower() in cte_names:
             continue
         qualified = bool(node.db or node.catalog)
-        if qualified and not bigquery:
-            continue
         path = tuple(p for p in (node.catalog, node.db, node.name) if p)
-        table = (
-            snapshot.by_remote_path(path) if qualified else snapshot.tables.get(node.name.lower())
-        )
+        table = catalog.by_remote_path(path) if qualified else catalog.tables.get(node.name.lower())
         if table is None or table.remote is None:
             continue
+        engine = engine_class(table.remote.engine)
+        if qualified and not engine.canonical_paths:
+            continue
         parts = [p.strip('"`') for p in table.remote.remote_name.split(".")]
-        replacement = exp.to_table(".".join(f'"{p}"' for p in parts), dialect="duckdb")
-        if bigquery:
-            replacement = exp.Table(
-                this=exp.to_identifier(parts[-1]),
-                db=exp.to_identifier(parts[-2]) if len(parts) > 1 else None,
-                catalog=exp.to_identifier(parts[-3]) if len(parts) > 2 else None,
-            )
+        replacement = engine.table_reference(parts)
         alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
         replacement.set("alias", alias)
         node.replace(replacement)

@@ -2,30 +2,34 @@
 
 The file is attached read-only to a DuckDB locked like a sandbox (only that file is
 reachable). Queries run on cursors of it; estimates come from storage metadata
-(:mod:`agnes_mcp.query.engines.duckdb_storage`), and since DuckDB has no billing cap of
+(:mod:`connectors.duckdb_warehouse.storage_estimate`), and since DuckDB has no billing cap of
 its own, a query is never started when its estimate is over the cap.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
 import duckdb
 from sqlglot import exp
 
-from agnes_mcp.query.catalog import CatalogTable, RemoteLocation
-from agnes_mcp.query.engines.base import Estimate, RemoteEngine, RemoteResult
-from agnes_mcp.query.engines.duckdb_storage import (
+from agnes_mcp.rails.engine import EngineResources, Estimate, RemoteEngine, RemoteResult
+from agnes_mcp.rails.refusals import RemoteEstimateFailed, RemoteScanTooLarge
+from agnes_mcp.rails.sandbox import Limits, lock_down, run_select
+from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
+from agnes_sync.connector import Column
+from agnes_sync.sql_text import quote_ident, quote_literal
+
+if TYPE_CHECKING:
+    from agnes_sync.connector import Connector
+from connectors.duckdb_warehouse.storage_estimate import (
     LiteralEvaluator,
     TableLayout,
     predicate_ranges,
     read_layout,
     referenced_columns,
 )
-from agnes_mcp.query.refusals import RemoteEstimateFailed, RemoteScanTooLarge
-from agnes_mcp.query.sandbox import Limits, lock_down, run_select
-from agnes_sync.connector import Column
-from agnes_sync.sql_text import quote_ident, quote_literal
 
 
 class DuckDBWarehouseEngine(RemoteEngine):
@@ -47,6 +51,12 @@ class DuckDBWarehouseEngine(RemoteEngine):
         self._layouts: dict[str, TableLayout] = {}
         self._lock = threading.Lock()
         self._literals = LiteralEvaluator()
+
+    @classmethod
+    def open(
+        cls, location: RemoteLocation, source: Connector, resources: EngineResources
+    ) -> DuckDBWarehouseEngine:
+        return cls(location, memory_limit=resources.memory_limit, threads=resources.threads)
 
     def _layout(self, table: CatalogTable) -> TableLayout:
         assert table.remote is not None

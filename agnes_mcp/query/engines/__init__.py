@@ -1,1 +1,0 @@
-"""Remote engines: where remote tables are queried (a DuckDB warehouse, BigQuery)."""
