@@ -5,34 +5,38 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from agnes_mcp.api.request_context import client_ip_var
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.services import Services
+from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.store.audit import AuditEntry
 from agnes_mcp.store.ids import utcnow
+from agnes_mcp.store.write_behind import WriteBehind
 
 
-def record(
-    services: Services,
-    principal: Principal | None,
-    action: str,
-    *,
-    resource: str | None = None,
-    result: str = "ok",
-    params: dict[str, Any] | None = None,
-    started: float | None = None,
-) -> None:
-    """Queue one audit row; ``started`` is a ``time.perf_counter()`` reading."""
-    duration = (time.perf_counter() - started) * 1000 if started is not None else None
-    services.write_behind.audit(
-        AuditEntry(
-            at=utcnow(),
-            user_id=principal.user_id if principal else None,
-            action=action,
-            resource=resource,
-            params=params or {},
-            result=result,
-            duration_ms=duration,
-            client_ip=client_ip_var.get(),
+class AuditTrail:
+    def __init__(self, write_behind: WriteBehind) -> None:
+        self._write_behind = write_behind
+
+    def record(
+        self,
+        principal: Principal | None,
+        action: str,
+        *,
+        resource: str | None = None,
+        result: str = "ok",
+        params: dict[str, Any] | None = None,
+        started: float | None = None,
+    ) -> None:
+        """Queue one audit row; ``started`` is a ``time.perf_counter()`` reading."""
+        duration = (time.perf_counter() - started) * 1000 if started is not None else None
+        self._write_behind.audit(
+            AuditEntry(
+                at=utcnow(),
+                user_id=principal.user_id if principal else None,
+                action=action,
+                resource=resource,
+                params=params or {},
+                result=result,
+                duration_ms=duration,
+                client_ip=client_ip_var.get(),
+            )
         )
-    )

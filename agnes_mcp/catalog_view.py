@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from agnes_mcp.audit_trail import record
+from agnes_mcp.audit_trail import AuditTrail
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.catalog_models import (
     CatalogEntry,
     ColumnInfo,
@@ -23,17 +24,31 @@ from agnes_mcp.rails.refusals import TableNotFound, TableNotGranted, next_step
 from agnes_mcp.rails.results import Provenance, TableRead
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.store.profiles import ProfileRepository
+from agnes_mcp.store.sync_state import SyncStateRepository
 from agnes_sync.sql_text import quote_literal
 from agnes_sync.suggest import did_you_mean, suggestions
 
 if TYPE_CHECKING:
+    from agnes_mcp.query.service import QueryService
     from agnes_mcp.rails.engine import RemoteResult
-    from agnes_mcp.services import Services
 
 
 class CatalogView:
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        *,
+        queries: QueryService,
+        access: AccessControl,
+        sync_states: SyncStateRepository,
+        profiles: ProfileRepository,
+        audit: AuditTrail,
+    ) -> None:
+        self.queries = queries
+        self.access = access
+        self.sync_states = sync_states
+        self.profiles = profiles
+        self.audit = audit
         self._lock = threading.Lock()
         self._columns: dict[tuple[object, str], list[ColumnInfo]] = {}
         self._entries: tuple[object, list[CatalogEntry]] | None = None
@@ -41,8 +56,8 @@ class CatalogView:
     def entries(
         self, principal: Principal, search: str | None = None, query_mode: str | None = None
     ) -> list[CatalogEntry]:
-        self.services.access.require_data_scope(principal)
-        granted = self.services.access.granted(principal, ResourceType.TABLE)
+        self.access.require_data_scope(principal)
+        granted = self.access.granted(principal, ResourceType.TABLE)
         words = (search or "").lower().split()
         return [
             entry
@@ -55,11 +70,11 @@ class CatalogView:
     def _all_entries(self) -> list[CatalogEntry]:
         """Every table's entry, built once per catalog version (a sync that changes
         freshness rebuilds the analytics DB, which changes the version)."""
-        snapshot = self.services.query.catalog.current()
+        snapshot = self.queries.catalog.current()
         cached = self._entries
         if cached is not None and cached[0] == snapshot.version:
             return cached[1]
-        states = self.services.sync_states.all()
+        states = self.sync_states.all()
         built = []
         for table in sorted(snapshot.tables.values(), key=lambda t: t.id):
             state = states.get(table.id)
@@ -83,8 +98,8 @@ class CatalogView:
 
     def table(self, principal: Principal, table_id: str) -> CatalogTable:
         """A table the caller may use, or the refusal an agent can act on."""
-        self.services.access.require_data_scope(principal)
-        snapshot = self.services.query.catalog.current()
+        self.access.require_data_scope(principal)
+        snapshot = self.queries.catalog.current()
         table = snapshot.tables.get(table_id.lower())
         if table is None:
             visible = [e.id for e in self.entries(principal)]
@@ -96,7 +111,7 @@ class CatalogView:
                 next=next_step("catalog", "agnes catalog", search=table_id),
                 details={"suggestions": close},
             )
-        if not self.services.access.can_access(principal, ResourceType.TABLE, table.id):
+        if not self.access.can_access(principal, ResourceType.TABLE, table.id):
             raise TableNotGranted(
                 f"You may not use '{table.id}'.",
                 details={"table": table.id},
@@ -116,16 +131,16 @@ class CatalogView:
         )
 
     def _columns_of(self, table: CatalogTable) -> list[ColumnInfo]:
-        version = self.services.query.catalog.current().version
+        version = self.queries.catalog.current().version
         key = (version, table.id)
         with self._lock:
             cached = self._columns.get(key)
         if cached is not None:
             return cached
-        profile = self.services.profiles.get(table.id)
+        profile = self.profiles.get(table.id)
         stats = {c["name"]: c for c in profile.columns} if profile else {}
         if table.is_remote:
-            engine = self.services.query.engine_for(table, version)
+            engine = self.queries.engine_for(table, version)
             described: list[tuple[str, str, bool | None]] = [
                 (c.name, c.type, c.nullable) for c in engine.describe(table)
             ]
@@ -156,12 +171,9 @@ class CatalogView:
     def preview(self, principal: Principal, table: CatalogTable, rows: int) -> RemoteResult:
         """A remote table's first rows, through the engine's free preview (never a scan)."""
         started = time.perf_counter()
-        engine = self.services.query.engine_for(
-            table, self.services.query.catalog.current().version
-        )
-        result = engine.preview(table, rows, self.services.query.limits(rows))
-        record(
-            self.services,
+        engine = self.queries.engine_for(table, self.queries.catalog.current().version)
+        result = engine.preview(table, rows, self.queries.limits(rows))
+        self.audit.record(
             principal,
             "describe",
             resource=table.id,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from agnes_mcp.auth.bootstrap import write_secret_file
 from agnes_mcp.auth.principal import TokenScope
+from agnes_mcp.bootstrap_admin import write_secret_file
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from agnes_mcp.errors import AuthenticationError, TableNotRegistered
 from agnes_mcp.resource_types import ResourceType

@@ -6,16 +6,11 @@ type as text, so no migration is needed. A test checks that every member has a s
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from agnes_mcp.errors import UnknownResourceType
 from agnes_sync.suggest import did_you_mean
-
-if TYPE_CHECKING:
-    from agnes_mcp.store.database import SystemStore
 
 
 class ResourceType(StrEnum):
@@ -29,16 +24,9 @@ class ResourceSpec:
     type: ResourceType
     label: str
     description: str
-    # Ids that exist now; None when the kind has no store yet (ids are then not checked).
-    existing_ids: Callable[[SystemStore], set[str]] | None
-
-
-def _ids_from(sql: str) -> Callable[[SystemStore], set[str]]:
-    def existing(store: SystemStore) -> set[str]:
-        with store.cursor() as cur:
-            return {row[0] for row in cur.execute(sql).fetchall()}
-
-    return existing
+    # A query over the system store listing the ids that exist now; None when the kind
+    # has no store yet (ids are then not checked). The grant repository runs it.
+    existing_ids_sql: str | None
 
 
 _SPECS: dict[ResourceType, ResourceSpec] = {
@@ -48,13 +36,13 @@ _SPECS: dict[ResourceType, ResourceSpec] = {
             ResourceType.TABLE,
             "Table",
             "A registered table (any query mode): query it, pull it, snapshot it.",
-            _ids_from("SELECT id FROM table_registry"),
+            "SELECT id FROM table_registry",
         ),
         ResourceSpec(
             ResourceType.METRIC,
             "Metric",
             "A metric definition, by id 'category/name'.",
-            _ids_from("SELECT id FROM metric_definitions"),
+            "SELECT id FROM metric_definitions",
         ),
         ResourceSpec(
             ResourceType.MARKETPLACE_PLUGIN,

@@ -16,7 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from agnes_mcp.api.app import create_app
-from agnes_mcp.auth.bootstrap import ensure_admin
+from agnes_mcp.bootstrap_admin import ensure_admin
 from agnes_mcp.errors import BindError
 from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings

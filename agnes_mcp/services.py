@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from agnes_mcp.audit_trail import AuditTrail
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.auth.tokens import TokenService
+from agnes_mcp.catalog_view import CatalogView
+from agnes_mcp.distribution.manifest import ManifestBuilder
+from agnes_mcp.metrics.service import MetricService
+from agnes_mcp.query.service import QueryService
+from agnes_mcp.query.stored_snapshots import StoredSnapshots
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.sources import SourceCatalog
 from agnes_mcp.store.audit import AuditRepository
@@ -29,14 +34,6 @@ from agnes_mcp.store.write_behind import WriteBehind
 from agnes_mcp.sync_service import SyncService
 from agnes_sync.orchestrator import Orchestrator
 
-if TYPE_CHECKING:
-    from agnes_mcp.catalog_view import CatalogView
-    from agnes_mcp.distribution.manifest import ManifestBuilder
-    from agnes_mcp.metrics.service import MetricService
-    from agnes_mcp.query.service import QueryService
-    from agnes_mcp.query.stored_snapshots import StoredSnapshots
-
-
 INSTRUCTIONS_KEY = "agent_instructions"
 
 
@@ -52,6 +49,7 @@ class Services:
     access: AccessControl
     audit_log: AuditRepository
     write_behind: WriteBehind
+    audit: AuditTrail
     registry: TableRegistryRepository
     server_config: ServerConfigRepository
     sync_states: SyncStateRepository
@@ -95,6 +93,7 @@ class Services:
             access=AccessControl(store, grants),
             audit_log=audit_log,
             write_behind=write_behind,
+            audit=AuditTrail(write_behind),
             registry=registry,
             server_config=ServerConfigRepository(store),
             sync_states=sync_states,
@@ -106,18 +105,36 @@ class Services:
         )
 
     def __post_init__(self) -> None:
-        # These need the services they join, so they are built last.
-        from agnes_mcp.catalog_view import CatalogView
-        from agnes_mcp.distribution.manifest import ManifestBuilder
-        from agnes_mcp.metrics.service import MetricService
-        from agnes_mcp.query.service import QueryService
-        from agnes_mcp.query.stored_snapshots import StoredSnapshots
-
-        self.query = QueryService(self)
-        self.catalog_view = CatalogView(self)
-        self.metric_service = MetricService(self)
-        self.stored_snapshots = StoredSnapshots(self)
-        self.manifests = ManifestBuilder(self)
+        # These join the repositories above, so they are built last.
+        self.query = QueryService(
+            settings=self.settings,
+            store=self.store,
+            registry=self.registry,
+            server_config=self.server_config,
+            orchestrator=self.orchestrator,
+            access=self.access,
+            sources=self.sources,
+            audit=self.audit,
+        )
+        self.catalog_view = CatalogView(
+            queries=self.query,
+            access=self.access,
+            sync_states=self.sync_states,
+            profiles=self.profiles,
+            audit=self.audit,
+        )
+        self.metric_service = MetricService(
+            queries=self.query, access=self.access, metrics=self.metrics, registry=self.registry
+        )
+        self.stored_snapshots = StoredSnapshots(
+            queries=self.query, access=self.access, root=self.settings.data_dir / "snapshots"
+        )
+        self.manifests = ManifestBuilder(
+            queries=self.query,
+            access=self.access,
+            sync_states=self.sync_states,
+            write_behind=self.write_behind,
+        )
 
     def agent_instructions(self) -> str:
         """The agent rails: an admin's text (server config) or the built-in one."""

@@ -77,7 +77,7 @@ class TableSpec(BaseModel):
         default=None, description="Column whose growth marks new rows (incremental syncs)."
     )
     where_filters: str | None = Field(
-        default=None, description="Row filter applied at extraction, e.g. \"amount > 0\"."
+        default=None, description='Row filter applied at extraction, e.g. "amount > 0".'
     )
     partition_by: str | None = Field(
         default=None, description="DATE/TIMESTAMP column the parquet is partitioned by."

@@ -16,8 +16,8 @@ import pytest
 import uvicorn
 
 from agnes_mcp.api.app import create_app
-from agnes_mcp.auth.bootstrap import ensure_admin
 from agnes_mcp.auth.principal import TokenScope
+from agnes_mcp.bootstrap_admin import ensure_admin
 from agnes_mcp.serve import bind, uvicorn_config
 from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings, load_settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agnes_mcp.auth.bootstrap import BOOTSTRAP_TOKEN_FILE, ensure_admin
+from agnes_mcp.bootstrap_admin import BOOTSTRAP_TOKEN_FILE, ensure_admin
 from agnes_mcp.services import Services
 
 

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from agnes_mcp.api.request_context import client_ip_var
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AuthenticationError
 from agnes_mcp.services import Services
 

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.dependencies import bearer_token
 from agnes_mcp.api.json_errors import send_error
-from agnes_mcp.api.request_context import client_ip_var
+from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AuthenticationError
 from agnes_mcp.services import Services
 

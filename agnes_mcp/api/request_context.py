@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
-
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-client_ip_var: ContextVar[str | None] = ContextVar("agnes_client_ip", default=None)
+from agnes_mcp.caller_ip import client_ip_var
 
 
 class RequestContextMiddleware:

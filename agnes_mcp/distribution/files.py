@@ -4,15 +4,12 @@ the table is distributed (local or materialized, not server-only)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.errors import InvalidRequest, NotFound, PermissionDenied, ResourceNotGranted
-from agnes_mcp.rails.tables import CatalogFile
+from agnes_mcp.rails.tables import CatalogFile, VersionedCatalog
 from agnes_mcp.resource_types import ResourceType
-
-if TYPE_CHECKING:
-    from agnes_mcp.services import Services
 
 
 class NotDistributed(PermissionDenied):
@@ -30,13 +27,17 @@ class DataNotFound(NotFound):
 
 
 def resolve(
-    services: Services, principal: Principal, table_id: str, part: str | None
+    access: AccessControl,
+    catalog: VersionedCatalog,
+    principal: Principal,
+    table_id: str,
+    part: str | None,
 ) -> CatalogFile:
-    services.access.require_data_scope(principal)
-    if not services.access.can_access(principal, ResourceType.TABLE, table_id):
+    access.require_data_scope(principal)
+    if not access.can_access(principal, ResourceType.TABLE, table_id):
         # Same answer whether the table exists or not: nothing to learn from a refusal.
         raise DownloadNotGranted(f"You may not download '{table_id}'.")
-    table = services.query.catalog.current().tables.get(table_id)
+    table = catalog.tables.get(table_id)
     if table is None:
         raise DataNotFound(f"There is no table '{table_id}'.")
     if table.is_remote or table.server_only:

@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING
 
 from agnes_mcp import __version__
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.store.sync_state import SyncStateRepository
+from agnes_mcp.store.write_behind import WriteBehind
 from agnes_sync.hashing import new_hasher
 from agnes_sync.manifest import (
     API_VERSION,
@@ -24,22 +27,32 @@ from agnes_sync.manifest import (
 )
 
 if TYPE_CHECKING:
-    from agnes_mcp.services import Services
+    from agnes_mcp.query.service import QueryService
 
 
 class ManifestBuilder:
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        *,
+        queries: QueryService,
+        access: AccessControl,
+        sync_states: SyncStateRepository,
+        write_behind: WriteBehind,
+    ) -> None:
+        self.queries = queries
+        self.access = access
+        self.sync_states = sync_states
+        self.write_behind = write_behind
         self._lock = threading.Lock()
         self._cached: tuple[object, dict[str, str], dict[str, str]] | None = None
 
     def _entries(self) -> tuple[dict[str, str], dict[str, str]]:
         """(local entries, remote entries) as JSON text by table id, for this version."""
-        snapshot = self.services.query.catalog.current()
+        snapshot = self.queries.catalog.current()
         cached = self._cached
         if cached is not None and cached[0] == snapshot.version:
             return cached[1], cached[2]
-        states = self.services.sync_states.all()
+        states = self.sync_states.all()
         local: dict[str, str] = {}
         remote: dict[str, str] = {}
         for table in snapshot.tables.values():
@@ -56,8 +69,8 @@ class ManifestBuilder:
     def build(self, principal: Principal) -> tuple[str, str]:
         """The caller's manifest as JSON text and its ETag (a hash of what it lists, not of
         when it was made); records the pull (off the request path)."""
-        self.services.access.require_data_scope(principal)
-        granted = self.services.access.granted(principal, ResourceType.TABLE)
+        self.access.require_data_scope(principal)
+        granted = self.access.granted(principal, ResourceType.TABLE)
         local, remote = self._entries()
 
         def mine(entries: dict[str, str]) -> str:
@@ -71,7 +84,7 @@ class ManifestBuilder:
             hasher.update(b"\0")
         etag = f"{API_VERSION}-{hasher.hexdigest()[:40]}"
         now = dt.datetime.now(dt.UTC)
-        self.services.write_behind.pulled(principal.user_id, now)
+        self.write_behind.pulled(principal.user_id, now)
         head = json.dumps(
             {
                 "api_version": API_VERSION,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastmcp.server.auth import AccessToken, TokenVerifier
 from fastmcp.server.dependencies import get_access_token
 
-from agnes_mcp.api.request_context import client_ip_var
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AuthenticationError
 from agnes_mcp.services import Services
 

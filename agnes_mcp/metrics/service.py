@@ -13,17 +13,20 @@ from typing import TYPE_CHECKING
 import yaml
 
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.metrics.compiler import CompiledMetric, MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.loader import MetricsInvalid, Problem, load_texts
 from agnes_mcp.rails.engine import dialect_of
 from agnes_mcp.rails.refusals import QueryRefused, next_step
 from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.store.metrics import MetricRepository
+from agnes_mcp.store.table_registry import TableRegistryRepository
 from agnes_sync.suggest import did_you_mean
 
 if TYPE_CHECKING:
+    from agnes_mcp.query.service import QueryService
     from agnes_mcp.rails.outcome import Outcome
-    from agnes_mcp.services import Services
 
 
 class MetricNotFound(QueryRefused):
@@ -45,12 +48,22 @@ class MetricRun:
 
 
 class MetricService:
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(
+        self,
+        *,
+        queries: QueryService,
+        access: AccessControl,
+        metrics: MetricRepository,
+        registry: TableRegistryRepository,
+    ) -> None:
+        self.queries = queries
+        self.access = access
+        self.metrics = metrics
+        self.registry = registry
 
     def _usable(self, principal: Principal, metric: MetricDefinition) -> str | None:
         """Why ``principal`` may not use ``metric`` (None when they may)."""
-        access = self.services.access
+        access = self.access
         if not access.can_access(principal, ResourceType.METRIC, metric.id):
             return f"You may not use the metric '{metric.id}'."
         for table in metric.all_tables:
@@ -59,16 +72,16 @@ class MetricService:
         return None
 
     def visible(self, principal: Principal, search: str | None = None) -> list[MetricDefinition]:
-        self.services.access.require_data_scope(principal)
-        found = [m for m in self.services.metrics.all() if self._usable(principal, m) is None]
+        self.access.require_data_scope(principal)
+        found = [m for m in self.metrics.all() if self._usable(principal, m) is None]
         if search:
             words = search.lower().split()
             found = [m for m in found if all(w in _haystack(m) for w in words)]
         return found
 
     def get(self, principal: Principal, metric_id: str) -> MetricDefinition:
-        self.services.access.require_data_scope(principal)
-        metric = self.services.metrics.get(metric_id)
+        self.access.require_data_scope(principal)
+        metric = self.metrics.get(metric_id)
         if metric is None:
             ids = [m.id for m in self.visible(principal)]
             raise MetricNotFound(
@@ -84,7 +97,7 @@ class MetricService:
 
     def target(self, metric: MetricDefinition) -> tuple[str, str]:
         """(dialect, mode) for the metric's tables: BigQuery SQL for BigQuery tables."""
-        snapshot = self.services.query.catalog.current()
+        snapshot = self.queries.catalog.current()
         tables = [snapshot.tables.get(t) for t in metric.all_tables]
         remote = [t for t in tables if t is not None and t.remote is not None]
         if not remote:
@@ -102,7 +115,7 @@ class MetricService:
         metric = self.get(principal, metric_id)
         dialect, mode = self.target(metric)
         compiled = compile_metric(metric, request, dialect)
-        outcome = self.services.query.run(
+        outcome = self.queries.run(
             principal, compiled.sql, limit=limit, mode=mode, action="metric.query"
         )
         return MetricRun(metric, compiled, outcome)
@@ -113,9 +126,9 @@ class MetricService:
         self, principal: Principal, files: dict[str, str], *, replace: bool
     ) -> tuple[list[MetricDefinition], int]:
         """Validate every file, check the tables exist, then store all (or nothing)."""
-        self.services.access.require_admin(principal)
+        self.access.require_admin(principal)
         definitions = load_texts(files)
-        registered = {t.id for t in self.services.registry.all()}
+        registered = {t.id for t in self.registry.all()}
         problems = [
             Problem("", None, metric.id, f"reads '{table}', which is not a registered table")
             for metric in definitions
@@ -124,14 +137,14 @@ class MetricService:
         ]
         if problems:
             raise MetricsInvalid(problems)
-        _, removed = self.services.metrics.put_many(
+        _, removed = self.metrics.put_many(
             definitions, updated_by=principal.user_id, replace=replace
         )
         return definitions, removed
 
     def export_yaml(self, principal: Principal) -> str:
-        self.services.access.require_admin(principal)
-        data = [m.model_dump(exclude_defaults=True) for m in self.services.metrics.all()]
+        self.access.require_admin(principal)
+        data = [m.model_dump(exclude_defaults=True) for m in self.metrics.all()]
         return yaml.safe_dump({"metrics": data}, sort_keys=False, allow_unicode=True)
 
 

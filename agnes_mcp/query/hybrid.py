@@ -35,7 +35,7 @@ def hybrid(
     *,
     limit: int | None = None,
 ) -> Outcome:
-    queries.services.access.require_admin(principal)
+    queries.access.require_admin(principal)
     started = time.perf_counter()
     if not register_remote or len(register_remote) > MAX_REMOTE_PARTS:
         raise SnapshotInvalid(f"register_remote needs 1 to {MAX_REMOTE_PARTS} aliases.")
@@ -59,7 +59,7 @@ def hybrid(
         parsed = policy.parse(sql, policy.DUCKDB)
         cross_check(sql, parsed.table_names)
         local = replace(parsed, refs=[r for r in parsed.refs if r.qualified or r.name not in parts])
-        plan = plan_local(local, snapshot, queries.services.access.tables_for(principal))
+        plan = plan_local(local, snapshot, queries.access.tables_for(principal))
         sandbox = queries.sandboxes.get(
             [t for t in snapshot.tables.values() if not t.is_remote], snapshot.version
         )

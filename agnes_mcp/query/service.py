@@ -16,8 +16,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from agnes_mcp.audit_trail import record
+from agnes_mcp.audit_trail import AuditTrail
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.query.budget import ScanBudget
 from agnes_mcp.query.catalog import QueryCatalog
 from agnes_mcp.rails import policy
@@ -51,7 +52,12 @@ from agnes_mcp.rails.refusals import (
 from agnes_mcp.rails.sandbox import Limits, SandboxPool
 from agnes_mcp.rails.tables import CatalogTable, VersionedCatalog
 from agnes_mcp.resource_types import ResourceType
-from agnes_mcp.services import Services
+from agnes_mcp.settings import AgnesSettings
+from agnes_mcp.sources import SourceCatalog
+from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.server_config import ServerConfigRepository
+from agnes_mcp.store.table_registry import TableRegistryRepository
+from agnes_sync.orchestrator import Orchestrator
 
 Mode = str  # "local" | "remote" | "auto"
 
@@ -68,11 +74,24 @@ class EstimateOutcome:
 
 
 class QueryService:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        settings = services.settings
-        self.catalog = QueryCatalog(services.store, services.registry, services.orchestrator)
-        self.budget = ScanBudget(settings, services.server_config, services.store)
+    def __init__(
+        self,
+        *,
+        settings: AgnesSettings,
+        store: SystemStore,
+        registry: TableRegistryRepository,
+        server_config: ServerConfigRepository,
+        orchestrator: Orchestrator,
+        access: AccessControl,
+        sources: SourceCatalog,
+        audit: AuditTrail,
+    ) -> None:
+        self.settings = settings
+        self.access = access
+        self.sources = sources
+        self.audit_trail = audit
+        self.catalog = QueryCatalog(store, registry, orchestrator)
+        self.budget = ScanBudget(settings, server_config, store)
         self.sandboxes = SandboxPool(
             memory_limit=settings.query_memory_limit, threads=settings.query_threads
         )
@@ -91,9 +110,9 @@ class QueryService:
         self, principal: Principal, sql: str, mode: Mode, extras: Extras | None = None
     ) -> tuple[ParsedQuery, Plan, VersionedCatalog]:
         """Parse in the right dialect and resolve the tables, or raise a refusal."""
-        self.services.access.require_data_scope(principal)
+        self.access.require_data_scope(principal)
         snapshot = self.catalog.current()
-        access = self.services.access.tables_for(principal)
+        access = self.access.tables_for(principal)
         own = {name: e.as_catalog_table() for name, e in (extras or {}).items()}
         parsed = self._parse_any(sql, mode, snapshot)
         if mode == "local":
@@ -151,7 +170,7 @@ class QueryService:
             if current is not None and current[0] == version:
                 return current[1]
             engine_type = engine_class(location.engine)
-            source = self.services.sources.connector(location.source)
+            source = self.sources.connector(location.source)
             engine = engine_type.open(location, source, self._engine_resources)
             self._engines[key] = (version, engine)
             if current is not None:
@@ -162,11 +181,11 @@ class QueryService:
 
     def limits(self, limit: int | None) -> Limits:
         caps = self.budget.caps()
-        rows = min(limit or self.services.settings.query_default_rows, caps.max_result_rows)
+        rows = min(limit or self.settings.query_default_rows, caps.max_result_rows)
         return Limits(
             rows=max(1, rows),
             bytes=caps.max_result_bytes,
-            timeout_seconds=self.services.settings.query_timeout_seconds,
+            timeout_seconds=self.settings.query_timeout_seconds,
         )
 
     def run(
@@ -201,7 +220,7 @@ class QueryService:
     def _granted_local(
         self, principal: Principal, snapshot: VersionedCatalog
     ) -> list[CatalogTable]:
-        granted = self.services.access.granted(principal, ResourceType.TABLE)
+        granted = self.access.granted(principal, ResourceType.TABLE)
         return [
             t
             for t in snapshot.tables.values()
@@ -331,8 +350,7 @@ class QueryService:
                 params["fingerprint"] = policy.fingerprint(sql, policy.DUCKDB)
             except Exception:  # noqa: BLE001 - a query so malformed it does not even tokenize
                 params["fingerprint"] = None
-        record(
-            self.services,
+        self.audit_trail.record(
             principal,
             action,
             resource=",".join(params.get("tables") or []) or None,

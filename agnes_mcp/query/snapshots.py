@@ -171,7 +171,7 @@ class Snapshots:
             raise TableNotFound(
                 f"There is no table '{table_id}'.", next=next_step("catalog", "agnes catalog")
             )
-        if not self.queries.services.access.can_access(principal, ResourceType.TABLE, table.id):
+        if not self.queries.access.can_access(principal, ResourceType.TABLE, table.id):
             raise TableNotGranted(f"You may not read '{table.id}'.")
         if not table.is_remote:
             raise SnapshotInvalid(
@@ -181,7 +181,7 @@ class Snapshots:
         return table
 
     def prepare(self, principal: Principal, spec: SnapshotSpec) -> Prepared:
-        self.queries.services.access.require_data_scope(principal)
+        self.queries.access.require_data_scope(principal)
         table = self._table(principal, spec.table_id)
         assert table.remote is not None
         engine_type = engine_class(table.remote.engine)

@@ -8,9 +8,11 @@ source table is no longer granted to its owner is hidden and cannot be read.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
 from agnes_mcp.rails.refusals import SnapshotInvalid
@@ -19,20 +21,21 @@ from agnes_mcp.resource_types import ResourceType
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, SnapshotMissing, check_name
 
 if TYPE_CHECKING:
+    from agnes_mcp.query.service import QueryService
     from agnes_mcp.rails.outcome import Outcome
-    from agnes_mcp.services import Services
 
 
 class StoredSnapshots:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.root = services.settings.data_dir / "snapshots"
+    def __init__(self, *, queries: QueryService, access: AccessControl, root: Path) -> None:
+        self.queries = queries
+        self.access = access
+        self.root = root
 
     def files(self, principal: Principal) -> SnapshotFiles:
         return SnapshotFiles(self.root / principal.user_id)
 
     def _readable(self, principal: Principal, meta: SnapshotMeta, now: dt.datetime) -> bool:
-        access = self.services.access
+        access = self.access
         return not meta.expired(now) and access.can_access(
             principal, ResourceType.TABLE, meta.table_id
         )
@@ -41,11 +44,11 @@ class StoredSnapshots:
         self, principal: Principal, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> tuple[SnapshotMeta, Outcome]:
         check_name(name)
-        if name in self.services.query.catalog.current().tables or name.startswith("result_"):
+        if name in self.queries.catalog.current().tables or name.startswith("result_"):
             raise SnapshotInvalid(
                 f"'{name}' is the name of a table (or of kept results); pick another name."
             )
-        prepared, outcome = Snapshots(self.services.query).create(principal, spec)
+        prepared, outcome = Snapshots(self.queries).create(principal, spec)
         meta = SnapshotMeta(
             name=name,
             table_id=prepared.table.id,
@@ -64,21 +67,21 @@ class StoredSnapshots:
         return self.files(principal).save(outcome.table, meta), outcome
 
     def all(self, principal: Principal) -> list[SnapshotMeta]:
-        self.services.access.require_data_scope(principal)
+        self.access.require_data_scope(principal)
         now = dt.datetime.now(dt.UTC)
         files = self.files(principal)
         files.prune_expired(now)
         return [m for m in files.all() if self._readable(principal, m, now)]
 
     def get(self, principal: Principal, name: str) -> SnapshotMeta:
-        self.services.access.require_data_scope(principal)
+        self.access.require_data_scope(principal)
         meta = self.files(principal).require(name)
         if not self._readable(principal, meta, dt.datetime.now(dt.UTC)):
             raise SnapshotMissing(f"There is no snapshot '{name}' you may read.")
         return meta
 
     def drop(self, principal: Principal, name: str) -> SnapshotMeta:
-        self.services.access.require_data_scope(principal)
+        self.access.require_data_scope(principal)
         return self.files(principal).drop(name)
 
     def extras(self, principal: Principal) -> dict[str, ExtraTable]:

@@ -72,7 +72,9 @@ class GrantRepository:
                 group = cur.execute("SELECT 1 FROM user_groups WHERE id = ?", [group_id]).fetchone()
             if group is None:
                 raise GroupNotFound(f"No group with id '{group_id}'.")
-            if spec.existing_ids is not None and resource_id not in spec.existing_ids(self._store):
+            if spec.existing_ids_sql is not None and not self._exists(
+                spec.existing_ids_sql, resource_id
+            ):
                 raise ResourceNotFound(
                     f"There is no {spec.label.lower()} '{resource_id}' to grant.",
                     hint=f"Grant an existing {resource_type.value}; check the id for typos.",
@@ -97,6 +99,13 @@ class GrantRepository:
                     f"The group already has {resource_type.value} '{resource_id}'."
                 ) from None
         return self.get(grant_id)
+
+    def _exists(self, ids_sql: str, resource_id: str) -> bool:
+        with self._store.cursor() as cur:
+            found = cur.execute(
+                f"SELECT 1 FROM ({ids_sql}) AS ids(id) WHERE id = ? LIMIT 1", [resource_id]
+            ).fetchone()
+        return found is not None
 
     def get(self, grant_id: str) -> Grant:
         with self._store.cursor() as cur:

@@ -10,7 +10,6 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
-from agnes_mcp.audit_trail import record
 from agnes_mcp.distribution.files import resolve
 from agnes_mcp.distribution.uploads import UploadStore
 from agnes_sync.manifest import Manifest
@@ -65,13 +64,12 @@ def download(
         default=None, max_length=1000, description="A file path from the manifest."
     ),
 ) -> Response:
-    chosen = resolve(services, principal, table_id, part)
+    chosen = resolve(services.access, services.query.catalog.current(), principal, table_id, part)
     etag = f'"{chosen.content_hash}"'
     headers = {"etag": etag, "cache-control": "private, no-cache", "accept-ranges": "bytes"}
     if _matches(request, etag):
         return Response(status_code=304, headers=headers)
-    record(
-        services,
+    services.audit.record(
         principal,
         "data.download",
         resource=table_id,
@@ -108,8 +106,7 @@ async def _upload(
     result = await _store(services).receive(
         principal.user_id, kind, name, workspace, request.stream(), declared
     )
-    record(
-        services,
+    services.audit.record(
         principal,
         f"upload.{kind}",
         resource=name,

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import Deleted, RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.resource_types import all_specs, parse_resource_type
 from agnes_mcp.store.grants import Grant
 
@@ -48,8 +47,7 @@ def create_grant(body: GrantCreate, services: ServicesDep, admin: AdminDep) -> G
     group = services.groups.find(body.group)
     kind = parse_resource_type(body.resource_type)
     grant = services.grants.add(group.id, kind, body.resource_id, granted_by=admin.user_id)
-    record(
-        services,
+    services.audit.record(
         admin,
         "grant.create",
         resource=grant.id,
@@ -61,7 +59,7 @@ def create_grant(body: GrantCreate, services: ServicesDep, admin: AdminDep) -> G
 @router.delete("/grants/{grant_id}", summary="Remove a grant")
 def delete_grant(grant_id: str, services: ServicesDep, admin: AdminDep) -> Deleted:
     services.grants.delete(grant_id)
-    record(services, admin, "grant.delete", resource=grant_id)
+    services.audit.record(admin, "grant.delete", resource=grant_id)
     return Deleted(deleted=grant_id)
 
 

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import Deleted, PlainText, RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.store.groups import Group, Membership, MembershipSource
 
 router = APIRouter(prefix="/api/admin/groups", tags=["admin: groups"])
@@ -39,7 +38,7 @@ def list_groups(services: ServicesDep, _: AdminDep) -> GroupList:
 @router.post("", status_code=201, summary="Create a group")
 def create_group(body: GroupCreate, services: ServicesDep, admin: AdminDep) -> Group:
     group = services.groups.add(body.name, body.description)
-    record(services, admin, "group.create", resource=group.id, params={"name": group.name})
+    services.audit.record(admin, "group.create", resource=group.id, params={"name": group.name})
     return group
 
 
@@ -47,7 +46,7 @@ def create_group(body: GroupCreate, services: ServicesDep, admin: AdminDep) -> G
 def delete_group(ref: str, services: ServicesDep, admin: AdminDep) -> Deleted:
     group = services.groups.find(ref)
     services.groups.delete(group.id)
-    record(services, admin, "group.delete", resource=group.id, params={"name": group.name})
+    services.audit.record(admin, "group.delete", resource=group.id, params={"name": group.name})
     return Deleted(deleted=group.id)
 
 
@@ -64,7 +63,7 @@ def add_member(ref: str, body: MemberAdd, services: ServicesDep, admin: AdminDep
     group = services.groups.find(ref)
     user = services.users.find(body.user)
     services.groups.add_member(group.id, user.id, MembershipSource.ADMIN, added_by=admin.user_id)
-    record(services, admin, "group.add_member", resource=group.id, params={"user": user.id})
+    services.audit.record(admin, "group.add_member", resource=group.id, params={"user": user.id})
     return MemberList(
         group=services.groups.get(group.id), members=services.groups.members(group.id)
     )
@@ -75,7 +74,7 @@ def remove_member(ref: str, user_ref: str, services: ServicesDep, admin: AdminDe
     group = services.groups.find(ref)
     user = services.users.find(user_ref)
     services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
-    record(services, admin, "group.remove_member", resource=group.id, params={"user": user.id})
+    services.audit.record(admin, "group.remove_member", resource=group.id, params={"user": user.id})
     return MemberList(
         group=services.groups.get(group.id), members=services.groups.members(group.id)
     )

@@ -12,7 +12,6 @@ from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.routes.query import arrow_metadata
 from agnes_mcp.api.schemas import RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.mcp_server.server_backend import metric_summary
 from agnes_mcp.mcp_server.tool_models import MetricDetail, MetricSummary
 from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
@@ -106,8 +105,7 @@ def import_metrics(body: ImportBody, services: ServicesDep, admin: AdminDep) -> 
     definitions, removed = services.metric_service.import_texts(
         admin, body.files, replace=body.replace
     )
-    record(
-        services,
+    services.audit.record(
         admin,
         "metrics.import",
         params={"ids": [m.id for m in definitions], "removed": removed, "replace": body.replace},
@@ -135,5 +133,5 @@ def delete_metric(
         from agnes_mcp.metrics.service import MetricNotFound
 
         raise MetricNotFound(f"There is no metric '{metric_id}'.")
-    record(services, admin, "metrics.delete", resource=metric_id)
+    services.audit.record(admin, "metrics.delete", resource=metric_id)
     return {"deleted": metric_id}

@@ -10,7 +10,6 @@ from pydantic import BaseModel, Field, create_model
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import Deleted, RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.errors import TableExists, TableNotRegistered
 from agnes_mcp.sources import SourceInfo
 from agnes_mcp.store.ids import utcnow
@@ -40,7 +39,7 @@ class RegistryList(BaseModel):
 
 
 if TYPE_CHECKING:
-    TableUpdate = RequestBody  # its fields are made from the spec below
+    TableUpdate = RequestBody  # to mypy; at run time it holds the spec's fields, all optional
 else:
     TableUpdate = create_model(
         "TableUpdate",
@@ -97,8 +96,7 @@ def register_table(
             draft.name = draft.id
         return Registered(table=draft, columns=columns, dry_run=True)
     table = services.registry.add(body, registered_by=admin.user_id)
-    record(
-        services,
+    services.audit.record(
         admin,
         "registry.register",
         resource=table.id,
@@ -145,8 +143,8 @@ def update_table(
     ):
         ExtractWriter(services.settings.extracts_dir, current.source_type).drop(table_id)
         services.orchestrator.rebuild_source(current.source_type)
-    record(
-        services, admin, "registry.update", resource=table_id, params={"changed": sorted(changes)}
+    services.audit.record(
+        admin, "registry.update", resource=table_id, params={"changed": sorted(changes)}
     )
     return Registered(table=updated, columns=columns, dry_run=False)
 
@@ -154,7 +152,7 @@ def update_table(
 @router.delete("/api/admin/registry/{table_id}", summary="Unregister a table and drop its data")
 def unregister_table(table_id: str, services: ServicesDep, admin: AdminDep) -> Deleted:
     services.sync.unregister(table_id)
-    record(services, admin, "registry.unregister", resource=table_id)
+    services.audit.record(admin, "registry.unregister", resource=table_id)
     return Deleted(deleted=table_id)
 
 

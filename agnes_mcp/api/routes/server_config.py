@@ -7,7 +7,6 @@ from pydantic import BaseModel, ByteSize, Field
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.query.budget import CAP_KEYS
 from agnes_mcp.services import INSTRUCTIONS_KEY
 
@@ -72,5 +71,5 @@ def update(body: ConfigUpdate, services: ServicesDep, admin: AdminDep) -> Server
     if body.agent_instructions is not None:
         services.set_agent_instructions(body.agent_instructions, admin.user_id)
         params["agent_instructions_chars"] = len(body.agent_instructions)
-    record(services, admin, "server_config.update", params=params)
+    services.audit.record(admin, "server_config.update", params=params)
     return _current(services)

@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_sync.snapshot_files import SnapshotMeta
@@ -86,7 +85,7 @@ def stored(services: ServicesDep, principal: PrincipalDep) -> StoredList:
 def download(name: str, services: ServicesDep, principal: PrincipalDep) -> FileResponse:
     meta = services.stored_snapshots.get(principal, name)
     path = services.stored_snapshots.files(principal).data_path(meta.name)
-    record(services, principal, "snapshot.download", resource=meta.table_id)
+    services.audit.record(principal, "snapshot.download", resource=meta.table_id)
     return FileResponse(
         path, media_type="application/vnd.apache.parquet", filename=f"{meta.name}.parquet"
     )

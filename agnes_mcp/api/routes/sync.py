@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.store.sync_state import SyncRun
 from agnes_mcp.sync_service import SyncResult
@@ -66,8 +65,8 @@ def trigger(
         ids = [services.registry.get(body.table_id).id]
     else:
         ids = [t.id for t in services.registry.all()]
-    record(
-        services, admin, "sync.trigger", resource=body.table_id or "*", params={"wait": body.wait}
+    services.audit.record(
+        admin, "sync.trigger", resource=body.table_id or "*", params={"wait": body.wait}
     )
     if not body.wait:
         for table_id in ids:

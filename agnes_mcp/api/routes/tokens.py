@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import PlainText, RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.auth.principal import Principal, TokenScope
 from agnes_mcp.errors import AdminRequired, TokenNotFound
 from agnes_mcp.services import Services
@@ -66,7 +65,7 @@ def create_token(body: TokenCreate, services: ServicesDep, principal: PrincipalD
     owner = services.users.find(body.user) if body.user else services.users.get(principal.user_id)
     expires = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     info, raw = services.tokens.create(owner.id, body.name, [s.value for s in body.scopes], expires)
-    record(services, principal, "token.create", resource=info.id, params={"user": owner.id})
+    services.audit.record(principal, "token.create", resource=info.id, params={"user": owner.id})
     return TokenCreated(token=raw, info=info)
 
 
@@ -74,5 +73,5 @@ def create_token(body: TokenCreate, services: ServicesDep, principal: PrincipalD
 def revoke_token(token_id: str, services: ServicesDep, principal: PrincipalDep) -> TokenInfo:
     _visible(services, principal, token_id)
     info = services.tokens.revoke(token_id)
-    record(services, principal, "token.revoke", resource=token_id)
+    services.audit.record(principal, "token.revoke", resource=token_id)
     return info

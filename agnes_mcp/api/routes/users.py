@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import PlainText, RequestBody
-from agnes_mcp.audit_trail import record
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.users import User
 
@@ -51,8 +50,8 @@ def add_user(body: UserCreate, services: ServicesDep, admin: AdminDep) -> UserWi
             services.groups.add_member(
                 group.id, user.id, MembershipSource.ADMIN, added_by=admin.user_id
             )
-    record(
-        services, admin, "user.add", resource=user.id, params={"email": user.email}, started=started
+    services.audit.record(
+        admin, "user.add", resource=user.id, params={"email": user.email}, started=started
     )
     return _with_groups(services, user)
 
@@ -65,12 +64,12 @@ def get_user(ref: str, services: ServicesDep, _: AdminDep) -> UserWithGroups:
 @router.post("/{ref}/deactivate", summary="Deactivate a user (their tokens stop working)")
 def deactivate_user(ref: str, services: ServicesDep, admin: AdminDep) -> UserWithGroups:
     user = services.users.set_active(services.users.find(ref).id, False)
-    record(services, admin, "user.deactivate", resource=user.id)
+    services.audit.record(admin, "user.deactivate", resource=user.id)
     return _with_groups(services, user)
 
 
 @router.post("/{ref}/activate", summary="Reactivate a user")
 def activate_user(ref: str, services: ServicesDep, admin: AdminDep) -> UserWithGroups:
     user = services.users.set_active(services.users.find(ref).id, True)
-    record(services, admin, "user.activate", resource=user.id)
+    services.audit.record(admin, "user.activate", resource=user.id)
     return _with_groups(services, user)

@@ -1,0 +1,94 @@
+"""Refusals to MCP results, in one place: a FastMCP middleware every Agnes server installs.
+
+A tool that raises an :class:`AgnesError` answers with an error result whose text and
+``structuredContent.error`` hold the stable code, message, hint and next step; a resource
+read that raises one fails with a resource error naming the code and message. Any other
+exception is left to FastMCP, whose ``mask_error_details`` keeps its text from the client.
+
+FastMCP wraps what a tool or resource raises (``ToolError`` / ``ResourceError`` ``from``
+the original) before the middleware chain sees it, so the refusal is found as the cause.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import mcp_types
+from fastmcp import FastMCP
+from fastmcp.exceptions import ResourceError, ToolError
+from fastmcp.resources.base import ResourceResult
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.tools.base import ToolResult
+from mcp.types import TextContent
+
+from agnes_mcp.mcp_server import output_budget as ob
+from agnes_sync.errors import AgnesError
+
+
+def error_result(exc: AgnesError) -> ToolResult:
+    """The tool result for a refusal: text for the model, the same fields structured."""
+    error = exc.to_dict()
+    text = f"error {error['code']}: {error['message']}"
+    if error.get("hint"):
+        text += f"\nhint: {error['hint']}"
+    if error.get("next_step"):
+        text += f"\nnext step: {ob.dumps(error['next_step'])}"
+    return ToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content={"error": json.loads(ob.dumps(error))},
+        is_error=True,
+    )
+
+
+def _refusal(exc: BaseException) -> AgnesError | None:
+    if isinstance(exc, AgnesError):
+        return exc
+    return exc.__cause__ if isinstance(exc.__cause__, AgnesError) else None
+
+
+class RefusalsAsResults(Middleware):
+    """Turns an :class:`AgnesError` from a tool or a resource into its MCP answer."""
+
+    async def on_call_tool(
+        self,
+        context: MiddlewareContext[mcp_types.CallToolRequestParams],
+        call_next: CallNext[mcp_types.CallToolRequestParams, ToolResult],
+    ) -> ToolResult:
+        try:
+            return await call_next(context)
+        except (ToolError, AgnesError) as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            return error_result(refusal)
+
+    async def on_read_resource(
+        self,
+        context: MiddlewareContext[mcp_types.ReadResourceRequestParams],
+        call_next: CallNext[mcp_types.ReadResourceRequestParams, ResourceResult],
+    ) -> ResourceResult:
+        try:
+            return await call_next(context)
+        except (ResourceError, AgnesError) as exc:
+            refusal = _refusal(exc)
+            if refusal is None:
+                raise
+            raise ResourceError(f"{refusal.code}: {refusal.message}") from None
+
+
+class _QuietRefusals(logging.Filter):
+    """FastMCP logs every exception a tool raises as an error with its traceback; a
+    refusal is an answer, not a fault, so its record is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], AgnesError))
+
+
+_QUIET = _QuietRefusals()
+
+
+def install_error_mapping(mcp: FastMCP) -> None:
+    """Map refusals on ``mcp``; called by the tool registration, so no server lacks it."""
+    mcp.add_middleware(RefusalsAsResults())
+    logging.getLogger("fastmcp.server.server").addFilter(_QUIET)

@@ -1,0 +1,168 @@
+"""How the tools answer: the compact text block beside each structured result.
+
+Clients hand the model either the text or the JSON, so the text says the same in fewer
+characters: one line per entry, sizes made human, and on a cut page how to get the rest.
+The page renderers build a listing tool's output model and its text for one page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from fastmcp.tools.base import ToolResult
+from mcp.types import TextContent
+from pydantic import BaseModel
+
+from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema
+from agnes_mcp.mcp_server.tool_models import (
+    CatalogOutput,
+    DiskInfo,
+    MetricListOutput,
+    MetricSummary,
+    SchemaOutput,
+    SnapshotEstimateOutput,
+    SnapshotInfo,
+)
+
+if TYPE_CHECKING:
+    from agnes_mcp.mcp_server.paging import Page
+
+
+def result(model: BaseModel, text: str) -> ToolResult:
+    """A tool's answer: ``model`` as structuredContent plus one text block."""
+    return ToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=model.model_dump(mode="json"),
+    )
+
+
+def size(value: int | None) -> str:
+    if value is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value = value / 1024  # type: ignore[assignment]
+    return "?"
+
+
+# --- listings --------------------------------------------------------------------------------
+
+
+def catalog_text(tables: Sequence[CatalogEntry], metrics: Sequence[MetricSummary]) -> str:
+    lines = [
+        f"{t.id} [{t.query_mode}; {t.rows if t.rows is not None else '?'} rows; "
+        f"{size(t.size_bytes)}; synced {t.freshness.isoformat() if t.freshness else 'never'}"
+        + (f"; partitioned by {t.partition_by}" if t.partition_by else "")
+        + (
+            f"; in workspace: {'yes' if t.in_workspace else 'no'}"
+            if t.in_workspace is not None
+            else ""
+        )
+        + f"] {t.description}"
+        for t in tables
+    ]
+    if metrics:
+        lines.append("Metrics: " + "; ".join(f"{m.id} ({m.display_name})" for m in metrics))
+    return "\n".join(lines) or "No tables."
+
+
+def catalog_page(
+    tables: list[CatalogEntry], page: Page, *, metrics: list[MetricSummary], total: int
+) -> tuple[CatalogOutput, str]:
+    """One page of the catalog; the metrics come with the first page only."""
+    shown_metrics = metrics if page.offset == 0 else []
+    model = CatalogOutput(
+        tables=tables,
+        metrics=shown_metrics,
+        total_tables=total,
+        next_cursor=page.next_cursor,
+        truncated=page.truncated,
+        truncation=page.truncation,
+    )
+    text = catalog_text(tables, shown_metrics)
+    if page.truncated:
+        text += f"\n[{page.remaining} more: pass cursor={page.next_cursor}]"
+    return model, text
+
+
+def schema_text(table: str, description: str, columns: Sequence[ColumnInfo]) -> str:
+    lines = [f"{table}: {description}"]
+    for c in columns:
+        stats = ""
+        if c.stats is not None:
+            stats = (
+                f" (nulls {c.stats.null_share}, ~{c.stats.distinct_estimate} distinct, "
+                f"{c.stats.min}..{c.stats.max})"
+            )
+        lines.append(f"{c.name} {c.type}{'' if c.nullable is not False else ' NOT NULL'}{stats}")
+    return "\n".join(lines)
+
+
+def schema_page(
+    columns: list[ColumnInfo], page: Page, *, table: TableSchema
+) -> tuple[SchemaOutput, str]:
+    model = SchemaOutput(
+        **table.model_dump(exclude={"columns"}),
+        columns=columns,
+        total_columns=len(table.columns),
+        next_cursor=page.next_cursor,
+        truncated=page.truncated,
+        truncation=page.truncation,
+    )
+    text = schema_text(table.table, table.description, columns)
+    if page.truncated:
+        text += f"\n[{page.remaining} more columns: cursor={page.next_cursor}]"
+    return model, text
+
+
+def metrics_text(metrics: Sequence[MetricSummary]) -> str:
+    return (
+        "\n".join(
+            f"{m.id}: {m.display_name} ({m.unit or '-'}; tables {', '.join(m.tables)}; "
+            f"dimensions {', '.join(m.dimensions) or '-'}) {m.description}"
+            for m in metrics
+        )
+        or "No metrics."
+    )
+
+
+def metrics_page(metrics: list[MetricSummary], page: Page) -> tuple[MetricListOutput, str]:
+    model = MetricListOutput(
+        metrics=metrics, truncated=page.truncated, truncation=page.truncation
+    )
+    return model, metrics_text(metrics)
+
+
+# --- snapshots and the workspace -------------------------------------------------------------
+
+
+def estimate_text(estimate: SnapshotEstimateOutput) -> str:
+    return (
+        f"{estimate.table_id}: would scan {estimate.estimated_scan_bytes:,} bytes "
+        f"(cap {estimate.limit_bytes:,}, budget left {estimate.remaining_budget_bytes:,}); "
+        f"~{estimate.estimated_result_rows} rows; fits: {estimate.fits_cap}\n"
+        f"SQL: {estimate.sql}"
+    )
+
+
+def snapshot_text(info: SnapshotInfo) -> str:
+    where = info.download_url or f"view {info.name}"
+    return (
+        f"snapshot {info.name} of {info.table_id}: {info.rows} rows, {size(info.bytes)}, "
+        f"{info.bytes_scanned:,} bytes scanned; query it as {info.name} ({where})"
+    )
+
+
+def snapshots_text(snapshots: Sequence[SnapshotInfo]) -> str:
+    return "\n".join(snapshot_text(s) for s in snapshots) or "No snapshots."
+
+
+def disk_text(info: DiskInfo) -> str:
+    return (
+        f"{info.workspace}: data {size(info.data_bytes)} ({info.tables} tables), "
+        f"snapshots {size(info.snapshot_bytes)} ({info.snapshots}), results "
+        f"{size(info.result_bytes)}, cache {size(info.cache_bytes)}, "
+        f"free {size(info.free_bytes)}"
+    )
