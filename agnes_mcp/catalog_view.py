@@ -21,12 +21,12 @@ from agnes_mcp.catalog_models import (
     how_to_fetch,
 )
 from agnes_mcp.rails.refusals import TableNotFound, TableNotGranted, next_step
-from agnes_mcp.rails.results import Provenance, TableRead
+from agnes_mcp.rails.results import Answer, Provenance, TableRead, cut_by, truncation_for
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.store.profiles import ProfileRepository
 from agnes_mcp.store.sync_state import SyncStateRepository
-from agnes_sync.sql_text import quote_literal
+from agnes_sync.sql_text import quote_ident, quote_literal
 from agnes_sync.suggest import did_you_mean, suggestions
 
 if TYPE_CHECKING:
@@ -168,8 +168,15 @@ class CatalogView:
             self._columns[key] = columns
         return columns
 
-    def preview(self, principal: Principal, table: CatalogTable, rows: int) -> RemoteResult:
-        """A remote table's first rows, through the engine's free preview (never a scan)."""
+    def describe(self, principal: Principal, table_id: str, rows: int) -> Answer:
+        """A few rows of a table: local ones through the rails, remote ones through the
+        engine's free preview (never a scan)."""
+        table = self.table(principal, table_id)
+        if not table.is_remote:
+            sql = f"SELECT * FROM {quote_ident(table.id)} LIMIT {int(rows)}"
+            return self.queries.run(
+                principal, sql, limit=rows, mode="local", action="describe"
+            ).answer()
         started = time.perf_counter()
         engine = self.queries.engine_for(table, self.queries.catalog.current().version)
         result = engine.preview(table, rows, self.queries.limits(rows))
@@ -180,10 +187,19 @@ class CatalogView:
             params={"rows": result.table.num_rows, "engine": engine.name},
             started=started,
         )
-        return result
+        return Answer(
+            table=result.table,
+            row_count=result.table.num_rows,
+            truncated=result.truncated,
+            reason=cut_by(result.truncated, result.reason),
+            truncation=truncation_for(result.reason, result.table.num_rows)
+            if result.truncated
+            else None,
+            provenance=_preview_provenance(table, result),
+        )
 
 
-def preview_provenance(table: CatalogTable, result: RemoteResult) -> Provenance:
+def _preview_provenance(table: CatalogTable, result: RemoteResult) -> Provenance:
     return Provenance(
         tables=[
             TableRead(

@@ -20,15 +20,10 @@ from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.settings import CONFIG_FILE_NAME, AgnesSettings, SourceSettings
 from agnes_mcp.store.groups import MembershipSource
-from agnes_mcp.store.table_registry import (
-    PartitionGranularity,
-    QueryMode,
-    SyncStrategy,
-    TableSpec,
-)
 from agnes_mcp.store.users import User
 from agnes_mcp.sync_service import SyncResult
 from agnes_sync.demo.generator import FILES, WAREHOUSE, DemoData
+from agnes_sync.table_spec import PartitionGranularity, QueryMode, SyncStrategy, TableSpec
 
 DEMO_TOKENS_FILE = "demo-tokens.json"
 ANALYSTS = "Analysts"

@@ -19,12 +19,13 @@ from typing import Any
 import blake3
 from pydantic import BaseModel
 
+from agnes_mcp.catalog_models import ColumnInfo
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.sources import SourceCatalog
 from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.profiles import ProfileRepository
 from agnes_mcp.store.sync_state import SyncStateRepository
-from agnes_mcp.store.table_registry import TableRegistration, TableRegistryRepository, TableSpec
+from agnes_mcp.store.table_registry import TableRegistration, TableRegistryRepository
 from agnes_sync import strategies
 from agnes_sync.connector import Column, TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable
@@ -36,16 +37,11 @@ from agnes_sync.retry import with_retries
 from agnes_sync.schedule import Schedule, parse_schedule
 from agnes_sync.scheduler import Job, Scheduler
 from agnes_sync.suggest import did_you_mean
+from agnes_sync.table_spec import TableSpec
 
 logger = logging.getLogger("agnes.sync")
 
 _DATE_TYPES = ("DATE", "TIMESTAMP")
-
-
-class ColumnInfo(BaseModel):
-    name: str
-    type: str
-    nullable: bool
 
 
 class SyncResult(BaseModel):

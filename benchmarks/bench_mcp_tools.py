@@ -30,7 +30,7 @@ from agnes_mcp.mcp_server.server_backend import ServerBackend
 from agnes_mcp.services import Services
 from agnes_mcp.settings import load_settings
 from agnes_mcp.store.groups import MembershipSource
-from agnes_mcp.store.table_registry import TableSpec
+from agnes_sync.table_spec import TableSpec
 from benchmarks.bench_query import _demo_services
 from benchmarks.bench_rebuild import write_extracts
 from benchmarks.harness import Result, agnes_server, median, time_calls

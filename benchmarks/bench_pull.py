@@ -98,7 +98,7 @@ def _serve(
     """Extracts written, registered (as an admin would) and built, then served."""
     from agnes_mcp.services import Services
     from agnes_mcp.settings import load_settings
-    from agnes_mcp.store.table_registry import TableSpec
+    from agnes_sync.table_spec import TableSpec
 
     data = root / "data"
     write_extracts(data, sources, tables, rows=rows, select=select)

@@ -171,7 +171,7 @@ def synced(tmp_path: Path, source_root: Path, warehouse: Path) -> Iterator[Servi
 
 def register(services: Services, **fields: object):
     """Validate and store a registration, as the API does."""
-    from agnes_mcp.store.table_registry import TableSpec
+    from agnes_sync.table_spec import TableSpec
 
     spec = TableSpec(**fields)  # type: ignore[arg-type]
     services.sync.validate(spec)

@@ -177,7 +177,7 @@ def test_groups_and_members(live_server: LiveServer, admin: httpx.Client) -> Non
 
 
 def test_grants(live_server: LiveServer, admin: httpx.Client) -> None:
-    from agnes_mcp.store.table_registry import TableSpec
+    from agnes_sync.table_spec import TableSpec
 
     table_id = f"t_{next(_names)}"
     live_server.services.registry.add(TableSpec(id=table_id, source_type="files"))
@@ -336,7 +336,7 @@ def test_concurrent_admin_writes_never_500_and_leave_no_orphans(live_server: Liv
     """Admins racing on the same group: every answer is 2xx/404/409, the store stays whole."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from agnes_mcp.store.table_registry import TableSpec
+    from agnes_sync.table_spec import TableSpec
 
     table_id = f"race_{next(_names)}"
     live_server.services.registry.add(TableSpec(id=table_id, source_type="files"))

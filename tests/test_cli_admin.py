@@ -34,7 +34,7 @@ def run_json(
 def test_user_group_grant_token_round_trip(
     capsys: pytest.CaptureFixture[str], live_server: LiveServer
 ) -> None:
-    from agnes_mcp.store.table_registry import TableSpec
+    from agnes_sync.table_spec import TableSpec
 
     email = unique_email("cli")
     group = f"CLI Team {email.split('@')[0]}"

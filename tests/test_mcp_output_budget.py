@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from agnes_mcp.mcp_server import output_budget as ob
-from agnes_mcp.mcp_server import tools
+from agnes_mcp.mcp_server import paging
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server import build_single_user_mcp
 from agnes_mcp.mcp_server.server_backend import ServerBackend
@@ -118,7 +118,7 @@ async def test_ten_million_rows(surface: Surface) -> None:
 async def test_catalog_pages_with_an_opaque_cursor(
     surface: Surface, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tools, "PAGE", 1)
+    monkeypatch.setattr(paging, "PAGE", 1)
     first, text = await ok(surface, "catalog")
     assert [t["id"] for t in first["tables"]] == ["tall"] and first["truncated"] is True
     assert first["truncation"]["reason"] == "page" and "cursor=" in text

@@ -381,3 +381,68 @@ async def test_server_snapshots_download_and_follow_the_grant(demo_server: DemoS
     ] == "table_not_found"
     with demo_server.live.client(token) as client:
         assert client.get("/api/snapshots/stored/mine").status_code == 404
+
+
+# --- the refusal mapping ----------------------------------------------------------------------
+
+
+async def test_refusals_are_typed_results_and_crashes_stay_masked(tmp_path: Path) -> None:
+    """The middleware every server installs with the tools: an AgnesError raised anywhere in
+    a tool becomes its typed error result (and is not logged as a fault); any other
+    exception reaches the client as FastMCP's masked error, without its text."""
+    import logging
+
+    from mcp import MCPError
+
+    from agnes_mcp.mcp_server.errors import RefusalsAsResults
+    from agnes_mcp.rails.refusals import QueryRefused, next_step
+
+    backend = WorkspaceBackend(WorkspacePaths(tmp_path), ServerApi("http://127.0.0.1:9", None))
+    mcp = build_single_user_mcp(backend)
+    assert [type(m) for m in mcp.middleware].count(RefusalsAsResults) == 1
+
+    @mcp.tool
+    def refuse() -> str:
+        raise QueryRefused("Not like that.", hint="Try again.", next=next_step("query", sql="x"))
+
+    @mcp.tool
+    def crash() -> str:
+        raise RuntimeError("secret path /etc/agnes")
+
+    @mcp.resource("agnes://refused")
+    def refused_resource() -> str:
+        raise QueryRefused("Not that one.")
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    fastmcp_log = logging.getLogger("fastmcp.server.server")
+    fastmcp_log.addHandler(handler)
+    try:
+        async with Client(mcp) as client:
+            refused = await client.call_tool("refuse", {}, raise_on_error=False)
+            crashed = await client.call_tool("crash", {}, raise_on_error=False)
+            with pytest.raises(MCPError) as unreadable:
+                await client.read_resource("agnes://refused")
+    finally:
+        fastmcp_log.removeHandler(handler)
+        backend.close()
+
+    assert refused.is_error
+    assert refused.content[0].text == (
+        'error query_refused: Not like that.\nhint: Try again.\nnext step: {"tool":"query",'
+        '"arguments":{"sql":"x"}}'
+    )
+    assert refused.structured_content == {
+        "error": {
+            "code": "query_refused",
+            "message": "Not like that.",
+            "hint": "Try again.",
+            "next_step": {"tool": "query", "arguments": {"sql": "x"}},
+        }
+    }
+    assert crashed.is_error and crashed.content[0].text == "Error calling tool 'crash'"
+    assert "secret" not in str(crashed)
+    assert str(unreadable.value) == "query_refused: Not that one."
+    logged = [r for r in records if r.exc_info]
+    assert [type(r.exc_info[1]) for r in logged if r.exc_info] == [RuntimeError]

@@ -11,7 +11,7 @@ from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from agnes_mcp.errors import AdminRequired, PermissionDenied, ResourceNotGranted
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
-from agnes_mcp.store.table_registry import TableSpec
+from agnes_sync.table_spec import TableSpec
 from tests.conftest import add_user
 
 TABLES = ["orders", "customers", "payroll", "web_sessions"]

@@ -24,7 +24,7 @@ from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.store.audit import AuditEntry
 from agnes_mcp.store.groups import MembershipSource
-from agnes_mcp.store.table_registry import QueryMode, SyncStrategy, TableSpec
+from agnes_sync.table_spec import QueryMode, SyncStrategy, TableSpec
 from tests.conftest import add_user
 
 

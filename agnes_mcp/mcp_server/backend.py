@@ -9,40 +9,22 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
 
-from agnes_mcp.rails.results import Provenance
+from agnes_mcp.rails.results import Answer
 
 if TYPE_CHECKING:
     from agnes_mcp.catalog_models import CatalogEntry, TableSchema
     from agnes_mcp.identity import WhoAmI
     from agnes_mcp.mcp_server.tool_models import (
         DiskInfo,
-        MetricDetail,
-        MetricSummary,
-        SnapshotEstimateOutput,
         SnapshotInfo,
     )
     from agnes_mcp.metrics.compiler import MetricRequest
-    from agnes_mcp.rails.snapshot_spec import SnapshotSpec
-
-
-@dataclass
-class Answer:
-    """Rows and everything said about them, before the output budget is applied."""
-
-    table: pa.Table
-    truncated: bool
-    reason: str | None  # rows | bytes (the query's own caps)
-    provenance: Provenance
-    bytes_scanned: int = 0
-    remaining_budget_bytes: int | None = None
-    sql: str | None = None
-    metric_variant: str | None = None
-    dialect: str | None = None
+    from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
+    from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 
 
 class Backend(ABC):
@@ -69,7 +51,7 @@ class Backend(ABC):
     def query_remote(self, sql: str, limit: int | None) -> Answer: ...
 
     @abstractmethod
-    def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimateOutput: ...
+    def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimate: ...
 
     @abstractmethod
     def snapshot_create(

@@ -89,6 +89,8 @@ _QUIET = _QuietRefusals()
 
 
 def install_error_mapping(mcp: FastMCP) -> None:
-    """Map refusals on ``mcp``; called by the tool registration, so no server lacks it."""
-    mcp.add_middleware(RefusalsAsResults())
+    """Map refusals on ``mcp`` (once however often it is called); the registration of
+    the tools and of the resources calls it, so no server lacks it."""
+    if not any(isinstance(m, RefusalsAsResults) for m in mcp.middleware):
+        mcp.add_middleware(RefusalsAsResults())
     logging.getLogger("fastmcp.server.server").addFilter(_QUIET)

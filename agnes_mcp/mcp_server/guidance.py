@@ -1,30 +1,23 @@
 """Teaching the agent: the server instructions (the agent rails), prompts and resources.
 
-The same rails text is what ``agnes init`` writes into a workspace's ``CLAUDE.md``.
+The same rails text is what ``agnes init`` writes into a workspace's ``CLAUDE.md``. A
+refusal while reading a resource becomes a resource error naming its code and message
+(:mod:`agnes_mcp.mcp_server.errors`, installed here and with the tools).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from fastmcp import FastMCP
-from fastmcp.exceptions import ResourceError
 
 from agnes_mcp.agent_rails import AGENT_RAILS as AGENT_RAILS  # re-exported for the servers
 from agnes_mcp.mcp_server import output_budget as ob
+from agnes_mcp.mcp_server.errors import install_error_mapping
 from agnes_mcp.mcp_server.tools import BackendFor
-from agnes_sync.errors import AgnesError
-
-
-def _read(body: Callable[[], str]) -> str:
-    """A resource's text; a refusal becomes a resource error with its code and message."""
-    try:
-        return body()
-    except AgnesError as exc:
-        raise ResourceError(f"{exc.code}: {exc.message}") from None
 
 
 def register_guidance(mcp: FastMCP, backend_for: BackendFor) -> None:
+    install_error_mapping(mcp)
+
     @mcp.prompt(title="Explore a table")
     def explore_table(table: str) -> str:
         """Learn one table before querying it: its schema, sample rows, and a first query."""
@@ -56,28 +49,24 @@ def register_guidance(mcp: FastMCP, backend_for: BackendFor) -> None:
     @mcp.resource("agnes://catalog", title="Catalog", mime_type="application/json")
     def catalog_resource() -> str:
         """The tables and metrics you may use (the first 200 tables)."""
-
-        def body() -> str:
-            tables, metrics = backend_for().catalog(None, None)
-            payload = {
-                "tables": [t.model_dump(mode="json") for t in tables[:200]],
-                "total_tables": len(tables),
-                "metrics": [m.model_dump(mode="json") for m in metrics],
-            }
-            return ob.dumps(payload)[: ob.CEILING_CHARS]
-
-        return _read(body)
+        tables, metrics = backend_for().catalog(None, None)
+        payload = {
+            "tables": [t.model_dump(mode="json") for t in tables[:200]],
+            "total_tables": len(tables),
+            "metrics": [m.model_dump(mode="json") for m in metrics],
+        }
+        return ob.dumps(payload)[: ob.CEILING_CHARS]
 
     @mcp.resource(
         "agnes://tables/{table_id}/schema", title="Table schema", mime_type="application/json"
     )
     def schema_resource(table_id: str) -> str:
         """A table's columns, types and stats."""
-        return _read(lambda: backend_for().schema(table_id).model_dump_json()[: ob.CEILING_CHARS])
+        return backend_for().schema(table_id).model_dump_json()[: ob.CEILING_CHARS]
 
     @mcp.resource(
         "agnes://metrics/{category}/{name}", title="Metric definition", mime_type="application/json"
     )
     def metric_resource(category: str, name: str) -> str:
         """A metric's full definition."""
-        return _read(lambda: backend_for().metric_show(f"{category}/{name}").model_dump_json())
+        return backend_for().metric_show(f"{category}/{name}").model_dump_json()

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agnes_mcp.mcp_server.backend import Answer, Backend
-from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput, Truncation
-from agnes_mcp.rails.results import columns_of, json_value
+from agnes_mcp.mcp_server.backend import Backend
+from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput
+from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value
 
 CHARS_PER_TOKEN = 4
 DEFAULT_CHARS = 4_000 * CHARS_PER_TOKEN

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from agnes_mcp.mcp_server import output_budget as ob
-from agnes_mcp.mcp_server.tool_models import Truncation
 from agnes_mcp.rails.refusals import QueryRefused
+from agnes_mcp.rails.results import Truncation
 
 PAGE = 50  # catalog tables per page
 

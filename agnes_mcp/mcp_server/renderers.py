@@ -19,11 +19,11 @@ from agnes_mcp.mcp_server.tool_models import (
     CatalogOutput,
     DiskInfo,
     MetricListOutput,
-    MetricSummary,
     SchemaOutput,
-    SnapshotEstimateOutput,
     SnapshotInfo,
 )
+from agnes_mcp.metrics.summary import MetricSummary
+from agnes_mcp.rails.snapshot_spec import SnapshotEstimate
 
 if TYPE_CHECKING:
     from agnes_mcp.mcp_server.paging import Page
@@ -129,16 +129,14 @@ def metrics_text(metrics: Sequence[MetricSummary]) -> str:
 
 
 def metrics_page(metrics: list[MetricSummary], page: Page) -> tuple[MetricListOutput, str]:
-    model = MetricListOutput(
-        metrics=metrics, truncated=page.truncated, truncation=page.truncation
-    )
+    model = MetricListOutput(metrics=metrics, truncated=page.truncated, truncation=page.truncation)
     return model, metrics_text(metrics)
 
 
 # --- snapshots and the workspace -------------------------------------------------------------
 
 
-def estimate_text(estimate: SnapshotEstimateOutput) -> str:
+def estimate_text(estimate: SnapshotEstimate) -> str:
     return (
         f"{estimate.table_id}: would scan {estimate.estimated_scan_bytes:,} bytes "
         f"(cap {estimate.limit_bytes:,}, budget left {estimate.remaining_budget_bytes:,}); "

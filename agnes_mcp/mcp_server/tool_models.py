@@ -7,28 +7,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo
-from agnes_mcp.rails.results import Provenance, ResultColumn
+from agnes_mcp.catalog_models import CatalogEntry, TableSchema
+from agnes_mcp.metrics.summary import MetricSummary
+from agnes_mcp.rails.results import QueryResult, Truncation
 from agnes_sync.snapshot_files import SnapshotMeta
-
-
-class Truncation(BaseModel):
-    reason: Literal["rows", "bytes", "characters", "columns", "page"] = Field(
-        description="rows/bytes: the query's caps; characters/columns: the output budget; "
-        "page: more entries on the next page."
-    )
-    how_to_get_more: str
-
-
-class MetricSummary(BaseModel):
-    id: str = Field(description="category/name")
-    display_name: str
-    category: str
-    description: str
-    unit: str | None
-    grain: str | None
-    tables: list[str]
-    dimensions: list[str]
 
 
 class CatalogOutput(BaseModel):
@@ -40,13 +22,7 @@ class CatalogOutput(BaseModel):
     truncation: Truncation | None = None
 
 
-class SchemaOutput(BaseModel):
-    table: str
-    description: str
-    query_mode: str
-    rows: int | None
-    partition_by: str | None
-    columns: list[ColumnInfo]
+class SchemaOutput(TableSchema):
     total_columns: int
     next_cursor: str | None
     truncated: bool
@@ -62,13 +38,12 @@ class ColumnSummary(BaseModel):
     max: str | None = None
 
 
-class QueryOutput(BaseModel):
-    columns: list[ResultColumn]
+class QueryOutput(QueryResult):
+    """A query's answer as an MCP tool presents it: the REST result's fields, with the
+    rows cut to the output budget and a handle to the whole result when it was kept."""
+
     rows: list[list[Any]] = Field(description="The rows shown (see shown_rows, row_count).")
-    row_count: int = Field(description="Rows in the result.")
     shown_rows: int
-    truncated: bool
-    truncation: Truncation | None = None
     result_handle: str | None = Field(
         default=None,
         description="A large result is kept under this name: query it (SELECT ... FROM "
@@ -77,21 +52,7 @@ class QueryOutput(BaseModel):
     summary: list[ColumnSummary] | None = Field(
         default=None, description="Per-column stats of a kept result."
     )
-    bytes_scanned: int = 0
-    remaining_budget_bytes: int | None = None
     sql: str | None = Field(default=None, description="The SQL that ran, when Agnes wrote it.")
-    provenance: Provenance
-
-
-class SnapshotEstimateOutput(BaseModel):
-    table_id: str
-    estimated_scan_bytes: int
-    estimated_result_rows: int | None
-    estimated_result_bytes: int | None
-    limit_bytes: int
-    remaining_budget_bytes: int
-    sql: str
-    fits_cap: bool
 
 
 class SnapshotInfo(BaseModel):
@@ -147,12 +108,6 @@ class MetricListOutput(BaseModel):
     metrics: list[MetricSummary]
     truncated: bool
     truncation: Truncation | None = None
-
-
-class MetricDetail(BaseModel):
-    id: str
-    summary: MetricSummary
-    definition: dict[str, Any] = Field(description="The full definition as stored.")
 
 
 class MetricQueryOutput(QueryOutput):

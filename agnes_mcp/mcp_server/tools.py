@@ -1,57 +1,46 @@
 """The MCP tools, written once over :class:`Backend` and registered on either server.
 
-Every tool returns ``structuredContent`` matching its output schema plus one compact text
-block, within the output budget. A refusal comes back as an error result whose text and
-``structuredContent.error`` hold the stable code, message, hint and the next step.
+Each tool is a declaration: its signature (with a description on every argument), its
+docstring, and a call to the backend whose answer a pager or renderer turns into
+``structuredContent`` matching its output schema plus one compact text block, within the
+output budget. Refusals are mapped to error results once, by the middleware
+:func:`register_tools` installs (:mod:`agnes_mcp.mcp_server.errors`).
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import logging
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from functools import partial
+from typing import Annotated, Literal
 
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
-from mcp.types import TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.types import ToolAnnotations
+from pydantic import Field
 
-from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server import output_budget as ob
+from agnes_mcp.mcp_server import paging
+from agnes_mcp.mcp_server import renderers as show
 from agnes_mcp.mcp_server.backend import Backend
+from agnes_mcp.mcp_server.errors import install_error_mapping
+from agnes_mcp.mcp_server.renderers import result
 from agnes_mcp.mcp_server.tool_models import (
     CatalogOutput,
     DiskInfo,
     DropOutput,
-    MetricDetail,
     MetricListOutput,
     MetricQueryOutput,
-    MetricSummary,
     QueryOutput,
     SchemaOutput,
-    SnapshotEstimateOutput,
     SnapshotInfo,
     SnapshotListOutput,
-    Truncation,
 )
 from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
-from agnes_mcp.rails.refusals import QueryRefused
-from agnes_mcp.rails.snapshot_spec import SnapshotSpec
-from agnes_sync.errors import AgnesError
-
-logger = logging.getLogger("agnes.mcp")
+from agnes_mcp.metrics.summary import MetricDetail
+from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 
 BackendFor = Callable[[], Backend]
-PAGE = 50
-
-
-class CursorInvalid(QueryRefused):
-    code = "cursor_invalid"
-    status = 400
-    default_hint = "Pass next_cursor from the previous page unchanged, or omit cursor."
 
 
 def _hints(
@@ -72,103 +61,11 @@ CREATES = _hints(read_only=False, destructive=False, idempotent=False, open_worl
 DROPS = _hints(read_only=False, destructive=True, idempotent=True, open_world=False)
 
 
-def _result(model: BaseModel, text: str) -> ToolResult:
-    return ToolResult(
-        content=[TextContent(type="text", text=text)],
-        structured_content=model.model_dump(mode="json"),
-    )
-
-
-def _error(exc: AgnesError) -> ToolResult:
-    error = exc.to_dict()
-    text = f"error {error['code']}: {error['message']}"
-    if error.get("hint"):
-        text += f"\nhint: {error['hint']}"
-    if error.get("next_step"):
-        text += f"\nnext step: {ob.dumps(error['next_step'])}"
-    return ToolResult(
-        content=[TextContent(type="text", text=text)],
-        structured_content={"error": json.loads(ob.dumps(error))},
-        is_error=True,
-    )
-
-
-def _run(body: Callable[[], ToolResult]) -> ToolResult:
-    try:
-        return body()
-    except AgnesError as exc:
-        return _error(exc)
-
-
-def encode_cursor(offset: int, key: str) -> str:
-    raw = json.dumps({"o": offset, "k": key}).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, key: str) -> int:
-    if not cursor:
-        return 0
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        offset = int(data["o"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CursorInvalid(
-            f"The cursor is not one this tool issued ({type(exc).__name__})."
-        ) from None
-    if data.get("k") != key or offset < 0:
-        raise CursorInvalid("The cursor belongs to another listing (search or filter changed).")
-    return offset
-
-
-# --- text renderings -------------------------------------------------------------------------
-
-
-def _size(value: int | None) -> str:
-    if value is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value = value / 1024  # type: ignore[assignment]
-    return "?"
-
-
-def catalog_text(tables: Sequence[CatalogEntry], metrics: Sequence[MetricSummary]) -> str:
-    lines = [
-        f"{t.id} [{t.query_mode}; {t.rows if t.rows is not None else '?'} rows; "
-        f"{_size(t.size_bytes)}; synced {t.freshness.isoformat() if t.freshness else 'never'}"
-        + (f"; partitioned by {t.partition_by}" if t.partition_by else "")
-        + (
-            f"; in workspace: {'yes' if t.in_workspace else 'no'}"
-            if t.in_workspace is not None
-            else ""
-        )
-        + f"] {t.description}"
-        for t in tables
-    ]
-    if metrics:
-        lines.append("Metrics: " + "; ".join(f"{m.id} ({m.display_name})" for m in metrics))
-    return "\n".join(lines) or "No tables."
-
-
-def schema_text(table: str, description: str, columns: Sequence[ColumnInfo]) -> str:
-    lines = [f"{table}: {description}"]
-    for c in columns:
-        stats = ""
-        if c.stats is not None:
-            stats = (
-                f" (nulls {c.stats.null_share}, ~{c.stats.distinct_estimate} distinct, "
-                f"{c.stats.min}..{c.stats.max})"
-            )
-        lines.append(f"{c.name} {c.type}{'' if c.nullable is not False else ' NOT NULL'}{stats}")
-    return "\n".join(lines)
-
-
-def _snapshot_text(info: SnapshotInfo) -> str:
-    where = info.download_url or f"view {info.name}"
-    return (
-        f"snapshot {info.name} of {info.table_id}: {info.rows} rows, {_size(info.bytes)}, "
-        f"{info.bytes_scanned:,} bytes scanned; query it as {info.name} ({where})"
+def _spec(
+    table: str, select: list[str], where: str | None, limit: int | None, order_by: list[str] | None
+) -> SnapshotSpec:
+    return SnapshotSpec(
+        table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
     )
 
 
@@ -176,7 +73,11 @@ def _snapshot_text(info: SnapshotInfo) -> str:
 
 
 def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) -> None:
-    """Register the tool surface on ``mcp``; ``backend_for`` gives the caller's backend."""
+    """Register the tool surface on ``mcp``; ``backend_for`` gives the caller's backend.
+
+    Also installs the refusal mapping, so every server with these tools answers an
+    :class:`~agnes_sync.errors.AgnesError` with its typed error result."""
+    install_error_mapping(mcp)
 
     @mcp.tool(title="Who am I", annotations=READS)
     def whoami() -> WhoAmI:
@@ -204,48 +105,18 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         size, freshness, partition column, where the data lives and how to fetch it) and
         the metric definitions. Local and materialized tables: use query. Remote tables
         stay in the warehouse: use query_remote, or snapshot_estimate + snapshot_create."""
-
-        def body() -> ToolResult:
-            tables, metrics = backend_for().catalog(search, query_mode)
-            key = f"{search or ''}|{query_mode or ''}"
-            offset = decode_cursor(cursor, key)
-            page = tables[offset : offset + PAGE]
-            shown_metrics = metrics if offset == 0 else []
-
-            def render(items: Sequence[CatalogEntry]) -> tuple[dict[str, Any], str]:
-                model = CatalogOutput(
-                    tables=list(items),
-                    metrics=shown_metrics,
-                    total_tables=len(tables),
-                    next_cursor=None,
-                    truncated=False,
-                )
-                return model.model_dump(mode="json"), catalog_text(items, shown_metrics)
-
-            count = ob.fit_items(page, render, ob.DEFAULT_CHARS)
-            if count == 0 and page:
-                count = 1
-            more = offset + count < len(tables)
-            model = CatalogOutput(
-                tables=page[:count],
-                metrics=shown_metrics,
-                total_tables=len(tables),
-                next_cursor=encode_cursor(offset + count, key) if more else None,
-                truncated=more,
-                truncation=Truncation(
-                    reason="page",
-                    how_to_get_more="Call catalog again with cursor=next_cursor, or narrow "
-                    "with search / query_mode.",
-                )
-                if more
-                else None,
+        tables, metrics = backend_for().catalog(search, query_mode)
+        return result(
+            *paging.paginate(
+                tables,
+                partial(show.catalog_page, metrics=metrics, total=len(tables)),
+                cursor=cursor,
+                key=f"{search or ''}|{query_mode or ''}",
+                page_size=paging.PAGE,
+                how_to_get_more="Call catalog again with cursor=next_cursor, or narrow "
+                "with search / query_mode.",
             )
-            text = catalog_text(model.tables, shown_metrics)
-            if more:
-                text += f"\n[{len(tables) - offset - count} more: pass cursor={model.next_cursor}]"
-            return _result(model, text)
-
-        return _run(body)
+        )
 
     @mcp.tool(
         title="Table schema",
@@ -258,47 +129,16 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
     ) -> ToolResult:
         """Columns of a table: name, type, nullability and profile stats (null share,
         distinct estimate, min, max) where known. Read it before writing SQL."""
-
-        def body() -> ToolResult:
-            found = backend_for().schema(table)
-            offset = decode_cursor(cursor, f"schema|{found.table}")
-            rest = found.columns[offset:]
-
-            def render(items: Sequence[ColumnInfo]) -> tuple[dict[str, Any], str]:
-                model = SchemaOutput(
-                    **found.model_dump(exclude={"columns"}),
-                    columns=list(items),
-                    total_columns=len(found.columns),
-                    next_cursor=None,
-                    truncated=False,
-                )
-                return model.model_dump(mode="json"), schema_text(
-                    found.table, found.description, items
-                )
-
-            count = max(1, ob.fit_items(rest, render, ob.DEFAULT_CHARS)) if rest else 0
-            more = offset + count < len(found.columns)
-            model = SchemaOutput(
-                **found.model_dump(exclude={"columns"}),
-                columns=rest[:count],
-                total_columns=len(found.columns),
-                next_cursor=encode_cursor(offset + count, f"schema|{found.table}")
-                if more
-                else None,
-                truncated=more,
-                truncation=Truncation(
-                    reason="page", how_to_get_more="Call schema again with cursor=next_cursor."
-                )
-                if more
-                else None,
+        found = backend_for().schema(table)
+        return result(
+            *paging.paginate(
+                found.columns,
+                partial(show.schema_page, table=found),
+                cursor=cursor,
+                key=f"schema|{found.table}",
+                how_to_get_more="Call schema again with cursor=next_cursor.",
             )
-            text = schema_text(found.table, found.description, model.columns)
-            if more:
-                left = len(found.columns) - offset - count
-                text += f"\n[{left} more columns: cursor={model.next_cursor}]"
-            return _result(model, text)
-
-        return _run(body)
+        )
 
     @mcp.tool(
         title="Sample rows",
@@ -311,13 +151,8 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
     ) -> ToolResult:
         """A few real rows of a table, to see what values look like. Remote tables are
         read through the warehouse's free preview, never a scan."""
-
-        def body() -> ToolResult:
-            backend = backend_for()
-            model, text = ob.present(backend.describe(table, n), backend, explicit=False)
-            return _result(model, text)
-
-        return _run(body)
+        backend = backend_for()
+        return result(*ob.present(backend.describe(table, n), backend, explicit=False))
 
     @mcp.tool(
         title="Query local and server tables",
@@ -334,14 +169,9 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         kept results. Remote tables are refused with remote_table_needs_snapshot, whose
         next step is a ready query_remote or snapshot_create. Never SELECT * blind: read
         schema first and select the columns you need; aggregate in SQL."""
-
-        def body() -> ToolResult:
-            backend = backend_for()
-            answer = backend.query(sql, limit)
-            model, text = ob.present(answer, backend, explicit=limit is not None)
-            return _result(model, text)
-
-        return _run(body)
+        backend = backend_for()
+        answer = backend.query(sql, limit)
+        return result(*ob.present(answer, backend, explicit=limit is not None))
 
     @mcp.tool(
         title="Query a remote table in its warehouse",
@@ -363,31 +193,14 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         cap and your daily budget (it is estimated before it runs; over the cap it is
         refused with a narrower snapshot_create to run instead). Reports bytes scanned
         and the budget left. Filter on the partition column and select few columns."""
-
-        def body() -> ToolResult:
-            backend = backend_for()
-            model, text = ob.present(
-                backend.query_remote(sql, limit), backend, explicit=limit is not None
-            )
-            return _result(model, text)
-
-        return _run(body)
-
-    def _spec(
-        table: str,
-        select: list[str],
-        where: str | None,
-        limit: int | None,
-        order_by: list[str] | None,
-    ) -> SnapshotSpec:
-        return SnapshotSpec(
-            table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
-        )
+        backend = backend_for()
+        answer = backend.query_remote(sql, limit)
+        return result(*ob.present(answer, backend, explicit=limit is not None))
 
     @mcp.tool(
         title="Estimate a snapshot",
         annotations=READS_WAREHOUSE,
-        output_schema=SnapshotEstimateOutput.model_json_schema(),
+        output_schema=SnapshotEstimate.model_json_schema(),
     )
     def snapshot_estimate(
         table: Annotated[str, Field(description="A remote table id.")],
@@ -407,18 +220,8 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         """What a snapshot would scan and return (bytes, rows) before fetching it, and
         whether it fits the scan cap and your budget. Run it first for large or
         partitioned tables."""
-
-        def body() -> ToolResult:
-            estimate = backend_for().snapshot_estimate(_spec(table, select, where, limit, order_by))
-            text = (
-                f"{estimate.table_id}: would scan {estimate.estimated_scan_bytes:,} bytes "
-                f"(cap {estimate.limit_bytes:,}, budget left {estimate.remaining_budget_bytes:,}); "
-                f"~{estimate.estimated_result_rows} rows; fits: {estimate.fits_cap}\n"
-                f"SQL: {estimate.sql}"
-            )
-            return _result(estimate, text)
-
-        return _run(body)
+        estimate = backend_for().snapshot_estimate(_spec(table, select, where, limit, order_by))
+        return result(estimate, show.estimate_text(estimate))
 
     @mcp.tool(
         title="Create a snapshot",
@@ -444,15 +247,11 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
     ) -> ToolResult:
         """Fetch a filtered subset of a remote table (under the scan cap) and keep it as a
         table you can query by name with query. Use snapshot_estimate first."""
-
-        def body() -> ToolResult:
-            ttl = int(ttl_hours * 3600) if ttl_hours else None
-            info = backend_for().snapshot_create(
-                _spec(table, select, where, limit, order_by), name, ttl
-            )
-            return _result(info, _snapshot_text(info))
-
-        return _run(body)
+        ttl = int(ttl_hours * 3600) if ttl_hours else None
+        info = backend_for().snapshot_create(
+            _spec(table, select, where, limit, order_by), name, ttl
+        )
+        return result(info, show.snapshot_text(info))
 
     @mcp.tool(
         title="List snapshots",
@@ -461,13 +260,8 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
     )
     def snapshot_list() -> ToolResult:
         """Your snapshots: name, source table, rows, size, when taken and when they expire."""
-
-        def body() -> ToolResult:
-            model = SnapshotListOutput(snapshots=backend_for().snapshot_list())
-            text = "\n".join(_snapshot_text(s) for s in model.snapshots) or "No snapshots."
-            return _result(model, text)
-
-        return _run(body)
+        model = SnapshotListOutput(snapshots=backend_for().snapshot_list())
+        return result(model, show.snapshots_text(model.snapshots))
 
     @mcp.tool(
         title="Drop a snapshot", annotations=DROPS, output_schema=DropOutput.model_json_schema()
@@ -476,12 +270,8 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         name: Annotated[str, Field(description="The snapshot's name.")],
     ) -> ToolResult:
         """Delete one of your snapshots."""
-
-        def body() -> ToolResult:
-            model = DropOutput(dropped=backend_for().snapshot_drop(name))
-            return _result(model, f"dropped snapshot {name}")
-
-        return _run(body)
+        model = DropOutput(dropped=backend_for().snapshot_drop(name))
+        return result(model, f"dropped snapshot {name}")
 
     @mcp.tool(
         title="List metrics", annotations=READS, output_schema=MetricListOutput.model_json_schema()
@@ -493,26 +283,10 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
     ) -> ToolResult:
         """The company's metric definitions you may use. Prefer them to writing your own
         metric SQL: call metric_query."""
-
-        def body() -> ToolResult:
-            metrics = backend_for().metrics_list(search)
-
-            def render(items: Sequence[MetricSummary]) -> tuple[dict[str, Any], str]:
-                model = MetricListOutput(metrics=list(items), truncated=False)
-                return model.model_dump(mode="json"), _metrics_text(items)
-
-            count = ob.fit_items(metrics, render, ob.DEFAULT_CHARS)
-            more = count < len(metrics)
-            model = MetricListOutput(
-                metrics=metrics[:count],
-                truncated=more,
-                truncation=Truncation(reason="page", how_to_get_more="Narrow with search.")
-                if more
-                else None,
-            )
-            return _result(model, _metrics_text(model.metrics))
-
-        return _run(body)
+        metrics = backend_for().metrics_list(search)
+        return result(
+            *paging.paginate(metrics, show.metrics_page, how_to_get_more="Narrow with search.")
+        )
 
     @mcp.tool(
         title="Show a metric", annotations=READS, output_schema=MetricDetail.model_json_schema()
@@ -520,12 +294,8 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
     def metric_show(id: Annotated[str, Field(description="category/name")]) -> ToolResult:
         """A metric's full definition: expression or SQL, table, grain, dimensions,
         filters, synonyms and notes."""
-
-        def body() -> ToolResult:
-            detail = backend_for().metric_show(id)
-            return _result(detail, ob.dumps(detail.definition)[: ob.DEFAULT_CHARS])
-
-        return _run(body)
+        detail = backend_for().metric_show(id)
+        return result(detail, ob.dumps(detail.definition)[: ob.DEFAULT_CHARS])
 
     @mcp.tool(
         title="Compute a metric",
@@ -553,17 +323,13 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         """Compute a company metric the agreed way: Agnes compiles its definition into SQL
         for the engine holding its tables (DuckDB, or BigQuery for BigQuery tables), runs
         it through the rails and returns the rows with the SQL it ran."""
-
-        def body() -> ToolResult:
-            backend = backend_for()
-            request = MetricRequest(
-                dimensions=dimensions or [],
-                filters=filters or {},
-                grain=grain,
-                time_range=time_range,
-            )
-            answer = backend.metric_query(id, request, limit)
-            model, text = ob.present(
+        backend = backend_for()
+        request = MetricRequest(
+            dimensions=dimensions or [], filters=filters or {}, grain=grain, time_range=time_range
+        )
+        answer = backend.metric_query(id, request, limit)
+        return result(
+            *ob.present(
                 answer,
                 backend,
                 explicit=limit is not None,
@@ -572,9 +338,7 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
                 variant=answer.metric_variant or "expression",
                 dialect=answer.dialect or "duckdb",
             )
-            return _result(model, text)
-
-        return _run(body)
+        )
 
     if workspace:
 
@@ -586,26 +350,5 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         def disk_info() -> ToolResult:
             """Sizes of the pulled data, snapshots, kept results and caches in this
             workspace, and the free space left on its disk."""
-
-            def body() -> ToolResult:
-                info = backend_for().disk_info()
-                text = (
-                    f"{info.workspace}: data {_size(info.data_bytes)} ({info.tables} tables), "
-                    f"snapshots {_size(info.snapshot_bytes)} ({info.snapshots}), results "
-                    f"{_size(info.result_bytes)}, cache {_size(info.cache_bytes)}, "
-                    f"free {_size(info.free_bytes)}"
-                )
-                return _result(info, text)
-
-            return _run(body)
-
-
-def _metrics_text(metrics: Sequence[MetricSummary]) -> str:
-    return (
-        "\n".join(
-            f"{m.id}: {m.display_name} ({m.unit or '-'}; tables {', '.join(m.tables)}; "
-            f"dimensions {', '.join(m.dimensions) or '-'}) {m.description}"
-            for m in metrics
-        )
-        or "No metrics."
-    )
+            info = backend_for().disk_info()
+            return result(info, show.disk_text(info))

@@ -8,58 +8,28 @@ keep working; everything that needs the warehouse says the server is unreachable
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import quote
 
 import pyarrow as pa
 
 from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema
 from agnes_mcp.identity import WhoAmI
-from agnes_mcp.mcp_server.backend import Answer, Backend
-from agnes_mcp.mcp_server.tool_models import (
-    DiskInfo,
-    MetricDetail,
-    MetricSummary,
-    SnapshotEstimateOutput,
-    SnapshotInfo,
-)
+from agnes_mcp.mcp_server.backend import Backend
+from agnes_mcp.mcp_server.tool_models import DiskInfo, SnapshotInfo
 from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
+from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
-from agnes_mcp.rails.outcome import Outcome
 from agnes_mcp.rails.refusals import SnapshotInvalid
-from agnes_mcp.rails.results import Provenance
-from agnes_mcp.rails.snapshot_spec import SnapshotSpec
+from agnes_mcp.rails.results import Answer
+from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, check_name
 from agnes_sync.sql_text import quote_ident
 from agnes_sync.workspace import local_db, results
 from agnes_sync.workspace.disk import disk_usage
 from agnes_sync.workspace.layout import WorkspacePaths
-
-
-def answer_from_arrow(table: pa.Table, meta: dict[str, Any]) -> Answer:
-    return Answer(
-        table=table,
-        truncated=bool(meta.get("truncated")),
-        reason=meta.get("reason") or ("rows" if meta.get("truncated") else None),
-        provenance=Provenance.model_validate(meta["provenance"]),
-        bytes_scanned=int(meta.get("bytes_scanned") or 0),
-        remaining_budget_bytes=meta.get("remaining_budget_bytes"),
-        sql=meta.get("sql"),
-        metric_variant=meta.get("variant"),
-        dialect=meta.get("dialect"),
-    )
-
-
-def answer_of(outcome: Outcome, sql: str | None = None) -> Answer:
-    return Answer(
-        table=outcome.table,
-        truncated=outcome.truncated,
-        reason=outcome.reason,
-        provenance=outcome.provenance(),
-        sql=sql,
-    )
 
 
 class WorkspaceBackend(Backend):
@@ -156,9 +126,9 @@ class WorkspaceBackend(Backend):
     def describe(self, table: str, n: int) -> Answer:
         if table in self._local_names():
             outcome = self.local.run(f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}", n)
-            return answer_of(outcome)
+            return outcome.answer()
         data, meta = self.api.get_arrow(f"/api/catalog/{_segment(table)}/describe", n=n)
-        return answer_from_arrow(data, meta)
+        return Answer.from_wire(data, meta)
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -170,25 +140,22 @@ class WorkspaceBackend(Backend):
         return next((e for e in entries if e.id == name), None)
 
     def query(self, sql: str, limit: int | None) -> Answer:
-        return answer_of(self.local.run(sql, limit, self._classify))
+        return self.local.run(sql, limit, self._classify).answer()
 
     def query_remote(self, sql: str, limit: int | None) -> Answer:
         data, meta = self.api.post_arrow(
             "/api/query", {"sql": sql, "limit": limit, "mode": "remote"}
         )
-        return answer_from_arrow(data, meta)
+        return Answer.from_wire(data, meta)
 
     def keep_result(self, table: pa.Table, sql: str | None) -> str:
         return results.keep(self.paths.results, table)
 
     # --- snapshots ---------------------------------------------------------------------------
 
-    def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimateOutput:
-        estimate = self.api.post("/api/snapshots/estimate", spec.model_dump())
-        return SnapshotEstimateOutput(
-            **estimate,
-            fits_cap=estimate["estimated_scan_bytes"] <= estimate["limit_bytes"]
-            and estimate["estimated_scan_bytes"] <= estimate["remaining_budget_bytes"],
+    def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimate:
+        return SnapshotEstimate.model_validate(
+            self.api.post("/api/snapshots/estimate", spec.model_dump())
         )
 
     def snapshot_create(
@@ -221,15 +188,16 @@ class WorkspaceBackend(Backend):
 
     def _take(self, spec: SnapshotSpec, meta: SnapshotMeta) -> SnapshotInfo:
         """Run the snapshot on the server, keep its rows under ``meta``'s name, re-view."""
-        data, answer = self.api.post_arrow("/api/snapshots", spec.model_dump())
+        data, wire = self.api.post_arrow("/api/snapshots", spec.model_dump())
+        answer = Answer.from_wire(data, wire)
         saved = self.snapshots.save(
             data,
             meta.model_copy(
                 update={
                     "created_at": dt.datetime.now(dt.UTC),
-                    "sql": str(answer.get("sql") or meta.sql),
-                    "bytes_scanned": int(answer.get("bytes_scanned") or 0),
-                    "truncated": bool(answer.get("truncated")),
+                    "sql": answer.sql or meta.sql,
+                    "bytes_scanned": answer.bytes_scanned,
+                    "truncated": answer.truncated,
                 }
             ),
         )
@@ -283,9 +251,9 @@ class WorkspaceBackend(Backend):
         here = self.local.inventory().tables
         if all(t in here for t in metric.all_tables):
             compiled = compile_metric(metric, request, "duckdb")
-            answer = answer_of(self.local.run(compiled.sql, limit, self._classify), compiled.sql)
-            answer.metric_variant, answer.dialect = compiled.variant, compiled.dialect
-            return answer
+            return self.local.run(compiled.sql, limit, self._classify).answer(
+                sql=compiled.sql, metric_variant=compiled.variant, dialect=compiled.dialect
+            )
         body = {
             "dimensions": request.dimensions,
             "filters": request.filters,
@@ -296,7 +264,7 @@ class WorkspaceBackend(Backend):
             "limit": limit,
         }
         data, meta = self.api.post_arrow(f"/api/metrics/{_metric_path(metric_id)}/query", body)
-        return answer_from_arrow(data, meta)
+        return Answer.from_wire(data, meta)
 
     # --- the workspace itself ----------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.metrics.compiler import CompiledMetric, MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.loader import MetricsInvalid, Problem, load_texts
+from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.rails.engine import dialect_of
 from agnes_mcp.rails.refusals import QueryRefused, next_step
 from agnes_mcp.resource_types import ResourceType
@@ -27,6 +28,7 @@ from agnes_sync.suggest import did_you_mean
 if TYPE_CHECKING:
     from agnes_mcp.query.service import QueryService
     from agnes_mcp.rails.outcome import Outcome
+    from agnes_mcp.rails.results import Answer
 
 
 class MetricNotFound(QueryRefused):
@@ -45,6 +47,14 @@ class MetricRun:
     metric: MetricDefinition
     compiled: CompiledMetric
     outcome: Outcome
+
+    def answer(self) -> Answer:
+        """The rows with the SQL that ran, the variant and the dialect it was compiled for."""
+        return self.outcome.answer(
+            sql=self.compiled.sql,
+            metric_variant=self.compiled.variant,
+            dialect=self.compiled.dialect,
+        )
 
 
 class MetricService:
@@ -78,6 +88,12 @@ class MetricService:
             words = search.lower().split()
             found = [m for m in found if all(w in _haystack(m) for w in words)]
         return found
+
+    def summaries(self, principal: Principal, search: str | None = None) -> list[MetricSummary]:
+        return [MetricSummary.of(m) for m in self.visible(principal, search)]
+
+    def detail(self, principal: Principal, metric_id: str) -> MetricDetail:
+        return MetricDetail.of(self.get(principal, metric_id))
 
     def get(self, principal: Principal, metric_id: str) -> MetricDefinition:
         self.access.require_data_scope(principal)

@@ -281,6 +281,7 @@ class Snapshots:
             limit_bytes=outcome.limit_bytes,
             remaining_budget_bytes=outcome.remaining_budget_bytes,
             sql=prepared.sql,
+            fits_cap=outcome.scan_bytes <= min(outcome.limit_bytes, outcome.remaining_budget_bytes),
         )
 
     def create(self, principal: Principal, spec: SnapshotSpec) -> tuple[Prepared, Outcome]:

@@ -11,12 +11,15 @@ import pyarrow as pa
 from agnes_mcp.rails.planner import Plan
 from agnes_mcp.rails.policy import ParsedQuery
 from agnes_mcp.rails.results import (
+    Answer,
     Provenance,
     QueryResult,
     TableRead,
     Truncation,
     columns_of,
+    cut_by,
     rows_of,
+    truncation_for,
 )
 from agnes_mcp.rails.sandbox import RunResult
 
@@ -38,15 +41,22 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def truncation(self) -> Truncation | None:
-        if not self.truncated:
-            return None
-        how = (
-            "Raise limit (up to the row cap), aggregate, or filter; the first "
-            f"{self.table.num_rows} rows are shown."
-            if self.reason == "rows"
-            else "Select fewer or narrower columns; the result hit the byte cap."
+        return truncation_for(self.reason, self.table.num_rows) if self.truncated else None
+
+    def answer(self, *, sql: str | None = None, **said: Any) -> Answer:
+        """The rows with what is said about them (``said``: metric_variant, dialect)."""
+        return Answer(
+            table=self.table,
+            row_count=self.table.num_rows,
+            truncated=self.truncated,
+            reason=cut_by(self.truncated, self.reason),
+            truncation=self.truncation(),
+            bytes_scanned=self.bytes_scanned,
+            remaining_budget_bytes=self.remaining_budget,
+            provenance=self.provenance(),
+            sql=sql,
+            **said,
         )
-        return Truncation(reason=self.reason or "rows", how_to_get_more=how)
 
     def result(self) -> QueryResult:
         truncation = self.truncation()

@@ -6,10 +6,10 @@ import base64
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ResultColumn(BaseModel):
@@ -34,19 +34,83 @@ class Provenance(BaseModel):
 
 
 class Truncation(BaseModel):
-    reason: str  # rows | bytes
+    reason: Literal["rows", "bytes", "characters", "columns", "page"] = Field(
+        description="rows/bytes: the query's caps; characters/columns: the output budget; "
+        "page: more entries on the next page."
+    )
     how_to_get_more: str
 
 
 class QueryResult(BaseModel):
     columns: list[ResultColumn]
     rows: list[list[Any]]
-    row_count: int
+    row_count: int = Field(description="Rows in the result.")
     truncated: bool
     truncation: Truncation | None = None
     bytes_scanned: int = 0
     remaining_budget_bytes: int | None = None
     provenance: Provenance
+
+
+class ResultMeta(BaseModel):
+    """Everything said about a result besides its rows. It is the wire between a server
+    and a workspace (Arrow schema metadata, ``agnes.*`` keys) and what the MCP tools and
+    the CLI present, so both sides read and write the same fields."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    row_count: int
+    truncated: bool
+    reason: Literal["rows", "bytes"] | None = Field(
+        default=None, description="The cap that cut the result: rows or bytes."
+    )
+    truncation: Truncation | None = None
+    bytes_scanned: int = 0
+    remaining_budget_bytes: int | None = None
+    provenance: Provenance
+    sql: str | None = Field(default=None, description="The SQL that ran, when Agnes wrote it.")
+    metric_variant: str | None = Field(default=None, alias="variant")
+    dialect: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The metadata that travels with the Arrow rows."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Answer(ResultMeta):
+    """Rows and everything said about them, before an output budget is applied."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
+
+    table: pa.Table = Field(exclude=True)
+
+    @classmethod
+    def from_wire(cls, table: pa.Table, meta: dict[str, Any]) -> Answer:
+        """An answer read back from Arrow rows and their ``agnes.*`` metadata."""
+        fields = {k: v for k, v in meta.items() if k in _WIRE_KEYS}
+        fields.setdefault("row_count", table.num_rows)
+        if fields.get("truncated") and not fields.get("reason"):
+            fields["reason"] = "rows"  # servers before the reason travelled
+        return cls.model_validate({**fields, "table": table})
+
+
+def cut_by(truncated: bool, reason: str | None) -> Literal["rows", "bytes"] | None:
+    """Which query cap cut a result (rows unless it was the byte cap), None when whole."""
+    if not truncated:
+        return None
+    return "bytes" if reason == "bytes" else "rows"
+
+
+def truncation_for(reason: str | None, shown_rows: int) -> Truncation:
+    """Why a result was cut by a query cap and how to get the rest."""
+    if reason == "bytes":
+        how = "Select fewer or narrower columns; the result hit the byte cap."
+        return Truncation(reason="bytes", how_to_get_more=how)
+    how = (
+        "Raise limit (up to the row cap), aggregate, or filter; the first "
+        f"{shown_rows} rows are shown."
+    )
+    return Truncation(reason="rows", how_to_get_more=how)
 
 
 def json_value(value: Any) -> Any:
@@ -82,3 +146,8 @@ def rows_of(table: pa.Table) -> list[list[Any]]:
 
 def columns_of(table: pa.Table) -> list[ResultColumn]:
     return [ResultColumn(name=f.name, type=str(f.type)) for f in table.schema]
+
+
+_WIRE_KEYS = frozenset(
+    {*(f.alias or name for name, f in ResultMeta.model_fields.items()), *ResultMeta.model_fields}
+)

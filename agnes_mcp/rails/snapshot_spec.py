@@ -24,3 +24,4 @@ class SnapshotEstimate(BaseModel):
     limit_bytes: int
     remaining_budget_bytes: int
     sql: str
+    fits_cap: bool = Field(description="Whether it fits the per-query cap and the budget left.")

@@ -11,17 +11,7 @@ import duckdb
 from agnes_mcp.errors import TableExists, TableNotRegistered
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, utcnow
-from agnes_sync.table_spec import PartitionGranularity, QueryMode, SyncStrategy, TableSpec
-
-# The spec is declared once, in agnes_sync.table_spec; these names stay importable from here.
-__all__ = [
-    "PartitionGranularity",
-    "QueryMode",
-    "SyncStrategy",
-    "TableRegistration",
-    "TableRegistryRepository",
-    "TableSpec",
-]
+from agnes_sync.table_spec import TableSpec
 
 
 class TableRegistration(TableSpec):

@@ -14,7 +14,7 @@ from cli.output import emit, print_json, print_message, print_table
 from cli.workspace_session import open_backend
 
 if TYPE_CHECKING:
-    from agnes_mcp.mcp_server.backend import Answer
+    from agnes_mcp.rails.results import Answer
 
 
 def catalog(args: argparse.Namespace) -> int:

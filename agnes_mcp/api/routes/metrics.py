@@ -10,11 +10,9 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
-from agnes_mcp.api.routes.query import arrow_metadata
 from agnes_mcp.api.schemas import RequestBody
-from agnes_mcp.mcp_server.server_backend import metric_summary
-from agnes_mcp.mcp_server.tool_models import MetricDetail, MetricSummary
 from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
+from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 
 router = APIRouter(prefix="/api", tags=["metrics"])
 
@@ -49,20 +47,14 @@ def list_metrics(
     principal: PrincipalDep,
     search: str | None = Query(default=None, max_length=200),
 ) -> MetricList:
-    metrics = services.metric_service.visible(principal, search)
-    return MetricList(metrics=[metric_summary(m) for m in metrics])
+    return MetricList(metrics=services.metric_service.summaries(principal, search))
 
 
 @router.get("/metrics/{category}/{name}", summary="A metric's full definition")
 def show_metric(
     category: str, name: str, services: ServicesDep, principal: PrincipalDep
 ) -> MetricDetail:
-    metric = services.metric_service.get(principal, f"{category}/{name}")
-    return MetricDetail(
-        id=metric.id,
-        summary=metric_summary(metric),
-        definition=metric.model_dump(mode="json", exclude_defaults=True),
-    )
+    return services.metric_service.detail(principal, f"{category}/{name}")
 
 
 @router.post(
@@ -84,13 +76,14 @@ def query_metric(
         MetricRequest(body.dimensions, body.filters, body.grain, body.time_range),
         limit=body.limit,
     )
+    if wants_arrow(request):
+        answer = run.answer()
+        return arrow_response(answer.table, answer.wire())
     extra = {
         "sql": run.compiled.sql,
         "variant": run.compiled.variant,
         "dialect": run.compiled.dialect,
     }
-    if wants_arrow(request):
-        return arrow_response(run.outcome.table, {**arrow_metadata(run.outcome), **extra})
     return JSONResponse({**run.outcome.result().model_dump(mode="json"), **extra})
 
 

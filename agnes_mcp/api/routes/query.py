@@ -42,23 +42,10 @@ class EstimateResponse(BaseModel):
     detail: dict[str, Any]
 
 
-def arrow_metadata(outcome: Outcome) -> dict[str, Any]:
-    """What travels with an Arrow result: counts, truncation, bytes, provenance."""
-    truncation = outcome.truncation()
-    return {
-        "row_count": outcome.table.num_rows,
-        "truncated": outcome.truncated,
-        "reason": outcome.reason,
-        "truncation": truncation.model_dump() if truncation else None,
-        "bytes_scanned": outcome.bytes_scanned,
-        "remaining_budget_bytes": outcome.remaining_budget,
-        "provenance": outcome.provenance().model_dump(mode="json"),
-    }
-
-
 def respond(request: Request, outcome: Outcome) -> Response:
     if wants_arrow(request):
-        return arrow_response(outcome.table, arrow_metadata(outcome))
+        answer = outcome.answer()
+        return arrow_response(answer.table, answer.wire())
     return JSONResponse(outcome.result().model_dump(mode="json"))
 
 

@@ -10,14 +10,14 @@ from pydantic import BaseModel, Field, create_model
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import Deleted, RequestBody
+from agnes_mcp.catalog_models import ColumnInfo
 from agnes_mcp.errors import TableExists, TableNotRegistered
 from agnes_mcp.sources import SourceInfo
 from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.sync_state import SyncState
-from agnes_mcp.store.table_registry import TableRegistration, TableSpec
-from agnes_mcp.sync_service import ColumnInfo
+from agnes_mcp.store.table_registry import TableRegistration
 from agnes_sync.contract import ExtractWriter
-from agnes_sync.table_spec import change_fields
+from agnes_sync.table_spec import TableSpec, change_fields
 
 router = APIRouter(tags=["admin: registry"])
 

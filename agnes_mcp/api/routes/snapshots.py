@@ -36,18 +36,9 @@ def create(
     body: SnapshotBody, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     prepared, outcome = Snapshots(services.query).create(principal, body)
-    result = outcome.result()
-    metadata = {
-        "table_id": prepared.table.id,
-        "sql": prepared.sql,
-        "row_count": result.row_count,
-        "truncated": result.truncated,
-        "bytes_scanned": result.bytes_scanned,
-        "remaining_budget_bytes": result.remaining_budget_bytes,
-        "provenance": result.provenance.model_dump(mode="json"),
-        "spec": body.model_dump(),
-    }
-    return arrow_response(outcome.table, metadata)
+    answer = outcome.answer(sql=prepared.sql)
+    metadata = {**answer.wire(), "table_id": prepared.table.id, "spec": body.model_dump()}
+    return arrow_response(answer.table, metadata)
 
 
 class StoreBody(SnapshotSpec, RequestBody):

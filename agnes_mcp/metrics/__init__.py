@@ -1,0 +1,1 @@
+"""Metric definitions: the YAML model, its loader, the compiler to SQL and the service."""
