@@ -63,6 +63,12 @@ class ManifestRemote(BaseModel):
     rows: int | None
     size_bytes: int | None
     partition_by: str | None = None
+    alias: str | None = Field(
+        default=None, description="The source's alias: the first part of a warehouse path."
+    )
+    remote_name: str | None = Field(
+        default=None, description="The table's path in its warehouse (schema.table, ...)."
+    )
 
 
 class Manifest(BaseModel):

@@ -133,5 +133,7 @@ def _remote(table: CatalogTable) -> ManifestRemote:
             "rows": table.rows,
             "size_bytes": table.size_bytes,
             "partition_by": table.partition_by,
+            "alias": table.remote.alias if table.remote else None,
+            "remote_name": table.remote.remote_name if table.remote else None,
         }
     )

@@ -8,6 +8,8 @@ keep working; everything that needs the warehouse says the server is unreachable
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -21,7 +23,7 @@ from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
-from agnes_mcp.rails.refusals import SnapshotInvalid
+from agnes_mcp.rails.refusals import QueryRefused, SnapshotInvalid
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
@@ -30,6 +32,24 @@ from agnes_sync.sql_text import quote_ident
 from agnes_sync.workspace import local_db, results
 from agnes_sync.workspace.disk import disk_usage
 from agnes_sync.workspace.layout import WorkspacePaths
+
+
+@contextmanager
+def _relayed_refusals() -> Iterator[None]:
+    """The server's refusals raised as the same :class:`QueryRefused` a local query
+    raises (code, hint, next step kept); auth failures stay :class:`ServerError`."""
+    try:
+        yield
+    except ServerError as exc:
+        if exc.status in (401, 403) and exc.code not in _REFUSALS_ON_403:
+            raise
+        raise QueryRefused.relayed(
+            exc.status, exc.code, exc.message, exc.hint, exc.details, exc.next_step
+        ) from exc
+
+
+# 403s that are decisions about data, not about who the caller is.
+_REFUSALS_ON_403 = frozenset({"table_not_granted", "metric_not_granted", "table_not_distributed"})
 
 
 class WorkspaceBackend(Backend):
@@ -95,9 +115,9 @@ class WorkspaceBackend(Backend):
         own = table in inventory.snapshots or table in inventory.results
         if not own:
             try:
-                return TableSchema.model_validate(
-                    self.api.get(f"/api/catalog/{_segment(table)}/schema")
-                )
+                with _relayed_refusals():
+                    found = self.api.get(f"/api/catalog/{_segment(table)}/schema")
+                return TableSchema.model_validate(found)
             except ServerUnreachable:
                 if table not in inventory.tables:
                     raise
@@ -127,7 +147,8 @@ class WorkspaceBackend(Backend):
         if table in self._local_names():
             outcome = self.local.run(f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}", n)
             return outcome.answer()
-        data, meta = self.api.get_arrow(f"/api/catalog/{_segment(table)}/describe", n=n)
+        with _relayed_refusals():
+            data, meta = self.api.get_arrow(f"/api/catalog/{_segment(table)}/describe", n=n)
         return Answer.from_wire(data, meta)
 
     # --- queries -----------------------------------------------------------------------------
@@ -143,9 +164,10 @@ class WorkspaceBackend(Backend):
         return self.local.run(sql, limit, self._classify).answer()
 
     def query_remote(self, sql: str, limit: int | None) -> Answer:
-        data, meta = self.api.post_arrow(
-            "/api/query", {"sql": sql, "limit": limit, "mode": "remote"}
-        )
+        with _relayed_refusals():
+            data, meta = self.api.post_arrow(
+                "/api/query", {"sql": sql, "limit": limit, "mode": "remote"}
+            )
         return Answer.from_wire(data, meta)
 
     def keep_result(self, table: pa.Table, sql: str | None) -> str:
@@ -154,9 +176,9 @@ class WorkspaceBackend(Backend):
     # --- snapshots ---------------------------------------------------------------------------
 
     def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimate:
-        return SnapshotEstimate.model_validate(
-            self.api.post("/api/snapshots/estimate", spec.model_dump())
-        )
+        with _relayed_refusals():
+            estimate = self.api.post("/api/snapshots/estimate", spec.model_dump())
+        return SnapshotEstimate.model_validate(estimate)
 
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
@@ -188,7 +210,8 @@ class WorkspaceBackend(Backend):
 
     def _take(self, spec: SnapshotSpec, meta: SnapshotMeta) -> SnapshotInfo:
         """Run the snapshot on the server, keep its rows under ``meta``'s name, re-view."""
-        data, wire = self.api.post_arrow("/api/snapshots", spec.model_dump())
+        with _relayed_refusals():
+            data, wire = self.api.post_arrow("/api/snapshots", spec.model_dump())
         answer = Answer.from_wire(data, wire)
         saved = self.snapshots.save(
             data,
@@ -243,7 +266,9 @@ class WorkspaceBackend(Backend):
         return [MetricSummary.model_validate(m) for m in answer["metrics"]]
 
     def metric_show(self, metric_id: str) -> MetricDetail:
-        return MetricDetail.model_validate(self.api.get(f"/api/metrics/{_metric_path(metric_id)}"))
+        with _relayed_refusals():
+            detail = self.api.get(f"/api/metrics/{_metric_path(metric_id)}")
+        return MetricDetail.model_validate(detail)
 
     def metric_query(self, metric_id: str, request: MetricRequest, limit: int | None) -> Answer:
         detail = self.metric_show(metric_id)
@@ -263,7 +288,8 @@ class WorkspaceBackend(Backend):
             else None,
             "limit": limit,
         }
-        data, meta = self.api.post_arrow(f"/api/metrics/{_metric_path(metric_id)}/query", body)
+        with _relayed_refusals():
+            data, meta = self.api.post_arrow(f"/api/metrics/{_metric_path(metric_id)}/query", body)
         return Answer.from_wire(data, meta)
 
     # --- the workspace itself ----------------------------------------------------------------

@@ -90,9 +90,7 @@ class QueryCatalog:
                 parts=tuple(files.get(name, ())),
                 columns=tuple(columns.get(name, ())),
             )
-            snapshot.tables[name] = table
-            if table.remote is not None:
-                _index_paths(snapshot.remote_paths, table.remote, name)
+            snapshot.add(table)
         return snapshot
 
 
@@ -102,16 +100,3 @@ def _relative(path: str, source: str) -> str:
     marker = f"/extracts/{source}/data/"
     index = path.rfind(marker)
     return path[index + len(marker) :] if index >= 0 else path.rsplit("/", 1)[-1]
-
-
-def _index_paths(paths: dict[tuple[str, ...], str], remote: RemoteLocation, name: str) -> None:
-    """Every spelling of the warehouse path: ``schema.table``, ``catalog.schema.table`` and
-    the same behind the source's alias (``bq.dataset.table``, ``wh.main.table``)."""
-    parts = remote.parts
-    alias = remote.alias.lower()
-    for start in range(len(parts)):
-        suffix = parts[start:]
-        if len(suffix) >= 2:
-            paths[suffix] = name
-        if len(suffix) <= 3:
-            paths[(alias, *suffix)] = name

@@ -87,6 +87,9 @@ class WorkspaceQuery:
                 table.updated,
                 table.description,
             )
+        for name, entry in inventory.remote.items():
+            if entry.get("remote_name") and name not in snapshot.tables:
+                snapshot.add(_remote_stub(name, entry, None))  # refused by name or by path
         return snapshot
 
     def _current(self) -> tuple[Sandbox, VersionedCatalog, Inventory]:
@@ -98,7 +101,7 @@ class WorkspaceQuery:
                 return cached[1], cached[2], inventory
             snapshot = self._catalog(inventory)
             sandbox = Sandbox(
-                list(snapshot.tables.values()),
+                [t for t in snapshot.tables.values() if not t.is_remote],
                 memory_limit=self.limits.memory_limit,
                 threads=self.limits.threads,
             )
@@ -183,19 +186,27 @@ def _table(
 def _remote_stub(
     name: str, manifest: dict[str, object] | None, entry: CatalogEntry | None
 ) -> CatalogTable:
-    """Enough of a remote table to suggest a snapshot (its partition column, its engine)."""
-    partition = entry.partition_by if entry else (manifest or {}).get("partition_by")
-    engine = str((manifest or {}).get("engine") or (entry.engine if entry else None) or "")
+    """What a workspace knows of a remote table (from its manifest, or the server's
+    catalog): enough to refuse it by name or warehouse path and suggest a snapshot."""
+    said = manifest or {}
+    partition = entry.partition_by if entry else said.get("partition_by")
+    engine = str(said.get("engine") or (entry.engine if entry else None) or "")
+    source = str(said.get("source_type") or (entry.source if entry else ""))
     return CatalogTable(
         id=name,
-        description="",
+        description=str(said.get("description") or ""),
         query_mode="remote",
-        source=entry.source if entry else "",
+        source=source,
         rows=None,
         size_bytes=None,
         extracted_at=None,
         remote=RemoteLocation(
-            "", "", engine if engine in engine_names() else "duckdb", "", None, name
+            source,
+            str(said.get("alias") or ""),
+            engine if engine in engine_names() else "duckdb",
+            "",
+            None,
+            str(said.get("remote_name") or name),
         ),
         partition_by=str(partition) if partition else None,
     )

@@ -48,6 +48,20 @@ class RemoteResult(RunResult):
     bytes_scanned: int = 0
     job_id: str | None = None
 
+    @classmethod
+    def of(
+        cls, result: RunResult, bytes_scanned: int = 0, job_id: str | None = None
+    ) -> RemoteResult:
+        """``result`` (already cut to the caps) with what the warehouse read for it."""
+        return cls(
+            table=result.table,
+            truncated=result.truncated,
+            reason=result.reason,
+            seconds=result.seconds,
+            bytes_scanned=bytes_scanned,
+            job_id=job_id,
+        )
+
 
 @dataclass(frozen=True)
 class EngineResources:

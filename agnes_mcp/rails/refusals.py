@@ -36,6 +36,22 @@ class QueryRefused(AgnesError):
             merged["next_step"] = next
         super().__init__(message, hint=hint, details=merged)
 
+    @classmethod
+    def relayed(
+        cls,
+        status: int,
+        code: str,
+        message: str,
+        hint: str | None,
+        details: dict[str, Any] | None,
+        next_step: dict[str, Any] | None,
+    ) -> QueryRefused:
+        """A refusal another process made (the server, seen from a workspace), with its
+        own code and status, so callers on both sides catch one type."""
+        refusal = cls(message, hint=hint, next=next_step, details=details)
+        refusal.code, refusal.status = code, status
+        return refusal
+
     @property
     def next_step(self) -> dict[str, Any] | None:
         step = self.details.get("next_step")

@@ -69,6 +69,22 @@ class VersionedCatalog:
     # every spelling of a remote table's warehouse path -> table id
     remote_paths: dict[tuple[str, ...], str] = field(default_factory=dict)
 
+    def add(self, table: CatalogTable) -> None:
+        """Hold ``table``; a remote one is also found by every spelling of its warehouse
+        path: ``schema.table``, ``catalog.schema.table`` and the same behind the source's
+        alias (``bq.dataset.table``, ``wh.main.table``)."""
+        self.tables[table.id] = table
+        if table.remote is None:
+            return
+        parts = table.remote.parts
+        alias = table.remote.alias.lower()
+        for start in range(len(parts)):
+            suffix = parts[start:]
+            if len(suffix) >= 2:
+                self.remote_paths[suffix] = table.id
+            if len(suffix) <= 3 and alias:
+                self.remote_paths[(alias, *suffix)] = table.id
+
     def by_remote_path(self, parts: tuple[str, ...]) -> CatalogTable | None:
         table_id = self.remote_paths.get(tuple(p.lower() for p in parts))
         return self.tables.get(table_id) if table_id else None

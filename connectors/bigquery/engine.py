@@ -167,14 +167,7 @@ class BigQueryEngine(RemoteEngine):
         except (exceptions.GoogleAPIError, OSError) as exc:
             raise QueryFailed(f"BigQuery failed: {_message(exc)}") from None
         result = capped(table, limits, time.perf_counter() - started)
-        return RemoteResult(
-            table=result.table,
-            truncated=result.truncated,
-            reason=result.reason,
-            seconds=result.seconds,
-            bytes_scanned=int(rows.total_bytes_processed or 0),
-            job_id=rows.job_id,
-        )
+        return RemoteResult.of(result, int(rows.total_bytes_processed or 0), rows.job_id)
 
     def describe(self, table: CatalogTable) -> list[Column]:
         from google.api_core import exceptions
@@ -205,13 +198,7 @@ class BigQueryEngine(RemoteEngine):
                 f"BigQuery could not list rows of '{table.id}': {_message(exc)}"
             ) from None
         result = capped(data, limits, time.perf_counter() - started)
-        return RemoteResult(
-            table=result.table,
-            truncated=result.truncated,
-            reason=result.reason,
-            seconds=result.seconds,
-            bytes_scanned=0,
-        )
+        return RemoteResult.of(result)
 
     def close(self) -> None:
         self._client.close()

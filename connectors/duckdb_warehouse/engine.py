@@ -111,13 +111,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
                 details={"scan_bytes": estimate.scan_bytes, "limit_bytes": max_bytes},
             )
         result = run_select(self._con, tree.sql(dialect="duckdb"), limits, prepare=self._use)
-        return RemoteResult(
-            table=result.table,
-            truncated=result.truncated,
-            reason=result.reason,
-            seconds=result.seconds,
-            bytes_scanned=estimate.scan_bytes,
-        )
+        return RemoteResult.of(result, estimate.scan_bytes)
 
     def _use(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Each cursor starts in the in-memory catalog: point it at the warehouse."""
@@ -138,13 +132,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
         assert table.remote is not None
         sql = f"SELECT * FROM {table.remote.remote_name} LIMIT {int(rows)}"
         result = run_select(self._con, sql, limits, prepare=self._use)
-        return RemoteResult(
-            table=result.table,
-            truncated=result.truncated,
-            reason=result.reason,
-            seconds=result.seconds,
-            bytes_scanned=0,
-        )
+        return RemoteResult.of(result)
 
     def close(self) -> None:
         self._con.close()

@@ -1,0 +1,81 @@
+"""The hostile corpus again, through a workspace's own query path (what ``agnes query``,
+the stdio MCP server and notebooks run): the same policy, checked parse, DuckDB
+cross-check and locked sandbox, over parquet fetched by a real ``agnes pull``.
+
+A workspace holds only the tables its user was granted, so where the server can say
+``table_not_granted`` a workspace can only say the table is not here: it never learns
+(or leaks) whether an ungranted table exists. Remote queries go to the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
+from agnes_mcp.rails.refusals import QueryRefused
+from agnes_sync.server_api import ServerApi
+from agnes_sync.workspace.layout import WorkspacePaths
+from tests.conftest import DemoServer, pull_into_workspace
+from tests.rails_corpus import CASES
+
+# What a workspace answers instead of the server's code, and why.
+WORKSPACE_CODE = {
+    # It holds only granted tables: an ungranted one is simply not there.
+    "table_not_granted": "table_not_found",
+}
+# The workspace runs local and remote queries (auto is a server-side convenience).
+WORKSPACE_CASES = [c for c in CASES if c[0] in ("local", "remote")]
+
+
+@pytest.fixture(scope="module")
+def backend(
+    demo_server: DemoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[WorkspaceBackend]:
+    root = pull_into_workspace(
+        demo_server.live.base_url,
+        demo_server.analyst_token,
+        tmp_path_factory.mktemp("corpus-workspace"),
+    )
+    workspace = WorkspaceBackend(
+        WorkspacePaths(root), ServerApi(demo_server.live.base_url, demo_server.analyst_token)
+    )
+    yield workspace
+    workspace.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "sql", "expected"),
+    WORKSPACE_CASES,
+    ids=[f"{i:03d}" for i in range(len(WORKSPACE_CASES))],
+)
+def test_corpus_in_a_workspace(
+    backend: WorkspaceBackend, mode: str, sql: str, expected: str
+) -> None:
+    run = backend.query if mode == "local" else backend.query_remote
+    if expected == "ok":
+        answer = run(sql, 10)
+        assert answer.table.num_rows <= 10
+        return
+    with pytest.raises(QueryRefused) as caught:
+        run(sql, 10)
+    if mode == "local":  # remote queries are the server's: its own codes come back
+        expected = WORKSPACE_CODE.get(expected, expected)
+    assert caught.value.code == expected, caught.value.message
+    assert caught.value.message and caught.value.hint
+
+
+def test_the_workspace_never_names_an_ungranted_table(backend: WorkspaceBackend) -> None:
+    with pytest.raises(QueryRefused) as caught:
+        backend.query("SELECT * FROM support_tickets", 10)
+    assert "support_tickets" not in backend.local.inventory().tables
+    assert caught.value.code == "table_not_found"
+
+
+def test_the_pulled_workspace_holds_what_the_corpus_reads(backend: WorkspaceBackend) -> None:
+    inventory = backend.local.inventory()
+    assert {"orders", "customers", "products", "order_items"} <= set(inventory.tables)
+    assert inventory.remote["web_sessions"]["remote_name"]  # warehouse paths resolve here
+    assert Path(backend.paths.root).is_dir()
