@@ -68,7 +68,8 @@ def hybrid(
             for alias, table in parts.items():
                 cursor.register(alias, table)
 
-        result = run_select(sandbox.connection, sql, queries.limits(limit), prepare=register)
+        limits = queries.limits(limit)
+        result = run_select(sandbox.connection, sql, limits, prepare=register)
     except QueryRefused as refusal:
         queries.audit(principal, "query.hybrid", sql, started, refusal=refusal)
         raise
@@ -82,7 +83,7 @@ def hybrid(
         bytes_scanned=scanned,
         remaining_budget=queries.budget.remaining(principal),
         seconds=time.perf_counter() - started,
-        limit=queries.limits(limit).rows,
+        limits=limits,
         extra={"remote_parts": {a: t.num_rows for a, t in parts.items()}},
     )
     queries.audit(principal, "query.hybrid", sql, started, outcome=outcome)

@@ -181,9 +181,10 @@ class QueryService:
 
     def limits(self, limit: int | None) -> Limits:
         caps = self.budget.caps()
-        rows = min(limit or self.settings.query_default_rows, caps.max_result_rows)
-        return Limits(
-            rows=max(1, rows),
+        return Limits.for_request(
+            limit,
+            default=self.settings.query_default_rows,
+            cap=caps.max_result_rows,
             bytes=caps.max_result_bytes,
             timeout_seconds=self.settings.query_timeout_seconds,
         )
@@ -238,7 +239,7 @@ class QueryService:
     ) -> Outcome:
         sandbox = self.sandboxes.get(self._granted_local(principal, snapshot), snapshot.version)
         result = sandbox.run(parsed.sql, limits, prepare=registrar(extras or {}, parsed))
-        return outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits.rows)
+        return outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits)
 
     def estimate(self, principal: Principal, sql: str) -> EstimateOutcome:
         started = time.perf_counter()
@@ -296,7 +297,7 @@ class QueryService:
             )
         remaining = self.budget.charge(principal, result.bytes_scanned)
         outcome = outcome_of(
-            result, plan, parsed, engine.name, result.bytes_scanned, remaining, limits.rows
+            result, plan, parsed, engine.name, result.bytes_scanned, remaining, limits
         )
         outcome.extra["estimated_bytes"] = estimate.scan_bytes
         return outcome

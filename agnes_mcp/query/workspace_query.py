@@ -118,14 +118,15 @@ class WorkspaceQuery:
         except TableNotFound:
             missing = next(r.name for r in parsed.refs if r.name not in snapshot.tables)
             raise self._why_missing(missing, parsed.sql, inventory, classify) from None
-        rows = min(limit or self.limits.default_rows, self.limits.max_rows)
-        limits = Limits(
-            rows=max(1, rows),
+        limits = Limits.for_request(
+            limit,
+            default=self.limits.default_rows,
+            cap=self.limits.max_rows,
             bytes=self.limits.max_bytes,
             timeout_seconds=self.limits.timeout_seconds,
         )
         result = sandbox.run(parsed.sql, limits)
-        return outcome_of(result, plan, parsed, "duckdb (workspace)", 0, None, limits.rows)
+        return outcome_of(result, plan, parsed, "duckdb (workspace)", 0, None, limits)
 
     def _why_missing(
         self, name: str, sql: str, inventory: Inventory, classify: Classify | None

@@ -21,7 +21,7 @@ from agnes_mcp.rails.results import (
     rows_of,
     truncation_for,
 )
-from agnes_mcp.rails.sandbox import RunResult
+from agnes_mcp.rails.sandbox import Limits, RunResult
 
 
 @dataclass
@@ -37,11 +37,20 @@ class Outcome:
     bytes_scanned: int
     remaining_budget: int | None
     seconds: float
-    limit: int
+    limits: Limits
+    total_rows: int | None = None  # the whole answer's rows, counted when it was cut
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def limit(self) -> int:
+        return self.limits.rows
+
     def truncation(self) -> Truncation | None:
-        return truncation_for(self.reason, self.table.num_rows) if self.truncated else None
+        if not self.truncated:
+            return None
+        return truncation_for(
+            self.reason, self.table.num_rows, self.limits.rows_source, self.total_rows
+        )
 
     def answer(self, *, sql: str | None = None, **said: Any) -> Answer:
         """The rows with what is said about them (``said``: metric_variant, dialect)."""
@@ -54,6 +63,11 @@ class Outcome:
             bytes_scanned=self.bytes_scanned,
             remaining_budget_bytes=self.remaining_budget,
             provenance=self.provenance(),
+            row_limit=self.limits.rows,
+            row_limit_source=self.limits.rows_source,
+            total_rows=self.total_rows
+            if self.total_rows is not None
+            else (None if self.truncated else self.table.num_rows),
             sql=sql,
             **said,
         )
@@ -94,7 +108,7 @@ def outcome_of(
     engine: str,
     scanned: int,
     remaining: int | None,
-    limit: int,
+    limits: Limits,
 ) -> Outcome:
     return Outcome(
         table=result.table,
@@ -106,5 +120,5 @@ def outcome_of(
         bytes_scanned=scanned,
         remaining_budget=remaining,
         seconds=result.seconds,
-        limit=limit,
+        limits=limits,
     )

@@ -68,6 +68,18 @@ class ResultMeta(BaseModel):
     bytes_scanned: int = 0
     remaining_budget_bytes: int | None = None
     provenance: Provenance
+    row_limit: int | None = Field(default=None, description="The row limit the query ran with.")
+    row_limit_source: Literal["requested", "default", "cap"] | None = Field(
+        default=None,
+        description="requested: the caller's limit; default: none was given; cap: the "
+        "caller asked for more than the server's row cap (max_result_rows).",
+    )
+    total_rows: int | None = Field(
+        default=None, description="Rows the whole answer has, when known (counted when cut)."
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="What else the caller should know about this result."
+    )
     sql: str | None = Field(default=None, description="The SQL that ran, when Agnes wrote it.")
     metric_variant: str | None = Field(default=None, alias="variant")
     dialect: str | None = None
@@ -101,15 +113,33 @@ def cut_by(truncated: bool, reason: str | None) -> Literal["rows", "bytes"] | No
     return "bytes" if reason == "bytes" else "rows"
 
 
-def truncation_for(reason: str | None, shown_rows: int) -> Truncation:
-    """Why a result was cut by a query cap and how to get the rest."""
+def truncation_for(
+    reason: str | None,
+    shown_rows: int,
+    source: str | None = None,
+    total_rows: int | None = None,
+) -> Truncation:
+    """Why a result was cut by a query cap, naming the limit, and how to get the rest."""
     if reason == "bytes":
-        how = "Select fewer or narrower columns; the result hit the byte cap."
+        how = (
+            f"The result hit the byte cap (max_result_bytes) after {shown_rows:,} rows: "
+            "select fewer or narrower columns, aggregate, or filter."
+        )
         return Truncation(reason="bytes", how_to_get_more=how)
-    how = (
-        "Raise limit (up to the row cap), aggregate, or filter; the first "
-        f"{shown_rows} rows are shown."
-    )
+    of = f" of {total_rows:,}" if total_rows is not None else ""
+    first = f"These are the first {shown_rows:,}{of} rows"
+    if source == "cap":
+        how = (
+            f"{first}: the server's row cap (max_result_rows) is {shown_rows:,}. Aggregate or "
+            "filter in SQL, or take a snapshot of a remote table, to get the rest."
+        )
+    elif source == "default":
+        how = (
+            f"{first}: no limit was given, so the default of {shown_rows:,} applied. Pass a "
+            "larger limit (up to the row cap), aggregate, or filter."
+        )
+    else:
+        how = f"{first}: the limit you gave. Raise it (up to the row cap), aggregate, or filter."
     return Truncation(reason="rows", how_to_get_more=how)
 
 

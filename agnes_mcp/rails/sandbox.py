@@ -19,6 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +37,25 @@ class Limits:
     rows: int
     bytes: int
     timeout_seconds: float
+    # Where the row limit came from: the caller's limit, the default, or the row cap
+    # (max_result_rows) that a larger request was cut to.
+    rows_source: Literal["requested", "default", "cap"] = "requested"
+
+    @classmethod
+    def for_request(
+        cls, requested: int | None, *, default: int, cap: int, bytes: int, timeout_seconds: float
+    ) -> Limits:
+        """The limits of one query: ``requested`` rows, else ``default``, never above ``cap``."""
+        wanted = requested or default
+        source: Literal["requested", "default", "cap"] = (
+            "cap" if wanted > cap else ("requested" if requested else "default")
+        )
+        return cls(
+            rows=max(1, min(wanted, cap)),
+            bytes=bytes,
+            timeout_seconds=timeout_seconds,
+            rows_source=source,
+        )
 
 
 @dataclass
