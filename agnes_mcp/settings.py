@@ -73,6 +73,16 @@ class ScanCaps(BaseModel):
         default=ByteSize(256 * 1024**2),
         description="Most bytes a query result may return to a client.",
     )
+    max_snapshot_rows: int = Field(
+        default=10_000_000,
+        ge=1,
+        description="Most rows one snapshot may hold; a larger one is refused, never cut.",
+    )
+    max_snapshot_bytes: ByteSize = Field(
+        default=ByteSize(1024**3),
+        description="Most bytes (in memory, as Arrow) one snapshot may hold; a larger one is "
+        "refused, never cut.",
+    )
 
 
 class SourceSettings(BaseModel):

@@ -63,6 +63,9 @@ async def test_whoami_over_streamable_http(live_server: LiveServer) -> None:
         assert result.structured_content["email"] == user.email
         assert result.structured_content["groups"] == ["Everyone"]
         assert result.structured_content["is_admin"] is False
+        text = result.content[0].text  # type: ignore[union-attr]
+        assert text.startswith(f"{user.email}") and "groups: Everyone" in text
+        assert not text.lstrip().startswith("{")  # a sentence, not raw JSON
 
 
 async def test_admin_sees_admin_identity(live_server: LiveServer) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,8 +244,18 @@ async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
 
 async def test_a_large_result_is_kept_and_summarised(surface: Surface) -> None:
     structured, text = await ok(surface, "query", sql="SELECT * FROM orders ORDER BY order_id")
+    counted, _ = await ok(surface, "query", sql="SELECT count(*) AS n FROM orders")
+    total = counted["rows"][0][0]
+    assert total > 1000
     assert structured["row_count"] == 1000 and structured["truncated"] is True
-    assert structured["truncation"]["reason"] == "characters"
+    # The default row limit cut the answer before the output budget did: that is the
+    # reason given, with the whole answer's size and what the kept result holds.
+    assert structured["truncation"]["reason"] == "rows"
+    assert structured["total_rows"] == total
+    how = structured["truncation"]["how_to_get_more"]
+    assert "default" in how and "1,000" in how and f"{total:,}" in how
+    assert "not the whole answer" in how
+    assert f"1,000 of {total:,} rows" in text
     handle = structured["result_handle"]
     assert (
         handle
@@ -263,6 +273,18 @@ async def test_a_large_result_is_kept_and_summarised(surface: Surface) -> None:
     assert follow["provenance"]["tables"][0]["query_mode"] == "result"
 
 
+async def test_a_whole_answer_too_large_to_show_is_kept_whole(surface: Surface) -> None:
+    structured, _ = await ok(
+        surface, "query", sql="SELECT * FROM orders ORDER BY order_id LIMIT 1500", limit=1800
+    )
+    assert structured["row_count"] == 1500 and structured["total_rows"] == 1500
+    assert structured["truncation"]["reason"] == "characters"  # only the output budget cut
+    handle = structured["result_handle"]
+    assert "All 1,500 rows" in structured["truncation"]["how_to_get_more"]
+    follow, _ = await ok(surface, "query", sql=f"SELECT count(*) AS n FROM {handle}")
+    assert follow["rows"] == [[1500]]
+
+
 async def test_snapshot_lifecycle(surface: Surface) -> None:
     name = f"recent_{surface.kind}"
     spec = {
@@ -277,7 +299,8 @@ async def test_snapshot_lifecycle(surface: Surface) -> None:
     assert info["rows"] > 0 and info["location"] == surface.kind and info["expires_at"]
     assert (info["download_url"] is not None) == (surface.kind == "server")
     again = await refused(surface, "snapshot_create", name=name, **spec)
-    assert again["code"] == "snapshot_invalid" and "exists" in again["message"]
+    assert again["code"] == "snapshot_exists" and "exists" in again["message"]
+    assert "another name" in again["hint"] and "snapshot_drop" in again["hint"]
     clash = await refused(surface, "snapshot_create", name="orders", **spec)
     assert clash["code"] == "snapshot_invalid"
     listed, _ = await ok(surface, "snapshot_list")
@@ -290,6 +313,51 @@ async def test_snapshot_lifecycle(surface: Surface) -> None:
     gone = await refused(surface, "query", sql=f"SELECT count(*) FROM {name}")
     assert gone["code"] == "table_not_found"
     assert (await refused(surface, "snapshot_drop", name=name))["code"] == "snapshot_not_found"
+
+
+@contextmanager
+def caps(services: Any, **values: int) -> Iterator[None]:
+    """Scan caps changed for one test, as an admin would at run time."""
+    for key, value in values.items():
+        services.server_config.set(f"scan_caps.{key}", value, updated_by="test")
+    try:
+        yield
+    finally:
+        for key in values:
+            services.server_config.delete(f"scan_caps.{key}")
+
+
+async def test_a_snapshot_holds_every_matching_row_or_none(
+    surface: Surface, demo_server: DemoServer
+) -> None:
+    where = "event_date >= DATE '2026-10-01'"
+    spec = {"table": "web_sessions", "select": ["session_id", "device"], "where": where}
+    counted, _ = await ok(
+        surface, "query_remote", sql=f"SELECT count(*) AS n FROM web_sessions WHERE {where}"
+    )
+    matching = counted["rows"][0][0]
+    assert matching > 50
+    services = demo_server.live.services
+    name = f"whole_{surface.kind}"
+    with caps(services, max_result_rows=50):  # a query's row cap does not cut a snapshot
+        info, text = await ok(surface, "snapshot_create", name=name, **spec)
+    assert info["rows"] == matching and info["truncated"] is False
+    assert f"{matching:,} rows" in text
+    await ok(surface, "snapshot_drop", name=name)
+    with caps(services, max_snapshot_rows=matching - 1):
+        estimate, _ = await ok(surface, "snapshot_estimate", **spec)
+        assert estimate["fits_cap"] is False and estimate["blocked_by"] == "max_snapshot_rows"
+        assert estimate["max_snapshot_rows"] == matching - 1
+        refusal = await refused(surface, "snapshot_create", name=name, **spec)
+    assert refusal["code"] == "snapshot_too_large"
+    assert f"{matching - 1:,} rows" in refusal["message"] and "nothing was kept" in refusal["message"]
+    assert refusal["next_step"]["arguments"]["select"] == ["session_id", "device"]
+    listed, _ = await ok(surface, "snapshot_list")
+    assert name not in [s["name"] for s in listed["snapshots"]]
+    with caps(services, max_snapshot_rows=matching - 1):  # the caller's own limit is fine
+        limited, _ = await ok(surface, "snapshot_create", name=name, limit=10, **spec)
+    assert limited["rows"] == 10
+    await ok(surface, "snapshot_drop", name=name)
 
 
 async def test_metrics(surface: Surface) -> None:

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput
-from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value
+from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value, truncation_for
 
 CHARS_PER_TOKEN = 4
 DEFAULT_CHARS = 4_000 * CHARS_PER_TOKEN
@@ -157,6 +157,7 @@ def present(
     base: dict[str, Any] = {
         "columns": all_columns[:shown_columns],
         "row_count": table.num_rows,
+        "total_rows": answer.total_rows,
         "bytes_scanned": answer.bytes_scanned,
         "remaining_budget_bytes": answer.remaining_budget_bytes,
         "sql": answer.sql,
@@ -188,16 +189,24 @@ def present(
     extra: dict[str, Any] = {}
     if count < table.num_rows:
         handle = backend.keep_result(table, answer.sql)
-        extra = {
-            "result_handle": handle,
-            "summary": summarise(table),
-            "truncation": Truncation(
+        query_it = (
+            f"query it (SELECT ... FROM {handle} with WHERE, GROUP BY or LIMIT/OFFSET) instead "
+            "of re-running the query."
+        )
+        if answer.truncated and answer.truncation is not None:
+            # The query's own limit cut the answer first: say so, and what the handle holds.
+            truncation = Truncation(
+                reason=answer.truncation.reason,
+                how_to_get_more=f"{answer.truncation.how_to_get_more} The {table.num_rows:,} "
+                f"rows fetched (not the whole answer) are kept as {handle}: {query_it}",
+            )
+        else:
+            truncation = Truncation(
                 reason="characters",
-                how_to_get_more=f"All {table.num_rows} rows are kept as {handle}: query it "
-                f"(SELECT ... FROM {handle} with WHERE, GROUP BY or LIMIT/OFFSET) instead of "
-                "re-running the query.",
-            ),
-        }
+                how_to_get_more=f"All {table.num_rows:,} rows of the answer are kept as "
+                f"{handle}; only the first rows fit here: {query_it}",
+            )
+        extra = {"result_handle": handle, "summary": summarise(table), "truncation": truncation}
         count = fit(min(len(converted), FIRST_ROWS), lambda k: measured(k, extra), limit)
     elif shown_columns < len(all_columns):
         extra["truncation"] = Truncation(
@@ -206,11 +215,8 @@ def present(
             "select the columns you need.",
         )
     elif answer.truncated:
-        extra["truncation"] = Truncation(
-            reason="bytes" if answer.reason == "bytes" else "rows",
-            how_to_get_more="The query stopped at its row limit: raise limit, aggregate or filter."
-            if answer.reason != "bytes"
-            else "The result hit the byte cap: select fewer or narrower columns.",
+        extra["truncation"] = answer.truncation or truncation_for(
+            answer.reason, table.num_rows, answer.row_limit_source, answer.total_rows
         )
     built.pop((count, True), None)  # the truncation reason may have changed since measuring
     return build(count, extra)
@@ -219,7 +225,7 @@ def present(
 def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
     p = model.provenance
     head = (
-        f"{model.row_count} rows x {total_columns} columns · {p.engine} · "
+        f"{_rows_said(model)} x {total_columns} columns · {p.engine} · "
         f"{model.bytes_scanned:,} bytes scanned · {p.duration_ms:g} ms"
     )
     if model.remaining_budget_bytes is not None:
@@ -237,3 +243,19 @@ def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
         )
         parts.append(f"Column stats: {stats}")
     return "\n".join(parts)
+
+
+def _rows_said(model: QueryOutput) -> str:
+    if (
+        not model.truncated
+        or model.truncation is None
+        or model.truncation.reason
+        in (
+            "characters",
+            "columns",
+        )
+    ):
+        return f"{model.row_count:,} rows"
+    if model.total_rows is not None:
+        return f"{model.row_count:,} of {model.total_rows:,} rows"
+    return f"{model.row_count:,} rows (more exist)"

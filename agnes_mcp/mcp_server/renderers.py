@@ -15,6 +15,7 @@ from mcp.types import TextContent
 from pydantic import BaseModel
 
 from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema
+from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server.tool_models import (
     CatalogOutput,
     DiskInfo,
@@ -52,7 +53,7 @@ def size(value: int | None) -> str:
 
 def catalog_text(tables: Sequence[CatalogEntry], metrics: Sequence[MetricSummary]) -> str:
     lines = [
-        f"{t.id} [{t.query_mode}; {t.rows if t.rows is not None else '?'} rows; "
+        f"{t.id} [{t.query_mode}; {f'{t.rows:,}' if t.rows is not None else '?'} rows; "
         f"{size(t.size_bytes)}; synced {t.freshness.isoformat() if t.freshness else 'never'}"
         + (f"; partitioned by {t.partition_by}" if t.partition_by else "")
         + (
@@ -137,24 +138,36 @@ def metrics_page(metrics: list[MetricSummary], page: Page) -> tuple[MetricListOu
 
 
 def estimate_text(estimate: SnapshotEstimate) -> str:
+    rows = estimate.estimated_result_rows
+    verdict = "fits" if estimate.fits_cap else f"would be refused ({estimate.blocked_by})"
     return (
         f"{estimate.table_id}: would scan {estimate.estimated_scan_bytes:,} bytes "
         f"(cap {estimate.limit_bytes:,}, budget left {estimate.remaining_budget_bytes:,}); "
-        f"~{estimate.estimated_result_rows} rows; fits: {estimate.fits_cap}\n"
-        f"SQL: {estimate.sql}"
+        f"at most {f'{rows:,}' if rows is not None else '?'} rows "
+        f"(snapshot cap {estimate.max_snapshot_rows:,} rows, {size(estimate.max_snapshot_bytes)}); "
+        f"{verdict}\nSQL: {estimate.sql}"
     )
 
 
 def snapshot_text(info: SnapshotInfo) -> str:
     where = info.download_url or f"view {info.name}"
     return (
-        f"snapshot {info.name} of {info.table_id}: {info.rows} rows, {size(info.bytes)}, "
+        f"snapshot {info.name} of {info.table_id}: {info.rows:,} rows, {size(info.bytes)}, "
         f"{info.bytes_scanned:,} bytes scanned; query it as {info.name} ({where})"
     )
 
 
 def snapshots_text(snapshots: Sequence[SnapshotInfo]) -> str:
     return "\n".join(snapshot_text(s) for s in snapshots) or "No snapshots."
+
+
+def whoami_text(who: WhoAmI) -> str:
+    role = "admin" if who.is_admin else "user"
+    groups = ", ".join(who.groups) or "none"
+    return (
+        f"{who.email}{f' ({who.name})' if who.name else ''}: {role}; groups: {groups}; "
+        f"token scopes: {', '.join(who.scopes) or 'none'}"
+    )
 
 
 def disk_text(info: DiskInfo) -> str:

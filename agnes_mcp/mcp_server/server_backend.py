@@ -20,7 +20,6 @@ from agnes_mcp.metrics.compiler import MetricRequest
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
-from agnes_mcp.rails.refusals import SnapshotInvalid
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.services import Services
@@ -82,12 +81,7 @@ class ServerBackend(Backend):
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> SnapshotInfo:
-        stored = self.services.stored_snapshots
-        if stored.files(self.principal).get(name) is not None:
-            raise SnapshotInvalid(
-                f"A snapshot named '{name}' exists; drop it first or pick another name.",
-            )
-        meta, _ = stored.create(self.principal, spec, name, ttl_seconds)
+        meta, _ = self.services.stored_snapshots.create(self.principal, spec, name, ttl_seconds)
         return self._info(meta)
 
     def snapshot_list(self) -> list[SnapshotInfo]:

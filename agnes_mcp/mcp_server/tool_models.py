@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.catalog_models import CatalogEntry, TableSchema
 from agnes_mcp.metrics.summary import MetricSummary
-from agnes_mcp.rails.results import QueryResult, Truncation
+from agnes_mcp.rails.results import Cell, QueryResult, Truncation
 from agnes_sync.snapshot_files import SnapshotMeta
 
 
@@ -42,7 +42,7 @@ class QueryOutput(QueryResult):
     """A query's answer as an MCP tool presents it: the REST result's fields, with the
     rows cut to the output budget and a handle to the whole result when it was kept."""
 
-    rows: list[list[Any]] = Field(description="The rows shown (see shown_rows, row_count).")
+    rows: list[list[Cell]] = Field(description="The rows shown (see shown_rows, row_count).")
     shown_rows: int
     result_handle: str | None = Field(
         default=None,

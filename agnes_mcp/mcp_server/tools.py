@@ -79,10 +79,11 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
     :class:`~agnes_sync.errors.AgnesError` with its typed error result."""
     install_error_mapping(mcp)
 
-    @mcp.tool(title="Who am I", annotations=READS)
-    def whoami() -> WhoAmI:
+    @mcp.tool(title="Who am I", annotations=READS, output_schema=WhoAmI.model_json_schema())
+    def whoami() -> ToolResult:
         """The user this session acts as: e-mail, groups, admin status and token scopes."""
-        return backend_for().whoami()
+        who = backend_for().whoami()
+        return result(who, show.whoami_text(who))
 
     @mcp.tool(
         title="Catalog of tables and metrics",

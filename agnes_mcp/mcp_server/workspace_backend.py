@@ -23,7 +23,7 @@ from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
-from agnes_mcp.rails.refusals import QueryRefused, SnapshotInvalid
+from agnes_mcp.rails.refusals import QueryRefused, SnapshotExists, SnapshotInvalid
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
@@ -188,9 +188,7 @@ class WorkspaceBackend(Backend):
         if name in inventory.tables or name.startswith("result_"):
             raise SnapshotInvalid(f"'{name}' is the name of a table here; pick another name.")
         if name in inventory.snapshots:
-            raise SnapshotInvalid(
-                f"A snapshot named '{name}' exists; drop it first or pick another name."
-            )
+            raise SnapshotExists(f"A snapshot named '{name}' exists.", details={"name": name})
         return self._take(
             spec,
             SnapshotMeta(

@@ -26,6 +26,8 @@ CAP_KEYS = (
     "concurrent_remote_queries_per_user",
     "max_result_rows",
     "max_result_bytes",
+    "max_snapshot_rows",
+    "max_snapshot_bytes",
 )
 
 
@@ -36,6 +38,8 @@ class Caps:
     concurrent_remote_queries_per_user: int
     max_result_rows: int
     max_result_bytes: int
+    max_snapshot_rows: int
+    max_snapshot_bytes: int
 
 
 class ScanBudget:

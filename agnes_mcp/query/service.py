@@ -198,16 +198,19 @@ class QueryService:
         mode: Mode = "local",
         action: str = "query",
         extras: Extras | None = None,
+        limits: Limits | None = None,
     ) -> Outcome:
         """Run ``sql`` for ``principal`` through the rails; every outcome is audited.
-        ``extras``: the caller's own tables (snapshots, kept results) for local queries."""
+        ``extras``: the caller's own tables (snapshots, kept results) for local queries;
+        ``limits``: the caps for trusted callers with their own (snapshots), else the
+        query caps for ``limit``."""
         started = time.perf_counter()
         try:
             try:
                 parsed, plan, snapshot = self.plan(principal, sql, mode, extras)
             except RecursionError:  # a tree too deep for some walker: refuse, never crash
                 raise SqlTooLarge("The SQL is nested too deeply to check.") from None
-            limits = self.limits(limit)
+            limits = limits or self.limits(limit)
             if plan.mode == "local":
                 outcome = self._run_local(principal, parsed, plan, snapshot, limits, extras)
             else:
@@ -238,8 +241,12 @@ class QueryService:
         extras: Extras | None = None,
     ) -> Outcome:
         sandbox = self.sandboxes.get(self._granted_local(principal, snapshot), snapshot.version)
-        result = sandbox.run(parsed.sql, limits, prepare=registrar(extras or {}, parsed))
-        return outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits)
+        prepare = registrar(extras or {}, parsed)
+        result = sandbox.run(parsed.sql, limits, prepare=prepare)
+        outcome = outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits)
+        if result.truncated and result.reason == "rows":
+            outcome.total_rows = sandbox.count(parsed.sql, limits, prepare=prepare)
+        return outcome
 
     def estimate(self, principal: Principal, sql: str) -> EstimateOutcome:
         started = time.perf_counter()

@@ -22,7 +22,15 @@ from sqlglot.errors import ParseError, TokenError
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.rails.engine import RemoteEngine, engine_class
 from agnes_mcp.rails.outcome import Outcome
-from agnes_mcp.rails.refusals import SnapshotInvalid, TableNotFound, TableNotGranted, next_step
+from agnes_mcp.rails.planner import snapshot_call
+from agnes_mcp.rails.refusals import (
+    SnapshotInvalid,
+    SnapshotTooLarge,
+    TableNotFound,
+    TableNotGranted,
+    next_step,
+)
+from agnes_mcp.rails.sandbox import Limits
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.resource_types import ResourceType
@@ -265,7 +273,11 @@ class Snapshots:
         return condition
 
     def estimate(self, principal: Principal, spec: SnapshotSpec) -> SnapshotEstimate:
-        prepared = self.prepare(principal, spec)
+        return self._estimate(principal, spec, self.prepare(principal, spec))
+
+    def _estimate(
+        self, principal: Principal, spec: SnapshotSpec, prepared: Prepared
+    ) -> SnapshotEstimate:
         outcome = self.queries.estimate(principal, prepared.sql)
         engine = self.queries.engine_for(prepared.table, self.queries.catalog.current().version)
         widths = {c.name.lower(): _width(c.type) for c in engine.describe(prepared.table)}
@@ -273,22 +285,84 @@ class Snapshots:
         if rows is not None and spec.limit is not None:
             rows = min(rows, spec.limit)
         row_bytes = sum(widths.get(c.strip().strip('"`').lower(), 16) for c in spec.select)
+        result_bytes = rows * row_bytes if rows is not None else None
+        caps = self.queries.budget.caps()
+        blocked_by = _first_limit_hit(
+            (outcome.scan_bytes > outcome.limit_bytes, "per_query_bytes"),
+            (outcome.scan_bytes > outcome.remaining_budget_bytes, "per_user_daily_bytes"),
+            (rows is not None and rows > caps.max_snapshot_rows, "max_snapshot_rows"),
+            (
+                result_bytes is not None and result_bytes > caps.max_snapshot_bytes,
+                "max_snapshot_bytes",
+            ),
+        )
         return SnapshotEstimate(
             table_id=prepared.table.id,
             estimated_scan_bytes=outcome.scan_bytes,
             estimated_result_rows=rows,
-            estimated_result_bytes=rows * row_bytes if rows is not None else None,
+            estimated_result_bytes=result_bytes,
             limit_bytes=outcome.limit_bytes,
             remaining_budget_bytes=outcome.remaining_budget_bytes,
             sql=prepared.sql,
-            fits_cap=outcome.scan_bytes <= min(outcome.limit_bytes, outcome.remaining_budget_bytes),
+            max_snapshot_rows=caps.max_snapshot_rows,
+            max_snapshot_bytes=caps.max_snapshot_bytes,
+            fits_cap=blocked_by is None,
+            blocked_by=blocked_by,
         )
 
     def create(self, principal: Principal, spec: SnapshotSpec) -> tuple[Prepared, Outcome]:
+        """Every row the filter matches (up to the spec's own limit), or a refusal: a
+        snapshot is never cut by a cap and presented as whole."""
         prepared = self.prepare(principal, spec)
         caps = self.queries.budget.caps()
-        limit = min(spec.limit or caps.max_result_rows, caps.max_result_rows)
-        outcome = self.queries.run(
-            principal, prepared.sql, limit=limit, mode="remote", action="snapshot.create"
+        asked = (
+            spec.limit if spec.limit is not None and spec.limit <= caps.max_snapshot_rows else None
         )
+        limits = Limits(
+            rows=asked or caps.max_snapshot_rows,
+            bytes=caps.max_snapshot_bytes,
+            timeout_seconds=self.queries.settings.query_timeout_seconds,
+            rows_source="requested" if asked else "cap",
+        )
+        outcome = self.queries.run(
+            principal, prepared.sql, mode="remote", action="snapshot.create", limits=limits
+        )
+        if outcome.truncated and not (asked and outcome.reason == "rows"):
+            raise self._too_large(prepared, spec, outcome, caps.max_snapshot_rows, limits)
         return prepared, outcome
+
+    def _too_large(
+        self,
+        prepared: Prepared,
+        spec: SnapshotSpec,
+        outcome: Outcome,
+        cap_rows: int,
+        limits: Limits,
+    ) -> SnapshotTooLarge:
+        if outcome.reason == "bytes":
+            what = (
+                f"more than {limits.bytes:,} bytes (the cap max_snapshot_bytes) after "
+                f"{outcome.table.num_rows:,} rows"
+            )
+        else:
+            what = f"more than {cap_rows:,} rows (the cap max_snapshot_rows)"
+        step = snapshot_call(prepared.table)
+        arguments = step.get("arguments")
+        if isinstance(arguments, dict):
+            arguments["select"] = list(spec.select)
+        return SnapshotTooLarge(
+            f"The snapshot of {prepared.table.id} would hold {what}; nothing was kept. The "
+            f"scan ({outcome.bytes_scanned:,} bytes) was charged to your budget.",
+            next=step,
+            details={
+                "table": prepared.table.id,
+                "rows_fetched": outcome.table.num_rows,
+                "max_snapshot_rows": cap_rows,
+                "max_snapshot_bytes": limits.bytes,
+                "bytes_scanned": outcome.bytes_scanned,
+            },
+        )
+
+
+def _first_limit_hit(*checks: tuple[bool, str]) -> str | None:
+    return next((name for hit, name in checks if hit), None)

@@ -15,7 +15,7 @@ from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
-from agnes_mcp.rails.refusals import SnapshotInvalid
+from agnes_mcp.rails.refusals import SnapshotExists, SnapshotInvalid
 from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_mcp.resource_types import ResourceType
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, SnapshotMissing, check_name
@@ -48,6 +48,8 @@ class StoredSnapshots:
             raise SnapshotInvalid(
                 f"'{name}' is the name of a table (or of kept results); pick another name."
             )
+        if self.files(principal).get(name) is not None:
+            raise SnapshotExists(f"A snapshot named '{name}' exists.", details={"name": name})
         prepared, outcome = Snapshots(self.queries).create(principal, spec)
         meta = SnapshotMeta(
             name=name,

@@ -126,7 +126,10 @@ class WorkspaceQuery:
             timeout_seconds=self.limits.timeout_seconds,
         )
         result = sandbox.run(parsed.sql, limits)
-        return outcome_of(result, plan, parsed, "duckdb (workspace)", 0, None, limits)
+        outcome = outcome_of(result, plan, parsed, "duckdb (workspace)", 0, None, limits)
+        if result.truncated and result.reason == "rows":
+            outcome.total_rows = sandbox.count(parsed.sql, limits)
+        return outcome
 
     def _why_missing(
         self, name: str, sql: str, inventory: Inventory, classify: Classify | None

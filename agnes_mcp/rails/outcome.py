@@ -41,6 +41,10 @@ class Outcome:
     total_rows: int | None = None  # the whole answer's rows, counted when it was cut
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def _total(self) -> int | None:
+        """The whole answer's rows: counted when cut, the rows themselves when not."""
+        return self.total_rows if self.truncated else self.table.num_rows
+
     @property
     def limit(self) -> int:
         return self.limits.rows
@@ -65,9 +69,7 @@ class Outcome:
             provenance=self.provenance(),
             row_limit=self.limits.rows,
             row_limit_source=self.limits.rows_source,
-            total_rows=self.total_rows
-            if self.total_rows is not None
-            else (None if self.truncated else self.table.num_rows),
+            total_rows=self._total(),
             sql=sql,
             **said,
         )
@@ -78,6 +80,7 @@ class Outcome:
             columns=columns_of(self.table),
             rows=rows_of(self.table),
             row_count=self.table.num_rows,
+            total_rows=self._total(),
             truncated=self.truncated,
             truncation=truncation,
             bytes_scanned=self.bytes_scanned,

@@ -175,6 +175,21 @@ class QueryFailed(QueryRefused):
     default_hint = "Fix the query; the message is the engine's."
 
 
+class SnapshotTooLarge(QueryRefused):
+    code = "snapshot_too_large"
+    status = 400
+    default_hint = (
+        "A snapshot holds every row its filter matches or none: select fewer columns and "
+        "narrow the where clause (the partition column first), then take it again."
+    )
+
+
+class SnapshotExists(QueryRefused):
+    code = "snapshot_exists"
+    status = 409
+    default_hint = "Pick another name, or drop the existing snapshot first (snapshot_drop)."
+
+
 class SnapshotInvalid(QueryRefused):
     code = "snapshot_invalid"
     default_hint = "A snapshot takes a column list and a predicate in the table's SQL flavor."

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypeAliasType
 
 
 class ResultColumn(BaseModel):
@@ -41,10 +42,21 @@ class Truncation(BaseModel):
     how_to_get_more: str
 
 
+# One value of a row as JSON carries it: every JSON type, so a schema validator knows
+# what a cell may be (an untyped item fails strict clients' checks).
+Cell = TypeAliasType(
+    "Cell", "str | int | float | bool | list[Cell] | dict[str, Cell] | None"
+)
+
+
 class QueryResult(BaseModel):
     columns: list[ResultColumn]
-    rows: list[list[Any]]
+    rows: list[list[Cell]]
     row_count: int = Field(description="Rows in the result.")
+    total_rows: int | None = Field(
+        default=None,
+        description="Rows the whole answer has, when known; more than row_count when cut.",
+    )
     truncated: bool
     truncation: Truncation | None = None
     bytes_scanned: int = 0

@@ -129,6 +129,30 @@ def run_select(
     return capped(table, limits, time.perf_counter() - started)
 
 
+COUNT_SECONDS = 5.0  # counting a cut answer is a courtesy: it gives up rather than wait
+
+
+def count_rows(
+    base: duckdb.DuckDBPyConnection,
+    sql: str,
+    *,
+    timeout_seconds: float,
+    prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> int | None:
+    """How many rows the whole answer to ``sql`` (one checked SELECT) has, or None when
+    counting fails or takes longer than ``timeout_seconds`` (then the caller says "more
+    than")."""
+    text = sql.strip().rstrip(";").rstrip()
+    counting = f"SELECT count(*) AS n FROM (\n{text}\n) AS agnes_counted"
+    limits = Limits(rows=1, bytes=1024, timeout_seconds=min(timeout_seconds, COUNT_SECONDS))
+    try:
+        result = run_select(base, counting, limits, prepare=prepare)
+    except (QueryFailed, QueryTimeout, MultipleStatements, ReadOnly):
+        return None
+    value = result.table.column(0)[0].as_py() if result.table.num_rows else None
+    return int(value) if value is not None else None
+
+
 def capped(table: pa.Table, limits: Limits, seconds: float) -> RunResult:
     """``table`` (fetched with one row more than allowed) cut to the row and byte caps."""
     truncated, reason = False, None
@@ -170,6 +194,15 @@ class Sandbox:
         prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> RunResult:
         return run_select(self._con, sql, limits, prepare=prepare)
+
+    def count(
+        self,
+        sql: str,
+        limits: Limits,
+        prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+    ) -> int | None:
+        """Rows of the whole answer (for a result the row limit cut), or None."""
+        return count_rows(self._con, sql, timeout_seconds=limits.timeout_seconds, prepare=prepare)
 
     def close(self) -> None:
         self._con.close()

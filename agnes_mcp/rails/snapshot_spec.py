@@ -19,9 +19,21 @@ class SnapshotSpec(BaseModel):
 class SnapshotEstimate(BaseModel):
     table_id: str
     estimated_scan_bytes: int
-    estimated_result_rows: int | None
+    estimated_result_rows: int | None = Field(
+        description="At most this many rows match (an upper bound), when the warehouse can tell."
+    )
     estimated_result_bytes: int | None
     limit_bytes: int
     remaining_budget_bytes: int
     sql: str
-    fits_cap: bool = Field(description="Whether it fits the per-query cap and the budget left.")
+    max_snapshot_rows: int = Field(description="Most rows a snapshot may hold.")
+    max_snapshot_bytes: int = Field(description="Most bytes a snapshot may hold.")
+    fits_cap: bool = Field(
+        description="Whether it fits the per-query scan cap, the budget left and the snapshot "
+        "caps (as far as the estimate can tell: result rows and bytes are upper bounds)."
+    )
+    blocked_by: str | None = Field(
+        default=None,
+        description="The first limit it would hit: per_query_bytes, per_user_daily_bytes, "
+        "max_snapshot_rows or max_snapshot_bytes.",
+    )

@@ -21,6 +21,8 @@ class CapsUpdate(RequestBody):
     concurrent_remote_queries_per_user: int | None = Field(default=None, ge=1, le=100)
     max_result_rows: int | None = Field(default=None, ge=1)
     max_result_bytes: ByteSize | None = None
+    max_snapshot_rows: int | None = Field(default=None, ge=1)
+    max_snapshot_bytes: ByteSize | None = None
 
 
 class ConfigUpdate(RequestBody):

@@ -55,10 +55,6 @@ class StoredList(BaseModel):
 @router.post("/stored", summary="Take a snapshot and keep it on the server")
 def store(body: StoreBody, services: ServicesDep, principal: PrincipalDep) -> SnapshotMeta:
     spec = SnapshotSpec.model_validate(body.model_dump(include=set(SnapshotSpec.model_fields)))
-    if services.stored_snapshots.files(principal).get(body.name) is not None:
-        from agnes_mcp.rails.refusals import SnapshotInvalid
-
-        raise SnapshotInvalid(f"A snapshot named '{body.name}' exists; drop it first.")
     meta, _ = services.stored_snapshots.create(principal, spec, body.name, body.ttl_seconds)
     return meta
 
