@@ -82,6 +82,7 @@ class Services:
         profiles = ProfileRepository(store)
         sources = SourceCatalog(settings)
         orchestrator = Orchestrator(settings.data_dir)
+        orchestrator.relocate()  # a data dir copied or restored elsewhere: re-point it here
         return cls(
             settings=settings,
             store=store,
@@ -129,6 +130,7 @@ class Services:
         self.stored_snapshots = StoredSnapshots(
             queries=self.query, access=self.access, root=self.settings.data_dir / "snapshots"
         )
+        self.sync.remote_profiler = self.query.remote_profile
         self.manifests = ManifestBuilder(
             queries=self.query,
             access=self.access,

@@ -32,7 +32,7 @@ from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import AgnesError, InvalidTableSpec
 from agnes_sync.locks import lock_for
 from agnes_sync.orchestrator import Orchestrator
-from agnes_sync.profile import profile_parquet
+from agnes_sync.profile import TableProfile, profile_parquet
 from agnes_sync.retry import with_retries
 from agnes_sync.schedule import Schedule, parse_schedule
 from agnes_sync.scheduler import Job, Scheduler
@@ -74,6 +74,9 @@ class SyncService:
     sources: SourceCatalog
     orchestrator: Orchestrator
     clock: Callable[[], Any] = utcnow
+    # Profiles a remote table from its warehouse's metadata (the partition column's range);
+    # wired by Services to the query service, which holds the engines.
+    remote_profiler: Callable[[str], TableProfile | None] | None = None
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(
@@ -200,7 +203,10 @@ class SyncService:
         )
 
     def _profile(self, table: TableRegistration, published: PublishedTable) -> None:
-        if table.query_mode.value == "remote" or not published.files:
+        if table.query_mode.value == "remote":
+            self._profile_remote(table)
+            return
+        if not published.files:
             return
         root = self.settings.extracts_dir / table.source_type
         try:
@@ -209,6 +215,17 @@ class SyncService:
             logger.warning("profiling %s failed", table.id, exc_info=True)
             return
         self.profiles.put(table.id, profile, self.clock())
+
+    def _profile_remote(self, table: TableRegistration) -> None:
+        if self.remote_profiler is None or not table.partition_by:
+            return
+        try:
+            profile = self.remote_profiler(table.id)
+        except Exception:  # a profile is a nicety; it never fails a sync
+            logger.warning("profiling remote table %s failed", table.id, exc_info=True)
+            return
+        if profile is not None:
+            self.profiles.put(table.id, profile, self.clock())
 
     def sync_many(self, table_ids: list[str], trigger: str = "manual") -> list[SyncResult]:
         """Sync several tables on the worker pool (at most one run per table) and wait."""

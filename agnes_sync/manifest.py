@@ -69,6 +69,9 @@ class ManifestRemote(BaseModel):
     remote_name: str | None = Field(
         default=None, description="The table's path in its warehouse (schema.table, ...)."
     )
+    partition_range: list[str] | None = Field(
+        default=None, description="[min, max] of partition_by at the last sync, ISO text."
+    )
 
 
 class Manifest(BaseModel):

@@ -360,6 +360,36 @@ async def test_a_snapshot_holds_every_matching_row_or_none(
     await ok(surface, "snapshot_drop", name=name)
 
 
+async def test_the_suggested_snapshot_follows_the_data_not_today(surface: Surface) -> None:
+    refusal = await refused(surface, "query", sql="SELECT device FROM web_sessions")
+    assert refusal["code"] == "remote_table_needs_snapshot"
+    suggested = refusal["next_step"]["options"][1]
+    assert suggested["tool"] == "snapshot_create"
+    arguments = {**suggested["arguments"], "select": ["device"], "name": f"wk_{surface.kind}"}
+    assert "DATE '" in arguments["where"]  # a window before the table's last day, not today's
+    info, _ = await ok(surface, "snapshot_create", **arguments)
+    assert info["rows"] > 0  # the ready next step finds data
+    await ok(surface, "snapshot_drop", name=arguments["name"])
+
+
+async def test_an_empty_answer_says_what_range_the_table_holds(surface: Surface) -> None:
+    remote, text = await ok(
+        surface,
+        "query_remote",
+        sql="SELECT device FROM web_sessions WHERE event_date >= DATE '2099-01-01'",
+    )
+    assert remote["row_count"] == 0
+    assert any(n.startswith("web_sessions holds event_date from ") for n in remote["notes"])
+    assert "Note: web_sessions holds event_date" in text
+    if surface.kind == "server":  # local tables' profiles live on the server
+        local, _ = await ok(
+            surface, "query", sql="SELECT order_id FROM orders WHERE order_date > DATE '2099-01-01'"
+        )
+        assert any(n.startswith("orders holds order_date from ") for n in local["notes"])
+    found, _ = await ok(surface, "query", sql="SELECT order_id FROM orders LIMIT 1")
+    assert found["notes"] == []  # nothing to explain when rows came back
+
+
 async def test_metrics(surface: Surface) -> None:
     listed, _ = await ok(surface, "metrics_list", search="mau")
     assert [m["id"] for m in listed["metrics"]] == ["product/active_users"]
@@ -514,3 +544,18 @@ async def test_refusals_are_typed_results_and_crashes_stay_masked(tmp_path: Path
     assert str(unreadable.value) == "query_refused: Not that one."
     logged = [r for r in records if r.exc_info]
     assert [type(r.exc_info[1]) for r in logged if r.exc_info] == [RuntimeError]
+
+
+async def test_refusals_keep_what_the_engine_knew(surface: Surface) -> None:
+    binder = await refused(surface, "query", sql="SELECT totl_amount FROM orders")
+    assert binder["code"] == "query_failed"
+    assert "total_amount" in binder["hint"] and "total_amount" in binder["details"]["suggestions"]
+    assert (binder["details"]["line"], binder["details"]["column"]) == (1, 8)
+    keyword = await refused(surface, "query", sql="SELEC channel FROM orders")
+    assert keyword["code"] == "sql_parse_error"
+    assert (keyword["details"]["line"], keyword["details"]["column"]) == (1, 1)
+    assert "'SELECT'" in keyword["hint"] and '"SELEC"' in keyword["message"]
+    alias = await refused(surface, "query", sql="SELECT channel FRM orders")
+    assert "'FROM'" in alias["hint"]
+    typo = await refused(surface, "query", sql="SELECT * FROM ordrs")
+    assert typo["code"] == "table_not_found" and "'orders'" in typo["hint"]

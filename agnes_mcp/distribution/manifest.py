@@ -135,5 +135,6 @@ def _remote(table: CatalogTable) -> ManifestRemote:
             "partition_by": table.partition_by,
             "alias": table.remote.alias if table.remote else None,
             "remote_name": table.remote.remote_name if table.remote else None,
+            "partition_range": list(table.partition_range) if table.partition_range else None,
         }
     )

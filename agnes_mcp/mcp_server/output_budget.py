@@ -158,6 +158,7 @@ def present(
         "columns": all_columns[:shown_columns],
         "row_count": table.num_rows,
         "total_rows": answer.total_rows,
+        "notes": answer.notes,
         "bytes_scanned": answer.bytes_scanned,
         "remaining_budget_bytes": answer.remaining_budget_bytes,
         "sql": answer.sql,
@@ -236,6 +237,7 @@ def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
     parts.append(rows_text(names, model.rows))
     if model.truncation is not None:
         parts.append(f"[truncated ({model.truncation.reason}): {model.truncation.how_to_get_more}]")
+    parts.extend(f"Note: {note}" for note in model.notes)
     if model.summary:
         stats = "; ".join(
             f"{s.name}: nulls {s.nulls}, distinct {s.distinct}, {s.min}..{s.max}"

@@ -154,7 +154,7 @@ def snapshot_text(info: SnapshotInfo) -> str:
     return (
         f"snapshot {info.name} of {info.table_id}: {info.rows:,} rows, {size(info.bytes)}, "
         f"{info.bytes_scanned:,} bytes scanned; query it as {info.name} ({where})"
-    )
+    ) + "".join(f"\nNote: {note}" for note in info.notes)
 
 
 def snapshots_text(snapshots: Sequence[SnapshotInfo]) -> str:

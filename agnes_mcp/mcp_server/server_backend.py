@@ -81,8 +81,10 @@ class ServerBackend(Backend):
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> SnapshotInfo:
-        meta, _ = self.services.stored_snapshots.create(self.principal, spec, name, ttl_seconds)
-        return self._info(meta)
+        meta, outcome = self.services.stored_snapshots.create(
+            self.principal, spec, name, ttl_seconds
+        )
+        return self._info(meta).model_copy(update={"notes": outcome.notes()})
 
     def snapshot_list(self) -> list[SnapshotInfo]:
         return [self._info(m) for m in self.services.stored_snapshots.all(self.principal)]

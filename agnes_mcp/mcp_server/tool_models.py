@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -53,6 +53,9 @@ class QueryOutput(QueryResult):
         default=None, description="Per-column stats of a kept result."
     )
     sql: str | None = Field(default=None, description="The SQL that ran, when Agnes wrote it.")
+    notes: list[str] = Field(
+        default_factory=list, description="What else to know, e.g. the range a table holds."
+    )
 
 
 class SnapshotInfo(BaseModel):
@@ -70,6 +73,9 @@ class SnapshotInfo(BaseModel):
     location: Literal["server", "workspace"]
     download_url: str | None = Field(
         default=None, description="Server snapshots: GET it (with your token) as parquet."
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="What else to know, e.g. the range a table holds."
     )
 
     @classmethod

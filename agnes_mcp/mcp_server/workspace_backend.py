@@ -223,7 +223,7 @@ class WorkspaceBackend(Backend):
             ),
         )
         local_db.rebuild(self.paths)
-        return self._info(saved)
+        return self._info(saved).model_copy(update={"notes": answer.notes})
 
     def snapshot_refresh(self, name: str) -> SnapshotInfo:
         """Take a snapshot again with the spec it was taken with (its TTL restarts)."""

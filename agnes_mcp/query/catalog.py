@@ -6,6 +6,7 @@ system store (registry, grants) changes, so resolving a query's tables is a dict
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import TYPE_CHECKING
 
@@ -13,7 +14,7 @@ from agnes_mcp.rails.tables import CatalogFile, CatalogTable, RemoteLocation, Ve
 
 if TYPE_CHECKING:
     from agnes_mcp.store.database import SystemStore
-    from agnes_mcp.store.table_registry import TableRegistryRepository
+    from agnes_mcp.store.table_registry import TableRegistration, TableRegistryRepository
     from agnes_sync.orchestrator import Orchestrator
 
 
@@ -40,6 +41,7 @@ class QueryCatalog:
     def _build(self, version: tuple[int, int]) -> VersionedCatalog:
         snapshot = VersionedCatalog(version=version)
         registered = {t.id: t for t in self._registry.all()}
+        ranges = _partition_ranges(self._store, registered)
         con = self._orchestrator.connect()
         try:
             served = con.execute(
@@ -89,6 +91,7 @@ class QueryCatalog:
                 name=registration.name or name,
                 parts=tuple(files.get(name, ())),
                 columns=tuple(columns.get(name, ())),
+                partition_range=ranges.get(name),
             )
             snapshot.add(table)
         return snapshot
@@ -100,3 +103,20 @@ def _relative(path: str, source: str) -> str:
     marker = f"/extracts/{source}/data/"
     index = path.rfind(marker)
     return path[index + len(marker) :] if index >= 0 else path.rsplit("/", 1)[-1]
+
+
+def _partition_ranges(
+    store: SystemStore, registered: dict[str, TableRegistration]
+) -> dict[str, tuple[str, str]]:
+    """(min, max) of each partitioned table's partition column, from its profile."""
+    with store.cursor() as cur:
+        rows = cur.execute("SELECT table_id, columns FROM table_profiles").fetchall()
+    ranges: dict[str, tuple[str, str]] = {}
+    for table_id, columns in rows:
+        column = registered[table_id].partition_by if table_id in registered else None
+        if not column:
+            continue
+        for profile in json.loads(columns):
+            if profile.get("name") == column and profile.get("min") and profile.get("max"):
+                ranges[table_id] = (str(profile["min"]), str(profile["max"]))
+    return ranges

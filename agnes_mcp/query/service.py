@@ -58,6 +58,7 @@ from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.server_config import ServerConfigRepository
 from agnes_mcp.store.table_registry import TableRegistryRepository
 from agnes_sync.orchestrator import Orchestrator
+from agnes_sync.profile import ColumnProfile, TableProfile
 
 Mode = str  # "local" | "remote" | "auto"
 
@@ -176,6 +177,18 @@ class QueryService:
             if current is not None:
                 current[1].close()
             return engine
+
+    def remote_profile(self, table_id: str) -> TableProfile | None:
+        """A remote table's partition column range, from its warehouse's metadata."""
+        catalog = self.catalog.current()
+        table = catalog.tables.get(table_id)
+        if table is None or table.remote is None or not table.partition_by:
+            return None
+        found = self.engine_for(table, catalog.version).column_range(table, table.partition_by)
+        if found is None:
+            return None
+        column = ColumnProfile(table.partition_by, "", None, None, found[0], found[1])
+        return TableProfile(rows=table.rows or 0, columns=[column])
 
     # --- running --------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from agnes_mcp.rails.refusals import (
 )
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation, VersionedCatalog
+from agnes_sync.suggest import did_you_mean, suggestions
 from agnes_sync.workspace.inventory import Inventory, read_inventory
 from agnes_sync.workspace.layout import WorkspacePaths
 
@@ -154,10 +155,13 @@ class WorkspaceQuery:
                 next={"tool": None, "arguments": {}, "cli": "agnes pull"},
                 details={"table": name},
             )
+        here = [*inventory.tables, *inventory.snapshots, *inventory.results, *inventory.remote]
         return TableNotFound(
             f"There is no table '{name}' in this workspace.",
-            hint="List the tables you may use with the catalog tool; 'agnes pull' fetches them.",
+            hint=did_you_mean(name, here, n=3)
+            + "List the tables you may use with the catalog tool; 'agnes pull' fetches them.",
             next=next_step("catalog", "agnes catalog", search=name),
+            details={"suggestions": suggestions(name, here, n=3)},
         )
 
     def close(self) -> None:
@@ -213,4 +217,11 @@ def _remote_stub(
             str(said.get("remote_name") or name),
         ),
         partition_by=str(partition) if partition else None,
+        partition_range=_range(said.get("partition_range")),
     )
+
+
+def _range(value: object) -> tuple[str, str] | None:
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value):
+        return value[0], value[1]
+    return None

@@ -14,9 +14,16 @@ import threading
 from collections import OrderedDict
 
 from agnes_mcp.rails import policy
-from agnes_mcp.rails.duckdb_check import cross_check, statement_kinds
+from agnes_mcp.rails.duckdb_check import (
+    cross_check,
+    duckdb_syntax_error,
+    sql_keywords,
+    statement_kinds,
+)
+from agnes_mcp.rails.engine_errors import EngineError, previous_word
 from agnes_mcp.rails.policy import ParsedQuery
 from agnes_mcp.rails.refusals import MultipleStatements, ReadOnly, SqlParseError
+from agnes_sync.suggest import did_you_mean
 
 CACHE_ENTRIES = 512
 CACHE_MAX_SQL = 20_000  # longer texts are checked every time (and not kept in memory)
@@ -50,10 +57,32 @@ def _check(sql: str, dialect: str) -> ParsedQuery:
             raise MultipleStatements(f"The SQL holds {len(kinds)} statements; send one.") from None
         if kinds and kinds[0] != "SELECT":
             raise ReadOnly(f"Only SELECT queries are accepted, not {kinds[0]}.") from None
+        if dialect == policy.DUCKDB:
+            engine = duckdb_syntax_error(sql)
+            if engine is not None:  # DuckDB points at the right token; say what it says
+                raise _syntax_error(sql, engine) from None
         raise
     if dialect == policy.DUCKDB:
         cross_check(sql, parsed.table_names)
     return parsed
+
+
+def _syntax_error(sql: str, engine: EngineError) -> SqlParseError:
+    hint = "Fix the SQL at the line and column given; only one SELECT is accepted."
+    keywords = sql_keywords()
+    # A misspelt keyword is either the word DuckDB points at (SELEC) or, when it was read
+    # as an alias, the word before it (FRM in "SELECT x FRM t").
+    for word in (previous_word(sql, engine), engine.near):
+        if word and word.isalpha() and word.upper() not in keywords:
+            suggestion = did_you_mean(word.upper(), keywords, cutoff=0.8)
+            if suggestion:
+                hint = suggestion + hint
+                break
+    return SqlParseError(
+        f"The SQL does not parse{engine.where}: {engine.message}.",
+        hint=hint,
+        details=engine.details(),
+    )
 
 
 def clear_cache() -> None:

@@ -8,6 +8,7 @@ which is exactly where a bypass would hide, so the query is refused.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import Counter
@@ -15,6 +16,7 @@ from typing import Any
 
 import duckdb
 
+from agnes_mcp.rails.engine_errors import EngineError, read_duckdb_error
 from agnes_mcp.rails.refusals import (
     FunctionNotAllowed,
     MultipleStatements,
@@ -50,6 +52,24 @@ def statement_kinds(sql: str) -> list[str] | None:
     except duckdb.Error:
         return None
     return [s.type.name for s in statements]
+
+
+def duckdb_syntax_error(sql: str) -> EngineError | None:
+    """What DuckDB's own parser says is wrong with ``sql`` (None when it parses)."""
+    try:
+        _connection().extract_statements(sql)
+    except duckdb.ParserException as exc:
+        return read_duckdb_error(str(exc))
+    except duckdb.Error:
+        return None
+    return None
+
+
+@functools.cache
+def sql_keywords() -> tuple[str, ...]:
+    """DuckDB's reserved and unreserved keywords, upper case."""
+    rows = duckdb.connect().execute("SELECT keyword_name FROM duckdb_keywords()").fetchall()
+    return tuple(sorted({str(r[0]).upper() for r in rows}))
 
 
 def duckdb_references(sql: str) -> tuple[list[str], list[str]]:

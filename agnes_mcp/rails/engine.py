@@ -97,6 +97,13 @@ class RemoteEngine(ABC):
         return f"{column} >= current_date - INTERVAL {int(days)} DAY"
 
     @classmethod
+    def since_predicate(cls, column: str, value: str) -> str:
+        """A predicate keeping rows of ``column`` from ``value`` (an ISO date or
+        timestamp) on, in this dialect."""
+        kind = "TIMESTAMP" if len(value) > 10 else "DATE"
+        return f"{column} >= {kind} '{value}'"
+
+    @classmethod
     def table_reference(cls, parts: list[str]) -> exp.Table:
         """How a query names the warehouse table whose path is ``parts``."""
         return exp.to_table(".".join(f'"{p}"' for p in parts), dialect="duckdb")
@@ -130,6 +137,11 @@ class RemoteEngine(ABC):
     @abstractmethod
     def preview(self, table: CatalogTable, rows: int, limits: Limits) -> RemoteResult:
         """A few of the table's rows the cheapest way the warehouse has (never a scan)."""
+
+    def column_range(self, table: CatalogTable, column: str) -> tuple[str, str] | None:
+        """The smallest and largest value of ``column`` (ISO text), from the warehouse's
+        metadata and never by a scan; None when the warehouse cannot tell for free."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - engines without resources need nothing
         pass

@@ -41,6 +41,13 @@ class Outcome:
     total_rows: int | None = None  # the whole answer's rows, counted when it was cut
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def notes(self) -> list[str]:
+        """What an empty answer should say: the range each partitioned table holds (a
+        filter outside it is the likely reason)."""
+        if self.table.num_rows:
+            return []
+        return [said for t in self.plan.tables if (said := t.holds()) is not None]
+
     def _total(self) -> int | None:
         """The whole answer's rows: counted when cut, the rows themselves when not."""
         return self.total_rows if self.truncated else self.table.num_rows
@@ -70,6 +77,7 @@ class Outcome:
             row_limit=self.limits.rows,
             row_limit_source=self.limits.rows_source,
             total_rows=self._total(),
+            notes=self.notes(),
             sql=sql,
             **said,
         )

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -100,7 +101,11 @@ def snapshot_call(table: CatalogTable) -> dict[str, object]:
     if table.partition_by:
         column = table.partition_by
         engine = engine_class(table.remote.engine) if table.remote is not None else RemoteEngine
-        where = engine.recent_predicate(column, 7)
+        where = (
+            engine.since_predicate(column, _week_before(table.partition_range[1]))
+            if table.partition_range is not None
+            else engine.recent_predicate(column, 7)
+        )
     arguments: dict[str, object] = {
         "table": table.id,
         "select": ["<the columns you need>"],
@@ -115,6 +120,16 @@ def snapshot_call(table: CatalogTable) -> dict[str, object]:
         + f" --as {table.id}_sample",
         **arguments,
     )
+
+
+def _week_before(latest: str) -> str:
+    """The day a week before ``latest`` (ISO date or timestamp): the suggested window
+    follows the data, which may end long before today."""
+    try:
+        day = dt.date.fromisoformat(latest[:10])
+    except ValueError:
+        return latest
+    return (day - dt.timedelta(days=7)).isoformat()
 
 
 def plan_local(

@@ -44,9 +44,7 @@ class Truncation(BaseModel):
 
 # One value of a row as JSON carries it: every JSON type, so a schema validator knows
 # what a cell may be (an untyped item fails strict clients' checks).
-Cell = TypeAliasType(
-    "Cell", "str | int | float | bool | list[Cell] | dict[str, Cell] | None"
-)
+Cell = TypeAliasType("Cell", "str | int | float | bool | list[Cell] | dict[str, Cell] | None")
 
 
 class QueryResult(BaseModel):

@@ -24,6 +24,7 @@ from typing import Literal
 import duckdb
 import pyarrow as pa
 
+from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
 from agnes_mcp.rails.refusals import MultipleStatements, QueryFailed, QueryTimeout, ReadOnly
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.watchdog import WATCHDOG
@@ -119,7 +120,7 @@ def run_select(
             f"The query ran longer than {limits.timeout_seconds:g} s and was stopped."
         ) from None
     except duckdb.Error as exc:
-        raise QueryFailed(str(exc).splitlines()[0]) from None
+        raise engine_failure(str(exc), text, line_offset=1) from None
     finally:
         if ticket is not None:
             WATCHDOG.release(ticket)
@@ -127,6 +128,21 @@ def run_select(
             cursor.rollback()
         cursor.close()
     return capped(table, limits, time.perf_counter() - started)
+
+
+def engine_failure(text: str, sql: str, *, line_offset: int = 0) -> QueryFailed:
+    """DuckDB's refusal with its suggestions and position kept; ``line_offset``: lines
+    the SQL was moved down by when it was wrapped."""
+    error = read_duckdb_error(text)
+    if error.line is not None:
+        error.line -= line_offset
+        if error.line < 1:
+            error.line = error.column = None
+    locate(sql, error)
+    hint = "Fix the query; the message is the engine's."
+    if error.candidates:
+        hint = f"Did you mean {', '.join(repr(c) for c in error.candidates)}? {hint}"
+    return QueryFailed(f"{error.message}{error.where}", hint=hint, details=error.details())
 
 
 COUNT_SECONDS = 5.0  # counting a cut answer is a courtesy: it gives up rather than wait

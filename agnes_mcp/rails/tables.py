@@ -53,6 +53,15 @@ class CatalogTable:
     name: str = ""
     parts: tuple[CatalogFile, ...] = ()
     columns: tuple[tuple[str, str], ...] = ()  # (name, type) of local and materialized tables
+    # (min, max) of partition_by as ISO text, from the last sync's profile; None if unknown
+    partition_range: tuple[str, str] | None = None
+
+    def holds(self) -> str | None:
+        """ "orders holds order_date from 2024-01-01 to 2026-10-31", when known."""
+        if self.partition_by is None or self.partition_range is None:
+            return None
+        low, high = self.partition_range
+        return f"{self.id} holds {self.partition_by} from {low} to {high}."
 
     @property
     def is_remote(self) -> bool:

@@ -134,8 +134,22 @@ class DuckDBWarehouseEngine(RemoteEngine):
         result = run_select(self._con, sql, limits, prepare=self._use)
         return RemoteResult.of(result)
 
+    def column_range(self, table: CatalogTable, column: str) -> tuple[str, str] | None:
+        """From the row groups' min/max statistics: storage metadata, no scan."""
+        bounds = [
+            g.bounds[column] for g in self._layout(table).row_groups.values() if column in g.bounds
+        ]
+        if not bounds:
+            return None
+        low, high = min(b[0] for b in bounds), max(b[1] for b in bounds)
+        return _iso(low), _iso(high)
+
     def close(self) -> None:
         self._con.close()
+
+
+def _iso(value: object) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _names_of(tree: exp.Expression, table: CatalogTable) -> set[str]:

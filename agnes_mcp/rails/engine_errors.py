@@ -1,0 +1,88 @@
+"""Keeping what DuckDB knew when it refused a query: its suggestions ("Candidate
+bindings") and the position it points at, instead of the first line only.
+
+DuckDB's messages read::
+
+    Binder Error: Referenced column "totl_amount" not found in FROM clause!
+    Candidate bindings: "total_amount"
+
+    LINE 1: SELECT totl_amount FROM orders
+                   ^^^^^^^^^^^
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+_LINE = re.compile(r"^LINE (\d+): ")
+_CANDIDATES = re.compile(r"Candidate bindings:\s*(.*)$", re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"]+)"')
+_NEAR = re.compile(r'at or near "([^"]+)"')
+
+
+@dataclass
+class EngineError:
+    message: str  # the engine's own first line, kept whole
+    line: int | None = None
+    column: int | None = None
+    candidates: list[str] = field(default_factory=list)
+    near: str | None = None  # the token a syntax error points at
+
+    @property
+    def where(self) -> str:
+        return f" (line {self.line}, column {self.column})" if self.line is not None else ""
+
+    def details(self) -> dict[str, object]:
+        found: dict[str, object] = {"line": self.line, "column": self.column}
+        if self.candidates:
+            found["suggestions"] = self.candidates
+        return found
+
+
+def read_duckdb_error(text: str) -> EngineError:
+    lines = text.splitlines()
+    error = EngineError(message=lines[0].strip() if lines else "DuckDB gave no reason")
+    for index, line in enumerate(lines):
+        candidates = _CANDIDATES.search(line)
+        if candidates:
+            error.candidates = _QUOTED.findall(candidates.group(1)) or [
+                c.strip() for c in candidates.group(1).split(",") if c.strip()
+            ]
+        position = _LINE.match(line)
+        if position and index + 1 < len(lines):
+            caret = lines[index + 1]
+            offset = len(caret) - len(caret.lstrip(" "))
+            error.line = int(position.group(1))
+            error.column = max(1, offset - len(position.group(0)) + 1)
+    near = _NEAR.search(error.message)
+    error.near = near.group(1) if near else None
+    return error
+
+
+def locate(sql: str, error: EngineError) -> None:
+    """Where a binder error's named identifier stands in ``sql``, when DuckDB gave no
+    position (it gives none inside a subquery, and every query runs inside one)."""
+    if error.line is not None:
+        return
+    named = _QUOTED.search(error.message)
+    if named is None:
+        return
+    found = re.search(rf"(?<![\w.]){re.escape(named.group(1))}(?!\w)", sql, re.IGNORECASE)
+    if found is None:
+        return
+    before = sql[: found.start()]
+    error.line = before.count("\n") + 1
+    error.column = found.start() - (before.rfind("\n") + 1) + 1
+
+
+def previous_word(sql: str, error: EngineError) -> str | None:
+    """The word before the one a syntax error points at (``FRM`` in ``SELECT x FRM t``,
+    where DuckDB points at ``t``)."""
+    if error.line is None or error.column is None:
+        return None
+    lines = sql.splitlines()
+    if error.line > len(lines):
+        return None
+    words = re.findall(r"[A-Za-z_]+", lines[error.line - 1][: error.column - 1])
+    return words[-1] if words else None
