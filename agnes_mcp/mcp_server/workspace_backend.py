@@ -8,6 +8,7 @@ keep working; everything that needs the warehouse says the server is unreachable
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
@@ -29,7 +30,7 @@ from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, check_name
 from agnes_sync.sql_text import quote_ident
-from agnes_sync.workspace import local_db, results
+from agnes_sync.workspace import catalog_cache, local_db, results
 from agnes_sync.workspace.disk import disk_usage
 from agnes_sync.workspace.layout import WorkspacePaths
 
@@ -75,36 +76,62 @@ class WorkspaceBackend(Backend):
         try:
             answer = self.api.get("/api/catalog", search=search, query_mode=query_mode)
         except ServerUnreachable:
-            return self._offline_catalog(search, query_mode), []
+            return self._offline_catalog(search, query_mode)
+        if not search and not query_mode:  # the whole listing: keep it for offline use
+            catalog_cache.save(self.paths, tables=answer["tables"], metrics=answer["metrics"])
         entries = [CatalogEntry.model_validate(t) for t in answer["tables"]]
         for entry in entries:
             entry.in_workspace = entry.id in here
         return entries, [MetricSummary.model_validate(m) for m in answer["metrics"]]
 
-    def _offline_catalog(self, search: str | None, query_mode: str | None) -> list[CatalogEntry]:
-        words = (search or "").lower().split()
-        found = []
-        for table in self.local.inventory().tables.values():
-            if query_mode and table.query_mode != query_mode:
-                continue
-            if words and not all(w in f"{table.id} {table.description}".lower() for w in words):
-                continue
-            found.append(
-                CatalogEntry(
-                    id=table.id,
-                    description=table.description,
-                    query_mode=table.query_mode,
-                    location="local",
-                    rows=table.rows,
-                    size_bytes=table.size_bytes,
-                    freshness=table.updated,
-                    partition_by=None,
-                    source="workspace (server unreachable)",
-                    how_to_fetch="query(sql) on the local copy.",
-                    in_workspace=True,
+    def _offline_catalog(
+        self, search: str | None, query_mode: str | None
+    ) -> tuple[list[CatalogEntry], list[MetricSummary]]:
+        """The last catalog the server gave, marked offline and dated, plus the tables
+        held here; remote tables listed as needing the server."""
+        cached = catalog_cache.load(self.paths)
+        since = cached.fetched_at.strftime("%Y-%m-%d %H:%M UTC") if cached.fetched_at else None
+        stale = f"server unreachable; catalog as of {since}" if since else "server unreachable"
+        inventory = self.local.inventory()
+        entries: dict[str, CatalogEntry] = {}
+        for raw in cached.tables:
+            entry = CatalogEntry.model_validate(raw)
+            entry.in_workspace = entry.id in inventory.tables
+            entry.source = f"{entry.source} ({stale})"
+            if entry.location == "remote":
+                entry.how_to_fetch = (
+                    "remote (server unreachable): query_remote and snapshots need the server."
                 )
+            entries[entry.id] = entry
+        for table in inventory.tables.values():
+            if table.id in entries:
+                continue
+            entries[table.id] = CatalogEntry(
+                id=table.id,
+                description=table.description,
+                query_mode=table.query_mode,
+                location="local",
+                rows=table.rows,
+                size_bytes=table.size_bytes,
+                freshness=table.updated,
+                partition_by=None,
+                source=f"workspace ({stale})",
+                how_to_fetch="query(sql) on the local copy.",
+                in_workspace=True,
             )
-        return found
+        words = (search or "").lower().split()
+        found = [
+            e
+            for e in entries.values()
+            if (not query_mode or e.query_mode == query_mode)
+            and all(w in f"{e.id} {e.description}".lower() for w in words)
+        ]
+        metrics = [
+            MetricSummary.model_validate(m)
+            for m in cached.metrics
+            if all(w in json.dumps(m).lower() for w in words)
+        ]
+        return sorted(found, key=lambda e: e.id), metrics
 
     def _local_names(self) -> set[str]:
         inventory = self.local.inventory()
@@ -121,17 +148,16 @@ class WorkspaceBackend(Backend):
             except ServerUnreachable:
                 if table not in inventory.tables:
                     raise
-        outcome = self.local.run(f"DESCRIBE SELECT * FROM {quote_ident(table)}", 10_000)
-        rows = outcome.table.to_pylist()
+        held = inventory.tables.get(table)
         return TableSchema(
             table=table,
-            description=inventory.tables[table].description if table in inventory.tables else "",
+            description=held.description if held is not None else "",
             query_mode=self._mode_of(table),
-            rows=None,
+            rows=held.rows if held is not None else None,
             partition_by=None,
             columns=[
-                ColumnInfo(name=r["column_name"], type=r["column_type"], nullable=r["null"] != "NO")
-                for r in rows
+                ColumnInfo(name=name, type=kind, nullable=nullable)
+                for name, kind, nullable in self.local.columns(table)
             ],
         )
 
@@ -260,12 +286,22 @@ class WorkspaceBackend(Backend):
     # --- metrics -----------------------------------------------------------------------------
 
     def metrics_list(self, search: str | None) -> list[MetricSummary]:
-        answer = self.api.get("/api/metrics", search=search)
+        try:
+            answer = self.api.get("/api/metrics", search=search)
+        except ServerUnreachable:
+            return self._offline_catalog(search, None)[1]
         return [MetricSummary.model_validate(m) for m in answer["metrics"]]
 
     def metric_show(self, metric_id: str) -> MetricDetail:
-        with _relayed_refusals():
-            detail = self.api.get(f"/api/metrics/{_metric_path(metric_id)}")
+        try:
+            with _relayed_refusals():
+                detail = self.api.get(f"/api/metrics/{_metric_path(metric_id)}")
+        except ServerUnreachable:
+            kept = catalog_cache.load(self.paths).definitions.get(metric_id)
+            if kept is None:
+                raise
+            return MetricDetail.model_validate(kept)
+        catalog_cache.save(self.paths, definitions={metric_id: detail})
         return MetricDetail.model_validate(detail)
 
     def metric_query(self, metric_id: str, request: MetricRequest, limit: int | None) -> Answer:

@@ -27,6 +27,7 @@ from agnes_mcp.rails.refusals import (
 )
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation, VersionedCatalog
+from agnes_sync.sql_text import quote_ident
 from agnes_sync.suggest import did_you_mean, suggestions
 from agnes_sync.workspace.inventory import Inventory, read_inventory
 from agnes_sync.workspace.layout import WorkspacePaths
@@ -131,6 +132,19 @@ class WorkspaceQuery:
         if result.truncated and result.reason == "rows":
             outcome.total_rows = sandbox.count(parsed.sql, limits)
         return outcome
+
+    def columns(self, name: str) -> list[tuple[str, str, bool]]:
+        """(name, type, nullable) of a table held here, read by trusted code from the
+        sandbox's own view (``DESCRIBE`` is not a query the rails accept)."""
+        sandbox, catalog, _ = self._current()
+        if name not in catalog.tables or catalog.tables[name].is_remote:
+            raise TableNotFound(f"There is no table '{name}' in this workspace.")
+        cursor = sandbox.connection.cursor()
+        try:
+            rows = cursor.execute(f"DESCRIBE SELECT * FROM {quote_ident(name)}").fetchall()
+        finally:
+            cursor.close()
+        return [(str(r[0]), str(r[1]), r[2] != "NO") for r in rows]
 
     def _why_missing(
         self, name: str, sql: str, inventory: Inventory, classify: Classify | None

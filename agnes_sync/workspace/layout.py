@@ -36,6 +36,11 @@ class WorkspacePaths:
     def manifest(self) -> Path:
         return self.dot / "manifest.json"
 
+    @property
+    def catalog(self) -> Path:
+        """The server's catalog and metric definitions at the last contact (for offline)."""
+        return self.dot / "catalog.json"
+
     def ensure(self) -> WorkspacePaths:
         for folder in (self.data, self.snapshots, self.results):
             folder.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,9 @@ router = APIRouter(prefix="/api", tags=["metrics"])
 
 class MetricList(BaseModel):
     metrics: list[MetricSummary]
+    definitions: list[MetricDetail] | None = Field(
+        default=None, description="With definitions=true: each metric's full definition."
+    )
 
 
 class MetricQueryBody(RequestBody):
@@ -46,8 +49,17 @@ def list_metrics(
     services: ServicesDep,
     principal: PrincipalDep,
     search: str | None = Query(default=None, max_length=200),
+    definitions: bool = Query(
+        default=False, description="Include every metric's definition (workspaces keep them)."
+    ),
 ) -> MetricList:
-    return MetricList(metrics=services.metric_service.summaries(principal, search))
+    summaries = services.metric_service.summaries(principal, search)
+    details = (
+        [services.metric_service.detail(principal, m.id) for m in summaries]
+        if definitions
+        else None
+    )
+    return MetricList(metrics=summaries, definitions=details)
 
 
 @router.get("/metrics/{category}/{name}", summary="A metric's full definition")

@@ -1,0 +1,85 @@
+"""A workspace whose server cannot be reached: what was pulled still answers, the last
+catalog and metric definitions say the workspace is offline and since when, and metrics
+on local tables are computed here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
+from agnes_mcp.metrics.compiler import MetricRequest
+from agnes_sync.server_api import ServerApi, ServerUnreachable
+from agnes_sync.workspace import catalog_cache
+from agnes_sync.workspace.layout import WorkspacePaths
+from tests.conftest import DemoServer, pull_into_workspace
+
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens
+
+
+@pytest.fixture(scope="module")
+def folder(demo_server: DemoServer, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return pull_into_workspace(
+        demo_server.live.base_url, demo_server.analyst_token, tmp_path_factory.mktemp("offline")
+    )
+
+
+@pytest.fixture(scope="module")
+def online(demo_server: DemoServer, folder: Path) -> Iterator[WorkspaceBackend]:
+    backend = WorkspaceBackend(
+        WorkspacePaths(folder), ServerApi(demo_server.live.base_url, demo_server.analyst_token)
+    )
+    backend.catalog(None, None)  # what any session does first; it keeps the catalog
+    catalog_cache.refresh(backend.paths, backend.api)  # what agnes pull does
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def offline(online: WorkspaceBackend, folder: Path) -> Iterator[WorkspaceBackend]:
+    backend = WorkspaceBackend(WorkspacePaths(folder), ServerApi(UNREACHABLE, "agnes_x_y"))
+    yield backend
+    backend.close()
+
+
+def test_schema_offline_comes_from_the_local_parquet(
+    online: WorkspaceBackend, offline: WorkspaceBackend
+) -> None:
+    served = {c.name: c.type for c in online.schema("orders").columns}
+    local = {c.name: c.type for c in offline.schema("orders").columns}
+    assert local.keys() == served.keys() and len(local) > 3
+
+
+def test_catalog_offline_is_the_last_one_marked_stale(
+    online: WorkspaceBackend, offline: WorkspaceBackend
+) -> None:
+    tables, metrics = online.catalog(None, None)
+    stale_tables, stale_metrics = offline.catalog(None, None)
+    assert {t.id for t in stale_tables} == {t.id for t in tables}
+    assert [m.id for m in stale_metrics] == [m.id for m in metrics] and metrics
+    remote = next(t for t in stale_tables if t.id == "web_sessions")
+    assert remote.location == "remote" and "server unreachable" in remote.how_to_fetch
+    assert all("server unreachable; catalog as of " in t.source for t in stale_tables)
+    assert offline.metrics_list("revenue")  # metric definitions too
+    assert [m.id for m in offline.metrics_list(None)] == [m.id for m in metrics]
+
+
+def test_metrics_on_local_tables_are_computed_offline(
+    online: WorkspaceBackend, offline: WorkspaceBackend
+) -> None:
+    request = MetricRequest(dimensions=["channel"], grain="year")
+    here = online.metric_query("revenue/total_revenue", request, None)
+    there = offline.metric_query("revenue/total_revenue", request, None)
+    assert there.provenance.engine == "duckdb (workspace)" and there.table.num_rows > 0
+
+    def rows(answer: object) -> list[tuple[object, ...]]:
+        return sorted(tuple(r.values()) for r in answer.table.to_pylist())  # type: ignore[attr-defined]
+
+    assert rows(there) == rows(here)
+
+
+def test_what_needs_the_server_says_so_offline(offline: WorkspaceBackend) -> None:
+    with pytest.raises(ServerUnreachable):
+        offline.query_remote("SELECT count(*) FROM web_sessions", None)
