@@ -345,3 +345,38 @@ CASES: list[tuple[str, str, str]] = [
     (L, "SELECT " + " + ".join(["1"] * 3000), "sql_parse_error"),  # over DuckDB's depth limit
     (L, "SELECT * FROM orders WHERE " + " OR ".join(f"order_id = {i}" for i in range(500)), OK),
 ]
+
+# --- the scan-cap family: queries whose reads an estimate could miss --------------------
+# Run against the DuckDB warehouse's web_sessions (alias w where used). For each, the
+# estimate must be at least what the engine measures it read (tests/test_scan_cap.py).
+SCAN_CAP_CASES: list[str] = [
+    "SELECT max(w) FROM web_sessions w",
+    "SELECT to_json(w) FROM web_sessions w LIMIT 5",
+    "SELECT count(DISTINCT w) FROM web_sessions w",
+    "SELECT web_sessions FROM web_sessions LIMIT 3",
+    "SELECT max(COLUMNS('.*')) FROM web_sessions",
+    "SELECT min(COLUMNS(c -> c LIKE '%e%')) FROM web_sessions",
+    "SELECT max(#2), max(#3) FROM web_sessions",
+    "SELECT count(*) FROM web_sessions NATURAL JOIN web_sessions x",
+    "SELECT count(*) FROM web_sessions a JOIN web_sessions b USING (session_id)",
+    "SELECT count(*), max(device) FROM web_sessions WHERE amount < 'nan'::DOUBLE",
+    "SELECT max(device) FROM web_sessions WHERE event_date > 'infinity'::DATE OR true",
+    "SELECT max(device) FROM web_sessions WHERE event_date >= DATE '2026-10-01' "
+    "UNION ALL SELECT max(device) FROM web_sessions",
+    "SELECT max(device) FROM web_sessions WHERE EXISTS (SELECT 1) OR true",
+    "WITH unused AS (SELECT * FROM web_sessions WHERE event_date > DATE '2099-01-01') "
+    "SELECT max(device) FROM web_sessions",
+    "SELECT max(device) FROM web_sessions WHERE session_id NOT IN "
+    "(SELECT session_id FROM web_sessions WHERE event_date > DATE '2099-01-01')",
+    "SELECT max(a.device) FROM web_sessions a LEFT JOIN web_sessions b "
+    "ON a.session_id = b.session_id WHERE b.event_date > DATE '2099-01-01'",
+    "SELECT max(device) FROM (SELECT * FROM web_sessions) s WHERE event_date > DATE '2099-01-01'",
+    "SELECT max(device) FROM web_sessions WHERE CAST(event_date AS VARCHAR) > '2099'",
+    "SELECT max(device) FROM web_sessions WHERE event_date + 1 > DATE '2099-01-01'",
+    "SELECT max(device) FROM web_sessions WHERE event_date::TIMESTAMP > TIMESTAMP '2099-01-01'",
+    "SELECT max(device) FROM web_sessions WHERE strftime(event_date, '%Y') > '2099'",
+    "SELECT max(device) FROM web_sessions WHERE event_date > DATE '2099-01-01' OR device = 'x'",
+    "SELECT max(w.device || CAST(w AS VARCHAR)) FROM web_sessions w",
+    "SELECT max(x.device) FROM web_sessions x, web_sessions y WHERE y.event_date > DATE '2099-01-01' "
+    "AND x.session_id = y.session_id",
+]

@@ -82,7 +82,10 @@ def test_remote_query_reports_bytes_and_budget(analyst: httpx.Client) -> None:
     assert estimate["estimated_scan_bytes"] > 0
     assert estimate["detail"]["tables"]["web_sessions"]["pruned_on"] == ["event_date"]
     body = analyst.post("/api/query", json={"sql": sql}).json()
-    assert body["bytes_scanned"] == estimate["estimated_scan_bytes"]
+    # Charged what the engine measured it read: the estimate's blocks, plus at most a few
+    # pages of metadata, never the estimate itself.
+    estimated = estimate["estimated_scan_bytes"]
+    assert estimated <= body["bytes_scanned"] <= estimated + 64 * 1024
     assert (
         body["remaining_budget_bytes"] <= estimate["remaining_budget_bytes"] - body["bytes_scanned"]
     )
@@ -200,10 +203,8 @@ def test_every_query_is_audited(demo_server: DemoServer, analyst: httpx.Client) 
     refused = by_sql["SELECT * FROM support_tickets /* audited */"]
     assert refused.result == "table_not_granted" and refused.params["fingerprint"]
     remote = by_sql["SELECT count(*) AS audited_remote FROM web_sessions WHERE device = 'tablet'"]
-    assert (
-        remote.params["bytes_scanned"] > 0
-        and remote.params["bytes_estimated"] == remote.params["bytes_scanned"]
-    )
+    # Both are recorded: the estimate, and what was measured (and charged).
+    assert 0 < remote.params["bytes_estimated"] <= remote.params["bytes_scanned"]
 
 
 def test_snapshots(analyst: httpx.Client) -> None:

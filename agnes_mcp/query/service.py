@@ -308,13 +308,17 @@ class QueryService:
         estimate = engine.estimate(tree, plan.tables)
         self.check_caps(principal, estimate, plan, tree)
         with self.budget.slot(principal):
-            result = engine.execute(
-                tree,
-                plan.tables,
-                limits=limits,
-                max_bytes=self.budget.caps().per_query_bytes,
-                labels={"agnes_user": principal.user_id, "agnes_query": parsed.fingerprint},
-            )
+            try:
+                result = engine.execute(
+                    tree,
+                    plan.tables,
+                    limits=limits,
+                    max_bytes=self.budget.caps().per_query_bytes,
+                    labels={"agnes_user": principal.user_id, "agnes_query": parsed.fingerprint},
+                )
+            except RemoteScanTooLarge as stopped:  # the engine stopped it: charge what it read
+                self.budget.charge(principal, int(stopped.details.get("bytes_scanned") or 0))
+                raise
         remaining = self.budget.charge(principal, result.bytes_scanned)
         outcome = outcome_of(
             result, plan, parsed, engine.name, result.bytes_scanned, remaining, limits
@@ -367,6 +371,8 @@ class QueryService:
         if estimated is not None:
             params["bytes_estimated"] = estimated
         if refusal is not None:
+            if refusal.details.get("bytes_scanned"):  # stopped by the engine: it still read
+                params["bytes_scanned"] = int(refusal.details["bytes_scanned"])
             try:
                 params["fingerprint"] = policy.fingerprint(sql, policy.DUCKDB)
             except Exception:  # noqa: BLE001 - a query so malformed it does not even tokenize

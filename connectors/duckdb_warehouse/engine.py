@@ -1,9 +1,12 @@
 """Remote queries on a DuckDB database file: the demo's and the tests' stand-in warehouse.
 
 The file is attached read-only to a DuckDB locked like a sandbox (only that file is
-reachable). Queries run on cursors of it; estimates come from storage metadata
-(:mod:`connectors.duckdb_warehouse.storage_estimate`), and since DuckDB has no billing cap of
-its own, a query is never started when its estimate is over the cap.
+reachable). Estimates come from storage metadata
+(:mod:`connectors.duckdb_warehouse.storage_estimate`) and a query is not started when its
+estimate is over the cap. Since DuckDB has no billing cap of its own and an estimate can
+be wrong, each query runs in a one-thread DuckDB instance of its own whose reads the
+kernel counts (:mod:`connectors.duckdb_warehouse.read_meter`): it is stopped when it has
+read more than the cap, and charged what it read, never the estimate.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import duckdb
 from sqlglot import exp
 
 from agnes_mcp.rails.engine import EngineResources, Estimate, RemoteEngine, RemoteResult
-from agnes_mcp.rails.refusals import RemoteEstimateFailed, RemoteScanTooLarge
+from agnes_mcp.rails.refusals import QueryTimeout, RemoteEstimateFailed, RemoteScanTooLarge
 from agnes_mcp.rails.sandbox import Limits, lock_down, run_select
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_sync.connector import Column
@@ -23,12 +26,13 @@ from agnes_sync.sql_text import quote_ident, quote_literal
 
 if TYPE_CHECKING:
     from agnes_sync.connector import Connector
+from connectors.duckdb_warehouse import read_meter
 from connectors.duckdb_warehouse.storage_estimate import (
     LiteralEvaluator,
     TableLayout,
-    predicate_ranges,
     read_layout,
     referenced_columns,
+    scan_ranges,
 )
 
 
@@ -38,6 +42,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
 
     def __init__(self, location: RemoteLocation, *, memory_limit: str, threads: int) -> None:
         self.location = location
+        self._memory_limit = memory_limit
         self._con = duckdb.connect()
         alias = quote_ident(location.alias)
         self._con.execute(f"ATTACH {quote_literal(location.url)} AS {alias} (READ_ONLY)")
@@ -82,12 +87,17 @@ class DuckDBWarehouseEngine(RemoteEngine):
                 layout = self._layout(table)
                 names = _names_of(tree, table)
                 columns = referenced_columns(tree, names, layout.columns)
-                ranges = predicate_ranges(tree, names, self._literals, self.dialect)
-                scan, kept_rows = layout.estimate(columns, ranges)
+                kept: set[int] = set()
+                pruned_on: set[str] = set()
+                for node in _scans_of(tree, table):  # each scan pruned by its own WHERE
+                    ranges = scan_ranges(node, names, self._literals, self.dialect)
+                    kept |= layout.kept(ranges)
+                    pruned_on |= set(ranges)
+                scan, kept_rows = layout.cost(columns, kept)
                 per_table[table.id] = {
                     "scan_bytes": scan,
                     "columns": sorted(columns) if columns is not None else "*",
-                    "pruned_on": sorted(ranges),
+                    "pruned_on": sorted(pruned_on),
                 }
                 total += scan
                 rows = max(rows, kept_rows)
@@ -105,13 +115,67 @@ class DuckDBWarehouseEngine(RemoteEngine):
         labels: dict[str, str],
     ) -> RemoteResult:
         estimate = self.estimate(tree, tables)
-        if estimate.scan_bytes > max_bytes:  # DuckDB has no billing cap: never start it
+        if estimate.scan_bytes > max_bytes:  # not started: it would pass the cap
             raise RemoteScanTooLarge(
-                f"The query would scan {estimate.scan_bytes} bytes; the cap is {max_bytes}.",
-                details={"scan_bytes": estimate.scan_bytes, "limit_bytes": max_bytes},
+                f"The query would scan {estimate.scan_bytes:,} bytes; the cap is {max_bytes:,}.",
+                details={
+                    "scan_bytes": estimate.scan_bytes,
+                    "limit_bytes": max_bytes,
+                    "bytes_scanned": 0,
+                },
             )
-        result = run_select(self._con, tree.sql(dialect="duckdb"), limits, prepare=self._use)
-        return RemoteResult.of(result, estimate.scan_bytes)
+        if not read_meter.available():  # no per-thread I/O counters here: trust the estimate
+            result = run_select(self._con, tree.sql(dialect="duckdb"), limits, prepare=self._use)
+            return RemoteResult.of(result, estimate.scan_bytes)
+        con = self._query_instance()
+        readings: list[read_meter.Reading] = []
+
+        def metered(cursor: duckdb.DuckDBPyConnection) -> None:
+            self._use(cursor)
+            readings.append(read_meter.METER.start(max_bytes, cursor.interrupt))
+
+        try:
+            result = run_select(con, tree.sql(dialect="duckdb"), limits, prepare=metered)
+        except QueryTimeout:
+            if readings and readings[0].stopped:
+                scanned = read_meter.METER.stop(readings[0])
+                raise RemoteScanTooLarge(
+                    f"The query read {scanned:,} bytes, more than the cap of {max_bytes:,}, "
+                    f"and was stopped (it was estimated at {estimate.scan_bytes:,}).",
+                    details={
+                        "scan_bytes": estimate.scan_bytes,
+                        "limit_bytes": max_bytes,
+                        "bytes_scanned": scanned,
+                    },
+                ) from None
+            raise
+        finally:
+            scanned = read_meter.METER.stop(readings[0]) if readings else 0
+            con.close()
+        if scanned > max_bytes:  # it finished between two samples: still over, still refused
+            raise RemoteScanTooLarge(
+                f"The query read {scanned:,} bytes, more than the cap of {max_bytes:,} (it was "
+                f"estimated at {estimate.scan_bytes:,}); its result is not returned.",
+                details={
+                    "scan_bytes": estimate.scan_bytes,
+                    "limit_bytes": max_bytes,
+                    "bytes_scanned": scanned,
+                },
+            )
+        return RemoteResult.of(result, scanned)
+
+    def _query_instance(self) -> duckdb.DuckDBPyConnection:
+        """A one-thread DuckDB of the query's own over the warehouse, locked like a
+        sandbox: every byte the query reads is read on the calling thread."""
+        con = duckdb.connect(config={"threads": "1"})
+        try:
+            alias = quote_ident(self.location.alias)
+            con.execute(f"ATTACH {quote_literal(self.location.url)} AS {alias} (READ_ONLY)")
+            lock_down(con, [self.location.url], memory_limit=self._memory_limit, threads=1)
+        except duckdb.Error:
+            con.close()
+            raise
+        return con
 
     def _use(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Each cursor starts in the in-memory catalog: point it at the warehouse."""
@@ -150,6 +214,18 @@ class DuckDBWarehouseEngine(RemoteEngine):
 
 def _iso(value: object) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _scans_of(tree: exp.Expression, table: CatalogTable) -> list[exp.Table]:
+    """Every place the query reads ``table`` (its id or its warehouse name)."""
+    assert table.remote is not None
+    own = {table.id.lower(), table.remote.parts[-1]}
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    return [
+        node
+        for node in tree.find_all(exp.Table)
+        if node.name.lower() in own and not (node.name.lower() in ctes and not node.db)
+    ]
 
 
 def _names_of(tree: exp.Expression, table: CatalogTable) -> set[str]:

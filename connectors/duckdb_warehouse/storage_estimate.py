@@ -11,6 +11,7 @@ columns; string statistics are truncated prefixes, so they are not used to prune
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,18 +36,17 @@ class TableLayout:
     row_groups: dict[int, RowGroup]
     block_size: int
 
-    def estimate(
-        self, columns: set[str] | None, ranges: dict[str, list[tuple[str, Any]]]
-    ) -> tuple[int, int]:
-        """(bytes a cold scan reads, rows in the row groups kept) for ``columns``
-        (``None`` = all) under ``ranges`` (column -> [(operator, value), ...])."""
+    def kept(self, ranges: dict[str, list[tuple[str, Any]]]) -> set[int]:
+        """Row groups ``ranges`` cannot rule out."""
+        return {rg for rg, group in self.row_groups.items() if _may_match(group, ranges)}
+
+    def cost(self, columns: set[str] | None, groups: set[int]) -> tuple[int, int]:
+        """(bytes a cold scan of ``columns`` (None = all) in ``groups`` reads, their rows)."""
         wanted = set(self.columns) if columns is None else (columns & set(self.columns))
-        # No column read (a bare count(*)): DuckDB answers from row-group metadata.
         blocks: set[int] = set()
         rows = 0
-        for group in self.row_groups.values():
-            if not _may_match(group, ranges):
-                continue
+        for rg in groups:
+            group = self.row_groups[rg]
             rows += group.rows
             for column in wanted:
                 blocks |= group.blocks.get(column, set())
@@ -87,10 +87,18 @@ def _coerce(stat: Any, value: Any) -> Any:
     return stat
 
 
+def _decidable(value: Any) -> bool:
+    """Whether min/max statistics can decide a comparison with ``value``: not NaN (DuckDB
+    orders NaN above every number, Python compares it false with all), not infinite."""
+    return not (isinstance(value, float) and not math.isfinite(value))
+
+
 def _overlaps(low: Any, high: Any, operator: str, value: Any) -> bool:
     """Whether any value in [low, high] can satisfy ``column <operator> value``."""
     if operator == "in":
         return any(_overlaps(low, high, "=", v) for v in value)
+    if not (_decidable(value) and _decidable(low) and _decidable(high)):
+        return True
     low, high = _coerce(low, value), _coerce(high, value)
     if not (_comparable(low, value) and _comparable(high, value)):
         return True  # unknown: keep the row group
@@ -189,27 +197,52 @@ def _conjuncts(where: exp.Expr | None) -> list[exp.Expr]:
     return [where]
 
 
-def predicate_ranges(
-    tree: exp.Expression, names: set[str], evaluator: LiteralEvaluator, dialect: str
+def scan_ranges(
+    scan: exp.Table, names: set[str], evaluator: LiteralEvaluator, dialect: str
 ) -> dict[str, list[tuple[str, Any]]]:
-    """(column -> conditions) from the WHERE clauses' top-level ANDs that constrain a column
-    of the table known as any of ``names`` (its alias or name) or an unqualified column."""
+    """(column -> conditions) that prune one scan of the table: only the top-level ANDs of
+    the WHERE of the SELECT whose FROM (or inner join) holds ``scan``, on columns qualified
+    by this scan's name or unqualified when the SELECT reads this one source. Predicates
+    elsewhere (another branch, a subquery, an unused CTE) never prune this scan."""
+    select = scan.parent_select
+    if select is None or not _prunable_position(scan, select):
+        return {}
+    alias = (scan.alias or scan.name).lower()
+    sources = list(select.find_all(exp.Table))
+    single = len([t for t in sources if t.parent_select is select]) == 1
     ranges: dict[str, list[tuple[str, Any]]] = {}
-    for select in tree.find_all(exp.Select):
-        for condition in _conjuncts(select.args.get("where")):
-            for column, operator, value_node in _simple(condition):
-                if column.table and column.table.lower() not in names:
-                    continue
-                try:
-                    value = (
-                        [evaluator.value(v, dialect) for v in value_node]
-                        if operator == "in"
-                        else evaluator.value(value_node, dialect)
-                    )
-                except (ValueError, duckdb.Error):
-                    continue
-                ranges.setdefault(column.name.lower(), []).append((operator, value))
+    for condition in _conjuncts(select.args.get("where")):
+        for column, operator, value_node in _simple(condition):
+            qualifier = column.table.lower() if column.table else None
+            if qualifier is not None and qualifier != alias:
+                continue
+            if qualifier is None and not single:
+                continue
+            try:
+                value = (
+                    [evaluator.value(v, dialect) for v in value_node]
+                    if operator == "in"
+                    else evaluator.value(value_node, dialect)
+                )
+            except (ValueError, duckdb.Error):
+                continue
+            ranges.setdefault(column.name.lower(), []).append((operator, value))
     return ranges
+
+
+def _prunable_position(scan: exp.Table, select: exp.Select) -> bool:
+    """The scan is the SELECT's FROM source or an inner join's (an outer join's rows are
+    not all filtered by the WHERE before they are read)."""
+    parent = scan.parent
+    if isinstance(parent, exp.From) and parent.parent is select:
+        return not any(
+            (j.args.get("side") or "").upper() in ("RIGHT", "FULL")
+            for j in select.args.get("joins") or []
+        )
+    if isinstance(parent, exp.Join) and parent.parent is select:
+        side = (parent.args.get("side") or "").upper()
+        return side in ("", "INNER") and (parent.args.get("kind") or "").upper() != "CROSS"
+    return False
 
 
 def _simple(condition: exp.Expr) -> list[tuple[exp.Column, str, Any]]:
@@ -237,23 +270,36 @@ def _simple(condition: exp.Expr) -> list[tuple[exp.Column, str, Any]]:
 def referenced_columns(
     tree: exp.Expression, names: set[str], columns: list[str]
 ) -> set[str] | None:
-    """Columns of the table (known as any of ``names``) the query reads; ``None`` = all."""
+    """Columns of the table (known as any of ``names``) the query reads; ``None`` = all.
+
+    Conservative: anything that can read columns it does not name counts every column —
+    ``*`` (but ``count(*)``), ``t.*``, a whole-row reference (``max(w)``, ``to_json(w)``,
+    the table name as a value), ``COLUMNS(...)``, positional references (``#3``), and
+    ``NATURAL``/``USING`` joins."""
     known = {c.lower() for c in columns}
+    if any(True for _ in tree.find_all(exp.Columns, exp.PositionalColumn)):
+        return None
+    for join in tree.find_all(exp.Join):
+        if join.args.get("method") or join.args.get("using"):
+            return None
     used: set[str] = set()
     for node in tree.find_all(exp.Star, exp.Column):
         if not isinstance(node, exp.Column):
             parent = node.parent
             if isinstance(parent, exp.Column):
                 continue  # t.* is handled below as a Column whose this is Star
-            if isinstance(parent, (exp.Count,)):
+            if isinstance(parent, exp.Count):
                 continue  # count(*) reads no column
             return None
         if isinstance(node.this, exp.Star):
             if not node.table or node.table.lower() in names:
                 return None
             continue
+        name = node.name.lower()
+        if not node.table and name in names and name not in known:
+            return None  # the row itself, as a value
         if node.table and node.table.lower() not in names:
             continue
-        if node.name.lower() in known:
-            used.add(node.name.lower())
+        if name in known:
+            used.add(name)
     return used
