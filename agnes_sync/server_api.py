@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+WHOAMI = "/api/whoami"
+WHOAMI_KEYS = frozenset({"email", "groups", "scopes", "is_admin"})
 
 
 class ServerError(AgnesError):
@@ -48,6 +50,19 @@ class ServerUnreachable(AgnesError):
     code = "unreachable"
     status = 503
     default_hint = "Start it with 'agnes serve' (or 'agnes demo'), or pass --server-url."
+
+
+class NotAgnesServer(AgnesError):
+    """Something answers at the URL, but not the way an Agnes server does: another web
+    server, or a path in front of Agnes's root. What it sent is never shown (it may be a
+    whole HTML page); its status and content type are."""
+
+    code = "not_agnes"
+    status = 502
+    default_hint = (
+        "Check --server-url / AGNES_SERVER_URL: it should be the address 'agnes serve' "
+        "prints, e.g. http://127.0.0.1:8000 (without /mcp)."
+    )
 
 
 class ServerApi:
@@ -98,7 +113,7 @@ class ServerApi:
         try:
             return response.json()
         except ValueError:
-            raise _not_agnes(response.status_code, self.base_url, path, "JSON") from None
+            raise not_agnes(response, self.base_url, "JSON") from None
 
     def request_text(self, method: str, path: str, **kwargs: Any) -> str:
         return self._send(method, path, **kwargs).text
@@ -117,6 +132,17 @@ class ServerApi:
     def get(self, path: str, **params: Any) -> Any:
         clean = {k: v for k, v in params.items() if v is not None}
         return self.request("GET", path, params=clean)
+
+    def whoami(self) -> dict[str, Any]:
+        """``GET /api/whoami``, checked to be an Agnes answer (the first call of ``agnes
+        login``/``init``/``whoami``, so a wrong URL is named before anything is stored)."""
+        me = self.get(WHOAMI)
+        if not (isinstance(me, dict) and me.keys() >= WHOAMI_KEYS):
+            raise NotAgnesServer(
+                f"{self.base_url} is not an Agnes server: its answer to GET {WHOAMI} is JSON "
+                "without an Agnes user in it."
+            )
+        return me
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, json=body or {})
@@ -139,7 +165,7 @@ class ServerApi:
 
     def _arrow(self, response: httpx.Response, path: str) -> tuple[pa.Table, dict[str, Any]]:
         if not response.headers.get("content-type", "").startswith(ARROW_STREAM):
-            raise _not_agnes(response.status_code, self.base_url, path, "Arrow IPC")
+            raise not_agnes(response, self.base_url, "Arrow IPC")
         import pyarrow.ipc  # only Arrow answers need it (a pull never does)
 
         table = pyarrow.ipc.open_stream(response.content).read_all()
@@ -182,7 +208,9 @@ class ServerApi:
             self._client.close()
 
 
-def error_of(response: httpx.Response, base_url: str) -> ServerError:
+def error_of(response: httpx.Response, base_url: str) -> AgnesError:
+    """The error an answer of 400 or more stands for: the server's own, when it answers as
+    Agnes does (``{"error": {"code", "message", ...}}``), else that it is not Agnes."""
     try:
         error = response.json()["error"]
         return ServerError(
@@ -194,14 +222,27 @@ def error_of(response: httpx.Response, base_url: str) -> ServerError:
             next_step=error.get("next_step") if isinstance(error.get("next_step"), dict) else None,
         )
     except (ValueError, KeyError, TypeError):
-        text = response.text.strip()[:200] or response.reason_phrase
-        return ServerError(response.status_code, f"http_{response.status_code}", text)
+        return not_agnes(response, base_url)
 
 
-def _not_agnes(status: int, base_url: str, path: str, expected: str) -> ServerError:
-    return ServerError(
-        status,
-        "not_agnes",
-        f"{base_url} answered {path} with something other than {expected}.",
-        "Check --server-url / AGNES_SERVER_URL: it should point at an Agnes server.",
+def not_agnes(response: httpx.Response, base_url: str, expected: str | None = None) -> AgnesError:
+    """An answer no Agnes server gives. A gateway's 502/503/504 means the server behind
+    it is down (unreachable); anything else, that the URL is not an Agnes server."""
+    status = response.status_code
+    kind = response.headers.get("content-type", "").split(";")[0].strip() or "no content type"
+    try:
+        asked = f" {response.request.method} {response.request.url.path}"
+    except RuntimeError:  # a response made without a request
+        asked = ""
+    if status in (502, 503, 504):
+        return ServerUnreachable(
+            f"{base_url} answered{asked} with HTTP {status} ({kind}), not as Agnes does: a "
+            "proxy in front of it could not reach the Agnes server.",
+            hint="Check that the Agnes server behind it is running, or pass --server-url.",
+        )
+    instead = f" instead of {expected}" if expected else ""
+    return NotAgnesServer(
+        f"{base_url} is not an Agnes server: it answered{asked} with HTTP {status} "
+        f"({kind}{instead}).",
+        details={"status": status, "content_type": kind},
     )

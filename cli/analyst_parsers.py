@@ -56,8 +56,15 @@ def add_analyst_commands(
     query.add_argument(
         "--remote", action="store_true", help="run it in the warehouse (scan-capped)"
     )
-    query.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    query.add_argument("--limit", type=int, help="most rows (default 1000)")
+    query.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="csv: a cut result exits 6 and says why on stderr",
+    )
+    query.add_argument(
+        "--limit", type=int, help="most rows (default 1000; never above the row cap)"
+    )
     leaf(
         commands,
         "disk-info",
@@ -125,6 +132,12 @@ def add_analyst_commands(
     metric_actions = metrics.add_subparsers(
         title="metrics commands", metavar="ACTION", required=True
     )
+    listing = leaf(
+        metric_actions, "list", f"{handlers}:metrics_list", "the metrics you may use", here
+    )
+    listing.add_argument("--search", help="words to look for")
+    show = leaf(metric_actions, "show", f"{handlers}:metric_show", "one metric's definition", here)
+    show.add_argument("id", help="category/name")
     run = leaf(metric_actions, "query", f"{handlers}:metrics_query", "compute a metric", here)
     run.add_argument("id", help="category/name")
     run.add_argument("--dimension", action="append", default=[], help="breakdown (repeatable)")
@@ -132,8 +145,13 @@ def add_analyst_commands(
     run.add_argument("--grain", choices=["day", "week", "month", "quarter", "year", "total"])
     run.add_argument("--from", dest="start", help="first day (YYYY-MM-DD)")
     run.add_argument("--to", dest="end", help="first day excluded (YYYY-MM-DD)")
-    run.add_argument("--limit", type=int)
-    run.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    run.add_argument("--limit", type=int, help="most rows (never above the row cap)")
+    run.add_argument(
+        "--format",
+        choices=["table", "json", "csv"],
+        default="table",
+        help="csv: a cut result exits 6 and says why on stderr",
+    )
 
 
 def add_admin_metrics(

@@ -1,18 +1,34 @@
-"""Where the CLI finds the server URL and token: flags, then env, then the credentials file.
+"""Where the CLI finds the server URL and token.
 
-The file is ``$AGNES_CONFIG_HOME/credentials`` (default ``~/.config/agnes/credentials``,
-honouring ``XDG_CONFIG_HOME``), JSON ``{"server_url": ..., "token": ...}``, mode 0600.
+In order: the ``--server-url``/``--token`` flags, the ``AGNES_SERVER_URL``/``AGNES_TOKEN``
+variables, then what is stored in the user's config folder ``$AGNES_CONFIG_HOME`` (default
+``~/.config/agnes``, honouring ``XDG_CONFIG_HOME``), never in a workspace:
+
+- ``workspaces/<digest>.json``: a workspace's own entry (its path, server URL and token),
+  written by ``agnes init`` (and ``agnes login --workspace``); inside that workspace (the
+  ``--workspace`` folder, else the nearest folder above the current one holding ``.agnes/``)
+  it is what commands use;
+- ``credentials``: the user's default (``agnes login`` outside any workspace), used outside
+  workspaces and by a workspace that has no entry of its own (one set up before entries
+  existed). JSON ``{"server_url": ..., "token": ...}``: the file older versions wrote.
+
+Both are mode 0600 in a 0700 folder. A stored token is only ever sent to the server URL it
+was saved with.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
+WORKSPACE_DOT = ".agnes"  # agnes_sync.workspace.layout.DOT
 
 
 class CredentialsError(Exception):
@@ -23,6 +39,17 @@ class CredentialsError(Exception):
 class Credentials:
     server_url: str
     token: str | None
+    server_url_from: str = "--server-url"  # where the URL came from, for people
+    token_from: str | None = None  # where the token came from (None: no token)
+    workspace: Path | None = None  # the workspace the command runs in (None: outside any)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "server_url": self.server_url,
+            "server_url_from": self.server_url_from,
+            "token_from": self.token_from,
+            "workspace": str(self.workspace) if self.workspace else None,
+        }
 
 
 def config_home() -> Path:
@@ -34,30 +61,37 @@ def config_home() -> Path:
 
 
 def credentials_path() -> Path:
+    """The user's default credentials."""
     return config_home() / "credentials"
 
 
-def read_file() -> dict[str, str]:
-    path = credentials_path()
+def workspace_entry_path(root: Path) -> Path:
+    """Where the credentials of the workspace ``root`` (an absolute path) are kept."""
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:24]
+    return config_home() / "workspaces" / f"{digest}.json"
+
+
+def _read_json(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return {}
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CredentialsError(f"The credentials file {path} cannot be read: {exc}") from None
     if not isinstance(data, dict):
         raise CredentialsError(f"The credentials file {path} must hold a JSON object.")
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
-def write_file(server_url: str, token: str) -> Path:
-    """Store credentials readable by the owner only."""
-    path = credentials_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(".credentials.tmp")
+def _write_json(path: Path, data: dict[str, str]) -> Path:
+    """Replace ``path`` with ``data``, readable by the owner only, never half-written."""
+    for folder in (config_home(), path.parent):  # parents=True alone would make them 0755
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, json.dumps({"server_url": server_url, "token": token}, indent=2).encode())
+        os.write(fd, (json.dumps(data, indent=2) + "\n").encode())
+        os.fsync(fd)
     finally:
         os.close(fd)
     tmp.chmod(0o600)
@@ -65,14 +99,106 @@ def write_file(server_url: str, token: str) -> Path:
     return path
 
 
-def resolve(server_url: str | None, token: str | None) -> Credentials:
-    stored = read_file() if not (server_url and token) else {}
-    url = server_url or os.environ.get("AGNES_SERVER_URL") or stored.get("server_url")
-    tok = token or os.environ.get("AGNES_TOKEN") or stored.get("token")
-    chosen = (url or DEFAULT_SERVER_URL).strip().rstrip("/")
+def read_file() -> dict[str, str]:
+    """The user's default credentials (``{}`` when there are none)."""
+    return _read_json(credentials_path())
+
+
+def write_file(server_url: str, token: str) -> Path:
+    """Store the user's default credentials."""
+    return _write_json(credentials_path(), {"server_url": server_url, "token": token})
+
+
+def read_workspace_entry(root: Path) -> dict[str, str]:
+    """The entry of the workspace ``root`` (``{}`` when it has none)."""
+    entry = _read_json(workspace_entry_path(root))
+    return entry if entry.get("workspace") == str(root) else {}
+
+
+def write_workspace_entry(root: Path, server_url: str, token: str, user: str | None) -> Path:
+    entry = {"workspace": str(root), "server_url": server_url, "token": token}
+    if user:
+        entry["user"] = user
+    return _write_json(workspace_entry_path(root), entry)
+
+
+def workspace_root(explicit: str | Path | None) -> Path | None:
+    """The workspace a command runs in: ``explicit`` (``--workspace``), else the nearest
+    folder above the current one holding ``.agnes/``; None outside any workspace."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / WORKSPACE_DOT).is_dir():
+            return folder
+    return None
+
+
+def _note(text: str) -> None:
+    sys.stderr.write(f"note: {text}\n")
+
+
+def normalize_url(url: str, *, say: bool = True) -> str:
+    """``url`` without a trailing ``/`` and, when it names the MCP endpoint (``.../mcp``),
+    without that: the CLI talks to the server's root."""
+    chosen = url.strip().rstrip("/")
     parts = urlsplit(chosen)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CredentialsError(
             f"The server URL '{chosen}' is not an http(s) URL, e.g. http://127.0.0.1:8000."
         )
-    return Credentials(server_url=chosen, token=tok)
+    if parts.path.endswith("/mcp"):
+        root = chosen[: -len("/mcp")]
+        if say:
+            _note(f"{chosen} is the MCP endpoint; using the server URL {root}.")
+        return root
+    return chosen
+
+
+def resolve(
+    server_url: str | None,
+    token: str | None,
+    *,
+    workspace: str | Path | None = None,
+    outside: bool = False,
+) -> Credentials:
+    """The URL and token a command uses, and where each came from. ``workspace``: the
+    ``--workspace`` flag; ``outside``: act as outside any workspace (``login --global``)."""
+    root = None if outside else workspace_root(workspace)
+    url, url_from = server_url, "--server-url"
+    if not url and os.environ.get("AGNES_SERVER_URL"):
+        url, url_from = os.environ["AGNES_SERVER_URL"], "AGNES_SERVER_URL"
+    tok, tok_from = token, "--token"
+    if not tok and os.environ.get("AGNES_TOKEN"):
+        tok, tok_from = os.environ["AGNES_TOKEN"], "AGNES_TOKEN"
+    chosen = normalize_url(url) if url else None
+    if chosen and tok:
+        return Credentials(chosen, tok, url_from, tok_from, root)
+
+    stored, stored_from = _stored(root)
+    stored_url = normalize_url(stored["server_url"], say=False) if "server_url" in stored else None
+    if chosen is None:
+        if stored_url:
+            chosen, url_from = stored_url, stored_from
+        else:
+            chosen, url_from = normalize_url(DEFAULT_SERVER_URL), "built-in default"
+    if tok:
+        return Credentials(chosen, tok, url_from, tok_from, root)
+    if stored.get("token") and stored_url == chosen:
+        return Credentials(chosen, stored["token"], url_from, stored_from, root)
+    if stored.get("token"):
+        _note(
+            f"the token of the {stored_from} was saved for {stored_url}; it is not sent to "
+            f"{chosen}. Pass --token, or 'agnes login' to that server."
+        )
+    return Credentials(chosen, None, url_from, None, root)
+
+
+def _stored(root: Path | None) -> tuple[dict[str, str], str]:
+    """The stored credentials for the workspace ``root`` (its entry, else the user's
+    default) and a description of where they are."""
+    if root is not None:
+        entry = read_workspace_entry(root)
+        if entry:
+            return entry, f"workspace entry {workspace_entry_path(root)}"
+    return read_file(), f"user default {credentials_path()}"

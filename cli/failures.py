@@ -19,7 +19,7 @@ def _say(code: str, message: str, hint: str | None, as_json: bool) -> None:
 
 
 def report(exc: BaseException, as_json: bool) -> int:
-    from agnes_sync.server_api import ServerError, ServerUnreachable
+    from agnes_sync.server_api import NotAgnesServer, ServerError, ServerUnreachable
     from cli.credentials import CredentialsError
 
     if isinstance(exc, argparse.ArgumentTypeError):
@@ -47,6 +47,9 @@ def report(exc: BaseException, as_json: bool) -> int:
     if isinstance(exc, ServerUnreachable):
         _say(exc.code, exc.message, exc.hint, as_json)
         return exit_codes.UNREACHABLE
+    if isinstance(exc, NotAgnesServer):
+        _say(exc.code, exc.message, exc.hint, as_json)
+        return exit_codes.CONFIG
     if isinstance(exc, CredentialsError):
         _say(
             "credentials_invalid",

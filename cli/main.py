@@ -19,9 +19,10 @@ DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
 def _client_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
-        "--server-url", help="server URL (env AGNES_SERVER_URL; default http://127.0.0.1:8000)"
+        "--server-url",
+        help="server URL (env AGNES_SERVER_URL, else saved, else http://127.0.0.1:8000)",
     )
-    flags.add_argument("--token", help="bearer token (env AGNES_TOKEN)")
+    flags.add_argument("--token", help="bearer token (env AGNES_TOKEN, else saved: agnes whoami)")
     flags.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return flags
 
@@ -65,13 +66,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--scale", type=float, default=1.0, help="demo data size (1.0 = 1M orders, 20M sessions)"
     )
     _leaf(commands, "serve", "cli.commands.server:serve", "run the server until Ctrl-C", server)
-    _leaf(commands, "whoami", "cli.commands.whoami:run", "show who the token belongs to", client)
-    _leaf(
+    whoami = _leaf(
+        commands,
+        "whoami",
+        "cli.commands.whoami:run",
+        "show who the token belongs to and where the credentials came from",
+        client,
+    )
+    whoami.add_argument(
+        "--workspace", help="workspace folder (default: the nearest one holding .agnes/)"
+    )
+    login = _leaf(
         commands,
         "login",
         "cli.commands.login:run",
-        "check a token and save it (with the server URL) for later commands",
+        "check a token and save it with the server URL (inside a workspace: say which, "
+        "--workspace or --global)",
         client,
+    )
+    where = login.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workspace", metavar="W", help="save it as the credentials of the workspace W only"
+    )
+    where.add_argument(
+        "--global",
+        dest="as_default",
+        action="store_true",
+        help="save it as your default (used outside workspaces), even inside one",
     )
 
     from cli.analyst_parsers import add_admin_metrics, add_analyst_commands
@@ -245,11 +266,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     function = getattr(importlib.import_module(module_name), function_name)
     try:
         result: int = function(args)
+        sys.stdout.flush()  # a reader that went away is noticed here, not at exit
+    except BrokenPipeError:
+        return reader_gone()
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - report() re-raises what it cannot explain
         from cli.failures import report
 
-        return report(exc, getattr(args, "json", False))
+        try:
+            return report(exc, getattr(args, "json", False))
+        except BrokenPipeError:
+            return reader_gone()
     return result
+
+
+def reader_gone() -> int:
+    """The reader of stdout went away (``agnes query ... | head``): stop quietly, as Unix
+    tools do, without a traceback now or a flush error at exit."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass  # stdout is not a file descriptor (a test's capture): nothing to silence
+    return exit_codes.BROKEN_PIPE
 
 
 def run() -> None:

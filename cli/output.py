@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,31 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch in "\n\t" else ascii(ch)[1:-1] for ch in text)
 
 
-def _cell(value: Any) -> str:
+def size(value: int | float | None) -> str:
+    """A byte count in human units (B, KB, MB, GB, TB; powers of 1024), as the MCP tools
+    print them."""
+    if value is None:
+        return "?"
+    amount = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if abs(amount) < 1024 or unit == "TB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return "?"  # not reached
+
+
+def count(value: int | None) -> str:
+    """A row or byte count with thousands separators."""
+    return "?" if value is None else f"{value:,}"
+
+
+def _is_id(key: str) -> bool:
+    return key == "id" or key.endswith("_id")
+
+
+def _cell(key: str, value: Any, group_digits: bool) -> str:
+    if group_digits and isinstance(value, int) and not isinstance(value, bool) and not _is_id(key):
+        return f"{value:,}"
     return printable(_text(value))
 
 
@@ -39,9 +64,15 @@ def _text(value: Any) -> str:
 
 
 def print_table(
-    rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], title: str | None = None
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    title: str | None = None,
+    *,
+    group_digits: bool = True,
 ) -> None:
-    """``columns`` are ``(key, header)`` pairs."""
+    """``columns`` are ``(key, header)`` pairs. Integers (counts, bytes) are printed with
+    thousands separators, except ids and, with ``group_digits=False``, everywhere (query
+    results print values as they are)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -50,9 +81,15 @@ def print_table(
     for _, header in columns:
         table.add_column(header, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(_cell(row.get(key))) for key, _ in columns))
+        table.add_row(*(Text(_cell(key, row.get(key), group_digits)) for key, _ in columns))
+
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            # rich exits with 1 itself; let the command end as any broken pipe does.
+            raise BrokenPipeError(errno.EPIPE, "the reader of stdout went away")
+
     # Piped output has no terminal width; do not fold columns at rich's default of 80.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console = _Console() if sys.stdout.isatty() else _Console(width=200)
     console.print(table)
     if not rows:
         sys.stdout.write("(none)\n")

@@ -27,7 +27,7 @@ def open_backend(args: argparse.Namespace) -> Iterator[WorkspaceBackend]:
 
     explicit = getattr(args, "workspace", None)
     paths = WorkspacePaths(Path(explicit).resolve()) if explicit else find_workspace(Path.cwd())
-    credentials = resolve(args.server_url, args.token)
+    credentials = resolve(args.server_url, args.token, workspace=paths.root)
     backend = WorkspaceBackend(
         paths, ServerApi(credentials.server_url, credentials.token, agent="agnes-cli")
     )

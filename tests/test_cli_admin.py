@@ -205,9 +205,10 @@ def test_a_server_that_is_not_agnes_is_named(capsys: pytest.CaptureFixture[str])
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         code = main(["whoami", "--server-url", url, "--token", "x"])
-        assert code == exit_codes.FAILURE
+        assert code == exit_codes.CONFIG
         err = capsys.readouterr().err
-        assert "other than JSON" in err and "Traceback" not in err
+        assert "is not an Agnes server" in err and "instead of JSON" in err
+        assert "Traceback" not in err and "<html>" not in err
     finally:
         server.shutdown()
 

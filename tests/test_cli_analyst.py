@@ -40,7 +40,7 @@ def test_catalog_schema_describe(workspace: Path, capsys: pytest.CaptureFixture[
     tables = {t["id"]: t for t in json.loads(out)["tables"]}
     assert tables["orders"]["in_workspace"] is True and "support_tickets" not in tables
     code, out, _ = run(capsys, "catalog")
-    assert "orders" in out and "metrics: agnes catalog --metrics" in out
+    assert "orders" in out and "metrics: agnes metrics list" in out
     code, out, _ = run(capsys, "catalog", "--metrics", "--json")
     assert "revenue/mrr" in {m["id"] for m in json.loads(out)["metrics"]}
     code, out, _ = run(capsys, "catalog", "--show", "revenue/mrr")

@@ -118,8 +118,16 @@ def sync_status(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
+# The most runs the server returns at once (GET /api/sync/history caps its limit).
+HISTORY_MAX = 1000
+
+
 def sync_history(args: argparse.Namespace) -> int:
     data = client_for(args).get("/api/sync/history", table=args.table, limit=args.limit)
+    shown = len(data["runs"])
+    # As many runs as the limit allows: older ones may exist that were not sent.
+    data["limit"] = args.limit
+    data["may_have_more"] = shown > 0 and shown >= min(args.limit, HISTORY_MAX)
     columns = [
         ("id", "Run"),
         ("table_id", "Table"),
@@ -131,7 +139,13 @@ def sync_history(args: argparse.Namespace) -> int:
         ("rows", "Rows"),
         ("error", "Error"),
     ]
-    emit(data, as_json=args.json, rows=data["runs"], columns=columns)
+    more = None
+    if data["may_have_more"]:
+        more = (
+            f"These are the newest {shown:,} runs (--limit {args.limit:,}); there may be older "
+            f"ones: raise --limit (up to {HISTORY_MAX:,}) or name a TABLE."
+        )
+    emit(data, as_json=args.json, rows=data["runs"], columns=columns, message=more)
     return exit_codes.OK
 
 

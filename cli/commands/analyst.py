@@ -4,60 +4,99 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 from typing import TYPE_CHECKING, Any
 
 from cli import exit_codes
-from cli.output import emit, print_json, print_message, print_table
+from cli.answer_output import print_answer
+from cli.output import emit, print_json, print_message, printable, size
 from cli.workspace_session import open_backend
 
 if TYPE_CHECKING:
-    from agnes_mcp.rails.results import Answer
+    from agnes_mcp.metrics.summary import MetricDetail
+
+
+METRIC_COLUMNS = [
+    ("id", "id"),
+    ("display_name", "name"),
+    ("unit", "unit"),
+    ("grain", "grain"),
+    ("tables", "tables"),
+    ("dimensions", "dimensions"),
+]
+
+
+def _show_metric(detail: MetricDetail, as_json: bool) -> None:
+    if as_json:
+        print_json(detail.model_dump(mode="json"))
+        return
+    import yaml
+
+    m = detail.summary
+    print_message(
+        f"{m.id}: {m.display_name}\n{m.description.strip()}\n"
+        f"unit: {m.unit or '-'} · grain: {m.grain or '-'} · tables: {', '.join(m.tables)} · "
+        f"dimensions: {', '.join(m.dimensions) or '-'}\n"
+    )
+    print_message(yaml.safe_dump(detail.definition, sort_keys=False).rstrip("\n"))
+
+
+def metrics_list(args: argparse.Namespace) -> int:
+    with open_backend(args) as backend:
+        metrics = [m.model_dump(mode="json") for m in backend.metrics_list(args.search)]
+    emit(
+        {"metrics": metrics},
+        as_json=args.json,
+        rows=metrics,
+        columns=METRIC_COLUMNS,
+        message=f"{len(metrics):,} metrics. A definition: agnes metrics show ID; "
+        "a number: agnes metrics query ID.",
+    )
+    return exit_codes.OK
+
+
+def metric_show(args: argparse.Namespace) -> int:
+    with open_backend(args) as backend:
+        _show_metric(backend.metric_show(args.id), args.json)
+    return exit_codes.OK
 
 
 def catalog(args: argparse.Namespace) -> int:
     with open_backend(args) as backend:
         if args.show:
-            detail = backend.metric_show(args.show)
-            emit(detail.model_dump(mode="json"), as_json=args.json)
-            if not args.json:
-                import yaml
-
-                sys.stdout.write(yaml.safe_dump(detail.definition, sort_keys=False))
+            _show_metric(backend.metric_show(args.show), args.json)
             return exit_codes.OK
         tables, metrics = backend.catalog(args.search, args.mode)
-        if args.metrics:
-            data = [m.model_dump(mode="json") for m in metrics]
-            emit(
-                {"metrics": data},
-                as_json=args.json,
-                rows=data,
-                columns=[
-                    ("id", "id"),
-                    ("display_name", "name"),
-                    ("unit", "unit"),
-                    ("tables", "tables"),
-                ],
-            )
-            return exit_codes.OK
-        rows = [t.model_dump(mode="json") for t in tables]
-        emit(
-            {"tables": rows, "metrics": [m.model_dump(mode="json") for m in metrics]},
-            as_json=args.json,
-            rows=rows,
-            columns=[
-                ("id", "table"),
-                ("query_mode", "mode"),
-                ("rows", "rows"),
-                ("freshness", "synced"),
-                ("in_workspace", "here"),
-                ("description", "description"),
-            ],
-            message=f"{len(metrics)} metrics: agnes catalog --metrics" if metrics else None,
-        )
+    if args.metrics:
+        listed = [m.model_dump(mode="json") for m in metrics]
+        emit({"metrics": listed}, as_json=args.json, rows=listed, columns=METRIC_COLUMNS)
         return exit_codes.OK
+    rows = [t.model_dump(mode="json") for t in tables]
+    said = [f"{len(metrics):,} metrics: agnes metrics list"] if metrics else []
+    data: dict[str, Any] = {"tables": rows, "metrics": [m.model_dump(mode="json") for m in metrics]}
+    # Offline, the workspace lists what it holds: say that this is not the whole catalog.
+    if tables and all(t.source.endswith("(server unreachable)") for t in tables):
+        data["notes"] = [
+            "The server cannot be reached: these are only the tables pulled into this "
+            "workspace; remote tables and metrics are not listed."
+        ]
+        said += data["notes"]
+    emit(
+        data,
+        as_json=args.json,
+        rows=rows,
+        columns=[
+            ("id", "table"),
+            ("query_mode", "mode"),
+            ("rows", "rows"),
+            ("freshness", "synced"),
+            ("in_workspace", "here"),
+            ("description", "description"),
+        ],
+        message="\n".join(said) or None,
+    )
+    return exit_codes.OK
 
 
 def schema(args: argparse.Namespace) -> int:
@@ -95,8 +134,8 @@ def _range(stats: dict[str, Any] | None) -> str | None:
 
 def describe(args: argparse.Namespace) -> int:
     with open_backend(args) as backend:
-        _print_answer(backend.describe(args.table, args.n), "table" if not args.json else "json")
-        return exit_codes.OK
+        answer = backend.describe(args.table, args.n)
+    return print_answer(answer, "json" if args.json else "table", flag="-n")
 
 
 def query(args: argparse.Namespace) -> int:
@@ -105,58 +144,41 @@ def query(args: argparse.Namespace) -> int:
         answer = (
             backend.query_remote(sql, args.limit) if args.remote else backend.query(sql, args.limit)
         )
-        _print_answer(answer, "json" if args.json else args.format)
-        return exit_codes.OK
+    return print_answer(answer, "json" if args.json else args.format)
 
 
-def _print_answer(answer: Answer, form: str) -> None:
-    from agnes_mcp.rails.results import columns_of, json_value
-
-    table = answer.table
-    if form == "json":
-        print_json(
-            {
-                "columns": [c.model_dump() for c in columns_of(table)],
-                "rows": [[json_value(v) for v in row.values()] for row in table.to_pylist()],
-                "row_count": table.num_rows,
-                "truncated": answer.truncated,
-                "reason": answer.reason,
-                "bytes_scanned": answer.bytes_scanned,
-                "remaining_budget_bytes": answer.remaining_budget_bytes,
-                "sql": answer.sql,
-                "provenance": answer.provenance.model_dump(mode="json"),
-            }
-        )
-        return
-    if form == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(table.column_names)
-        for row in table.to_pylist():
-            writer.writerow(["" if v is None else json_value(v) for v in row.values()])
-        return
-    names = table.column_names
-    print_table(
-        [{str(i): v for i, v in enumerate(row.values())} for row in table.to_pylist()],
-        [(str(i), name) for i, name in enumerate(names)],
-    )
-    p = answer.provenance
-    line = (
-        f"{table.num_rows} rows · {p.engine} · {answer.bytes_scanned:,} bytes scanned · "
-        f"{p.duration_ms:g} ms"
-    )
-    if answer.remaining_budget_bytes is not None:
-        line += f" · {answer.remaining_budget_bytes:,} bytes of daily budget left"
-    if answer.truncated:
-        line += f" · truncated ({answer.reason}): raise --limit, filter or aggregate"
-    sys.stderr.write(line + "\n")
+DISK_KEYS = frozenset(
+    {
+        "workspace",
+        "data_bytes",
+        "tables",
+        "snapshot_bytes",
+        "snapshots",
+        "result_bytes",
+        "cache_bytes",
+        "free_bytes",
+    }
+)
 
 
 def disk_info(args: argparse.Namespace) -> int:
     with open_backend(args) as backend:
         info = backend.disk_info().model_dump()
-        rows = [{"what": k, "value": v} for k, v in info.items()]
-        emit(info, as_json=args.json, rows=rows, columns=[("what", "what"), ("value", "value")])
-        return exit_codes.OK
+    said = {
+        "workspace": info["workspace"],
+        "data": f"{size(info['data_bytes'])} ({info['tables']:,} tables)",
+        "snapshots": f"{size(info['snapshot_bytes'])} ({info['snapshots']:,})",
+        "results": size(info["result_bytes"]),
+        "cache": size(info["cache_bytes"]),
+        "free": size(info["free_bytes"]),
+    }
+    for key, value in info.items():  # anything newer, in the same units
+        if key not in DISK_KEYS:
+            in_bytes = key.endswith("_bytes") and isinstance(value, int)
+            said[key.removesuffix("_bytes")] = size(value) if in_bytes else value
+    rows = [{"what": k, "value": v} for k, v in said.items()]
+    emit(info, as_json=args.json, rows=rows, columns=[("what", "what"), ("value", "value")])
+    return exit_codes.OK
 
 
 def metrics_query(args: argparse.Namespace) -> int:
@@ -178,9 +200,9 @@ def metrics_query(args: argparse.Namespace) -> int:
     request = MetricRequest(args.dimension, filters, args.grain, window)
     with open_backend(args) as backend:
         answer = backend.metric_query(args.id, request, args.limit)
-        if not args.json:
-            print_message(
-                f"-- {answer.metric_variant or 'expression'} ({answer.dialect}):\n{answer.sql}"
-            )
-        _print_answer(answer, "json" if args.json else args.format)
-        return exit_codes.OK
+    form = "json" if args.json else args.format
+    if form != "json":
+        said = f"-- {answer.metric_variant or 'expression'} ({answer.dialect}):\n{answer.sql}"
+        # CSV keeps stdout pure data: the SQL goes to stderr there.
+        (sys.stderr if form == "csv" else sys.stdout).write(printable(said) + "\n")
+    return print_answer(answer, form)

@@ -74,6 +74,15 @@ Try:
 Press Ctrl-C to stop."""
 
 
+def _check_port(settings: AgnesSettings) -> None:
+    """Raise ``BindError`` (naming the port and what to do) when the server could not
+    listen where it is asked to; port 0 (any free port) always can."""
+    from agnes_mcp.serve import bind
+
+    if settings.port != 0:
+        bind(settings.host, settings.port).close()
+
+
 def demo(args: argparse.Namespace) -> int:
     from agnes_mcp.demo import first_sync, prepare, with_demo_sources
     from agnes_mcp.serve import serve as run_server
@@ -81,6 +90,7 @@ def demo(args: argparse.Namespace) -> int:
     from agnes_sync.demo.generator import ensure, read_manifest
 
     settings = _settings(args)
+    _check_port(settings)  # before the data is generated: a taken port is said at once
     root = settings.data_dir / "demo"
     if read_manifest(root) is None:
         _say(f"Generating the demo data in {root} (first run only; ~15 s at full scale)...")

@@ -16,5 +16,5 @@ def segment(value: str) -> str:
 
 
 def client_for(args: argparse.Namespace) -> ServerApi:
-    credentials = resolve(args.server_url, args.token)
+    credentials = resolve(args.server_url, args.token, workspace=getattr(args, "workspace", None))
     return ServerApi(credentials.server_url, credentials.token, agent="agnes-cli")

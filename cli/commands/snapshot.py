@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from cli import exit_codes
-from cli.output import emit
+from cli.output import emit, size
 from cli.workspace_session import open_backend
+
+if TYPE_CHECKING:
+    from agnes_mcp.mcp_server.tool_models import SnapshotInfo
+    from agnes_mcp.rails.snapshot_spec import SnapshotEstimate
 
 COLUMNS = [
     ("name", "snapshot"),
     ("table_id", "from"),
     ("rows", "rows"),
-    ("bytes", "bytes"),
+    ("size", "size"),
+    ("truncated", "cut"),
     ("created_at", "taken"),
     ("expires_at", "expires"),
     ("where", "where"),
@@ -39,10 +45,7 @@ def create(args: argparse.Namespace) -> int:
             emit(
                 estimate.model_dump(mode="json"),
                 as_json=args.json,
-                message=f"{estimate.table_id}: would scan {estimate.estimated_scan_bytes:,} bytes "
-                f"(cap {estimate.limit_bytes:,}; budget left {estimate.remaining_budget_bytes:,}), "
-                f"about {estimate.estimated_result_rows} rows; fits: {estimate.fits_cap}\n"
-                f"{estimate.sql}",
+                message=_estimate_text(estimate),
             )
             return exit_codes.OK
         if not args.name:
@@ -52,17 +55,45 @@ def create(args: argparse.Namespace) -> int:
         emit(
             info.model_dump(mode="json"),
             as_json=args.json,
-            message=f"Snapshot {info.name}: {info.rows} rows from {info.table_id} "
-            f"({info.bytes_scanned:,} bytes scanned). Query it as {info.name}.",
+            message=f"Snapshot {info.name}: {info.rows:,} rows ({size(info.bytes)}) from "
+            f"{info.table_id} ({info.bytes_scanned:,} bytes scanned). Query it as {info.name}."
+            + _caveats(info),
         )
         return exit_codes.OK
 
 
+def _estimate_text(estimate: SnapshotEstimate) -> str:
+    rows = estimate.estimated_result_rows
+    text = (
+        f"{estimate.table_id}: would scan {estimate.estimated_scan_bytes:,} bytes "
+        f"(cap {estimate.limit_bytes:,}; budget left {estimate.remaining_budget_bytes:,}), "
+        f"at most {'?' if rows is None else f'{rows:,}'} rows"
+    )
+    if estimate.estimated_result_bytes is not None:
+        text += f" ({size(estimate.estimated_result_bytes)})"
+    text += f"; fits: {'yes' if estimate.fits_cap else 'no'}"
+    if estimate.blocked_by:
+        text += f" (it would hit {estimate.blocked_by})"
+    return f"{text}\n{estimate.sql}"
+
+
+def _caveats(info: SnapshotInfo) -> str:
+    """What else to say about a snapshot: that it was cut, and its notes."""
+    said = ""
+    if info.truncated:
+        said += (
+            f"\ntruncated: it holds the first {info.rows:,} rows only (a row limit cut it); "
+            "narrow --where or --select, or pass --limit, to hold what you need."
+        )
+    return said + "".join(f"\nnote: {n}" for n in info.notes)
+
+
 def list_(args: argparse.Namespace) -> int:
     with open_backend(args) as backend:
-        rows = [s.model_dump(mode="json") for s in backend.snapshot_list()]
-        emit({"snapshots": rows}, as_json=args.json, rows=rows, columns=COLUMNS)
-        return exit_codes.OK
+        data = [s.model_dump(mode="json") for s in backend.snapshot_list()]
+    rows = [{**s, "size": size(s["bytes"])} for s in data]
+    emit({"snapshots": data}, as_json=args.json, rows=rows, columns=COLUMNS)
+    return exit_codes.OK
 
 
 def drop(args: argparse.Namespace) -> int:
@@ -78,8 +109,8 @@ def refresh(args: argparse.Namespace) -> int:
         emit(
             info.model_dump(mode="json"),
             as_json=args.json,
-            message=f"Refreshed {info.name}: {info.rows} rows "
-            f"({info.bytes_scanned:,} bytes scanned).",
+            message=f"Refreshed {info.name}: {info.rows:,} rows ({size(info.bytes)}, "
+            f"{info.bytes_scanned:,} bytes scanned)." + _caveats(info),
         )
         return exit_codes.OK
 

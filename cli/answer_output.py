@@ -1,0 +1,112 @@
+"""Printing a query's rows (``query``, ``describe``, ``metrics query``) as a table, JSON or
+CSV, always saying when the rows are not the whole answer: which limit cut them and how to
+get the rest.
+
+- table: the rows, then a ``truncated: ...`` line and any notes (stdout); a summary line
+  (rows, engine, bytes scanned) on stderr;
+- JSON: the rows with every field of the answer (``truncated``, ``reason``, ``truncation``,
+  ``row_limit``, ``row_limit_source``, ``total_rows``, ``notes``, ...);
+- CSV: stdout holds only the data; the ``truncated: ...`` line, notes and the summary go to
+  stderr, and a cut result exits with ``exit_codes.TRUNCATED``.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import TYPE_CHECKING
+
+from cli import exit_codes
+from cli.output import print_json, print_table, printable
+
+if TYPE_CHECKING:
+    from agnes_mcp.rails.results import Answer
+
+
+def cut_sentence(answer: Answer, flag: str = "--limit") -> str | None:
+    """Why the rows are not the whole answer, naming the limit and how to get the rest
+    (``flag``: the option that sets the row limit); None for a whole answer."""
+    if not answer.truncated:
+        return None
+    shown = answer.row_count
+    total = answer.total_rows
+    of = f" of {total:,}" if total is not None and total > shown else ""
+    first = f"first {shown:,}{of} rows"
+    limit = answer.row_limit
+    if answer.reason == "bytes":
+        return (
+            f"{first}: the result hit the byte cap (max_result_bytes). Select fewer or "
+            "narrower columns, aggregate, or filter to get the rest."
+        )
+    if answer.row_limit_source == "cap" and limit is not None:
+        return (
+            f"{first}: the row cap (max_result_rows) of {limit:,} applied; a larger {flag} "
+            "cannot raise it. Aggregate or filter in SQL, or page with ORDER BY ... LIMIT/OFFSET, "
+            "to get the rest."
+        )
+    if answer.row_limit_source == "default" and limit is not None:
+        return (
+            f"{first}: no {flag} was given, so the default of {limit:,} applied. Pass {flag} N "
+            "(up to the row cap), aggregate, or filter to get the rest."
+        )
+    if answer.row_limit_source == "requested" and limit is not None:
+        return (
+            f"{first}: {flag} {limit:,}. Raise {flag} (up to the row cap), aggregate, or "
+            "filter to get the rest."
+        )
+    # A server that does not say which limit applied: relay what it says.
+    if answer.truncation is not None:
+        return f"{first}: {answer.truncation.how_to_get_more}"
+    return f"{first}: a row limit cut the result. Aggregate or filter to get the rest."
+
+
+def summary_line(answer: Answer) -> str:
+    p = answer.provenance
+    line = (
+        f"{answer.row_count:,} rows · {p.engine} · {answer.bytes_scanned:,} bytes scanned · "
+        f"{p.duration_ms:g} ms"
+    )
+    if answer.remaining_budget_bytes is not None:
+        line += f" · {answer.remaining_budget_bytes:,} bytes of daily budget left"
+    if answer.truncated:
+        line += f" · truncated ({answer.reason})"
+    return line
+
+
+def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
+    """Print ``answer`` as ``form`` (table, json, csv); the exit code: ``TRUNCATED`` for a
+    cut CSV (its data cannot say so), else ``OK``."""
+    from agnes_mcp.rails.results import columns_of, json_value
+
+    table = answer.table
+    if form == "json":
+        print_json(
+            {
+                "columns": [c.model_dump() for c in columns_of(table)],
+                "rows": [[json_value(v) for v in row.values()] for row in table.to_pylist()],
+                **answer.model_dump(mode="json"),
+            }
+        )
+        return exit_codes.OK
+    cut = cut_sentence(answer, flag)
+    said = ([f"truncated: {cut}"] if cut else []) + [f"note: {n}" for n in answer.notes]
+    if form == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(table.column_names)
+        for row in table.to_pylist():
+            writer.writerow(["" if v is None else json_value(v) for v in row.values()])
+        sys.stdout.flush()
+        for line in [*said, summary_line(answer)]:
+            sys.stderr.write(printable(line) + "\n")
+        return exit_codes.TRUNCATED if cut else exit_codes.OK
+    names = table.column_names
+    print_table(
+        [{str(i): v for i, v in enumerate(row.values())} for row in table.to_pylist()],
+        [(str(i), name) for i, name in enumerate(names)],
+        group_digits=False,
+    )
+    for line in said:
+        sys.stdout.write(printable(line) + "\n")
+    sys.stdout.flush()
+    sys.stderr.write(printable(summary_line(answer)) + "\n")
+    return exit_codes.OK

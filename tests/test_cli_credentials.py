@@ -1,0 +1,227 @@
+"""Credentials bound to a workspace: ``agnes init`` writes the workspace's own entry (in the
+user's config folder, never in the workspace), ``agnes login`` cannot silently change who a
+workspace acts as, ``agnes whoami`` says which credentials it used, and the old single
+credentials file still works as the user's default."""
+
+from __future__ import annotations
+
+import json
+import stat
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from cli import exit_codes
+from cli.credentials import config_home, credentials_path
+from cli.main import main
+from tests.conftest import DemoServer
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def whoami(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    code, out, err = run(capsys, "whoami", "--json", *argv)
+    assert code == exit_codes.OK, err or out
+    return json.loads(out)
+
+
+@pytest.fixture
+def places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """(a folder outside any workspace, a workspace folder to be) with Claude's home apart."""
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    return outside, tmp_path / "ws"
+
+
+def init_as_analyst(demo: DemoServer, folder: Path, capsys: pytest.CaptureFixture[str]) -> dict:
+    code, out, err = run(
+        capsys,
+        "init",
+        "--server-url",
+        demo.live.base_url,
+        "--token",
+        demo.analyst_token,
+        "--workspace",
+        str(folder),
+        "--json",
+    )
+    assert code == exit_codes.OK, err or out
+    return json.loads(out)
+
+
+def pulled_tables(folder: Path) -> set[str]:
+    manifest = json.loads((folder / ".agnes" / "manifest.json").read_text())
+    return {t["id"] for t in manifest["tables"]}
+
+
+def test_login_as_admin_elsewhere_leaves_the_workspace_acting_as_the_analyst(
+    demo_server: DemoServer,
+    places: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outside, folder = places
+    summary = init_as_analyst(demo_server, folder, capsys)
+    assert "support_tickets" not in pulled_tables(folder)
+    entry = Path(summary["credentials"])
+    assert entry.is_relative_to(config_home()) and not entry.is_relative_to(folder)
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+    for path in folder.rglob("*"):  # the token is never written into the workspace
+        if path.is_file():
+            assert demo_server.analyst_token.encode() not in path.read_bytes(), path
+
+    monkeypatch.chdir(outside)
+    code, _, err = run(
+        capsys,
+        "login",
+        "--server-url",
+        demo_server.live.base_url,
+        "--token",
+        demo_server.admin_token,
+    )
+    assert code == exit_codes.OK, err
+    assert whoami(capsys)["email"].startswith("admin@")
+
+    monkeypatch.chdir(folder)
+    me = whoami(capsys)
+    assert me["email"].startswith("analyst@")
+    assert me["credentials"]["token_from"].startswith("workspace entry ")
+    assert me["credentials"]["workspace"] == str(folder.resolve())
+    (folder / ".agnes" / "pull-state.json").unlink()  # the whole manifest is fetched again
+    code, _, err = run(capsys, "pull", "--json")
+    assert code == exit_codes.OK, err
+    assert "support_tickets" not in pulled_tables(folder)  # pulled as the analyst still
+    assert not list((folder / ".agnes" / "data").glob("support_tickets*"))
+
+    monkeypatch.chdir(outside)
+    me = whoami(capsys)
+    assert me["email"].startswith("admin@")
+    assert me["credentials"]["token_from"] == f"user default {credentials_path()}"
+
+
+def test_login_inside_a_workspace_must_say_which_credentials_it_changes(
+    demo_server: DemoServer,
+    places: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, folder = places
+    init_as_analyst(demo_server, folder, capsys)
+    (folder / "sub").mkdir()
+    monkeypatch.chdir(folder / "sub")
+    url = ["--server-url", demo_server.live.base_url]
+    code, _, err = run(capsys, "login", *url, "--token", demo_server.admin_token)
+    assert code == exit_codes.USAGE
+    assert "--workspace" in err and "--global" in err and str(folder.resolve()) in err
+    assert whoami(capsys)["email"].startswith("analyst@")  # nothing changed
+
+    code, out, _ = run(capsys, "login", *url, "--token", demo_server.admin_token, "--global")
+    assert code == exit_codes.OK and "default" in out
+    assert whoami(capsys)["email"].startswith("analyst@")  # the workspace keeps its own
+    assert json.loads(credentials_path().read_text())["token"] == demo_server.admin_token
+
+    code, out, _ = run(
+        capsys, "login", *url, "--token", demo_server.admin_token, "--workspace", str(folder)
+    )
+    assert code == exit_codes.OK
+    assert f"Workspace {folder.resolve()}" in out and "analyst@" in out  # says who it was
+    assert whoami(capsys)["email"].startswith("admin@")
+
+
+def test_flags_and_environment_override_the_workspace_entry(
+    demo_server: DemoServer,
+    places: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, folder = places
+    init_as_analyst(demo_server, folder, capsys)
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("AGNES_TOKEN", demo_server.admin_token)
+    me = whoami(capsys)
+    assert me["email"].startswith("admin@") and me["credentials"]["token_from"] == "AGNES_TOKEN"
+    assert me["credentials"]["server_url_from"].startswith("workspace entry ")
+    me = whoami(capsys, "--token", demo_server.analyst_token)
+    assert me["email"].startswith("analyst@") and me["credentials"]["token_from"] == "--token"
+    code, out, _ = run(capsys, "whoami")
+    assert code == exit_codes.OK and "token: AGNES_TOKEN" in out and "server: " in out
+
+
+def test_the_old_credentials_file_is_the_users_default(
+    demo_server: DemoServer,
+    places: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outside, _ = places
+    old = credentials_path()
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_text(
+        json.dumps({"server_url": demo_server.live.base_url, "token": demo_server.analyst_token})
+    )
+    old.chmod(0o600)
+    monkeypatch.chdir(outside)
+    me = whoami(capsys)
+    assert me["email"].startswith("analyst@")
+    assert me["credentials"]["token_from"] == f"user default {old}"
+    # A workspace made before entries existed has none: it goes on with the default, and
+    # whoami says so.
+    legacy = outside / "legacy"
+    (legacy / ".agnes").mkdir(parents=True)
+    monkeypatch.chdir(legacy)
+    code, out, _ = run(capsys, "whoami")
+    assert code == exit_codes.OK and "no entry of its own" in out and "agnes init" in out
+
+
+class Recorder(BaseHTTPRequestHandler):
+    seen: list[str | None] = []
+
+    def do_GET(self) -> None:
+        Recorder.seen.append(self.headers.get("Authorization"))
+        body = json.dumps({"error": {"code": "missing_token", "message": "No token."}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    Recorder.seen = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_stored_token_is_only_sent_to_the_server_it_was_saved_for(
+    demo_server: DemoServer,
+    places: tuple[Path, Path],
+    recorder: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outside, folder = places
+    init_as_analyst(demo_server, folder, capsys)
+    for where in (folder, outside):  # the workspace entry, then the user default
+        monkeypatch.chdir(where)
+        code, _, err = run(capsys, "whoami", "--server-url", recorder)
+        assert code == exit_codes.AUTH
+        assert "saved for" in err and demo_server.live.base_url in err
+    assert Recorder.seen == [None, None]

@@ -1,0 +1,87 @@
+"""What the CLI prints for people: counts with thousands separators, sizes in human units;
+JSON keeps the plain numbers. And listings that a limit cuts say so."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from cli import exit_codes
+from cli.main import main
+from cli.output import size
+from tests.conftest import DemoServer, pull_into_workspace
+
+HUMAN_SIZE = r"\d+(\.\d)? (B|KB|MB|GB|TB)"
+
+
+@pytest.fixture
+def workspace(demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = pull_into_workspace(
+        demo_server.live.base_url, demo_server.analyst_token, tmp_path / "ws"
+    )
+    monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
+    monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_size_is_the_mcp_tools_format() -> None:
+    assert [size(n) for n in (None, 0, 1023, 1024, 1536, 5 * 1024**3, 3 * 1024**5)] == [
+        "?",
+        "0 B",
+        "1023 B",
+        "1.0 KB",
+        "1.5 KB",
+        "5.0 GB",
+        "3072.0 TB",
+    ]
+
+
+def test_disk_info_in_human_units(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "disk-info", "--json")
+    info = json.loads(out)
+    assert code == exit_codes.OK and isinstance(info["free_bytes"], int)  # JSON: plain bytes
+    code, out, _ = run(capsys, "disk-info")
+    assert code == exit_codes.OK
+    assert re.search(rf"data[\s│]+{HUMAN_SIZE}", out) and re.search(rf"free[\s│]+{HUMAN_SIZE}", out)
+    assert size(info["data_bytes"]) in out and size(info["free_bytes"]) in out
+    assert str(info["free_bytes"]) not in out  # not the raw byte count
+
+
+def test_counts_have_thousands_separators(
+    workspace: Path, demo_server: DemoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "catalog", "--json")
+    orders = next(t for t in json.loads(out)["tables"] if t["id"] == "orders")
+    assert orders["rows"] >= 1000  # JSON: plain numbers
+    code, out, _ = run(capsys, "catalog")
+    assert f"{orders['rows']:,}" in out and f" {orders['rows']} " not in out
+    admin = ["--server-url", demo_server.live.base_url, "--token", demo_server.admin_token]
+    code, out, _ = run(capsys, "admin", "list-tables", *admin)
+    assert code == exit_codes.OK and f"{orders['rows']:,}" in out
+    code, out, _ = run(capsys, "pull")  # nothing to fetch: 0 bytes, said as such
+    assert code == exit_codes.OK and "downloaded 0 files (0 B)" in out, out
+
+
+def test_sync_history_says_when_its_limit_cut_the_list(
+    demo_server: DemoServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    admin = ["--server-url", demo_server.live.base_url, "--token", demo_server.admin_token]
+    code, out, _ = run(capsys, "admin", "sync-history", "--limit", "2", *admin)
+    assert code == exit_codes.OK
+    assert "newest 2 runs" in out and "--limit" in out
+    code, out, _ = run(capsys, "admin", "sync-history", "--limit", "2", "--json", *admin)
+    data = json.loads(out)
+    assert len(data["runs"]) == 2 and data["limit"] == 2 and data["may_have_more"] is True
+    code, out, _ = run(capsys, "admin", "sync-history", "--limit", "1000", "--json", *admin)
+    assert json.loads(out)["may_have_more"] is False

@@ -1,0 +1,122 @@
+"""The server URL a new user types: the MCP endpoint the demo banner prints is taken for the
+server's root (and the CLI says so); a URL where something other than Agnes answers is named
+as such, as a typed error, without echoing what that server sent."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from cli import exit_codes
+from cli.credentials import config_home
+from cli.main import main
+from tests.conftest import DemoServer
+
+PAGE = b"<html><body><h1>Welcome to nginx!</h1><script>secret()</script></body></html>"
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("suffix", ["/mcp", "/mcp/"])
+def test_init_with_the_mcp_url_uses_the_servers_root_and_says_so(
+    demo_server: DemoServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    suffix: str,
+) -> None:
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(tmp_path / "claude"))
+    base = demo_server.live.base_url
+    folder = tmp_path / "ws"
+    code, out, err = run(
+        capsys,
+        "init",
+        "--server-url",
+        base + suffix,
+        "--token",
+        demo_server.analyst_token,
+        "--workspace",
+        str(folder),
+        "--no-pull",
+        "--json",
+    )
+    assert code == exit_codes.OK, err
+    assert json.loads(out)["server_url"] == base
+    assert f"{base}/mcp is the MCP endpoint; using the server URL {base}" in err
+    entries = list((config_home() / "workspaces").glob("*.json"))
+    assert [json.loads(e.read_text())["server_url"] for e in entries] == [base]
+
+
+def serving(status: int, body: bytes, content_type: str) -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(
+    params=[
+        (404, PAGE, "text/html"),
+        (200, PAGE, "text/html"),
+        (404, b'{"detail": "Not Found"}', "application/json"),
+        (200, b'{"ok": true}', "application/json"),
+        (401, b"Unauthorized", "text/plain"),
+    ],
+    ids=["404-html", "200-html", "404-other-json", "200-other-json", "401-text"],
+)
+def other_server(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from serving(*request.param)
+
+
+def test_a_server_that_is_not_agnes_is_named_without_its_page(
+    other_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "whoami", "--server-url", other_server, "--token", "x")
+    assert code == exit_codes.CONFIG
+    assert f"{other_server} is not an Agnes server" in err and "GET /api/whoami" in err
+    assert "<html" not in err and "nginx" not in err and "detail" not in err
+    assert "Traceback" not in err and "hint: Check --server-url" in err
+    code, out, _ = run(capsys, "whoami", "--server-url", other_server, "--token", "x", "--json")
+    assert code == exit_codes.CONFIG and json.loads(out)["error"]["code"] == "not_agnes"
+
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    code, _, err = run(
+        capsys, "init", "--server-url", other_server, "--token", "x", "--workspace", str(folder)
+    )
+    assert code == exit_codes.CONFIG and "is not an Agnes server" in err
+    assert list(folder.iterdir()) == [] == list(config_home().rglob("*"))  # nothing written
+
+
+def test_a_gateway_error_says_the_server_behind_it_is_down(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for url in serving(502, b"<html>Bad Gateway</html>", "text/html"):
+        code, _, err = run(capsys, "whoami", "--server-url", url, "--token", "x")
+        assert code == exit_codes.UNREACHABLE
+        assert "HTTP 502" in err and "could not reach the Agnes server" in err
+        assert "Bad Gateway</html>" not in err
