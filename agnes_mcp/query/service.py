@@ -43,11 +43,13 @@ from agnes_mcp.rails.planner import (
 from agnes_mcp.rails.policy import ParsedQuery
 from agnes_mcp.rails.refusals import (
     MixedEngines,
+    NoRemoteTable,
     QueryRefused,
     RemoteEstimateFailed,
     RemoteScanTooLarge,
     SqlParseError,
     SqlTooLarge,
+    next_step,
 )
 from agnes_mcp.rails.sandbox import Limits, SandboxPool
 from agnes_mcp.rails.tables import CatalogTable, VersionedCatalog
@@ -133,6 +135,11 @@ class QueryService:
                 next=snapshot_call(table) if table is not None else None,
             )
         plan = plan_remote(parsed, snapshot, access, own)
+        if not plan.tables:
+            raise NoRemoteTable(
+                "The query reads no remote table, so there is nothing to run in a warehouse.",
+                next=next_step("query", f'agnes query "{parsed.sql}"', sql=parsed.sql),
+            )
         engine_dialect = self._dialect_of(plan)
         if engine_dialect != parsed.dialect:
             parsed = self._parse(sql, engine_dialect)

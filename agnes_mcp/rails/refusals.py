@@ -175,6 +175,15 @@ class QueryFailed(QueryRefused):
     default_hint = "Fix the query; the message is the engine's."
 
 
+class NoRemoteTable(QueryRefused):
+    code = "no_remote_table"
+    status = 400
+    default_hint = (
+        "query_remote runs on remote tables; a query that reads none (or whose CTE shadows "
+        "the remote table's name) runs with query."
+    )
+
+
 class SnapshotTooLarge(QueryRefused):
     code = "snapshot_too_large"
     status = 400
