@@ -13,8 +13,11 @@
 
 ``_meta`` and ``_remote_attach`` are the stable core any connector must write;
 ``_files`` (hash of every published file, for distribution) and ``_remote_tables``
-are written by :class:`ExtractWriter` for the connectors that use it. Views use
-absolute paths, so the orchestrator can copy their SQL into the analytics DB.
+are written by :class:`ExtractWriter` for the connectors that use it. ``_files`` paths
+are relative to the extract folder, inside its ``data/``. Views use absolute paths, so the
+orchestrator can copy their SQL into the analytics DB (and any DuckDB client can open the
+extract); a data dir copied or restored to another path is re-pointed at start by
+:meth:`agnes_sync.orchestrator.Orchestrator.relocate`.
 """
 
 from __future__ import annotations

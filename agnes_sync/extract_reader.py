@@ -2,8 +2,12 @@
 
 A problem names the extract, the object (table, view, column, file) and what is
 wrong with it. Views may read only parquet files inside the extract's own ``data/``
-folder (local tables) or tables of an attached alias (remote tables), so an extract
-can never expose arbitrary files of the server as a table.
+folder (local tables) or tables of an attached alias (remote tables), and ``_files`` may
+list only files there, so an extract can never expose arbitrary files of the server as a
+table or a download.
+
+:func:`moved_view` re-points a view written before its data dir was copied or restored
+elsewhere (see :meth:`agnes_sync.orchestrator.Orchestrator.relocate`).
 """
 
 from __future__ import annotations
@@ -236,8 +240,11 @@ def _check_table(
     problems = [f"{at}: {p}" for p in view_problems]
     table.select_sql = select_sql
     table.files = files.get(table.name, [])
+    root = extract.paths.data.resolve()
     for item in table.files:
-        if not item.path.is_file():
+        if ".." in item.path.parts or not item.path.resolve().is_relative_to(root):
+            problems.append(f"{at}: file {item.path} is listed in _files but outside {root}")
+        elif not item.path.is_file():
             problems.append(f"{at}: file {item.path} is listed in _files but missing")
         elif item.size_bytes is not None and item.path.stat().st_size != item.size_bytes:
             problems.append(
@@ -278,15 +285,56 @@ def _check_view(sql: str, data_dir: Path) -> tuple[str | None, list[str]]:
     return tree.expression.sql(dialect="duckdb"), problems
 
 
-def _literal_paths(reader: exp.ReadParquet) -> list[str | None]:
+def moved_view(sql: str, paths: ExtractPaths) -> tuple[str, set[str]] | None:
+    """``sql`` (a view of ``paths``' extract) re-pointed at this extract, if it reads the
+    same extract at another place: ``<old data dir>/extracts/<source>/data/<rest>``.
+
+    Returns the view's new query and the old data dirs it named, or ``None`` when there is
+    nothing to move: the view already reads here, or reads something a move cannot
+    explain (another extract, a path climbing out with ``..``), which the validation then
+    reports as it always did. Only the prefix changes, so a moved view passes the same
+    check as any other."""
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.ParseError:
+        return None
+    if not isinstance(tree, exp.Create) or not isinstance(tree.expression, exp.Query):
+        return None
+    data = paths.data.resolve()
+    marker = f"/{paths.root.parent.name}/{paths.source}/{data.name}/"
+    old_dirs: set[str] = set()
+    for reader in tree.expression.find_all(exp.ReadParquet):
+        for literal in _literals(reader):
+            if literal is None or _inside(literal.this, data):
+                continue  # a non-literal path is the validation's to report
+            path: str = literal.this
+            at = path.rfind(marker)
+            rest = path[at + len(marker) :] if at >= 0 else ""
+            moved = f"{data}/{rest}"
+            if not rest or not _inside(moved, data):
+                return None
+            literal.replace(exp.Literal.string(moved))
+            old_dirs.add(path[:at])
+    if not old_dirs:
+        return None
+    return tree.expression.sql(dialect="duckdb"), old_dirs
+
+
+def _literals(reader: exp.ReadParquet) -> list[exp.Literal | None]:
     first = reader.this if reader.this is not None else None
     if first is None and reader.expressions:
         first = reader.expressions[0]
     candidates = first.expressions if isinstance(first, exp.Array) else [first]
-    return [c.this if isinstance(c, exp.Literal) and c.is_string else None for c in candidates]
+    return [c if isinstance(c, exp.Literal) and c.is_string else None for c in candidates]
+
+
+def _literal_paths(reader: exp.ReadParquet) -> list[str | None]:
+    return [c.this if c is not None else None for c in _literals(reader)]
 
 
 def _inside(path: str, root: Path) -> bool:
+    if ".." in Path(path).parts:
+        return False
     fixed = path
     for char in GLOB_CHARS:
         fixed = fixed.split(char, 1)[0]

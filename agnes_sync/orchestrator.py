@@ -11,11 +11,17 @@ others come from a cache keyed by file identity) and swaps the same way.
 Two sources exposing the same table name is a conflict: the source that owned the name
 in the previous build keeps it (else the one that extracted it first); the other is
 reported in ``_conflicts`` and left out, never silently swapped.
+
+Views name their parquet files by absolute path (any DuckDB client can open an extract or
+the analytics DB, whatever its working directory), and ``analytics/data_dir`` records the
+data dir they name. ``relocate()``, called once at start, re-points everything when the
+data dir was copied or restored to another path.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -27,12 +33,14 @@ import duckdb
 import pyarrow as pa
 
 from agnes_sync import atomic
-from agnes_sync.contract import EXTRACT_DB, ExtractPaths
-from agnes_sync.extract_reader import Extract, ExtractTable, read_extract
+from agnes_sync.contract import EXTRACT_DB, ExtractPaths, ExtractWriter
+from agnes_sync.extract_reader import Extract, ExtractTable, moved_view, read_extract
 from agnes_sync.locks import lock_for
-from agnes_sync.sql_text import quote_ident
+from agnes_sync.sql_text import quote_ident, quote_literal
 
 Row = tuple[object, ...]
+LOCATION_FILE = "data_dir"  # beside the analytics DB: the data dir its paths name
+logger = logging.getLogger("agnes.sync")
 
 ANALYTICS_DDL = """
 CREATE TABLE _catalog (
@@ -70,6 +78,31 @@ class RebuildReport:
     seconds: float = 0.0
 
 
+@dataclass
+class Relocation:
+    """What :meth:`Orchestrator.relocate` re-pointed when the data dir had moved."""
+
+    data_dir: str
+    moved_from: list[str]  # the data dirs the extracts and the analytics DB named
+    views: int = 0  # extract views re-pointed
+    files: int = 0  # absolute ``_files`` paths made relative to their extract
+    attachments: int = 0  # remote attachments to a file in the data dir (a DuckDB warehouse)
+    problems: list[str] = field(default_factory=list)  # views left as they were
+
+
+@dataclass
+class _Move:
+    """One extract's planned move: new view queries, ``_files`` and attach rewrites."""
+
+    views: dict[str, str] = field(default_factory=dict)
+    files: list[tuple[str, str, str]] = field(default_factory=list)  # table, old, new path
+    urls: dict[str, str] = field(default_factory=dict)  # alias -> new url
+    old_dirs: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.views or self.files or self.urls)
+
+
 @dataclass(frozen=True)
 class _Cached:
     identity: tuple[int, ...]
@@ -87,9 +120,10 @@ def _identity(path: Path) -> tuple[int, ...]:
 
 class Orchestrator:
     def __init__(self, data_dir: Path) -> None:
-        root = data_dir.resolve()  # views record absolute paths
-        self.extracts_root = root / "extracts"
-        self.analytics_path = root / "analytics" / "server.duckdb"
+        self.root = data_dir.resolve()  # views record absolute paths
+        self.extracts_root = self.root / "extracts"
+        self.analytics_path = self.root / "analytics" / "server.duckdb"
+        self.location_path = self.analytics_path.with_name(LOCATION_FILE)
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
         self._reader: duckdb.DuckDBPyConnection
@@ -175,6 +209,119 @@ class Orchestrator:
             return {name: (source, since) for name, source, since in rows}
         return {}
 
+    # --- moving ---------------------------------------------------------------------
+
+    def relocate(self) -> Relocation | None:
+        """Serve a data dir copied or restored to another path from where it is now.
+
+        On a normal start this reads one line, the data dir recorded in
+        ``analytics/data_dir``, and returns ``None``. When it names another place (or is
+        missing: a data dir from before it was kept), every extract is checked: views
+        reading ``<old dir>/extracts/<source>/data/...`` are re-pointed here, absolute
+        ``_files`` paths there become relative (as the contract has them), and remote
+        attachments to a file under the old data dir (a DuckDB warehouse kept in it)
+        follow; each extract in one transaction under its lock, only after the new view
+        binds. Then the analytics DB is rebuilt (beside the old one, renamed over it) and
+        the new place is recorded, last. The old place is never read for data nor written.
+        A view whose files are not here is left as it was and reported (the validation
+        then leaves its table out, with the reason in ``_problems``); the move is tried
+        again at each start until its files are here or the table has synced again.
+        """
+        with self._lock:
+            recorded = self._recorded_data_dir()
+            if recorded == str(self.root):
+                return None
+            sources = self.sources()
+            if not sources and not self.analytics_path.is_file():  # a new data dir
+                self.location_path.parent.mkdir(parents=True, exist_ok=True)
+                atomic.write_text(self.location_path, f"{self.root}\n")
+                return None
+            old_dirs = {recorded} if recorded else set()
+            with contextlib.closing(duckdb.connect()) as reader:
+                for source in sources:  # first the old places any extract names
+                    paths = self._paths(source)
+                    with lock_for(paths.db), contextlib.suppress(duckdb.Error):
+                        old_dirs |= _plan_move(reader, paths, self.root, set()).old_dirs
+                old_dirs.discard(str(self.root))
+                relocation = Relocation(str(self.root), sorted(old_dirs))
+                for source in sources:
+                    self._move(reader, self._paths(source), old_dirs, relocation)
+            self._cache.clear()
+            build = self._build()
+            if not relocation.problems:  # else tried again at the next start
+                atomic.write_text(self.location_path, f"{self.root}\n")
+        if relocation.moved_from:
+            logger.warning(
+                "The data dir moved from %s to %s: re-pointed %d view(s), %d file path(s) and "
+                "%d remote attachment(s) in the extracts, and rebuilt the analytics DB "
+                "(%d tables).",
+                ", ".join(relocation.moved_from),
+                relocation.data_dir,
+                relocation.views,
+                relocation.files,
+                relocation.attachments,
+                build.tables,
+            )
+        for problem in relocation.problems:
+            logger.warning("After the data dir moved: %s", problem)
+        return relocation
+
+    def _paths(self, source: str) -> ExtractPaths:
+        return ExtractPaths.of(self.extracts_root, source)
+
+    def _move(
+        self,
+        reader: duckdb.DuckDBPyConnection,
+        paths: ExtractPaths,
+        old_dirs: set[str],
+        relocation: Relocation,
+    ) -> None:
+        with lock_for(paths.db):
+            try:
+                move = _plan_move(reader, paths, self.root, old_dirs)
+                if move:
+                    self._write_move(paths, move, relocation)
+            except (duckdb.Error, OSError) as exc:  # e.g. open in another process: unchanged
+                relocation.problems.append(
+                    f"extract '{paths.source}' was not re-pointed: {str(exc).splitlines()[0]}"
+                )
+                return
+        relocation.views += len(move.views)
+        relocation.files += len(move.files)
+        relocation.attachments += len(move.urls)
+
+    def _write_move(self, paths: ExtractPaths, move: _Move, relocation: Relocation) -> None:
+        """Apply ``move`` in one transaction, views only where they bind here."""
+        with ExtractWriter(self.extracts_root, paths.source).connect() as con:
+            for name, select in list(move.views.items()):
+                try:
+                    con.execute(f"DESCRIBE {select}")
+                except duckdb.Error as exc:
+                    del move.views[name]
+                    relocation.problems.append(
+                        f"extract '{paths.source}', table '{name}': its view was not "
+                        f"re-pointed, {str(exc).splitlines()[0]}"
+                    )
+            con.begin()
+            for name, select in move.views.items():
+                con.execute(f"CREATE OR REPLACE VIEW {quote_ident(name)} AS {select}")
+            for table, old, new in move.files:
+                con.execute(
+                    "UPDATE _files SET path = ? WHERE table_name = ? AND path = ?",
+                    [new, table, old],
+                )
+            for alias, url in move.urls.items():
+                con.execute("UPDATE _remote_attach SET url = ? WHERE alias = ?", [url, alias])
+            con.commit()
+
+    def _recorded_data_dir(self) -> str | None:
+        """Where the extracts and the analytics DB were last made to point (``None``:
+        never recorded: a data dir from before it was kept)."""
+        try:
+            return self.location_path.read_text(encoding="utf-8").strip() or None
+        except OSError:
+            return None
+
     # --- reading ----------------------------------------------------------------------
 
     def ensure_built(self) -> None:
@@ -200,6 +347,58 @@ class Orchestrator:
             return [r[0] for r in con.execute("SELECT problem FROM _problems").fetchall()]
         finally:
             con.close()
+
+
+def _plan_move(
+    reader: duckdb.DuckDBPyConnection, paths: ExtractPaths, here: Path, old_dirs: set[str]
+) -> _Move:
+    """What moving ``paths``' extract to the data dir ``here`` takes (remote attachments
+    under one of ``old_dirs`` follow); read through a read-only ATTACH."""
+    move = _Move()
+    if not paths.db.is_file():
+        return move
+    alias = "_agnes_moving"
+    reader.execute(f"ATTACH {quote_literal(str(paths.db))} AS {alias} (READ_ONLY)")
+    try:
+        for name, sql in reader.execute(
+            "SELECT view_name, sql FROM duckdb_views() "
+            "WHERE database_name = ? AND NOT internal AND schema_name = 'main'",
+            [alias],
+        ).fetchall():
+            moved = moved_view(sql, paths)
+            if moved is not None:
+                move.views[name] = moved[0]
+                move.old_dirs |= moved[1]
+        tables = {
+            r[0]
+            for r in reader.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias]
+            ).fetchall()
+        }
+        root = str(paths.root.resolve())
+        marker = f"/{paths.root.parent.name}/{paths.source}/"
+        if "_files" in tables:
+            for table, path in reader.execute(
+                f"SELECT table_name, path FROM {alias}._files"
+            ).fetchall():
+                at = path.rfind(marker)
+                if at < 0 or not Path(path).is_absolute() or path.startswith(root + "/"):
+                    continue
+                relative = path[at + len(marker) :]
+                if ".." in Path(relative).parts:
+                    continue  # the validation reports it
+                move.files.append((table, path, relative))
+                move.old_dirs.add(path[:at])
+        if "_remote_attach" in tables:
+            for name, url in reader.execute(
+                f"SELECT alias, url FROM {alias}._remote_attach"
+            ).fetchall():
+                old = next((d for d in old_dirs if str(url).startswith(d + "/")), None)
+                if old is not None:
+                    move.urls[name] = f"{here}{str(url)[len(old) :]}"
+    finally:
+        reader.execute(f"DETACH {alias}")
+    return move
 
 
 def _assign_owners(

@@ -1,12 +1,11 @@
 """``agnes pull`` against a real server: first and unchanged pulls, changes, revoked
 grants, resumed and ranged downloads, a server that misbehaves, output modes, a lock,
-and SIGKILL at random moments."""
+and SIGKILL at each stage of a pull (told by the pull's test hook when it is there)."""
 
 from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
 from cli import exit_codes
 from cli.main import main
-from tests.conftest import DemoServer, add_user, running_demo, token_for
+from tests.conftest import DemoServer, add_user, register, running_demo, token_for
 from tests.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -271,56 +270,133 @@ def test_output_modes_and_dry_run(
     assert before == {p: p.stat().st_mtime_ns for p in before}  # nothing touched
 
 
+# Where a killed pull stops (the stages of agnes_sync/pull/pause.py) and its range size:
+# 0 for the default (every demo file comes whole), else small enough for ranges.
+STAGES = {
+    "partial-written": 0,
+    "before-rename": 0,
+    "between-files": 0,
+    "before-state": 0,
+    "range-written": -1,  # half the largest file: it comes in 2 or 3 ranges
+}
+RANGED_PULL = """
+import json, os, sys
+from pathlib import Path
+from agnes_sync.pull.pull import pull
+from agnes_sync.server_api import ServerApi
+from agnes_sync.workspace.layout import WorkspacePaths
+api = ServerApi(os.environ["AGNES_SERVER_URL"], os.environ["AGNES_TOKEN"])
+done = pull(WorkspacePaths(Path(sys.argv[1])), api, jobs=1, range_bytes=int(sys.argv[2]))
+print(json.dumps(done.as_dict()))
+sys.exit(1 if done.failed else 0)
+"""
+
+
+def pull_command(folder: Path, range_bytes: int) -> list[str]:
+    """``agnes pull --jobs 1 --json``, or the same pull with ranges of ``range_bytes`` (the
+    CLI has no option for it), in a process of its own."""
+    if range_bytes:
+        return [sys.executable, "-c", RANGED_PULL, str(folder), str(range_bytes)]
+    command = [sys.executable, "-m", "cli.main", "pull", "--workspace", str(folder)]
+    return [*command, "--jobs", "1", "--json"]
+
+
+def kill_at(stage: str, command: list[str], env: dict[str, str]) -> None:
+    """Run ``command`` until it says it reached ``stage`` (the pull's test hook), then
+    SIGKILL it there: no timer decides when."""
+    process = subprocess.Popen(
+        command,
+        env={**env, "AGNES_TEST_PAUSE_AT": stage},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    said = []
+    for line in process.stderr:  # ends if the process ends without pausing
+        said.append(line)
+        if line.strip() == f"agnes-test-paused {stage}":
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    process.stderr.close()
+    assert said and said[-1].strip() == f"agnes-test-paused {stage}", "".join(said)
+
+
+@pytest.fixture
+def big_file_token(server: DemoServer, tmp_path: Path) -> Iterator[str]:
+    """A user granted some demo tables and one of ~1 MB (a demo file comes in one read:
+    this one comes in many, so a pull can be stopped with part of it written)."""
+    services = server.live.services
+    source = Path(services.settings.sources["files"].options["path"])
+    big = source / "pull_big.parquet"
+    duckdb.connect().execute(
+        "COPY (SELECT md5(random()::VARCHAR) || md5(random()::VARCHAR) AS s FROM range(20000)) "
+        f"TO '{big}'"
+    )
+    register(services, id="pull_big", description="big", source_type="files", source_table=big.name)
+    try:
+        assert services.sync.sync_many(["pull_big"], "test")[0].status == "ok"
+        group = services.groups.add(f"big-{time.monotonic_ns()}", "")
+        for table in ("customers", "products", "orders", "pull_big"):
+            services.grants.add(group.id, ResourceType.TABLE, table, granted_by="test")
+        yield token_for(services, add_user(services, groups=(group.id,)))
+    finally:
+        services.sync.unregister("pull_big")
+        big.unlink()
+
+
 @pytest.mark.slow
-def test_sigkill_at_random_moments_never_exposes_a_bad_file(
-    server: DemoServer, user_token: str, tmp_path: Path
+def test_sigkill_at_every_stage_never_exposes_a_bad_file(
+    server: DemoServer, big_file_token: str, tmp_path: Path
 ) -> None:
+    user_token = big_file_token
     wanted = manifest(server, user_token)
-    rng = random.Random(7)
+    by_hash = {p.hash[:16]: p for t in wanted.tables for p in t.parts}
+    total = len(by_hash)
+    largest = max(p.size for p in by_hash.values())
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     env.update(
-        AGNES_TOKEN=user_token, AGNES_CONFIG_HOME=str(tmp_path / "cfg"), PYTHONPATH=str(REPO)
+        AGNES_TOKEN=user_token,
+        AGNES_CONFIG_HOME=str(tmp_path / "cfg"),
+        AGNES_SERVER_URL=server.live.base_url,
+        PYTHONPATH=str(REPO),
     )
-    folder = tmp_path / "ws"
-    paths = WorkspacePaths(folder)
-    total = sum(len(t.parts) for t in wanted.tables)
-    seen: list[int] = []
-    with FaultProxy(server.live.base_url) as proxy:
-        proxy.mode = "slow"
-        env["AGNES_SERVER_URL"] = proxy.url
-        for run in range(8):
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "cli.main",
-                    "pull",
-                    "--workspace",
-                    str(folder),
-                    "--quiet",
-                    "--jobs",
-                    "2",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(rng.uniform(0.2, 1.5))
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            state = verified(paths, wanted)
-            assert all(state.values()), f"run {run}: a bad file is visible"
-            seen.append(len(state))
-            if paths.db.exists():
-                duckdb.connect(str(paths.db), read_only=True).close()
-        assert any(0 < count < total for count in seen), seen  # kills landed mid-pull
-        proxy.mode = "ok"
+    seen: dict[str, int] = {}
+    for stage, range_bytes in STAGES.items():
+        range_bytes = largest // 2 if range_bytes < 0 else range_bytes
+        folder = tmp_path / stage
+        paths = WorkspacePaths(folder)
+        kill_at(stage, pull_command(folder, range_bytes), env)
+
+        state = verified(paths, wanted)
+        assert all(state.values()), f"{stage}: a bad file is visible"
+        seen[stage] = len(state)
+        hidden = [p for p in paths.data.rglob(".*") if p.is_file()]
+        partials = {p: by_hash[p.name.split(".")[-2]] for p in hidden if p.suffix == ".partial"}
+        if stage == "partial-written":  # some bytes of the first file, not all
+            [(partial, part)] = partials.items()
+            assert 0 < partial.stat().st_size < part.size
+        if stage == "before-rename":  # whole and verified, not in place
+            [(partial, part)] = partials.items()
+            assert file_hash(partial) == part.hash and not (paths.data / part.path).exists()
+        if stage == "range-written":  # one range written, and recorded beside it
+            [(partial, part)] = partials.items()
+            sidecar = partial.with_name(partial.name + ".ranges")
+            assert part.size == largest and json.loads(sidecar.read_text()) == [0]
+        if stage == "before-state":
+            assert not (paths.dot / "pull-state.json").exists()
+        if paths.db.exists():
+            duckdb.connect(str(paths.db), read_only=True).close()
+
         done = subprocess.run(
-            [sys.executable, "-m", "cli.main", "pull", "--workspace", str(folder), "--json"],
-            env=env,
-            capture_output=True,
-            text=True,
+            pull_command(folder, range_bytes), env=env, capture_output=True, text=True
         )
-    assert done.returncode == 0, done.stderr
-    assert verified(paths, wanted) == {p.path: True for t in wanted.tables for p in t.parts}
-    assert not [p for p in paths.data.rglob(".*") if p.is_file()]  # no partial left behind
+        assert done.returncode == 0, (stage, done.stdout, done.stderr)
+        summary = json.loads(done.stdout)
+        assert summary["downloaded"] == total - seen[stage], (stage, summary)
+        assert verified(paths, wanted) == {p.path: True for t in wanted.tables for p in t.parts}
+        assert not [p for p in paths.data.rglob(".*") if p.is_file()]  # no partial left behind
+    assert seen["before-rename"] == 0 and seen["between-files"] == 1  # one file at a time
+    assert all(0 <= seen[s] < total for s in STAGES if s != "before-state")  # kills mid-pull
+    assert seen["before-state"] == total

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
 from agnes_sync.hashing import file_hash, new_hasher
+from agnes_sync.pull.pause import pause
 from agnes_sync.pull.plan import FileJob
 from agnes_sync.pull.writeback import Writeback
 from agnes_sync.server_api import ServerApi
@@ -104,8 +105,10 @@ def fetch(
         atomic.discard(partial)
         atomic.discard(_ranges_path(partial))
         raise DownloadCorrupt(f"{job.relative} arrived damaged (its hash does not match).")
+    pause("before-rename")
     atomic.publish(partial, destination, sync_dir=False)  # the pull syncs each folder once
     atomic.discard(_ranges_path(partial))
+    pause("between-files")
 
 
 def _sequential(api: ServerApi, job: FileJob, partial: Path, progress: Progress) -> str:
@@ -136,6 +139,8 @@ def _sequential(api: ServerApi, job: FileJob, partial: Path, progress: Progress)
                 hasher.update(chunk)
                 written += len(chunk)
                 progress(len(chunk))
+                if written < job.size:
+                    pause("partial-written", out)
     if written != job.size:
         raise DownloadFailed(
             f"{job.relative}: the server sent {written} of {job.size} bytes.",
@@ -198,6 +203,7 @@ def _ranged(
                 staged = atomic.staging_path(sidecar)
                 staged.write_text(json.dumps(sorted(done)))
                 staged.replace(sidecar)
+            pause("range-written")
 
         futures = [pool.submit(one, i) for i in range(count) if i not in done]
         errors = [f.exception() for f in futures]

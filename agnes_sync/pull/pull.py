@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
 from agnes_sync.pull.download import RANGE_BYTES, fetch
+from agnes_sync.pull.pause import pause
 from agnes_sync.pull.plan import PullPlan, plan_pull
 from agnes_sync.pull.progress import Quiet, Reporter
 from agnes_sync.pull.state import FileState, PullState
@@ -129,6 +130,7 @@ def pull(
         for folder in sorted({(paths.data / name).parent for name in fetched}):
             atomic.fsync_dir(folder)  # the renames are durable before the state says so
         summary.removed = _remove(paths.data, plan)
+        pause("before-state")
         changed = bool(fetched or summary.removed) or etag != state.manifest_etag
         new_state = PullState(
             server_url=api.base_url,
