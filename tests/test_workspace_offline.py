@@ -31,9 +31,7 @@ def online(demo_server: DemoServer, folder: Path) -> Iterator[WorkspaceBackend]:
     backend = WorkspaceBackend(
         WorkspacePaths(folder), ServerApi(demo_server.live.base_url, demo_server.analyst_token)
     )
-    backend.catalog(None, None)  # what any session does first; it keeps the catalog
-    catalog_cache.refresh(backend.paths, backend.api)  # what agnes pull does
-    yield backend
+    yield backend  # agnes pull (in the folder fixture) kept the catalog and definitions
     backend.close()
 
 
@@ -42,6 +40,16 @@ def offline(online: WorkspaceBackend, folder: Path) -> Iterator[WorkspaceBackend
     backend = WorkspaceBackend(WorkspacePaths(folder), ServerApi(UNREACHABLE, "agnes_x_y"))
     yield backend
     backend.close()
+
+
+def test_a_pull_keeps_the_catalog_and_every_metric_definition(
+    online: WorkspaceBackend,
+) -> None:
+    kept = catalog_cache.load(online.paths)
+    assert kept.fetched_at is not None
+    assert {t["id"] for t in kept.tables} >= {"orders", "web_sessions"}
+    metrics = online.metrics_list(None)
+    assert metrics and set(kept.definitions) == {m.id for m in metrics}
 
 
 def test_schema_offline_comes_from_the_local_parquet(

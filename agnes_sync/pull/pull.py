@@ -130,8 +130,16 @@ def pull(
         for folder in sorted({(paths.data / name).parent for name in fetched}):
             atomic.fsync_dir(folder)  # the renames are durable before the state says so
         summary.removed = _remove(paths.data, plan)
-        pause("before-state")
         changed = bool(fetched or summary.removed) or etag != state.manifest_etag
+        if changed or not paths.db.exists():
+            # The manifest copy and the views first: the state (with the manifest's ETag)
+            # is written last, so a pull killed before it is redone, never skipped.
+            atomic.write_text(paths.manifest, text)
+            from agnes_sync.workspace import local_db  # duckdb: only when there is work
+
+            local_db.rebuild(paths)
+            _keep_catalog(paths, api)
+        pause("before-state")
         new_state = PullState(
             server_url=api.base_url,
             user=manifest.user,
@@ -142,13 +150,19 @@ def pull(
             files={**plan.unchanged, **fetched},
         )
         new_state.write(state_path)
-        if changed or not paths.db.exists():
-            atomic.write_text(paths.manifest, text)
-            from agnes_sync.workspace import local_db  # duckdb: only when there is work
-
-            local_db.rebuild(paths)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _keep_catalog(paths: WorkspacePaths, api: ServerApi) -> None:
+    """Keep the server's catalog and metric definitions for offline use (a nicety: a
+    failure here never fails the pull)."""
+    from agnes_sync.workspace import catalog_cache
+
+    try:
+        catalog_cache.refresh(paths, api)
+    except AgnesError:
+        return
 
 
 def _download(
