@@ -76,14 +76,15 @@ def summary_line(answer: Answer) -> str:
 def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
     """Print ``answer`` as ``form`` (table, json, csv); the exit code: ``TRUNCATED`` for a
     cut CSV (its data cannot say so), else ``OK``."""
-    from agnes_mcp.rails.results import columns_of, json_value
+    from agnes_mcp.rails.results import columns_of, rows_of
 
     table = answer.table
+    rows = rows_of(table)  # every value DuckDB returns, rendered (infinite dates too)
     if form == "json":
         print_json(
             {
                 "columns": [c.model_dump() for c in columns_of(table)],
-                "rows": [[json_value(v) for v in row.values()] for row in table.to_pylist()],
+                "rows": rows,
                 **answer.model_dump(mode="json"),
             }
         )
@@ -93,15 +94,15 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
     if form == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(table.column_names)
-        for row in table.to_pylist():
-            writer.writerow(["" if v is None else json_value(v) for v in row.values()])
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
         sys.stdout.flush()
         for line in [*said, summary_line(answer)]:
             sys.stderr.write(printable(line) + "\n")
         return exit_codes.TRUNCATED if cut else exit_codes.OK
     names = table.column_names
     print_table(
-        [{str(i): v for i, v in enumerate(row.values())} for row in table.to_pylist()],
+        [{str(i): v for i, v in enumerate(row)} for row in rows],
         [(str(i), name) for i, name in enumerate(names)],
         group_digits=False,
     )

@@ -380,3 +380,32 @@ SCAN_CAP_CASES: list[str] = [
     "SELECT max(x.device) FROM web_sessions x, web_sessions y WHERE y.event_date > DATE '2099-01-01' "
     "AND x.session_id = y.session_id",
 ]
+
+# --- odd values: every value DuckDB can return renders (never a crash or a 500) -------------
+# (sql, text the first cell must render as, or None to only require an answer)
+ODD_VALUE_CASES: list[tuple[str, str | None]] = [
+    ("SELECT DATE 'infinity' AS v", "infinity"),
+    ("SELECT DATE '-infinity' AS v", "-infinity"),
+    ("SELECT TIMESTAMP 'infinity' AS v", "infinity"),
+    ("SELECT TIMESTAMP '-infinity' AS v", "-infinity"),
+    ("SELECT 'infinity'::TIMESTAMPTZ AS v", "infinity"),
+    ("SELECT '-infinity'::TIMESTAMP_MS AS v", "-infinity"),
+    ("SELECT 'infinity'::TIMESTAMP_S AS v", "infinity"),
+    ("SELECT 'infinity'::TIMESTAMP_NS AS v", "infinity"),
+    ("SELECT DATE '10000-01-01' AS v", "10000-01-01"),
+    ("SELECT DATE '0001-01-01' - 1 AS v", "0001-12-31 (BC)"),
+    ("SELECT TIMESTAMP '294247-01-01 10:00:00' AS v", "294247-01-01 10:00:00"),
+    ("SELECT DATE '5877642-06-25' AS v", "5877642-06-25"),
+    ("SELECT TIME '24:00:00' AS v", "24:00:00"),
+    ("SELECT [DATE 'infinity', NULL, DATE '2026-01-05'] AS v", None),
+    ("SELECT {'a': TIMESTAMP 'infinity', 'b': [DATE '10000-01-01']} AS v", None),
+    ("SELECT MAP {DATE 'infinity': 1} AS v", None),
+    ("SELECT [[TIMESTAMP '-infinity']] AS v", None),
+    ("SELECT 'nan'::DOUBLE AS v", "nan"),
+    ("SELECT 'inf'::DOUBLE AS v", "inf"),
+    ("SELECT -'inf'::FLOAT AS v", "-inf"),
+    ("SELECT INTERVAL 1000000 YEAR AS v", None),
+    ("SELECT HUGEINT '170141183460469231731687303715884105727' AS v", None),
+    ("SELECT 'ab'::BLOB AS v", None),
+    ("SELECT order_date, DATE 'infinity' AS open_end FROM orders LIMIT 3", None),
+]

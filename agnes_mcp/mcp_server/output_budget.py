@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput
 from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value, truncation_for
+from agnes_mcp.rails.temporal_text import scalar_value, values_of
 
 CHARS_PER_TOKEN = 4
 DEFAULT_CHARS = 4_000 * CHARS_PER_TOKEN
@@ -97,7 +98,7 @@ def cell(value: Any) -> Any:
 
 def _rows(table: pa.Table, count: int) -> list[list[Any]]:
     part = table.slice(0, count)
-    columns = [part.column(i).to_pylist() for i in range(part.num_columns)]
+    columns = [values_of(part.column(i)) for i in range(part.num_columns)]
     return [[cell(col[r]) for col in columns] for r in range(part.num_rows)]
 
 
@@ -120,8 +121,8 @@ def summarise(table: pa.Table) -> list[ColumnSummary]:
         try:
             summary.distinct = pc.count_distinct(column).as_py()
             bounds = pc.min_max(column)
-            summary.min = _short(bounds["min"].as_py())
-            summary.max = _short(bounds["max"].as_py())
+            summary.min = _short(scalar_value(bounds["min"]))
+            summary.max = _short(scalar_value(bounds["max"]))
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
             pass
         out.append(summary)

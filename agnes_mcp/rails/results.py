@@ -12,6 +12,8 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
+from agnes_mcp.rails.temporal_text import values_of
+
 
 class ResultColumn(BaseModel):
     name: str
@@ -180,7 +182,7 @@ def json_value(value: Any) -> Any:
 
 
 def rows_of(table: pa.Table) -> list[list[Any]]:
-    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    columns = [values_of(table.column(i)) for i in range(table.num_columns)]
     return [[json_value(col[r]) for col in columns] for r in range(table.num_rows)]
 
 

@@ -1,0 +1,158 @@
+"""Dates, times and timestamps that Python cannot hold, written as DuckDB prints them.
+
+DuckDB's DATE and TIMESTAMP types reach years Python's ``datetime`` does not (before
+year 1, after 9999) and hold ``infinity`` and ``-infinity``; its TIME holds 24:00:00.
+Arrow carries them as plain integers, so a result is never refused or mangled for
+holding one: these render the integers directly (proleptic Gregorian calendar, years
+before 1 as ``(BC)``), and everything else keeps its usual ISO form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def civil(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of ``days`` since 1970-01-01 (H. Hinnant's civil_from_days)."""
+    z = days + 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + 3 if mp < 10 else mp - 9
+    return (y + 1 if m <= 2 else y), m, d
+
+
+def date_text(days: int) -> str:
+    if days >= INT32_MAX:
+        return "infinity"
+    if days <= -INT32_MAX:
+        return "-infinity"
+    year, month, day = civil(days)
+    if year <= 0:
+        return f"{1 - year:04d}-{month:02d}-{day:02d} (BC)"
+    return f"{year:04d}-{month:02d}-{day:02d}"
+
+
+def time_text(ticks: int, unit: str) -> str:
+    per = _PER_SECOND[unit]
+    seconds, fraction = divmod(ticks, per)
+    hours, rest = divmod(seconds, 3600)
+    minutes, second = divmod(rest, 60)
+    text = f"{hours:02d}:{minutes:02d}:{second:02d}"
+    if fraction:
+        digits = len(str(per)) - 1
+        text += "." + f"{fraction:0{digits}d}".rstrip("0")
+    return text
+
+
+def timestamp_text(ticks: int, unit: str, tz: str | None) -> str:
+    if ticks >= INT64_MAX:
+        return "infinity"
+    if ticks <= -INT64_MAX:
+        return "-infinity"
+    per_day = 86_400 * _PER_SECOND[unit]
+    days, within = divmod(ticks, per_day)
+    day = date_text(days)
+    bc = day.endswith(" (BC)")
+    text = f"{day.removesuffix(' (BC)')} {time_text(within, unit)}"
+    if tz is not None:
+        text += "+00"
+    return text + (" (BC)" if bc else "")
+
+
+def render(array: pa.Array) -> list[Any]:
+    """Python values of ``array`` where it holds temporal values Python cannot (dates and
+    timestamps as DuckDB prints them), nested lists, structs and maps included."""
+    kind = array.type
+    if pa.types.is_date32(kind):
+        raw = array.cast(pa.int32())
+        return [None if v is None else date_text(v) for v in raw.to_pylist()]
+    if pa.types.is_date64(kind):
+        raw = array.cast(pa.int64())
+        return [None if v is None else date_text(v // 86_400_000) for v in raw.to_pylist()]
+    if pa.types.is_timestamp(kind):
+        raw = array.cast(pa.int64())
+        return [
+            None if v is None else timestamp_text(v, kind.unit, kind.tz) for v in raw.to_pylist()
+        ]
+    if pa.types.is_time(kind):
+        raw = array.cast(pa.int64())
+        return [None if v is None else time_text(v, kind.unit) for v in raw.to_pylist()]
+    if pa.types.is_struct(kind):
+        fields = [render(array.field(i)) for i in range(kind.num_fields)]
+        names = [kind.field(i).name for i in range(kind.num_fields)]
+        valid = array.is_valid().to_pylist()
+        return [
+            dict(zip(names, (f[row] for f in fields), strict=True)) if valid[row] else None
+            for row in range(len(array))
+        ]
+    if pa.types.is_map(kind):
+        keys, items = render(array.keys), render(array.items)
+        return _split(array, list(zip(keys, items, strict=True)))
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _split(array, render(array.flatten()))
+    return list(array.to_pylist())
+
+
+def _split(array: pa.Array, flat: list[Any]) -> list[Any]:
+    """Regroup the flattened values of a list-like ``array`` into its rows."""
+    valid = array.is_valid().to_pylist()
+    if pa.types.is_fixed_size_list(array.type):
+        size = array.type.list_size
+        out: list[Any] = []
+        position = 0
+        for row in range(len(array)):
+            out.append(flat[position : position + size] if valid[row] else None)
+            position += size if valid[row] else 0
+        return out
+    offsets = array.offsets.to_pylist()
+    base = offsets[0]
+    return [
+        flat[offsets[row] - base : offsets[row + 1] - base] if valid[row] else None
+        for row in range(len(array))
+    ]
+
+
+def has_temporal(kind: pa.DataType) -> bool:
+    if (
+        pa.types.is_temporal(kind)
+        and not pa.types.is_duration(kind)
+        and not pa.types.is_interval(kind)
+    ):
+        return True
+    return any(has_temporal(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def values_of(column: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """Python values of ``column``: Arrow's own conversion where it holds, the renderings
+    above where a value is out of Python's range (or a TIME that Python would wrap)."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if has_temporal(array.type):
+        if _has_time(array.type):
+            return render(array)
+        try:
+            return list(array.to_pylist())
+        except (OverflowError, ValueError):
+            return render(array)
+    return list(array.to_pylist())
+
+
+def scalar_value(scalar: pa.Scalar) -> Any:
+    """One Arrow scalar as Python, like :func:`values_of`."""
+    return values_of(pa.array([scalar], type=scalar.type))[0]
+
+
+def _has_time(kind: pa.DataType) -> bool:
+    return pa.types.is_time(kind) or any(
+        _has_time(kind.field(i).type) for i in range(kind.num_fields)
+    )
