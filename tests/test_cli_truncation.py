@@ -143,6 +143,6 @@ def test_an_offline_catalog_says_it_is_not_the_whole_catalog(
     monkeypatch.setenv("AGNES_SERVER_URL", f"http://127.0.0.1:{port}")
     code, out, _ = run(capsys, "catalog")
     assert code == exit_codes.OK and "orders" in out
-    assert "The server cannot be reached: these are only the tables pulled" in out
+    assert "The server cannot be reached: this is the catalog as of the last contact" in out
     code, out, _ = run(capsys, "catalog", "--json")
     assert "cannot be reached" in json.loads(out)["notes"][0]

@@ -75,11 +75,20 @@ def catalog(args: argparse.Namespace) -> int:
     rows = [t.model_dump(mode="json") for t in tables]
     said = [f"{len(metrics):,} metrics: agnes metrics list"] if metrics else []
     data: dict[str, Any] = {"tables": rows, "metrics": [m.model_dump(mode="json") for m in metrics]}
-    # Offline, the workspace lists what it holds: say that this is not the whole catalog.
-    if tables and all(t.source.endswith("(server unreachable)") for t in tables):
+    # Offline, the workspace lists the last catalog it saw: say so, and since when.
+    if tables and all("server unreachable" in t.source for t in tables):
+        since = next(
+            (
+                t.source.split("catalog as of ", 1)[1].rstrip(")")
+                for t in tables
+                if "as of" in t.source
+            ),
+            None,
+        )
         data["notes"] = [
-            "The server cannot be reached: these are only the tables pulled into this "
-            "workspace; remote tables and metrics are not listed."
+            "The server cannot be reached: this is the catalog "
+            + (f"as of the last contact ({since})" if since else "of the tables pulled here")
+            + "; remote tables need the server to be queried or snapshotted."
         ]
         said += data["notes"]
     emit(
