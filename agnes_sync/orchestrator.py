@@ -33,10 +33,11 @@ import duckdb
 import pyarrow as pa
 
 from agnes_sync import atomic
-from agnes_sync.contract import EXTRACT_DB, ExtractPaths, ExtractWriter
-from agnes_sync.extract_reader import Extract, ExtractTable, moved_view, read_extract
+from agnes_sync.contract import EXTRACT_DB, ExtractPaths
+from agnes_sync.extract_reader import Extract, ExtractTable, read_extract
 from agnes_sync.locks import lock_for
-from agnes_sync.sql_text import quote_ident, quote_literal
+from agnes_sync.relocate import Relocation, move_extract, plan_move
+from agnes_sync.sql_text import quote_ident
 
 Row = tuple[object, ...]
 LOCATION_FILE = "data_dir"  # beside the analytics DB: the data dir its paths name
@@ -76,31 +77,6 @@ class RebuildReport:
     conflicts: list[Conflict] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-@dataclass
-class Relocation:
-    """What :meth:`Orchestrator.relocate` re-pointed when the data dir had moved."""
-
-    data_dir: str
-    moved_from: list[str]  # the data dirs the extracts and the analytics DB named
-    views: int = 0  # extract views re-pointed
-    files: int = 0  # absolute ``_files`` paths made relative to their extract
-    attachments: int = 0  # remote attachments to a file in the data dir (a DuckDB warehouse)
-    problems: list[str] = field(default_factory=list)  # views left as they were
-
-
-@dataclass
-class _Move:
-    """One extract's planned move: new view queries, ``_files`` and attach rewrites."""
-
-    views: dict[str, str] = field(default_factory=dict)
-    files: list[tuple[str, str, str]] = field(default_factory=list)  # table, old, new path
-    urls: dict[str, str] = field(default_factory=dict)  # alias -> new url
-    old_dirs: set[str] = field(default_factory=set)
-
-    def __bool__(self) -> bool:
-        return bool(self.views or self.files or self.urls)
 
 
 @dataclass(frozen=True)
@@ -241,11 +217,11 @@ class Orchestrator:
                 for source in sources:  # first the old places any extract names
                     paths = self._paths(source)
                     with lock_for(paths.db), contextlib.suppress(duckdb.Error):
-                        old_dirs |= _plan_move(reader, paths, self.root, set()).old_dirs
+                        old_dirs |= plan_move(reader, paths, self.root, set()).old_dirs
                 old_dirs.discard(str(self.root))
                 relocation = Relocation(str(self.root), sorted(old_dirs))
                 for source in sources:
-                    self._move(reader, self._paths(source), old_dirs, relocation)
+                    move_extract(reader, self._paths(source), self.root, old_dirs, relocation)
             self._cache.clear()
             build = self._build()
             if not relocation.problems:  # else tried again at the next start
@@ -268,51 +244,6 @@ class Orchestrator:
 
     def _paths(self, source: str) -> ExtractPaths:
         return ExtractPaths.of(self.extracts_root, source)
-
-    def _move(
-        self,
-        reader: duckdb.DuckDBPyConnection,
-        paths: ExtractPaths,
-        old_dirs: set[str],
-        relocation: Relocation,
-    ) -> None:
-        with lock_for(paths.db):
-            try:
-                move = _plan_move(reader, paths, self.root, old_dirs)
-                if move:
-                    self._write_move(paths, move, relocation)
-            except (duckdb.Error, OSError) as exc:  # e.g. open in another process: unchanged
-                relocation.problems.append(
-                    f"extract '{paths.source}' was not re-pointed: {str(exc).splitlines()[0]}"
-                )
-                return
-        relocation.views += len(move.views)
-        relocation.files += len(move.files)
-        relocation.attachments += len(move.urls)
-
-    def _write_move(self, paths: ExtractPaths, move: _Move, relocation: Relocation) -> None:
-        """Apply ``move`` in one transaction, views only where they bind here."""
-        with ExtractWriter(self.extracts_root, paths.source).connect() as con:
-            for name, select in list(move.views.items()):
-                try:
-                    con.execute(f"DESCRIBE {select}")
-                except duckdb.Error as exc:
-                    del move.views[name]
-                    relocation.problems.append(
-                        f"extract '{paths.source}', table '{name}': its view was not "
-                        f"re-pointed, {str(exc).splitlines()[0]}"
-                    )
-            con.begin()
-            for name, select in move.views.items():
-                con.execute(f"CREATE OR REPLACE VIEW {quote_ident(name)} AS {select}")
-            for table, old, new in move.files:
-                con.execute(
-                    "UPDATE _files SET path = ? WHERE table_name = ? AND path = ?",
-                    [new, table, old],
-                )
-            for alias, url in move.urls.items():
-                con.execute("UPDATE _remote_attach SET url = ? WHERE alias = ?", [url, alias])
-            con.commit()
 
     def _recorded_data_dir(self) -> str | None:
         """Where the extracts and the analytics DB were last made to point (``None``:
@@ -347,58 +278,6 @@ class Orchestrator:
             return [r[0] for r in con.execute("SELECT problem FROM _problems").fetchall()]
         finally:
             con.close()
-
-
-def _plan_move(
-    reader: duckdb.DuckDBPyConnection, paths: ExtractPaths, here: Path, old_dirs: set[str]
-) -> _Move:
-    """What moving ``paths``' extract to the data dir ``here`` takes (remote attachments
-    under one of ``old_dirs`` follow); read through a read-only ATTACH."""
-    move = _Move()
-    if not paths.db.is_file():
-        return move
-    alias = "_agnes_moving"
-    reader.execute(f"ATTACH {quote_literal(str(paths.db))} AS {alias} (READ_ONLY)")
-    try:
-        for name, sql in reader.execute(
-            "SELECT view_name, sql FROM duckdb_views() "
-            "WHERE database_name = ? AND NOT internal AND schema_name = 'main'",
-            [alias],
-        ).fetchall():
-            moved = moved_view(sql, paths)
-            if moved is not None:
-                move.views[name] = moved[0]
-                move.old_dirs |= moved[1]
-        tables = {
-            r[0]
-            for r in reader.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE database_name = ?", [alias]
-            ).fetchall()
-        }
-        root = str(paths.root.resolve())
-        marker = f"/{paths.root.parent.name}/{paths.source}/"
-        if "_files" in tables:
-            for table, path in reader.execute(
-                f"SELECT table_name, path FROM {alias}._files"
-            ).fetchall():
-                at = path.rfind(marker)
-                if at < 0 or not Path(path).is_absolute() or path.startswith(root + "/"):
-                    continue
-                relative = path[at + len(marker) :]
-                if ".." in Path(relative).parts:
-                    continue  # the validation reports it
-                move.files.append((table, path, relative))
-                move.old_dirs.add(path[:at])
-        if "_remote_attach" in tables:
-            for name, url in reader.execute(
-                f"SELECT alias, url FROM {alias}._remote_attach"
-            ).fetchall():
-                old = next((d for d in old_dirs if str(url).startswith(d + "/")), None)
-                if old is not None:
-                    move.urls[name] = f"{here}{str(url)[len(old) :]}"
-    finally:
-        reader.execute(f"DETACH {alias}")
-    return move
 
 
 def _assign_owners(
