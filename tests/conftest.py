@@ -24,6 +24,8 @@ from agnes_mcp.settings import AgnesSettings, load_settings
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.users import User
 
+pytest_plugins = ["tests.cli_harness"]  # the CLI tests' workspace fixture
+
 _counter = itertools.count()
 
 

@@ -10,29 +10,11 @@ from pathlib import Path
 import pytest
 
 from cli import exit_codes
-from cli.main import main
 from cli.output import size
-from tests.conftest import DemoServer, pull_into_workspace
+from tests.cli_harness import run
+from tests.conftest import DemoServer
 
 HUMAN_SIZE = r"\d+(\.\d)? (B|KB|MB|GB|TB)"
-
-
-@pytest.fixture
-def workspace(demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = pull_into_workspace(
-        demo_server.live.base_url, demo_server.analyst_token, tmp_path / "ws"
-    )
-    monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
-    monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
-    monkeypatch.chdir(folder)
-    return folder
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_size_is_the_mcp_tools_format() -> None:

@@ -14,28 +14,11 @@ import pytest
 
 from cli import exit_codes
 from cli.main import main
-from tests.conftest import DemoServer, pull_into_workspace
+from tests.cli_harness import run
+from tests.conftest import DemoServer
 
 # 2,000 orders at the demo's test scale: the cross join has 4,000,000 rows.
 BIG = "SELECT a.order_id AS a, b.order_id AS b FROM orders a CROSS JOIN orders b"
-
-
-@pytest.fixture
-def workspace(demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = pull_into_workspace(
-        demo_server.live.base_url, demo_server.analyst_token, tmp_path / "ws"
-    )
-    monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
-    monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
-    monkeypatch.chdir(folder)
-    return folder
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_csv_cut_by_the_row_cap_says_so_on_stderr_and_exits_truncated(
