@@ -344,6 +344,109 @@ CASES: list[tuple[str, str, str]] = [
     (L, "SELECT " + " + ".join(["1"] * 500), "sql_too_large"),
     (L, "SELECT " + " + ".join(["1"] * 3000), "sql_parse_error"),  # over DuckDB's depth limit
     (L, "SELECT * FROM orders WHERE " + " OR ".join(f"order_id = {i}" for i in range(500)), OK),
+    # --- class 2, the sandbox's own catalog: functions off the allow-list ------------------------
+    # Built-in macros (pg_catalog's above all) that read the catalog, functions with side
+    # effects or system facts, reached in every place a function can stand; and functions
+    # an analyst needs, which stay allowed. (agnes_mcp/rails/functions.csv, docs/query.md)
+    (L, "SELECT pg_get_viewdef(i) FROM range(100) t(i)", "function_not_allowed"),
+    (L, "SELECT pg_catalog.pg_get_viewdef(1)", "function_not_allowed"),
+    (L, "SELECT PG_GET_VIEWDEF(1)", "function_not_allowed"),
+    (L, 'SELECT "pg_get_viewdef"(1)', "function_not_allowed"),
+    (L, "SELECT (1).pg_get_viewdef()", "function_not_allowed"),
+    (L, "SELECT order_id FROM orders WHERE pg_get_viewdef(1) IS NOT NULL", "function_not_allowed"),
+    (L, "WITH v AS (SELECT format_type(23, NULL) AS t) SELECT * FROM v", "function_not_allowed"),
+    (L, "SELECT length(pg_get_constraintdef(1)) + 1", "function_not_allowed"),
+    (L, "SELECT get_block_size('memory')", "function_not_allowed"),
+    (L, "SELECT list_transform([1, 2], lambda x: pg_get_viewdef(x))", "function_not_allowed"),
+    (L, "SELECT [x FOR x IN [1] IF pg_get_viewdef(x) IS NULL]", "function_not_allowed"),
+    (L, "SELECT COALESCE(NULL, format_type(1043, NULL))", "function_not_allowed"),
+    (
+        L,
+        "SELECT * FROM orders WHERE status = (SELECT format_type(1043, NULL))",
+        "function_not_allowed",
+    ),
+    (
+        L,
+        "SELECT * FROM orders o JOIN customers c ON pg_get_viewdef(1) IS NULL",
+        "function_not_allowed",
+    ),
+    (L, "SELECT * REPLACE (pg_get_viewdef(1) AS status) FROM orders", "function_not_allowed"),
+    (
+        L,
+        "SELECT * FROM orders QUALIFY row_number() OVER (PARTITION BY pg_get_viewdef(1)) = 1",
+        "function_not_allowed",
+    ),
+    (
+        L,
+        "SELECT sum(total_amount) OVER w FROM orders WINDOW w AS (ORDER BY pg_get_viewdef(1))",
+        "function_not_allowed",
+    ),
+    (
+        L,
+        "SELECT * FROM orders PIVOT (max(pg_get_viewdef(1)) FOR status IN ('completed'))",
+        "function_not_allowed",
+    ),
+    (L, "SELECT * FROM range(length(pg_get_viewdef(1)))", "function_not_allowed"),
+    (L, "SELECT write_log('x')", "function_not_allowed"),
+    (L, "SELECT sleep_ms(10000)", "function_not_allowed"),
+    (L, "SELECT pg_sleep(10)", "function_not_allowed"),
+    (L, "SELECT * FROM orders ORDER BY sleep_ms(1)", "function_not_allowed"),
+    (L, "SELECT CASE WHEN true THEN write_log('x') END", "function_not_allowed"),
+    (L, "SELECT version()", "function_not_allowed"),
+    (L, "SELECT system.main.version()", "function_not_allowed"),
+    (L, "SELECT current_database(), current_schemas(true)", "function_not_allowed"),
+    (L, "SELECT current_user", "function_not_allowed"),
+    (L, "SELECT txid_current(), current_query()", "function_not_allowed"),
+    (L, "SELECT nextval('s')", "function_not_allowed"),
+    (L, "SELECT setseed(0.5)", "function_not_allowed"),
+    (L, "SELECT stats(order_id) FROM orders", "function_not_allowed"),
+    (L, "SELECT json_serialize_plan('SELECT * FROM support_tickets')", "function_not_allowed"),
+    (L, "SELECT list_aggr([1, 2], 'su' || 'm')", "function_not_allowed"),
+    (L, "SELECT sum(total_amount) EXPORT_STATE FROM orders", "function_not_allowed"),
+    (L, "SELECT cout(*) FROM orders", "function_not_allowed"),  # unknown: named, with a suggestion
+    (R, "SELECT pg_get_viewdef(1) FROM web_sessions LIMIT 1", "function_not_allowed"),
+    (
+        R,
+        "SELECT count(*) FROM web_sessions WHERE format_type(1043, NULL) IS NOT NULL",
+        "function_not_allowed",
+    ),
+    (R, "SELECT device, sleep_ms(1) FROM web_sessions LIMIT 1", "function_not_allowed"),
+    (
+        R,
+        "WITH d AS (SELECT pg_catalog.pg_get_viewdef(1) AS v) SELECT v FROM d, web_sessions LIMIT 1",
+        "function_not_allowed",
+    ),
+    (R, "SELECT current_database() FROM web_sessions LIMIT 1", "function_not_allowed"),
+    (A, "SELECT pg_get_viewdef(1) FROM web_sessions LIMIT 1", "function_not_allowed"),
+    (
+        L,
+        "SELECT date_trunc('month', order_date) AS m, count(*), sum(total_amount), "
+        "count(DISTINCT customer_id), coalesce(max(status), '-') FROM orders GROUP BY 1",
+        OK,
+    ),
+    (L, "SELECT list_aggr(list(total_amount), 'sum') FROM orders", OK),
+    (L, "SELECT typeof(order_id), round(avg(total_amount), 2) FROM orders GROUP BY 1", OK),
+    (L, "SELECT strftime(order_date, '%Y-%m'), regexp_replace(status, 'ed$', '') FROM orders", OK),
+    (L, "SELECT list_transform([1, 2], lambda x: x * 2), [x * 2 FOR x IN [1, 2]]", OK),
+    (L, "SELECT quantile_cont(total_amount, 0.5), median(total_amount) FROM orders", OK),
+    (
+        L,
+        "SELECT status.upper(), nullif(status, 'x'), if(total_amount > 100, 'big', 'small') FROM orders",
+        OK,
+    ),
+    (
+        L,
+        "SELECT lag(total_amount) OVER (ORDER BY order_date), ntile(4) OVER (ORDER BY total_amount) "
+        "FROM orders",
+        OK,
+    ),
+    (
+        L,
+        "SELECT * FROM orders WHERE order_date >= today() - INTERVAL 3650 DAY AND status LIKE 'c%'",
+        OK,
+    ),
+    (R, "SELECT date_trunc('day', event_date) AS d, count(*) FROM web_sessions GROUP BY 1", OK),
+    (R, "SELECT device, approx_count_distinct(session_id) FROM web_sessions GROUP BY device", OK),
 ]
 
 # --- the scan-cap family: queries whose reads an estimate could miss --------------------

@@ -4,6 +4,11 @@ Two parsers must agree on what a query touches: the same number of statements (o
 a SELECT, and the same table names (CTE references included, as both list them
 before binding). A disagreement means a construct one of them reads differently,
 which is exactly where a bypass would hide, so the query is refused.
+
+DuckDB's reading also names every function the query calls as DuckDB will bind it
+(operators, ``LIKE`` as ``~~``, ``count(*)`` as ``count_star``, method calls such as
+``x.f()``, calls inside lambdas, named windows and ``PIVOT``), before macros expand:
+each must be on the allow-list (``function_catalog``), whatever sqlglot made of it.
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ import functools
 import json
 import threading
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
+from agnes_mcp.rails import function_catalog
 from agnes_mcp.rails.engine_errors import EngineError, read_duckdb_error
 from agnes_mcp.rails.refusals import (
     FunctionNotAllowed,
@@ -25,8 +32,6 @@ from agnes_mcp.rails.refusals import (
     SqlParseError,
     SqlTooLarge,
 )
-
-ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 
 
 class ParserDisagreement(QueryRefused):
@@ -72,8 +77,25 @@ def sql_keywords() -> tuple[str, ...]:
     return tuple(sorted({str(r[0]).upper() for r in rows}))
 
 
+@dataclass
+class References:
+    """What DuckDB's parser reads in a query: table names, table functions, and every other
+    function call (scalar, aggregate, window, macro; operators too) as DuckDB names it."""
+
+    tables: list[str] = field(default_factory=list)
+    table_functions: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+    refusals: list[QueryRefused] = field(default_factory=list)  # found while walking
+
+
 def duckdb_references(sql: str) -> tuple[list[str], list[str]]:
     """(table names, table function names) as DuckDB's parser sees ``sql``."""
+    found = read_references(sql)
+    return found.tables, found.table_functions
+
+
+def read_references(sql: str) -> References:
+    """Everything DuckDB's parser names in ``sql`` (one SELECT, else a refusal)."""
     row = _connection().execute("SELECT json_serialize_sql($1)", [sql]).fetchone()
     try:
         tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True, "error_message": "?"}
@@ -90,37 +112,85 @@ def duckdb_references(sql: str) -> tuple[list[str], list[str]]:
     statements = tree.get("statements") or []
     if not isinstance(statements, list) or len(statements) != 1:
         raise MultipleStatements(f"DuckDB reads {len(statements)} statements; send one.")
-    tables: list[str] = []
-    functions: list[str] = []
-    _walk(statements[0], tables, functions)
-    return tables, functions
+    found = References()
+    _walk(statements[0], found)
+    return found
 
 
-def _walk(root: Any, tables: list[str], functions: list[str]) -> None:
-    """Collect table and table-function names (iteratively: the tree can be very deep)."""
+def _walk(root: Any, found: References) -> None:
+    """Collect table names, table functions and function calls (iteratively: the tree can
+    be very deep). A table function's own node is not a call; its arguments are walked."""
     stack = [root]
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             kind = node.get("type")
             if kind == "BASE_TABLE" and node.get("table_name"):
-                tables.append(str(node["table_name"]).lower())
+                found.tables.append(str(node["table_name"]).lower())
             elif kind == "TABLE_FUNCTION":
                 function = node.get("function") or {}
-                functions.append(str(function.get("function_name", "?")).lower())
+                found.table_functions.append(str(function.get("function_name", "?")).lower())
+                stack.extend(v for k, v in node.items() if k != "function")
+                if isinstance(function, dict):
+                    stack.extend(function.values())
+                continue
+            elif node.get("class") in ("FUNCTION", "WINDOW") and "function_name" in node:
+                _call(node, found)
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
 
 
+def _call(node: dict[str, Any], found: References) -> None:
+    name = str(node.get("function_name", "?")).lower()
+    found.functions.append(name)
+    if node.get("export_state"):
+        found.refusals.append(
+            FunctionNotAllowed(
+                f"{name}(...) EXPORT_STATE exports an aggregate's internal state.",
+                hint="Use the aggregate's result; aggregate states are internal.",
+            )
+        )
+    if name in function_catalog.LIST_AGGREGATES:
+        qualified = bool(node.get("schema") or node.get("catalog"))
+        args = [_argument(a) for a in node.get("arguments") or node.get("children") or []]
+        refused = function_catalog.named_aggregate_refusal(name, args, qualified=qualified)
+        if refused is not None:
+            found.refusals.append(refused)
+
+
+def _argument(argument: Any) -> function_catalog.Argument:
+    expression = argument.get("expression", argument) if isinstance(argument, dict) else {}
+    if not isinstance(expression, dict):
+        return function_catalog.Argument(None, False)
+    if expression.get("class") == "CONSTANT":
+        literal = expression.get("literal") or {}
+        text = literal.get("text") if literal.get("kind") == "STRING" else None
+        return function_catalog.Argument(None if text is None else str(text), True)
+    return function_catalog.Argument(None, expression.get("class") == "COLUMN_REF")
+
+
 def cross_check(sql: str, sqlglot_table_names: list[str]) -> None:
-    """Refuse unless DuckDB sees one SELECT with the same table names as sqlglot."""
-    tables, functions = duckdb_references(sql)
-    outside = sorted(set(functions) - ALLOWED_TABLE_FUNCTIONS)
-    if outside:
-        raise FunctionNotAllowed(f"The table function {outside[0]}() is not allowed.")
-    if Counter(tables) != Counter(sqlglot_table_names):
+    """Refuse unless DuckDB sees one SELECT with the same table names as sqlglot, and
+    every function it reads is on the allow-list (names as DuckDB spells them)."""
+    found = read_references(sql)
+    for name in found.table_functions:
+        verdict = function_catalog.table_verdict(name)
+        if not verdict.allowed:
+            raise function_catalog.refusal(verdict, table=True)
+    unknown: list[function_catalog.Verdict] = []
+    for name in dict.fromkeys(found.functions):
+        verdict = function_catalog.scalar_verdict(name)
+        if verdict.reason == "unknown":
+            unknown.append(verdict)
+        elif not verdict.allowed:
+            raise function_catalog.refusal(verdict)
+    if found.refusals:
+        raise found.refusals[0]
+    if Counter(found.tables) != Counter(sqlglot_table_names):
         raise ParserDisagreement(
             "The query's table references read differently to the two SQL parsers.",
-            details={"duckdb": sorted(tables), "sqlglot": sorted(sqlglot_table_names)},
+            details={"duckdb": sorted(found.tables), "sqlglot": sorted(sqlglot_table_names)},
         )
+    if unknown:  # last: a remote query may be another warehouse's SQL (tried in its dialect)
+        raise function_catalog.refusal(unknown[0])

@@ -4,15 +4,18 @@ Accepted: exactly one statement whose tree holds only query nodes (SELECT, WITH,
 operations, VALUES, subqueries, SQL-standard PIVOT inside a SELECT). Refused anywhere in
 the tree: DDL and DML (also inside a CTE), COPY, ATTACH/DETACH, INSTALL/LOAD, SET/RESET,
 PRAGMA, CALL, USE, transactions, EXPORT/IMPORT, SELECT INTO, DESCRIBE/SHOW/SUMMARIZE/
-EXPLAIN; table functions and file paths used as tables; functions that reach outside
-(files, environment, settings, catalogs, other engines); internal objects. Every real
+EXPLAIN; table functions and file paths used as tables; for DuckDB SQL, any function not
+on the allow-list (``function_catalog``: catalog, system, side-effect, file and settings
+functions, unknown names), for BigQuery SQL a deny-list; internal objects. Every real
 table reference is resolved through CTE scoping and subqueries.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -22,6 +25,8 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.tokenizer_core import Token, TokenType
 
+from agnes_mcp.rails import function_catalog
+from agnes_mcp.rails.function_catalog import Verdict
 from agnes_mcp.rails.refusals import (
     FunctionNotAllowed,
     InternalObject,
@@ -60,7 +65,10 @@ _NOT_QUERIES: tuple[type[exp.Expr], ...] = (exp.Describe, exp.Summarize, exp.Sho
 _ROOTS: tuple[type[exp.Expr], ...] = (exp.Select, exp.SetOperation, exp.Values, exp.Subquery)
 _GENERATORS: tuple[type[exp.Expr], ...] = (exp.GenerateSeries, exp.Unnest, exp.Values)
 
-_DENIED_PREFIXES = (
+# BigQuery SQL is BigQuery's, whose functions DuckDB's catalog does not list: there the
+# check is this deny-list plus every function DuckDB's review denies (a BigQuery-dialect
+# parse of a query that reads only server tables still runs on DuckDB).
+_BIGQUERY_DENIED_PREFIXES = (
     "read_",
     "duckdb_",
     "pragma_",
@@ -78,7 +86,7 @@ _DENIED_PREFIXES = (
     "json_execute",
     "system$",
 )
-_DENIED_NAMES = frozenset(
+_BIGQUERY_DENIED_NAMES = frozenset(
     {
         "getenv",
         "glob",
@@ -103,6 +111,8 @@ _DENIED_NAMES = frozenset(
         "current_query",
     }
 )
+_ANONYMOUS: tuple[type[exp.Expr], ...] = (exp.Anonymous, exp.AnonymousAggFunc)
+_PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _INTERNAL_SCHEMAS = frozenset({"information_schema", "pg_catalog", "system", "temp"})
 _PATH_CHARS = ("/", "\\", ".", ":", "*", "?", "~", "%")
 
@@ -160,13 +170,67 @@ def _parse_error(exc: ParseError | TokenError) -> SqlParseError:
 
 
 def _function_name(func: exp.Func) -> str:
-    if isinstance(func, exp.Anonymous):
+    if isinstance(func, _ANONYMOUS):
         return str(func.name).lower()
     return func.sql_name().lower()
 
 
-def _denied(name: str) -> bool:
-    return name in _DENIED_NAMES or name.startswith(_DENIED_PREFIXES) or name.endswith("_scan")
+@functools.cache
+def _denied_classes() -> dict[type[exp.Expr], str]:
+    """sqlglot's typed nodes for DuckDB functions the allow-list refuses (``version()``
+    reads as ``CurrentVersion``), each with the DuckDB name. sqlglot names a typed node its
+    own way, so the class is what identifies it; tests/test_function_allow_list.py checks
+    no allowed function reads as one of these classes."""
+    engine = Dialect.get_or_raise(DUCKDB)
+    parser, keywords = engine.parser_class, engine.tokenizer_class.KEYWORDS
+    found: dict[type[exp.Expr], str] = {}
+    for name in function_catalog.denied_names():
+        upper = name.upper()
+        typed = upper in parser.FUNCTIONS or upper in parser.FUNCTION_PARSERS or upper in keywords
+        if not typed or not _PLAIN_NAME.match(name):
+            continue  # sqlglot reads it as an anonymous function, by its own name
+        for args in ("", "()", "(a)", "(a, b)", "(a, b, c)"):
+            try:
+                statement = engine.parse(f"SELECT {name}{args}")[0]
+            except (ParseError, TokenError):  # this arity does not parse: the next may
+                continue
+            node = statement.expressions[0] if isinstance(statement, exp.Select) else None
+            if isinstance(node, exp.Func) and not isinstance(node, _ANONYMOUS):
+                found.setdefault(type(node), name)
+    return found
+
+
+def _check_function(func: exp.Func, dialect: str, unknown: list[Verdict]) -> None:
+    """Refuse a function the allow-list does not allow; names DuckDB does not know are
+    collected in ``unknown`` (refused after the walk, once nothing worse was found)."""
+    denied_as = _denied_classes().get(type(func))
+    if denied_as is not None:
+        raise function_catalog.refusal(function_catalog.scalar_verdict(denied_as))
+    name = _function_name(func)
+    verdict = function_catalog.scalar_verdict(name)
+    if not verdict.allowed and verdict.reason != "unknown":
+        raise function_catalog.refusal(verdict)
+    if dialect != DUCKDB:
+        bigquery_denied = name in _BIGQUERY_DENIED_NAMES or name.endswith("_scan")
+        if bigquery_denied or name.startswith(_BIGQUERY_DENIED_PREFIXES):
+            raise FunctionNotAllowed(f"The function {name}() is not allowed.")
+        return
+    if not isinstance(func, _ANONYMOUS):
+        return  # syntax (CAST, CASE, ...) or sqlglot's own name: DuckDB's parse names it
+    if not verdict.allowed:
+        unknown.append(verdict)
+    elif name in function_catalog.LIST_AGGREGATES:
+        qualified = isinstance(func.parent, exp.Dot) and func.arg_key == "expression"
+        args = [_argument(a) for a in func.expressions]
+        refused = function_catalog.named_aggregate_refusal(name, args, qualified=qualified)
+        if refused is not None:
+            raise refused
+
+
+def _argument(node: exp.Expr) -> function_catalog.Argument:
+    if isinstance(node, exp.Literal):
+        return function_catalog.Argument(str(node.this) if node.is_string else None, True)
+    return function_catalog.Argument(None, isinstance(node, (exp.Column, exp.Null, exp.Boolean)))
 
 
 def _statement_kind(node: exp.Expr) -> str:
@@ -194,7 +258,7 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     if len(statements) > 1:
         raise MultipleStatements(f"The SQL holds {len(statements)} statements; send one.")
     tree = cast(exp.Expression, statements[0])
-    _check_tree(tree)
+    _check_tree(tree, dialect)
     parsed = ParsedQuery(sql=sql, dialect=dialect, tree=tree)
     parsed.table_names = [t.name.lower() for t in tree.find_all(exp.Table) if t.name]
     parsed.refs = _real_tables(tree)
@@ -202,24 +266,25 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     return parsed
 
 
-def _check_tree(tree: exp.Expression) -> None:
+def _check_tree(tree: exp.Expression, dialect: str) -> None:
     if isinstance(tree, (exp.Pivot, *_NOT_QUERIES)):
         raise StatementNotAllowed(f"{_statement_kind(tree)} statements are not accepted.")
     if isinstance(tree, exp.Command) and str(tree.this).upper() in ("EXPLAIN", "SUMMARIZE", "SHOW"):
         raise StatementNotAllowed(f"{_statement_kind(tree)} statements are not accepted.")
     if not isinstance(tree, _ROOTS):
         raise ReadOnly(f"Only SELECT queries are accepted, not {_statement_kind(tree)}.")
+    unknown: list[Verdict] = []
     for node in tree.walk():
         if isinstance(node, _WRITES):
             raise ReadOnly(f"The query contains {_statement_kind(node)}, which is not a read.")
         if isinstance(node, _NOT_QUERIES):
             raise StatementNotAllowed(f"The query contains {_statement_kind(node)}.")
         if isinstance(node, exp.Func) and not isinstance(node, _GENERATORS):
-            name = _function_name(node)
-            if _denied(name):
-                raise FunctionNotAllowed(f"The function {name}() is not allowed.")
+            _check_function(node, dialect, unknown)
         if isinstance(node, exp.Table):
             _check_table(node)
+    if unknown:
+        raise function_catalog.refusal(unknown[0])
 
 
 def _check_table(table: exp.Table) -> None:
@@ -227,9 +292,8 @@ def _check_table(table: exp.Table) -> None:
     if isinstance(source, _GENERATORS):
         return
     if isinstance(source, exp.Func):
-        raise FunctionNotAllowed(
-            f"The table function {_function_name(source)}() is not allowed; query tables by name."
-        )
+        verdict = function_catalog.table_verdict(_function_name(source))
+        raise function_catalog.refusal(verdict, table=True)
     if not isinstance(source, exp.Identifier):
         if isinstance(source, exp.Expression) and not isinstance(source, exp.Dot):
             raise FunctionNotAllowed(f"'{table.sql()}' is not a table name.")
