@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -103,6 +104,97 @@ def test_data_is_consistent(tiny_demo: Path) -> None:
     assert tickets == (0, 0)
     ends = con.execute(f"SELECT max(ended_at) FROM '{files}/subscriptions.csv'").fetchone()
     assert ends is not None and str(ends[0]) <= "2026-10-31"
+
+
+def monthly_active_users(root: Path) -> list[int]:
+    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    rows = con.execute(
+        "SELECT date_trunc('month', event_date) AS month, count(DISTINCT customer_id) "
+        "FROM web_sessions GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    con.close()
+    return [int(n) for _, n in rows]
+
+
+def test_monthly_active_users_vary_and_stay_below_the_customer_base(tiny_demo: Path) -> None:
+    con = duckdb.connect()
+    customers = con.execute(f"SELECT count(*) FROM '{tiny_demo}/files/customers.csv'").fetchone()
+    assert customers is not None
+    active = monthly_active_users(tiny_demo)
+    assert len(active) >= 24  # the sessions span years of months
+    assert max(active) < customers[0], (active, customers)
+    changes = sum(a != b for a, b in itertools.pairwise(active))
+    assert changes >= len(active) // 2, f"active users barely change month to month: {active}"
+    assert sum(active[:6]) < sum(active[-6:]), f"the active base does not grow: {active}"
+
+    warehouse = duckdb.connect(str(tiny_demo / "warehouse.duckdb"), read_only=True)
+    churned, seen = warehouse.execute(
+        """
+        WITH last_seen AS (
+            SELECT customer_id, max(event_date) AS last_day FROM web_sessions
+            WHERE customer_id IS NOT NULL GROUP BY 1
+        )
+        SELECT count(*) FILTER (last_day < (SELECT max(event_date) FROM web_sessions)
+                                           - INTERVAL 6 MONTH),
+               count(*)
+        FROM last_seen
+        """
+    ).fetchone() or (0, 0)
+    warehouse.close()
+    assert 0 < churned < seen, "some customers stop using the web app, most do not"
+
+
+def test_signed_in_sessions_orders_and_tickets_follow_the_customers(tiny_demo: Path) -> None:
+    files = tiny_demo / "files"
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{tiny_demo / 'warehouse.duckdb'}' AS w (READ_ONLY)")
+    con.execute(f"CREATE VIEW customers AS FROM '{files}/customers.csv'")
+    sessions = con.execute(
+        """
+        SELECT count(*) FILTER (c.customer_id IS NULL),
+               count(*) FILTER (s.event_date < c.signup_date),
+               count(*) FILTER (s.country_code <> c.country_code),
+               count(*)
+        FROM w.web_sessions s LEFT JOIN customers c USING (customer_id)
+        WHERE s.customer_id IS NOT NULL
+        """
+    ).fetchone()
+    assert sessions is not None and sessions[:3] == (0, 0, 0) and sessions[3] > 0
+    early = con.execute(
+        f"""
+        SELECT (SELECT count(*) FROM '{files}/orders.parquet' o JOIN customers c USING (customer_id)
+                WHERE o.order_date < c.signup_date),
+               (SELECT count(*) FROM read_json('{files}/support_tickets.ndjson') t
+                JOIN customers c USING (customer_id) WHERE t.created_at < c.signup_date)
+        """
+    ).fetchone()
+    assert early == (0, 0), "no order or ticket before its customer signed up"
+    last_signup, last_order = con.execute(
+        f"SELECT (SELECT max(signup_date) FROM customers), "
+        f"(SELECT max(order_date) FROM '{files}/orders.parquet')"
+    ).fetchone() or (None, None)
+    assert last_signup is not None and last_order is not None
+    assert (last_order - last_signup).days < 183, "customers keep signing up until the end"
+
+
+def test_starter_metrics_answer_non_trivially_on_the_demo(demo_server) -> None:
+    with demo_server.client("analyst") as analyst:
+        customers = analyst.post("/api/query", json={"sql": "SELECT count(*) FROM customers"})
+        total = customers.json()["rows"][0][0]
+        active = analyst.post("/api/metrics/product/active_users/query", json={"grain": "month"})
+        assert active.status_code == 200, active.text
+        monthly = [row[-1] for row in active.json()["rows"]]
+        assert len(monthly) >= 24 and len(set(monthly)) > 1, monthly
+        assert max(monthly) < total, (monthly, total)
+        # every starter metric over time gives an answer that changes over time
+        for metric in analyst.get("/api/metrics").json()["metrics"]:
+            detail = analyst.get(f"/api/metrics/{metric['id']}").json()
+            if detail.get("grain") is None:
+                continue
+            answer = analyst.post(f"/api/metrics/{metric['id']}/query", json={"grain": "quarter"})
+            assert answer.status_code == 200, (metric["id"], answer.text)
+            values = [row[-1] for row in answer.json()["rows"]]
+            assert len(set(values)) > 1, (metric["id"], values)
 
 
 def test_ensure_reuses_and_regenerates_on_change(tmp_path: Path) -> None:
@@ -260,3 +352,37 @@ def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)  # how a service manager stops it
         assert process.wait(timeout=30) == 0
     assert "Traceback" not in stderr.read_text()
+
+
+def test_agnes_demo_fails_fast_when_its_port_is_taken(tmp_path: Path) -> None:
+    """The port is checked before the demo data is generated (~30 s at full scale): a taken
+    port is said at once, and nothing is generated."""
+    import socket
+
+    from cli import exit_codes
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env.update(
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+        AGNES_CONFIG_HOME=str(tmp_path / "config"),
+    )
+    data_dir = tmp_path / "agnes-data"
+    argv = ["demo", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "cli.main", *argv, "--scale", str(TINY)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+    finally:
+        taken.close()
+    assert result.returncode == exit_codes.FAILURE, result.stderr
+    assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--port" in result.stderr and "Traceback" not in result.stderr
+    assert "Generating" not in result.stdout and not (data_dir / "demo").exists()

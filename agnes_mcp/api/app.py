@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from agnes_mcp import __version__
 from agnes_mcp.api.body_limit import BodyLimit
+from agnes_mcp.api.docs_assets import install_docs
 from agnes_mcp.api.error_handlers import install_error_handlers
 from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.mcp_gate import McpAuthGate
@@ -35,11 +36,21 @@ from agnes_mcp.api.routes import (
     system,
     tokens,
     users,
+    well_known,
 )
+from agnes_mcp.api.routes.well_known import MCP_PATH
 from agnes_mcp.mcp_server.server import build_mcp
 from agnes_mcp.services import Services
 
-MCP_PATH = "/mcp"
+OPENAPI_PATH = "/api/openapi.json"
+DESCRIPTION = (
+    "**Authentication.** Every route except `/healthz`, the docs and the "
+    "`/.well-known/oauth-protected-resource` metadata needs `Authorization: Bearer <token>`, "
+    "a personal access token: an admin creates one with "
+    "`agnes admin token create --user EMAIL`. The MCP endpoint, `/mcp`, takes the same "
+    "tokens. OAuth sign-in is not available yet, so the metadata names no authorization "
+    "server."
+)
 
 
 def create_app(services: Services, on_started: Callable[[], None] | None = None) -> FastAPI:
@@ -69,13 +80,15 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         title=f"{services.settings.instance_name} API",
         version=__version__,
         summary="Governed access to company data for analysts and their AI agents.",
+        description=DESCRIPTION,
         lifespan=lifespan,
-        openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        openapi_url=OPENAPI_PATH,
+        docs_url=None,  # install_docs serves it, with its assets from here (no CDN)
         redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
+    install_docs(app, OPENAPI_PATH)
     for module in (
         system,
         users,
@@ -90,6 +103,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         metrics,
         distribution,
         server_config,
+        well_known,
     ):
         app.include_router(module.router)
 

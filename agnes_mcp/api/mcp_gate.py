@@ -2,8 +2,11 @@
 
 FastMCP verifies the token too (and gives tools the caller); this gate runs first so a
 missing or bad token gets the same ``{"error": {code, message, hint}}`` body as the REST
-API, with the ``401`` and ``WWW-Authenticate: Bearer`` MCP clients expect, and wording
-about personal access tokens rather than an OAuth flow Agnes does not use.
+API, with the ``401`` MCP clients expect and wording about personal access tokens rather
+than an OAuth flow Agnes does not use. Its ``WWW-Authenticate: Bearer`` challenge names
+the protected resource metadata (RFC 9728, served by ``routes.well_known``) in
+``resource_metadata`` and, when a token was sent, why it was refused (RFC 6750:
+``error`` and ``error_description``).
 """
 
 from __future__ import annotations
@@ -13,9 +16,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.dependencies import bearer_token
 from agnes_mcp.api.json_errors import send_error
+from agnes_mcp.api.routes.well_known import metadata_url, public_base_url
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AuthenticationError
 from agnes_mcp.services import Services
+
+HINT = (
+    "Connect with 'Authorization: Bearer <personal access token>'; an admin "
+    "creates one with 'agnes admin token create --user EMAIL'."
+)
+
+
+def quoted(text: str) -> str:
+    """``text`` as an RFC 6750 quoted value: printable ASCII without quote or backslash."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in text)
 
 
 class McpAuthGate:
@@ -28,15 +42,31 @@ class McpAuthGate:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
+        headers = Headers(scope=scope)
+        header = headers.get("authorization")
         try:
-            token = bearer_token(Headers(scope=scope).get("authorization"))
+            token = bearer_token(header)
+        except AuthenticationError as exc:
+            # No credentials, or another scheme: no error code (RFC 6750 section 3.1);
+            # "Bearer" without a token is a malformed request.
+            scheme = (header or "").strip().partition(" ")[0].lower()
+            await self._refuse(scope, send, exc, "invalid_request" if scheme == "bearer" else None)
+            return
+        try:
             self.services.tokens.authenticate(token, client_ip_var.get(), record_use=False)
         except AuthenticationError as exc:
-            exc.hint = (
-                "Connect with 'Authorization: Bearer <personal access token>'; an admin "
-                "creates one with 'agnes admin token create --user EMAIL'."
-            )
-            challenge = f'Bearer error="invalid_token", error_description="{exc.code}"'
-            await send_error(send, exc, {"www-authenticate": challenge})
+            await self._refuse(scope, send, exc, "invalid_token")
             return
         await self.app(scope, receive, send)
+
+    async def _refuse(
+        self, scope: Scope, send: Send, exc: AuthenticationError, error: str | None
+    ) -> None:
+        exc.hint = HINT
+        host = Headers(scope=scope).get("host")
+        base = public_base_url(self.services.settings, str(scope.get("scheme", "http")), host)
+        params = {"resource_metadata": metadata_url(base)}
+        if error is not None:
+            params |= {"error": error, "error_description": exc.message}
+        challenge = "Bearer " + ", ".join(f'{k}="{quoted(v)}"' for k, v in params.items())
+        await send_error(send, exc, {"www-authenticate": challenge, "cache-control": "no-store"})

@@ -23,8 +23,17 @@ SELECT
       AS segment,
     pick(i, 'acq', ['organic', 'organic', 'paid_search', 'referral', 'partner', 'outbound'])
       AS acquisition_channel,
-    DATE '2022-01-01' + (u(i, 'signup') * 1030)::INTEGER AS signup_date
+    -- customers sign up in id order, a little faster each month, from 2022-01 to 2026-10
+    DATE '2022-01-01' + floor(1764 * pow((i - 1) / {customers}, 0.75))::INTEGER AS signup_date
 FROM range(1, {customers} + 1) t(i);
+
+-- How many customers had signed up by each day orders and tickets are placed on
+-- (customer ids follow the signup order, so they are customers 1..signed_up).
+CREATE TABLE signed_up AS
+SELECT d.day, count(c.customer_id) AS customers
+FROM range(0, 1035) d(day)
+LEFT JOIN customers c ON c.signup_date <= DATE '2024-01-01' + d.day::INTEGER
+GROUP BY d.day;
 
 CREATE TABLE products AS
 SELECT
@@ -39,16 +48,17 @@ SELECT
 FROM range(1, {products} + 1) t(i);
 
 CREATE TABLE order_headers AS
+WITH o AS (SELECT i, (u(i, 'date') * 1034)::INTEGER AS day FROM range(1, {orders} + 1) t(i))
 SELECT
     i AS order_id,
-    -- skewed: a few customers order a lot
-    1 + floor({customers} * pow(u(i, 'cust'), 2))::BIGINT AS customer_id,
-    DATE '2024-01-01' + (u(i, 'date') * 1034)::INTEGER AS order_date,
+    -- a customer who had signed up by then, skewed: long-standing customers order a lot
+    1 + floor(s.customers * pow(u(i, 'cust'), 2))::BIGINT AS customer_id,
+    DATE '2024-01-01' + o.day AS order_date,
     pick(i, 'status', ['completed', 'completed', 'completed', 'completed', 'completed',
                        'completed', 'completed', 'completed', 'refunded', 'cancelled'])
       AS status,
     pick(i, 'channel', ['web', 'web', 'web', 'mobile', 'mobile', 'store', 'partner']) AS channel
-FROM range(1, {orders} + 1) t(i);
+FROM o JOIN signed_up s USING (day);
 
 CREATE TABLE order_items AS
 WITH lines AS (
@@ -94,7 +104,8 @@ SELECT
     CASE pick(customer_id, 'plan', ['starter', 'starter', 'growth', 'growth', 'scale', 'enterprise'])
         WHEN 'starter' THEN 29 WHEN 'growth' THEN 99 WHEN 'scale' THEN 299 ELSE 999
     END::DECIMAL(10, 2) AS mrr,
-    signup_date + (u(customer_id, 'substart') * 60)::INTEGER AS started_at,
+    least(signup_date + (u(customer_id, 'substart') * 60)::INTEGER, DATE '2026-10-31')
+      AS started_at,
     CASE WHEN u(customer_id, 'churn') < 0.3 AND signup_date < DATE '2026-09-01'
          THEN signup_date + 60 + (u(customer_id, 'subend')
               * (DATE '2026-10-31' - signup_date - 60))::INTEGER END AS ended_at,
@@ -106,7 +117,8 @@ ORDER BY customer_id;
 CREATE TABLE support_tickets AS
 SELECT
     i AS ticket_id,
-    1 + (hash(i, 'tcust', {seed}) % {customers})::BIGINT AS customer_id,
+    -- a customer who had signed up by the day the ticket was opened
+    1 + (hash(i, 'tcust', {seed}) % s.customers)::BIGINT AS customer_id,
     TIMESTAMP '2024-01-01 00:00:00' + to_seconds((u(i, 'tcreated') * 1034 * 86400)::BIGINT)
       AS created_at,
     pick(i, 'priority', ['low', 'low', 'normal', 'normal', 'normal', 'high', 'urgent'])
@@ -121,4 +133,6 @@ SELECT
     END AS resolved_at,
     CASE WHEN u(i, 'open') >= 0.12 AND u(i, 'rated') < 0.6
          THEN (1 + floor(5 * pow(u(i, 'csat'), 0.5)))::INTEGER END AS satisfaction
-FROM range(1, {tickets} + 1) t(i);
+FROM range(1, {tickets} + 1) t(i)
+JOIN signed_up s ON s.day = floor(u(i, 'tcreated') * 1034)::INTEGER
+ORDER BY i;
