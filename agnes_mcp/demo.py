@@ -235,13 +235,14 @@ def _starter_metrics(services: Services, admin: User, group_id: str) -> None:
             services.grants.add(group_id, ResourceType.METRIC, metric.id, granted_by="demo")
 
 
-def first_sync(services: Services) -> list[SyncResult]:
-    """Sync the demo tables that have never synced successfully (all of them, the first time)."""
+def first_sync(services: Services, *, regenerated: bool = False) -> list[SyncResult]:
+    """Sync the demo tables that have never synced successfully (all of them, the first
+    time, and after the demo data was generated again)."""
     states = services.sync_states.all()
     pending = [
         spec.id
         for spec in demo_tables()
-        if states.get(spec.id) is None or states[spec.id].last_success_at is None
+        if regenerated or states.get(spec.id) is None or states[spec.id].last_success_at is None
     ]
     return services.sync.sync_many(pending, "demo") if pending else []
 

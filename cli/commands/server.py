@@ -93,7 +93,7 @@ def demo(args: argparse.Namespace) -> int:
     _check_port(settings)  # before the data is generated: a taken port is said at once
     root = settings.data_dir / "demo"
     if read_manifest(root) is None:
-        _say(f"Generating the demo data in {root} (first run only; ~15 s at full scale)...")
+        _say(f"Generating the demo data in {root} (first run only; ~10 s at full scale)...")
     started = time.perf_counter()
     data, generated = ensure(root, scale=args.scale)
     if generated:
@@ -103,7 +103,7 @@ def demo(args: argparse.Namespace) -> int:
     try:
         tokens = prepare(services)
         started = time.perf_counter()
-        results = first_sync(services)
+        results = first_sync(services, regenerated=generated)
     except BaseException:
         services.close()
         raise
