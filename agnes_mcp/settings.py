@@ -51,7 +51,7 @@ def _split_csv(value: Any) -> Any:
 
 
 class ScanCaps(BaseModel):
-    """Defaults for the rails on remote queries; admins can change them at run time."""
+    """Defaults for the rails on queries; admins can change them at run time."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +65,20 @@ class ScanCaps(BaseModel):
     )
     concurrent_remote_queries_per_user: int = Field(
         default=5, ge=1, le=100, description="Remote queries one user may run at the same time."
+    )
+    concurrent_queries_per_user: int = Field(
+        default=5,
+        ge=1,
+        le=200,
+        description="Queries (local, server and remote) one user may run at the same time; "
+        "more are refused with too_many_queries (429), never queued.",
+    )
+    concurrent_queries: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Queries the whole server may run at the same time; more are refused "
+        "with too_many_queries (429), never queued.",
     )
     max_result_rows: int = Field(
         default=100_000, ge=1, description="Most rows a query result may return to a client."

@@ -19,6 +19,7 @@ from benchmarks import (
     bench_cli_startup,
     bench_demo,
     bench_extract,
+    bench_fairness,
     bench_mcp,
     bench_mcp_tools,
     bench_pull,
@@ -36,6 +37,7 @@ SUITES = {
     "query": bench_query.run,
     "mcp_tools": bench_mcp_tools.run,
     "pull": bench_pull.run,
+    "fairness": bench_fairness.run,
 }
 
 

@@ -512,3 +512,73 @@ ODD_VALUE_CASES: list[tuple[str, str | None]] = [
     ("SELECT 'ab'::BLOB AS v", None),
     ("SELECT order_date, DATE 'infinity' AS open_end FROM orders LIMIT 3", None),
 ]
+
+# --- resource exhaustion: queries that would take the server's memory or time --------------
+# (sql, expected) run as the demo analyst, through the whole service and through the
+# sandbox alone (tests/test_sandbox_memory.py), on a sandbox of 256 MB and a 32 MiB answer.
+# expected: the refusal code of the limit that stops it, or "cut:rows" / "cut:bytes" for an
+# answer the row or byte cap cuts while it is read. Never a crash, never the memory.
+CUT_ROWS, CUT_BYTES = "cut:rows", "cut:bytes"
+RESOURCE_CASES: list[tuple[str, str]] = [
+    # values one function builds (DuckDB does not count them against memory_limit)
+    ("SELECT repeat('x', 1000000000)", "value_too_large"),
+    ("SELECT sum(length(repeat('x', 1000000000 + i))) FROM range(3) t(i)", "value_too_large"),
+    ("SELECT repeat('x', 1000000) FROM range(1001)", "value_too_large"),
+    ("SELECT max(length(repeat(status, 1000000))) FROM orders", "value_too_large"),
+    ("SELECT repeat([order_id], 100000000) FROM orders", "value_too_large"),
+    ("SELECT lpad('a', 2000000000, 'b')", "value_too_large"),
+    ("SELECT rpad(status, 100000000, '*') FROM orders", "value_too_large"),
+    ("SELECT len(range(1000000000))", "value_too_large"),
+    ("SELECT unnest(generate_series(1, 100000000))", "value_too_large"),
+    (
+        "SELECT len(generate_series(TIMESTAMP '1970-01-01', TIMESTAMP '2030-01-01', "
+        "INTERVAL 1 SECOND))",
+        "value_too_large",
+    ),
+    ("SELECT list_resize([1], 100000000)", "value_too_large"),
+    ("SELECT printf('%2000000000d', 1)", "value_too_large"),
+    ("SELECT format('{:>2000000000}', 'x')", "value_too_large"),
+    ("SELECT regexp_replace(repeat('ab', 30000), '', 'xyz', 'g')", "value_too_large"),
+    ("SELECT replace(repeat('x', 50000), 'x', repeat('y', 50000))", "value_too_large"),
+    ("SELECT string_agg(repeat('x', 100000), ',') FROM orders", "value_too_large"),
+    # memory DuckDB tracks: aggregates, lists, distinct, recursion
+    (
+        "SELECT length(string_agg(repeat('x', 60000), ',')) FROM range(100000)",
+        "memory_limit_exceeded",
+    ),
+    (
+        "SELECT length(list(repeat('x', 60000))::VARCHAR) FROM range(100000)",
+        "memory_limit_exceeded",
+    ),
+    (
+        "SELECT count(DISTINCT repeat('x', 60000) || i) FROM range(1000000) t(i)",
+        "memory_limit_exceeded",
+    ),
+    (
+        "WITH RECURSIVE t(s) AS (SELECT 'x' UNION ALL SELECT s || s FROM t "
+        "WHERE length(s) < 2000000000) SELECT max(length(s)) FROM t",
+        "memory_limit_exceeded",
+    ),
+    (
+        "WITH RECURSIVE t(l) AS (SELECT [1] UNION ALL SELECT list_concat(l, l) FROM t "
+        "WHERE len(l) < 1000000000) SELECT max(len(l)) FROM t",
+        "memory_limit_exceeded",
+    ),
+    # time: cross joins, endless recursion, deep series (each needs far more than the timeout)
+    ("SELECT count(*) FROM range(1000000) a, range(1000000) b", "query_timeout"),
+    (
+        "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT count(*) FROM r",
+        "query_timeout",
+    ),
+    ("SELECT count(*) FROM generate_series(1, 1000000000000000)", "query_timeout"),
+    (
+        "SELECT max(a.order_id * b.order_id * c.order_id) FROM orders a, orders b, orders c",
+        "query_timeout",
+    ),
+    # answers cut while they are read
+    ("SELECT * FROM range(1000000000000)", CUT_ROWS),
+    ("SELECT a.*, b.* FROM orders a CROSS JOIN orders b", CUT_ROWS),
+    ("SELECT * FROM generate_series(1, 1000000000000) g, orders", CUT_ROWS),
+    ("SELECT repeat('x', 60000) AS s FROM range(100000)", CUT_BYTES),
+    ("SELECT repeat(status, 5000) AS s, o.* FROM orders o, range(1000)", CUT_BYTES),
+]

@@ -7,6 +7,7 @@ trace go to the server log, never to the client.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from typing import Any
 
@@ -30,12 +31,18 @@ logger = logging.getLogger("agnes.api")
 
 
 def error_response(error: AgnesError) -> JSONResponse:
-    headers = None
+    headers: dict[str, str] = {}
     if isinstance(error, AuthenticationError):
-        headers = {
-            "WWW-Authenticate": f'Bearer error="invalid_token", error_description="{error.code}"'
-        }
-    return JSONResponse({"error": error.to_dict()}, status_code=error.status, headers=headers)
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="invalid_token", error_description="{error.code}"'
+        )
+    wait = error.details.get("retry_after_seconds")
+    if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0:
+        # A refusal that clears by itself (too_many_queries, budget_exhausted) says when.
+        headers["Retry-After"] = str(math.ceil(wait))
+    return JSONResponse(
+        {"error": error.to_dict()}, status_code=error.status, headers=headers or None
+    )
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:

@@ -5,6 +5,11 @@ docstring, and a call to the backend whose answer a pager or renderer turns into
 ``structuredContent`` matching its output schema plus one compact text block, within the
 output budget. Refusals are mapped to error results once, by the middleware
 :func:`register_tools` installs (:mod:`agnes_mcp.mcp_server.errors`).
+
+The tools that run queries (query, query_remote, describe, metric_query, snapshot_estimate,
+snapshot_create) are async and do their work on the query lane
+(:mod:`agnes_mcp.query.concurrency`): FastMCP runs a sync tool on the thread pool every
+other tool and route shares, which slow queries would fill.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from agnes_mcp.mcp_server.tool_models import (
 )
 from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
 from agnes_mcp.metrics.summary import MetricDetail
+from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 
 BackendFor = Callable[[], Backend]
@@ -146,21 +152,25 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         annotations=READS_WAREHOUSE,
         output_schema=QueryOutput.model_json_schema(),
     )
-    def describe(
+    async def describe(
         table: Annotated[str, Field(description="A table id from catalog.")],
         n: Annotated[int, Field(ge=1, le=100, description="How many rows.")] = 5,
     ) -> ToolResult:
         """A few real rows of a table, to see what values look like. Remote tables are
         read through the warehouse's free preview, never a scan."""
-        backend = backend_for()
-        return result(*ob.present(backend.describe(table, n), backend, explicit=False))
+
+        def work() -> ToolResult:
+            backend = backend_for()
+            return result(*ob.present(backend.describe(table, n), backend, explicit=False))
+
+        return await in_query_lane(work)
 
     @mcp.tool(
         title="Query local and server tables",
         annotations=READS,
         output_schema=QueryOutput.model_json_schema(),
     )
-    def query(
+    async def query(
         sql: Annotated[str, Field(description="One read-only SELECT in DuckDB SQL.")],
         limit: Annotated[
             int | None, Field(ge=1, le=100_000, description="Most rows to return.")
@@ -170,16 +180,20 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         kept results. Remote tables are refused with remote_table_needs_snapshot, whose
         next step is a ready query_remote or snapshot_create. Never SELECT * blind: read
         schema first and select the columns you need; aggregate in SQL."""
-        backend = backend_for()
-        answer = backend.query(sql, limit)
-        return result(*ob.present(answer, backend, explicit=limit is not None))
+
+        def work() -> ToolResult:
+            backend = backend_for()
+            answer = backend.query(sql, limit)
+            return result(*ob.present(answer, backend, explicit=limit is not None))
+
+        return await in_query_lane(work)
 
     @mcp.tool(
         title="Query a remote table in its warehouse",
         annotations=SPENDS,
         output_schema=QueryOutput.model_json_schema(),
     )
-    def query_remote(
+    async def query_remote(
         sql: Annotated[
             str,
             Field(
@@ -194,16 +208,20 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         cap and your daily budget (it is estimated before it runs; over the cap it is
         refused with a narrower snapshot_create to run instead). Reports bytes scanned
         and the budget left. Filter on the partition column and select few columns."""
-        backend = backend_for()
-        answer = backend.query_remote(sql, limit)
-        return result(*ob.present(answer, backend, explicit=limit is not None))
+
+        def work() -> ToolResult:
+            backend = backend_for()
+            answer = backend.query_remote(sql, limit)
+            return result(*ob.present(answer, backend, explicit=limit is not None))
+
+        return await in_query_lane(work)
 
     @mcp.tool(
         title="Estimate a snapshot",
         annotations=READS_WAREHOUSE,
         output_schema=SnapshotEstimate.model_json_schema(),
     )
-    def snapshot_estimate(
+    async def snapshot_estimate(
         table: Annotated[str, Field(description="A remote table id.")],
         select: Annotated[list[str], Field(min_length=1, description="Columns to keep.")],
         where: Annotated[
@@ -221,7 +239,8 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         """What a snapshot would scan and return (bytes, rows) before fetching it, and
         whether it fits the scan cap and your budget. Run it first for large or
         partitioned tables."""
-        estimate = backend_for().snapshot_estimate(_spec(table, select, where, limit, order_by))
+        spec = _spec(table, select, where, limit, order_by)
+        estimate = await in_query_lane(lambda: backend_for().snapshot_estimate(spec))
         return result(estimate, show.estimate_text(estimate))
 
     @mcp.tool(
@@ -229,7 +248,7 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         annotations=CREATES,
         output_schema=SnapshotInfo.model_json_schema(),
     )
-    def snapshot_create(
+    async def snapshot_create(
         table: Annotated[str, Field(description="A remote table id.")],
         select: Annotated[list[str], Field(min_length=1, description="Columns to keep.")],
         name: Annotated[
@@ -249,9 +268,8 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         """Fetch a filtered subset of a remote table (under the scan cap) and keep it as a
         table you can query by name with query. Use snapshot_estimate first."""
         ttl = int(ttl_hours * 3600) if ttl_hours else None
-        info = backend_for().snapshot_create(
-            _spec(table, select, where, limit, order_by), name, ttl
-        )
+        spec = _spec(table, select, where, limit, order_by)
+        info = await in_query_lane(lambda: backend_for().snapshot_create(spec, name, ttl))
         return result(info, show.snapshot_text(info))
 
     @mcp.tool(
@@ -303,7 +321,7 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         annotations=SPENDS,
         output_schema=MetricQueryOutput.model_json_schema(),
     )
-    def metric_query(
+    async def metric_query(
         id: Annotated[str, Field(description="category/name")],
         dimensions: Annotated[
             list[str] | None, Field(description="Breakdowns, from metric_show.")
@@ -324,22 +342,26 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         """Compute a company metric the agreed way: Agnes compiles its definition into SQL
         for the engine holding its tables (DuckDB, or BigQuery for BigQuery tables), runs
         it through the rails and returns the rows with the SQL it ran."""
-        backend = backend_for()
         request = MetricRequest(
             dimensions=dimensions or [], filters=filters or {}, grain=grain, time_range=time_range
         )
-        answer = backend.metric_query(id, request, limit)
-        return result(
-            *ob.present(
-                answer,
-                backend,
-                explicit=limit is not None,
-                output=MetricQueryOutput,
-                metric_id=id,
-                variant=answer.metric_variant or "expression",
-                dialect=answer.dialect or "duckdb",
+
+        def work() -> ToolResult:
+            backend = backend_for()
+            answer = backend.metric_query(id, request, limit)
+            return result(
+                *ob.present(
+                    answer,
+                    backend,
+                    explicit=limit is not None,
+                    output=MetricQueryOutput,
+                    metric_id=id,
+                    variant=answer.metric_variant or "expression",
+                    dialect=answer.dialect or "duckdb",
+                )
             )
-        )
+
+        return await in_query_lane(work)
 
     if workspace:
 

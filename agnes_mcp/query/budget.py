@@ -1,4 +1,5 @@
-"""Scan caps and budgets for remote queries: per query, per user per UTC day, concurrency.
+"""Scan caps and budgets for remote queries: per query, per user per UTC day, concurrency;
+and the caps every query shares (result size, queries running at once per user and in all).
 
 Caps come from the settings (``scan_caps``) and can be changed at run time by an admin
 (``server_config`` keys ``scan_caps.<name>``). Spending is kept in memory (never a write
@@ -8,11 +9,12 @@ every remote query records its bytes.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.rails.refusals import BudgetExhausted, TooManyConcurrent
@@ -24,6 +26,8 @@ CAP_KEYS = (
     "per_query_bytes",
     "per_user_daily_bytes",
     "concurrent_remote_queries_per_user",
+    "concurrent_queries_per_user",
+    "concurrent_queries",
     "max_result_rows",
     "max_result_bytes",
     "max_snapshot_rows",
@@ -36,6 +40,8 @@ class Caps:
     per_query_bytes: int
     per_user_daily_bytes: int
     concurrent_remote_queries_per_user: int
+    concurrent_queries_per_user: int
+    concurrent_queries: int
     max_result_rows: int
     max_result_bytes: int
     max_snapshot_rows: int
@@ -96,10 +102,16 @@ class ScanBudget:
     def check_daily(self, principal: Principal, scan_bytes: int) -> None:
         left = self.remaining(principal)
         if scan_bytes > left:
+            now = datetime.now(UTC)
+            midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
             raise BudgetExhausted(
                 f"The query would scan {scan_bytes} bytes; {left} of today's "
                 f"{self.caps().per_user_daily_bytes} remain.",
-                details={"scan_bytes": scan_bytes, "remaining_bytes": left},
+                details={
+                    "scan_bytes": scan_bytes,
+                    "remaining_bytes": left,
+                    "retry_after_seconds": max(1, math.ceil((midnight - now).total_seconds())),
+                },
             )
 
     def charge(self, principal: Principal, scanned: int) -> int:

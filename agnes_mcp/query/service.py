@@ -1,16 +1,19 @@
 """The one query service every SQL string goes through (API, MCP tools, CLI, notebooks).
 
-Order of work for a query: policy (sqlglot, in the engine's dialect) -> DuckDB's own parse
-(the table names must agree) -> tables resolved against grants and query modes -> for a
-remote query: estimate, per-query cap, daily budget, a concurrency slot -> run (local: a
-sandbox holding only the caller's tables; remote: the warehouse engine under the cap) ->
-result with provenance -> audit row (allowed or refused, off the request path).
+Order of work for a query: a place among the running queries (per user and server-wide,
+refused with ``too_many_queries`` rather than queued) -> policy (sqlglot, in the engine's
+dialect) -> DuckDB's own parse (the table names must agree) -> tables resolved against
+grants and query modes -> for a remote query: estimate, per-query cap, daily budget, a
+concurrency slot -> run (local: a sandbox holding only the caller's tables; remote: the
+warehouse engine under the cap) -> result with provenance -> audit row (allowed or
+refused, off the request path).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +24,7 @@ from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.query.budget import ScanBudget
 from agnes_mcp.query.catalog import QueryCatalog
+from agnes_mcp.query.concurrency import QuerySlots
 from agnes_mcp.rails import policy
 from agnes_mcp.rails.checked_parse import parse_checked
 from agnes_mcp.rails.engine import (
@@ -95,6 +99,7 @@ class QueryService:
         self.audit_trail = audit
         self.catalog = QueryCatalog(store, registry, orchestrator)
         self.budget = ScanBudget(settings, server_config, store)
+        self.slots = QuerySlots()
         self.sandboxes = SandboxPool(
             memory_limit=settings.query_memory_limit, threads=settings.query_threads
         )
@@ -226,20 +231,34 @@ class QueryService:
         query caps for ``limit``."""
         started = time.perf_counter()
         try:
-            try:
-                parsed, plan, snapshot = self.plan(principal, sql, mode, extras)
-            except RecursionError:  # a tree too deep for some walker: refuse, never crash
-                raise SqlTooLarge("The SQL is nested too deeply to check.") from None
-            limits = limits or self.limits(limit)
-            if plan.mode == "local":
-                outcome = self._run_local(principal, parsed, plan, snapshot, limits, extras)
-            else:
-                outcome = self._run_remote(principal, parsed, plan, snapshot, limits)
+            with self._slot(principal, limits):
+                try:
+                    parsed, plan, snapshot = self.plan(principal, sql, mode, extras)
+                except RecursionError:  # a tree too deep for some walker: refuse, never crash
+                    raise SqlTooLarge("The SQL is nested too deeply to check.") from None
+                limits = limits or self.limits(limit)
+                if plan.mode == "local":
+                    outcome = self._run_local(principal, parsed, plan, snapshot, limits, extras)
+                else:
+                    outcome = self._run_remote(principal, parsed, plan, snapshot, limits)
         except QueryRefused as refusal:
             self.audit(principal, action, sql, started, refusal=refusal)
             raise
         self.audit(principal, action, sql, started, outcome=outcome)
         return outcome
+
+    def _slot(self, principal: Principal, limits: Limits | None) -> AbstractContextManager[None]:
+        """A place among the caller's and the server's running queries, or
+        ``too_many_queries`` at once: every query (REST, MCP, CLI through the server,
+        metrics, snapshots) passes here, so the limits hold whatever the way in."""
+        caps = self.budget.caps()
+        timeout = limits.timeout_seconds if limits else self.settings.query_timeout_seconds
+        return self.slots.hold(
+            principal.user_id,
+            per_user=caps.concurrent_queries_per_user,
+            total=caps.concurrent_queries,
+            timeout_seconds=timeout,
+        )
 
     def _granted_local(
         self, principal: Principal, snapshot: VersionedCatalog

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from agnes_mcp.catalog_models import CatalogEntry
+from agnes_mcp.query.concurrency import QuerySlots
 from agnes_mcp.rails.checked_parse import parse_checked
 from agnes_mcp.rails.engine import engine_names
 from agnes_mcp.rails.outcome import Outcome, outcome_of
@@ -59,6 +60,9 @@ class WorkspaceLimits:
     timeout_seconds: float = 120.0
     memory_limit: str = "2GB"
     threads: int = 2
+    # Queries this workspace runs at once (an agent's parallel tool calls share one
+    # sandbox and its memory); more are refused with too_many_queries, never queued.
+    concurrent_queries: int = 4
 
 
 class WorkspaceQuery:
@@ -67,6 +71,7 @@ class WorkspaceQuery:
         self.limits = limits or WorkspaceLimits()
         self._lock = threading.Lock()
         self._sandbox: tuple[tuple[object, ...], Sandbox, VersionedCatalog] | None = None
+        self.slots = QuerySlots("concurrent_queries of this workspace", "concurrent_queries")
 
     def inventory(self) -> Inventory:
         return read_inventory(self.paths)
@@ -113,6 +118,15 @@ class WorkspaceQuery:
             return sandbox, snapshot, inventory
 
     def run(self, sql: str, limit: int | None, classify: Classify | None = None) -> Outcome:
+        with self.slots.hold(
+            "workspace",
+            per_user=self.limits.concurrent_queries,
+            total=self.limits.concurrent_queries,
+            timeout_seconds=self.limits.timeout_seconds,
+        ):
+            return self._run(sql, limit, classify)
+
+    def _run(self, sql: str, limit: int | None, classify: Classify | None) -> Outcome:
         parsed = parse_checked(sql, DUCKDB)
         sandbox, snapshot, inventory = self._current()
         try:

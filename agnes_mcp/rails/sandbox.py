@@ -1,36 +1,63 @@
 """The second wall: a DuckDB that can see only what the caller may read, and cannot do more.
 
-Each sandbox is an in-memory DuckDB holding views over exactly the parquet files of one
-set of tables, then locked in this order (the only order that works on DuckDB 2.0):
-``allowed_paths`` = those files (not their folders, which would let ``COPY TO`` write
-there) -> no extension auto-install/auto-load -> ``enable_external_access = false`` ->
-memory and thread limits -> ``lock_configuration = true``. It holds alone, without the
-sqlglot policy: DuckDB's own parser must see exactly one SELECT, which runs inside a
-transaction that is always rolled back, under a timeout (interrupt), a row cap and a
-byte cap. Sandboxes are pooled per set of tables, since a new DuckDB costs ~11 ms and a
-cursor nothing.
+Each sandbox is an in-memory DuckDB holding one view per table, ``SELECT * FROM
+__agnes_source_<n>``: the table's parquet files are read by trusted code as an Arrow
+dataset (:mod:`arrow_sources`), registered on the query's cursor under that hidden name,
+so no view, setting or catalog function holds a server path. DuckDB
+itself may open no file at all: after set-up it is locked in this order (the only order
+that works on DuckDB 2.0): ``allowed_paths`` = none -> no extension auto-install/auto-load
+-> ``enable_external_access = false`` -> memory and thread limits -> ``lock_configuration
+= true``. It holds alone, without the sqlglot policy: DuckDB's own parser must see
+exactly one SELECT, which runs inside a transaction that is always rolled back, under a
+timeout (interrupt), a row cap and a byte cap. The result is streamed in record batches
+and reading stops as soon as the byte cap is passed, so a huge answer is never built
+whole; the functions that could build a huge value are wrapped (:mod:`value_guards`).
+Sandboxes are pooled per set of tables, since a new DuckDB costs ~11 ms and a cursor
+nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
+import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 import pyarrow as pa
 
+from agnes_mcp.rails import value_guards
+from agnes_mcp.rails.arrow_sources import ArrowSource, install_decoders, open_source
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
-from agnes_mcp.rails.refusals import MultipleStatements, QueryFailed, QueryTimeout, ReadOnly
+from agnes_mcp.rails.refusals import (
+    MultipleStatements,
+    QueryFailed,
+    QueryRefused,
+    QueryTimeout,
+    ReadOnly,
+    SqlTooLarge,
+)
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.watchdog import WATCHDOG
 from agnes_sync.sql_text import quote_ident, quote_literal
 
 POOL_SIZE = 16
+# Rows per record batch read from DuckDB (one vector): the byte cap is checked after each,
+# so a cut answer overshoots the cap by at most one batch.
+BATCH_ROWS = 2048
+IDLE_CURSORS = 8  # per sandbox, kept with its datasets registered
+
+
+class MemoryLimitExceeded(QueryRefused):
+    code = "memory_limit_exceeded"
+    status = 400
+    default_hint = (
+        "The query needs more memory than a query may use (query_memory_limit): aggregate "
+        "or filter earlier, select fewer columns, or split it."
+    )
 
 
 @dataclass(frozen=True)
@@ -81,30 +108,77 @@ def lock_down(
     con.execute("SET lock_configuration = true")
 
 
+class SandboxConnection:
+    """A sandbox's locked connection with its tables: cursors opened through it can read
+    them (each table's dataset is registered on the cursor, by its hidden source name).
+
+    Cursors with every dataset registered are kept for reuse (registering costs ~0.25 ms
+    a table): a query only runs SELECTs in a transaction that is rolled back, so it leaves
+    nothing on the cursor; one given data of its own (``prepare``) or whose interrupt
+    fired is closed instead."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, sources: dict[str, ArrowSource]) -> None:
+        self.raw = con
+        self.sources = sources  # by lower-case table id
+        self._idle: list[duckdb.DuckDBPyConnection] = []
+        self._lock = threading.Lock()
+
+    def attach(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Register every table's dataset on ``cursor``."""
+        for source in self.sources.values():
+            cursor.register(source.name, source.dataset)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new cursor that can read every table of the sandbox (for trusted code)."""
+        cursor = self.raw.cursor()
+        self.attach(cursor)
+        return cursor
+
+    def take(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return self.cursor()
+
+    def give_back(self, cursor: duckdb.DuckDBPyConnection, reusable: bool) -> None:
+        if reusable:
+            with self._lock:
+                if len(self._idle) < IDLE_CURSORS:
+                    self._idle.append(cursor)
+                    return
+        cursor.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for cursor in idle:
+            cursor.close()
+
+
+Opens = duckdb.DuckDBPyConnection | SandboxConnection
+
+
 def run_select(
-    base: duckdb.DuckDBPyConnection,
+    base: Opens,
     sql: str,
     limits: Limits,
     *,
     prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> RunResult:
     """Run one SELECT on a fresh cursor of ``base``: DuckDB's parser decides it is one
-    SELECT; a LIMIT stops the scan early; a timer interrupts it; nothing it did survives."""
-    cursor = base.cursor()
+    SELECT (and :mod:`value_guards` checks its calls); a LIMIT stops the scan early; the
+    answer is read batch by batch and reading stops past the byte cap; a timer
+    interrupts it; nothing it did survives."""
+    pooled = isinstance(base, SandboxConnection)
+    cursor = base.take() if isinstance(base, SandboxConnection) else base.cursor()
+    reusable = pooled and prepare is None
     try:
-        statements = cursor.extract_statements(sql)
-    except duckdb.Error as exc:
-        cursor.close()
-        raise QueryFailed(f"DuckDB cannot parse the query: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1:
-        cursor.close()
-        raise MultipleStatements(f"DuckDB reads {len(statements)} statements; send one.")
-    if statements[0].type != duckdb.StatementType.SELECT:
-        cursor.close()
-        raise ReadOnly(f"Only SELECT queries run here, not {statements[0].type.name}.")
-    text = statements[0].query.rstrip()
-    while text.endswith(";"):
-        text = text[:-1].rstrip()
+        text = _one_select(cursor, sql)
+        if value_guards.needs_check(text):
+            value_guards.check_functions(_parse_tree(cursor, text))
+    except BaseException:
+        _done(base, cursor, reusable)
+        raise
     # The newline keeps a trailing "-- comment" from swallowing the closing parenthesis.
     wrapped = f"SELECT * FROM (\n{text}\n) AS agnes_result LIMIT {limits.rows + 1}"
     ticket: int | None = None
@@ -114,20 +188,96 @@ def run_select(
         if prepare is not None:
             prepare(cursor)
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
-        table = cursor.sql(wrapped).to_arrow_table()
+        table = _read(cursor.sql(wrapped).to_arrow_reader(BATCH_ROWS), limits)
     except duckdb.InterruptException:
-        raise QueryTimeout(
-            f"The query ran longer than {limits.timeout_seconds:g} s and was stopped."
-        ) from None
-    except duckdb.Error as exc:
-        raise engine_failure(str(exc), text, line_offset=1) from None
+        raise _timeout(limits) from None
+    except (duckdb.Error, OSError, pa.ArrowException) as exc:
+        raise _failure(str(exc), text, limits) from None
     finally:
-        if ticket is not None:
-            WATCHDOG.release(ticket)
-        with contextlib.suppress(duckdb.Error):
+        if ticket is not None and not WATCHDOG.release(ticket):
+            reusable = False  # its interrupt may still arrive
+        try:
             cursor.rollback()
-        cursor.close()
+        except duckdb.Error:
+            reusable = False
+        _done(base, cursor, reusable)
     return capped(table, limits, time.perf_counter() - started)
+
+
+def _done(base: Opens, cursor: duckdb.DuckDBPyConnection, reusable: bool) -> None:
+    if isinstance(base, SandboxConnection):
+        base.give_back(cursor, reusable)
+    else:
+        cursor.close()
+
+
+def _one_select(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
+    """The text of the one SELECT in ``sql``, or a refusal."""
+    try:
+        statements = cursor.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryFailed(f"DuckDB cannot parse the query: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise MultipleStatements(f"DuckDB reads {len(statements)} statements; send one.")
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise ReadOnly(f"Only SELECT queries run here, not {statements[0].type.name}.")
+    text = statements[0].query.rstrip()
+    while text.endswith(";"):
+        text = text[:-1].rstrip()
+    return text
+
+
+def _parse_tree(cursor: duckdb.DuckDBPyConnection, text: str) -> Any:
+    """DuckDB's own parse tree of ``text`` (one SELECT), or a refusal."""
+    try:
+        row = cursor.execute("SELECT json_serialize_sql(?::VARCHAR)", [text]).fetchone()
+        tree = json.loads(row[0]) if row else None
+    except (duckdb.Error, ValueError) as exc:
+        raise QueryFailed(f"DuckDB cannot check the query: {str(exc).splitlines()[0]}") from None
+    except RecursionError:  # a parse tree nested deeper than Python reads JSON
+        raise SqlTooLarge("The SQL is nested too deeply to check.") from None
+    if not isinstance(tree, dict) or tree.get("error"):
+        reason = tree.get("error_message") if isinstance(tree, dict) else None
+        raise QueryFailed(f"DuckDB cannot check the query: {reason or 'no parse tree'}.")
+    return tree
+
+
+def _read(reader: pa.RecordBatchReader, limits: Limits) -> pa.Table:
+    """The answer, read batch by batch until it ends or passes a cap (one row past the
+    row cap, or the byte cap): DuckDB stops working when reading stops."""
+    batches: list[pa.RecordBatch] = []
+    rows = size = 0
+    try:
+        for batch in reader:
+            batches.append(batch)
+            rows += batch.num_rows
+            size += batch.nbytes
+            if rows > limits.rows or size > limits.bytes:
+                break
+    finally:
+        reader.close()
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _timeout(limits: Limits) -> QueryTimeout:
+    return QueryTimeout(f"The query ran longer than {limits.timeout_seconds:g} s and was stopped.")
+
+
+def _failure(message: str, sql: str, limits: Limits) -> QueryRefused:
+    """A DuckDB error (also one relayed through the Arrow stream, as text) as a refusal
+    naming the limit it hit, else as the engine's own message."""
+    if message.startswith("INTERRUPT Error"):
+        return _timeout(limits)
+    too_large = value_guards.refusal(message)
+    if too_large is not None:
+        return too_large
+    if message.startswith("Out of Memory Error"):
+        first = message.splitlines()[0].removeprefix("Out of Memory Error: ")
+        return MemoryLimitExceeded(
+            f"The query needed more memory than a query may use ({first}).",
+            details={"limit_name": "query_memory_limit"},
+        )
+    return engine_failure(message, sql, line_offset=1)
 
 
 def engine_failure(text: str, sql: str, *, line_offset: int = 0) -> QueryFailed:
@@ -149,7 +299,7 @@ COUNT_SECONDS = 5.0  # counting a cut answer is a courtesy: it gives up rather t
 
 
 def count_rows(
-    base: duckdb.DuckDBPyConnection,
+    base: Opens,
     sql: str,
     *,
     timeout_seconds: float,
@@ -163,7 +313,7 @@ def count_rows(
     limits = Limits(rows=1, bytes=1024, timeout_seconds=min(timeout_seconds, COUNT_SECONDS))
     try:
         result = run_select(base, counting, limits, prepare=prepare)
-    except (QueryFailed, QueryTimeout, MultipleStatements, ReadOnly):
+    except QueryRefused:
         return None
     value = result.table.column(0)[0].as_py() if result.table.num_rows else None
     return int(value) if value is not None else None
@@ -181,27 +331,31 @@ def capped(table: pa.Table, limits: Limits, seconds: float) -> RunResult:
 
 
 class Sandbox:
-    """Views over exactly ``tables``' files, in a locked in-memory DuckDB."""
+    """Views over exactly ``tables``' files, in a locked in-memory DuckDB that can open no
+    file itself (trusted code reads the files as Arrow datasets)."""
 
     def __init__(self, tables: list[CatalogTable], *, memory_limit: str, threads: int) -> None:
         self.tables = {t.id for t in tables}
         self._con = duckdb.connect()
-        allowed: list[str] = []
+        value_guards.install(self._con)
+        install_decoders(self._con)
+        sources: dict[str, ArrowSource] = {}
         for table in tables:
             if not table.files:
                 continue
-            files = ", ".join(quote_literal(f) for f in table.files)
-            self._con.execute(
-                f"CREATE VIEW {quote_ident(table.id)} AS SELECT * FROM read_parquet([{files}], "
-                "union_by_name = true, hive_partitioning = false)"
-            )
-            allowed.extend(table.files)
-        lock_down(self._con, allowed, memory_limit=memory_limit, threads=threads)
+            source = open_source(table, f"__agnes_source_{len(sources)}")
+            self._con.register(source.name, source.dataset)  # bound once, to create the view
+            self._con.execute(f"CREATE VIEW {quote_ident(table.id)} AS {source.select}")
+            self._con.unregister(source.name)
+            sources[table.id.lower()] = source
+        lock_down(self._con, [], memory_limit=memory_limit, threads=threads)
+        self._connection = SandboxConnection(self._con, sources)
 
     @property
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        """The locked base connection (trusted code may add cursors with registered data)."""
-        return self._con
+    def connection(self) -> SandboxConnection:
+        """The locked connection; cursors opened through it read the tables (trusted code
+        may register more data on them)."""
+        return self._connection
 
     def run(
         self,
@@ -209,7 +363,7 @@ class Sandbox:
         limits: Limits,
         prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> RunResult:
-        return run_select(self._con, sql, limits, prepare=prepare)
+        return run_select(self._connection, sql, limits, prepare=prepare)
 
     def count(
         self,
@@ -218,9 +372,12 @@ class Sandbox:
         prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> int | None:
         """Rows of the whole answer (for a result the row limit cut), or None."""
-        return count_rows(self._con, sql, timeout_seconds=limits.timeout_seconds, prepare=prepare)
+        return count_rows(
+            self._connection, sql, timeout_seconds=limits.timeout_seconds, prepare=prepare
+        )
 
     def close(self) -> None:
+        self._connection.close()
         self._con.close()
 
 

@@ -6,6 +6,7 @@ a query only pushes its deadline on a heap and takes it off when it ends.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
@@ -35,9 +36,14 @@ class Watchdog:
             self._lock.notify()
         return ticket
 
-    def release(self, ticket: int) -> None:
+    def release(self, ticket: int) -> bool:
+        """Stop watching; False when the interrupt already fired (or is about to): the
+        watched connection may still receive it, so it must not run anything else."""
         with self._lock:
-            self._live.discard(ticket)
+            if ticket in self._live:
+                self._live.discard(ticket)
+                return True
+            return False
 
     def _run(self) -> None:
         while True:
@@ -54,7 +60,10 @@ class Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 self._live.discard(ticket)
-            interrupt()  # outside the lock: an interrupt may take a moment
+            # Outside the lock: an interrupt may take a moment. The query may have ended and
+            # closed its connection meanwhile; that must not end this thread.
+            with contextlib.suppress(Exception):
+                interrupt()
 
 
 WATCHDOG = Watchdog()

@@ -1,4 +1,9 @@
-"""Queries: server-side SQL over the tables the caller is granted, and scan estimates."""
+"""Queries: server-side SQL over the tables the caller is granted, and scan estimates.
+
+The routes are async and hand their work (the query and rendering its rows) to the query
+lane (:mod:`agnes_mcp.query.concurrency`): a slow query holds a lane thread, never one of
+the threads the other routes share.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pydantic import BaseModel, Field
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.query.hybrid import hybrid
 from agnes_mcp.rails.outcome import Outcome
 from agnes_mcp.rails.results import QueryResult
@@ -57,13 +63,19 @@ def respond(request: Request, outcome: Outcome) -> Response:
         200: {"content": {ARROW_STREAM: {}}, "description": "JSON, or Arrow IPC on request"}
     },
 )
-def query(
+async def query(
     body: QueryRequest, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """Local and materialized tables run in a sandbox holding only your tables; remote
-    tables run in their warehouse under the scan cap and your daily budget."""
-    outcome = services.query.run(principal, body.sql, limit=body.limit, mode=body.mode)
-    return respond(request, outcome)
+    tables run in their warehouse under the scan cap and your daily budget. Over the
+    number of queries you (or the server) may run at once: ``429 too_many_queries`` with
+    ``Retry-After``."""
+
+    def work() -> Response:
+        outcome = services.query.run(principal, body.sql, limit=body.limit, mode=body.mode)
+        return respond(request, outcome)
+
+    return await in_query_lane(work)
 
 
 class HybridRequest(RequestBody):
@@ -75,20 +87,26 @@ class HybridRequest(RequestBody):
 
 
 @router.post("/hybrid", response_model=QueryResult, summary="Admins: join remote results locally")
-def hybrid_query(
+async def hybrid_query(
     body: HybridRequest, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """Each remote sub-query runs under the caps; the results are registered as tables
     named by their alias for ``sql``, which runs with the server's local tables."""
-    outcome = hybrid(services.query, principal, body.sql, body.register_remote, limit=body.limit)
-    return respond(request, outcome)
+
+    def work() -> Response:
+        outcome = hybrid(
+            services.query, principal, body.sql, body.register_remote, limit=body.limit
+        )
+        return respond(request, outcome)
+
+    return await in_query_lane(work)
 
 
 @router.post("/estimate", summary="What a query would scan, without running it")
-def estimate(
+async def estimate(
     body: EstimateRequest, services: ServicesDep, principal: PrincipalDep
 ) -> EstimateResponse:
-    result = services.query.estimate(principal, body.sql)
+    result = await in_query_lane(services.query.estimate, principal, body.sql)
     return EstimateResponse(
         estimated_scan_bytes=result.scan_bytes,
         limit_bytes=result.limit_bytes,

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ByteSize, Field
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.budget import CAP_KEYS
+from agnes_mcp.query.concurrency import MAX_CONCURRENT_QUERIES
 from agnes_mcp.services import INSTRUCTIONS_KEY
 
 router = APIRouter(prefix="/api/admin/server-config", tags=["admin: server config"])
@@ -19,6 +20,18 @@ class CapsUpdate(RequestBody):
     per_query_bytes: ByteSize | None = Field(default=None, description="e.g. '5GiB'")
     per_user_daily_bytes: ByteSize | None = None
     concurrent_remote_queries_per_user: int | None = Field(default=None, ge=1, le=100)
+    concurrent_queries_per_user: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CONCURRENT_QUERIES,
+        description="Queries one user may run at once.",
+    )
+    concurrent_queries: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_CONCURRENT_QUERIES,
+        description="Queries the server may run at once.",
+    )
     max_result_rows: int | None = Field(default=None, ge=1)
     max_result_bytes: ByteSize | None = None
     max_snapshot_rows: int | None = Field(default=None, ge=1)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from agnes_mcp import __version__
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.identity import WhoAmI, describe
+from agnes_mcp.services import Services
 
 router = APIRouter()
 
@@ -19,7 +20,11 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", tags=["system"], summary="Liveness (no auth)")
-async def healthz(services: ServicesDep) -> Health:
+async def healthz(request: Request) -> Health:
+    """Answered on the event loop itself: no thread, no dependency that needs one (a sync
+    dependency such as ``ServicesDep`` runs in the thread pool the sync routes share), so
+    liveness never waits behind busy threads."""
+    services: Services = request.app.state.services
     return Health(status="ok", version=__version__, instance=services.settings.instance_name)
 
 

@@ -1,0 +1,231 @@
+"""Values a query may build: bounded before DuckDB allocates them.
+
+DuckDB's ``memory_limit`` bounds its buffers (hash tables, sorts, aggregates), not the
+strings and lists a scalar function builds inside a vector: ``repeat('x', 1000000000)``
+allocates its gigabyte untracked, and a vector holds 2,048 rows. So the functions whose
+output is not bounded by their input — a count, width or size argument, or a replacement
+that grows — are wrapped in the sandbox: a macro of the same name (found before the
+built-in, which lives in ``system.main``) computes the size the call would build and
+raises ``value_too_large`` above :data:`MAX_VALUE_BYTES`, else calls the built-in. The
+check runs on the actual values, so ``repeat(name, 3)`` on a column works and
+``repeat('x', 1000000000 + i)`` is refused before anything is allocated.
+
+``printf``/``format`` take any number of arguments (a macro cannot wrap them): their
+format string must be a literal whose widths and precisions stay under the bound. And a
+call qualified with the built-ins' own catalog or schema (``system.main.repeat(...)``)
+would skip the wrappers, so it is refused; both are checked on DuckDB's own parse tree.
+
+One value is at most 64 KiB here, so one vector of them is at most 128 MiB. What this
+does not bound: growth by composition of functions that are not amplifiers on their own
+(``s || s`` repeated through nested subqueries); see docs/query.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+
+from agnes_mcp.rails.refusals import FunctionNotAllowed, QueryRefused
+
+MAX_VALUE_BYTES = 64 * 1024
+MARKER = "agnes_value_too_large"
+
+
+class ValueTooLarge(QueryRefused):
+    code = "value_too_large"
+    status = 400
+    default_hint = (
+        "Build smaller values: one value (a string or list a function builds) may hold "
+        f"at most {MAX_VALUE_BYTES:,} bytes. For a series of numbers or dates, use the "
+        "table function (SELECT * FROM range(...)) instead of a list."
+    )
+
+
+# name -> overloads of (parameters, bytes the call would build, the argument that carries
+# the check). For replace/regexp_replace the size is what the replacements may add to
+# their input (a shrinking or same-size replacement adds nothing).
+_SIZE: dict[str, list[tuple[str, str, str]]] = {
+    "repeat": [
+        ("s VARCHAR, n BIGINT", "strlen(s)::DOUBLE * n", "n"),
+        ("s BLOB, n BIGINT", "octet_length(s)::DOUBLE * n", "n"),
+        ("s, n", "len(s)::DOUBLE * n * 16", "n"),  # lists: 16 bytes an element
+    ],
+    "lpad": [("s, n, f", "n::DOUBLE * 4", "n")],  # n characters of up to 4 bytes
+    "rpad": [("s, n, f", "n::DOUBLE * 4", "n")],
+    "range": [
+        ("n", "n::DOUBLE * 8", "n"),
+        ("a, b", "(b::DOUBLE - a::DOUBLE) * 8", "b"),
+        ("a BIGINT, b BIGINT, c BIGINT", "abs((b::DOUBLE - a::DOUBLE) / nullif(c, 0)) * 8", "c"),
+        (
+            "a TIMESTAMP, b TIMESTAMP, c INTERVAL",
+            "abs((epoch(b) - epoch(a)) / nullif(epoch(c), 0)) * 8",
+            "c",
+        ),
+        (
+            "a TIMESTAMPTZ, b TIMESTAMPTZ, c INTERVAL",
+            "abs((epoch(b) - epoch(a)) / nullif(epoch(c), 0)) * 8",
+            "c",
+        ),
+    ],
+    "list_resize": [("l, n", "n::DOUBLE * 16", "n"), ("l, n, v", "n::DOUBLE * 16", "n")],
+    "bitstring": [("s, n", "n::DOUBLE", "n")],
+    "equi_width_bins": [("a, b, n, r", "n::DOUBLE * 8", "n")],
+    "replace": [
+        (
+            "s, a, b",
+            "floor(strlen(s)::DOUBLE / greatest(strlen(a), 1)) "
+            "* greatest(strlen(b) - strlen(a), 0)",
+            "b",
+        ),
+    ],
+    "regexp_replace": [
+        # one match: the replacement, plus the match again per back-reference (\0..\9)
+        (
+            "s, p, r",
+            "strlen(r)::DOUBLE * (CASE WHEN contains(r, '\\') THEN strlen(s) + 1 ELSE 1 END)",
+            "r",
+        ),
+        (
+            "s, p, r, o",
+            "strlen(r)::DOUBLE * (CASE WHEN contains(o, 'g') THEN strlen(s) + 1 ELSE 1 END) "
+            "* (CASE WHEN contains(r, '\\') THEN 2 + (NOT contains(o, 'g'))::INT * strlen(s) "
+            "ELSE 1 END)",
+            "r",
+        ),
+    ],
+    # a long separator repeated between many elements (short ones add less than the list);
+    # the check rides on the list: the separator must stay a constant for string_agg
+    "array_to_string": [
+        ("l, sep", "CASE WHEN strlen(sep) > 16 THEN len(l)::DOUBLE * strlen(sep) ELSE 0 END", "l"),
+    ],
+}
+_ALIASES = {"generate_series": "range", "array_resize": "list_resize"}
+GUARDED = frozenset({*_SIZE, *_ALIASES})
+
+
+def _macro(name: str, builtin: str) -> str:
+    """``name`` over the built-in, its checked argument replaced by a CASE that raises for
+    an oversized call. The check is an argument, not a CASE around the call: DuckDB folds
+    constant sub-expressions bottom up, and would build ``repeat('x', 1e9)`` in an ELSE
+    branch while folding, before any CASE above it is decided; ``error()`` is never folded,
+    so a call whose argument holds it is not either."""
+    bodies = []
+    for params, size, checked in _SIZE[builtin]:
+        names = [p.split()[0] for p in params.split(", ")]
+        guard = (
+            f"CASE WHEN ({size}) > {MAX_VALUE_BYTES} "
+            f"THEN error('{MARKER}|{name}|' || printf('%.0f', ({size}))) ELSE {checked} END"
+        )
+        args = ", ".join(guard if n == checked else n for n in names)
+        bodies.append(f"({params}) AS system.main.{name}({args})")
+    return f"CREATE MACRO {name}" + ", ".join(bodies)
+
+
+def install(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the wrappers in ``con``'s default schema (before it is locked)."""
+    for name in sorted(GUARDED):
+        con.execute(_macro(name, _ALIASES.get(name, name)))
+
+
+def refusal(text: str) -> ValueTooLarge | None:
+    """The refusal for a DuckDB error a wrapper raised, else None."""
+    found = re.search(rf"{MARKER}\|(\w+)\|(\d+)", text)
+    if found is None:
+        return None
+    name, size = found[1], int(found[2])
+    return ValueTooLarge(
+        f"{name}() would build a value of about {size:,} bytes; one value may hold at most "
+        f"{MAX_VALUE_BYTES:,} (max_value_bytes).",
+        details={"function": name, "bytes": size, "limit_bytes": MAX_VALUE_BYTES},
+    )
+
+
+# --- checks on DuckDB's own parse tree -------------------------------------------------------
+
+# Where DuckDB keeps its built-ins: a call qualified with these reaches them directly.
+_BUILTIN_HOMES = frozenset({"system", "pg_catalog", "information_schema"})
+_FORMATTERS = frozenset({"printf", "format"})
+# printf: %[flags][width][.precision]; fmt: {[arg]:[fill][align][sign][#][0][width][.prec]}
+_PRINTF_SPEC = re.compile(r"%[-+ #0]*(\*|\d*)(?:\.(\*|\d*))?")
+_FMT_SPEC = re.compile(r"\{[^{}]*:([^{}]*)\}")
+_NUMBER = re.compile(r"\d+")
+
+
+# A call check_functions refuses must spell one of these (identifiers have no escapes in
+# DuckDB but U&"..." unicode ones): SQL holding none needs no parse tree (~0.3 ms saved).
+_TRIGGERS = (*_BUILTIN_HOMES, *_FORMATTERS, "u&")
+
+
+def needs_check(sql: str) -> bool:
+    """Whether ``sql`` could hold a call :func:`check_functions` refuses."""
+    folded = sql.casefold()
+    return any(word in folded for word in _TRIGGERS)
+
+
+def nodes(tree: Any) -> Iterator[dict[str, Any]]:
+    """Every object in a ``json_serialize_sql`` tree."""
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            yield item
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _arguments(function: dict[str, Any]) -> list[dict[str, Any]]:
+    found = function.get("arguments")
+    if isinstance(found, list):
+        return [a.get("expression", a) for a in found if isinstance(a, dict)]
+    children = function.get("children")
+    return [c for c in children if isinstance(c, dict)] if isinstance(children, list) else []
+
+
+def check_functions(tree: Any) -> None:
+    """Refuse calls that would skip the wrappers, and formats that build huge values."""
+    for node in nodes(tree):
+        if node.get("class") != "FUNCTION":
+            continue
+        name = str(node.get("function_name") or "").lower()
+        homes = {str(node.get("catalog") or "").lower(), str(node.get("schema") or "").lower()}
+        if homes & _BUILTIN_HOMES:
+            raise FunctionNotAllowed(
+                f"Functions are called by their name alone, not through "
+                f"{'.'.join(p for p in (node.get('catalog'), node.get('schema')) if p)}.",
+                hint=f"Write {name}(...).",
+            )
+        if name in _FORMATTERS:
+            # col.printf(...) is printf(col, ...): its format would not be a literal
+            method = bool(node.get("schema") or node.get("catalog"))
+            _check_format(name, None if method else _arguments(node))
+
+
+def _check_format(name: str, arguments: list[dict[str, Any]] | None) -> None:
+    first = arguments[0] if arguments else None
+    literal = first.get("literal") if isinstance(first, dict) else None
+    kind = literal.get("kind") if isinstance(literal, dict) else None
+    text = literal.get("text") if isinstance(literal, dict) and kind == "STRING" else None
+    if not isinstance(text, str):
+        raise ValueTooLarge(
+            f"{name}() takes its format as a literal string here, so the size of what it "
+            "builds is known before it runs.",
+            hint=f"Write the format inline: {name}('%s ...', ...).",
+            details={"function": name, "limit_bytes": MAX_VALUE_BYTES},
+        )
+    if name == "printf":
+        specs = [w for spec in _PRINTF_SPEC.finditer(text) for w in spec.groups() if w]
+    else:
+        specs = [s for spec in _FMT_SPEC.finditer(text) for s in _NUMBER.findall(spec[1])]
+        if re.search(r"\{[^{}]*:[^{}]*\{", text):
+            specs.append("*")  # a width taken from an argument: {:>{}}
+    for spec in specs:
+        if spec == "*" or int(spec) > MAX_VALUE_BYTES:
+            raise ValueTooLarge(
+                f"{name}() with the width or precision {spec!r} could build a value over "
+                f"{MAX_VALUE_BYTES:,} bytes (max_value_bytes).",
+                details={"function": name, "limit_bytes": MAX_VALUE_BYTES},
+            )
