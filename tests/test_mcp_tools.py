@@ -350,7 +350,9 @@ async def test_a_snapshot_holds_every_matching_row_or_none(
         assert estimate["max_snapshot_rows"] == matching - 1
         refusal = await refused(surface, "snapshot_create", name=name, **spec)
     assert refusal["code"] == "snapshot_too_large"
-    assert f"{matching - 1:,} rows" in refusal["message"] and "nothing was kept" in refusal["message"]
+    assert (
+        f"{matching - 1:,} rows" in refusal["message"] and "nothing was kept" in refusal["message"]
+    )
     assert refusal["next_step"]["arguments"]["select"] == ["session_id", "device"]
     listed, _ = await ok(surface, "snapshot_list")
     assert name not in [s["name"] for s in listed["snapshots"]]
