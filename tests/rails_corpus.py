@@ -511,6 +511,13 @@ ODD_VALUE_CASES: list[tuple[str, str | None]] = [
     ("SELECT HUGEINT '170141183460469231731687303715884105727' AS v", None),
     ("SELECT 'ab'::BLOB AS v", None),
     ("SELECT order_date, DATE 'infinity' AS open_end FROM orders LIMIT 3", None),
+    (
+        "SELECT UHUGEINT '340282366920938463463374607431768211455' AS v",
+        "340282366920938463463374607431768211455",
+    ),
+    ("SELECT TIMETZ '12:00:00+05' AS v", "12:00:00+05"),
+    ("SELECT '101'::BIT AS v", "101"),
+    ("SELECT [UHUGEINT '1', NULL] AS v", "[1, NULL]"),
 ]
 
 # --- resource exhaustion: queries that would take the server's memory or time --------------

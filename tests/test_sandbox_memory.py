@@ -130,7 +130,12 @@ def test_the_row_cap_still_applies(sandbox: Sandbox) -> None:
 def test_the_wrapped_functions_answer_as_duckdb_does(sandbox: Sandbox, sql: str) -> None:
     plain = duckdb.connect()
     plain.execute("CREATE VIEW t AS SELECT range AS id, 'word' AS s FROM range(1000)")
-    assert sandbox.run(sql, LIMITS).table.to_pylist() == plain.sql(sql).to_arrow_table().to_pylist()
+    relation = plain.sql(sql)
+    if any(str(t) == "BIT" for t in relation.types):  # the sandbox gives BIT as DuckDB prints it
+        got = [tuple(r.values()) for r in sandbox.run(sql, LIMITS).table.to_pylist()]
+        assert got == relation.fetchall()
+        return
+    assert sandbox.run(sql, LIMITS).table.to_pylist() == relation.to_arrow_table().to_pylist()
 
 
 @pytest.mark.parametrize(

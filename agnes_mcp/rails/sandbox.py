@@ -19,6 +19,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -188,7 +189,7 @@ def run_select(
         if prepare is not None:
             prepare(cursor)
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
-        table = _read(cursor.sql(wrapped).to_arrow_reader(BATCH_ROWS), limits)
+        table = _read(_faithful(cursor.sql(wrapped)).to_arrow_reader(BATCH_ROWS), limits)
     except duckdb.InterruptException:
         raise _timeout(limits) from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
@@ -202,6 +203,26 @@ def run_select(
             reusable = False
         _done(base, cursor, reusable)
     return capped(table, limits, time.perf_counter() - started)
+
+
+# Types DuckDB's Arrow export cannot carry faithfully (UHUGEINT past 10^38 comes out
+# wrong, TIMETZ loses its offset, BIT and BIGNUM become raw bytes), alone or nested.
+_LOSSY = re.compile(r"\b(UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT)\b")
+
+
+def _faithful(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    """``relation`` with the columns Arrow would mangle cast to text, as DuckDB prints
+    them; every other column keeps its type."""
+    types = [str(t) for t in relation.types]
+    if not any(_LOSSY.search(t) for t in types):
+        return relation
+    columns = [
+        f"CAST(#{i} AS VARCHAR) AS {quote_ident(name)}"
+        if _LOSSY.search(kind)
+        else f"#{i} AS {quote_ident(name)}"
+        for i, (name, kind) in enumerate(zip(relation.columns, types, strict=True), start=1)
+    ]
+    return relation.project(", ".join(columns))
 
 
 def _done(base: Opens, cursor: duckdb.DuckDBPyConnection, reusable: bool) -> None:
