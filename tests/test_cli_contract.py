@@ -29,8 +29,9 @@ from cli.table_flags import FIELDS_WITHOUT_FLAG, SPEC_FLAGS, add_spec_flags, spe
 REPO = Path(__file__).resolve().parents[1]
 SNAPSHOT = Path(__file__).parent / "contract" / "cli_help.txt"
 COLUMNS = 100
-# argparse's layout changes between Python versions (3.13 writes "-o, --output OUTPUT"): where
-# the help differs on another Python than the snapshot's, the test skips instead of failing.
+# argparse's layout changes between Python versions (3.13 writes "-o, --output OUTPUT"), so
+# the project pins the interpreter (.python-version) and the snapshot names the one it was
+# rendered by: on another, the test fails saying so rather than skipping.
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
 HEADER = (
     "# The --help of every agnes command, rendered by Python {python}'s argparse at "
@@ -76,8 +77,10 @@ def test_every_help_matches_the_snapshot(monkeypatch: pytest.MonkeyPatch) -> Non
             "now",
         )
     )
-    if difference and f"Python {PYTHON}'s" not in rendered_by:
-        pytest.skip(f"the snapshot says: {rendered_by.lstrip('# ')}; this is Python {PYTHON}")
+    assert f"Python {PYTHON}'s" in rendered_by, (
+        f"The snapshot was rendered by another Python ({rendered_by.lstrip('# ')}); this is "
+        f"Python {PYTHON}: run the tests with the pinned interpreter (.python-version)."
+    )
     assert not difference, (
         "The CLI's --help changed. Review the difference, then update the snapshot with "
         f"UPDATE_CLI_CONTRACT=1 uv run pytest tests/test_cli_contract.py\n{difference}"
