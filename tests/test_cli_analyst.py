@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli import exit_codes
-from cli.main import main
+from tests.cli_harness import run
 from tests.conftest import DemoServer, pull_into_workspace
 
 
@@ -26,12 +26,6 @@ def workspace(demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.Monke
     (folder / "sub").mkdir()
     monkeypatch.chdir(folder / "sub")  # the workspace is found from a subfolder
     return folder
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_catalog_schema_describe(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -16,15 +16,8 @@ import pytest
 
 from cli import exit_codes
 from cli.credentials import config_home, credentials_path
-from cli.main import main
+from tests.cli_harness import run
 from tests.conftest import DemoServer
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def whoami(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:

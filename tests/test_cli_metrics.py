@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli import exit_codes
-from cli.main import main
+from tests.cli_harness import run
 from tests.conftest import DemoServer
 
 
@@ -19,13 +19,6 @@ def analyst(demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_metrics_list_for_people_and_as_json(

@@ -14,17 +14,10 @@ import pytest
 
 from cli import exit_codes
 from cli.credentials import config_home
-from cli.main import main
+from tests.cli_harness import run
 from tests.conftest import DemoServer
 
 PAGE = b"<html><body><h1>Welcome to nginx!</h1><script>secret()</script></body></html>"
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("suffix", ["/mcp", "/mcp/"])
