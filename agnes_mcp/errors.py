@@ -82,9 +82,24 @@ class UserInactive(AuthenticationError):
     default_hint = "The account is deactivated; ask an admin to reactivate it."
 
 
+class SessionInvalid(AuthenticationError):
+    code = "session_invalid"
+    default_hint = "Sign in again at /auth/login."
+
+
+class SessionExpired(AuthenticationError):
+    code = "session_expired"
+    default_hint = "The session was idle too long or was signed out; sign in again at /auth/login."
+
+
 class PermissionDenied(AgnesError):
     code = "permission_denied"
     status = 403
+
+
+class CsrfFailed(PermissionDenied):
+    code = "csrf_failed"
+    default_hint = "Reload the page and submit the form again."
 
 
 class AdminRequired(PermissionDenied):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from agnes_mcp.audit_trail import AuditTrail
 from agnes_mcp.auth.rbac import AccessControl
+from agnes_mcp.auth.sessions import WebSessionService
 from agnes_mcp.auth.tokens import TokenService
 from agnes_mcp.catalog_view import CatalogView
 from agnes_mcp.distribution.manifest import ManifestBuilder
@@ -30,6 +31,7 @@ from agnes_mcp.store.sync_state import SyncStateRepository
 from agnes_mcp.store.table_registry import TableRegistryRepository
 from agnes_mcp.store.tokens import TokenRepository
 from agnes_mcp.store.users import UserRepository
+from agnes_mcp.store.web_sessions import WebSessionRepository
 from agnes_mcp.store.write_behind import WriteBehind
 from agnes_mcp.sync_service import SyncService
 from agnes_sync.orchestrator import Orchestrator
@@ -46,6 +48,7 @@ class Services:
     grants: GrantRepository
     token_store: TokenRepository
     tokens: TokenService
+    web_sessions: WebSessionService
     access: AccessControl
     audit_log: AuditRepository
     write_behind: WriteBehind
@@ -74,8 +77,13 @@ class Services:
         grants = GrantRepository(store)
         token_store = TokenRepository(store)
         audit_log = AuditRepository(store)
+        session_store = WebSessionRepository(store)
         write_behind = WriteBehind(
-            token_store, audit_log, users=users, interval_seconds=settings.write_behind_seconds
+            token_store,
+            audit_log,
+            users=users,
+            sessions=session_store,
+            interval_seconds=settings.write_behind_seconds,
         )
         registry = TableRegistryRepository(store)
         sync_states = SyncStateRepository(store)
@@ -91,6 +99,9 @@ class Services:
             grants=grants,
             token_store=token_store,
             tokens=TokenService(store, token_store, users, groups, write_behind),
+            web_sessions=WebSessionService(
+                settings, store, session_store, users, groups, write_behind
+            ),
             access=AccessControl(store, grants),
             audit_log=audit_log,
             write_behind=write_behind,

@@ -99,6 +99,98 @@ class ScanCaps(BaseModel):
     )
 
 
+GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
+GOOGLE_DIRECTORY_API = "https://admin.googleapis.com/admin/directory/v1"
+
+
+class OidcSettings(BaseModel):
+    """The OpenID Connect provider people sign in with (Google unless changed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    discovery_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl(GOOGLE_DISCOVERY_URL),
+        description="The provider's OpenID discovery document (Okta, Keycloak, Entra work too).",
+    )
+    client_id: str | None = Field(
+        default=None,
+        description="OAuth client id; 'Sign in with Google' shows only when it is set.",
+    )
+    client_secret_env: str = Field(
+        default="AGNES_OIDC_CLIENT_SECRET",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the client secret "
+        "(the secret itself is never stored or logged).",
+    )
+    button_label: str = Field(
+        default="Sign in with Google", min_length=1, description="The sign-in button's text."
+    )
+
+
+class GoogleGroupsSettings(BaseModel):
+    """Group memberships read from Google Workspace's Directory API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl(GOOGLE_DIRECTORY_API),
+        description="Base URL of the Directory API (tests point it at a local server).",
+    )
+    credentials_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable holding the service account's JSON key "
+        "(domain-wide delegation); group sync is off while it is unset.",
+    )
+    delegated_admin: str | None = Field(
+        default=None,
+        description="Workspace admin the service account acts as (domain-wide delegation).",
+    )
+    prefix: str = Field(
+        default="",
+        description="Only Google groups whose e-mail starts with this are synced ('' = all).",
+    )
+    admin_group: str | None = Field(
+        default=None,
+        description="E-mail of the Google group whose members join Agnes's Admin group.",
+    )
+    sync_interval_hours: float = Field(
+        default=24.0, gt=0, le=24 * 31, description="How often every user's groups are re-read."
+    )
+
+
+class AuthSettings(BaseModel):
+    """How people sign in to the web pages (/auth/login, /me, /admin)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    oidc: OidcSettings = Field(default_factory=OidcSettings, description="OIDC sign-in.")
+    allowed_domains: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="E-mail domains allowed to sign in with OIDC (default: company_domain); "
+        "comma-separated in env.",
+    )
+    google_groups: GoogleGroupsSettings = Field(
+        default_factory=GoogleGroupsSettings, description="Group sync from Google Workspace."
+    )
+    session_idle_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="A web session unused this long ends."
+    )
+    session_secret_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of an environment variable holding the key that signs session "
+        "cookies; unset, a random key is kept in DATA_DIR/state/session.key (mode 0600).",
+    )
+
+    _split_domains = field_validator("allowed_domains", mode="before")(_split_csv)
+
+    @field_validator("allowed_domains")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [d.strip().lower() for d in value if d.strip()]
+
+
 class SourceSettings(BaseModel):
     """One data source: which connector reads it and that connector's options."""
 
@@ -211,6 +303,9 @@ class AgnesSettings(BaseSettings):
     sources: dict[str, SourceSettings] = Field(
         default_factory=dict, description="Data sources by name."
     )
+    auth: AuthSettings = Field(
+        default_factory=AuthSettings, description="Sign-in for people: OIDC, sessions, groups."
+    )
 
     _split_hosts = field_validator(
         "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before"
@@ -241,6 +336,11 @@ class AgnesSettings(BaseSettings):
     @property
     def extracts_dir(self) -> Path:
         return self.data_dir / "extracts"
+
+    @property
+    def sign_in_domains(self) -> list[str]:
+        """E-mail domains OIDC sign-in accepts."""
+        return self.auth.allowed_domains or [self.company_domain]
 
     @property
     def base_url(self) -> str:

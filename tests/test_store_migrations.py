@@ -25,6 +25,8 @@ EXPECTED_TABLES = {
     "metric_definitions",
     "server_config",
     "table_profiles",
+    "web_sessions",
+    "group_sync_status",
 }
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from agnes_mcp.store.audit import AuditEntry, AuditRepository
 from agnes_mcp.store.tokens import TokenRepository, TokenUse
 from agnes_mcp.store.users import UserRepository
+from agnes_mcp.store.web_sessions import WebSessionRepository
 
 logger = logging.getLogger("agnes.write_behind")
 
@@ -30,11 +31,13 @@ class WriteBehind:
         audit: AuditRepository,
         *,
         users: UserRepository | None = None,
+        sessions: WebSessionRepository | None = None,
         interval_seconds: float = 2.0,
     ) -> None:
         self._tokens = tokens
         self._audit = audit
         self._users = users
+        self._sessions = sessions
         self._interval = interval_seconds
         self._lock = threading.Lock()
         # One flush at a time: a flush returns only once everything queued before it is
@@ -42,6 +45,7 @@ class WriteBehind:
         self._flushing = threading.Lock()
         self._uses: dict[str, TokenUse] = {}
         self._pulls: dict[str, datetime] = {}
+        self._seen: dict[str, datetime] = {}
         self._entries: deque[AuditEntry] = deque()
         self._dropped = 0
         self._stop = threading.Event()
@@ -56,6 +60,10 @@ class WriteBehind:
     def pulled(self, user_id: str, at: datetime) -> None:
         with self._lock:
             self._pulls[user_id] = at
+
+    def session_seen(self, session_id: str, at: datetime) -> None:
+        with self._lock:
+            self._seen[session_id] = at
 
     def audit(self, entry: AuditEntry) -> None:
         with self._lock:
@@ -92,6 +100,7 @@ class WriteBehind:
             uses = list(self._uses.values())
             self._uses.clear()
             pulls, self._pulls = self._pulls, {}
+            seen, self._seen = self._seen, {}
             entries = list(self._entries)
             self._entries.clear()
             dropped, self._dropped = self._dropped, 0
@@ -105,6 +114,8 @@ class WriteBehind:
         if self._users is not None:
             for user_id, at in pulls.items():
                 self._users.record_pull(user_id, at)
+        if self._sessions is not None:
+            self._sessions.record_seen(seen.items())
         try:
             written_entries = self._audit.add_many(entries)
         except BaseException:

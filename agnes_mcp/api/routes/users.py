@@ -64,6 +64,7 @@ def get_user(ref: str, services: ServicesDep, _: AdminDep) -> UserWithGroups:
 @router.post("/{ref}/deactivate", summary="Deactivate a user (their tokens stop working)")
 def deactivate_user(ref: str, services: ServicesDep, admin: AdminDep) -> UserWithGroups:
     user = services.users.set_active(services.users.find(ref).id, False)
+    services.web_sessions.sign_out_user(user.id)
     services.audit.record(admin, "user.deactivate", resource=user.id)
     return _with_groups(services, user)
 

@@ -1,0 +1,1 @@
+"""Group memberships read from Google Workspace (Directory API)."""

@@ -1,0 +1,1 @@
+"""/me: the self-service page every signed-in user has."""

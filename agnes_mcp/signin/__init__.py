@@ -1,0 +1,1 @@
+"""Sign-in for people: /auth/login (token or OIDC), /auth/logout."""
