@@ -39,6 +39,9 @@ from agnes_mcp.api.routes import (
     well_known,
 )
 from agnes_mcp.api.routes.well_known import MCP_PATH
+from agnes_mcp.google_groups import routes as group_sync_routes
+from agnes_mcp.me import routes as me_routes
+from agnes_mcp.signin import routes as signin_routes
 from agnes_mcp.mcp_server.server import build_mcp
 from agnes_mcp.services import Services
 
@@ -104,6 +107,9 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         distribution,
         server_config,
         well_known,
+        signin_routes,
+        me_routes,
+        group_sync_routes,
     ):
         app.include_router(module.router)
 

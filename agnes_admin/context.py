@@ -1,0 +1,47 @@
+"""Who an admin page acts for, and the services it calls.
+
+The gate middleware (``agnes_mcp.api.admin_gate``) lets only signed-in admins reach
+``/admin*`` and tells the page which web session opened it through the
+``x-agnes-session-ref`` request header (the session's id, never its secret; Bokeh
+embeds only allow-listed headers in the signed session token). Pages never trust
+``pn.state.user``: :meth:`PageContext.actor` re-checks the session before each action,
+so signing out or a deactivation takes effect on the next click.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.errors import AdminRequired
+from agnes_mcp.services import Services
+
+SESSION_REF_HEADER = "x-agnes-session-ref"
+
+
+@dataclass(frozen=True)
+class PageContext:
+    services: Services
+    session_id: str
+
+    def actor(self) -> Principal:
+        """The admin acting now (re-checked): raises if signed out, deactivated or no
+        longer an admin."""
+        session = self.services.web_sessions.check(self.session_id)
+        if not session.principal.in_admin_group:
+            raise AdminRequired("Only members of the Admin group may use the admin app.")
+        return session.principal
+
+    @classmethod
+    def current(cls, services: Services) -> PageContext:
+        """The context of the Bokeh document being built (inside a Panel app function)."""
+        import panel as pn
+
+        request = pn.state.curdoc.session_context.request if pn.state.curdoc else None
+        headers = dict(request.headers) if request is not None else {}
+        ref = headers.get(SESSION_REF_HEADER)
+        if not ref:
+            raise AdminRequired("The admin app was opened without a session.")
+        context = cls(services=services, session_id=ref)
+        context.actor()
+        return context

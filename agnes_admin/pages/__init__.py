@@ -1,0 +1,42 @@
+"""The admin app's pages. Each module here registers one :class:`Page`; the app serves
+every registered page at ``/admin/<slug>`` (``/admin`` for the first) with the same
+navigation. Adding a page is adding a module: nothing else lists them."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from agnes_admin.context import PageContext
+
+
+@dataclass(frozen=True)
+class Page:
+    slug: str  # '' for the overview at /admin
+    title: str
+    order: int
+    build: Callable[[PageContext], Any]  # returns a Panel viewable
+
+    @property
+    def path(self) -> str:
+        return "/admin" + (f"/{self.slug}" if self.slug else "")
+
+
+_PAGES: dict[str, Page] = {}
+
+
+def register(page: Page) -> Page:
+    if page.slug in _PAGES:
+        raise ValueError(f"two admin pages claim /admin/{page.slug}")
+    _PAGES[page.slug] = page
+    return page
+
+
+def all_pages() -> list[Page]:
+    """Every page, in menu order (imports each module of this package once)."""
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    return sorted(_PAGES.values(), key=lambda page: page.order)
