@@ -24,7 +24,10 @@ from agnes_mcp.settings import AgnesSettings, load_settings
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.users import User
 
-pytest_plugins = ["tests.cli_harness"]  # the CLI tests' workspace fixture
+pytest_plugins = [
+    "tests.cli_harness",  # the CLI tests' workspace fixture
+    "tests.browser_harness",  # one Chromium per test session (Playwright, Debian chromium)
+]
 
 _counter = itertools.count()
 

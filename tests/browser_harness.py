@@ -1,0 +1,1 @@
+"""Browser fixtures (being built): one Debian Chromium per test session via Playwright."""
