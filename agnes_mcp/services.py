@@ -15,6 +15,7 @@ from agnes_mcp.auth.sessions import WebSessionService
 from agnes_mcp.auth.tokens import TokenService
 from agnes_mcp.catalog_view import CatalogView
 from agnes_mcp.distribution.manifest import ManifestBuilder
+from agnes_mcp.google_groups.service import GroupSync
 from agnes_mcp.metrics.service import MetricService
 from agnes_mcp.query.service import QueryService
 from agnes_mcp.query.stored_snapshots import StoredSnapshots
@@ -66,6 +67,7 @@ class Services:
     metric_service: MetricService = field(init=False)
     stored_snapshots: StoredSnapshots = field(init=False)
     manifests: ManifestBuilder = field(init=False)
+    group_sync: GroupSync = field(init=False)
     instruction_listeners: list[Callable[[str], None]] = field(init=False, default_factory=list)
 
     @classmethod
@@ -142,6 +144,7 @@ class Services:
             queries=self.query, access=self.access, root=self.settings.data_dir / "snapshots"
         )
         self.sync.remote_profiler = self.query.remote_profile
+        self.group_sync = GroupSync(self.settings)
         self.manifests = ManifestBuilder(
             queries=self.query,
             access=self.access,
@@ -172,9 +175,11 @@ class Services:
         """Start background work: the write-behind flusher, the sync scheduler."""
         self.write_behind.start()
         self.sync.start()
+        self.group_sync.start()
 
     def stop(self) -> None:
         """Stop background work; pending writes are flushed."""
+        self.group_sync.stop()
         self.sync.stop()
         self.write_behind.stop()
 

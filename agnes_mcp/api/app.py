@@ -40,10 +40,10 @@ from agnes_mcp.api.routes import (
 )
 from agnes_mcp.api.routes.well_known import MCP_PATH
 from agnes_mcp.google_groups import routes as group_sync_routes
-from agnes_mcp.me import routes as me_routes
-from agnes_mcp.signin import routes as signin_routes
 from agnes_mcp.mcp_server.server import build_mcp
+from agnes_mcp.me import routes as me_routes
 from agnes_mcp.services import Services
+from agnes_mcp.signin import routes as signin_routes
 
 OPENAPI_PATH = "/api/openapi.json"
 DESCRIPTION = (

@@ -15,6 +15,10 @@ class GroupSync:
     def enabled(self) -> bool:
         return False
 
+    def on_sign_in(self, user_id: str, email: str) -> None:
+        """Sync one user's groups at an OIDC sign-in (blocking; never raises: a failure is
+        recorded and the previous memberships stay). Call it off the event loop."""
+
     def start(self) -> None:
         """Start the scheduled sync of every user's groups."""
 
