@@ -36,7 +36,8 @@ def _urls(settings: AgnesSettings) -> str:
     return (
         f"  MCP endpoint   {base}/mcp\n"
         f"  API            {base}/api   (docs: {base}/api/docs)\n"
-        f"  Admin app      {base}/admin"
+        f"  Admin app      {base}/admin\n"
+        f"  Sign in        {base}/auth/login   (your page: {base}/me)"
     )
 
 
@@ -64,6 +65,9 @@ Agnes demo is running on {settings.data_dir}
   Analyst token  {tokens.analyst}
                  ({tokens.analyst_email}; cannot see support_tickets)
   Both are also in {tokens.path} (mode 0600).
+
+Sign in to the admin app at {base}/auth/login with the admin token
+(the analyst token opens {base}/me, the analyst's own page).
 
 Try:
   uv run agnes login --server-url {base} --token <admin token>
