@@ -144,7 +144,7 @@ class Services:
             queries=self.query, access=self.access, root=self.settings.data_dir / "snapshots"
         )
         self.sync.remote_profiler = self.query.remote_profile
-        self.group_sync = GroupSync(self.settings)
+        self.group_sync = GroupSync(self.settings, self.store, self.users, self.write_behind)
         self.manifests = ManifestBuilder(
             queries=self.query,
             access=self.access,
