@@ -1,0 +1,184 @@
+"""A local OpenID Connect provider speaking the real wire format: discovery, authorize
+(redirects back with a code), token (authorization code + PKCE S256, client secret by
+HTTP Basic), an RS256 ID token, JWKS and userinfo.
+
+The test chooses the person: ``provider.claims`` are the claims the next ID token
+carries (a ``None`` value drops the claim); ``iss``, ``aud``, ``exp``, ``iat`` and
+``nonce`` are filled in correctly unless a test overrides them. Faults: ``garbage_discovery``,
+``token_error`` (HTTP 500 from the token endpoint), ``sign_with_stranger`` (an RSA key
+the JWKS does not publish, under the published ``kid``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from tests.threaded_server import ThreadedServer
+
+CLIENT_ID = "agnes-test-client"
+CLIENT_SECRET = "fake-client-secret-0123456789"
+KID = "fake-key-1"
+
+
+@dataclass
+class _Grant:
+    client_id: str
+    redirect_uri: str
+    nonce: str | None
+    challenge: str
+    claims: dict[str, Any]
+
+
+@dataclass
+class FakeOidc:
+    url: str = ""
+    claims: dict[str, Any] = field(default_factory=dict)
+    garbage_discovery: bool = False
+    token_error: bool = False
+    sign_with_stranger: bool = False
+    key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": KID}))
+    stranger: RSAKey = field(
+        default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": KID})
+    )
+    grants: dict[str, _Grant] = field(default_factory=dict)
+    access: dict[str, dict[str, Any]] = field(default_factory=dict)
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def person(self, email: str, **more: Any) -> None:
+        """The claims of the next sign-in: a verified address unless ``more`` says otherwise."""
+        self.claims = {"sub": "sub-" + email, "email": email, "email_verified": True} | more
+
+    # --- endpoints ----------------------------------------------------------------------
+
+    async def discovery(self, request: Request) -> Response:
+        if self.garbage_discovery:
+            return PlainTextResponse("<html>maintenance</html>", media_type="text/html")
+        return JSONResponse(
+            {
+                "issuer": self.url,
+                "authorization_endpoint": f"{self.url}/authorize",
+                "token_endpoint": f"{self.url}/token",
+                "jwks_uri": f"{self.url}/jwks",
+                "userinfo_endpoint": f"{self.url}/userinfo",
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+            }
+        )
+
+    async def authorize(self, request: Request) -> Response:
+        q = request.query_params
+        problems = [
+            name
+            for name, ok in (
+                ("response_type", q.get("response_type") == "code"),
+                ("client_id", q.get("client_id") == CLIENT_ID),
+                ("redirect_uri", bool(q.get("redirect_uri"))),
+                ("scope", "openid" in q.get("scope", "").split()),
+                ("state", bool(q.get("state"))),
+                ("code_challenge", bool(q.get("code_challenge"))),
+                ("code_challenge_method", q.get("code_challenge_method") == "S256"),
+            )
+            if not ok
+        ]
+        if problems:
+            return JSONResponse({"error": "invalid_request", "bad": problems}, status_code=400)
+        code = secrets.token_urlsafe(16)
+        with self.lock:
+            self.grants[code] = _Grant(
+                q["client_id"], q["redirect_uri"], q.get("nonce"), q["code_challenge"], self.claims
+            )
+        back = urlencode({"code": code, "state": q["state"]})
+        return RedirectResponse(f"{q['redirect_uri']}?{back}", status_code=302)
+
+    async def token(self, request: Request) -> Response:
+        if self.token_error:
+            return PlainTextResponse("upstream exploded", status_code=500)
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        self.token_requests.append(form)
+        auth = request.headers.get("authorization", "")
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if auth != f"Basic {expected}":
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        with self.lock:
+            grant = self.grants.pop(form.get("code", ""), None)
+        if grant is None or form.get("grant_type") != "authorization_code":
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        verifier = form.get("code_verifier", "")
+        digest = hashlib.sha256(verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if challenge != grant.challenge or form.get("redirect_uri") != grant.redirect_uri:
+            return JSONResponse({"error": "invalid_grant"}, status_code=400)
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "aud": grant.client_id,
+            "iat": now,
+            "exp": now + 300,
+            "nonce": grant.nonce,
+        }
+        claims.update(grant.claims)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        key = self.stranger if self.sign_with_stranger else self.key
+        id_token = jwt.encode({"alg": "RS256", "kid": KID}, claims, key)
+        access = secrets.token_urlsafe(16)
+        self.access[access] = claims
+        return JSONResponse(
+            {
+                "access_token": access,
+                "token_type": "Bearer",
+                "expires_in": 3600,
+                "id_token": id_token,
+            }
+        )
+
+    async def jwks(self, request: Request) -> Response:
+        return JSONResponse({"keys": [self.key.as_dict(private=False)]})
+
+    async def userinfo(self, request: Request) -> Response:
+        access = request.headers.get("authorization", "").removeprefix("Bearer ")
+        claims = self.access.get(access)
+        if claims is None:
+            return JSONResponse({"error": "invalid_token"}, status_code=401)
+        return JSONResponse(
+            {k: claims[k] for k in ("sub", "email", "email_verified", "name") if k in claims}
+        )
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/.well-known/openid-configuration", self.discovery),
+                Route("/authorize", self.authorize),
+                Route("/token", self.token, methods=["POST"]),
+                Route("/jwks", self.jwks),
+                Route("/userinfo", self.userinfo),
+            ]
+        )
+
+
+class FakeOidcServer(ThreadedServer):
+    def __init__(self) -> None:
+        self.provider = FakeOidc()
+        super().__init__(self.provider.app())
+        self.provider.url = self.url
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.url}/.well-known/openid-configuration"
