@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.registry_admin import RegistryAdmin, TriggerResult
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.store.sync_state import SyncRun
-from agnes_mcp.sync_service import SyncResult
 
 router = APIRouter(prefix="/api/sync", tags=["sync"])
 
@@ -19,11 +19,6 @@ router = APIRouter(prefix="/api/sync", tags=["sync"])
 class TriggerRequest(RequestBody):
     table_id: str | None = Field(default=None, description="One table; all tables if omitted.")
     wait: bool = Field(default=True, description="Wait for the results (else 202 and run on).")
-
-
-class TriggerResult(BaseModel):
-    results: list[SyncResult] = Field(default_factory=list)
-    queued: list[str] = Field(default_factory=list)
 
 
 class TableStatus(BaseModel):
@@ -61,19 +56,10 @@ class SyncHistory(BaseModel):
 def trigger(
     body: TriggerRequest, services: ServicesDep, admin: AdminDep, response: Response
 ) -> TriggerResult:
-    if body.table_id is not None:
-        ids = [services.registry.get(body.table_id).id]
-    else:
-        ids = [t.id for t in services.registry.all()]
-    services.audit.record(
-        admin, "sync.trigger", resource=body.table_id or "*", params={"wait": body.wait}
-    )
+    result = RegistryAdmin(services).trigger(admin, body.table_id, wait=body.wait)
     if not body.wait:
-        for table_id in ids:
-            services.sync.scheduler.trigger(table_id, "manual")
         response.status_code = 202
-        return TriggerResult(queued=ids)
-    return TriggerResult(results=services.sync.sync_many(ids, "manual"))
+    return result
 
 
 @router.get("/status", summary="Sync state of the tables you may use (admins: all, plus conflicts)")
@@ -115,4 +101,4 @@ def status(services: ServicesDep, principal: PrincipalDep) -> SyncStatus:
 def history(
     services: ServicesDep, _: AdminDep, table: str | None = None, limit: int = 50
 ) -> SyncHistory:
-    return SyncHistory(runs=services.sync_states.history(table, limit=max(1, min(limit, 1000))))
+    return SyncHistory(runs=RegistryAdmin(services).history(table, limit=limit))

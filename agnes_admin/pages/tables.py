@@ -1,0 +1,505 @@
+"""The Tables page: the registry, registering a table from a source's list, editing,
+unregistering and syncing one, and per table its sync history, profile and grants.
+
+Every read and change goes through :class:`~agnes_mcp.registry_admin.RegistryAdmin`, the
+same operations the REST API runs; every change first re-checks the admin's session
+(:meth:`PageContext.actor`) and is audit-logged under that admin. The forms are derived
+from :class:`~agnes_sync.table_spec.TableSpec` and the source connector's
+``TableOptions`` model (:mod:`agnes_admin.forms`), so a new connector option appears here
+without a change to this page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any, Literal
+
+import pandas as pd
+import panel as pn
+from pydantic import BaseModel
+
+from agnes_admin.context import PageContext
+from agnes_admin.forms import ModelForm
+from agnes_admin.pages import Page, register
+from agnes_admin.sync_timeline import history_figure
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.errors import AuthenticationError, PermissionDenied, TableNotRegistered
+from agnes_mcp.registry_admin import NEVER_SYNCED, Registered, RegistryAdmin, RegistryEntry
+from agnes_sync.connector import NoOptions
+from agnes_sync.errors import AgnesError
+from agnes_sync.table_spec import QueryMode, TableSpec
+
+ALL = "(all)"
+STATUSES = [NEVER_SYNCED, "running", "ok", "error"]
+PAGE_SIZE = 25
+REGISTRY_COLUMNS = [
+    "id",
+    "name",
+    "source",
+    "mode",
+    "strategy",
+    "schedule",
+    "status",
+    "last_success",
+    "rows",
+    "size_bytes",
+    "next_run",
+]
+MULTILINE = ("description", "source_query")
+
+
+class TablesPage:
+    """The page's widgets as attributes (tests drive them without a browser)."""
+
+    def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
+        self.admin = RegistryAdmin(ctx.services)
+        self.source_names = [s.name for s in self.admin.sources()]
+        self.selected: str | None = None
+        self.message = pn.pane.Alert("", alert_type="info", visible=False)
+
+        # --- the registry ---
+        self.source_filter = pn.widgets.Select(label="Source", options=[ALL, *self.source_names])
+        self.mode_filter = pn.widgets.Select(label="Mode", options=[ALL, *map(str, QueryMode)])
+        self.status_filter = pn.widgets.Select(label="Status", options=[ALL, *STATUSES])
+        self.registry = pn.widgets.Tabulator(
+            _registry_frame([]),
+            pagination="remote",
+            page_size=PAGE_SIZE,
+            selectable=1,
+            disabled=True,
+            show_index=False,
+            sizing_mode="stretch_width",
+        )
+        for widget in (self.source_filter, self.mode_filter, self.status_filter):
+            widget.param.watch(lambda _: self.refresh(), "value")
+        self.registry.param.watch(self._on_select, "selection")
+
+        # --- the selected table ---
+        self.title = pn.pane.Markdown("Select a table to see its history, profile and grants.")
+        self.sync_button = pn.widgets.Button(label="Sync now", color="primary")
+        self.unregister_button = pn.widgets.Button(label="Unregister", color="danger")
+        self.confirm_unregister = pn.widgets.Button(label="Yes, unregister", color="danger")
+        self.cancel_unregister = pn.widgets.Button(label="Cancel")
+        self.confirm_text = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.confirmation = pn.Row(
+            self.confirm_text,
+            self.confirm_unregister,
+            self.cancel_unregister,
+            visible=False,
+        )
+        self.sync_button.on_click(lambda _: self.sync_now())
+        self.unregister_button.on_click(lambda _: self._ask_unregister())
+        self.confirm_unregister.on_click(lambda _: self.unregister())
+        self.cancel_unregister.on_click(lambda _: setattr(self.confirmation, "visible", False))
+        self.history_plot = pn.pane.Bokeh(None, sizing_mode="stretch_width")
+        self.profile_table = pn.widgets.Tabulator(
+            pd.DataFrame(), disabled=True, show_index=False, sizing_mode="stretch_width"
+        )
+        self.grants_table = pn.widgets.Tabulator(
+            pd.DataFrame(), disabled=True, show_index=False, sizing_mode="stretch_width"
+        )
+        self.edit_form: ModelForm | None = None
+        self.edit_options: ModelForm | None = None
+        self.edit_area = pn.Column(sizing_mode="stretch_width")
+        self.edit_dry_run = pn.widgets.Button(label="Dry run")
+        self.edit_save = pn.widgets.Button(label="Save changes", color="primary")
+        self.edit_result = pn.pane.Markdown("")
+        self.edit_dry_run.on_click(lambda _: self.save_edit(dry_run=True))
+        self.edit_save.on_click(lambda _: self.save_edit(dry_run=False))
+        self.details = pn.Column(
+            pn.Row(self.sync_button, self.unregister_button),
+            self.confirmation,
+            pn.Tabs(
+                ("Sync history", self.history_plot),
+                ("Profile", self.profile_table),
+                ("Granted to", self.grants_table),
+                (
+                    "Edit",
+                    pn.Column(
+                        self.edit_area,
+                        pn.Row(self.edit_dry_run, self.edit_save),
+                        self.edit_result,
+                    ),
+                ),
+                dynamic=False,
+            ),
+            visible=False,
+            sizing_mode="stretch_width",
+        )
+
+        # --- registering ---
+        self.register_form = ModelForm(
+            TableSpec,
+            exclude=("source_options",),
+            choices={"source_type": self.source_names},
+            multiline=MULTILINE,
+            title="Table",
+        )
+        self.register_options = self._options_form(None, {})
+        self.options_area = pn.Column(self.register_options.view, sizing_mode="stretch_width")
+        self.offered = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["bucket", "source_table", "suggested_id", "description"]),
+            selectable=1,
+            disabled=True,
+            show_index=False,
+            pagination="remote",
+            page_size=PAGE_SIZE,
+            sizing_mode="stretch_width",
+        )
+        self.offered_error = pn.pane.Markdown("")
+        self.sync_after = pn.widgets.Checkbox(label="Sync once saved", value=True)
+        self.dry_run_button = pn.widgets.Button(label="Dry run")
+        self.save_button = pn.widgets.Button(label="Save", color="primary")
+        self.register_result = pn.pane.Markdown("")
+        self.register_form.watch("source_type", self._on_register_source)
+        self.offered.param.watch(self._on_offered, "selection")
+        self.dry_run_button.on_click(lambda _: self.submit_registration(dry_run=True))
+        self.save_button.on_click(lambda _: self.submit_registration(dry_run=False))
+
+        self.view = pn.Column(
+            self.message,
+            pn.Tabs(
+                (
+                    "Registry",
+                    pn.Column(
+                        pn.Row(self.source_filter, self.mode_filter, self.status_filter),
+                        self.registry,
+                        self.title,
+                        self.details,
+                        sizing_mode="stretch_width",
+                    ),
+                ),
+                (
+                    "Register a table",
+                    pn.Column(
+                        pn.pane.Markdown(
+                            "Pick a source, then one of its tables (or type its name)."
+                        ),
+                        self.offered,
+                        self.offered_error,
+                        pn.Row(
+                            self.register_form.view,
+                            self.options_area,
+                            sizing_mode="stretch_width",
+                        ),
+                        pn.Row(self.sync_after, self.dry_run_button, self.save_button),
+                        self.register_result,
+                        sizing_mode="stretch_width",
+                    ),
+                ),
+                dynamic=False,
+            ),
+            sizing_mode="stretch_width",
+        )
+        self.refresh()
+
+    # --- the registry -----------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload the registry with the current filters, keeping the selection."""
+        entries = self.admin.entries(
+            source=_chosen(self.source_filter.value),
+            mode=_chosen(self.mode_filter.value),
+            status=_chosen(self.status_filter.value),
+        )
+        frame = _registry_frame(entries)
+        selected, ids = self.selected, list(frame["id"])
+        keep = [ids.index(selected)] if selected in ids else []
+        self.registry.value = frame  # Tabulator clears its selection on new data
+        if self.registry.selection != keep:
+            self.registry.selection = keep
+        else:
+            self.show_table(selected if keep else None)
+
+    def _on_select(self, event: Any) -> None:
+        rows = event.new
+        frame = self.registry.value
+        table_id = str(frame.iloc[rows[0]]["id"]) if rows and len(frame) > rows[0] else None
+        self.show_table(table_id)
+
+    def select(self, table_id: str) -> None:
+        """Select ``table_id`` in the registry (it must be listed under the filters)."""
+        ids = list(self.registry.value["id"])
+        self.registry.selection = [ids.index(table_id)]
+
+    def show_table(self, table_id: str | None) -> None:
+        self.selected = table_id
+        self.confirmation.visible = False
+        self.edit_result.object = ""
+        if table_id is None:
+            self.details.visible = False
+            self.title.object = "Select a table to see its history, profile and grants."
+            return
+        try:
+            table = self.admin.get(table_id)
+        except TableNotRegistered as exc:  # unregistered meanwhile (another admin, the CLI)
+            self._say(f"{exc.message} It was unregistered meanwhile.", "danger")
+            self.show_table(None)
+            return
+        self.title.object = f"### {table.name or table.id}\n{table.description}"
+        self.history_plot.object = history_figure(self.admin.history(table_id, limit=200))
+        profile = self.admin.profile(table_id)
+        self.profile_table.value = pd.DataFrame(
+            profile.columns if profile else [],
+            columns=["name", "type", "null_share", "distinct_estimate", "min", "max"],
+        )
+        self.grants_table.value = pd.DataFrame(
+            [
+                {"group": g.group_name, "granted_by": g.granted_by, "granted_at": g.granted_at}
+                for g in self.admin.grants_of(table_id)
+            ],
+            columns=["group", "granted_by", "granted_at"],
+        )
+        self.edit_form = ModelForm(
+            TableSpec,
+            exclude=("source_options",),
+            choices={"source_type": self.source_names},
+            multiline=MULTILINE,
+            disabled=("id",),
+            values=table.model_dump(),
+        )
+        self.edit_options = self._options_form(table.source_type, table.source_options)
+        self.edit_form.watch("source_type", self._on_edit_source)
+        self.edit_area.objects = [
+            pn.Row(self.edit_form.view, self.edit_options.view, sizing_mode="stretch_width")
+        ]
+        self.details.visible = True
+
+    # --- changes to the selected table ------------------------------------------------
+
+    def sync_now(self) -> None:
+        table_id = self.selected
+        if table_id is None:
+            return
+
+        def run(actor: Principal) -> str:
+            result = self.admin.trigger(actor, table_id, wait=True).results[0]
+            if result.status == "ok":
+                return f"Synced '{table_id}': {result.rows} rows in {result.seconds:.2f} s."
+            error = result.error or {}
+            raise _Reported(f"The sync of '{table_id}' failed: {error.get('message', '')}")
+
+        self._act(run)
+        self.refresh()
+
+    def _ask_unregister(self) -> None:
+        if self.selected is None:
+            return
+        self.confirm_text.object = (
+            f"Unregister **{self.selected}**? Its data, profile and grants are dropped."
+        )
+        self.confirmation.visible = True
+
+    def unregister(self) -> None:
+        table_id = self.selected
+        self.confirmation.visible = False
+        if table_id is None:
+            return
+
+        def run(actor: Principal) -> str:
+            self.admin.unregister(actor, table_id)
+            self.selected = None
+            return f"Unregistered '{table_id}'."
+
+        if self._act(run):
+            self.refresh()
+            self.show_table(None)
+
+    def save_edit(self, *, dry_run: bool) -> None:
+        table_id, form, options = self.selected, self.edit_form, self.edit_options
+        if table_id is None or form is None or options is None:
+            return
+        self.edit_result.object = ""
+        spec = _validated(form, options)
+        if spec is None:
+            return
+        current = self.admin.get(table_id).model_dump(exclude={"registered_by", "registered_at"})
+        wanted = spec.model_dump()
+        if not wanted["name"]:
+            wanted["name"] = table_id
+        if wanted["source_type"] == current["source_type"]:  # stored options, as the form reads
+            with suppress(ValueError):  # them (defaults left out): unchanged is not a change
+                stored = options.model.model_validate(current["source_options"])
+                current["source_options"] = stored.model_dump(exclude_defaults=True)
+        changes = {k: v for k, v in wanted.items() if k != "id" and v != current.get(k)}
+
+        described: list[str] = []
+
+        def run(actor: Principal) -> str:
+            result = self.admin.update(actor, table_id, changes, dry_run=dry_run)
+            described.append(_describe(result, changes=sorted(changes)))
+            if dry_run:
+                return f"Dry run: the change to '{table_id}' is valid; nothing was saved."
+            return f"Saved '{table_id}' ({', '.join(sorted(changes)) or 'no changes'})."
+
+        if self._act(run, form=form, options=options, spec=spec) and not dry_run:
+            self.refresh()  # rebuilds the edit form from what was stored
+        self.edit_result.object = "".join(described)
+
+    # --- registering ------------------------------------------------------------------
+
+    def _on_register_source(self, source: str | None) -> None:
+        self.register_options = self._options_form(source, {})
+        self.options_area.objects = [self.register_options.view]
+        self.offered_error.object = ""
+        rows: list[dict[str, Any]] = []
+        if source:
+            try:
+                rows = [t.model_dump() for t in self.admin.source_tables(source).tables]
+            except AgnesError as exc:
+                self.offered_error.object = f"⚠ {_text(exc)}"
+        self.offered.selection = []
+        self.offered.value = pd.DataFrame(
+            rows, columns=["bucket", "source_table", "suggested_id", "description"]
+        )
+
+    def _on_offered(self, event: Any) -> None:
+        if not event.new:
+            return
+        row = self.offered.value.iloc[event.new[0]]
+        values: dict[str, Any] = {"bucket": row["bucket"], "source_table": row["source_table"]}
+        if row["suggested_id"]:
+            values["id"] = row["suggested_id"]
+        self.register_form.set_values(values)
+
+    def submit_registration(self, *, dry_run: bool) -> None:
+        form, options = self.register_form, self.register_options
+        self.register_result.object = ""
+        spec = _validated(form, options)
+        if spec is None:
+            return
+
+        def run(actor: Principal) -> str:
+            result = self.admin.register(
+                actor, spec, dry_run=dry_run, sync=self.sync_after.value and not dry_run
+            )
+            self.register_result.object = _describe(result)
+            if dry_run:
+                return f"Dry run: '{spec.id}' is valid; nothing was saved."
+            queued = " A first sync is under way." if result.initial_sync else ""
+            return f"Registered '{spec.id}'.{queued}"
+
+        if self._act(run, form=form, options=options, spec=spec) and not dry_run:
+            self.refresh()
+
+    # --- shared -----------------------------------------------------------------------
+
+    def _on_edit_source(self, source: str | None) -> None:
+        self.edit_options = self._options_form(source, {})
+        if self.edit_form is not None:
+            self.edit_area.objects = [
+                pn.Row(self.edit_form.view, self.edit_options.view, sizing_mode="stretch_width")
+            ]
+
+    def _options_form(self, source: str | None, values: dict[str, Any]) -> ModelForm:
+        model: type[BaseModel] = NoOptions
+        if source:
+            with suppress(AgnesError):  # the source field shows the problem on validation
+                model = self.admin.table_options_model(source)
+        return ModelForm(model, values=values, title="Source options" if model.model_fields else "")
+
+    def _act(
+        self,
+        action: Callable[[Principal], str],
+        *,
+        form: ModelForm | None = None,
+        options: ModelForm | None = None,
+        spec: TableSpec | None = None,
+    ) -> bool:
+        """Run ``action`` for the admin acting now (session re-checked first); report the
+        outcome, a refusal beside the field it is about. True when it succeeded."""
+        try:
+            actor = self.ctx.actor()
+        except (AuthenticationError, PermissionDenied) as exc:
+            self._say(f"Nothing was changed: {exc.message} Sign in again at /auth/login.", "danger")
+            return False
+        try:
+            said = action(actor)
+        except _Reported as exc:
+            self._say(str(exc), "danger")
+            return False
+        except AgnesError as exc:
+            self._say(f"Nothing was changed: {_text(exc)}", "danger")
+            if form is not None and spec is not None:
+                field = self.admin.field_of(exc, spec)
+                if field == "source_options" and options is not None:
+                    options.show_error(None, _text(exc))
+                else:
+                    form.show_error(field, _text(exc))
+            return False
+        self._say(said, "success")
+        return True
+
+    def _say(self, text: str, kind: Literal["success", "danger"]) -> None:
+        self.message.object = text
+        self.message.alert_type = kind
+        self.message.visible = True
+
+
+class _Reported(Exception):
+    """An outcome to show as a failure (the change itself was done and audited)."""
+
+
+def _validated(form: ModelForm, options: ModelForm) -> TableSpec | None:
+    """The spec the two forms describe, or None with their problems shown."""
+    option_values = options.validate()
+    spec = form.validate(
+        extra={
+            "source_options": option_values.model_dump(exclude_defaults=True)
+            if option_values is not None
+            else {}
+        }
+    )
+    if option_values is None or spec is None:
+        return None
+    assert isinstance(spec, TableSpec)
+    return spec
+
+
+def _chosen(value: str | None) -> str | None:
+    return None if value in (None, ALL) else value
+
+
+def _text(error: AgnesError) -> str:
+    return error.message + (f" {error.hint}" if error.hint else "")
+
+
+def _describe(result: Registered, changes: list[str] | None = None) -> str:
+    table = result.table
+    lines = [
+        f"**{'Would be saved' if result.dry_run else 'Saved'}:** `{table.id}` from "
+        f"{table.source_type} ({table.query_mode.value}, {table.sync_strategy.value})"
+    ]
+    if changes is not None:
+        lines.append(f"Changed: {', '.join(changes) or 'nothing'}")
+    lines.append("Columns: " + ", ".join(f"`{c.name}` {c.type}" for c in result.columns))
+    return "\n\n".join(lines)
+
+
+def _registry_frame(entries: list[RegistryEntry]) -> pd.DataFrame:
+    rows = [
+        {
+            "id": e.id,
+            "name": e.name,
+            "source": e.source_type,
+            "mode": e.query_mode.value,
+            "strategy": e.sync_strategy.value,
+            "schedule": e.sync_schedule or "",
+            "status": e.status,
+            "last_success": e.sync.last_success_at if e.sync else None,
+            "rows": e.sync.rows if e.sync else None,
+            "size_bytes": e.sync.size_bytes if e.sync else None,
+            "next_run": e.next_run,
+        }
+        for e in entries
+    ]
+    return pd.DataFrame(rows, columns=REGISTRY_COLUMNS)
+
+
+def build(ctx: PageContext) -> Any:
+    return TablesPage(ctx).view
+
+
+register(Page(slug="tables", title="Tables", order=20, build=build))

@@ -1,0 +1,382 @@
+"""The admin app's Tables page, driven without a browser: real services, real DuckDB,
+widgets set and buttons clicked in plain Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from bokeh.document import Document
+from panel.models.tabulator import DataTabulator
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages.tables import TablesPage
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.services import Services
+from agnes_mcp.store.audit import AuditRow
+from agnes_mcp.store.users import User
+from tests.conftest import add_user, register, running_server
+
+
+@pytest.fixture
+def admin_user(synced: Services) -> User:
+    return add_user(synced, (ADMIN_GROUP_ID,))
+
+
+@pytest.fixture
+def context(synced: Services, admin_user: User, source_root: Path) -> PageContext:
+    (source_root / "people.csv").write_text("id,name,joined\n1,Ada,2026-01-02\n2,Bo,2026-02-03\n")
+    session, _ = synced.web_sessions.sign_in(admin_user.id, "token")
+    return PageContext(synced, session.id)
+
+
+@pytest.fixture
+def page(context: PageContext) -> TablesPage:
+    return TablesPage(context)
+
+
+def click(button: object) -> None:
+    button.clicks += 1  # type: ignore[attr-defined]
+
+
+def audit_rows(services: Services, action: str) -> list[AuditRow]:
+    services.write_behind.flush()
+    return [r for r in services.audit_log.recent(limit=1000) if r.action == action]
+
+
+def listed(page: TablesPage) -> list[str]:
+    return list(page.registry.value["id"])
+
+
+def fill_registration(page: TablesPage, **values: object) -> None:
+    page.register_form.fields["source_type"].widget.value = values.pop("source_type", "files")
+    page.register_form.set_values(values)
+
+
+def test_the_registry_lists_and_filters(synced: Services, page: TablesPage) -> None:
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    register(synced, id="gen", source_type="sample")
+    register(
+        synced, id="events", source_type="warehouse", source_table="events", query_mode="remote"
+    )
+    synced.sync.sync("gen")
+    page.refresh()
+    assert listed(page) == ["events", "gen", "people"]
+    assert page.registry.pagination == "remote"
+
+    page.source_filter.value = "sample"
+    assert listed(page) == ["gen"]
+    page.source_filter.value = "(all)"
+    page.mode_filter.value = "remote"
+    assert listed(page) == ["events"]
+    page.mode_filter.value = "(all)"
+    page.status_filter.value = "ok"
+    assert listed(page) == ["gen"]
+    assert page.registry.value.iloc[0]["rows"] == 100
+    page.status_filter.value = "never"
+    assert listed(page) == ["events", "people"]
+
+
+def test_source_tables_fill_the_form_and_the_options_follow_the_connector(
+    page: TablesPage,
+) -> None:
+    fill_registration(page, source_type="files")
+    assert list(page.offered.value["source_table"]) == ["people.csv"]
+    assert "delimiter" in page.register_options.fields  # the files connector's options
+    page.offered.selection = [0]
+    fields = page.register_form.fields
+    assert fields["id"].widget.value == "people"
+    assert fields["source_table"].widget.value == "people.csv"
+
+    fill_registration(page, source_type="sample")
+    assert set(page.register_options.fields) >= {"rows", "seed", "failure"}
+    assert "delimiter" not in page.register_options.fields
+
+
+def test_dry_run_validates_and_saves_nothing(synced: Services, page: TablesPage) -> None:
+    fill_registration(page, id="people", source_table="people.csv", primary_key=["id"])
+    click(page.dry_run_button)
+    assert page.register_form.errors == {}
+    assert "Would be saved" in str(page.register_result.object)
+    assert "`joined`" in str(page.register_result.object)
+    assert "nothing was saved" in str(page.message.object)
+    assert [t.id for t in synced.registry.all()] == []
+    assert audit_rows(synced, "registry.register") == []
+
+
+def test_register_saves_and_the_audit_names_the_admin(
+    synced: Services, page: TablesPage, admin_user: User
+) -> None:
+    page.sync_after.value = False
+    fill_registration(page, id="people", source_table="people.csv", description="Everyone")
+    page.register_options.set_values({"delimiter": ",", "header": True})
+    click(page.save_button)
+    assert page.message.alert_type == "success", page.message.object
+    stored = synced.registry.get("people")
+    assert stored.description == "Everyone"
+    assert stored.source_options == {"delimiter": ",", "header": True}
+    assert stored.registered_by == admin_user.id
+    assert "people" in listed(page)
+    [row] = audit_rows(synced, "registry.register")
+    assert (row.user_id, row.resource) == (admin_user.id, "people")
+
+
+def test_register_with_a_first_sync(synced: Services, page: TablesPage) -> None:
+    fill_registration(page, id="gen", source_type="sample")
+    page.register_options.set_values({"rows": "7"})
+    click(page.save_button)
+    assert "first sync" in str(page.message.object)
+    result = synced.sync.scheduler.trigger("gen").result()  # the queued run, or a new one
+    assert result.status == "ok"  # type: ignore[attr-defined]
+    assert "registration" in [r.trigger for r in synced.sync_states.history("gen")]
+    assert synced.registry.get("gen").source_options == {"rows": 7}
+
+
+@pytest.mark.parametrize(
+    ("values", "options", "field", "words"),
+    [
+        ({"id": "Bad-Name", "source_table": "people.csv"}, {}, "id", "lowercase"),
+        ({"id": "p1", "source_table": "absent.csv"}, {}, "source_table", "people.csv"),
+        (
+            {"id": "p2", "source_table": "people.csv", "primary_key": ["idd"]},
+            {},
+            "primary_key",
+            "Did you mean 'id'",
+        ),
+        (
+            {"id": "p3", "source_table": "people.csv", "sync_strategy": "incremental"},
+            {},
+            "incremental_column",
+            "incremental-column",
+        ),
+        (
+            {"id": "p4", "source_table": "people.csv", "sync_schedule": "whenever"},
+            {},
+            "sync_schedule",
+            "every 15m",
+        ),
+        (
+            {"id": "p5", "source_table": "people.csv", "query_mode": "remote"},
+            {},
+            "query_mode",
+            "remote",
+        ),
+        (
+            {"id": "p6", "source_table": "people.csv", "where_filters": "id IN (SELECT 1)"},
+            {},
+            "where_filters",
+            "subqueries",
+        ),
+        (
+            {"id": "p7", "source_table": "people.csv", "max_history_days": "soon"},
+            {},
+            "max_history_days",
+            "integer",
+        ),
+        ({"id": "p8", "source_table": "people.csv"}, {"delimiter": ";;;;;"}, "delimiter", "4"),
+    ],
+)
+def test_bad_input_is_shown_beside_the_field_and_nothing_is_saved(
+    synced: Services,
+    page: TablesPage,
+    values: dict[str, object],
+    options: dict[str, object],
+    field: str,
+    words: str,
+) -> None:
+    fill_registration(page, **values)
+    page.register_options.set_values(options)
+    for button in (page.dry_run_button, page.save_button):
+        click(button)
+        form = (
+            page.register_options if field in page.register_options.fields else page.register_form
+        )
+        assert set(form.errors) == {field}, form.errors
+        assert words in form.errors[field]
+    assert synced.registry.all() == []
+    assert audit_rows(synced, "registry.register") == []
+
+
+def test_a_missing_source_is_shown_beside_the_source(synced: Services, page: TablesPage) -> None:
+    click(page.save_button)
+    assert "source_type" in page.register_form.errors
+    assert "id" in page.register_form.errors  # required fields are named too
+    assert synced.registry.all() == []
+
+
+def test_edit_a_table(synced: Services, page: TablesPage, admin_user: User) -> None:
+    register(
+        synced,
+        id="people",
+        source_type="files",
+        source_table="people.csv",
+        source_options={"format": "auto", "delimiter": ","},  # stored with a default
+    )
+    page.refresh()
+    page.select("people")
+    form = page.edit_form
+    assert form is not None and page.edit_options is not None
+    assert form.fields["id"].widget.disabled
+    assert form.fields["source_table"].widget.value == "people.csv"
+    assert page.edit_options.fields["delimiter"].widget.value == ","
+
+    form.set_values({"description": "Updated", "primary_key": ["nope"]})
+    click(page.edit_save)
+    assert "nope" in form.errors["primary_key"]
+    assert synced.registry.get("people").description == ""
+
+    form.set_values({"primary_key": ["id"]})
+    click(page.edit_dry_run)
+    assert form.errors == {}
+    assert synced.registry.get("people").description == ""
+    click(page.edit_save)
+    stored = synced.registry.get("people")
+    assert (stored.description, stored.primary_key) == ("Updated", ["id"])
+    assert "Changed: description, primary_key" in str(page.edit_result.object)
+    assert page.edit_form is not None and page.edit_form.errors == {}
+    [row] = audit_rows(synced, "registry.update")
+    assert row.user_id == admin_user.id
+    assert row.params == {"changed": ["description", "primary_key"]}
+
+
+def test_unregister_asks_first(synced: Services, page: TablesPage, admin_user: User) -> None:
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    page.refresh()
+    page.select("people")
+    click(page.unregister_button)
+    assert page.confirmation.visible
+    click(page.cancel_unregister)
+    assert not page.confirmation.visible
+    assert [t.id for t in synced.registry.all()] == ["people"]
+
+    click(page.unregister_button)
+    click(page.confirm_unregister)
+    assert synced.registry.all() == []
+    assert listed(page) == [] and page.selected is None and not page.details.visible
+    [row] = audit_rows(synced, "registry.unregister")
+    assert (row.user_id, row.resource) == (admin_user.id, "people")
+
+
+def test_sync_now_and_what_a_synced_table_shows(
+    synced: Services, page: TablesPage, admin_user: User
+) -> None:
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    readers = synced.groups.add("Readers")
+    synced.grants.add(readers.id, ResourceType.TABLE, "people")
+    page.refresh()
+    page.select("people")
+    click(page.sync_button)
+    assert page.message.alert_type == "success", page.message.object
+    assert "2 rows" in str(page.message.object)
+    assert synced.sync_states.get("people").status == "ok"  # type: ignore[union-attr]
+    assert page.registry.value.iloc[0]["status"] == "ok"
+    [row] = audit_rows(synced, "sync.trigger")
+    assert (row.user_id, row.resource) == (admin_user.id, "people")
+
+    click(page.sync_button)
+    plot = page.history_plot.object
+    assert plot is not None
+    data = plot.children[0].renderers[0].data_source.data
+    assert list(data["outcome"]) == ["ok", "ok"] and list(data["rows"]) == [2, 2]
+    profile = page.profile_table.value
+    assert list(profile["name"]) == ["id", "name", "joined"]
+    assert {"null_share", "distinct_estimate"} <= set(profile.columns)
+    assert list(page.grants_table.value["group"]) == ["Readers"]
+    assert page.view.get_root(Document()) is not None  # the page renders, plot included
+
+
+def test_a_failed_sync_is_reported_in_red(synced: Services, page: TablesPage) -> None:
+    register(
+        synced,
+        id="broken",
+        source_type="sample",
+        source_options={"fail_times": 5, "failure": "terminal"},
+    )
+    page.refresh()
+    page.select("broken")
+    click(page.sync_button)
+    assert page.message.alert_type == "danger"
+    assert "injected terminal failure" in str(page.message.object)
+    data = page.history_plot.object.children[0].renderers[0].data_source.data
+    assert list(data["outcome"]) == ["error"] and data["colour"][0] == "#c62828"
+
+
+def test_a_revoked_session_changes_nothing(
+    synced: Services, context: PageContext, page: TablesPage
+) -> None:
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    page.refresh()
+    page.select("people")
+    synced.web_sessions.sign_out(context.session_id)
+
+    fill_registration(page, id="other", source_table="people.csv")
+    click(page.save_button)
+    assert page.message.alert_type == "danger"
+    assert "session" in str(page.message.object) and "/auth/login" in str(page.message.object)
+    click(page.sync_button)
+    click(page.unregister_button)
+    click(page.confirm_unregister)
+    page.edit_form.set_values({"description": "Changed"})  # type: ignore[union-attr]
+    click(page.edit_save)
+    assert "session" in str(page.message.object)
+    assert [t.id for t in synced.registry.all()] == ["people"]
+    assert synced.registry.get("people").description == ""
+    assert synced.sync_states.get("people") is None
+    synced.write_behind.flush()
+    assert synced.audit_log.recent() == []
+
+
+def test_a_thousand_tables_build_a_page(synced: Services, context: PageContext) -> None:
+    with synced.store.transaction() as cur:  # one statement: 1,000 registrations one by one
+        cur.execute(  # take seconds of commits, and the page is what this test is about
+            "INSERT INTO table_registry (id, name, source_type, sync_schedule) "
+            "SELECT printf('t%04d', range), printf('t%04d', range), 'sample', 'daily 03:00' "
+            "FROM range(1000)"
+        )
+    assert len(synced.registry.all()) == 1000
+    page = TablesPage(context)
+    assert len(page.registry.value) == 1000
+    assert page.registry.value.iloc[0]["next_run"] is not None
+    root = page.view.get_root(Document())
+    [grid] = [
+        m for m in root.select({"type": DataTabulator}) if m.source.data.get("id") is not None
+    ]
+    assert len(grid.source.data["id"]) == page.registry.page_size <= 50  # one page is sent
+    page.select("t0999")
+    assert page.title.object.startswith("### t0999")
+
+
+def test_a_table_unregistered_elsewhere_is_dropped_from_view(
+    synced: Services, page: TablesPage
+) -> None:
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    page.refresh()
+    synced.sync.unregister("people")  # say, through the CLI
+    page.select("people")
+    assert page.selected is None and not page.details.visible
+    assert "No table 'people'" in str(page.message.object)
+
+
+def test_the_rest_registry_takes_the_same_filters(tmp_path: Path) -> None:
+    sources = {"sample": {"connector": "sample"}}
+    with (
+        running_server(tmp_path / "data", sources=sources, scheduler_enabled=False) as live,
+        live.client(live.admin_token) as api,
+    ):
+        for table_id in ("one", "two"):
+            body = {"id": table_id, "source_type": "sample"}
+            response = api.post("/api/admin/register-table", json=body, params={"sync": "false"})
+            assert response.status_code == 201, response.text
+        api.post("/api/sync/trigger", json={"table_id": "one"})
+
+        def ids(**params: str) -> list[str]:
+            response = api.get("/api/admin/registry", params=params)
+            assert response.status_code == 200, response.text
+            return [t["id"] for t in response.json()["tables"]]
+
+        assert ids() == ["one", "two"]
+        assert ids(status="ok") == ["one"]
+        assert ids(status="never", source="sample", mode="local") == ["two"]
+        assert ids(source="elsewhere") == []
+        assert api.get("/api/admin/registry", params={"mode": "sideways"}).status_code == 422
