@@ -11,6 +11,8 @@ from pydantic import BaseModel, Field
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.metrics import admin as metric_admin
+from agnes_mcp.metrics.admin import ImportResult, MetricSql
 from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 
@@ -36,12 +38,6 @@ class ImportBody(RequestBody):
     files: dict[str, str] = Field(description="File name -> YAML text.", min_length=1)
     replace: bool = Field(default=False, description="Remove metrics the files do not hold.")
     dry_run: bool = Field(default=False, description="Validate only.")
-
-
-class ImportResult(BaseModel):
-    imported: list[str]
-    removed: int
-    dry_run: bool
 
 
 @router.get("/metrics", summary="Metrics the caller may use")
@@ -101,21 +97,11 @@ def query_metric(
 
 @router.post("/admin/metrics/import", summary="Validate metric YAML files, then store them all")
 def import_metrics(body: ImportBody, services: ServicesDep, admin: AdminDep) -> ImportResult:
-    if body.dry_run:
-        from agnes_mcp.metrics.loader import load_texts
-
-        services.access.require_admin(admin)
-        definitions = load_texts(body.files)
-        return ImportResult(imported=[m.id for m in definitions], removed=0, dry_run=True)
-    definitions, removed = services.metric_service.import_texts(
-        admin, body.files, replace=body.replace
+    """Every file is validated (tables must be registered) before anything is stored; a
+    dry run stops there."""
+    return metric_admin.import_metrics(
+        services, admin, body.files, replace=body.replace, dry_run=body.dry_run
     )
-    services.audit.record(
-        admin,
-        "metrics.import",
-        params={"ids": [m.id for m in definitions], "removed": removed, "replace": body.replace},
-    )
-    return ImportResult(imported=[m.id for m in definitions], removed=removed, dry_run=False)
 
 
 @router.get(
@@ -129,14 +115,18 @@ def export_metrics(services: ServicesDep, admin: AdminDep) -> PlainTextResponse:
     )
 
 
+@router.get(
+    "/admin/metrics/{category}/{name}/sql",
+    summary="A metric's definition and its query compiled for each dialect (DuckDB, BigQuery)",
+)
+def metric_sql(category: str, name: str, services: ServicesDep, admin: AdminDep) -> MetricSql:
+    return metric_admin.metric_sql(services, admin, f"{category}/{name}")
+
+
 @router.delete("/admin/metrics/{category}/{name}", summary="Remove a metric definition")
 def delete_metric(
     category: str, name: str, services: ServicesDep, admin: AdminDep
 ) -> dict[str, str]:
     metric_id = f"{category}/{name}"
-    if not services.metrics.delete(metric_id):
-        from agnes_mcp.metrics.service import MetricNotFound
-
-        raise MetricNotFound(f"There is no metric '{metric_id}'.")
-    services.audit.record(admin, "metrics.delete", resource=metric_id)
+    metric_admin.delete_metric(services, admin, metric_id)
     return {"deleted": metric_id}

@@ -1,0 +1,215 @@
+"""Metrics: each one's validation status, its definition and its SQL compiled for DuckDB
+and BigQuery side by side; import YAML files (every problem listed with file and key,
+applied only when all pass); delete after a confirmation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Literal
+
+import pandas as pd
+import panel as pn
+import yaml
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages import Page, register
+from agnes_mcp.metrics import admin as metric_admin
+from agnes_mcp.metrics.loader import MetricsInvalid
+from agnes_sync.errors import AgnesError
+
+STATUS_COLUMNS = ["id", "display_name", "category", "tables", "status", "problems"]
+PROBLEM_COLUMNS = ["file", "line", "key", "message"]
+AlertKind = Literal["success", "danger", "info"]
+
+
+class MetricsPage:
+    def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
+        self.message = pn.pane.Alert("", alert_type="info", visible=False)
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(columns=STATUS_COLUMNS),
+            selectable=1,
+            disabled=True,
+            show_index=False,
+            pagination="local",
+            page_size=25,
+            sizing_mode="stretch_width",
+        )
+        self.table.param.watch(self._on_select, "selection")
+        self.definition = pn.pane.Markdown("Select a metric to see its definition.")
+        self.duckdb_sql = pn.pane.Markdown("", name="DuckDB")
+        self.bigquery_sql = pn.pane.Markdown("", name="BigQuery")
+        self.delete_button = pn.widgets.Button(label="Delete metric", color="danger", disabled=True)
+        self.confirm_delete = pn.widgets.Button(label="Yes, delete it", color="danger")
+        self.cancel_delete = pn.widgets.Button(label="Cancel")
+        self.confirm_text = pn.pane.Markdown("")
+        self.confirm_row = pn.Row(
+            self.confirm_text, self.confirm_delete, self.cancel_delete, visible=False
+        )
+        self.delete_button.on_click(lambda _: self.ask_delete())
+        self.confirm_delete.on_click(lambda _: self.delete())
+        self.cancel_delete.on_click(lambda _: self._hide_confirm())
+
+        self.upload = pn.widgets.FileInput(accept=".yml,.yaml", multiple=True)
+        self.replace = pn.widgets.Checkbox(label="Remove metrics these files do not hold")
+        self.validate_button = pn.widgets.Button(label="Validate")
+        self.import_button = pn.widgets.Button(label="Import", color="primary")
+        self.validate_button.on_click(lambda _: self.import_files(dry_run=True))
+        self.import_button.on_click(lambda _: self.import_files(dry_run=False))
+        self.problems = pn.widgets.Tabulator(
+            pd.DataFrame(columns=PROBLEM_COLUMNS),
+            disabled=True,
+            show_index=False,
+            visible=False,
+            sizing_mode="stretch_width",
+        )
+        self.selected: str | None = None
+        self.refresh()
+        self.view = pn.Column(
+            pn.pane.Markdown("## Metrics"),
+            self.message,
+            self.table,
+            pn.Row(self.delete_button, self.confirm_row),
+            self.definition,
+            pn.Row(
+                pn.Column(pn.pane.Markdown("**DuckDB**"), self.duckdb_sql),
+                pn.Column(pn.pane.Markdown("**BigQuery**"), self.bigquery_sql),
+                sizing_mode="stretch_width",
+            ),
+            pn.pane.Markdown("### Import YAML"),
+            pn.Row(self.upload, self.replace),
+            pn.Row(self.validate_button, self.import_button),
+            self.problems,
+            sizing_mode="stretch_width",
+        )
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        statuses = metric_admin.metric_statuses(self.ctx.services, self.ctx.actor())
+        self.table.value = pd.DataFrame(
+            [
+                {
+                    "id": s.id,
+                    "display_name": s.display_name,
+                    "category": s.category,
+                    "tables": ", ".join(s.tables),
+                    "status": "valid" if s.valid else "invalid",
+                    "problems": "; ".join(s.problems),
+                }
+                for s in statuses
+            ],
+            columns=STATUS_COLUMNS,
+        )
+
+    def _on_select(self, event: Any) -> None:
+        rows = event.new
+        if rows:
+            self.show(str(self.table.value.iloc[rows[0]]["id"]))
+
+    def show(self, metric_id: str) -> None:
+        """Show ``metric_id``'s definition and its SQL for each dialect."""
+
+        def load() -> None:
+            shown = metric_admin.metric_sql(self.ctx.services, self.ctx.actor(), metric_id)
+            text = yaml.safe_dump(shown.definition, sort_keys=False, allow_unicode=True)
+            self.selected = metric_id
+            self.definition.object = f"### {metric_id}\n```yaml\n{text}```"
+            panes = {"duckdb": self.duckdb_sql, "bigquery": self.bigquery_sql}
+            for compiled in shown.compiled:
+                panes[compiled.dialect].object = (
+                    f"```sql\n{compiled.sql}\n```"
+                    if compiled.sql is not None
+                    else f"Does not compile: {compiled.error}"
+                )
+            self.delete_button.disabled = False
+
+        self._act(load)
+
+    # --- changing -----------------------------------------------------------------------------
+
+    def files(self) -> dict[str, str]:
+        """The uploaded files: name -> text."""
+        names = self.upload.filename or []
+        values = self.upload.value or []
+        if isinstance(names, str):
+            names, values = [names], [values]
+        out: dict[str, str] = {}
+        for name, data in zip(names, values, strict=False):
+            out[name] = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+        return out
+
+    def import_files(self, *, dry_run: bool) -> None:
+        """Validate every uploaded file; unless ``dry_run``, store all when all pass."""
+        self.problems.visible = False
+
+        def run() -> None:
+            result = metric_admin.import_metrics(
+                self.ctx.services,
+                self.ctx.actor(),
+                self.files(),
+                replace=self.replace.value,
+                dry_run=dry_run,
+            )
+            verb = "would import" if dry_run else "imported"
+            removed = f", removed {result.removed}" if result.removed else ""
+            self._say(f"All files are valid: {verb} {', '.join(result.imported)}{removed}.")
+            if not dry_run:
+                self.refresh()
+
+        self._act(run)
+
+    def ask_delete(self) -> None:
+        if self.selected is None:
+            return
+        self.confirm_text.object = f"Delete **{self.selected}**? This cannot be undone."
+        self.confirm_row.visible = True
+
+    def delete(self) -> None:
+        metric_id = self.selected
+        if metric_id is None:
+            return
+
+        def run() -> None:
+            metric_admin.delete_metric(self.ctx.services, self.ctx.actor(), metric_id)
+            self.selected = None
+            self.delete_button.disabled = True
+            self.definition.object = ""
+            self.duckdb_sql.object = self.bigquery_sql.object = ""
+            self._say(f"Deleted {metric_id}.")
+            self.refresh()
+
+        self._hide_confirm()
+        self._act(run)
+
+    def _hide_confirm(self) -> None:
+        self.confirm_row.visible = False
+
+    # --- feedback -----------------------------------------------------------------------------
+
+    def _act(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except MetricsInvalid as exc:
+            self.problems.value = pd.DataFrame(
+                [p.__dict__ for p in exc.problems], columns=PROBLEM_COLUMNS
+            )
+            self.problems.visible = True
+            self._say(
+                f"{len(exc.problems)} problem(s); nothing was imported. Fix them and try again.",
+                "danger",
+            )
+        except AgnesError as exc:
+            self._say(exc.message, "danger")
+
+    def _say(self, text: str, kind: AlertKind = "success") -> None:
+        self.message.object = text
+        self.message.alert_type = kind
+        self.message.visible = True
+
+
+def build(ctx: PageContext) -> pn.viewable.Viewable:
+    return MetricsPage(ctx).view
+
+
+register(Page(slug="metrics", title="Metrics", order=50, build=build))

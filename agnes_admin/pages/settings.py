@@ -1,0 +1,202 @@
+"""Settings: scan caps, budgets, concurrency and result limits (each with its default and
+the value in force, validated like the API, errors beside the field, nothing half-saved),
+and the agent rails text that ``agnes init`` writes into CLAUDE.md."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import panel as pn
+from pydantic import ByteSize, ValidationError
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages import Page, register
+from agnes_mcp.server_config_admin import (
+    INSTRUCTIONS_MAX_CHARS,
+    CapSetting,
+    ConfigUpdate,
+    ServerConfigInvalid,
+    cap_settings,
+    current_config,
+    parse_caps,
+    update_config,
+)
+from agnes_sync.errors import AgnesError
+
+AlertKind = Literal["success", "danger", "info"]
+GROUPS = {
+    "Scan caps and budgets": ("per_query_bytes", "per_user_daily_bytes"),
+    "Concurrency": (
+        "concurrent_remote_queries_per_user",
+        "concurrent_queries_per_user",
+        "concurrent_queries",
+    ),
+    "Result limits": (
+        "max_result_rows",
+        "max_result_bytes",
+        "max_snapshot_rows",
+        "max_snapshot_bytes",
+    ),
+}
+
+
+def _shown(setting: CapSetting, value: int) -> str:
+    if setting.kind == "bytes":
+        return f"{value} ({ByteSize(value).human_readable()})"
+    return str(value)
+
+
+class CapField:
+    """One cap: its input, what it means, its default and value in force, its error."""
+
+    def __init__(self, setting: CapSetting) -> None:
+        self.key = setting.key
+        self.input = pn.widgets.TextInput(
+            label=setting.key,
+            placeholder="blank: back to the default",
+            width=220,
+        )
+        self.about = pn.pane.Markdown("", margin=(0, 10))
+        self.error = pn.pane.Alert("", alert_type="danger", visible=False, margin=(0, 10))
+        self.view = pn.Row(self.input, self.about, self.error)
+        self.load(setting)
+
+    def load(self, setting: CapSetting) -> None:
+        self.setting = setting
+        self.input.value = str(setting.current) if setting.overridden else ""
+        self.initial = self.input.value
+        where = "overridden here" if setting.overridden else "the default"
+        self.about.object = (
+            f"{setting.description}  \nDefault: {_shown(setting, setting.default)} · "
+            f"In force: {_shown(setting, setting.current)} ({where})"
+        )
+        self.show_error(None)
+
+    def change(self) -> tuple[bool, str | None]:
+        """(changed?, the new value: None returns to the default)."""
+        text = (self.input.value or "").strip()
+        return text != self.initial.strip(), text or None
+
+    def show_error(self, message: str | None) -> None:
+        self.error.object = message or ""
+        self.error.visible = message is not None
+
+
+class SettingsPage:
+    def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
+        self.message = pn.pane.Alert("", alert_type="success", visible=False)
+        self.fields = {s.key: CapField(s) for s in cap_settings(ctx.services)}
+        self.save_button = pn.widgets.Button(label="Save limits", color="primary")
+        self.save_button.on_click(lambda _: self.save_caps())
+        self.rails = pn.widgets.TextAreaInput(
+            label="Agent rails (Markdown)",
+            max_length=INSTRUCTIONS_MAX_CHARS,
+            height=360,
+            sizing_mode="stretch_width",
+        )
+        self.rails_state = pn.pane.Markdown("")
+        self.rails_error = pn.pane.Alert("", alert_type="danger", visible=False)
+        self.save_rails_button = pn.widgets.Button(label="Save rails", color="primary")
+        self.reset_rails_button = pn.widgets.Button(label="Reset to built-in")
+        self.save_rails_button.on_click(lambda _: self.save_rails())
+        self.reset_rails_button.on_click(lambda _: self.reset_rails())
+        self._load_rails()
+        sections: list[Any] = []
+        for title, keys in GROUPS.items():
+            sections.append(pn.pane.Markdown(f"### {title}"))
+            sections.extend(self.fields[k].view for k in keys if k in self.fields)
+        self.view = pn.Column(
+            pn.pane.Markdown("## Settings"),
+            self.message,
+            *sections,
+            self.save_button,
+            pn.pane.Markdown(
+                "### Agent rails\nThe instructions MCP clients receive and `agnes init` "
+                "writes into CLAUDE.md."
+            ),
+            self.rails_state,
+            self.rails,
+            self.rails_error,
+            pn.Row(self.save_rails_button, self.reset_rails_button),
+            sizing_mode="stretch_width",
+        )
+
+    # --- caps ---------------------------------------------------------------------------------
+
+    def save_caps(self) -> None:
+        """Validate every changed field; save them all together, or none."""
+        changes = {
+            key: value
+            for key, field in self.fields.items()
+            for changed, value in [field.change()]
+            if changed
+        }
+        for field in self.fields.values():
+            field.show_error(None)
+        if not changes:
+            self._say("Nothing changed.", "info")
+            return
+        try:
+            caps = parse_caps(changes)
+            update_config(self.ctx.services, self.ctx.actor(), ConfigUpdate(scan_caps=caps))
+        except ServerConfigInvalid as exc:
+            for key, message in exc.fields.items():
+                if key in self.fields:
+                    self.fields[key].show_error(message)
+            self._say("Some values are not valid; nothing was saved.", "danger")
+            return
+        except AgnesError as exc:
+            self._say(f"{exc.message} Nothing was saved.", "danger")
+            return
+        self._reload_caps()
+        self._say(f"Saved: {', '.join(sorted(changes))}. In force now.")
+
+    def _reload_caps(self) -> None:
+        for setting in cap_settings(self.ctx.services):
+            self.fields[setting.key].load(setting)
+
+    # --- rails --------------------------------------------------------------------------------
+
+    def _load_rails(self) -> None:
+        config = current_config(self.ctx.services)
+        self.rails.value = config.agent_instructions
+        self.rails_state.object = (
+            "Custom text (set by an admin)."
+            if config.agent_instructions_custom
+            else "The built-in text."
+        )
+
+    def save_rails(self) -> None:
+        self._set_rails(self.rails.value or "")
+
+    def reset_rails(self) -> None:
+        self._set_rails("")
+
+    def _set_rails(self, text: str) -> None:
+        self.rails_error.visible = False
+        try:
+            update = ConfigUpdate(agent_instructions=text)
+        except ValidationError as exc:
+            self.rails_error.object = str(exc.errors()[0]["msg"])
+            self.rails_error.visible = True
+            return
+        try:
+            update_config(self.ctx.services, self.ctx.actor(), update)
+        except AgnesError as exc:
+            self._say(f"{exc.message} Nothing was saved.", "danger")
+            return
+        self._load_rails()
+        self._say("Agent rails reset to the built-in text." if not text.strip() else "Saved.")
+
+    def _say(self, text: str, kind: AlertKind = "success") -> None:
+        self.message.object = text
+        self.message.alert_type = kind
+        self.message.visible = True
+
+
+def build(ctx: PageContext) -> pn.viewable.Viewable:
+    return SettingsPage(ctx).view
+
+
+register(Page(slug="settings", title="Settings", order=80, build=build))

@@ -1,0 +1,146 @@
+"""Usage: bytes scanned per user per day (a plot), the heaviest and the slowest queries,
+refusals by code, and each user's scan budget left today; all from the audit log."""
+
+from __future__ import annotations
+
+import pandas as pd
+import panel as pn
+from pydantic import ByteSize
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages import Page, register
+from agnes_mcp.usage_report import TopQuery, UsageReport, usage_report
+from agnes_sync.errors import AgnesError
+
+TOP_COLUMNS = ["at", "email", "action", "result", "bytes_scanned", "duration_ms", "sql"]
+REFUSAL_COLUMNS = ["code", "action", "count"]
+BUDGET_COLUMNS = ["email", "spent_today", "left_today", "daily_cap"]
+
+
+def _table(columns: list[str]) -> pn.widgets.Tabulator:
+    return pn.widgets.Tabulator(
+        pd.DataFrame(columns=columns),
+        disabled=True,
+        show_index=False,
+        pagination="local",
+        page_size=20,
+        sizing_mode="stretch_width",
+    )
+
+
+class UsagePage:
+    def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
+        self.days = pn.widgets.IntInput(label="Days", value=14, start=1, end=366, width=100)
+        self.refresh_button = pn.widgets.Button(label="Refresh")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.message = pn.pane.Alert("", alert_type="danger", visible=False)
+        self.plot = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=320)
+        self.no_data = pn.pane.Markdown("No bytes scanned in this window.", visible=False)
+        self.top_by_bytes = _table(TOP_COLUMNS)
+        self.top_by_duration = _table(TOP_COLUMNS)
+        self.refusals = _table(REFUSAL_COLUMNS)
+        self.budgets = _table(BUDGET_COLUMNS)
+        self.report: UsageReport | None = None
+        self.refresh()
+        self.view = pn.Column(
+            pn.pane.Markdown("## Usage"),
+            pn.Row(self.days, self.refresh_button),
+            self.message,
+            pn.pane.Markdown("### Bytes scanned per user per day"),
+            self.plot,
+            self.no_data,
+            pn.Tabs(
+                ("Top queries by bytes", self.top_by_bytes),
+                ("Top queries by duration", self.top_by_duration),
+                ("Refusals by code", self.refusals),
+                ("Budget left today", self.budgets),
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    def refresh(self) -> None:
+        try:
+            report = usage_report(
+                self.ctx.services, self.ctx.actor(), days=int(self.days.value or 14)
+            )
+        except AgnesError as exc:
+            self.message.object = exc.message
+            self.message.visible = True
+            return
+        self.message.visible = False
+        self.report = report
+        self._plot(report)
+        self.top_by_bytes.value = _tops(report.top_by_bytes)
+        self.top_by_duration.value = _tops(report.top_by_duration)
+        self.refusals.value = pd.DataFrame(
+            [r.model_dump() for r in report.refusals], columns=REFUSAL_COLUMNS
+        )
+        self.budgets.value = pd.DataFrame(
+            [
+                {
+                    "email": b.email,
+                    "spent_today": _size(b.spent_today),
+                    "left_today": _size(b.left_today),
+                    "daily_cap": _size(b.daily_cap),
+                }
+                for b in report.budgets
+            ],
+            columns=BUDGET_COLUMNS,
+        )
+
+    def _plot(self, report: UsageReport) -> None:
+        rows = [
+            {
+                "day": str(d.day),
+                "user": d.email or d.user_id or "(none)",
+                "bytes_scanned": d.bytes_scanned,
+            }
+            for d in report.bytes_per_user_day
+            if d.bytes_scanned
+        ]
+        self.no_data.visible = not rows
+        if not rows:
+            self.plot.object = None
+            return
+        import hvplot.pandas  # noqa: F401 - registers .hvplot on DataFrames
+
+        frame = pd.DataFrame(rows)
+        self.plot.object = frame.hvplot.bar(
+            x="day",
+            y="bytes_scanned",
+            by="user",
+            stacked=True,
+            ylabel="bytes scanned",
+            xlabel="day (UTC)",
+            legend="top_left",
+        )
+
+
+def _tops(queries: list[TopQuery]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "at": q.at,
+                "email": q.email or q.user_id,
+                "action": q.action,
+                "result": q.result,
+                "bytes_scanned": q.bytes_scanned,
+                "duration_ms": round(q.duration_ms, 1) if q.duration_ms is not None else None,
+                "sql": q.sql[:300],
+            }
+            for q in queries
+        ],
+        columns=TOP_COLUMNS,
+    )
+
+
+def _size(value: int) -> str:
+    return str(ByteSize(value).human_readable())
+
+
+def build(ctx: PageContext) -> pn.viewable.Viewable:
+    return UsagePage(ctx).view
+
+
+register(Page(slug="usage", title="Usage", order=60, build=build))

@@ -1,0 +1,203 @@
+"""The admin app's metrics page, driven in plain Python against real services: the list
+with validation status, the definition with its SQL for DuckDB and BigQuery, importing
+YAML (all or nothing, every problem with file and key), deleting after a confirmation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages.metrics import MetricsPage
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+from agnes_mcp.services import Services
+from tests.conftest import add_user, register, running_server
+from tests.test_api_http import assert_error
+
+GOOD = """\
+metrics:
+  - name: monthly_amount
+    display_name: Amount per month
+    category: sales
+    description: the sum of amounts
+    type: sum
+    table: orders
+    expression: sum(amount)
+    time_column: day
+    grain: month
+  - name: order_count
+    display_name: Orders
+    category: sales
+    description: how many orders
+    type: count
+    table: orders
+    expression: count(*)
+"""
+
+BAD_KEY = """\
+name: broken
+display_name: Broken
+category: sales
+description: an unknown key and a bad type
+type: median
+table: orders
+expression: count(*)
+"""
+
+UNKNOWN_TABLE = """\
+name: ghost_count
+display_name: Ghosts
+category: sales
+description: reads a table nobody registered
+type: count
+table: ghosts
+expression: count(*)
+"""
+
+
+@pytest.fixture
+def ctx(synced: Services) -> PageContext:
+    register(synced, id="orders", source_type="sample", source_options={"rows": 5})
+    admin = add_user(synced, groups=(ADMIN_GROUP_ID,))
+    session, _ = synced.web_sessions.sign_in(admin.id, "token")
+    return PageContext(synced, session.id)
+
+
+def upload(page: MetricsPage, files: dict[str, str]) -> None:
+    page.upload.filename = list(files)
+    page.upload.value = [text.encode() for text in files.values()]
+
+
+def audit_rows(services: Services, action: str) -> list[dict[str, object]]:
+    services.write_behind.flush()
+    return [r.model_dump() for r in services.audit_log.recent(limit=50) if r.action == action]
+
+
+def test_import_with_one_bad_file_applies_nothing_and_lists_every_problem(
+    ctx: PageContext,
+) -> None:
+    page = MetricsPage(ctx)
+    assert page.table.value.empty
+    upload(page, {"good.yml": GOOD, "bad.yml": BAD_KEY, "ghost.yml": UNKNOWN_TABLE})
+    page.import_button.clicks += 1  # as the browser does
+    assert ctx.services.metrics.all() == []
+    assert page.problems.visible and page.message.alert_type == "danger"
+    problems = page.problems.value.to_dict("records")
+    assert {(p["file"], p["key"].split(" ")[0]) for p in problems} == {
+        ("bad.yml", "type"),
+    }
+    # the valid files alone still fail on the unregistered table, named with its file
+    upload(page, {"good.yml": GOOD, "ghost.yml": UNKNOWN_TABLE})
+    page.import_files(dry_run=False)
+    problems = page.problems.value.to_dict("records")
+    assert [(p["file"], p["key"]) for p in problems] == [("ghost.yml", "sales/ghost_count.tables")]
+    assert "ghosts" in problems[0]["message"]
+    assert ctx.services.metrics.all() == [] and audit_rows(ctx.services, "metrics.import") == []
+
+
+def test_every_problem_of_every_file_is_listed(ctx: PageContext) -> None:
+    page = MetricsPage(ctx)
+    second = BAD_KEY.replace("name: broken", "name: Broken Too").replace("median", "sum")
+    third = UNKNOWN_TABLE + "colour: blue\n"
+    upload(page, {"a.yml": BAD_KEY, "b.yml": second, "c.yml": third})
+    page.import_files(dry_run=True)
+    found = {(p["file"], p["key"], p["message"]) for p in page.problems.value.to_dict("records")}
+    assert {(file, key.split(" ")[0]) for file, key, _ in found} == {
+        ("a.yml", "type"),
+        ("b.yml", "name"),
+        ("c.yml", ""),  # an unknown key is named in the message, on the metric
+    }
+    assert any(f == "c.yml" and "colour" in m and "ghost_count" in k for f, k, m in found)
+
+
+def test_good_import_applies_shows_status_and_both_dialects(ctx: PageContext) -> None:
+    page = MetricsPage(ctx)
+    upload(page, {"sales.yml": GOOD})
+    page.validate_button.clicks += 1
+    assert "would import" in page.message.object and ctx.services.metrics.all() == []
+    page.import_button.clicks += 1
+    assert not page.problems.visible, page.message.object
+    listed = page.table.value.to_dict("records")
+    assert [(r["id"], r["status"]) for r in listed] == [
+        ("sales/monthly_amount", "valid"),
+        ("sales/order_count", "valid"),
+    ]
+    (row,) = audit_rows(ctx.services, "metrics.import")
+    assert row["user_id"] == ctx.actor().user_id
+    assert row["params"]["ids"] == ["sales/monthly_amount", "sales/order_count"]
+
+    page.table.selection = [0]  # as a click on the first row does
+    assert page.selected == "sales/monthly_amount"
+    assert "expression: sum(amount)" in page.definition.object
+    duck, big = page.duckdb_sql.object, page.bigquery_sql.object
+    assert "DATE_TRUNC('MONTH', day)" in duck and "```sql" in duck
+    assert "DATE_TRUNC(day, MONTH)" in big
+    assert duck != big
+
+
+def test_status_flags_a_metric_whose_table_went_away(ctx: PageContext) -> None:
+    MetricsPage(ctx)  # builds
+    admin = ctx.actor()
+    from agnes_mcp.metrics.admin import import_metrics
+
+    import_metrics(ctx.services, admin, {"sales.yml": GOOD})
+    ctx.services.registry.delete("orders")
+    page = MetricsPage(ctx)
+    statuses = {r["id"]: r for r in page.table.value.to_dict("records")}
+    assert statuses["sales/order_count"]["status"] == "invalid"
+    assert "'orders'" in statuses["sales/order_count"]["problems"]
+
+
+def test_delete_asks_first_then_deletes_and_audits(ctx: PageContext) -> None:
+    page = MetricsPage(ctx)
+    upload(page, {"sales.yml": GOOD})
+    page.import_files(dry_run=False)
+    page.show("sales/order_count")
+    page.delete_button.clicks += 1
+    assert page.confirm_row.visible and "sales/order_count" in page.confirm_row[0].object
+    page.cancel_delete.clicks += 1
+    assert not page.confirm_row.visible
+    assert ctx.services.metrics.get("sales/order_count") is not None
+    page.delete_button.clicks += 1
+    page.confirm_delete.clicks += 1
+    assert ctx.services.metrics.get("sales/order_count") is None
+    assert [r["id"] for r in page.table.value.to_dict("records")] == ["sales/monthly_amount"]
+    (row,) = audit_rows(ctx.services, "metrics.delete")
+    assert row["resource"] == "sales/order_count" and row["user_id"] == ctx.actor().user_id
+
+
+def test_a_signed_out_session_changes_nothing(ctx: PageContext) -> None:
+    page = MetricsPage(ctx)
+    ctx.services.web_sessions.sign_out(ctx.session_id)
+    upload(page, {"sales.yml": GOOD})
+    page.import_files(dry_run=False)
+    assert ctx.services.metrics.all() == []
+    assert page.message.alert_type == "danger" and "signed out" in page.message.object
+
+
+def test_rest_import_and_sql_use_the_same_service(tmp_path: Path) -> None:
+    with running_server(
+        tmp_path / "data", sources={"sample": {"connector": "sample"}}, scheduler_enabled=False
+    ) as live:
+        register(live.services, id="orders", source_type="sample", source_options={"rows": 5})
+        with live.client(live.admin_token) as admin:
+            ghost = admin.post(
+                "/api/admin/metrics/import",
+                json={"files": {"g.yml": UNKNOWN_TABLE}, "dry_run": True},
+            )
+            error = assert_error(ghost, 422, "metrics_invalid")  # a dry run checks tables too
+            assert error["details"]["problems"][0]["file"] == "g.yml"
+            done = admin.post("/api/admin/metrics/import", json={"files": {"s.yml": GOOD}})
+            assert done.json()["imported"] == ["sales/monthly_amount", "sales/order_count"]
+            shown = admin.get("/api/admin/metrics/sales/monthly_amount/sql").json()
+            assert shown["definition"]["expression"] == "sum(amount)"
+            sql = shown["compiled"]
+            assert [c["dialect"] for c in sql] == ["duckdb", "bigquery"]
+            assert all(c["sql"] and c["error"] is None for c in sql)
+            assert "DATE_TRUNC(day, MONTH)" in sql[1]["sql"]
+            missing = admin.get("/api/admin/metrics/sales/nothing/sql")
+            assert_error(missing, 404, "metric_not_found")
+        with httpx.Client(base_url=live.base_url) as anonymous:
+            assert anonymous.get("/api/admin/metrics/sales/order_count/sql").status_code == 401

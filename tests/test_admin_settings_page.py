@@ -1,0 +1,165 @@
+"""The admin app's settings page, driven in plain Python against real services: each cap
+with its default and value in force, a change the query service enforces at once (and an
+audit row naming the admin), bad values shown beside their fields with nothing saved, the
+agent rails with "reset to built-in", and a revoked session that can change nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages.settings import SettingsPage
+from agnes_mcp.agent_rails import AGENT_RAILS
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+from agnes_mcp.query.budget import CAP_KEYS
+from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.services import Services
+from agnes_mcp.store.users import User
+from tests.conftest import add_user, register, token_for
+
+
+@dataclass
+class World:
+    services: Services
+    ctx: PageContext
+    admin: User
+    analyst: Principal
+
+
+@pytest.fixture
+def world(synced: Services) -> World:
+    register(synced, id="orders", source_type="sample", source_options={"rows": 40})
+    assert synced.sync.sync("orders").status == "ok"
+    readers = synced.groups.add("Readers")
+    synced.grants.add(readers.id, ResourceType.TABLE, "orders")
+    analyst = add_user(synced, groups=(readers.id,))
+    principal = synced.tokens.authenticate(token_for(synced, analyst), record_use=False)
+    admin = add_user(synced, groups=(ADMIN_GROUP_ID,))
+    session, _ = synced.web_sessions.sign_in(admin.id, "token")
+    return World(synced, PageContext(synced, session.id), admin, principal)
+
+
+def config_audit(services: Services) -> list[dict[str, Any]]:
+    services.write_behind.flush()
+    rows = services.audit_log.recent(limit=50)
+    return [r.model_dump() for r in rows if r.action == "server_config.update"]
+
+
+def test_every_cap_shows_its_default_and_value_in_force(world: World) -> None:
+    world.services.server_config.set("scan_caps.max_result_rows", 123)
+    page = SettingsPage(world.ctx)
+    assert list(page.fields) == list(CAP_KEYS)
+    rows = page.fields["max_result_rows"]
+    assert rows.input.value == "123" and "Default: 100000" in rows.about.object
+    assert "In force: 123 (overridden here)" in rows.about.object
+    per_query = page.fields["per_query_bytes"]
+    assert per_query.input.value == ""  # blank: the default is in force
+    assert "Default: 5368709120 (5.0GiB)" in per_query.about.object
+    assert "(the default)" in per_query.about.object
+
+
+def test_a_new_row_cap_is_enforced_at_once_and_audited(world: World) -> None:
+    services = world.services
+    before = services.query.run(world.analyst, "SELECT * FROM orders")
+    assert before.table.num_rows == 40 and not before.truncated
+    page = SettingsPage(world.ctx)
+    page.fields["max_result_rows"].input.value = "10"
+    page.save_button.clicks += 1
+    assert page.message.alert_type == "success", page.message.object
+    cut = services.query.run(world.analyst, "SELECT * FROM orders")
+    assert cut.table.num_rows == 10 and cut.truncated and cut.reason
+    truncation = cut.truncation()
+    assert truncation is not None
+    (row,) = config_audit(services)
+    assert row["user_id"] == world.admin.id
+    assert row["params"]["scan_caps"] == {"max_result_rows": 10}
+    assert "In force: 10 (overridden here)" in page.fields["max_result_rows"].about.object
+
+    page.fields["max_result_rows"].input.value = ""  # back to the default
+    page.save_caps()
+    assert services.server_config.all() == {}
+    assert services.query.run(world.analyst, "SELECT * FROM orders").table.num_rows == 40
+
+
+def test_bad_values_are_shown_beside_their_fields_and_nothing_is_saved(world: World) -> None:
+    services = world.services
+    page = SettingsPage(world.ctx)
+    page.fields["concurrent_queries"].input.value = "3"  # valid, but with invalid company
+    page.fields["max_result_rows"].input.value = "0"
+    page.fields["per_query_bytes"].input.value = "lots"
+    page.fields["concurrent_remote_queries_per_user"].input.value = "1000"
+    page.save_caps()
+    errors = {k: f.error.object for k, f in page.fields.items() if f.error.visible}
+    assert set(errors) == {
+        "max_result_rows",
+        "per_query_bytes",
+        "concurrent_remote_queries_per_user",
+    }
+    assert "greater than or equal to 1" in errors["max_result_rows"]
+    assert "less than or equal to 100" in errors["concurrent_remote_queries_per_user"]
+    assert page.message.alert_type == "danger" and "nothing was saved" in page.message.object
+    assert services.server_config.all() == {} and config_audit(services) == []
+    assert services.query.budget.caps().concurrent_queries == 20
+    page.fields["max_result_rows"].input.value = "5"
+    page.fields["per_query_bytes"].input.value = "1GiB"
+    page.fields["concurrent_remote_queries_per_user"].input.value = "2"
+    page.save_caps()
+    assert not any(f.error.visible for f in page.fields.values())
+    caps = services.query.budget.caps()
+    assert (caps.max_result_rows, caps.per_query_bytes, caps.concurrent_queries) == (
+        5,
+        1024**3,
+        3,
+    )
+    assert len(config_audit(services)) == 1
+
+
+def test_agent_rails_save_reset_and_length_limit(world: World) -> None:
+    services = world.services
+    page = SettingsPage(world.ctx)
+    assert page.rails.value == AGENT_RAILS and "built-in" in page.rails_state.object
+    rules = "# House rules\nAlways cite the table."
+    page.rails.value = rules
+    page.save_rails_button.clicks += 1
+    assert services.agent_instructions() == rules
+    assert "Custom" in page.rails_state.object
+    page.rails.value = "x" * 100_001
+    page.save_rails()
+    assert page.rails_error.visible and "100000" in page.rails_error.object
+    assert services.agent_instructions() == rules
+    page.reset_rails_button.clicks += 1
+    assert services.agent_instructions() == AGENT_RAILS and page.rails.value == AGENT_RAILS
+    rows = config_audit(services)
+    assert [r["params"].get("agent_instructions_chars") for r in rows] == [
+        0,
+        len(rules),
+    ]  # newest first
+    assert {r["user_id"] for r in rows} == {world.admin.id}
+
+
+def test_a_revoked_session_changes_nothing(world: World) -> None:
+    services = world.services
+    page = SettingsPage(world.ctx)
+    services.web_sessions.sign_out(world.ctx.session_id)
+    page.fields["max_result_rows"].input.value = "7"
+    page.save_caps()
+    page.rails.value = "new rails"
+    page.save_rails()
+    assert page.message.alert_type == "danger" and "signed out" in page.message.object
+    assert services.server_config.all() == {} and config_audit(services) == []
+    assert services.query.budget.caps().max_result_rows == 100_000
+
+
+def test_a_demoted_admin_changes_nothing(world: World) -> None:
+    services = world.services
+    page = SettingsPage(world.ctx)
+    add_user(services, groups=(ADMIN_GROUP_ID,))  # another admin stays
+    services.groups.remove_member(ADMIN_GROUP_ID, world.admin.id)
+    page.fields["max_result_rows"].input.value = "7"
+    page.save_caps()
+    assert page.message.alert_type == "danger"
+    assert services.server_config.all() == {}
