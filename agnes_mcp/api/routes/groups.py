@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from agnes_mcp import access_admin
+from agnes_mcp.access_admin import GroupMembers
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.api.schemas import Deleted, PlainText, RequestBody
-from agnes_mcp.store.groups import Group, Membership, MembershipSource
+from agnes_mcp.store.groups import Group, Membership
 
 router = APIRouter(prefix="/api/admin/groups", tags=["admin: groups"])
 
@@ -30,6 +32,10 @@ class MemberList(BaseModel):
     members: list[Membership]
 
 
+def _member_list(found: GroupMembers) -> MemberList:
+    return MemberList(group=found.group, members=found.members)
+
+
 @router.get("", summary="List groups")
 def list_groups(services: ServicesDep, _: AdminDep) -> GroupList:
     return GroupList(groups=services.groups.all())
@@ -37,17 +43,12 @@ def list_groups(services: ServicesDep, _: AdminDep) -> GroupList:
 
 @router.post("", status_code=201, summary="Create a group")
 def create_group(body: GroupCreate, services: ServicesDep, admin: AdminDep) -> Group:
-    group = services.groups.add(body.name, body.description)
-    services.audit.record(admin, "group.create", resource=group.id, params={"name": group.name})
-    return group
+    return access_admin.create_group(services, admin, body.name, body.description)
 
 
 @router.delete("/{ref}", summary="Delete a group, its memberships and its grants")
 def delete_group(ref: str, services: ServicesDep, admin: AdminDep) -> Deleted:
-    group = services.groups.find(ref)
-    services.groups.delete(group.id)
-    services.audit.record(admin, "group.delete", resource=group.id, params={"name": group.name})
-    return Deleted(deleted=group.id)
+    return Deleted(deleted=access_admin.delete_group(services, admin, ref).id)
 
 
 @router.get("/{ref}/members", summary="Members of a group")
@@ -60,21 +61,9 @@ def members(ref: str, services: ServicesDep, _: AdminDep) -> MemberList:
     "/{ref}/members", status_code=201, summary="Add a member (as an admin-made membership)"
 )
 def add_member(ref: str, body: MemberAdd, services: ServicesDep, admin: AdminDep) -> MemberList:
-    group = services.groups.find(ref)
-    user = services.users.find(body.user)
-    services.groups.add_member(group.id, user.id, MembershipSource.ADMIN, added_by=admin.user_id)
-    services.audit.record(admin, "group.add_member", resource=group.id, params={"user": user.id})
-    return MemberList(
-        group=services.groups.get(group.id), members=services.groups.members(group.id)
-    )
+    return _member_list(access_admin.add_member(services, admin, ref, body.user))
 
 
 @router.delete("/{ref}/members/{user_ref}", summary="Remove an admin-made membership")
 def remove_member(ref: str, user_ref: str, services: ServicesDep, admin: AdminDep) -> MemberList:
-    group = services.groups.find(ref)
-    user = services.users.find(user_ref)
-    services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
-    services.audit.record(admin, "group.remove_member", resource=group.id, params={"user": user.id})
-    return MemberList(
-        group=services.groups.get(group.id), members=services.groups.members(group.id)
-    )
+    return _member_list(access_admin.remove_member(services, admin, ref, user_ref))

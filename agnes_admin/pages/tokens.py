@@ -1,0 +1,209 @@
+"""Tokens: every personal access token, filters, create for a user, revoke.
+
+A created token's raw value is shown once, in a read-only field with a copy button; it
+is cleared at the next action on the page and never logged or stored (the store keeps
+only its hash).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import panel as pn
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages import Page, register
+from agnes_admin.pages.access import Confirm, Form, selected, set_options, table
+from agnes_mcp import access_admin
+from agnes_mcp.auth.principal import TokenScope
+from agnes_mcp.store.ids import utcnow
+from agnes_mcp.store.tokens import TokenInfo
+
+ALL = ""
+STATUSES = {"All": ALL, "Active": "active", "Revoked": "revoked", "Expired": "expired"}
+COLUMNS = [
+    "token_id",
+    "owner",
+    "name",
+    "prefix",
+    "scopes",
+    "created",
+    "last_used",
+    "last_used_ip",
+    "expires",
+    "revoked",
+    "status",
+]
+COPY_JS = "navigator.clipboard.writeText(field.value)"
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+def status_of(token: TokenInfo, now: datetime) -> str:
+    if token.revoked_at is not None:
+        return "revoked"
+    if token.expires_at is not None and token.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+class TokensPage:
+    def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
+
+        self.owner_filter = pn.widgets.Select(label="Owner")
+        self.status_filter = pn.widgets.Select(label="Status", options=STATUSES, value=ALL)
+        self.name_filter = pn.widgets.TextInput(label="Name contains")
+        self.table = table(COLUMNS, hidden_columns=["token_id"])
+
+        self.owner = pn.widgets.Select(label="For user")
+        self.name = pn.widgets.TextInput(label="Name", placeholder="What the token is for")
+        self.scopes = pn.widgets.CheckBoxGroup(
+            label="Scopes", options=[s.value for s in TokenScope], value=[TokenScope.DATA.value]
+        )
+        self.expires_in_days = pn.widgets.IntInput(
+            label="Expires in days (empty: never)", value=90, start=1, end=3650
+        )
+        self.create_button = pn.widgets.Button(label="Create token", color="primary")
+        self.create_form = Form(
+            ctx,
+            {
+                "user": self.owner,
+                "name": self.name,
+                "scopes": self.scopes,
+                "expires_in_days": self.expires_in_days,
+            },
+        )
+        self.raw_token = pn.widgets.TextInput(label="The new token (shown once)", disabled=True)
+        self.copy_button = pn.widgets.Button(label="Copy to clipboard")
+        self.copy_button.js_on_click(args={"field": self.raw_token}, code=COPY_JS)
+        self.created = pn.Column(
+            pn.pane.Alert("Copy the token now: it is shown only this once.", alert_type="warning"),
+            pn.Row(self.raw_token, self.copy_button),
+            visible=False,
+        )
+
+        self.revoke_button = pn.widgets.Button(label="Revoke selected token")
+        self.confirm = Confirm()
+        self.actions = Form(ctx, {})
+
+        for widget in (self.owner_filter, self.status_filter, self.name_filter):
+            widget.param.watch(lambda _: self.show(), "value")
+        self.create_button.on_click(lambda _: self.create())
+        self.revoke_button.on_click(lambda _: self.revoke())
+
+        self.refresh()
+        self.view = pn.Column(
+            pn.Row(self.owner_filter, self.status_filter, self.name_filter),
+            self.table,
+            self.revoke_button,
+            self.confirm.view,
+            self.actions.layout(),
+            pn.pane.Markdown("#### Create a token"),
+            self.create_form.layout(self.create_button),
+            self.created,
+            sizing_mode="stretch_width",
+        )
+
+    # --- reading ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        services = self.ctx.services
+        self._tokens = access_admin.all_tokens(services)
+        users = services.users.all()
+        set_options(self.owner, {u.email: u.id for u in users if u.active})
+        set_options(self.owner_filter, {"All owners": ALL, **{u.email: u.id for u in users}})
+        self.show()
+
+    def show(self) -> None:
+        """Show the tokens the filters let through."""
+        self._forget_raw()
+        now = utcnow()
+        owner, status = self.owner_filter.value, self.status_filter.value
+        needle = (self.name_filter.value or "").strip().lower()
+        rows = [
+            {
+                "token_id": t.id,
+                "owner": t.user_email or t.user_id,
+                "name": t.name,
+                "prefix": t.prefix,
+                "scopes": ", ".join(t.scopes),
+                "created": _time(t.created_at),
+                "last_used": _time(t.last_used_at),
+                "last_used_ip": t.last_used_ip or "",
+                "expires": _time(t.expires_at) or "never",
+                "revoked": _time(t.revoked_at),
+                "status": status_of(t, now),
+            }
+            for t in self._tokens
+            if (not owner or t.user_id == owner)
+            and (not status or status_of(t, now) == status)
+            and (not needle or needle in t.name.lower())
+        ]
+        self.table.value = pd.DataFrame(rows, columns=COLUMNS)
+        self.table.selection = []
+
+    def _forget_raw(self) -> None:
+        self.raw_token.value = ""
+        self.created.visible = False
+
+    # --- changes ------------------------------------------------------------------------
+
+    def create(self) -> None:
+        self._forget_raw()
+        owner = str(self.owner.value or "")
+        name, scopes = self.name.value or "", list(self.scopes.value)
+        days = self.expires_in_days.value
+        if not owner:
+            self.create_form.clear()
+            self.create_form.errors["user"].object = "Choose the user the token is for."
+            self.create_form.errors["user"].visible = True
+            return
+        made = self.create_form.run(
+            lambda actor: access_admin.create_token(
+                self.ctx.services,
+                actor,
+                name,
+                user=owner,
+                scopes=scopes,
+                expires_in_days=days,
+            )
+        )
+        if made is None:
+            return
+        info, raw = made
+        self.name.value = ""
+        self.refresh()  # clears the field, so it is filled after
+        self.raw_token.value = raw
+        self.created.visible = True
+        self.create_form.say(f"Created token '{info.name}' ({info.prefix}) for {info.user_email}.")
+
+    def revoke(self) -> None:
+        self._forget_raw()
+        row = selected(self.table)
+        self.actions.clear()
+        if row is None:
+            self.actions.say("Select a token first.", "warning")
+            return
+        token_id, label = str(row["token_id"]), f"'{row['name']}' of {row['owner']}"
+
+        def revoke() -> None:
+            info = self.actions.run(
+                lambda actor: access_admin.revoke_token(self.ctx.services, actor, token_id)
+            )
+            if info is not None:
+                self.refresh()
+                self.actions.say(f"Revoked token '{info.name}' ({info.prefix}).")
+
+        self.confirm.ask(f"Revoke token {label}? Programs using it stop working.", then=revoke)
+
+
+def build(ctx: PageContext) -> Any:
+    return TokensPage(ctx).view
+
+
+register(Page(slug="tokens", title="Tokens", order=40, build=build))

@@ -1,0 +1,409 @@
+"""Who may do what: users, groups, memberships, grants and tokens, managed.
+
+One implementation for the admin REST routes (``/api/admin/users``, ``/groups``,
+``/grants``, ``/api/tokens``) and the admin app's Access and Tokens pages. Every change
+takes the acting principal, checks it, validates all input before the first write, and
+writes one audit row naming the actor. Problems with an input carry
+``details={"fields": [{"field": ..., "problem": ...}]}`` (the shape the API uses for a
+bad request body), so a form can show each one beside its field.
+"""
+
+from __future__ import annotations
+
+import time
+import unicodedata
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+
+from pydantic import BaseModel
+
+from agnes_mcp.auth.principal import Principal, TokenScope
+from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
+from agnes_mcp.errors import AdminRequired, Conflict, InvalidRequest, NotFound, TokenNotFound
+from agnes_mcp.resource_types import ResourceType, all_specs, parse_resource_type, spec_for
+from agnes_mcp.services import Services
+from agnes_mcp.store.grants import Grant
+from agnes_mcp.store.groups import Group, Membership, MembershipSource
+from agnes_mcp.store.tokens import TokenInfo
+from agnes_mcp.store.users import User, normalise_email
+
+MAX_USER_NAME = 200
+MAX_DESCRIPTION = 500
+MAX_RESOURCE_ID = 200
+MAX_TOKEN_DAYS = 3650
+
+
+# --- read models ------------------------------------------------------------------------
+
+
+class UserWithGroups(User):
+    groups: list[str]
+
+
+class UserMembership(BaseModel):
+    group_id: str
+    group_name: str
+    source: MembershipSource
+
+
+class UserAccess(BaseModel):
+    """A user with every membership row (one per group and writer)."""
+
+    user: User
+    memberships: list[UserMembership]
+
+
+class GroupMembers(BaseModel):
+    group: Group
+    members: list[Membership]
+
+
+class GrantKind(BaseModel):
+    resource_type: ResourceType
+    label: str
+    grants: list[Grant]
+
+
+class GrantBranch(BaseModel):
+    """One group of the grant tree: group → resource type → resources."""
+
+    group: Group
+    kinds: list[GrantKind]
+
+
+# --- input checks -----------------------------------------------------------------------
+
+
+@contextmanager
+def about(field: str) -> Iterator[None]:
+    """Tag an input error (bad, missing or clashing value) raised inside with the field
+    it is about."""
+    try:
+        yield
+    except (InvalidRequest, NotFound, Conflict) as exc:
+        if "fields" not in exc.details:
+            exc.details["fields"] = [{"field": field, "problem": exc.message}]
+        raise
+
+
+def _field_error(field: str, message: str, hint: str | None = None) -> InvalidRequest:
+    return InvalidRequest(
+        message, hint=hint, details={"fields": [{"field": field, "problem": message}]}
+    )
+
+
+def _plain(field: str, value: str, max_length: int, *, required: bool = False) -> str:
+    """Stripped text without control or invisible formatting characters."""
+    cleaned = value.strip()
+    if required and not cleaned:
+        raise _field_error(field, f"The {field} is required.")
+    if len(cleaned) > max_length:
+        raise _field_error(field, f"The {field} is longer than {max_length} characters.")
+    for char in cleaned:
+        if unicodedata.category(char) in ("Cc", "Cf") and char != "\t":
+            raise _field_error(
+                field, f"The {field} contains the control character U+{ord(char):04X}."
+            )
+    return cleaned
+
+
+# --- users ------------------------------------------------------------------------------
+
+
+def user_with_groups(services: Services, user: User) -> UserWithGroups:
+    names = services.groups.names()
+    groups = sorted(names[g] for g in services.groups.group_ids_of(user.id) if g in names)
+    return UserWithGroups(**user.model_dump(), groups=groups)
+
+
+def users_with_groups(services: Services) -> list[UserWithGroups]:
+    return [user_with_groups(services, u) for u in services.users.all()]
+
+
+def user_access(services: Services) -> list[UserAccess]:
+    """Every user with each membership and the writer that made it (admin, google_sync,
+    system_seed)."""
+    rows: dict[str, list[UserMembership]] = {}
+    for group in services.groups.all():
+        for member in services.groups.members(group.id):
+            rows.setdefault(member.user_id, []).append(
+                UserMembership(group_id=group.id, group_name=group.name, source=member.source)
+            )
+    return [
+        UserAccess(
+            user=user,
+            memberships=sorted(
+                rows.get(user.id, []), key=lambda m: (m.group_name.lower(), m.source.value)
+            ),
+        )
+        for user in services.users.all()
+    ]
+
+
+def add_user(
+    services: Services,
+    actor: Principal,
+    email: str,
+    name: str | None = None,
+    groups: Sequence[str] = (),
+) -> UserWithGroups:
+    """Create a user in Everyone plus ``groups`` (names or ids): every input is checked
+    and every group resolved before the user is written, under the store's write lock."""
+    started = time.perf_counter()
+    services.access.require_admin(actor)
+    with about("email"):
+        address = normalise_email(email)
+    display = None if name is None else (_plain("name", name, MAX_USER_NAME) or None)
+    with services.store.writing():
+        with about("groups"):
+            resolved = [services.groups.find(ref) for ref in groups]
+        with about("email"):
+            user = services.users.add(address, display, added_by=actor.user_id)
+        for group in resolved:
+            if group.id != EVERYONE_GROUP_ID:
+                services.groups.add_member(
+                    group.id, user.id, MembershipSource.ADMIN, added_by=actor.user_id
+                )
+    services.audit.record(
+        actor,
+        "user.add",
+        resource=user.id,
+        params={"email": user.email, "groups": [g.id for g in resolved]},
+        started=started,
+    )
+    return user_with_groups(services, user)
+
+
+def deactivate_user(services: Services, actor: Principal, ref: str) -> UserWithGroups:
+    """Deactivate a user: their tokens stop working and their web sessions end."""
+    services.access.require_admin(actor)
+    user = services.users.set_active(services.users.find(ref).id, False)
+    services.web_sessions.sign_out_user(user.id)
+    services.audit.record(actor, "user.deactivate", resource=user.id)
+    return user_with_groups(services, user)
+
+
+def activate_user(services: Services, actor: Principal, ref: str) -> UserWithGroups:
+    services.access.require_admin(actor)
+    user = services.users.set_active(services.users.find(ref).id, True)
+    services.audit.record(actor, "user.activate", resource=user.id)
+    return user_with_groups(services, user)
+
+
+# --- groups and members -----------------------------------------------------------------
+
+
+def groups_with_members(services: Services) -> list[GroupMembers]:
+    return [
+        GroupMembers(group=group, members=services.groups.members(group.id))
+        for group in services.groups.all()
+    ]
+
+
+def create_group(services: Services, actor: Principal, name: str, description: str = "") -> Group:
+    services.access.require_admin(actor)
+    text = _plain("description", description, MAX_DESCRIPTION)
+    with about("name"):
+        group = services.groups.add(name, text)
+    services.audit.record(actor, "group.create", resource=group.id, params={"name": group.name})
+    return group
+
+
+def delete_group(services: Services, actor: Principal, ref: str) -> Group:
+    """Delete a group with its memberships and grants (never a built-in group)."""
+    services.access.require_admin(actor)
+    group = services.groups.find(ref)
+    services.groups.delete(group.id)
+    services.audit.record(actor, "group.delete", resource=group.id, params={"name": group.name})
+    return group
+
+
+def add_member(services: Services, actor: Principal, group_ref: str, user_ref: str) -> GroupMembers:
+    """Add an admin-made membership (a no-op when it exists)."""
+    services.access.require_admin(actor)
+    with about("group"):
+        group = services.groups.find(group_ref)
+    with about("user"):
+        user = services.users.find(user_ref)
+    services.groups.add_member(group.id, user.id, MembershipSource.ADMIN, added_by=actor.user_id)
+    services.audit.record(actor, "group.add_member", resource=group.id, params={"user": user.id})
+    return GroupMembers(
+        group=services.groups.get(group.id), members=services.groups.members(group.id)
+    )
+
+
+def remove_member(
+    services: Services, actor: Principal, group_ref: str, user_ref: str
+) -> GroupMembers:
+    """Remove the admin-made membership only; rows group sync or the system made stay."""
+    services.access.require_admin(actor)
+    with about("group"):
+        group = services.groups.find(group_ref)
+    with about("user"):
+        user = services.users.find(user_ref)
+    services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
+    services.audit.record(actor, "group.remove_member", resource=group.id, params={"user": user.id})
+    return GroupMembers(
+        group=services.groups.get(group.id), members=services.groups.members(group.id)
+    )
+
+
+# --- grants -----------------------------------------------------------------------------
+
+
+def grant_tree(services: Services) -> list[GrantBranch]:
+    """Every group (Admin included, it needs no grants) → resource type → granted ids."""
+    grants = services.grants.all()
+    tree: list[GrantBranch] = []
+    for group in services.groups.all():
+        mine = [g for g in grants if g.group_id == group.id]
+        kinds = [
+            GrantKind(
+                resource_type=spec.type,
+                label=spec.label,
+                grants=[g for g in mine if g.resource_type == spec.type],
+            )
+            for spec in all_specs()
+        ]
+        tree.append(GrantBranch(group=group, kinds=[k for k in kinds if k.grants]))
+    return tree
+
+
+def existing_resource_ids(services: Services, resource_type: ResourceType) -> list[str] | None:
+    """The ids of ``resource_type`` that exist now (what a grant may name), from the same
+    query the grant repository validates against; ``None`` when the kind cannot tell."""
+    ids_sql = spec_for(resource_type).existing_ids_sql
+    if ids_sql is None:
+        return None
+    with services.store.cursor() as cur:
+        rows = cur.execute(f"SELECT DISTINCT id FROM ({ids_sql}) AS ids(id) ORDER BY id").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def list_grants(
+    services: Services, group: str | None = None, resource_type: str | None = None
+) -> list[Grant]:
+    group_id = services.groups.find(group).id if group else None
+    kind = parse_resource_type(resource_type) if resource_type else None
+    return services.grants.all(group_id=group_id, resource_type=kind)
+
+
+def add_grant(
+    services: Services, actor: Principal, group_ref: str, resource_type: str, resource_id: str
+) -> Grant:
+    services.access.require_admin(actor)
+    with about("group"):
+        group = services.groups.find(group_ref)
+    with about("resource_type"):
+        kind = parse_resource_type(resource_type)
+    rid = resource_id.strip()
+    if not rid:
+        raise _field_error("resource_id", "Choose the resource to grant.")
+    _plain("resource_id", rid, MAX_RESOURCE_ID)
+    with about("resource_id"):
+        grant = services.grants.add(group.id, kind, rid, granted_by=actor.user_id)
+    services.audit.record(
+        actor,
+        "grant.create",
+        resource=grant.id,
+        params={"group": group.id, "resource_type": kind.value, "resource_id": rid},
+    )
+    return grant
+
+
+def remove_grant(services: Services, actor: Principal, grant_id: str) -> Grant:
+    services.access.require_admin(actor)
+    grant = services.grants.get(grant_id)
+    services.grants.delete(grant_id)
+    services.audit.record(
+        actor,
+        "grant.delete",
+        resource=grant_id,
+        params={
+            "group": grant.group_id,
+            "resource_type": grant.resource_type.value,
+            "resource_id": grant.resource_id,
+        },
+    )
+    return grant
+
+
+# --- tokens -----------------------------------------------------------------------------
+
+
+def names_self(actor: Principal, ref: str | None) -> bool:
+    """Whether ``ref`` (id or e-mail) is the actor, decided without any lookup."""
+    return ref is None or ref == actor.user_id or ref.strip().lower() == actor.email
+
+
+def all_tokens(services: Services) -> list[TokenInfo]:
+    """Every token of every user (for admins; the hash never leaves the store)."""
+    return services.token_store.all()
+
+
+def list_tokens(
+    services: Services, actor: Principal, user: str | None = None, *, everyone: bool = False
+) -> list[TokenInfo]:
+    """The actor's tokens; an admin may list anyone's (``everyone`` or ``user``)."""
+    if everyone or not names_self(actor, user):
+        services.access.require_admin(actor)  # before any lookup: nothing to enumerate
+        user_id = services.users.find(user).id if user else None
+        return services.token_store.all(user_id=user_id)
+    return services.token_store.all(user_id=actor.user_id)
+
+
+def create_token(
+    services: Services,
+    actor: Principal,
+    name: str,
+    *,
+    user: str | None = None,
+    scopes: Sequence[str] = (TokenScope.DATA.value,),
+    expires_in_days: int | None = None,
+) -> tuple[TokenInfo, str]:
+    """Mint a token for the actor, or (admins) for ``user``. The raw value is returned
+    once and never stored or logged."""
+    started = time.perf_counter()
+    if not names_self(actor, user):
+        services.access.require_admin(actor)  # before any lookup: nothing to enumerate
+    wanted = sorted({s.strip().lower() for s in scopes})
+    if not wanted:
+        raise _field_error("scopes", "Choose at least one scope.")
+    known = {s.value for s in TokenScope}
+    unknown = [s for s in wanted if s not in known]
+    if unknown:
+        raise _field_error(
+            "scopes",
+            f"Unknown token scope(s): {', '.join(unknown)}.",
+            hint=f"Scopes: {', '.join(sorted(known))}.",
+        )
+    if TokenScope.ADMIN.value in wanted and not actor.is_admin:
+        raise AdminRequired("Only admins may create tokens with the 'admin' scope.")
+    label = _plain("name", name, 100, required=True)
+    if expires_in_days is not None and not 1 <= expires_in_days <= MAX_TOKEN_DAYS:
+        raise _field_error(
+            "expires_in_days", f"The lifetime must be 1-{MAX_TOKEN_DAYS} days (or none)."
+        )
+    with about("user"):
+        owner = services.users.find(user) if user else services.users.get(actor.user_id)
+    expires = timedelta(days=expires_in_days) if expires_in_days else None
+    info, raw = services.tokens.create(owner.id, label, wanted, expires)
+    services.audit.record(
+        actor,
+        "token.create",
+        resource=info.id,
+        params={"user": owner.id, "scopes": wanted},
+        started=started,
+    )
+    return info, raw
+
+
+def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenInfo:
+    """Revoke the actor's token, or (admins) anyone's; others' tokens look missing."""
+    info = services.token_store.get(token_id).info
+    if info.user_id != actor.user_id and not actor.is_admin:
+        raise TokenNotFound(f"No token with id '{token_id}'.")  # do not reveal others' tokens
+    revoked = services.tokens.revoke(token_id)
+    services.audit.record(actor, "token.revoke", resource=token_id, params={"user": info.user_id})
+    return revoked

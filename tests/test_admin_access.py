@@ -1,0 +1,327 @@
+"""The admin app's Access page, driven in plain Python against real services: every change
+lands in the store with an audit row naming the admin, bad input is shown beside its field
+and saves nothing, and a signed-out admin changes nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages import all_pages
+from agnes_admin.pages.access import AccessPage
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
+from agnes_mcp.errors import SessionExpired, UserInactive
+from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.services import Services
+from agnes_mcp.store.audit import AuditRow
+from agnes_mcp.store.groups import MembershipSource
+from agnes_mcp.store.users import User
+from agnes_sync.table_spec import TableSpec
+from tests.conftest import add_user, token_for
+
+
+@pytest.fixture
+def admin(services: Services) -> User:
+    return add_user(services, (ADMIN_GROUP_ID,), email="boss@example.com")
+
+
+@pytest.fixture
+def ctx(services: Services, admin: User) -> PageContext:
+    session, _ = services.web_sessions.sign_in(admin.id, "token")
+    return PageContext(services, session.id)
+
+
+@pytest.fixture
+def page(ctx: PageContext) -> AccessPage:
+    return AccessPage(ctx)
+
+
+def audit(services: Services, action: str) -> list[AuditRow]:
+    services.write_behind.flush()
+    return [r for r in services.audit_log.recent(limit=500) if r.action == action]
+
+
+def click(button: Any) -> None:
+    button.clicks += 1
+
+
+def select(table: Any, column: str, value: str) -> None:
+    rows = list(table.value[column])
+    table.selection = [rows.index(value)]
+
+
+def error_text(pane: Any) -> str:
+    return str(pane.object) if pane.visible else ""
+
+
+def test_the_pages_register_where_the_shell_finds_them() -> None:
+    pages = {p.slug: p for p in all_pages()}
+    assert (pages["access"].title, pages["access"].order) == ("Access", 30)
+    assert (pages["tokens"].title, pages["tokens"].order) == ("Tokens", 40)
+
+
+def test_build_returns_a_panel_viewable(ctx: PageContext) -> None:
+    import panel as pn
+
+    page = next(p for p in all_pages() if p.slug == "access")
+    assert isinstance(page.build(ctx), pn.viewable.Viewable)
+
+
+def test_add_a_user_with_groups(services: Services, page: AccessPage, admin: User) -> None:
+    analysts = services.groups.add("Analysts")
+    page.refresh()
+    page.user_email.value = "New.Person@Example.com"
+    page.user_name.value = "New Person"
+    page.user_groups.value = ["Analysts"]
+    click(page.add_user_button)
+
+    user = services.users.find("new.person@example.com")
+    assert user.name == "New Person"
+    assert services.groups.group_ids_of(user.id) == {EVERYONE_GROUP_ID, analysts.id}
+    assert "new.person@example.com" in list(page.users_table.value["email"])
+    assert page.add_user_form.message.visible and "Added" in str(page.add_user_form.message.object)
+    assert page.user_email.value == ""
+    (row,) = audit(services, "user.add")
+    assert (row.user_id, row.resource) == (admin.id, user.id)
+    assert row.params["groups"] == [analysts.id]
+
+    select(page.users_table, "email", user.email)
+    shown = page.memberships_table.value.to_dict("records")
+    assert {"group": "Analysts", "source": "admin"} in shown
+    assert {"group": "Everyone", "source": "system_seed"} in shown
+
+
+@pytest.mark.parametrize(
+    ("email", "name", "groups", "field", "words"),
+    [
+        ("not-an-address", "", [], "email", "not an e-mail"),
+        ("boss@example.com", "", [], "email", "already exists"),
+        ("fresh@example.com", "Bell\x07", [], "name", "control character"),
+        ("fresh@example.com", "", ["Analysts", "Ghosts"], "groups", "Ghosts"),
+    ],
+)
+def test_bad_user_input_is_shown_beside_the_field_and_saves_nothing(
+    services: Services,
+    page: AccessPage,
+    email: str,
+    name: str,
+    groups: list[str],
+    field: str,
+    words: str,
+) -> None:
+    services.groups.add("Analysts")
+    page.refresh()
+    before = len(services.users.all())
+    page.user_email.value, page.user_name.value = email, name
+    page.user_groups.param.update(options=["Analysts", "Ghosts"], value=groups)
+    click(page.add_user_button)
+
+    assert words in error_text(page.add_user_form.errors[field])
+    others = [f for f in page.add_user_form.errors if f != field]
+    assert not any(page.add_user_form.errors[f].visible for f in others)
+    assert len(services.users.all()) == before
+    assert services.users.by_email("fresh@example.com") is None
+    assert audit(services, "user.add") == []
+    assert page.user_email.value == email  # the form keeps what was typed
+
+
+def test_deactivating_ends_sessions_and_tokens(
+    services: Services, page: AccessPage, admin: User
+) -> None:
+    user = add_user(services)
+    raw = token_for(services, user)
+    session, _ = services.web_sessions.sign_in(user.id, "token")
+    page.refresh()
+    select(page.users_table, "email", user.email)
+    click(page.deactivate_button)
+
+    assert services.users.get(user.id).active is False
+    with pytest.raises(UserInactive):
+        services.tokens.authenticate(raw)
+    with pytest.raises(SessionExpired):
+        services.web_sessions.check(session.id)
+    (row,) = audit(services, "user.deactivate")
+    assert (row.user_id, row.resource) == (admin.id, user.id)
+    assert not page.users_table.value.set_index("email").loc[user.email, "active"]
+
+    select(page.users_table, "email", user.email)
+    click(page.activate_button)
+    assert services.users.get(user.id).active is True
+    assert services.tokens.authenticate(raw).user_id == user.id
+    assert audit(services, "user.activate")[0].user_id == admin.id
+
+
+def test_the_last_admin_cannot_be_deactivated(
+    services: Services, page: AccessPage, admin: User
+) -> None:
+    select(page.users_table, "email", admin.email)
+    click(page.deactivate_button)
+    assert "last active admin" in error_text(page.user_actions.message)
+    assert services.users.get(admin.id).active is True
+    assert audit(services, "user.deactivate") == []
+
+
+def test_groups_create_members_and_delete(
+    services: Services, page: AccessPage, admin: User
+) -> None:
+    user = add_user(services)
+    page.group_name.value, page.group_description.value = "Finance", "Money people"
+    click(page.create_group_button)
+    group = services.groups.find("Finance")
+    assert group.description == "Money people"
+    assert audit(services, "group.create")[0].user_id == admin.id
+
+    select(page.groups_table, "name", "Finance")
+    page.member_user.value = user.id
+    click(page.add_member_button)
+    members = services.groups.members(group.id)
+    assert [(m.user_id, m.source) for m in members] == [(user.id, MembershipSource.ADMIN)]
+    assert list(page.members_table.value["email"]) == [user.email]  # the group stays selected
+    assert audit(services, "group.add_member")[0].params == {"user": user.id}
+
+    select(page.members_table, "email", user.email)
+    click(page.remove_member_button)
+    assert services.groups.members(group.id) == []
+    assert audit(services, "group.remove_member")[0].user_id == admin.id
+
+    select(page.groups_table, "name", "Finance")
+    click(page.delete_group_button)
+    assert page.confirm.view.visible
+    assert services.groups.by_name("Finance") is not None  # nothing until confirmed
+    click(page.confirm.yes)
+    assert services.groups.by_name("Finance") is None
+    assert "Finance" not in list(page.groups_table.value["name"])
+    (row,) = audit(services, "group.delete")
+    assert (row.user_id, row.resource) == (admin.id, group.id)
+
+
+def test_cancelled_delete_keeps_the_group(services: Services, page: AccessPage) -> None:
+    services.groups.add("Keepers")
+    page.refresh()
+    select(page.groups_table, "name", "Keepers")
+    click(page.delete_group_button)
+    click(page.confirm.no)
+    assert services.groups.by_name("Keepers") is not None
+    assert audit(services, "group.delete") == []
+
+
+@pytest.mark.parametrize(
+    ("name", "field", "words"),
+    [("Admin", "name", "already exists"), ("bad/name", "name", "not a valid group name")],
+)
+def test_bad_group_names_are_shown_beside_the_field(
+    services: Services, page: AccessPage, name: str, field: str, words: str
+) -> None:
+    before = len(services.groups.all())
+    page.group_name.value = name
+    click(page.create_group_button)
+    assert words in error_text(page.create_group_form.errors[field])
+    assert len(services.groups.all()) == before
+
+
+def test_system_groups_cannot_be_deleted(services: Services, page: AccessPage) -> None:
+    select(page.groups_table, "name", "Admin")
+    click(page.delete_group_button)
+    click(page.confirm.yes)
+    assert "cannot be deleted" in error_text(page.group_actions.message)
+    assert services.groups.get(ADMIN_GROUP_ID).is_system
+
+
+def test_synced_memberships_are_shown_but_not_removable(
+    services: Services, page: AccessPage
+) -> None:
+    group = services.groups.add("Synced")
+    user = add_user(services)
+    services.groups.add_member(group.id, user.id, MembershipSource.GOOGLE_SYNC)
+    page.refresh()
+    select(page.groups_table, "name", "Synced")
+    assert page.members_table.value.to_dict("records")[0]["source"] == "google_sync"
+    select(page.members_table, "email", user.email)
+    click(page.remove_member_button)
+    assert "google_sync" in error_text(page.member_form.message)
+    assert [m.source for m in services.groups.members(group.id)] == [MembershipSource.GOOGLE_SYNC]
+    assert audit(services, "group.remove_member") == []
+
+
+def test_grants_tree_add_and_remove(services: Services, page: AccessPage, admin: User) -> None:
+    for table_id in ("orders", "payroll"):
+        services.registry.add(
+            TableSpec(id=table_id, source_type="files", source_table=f"{table_id}.csv")
+        )
+    group = services.groups.add("Analysts")
+    page.refresh()
+    assert "Admin" not in page.grant_group.options  # Admin needs no grants
+    page.grant_type.value = ResourceType.TABLE.value
+    assert page.grant_resource.options == ["orders", "payroll"]  # what exists, to choose from
+    assert page.grant_resource.restrict
+
+    page.grant_group.value = group.id
+    page.grant_resource.value = "orders"
+    click(page.add_grant_button)
+    (grant,) = services.grants.all(group_id=group.id)
+    assert (grant.resource_type, grant.resource_id, grant.granted_by) == (
+        ResourceType.TABLE,
+        "orders",
+        admin.id,
+    )
+    shown = page.grants_table.value.to_dict("records")
+    assert [(r["group"], r["type"], r["resource"]) for r in shown] == [
+        ("Analysts", "Table", "orders")
+    ]
+    assert shown[0]["granted_by"] == admin.email
+    assert page.grants_table.groupby == ["group", "type"]
+    assert audit(services, "grant.create")[0].user_id == admin.id
+
+    select(page.grants_table, "resource", "orders")
+    click(page.remove_grant_button)
+    assert services.grants.all(group_id=group.id) == []
+    (row,) = audit(services, "grant.delete")
+    assert (row.user_id, row.params["resource_id"]) == (admin.id, "orders")
+
+
+def test_granting_a_missing_resource_is_refused_beside_the_field(
+    services: Services, page: AccessPage
+) -> None:
+    group = services.groups.add("Analysts")
+    page.refresh()
+    page.grant_group.value = group.id
+    page.grant_type.value = ResourceType.TABLE.value
+    page.grant_resource.value = "no_such_table"
+    click(page.add_grant_button)
+    assert "no_such_table" in error_text(page.grant_form.errors["resource_id"])
+    assert services.grants.all() == []
+
+    page.grant_type.value = ResourceType.MARKETPLACE_PLUGIN.value
+    assert not page.grant_resource.restrict  # plugins cannot be listed: typed in
+    page.grant_resource.value = ""
+    click(page.add_grant_button)
+    assert "Choose the resource" in error_text(page.grant_form.errors["resource_id"])
+    assert services.grants.all() == []
+
+
+def test_a_signed_out_admin_changes_nothing(
+    services: Services, page: AccessPage, ctx: PageContext
+) -> None:
+    services.web_sessions.sign_out(ctx.session_id)
+    page.user_email.value = "late@example.com"
+    click(page.add_user_button)
+    assert "signed out" in error_text(page.add_user_form.message)
+    assert services.users.by_email("late@example.com") is None
+
+    page.group_name.value = "Late"
+    click(page.create_group_button)
+    assert services.groups.by_name("Late") is None
+    assert audit(services, "user.add") == audit(services, "group.create") == []
+
+
+def test_an_admin_removed_from_admin_changes_nothing(services: Services, admin: User) -> None:
+    other = add_user(services, (ADMIN_GROUP_ID,))
+    session, _ = services.web_sessions.sign_in(other.id, "token")
+    page = AccessPage(PageContext(services, session.id))
+    services.groups.remove_member(ADMIN_GROUP_ID, other.id)
+    page.group_name.value = "Sneaky"
+    click(page.create_group_button)
+    assert "Admin group" in error_text(page.create_group_form.message)
+    assert services.groups.by_name("Sneaky") is None
