@@ -32,14 +32,22 @@ class PageContext:
             raise AdminRequired("Only members of the Admin group may use the admin app.")
         return session.principal
 
+    def csrf(self) -> str:
+        """The form token of this session (for the sign-out form)."""
+        return self.services.web_sessions.check(self.session_id).csrf
+
     @classmethod
     def current(cls, services: Services) -> PageContext:
         """The context of the Bokeh document being built (inside a Panel app function)."""
         import panel as pn
 
-        request = pn.state.curdoc.session_context.request if pn.state.curdoc else None
-        headers = dict(request.headers) if request is not None else {}
+        session_context = pn.state.curdoc.session_context if pn.state.curdoc else None
+        request = getattr(session_context, "request", None)
+        # Bokeh keeps header names as Tornado spells them ("X-Agnes-Session-Ref").
+        headers = {str(k).lower(): v for k, v in request.headers.items()} if request else {}
         ref = headers.get(SESSION_REF_HEADER)
+        if isinstance(ref, list):
+            ref = ref[0] if len(ref) == 1 else None
         if not ref:
             raise AdminRequired("The admin app was opened without a session.")
         context = cls(services=services, session_id=ref)

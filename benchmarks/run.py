@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import (
+    admin,
     bench_auth,
     bench_cli_startup,
     bench_demo,
@@ -38,6 +39,7 @@ SUITES = {
     "mcp_tools": bench_mcp_tools.run,
     "pull": bench_pull.run,
     "fairness": bench_fairness.run,
+    "admin": admin.run,
 }
 
 

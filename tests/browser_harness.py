@@ -1,1 +1,115 @@
-"""Browser fixtures (being built): one Debian Chromium per test session via Playwright."""
+"""Browser fixtures: one Debian Chromium per test session, driven by Playwright's sync API
+(``executable_path``, never ``playwright install``), and a fresh context per test.
+
+Helpers: :func:`sign_in_with_token` fills the ``/auth/login`` token form;
+:func:`open_panel_page` navigates and waits for the page to be live, signalled by the
+console line Bokeh prints when its websocket opens (no sleeps); :class:`ConsoleLog`
+collects console errors and failed requests for assertions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("AGNES_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WS_OPEN = "Websocket connection 0 is now open"
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """One browser for the whole test session (skips when Chromium is not installed)."""
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def browser_context(chromium: Any) -> Iterator[Any]:
+    """A fresh context (cookies, storage) per test."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@dataclass
+class ConsoleLog:
+    """What a page said on its console and which of its requests failed."""
+
+    errors: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    bad_responses: list[str] = field(default_factory=list)
+
+    @classmethod
+    def attach(cls, page: Any) -> ConsoleLog:
+        log = cls()
+        page.on("console", log._console)
+        page.on("pageerror", lambda exc: log.errors.append(f"pageerror: {exc}"))
+        page.on("requestfailed", lambda req: log.failed_requests.append(req.url))
+        page.on("request", lambda req: log.requests.append(req.url))
+        page.on(
+            "response",
+            lambda r: log.bad_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None,
+        )
+        return log
+
+    def _console(self, message: Any) -> None:
+        self.lines.append(message.text)
+        if message.type == "error":
+            where = (message.location or {}).get("url", "")
+            self.errors.append(f"{message.text} ({where})" if where else message.text)
+
+
+def sign_in_with_token(page: Any, base_url: str, token: str, next_path: str = "/me") -> None:
+    """Sign in through the ``/auth/login`` token form (its one field is named ``token``)."""
+    page.goto(f"{base_url}/auth/login?next={next_path}")
+    page.locator("input[name=token]").fill(token)
+    with page.expect_navigation():
+        page.locator("form:has(input[name=token]) [type=submit]").click()
+
+
+def sign_in_with_cookie(context: Any, base_url: str, cookie: str) -> None:
+    """Put a session cookie (from ``services.web_sessions.sign_in``) in the context."""
+    from agnes_mcp.auth.sessions import SESSION_COOKIE
+
+    context.add_cookies(
+        [{"name": SESSION_COOKIE, "value": cookie, "url": base_url, "httpOnly": True}]
+    )
+
+
+def open_panel_page(page: Any, url: str) -> Any:
+    """Navigate to a Panel page and return once its websocket is open (the page is live);
+    returns the navigation response."""
+    with page.expect_console_message(lambda m: WS_OPEN in m.text, timeout=TIMEOUT_MS):
+        response = page.goto(url)
+    return response

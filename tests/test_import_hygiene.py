@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveServer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,6 +30,60 @@ def loaded_after(code: str, names: set[str]) -> str:
 def test_server_and_engine_import_without_panel_or_bokeh() -> None:
     code = "import agnes_mcp.api.app, agnes_mcp.serve, agnes_sync.demo.generator"
     assert loaded_after(code, {"panel", "bokeh"}) == "[]"
+
+
+def test_every_core_module_imports_without_panel_or_bokeh() -> None:
+    """Each module of agnes_mcp and agnes_sync on its own (the admin gate included)."""
+    code = (
+        "import importlib, pkgutil, agnes_mcp, agnes_sync\n"
+        "for pkg in (agnes_mcp, agnes_sync):\n"
+        "    for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + '.'):\n"
+        "        importlib.import_module(m.name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code + LOADED.format(names={"panel", "bokeh"})],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["pull"], ["query", "SELECT 1 AS one"]],
+    ids=["help", "pull", "query"],
+)
+def test_cli_commands_never_import_panel(
+    argv: list[str], live_server: LiveServer, tmp_path: Path
+) -> None:
+    code = (
+        "import sys\n"
+        "from cli.main import main\n"
+        "try:\n"
+        f"    code = main({argv!r})\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "print('exit', code)\n"
+    )
+    env = {
+        **os.environ,
+        "AGNES_SERVER_URL": live_server.base_url,
+        "AGNES_TOKEN": live_server.admin_token,
+        "AGNES_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code + LOADED.format(names={"panel", "bokeh"})],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(REPO)},
+        timeout=120,
+    )
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1] == "[]", result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"exit {0}" in lines, result.stdout[-2000:] + result.stderr[-2000:]
 
 
 def test_cli_parser_and_help_load_no_heavy_library() -> None:

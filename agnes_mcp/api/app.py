@@ -1,21 +1,28 @@
 """The one ASGI app: FastAPI hosts the REST API, the MCP app is mounted at ``/mcp``.
 
 Middleware, outermost first: request context (client IP; ``/mcp`` served without a
-redirect), Host/Origin guard (DNS-rebinding protection for every route), body
-size limit, bearer-token gate for ``/mcp`` (errors in the API's JSON shape). The
-Panel admin app gets ``/admin`` (a status page until it lands).
+redirect), Host/Origin guard (DNS-rebinding protection for every route and websocket),
+body size limit, the admin gate (``/admin*`` and Panel's routes: signed-in admins only,
+``agnes_mcp.api.admin_gate``), bearer-token gate for ``/mcp`` (errors in the API's JSON
+shape).
+
+Web apps (the Panel admin app) are found through the ``agnes.web_apps`` entry points and
+never imported by name: each entry point is ``install(app, services)``, and the admin app
+mounts itself in the background (Panel takes seconds to import) and reports to
+``app.state.admin_readiness``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from html import escape
+from importlib.metadata import entry_points
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
 
 from agnes_mcp import __version__
+from agnes_mcp.api.admin_gate import AdminGate, AdminReadiness
 from agnes_mcp.api.body_limit import BodyLimit
 from agnes_mcp.api.docs_assets import install_docs
 from agnes_mcp.api.error_handlers import install_error_handlers
@@ -45,7 +52,10 @@ from agnes_mcp.me import routes as me_routes
 from agnes_mcp.services import Services
 from agnes_mcp.signin import routes as signin_routes
 
+logger = logging.getLogger("agnes.serve")
+
 OPENAPI_PATH = "/api/openapi.json"
+WEB_APPS_GROUP = "agnes.web_apps"
 DESCRIPTION = (
     "**Authentication.** Every route except `/healthz`, the docs and the "
     "`/.well-known/oauth-protected-resource` metadata needs `Authorization: Bearer <token>`, "
@@ -113,21 +123,29 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
     ):
         app.include_router(module.router)
 
-    @app.get("/admin", include_in_schema=False)
-    async def admin_home() -> HTMLResponse:
-        name = escape(services.settings.instance_name)
-        return HTMLResponse(
-            f"<!doctype html><title>{name} admin</title><h1>{name}</h1>"
-            f"<p>Agnes {escape(__version__)}. The admin app will be served here; until then "
-            "use <code>agnes admin</code> or the <a href='/api/docs'>API</a>.</p>"
-        )
+    readiness = AdminReadiness()
+    app.state.admin_readiness = readiness
+    install_web_apps(app, services, readiness)
 
     app.mount(MCP_PATH, mcp_app)
     # add_middleware wraps outside-in in reverse order: the last added runs first.
     app.add_middleware(McpAuthGate, services=services, path=MCP_PATH)
+    app.add_middleware(AdminGate, services=services, readiness=readiness)
     app.add_middleware(
         BodyLimit, max_bytes=int(services.settings.max_request_bytes), streamed=("/api/upload/",)
     )
     app.add_middleware(HostOriginGuard, settings=services.settings)
     app.add_middleware(RequestContextMiddleware, mcp_path=MCP_PATH)
     return app
+
+
+def install_web_apps(app: FastAPI, services: Services, readiness: AdminReadiness) -> None:
+    """Call every installed ``agnes.web_apps`` entry point; one that fails to load is
+    logged and leaves the server running without it (its paths then answer 503)."""
+    for entry in entry_points(group=WEB_APPS_GROUP):
+        try:
+            install = entry.load()
+            install(app, services)
+        except Exception as exc:
+            logger.exception("the web app %r could not be installed", entry.name)
+            readiness.failed(f"{entry.name}: {type(exc).__name__}")

@@ -3,7 +3,9 @@
 A request is served only when its ``Host`` names this server (loopback names, the
 bound host, the public URL's host, or ``allowed_hosts``), and, when it carries an
 ``Origin`` (browsers do), the origin's host is one of those too or is listed in
-``allowed_origins``.
+``allowed_origins``. Websocket handshakes are checked the same way (browsers always send
+``Origin`` on them; Bokeh's own ``websocket_origin`` check does not run under FastAPI),
+and a refused one is closed before it is accepted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from agnes_mcp.api.json_errors import send_error
 from agnes_mcp.errors import HostNotAllowed, OriginNotAllowed
 from agnes_mcp.settings import AgnesSettings
+from agnes_sync.errors import AgnesError
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_BINDS = ("0.0.0.0", "::", "")  # noqa: S104 - names of the wildcard address
@@ -58,19 +61,23 @@ class HostOriginGuard:
         return bool(parts.hostname) and self.host_allowed(parts.hostname or "")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         host = headers.get("host", "")
-        if not self.host_allowed(host):
-            await send_error(send, HostNotAllowed(f"Host '{host[:100]}' is not served here."))
-            return
         origin = headers.get("origin")
-        if origin and origin != "null" and not self.origin_allowed(origin):
-            await send_error(send, OriginNotAllowed(f"Origin '{origin[:100]}' is not allowed."))
-            return
-        if origin == "null":
-            await send_error(send, OriginNotAllowed("Requests from an opaque origin are refused."))
-            return
-        await self.app(scope, receive, send)
+        problem: AgnesError | None = None
+        if not self.host_allowed(host):
+            problem = HostNotAllowed(f"Host '{host[:100]}' is not served here.")
+        elif origin == "null":
+            problem = OriginNotAllowed("Requests from an opaque origin are refused.")
+        elif origin and not self.origin_allowed(origin):
+            problem = OriginNotAllowed(f"Origin '{origin[:100]}' is not allowed.")
+        if problem is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            # Refused before the handshake is accepted: the client gets HTTP 403.
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await send_error(send, problem)

@@ -1,0 +1,104 @@
+"""Overview (``/admin``): the state of the instance at a glance, and a retry for every
+table whose last sync failed. Numbers from ``agnes_mcp.admin_overview``; a retry goes
+through ``RegistryAdmin.trigger``, the service ``POST /api/sync/trigger`` calls, which
+audit-logs it with the acting admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import panel as pn
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages import Page, register
+from agnes_admin.shell import STYLE
+from agnes_mcp.admin_overview import Overview, SyncFailure, overview
+from agnes_mcp.registry_admin import RegistryAdmin
+from agnes_mcp.web_layout import esc
+from agnes_sync.errors import AgnesError
+
+
+def human_bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1024 or unit == "TB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{value} B"  # pragma: no cover - the loop always returns
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "never"
+
+
+def summary(data: Overview) -> pn.pane.HTML:
+    modes = ", ".join(f"{mode}: {count}" for mode, count in data.tables_by_mode.items())
+    rows = [
+        ("Tables", f"{sum(data.tables_by_mode.values())} ({modes or 'none registered'})"),
+        ("Queries today", f"{data.queries_today:,} ({data.refused_today:,} refused)"),
+        ("Bytes scanned today", human_bytes(data.bytes_scanned_today)),
+        ("Server version", data.version),
+        ("Data dir", data.data_dir),
+    ]
+    cells = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
+    return pn.pane.HTML(
+        f"<table class='agnes-summary'>{cells}</table>", name="summary", stylesheets=[STYLE]
+    )
+
+
+def sources_table(data: Overview) -> pn.widgets.Tabulator:
+    frame = pd.DataFrame(
+        [
+            {
+                "source": s.name,
+                "connector": s.connector,
+                "tables": s.tables,
+                "last sync": _when(s.last_sync_at),
+                "last success": _when(s.last_success_at),
+                "storage": human_bytes(s.storage_bytes),
+            }
+            for s in data.sources
+        ],
+        columns=["source", "connector", "tables", "last sync", "last success", "storage"],
+    )
+    return pn.widgets.Tabulator(frame, show_index=False, disabled=True, sizing_mode="stretch_width")
+
+
+def failure_row(ctx: PageContext, failure: SyncFailure) -> pn.Row:
+    status = pn.pane.HTML("", margin=(5, 10), stylesheets=[STYLE])
+    button = pn.widgets.Button(label="Retry", color="primary", width=80)
+
+    def retry(_: object) -> None:
+        try:
+            queued = RegistryAdmin(ctx.services).trigger(ctx.actor(), failure.table_id, wait=False)
+        except AgnesError as exc:
+            status.object = f"<span class='error'>{esc(exc.message)}</span>"
+            return
+        button.disabled = True
+        status.object = f"Queued: {esc(', '.join(queued.queued))}"
+
+    button.on_click(retry)
+    text = pn.pane.HTML(
+        f"<strong>{esc(failure.table_id)}</strong> ({esc(failure.source)}), "
+        f"{esc(_when(failure.failed_at))}: <code>{esc(failure.error[:500])}</code>",
+        sizing_mode="stretch_width",
+    )
+    return pn.Row(text, button, status, sizing_mode="stretch_width", name=failure.table_id)
+
+
+def build(ctx: PageContext) -> pn.Column:
+    data = overview(ctx.services)
+    parts: list[Any] = [summary(data)]
+    parts.append(pn.pane.HTML("<h2>Needs you</h2>"))
+    if data.failures or data.problems:
+        parts.extend(failure_row(ctx, failure) for failure in data.failures)
+        parts.extend(pn.pane.Alert(text, alert_type="warning") for text in data.problems)
+    else:
+        parts.append(pn.pane.HTML("<p>Nothing: every sync succeeded.</p>", name="all-good"))
+    parts.append(pn.pane.HTML("<h2>Sources</h2>"))
+    parts.append(sources_table(data))
+    return pn.Column(*parts, sizing_mode="stretch_width")
+
+
+PAGE = register(Page(slug="", title="Overview", order=0, build=build))
