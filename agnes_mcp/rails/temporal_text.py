@@ -138,7 +138,9 @@ def values_of(column: pa.Array | pa.ChunkedArray) -> list[Any]:
     above where a value is out of Python's range (or a TIME that Python would wrap)."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if has_temporal(array.type):
-        if _has_time(array.type):
+        # Nanosecond timestamps: Arrow answers pandas.Timestamp when pandas is installed
+        # (and refuses otherwise), so they are always rendered here, the same either way.
+        if _has_time(array.type) or _has_nanos(array.type):
             return render(array)
         try:
             return list(array.to_pylist())
@@ -150,6 +152,12 @@ def values_of(column: pa.Array | pa.ChunkedArray) -> list[Any]:
 def scalar_value(scalar: pa.Scalar) -> Any:
     """One Arrow scalar as Python, like :func:`values_of`."""
     return values_of(pa.array([scalar], type=scalar.type))[0]
+
+
+def _has_nanos(kind: pa.DataType) -> bool:
+    return (pa.types.is_timestamp(kind) and kind.unit == "ns") or any(
+        _has_nanos(kind.field(i).type) for i in range(kind.num_fields)
+    )
 
 
 def _has_time(kind: pa.DataType) -> bool:
