@@ -51,6 +51,9 @@ logger = logging.getLogger("agnes.admin")
 SESSION_REF_HEADER = "X-Agnes-Session-Ref"
 
 
+PAGE_THREADS = 4  # admin page callbacks run at the same time, off the event loop
+
+
 def bokeh_secret(services: Services) -> bytes:
     """The key signing Bokeh session ids and tokens (derived, never the session key)."""
     return hmac.new(services.web_sessions.key, b"agnes-bokeh-sessions", hashlib.sha256).digest()
@@ -115,7 +118,12 @@ class AdminMount:
     def _prepare(self) -> None:
         self.times.import_started = time.perf_counter()
         try:
+            import panel as pn
             from panel.io import fastapi as panel_fastapi
+
+            # Widget callbacks call services that read the system DB or run a sync: they
+            # run on Panel's thread pool, never on the event loop every request shares.
+            pn.config.nthreads = PAGE_THREADS
 
             from agnes_admin.shell import page_apps
 

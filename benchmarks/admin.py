@@ -11,11 +11,8 @@ memory per open admin session.
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,9 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from benchmarks.harness import REPO, Result, median, percentile
+from benchmarks.harness import Result, agnes_process, median, percentile, wait_ok
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -85,16 +80,6 @@ def prepare(data_dir: Path, tables: int, audit_rows: int) -> None:
         services.close()
 
 
-def _wait_ok(url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=60).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.02)
-    raise RuntimeError(f"{url} never answered 200")
-
-
 WITHOUT_ADMIN = (
     "import sys, agnes_mcp.api.app as app; app.install_web_apps = lambda *a: None; "
     "from cli.main import main; sys.exit(main(sys.argv[1:]))"
@@ -104,40 +89,17 @@ WITHOUT_ADMIN = (
 @contextmanager
 def serve(data_dir: Path, *, admin: bool = True) -> Iterator[Started]:
     """`agnes serve` in a subprocess (``admin=False``: with the web apps not installed)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
-    env["AGNES_LOG_LEVEL"] = "warning"
-    entry = ["-m", "cli.main"] if admin else ["-c", WITHOUT_ADMIN]
+    entry = ("-m", "cli.main") if admin else ("-c", WITHOUT_ADMIN)
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, *entry, "serve", "--data-dir", str(data_dir), "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=REPO,
-        env=env,
-    )
-    try:
-        assert process.stdout is not None
-        url = None
-        for line in process.stdout:
-            match = re.search(r"MCP endpoint\s+(http://\S+)/mcp", line)
-            if match:
-                url = match[1]
-            if "Press Ctrl-C" in line:
-                break
-        if url is None:
-            raise RuntimeError("agnes serve did not start")
+    with agnes_process(data_dir, "serve", entry=entry) as (process, url):
         deadline = time.monotonic() + 120
-        _wait_ok(f"{url}/healthz", deadline)
+        wait_ok(f"{url}/healthz", deadline)
         healthy = time.perf_counter() - started
         if admin:
-            _wait_ok(f"{url}/static/js/bokeh.min.js", deadline)
+            wait_ok(f"{url}/static/js/bokeh.min.js", deadline)
         admin_ready = time.perf_counter() - started
         token = (data_dir / "state" / "bootstrap-token").read_text().strip()
         yield Started(process, url, token, healthy, admin_ready)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def rss_bytes(pid: int) -> int:

@@ -75,14 +75,16 @@ class Server:
 
 
 @contextmanager
-def agnes_server(data_dir: Path, *command: str) -> Iterator[Server]:
-    """`agnes serve` (or ``command``, e.g. ``demo --scale 0.01``) on a free port, in a
-    subprocess, with its bootstrap admin token."""
+def agnes_process(
+    data_dir: Path, *command: str, entry: tuple[str, ...] = ("-m", "cli.main")
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`agnes serve` (or ``command``) on a free port in a subprocess, started with
+    ``python <entry>``; yields the process and its base URL once the banner is printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     env["AGNES_LOG_LEVEL"] = "warning"
     args = list(command) or ["serve"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *args, "--data-dir", str(data_dir), "--port", "0"],
+        [sys.executable, *entry, *args, "--data-dir", str(data_dir), "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -100,6 +102,30 @@ def agnes_server(data_dir: Path, *command: str) -> Iterator[Server]:
                 break
         if url is None:
             raise RuntimeError("agnes serve did not start")
+        yield process, url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_ok(url: str, deadline: float) -> None:
+    """Poll ``url`` until it answers 200 (a server's readiness has no signal to wait on)."""
+    import httpx
+
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=60).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.02)
+    raise RuntimeError(f"{url} never answered 200")
+
+
+@contextmanager
+def agnes_server(data_dir: Path, *command: str) -> Iterator[Server]:
+    """`agnes serve` (or ``command``, e.g. ``demo --scale 0.01``) on a free port, in a
+    subprocess, with its bootstrap admin token."""
+    with agnes_process(data_dir, *command) as (_, url):
         demo_tokens = data_dir / "state" / "demo-tokens.json"
         if demo_tokens.exists():
             import json
@@ -107,16 +133,5 @@ def agnes_server(data_dir: Path, *command: str) -> Iterator[Server]:
             token = json.loads(demo_tokens.read_text())["analyst"]
         else:
             token = (data_dir / "state" / "bootstrap-token").read_text().strip()
-        import httpx
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_ok(f"{url}/healthz", time.monotonic() + 30)
         yield Server(url, token, data_dir)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)

@@ -1,5 +1,10 @@
-"""Browser fixtures: one Debian Chromium per test session, driven by Playwright's sync API
+"""Browser fixtures: one Debian Chromium, driven by Playwright's sync API
 (``executable_path``, never ``playwright install``), and a fresh context per test.
+
+The browser lives for one module, and every browser test is in ``test_admin_browser.py``,
+so a test session starts Chromium once. It cannot outlive that module: Playwright's sync
+API keeps an event loop running on the main thread while it is open, which breaks any
+later test that calls ``asyncio.run``.
 
 Helpers: :func:`sign_in_with_token` fills the ``/auth/login`` token form;
 :func:`open_panel_page` navigates and waits for the page to be live, signalled by the
@@ -32,11 +37,11 @@ WS_OPEN = "Websocket connection 0 is now open"
 TIMEOUT_MS = 30_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
-    """One browser for the whole test session (skips when Chromium is not installed)."""
+    """One browser for the browser tests' module (fails, never skips, without Chromium)."""
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (as .ci/run does)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -12,12 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agnes_admin.pages import all_pages
 from agnes_admin.shell import TITLE_CLASS
 from tests.browser_harness import ConsoleLog, open_panel_page, sign_in_with_token
 from tests.conftest import DemoServer, running_demo
+from tests.threaded_server import ThreadedServer
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +83,113 @@ def test_an_analyst_sees_me_and_gets_403_on_admin(demo: DemoServer, browser_cont
     response = page.goto(f"{base}/admin")
     assert response.status == 403
     assert page.get_by_role("link", name="/me").count() == 1
+
+
+def _admin_page(demo: DemoServer, browser_context: Any, path: str) -> Any:
+    base = demo.live.base_url
+    sign_in_with_token(browser_context.new_page(), base, demo.admin_token, next_path="/admin")
+    page = browser_context.new_page()
+    open_panel_page(page, f"{base}{path}")
+    return page
+
+
+def _field(page: Any, label: str) -> Any:
+    """The input of the Panel widget labelled ``label`` (locators pierce the shadow DOM)."""
+    return page.locator(".bk-input-group", has=page.get_by_text(label, exact=True)).locator("input")
+
+
+def test_a_result_limit_changed_in_settings_is_enforced_by_the_api(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    base = demo.live.base_url
+    query = {"sql": "SELECT customer_id FROM customers ORDER BY 1"}
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {demo.analyst_token}"}
+    ) as api:
+        before = api.post("/api/query", json=query).json()
+        assert len(before["rows"]) > 3 and not before["truncated"]
+        page = _admin_page(demo, browser_context, "/admin/settings")
+        box = _field(page, "max_result_rows")
+        box.fill("3")
+        box.press("Enter")
+        page.get_by_role("button", name="Save limits").click()
+        page.get_by_text("Saved: max_result_rows. In force now.").wait_for()
+        try:
+            after = api.post("/api/query", json=query).json()
+            assert len(after["rows"]) == 3
+            assert after["truncated"] is True
+        finally:  # the demo server is shared by this module's tests: back to the default
+            demo.live.services.server_config.delete("scan_caps.max_result_rows")
+        assert len(api.post("/api/query", json=query).json()["rows"]) == len(before["rows"])
+
+
+def test_a_token_created_in_the_tokens_page_works_until_revoked_there(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    base = demo.live.base_url
+    page = _admin_page(demo, browser_context, "/admin/tokens")
+    _field(page, "Name").fill("made in the browser")
+    _field(page, "Name").press("Enter")
+    page.get_by_role("button", name="Create token").click()
+    page.get_by_text("Created token 'made in the browser'").wait_for()
+    raw = _field(page, "The new token (shown once)").input_value()
+    assert raw.startswith("agnes_")
+    whoami = httpx.get(f"{base}/api/whoami", headers={"Authorization": f"Bearer {raw}"})
+    assert whoami.status_code == 200
+    # Select the new token's row in the table, revoke it and confirm.
+    page.locator(".tabulator-row", has_text="made in the browser").first.click()
+    page.get_by_role("button", name="Revoke selected token").click()
+    page.get_by_role("button", name="Confirm", exact=True).click()
+    page.locator(".tabulator-row", has_text="made in the browser").filter(
+        has_text="revoked"
+    ).first.wait_for()
+    refused = httpx.get(f"{base}/api/whoami", headers={"Authorization": f"Bearer {raw}"})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "token_revoked"
+
+
+def test_forged_guest_stale_session_and_cross_site_post_are_refused(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    base = demo.live.base_url
+    page = browser_context.new_page()
+    # Panel's own notion of a user is a cookie anyone can set: it opens nothing.
+    browser_context.add_cookies([{"name": "is_guest", "value": "1", "url": base}])
+    page.goto(f"{base}/admin")
+    assert "/auth/login" in page.url
+    # A session that signed out stays out, even with its old cookie put back.
+    sign_in_with_token(page, base, demo.admin_token, next_path="/admin")
+    old = [c for c in browser_context.cookies() if c["name"] == "agnes_session"]
+    page.goto(f"{base}/me")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign out").first.click()
+    browser_context.add_cookies(old)
+    page.goto(f"{base}/admin")
+    assert "/auth/login" in page.url
+    # A form on another site posting a token to this server is refused.
+    sign_in_with_token(page, base, demo.admin_token, next_path="/me")
+    with ThreadedServer(_evil_site(base)) as evil:
+        page.goto(evil.url)
+        with page.expect_navigation():
+            page.locator("button").click()
+        assert page.url.startswith(base)
+        assert "agnes_" not in page.content()
+    tokens = httpx.get(
+        f"{base}/api/tokens", headers={"Authorization": f"Bearer {demo.admin_token}"}
+    ).json()["tokens"]
+    assert not [t for t in tokens if t["name"] == "cross-site"]
+
+
+def _evil_site(target: str) -> Any:
+    """Another origin serving a form that posts to this server's /me token form."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def home(_: Any) -> HTMLResponse:
+        return HTMLResponse(
+            f"<form method='post' action='{target}/me/tokens'>"
+            "<input name='name' value='cross-site'><button>go</button></form>"
+        )
+
+    return Starlette(routes=[Route("/", home)])

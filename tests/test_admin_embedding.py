@@ -233,6 +233,10 @@ def test_panel_gets_allow_lists_and_signed_sessions(admin_server: AdminServer) -
     application = admin_server.app.state.admin_mount.application
     assert application.include_cookies == []
     assert application.include_headers == ["X-Agnes-Session-Ref"]
+    # Page callbacks (a sync, a store read) run on Panel's thread pool, off the event loop.
+    import panel as pn
+
+    assert pn.state._thread_pool is not None
     assert application.sign_sessions is True
     assert application.secret_key not in (None, b"", admin_server.services.web_sessions.key)
 

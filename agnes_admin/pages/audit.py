@@ -73,7 +73,6 @@ class AuditPage:
         self._load_facets()
         self.apply()
         self.view = pn.Column(
-            pn.pane.Markdown("## Audit log"),
             pn.Row(self.user, self.action, self.outcome, self.since, self.until),
             self.apply_button,
             self.message,

@@ -66,7 +66,6 @@ class MetricsPage:
         self.selected: str | None = None
         self.refresh()
         self.view = pn.Column(
-            pn.pane.Markdown("## Metrics"),
             self.message,
             self.table,
             pn.Row(self.delete_button, self.confirm_row),

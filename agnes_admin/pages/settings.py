@@ -107,7 +107,6 @@ class SettingsPage:
             sections.append(pn.pane.Markdown(f"### {title}"))
             sections.extend(self.fields[k].view for k in keys if k in self.fields)
         self.view = pn.Column(
-            pn.pane.Markdown("## Settings"),
             self.message,
             *sections,
             self.save_button,

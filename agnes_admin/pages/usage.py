@@ -44,7 +44,6 @@ class UsagePage:
         self.report: UsageReport | None = None
         self.refresh()
         self.view = pn.Column(
-            pn.pane.Markdown("## Usage"),
             pn.Row(self.days, self.refresh_button),
             self.message,
             pn.pane.Markdown("### Bytes scanned per user per day"),
