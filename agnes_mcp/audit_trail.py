@@ -25,18 +25,22 @@ class AuditTrail:
         result: str = "ok",
         params: dict[str, Any] | None = None,
         started: float | None = None,
+        user_id: str | None = None,
+        client: str | None = None,
     ) -> None:
-        """Queue one audit row; ``started`` is a ``time.perf_counter()`` reading."""
+        """Queue one audit row; ``started`` is a ``time.perf_counter()`` reading. Without a
+        principal (OAuth endpoints), ``user_id`` and ``client`` say who it concerns."""
         duration = (time.perf_counter() - started) * 1000 if started is not None else None
         self._write_behind.audit(
             AuditEntry(
                 at=utcnow(),
-                user_id=principal.user_id if principal else None,
+                user_id=principal.user_id if principal else user_id,
                 action=action,
                 resource=resource,
                 params=params or {},
                 result=result,
                 duration_ms=duration,
                 client_ip=client_ip_var.get(),
+                client=principal.client_name if principal else client,
             )
         )

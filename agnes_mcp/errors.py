@@ -77,6 +77,14 @@ class TokenRevoked(AuthenticationError):
     default_hint = "This token was revoked; ask an admin for a new one."
 
 
+class TokenWrongResource(AuthenticationError):
+    code = "token_wrong_resource"
+    default_hint = (
+        "This OAuth token was issued for another resource (RFC 8707); connect your MCP "
+        "client to this server's /mcp URL and sign in again."
+    )
+
+
 class UserInactive(AuthenticationError):
     code = "user_inactive"
     default_hint = "The account is deactivated; ask an admin to reactivate it."
@@ -221,6 +229,11 @@ class MembershipNotFound(NotFound):
 class TokenNotFound(NotFound):
     code = "token_not_found"
     default_hint = "List tokens with 'agnes admin token list'."
+
+
+class OAuthGrantNotFound(NotFound):
+    code = "oauth_grant_not_found"
+    default_hint = "List a user's OAuth grants with 'GET /api/admin/oauth-grants?user=EMAIL'."
 
 
 class GrantNotFound(NotFound):

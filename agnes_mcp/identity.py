@@ -17,6 +17,7 @@ class WhoAmI(BaseModel):
     is_admin: bool
     scopes: list[str]
     token_id: str | None
+    client: str | None = None  # the OAuth client acting for the user (None with a PAT)
 
 
 def describe(principal: Principal, group_names: Mapping[str, str]) -> WhoAmI:
@@ -30,4 +31,5 @@ def describe(principal: Principal, group_names: Mapping[str, str]) -> WhoAmI:
         is_admin=principal.is_admin,
         scopes=sorted(principal.scopes),
         token_id=principal.token_id,
+        client=principal.client_name,
     )

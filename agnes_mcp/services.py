@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from agnes_mcp.audit_trail import AuditTrail
+from agnes_mcp.auth.bearer import BearerAuth, BearerKind
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.auth.sessions import WebSessionService
 from agnes_mcp.auth.tokens import TokenService
@@ -17,6 +18,7 @@ from agnes_mcp.catalog_view import CatalogView
 from agnes_mcp.distribution.manifest import ManifestBuilder
 from agnes_mcp.google_groups.service import GroupSync
 from agnes_mcp.metrics.service import MetricService
+from agnes_mcp.oauth.token_service import OAuthTokens
 from agnes_mcp.query.service import QueryService
 from agnes_mcp.query.stored_snapshots import StoredSnapshots
 from agnes_mcp.settings import AgnesSettings
@@ -26,6 +28,7 @@ from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.grants import GrantRepository
 from agnes_mcp.store.groups import GroupRepository
 from agnes_mcp.store.metrics import MetricRepository
+from agnes_mcp.store.oauth import OAuthRepository
 from agnes_mcp.store.profiles import ProfileRepository
 from agnes_mcp.store.server_config import ServerConfigRepository
 from agnes_mcp.store.sync_state import SyncStateRepository
@@ -68,6 +71,9 @@ class Services:
     stored_snapshots: StoredSnapshots = field(init=False)
     manifests: ManifestBuilder = field(init=False)
     group_sync: GroupSync = field(init=False)
+    oauth_store: OAuthRepository = field(init=False)
+    oauth: OAuthTokens = field(init=False)
+    bearer: BearerAuth = field(init=False)
     instruction_listeners: list[Callable[[str], None]] = field(init=False, default_factory=list)
 
     @classmethod
@@ -145,6 +151,35 @@ class Services:
         )
         self.sync.remote_profiler = self.query.remote_profile
         self.group_sync = GroupSync(self.settings, self.store, self.users, self.write_behind)
+        self.oauth_store = OAuthRepository(self.store)
+        self.write_behind.oauth = self.oauth_store
+        self.oauth = OAuthTokens(
+            self.settings.auth.oauth,
+            self.store,
+            self.oauth_store,
+            self.users,
+            self.groups,
+            on_use=self.write_behind.grant_used,
+        )
+        self.bearer = BearerAuth(
+            BearerKind(
+                "personal",
+                lambda raw: True,
+                lambda raw, ip, resource, record: self.tokens.authenticate(
+                    raw, ip, record_use=record
+                ),
+            )
+        )
+        if self.settings.auth.oauth.enabled:
+            self.bearer.register(
+                BearerKind(
+                    "oauth",
+                    OAuthTokens.recognizes,
+                    lambda raw, ip, resource, record: self.oauth.authenticate(
+                        raw, resource=resource, record_use=record
+                    ),
+                )
+            )
         self.manifests = ManifestBuilder(
             queries=self.query,
             access=self.access,

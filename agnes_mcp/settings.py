@@ -159,8 +159,33 @@ class GoogleGroupsSettings(BaseModel):
     )
 
 
+class OAuthSettings(BaseModel):
+    """Agnes as the OAuth 2.1 authorization server of its own ``/mcp`` endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        default=True,
+        description="MCP clients may sign in with OAuth (discovery, registration, consent); "
+        "off, /mcp takes personal access tokens only.",
+    )
+    access_token_minutes: int = Field(
+        default=60, ge=1, le=24 * 60, description="Lifetime of an OAuth access token."
+    )
+    refresh_token_days: int = Field(
+        default=30, ge=1, le=365, description="Lifetime of a refresh token (each use rotates it)."
+    )
+    registrations_per_hour: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Client registrations allowed per client IP per hour (RFC 7591 endpoint).",
+    )
+
+
 class AuthSettings(BaseModel):
-    """How people sign in to the web pages (/auth/login, /me, /admin)."""
+    """How people sign in to the web pages (/auth/login, /me, /admin) and MCP clients
+    to /mcp (OAuth)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -181,6 +206,9 @@ class AuthSettings(BaseModel):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Name of an environment variable holding the key that signs session "
         "cookies; unset, a random key is kept in DATA_DIR/state/session.key (mode 0600).",
+    )
+    oauth: OAuthSettings = Field(
+        default_factory=OAuthSettings, description="OAuth sign-in for MCP clients."
     )
 
     _split_domains = field_validator("allowed_domains", mode="before")(_split_csv)

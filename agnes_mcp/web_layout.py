@@ -51,9 +51,11 @@ def html_page(
     header_right: str = "",
     status_code: int = 200,
     script: str | None = None,
+    form_targets: tuple[str, ...] = (),
 ) -> HTMLResponse:
     """A full page. ``body`` and ``header_right`` are HTML the caller escaped;
-    ``script`` (optional) is inline JavaScript allowed by this response's CSP nonce."""
+    ``script`` (optional) is inline JavaScript allowed by this response's CSP nonce;
+    ``form_targets`` are origins a form here may end up at (a redirect after the post)."""
     nonce = secrets.token_urlsafe(16)
     script_tag = f'<script nonce="{nonce}">{script}</script>' if script else ""
     html = (
@@ -64,16 +66,24 @@ def html_page(
         f"<div class='who'>{header_right}</div></header><main>{body}</main>"
         f"{script_tag}</body></html>"
     )
-    return HTMLResponse(html, status_code=status_code, headers=security_headers(nonce))
+    return HTMLResponse(
+        html, status_code=status_code, headers=security_headers(nonce, form_targets)
+    )
 
 
-def security_headers(nonce: str | None = None) -> dict[str, str]:
-    """No framing, no sniffing, no caching of pages that show personal data."""
+def security_headers(
+    nonce: str | None = None, form_targets: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """No framing, no sniffing, no caching of pages that show personal data. Forms post
+    to this origin only, plus ``form_targets`` (browsers apply ``form-action`` to the
+    redirect that follows a post too)."""
     script_src = f"'nonce-{nonce}'" if nonce else "'none'"
+    form_action = " ".join(("'self'", *form_targets))
     return {
         "Content-Security-Policy": (
             f"default-src 'none'; style-src 'unsafe-inline'; script-src {script_src}; "
-            "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+            f"img-src 'self' data:; form-action {form_action}; frame-ancestors 'none'; "
+            "base-uri 'none'"
         ),
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",

@@ -51,11 +51,10 @@ def test_protected_resource_metadata_follows_rfc_9728(live_server: LiveServer) -
             metadata = response.json()
             assert metadata["resource"] == f"{live_server.base_url}/mcp"  # REQUIRED
             assert metadata["bearer_methods_supported"] == ["header"]
-            assert sorted(metadata["scopes_supported"]) == ["admin", "data"]
+            assert metadata["scopes_supported"] == ["data"]  # all an MCP client can be granted
             assert metadata["resource_name"] == live_server.services.settings.instance_name
-            # no OAuth sign-in yet: no authorization server to name, and the docs say how to
-            # get a token instead
-            assert "authorization_servers" not in metadata
+            # Agnes is its own authorization server, at the URL the client used
+            assert metadata["authorization_servers"] == [live_server.base_url]
             docs = anonymous.get(metadata["resource_documentation"])
             assert docs.status_code == 200
             assert not set(metadata) - {
@@ -64,6 +63,7 @@ def test_protected_resource_metadata_follows_rfc_9728(live_server: LiveServer) -
                 "scopes_supported",
                 "resource_name",
                 "resource_documentation",
+                "authorization_servers",
             }
         assert anonymous.get("/.well-known/oauth-protected-resource/other").status_code == 404
 

@@ -27,6 +27,9 @@ EXPECTED_TABLES = {
     "table_profiles",
     "web_sessions",
     "group_sync_status",
+    "oauth_clients",
+    "oauth_grants",
+    "oauth_tokens",
 }
 
 

@@ -49,6 +49,8 @@ from agnes_mcp.api.routes.well_known import MCP_PATH
 from agnes_mcp.google_groups import routes as group_sync_routes
 from agnes_mcp.mcp_server.server import build_mcp
 from agnes_mcp.me import routes as me_routes
+from agnes_mcp.oauth.provider import AgnesAuthorizationServer
+from agnes_mcp.oauth.routes import install_oauth
 from agnes_mcp.services import Services
 from agnes_mcp.signin import routes as signin_routes
 
@@ -57,12 +59,13 @@ logger = logging.getLogger("agnes.serve")
 OPENAPI_PATH = "/api/openapi.json"
 WEB_APPS_GROUP = "agnes.web_apps"
 DESCRIPTION = (
-    "**Authentication.** Every route except `/healthz`, the docs and the "
-    "`/.well-known/oauth-protected-resource` metadata needs `Authorization: Bearer <token>`, "
-    "a personal access token: an admin creates one with "
+    "**Authentication.** Every route except `/healthz`, the docs and the OAuth discovery "
+    "documents under `/.well-known/` needs `Authorization: Bearer <token>`, a personal "
+    "access token: create one on `/me`, or an admin runs "
     "`agnes admin token create --user EMAIL`. The MCP endpoint, `/mcp`, takes the same "
-    "tokens. OAuth sign-in is not available yet, so the metadata names no authorization "
-    "server."
+    "tokens, and OAuth access tokens: MCP clients sign in through the authorization server "
+    "named in `/.well-known/oauth-protected-resource/mcp` (registration, consent in the "
+    "browser, PKCE)."
 )
 
 
@@ -126,6 +129,10 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
     readiness = AdminReadiness()
     app.state.admin_readiness = readiness
     install_web_apps(app, services, readiness)
+    if services.settings.auth.oauth.enabled:
+        server = AgnesAuthorizationServer(services)
+        app.state.oauth_server = server
+        install_oauth(app, server)
 
     app.mount(MCP_PATH, mcp_app)
     # add_middleware wraps outside-in in reverse order: the last added runs first.

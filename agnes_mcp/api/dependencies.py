@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.caller_ip import client_ip_var
-from agnes_mcp.errors import AuthenticationError
+from agnes_mcp.errors import AuthenticationError, TokenInvalid
 from agnes_mcp.services import Services
 
 
@@ -30,6 +30,11 @@ def get_services(request: Request) -> Services:
 async def get_principal(request: Request) -> Principal:
     services = get_services(request)
     token = bearer_token(request.headers.get("authorization"))
+    if services.bearer.kind_of(token) != "personal":
+        raise TokenInvalid(
+            "This is an OAuth access token: it is bound to the MCP endpoint, /mcp (RFC 8707).",
+            hint="The REST API takes personal access tokens; create one on your account page, /me.",
+        )
     return services.tokens.authenticate(token, client_ip_var.get())
 
 

@@ -2,8 +2,9 @@
 
 FastMCP verifies the token too (and gives tools the caller); this gate runs first so a
 missing or bad token gets the same ``{"error": {code, message, hint}}`` body as the REST
-API, with the ``401`` MCP clients expect and wording about personal access tokens rather
-than an OAuth flow Agnes does not use. Its ``WWW-Authenticate: Bearer`` challenge names
+API, with the ``401`` MCP clients expect. Personal access tokens and OAuth access tokens
+(bound to this ``/mcp`` URL, RFC 8707) are both taken, through ``services.bearer``.
+Its ``WWW-Authenticate: Bearer`` challenge names
 the protected resource metadata (RFC 9728, served by ``routes.well_known``) in
 ``resource_metadata`` and, when a token was sent, why it was refused (RFC 6750:
 ``error`` and ``error_description``).
@@ -16,20 +17,25 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.dependencies import bearer_token
 from agnes_mcp.api.json_errors import send_error
-from agnes_mcp.api.routes.well_known import metadata_url, public_base_url
+from agnes_mcp.api.routes.well_known import MCP_PATH, metadata_url, public_base_url
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AuthenticationError
 from agnes_mcp.services import Services
 
 HINT = (
-    "Connect with 'Authorization: Bearer <personal access token>'; an admin "
-    "creates one with 'agnes admin token create --user EMAIL'."
+    "Sign in from your MCP client (OAuth: it finds the server through the "
+    "resource_metadata URL in WWW-Authenticate), or send 'Authorization: Bearer <personal "
+    "access token>' (create one on /me, or 'agnes admin token create --user EMAIL')."
 )
 
 
 def quoted(text: str) -> str:
     """``text`` as an RFC 6750 quoted value: printable ASCII without quote or backslash."""
     return "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in text)
+
+
+# Refusals whose own hint says more than the generic one.
+KEEP_HINT = frozenset({"token_wrong_resource", "user_inactive"})
 
 
 class McpAuthGate:
@@ -52,8 +58,12 @@ class McpAuthGate:
             scheme = (header or "").strip().partition(" ")[0].lower()
             await self._refuse(scope, send, exc, "invalid_request" if scheme == "bearer" else None)
             return
+        host = headers.get("host")
+        base = public_base_url(self.services.settings, str(scope.get("scheme", "http")), host)
         try:
-            self.services.tokens.authenticate(token, client_ip_var.get(), record_use=False)
+            self.services.bearer.authenticate(
+                token, client_ip_var.get(), resource=base + MCP_PATH, record_use=False
+            )
         except AuthenticationError as exc:
             await self._refuse(scope, send, exc, "invalid_token")
             return
@@ -62,7 +72,7 @@ class McpAuthGate:
     async def _refuse(
         self, scope: Scope, send: Send, exc: AuthenticationError, error: str | None
     ) -> None:
-        exc.hint = HINT
+        exc.hint = exc.hint if exc.code in KEEP_HINT else HINT
         host = Headers(scope=scope).get("host")
         base = public_base_url(self.services.settings, str(scope.get("scheme", "http")), host)
         params = {"resource_metadata": metadata_url(base)}

@@ -23,6 +23,7 @@ class Principal:
     group_ids: frozenset[str]
     scopes: frozenset[str]
     token_id: str | None = None
+    client_name: str | None = None  # the OAuth client acting for the user, if any
 
     @property
     def in_admin_group(self) -> bool:

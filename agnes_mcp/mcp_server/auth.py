@@ -1,4 +1,5 @@
-"""Bearer-token auth for the MCP endpoint, over the same token table as the REST API."""
+"""Bearer-token auth for the MCP endpoint: personal access tokens and OAuth access tokens,
+both through ``services.bearer`` (the gate in front has already checked the resource)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from agnes_mcp.services import Services
 
 
 class AgnesTokenVerifier(TokenVerifier):
-    """Accepts Agnes personal access tokens; anything else gets the MCP 401 challenge."""
+    """Accepts Agnes personal access tokens and OAuth access tokens; anything else gets the
+    MCP 401 challenge."""
 
     def __init__(self, services: Services, base_url: str | None = None) -> None:
         super().__init__(base_url=base_url)
@@ -20,7 +22,7 @@ class AgnesTokenVerifier(TokenVerifier):
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
-            principal = self._services.tokens.authenticate(token, client_ip_var.get())
+            principal = self._services.bearer.authenticate(token, client_ip_var.get())
         except AuthenticationError:
             return None
         return AccessToken(
@@ -37,4 +39,4 @@ def current_principal(services: Services) -> Principal:
     access = get_access_token()
     if access is None:
         raise AuthenticationError("This tool needs a bearer token.")
-    return services.tokens.authenticate(access.token, client_ip_var.get(), record_use=False)
+    return services.bearer.authenticate(access.token, client_ip_var.get(), record_use=False)

@@ -24,6 +24,7 @@ class AuditEntry:
     params: dict[str, Any] = field(default_factory=dict)
     duration_ms: float | None = None
     client_ip: str | None = None
+    client: str | None = None  # the OAuth client that acted for the user
 
 
 class AuditRow(BaseModel):
@@ -36,6 +37,7 @@ class AuditRow(BaseModel):
     result: str
     duration_ms: float | None
     client_ip: str | None
+    client: str | None = None
 
 
 class AuditRepository:
@@ -55,14 +57,15 @@ class AuditRepository:
                 e.result,
                 e.duration_ms,
                 e.client_ip,
+                e.client,
             ]
             for e in entries
         ]
         with self._store.writer() as cur:
             cur.executemany(
                 "INSERT INTO audit_log "
-                "(occurred_at, user_id, action, resource, params, result, duration_ms, client_ip) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "(occurred_at, user_id, action, resource, params, result, duration_ms, client_ip, "
+                "client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return len(rows)
@@ -71,9 +74,7 @@ class AuditRepository:
         where, params = ("", []) if user_id is None else (" WHERE user_id = ?", [user_id])
         with self._store.cursor() as cur:
             rows = cur.execute(
-                "SELECT id, occurred_at, user_id, action, resource, params, result, duration_ms, "
-                "client_ip "
-                f"FROM audit_log{where} ORDER BY id DESC LIMIT ?",
+                f"SELECT {_COLUMNS} FROM audit_log{where} ORDER BY id DESC LIMIT ?",
                 [*params, limit],
             ).fetchall()
         return [_audit_row(r) for r in rows]
@@ -81,7 +82,9 @@ class AuditRepository:
 
 # --- filtered listing and usage aggregates (the admin app and /api/admin/audit, /usage) ----
 
-_COLUMNS = "id, occurred_at, user_id, action, resource, params, result, duration_ms, client_ip"
+_COLUMNS = (
+    "id, occurred_at, user_id, action, resource, params, result, duration_ms, client_ip, client"
+)
 _BYTES = "TRY_CAST(json_extract(params, '$.bytes_scanned') AS BIGINT)"
 _UTC_DAY = "CAST(timezone('UTC', occurred_at) AS DATE)"
 # A query: a row with SQL that is not a dry-run estimate (as the admin overview counts).
@@ -148,6 +151,7 @@ def _audit_row(r: tuple[Any, ...]) -> AuditRow:
         result=r[6],
         duration_ms=r[7],
         client_ip=r[8],
+        client=r[9],
     )
 
 

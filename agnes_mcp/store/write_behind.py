@@ -15,6 +15,7 @@ from collections import deque
 from datetime import datetime
 
 from agnes_mcp.store.audit import AuditEntry, AuditRepository
+from agnes_mcp.store.oauth import OAuthRepository
 from agnes_mcp.store.tokens import TokenRepository, TokenUse
 from agnes_mcp.store.users import UserRepository
 from agnes_mcp.store.web_sessions import WebSessionRepository
@@ -46,6 +47,8 @@ class WriteBehind:
         self._uses: dict[str, TokenUse] = {}
         self._pulls: dict[str, datetime] = {}
         self._seen: dict[str, datetime] = {}
+        self._grant_uses: dict[str, datetime] = {}
+        self.oauth: OAuthRepository | None = None  # set by the services once built
         self._entries: deque[AuditEntry] = deque()
         self._dropped = 0
         self._stop = threading.Event()
@@ -64,6 +67,10 @@ class WriteBehind:
     def session_seen(self, session_id: str, at: datetime) -> None:
         with self._lock:
             self._seen[session_id] = at
+
+    def grant_used(self, grant_id: str, at: datetime) -> None:
+        with self._lock:
+            self._grant_uses[grant_id] = at
 
     def audit(self, entry: AuditEntry) -> None:
         with self._lock:
@@ -101,6 +108,7 @@ class WriteBehind:
             self._uses.clear()
             pulls, self._pulls = self._pulls, {}
             seen, self._seen = self._seen, {}
+            grant_uses, self._grant_uses = self._grant_uses, {}
             entries = list(self._entries)
             self._entries.clear()
             dropped, self._dropped = self._dropped, 0
@@ -116,6 +124,8 @@ class WriteBehind:
                 self._users.record_pull(user_id, at)
         if self._sessions is not None:
             self._sessions.record_seen(seen.items())
+        if self.oauth is not None:
+            self.oauth.record_uses(grant_uses.items())
         try:
             written_entries = self._audit.add_many(entries)
         except BaseException:

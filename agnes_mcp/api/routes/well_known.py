@@ -2,10 +2,10 @@
 
 An MCP client refused at ``/mcp`` reads the ``resource_metadata`` URL from the 401's
 ``WWW-Authenticate`` header (see ``mcp_gate``), or tries these well-known paths itself,
-to learn how to authenticate. Agnes's tokens are personal access tokens an admin creates;
-there is no OAuth authorization server to name yet (OAuth sign-in is planned), so
-``authorization_servers`` is left out and ``resource_documentation`` points at the API
-docs, which say how to get a token.
+to learn how to authenticate. With OAuth on (``auth.oauth.enabled``, the default) the
+authorization server is Agnes itself, at the same base URL (``agnes_mcp.oauth``); the
+only scope a client can be granted is ``data``. Off, ``authorization_servers`` is left
+out and clients need a personal access token (``resource_documentation`` says how).
 """
 
 from __future__ import annotations
@@ -57,16 +57,25 @@ class ProtectedResourceMetadata(BaseModel):
         description="How a token is sent: the Authorization header only."
     )
     scopes_supported: list[str] = Field(description="The scopes a token can carry.")
+    authorization_servers: list[str] | None = Field(
+        default=None, description="Where MCP clients sign in (OAuth 2.1): this server."
+    )
 
 
-@router.get(METADATA_PATH, summary="MCP endpoint's protected resource metadata (RFC 9728; no auth)")
+@router.get(
+    METADATA_PATH,
+    summary="MCP endpoint's protected resource metadata (RFC 9728; no auth)",
+    response_model_exclude_none=True,
+)
 @router.get(
     METADATA_PATH + MCP_PATH,
     summary="The same, at the path-suffixed well-known URL for /mcp (RFC 9728 section 3.1)",
+    response_model_exclude_none=True,
 )
 async def protected_resource_metadata(
     request: Request, response: Response, services: ServicesDep
 ) -> ProtectedResourceMetadata:
+    oauth = services.settings.auth.oauth.enabled
     base = public_base_url(services.settings, request.url.scheme, request.headers.get("host"))
     response.headers["Cache-Control"] = CACHE_CONTROL
     return ProtectedResourceMetadata(
@@ -74,5 +83,6 @@ async def protected_resource_metadata(
         resource_name=services.settings.instance_name,
         resource_documentation=base + DOCS_PATH,
         bearer_methods_supported=["header"],
-        scopes_supported=[scope.value for scope in TokenScope],
+        scopes_supported=[TokenScope.DATA.value],
+        authorization_servers=[base] if oauth else None,
     )

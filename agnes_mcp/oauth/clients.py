@@ -1,0 +1,179 @@
+"""Registered MCP clients (RFC 7591): who may register what, and how a client proves itself.
+
+Redirect URIs are limited to loopback ``http`` (``127.0.0.1``, ``localhost``, ``[::1]``,
+any port: a desktop client listens there for the code) and ``https`` URLs; no fragments,
+no user info, at most :data:`MAX_REDIRECTS`. A client secret, when the client asks for one,
+is stored as its SHA-256 and compared in constant time.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
+from mcp.server.auth.provider import RegistrationError
+from mcp.shared.auth import InvalidRedirectUriError, OAuthClientInformationFull
+from pydantic import AnyUrl
+from starlette.requests import Request
+
+from agnes_mcp.store.ids import utcnow
+from agnes_mcp.store.oauth import OAuthClientRecord
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
+MAX_REDIRECTS = 10
+MAX_NAME = 100
+UNNAMED = "Unnamed MCP client"
+
+
+def secret_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def redirect_problem(uri: str) -> str | None:
+    """Why ``uri`` may not be a redirect URI, or ``None`` when it may."""
+    parts = urlsplit(uri)
+    if parts.fragment:
+        return f"{uri}: a redirect URI may not have a fragment"
+    if parts.username or parts.password:
+        return f"{uri}: a redirect URI may not carry user info"
+    if parts.scheme == "https" and parts.hostname:
+        return None
+    if parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS:
+        return None
+    if parts.scheme == "http":
+        return (
+            f"{uri}: plain http is allowed only for loopback addresses "
+            "(127.0.0.1, localhost, [::1]); use https"
+        )
+    return f"{uri}: only https:// and loopback http:// redirect URIs are accepted"
+
+
+def is_loopback(uri: str) -> bool:
+    parts = urlsplit(uri)
+    return parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+
+
+def _same_ignoring_loopback_port(registered: str, requested: str) -> bool:
+    """RFC 8252 section 7.3: a loopback redirect matches whatever port the client picked."""
+    a, b = urlsplit(registered), urlsplit(requested)
+    return (
+        is_loopback(registered)
+        and is_loopback(requested)
+        and a.hostname == b.hostname
+        and a.path == b.path
+        and a.query == b.query
+    )
+
+
+class RegisteredClient(OAuthClientInformationFull):
+    """A client as the SDK's handlers see it, with the loopback-port rule."""
+
+    def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
+        if redirect_uri is not None and self.redirect_uris:
+            wanted = str(redirect_uri)
+            for registered in self.redirect_uris:
+                if str(registered) == wanted or _same_ignoring_loopback_port(
+                    str(registered), wanted
+                ):
+                    return redirect_uri
+            raise InvalidRedirectUriError(
+                f"Redirect URI '{redirect_uri}' not registered for client"
+            )
+        return super().validate_redirect_uri(redirect_uri)
+
+
+def check_registration(client: OAuthClientInformationFull) -> None:
+    """Refuse what this server does not accept (RFC 7591 section 3.2.2 errors)."""
+    uris = [str(u) for u in client.redirect_uris or []]
+    if not uris:
+        raise RegistrationError("invalid_redirect_uri", "At least one redirect URI is needed.")
+    if len(uris) > MAX_REDIRECTS:
+        raise RegistrationError(
+            "invalid_redirect_uri", f"At most {MAX_REDIRECTS} redirect URIs may be registered."
+        )
+    for uri in uris:
+        problem = redirect_problem(uri)
+        if problem is not None:
+            raise RegistrationError("invalid_redirect_uri", problem)
+    if client.client_name is not None and len(client.client_name) > MAX_NAME:
+        raise RegistrationError(
+            "invalid_client_metadata", f"client_name is longer than {MAX_NAME} characters."
+        )
+
+
+def display_name(client: OAuthClientInformationFull) -> str:
+    name = " ".join((client.client_name or "").split())
+    return name[:MAX_NAME] or UNNAMED
+
+
+def to_record(client: OAuthClientInformationFull, created_ip: str | None) -> OAuthClientRecord:
+    metadata = client.model_dump(mode="json", exclude_none=True)
+    metadata.pop("client_secret", None)  # kept only as a hash
+    return OAuthClientRecord(
+        client_id=client.client_id or "",
+        client_name=display_name(client),
+        redirect_uris=[str(u) for u in client.redirect_uris or []],
+        metadata=metadata,
+        secret_hash=secret_hash(client.client_secret) if client.client_secret else None,
+        created_at=utcnow(),
+        created_ip=created_ip,
+    )
+
+
+def from_record(record: OAuthClientRecord) -> RegisteredClient:
+    """The client for the SDK's handlers. Its secret is not known (only the hash is kept),
+    so the secret check happens in :class:`HashedSecretAuthenticator`."""
+    data: dict[str, Any] = dict(record.metadata)
+    data["client_id"] = record.client_id
+    data.pop("client_secret", None)
+    return RegisteredClient.model_validate(data)
+
+
+class HashedSecretAuthenticator(ClientAuthenticator):
+    """Client authentication at ``/token`` and ``/revoke`` against the stored secret hash:
+    ``none`` (public clients, PKCE only), ``client_secret_post`` or ``client_secret_basic``."""
+
+    def __init__(self, provider: Any, secret_hash_of: Any) -> None:
+        super().__init__(provider)
+        self._secret_hash_of = secret_hash_of  # client_id -> stored hash or None
+
+    async def authenticate_request(self, request: Request) -> OAuthClientInformationFull:
+        form = await request.form()
+        client_id = form.get("client_id")
+        if not isinstance(client_id, str) or not client_id:
+            raise AuthenticationError("Missing client_id")
+        client = await self.provider.get_client(client_id)
+        if client is None:
+            raise AuthenticationError("Unknown client_id; register the client again.")
+        method = client.token_endpoint_auth_method or "client_secret_post"
+        if method == "none":
+            return client
+        provided = _presented_secret(request, form.get("client_secret"), method, client_id)
+        expected = self._secret_hash_of(client_id)
+        if not expected or not provided:
+            raise AuthenticationError("This client must authenticate with its client secret.")
+        if not hmac.compare_digest(secret_hash(provided), expected):
+            raise AuthenticationError("Invalid client_secret")
+        return client
+
+
+def _presented_secret(request: Request, posted: object, method: str, client_id: str) -> str | None:
+    if method == "client_secret_basic":
+        header = request.headers.get("authorization", "")
+        if not header.startswith("Basic "):
+            raise AuthenticationError("Missing Basic authentication in the Authorization header")
+        try:
+            user, _, secret = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+        except (ValueError, UnicodeDecodeError, binascii.Error):
+            raise AuthenticationError("Invalid Basic authentication header") from None
+        if unquote(user) != client_id:
+            raise AuthenticationError("Client ID mismatch in Basic auth")
+        return unquote(secret)
+    if method == "client_secret_post":
+        return posted if isinstance(posted, str) else None
+    raise AuthenticationError(f"Unsupported token_endpoint_auth_method: {method}")

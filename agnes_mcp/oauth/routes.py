@@ -1,0 +1,151 @@
+"""The authorization server's HTTP endpoints, at the root of the host app.
+
+``/.well-known/oauth-authorization-server`` (RFC 8414) answers with the issuer the
+client reached (``public_url`` when set); ``/authorize``, ``/token``, ``/register``
+(RFC 7591, rate-limited per client IP) and ``/revoke`` (RFC 7009) are the MCP SDK's
+handlers over :class:`~agnes_mcp.oauth.provider.AgnesAuthorizationServer`. The consent
+page is :mod:`agnes_mcp.oauth.consent_routes`. With ``auth.oauth.enabled`` false none
+of this is mounted and the protected-resource metadata names no authorization server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI
+from fastmcp.server.auth.auth import TokenHandler
+from mcp.server.auth.handlers.authorize import AuthorizationHandler
+from mcp.server.auth.handlers.register import RegistrationHandler
+from mcp.server.auth.handlers.revoke import RevocationHandler
+from mcp.server.auth.routes import build_metadata, cors_middleware
+from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
+from pydantic import AnyHttpUrl
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agnes_mcp.api.docs_assets import DOCS_PATH
+from agnes_mcp.caller_ip import client_ip_var
+from agnes_mcp.oauth.clients import HashedSecretAuthenticator
+from agnes_mcp.oauth.provider import AgnesAuthorizationServer
+from agnes_mcp.oauth.request_base import base_of, mcp_resource, request_base_var
+from agnes_mcp.oauth.token_service import OAUTH_SCOPES, normalize_resource
+from agnes_mcp.signin.rate_limit import RateLimiter
+
+METADATA_PATH = "/.well-known/oauth-authorization-server"
+AUTHORIZE_PATH = "/authorize"
+TOKEN_PATH = "/token"  # noqa: S105 - a path
+REGISTER_PATH = "/register"
+REVOKE_PATH = "/revoke"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
+    """Mount the authorization server on ``app`` (the consent pages come with it)."""
+    from agnes_mcp.oauth import consent_routes
+
+    settings = server.services.settings
+    authenticator = HashedSecretAuthenticator(server, server.secret_hash_of)
+    registration = ClientRegistrationOptions(
+        enabled=True, valid_scopes=list(OAUTH_SCOPES), default_scopes=list(OAUTH_SCOPES)
+    )
+    authorize = AuthorizationHandler(server)
+    token = TokenHandler(provider=server, client_authenticator=authenticator)
+    register = RegistrationHandler(server, options=registration)
+    revoke = RevocationHandler(server, authenticator)
+    limiter = RateLimiter(settings.auth.oauth.registrations_per_hour, 3600)
+
+    def based(handle: Endpoint) -> Endpoint:
+        async def endpoint(request: Request) -> Response:
+            marker = request_base_var.set(base_of(settings, request))
+            try:
+                return await handle(request)
+            finally:
+                request_base_var.reset(marker)
+
+        return endpoint
+
+    async def metadata(request: Request) -> Response:
+        base = base_of(settings, request)
+        document = build_metadata(
+            AnyHttpUrl(base),
+            AnyHttpUrl(base + DOCS_PATH),
+            registration,
+            RevocationOptions(enabled=True),
+        ).model_dump(mode="json", exclude_none=True)
+        document["issuer"] = base  # exactly the string the resource metadata names
+        document["scopes_supported"] = list(OAUTH_SCOPES)
+        document["authorization_response_iss_parameter_supported"] = True
+        document["token_endpoint_auth_methods_supported"] = [
+            "none",
+            "client_secret_post",
+            "client_secret_basic",
+        ]
+        document["revocation_endpoint_auth_methods_supported"] = document[
+            "token_endpoint_auth_methods_supported"
+        ]
+        return JSONResponse(document, headers={"Cache-Control": "public, max-age=3600"})
+
+    async def token_endpoint(request: Request) -> Response:
+        form = await request.form()  # cached on the request: the handler reads the same form
+        wanted = form.get("resource")
+        expected = mcp_resource(base_of(settings, request))
+        if isinstance(wanted, str) and wanted and normalize_resource(wanted) != expected:
+            return JSONResponse(
+                {
+                    "error": "invalid_target",
+                    "error_description": f"This server issues tokens for {expected} only.",
+                },
+                status_code=400,
+                headers=NO_STORE,
+            )
+        answer: Response = await token.handle(request)
+        return answer
+
+    async def register_endpoint(request: Request) -> Response:
+        key = client_ip_var.get() or "unknown"
+        wait = limiter.retry_after(key)
+        if wait is not None:
+            return JSONResponse(
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": "Too many client registrations from this address; "
+                    f"retry in {math.ceil(wait)} s.",
+                },
+                status_code=429,
+                headers={"Retry-After": str(math.ceil(wait)), **NO_STORE},
+            )
+        limiter.failed(key)  # every attempt counts against the window
+        return await register.handle(request)
+
+    routes = [
+        Route(
+            METADATA_PATH, cors_middleware(metadata, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"]
+        ),
+        Route(
+            METADATA_PATH + "/mcp",
+            cors_middleware(metadata, ["GET", "OPTIONS"]),
+            methods=["GET", "OPTIONS"],
+        ),
+        Route(AUTHORIZE_PATH, based(authorize.handle), methods=["GET", "POST"]),
+        Route(
+            TOKEN_PATH,
+            cors_middleware(based(token_endpoint), ["POST", "OPTIONS"]),
+            methods=["POST", "OPTIONS"],
+        ),
+        Route(
+            REGISTER_PATH,
+            cors_middleware(based(register_endpoint), ["POST", "OPTIONS"]),
+            methods=["POST", "OPTIONS"],
+        ),
+        Route(
+            REVOKE_PATH,
+            cors_middleware(based(revoke.handle), ["POST", "OPTIONS"]),
+            methods=["POST", "OPTIONS"],
+        ),
+    ]
+    app.router.routes.extend(routes)
+    app.include_router(consent_routes.router)
