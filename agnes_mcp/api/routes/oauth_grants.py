@@ -1,0 +1,5 @@
+"""Placeholder replaced by the OAuth grants REST routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
