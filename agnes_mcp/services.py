@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from agnes_mcp.audit_trail import AuditTrail
 from agnes_mcp.auth.bearer import BearerAuth, BearerKind
@@ -27,6 +28,7 @@ from agnes_mcp.store.audit import AuditRepository
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.grants import GrantRepository
 from agnes_mcp.store.groups import GroupRepository
+from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.metrics import MetricRepository
 from agnes_mcp.store.oauth import OAuthRepository
 from agnes_mcp.store.profiles import ProfileRepository
@@ -209,6 +211,7 @@ class Services:
     def start(self) -> None:
         """Start background work: the write-behind flusher, the sync scheduler."""
         self.write_behind.start()
+        self.oauth_store.purge_expired(utcnow() - timedelta(days=1))  # tokens long dead
         self.sync.start()
         self.group_sync.start()
 

@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import unicodedata
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -107,7 +108,13 @@ def check_registration(client: OAuthClientInformationFull) -> None:
 
 
 def display_name(client: OAuthClientInformationFull) -> str:
-    name = " ".join((client.client_name or "").split())
+    """The client's name fit to show on the consent page: control and formatting characters
+    (bidi overrides, zero-width joiners, which could make one name look like another) are
+    dropped and whitespace collapsed."""
+    visible = "".join(
+        ch for ch in client.client_name or "" if unicodedata.category(ch) not in ("Cc", "Cf")
+    )
+    name = " ".join(visible.split())
     return name[:MAX_NAME] or UNNAMED
 
 
