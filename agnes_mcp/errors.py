@@ -233,7 +233,7 @@ class TokenNotFound(NotFound):
 
 class OAuthGrantNotFound(NotFound):
     code = "oauth_grant_not_found"
-    default_hint = "List a user's OAuth grants with 'GET /api/admin/oauth-grants?user=EMAIL'."
+    default_hint = "List OAuth grants with 'agnes admin oauth list --user EMAIL'."
 
 
 class GrantNotFound(NotFound):

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin_commands = admin.add_subparsers(title="admin commands", metavar="AREA", required=True)
     _user_commands(admin_commands, client)
     _token_commands(admin_commands, client)
+    _oauth_commands(admin_commands, client)
     _group_commands(admin_commands, client)
     _grant_commands(admin_commands, client)
     _registry_commands(admin_commands, client)
@@ -145,6 +146,26 @@ def _token_commands(
     listing.add_argument("--all", action="store_true", help="every user's tokens")
     revoke = _leaf(tokens, "revoke", "cli.commands.admin_tokens:revoke", "revoke a token", client)
     revoke.add_argument("token_id")
+
+
+def _oauth_commands(
+    area: argparse._SubParsersAction[argparse.ArgumentParser],
+    client: Sequence[argparse.ArgumentParser],
+) -> None:
+    grants = area.add_parser("oauth", help="MCP clients' OAuth grants").add_subparsers(
+        title="oauth commands", metavar="ACTION", required=True
+    )
+    listing = _leaf(grants, "list", "cli.commands.admin_oauth:list_", "list OAuth grants", client)
+    listing.add_argument("--user", help="id or e-mail (default: every user)")
+    listing.add_argument("--active", action="store_true", help="only grants not revoked")
+    revoke = _leaf(
+        grants,
+        "revoke",
+        "cli.commands.admin_oauth:revoke",
+        "revoke an OAuth grant (the client is signed out at once)",
+        client,
+    )
+    revoke.add_argument("grant_id")
 
 
 def _group_commands(

@@ -7,10 +7,18 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import secrets
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -193,3 +201,151 @@ def _evil_site(target: str) -> Any:
         )
 
     return Starlette(routes=[Route("/", home)])
+
+
+MCP_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "browser-test", "version": "0"},
+    },
+}
+MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+def _mcp_status(base: str, token: str) -> int:
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+    return httpx.post(f"{base}/mcp", json=MCP_INITIALIZE, headers=headers).status_code
+
+
+def test_an_oauth_grant_is_revoked_on_the_tokens_page(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    services, base = demo.live.services, demo.live.base_url
+    analyst = services.tokens.authenticate(demo.analyst_token, record_use=False)
+    client = f"Browser grant {secrets.token_hex(3)}"
+    issued = services.oauth.start_grant(
+        user_id=analyst.user_id,
+        client_id="browser-grant-client",
+        client_name=client,
+        scopes=["data"],
+        resource=f"{base}/mcp",
+    )
+    assert _mcp_status(base, issued.access_token) == 200
+    page = _admin_page(demo, browser_context, "/admin/tokens")
+    row = page.locator(".tabulator-row", has_text=client).first
+    row.filter(has_text=analyst.email).filter(has_text="active").wait_for()
+    row.click()
+    page.get_by_role("button", name="Revoke selected grant").click()
+    page.get_by_role("button", name="Confirm", exact=True).click()
+    page.get_by_text("Revoked the OAuth grant").wait_for()
+    page.locator(".tabulator-row", has_text=client).filter(has_text="revoked").first.wait_for()
+    assert services.oauth.grant(issued.grant.id).revoked_at is not None
+    assert _mcp_status(base, issued.access_token) == 401
+    assert _mcp_status(base, demo.analyst_token) == 200  # the analyst's PAT keeps working
+
+
+@dataclass
+class _Callback:
+    """A local redirect target (an MCP client's loopback listener): the first request's
+    query, and an event set when it arrives."""
+
+    url: str
+    arrived: threading.Event = field(default_factory=threading.Event)
+    query: dict[str, str] = field(default_factory=dict)
+
+
+@contextmanager
+def _callback_server() -> Iterator[_Callback]:
+    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    callback = _Callback(f"http://127.0.0.1:{server.server_address[1]}/callback")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<p>Signed in. You can close this window.</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            if urlsplit(self.path).path == "/callback" and not callback.arrived.is_set():
+                query = parse_qs(urlsplit(self.path).query)
+                callback.query.update({k: v[0] for k, v in query.items()})
+                callback.arrived.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server.RequestHandlerClass = Handler
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield callback
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_the_consent_page_sends_the_browser_back_to_the_client(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    """The real consent in Chromium: the page's CSP ``form-action`` must let the browser
+    follow Allow's redirect to the client's loopback listener."""
+    base = demo.live.base_url
+    with _callback_server() as callback:
+        registered = httpx.post(
+            f"{base}/register",
+            json={
+                "client_name": "Chromium test client",
+                "redirect_uris": [callback.url],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        client_id = registered.json()["client_id"]
+        verifier = secrets.token_urlsafe(48)
+        challenge = (
+            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+            .rstrip(b"=")
+            .decode()
+        )
+        state = secrets.token_urlsafe(16)
+        authorize = f"{base}/authorize?" + urlencode(
+            {
+                "response_type": "code",
+                "client_id": client_id,
+                "redirect_uri": callback.url,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "state": state,
+                "scope": "data",
+                "resource": f"{base}/mcp",
+            }
+        )
+        page = browser_context.new_page()
+        sign_in_with_token(page, base, demo.analyst_token, next_path="/me")
+        page.goto(authorize)
+        page.get_by_text("Chromium test client").first.wait_for()
+        page.get_by_role("button", name="Allow").click()
+        assert callback.arrived.wait(timeout=30), "the browser never reached the callback"
+    assert callback.query["state"] == state
+    assert callback.query["code"]
+    tokens = httpx.post(
+        f"{base}/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": callback.query["code"],
+            "redirect_uri": callback.url,
+            "client_id": client_id,
+            "code_verifier": verifier,
+            "resource": f"{base}/mcp",
+        },
+    )
+    assert tokens.status_code == 200, tokens.text
+    assert _mcp_status(base, tokens.json()["access_token"]) == 200

@@ -1,8 +1,9 @@
-"""Tokens: every personal access token, filters, create for a user, revoke.
+"""Tokens: every personal access token, filters, create for a user, revoke; and every
+OAuth grant (an MCP client a person allowed to act for them), filters, revoke.
 
 A created token's raw value is shown once, in a read-only field with a copy button; it
 is cleared at the next action on the page and never logged or stored (the store keeps
-only its hash).
+only its hash). PATs and OAuth grants work side by side: revoking one touches no other.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import panel as pn
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, selected, set_options, table
-from agnes_mcp import access_admin
+from agnes_mcp import access_admin, oauth_admin
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.tokens import TokenInfo
@@ -37,6 +38,8 @@ COLUMNS = [
     "status",
 ]
 COPY_JS = "navigator.clipboard.writeText(field.value)"
+GRANT_STATUSES = {"All": ALL, "Active": "active", "Revoked": "revoked"}
+GRANT_COLUMNS = ["grant_id", "user", "client", "created", "last_used", "status", "revoked", "why"]
 
 
 def _time(value: datetime | None) -> str:
@@ -97,6 +100,7 @@ class TokensPage:
         self.revoke_button.on_click(lambda _: self.revoke())
 
         self.refresh()
+        self.oauth = OAuthGrantsSection(ctx)
         self.view = pn.Column(
             pn.Row(self.owner_filter, self.status_filter, self.name_filter),
             self.table,
@@ -106,6 +110,7 @@ class TokensPage:
             pn.pane.Markdown("#### Create a token"),
             self.create_form.layout(self.create_button),
             self.created,
+            self.oauth.view,
             sizing_mode="stretch_width",
         )
 
@@ -200,6 +205,85 @@ class TokensPage:
                 self.actions.say(f"Revoked token '{info.name}' ({info.prefix}).")
 
         self.confirm.ask(f"Revoke token {label}? Programs using it stop working.", then=revoke)
+
+
+class OAuthGrantsSection:
+    """The OAuth grants of every user: who allowed which client, when, last use, revoke."""
+
+    def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
+        self.user_filter = pn.widgets.Select(label="User")
+        self.status_filter = pn.widgets.Select(
+            label="Grant status", options=GRANT_STATUSES, value=ALL
+        )
+        self.table = table(GRANT_COLUMNS, hidden_columns=["grant_id"])
+        self.revoke_button = pn.widgets.Button(label="Revoke selected grant")
+        self.confirm = Confirm()
+        self.actions = Form(ctx, {})
+        for widget in (self.user_filter, self.status_filter):
+            widget.param.watch(lambda _: self.show(), "value")
+        self.revoke_button.on_click(lambda _: self.revoke())
+        self.refresh()
+        self.view = pn.Column(
+            pn.pane.Markdown(
+                "#### OAuth grants\n"
+                "MCP clients people allowed to act for them by signing in (OAuth). Revoking a "
+                "grant signs that client out at once; personal access tokens are not touched."
+            ),
+            pn.Row(self.user_filter, self.status_filter),
+            self.table,
+            self.revoke_button,
+            self.confirm.view,
+            self.actions.layout(),
+            sizing_mode="stretch_width",
+        )
+
+    def refresh(self) -> None:
+        services = self.ctx.services
+        listed = self.actions.run(lambda actor: oauth_admin.list_grants(services, actor))
+        self._grants = listed or []
+        users = services.users.all()
+        set_options(self.user_filter, {"All users": ALL, **{u.email: u.id for u in users}})
+        self.show()
+
+    def show(self) -> None:
+        user, status = self.user_filter.value, self.status_filter.value
+        rows = [
+            {
+                "grant_id": g.id,
+                "user": g.user_email or g.user_id,
+                "client": g.client_name,
+                "created": _time(g.created_at),
+                "last_used": _time(g.last_used_at) or "never",
+                "status": g.status,
+                "revoked": _time(g.revoked_at),
+                "why": g.revoked_why or "",
+            }
+            for g in self._grants
+            if (not user or g.user_id == user) and (not status or g.status == status)
+        ]
+        self.table.value = pd.DataFrame(rows, columns=GRANT_COLUMNS)
+        self.table.selection = []
+
+    def revoke(self) -> None:
+        row = selected(self.table)
+        self.actions.clear()
+        if row is None:
+            self.actions.say("Select a grant first.", "warning")
+            return
+        grant_id, label = str(row["grant_id"]), f"'{row['client']}' for {row['user']}"
+
+        def revoke() -> None:
+            grant = self.actions.run(
+                lambda actor: oauth_admin.revoke_as_admin(self.ctx.services, actor, grant_id)
+            )
+            if grant is not None:
+                self.refresh()
+                self.actions.say(f"Revoked the OAuth grant of {label}.")
+
+        self.confirm.ask(
+            f"Revoke the OAuth grant of {label}? The client is signed out at once.", then=revoke
+        )
 
 
 def build(ctx: PageContext) -> Any:

@@ -221,6 +221,40 @@ def _tokens(view: MeView, form: TokenForm, now: datetime) -> str:
     )
 
 
+def _oauth_rows(view: MeView) -> str:
+    if not view.oauth_grants:
+        return "<p class='muted'>No application has signed in as you.</p>"
+    rows = []
+    for grant in view.oauth_grants:
+        active = grant.revoked_at is None
+        revoke = (
+            f"<form method='post' action='/me/oauth/{esc(grant.id)}/revoke' class='inline'>"
+            f"{_csrf(view)}<button type='submit' class='secondary'>Revoke</button></form>"
+            if active
+            else ""
+        )
+        status = "active" if active else f"revoked {when(grant.revoked_at)}"
+        rows.append(
+            f"<tr data-grant='{esc(grant.id)}'><td>{esc(grant.client_name)}</td>"
+            f"<td>{esc(when(grant.created_at))}</td>"
+            f"<td>{esc(when(grant.last_used_at, 'never'))}</td><td>{esc(status)}</td>"
+            f"<td>{revoke}</td></tr>"
+        )
+    return (
+        "<table><tr><th>Application</th><th>Allowed</th><th>Last used</th><th>Status</th>"
+        "<th></th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _oauth(view: MeView) -> str:
+    return (
+        "<section id='oauth'><h2>Connected applications</h2>"
+        "<p class='muted'>MCP clients you allowed to use this server as you, by signing in "
+        "from them (OAuth). Revoking one signs it out at once; it can ask you again.</p>"
+        f"{_oauth_rows(view)}</section>"
+    )
+
+
 def _tables(view: MeView) -> str:
     if not view.tables:
         return (
@@ -285,6 +319,7 @@ def me_page(
         + _groups(view)
         + _connect(view, raw)
         + _tokens(view, form or TokenForm(), now)
+        + _oauth(view)
         + _tables(view)
         + _metrics(view)
     )

@@ -2,8 +2,9 @@
 
 ``GET /me`` shows who you are, your groups, what you may use and your tokens;
 ``POST /me/tokens`` creates a token (its raw value is in that response only) and
-``POST /me/tokens/{id}/revoke`` revokes one of yours. Every POST needs the session
-and its CSRF token; a missing session goes to ``/auth/login?next=/me``.
+``POST /me/tokens/{id}/revoke`` revokes one of yours, and ``POST /me/oauth/{id}/revoke``
+one of your connected applications (an OAuth grant). Every POST needs the session and
+its CSRF token; a missing session goes to ``/auth/login?next=/me``.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 
 from agnes_mcp.api.web_session import current_session
 from agnes_mcp.auth.sessions import WebSession
-from agnes_mcp.errors import CsrfFailed, TokenNotFound
+from agnes_mcp.errors import CsrfFailed, OAuthGrantNotFound, TokenNotFound
 from agnes_mcp.me import view as me_view
 from agnes_mcp.me.own_tokens import create_own, revoke_own
 from agnes_mcp.me.page import me_page, message_page
 from agnes_mcp.me.token_form import TokenForm
+from agnes_mcp.oauth_admin import revoke_own as revoke_own_grant
 from agnes_mcp.services import Services
 from agnes_mcp.web_layout import security_headers
 
@@ -111,3 +113,24 @@ async def revoke_token(token_id: str, request: Request) -> Response:
             status_code=404,
         )
     return RedirectResponse("/me#tokens", status_code=303, headers=security_headers())
+
+
+@router.post("/me/oauth/{grant_id}/revoke")
+async def revoke_oauth_grant(grant_id: str, request: Request) -> Response:
+    session = await run_in_threadpool(current_session, request)
+    if session is None:
+        return _to_login()
+    services = _services(request)
+    fields = await _form(request)
+    if not _checked(services, session, fields):
+        return _csrf_refused(services)
+    try:
+        await run_in_threadpool(revoke_own_grant, services, session.principal, grant_id)
+    except OAuthGrantNotFound:
+        return message_page(
+            "No such application",
+            "You have no connected application with that id. Nothing was changed.",
+            services.settings.instance_name,
+            status_code=404,
+        )
+    return RedirectResponse("/me#oauth", status_code=303, headers=security_headers())

@@ -2,13 +2,14 @@
 
 Nothing here reads the system DB directly: groups come from the group repository (and the
 last Google group sync from the group sync service), tables from the catalog view (the MCP
-``catalog`` tool), metrics from the metric service and tokens from the token repository,
-each through the signed-in person's principal.
+``catalog`` tool), metrics from the metric service, tokens from the token repository and
+connected applications (OAuth grants) from :mod:`agnes_mcp.oauth_admin`, each through the
+signed-in person's principal.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agnes_mcp.api.routes.well_known import MCP_PATH
 from agnes_mcp.auth.sessions import WebSession
@@ -16,6 +17,7 @@ from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
 from agnes_mcp.catalog_models import CatalogEntry
 from agnes_mcp.errors import GroupNotFound
 from agnes_mcp.metrics.summary import MetricSummary
+from agnes_mcp.oauth_admin import OAuthGrantInfo, own_grants
 from agnes_mcp.services import Services
 from agnes_mcp.store.group_sync import GroupSyncStatus
 from agnes_mcp.store.groups import MembershipSource
@@ -41,6 +43,7 @@ class MeView:
     base_url: str
     group_sync_enabled: bool
     group_sync_status: GroupSyncStatus | None
+    oauth_grants: list[OAuthGrantInfo] = field(default_factory=list)
 
     @property
     def is_admin(self) -> bool:
@@ -76,6 +79,7 @@ def load(services: Services, session: WebSession) -> MeView:
         base_url=services.settings.base_url,
         group_sync_enabled=services.group_sync.enabled,
         group_sync_status=services.group_sync.status(principal.user_id),
+        oauth_grants=own_grants(services, principal),
     )
 
 
