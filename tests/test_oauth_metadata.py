@@ -182,3 +182,101 @@ async def test_the_sdk_client_with_a_bad_token(live_server: LiveServer) -> None:
     params = challenge(refused[0].headers["www-authenticate"])
     assert params["error"] == "invalid_token"
     assert params["error_description"] == "The bearer token is not valid."
+
+
+# --- the authorization server's own metadata (RFC 8414) ------------------------------------
+
+AS_METADATA_PATHS = (
+    "/.well-known/oauth-authorization-server",
+    "/.well-known/oauth-authorization-server/mcp",  # path-suffixed for the /mcp issuer lookup
+)
+
+
+def authorization_server_metadata(client: httpx.Client, base: str) -> dict[str, object]:
+    """The AS metadata the protected resource points to, checked against RFC 8414."""
+    resource = client.get("/.well-known/oauth-protected-resource/mcp").json()
+    issuer = resource["authorization_servers"][0]
+    documents = []
+    for path in AS_METADATA_PATHS:
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text)
+        assert response.headers["content-type"] == "application/json"
+        assert "max-age=" in response.headers["cache-control"]
+        documents.append(response.json())
+    assert documents[0] == documents[1]
+    metadata: dict[str, object] = documents[0]
+    # the issuer is exactly the string the resource metadata names (clients compare them)
+    assert metadata["issuer"] == issuer == base
+    return metadata
+
+
+def test_authorization_server_metadata_follows_rfc_8414(live_server: LiveServer) -> None:
+    base = live_server.base_url
+    with httpx.Client(base_url=base, timeout=10) as anonymous:
+        metadata = authorization_server_metadata(anonymous, base)
+    assert metadata["authorization_endpoint"] == f"{base}/authorize"
+    assert metadata["token_endpoint"] == f"{base}/token"
+    assert metadata["registration_endpoint"] == f"{base}/register"
+    assert metadata["revocation_endpoint"] == f"{base}/revoke"
+    assert metadata["response_types_supported"] == ["code"]
+    assert metadata["grant_types_supported"] == ["authorization_code", "refresh_token"]
+    assert metadata["code_challenge_methods_supported"] == ["S256"]  # no "plain"
+    assert metadata["scopes_supported"] == ["data"]
+    assert metadata["authorization_response_iss_parameter_supported"] is True  # RFC 9207
+    methods = ["none", "client_secret_post", "client_secret_basic"]
+    assert metadata["token_endpoint_auth_methods_supported"] == methods
+    assert metadata["revocation_endpoint_auth_methods_supported"] == methods
+
+
+def test_the_issuer_is_the_url_the_client_used(live_server: LiveServer) -> None:
+    port = live_server.base_url.rsplit(":", 1)[1]
+    with httpx.Client(
+        base_url=live_server.base_url, headers={"Host": f"localhost:{port}"}, timeout=10
+    ) as client:
+        metadata = authorization_server_metadata(client, f"http://localhost:{port}")
+    assert metadata["token_endpoint"] == f"http://localhost:{port}/token"
+
+
+def test_authorization_server_metadata_is_behind_the_host_guard(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.base_url, timeout=10) as client:
+        for path in AS_METADATA_PATHS:
+            assert client.get(path, headers={"Host": "attacker.example.com"}).status_code == 421
+
+
+def test_public_url_names_the_issuer(public_server: LiveServer) -> None:
+    base = "https://agnes.example.com"
+    with httpx.Client(base_url=public_server.base_url, timeout=10) as client:
+        metadata = authorization_server_metadata(client, base)
+    assert metadata["authorization_endpoint"] == f"{base}/authorize"
+    assert metadata["token_endpoint"] == f"{base}/token"
+
+
+@pytest.fixture(scope="module")
+def no_oauth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    root: Path = tmp_path_factory.mktemp("no-oauth")
+    with running_server(root / "data", auth={"oauth": {"enabled": False}}) as server:
+        yield server
+
+
+def test_with_oauth_off_there_is_no_authorization_server(no_oauth_server: LiveServer) -> None:
+    base = no_oauth_server.base_url
+    with httpx.Client(base_url=base, timeout=10) as anonymous:
+        metadata = anonymous.get("/.well-known/oauth-protected-resource/mcp")
+        assert metadata.status_code == 200
+        assert "authorization_servers" not in metadata.json()
+        assert metadata.json()["resource"] == f"{base}/mcp"
+        for path in AS_METADATA_PATHS:
+            assert anonymous.get(path).status_code == 404, path
+        assert anonymous.get("/authorize", params={"client_id": "x"}).status_code == 404
+        assert anonymous.post("/register", json={"redirect_uris": []}).status_code == 404
+        assert anonymous.post("/token", data={"grant_type": "refresh_token"}).status_code == 404
+        assert anonymous.post("/revoke", data={"token": "x"}).status_code == 404
+        assert anonymous.get("/oauth/consent", params={"request": "x"}).status_code == 404
+        refused = anonymous.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+    assert refused.status_code == 401
+    assert "agnes admin token create" in refused.json()["error"]["hint"]
+    params = challenge(refused.headers["www-authenticate"])
+    assert params["resource_metadata"] == f"{base}/.well-known/oauth-protected-resource/mcp"
+    # an OAuth-shaped token is no special kind then: refused like any unknown token
+    services = no_oauth_server.services
+    assert services.bearer.kind_of("agnesat_" + "x" * 43) == "personal"
