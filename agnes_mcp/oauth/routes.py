@@ -2,8 +2,9 @@
 
 ``/.well-known/oauth-authorization-server`` (RFC 8414) answers with the issuer the
 client reached (``public_url`` when set); ``/authorize``, ``/token``, ``/register``
-(RFC 7591, rate-limited per client IP) and ``/revoke`` (RFC 7009) are the MCP SDK's
-handlers over :class:`~agnes_mcp.oauth.provider.AgnesAuthorizationServer`. The consent
+(RFC 7591, rate-limited per client IP) are the MCP SDK's handlers over
+:class:`~agnes_mcp.oauth.provider.AgnesAuthorizationServer`; ``/revoke`` (RFC 7009) is
+ours (:mod:`agnes_mcp.oauth.revocation`). The consent
 page is :mod:`agnes_mcp.oauth.consent_routes`. With ``auth.oauth.enabled`` false none
 of this is mounted and the protected-resource metadata names no authorization server.
 """
@@ -17,7 +18,6 @@ from fastapi import FastAPI
 from fastmcp.server.auth.auth import TokenHandler
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.register import RegistrationHandler
-from mcp.server.auth.handlers.revoke import RevocationHandler
 from mcp.server.auth.routes import build_metadata, cors_middleware
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
 from pydantic import AnyHttpUrl
@@ -30,6 +30,7 @@ from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.oauth.clients import HashedSecretAuthenticator
 from agnes_mcp.oauth.provider import AgnesAuthorizationServer
 from agnes_mcp.oauth.request_base import base_of, mcp_resource, request_base_var
+from agnes_mcp.oauth.revocation import Revocation
 from agnes_mcp.oauth.token_service import OAUTH_SCOPES, normalize_resource
 from agnes_mcp.signin.rate_limit import RateLimiter
 
@@ -55,7 +56,7 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
     authorize = AuthorizationHandler(server)
     token = TokenHandler(provider=server, client_authenticator=authenticator)
     register = RegistrationHandler(server, options=registration)
-    revoke = RevocationHandler(server, authenticator)
+    revoke = Revocation(server, authenticator)
     limiter = RateLimiter(settings.auth.oauth.registrations_per_hour, 3600)
 
     def based(handle: Endpoint) -> Endpoint:

@@ -1,0 +1,513 @@
+"""What the authorization server refuses, each with its OAuth error, driven by hand with
+raw httpx: registration, ``/authorize``, the consent form, ``/token`` and the tokens at
+``/mcp`` afterwards (expiry, replay, revocation, a deactivated user, a removed grant)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import httpx2
+import pytest
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from agnes_mcp.store.groups import MembershipSource
+from agnes_mcp.store.users import User
+from tests.oauth_harness import (
+    REDIRECT_URI,
+    REQUEST_FIELD,
+    TABLE,
+    OAuthWorld,
+    RawClient,
+    consent,
+    consent_page,
+    mcp_post,
+    new_address,
+    oauth_world,
+    pkce,
+    register_client,
+    signed_in_browser,
+)
+from tests.test_signin_token import form_csrf
+
+REGISTRATIONS_PER_HOUR = 2
+OTHER_RESOURCE = "https://other.example.com/mcp"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthWorld]:
+    # The loopback "proxy" is trusted so each registration can come from its own address
+    # (X-Forwarded-For): the per-address limit is tested without starting a second server.
+    with oauth_world(
+        tmp_path_factory.mktemp("oauth-refusals"),
+        trusted_proxies=["127.0.0.1"],
+        auth={"oauth": {"registrations_per_hour": REGISTRATIONS_PER_HOUR}},
+    ) as made:
+        yield made
+
+
+@pytest.fixture
+def http(world: OAuthWorld) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=world.live.base_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
+def analyst(world: OAuthWorld) -> tuple[User, str]:
+    return world.analyst()
+
+
+@pytest.fixture
+def browser(world: OAuthWorld, analyst: tuple[User, str]) -> Iterator[httpx.Client]:
+    with signed_in_browser(world.live.base_url, analyst[1]) as client:
+        yield client
+
+
+@pytest.fixture
+def client(http: httpx.Client) -> RawClient:
+    return RawClient.registered(http)
+
+
+def redirect_params(response: httpx.Response) -> dict[str, str]:
+    """The query of a redirect to the client's redirect URI."""
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    assert location.startswith(REDIRECT_URI + "?"), location
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def error_of(response: httpx.Response) -> str:
+    error: str = response.json()["error"]
+    return error
+
+
+# --- /authorize -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "mentions"),
+    [
+        ({}, "code_challenge"),  # no PKCE at all
+        ({"code_challenge_method": "plain"}, "code_challenge_method"),
+    ],
+    ids=["no-pkce", "plain-pkce"],
+)
+def test_authorize_needs_s256_pkce(
+    client: RawClient, browser: httpx.Client, extra: dict[str, str], mentions: str
+) -> None:
+    _, challenge = pkce()
+    url = client.authorize_url(None if not extra else challenge, state="s-1", **extra)
+    params = redirect_params(browser.get(url))
+    assert params["error"] == "invalid_request" and params["state"] == "s-1"
+    assert mentions in params["error_description"]
+    assert "code" not in params
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://127.0.0.1:53682/elsewhere",  # a registered host and port, another path
+        "http://localhost:53682/callback",  # another loopback name
+        "https://attacker.example.com/callback",
+    ],
+)
+def test_an_unregistered_redirect_uri_gets_no_redirect(
+    client: RawClient, browser: httpx.Client, redirect_uri: str
+) -> None:
+    _, challenge = pkce()
+    refused = browser.get(client.authorize_url(challenge, redirect_uri=redirect_uri))
+    assert refused.status_code == 400 and "location" not in refused.headers
+    assert error_of(refused) == "invalid_request"
+    assert "not registered" in refused.json()["error_description"]
+
+
+def test_a_loopback_redirect_may_use_another_port(client: RawClient, browser: httpx.Client) -> None:
+    verifier, challenge = pkce()
+    moved = dataclasses.replace(client, redirect_uri="http://127.0.0.1:40001/callback")
+    page = consent_page(browser, moved.authorize_url(challenge))
+    assert "127.0.0.1:40001 (an app on this computer)" in page.text
+    callback = consent(browser, moved.authorize_url(challenge))
+    assert moved.exchange(callback["code"], verifier).status_code == 200
+
+
+def test_an_unknown_client_gets_no_redirect(http: httpx.Client) -> None:
+    _, challenge = pkce()
+    stranger = RawClient(http, "no-such-client")
+    refused = http.get(stranger.authorize_url(challenge))
+    assert refused.status_code == 400 and "location" not in refused.headers
+    assert error_of(refused) == "invalid_request"
+
+
+def test_a_token_for_another_resource_is_refused_at_authorize(
+    client: RawClient, browser: httpx.Client
+) -> None:
+    _, challenge = pkce()
+    url = client.authorize_url(challenge, resource=OTHER_RESOURCE, state="s-2")
+    params = redirect_params(browser.get(url))
+    assert params["error"] == "invalid_target" and params["state"] == "s-2"
+    assert OTHER_RESOURCE in params["error_description"]
+
+
+# --- /token -----------------------------------------------------------------------------
+
+
+def test_a_wrong_code_verifier_is_refused(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, analyst: tuple[User, str]
+) -> None:
+    verifier, challenge = pkce()
+    callback = consent(browser, client.authorize_url(challenge))
+    refused = client.exchange(callback["code"], pkce()[0])
+    assert error_of(refused) == "invalid_grant", refused.text
+    assert "code_verifier" in refused.json()["error_description"]
+    assert "access_token" not in refused.json()
+    assert world.live.services.oauth.grants(user_id=analyst[0].id) == []
+    missing = client.token(
+        grant_type="authorization_code", code=callback["code"], redirect_uri=client.redirect_uri
+    )
+    assert error_of(missing) == "invalid_request" and "code_verifier" in missing.text
+    assert client.exchange(callback["code"], verifier).status_code == 200
+
+
+def test_a_code_is_bound_to_its_client_and_redirect(
+    world: OAuthWorld,
+    client: RawClient,
+    browser: httpx.Client,
+    http: httpx.Client,
+    analyst: tuple[User, str],
+) -> None:
+    verifier, challenge = pkce()
+    callback = consent(browser, client.authorize_url(challenge))
+    other = RawClient.registered(http)
+    stolen = other.exchange(callback["code"], verifier)
+    assert error_of(stolen) == "invalid_grant" and "access_token" not in stolen.json()
+    moved = dataclasses.replace(client, redirect_uri="http://127.0.0.1:40001/callback")
+    elsewhere = moved.exchange(callback["code"], verifier)
+    assert error_of(elsewhere) == "invalid_request" and "redirect_uri" in elsewhere.text
+    assert world.live.services.oauth.grants(user_id=analyst[0].id) == []
+    assert client.exchange(callback["code"], verifier).status_code == 200
+
+
+def test_an_unknown_consent_request_is_explained(browser: httpx.Client) -> None:
+    page = browser.get("/oauth/consent", params={"request": "never-issued"})
+    assert page.status_code == 400 and "expired or was already answered" in page.text
+    assert "name='decision'" not in page.text
+
+
+def test_a_code_used_twice_revokes_what_it_gave(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, http: httpx.Client
+) -> None:
+    verifier, challenge = pkce()
+    callback = consent(browser, client.authorize_url(challenge))
+    first = client.exchange(callback["code"], verifier)
+    assert first.status_code == 200, first.text
+    tokens = first.json()
+    assert mcp_post(http, tokens["access_token"]).status_code == 200
+    second = client.exchange(callback["code"], verifier)
+    assert error_of(second) == "invalid_grant", second.text
+    assert "access_token" not in second.json()
+    refused = mcp_post(http, tokens["access_token"])
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_revoked"
+    assert error_of(client.refresh(tokens["refresh_token"])) == "invalid_grant"
+    grant = world.live.services.oauth.grant_of(tokens["access_token"])
+    assert grant is not None and grant.revoked_why == "its authorization code was used twice"
+
+
+def test_a_token_for_another_resource_is_refused_at_token(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, analyst: tuple[User, str]
+) -> None:
+    verifier, challenge = pkce()
+    callback = consent(browser, client.authorize_url(challenge))
+    refused = client.exchange(callback["code"], verifier, resource=OTHER_RESOURCE)
+    assert refused.status_code == 400 and error_of(refused) == "invalid_target"
+    assert world.live.services.oauth.grants(user_id=analyst[0].id) == []
+    # the resource it was issued for, with a trailing slash, is the same resource
+    fine = client.exchange(callback["code"], verifier, resource=client.resource + "/")
+    assert fine.status_code == 200, fine.text
+    rotated = client.refresh(fine.json()["refresh_token"], resource=OTHER_RESOURCE)
+    assert error_of(rotated) == "invalid_target"
+
+
+def test_a_token_is_bound_to_the_mcp_url_it_was_issued_for(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, http: httpx.Client
+) -> None:
+    tokens = client.tokens(browser)
+    port = urlsplit(world.live.base_url).port
+    assert mcp_post(http, tokens["access_token"]).status_code == 200
+    elsewhere = mcp_post(http, tokens["access_token"], Host=f"localhost:{port}")
+    assert elsewhere.status_code == 401
+    assert elsewhere.json()["error"]["code"] == "token_wrong_resource"
+    assert f"http://localhost:{port}/mcp" in elsewhere.json()["error"]["message"]
+    assert 'error="invalid_token"' in elsewhere.headers["www-authenticate"]
+
+
+def test_an_expired_access_token_is_refused_and_refresh_mends_it(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, http: httpx.Client
+) -> None:
+    services = world.live.services
+    tokens = client.tokens(browser)
+    assert mcp_post(http, tokens["access_token"]).status_code == 200  # cached as valid
+    with services.store.transaction() as cur:  # bumps the generation: caches drop it
+        cur.execute(
+            "UPDATE oauth_tokens SET expires_at = now() - INTERVAL 1 HOUR "
+            "WHERE kind = 'access' AND grant_id = ?",
+            [services.oauth.grant_of(tokens["access_token"]).id],  # type: ignore[union-attr]
+        )
+    refused = mcp_post(http, tokens["access_token"])
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_expired"
+    assert 'error="invalid_token"' in refused.headers["www-authenticate"]
+    renewed = client.refresh(tokens["refresh_token"])
+    assert renewed.status_code == 200, renewed.text
+    assert mcp_post(http, renewed.json()["access_token"]).status_code == 200
+
+
+def test_an_expired_refresh_token_is_refused(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client
+) -> None:
+    services = world.live.services
+    tokens = client.tokens(browser)
+    with services.store.transaction() as cur:
+        cur.execute(
+            "UPDATE oauth_tokens SET expires_at = now() - INTERVAL 1 HOUR "
+            "WHERE kind = 'refresh' AND grant_id = ?",
+            [services.oauth.grant_of(tokens["refresh_token"]).id],  # type: ignore[union-attr]
+        )
+    refused = client.refresh(tokens["refresh_token"])
+    assert error_of(refused) == "invalid_grant" and "expired" in refused.text
+    assert "access_token" not in refused.json()
+
+
+def test_a_refresh_token_reused_after_rotation_ends_the_family(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, http: httpx.Client
+) -> None:
+    tokens = client.tokens(browser)
+    rotated = client.refresh(tokens["refresh_token"])
+    assert rotated.status_code == 200, rotated.text
+    successor = rotated.json()
+    assert mcp_post(http, successor["access_token"]).status_code == 200
+    replayed = client.refresh(tokens["refresh_token"])
+    assert error_of(replayed) == "invalid_grant" and "access_token" not in replayed.json()
+    refused = mcp_post(http, successor["access_token"])
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_revoked"
+    assert error_of(client.refresh(successor["refresh_token"])) == "invalid_grant"
+    grant = world.live.services.oauth.grant_of(successor["access_token"])
+    assert grant is not None and grant.revoked_why == "a rotated refresh token was used again"
+
+
+def test_a_refresh_token_works_only_for_its_own_client(
+    client: RawClient, browser: httpx.Client, http: httpx.Client
+) -> None:
+    tokens = client.tokens(browser)
+    other = RawClient.registered(http, token_endpoint_auth_method="client_secret_post")
+    stolen = other.refresh(tokens["refresh_token"])
+    assert error_of(stolen) == "invalid_grant" and "access_token" not in stolen.json()
+    # another client cannot revoke it either (RFC 7009: 200, and nothing happens)
+    revoked = http.post(
+        "/revoke",
+        data={
+            "token": tokens["access_token"],
+            "client_id": other.client_id,
+            "client_secret": other.client_secret or "",
+        },
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert mcp_post(http, tokens["access_token"]).status_code == 200
+    assert client.refresh(tokens["refresh_token"]).status_code == 200
+
+
+def test_a_public_client_revokes_without_a_secret(
+    client: RawClient, browser: httpx.Client, http: httpx.Client
+) -> None:
+    """RFC 7009 section 2.1 with a public client (``token_endpoint_auth_method=none``,
+    as MCP desktop clients register): the client_id alone identifies it."""
+    tokens = client.tokens(browser)
+    revoked = http.post(
+        "/revoke", data={"token": tokens["refresh_token"], "client_id": client.client_id}
+    )
+    assert revoked.status_code == 200, revoked.text
+    refused = mcp_post(http, tokens["access_token"])
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_revoked"
+
+
+# --- registration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://app.example.com/callback",  # plain http off loopback
+        "myapp://callback",  # a custom scheme
+        "https://app.example.com/callback#fragment",
+        "https://user:secret@app.example.com/callback",
+    ],
+)
+def test_registration_refuses_unsafe_redirects(http: httpx.Client, redirect_uri: str) -> None:
+    refused = register_client(http, [redirect_uri])
+    assert refused.status_code == 400, refused.text
+    assert error_of(refused) == "invalid_redirect_uri"
+    assert "client_id" not in refused.json()
+
+
+def test_registration_is_limited_per_address(http: httpx.Client) -> None:
+    address = new_address()
+    for _ in range(REGISTRATIONS_PER_HOUR):
+        assert register_client(http, address=address).status_code == 201
+    limited = register_client(http, address=address)
+    assert limited.status_code == 429, limited.text
+    assert error_of(limited) == "temporarily_unavailable"
+    assert 0 < int(limited.headers["retry-after"]) <= 3600
+    assert register_client(http, address=new_address()).status_code == 201
+
+
+@pytest.mark.parametrize("method", ["client_secret_post", "client_secret_basic"])
+def test_a_confidential_client_proves_itself_and_nothing_raw_is_stored(
+    world: OAuthWorld, http: httpx.Client, browser: httpx.Client, method: str
+) -> None:
+    registered = register_client(http, token_endpoint_auth_method=method)
+    assert registered.status_code == 201, registered.text
+    info = registered.json()
+    secret = info["client_secret"]
+    assert secret and info["token_endpoint_auth_method"] == method
+    basic = method == "client_secret_basic"
+    # the secret goes in the form (post) or in an Authorization: Basic header (basic)
+    posted = {} if basic else {"client_secret": secret}
+    auth = httpx.BasicAuth(info["client_id"], secret) if basic else httpx.USE_CLIENT_DEFAULT
+    client = RawClient(http, info["client_id"])
+
+    verifier, challenge = pkce()
+    callback = consent(browser, client.authorize_url(challenge))
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": client.client_id,
+        "code": callback["code"],
+        "code_verifier": verifier,
+        "redirect_uri": client.redirect_uri,
+    }
+    wrong = http.post("/token", data={**form, "client_secret": "not-the-secret"})
+    assert wrong.status_code == 401 and error_of(wrong) == "invalid_client"
+    bare = http.post("/token", data=form)
+    assert bare.status_code == 401 and error_of(bare) == "invalid_client"
+    if basic:
+        wrong_basic = http.post("/token", data=form, auth=httpx.BasicAuth(client.client_id, "x"))
+        assert wrong_basic.status_code == 401 and error_of(wrong_basic) == "invalid_client"
+    good = http.post("/token", data={**form, **posted}, auth=auth)
+    assert good.status_code == 200, good.text
+    tokens = good.json()
+
+    raws = (secret, tokens["access_token"], tokens["refresh_token"], callback["code"])
+    world.live.services.write_behind.flush()  # the audit rows of this exchange too
+    with world.live.services.store.cursor() as cur:
+        dumped = " ".join(
+            str(cur.execute(f"SELECT * FROM {table}").fetchall())
+            for table in ("oauth_clients", "oauth_grants", "oauth_tokens", "audit_log")
+        )
+    assert info["client_id"] in dumped  # the scan sees the rows
+    assert not [raw for raw in raws if raw in dumped]
+
+    # the client revokes its token, proving itself the same way (RFC 7009 section 2.1)
+    revoked = http.post(
+        "/revoke",
+        data={
+            "token": tokens["access_token"],
+            "client_id": client.client_id,
+            **posted,
+        },
+        auth=auth,
+    )
+    assert revoked.status_code == 200, revoked.text
+    assert mcp_post(http, tokens["access_token"]).status_code == 401
+
+
+# --- the consent form -------------------------------------------------------------------
+
+
+def test_consent_without_the_csrf_value_allows_nothing(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, analyst: tuple[User, str]
+) -> None:
+    verifier, challenge = pkce()
+    page = consent_page(browser, client.authorize_url(challenge))
+    request_id = REQUEST_FIELD.search(page.text)
+    assert request_id
+    for csrf in ({}, {"csrf": "forged-value"}):
+        forged = browser.post(
+            "/oauth/consent", data={"request": request_id[1], "decision": "allow", **csrf}
+        )
+        assert forged.status_code == 403 and "location" not in forged.headers
+        assert "Nothing was allowed" in forged.text
+    assert world.live.services.oauth.grants(user_id=analyst[0].id) == []
+    # the request was not used up: the user's own answer still goes through
+    answered = browser.post(
+        "/oauth/consent",
+        data={"csrf": form_csrf(page.text), "request": request_id[1], "decision": "allow"},
+    )
+    assert answered.status_code == 303
+    code = parse_qs(urlsplit(answered.headers["location"]).query)["code"][0]
+    assert client.exchange(code, verifier).status_code == 200
+    # and answers once
+    again = browser.post(
+        "/oauth/consent",
+        data={"csrf": form_csrf(page.text), "request": request_id[1], "decision": "allow"},
+    )
+    assert again.status_code == 400 and "location" not in again.headers
+
+
+def test_consent_without_a_session_goes_to_login(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, http: httpx.Client
+) -> None:
+    _, challenge = pkce()
+    page = consent_page(browser, client.authorize_url(challenge))
+    request_id = REQUEST_FIELD.search(page.text)
+    assert request_id
+    anonymous = http.post(
+        "/oauth/consent",
+        data={"csrf": form_csrf(page.text), "request": request_id[1], "decision": "allow"},
+    )
+    assert anonymous.status_code == 303
+    location = anonymous.headers["location"]
+    assert location.startswith("/auth/login?next=") and "code=" not in location
+    assert parse_qs(urlsplit(location).query)["next"] == [f"/oauth/consent?request={request_id[1]}"]
+
+
+# --- what changes after consent ---------------------------------------------------------
+
+
+def test_a_deactivated_user_loses_access_at_once(
+    world: OAuthWorld,
+    client: RawClient,
+    browser: httpx.Client,
+    http: httpx.Client,
+    analyst: tuple[User, str],
+) -> None:
+    tokens = client.tokens(browser)
+    assert mcp_post(http, tokens["access_token"]).status_code == 200
+    world.live.services.users.set_active(analyst[0].id, False)
+    refused = mcp_post(http, tokens["access_token"])
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "user_inactive"
+    renewed = client.refresh(tokens["refresh_token"])
+    assert error_of(renewed) == "invalid_grant" and "deactivated" in renewed.text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_removed_group_membership_takes_effect_on_the_next_query(
+    world: OAuthWorld, client: RawClient, browser: httpx.Client, analyst: tuple[User, str]
+) -> None:
+    tokens = client.tokens(browser)
+    sql = f"SELECT count(*) FROM {TABLE}"
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as mcp_http,
+        streamable_http_client(f"{world.live.base_url}/mcp", http_client=mcp_http) as streams,
+        ClientSession(streams[0], streams[1]) as session,
+    ):
+        await session.initialize()
+        allowed = await session.call_tool("query", {"sql": sql})
+        assert not allowed.is_error and allowed.structured_content["rows"] == [[2]]
+        world.live.services.groups.remove_member(
+            world.group_id, analyst[0].id, MembershipSource.ADMIN
+        )
+        refused = await session.call_tool("query", {"sql": sql})
+    assert refused.is_error
+    assert refused.structured_content["error"]["code"] == "table_not_granted"
