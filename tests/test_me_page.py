@@ -179,6 +179,9 @@ def test_create_token_shown_once_and_works(server: LiveServer) -> None:
             f"claude mcp add --transport http agnes {base}/mcp "
             f"--header &quot;Authorization: Bearer {raw}&quot;" in created.text
         )
+        # OAuth on (the default): the line without a token comes first
+        oauth_line = f"claude mcp add --transport http agnes {base}/mcp</pre>"
+        assert created.text.index(oauth_line) < created.text.index("--header &quot;")
         assert "nonce=" in created.text and "data-copy='new-token'" in created.text
         again = client.get("/me")
         assert raw not in again.text and "laptop" in again.text

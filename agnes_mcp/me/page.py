@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from fastapi.responses import HTMLResponse
 
 from agnes_mcp.me.token_form import MAX_EXPIRY_DAYS, TokenForm
-from agnes_mcp.me.view import MeView, paste_lines
+from agnes_mcp.me.view import MeView, oauth_line, paste_lines
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.tokens import TokenInfo
 from agnes_mcp.web_layout import esc, html_page
@@ -125,12 +125,21 @@ def _connect(view: MeView, raw_token: str | None) -> str:
         if raw_token
         else "Replace <code>&lt;TOKEN&gt;</code> with a token you create below."
     )
+    oauth = (
+        "<label>Claude Code (MCP), signing in in your browser — no token to paste</label>"
+        f"{_copyable('line-mcp-oauth', oauth_line(view.base_url))}"
+        "<p class='muted'>Then run <code>/mcp</code> in Claude Code and choose "
+        "Authenticate; it shows up under Connected applications below.</p>"
+        "<label>Claude Code (MCP) with a token instead (no browser: CI, scripts)</label>"
+        if view.oauth_enabled
+        else "<label>Claude Code (MCP)</label>"
+    )
     return (
         "<section id='connect'><h2>Connect your laptop</h2>"
         f"<p class='muted'>{note}</p>"
         "<label>The CLI workspace</label>"
         f"{_copyable('line-init', init)}"
-        "<label>Claude Code (MCP)</label>"
+        f"{oauth}"
         f"{_copyable('line-mcp', mcp)}</section>"
     )
 

@@ -44,6 +44,7 @@ class MeView:
     group_sync_enabled: bool
     group_sync_status: GroupSyncStatus | None
     oauth_grants: list[OAuthGrantInfo] = field(default_factory=list)
+    oauth_enabled: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -80,7 +81,13 @@ def load(services: Services, session: WebSession) -> MeView:
         group_sync_enabled=services.group_sync.enabled,
         group_sync_status=services.group_sync.status(principal.user_id),
         oauth_grants=own_grants(services, principal),
+        oauth_enabled=services.settings.auth.oauth.enabled,
     )
+
+
+def oauth_line(base_url: str) -> str:
+    """Claude Code with OAuth: no token to paste; it signs in in the browser."""
+    return f"claude mcp add --transport http agnes {base_url}{MCP_PATH}"
 
 
 def paste_lines(base_url: str, token: str = TOKEN_PLACEHOLDER) -> tuple[str, str]:
