@@ -26,6 +26,7 @@ from benchmarks import (
     bench_pull,
     bench_query,
     bench_rebuild,
+    oauth,
 )
 from benchmarks.harness import Result
 
@@ -40,6 +41,7 @@ SUITES = {
     "pull": bench_pull.run,
     "fairness": bench_fairness.run,
     "admin": admin.run,
+    "oauth": oauth.run,
 }
 
 

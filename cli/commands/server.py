@@ -72,6 +72,7 @@ Sign in to the admin app at {base}/auth/login with the admin token
 Try:
   uv run agnes login --server-url {base} --token <admin token>
   uv run agnes admin list-tables
+  claude mcp add --transport http agnes {base}/mcp   # then /mcp, Authenticate
   claude mcp add --transport http agnes {base}/mcp --header "Authorization: Bearer <analyst token>"
   mkdir analysis && cd analysis && uv run agnes init --server-url {base} --token <analyst token>
 
