@@ -29,22 +29,12 @@ from mcp.shared.auth import (
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.store.users import User
 from tests.conftest import LiveServer, add_user, register, running_server, token_for
+from tests.mcp_raw import INITIALIZE, MCP_HEADERS
 from tests.test_signin_token import form_csrf, sign_in_with_token
 
 REQUEST_FIELD = re.compile(r"name='request' value='([^']+)'")
 REDIRECT_URI = "http://127.0.0.1:53682/callback"
 TABLE = "people"
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw-test", "version": "0"},
-    },
-}
 _addresses = itertools.count(1)
 
 

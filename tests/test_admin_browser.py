@@ -27,6 +27,8 @@ from agnes_admin.pages import all_pages
 from agnes_admin.shell import TITLE_CLASS
 from tests.browser_harness import ConsoleLog, open_panel_page, sign_in_with_token
 from tests.conftest import DemoServer, running_demo
+from tests.mcp_raw import INITIALIZE as MCP_INITIALIZE
+from tests.mcp_raw import MCP_HEADERS
 from tests.threaded_server import ThreadedServer
 
 pytestmark = pytest.mark.slow
@@ -201,19 +203,6 @@ def _evil_site(target: str) -> Any:
         )
 
     return Starlette(routes=[Route("/", home)])
-
-
-MCP_INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "browser-test", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 def _mcp_status(base: str, token: str) -> int:

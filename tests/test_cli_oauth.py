@@ -13,18 +13,7 @@ from agnes_mcp.store.users import User
 from cli import exit_codes
 from cli.main import main
 from tests.conftest import LiveServer, add_user, token_for
-
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "cli-oauth-test", "version": "0"},
-    },
-}
+from tests.mcp_raw import INITIALIZE, MCP_HEADERS
 
 
 def run(

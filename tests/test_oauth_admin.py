@@ -25,20 +25,10 @@ from agnes_mcp.services import Services
 from agnes_mcp.store.audit import AuditRow
 from agnes_mcp.store.users import User
 from tests.conftest import LiveServer, add_user, running_server, token_for
+from tests.mcp_raw import INITIALIZE, MCP_HEADERS
 
 GRANTS = "/api/admin/oauth-grants"
 CSRF_FIELD = re.compile(r"name='csrf' value='([^']+)'")
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "oauth-admin-test", "version": "0"},
-    },
-}
-MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +241,7 @@ def test_me_answers_someone_elses_grant_as_missing(server: LiveServer) -> None:
         page = browser.get("/me")
         assert "No application has signed in as you." in oauth_section(page.text)
         answer = browser.post(revoke_path, data={"csrf": csrf_of(page.text)})
-        assert answer.status_code == 404 and "No such application" in answer.text
+        assert answer.status_code == 404 and "No such connected application" in answer.text
     with server.client(follow_redirects=False) as signed_out:
         assert signed_out.post(revoke_path, data={"csrf": "x"}).status_code == 303
     assert services.oauth.grant(issued.grant.id).revoked_at is None

@@ -9,13 +9,16 @@ its CSRF token; a missing session goes to ``/auth/login?next=/me``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from agnes_mcp.api.web_session import current_session
+from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.sessions import WebSession
-from agnes_mcp.errors import CsrfFailed, OAuthGrantNotFound, TokenNotFound
+from agnes_mcp.errors import CsrfFailed, NotFound, OAuthGrantNotFound, TokenNotFound
 from agnes_mcp.me import view as me_view
 from agnes_mcp.me.own_tokens import create_own, revoke_own
 from agnes_mcp.me.page import me_page, message_page
@@ -94,8 +97,15 @@ async def create_token(request: Request) -> Response:
     return await run_in_threadpool(work)
 
 
-@router.post("/me/tokens/{token_id}/revoke")
-async def revoke_token(token_id: str, request: Request) -> Response:
+async def _revoke(
+    request: Request,
+    revoke: Callable[[Services, Principal], object],
+    missing: type[NotFound],
+    what: str,
+    anchor: str,
+) -> Response:
+    """A CSRF-checked revoke of one of the caller's own things; someone else's (or none)
+    is answered as missing, and nothing changes."""
     session = await run_in_threadpool(current_session, request)
     if session is None:
         return _to_login()
@@ -104,33 +114,34 @@ async def revoke_token(token_id: str, request: Request) -> Response:
     if not _checked(services, session, fields):
         return _csrf_refused(services)
     try:
-        await run_in_threadpool(revoke_own, services, session.principal, token_id)
-    except TokenNotFound:
+        await run_in_threadpool(revoke, services, session.principal)
+    except missing:
         return message_page(
-            "No such token",
-            "You have no token with that id. Nothing was changed.",
+            f"No such {what}",
+            f"You have no {what} with that id. Nothing was changed.",
             services.settings.instance_name,
             status_code=404,
         )
-    return RedirectResponse("/me#tokens", status_code=303, headers=security_headers())
+    return RedirectResponse(f"/me#{anchor}", status_code=303, headers=security_headers())
+
+
+@router.post("/me/tokens/{token_id}/revoke")
+async def revoke_token(token_id: str, request: Request) -> Response:
+    return await _revoke(
+        request,
+        lambda services, principal: revoke_own(services, principal, token_id),
+        TokenNotFound,
+        "token",
+        "tokens",
+    )
 
 
 @router.post("/me/oauth/{grant_id}/revoke")
 async def revoke_oauth_grant(grant_id: str, request: Request) -> Response:
-    session = await run_in_threadpool(current_session, request)
-    if session is None:
-        return _to_login()
-    services = _services(request)
-    fields = await _form(request)
-    if not _checked(services, session, fields):
-        return _csrf_refused(services)
-    try:
-        await run_in_threadpool(revoke_own_grant, services, session.principal, grant_id)
-    except OAuthGrantNotFound:
-        return message_page(
-            "No such application",
-            "You have no connected application with that id. Nothing was changed.",
-            services.settings.instance_name,
-            status_code=404,
-        )
-    return RedirectResponse("/me#oauth", status_code=303, headers=security_headers())
+    return await _revoke(
+        request,
+        lambda services, principal: revoke_own_grant(services, principal, grant_id),
+        OAuthGrantNotFound,
+        "connected application",
+        "oauth",
+    )
