@@ -19,8 +19,8 @@ def _say(code: str, message: str, hint: str | None, as_json: bool) -> None:
 
 
 def report(exc: BaseException, as_json: bool) -> int:
+    from agnes_sync.credentials import CredentialsError
     from agnes_sync.server_api import NotAgnesServer, ServerError, ServerUnreachable
-    from cli.credentials import CredentialsError
 
     if isinstance(exc, argparse.ArgumentTypeError):
         _say("usage", str(exc), "See --help.", as_json)

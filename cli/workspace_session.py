@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.credentials import resolve
+from agnes_sync.credentials import resolve
 
 if TYPE_CHECKING:
     from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from agnes_sync.credentials import credentials_path, resolve, write_file
 from cli import exit_codes
-from cli.credentials import credentials_path, resolve, write_file
 from cli.main import main
 from tests.conftest import LiveServer, add_user, token_for, unique_email
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from agnes_sync.credentials import config_home
 from cli import exit_codes
-from cli.credentials import config_home
 from tests.cli_harness import run
 from tests.conftest import DemoServer
 

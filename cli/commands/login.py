@@ -10,15 +10,15 @@ from __future__ import annotations
 import argparse
 from contextlib import closing
 
-from agnes_sync.server_api import ServerApi
-from cli import exit_codes
-from cli.credentials import (
+from agnes_sync.credentials import (
     read_workspace_entry,
     resolve,
     workspace_root,
     write_file,
     write_workspace_entry,
 )
+from agnes_sync.server_api import ServerApi
+from cli import exit_codes
 from cli.output import emit
 
 

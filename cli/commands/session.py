@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from urllib.parse import quote
 
+from agnes_sync.credentials import resolve
 from agnes_sync.server_api import ServerApi
-from cli.credentials import resolve
 
 
 def segment(value: str) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from contextlib import closing
 
+from agnes_sync.credentials import resolve
 from agnes_sync.server_api import ServerApi
 from cli import exit_codes
-from cli.credentials import resolve
 from cli.output import emit
 
 

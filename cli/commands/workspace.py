@@ -11,8 +11,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli import exit_codes
-from cli.credentials import (
+from agnes_sync.credentials import (
     CredentialsError,
     read_file,
     read_workspace_entry,
@@ -20,6 +19,7 @@ from cli.credentials import (
     write_file,
     write_workspace_entry,
 )
+from cli import exit_codes
 from cli.output import emit, print_json, print_message, size
 
 if TYPE_CHECKING:

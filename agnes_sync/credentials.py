@@ -1,4 +1,4 @@
-"""Where the CLI finds the server URL and token.
+"""Where the CLI and the notebook API find the server URL and token.
 
 In order: the ``--server-url``/``--token`` flags, the ``AGNES_SERVER_URL``/``AGNES_TOKEN``
 variables, then what is stored in the user's config folder ``$AGNES_CONFIG_HOME`` (default
