@@ -16,61 +16,12 @@ import csv
 import sys
 from typing import TYPE_CHECKING
 
+from agnes_mcp.rails.answer_text import cut_sentence, summary_line
 from cli import exit_codes
 from cli.output import print_json, print_table, printable
 
 if TYPE_CHECKING:
     from agnes_mcp.rails.results import Answer
-
-
-def cut_sentence(answer: Answer, flag: str = "--limit") -> str | None:
-    """Why the rows are not the whole answer, naming the limit and how to get the rest
-    (``flag``: the option that sets the row limit); None for a whole answer."""
-    if not answer.truncated:
-        return None
-    shown = answer.row_count
-    total = answer.total_rows
-    of = f" of {total:,}" if total is not None and total > shown else ""
-    first = f"first {shown:,}{of} rows"
-    limit = answer.row_limit
-    if answer.reason == "bytes":
-        return (
-            f"{first}: the result hit the byte cap (max_result_bytes). Select fewer or "
-            "narrower columns, aggregate, or filter to get the rest."
-        )
-    if answer.row_limit_source == "cap" and limit is not None:
-        return (
-            f"{first}: the row cap (max_result_rows) of {limit:,} applied; a larger {flag} "
-            "cannot raise it. Aggregate or filter in SQL, or page with ORDER BY ... LIMIT/OFFSET, "
-            "to get the rest."
-        )
-    if answer.row_limit_source == "default" and limit is not None:
-        return (
-            f"{first}: no {flag} was given, so the default of {limit:,} applied. Pass {flag} N "
-            "(up to the row cap), aggregate, or filter to get the rest."
-        )
-    if answer.row_limit_source == "requested" and limit is not None:
-        return (
-            f"{first}: {flag} {limit:,}. Raise {flag} (up to the row cap), aggregate, or "
-            "filter to get the rest."
-        )
-    # A server that does not say which limit applied: relay what it says.
-    if answer.truncation is not None:
-        return f"{first}: {answer.truncation.how_to_get_more}"
-    return f"{first}: a row limit cut the result. Aggregate or filter to get the rest."
-
-
-def summary_line(answer: Answer) -> str:
-    p = answer.provenance
-    line = (
-        f"{answer.row_count:,} rows · {p.engine} · {answer.bytes_scanned:,} bytes scanned · "
-        f"{p.duration_ms:g} ms"
-    )
-    if answer.remaining_budget_bytes is not None:
-        line += f" · {answer.remaining_budget_bytes:,} bytes of daily budget left"
-    if answer.truncated:
-        line += f" · truncated ({answer.reason})"
-    return line
 
 
 def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:

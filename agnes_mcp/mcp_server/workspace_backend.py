@@ -36,7 +36,7 @@ from agnes_sync.workspace.layout import WorkspacePaths
 
 
 @contextmanager
-def _relayed_refusals() -> Iterator[None]:
+def relayed_refusals() -> Iterator[None]:
     """The server's refusals raised as the same :class:`QueryRefused` a local query
     raises (code, hint, next step kept); auth failures stay :class:`ServerError`."""
     try:
@@ -142,7 +142,7 @@ class WorkspaceBackend(Backend):
         own = table in inventory.snapshots or table in inventory.results
         if not own:
             try:
-                with _relayed_refusals():
+                with relayed_refusals():
                     found = self.api.get(f"/api/catalog/{_segment(table)}/schema")
                 return TableSchema.model_validate(found)
             except ServerUnreachable:
@@ -173,7 +173,7 @@ class WorkspaceBackend(Backend):
         if table in self._local_names():
             outcome = self.local.run(f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}", n)
             return outcome.answer()
-        with _relayed_refusals():
+        with relayed_refusals():
             data, meta = self.api.get_arrow(f"/api/catalog/{_segment(table)}/describe", n=n)
         return Answer.from_wire(data, meta)
 
@@ -190,7 +190,7 @@ class WorkspaceBackend(Backend):
         return self.local.run(sql, limit, self._classify).answer()
 
     def query_remote(self, sql: str, limit: int | None) -> Answer:
-        with _relayed_refusals():
+        with relayed_refusals():
             data, meta = self.api.post_arrow(
                 "/api/query", {"sql": sql, "limit": limit, "mode": "remote"}
             )
@@ -202,7 +202,7 @@ class WorkspaceBackend(Backend):
     # --- snapshots ---------------------------------------------------------------------------
 
     def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimate:
-        with _relayed_refusals():
+        with relayed_refusals():
             estimate = self.api.post("/api/snapshots/estimate", spec.model_dump())
         return SnapshotEstimate.model_validate(estimate)
 
@@ -234,7 +234,7 @@ class WorkspaceBackend(Backend):
 
     def _take(self, spec: SnapshotSpec, meta: SnapshotMeta) -> SnapshotInfo:
         """Run the snapshot on the server, keep its rows under ``meta``'s name, re-view."""
-        with _relayed_refusals():
+        with relayed_refusals():
             data, wire = self.api.post_arrow("/api/snapshots", spec.model_dump())
         answer = Answer.from_wire(data, wire)
         saved = self.snapshots.save(
@@ -294,7 +294,7 @@ class WorkspaceBackend(Backend):
 
     def metric_show(self, metric_id: str) -> MetricDetail:
         try:
-            with _relayed_refusals():
+            with relayed_refusals():
                 detail = self.api.get(f"/api/metrics/{_metric_path(metric_id)}")
         except ServerUnreachable:
             kept = catalog_cache.load(self.paths).definitions.get(metric_id)
@@ -322,7 +322,7 @@ class WorkspaceBackend(Backend):
             else None,
             "limit": limit,
         }
-        with _relayed_refusals():
+        with relayed_refusals():
             data, meta = self.api.post_arrow(f"/api/metrics/{_metric_path(metric_id)}/query", body)
         return Answer.from_wire(data, meta)
 

@@ -1,0 +1,62 @@
+"""``connect()``: find the workspace like the CLI does, or work outside one.
+
+Inside a workspace (the folder given, else the current one, or the nearest folder above
+holding ``.agnes/``) the workspace's own credentials are used, as ``agnes`` commands
+there do. Outside any, ``server_url`` and ``token`` (else ``AGNES_SERVER_URL`` and
+``AGNES_TOKEN``, else ``agnes login``'s default) name the server, and tables are read
+through it (:mod:`agnes_mcp.notebook.outside`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agnes_mcp.notebook.refusal import AgnesRefusal
+from agnes_mcp.notebook.workspace import Workspace
+
+AGENT = "agnes-notebook"
+
+
+def _workspace_above(start: Path) -> Path | None:
+    from agnes_sync.workspace.layout import DOT
+
+    for folder in (start, *start.parents):
+        if (folder / DOT).is_dir():
+            return folder
+    return None
+
+
+def connect(
+    path: str | Path | None = None,
+    *,
+    server_url: str | None = None,
+    token: str | None = None,
+) -> Workspace:
+    """Agnes from a notebook: ``ws = connect()``."""
+    from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
+    from agnes_mcp.notebook.outside import OutsideWorkspaceBackend, cache_folder
+    from agnes_sync.credentials import CredentialsError, resolve
+    from agnes_sync.server_api import ServerApi
+    from agnes_sync.workspace.layout import WorkspacePaths
+
+    start = Path(path).expanduser().resolve() if path is not None else Path.cwd().resolve()
+    root = _workspace_above(start)
+    try:
+        if root is not None:
+            credentials = resolve(server_url, token, workspace=root)
+        else:
+            credentials = resolve(server_url, token, outside=True)
+    except CredentialsError as exc:
+        raise AgnesRefusal("credentials_invalid", str(exc)) from exc
+    if credentials.token is None:
+        raise AgnesRefusal(
+            "no_token",
+            f"No token for {credentials.server_url}.",
+            hint="connect(server_url=..., token=...), set AGNES_SERVER_URL and AGNES_TOKEN, "
+            "or run 'agnes init' in a folder to make it a workspace.",
+        )
+    api = ServerApi(credentials.server_url, credentials.token, agent=AGENT, timeout=300)
+    if root is not None:
+        return Workspace(WorkspaceBackend(WorkspacePaths(root), api), kind="workspace")
+    folder = cache_folder(credentials.server_url, credentials.token)
+    return Workspace(OutsideWorkspaceBackend(WorkspacePaths(folder), api), kind="outside")

@@ -1,0 +1,162 @@
+"""A query's answer in a notebook: Arrow, pandas or polars, and an honest HTML view.
+
+``Result`` holds exactly what the MCP tools and the CLI get back (an ``Answer``): the rows,
+whether a limit cut them and how to get the rest, and where they came from. Its HTML says
+how many rows the answer has and how many are shown (the view shows at most
+:data:`VIEW_ROWS`; the data itself is all in ``.arrow()`` / ``.df()``), and ends with the
+provenance line.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pyarrow as pa
+
+from agnes_mcp.rails.answer_text import cut_sentence
+from agnes_mcp.rails.results import Answer, Provenance, Truncation
+
+VIEW_ROWS = 50  # rows an HTML view shows; the Result holds every row it was given
+LIMIT_FLAG = "limit="
+EXTRA_HINT = (
+    "Install the notebook extra: pip install 'agnes[notebook]' (or uv add 'agnes[notebook]')."
+)
+
+
+class MissingExtra(ImportError):
+    """An optional package (pandas, polars) is not installed."""
+
+
+def _need(module: str) -> Any:
+    try:
+        return __import__(module)
+    except ImportError as exc:
+        raise MissingExtra(f"{module} is not installed. {EXTRA_HINT}") from exc
+
+
+def provenance_text(provenance: Provenance, bytes_scanned: int) -> str:
+    """One line: which tables (mode, freshness), the engine, bytes scanned, time."""
+    tables = ", ".join(
+        f"{t.id} ({t.query_mode}"
+        + (f", as of {t.freshness:%Y-%m-%d %H:%M} UTC" if t.freshness else "")
+        + ")"
+        for t in provenance.tables
+    )
+    return (
+        f"from {tables or 'no table'} · {provenance.engine} · {bytes_scanned:,} bytes scanned "
+        f"· {provenance.duration_ms:g} ms"
+    )
+
+
+class Result:
+    """What a query, ``describe`` or a metric returned."""
+
+    def __init__(self, answer: Answer, sql: str | None) -> None:
+        self._answer = answer
+        self.sql = answer.sql or sql
+
+    # --- the data ---------------------------------------------------------------------
+
+    def arrow(self) -> pa.Table:
+        return self._answer.table
+
+    def df(self) -> Any:
+        """The rows as a pandas DataFrame (needs the ``notebook`` extra)."""
+        _need("pandas")
+        return self._answer.table.to_pandas()
+
+    def pl(self) -> Any:
+        """The rows as a polars DataFrame (needs the ``notebook`` extra)."""
+        polars = _need("polars")
+        frame = polars.from_arrow(self._answer.table)
+        return frame
+
+    # --- what is said about it --------------------------------------------------------
+
+    @property
+    def answer(self) -> Answer:
+        return self._answer
+
+    @property
+    def provenance(self) -> Provenance:
+        return self._answer.provenance
+
+    @property
+    def row_count(self) -> int:
+        return self._answer.row_count
+
+    @property
+    def total_rows(self) -> int | None:
+        return self._answer.total_rows
+
+    @property
+    def truncated(self) -> bool:
+        return self._answer.truncated
+
+    @property
+    def truncation(self) -> Truncation | None:
+        return self._answer.truncation
+
+    @property
+    def cut(self) -> str | None:
+        """Why these rows are not the whole answer and how to get the rest; None if whole."""
+        return cut_sentence(self._answer, LIMIT_FLAG)
+
+    @property
+    def bytes_scanned(self) -> int:
+        return self._answer.bytes_scanned
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self._answer.notes)
+
+    def __len__(self) -> int:
+        return self._answer.row_count
+
+    def _counts(self) -> str:
+        rows = self.row_count
+        if self.truncated:
+            total = self.total_rows
+            of = f" of {total:,}" if total is not None and total > rows else " (more exist)"
+            return f"{rows:,}{of} rows"
+        return f"{rows:,} rows"
+
+    def __repr__(self) -> str:
+        lines = [f"<Result: {self._counts()}>"]
+        if self.cut:
+            lines.append(f"truncated: {self.cut}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        lines.append(provenance_text(self.provenance, self.bytes_scanned))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        table = self._answer.table
+        shown = table.slice(0, VIEW_ROWS)
+        header = "".join(f"<th>{html.escape(name)}</th>" for name in table.column_names)
+        body = []
+        for row in shown.to_pylist():
+            cells = "".join(
+                f"<td>{'<i>null</i>' if value is None else html.escape(str(value))}</td>"
+                for value in row.values()
+            )
+            body.append(f"<tr>{cells}</tr>")
+        parts = [f"<div class='agnes-result'><p><strong>{self._counts()}</strong>"]
+        if table.num_rows > VIEW_ROWS:
+            parts.append(
+                f" · this view shows the first {VIEW_ROWS} of the {table.num_rows:,} rows "
+                "returned; all of them are in <code>.df()</code> / <code>.arrow()</code>"
+            )
+        parts.append("</p>")
+        if self.cut:
+            parts.append(f"<p class='agnes-truncated'>⚠ Truncated: {html.escape(self.cut)}</p>")
+        parts.extend(f"<p class='agnes-note'>{html.escape(note)}</p>" for note in self.notes)
+        parts.append(
+            f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        )
+        parts.append(
+            "<p class='agnes-provenance'><small>"
+            f"{html.escape(provenance_text(self.provenance, self.bytes_scanned))}</small></p>"
+        )
+        parts.append("</div>")
+        return "".join(parts)
