@@ -123,7 +123,7 @@ class AdminMount:
 
             # Widget callbacks call services that read the system DB or run a sync: they
             # run on Panel's thread pool, never on the event loop every request shares.
-            pn.config.nthreads = PAGE_THREADS
+            pn.config.nthreads = PAGE_THREADS  # type: ignore[misc]  # a param, settable
 
             from agnes_admin.shell import page_apps
 
