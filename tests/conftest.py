@@ -44,11 +44,13 @@ def _fresh_parse_cache() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _clean_agnes_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
-    """No AGNES_* variable of the developer's shell leaks into a test; no real ~/.config."""
+    """No AGNES_* variable of the developer's shell leaks into a test; no real ~/.config or
+    ~/.cache (notebooks outside a workspace keep a folder there)."""
     for name in list(os.environ):
         if name.startswith("AGNES_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
 
 
 def make_settings(data_dir: Path, **overrides: object) -> AgnesSettings:

@@ -19,8 +19,11 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
+from agnes_mcp.mcp_server.tool_models import SnapshotInfo
 from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend, relayed_refusals
+from agnes_mcp.rails.refusals import SnapshotInvalid
 from agnes_mcp.rails.results import Answer
+from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 
 
 def cache_folder(server_url: str, token: str) -> Path:
@@ -48,12 +51,25 @@ class OutsideWorkspaceBackend(WorkspaceBackend):
     """The workspace backend, with queries of tables not held here run by the server."""
 
     def _held_here(self, sql: str) -> bool:
+        """Run here when every table is here, or when any is one of this folder's own
+        snapshots or kept results (the server cannot see those; the local rules then say
+        what to pull)."""
         names = tables_read(sql)
         if names is None:
             return False
         inventory = self.local.inventory()
-        here = set(inventory.tables) | set(inventory.snapshots) | set(inventory.results)
-        return names <= here
+        own = set(inventory.snapshots) | set(inventory.results)
+        return names <= (set(inventory.tables) | own) or bool(names & own)
+
+    def snapshot_create(
+        self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
+    ) -> SnapshotInfo:
+        server_tables = {entry.id for entry in self.catalog(None, None)[0]}
+        if name in server_tables:
+            raise SnapshotInvalid(
+                f"'{name}' is the name of a table on the server; pick another name."
+            )
+        return super().snapshot_create(spec, name, ttl_seconds)
 
     def query(self, sql: str, limit: int | None) -> Answer:
         if self._held_here(sql):

@@ -18,7 +18,7 @@ from agnes_mcp.rails.answer_text import cut_sentence
 from agnes_mcp.rails.results import Answer, Provenance, Truncation
 
 VIEW_ROWS = 50  # rows an HTML view shows; the Result holds every row it was given
-LIMIT_FLAG = "limit="
+LIMIT_FLAG = "limit"
 EXTRA_HINT = (
     "Install the notebook extra: pip install 'agnes[notebook]' (or uv add 'agnes[notebook]')."
 )
@@ -52,9 +52,10 @@ def provenance_text(provenance: Provenance, bytes_scanned: int) -> str:
 class Result:
     """What a query, ``describe`` or a metric returned."""
 
-    def __init__(self, answer: Answer, sql: str | None) -> None:
+    def __init__(self, answer: Answer, sql: str | None, limit_flag: str = LIMIT_FLAG) -> None:
         self._answer = answer
         self.sql = answer.sql or sql
+        self._limit_flag = limit_flag  # how the caller sets the row limit, for the cut
 
     # --- the data ---------------------------------------------------------------------
 
@@ -101,7 +102,7 @@ class Result:
     @property
     def cut(self) -> str | None:
         """Why these rows are not the whole answer and how to get the rest; None if whole."""
-        return cut_sentence(self._answer, LIMIT_FLAG)
+        return cut_sentence(self._answer, self._limit_flag)
 
     @property
     def bytes_scanned(self) -> int:
@@ -120,7 +121,7 @@ class Result:
             total = self.total_rows
             of = f" of {total:,}" if total is not None and total > rows else " (more exist)"
             return f"{rows:,}{of} rows"
-        return f"{rows:,} rows"
+        return f"{rows:,} row" if rows == 1 else f"{rows:,} rows"
 
     def __repr__(self) -> str:
         lines = [f"<Result: {self._counts()}>"]

@@ -198,8 +198,14 @@ class Workspace:
         Pull first: tables not pulled are not in it."""
         import duckdb
 
+        from agnes_sync.sql_text import quote_literal
         from agnes_sync.workspace import local_db
 
         with refusals():
             local_db.rebuild(self.backend.paths)  # the views name what is here now
-        return duckdb.connect(str(self.backend.paths.db), read_only=True)
+        # Attached, not connected: DuckDB hands a second connect() of a path the instance
+        # it already holds, which would be the file as it was before the rebuild.
+        con = duckdb.connect()
+        con.execute(f"ATTACH {quote_literal(str(self.backend.paths.db))} AS agnes (READ_ONLY)")
+        con.execute("USE agnes")
+        return con

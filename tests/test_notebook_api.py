@@ -1,0 +1,577 @@
+"""The notebook API (``agnes_mcp.notebook``) in a pulled workspace: the same answers as the
+workspace's MCP tools for the same calls, refusals as one exception type, honest results in
+Jupyter's HTML, the optional extras, and the read-only DuckDB connection."""
+
+from __future__ import annotations
+
+import html
+import json
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from agnes_mcp.notebook import AgnesRefusal, MissingExtra, Result, Workspace
+from agnes_mcp.notebook.result import VIEW_ROWS
+from tests.conftest import DemoServer
+from tests.notebook_harness import NotebookSetup, as_json, json_rows, pulled_notebook
+
+REPO = Path(__file__).resolve().parents[1]
+RECENT = "event_date >= DATE '2026-10-01'"
+SMALL = "SELECT status, count(*) AS n FROM orders GROUP BY 1 ORDER BY 1"
+LISTED = "SELECT order_id, status, order_date, total_amount FROM orders ORDER BY order_id"
+REMOTE = (
+    "SELECT device, count(*) AS sessions, sum(pageviews) AS pageviews FROM web_sessions "
+    f"WHERE {RECENT} GROUP BY 1 ORDER BY 1"
+)
+
+
+@pytest.fixture(scope="module")
+def nb(
+    demo_server: DemoServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NotebookSetup]:
+    with pulled_notebook(demo_server, tmp_path_factory.mktemp("notebook")) as setup:
+        yield setup
+
+
+# --- results equal the tools' --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResultCall:
+    """One API call returning a Result and the tool call that should answer the same."""
+
+    id: str
+    api: Callable[[Workspace], Result]
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+RESULT_CALLS = [
+    ResultCall(
+        "describe", lambda ws: ws.describe("orders", n=3), "describe", {"table": "orders", "n": 3}
+    ),
+    ResultCall(
+        "describe-remote",
+        lambda ws: ws.describe("web_sessions", n=4),
+        "describe",
+        {"table": "web_sessions", "n": 4},
+    ),
+    ResultCall("query-small", lambda ws: ws.query(SMALL), "query", {"sql": SMALL}),
+    ResultCall(
+        "query-cut-by-limit",
+        lambda ws: ws.query(LISTED, limit=5),
+        "query",
+        {"sql": LISTED, "limit": 5},
+    ),
+    ResultCall("query-remote", lambda ws: ws.query_remote(REMOTE), "query_remote", {"sql": REMOTE}),
+    ResultCall(
+        "metric-grain-dimension",
+        lambda ws: ws.metric(
+            "revenue/total_revenue",
+            dimensions=["channel"],
+            grain="year",
+            time_range=("2025-01-01", "2026-01-01"),
+        ),
+        "metric_query",
+        {
+            "id": "revenue/total_revenue",
+            "dimensions": ["channel"],
+            "grain": "year",
+            "time_range": {"start": "2025-01-01", "end": "2026-01-01"},
+        },
+    ),
+    ResultCall(
+        "metric-month-filtered",
+        lambda ws: ws.metric(
+            "revenue/total_revenue", grain="month", filters={"channel": "web"}, limit=4
+        ),
+        "metric_query",
+        {
+            "id": "revenue/total_revenue",
+            "grain": "month",
+            "filters": {"channel": "web"},
+            "limit": 4,
+        },
+    ),
+    ResultCall(
+        "metric-remote-total",
+        lambda ws: ws.metric("product/active_users", grain="total"),
+        "metric_query",
+        {"id": "product/active_users", "grain": "total"},
+    ),
+]
+
+
+@pytest.mark.parametrize("call", RESULT_CALLS, ids=[c.id for c in RESULT_CALLS])
+def test_results_equal_the_tools_results(nb: NotebookSetup, call: ResultCall) -> None:
+    result = call.api(nb.ws)
+    tool = nb.tool(call.tool, **call.arguments).ok()
+    table = result.arrow()
+    assert table.num_rows > 0
+    assert [c["name"] for c in tool["columns"]] == table.column_names
+    assert [c["type"] for c in tool["columns"]] == [str(f.type) for f in table.schema]
+    assert tool["shown_rows"] == tool["row_count"] == result.row_count == table.num_rows
+    assert tool["rows"] == json_rows(table)
+    assert tool["total_rows"] == result.total_rows
+    assert tool["truncated"] is result.truncated
+    # A warehouse's bytes are measured as read (OS counters), not computed: both scanned.
+    assert (tool["bytes_scanned"] > 0) is (result.bytes_scanned > 0)
+    assert tool["notes"] == result.notes
+    assert tool["sql"] == result.answer.sql
+    provenance = tool["provenance"]
+    assert provenance["engine"] == result.provenance.engine
+    assert [t["id"] for t in provenance["tables"]] == [t.id for t in result.provenance.tables]
+    if call.tool == "metric_query":
+        assert result.sql == tool["sql"] and "SELECT" in tool["sql"]  # the SQL Agnes wrote
+    if result.truncated:
+        assert tool["truncation"]["reason"] == "rows"
+        assert result.cut is not None and tool["truncation"]["how_to_get_more"]
+    else:
+        assert result.cut is None and tool["truncation"] is None
+
+
+def test_a_cut_result_says_so_like_the_tool(nb: NotebookSetup) -> None:
+    result = nb.ws.query(LISTED, limit=5)
+    tool = nb.tool("query", sql=LISTED, limit=5).ok()
+    total = nb.ws.query("SELECT count(*) AS n FROM orders").arrow().column("n")[0].as_py()
+    assert result.truncated and result.row_count == 5 and result.total_rows == total > 5
+    assert tool["total_rows"] == total and tool["truncated"] is True
+    assert result.cut is not None
+    assert f"first 5 of {total:,} rows" in result.cut  # shown of total
+    assert "limit" in result.cut.split(":", 1)[1] and "Raise" in result.cut  # the limit, the way on
+    assert f"5 of {total:,} rows" in tool["truncation"]["how_to_get_more"]
+    assert "truncated: " + result.cut in repr(result)
+
+
+def test_the_default_limit_cuts_alike_and_the_tools_kept_result_holds_the_apis_rows(
+    nb: NotebookSetup,
+) -> None:
+    """No limit: the default row limit cuts both; the tool shows the first rows and keeps
+    the rest under a handle, which holds exactly the rows the API returned."""
+    result = nb.ws.query(LISTED)
+    tool = nb.tool("query", sql=LISTED).ok()
+    assert result.truncated and result.row_count == tool["row_count"] == 1000
+    assert result.total_rows is not None and result.total_rows > 1000
+    assert result.total_rows == tool["total_rows"]
+    assert result.cut is not None and "default of 1,000" in result.cut
+    assert 0 < tool["shown_rows"] < 1000
+    assert tool["rows"] == json_rows(result.arrow())[: tool["shown_rows"]]
+    kept = nb.ws.query(f"SELECT * FROM {tool['result_handle']}", limit=5000)
+    assert not kept.truncated
+    assert kept.arrow().to_pylist() == result.arrow().to_pylist()
+
+
+@dataclass(frozen=True)
+class ModelCall:
+    """An API call returning models (or a listing of them) and the tool answering the
+    same; ``key`` picks the list out of the tool's structured content (None: all of it)."""
+
+    id: str
+    api: Callable[[Workspace], Any]
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
+
+
+MODEL_CALLS = [
+    ModelCall("whoami", lambda ws: ws.whoami(), "whoami"),
+    ModelCall("catalog", lambda ws: list(ws.catalog()), "catalog", key="tables"),
+    ModelCall("catalog-metrics", lambda ws: list(ws.catalog().metrics), "catalog", key="metrics"),
+    ModelCall(
+        "catalog-remote",
+        lambda ws: list(ws.catalog(query_mode="remote")),
+        "catalog",
+        {"query_mode": "remote"},
+        "tables",
+    ),
+    ModelCall(
+        "catalog-search",
+        lambda ws: list(ws.catalog(search="order")),
+        "catalog",
+        {"search": "order"},
+        "tables",
+    ),
+    ModelCall(
+        "schema", lambda ws: list(ws.schema("orders")), "schema", {"table": "orders"}, "columns"
+    ),
+    ModelCall(
+        "schema-remote",
+        lambda ws: list(ws.schema("web_sessions")),
+        "schema",
+        {"table": "web_sessions"},
+        "columns",
+    ),
+    ModelCall(
+        "snapshot-estimate",
+        lambda ws: ws.snapshot_estimate("web_sessions", ["session_id", "device"], where=RECENT),
+        "snapshot_estimate",
+        {"table": "web_sessions", "select": ["session_id", "device"], "where": RECENT},
+    ),
+    ModelCall(
+        "snapshot-estimate-limited",
+        lambda ws: ws.snapshot_estimate(
+            "web_sessions", ["device"], where=RECENT, limit=10, order_by=["device DESC"]
+        ),
+        "snapshot_estimate",
+        {
+            "table": "web_sessions",
+            "select": ["device"],
+            "where": RECENT,
+            "limit": 10,
+            "order_by": ["device DESC"],
+        },
+    ),
+    ModelCall("metrics", lambda ws: list(ws.metrics()), "metrics_list", key="metrics"),
+    ModelCall(
+        "metrics-search",
+        lambda ws: list(ws.metrics(search="mau")),
+        "metrics_list",
+        {"search": "mau"},
+        "metrics",
+    ),
+    ModelCall(
+        "metric-show",
+        lambda ws: ws.metric_show("revenue/total_revenue"),
+        "metric_show",
+        {"id": "revenue/total_revenue"},
+    ),
+]
+
+
+@pytest.mark.parametrize("call", MODEL_CALLS, ids=[c.id for c in MODEL_CALLS])
+def test_listings_and_models_equal_the_tools(nb: NotebookSetup, call: ModelCall) -> None:
+    mine = as_json(call.api(nb.ws))
+    structured = nb.tool(call.tool, **call.arguments).ok()
+    theirs = structured[call.key] if call.key else structured
+    assert mine, "an empty answer compares nothing"
+    assert mine == theirs
+
+
+def test_catalog_and_schema_listings_say_what_they_hold(nb: NotebookSetup) -> None:
+    catalog = nb.ws.catalog()
+    ids = [entry.id for entry in catalog]
+    assert "orders" in ids and "web_sessions" in ids and "support_tickets" not in ids
+    assert len(catalog) == len(ids) and catalog[0].id == ids[0]
+    assert "revenue/total_revenue" in {m.id for m in catalog.metrics}
+    assert "<strong>Tables</strong>" in catalog._repr_html_() and "Metrics" in catalog._repr_html_()
+    schema = nb.ws.schema("orders")
+    rows = nb.ws.query("SELECT count(*) AS n FROM orders").arrow().column("n")[0].as_py()
+    assert schema.title == f"orders (local, {rows:,} rows)"
+    assert "order_date" in [c.name for c in schema]
+    assert list(schema.df()["name"]) == [c.name for c in schema]
+
+
+def test_snapshots_taken_either_way_are_listed_alike(nb: NotebookSetup) -> None:
+    info = nb.ws.snapshot("web_sessions", ["session_id", "device"], name="nb_api", where=RECENT)
+    made = nb.tool(
+        "snapshot_create", table="web_sessions", select=["device"], where=RECENT, name="nb_tool"
+    ).ok()
+    try:
+        assert info.rows > 0 and info.location == "workspace" and made["rows"] > 0
+        listed = nb.tool("snapshot_list").ok()["snapshots"]
+        mine = nb.ws.snapshots()
+        assert {"nb_api", "nb_tool"} <= {s.name for s in mine}
+        assert [s.name for s in mine] == [s["name"] for s in listed]
+        assert as_json(list(mine)) == listed
+        counted = nb.ws.query("SELECT count(*) AS n FROM nb_api")
+        assert counted.arrow().to_pylist() == [{"n": info.rows}]
+        assert counted.provenance.tables[0].query_mode == "snapshot"
+        assert nb.tool("query", sql="SELECT count(*) AS n FROM nb_api").ok()["rows"] == [
+            [info.rows]
+        ]
+    finally:
+        assert nb.ws.snapshot_drop("nb_api").name == "nb_api"
+        nb.tool("snapshot_drop", name="nb_tool").ok()
+    assert "nb_api" not in [s["name"] for s in nb.tool("snapshot_list").ok()["snapshots"]]
+    assert "nb_tool" not in [s.name for s in nb.ws.snapshots()]
+
+
+# --- refusals ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An API call Agnes refuses, the tool call refused the same way, and the code."""
+
+    id: str
+    api: Callable[[Workspace], object]
+    tool: str
+    arguments: dict[str, Any]
+    code: str
+
+
+REFUSALS = [
+    Refused(
+        "remote-table-in-query",
+        lambda ws: ws.query("SELECT device, count(*) FROM web_sessions GROUP BY 1"),
+        "query",
+        {"sql": "SELECT device, count(*) FROM web_sessions GROUP BY 1"},
+        "remote_table_needs_snapshot",
+    ),
+    Refused(
+        "delete",
+        lambda ws: ws.query("DELETE FROM orders"),
+        "query",
+        {"sql": "DELETE FROM orders"},
+        "read_only",
+    ),
+    # Not pulled into the analyst's workspace and not in their catalog: the workspace
+    # cannot tell a table not granted from one that does not exist.
+    Refused(
+        "query-not-granted",
+        lambda ws: ws.query("SELECT * FROM support_tickets"),
+        "query",
+        {"sql": "SELECT * FROM support_tickets"},
+        "table_not_found",
+    ),
+    Refused(
+        "schema-not-granted",
+        lambda ws: ws.schema("support_tickets"),
+        "schema",
+        {"table": "support_tickets"},
+        "table_not_granted",
+    ),
+    Refused(
+        "snapshot-not-granted",
+        lambda ws: ws.snapshot("support_tickets", ["ticket_id"], name="tickets"),
+        "snapshot_create",
+        {"table": "support_tickets", "select": ["ticket_id"], "name": "tickets"},
+        "table_not_granted",
+    ),
+    Refused(
+        "metric-not-granted",
+        lambda ws: ws.metric("operations/support_resolution_time"),
+        "metric_query",
+        {"id": "operations/support_resolution_time"},
+        "metric_not_granted",
+    ),
+    Refused(
+        "metric-bad-dimension",
+        lambda ws: ws.metric("revenue/total_revenue", dimensions=["colour"]),
+        "metric_query",
+        {"id": "revenue/total_revenue", "dimensions": ["colour"]},
+        "metric_request_invalid",
+    ),
+    Refused(
+        "parse-error",
+        lambda ws: ws.query("SELEC 1"),
+        "query",
+        {"sql": "SELEC 1"},
+        "sql_parse_error",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", REFUSALS, ids=[c.id for c in REFUSALS])
+def test_refusals_raise_agnes_refusal_with_the_tools_fields(
+    nb: NotebookSetup, case: Refused
+) -> None:
+    with pytest.raises(AgnesRefusal) as raised:
+        case.api(nb.ws)
+    refusal = raised.value
+    error = nb.tool(case.tool, **case.arguments).error()
+    assert refusal.code == error["code"] == case.code
+    assert refusal.message == error["message"] and refusal.message
+    assert refusal.hint == error["hint"]
+    assert as_json(refusal.next_step) == error.get("next_step")
+    assert str(refusal).startswith(f"[{case.code}] {refusal.message}")
+    assert refusal.__cause__ is not None  # the rails' own error, kept for who wants it
+
+
+def test_a_remote_table_in_query_says_how_to_get_its_rows(nb: NotebookSetup) -> None:
+    sql = "SELECT device, count(*) AS n FROM web_sessions GROUP BY 1"
+    with pytest.raises(AgnesRefusal) as raised:
+        nb.ws.query(sql)
+    refusal = raised.value
+    assert refusal.code == "remote_table_needs_snapshot" and refusal.hint
+    assert refusal.next_step is not None
+    options = refusal.next_step["options"]
+    assert [o["tool"] for o in options] == ["query_remote", "snapshot_create"]
+    assert options[0]["arguments"]["sql"] == sql
+    assert options[1]["arguments"]["table"] == "web_sessions"
+    assert "event_date" in options[1]["arguments"]["where"]
+    assert nb.ws.query_remote(sql).row_count > 0  # the first option works as given
+
+
+def test_a_refusal_renders_readably_in_ipython_and_html(nb: NotebookSetup) -> None:
+    with pytest.raises(AgnesRefusal) as raised:
+        nb.ws.query("SELECT device FROM web_sessions")
+    lines = raised.value._render_traceback_()
+    assert lines[0].startswith("AgnesRefusal: [remote_table_needs_snapshot] 'web_sessions'")
+    assert lines[1].startswith("hint: ") and lines[2].startswith("next step: {")
+    assert not any("Traceback" in line or ".py" in line for line in lines)
+    rendered = raised.value._repr_html_()
+    assert "Refused: remote_table_needs_snapshot" in rendered and "query_remote" in rendered
+    with pytest.raises(AgnesRefusal) as marked_up:
+        nb.ws.query('SELECT * FROM "<b>orders"')
+    assert "<b>orders" in marked_up.value.message
+    page = marked_up.value._repr_html_()
+    assert "&lt;b&gt;orders" in page and "<b>orders" not in page
+    assert f"[{marked_up.value.code}]" in marked_up.value._render_traceback_()[0]
+
+
+# --- results in a notebook -----------------------------------------------------------------
+
+
+def test_df_and_pl_hold_the_arrow_data(nb: NotebookSetup) -> None:
+    result = nb.ws.query(LISTED, limit=20)
+    rows = result.arrow().to_pylist()
+    frame = result.df()
+    assert list(frame.columns) == result.arrow().column_names and len(frame) == 20
+    assert frame.to_dict("records") == rows  # dates as dates, decimals as Decimals
+    polars = result.pl()
+    assert polars.columns == result.arrow().column_names
+    assert polars.to_dicts() == rows
+    assert len(result) == 20
+
+
+def test_html_shows_counts_and_the_cut(nb: NotebookSetup) -> None:
+    result = nb.ws.query(LISTED, limit=5)
+    page = result._repr_html_()
+    assert f"5 of {result.total_rows:,} rows" in page
+    assert result.cut is not None and "Truncated: " in page
+    assert html.escape(result.cut) in page  # "first 5 of N rows", the limit, how to get more
+    assert "this view shows" not in page  # all 5 rows are in the view
+    assert page.count("<tr>") == 1 + 5
+    assert "duckdb (workspace)" in page and "orders (local" in page  # the provenance line
+    whole = nb.ws.query(SMALL)._repr_html_()
+    assert "Truncated" not in whole and "rows</strong>" in whole
+
+
+def test_html_says_when_it_shows_fewer_rows_than_returned(nb: NotebookSetup) -> None:
+    result = nb.ws.query(LISTED, limit=VIEW_ROWS + 10)
+    page = result._repr_html_()
+    assert result.row_count == VIEW_ROWS + 10
+    assert f"this view shows the first {VIEW_ROWS} of the {VIEW_ROWS + 10:,} rows returned" in page
+    assert page.count("<tr>") == 1 + VIEW_ROWS
+    assert len(result.df()) == VIEW_ROWS + 10  # the data is all there
+
+
+def test_html_escapes_values(nb: NotebookSetup) -> None:
+    result = nb.ws.query("SELECT '<script>alert(1)</script>' AS s, NULL AS missing")
+    assert result.arrow().to_pylist() == [{"s": "<script>alert(1)</script>", "missing": None}]
+    page = result._repr_html_()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<i>null</i>" in page
+
+
+def test_missing_pandas_or_polars_names_the_extra(
+    nb: NotebookSetup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = nb.ws.query(SMALL)
+    listing = nb.ws.snapshots()
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    monkeypatch.setitem(sys.modules, "polars", None)
+    for frame in (result.df, result.pl, listing.df):
+        with pytest.raises(MissingExtra) as missing:
+            frame()
+        assert "agnes[notebook]" in str(missing.value)
+        assert isinstance(missing.value, ImportError)
+    assert result.arrow().num_rows == 3  # Arrow needs no extra
+
+
+# --- ws.duckdb() ---------------------------------------------------------------------------
+
+
+def test_duckdb_is_read_only_and_sees_the_pulled_tables(nb: NotebookSetup) -> None:
+    con = nb.ws.duckdb()
+    try:
+        counted = con.execute("SELECT status, count(*) AS n FROM orders GROUP BY 1 ORDER BY 1")
+        assert [list(r) for r in counted.fetchall()] == json_rows(nb.ws.query(SMALL).arrow())
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("CREATE TABLE scratch AS SELECT 1 AS one")
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("DROP VIEW orders")
+    finally:
+        con.close()
+
+
+def test_duckdb_sees_a_snapshot_taken_through_the_api(nb: NotebookSetup) -> None:
+    info = nb.ws.snapshot("web_sessions", ["session_id", "device"], name="nb_duck", where=RECENT)
+    try:
+        con = nb.ws.duckdb()
+        try:
+            assert con.execute("SELECT count(*) FROM nb_duck").fetchone() == (info.rows,)
+        finally:
+            con.close()
+    finally:
+        nb.ws.snapshot_drop("nb_duck")
+
+
+def test_a_new_duckdb_connection_sees_a_snapshot_while_an_older_one_is_open(
+    nb: NotebookSetup,
+) -> None:
+    """A notebook keeps its first ``ws.duckdb()`` open (jupysql's ``%sql conn``); a later
+    ``ws.duckdb()`` must still name what is in the workspace now."""
+    older = nb.ws.duckdb()
+    try:
+        info = nb.ws.snapshot(
+            "web_sessions", ["session_id", "device"], name="nb_later", where=RECENT
+        )
+        try:
+            newer = nb.ws.duckdb()
+            try:
+                assert newer.execute("SELECT count(*) FROM nb_later").fetchone() == (info.rows,)
+            finally:
+                newer.close()
+        finally:
+            nb.ws.snapshot_drop("nb_later")
+    finally:
+        older.close()
+
+
+# --- importing is cheap --------------------------------------------------------------------
+
+HEAVY = {"pyarrow", "duckdb", "pandas", "polars", "IPython", "sqlglot"}
+SERVER_APP = {"fastapi", "starlette", "uvicorn", "fastmcp", "mcp", "panel", "bokeh"}
+
+
+def modules_after(code: str) -> set[str]:
+    """The modules (top-level names, and agnes_mcp's own) loaded by ``code`` in a fresh
+    interpreter."""
+    shown = (
+        "import json, sys; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} "
+        "| {m for m in sys.modules if m.startswith('agnes_mcp.')})))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\n{shown}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_the_package_loads_no_data_library_and_no_server() -> None:
+    loaded = modules_after("import agnes_mcp.notebook")
+    assert "agnes_mcp.notebook" in loaded
+    assert loaded & (HEAVY | SERVER_APP) == set()
+    assert {m for m in loaded if m.startswith("agnes_mcp.")} == {"agnes_mcp.notebook"}
+
+
+def test_taking_connect_loads_no_notebook_extra_and_no_server() -> None:
+    loaded = modules_after("from agnes_mcp.notebook import connect, AgnesRefusal, Result")
+    assert "agnes_mcp.notebook.connection" in loaded
+    assert loaded & ({"pandas", "polars", "IPython"} | SERVER_APP) == set()
+    assert "agnes_mcp.api" not in loaded and "agnes_mcp.mcp_server.server" not in loaded
+
+
+def test_the_package_names_what_it_exports() -> None:
+    import agnes_mcp.notebook as notebook
+
+    assert notebook.connect is connect_function()
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        notebook.nope  # noqa: B018
+
+
+def connect_function() -> object:
+    from agnes_mcp.notebook.connection import connect
+
+    return connect

@@ -1,0 +1,198 @@
+"""``connect()`` from a notebook outside any workspace (tables read through the server until
+pulled into a private cache folder), from a workspace's subfolder, and with no token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agnes_mcp.notebook import AgnesRefusal, Workspace, connect
+from agnes_sync.credentials import write_workspace_entry
+from tests.conftest import DemoServer, pull_into_workspace
+from tests.notebook_harness import isolate
+
+RECENT = "event_date >= DATE '2026-10-01'"
+BY_STATUS = "SELECT status, count(*) AS n FROM orders GROUP BY 1 ORDER BY 1"
+JOINED = (
+    "SELECT c.segment, count(*) AS sessions FROM recent r JOIN customers c USING (customer_id) "
+    "GROUP BY 1 ORDER BY 1"
+)
+
+
+@pytest.fixture
+def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder that is no workspace, in an env with nothing configured (config and cache
+    homes in ``tmp_path``)."""
+    isolate(monkeypatch, tmp_path)
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def outside(demo_server: DemoServer, nowhere: Path) -> Iterator[Workspace]:
+    """The analyst's notebook outside any workspace: a fresh cache folder per test."""
+    ws = connect(nowhere, server_url=demo_server.live.base_url, token=demo_server.analyst_token)
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+def test_outside_with_arguments_reads_server_tables_through_the_server(
+    demo_server: DemoServer, outside: Workspace, tmp_path: Path
+) -> None:
+    assert outside.kind == "outside"
+    assert outside.root.is_relative_to(tmp_path / "cache-home" / "agnes" / "notebooks")
+    with demo_server.client("analyst") as client:
+        served = client.get("/api/catalog").json()["tables"]
+    ids = [entry.id for entry in outside.catalog()]
+    assert ids == [t["id"] for t in served] and "orders" in ids
+    assert not any(entry.in_workspace for entry in outside.catalog())
+    result = outside.query(BY_STATUS)
+    assert result.provenance.engine == "duckdb (server)"
+    assert [r["status"] for r in result.arrow().to_pylist()] == [
+        "cancelled",
+        "completed",
+        "refunded",
+    ]
+    assert "duckdb (server)" in result._repr_html_()
+    assert [c.name for c in outside.schema("orders")][:2] == ["order_id", "customer_id"]
+    assert outside.describe("orders", n=2).row_count == 2
+
+
+def test_outside_from_the_environment(
+    demo_server: DemoServer, nowhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
+    monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
+    ws = connect(nowhere)
+    try:
+        assert ws.kind == "outside" and ws.backend.api.base_url == demo_server.live.base_url
+        with demo_server.client("analyst") as client:
+            me = client.get("/api/whoami").json()
+        assert ws.whoami().email == me["email"]
+        assert "web_sessions" in [e.id for e in ws.catalog(query_mode="remote")]
+        assert ws.query("SELECT count(*) AS n FROM customers").arrow().column("n")[0].as_py() > 0
+    finally:
+        ws.close()
+
+
+def test_outside_refusals_are_the_servers(outside: Workspace) -> None:
+    with pytest.raises(AgnesRefusal) as denied:
+        outside.query("SELECT * FROM support_tickets")
+    assert denied.value.code == "table_not_granted" and "support_tickets" in denied.value.message
+    with pytest.raises(AgnesRefusal) as remote:
+        outside.query("SELECT device FROM web_sessions")
+    assert remote.value.code == "remote_table_needs_snapshot"
+    assert remote.value.next_step is not None
+    assert [o["tool"] for o in remote.value.next_step["options"]] == [
+        "query_remote",
+        "snapshot_create",
+    ]
+    with pytest.raises(AgnesRefusal) as write:
+        outside.query("DELETE FROM orders")
+    assert write.value.code == "read_only"
+
+
+def test_a_snapshot_outside_is_queried_locally(outside: Workspace) -> None:
+    info = outside.snapshot(
+        "web_sessions", ["session_id", "device", "customer_id"], name="recent", where=RECENT
+    )
+    assert info.rows > 0 and info.location == "workspace"
+    assert [s.name for s in outside.snapshots()] == ["recent"]
+    result = outside.query("SELECT count(*) AS n FROM recent")
+    assert result.arrow().to_pylist() == [{"n": info.rows}]
+    assert result.provenance.engine == "duckdb (workspace)"
+    assert result.provenance.tables[0].query_mode == "snapshot"
+
+
+def test_a_snapshot_joined_with_a_table_not_pulled_says_to_pull(outside: Workspace) -> None:
+    """The snapshot is here, ``customers`` is on the server: one query cannot read both.
+    The refusal must say that (as a workspace says it), not that the snapshot is missing."""
+    outside.snapshot(
+        "web_sessions", ["session_id", "device", "customer_id"], name="recent", where=RECENT
+    )
+    with pytest.raises(AgnesRefusal) as refused:
+        outside.query(JOINED)
+    assert refused.value.code == "table_not_pulled"
+    assert "'customers'" in refused.value.message
+    assert "no table 'recent'" not in refused.value.message
+    assert refused.value.next_step is not None and "pull" in str(refused.value.next_step)
+
+
+def test_after_pull_queries_run_locally(outside: Workspace) -> None:
+    before = outside.query(BY_STATUS)
+    assert before.provenance.engine == "duckdb (server)"
+    outside.snapshot(
+        "web_sessions", ["session_id", "device", "customer_id"], name="recent", where=RECENT
+    )
+    summary = outside.pull()
+    assert summary.failed == [] and summary.downloaded > 0 and summary.tables > 0
+    after = outside.query(BY_STATUS)
+    assert after.provenance.engine == "duckdb (workspace)"
+    assert after.arrow().to_pylist() == before.arrow().to_pylist()
+    assert "orders" in [e.id for e in outside.catalog() if e.in_workspace]
+    joined = outside.query(JOINED)
+    assert joined.provenance.engine == "duckdb (workspace)"
+    assert {t.id for t in joined.provenance.tables} == {"recent", "customers"}
+    con = outside.duckdb()  # the same join without the rails, on the pulled files
+    try:
+        expected = con.execute(JOINED).fetchall()
+    finally:
+        con.close()
+    assert [tuple(r.values()) for r in joined.arrow().to_pylist()] == expected
+    assert sum(count for _, count in expected) > 0
+
+
+def test_a_snapshot_outside_cannot_take_a_server_tables_name(outside: Workspace) -> None:
+    """Nothing is pulled yet, but ``orders`` is a table: a snapshot by that name would
+    answer ``SELECT ... FROM orders`` with web sessions now, and be hidden after a pull."""
+    with pytest.raises(AgnesRefusal) as refused:
+        outside.snapshot("web_sessions", ["session_id"], name="orders", where=RECENT)
+    assert refused.value.code == "snapshot_invalid" and "orders" in refused.value.message
+    assert (
+        outside.query("SELECT count(*) AS n FROM orders").provenance.tables[0].query_mode == "local"
+    )
+
+
+def test_no_token_anywhere_is_refused_with_how_to_give_one(nowhere: Path) -> None:
+    with pytest.raises(AgnesRefusal) as refused:
+        connect(nowhere)
+    assert refused.value.code == "no_token"
+    assert refused.value.hint is not None
+    assert "AGNES_TOKEN" in refused.value.hint and "token=" in refused.value.hint
+    with pytest.raises(AgnesRefusal) as named:
+        connect(nowhere, server_url="http://127.0.0.1:9")
+    assert named.value.code == "no_token" and "http://127.0.0.1:9" in named.value.message
+
+
+def test_a_workspace_is_found_from_a_subfolder(
+    demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    isolate(monkeypatch, tmp_path)
+    folder = pull_into_workspace(
+        demo_server.live.base_url, demo_server.analyst_token, tmp_path / "project"
+    )
+    deeper = folder / "analysis" / "2026"
+    deeper.mkdir(parents=True)
+    ws = connect(deeper, server_url=demo_server.live.base_url, token=demo_server.analyst_token)
+    try:
+        assert ws.kind == "workspace" and ws.root == folder.resolve()
+        assert ws.query(BY_STATUS).provenance.engine == "duckdb (workspace)"
+    finally:
+        ws.close()
+    # With no arguments: the current folder upward, and the workspace's own credentials.
+    write_workspace_entry(
+        folder.resolve(), demo_server.live.base_url, demo_server.analyst_token, None
+    )
+    monkeypatch.chdir(deeper)
+    found = connect()
+    try:
+        assert found.kind == "workspace" and found.root == folder.resolve()
+        assert found.backend.api.base_url == demo_server.live.base_url
+        assert found.query(BY_STATUS).row_count == 3
+    finally:
+        found.close()
