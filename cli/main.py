@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.analyst_parsers import add_admin_metrics, add_analyst_commands
 
     add_analyst_commands(commands, _leaf, client)
+    from cli.commands.notebook_export import add_notebook_commands
+
+    add_notebook_commands(commands, _leaf, client)
     admin = commands.add_parser("admin", help="administer users, tokens, groups and grants")
     admin_commands = admin.add_subparsers(title="admin commands", metavar="AREA", required=True)
     _user_commands(admin_commands, client)

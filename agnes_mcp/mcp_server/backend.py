@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from agnes_mcp.identity import WhoAmI
     from agnes_mcp.mcp_server.tool_models import (
         DiskInfo,
+        SessionExportOutput,
         SnapshotInfo,
     )
     from agnes_mcp.metrics.compiler import MetricRequest
@@ -76,6 +78,11 @@ class Backend(ABC):
     @abstractmethod
     def keep_result(self, table: pa.Table, sql: str | None) -> str:
         """Keep a result too large to show; return the name to query it by."""
+
+    @abstractmethod
+    def session_export(self, session: str | None, since: dt.datetime | None) -> SessionExportOutput:
+        """This session's steps (or ``session``'s, and/or those since ``since``) as a
+        notebook: written to a file (workspace) or served at a URL (server)."""
 
     def disk_info(self) -> DiskInfo:
         raise NotImplementedError("disk_info exists in a workspace only")

@@ -6,6 +6,7 @@ and large results are kept in memory for the caller's token.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import ClassVar
 
 import pyarrow as pa
@@ -15,7 +16,7 @@ from agnes_mcp.catalog_models import CatalogEntry, TableSchema
 from agnes_mcp.identity import WhoAmI, describe
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.result_store import ResultStore
-from agnes_mcp.mcp_server.tool_models import SnapshotInfo
+from agnes_mcp.mcp_server.tool_models import SessionExportOutput, SnapshotInfo
 from agnes_mcp.metrics.compiler import MetricRequest
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.snapshots import Snapshots
@@ -23,6 +24,8 @@ from agnes_mcp.rails.extra_tables import ExtraTable
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.services import Services
+from agnes_mcp.session_export import server_export
+from agnes_mcp.session_export.tool_calls import current_session
 from agnes_sync.snapshot_files import SnapshotMeta
 
 
@@ -108,3 +111,27 @@ class ServerBackend(Backend):
         return self.services.metric_service.run(
             self.principal, metric_id, request, limit=limit
         ).answer()
+
+    # --- the session as a notebook -----------------------------------------------------------
+
+    def session_export(self, session: str | None, since: dt.datetime | None) -> SessionExportOutput:
+        until = dt.datetime.now(dt.UTC)
+        _, summary = server_export.notebook_for(
+            self.services,
+            self.principal,
+            session=session,
+            since=since,
+            until=until,
+            current=current_session(),
+        )
+        return SessionExportOutput(
+            session=summary.session,
+            since=summary.since,
+            steps=summary.steps,
+            ran=summary.ran,
+            refused=summary.refused,
+            not_replayable=summary.not_replayable,
+            found=summary.found,
+            download_url=server_export.download_url(self.services, summary),
+            notes=summary.notes,
+        )

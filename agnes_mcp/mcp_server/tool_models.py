@@ -135,3 +135,24 @@ class DiskInfo(BaseModel):
 
 class DropOutput(BaseModel):
     dropped: SnapshotInfo
+
+
+class SessionExportOutput(BaseModel):
+    session: str | None = Field(
+        description="The session exported (None: every step in the window)."
+    )
+    since: dt.datetime | None = Field(description="The window's start, when one was given.")
+    steps: int = Field(description="Steps in the notebook: a markdown cell each.")
+    ran: int = Field(description="Steps repeated by a code cell.")
+    refused: int = Field(description="Steps the rails refused (shown, with the call commented).")
+    not_replayable: int = Field(
+        description="Steps that ran but whose log lacks what repeating them needs (shown)."
+    )
+    found: int = Field(description="Steps in the window; more than steps when it was cut.")
+    path: str | None = Field(default=None, description="Workspace: the notebook file written.")
+    download_url: str | None = Field(
+        default=None,
+        description="Server: GET it with a personal access token to download the .ipynb "
+        "(or run: agnes notebook export --session <session>).",
+    )
+    notes: list[str] = Field(default_factory=list, description="What else to know.")

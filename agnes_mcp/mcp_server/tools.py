@@ -38,6 +38,7 @@ from agnes_mcp.mcp_server.tool_models import (
     MetricQueryOutput,
     QueryOutput,
     SchemaOutput,
+    SessionExportOutput,
     SnapshotInfo,
     SnapshotListOutput,
 )
@@ -45,6 +46,9 @@ from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
 from agnes_mcp.metrics.summary import MetricDetail
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
+from agnes_mcp.session_export.tool_calls import record_tool_calls
+from agnes_mcp.session_export.tool_text import export_text
+from agnes_mcp.session_export.window import parse_since
 
 BackendFor = Callable[[], Backend]
 
@@ -65,6 +69,7 @@ READS_WAREHOUSE = _hints(read_only=True, destructive=False, idempotent=True, ope
 SPENDS = _hints(read_only=True, destructive=False, idempotent=False, open_world=True)
 CREATES = _hints(read_only=False, destructive=False, idempotent=False, open_world=True)
 DROPS = _hints(read_only=False, destructive=True, idempotent=True, open_world=False)
+EXPORTS = _hints(read_only=False, destructive=False, idempotent=False, open_world=False)
 
 
 def _spec(
@@ -362,6 +367,37 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
             )
 
         return await in_query_lane(work)
+
+    # Each call's audit rows name the call (tool, arguments, MCP session): session_export
+    # repeats snapshots and metrics from them.
+    record_tool_calls(mcp)
+
+    @mcp.tool(
+        title="Export the session as a notebook",
+        annotations=EXPORTS,
+        output_schema=SessionExportOutput.model_json_schema(),
+    )
+    def session_export(
+        since: Annotated[
+            str | None,
+            Field(
+                max_length=40,
+                description="Steps since: a duration back from now (30m, 2h, 1d, 1w) or an "
+                "ISO time. Default: this session's steps.",
+            ),
+        ] = None,
+        session: Annotated[
+            str | None,
+            Field(max_length=200, description="Another session's id. Default: this session."),
+        ] = None,
+    ) -> ToolResult:
+        """Turn this session's data calls (query, query_remote, describe, snapshots,
+        metric_query) into a Jupyter notebook that repeats them with Agnes's Python API: a
+        markdown cell per step (tool, time, tables read, provenance, refusals with their
+        hint) and a code cell per step that ran. In a workspace it is written to its
+        notebooks/ folder (path); on the server, download_url serves it."""
+        out = backend_for().session_export(session, parse_since(since) if since else None)
+        return result(out, export_text(out))
 
     if workspace:
 

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
@@ -19,7 +20,7 @@ import pyarrow as pa
 from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server.backend import Backend
-from agnes_mcp.mcp_server.tool_models import DiskInfo, SnapshotInfo
+from agnes_mcp.mcp_server.tool_models import DiskInfo, SessionExportOutput, SnapshotInfo
 from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
@@ -27,6 +28,10 @@ from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
 from agnes_mcp.rails.refusals import QueryRefused, SnapshotExists, SnapshotInvalid
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
+from agnes_mcp.session_export import workspace_export
+from agnes_mcp.session_export.refusals import NothingToExport
+from agnes_mcp.session_export.workspace_log import QueryLog, log_path, logged
+from agnes_sync.errors import AgnesError
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, check_name
 from agnes_sync.sql_text import quote_ident
@@ -63,6 +68,8 @@ class WorkspaceBackend(Backend):
         self.api = api
         self.local = WorkspaceQuery(paths, limits)
         self.snapshots = SnapshotFiles(paths.snapshots)
+        # Each data call is one line of the workspace's log (session_export reads it).
+        self.query_log: QueryLog | None = QueryLog(log_path(paths.dot))
 
     # --- discovery ---------------------------------------------------------------------------
 
@@ -169,6 +176,7 @@ class WorkspaceBackend(Backend):
             return "result"
         return inventory.tables[name].query_mode if name in inventory.tables else "local"
 
+    @logged("describe", lambda table, n: {"table": table, "n": n})
     def describe(self, table: str, n: int) -> Answer:
         if table in self._local_names():
             outcome = self.local.run(f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}", n)
@@ -186,9 +194,11 @@ class WorkspaceBackend(Backend):
             return None
         return next((e for e in entries if e.id == name), None)
 
+    @logged("query", lambda sql, limit: {"sql": sql, "limit": limit})
     def query(self, sql: str, limit: int | None) -> Answer:
         return self.local.run(sql, limit, self._classify).answer()
 
+    @logged("query_remote", lambda sql, limit: {"sql": sql, "limit": limit})
     def query_remote(self, sql: str, limit: int | None) -> Answer:
         with relayed_refusals():
             data, meta = self.api.post_arrow(
@@ -201,11 +211,20 @@ class WorkspaceBackend(Backend):
 
     # --- snapshots ---------------------------------------------------------------------------
 
+    @logged("snapshot_estimate", lambda spec: _spec_arguments(spec))
     def snapshot_estimate(self, spec: SnapshotSpec) -> SnapshotEstimate:
         with relayed_refusals():
             estimate = self.api.post("/api/snapshots/estimate", spec.model_dump())
         return SnapshotEstimate.model_validate(estimate)
 
+    @logged(
+        "snapshot_create",
+        lambda spec, name, ttl_seconds: {
+            **_spec_arguments(spec),
+            "name": name,
+            "ttl_seconds": ttl_seconds,
+        },
+    )
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> SnapshotInfo:
@@ -304,6 +323,19 @@ class WorkspaceBackend(Backend):
         catalog_cache.save(self.paths, definitions={metric_id: detail})
         return MetricDetail.model_validate(detail)
 
+    @logged(
+        "metric_query",
+        lambda metric_id, request, limit: {
+            "metric_id": metric_id,
+            "dimensions": request.dimensions,
+            "grain": request.grain,
+            "time_range": request.time_range.model_dump(mode="json")
+            if request.time_range
+            else None,
+            "filters": request.filters,
+            "limit": limit,
+        },
+    )
     def metric_query(self, metric_id: str, request: MetricRequest, limit: int | None) -> Answer:
         detail = self.metric_show(metric_id)
         metric = MetricDefinition.model_validate(detail.definition)
@@ -342,9 +374,49 @@ class WorkspaceBackend(Backend):
             snapshots=len(inventory.snapshots),
         )
 
+    # --- the session as a notebook -----------------------------------------------------------
+
+    def session_export(
+        self, session: str | None, since: dt.datetime | None, *, path: Path | None = None
+    ) -> SessionExportOutput:
+        """Write the notebook to ``path`` (default: the workspace's ``notebooks/``)."""
+        if self.query_log is None:
+            raise NothingToExport("This workspace keeps no log of its queries.")
+        try:
+            user: str | None = self.whoami().email
+        except AgnesError:  # offline, or a token the server refuses: export without a name
+            user = None
+        notebook, summary = workspace_export.notebook_for(
+            self.query_log, session=session, since=since, server=self.api.base_url, user=user
+        )
+        written = workspace_export.write_notebook(
+            notebook, path or workspace_export.default_path(self.paths.root)
+        )
+        return SessionExportOutput(
+            session=summary.session,
+            since=summary.since,
+            steps=summary.steps,
+            ran=summary.ran,
+            refused=summary.refused,
+            not_replayable=summary.not_replayable,
+            found=summary.found,
+            path=str(written),
+            notes=summary.notes,
+        )
+
     def close(self) -> None:
         self.local.close()
         self.api.close()
+
+
+def _spec_arguments(spec: SnapshotSpec) -> dict[str, object]:
+    return {
+        "table": spec.table_id,
+        "select": spec.select,
+        "where": spec.where,
+        "limit": spec.limit,
+        "order_by": spec.order_by,
+    }
 
 
 def _segment(value: str) -> str:

@@ -67,6 +67,7 @@ from agnes_sync.orchestrator import Orchestrator
 from agnes_sync.profile import ColumnProfile, TableProfile
 
 Mode = str  # "local" | "remote" | "auto"
+REFUSAL_CHARS = 2000  # of a refusal's message and hint kept in its audit row
 
 
 @dataclass
@@ -383,7 +384,9 @@ class QueryService:
         refusal: QueryRefused | None = None,
         estimated: int | None = None,
     ) -> None:
-        params: dict[str, Any] = {"sql": sql[:2000]}
+        # The whole SQL (the rails refuse longer texts: only such a refusal's is cut, and
+        # sql_chars tells), so a session exported from the log repeats exactly what ran.
+        params: dict[str, Any] = {"sql": sql[: policy.MAX_SQL_CHARS], "sql_chars": len(sql)}
         if outcome is not None:
             params.update(
                 fingerprint=outcome.parsed.fingerprint,
@@ -397,6 +400,10 @@ class QueryService:
         if estimated is not None:
             params["bytes_estimated"] = estimated
         if refusal is not None:
+            params["refusal"] = {
+                "message": refusal.message[:REFUSAL_CHARS],
+                "hint": refusal.hint[:REFUSAL_CHARS] if refusal.hint else None,
+            }
             if refusal.details.get("bytes_scanned"):  # stopped by the engine: it still read
                 params["bytes_scanned"] = int(refusal.details["bytes_scanned"])
             try:

@@ -18,6 +18,7 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -105,7 +106,10 @@ def lock_down(
     con.execute("SET enable_external_access = false")
     con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
     con.execute(f"SET threads = {int(threads)}")
-    con.execute("SET enable_progress_bar = false")
+    # In a Jupyter kernel without ipywidgets DuckDB refuses to touch the progress bar at
+    # all; it is off there already.
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
     con.execute("SET lock_configuration = true")
 
 
