@@ -24,6 +24,7 @@ from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend, relayed_ref
 from agnes_mcp.rails.refusals import SnapshotInvalid
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotSpec
+from agnes_mcp.session_export.workspace_log import logged
 
 
 def cache_folder(server_url: str, token: str) -> Path:
@@ -71,6 +72,7 @@ class OutsideWorkspaceBackend(WorkspaceBackend):
             )
         return super().snapshot_create(spec, name, ttl_seconds)
 
+    @logged("query", lambda sql, limit: {"sql": sql, "limit": limit})
     def query(self, sql: str, limit: int | None) -> Answer:
         if self._held_here(sql):
             return super().query(sql, limit)
