@@ -26,6 +26,7 @@ from benchmarks import (
     bench_pull,
     bench_query,
     bench_rebuild,
+    notebook,
     oauth,
 )
 from benchmarks.harness import Result
@@ -42,6 +43,7 @@ SUITES = {
     "fairness": bench_fairness.run,
     "admin": admin.run,
     "oauth": oauth.run,
+    "notebook": notebook.run,
 }
 
 

@@ -10,14 +10,16 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from agnes_mcp.notebook import AgnesRefusal, MissingExtra, Result, Workspace
-from agnes_mcp.notebook.result import VIEW_ROWS
+from agnes_mcp.notebook.result import VIEW_ROWS, decimal_as_float
 from tests.conftest import DemoServer
 from tests.notebook_harness import NotebookSetup, as_json, json_rows, pulled_notebook
 
@@ -424,7 +426,13 @@ def test_df_and_pl_hold_the_arrow_data(nb: NotebookSetup) -> None:
     rows = result.arrow().to_pylist()
     frame = result.df()
     assert list(frame.columns) == result.arrow().column_names and len(frame) == 20
-    assert frame.to_dict("records") == rows  # dates as dates, decimals as Decimals
+    # typed as DuckDB's own .df(): dates as datetime64, decimals as float64
+    assert str(frame["order_date"].dtype).startswith("datetime64")
+    assert str(frame["total_amount"].dtype) == "float64"
+    for record, row in zip(frame.to_dict("records"), rows, strict=True):
+        assert record["order_date"].date() == row["order_date"]
+        assert record["total_amount"] == float(row["total_amount"])
+        assert record["order_id"] == row["order_id"] and record["status"] == row["status"]
     polars = result.pl()
     assert polars.columns == result.arrow().column_names
     assert polars.to_dicts() == rows
@@ -575,3 +583,17 @@ def connect_function() -> object:
     from agnes_mcp.notebook.connection import connect
 
     return connect
+
+
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        (["2280.97", "0.10", "-12.34", None, "99999999.99"], pa.decimal128(12, 2)),
+        (["12345678901234567890.123", "-1.001", None], pa.decimal128(38, 3)),  # too wide: text
+        ([None, None], pa.decimal128(5, 1)),
+    ],
+)
+def test_decimals_become_the_nearest_doubles(values: list[str | None], kind: pa.DataType) -> None:
+    column = pa.chunked_array([pa.array([Decimal(v) if v else None for v in values], kind)])
+    floats = decimal_as_float(column, kind.scale).to_pylist()
+    assert floats == [float(Decimal(v)) if v else None for v in values]

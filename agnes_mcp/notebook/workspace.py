@@ -133,13 +133,17 @@ class Workspace:
         limit: int | None = None,
         order_by: list[str] | None = None,
         ttl_seconds: int | None = None,
+        replace: bool = False,
     ) -> SnapshotInfo:
         """Fetch part of a remote table into a local table ``name`` (query it with
-        :meth:`query`)."""
+        :meth:`query`). ``replace=True`` drops a snapshot of that name first, so a
+        notebook can be run again."""
         spec = SnapshotSpec(
             table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
         )
         with refusals():
+            if replace and any(s.name == name for s in self.backend.snapshot_list()):
+                self.backend.snapshot_drop(name)
             return self.backend.snapshot_create(spec, name, ttl_seconds)
 
     def snapshots(self) -> Listing[SnapshotInfo]:
