@@ -26,6 +26,7 @@ from benchmarks import (
     bench_pull,
     bench_query,
     bench_rebuild,
+    keboola,
     notebook,
     oauth,
 )
@@ -44,6 +45,7 @@ SUITES = {
     "admin": admin.run,
     "oauth": oauth.run,
     "notebook": notebook.run,
+    "keboola": keboola.run,
 }
 
 

@@ -1,0 +1,261 @@
+"""The Keboola Storage API over httpx: the token header, retries that honour ``Retry-After``,
+and failures tagged for the sync engine.
+
+The token is read from the environment variable named by ``token_env`` at each call (a
+rotated token is picked up without a restart) and sent only as ``X-StorageApi-Token`` to
+the stack; it is never put in a URL, a log line or an error message. Files are fetched
+from the signed URLs Keboola hands out with a second client that carries no token.
+
+- 429, 5xx and network errors: retried ``attempts`` times, waiting ``Retry-After`` when the
+  answer has one (else exponential backoff), then :class:`TransientSyncError`;
+- 401/403: :class:`TokenRefused` (terminal), naming the variable and the bucket;
+- 404: :class:`SourceTableNotFound`; other 4xx: :class:`TerminalSyncError` with Keboola's
+  message.
+
+Not the official ``kbcstorage`` SDK: it downloads slices into the process's working
+directory, which a server running syncs on several threads cannot share.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from agnes_sync.errors import SourceTableNotFound, TerminalSyncError, TransientSyncError
+
+CHUNK = 1 << 20  # bytes per write while streaming a download to disk
+MAX_BACKOFF = 30.0
+
+
+class TokenRefused(TerminalSyncError):
+    """Keboola answered 401/403: the token expired, was revoked or lacks access."""
+
+    code = "source_token_refused"
+
+
+class StorageClient:
+    """One stack's Storage API; safe to share between threads (httpx's pool is)."""
+
+    def __init__(
+        self,
+        url: str,
+        token_env: str,
+        *,
+        attempts: int = 5,
+        timeout: float = 60,
+        max_retry_after: float = 120,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.token_env = token_env
+        self.attempts = attempts
+        self.max_retry_after = max_retry_after
+        self.sleep = sleep
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        self._api = httpx.Client(base_url=url, timeout=timeout, limits=limits)
+        self._files = httpx.Client(timeout=timeout, limits=limits, follow_redirects=True)
+
+    def close(self) -> None:
+        self._api.close()
+        self._files.close()
+
+    # --- the API -----------------------------------------------------------------------
+
+    def token(self) -> str:
+        value = os.environ.get(self.token_env, "").strip()
+        if not value:
+            raise TokenRefused(
+                f"The environment variable {self.token_env} (token_env) is not set.",
+                hint=f"Set {self.token_env} to a Keboola Storage API token for the server.",
+            )
+        return value
+
+    def get(
+        self, path: str, params: Mapping[str, Any] | None = None, bucket: str | None = None
+    ) -> Any:
+        return self._call("GET", path, params=params, bucket=bucket)
+
+    def post(self, path: str, body: Mapping[str, Any], bucket: str | None = None) -> Any:
+        return self._call("POST", path, json=body, bucket=bucket)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Mapping[str, Any] | None = None,
+        bucket: str | None = None,
+    ) -> Any:
+        token = self.token()
+        headers = {"X-StorageApi-Token": token, "Accept": "application/json"}
+        what = f"{method} {path}"
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self._api.request(
+                    method, path, params=params, json=json, headers=headers
+                )
+            except httpx.TransportError as exc:
+                self._again(attempt, f"{what} failed ({type(exc).__name__})", None)
+                continue
+            status = response.status_code
+            if status == 429 or status >= 500:
+                message = _message(response, token)
+                self._again(attempt, f"Keboola answered {status} to {what}: {message}", response)
+                continue
+            if status in (401, 403):
+                raise self._refused(status, _message(response, token), bucket)
+            if status == 404:
+                raise SourceTableNotFound(
+                    f"Keboola has no such object ({what}): {_message(response, token)}",
+                    hint="List what the token can see with `agnes admin source-tables <source>`.",
+                )
+            if status >= 400:
+                raise TerminalSyncError(
+                    f"Keboola refused {what} ({status}): {_message(response, token)}",
+                    details={"status": status},
+                )
+            try:
+                return response.json()
+            except ValueError:
+                raise TerminalSyncError(
+                    f"Keboola answered {what} with something that is not JSON "
+                    f"({response.headers.get('content-type', 'no content type')})."
+                ) from None
+        raise AssertionError("unreachable")
+
+    def _refused(self, status: int, message: str, bucket: str | None) -> TokenRefused:
+        scope = f"lacks access to bucket {bucket}" if bucket else "lacks access to this call"
+        return TokenRefused(
+            f"The token in ${self.token_env} was refused (expired, or {scope}): "
+            f"Keboola answered {status}: {message}",
+            hint=f"Give the token in ${self.token_env} read access to the bucket, or replace it.",
+            details={"status": status, "token_env": self.token_env, "bucket": bucket},
+        )
+
+    def _again(self, attempt: int, problem: str, response: httpx.Response | None) -> None:
+        """Wait before the next attempt, or raise once attempts are used up."""
+        if attempt >= self.attempts:
+            raise TransientSyncError(
+                f"{problem} (after {attempt} attempt{'s' if attempt > 1 else ''}).",
+                hint="Keboola is busy or unreachable; the sync is retried later.",
+            )
+        wait = retry_after(response) if response is not None else None
+        if wait is None:
+            wait = min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1))
+        elif wait > self.max_retry_after:
+            raise TransientSyncError(
+                f"{problem}; Keboola asked to retry after {wait:.0f} s, longer than "
+                f"max_retry_after_seconds ({self.max_retry_after:.0f} s).",
+                hint="The stack may be under maintenance; the sync is retried later.",
+            )
+        self.sleep(wait)
+
+    # --- files -------------------------------------------------------------------------
+
+    def fetch_json(self, url: str, headers: Mapping[str, str] | None = None) -> Any:
+        """A small JSON document (a slice manifest) from a signed URL."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self._files.get(url, headers=headers)
+            except httpx.TransportError as exc:
+                self._again(attempt, f"fetching {_where(url)} failed ({type(exc).__name__})", None)
+                continue
+            if response.status_code == 429 or response.status_code >= 500:
+                self._again(attempt, f"{_where(url)} answered {response.status_code}", response)
+                continue
+            _file_status(response, url)
+            try:
+                return response.json()
+            except ValueError:
+                raise TransientSyncError(f"The manifest at {_where(url)} is not JSON.") from None
+        raise AssertionError("unreachable")
+
+    def download(
+        self,
+        url: str,
+        target: Path,
+        headers: Mapping[str, str] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Stream ``url`` to ``target`` as stored (no decoding); returns the bytes written.
+        ``stop`` set (another slice failed) abandons the download between chunks."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                with self._files.stream("GET", url, headers=headers) as response:
+                    if response.status_code == 429 or response.status_code >= 500:
+                        response.read()
+                        self._again(
+                            attempt, f"{_where(url)} answered {response.status_code}", response
+                        )
+                        continue
+                    _file_status(response, url)
+                    written = 0
+                    with target.open("wb") as out:
+                        for chunk in response.iter_raw(CHUNK):
+                            if stop is not None and stop.is_set():
+                                raise TransientSyncError("Download abandoned: another failed.")
+                            out.write(chunk)
+                            written += len(chunk)
+                    return written
+            except httpx.TransportError as exc:
+                self._again(
+                    attempt, f"downloading {_where(url)} failed ({type(exc).__name__})", None
+                )
+        raise AssertionError("unreachable")
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _message(response: httpx.Response, token: str) -> str:
+    """Keboola's error text (``{"error": ..., "code": ...}``), never echoing the token."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text.strip().splitlines()[0][:200] if response.text.strip() else ""
+    else:
+        text = ""
+        if isinstance(body, dict):
+            text = str(body.get("error") or body.get("message") or body.get("reason") or "")
+    text = text or response.reason_phrase or "no message"
+    return text.replace(token, "***") if token else text
+
+
+def _where(url: str) -> str:
+    """A signed URL without its query string (the signature is a credential)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _file_status(response: httpx.Response, url: str) -> None:
+    if response.status_code < 400:
+        return
+    response.read()
+    # An expired or refused signed URL is fixed by a new export (new URLs): transient.
+    raise TransientSyncError(
+        f"Downloading the export from {_where(url)} failed ({response.status_code}).",
+        hint="The signed URL may have expired; the sync is retried with a new export.",
+    )

@@ -1,0 +1,240 @@
+"""One table export: async export job → poll → file detail → slices on disk.
+
+``POST /v2/storage/tables/{id}/export-async`` (JSON body: ``columns``, ``whereFilters``,
+``changedSince``/``changedUntil``, ``fileType``, ``gzip``) answers with a job; ``GET
+/v2/storage/jobs/{id}`` is polled with a growing wait until ``success`` or ``error``
+(``waiting`` and ``processing`` mean not yet) or the timeout. The job's
+``results.file.id`` names a file; ``GET /v2/storage/files/{id}?federationToken=1`` gives
+its signed ``url`` and ``isSliced``. A plain file is downloaded from ``url``; a sliced one's
+``url`` is a manifest (``{"entries": [{"url": ...}]}``) whose slices are all downloaded,
+``parallel`` at a time, each streamed to its own file. Slices are ordered by the index in
+their names (the manifest's order is not guaranteed) and never concatenated: DuckDB reads
+them as a list of files (:func:`reader_sql`). CSV slices have no header; their columns are
+the ones asked for, in that order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from agnes_sync.connector import Column
+from agnes_sync.errors import TerminalSyncError, TransientSyncError
+from agnes_sync.sql_text import quote_ident, quote_literal
+from connectors.keboola.blob_urls import resolve
+from connectors.keboola.client import StorageClient
+
+MAX_POLL = 15.0
+_PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+_DIGITS = re.compile(r"(\d+)")
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    columns: tuple[str, ...]
+    where_filters: tuple[dict[str, Any], ...] = ()
+    changed_since: datetime | None = None
+    changed_until: datetime | None = None
+    file_type: str = "csv"  # csv | parquet
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "columns": ",".join(self.columns),
+            "format": "rfc",
+            "gzip": True,
+            "fileType": self.file_type,
+        }
+        if self.where_filters:
+            body["whereFilters"] = [dict(f) for f in self.where_filters]
+        if self.changed_since is not None:
+            body["changedSince"] = str(int(self.changed_since.timestamp()))
+        if self.changed_until is not None:
+            body["changedUntil"] = str(int(self.changed_until.timestamp()))
+        return body
+
+
+@dataclass
+class ExportedFile:
+    """An export on disk: its slices in order, and how to read them."""
+
+    file_type: str  # csv | parquet
+    slices: list[Path] = field(default_factory=list)
+    job_created: datetime | None = None  # when Keboola created the job (its clock)
+    file_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Exporter:
+    client: StorageClient
+    parallel: int = 8
+    job_timeout: float = 3600
+    first_poll: float = 1.0
+    clock: Callable[[], float] = time.monotonic
+
+    def export(self, table: str, params: ExportParams, workdir: Path) -> ExportedFile:
+        bucket = table.rsplit(".", 1)[0]
+        job = self.client.post(
+            f"/v2/storage/tables/{quote(table, safe='')}/export-async", params.body(), bucket
+        )
+        job = self.wait_for(job, table)
+        try:
+            file_id = int(job["results"]["file"]["id"])
+        except (KeyError, TypeError, ValueError):
+            raise TerminalSyncError(
+                f"Keboola's export job {job.get('id')} of {table} succeeded without a file id."
+            ) from None
+        info = self.client.get(f"/v2/storage/files/{file_id}", {"federationToken": 1}, bucket)
+        workdir.mkdir(parents=True, exist_ok=True)
+        exported = ExportedFile(
+            file_type=str(info.get("fileType") or params.file_type),
+            job_created=_timestamp(job.get("createdTime")),
+            file_id=file_id,
+        )
+        if info.get("isSliced"):
+            manifest = self.client.fetch_json(str(info["url"]))
+            entries = [str(e["url"]) for e in manifest.get("entries") or []]
+            exported.slices = self._download_all(entries, info, workdir)
+        else:
+            target = workdir / "slice-00000"
+            self.client.download(str(info["url"]), target)
+            exported.slices = [target]
+        exported.file_type = _settle_type(exported)
+        exported.slices = [s for s in exported.slices if not _empty(s, exported.file_type)]
+        return exported
+
+    def wait_for(self, job: dict[str, Any], table: str) -> dict[str, Any]:
+        """Poll the job until it ends; its ``error`` ends the sync with Keboola's message."""
+        deadline = self.clock() + self.job_timeout
+        pause = self.first_poll
+        polled = False
+        while True:
+            status = job.get("status")
+            if status == "success":
+                return job
+            if status == "error":
+                error = job.get("error") or {}
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                raise TerminalSyncError(
+                    f"Keboola's export of {table} failed: {message or 'no message'}",
+                    hint="Keboola's message says why; fix the table or the filter in Keboola.",
+                    details={
+                        "job": job.get("id"),
+                        "keboola_code": error.get("code") if isinstance(error, dict) else None,
+                    },
+                )
+            if status not in ("waiting", "processing"):
+                raise TerminalSyncError(
+                    f"Keboola's export job {job.get('id')} of {table} is '{status}', "
+                    "not waiting, processing, success or error."
+                )
+            if polled:  # the first poll is at once: a cached export is ready already
+                if self.clock() + pause > deadline:
+                    raise TransientSyncError(
+                        f"Keboola's export of {table} did not finish within "
+                        f"{self.job_timeout:.0f} s (job {job.get('id')} is still {status}).",
+                        hint="Raise the source's job_timeout_seconds for very large tables.",
+                    )
+                self.client.sleep(pause)
+                pause = min(MAX_POLL, pause * 1.5)
+            polled = True
+            job = self.client.get(f"/v2/storage/jobs/{job['id']}")
+
+    def _download_all(self, entries: list[str], info: dict[str, Any], workdir: Path) -> list[Path]:
+        ordered = sorted(entries, key=slice_index)
+        targets = [workdir / f"slice-{i:05d}" for i in range(len(ordered))]
+        if not ordered:
+            return []
+        stop = threading.Event()
+        with ThreadPoolExecutor(max_workers=min(self.parallel, len(ordered))) as pool:
+            futures = []
+            for entry, target in zip(ordered, targets, strict=True):
+                url, headers = resolve(entry, info)
+                futures.append(pool.submit(self.client.download, url, target, headers, stop))
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            stop.set()  # a failure: the others stop between chunks
+            for future in pending:
+                future.cancel()
+            for future in done:
+                future.result()  # the first failure, re-raised
+        return targets
+
+
+def slice_index(url: str) -> tuple[Any, ...]:
+    """Natural sort key of a slice's file name: ``…_0_0_10.csv.gz`` after ``…_0_0_9.csv.gz``."""
+    name = PurePosixPath(urlsplit(url).path).name or url
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(name)
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _settle_type(exported: ExportedFile) -> str:
+    """Trust the bytes over the label: a parquet slice starts with ``PAR1``."""
+    for path in exported.slices:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+        if head:
+            return "parquet" if head == _PARQUET_MAGIC else "csv"
+    return exported.file_type
+
+
+def _empty(path: Path, file_type: str) -> bool:
+    """An empty slice (no rows) would trip the readers."""
+    if path.stat().st_size == 0:
+        return True
+    if file_type != "csv":
+        return False
+    with path.open("rb") as handle:
+        if handle.read(2) != _GZIP_MAGIC:
+            return False
+    with gzip.open(path, "rb") as unpacked:
+        return not unpacked.read(1)
+
+
+def is_gzip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == _GZIP_MAGIC
+
+
+def reader_sql(exported: ExportedFile, columns: Sequence[Column]) -> str:
+    """A SELECT over the slices in order, typed as ``columns``."""
+    if not exported.slices:
+        return (
+            "SELECT "
+            + ", ".join(f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}" for c in columns)
+            + " WHERE false"
+        )
+    listing = "[" + ", ".join(quote_literal(str(p)) for p in exported.slices) + "]"
+    if exported.file_type == "parquet":
+        casts = ", ".join(
+            f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}" for c in columns
+        )
+        return f"SELECT {casts} FROM read_parquet({listing}, union_by_name = true)"
+    struct = (
+        "{" + ", ".join(f"{quote_literal(c.name)}: {quote_literal(c.type)}" for c in columns) + "}"
+    )
+    compression = "gzip" if is_gzip(exported.slices[0]) else "none"
+    return (
+        f"SELECT * FROM read_csv({listing}, header = false, columns = {struct}, "
+        f"delim = ',', quote = '\"', escape = '\"', compression = '{compression}', "
+        "auto_detect = false, null_padding = false, allow_quoted_nulls = false)"
+    )

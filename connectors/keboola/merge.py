@@ -1,0 +1,56 @@
+"""The incremental merge for exports Keboola has already cut by ``changedSince``.
+
+Every exported row changed since the last sync, whatever its ``incremental_column`` says,
+so none is dropped by a watermark (``agnes_sync.strategies.incremental`` filters by the
+column's maximum, which would lose an update of an old row). The exported rows are merged
+into the published data by primary key, the exported version winning (among exported
+duplicates, the one with the newest ``incremental_column``); rows older than
+``max_history_days`` before the newest are dropped; the result is published through
+:func:`agnes_sync.strategies.full_refresh` (staged, renamed over the old file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+import duckdb
+
+from agnes_sync import strategies
+from agnes_sync.connector import TableRequest
+from agnes_sync.contract import ExtractWriter, PublishedTable
+from agnes_sync.sql_text import quote_ident, quote_literal
+
+
+def merge(
+    con: duckdb.DuckDBPyConnection,
+    fresh_sql: str,
+    request: TableRequest,
+    key: Sequence[str],
+    writer: ExtractWriter,
+) -> PublishedTable:
+    where = strategies.checked_filter(request.where_filters)
+    fresh = f"SELECT * FROM ({fresh_sql}) AS fresh" + (f" WHERE {where}" if where else "")
+    existing = writer.published_path(request.id)
+    merged = f"SELECT *, 0 AS __agnes_src FROM ({fresh})"
+    if existing is not None:
+        merged += (
+            " UNION ALL BY NAME SELECT *, 1 AS __agnes_src FROM "
+            f"read_parquet({quote_literal(str(existing))})"
+        )
+    inc = quote_ident(request.incremental_column) if request.incremental_column else None
+    order = "__agnes_src" + (f", {inc} DESC NULLS LAST" if inc else "")
+    keys = ", ".join(quote_ident(k) for k in key)
+    ranked = (
+        "SELECT * EXCLUDE (__agnes_src, __agnes_rank) FROM ("
+        f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY {order}) AS __agnes_rank "
+        f"FROM ({merged})) WHERE __agnes_rank = 1"
+    )
+    if inc and request.max_history_days:
+        moment = f"TRY_CAST({inc} AS TIMESTAMP)"
+        ranked = (
+            f"SELECT * FROM ({ranked}) WHERE {moment} IS NULL OR {moment} >= "
+            f"(SELECT max({moment}) FROM ({ranked})) - INTERVAL {int(request.max_history_days)} DAY"
+        )
+    ordered = f"SELECT * FROM ({ranked})" + (f" ORDER BY {inc}" if inc else "")
+    return strategies.full_refresh(con, ordered, replace(request, where_filters=None), writer)

@@ -1,0 +1,568 @@
+"""The keboola connector at the wire, against a local server speaking the Storage API
+(``tests/fake_keboola.py``): discovery, the export request, sliced and single files,
+parquet, incremental exports and chunked first loads, drift, and failures tagged right."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+
+from agnes_sync.connector import SourceContext, TableRequest
+from agnes_sync.contract import ExtractWriter
+from agnes_sync.errors import (
+    InvalidTableSpec,
+    SourceTableNotFound,
+    TerminalSyncError,
+    TransientSyncError,
+)
+from connectors.keboola import drift
+from connectors.keboola.blob_urls import resolve, sign_v4
+from connectors.keboola.client import StorageClient, TokenRefused
+from connectors.keboola.connector import KeboolaConnector
+from connectors.keboola.export import Exporter, ExportParams, slice_index
+from connectors.keboola.filters import where_filters
+from connectors.keboola.state import read_state
+from tests.fake_keboola import TOKEN, FakeKeboola, FakeKeboolaServer
+
+ENV = "AGNES_TEST_KBC_TOKEN"
+COLUMNS = {"id": "INTEGER", "updated_at": "TIMESTAMP", "amount": "NUMERIC", "country": "STRING"}
+ROWS = [
+    (i, datetime(2026, 1, 1 + i % 28, 10, 0), i * 1.5, ["US", "CA", "DE"][i % 3])
+    for i in range(1, 61)
+]
+
+
+@dataclass(frozen=True)
+class ChunkedRequest(TableRequest):
+    """``TableSpec.initial_load_chunk_days`` as the connector reads it from a request."""
+
+    initial_load_chunk_days: int | None = None
+
+
+@dataclass
+class Stack:
+    server: FakeKeboolaServer
+    root: Path
+    env: pytest.MonkeyPatch
+
+    @property
+    def fake(self) -> FakeKeboola:
+        return self.server.fake
+
+    def connector(self, **options: Any) -> KeboolaConnector:
+        base = {"url": self.server.url, "token_env": ENV, "job_poll_seconds": 0.01}
+        return KeboolaConnector(SourceContext("kbc", base | options, self.root))
+
+    @property
+    def writer(self) -> ExtractWriter:
+        return ExtractWriter(self.root / "extracts", "kbc")
+
+    def rows(self, table: str, sql: str = "SELECT * FROM {} ORDER BY 1") -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(self.writer.paths.db), read_only=True)
+        try:
+            return con.execute(sql.format(f'"{table}"')).fetchall()
+        finally:
+            con.close()
+
+
+def orders(**fields: Any) -> TableRequest:
+    return TableRequest(id="orders", bucket="in.c-main", source_table="orders", **fields)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.setenv(ENV, TOKEN)
+    with FakeKeboolaServer(slices=3) as server:
+        server.fake.create_table("in.c-main", "orders", COLUMNS, ROWS, primary_key=("id",))
+        yield Stack(server, tmp_path, monkeypatch)
+
+
+# --- discovery ---------------------------------------------------------------------------
+
+
+def test_discovery_verifies_the_token_and_lists_tables_aliases_and_linked_buckets(
+    stack: Stack,
+) -> None:
+    fake = stack.fake
+    fake.create_table("in.c-crm", "orders", {"id": "STRING", "name": "STRING"}, typed=False)
+    fake.create_alias("out.c-shared", "orders_view", "in.c-main.orders")
+    fake.link_bucket("in.c-linked", "in.c-crm")
+    offered = stack.connector().list_tables()
+    assert fake.requests[0]["path"] == "/v2/storage/tokens/verify"
+    listings = fake.calls(r"/buckets/.+/tables$")
+    assert listings and all(r["query"]["include"] == "columns" for r in listings)
+    by_place = {(t.bucket, t.source_table): t for t in offered}
+    assert set(by_place) == {
+        ("in.c-main", "orders"),
+        ("in.c-crm", "orders"),
+        ("out.c-shared", "orders_view"),
+        ("in.c-linked", "orders"),
+    }
+    ids = [t.suggested_id for t in offered]
+    assert len(set(ids)) == len(ids) and "orders_view" in ids
+    assert "60 rows" in by_place[("in.c-main", "orders")].description
+
+
+def test_describe_types_columns_from_the_definition(stack: Stack) -> None:
+    columns = stack.connector().describe_table(orders())
+    assert [(c.name, c.type, c.nullable) for c in columns] == [
+        ("id", "BIGINT", False),
+        ("updated_at", "TIMESTAMP", True),
+        ("amount", "DECIMAL(12,2)", True),
+        ("country", "VARCHAR", True),
+    ]
+
+
+def test_untyped_tables_are_strings_unless_typed_by_an_option(stack: Stack) -> None:
+    stack.fake.create_table("in.c-main", "raw", COLUMNS, ROWS, typed=False)
+    connector = stack.connector()
+    plain = TableRequest(id="raw", bucket="in.c-main", source_table="raw")
+    assert {c.type for c in connector.describe_table(plain)} == {"VARCHAR"}
+    typed = TableRequest(
+        id="raw",
+        source_table="in.c-main.raw",
+        options={
+            "column_types": {"id": "BIGINT", "updated_at": "TIMESTAMP"},
+            "columns": ["id", "updated_at"],
+        },
+    )
+    assert [(c.name, c.type) for c in connector.describe_table(typed)] == [
+        ("id", "BIGINT"),
+        ("updated_at", "TIMESTAMP"),
+    ]
+    connector.extract(typed, stack.writer)
+    assert stack.rows("raw")[0] == (1, datetime(2026, 1, 2, 10, 0))
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"options": {"column_types": {"nope": "BIGINT"}}}, InvalidTableSpec),
+        ({"options": {"columns": ["id", "amout"]}}, InvalidTableSpec),
+        ({"options": {"column_types": {"id": "BIGINT; DROP"}}}, InvalidTableSpec),
+        ({"source_table": "missing"}, SourceTableNotFound),
+        ({"bucket": None, "source_table": "orders"}, InvalidTableSpec),
+    ],
+)
+def test_bad_registrations_are_refused_clearly(
+    stack: Stack, fields: dict[str, Any], error: type[Exception]
+) -> None:
+    request = TableRequest(
+        **({"id": "orders", "bucket": "in.c-main", "source_table": "orders"} | fields)
+    )
+    with pytest.raises(error):
+        stack.connector().describe_table(request)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"url": "ftp://x", "token_env": ENV},
+        {"url": "https://c.example.com/v2", "token_env": ENV},
+        {"url": "https://c.example.com", "token_env": "NOT-A-NAME"},
+        {"url": "https://c.example.com"},
+    ],
+)
+def test_source_options_are_validated(tmp_path: Path, options: dict[str, Any]) -> None:
+    with pytest.raises(InvalidTableSpec):
+        KeboolaConnector(SourceContext("kbc", options, tmp_path))
+
+
+# --- the export --------------------------------------------------------------------------------
+
+
+def test_the_export_request_is_the_documented_json_and_files_get_no_token(stack: Stack) -> None:
+    stack.connector(file_type="csv").extract(
+        orders(where_filters="country IN ('US', 'CA') AND amount > 15"), stack.writer
+    )
+    post = stack.fake.calls("/export-async$", "POST")[0]
+    assert post["has_token"]
+    assert post["body"] == {
+        "columns": "id,updated_at,amount,country",
+        "format": "rfc",
+        "gzip": True,
+        "fileType": "csv",
+        "whereFilters": [
+            {"column": "country", "operator": "eq", "values": ["US", "CA"]},
+            {"column": "amount", "operator": "gt", "values": ["15"], "dataType": "DOUBLE"},
+        ],
+    }
+    assert stack.fake.calls(r"/files/\d+$")[0]["query"] == {"federationToken": "1"}
+    blobs = stack.fake.calls("^/kbc-sapi-files/")
+    assert len(blobs) == 4 and not any(b["has_token"] for b in blobs)  # manifest + 3 slices
+    assert stack.fake.leaked_token == []
+    expected = [r[0] for r in ROWS if r[3] in ("US", "CA") and r[2] > 15]
+    assert [r[0] for r in stack.rows("orders")] == expected
+
+
+def test_slices_are_read_in_slice_index_order_not_manifest_order(stack: Stack) -> None:
+    stack.fake.slices = 12  # names ..._0_0_2 and ..._0_0_10: a text sort would misorder them
+    published = stack.connector(file_type="csv").extract(orders(), stack.writer)
+    path = stack.writer.paths.root / published.files[0].path
+    ids = [r[0] for r in duckdb.sql(f"SELECT id FROM read_parquet('{path}')").fetchall()]
+    assert ids == [r[0] for r in ROWS]  # the export's order, slice after slice
+
+
+@pytest.mark.parametrize("file_type", ["csv", "parquet"])
+def test_text_survives_the_export_exactly(stack: Stack, file_type: str) -> None:
+    texts = ["plain", "with,comma", 'with "quotes"', "two\nlines", "", None, "ünïcode ✓"]
+    stack.fake.create_table(
+        "in.c-main", "notes", {"id": "INTEGER", "text": "STRING"}, list(enumerate(texts))
+    )
+    request = TableRequest(id="notes", bucket="in.c-main", source_table="notes")
+    stack.connector(file_type=file_type).extract(request, stack.writer)
+    assert stack.rows("notes") == list(enumerate(texts))  # '' and NULL stay apart
+
+
+def test_the_fake_reads_form_bodies_as_keboola_does(stack: Stack) -> None:
+    """The form encoding other clients use: whereFilters only count when flattened."""
+    url = f"{stack.server.url}/v2/storage/tables/in.c-main.orders/export-async"
+    headers = {"X-StorageApi-Token": TOKEN}
+    flattened = {
+        "columns": "id,country",
+        "whereFilters[0][column]": "country",
+        "whereFilters[0][values][]": ["US", "CA"],
+        "whereFilters[0][operator]": "eq",
+    }
+    assert httpx.post(url, data=flattened, headers=headers).status_code == 202
+    assert stack.fake.exports[-1]["whereFilters"] == [
+        {"column": "country", "values": ["US", "CA"], "operator": "eq"}
+    ]
+    unflattened = {"columns": "id", "whereFilters": '[{"column": "country", "values": ["US"]}]'}
+    assert httpx.post(url, data=unflattened, headers=headers).status_code == 202
+    assert stack.fake.exports[-1]["whereFilters"] == []  # silently ignored
+
+
+def test_slice_index_sorts_naturally() -> None:
+    names = [f"s3://b/exp/1.csv.gz_0_0_{i}.csv.gz" for i in (10, 2, 0, 1, 11)]
+    assert [n.rsplit("_", 1)[1] for n in sorted(names, key=slice_index)] == [
+        "0.csv.gz", "1.csv.gz", "2.csv.gz", "10.csv.gz", "11.csv.gz",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("gzip_encoded", [False, True])
+def test_a_single_unsliced_gzip_file(stack: Stack, gzip_encoded: bool) -> None:
+    stack.fake.slices = 0
+    stack.fake.gzip_encoded = gzip_encoded  # Content-Encoding: gzip must not be decoded twice
+    published = stack.connector(file_type="csv").extract(orders(), stack.writer)
+    assert published.rows == len(ROWS)
+    assert stack.rows("orders")[0] == (1, datetime(2026, 1, 2, 10, 0), 1.5, "CA")
+
+
+def test_parquet_when_the_stack_offers_it_else_csv(stack: Stack) -> None:
+    connector = stack.connector()  # file_type: auto
+    connector.extract(orders(), stack.writer)
+    assert stack.fake.exports[-1]["fileType"] == "parquet"
+    assert len(stack.rows("orders")) == len(ROWS)
+
+    stack.fake.accept_parquet = False
+    refusing = stack.connector()
+    refusing.extract(orders(), stack.writer)
+    refusing.extract(orders(), stack.writer)
+    asked = [r["body"]["fileType"] for r in stack.fake.calls("/export-async$", "POST")]
+    assert asked == ["parquet", "parquet", "csv", "csv"]  # refused once, then CSV only
+    assert stack.rows("orders")[-1][0] == 60
+
+
+def test_an_empty_export_publishes_the_schema(stack: Stack) -> None:
+    stack.fake.create_table("in.c-main", "empty", COLUMNS, [])
+    request = TableRequest(id="empty", bucket="in.c-main", source_table="empty")
+    assert stack.connector(file_type="csv").extract(request, stack.writer).rows == 0
+    assert [r[0] for r in stack.rows("empty", "DESCRIBE {}")] == list(COLUMNS)
+
+
+def test_aliases_and_linked_tables_extract_like_tables(stack: Stack) -> None:
+    stack.fake.create_alias("out.c-shared", "orders_view", "in.c-main.orders")
+    stack.fake.link_bucket("in.c-linked", "in.c-main")
+    connector = stack.connector(file_type="csv")
+    for bucket, name in (("out.c-shared", "orders_view"), ("in.c-linked", "orders")):
+        request = TableRequest(id="copy", bucket=bucket, source_table=name)
+        assert connector.describe_table(request)[0].type == "BIGINT"
+        assert connector.extract(request, stack.writer).rows == len(ROWS)
+
+
+# --- incremental -------------------------------------------------------------------------------
+
+
+def incremental(**fields: Any) -> TableRequest:
+    return orders(sync_strategy="incremental", incremental_column="updated_at", **fields)
+
+
+def test_incremental_exports_rows_changed_since_the_last_export(stack: Stack) -> None:
+    connector = stack.connector(file_type="csv")
+    connector.extract(incremental(incremental_window_days=2), stack.writer)
+    first_job = stack.fake.jobs[max(stack.fake.jobs)]
+    stack.fake.advance(hours=1)
+    stack.fake.upsert(
+        "in.c-main.orders",
+        [(5, datetime(2026, 3, 1), 99.0, "US"), (100, datetime(2026, 3, 2), 1.0, "DE")],
+    )
+    published = connector.extract(incremental(incremental_window_days=2), stack.writer)
+    since = int(datetime.fromisoformat(first_job["createdTime"]).timestamp()) - 2 * 86400
+    assert stack.fake.exports[-1]["changedSince"] == str(since)
+    assert published.rows == len(ROWS) + 1
+    assert stack.rows("orders", "SELECT * FROM {} WHERE id IN (5, 100) ORDER BY id") == [
+        (5, datetime(2026, 3, 1), 99.0, "US"),
+        (100, datetime(2026, 3, 2), 1.0, "DE"),
+    ]
+    state = read_state(stack.writer, "orders")
+    assert state is not None and state.load_until is None
+
+
+def test_the_first_load_goes_back_max_history_days(stack: Stack) -> None:
+    now = stack.fake.now()
+    stack.fake.create_table(
+        "in.c-main", "events", COLUMNS, primary_key=("id",), at=now - timedelta(days=90)
+    )
+    stack.fake.upsert(
+        "in.c-main.events", [(1, datetime(2026, 1, 1), 1.0, "US")], at=now - timedelta(days=40)
+    )
+    stack.fake.upsert(
+        "in.c-main.events", [(2, datetime(2026, 1, 2), 2.0, "US")], at=now - timedelta(days=5)
+    )
+    request = TableRequest(
+        id="events", bucket="in.c-main", source_table="events", sync_strategy="incremental",
+        incremental_column="updated_at", max_history_days=30,
+    )  # fmt: skip
+    stack.connector(file_type="csv").extract(request, stack.writer)
+    assert [r[0] for r in stack.rows("events")] == [2]
+    since = datetime.fromtimestamp(int(stack.fake.exports[-1]["changedSince"]), UTC)
+    assert timedelta(days=29) < now - since < timedelta(days=31)
+
+
+def test_initial_load_chunk_days_splits_a_first_load_and_resumes_after_a_failure(
+    stack: Stack,
+) -> None:
+    fake = stack.fake
+    now = fake.now()
+    fake.create_table(
+        "in.c-main", "events", COLUMNS, primary_key=("id",), at=now - timedelta(days=60)
+    )
+    for i, age in enumerate((25, 15, 5, 1), start=1):
+        fake.upsert(
+            "in.c-main.events",
+            [(i, datetime(2026, 2, i), float(i), "US")],
+            at=now - timedelta(days=age),
+        )
+    request = ChunkedRequest(
+        id="events", bucket="in.c-main", source_table="events", sync_strategy="incremental",
+        incremental_column="updated_at", max_history_days=30, initial_load_chunk_days=10,
+    )  # fmt: skip
+    connector = stack.connector(file_type="csv")
+    fake.job_errors[:] = [None, "Snowflake: warehouse suspended"]  # the second chunk fails
+    with pytest.raises(TerminalSyncError, match="warehouse suspended"):
+        connector.extract(request, stack.writer)
+    assert [r[0] for r in stack.rows("events")] == [1]  # the first chunk is kept
+    state = read_state(stack.writer, "events")
+    assert state is not None and state.load_until is not None
+    connector.extract(request, stack.writer)
+    assert [r[0] for r in stack.rows("events")] == [1, 2, 3, 4]
+    ranges = [(e["changedSince"], e["changedUntil"]) for e in fake.exports]
+    assert ranges[0][1] == ranges[1][0] == ranges[2][0]  # resumed where it failed
+    assert ranges[2][1] == ranges[3][0] and ranges[3][1] is None  # the last chunk is open
+    assert len(ranges) == 4
+    state = read_state(stack.writer, "events")
+    assert state is not None and state.load_until is None
+
+
+def test_incremental_merges_by_keboolas_primary_key_and_needs_one(stack: Stack) -> None:
+    connector = stack.connector(file_type="csv")
+    assert connector.extract(incremental(), stack.writer).rows == len(ROWS)  # key: Keboola's
+    stack.fake.create_table("in.c-main", "log", COLUMNS, ROWS)
+    request = TableRequest(
+        id="log", bucket="in.c-main", source_table="log", sync_strategy="incremental",
+        incremental_column="updated_at",
+    )  # fmt: skip
+    with pytest.raises(InvalidTableSpec, match="primary key"):
+        connector.extract(request, stack.writer)
+
+
+def test_schema_drift_is_recorded(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    connector = stack.connector(file_type="csv")
+    connector.extract(incremental(), stack.writer)
+    stack.fake.add_column("in.c-main.orders", "channel")
+    stack.fake.drop_column("in.c-main.orders", "country")
+    with caplog.at_level(logging.WARNING, logger="agnes.sync"):
+        connector.extract(incremental(), stack.writer)
+    assert drift.recorded(stack.writer, "orders") == [
+        drift.SchemaChange(added=("channel",), removed=())
+    ]  # an incremental merge keeps country for the rows already published
+    assert "schema changed: added channel" in caplog.text
+    connector.extract(orders(), stack.writer)  # a full refresh drops it
+    assert drift.recorded(stack.writer, "orders")[-1].removed == ("country",)
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+def client(stack: Stack, **kwargs: Any) -> tuple[StorageClient, list[float]]:
+    slept: list[float] = []
+    return StorageClient(stack.server.url, ENV, sleep=slept.append, **kwargs), slept
+
+
+def test_429_waits_as_long_as_retry_after_says(stack: Stack) -> None:
+    api, slept = client(stack)
+    stack.fake.fail("/tokens/verify", 429, retry_after="7")
+    stack.fake.fail("/tokens/verify", 429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+    assert api.get("/v2/storage/tokens/verify")["id"] == "44"
+    assert slept == [7.0, 0.0]
+
+
+def test_a_retry_after_beyond_the_cap_fails_as_transient_at_once(stack: Stack) -> None:
+    api, slept = client(stack, max_retry_after=120)
+    stack.fake.fail("/buckets", 503, retry_after="600", message="maintenance")
+    with pytest.raises(TransientSyncError, match="600 s"):
+        api.get("/v2/storage/buckets")
+    assert slept == [] and len(stack.fake.calls("/buckets")) == 1
+
+
+def test_5xx_is_retried_with_backoff_then_transient(stack: Stack) -> None:
+    api, slept = client(stack, attempts=4)
+    stack.fake.fail("/buckets", 502, times=2)
+    assert api.get("/v2/storage/buckets")
+    assert slept == [0.5, 1.0]
+    stack.fake.fail("/buckets", 500, times=10)
+    with pytest.raises(TransientSyncError, match="after 4 attempts"):
+        api.get("/v2/storage/buckets")
+
+
+def test_a_refused_token_is_terminal_and_named_by_its_variable(stack: Stack) -> None:
+    stack.fake.tokens[TOKEN].expired = True
+    with pytest.raises(TokenRefused) as caught:
+        stack.connector().list_tables()
+    text = f"{caught.value.message} {caught.value.hint} {caught.value.details}"
+    assert f"${ENV}" in caught.value.message and TOKEN not in text
+
+
+def test_a_token_without_access_to_the_bucket_names_it(stack: Stack) -> None:
+    stack.fake.tokens[TOKEN].buckets = {"in.c-other"}
+    with pytest.raises(TokenRefused, match=r"lacks access to bucket in\.c-main"):
+        stack.connector().extract(orders(), stack.writer)
+
+
+def test_an_unset_token_variable_is_named(stack: Stack) -> None:
+    stack.env.delenv(ENV)
+    with pytest.raises(TokenRefused, match=ENV):
+        stack.connector().list_tables()
+
+
+def test_a_failed_job_is_terminal_with_keboolas_message(stack: Stack) -> None:
+    stack.fake.job_errors.append("Column amount cannot be converted to DOUBLE")
+    with pytest.raises(TerminalSyncError, match="cannot be converted") as caught:
+        stack.connector(file_type="csv").extract(orders(), stack.writer)
+    assert not caught.value.transient
+
+
+def test_a_job_past_its_timeout_is_transient(stack: Stack) -> None:
+    stack.fake.polls_to_finish = 10**9
+    api, slept = client(stack)
+    ticks = iter(range(0, 10**6, 10))
+    exporter = Exporter(api, job_timeout=60, first_poll=1, clock=lambda: float(next(ticks)))
+    with pytest.raises(TransientSyncError, match="did not finish within 60 s"):
+        exporter.export("in.c-main.orders", ExportParams(columns=("id",)), stack.root / "x")
+    assert slept and len(stack.fake.calls("/jobs/")) == len(slept) + 1
+
+
+def test_slice_downloads_are_retried_and_an_expired_url_is_transient(stack: Stack) -> None:
+    stack.fake.fail(r"_0_0_1\.csv\.gz$", 503, retry_after="0")
+    connector = stack.connector(file_type="csv")
+    assert connector.extract(orders(), stack.writer).rows == len(ROWS)
+    stack.fake.fail(r"_0_0_2\.csv\.gz$", 403, message="Request has expired")
+    with pytest.raises(TransientSyncError, match=r"failed \(403\)") as caught:
+        connector.extract(orders(), stack.writer)
+    assert "expired" in (caught.value.hint or "") and "Signature" not in caught.value.message
+    assert len(stack.rows("orders")) == len(ROWS)  # the last good data
+
+
+def test_the_token_never_reaches_disk(stack: Stack) -> None:
+    stack.connector().extract(incremental(), stack.writer)
+    for path in stack.root.rglob("*"):
+        if path.is_file():
+            assert TOKEN.encode() not in path.read_bytes(), path
+
+
+# --- the pieces ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("predicate", "expected"),
+    [
+        ("country = 'US'", [{"column": "country", "operator": "eq", "values": ["US"]}]),
+        (
+            "country NOT IN ('US', 'CA')",
+            [{"column": "country", "operator": "ne", "values": ["US", "CA"]}],
+        ),
+        (
+            "10 <= amount",
+            [{"column": "amount", "operator": "ge", "values": ["10"], "dataType": "DOUBLE"}],
+        ),
+        (
+            "amount < -1.5",
+            [{"column": "amount", "operator": "lt", "values": ["-1.5"], "dataType": "DOUBLE"}],
+        ),
+        ("country = 'US' OR amount > 1", []),
+        ("lower(country) = 'us'", []),
+        ("country > 'M'", []),  # Keboola would compare text; kept local
+        ("nope = 1", []),
+        (None, []),
+    ],
+)
+def test_where_filters_translate_what_keboola_can_do(
+    predicate: str | None, expected: list[dict[str, Any]]
+) -> None:
+    assert where_filters(predicate, {"country", "amount"}) == expected
+
+
+def test_signature_v4_matches_the_aws_documented_example() -> None:
+    headers = {
+        "host": "examplebucket.s3.amazonaws.com",
+        "range": "bytes=0-9",
+        "x-amz-content-sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "x-amz-date": "20130524T000000Z",
+    }
+    authorization = sign_v4(
+        "GET", "/test.txt", "", headers, access_key="AKIAIOSFODNN7EXAMPLE",
+        secret_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", region="us-east-1",
+        payload_hash=headers["x-amz-content-sha256"],
+    )  # fmt: skip
+    assert authorization.endswith(
+        "Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+    )
+
+
+def test_manifest_entries_resolve_to_their_stores() -> None:
+    info = {
+        "region": "eu-central-1",
+        "credentials": {"AccessKeyId": "AK", "SecretAccessKey": "SK", "SessionToken": "ST"},
+        "gcsCredentials": {"access_token": "ya29.x"},
+        "absCredentials": {
+            "SASConnectionString": "BlobEndpoint=https://a.blob.core.windows.net;SharedAccessSignature=sv=1&sig=x"
+        },
+    }
+    url, headers = resolve("s3://kbc-files/exp-15/1.csv.gz_0_0_1.csv.gz", info)
+    assert url == "https://kbc-files.s3.eu-central-1.amazonaws.com/exp-15/1.csv.gz_0_0_1.csv.gz"
+    assert headers["x-amz-security-token"] == "ST" and "Credential=AK/" in headers["authorization"]
+    assert resolve("gs://b/k/1.gz", info) == (
+        "https://storage.googleapis.com/b/k/1.gz",
+        {"Authorization": "Bearer ya29.x"},
+    )
+    assert (
+        resolve("azure://a.blob.core.windows.net/c/1.gz", info)[0]
+        == "https://a.blob.core.windows.net/c/1.gz?sv=1&sig=x"
+    )
+    assert resolve("https://files.example.com/1.gz?sig=1", {}) == (
+        "https://files.example.com/1.gz?sig=1",
+        {},
+    )
+    with pytest.raises(TerminalSyncError):
+        resolve("ftp://x/1.gz", info)
+    with pytest.raises(TerminalSyncError):
+        resolve("s3://b/k", {})
