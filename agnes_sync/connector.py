@@ -12,12 +12,20 @@ Optional capabilities (:class:`Capability`) say which sync strategies and query 
 it supports; the engine refuses a spec the connector cannot serve. Failures raise
 :class:`agnes_sync.errors.TransientSyncError` (retried with backoff) or
 :class:`agnes_sync.errors.TerminalSyncError` (reported at once).
+
+A connector with :attr:`Capability.WEBHOOK` also takes pushed deliveries (the server's
+``POST /webhooks/<connector>/<source>``), in two steps the server drives without knowing
+the source: :meth:`Connector.receive_webhook` checks one delivery (signature over the raw
+body, payload) and says what to do (a :class:`WebhookReceipt`), fast and without I/O;
+later, off the request, :meth:`Connector.apply_webhook` does the work of many deliveries at
+once through an :class:`~agnes_sync.contract.ExtractWriter` (a :class:`WebhookOutcome`).
 """
 
 from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -27,7 +35,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agnes_sync.contract import ExtractWriter, PublishedTable
-from agnes_sync.errors import ConnectorCapabilityMissing, InvalidTableSpec
+from agnes_sync.errors import AgnesError, ConnectorCapabilityMissing, InvalidTableSpec
 from agnes_sync.table_spec import TableSpec
 
 
@@ -37,6 +45,7 @@ class Capability(StrEnum):
     PARTITIONED = "partitioned"
     REMOTE = "remote"  # tables can stay in the source, queried there
     MATERIALIZED = "materialized"  # registered SQL runs in the source, result is published
+    WEBHOOK = "webhook"  # takes pushed deliveries: receive_webhook + apply_webhook
 
 
 class NoOptions(BaseModel):
@@ -112,6 +121,64 @@ class SourceContext:
         return candidate if candidate.is_absolute() else (self.data_dir / candidate)
 
 
+# --- webhooks ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One pushed request, as received: the raw body (signatures are over its exact bytes)
+    and the headers, names in lower case."""
+
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class WebhookReceipt:
+    """What a verified delivery asks for.
+
+    ``delivery_id`` is the sender's idempotency key (the same on every retry of one
+    delivery; ``None``: the sender gives none); ``work`` the items to hand to
+    :meth:`Connector.apply_webhook` later (hashable: the server merges equal items waiting
+    in its queue); no work means the delivery is acknowledged and ignored, ``note`` says
+    why."""
+
+    delivery_id: str | None
+    work: tuple[Hashable, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookOutcome:
+    """What :meth:`Connector.apply_webhook` did: the tables whose published data changed
+    (the server re-reads the extract when there are any) and the items to try again later
+    (a source briefly unavailable)."""
+
+    tables: tuple[str, ...] = ()
+    retry: tuple[Hashable, ...] = ()
+
+
+class WebhookNotConfigured(AgnesError):
+    """The source takes webhooks but has no secret to check them with."""
+
+    code = "webhook_not_configured"
+    status = 503
+
+
+class WebhookSignatureInvalid(AgnesError):
+    """The signature is missing or does not match the body."""
+
+    code = "webhook_signature_invalid"
+    status = 401
+
+
+class WebhookPayloadInvalid(AgnesError):
+    """A correctly signed delivery whose payload cannot be used."""
+
+    code = "webhook_payload_invalid"
+    status = 400
+
+
 class Connector(ABC):
     """Base class of every connector; subclasses are registered under ``agnes.connectors``."""
 
@@ -120,6 +187,7 @@ class Connector(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.FULL_REFRESH})
     Options: ClassVar[type[BaseModel]] = NoOptions
     TableOptions: ClassVar[type[BaseModel]] = NoOptions
+    webhook_max_bytes: ClassVar[int] = 1024 * 1024  # larger deliveries get 413
 
     def __init__(self, context: SourceContext) -> None:
         self.context = context
@@ -147,6 +215,20 @@ class Connector(ABC):
     @abstractmethod
     def extract(self, request: TableRequest, writer: ExtractWriter) -> PublishedTable:
         """Bring ``request`` into the extract contract through ``writer``."""
+
+    # --- optional: webhooks (Capability.WEBHOOK) ---------------------------------------
+
+    def receive_webhook(self, delivery: WebhookDelivery) -> WebhookReceipt:
+        """Verify ``delivery`` (raise :class:`WebhookNotConfigured`,
+        :class:`WebhookSignatureInvalid` or :class:`WebhookPayloadInvalid`) and say what it
+        asks for. Called on the request path: cheap, no network, no writes."""
+        raise ConnectorCapabilityMissing(f"The {self.name} connector takes no webhooks.")
+
+    def apply_webhook(self, work: Sequence[Hashable], writer: ExtractWriter) -> WebhookOutcome:
+        """Do the work of the receipts ``work`` came from (in the order received, equal
+        items merged), publishing through ``writer``. Called off the request path, one
+        call at a time per source."""
+        raise ConnectorCapabilityMissing(f"The {self.name} connector takes no webhooks.")
 
     # --- shared helpers -----------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from benchmarks import (
     bench_pull,
     bench_query,
     bench_rebuild,
+    jira,
     keboola,
     notebook,
     oauth,
@@ -46,6 +47,7 @@ SUITES = {
     "oauth": oauth.run,
     "notebook": notebook.run,
     "keboola": keboola.run,
+    "jira": jira.run,
 }
 
 

@@ -16,7 +16,7 @@ import pytest
 from agnes_sync.connector import Connector, SourceContext, TableRequest
 from agnes_sync.connector_registry import available, connector_class
 from agnes_sync.contract import ExtractWriter, PublishedTable
-from agnes_sync.errors import SyncError, TerminalSyncError
+from agnes_sync.errors import ConnectorCapabilityMissing, SyncError, TerminalSyncError
 from agnes_sync.hashing import file_hash
 from tests.conftest import make_settings, register
 from tests.connector_cases import (
@@ -83,12 +83,17 @@ def strategies(case: Case) -> set[str]:
     return {c for c in case.capabilities} & {"full_refresh", "incremental", "partitioned"}
 
 
-def needs(case: Case, what: str) -> None:
-    if what not in case.features and what not in strategies(case):
-        pytest.skip(f"{case.name} does not declare {what}")
+def declares(case: Case, what: str) -> bool:
+    return what in case.features or what in strategies(case)
 
 
-@pytest.fixture(params=CASES, ids=[c.name for c in CASES])
+def supporting(*what: str) -> list[Any]:
+    """The cases declaring every one of ``what``: each test runs for exactly those (a
+    strategy a case does not declare is checked to be refused, below)."""
+    return [pytest.param(c, id=c.name) for c in CASES if all(declares(c, w) for w in what)]
+
+
+@pytest.fixture
 def harness(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Harness]:
@@ -116,8 +121,8 @@ def test_registered_under_its_name_with_its_capabilities(case: Case) -> None:
     assert set(case.columns) == set(FIELDS)
 
 
+@pytest.mark.parametrize("harness", supporting("discovery"), indirect=True)
 def test_discovery_offers_and_describes_the_table(harness: Harness) -> None:
-    needs(harness.case, "discovery")
     harness.source.put(BASE_RECORDS)
     offered = harness.connector.list_tables()
     assert harness.case.table in {t.suggested_id for t in offered}
@@ -131,8 +136,8 @@ def test_discovery_offers_and_describes_the_table(harness: Harness) -> None:
 # --- strategies ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("harness", supporting("full_refresh"), indirect=True)
 def test_full_refresh_replaces_the_table(harness: Harness) -> None:
-    needs(harness.case, "full_refresh")
     harness.source.put(BASE_RECORDS)
     assert harness.extract().rows == len(BASE_RECORDS)
     assert harness.rows() == BASE_RECORDS
@@ -142,8 +147,8 @@ def test_full_refresh_replaces_the_table(harness: Harness) -> None:
     assert harness.rows() == merged(smaller, UPSERTED)
 
 
+@pytest.mark.parametrize("harness", supporting("incremental"), indirect=True)
 def test_incremental_merges_by_key_newest_wins(harness: Harness) -> None:
-    needs(harness.case, "incremental")
     fields = {
         "sync_strategy": "incremental",
         "primary_key": (harness.column("id"),),
@@ -160,8 +165,8 @@ def test_incremental_merges_by_key_newest_wins(harness: Harness) -> None:
     assert harness.rows() == merged(BASE_RECORDS, UPSERTED)
 
 
+@pytest.mark.parametrize("harness", supporting("partitioned"), indirect=True)
 def test_partitioned_rewrites_only_changed_partitions(harness: Harness) -> None:
-    needs(harness.case, "partitioned")
     fields = {
         "sync_strategy": "partitioned",
         "partition_by": harness.column("updated_at"),
@@ -183,8 +188,8 @@ def test_partitioned_rewrites_only_changed_partitions(harness: Harness) -> None:
 # --- schema drift ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("harness", supporting("drift"), indirect=True)
 def test_schema_drift_publishes_the_new_schema(harness: Harness) -> None:
-    needs(harness.case, "drift")
     harness.source.put(BASE_RECORDS)
     harness.extract()
     harness.source.put(BASE_RECORDS, add=("channel",))
@@ -197,9 +202,8 @@ def test_schema_drift_publishes_the_new_schema(harness: Harness) -> None:
     assert "channel" in harness.published_columns()
 
 
+@pytest.mark.parametrize("harness", supporting("drift", "incremental"), indirect=True)
 def test_schema_drift_in_an_incremental_table_keeps_the_rows_published(harness: Harness) -> None:
-    needs(harness.case, "drift")
-    needs(harness.case, "incremental")
     fields = {
         "sync_strategy": "incremental",
         "primary_key": (harness.column("id"),),
@@ -213,12 +217,42 @@ def test_schema_drift_in_an_incremental_table_keeps_the_rows_published(harness: 
     assert harness.rows() == merged(BASE_RECORDS, UPSERTED)
 
 
+@pytest.mark.parametrize(
+    ("harness", "strategy"),
+    [
+        pytest.param(c, strategy, id=f"{c.name}-{strategy}")
+        for strategy in ("incremental", "partitioned")
+        for c in CASES
+        if strategy not in strategies(c)
+    ],
+    indirect=["harness"],
+)
+def test_a_strategy_not_declared_is_refused(harness: Harness, strategy: str) -> None:
+    harness.source.put(BASE_RECORDS)
+    fields: dict[str, Any] = {"sync_strategy": strategy}
+    if strategy == "incremental":
+        fields |= {"incremental_column": "updated_at", "primary_key": ("id",)}
+    else:
+        fields |= {"partition_by": "updated_at", "partition_granularity": "month"}
+    with pytest.raises(ConnectorCapabilityMissing):
+        harness.connector.check_supported(harness.request(**fields))
+    assert harness.hashes() == {}  # nothing was written
+
+
 # --- failures --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["transient", "terminal"])
+@pytest.mark.parametrize(
+    ("harness", "kind"),
+    [
+        pytest.param(c, kind, id=f"{c.name}-{kind}")
+        for kind in ("transient", "terminal")
+        for c in CASES
+        if declares(c, f"{kind}_failure")
+    ],
+    indirect=["harness"],
+)
 def test_a_failed_sync_keeps_the_last_good_data(harness: Harness, kind: str) -> None:
-    needs(harness.case, f"{kind}_failure")
     harness.source.put(BASE_RECORDS)
     harness.extract()
     good = harness.hashes()
@@ -236,11 +270,10 @@ def test_a_failed_sync_keeps_the_last_good_data(harness: Harness, kind: str) -> 
     assert harness.rows() == merged(BASE_RECORDS, UPSERTED)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", supporting("terminal_failure"))
 def test_the_sync_service_records_a_failure_and_serves_the_last_good_data(
     case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    needs(case, "terminal_failure")
     with case.open(tmp_path, monkeypatch) as source:
         _through_the_service(case, source, tmp_path / "data")
 

@@ -45,6 +45,7 @@ from agnes_mcp.api.routes import (
     system,
     tokens,
     users,
+    webhooks,
     well_known,
 )
 from agnes_mcp.api.routes.well_known import MCP_PATH
@@ -123,6 +124,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         oauth_grants,
         server_config,
         session_export,
+        webhooks,
         well_known,
         signin_routes,
         me_routes,

@@ -17,7 +17,7 @@ class KeboolaOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(description="The stack's URL, e.g. https://connection.keboola.com.")
+    url: str = Field(description="The stack's URL, e.g. https://connection.example.com.")
     token_env: str = Field(
         pattern=_ENV_NAME,
         description="Name of the env var holding the Storage API token (never the token).",
@@ -51,7 +51,7 @@ class KeboolaOptions(BaseModel):
     def _stack_url(cls, value: str) -> str:
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be the stack's http(s) URL, e.g. https://connection.keboola.com")
+            raise ValueError("must be the stack's http(s) URL, e.g. https://connection.example.com")
         if parts.query or parts.fragment or parts.path.strip("/"):
             raise ValueError("must be the stack's base URL, without a path or query")
         return f"{parts.scheme}://{parts.netloc}"

@@ -1,0 +1,265 @@
+"""Jira Cloud REST v3 over httpx: the few reads the connector needs.
+
+- ``GET /rest/api/3/issue/{key}?expand=changelog`` — one issue, with ``fields.comment``
+  (a page) and ``changelog`` (a page of histories);
+- ``GET /rest/api/3/issue/{key}/comment?startAt=&maxResults=`` — the rest of the comments;
+- ``GET /rest/api/3/issue/{key}/changelog?startAt=&maxResults=`` — the rest of the changelog;
+- ``GET /rest/api/3/search/jql?jql=&fields=&maxResults=&nextPageToken=`` — the enhanced
+  search, paged by ``nextPageToken`` until ``isLast``;
+- ``GET /rest/api/3/myself`` — the account's time zone (JQL dates are read in it).
+
+Basic auth with the account's email and the API token read from ``$token_env`` at each
+request (never stored, logged or put in a message). 429 and 5xx are retried, honouring
+``Retry-After``; 401/403 are terminal and name the variable, never its value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from agnes_sync.errors import SourceDataError, TerminalSyncError, TransientSyncError
+from connectors.jira.options import JiraOptions
+from connectors.jira.rows import obj, valid_id, valid_key
+
+logger = logging.getLogger("agnes.sync.jira")
+PAGE = 100
+RETRIED = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class FetchedIssue:
+    issue: dict[str, Any]
+    comments: list[dict[str, Any]]
+    histories: list[dict[str, Any]]
+
+
+def retry_after(header: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not header:
+        return None
+    text = header.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class JiraClient:
+    def __init__(
+        self,
+        options: JiraOptions,
+        *,
+        attempts: int = 5,
+        max_wait_seconds: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.options = options
+        self.attempts = attempts
+        self.max_wait_seconds = max_wait_seconds
+        self.sleep = sleep
+        self._http = httpx.Client(
+            base_url=options.base_url,
+            timeout=options.timeout_seconds,
+            headers={"Accept": "application/json", "User-Agent": "agnes-jira-connector"},
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- transport ------------------------------------------------------------------
+
+    def _auth(self) -> httpx.BasicAuth:
+        token = os.environ.get(self.options.token_env, "")
+        if not token:
+            raise TerminalSyncError(
+                f"${self.options.token_env} is not set: the jira source needs the API token "
+                f"of {self.options.email} in it.",
+                hint="Create a token at id.atlassian.com (Security > API tokens) and set the "
+                "variable in the server's environment.",
+            )
+        return httpx.BasicAuth(self.options.email, token)
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        """GET ``path`` with retries; returns any answer that is not retried (callers
+        handle 404); raises on auth failures and on retries exhausted."""
+        waited = 0.0
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self._http.get(path, params=params, auth=self._auth())
+            except httpx.TransportError as exc:
+                problem = (
+                    f"Jira at {self.options.base_url} could not be reached ({type(exc).__name__})"
+                )
+                wait = min(0.25 * 2 ** (attempt - 1), 10.0)
+            else:
+                if response.status_code not in RETRIED:
+                    self._refused(response, path)
+                    return response
+                problem = f"Jira answered {response.status_code} to GET {path}"
+                hinted = retry_after(response.headers.get("Retry-After"))
+                wait = hinted if hinted is not None else min(0.25 * 2 ** (attempt - 1), 10.0)
+            if attempt == self.attempts or waited + wait > self.max_wait_seconds:
+                break
+            logger.warning("%s; retrying in %.1fs (attempt %d)", problem, wait, attempt)
+            self.sleep(wait)
+            waited += wait
+        raise TransientSyncError(
+            f"{problem} after {attempt} attempt(s).",
+            hint="Jira is rate-limiting or unavailable; the next sync (or webhook) retries.",
+        )
+
+    def _refused(self, response: httpx.Response, path: str) -> None:
+        env, email = self.options.token_env, self.options.email
+        if response.status_code == 401:
+            raise TerminalSyncError(
+                f"The token in ${env} was refused by {self.options.base_url} (401).",
+                hint=f"Check that ${env} holds a current API token of {email}.",
+            )
+        if response.status_code == 403:
+            raise TerminalSyncError(
+                f"The token in ${env} was refused for GET {path} (403): {email} lacks access.",
+                hint="Give the account 'Browse projects' on the projects the source keeps.",
+            )
+        if response.status_code == 400:
+            raise TerminalSyncError(
+                f"Jira refused GET {path} (400): {_messages(response)}",
+                hint="Check the source's 'projects' option: every key must exist.",
+            )
+
+    def json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        response = self.get(path, params)
+        if response.status_code >= 300:
+            raise TerminalSyncError(
+                f"Jira answered {response.status_code} to GET {path}.",
+                hint="Check the 'url' option: it must be the Jira site, e.g. "
+                "https://jira.example.com.",
+            )
+        return _decoded(response, path)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def myself(self) -> dict[str, Any] | None:
+        """The account (for its ``timeZone``); ``None`` if the site does not say."""
+        try:
+            response = self.get("/rest/api/3/myself")
+        except TransientSyncError:
+            return None
+        if response.status_code != 200:
+            return None
+        found = _decoded(response, "/rest/api/3/myself")
+        return found if isinstance(found, dict) else None
+
+    def issue(self, ref: str) -> FetchedIssue | None:
+        """Issue ``ref`` (a key or a numeric id) with all its comments and histories;
+        ``None`` when Jira says it does not exist (deleted, or not visible)."""
+        if valid_key(ref) is None and valid_id(ref) is None:
+            raise SourceDataError(f"{ref[:40]!r} is not a Jira issue key or id.")
+        path = f"/rest/api/3/issue/{ref}"
+        response = self.get(path, {"expand": "changelog"})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            raise TerminalSyncError(f"Jira answered {response.status_code} to GET {path}.")
+        issue = _decoded(response, path)
+        if not isinstance(issue, dict):
+            raise SourceDataError(f"Jira's answer to GET {path} is not an issue object.")
+        key = valid_key(issue.get("key")) or ref
+        fields = obj(issue.get("fields"))
+        comments = self._comments(key, fields.get("comment"))
+        histories = self._histories(key, issue.get("changelog"))
+        return FetchedIssue(issue, comments, histories)
+
+    def _comments(self, key: str, embedded: object) -> list[dict[str, Any]]:
+        first: list[dict[str, Any]] = []
+        if isinstance(embedded, dict):
+            first = [c for c in embedded.get("comments") or [] if isinstance(c, dict)]
+            total = embedded.get("total")
+            if isinstance(total, int) and total <= len(first):
+                return first
+        paged = self._paged(f"/rest/api/3/issue/{key}/comment", "comments")
+        return first if paged is None else paged
+
+    def _histories(self, key: str, embedded: object) -> list[dict[str, Any]]:
+        if not isinstance(embedded, dict):
+            return []
+        first = [h for h in embedded.get("histories") or [] if isinstance(h, dict)]
+        total = embedded.get("total")
+        if not isinstance(total, int) or total <= len(first):
+            return first
+        paged = self._paged(f"/rest/api/3/issue/{key}/changelog", "values")
+        return first if paged is None else paged
+
+    def _paged(self, path: str, items: str) -> list[dict[str, Any]] | None:
+        """Every item of an offset-paged list (``startAt``/``maxResults``/``total``), by
+        ``id``; ``None`` if the list is not there (404: the issue went meanwhile)."""
+        found: dict[str, dict[str, Any]] = {}
+        start = 0
+        while True:
+            response = self.get(path, {"startAt": start, "maxResults": PAGE})
+            if response.status_code == 404:
+                return None
+            page = _decoded(response, path) if response.status_code < 300 else None
+            if not isinstance(page, dict):
+                raise TerminalSyncError(f"Jira answered {response.status_code} to GET {path}.")
+            listed = [x for x in (page.get(items) or []) if isinstance(x, dict)]
+            fresh = {str(x.get("id")): x for x in listed if str(x.get("id")) not in found}
+            found.update(fresh)
+            start += len(listed)
+            total = page.get("total")
+            if not fresh or page.get("isLast") is True:  # (no new item: paging is ignored)
+                return list(found.values())
+            if isinstance(total, int) and start >= total:
+                return list(found.values())
+
+    def search(
+        self, jql: str, fields: str, page_size: int = PAGE
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of ``GET /rest/api/3/search/jql`` results, following ``nextPageToken``."""
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            params: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": page_size}
+            if token:
+                params["nextPageToken"] = token
+            page = self.json("/rest/api/3/search/jql", params)
+            if not isinstance(page, dict):
+                raise SourceDataError("Jira's search answer is not an object.")
+            yield [i for i in page.get("issues") or [] if isinstance(i, dict)]
+            token = page.get("nextPageToken")
+            if page.get("isLast") is True or not token:
+                return
+            if token in seen:
+                raise SourceDataError("Jira's search repeated a nextPageToken; stopped paging.")
+            seen.add(token)
+
+
+def _decoded(response: httpx.Response, path: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise SourceDataError(f"Jira's answer to GET {path} is not JSON.") from None
+
+
+def _messages(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return "no details"
+    if isinstance(body, dict):
+        messages = [str(m) for m in body.get("errorMessages") or []]
+        messages += [f"{k}: {v}" for k, v in (body.get("errors") or {}).items()]
+        return "; ".join(messages)[:500] or "no details"
+    return "no details"

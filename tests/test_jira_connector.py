@@ -1,0 +1,494 @@
+"""The jira connector against a local Jira that speaks REST v3 (a real socket): backfill,
+reconcile and census, shards and the extract contract, failures, webhook receipts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pytest
+
+from agnes_sync.connector import (
+    SourceContext,
+    TableRequest,
+    WebhookDelivery,
+    WebhookNotConfigured,
+    WebhookPayloadInvalid,
+    WebhookSignatureInvalid,
+)
+from agnes_sync.contract import ExtractWriter
+from agnes_sync.errors import (
+    InvalidTableSpec,
+    SourceDataError,
+    TerminalSyncError,
+    TransientSyncError,
+)
+from agnes_sync.extract_reader import read_extract
+from agnes_sync.orchestrator import Orchestrator
+from connectors.jira.connector import JiraConnector
+from connectors.jira.reconcile import STATE_FILE, SyncState, jql_since
+from connectors.jira.rows import adf_text, snapshot
+from connectors.jira.webhook import IssueWork, sign
+from tests.fake_jira import TOKEN, FakeJira, FakeJiraServer, signed
+
+SECRET = "connector-test-secret"
+JAN, FEB = datetime(2026, 1, 10, 9, tzinfo=UTC), datetime(2026, 2, 20, 17, tzinfo=UTC)
+
+
+@pytest.fixture
+def server() -> Iterator[FakeJiraServer]:
+    with FakeJiraServer(
+        embedded_comments=5, comment_page_cap=50, embedded_histories=2, search_page_cap=3
+    ) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _token(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JIRA_TEST_TOKEN", TOKEN)
+    monkeypatch.setenv("JIRA_TEST_SECRET", SECRET)
+
+
+class Source:
+    """A connector on the fake and the extract it writes."""
+
+    def __init__(self, server: FakeJiraServer, root: Path, **options: Any) -> None:
+        self.jira: FakeJira = server.fake
+        self.connector = JiraConnector(
+            SourceContext(
+                "jira_src",
+                server.options(webhook_secret_env="JIRA_TEST_SECRET", **options),
+                root,
+            )
+        )
+        self.sleeps: list[float] = []
+        self.connector.client.sleep = self.sleeps.append
+        self.writer = ExtractWriter(root / "extracts", "jira_src")
+
+    def sync(self, table: str = "jira_issues") -> Any:
+        return self.connector.extract(TableRequest(id=table), self.writer)
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        con = duckdb.connect(str(self.writer.paths.db), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    def receive(self, body: bytes, **headers: str) -> Any:
+        merged = {k.lower(): v for k, v in {**signed(body, SECRET, "d-1"), **headers}.items()}
+        return self.connector.receive_webhook(WebhookDelivery(body, merged))
+
+
+@pytest.fixture
+def source(server: FakeJiraServer, tmp_path: Path) -> Source:
+    return Source(server, tmp_path, projects=["PROJ"], census_hours=0, overlap_minutes=0)
+
+
+# --- the tables ----------------------------------------------------------------------------
+
+
+def test_lists_and_describes_its_four_tables(source: Source) -> None:
+    offered = {t.suggested_id: t.source_table for t in source.connector.list_tables()}
+    assert offered == {
+        "jira_issues": "issues",
+        "jira_comments": "comments",
+        "jira_changelog": "changelog",
+        "jira_issuelinks": "issuelinks",
+        "jira_deleted_issues": "deleted_issues",
+    }
+    columns = {c.name: c.type for c in source.connector.describe_table(TableRequest("jira_issues"))}
+    assert columns["key"] == "VARCHAR" and columns["labels"] == "VARCHAR[]"
+    assert columns["created"] == "TIMESTAMP WITH TIME ZONE"
+    tombstones = source.connector.describe_table(TableRequest("jira_deleted_issues"))
+    assert {c.name for c in tombstones} >= {"issue_id", "key", "deleted_at", "detected_by"}
+    with pytest.raises(InvalidTableSpec, match="fixed names"):
+        source.connector.describe_table(TableRequest("issues"))
+    with pytest.raises(InvalidTableSpec):
+        source.connector.describe_table(TableRequest("jira_issues", source_table="comments"))
+
+
+def test_options_are_checked(server: FakeJiraServer, tmp_path: Path) -> None:
+    for bad in ({"projects": ["proj"]}, {"projects": ["A) OR (1=1"]}, {"token_env": "X Y"}):
+        with pytest.raises(InvalidTableSpec, match="invalid options"):
+            JiraConnector(SourceContext("j", {**server.options(), **bad}, tmp_path))
+    prefixed = JiraConnector(SourceContext("j", server.options(table_prefix="site2_"), tmp_path))
+    assert {t.suggested_id for t in prefixed.list_tables()} == {
+        "site2_issues",
+        "site2_comments",
+        "site2_changelog",
+        "site2_issuelinks",
+        "site2_deleted_issues",
+    }
+
+
+# --- backfill ------------------------------------------------------------------------------
+
+
+def test_first_sync_backfills_every_kept_issue_in_monthly_shards(source: Source) -> None:
+    jira = source.jira
+    a = jira.create_issue("PROJ", "January issue", created=JAN)
+    b = jira.create_issue("PROJ", "February issue", created=FEB)
+    jira.create_issue("OTHER", "not kept", created=FEB)
+    for n in range(130):
+        jira.add_comment(a, f"note {n}")
+    for n in range(5):
+        jira.update_issue(b, summary=f"February issue v{n}")
+    jira.link(a, b)
+    extra = [jira.create_issue("PROJ", f"Filler {n}", created=FEB) for n in range(4)]
+
+    published = source.sync("jira_issues")
+    assert published.table == "jira_issues" and published.rows == 6
+    assert sorted(f.part for f in published.files) == ["2026-01", "2026-02"]
+    assert all(f.path.startswith("data/jira_issues/created_month=") for f in published.files)
+    issues = source.rows("SELECT key, summary, created_month FROM jira_issues ORDER BY issue_id")
+    assert issues[:2] == [(a, "January issue", "2026-01"), (b, "February issue v4", "2026-02")]
+    assert {row[0] for row in issues[2:]} == set(extra)
+    assert source.rows(f"SELECT count(*) FROM jira_comments WHERE issue_key = '{a}'") == [(130,)]
+    assert source.rows(f"SELECT count(*) FROM jira_changelog WHERE issue_key = '{b}'") == [(5,)]
+    links = source.rows(
+        "SELECT issue_key, direction, relation, linked_issue_key FROM jira_issuelinks ORDER BY 1"
+    )
+    assert links == [(a, "outward", "blocks", b), (b, "inward", "is blocked by", a)]
+    searches = jira.calls("/rest/api/3/search/jql")
+    assert searches[0][2]["jql"] == "project in (PROJ)"  # the first sync reads everything kept
+    assert any("nextPageToken" in call[2] for call in searches)  # and follows the pages
+    comment_pages = jira.calls(f"/rest/api/3/issue/{a}/comment")
+    assert [c[2]["startAt"] for c in comment_pages] == ["0", "50", "100"]
+    assert jira.calls(f"/rest/api/3/issue/{b}/changelog")  # histories past those embedded
+    # the extract is a valid one, and the orchestrator serves it
+    extract = read_extract(source.writer.paths, strict=True)
+    assert set(extract.tables) == {
+        "jira_issues",
+        "jira_comments",
+        "jira_changelog",
+        "jira_issuelinks",
+        "jira_deleted_issues",
+    }
+    orchestrator = Orchestrator(source.writer.paths.root.parent.parent)
+    assert orchestrator.rebuild().problems == []
+
+
+def test_text_comes_out_of_atlassian_document_format() -> None:
+    doc = {
+        "type": "doc",
+        "content": [
+            {
+                "type": "paragraph",
+                "content": [
+                    {"type": "text", "text": "Hello "},
+                    {"type": "mention", "attrs": {"text": "@Ann"}},
+                ],
+            },
+            {
+                "type": "paragraph",
+                "content": [
+                    {"type": "text", "text": "line"},
+                    {"type": "hardBreak"},
+                    {"type": "text", "text": "two"},
+                ],
+            },
+        ],
+    }
+    assert adf_text(doc) == "Hello @Ann\nline\ntwo"
+    assert adf_text("plain v2 text") == "plain v2 text" and adf_text(None) is None
+
+
+def test_a_sync_reads_only_what_changed_since_the_last_one(source: Source) -> None:
+    key = source.jira.create_issue("PROJ", "Old")
+    source.sync()
+    state = SyncState.load(source.writer.paths.root / STATE_FILE)
+    assert state.watermark is not None
+    source.jira.update_issue(key, summary="Updated without a webhook")
+    before = len(source.jira.requests)
+    source.sync()
+    after = source.jira.requests[before:]
+    jql = next(
+        c[2]["jql"] for c in after if c[1].endswith("/search/jql") and c[2]["fields"] == "updated"
+    )
+    zone_time = state.watermark.astimezone(ZoneInfo("America/Los_Angeles"))
+    assert jql == f'project in (PROJ) AND updated >= "{zone_time.strftime("%Y-%m-%d %H:%M")}"'
+    assert source.rows(f"SELECT summary FROM jira_issues WHERE key = '{key}'") == [
+        ("Updated without a webhook",)
+    ]
+
+
+def test_a_dropped_table_comes_back_whole_at_the_next_sync(source: Source) -> None:
+    key = source.jira.create_issue("PROJ", "Commented", created=JAN)
+    other = source.jira.create_issue("PROJ", "Also commented", created=FEB)
+    for target in (key, other):
+        source.jira.add_comment(target, f"on {target}")
+    source.sync()
+    source.writer.drop("jira_comments")  # unregistered: its data and record are gone
+    source.jira.add_comment(key, "while unregistered")
+    source.connector.apply_webhook([IssueWork("upsert", key, None)], source.writer)
+    assert "jira_comments" not in {r[0] for r in source.rows("SELECT table_name FROM _meta")}
+    source.sync("jira_comments")  # registered again: a full read
+    assert source.rows("SELECT issue_key, count(*) FROM jira_comments GROUP BY 1 ORDER BY 1") == [
+        (key, 2),
+        (other, 1),
+    ]
+
+
+def test_jql_dates_are_written_in_the_accounts_zone_or_widened() -> None:
+    moment = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
+    assert jql_since(moment, "Asia/Tokyo", ["A", "B"]) == (
+        'project in (A, B) AND updated >= "2026-07-01 21:30"'
+    )
+    # no zone known: UTC, 14 hours earlier (no offset can then hide an update)
+    assert jql_since(moment, None, []) == 'updated >= "2026-06-30 22:30"'
+    assert jql_since(None, None, ["A"]) == "project in (A)"
+
+
+def test_without_a_time_zone_the_sync_still_catches_every_update(source: Source) -> None:
+    source.jira.myself_available = False
+    key = source.jira.create_issue("PROJ", "Zone-less")
+    source.sync()
+    source.jira.update_issue(key, summary="Still caught")
+    source.sync()
+    assert source.rows(f"SELECT summary FROM jira_issues WHERE key = '{key}'") == [
+        ("Still caught",)
+    ]
+
+
+def test_the_census_tombstones_issues_deleted_without_a_webhook(source: Source) -> None:
+    keep = source.jira.create_issue("PROJ", "Kept")
+    gone = source.jira.create_issue("PROJ", "Deleted quietly")
+    source.jira.add_comment(gone, "a comment")
+    source.sync()
+    source.jira.delete_issue(gone)
+    source.sync("jira_comments")
+    assert source.rows("SELECT key FROM jira_issues") == [(keep,)]
+    assert source.rows("SELECT count(*) FROM jira_comments") == [(0,)]  # left with the issue
+    assert source.rows("SELECT key, summary, detected_by FROM jira_deleted_issues") == [
+        (gone, "Deleted quietly", "census")
+    ]
+
+
+def test_a_census_that_finds_nothing_wipes_nothing(source: Source) -> None:
+    key = source.jira.create_issue("PROJ", "Still here")
+    source.sync()
+    source.jira.delete_issue(key)  # (or the account lost access to the project)
+    with pytest.raises(TerminalSyncError, match="census found no issues"):
+        source.sync()
+    assert source.rows("SELECT key FROM jira_issues") == [(key,)]
+    assert source.rows("SELECT count(*) FROM jira_deleted_issues") == [(0,)]
+
+
+# --- failures ------------------------------------------------------------------------------
+
+
+def test_429_is_retried_after_the_time_jira_asks_for(source: Source) -> None:
+    key = source.jira.create_issue("PROJ", "Rate limited")
+    source.jira.fail_next(2, status=429, retry_after="3", path_prefix="/rest/api/3/issue/")
+    source.sync()
+    assert source.sleeps == [3.0, 3.0]
+    assert source.rows(f"SELECT key FROM jira_issues WHERE key = '{key}'") == [(key,)]
+
+
+def test_exhausted_retries_fail_the_sync_and_keep_the_last_good_data(source: Source) -> None:
+    key = source.jira.create_issue("PROJ", "Good")
+    source.sync()
+    shard = next(source.writer.paths.data.glob("jira_issues/*/*.parquet"))
+    before = shard.read_bytes()
+    source.jira.update_issue(key, summary="Never fetched")
+    source.jira.fail_next(10, status=503, retry_after=None, path_prefix="/rest/api/3/issue/")
+    with pytest.raises(TransientSyncError, match="could not be fetched"):
+        source.sync()
+    assert shard.read_bytes() == before
+    assert source.rows("SELECT summary FROM jira_issues") == [("Good",)]
+
+
+def test_a_refused_token_names_the_variable_never_the_value(
+    source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JIRA_TEST_TOKEN", "wrong-token-value")
+    with pytest.raises(TerminalSyncError) as refused:
+        source.sync()
+    assert "$JIRA_TEST_TOKEN" in refused.value.message
+    assert "wrong-token-value" not in str(refused.value.to_dict())
+    monkeypatch.delenv("JIRA_TEST_TOKEN")
+    with pytest.raises(TerminalSyncError, match=r"\$JIRA_TEST_TOKEN is not set"):
+        source.sync()
+
+
+def test_a_failed_shard_rewrite_leaves_the_previous_shards(
+    source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = source.jira.create_issue("PROJ", "Before", created=JAN)
+    source.sync()
+    files = {p: p.read_bytes() for p in source.writer.paths.data.rglob("*.parquet")}
+    recorded = source.rows("SELECT path, content_hash FROM _files ORDER BY path")
+    source.jira.update_issue(key, summary="After")
+    import connectors.jira.shards as shards
+
+    real = shards.pq.write_table
+    calls = {"n": 0}
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the issues shard is staged; the changelog one fails
+            raise OSError("disk full")
+        real(*args, **kwargs)
+
+    monkeypatch.setattr(shards.pq, "write_table", failing)
+    with pytest.raises(OSError, match="disk full"):
+        source.sync()
+    assert {p: p.read_bytes() for p in source.writer.paths.data.rglob("*.parquet")} == files
+    assert source.rows("SELECT path, content_hash FROM _files ORDER BY path") == recorded
+    assert not list(source.writer.paths.data.rglob("*.tmp"))
+
+
+# --- upserts -------------------------------------------------------------------------------
+
+
+def _issue(key: str, summary: str, updated: datetime) -> dict[str, Any]:
+    return {
+        "id": "500",
+        "key": key,
+        "fields": {
+            "summary": summary,
+            "created": "2026-01-05T10:00:00.000+0000",
+            "updated": updated.strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
+            "project": {"key": "PROJ"},
+        },
+    }
+
+
+def test_an_older_copy_never_overwrites_a_newer_one(source: Source) -> None:
+    from connectors.jira.shards import Delete, ShardStore
+
+    store = ShardStore.of(source.writer, source.connector.names)
+    now, t0 = datetime.now(UTC), datetime(2026, 1, 6, tzinfo=UTC)
+    newer = snapshot(
+        _issue("PROJ-9", "newer", t0 + timedelta(hours=1)), comments=[], histories=[], synced_at=now
+    )
+    older = snapshot(_issue("PROJ-9", "older", t0), comments=[], histories=[], synced_at=now)
+    assert store.apply([newer], []).upserted == 1
+    assert store.apply([older], []).stale == 1
+    assert source.rows("SELECT summary FROM jira_issues") == [("newer",)]
+    assert store.apply([], [Delete("500", "PROJ-9")]).tombstoned == 1
+    assert store.apply([newer], []).stale == 1  # a tombstone is not undone by a stale copy
+    assert source.rows("SELECT count(*) FROM jira_issues") == [(0,)]
+    assert source.rows("SELECT key, summary FROM jira_deleted_issues") == [("PROJ-9", "newer")]
+    revived = snapshot(
+        _issue("PROJ-9", "back", t0 + timedelta(hours=2)), comments=[], histories=[], synced_at=now
+    )
+    assert store.apply([revived], []).upserted == 1  # a newer state (e.g. restored) is live
+    assert source.rows("SELECT summary FROM jira_issues") == [("back",)]
+    assert source.rows("SELECT count(*) FROM jira_deleted_issues") == [(0,)]
+
+
+def test_a_moved_issue_keeps_one_row_under_its_new_key(
+    server: FakeJiraServer, tmp_path: Path
+) -> None:
+    source = Source(server, tmp_path, census_hours=1000)
+    key = source.jira.create_issue("PROJ", "Moving")
+    source.sync()
+    new_key = source.jira.move_issue(key, "NEWP")
+    source.connector.apply_webhook([IssueWork("upsert", key, None)], source.writer)
+    assert source.rows("SELECT key, project_key FROM jira_issues") == [(new_key, "NEWP")]
+
+
+def test_apply_webhook_fetches_now_and_tombstones_deletions(source: Source) -> None:
+    a = source.jira.create_issue("PROJ", "A")
+    b = source.jira.create_issue("PROJ", "B")
+    issue_b = source.jira.issue_by(b)
+    assert issue_b is not None
+    outcome = source.connector.apply_webhook(
+        [IssueWork("upsert", a, None), IssueWork("upsert", b, None), IssueWork("upsert", a, None)],
+        source.writer,
+    )
+    assert set(outcome.tables) == {
+        "jira_issues",
+        "jira_comments",
+        "jira_changelog",
+        "jira_issuelinks",
+        "jira_deleted_issues",
+    }
+    assert len(source.jira.calls(f"/rest/api/3/issue/{a}")) == 1  # equal items fetched once
+    source.jira.delete_issue(b)
+    payload = json.dumps(issue_b, sort_keys=True)
+    source.connector.apply_webhook(
+        [IssueWork("upsert", b, None), IssueWork("delete", b, issue_b["id"], payload)],
+        source.writer,
+    )
+    assert source.rows("SELECT key FROM jira_issues") == [(a,)]
+    assert source.rows("SELECT key, detected_by FROM jira_deleted_issues") == [(b, "webhook")]
+    # a deletion of an issue never stored is kept as a tombstone, from the event's copy
+    c = source.jira.create_issue("PROJ", "C")
+    issue_c = source.jira.delete_issue(c)
+    source.connector.apply_webhook(
+        [IssueWork("delete", c, issue_c["id"], json.dumps(issue_c))], source.writer
+    )
+    assert source.rows(f"SELECT summary FROM jira_deleted_issues WHERE key = '{c}'") == [("C",)]
+
+
+def test_a_deleted_comment_leaves_with_the_next_event(source: Source) -> None:
+    key = source.jira.create_issue("PROJ", "Chatty")
+    first = source.jira.add_comment(key, "keep me")
+    second = source.jira.add_comment(key, "delete me")
+    work = IssueWork("upsert", key, None)
+    source.connector.apply_webhook([work], source.writer)
+    source.jira.delete_comment(key, second)
+    source.connector.apply_webhook([work], source.writer)  # comment_deleted: fetched again
+    assert source.rows("SELECT comment_id, body FROM jira_comments") == [(first, "keep me")]
+
+
+def test_transient_fetch_failures_come_back_as_retries(source: Source) -> None:
+    key = source.jira.create_issue("PROJ", "Flaky")
+    source.jira.fail_next(10, status=502, retry_after=None, path_prefix=f"/rest/api/3/issue/{key}")
+    work = IssueWork("upsert", key, None)
+    outcome = source.connector.apply_webhook([work], source.writer)
+    assert outcome.retry == (work,) and outcome.tables == ()
+
+
+def test_an_issue_key_is_checked_before_any_request(source: Source) -> None:
+    for bad in ("../../etc/passwd", "proj-1", "PROJ-1/comment", "A" * 40 + "-1"):
+        with pytest.raises(SourceDataError):
+            source.connector.client.issue(bad)
+    assert not source.jira.calls("/rest/api/3/issue")
+
+
+# --- webhook receipts ----------------------------------------------------------------------
+
+
+def test_receipts_verify_the_signature_and_name_the_work(source: Source) -> None:
+    jira = source.jira
+    key = jira.create_issue("PROJ", "Hooked")
+    body = jira.webhook_body("jira:issue_updated", key)
+    receipt = source.receive(body)
+    assert receipt.delivery_id == "d-1"
+    assert receipt.work == (IssueWork("upsert", key, jira.issue_by(key)["id"]),)  # type: ignore[index]
+    worklog = source.receive(jira.webhook_body("worklog_updated", key))
+    assert worklog.work == (IssueWork("upsert", None, jira.issue_by(key)["id"]),)  # type: ignore[index]
+    link = json.dumps(
+        {
+            "webhookEvent": "issuelink_created",
+            "issueLink": {"id": 1, "sourceIssueId": 11, "destinationIssueId": 12},
+        }
+    ).encode()
+    assert [w.issue_id for w in source.receive(link).work] == ["11", "12"]  # type: ignore[attr-defined]
+    other = jira.webhook_body("jira:issue_created", jira.create_issue("OTHER", "Elsewhere"))
+    assert source.receive(other).work == ()
+    with pytest.raises(WebhookSignatureInvalid):
+        source.receive(body, **{"X-Hub-Signature": sign(body, "not-the-secret")})
+    with pytest.raises(WebhookSignatureInvalid):
+        source.receive(body, **{"X-Hub-Signature": ""})
+    with pytest.raises(WebhookPayloadInvalid):
+        source.receive(b"[1, 2]")
+    with pytest.raises(WebhookPayloadInvalid):
+        source.receive(b'{"webhookEvent": "jira:issue_updated", "issue": {"key": "bad key"}}')
+
+
+def test_without_the_secret_variable_receipts_are_refused(
+    source: Source, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JIRA_TEST_SECRET")
+    with pytest.raises(WebhookNotConfigured, match=r"\$JIRA_TEST_SECRET"):
+        source.receive(b"{}")
