@@ -54,6 +54,7 @@ class SyncResult(BaseModel):
     attempts: int = 0
     seconds: float = 0.0
     error: dict[str, Any] | None = None
+    notes: list[str] = []  # e.g. a schema change, also kept in the sync history
 
 
 def table_hash(published: PublishedTable) -> str | None:
@@ -169,6 +170,7 @@ class SyncService:
             rows=published.rows,
             size_bytes=published.size_bytes,
             content_hash=table_hash(published),
+            notes="; ".join(published.notes) or None,
         )
         return SyncResult(
             table_id=table_id,
@@ -179,6 +181,7 @@ class SyncService:
             unchanged_parts=published.unchanged_parts,
             attempts=attempts,
             seconds=round(seconds, 3),
+            notes=published.notes,
         )
 
     def _failed(

@@ -93,6 +93,7 @@ class TableRequest:
     incremental_column: str | None = None
     incremental_window_days: int | None = None
     max_history_days: int | None = None
+    initial_load_chunk_days: int | None = None
     where_filters: str | None = None
     partition_by: str | None = None
     partition_granularity: str | None = None

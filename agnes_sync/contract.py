@@ -131,6 +131,9 @@ class PublishedTable:
     extracted_at: datetime
     files: list[PublishedFile] = field(default_factory=list)
     unchanged_parts: int = 0
+    # What the run's sync history should say besides the counts, e.g. "schema changed:
+    # added channel" (written by _record; a connector may add its own).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -344,7 +347,9 @@ class ExtractWriter:
         size = sum(f.size_bytes for f in files)
         with self.connect() as con:
             con.begin()
+            before = _view_columns(con, table)
             con.execute(f"CREATE OR REPLACE VIEW {quote_ident(table)} AS {view_sql}")
+            change = schema_change(before, _view_columns(con, table))
             if replace_files:
                 con.execute("DELETE FROM _files WHERE table_name = ?", [table])
             if files:
@@ -361,4 +366,30 @@ class ExtractWriter:
                 [table, description, rows, size, now, query_mode],
             )
             con.commit()
-        return PublishedTable(table, query_mode, rows, size, now, files)
+        return PublishedTable(table, query_mode, rows, size, now, files, notes=change)
+
+
+def _view_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM duckdb_columns() WHERE database_name = "
+        "current_database() AND schema_name = 'main' AND table_name = ? ORDER BY column_index",
+        [table],
+    ).fetchall()
+    return {str(name): str(kind) for name, kind in rows}
+
+
+def schema_change(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """``["schema changed: added x; removed y; retyped z: A -> B"]``, or ``[]`` when the
+    columns are the same (or the table is new)."""
+    if not before or before == after:
+        return []
+    parts = []
+    added = [c for c in after if c not in before]
+    removed = [c for c in before if c not in after]
+    retyped = [
+        f"{c}: {before[c]} -> {after[c]}" for c in after if c in before and before[c] != after[c]
+    ]
+    for label, names in (("added", added), ("removed", removed), ("retyped", retyped)):
+        if names:
+            parts.append(f"{label} {', '.join(names)}")
+    return ["schema changed: " + "; ".join(parts)] if parts else []

@@ -312,5 +312,10 @@ def _through_the_service(case: Case, source: Source, data_dir: Path) -> None:
         assert sorted(ids) == [r[0] for r in BASE_RECORDS]
         source.heal()
         assert services.sync.sync(case.table).status == "ok"
+        if "drift" in case.features:
+            source.put(BASE_RECORDS, add=("channel",))
+            assert services.sync.sync(case.table).notes == ["schema changed: added channel"]
+            history = services.sync.states.history(case.table)
+            assert history[0].notes == "schema changed: added channel"
     finally:
         services.close()

@@ -35,6 +35,7 @@ class SyncRun(BaseModel):
     trigger: str | None
     attempts: int | None
     duration_ms: float | None
+    notes: str | None = None  # e.g. "schema changed: added channel"
 
 
 _STATE = (
@@ -43,7 +44,7 @@ _STATE = (
 )
 _RUN = (
     "id, table_id, started_at, finished_at, status, rows, size_bytes, error, trigger, "
-    "attempts, duration_ms"
+    "attempts, duration_ms, notes"
 )
 
 
@@ -96,13 +97,14 @@ class SyncStateRepository:
         size_bytes: int | None = None,
         content_hash: str | None = None,
         error: str | None = None,
+        notes: str | None = None,
     ) -> None:
         status = "ok" if ok else "error"
         with self._store.writer() as cur:
             cur.execute(
                 "UPDATE sync_history SET finished_at = ?, status = ?, rows = ?, size_bytes = ?, "
-                "error = ?, attempts = ?, duration_ms = ? WHERE id = ?",
-                [at, status, rows, size_bytes, error, attempts, duration_ms, run_id],
+                "error = ?, attempts = ?, duration_ms = ?, notes = ? WHERE id = ?",
+                [at, status, rows, size_bytes, error, attempts, duration_ms, notes, run_id],
             )
             if ok:
                 cur.execute(

@@ -33,7 +33,6 @@ from agnes_sync.connector import (
 )
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import InvalidTableSpec, SourceDataError, TerminalSyncError
-from connectors.keboola import drift
 from connectors.keboola.client import StorageClient
 from connectors.keboola.export import ExportedFile, Exporter, ExportParams, reader_sql
 from connectors.keboola.filters import where_filters
@@ -126,7 +125,6 @@ class KeboolaConnector(Connector):
         options = cast(KeboolaTableOptions, self.table_options(request))
         table = self.table(request)
         columns = table.select(options.columns)
-        before = drift.published_columns(writer, request.id)
         workdir = atomic.staging_path(writer.paths.data / f"{request.id}.export")
         try:
             if request.sync_strategy == Capability.INCREMENTAL:
@@ -136,9 +134,6 @@ class KeboolaConnector(Connector):
                 published = self._publish(request, writer, exported, columns, None)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        change = drift.compare(before, drift.published_columns(writer, request.id))
-        if change is not None:
-            drift.record(writer, request.id, change, self.clock())
         return published
 
     def _export(
@@ -226,7 +221,7 @@ class KeboolaConnector(Connector):
             start = (
                 state.changed_since if state is not None else _history_start(request, table, now)
             )
-            ranges = _chunks(start, now, _chunk_days(request))
+            ranges = _chunks(start, now, request.initial_load_chunk_days)
         result: PublishedTable | None = None
         for index, (since, until) in enumerate(ranges):
             started = self.clock()
@@ -254,12 +249,6 @@ def _history_start(request: TableRequest, table: KeboolaTable, now: datetime) ->
             return None
         return created if created.tzinfo else created.replace(tzinfo=UTC)
     return None
-
-
-def _chunk_days(request: TableRequest) -> int | None:
-    # TableSpec.initial_load_chunk_days reaches connectors once TableRequest carries it.
-    days = getattr(request, "initial_load_chunk_days", None)
-    return int(days) if days else None
 
 
 def _chunks(
