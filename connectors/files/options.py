@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$")
+from agnes_sync.type_names import checked_type_names
 
 
 class FilesOptions(BaseModel):
@@ -43,7 +42,4 @@ class FileTableOptions(BaseModel):
     @field_validator("columns")
     @classmethod
     def _types_are_type_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for name, kind in (value or {}).items():
-            if not _TYPE.match(kind):
-                raise ValueError(f"'{kind}' (column {name}) is not a DuckDB type name")
-        return value
+        return checked_type_names(value)

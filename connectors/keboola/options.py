@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agnes_sync.type_names import checked_type_names
+
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_TYPE = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?$")
 
 
 class KeboolaOptions(BaseModel):
@@ -74,7 +74,4 @@ class KeboolaTableOptions(BaseModel):
     @field_validator("column_types")
     @classmethod
     def _types_are_type_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for name, kind in (value or {}).items():
-            if not _TYPE.match(kind):
-                raise ValueError(f"'{kind}' (column {name}) is not a DuckDB type name")
-        return value
+        return checked_type_names(value)
