@@ -482,7 +482,11 @@ def test_a_workspace_session_replays_from_its_log(
                 "name": "ws_recent",
             },
         ),
-        ("query:3", "query", {"sql": "SELECT device, count(*) AS n FROM ws_recent GROUP BY 1 ORDER BY 1"}),
+        (
+            "query:3",
+            "query",
+            {"sql": "SELECT device, count(*) AS n FROM ws_recent GROUP BY 1 ORDER BY 1"},
+        ),
         ("metric_query:1", "metric_query", METRIC),
         ("query:4", "query", {"sql": ODD_SQL}),
     ]
