@@ -380,6 +380,9 @@ def test_the_session_export_tool_gives_a_download_handle(
         assert other.status_code == 404 and other.json()["error"]["code"] == "session_empty"
         bad = http.get("/api/session/export", params={"since": "last tuesday"})
         assert bad.status_code == 422 and bad.json()["error"]["code"] == "since_invalid"
+    with demo_server.live.client() as anonymous:  # no token: nothing, not even a count
+        refused = anonymous.get("/api/session/export", params={"session": exported["session"]})
+        assert refused.status_code == 401 and "X-Agnes-Steps" not in refused.headers
 
 
 def test_the_server_session_replays_in_a_kernel(
