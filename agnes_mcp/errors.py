@@ -261,3 +261,41 @@ class TableNotRegistered(NotFound):
 
 class TableExists(Conflict):
     code = "table_exists"
+
+
+# --- plugin marketplaces -----------------------------------------------------------
+
+
+class MarketplaceNotFound(NotFound):
+    code = "marketplace_not_found"
+    default_hint = "List the registered marketplaces: 'agnes admin marketplace list'."
+
+
+class MarketplaceExists(Conflict):
+    code = "marketplace_exists"
+
+
+class MarketplaceUrlRefused(InvalidRequest):
+    """A repository URL this server will not fetch (scheme, host, credentials in it)."""
+
+    code = "marketplace_url_refused"
+
+
+class MarketplaceRepoInvalid(InvalidRequest):
+    """The repository breaks the marketplace format or a safety rule; names the file."""
+
+    code = "marketplace_repo_invalid"
+
+
+class MarketplaceFetchFailed(AgnesError):
+    """git could not fetch the repository (network, auth, unknown ref, timeout)."""
+
+    code = "marketplace_fetch_failed"
+    status = 502
+
+
+class GitPushRefused(PermissionDenied):
+    code = "git_push_refused"
+    default_hint = (
+        "The marketplace is read-only: admins change plugins in the upstream repositories."
+    )

@@ -48,7 +48,7 @@ _SPECS: dict[ResourceType, ResourceSpec] = {
             ResourceType.MARKETPLACE_PLUGIN,
             "Marketplace plugin",
             "A Claude Code plugin from an admin-registered marketplace, by 'marketplace/plugin'.",
-            None,
+            "SELECT marketplace || '/' || name FROM marketplace_plugins",
         ),
     )
 }

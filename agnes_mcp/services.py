@@ -18,6 +18,7 @@ from agnes_mcp.auth.tokens import TokenService
 from agnes_mcp.catalog_view import CatalogView
 from agnes_mcp.distribution.manifest import ManifestBuilder
 from agnes_mcp.google_groups.service import GroupSync
+from agnes_mcp.marketplace.service import MarketplaceService
 from agnes_mcp.metrics.service import MetricService
 from agnes_mcp.oauth.token_service import OAuthTokens
 from agnes_mcp.query.service import QueryService
@@ -29,6 +30,7 @@ from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.grants import GrantRepository
 from agnes_mcp.store.groups import GroupRepository
 from agnes_mcp.store.ids import utcnow
+from agnes_mcp.store.marketplaces import MarketplaceRepository
 from agnes_mcp.store.metrics import MetricRepository
 from agnes_mcp.store.oauth import OAuthRepository
 from agnes_mcp.store.profiles import ProfileRepository
@@ -76,6 +78,8 @@ class Services:
     oauth_store: OAuthRepository = field(init=False)
     oauth: OAuthTokens = field(init=False)
     bearer: BearerAuth = field(init=False)
+    marketplace_store: MarketplaceRepository = field(init=False)
+    marketplaces: MarketplaceService = field(init=False)
     instruction_listeners: list[Callable[[str], None]] = field(init=False, default_factory=list)
 
     @classmethod
@@ -182,6 +186,10 @@ class Services:
                     ),
                 )
             )
+        self.marketplace_store = MarketplaceRepository(self.store)
+        self.marketplaces = MarketplaceService(
+            self.settings, self.store, self.marketplace_store, self.access
+        )
         self.manifests = ManifestBuilder(
             queries=self.query,
             access=self.access,
@@ -209,14 +217,16 @@ class Services:
         return current
 
     def start(self) -> None:
-        """Start background work: the write-behind flusher, the sync scheduler."""
+        """Start background work: the write-behind flusher, the sync schedulers."""
         self.write_behind.start()
         self.oauth_store.purge_expired(utcnow() - timedelta(days=1))  # tokens long dead
         self.sync.start()
         self.group_sync.start()
+        self.marketplaces.start()
 
     def stop(self) -> None:
         """Stop background work; pending writes are flushed."""
+        self.marketplaces.stop()
         self.group_sync.stop()
         self.sync.stop()
         self.write_behind.stop()

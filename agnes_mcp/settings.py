@@ -219,6 +219,61 @@ class AuthSettings(BaseModel):
         return [d.strip().lower() for d in value if d.strip()]
 
 
+class MarketplaceSettings(BaseModel):
+    """Claude Code plugin marketplaces: git repositories synced by the server and served to
+    each analyst filtered by their groups' grants (``/marketplace.git``, ``/marketplace.zip``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        default="agnes",
+        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$",
+        max_length=64,
+        description="Name of the one marketplace every analyst's Claude Code sees (kebab-case).",
+    )
+    description: str = Field(
+        default="Plugins your company grants you, served by Agnes.",
+        description="Description written into the served marketplace.json.",
+    )
+    allow_local: bool = Field(
+        default=False,
+        description="Allow file:// URLs, local paths and loopback or private hosts as "
+        "marketplace sources (one box running everything; the demo and tests). Off, only "
+        "https:// to public hosts.",
+    )
+    sync_interval_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=24 * 31,
+        description="How often every marketplace is fetched again (0: only on demand).",
+    )
+    max_file_bytes: ByteSize = Field(
+        default=ByteSize(10 * 1024**2),
+        description="Largest file a served plugin may hold; a larger one refuses the sync.",
+    )
+    max_plugin_bytes: ByteSize = Field(
+        default=ByteSize(100 * 1024**2),
+        description="Most bytes one plugin may hold; a larger one refuses the sync.",
+    )
+    max_plugins: int = Field(
+        default=500, ge=1, le=10_000, description="Most plugins one marketplace may list."
+    )
+    git_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="A git fetch of a marketplace taking longer "
+        "is stopped (the last good sync stays served).",
+    )
+    feed_cache_entries: int = Field(
+        default=200,
+        ge=1,
+        le=100_000,
+        description="Built feeds (one per distinct set of granted plugins) kept on disk; the "
+        "least recently used beyond this are removed.",
+    )
+
+
 class SourceSettings(BaseModel):
     """One data source: which connector reads it and that connector's options."""
 
@@ -253,7 +308,7 @@ class AgnesSettings(BaseSettings):
     data_dir: Path = Field(
         default=Path("agnes-data"),
         description=(
-            "Folder holding state/, extracts/, analytics/ and snapshots/ "
+            "Folder holding state/, extracts/, analytics/, snapshots/ and marketplaces/ "
             "(a relative path is taken from the working directory at start)."
         ),
     )
@@ -334,6 +389,10 @@ class AgnesSettings(BaseSettings):
     auth: AuthSettings = Field(
         default_factory=AuthSettings, description="Sign-in for people: OIDC, sessions, groups."
     )
+    marketplace: MarketplaceSettings = Field(
+        default_factory=MarketplaceSettings,
+        description="Claude Code plugin marketplaces served per group.",
+    )
 
     _split_hosts = field_validator(
         "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before"
@@ -364,6 +423,10 @@ class AgnesSettings(BaseSettings):
     @property
     def extracts_dir(self) -> Path:
         return self.data_dir / "extracts"
+
+    @property
+    def marketplaces_dir(self) -> Path:
+        return self.data_dir / "marketplaces"
 
     @property
     def sign_in_domains(self) -> list[str]:

@@ -44,13 +44,17 @@ def _fresh_parse_cache() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _clean_agnes_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
-    """No AGNES_* variable of the developer's shell leaks into a test; no real ~/.config or
-    ~/.cache (notebooks outside a workspace keep a folder there)."""
+    """No AGNES_* variable of the developer's shell leaks into a test; no real ~/.config,
+    ~/.cache (notebooks outside a workspace keep a folder there) or ~/.gitconfig."""
     for name in list(os.environ):
         if name.startswith("AGNES_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
+    # 'agnes init' registers a git credential helper in the user's global git config: never
+    # the developer's own ~/.gitconfig in a test.
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path_factory.mktemp("git-home") / "config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
 
 
 def make_settings(data_dir: Path, **overrides: object) -> AgnesSettings:

@@ -24,6 +24,8 @@ EXPECTED_TABLES = {
     "audit_log",
     "metric_definitions",
     "server_config",
+    "marketplaces",
+    "marketplace_plugins",
     "table_profiles",
     "web_sessions",
     "group_sync_status",

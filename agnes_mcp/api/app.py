@@ -34,6 +34,7 @@ from agnes_mcp.api.routes import (
     distribution,
     grants,
     groups,
+    marketplaces,
     metrics,
     oauth_grants,
     query,
@@ -50,6 +51,7 @@ from agnes_mcp.api.routes import (
 )
 from agnes_mcp.api.routes.well_known import MCP_PATH
 from agnes_mcp.google_groups import routes as group_sync_routes
+from agnes_mcp.marketplace import routes as marketplace_routes
 from agnes_mcp.mcp_server.server import build_mcp
 from agnes_mcp.me import routes as me_routes
 from agnes_mcp.oauth.provider import AgnesAuthorizationServer
@@ -122,6 +124,8 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         metrics,
         distribution,
         oauth_grants,
+        marketplaces,
+        marketplace_routes,
         server_config,
         session_export,
         webhooks,

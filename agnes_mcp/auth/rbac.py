@@ -3,7 +3,8 @@
 - :meth:`AccessControl.require_admin` — admin API calls.
 - :meth:`AccessControl.require_resource_access` — using one resource (a table, a metric, ...).
 
-Members of the Admin group pass every resource check; everyone is in Everyone.
+Members of the Admin group pass every resource check (but :meth:`granted_to_groups`,
+for the plugin feed, has no such shortcut); everyone is in Everyone.
 Grants are read from memory, refreshed when the store changes.
 """
 
@@ -46,6 +47,17 @@ class AccessControl:
         """Ids of ``resource_type`` the principal may use; ``None`` means all (Admin group)."""
         if principal.in_admin_group:
             return None
+        return frozenset(
+            rid for t, rid in self._resources(principal.group_ids) if t == resource_type
+        )
+
+    def granted_to_groups(
+        self, principal: Principal, resource_type: ResourceType
+    ) -> frozenset[str]:
+        """Ids of ``resource_type`` granted to one of the principal's groups: no Admin
+        shortcut (the plugin feed is exactly what the groups were granted)."""
+        if not principal.has_scope(TokenScope.DATA):
+            return frozenset()
         return frozenset(
             rid for t, rid in self._resources(principal.group_ids) if t == resource_type
         )

@@ -23,11 +23,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from agnes_mcp.background_loop import BackgroundLoop
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.google_groups.directory_client import DirectoryClient
 from agnes_mcp.google_groups.errors import GroupRefreshTooSoon, GroupSyncDisabled
 from agnes_mcp.google_groups.mapping import targets
-from agnes_mcp.google_groups.schedule import GroupSyncSchedule
 from agnes_mcp.google_groups.service_account import ServiceAccountKey, load_service_account
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.audit import AuditEntry
@@ -94,7 +94,9 @@ class GroupSync:
         self._refresh_every = refresh_every_seconds
         self.repository = GroupSyncRepository(store)
         self._stop = threading.Event()
-        self._schedule = GroupSyncSchedule(self.sync_due, self._stop)
+        self._schedule = BackgroundLoop(
+            "agnes-group-sync", self.sync_due, self._stop, logger=logger
+        )
         self._client: DirectoryClient | None = None
         self._client_lock = threading.Lock()
         self._refreshed: dict[str, float] = {}

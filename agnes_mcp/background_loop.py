@@ -1,5 +1,8 @@
-"""The thread that re-reads groups on a schedule. It sleeps on an :class:`Event`, so
-:meth:`GroupSyncSchedule.stop` ends it at once (also in the middle of a retry wait)."""
+"""A daemon thread that runs a task on a schedule: group sync, marketplace sync.
+
+It sleeps on an :class:`~threading.Event`, so :meth:`BackgroundLoop.stop` ends it at
+once (also in the middle of a wait), and one failed round never ends the loop.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,23 @@ import logging
 import threading
 from collections.abc import Callable
 
-logger = logging.getLogger("agnes.group_sync")
 
-
-class GroupSyncSchedule:
-    def __init__(self, tick: Callable[[], float], stop: threading.Event) -> None:
-        """``tick`` syncs whoever is due and returns the seconds until the next is due."""
+class BackgroundLoop:
+    def __init__(
+        self,
+        name: str,
+        tick: Callable[[], float],
+        stop: threading.Event,
+        *,
+        logger: logging.Logger,
+        retry_seconds: float = 300.0,
+    ) -> None:
+        """``tick`` does whatever is due and returns the seconds until the next is due."""
+        self._name = name
         self._tick = tick
         self._stop = stop
+        self._logger = logger
+        self._retry_seconds = retry_seconds
         self._thread: threading.Thread | None = None
 
     @property
@@ -25,7 +37,7 @@ class GroupSyncSchedule:
         if self.running:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="agnes-group-sync", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -39,7 +51,7 @@ class GroupSyncSchedule:
             try:
                 wait = self._tick()
             except Exception:  # the schedule outlives one bad round; the next one retries
-                logger.exception("scheduled group sync failed")
-                wait = 300.0
+                self._logger.exception("scheduled %s failed", self._name)
+                wait = self._retry_seconds
             if self._stop.wait(max(wait, 1.0)):
                 return

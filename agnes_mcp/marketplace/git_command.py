@@ -1,0 +1,83 @@
+"""Running the ``git`` binary with a clean, locked-down environment.
+
+Every git process Agnes starts (fetching upstream repositories, building feed
+repositories, serving ``git http-backend``) goes through :func:`git_env`: no system or
+user config is read, git never prompts, only the protocols asked for are allowed, and
+extra configuration travels in ``GIT_CONFIG_*`` variables, so nothing (a credential
+helper, a setting) is written to a repository's ``config`` or shown on a command line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from agnes_mcp.errors import MarketplaceFetchFailed
+
+# Variables passed through from the server's environment (locale and temp dirs only).
+_PASS_THROUGH = ("PATH", "TMPDIR", "LANG", "LC_ALL", "SYSTEMROOT")
+
+
+def git_binary() -> str:
+    """The path of ``git``, or an error saying it is needed."""
+    found = shutil.which("git")
+    if found is None:
+        raise MarketplaceFetchFailed(
+            "The git command is not installed on the server.",
+            hint="Install git (e.g. 'apt-get install git'): marketplaces need it.",
+        )
+    return found
+
+
+def git_env(
+    config: Mapping[str, str] | None = None,
+    *,
+    protocols: Sequence[str] = ("https",),
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment for one git process. ``config`` becomes ``-c``-like settings
+    through ``GIT_CONFIG_COUNT``/``KEY_n``/``VALUE_n``; ``extra`` adds variables (e.g. the
+    one variable holding a token that a credential helper reads)."""
+    env = {name: os.environ[name] for name in _PASS_THROUGH if name in os.environ}
+    env.update(
+        {
+            "HOME": os.devnull,  # no ~/.gitconfig, no ~/.git-credentials
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_ALLOW_PROTOCOL": ":".join(protocols),
+            "LC_ALL": "C",
+        }
+    )
+    items = list((config or {}).items())
+    env["GIT_CONFIG_COUNT"] = str(len(items))
+    for index, (key, value) in enumerate(items):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    env.update(extra or {})
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    input_bytes: bytes | None = None,
+    timeout: float = 300.0,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``git ARGS`` and return the finished process (the caller checks the code)."""
+    return subprocess.run(  # noqa: S603 - a fixed binary and argument list, no shell
+        [git_binary(), *args],
+        cwd=cwd,
+        env=dict(env) if env is not None else git_env(),
+        input=input_bytes,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )

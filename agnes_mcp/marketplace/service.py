@@ -1,0 +1,289 @@
+"""The marketplace service: the registry, syncs in the background, and callers' feeds.
+
+Syncs never run on a request: :meth:`MarketplaceService.request_sync` queues them on a
+small worker pool (one at a time per marketplace; asking again while one is queued or
+running joins it) and a :class:`~agnes_mcp.background_loop.BackgroundLoop` queues every
+marketplace whose last sync is older than ``marketplace.sync_interval_hours``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Literal
+
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.auth.rbac import AccessControl
+from agnes_mcp.background_loop import BackgroundLoop
+from agnes_mcp.errors import InvalidRequest
+from agnes_mcp.marketplace.feed import Feed, build_feed
+from agnes_mcp.marketplace.layout import MarketplaceLayout
+from agnes_mcp.marketplace.sync import sync_marketplace
+from agnes_mcp.marketplace.url_policy import check_source_url
+from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.settings import AgnesSettings
+from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.ids import utcnow
+from agnes_mcp.store.marketplaces import Marketplace, MarketplacePlugin, MarketplaceRepository
+from agnes_sync.errors import AgnesError
+
+logger = logging.getLogger("agnes.marketplace")
+
+SyncState = Literal["idle", "queued", "running"]
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# A branch or tag name as git allows it (check-ref-format, simplified), or a full SHA.
+REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]{1,200}(?<![./])$")
+USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,100}$")
+_FEED_CACHE_SIZE = 256
+
+
+class MarketplaceInfo(Marketplace):
+    """A registered marketplace as the API lists it: its row, its sync state now and how
+    many plugins its last good sync holds."""
+
+    state: SyncState
+    plugins: int
+
+
+class MarketplaceService:
+    def __init__(
+        self,
+        settings: AgnesSettings,
+        store: SystemStore,
+        repository: MarketplaceRepository,
+        access: AccessControl,
+    ) -> None:
+        self.settings = settings
+        self.layout = MarketplaceLayout(settings.marketplaces_dir)
+        self._store = store
+        self._repo = repository
+        self._access = access
+        self._lock = threading.Lock()
+        self._slug_locks: dict[str, threading.Lock] = {}
+        self._futures: dict[str, Future[Marketplace]] = {}
+        self._running: set[str] = set()
+        self._executor: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._loop = BackgroundLoop("agnes-marketplace-sync", self._tick, self._stop, logger=logger)
+        self._feeds: dict[tuple[int, frozenset[str]], Feed] = {}
+        self._plugins_cache: tuple[int, list[MarketplacePlugin]] | None = None
+
+    # --- the registry ----------------------------------------------------------------
+
+    def add(
+        self,
+        slug: str,
+        url: str,
+        *,
+        added_by: str,
+        name: str | None = None,
+        ref: str | None = None,
+        token_env: str | None = None,
+        username: str | None = None,
+        sync: bool = True,
+    ) -> Marketplace:
+        """Register a repository (checked, nothing fetched yet) and queue its first sync."""
+        slug = slug.strip().lower()
+        if not SLUG.match(slug):
+            raise InvalidRequest(
+                f"'{slug}' is not a marketplace slug.",
+                hint="Use 1-40 lowercase letters, digits and '-', starting with a letter or "
+                "digit, e.g. 'data-team'.",
+            )
+        checked_url = check_source_url(url, allow_local=self.settings.marketplace.allow_local)
+        ref = (ref or "").strip() or None
+        if ref is not None and not REF.match(ref):
+            raise InvalidRequest(
+                f"'{ref}' is not a branch, tag or commit SHA.",
+                hint="Give a branch ('main'), a tag ('v1.2.0') or a full 40-hex commit SHA.",
+            )
+        token_env = (token_env or "").strip() or None
+        if token_env is not None and not ENV_NAME.match(token_env):
+            raise InvalidRequest(
+                f"'{token_env}' is not an environment variable name.",
+                hint="Give the NAME of the variable holding the read token (e.g. "
+                "PLUGINS_READ_TOKEN), never the token itself.",
+            )
+        username = (username or "").strip() or None
+        if username is not None and not USERNAME.match(username):
+            raise InvalidRequest(f"'{username}' is not a user name git can send.")
+        added = self._repo.add(
+            slug,
+            (name or "").strip() or slug,
+            checked_url,
+            ref=ref,
+            token_env=token_env,
+            username=username,
+            added_by=added_by,
+        )
+        if sync:
+            self.request_sync(slug)
+        return added
+
+    def get(self, slug: str) -> MarketplaceInfo:
+        return self._info(self._repo.get(slug))
+
+    def all(self) -> list[MarketplaceInfo]:
+        return [self._info(m) for m in self._repo.all()]
+
+    def remove(self, slug: str) -> Marketplace:
+        """Forget a marketplace: its row, plugins, grants and files (after a running sync)."""
+        with self._slug_lock(slug):
+            removed = self._repo.remove(slug)
+            shutil.rmtree(self.layout.marketplace_dir(slug), ignore_errors=True)
+        self._collect_plugin_files()
+        return removed
+
+    def plugins(self, slug: str | None = None) -> list[MarketplacePlugin]:
+        if slug is not None:
+            self._repo.get(slug)  # an unknown slug is an error, not an empty list
+        return self._repo.plugins(slug)
+
+    # --- syncs ---------------------------------------------------------------------
+
+    def request_sync(self, slug: str | None = None) -> list[str]:
+        """Queue a sync of one marketplace (or all); returns the slugs queued or joined."""
+        slugs = [self._repo.get(slug).slug] if slug else [m.slug for m in self._repo.all()]
+        for name in slugs:
+            self.future(name, start=True)
+        return slugs
+
+    def future(self, slug: str, *, start: bool = False) -> Future[Marketplace] | None:
+        """The queued or running sync of ``slug`` (started if asked and none is)."""
+        with self._lock:
+            current = self._futures.get(slug)
+            if current is not None and not current.done():
+                return current
+            if not start:
+                return None
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=2, thread_name_prefix="agnes-marketplace"
+                )
+            future = self._executor.submit(self.sync_now, slug)
+            self._futures[slug] = future
+            return future
+
+    def sync_now(self, slug: str) -> Marketplace:
+        """Sync one marketplace in this thread and record the outcome (never raises for a
+        failed sync: the failure is recorded and the last good plugins stay)."""
+        with self._slug_lock(slug):
+            marketplace = self._repo.get(slug)
+            with self._lock:
+                self._running.add(slug)
+            try:
+                synced = sync_marketplace(self.settings, self.layout, marketplace)
+            except AgnesError as exc:
+                message = exc.message + (f" {exc.hint}" if exc.hint else "")
+                logger.warning("marketplace %s: sync failed: %s", slug, exc.message)
+                self._repo.record_failure(slug, message, getattr(exc, "commit", None))
+            except Exception:
+                logger.exception("marketplace %s: sync failed unexpectedly", slug)
+                self._repo.record_failure(
+                    slug, "The sync failed unexpectedly; the server log has the details.", None
+                )
+            else:
+                self._repo.record_success(slug, synced.commit, synced.upstream_name, synced.plugins)
+                logger.info(
+                    "marketplace %s: synced %s, %d plugins",
+                    slug,
+                    synced.commit[:12],
+                    len(synced.plugins),
+                )
+            finally:
+                with self._lock:
+                    self._running.discard(slug)
+        self._collect_plugin_files()
+        return self._repo.get(slug)
+
+    def state(self, slug: str) -> SyncState:
+        with self._lock:
+            if slug in self._running:
+                return "running"
+            future = self._futures.get(slug)
+            return "queued" if future is not None and not future.done() else "idle"
+
+    def _slug_lock(self, slug: str) -> threading.Lock:
+        with self._lock:
+            return self._slug_locks.setdefault(slug, threading.Lock())
+
+    def _info(self, marketplace: Marketplace) -> MarketplaceInfo:
+        count = sum(1 for p in self._all_plugins() if p.marketplace == marketplace.slug)
+        return MarketplaceInfo(
+            **marketplace.model_dump(), state=self.state(marketplace.slug), plugins=count
+        )
+
+    def _tick(self) -> float:
+        """Queue every marketplace due; the seconds until the next one is due."""
+        interval = timedelta(hours=self.settings.marketplace.sync_interval_hours)
+        now = utcnow()
+        next_due: datetime | None = None
+        for marketplace in self._repo.all():
+            due = (marketplace.last_sync_at or marketplace.added_at) + interval
+            if marketplace.last_sync_at is None or due <= now:
+                self.future(marketplace.slug, start=True)
+                due = now + interval
+            next_due = due if next_due is None else min(next_due, due)
+        if next_due is None:
+            return interval.total_seconds()
+        return max((next_due - now).total_seconds(), 1.0)
+
+    def _collect_plugin_files(self) -> None:
+        """Remove plugin folders no marketplace serves any more (never one being written:
+        those start with '.')."""
+        folder = self.layout.plugins_dir
+        if not folder.is_dir():
+            return
+        with self._lock:
+            if self._running:
+                return  # a sync may be about to record folders it just wrote
+            referenced = {p.content_hash for p in self._repo.plugins()}
+            for entry in folder.iterdir():
+                if not entry.name.startswith(".") and entry.name not in referenced:
+                    shutil.rmtree(entry, ignore_errors=True)
+
+    # --- feeds ---------------------------------------------------------------------
+
+    def feed_for(self, principal: Principal) -> Feed:
+        """The plugins granted to one of the caller's groups (Admin gets no shortcut)."""
+        granted = self._access.granted_to_groups(principal, ResourceType.MARKETPLACE_PLUGIN)
+        generation = self._store.generation
+        key = (generation, granted)
+        with self._lock:
+            hit = self._feeds.get(key)
+        if hit is not None:
+            return hit
+        feed = build_feed(self.settings, [p for p in self._all_plugins() if p.grant_id in granted])
+        with self._lock:
+            if len(self._feeds) >= _FEED_CACHE_SIZE or any(g != generation for g, _ in self._feeds):
+                self._feeds.clear()
+            self._feeds[key] = feed
+        return feed
+
+    def _all_plugins(self) -> list[MarketplacePlugin]:
+        generation = self._store.generation
+        cached = self._plugins_cache
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        plugins = self._repo.plugins()
+        self._plugins_cache = (generation, plugins)
+        return plugins
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the scheduled syncs (when the server's scheduler is on and an interval set)."""
+        if self.settings.scheduler_enabled and self.settings.marketplace.sync_interval_hours > 0:
+            self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop()
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)

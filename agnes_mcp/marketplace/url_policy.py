@@ -1,0 +1,109 @@
+"""Which repository URLs the server fetches.
+
+By default only ``https://`` to public hosts: a marketplace URL is admin input that the
+server will connect to, so loopback, private and link-local addresses (the server's own
+network) and local paths are refused unless ``marketplace.allow_local`` says one box
+runs everything. A URL carrying credentials is refused without echoing them: the token
+belongs in an environment variable (``--token-env``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from agnes_mcp.errors import MarketplaceUrlRefused
+
+_LOCAL_HINT = (
+    "Local paths, file:// URLs and loopback or private hosts need the setting "
+    "marketplace.allow_local (AGNES_MARKETPLACE__ALLOW_LOCAL=true) on a server that runs "
+    "everything on one box."
+)
+
+
+def check_source_url(url: str, *, allow_local: bool, resolve: bool = True) -> str:
+    """The URL as git should be given it (a local path made absolute), or an error.
+
+    ``resolve`` looks the host name up and refuses it when it points at a local
+    address (off in tests of the rules themselves)."""
+    text = url.strip()
+    if not text or any(c.isspace() or ord(c) < 32 for c in text) or text.startswith("-"):
+        raise MarketplaceUrlRefused(
+            "The repository URL is empty or holds spaces or control characters.",
+            hint="Give an https:// URL, e.g. https://git.example.com/team/plugins.git.",
+        )
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https") and (parts.username or parts.password or "@" in parts.netloc):
+        raise MarketplaceUrlRefused(
+            "The repository URL carries credentials; they would end up on disk and in logs.",
+            hint="Remove them from the URL and put the read token in an environment variable "
+            "named with --token-env.",
+        )
+    if scheme == "https" or scheme == "http":
+        if parts.query or parts.fragment:
+            raise MarketplaceUrlRefused(
+                f"The repository URL {text} has a query or fragment.",
+                hint="Give the plain clone URL.",
+            )
+        host = parts.hostname or ""
+        if not host:
+            raise MarketplaceUrlRefused(f"The repository URL {text} names no host.")
+        local = _is_local_host(host, resolve=resolve)
+        if scheme == "http" and not (allow_local and local):
+            raise MarketplaceUrlRefused(
+                f"{text} is plain http://: the token and the plugins would travel unencrypted.",
+                hint="Use https://. " + _LOCAL_HINT,
+            )
+        if local and not allow_local:
+            raise MarketplaceUrlRefused(
+                f"{text} points at a loopback or private address.", hint=_LOCAL_HINT
+            )
+        return text
+    if scheme == "file" or (not scheme and _looks_like_path(text)):
+        if not allow_local:
+            raise MarketplaceUrlRefused(f"{text} is a local repository.", hint=_LOCAL_HINT)
+        path = Path(parts.path if scheme == "file" else text).expanduser()
+        if not path.is_absolute():
+            path = path.resolve()
+        return str(path)
+    raise MarketplaceUrlRefused(
+        f"{text} is not an https:// URL (ssh, git:// and other transports are not supported).",
+        hint="Give the repository's https:// clone URL and a read token with --token-env.",
+    )
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith(("/", "./", "../", "~")) or (":" not in text and "/" in text)
+
+
+def _is_local_host(host: str, *, resolve: bool) -> bool:
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return _is_local_address(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    if not resolve:
+        return False
+    try:
+        infos = socket.getaddrinfo(name, 443, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False  # unknown now: git's own fetch will say so
+    return any(_is_local_address(ipaddress.ip_address(info[4][0])) for info in infos)
+
+
+def _is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_multicast
+        or address.is_unspecified
+    )
