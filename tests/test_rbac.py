@@ -72,11 +72,41 @@ def test_granted_listing_matches_the_matrix(services: Services, world: dict, who
 
 
 def test_grants_are_per_resource_type(services: Services, world: dict) -> None:
-    analysts = world["analysts"]
-    services.grants.add(analysts.id, ResourceType.MARKETPLACE_PLUGIN, "orders")
-    _, raw = services.tokens.create(world["users"]["nobody"].id, "t")
+    from agnes_mcp.store.marketplaces import MarketplacePlugin
+
+    services.marketplace_store.add(
+        "shop",
+        "shop",
+        "https://git.example.com/p.git",
+        ref=None,
+        token_env=None,
+        username=None,
+        added_by="test",
+    )
+    plugin = MarketplacePlugin(
+        marketplace="shop",
+        name="orders",
+        version=None,
+        description=None,
+        source_path="",
+        content_hash="0" * 64,
+        files=1,
+        bytes=1,
+        manifest={"name": "orders"},
+        entry={},
+    )
+    services.marketplace_store.record_success("shop", "f" * 40, "shop", [plugin])
+    services.grants.add(world["analysts"].id, ResourceType.MARKETPLACE_PLUGIN, "shop/orders")
+    _, raw = services.tokens.create(world["users"]["analyst"].id, "t")
     principal = services.tokens.authenticate(raw)
-    assert not services.access.can_access(principal, ResourceType.MARKETPLACE_PLUGIN, "customers")
+    assert services.access.can_access(principal, ResourceType.MARKETPLACE_PLUGIN, "shop/orders")
+    # The table grant 'orders' is no plugin grant, and the plugin grant is no table grant.
+    assert services.access.can_access(principal, ResourceType.TABLE, "orders")
+    assert not services.access.can_access(principal, ResourceType.MARKETPLACE_PLUGIN, "orders")
+    assert not services.access.can_access(principal, ResourceType.TABLE, "shop/orders")
+    _, other = services.tokens.create(world["users"]["nobody"].id, "t")
+    nobody = services.tokens.authenticate(other)
+    assert not services.access.can_access(nobody, ResourceType.MARKETPLACE_PLUGIN, "shop/orders")
 
 
 def test_revoking_a_grant_is_seen_immediately(services: Services, world: dict) -> None:

@@ -10,12 +10,11 @@ Grants are read from memory, refreshed when the store changes.
 
 from __future__ import annotations
 
-import threading
-
 from agnes_mcp.auth.principal import Principal, TokenScope
 from agnes_mcp.errors import AdminRequired, PermissionDenied, ResourceNotGranted
 from agnes_mcp.resource_types import ResourceType, spec_for
 from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.generation_cache import GenerationCache
 from agnes_mcp.store.grants import GrantRepository
 
 
@@ -23,9 +22,9 @@ class AccessControl:
     def __init__(self, store: SystemStore, grants: GrantRepository) -> None:
         self._store = store
         self._grants = grants
-        self._lock = threading.Lock()
-        self._cache: dict[frozenset[str], frozenset[tuple[ResourceType, str]]] = {}
-        self._generation = -1
+        self._cache: GenerationCache[frozenset[str], frozenset[tuple[ResourceType, str]]] = (
+            GenerationCache(store, 4096)
+        )
 
     def require_admin(self, principal: Principal) -> None:
         if not principal.in_admin_group:
@@ -87,19 +86,7 @@ class AccessControl:
             )
 
     def _resources(self, group_ids: frozenset[str]) -> frozenset[tuple[ResourceType, str]]:
-        generation = self._store.generation
-        with self._lock:
-            if generation != self._generation:
-                self._cache.clear()
-                self._generation = generation
-            hit = self._cache.get(group_ids)
-        if hit is not None:
-            return hit
-        resources = self._grants.resources_of(group_ids)
-        with self._lock:
-            if self._generation == generation:
-                self._cache[group_ids] = resources
-        return resources
+        return self._cache.get(group_ids, lambda: self._grants.resources_of(group_ids))
 
 
 class CallerTables:

@@ -37,6 +37,7 @@ from agnes_mcp.errors import (
 )
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.generation_cache import GenerationCache
 from agnes_mcp.store.groups import GroupRepository
 from agnes_mcp.store.ids import new_id, utcnow
 from agnes_mcp.store.users import User, UserRepository
@@ -67,7 +68,6 @@ class WebSession:
 
 @dataclass(frozen=True)
 class _Cached:
-    generation: int
     record: WebSessionRecord | None
     user: User | None
     group_ids: frozenset[str]
@@ -123,7 +123,7 @@ class WebSessionService:
         self._clock = clock
         self._key: bytes | None = None
         self._lock = threading.Lock()
-        self._cache: dict[str, _Cached] = {}
+        self._cache: GenerationCache[str, _Cached] = GenerationCache(store, 10_000)
         self._seen: dict[str, datetime] = {}
 
     # --- keys and cookies ------------------------------------------------------------------
@@ -244,11 +244,11 @@ class WebSessionService:
         return self._session(record, user, cached.group_ids)
 
     def _lookup(self, session_id: str) -> _Cached:
-        generation = self._store.generation
-        with self._lock:
-            hit = self._cache.get(session_id)
-        if hit is not None and hit.generation == generation:
-            return hit
+        return self._cache.get(
+            session_id, lambda: self._load(session_id), keep=lambda e: e.record is not None
+        )
+
+    def _load(self, session_id: str) -> _Cached:
         record = self._sessions.get(session_id)
         user: User | None = None
         if record is not None:
@@ -257,13 +257,7 @@ class WebSessionService:
             except UserNotFound:
                 user = None
         group_ids = self._groups.group_ids_of(user.id) if user else frozenset()
-        entry = _Cached(generation, record, user, group_ids)
-        if record is not None:
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[session_id] = entry
-        return entry
+        return _Cached(record, user, group_ids)
 
     def _session(self, record: WebSessionRecord, user: User, groups: frozenset[str]) -> WebSession:
         principal = Principal(

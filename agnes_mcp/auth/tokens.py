@@ -15,7 +15,6 @@ import hmac
 import re
 import secrets
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from agnes_mcp.errors import (
     UserInactive,
 )
 from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.generation_cache import GenerationCache
 from agnes_mcp.store.groups import GroupRepository
 from agnes_mcp.store.ids import new_id, utcnow
 from agnes_mcp.store.tokens import TokenInfo, TokenRecord, TokenRepository
@@ -53,7 +53,6 @@ def mint_token() -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class _Cached:
-    generation: int
     record: TokenRecord | None
     user: User | None
     group_ids: frozenset[str]
@@ -75,7 +74,7 @@ class TokenService:
         self._groups = groups
         self._write_behind = write_behind
         self._clock = clock
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._cache: GenerationCache[str, _Cached] = GenerationCache(store, CACHE_SIZE)
         self._lock = threading.Lock()
 
     # --- minting and revoking ----------------------------------------------------------
@@ -157,20 +156,13 @@ class TokenService:
         )
 
     def _lookup(self, prefix: str) -> _Cached:
-        generation = self._store.generation
-        with self._lock:
-            hit = self._cache.get(prefix)
-        if hit is not None and hit.generation == generation:
-            return hit
+        # Unknown prefixes are not cached: guessing cannot evict real tokens.
+        return self._cache.get(
+            prefix, lambda: self._load(prefix), keep=lambda entry: entry.record is not None
+        )
+
+    def _load(self, prefix: str) -> _Cached:
         record = self._tokens.by_prefix(prefix)
         user = self._users.get(record.info.user_id) if record else None
         group_ids = self._groups.group_ids_of(user.id) if user else frozenset()
-        entry = _Cached(generation, record, user, group_ids)
-        if record is None:
-            return entry  # unknown prefixes are not cached: guessing cannot evict real tokens
-        with self._lock:
-            self._cache[prefix] = entry
-            self._cache.move_to_end(prefix)
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return entry
+        return _Cached(record, user, group_ids)

@@ -27,6 +27,7 @@ from agnes_mcp.marketplace.url_policy import check_source_url
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.generation_cache import GenerationCache
 from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.marketplaces import Marketplace, MarketplacePlugin, MarketplaceRepository
 from agnes_sync.errors import AgnesError
@@ -39,7 +40,6 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # A branch or tag name as git allows it (check-ref-format, simplified), or a full SHA.
 REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]{1,200}(?<![./])$")
 USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,100}$")
-_FEED_CACHE_SIZE = 256
 
 
 class MarketplaceInfo(Marketplace):
@@ -70,8 +70,10 @@ class MarketplaceService:
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._loop = BackgroundLoop("agnes-marketplace-sync", self._tick, self._stop, logger=logger)
-        self._feeds: dict[tuple[int, frozenset[str]], Feed] = {}
-        self._plugins_cache: tuple[int, list[MarketplacePlugin]] | None = None
+        self._feeds: GenerationCache[frozenset[str], Feed] = GenerationCache(store, 256)
+        self._plugins_cache: GenerationCache[str, list[MarketplacePlugin]] = GenerationCache(
+            store, 1
+        )
 
     # --- the registry ----------------------------------------------------------------
 
@@ -252,27 +254,15 @@ class MarketplaceService:
     def feed_for(self, principal: Principal) -> Feed:
         """The plugins granted to one of the caller's groups (Admin gets no shortcut)."""
         granted = self._access.granted_to_groups(principal, ResourceType.MARKETPLACE_PLUGIN)
-        generation = self._store.generation
-        key = (generation, granted)
-        with self._lock:
-            hit = self._feeds.get(key)
-        if hit is not None:
-            return hit
-        feed = build_feed(self.settings, [p for p in self._all_plugins() if p.grant_id in granted])
-        with self._lock:
-            if len(self._feeds) >= _FEED_CACHE_SIZE or any(g != generation for g, _ in self._feeds):
-                self._feeds.clear()
-            self._feeds[key] = feed
-        return feed
+        return self._feeds.get(
+            granted,
+            lambda: build_feed(
+                self.settings, [p for p in self._all_plugins() if p.grant_id in granted]
+            ),
+        )
 
     def _all_plugins(self) -> list[MarketplacePlugin]:
-        generation = self._store.generation
-        cached = self._plugins_cache
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        plugins = self._repo.plugins()
-        self._plugins_cache = (generation, plugins)
-        return plugins
+        return self._plugins_cache.get("all", self._repo.plugins)
 
     # --- lifecycle -----------------------------------------------------------------
 

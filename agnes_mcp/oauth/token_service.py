@@ -15,7 +15,6 @@ import hashlib
 import re
 import secrets
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +31,7 @@ from agnes_mcp.errors import (
 )
 from agnes_mcp.settings import OAuthSettings
 from agnes_mcp.store.database import SystemStore
+from agnes_mcp.store.generation_cache import GenerationCache
 from agnes_mcp.store.groups import GroupRepository
 from agnes_mcp.store.ids import new_id, utcnow
 from agnes_mcp.store.oauth import OAuthGrant, OAuthRepository, OAuthTokenRecord
@@ -73,7 +73,6 @@ class RefreshLookup:
 
 @dataclass(frozen=True)
 class _Cached:
-    generation: int
     record: OAuthTokenRecord | None
     grant: OAuthGrant | None
     user: User | None
@@ -98,7 +97,7 @@ class OAuthTokens:
         self._groups = groups
         self._on_use = on_use
         self._clock = clock
-        self._cache: OrderedDict[str, _Cached] = OrderedDict()
+        self._cache: GenerationCache[str, _Cached] = GenerationCache(store, CACHE_SIZE)
         self._lock = threading.Lock()
 
     @property
@@ -260,11 +259,12 @@ class OAuthTokens:
         )
 
     def _lookup(self, hashed: str) -> _Cached:
-        generation = self._store.generation
-        with self._lock:
-            hit = self._cache.get(hashed)
-        if hit is not None and hit.generation == generation:
-            return hit
+        # Unknown tokens are not cached: guessing cannot evict real ones.
+        return self._cache.get(
+            hashed, lambda: self._load(hashed), keep=lambda entry: entry.record is not None
+        )
+
+    def _load(self, hashed: str) -> _Cached:
         record = self._repo.token(hashed)
         grant = self._repo.grant(record.grant_id) if record else None
         user = None
@@ -272,12 +272,4 @@ class OAuthTokens:
             with contextlib.suppress(UserNotFound):
                 user = self._users.get(grant.user_id)
         group_ids = self._groups.group_ids_of(user.id) if user else frozenset()
-        entry = _Cached(generation, record, grant, user, group_ids)
-        if record is None:
-            return entry  # unknown tokens are not cached: guessing cannot evict real ones
-        with self._lock:
-            self._cache[hashed] = entry
-            self._cache.move_to_end(hashed)
-            while len(self._cache) > CACHE_SIZE:
-                self._cache.popitem(last=False)
-        return entry
+        return _Cached(record, grant, user, group_ids)
