@@ -1,4 +1,5 @@
-"""Wiring the demo company into a server: tables, users, a group with grants, tokens.
+"""Wiring the demo company into a server: tables, users, a group with grants, tokens,
+and (with ``marketplace.allow_local``) a sample plugin marketplace, one plugin granted.
 
 Idempotent: a second run on the same data dir keeps what is there and reuses the
 tokens in ``state/demo-tokens.json`` while they still work.
@@ -7,6 +8,7 @@ tokens in ``state/demo-tokens.json`` while they still work.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import yaml
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.bootstrap_admin import write_secret_file
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
-from agnes_mcp.errors import AuthenticationError, TableNotRegistered
+from agnes_mcp.errors import AuthenticationError, MarketplaceNotFound, TableNotRegistered
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.settings import CONFIG_FILE_NAME, AgnesSettings, SourceSettings
@@ -23,9 +25,15 @@ from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.users import User
 from agnes_mcp.sync_service import SyncResult
 from agnes_sync.demo.generator import FILES, WAREHOUSE, DemoData
+from agnes_sync.demo.marketplace_sample import FOLDER as SAMPLE_FOLDER
+from agnes_sync.demo.marketplace_sample import GRANTED_PLUGIN, ensure_sample_marketplace
+from agnes_sync.errors import AgnesError
 from agnes_sync.table_spec import PartitionGranularity, QueryMode, SyncStrategy, TableSpec
 
+logger = logging.getLogger("agnes.demo")
+
 DEMO_TOKENS_FILE = "demo-tokens.json"
+DEMO_MARKETPLACE = "demo"  # the slug of the sample marketplace
 ANALYSTS = "Analysts"
 # What the Analysts group may NOT use, so that RBAC is visible in the demo.
 NOT_GRANTED_TO_ANALYSTS = frozenset({"support_tickets"})
@@ -68,6 +76,12 @@ def demo_sources(data: DemoData, data_dir: Path) -> dict[str, SourceSettings]:
     }
 
 
+def with_local_marketplaces(settings: AgnesSettings) -> AgnesSettings:
+    """Settings allowing local marketplace repositories (the demo's sample is one)."""
+    marketplace = settings.marketplace.model_copy(update={"allow_local": True})
+    return settings.model_copy(update={"marketplace": marketplace})
+
+
 def with_demo_sources(settings: AgnesSettings, data: DemoData) -> AgnesSettings:
     """Settings with the demo sources added (kept if already configured), and an
     ``instance.yaml`` written into the data dir if there is none, so that a later
@@ -76,7 +90,10 @@ def with_demo_sources(settings: AgnesSettings, data: DemoData) -> AgnesSettings:
     config = settings.data_dir / CONFIG_FILE_NAME
     if not config.exists():
         config.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"sources": {k: v.model_dump() for k, v in sources.items()}}
+        payload = {
+            "sources": {k: v.model_dump() for k, v in sources.items()},
+            "marketplace": {"allow_local": True},  # the demo's sample is a local repository
+        }
         config.write_text(
             "# Written by 'agnes demo'. See docs/configuration.md for every setting.\n"
             + yaml.safe_dump(payload, sort_keys=False),
@@ -207,7 +224,50 @@ def prepare(services: Services) -> DemoTokens:
             services.grants.add(group.id, ResourceType.TABLE, spec.id, granted_by="demo")
 
     _starter_metrics(services, admin, group.id)
+    prepare_marketplace(services, group.id)
     return _tokens(services, admin, analyst)
+
+
+def prepare_marketplace(services: Services, group_id: str) -> list[str]:
+    """Build the sample marketplace in the data dir, register it as ``demo``, sync it
+    (when its commit is not the one served) and grant its first plugin to the group.
+    Returns the grant ids of the group's plugins ([] when skipped: ``allow_local`` off,
+    no git, or a failed sync, which the server log and the admin app show)."""
+    settings = services.settings
+    if not settings.marketplace.allow_local:
+        return []
+    folder = settings.data_dir / SAMPLE_FOLDER
+    try:
+        commit = ensure_sample_marketplace(folder)
+    except AgnesError as exc:
+        logger.warning("demo marketplace skipped: %s", exc.message)
+        return []
+    marketplaces = services.marketplaces
+    try:
+        current = marketplaces.get(DEMO_MARKETPLACE)
+    except MarketplaceNotFound:
+        current = None
+    if current is not None and current.url != str(folder.resolve()):
+        marketplaces.remove(DEMO_MARKETPLACE)  # the data dir moved: register it again
+        current = None
+    if current is None:
+        marketplaces.add(
+            DEMO_MARKETPLACE,
+            str(folder.resolve()),
+            added_by="demo",
+            name="Demo company plugins",
+            sync=False,
+        )
+    if current is None or current.good_commit != commit:
+        marketplaces.sync_now(DEMO_MARKETPLACE)
+    plugins = {p.grant_id for p in marketplaces.plugins(DEMO_MARKETPLACE)}
+    wanted = f"{DEMO_MARKETPLACE}/{GRANTED_PLUGIN}"
+    kind = ResourceType.MARKETPLACE_PLUGIN
+    existing = {g.resource_id for g in services.grants.all(group_id=group_id, resource_type=kind)}
+    if wanted in plugins and wanted not in existing:
+        services.grants.add(group_id, kind, wanted, granted_by="demo")
+        existing.add(wanted)
+    return sorted(existing & plugins)
 
 
 def starter_metrics_dir() -> Path | None:

@@ -202,14 +202,21 @@ class DemoServer:
 
 @contextmanager
 def running_demo(root: Path, scale: float = 0.002, **overrides: object) -> Iterator[DemoServer]:
-    """The demo company at a tiny scale, registered, synced and served."""
+    """The demo company at a tiny scale, registered, synced and served, with its sample
+    plugin marketplace (a local repository: ``marketplace.allow_local`` is on)."""
     from agnes_mcp.demo import demo_sources, first_sync, prepare
     from agnes_sync.demo.generator import ensure
 
     data, _ = ensure(root / "demo-data", scale=scale)
     sources = {k: v.model_dump() for k, v in demo_sources(data, root / "data").items()}
+    extra = overrides.pop("marketplace", None)
+    marketplace = {"allow_local": True, **(extra if isinstance(extra, dict) else {})}
     with running_server(
-        root / "data", sources=sources, scheduler_enabled=False, **overrides
+        root / "data",
+        sources=sources,
+        scheduler_enabled=False,
+        marketplace=marketplace,
+        **overrides,
     ) as live:
         tokens = prepare(live.services)
         results = first_sync(live.services)

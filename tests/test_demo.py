@@ -316,6 +316,9 @@ def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
         assert re.search(r"API\s+http://\S+/api", banner) and re.search(
             r"Admin app\s+http://\S+/admin", banner
         )
+        # The sample plugin marketplace synced, its first plugin granted to the Analysts.
+        assert f"claude plugin marketplace add {base[1]}/marketplace.git" in banner
+        assert "plugins granted to you (agnes-analyst)" in banner
         saved = json.loads((data_dir / "state" / DEMO_TOKENS_FILE).read_text())
         assert saved == {"admin": admin_token[1], "analyst": analyst_token[1]}
         with httpx.Client(base_url=base[1], timeout=10) as client:

@@ -2,8 +2,10 @@
 
 - ``.mcp.json``: the ``agnes`` MCP server (stdio, ``agnes mcp``); other servers stay.
 - ``.claude/settings.json``: a ``SessionStart`` hook running ``agnes pull --quiet`` and a
-  ``SessionEnd`` hook running ``agnes push --quiet``, each added once; the user's own keys
-  and hooks stay as they are.
+  ``SessionEnd`` hook running ``agnes push --quiet``, each added once, and the server's
+  plugin marketplace under ``extraKnownMarketplaces`` (a git source: its URL only, the
+  token reaches git through its credential helper); the user's own keys, hooks and
+  marketplaces stay as they are.
 - ``CLAUDE.md``: the agent rails between two marker lines; text outside them stays.
 - ``.gitignore``: ``.agnes/`` (the pulled data), when the folder already has one.
 
@@ -13,6 +15,7 @@ Every write is atomic, and running it again changes nothing that is already righ
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +85,35 @@ def _hook(event: list[Any], command: str, verb: str) -> list[Any]:
     return groups
 
 
-def write_settings(root: Path, agnes: str) -> bool:
+@dataclass(frozen=True)
+class KnownMarketplace:
+    """The server's marketplace as Claude Code should know it."""
+
+    name: str  # the marketplace's name (settings ``marketplace.name`` on the server)
+    git_url: str  # ``<server>/marketplace.git``, never with credentials in it
+
+    def entry(self) -> dict[str, Any]:
+        return {"source": {"source": "git", "url": self.git_url}}
+
+
+def _add_marketplace(path: Path, data: dict[str, Any], marketplace: KnownMarketplace) -> None:
+    """Ours under its name; an entry of ours under an older name (same URL) goes."""
+    known = data.setdefault("extraKnownMarketplaces", {})
+    if not isinstance(known, dict):
+        raise ClaudeFileInvalid(f"{path}: 'extraKnownMarketplaces' must be an object.")
+    for name, entry in list(known.items()):
+        source = entry.get("source") if isinstance(entry, dict) else None
+        url = source.get("url") if isinstance(source, dict) else None
+        if name != marketplace.name and url == marketplace.git_url:
+            del known[name]
+    known[marketplace.name] = marketplace.entry()
+
+
+def write_settings(root: Path, agnes: str, marketplace: KnownMarketplace | None = None) -> bool:
     path = root / ".claude" / "settings.json"
     data = _json(path)
+    if marketplace is not None:
+        _add_marketplace(path, data, marketplace)
     hooks = data.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise ClaudeFileInvalid(f"{path}: 'hooks' must be an object.")

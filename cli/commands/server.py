@@ -12,6 +12,7 @@ from cli import exit_codes
 
 if TYPE_CHECKING:
     from agnes_mcp.demo import DemoTokens
+    from agnes_mcp.services import Services
     from agnes_mcp.settings import AgnesSettings
 
 
@@ -53,8 +54,20 @@ def serve(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
-def _banner(settings: AgnesSettings, tokens: DemoTokens) -> str:
+def _plugins(base: str, granted: list[str]) -> str:
+    """The banner's lines about the sample plugin marketplace (none when it was skipped)."""
+    if not granted:
+        return ""
+    names = ", ".join(g.split("/", 1)[1] for g in granted)
+    return (
+        f"  uv run agnes marketplace info   # in that folder: plugins granted to you ({names})\n"
+        f"  claude plugin marketplace add {base}/marketplace.git   # after agnes init\n"
+    )
+
+
+def _banner(settings: AgnesSettings, tokens: DemoTokens, granted: list[str]) -> str:
     base = settings.base_url
+    plugins = _plugins(base, granted)
     return f"""
 Agnes demo is running on {settings.data_dir}
 
@@ -75,8 +88,20 @@ Try:
   claude mcp add --transport http agnes {base}/mcp   # then /mcp, Authenticate
   claude mcp add --transport http agnes {base}/mcp --header "Authorization: Bearer <analyst token>"
   mkdir analysis && cd analysis && uv run agnes init --server-url {base} --token <analyst token>
-
+{plugins}
 Press Ctrl-C to stop."""
+
+
+def _granted_plugins(services: Services) -> list[str]:
+    """The sample marketplace's plugins granted to the demo's Analysts."""
+    from agnes_mcp.demo import ANALYSTS, DEMO_MARKETPLACE
+    from agnes_mcp.resource_types import ResourceType
+
+    group = services.groups.by_name(ANALYSTS)
+    if group is None:
+        return []
+    grants = services.grants.all(group_id=group.id, resource_type=ResourceType.MARKETPLACE_PLUGIN)
+    return [g.resource_id for g in grants if g.resource_id.startswith(f"{DEMO_MARKETPLACE}/")]
 
 
 def _check_port(settings: AgnesSettings) -> None:
@@ -89,7 +114,12 @@ def _check_port(settings: AgnesSettings) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from agnes_mcp.demo import first_sync, prepare, with_demo_sources
+    from agnes_mcp.demo import (
+        first_sync,
+        prepare,
+        with_demo_sources,
+        with_local_marketplaces,
+    )
     from agnes_mcp.serve import serve as run_server
     from agnes_mcp.services import Services
     from agnes_sync.demo.generator import ensure, read_manifest
@@ -103,10 +133,11 @@ def demo(args: argparse.Namespace) -> int:
     data, generated = ensure(root, scale=args.scale)
     if generated:
         _say(f"Demo data ready in {time.perf_counter() - started:.1f} s.")
-    settings = with_demo_sources(settings, data)
+    settings = with_local_marketplaces(with_demo_sources(settings, data))
     services = Services.open(settings)
     try:
         tokens = prepare(services)
+        granted = _granted_plugins(services)
         started = time.perf_counter()
         results = first_sync(services, regenerated=generated)
     except BaseException:
@@ -117,5 +148,5 @@ def demo(args: argparse.Namespace) -> int:
         _say(f"Synced {ok} of {len(results)} tables in {time.perf_counter() - started:.1f} s.")
         for failed in (r for r in results if r.status != "ok"):
             _say(f"  {failed.table_id}: {(failed.error or {}).get('message')}")
-    run_server(settings, services, on_ready=lambda actual: _say(_banner(actual, tokens)))
+    run_server(settings, services, on_ready=lambda actual: _say(_banner(actual, tokens, granted)))
     return exit_codes.OK

@@ -109,9 +109,47 @@ def _has_default() -> bool:
         return True  # there is one, unreadable: leave it as it is
 
 
+def _git_credential(git_url: str, token: str) -> dict[str, Any]:
+    """Let the user's git (Claude Code clones with it) sign in to the feed: the token in
+    git's credential store, a helper for the server's URL in the global git config."""
+    from agnes_sync.errors import AgnesError
+    from agnes_sync.git_credentials import GitNotFound, register
+
+    scope = git_url.removesuffix("/marketplace.git")
+    outcome: dict[str, Any] = {"scope": scope, "skipped": None, "error": None}
+    try:
+        outcome.update(register(scope, token).as_dict())
+    except GitNotFound as exc:
+        outcome["skipped"] = exc.message
+    except AgnesError as exc:
+        outcome["error"] = exc.message
+    return outcome
+
+
+def _plugins_text(feed: dict[str, Any] | None, git: dict[str, Any] | None) -> str:
+    if feed is None or git is None:
+        return "\n  Plugins: this server has no plugin marketplace (an older Agnes); skipped"
+    text = (
+        f"\n  Plugins: marketplace '{feed['marketplace']}' ({len(feed['plugins'])} granted to "
+        f"you), in .claude/settings.json extraKnownMarketplaces as {feed['git_url']} (no token);"
+        "\n    Claude Code offers it when you trust this folder ('agnes marketplace info' lists it)"
+    )
+    if git["skipped"] or git["error"]:
+        return text + f"\n  Git: not set up: {git['skipped'] or git['error']}"
+    if git["config_changed"]:
+        text += (
+            f"\n  Git config {git['config'] or '(global)'}: {git['config_key']} reset, then "
+            f"set to '{git['helper']}' (for {git['scope']} only)"
+        )
+    else:
+        text += f"\n  Git config: {git['config_key']} already set; unchanged"
+    return text + f"\n  Git credential: your token for {git['scope']} in {git['store']} (0600)"
+
+
 def init(args: argparse.Namespace) -> int:
     from agnes_sync.server_api import ServerApi
     from agnes_sync.workspace import claude_files
+    from cli.commands.marketplace import fetch_info
 
     paths = _paths(args)
     credentials = resolve(args.server_url, args.token, workspace=paths.root)
@@ -122,6 +160,10 @@ def init(args: argparse.Namespace) -> int:
     ) as api:
         me = api.whoami()  # the token works before anything is written
         rails = api.get("/api/workspace/instructions")["claude_md"]
+        feed = fetch_info(api)
+        known = (
+            claude_files.KnownMarketplace(feed["marketplace"], feed["git_url"]) if feed else None
+        )
         before = read_workspace_entry(paths.root)
         stored = write_workspace_entry(
             paths.root, credentials.server_url, credentials.token, me["email"]
@@ -133,10 +175,13 @@ def init(args: argparse.Namespace) -> int:
         agnes = _agnes_command()
         changed = {
             ".mcp.json": claude_files.write_mcp_json(paths.root, agnes),
-            ".claude/settings.json": claude_files.write_settings(paths.root, shlex.quote(agnes)),
+            ".claude/settings.json": claude_files.write_settings(
+                paths.root, shlex.quote(agnes), known
+            ),
             "CLAUDE.md": claude_files.write_claude_md(paths.root, rails),
             ".gitignore": claude_files.ignore_data(paths.root),
         }
+        git = _git_credential(feed["git_url"], credentials.token) if feed else None
         summary: dict[str, Any] = {
             "workspace": str(paths.root),
             "user": me["email"],
@@ -144,6 +189,10 @@ def init(args: argparse.Namespace) -> int:
             "credentials": str(stored),
             "default_credentials": str(default) if default else None,
             "written": [name for name, wrote in changed.items() if wrote],
+            "marketplace": {k: feed[k] for k in ("marketplace", "git_url", "plugins")}
+            if feed
+            else None,
+            "git_credential": git,
             "pull": None,
         }
         if not args.no_pull:
@@ -160,7 +209,7 @@ def init(args: argparse.Namespace) -> int:
         f"Workspace {paths.root} is wired to {credentials.server_url} as {me['email']}{was}.\n"
         "  Claude Code: .mcp.json (server 'agnes'), .claude/settings.json (pull at session "
         "start, push at session end), CLAUDE.md (agent rails)\n"
-        f"  Credentials: this workspace's own, in {stored} (mode 0600)"
+        f"  Credentials: this workspace's own, in {stored} (mode 0600)" + _plugins_text(feed, git)
     )
     if default:
         message += f"\n  Also your default outside workspaces (you had none): {default}"
@@ -170,4 +219,7 @@ def init(args: argparse.Namespace) -> int:
             f"{pulled['tables']:,} tables."
         )
     emit(summary, as_json=args.json, message=None if args.quiet else message)
-    return exit_codes.FAILURE if pulled and pulled["failed"] else exit_codes.OK
+    if git and git["error"] and (args.quiet or args.json):
+        sys.stderr.write(f"error: git credential not set up: {git['error']}\n")
+    failed = (pulled and pulled["failed"]) or (git and git["error"])
+    return exit_codes.FAILURE if failed else exit_codes.OK

@@ -1,0 +1,339 @@
+"""The analyst side of the plugin marketplace against the demo server: ``agnes init``
+registers the feed (Claude Code settings, git credential; the token in neither),
+``agnes marketplace refresh`` keeps a clone that follows the grants, ``agnes
+marketplace info`` lists them, and a server without the marketplace is said plainly."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from agnes_mcp.resource_types import ResourceType
+from agnes_sync.git_credentials import register, store_path
+from agnes_sync.workspace.claude_files import KnownMarketplace, write_settings
+from cli import exit_codes
+from cli.main import main
+from tests.conftest import DemoServer, add_user, token_for
+
+GRANTED = "agnes-analyst"  # the sample plugin granted to the demo's Analysts
+OTHER = "support-insights"
+MINE = {"mine": {"source": {"source": "github", "repo": "me/my-plugins"}}}
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main([*argv, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out) if out.strip() else {}
+
+
+def init(capsys: pytest.CaptureFixture[str], base: str, token: str, folder: Path) -> dict:
+    code, summary = cli(
+        capsys, "init", "--server-url", base, "--token", token, "--workspace", str(folder),
+        "--no-pull",
+    )  # fmt: skip
+    assert code == exit_codes.OK, summary
+    return summary
+
+
+def files_under(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def global_git_config() -> Path:
+    return Path(os.environ["GIT_CONFIG_GLOBAL"])
+
+
+def plain_git(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    """The user's git as Claude Code runs it: their global config, no token given."""
+    return subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def listed(clone: Path) -> list[str]:
+    document = json.loads((clone / ".claude-plugin" / "marketplace.json").read_text())
+    return sorted(p["name"] for p in document["plugins"])
+
+
+# --- without a server --------------------------------------------------------------
+
+
+def test_settings_keep_the_users_marketplaces_and_follow_a_rename(tmp_path: Path) -> None:
+    (tmp_path / ".claude").mkdir()
+    path = tmp_path / ".claude" / "settings.json"
+    path.write_text(json.dumps({"extraKnownMarketplaces": MINE, "model": "opus"}))
+    ours = KnownMarketplace("agnes", "https://agnes.example.com/marketplace.git")
+    assert write_settings(tmp_path, "agnes", ours)
+    data = json.loads(path.read_text())
+    assert data["model"] == "opus"
+    assert data["extraKnownMarketplaces"] == {
+        **MINE,
+        "agnes": {"source": {"source": "git", "url": ours.git_url}},
+    }
+    assert not write_settings(tmp_path, "agnes", ours)  # again: nothing to write
+    # The server's marketplace renamed: the old entry for the same URL goes.
+    assert write_settings(tmp_path, "agnes", KnownMarketplace("acme", ours.git_url))
+    assert set(json.loads(path.read_text())["extraKnownMarketplaces"]) == {"mine", "acme"}
+
+
+def test_git_credential_is_one_entry_per_server_and_a_new_token_replaces_it() -> None:
+    first = register("http://127.0.0.1:8999", "agnes_first_token")
+    assert first.changed and first.config == str(global_git_config())
+    config_text = global_git_config().read_text()
+    again = register("http://127.0.0.1:8999", "agnes_second_token")
+    assert not again.changed and global_git_config().read_text() == config_text
+    values = plain_git("config", "--global", "--get-all", first.config_key).stdout
+    assert values.splitlines() == ["", first.helper]  # the reset, then our store
+    assert "token" not in config_text
+    assert stat.S_IMODE(store_path().stat().st_mode) == 0o600
+    stored = store_path().read_text()
+    assert "agnes_second_token" in stored and "agnes_first_token" not in stored
+    asked = subprocess.run(
+        ["git", "credential", "fill"],
+        input="url=http://127.0.0.1:8999/marketplace.git\n\n",
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    assert "password=agnes_second_token" in asked.stdout
+    elsewhere = subprocess.run(
+        ["git", "credential", "fill"],
+        input="url=http://127.0.0.1:8998/marketplace.git\n\n",
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
+    assert elsewhere.returncode != 0  # another server (port) never gets the token
+
+
+# --- against the demo server ---------------------------------------------------------
+
+
+def test_init_registers_the_feed_and_git_clones_it_with_no_token_given(
+    demo_server: DemoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, token = demo_server.live.base_url, demo_server.analyst_token
+    folder = tmp_path / "ws"
+    (folder / ".claude").mkdir(parents=True)
+    (folder / ".claude" / "settings.json").write_text(json.dumps({"extraKnownMarketplaces": MINE}))
+    summary = init(capsys, base, token, folder)
+    git_url = f"{base}/marketplace.git"
+    assert summary["marketplace"]["git_url"] == git_url
+    assert [p["name"] for p in summary["marketplace"]["plugins"]] == [GRANTED]
+    settings = json.loads((folder / ".claude" / "settings.json").read_text())
+    assert settings["extraKnownMarketplaces"] == {
+        **MINE,
+        "agnes": {"source": {"source": "git", "url": git_url}},
+    }
+    written = files_under(folder)
+    assert written and not any(token.encode() in data for data in written.values())
+    assert token not in global_git_config().read_text()
+    credential = summary["git_credential"]
+    assert credential["config_changed"] and credential["scope"] == base
+    assert credential["config"] == str(global_git_config()) and credential["error"] is None
+
+    # What Claude Code does: a plain clone of the URL in the settings, no token given.
+    clone = plain_git("clone", "--quiet", git_url, str(tmp_path / "claude-copy"))
+    assert clone.returncode == 0, clone.stderr
+    assert listed(tmp_path / "claude-copy") == [GRANTED]
+    assert token not in (tmp_path / "claude-copy" / ".git" / "config").read_text()
+    # ...and it is the credential that lets it in: without the global config, refused.
+    refused = plain_git("clone", git_url, str(tmp_path / "no-config"), GIT_CONFIG_GLOBAL=os.devnull)
+    assert refused.returncode != 0 and not (tmp_path / "no-config").exists()
+
+    # Again: nothing changes, in the workspace or in the git config.
+    config_text = global_git_config().read_text()
+    again = init(capsys, base, token, folder)
+    assert again["written"] == [] and again["git_credential"]["config_changed"] is False
+    assert files_under(folder) == written and global_git_config().read_text() == config_text
+
+
+@pytest.fixture
+def own_group(demo_server: DemoServer) -> Iterator[tuple[str, str]]:
+    """(group id, token) of a user alone in a group of their own, granted GRANTED."""
+    services = demo_server.live.services
+    group = services.groups.add(f"plugin-users-{time.monotonic_ns()}", "marketplace test")
+    user = add_user(services, (group.id,))
+    services.grants.add(group.id, ResourceType.MARKETPLACE_PLUGIN, f"demo/{GRANTED}")
+    yield group.id, token_for(services, user)
+    for grant in services.grants.all(group_id=group.id):
+        services.grants.delete(grant.id)
+
+
+def test_refresh_follows_the_grants(
+    demo_server: DemoServer,
+    own_group: tuple[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    services = demo_server.live.services
+    group_id, token = own_group
+    folder = tmp_path / "ws"
+    init(capsys, demo_server.live.base_url, token, folder)
+    refresh = ("marketplace", "refresh", "--workspace", str(folder))  # the workspace's token
+    code, first = cli(capsys, *refresh)
+    assert code == exit_codes.OK, first
+    assert first["cloned"] and first["plugins"] == [GRANTED] and first["added"] == [GRANTED]
+    clone = folder / ".agnes" / "marketplace"
+    assert listed(clone) == [GRANTED] and (clone / "plugins" / f"demo-{GRANTED}").is_dir()
+    assert first["commit"] == plain_git("rev-parse", "HEAD", cwd=clone).stdout.strip()
+
+    grant = services.grants.add(group_id, ResourceType.MARKETPLACE_PLUGIN, f"demo/{OTHER}")
+    code, second = cli(capsys, *refresh)
+    assert not second["cloned"] and second["added"] == [OTHER] and second["removed"] == []
+    assert listed(clone) == [GRANTED, OTHER] and second["commit"] != first["commit"]
+
+    services.grants.delete(grant.id)  # revoked: gone at the next refresh
+    code, third = cli(capsys, *refresh)
+    assert third["removed"] == [OTHER] and third["plugins"] == [GRANTED]
+    assert listed(clone) == [GRANTED] and not (clone / "plugins" / f"demo-{OTHER}").exists()
+    assert third["commit"] == first["commit"]  # the same grants, the same feed
+
+    code, fourth = cli(capsys, *refresh)
+    assert (fourth["added"], fourth["removed"], fourth["commit"]) == ([], [], first["commit"])
+    assert not any(token.encode() in data for data in files_under(folder).values())
+
+    capsys.readouterr()
+    assert main([*refresh]) == exit_codes.OK
+    said = capsys.readouterr().out
+    assert "no plugin came or went" in said and "Claude Code:" in said
+
+
+def test_refresh_asks_claude_code_to_update_when_it_is_installed(
+    demo_server: DemoServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder = tmp_path / "ws"
+    init(capsys, demo_server.live.base_url, demo_server.analyst_token, folder)
+    refresh = ("marketplace", "refresh", "--workspace", str(folder))
+    bin_dir, log = tmp_path / "bin", tmp_path / "claude.log"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(plain_git_path())
+    monkeypatch.setenv("PATH", str(bin_dir))  # git only: no claude
+    code, summary = cli(capsys, *refresh)
+    assert code == exit_codes.OK and summary["claude"]["ran"] is False
+    assert "not on PATH" in summary["claude"]["message"]
+
+    claude = bin_dir / "claude"
+    claude.write_text(f'#!/bin/sh\necho "$@" >> {log}\necho "Updated marketplace: $4"\n')
+    claude.chmod(0o755)
+    code, summary = cli(capsys, *refresh)
+    assert code == exit_codes.OK
+    assert summary["claude"] == {"ran": True, "ok": True, "message": "Updated marketplace: agnes"}
+    assert log.read_text() == "plugin marketplace update agnes\n"
+
+    claude.write_text("#!/bin/sh\necho \"Marketplace 'agnes' not found\" >&2\nexit 1\n")
+    code, summary = cli(capsys, *refresh)
+    assert code == exit_codes.OK  # Claude Code's own trouble is reported, not ours
+    assert summary["claude"]["ok"] is False and "not found" in summary["claude"]["message"]
+
+
+def plain_git_path() -> str:
+    import shutil
+
+    found = shutil.which("git")
+    assert found is not None
+    return found
+
+
+def test_info_lists_the_callers_plugins(
+    demo_server: DemoServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    flags = ("--server-url", demo_server.live.base_url, "--token", demo_server.analyst_token)
+    code, info = cli(capsys, "marketplace", "info", *flags)
+    assert code == exit_codes.OK and info["marketplace"] == "agnes"
+    assert [(p["name"], p["marketplace"]) for p in info["plugins"]] == [(GRANTED, "demo")]
+    assert info["git_url"] == f"{demo_server.live.base_url}/marketplace.git"
+    capsys.readouterr()
+    assert main(["marketplace", "info", *flags]) == exit_codes.OK
+    table = capsys.readouterr().out
+    assert GRANTED in table and OTHER not in table and "1.0.0" in table
+    code, admin = cli(
+        capsys,
+        "marketplace",
+        "info",
+        "--server-url",
+        demo_server.live.base_url,
+        "--token",
+        demo_server.admin_token,
+    )
+    assert code == exit_codes.OK and admin["plugins"] == []  # Admin is no shortcut here
+    monkeypatch.chdir(tmp_path)  # no workspace here: refresh says where it runs
+    code, refused = cli(capsys, "marketplace", "refresh", *flags)
+    assert code == exit_codes.USAGE and "workspace" in refused["error"]["message"]
+    assert not (tmp_path / ".agnes").exists()
+
+
+# --- a server older than the marketplace ----------------------------------------------
+
+
+@pytest.fixture
+def old_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The real app without its marketplace routes, as an older Agnes: (URL, token)."""
+    from agnes_mcp.api.app import create_app
+    from agnes_mcp.marketplace import routes as feed
+    from agnes_mcp.serve import bind, uvicorn_config
+    from agnes_mcp.services import Services
+    from agnes_mcp.settings import load_settings
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    settings = load_settings(data_dir=tmp_path / "old", port=port, log_level="warning")
+    services = Services.open(settings)
+    user = add_user(services)
+    app = create_app(services)
+    app.router.routes[:] = [  # FastAPI keeps each included router as one route
+        r for r in app.router.routes if getattr(r, "original_router", None) is not feed.router
+    ]
+    server = uvicorn.Server(uvicorn_config(settings, app))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", token_for(services, user)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        services.close()
+
+
+def test_init_on_a_server_without_a_marketplace_still_wires_the_workspace(
+    old_server: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, token = old_server
+    folder = tmp_path / "ws"
+    summary = init(capsys, base, token, folder)
+    assert summary["marketplace"] is None and summary["git_credential"] is None
+    settings = json.loads((folder / ".claude" / "settings.json").read_text())
+    assert "extraKnownMarketplaces" not in settings and "hooks" in settings
+    assert not global_git_config().exists()  # the git config was not touched
+    capsys.readouterr()
+    flags = ["--server-url", base, "--token", token, "--workspace", str(folder)]
+    assert main(["init", *flags, "--no-pull"]) == exit_codes.OK
+    assert "no plugin marketplace" in capsys.readouterr().out
+    assert main(["marketplace", "refresh", *flags]) == exit_codes.FAILURE
+    assert "serves no plugin marketplace" in capsys.readouterr().err
