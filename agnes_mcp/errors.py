@@ -285,6 +285,7 @@ class MarketplaceRepoInvalid(InvalidRequest):
     """The repository breaks the marketplace format or a safety rule; names the file."""
 
     code = "marketplace_repo_invalid"
+    commit: str | None = None  # the refused commit, recorded as the sync's last_sync_commit
 
 
 class MarketplaceFetchFailed(AgnesError):

@@ -9,8 +9,10 @@ helper, a setting) is written to a repository's ``config`` or shown on a command
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -71,13 +73,33 @@ def run_git(
     input_bytes: bytes | None = None,
     timeout: float = 300.0,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run ``git ARGS`` and return the finished process (the caller checks the code)."""
-    return subprocess.run(  # noqa: S603 - a fixed binary and argument list, no shell
-        [git_binary(), *args],
+    """Run ``git ARGS`` and return the finished process (the caller checks the code).
+
+    git runs in a process group of its own, and on a timeout the whole group is killed:
+    ``git fetch`` works through children (``git-remote-https``) that would otherwise keep
+    a stalled connection open after git itself was stopped."""
+    command = [git_binary(), *args]
+    with subprocess.Popen(  # noqa: S603 - a fixed binary and argument list, no shell
+        command,
         cwd=cwd,
         env=dict(env) if env is not None else git_env(),
-        input=input_bytes,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
+        stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(input_bytes, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            process.communicate()
+            raise
+        except BaseException:
+            _kill_group(process)
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)

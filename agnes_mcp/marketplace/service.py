@@ -8,10 +8,12 @@ marketplace whose last sync is older than ``marketplace.sync_interval_hours``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shutil
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Literal
@@ -19,7 +21,7 @@ from typing import Literal
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.background_loop import BackgroundLoop
-from agnes_mcp.errors import InvalidRequest
+from agnes_mcp.errors import InvalidRequest, MarketplaceRepoInvalid
 from agnes_mcp.marketplace.feed import Feed, build_feed
 from agnes_mcp.marketplace.layout import MarketplaceLayout
 from agnes_mcp.marketplace.sync import sync_marketplace
@@ -40,6 +42,7 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 # A branch or tag name as git allows it (check-ref-format, simplified), or a full SHA.
 REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]{1,200}(?<![./])$")
 USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,100}$")
+_STALE_WRITE_SECONDS = 24 * 3600
 
 
 class MarketplaceInfo(Marketplace):
@@ -183,7 +186,8 @@ class MarketplaceService:
             except AgnesError as exc:
                 message = exc.message + (f" {exc.hint}" if exc.hint else "")
                 logger.warning("marketplace %s: sync failed: %s", slug, exc.message)
-                self._repo.record_failure(slug, message, getattr(exc, "commit", None))
+                refused = exc.commit if isinstance(exc, MarketplaceRepoInvalid) else None
+                self._repo.record_failure(slug, message, refused)
             except Exception:
                 logger.exception("marketplace %s: sync failed unexpectedly", slug)
                 self._repo.record_failure(
@@ -237,7 +241,7 @@ class MarketplaceService:
 
     def _collect_plugin_files(self) -> None:
         """Remove plugin folders no marketplace serves any more (never one being written:
-        those start with '.')."""
+        those start with '.', and are removed only when a crash left them a day ago)."""
         folder = self.layout.plugins_dir
         if not folder.is_dir():
             return
@@ -245,8 +249,14 @@ class MarketplaceService:
             if self._running:
                 return  # a sync may be about to record folders it just wrote
             referenced = {p.content_hash for p in self._repo.plugins()}
+            stale = time.time() - _STALE_WRITE_SECONDS
             for entry in folder.iterdir():
-                if not entry.name.startswith(".") and entry.name not in referenced:
+                if entry.name.startswith("."):
+                    # Being written by a sync (or left by one that crashed long ago).
+                    with contextlib.suppress(OSError):
+                        if entry.stat().st_mtime < stale:
+                            shutil.rmtree(entry, ignore_errors=True)
+                elif entry.name not in referenced:
                     shutil.rmtree(entry, ignore_errors=True)
 
     # --- feeds ---------------------------------------------------------------------

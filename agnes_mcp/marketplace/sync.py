@@ -1,14 +1,27 @@
 """One marketplace sync: fetch the repository, check it, store its plugins' files.
 
-Implemented in full by the sync engine; the service calls :func:`sync_marketplace` from a
-background worker and records the outcome.
+1. :func:`~.upstream.fetch_upstream` brings the upstream's branches and tags into the
+   bare mirror ``<slug>/repo.git`` and :func:`~.upstream.resolve_ref` picks the commit.
+2. :func:`~.repo_check.check_repository` reads that commit (no checkout) and refuses it,
+   naming the file, if anything in it breaks the format or a safety rule.
+3. :func:`~.plugin_store.store_plugin` copies each plugin's files into the
+   content-addressed ``_plugins/<hash>/``.
+
+Nothing served changes here: the caller records the returned plugins in one
+transaction. A failure at any step leaves the last good plugins, their folders and the
+mirror's refs as they were (a fetch that dies halfway updates no ref).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agnes_mcp.errors import MarketplaceRepoInvalid
 from agnes_mcp.marketplace.layout import MarketplaceLayout
+from agnes_mcp.marketplace.plugin_store import StoredFile, store_plugin
+from agnes_mcp.marketplace.repo_check import CheckedPlugin, PluginFile, check_repository
+from agnes_mcp.marketplace.repo_reader import RepoReader
+from agnes_mcp.marketplace.upstream import fetch_upstream, resolve_ref
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.marketplaces import Marketplace, MarketplacePlugin
 
@@ -25,5 +38,37 @@ def sync_marketplace(
 ) -> SyncedMarketplace:
     """Fetch ``marketplace`` and check it; raise an :class:`AgnesError` naming what is wrong
     (MarketplaceFetchFailed, MarketplaceRepoInvalid, MarketplaceUrlRefused). Nothing served
-    changes unless it returns."""
-    raise NotImplementedError
+    changes unless it returns. A refused commit is on the error as ``commit``."""
+    mirror = layout.mirror(marketplace.slug)
+    fetch_upstream(settings, mirror, marketplace)
+    commit = resolve_ref(mirror, marketplace.ref)
+    try:
+        with RepoReader.open(mirror, commit) as repo:
+            checked = check_repository(repo, settings.marketplace)
+            plugins = [_store(layout, repo, marketplace.slug, p) for p in checked.plugins]
+    except MarketplaceRepoInvalid as exc:
+        exc.commit = commit  # the service records it as last_sync_commit
+        raise
+    return SyncedMarketplace(commit=commit, upstream_name=checked.upstream_name, plugins=plugins)
+
+
+def _store(
+    layout: MarketplaceLayout, repo: RepoReader, slug: str, plugin: CheckedPlugin
+) -> MarketplacePlugin:
+    stored = store_plugin(layout, (_stored_file(repo, f) for f in plugin.files))
+    return MarketplacePlugin(
+        marketplace=slug,
+        name=plugin.name,
+        version=plugin.version,
+        description=plugin.description,
+        source_path=plugin.source_path,
+        content_hash=stored.content_hash,
+        files=stored.files,
+        bytes=stored.bytes,
+        manifest=plugin.manifest,
+        entry=plugin.entry,
+    )
+
+
+def _stored_file(repo: RepoReader, file: PluginFile) -> StoredFile:
+    return StoredFile(file.rel, file.blob.executable, lambda: repo.read(file.blob))

@@ -1,10 +1,12 @@
 """Which repository URLs the server fetches.
 
 By default only ``https://`` to public hosts: a marketplace URL is admin input that the
-server will connect to, so loopback, private and link-local addresses (the server's own
-network) and local paths are refused unless ``marketplace.allow_local`` says one box
-runs everything. A URL carrying credentials is refused without echoing them: the token
-belongs in an environment variable (``--token-env``).
+server will connect to, so loopback and private addresses (the server's own network) and
+local paths are refused unless ``marketplace.allow_local`` says one box runs everything.
+Link-local (cloud metadata services), multicast, reserved and unspecified addresses are
+refused always. A URL carrying credentials (user info, or a query or fragment that might
+hold a token) is refused without echoing them: the token belongs in an environment
+variable (``--token-env``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from agnes_mcp.errors import MarketplaceUrlRefused
@@ -43,15 +46,22 @@ def check_source_url(url: str, *, allow_local: bool, resolve: bool = True) -> st
             "named with --token-env.",
         )
     if scheme == "https" or scheme == "http":
-        if parts.query or parts.fragment:
+        if parts.query or parts.fragment or "?" in text or "#" in text:
             raise MarketplaceUrlRefused(
-                f"The repository URL {text} has a query or fragment.",
-                hint="Give the plain clone URL.",
+                "The repository URL has a query or fragment (not shown: it may hold a secret).",
+                hint="Give the plain clone URL, e.g. https://git.example.com/team/plugins.git.",
             )
         host = parts.hostname or ""
         if not host:
             raise MarketplaceUrlRefused(f"The repository URL {text} names no host.")
-        local = _is_local_host(host, resolve=resolve)
+        kind = _host_kind(host, resolve=resolve)
+        if kind == "forbidden":
+            raise MarketplaceUrlRefused(
+                f"{text} points at a link-local, multicast, reserved or unspecified address.",
+                hint="Give the address of the git server itself, e.g. "
+                "https://git.example.com/team/plugins.git.",
+            )
+        local = kind == "local"
         if scheme == "http" and not (allow_local and local):
             raise MarketplaceUrlRefused(
                 f"{text} is plain http://: the token and the plugins would travel unencrypted.",
@@ -79,31 +89,55 @@ def _looks_like_path(text: str) -> bool:
     return text.startswith(("/", "./", "../", "~")) or (":" not in text and "/" in text)
 
 
-def _is_local_host(host: str, *, resolve: bool) -> bool:
+def _host_kind(host: str, *, resolve: bool) -> Literal["public", "local", "forbidden"]:
+    """'local' for loopback and private addresses, 'forbidden' for link-local, multicast,
+    reserved and unspecified ones (the worst of every address the name resolves to)."""
     name = host.strip("[]").lower().rstrip(".")
     if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return _is_local_address(ipaddress.ip_address(name))
-    except ValueError:
-        pass
+        return "local"
+    literal = _ip_literal(name)
+    if literal is not None:
+        return _address_kind(literal)
     if not resolve:
-        return False
+        return "public"
     try:
         infos = socket.getaddrinfo(name, 443, proto=socket.IPPROTO_TCP)
     except (OSError, UnicodeError):
-        return False  # unknown now: git's own fetch will say so
-    return any(_is_local_address(ipaddress.ip_address(info[4][0])) for info in infos)
+        return "public"  # unknown now: git's own fetch will say so
+    kinds = {_address_kind(ipaddress.ip_address(info[4][0])) for info in infos}
+    for kind in ("forbidden", "local"):
+        if kind in kinds:
+            return kind
+    return "public"
 
 
-def _is_local_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+def _ip_literal(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as an IP literal means, including the legacy IPv4 forms
+    curl accepts ('127.1', '2130706433', '0x7f.0.0.1')."""
+    try:
+        return ipaddress.ip_address(name)
+    except ValueError:
+        pass
+    if not all(part and (part.isdigit() or part.startswith("0x")) for part in name.split(".")):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name))
+    except OSError:
+        return None
+
+
+def _address_kind(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> Literal["public", "local", "forbidden"]:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return (
-        address.is_loopback
-        or address.is_private
-        or address.is_link_local
-        or address.is_reserved
+    if (
+        address.is_link_local
         or address.is_multicast
         or address.is_unspecified
-    )
+        or (address.is_reserved and not address.is_loopback)
+    ):
+        return "forbidden"
+    if address.is_loopback or address.is_private:
+        return "local"
+    return "public"

@@ -1,0 +1,159 @@
+"""Checking one commit of a marketplace repository before anything of it is served.
+
+Reads ``.claude-plugin/marketplace.json``, then for every plugin it lists: the folder,
+its ``.claude-plugin/plugin.json`` and every file inside it. Regular files are served;
+a symbolic link is served as a copy of the file it points at inside the repository;
+submodules, links leaving the repository or pointing at folders, files over
+``marketplace.max_file_bytes`` and plugins over ``marketplace.max_plugin_bytes`` refuse
+the whole commit, with a message naming the file. Only sizes and the small JSON files
+are read here; the plugin files are read when they are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agnes_mcp.errors import MarketplaceRepoInvalid
+from agnes_mcp.marketplace.marketplace_format import (
+    MARKETPLACE_JSON,
+    PLUGIN_JSON,
+    PluginEntry,
+    parse_manifest,
+    parse_marketplace,
+)
+from agnes_mcp.marketplace.repo_reader import RepoReader, TreeEntry
+from agnes_mcp.settings import MarketplaceSettings
+
+
+@dataclass(frozen=True)
+class PluginFile:
+    rel: str  # path inside the plugin folder
+    blob: TreeEntry  # the regular file whose bytes are served (a link's target for a link)
+
+
+@dataclass(frozen=True)
+class CheckedPlugin:
+    name: str
+    version: str | None
+    description: str | None
+    source_path: str
+    manifest: dict[str, Any]
+    entry: dict[str, Any]
+    files: tuple[PluginFile, ...]
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.blob.size for f in self.files)
+
+
+@dataclass(frozen=True)
+class CheckedMarketplace:
+    upstream_name: str
+    plugins: list[CheckedPlugin]
+
+
+def check_repository(repo: RepoReader, limits: MarketplaceSettings) -> CheckedMarketplace:
+    """The plugins of ``repo``'s commit, or an error naming the first file that is wrong."""
+    if MARKETPLACE_JSON not in repo.entries:
+        raise MarketplaceRepoInvalid(
+            f"The repository has no {MARKETPLACE_JSON} at commit {repo.commit[:12]}.",
+            hint="A marketplace repository lists its plugins in .claude-plugin/marketplace.json "
+            "at its root (Claude Code's marketplace format).",
+        )
+    listing = _checked_size(repo.resolve(MARKETPLACE_JSON), MARKETPLACE_JSON, limits)
+    document = parse_marketplace(repo.read(listing), max_plugins=limits.max_plugins)
+    plugins: list[CheckedPlugin] = []
+    names: dict[str, str] = {}
+    for entry in document.plugins:
+        plugin = _check_plugin(repo, entry, limits)
+        manifest_path = _in_folder(plugin.source_path, PLUGIN_JSON)
+        if plugin.name in names:
+            raise MarketplaceRepoInvalid(
+                f"Two plugins are named '{plugin.name}': {names[plugin.name]} and {manifest_path}.",
+                hint="Give each plugin a name of its own in its plugin.json.",
+            )
+        names[plugin.name] = manifest_path
+        plugins.append(plugin)
+    return CheckedMarketplace(upstream_name=document.name, plugins=plugins)
+
+
+def _check_plugin(
+    repo: RepoReader, entry: PluginEntry, limits: MarketplaceSettings
+) -> CheckedPlugin:
+    folder = entry.source_path
+    where = f"{MARKETPLACE_JSON} plugin '{entry.name}'"
+    if not repo.is_folder(folder):
+        what = "a file, link or submodule" if folder in repo.entries else "not in the commit"
+        raise MarketplaceRepoInvalid(
+            f"{where}: its source folder '{folder}' is {what}.",
+            hint="Give the folder holding the plugin's .claude-plugin/plugin.json.",
+        )
+    files: list[PluginFile] = []
+    total = 0
+    prefix = f"{folder}/" if folder else ""
+    for item in repo.under(folder):
+        rel = item.path[len(prefix) :]
+        if any(part.lower() == ".git" for part in rel.split("/")):
+            raise MarketplaceRepoInvalid(
+                f"{item.path} is inside a folder named .git, which git cannot serve.",
+                hint="Rename or remove it.",
+            )
+        blob = repo.resolve(item.path)  # a link's target; refuses submodules and bad links
+        _checked_size(blob, item.path, limits)
+        total += blob.size
+        if total > limits.max_plugin_bytes:
+            raise MarketplaceRepoInvalid(
+                f"The plugin in {folder or 'the repository root'} holds more than "
+                f"{_size(limits.max_plugin_bytes)} (reached at {item.path}).",
+                hint="Make the plugin smaller, or raise the setting marketplace.max_plugin_bytes.",
+            )
+        files.append(PluginFile(rel, blob))
+    manifest_path = _in_folder(folder, PLUGIN_JSON)
+    manifest_file = next((f for f in files if f.rel == PLUGIN_JSON), None)
+    if manifest_file is None:
+        raise MarketplaceRepoInvalid(
+            f"{manifest_path} is missing ({where} points at {folder or 'the root'}).",
+            hint="Every plugin folder holds .claude-plugin/plugin.json with at least a 'name'.",
+        )
+    manifest = parse_manifest(manifest_path, repo.read(manifest_file.blob))
+    return CheckedPlugin(
+        name=manifest["name"],
+        version=_text(manifest.get("version")) or _text(entry.extra.get("version")),
+        description=_text(manifest.get("description")) or _text(entry.extra.get("description")),
+        source_path=folder,
+        manifest=manifest,
+        entry=entry.extra,
+        files=tuple(files),
+    )
+
+
+def _checked_size(blob: TreeEntry, shown: str, limits: MarketplaceSettings) -> TreeEntry:
+    if blob.size > limits.max_file_bytes:
+        via = "" if blob.path == shown else f" (through the link to {blob.path})"
+        raise MarketplaceRepoInvalid(
+            f"{shown} is {_size(blob.size)}{via}, over the limit of "
+            f"{_size(limits.max_file_bytes)} for one file.",
+            hint="Remove the file or make it smaller, or raise the setting "
+            "marketplace.max_file_bytes.",
+        )
+    return blob
+
+
+def _in_folder(folder: str, rel: str) -> str:
+    return f"{folder}/{rel}" if folder else rel
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _size(count: int) -> str:
+    if count < 1024:
+        return f"{count} bytes"
+    size = count / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"

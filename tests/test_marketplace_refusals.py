@@ -1,0 +1,237 @@
+"""Broken and malicious upstream repositories are refused, naming the file, and the last
+good sync stays served: its rows, its content hashes and its files on disk."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agnes_mcp.errors import MarketplaceRepoInvalid
+from agnes_mcp.marketplace.sync import sync_marketplace
+from agnes_mcp.services import Services
+from agnes_mcp.settings import load_settings
+from tests.git_upstream import UpstreamRepo, sample_marketplace
+
+MARKETPLACE_JSON = ".claude-plugin/marketplace.json"
+NOTES_JSON = "plugins/notes/.claude-plugin/plugin.json"
+ENTRIES = [
+    {"name": "sql-review", "source": "./plugins/sql-review"},
+    {"name": "notes", "source": "./plugins/notes"},
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    breaks: Callable[[UpstreamRepo], None]
+    names: tuple[str, ...]  # each must be in the refusal
+
+
+def _source(source: object) -> Callable[[UpstreamRepo], None]:
+    def change(repo: UpstreamRepo) -> None:
+        repo.write_marketplace([*ENTRIES, {"name": "bad", "source": source}])
+
+    return change
+
+
+def _write(rel: str, content: str | bytes) -> Callable[[UpstreamRepo], None]:
+    return lambda repo: repo.write(rel, content)
+
+
+def _link(rel: str, target: str) -> Callable[[UpstreamRepo], None]:
+    return lambda repo: repo.symlink(rel, target)
+
+
+def _link_loop(repo: UpstreamRepo) -> None:
+    repo.symlink("plugins/notes/a.md", "b.md")
+    repo.symlink("plugins/notes/b.md", "a.md")
+
+
+def _submodule(repo: UpstreamRepo) -> None:
+    repo.gitlink("plugins/notes/vendor", repo.head())
+
+
+def _duplicate(repo: UpstreamRepo) -> None:
+    repo.write_plugin("plugins/notes-copy", "notes")
+    repo.write_marketplace([*ENTRIES, {"name": "notes-copy", "source": "./plugins/notes-copy"}])
+
+
+def _too_many(repo: UpstreamRepo) -> None:
+    repo.write_marketplace([*ENTRIES] * 4)  # 8 entries, the limit here is 6
+
+
+def _too_big_plugin(repo: UpstreamRepo) -> None:
+    for index in range(5):
+        repo.write(f"plugins/notes/data/part{index}.txt", "x" * 3_500)
+
+
+CASES = [
+    Case(
+        "marketplace.json bad JSON",
+        _write(MARKETPLACE_JSON, '{\n  "name": "team-tools",\n  "plugins": [\n}\n'),
+        (MARKETPLACE_JSON, "line 4"),
+    ),
+    Case("plugin.json bad JSON", _write(NOTES_JSON, '{"name": "notes",,}'), (NOTES_JSON, "line 1")),
+    Case("plugin.json missing", lambda repo: repo.remove(NOTES_JSON), (NOTES_JSON, "missing")),
+    Case("plugin.json bad name", _write(NOTES_JSON, '{"name": "Bad Name"}'), (NOTES_JSON, "name")),
+    Case(
+        "marketplace.json missing",
+        lambda repo: repo.remove(MARKETPLACE_JSON),
+        (MARKETPLACE_JSON, "no "),
+    ),
+    Case(
+        "marketplace.json no plugins",
+        _write(MARKETPLACE_JSON, '{"name": "x"}'),
+        (MARKETPLACE_JSON, "'plugins'"),
+    ),
+    Case("source ../outside", _source("../outside"), (MARKETPLACE_JSON, "'bad'", "..")),
+    Case("source ./a/../../x", _source("./plugins/../../x"), (MARKETPLACE_JSON, "'bad'", "..")),
+    Case("source /etc", _source("/etc"), (MARKETPLACE_JSON, "'bad'", "absolute")),
+    Case("source backslash", _source("plugins\\notes"), (MARKETPLACE_JSON, "'bad'", "backslash")),
+    Case(
+        "source object",
+        _source({"source": "github", "repo": "example/plugins"}),
+        (MARKETPLACE_JSON, "'bad'", "elsewhere"),
+    ),
+    Case(
+        "source URL",
+        _source("https://git.example.com/team/plugin.git"),
+        (MARKETPLACE_JSON, "'bad'", "elsewhere"),
+    ),
+    Case(
+        "source missing folder", _source("./plugins/nowhere"), (MARKETPLACE_JSON, "plugins/nowhere")
+    ),
+    Case("source is a file", _source(f"./{NOTES_JSON}"), (MARKETPLACE_JSON, NOTES_JSON, "a file")),
+    Case("source not a string", _source(42), (MARKETPLACE_JSON, "'bad'", "source")),
+    Case(
+        "symlink leaving the tree",
+        _link("plugins/notes/passwd", "../../../../etc/passwd"),
+        ("plugins/notes/passwd", "leaves the repository"),
+    ),
+    Case(
+        "absolute symlink",
+        _link("plugins/notes/passwd", "/etc/passwd"),
+        ("plugins/notes/passwd", "outside the repository"),
+    ),
+    Case(
+        "symlink to a folder",
+        _link("plugins/notes/other", "../sql-review"),
+        ("plugins/notes/other", "a folder"),
+    ),
+    Case(
+        "dangling symlink",
+        _link("plugins/notes/gone.md", "nothing-here.md"),
+        ("plugins/notes/gone.md", "does not exist"),
+    ),
+    Case(
+        "symlink loop",
+        _link_loop,
+        ("plugins/notes/a.md", "chain"),
+    ),
+    Case(
+        "file over the size limit",
+        _write("plugins/notes/big.bin", b"\0" * 5_000),
+        ("plugins/notes/big.bin", "limit"),
+    ),
+    Case("plugin over the size limit", _too_big_plugin, ("plugins/notes", "more than")),
+    Case("submodule", _submodule, ("plugins/notes/vendor", "submodule")),
+    Case("duplicate plugin names", _duplicate, ("'notes'", NOTES_JSON, "plugins/notes-copy")),
+    Case("too many plugins", _too_many, (MARKETPLACE_JSON, "at most 6")),
+]
+
+
+def open_services(data_dir: Path) -> Services:
+    settings = load_settings(
+        data_dir=data_dir,
+        scheduler_enabled=False,
+        marketplace={
+            "allow_local": True,
+            "max_file_bytes": 4_096,
+            "max_plugin_bytes": 16_384,
+            "max_plugins": 6,
+        },
+    )
+    return Services.open(settings)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    opened = open_services(tmp_path_factory.mktemp("refusals") / "data")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def snapshot(services: Services, slug: str) -> dict[str, object]:
+    plugins = services.marketplaces.plugins(slug)
+    layout = services.marketplaces.layout
+    files = {
+        p.name: {
+            f.relative_to(layout.plugin_files(p.content_hash)).as_posix(): f.read_bytes()
+            for f in sorted(layout.plugin_files(p.content_hash).rglob("*"))
+            if f.is_file()
+        }
+        for p in plugins
+    }
+    return {"rows": [p.model_dump() for p in plugins], "files": files}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_broken_commit_is_refused_naming_the_file_and_the_last_good_stays(
+    services: Services, tmp_path: Path, case: Case
+) -> None:
+    slug = f"case-{CASES.index(case)}"
+    upstream = UpstreamRepo(tmp_path / "upstream")
+    good = sample_marketplace(upstream)
+    services.marketplaces.add(slug, str(upstream.path), added_by="admin@example.com", sync=False)
+    assert services.marketplaces.sync_now(slug).last_sync_outcome == "ok"
+    before = snapshot(services, slug)
+    assert len(before["rows"]) == 2  # type: ignore[arg-type]
+
+    case.breaks(upstream)
+    bad = upstream.commit(case.id)
+    after = services.marketplaces.sync_now(slug)
+
+    error = after.last_sync_error or ""
+    assert after.last_sync_outcome == "failed", case.id
+    for part in case.names:
+        assert part in error, (part, error)
+    assert (after.good_commit, after.last_sync_commit) == (good, bad)
+    assert snapshot(services, slug) == before
+
+
+def test_the_refusal_is_a_typed_error_carrying_the_commit(
+    services: Services, tmp_path: Path
+) -> None:
+    upstream = UpstreamRepo(tmp_path / "upstream")
+    upstream.write_marketplace([{"name": "x", "source": "../x"}])
+    bad = upstream.commit()
+    services.marketplaces.add("typed", str(upstream.path), added_by="a@example.com", sync=False)
+    marketplace = services.marketplace_store.get("typed")
+    with pytest.raises(MarketplaceRepoInvalid) as raised:
+        sync_marketplace(services.settings, services.marketplaces.layout, marketplace)
+    assert raised.value.code == "marketplace_repo_invalid" and raised.value.hint
+    assert getattr(raised.value, "commit", None) == bad
+
+
+@pytest.mark.parametrize("name", ["..", ".git"])
+def test_a_tree_entry_git_itself_calls_malformed_is_refused_at_the_fetch(
+    services: Services, tmp_path: Path, name: str
+) -> None:
+    slug = "raw-dots" if name == ".." else "raw-git"
+    upstream = UpstreamRepo(tmp_path / "upstream")
+    good = sample_marketplace(upstream)
+    services.marketplaces.add(slug, str(upstream.path), added_by="admin@example.com", sync=False)
+    services.marketplaces.sync_now(slug)
+    before = snapshot(services, slug)
+
+    upstream.commit_raw_entry(name, b"[core]\n\tfsmonitor = touch /tmp/owned\n")
+    after = services.marketplaces.sync_now(slug)
+
+    assert after.last_sync_outcome == "failed" and after.good_commit == good
+    assert "malformed git object" in (after.last_sync_error or ""), after.last_sync_error
+    assert snapshot(services, slug) == before
