@@ -27,6 +27,9 @@ class ResourceSpec:
     # A query over the system store listing the ids that exist now; None when the kind
     # has no store yet (ids are then not checked). The grant repository runs it.
     existing_ids_sql: str | None
+    # Admin group members may use every one without a grant. Not so for plugins: the
+    # plugin feed is exactly what a user's groups were granted, the Admin group included.
+    admin_uses_all: bool = True
 
 
 _SPECS: dict[ResourceType, ResourceSpec] = {
@@ -49,6 +52,7 @@ _SPECS: dict[ResourceType, ResourceSpec] = {
             "Marketplace plugin",
             "A Claude Code plugin from an admin-registered marketplace, by 'marketplace/plugin'.",
             "SELECT marketplace || '/' || name FROM marketplace_plugins",
+            admin_uses_all=False,
         ),
     )
 }

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     from cli.commands.notebook_export import add_notebook_commands
 
     add_notebook_commands(commands, _leaf, client)
+    from cli.marketplace_parsers import add_admin_marketplace, add_marketplace_commands
+
+    add_marketplace_commands(commands, _leaf, client)
     admin = commands.add_parser("admin", help="administer users, tokens, groups and grants")
     admin_commands = admin.add_subparsers(title="admin commands", metavar="AREA", required=True)
     _user_commands(admin_commands, client)
@@ -110,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _grant_commands(admin_commands, client)
     _registry_commands(admin_commands, client)
     add_admin_metrics(admin_commands, _leaf, client)
+    add_admin_marketplace(admin_commands, _leaf, client)
     return parser
 
 

@@ -338,3 +338,29 @@ def test_the_consent_page_sends_the_browser_back_to_the_client(
     )
     assert tokens.status_code == 200, tokens.text
     assert _mcp_status(base, tokens.json()["access_token"]) == 200
+
+
+def test_a_marketplace_added_in_the_page_is_listed_with_its_plugins(
+    demo: DemoServer, browser_context: Any, tmp_path: Path
+) -> None:
+    from tests.test_api_marketplaces import seed_plugins
+
+    live = demo.live
+    page = _admin_page(demo, browser_context, "/admin/marketplaces")
+    _field(page, "Slug").fill("browser-team")
+    _field(page, "URL").fill(str(tmp_path / "not-yet.git"))
+    _field(page, "URL").press("Enter")
+    page.get_by_role("button", name="Add marketplace").click()
+    page.get_by_text("Added marketplace 'browser-team'").wait_for()
+    page.locator(".tabulator-row", has_text="browser-team").first.wait_for()
+    assert live.services.marketplaces.get("browser-team").url == str(tmp_path / "not-yet.git")
+
+    seed_plugins(live.services, "browser-team", "seeded-plugin")
+    page.get_by_role("button", name="Refresh").click()
+    row = page.locator(".tabulator-row", has_text="browser-team/seeded-plugin").first
+    row.filter(has_text="The seeded-plugin plugin").wait_for()
+    # The row's own Sync button (a Tabulator button cell) reaches the page.
+    marketplace = page.locator(".tabulator-row", has_text=str(tmp_path / "not-yet.git")).first
+    marketplace.get_by_role("gridcell", name="Sync", exact=True).click()
+    page.get_by_text("'browser-team' failed:").wait_for()
+    assert live.services.marketplaces.get("browser-team").last_sync_outcome == "failed"

@@ -109,6 +109,43 @@ def test_grants_are_per_resource_type(services: Services, world: dict) -> None:
     assert not services.access.can_access(nobody, ResourceType.MARKETPLACE_PLUGIN, "shop/orders")
 
 
+def test_the_admin_group_is_granted_plugins_but_not_tables(services: Services) -> None:
+    from agnes_mcp.errors import SystemGroupImmutable
+    from agnes_mcp.store.marketplaces import MarketplacePlugin
+
+    services.marketplace_store.add(
+        "ops",
+        "ops",
+        "https://git.example.com/o.git",
+        ref=None,
+        token_env=None,
+        username=None,
+        added_by="test",
+    )
+    plugin = MarketplacePlugin(
+        marketplace="ops",
+        name="runbook",
+        version=None,
+        description=None,
+        source_path="",
+        content_hash="1" * 64,
+        files=1,
+        bytes=1,
+        manifest={"name": "runbook"},
+        entry={},
+    )
+    services.marketplace_store.record_success("ops", "e" * 40, "ops", [plugin])
+    admin = add_user(services, (ADMIN_GROUP_ID,))
+    _, raw = services.tokens.create(admin.id, "t", [TokenScope.DATA.value])
+    # No shortcut for admins: the feed is what their groups were granted.
+    assert services.marketplaces.feed_for(services.tokens.authenticate(raw)).entries == ()
+    services.grants.add(ADMIN_GROUP_ID, ResourceType.MARKETPLACE_PLUGIN, "ops/runbook")
+    feed = services.marketplaces.feed_for(services.tokens.authenticate(raw))
+    assert [e.plugin.grant_id for e in feed.entries] == ["ops/runbook"]
+    with pytest.raises(SystemGroupImmutable, match="every table already"):
+        services.grants.add(ADMIN_GROUP_ID, ResourceType.TABLE, "orders")
+
+
 def test_revoking_a_grant_is_seen_immediately(services: Services, world: dict) -> None:
     _, raw = services.tokens.create(world["users"]["analyst"].id, "t")
     principal = services.tokens.authenticate(raw)

@@ -17,7 +17,7 @@ from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
 from agnes_mcp import access_admin
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
+from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
 from agnes_mcp.resource_types import all_specs, parse_resource_type
 from agnes_mcp.store.groups import Membership, MembershipSource
 from agnes_sync.errors import AgnesError
@@ -310,10 +310,9 @@ class AccessPage:
         joinable = {g.group.name: g.group.id for g in groups if g.group.id != EVERYONE_GROUP_ID}
         self.user_groups.options = list(joinable)
         set_options(self.member_user, {p.user.email: p.user.id for p in people})
-        set_options(
-            self.grant_group,
-            {g.group.name: g.group.id for g in groups if g.group.id != ADMIN_GROUP_ID},
-        )
+        # The Admin group is offered too: it may be granted marketplace plugins (the store
+        # refuses tables and metrics for it, which its members use anyway).
+        set_options(self.grant_group, {g.group.name: g.group.id for g in groups})
 
         rows = [
             {

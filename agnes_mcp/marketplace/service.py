@@ -38,7 +38,10 @@ logger = logging.getLogger("agnes.marketplace")
 
 SyncState = Literal["idle", "queued", "running"]
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# Upper case only: a pasted token (lower-case letters) is refused, never stored.
+ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
+# Names the admin API uses under /api/admin/marketplaces/ for other things.
+RESERVED_SLUGS = frozenset({"plugins", "sync"})
 # A branch or tag name as git allows it (check-ref-format, simplified), or a full SHA.
 REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]{1,200}(?<![./])$")
 USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,100}$")
@@ -100,6 +103,8 @@ class MarketplaceService:
                 hint="Use 1-40 lowercase letters, digits and '-', starting with a letter or "
                 "digit, e.g. 'data-team'.",
             )
+        if slug in RESERVED_SLUGS:
+            raise InvalidRequest(f"'{slug}' is reserved; choose another slug.")
         checked_url = check_source_url(url, allow_local=self.settings.marketplace.allow_local)
         ref = (ref or "").strip() or None
         if ref is not None and not REF.match(ref):
@@ -111,7 +116,7 @@ class MarketplaceService:
         if token_env is not None and not ENV_NAME.match(token_env):
             raise InvalidRequest(
                 f"'{token_env}' is not an environment variable name.",
-                hint="Give the NAME of the variable holding the read token (e.g. "
+                hint="Give the NAME of the variable holding the read token (upper case, e.g. "
                 "PLUGINS_READ_TOKEN), never the token itself.",
             )
         username = (username or "").strip() or None

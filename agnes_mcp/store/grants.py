@@ -63,9 +63,13 @@ class GrantRepository:
         granted_by: str | None = None,
     ) -> Grant:
         """Grant a resource that exists (when its kind can tell) to an existing group."""
-        if group_id == ADMIN_GROUP_ID:
-            raise SystemGroupImmutable("Admin members may use every resource already.")
         spec = spec_for(resource_type)
+        if group_id == ADMIN_GROUP_ID and spec.admin_uses_all:
+            raise SystemGroupImmutable(
+                f"Admin members may use every {spec.label.lower()} already.",
+                hint="Grant it to another group; the Admin group is granted only marketplace "
+                "plugins (admins get no plugin without a grant).",
+            )
         grant_id = new_id("grt")
         with self._store.writing():  # the group and the resource must still exist at insert
             with self._store.cursor() as cur:

@@ -1,0 +1,217 @@
+"""Marketplaces: the git repositories of Claude Code plugins the server syncs, how their
+syncs went, a form to add one, Sync (one or all) and Remove (confirmed), and every
+plugin with the groups granted it.
+
+Every change goes through :class:`~agnes_mcp.marketplace_admin.MarketplaceAdmin` (what
+the REST routes call) for the admin :meth:`PageContext.actor` returns at the click. A
+Sync click waits for the background sync on Panel's worker threads (never the event
+loop) and then shows how it went. A read token is never typed here: the form takes the
+*name* of the server environment variable holding it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import panel as pn
+
+from agnes_admin.context import PageContext
+from agnes_admin.forms import ModelForm
+from agnes_admin.pages import Page, register
+from agnes_admin.pages.access import Confirm, Form, table
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.marketplace_admin import MarketplaceAdmin, MarketplaceCreate, MarketplaceView
+from agnes_sync.errors import AgnesError
+
+COLUMNS = [
+    "slug",
+    "name",
+    "url",
+    "ref",
+    "state",
+    "last_sync",
+    "outcome",
+    "error",
+    "serving",
+    "plugins",
+    "token_env",
+    "token_set",
+]
+BUTTONS = {"sync": "Sync", "remove": "Remove"}
+PLUGIN_COLUMNS = ["marketplace", "plugin", "version", "description", "grant_id", "groups"]
+GRANT_NOTE = (
+    "Grant a plugin to a group on the [Access](/admin/access) page: resource type "
+    "*Marketplace plugin*, id `<marketplace>/<plugin>` (the grant id below). Everyone gets "
+    "the plugins their groups are granted; admins too, with no shortcut."
+)
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
+
+
+def _row(m: MarketplaceView) -> dict[str, Any]:
+    return {
+        "slug": m.slug,
+        "name": m.name,
+        "url": m.url,
+        "ref": m.ref or "",
+        "state": m.state,
+        "last_sync": _time(m.last_sync_at) or "never",
+        "outcome": m.last_sync_outcome or "",
+        "error": m.last_sync_error or "",
+        "serving": (m.good_commit or "")[:12],
+        "plugins": m.plugins,
+        "token_env": m.token_env or "",
+        "token_set": {None: "", True: "yes", False: "NOT SET"}[m.token_env_set],
+    }
+
+
+def _outcome(m: MarketplaceView) -> str:
+    if m.last_sync_outcome == "ok":
+        return f"'{m.slug}' synced: {(m.good_commit or '')[:12]}, {m.plugins} plugin(s)."
+    return f"'{m.slug}' failed: {m.last_sync_error or 'no reason recorded'}"
+
+
+class MarketplacesPage:
+    def __init__(self, ctx: PageContext) -> None:
+        self.ctx = ctx
+        self.admin = MarketplaceAdmin(ctx.services)
+
+        self.table = table(COLUMNS, buttons=BUTTONS)
+        self.table.on_click(self._clicked)
+        self.refresh_button = pn.widgets.Button(label="Refresh")
+        self.sync_all_button = pn.widgets.Button(label="Sync all", color="primary")
+        self.confirm = Confirm()
+        self.actions = Form(ctx, {})
+
+        self.form = ModelForm(MarketplaceCreate)
+        self.add_button = pn.widgets.Button(label="Add marketplace", color="primary")
+        self.added = pn.pane.Alert("", alert_type="success", visible=False)
+
+        self.plugins_table = table(PLUGIN_COLUMNS, selectable=False)
+
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.sync_all_button.on_click(lambda _: self.sync(None))
+        self.add_button.on_click(lambda _: self.add())
+        self.refresh()
+        self.view = pn.Column(
+            pn.pane.Markdown(
+                "Git repositories in Claude Code's marketplace format. Each is synced on a "
+                "schedule and on demand, in the background; a failed sync keeps the last good "
+                "plugins served."
+            ),
+            self.table,
+            pn.Row(self.refresh_button, self.sync_all_button),
+            self.confirm.view,
+            self.actions.layout(),
+            pn.pane.Markdown("#### Add a marketplace"),
+            self.form.view,
+            self.add_button,
+            self.added,
+            pn.pane.Markdown("#### Plugins"),
+            pn.pane.Markdown(GRANT_NOTE),
+            self.plugins_table,
+            sizing_mode="stretch_width",
+        )
+
+    # --- reading ------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        try:
+            marketplaces = self.admin.views()
+            plugins = self.admin.plugins()
+        except AgnesError as exc:
+            self.actions.show_error(exc)
+            return
+        self.table.value = pd.DataFrame([_row(m) for m in marketplaces], columns=COLUMNS)
+        self.plugins_table.value = pd.DataFrame(
+            [{**p.model_dump(), "groups": ", ".join(p.groups)} for p in plugins],
+            columns=PLUGIN_COLUMNS,
+        )
+
+    def _clicked(self, event: Any) -> None:
+        """A click in the table: its Sync or Remove button, for that row's marketplace."""
+        if event.column not in BUTTONS:
+            return
+        slug = str(self.table.value.iloc[event.row]["slug"])
+        if event.column == "sync":
+            self.sync(slug)
+        else:
+            self.ask_remove(slug)
+
+    # --- changes ------------------------------------------------------------------------
+
+    def sync(self, slug: str | None) -> None:
+        """Queue a sync of ``slug`` (or all), wait for it off the event loop, show how it
+        went."""
+
+        def run(actor: Principal) -> list[MarketplaceView]:
+            queued = self.admin.sync(actor, slug).queued
+            return self.admin.wait(queued)
+
+        done = self.actions.run(run)
+        self.refresh()
+        if done is None:
+            return
+        if not done:
+            self.actions.say("No marketplaces are registered.", "info")
+            return
+        failed = any(m.last_sync_outcome != "ok" for m in done)
+        self.actions.say(" ".join(_outcome(m) for m in done), "danger" if failed else "success")
+
+    def ask_remove(self, slug: str) -> None:
+        self.actions.clear()
+        count = sum(1 for p in self.admin.plugins() if p.marketplace == slug)
+
+        def remove() -> None:
+            removed = self.actions.run(lambda actor: self.admin.remove(actor, slug))
+            self.refresh()
+            if removed is not None:
+                self.actions.say(
+                    f"Removed marketplace '{removed.deleted}': {removed.plugins} plugin(s) no "
+                    f"longer served, {removed.grants} grant(s) removed."
+                )
+
+        self.confirm.ask(
+            f"Remove marketplace '{slug}'? Its {count} plugin(s) stop being served and every "
+            "grant of them is removed.",
+            then=remove,
+        )
+
+    def add(self) -> None:
+        self.added.visible = False
+        body = self.form.validate()
+        if not isinstance(body, MarketplaceCreate):
+            return
+        try:
+            added = self.admin.add(self.ctx.actor(), body)
+        except AgnesError as exc:
+            text = exc.message + (f" {exc.hint}" if exc.hint else "")
+            placed = False
+            for problem in exc.details.get("fields", []):
+                placed = self.form.show_error(str(problem.get("field")), text) or placed
+            if not placed:
+                self.form.show_error(None, text)
+            return
+        self.form.set_values({name: None for name in self.form.fields if name != "sync"})
+        self.refresh()
+        note = ""
+        if added.token_env and not added.token_env_set:
+            note = f" Note: {added.token_env} is not set in the server's environment."
+        then = (
+            "Its first sync is under way: press Refresh or Sync to see how it went."
+            if body.sync
+            else "Press its Sync button when ready."
+        )
+        self.added.object = f"Added marketplace '{added.slug}'. {then}{note}"
+        self.added.visible = True
+
+
+def build(ctx: PageContext) -> Any:
+    return MarketplacesPage(ctx).view
+
+
+register(Page(slug="marketplaces", title="Marketplaces", order=45, build=build))

@@ -1,0 +1,202 @@
+"""The admin app's Marketplaces page: in plain Python against real services (add through
+the form, problems beside their field and no secret echoed, Sync and Remove from a row's
+buttons, plugins with the groups granted them, nothing done for a signed-out admin), and
+once in a real Chromium against a running server (add through the form, see it listed,
+see a plugin seeded through the store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from panel.models.tabulator import CellClickEvent
+
+from agnes_admin.context import PageContext
+from agnes_admin.pages.marketplaces import MarketplacesPage
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.services import Services
+from agnes_mcp.settings import AgnesSettings
+from agnes_mcp.store.audit import AuditRow
+from agnes_mcp.store.users import User
+from tests.conftest import add_user, make_settings
+from tests.git_upstream import UpstreamRepo, sample_marketplace
+from tests.test_api_marketplaces import seed_plugins
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> AgnesSettings:
+    return make_settings(
+        tmp_path / "data", write_behind_seconds=0.05, marketplace={"allow_local": True}
+    )
+
+
+@pytest.fixture
+def admin(services: Services) -> User:
+    return add_user(services, (ADMIN_GROUP_ID,), email="boss@example.com")
+
+
+@pytest.fixture
+def ctx(services: Services, admin: User) -> PageContext:
+    session, _ = services.web_sessions.sign_in(admin.id, "token")
+    return PageContext(services, session.id)
+
+
+@pytest.fixture
+def page(ctx: PageContext) -> MarketplacesPage:
+    return MarketplacesPage(ctx)
+
+
+def click(button: Any) -> None:
+    button.clicks += 1
+
+
+def click_cell(page: MarketplacesPage, column: str, slug: str) -> None:
+    """A click on a row's button, as the browser sends it."""
+    row = list(page.table.value["slug"]).index(slug)
+    page.table._process_event(CellClickEvent(model=None, column=column, row=row))
+
+
+def fill(page: MarketplacesPage, **values: Any) -> None:
+    for name, value in values.items():
+        page.form.fields[name].widget.value = value
+
+
+def audit(services: Services, action: str) -> list[AuditRow]:
+    services.write_behind.flush()
+    return [r for r in services.audit_log.recent(limit=500) if r.action == action]
+
+
+def rows(page: MarketplacesPage) -> dict[str, dict[str, Any]]:
+    return {r["slug"]: r for r in page.table.value.to_dict("records")}
+
+
+def test_add_through_the_form_lists_it(
+    services: Services, page: MarketplacesPage, admin: User, tmp_path: Path
+) -> None:
+    url = str(tmp_path / "missing.git")
+    fill(page, slug="data-team", url=url, name="Data team", token_env="NOT_SET_HERE")
+    click(page.add_button)
+
+    assert page.form.errors == {}
+    assert page.added.visible and "Added marketplace 'data-team'" in str(page.added.object)
+    assert "NOT_SET_HERE is not set" in str(page.added.object)
+    row = rows(page)["data-team"]
+    assert (row["name"], row["url"], row["token_env"], row["token_set"]) == (
+        "Data team",
+        url,
+        "NOT_SET_HERE",
+        "NOT SET",
+    )
+    assert services.marketplaces.get("data-team").added_by == admin.id
+    assert page.form.fields["slug"].widget.value == ""  # the form is cleared
+    (entry,) = audit(services, "marketplace.add")
+    assert (entry.user_id, entry.resource) == (admin.id, "data-team")
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "words"),
+    [
+        ({"slug": "Bad Slug!", "url": "https://git.example.com/p.git"}, "slug", "lowercase"),
+        ({"slug": "ok", "url": "ssh://git.example.com/p.git"}, "url", "not an https:// URL"),
+        ({"slug": "ok", "url": ""}, "url", "required"),
+        ({"slug": "ok", "url": "https://git.example.com/p.git", "ref": "a..b"}, "ref", "branch"),
+    ],
+)
+def test_bad_input_is_shown_beside_the_field_and_adds_nothing(
+    services: Services, page: MarketplacesPage, values: dict[str, str], field: str, words: str
+) -> None:
+    fill(page, **values)
+    click(page.add_button)
+    assert words in page.form.errors[field], page.form.errors
+    assert services.marketplaces.all() == [] and not page.added.visible
+
+
+def test_credentials_and_tokens_are_refused_and_not_echoed(
+    services: Services, page: MarketplacesPage
+) -> None:
+    fill(page, slug="p", url="https://ada:ghp_S3cretValue@git.example.com/p.git", sync=False)
+    click(page.add_button)
+    assert "credentials" in page.form.errors["url"]
+    fill(page, url="https://git.example.com/p.git", token_env="ghp_S3cretValue")
+    click(page.add_button)
+    assert "never the token itself" in page.form.errors["token_env"]
+    assert "S3cretValue" not in repr(page.form.errors)
+    assert services.marketplaces.all() == []
+    fill(page, slug="p", token_env="")
+    click(page.add_button)
+    assert [m.slug for m in services.marketplaces.all()] == ["p"]
+    fill(page, slug="p", url="https://git.example.com/other.git")
+    click(page.add_button)
+    assert "registered already" in page.form.errors["slug"]
+
+
+def test_sync_from_a_row_waits_and_shows_the_outcome(
+    services: Services, page: MarketplacesPage, tmp_path: Path
+) -> None:
+    upstream = UpstreamRepo(tmp_path / "upstream")
+    commit = sample_marketplace(upstream)
+    services.marketplaces.add("good", str(upstream.path), added_by="test", sync=False)
+    services.marketplaces.add("broken", str(tmp_path / "missing.git"), added_by="test", sync=False)
+    page.refresh()
+
+    click_cell(page, "sync", "good")
+    assert page.actions.message.alert_type == "success"
+    assert f"'good' synced: {commit[:12]}, 2 plugin(s)." in str(page.actions.message.object)
+    good = rows(page)["good"]
+    assert (good["outcome"], good["serving"], good["plugins"]) == ("ok", commit[:12], 2)
+    assert {p for p in page.plugins_table.value["grant_id"]} == {"good/notes", "good/sql-review"}
+
+    click(page.sync_all_button)
+    assert page.actions.message.alert_type == "danger"
+    assert "'broken' failed:" in str(page.actions.message.object)
+    assert rows(page)["broken"]["outcome"] == "failed" and rows(page)["broken"]["error"]
+    assert rows(page)["good"]["outcome"] == "ok"
+    assert {e.resource for e in audit(services, "marketplace.sync")} == {"good", "*"}
+
+
+def test_remove_needs_confirmation_and_takes_the_grants(
+    services: Services, page: MarketplacesPage
+) -> None:
+    services.marketplaces.add("team", "https://git.example.com/t.git", added_by="t", sync=False)
+    seed_plugins(services, "team", "sql-helper", "dashboards")
+    group = services.groups.add("Analysts")
+    services.grants.add(group.id, ResourceType.MARKETPLACE_PLUGIN, "team/sql-helper")
+    page.refresh()
+    plugins = page.plugins_table.value.to_dict("records")
+    assert [(p["grant_id"], p["groups"], p["version"]) for p in plugins] == [
+        ("team/dashboards", "", "1.0.0"),
+        ("team/sql-helper", "Analysts", "1.0.0"),
+    ]
+
+    click_cell(page, "remove", "team")
+    assert page.confirm.view.visible and "2 plugin(s)" in str(page.confirm.text.object)
+    click(page.confirm.no)
+    assert [m.slug for m in services.marketplaces.all()] == ["team"]
+
+    click_cell(page, "remove", "team")
+    click(page.confirm.yes)
+    assert services.marketplaces.all() == [] and services.grants.all(group_id=group.id) == []
+    assert "2 plugin(s) no longer served, 1 grant(s) removed" in str(page.actions.message.object)
+    assert page.table.value.empty and page.plugins_table.value.empty
+    (entry,) = audit(services, "marketplace.remove")
+    assert entry.params == {"plugins": 2, "grants": 1}
+
+
+def test_a_signed_out_admin_changes_nothing(
+    services: Services, page: MarketplacesPage, ctx: PageContext
+) -> None:
+    services.marketplaces.add("team", "https://git.example.com/t.git", added_by="t", sync=False)
+    page.refresh()
+    services.web_sessions.sign_out(ctx.session_id)
+    fill(page, slug="more", url="https://git.example.com/m.git", sync=False)
+    click(page.add_button)
+    assert "signed out" in page.form.errors[""]
+    click_cell(page, "remove", "team")
+    click(page.confirm.yes)
+    assert "signed out" in str(page.actions.message.object)
+    click_cell(page, "sync", "team")
+    assert [m.slug for m in services.marketplaces.all()] == ["team"]
+    assert services.marketplaces.get("team").last_sync_at is None
+    assert audit(services, "marketplace.add") == audit(services, "marketplace.sync") == []
