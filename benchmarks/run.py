@@ -28,6 +28,7 @@ from benchmarks import (
     bench_rebuild,
     jira,
     keboola,
+    marketplace,
     notebook,
     oauth,
 )
@@ -48,6 +49,7 @@ SUITES = {
     "notebook": notebook.run,
     "keboola": keboola.run,
     "jira": jira.run,
+    "marketplace": marketplace.run,
 }
 
 

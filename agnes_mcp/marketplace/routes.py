@@ -1,8 +1,285 @@
 """The feed's routes: ``/marketplace.zip``, ``/marketplace.git/...`` (smart HTTP, read-only)
-and ``/api/marketplace/info``, each behind the caller's personal access token."""
+and ``/api/marketplace/info``, each behind the caller's personal access token.
+
+Both channels serve the same files: the caller's feed (the plugins granted to their
+groups), built once per distinct feed and cached on disk (:mod:`.feed_cache`). Nothing
+blocking runs on the event loop: the feed is resolved and built in worker threads, the
+ZIP is streamed from its file and git's pack comes from a ``git http-backend`` process.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import os
+import re
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive, Scope, Send
+
+from agnes_mcp.api.dependencies import get_services
+from agnes_mcp.api.routes.well_known import public_base_url
+from agnes_mcp.auth.principal import Principal
+from agnes_mcp.errors import AuthenticationError, GitPushRefused, RouteNotFound
+from agnes_mcp.marketplace.feed import Feed
+from agnes_mcp.marketplace.feed_auth import feed_principal, refusal
+from agnes_mcp.marketplace.feed_cache import FeedBuilder
+from agnes_mcp.marketplace.git_http import SERVICE, GitBackendResponse, backend_env
+from agnes_mcp.services import Services
 
 router = APIRouter(tags=["marketplace"])
+
+ZIP_PATH = "/marketplace.zip"
+GIT_PATH = "/marketplace.git"
+INFO_PATH = "/api/marketplace/info"
+CACHE_CONTROL = "private, no-cache"
+# Methods only a push uses (WebDAV, git's old dumb-HTTP push): refused like receive-pack.
+_PUSH_METHODS = (
+    "PUT",
+    "DELETE",
+    "PATCH",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+)
+_ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"')
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No personal access token, or a refused one"}
+}
+
+
+# --- the caller and their feed -------------------------------------------------------
+
+
+def feed_builder(request: Request) -> FeedBuilder:
+    """The app's one builder (made on first use, on the event loop: no race)."""
+    state = request.app.state
+    builder: FeedBuilder | None = getattr(state, "marketplace_feeds", None)
+    if builder is None:
+        services = get_services(request)
+        settings = services.settings.marketplace
+        builder = FeedBuilder(
+            services.marketplaces.layout, settings.feed_cache_entries, settings.git_timeout_seconds
+        )
+        state.marketplace_feeds = builder
+    return builder
+
+
+async def caller_feed(request: Request) -> Feed | Response:
+    """The caller's feed, or the 401 to answer with."""
+    services: Services = get_services(request)
+    try:
+        principal: Principal = feed_principal(request, services)
+    except AuthenticationError as exc:
+        return refusal(exc)
+    return await run_in_threadpool(services.marketplaces.feed_for, principal)
+
+
+def if_none_match(header: str | None, etag: str) -> bool:
+    """RFC 9110 section 13.1.2: ``*`` or any listed tag equal under weak comparison."""
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return etag.strip('"') in _ENTITY_TAG.findall(header)
+
+
+# --- the ZIP -------------------------------------------------------------------------
+
+
+class LeasedFileResponse(FileResponse):
+    """A file response that keeps its feed on disk until it is sent (no Last-Modified:
+    the archive's content, not its file's age, is what the ETag names)."""
+
+    chunk_size = 1 << 20
+
+    def __init__(
+        self, path: Path, stat_result: os.stat_result, lease: ExitStack, headers: dict[str, str]
+    ) -> None:
+        super().__init__(
+            path, stat_result=stat_result, media_type="application/zip", headers=headers
+        )
+        del self.headers["last-modified"]
+        self.lease = lease
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.lease.close()
+
+
+@router.get(
+    ZIP_PATH,
+    summary="The caller's plugins as one Claude Code marketplace, in a deterministic ZIP",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/zip": {}}, "description": "The archive"},
+        304: {"description": "Unchanged (If-None-Match names the current ETag)"},
+        **_UNAUTHORIZED,
+    },
+)
+async def marketplace_zip(request: Request) -> Response:
+    """``.claude-plugin/marketplace.json`` and ``plugins/<marketplace>-<plugin>/`` for
+    every plugin granted to one of the caller's groups. The strong ETag is the feed's
+    content key: callers with the same grants get the same bytes and the same ETag.
+    Personal access token as ``Authorization: Bearer`` or as the Basic password."""
+    feed = await caller_feed(request)
+    if isinstance(feed, Response):
+        return feed
+    headers = {"etag": feed.etag, "cache-control": CACHE_CONTROL, "vary": "Authorization"}
+    if if_none_match(request.headers.get("if-none-match"), feed.etag):
+        return Response(status_code=304, headers=headers)
+    builder = feed_builder(request)
+    lease = ExitStack()
+    lease.enter_context(builder.lease(feed.key))
+    try:
+        path = await run_in_threadpool(builder.ensure_zip, feed)
+        stat_result = await run_in_threadpool(os.stat, path)
+    except BaseException:
+        lease.close()
+        raise
+    headers["content-disposition"] = f'attachment; filename="{feed.name}.zip"'
+    return LeasedFileResponse(path, stat_result, lease, headers)
+
+
+# --- git smart HTTP (read-only) -------------------------------------------------------
+
+
+def refuse_push(request: Request) -> None:
+    """Anything naming receive-pack, or a method only pushes use: 403, before all else."""
+    named = "receive-pack" in request.url.path.lower() or any(
+        "receive-pack" in f"{key}={value}".lower()
+        for key, value in request.query_params.multi_items()
+    )
+    if named or request.method in _PUSH_METHODS:
+        raise GitPushRefused("Pushing to the marketplace is refused: it is read-only.")
+
+
+async def serve_git(request: Request, tail: str, query: str) -> Response:
+    feed = await caller_feed(request)
+    if isinstance(feed, Response):
+        return feed
+    builder = feed_builder(request)
+    lease = ExitStack()
+    lease.enter_context(builder.lease(feed.key))
+    try:
+        await run_in_threadpool(builder.ensure_repo, feed)
+    except BaseException:
+        lease.close()
+        raise
+    env = backend_env(
+        builder.layout.feeds_dir,
+        f"/{feed.key}.git/{tail}",
+        method=request.method,
+        query=query,
+        headers=request.headers,
+    )
+    return GitBackendResponse(env, on_close=lease.close)
+
+
+@router.get(GIT_PATH + "/info/refs", include_in_schema=False)
+async def git_info_refs(request: Request) -> Response:
+    refuse_push(request)
+    if request.query_params.get("service") != SERVICE:
+        raise RouteNotFound(
+            "The marketplace speaks git's smart HTTP protocol only (service=git-upload-pack).",
+            hint="Clone it with git: 'git clone <server>/marketplace.git'.",
+        )
+    return await serve_git(request, "info/refs", f"service={SERVICE}")
+
+
+@router.post(GIT_PATH + "/" + SERVICE, include_in_schema=False)
+async def git_upload_pack(request: Request) -> Response:
+    refuse_push(request)
+    return await serve_git(request, SERVICE, "")
+
+
+@router.api_route(
+    GIT_PATH,
+    methods=["GET", "POST", "HEAD", "OPTIONS", *_PUSH_METHODS],
+    include_in_schema=False,
+)
+@router.api_route(
+    GIT_PATH + "/{rest:path}",
+    methods=["GET", "POST", "HEAD", "OPTIONS", *_PUSH_METHODS],
+    include_in_schema=False,
+)
+async def git_elsewhere(request: Request) -> Response:
+    """Pushes are refused (403); git's dumb HTTP paths and the rest are not served (404)."""
+    refuse_push(request)
+    raise RouteNotFound(
+        f"{request.url.path} is not served: the marketplace repository answers git's smart "
+        "HTTP protocol only (clone and fetch).",
+        hint="Clone it with git: 'git clone <server>/marketplace.git'.",
+    )
+
+
+# --- what the caller gets ------------------------------------------------------------
+
+
+class FeedPlugin(BaseModel):
+    name: str = Field(description="The name Claude Code shows (and installs it by).")
+    plugin: str = Field(description="The name in the plugin's own plugin.json.")
+    marketplace: str = Field(description="The slug of the marketplace it comes from.")
+    grant_id: str = Field(description="What grants name it by: '<marketplace>/<plugin>'.")
+    version: str | None = Field(description="Its version, if it declares one.")
+    description: str | None = Field(description="Its description, if it has one.")
+    source: str = Field(description="Its folder in the served tree, as marketplace.json lists it.")
+
+
+class FeedInfo(BaseModel):
+    marketplace: str = Field(description="The marketplace's name in Claude Code.")
+    etag: str = Field(description="The ZIP's strong ETag (quoted): changes with the content.")
+    key: str = Field(description="The feed's content key (the ETag without quotes).")
+    git_url: str = Field(description="Clone URL of the feed (git smart HTTP, read-only).")
+    zip_url: str = Field(description="URL of the feed as a ZIP.")
+    plugins: list[FeedPlugin] = Field(description="The plugins granted to the caller's groups.")
+
+
+def feed_info(feed: Feed, base: str) -> FeedInfo:
+    return FeedInfo(
+        marketplace=feed.name,
+        etag=feed.etag,
+        key=feed.key,
+        git_url=base + GIT_PATH,
+        zip_url=base + ZIP_PATH,
+        plugins=[
+            FeedPlugin(
+                name=entry.shown_name,
+                plugin=str(entry.plugin.manifest.get("name", entry.plugin.name)),
+                marketplace=entry.plugin.marketplace,
+                grant_id=entry.plugin.grant_id,
+                version=entry.plugin.version,
+                description=entry.plugin.description,
+                source=f"./{entry.folder}",
+            )
+            for entry in feed.entries
+        ],
+    )
+
+
+@router.get(
+    INFO_PATH,
+    summary="The caller's marketplace: its plugins, URLs and ETag",
+    response_model=FeedInfo,
+    responses=_UNAUTHORIZED,
+)
+async def marketplace_info(request: Request) -> Response:
+    """What ``/marketplace.zip`` and ``/marketplace.git`` serve the caller, without
+    building either. Personal access token as ``Authorization: Bearer`` or Basic."""
+    feed = await caller_feed(request)
+    if isinstance(feed, Response):
+        return feed
+    services = get_services(request)
+    base = public_base_url(services.settings, request.url.scheme, request.headers.get("host"))
+    info = feed_info(feed, base)
+    return JSONResponse(info.model_dump(mode="json"), headers={"cache-control": CACHE_CONTROL})
