@@ -295,6 +295,14 @@ class MarketplaceFetchFailed(AgnesError):
     status = 502
 
 
+class MarketplaceFeedChanged(AgnesError):
+    """A plugin of the feed was replaced by a sync while the feed was being built."""
+
+    code = "marketplace_feed_changed"
+    status = 503
+    default_hint = "Ask again: the marketplace was synced a moment ago."
+
+
 class GitPushRefused(PermissionDenied):
     code = "git_push_refused"
     default_hint = (

@@ -329,3 +329,27 @@ def head_commit(repository: Path) -> str:
     done = git("--git-dir", str(repository), "rev-parse", "refs/heads/main")
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+def test_a_feed_whose_plugin_a_sync_replaced_is_refused_as_changed(tmp_path: Path) -> None:
+    """A feed computed before a sync replaced (and collected) one of its plugins cannot be
+    built: a typed 503 the routes answer by computing the feed again, never a 500."""
+    from agnes_mcp.errors import MarketplaceFeedChanged
+    from agnes_mcp.services import Services
+    from tests.conftest import make_settings
+
+    services = Services.open(make_settings(tmp_path / "data"))
+    try:
+        [old] = publish(services, "tools", [PluginSpec("sql-review", {"a.md": b"old"})])
+        stale = build_feed(services.settings, [old])
+        publish(services, "tools", [PluginSpec("sql-review", {"a.md": b"new"})])
+        shutil.rmtree(services.marketplaces.layout.plugin_files(old.content_hash))
+        builder = FeedBuilder(services.marketplaces.layout, max_entries=4, git_timeout=60)
+        with pytest.raises(MarketplaceFeedChanged) as refused:
+            builder.ensure_zip(stale)
+        assert refused.value.status == 503 and "sql-review" in refused.value.message
+        fresh = build_feed(services.settings, services.marketplaces.plugins())
+        with zipfile.ZipFile(builder.ensure_zip(fresh)) as archive:
+            assert archive.read("plugins/tools-sql-review/a.md") == b"new"
+    finally:
+        services.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from agnes_mcp.errors import InternalError
+from agnes_mcp.errors import MarketplaceFeedChanged
 from agnes_mcp.marketplace.feed import MARKETPLACE_JSON, Feed
 from agnes_mcp.marketplace.layout import MarketplaceLayout
 
@@ -57,9 +57,8 @@ def feed_files(feed: Feed, layout: MarketplaceLayout) -> list[FeedFile]:
         folder = layout.plugin_files(entry.plugin.content_hash)
         if not folder.is_dir():
             # Removed by a sync that replaced this plugin since the feed was computed.
-            raise InternalError(
-                f"The files of plugin '{entry.plugin.grant_id}' are no longer stored.",
-                hint="Ask again: the marketplace was synced a moment ago.",
+            raise MarketplaceFeedChanged(
+                f"The files of plugin '{entry.plugin.grant_id}' are no longer stored."
             )
         files.extend(_plugin_files(folder, entry.folder))
     return sorted(files, key=lambda f: f.path)

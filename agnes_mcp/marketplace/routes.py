@@ -10,7 +10,7 @@ ZIP is streamed from its file and git's pack comes from a ``git http-backend`` p
 from __future__ import annotations
 
 import os
-import re
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from agnes_mcp.api.dependencies import get_services
+from agnes_mcp.api.etags import if_none_match
 from agnes_mcp.api.routes.well_known import public_base_url
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.errors import AuthenticationError, GitPushRefused, RouteNotFound
+from agnes_mcp.errors import (
+    AuthenticationError,
+    GitPushRefused,
+    MarketplaceFeedChanged,
+    RouteNotFound,
+)
 from agnes_mcp.marketplace.feed import Feed
 from agnes_mcp.marketplace.feed_auth import feed_principal, refusal
 from agnes_mcp.marketplace.feed_cache import FeedBuilder
@@ -50,7 +56,6 @@ _PUSH_METHODS = (
     "LOCK",
     "UNLOCK",
 )
-_ENTITY_TAG = re.compile(r'(?:W/)?"([^"]*)"')
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"description": "No personal access token, or a refused one"}
 }
@@ -83,13 +88,28 @@ async def caller_feed(request: Request) -> Feed | Response:
     return await run_in_threadpool(services.marketplaces.feed_for, principal)
 
 
-def if_none_match(header: str | None, etag: str) -> bool:
-    """RFC 9110 section 13.1.2: ``*`` or any listed tag equal under weak comparison."""
-    if header is None:
-        return False
-    if header.strip() == "*":
-        return True
-    return etag.strip('"') in _ENTITY_TAG.findall(header)
+async def built(
+    request: Request, feed: Feed, ensure: Callable[[FeedBuilder, Feed], Path]
+) -> tuple[Feed, Path, ExitStack]:
+    """The feed's ZIP or repository, built if needed, leased until the response is sent.
+    A feed computed just before a sync replaced one of its plugins is computed again,
+    once (the caller gets the new content)."""
+    builder = feed_builder(request)
+    for attempt in (1, 2):
+        lease = ExitStack()
+        lease.enter_context(builder.lease(feed.key))
+        try:
+            return feed, await run_in_threadpool(ensure, builder, feed), lease
+        except MarketplaceFeedChanged:
+            lease.close()
+            again = await caller_feed(request) if attempt == 1 else None
+            if not isinstance(again, Feed):
+                raise
+            feed = again
+        except BaseException:
+            lease.close()
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --- the ZIP -------------------------------------------------------------------------
@@ -138,11 +158,9 @@ async def marketplace_zip(request: Request) -> Response:
     headers = {"etag": feed.etag, "cache-control": CACHE_CONTROL, "vary": "Authorization"}
     if if_none_match(request.headers.get("if-none-match"), feed.etag):
         return Response(status_code=304, headers=headers)
-    builder = feed_builder(request)
-    lease = ExitStack()
-    lease.enter_context(builder.lease(feed.key))
+    feed, path, lease = await built(request, feed, FeedBuilder.ensure_zip)
+    headers["etag"] = feed.etag
     try:
-        path = await run_in_threadpool(builder.ensure_zip, feed)
         stat_result = await run_in_threadpool(os.stat, path)
     except BaseException:
         lease.close()
@@ -168,16 +186,9 @@ async def serve_git(request: Request, tail: str, query: str) -> Response:
     feed = await caller_feed(request)
     if isinstance(feed, Response):
         return feed
-    builder = feed_builder(request)
-    lease = ExitStack()
-    lease.enter_context(builder.lease(feed.key))
-    try:
-        await run_in_threadpool(builder.ensure_repo, feed)
-    except BaseException:
-        lease.close()
-        raise
+    feed, _, lease = await built(request, feed, FeedBuilder.ensure_repo)
     env = backend_env(
-        builder.layout.feeds_dir,
+        feed_builder(request).layout.feeds_dir,
         f"/{feed.key}.git/{tail}",
         method=request.method,
         query=query,

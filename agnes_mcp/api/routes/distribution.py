@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel
 
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
+from agnes_mcp.api.etags import if_none_match
 from agnes_mcp.distribution.files import resolve
 from agnes_mcp.distribution.uploads import UploadStore
 from agnes_sync.manifest import Manifest
@@ -36,14 +37,9 @@ def manifest(request: Request, services: ServicesDep, principal: PrincipalDep) -
     the caller may pull has changed."""
     text, etag = services.manifests.build(principal)
     headers = {"etag": f'"{etag}"', "cache-control": "private, no-cache"}
-    if _matches(request, headers["etag"]):
+    if if_none_match(request.headers.get("if-none-match"), headers["etag"]):
         return Response(status_code=304, headers=headers)
     return Response(text, media_type="application/json", headers=headers)
-
-
-def _matches(request: Request, etag: str) -> bool:
-    wanted = request.headers.get("if-none-match", "")
-    return wanted.strip() == "*" or etag in [tag.strip() for tag in wanted.split(",")]
 
 
 @router.get(
@@ -67,7 +63,7 @@ def download(
     chosen = resolve(services.access, services.query.catalog.current(), principal, table_id, part)
     etag = f'"{chosen.content_hash}"'
     headers = {"etag": etag, "cache-control": "private, no-cache", "accept-ranges": "bytes"}
-    if _matches(request, etag):
+    if if_none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
     services.audit.record(
         principal,
