@@ -26,6 +26,12 @@ from tests.conftest import DemoServer, add_user, token_for
 
 GRANTED = "agnes-analyst"  # the sample plugin granted to the demo's Analysts
 OTHER = "support-insights"
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
 MINE = {"mine": {"source": {"source": "github", "repo": "me/my-plugins"}}}
 
 
@@ -123,6 +129,14 @@ def test_git_credential_is_one_entry_per_server_and_a_new_token_replaces_it() ->
     assert elsewhere.returncode != 0  # another server (port) never gets the token
 
 
+@pytest.fixture(autouse=True)
+def claude_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Claude Code's config folder of this test's own: the real ~/.claude is never read."""
+    home = tmp_path / "claude-config"
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(home))
+    return home
+
+
 # --- against the demo server ---------------------------------------------------------
 
 
@@ -213,46 +227,146 @@ def test_refresh_follows_the_grants(
     capsys.readouterr()
     assert main([*refresh]) == exit_codes.OK
     said = capsys.readouterr().out
-    assert "no plugin came or went" in said and "Claude Code:" in said
+    assert "no plugin came or went" in said and "Claude Code: marketplace not added" in said
 
 
-def test_refresh_asks_claude_code_to_update_when_it_is_installed(
+def known_marketplace(git_url: str, location: Path, name: str = "agnes") -> None:
+    """Claude Code's plugins/known_marketplaces.json, naming where its clone of ``name`` is."""
+    plugins = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "source": {"source": "git", "url": git_url},
+        "installLocation": str(location),
+        "lastUpdated": "2026-01-01T00:00:00.000Z",
+    }
+    (plugins / "known_marketplaces.json").write_text(json.dumps({name: entry}))
+
+
+def claude_clone_of(git_url: str, folder: Path) -> Path:
+    """Add the feed to Claude Code the way it does: a plain clone with the user's git (the
+    credential agnes init registered; no token given), and its entry."""
+    done = plain_git("clone", "--quiet", git_url, str(folder))
+    assert done.returncode == 0, done.stderr
+    known_marketplace(git_url, folder)
+    return folder
+
+
+def test_refresh_brings_claude_codes_clone_to_the_feed(
     demo_server: DemoServer,
+    own_group: tuple[str, str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = demo_server.live.services
+    group_id, token = own_group
+    folder = tmp_path / "ws"
+    init(capsys, demo_server.live.base_url, token, folder)
+    git_url = f"{demo_server.live.base_url}/marketplace.git"
+    refresh = ("marketplace", "refresh", "--workspace", str(folder))
+    default = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "plugins" / "marketplaces" / "agnes"
+    code, first = cli(capsys, *refresh)
+    assert code == exit_codes.OK and first["claude_clone"] == {
+        "path": str(default),
+        "outcome": "absent",
+        "updated": False,
+        "commit": None,
+        "message": "not added to Claude Code yet",
+    }
+    capsys.readouterr()
+    assert main([*refresh]) == exit_codes.OK
+    assert "Claude Code: marketplace not added yet" in capsys.readouterr().out
+
+    grant = services.grants.add(group_id, ResourceType.MARKETPLACE_PLUGIN, f"demo/{OTHER}")
+    clone = claude_clone_of(git_url, tmp_path / "claude-home-elsewhere" / "agnes")
+    assert listed(clone) == [GRANTED, OTHER]
+    services.grants.delete(grant.id)  # revoked
+
+    # The problem: Claude Code's (fast-forward) pull cannot follow the feed, whose new
+    # commit is another root commit; a merge would refuse it too.
+    pulled = plain_git("pull", "--ff-only", "origin", "HEAD", cwd=clone)
+    assert pulled.returncode != 0 and "Not possible to fast-forward" in pulled.stderr
+    merged = plain_git("pull", "--no-rebase", "origin", "HEAD", cwd=clone, **IDENTITY)
+    assert merged.returncode != 0 and "unrelated histories" in merged.stderr
+    assert listed(clone) == [GRANTED, OTHER]  # Claude Code would keep offering it
+
+    code, second = cli(capsys, *refresh)
+    assert code == exit_codes.OK, second
+    moved = second["claude_clone"]
+    assert moved["path"] == str(clone) and moved["outcome"] == "updated" and moved["updated"]
+    assert moved["commit"] == second["commit"] == first["commit"]  # the feed's commit
+    assert plain_git("rev-parse", "HEAD", cwd=clone).stdout.strip() == second["commit"]
+    assert listed(clone) == [GRANTED] and not (clone / "plugins" / f"demo-{OTHER}").exists()
+    assert plain_git("status", "--porcelain", cwd=clone).stdout == ""
+    assert not any(token.encode() in data for data in files_under(clone).values())
+    capsys.readouterr()
+    assert main([*refresh]) == exit_codes.OK  # again, as a person reads it
+    assert f"Claude Code's clone {clone}: already at the feed's commit" in capsys.readouterr().out
+    # ...and Claude Code's own pull works again from there.
+    assert plain_git("pull", "--ff-only", "origin", "HEAD", cwd=clone).returncode == 0
+
+    code, third = cli(capsys, *refresh)
+    assert code == exit_codes.OK and third["claude_clone"]["outcome"] == "current"
+    assert (
+        not third["claude_clone"]["updated"] and third["claude_clone"]["commit"] == first["commit"]
+    )
+
+    # Claude Code busy in its clone (git's index lock held): said, exit 1, left as it is.
+    (clone / ".git" / "index.lock").touch()
+    code, busy = cli(capsys, *refresh)
+    assert code == exit_codes.FAILURE and busy["claude_clone"]["outcome"] == "failed"
+    assert "index.lock" in busy["claude_clone"]["message"]
+    assert busy["claude_clone"]["commit"] == first["commit"] and listed(clone) == [GRANTED]
+    capsys.readouterr()
+    assert main([*refresh, "--quiet"]) == exit_codes.FAILURE
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"error: Claude Code's clone {clone}: not updated:")
+
+
+def test_refresh_leaves_a_clone_of_something_else_alone(
+    demo_server: DemoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = tmp_path / "ws"
     init(capsys, demo_server.live.base_url, demo_server.analyst_token, folder)
+    git_url = f"{demo_server.live.base_url}/marketplace.git"
     refresh = ("marketplace", "refresh", "--workspace", str(folder))
-    bin_dir, log = tmp_path / "bin", tmp_path / "claude.log"
-    bin_dir.mkdir()
-    (bin_dir / "git").symlink_to(plain_git_path())
-    monkeypatch.setenv("PATH", str(bin_dir))  # git only: no claude
-    code, summary = cli(capsys, *refresh)
-    assert code == exit_codes.OK and summary["claude"]["ran"] is False
-    assert "not on PATH" in summary["claude"]["message"]
-
-    claude = bin_dir / "claude"
-    claude.write_text(f'#!/bin/sh\necho "$@" >> {log}\necho "Updated marketplace: $4"\n')
-    claude.chmod(0o755)
+    # In the default place (no known_marketplaces.json entry): a clone of another feed.
+    clone = Path(os.environ["CLAUDE_CONFIG_DIR"]) / "plugins" / "marketplaces" / "agnes"
+    assert plain_git("clone", "--quiet", git_url, str(clone)).returncode == 0
+    elsewhere = "https://someone:s3cret@git.example.com/plugins.git"
+    assert plain_git("remote", "set-url", "origin", elsewhere, cwd=clone).returncode == 0
+    (clone / "mine.txt").write_text("mine")
+    before = files_under(clone)
+    commit = plain_git("rev-parse", "HEAD", cwd=clone).stdout.strip()
     code, summary = cli(capsys, *refresh)
     assert code == exit_codes.OK
-    assert summary["claude"] == {"ran": True, "ok": True, "message": "Updated marketplace: agnes"}
-    assert log.read_text() == "plugin marketplace update agnes\n"
+    left = summary["claude_clone"]
+    assert (left["outcome"], left["updated"], left["commit"]) == ("skipped", False, commit)
+    assert "git.example.com/plugins.git" in left["message"] and "s3cret" not in left["message"]
+    assert files_under(clone) == before
 
-    claude.write_text("#!/bin/sh\necho \"Marketplace 'agnes' not found\" >&2\nexit 1\n")
+    not_git = tmp_path / "plain-folder"  # where known_marketplaces.json says: no git there
+    known_marketplace(git_url, not_git)
+    not_git.mkdir()
+    (not_git / "notes.md").write_text("x")
     code, summary = cli(capsys, *refresh)
-    assert code == exit_codes.OK  # Claude Code's own trouble is reported, not ours
-    assert summary["claude"]["ok"] is False and "not found" in summary["claude"]["message"]
+    assert code == exit_codes.OK and summary["claude_clone"]["path"] == str(not_git)
+    assert summary["claude_clone"]["outcome"] == "skipped"
+    assert "not a git clone" in summary["claude_clone"]["message"]
+    assert [p.name for p in not_git.iterdir()] == ["notes.md"]
 
 
-def plain_git_path() -> str:
-    import shutil
-
-    found = shutil.which("git")
-    assert found is not None
-    return found
+def test_the_session_start_hook_refreshes_once(
+    demo_server: DemoServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "ws"
+    for _ in range(2):
+        init(capsys, demo_server.live.base_url, demo_server.analyst_token, folder)
+    settings = json.loads((folder / ".claude" / "settings.json").read_text())
+    start = [h["command"] for group in settings["hooks"]["SessionStart"] for h in group["hooks"]]
+    assert [c.split(" ", 1)[1] for c in start] == [
+        "pull --quiet || true",
+        "marketplace refresh --quiet || true",
+    ]
 
 
 def test_info_lists_the_callers_plugins(
@@ -337,3 +451,9 @@ def test_init_on_a_server_without_a_marketplace_still_wires_the_workspace(
     assert "no plugin marketplace" in capsys.readouterr().out
     assert main(["marketplace", "refresh", *flags]) == exit_codes.FAILURE
     assert "serves no plugin marketplace" in capsys.readouterr().err
+    # The session-start hook's refresh: nothing to do, nothing said, the session goes on.
+    hook = settings["hooks"]["SessionStart"][-1]["hooks"][0]["command"]
+    assert hook.endswith("marketplace refresh --quiet || true")
+    assert main(["marketplace", "refresh", *flags, "--quiet"]) == exit_codes.OK
+    assert capsys.readouterr() == ("", "")
+    assert not (folder / ".agnes" / "marketplace").exists()

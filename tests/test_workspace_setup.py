@@ -94,6 +94,7 @@ def test_init_merges_into_a_users_files_and_pulls(
     assert settings["hooks"]["PreToolUse"] == USER_SETTINGS["hooks"]["PreToolUse"]
     start = hooks(folder, "SessionStart")
     assert start[0] == "echo hello" and re.fullmatch(r"\S*agnes pull --quiet \|\| true", start[1])
+    assert re.fullmatch(r"\S*agnes marketplace refresh --quiet \|\| true", start[2])
     assert re.fullmatch(r"\S*agnes push --quiet \|\| true", hooks(folder, "SessionEnd")[0])
     claude_md = (folder / "CLAUDE.md").read_text()
     rails = httpx.get(
@@ -112,7 +113,7 @@ def test_init_merges_into_a_users_files_and_pulls(
     code, again = init(demo_server, folder, capsys)
     assert code == exit_codes.OK and again["written"] == [] and again["pull"]["downloaded"] == 0
     assert before == {p: p.read_bytes() for p in before}
-    assert len(hooks(folder, "SessionStart")) == 2 and len(hooks(folder, "SessionEnd")) == 1
+    assert hooks(folder, "SessionStart") == start and len(hooks(folder, "SessionEnd")) == 1
 
 
 def test_new_rails_from_an_admin_reach_claude_md(
@@ -197,10 +198,13 @@ async def test_the_wiring_works_as_claude_code_would_use_it(
     assert init(demo_server, folder, capsys)[0] == exit_codes.OK
     victim = next((folder / ".agnes" / "data").rglob("*.parquet"))
     victim.unlink()
-    hook = subprocess.run(
-        hooks(folder, "SessionStart")[0], shell=True, cwd=folder, capture_output=True, text=True
-    )
+    pull, refresh = hooks(folder, "SessionStart")
+    hook = subprocess.run(pull, shell=True, cwd=folder, capture_output=True, text=True)
     assert hook.returncode == 0 and hook.stdout == "" and victim.is_file()
+    # The plugin refresh: silent, and it did its work (the workspace's copy of the feed).
+    hook = subprocess.run(refresh, shell=True, cwd=folder, capture_output=True, text=True)
+    assert (hook.stdout, hook.stderr) == ("", "")
+    assert (folder / ".agnes" / "marketplace" / ".claude-plugin" / "marketplace.json").is_file()
     server = json.loads((folder / ".mcp.json").read_text())["mcpServers"]["agnes"]
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     environment["AGNES_CONFIG_HOME"] = str(env)  # the credentials init stored

@@ -1,11 +1,13 @@
 """The Claude Code files ``agnes init`` writes into a workspace, merged into what is there.
 
 - ``.mcp.json``: the ``agnes`` MCP server (stdio, ``agnes mcp``); other servers stay.
-- ``.claude/settings.json``: a ``SessionStart`` hook running ``agnes pull --quiet`` and a
-  ``SessionEnd`` hook running ``agnes push --quiet``, each added once, and the server's
-  plugin marketplace under ``extraKnownMarketplaces`` (a git source: its URL only, the
-  token reaches git through its credential helper); the user's own keys, hooks and
-  marketplaces stay as they are.
+- ``.claude/settings.json``: ``SessionStart`` hooks running ``agnes pull --quiet`` then
+  ``agnes marketplace refresh --quiet`` (the workspace's copy of the plugin feed and
+  Claude Code's own clone of it brought to the current grants) and a ``SessionEnd`` hook
+  running ``agnes push --quiet``, each added once, and the server's plugin marketplace
+  under ``extraKnownMarketplaces`` (a git source: its URL only, the token reaches git
+  through its credential helper); the user's own keys, hooks and marketplaces stay as
+  they are.
 - ``CLAUDE.md``: the agent rails between two marker lines; text outside them stays.
 - ``.gitignore``: ``.agnes/`` (the pulled data), when the folder already has one.
 
@@ -22,6 +24,13 @@ from typing import Any
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
 
+# (event, agnes command) in the order written: each runs as ``agnes COMMAND --quiet ||
+# true``, so a server that is down (or has no marketplace) never blocks a session.
+HOOKS = (
+    ("SessionStart", "pull"),
+    ("SessionStart", "marketplace refresh"),
+    ("SessionEnd", "push"),
+)
 BEGIN = "<!-- agnes:begin (managed by 'agnes init'; edits here are replaced) -->"
 END = "<!-- agnes:end -->"
 
@@ -117,7 +126,7 @@ def write_settings(root: Path, agnes: str, marketplace: KnownMarketplace | None 
     hooks = data.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise ClaudeFileInvalid(f"{path}: 'hooks' must be an object.")
-    for event, verb in (("SessionStart", "pull"), ("SessionEnd", "push")):
+    for event, verb in HOOKS:
         current = hooks.get(event, [])
         if not isinstance(current, list):
             raise ClaudeFileInvalid(f"{path}: 'hooks.{event}' must be a list.")

@@ -4,8 +4,10 @@ a git clone of ``<server>/marketplace.git`` made and refreshed with the user's `
 The token reaches git through a credential helper given on the command line that reads
 it from an environment variable (``AGNES_GIT_TOKEN``): it is never in an argument, the
 remote URL or the clone's ``.git/config``. Each refresh fetches the feed's ``HEAD`` and
-resets the copy to it (a feed with other grants is another history), so a plugin whose
-grant was revoked is gone from the copy after the next refresh.
+resets the copy to it (:func:`move_to_feed`: a feed with other grants is another root
+commit, unrelated to the last one, so never a merge), so a plugin whose grant was revoked
+is gone from the copy after the next refresh. Claude Code's own clone of the feed is
+moved the same way (:mod:`agnes_sync.workspace.claude_marketplace_clone`).
 """
 
 from __future__ import annotations
@@ -74,17 +76,27 @@ def plugin_names(folder: Path) -> list[str]:
     return sorted(str(p["name"]) for p in plugins if isinstance(p, dict) and "name" in p)
 
 
-def _git(args: list[str], token: str, *, cwd: Path | None = None, what: str) -> str:
+def feed_git(args: list[str], token: str, *, cwd: Path | None = None, what: str) -> str:
+    """``git ARGS`` with the token offered to the feed through the environment only."""
     done = run_git(
         ["-c", "credential.helper=", "-c", f"credential.helper={_HELPER}", *args],
         cwd=cwd,
         env={TOKEN_VARIABLE: token},
     )
     if done.returncode != 0:
-        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-        reason = lines[-1] if lines else f"exit code {done.returncode}"
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        said = [line for line in lines if line.startswith(("fatal:", "error:"))] or lines
+        reason = said[-1] if said else f"exit code {done.returncode}"
         raise MarketplaceRefreshFailed(f"git could not {what}: {reason}")
     return done.stdout.strip()
+
+
+def move_to_feed(folder: Path, git_url: str, token: str) -> str:
+    """Fetch the feed's ``HEAD`` into the clone ``folder`` (its ``origin`` is the feed) and
+    reset its branch and files to it; the commit it is at now."""
+    feed_git(["fetch", "--quiet", "origin", "HEAD"], token, cwd=folder, what=f"fetch {git_url}")
+    feed_git(["reset", "--quiet", "--hard", "FETCH_HEAD"], token, cwd=folder, what="reset")
+    return feed_git(["rev-parse", "HEAD"], token, cwd=folder, what="read the commit")
 
 
 def refresh_copy(paths: WorkspacePaths, git_url: str, token: str) -> CopyRefreshed:
@@ -97,17 +109,17 @@ def refresh_copy(paths: WorkspacePaths, git_url: str, token: str) -> CopyRefresh
             staged = paths.dot / f".{FOLDER}.clone"
             shutil.rmtree(staged, ignore_errors=True)
             try:
-                _git(["clone", "--quiet", git_url, str(staged)], token, what=f"clone {git_url}")
+                feed_git(["clone", "--quiet", git_url, str(staged)], token, what=f"clone {git_url}")
                 shutil.rmtree(folder, ignore_errors=True)  # a broken copy without .git
                 staged.rename(folder)
             finally:
                 shutil.rmtree(staged, ignore_errors=True)
         else:
-            _git(["remote", "set-url", "origin", git_url], token, cwd=folder, what="set the URL")
-            _git(["fetch", "--quiet", "origin", "HEAD"], token, cwd=folder, what=f"fetch {git_url}")
-            _git(["reset", "--quiet", "--hard", "FETCH_HEAD"], token, cwd=folder, what="reset")
-            _git(["clean", "--quiet", "-d", "-x", "--force"], token, cwd=folder, what="clean")
-        commit = _git(["rev-parse", "HEAD"], token, cwd=folder, what="read the commit")
+            set_url = ["remote", "set-url", "origin", git_url]
+            feed_git(set_url, token, cwd=folder, what="set the URL")
+            move_to_feed(folder, git_url, token)
+            feed_git(["clean", "--quiet", "-d", "-x", "--force"], token, cwd=folder, what="clean")
+        commit = feed_git(["rev-parse", "HEAD"], token, cwd=folder, what="read the commit")
         after = plugin_names(folder)
     return CopyRefreshed(
         path=folder,

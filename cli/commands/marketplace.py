@@ -2,15 +2,16 @@
 
 ``info`` lists them (``GET /api/marketplace/info``). ``refresh`` brings the workspace's
 copy of the feed (``.agnes/marketplace/``, a git clone of ``<server>/marketplace.git``)
-up to date, says which plugins came and went, and asks Claude Code (when ``claude`` is
-on PATH) to update its own copy of the marketplace.
+up to date, says which plugins came and went, and moves Claude Code's own clone of the
+marketplace to the same commit (a fast-forward ``git pull``, which Claude Code runs,
+cannot follow a feed whose grants changed). The ``SessionStart`` hook of ``agnes init``
+runs it with ``--quiet``.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,6 @@ COLUMNS = [
     ("version", "version"),
     ("description", "description"),
 ]
-CLAUDE_TIMEOUT_SECONDS = 120
 
 
 def fetch_info(api: ServerApi) -> dict[str, Any] | None:
@@ -77,31 +77,12 @@ def info(args: argparse.Namespace) -> int:
     return exit_codes.OK
 
 
-def _claude_update(name: str) -> dict[str, Any]:
-    """Ask Claude Code to update its copy of the marketplace, when it is installed."""
-    claude = shutil.which("claude")
-    if claude is None:
-        return {"ran": False, "ok": None, "message": "claude is not on PATH; not updated"}
-    command = [claude, "plugin", "marketplace", "update", name]
-    try:
-        done = subprocess.run(  # noqa: S603 - a fixed argument list, no shell
-            command,
-            capture_output=True,
-            text=True,
-            timeout=CLAUDE_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"ran": True, "ok": False, "message": f"{' '.join(command[1:])}: {exc}"}
-    said = [line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    last = said[-1] if said else f"exit code {done.returncode}"
-    return {"ran": True, "ok": done.returncode == 0, "message": last}
-
-
 def refresh(args: argparse.Namespace) -> int:
+    from agnes_sync.workspace.claude_marketplace_clone import bring_to_feed
     from agnes_sync.workspace.layout import WorkspacePaths
     from agnes_sync.workspace.marketplace_copy import refresh_copy
 
+    quiet = getattr(args, "quiet", False)
     api, server_url, token, workspace = _api(args)
     if workspace is None:
         api.close()
@@ -117,9 +98,11 @@ def refresh(args: argparse.Namespace) -> int:
     with closing(api):
         feed = fetch_info(api)
     if feed is None:
+        if quiet and not args.json:
+            return exit_codes.OK  # the session-start hook on an older server: nothing to do
         raise _no_marketplace(server_url)
     copy = refresh_copy(paths, feed["git_url"], token)
-    claude = _claude_update(feed["marketplace"])
+    clone = bring_to_feed(feed["marketplace"], feed["git_url"], token)
     summary = {
         "marketplace": feed["marketplace"],
         "git_url": feed["git_url"],
@@ -129,13 +112,26 @@ def refresh(args: argparse.Namespace) -> int:
         "plugins": copy.plugins,
         "added": copy.added,
         "removed": copy.removed,
-        "claude": claude,
+        "claude_clone": clone.as_dict(),
     }
+    failed = clone.outcome == "failed"
     if args.json:
         emit(summary, as_json=True)
-    elif not getattr(args, "quiet", False):
+    elif not quiet:
         print_message(_refresh_text(summary))
-    return exit_codes.OK
+    elif failed:
+        sys.stderr.write(f"error: Claude Code's clone {clone.path}: {clone.message}\n")
+    return exit_codes.FAILURE if failed else exit_codes.OK
+
+
+def _claude_text(summary: dict[str, Any]) -> str:
+    clone = summary["claude_clone"]
+    if clone["outcome"] == "absent":
+        return (
+            "  Claude Code: marketplace not added yet (it is offered when you trust this "
+            f"folder; or: claude plugin marketplace add {summary['git_url']})"
+        )
+    return f"  Claude Code's clone {clone['path']}: {clone['message']}"
 
 
 def _refresh_text(summary: dict[str, Any]) -> str:
@@ -150,14 +146,5 @@ def _refresh_text(summary: dict[str, Any]) -> str:
         lines.append(f"  removed: {', '.join(summary['removed'])}")
     if not summary["added"] and not summary["removed"] and not summary["cloned"]:
         lines.append("  no plugin came or went since the last refresh")
-    claude = summary["claude"]
-    if not claude["ran"]:
-        lines.append(f"  Claude Code: {claude['message']}")
-    elif claude["ok"]:
-        lines.append(f"  Claude Code: updated ({claude['message']})")
-    else:
-        lines.append(
-            f"  Claude Code: update failed: {claude['message']} (not added to Claude Code "
-            f"yet? claude plugin marketplace add {summary['git_url']})"
-        )
+    lines.append(_claude_text(summary))
     return "\n".join(lines)

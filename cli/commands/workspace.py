@@ -207,8 +207,8 @@ def init(args: argparse.Namespace) -> int:
         was = f" (it acted as {before['user']} before)"
     message = (
         f"Workspace {paths.root} is wired to {credentials.server_url} as {me['email']}{was}.\n"
-        "  Claude Code: .mcp.json (server 'agnes'), .claude/settings.json (pull at session "
-        "start, push at session end), CLAUDE.md (agent rails)\n"
+        "  Claude Code: .mcp.json (server 'agnes'), .claude/settings.json (pull and plugin "
+        "refresh at session start, push at session end), CLAUDE.md (agent rails)\n"
         f"  Credentials: this workspace's own, in {stored} (mode 0600)" + _plugins_text(feed, git)
     )
     if default:
