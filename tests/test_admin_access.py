@@ -252,10 +252,17 @@ def test_grants_tree_add_and_remove(services: Services, page: AccessPage, admin:
         )
     group = services.groups.add("Analysts")
     page.refresh()
-    assert "Admin" not in page.grant_group.options  # Admin needs no grants
+    # The Admin group is offered (it may be granted marketplace plugins), but a table is
+    # refused for it: its members use every table anyway.
+    assert page.grant_group.options["Admin"] == ADMIN_GROUP_ID
     page.grant_type.value = ResourceType.TABLE.value
     assert page.grant_resource.options == ["orders", "payroll"]  # what exists, to choose from
     assert page.grant_resource.restrict
+    page.grant_group.value = ADMIN_GROUP_ID
+    page.grant_resource.value = "orders"
+    click(page.add_grant_button)
+    assert "every table already" in error_text(page.grant_form.errors["resource_id"])
+    assert services.grants.all(group_id=ADMIN_GROUP_ID) == []
 
     page.grant_group.value = group.id
     page.grant_resource.value = "orders"
@@ -294,7 +301,8 @@ def test_granting_a_missing_resource_is_refused_beside_the_field(
     assert services.grants.all() == []
 
     page.grant_type.value = ResourceType.MARKETPLACE_PLUGIN.value
-    assert not page.grant_resource.restrict  # plugins cannot be listed: typed in
+    # Plugins are listed from the marketplaces' last good syncs: none synced, none to pick.
+    assert page.grant_resource.restrict and page.grant_resource.options == []
     page.grant_resource.value = ""
     click(page.add_grant_button)
     assert "Choose the resource" in error_text(page.grant_form.errors["resource_id"])

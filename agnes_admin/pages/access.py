@@ -368,7 +368,7 @@ class AccessPage:
         self.grant_resource.options = ids or []
         self.grant_resource.restrict = ids is not None
         self.grant_resource.placeholder = (
-            "Choose an existing id" if ids is not None else "Type the id, e.g. marketplace/plugin"
+            "Choose an existing id" if ids is not None else "Type the id"
         )
 
     # --- users --------------------------------------------------------------------------
