@@ -380,6 +380,12 @@ class AgnesSettings(BaseSettings):
         description="Memory one query sandbox (a DuckDB instance) may use, e.g. '2GB'.",
     )
     query_threads: int = Field(default=2, ge=1, le=64, description="Threads per query sandbox.")
+    query_file_copy_bytes: ByteSize = Field(
+        default=ByteSize(2 * 1024**3),
+        description="Memory for the sealed in-memory copies of table files that query "
+        "sandboxes read with DuckDB's own parquet reader (no server path visible); tables "
+        "past it are read through Arrow datasets, slower. 0: always Arrow datasets.",
+    )
     scan_caps: ScanCaps = Field(
         default_factory=ScanCaps, description="Default caps for remote scans and results."
     )

@@ -1,5 +1,10 @@
-"""The query path: the SQL rails' cost, the server's overhead on a tiny query, and how
-close the warehouse engine's scan estimate comes to the bytes DuckDB really reads.
+"""The query path: real queries against raw DuckDB, the SQL rails' cost, the server's
+overhead on a tiny query, and how close the warehouse engine's scan estimate comes to the
+bytes DuckDB really reads.
+
+- real queries (issue 19, goals 1 and 3a): the demo's count and GROUP BY on orders over
+  HTTP (MCP, raw JSON-RPC) and in process, against DuckDB's read_parquet on the same
+  files in the same run (:mod:`benchmarks.query_latency`).
 
 - rails: sqlglot policy + DuckDB's own parse cross-check on a 20-line query, against
   sqlglot parsing the same text alone (the floor for any sqlglot-based check).
@@ -31,6 +36,7 @@ from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_mcp.services import Services
 from agnes_mcp.settings import load_settings
 from agnes_sync.demo.generator import ensure
+from benchmarks import query_latency
 from benchmarks.harness import Result, agnes_server, median, time_calls
 from benchmarks.read_bytes import bytes_read
 from connectors.duckdb_warehouse.engine import DuckDBWarehouseEngine
@@ -201,7 +207,10 @@ def _estimates(scale: float) -> Result:
 
 
 def run(quick: bool = False) -> list[Result]:
+    with tempfile.TemporaryDirectory() as tmp:
+        real = query_latency.run(0.1 if quick else 1.0, 60 if quick else 300, Path(tmp))
     return [
+        *real,
         *_rails(200 if quick else 1000),
         _overhead(100 if quick else 500),
         _estimates(0.02 if quick else 0.1),

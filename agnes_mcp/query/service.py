@@ -36,6 +36,7 @@ from agnes_mcp.rails.engine import (
     engine_class,
 )
 from agnes_mcp.rails.extra_tables import Extras, registrar
+from agnes_mcp.rails.file_copies import SHARED, FileCopies
 from agnes_mcp.rails.outcome import Outcome, outcome_of
 from agnes_mcp.rails.planner import (
     Plan,
@@ -55,7 +56,8 @@ from agnes_mcp.rails.refusals import (
     SqlTooLarge,
     next_step,
 )
-from agnes_mcp.rails.sandbox import Limits, SandboxPool
+from agnes_mcp.rails.sandbox import Limits
+from agnes_mcp.rails.sandbox_pool import SandboxPool
 from agnes_mcp.rails.tables import CatalogTable, VersionedCatalog
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.settings import AgnesSettings
@@ -101,8 +103,18 @@ class QueryService:
         self.catalog = QueryCatalog(store, registry, orchestrator)
         self.budget = ScanBudget(settings, server_config, store)
         self.slots = QuerySlots()
+        copy_bytes = int(settings.query_file_copy_bytes)
         self.sandboxes = SandboxPool(
-            memory_limit=settings.query_memory_limit, threads=settings.query_threads
+            memory_limit=settings.query_memory_limit,
+            threads=settings.query_threads,
+            # The process's shared copies at the default budget; a server's own otherwise.
+            copies=(
+                None
+                if copy_bytes == 0
+                else SHARED
+                if copy_bytes == SHARED.max_bytes
+                else FileCopies(max_bytes=copy_bytes)
+            ),
         )
         self._engines: dict[tuple[str, str], tuple[object, RemoteEngine]] = {}
         self._engine_lock = threading.Lock()

@@ -17,6 +17,7 @@ from agnes_mcp.catalog_models import CatalogEntry
 from agnes_mcp.query.concurrency import QuerySlots
 from agnes_mcp.rails.checked_parse import parse_checked
 from agnes_mcp.rails.engine import engine_names
+from agnes_mcp.rails.file_copies import IN_PLACE
 from agnes_mcp.rails.outcome import Outcome, outcome_of
 from agnes_mcp.rails.planner import plan_local, snapshot_call
 from agnes_mcp.rails.policy import DUCKDB
@@ -111,6 +112,7 @@ class WorkspaceQuery:
                 [t for t in snapshot.tables.values() if not t.is_remote],
                 memory_limit=self.limits.memory_limit,
                 threads=self.limits.threads,
+                copies=IN_PLACE,  # its own files, on its own machine: no secret, no copy
             )
             if cached is not None:
                 cached[1].close()

@@ -1,13 +1,14 @@
-"""A table's parquet files as an Arrow dataset the sandbox registers, instead of paths.
+"""A table's parquet files as an Arrow dataset the sandbox registers, instead of paths:
+the way a sandbox reads a table when no in-memory copy of its files can be made
+(:mod:`file_copies`: no ``memfd_create`` on the platform, or past the copies' budget).
 
 A view ``SELECT * FROM read_parquet(['/srv/agnes-data/...'])`` carries the server's paths
 in its text, and DuckDB would need them in ``allowed_paths`` (both readable through
 ``duckdb_views()``, ``pg_get_viewdef``, ``duckdb_settings()``). Here trusted code opens
 the files as a ``pyarrow.dataset`` (DuckDB pushes projections and filters into it) and the
-view reads a registered name. Measured on the demo's ``orders`` (docs/query.md):
-the same speed as ``read_parquet`` for a grouped scan once string columns are read as
-dictionaries (as DuckDB reads them itself); a bare ``count(*)`` is slower, since DuckDB
-answers it from parquet metadata.
+view reads a registered name. It is slower than DuckDB's own reader on the copies
+(docs/query.md, Performance): on the demo's ``orders``, ``count(*)`` decodes a column
+(~16 ms against ~2 ms) and a grouped scan costs ~1.5x.
 
 Types follow DuckDB's own reading of the files: parquet ``UUID`` and ``JSON`` columns
 become Arrow's uuid and json types (DuckDB's UUID and JSON), and ``INTERVAL`` (which

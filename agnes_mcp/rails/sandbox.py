@@ -1,29 +1,31 @@
 """The second wall: a DuckDB that can see only what the caller may read, and cannot do more.
 
-Each sandbox is an in-memory DuckDB holding one view per table, ``SELECT * FROM
-__agnes_source_<n>``: the table's parquet files are read by trusted code as an Arrow
-dataset (:mod:`arrow_sources`), registered on the query's cursor under that hidden name,
-so no view, setting or catalog function holds a server path. DuckDB
-itself may open no file at all: after set-up it is locked in this order (the only order
-that works on DuckDB 2.0): ``allowed_paths`` = none -> no extension auto-install/auto-load
--> ``enable_external_access = false`` -> memory and thread limits -> ``lock_configuration
-= true``. It holds alone, without the sqlglot policy: DuckDB's own parser must see
-exactly one SELECT, which runs inside a transaction that is always rolled back, under a
-timeout (interrupt), a row cap and a byte cap. The result is streamed in record batches
-and reading stops as soon as the byte cap is passed, so a huge answer is never built
-whole; the functions that could build a huge value are wrapped (:mod:`value_guards`).
-Sandboxes are pooled per set of tables, since a new DuckDB costs ~11 ms and a cursor
-nothing.
+Each sandbox is an in-memory DuckDB holding one view per table the caller may read. DuckDB
+reads the table's parquet files with its own reader, from in-memory copies of them
+(:mod:`file_copies`): the view is ``read_parquet(['/proc/self/fd/<n>', ...])`` and the only
+files DuckDB may open are those copies, whose canonical names (``/memfd:agnes-<k>``) say
+nothing about the server, so no view, setting or catalog function holds a server path.
+Where no copy can be made (no ``memfd_create``, or past the copies' budget) the files are
+read by trusted code as an Arrow dataset (:mod:`arrow_sources`), registered on the query's
+cursor under a hidden name, and DuckDB may open no file at all. After set-up it is locked
+in this order (the only order that works on DuckDB 2.0): ``allowed_paths`` = the copies
+-> no extension auto-install/auto-load -> ``enable_external_access = false`` -> memory and
+thread limits -> ``lock_configuration = true``. It holds alone, without the sqlglot
+policy: DuckDB's own parser must see exactly one SELECT, which runs inside a transaction
+that is always rolled back, under a timeout (interrupt), a row cap and a byte cap. The
+result is streamed in record batches and reading stops as soon as the byte cap is
+passed, so a huge answer is never built whole; the functions that could build a huge
+value are wrapped (:mod:`value_guards`). Sandboxes are pooled per set of tables, since
+a new DuckDB costs ~11 ms and a cursor nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 import time
-from collections import OrderedDict
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -32,8 +34,10 @@ import duckdb
 import pyarrow as pa
 
 from agnes_mcp.rails import value_guards
-from agnes_mcp.rails.arrow_sources import ArrowSource, install_decoders, open_source
+from agnes_mcp.rails.answer_stream import stream
+from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
+from agnes_mcp.rails.file_copies import SHARED, NativeFiles
 from agnes_mcp.rails.refusals import (
     MultipleStatements,
     QueryFailed,
@@ -42,11 +46,11 @@ from agnes_mcp.rails.refusals import (
     ReadOnly,
     SqlTooLarge,
 )
+from agnes_mcp.rails.table_views import create_views
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.watchdog import WATCHDOG
-from agnes_sync.sql_text import quote_ident, quote_literal
+from agnes_sync.sql_text import quote_literal
 
-POOL_SIZE = 16
 # Rows per record batch read from DuckDB (one vector): the byte cap is checked after each,
 # so a cut answer overshoots the cap by at most one batch.
 BATCH_ROWS = 2048
@@ -115,21 +119,32 @@ def lock_down(
 
 class SandboxConnection:
     """A sandbox's locked connection with its tables: cursors opened through it can read
-    them (each table's dataset is registered on the cursor, by its hidden source name).
+    them (a table read through an Arrow dataset has it registered on each cursor, by its
+    hidden source name).
 
-    Cursors with every dataset registered are kept for reuse (registering costs ~0.25 ms
-    a table): a query only runs SELECTs in a transaction that is rolled back, so it leaves
-    nothing on the cursor; one given data of its own (``prepare``) or whose interrupt
-    fired is closed instead."""
+    Cursors are kept for reuse (registering a dataset costs ~0.25 ms a table): a query
+    only runs SELECTs in a transaction that is rolled back, so it leaves nothing on the
+    cursor; one given data of its own (``prepare``) or whose interrupt fired is closed
+    instead. Closing waits for the queries still running: what they read (the copies of
+    the files) is released only after the last one ends."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, sources: dict[str, ArrowSource]) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        sources: dict[str, ArrowSource],
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
         self.raw = con
         self.sources = sources  # by lower-case table id
         self._idle: list[duckdb.DuckDBPyConnection] = []
         self._lock = threading.Lock()
+        self._running = 0
+        self._closing = False
+        self._closed = False
+        self._on_close = on_close
 
     def attach(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        """Register every table's dataset on ``cursor``."""
+        """Register every Arrow-read table's dataset on ``cursor``."""
         for source in self.sources.values():
             cursor.register(source.name, source.dataset)
 
@@ -140,24 +155,56 @@ class SandboxConnection:
         return cursor
 
     def take(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one query; :meth:`give_back` it when the query is done."""
         with self._lock:
+            if self._closed:
+                raise TableUnavailable(
+                    "The tables were being replaced as the query started.",
+                    hint="Run the query again.",
+                )
+            self._running += 1
             if self._idle:
                 return self._idle.pop()
-        return self.cursor()
+        try:
+            return self.cursor()
+        except BaseException:
+            self._done()
+            raise
 
     def give_back(self, cursor: duckdb.DuckDBPyConnection, reusable: bool) -> None:
-        if reusable:
-            with self._lock:
-                if len(self._idle) < IDLE_CURSORS:
-                    self._idle.append(cursor)
-                    return
-        cursor.close()
+        with self._lock:
+            keep = reusable and not self._closing and len(self._idle) < IDLE_CURSORS
+            if keep:
+                self._idle.append(cursor)
+        if not keep:
+            cursor.close()
+        self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._running -= 1
+            finish = self._closing and self._running == 0 and not self._closed
+            self._closed = self._closed or finish
+        if finish:
+            self._finish()
 
     def close(self) -> None:
+        """Close now, or when the last running query ends."""
+        with self._lock:
+            self._closing = True
+            finish = self._running == 0 and not self._closed
+            self._closed = self._closed or finish
+        if finish:
+            self._finish()
+
+    def _finish(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
         for cursor in idle:
             cursor.close()
+        self.raw.close()
+        if self._on_close is not None:
+            self._on_close()
 
 
 Opens = duckdb.DuckDBPyConnection | SandboxConnection
@@ -193,7 +240,7 @@ def run_select(
         if prepare is not None:
             prepare(cursor)
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
-        table = _read(_faithful(cursor.sql(wrapped)).to_arrow_reader(BATCH_ROWS), limits)
+        table = _read(stream(cursor, wrapped, BATCH_ROWS), limits)
     except duckdb.InterruptException:
         raise _timeout(limits) from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
@@ -207,26 +254,6 @@ def run_select(
             reusable = False
         _done(base, cursor, reusable)
     return capped(table, limits, time.perf_counter() - started)
-
-
-# Types DuckDB's Arrow export cannot carry faithfully (UHUGEINT past 10^38 comes out
-# wrong, TIMETZ loses its offset, BIT and BIGNUM become raw bytes), alone or nested.
-_LOSSY = re.compile(r"\b(UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT)\b")
-
-
-def _faithful(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
-    """``relation`` with the columns Arrow would mangle cast to text, as DuckDB prints
-    them; every other column keeps its type."""
-    types = [str(t) for t in relation.types]
-    if not any(_LOSSY.search(t) for t in types):
-        return relation
-    columns = [
-        f"CAST(#{i} AS VARCHAR) AS {quote_ident(name)}"
-        if _LOSSY.search(kind)
-        else f"#{i} AS {quote_ident(name)}"
-        for i, (name, kind) in enumerate(zip(relation.columns, types, strict=True), start=1)
-    ]
-    return relation.project(", ".join(columns))
 
 
 def _done(base: Opens, cursor: duckdb.DuckDBPyConnection, reusable: bool) -> None:
@@ -356,25 +383,38 @@ def capped(table: pa.Table, limits: Limits, seconds: float) -> RunResult:
 
 
 class Sandbox:
-    """Views over exactly ``tables``' files, in a locked in-memory DuckDB that can open no
-    file itself (trusted code reads the files as Arrow datasets)."""
+    """Views over exactly ``tables``' files, in a locked in-memory DuckDB that may open
+    only in-memory copies of those files (``copies``; None: none, and every table is read
+    through an Arrow dataset by trusted code)."""
 
-    def __init__(self, tables: list[CatalogTable], *, memory_limit: str, threads: int) -> None:
+    def __init__(
+        self,
+        tables: list[CatalogTable],
+        *,
+        memory_limit: str,
+        threads: int,
+        copies: NativeFiles | None = SHARED,
+    ) -> None:
         self.tables = {t.id for t in tables}
         self._con = duckdb.connect()
-        value_guards.install(self._con)
-        install_decoders(self._con)
-        sources: dict[str, ArrowSource] = {}
-        for table in tables:
-            if not table.files:
-                continue
-            source = open_source(table, f"__agnes_source_{len(sources)}")
-            self._con.register(source.name, source.dataset)  # bound once, to create the view
-            self._con.execute(f"CREATE VIEW {quote_ident(table.id)} AS {source.select}")
-            self._con.unregister(source.name)
-            sources[table.id.lower()] = source
-        lock_down(self._con, [], memory_limit=memory_limit, threads=threads)
-        self._connection = SandboxConnection(self._con, sources)
+        try:
+            value_guards.install(self._con)
+            install_decoders(self._con)
+            views = create_views(self._con, tables, copies)
+        except BaseException:
+            self._con.close()
+            raise
+        try:
+            self._con.execute("SET GLOBAL parquet_metadata_cache = true")
+            lock_down(self._con, views.allowed, memory_limit=memory_limit, threads=threads)
+        except BaseException:
+            self._con.close()
+            views.release()
+            raise
+        self.native = len(views.leases)  # tables read natively (the rest through Arrow)
+        self._connection = SandboxConnection(self._con, views.sources, views.release)
+        # a sandbox dropped without close() still gives its copies back (release is idempotent)
+        weakref.finalize(self._connection, views.release)
 
     @property
     def connection(self) -> SandboxConnection:
@@ -402,41 +442,5 @@ class Sandbox:
         )
 
     def close(self) -> None:
+        """Close it, once the queries running in it end."""
         self._connection.close()
-        self._con.close()
-
-
-class SandboxPool:
-    """Sandboxes by (set of tables, catalog version), least recently used dropped first."""
-
-    def __init__(self, *, memory_limit: str, threads: int, size: int = POOL_SIZE) -> None:
-        self._memory = memory_limit
-        self._threads = threads
-        self._size = size
-        self._lock = threading.Lock()
-        self._pool: OrderedDict[tuple[object, ...], Sandbox] = OrderedDict()
-
-    def get(self, tables: list[CatalogTable], version: object) -> Sandbox:
-        key = (version, frozenset(t.id for t in tables))
-        with self._lock:
-            sandbox = self._pool.get(key)
-            if sandbox is not None:
-                self._pool.move_to_end(key)
-                return sandbox
-        sandbox = Sandbox(tables, memory_limit=self._memory, threads=self._threads)
-        with self._lock:
-            existing = self._pool.get(key)
-            if existing is not None:
-                sandbox.close()
-                return existing
-            self._pool[key] = sandbox
-            while len(self._pool) > self._size:
-                _, dropped = self._pool.popitem(last=False)
-                dropped.close()
-            return sandbox
-
-    def clear(self) -> None:
-        with self._lock:
-            for sandbox in self._pool.values():
-                sandbox.close()
-            self._pool.clear()

@@ -1,0 +1,67 @@
+"""One SELECT's answer as a stream of Arrow record batches, typed faithfully.
+
+DuckDB's relation API (``cursor.sql(text).to_arrow_reader()``) parses and binds a query
+once to build the relation and again to run it (~0.4 ms a query here). The answer is
+asked for once, so it is submitted once, below the relation API, through the engine's
+own entry (``duckdb._seam.submit``, what ``to_arrow_reader`` itself calls), streaming as
+before: nothing is fetched beyond what the reader reads. Where that entry is missing (a
+DuckDB that moved it) the relation API is used.
+
+Columns Arrow would mangle (UHUGEINT past 10^38 comes out wrong, TIMETZ loses its
+offset, BIT and BIGNUM become raw bytes, alone or nested) are cast to text, as DuckDB
+prints them; every other column keeps its type. The types are read from the running
+result's description; such an answer (rare) is submitted again with the casts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from agnes_sync.sql_text import quote_ident
+
+try:  # the engine's entry below the relation API (DuckDB 2.x)
+    from duckdb import _seam
+except ImportError:  # pragma: no cover - a DuckDB without it takes the relation API
+    _seam = None  # type: ignore[assignment]
+
+_LOSSY = re.compile(r"\b(UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT)\b")
+
+
+def stream(cursor: duckdb.DuckDBPyConnection, sql: str, batch_rows: int) -> pa.RecordBatchReader:
+    """The answer to ``sql`` (one SELECT) on ``cursor``, ``batch_rows`` rows a batch."""
+    if _seam is None or not hasattr(_seam, "submit"):
+        return _by_relation(cursor, sql, batch_rows)
+    result: Any = _seam.submit(cursor, sql, None, "stream", batch_rows)
+    columns = [(str(d[0]), str(d[1])) for d in result.description or []]
+    if any(_LOSSY.search(kind) for _, kind in columns):
+        result.close()
+        result = _seam.submit(cursor, faithful_sql(sql, columns), None, "stream", batch_rows)
+    reader: pa.RecordBatchReader = result.arrow_reader()
+    return reader
+
+
+def faithful_sql(sql: str, columns: Sequence[tuple[str, str]]) -> str:
+    """``sql`` with its lossy columns (by position) cast to text."""
+    listed = ", ".join(
+        f"CAST(#{i} AS VARCHAR) AS {quote_ident(name)}"
+        if _LOSSY.search(kind)
+        else f"#{i} AS {quote_ident(name)}"
+        for i, (name, kind) in enumerate(columns, start=1)
+    )
+    return f"SELECT {listed} FROM (\n{sql}\n) AS agnes_faithful"
+
+
+def _by_relation(
+    cursor: duckdb.DuckDBPyConnection, sql: str, batch_rows: int
+) -> pa.RecordBatchReader:
+    relation = cursor.sql(sql)
+    columns = list(zip(relation.columns, (str(t) for t in relation.types), strict=True))
+    if any(_LOSSY.search(kind) for _, kind in columns):
+        relation = cursor.sql(faithful_sql(sql, columns))
+    reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
+    return reader

@@ -1,0 +1,67 @@
+"""Sandboxes pooled by (set of tables, catalog version): a new DuckDB costs ~11 ms (and
+its views read every footer), a cursor of a pooled one nothing."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from agnes_mcp.rails.file_copies import SHARED, NativeFiles
+from agnes_mcp.rails.sandbox import Sandbox
+from agnes_mcp.rails.tables import CatalogTable
+
+POOL_SIZE = 16
+
+
+class SandboxPool:
+    """Sandboxes by (set of tables, catalog version), least recently used dropped first;
+    a sandbox of an older catalog version is dropped as soon as one of a newer version
+    is made (it would never be asked for again, and it holds copies of replaced files)."""
+
+    def __init__(
+        self,
+        *,
+        memory_limit: str,
+        threads: int,
+        size: int = POOL_SIZE,
+        copies: NativeFiles | None = SHARED,
+    ) -> None:
+        self._memory = memory_limit
+        self._threads = threads
+        self._size = size
+        self._copies = copies
+        self._lock = threading.Lock()
+        self._pool: OrderedDict[tuple[object, ...], Sandbox] = OrderedDict()
+
+    def get(self, tables: list[CatalogTable], version: object) -> Sandbox:
+        key = (version, frozenset(t.id for t in tables))
+        with self._lock:
+            sandbox = self._pool.get(key)
+            if sandbox is not None:
+                self._pool.move_to_end(key)
+                return sandbox
+        sandbox = Sandbox(
+            tables, memory_limit=self._memory, threads=self._threads, copies=self._copies
+        )
+        dropped: list[Sandbox] = []
+        with self._lock:
+            existing = self._pool.get(key)
+            if existing is not None:
+                dropped.append(sandbox)
+                sandbox = existing
+            else:
+                for other in [k for k in self._pool if k[0] != version]:
+                    dropped.append(self._pool.pop(other))
+                self._pool[key] = sandbox
+                while len(self._pool) > self._size:
+                    dropped.append(self._pool.popitem(last=False)[1])
+        for old in dropped:
+            old.close()
+        return sandbox
+
+    def clear(self) -> None:
+        with self._lock:
+            dropped = list(self._pool.values())
+            self._pool.clear()
+        for sandbox in dropped:
+            sandbox.close()
