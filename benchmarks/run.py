@@ -1,6 +1,7 @@
-"""Run every benchmark and print ratios against their same-run baselines.
+"""Run every benchmark and print ratios against their same-run baselines; write them to
+``benchmarks/results/latest.json`` and publish them in ``benchmarks/README.md``.
 
-uv run python benchmarks/run.py [--quick] [--full] [--only NAME]
+uv run python benchmarks/run.py [--quick] [--full] [--only NAME] [--no-publish]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from benchmarks import (
     marketplace,
     notebook,
     oauth,
+    report,
 )
 from benchmarks.harness import Result
 
@@ -58,14 +60,18 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     parser.add_argument("--full", action="store_true", help="also generate the full-scale demo")
     parser.add_argument("--only", choices=[*SUITES, "demo"], help="run one suite")
+    parser.add_argument(
+        "--no-publish", action="store_true", help="leave benchmarks/README.md as it is"
+    )
     args = parser.parse_args()
 
-    results: list[Result] = []
+    by_suite: dict[str, list[Result]] = {}
     for name, suite in SUITES.items():
         if args.only in (None, name):
-            results.extend(suite(quick=args.quick))
+            by_suite[name] = suite(quick=args.quick)
     if args.only in (None, "demo"):
-        results.extend(bench_demo.run(quick=args.quick, full=args.full))
+        by_suite["demo"] = bench_demo.run(quick=args.quick, full=args.full)
+    results = [r for suite_results in by_suite.values() for r in suite_results]
 
     width = max(len(r.name) for r in results)
     print(f"\n{'benchmark'.ljust(width)}  {'value':>10}  {'baseline':>10}  {'ratio':>7}  target")
@@ -75,12 +81,13 @@ def main() -> int:
             f"{r.ratio:>6.2f}x  {r.target}"
         )
         print(f"{'':{width}}  vs {r.baseline_name}" + (f"; {r.note}" if r.note else ""))
+    at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out = Path(__file__).parent / "results" / "latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(
         json.dumps(
             {
-                "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "at": at,
                 "machine": f"{platform.machine()} {platform.python_version()}",
                 "results": [r.as_dict() for r in results],
             },
@@ -88,6 +95,11 @@ def main() -> int:
         )
     )
     print(f"\nwritten to {out}")
+    if not args.no_publish:
+        figures = {name: [r.as_dict() for r in rs] for name, rs in by_suite.items()}
+        argv = [a for a in sys.argv[1:] if a != "--no-publish"]
+        readme = report.publish(figures, at, argv, [*SUITES, "demo"])
+        print(f"published in {readme}")
     return 0
 
 

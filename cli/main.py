@@ -48,7 +48,13 @@ def _leaf(
     return parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command(argv: Sequence[str]) -> str | None:
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command tree; given the ``argv`` to parse, the ``admin`` area's commands
+    only when ``argv`` names it (they are ~60% of the tree: ~5 ms of every other command)."""
     parser = argparse.ArgumentParser(prog="agnes", description=DESCRIPTION)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -105,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_marketplace_commands(commands, _leaf, client)
     admin = commands.add_parser("admin", help="administer users, tokens, groups and grants")
+    if argv is not None and _command(argv) != "admin":
+        return parser
     admin_commands = admin.add_subparsers(title="admin commands", metavar="AREA", required=True)
     _user_commands(admin_commands, client)
     _token_commands(admin_commands, client)
@@ -279,7 +287,8 @@ def _registry_commands(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.version:
         from importlib.metadata import version

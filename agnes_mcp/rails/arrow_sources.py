@@ -18,16 +18,20 @@ columns are read by name, missing columns as NULL, as ``union_by_name`` does.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from agnes_mcp.rails.refusals import QueryRefused
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_sync.sql_text import quote_ident
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds  # imports pandas: only where a dataset is really opened
 
 _INTERVAL = "__agnes_parquet_interval"
 
@@ -40,16 +44,22 @@ class TableUnavailable(QueryRefused):
     )
 
 
-class _Dataset(ds.FileSystemDataset):  # type: ignore[misc]
+@functools.cache
+def _dataset_class() -> Any:
     """A dataset whose scans read ahead little: DuckDB builds its scanner through
     ``type(dataset).scanner``, and Arrow's default (16 batches of 128k rows, 4 files
     ahead) decodes ~2M rows before ``SELECT * ... LIMIT 1000`` can stop it (150 ms on a
-    10M-row table; 11 ms like this, while full scans keep their speed)."""
+    10M-row table; 11 ms like this, while full scans keep their speed). Defined on first
+    use: ``pyarrow.dataset`` loads pandas, ~100 ms that ``agnes query`` should not pay."""
+    import pyarrow.dataset as ds
 
-    def scanner(self, **options: object) -> ds.Scanner:
-        options.setdefault("batch_readahead", 2)
-        options.setdefault("fragment_readahead", 1)
-        return ds.Scanner.from_dataset(self, **options)
+    class _Dataset(ds.FileSystemDataset):  # type: ignore[misc]
+        def scanner(self, **options: object) -> ds.Scanner:
+            options.setdefault("batch_readahead", 2)
+            options.setdefault("fragment_readahead", 1)
+            return ds.Scanner.from_dataset(self, **options)
+
+    return _Dataset
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,8 @@ class ArrowSource:
 
 def open_source(table: CatalogTable, name: str) -> ArrowSource:
     """``table``'s files as one dataset, typed as DuckDB would read them."""
+    import pyarrow.dataset as ds
+
     try:
         files = [pq.ParquetFile(f) for f in table.files]
         try:
@@ -88,7 +100,9 @@ def open_source(table: CatalogTable, name: str) -> ArrowSource:
             read_options=ds.ParquetReadOptions(dictionary_columns=strings)
         )
         found = ds.dataset(list(table.files), schema=pa.schema(fields), format=parquet)
-        dataset = _Dataset(list(found.get_fragments()), found.schema, parquet, found.filesystem)
+        dataset = _dataset_class()(
+            list(found.get_fragments()), found.schema, parquet, found.filesystem
+        )
     except (OSError, pa.ArrowException) as exc:
         raise TableUnavailable(
             f"The data of table '{table.id}' cannot be read right now ({type(exc).__name__})."

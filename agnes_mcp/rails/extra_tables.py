@@ -16,7 +16,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as pads
 
 from agnes_mcp.rails.policy import ParsedQuery
 from agnes_mcp.rails.tables import CatalogTable
@@ -57,7 +56,12 @@ def registrar(
     def register(cursor: duckdb.DuckDBPyConnection) -> None:
         for extra in wanted:
             data = extra.data
-            source = pads.dataset(str(data)) if isinstance(data, Path) else data
+            if isinstance(data, Path):
+                import pyarrow.dataset as pads  # loads pandas: only when a folder is given
+
+                source = pads.dataset(str(data))
+            else:
+                source = data
             cursor.register(extra.name, source)
 
     return register

@@ -14,9 +14,8 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from agnes_sync import atomic
@@ -24,11 +23,8 @@ from agnes_sync.errors import AgnesError
 from agnes_sync.hashing import file_hash, new_hasher
 from agnes_sync.pull.pause import pause
 from agnes_sync.pull.plan import FileJob
+from agnes_sync.pull.transport import Body, PullTransport
 from agnes_sync.pull.writeback import Writeback
-from agnes_sync.server_api import ServerApi
-
-if TYPE_CHECKING:
-    import httpx
 
 CHUNK = 1 << 20
 RANGE_BYTES = 64 << 20  # files of at least two ranges are fetched in parallel ranges
@@ -65,15 +61,15 @@ def _params(job: FileJob) -> dict[str, str] | None:
 IDENTITY = {"Accept-Encoding": "identity"}  # the file's own bytes, as the hash covers them
 
 
-def _body(response: httpx.Response, job: FileJob) -> Iterator[bytes]:
+def _body(response: Body, job: FileJob) -> Iterator[bytes | memoryview]:
     """The body as it arrives (no re-chunking: copying into 1 MiB blocks cost ~30% of a
     loopback pull's time); an encoded body is refused, the hash is over the file's bytes."""
-    if response.headers.get("content-encoding", "identity") != "identity":
+    encoding = response.header("content-encoding") or "identity"
+    if encoding != "identity":
         raise DownloadFailed(
-            f"{job.relative}: the server (or a proxy) encoded the body "
-            f"({response.headers['content-encoding']})."
+            f"{job.relative}: the server (or a proxy) encoded the body ({encoding})."
         )
-    return response.iter_raw()
+    return response.chunks()
 
 
 def _check_tag(etag: str | None, job: FileJob) -> None:
@@ -85,33 +81,45 @@ def _check_tag(etag: str | None, job: FileJob) -> None:
 
 
 def fetch(
-    api: ServerApi,
+    downloads: PullTransport,
     job: FileJob,
     data: Path,
     progress: Progress,
     ranges: Executor | None = None,
     range_bytes: int = RANGE_BYTES,
-) -> None:
-    """Fetch ``job`` into ``data``; raises DownloadFailed (the old file stays) on failure."""
+    finisher: Executor | None = None,
+) -> Future[None] | None:
+    """Fetch ``job`` into ``data``; raises DownloadFailed (the old file stays) on failure.
+
+    The verified file is flushed and renamed into place here, or, given a ``finisher``,
+    there (the future says how that went): this thread is then free for the next file
+    while the disk catches up (a flush waits for the disk: ~10-20% of a loopback pull)."""
     destination = data / job.relative
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(destination, job.hash)
     if ranges is not None and job.size >= 2 * range_bytes:
-        _ranged(api, job, partial, progress, ranges, range_bytes)
+        _ranged(downloads, job, partial, progress, ranges, range_bytes)
         digest = file_hash(partial, mapped=False)
     else:
-        digest = _sequential(api, job, partial, progress)
+        digest = _sequential(downloads, job, partial, progress)
     if digest != job.hash:
         atomic.discard(partial)
         atomic.discard(_ranges_path(partial))
         raise DownloadCorrupt(f"{job.relative} arrived damaged (its hash does not match).")
+    if finisher is not None:
+        return finisher.submit(_place, partial, destination)
+    _place(partial, destination)
+    return None
+
+
+def _place(partial: Path, destination: Path) -> None:
     pause("before-rename")
     atomic.publish(partial, destination, sync_dir=False)  # the pull syncs each folder once
     atomic.discard(_ranges_path(partial))
     pause("between-files")
 
 
-def _sequential(api: ServerApi, job: FileJob, partial: Path, progress: Progress) -> str:
+def _sequential(downloads: PullTransport, job: FileJob, partial: Path, progress: Progress) -> str:
     """Stream the body, resuming from what a previous pull left; returns the BLAKE3."""
     have = partial.stat().st_size if partial.exists() else 0
     if have == job.size:  # a previous pull got every byte but stopped before the rename
@@ -122,9 +130,9 @@ def _sequential(api: ServerApi, job: FileJob, partial: Path, progress: Progress)
     headers = {"Range": f"bytes={have}-", "If-Range": f'"{job.hash}"'} if have else {}
     headers |= IDENTITY
     hasher = new_hasher()
-    with api.stream("GET", _url(job), params=_params(job), headers=headers) as response:
-        _check_tag(response.headers.get("etag"), job)
-        resumed = have > 0 and response.status_code == 206
+    with downloads.open(_url(job), _params(job), headers) as response:
+        _check_tag(response.header("etag"), job)
+        resumed = have > 0 and response.status == 206
         if resumed:
             with partial.open("rb") as done:
                 while block := done.read(CHUNK):
@@ -141,6 +149,8 @@ def _sequential(api: ServerApi, job: FileJob, partial: Path, progress: Progress)
                 progress(len(chunk))
                 if written < job.size:
                     pause("partial-written", out)
+            out.flush()
+            flushing.finish()
     if written != job.size:
         raise DownloadFailed(
             f"{job.relative}: the server sent {written} of {job.size} bytes.",
@@ -148,7 +158,7 @@ def _sequential(api: ServerApi, job: FileJob, partial: Path, progress: Progress)
     return str(hasher.hexdigest())
 
 
-def _write_at(fd: int, data: bytes, offset: int) -> None:
+def _write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)
@@ -156,7 +166,7 @@ def _write_at(fd: int, data: bytes, offset: int) -> None:
 
 
 def _ranged(
-    api: ServerApi,
+    downloads: PullTransport,
     job: FileJob,
     partial: Path,
     progress: Progress,
@@ -183,9 +193,9 @@ def _ranged(
             start = index * range_bytes
             end = min(job.size, start + range_bytes) - 1
             headers = {"Range": f"bytes={start}-{end}", "If-Range": f'"{job.hash}"', **IDENTITY}
-            with api.stream("GET", _url(job), params=_params(job), headers=headers) as response:
-                _check_tag(response.headers.get("etag"), job)
-                if response.status_code != 206:
+            with downloads.open(_url(job), _params(job), headers) as response:
+                _check_tag(response.header("etag"), job)
+                if response.status != 206:
                     raise DownloadFailed(f"{job.relative}: the server ignored a range request.")
                 offset = start
                 flushing = Writeback(fd, start)
@@ -196,6 +206,7 @@ def _ranged(
                     flushing.wrote(len(chunk))
                     offset += len(chunk)
                     progress(len(chunk))
+                flushing.finish()
             if offset != end + 1:
                 raise DownloadFailed(f"{job.relative}: a range came back short.")
             with lock:

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agnes_sync.hashing import file_hash
+from agnes_sync.pull.listing import Listing
 from agnes_sync.pull.state import FileState, PullState
-
-if TYPE_CHECKING:
-    from agnes_sync.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,7 @@ def _still_right(path: Path, want: str, size: int, known: FileState | None) -> F
     return None
 
 
-def plan_pull(manifest: Manifest, state: PullState, data: Path) -> PullPlan:
+def plan_pull(manifest: Listing, state: PullState, data: Path) -> PullPlan:
     plan = PullPlan()
     wanted: set[str] = set()
     for table in manifest.tables:

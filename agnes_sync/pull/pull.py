@@ -6,27 +6,28 @@ A failed file keeps its previous good version and is reported; the others go ahe
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
 from agnes_sync.pull.download import RANGE_BYTES, fetch
+from agnes_sync.pull.listing import read_listing
 from agnes_sync.pull.pause import pause
 from agnes_sync.pull.plan import PullPlan, plan_pull
 from agnes_sync.pull.progress import Quiet, Reporter
 from agnes_sync.pull.state import FileState, PullState
+from agnes_sync.pull.transport import ApiTransport, PullTransport
 from agnes_sync.server_api import ServerApi
 from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
-
-if TYPE_CHECKING:
-    from agnes_sync.manifest import Manifest
 
 STATE_FILE = "pull-state.json"
 
@@ -35,12 +36,6 @@ class PullBusy(AgnesError):
     code = "pull_running"
     status = 409
     default_hint = "Wait for the other 'agnes pull' in this workspace to finish."
-
-
-class ManifestTooNew(AgnesError):
-    code = "manifest_too_new"
-    status = 400
-    default_hint = "Update the agnes client: the server speaks a newer API."
 
 
 @dataclass
@@ -68,6 +63,7 @@ class PullSummary:
 
 
 MANIFEST = "/api/sync/manifest"
+VIEWS = "agnes_sync.workspace.local_db"  # imports duckdb: ~50 ms, while the files arrive
 
 
 def default_jobs() -> int:
@@ -75,18 +71,6 @@ def default_jobs() -> int:
     loopback speed, so more streams than cores only contend (measured on 2 cores: 2 jobs
     1.5 s, 4 jobs 1.6-1.8 s for 1 GB); more than 4 gains nothing on a real network."""
     return max(1, min(4, os.cpu_count() or 1))
-
-
-def parse_manifest(text: str) -> Manifest:
-    from agnes_sync.manifest import API_VERSION, Manifest  # pydantic: only when needed
-
-    manifest = Manifest.model_validate_json(text)
-    if manifest.api_version > API_VERSION:
-        raise ManifestTooNew(
-            f"The server's manifest is version {manifest.api_version}; this client reads "
-            f"up to {API_VERSION}."
-        )
-    return manifest
 
 
 def pull(
@@ -97,13 +81,17 @@ def pull(
     dry_run: bool = False,
     reporter: Reporter | None = None,
     range_bytes: int = RANGE_BYTES,
+    transport: PullTransport | None = None,
 ) -> PullSummary:
+    """``transport`` carries the requests (default: ``api``'s own client; the CLI passes
+    a :class:`~agnes_sync.pull.transport.Wire`)."""
     started = time.perf_counter()
     reporter = reporter or Quiet()
+    client = transport or ApiTransport(api)
     with workspace_lock(paths, "pull.lock", PullBusy):
         state_path = paths.dot / STATE_FILE
         state = PullState.read(state_path)
-        text, etag = api.get_text_if_changed(MANIFEST, state.manifest_etag or None)
+        text, etag = client.get_text_if_changed(MANIFEST, state.manifest_etag or None)
         if text is None:  # the server lists exactly what the last pull got
             if paths.db.exists() and state.files_in_place(paths.data):
                 summary = PullSummary(
@@ -111,9 +99,9 @@ def pull(
                 )
                 summary.seconds = time.perf_counter() - started
                 return summary
-            text, etag = api.get_text_if_changed(MANIFEST, None)
+            text, etag = client.get_text_if_changed(MANIFEST, None)
             assert text is not None
-        manifest = parse_manifest(text)
+        manifest = read_listing(text)
         plan = plan_pull(manifest, state, paths.data)
         summary = PullSummary(
             unchanged=len(plan.unchanged), tables=len(manifest.tables), dry_run=dry_run
@@ -124,8 +112,16 @@ def pull(
             summary.seconds = time.perf_counter() - started
             return summary
         paths.ensure()
+        if plan.fetch:  # the views come after the last file: have duckdb ready by then
+            threading.Thread(target=_warm, name="agnes-warm").start()
         fetched = _download(
-            api, paths, plan, jobs or default_jobs(), reporter, summary, range_bytes
+            client,
+            paths,
+            plan,
+            jobs or default_jobs(),
+            reporter,
+            summary,
+            range_bytes,
         )
         for folder in sorted({(paths.data / name).parent for name in fetched}):
             atomic.fsync_dir(folder)  # the renames are durable before the state says so
@@ -138,7 +134,7 @@ def pull(
             from agnes_sync.workspace import local_db  # duckdb: only when there is work
 
             local_db.rebuild(paths)
-            _keep_catalog(paths, api)
+            _keep_catalog(paths, client)
         pause("before-state")
         new_state = PullState(
             server_url=api.base_url,
@@ -154,19 +150,24 @@ def pull(
     return summary
 
 
-def _keep_catalog(paths: WorkspacePaths, api: ServerApi) -> None:
+def _warm() -> None:
+    with contextlib.suppress(ImportError):  # then it fails where it is used, and says why
+        importlib.import_module(VIEWS)
+
+
+def _keep_catalog(paths: WorkspacePaths, client: PullTransport) -> None:
     """Keep the server's catalog and metric definitions for offline use (a nicety: a
     failure here never fails the pull)."""
     from agnes_sync.workspace import catalog_cache
 
     try:
-        catalog_cache.refresh(paths, api)
+        catalog_cache.refresh(paths, client)
     except AgnesError:
         return
 
 
 def _download(
-    api: ServerApi,
+    downloads: PullTransport,
     paths: WorkspacePaths,
     plan: PullPlan,
     jobs: int,
@@ -178,20 +179,34 @@ def _download(
     if not plan.fetch:
         return fetched
     reporter.start(len(plan.fetch), plan.fetch_bytes)
+    # With --jobs 1 each file is whole and in place before the next starts; otherwise a
+    # finisher flushes and renames while the download threads go on to the next files.
+    pipelined = jobs > 1
     try:
         with (
             ThreadPoolExecutor(max(1, jobs), thread_name_prefix="agnes-pull") as files,
             ThreadPoolExecutor(max(1, jobs), thread_name_prefix="agnes-range") as ranges,
+            ThreadPoolExecutor(1, thread_name_prefix="agnes-place") as finisher,
         ):
             futures = {
                 files.submit(
-                    fetch, api, job, paths.data, reporter.advance, ranges, range_bytes
+                    fetch,
+                    downloads,
+                    job,
+                    paths.data,
+                    reporter.advance,
+                    ranges,
+                    range_bytes,
+                    finisher if pipelined else None,
                 ): job
                 for job in plan.fetch
             }
             for future in as_completed(futures):
                 job = futures[future]
                 error = future.exception()
+                placed = None if error is not None else future.result()
+                if placed is not None:
+                    error = placed.exception()
                 reporter.file_done(job.relative, error is None)
                 if error is None:
                     stat = (paths.data / job.relative).stat()

@@ -50,3 +50,9 @@ class Writeback:
         if _kick is not None and self.end - self.queued >= EVERY:
             _kick(self.fd, self.queued, self.end - self.queued)
             self.queued = self.end
+
+    def finish(self) -> None:
+        """Queue what is left (the file is whole: its flush comes next)."""
+        if _kick is not None and self.end > self.queued:
+            _kick(self.fd, self.queued, self.end - self.queued)
+            self.queued = self.end

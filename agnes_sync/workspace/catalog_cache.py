@@ -71,7 +71,7 @@ def save(
 
 def refresh(paths: WorkspacePaths, api: Any) -> None:
     """Fetch the catalog and every metric definition the caller may use, and keep them
-    (``api``: a :class:`agnes_sync.server_api.ServerApi`)."""
+    (``api``: a :class:`agnes_sync.server_api.ServerApi`, or a pull's transport)."""
     catalog = api.get("/api/catalog")
     metrics = api.get("/api/metrics", definitions="true")
     save(

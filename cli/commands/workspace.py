@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agnes_sync.credentials import (
+    Credentials,
     CredentialsError,
     read_file,
     read_workspace_entry,
@@ -23,8 +24,12 @@ from cli import exit_codes
 from cli.output import emit, print_json, print_message, size
 
 if TYPE_CHECKING:
+    from agnes_sync.pull.pull import PullSummary
     from agnes_sync.server_api import ServerApi
     from agnes_sync.workspace.layout import WorkspacePaths
+
+AGENT = "agnes-cli"
+TIMEOUT = 300.0
 
 
 def _paths(args: argparse.Namespace) -> WorkspacePaths:
@@ -34,11 +39,31 @@ def _paths(args: argparse.Namespace) -> WorkspacePaths:
     return WorkspacePaths(Path(explicit).resolve()) if explicit else find_workspace(Path.cwd())
 
 
-def _api(args: argparse.Namespace, paths: WorkspacePaths) -> ServerApi:
+def _server_api(credentials: Credentials) -> ServerApi:
     from agnes_sync.server_api import ServerApi
 
-    credentials = resolve(args.server_url, args.token, workspace=paths.root)
-    return ServerApi(credentials.server_url, credentials.token, agent="agnes-cli", timeout=300)
+    return ServerApi(credentials.server_url, credentials.token, agent=AGENT, timeout=TIMEOUT)
+
+
+def _api(args: argparse.Namespace, paths: WorkspacePaths) -> ServerApi:
+    return _server_api(resolve(args.server_url, args.token, workspace=paths.root))
+
+
+def _run_pull(
+    paths: WorkspacePaths, api: ServerApi, credentials: Credentials, **options: Any
+) -> PullSummary:
+    """A pull whose files come over the standard library's http.client, reading into a
+    reused buffer (:mod:`agnes_sync.pull.transport`); over ``api``'s httpx when the
+    environment names a proxy."""
+    from agnes_sync.pull.pull import pull as run_pull
+    from agnes_sync.pull.transport import wire_for
+
+    wire = wire_for(credentials.server_url, credentials.token, agent=AGENT, timeout=TIMEOUT)
+    try:
+        return run_pull(paths, api, transport=wire, **options)
+    finally:
+        if wire is not None:
+            wire.close()
 
 
 def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
@@ -60,13 +85,14 @@ def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
 
 def pull(args: argparse.Namespace) -> int:
     from agnes_sync.pull.progress import reporter_for
-    from agnes_sync.pull.pull import pull as run_pull
 
     paths = _paths(args)
-    with closing(_api(args, paths)) as api:
-        summary = run_pull(
+    credentials = resolve(args.server_url, args.token, workspace=paths.root)
+    with closing(_server_api(credentials)) as api:
+        summary = _run_pull(
             paths,
             api,
+            credentials,
             jobs=args.jobs,
             dry_run=args.dry_run,
             reporter=reporter_for(args.quiet, args.json),
@@ -147,7 +173,6 @@ def _plugins_text(feed: dict[str, Any] | None, git: dict[str, Any] | None) -> st
 
 
 def init(args: argparse.Namespace) -> int:
-    from agnes_sync.server_api import ServerApi
     from agnes_sync.workspace import claude_files
     from cli.commands.marketplace import fetch_info
 
@@ -155,9 +180,7 @@ def init(args: argparse.Namespace) -> int:
     credentials = resolve(args.server_url, args.token, workspace=paths.root)
     if not credentials.token:
         raise argparse.ArgumentTypeError("agnes init needs --token (or AGNES_TOKEN)")
-    with closing(
-        ServerApi(credentials.server_url, credentials.token, agent="agnes-cli", timeout=300)
-    ) as api:
+    with closing(_server_api(credentials)) as api:
         me = api.whoami()  # the token works before anything is written
         rails = api.get("/api/workspace/instructions")["claude_md"]
         feed = fetch_info(api)
@@ -197,9 +220,9 @@ def init(args: argparse.Namespace) -> int:
         }
         if not args.no_pull:
             from agnes_sync.pull.progress import reporter_for
-            from agnes_sync.pull.pull import pull as run_pull
 
-            result = run_pull(paths, api, reporter=reporter_for(args.quiet, args.json))
+            reporter = reporter_for(args.quiet, args.json)
+            result = _run_pull(paths, api, credentials, reporter=reporter)
             summary["pull"] = result.as_dict()
     pulled = summary["pull"]
     was = ""

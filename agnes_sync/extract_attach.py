@@ -1,0 +1,51 @@
+"""Writing an extract DB through one in-memory DuckDB per process, to which the file is
+attached for the moment: attaching (and detaching, which checkpoints) costs ~3 ms where
+opening the file as a DuckDB of its own costs ~15 ms, on every publish of every table.
+
+The caller holds the source's lock (:func:`agnes_sync.locks.lock_for`), so one file is
+attached once at a time; an attachment never outlives the ``with`` block, and whatever the
+block did not commit is rolled back.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from agnes_sync.sql_text import quote_ident, quote_literal
+
+_guard = threading.Lock()
+_host: duckdb.DuckDBPyConnection | None = None
+
+
+def _cursor() -> duckdb.DuckDBPyConnection:
+    global _host
+    with _guard:
+        if _host is None:
+            _host = duckdb.connect()
+        return _host.cursor()
+
+
+@contextmanager
+def attached(db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection whose default database is ``db`` (created if missing)."""
+    alias = quote_ident(f"extract_{uuid.uuid4().hex}")
+    admin = _cursor()
+    try:
+        admin.execute(f"ATTACH {quote_literal(str(db))} AS {alias}")
+        try:
+            con = _cursor()
+            try:
+                con.execute(f"USE {alias}")
+                yield con
+            finally:
+                con.close()  # rolls back what the block did not commit
+        finally:
+            admin.execute(f"DETACH {alias}")
+    finally:
+        admin.close()

@@ -1,0 +1,40 @@
+"""``agnes`` builds the ``admin`` commands' parsers only when the command line names
+``admin`` (they are most of the tree); every other command parses as before, and the
+whole tree (the contract and docs tests walk it) is there when no argv is given."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from cli.main import build_parser
+
+
+def _admin_areas(parser: argparse.ArgumentParser) -> set[str]:
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    admin = commands.choices["admin"]
+    found = [a for a in admin._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(found[0].choices) if found else set()
+
+
+def test_the_admin_tree_only_for_admin() -> None:
+    full = _admin_areas(build_parser())
+    assert {"user", "token", "group", "grant", "sync"} <= full
+    assert _admin_areas(build_parser(["admin", "user", "list"])) == full
+    assert _admin_areas(build_parser(["--json", "admin"])) == full
+    assert _admin_areas(build_parser(["pull", "--quiet"])) == set()
+    assert _admin_areas(build_parser([])) == set()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pull", "--jobs", "3", "--quiet"],
+        ["query", "SELECT 1", "--format", "csv"],
+        ["admin", "user", "list"],
+        ["whoami", "--json"],
+    ],
+)
+def test_the_same_arguments_either_way(argv: list[str]) -> None:
+    assert vars(build_parser(argv).parse_args(argv)) == vars(build_parser().parse_args(argv))
