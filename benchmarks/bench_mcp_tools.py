@@ -6,7 +6,10 @@ catalog with 1,000 tables.
   call (cold: every check runs) and the same text (warm: the accepted parse is reused),
   against DuckDB running the same query on the same parquet into Arrow in this process.
   A no-op fastmcp tool is timed too: the floor any in-process MCP call pays.
-- HTTP: the same over ``/mcp``, against ``whoami`` over the same session as the floor.
+- HTTP: the same over ``/mcp``, against ``whoami`` over the same session as the floor,
+  and against a bare FastMCP server (``fleet_baseline.py``: FastMCP's streamable HTTP app
+  under uvicorn, an async tool running the SQL on DuckDB over the same parquet files)
+  called by the same official client in the same run, blocks of calls interleaved.
 """
 
 from __future__ import annotations
@@ -33,9 +36,18 @@ from agnes_mcp.store.groups import MembershipSource
 from agnes_sync.table_spec import TableSpec
 from benchmarks.bench_query import _demo_services
 from benchmarks.bench_rebuild import write_extracts
-from benchmarks.harness import Result, agnes_server, median, time_calls
+from benchmarks.harness import (
+    REPO,
+    Result,
+    agnes_process,
+    agnes_server,
+    median,
+    time_calls,
+    wait_ok,
+)
 
 TINY = "SELECT count(*) AS n, max(unit_price) AS top FROM products WHERE product_id > {i}"
+GROUP_BY = "SELECT status, count(*) FROM orders GROUP BY 1"
 
 
 async def _samples(
@@ -137,6 +149,7 @@ def _over_http(n: int) -> list[Result]:
                 return query, floor
 
             query, floor = asyncio.run(measure())
+            versus_bare = _versus_bare(server.base_url, server.admin_token, data_dir, n)
         raw = _raw(files, n)
     return [
         Result(
@@ -148,8 +161,71 @@ def _over_http(n: int) -> list[Result]:
             "overhead <= 5 ms",
             note=f"overhead {median(query) * 1000 - raw:.2f} ms; whoami over the same "
             f"session: {median(floor) * 1000:.2f} ms",
-        )
+        ),
+        *versus_bare,
     ]
+
+
+async def _session_samples(
+    url: str, token: str | None, calls: list[tuple[str, dict[str, object]]]
+) -> list[float]:
+    """Seconds per call of ``calls`` over one official-client session (after a warm-up)."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        streamable_http_client(f"{url}/mcp", http_client=http) as streams,
+        ClientSession(streams[0], streams[1]) as session,
+    ):
+        await session.initialize()
+
+        async def call(i: int) -> None:
+            tool, arguments = calls[i % len(calls)]
+            answer = await session.call_tool(tool, arguments)
+            assert not answer.is_error, answer
+
+        return await _samples(call, len(calls) - 20, warmup=20)
+
+
+def _versus_bare(url: str, token: str, data_dir: Path, n: int) -> list[Result]:
+    """Our ``query`` against a bare FastMCP tool running the same SQL, same client, same
+    run: blocks of calls alternate between the two servers; medians over all blocks."""
+    baseline = (str(REPO / "benchmarks" / "fleet_baseline.py"),)
+    blocks = 4
+    per_block = n // blocks + 20  # 20 warm-up calls each block
+
+    def block_sql(kind: str, block: int) -> list[str]:
+        if kind == "group_by":
+            return [GROUP_BY] * per_block
+        return [TINY.format(i=-(block * 100_000 + j)) for j in range(per_block)]
+
+    labels = {"group_by": "the demo GROUP BY", "tiny": "a small query, new SQL each call"}
+    rows = []
+    with agnes_process(data_dir, "--host", "127.0.0.1", entry=baseline) as (_, bare_url):
+        wait_ok(f"{bare_url}/healthz", time.monotonic() + 60)
+        for kind, label in labels.items():
+            ours: list[float] = []
+            bare: list[float] = []
+            for block in range(blocks):
+                calls: list[tuple[str, dict[str, object]]] = [
+                    ("query", {"sql": sql}) for sql in block_sql(kind, block)
+                ]
+                arms = [(ours, url, token), (bare, bare_url, None)]
+                for samples, base, bearer in arms if block % 2 == 0 else reversed(arms):
+                    samples.extend(asyncio.run(_session_samples(base, bearer, calls)))
+            rows.append(
+                Result(
+                    f"MCP query tool over streamable HTTP, {label} (p50)",
+                    median(ours) * 1000,
+                    "ms",
+                    "bare FastMCP tool running the same SQL on DuckDB over the same parquet, "
+                    "same official client, same run (p50)",
+                    median(bare) * 1000,
+                    "<= 1.5x",
+                    note=f"p95 {sorted(ours)[int(0.95 * len(ours))] * 1000:.2f} ms vs "
+                    f"{sorted(bare)[int(0.95 * len(bare))] * 1000:.2f} ms",
+                )
+            )
+    return rows
 
 
 def _catalog(n: int) -> list[Result]:

@@ -65,6 +65,7 @@ class AdminReadiness:
         self._lock = threading.Lock()
         self._state = ReadyState.ABSENT
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._settled = threading.Event()
         self.reason = ""
 
     @property
@@ -86,9 +87,18 @@ class AdminReadiness:
         with self._lock:
             self._state, self.reason = state, reason
             waiters, self._waiters = self._waiters, []
+        self._settled.set()
         for loop, event in waiters:
             if not loop.is_closed():
                 loop.call_soon_threadsafe(event.set)
+
+    def wait_settled(self, timeout: float) -> ReadyState:
+        """From a thread: the state once no longer pending (absent counts as settled), or
+        still pending after ``timeout`` s."""
+        if self._state is not ReadyState.PENDING:
+            return self._state
+        self._settled.wait(timeout)
+        return self._state
 
     async def wait(self, timeout: float) -> ReadyState:
         """The state once it is no longer pending, or still pending after ``timeout`` s."""

@@ -146,7 +146,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
 
     app.mount(MCP_PATH, mcp_app)
     # add_middleware wraps outside-in in reverse order: the last added runs first.
-    app.add_middleware(McpAuthGate, services=services, path=MCP_PATH)
+    app.add_middleware(McpAuthGate, services=services, path=MCP_PATH, mcp_app=mcp_app)
     app.add_middleware(AdminGate, services=services, readiness=readiness)
     app.add_middleware(
         BodyLimit, max_bytes=int(services.settings.max_request_bytes), streamed=("/api/upload/",)

@@ -8,6 +8,11 @@ Its ``WWW-Authenticate: Bearer`` challenge names
 the protected resource metadata (RFC 9728, served by ``routes.well_known``) in
 ``resource_metadata`` and, when a token was sent, why it was refused (RFC 6750:
 ``error`` and ``error_description``).
+
+An admitted request goes straight to the MCP app, with the scope the ``/mcp`` mount would
+give it: FastAPI's router would otherwise try each of its ~100 routes first, ~0.13 ms of
+event-loop CPU per request (a seventh of a whole cached catalog call; all the middleware
+above this gate costs ~0.01 ms).
 """
 
 from __future__ import annotations
@@ -39,10 +44,14 @@ KEEP_HINT = frozenset({"token_wrong_resource", "user_inactive"})
 
 
 class McpAuthGate:
-    def __init__(self, app: ASGIApp, services: Services, path: str) -> None:
+    def __init__(
+        self, app: ASGIApp, services: Services, path: str, mcp_app: ASGIApp | None = None
+    ) -> None:
         self.app = app
         self.services = services
-        self.prefix = path.rstrip("/") + "/"
+        self.mount = path.rstrip("/")
+        self.prefix = self.mount + "/"
+        self.mcp_app = mcp_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
@@ -67,7 +76,17 @@ class McpAuthGate:
         except AuthenticationError as exc:
             await self._refuse(scope, send, exc, "invalid_token")
             return
-        await self.app(scope, receive, send)
+        if self.mcp_app is None:
+            await self.app(scope, receive, send)
+            return
+        root_path = scope.get("root_path", "")
+        mounted = {
+            **scope,
+            "path_params": {},
+            "app_root_path": scope.get("app_root_path", root_path),
+            "root_path": root_path + self.mount,
+        }
+        await self.mcp_app(mounted, receive, send)
 
     async def _refuse(
         self, scope: Scope, send: Send, exc: AuthenticationError, error: str | None

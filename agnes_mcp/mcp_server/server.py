@@ -3,7 +3,10 @@ and a workspace's (stdio, local data plus the server for remote work)."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 from fastmcp import FastMCP
+from fastmcp.server.dependencies import get_access_token
 
 from agnes_mcp import __version__
 from agnes_mcp.mcp_server.auth import AgnesTokenVerifier, current_principal
@@ -30,7 +33,21 @@ def build_mcp(services: Services) -> FastMCP:
     def backend_for() -> Backend:
         return ServerBackend(services, current_principal(services), results)
 
-    register_tools(mcp, backend_for, workspace=False)
+    def answer_key() -> Hashable | None:
+        """The caller and the state their catalog and schema answers depend on: the user
+        and token scopes the verifier found for this request, and the store's and the
+        analytics DB's generations."""
+        access = get_access_token()
+        if access is None:
+            return None
+        return (
+            services.store.generation,
+            services.orchestrator.generation,
+            access.client_id,
+            tuple(access.scopes),
+        )
+
+    register_tools(mcp, backend_for, workspace=False, answer_key=answer_key)
     register_guidance(mcp, backend_for)
     return mcp
 

@@ -27,6 +27,7 @@ from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server import output_budget as ob
 from agnes_mcp.mcp_server import paging
 from agnes_mcp.mcp_server import renderers as show
+from agnes_mcp.mcp_server.answer_cache import AnswerCache, AnswerKey
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.errors import install_error_mapping
 from agnes_mcp.mcp_server.renderers import result
@@ -83,12 +84,18 @@ def _spec(
 # --- registration ----------------------------------------------------------------------------
 
 
-def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) -> None:
+def register_tools(
+    mcp: FastMCP, backend_for: BackendFor, *, workspace: bool, answer_key: AnswerKey | None = None
+) -> None:
     """Register the tool surface on ``mcp``; ``backend_for`` gives the caller's backend.
+    ``answer_key`` (the server's) says for whom and in which state the catalog and schema
+    answers are kept (:mod:`~agnes_mcp.mcp_server.answer_cache`); without it they are
+    computed every call.
 
     Also installs the refusal mapping, so every server with these tools answers an
     :class:`~agnes_sync.errors.AgnesError` with its typed error result."""
     install_error_mapping(mcp)
+    answers = AnswerCache(answer_key)
 
     @mcp.tool(title="Who am I", annotations=READS, output_schema=WhoAmI.model_json_schema())
     def whoami() -> ToolResult:
@@ -101,7 +108,7 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         annotations=READS,
         output_schema=CatalogOutput.model_json_schema(),
     )
-    def catalog(
+    async def catalog(
         search: Annotated[
             str | None, Field(description="Words to look for in ids and descriptions.")
         ] = None,
@@ -117,40 +124,48 @@ def register_tools(mcp: FastMCP, backend_for: BackendFor, *, workspace: bool) ->
         size, freshness, partition column, where the data lives and how to fetch it) and
         the metric definitions. Local and materialized tables: use query. Remote tables
         stay in the warehouse: use query_remote, or snapshot_estimate + snapshot_create."""
-        tables, metrics = backend_for().catalog(search, query_mode)
-        return result(
-            *paging.paginate(
-                tables,
-                partial(show.catalog_page, metrics=metrics, total=len(tables)),
-                cursor=cursor,
-                key=f"{search or ''}|{query_mode or ''}",
-                page_size=paging.PAGE,
-                how_to_get_more="Call catalog again with cursor=next_cursor, or narrow "
-                "with search / query_mode.",
+
+        def work() -> ToolResult:
+            tables, metrics = backend_for().catalog(search, query_mode)
+            return result(
+                *paging.paginate(
+                    tables,
+                    partial(show.catalog_page, metrics=metrics, total=len(tables)),
+                    cursor=cursor,
+                    key=f"{search or ''}|{query_mode or ''}",
+                    page_size=paging.PAGE,
+                    how_to_get_more="Call catalog again with cursor=next_cursor, or narrow "
+                    "with search / query_mode.",
+                )
             )
-        )
+
+        return await answers.answer(("catalog", search, query_mode, cursor), work)
 
     @mcp.tool(
         title="Table schema",
         annotations=READS_WAREHOUSE,
         output_schema=SchemaOutput.model_json_schema(),
     )
-    def schema(
+    async def schema(
         table: Annotated[str, Field(description="A table id from catalog.")],
         cursor: Annotated[str | None, Field(description="next_cursor for more columns.")] = None,
     ) -> ToolResult:
         """Columns of a table: name, type, nullability and profile stats (null share,
         distinct estimate, min, max) where known. Read it before writing SQL."""
-        found = backend_for().schema(table)
-        return result(
-            *paging.paginate(
-                found.columns,
-                partial(show.schema_page, table=found),
-                cursor=cursor,
-                key=f"schema|{found.table}",
-                how_to_get_more="Call schema again with cursor=next_cursor.",
+
+        def work() -> ToolResult:
+            found = backend_for().schema(table)
+            return result(
+                *paging.paginate(
+                    found.columns,
+                    partial(show.schema_page, table=found),
+                    cursor=cursor,
+                    key=f"schema|{found.table}",
+                    how_to_get_more="Call schema again with cursor=next_cursor.",
+                )
             )
-        )
+
+        return await answers.answer(("schema", table, cursor), work)
 
     @mcp.tool(
         title="Sample rows",

@@ -1,0 +1,52 @@
+"""The server freezes its start-up heap, so full garbage collections stay short."""
+
+from __future__ import annotations
+
+import gc
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from agnes_mcp.api.admin_gate import AdminReadiness, ReadyState
+from agnes_mcp.serve import freeze_startup_heap
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """This process keeps collecting: whatever a test froze is thawed after it."""
+    gc.unfreeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _heap_freezer_done() -> bool:
+    return not any(t.name == "agnes-heap-freeze" for t in threading.enumerate())
+
+
+def test_start_up_objects_leave_the_collector_and_the_admin_app_joins_them(
+    unfrozen: None,
+) -> None:
+    readiness = AdminReadiness()
+    readiness.pending()
+    freeze_startup_heap(readiness)
+    frozen = gc.get_freeze_count()
+    assert frozen > 0
+    built_later = [[i] for i in range(10_000)]  # what the admin app's mount builds
+    readiness.ready()
+    for thread in threading.enumerate():
+        if thread.name == "agnes-heap-freeze":
+            thread.join(timeout=10)
+    assert _heap_freezer_done()
+    assert gc.get_freeze_count() >= frozen + len(built_later)
+
+
+def test_settled_readiness_is_seen_from_a_thread() -> None:
+    readiness = AdminReadiness()
+    assert readiness.wait_settled(0.01) is ReadyState.ABSENT
+    readiness.pending()
+    assert readiness.wait_settled(0.01) is ReadyState.PENDING
+    threading.Timer(0.05, readiness.failed, args=("import failed",)).start()
+    assert readiness.wait_settled(10) is ReadyState.FAILED
