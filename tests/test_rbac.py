@@ -13,6 +13,7 @@ from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_sync.table_spec import TableSpec
 from tests.conftest import add_user
+from tests.marketplace_feed_harness import PluginSpec, publish
 
 TABLES = ["orders", "customers", "payroll", "web_sessions"]
 
@@ -72,30 +73,7 @@ def test_granted_listing_matches_the_matrix(services: Services, world: dict, who
 
 
 def test_grants_are_per_resource_type(services: Services, world: dict) -> None:
-    from agnes_mcp.store.marketplaces import MarketplacePlugin
-
-    services.marketplace_store.add(
-        "shop",
-        "shop",
-        "https://git.example.com/p.git",
-        ref=None,
-        token_env=None,
-        username=None,
-        added_by="test",
-    )
-    plugin = MarketplacePlugin(
-        marketplace="shop",
-        name="orders",
-        version=None,
-        description=None,
-        source_path="",
-        content_hash="0" * 64,
-        files=1,
-        bytes=1,
-        manifest={"name": "orders"},
-        entry={},
-    )
-    services.marketplace_store.record_success("shop", "f" * 40, "shop", [plugin])
+    publish(services, "shop", [PluginSpec("orders")])
     services.grants.add(world["analysts"].id, ResourceType.MARKETPLACE_PLUGIN, "shop/orders")
     _, raw = services.tokens.create(world["users"]["analyst"].id, "t")
     principal = services.tokens.authenticate(raw)
@@ -111,30 +89,8 @@ def test_grants_are_per_resource_type(services: Services, world: dict) -> None:
 
 def test_the_admin_group_is_granted_plugins_but_not_tables(services: Services) -> None:
     from agnes_mcp.errors import SystemGroupImmutable
-    from agnes_mcp.store.marketplaces import MarketplacePlugin
 
-    services.marketplace_store.add(
-        "ops",
-        "ops",
-        "https://git.example.com/o.git",
-        ref=None,
-        token_env=None,
-        username=None,
-        added_by="test",
-    )
-    plugin = MarketplacePlugin(
-        marketplace="ops",
-        name="runbook",
-        version=None,
-        description=None,
-        source_path="",
-        content_hash="1" * 64,
-        files=1,
-        bytes=1,
-        manifest={"name": "runbook"},
-        entry={},
-    )
-    services.marketplace_store.record_success("ops", "e" * 40, "ops", [plugin])
+    publish(services, "ops", [PluginSpec("runbook")])
     admin = add_user(services, (ADMIN_GROUP_ID,))
     _, raw = services.tokens.create(admin.id, "t", [TokenScope.DATA.value])
     # No shortcut for admins: the feed is what their groups were granted.

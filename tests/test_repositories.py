@@ -24,9 +24,9 @@ from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.store.audit import AuditEntry
 from agnes_mcp.store.groups import MembershipSource
-from agnes_mcp.store.marketplaces import MarketplacePlugin
 from agnes_sync.table_spec import QueryMode, SyncStrategy, TableSpec
 from tests.conftest import add_user
+from tests.marketplace_feed_harness import PluginSpec, publish
 
 
 def test_user_add_normalises_email_and_joins_everyone(services: Services) -> None:
@@ -135,34 +135,7 @@ def test_grants_check_existence_and_uniqueness(services: Services) -> None:
     # plugin ids are checked against the plugins of the marketplaces' last good syncs
     with pytest.raises(ResourceNotFound):
         services.grants.add(group.id, ResourceType.MARKETPLACE_PLUGIN, "tools/sql-helper")
-    services.marketplace_store.add(
-        "tools",
-        "tools",
-        "https://git.example.com/t.git",
-        ref=None,
-        token_env=None,
-        username=None,
-        added_by="test",
-    )
-    services.marketplace_store.record_success(
-        "tools",
-        "a" * 40,
-        "tools",
-        [
-            MarketplacePlugin(
-                marketplace="tools",
-                name="sql-helper",
-                version=None,
-                description=None,
-                source_path="",
-                content_hash="2" * 64,
-                files=1,
-                bytes=1,
-                manifest={"name": "sql-helper"},
-                entry={},
-            )
-        ],
-    )
+    publish(services, "tools", [PluginSpec("sql-helper")])
     services.grants.add(group.id, ResourceType.MARKETPLACE_PLUGIN, "tools/sql-helper")
     assert services.grants.resources_of([group.id]) == {
         (ResourceType.TABLE, "orders"),
