@@ -87,6 +87,11 @@ def serve(
 
         def started() -> None:
             freeze_startup_heap(app.state.admin_readiness)
+            # tables synced before this start are converted in the background, not by
+            # the first query that reads them
+            threading.Thread(
+                target=services.query.convert_tables, name="agnes-convert-tables", daemon=True
+            ).start()
             if on_ready is not None:
                 on_ready(settings)
 

@@ -156,6 +156,7 @@ class Services:
             queries=self.query, access=self.access, root=self.settings.data_dir / "snapshots"
         )
         self.sync.remote_profiler = self.query.remote_profile
+        self.sync.on_published = self.query.convert_tables
         self.group_sync = GroupSync(self.settings, self.store, self.users, self.write_behind)
         self.oauth_store = OAuthRepository(self.store)
         self.write_behind.oauth = self.oauth_store

@@ -386,6 +386,13 @@ class AgnesSettings(BaseSettings):
         "sandboxes read with DuckDB's own parquet reader (no server path visible); tables "
         "past it are read through Arrow datasets, slower. 0: always Arrow datasets.",
     )
+    query_native_table_bytes: ByteSize = Field(
+        default=ByteSize(2 * 1024**3),
+        description="Disk, in a private folder of the system's temporary folder, for tables "
+        "converted in the background to DuckDB's own storage, which query sandboxes attach "
+        "read-only (a GROUP BY reads them ~2x faster than parquet). Until a table is "
+        "converted, or past the budget, it is read from its parquet files. 0: never.",
+    )
     scan_caps: ScanCaps = Field(
         default_factory=ScanCaps, description="Default caps for remote scans and results."
     )

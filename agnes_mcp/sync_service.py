@@ -78,6 +78,8 @@ class SyncService:
     # Profiles a remote table from its warehouse's metadata (the partition column's range);
     # wired by Services to the query service, which holds the engines.
     remote_profiler: Callable[[str], TableProfile | None] | None = None
+    # Told after a sync published new files (the query service converts them).
+    on_published: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.scheduler = Scheduler(
@@ -146,6 +148,8 @@ class SyncService:
                 backoff_seconds=self.settings.sync_backoff_seconds,
             )
             self.orchestrator.rebuild_source(table.source_type)
+            if self.on_published is not None:
+                self.on_published()
         except AgnesError as exc:
             attempts = int(exc.details.get("attempts", attempts or 1))
             return self._failed(table_id, run_id, started, attempts, exc.to_dict())

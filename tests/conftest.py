@@ -50,6 +50,7 @@ def _clean_agnes_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.T
         if name.startswith("AGNES_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+    monkeypatch.setenv("AGNES_WARM_QUERY", "0")  # no warm query server outlives a test
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache-home")))
     # 'agnes init' registers a git credential helper in the user's global git config: never
     # the developer's own ~/.gitconfig in a test.
@@ -221,6 +222,8 @@ def running_demo(root: Path, scale: float = 0.002, **overrides: object) -> Itera
         tokens = prepare(live.services)
         results = first_sync(live.services)
         assert all(r.status == "ok" for r in results), [r.error for r in results]
+        # queries read the tables as a running server does: converted (native_tables)
+        assert live.services.query.sandboxes.wait_converted(60)
         yield DemoServer(live, tokens.admin, tokens.analyst)
 
 

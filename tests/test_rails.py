@@ -38,6 +38,15 @@ def test_corpus(
         assert caught.value.message and caught.value.hint
 
 
+def test_the_corpus_runs_on_tables_converted_as_a_server_reads_them(
+    demo_server: DemoServer, analyst: Principal
+) -> None:
+    service = demo_server.live.services.query
+    catalog = service.catalog.current()
+    granted = [t for t in service._granted_local(analyst, catalog) if t.files]
+    assert granted and service.sandboxes.get(granted, catalog.version).converted == len(granted)
+
+
 def test_every_refusal_code_is_exercised() -> None:
     codes = {expected for _, _, expected in CASES}
     for code in (

@@ -16,6 +16,7 @@ import pytest
 from agnes_mcp.rails import answer_stream, file_copies
 from agnes_mcp.rails.arrow_sources import TableUnavailable
 from agnes_mcp.rails.file_copies import FileCopies, InPlaceFiles
+from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.refusals import QueryFailed, QueryRefused, ReadOnly
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.sandbox_pool import SandboxPool
@@ -78,19 +79,27 @@ def _tables(data: dict[str, Path]) -> list[CatalogTable]:
     ]
 
 
-@pytest.fixture(params=["copies", "arrow"])
+@pytest.fixture(params=["copies", "arrow", "converted"])
 def way(request: pytest.FixtureRequest) -> str:
     # Without memfd_create (macOS, Windows) "copies" falls back to Arrow datasets: the
-    # same answers and walls are asserted either way, never skipped.
+    # same answers and walls are asserted either way, never skipped. "converted": the
+    # tables converted to DuckDB files (native_tables), as a server reads them.
     return str(request.param)
 
 
 @pytest.fixture
 def sandbox(data: dict[str, Path], way: str) -> Iterator[Sandbox]:
-    copies = FileCopies() if way == "copies" else None
-    box = Sandbox(_tables(data), memory_limit="256MB", threads=2, copies=copies)
+    copies = FileCopies() if way != "arrow" else None
+    natives = NativeTables(1024**3) if way == "converted" else None
+    if natives is not None:
+        natives.want(_tables(data))
+        assert natives.wait_idle(30)
+    box = Sandbox(_tables(data), memory_limit="256MB", threads=2, copies=copies, natives=natives)
+    assert box.converted == (3 if way == "converted" else 0)
     yield box
     box.close()
+    if natives is not None:
+        natives.close()
 
 
 def _rows(box: Sandbox, sql: str) -> list[dict[str, object]]:
@@ -152,6 +161,8 @@ def test_no_text_a_query_can_read_holds_a_server_path(
         _rows(sandbox, "SELECT sql FROM duckdb_views() WHERE NOT internal"),
         _rows(sandbox, "SELECT * FROM duckdb_settings()"),
         _rows(sandbox, "SELECT current_setting('allowed_paths') AS a"),
+        _rows(sandbox, "SELECT * FROM duckdb_databases()"),
+        _rows(sandbox, "SELECT * FROM duckdb_tables()"),
     ]
     for sql in ("SELECT id::DATE FROM parts", "SELECT nope FROM parts", "SELECT 1/0::INT"):
         try:
@@ -261,7 +272,7 @@ def test_the_pool_drops_sandboxes_of_an_older_catalog(data: dict[str, Path]) -> 
 
 
 def test_a_table_whose_file_is_gone_is_a_typed_refusal(tmp_path: Path, way: str) -> None:
-    copies = FileCopies() if way == "copies" else None
+    copies = FileCopies() if way != "arrow" else None
     gone = _table("gone", tmp_path / "no.parquet")
     with pytest.raises(TableUnavailable) as refused:
         Sandbox([gone], memory_limit="256MB", threads=1, copies=copies)

@@ -37,6 +37,7 @@ from agnes_mcp.rails.engine import (
 )
 from agnes_mcp.rails.extra_tables import Extras, registrar
 from agnes_mcp.rails.file_copies import SHARED, FileCopies
+from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.outcome import Outcome, outcome_of
 from agnes_mcp.rails.planner import (
     Plan,
@@ -115,6 +116,11 @@ class QueryService:
                 if copy_bytes == SHARED.max_bytes
                 else FileCopies(max_bytes=copy_bytes)
             ),
+            natives=NativeTables(
+                int(settings.query_native_table_bytes), memory_limit=settings.query_memory_limit
+            )
+            if int(settings.query_native_table_bytes) > 0
+            else None,
         )
         self._engines: dict[tuple[str, str], tuple[object, RemoteEngine]] = {}
         self._engine_lock = threading.Lock()
@@ -300,6 +306,13 @@ class QueryService:
             outcome.total_rows = sandbox.count(parsed.sql, limits, prepare=prepare)
         return outcome
 
+    def convert_tables(self) -> None:
+        """Queue every local table of the current catalog for conversion to DuckDB's own
+        storage (:mod:`native_tables`); the work runs on a background thread."""
+        self.sandboxes.convert(
+            [t for t in self.catalog.current().tables.values() if not t.is_remote]
+        )
+
     def estimate(self, principal: Principal, sql: str) -> EstimateOutcome:
         started = time.perf_counter()
         try:
@@ -432,7 +445,7 @@ class QueryService:
         )
 
     def close(self) -> None:
-        self.sandboxes.clear()
+        self.sandboxes.close()
         with self._engine_lock:
             for _, engine in self._engines.values():
                 engine.close()

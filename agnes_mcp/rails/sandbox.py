@@ -38,6 +38,7 @@ from agnes_mcp.rails.answer_stream import stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
 from agnes_mcp.rails.file_copies import SHARED, NativeFiles
+from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.refusals import (
     MultipleStatements,
     QueryFailed,
@@ -385,7 +386,8 @@ def capped(table: pa.Table, limits: Limits, seconds: float) -> RunResult:
 class Sandbox:
     """Views over exactly ``tables``' files, in a locked in-memory DuckDB that may open
     only in-memory copies of those files (``copies``; None: none, and every table is read
-    through an Arrow dataset by trusted code)."""
+    through an Arrow dataset by trusted code), or, for a table ``natives`` has converted,
+    only that table's own DuckDB file, attached read-only."""
 
     def __init__(
         self,
@@ -394,13 +396,14 @@ class Sandbox:
         memory_limit: str,
         threads: int,
         copies: NativeFiles | None = SHARED,
+        natives: NativeTables | None = None,
     ) -> None:
         self.tables = {t.id for t in tables}
         self._con = duckdb.connect()
         try:
             value_guards.install(self._con)
             install_decoders(self._con)
-            views = create_views(self._con, tables, copies)
+            views = create_views(self._con, tables, copies, natives)
         except BaseException:
             self._con.close()
             raise
@@ -411,7 +414,8 @@ class Sandbox:
             self._con.close()
             views.release()
             raise
-        self.native = len(views.leases)  # tables read natively (the rest through Arrow)
+        self.native = len(views.leases)  # tables read from parquet copies (natively)
+        self.converted = views.attached  # tables read from their converted DuckDB files
         self._connection = SandboxConnection(self._con, views.sources, views.release)
         # a sandbox dropped without close() still gives its copies back (release is idempotent)
         weakref.finalize(self._connection, views.release)

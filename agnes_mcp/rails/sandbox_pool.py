@@ -1,5 +1,5 @@
-"""Sandboxes pooled by (set of tables, catalog version): a new DuckDB costs ~11 ms (and
-its views read every footer), a cursor of a pooled one nothing."""
+"""Sandboxes pooled by (set of tables, catalog version, converted tables): a new DuckDB
+costs ~11 ms (and its views read every footer), a cursor of a pooled one nothing."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import threading
 from collections import OrderedDict
 
 from agnes_mcp.rails.file_copies import SHARED, NativeFiles
+from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.sandbox import Sandbox
 from agnes_mcp.rails.tables import CatalogTable
 
@@ -16,7 +17,9 @@ POOL_SIZE = 16
 class SandboxPool:
     """Sandboxes by (set of tables, catalog version), least recently used dropped first;
     a sandbox of an older catalog version is dropped as soon as one of a newer version
-    is made (it would never be asked for again, and it holds copies of replaced files)."""
+    is made (it would never be asked for again, and it holds copies of replaced files).
+    With ``natives``, tables are converted to DuckDB files in the background, and once one
+    is ready the sandboxes are made again (the next query of each) to read it."""
 
     def __init__(
         self,
@@ -25,23 +28,30 @@ class SandboxPool:
         threads: int,
         size: int = POOL_SIZE,
         copies: NativeFiles | None = SHARED,
+        natives: NativeTables | None = None,
     ) -> None:
         self._memory = memory_limit
         self._threads = threads
         self._size = size
         self._copies = copies
+        self._natives = natives
         self._lock = threading.Lock()
         self._pool: OrderedDict[tuple[object, ...], Sandbox] = OrderedDict()
 
     def get(self, tables: list[CatalogTable], version: object) -> Sandbox:
-        key = (version, frozenset(t.id for t in tables))
+        generation = self._natives.generation if self._natives is not None else 0
+        key = (version, generation, frozenset(t.id for t in tables))
         with self._lock:
             sandbox = self._pool.get(key)
             if sandbox is not None:
                 self._pool.move_to_end(key)
                 return sandbox
         sandbox = Sandbox(
-            tables, memory_limit=self._memory, threads=self._threads, copies=self._copies
+            tables,
+            memory_limit=self._memory,
+            threads=self._threads,
+            copies=self._copies,
+            natives=self._natives,
         )
         dropped: list[Sandbox] = []
         with self._lock:
@@ -50,7 +60,7 @@ class SandboxPool:
                 dropped.append(sandbox)
                 sandbox = existing
             else:
-                for other in [k for k in self._pool if k[0] != version]:
+                for other in [k for k in self._pool if k[:2] != key[:2]]:
                     dropped.append(self._pool.pop(other))
                 self._pool[key] = sandbox
                 while len(self._pool) > self._size:
@@ -59,9 +69,25 @@ class SandboxPool:
             old.close()
         return sandbox
 
+    def convert(self, tables: list[CatalogTable]) -> None:
+        """Convert ``tables``, all the tables there are, in the background (no-op without
+        ``natives``); conversions of any other files are removed."""
+        if self._natives is not None:
+            self._natives.want(tables, only=True)
+
+    def wait_converted(self, timeout: float) -> bool:
+        """Whether the conversions queued so far ended within ``timeout`` seconds."""
+        return self._natives is None or self._natives.wait_idle(timeout)
+
     def clear(self) -> None:
         with self._lock:
             dropped = list(self._pool.values())
             self._pool.clear()
         for sandbox in dropped:
             sandbox.close()
+
+    def close(self) -> None:
+        """Drop every sandbox and stop converting tables (removing the converted files)."""
+        self.clear()
+        if self._natives is not None:
+            self._natives.close()

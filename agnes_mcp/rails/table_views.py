@@ -14,6 +14,7 @@ footer is read again to bind), so it is asked for only where the schemas differ.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -21,6 +22,11 @@ from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, open_so
 from agnes_mcp.rails.file_copies import Lease, NativeFiles
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_sync.sql_text import quote_ident, quote_literal
+
+if TYPE_CHECKING:
+    from agnes_mcp.rails.native_tables import NativeTables
+
+CONVERTED_TABLE = "t"  # the one table of a converted file (native_tables)
 
 
 @dataclass
@@ -32,6 +38,7 @@ class Views:
     sources: dict[str, ArrowSource] = field(default_factory=dict)
     leases: list[Lease] = field(default_factory=list)
     allowed: list[str] = field(default_factory=list)
+    attached: int = 0  # tables read from their converted DuckDB files
 
     def release(self) -> None:
         for lease in self.leases:
@@ -40,13 +47,20 @@ class Views:
 
 
 def create_views(
-    con: duckdb.DuckDBPyConnection, tables: list[CatalogTable], copies: NativeFiles | None
+    con: duckdb.DuckDBPyConnection,
+    tables: list[CatalogTable],
+    copies: NativeFiles | None,
+    natives: NativeTables | None = None,
 ) -> Views:
-    """One view per table with files on ``con`` (not yet locked)."""
+    """One view per table with files on ``con`` (not yet locked): over the table's
+    converted DuckDB file where ``natives`` has it ready, else over its parquet files."""
     views = Views()
     try:
         for table in tables:
-            if table.files:
+            if not table.files:
+                continue
+            converted = natives.path(table) if natives is not None else None
+            if converted is None or not _attach(con, table, converted, views):
                 _create_view(con, table, copies, views)
     except BaseException:
         views.release()
@@ -92,6 +106,21 @@ def _create_view(
     con.execute(f"CREATE VIEW {quote_ident(table.id)} AS {source.select}")
     con.unregister(source.name)
     views.sources[table.id.lower()] = source
+
+
+def _attach(con: duckdb.DuckDBPyConnection, table: CatalogTable, path: str, views: Views) -> bool:
+    """A view over ``table``'s converted file, attached read-only (False if that fails:
+    the file was removed meanwhile, and the parquet files are read instead)."""
+    alias = f"agnes_native_{views.attached}"
+    try:
+        con.execute(f"ATTACH {quote_literal(path)} AS {alias} (READ_ONLY)")
+    except duckdb.Error:
+        return False
+    views.attached += 1
+    con.execute(
+        f"CREATE VIEW {quote_ident(table.id)} AS SELECT * FROM {alias}.main.{CONVERTED_TABLE}"
+    )
+    return True
 
 
 def _lease(table: CatalogTable, copies: NativeFiles | None) -> Lease | None:

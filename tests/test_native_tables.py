@@ -1,0 +1,210 @@
+"""Tables converted to DuckDB files in the background (native_tables): converted again
+when a sync replaces a file, bounded by a budget, refused when unreadable, private and
+nameless on disk, removed on close, and picked up by the pool once ready. The walls and
+answers of a sandbox reading them are asserted with the other ways in
+test_sandbox_native.py."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agnes_mcp.rails.arrow_sources import TableUnavailable
+from agnes_mcp.rails.file_copies import FileCopies
+from agnes_mcp.rails.native_tables import NativeTables
+from agnes_mcp.rails.sandbox import Limits, Sandbox
+from agnes_mcp.rails.sandbox_pool import SandboxPool
+from agnes_mcp.rails.tables import CatalogTable
+
+LIMITS = Limits(rows=1000, bytes=10_000_000, timeout_seconds=5)
+
+
+def _table(table_id: str, *files: Path) -> CatalogTable:
+    return CatalogTable(
+        id=table_id,
+        description="",
+        query_mode="local",
+        source="s",
+        rows=None,
+        size_bytes=None,
+        extracted_at=None,
+        files=tuple(str(f) for f in files),
+    )
+
+
+def _write(path: Path, select: str) -> Path:
+    duckdb.sql(f"COPY ({select}) TO '{path}'")
+    return path
+
+
+@pytest.fixture
+def natives() -> Iterator[NativeTables]:
+    found = NativeTables(1024**3)
+    yield found
+    found.close()
+
+
+def _rows(box: Sandbox, sql: str) -> list[dict[str, object]]:
+    return box.run(sql, LIMITS).table.to_pylist()
+
+
+def _converted(natives: NativeTables, *tables: CatalogTable) -> None:
+    natives.want(list(tables))
+    assert natives.wait_idle(30)
+
+
+def test_a_replaced_file_is_converted_again(natives: NativeTables, tmp_path: Path) -> None:
+    part = _write(tmp_path / "p.parquet", "SELECT range AS id FROM range(10)")
+    table = _table("t", part)
+    _converted(natives, table)
+    first, generation = natives.path(table), natives.generation
+    before = Sandbox([table], memory_limit="256MB", threads=1, natives=natives)
+    fresh = _write(tmp_path / "fresh.parquet", "SELECT 99 AS id")
+    os.replace(fresh, part)  # as a sync publishes: a new file under the old name
+    assert natives.path(table) is None  # not converted yet: read from parquet meanwhile
+    assert natives.wait_idle(30) and natives.generation == generation + 1
+    after = Sandbox([table], memory_limit="256MB", threads=1, natives=natives)
+    try:
+        assert (before.converted, after.converted) == (1, 1)
+        assert natives.path(table) not in (None, first)
+        assert _rows(before, "SELECT count(*) AS n FROM t") == [{"n": 10}]
+        assert _rows(after, "SELECT * FROM t") == [{"id": 99}]
+    finally:
+        before.close()
+        after.close()
+
+
+def test_past_the_budget_a_table_is_read_from_parquet(tmp_path: Path) -> None:
+    small = _write(tmp_path / "small.parquet", "SELECT 1 AS id")
+    probe = NativeTables(1024**3)
+    _converted(probe, _table("small", small))
+    room = probe.bytes  # what the small table takes converted
+    probe.close()
+    big = _write(
+        tmp_path / "big.parquet", "SELECT range AS id, md5(range::VARCHAR) AS h FROM range(50000)"
+    )
+    assert big.stat().st_size > room
+    natives = NativeTables(room)
+    try:
+        tables = [_table("big", big), _table("small", small)]
+        _converted(natives, *tables)
+        assert natives.path(tables[0]) is None and natives.path(tables[1]) is not None
+        assert natives.bytes <= natives.max_bytes
+        box = Sandbox(tables, memory_limit="256MB", threads=1, copies=FileCopies(), natives=natives)
+        try:
+            assert (box.converted, box.native) == (1, 1)  # small converted, big from parquet
+            assert _rows(box, "SELECT count(*) AS n FROM big") == [{"n": 50000}]
+        finally:
+            box.close()
+    finally:
+        natives.close()
+
+
+def test_the_oldest_conversion_leaves_first_when_the_budget_is_full(tmp_path: Path) -> None:
+    parts = [_write(tmp_path / f"{i}.parquet", f"SELECT {i} AS id") for i in range(3)]
+    tables = [_table(f"t{i}", p) for i, p in enumerate(parts)]
+    probe = NativeTables(1024**3)
+    _converted(probe, tables[0])
+    one = probe.bytes
+    probe.close()
+    natives = NativeTables(2 * one)  # room for two
+    try:
+        for table in tables:
+            _converted(natives, table)
+        assert natives.files == 2 and natives.path(tables[0]) is None
+        assert natives.path(tables[2]) is not None
+    finally:
+        natives.close()
+
+
+def test_an_unreadable_table_is_not_converted_and_refused_as_before(
+    natives: NativeTables, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"PAR1 this is not parquet PAR1")
+    table = _table("broken", broken)
+    _converted(natives, table)
+    assert natives.path(table) is None and natives.files == 0
+    natives.want([table])  # refused once, not tried again
+    assert natives.wait_idle(30) and natives.files == 0
+    with pytest.raises(TableUnavailable) as refused:
+        Sandbox([table], memory_limit="256MB", threads=1, copies=FileCopies(), natives=natives)
+    assert str(tmp_path) not in refused.value.message
+
+
+def test_converted_files_are_private_nameless_and_removed_on_close(tmp_path: Path) -> None:
+    part = _write(tmp_path / "orders-2024.parquet", "SELECT 1 AS id")
+    table = _table("orders", part)
+    natives = NativeTables(1024**3)
+    _converted(natives, table)
+    path = natives.path(table)
+    assert path is not None
+    folder = Path(path).parent
+    assert folder.parent == Path(tempfile.gettempdir()).resolve() or folder.parent == Path(
+        tempfile.gettempdir()
+    )
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert "orders" not in path and str(tmp_path) not in path
+    box = Sandbox([table], memory_limit="256MB", threads=1, natives=natives)
+    natives.close()
+    assert not folder.exists()
+    try:  # an attached file outlives its name
+        assert _rows(box, "SELECT * FROM orders") == [{"id": 1}]
+    finally:
+        box.close()
+    natives.want([table])  # closed: nothing more is converted
+    assert natives.wait_idle(5) and natives.files == 0
+
+
+def test_the_pool_reads_a_table_converted_after_its_sandbox_was_made(tmp_path: Path) -> None:
+    part = _write(tmp_path / "p.parquet", "SELECT range AS id FROM range(100)")
+    table = _table("t", part)
+    natives = NativeTables(1024**3)
+    pool = SandboxPool(memory_limit="256MB", threads=1, copies=FileCopies(), natives=natives)
+    try:
+        first = pool.get([table], (1, 1))
+        assert first.converted == 0  # the first query does not wait for the conversion
+        assert pool.wait_converted(30)
+        second = pool.get([table], (1, 1))
+        assert second is not first and second.converted == 1
+        assert pool.get([table], (1, 1)) is second
+        assert _rows(second, "SELECT count(*) AS n FROM t") == [{"n": 100}]
+        with pytest.raises(TableUnavailable):  # the parquet one was dropped
+            first.run("SELECT 1", LIMITS)
+    finally:
+        pool.close()
+    assert natives.files == 0
+
+
+@pytest.mark.parametrize("budget", [0, 1024**2])
+def test_the_budget_setting_turns_conversion_on_and_off(tmp_path: Path, budget: int) -> None:
+    from agnes_mcp.services import Services
+    from tests.conftest import make_settings
+
+    services = Services.open(make_settings(tmp_path / "data", query_native_table_bytes=budget))
+    try:
+        natives = services.query.sandboxes._natives
+        assert (natives is None) if budget == 0 else (natives is not None)
+        assert natives is None or natives.max_bytes == budget
+    finally:
+        services.close()
+
+
+def test_a_new_catalog_removes_conversions_no_table_reads(
+    natives: NativeTables, tmp_path: Path
+) -> None:
+    a = _table("a", _write(tmp_path / "a.parquet", "SELECT 1 AS id"))
+    b = _table("b", _write(tmp_path / "b.parquet", "SELECT 2 AS id"))
+    natives.want([a, b], only=True)
+    assert natives.wait_idle(30) and natives.files == 2
+    gone = natives.path(b)
+    assert gone is not None
+    natives.want([a], only=True)  # b left the catalog
+    assert natives.wait_idle(30)
+    assert natives.files == 1 and natives.path(a) is not None and not Path(gone).exists()
