@@ -40,7 +40,15 @@ CONFIG_FILE_ENV = "AGNES_CONFIG"
 CONFIG_FILE_NAME = "instance.yaml"
 # Variables with the AGNES_ prefix that belong to the client side, not these settings.
 CLIENT_ENV_VARS = frozenset(
-    {"AGNES_CONFIG", "AGNES_SERVER_URL", "AGNES_TOKEN", "AGNES_WORKSPACE", "AGNES_CONFIG_HOME"}
+    {
+        "AGNES_CONFIG",
+        "AGNES_SERVER_URL",
+        "AGNES_TOKEN",
+        "AGNES_WORKSPACE",
+        "AGNES_CONFIG_HOME",
+        "AGNES_WARM_QUERY",
+        "AGNES_WARM_IDLE_SECONDS",
+    }
 )
 
 

@@ -288,6 +288,24 @@ def _registry_commands(
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if list(argv[:1]) == ["query"]:
+        # A local query: the workspace's warm server answers it if it can (docs/cli.md).
+        from cli.warm_query.client import WarmQuery
+
+        warm = WarmQuery.for_argv(argv)
+        if warm is not None:
+            code = warm.answer()
+            if code is not None:
+                return code
+            try:
+                return run_in_process(argv)
+            finally:
+                warm.start_server()
+    return run_in_process(argv)
+
+
+def run_in_process(argv: Sequence[str]) -> int:
+    """``agnes <argv>`` in this process (the warm query server runs this too)."""
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if args.version:

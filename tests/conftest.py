@@ -42,6 +42,27 @@ def _fresh_parse_cache() -> Iterator[None]:
     clear_cache()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _warm_servers_stopped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A test that runs `agnes` with an environment rebuilt without AGNES_* may start a
+    warm query server (cli.warm_query): it starts in this session's own runtime folder,
+    and every server there is stopped when the session ends."""
+    from cli.warm_query import servers
+
+    runtime = tmp_path_factory.mktemp("xdg-runtime")
+    runtime.chmod(0o700)
+    previous = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    try:
+        yield
+    finally:
+        servers.stop(runtime / "agnes")
+        if previous is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = previous
+
+
 @pytest.fixture(autouse=True)
 def _clean_agnes_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """No AGNES_* variable of the developer's shell leaks into a test; no real ~/.config,

@@ -27,6 +27,7 @@ def workspace(demo_server: DemoServer, tmp_path: Path) -> tuple[Path, dict[str, 
         AGNES_SERVER_URL=demo_server.live.base_url,
         AGNES_TOKEN=demo_server.analyst_token,
         AGNES_CONFIG_HOME=str(tmp_path / "config"),
+        AGNES_WARM_QUERY="0",  # each run in process, as the pipe tests mean
         PYTHONPATH=str(REPO),
     )
     return folder, env

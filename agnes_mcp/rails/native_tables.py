@@ -22,6 +22,7 @@ granted and nothing more. Folder and files are removed when the process closes t
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import shutil
 import tempfile
@@ -38,6 +39,7 @@ from agnes_mcp.rails.table_views import CONVERTED_TABLE, native_select, same_sch
 from agnes_mcp.rails.tables import CatalogTable
 
 Key = tuple[tuple[int, int, int, int], ...]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -140,12 +142,16 @@ class NativeTables:
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
             tables, only = job
-            keys = [self._one(table) for table in tables if not self._closed]
-            if only and not self._closed:
-                self._keep_only({k for k in keys if k is not None})
-            with self._changed:
-                self._queued -= 1
-                self._changed.notify_all()
+            try:
+                keys = [self._one(table) for table in tables if not self._closed]
+                if only and not self._closed:
+                    self._keep_only({k for k in keys if k is not None})
+            except Exception:  # the worker outlives anything: queries read parquet meanwhile
+                log.exception("converting tables failed")
+            finally:
+                with self._changed:
+                    self._queued -= 1
+                    self._changed.notify_all()
 
     def _keep_only(self, keys: set[Key]) -> None:
         with self._lock:
@@ -169,8 +175,8 @@ class NativeTables:
         if not too_large:
             try:
                 built = self._convert(table)
-            except (OSError, duckdb.Error):
-                built = None
+            except (OSError, duckdb.Error) as exc:  # unreadable, disk full, closed meanwhile
+                log.info("table %s not converted: %s", table.id, type(exc).__name__)
         evicted: list[_Built] = []
         with self._changed:
             self._waiting.discard(key)
