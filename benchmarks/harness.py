@@ -25,7 +25,7 @@ def compile_bytecode() -> None:
     import sysconfig
 
     for root in (sysconfig.get_paths()["purelib"], *(str(REPO / p) for p in PACKAGES)):
-        compileall.compile_dir(root, quiet=2, workers=2)
+        compileall.compile_dir(root, quiet=2)  # one process: a pool forked late can break
 
 
 @dataclass

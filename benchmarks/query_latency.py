@@ -106,7 +106,7 @@ class RawDuckDB:
         select = f"SELECT * FROM read_parquet([{listed}])"
         if native is not None:
             with duckdb.connect(str(native)) as writer:
-                writer.execute(f"CREATE TABLE orders AS {select}")
+                writer.execute(f"CREATE OR REPLACE TABLE orders AS {select}")
             self.con.execute(f"ATTACH '{native}' AS converted (READ_ONLY)")
             select = "SELECT * FROM converted.orders"
         self.con.execute(f"CREATE VIEW orders AS {select}")
