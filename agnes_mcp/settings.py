@@ -401,6 +401,12 @@ class AgnesSettings(BaseSettings):
         "read-only (a GROUP BY reads them ~2x faster than parquet). Until a table is "
         "converted, or past the budget, it is read from its parquet files. 0: never.",
     )
+    query_native_table_min_bytes: ByteSize = Field(
+        default=ByteSize(1024**2),
+        description="Tables whose parquet files hold less than this are not converted "
+        "(query_native_table_bytes): a converted file costs ~0.8 MB and ~20 ms to write, "
+        "more than reading a small table's parquet saves.",
+    )
     scan_caps: ScanCaps = Field(
         default_factory=ScanCaps, description="Default caps for remote scans and results."
     )

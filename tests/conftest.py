@@ -233,6 +233,8 @@ def running_demo(root: Path, scale: float = 0.002, **overrides: object) -> Itera
     sources = {k: v.model_dump() for k, v in demo_sources(data, root / "data").items()}
     extra = overrides.pop("marketplace", None)
     marketplace = {"allow_local": True, **(extra if isinstance(extra, dict) else {})}
+    # the demo's tables are tiny here: converted anyway, so queries take a server's path
+    overrides.setdefault("query_native_table_min_bytes", 0)
     with running_server(
         root / "data",
         sources=sources,

@@ -208,3 +208,21 @@ def test_a_new_catalog_removes_conversions_no_table_reads(
     natives.want([a], only=True)  # b left the catalog
     assert natives.wait_idle(30)
     assert natives.files == 1 and natives.path(a) is not None and not Path(gone).exists()
+
+
+def test_a_small_table_stays_parquet(tmp_path: Path) -> None:
+    small = _table("small", _write(tmp_path / "s.parquet", "SELECT 1 AS id"))
+    natives = NativeTables(1024**3, min_bytes=1024**2)
+    try:
+        assert natives.path(small) is None
+        natives.want([small])
+        assert natives.wait_idle(30) and natives.files == 0 and natives.path(small) is None
+        box = Sandbox(
+            [small], memory_limit="256MB", threads=1, copies=FileCopies(), natives=natives
+        )
+        try:
+            assert (box.converted, box.native) == (0, 1)
+        finally:
+            box.close()
+    finally:
+        natives.close()

@@ -120,7 +120,9 @@ class QueryService:
                 else FileCopies(max_bytes=copy_bytes)
             ),
             natives=NativeTables(
-                int(settings.query_native_table_bytes), memory_limit=settings.query_memory_limit
+                int(settings.query_native_table_bytes),
+                min_bytes=int(settings.query_native_table_min_bytes),
+                memory_limit=settings.query_memory_limit,
             )
             if int(settings.query_native_table_bytes) > 0
             else None,
