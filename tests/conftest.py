@@ -18,6 +18,7 @@ import uvicorn
 from agnes_mcp.api.app import create_app
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.bootstrap_admin import ensure_admin
+from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.serve import bind, uvicorn_config
 from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings, load_settings
@@ -95,6 +96,20 @@ def services(settings: AgnesSettings) -> Iterator[Services]:
         yield opened
     finally:
         opened.close()
+
+
+def local_table(table_id: str, *files: Path | str) -> CatalogTable:
+    """A local catalog table read from ``files`` (for sandbox tests)."""
+    return CatalogTable(
+        id=table_id,
+        description="",
+        query_mode="local",
+        source="s",
+        rows=None,
+        size_bytes=None,
+        extracted_at=None,
+        files=tuple(str(f) for f in files),
+    )
 
 
 def unique_email(label: str = "user") -> str:

@@ -21,21 +21,9 @@ from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.sandbox_pool import SandboxPool
 from agnes_mcp.rails.tables import CatalogTable
+from tests.conftest import local_table
 
 LIMITS = Limits(rows=1000, bytes=10_000_000, timeout_seconds=5)
-
-
-def _table(table_id: str, *files: Path) -> CatalogTable:
-    return CatalogTable(
-        id=table_id,
-        description="",
-        query_mode="local",
-        source="s",
-        rows=None,
-        size_bytes=None,
-        extracted_at=None,
-        files=tuple(str(f) for f in files),
-    )
 
 
 def _write(path: Path, select: str) -> Path:
@@ -61,7 +49,7 @@ def _converted(natives: NativeTables, *tables: CatalogTable) -> None:
 
 def test_a_replaced_file_is_converted_again(natives: NativeTables, tmp_path: Path) -> None:
     part = _write(tmp_path / "p.parquet", "SELECT range AS id FROM range(10)")
-    table = _table("t", part)
+    table = local_table("t", part)
     _converted(natives, table)
     first, generation = natives.path(table), natives.generation
     before = Sandbox([table], memory_limit="256MB", threads=1, natives=natives)
@@ -83,7 +71,7 @@ def test_a_replaced_file_is_converted_again(natives: NativeTables, tmp_path: Pat
 def test_past_the_budget_a_table_is_read_from_parquet(tmp_path: Path) -> None:
     small = _write(tmp_path / "small.parquet", "SELECT 1 AS id")
     probe = NativeTables(1024**3)
-    _converted(probe, _table("small", small))
+    _converted(probe, local_table("small", small))
     room = probe.bytes  # what the small table takes converted
     probe.close()
     big = _write(
@@ -92,7 +80,7 @@ def test_past_the_budget_a_table_is_read_from_parquet(tmp_path: Path) -> None:
     assert big.stat().st_size > room
     natives = NativeTables(room)
     try:
-        tables = [_table("big", big), _table("small", small)]
+        tables = [local_table("big", big), local_table("small", small)]
         _converted(natives, *tables)
         assert natives.path(tables[0]) is None and natives.path(tables[1]) is not None
         assert natives.bytes <= natives.max_bytes
@@ -108,7 +96,7 @@ def test_past_the_budget_a_table_is_read_from_parquet(tmp_path: Path) -> None:
 
 def test_the_oldest_conversion_leaves_first_when_the_budget_is_full(tmp_path: Path) -> None:
     parts = [_write(tmp_path / f"{i}.parquet", f"SELECT {i} AS id") for i in range(3)]
-    tables = [_table(f"t{i}", p) for i, p in enumerate(parts)]
+    tables = [local_table(f"t{i}", p) for i, p in enumerate(parts)]
     probe = NativeTables(1024**3)
     _converted(probe, tables[0])
     one = probe.bytes
@@ -128,7 +116,7 @@ def test_an_unreadable_table_is_not_converted_and_refused_as_before(
 ) -> None:
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1 this is not parquet PAR1")
-    table = _table("broken", broken)
+    table = local_table("broken", broken)
     _converted(natives, table)
     assert natives.path(table) is None and natives.files == 0
     natives.want([table])  # refused once, not tried again
@@ -140,7 +128,7 @@ def test_an_unreadable_table_is_not_converted_and_refused_as_before(
 
 def test_converted_files_are_private_nameless_and_removed_on_close(tmp_path: Path) -> None:
     part = _write(tmp_path / "orders-2024.parquet", "SELECT 1 AS id")
-    table = _table("orders", part)
+    table = local_table("orders", part)
     natives = NativeTables(1024**3)
     _converted(natives, table)
     path = natives.path(table)
@@ -164,7 +152,7 @@ def test_converted_files_are_private_nameless_and_removed_on_close(tmp_path: Pat
 
 def test_the_pool_reads_a_table_converted_after_its_sandbox_was_made(tmp_path: Path) -> None:
     part = _write(tmp_path / "p.parquet", "SELECT range AS id FROM range(100)")
-    table = _table("t", part)
+    table = local_table("t", part)
     natives = NativeTables(1024**3)
     pool = SandboxPool(memory_limit="256MB", threads=1, copies=FileCopies(), natives=natives)
     try:
@@ -199,8 +187,8 @@ def test_the_budget_setting_turns_conversion_on_and_off(tmp_path: Path, budget: 
 def test_a_new_catalog_removes_conversions_no_table_reads(
     natives: NativeTables, tmp_path: Path
 ) -> None:
-    a = _table("a", _write(tmp_path / "a.parquet", "SELECT 1 AS id"))
-    b = _table("b", _write(tmp_path / "b.parquet", "SELECT 2 AS id"))
+    a = local_table("a", _write(tmp_path / "a.parquet", "SELECT 1 AS id"))
+    b = local_table("b", _write(tmp_path / "b.parquet", "SELECT 2 AS id"))
     natives.want([a, b], only=True)
     assert natives.wait_idle(30) and natives.files == 2
     gone = natives.path(b)
@@ -211,7 +199,7 @@ def test_a_new_catalog_removes_conversions_no_table_reads(
 
 
 def test_a_small_table_stays_parquet(tmp_path: Path) -> None:
-    small = _table("small", _write(tmp_path / "s.parquet", "SELECT 1 AS id"))
+    small = local_table("small", _write(tmp_path / "s.parquet", "SELECT 1 AS id"))
     natives = NativeTables(1024**3, min_bytes=1024**2)
     try:
         assert natives.path(small) is None

@@ -19,7 +19,7 @@ from agnes_mcp.rails.refusals import (
 )
 from agnes_mcp.rails.sandbox import IDLE_CURSORS, Limits, Sandbox
 from agnes_mcp.rails.tables import CatalogTable
-from tests.conftest import DemoServer
+from tests.conftest import DemoServer, local_table
 
 LIMITS = Limits(rows=100, bytes=10_000_000, timeout_seconds=2)
 
@@ -264,19 +264,7 @@ def test_parquet_types_read_as_duckdb_reads_them(tmp_path: Path) -> None:
     first, second = tmp_path / "p1.parquet", tmp_path / "p2.parquet"
     duckdb.sql(f"COPY (SELECT 1::INTEGER AS a, 'x' AS b) TO '{first}'")
     duckdb.sql(f"COPY (SELECT 2::BIGINT AS a, 'y' AS b, true AS c) TO '{second}'")
-    tables = [
-        CatalogTable(
-            id=name,
-            description="",
-            query_mode="local",
-            source="s",
-            rows=None,
-            size_bytes=None,
-            extracted_at=None,
-            files=tuple(str(f) for f in paths),
-        )
-        for name, paths in (("typed", [typed]), ("parts", [first, second]))
-    ]
+    tables = [local_table("typed", typed), local_table("parts", first, second)]
     box = Sandbox(tables, memory_limit="256MB", threads=1)
     try:
         types = "SELECT typeof(COLUMNS(*)) FROM {}"

@@ -20,9 +20,8 @@ import sqlglot
 from agnes_mcp.rails import policy
 from agnes_mcp.rails.refusals import FunctionNotAllowed, QueryRefused, QueryTimeout, SqlTooLarge
 from agnes_mcp.rails.sandbox import Limits, MemoryLimitExceeded, RunResult, Sandbox
-from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.value_guards import MAX_VALUE_BYTES, ValueTooLarge
-from tests.conftest import DemoServer, running_demo
+from tests.conftest import DemoServer, local_table, running_demo
 from tests.rails_corpus import CUT_BYTES, CUT_ROWS, RESOURCE_CASES
 
 GiB = 1024**3
@@ -53,16 +52,7 @@ def peak_growth(call: Callable[[], object]) -> tuple[int, object]:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     data = tmp_path_factory.mktemp("memory") / "t.parquet"
     duckdb.sql(f"COPY (SELECT range AS id, 'word' AS s FROM range(1000)) TO '{data}'")
-    table = CatalogTable(
-        id="t",
-        description="",
-        query_mode="local",
-        source="s",
-        rows=None,
-        size_bytes=None,
-        extracted_at=None,
-        files=(str(data),),
-    )
+    table = local_table("t", data)
     box = Sandbox([table], memory_limit="2GB", threads=2)
     yield box
     box.close()

@@ -21,6 +21,7 @@ from agnes_mcp.rails.refusals import QueryFailed, QueryRefused, ReadOnly
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.sandbox_pool import SandboxPool
 from agnes_mcp.rails.tables import CatalogTable
+from tests.conftest import local_table
 
 LIMITS = Limits(rows=1000, bytes=10_000_000, timeout_seconds=5)
 # memfd_create is Linux's; elsewhere every table is read through Arrow (the "arrow" way,
@@ -31,19 +32,6 @@ native_only = pytest.mark.skipif(sys.platform != "linux", reason="memfd_create i
 @native_only
 def test_copies_are_available_on_linux() -> None:
     assert file_copies.supported()
-
-
-def _table(table_id: str, *files: Path) -> CatalogTable:
-    return CatalogTable(
-        id=table_id,
-        description="",
-        query_mode="local",
-        source="s",
-        rows=None,
-        size_bytes=None,
-        extracted_at=None,
-        files=tuple(str(f) for f in files),
-    )
 
 
 @pytest.fixture
@@ -73,9 +61,9 @@ def data(tmp_path: Path) -> dict[str, Path]:
 
 def _tables(data: dict[str, Path]) -> list[CatalogTable]:
     return [
-        _table("parts", data["part0"], data["part1"], data["part2"]),
-        _table("typed", data["typed"]),
-        _table("mixed", data["part0"], data["wide"]),
+        local_table("parts", data["part0"], data["part1"], data["part2"]),
+        local_table("typed", data["typed"]),
+        local_table("mixed", data["part0"], data["wide"]),
     ]
 
 
@@ -196,7 +184,7 @@ def test_copies_are_sealed_shared_and_released(data: dict[str, Path]) -> None:
 @native_only
 def test_a_replaced_file_is_copied_again(data: dict[str, Path], tmp_path: Path) -> None:
     copies = FileCopies()
-    table = _table("parts", data["part0"])
+    table = local_table("parts", data["part0"])
     before = Sandbox([table], memory_limit="256MB", threads=1, copies=copies)
     fresh = tmp_path / "fresh.parquet"
     duckdb.sql(f"COPY (SELECT 7 AS id, 'new' AS s) TO '{fresh}'")
@@ -273,14 +261,14 @@ def test_the_pool_drops_sandboxes_of_an_older_catalog(data: dict[str, Path]) -> 
 
 def test_a_table_whose_file_is_gone_is_a_typed_refusal(tmp_path: Path, way: str) -> None:
     copies = FileCopies() if way != "arrow" else None
-    gone = _table("gone", tmp_path / "no.parquet")
+    gone = local_table("gone", tmp_path / "no.parquet")
     with pytest.raises(TableUnavailable) as refused:
         Sandbox([gone], memory_limit="256MB", threads=1, copies=copies)
     assert refused.value.status == 503 and str(tmp_path) not in refused.value.message
     broken = tmp_path / "broken.parquet"
     broken.write_bytes(b"PAR1 this is not parquet PAR1")
     with pytest.raises(TableUnavailable) as damaged:
-        Sandbox([_table("broken", broken)], memory_limit="256MB", threads=1, copies=copies)
+        Sandbox([local_table("broken", broken)], memory_limit="256MB", threads=1, copies=copies)
     assert str(tmp_path) not in damaged.value.message
     if copies is not None:
         assert copies.files == 0
