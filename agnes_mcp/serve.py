@@ -89,9 +89,7 @@ def serve(
             freeze_startup_heap(app.state.admin_readiness)
             # tables synced before this start are converted in the background, not by
             # the first query that reads them
-            threading.Thread(
-                target=services.query.convert_tables, name="agnes-convert-tables", daemon=True
-            ).start()
+            services.query.convert_tables()
             if on_ready is not None:
                 on_ready(settings)
 

@@ -11,7 +11,6 @@ refused, off the request path).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -72,8 +71,6 @@ from agnes_sync.profile import ColumnProfile, TableProfile
 
 Mode = str  # "local" | "remote" | "auto"
 REFUSAL_CHARS = 2000  # of a refusal's message and hint kept in its audit row
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -313,14 +310,11 @@ class QueryService:
 
     def convert_tables(self) -> None:
         """Queue every local table of the current catalog for conversion to DuckDB's own
-        storage (:mod:`native_tables`); the work runs on a background thread. Called after
-        a sync, which must not fail for it: a catalog that cannot be read is logged."""
-        try:
-            tables = [t for t in self.catalog.current().tables.values() if not t.is_remote]
-        except Exception:  # an optimisation: queries read parquet meanwhile
-            log.warning("tables not converted: the catalog could not be read", exc_info=True)
-            return
-        self.sandboxes.convert(tables)
+        storage (:mod:`native_tables`). The catalog is read on the conversion thread, which
+        ``close`` stops and joins: the caller (a sync, the server's start) pays nothing."""
+        self.sandboxes.convert(
+            lambda: [t for t in self.catalog.current().tables.values() if not t.is_remote]
+        )
 
     def estimate(self, principal: Principal, sql: str) -> EstimateOutcome:
         started = time.perf_counter()

@@ -39,6 +39,7 @@ from agnes_mcp.rails.table_views import CONVERTED_TABLE, native_select, same_sch
 from agnes_mcp.rails.tables import CatalogTable
 
 Key = tuple[tuple[int, int, int, int], ...]
+Tables = list[CatalogTable] | Callable[[], list[CatalogTable]]  # a list, or what reads one
 log = logging.getLogger(__name__)
 
 
@@ -63,7 +64,7 @@ class NativeTables:
         self._built: OrderedDict[Key, _Built] = OrderedDict()
         self._waiting: set[Key] = set()  # asked for by path(), queued
         self._refused: set[Key] = set()  # too large or unreadable: not tried again
-        self._jobs: queue.SimpleQueue[tuple[list[CatalogTable], bool] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Tables, bool] | None] = queue.SimpleQueue()
         self._queued = 0  # jobs not finished yet
         self._worker: threading.Thread | None = None
         self._converting: duckdb.DuckDBPyConnection | None = None
@@ -95,14 +96,16 @@ class NativeTables:
         self.want([table])
         return None
 
-    def want(self, tables: list[CatalogTable], *, only: bool = False) -> None:
+    def want(self, tables: Tables, *, only: bool = False) -> None:
         """Queue the conversion of ``tables`` (those with files, not converted yet): the
-        worker reads their files' identities, so the caller pays nothing. ``only``: these
-        are all the tables there are (a new catalog): conversions of any other files
-        (replaced by a sync, or of a table gone) are removed once these are done."""
-        wanted = [t for t in tables if t.files and not _small(t, self.min_bytes)]
+        worker reads their files' identities, and calls ``tables`` when it is a function
+        (reading a catalog), so the caller pays nothing. ``only``: these are all the tables
+        there are (a new catalog): conversions of any other files (replaced by a sync, or
+        of a table gone) are removed once these are done."""
+        if not callable(tables) and not only and not self._wanted(tables):
+            return  # nothing to convert: no job, no thread
         with self._lock:
-            if self._closed or self.max_bytes <= 0 or not (wanted or only):
+            if self._closed or self.max_bytes <= 0:
                 return
             self._queued += 1
             if self._worker is None:
@@ -110,7 +113,10 @@ class NativeTables:
                     target=self._work, name="agnes-native-tables", daemon=True
                 )
                 self._worker.start()
-        self._jobs.put((wanted, only))
+        self._jobs.put((tables, only))
+
+    def _wanted(self, tables: list[CatalogTable]) -> list[CatalogTable]:
+        return [t for t in tables if t.files and not _small(t, self.min_bytes)]
 
     def wait_idle(self, timeout: float) -> bool:
         """Whether every queued conversion ended within ``timeout`` seconds."""
@@ -147,8 +153,9 @@ class NativeTables:
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:
-            tables, only = job
+            source, only = job
             try:
+                tables = self._wanted(source() if callable(source) else source)
                 keys = [self._one(table) for table in tables if not self._closed]
                 if only and not self._closed:
                     self._keep_only({k for k in keys if k is not None})

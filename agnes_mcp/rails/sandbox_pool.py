@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 from agnes_mcp.rails.file_copies import SHARED, NativeFiles
 from agnes_mcp.rails.native_tables import NativeTables
@@ -69,9 +70,10 @@ class SandboxPool:
             old.close()
         return sandbox
 
-    def convert(self, tables: list[CatalogTable]) -> None:
-        """Convert ``tables``, all the tables there are, in the background (no-op without
-        ``natives``); conversions of any other files are removed."""
+    def convert(self, tables: Callable[[], list[CatalogTable]]) -> None:
+        """Convert what ``tables()`` returns, all the tables there are, in the background
+        (``tables`` runs there too; no-op without ``natives``); conversions of any other
+        files are removed."""
         if self._natives is not None:
             self._natives.want(tables, only=True)
 
