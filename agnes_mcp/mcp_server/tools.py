@@ -30,6 +30,7 @@ from agnes_mcp.mcp_server import renderers as show
 from agnes_mcp.mcp_server.answer_cache import AnswerCache, AnswerKey
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.errors import install_error_mapping
+from agnes_mcp.mcp_server.output_schemas import output_schema
 from agnes_mcp.mcp_server.renderers import result
 from agnes_mcp.mcp_server.tool_models import (
     CatalogOutput,
@@ -97,7 +98,7 @@ def register_tools(
     install_error_mapping(mcp)
     answers = AnswerCache(answer_key)
 
-    @mcp.tool(title="Who am I", annotations=READS, output_schema=WhoAmI.model_json_schema())
+    @mcp.tool(title="Who am I", annotations=READS, output_schema=output_schema(WhoAmI))
     def whoami() -> ToolResult:
         """The user this session acts as: e-mail, groups, admin status and token scopes."""
         who = backend_for().whoami()
@@ -106,7 +107,7 @@ def register_tools(
     @mcp.tool(
         title="Catalog of tables and metrics",
         annotations=READS,
-        output_schema=CatalogOutput.model_json_schema(),
+        output_schema=output_schema(CatalogOutput),
     )
     async def catalog(
         search: Annotated[
@@ -144,7 +145,7 @@ def register_tools(
     @mcp.tool(
         title="Table schema",
         annotations=READS_WAREHOUSE,
-        output_schema=SchemaOutput.model_json_schema(),
+        output_schema=output_schema(SchemaOutput),
     )
     async def schema(
         table: Annotated[str, Field(description="A table id from catalog.")],
@@ -170,7 +171,7 @@ def register_tools(
     @mcp.tool(
         title="Sample rows",
         annotations=READS_WAREHOUSE,
-        output_schema=QueryOutput.model_json_schema(),
+        output_schema=output_schema(QueryOutput),
     )
     async def describe(
         table: Annotated[str, Field(description="A table id from catalog.")],
@@ -188,7 +189,7 @@ def register_tools(
     @mcp.tool(
         title="Query local and server tables",
         annotations=READS,
-        output_schema=QueryOutput.model_json_schema(),
+        output_schema=output_schema(QueryOutput),
     )
     async def query(
         sql: Annotated[str, Field(description="One read-only SELECT in DuckDB SQL.")],
@@ -211,7 +212,7 @@ def register_tools(
     @mcp.tool(
         title="Query a remote table in its warehouse",
         annotations=SPENDS,
-        output_schema=QueryOutput.model_json_schema(),
+        output_schema=output_schema(QueryOutput),
     )
     async def query_remote(
         sql: Annotated[
@@ -239,7 +240,7 @@ def register_tools(
     @mcp.tool(
         title="Estimate a snapshot",
         annotations=READS_WAREHOUSE,
-        output_schema=SnapshotEstimate.model_json_schema(),
+        output_schema=output_schema(SnapshotEstimate),
     )
     async def snapshot_estimate(
         table: Annotated[str, Field(description="A remote table id.")],
@@ -266,7 +267,7 @@ def register_tools(
     @mcp.tool(
         title="Create a snapshot",
         annotations=CREATES,
-        output_schema=SnapshotInfo.model_json_schema(),
+        output_schema=output_schema(SnapshotInfo),
     )
     async def snapshot_create(
         table: Annotated[str, Field(description="A remote table id.")],
@@ -295,16 +296,14 @@ def register_tools(
     @mcp.tool(
         title="List snapshots",
         annotations=READS,
-        output_schema=SnapshotListOutput.model_json_schema(),
+        output_schema=output_schema(SnapshotListOutput),
     )
     def snapshot_list() -> ToolResult:
         """Your snapshots: name, source table, rows, size, when taken and when they expire."""
         model = SnapshotListOutput(snapshots=backend_for().snapshot_list())
         return result(model, show.snapshots_text(model.snapshots))
 
-    @mcp.tool(
-        title="Drop a snapshot", annotations=DROPS, output_schema=DropOutput.model_json_schema()
-    )
+    @mcp.tool(title="Drop a snapshot", annotations=DROPS, output_schema=output_schema(DropOutput))
     def snapshot_drop(
         name: Annotated[str, Field(description="The snapshot's name.")],
     ) -> ToolResult:
@@ -313,7 +312,7 @@ def register_tools(
         return result(model, f"dropped snapshot {name}")
 
     @mcp.tool(
-        title="List metrics", annotations=READS, output_schema=MetricListOutput.model_json_schema()
+        title="List metrics", annotations=READS, output_schema=output_schema(MetricListOutput)
     )
     def metrics_list(
         search: Annotated[
@@ -327,9 +326,7 @@ def register_tools(
             *paging.paginate(metrics, show.metrics_page, how_to_get_more="Narrow with search.")
         )
 
-    @mcp.tool(
-        title="Show a metric", annotations=READS, output_schema=MetricDetail.model_json_schema()
-    )
+    @mcp.tool(title="Show a metric", annotations=READS, output_schema=output_schema(MetricDetail))
     def metric_show(id: Annotated[str, Field(description="category/name")]) -> ToolResult:
         """A metric's full definition: expression or SQL, table, grain, dimensions,
         filters, synonyms and notes."""
@@ -339,7 +336,7 @@ def register_tools(
     @mcp.tool(
         title="Compute a metric",
         annotations=SPENDS,
-        output_schema=MetricQueryOutput.model_json_schema(),
+        output_schema=output_schema(MetricQueryOutput),
     )
     async def metric_query(
         id: Annotated[str, Field(description="category/name")],
@@ -390,7 +387,7 @@ def register_tools(
     @mcp.tool(
         title="Export the session as a notebook",
         annotations=EXPORTS,
-        output_schema=SessionExportOutput.model_json_schema(),
+        output_schema=output_schema(SessionExportOutput),
     )
     def session_export(
         since: Annotated[
@@ -419,7 +416,7 @@ def register_tools(
         @mcp.tool(
             title="Workspace disk use",
             annotations=READS,
-            output_schema=DiskInfo.model_json_schema(),
+            output_schema=output_schema(DiskInfo),
         )
         def disk_info() -> ToolResult:
             """Sizes of the pulled data, snapshots, kept results and caches in this

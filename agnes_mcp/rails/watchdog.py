@@ -17,8 +17,11 @@ from collections.abc import Callable
 class Watchdog:
     def __init__(self) -> None:
         self._lock = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], object]]] = []
-        self._live: set[int] = set()
+        # The heap holds deadlines only: a released ticket's interrupt (and the cursor it
+        # holds) is let go at once; its deadline stays on the heap until the thread passes
+        # it, or the heap is rebuilt from the live tickets (when mostly released ones).
+        self._heap: list[tuple[float, int]] = []
+        self._live: dict[int, tuple[float, Callable[[], object]]] = {}
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
 
@@ -26,24 +29,31 @@ class Watchdog:
         """Call ``interrupt`` after ``seconds`` unless :meth:`release` comes first."""
         ticket = next(self._ids)
         with self._lock:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, ticket, interrupt))
-            self._live.add(ticket)
+            deadline = time.monotonic() + seconds
+            self._live[ticket] = (deadline, interrupt)
+            if len(self._heap) > 2 * len(self._live) + 64:
+                self._heap = [(d, t) for t, (d, _) in self._live.items()]
+                heapq.heapify(self._heap)
+            else:
+                heapq.heappush(self._heap, (deadline, ticket))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="agnes-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._lock.notify()
+            # The thread sleeps until the earliest deadline on the heap (released ones
+            # included: it drops them when it wakes), so it needs waking only when this
+            # deadline is now the earliest. With one timeout for all, a query started
+            # after another is never that: no thread switch per query.
+            if self._heap[0][1] == ticket:
+                self._lock.notify()
         return ticket
 
     def release(self, ticket: int) -> bool:
         """Stop watching; False when the interrupt already fired (or is about to): the
         watched connection may still receive it, so it must not run anything else."""
         with self._lock:
-            if ticket in self._live:
-                self._live.discard(ticket)
-                return True
-            return False
+            return self._live.pop(ticket, None) is not None
 
     def _run(self) -> None:
         while True:
@@ -53,13 +63,13 @@ class Watchdog:
                 if not self._heap:
                     self._lock.wait()
                     continue
-                deadline, ticket, interrupt = self._heap[0]
+                deadline, ticket = self._heap[0]
                 delay = deadline - time.monotonic()
                 if delay > 0:
                     self._lock.wait(delay)
                     continue
                 heapq.heappop(self._heap)
-                self._live.discard(ticket)
+                _, interrupt = self._live.pop(ticket)
             # Outside the lock: an interrupt may take a moment. The query may have ended and
             # closed its connection meanwhile; that must not end this thread.
             with contextlib.suppress(Exception):

@@ -1,0 +1,83 @@
+"""Tool output schemas that are cheap to validate: references resolved where they are used.
+
+Clients check every ``structuredContent`` against the tool's output schema (the MCP SDK
+with ``jsonschema``, FastMCP's client also through a pydantic adapter built from it).
+A ``$ref`` costs a lookup each time a validator meets it, and a query's answer meets the
+row cell's once per cell. Pydantic writes every nested model as a ``$ref``; here each is
+replaced by its definition, which describes exactly the same values:
+
+- a definition that does not refer back to itself is inlined everywhere and dropped;
+- a recursive one (a row cell: a scalar, or a list or object of cells) is inlined once
+  where it is used, its inner references kept, so a scalar cell (nearly every cell) is
+  checked without a lookup and a nested one still is, to any depth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+_PREFIX = "#/$defs/"
+
+
+def output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema with its ``$defs`` references inlined (see module doc)."""
+    schema = model.model_json_schema()
+    definitions: dict[str, Any] = schema.pop("$defs", {})
+    recursive = {name for name in definitions if _reaches(name, name, definitions)}
+
+    def inline(node: Any, inside: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [inline(item, inside) for item in node]
+        if not isinstance(node, dict):
+            return node
+        target = _target(node)
+        if target is not None and target not in inside:
+            expanded = inline(definitions[target], inside | {target})
+            rest = {k: inline(v, inside) for k, v in node.items() if k != "$ref"}
+            return {**expanded, **rest}  # a sibling keyword (a description) stays
+        return {k: inline(v, inside) for k, v in node.items()}
+
+    # Inside a recursive definition's own body its references stay references.
+    result: dict[str, Any] = inline(schema, frozenset())
+    kept = {name: inline(definitions[name], frozenset({name})) for name in sorted(recursive)}
+    if kept:
+        result["$defs"] = kept
+    return result
+
+
+def _target(node: dict[str, Any]) -> str | None:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_PREFIX):
+        return ref[len(_PREFIX) :]
+    return None
+
+
+def _references(node: Any) -> set[str]:
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            target = _target(item)
+            if target is not None:
+                found.add(target)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
+
+
+def _reaches(start: str, goal: str, definitions: dict[str, Any]) -> bool:
+    seen: set[str] = set()
+    stack = list(_references(definitions[start]))
+    while stack:
+        name = stack.pop()
+        if name == goal:
+            return True
+        if name in seen or name not in definitions:
+            continue
+        seen.add(name)
+        stack.extend(_references(definitions[name]))
+    return False

@@ -1,0 +1,95 @@
+"""Tool output schemas with their references inlined accept and refuse exactly what
+pydantic's own schema does, and keep a reference only where a definition recurses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel
+
+from agnes_mcp.mcp_server.output_schemas import output_schema
+from agnes_mcp.mcp_server.tool_models import CatalogOutput, QueryOutput
+
+
+class _Leaf(BaseModel):
+    name: str
+
+
+class _Branch(BaseModel):
+    leaf: _Leaf
+    twigs: list[_Twig] = []
+
+
+class _Twig(BaseModel):
+    branch: _Branch | None = None
+    leaves: list[_Leaf] = []
+
+
+def _refs(node: Any) -> set[str]:
+    text = json.dumps(node)
+    return {part.split('"')[0] for part in text.split('"$ref": "#/$defs/')[1:]}
+
+
+ROW_ANSWER: dict[str, Any] = {
+    "columns": [{"name": "a", "type": "STRUCT"}, {"name": "b", "type": "BIGINT"}],
+    "rows": [[{"k": [1, 2.5, None, {"deep": ["x", True]}]}, 3], ["text", None]],
+    "row_count": 2,
+    "truncated": False,
+    "bytes_scanned": 0,
+    "shown_rows": 2,
+    "provenance": {
+        "tables": [{"id": "t", "query_mode": "local", "source": "files", "freshness": None}],
+        "engine": "duckdb",
+        "bytes_scanned": 0,
+        "row_count": 2,
+        "duration_ms": 1.0,
+        "fingerprint": "f",
+    },
+}
+
+
+def _bad_answers() -> list[dict[str, Any]]:
+    no_rows = {k: v for k, v in ROW_ANSWER.items() if k != "rows"}
+    row_not_list = {**ROW_ANSWER, "rows": ["not a row"]}
+    bad_column = {**ROW_ANSWER, "columns": [{"name": "a"}]}
+    bad_table = json.loads(json.dumps(ROW_ANSWER))
+    bad_table["provenance"]["tables"][0]["freshness"] = 7
+    return [no_rows, row_not_list, bad_column, bad_table]
+
+
+@pytest.mark.parametrize("model", [QueryOutput, CatalogOutput, _Branch])
+def test_only_recursive_definitions_stay_references(model: type[BaseModel]) -> None:
+    schema = output_schema(model)
+    kept = set(schema.get("$defs", {}))
+    assert _refs(schema) <= kept
+    assert schema["properties"]  # the model's own fields are still described
+    Draft202012Validator.check_schema(schema)
+
+
+def test_a_row_cell_is_inlined_where_used_and_kept_for_nesting() -> None:
+    schema = output_schema(QueryOutput)
+    assert set(schema["$defs"]) == {"Cell"}
+    cell = schema["properties"]["rows"]["items"]["items"]
+    assert "$ref" not in cell and {"type": "string"} in cell["anyOf"]
+
+
+def test_the_inlined_schema_accepts_and_refuses_what_the_original_does() -> None:
+    original = Draft202012Validator(QueryOutput.model_json_schema())
+    inlined = Draft202012Validator(output_schema(QueryOutput))
+    assert original.is_valid(ROW_ANSWER) and inlined.is_valid(ROW_ANSWER)
+    for bad in _bad_answers():
+        assert not original.is_valid(bad)
+        assert not inlined.is_valid(bad)
+
+
+def test_mutually_recursive_models_keep_both_definitions() -> None:
+    schema = output_schema(_Branch)
+    assert set(schema["$defs"]) == {"_Branch", "_Twig"}
+    assert "_Leaf" not in schema["$defs"]  # not recursive: inlined everywhere
+    validator = Draft202012Validator(schema)
+    deep = {"leaf": {"name": "a"}, "twigs": [{"branch": {"leaf": {"name": "b"}}}]}
+    assert validator.is_valid(deep)
+    assert not validator.is_valid({"leaf": {"name": "a"}, "twigs": [{"branch": {"leaf": 1}}]})
