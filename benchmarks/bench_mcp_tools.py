@@ -15,6 +15,7 @@ catalog with 1,000 tables.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -45,6 +46,7 @@ from benchmarks.harness import (
     time_calls,
     wait_ok,
 )
+from benchmarks.light_memory import connected
 
 TINY = "SELECT count(*) AS n, max(unit_price) AS top FROM products WHERE product_id > {i}"
 GROUP_BY = "SELECT status, count(*) FROM orders GROUP BY 1"
@@ -83,48 +85,56 @@ def _in_process(n: int) -> list[Result]:
         mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
         files = list(services.query.catalog.current().tables["products"].files)
 
-        async def measure() -> tuple[list[float], list[float], list[float], list[float]]:
-            async with Client(mcp) as client, Client(noop) as bare:
-                cold = await _samples(
-                    lambda i: client.call_tool("query", {"sql": TINY.format(i=-i)}), n
-                )
-                warm = await _samples(
-                    lambda i: client.call_tool("query", {"sql": TINY.format(i=0)}), n
-                )
-                floor = await _samples(lambda i: bare.call_tool("ping", {}), n)
+        async def measure() -> dict[str, list[float]]:
+            async with Client(mcp) as client, Client(noop) as bare, connected(mcp) as light:
+                runs = {
+                    "cold": await _samples(
+                        lambda i: client.call_tool("query", {"sql": TINY.format(i=-i)}), n
+                    ),
+                    "light": await _samples(
+                        lambda i: light.call_tool("query", {"sql": TINY.format(i=-i - n)}), n
+                    ),
+                    "warm": await _samples(
+                        lambda i: client.call_tool("query", {"sql": TINY.format(i=0)}), n
+                    ),
+                    "floor": await _samples(lambda i: bare.call_tool("ping", {}), n),
+                }
                 # The client re-validates structuredContent against the output schema
                 # (python-jsonschema): part of every call above, not of the server.
                 result = await client.call_tool_mcp("query", {"sql": TINY.format(i=0)})
-                checks = await _samples(
+                runs["checks"] = await _samples(
                     lambda i: client.session.validate_tool_result("query", result), n
                 )
-            return cold, warm, floor, checks
+            return runs
 
-        cold, warm, floor, checks = asyncio.run(measure())
+        runs = asyncio.run(measure())
+        literals = itertools.count(3 * n)
+        service = time_calls(
+            lambda: services.query.run(who, TINY.format(i=-next(literals))).answer(), n
+        )
         raw = _raw(files, n)
+    ms = {name: median(samples) * 1000 for name, samples in runs.items()}
     note = (
-        f"a no-op fastmcp tool call: {median(floor) * 1000:.2f} ms; the client's output-schema "
-        f"check: {median(checks) * 1000:.2f} ms"
+        f"the query service alone {median(service) * 1000:.2f} ms; a no-op fastmcp tool call: "
+        f"{ms['floor']:.2f} ms; the client's output-schema check: {ms['checks']:.2f} ms"
+    )
+    rows = (
+        ("new SQL each call", "cold"),
+        ("new SQL each call, light JSON-RPC client (the server's share)", "light"),
+        ("repeated SQL", "warm"),
     )
     return [
         Result(
-            "MCP query tool in process, new SQL each call (p50)",
-            median(cold) * 1000,
+            f"MCP query tool in process, {label} (p50)",
+            ms[key],
             "ms",
             "raw DuckDB, same query and parquet, to Arrow (p50)",
             raw,
             "overhead <= 1.5 ms",
-            note=f"overhead {median(cold) * 1000 - raw:.2f} ms; {note}",
-        ),
-        Result(
-            "MCP query tool in process, repeated SQL (p50)",
-            median(warm) * 1000,
-            "ms",
-            "raw DuckDB, same query and parquet, to Arrow (p50)",
-            raw,
-            "overhead <= 1.5 ms",
-            note=f"overhead {median(warm) * 1000 - raw:.2f} ms; {note}",
-        ),
+            note=f"{'PASS' if ms[key] - raw <= 1.5 else 'FAIL'}: overhead {ms[key] - raw:.2f} ms; "
+            f"{note}",
+        )
+        for label, key in rows
     ]
 
 
