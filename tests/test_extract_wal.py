@@ -1,7 +1,8 @@
-"""The extract DB stays cheap to open: a publish attaches it to one in-memory DuckDB and
-detaches it (which checkpoints), never leaving it attached, even when it fails; other
-writes through ``ExtractWriter.connect`` checkpoint once the WAL passes ``WAL_BYTES``
-(every open, the writer's and each reader's ATTACH, replays the whole WAL)."""
+"""The extract DB stays cheap to open: a publish attaches it to one in-memory DuckDB
+(whose commit checkpoints into the file) and detaches it, never leaving it attached, even
+when it fails; other writes through ``ExtractWriter.connect`` checkpoint once the WAL
+passes ``WAL_BYTES`` (every open, the writer's and each reader's ATTACH, replays the
+whole WAL)."""
 
 from __future__ import annotations
 
