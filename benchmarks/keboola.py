@@ -6,8 +6,8 @@ MB). One warm-up export comes first (Keboola caches the export of unchanged data
 job is then ready at once, as the fake's is). Each round then times, on the same file:
 
 - **plain**: the manifest's 10 slices downloaded with httpx, all at once, streamed to disk;
-- **bare COPY**: DuckDB reading those slices into one zstd parquet (what any extract must
-  add to a download);
+- **bare COPY**: DuckDB reading those slices into one parquet with the connector's
+  options (what any extract must add to a download);
 - **connector download**: the connector's export machinery — export job, poll, file
   detail, manifest, the slices streamed to disk 8 at a time;
 - **connector extract**: ``extract`` with ``full_refresh``: all of the above, then the
@@ -34,6 +34,7 @@ import httpx
 
 from agnes_sync.connector import SourceContext, TableRequest
 from agnes_sync.contract import ExtractWriter
+from agnes_sync.strategies import PARQUET_OPTIONS
 from benchmarks.harness import REPO, Result
 from connectors.keboola.connector import KeboolaConnector
 from connectors.keboola.export import ExportParams
@@ -76,7 +77,7 @@ def _bare_copy(folder: Path, target: Path) -> None:
         con.execute(
             f"COPY (SELECT * FROM read_csv({listing}, header = false, columns = {columns}, "
             f"compression = 'gzip', auto_detect = false)) TO '{target}' "
-            "(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+            f"({PARQUET_OPTIONS})"
         )
     finally:
         con.close()
