@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 
+import duckdb
 import pytest
 
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
@@ -205,6 +206,55 @@ def test_audit_rows_round_trip(services: Services) -> None:
     assert [r.action for r in rows] == ["grant.create", "query"]  # newest first
     assert rows[1].params == {"sql": "SELECT 1"} and rows[1].at == at
     assert [r.action for r in services.audit_log.recent(user_id="usr_a")] == ["query"]
+
+
+def test_a_batch_of_audit_rows_keeps_every_field_in_order(services: Services) -> None:
+    """One statement per batch: every field survives (None too, other time zones in UTC,
+    params queryable as JSON), the batch's order is the ids' order."""
+    cet = timezone(timedelta(hours=1))
+    entries = [
+        AuditEntry(
+            at=datetime(2026, 1, 2, 3, 4, 5, i, tzinfo=cet),
+            user_id=None if i % 2 else f"usr_{i}",
+            action="query",
+            result="ok" if i % 3 else "refused",
+            resource=None if i % 5 else f"t{i}",
+            params={"bytes_scanned": i, "sql": f"SELECT {i}", "when": date(2026, 1, 2)},
+            duration_ms=None if i % 7 else i / 2,
+            client_ip=None if i % 4 else "203.0.113.9",
+            client="Claude Code" if i == 3 else None,
+        )
+        for i in range(300)
+    ]
+    assert services.audit_log.add_many(entries) == 300
+    rows = list(reversed(services.audit_log.recent(limit=300)))
+    assert [r.params["bytes_scanned"] for r in rows] == list(range(300))
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+    for entry, row in zip(entries, rows, strict=True):
+        assert row.at == entry.at and row.at.tzinfo is not None
+        assert (row.user_id, row.resource, row.result, row.duration_ms, row.client_ip) == (
+            entry.user_id,
+            entry.resource,
+            entry.result,
+            entry.duration_ms,
+            entry.client_ip,
+        )
+        assert row.client == entry.client and row.params["when"] == "2026-01-02"
+    with services.store.cursor() as cur:
+        scanned = cur.execute(
+            "SELECT sum(CAST(json_extract(params, '$.bytes_scanned') AS BIGINT)) FROM audit_log"
+        ).fetchone()
+    assert scanned == (sum(range(300)),)
+
+
+def test_a_bad_audit_batch_writes_nothing(services: Services) -> None:
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    good = AuditEntry(at=at, user_id="usr_a", action="query", result="ok")
+    bad = AuditEntry(at=at, user_id="usr_a", action=None, result="ok")  # type: ignore[arg-type]
+    with pytest.raises(duckdb.ConstraintException):
+        services.audit_log.add_many([good, bad])
+    assert services.audit_log.recent() == []
+    assert services.audit_log.add_many([good]) == 1  # the writer is usable afterwards
 
 
 def test_the_last_admin_stays(services: Services) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import pyarrow as pa
 from pydantic import BaseModel
 
 from agnes_mcp.store.database import SystemStore
@@ -40,35 +41,50 @@ class AuditRow(BaseModel):
     client: str | None = None
 
 
+_INSERTED = (
+    "occurred_at",
+    "user_id",
+    "action",
+    "resource",
+    "params",
+    "result",
+    "duration_ms",
+    "client_ip",
+    "client",
+)
+_AT = pa.timestamp("us", tz="UTC")
+_BATCH = "agnes_audit_batch"
+
+
 class AuditRepository:
     def __init__(self, store: SystemStore) -> None:
         self._store = store
 
     def add_many(self, entries: Sequence[AuditEntry]) -> int:
+        """Insert ``entries`` in one statement over an Arrow table: ``executemany`` runs the
+        INSERT once per row (~1 ms each, a third of a core at 300 queries/s); this costs
+        ~4 ms for 500 rows. Written off the request path (``WriteBehind``)."""
         if not entries:
             return 0
-        rows = [
+        batch = pa.table(
             [
-                e.at,
-                e.user_id,
-                e.action,
-                e.resource,
-                json.dumps(e.params, default=str),
-                e.result,
-                e.duration_ms,
-                e.client_ip,
-                e.client,
-            ]
-            for e in entries
-        ]
-        with self._store.writer() as cur:
-            cur.executemany(
-                "INSERT INTO audit_log "
-                "(occurred_at, user_id, action, resource, params, result, duration_ms, client_ip, "
-                "client) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        return len(rows)
+                pa.array([as_utc(e.at) for e in entries], _AT),
+                pa.array([e.user_id for e in entries], pa.string()),
+                pa.array([e.action for e in entries], pa.string()),
+                pa.array([e.resource for e in entries], pa.string()),
+                pa.array([json.dumps(e.params, default=str) for e in entries], pa.string()),
+                pa.array([e.result for e in entries], pa.string()),
+                pa.array([e.duration_ms for e in entries], pa.float64()),
+                pa.array([e.client_ip for e in entries], pa.string()),
+                pa.array([e.client for e in entries], pa.string()),
+            ],
+            names=list(_INSERTED),
+        )
+        listed = ", ".join(_INSERTED)
+        with self._store.writer() as cur:  # a cursor of its own: the name dies with it
+            cur.register(_BATCH, batch)
+            cur.execute(f"INSERT INTO audit_log ({listed}) SELECT {listed} FROM {_BATCH}")
+        return len(entries)
 
     def recent(self, *, limit: int = 100, user_id: str | None = None) -> list[AuditRow]:
         where, params = ("", []) if user_id is None else (" WHERE user_id = ?", [user_id])
