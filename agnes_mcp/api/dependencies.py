@@ -27,6 +27,13 @@ def get_services(request: Request) -> Services:
     return services
 
 
+async def _services(request: Request) -> Services:
+    """:func:`get_services` as a dependency. Async on purpose: FastAPI runs a sync
+    dependency on its thread pool, a thread hop (and a wait for a free thread under load)
+    on every request for an attribute read."""
+    return get_services(request)
+
+
 async def get_principal(request: Request) -> Principal:
     services = get_services(request)
     token = bearer_token(request.headers.get("authorization"))
@@ -44,6 +51,6 @@ async def get_admin(request: Request) -> Principal:
     return principal
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+ServicesDep = Annotated[Services, Depends(_services)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 AdminDep = Annotated[Principal, Depends(get_admin)]
