@@ -6,6 +6,7 @@ whole WAL)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import duckdb
@@ -56,17 +57,19 @@ def test_a_failed_publish_changes_nothing_and_detaches(tmp_path: Path) -> None:
 
 def test_writes_through_connect_keep_the_wal_short(tmp_path: Path) -> None:
     writer = ExtractWriter(tmp_path / "extracts", "src")
+    padding = "x" * 1_500  # each write adds ~2 KB to the WAL: a few cycles in ~120 opens
     sizes = []
-    for n in range(400):
+    for n in range(120):
         with writer.connect() as con:
             con.execute(
                 "INSERT OR REPLACE INTO _meta VALUES (?, ?, 0, 0, now(), 'local')",
-                [f"t{n % 7}", f"run {n}"],
+                [f"t{n % 7}", f"run {n} {padding}"],
             )
         sizes.append(_wal(writer))
     assert max(sizes) > WAL_BYTES // 2  # it grows between checkpoints...
     assert max(sizes) < 2 * WAL_BYTES  # ...and is cut back once past the limit
+    assert sum(1 for a, b in itertools.pairwise(sizes) if b < a) >= 2  # cut twice+
     with writer.connect() as con:
         assert con.execute("SELECT description FROM _meta WHERE table_name = 't0'").fetchone() == (
-            "run 399",
+            f"run 119 {padding}",
         )
