@@ -18,7 +18,6 @@ from agnes_mcp.rails.refusals import (
     ReadOnly,
 )
 from agnes_mcp.rails.sandbox import IDLE_CURSORS, Limits, Sandbox
-from agnes_mcp.rails.tables import CatalogTable
 from tests.conftest import DemoServer, local_table
 
 LIMITS = Limits(rows=100, bytes=10_000_000, timeout_seconds=2)
@@ -36,17 +35,7 @@ def files(tmp_path: Path) -> dict[str, Path]:
 
 @pytest.fixture
 def sandbox(files: dict[str, Path]) -> Sandbox:
-    table = CatalogTable(
-        id="granted",
-        description="",
-        query_mode="local",
-        source="s",
-        rows=None,
-        size_bytes=None,
-        extracted_at=None,
-        files=(str(files["granted"]),),
-    )
-    return Sandbox([table], memory_limit="256MB", threads=1)
+    return Sandbox([local_table("granted", files["granted"])], memory_limit="256MB", threads=1)
 
 
 def test_granted_view_reads(sandbox: Sandbox) -> None:
@@ -291,16 +280,7 @@ def test_parquet_types_read_as_duckdb_reads_them(tmp_path: Path) -> None:
 def test_a_table_whose_files_are_gone_is_a_typed_refusal(tmp_path: Path) -> None:
     from agnes_mcp.rails.arrow_sources import TableUnavailable
 
-    gone = CatalogTable(
-        id="gone",
-        description="",
-        query_mode="local",
-        source="s",
-        rows=None,
-        size_bytes=None,
-        extracted_at=None,
-        files=(str(tmp_path / "no.parquet"),),
-    )
+    gone = local_table("gone", tmp_path / "no.parquet")
     with pytest.raises(TableUnavailable) as refused:
         Sandbox([gone], memory_limit="256MB", threads=1)
     assert refused.value.status == 503 and str(tmp_path) not in refused.value.message
