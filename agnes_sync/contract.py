@@ -219,7 +219,12 @@ class ExtractWriter:
         rows = parquet_rows(staged) if rows is None else rows
         content_hash = atomic.fsync_file_while(staged, file_hash)  # same bytes once renamed
         previous = atomic.set_aside(destination)
-        atomic.publish(staged, destination, flushed=True, sync_dir=False)
+        try:
+            atomic.publish(staged, destination, flushed=True, sync_dir=False)
+        except BaseException:
+            if previous is not None:  # the old file stays published: drop its second name
+                atomic.discard(previous)
+            raise
         published = PublishedFile(
             path=str(destination.relative_to(self.paths.root)),
             part=None,

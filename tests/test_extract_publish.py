@@ -98,6 +98,26 @@ def test_a_replaced_file_leaves_nothing_behind(tmp_path: Path) -> None:
     assert read_extract(writer.paths, strict=True).tables["orders"].rows == 5
 
 
+def test_a_failed_rename_keeps_the_old_file_and_no_second_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = ExtractWriter(tmp_path / "extracts", "src")
+    writer.publish_file("orders", _staged(writer, "orders", 3), description="d")
+    staged = _staged(writer, "orders", 4)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic, "publish", failing)
+    with pytest.raises(OSError, match="disk full"):
+        writer.publish_file("orders", staged, description="d")
+    monkeypatch.undo()
+    left = sorted(p.name for p in writer.paths.data.iterdir())
+    assert left == sorted(["orders.parquet", staged.name])  # the caller's staged file only
+    assert pq.read_metadata(writer.paths.table_file("orders")).num_rows == 3
+    assert read_extract(writer.paths, strict=True).tables["orders"].rows == 3
+
+
 def test_a_file_set_aside_is_swept_if_the_writer_dies(tmp_path: Path) -> None:
     writer = ExtractWriter(tmp_path / "extracts", "src")
     writer.publish_file("orders", _staged(writer, "orders", 3), description="d")
