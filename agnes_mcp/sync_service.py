@@ -9,6 +9,7 @@ sync leaves the previously published data, views and hash in place.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
@@ -27,7 +28,7 @@ from agnes_mcp.store.profiles import ProfileRepository
 from agnes_mcp.store.sync_state import SyncStateRepository
 from agnes_mcp.store.table_registry import TableRegistration, TableRegistryRepository
 from agnes_sync import strategies
-from agnes_sync.connector import Column, TableRequest
+from agnes_sync.connector import Column, Connector, TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import AgnesError, InvalidTableSpec
 from agnes_sync.locks import lock_for
@@ -162,7 +163,7 @@ class SyncService:
                 "hint": "The server log holds the details under this incident id.",
             }
             return self._failed(table_id, run_id, started, max(attempts, 1), error)
-        self._profile(table, published)
+        self._profile(table, published, connector)
         seconds = time.perf_counter() - started
         self.states.finished(
             run_id,
@@ -209,7 +210,9 @@ class SyncService:
             error=error,
         )
 
-    def _profile(self, table: TableRegistration, published: PublishedTable) -> None:
+    def _profile(
+        self, table: TableRegistration, published: PublishedTable, connector: Connector
+    ) -> None:
         if table.query_mode.value == "remote":
             self._profile_remote(table)
             return
@@ -217,7 +220,8 @@ class SyncService:
             return
         root = self.settings.extracts_dir / table.source_type
         try:
-            profile = profile_parquet([str(root / f.path) for f in published.files])
+            with contextlib.closing(connector.duckdb_cursor()) as cursor:
+                profile = profile_parquet([str(root / f.path) for f in published.files], cursor)
         except Exception:  # a profile is a nicety; it never fails a sync
             logger.warning("profiling %s failed", table.id, exc_info=True)
             return

@@ -32,7 +32,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from agnes_sync import atomic
-from agnes_sync.extract_attach import attached
+from agnes_sync.attach_host import attached
 from agnes_sync.hashing import file_hash
 from agnes_sync.locks import lock_for
 from agnes_sync.sql_text import quote_ident, quote_literal
@@ -420,7 +420,7 @@ class ExtractWriter:
             )
             if before_commit is not None:
                 before_commit()
-            con.commit()  # the host checkpoints it into the file (extract_attach)
+            con.commit()  # the host checkpoints it into the file (attach_host)
         return PublishedTable(table, query_mode, rows, size, now, files, notes=change)
 
 

@@ -10,7 +10,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from agnes_sync import atomic, extract_attach
+from agnes_sync import atomic, attach_host
 from agnes_sync.connector import SourceContext, TableRequest
 from agnes_sync.contract import CONTRACT_TABLES, ExtractWriter
 from agnes_sync.extract_reader import read_extract
@@ -85,8 +85,8 @@ def test_the_metadata_waits_for_the_folder_to_be_on_disk(
     con = duckdb.connect(str(writer.paths.db), read_only=True)
     assert con.execute("SELECT description FROM _meta").fetchall() == [("first",)]
     con.close()
-    attached = extract_attach._cursor().execute("SELECT database_name FROM duckdb_databases()")
-    assert [r[0] for r in attached.fetchall() if r[0].startswith("extract_")] == []
+    attached = attach_host.host_cursor().execute("SELECT database_name FROM duckdb_databases()")
+    assert [r[0] for r in attached.fetchall() if r[0].startswith("attached_")] == []
 
 
 def test_a_replaced_file_leaves_nothing_behind(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from agnes_sync import extract_attach
+from agnes_sync import attach_host
 from agnes_sync.contract import WAL_BYTES, ExtractWriter
 from agnes_sync.extract_reader import read_extract
 
@@ -24,8 +24,8 @@ def _publish(writer: ExtractWriter, table: str, n: int) -> None:
 
 
 def _attached_now() -> list[str]:
-    rows = extract_attach._cursor().execute("SELECT database_name FROM duckdb_databases()")
-    return [r[0] for r in rows.fetchall() if r[0].startswith("extract_")]
+    rows = attach_host.host_cursor().execute("SELECT database_name FROM duckdb_databases()")
+    return [r[0] for r in rows.fetchall() if r[0].startswith("attached_")]
 
 
 def _wal(writer: ExtractWriter) -> int:

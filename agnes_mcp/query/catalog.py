@@ -42,8 +42,7 @@ class QueryCatalog:
         snapshot = VersionedCatalog(version=version)
         registered = {t.id: t for t in self._registry.all()}
         ranges = _partition_ranges(self._store, registered)
-        con = self._orchestrator.connect()
-        try:
+        with self._orchestrator.reading() as con:
             served = con.execute(
                 "SELECT table_name, source, query_mode, rows, size_bytes, extracted_at "
                 "FROM _catalog"
@@ -70,8 +69,6 @@ class QueryCatalog:
                     "FROM _remote_tables"
                 ).fetchall()
             }
-        finally:
-            con.close()
         for name, source, mode, rows, size, extracted_at in served:
             registration = registered.get(name)
             if registration is None or registration.source_type != source:

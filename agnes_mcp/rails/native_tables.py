@@ -37,6 +37,7 @@ import duckdb
 
 from agnes_mcp.rails.table_views import CONVERTED_TABLE, native_select, same_schema
 from agnes_mcp.rails.tables import CatalogTable
+from agnes_sync.sql_text import quote_ident, quote_literal
 
 Key = tuple[tuple[int, int, int, int], ...]
 Tables = list[CatalogTable] | Callable[[], list[CatalogTable]]  # a list, or what reads one
@@ -68,6 +69,7 @@ class NativeTables:
         self._queued = 0  # jobs not finished yet
         self._worker: threading.Thread | None = None
         self._converting: duckdb.DuckDBPyConnection | None = None
+        self._host: duckdb.DuckDBPyConnection | None = None  # the worker's, for _convert
         self._folder: Path | None = None
         self._names = itertools.count()
         self._closed = False
@@ -146,6 +148,9 @@ class NativeTables:
         if worker is not None:
             self._jobs.put(None)
             worker.join()
+        if self._host is not None:
+            self._host.close()
+            self._host = None
         if self._cleanup is not None:
             self._cleanup()
 
@@ -208,29 +213,35 @@ class NativeTables:
         return key
 
     def _convert(self, table: CatalogTable) -> _Built:
+        """Write ``table``'s rows into a new DuckDB file, attached for the moment to the
+        worker's in-memory DuckDB (opening each file as a DuckDB of its own cost ~10 ms
+        a table, more than converting a small one)."""
         folder = self._private_folder()
         number = next(self._names)
         building, target = folder / f"{number}.building", folder / f"{number}.duckdb"
         files = list(table.files)
-        con = duckdb.connect(
-            str(building), config={"threads": 1, "memory_limit": self._memory_limit}
-        )
+        if self._host is None:  # only the worker thread gets here
+            self._host = duckdb.connect(config={"threads": 1, "memory_limit": self._memory_limit})
+        con = self._host.cursor()
+        alias = quote_ident(f"building_{number}")
         with self._lock:
             self._converting = con
         try:
-            select = native_select(files, by_name=not same_schema(con, files))
-            con.execute(f"CREATE TABLE {CONVERTED_TABLE} AS {select}")
-            con.execute("CHECKPOINT")
+            con.execute(f"ATTACH {quote_literal(str(building))} AS {alias}")
+            try:
+                select = native_select(files, by_name=not same_schema(con, files))
+                con.execute(f"CREATE TABLE {alias}.{CONVERTED_TABLE} AS {select}")
+                con.execute(f"CHECKPOINT {alias}")
+            finally:
+                con.execute(f"DETACH {alias}")
         except BaseException:
-            with self._lock:
-                self._converting = None
-            con.close()
             for leftover in folder.glob(f"{number}.building*"):
                 leftover.unlink(missing_ok=True)
             raise
-        with self._lock:
-            self._converting = None
-        con.close()
+        finally:
+            with self._lock:
+                self._converting = None
+            con.close()
         building.replace(target)
         return _Built(str(target), target.stat().st_size)
 
