@@ -180,11 +180,9 @@ class RegistryAdmin:
             )
         columns = self.services.sync.validate(spec)
         if dry_run:
-            draft = TableRegistration(
-                **spec.model_dump(), registered_by=admin.user_id, registered_at=utcnow()
-            )
-            if not draft.name:
-                draft.name = draft.id
+            fields = spec.model_dump()
+            fields["name"] = fields["name"] or spec.id
+            draft = TableRegistration(**fields, registered_by=admin.user_id, registered_at=utcnow())
             return Registered(table=draft, columns=columns, dry_run=True)
         table = self.services.registry.add(spec, registered_by=admin.user_id)
         self.services.audit.record(

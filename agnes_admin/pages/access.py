@@ -261,7 +261,7 @@ class AccessPage:
                     self.grant_form.layout(self.add_grant_button),
                 ),
             ),
-            dynamic=False,
+            dynamic=True,
         )
 
     # --- reading ------------------------------------------------------------------------

@@ -189,7 +189,7 @@ class TablesPage:
                         sizing_mode="stretch_width",
                     ),
                 ),
-                dynamic=False,
+                dynamic=True,
             ),
             sizing_mode="stretch_width",
         )
