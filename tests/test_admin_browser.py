@@ -86,8 +86,8 @@ def test_every_page_renders_without_console_errors(demo: DemoServer, browser_con
 
 
 def test_a_tab_renders_its_content_when_opened(demo: DemoServer, browser_context: Any) -> None:
-    """Tabs send a hidden tab's widgets to the browser only when it is opened (a first
-    paint of the Tables page 930 -> 670 ms): each one still shows its content, working."""
+    """Tabs send a hidden tab's widgets to the browser only when it is opened (the page's
+    first paint carries less): each one still shows its content, working."""
     base = demo.live.base_url
     sign_in_with_token(browser_context.new_page(), base, demo.admin_token, next_path="/admin")
     opened = {

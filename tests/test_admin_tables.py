@@ -50,8 +50,20 @@ def listed(page: TablesPage) -> list[str]:
 
 
 def fill_registration(page: TablesPage, **values: object) -> None:
-    page.register_form.fields["source_type"].widget.value = values.pop("source_type", "files")
-    page.register_form.set_values(values)
+    page.register_tab().form.fields["source_type"].widget.value = values.pop("source_type", "files")
+    page.register_tab().form.set_values(values)
+
+
+def test_the_register_tab_is_built_when_it_is_first_opened(page: TablesPage) -> None:
+    assert page.register_area.objects == []  # the page's first paint does not carry it
+    page.tabs.active = 1  # opening the tab builds it
+    assert len(page.register_area.objects) == 1
+    built = page.register_tab()
+    assert page.register_area.objects == [built.view]
+    page.tabs.active = 0
+    page.tabs.active = 1
+    assert page.register_tab() is built  # once: what was typed there stays
+    assert built.form.fields["source_type"].widget.options  # the sources to pick from
 
 
 def test_the_registry_lists_and_filters(synced: Services, page: TablesPage) -> None:
@@ -82,24 +94,24 @@ def test_source_tables_fill_the_form_and_the_options_follow_the_connector(
     page: TablesPage,
 ) -> None:
     fill_registration(page, source_type="files")
-    assert list(page.offered.value["source_table"]) == ["people.csv"]
-    assert "delimiter" in page.register_options.fields  # the files connector's options
-    page.offered.selection = [0]
-    fields = page.register_form.fields
+    assert list(page.register_tab().offered.value["source_table"]) == ["people.csv"]
+    assert "delimiter" in page.register_tab().options.fields  # the files connector's options
+    page.register_tab().offered.selection = [0]
+    fields = page.register_tab().form.fields
     assert fields["id"].widget.value == "people"
     assert fields["source_table"].widget.value == "people.csv"
 
     fill_registration(page, source_type="sample")
-    assert set(page.register_options.fields) >= {"rows", "seed", "failure"}
-    assert "delimiter" not in page.register_options.fields
+    assert set(page.register_tab().options.fields) >= {"rows", "seed", "failure"}
+    assert "delimiter" not in page.register_tab().options.fields
 
 
 def test_dry_run_validates_and_saves_nothing(synced: Services, page: TablesPage) -> None:
     fill_registration(page, id="people", source_table="people.csv", primary_key=["id"])
-    click(page.dry_run_button)
-    assert page.register_form.errors == {}
-    assert "Would be saved" in str(page.register_result.object)
-    assert "`joined`" in str(page.register_result.object)
+    click(page.register_tab().dry_run_button)
+    assert page.register_tab().form.errors == {}
+    assert "Would be saved" in str(page.register_tab().result.object)
+    assert "`joined`" in str(page.register_tab().result.object)
     assert "nothing was saved" in str(page.message.object)
     assert [t.id for t in synced.registry.all()] == []
     assert audit_rows(synced, "registry.register") == []
@@ -108,10 +120,10 @@ def test_dry_run_validates_and_saves_nothing(synced: Services, page: TablesPage)
 def test_register_saves_and_the_audit_names_the_admin(
     synced: Services, page: TablesPage, admin_user: User
 ) -> None:
-    page.sync_after.value = False
+    page.register_tab().sync_after.value = False
     fill_registration(page, id="people", source_table="people.csv", description="Everyone")
-    page.register_options.set_values({"delimiter": ",", "header": True})
-    click(page.save_button)
+    page.register_tab().options.set_values({"delimiter": ",", "header": True})
+    click(page.register_tab().save_button)
     assert page.message.alert_type == "success", page.message.object
     stored = synced.registry.get("people")
     assert stored.description == "Everyone"
@@ -124,8 +136,8 @@ def test_register_saves_and_the_audit_names_the_admin(
 
 def test_register_with_a_first_sync(synced: Services, page: TablesPage) -> None:
     fill_registration(page, id="gen", source_type="sample")
-    page.register_options.set_values({"rows": "7"})
-    click(page.save_button)
+    page.register_tab().options.set_values({"rows": "7"})
+    click(page.register_tab().save_button)
     assert "first sync" in str(page.message.object)
     result = synced.sync.scheduler.trigger("gen").result()  # the queued run, or a new one
     assert result.status == "ok"  # type: ignore[attr-defined]
@@ -186,11 +198,13 @@ def test_bad_input_is_shown_beside_the_field_and_nothing_is_saved(
     words: str,
 ) -> None:
     fill_registration(page, **values)
-    page.register_options.set_values(options)
-    for button in (page.dry_run_button, page.save_button):
+    page.register_tab().options.set_values(options)
+    for button in (page.register_tab().dry_run_button, page.register_tab().save_button):
         click(button)
         form = (
-            page.register_options if field in page.register_options.fields else page.register_form
+            page.register_tab().options
+            if field in page.register_tab().options.fields
+            else page.register_tab().form
         )
         assert set(form.errors) == {field}, form.errors
         assert words in form.errors[field]
@@ -199,9 +213,9 @@ def test_bad_input_is_shown_beside_the_field_and_nothing_is_saved(
 
 
 def test_a_missing_source_is_shown_beside_the_source(synced: Services, page: TablesPage) -> None:
-    click(page.save_button)
-    assert "source_type" in page.register_form.errors
-    assert "id" in page.register_form.errors  # required fields are named too
+    click(page.register_tab().save_button)
+    assert "source_type" in page.register_tab().form.errors
+    assert "id" in page.register_tab().form.errors  # required fields are named too
     assert synced.registry.all() == []
 
 
@@ -311,7 +325,7 @@ def test_a_revoked_session_changes_nothing(
     synced.web_sessions.sign_out(context.session_id)
 
     fill_registration(page, id="other", source_table="people.csv")
-    click(page.save_button)
+    click(page.register_tab().save_button)
     assert page.message.alert_type == "danger"
     assert "session" in str(page.message.object) and "/auth/login" in str(page.message.object)
     click(page.sync_button)

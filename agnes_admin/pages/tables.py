@@ -47,6 +47,7 @@ REGISTRY_COLUMNS = [
     "next_run",
 ]
 MULTILINE = ("description", "source_query")
+REGISTER_TAB = 1  # the index of "Register a table" in TablesPage.tabs
 
 
 class TablesPage:
@@ -129,70 +130,26 @@ class TablesPage:
             sizing_mode="stretch_width",
         )
 
-        # --- registering ---
-        self.register_form = ModelForm(
-            TableSpec,
-            exclude=("source_options",),
-            choices={"source_type": self.source_names},
-            multiline=MULTILINE,
-            title="Table",
-        )
-        self.register_options = self._options_form(None, {})
-        self.options_area = pn.Column(self.register_options.view, sizing_mode="stretch_width")
-        self.offered = pn.widgets.Tabulator(
-            pd.DataFrame(columns=["bucket", "source_table", "suggested_id", "description"]),
-            selectable=1,
-            disabled=True,
-            show_index=False,
-            pagination="remote",
-            page_size=PAGE_SIZE,
-            sizing_mode="stretch_width",
-        )
-        self.offered_error = pn.pane.Markdown("")
-        self.sync_after = pn.widgets.Checkbox(label="Sync once saved", value=True)
-        self.dry_run_button = pn.widgets.Button(label="Dry run")
-        self.save_button = pn.widgets.Button(label="Save", color="primary")
-        self.register_result = pn.pane.Markdown("")
-        self.register_form.watch("source_type", self._on_register_source)
-        self.offered.param.watch(self._on_offered, "selection")
-        self.dry_run_button.on_click(lambda _: self.submit_registration(dry_run=True))
-        self.save_button.on_click(lambda _: self.submit_registration(dry_run=False))
+        # --- registering: built when its tab is first opened (register_tab) ---
+        self._register: RegisterTab | None = None
+        self.register_area = pn.Column(sizing_mode="stretch_width")
 
-        self.view = pn.Column(
-            self.message,
-            pn.Tabs(
-                (
-                    "Registry",
-                    pn.Column(
-                        pn.Row(self.source_filter, self.mode_filter, self.status_filter),
-                        self.registry,
-                        self.title,
-                        self.details,
-                        sizing_mode="stretch_width",
-                    ),
+        self.tabs = pn.Tabs(
+            (
+                "Registry",
+                pn.Column(
+                    pn.Row(self.source_filter, self.mode_filter, self.status_filter),
+                    self.registry,
+                    self.title,
+                    self.details,
+                    sizing_mode="stretch_width",
                 ),
-                (
-                    "Register a table",
-                    pn.Column(
-                        pn.pane.Markdown(
-                            "Pick a source, then one of its tables (or type its name)."
-                        ),
-                        self.offered,
-                        self.offered_error,
-                        pn.Row(
-                            self.register_form.view,
-                            self.options_area,
-                            sizing_mode="stretch_width",
-                        ),
-                        pn.Row(self.sync_after, self.dry_run_button, self.save_button),
-                        self.register_result,
-                        sizing_mode="stretch_width",
-                    ),
-                ),
-                dynamic=True,
             ),
-            sizing_mode="stretch_width",
+            ("Register a table", self.register_area),
+            dynamic=True,  # a tab's widgets reach the browser when it is opened
         )
+        self.tabs.param.watch(self._on_tab, "active")
+        self.view = pn.Column(self.message, self.tabs, sizing_mode="stretch_width")
         self.refresh()
 
     # --- the registry -----------------------------------------------------------------
@@ -340,49 +297,17 @@ class TablesPage:
 
     # --- registering ------------------------------------------------------------------
 
-    def _on_register_source(self, source: str | None) -> None:
-        self.register_options = self._options_form(source, {})
-        self.options_area.objects = [self.register_options.view]
-        self.offered_error.object = ""
-        rows: list[dict[str, Any]] = []
-        if source:
-            try:
-                rows = [t.model_dump() for t in self.admin.source_tables(source).tables]
-            except AgnesError as exc:
-                self.offered_error.object = f"⚠ {_text(exc)}"
-        self.offered.selection = []
-        self.offered.value = pd.DataFrame(
-            rows, columns=["bucket", "source_table", "suggested_id", "description"]
-        )
+    def _on_tab(self, event: Any) -> None:
+        if event.new == REGISTER_TAB:
+            self.register_tab()
 
-    def _on_offered(self, event: Any) -> None:
-        if not event.new:
-            return
-        row = self.offered.value.iloc[event.new[0]]
-        values: dict[str, Any] = {"bucket": row["bucket"], "source_table": row["source_table"]}
-        if row["suggested_id"]:
-            values["id"] = row["suggested_id"]
-        self.register_form.set_values(values)
-
-    def submit_registration(self, *, dry_run: bool) -> None:
-        form, options = self.register_form, self.register_options
-        self.register_result.object = ""
-        spec = _validated(form, options)
-        if spec is None:
-            return
-
-        def run(actor: Principal) -> str:
-            result = self.admin.register(
-                actor, spec, dry_run=dry_run, sync=self.sync_after.value and not dry_run
-            )
-            self.register_result.object = _describe(result)
-            if dry_run:
-                return f"Dry run: '{spec.id}' is valid; nothing was saved."
-            queued = " A first sync is under way." if result.initial_sync else ""
-            return f"Registered '{spec.id}'.{queued}"
-
-        if self._act(run, form=form, options=options, spec=spec) and not dry_run:
-            self.refresh()
+    def register_tab(self) -> RegisterTab:
+        """The "Register a table" tab, built the first time it is asked for (its forms
+        cost ~60 ms of the page's build, paid only by an admin who registers)."""
+        if self._register is None:
+            self._register = RegisterTab(self)
+            self.register_area.objects = [self._register.view]
+        return self._register
 
     # --- shared -----------------------------------------------------------------------
 
@@ -436,6 +361,95 @@ class TablesPage:
         self.message.object = text
         self.message.alert_type = kind
         self.message.visible = True
+
+
+class RegisterTab:
+    """Registering a table: pick a source, then one of its tables (or type its name); the
+    form is derived from :class:`TableSpec`, the options form from the source's
+    connector."""
+
+    def __init__(self, page: TablesPage) -> None:
+        self.page = page
+        self.form = ModelForm(
+            TableSpec,
+            exclude=("source_options",),
+            choices={"source_type": page.source_names},
+            multiline=MULTILINE,
+            title="Table",
+        )
+        self.options = page._options_form(None, {})
+        self.options_area = pn.Column(self.options.view, sizing_mode="stretch_width")
+        self.offered = pn.widgets.Tabulator(
+            pd.DataFrame(columns=["bucket", "source_table", "suggested_id", "description"]),
+            selectable=1,
+            disabled=True,
+            show_index=False,
+            pagination="remote",
+            page_size=PAGE_SIZE,
+            sizing_mode="stretch_width",
+        )
+        self.offered_error = pn.pane.Markdown("")
+        self.sync_after = pn.widgets.Checkbox(label="Sync once saved", value=True)
+        self.dry_run_button = pn.widgets.Button(label="Dry run")
+        self.save_button = pn.widgets.Button(label="Save", color="primary")
+        self.result = pn.pane.Markdown("")
+        self.form.watch("source_type", self._on_source)
+        self.offered.param.watch(self._on_offered, "selection")
+        self.dry_run_button.on_click(lambda _: self.submit(dry_run=True))
+        self.save_button.on_click(lambda _: self.submit(dry_run=False))
+        self.view = pn.Column(
+            pn.pane.Markdown("Pick a source, then one of its tables (or type its name)."),
+            self.offered,
+            self.offered_error,
+            pn.Row(self.form.view, self.options_area, sizing_mode="stretch_width"),
+            pn.Row(self.sync_after, self.dry_run_button, self.save_button),
+            self.result,
+            sizing_mode="stretch_width",
+        )
+
+    def _on_source(self, source: str | None) -> None:
+        self.options = self.page._options_form(source, {})
+        self.options_area.objects = [self.options.view]
+        self.offered_error.object = ""
+        rows: list[dict[str, Any]] = []
+        if source:
+            try:
+                rows = [t.model_dump() for t in self.page.admin.source_tables(source).tables]
+            except AgnesError as exc:
+                self.offered_error.object = f"⚠ {_text(exc)}"
+        self.offered.selection = []
+        self.offered.value = pd.DataFrame(
+            rows, columns=["bucket", "source_table", "suggested_id", "description"]
+        )
+
+    def _on_offered(self, event: Any) -> None:
+        if not event.new:
+            return
+        row = self.offered.value.iloc[event.new[0]]
+        values: dict[str, Any] = {"bucket": row["bucket"], "source_table": row["source_table"]}
+        if row["suggested_id"]:
+            values["id"] = row["suggested_id"]
+        self.form.set_values(values)
+
+    def submit(self, *, dry_run: bool) -> None:
+        form, options = self.form, self.options
+        self.result.object = ""
+        spec = _validated(form, options)
+        if spec is None:
+            return
+
+        def run(actor: Principal) -> str:
+            result = self.page.admin.register(
+                actor, spec, dry_run=dry_run, sync=self.sync_after.value and not dry_run
+            )
+            self.result.object = _describe(result)
+            if dry_run:
+                return f"Dry run: '{spec.id}' is valid; nothing was saved."
+            queued = " A first sync is under way." if result.initial_sync else ""
+            return f"Registered '{spec.id}'.{queued}"
+
+        if self.page._act(run, form=form, options=options, spec=spec) and not dry_run:
+            self.page.refresh()
 
 
 class _Reported(Exception):
