@@ -20,6 +20,7 @@ from agnes_mcp.api.admin_gate import AdminReadiness
 from agnes_mcp.api.app import create_app
 from agnes_mcp.bootstrap_admin import ensure_admin
 from agnes_mcp.errors import BindError
+from agnes_mcp.http_protocol import HttpProtocol
 from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings
 
@@ -63,6 +64,7 @@ def uvicorn_config(settings: AgnesSettings, app: ASGIApp) -> uvicorn.Config:
         lifespan="on",
         timeout_graceful_shutdown=5,
         server_header=False,
+        http=HttpProtocol,  # an answer's head and small body in one send (http_protocol)
     )
 
 

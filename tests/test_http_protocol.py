@@ -1,0 +1,106 @@
+"""The server's transport joins an answer's small writes into one send when the event loop
+turns; large writes, closing and aborting behave as the socket's own transport does. Real
+sockets, a real event loop: what the peer can read, and when."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from agnes_mcp.http_protocol import SMALL_BYTES, CoalescingTransport
+from tests.conftest import LiveServer
+
+
+class _Quiet(asyncio.Protocol):
+    pass
+
+
+@asynccontextmanager
+async def _pair() -> AsyncIterator[tuple[CoalescingTransport, socket.socket]]:
+    """A coalescing transport over one end of a socket pair; the other end, non-blocking."""
+    ours, peer = socket.socketpair()
+    peer.setblocking(False)
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_accepted_socket(_Quiet, ours)
+    wrapped = CoalescingTransport(transport, loop)
+    try:
+        yield wrapped, peer
+    finally:
+        wrapped.close()
+        peer.close()
+
+
+def _readable(peer: socket.socket) -> bytes:
+    try:
+        return peer.recv(1 << 20)
+    except BlockingIOError:
+        return b""
+
+
+async def _read_exactly(peer: socket.socket, size: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = b""
+    while len(data) < size:
+        data += await loop.sock_recv(peer, size - len(data))
+    return data
+
+
+def test_small_writes_leave_together_when_the_loop_turns() -> None:
+    async def scenario() -> None:
+        async with _pair() as (transport, peer):
+            transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+            transport.write(bytearray(b"{}"))
+            transport.write(b"")
+            assert _readable(peer) == b""  # held: nothing on the wire before the loop turns
+            assert transport.get_write_buffer_size() > 0
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert await _read_exactly(peer, 40) == (
+                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+            )
+
+    asyncio.run(scenario())
+
+
+def test_a_large_write_goes_at_once_after_what_was_pending() -> None:
+    async def scenario() -> None:
+        async with _pair() as (transport, peer):
+            transport.write(b"head;")
+            body = b"x" * (SMALL_BYTES + 1)
+            transport.write(body)  # too large to hold: the head, then the body, now
+            first = _readable(peer)
+            assert first.startswith(b"head;x")  # on the wire before the loop turned
+            rest = await _read_exactly(peer, len(body) + 5 - len(first))
+            assert first + rest == b"head;" + body
+
+    asyncio.run(scenario())
+
+
+def test_close_sends_what_was_pending_and_abort_drops_it() -> None:
+    async def scenario() -> None:
+        async with _pair() as (transport, peer):
+            transport.writelines([b"last ", b"words"])
+            transport.close()
+            assert transport.is_closing()
+            assert await _read_exactly(peer, 10) == b"last words"
+        async with _pair() as (transport, peer):
+            transport.write(b"never sent")
+            transport.abort()
+            await asyncio.sleep(0)
+            assert _readable(peer) == b""
+
+    asyncio.run(scenario())
+
+
+def test_the_server_answers_whole_over_it(live_server: LiveServer) -> None:
+    """Small and streamed answers through the real server (uvicorn with this protocol)."""
+    with live_server.client(live_server.admin_token) as client:
+        for _ in range(3):  # keep-alive: answers follow each other on one connection
+            health = client.get("/healthz")
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+        spec = client.get("/api/openapi.json")  # larger than what is held: sent at once
+        assert spec.status_code == 200, spec.text[:200]
+        assert len(spec.content) > SMALL_BYTES and spec.json()["paths"]
+        assert client.get("/api/whoami").status_code == 200
