@@ -5,8 +5,8 @@ two TCP segments per answer and, on loopback, two wake-ups of the client (~0.2 m
 the reference VM, a tenth of a small MCP call). Here the connection's transport joins the
 small writes made in one turn of the event loop and sends them when the loop turns: a
 JSON answer's head and body leave in one segment. A large write (a download's chunk) is
-sent at once, after what is pending, never copied; a stream (server-sent events, a
-websocket after the upgrade) still sends each message as soon as its writer yields.
+sent at once, after what is pending, never copied; server-sent events still leave as soon
+as their writer yields, and a websocket, after the upgrade, is not held at all.
 
 Flow control is untouched: the real transport still pauses and resumes the protocol, and
 at most ``SMALL_BYTES`` wait here for the loop to turn.
@@ -32,13 +32,14 @@ class CoalescingTransport(asyncio.Transport):
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._scheduled = False
+        self._direct = False  # after an upgrade (a websocket): every write goes at once
 
     # --- writing -------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        if self._pending_bytes + len(data) > SMALL_BYTES:
+        if self._direct or self._pending_bytes + len(data) > SMALL_BYTES:
             self.flush()
             self._transport.write(data)
             return
@@ -106,6 +107,10 @@ class CoalescingTransport(asyncio.Transport):
         return self._transport.is_reading()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """An upgrade hands the connection to another protocol (a websocket's), whose end
+        of stream this wrapper would not see: from here on nothing waits here."""
+        self.flush()
+        self._direct = True
         self._transport.set_protocol(protocol)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
@@ -116,4 +121,11 @@ class HttpProtocol(H11Protocol):
     """uvicorn's h11 protocol over a :class:`CoalescingTransport`."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))
+        self._coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(self._coalescing)
+
+    def eof_received(self) -> None:
+        # The client sent its last byte (a half-close): asyncio closes the socket's own
+        # transport right after this returns, so what waits here goes first.
+        self._coalescing.flush()
+        super().eof_received()

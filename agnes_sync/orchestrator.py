@@ -34,7 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from agnes_sync import atomic
-from agnes_sync.attach_host import attached, host_cursor
+from agnes_sync.attach_host import Host, attached
 from agnes_sync.contract import EXTRACT_DB, ExtractPaths
 from agnes_sync.extract_reader import Extract, ExtractTable, read_extract
 from agnes_sync.locks import lock_for
@@ -105,6 +105,9 @@ class Orchestrator:
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
         self._reader: duckdb.DuckDBPyConnection
+        # Rebuilds read extracts and write the analytics DB through a DuckDB of their own
+        # (attach_host), used only under the lock: no other thread's work shares it.
+        self._host = Host()
         self.generation = 0
 
     def sources(self) -> list[str]:
@@ -142,7 +145,7 @@ class Orchestrator:
         sources = self.sources()
         for gone in set(self._cache) - set(sources):
             del self._cache[gone]
-        self._reader = host_cursor()
+        self._reader = self._host.cursor()
         try:
             extracts = {source: self._extract(source) for source in sources}
         finally:
@@ -156,7 +159,7 @@ class Orchestrator:
         while True:
             staged = atomic.staging_path(self.analytics_path)
             try:
-                _write_analytics(staged, chosen, conflicts, problems, owners, started)
+                _write_analytics(self._host, staged, chosen, conflicts, problems, owners, started)
             except _ViewDoesNotBind as failure:
                 atomic.discard(staged)
                 source, _ = chosen.pop(failure.table)
@@ -181,7 +184,7 @@ class Orchestrator:
         with (
             contextlib.suppress(duckdb.Error),
             lock_for(self.analytics_path),
-            attached(self.analytics_path, read_only=True) as con,
+            self._host.attached(self.analytics_path, read_only=True) as con,
         ):
             rows = con.execute("SELECT table_name, source, since FROM _owners").fetchall()
             return {name: (source, since) for name, source, since in rows}
@@ -269,7 +272,7 @@ class Orchestrator:
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The current analytics DB (built if missing) for reading its catalog tables,
-        attached read-only to the process's host DuckDB (:mod:`agnes_sync.attach_host`):
+        attached read-only to the process's reader host (:mod:`agnes_sync.attach_host`):
         ~1 ms where :meth:`connect` opens a DuckDB of its own (~10 ms). The host runs
         on one thread, so scans of the views belong on :meth:`connect`."""
         self.ensure_built()
@@ -316,6 +319,7 @@ class _ViewDoesNotBind(Exception):
 
 
 def _write_analytics(
+    host: Host,
     path: Path,
     chosen: dict[str, tuple[str, ExtractTable]],
     conflicts: list[Conflict],
@@ -330,7 +334,7 @@ def _write_analytics(
     rows go in as one Arrow batch per table, since single-row INSERTs cost ~0.5 ms each.
     """
     now = datetime.now(UTC)
-    with lock_for(path), attached(path) as con:  # no DuckDB of its own: see attach_host
+    with lock_for(path), host.attached(path) as con:  # no DuckDB of its own: attach_host
         con.begin()
         con.execute(ANALYTICS_DDL)
         catalog: list[Row] = []

@@ -94,6 +94,35 @@ def test_close_sends_what_was_pending_and_abort_drops_it() -> None:
     asyncio.run(scenario())
 
 
+def test_after_an_upgrade_nothing_is_held() -> None:
+    async def scenario() -> None:
+        async with _pair() as (transport, peer):
+            transport.write(b"101 head;")
+            transport.set_protocol(_Quiet())  # a websocket takes the connection over
+            assert _readable(peer) == b"101 head;"  # what was held went first, at once
+            transport.write(b"frame")
+            assert await _read_exactly(peer, 5) == b"frame"  # and each write goes at once
+
+    asyncio.run(scenario())
+
+
+def test_a_client_that_half_closes_still_gets_its_answer(live_server: LiveServer) -> None:
+    """A request followed at once by the client's end of stream (``shutdown(SHUT_WR)``):
+    asyncio closes the connection right after the end of stream, so an answer still held
+    for the loop's turn must go out first."""
+    host, port = live_server.base_url.removeprefix("http://").split(":")
+    for _ in range(20):  # the answer and the end of stream meet in one turn of the loop
+        with socket.create_connection((host, int(port)), timeout=30) as client:
+            request = f"GET /healthz HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n"
+            client.sendall(request.encode())
+            client.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := client.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 OK"), answer[:200]
+        assert answer.endswith(b"}"), answer[-200:]
+
+
 def test_the_server_answers_whole_over_it(live_server: LiveServer) -> None:
     """Small and streamed answers through the real server (uvicorn with this protocol)."""
     with live_server.client(live_server.admin_token) as client:

@@ -21,6 +21,7 @@ granted and nothing more. Folder and files are removed when the process closes t
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import queue
@@ -144,7 +145,8 @@ class NativeTables:
             self._built.clear()
             converting = self._converting
         if converting is not None:
-            converting.interrupt()
+            with contextlib.suppress(duckdb.Error):  # it may have ended (and closed) since
+                converting.interrupt()
         if worker is not None:
             self._jobs.put(None)
             worker.join()

@@ -27,7 +27,7 @@ class ProfileRepository:
 
     def put(self, table_id: str, profile: TableProfile, at: datetime) -> None:
         columns = json.dumps([asdict(c) for c in profile.columns])
-        with self._store.writer() as cur:
+        with self._store.transaction() as cur:  # a new generation: the catalog reads it
             cur.execute(
                 "INSERT OR REPLACE INTO table_profiles VALUES (?, ?, ?, ?)",
                 [table_id, at, profile.rows, columns],
