@@ -15,8 +15,9 @@ Which host, so that no one's reads reach into another's writes (a catalog functi
 write's commit does not checkpoint while another transaction is open there):
 
 - :data:`WRITER`, for writing extracts (:func:`attached`);
-- :data:`READER`, for reading a file from any thread (:func:`attached` with ``read_only``):
-  only read-only attachments, which no transaction can hold back;
+- :data:`READER`, for reading from any thread (:func:`attached` with ``read_only``, or
+  ``read_parquet`` on one of its cursors): only read-only attachments, which no
+  transaction can hold back;
 - a :class:`Host` of one's own, for work that is serialised anyway (the orchestrator's
   rebuilds, under its lock).
 
