@@ -19,7 +19,7 @@ write's commit does not checkpoint while another transaction is open there):
   ``read_parquet`` on one of its cursors): only read-only attachments, which no
   transaction can hold back;
 - a :class:`Host` of one's own, for work that is serialised anyway (the orchestrator's
-  rebuilds, under its lock).
+  rebuilds, under its lock; the conversion of tables to DuckDB's storage, on its thread).
 
 The caller holds the file's lock (:func:`agnes_sync.locks.lock_for`), so one file is
 attached once at a time (DuckDB refuses a second attachment of the same file); an
@@ -43,7 +43,13 @@ from agnes_sync.sql_text import quote_ident, quote_literal
 class Host:
     """An in-memory DuckDB (opened at first use) to which files are attached."""
 
-    def __init__(self) -> None:
+    def __init__(self, **config: str | int) -> None:
+        """``config``: DuckDB settings beside the host's own (e.g. ``memory_limit``)."""
+        self._config: dict[str, str | bool | int | float | list[str]] = {
+            "threads": 1,
+            "checkpoint_threshold": "0b",
+            **config,
+        }
         self._guard = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
 
@@ -51,7 +57,7 @@ class Host:
         """A new cursor (close it when done; cursors are safe across threads)."""
         with self._guard:
             if self._con is None:
-                self._con = duckdb.connect(config={"threads": 1, "checkpoint_threshold": "0b"})
+                self._con = duckdb.connect(config=self._config)
             return self._con.cursor()
 
     @contextmanager
@@ -103,8 +109,3 @@ def attached(
     """``db`` attached to the process's :data:`WRITER` host, or to its :data:`READER` host
     when ``read_only``."""
     return (READER if read_only else WRITER).attached(db, read_only=read_only)
-
-
-def host_cursor() -> duckdb.DuckDBPyConnection:
-    """A new cursor on the :data:`WRITER` host."""
-    return WRITER.cursor()

@@ -85,7 +85,7 @@ def test_the_metadata_waits_for_the_folder_to_be_on_disk(
     con = duckdb.connect(str(writer.paths.db), read_only=True)
     assert con.execute("SELECT description FROM _meta").fetchall() == [("first",)]
     con.close()
-    attached = attach_host.host_cursor().execute("SELECT database_name FROM duckdb_databases()")
+    attached = attach_host.WRITER.cursor().execute("SELECT database_name FROM duckdb_databases()")
     assert [r[0] for r in attached.fetchall() if r[0].startswith("attached_")] == []
 
 

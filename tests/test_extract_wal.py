@@ -24,7 +24,7 @@ def _publish(writer: ExtractWriter, table: str, n: int) -> None:
 
 
 def _attached_now() -> list[str]:
-    rows = attach_host.host_cursor().execute("SELECT database_name FROM duckdb_databases()")
+    rows = attach_host.WRITER.cursor().execute("SELECT database_name FROM duckdb_databases()")
     return [r[0] for r in rows.fetchall() if r[0].startswith("attached_")]
 
 

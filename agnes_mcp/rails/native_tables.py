@@ -38,7 +38,7 @@ import duckdb
 
 from agnes_mcp.rails.table_views import CONVERTED_TABLE, native_select, same_schema
 from agnes_mcp.rails.tables import CatalogTable
-from agnes_sync.sql_text import quote_ident, quote_literal
+from agnes_sync.attach_host import Host
 
 Key = tuple[tuple[int, int, int, int], ...]
 Tables = list[CatalogTable] | Callable[[], list[CatalogTable]]  # a list, or what reads one
@@ -70,7 +70,7 @@ class NativeTables:
         self._queued = 0  # jobs not finished yet
         self._worker: threading.Thread | None = None
         self._converting: duckdb.DuckDBPyConnection | None = None
-        self._host: duckdb.DuckDBPyConnection | None = None  # the worker's, for _convert
+        self._host = Host(memory_limit=memory_limit)  # the worker's, for _convert
         self._folder: Path | None = None
         self._names = itertools.count()
         self._closed = False
@@ -150,9 +150,7 @@ class NativeTables:
         if worker is not None:
             self._jobs.put(None)
             worker.join()
-        if self._host is not None:
-            self._host.close()
-            self._host = None
+        self._host.close()
         if self._cleanup is not None:
             self._cleanup()
 
@@ -216,34 +214,26 @@ class NativeTables:
 
     def _convert(self, table: CatalogTable) -> _Built:
         """Write ``table``'s rows into a new DuckDB file, attached for the moment to the
-        worker's in-memory DuckDB (opening each file as a DuckDB of its own cost ~10 ms
-        a table, more than converting a small one)."""
+        worker's in-memory DuckDB (:class:`~agnes_sync.attach_host.Host`: opening each file
+        as a DuckDB of its own cost ~10 ms a table, more than converting a small one)."""
         folder = self._private_folder()
         number = next(self._names)
         building, target = folder / f"{number}.building", folder / f"{number}.duckdb"
         files = list(table.files)
-        if self._host is None:  # only the worker thread gets here
-            self._host = duckdb.connect(config={"threads": 1, "memory_limit": self._memory_limit})
-        con = self._host.cursor()
-        alias = quote_ident(f"building_{number}")
-        with self._lock:
-            self._converting = con
         try:
-            con.execute(f"ATTACH {quote_literal(str(building))} AS {alias}")
-            try:
-                select = native_select(files, by_name=not same_schema(con, files))
-                con.execute(f"CREATE TABLE {alias}.{CONVERTED_TABLE} AS {select}")
-                con.execute(f"CHECKPOINT {alias}")
-            finally:
-                con.execute(f"DETACH {alias}")
+            with self._host.attached(building) as con:
+                with self._lock:
+                    self._converting = con
+                try:
+                    select = native_select(files, by_name=not same_schema(con, files))
+                    con.execute(f"CREATE TABLE {CONVERTED_TABLE} AS {select}")
+                finally:
+                    with self._lock:
+                        self._converting = None
         except BaseException:
             for leftover in folder.glob(f"{number}.building*"):
                 leftover.unlink(missing_ok=True)
             raise
-        finally:
-            with self._lock:
-                self._converting = None
-            con.close()
         building.replace(target)
         return _Built(str(target), target.stat().st_size)
 
