@@ -28,11 +28,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
+from agnes_mcp.query.lane_pool import LifoThreadPool
 from agnes_mcp.rails.refusals import QueryRefused
 
 P = ParamSpec("P")
@@ -149,9 +149,8 @@ def _lower_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), QUERY_NICENESS)
 
 
-_LANE = ThreadPoolExecutor(
-    max_workers=LANE_THREADS, thread_name_prefix="agnes-query", initializer=_lower_priority
-)
+# Calls in a row stay on the thread that went idle last, with its caches warm (lane_pool).
+_LANE = LifoThreadPool(LANE_THREADS, thread_name_prefix="agnes-query", initializer=_lower_priority)
 
 
 async def in_query_lane(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
