@@ -5,6 +5,7 @@ and shutdown behave as ``concurrent.futures`` promises."""
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -170,3 +171,108 @@ def test_a_failing_initializer_fails_the_job_instead_of_losing_it() -> None:
 def test_names_threads_with_the_prefix(pool: LifoThreadPool) -> None:
     name = pool.submit(lambda: threading.current_thread().name).result(WAIT)
     assert name.startswith("test-lane_")
+
+
+def test_jobs_that_wait_run_in_the_order_they_came() -> None:
+    pool = LifoThreadPool(1, thread_name_prefix="test-lane")
+    try:
+        held = _hold(pool, 1)
+        assert held.running()
+        ran: list[str] = []
+        waiting = [pool.submit(ran.append, name) for name in ("first", "second", "third")]
+        held.gate.set()
+        for future in waiting:
+            future.result(WAIT)
+        assert ran == ["first", "second", "third"]
+    finally:
+        pool.shutdown()
+
+
+def test_a_caller_that_reacts_to_an_answer_at_once_finds_the_thread_idle() -> None:
+    """The thread is back on the idle stack before the answer is settled: a job submitted
+    from the answer's own callback goes to that thread, and no second thread starts."""
+    pool = LifoThreadPool(4, thread_name_prefix="test-lane")
+    try:
+        follow_up: list[Future[int]] = []
+        held = _hold(pool, 1)  # the callback is in place before the job ends
+        held.futures[0].add_done_callback(
+            lambda _: follow_up.append(pool.submit(threading.get_ident))
+        )
+        held.gate.set()
+        assert held.threads() == {follow_up[0].result(WAIT)}
+        assert pool.threads == 1
+    finally:
+        pool.shutdown()
+
+
+def test_a_failing_initializer_fails_the_jobs_waiting_behind_it() -> None:
+    release = threading.Event()
+
+    def broken_once_released() -> None:
+        assert release.wait(WAIT)
+        raise OSError("no such thing")
+
+    pool = LifoThreadPool(1, thread_name_prefix="test-lane", initializer=broken_once_released)
+    try:
+        first = pool.submit(lambda: "first")  # its thread is in the initializer
+        behind = pool.submit(lambda: "behind")  # the limit is 1: it waits
+        release.set()
+        for future in (first, behind):
+            with pytest.raises(OSError, match="no such thing"):
+                future.result(WAIT)
+    finally:
+        pool.shutdown()
+    assert pool.threads == 0
+
+
+def test_a_thread_that_cannot_start_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = LifoThreadPool(1, thread_name_prefix="test-lane")
+
+    def cannot_start(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", cannot_start)
+        with pytest.raises(RuntimeError, match="can't start new thread"):
+            pool.submit(lambda: None)
+    assert pool.threads == 0
+    assert pool.submit(lambda: "started").result(WAIT) == "started"  # the limit is intact
+    pool.shutdown(wait=True)  # and nothing unstarted to join
+    assert pool.threads == 0
+
+
+def test_a_failing_callback_leaves_the_thread_working(pool: LifoThreadPool) -> None:
+    def escapes(_: Future[int]) -> None:
+        raise SystemExit("not caught by Future")
+
+    held = _hold(pool, 1)  # the callback runs in the thread, when the job ends
+    held.futures[0].add_done_callback(escapes)
+    held.gate.set()
+    ran_on = held.threads()
+    assert pool.submit(threading.get_ident).result(WAIT) in ran_on
+    assert pool.threads == 1
+
+
+def test_an_idle_thread_keeps_nothing_of_the_jobs_it_ran(pool: LifoThreadPool) -> None:
+    """A job's argument and answer (a request, a result's rows) are freed once the caller
+    drops them, though the thread that ran it lives on, idle. This is a new thread's
+    first job, and the last it ran."""
+
+    class Payload:
+        pass
+
+    freed = {"argument": threading.Event(), "answer": threading.Event()}
+
+    def job(given: Payload) -> Payload:
+        answer = Payload()
+        weakref.finalize(answer, freed["answer"].set)
+        return answer
+
+    argument = Payload()
+    weakref.finalize(argument, freed["argument"].set)
+    future = pool.submit(job, argument)
+    assert isinstance(future.result(WAIT), Payload)
+    del argument, future
+    assert freed["argument"].wait(WAIT), "the idle thread still holds the job's argument"
+    assert freed["answer"].wait(WAIT), "the idle thread still holds the job's answer"
+    assert pool.threads == 1

@@ -13,12 +13,15 @@ over two or three threads.
 Here the thread that went idle last takes the next job, so calls in a row stay on one
 warm thread and the other threads are used only when calls overlap. Threads start on
 demand up to ``max_workers``; past that, jobs wait in order for the next free thread.
+A pool is shut down at interpreter exit (waiting for running jobs, as the standard pool
+does); a pool dropped earlier must be shut down by its owner.
 """
 
 from __future__ import annotations
 
 import atexit
 import itertools
+import logging
 import queue
 import threading
 import weakref
@@ -29,15 +32,20 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 # A job: its future, and the call that settles it.
 _Job = tuple["Future[Any]", Callable[[], Any]]
 
+# Run at exit before the interpreter joins its threads and tears down, as the standard
+# pool's own hook is (``atexit`` where the private hook is missing).
+_at_exit: Callable[..., object] = getattr(threading, "_register_atexit", atexit.register)
 
-_IDLE: Any = object()  # _next's mark: wait to be handed a job
 
-
-class _Idle:
-    """One idle thread's hand-over: it waits on its own queue for its next job."""
+class _Slot:
+    """One thread's hand-over: it waits on a queue of its own for its next job (None:
+    stop). Only the pool puts jobs there, one at a time: the first when it starts the
+    thread, later ones when the thread is on the idle stack or takes a waiting job."""
 
     __slots__ = ("jobs",)
 
@@ -59,14 +67,13 @@ class LifoThreadPool(Executor):
         self._prefix = thread_name_prefix
         self._initializer = initializer
         self._lock = threading.Lock()
-        self._idle: list[_Idle] = []  # a stack: the last to go idle is on top
+        self._idle: list[_Slot] = []  # a stack: the last to go idle is on top
         self._waiting: deque[_Job] = deque()  # jobs that came when every thread was busy
         self._threads: set[threading.Thread] = set()
         self._names = itertools.count()
         self._shut = False
-        # At exit, wait for running jobs (as the standard pool does): a query's DuckDB
-        # work must not be cut off mid-way by the interpreter's teardown.
-        atexit.register(_shutdown, weakref.ref(self))
+        # A query's DuckDB work must not be cut off mid-way by the interpreter's teardown.
+        _at_exit(_shutdown, weakref.ref(self))
 
     @property
     def threads(self) -> int:
@@ -83,14 +90,16 @@ class LifoThreadPool(Executor):
             if self._idle:
                 self._idle.pop().jobs.put(job)
             elif len(self._threads) < self.max_workers:
+                slot = _Slot()
+                slot.jobs.put(job)  # never a Thread argument: it would live as long as it
                 thread = threading.Thread(
                     target=self._work,
-                    args=(job,),
+                    args=(slot,),
                     name=f"{self._prefix}_{next(self._names)}",
                     daemon=True,
                 )
+                thread.start()  # raises (no thread is counted) when none can start
                 self._threads.add(thread)
-                thread.start()
             else:
                 self._waiting.append(job)
         return future
@@ -114,58 +123,68 @@ class LifoThreadPool(Executor):
                 if thread is not current:
                     thread.join()
 
-    def _work(self, job: _Job | None) -> None:
+    def _work(self, slot: _Slot) -> None:
         try:
-            if self._initializer is not None:
-                try:
-                    self._initializer()
-                except BaseException as exc:  # noqa: BLE001 - this thread cannot work: its job says why
-                    if job is not None and job[0].set_running_or_notify_cancel():
-                        job[0].set_exception(exc)
-                    return
-            slot = _Idle()
-            while job is not None:
-                future, call = job
-                job = None
-                if not future.set_running_or_notify_cancel():  # cancelled while it waited
-                    job = self._next(slot)
-                    continue
-                try:
-                    outcome, failed = call(), False
-                except BaseException as exc:  # noqa: BLE001 - the caller's, through its future
-                    outcome, failed = exc, True
-                del call
-                job = self._next(slot, future, outcome, failed)
-                del future, outcome
+            if self._initializer is not None and not self._initialized(slot):
+                return
+            while (job := slot.jobs.get()) is not None:
+                self._run(job, slot)
+                del job  # an idle thread holds nothing of the jobs it ran
         finally:
             with self._lock:
                 self._threads.discard(threading.current_thread())
 
-    def _next(
-        self,
-        slot: _Idle,
-        future: Future[Any] | None = None,
-        outcome: Any = None,
-        failed: bool = False,
-    ) -> _Job | None:
-        """This thread's next job: a waiting one, else what it is handed once idle (None:
-        the pool shut down). The finished job's ``future`` gets its ``outcome`` once the
-        thread is counted idle, so a caller that reacts to the answer at once finds it
-        idle (the standard pool's late idling is what made it start more threads)."""
-        with self._lock:
-            if self._waiting:
-                job: _Job | None = self._waiting.popleft()
-            elif self._shut:
-                job = None
-            else:
-                self._idle.append(slot)
-                job = _IDLE
-        if future is not None:
+    def _initialized(self, slot: _Slot) -> bool:
+        """Run the initializer; if it fails, this thread's job fails with its error, and so
+        does every waiting job when no other thread is left to run them."""
+        assert self._initializer is not None
+        try:
+            self._initializer()
+        except BaseException as exc:  # noqa: BLE001 - the jobs' callers hear it
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+                failed = [j for j in (slot.jobs.get(),) if j is not None]
+                if not self._threads:
+                    failed += self._waiting
+                    self._waiting.clear()
+            for future, _ in failed:
+                if future.set_running_or_notify_cancel():
+                    future.set_exception(exc)
+            return False
+        return True
+
+    def _run(self, job: _Job, slot: _Slot) -> None:
+        """Run ``job``; then line up this thread's next job (a waiting one, else go on the
+        idle stack), and only then settle the job's future: a caller that reacts to the
+        answer at once finds this thread idle. (The standard pool's late idling is what
+        made it start more threads.)"""
+        future, call = job
+        del job
+        if not future.set_running_or_notify_cancel():  # cancelled while it waited
+            self._line_up(slot)
+            return
+        try:
+            outcome, failed = call(), False
+        except BaseException as exc:  # noqa: BLE001 - the caller's, through its future
+            outcome, failed = exc, True
+        del call
+        self._line_up(slot)
+        try:
             if failed:
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-        return slot.jobs.get() if job is _IDLE else job
+        except BaseException:  # a done-callback's: the thread, already idle, must go on
+            log.exception("a callback of a finished job failed")
+
+    def _line_up(self, slot: _Slot) -> None:
+        with self._lock:
+            if self._waiting:
+                slot.jobs.put(self._waiting.popleft())
+            elif self._shut:
+                slot.jobs.put(None)
+            else:
+                self._idle.append(slot)
 
 
 def _shutdown(pool: weakref.ref[LifoThreadPool]) -> None:
