@@ -9,12 +9,16 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import duckdb.func
+import pyarrow as pa
 import pytest
 
+from agnes_mcp.rails import native_tables
 from agnes_mcp.rails.arrow_sources import TableUnavailable
 from agnes_mcp.rails.file_copies import FileCopies
 from agnes_mcp.rails.native_tables import NativeTables
@@ -214,3 +218,32 @@ def test_a_small_table_stays_parquet(tmp_path: Path) -> None:
             box.close()
     finally:
         natives.close()
+
+
+def test_closing_interrupts_a_conversion_under_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversion that would run for hours is stopped by close(): its statement is
+    interrupted, its half-written file removed, and the worker ends."""
+    part = _write(tmp_path / "p.parquet", "SELECT range AS id FROM range(10)")
+    table = local_table("t", part)
+    running = threading.Event()
+
+    def signalled(con: duckdb.DuckDBPyConnection, files: list[str]) -> bool:
+        def mark(values: pa.Array) -> pa.Array:
+            running.set()  # called from inside the running statement
+            return pa.array([True] * len(values))
+
+        con.create_function("running_mark", mark, ["bigint"], "boolean", type=duckdb.func.ARROW)
+        return True
+
+    endless = "SELECT count(*) AS n FROM range(1000000000000) AS r(i) WHERE running_mark(i)"
+    monkeypatch.setattr(native_tables, "same_schema", signalled)
+    monkeypatch.setattr(native_tables, "native_select", lambda files, by_name: endless)
+    natives = NativeTables(1024**3)
+    natives.want([table])
+    assert running.wait(30)
+    folder = next(Path(tempfile.gettempdir()).glob("agnes-tables-*/*.building")).parent
+    natives.close()  # returns only once the worker has ended
+    assert natives.files == 0 and natives.path(table) is None
+    assert not folder.exists()

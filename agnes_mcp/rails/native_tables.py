@@ -44,6 +44,8 @@ Key = tuple[tuple[int, int, int, int], ...]
 Tables = list[CatalogTable] | Callable[[], list[CatalogTable]]  # a list, or what reads one
 log = logging.getLogger(__name__)
 
+INTERRUPT_EVERY = 0.05  # seconds between two interrupts while close waits for the worker
+
 
 @dataclass(frozen=True)
 class _Built:
@@ -143,16 +145,24 @@ class NativeTables:
             self._closed = True
             worker, self._worker = self._worker, None
             self._built.clear()
+        if worker is not None:
+            self._jobs.put(None)
+            # DuckDB interrupts only a statement that is running: one sent between the
+            # worker taking a table and its statement starting is lost. So it is sent again
+            # until the worker has ended (a conversion ends at its first interrupt).
+            while worker.is_alive():
+                self._interrupt()
+                worker.join(INTERRUPT_EVERY)
+        self._host.close()
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def _interrupt(self) -> None:
+        with self._lock:
             converting = self._converting
         if converting is not None:
             with contextlib.suppress(duckdb.Error):  # it may have ended (and closed) since
                 converting.interrupt()
-        if worker is not None:
-            self._jobs.put(None)
-            worker.join()
-        self._host.close()
-        if self._cleanup is not None:
-            self._cleanup()
 
     # --- the worker ------------------------------------------------------------------------
 
