@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -17,11 +18,27 @@ from agnes_mcp.query.lane_pool import LifoThreadPool
 WAIT = 30  # seconds: a bound on waiting for an event that must come, never a pace
 
 
+MakePool = Callable[..., LifoThreadPool]
+
+
 @pytest.fixture
-def pool() -> Iterator[LifoThreadPool]:
-    made = LifoThreadPool(4, thread_name_prefix="test-lane")
-    yield made
-    made.shutdown()
+def make_pool() -> Iterator[MakePool]:
+    """Pools of the given size (and options), each shut down after the test."""
+    made: list[LifoThreadPool] = []
+
+    def make(max_workers: int, **options: Any) -> LifoThreadPool:
+        pool = LifoThreadPool(max_workers, thread_name_prefix="test-lane", **options)
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.shutdown()
+
+
+@pytest.fixture
+def pool(make_pool: MakePool) -> LifoThreadPool:
+    return make_pool(4)
 
 
 @dataclass
@@ -40,7 +57,8 @@ class Held:
 
 
 def _hold(pool: LifoThreadPool, count: int) -> Held:
-    """``count`` jobs submitted at once, each held until the gate opens."""
+    """``count`` jobs submitted at once, each held until the gate opens; returns once all
+    of them run."""
     started = [threading.Event() for _ in range(count)]
     gate = threading.Event()
 
@@ -49,12 +67,13 @@ def _hold(pool: LifoThreadPool, count: int) -> Held:
         assert gate.wait(WAIT)
         return threading.get_ident()
 
-    return Held(started, gate, [pool.submit(held, mark) for mark in started])
+    holding = Held(started, gate, [pool.submit(held, mark) for mark in started])
+    assert holding.running()
+    return holding
 
 
 def test_calls_in_a_row_stay_on_the_thread_that_went_idle_last(pool: LifoThreadPool) -> None:
     held = _hold(pool, 3)
-    assert held.running()
     assert pool.threads == 3
     held.gate.set()
     assert len(held.threads()) == 3
@@ -68,22 +87,18 @@ def test_calls_in_a_row_stay_on_the_thread_that_went_idle_last(pool: LifoThreadP
     assert pool.threads == 3
 
 
-def test_threads_start_up_to_the_limit_and_later_jobs_wait_their_turn() -> None:
-    pool = LifoThreadPool(2, thread_name_prefix="test-lane")
-    try:
-        held = _hold(pool, 2)
-        assert held.running()
-        later = threading.Event()
-        first = pool.submit(later.set)
-        second = pool.submit(threading.get_ident)
-        assert pool.threads == 2  # the limit: no third thread
-        assert not later.is_set()  # both threads are held, so the later jobs wait
-        held.gate.set()
-        assert first.result(WAIT) is None and later.is_set()
-        assert second.result(WAIT) in held.threads()
-        assert pool.threads == 2
-    finally:
-        pool.shutdown()
+def test_threads_start_up_to_the_limit_and_later_jobs_wait_their_turn(make_pool: MakePool) -> None:
+    pool = make_pool(2)
+    held = _hold(pool, 2)
+    later = threading.Event()
+    first = pool.submit(later.set)
+    second = pool.submit(threading.get_ident)
+    assert pool.threads == 2  # the limit: no third thread
+    assert not later.is_set()  # both threads are held, so the later jobs wait
+    held.gate.set()
+    assert first.result(WAIT) is None and later.is_set()
+    assert second.result(WAIT) in held.threads()
+    assert pool.threads == 2
 
 
 def test_an_error_reaches_the_caller_and_the_thread_goes_on(pool: LifoThreadPool) -> None:
@@ -97,26 +112,21 @@ def test_an_error_reaches_the_caller_and_the_thread_goes_on(pool: LifoThreadPool
     assert pool.threads == 1
 
 
-def test_a_job_cancelled_while_it_waits_never_runs() -> None:
-    pool = LifoThreadPool(1, thread_name_prefix="test-lane")
-    try:
-        held = _hold(pool, 1)
-        assert held.running()
-        ran = threading.Event()
-        waiting = pool.submit(ran.set)
-        assert waiting.cancel()
-        after = pool.submit(lambda: "next")
-        held.gate.set()
-        assert after.result(WAIT) == "next"  # the job queued behind it ran...
-        assert waiting.cancelled() and not ran.is_set()  # ...and the cancelled one did not
-    finally:
-        pool.shutdown()
+def test_a_job_cancelled_while_it_waits_never_runs(make_pool: MakePool) -> None:
+    pool = make_pool(1)
+    held = _hold(pool, 1)
+    ran = threading.Event()
+    waiting = pool.submit(ran.set)
+    assert waiting.cancel()
+    after = pool.submit(lambda: "next")
+    held.gate.set()
+    assert after.result(WAIT) == "next"  # the job queued behind it ran...
+    assert waiting.cancelled() and not ran.is_set()  # ...and the cancelled one did not
 
 
 def test_shutdown_ends_the_threads_and_refuses_new_jobs() -> None:
     pool = LifoThreadPool(3, thread_name_prefix="test-lane")
     held = _hold(pool, 2)
-    assert held.running()
     held.gate.set()
     assert len(held.threads()) == 2
     pool.shutdown(wait=True)
@@ -128,7 +138,6 @@ def test_shutdown_ends_the_threads_and_refuses_new_jobs() -> None:
 def test_shutdown_can_cancel_the_jobs_that_wait() -> None:
     pool = LifoThreadPool(1, thread_name_prefix="test-lane")
     held = _hold(pool, 1)
-    assert held.running()
     waiting = pool.submit(lambda: "never")
     opener = threading.Thread(target=held.gate.set)
     pool.shutdown(wait=False, cancel_futures=True)
@@ -139,32 +148,23 @@ def test_shutdown_can_cancel_the_jobs_that_wait() -> None:
     assert pool.threads == 0
 
 
-def test_the_initializer_runs_once_in_each_thread() -> None:
+def test_the_initializer_runs_once_in_each_thread(make_pool: MakePool) -> None:
     seen: list[int] = []
-    pool = LifoThreadPool(
-        3, thread_name_prefix="test-lane", initializer=lambda: seen.append(threading.get_ident())
-    )
-    try:
-        held = _hold(pool, 3)
-        assert held.running()
-        held.gate.set()
-        for _ in range(10):
-            pool.submit(lambda: None).result(WAIT)
-        assert sorted(seen) == sorted(held.threads())
-    finally:
-        pool.shutdown()
+    pool = make_pool(3, initializer=lambda: seen.append(threading.get_ident()))
+    held = _hold(pool, 3)
+    held.gate.set()
+    for _ in range(10):
+        pool.submit(lambda: None).result(WAIT)
+    assert sorted(seen) == sorted(held.threads())
 
 
-def test_a_failing_initializer_fails_the_job_instead_of_losing_it() -> None:
+def test_a_failing_initializer_fails_the_job_instead_of_losing_it(make_pool: MakePool) -> None:
     def broken() -> None:
         raise OSError("no such thing")
 
-    pool = LifoThreadPool(2, thread_name_prefix="test-lane", initializer=broken)
-    try:
-        with pytest.raises(OSError, match="no such thing"):
-            pool.submit(lambda: "lost?").result(WAIT)
-    finally:
-        pool.shutdown()
+    pool = make_pool(2, initializer=broken)
+    with pytest.raises(OSError, match="no such thing"):
+        pool.submit(lambda: "lost?").result(WAIT)
     assert pool.threads == 0
 
 
@@ -173,55 +173,45 @@ def test_names_threads_with_the_prefix(pool: LifoThreadPool) -> None:
     assert name.startswith("test-lane_")
 
 
-def test_jobs_that_wait_run_in_the_order_they_came() -> None:
-    pool = LifoThreadPool(1, thread_name_prefix="test-lane")
-    try:
-        held = _hold(pool, 1)
-        assert held.running()
-        ran: list[str] = []
-        waiting = [pool.submit(ran.append, name) for name in ("first", "second", "third")]
-        held.gate.set()
-        for future in waiting:
-            future.result(WAIT)
-        assert ran == ["first", "second", "third"]
-    finally:
-        pool.shutdown()
+def test_jobs_that_wait_run_in_the_order_they_came(make_pool: MakePool) -> None:
+    pool = make_pool(1)
+    held = _hold(pool, 1)
+    ran: list[str] = []
+    waiting = [pool.submit(ran.append, name) for name in ("first", "second", "third")]
+    held.gate.set()
+    for future in waiting:
+        future.result(WAIT)
+    assert ran == ["first", "second", "third"]
 
 
-def test_a_caller_that_reacts_to_an_answer_at_once_finds_the_thread_idle() -> None:
+def test_a_caller_that_reacts_to_an_answer_at_once_finds_the_thread_idle(
+    make_pool: MakePool,
+) -> None:
     """The thread is back on the idle stack before the answer is settled: a job submitted
     from the answer's own callback goes to that thread, and no second thread starts."""
-    pool = LifoThreadPool(4, thread_name_prefix="test-lane")
-    try:
-        follow_up: list[Future[int]] = []
-        held = _hold(pool, 1)  # the callback is in place before the job ends
-        held.futures[0].add_done_callback(
-            lambda _: follow_up.append(pool.submit(threading.get_ident))
-        )
-        held.gate.set()
-        assert held.threads() == {follow_up[0].result(WAIT)}
-        assert pool.threads == 1
-    finally:
-        pool.shutdown()
+    pool = make_pool(4)
+    follow_up: list[Future[int]] = []
+    held = _hold(pool, 1)  # the callback is in place before the job ends
+    held.futures[0].add_done_callback(lambda _: follow_up.append(pool.submit(threading.get_ident)))
+    held.gate.set()
+    assert held.threads() == {follow_up[0].result(WAIT)}
+    assert pool.threads == 1
 
 
-def test_a_failing_initializer_fails_the_jobs_waiting_behind_it() -> None:
+def test_a_failing_initializer_fails_the_jobs_waiting_behind_it(make_pool: MakePool) -> None:
     release = threading.Event()
 
     def broken_once_released() -> None:
         assert release.wait(WAIT)
         raise OSError("no such thing")
 
-    pool = LifoThreadPool(1, thread_name_prefix="test-lane", initializer=broken_once_released)
-    try:
-        first = pool.submit(lambda: "first")  # its thread is in the initializer
-        behind = pool.submit(lambda: "behind")  # the limit is 1: it waits
-        release.set()
-        for future in (first, behind):
-            with pytest.raises(OSError, match="no such thing"):
-                future.result(WAIT)
-    finally:
-        pool.shutdown()
+    pool = make_pool(1, initializer=broken_once_released)
+    first = pool.submit(lambda: "first")  # its thread is in the initializer
+    behind = pool.submit(lambda: "behind")  # the limit is 1: it waits
+    release.set()
+    for future in (first, behind):
+        with pytest.raises(OSError, match="no such thing"):
+            future.result(WAIT)
     assert pool.threads == 0
 
 
