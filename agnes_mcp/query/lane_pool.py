@@ -143,7 +143,8 @@ class LifoThreadPool(Executor):
         except BaseException as exc:  # noqa: BLE001 - the jobs' callers hear it
             with self._lock:
                 self._threads.discard(threading.current_thread())
-                failed = [j for j in (slot.jobs.get(),) if j is not None]
+                first = slot.jobs.get()  # put there when the thread was started
+                failed = [first] if first is not None else []
                 if not self._threads:
                     failed += self._waiting
                     self._waiting.clear()
