@@ -1,7 +1,8 @@
 """The pull's own HTTP client (``agnes_sync.pull.transport.Wire``): the same answers and
 errors as the API client, a kept-alive connection the server dropped is opened again,
-a body left unread never poisons the next request, and a proxy in the environment
-leaves the work to httpx (which speaks to proxies)."""
+a body left unread never poisons the next request, a stalled server times out (in an
+answer's head and in its body), and a proxy in the environment leaves the work to httpx
+(which speaks to proxies)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     requests: list[tuple[str, dict[str, str]]] = []
     connections: set[tuple[str, int]] = set()
+    release = threading.Event()  # what a stalled answer waits for
 
     def log_message(self, *args: object) -> None:
         pass
@@ -69,6 +71,15 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, b"<html>nope</html>", "text/html")
         elif path == "/api/gateway":
             self._send(502, b"bad gateway", "text/plain")
+        elif path == "/api/stall-head":  # nothing until the test is over
+            Handler.release.wait(60)
+        elif path == "/api/stall-body":  # the head and half the body, then nothing
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BIG)))
+            self.end_headers()
+            self.wfile.write(BIG[: len(BIG) // 2])
+            self.wfile.flush()
+            Handler.release.wait(60)
         elif path == "/api/then-close":  # keep-alive promised, connection closed anyway
             self._send(200, b"{}", "application/json")
             self.close_connection = True
@@ -79,12 +90,14 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     Handler.requests, Handler.connections = [], set()
+    Handler.release.clear()
     httpd = Quiet(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/prefix"
     finally:
+        Handler.release.set()
         httpd.shutdown()
         httpd.server_close()
 
@@ -158,6 +171,28 @@ def test_a_body_left_unread_never_reaches_the_next_request(server: str) -> None:
     finally:
         wire.close()
     assert len(Handler.connections) == 2  # the half-read connection was closed
+
+
+def test_a_stalled_server_times_out_in_the_head_and_in_the_body(server: str) -> None:
+    """A body is read with the kernel keeping the timeout (no poll before each read);
+    the head of the next answer on the same connection still times out."""
+    wire = wire_for(server, None, agent="agnes-test", timeout=0.3)
+    assert wire is not None
+    try:
+        assert _download(wire) == BIG
+        with pytest.raises(ServerUnreachable, match="timed out"):
+            wire.get("/api/stall-head")  # on the connection the body was read over
+        got: list[int] = []
+        with (
+            pytest.raises(ServerUnreachable, match="timed out"),
+            wire.open("/api/stall-body", None, {}) as body,
+        ):
+            got.extend(len(chunk) for chunk in body.chunks())
+        assert 0 < sum(got) < len(BIG)  # what came, then the timeout: never a short "end"
+        assert _download(wire) == BIG  # a new connection, and it works
+    finally:
+        wire.close()
+    assert len(Handler.connections) == 3
 
 
 def test_nothing_listening_is_unreachable() -> None:
