@@ -3,7 +3,8 @@ in its own process):
 
 - cold pull of ~1 GB in 50 parquet files vs a raw streaming download of the same files
   in the same run (httpx and curl on one connection, and ``curl --parallel`` with as many
-  connections as the pull uses), as throughput, median of interleaved rounds;
+  connections as the pull uses, also followed by coreutils' ``sync`` of the files: durable,
+  as the pull's files are), as throughput, median of interleaved rounds;
 - a pull with nothing to do when the manifest lists 1,000 tables, vs the bare minimum
   any Python client pays (start, import httpx, GET the manifest);
 - peak resident memory of a pull of one 2 GB file, vs a bare httpx streaming download.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -129,11 +131,15 @@ def _curl_argv(
     argv = [curl, "-sf", "-H", f"Authorization: Bearer {server.admin_token}"]
     if parallel:
         argv += ["--parallel", "--parallel-max", str(parallel)]
-    for n, (table, part, _) in enumerate(files):
+    for (table, part, _), output in zip(files, _outputs(files, target), strict=True):
         query = f"?part={part}" if part else ""
         url = f"{server.base_url}/api/data/{table}/download{query}"
-        argv += ["-o", str(target / f"{n}.parquet"), url]
+        argv += ["-o", str(output), url]
     return argv
+
+
+def _outputs(files: list[tuple[str, str, int]], target: Path) -> list[Path]:
+    return [target / f"{n}.parquet" for n in range(len(files))]
 
 
 def _cold(root: Path, quick: bool) -> list[Result]:
@@ -165,6 +171,15 @@ def _cold(root: Path, quick: bool) -> list[Result]:
                 arms["curl --parallel"] = lambda target: _curl_argv(
                     curl, server, files, target, parallel=jobs
                 )
+                sync = shutil.which("sync")
+                if sync:  # the same download made durable, as the pull makes it
+                    arms["curl --parallel + sync"] = lambda target: [
+                        "sh",
+                        "-c",
+                        shlex.join(_curl_argv(curl, server, files, target, parallel=jobs))
+                        + " && "
+                        + shlex.join([sync, "--", *(str(p) for p in _outputs(files, target))]),
+                    ]
         walls: dict[str, list[float]] = {name: [] for name in arms}
         names = list(arms)
         for i in range(rounds):
@@ -181,6 +196,8 @@ def _cold(root: Path, quick: bool) -> list[Result]:
         "raw": "raw httpx streaming download, same files, one connection",
         "curl": "curl, same files, one connection",
         "curl --parallel": f"curl --parallel --parallel-max {jobs} (the pull's connections)",
+        "curl --parallel + sync": f"curl --parallel --parallel-max {jobs}, then `sync` of the "
+        "files (coreutils: an fsync each), durable as the pull's files are",
     }
     results = []
     for name, label in baselines.items():
