@@ -5,7 +5,9 @@ catalog with 1,000 tables.
 - in process: the ``query`` tool on the demo (analyst's grants), with a new SQL text each
   call (cold: every check runs) and the same text (warm: the accepted parse is reused),
   against DuckDB running the same query on the same parquet into Arrow in this process.
-  A no-op fastmcp tool is timed too: the floor any in-process MCP call pays.
+  A no-op fastmcp tool is timed too: the floor any in-process MCP call pays. And what a
+  client spends checking a 200-row answer against the tool's output schema (as the MCP
+  SDK's client does), ours against pydantic's own schema for the same model.
 - HTTP: the same over ``/mcp``, against ``whoami`` over the same session as the floor,
   and against a bare FastMCP server (``fleet_baseline.py``: FastMCP's streamable HTTP app
   under uvicorn, an async tool running the SQL on DuckDB over the same parquet files)
@@ -15,22 +17,27 @@ catalog with 1,000 tables.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx2
 from fastmcp import Client, FastMCP
+from jsonschema import Draft202012Validator
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+from agnes_mcp.mcp_server.output_schemas import output_schema
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server import build_single_user_mcp
 from agnes_mcp.mcp_server.server_backend import ServerBackend
+from agnes_mcp.mcp_server.tool_models import QueryOutput
 from agnes_mcp.services import Services
 from agnes_mcp.settings import load_settings
 from agnes_mcp.store.groups import MembershipSource
@@ -50,6 +57,7 @@ from benchmarks.light_memory import connected
 
 TINY = "SELECT count(*) AS n, max(unit_price) AS top FROM products WHERE product_id > {i}"
 GROUP_BY = "SELECT status, count(*) FROM orders GROUP BY 1"
+WIDE = "SELECT * FROM orders LIMIT 200"
 
 
 async def _samples(
@@ -105,9 +113,13 @@ def _in_process(n: int) -> list[Result]:
                 runs["checks"] = await _samples(
                     lambda i: client.session.validate_tool_result("query", result), n
                 )
+                wide = await client.call_tool_mcp("query", {"sql": WIDE})
+                answers.append(wide.structured_content)
             return runs
 
+        answers: list[Any] = []
         runs = asyncio.run(measure())
+        checks = _schema_checks(answers[0], n // 10)
         literals = itertools.count(3 * n)
         service = time_calls(
             lambda: services.query.run(who, TINY.format(i=-next(literals))).answer(), n
@@ -124,17 +136,44 @@ def _in_process(n: int) -> list[Result]:
         ("repeated SQL", "warm"),
     )
     return [
+        *checks,
+        *(
+            Result(
+                f"MCP query tool in process, {label} (p50)",
+                ms[key],
+                "ms",
+                "raw DuckDB, same query and parquet, to Arrow (p50)",
+                raw,
+                "overhead <= 1.5 ms",
+                note=f"{'PASS' if ms[key] - raw <= 1.5 else 'FAIL'}: "
+                f"overhead {ms[key] - raw:.2f} ms; {note}",
+            )
+            for label, key in rows
+        ),
+    ]
+
+
+def _schema_checks(answer: Any, n: int) -> list[Result]:
+    """What a client spends checking an answer against the ``query`` tool's output schema
+    (``jsonschema``, as the MCP SDK's client does), ours vs pydantic's own for the model."""
+    ours = Draft202012Validator(output_schema(QueryOutput))
+    plain = Draft202012Validator(QueryOutput.model_json_schema())
+    assert ours.is_valid(answer) and plain.is_valid(answer)
+    timed = {
+        name: median(time_calls(functools.partial(validator.is_valid, answer), n)) * 1000
+        for name, validator in (("ours", ours), ("plain", plain))
+    }
+    return [
         Result(
-            f"MCP query tool in process, {label} (p50)",
-            ms[key],
+            f"a client's check of a query answer, {len(answer['rows'])} rows x "
+            f"{len(answer['columns'])} columns, against the tool's output schema (p50)",
+            timed["ours"],
             "ms",
-            "raw DuckDB, same query and parquet, to Arrow (p50)",
-            raw,
-            "overhead <= 1.5 ms",
-            note=f"{'PASS' if ms[key] - raw <= 1.5 else 'FAIL'}: overhead {ms[key] - raw:.2f} ms; "
-            f"{note}",
+            "the same check against pydantic's own schema of the same model (p50)",
+            timed["plain"],
+            "report (client CPU per answer)",
+            note="jsonschema, as the MCP SDK's client checks structuredContent",
         )
-        for label, key in rows
     ]
 
 

