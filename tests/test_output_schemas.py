@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
-from agnes_mcp.mcp_server.output_schemas import output_schema
+from agnes_mcp.mcp_server.output_schemas import merge_type_unions, output_schema
 from agnes_mcp.mcp_server.tool_models import (
     CatalogOutput,
     QueryOutput,
@@ -176,6 +176,37 @@ def test_the_inlined_schema_accepts_and_refuses_what_the_original_does() -> None
     for bad in _bad_answers():
         assert not original.is_valid(bad)
         assert not inlined.is_valid(bad)
+
+
+@pytest.mark.parametrize(
+    ("schema", "value"),
+    [
+        # a constraint beside the anyOf would read the branch's keyword differently
+        (
+            {
+                "properties": {"a": {}},
+                "anyOf": [{"type": "object", "additionalProperties": False}, {"type": "null"}],
+            },
+            {"a": 1},
+        ),
+        (
+            {"prefixItems": [{}], "anyOf": [{"type": "array", "items": False}, {"type": "null"}]},
+            [1],
+        ),
+    ],
+)
+def test_an_anyof_beside_a_constraint_is_left_as_it_is(schema: dict[str, Any], value: Any) -> None:
+    ours = merge_type_unions(schema)
+    assert ours == schema
+    assert Draft202012Validator(ours).is_valid(value) == Draft202012Validator(schema).is_valid(
+        value
+    )
+
+
+def test_values_that_look_like_schemas_are_left_as_they_are() -> None:
+    lookalike = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    schema = {"type": "object", "default": lookalike, "examples": [lookalike]}
+    assert merge_type_unions(schema) == schema
 
 
 def test_mutually_recursive_models_keep_both_definitions() -> None:

@@ -47,9 +47,10 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
         return {k: inline(v, inside) for k, v in node.items()}
 
     # Inside a recursive definition's own body its references stay references.
-    result: dict[str, Any] = _typed(inline(schema, frozenset()))
+    result: dict[str, Any] = merge_type_unions(inline(schema, frozenset()))
     kept = {
-        name: _typed(inline(definitions[name], frozenset({name}))) for name in sorted(recursive)
+        name: merge_type_unions(inline(definitions[name], frozenset({name})))
+        for name in sorted(recursive)
     }
     if kept:
         result["$defs"] = kept
@@ -71,17 +72,30 @@ _ONLY_FOR: dict[str, frozenset[str]] = {
 }
 
 
-def _typed(node: Any) -> Any:
+# Keywords that hold values, not schemas: left as they are.
+_VALUES = frozenset({"default", "examples", "const", "enum"})
+# What may stand beside a merged anyOf: annotations only. A constraint there could read
+# a branch's keyword differently once beside it (``properties`` beside a branch's
+# ``additionalProperties: false``).
+_ANNOTATIONS = frozenset(
+    {"title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly"}
+)
+
+
+def merge_type_unions(node: Any) -> Any:
     """``node`` with every anyOf of single-type branches as one schema (see module doc)."""
     if isinstance(node, list):
-        return [_typed(item) for item in node]
+        return [merge_type_unions(item) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {key: _typed(value) for key, value in node.items()}
+    node = {
+        key: value if key in _VALUES else merge_type_unions(value) for key, value in node.items()
+    }
     merged = _merge_branches(node.get("anyOf"))
-    if merged is None or set(merged) & (set(node) - {"anyOf"}):
+    beside = {key: value for key, value in node.items() if key != "anyOf"}
+    if merged is None or not set(beside) <= _ANNOTATIONS:
         return node
-    return {**merged, **{key: value for key, value in node.items() if key != "anyOf"}}
+    return {**merged, **beside}
 
 
 def _merge_branches(branches: Any) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ A chunk is a view of the reused buffer: it is valid until the next one is asked 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -119,7 +120,7 @@ class _WireBody:
         buffer = self._wire.buffer()
         view = memoryview(buffer)
         read = self._response.readinto
-        with self._wire.blocking_reads():
+        with self._wire.blocking_reads(self._response):
             while True:
                 try:
                     count = read(buffer)
@@ -156,25 +157,39 @@ class Wire:
         return buffer
 
     @contextmanager
-    def blocking_reads(self) -> Iterator[None]:
-        """While a body is read on Linux over plain HTTP: the socket blocks and the kernel
-        keeps the timeout (``SO_RCVTIMEO``; a read that waits longer returns nothing).
-        Python's own timeout polls the socket before every read: one more system call
-        each 32 KiB, ~8% of a loopback pull's time (measured: 1.14 s vs 1.23 s a GB)."""
+    def blocking_reads(self, response: http.client.HTTPResponse) -> Iterator[None]:
+        """While ``response``'s body is read (plain HTTP on Linux, a body of known length):
+        the socket blocks and the kernel keeps the timeout (``SO_RCVTIMEO``; a read that
+        waits longer returns nothing). Python's own timeout polls the socket before every
+        read: one more system call each 32 KiB, ~8% of a loopback pull's time (measured:
+        1.14 s vs 1.23 s a GB). A chunked body keeps Python's timeout (http.client reads
+        its framing with calls that do not expect an empty read)."""
         connection = getattr(self._local, "connection", None)
         sock = connection.sock if connection is not None else None
-        if sock is None or self._https or not sys.platform.startswith("linux"):
+        plain = not self._https and sys.platform.startswith("linux")
+        if sock is None or not plain or response.chunked or response.length is None:
             yield
             return
         seconds = max(self._timeout, 0.001)
         whole = int(seconds)
         timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        except OSError:  # a platform whose timeval this is not: Python's timeout it is
+            yield
+            return
         sock.settimeout(None)
         try:
             yield
         finally:
-            if connection is not None and connection.sock is sock:  # not dropped meanwhile
+            self._python_timeout()
+
+    def _python_timeout(self) -> None:
+        """This thread's socket back on Python's timeout (after a body read blocking)."""
+        connection = getattr(self._local, "connection", None)
+        sock = connection.sock if connection is not None else None
+        if sock is not None and sock.gettimeout() != self._timeout:
+            with contextlib.suppress(OSError):  # closed meanwhile by close()
                 sock.settimeout(self._timeout)
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -265,6 +280,8 @@ class Wire:
         finally:
             if not response.isclosed():  # a body left unread: the connection can't go on
                 self._drop()
+            else:  # read whole, its reader perhaps not finished: never left blocking
+                self._python_timeout()
 
     def _read(
         self, path: str, params: dict[str, str] | None, headers: dict[str, str]
