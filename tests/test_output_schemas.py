@@ -20,7 +20,7 @@ from agnes_mcp.mcp_server.tool_models import (
 )
 
 JSON_TYPES = ["string", "integer", "number", "boolean", "array", "object", "null"]
-# One value of each JSON type, nested ones too, and a string that is not a date-time.
+# A value of each JSON type (nested ones too), a one-letter string, zero, a date-time.
 SAMPLES: list[Any] = [
     "text",
     "a",

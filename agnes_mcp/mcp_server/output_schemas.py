@@ -15,8 +15,8 @@ Then an ``anyOf`` whose branches are each one JSON type (``{"type": "integer"}``
 ``{"type": "array", "items": ...}`` with keywords that only ever apply to that type)
 becomes one schema with a list of types and those keywords: it accepts exactly the same
 values, and a validator checks one ``type`` keyword instead of trying branch after
-branch, building an error for each miss (``jsonschema``: a row cell ~3x faster, an
-answer of 200 rows x 7 columns 21 ms -> 7 ms; every optional field too).
+branch, building an error for each miss (the MCP SDK's client, ``jsonschema``: an
+answer of 200 rows x 7 columns 14 ms -> 7 ms; every optional field gains too).
 """
 
 from __future__ import annotations
