@@ -22,7 +22,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from agnes_sync import atomic
+from agnes_sync import atomic, writeback
 from agnes_sync.connector import TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable, StagedPart
 from agnes_sync.errors import InvalidTableSpec
@@ -64,9 +64,11 @@ def _filtered(source_sql: str, request: TableRequest) -> str:
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int | None:
-    """Write ``query`` to ``target``; the rows written, as COPY counts them."""
-    row = con.execute(f"COPY ({query}) TO {quote_literal(str(target))} ({PARQUET_OPTIONS})")
-    counted = row.fetchone()
+    """Write ``query`` to ``target``; the rows written, as COPY counts them. What DuckDB
+    writes is queued for writeback as it goes (the publish's fsync is then short)."""
+    with writeback.following(target):
+        row = con.execute(f"COPY ({query}) TO {quote_literal(str(target))} ({PARQUET_OPTIONS})")
+        counted = row.fetchone()
     return int(counted[0]) if counted else None
 
 

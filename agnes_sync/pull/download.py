@@ -24,7 +24,7 @@ from agnes_sync.hashing import file_hash, new_hasher
 from agnes_sync.pull.pause import pause
 from agnes_sync.pull.plan import FileJob
 from agnes_sync.pull.transport import Body, PullTransport
-from agnes_sync.pull.writeback import Writeback
+from agnes_sync.writeback import Writeback
 
 CHUNK = 1 << 20
 RANGE_BYTES = 64 << 20  # files of at least two ranges are fetched in parallel ranges
