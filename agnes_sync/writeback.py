@@ -7,10 +7,12 @@ it is not available this does nothing and the fsync does all the work, as before
 
 - :class:`Writeback`: for a file we write ourselves (a download): call ``wrote`` after
   each write;
-- :func:`following`: for a file another writer fills (DuckDB's ``COPY ... TO``): a
-  thread looks at the file's size every :data:`LOOK_EVERY` seconds while the block runs
-  and queues what was added. On a 1M-row extract (5 MB of parquet) the fsync after the
-  COPY went from 2.7 to 0.55 ms.
+- :func:`following`: for a file another writer fills (DuckDB's ``COPY ... TO``): while
+  the block runs, one thread of the process (shared by every followed file, started at
+  first use) looks at the file's size every :data:`LOOK_EVERY` seconds and queues each
+  whole megabyte it gained. On a 1M-row extract (5 MB of parquet) the fsync after the
+  COPY went from ~2.2 to ~0.6 ms. The file must be new: a writer that replaces an
+  existing file by renaming another over it is not followed (the old one is).
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 EVERY = 8 << 20  # bytes between two kicks of a download
-FOLLOW_MIN = 1 << 20  # bytes a followed file must grow by before they are queued
-LOOK_EVERY = 0.01  # seconds between two looks at a followed file
+FOLLOW_MIN = 1 << 20  # bytes a followed file must gain before they are queued
+LOOK_EVERY = 0.01  # seconds between two looks at the followed files
+_PAGE = 4096  # a followed file is queued in whole pages: its last one is still being written
 _WRITE = 2  # SYNC_FILE_RANGE_WRITE
 
 
-def _load() -> Callable[[int, int, int], None] | None:
+def _load() -> Callable[[int, int, int], int] | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -41,8 +44,9 @@ def _load() -> Callable[[int, int, int], None] | None:
     call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     call.restype = ctypes.c_int
 
-    def kick(fd: int, offset: int, length: int) -> None:
-        call(fd, offset, length, _WRITE)  # best effort: an error only means no head start
+    def kick(fd: int, offset: int, length: int) -> int:
+        """0, or -1 on an error (best effort: an error only means no head start)."""
+        return int(call(fd, offset, length, _WRITE))
 
     return kick
 
@@ -73,52 +77,106 @@ class Writeback:
 
 class Follower:
     """The file at ``path`` as another writer fills it: :meth:`look` queues what it gained
-    since the last look (once it has gained ``FOLLOW_MIN`` bytes)."""
+    since the last look (once it has gained ``FOLLOW_MIN`` bytes). Safe across threads;
+    after :meth:`close`, looking does nothing."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.fd: int | None = None
         self.queued = 0
+        self._lock = threading.Lock()
+        self._closed = False
 
     def look(self) -> None:
-        if _kick is None:
-            return
-        if self.fd is None:
-            try:
-                self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:  # not created yet (or gone): nothing to queue
+        with self._lock:
+            if self._closed or _kick is None:
                 return
-        size = os.fstat(self.fd).st_size
-        if size - self.queued >= FOLLOW_MIN:
-            _kick(self.fd, self.queued, size - self.queued)
-            self.queued = size
+            try:
+                if self.fd is None:
+                    self.fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                end = os.fstat(self.fd).st_size // _PAGE * _PAGE
+            except OSError:  # not created yet, or gone: nothing to queue
+                return
+            if end - self.queued >= FOLLOW_MIN:
+                _kick(self.fd, self.queued, end - self.queued)
+                self.queued = end
 
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        with self._lock:
+            self._closed = True
+            fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+class _Watcher:
+    """The thread that looks at every followed file in turn; it waits, doing nothing,
+    while none is followed. Started at first use, and again in a forked child (where
+    the parent's threads do not run)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._followed: set[Follower] = set()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
+    def add(self, follower: Follower) -> bool:
+        """Follow ``follower``; False if no thread could be started (it is not followed)."""
+        with self._changed:
+            if self._thread is None or not self._thread.is_alive():
+                thread = threading.Thread(target=self._run, name="agnes-writeback", daemon=True)
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread can start now: go without the head start
+                    return False
+                self._thread = thread
+            self._followed.add(follower)
+            self._changed.notify()
+        return True
+
+    def remove(self, follower: Follower) -> None:
+        with self._changed:
+            self._followed.discard(follower)
+        follower.close()  # waits for a look in progress; later looks do nothing
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while not self._followed:
+                    self._changed.wait()
+                self._changed.wait(LOOK_EVERY)  # woken early only by a new file
+                followed = list(self._followed)
+            for follower in followed:
+                follower.look()
+
+    def _after_fork(self) -> None:
+        self._changed = threading.Condition()
+        self._followed = set()
+        self._thread = None
+
+
+WATCHER = _Watcher()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=WATCHER._after_fork)
 
 
 @contextlib.contextmanager
 def following(path: Path) -> Iterator[Follower | None]:
     """While the block runs, the file at ``path`` (it may not exist yet) is queued for
-    writeback as it grows; the thread doing it has ended when the block ends. Yields the
-    follower, or None where there is no ``sync_file_range`` (then nothing runs)."""
+    writeback as it grows; when the block ends it is no longer looked at and its
+    descriptor is closed. Yields the follower, or None where there is no
+    ``sync_file_range`` or no thread (then nothing runs)."""
     if _kick is None:
         yield None
         return
     follower = Follower(path)
-    done = threading.Event()
-
-    def run() -> None:
-        while not done.wait(LOOK_EVERY):
-            follower.look()
-
-    thread = threading.Thread(target=run, name="agnes-writeback", daemon=True)
-    thread.start()
+    if not WATCHER.add(follower):
+        yield None
+        return
     try:
         yield follower
     finally:
-        done.set()
-        thread.join()
-        follower.close()
+        WATCHER.remove(follower)
