@@ -10,9 +10,11 @@ it is not available this does nothing and the fsync does all the work, as before
 - :func:`following`: for a file another writer fills (DuckDB's ``COPY ... TO``): while
   the block runs, one thread of the process (shared by every followed file, started at
   first use) looks at the file's size every :data:`LOOK_EVERY` seconds and queues each
-  whole megabyte it gained. On a 1M-row extract (5 MB of parquet) the fsync after the
-  COPY went from ~2.2 to ~0.6 ms. The file must be new: a writer that replaces an
-  existing file by renaming another over it is not followed (the old one is).
+  whole megabyte it gained. The fsync after the COPY of a 45 MB parquet went from ~17
+  to ~1 ms (COPY and fsync 459 -> 418 ms), of a 5 MB one from ~2.2 to ~0.6 ms; a small
+  file never reaches a megabyte and costs ~0.02-0.1 ms. The file must be new: a writer
+  that replaces an existing file by renaming another over it is not followed (the old
+  one is).
 """
 
 from __future__ import annotations
