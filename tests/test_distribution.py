@@ -4,7 +4,9 @@ ETags, 304, ranges, grants, nothing leaked)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -222,3 +224,55 @@ def test_uploads_are_stored_once_and_checked(
     assert user is not None
     stored = services.settings.data_dir / "uploads" / user.id / "sessions" / f"{digest}.jsonl"
     assert stored.read_bytes() == body
+
+
+def test_an_upload_is_written_and_published_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the body's reading runs on the loop: the writes (a megabyte at a time, never
+    the whole body held) and the publish with its fsync run on worker threads."""
+    import asyncio
+    import threading
+    from collections.abc import AsyncIterator
+
+    from agnes_mcp.distribution import uploads
+    from agnes_sync.hashing import new_hasher
+
+    chunk = b'{"type":"user","message":"' + b"x" * 65_000 + b'"}\n'
+    chunks = 50  # ~3.3 MB
+    threads: dict[str, list[int]] = {"write": [], "publish": []}
+    written: list[int] = []
+    real_write, real_publish = uploads._write, uploads._publish
+
+    def write(out: Any, gathered: list[bytes], flushing: Any) -> None:
+        threads["write"].append(threading.get_ident())
+        written.append(sum(map(len, gathered)))
+        real_write(out, gathered, flushing)
+
+    def publish(staged: Path, destination: Path, entry: dict[str, object]) -> None:
+        threads["publish"].append(threading.get_ident())
+        real_publish(staged, destination, entry)
+
+    monkeypatch.setattr(uploads, "_write", write)
+    monkeypatch.setattr(uploads, "_publish", publish)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(chunks):
+            yield chunk
+
+    async def upload() -> tuple[int, uploads.Stored]:
+        store = uploads.UploadStore(tmp_path / "uploads", 10**9)
+        stored = await store.receive("u1", "sessions", "a.jsonl", "/w", body(), None)
+        return threading.get_ident(), stored
+
+    loop_thread, stored = asyncio.run(upload())
+    hasher = new_hasher()
+    hasher.update(chunk * chunks)
+    assert stored.hash == hasher.hexdigest() and stored.stored
+    folder = tmp_path / "uploads" / "u1" / "sessions"
+    assert (folder / f"{stored.hash}.jsonl").read_bytes() == chunk * chunks
+    assert json.loads((folder / "index.jsonl").read_text())["size"] == len(chunk) * chunks
+    assert threads["write"] and threads["publish"]
+    assert loop_thread not in threads["write"] + threads["publish"]
+    assert len(written) >= 3 and max(written) < 2 * uploads.WRITE_BYTES
+    assert sorted(p.name for p in folder.iterdir()) == [f"{stored.hash}.jsonl", "index.jsonl"]

@@ -5,6 +5,11 @@ A body is streamed to a hidden file beside its destination while it is hashed (n
 held in memory), checked against the hash the client declared, then renamed into place;
 the same content twice is stored once (push is idempotent). An index line records the
 file's name, workspace and time.
+
+Only the reading of the body runs on the event loop: the writes (a megabyte at a time,
+queued for writeback as they go) and the publish with its fsync run on a worker thread,
+so a large upload (up to ``max_upload_bytes``, 256 MB by default: an fsync of ~0.2 s)
+never holds up another request.
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+import anyio.to_thread
 
 from agnes_mcp.errors import InvalidRequest, PayloadTooLarge
 from agnes_sync import atomic
 from agnes_sync.hashing import new_hasher
+from agnes_sync.writeback import Writeback
 
 
 class UploadDamaged(InvalidRequest):
@@ -30,6 +39,7 @@ class UploadDamaged(InvalidRequest):
 KINDS = {"sessions": ".jsonl", "local-md": ".md"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
+WRITE_BYTES = 1 << 20  # what the loop gathers before a worker thread writes it
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,9 @@ class UploadStore:
         hasher, size = new_hasher(), 0
         try:
             with staged.open("wb") as out:
+                flushing = Writeback(out.fileno())
+                gathered: list[bytes] = []
+                held = 0
                 async for chunk in body:
                     size += len(chunk)
                     if size > self.max_bytes:
@@ -75,7 +88,12 @@ class UploadStore:
                             hint="Raise max_upload_bytes on the server, or split the file.",
                         )
                     hasher.update(chunk)
-                    out.write(chunk)
+                    gathered.append(chunk)
+                    held += len(chunk)
+                    if held >= WRITE_BYTES:
+                        await anyio.to_thread.run_sync(_write, out, gathered, flushing)
+                        gathered, held = [], 0
+                await anyio.to_thread.run_sync(_write, out, gathered, flushing)
             digest = str(hasher.hexdigest())
             if declared is not None and digest != declared:
                 raise UploadDamaged(
@@ -84,7 +102,6 @@ class UploadStore:
             destination = folder / f"{digest}{suffix}"
             stored = not destination.exists()
             if stored:
-                atomic.publish(staged, destination)
                 entry = {
                     "hash": digest,
                     "name": name,
@@ -92,8 +109,7 @@ class UploadStore:
                     "size": size,
                     "uploaded_at": dt.datetime.now(dt.UTC).isoformat(),
                 }
-                with (folder / "index.jsonl").open("a", encoding="utf-8") as index:
-                    index.write(json.dumps(entry) + "\n")
+                await anyio.to_thread.run_sync(_publish, staged, destination, entry)
             return Stored(digest, size, stored)
         finally:
             atomic.discard(staged)
@@ -103,3 +119,17 @@ class UploadStore:
             _HASH.match(digest) is not None
             and (self.folder(user_id, kind) / f"{digest}{KINDS[kind]}").is_file()
         )
+
+
+def _write(out: BinaryIO, chunks: list[bytes], flushing: Writeback) -> None:
+    for chunk in chunks:
+        out.write(chunk)
+        flushing.wrote(len(chunk))
+    out.flush()  # the writeback queues what reached the file, not Python's buffer
+
+
+def _publish(staged: Path, destination: Path, entry: dict[str, object]) -> None:
+    """Rename the upload into place (after its fsync) and record it in the index."""
+    atomic.publish(staged, destination)
+    with (destination.parent / "index.jsonl").open("a", encoding="utf-8") as index:
+        index.write(json.dumps(entry) + "\n")
