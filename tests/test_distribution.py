@@ -3,14 +3,20 @@ ETags, 304, ranges, grants, nothing leaked)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from agnes_mcp.distribution import uploads
+from agnes_mcp.errors import PayloadTooLarge
+from agnes_sync import atomic
 from agnes_sync.hashing import file_hash
 from agnes_sync.manifest import Manifest, table_hash
 from tests.conftest import DemoServer
@@ -230,49 +236,79 @@ def test_an_upload_is_written_and_published_off_the_event_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the body's reading runs on the loop: the writes (a megabyte at a time, never
-    the whole body held) and the publish with its fsync run on worker threads."""
-    import asyncio
-    import threading
-    from collections.abc import AsyncIterator
-
-    from agnes_mcp.distribution import uploads
-    from agnes_sync.hashing import new_hasher
-
-    chunk = b'{"type":"user","message":"' + b"x" * 65_000 + b'"}\n'
-    chunks = 50  # ~3.3 MB
-    threads: dict[str, list[int]] = {"write": [], "publish": []}
+    the whole body held), the fsync and the publish run on worker threads."""
+    threads: dict[str, list[int]] = {"write": [], "fsync": []}
     written: list[int] = []
-    real_write, real_publish = uploads._write, uploads._publish
+    real_write, real_fsync = uploads._write, atomic.fsync_file
 
     def write(out: Any, gathered: list[bytes], flushing: Any) -> None:
         threads["write"].append(threading.get_ident())
         written.append(sum(map(len, gathered)))
         real_write(out, gathered, flushing)
 
-    def publish(staged: Path, destination: Path, entry: dict[str, object]) -> None:
-        threads["publish"].append(threading.get_ident())
-        real_publish(staged, destination, entry)
+    def fsync(path: Path) -> None:
+        threads["fsync"].append(threading.get_ident())
+        real_fsync(path)
 
     monkeypatch.setattr(uploads, "_write", write)
-    monkeypatch.setattr(uploads, "_publish", publish)
-
-    async def body() -> AsyncIterator[bytes]:
-        for _ in range(chunks):
-            yield chunk
+    monkeypatch.setattr(atomic, "fsync_file", fsync)
 
     async def upload() -> tuple[int, uploads.Stored]:
         store = uploads.UploadStore(tmp_path / "uploads", 10**9)
-        stored = await store.receive("u1", "sessions", "a.jsonl", "/w", body(), None)
+        stored = await store.receive("u1", "sessions", "a.jsonl", "/w", _body(50), None)
         return threading.get_ident(), stored
 
     loop_thread, stored = asyncio.run(upload())
-    hasher = new_hasher()
-    hasher.update(chunk * chunks)
-    assert stored.hash == hasher.hexdigest() and stored.stored
+    assert stored.hash == _digest(_CHUNK * 50) and stored.stored
     folder = tmp_path / "uploads" / "u1" / "sessions"
-    assert (folder / f"{stored.hash}.jsonl").read_bytes() == chunk * chunks
-    assert json.loads((folder / "index.jsonl").read_text())["size"] == len(chunk) * chunks
-    assert threads["write"] and threads["publish"]
-    assert loop_thread not in threads["write"] + threads["publish"]
+    assert (folder / f"{stored.hash}.jsonl").read_bytes() == _CHUNK * 50
+    assert json.loads((folder / "index.jsonl").read_text())["size"] == len(_CHUNK) * 50
+    assert threads["write"] and threads["fsync"]
+    assert loop_thread not in threads["write"] + threads["fsync"]
     assert len(written) >= 3 and max(written) < 2 * uploads.WRITE_BYTES
     assert sorted(p.name for p in folder.iterdir()) == [f"{stored.hash}.jsonl", "index.jsonl"]
+
+
+def test_the_same_upload_twice_at_once_is_stored_and_recorded_once(tmp_path: Path) -> None:
+    async def twice() -> list[uploads.Stored]:
+        store = uploads.UploadStore(tmp_path / "uploads", 10**9)
+        return list(
+            await asyncio.gather(
+                *(
+                    store.receive("u1", "sessions", f"{k}.jsonl", "/w", _body(20), None)
+                    for k in "ab"
+                )
+            )
+        )
+
+    first, second = asyncio.run(twice())
+    assert first.hash == second.hash and sorted([first.stored, second.stored]) == [False, True]
+    folder = tmp_path / "uploads" / "u1" / "sessions"
+    assert len((folder / "index.jsonl").read_text().splitlines()) == 1
+    assert sorted(p.name for p in folder.iterdir()) == [f"{first.hash}.jsonl", "index.jsonl"]
+
+
+def test_a_refused_upload_leaves_nothing_behind(tmp_path: Path) -> None:
+    store = uploads.UploadStore(tmp_path / "uploads", 3 * len(_CHUNK))
+    with pytest.raises(PayloadTooLarge):
+        asyncio.run(store.receive("u1", "sessions", "a.jsonl", "/w", _body(10), None))
+    with pytest.raises(uploads.UploadDamaged):
+        asyncio.run(store.receive("u1", "sessions", "a.jsonl", "/w", _body(2), "0" * 64))
+    assert list((tmp_path / "uploads" / "u1" / "sessions").iterdir()) == []
+
+
+_CHUNK = b'{"type":"user","message":"' + b"x" * 65_000 + b'"}\n'
+
+
+async def _body(chunks: int) -> AsyncIterator[bytes]:
+    for _ in range(chunks):
+        yield _CHUNK
+        await asyncio.sleep(0)  # another request's turn
+
+
+def _digest(data: bytes) -> str:
+    from agnes_sync.hashing import new_hasher
+
+    hasher = new_hasher()
+    hasher.update(data)
+    return str(hasher.hexdigest())

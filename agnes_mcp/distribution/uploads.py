@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 import anyio.to_thread
 
 from agnes_mcp.errors import InvalidRequest, PayloadTooLarge
@@ -93,26 +95,29 @@ class UploadStore:
                     if held >= WRITE_BYTES:
                         await anyio.to_thread.run_sync(_write, out, gathered, flushing)
                         gathered, held = [], 0
-                await anyio.to_thread.run_sync(_write, out, gathered, flushing)
+                if gathered:
+                    await anyio.to_thread.run_sync(_write, out, gathered, flushing)
             digest = str(hasher.hexdigest())
             if declared is not None and digest != declared:
                 raise UploadDamaged(
                     "The upload arrived damaged (its hash differs from the declared one)."
                 )
             destination = folder / f"{digest}{suffix}"
-            stored = not destination.exists()
-            if stored:
-                entry = {
-                    "hash": digest,
-                    "name": name,
-                    "workspace": workspace,
-                    "size": size,
-                    "uploaded_at": dt.datetime.now(dt.UTC).isoformat(),
-                }
-                await anyio.to_thread.run_sync(_publish, staged, destination, entry)
+            entry = {
+                "hash": digest,
+                "name": name,
+                "workspace": workspace,
+                "size": size,
+                "uploaded_at": dt.datetime.now(dt.UTC).isoformat(),
+            }
+            stored = not destination.exists() and await anyio.to_thread.run_sync(
+                _publish, staged, destination, entry
+            )
             return Stored(digest, size, stored)
         finally:
-            atomic.discard(staged)
+            if staged.exists():  # a failed upload: freeing its blocks can take ~50 ms
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(atomic.discard, staged)
 
     def has(self, user_id: str, kind: str, digest: str) -> bool:
         return (
@@ -124,12 +129,27 @@ class UploadStore:
 def _write(out: BinaryIO, chunks: list[bytes], flushing: Writeback) -> None:
     for chunk in chunks:
         out.write(chunk)
-        flushing.wrote(len(chunk))
     out.flush()  # the writeback queues what reached the file, not Python's buffer
+    flushing.wrote(sum(map(len, chunks)))
 
 
-def _publish(staged: Path, destination: Path, entry: dict[str, object]) -> None:
-    """Rename the upload into place (after its fsync) and record it in the index."""
-    atomic.publish(staged, destination)
+def _publish(staged: Path, destination: Path, entry: dict[str, object]) -> bool:
+    """Put the upload in place (after its fsync) and record it in the index; False when
+    the same content got there first. A hard link makes the check and the placing one
+    step, so two uploads of the same content at once record it once (also across
+    processes); where links are refused, a rename after the check."""
+    atomic.fsync_file(staged)
+    try:
+        os.link(staged, destination)
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system
+        if destination.exists():
+            return False
+        atomic.publish(staged, destination, flushed=True)
+    else:
+        atomic.discard(staged)  # its other name: the data stays
+        atomic.fsync_dir(destination.parent)
     with (destination.parent / "index.jsonl").open("a", encoding="utf-8") as index:
         index.write(json.dumps(entry) + "\n")
+    return True
