@@ -164,8 +164,7 @@ class Wire:
         read: one more system call each 32 KiB, ~8% of a loopback pull's time (measured:
         1.14 s vs 1.23 s a GB). A chunked body keeps Python's timeout (http.client reads
         its framing with calls that do not expect an empty read)."""
-        connection = getattr(self._local, "connection", None)
-        sock = connection.sock if connection is not None else None
+        sock = self._socket()
         plain = not self._https and sys.platform.startswith("linux")
         if sock is None or not plain or response.chunked or response.length is None:
             yield
@@ -184,10 +183,14 @@ class Wire:
         finally:
             self._python_timeout()
 
+    def _socket(self) -> socket.socket | None:
+        """This thread's connected socket, if it has one."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        return connection.sock if connection is not None else None
+
     def _python_timeout(self) -> None:
         """This thread's socket back on Python's timeout (after a body read blocking)."""
-        connection = getattr(self._local, "connection", None)
-        sock = connection.sock if connection is not None else None
+        sock = self._socket()
         if sock is not None and sock.gettimeout() != self._timeout:
             with contextlib.suppress(OSError):  # closed meanwhile by close()
                 sock.settimeout(self._timeout)
