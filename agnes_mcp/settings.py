@@ -402,10 +402,11 @@ class AgnesSettings(BaseSettings):
         "converted, or past the budget, it is read from its parquet files. 0: never.",
     )
     query_native_table_min_bytes: ByteSize = Field(
-        default=ByteSize(1024**2),
+        default=ByteSize(0),
         description="Tables whose parquet files hold less than this are not converted "
-        "(query_native_table_bytes): a converted file costs ~0.8 MB and ~20 ms to write, "
-        "more than reading a small table's parquet saves.",
+        "(query_native_table_bytes) and are read from parquet. By default every table is: "
+        "a small one (under 1 MiB of parquet) is written with 16 KiB blocks (~45 KB and "
+        "~4 ms for a few rows), and a query on it spends ~0.1 ms less than on its parquet.",
     )
     scan_caps: ScanCaps = Field(
         default_factory=ScanCaps, description="Default caps for remote scans and results."

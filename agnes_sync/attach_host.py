@@ -61,13 +61,20 @@ class Host:
             return self._con.cursor()
 
     @contextmanager
-    def attached(self, db: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    def attached(
+        self, db: Path, *, read_only: bool = False, block_size: int | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection whose default database is ``db`` (created if missing, unless
-        ``read_only``: then a missing file raises :class:`duckdb.IOException`)."""
+        ``read_only``: then a missing file raises :class:`duckdb.IOException`).
+        ``block_size``: the block size of a file created here (DuckDB's default, 256 KiB,
+        otherwise; a file holds at least a few blocks)."""
         alias = quote_ident(f"attached_{uuid.uuid4().hex}")
         admin = self.cursor()
         try:
-            mode = " (READ_ONLY)" if read_only else ""
+            options = ["READ_ONLY"] if read_only else []
+            if block_size is not None:
+                options.append(f"BLOCK_SIZE {int(block_size)}")
+            mode = f" ({', '.join(options)})" if options else ""
             admin.execute(f"ATTACH {quote_literal(str(db))} AS {alias}{mode}")
             try:
                 con = self.cursor()

@@ -2,7 +2,8 @@
 client) and over streamable HTTP (the official client against ``agnes demo``), and the
 catalog with 1,000 tables.
 
-- in process: the ``query`` tool on the demo (analyst's grants), with a new SQL text each
+- in process: the ``query`` tool on the demo (analyst's grants), the services as
+  ``agnes serve`` runs them once started (``harness.as_served``), with a new SQL text each
   call (cold: every check runs) and the same text (warm: the accepted parse is reused),
   against DuckDB running the same query on the same parquet into Arrow in this process.
   A no-op fastmcp tool is timed too: the floor any in-process MCP call pays. And what a
@@ -49,6 +50,7 @@ from benchmarks.harness import (
     Result,
     agnes_process,
     agnes_server,
+    as_served,
     median,
     time_calls,
     wait_ok,
@@ -89,7 +91,11 @@ def _in_process(n: int) -> list[Result]:
     def ping() -> dict[str, int]:
         return {"ok": 1}
 
-    with tempfile.TemporaryDirectory() as tmp, _demo_services(Path(tmp)) as (services, who):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        _demo_services(Path(tmp)) as (services, who),
+        as_served(services),
+    ):
         mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
         files = list(services.query.catalog.current().tables["products"].files)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import statistics
@@ -12,6 +13,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from agnes_mcp.services import Services
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("agnes_mcp", "agnes_sync", "cli", "connectors")
@@ -65,6 +70,22 @@ def time_calls(call: Callable[[], object], n: int, warmup: int = 20) -> list[flo
         call()
         samples.append(time.perf_counter() - started)
     return samples
+
+
+@contextmanager
+def as_served(services: Services) -> Iterator[None]:
+    """``services`` in process as ``agnes serve`` runs them once started: the tables
+    converted to DuckDB's storage (``convert_tables``, waited for) and the heap built so
+    far frozen (``serve.freeze_startup_heap``); the heap is unfrozen after the block."""
+    services.query.convert_tables()
+    if not services.query.sandboxes.wait_converted(120):
+        raise RuntimeError("the tables were not converted within 120 s")
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @dataclass

@@ -34,7 +34,7 @@ from typing import Any
 import duckdb
 import httpx
 
-from benchmarks.harness import Result, agnes_server, median
+from benchmarks.harness import Result, agnes_server, as_served, median
 
 QUERIES = {
     "count": "SELECT count(*) FROM orders WHERE {n} >= 0",
@@ -258,10 +258,7 @@ def in_process(data_dir: Path, scale: float, n: int) -> list[Result]:
     files = orders_files(data_dir)
     raw, cached = RawDuckDB(files), RawDuckDB(files, metadata_cache=True)
     converted = RawDuckDB(files, native=data_dir.parent / "orders-converted.duckdb")
-    with _services(data_dir) as (services, who):
-        services.query.convert_tables()  # as `agnes serve` does when it starts
-        if not services.query.sandboxes.wait_converted(120):
-            raise RuntimeError("the tables were not converted within 120 s")
+    with _services(data_dir) as (services, who), as_served(services):
         mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
 
         async def measure() -> Samples:

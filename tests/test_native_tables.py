@@ -25,6 +25,7 @@ from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.sandbox_pool import SandboxPool
 from agnes_mcp.rails.tables import CatalogTable
+from agnes_mcp.settings import AgnesSettings
 from tests.conftest import local_table
 
 LIMITS = Limits(rows=1000, bytes=10_000_000, timeout_seconds=5)
@@ -218,6 +219,48 @@ def test_a_small_table_stays_parquet(tmp_path: Path) -> None:
             box.close()
     finally:
         natives.close()
+
+
+def _block_size(path: str) -> int:
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{path}' AS f (READ_ONLY)")
+        row = con.execute(
+            "SELECT block_size FROM pragma_database_size() WHERE database_name = 'f'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_small_table_is_converted_with_small_blocks(
+    natives: NativeTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default every table is converted; one under SMALL_TABLE_BYTES of parquet is
+    written with 16 KiB blocks (a file of a few rows is ~45 KB, not ~0.5 MB), bigger ones
+    with DuckDB's default, and both read back the same rows in a sandbox."""
+    assert AgnesSettings().query_native_table_min_bytes == 0
+    small = local_table("small", _write(tmp_path / "s.parquet", "SELECT 1 AS id, 'a' AS v"))
+    _converted(natives, small)
+    path = natives.path(small)
+    assert path is not None
+    assert _block_size(path) == native_tables.SMALL_BLOCK_BYTES
+    assert Path(path).stat().st_size < 200_000
+    monkeypatch.setattr(native_tables, "SMALL_TABLE_BYTES", 1)  # every table counts as big
+    big = local_table("big", _write(tmp_path / "b.parquet", "SELECT 2 AS id, 'b' AS v"))
+    _converted(natives, big)
+    big_path = natives.path(big)
+    assert big_path is not None and _block_size(big_path) > native_tables.SMALL_BLOCK_BYTES
+    box = Sandbox([small, big], memory_limit="256MB", threads=1, natives=natives)
+    try:
+        assert box.converted == 2
+        assert _rows(box, "SELECT * FROM small UNION ALL SELECT * FROM big ORDER BY id") == [
+            {"id": 1, "v": "a"},
+            {"id": 2, "v": "b"},
+        ]
+    finally:
+        box.close()
 
 
 def test_closing_interrupts_a_conversion_under_way(

@@ -217,3 +217,45 @@ def test_mutually_recursive_models_keep_both_definitions() -> None:
     deep = {"leaf": {"name": "a"}, "twigs": [{"branch": {"leaf": {"name": "b"}}}]}
     assert validator.is_valid(deep)
     assert not validator.is_valid({"leaf": {"name": "a"}, "twigs": [{"branch": {"leaf": 1}}]})
+
+
+class _Titled(BaseModel):
+    title: str  # a field named "title" is a property, not the keyword
+    properties: dict[str, int] = Field(default_factory=dict)
+    notes: Annotated[list[str], Field(description="kept")] = Field(default_factory=list)
+    example: dict[str, Any] = Field(default={"title": "a value, not a keyword"})
+
+
+def _keywords(node: Any, *, names: bool = False) -> set[str]:
+    """Every keyword used by a schema in ``node`` (property and definition names aside)."""
+    if isinstance(node, list):
+        return set().union(*(_keywords(item) for item in node))
+    if not isinstance(node, dict):
+        return set()
+    if names:
+        return set().union(*(_keywords(value) for value in node.values()))
+    found = set(node)
+    for key, value in node.items():
+        if key not in ("default", "examples", "const", "enum"):
+            found |= _keywords(value, names=key in ("properties", "$defs"))
+    return found
+
+
+@pytest.mark.parametrize("model", [QueryOutput, CatalogOutput, SnapshotListOutput, _Titled])
+def test_no_schema_carries_a_title_keyword(model: type[BaseModel]) -> None:
+    """pydantic's titles ("Row Count" for row_count) are dropped from every output schema;
+    a property named "title", descriptions and values are kept, and the schema still
+    accepts and refuses what pydantic's own does."""
+    ours = output_schema(model)
+    assert "title" in _keywords(model.model_json_schema())
+    assert "title" not in _keywords(ours)
+    assert "description" in _keywords(ours)
+    if model is _Titled:
+        assert set(ours["properties"]) == {"title", "properties", "notes", "example"}
+        assert ours["properties"]["example"]["default"] == {"title": "a value, not a keyword"}
+        validator, original = (
+            Draft202012Validator(ours),
+            Draft202012Validator(model.model_json_schema()),
+        )
+        for value in ({"title": "x"}, {"title": 1}, {}, {"title": "x", "properties": {"a": "b"}}):
+            assert validator.is_valid(value) == original.is_valid(value)

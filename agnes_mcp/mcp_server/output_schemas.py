@@ -17,6 +17,9 @@ becomes one schema with a list of types and those keywords: it accepts exactly t
 values, and a validator checks one ``type`` keyword instead of trying branch after
 branch, building an error for each miss (the MCP SDK's client, ``jsonschema``: an
 answer of 200 rows x 7 columns 14 ms -> 7 ms; every optional field gains too).
+
+Last, pydantic's ``title`` keywords go (:func:`untitled`): ``tools/list`` is 16% smaller
+(44 -> 37 KB on the demo's 14 tools), and so is what a client walks on every answer.
 """
 
 from __future__ import annotations
@@ -54,7 +57,32 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
     }
     if kept:
         result["$defs"] = kept
-    return result
+    plain: dict[str, Any] = untitled(result)
+    return plain
+
+
+# Keywords whose value maps names (of properties, of definitions) to schemas.
+_NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "dependentSchemas"})
+
+
+def untitled(node: Any, *, names: bool = False) -> Any:
+    """``node`` without the ``title`` keywords pydantic writes on every schema ("Row
+    Count" for ``row_count``, the class name for a model): they say nothing the name does
+    not, yet every client walks them on every answer (FastMCP's client normalises and
+    hashes the whole output schema each call) and every ``tools/list`` carries them into
+    the model's context. ``names``: ``node`` maps names to schemas (a property named
+    ``title`` stays)."""
+    if isinstance(node, list):
+        return [untitled(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if names:
+        return {name: untitled(schema) for name, schema in node.items()}
+    return {
+        key: value if key in _VALUES else untitled(value, names=key in _NAME_MAPS)
+        for key, value in node.items()
+        if key != "title"
+    }
 
 
 # Keywords that constrain only values of one JSON type (a value of another type passes

@@ -6,6 +6,7 @@ stdout carries the protocol only; every log line goes to stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 
@@ -18,5 +19,10 @@ def run(args: argparse.Namespace) -> int:
     from agnes_mcp.mcp_server.server import build_single_user_mcp
 
     with open_backend(args) as backend:
-        build_single_user_mcp(backend).run(transport="stdio", show_banner=False)
+        server = build_single_user_mcp(backend)
+        # What start-up built lives as long as the process: out of the cyclic collector's
+        # sight, as `agnes serve` does (serve.freeze_startup_heap), so no full collection
+        # walks it during a call.
+        gc.freeze()
+        server.run(transport="stdio", show_banner=False)
     return exit_codes.OK
