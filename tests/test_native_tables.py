@@ -263,6 +263,26 @@ def test_a_small_table_is_converted_with_small_blocks(
         box.close()
 
 
+def test_small_tables_are_announced_once_per_job(
+    natives: NativeTables, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each announcement (a new generation) makes every pooled sandbox again: a job of
+    small tables announces once when it ends, a big table as soon as it is converted."""
+    small = [
+        local_table(f"s{i}", _write(tmp_path / f"s{i}.parquet", f"SELECT {i} AS id"))
+        for i in range(3)
+    ]
+    _converted(natives, *small)
+    assert natives.files == 3 and natives.generation == 1
+    monkeypatch.setattr(native_tables, "SMALL_TABLE_BYTES", 1)  # every table counts as big
+    big = [
+        local_table(f"b{i}", _write(tmp_path / f"b{i}.parquet", f"SELECT {i} AS id"))
+        for i in range(2)
+    ]
+    _converted(natives, *big)
+    assert natives.files == 5 and natives.generation == 3
+
+
 def test_closing_interrupts_a_conversion_under_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

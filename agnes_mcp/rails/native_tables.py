@@ -82,7 +82,12 @@ class NativeTables:
         self._folder: Path | None = None
         self._names = itertools.count()
         self._closed = False
-        self.generation = 0  # bumped whenever a table is converted
+        # Bumped whenever a table is converted (pooled sandboxes are then made again, by
+        # their next query): at once for a table of SMALL_TABLE_BYTES or more, and for
+        # small ones once their job ends, so a catalog of many small tables does not have
+        # each query during its conversion build a new sandbox.
+        self.generation = 0
+        self._unannounced = False  # small tables converted since the last bump
         self._cleanup: Callable[[], object] | None = None
 
     def path(self, table: CatalogTable) -> str | None:
@@ -184,6 +189,9 @@ class NativeTables:
                 log.exception("converting tables failed")
             finally:
                 with self._changed:
+                    if self._unannounced:
+                        self.generation += 1
+                        self._unannounced = False
                     self._queued -= 1
                     self._changed.notify_all()
 
@@ -223,7 +231,11 @@ class NativeTables:
                 self._built[key] = built
                 while sum(b.size for b in self._built.values()) > self.max_bytes:
                     evicted.append(self._built.popitem(last=False)[1])
-                self.generation += 1
+                if size < SMALL_TABLE_BYTES:
+                    self._unannounced = True
+                else:
+                    self.generation += 1
+                    self._unannounced = False
         for old in evicted:
             Path(old.path).unlink(missing_ok=True)
         return key
