@@ -75,13 +75,40 @@ async def _samples(
     return out
 
 
-def _raw(files: list[str], n: int) -> float:
+def _raw_products(files: list[str]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     listing = ", ".join(f"'{f}'" for f in files)
     con.execute(f"CREATE VIEW products AS SELECT * FROM read_parquet([{listing}])")
+    return con
+
+
+def _raw(files: list[str], n: int) -> float:
+    con = _raw_products(files)
     samples = time_calls(lambda: con.sql(TINY.format(i=0)).to_arrow_table(), n)
     con.close()
     return median(samples) * 1000
+
+
+BLOCKS = 8  # the in-process variants take turns, so a slow phase of the machine hits all
+
+
+async def _interleaved(
+    variants: dict[str, Callable[[], Awaitable[object]]], n: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each variant: ``BLOCKS`` rounds in which every variant makes
+    ``n // BLOCKS`` timed calls after 10 untimed ones, in an order rotated each round."""
+    names = list(variants)
+    runs: dict[str, list[float]] = {name: [] for name in names}
+    for block in range(BLOCKS):
+        for name in names[block % len(names) :] + names[: block % len(names)]:
+            call = variants[name]
+            for _ in range(10):
+                await call()
+            for _ in range(max(1, n // BLOCKS)):
+                started = time.perf_counter()
+                await call()
+                runs[name].append(time.perf_counter() - started)
+    return runs
 
 
 def _in_process(n: int) -> list[Result]:
@@ -97,22 +124,31 @@ def _in_process(n: int) -> list[Result]:
         as_served(services),
     ):
         mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
-        files = list(services.query.catalog.current().tables["products"].files)
+        raw_con = _raw_products(list(services.query.catalog.current().tables["products"].files))
+        literals = itertools.count(1)  # a new SQL text for every call that asks for one
+
+        def fresh() -> str:
+            return TINY.format(i=-next(literals))
+
+        async def raw() -> None:
+            raw_con.sql(TINY.format(i=0)).to_arrow_table()
+
+        async def service() -> None:
+            services.query.run(who, fresh()).answer()
 
         async def measure() -> dict[str, list[float]]:
             async with Client(mcp) as client, Client(noop) as bare, connected(mcp) as light:
-                runs = {
-                    "cold": await _samples(
-                        lambda i: client.call_tool("query", {"sql": TINY.format(i=-i)}), n
-                    ),
-                    "light": await _samples(
-                        lambda i: light.call_tool("query", {"sql": TINY.format(i=-i - n)}), n
-                    ),
-                    "warm": await _samples(
-                        lambda i: client.call_tool("query", {"sql": TINY.format(i=0)}), n
-                    ),
-                    "floor": await _samples(lambda i: bare.call_tool("ping", {}), n),
-                }
+                runs = await _interleaved(
+                    {
+                        "cold": lambda: client.call_tool("query", {"sql": fresh()}),
+                        "light": lambda: light.call_tool("query", {"sql": fresh()}),
+                        "warm": lambda: client.call_tool("query", {"sql": TINY.format(i=0)}),
+                        "floor": lambda: bare.call_tool("ping", {}),
+                        "service": service,
+                        "raw": raw,
+                    },
+                    n,
+                )
                 # The client re-validates structuredContent against the output schema
                 # (python-jsonschema): part of every call above, not of the server.
                 result = await client.call_tool_mcp("query", {"sql": TINY.format(i=0)})
@@ -125,15 +161,12 @@ def _in_process(n: int) -> list[Result]:
 
         answers: list[Any] = []
         runs = asyncio.run(measure())
+        raw_con.close()
         checks = _schema_checks(answers[0], n // 10)
-        literals = itertools.count(3 * n)
-        service = time_calls(
-            lambda: services.query.run(who, TINY.format(i=-next(literals))).answer(), n
-        )
-        raw = _raw(files, n)
     ms = {name: median(samples) * 1000 for name, samples in runs.items()}
+    raw = ms["raw"]
     note = (
-        f"the query service alone {median(service) * 1000:.2f} ms; a no-op fastmcp tool call: "
+        f"the query service alone {ms['service']:.2f} ms; a no-op fastmcp tool call: "
         f"{ms['floor']:.2f} ms; the client's output-schema check: {ms['checks']:.2f} ms"
     )
     rows = (
