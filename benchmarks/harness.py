@@ -76,11 +76,11 @@ def time_calls(call: Callable[[], object], n: int, warmup: int = 20) -> list[flo
 def as_served(services: Services) -> Iterator[None]:
     """``services`` in process as ``agnes serve`` runs them once started: the tables
     converted to DuckDB's storage (``convert_tables``, waited for) and the heap built so
-    far frozen (``serve.freeze_startup_heap``); the heap is unfrozen after the block."""
+    far frozen (``serve.freeze_startup_heap``; build the MCP server first); the heap is
+    unfrozen after the block."""
     services.query.convert_tables()
     if not services.query.sandboxes.wait_converted(120):
         raise RuntimeError("the tables were not converted within 120 s")
-    gc.collect()
     gc.freeze()
     try:
         yield

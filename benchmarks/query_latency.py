@@ -258,7 +258,7 @@ def in_process(data_dir: Path, scale: float, n: int) -> list[Result]:
     files = orders_files(data_dir)
     raw, cached = RawDuckDB(files), RawDuckDB(files, metadata_cache=True)
     converted = RawDuckDB(files, native=data_dir.parent / "orders-converted.duckdb")
-    with _services(data_dir) as (services, who), as_served(services):
+    with _services(data_dir) as (services, who):
         mcp = build_single_user_mcp(ServerBackend(services, who, ResultStore()))
 
         async def measure() -> Samples:
@@ -285,7 +285,8 @@ def in_process(data_dir: Path, scale: float, n: int) -> list[Result]:
                 }
                 return await interleaved_async(arms, n)
 
-        samples = asyncio.run(measure())
+        with as_served(services):
+            samples = asyncio.run(measure())
     results = []
     for q in QUERIES:
         base = p50_ms(samples, "raw", q)

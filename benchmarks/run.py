@@ -2,6 +2,11 @@
 ``benchmarks/results/latest.json`` and publish them in ``benchmarks/README.md``.
 
 uv run python benchmarks/run.py [--quick] [--full] [--only NAME] [--no-publish]
+
+Each suite runs in a Python process of its own: what one suite leaves in its process
+(threads, caches, a heap grown by its data) would otherwise slow the next one down, and
+measure that instead of what it names (the in-process MCP figures ran ~2x slower after
+the query suite than alone).
 """
 
 from __future__ import annotations
@@ -9,8 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -65,14 +73,17 @@ def main() -> int:
     parser.add_argument(
         "--no-publish", action="store_true", help="leave benchmarks/README.md as it is"
     )
+    parser.add_argument("--suite-to", type=Path, help=argparse.SUPPRESS)  # a child's output
     args = parser.parse_args()
+    if args.suite_to is not None:  # a child: run the one suite here, write its figures
+        found = _run_here(args.only, quick=args.quick, full=args.full)
+        args.suite_to.write_text(json.dumps([asdict(r) for r in found]))
+        return 0
 
     by_suite: dict[str, list[Result]] = {}
-    for name, suite in SUITES.items():
+    for name in [*SUITES, "demo"]:
         if args.only in (None, name):
-            by_suite[name] = suite(quick=args.quick)
-    if args.only in (None, "demo"):
-        by_suite["demo"] = bench_demo.run(quick=args.quick, full=args.full)
+            by_suite[name] = _run_apart(name, quick=args.quick, full=args.full)
     results = [r for suite_results in by_suite.values() for r in suite_results]
 
     width = max(len(r.name) for r in results)
@@ -103,6 +114,24 @@ def main() -> int:
         readme = report.publish(figures, at, argv, [*SUITES, "demo"])
         print(f"published in {readme}")
     return 0
+
+
+def _run_here(name: str, *, quick: bool, full: bool) -> list[Result]:
+    if name == "demo":
+        return bench_demo.run(quick=quick, full=full)
+    return SUITES[name](quick=quick)
+
+
+def _run_apart(name: str, *, quick: bool, full: bool) -> list[Result]:
+    """Suite ``name`` run by a fresh interpreter; its figures."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "figures.json"
+        flags = [flag for flag, on in (("--quick", quick), ("--full", full)) if on]
+        subprocess.run(
+            [sys.executable, __file__, "--only", name, "--suite-to", str(out), *flags],
+            check=True,
+        )
+        return [Result(**fields) for fields in json.loads(out.read_text())]
 
 
 if __name__ == "__main__":

@@ -201,6 +201,8 @@ def test_a_new_catalog_removes_conversions_no_table_reads(
     natives.want([a], only=True)  # b left the catalog
     assert natives.wait_idle(30)
     assert natives.files == 1 and natives.path(a) is not None and not Path(gone).exists()
+    kept = natives.path(a)
+    assert kept is not None and natives.bytes == Path(kept).stat().st_size  # b's bytes gone
 
 
 def test_a_small_table_stays_parquet(tmp_path: Path) -> None:
@@ -240,7 +242,7 @@ def test_a_small_table_is_converted_with_small_blocks(
     """By default every table is converted; one under SMALL_TABLE_BYTES of parquet is
     written with 16 KiB blocks (a file of a few rows is ~45 KB, not ~0.5 MB), bigger ones
     with DuckDB's default, and both read back the same rows in a sandbox."""
-    assert AgnesSettings().query_native_table_min_bytes == 0
+    assert AgnesSettings.model_fields["query_native_table_min_bytes"].default == 0
     small = local_table("small", _write(tmp_path / "s.parquet", "SELECT 1 AS id, 'a' AS v"))
     _converted(natives, small)
     path = natives.path(small)

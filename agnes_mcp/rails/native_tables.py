@@ -72,6 +72,7 @@ class NativeTables:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._built: OrderedDict[Key, _Built] = OrderedDict()
+        self._built_bytes = 0  # of the files in _built, kept as they come and go
         self._waiting: set[Key] = set()  # asked for by path(), queued
         self._refused: set[Key] = set()  # too large or unreadable: not tried again
         self._jobs: queue.SimpleQueue[tuple[Tables, bool] | None] = queue.SimpleQueue()
@@ -146,7 +147,7 @@ class NativeTables:
     @property
     def bytes(self) -> int:
         with self._lock:
-            return sum(b.size for b in self._built.values())
+            return self._built_bytes
 
     def close(self) -> None:
         """Stop converting (interrupting a conversion under way) and remove every
@@ -156,6 +157,7 @@ class NativeTables:
             self._closed = True
             worker, self._worker = self._worker, None
             self._built.clear()
+            self._built_bytes = 0
         if worker is not None:
             self._jobs.put(None)
             # DuckDB interrupts only a statement that is running: one sent between the
@@ -199,6 +201,7 @@ class NativeTables:
         with self._lock:
             gone = [k for k in self._built if k not in keys]
             removed = [self._built.pop(k) for k in gone]
+            self._built_bytes -= sum(old.size for old in removed)
             self._refused &= keys
         for old in removed:  # a sandbox that attached one keeps reading it
             Path(old.path).unlink(missing_ok=True)
@@ -229,8 +232,10 @@ class NativeTables:
                     evicted.append(built)
             else:
                 self._built[key] = built
-                while sum(b.size for b in self._built.values()) > self.max_bytes:
+                self._built_bytes += built.size
+                while self._built_bytes > self.max_bytes:
                     evicted.append(self._built.popitem(last=False)[1])
+                    self._built_bytes -= evicted[-1].size
                 if size < SMALL_TABLE_BYTES:
                     self._unannounced = True
                 else:
