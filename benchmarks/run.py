@@ -76,6 +76,8 @@ def main() -> int:
     parser.add_argument("--suite-to", type=Path, help=argparse.SUPPRESS)  # a child's output
     args = parser.parse_args()
     if args.suite_to is not None:  # a child: run the one suite here, write its figures
+        if args.only is None:
+            parser.error("--suite-to runs one suite: name it with --only")
         found = _run_here(args.only, quick=args.quick, full=args.full)
         args.suite_to.write_text(json.dumps([asdict(r) for r in found]))
         return 0
