@@ -5,7 +5,7 @@ uv run python benchmarks/run.py [--quick] [--full] [--only NAME] [--no-publish]
 
 Each suite runs in a Python process of its own: what one suite leaves in its process
 (threads, caches, a heap grown by its data) would otherwise slow the next one down, and
-measure that instead of what it names (the in-process MCP figures ran ~2x slower after
+measure that instead of what it names (the in-process MCP figures ran ~1.6x slower after
 the query suite than alone).
 """
 
