@@ -28,7 +28,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx2
 from fastmcp import Client, FastMCP
 from jsonschema import Draft202012Validator
@@ -58,6 +57,7 @@ from benchmarks.harness import (
     wait_ok,
 )
 from benchmarks.light_memory import connected
+from benchmarks.query_latency import RawDuckDB
 
 TINY = "SELECT count(*) AS n, max(unit_price) AS top FROM products WHERE product_id > {i}"
 GROUP_BY = "SELECT status, count(*) FROM orders GROUP BY 1"
@@ -78,30 +78,18 @@ async def _samples(
 
 
 @contextmanager
-def _raw_products(
-    files: list[str], native: Path | None = None
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """DuckDB with a view ``products`` over ``files``; with ``native``, over the same rows
-    written into that DuckDB file first (what the sandbox reads once a table is converted:
-    ``agnes_mcp.rails.native_tables``)."""
-    con = duckdb.connect()
+def _raw_products(files: list[str], native: Path | None = None) -> Iterator[RawDuckDB]:
+    """Raw DuckDB on the products' files (on the same rows converted, with ``native``)."""
+    raw = RawDuckDB(files, native=native, table="products")
     try:
-        listing = ", ".join(f"'{f}'" for f in files)
-        select = f"SELECT * FROM read_parquet([{listing}])"
-        if native is not None:
-            with duckdb.connect(str(native)) as writer:
-                writer.execute(f"CREATE OR REPLACE TABLE products AS {select}")
-            con.execute(f"ATTACH '{native}' AS converted (READ_ONLY)")
-            select = "SELECT * FROM converted.products"
-        con.execute(f"CREATE VIEW products AS {select}")
-        yield con
+        yield raw
     finally:
-        con.close()
+        raw.close()
 
 
 def _raw(files: list[str], n: int) -> float:
-    with _raw_products(files) as con:
-        samples = time_calls(lambda: con.sql(TINY.format(i=0)).to_arrow_table(), n)
+    with _raw_products(files) as raw:
+        samples = time_calls(lambda: raw.query(TINY.format(i=0)), n)
     return median(samples) * 1000
 
 
@@ -145,14 +133,12 @@ def _in_process(n: int) -> list[Result]:
         async def service() -> None:
             services.query.run(who, fresh()).answer()
 
-        async def measure(
-            raw_con: duckdb.DuckDBPyConnection, native_con: duckdb.DuckDBPyConnection
-        ) -> dict[str, list[float]]:
+        async def measure(raw_con: RawDuckDB, native_con: RawDuckDB) -> dict[str, list[float]]:
             async def raw() -> None:
-                raw_con.sql(TINY.format(i=0)).to_arrow_table()
+                raw_con.query(TINY.format(i=0))
 
             async def raw_native() -> None:
-                native_con.sql(TINY.format(i=0)).to_arrow_table()
+                native_con.query(TINY.format(i=0))
 
             async with Client(mcp) as client, Client(noop) as bare, connected(mcp) as light:
                 runs = await _interleaved(

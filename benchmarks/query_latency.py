@@ -93,12 +93,17 @@ class McpSession:
 
 
 class RawDuckDB:
-    """DuckDB on the demo's orders files, as a user would read them; with ``native``, on
-    the same rows in a DuckDB file of their own (what the server's sandboxes read once a
-    table is converted: ``agnes_mcp.rails.native_tables``)."""
+    """DuckDB on a demo table's files (``table``, the orders by default), as a user would
+    read them; with ``native``, on the same rows in a DuckDB file of their own (what the
+    server's sandboxes read once a table is converted: ``agnes_mcp.rails.native_tables``)."""
 
     def __init__(
-        self, files: list[str], *, metadata_cache: bool = False, native: Path | None = None
+        self,
+        files: list[str],
+        *,
+        metadata_cache: bool = False,
+        native: Path | None = None,
+        table: str = "orders",
     ) -> None:
         self.con = duckdb.connect()
         self.con.execute("SET threads = 2")
@@ -108,13 +113,16 @@ class RawDuckDB:
         select = f"SELECT * FROM read_parquet([{listed}])"
         if native is not None:
             with duckdb.connect(str(native)) as writer:
-                writer.execute(f"CREATE OR REPLACE TABLE orders AS {select}")
+                writer.execute(f"CREATE OR REPLACE TABLE {table} AS {select}")
             self.con.execute(f"ATTACH '{native}' AS converted (READ_ONLY)")
-            select = "SELECT * FROM converted.orders"
-        self.con.execute(f"CREATE VIEW orders AS {select}")
+            select = f"SELECT * FROM converted.{table}"
+        self.con.execute(f"CREATE VIEW {table} AS {select}")
 
     def query(self, sql: str) -> None:
         self.con.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
 
 
 def _order(arms: dict[str, Any], i: int) -> list[tuple[str, str]]:
