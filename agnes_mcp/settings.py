@@ -387,7 +387,13 @@ class AgnesSettings(BaseSettings):
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory one query sandbox (a DuckDB instance) may use, e.g. '2GB'.",
     )
-    query_threads: int = Field(default=2, ge=1, le=64, description="Threads per query sandbox.")
+    query_threads: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Threads per query sandbox (a query that reads only tables of at most "
+        "one row group, 122,880 rows, runs on one: DuckDB would not split its scans).",
+    )
     query_file_copy_bytes: ByteSize = Field(
         default=ByteSize(2 * 1024**3),
         description="Memory for the sealed in-memory copies of table files that query "

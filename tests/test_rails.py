@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -10,6 +11,8 @@ from hypothesis import strategies as st
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.rails.refusals import QueryRefused
+from agnes_mcp.rails.sandbox import Sandbox
+from agnes_mcp.rails.tables import CatalogTable
 from tests.conftest import DemoServer
 from tests.rails_corpus import CASES
 
@@ -45,6 +48,22 @@ def test_the_corpus_runs_on_tables_converted_as_a_server_reads_them(
     catalog = service.catalog.current()
     granted = [t for t in service._granted_local(analyst, catalog) if t.files]
     assert granted and service.sandboxes.get(granted, catalog.version).converted == len(granted)
+
+
+def test_the_sandbox_pool_is_told_the_tables_a_query_reads(
+    demo_server: DemoServer, analyst: Principal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = demo_server.live.services.query
+    real, seen = service.sandboxes.get, []
+
+    def spy(tables: list[CatalogTable], version: object, reads: Any = None) -> Sandbox:
+        seen.append(sorted(t.id for t in reads) if reads is not None else None)
+        return real(tables, version, reads)
+
+    monkeypatch.setattr(service.sandboxes, "get", spy)
+    service.run(analyst, "SELECT count(*) AS n FROM products", limit=10)
+    service.run(analyst, "SELECT 42 AS n", limit=10)
+    assert seen == [["products"], []]
 
 
 def test_every_refusal_code_is_exercised() -> None:

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -19,7 +20,7 @@ from agnes_mcp.rails.file_copies import FileCopies, InPlaceFiles
 from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.refusals import QueryFailed, QueryRefused, ReadOnly
 from agnes_mcp.rails.sandbox import Limits, Sandbox
-from agnes_mcp.rails.sandbox_pool import SandboxPool
+from agnes_mcp.rails.sandbox_pool import ROW_GROUP_ROWS, SandboxPool
 from agnes_mcp.rails.tables import CatalogTable
 from tests.conftest import local_table
 
@@ -257,6 +258,30 @@ def test_the_pool_drops_sandboxes_of_an_older_catalog(data: dict[str, Path]) -> 
     pool.clear()
     if copies is not None:
         assert copies.files == 0
+
+
+def test_a_query_reading_only_one_row_group_tables_gets_a_single_threaded_twin(
+    data: dict[str, Path],
+) -> None:
+    pool = SandboxPool(memory_limit="256MB", threads=2, copies=None)
+    tables = [replace(t, rows=300) for t in _tables(data)]
+    big = replace(tables[0], rows=ROW_GROUP_ROWS + 1)
+    unknown = replace(tables[0], rows=None)
+
+    def threads(box: Sandbox) -> object:
+        return _rows(box, "SELECT current_setting('threads') AS t")[0]["t"]
+
+    try:
+        full = pool.get(tables, (1, 1))
+        twin = pool.get(tables, (1, 1), reads=tables[:2])
+        assert twin is not full and pool.get(tables, (1, 1), reads=tables[1:]) is twin
+        assert (threads(full), threads(twin)) == (2, 1)
+        assert pool.get(tables, (1, 1), reads=[]) is twin  # no table: SELECT 42, range()
+        for reads in ([tables[1], big], [unknown]):  # one big or unknown table: all threads
+            assert pool.get(tables, (1, 1), reads=reads) is full
+        assert _rows(twin, "SELECT count(*) AS n FROM parts") == [{"n": 300}]
+    finally:
+        pool.clear()
 
 
 def test_a_table_whose_file_is_gone_is_a_typed_refusal(tmp_path: Path, way: str) -> None:

@@ -300,7 +300,9 @@ class QueryService:
         limits: Limits,
         extras: Extras | None = None,
     ) -> Outcome:
-        sandbox = self.sandboxes.get(self._granted_local(principal, snapshot), snapshot.version)
+        sandbox = self.sandboxes.get(
+            self._granted_local(principal, snapshot), snapshot.version, reads=plan.tables
+        )
         prepare = registrar(extras or {}, parsed)
         result = sandbox.run(parsed.sql, limits, prepare=prepare)
         outcome = outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits)
