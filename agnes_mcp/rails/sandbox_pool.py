@@ -2,9 +2,11 @@
 DuckDB costs ~11 ms (and its views read every footer), a cursor of a pooled one nothing.
 
 A query that reads only tables of at most one row group runs in a single-threaded twin of
-its sandbox: DuckDB splits a scan's work by row group, so it would run such a query on
-one thread anyway, and each statement on a multi-threaded DuckDB pays for waking its
-worker threads (~0.05 ms; three statements a query: begin, the SELECT, rollback).
+its sandbox: DuckDB splits a scan's work by row group, so it scans such a table (once
+converted) on one thread anyway, and each statement on a multi-threaded DuckDB pays for
+waking its worker threads (~0.05 ms; three statements a query: begin, the SELECT,
+rollback). A table still read from several parquet files could have used two threads,
+on at most 122,880 rows. A grant set queried both ways holds two sandboxes in the pool.
 """
 
 from __future__ import annotations
