@@ -48,6 +48,9 @@ def test_the_corpus_runs_on_tables_converted_as_a_server_reads_them(
     catalog = service.catalog.current()
     granted = [t for t in service._granted_local(analyst, catalog) if t.files]
     assert granted and service.sandboxes.get(granted, catalog.version).converted == len(granted)
+    # and the single-threaded twin that queries on small tables run in
+    twin = service.sandboxes.get(granted, catalog.version, reads=[])
+    assert twin.converted == len(granted)
 
 
 def test_the_sandbox_pool_is_told_the_tables_a_query_reads(
