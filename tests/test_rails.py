@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -57,9 +57,12 @@ def test_the_sandbox_pool_is_told_the_tables_a_query_reads(
     demo_server: DemoServer, analyst: Principal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service = demo_server.live.services.query
-    real, seen = service.sandboxes.get, []
+    real = service.sandboxes.get
+    seen: list[list[str] | None] = []
 
-    def spy(tables: list[CatalogTable], version: object, reads: Any = None) -> Sandbox:
+    def spy(
+        tables: list[CatalogTable], version: object, reads: Sequence[CatalogTable] | None = None
+    ) -> Sandbox:
         seen.append(sorted(t.id for t in reads) if reads is not None else None)
         return real(tables, version, reads)
 
