@@ -37,6 +37,16 @@ from cli.warm_query.wire import peer_is, receive_json, send_json
 
 AGNES = str(Path(sys.executable).parent / "agnes")
 BOUND = 30.0  # seconds: generous bound on every wait for a condition
+# SIGINT back to its default, then exec the command: a suite started in the background by a
+# shell without job control has SIGINT ignored, and Python keeps an inherited ignore (as
+# `agnes query` must: `cmd &` in a script is not for Ctrl-C to stop). Not a preexec_fn: in a
+# forked child of this many-threaded process, running Python before the exec can crash.
+CTRL_C_AS_AT_A_TERMINAL = (
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])",
+)
 
 
 def _wait_for(condition: Callable[[], bool], what: str) -> None:
@@ -394,7 +404,7 @@ def test_ctrl_c_while_waiting_exits_130(warm: Warm) -> None:
         listener.listen(1)
         listener.settimeout(0.05)
         client = subprocess.Popen(
-            [AGNES, "query", "SELECT 1", "--format", "csv"],
+            [*CTRL_C_AS_AT_A_TERMINAL, AGNES, "query", "SELECT 1", "--format", "csv"],
             cwd=warm.workspace,
             env=warm.env,
             stdout=subprocess.PIPE,
@@ -422,7 +432,11 @@ def _accept(listener: socket.socket, client: subprocess.Popen[bytes]) -> socket.
             return listener.accept()[0]
         except TimeoutError:
             if client.poll() is not None:
-                raise AssertionError("the client ran in process instead of connecting") from None
+                out, err = client.communicate()
+                raise AssertionError(
+                    f"the client ran in process instead of connecting: exit {client.returncode}, "
+                    f"{out!r} {err!r}"
+                ) from None
     raise AssertionError("the client never connected")
 
 
