@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import threading
@@ -31,6 +32,19 @@ pytest_plugins = [
 ]
 
 _counter = itertools.count()
+
+
+def freeze_what_lives() -> None:
+    """What is alive now (the modules and schemas the suite imported) out of the cyclic
+    collector's sight, as ``agnes serve`` freezes its start-up heap: each full collection
+    of this process walked ~1.8 million objects (up to 1.1 s a time, ~26 s of a suite
+    run). Garbage the tests make later is collected as ever."""
+    gc.collect()
+    gc.freeze()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    freeze_what_lives()
 
 
 @pytest.fixture(autouse=True)

@@ -10,16 +10,19 @@ import pytest
 
 from agnes_mcp.api.admin_gate import AdminReadiness, ReadyState
 from agnes_mcp.serve import freeze_startup_heap
+from tests.conftest import freeze_what_lives
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
-    """This process keeps collecting: whatever a test froze is thawed after it."""
+    """The test starts with nothing frozen; after it, the suite's own freeze
+    (``conftest.freeze_what_lives``) again, not what the test froze."""
     gc.unfreeze()
     try:
         yield
     finally:
         gc.unfreeze()
+        freeze_what_lives()
 
 
 def _heap_freezer_done() -> bool:
