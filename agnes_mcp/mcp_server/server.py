@@ -14,12 +14,14 @@ from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.guidance import AGENT_RAILS, register_guidance
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server_backend import ServerBackend
+from agnes_mcp.mcp_server.telemetry import spans_off_unless_asked
 from agnes_mcp.mcp_server.tools import register_tools
 from agnes_mcp.services import Services
 
 
 def build_mcp(services: Services) -> FastMCP:
     """The server's MCP endpoint: every call acts as the bearer token's user."""
+    spans_off_unless_asked()
     mcp = FastMCP(
         name=services.settings.instance_name,
         instructions=services.agent_instructions(),
@@ -55,6 +57,7 @@ def build_mcp(services: Services) -> FastMCP:
 def build_single_user_mcp(backend: Backend, name: str = "Agnes workspace") -> FastMCP:
     """An MCP server for one user and one backend: the workspace's (stdio), or a server
     backend bound to one principal (in-process use)."""
+    spans_off_unless_asked()
     mcp = FastMCP(name=name, instructions=AGENT_RAILS, version=__version__, mask_error_details=True)
     register_tools(mcp, lambda: backend, workspace=backend.kind == "workspace")
     register_guidance(mcp, lambda: backend)
