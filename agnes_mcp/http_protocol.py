@@ -1,4 +1,8 @@
-"""uvicorn's HTTP/1.1 protocol (h11), sending an answer's head and a small body together.
+"""uvicorn's HTTP/1.1 protocol (httptools), sending an answer's head and a small body together.
+
+The protocol is uvicorn's httptools one: the request is parsed by llhttp (Node.js's parser,
+in C), what uvicorn itself picks when httptools is installed. Its pure-Python alternative,
+h11, cost a small MCP call ~0.3 ms more on the reference VM.
 
 uvicorn writes the status line and headers, then the body, each with a send of its own:
 two TCP segments per answer and, on loopback, two wake-ups of the client (~0.2 ms each on
@@ -17,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 SMALL_BYTES = 64 * 1024  # writes that together stay under this wait for the loop to turn
 
@@ -117,8 +121,8 @@ class CoalescingTransport(asyncio.Transport):
         return self._transport.get_protocol()
 
 
-class HttpProtocol(H11Protocol):
-    """uvicorn's h11 protocol over a :class:`CoalescingTransport`."""
+class HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol over a :class:`CoalescingTransport`."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._coalescing = CoalescingTransport(transport, self.loop)
