@@ -65,6 +65,10 @@ def uvicorn_config(settings: AgnesSettings, app: ASGIApp) -> uvicorn.Config:
         timeout_graceful_shutdown=5,
         server_header=False,
         http=HttpProtocol,  # an answer's head and small body in one send (http_protocol)
+        # asyncio's own loop, even where uvloop is installed (uvicorn's "auto" would take
+        # it): uvloop's subprocess spawning crashed the test suite's process (SIGSEGV) as a
+        # git clone started git-http-backend among many threads.
+        loop="asyncio",
     )
 
 
