@@ -117,7 +117,9 @@ def main() -> int:
     sock.bind((args.host, args.port))
     sock.listen(2048)
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app(args.data_dir), log_level="warning", lifespan="on")
+    # uvicorn's defaults (httptools, installed with Agnes), on the event loop Agnes runs
+    # on: asyncio's own, even where uvloop is installed
+    config = uvicorn.Config(app(args.data_dir), log_level="warning", lifespan="on", loop="asyncio")
     server = uvicorn.Server(config)
     print(f"MCP endpoint http://{args.host}:{port}/mcp", flush=True)
     print("Press Ctrl-C to stop", flush=True)
