@@ -31,7 +31,7 @@ from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation, VersionedCatalog
 from agnes_sync.sql_text import quote_ident
 from agnes_sync.suggest import did_you_mean, suggestions
-from agnes_sync.workspace.inventory import Inventory, read_inventory
+from agnes_sync.workspace.inventory import DiskState, Inventory, disk_state, read_inventory
 from agnes_sync.workspace.layout import WorkspacePaths
 
 Classify = Callable[[str], CatalogEntry | None]
@@ -71,11 +71,25 @@ class WorkspaceQuery:
         self.paths = paths
         self.limits = limits or WorkspaceLimits()
         self._lock = threading.Lock()
-        self._sandbox: tuple[tuple[object, ...], Sandbox, VersionedCatalog] | None = None
+        self._sandbox: tuple[DiskState, Sandbox, VersionedCatalog] | None = None
+        self._known: tuple[DiskState, Inventory] | None = None
         self.slots = QuerySlots("concurrent_queries of this workspace", "concurrent_queries")
 
     def inventory(self) -> Inventory:
-        return read_inventory(self.paths)
+        """What the workspace holds now (shared: read it, never change it)."""
+        return self._inventory()[1]
+
+    def _inventory(self) -> tuple[DiskState, Inventory]:
+        """The inventory and the disk state it was read at: read again only when the disk
+        changed (``disk_state``, asked first, before the read: a change racing the read
+        leaves a state that no longer matches, so the next call reads again)."""
+        state = disk_state(self.paths)
+        known = self._known
+        if known is not None and known[0] == state:
+            return known
+        known = (state, read_inventory(self.paths))
+        self._known = known
+        return known
 
     def _catalog(self, inventory: Inventory) -> VersionedCatalog:
         snapshot = VersionedCatalog(version=(0, 0))
@@ -101,8 +115,7 @@ class WorkspaceQuery:
         return snapshot
 
     def _current(self) -> tuple[Sandbox, VersionedCatalog, Inventory]:
-        inventory = self.inventory()
-        signature = inventory.signature()
+        signature, inventory = self._inventory()
         with self._lock:
             cached = self._sandbox
             if cached is not None and cached[0] == signature:

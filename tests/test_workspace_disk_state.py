@@ -1,0 +1,125 @@
+"""A workspace reads its inventory again only when the disk changed: ``disk_state`` sees
+every change the inventory would (a file added, removed, replaced or rewritten in place,
+at any depth; the manifest, snapshots, kept results), and not a download in progress.
+Real parquet files, real DuckDB, a real workspace folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agnes_mcp.query import workspace_query
+from agnes_mcp.query.workspace_query import WorkspaceQuery
+from agnes_sync.workspace.inventory import Inventory, disk_state, read_inventory
+from agnes_sync.workspace.layout import WorkspacePaths
+
+
+def _parquet(path: Path, rows: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    try:
+        con.execute(f"COPY (SELECT range AS id FROM range({rows})) TO '{path}' (FORMAT parquet)")
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> WorkspacePaths:
+    paths = WorkspacePaths(tmp_path / "ws").ensure()
+    _parquet(paths.data / "products.parquet", 7)
+    _parquet(paths.data / "orders" / "month=2026-01" / "part-0.parquet", 10)
+    _parquet(paths.data / "orders" / "month=2026-02" / "part-0.parquet", 20)
+    paths.manifest.write_text(json.dumps({"tables": [{"id": "orders", "description": "one"}]}))
+    return paths
+
+
+def _replace(paths: WorkspacePaths) -> None:
+    _parquet(paths.data / "staged.bin", 3)
+    (paths.data / "staged.bin").replace(paths.data / "products.parquet")
+
+
+def _bump_mtime(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+CHANGES: dict[str, Callable[[WorkspacePaths], object]] = {
+    "a file added in a partition folder": lambda p: _parquet(
+        p.data / "orders" / "month=2026-03" / "part-0.parquet", 5
+    ),
+    "a file rewritten in place": lambda p: _bump_mtime(
+        p.data / "orders" / "month=2026-01" / "part-0.parquet"
+    ),
+    "a file replaced by a rename": _replace,
+    "a file removed": lambda p: (p.data / "orders" / "month=2026-02" / "part-0.parquet").unlink(),
+    "a table added": lambda p: _parquet(p.data / "customers.parquet", 4),
+    "the manifest rewritten": lambda p: p.manifest.write_text(
+        json.dumps({"tables": [{"id": "orders", "description": "two, longer"}]})
+    ),
+    "a result kept": lambda p: _parquet(p.results / "result_abc.parquet", 1),
+    "a snapshot written": lambda p: (p.snapshots / "recent.json").write_text("{}"),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES), ids=list(CHANGES))
+def test_disk_state_changes_with_what_the_inventory_reads(
+    paths: WorkspacePaths, change: str
+) -> None:
+    before = disk_state(paths)
+    assert disk_state(paths) == before  # nothing changed: the same answer
+    CHANGES[change](paths)
+    assert disk_state(paths) != before
+
+
+def test_a_download_in_progress_changes_nothing(paths: WorkspacePaths) -> None:
+    before, inventory = disk_state(paths), read_inventory(paths)
+    _parquet(paths.data / ".customers.parquet.part", 4)
+    _parquet(paths.data / "orders" / ".month=2026-03" / "part-0.parquet", 5)
+    _parquet(paths.data / "orders" / "month=2026-01" / ".part-1.parquet.tmp", 5)
+    assert disk_state(paths) == before
+    assert read_inventory(paths) == inventory  # hidden: the inventory leaves it out too
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Inventory]]:
+    """Every inventory the workspace's query path reads from disk."""
+    done: list[Inventory] = []
+
+    def counted(paths: WorkspacePaths) -> Inventory:
+        done.append(read_inventory(paths))
+        return done[-1]
+
+    monkeypatch.setattr(workspace_query, "read_inventory", counted)
+    yield done
+
+
+def test_queries_read_the_inventory_again_only_after_a_change(
+    paths: WorkspacePaths, reads: list[Inventory]
+) -> None:
+    local = WorkspaceQuery(paths)
+    try:
+
+        def count() -> int:
+            return int(local.run("SELECT count(*) FROM orders", None).table.column(0)[0].as_py())
+
+        assert count() == 30
+        assert local.run("SELECT count(*) FROM products", None).table.num_rows == 1
+        assert local.inventory().tables["orders"].description == "one"
+        assert len(reads) == 1  # three calls, one read: nothing changed in between
+
+        _parquet(paths.data / "orders" / "month=2026-03" / "part-0.parquet", 5)
+        assert count() == 35  # the new part is seen at once
+        assert len(reads) == 2
+
+        _parquet(paths.data / "customers.parquet", 4)
+        assert local.run("SELECT count(*) FROM customers", None).table.column(0)[0].as_py() == 4
+        assert len(reads) == 3
+        assert count() == 35
+        assert len(reads) == 3
+    finally:
+        local.close()
