@@ -10,6 +10,8 @@ catalog with 1,000 tables.
   A no-op fastmcp tool is timed too: the floor any in-process MCP call pays. And what a
   client spends checking a 200-row answer against the tool's output schema (as the MCP
   SDK's client does), ours against pydantic's own schema for the same model.
+- stdio: ``agnes mcp`` in a workspace pulled from the demo (what Claude Code runs on an
+  analyst's laptop), the official client, against raw DuckDB on the workspace's files.
 - HTTP: the same over ``/mcp``, against ``whoami`` over the same session as the floor,
   and against a bare FastMCP server (``fleet_baseline.py``: FastMCP's streamable HTTP app
   under uvicorn, an async tool running the SQL on DuckDB over the same parquet files)
@@ -21,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import os
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -32,6 +36,7 @@ import httpx2
 from fastmcp import Client, FastMCP
 from jsonschema import Draft202012Validator
 from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
@@ -43,7 +48,10 @@ from agnes_mcp.mcp_server.tool_models import QueryOutput
 from agnes_mcp.services import Services
 from agnes_mcp.settings import load_settings
 from agnes_mcp.store.groups import MembershipSource
+from agnes_sync.pull.pull import pull
+from agnes_sync.server_api import ServerApi
 from agnes_sync.table_spec import TableSpec
+from agnes_sync.workspace.layout import WorkspacePaths
 from benchmarks.bench_query import _demo_services
 from benchmarks.bench_rebuild import write_extracts
 from benchmarks.harness import (
@@ -263,6 +271,64 @@ def _over_http(n: int) -> list[Result]:
     ]
 
 
+def _over_stdio(n: int) -> list[Result]:
+    """``agnes mcp`` on stdio in a workspace pulled from the demo (the analyst's token),
+    the official client: a small query, new SQL each call, against raw DuckDB on the
+    workspace's own files, and ``whoami`` (answered by the server, over HTTP) beside."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        agnes_server(Path(tmp) / "data", "demo", "--scale", "0.01") as server,
+        Path(os.devnull).open("w") as quiet,
+    ):
+        workspace = WorkspacePaths(Path(tmp) / "workspace")
+        api = ServerApi(server.base_url, server.admin_token)
+        try:
+            pulled = pull(workspace, api)
+        finally:
+            api.close()
+        if pulled.failed:
+            raise RuntimeError(f"the pull failed: {pulled.as_dict()}")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+        env.update(
+            AGNES_SERVER_URL=server.base_url,
+            AGNES_TOKEN=server.admin_token,
+            AGNES_CONFIG_HOME=str(workspace.root / ".config"),
+        )
+        parameters = StdioServerParameters(
+            command=sys.executable, args=["-m", "cli.main", "mcp"], env=env, cwd=workspace.root
+        )
+
+        async def measure() -> tuple[list[float], list[float]]:
+            async with (
+                stdio_client(parameters, errlog=quiet) as streams,
+                ClientSession(streams[0], streams[1]) as session,
+            ):
+                await session.initialize()
+
+                async def query(i: int) -> None:
+                    answer = await session.call_tool("query", {"sql": TINY.format(i=-i)})
+                    assert not answer.is_error, answer
+
+                floor = await _samples(lambda i: session.call_tool("whoami", {}), n)
+                return await _samples(query, n), floor
+
+        query, floor = asyncio.run(measure())
+        files = sorted(str(p) for p in workspace.data.rglob("products*.parquet"))
+        raw = _raw(files, n)
+    return [
+        Result(
+            "MCP query tool over stdio, agnes mcp in a workspace, new SQL each call (p50)",
+            median(query) * 1000,
+            "ms",
+            "raw DuckDB, same query on the workspace's parquet, to Arrow (p50)",
+            raw,
+            "report (what Claude Code waits for on an analyst's laptop)",
+            note=f"overhead {median(query) * 1000 - raw:.2f} ms; whoami over the same "
+            f"session (the server answers it, over HTTP): {median(floor) * 1000:.2f} ms",
+        )
+    ]
+
+
 async def _session_samples(
     url: str, token: str | None, calls: list[tuple[str, dict[str, object]]]
 ) -> list[float]:
@@ -374,4 +440,4 @@ def _catalog(n: int) -> list[Result]:
 
 def run(quick: bool = False) -> list[Result]:
     n = 100 if quick else 400
-    return [*_in_process(n), *_over_http(n), *_catalog(50 if quick else 200)]
+    return [*_in_process(n), *_over_stdio(n), *_over_http(n), *_catalog(50 if quick else 200)]
