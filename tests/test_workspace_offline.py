@@ -4,6 +4,7 @@ on local tables are computed here."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 
 from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
 from agnes_mcp.metrics.compiler import MetricRequest
+from agnes_sync import atomic
 from agnes_sync.server_api import ServerApi, ServerUnreachable
 from agnes_sync.workspace import catalog_cache
 from agnes_sync.workspace.layout import WorkspacePaths
@@ -91,3 +93,31 @@ def test_metrics_on_local_tables_are_computed_offline(
 def test_what_needs_the_server_says_so_offline(offline: WorkspaceBackend) -> None:
     with pytest.raises(ServerUnreachable):
         offline.query_remote("SELECT count(*) FROM web_sessions", None)
+
+
+def test_the_catalog_cache_is_written_without_fsync_and_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cache written on every catalog call: no fsync on the call's path; a file cut
+    short (what a power loss can leave of an unsynced write) reads as no cache."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counted(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counted)
+    paths = WorkspacePaths(tmp_path / "ws")
+    catalog_cache.save(paths, tables=[{"id": "orders"}], metrics=[])
+    assert synced == []
+    assert [t["id"] for t in catalog_cache.load(paths).tables] == ["orders"]
+    assert [p.name for p in paths.dot.iterdir()] == ["catalog.json"]  # nothing staged left
+
+    paths.catalog.write_text(paths.catalog.read_text()[:20])
+    assert catalog_cache.load(paths).tables == []
+    catalog_cache.save(paths, tables=[{"id": "customers"}])
+    assert [t["id"] for t in catalog_cache.load(paths).tables] == ["customers"]
+
+    atomic.write_text(paths.dot / "durable.txt", "kept")  # the default still syncs
+    assert len(synced) == 2

@@ -66,7 +66,9 @@ def save(
         "definitions": merged,
     }
     paths.dot.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(paths.catalog, json.dumps(body, default=str, sort_keys=True))
+    # A cache, written on every catalog call: not fsynced (``load`` reads a file lost in
+    # a crash as no cache, and the next contact writes it again).
+    atomic.write_text(paths.catalog, json.dumps(body, default=str, sort_keys=True), durable=False)
 
 
 def refresh(paths: WorkspacePaths, api: Any) -> None:
