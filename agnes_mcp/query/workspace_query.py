@@ -28,6 +28,7 @@ from agnes_mcp.rails.refusals import (
     next_step,
 )
 from agnes_mcp.rails.sandbox import Limits, Sandbox
+from agnes_mcp.rails.sandbox_pool import threads_for
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation, VersionedCatalog
 from agnes_sync.sql_text import quote_ident
 from agnes_sync.suggest import did_you_mean, suggestions
@@ -72,6 +73,10 @@ class WorkspaceQuery:
         self.limits = limits or WorkspaceLimits()
         self._lock = threading.Lock()
         self._sandbox: tuple[DiskState, Sandbox, VersionedCatalog] | None = None
+        # The single-threaded twin of that sandbox, for queries that read only small
+        # tables (``threads_for``, as the server does): made when first needed, closed
+        # with it.
+        self._twin: Sandbox | None = None
         self._known: tuple[DiskState, Inventory] | None = None
         self.slots = QuerySlots("concurrent_queries of this workspace", "concurrent_queries")
 
@@ -108,6 +113,7 @@ class WorkspaceQuery:
                 tuple(str(f) for f in table.files),
                 table.updated,
                 table.description,
+                rows=table.rows,  # the server's count when it was pulled (the manifest's)
             )
         for name, entry in inventory.remote.items():
             if entry.get("remote_name") and name not in snapshot.tables:
@@ -121,16 +127,41 @@ class WorkspaceQuery:
             if cached is not None and cached[0] == signature:
                 return cached[1], cached[2], inventory
             snapshot = self._catalog(inventory)
-            sandbox = Sandbox(
-                [t for t in snapshot.tables.values() if not t.is_remote],
-                memory_limit=self.limits.memory_limit,
-                threads=self.limits.threads,
-                copies=IN_PLACE,  # its own files, on its own machine: no secret, no copy
-            )
+            sandbox = self._open(snapshot, self.limits.threads)
             if cached is not None:
                 cached[1].close()
+            if self._twin is not None:
+                self._twin.close()
+                self._twin = None
             self._sandbox = (signature, sandbox, snapshot)
             return sandbox, snapshot, inventory
+
+    def _open(self, snapshot: VersionedCatalog, threads: int) -> Sandbox:
+        return Sandbox(
+            [t for t in snapshot.tables.values() if not t.is_remote],
+            memory_limit=self.limits.memory_limit,
+            threads=threads,
+            copies=IN_PLACE,  # its own files, on its own machine: no secret, no copy
+        )
+
+    def _for_reads(
+        self, sandbox: Sandbox, snapshot: VersionedCatalog, reads: list[CatalogTable]
+    ) -> Sandbox:
+        """``sandbox``, or its single-threaded twin when every table ``reads`` is one file
+        of at most one row group by the manifest's count (a file a hand replaced with a
+        larger one is still read right, on one thread). A table in several files keeps
+        every thread: DuckDB reads files side by side (the demo's 10,000 orders in 34
+        files: GROUP BY 5.6 ms on two threads, 6.1 ms on one)."""
+        one_file = all(len(t.files) <= 1 for t in reads)
+        if not one_file or threads_for(reads, self.limits.threads) == self.limits.threads:
+            return sandbox
+        with self._lock:
+            current = self._sandbox
+            if current is None or current[1] is not sandbox:
+                return sandbox  # replaced meanwhile: this query keeps the one it began with
+            if self._twin is None:
+                self._twin = self._open(snapshot, 1)
+            return self._twin
 
     def run(self, sql: str, limit: int | None, classify: Classify | None = None) -> Outcome:
         with self.slots.hold(
@@ -149,6 +180,7 @@ class WorkspaceQuery:
         except TableNotFound:
             missing = next(r.name for r in parsed.refs if r.name not in snapshot.tables)
             raise self._why_missing(missing, parsed.sql, inventory, classify) from None
+        sandbox = self._for_reads(sandbox, snapshot, plan.tables)
         limits = Limits.for_request(
             limit,
             default=self.limits.default_rows,
@@ -212,6 +244,9 @@ class WorkspaceQuery:
             if self._sandbox is not None:
                 self._sandbox[1].close()
                 self._sandbox = None
+            if self._twin is not None:
+                self._twin.close()
+                self._twin = None
 
 
 def _table(
@@ -221,13 +256,14 @@ def _table(
     files: tuple[str, ...],
     updated: dt.datetime | None,
     description: str = "",
+    rows: int | None = None,
 ) -> CatalogTable:
     return CatalogTable(
         id=name,
         description=description,
         query_mode=mode,
         source=source,
-        rows=None,
+        rows=rows,
         size_bytes=None,
         extracted_at=updated,
         files=files,
