@@ -10,36 +10,27 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from agnes_mcp.query import workspace_query
 from agnes_mcp.query.workspace_query import WorkspaceQuery
 from agnes_sync.workspace.inventory import Inventory, disk_state, read_inventory
 from agnes_sync.workspace.layout import WorkspacePaths
-
-
-def _parquet(path: Path, rows: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    try:
-        con.execute(f"COPY (SELECT range AS id FROM range({rows})) TO '{path}' (FORMAT parquet)")
-    finally:
-        con.close()
+from tests.parquet_files import write_ids
 
 
 @pytest.fixture
 def paths(tmp_path: Path) -> WorkspacePaths:
     paths = WorkspacePaths(tmp_path / "ws").ensure()
-    _parquet(paths.data / "products.parquet", 7)
-    _parquet(paths.data / "orders" / "month=2026-01" / "part-0.parquet", 10)
-    _parquet(paths.data / "orders" / "month=2026-02" / "part-0.parquet", 20)
+    write_ids(paths.data / "products.parquet", 7)
+    write_ids(paths.data / "orders" / "month=2026-01" / "part-0.parquet", 10)
+    write_ids(paths.data / "orders" / "month=2026-02" / "part-0.parquet", 20)
     paths.manifest.write_text(json.dumps({"tables": [{"id": "orders", "description": "one"}]}))
     return paths
 
 
 def _replace(paths: WorkspacePaths) -> None:
-    _parquet(paths.data / "staged.bin", 3)
+    write_ids(paths.data / "staged.bin", 3)
     (paths.data / "staged.bin").replace(paths.data / "products.parquet")
 
 
@@ -49,7 +40,7 @@ def _bump_mtime(path: Path) -> None:
 
 
 CHANGES: dict[str, Callable[[WorkspacePaths], object]] = {
-    "a file added in a partition folder": lambda p: _parquet(
+    "a file added in a partition folder": lambda p: write_ids(
         p.data / "orders" / "month=2026-03" / "part-0.parquet", 5
     ),
     "a file rewritten in place": lambda p: _bump_mtime(
@@ -57,11 +48,11 @@ CHANGES: dict[str, Callable[[WorkspacePaths], object]] = {
     ),
     "a file replaced by a rename": _replace,
     "a file removed": lambda p: (p.data / "orders" / "month=2026-02" / "part-0.parquet").unlink(),
-    "a table added": lambda p: _parquet(p.data / "customers.parquet", 4),
+    "a table added": lambda p: write_ids(p.data / "customers.parquet", 4),
     "the manifest rewritten": lambda p: p.manifest.write_text(
         json.dumps({"tables": [{"id": "orders", "description": "two, longer"}]})
     ),
-    "a result kept": lambda p: _parquet(p.results / "result_abc.parquet", 1),
+    "a result kept": lambda p: write_ids(p.results / "result_abc.parquet", 1),
     "a snapshot written": lambda p: (p.snapshots / "recent.json").write_text("{}"),
 }
 
@@ -78,9 +69,9 @@ def test_disk_state_changes_with_what_the_inventory_reads(
 
 def test_a_download_in_progress_changes_nothing(paths: WorkspacePaths) -> None:
     before, inventory = disk_state(paths), read_inventory(paths)
-    _parquet(paths.data / ".customers.parquet.part", 4)
-    _parquet(paths.data / "orders" / ".month=2026-03" / "part-0.parquet", 5)
-    _parquet(paths.data / "orders" / "month=2026-01" / ".part-1.parquet.tmp", 5)
+    write_ids(paths.data / ".customers.parquet.part", 4)
+    write_ids(paths.data / "orders" / ".month=2026-03" / "part-0.parquet", 5)
+    write_ids(paths.data / "orders" / "month=2026-01" / ".part-1.parquet.tmp", 5)
     assert disk_state(paths) == before
     assert read_inventory(paths) == inventory  # hidden: the inventory leaves it out too
 
@@ -112,11 +103,11 @@ def test_queries_read_the_inventory_again_only_after_a_change(
         assert local.inventory().tables["orders"].description == "one"
         assert len(reads) == 1  # three calls, one read: nothing changed in between
 
-        _parquet(paths.data / "orders" / "month=2026-03" / "part-0.parquet", 5)
+        write_ids(paths.data / "orders" / "month=2026-03" / "part-0.parquet", 5)
         assert count() == 35  # the new part is seen at once
         assert len(reads) == 2
 
-        _parquet(paths.data / "customers.parquet", 4)
+        write_ids(paths.data / "customers.parquet", 4)
         assert local.run("SELECT count(*) FROM customers", None).table.column(0)[0].as_py() == 4
         assert len(reads) == 3
         assert count() == 35

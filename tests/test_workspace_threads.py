@@ -9,31 +9,22 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.sandbox_pool import ROW_GROUP_ROWS
 from agnes_sync.workspace.layout import WorkspacePaths
-
-
-def _parquet(path: Path, rows: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    try:
-        con.execute(f"COPY (SELECT range AS id FROM range({rows})) TO '{path}' (FORMAT parquet)")
-    finally:
-        con.close()
+from tests.parquet_files import write_ids
 
 
 @pytest.fixture
 def local(tmp_path: Path) -> Iterator[WorkspaceQuery]:
     paths = WorkspacePaths(tmp_path / "ws").ensure()
     for name in ("products", "orders", "notes"):
-        _parquet(paths.data / f"{name}.parquet", 20)
+        write_ids(paths.data / f"{name}.parquet", 20)
     for part in ("month=01", "month=02"):
-        _parquet(paths.data / "parts" / part / "part-0.parquet", 20)
+        write_ids(paths.data / "parts" / part / "part-0.parquet", 20)
     tables = [
         {"id": "products", "rows": 20},
         {"id": "orders", "rows": ROW_GROUP_ROWS + 1},  # the server's count: large
@@ -86,7 +77,7 @@ def test_small_reads_take_the_single_threaded_twin(
 
 def test_a_change_on_disk_replaces_the_twin_too(local: WorkspaceQuery, used: list[Sandbox]) -> None:
     local.run("SELECT count(*) FROM products", None)
-    _parquet(local.paths.data / "customers.parquet", 3)
+    write_ids(local.paths.data / "customers.parquet", 3)
     assert local.run("SELECT count(*) FROM products", None).table.column(0)[0].as_py() == 20
     first, second = used
     assert second is not first and _threads(second) == 1
