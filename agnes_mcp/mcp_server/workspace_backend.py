@@ -37,6 +37,7 @@ from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, check_name
 from agnes_sync.sql_text import quote_ident
 from agnes_sync.workspace import catalog_cache, local_db, results
 from agnes_sync.workspace.disk import disk_usage
+from agnes_sync.workspace.inventory import Inventory
 from agnes_sync.workspace.layout import WorkspacePaths
 
 
@@ -159,7 +160,7 @@ class WorkspaceBackend(Backend):
         return TableSchema(
             table=table,
             description=held.description if held is not None else "",
-            query_mode=self._mode_of(table),
+            query_mode=_mode_of(table, inventory),
             rows=held.rows if held is not None else None,
             partition_by=None,
             columns=[
@@ -167,14 +168,6 @@ class WorkspaceBackend(Backend):
                 for name, kind, nullable in self.local.columns(table)
             ],
         )
-
-    def _mode_of(self, name: str) -> str:
-        inventory = self.local.inventory()
-        if name in inventory.snapshots:
-            return "snapshot"
-        if name in inventory.results:
-            return "result"
-        return inventory.tables[name].query_mode if name in inventory.tables else "local"
 
     @logged("describe", lambda table, n: {"table": table, "n": n})
     def describe(self, table: str, n: int) -> Answer:
@@ -426,3 +419,11 @@ def _segment(value: str) -> str:
 def _metric_path(metric_id: str) -> str:
     category, _, name = metric_id.partition("/")
     return f"{_segment(category)}/{_segment(name)}"
+
+
+def _mode_of(name: str, inventory: Inventory) -> str:
+    if name in inventory.snapshots:
+        return "snapshot"
+    if name in inventory.results:
+        return "result"
+    return inventory.tables[name].query_mode if name in inventory.tables else "local"
