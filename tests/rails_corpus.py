@@ -482,6 +482,11 @@ SCAN_CAP_CASES: list[str] = [
     "SELECT max(w.device || CAST(w AS VARCHAR)) FROM web_sessions w",
     "SELECT max(x.device) FROM web_sessions x, web_sessions y WHERE y.event_date > DATE '2099-01-01' "
     "AND x.session_id = y.session_id",
+    # a CTE named like the table: the read inside it is still a read of the table
+    "WITH web_sessions AS (SELECT * FROM web_sessions) "
+    "SELECT max(amount), string_agg(landing_page, '') FROM web_sessions",
+    "WITH a AS (SELECT * FROM web_sessions), web_sessions AS (SELECT 1 AS x) "
+    "SELECT max(device) FROM a",
 ]
 
 # --- odd values: every value DuckDB can return renders (never a crash or a 500) -------------

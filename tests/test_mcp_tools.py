@@ -263,6 +263,8 @@ async def test_a_large_result_is_kept_and_summarised(surface: Surface) -> None:
         and handle in structured["truncation"]["how_to_get_more"]
     )
     assert 0 < structured["shown_rows"] <= ob.FIRST_ROWS
+    # the text says how many of the rows it fetched it shows, not only the structured part
+    assert f"(the first {structured['shown_rows']:,} shown below)" in text.splitlines()[0]
     summary = {s["name"]: s for s in structured["summary"]}
     assert summary["status"]["distinct"] == 3 and summary["order_id"]["min"] == "1"
     assert max(len(text), len(ob.dumps(structured))) <= ob.DEFAULT_CHARS
@@ -274,10 +276,12 @@ async def test_a_large_result_is_kept_and_summarised(surface: Surface) -> None:
 
 
 async def test_a_whole_answer_too_large_to_show_is_kept_whole(surface: Surface) -> None:
-    structured, _ = await ok(
+    structured, text = await ok(
         surface, "query", sql="SELECT * FROM orders ORDER BY order_id LIMIT 1500", limit=1800
     )
     assert structured["row_count"] == 1500 and structured["total_rows"] == 1500
+    shown = structured["shown_rows"]
+    assert 0 < shown < 1500 and f"1,500 rows x 7 columns (the first {shown:,} shown" in text
     assert structured["truncation"]["reason"] == "characters"  # only the output budget cut
     handle = structured["result_handle"]
     assert "All 1,500 rows" in structured["truncation"]["how_to_get_more"]

@@ -226,8 +226,13 @@ def present(
 
 def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
     p = model.provenance
+    shown = (
+        f" (the first {model.shown_rows:,} shown below)"
+        if model.shown_rows < model.row_count
+        else ""
+    )
     head = (
-        f"{_rows_said(model)} x {total_columns} columns · {p.engine} · "
+        f"{_rows_said(model)} x {total_columns} columns{shown} · {p.engine} · "
         f"{model.bytes_scanned:,} bytes scanned · {p.duration_ms:g} ms"
     )
     if model.remaining_budget_bytes is not None:

@@ -319,38 +319,44 @@ class QueryService:
         )
 
     def estimate(self, principal: Principal, sql: str) -> EstimateOutcome:
+        """What ``sql`` would scan, without running it. An estimate works on the engine
+        (a warehouse's metadata, the predicates' literals evaluated), so it takes a place
+        among the caller's running queries as a query does."""
         started = time.perf_counter()
         try:
-            parsed, plan, snapshot = self.plan(principal, sql, "auto")
-            caps = self.budget.caps()
-            if plan.mode == "local":
-                outcome = EstimateOutcome(
-                    0,
-                    caps.per_query_bytes,
-                    self.budget.remaining(principal),
-                    "duckdb (server)",
-                    [t.id for t in plan.tables],
-                    None,
-                    {},
-                )
-            else:
-                engine = self.engine_for(plan.tables[0], snapshot.version)
-                tree = rewrite_remote_names(parsed, snapshot)
-                estimate = engine.estimate(tree, plan.tables)
-                outcome = EstimateOutcome(
-                    estimate.scan_bytes,
-                    caps.per_query_bytes,
-                    self.budget.remaining(principal),
-                    engine.name,
-                    [t.id for t in plan.tables],
-                    estimate.result_rows,
-                    estimate.detail,
-                )
+            with self._slot(principal, None):
+                outcome = self._estimate(principal, sql)
         except QueryRefused as refusal:
             self.audit(principal, "query.estimate", sql, started, refusal=refusal)
             raise
         self.audit(principal, "query.estimate", sql, started, estimated=outcome.scan_bytes)
         return outcome
+
+    def _estimate(self, principal: Principal, sql: str) -> EstimateOutcome:
+        parsed, plan, snapshot = self.plan(principal, sql, "auto")
+        caps = self.budget.caps()
+        if plan.mode == "local":
+            return EstimateOutcome(
+                0,
+                caps.per_query_bytes,
+                self.budget.remaining(principal),
+                "duckdb (server)",
+                [t.id for t in plan.tables],
+                None,
+                {},
+            )
+        engine = self.engine_for(plan.tables[0], snapshot.version)
+        tree = rewrite_remote_names(parsed, snapshot)
+        estimate = engine.estimate(tree, plan.tables)
+        return EstimateOutcome(
+            estimate.scan_bytes,
+            caps.per_query_bytes,
+            self.budget.remaining(principal),
+            engine.name,
+            [t.id for t in plan.tables],
+            estimate.result_rows,
+            estimate.detail,
+        )
 
     def _run_remote(
         self,

@@ -104,7 +104,9 @@ class RunResult:
 def lock_down(
     con: duckdb.DuckDBPyConnection, allowed: list[str], *, memory_limit: str, threads: int
 ) -> None:
-    """Apply the sandbox settings to ``con`` and lock them."""
+    """Wrap the functions that build large values (:mod:`value_guards`), apply the sandbox
+    settings to ``con`` and lock them."""
+    value_guards.install(con)
     con.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in allowed)}]")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
@@ -401,7 +403,6 @@ class Sandbox:
         self.tables = {t.id for t in tables}
         self._con = duckdb.connect()
         try:
-            value_guards.install(self._con)
             install_decoders(self._con)
             views = create_views(self._con, tables, copies, natives)
         except BaseException:

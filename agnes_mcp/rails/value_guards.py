@@ -32,6 +32,7 @@ from agnes_mcp.rails.refusals import FunctionNotAllowed, QueryRefused
 
 MAX_VALUE_BYTES = 64 * 1024
 MARKER = "agnes_value_too_large"
+HOME = "memory.main"  # where the wrappers live: the in-memory database of duckdb.connect()
 
 
 class ValueTooLarge(QueryRefused):
@@ -121,13 +122,22 @@ def _macro(name: str, builtin: str) -> str:
         )
         args = ", ".join(guard if n == checked else n for n in names)
         bodies.append(f"({params}) AS system.main.{name}({args})")
-    return f"CREATE MACRO {name}" + ", ".join(bodies)
+    return f"CREATE MACRO {HOME}.{name}" + ", ".join(bodies)
 
 
 def install(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the wrappers in ``con``'s default schema (before it is locked)."""
+    """Create the wrappers in ``con``'s in-memory database (:data:`HOME`). A query finds
+    them before the built-ins while :data:`HOME` is on its search path: the default for a
+    connection whose default database is the in-memory one; a connection switched to
+    another database (``USE``) puts :data:`HOME` after it (:func:`search_path`)."""
     for name in sorted(GUARDED):
         con.execute(_macro(name, _ALIASES.get(name, name)))
+
+
+def search_path(database: str) -> str:
+    """The search path of a connection that reads ``database`` (a quoted identifier) by
+    default, with the wrappers still found before the built-ins."""
+    return f"{database}.main,{HOME}"
 
 
 def refusal(text: str) -> ValueTooLarge | None:

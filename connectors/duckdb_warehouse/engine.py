@@ -12,15 +12,22 @@ read more than the cap, and charged what it read, never the estimate.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from sqlglot import exp
 
+from agnes_mcp.rails import value_guards
 from agnes_mcp.rails.engine import EngineResources, Estimate, RemoteEngine, RemoteResult
-from agnes_mcp.rails.refusals import QueryTimeout, RemoteEstimateFailed, RemoteScanTooLarge
+from agnes_mcp.rails.refusals import (
+    QueryRefused,
+    QueryTimeout,
+    RemoteEstimateFailed,
+    RemoteScanTooLarge,
+)
 from agnes_mcp.rails.sandbox import Limits, lock_down, run_select
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
+from agnes_mcp.rails.value_guards import MAX_VALUE_BYTES
 from agnes_sync.connector import Column
 from agnes_sync.sql_text import quote_ident, quote_literal
 
@@ -28,12 +35,52 @@ if TYPE_CHECKING:
     from agnes_sync.connector import Connector
 from connectors.duckdb_warehouse import read_meter
 from connectors.duckdb_warehouse.storage_estimate import (
-    LiteralEvaluator,
     TableLayout,
     read_layout,
     referenced_columns,
     scan_ranges,
 )
+
+LITERAL_SECONDS = 1.0
+"""How long one literal of a predicate may take to evaluate: longer, and it prunes nothing."""
+
+
+class LiteralEvaluator:
+    """Evaluates column-free expressions (``DATE '2026-01-01' - INTERVAL 7 DAY``) as any
+    query runs (:func:`~agnes_mcp.rails.sandbox.run_select`): in a locked DuckDB that can
+    reach no file, with the value guards, a memory limit, one thread and a timer. An
+    expression that is refused, fails or takes longer than :data:`LITERAL_SECONDS` is not
+    a literal to prune on (``ValueError``): the estimate keeps the row groups it would have
+    ruled out. Estimating never runs what the rails would not."""
+
+    def __init__(self, memory_limit: str) -> None:
+        self._memory_limit = memory_limit
+        self._local = threading.local()
+
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = duckdb.connect()
+            lock_down(con, [], memory_limit=self._memory_limit, threads=1)
+            self._local.con = con
+        return con
+
+    def value(self, expression: exp.Expression, dialect: str) -> Any:
+        if any(True for _ in expression.find_all(exp.Column, exp.Subquery, exp.Table)):
+            raise ValueError("not a literal")
+        sql = (
+            expression.sql(dialect="duckdb")
+            if dialect == "duckdb"
+            else expression.sql(dialect=dialect)
+        )
+        limits = Limits(rows=1, bytes=MAX_VALUE_BYTES, timeout_seconds=LITERAL_SECONDS)
+        try:
+            result = run_select(self._con(), f"SELECT {sql} AS v", limits)
+        except QueryRefused as refused:
+            raise ValueError(f"not a literal: {refused.code}") from None
+        if result.truncated or not result.table.num_rows:
+            raise ValueError("not a literal")
+        return result.table.column(0)[0].as_py()
 
 
 class DuckDBWarehouseEngine(RemoteEngine):
@@ -53,9 +100,10 @@ class DuckDBWarehouseEngine(RemoteEngine):
         ).fetchone()
         self._block_size = int(size[0]) if size else 262_144
         lock_down(self._con, [location.url], memory_limit=memory_limit, threads=threads)
+        self._use(self._con)
         self._layouts: dict[str, TableLayout] = {}
         self._lock = threading.Lock()
-        self._literals = LiteralEvaluator()
+        self._literals = LiteralEvaluator(memory_limit)
 
     @classmethod
     def open(
@@ -178,8 +226,11 @@ class DuckDBWarehouseEngine(RemoteEngine):
         return con
 
     def _use(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        """Each cursor starts in the in-memory catalog: point it at the warehouse."""
-        cursor.execute(f"USE {quote_ident(self.location.alias)}")
+        """Each cursor starts in the in-memory catalog: point it at the warehouse, with the
+        value guards that ``lock_down`` put in the in-memory catalog still found first."""
+        alias = quote_ident(self.location.alias)
+        cursor.execute(f"USE {alias}")
+        cursor.execute(f"SET search_path = {quote_literal(value_guards.search_path(alias))}")
 
     def describe(self, table: CatalogTable) -> list[Column]:
         assert table.remote is not None
@@ -217,15 +268,42 @@ def _iso(value: object) -> str:
 
 
 def _scans_of(tree: exp.Expression, table: CatalogTable) -> list[exp.Table]:
-    """Every place the query reads ``table`` (its id or its warehouse name)."""
+    """Every place the query reads ``table`` (its id or its warehouse name); a name that
+    refers to a common table expression in scope there is not a read of the table."""
     assert table.remote is not None
     own = {table.id.lower(), table.remote.parts[-1]}
-    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
     return [
         node
         for node in tree.find_all(exp.Table)
-        if node.name.lower() in own and not (node.name.lower() in ctes and not node.db)
+        if node.name.lower() in own and not _names_a_cte(node)
     ]
+
+
+def _names_a_cte(node: exp.Table) -> bool:
+    """Whether the unqualified ``node`` names a CTE visible where it stands: in a WITH's
+    body every CTE of it is; inside its n-th CTE, the ones before (and the n-th itself
+    when the WITH is recursive), as DuckDB binds them."""
+    if node.db or node.catalog:
+        return False
+    name = node.name.lower()
+    child: exp.Expr = node
+    through: exp.CTE | None = None
+    parent = node.parent
+    while parent is not None:
+        if isinstance(child, exp.CTE):
+            through = child
+        scope = parent.args.get("with_")
+        if isinstance(scope, exp.With) and child is not scope:
+            if name in {c.alias_or_name.lower() for c in scope.expressions}:
+                return True
+        elif isinstance(scope, exp.With) and through is not None:
+            ctes = list(scope.expressions)
+            index = next(i for i, c in enumerate(ctes) if c is through)
+            visible = ctes[: index + 1] if scope.args.get("recursive") else ctes[:index]
+            if name in {c.alias_or_name.lower() for c in visible}:
+                return True
+        child, parent = parent, parent.parent
+    return False
 
 
 def _names_of(tree: exp.Expression, table: CatalogTable) -> set[str]:

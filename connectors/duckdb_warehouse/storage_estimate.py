@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 from sqlglot import exp
@@ -158,31 +157,11 @@ _OPERATORS: dict[type[exp.Expr], str] = {
 _FLIPPED = {"=": "=", ">": "<", ">=": "<=", "<": ">", "<=": ">="}
 
 
-class LiteralEvaluator:
-    """Evaluates column-free expressions (``DATE '2026-01-01' - INTERVAL 7 DAY``) with
-    DuckDB, in a connection that cannot reach any file."""
+class Literals(Protocol):
+    """Evaluates a column-free expression of a predicate; ``ValueError`` when it is not one
+    (or cannot be evaluated safely): such a predicate prunes nothing."""
 
-    def __init__(self) -> None:
-        self._local = threading.local()
-
-    def _con(self) -> duckdb.DuckDBPyConnection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = self._local.con = duckdb.connect()
-            con.execute("SET enable_external_access = false")
-            con.execute("SET lock_configuration = true")
-        return con
-
-    def value(self, expression: exp.Expression, dialect: str) -> Any:
-        if any(True for _ in expression.find_all(exp.Column, exp.Subquery, exp.Table)):
-            raise ValueError("not a literal")
-        sql = (
-            expression.sql(dialect="duckdb")
-            if dialect == "duckdb"
-            else expression.sql(dialect=dialect)
-        )
-        row = self._con().execute(f"SELECT {sql}").fetchone()
-        return row[0] if row else None
+    def value(self, expression: exp.Expression, dialect: str) -> Any: ...
 
 
 def _conjuncts(where: exp.Expr | None) -> list[exp.Expr]:
@@ -198,7 +177,7 @@ def _conjuncts(where: exp.Expr | None) -> list[exp.Expr]:
 
 
 def scan_ranges(
-    scan: exp.Table, names: set[str], evaluator: LiteralEvaluator, dialect: str
+    scan: exp.Table, names: set[str], evaluator: Literals, dialect: str
 ) -> dict[str, list[tuple[str, Any]]]:
     """(column -> conditions) that prune one scan of the table: only the top-level ANDs of
     the WHERE of the SELECT whose FROM (or inner join) holds ``scan``, on columns qualified

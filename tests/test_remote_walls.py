@@ -1,0 +1,177 @@
+"""The walls of a local query hold on the way to a remote table too.
+
+- A query on the DuckDB warehouse runs with the value guards (``value_too_large``) and
+  refuses calls that would skip them, as the sandbox does: ``lock_down`` installs them
+  on every locked connection.
+- Pricing a query evaluates the literals of its predicates through the same rails:
+  guarded, memory-limited and timed; a literal that is refused or takes too long prunes
+  nothing, so the estimate stays whole rather than the server working on it for minutes.
+- An estimate takes a place among the caller's running queries, as a query does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import duckdb
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from agnes_mcp.query.concurrency import TooManyQueries
+from agnes_mcp.rails.refusals import FunctionNotAllowed
+from agnes_mcp.rails.sandbox import Limits
+from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
+from agnes_mcp.rails.value_guards import ValueTooLarge
+from connectors.duckdb_warehouse import engine as warehouse_engine
+from connectors.duckdb_warehouse.engine import DuckDBWarehouseEngine, LiteralEvaluator
+from tests.conftest import DemoServer
+from tests.test_sandbox_memory import GiB, peak_growth
+
+LIMITS = Limits(rows=100, bytes=64 * 1024**2, timeout_seconds=60)
+# A column-free expression whose work grows with the cube of its number (minutes at 5000).
+SLOW = (
+    "list_sum(list_transform(range(5000), lambda x: "
+    "list_sum(list_transform(range(x), lambda y: list_sum(range(y))))))"
+)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBWarehouseEngine]:
+    path = tmp_path_factory.mktemp("remote-walls") / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE events AS SELECT i AS id, hash(i) AS h, "
+        "DATE '2025-01-01' + CAST(i // 5000 AS INTEGER) AS day FROM range(600000) t(i) ORDER BY day"
+    )
+    con.close()
+    warehouse = DuckDBWarehouseEngine(
+        RemoteLocation("wh", "warehouse", "duckdb", str(path), None, '"main"."events"'),
+        memory_limit="1GB",
+        threads=2,
+    )
+    yield warehouse
+    warehouse.close()
+
+
+def _parse(sql: str) -> exp.Expression:
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    assert isinstance(tree, exp.Expression)
+    return tree
+
+
+def _table(engine: DuckDBWarehouseEngine) -> CatalogTable:
+    return CatalogTable(
+        id="events",
+        description="",
+        query_mode="remote",
+        source="wh",
+        rows=600000,
+        size_bytes=None,
+        extracted_at=None,
+        remote=engine.location,
+        partition_by="day",
+    )
+
+
+def _run(engine: DuckDBWarehouseEngine, sql: str) -> object:
+    tree = _parse(sql)
+    return engine.execute(tree, [_table(engine)], limits=LIMITS, max_bytes=10**12, labels={})
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT length(repeat('x', 100000000)) AS n FROM events LIMIT 1",
+        "SELECT max(length(repeat('x', 3000000 + (id % 2)::INT))) AS n FROM events",
+        "SELECT len(range(id, id + 100000000)) AS n FROM events LIMIT 1",
+    ],
+)
+def test_a_remote_query_is_refused_values_too_large(
+    engine: DuckDBWarehouseEngine, sql: str
+) -> None:
+    growth, outcome = peak_growth(lambda: _run(engine, sql))
+    assert isinstance(outcome, ValueTooLarge), outcome
+    assert growth < GiB, f"grew {growth / 2**20:.0f} MiB"
+
+
+def test_a_remote_query_may_not_call_the_unguarded_builtins(
+    engine: DuckDBWarehouseEngine,
+) -> None:
+    with pytest.raises(FunctionNotAllowed):
+        _run(engine, "SELECT length(system.main.repeat('x', 100000000)) AS n FROM events")
+
+
+def test_a_remote_query_still_runs_and_reads_the_warehouse(engine: DuckDBWarehouseEngine) -> None:
+    result = _run(engine, "SELECT count(*) AS n, max(length(repeat('ab', 3))) AS r FROM events")
+    assert result.table.to_pylist() == [{"n": 600000, "r": 6}]  # type: ignore[attr-defined]
+
+
+def test_a_slow_literal_prunes_nothing_and_is_stopped(
+    engine: DuckDBWarehouseEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(warehouse_engine, "LITERAL_SECONDS", 0.2)
+    evaluator = LiteralEvaluator("1GB")
+    with pytest.raises(ValueError, match="query_timeout"):
+        evaluator.value(_parse(SLOW), "duckdb")
+    table = [_table(engine)]
+    whole = engine.estimate(_parse("SELECT max(h) FROM events"), table).scan_bytes
+    pruned = engine.estimate(
+        _parse("SELECT max(h) FROM events WHERE day < DATE '2025-01-05'"),
+        table,
+    ).scan_bytes
+    bomb = engine.estimate(
+        _parse(f"SELECT max(h) FROM events WHERE day < DATE '2025-01-05' + {SLOW}"),
+        table,
+    ).scan_bytes
+    assert pruned < whole  # a literal prunes
+    assert bomb == whole  # the one it could not evaluate in time prunes nothing
+
+
+def test_a_huge_literal_is_refused_before_it_is_built() -> None:
+    evaluator = LiteralEvaluator("1GB")
+    expression = _parse("length(repeat('x', 1500000000))")
+
+    def attempt() -> object:
+        try:
+            return evaluator.value(expression, "duckdb")
+        except ValueError as refused:
+            return refused
+
+    growth, outcome = peak_growth(attempt)
+    assert isinstance(outcome, ValueError) and "value_too_large" in str(outcome), outcome
+    assert growth < GiB, f"grew {growth / 2**20:.0f} MiB"
+    qualified = _parse("length(system.main.repeat('x', 1500000000))")
+    with pytest.raises(ValueError, match="function_not_allowed"):
+        evaluator.value(qualified, "duckdb")
+
+
+def test_literals_keep_their_values() -> None:
+    evaluator = LiteralEvaluator("1GB")
+    value = evaluator.value(_parse("DATE '2026-01-08' - INTERVAL 7 DAY"), "duckdb")
+    assert str(value) == "2026-01-01 00:00:00"
+    assert evaluator.value(_parse("40 + 2"), "duckdb") == 42
+    with pytest.raises(ValueError, match="not a literal"):
+        evaluator.value(_parse("id + 1"), "duckdb")
+
+
+def test_an_estimate_takes_a_place_among_the_callers_queries(demo_server: DemoServer) -> None:
+    services = demo_server.live.services
+    analyst = services.tokens.authenticate(demo_server.analyst_token)
+    caps = services.query.budget.caps()
+    sql = "SELECT count(*) FROM web_sessions WHERE event_date >= DATE '2026-10-01'"
+    assert services.query.estimate(analyst, sql).scan_bytes > 0
+    with ExitStack() as held:
+        for _ in range(caps.concurrent_queries_per_user):
+            held.enter_context(
+                services.query.slots.hold(
+                    analyst.user_id,
+                    per_user=caps.concurrent_queries_per_user,
+                    total=caps.concurrent_queries,
+                    timeout_seconds=60,
+                )
+            )
+        with pytest.raises(TooManyQueries):
+            services.query.estimate(analyst, sql)
+    assert services.query.estimate(analyst, sql).scan_bytes > 0  # the places came back
