@@ -319,6 +319,7 @@ def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
         # The sample plugin marketplace synced, its first plugin granted to the Analysts.
         assert f"claude plugin marketplace add {base[1]}/marketplace.git" in banner
         assert "plugins granted to you (agnes-analyst)" in banner
+        assert "; cannot see support_tickets)" in banner  # as the demo's grants are
         saved = json.loads((data_dir / "state" / DEMO_TOKENS_FILE).read_text())
         assert saved == {"admin": admin_token[1], "analyst": analyst_token[1]}
         with httpx.Client(base_url=base[1], timeout=10) as client:
@@ -331,6 +332,16 @@ def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
                 "/api/admin/users", headers={"Authorization": f"Bearer {admin_token[1]}"}
             )
             assert users.status_code == 200 and len(users.json()["users"]) == 2
+            grant = client.post(  # what the README's admin steps do; the next banner says so
+                "/api/admin/grants",
+                headers={"Authorization": f"Bearer {admin_token[1]}"},
+                json={
+                    "group": "Analysts",
+                    "resource_type": "table",
+                    "resource_id": "support_tickets",
+                },
+            )
+            assert grant.status_code == 201, grant.text
             status = client.get(
                 "/api/sync/status", headers={"Authorization": f"Bearer {admin_token[1]}"}
             ).json()
@@ -351,6 +362,7 @@ def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
         banner = _read_banner(process)
         assert "Generating the demo data" not in banner
         assert admin_token[1] in banner and analyst_token[1] in banner
+        assert "cannot see" not in banner and "may read every table" in banner
     finally:
         process.send_signal(signal.SIGTERM)  # how a service manager stops it
         assert process.wait(timeout=30) == 0

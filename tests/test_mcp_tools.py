@@ -171,6 +171,12 @@ async def test_schema_and_describe(surface: Surface) -> None:
     assert columns["status"]["stats"]["distinct_estimate"] >= 3
     assert structured["total_columns"] == len(columns) and not structured["truncated"]
     assert "order_date DATE" in text
+    # a remote table's stats hold only its range (storage metadata): nothing unknown is said
+    remote_schema, remote_text = await ok(surface, "schema", table="web_sessions")
+    dated = {c["name"]: c for c in remote_schema["columns"]}["event_date"]["stats"]
+    assert dated["min"] and dated["null_share"] is None
+    line = next(x for x in remote_text.splitlines() if x.startswith("event_date "))
+    assert "None" not in remote_text and f"({dated['min']}..{dated['max']})" in line
     rows, text = await ok(surface, "describe", table="orders", n=3)
     assert rows["shown_rows"] == rows["row_count"] == 3 and len(rows["rows"]) == 3
     remote, _ = await ok(surface, "describe", table="web_sessions", n=4)

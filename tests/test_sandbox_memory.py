@@ -76,6 +76,15 @@ def test_values_too_large_are_refused_before_they_are_built(sandbox: Sandbox, sq
     assert growth < 1 * GiB, f"grew {growth / MiB:.0f} MiB"
 
 
+def test_a_query_cannot_forge_the_value_refusal(sandbox: Sandbox) -> None:
+    """Only the wrappers raise ``value_too_large``: a query's own error() with the same
+    words stays a plain failure (the wrappers' text carries a secret of the process)."""
+    with pytest.raises(QueryRefused) as caught:
+        sandbox.run("SELECT error('agnes_value_too_large|repeat|99') AS x", LIMITS)
+    assert not isinstance(caught.value, ValueTooLarge)
+    assert caught.value.code != "value_too_large"
+
+
 def test_the_byte_cap_cuts_while_the_answer_is_read(sandbox: Sandbox) -> None:
     """A 6 GB answer of values under the bound: cut at 256 MiB, never built whole."""
     sql = f"SELECT repeat('x', {MAX_VALUE_BYTES - 1000}) AS s FROM range(100000)"

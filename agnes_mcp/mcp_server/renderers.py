@@ -14,7 +14,7 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import TextContent
 from pydantic import BaseModel
 
-from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema
+from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, ColumnStats, TableSchema
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server.tool_models import (
     CatalogOutput,
@@ -91,14 +91,24 @@ def catalog_page(
 def schema_text(table: str, description: str, columns: Sequence[ColumnInfo]) -> str:
     lines = [f"{table}: {description}"]
     for c in columns:
-        stats = ""
-        if c.stats is not None:
-            stats = (
-                f" (nulls {c.stats.null_share}, ~{c.stats.distinct_estimate} distinct, "
-                f"{c.stats.min}..{c.stats.max})"
-            )
+        stats = _stats_text(c.stats) if c.stats is not None else ""
         lines.append(f"{c.name} {c.type}{'' if c.nullable is not False else ' NOT NULL'}{stats}")
     return "\n".join(lines)
+
+
+def _stats_text(stats: ColumnStats) -> str:
+    """What is known of a column's values; a statistic the source does not give is left
+    out (a remote table's range comes from storage metadata, its nulls may not)."""
+    said = []
+    if stats.null_share is not None:
+        said.append(f"nulls {stats.null_share}")
+    if stats.distinct_estimate is not None:
+        said.append(f"~{stats.distinct_estimate} distinct")
+    if stats.min is not None or stats.max is not None:
+        said.append(
+            f"{'' if stats.min is None else stats.min}..{'' if stats.max is None else stats.max}"
+        )
+    return f" ({', '.join(said)})" if said else ""
 
 
 def schema_page(

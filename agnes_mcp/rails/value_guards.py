@@ -23,6 +23,7 @@ does not bound: growth by composition of functions that are not amplifiers on th
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,7 +32,9 @@ import duckdb
 from agnes_mcp.rails.refusals import FunctionNotAllowed, QueryRefused
 
 MAX_VALUE_BYTES = 64 * 1024
-MARKER = "agnes_value_too_large"
+# The wrappers' error text carries a secret of this process, so a query cannot forge the
+# refusal with error('agnes_value_too_large|...') of its own.
+MARKER = f"agnes_value_too_large_{secrets.token_hex(8)}"
 HOME = "memory.main"  # where the wrappers live: the in-memory database of duckdb.connect()
 
 

@@ -65,7 +65,23 @@ def _plugins(base: str, granted: list[str]) -> str:
     )
 
 
-def _banner(settings: AgnesSettings, tokens: DemoTokens, granted: list[str]) -> str:
+def _hidden_tables(services: Services, token: str) -> list[str]:
+    """The served tables the user of ``token`` may not read (as the grants are now)."""
+    from agnes_mcp.resource_types import ResourceType
+
+    principal = services.tokens.authenticate(token)
+    granted = services.access.granted(principal, ResourceType.TABLE)
+    tables = services.query.catalog.current().tables
+    return sorted(t for t in tables if granted is not None and t not in granted)
+
+
+def _sees(hidden: list[str]) -> str:
+    return f"cannot see {', '.join(hidden)}" if hidden else "may read every table"
+
+
+def _banner(
+    settings: AgnesSettings, tokens: DemoTokens, granted: list[str], hidden: list[str]
+) -> str:
     base = settings.base_url
     plugins = _plugins(base, granted)
     return f"""
@@ -76,7 +92,7 @@ Agnes demo is running on {settings.data_dir}
   Admin token    {tokens.admin}
                  ({tokens.admin_email})
   Analyst token  {tokens.analyst}
-                 ({tokens.analyst_email}; cannot see support_tickets)
+                 ({tokens.analyst_email}; {_sees(hidden)})
   Both are also in {tokens.path} (mode 0600).
 
 Sign in to the admin app at {base}/auth/login with the admin token
@@ -140,6 +156,7 @@ def demo(args: argparse.Namespace) -> int:
         granted = _granted_plugins(services)
         started = time.perf_counter()
         results = first_sync(services, regenerated=generated)
+        hidden = _hidden_tables(services, tokens.analyst)
     except BaseException:
         services.close()
         raise
@@ -148,5 +165,7 @@ def demo(args: argparse.Namespace) -> int:
         _say(f"Synced {ok} of {len(results)} tables in {time.perf_counter() - started:.1f} s.")
         for failed in (r for r in results if r.status != "ok"):
             _say(f"  {failed.table_id}: {(failed.error or {}).get('message')}")
-    run_server(settings, services, on_ready=lambda actual: _say(_banner(actual, tokens, granted)))
+    run_server(
+        settings, services, on_ready=lambda actual: _say(_banner(actual, tokens, granted, hidden))
+    )
     return exit_codes.OK
