@@ -4,18 +4,47 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from cli import exit_codes
 from cli.output import print_json, printable
 
 
-def _say(code: str, message: str, hint: str | None, as_json: bool) -> None:
+def _say(
+    code: str,
+    message: str,
+    hint: str | None,
+    as_json: bool,
+    next_step: dict[str, Any] | None = None,
+) -> None:
+    """The error, its hint and, for a refusal that names one, the ready command to run
+    instead (the CLI line of its ``next_step``; the hint may name the MCP tool)."""
     if as_json:
-        print_json({"error": {"code": code, "message": message, "hint": hint}})
+        body: dict[str, Any] = {"code": code, "message": message, "hint": hint}
+        if next_step is not None:
+            body["next_step"] = next_step
+        print_json({"error": body})
         return
     sys.stderr.write(f"error: {printable(message)}\n")
     if hint:
         sys.stderr.write(f"hint: {printable(hint)}\n")
+    for command in _commands(next_step):
+        sys.stderr.write(f"next: {printable(command)}\n")
+
+
+def _commands(next_step: dict[str, Any] | None) -> list[str]:
+    """The CLI lines of a next step: its own, or each of its options'."""
+    if not next_step:
+        return []
+    steps = next_step.get("options") if isinstance(next_step.get("options"), list) else [next_step]
+    lines = [s.get("cli") for s in steps if isinstance(s, dict)]
+    return [line for line in lines if isinstance(line, str) and line]
+
+
+def _next_step(exc: BaseException) -> dict[str, Any] | None:
+    """The refusal's next step, from the server's answer or the local rails alike."""
+    step = getattr(exc, "next_step", None)
+    return step if isinstance(step, dict) else None
 
 
 def report(exc: BaseException, as_json: bool) -> int:
@@ -40,7 +69,7 @@ def report(exc: BaseException, as_json: bool) -> int:
                     where += f", line {problem['line']}"
                 key = f"{problem['key']}: " if problem.get("key") else ""
                 sys.stderr.write(printable(f"{where}: {key}{problem['message']}") + "\n")
-        _say(exc.code, exc.message, exc.hint, as_json)
+        _say(exc.code, exc.message, exc.hint, as_json, _next_step(exc))
         if exc.status in (401, 403):
             return exit_codes.AUTH
         return exit_codes.FAILURE
@@ -66,6 +95,6 @@ def report(exc: BaseException, as_json: bool) -> int:
         _say(exc.code, exc.message, exc.hint, as_json)
         return exit_codes.CONFIG
     if isinstance(exc, AgnesError):
-        _say(exc.code, exc.message, exc.hint, as_json)
+        _say(exc.code, exc.message, exc.hint, as_json, _next_step(exc))
         return exit_codes.FAILURE
     raise exc

@@ -65,8 +65,15 @@ def test_query_formats_and_remote(workspace: Path, capsys: pytest.CaptureFixture
     code, out, err = run(capsys, "query", "SELECT * FROM web_sessions")
     assert code == exit_codes.FAILURE and "remote_table_needs_snapshot" not in err
     assert "is a remote table" in err and "hint:" in err
+    # the ready command to run instead, as a CLI line (the hint names the MCP tools)
+    ready = [x for x in err.splitlines() if x.startswith("next: ")]
+    assert ready[0] == 'next: agnes query --remote "SELECT * FROM web_sessions"'
+    assert len(ready) == 2 and ready[1].startswith("next: agnes snapshot create web_sessions")
     code, out, err = run(capsys, "query", "SELECT * FROM web_sessions", "--json")
-    assert json.loads(out)["error"]["code"] == "remote_table_needs_snapshot"
+    refusal = json.loads(out)["error"]
+    assert refusal["code"] == "remote_table_needs_snapshot"
+    options = refusal["next_step"]["options"]
+    assert [o["cli"] for o in options] == [x.removeprefix("next: ") for x in ready]
     code, _, err = run(capsys, "query", "DROP TABLE orders")
     assert code == exit_codes.FAILURE and "SELECT" in err
 

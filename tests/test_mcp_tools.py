@@ -248,6 +248,23 @@ async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
     assert write["code"] == "read_only"
 
 
+async def test_arguments_that_do_not_match_the_schema_get_a_typed_refusal(
+    surface: Surface,
+) -> None:
+    """Not pydantic's raw text: the documented error shape, each argument named."""
+    listed = await refused(
+        surface, "snapshot_estimate", table="web_sessions", select="session_id,device"
+    )
+    assert listed["code"] == "invalid_arguments" and "JSON array" in listed["hint"]
+    assert [p["argument"] for p in listed["details"]["problems"]] == ["select"]
+    assert "select: Input should be a valid list (given 'session_id,device')" in listed["message"]
+    low = await refused(surface, "query", sql="SELECT 1", limit=0)
+    assert low["code"] == "invalid_arguments" and "limit" in low["message"]
+    missing = await refused(surface, "query", sqll="SELECT 1")
+    names = {p["argument"] for p in missing["details"]["problems"]}
+    assert missing["code"] == "invalid_arguments" and names == {"sql", "sqll"}
+
+
 async def test_a_large_result_is_kept_and_summarised(surface: Surface) -> None:
     structured, text = await ok(surface, "query", sql="SELECT * FROM orders ORDER BY order_id")
     counted, _ = await ok(surface, "query", sql="SELECT count(*) AS n FROM orders")

@@ -17,10 +17,12 @@ import logging
 import mcp_types
 from fastmcp import FastMCP
 from fastmcp.exceptions import ResourceError, ToolError
+from fastmcp.exceptions import ValidationError as ArgumentsInvalid
 from fastmcp.resources.base import ResourceResult
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from mcp.types import TextContent
+from pydantic import ValidationError
 
 from agnes_mcp.mcp_server import output_budget as ob
 from agnes_sync.errors import AgnesError
@@ -41,10 +43,46 @@ def error_result(exc: AgnesError) -> ToolResult:
     )
 
 
-def _refusal(exc: BaseException) -> AgnesError | None:
+class InvalidArguments(AgnesError):
+    code = "invalid_arguments"
+    status = 400
+    default_hint = (
+        "Pass each argument as the tool's input schema gives it (tools/list): a list is a "
+        'JSON array, e.g. ["a", "b"], not "a,b".'
+    )
+
+
+def invalid_arguments(tool: str, exc: ValidationError) -> InvalidArguments:
+    """The caller's arguments did not match the tool's input schema: each problem named."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        problem = {"argument": where, "problem": error["msg"]}
+        if not error["type"].startswith("missing"):
+            given = repr(error.get("input"))
+            problem["given"] = given if len(given) <= 80 else given[:80] + "…"
+        problems.append(problem)
+    said = "; ".join(
+        f"{p['argument']}: {p['problem']}" + (f" (given {p['given']})" if "given" in p else "")
+        for p in problems
+    )
+    return InvalidArguments(f"{tool}: {said}.", details={"problems": problems})
+
+
+def _refusal(exc: BaseException, tool: str | None = None) -> AgnesError | None:
     if isinstance(exc, AgnesError):
         return exc
-    return exc.__cause__ if isinstance(exc.__cause__, AgnesError) else None
+    if isinstance(exc.__cause__, AgnesError):
+        return exc.__cause__
+    # FastMCP raises its ValidationError only for a call's arguments (an error a tool's
+    # own body raises is tagged apart): that is the caller's to fix, so it is answered.
+    if (
+        tool is not None
+        and isinstance(exc, ArgumentsInvalid)
+        and isinstance(exc.__cause__, ValidationError)
+    ):
+        return invalid_arguments(tool, exc.__cause__)
+    return None
 
 
 class RefusalsAsResults(Middleware):
@@ -57,8 +95,8 @@ class RefusalsAsResults(Middleware):
     ) -> ToolResult:
         try:
             return await call_next(context)
-        except (ToolError, AgnesError) as exc:
-            refusal = _refusal(exc)
+        except (ToolError, AgnesError, ArgumentsInvalid) as exc:
+            refusal = _refusal(exc, context.message.name)
             if refusal is None:
                 raise
             return error_result(refusal)
