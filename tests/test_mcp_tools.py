@@ -228,6 +228,9 @@ async def test_remote_table_in_query_points_at_query_remote_and_a_snapshot(
 
 async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
     not_granted = {"server": "table_not_granted", "workspace": "table_not_found"}[surface.kind]
+    if surface.kind == "workspace":  # it cannot tell unknown from not granted: says both
+        said = await refused(surface, "query", sql="SELECT * FROM support_tickets")
+        assert "not granted" in said["message"] and "agnes pull" not in said["hint"]
     assert (await refused(surface, "query", sql="SELECT * FROM support_tickets"))[
         "code"
     ] == not_granted

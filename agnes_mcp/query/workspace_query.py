@@ -231,10 +231,20 @@ class WorkspaceQuery:
                 details={"table": name},
             )
         here = [*inventory.tables, *inventory.snapshots, *inventory.results, *inventory.remote]
+        if classify is None:  # no catalog of the server's at hand: say only what is here
+            said = f"There is no table '{name}' in this workspace."
+            then = "'agnes pull' fetches the tables you are granted."
+        else:  # the server lists for each user only what they may read
+            said = (
+                f"There is no table '{name}' you may read: it is neither in this workspace "
+                "nor among the server's tables for you (it does not exist, or you are not "
+                "granted it)."
+            )
+            then = "An admin grants access to other tables."
         return TableNotFound(
-            f"There is no table '{name}' in this workspace.",
+            said,
             hint=did_you_mean(name, here, n=3)
-            + "List the tables you may use with the catalog tool; 'agnes pull' fetches them.",
+            + f"List the tables you may use with the catalog tool. {then}",
             next=next_step("catalog", "agnes catalog", search=name),
             details={"suggestions": suggestions(name, here, n=3)},
         )
