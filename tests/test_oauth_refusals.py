@@ -289,6 +289,10 @@ def test_a_refresh_token_reused_after_rotation_ends_the_family(
     assert mcp_post(http, successor["access_token"]).status_code == 200
     replayed = client.refresh(tokens["refresh_token"])
     assert error_of(replayed) == "invalid_grant" and "access_token" not in replayed.json()
+    # the client is told why, so it signs in again rather than retrying
+    said = replayed.json()["error_description"]
+    assert "revoked" in said and "a rotated refresh token was used again" in said
+    assert said == client.refresh(tokens["refresh_token"]).json()["error_description"]
     refused = mcp_post(http, successor["access_token"])
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "token_revoked"
     assert error_of(client.refresh(successor["refresh_token"])) == "invalid_grant"

@@ -42,7 +42,12 @@ from agnes_mcp.oauth.pending import (
     PendingStore,
 )
 from agnes_mcp.oauth.request_base import mcp_resource, request_base_var
-from agnes_mcp.oauth.token_service import OAUTH_SCOPES, IssuedTokens, normalize_resource
+from agnes_mcp.oauth.token_service import (
+    OAUTH_SCOPES,
+    REFRESH_PATTERN,
+    IssuedTokens,
+    normalize_resource,
+)
 from agnes_mcp.services import Services
 
 CONSENT_PATH = "/oauth/consent"
@@ -55,6 +60,9 @@ class AgnesCode(AuthorizationCode):
 
 class AgnesRefreshToken(RefreshToken):
     grant_id: str
+    # Set for a refresh token whose grant was revoked (a replay ends it too): the token
+    # endpoint then says so, not that the token does not exist.
+    revoked_why: str | None = None
 
 
 class AgnesAccessToken(AccessToken):
@@ -211,7 +219,7 @@ class AgnesAuthorizationServer(OAuthProvider):
     ) -> AgnesRefreshToken | None:
         lookup = await run_in_threadpool(self.services.oauth.find_refresh, refresh_token)
         if lookup is None:
-            return None
+            return await run_in_threadpool(self._revoked_refresh, refresh_token)
         return AgnesRefreshToken(
             token=refresh_token,
             client_id=lookup.grant.client_id,
@@ -222,12 +230,37 @@ class AgnesAuthorizationServer(OAuthProvider):
             grant_id=lookup.grant.id,
         )
 
+    def _revoked_refresh(self, raw: str) -> AgnesRefreshToken | None:
+        """A refresh token of a grant that was revoked (by its user, an admin, or a replay
+        of the token), as a token the endpoint refuses saying why; None for any other."""
+        if not REFRESH_PATTERN.match(raw.strip()):
+            return None
+        grant = self.services.oauth.grant_of(raw)
+        if grant is None or grant.revoked_at is None:
+            return None
+        return AgnesRefreshToken(
+            token=raw,
+            client_id=grant.client_id,
+            scopes=grant.scopes,
+            expires_at=None,
+            resource=grant.resource,
+            subject=grant.user_id,
+            grant_id=grant.id,
+            revoked_why=grant.revoked_why or "revoked",
+        )
+
     async def exchange_refresh_token(
         self,
         client: OAuthClientInformationFull,
         refresh_token: RefreshToken,
         scopes: list[str],
     ) -> OAuthToken:
+        why = getattr(refresh_token, "revoked_why", None)
+        if why is not None:
+            raise TokenError(
+                "invalid_grant",
+                f"The OAuth grant of this refresh token was revoked ({why}); sign in again.",
+            )
         def rotate() -> IssuedTokens:
             lookup = self.services.oauth.find_refresh(refresh_token.token)
             if lookup is None:
