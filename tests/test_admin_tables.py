@@ -394,3 +394,45 @@ def test_the_rest_registry_takes_the_same_filters(tmp_path: Path) -> None:
         assert ids(status="never", source="sample", mode="local") == ["two"]
         assert ids(source="elsewhere") == []
         assert api.get("/api/admin/registry", params={"mode": "sideways"}).status_code == 422
+
+
+def test_the_sync_timeline_reads_well_with_one_run() -> None:
+    """One run (or runs close together): the time axis spans an hour, not microseconds,
+    and the counts read as counts from zero (1,000,001, not 1.0000010e+6)."""
+    import datetime as dt
+
+    from bokeh.models import NumeralTickFormatter
+
+    from agnes_admin.sync_timeline import MIN_SPAN, history_figure
+    from agnes_mcp.store.sync_state import SyncRun
+
+    at = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+    run = SyncRun(
+        id=1,
+        table_id="t",
+        started_at=at,
+        finished_at=at,
+        status="ok",
+        rows=1_000_001,
+        size_bytes=None,
+        error=None,
+        trigger="schedule",
+        attempts=1,
+        duration_ms=463.5,
+    )
+    duration, rows = history_figure([run]).children
+    span = duration.x_range.end - duration.x_range.start
+    assert span >= MIN_SPAN and duration.x_range.start < at < duration.x_range.end
+    assert rows.y_range.start == 0 and rows.y_range.end > 1_000_001
+    assert isinstance(rows.yaxis[0].formatter, NumeralTickFormatter)
+    later = run.model_copy(update={"id": 2, "started_at": at + dt.timedelta(days=3)})
+    wide = history_figure([run, later]).children[0].x_range
+    assert wide.start < at and wide.end > later.started_at  # a wide span is kept, padded
+
+
+def test_the_usage_chart_counts_in_a_readable_unit() -> None:
+    from agnes_admin.pages.usage import _unit
+
+    assert _unit(40_000_000) == ("MiB", 1024**2)
+    assert _unit(3 * 1024**3) == ("GiB", 1024**3)
+    assert _unit(500) == ("bytes", 1)

@@ -105,12 +105,14 @@ class UsagePage:
         import hvplot.pandas  # noqa: F401 - registers .hvplot on DataFrames
 
         frame = pd.DataFrame(rows)
+        unit, scale = _unit(int(frame.groupby("day")["bytes_scanned"].sum().max()))
+        frame["scanned"] = frame["bytes_scanned"] / scale
         self.plot.object = frame.hvplot.bar(
             x="day",
-            y="bytes_scanned",
+            y="scanned",
             by="user",
             stacked=True,
-            ylabel="bytes scanned",
+            ylabel=f"{unit} scanned",
             xlabel="day (UTC)",
             legend="top_left",
         )
@@ -132,6 +134,14 @@ def _tops(queries: list[TopQuery]) -> pd.DataFrame:
         ],
         columns=TOP_COLUMNS,
     )
+
+
+UNITS = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
+
+
+def _unit(largest: int) -> tuple[str, int]:
+    """The unit the chart's axis counts in: the largest that the biggest bar reaches."""
+    return next(((name, size) for name, size in UNITS if largest >= size), ("bytes", 1))
 
 
 def _size(value: int) -> str:
