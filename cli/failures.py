@@ -36,7 +36,8 @@ def _commands(next_step: dict[str, Any] | None) -> list[str]:
     """The CLI lines of a next step: its own, or each of its options'."""
     if not next_step:
         return []
-    steps = next_step.get("options") if isinstance(next_step.get("options"), list) else [next_step]
+    options = next_step.get("options")
+    steps: list[Any] = options if isinstance(options, list) else [next_step]
     lines = [s.get("cli") for s in steps if isinstance(s, dict)]
     return [line for line in lines if isinstance(line, str) and line]
 

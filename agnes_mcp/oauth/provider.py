@@ -261,6 +261,7 @@ class AgnesAuthorizationServer(OAuthProvider):
                 "invalid_grant",
                 f"The OAuth grant of this refresh token was revoked ({why}); sign in again.",
             )
+
         def rotate() -> IssuedTokens:
             lookup = self.services.oauth.find_refresh(refresh_token.token)
             if lookup is None:
