@@ -1,7 +1,8 @@
 """Results too large to show, kept in server memory so the agent can query them next.
 
 Kept per token (one agent session's credentials), for an hour after last use, a few per
-token and a bounded total; the oldest go first. Names are random (``result_<hex>``), so
+token and a bounded total; past the total, the token holding the most gives up its oldest
+first, so one session's large results never push out another's. Names are random (``result_<hex>``), so
 two sessions of one user never collide, and a name only resolves for its own token.
 """
 
@@ -47,9 +48,26 @@ class ResultStore:
             mine = [key for key in self._kept if key[0] == owner]
             for key in mine[:-PER_TOKEN]:
                 del self._kept[key]
-            while len(self._kept) > 1 and self._bytes() > self._total:
-                self._kept.popitem(last=False)
+            while self._bytes() > self._total:
+                victim = self._victim(keep=(owner, name))
+                if victim is None:
+                    break
+                del self._kept[victim]
         return name
+
+    def _victim(self, keep: tuple[str, str]) -> tuple[str, str] | None:
+        """What goes first when the store is full: the oldest result of the token holding
+        the most bytes, so one session keeping large results gives up its own, not other
+        sessions'. ``keep`` (the result just kept, whose name the caller is handed) is
+        never it; None when nothing else is left."""
+        held: dict[str, int] = {}
+        for (who, _), kept in self._kept.items():
+            held[who] = held.get(who, 0) + kept.table.nbytes
+        for who in sorted(held, key=held.__getitem__, reverse=True):
+            for key in self._kept:
+                if key[0] == who and key != keep:
+                    return key
+        return None
 
     def extras(self, owner: str) -> dict[str, ExtraTable]:
         now = time.monotonic()
