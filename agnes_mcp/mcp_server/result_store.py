@@ -2,8 +2,9 @@
 
 Kept per token (one agent session's credentials), for an hour after last use, a few per
 token and a bounded total; past the total, the token holding the most gives up its oldest
-first, so one session's large results never push out another's. Names are random (``result_<hex>``), so
-two sessions of one user never collide, and a name only resolves for its own token.
+first, so one session's large results never push out another's. Names are random
+(``result_<hex>``), so two sessions of one user never collide, and a name only resolves
+for its own token.
 """
 
 from __future__ import annotations
