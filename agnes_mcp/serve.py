@@ -16,7 +16,6 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp
 
-from agnes_mcp import memory_ceiling
 from agnes_mcp.api.admin_gate import AdminReadiness
 from agnes_mcp.api.app import create_app
 from agnes_mcp.bootstrap_admin import ensure_admin
@@ -83,9 +82,6 @@ def serve(
 
     ``on_ready`` runs once the app has started, with the settings (actual port included).
     """
-    ceiling = memory_ceiling.apply(settings.max_server_memory)
-    if ceiling is not None:
-        logger.info("memory ceiling: %.1f GiB (max_server_memory)", ceiling / 2**30)
     services = services or Services.open(settings)
     try:
         ensure_admin(services)

@@ -32,7 +32,6 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from agnes_mcp import memory_ceiling
 from agnes_mcp.config_file import ConfigFile, describe_validation_errors, warn_unknown_env
 from agnes_mcp.errors import ConfigError
 
@@ -387,13 +386,6 @@ class AgnesSettings(BaseSettings):
         default="2GB",
         pattern=r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
         description="Memory one query sandbox (a DuckDB instance) may use, e.g. '2GB'.",
-    )
-    max_server_memory: str = Field(
-        default="auto",
-        pattern=memory_ceiling.PATTERN,
-        description="The server process's memory ceiling (its data segment, RLIMIT_DATA): "
-        "an allocation past it fails the query that made it instead of the kernel killing "
-        "the server. 'auto': 80% of the machine's memory, at least 8 GiB; a size; 'off'.",
     )
     query_threads: int = Field(
         default=2,
