@@ -15,16 +15,33 @@ as their writer yields, and a websocket, after the upgrade, is not held at all.
 
 Flow control is untouched: the real transport still pauses and resumes the protocol, and
 at most ``SMALL_BYTES`` wait here for the loop to turn.
+
+Connections cost a file descriptor each, shared with DuckDB, git and the store, and uvicorn
+itself neither limits them nor times out a request's head: 20,000 connections that never
+finished their headers held every descriptor of a demo server, and queries failed with
+"Too many open files". So here (:class:`_Admission`, one per server) a request's head must
+arrive within ``HEAD_SECONDS`` of the connection (or of the last answer on it), one
+address may hold at most ``PER_CLIENT`` connections (a trusted proxy's are not counted:
+it speaks for many clients, and limits them itself), and the server as a whole keeps
+``RESERVED_FDS`` descriptors of its limit free. A connection past a limit is answered
+``503 too_many_connections`` and closed at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import json
+import resource
+from collections import Counter
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 SMALL_BYTES = 64 * 1024  # writes that together stay under this wait for the loop to turn
+HEAD_SECONDS = 10.0  # a request's line and headers must arrive within this
+PER_CLIENT = 256  # open connections one address may hold
+RESERVED_FDS = 1024  # descriptors kept for everything but connections
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -122,12 +139,127 @@ class CoalescingTransport(asyncio.Transport):
         return self._transport.get_protocol()
 
 
+def _busy(message: str) -> bytes:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "too_many_connections",
+                "message": message,
+                "hint": "Close idle connections, or retry in a few seconds.",
+            }
+        }
+    ).encode()
+    head = (
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        f"retry-after: 5\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class _Admission:
+    """One server's open connections, by client address."""
+
+    def __init__(self, trusted: list[str] | str) -> None:
+        entries = trusted.split(",") if isinstance(trusted, str) else trusted
+        self._trusted = [
+            ipaddress.ip_network(e.strip(), strict=False)
+            for e in entries
+            if e.strip() and e.strip() != "*"
+        ]
+        self._everyone_trusted = any(e.strip() == "*" for e in entries)
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        infinite = soft == resource.RLIM_INFINITY
+        self.total_limit = 1 << 20 if infinite else max(64, soft - RESERVED_FDS)
+        self.by_client: Counter[str] = Counter()
+        self.total = 0
+
+    def _counted(self, host: str) -> bool:
+        if self._everyone_trusted:
+            return False
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return True  # a unix socket's peer or odd name: counted under it
+        return not any(address in network for network in self._trusted)
+
+    def admit(self, host: str) -> str | None:
+        """Count a new connection from ``host``; None, or why it is refused."""
+        if self.total >= self.total_limit:
+            return "The server holds as many connections as it may; it refuses more for now."
+        if self._counted(host) and self.by_client[host] >= PER_CLIENT:
+            return f"Your address holds {PER_CLIENT} open connections already."
+        self.total += 1
+        if self._counted(host):
+            self.by_client[host] += 1
+        return None
+
+    def release(self, host: str) -> None:
+        self.total -= 1
+        if self._counted(host):
+            self.by_client[host] -= 1
+            if self.by_client[host] <= 0:
+                del self.by_client[host]
+
+
 class HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a :class:`CoalescingTransport`."""
+    """uvicorn's httptools protocol over a :class:`CoalescingTransport`, with the head's
+    timeout and the connection limits of :class:`_Admission`."""
+
+    _admitted: str | None = None  # the client address counted, until released
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._coalescing = CoalescingTransport(transport, self.loop)
         super().connection_made(self._coalescing)
+        admission = getattr(self.server_state, "agnes_admission", None)
+        if admission is None:
+            admission = _Admission(self.config.forwarded_allow_ips)
+            self.server_state.agnes_admission = admission  # type: ignore[attr-defined]
+        host = self.client[0] if self.client else ""
+        refused = admission.admit(host)
+        if refused is not None:
+            self._coalescing.write(_busy(refused))
+            self._coalescing.close()
+            return
+        self._admitted = host
+        self._expect_head()
+
+    def _expect_head(self) -> None:
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(HEAD_SECONDS, self._head_too_slow)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._expect_head()  # the next request on this connection has as long
+
+    def _release(self) -> None:
+        self._cancel_head_timer()
+        if self._admitted is not None:
+            self.server_state.agnes_admission.release(self._admitted)  # type: ignore[attr-defined]
+            self._admitted = None
+
+    def handle_websocket_upgrade(self) -> None:
+        self._release()  # the websocket protocol owns the connection from here
+        super().handle_websocket_upgrade()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+        super().connection_lost(exc)
 
     def eof_received(self) -> None:
         # The client sent its last byte (a half-close): asyncio closes the socket's own

@@ -9,6 +9,9 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
+
+from agnes_mcp import http_protocol
 from agnes_mcp.http_protocol import SMALL_BYTES, CoalescingTransport
 from tests.conftest import LiveServer
 
@@ -133,3 +136,63 @@ def test_the_server_answers_whole_over_it(live_server: LiveServer) -> None:
         assert spec.status_code == 200, spec.text[:200]
         assert len(spec.content) > SMALL_BYTES and spec.json()["paths"]
         assert client.get("/api/whoami").status_code == 200
+
+
+def _connect(live_server: LiveServer, source: str) -> socket.socket:
+    """A raw connection to the live server from ``source`` (an address of 127.0.0.0/8, so
+    this test's connections are counted apart from the suite's other clients)."""
+    host, port = live_server.base_url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)), timeout=30, source_address=(source, 0))
+
+
+def _until_closed(client: socket.socket) -> bytes:
+    answer = b""
+    while chunk := client.recv(65536):
+        answer += chunk
+    return answer
+
+
+def test_a_request_head_that_never_ends_is_cut_off(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slowloris: a head begun and never finished holds the connection only so long, on a
+    new connection and on a kept-alive one alike."""
+    monkeypatch.setattr(http_protocol, "HEAD_SECONDS", 0.3)
+    with _connect(live_server, "127.0.0.5") as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n")
+        assert _until_closed(slow) == b""  # closed by the server, no answer
+    with _connect(live_server, "127.0.0.5") as kept:
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first = kept.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 OK"), first[:100]
+        kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the next head stalls
+        assert _until_closed(kept) == b""
+    with _connect(live_server, "127.0.0.5") as whole:  # a request sent whole is answered
+        whole.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        assert _until_closed(whole).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_one_address_holds_only_so_many_connections(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(http_protocol, "PER_CLIENT", 3)
+    held = [_connect(live_server, "127.0.0.6") for _ in range(3)]
+    try:
+        with _connect(live_server, "127.0.0.6") as fourth:
+            refused = _until_closed(fourth)
+        assert refused.startswith(b"HTTP/1.1 503"), refused[:200]
+        assert b'"too_many_connections"' in refused and b"retry-after: 5" in refused
+        with _connect(live_server, "127.0.0.7") as other:  # another address is not held up
+            other.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert _until_closed(other).startswith(b"HTTP/1.1 200 OK")
+    finally:
+        for client in held:
+            client.close()
+    answered = b""
+    for _ in range(200):  # the server releases the closed ones as it sees them close
+        with _connect(live_server, "127.0.0.6") as again:
+            again.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            answered = _until_closed(again)
+        if answered.startswith(b"HTTP/1.1 200 OK"):
+            break
+    assert answered.startswith(b"HTTP/1.1 200 OK"), answered[:200]
