@@ -78,6 +78,8 @@ def test_non_admin_gets_403_on_admin_routes(analyst: httpx.Client) -> None:
         ("GET", "/api/admin/grants"),
         ("DELETE", "/api/admin/grants/grt_x"),
         ("GET", "/api/admin/resource-types"),
+        ("GET", "/api/admin/audit"),
+        ("GET", "/api/admin/usage"),
     ]:
         response = analyst.request(method, path, json={"name": "x"} if method == "POST" else None)
         assert_error(response, 403, "admin_required")
@@ -465,3 +467,27 @@ def test_deeply_nested_json_is_malformed_not_a_crash(admin: httpx.Client) -> Non
         "invalid_request",
         "payload_too_large",
     )
+
+
+def test_every_route_module_is_mounted(live_server: LiveServer, admin: httpx.Client) -> None:
+    """A route module written but never included answered 404 for documented routes
+    (``/api/admin/audit`` and ``/usage``): each module's every path is served."""
+    import importlib
+    import pkgutil
+
+    import agnes_mcp.api.routes as package
+    from agnes_mcp.api.app import create_app
+
+    served = set(create_app(live_server.services).openapi()["paths"])
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if router is None:
+            continue
+        documented = {r.path for r in router.routes if getattr(r, "include_in_schema", False)}
+        missing = documented - served
+        assert not missing, f"{info.name}: {sorted(missing)} not mounted"
+    audit = admin.get("/api/admin/audit", params={"page_size": 5})
+    assert audit.status_code == 200 and audit.json()["page_size"] == 5, audit.text
+    usage = admin.get("/api/admin/usage", params={"days": 3})
+    assert usage.status_code == 200 and "bytes_per_user_day" in usage.json(), usage.text

@@ -30,6 +30,7 @@ from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.request_context import RequestContextMiddleware
 from agnes_mcp.api.routes import (
+    audit,
     catalog,
     distribution,
     grants,
@@ -123,6 +124,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         catalog,
         metrics,
         distribution,
+        audit,
         oauth_grants,
         marketplaces,
         marketplace_routes,
