@@ -28,8 +28,11 @@ class PageContext:
         """The admin acting now (re-checked): raises if signed out, deactivated or no
         longer an admin."""
         session = self.services.web_sessions.check(self.session_id)
-        if not session.principal.in_admin_group:
-            raise AdminRequired("Only members of the Admin group may use the admin app.")
+        if not session.principal.is_admin:  # the group and the admin scope
+            raise AdminRequired(
+                "Only members of the Admin group, signed in with the admin scope, may use the "
+                "admin app."
+            )
         return session.principal
 
     def csrf(self) -> str:

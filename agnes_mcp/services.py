@@ -105,6 +105,7 @@ class Services:
         sources = SourceCatalog(settings)
         orchestrator = Orchestrator(settings.data_dir)
         orchestrator.relocate()  # a data dir copied or restored elsewhere: re-point it here
+        tokens = TokenService(store, token_store, users, groups, write_behind)
         return cls(
             settings=settings,
             store=store,
@@ -112,9 +113,15 @@ class Services:
             groups=groups,
             grants=grants,
             token_store=token_store,
-            tokens=TokenService(store, token_store, users, groups, write_behind),
+            tokens=tokens,
             web_sessions=WebSessionService(
-                settings, store, session_store, users, groups, write_behind
+                settings,
+                store,
+                session_store,
+                users,
+                groups,
+                write_behind,
+                token_alive=tokens.alive,
             ),
             access=AccessControl(store, grants),
             audit_log=audit_log,

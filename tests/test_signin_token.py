@@ -266,3 +266,46 @@ def test_rate_limiter_window_slides() -> None:
     assert limiter.retry_after("a") == pytest.approx(30.0)
     now[0] += 30
     assert limiter.retry_after("a") is None
+
+
+def test_a_session_signed_in_with_a_token_acts_within_it(server: LiveServer) -> None:
+    """A data-only token of an admin opens a session that is not an admin's: no admin
+    app, no admin token minted from /me (the REST API refuses the same upgrade)."""
+    from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+
+    admin = add_user(server.services, (ADMIN_GROUP_ID,))
+    data_only = token_for(server.services, admin)  # scopes: data
+    before = {t.id for t in server.services.token_store.all(user_id=admin.id)}
+    with browser(server) as client:
+        landed = sign_in_with_token(client, data_only)
+        assert landed.status_code == 303 and landed.headers["location"] == "/me"
+        gate = client.get("/admin")
+        assert gate.status_code == 403 and "admin scope" in gate.text
+        me = client.get("/me")
+        minted = client.post(
+            "/me/tokens", data={"csrf": form_csrf(me.text), "name": "upgrade", "admin": "on"}
+        )
+        assert "admin scope" in minted.text
+    after = server.services.token_store.all(user_id=admin.id)
+    assert not [t for t in after if t.id not in before and "admin" in t.scopes]
+    with browser(server) as client:  # the same person with an admin-scoped token: admin
+        sign_in_with_token(client, token_for(server.services, admin, admin=True))
+        assert client.get("/admin", follow_redirects=False).status_code != 403
+
+
+def test_revoking_the_token_ends_the_sessions_opened_with_it(server: LiveServer) -> None:
+    user = add_user(server.services)
+    info, raw = server.services.tokens.create(user.id, "leaked", ["data"])
+    with browser(server) as client:
+        sign_in_with_token(client, raw)
+        cookie = client.cookies[SESSION_COOKIE]
+        assert client.get("/me").status_code == 200
+        server.services.tokens.revoke(info.id)
+        gone = client.get("/me", follow_redirects=False)
+        assert gone.status_code in (302, 303) and "/auth/login" in gone.headers["location"]
+    with pytest.raises(SessionExpired, match="revoked or has expired"):
+        server.services.web_sessions.verify(cookie)
+    assert not server.services.tokens.alive(info.id)
+    assert not server.services.tokens.alive("tok_unknown")
+    fresh, _ = server.services.tokens.create(user.id, "fine", ["data"], timedelta(days=1))
+    assert server.services.tokens.alive(fresh.id)

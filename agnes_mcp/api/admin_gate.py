@@ -182,14 +182,16 @@ class AdminGate:
                 location = login_redirect(scope["path"], scope.get("query_string", b""))
                 await _send_redirect(send, location)
             return {}
-        if not session.principal.in_admin_group:
+        if not session.principal.is_admin:  # the Admin group, and the admin scope
             if websocket:
                 await send({"type": "websocket.close", "code": 1008})
             else:
                 response = html_page(
                     "Admins only",
                     "<section><h1>Admins only</h1><p>The admin app is for members of the "
-                    f"Admin group. You are signed in as {esc(session.principal.email)}; "
+                    "Admin group, signed in with the admin scope (a session opened with a "
+                    "data-only token has not got it). You are signed in as "
+                    f"{esc(session.principal.email)}; "
                     "your page is <a href='/me'>/me</a>.</p></section>",
                     instance_name=self.services.settings.instance_name,
                     status_code=403,

@@ -113,10 +113,12 @@ class WebSessionService:
         groups: GroupRepository,
         write_behind: WriteBehind | None = None,
         clock: Callable[[], datetime] = utcnow,
+        token_alive: Callable[[str], bool] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._sessions = sessions
+        self._token_alive = token_alive
         self._users = users
         self._groups = groups
         self._write_behind = write_behind
@@ -153,8 +155,18 @@ class WebSessionService:
 
     # --- sign-in and sign-out -----------------------------------------------------------
 
-    def sign_in(self, user_id: str, method: str, ip: str | None = None) -> tuple[WebSession, str]:
-        """A new session for an active user; returns it and the cookie value to set."""
+    def sign_in(
+        self,
+        user_id: str,
+        method: str,
+        ip: str | None = None,
+        *,
+        token_id: str | None = None,
+        scopes: frozenset[str] | None = None,
+    ) -> tuple[WebSession, str]:
+        """A new session for an active user; returns it and the cookie value to set. One
+        signed in with a token (``token_id``) holds that token's ``scopes`` and lives only
+        as long as the token does."""
         user = self._users.get(user_id)
         if not user.active:
             raise UserInactive(f"The account {user.email} is deactivated.")
@@ -169,6 +181,8 @@ class WebSessionService:
             last_seen_at=now,
             created_ip=ip,
             revoked_at=None,
+            token_id=token_id,
+            scopes=sorted(scopes) if scopes is not None else None,
         )
         self._sessions.add(record)
         cookie = self.serializer("session").dumps([record.id, secret])
@@ -205,6 +219,7 @@ class WebSessionService:
             raise SessionInvalid("The session cookie is not valid.")
         if record.revoked_at is not None:
             raise SessionExpired("This session was signed out.")
+        self._require_token(record)
         if not user.active:
             raise UserInactive(f"The account {user.email} is deactivated.")
         now = self._clock()
@@ -230,6 +245,7 @@ class WebSessionService:
             raise SessionInvalid("No such session.")
         if record.revoked_at is not None:
             raise SessionExpired("This session was signed out.")
+        self._require_token(record)
         if not user.active:
             raise UserInactive(f"The account {user.email} is deactivated.")
         with self._lock:
@@ -242,6 +258,14 @@ class WebSessionService:
         if self._write_behind is not None:
             self._write_behind.session_seen(record.id, now)
         return self._session(record, user, cached.group_ids)
+
+    def _require_token(self, record: WebSessionRecord) -> None:
+        """A session signed in with a token ends with it (revoked or expired)."""
+        alive = self._token_alive
+        if record.token_id and alive is not None and not alive(record.token_id):
+            raise SessionExpired(
+                "The token this session was signed in with was revoked or has expired."
+            )
 
     def _lookup(self, session_id: str) -> _Cached:
         return self._cache.get(
@@ -265,7 +289,7 @@ class WebSessionService:
             email=user.email,
             name=user.name,
             group_ids=groups,
-            scopes=SESSION_SCOPES,
+            scopes=frozenset(record.scopes) if record.scopes is not None else SESSION_SCOPES,
             token_id=None,
         )
         return WebSession(

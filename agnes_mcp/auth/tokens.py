@@ -75,6 +75,7 @@ class TokenService:
         self._write_behind = write_behind
         self._clock = clock
         self._cache: GenerationCache[str, _Cached] = GenerationCache(store, CACHE_SIZE)
+        self._by_id: GenerationCache[str, TokenRecord | None] = GenerationCache(store, CACHE_SIZE)
         self._lock = threading.Lock()
 
     # --- minting and revoking ----------------------------------------------------------
@@ -114,6 +115,15 @@ class TokenService:
             expires_at=now + expires_in if expires_in is not None else None,
         )
         return record.info, raw
+
+    def alive(self, token_id: str) -> bool:
+        """Whether the token is neither revoked nor expired (what a web session signed in
+        with it checks on every request; read from memory while the store is unchanged)."""
+        record = self._by_id.get(token_id, lambda: self._tokens.by_id(token_id))
+        if record is None or record.info.revoked_at is not None:
+            return False
+        expires = record.info.expires_at
+        return expires is None or expires > self._clock()
 
     def revoke(self, token_id: str) -> TokenInfo:
         return self._tokens.revoke(token_id, self._clock()).info

@@ -61,8 +61,11 @@ class TokenForm:
                 lifetime = int(days_text)
         scopes = [TokenScope.DATA.value]
         if self.admin:
-            if principal.in_admin_group:
+            if principal.is_admin:  # the Admin group, signed in with the admin scope
                 scopes.append(TokenScope.ADMIN.value)
             else:
-                self.errors["admin"] = "Only members of the Admin group may create admin tokens."
+                self.errors["admin"] = (
+                    "Only members of the Admin group, signed in with the admin scope (not "
+                    "with a data-only token), may create admin tokens."
+                )
         return None if self.errors else (name, scopes, lifetime)

@@ -48,7 +48,7 @@ class MeView:
 
     @property
     def is_admin(self) -> bool:
-        return self.session.principal.in_admin_group
+        return self.session.principal.is_admin
 
 
 def my_groups(services: Services, session: WebSession) -> list[MyGroup]:

@@ -30,7 +30,7 @@ def safe_next(raw: str | None) -> str | None:
 
 def default_destination(principal: Principal) -> str:
     """Admins land on the admin app, everyone else on their own page."""
-    return "/admin" if principal.in_admin_group else "/me"
+    return "/admin" if principal.is_admin else "/me"
 
 
 def destination(raw: str | None, principal: Principal) -> str:

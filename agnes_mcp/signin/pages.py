@@ -62,7 +62,7 @@ def signed_in_page(
     label = f"{who.name} ({who.email})" if who.name else who.email
     links = [f"<a class='button' href='{esc(next_path or default_destination(who))}'>Continue</a>"]
     links.append("<a href='/me'>My page</a>")
-    if who.in_admin_group:
+    if who.is_admin:
         links.append("<a href='/admin'>Admin</a>")
     body = (
         f"<section><h1>Signed in</h1><p>You are signed in as <strong>{esc(label)}</strong>.</p>"

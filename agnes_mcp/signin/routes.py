@@ -87,7 +87,9 @@ def _token_session(
     services: Services, token: str, ip: str, previous: str | None
 ) -> tuple[WebSession, str]:
     principal = services.tokens.authenticate(token, ip)
-    session, cookie = services.web_sessions.sign_in(principal.user_id, "token", ip)
+    session, cookie = services.web_sessions.sign_in(  # within the token: scopes and life
+        principal.user_id, "token", ip, token_id=principal.token_id, scopes=principal.scopes
+    )
     end_previous_session(services, previous)
     return session, cookie
 

@@ -98,6 +98,11 @@ class TokenRepository:
             raise TokenNotFound(f"No token with id '{token_id}'.")
         return _record(row)
 
+    def by_id(self, token_id: str) -> TokenRecord | None:
+        with self._store.cursor() as cur:
+            row = cur.execute(_SELECT + " WHERE t.id = ?", [token_id]).fetchone()
+        return _record(row) if row else None
+
     def by_prefix(self, prefix: str) -> TokenRecord | None:
         with self._store.cursor() as cur:
             row = cur.execute(_SELECT + " WHERE t.prefix = ?", [prefix]).fetchone()

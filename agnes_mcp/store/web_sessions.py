@@ -12,7 +12,10 @@ from pydantic import BaseModel
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc
 
-_COLUMNS = "id, secret_hash, user_id, method, created_at, last_seen_at, created_ip, revoked_at"
+_COLUMNS = (
+    "id, secret_hash, user_id, method, created_at, last_seen_at, created_ip, revoked_at, "
+    "token_id, scopes"
+)
 
 
 class WebSessionRecord(BaseModel):
@@ -24,6 +27,8 @@ class WebSessionRecord(BaseModel):
     last_seen_at: datetime
     created_ip: str | None
     revoked_at: datetime | None
+    token_id: str | None = None  # the token it was signed in with, if any
+    scopes: list[str] | None = None  # that token's scopes; None: every scope (OIDC)
 
 
 def _record(row: tuple[Any, ...]) -> WebSessionRecord:
@@ -36,6 +41,8 @@ def _record(row: tuple[Any, ...]) -> WebSessionRecord:
         last_seen_at=as_utc(row[5]),
         created_ip=row[6],
         revoked_at=as_utc(row[7]),
+        token_id=row[8],
+        scopes=row[9].split(",") if row[9] else None,
     )
 
 
@@ -46,7 +53,7 @@ class WebSessionRepository:
     def add(self, record: WebSessionRecord) -> None:
         with self._store.transaction() as cur:
             cur.execute(
-                f"INSERT INTO web_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO web_sessions ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     record.id,
                     record.secret_hash,
@@ -56,6 +63,8 @@ class WebSessionRepository:
                     record.last_seen_at,
                     record.created_ip,
                     record.revoked_at,
+                    record.token_id,
+                    ",".join(record.scopes) if record.scopes is not None else None,
                 ],
             )
 
