@@ -355,6 +355,12 @@ class AgnesSettings(BaseSettings):
         description="Largest file 'agnes push' may upload (session transcripts, "
         "CLAUDE.local.md); streamed to disk, never held in memory.",
     )
+    max_upload_bytes_per_user: ByteSize = Field(
+        default=ByteSize(2 * 1024**3),
+        description="What one user's uploads ('agnes push': transcripts, CLAUDE.local.md) "
+        "may hold on the server in all, uploads in progress counted; past it an upload "
+        "gets 413 and nothing is kept.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Server log level."
     )

@@ -297,6 +297,42 @@ def test_a_refused_upload_leaves_nothing_behind(tmp_path: Path) -> None:
     assert list((tmp_path / "uploads" / "u1" / "sessions").iterdir()) == []
 
 
+def test_one_user_keeps_only_so_much_in_uploads(tmp_path: Path) -> None:
+    """The per-user bound counts what is kept and what is in progress (uploads at once
+    cannot pass it together); another user is not held up; files are the user's alone."""
+    bound = 25 * len(_CHUNK)
+    store = uploads.UploadStore(tmp_path / "uploads", 10**9, per_user_bytes=bound)
+
+    async def run() -> list[object]:
+        first = await store.receive("u1", "sessions", "a.jsonl", "/w", _body(10), None)
+        at_once = await asyncio.gather(
+            *(
+                store.receive("u1", "sessions", f"{k}.jsonl", "/w", _chunks(k, 10), None)
+                for k in "bc"
+            ),
+            return_exceptions=True,
+        )
+        other = await store.receive("u2", "sessions", "a.jsonl", "/w", _body(20), None)
+        return [first, *at_once, other]
+
+    first, b, c, other = asyncio.run(run())
+    assert isinstance(first, uploads.Stored) and isinstance(other, uploads.Stored)
+    refused = [r for r in (b, c) if isinstance(r, PayloadTooLarge)]
+    assert len(refused) == 1 and "max_upload_bytes_per_user" in refused[0].message
+    folder = tmp_path / "uploads" / "u1"
+    kept = sum(p.stat().st_size for p in folder.rglob("*.jsonl") if p.name != "index.jsonl")
+    assert kept <= bound and not [p for p in folder.rglob("*") if ".partial" in p.name]
+    for path in folder.rglob("*"):
+        assert path.stat().st_mode & 0o077 == 0, path  # nothing for other host accounts
+    assert uploads._IN_FLIGHT == {}  # nothing left counted
+
+
+async def _chunks(tag: str, count: int) -> AsyncIterator[bytes]:
+    for _ in range(count):
+        yield _CHUNK.replace(b"x", tag.encode(), 1)
+        await asyncio.sleep(0)
+
+
 _CHUNK = b'{"type":"user","message":"' + b"x" * 65_000 + b'"}\n'
 
 

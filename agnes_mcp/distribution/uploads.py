@@ -4,7 +4,9 @@ kept per user under ``DATA_DIR/uploads/<user>/<kind>/<hash><suffix>``.
 A body is streamed to a hidden file beside its destination while it is hashed (never
 held in memory), checked against the hash the client declared, then renamed into place;
 the same content twice is stored once (push is idempotent). An index line records the
-file's name, workspace and time.
+file's name, workspace and time. What one user keeps in all, uploads in progress counted,
+is bounded (``max_upload_bytes_per_user``), so one account cannot fill the server's disk;
+files are the user's alone on the host (folders 0700, files 0600).
 
 Only the reading of the body runs on the event loop: the writes (a megabyte at a time,
 queued for writeback as they go) and the publish with its fsync run on a worker thread,
@@ -18,6 +20,7 @@ import datetime as dt
 import json
 import os
 import re
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +47,22 @@ _HASH = re.compile(r"^[0-9a-f]{64}$")
 WRITE_BYTES = 1 << 20  # what the loop gathers before a worker thread writes it
 
 
+_IN_FLIGHT: dict[tuple[Path, str], int] = {}  # bytes of uploads in progress, per user
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+def _held(folder: Path) -> int:
+    """Bytes of the files under one user's upload folder (what they keep)."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
 @dataclass(frozen=True)
 class Stored:
     hash: str
@@ -52,9 +71,10 @@ class Stored:
 
 
 class UploadStore:
-    def __init__(self, root: Path, max_bytes: int) -> None:
+    def __init__(self, root: Path, max_bytes: int, per_user_bytes: int | None = None) -> None:
         self.root = root
         self.max_bytes = max_bytes
+        self.per_user_bytes = per_user_bytes
 
     def folder(self, user_id: str, kind: str) -> Path:
         return self.root / user_id / kind
@@ -74,11 +94,17 @@ class UploadStore:
         if declared is not None and not _HASH.match(declared):
             raise InvalidRequest("X-Agnes-Content-Hash must be a BLAKE3 hex digest.")
         folder = self.folder(user_id, kind)
-        folder.mkdir(parents=True, exist_ok=True)
+        for part in (self.root, self.root / user_id, folder):
+            part.mkdir(mode=0o700, exist_ok=True)
         staged = atomic.staging_path(folder / name)
         hasher, size = new_hasher(), 0
+        key = (self.root, user_id)
+        kept = await anyio.to_thread.run_sync(self._kept, user_id)
+        counted = 0  # this upload's bytes among the user's in progress
         try:
-            with staged.open("wb") as out:
+            with os.fdopen(
+                os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb"
+            ) as out:
                 flushing = Writeback(out.fileno())
                 gathered: list[bytes] = []
                 held = 0
@@ -88,6 +114,15 @@ class UploadStore:
                         raise PayloadTooLarge(
                             f"The upload is larger than {self.max_bytes} bytes.",
                             hint="Raise max_upload_bytes on the server, or split the file.",
+                        )
+                    with _IN_FLIGHT_LOCK:  # every upload of this user in progress counts
+                        _IN_FLIGHT[key] = in_flight = _IN_FLIGHT.get(key, 0) + len(chunk)
+                    counted += len(chunk)
+                    if self.per_user_bytes is not None and kept + in_flight > self.per_user_bytes:
+                        raise PayloadTooLarge(
+                            f"Your uploads would hold more than the {self.per_user_bytes:,} "
+                            "bytes one user may keep on the server (max_upload_bytes_per_user).",
+                            hint="Ask an admin to raise max_upload_bytes_per_user.",
                         )
                     hasher.update(chunk)
                     gathered.append(chunk)
@@ -115,9 +150,18 @@ class UploadStore:
             )
             return Stored(digest, size, stored)
         finally:
+            with _IN_FLIGHT_LOCK:
+                left = _IN_FLIGHT.get(key, 0) - counted
+                if left > 0:
+                    _IN_FLIGHT[key] = left
+                else:
+                    _IN_FLIGHT.pop(key, None)
             if staged.exists():  # a failed upload: freeing its blocks can take ~50 ms
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(atomic.discard, staged)
+
+    def _kept(self, user_id: str) -> int:
+        return _held(self.root / user_id) if self.per_user_bytes is not None else 0
 
     def has(self, user_id: str, kind: str, digest: str) -> bool:
         return (
@@ -150,6 +194,7 @@ def _publish(staged: Path, destination: Path, entry: dict[str, object]) -> bool:
     else:
         atomic.discard(staged)  # its other name: the data stays
         atomic.fsync_dir(destination.parent)
-    with (destination.parent / "index.jsonl").open("a", encoding="utf-8") as index:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    with os.fdopen(os.open(destination.parent / "index.jsonl", flags, 0o600), "a") as index:
         index.write(json.dumps(entry) + "\n")
     return True

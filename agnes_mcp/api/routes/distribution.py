@@ -86,7 +86,11 @@ class UploadResult(BaseModel):
 
 def _store(services: ServicesDep) -> UploadStore:
     settings = services.settings
-    return UploadStore(settings.data_dir / "uploads", int(settings.max_upload_bytes))
+    return UploadStore(
+        settings.data_dir / "uploads",
+        int(settings.max_upload_bytes),
+        int(settings.max_upload_bytes_per_user),
+    )
 
 
 async def _upload(
