@@ -387,6 +387,39 @@ def test_expired_entries_make_room() -> None:
     assert not store.mark_used(old, None)  # gone, not merely expired
 
 
+def test_an_authorize_flood_never_pushes_out_another_clients_sign_in(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Anyone may call /authorize with a registered client: its requests are capped per
+    client, and when the store is full the client holding the most gives up its oldest."""
+    from dataclasses import replace
+
+    from agnes_mcp.oauth import pending
+
+    monkeypatch.setattr(pending, "MAX_ENTRIES", 60)
+    clock = SecondsClock()
+    store = PendingStore(clock=clock)
+    victim = replace(pending_request(store, clock.now + 600), client_id="claude-code")
+    store.add_request(victim)
+    flood = [
+        replace(pending_request(store, clock.now + 600), client_id=f"attacker-{i % 7}")
+        for i in range(1_000)
+    ]
+    for request in flood:
+        store.add_request(request)
+    assert store.request(victim.id) == victim  # the other client's sign-in is still there
+    alive = [r for r in flood if store.request(r.id) is not None]
+    per_client = {c: sum(r.client_id == c for r in alive) for c in {r.client_id for r in alive}}
+    assert max(per_client.values()) <= pending.PER_CLIENT and len(alive) < pending.MAX_ENTRIES
+    assert store.take_request(flood[-1].id) == flood[-1]  # the newest of each client stays
+    spread = [
+        replace(pending_request(store, clock.now + 600), client_id=f"one-{i}") for i in range(40)
+    ]
+    for request in spread:  # clients of one request each arrive: the flooders give way
+        store.add_request(request)
+    assert store.request(victim.id) == victim and store.request(spread[-1].id) is not None
+
+
 # --- redirect URIs and registration ---------------------------------------------------------
 
 

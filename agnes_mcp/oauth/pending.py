@@ -13,13 +13,14 @@ import hashlib
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 REQUEST_SECONDS = 600
 CODE_SECONDS = 300
-MAX_ENTRIES = 10_000  # oldest are forgotten first: an /authorize flood cannot grow memory
+MAX_ENTRIES = 10_000  # an /authorize flood cannot grow memory past this
+PER_CLIENT = 100  # consent requests one registered client may have waiting
 
 
 @dataclass(frozen=True)
@@ -60,26 +61,66 @@ def _hash(code: str) -> str:
 
 @dataclass
 class _Bounded:
-    """An ordered dict of entries with an expiry, capped in size."""
+    """An ordered dict of entries with an expiry, capped in size. With ``group_of`` (the
+    client an entry belongs to), one group holds at most ``per_group`` entries, and when
+    the store is full the group holding the most gives up its oldest first: an
+    ``/authorize`` flood from one client (or a few) never pushes out another's sign-in."""
 
     clock: Callable[[], float]
+    group_of: Callable[[object], str] | None = None
+    per_group: int = PER_CLIENT
     entries: OrderedDict[str, tuple[float, object]] = field(default_factory=OrderedDict)
+    groups: Counter[str] = field(default_factory=Counter)
 
     def put(self, key: str, expires_at: float, value: object) -> None:
         now = self.clock()
-        while self.entries:
+        while self.entries:  # the expired go first (they are ordered by age)
             first_key, (first_expiry, _) = next(iter(self.entries.items()))
-            if first_expiry > now and len(self.entries) < MAX_ENTRIES:
+            if first_expiry > now:
                 break
-            del self.entries[first_key]
+            self._drop(first_key)
+        if self.group_of is not None:
+            group = self.group_of(value)
+            if self.groups[group] >= self.per_group:
+                self._drop(self._oldest_of(group))
+        while len(self.entries) >= MAX_ENTRIES:
+            if self.group_of is None:
+                self._drop(next(iter(self.entries)))
+            else:
+                heaviest = max(self.groups, key=self.groups.__getitem__)
+                self._drop(self._oldest_of(heaviest))
         self.entries[key] = (expires_at, value)
+        if self.group_of is not None:
+            self.groups[self.group_of(value)] += 1
+
+    def pop(self, key: str) -> tuple[float, object] | None:
+        hit = self.entries.get(key)
+        if hit is not None:
+            self._drop(key)
+        return hit
+
+    def _oldest_of(self, group: str) -> str:
+        assert self.group_of is not None
+        return next(k for k, (_, v) in self.entries.items() if self.group_of(v) == group)
+
+    def _drop(self, key: str) -> None:
+        _, value = self.entries.pop(key)
+        if self.group_of is not None:
+            group = self.group_of(value)
+            self.groups[group] -= 1
+            if self.groups[group] <= 0:
+                del self.groups[group]
+
+
+def _client_of(value: object) -> str:
+    return str(getattr(value, "client_id", ""))
 
 
 class PendingStore:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._requests = _Bounded(clock)
+        self._requests = _Bounded(clock, group_of=_client_of)
         self._codes = _Bounded(clock)
 
     # --- consent requests ---------------------------------------------------------------
@@ -103,7 +144,7 @@ class PendingStore:
     def take_request(self, request_id: str) -> PendingAuthorization | None:
         """The request, removed: one consent answers it once."""
         with self._lock:
-            hit = self._requests.entries.pop(request_id, None)
+            hit = self._requests.pop(request_id)
         if hit is None or hit[0] <= self._clock():
             return None
         value = hit[1]
