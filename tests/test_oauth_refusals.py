@@ -141,6 +141,10 @@ def test_an_unknown_client_gets_no_redirect(http: httpx.Client) -> None:
     assert error_of(refused) == "invalid_request"
 
 
+def http_base(client: httpx.Client) -> str:
+    return str(client.base_url).rstrip("/")
+
+
 def test_a_token_for_another_resource_is_refused_at_authorize(
     client: RawClient, browser: httpx.Client
 ) -> None:
@@ -149,6 +153,9 @@ def test_a_token_for_another_resource_is_refused_at_authorize(
     params = redirect_params(browser.get(url))
     assert params["error"] == "invalid_target" and params["state"] == "s-2"
     assert OTHER_RESOURCE in params["error_description"]
+    # RFC 9207: an error sent back to the client names the issuer too, as the metadata says
+    issuer = http_base(browser)
+    assert params["iss"] == issuer
 
 
 # --- /token -----------------------------------------------------------------------------
@@ -515,3 +522,17 @@ async def test_a_removed_group_membership_takes_effect_on_the_next_query(
         refused = await session.call_tool("query", {"sql": sql})
     assert refused.is_error
     assert refused.structured_content["error"]["code"] == "table_not_granted"
+
+
+def test_the_issuer_is_added_only_to_an_error_without_one() -> None:
+    from agnes_mcp.oauth.routes import with_issuer
+
+    base = "https://agnes.example.com"
+    error = with_issuer("http://127.0.0.1:5/cb?error=access_denied&state=s", base)
+    assert (
+        error
+        == "http://127.0.0.1:5/cb?error=access_denied&state=s&iss=https%3A%2F%2Fagnes.example.com"
+    )
+    success = "http://127.0.0.1:5/cb?code=c&state=s&iss=https%3A%2F%2Fagnes.example.com"
+    assert with_issuer(success, base) == success
+    assert with_issuer("http://127.0.0.1:5/cb?code=c", base) == "http://127.0.0.1:5/cb?code=c"

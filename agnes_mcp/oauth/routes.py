@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import FastAPI
 from fastmcp.server.auth.auth import TokenHandler
@@ -42,6 +43,17 @@ REVOKE_PATH = "/revoke"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def with_issuer(location: str, issuer: str) -> str:
+    """``location`` with ``iss`` added when it carries an authorization error and no
+    ``iss`` yet (a success's code redirect is built with it already)."""
+    parts = urlsplit(location)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    names = {name for name, _ in query}
+    if "error" not in names or "iss" in names:
+        return location
+    return urlunsplit(parts._replace(query=urlencode([*query, ("iss", issuer)])))
 
 
 def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
@@ -106,6 +118,15 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
         answer: Response = await token.handle(request)
         return answer
 
+    async def authorize_endpoint(request: Request) -> Response:
+        """The SDK's handler; an error it sends back to the client's redirect URI also
+        names the issuer (RFC 9207: the metadata says every authorization response does)."""
+        answer: Response = await authorize.handle(request)
+        location = answer.headers.get("location")
+        if location and answer.status_code in (302, 303):
+            answer.headers["location"] = with_issuer(location, base_of(settings, request))
+        return answer
+
     async def register_endpoint(request: Request) -> Response:
         key = client_ip_var.get() or "unknown"
         wait = limiter.retry_after(key)
@@ -131,7 +152,7 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
             cors_middleware(metadata, ["GET", "OPTIONS"]),
             methods=["GET", "OPTIONS"],
         ),
-        Route(AUTHORIZE_PATH, based(authorize.handle), methods=["GET", "POST"]),
+        Route(AUTHORIZE_PATH, based(authorize_endpoint), methods=["GET", "POST"]),
         Route(
             TOKEN_PATH,
             cors_middleware(based(token_endpoint), ["POST", "OPTIONS"]),
