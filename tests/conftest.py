@@ -19,7 +19,7 @@ import uvicorn
 from agnes_mcp.api.app import create_app
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.bootstrap_admin import ensure_admin
-from agnes_mcp.rails.tables import CatalogTable
+from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_mcp.serve import bind, uvicorn_config
 from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings, load_settings
@@ -123,6 +123,23 @@ def local_table(table_id: str, *files: Path | str) -> CatalogTable:
         size_bytes=None,
         extracted_at=None,
         files=tuple(str(f) for f in files),
+    )
+
+
+def remote_table(
+    table_id: str, location: RemoteLocation, *, rows: int, partition_by: str
+) -> CatalogTable:
+    """A remote catalog table in a DuckDB warehouse (for engine tests)."""
+    return CatalogTable(
+        id=table_id,
+        description="",
+        query_mode="remote",
+        source=location.source,
+        rows=rows,
+        size_bytes=None,
+        extracted_at=None,
+        remote=location,
+        partition_by=partition_by,
     )
 
 

@@ -26,7 +26,7 @@ from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_mcp.rails.value_guards import ValueTooLarge
 from connectors.duckdb_warehouse import engine as warehouse_engine
 from connectors.duckdb_warehouse.engine import DuckDBWarehouseEngine, LiteralEvaluator
-from tests.conftest import DemoServer
+from tests.conftest import DemoServer, remote_table
 from tests.test_sandbox_memory import GiB, peak_growth
 
 LIMITS = Limits(rows=100, bytes=64 * 1024**2, timeout_seconds=60)
@@ -62,17 +62,7 @@ def _parse(sql: str) -> exp.Expression:
 
 
 def _table(engine: DuckDBWarehouseEngine) -> CatalogTable:
-    return CatalogTable(
-        id="events",
-        description="",
-        query_mode="remote",
-        source="wh",
-        rows=600000,
-        size_bytes=None,
-        extracted_at=None,
-        remote=engine.location,
-        partition_by="day",
-    )
+    return remote_table("events", engine.location, rows=600000, partition_by="day")
 
 
 def _run(engine: DuckDBWarehouseEngine, sql: str) -> object:

@@ -21,10 +21,10 @@ from agnes_mcp.rails.planner import rewrite_remote_names
 from agnes_mcp.rails.policy import DUCKDB
 from agnes_mcp.rails.refusals import QueryRefused, RemoteScanTooLarge
 from agnes_mcp.rails.sandbox import Limits
-from agnes_mcp.rails.tables import CatalogTable, RemoteLocation, VersionedCatalog
+from agnes_mcp.rails.tables import RemoteLocation, VersionedCatalog
 from connectors.duckdb_warehouse import read_meter
 from connectors.duckdb_warehouse.engine import DuckDBWarehouseEngine
-from tests.conftest import DemoServer
+from tests.conftest import DemoServer, remote_table
 from tests.rails_corpus import SCAN_CAP_CASES
 
 SLACK = 64 * 1024  # metadata pages a query reads besides its columns' blocks
@@ -50,17 +50,7 @@ def warehouse(
     )
     con.close()
     location = RemoteLocation("wh", "warehouse", "duckdb", str(path), None, '"main"."web_sessions"')
-    table = CatalogTable(
-        id="web_sessions",
-        description="",
-        query_mode="remote",
-        source="wh",
-        rows=600000,
-        size_bytes=None,
-        extracted_at=None,
-        remote=location,
-        partition_by="event_date",
-    )
+    table = remote_table("web_sessions", location, rows=600000, partition_by="event_date")
     catalog = VersionedCatalog(version=(0, 0))
     catalog.add(table)
     engine = DuckDBWarehouseEngine(location, memory_limit="1GB", threads=2)
