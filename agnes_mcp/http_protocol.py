@@ -21,7 +21,8 @@ itself neither limits them nor times out a request's head: 20,000 connections th
 finished their headers held every descriptor of a demo server, and queries failed with
 "Too many open files". So here (:class:`_Admission`, one per server) a request's head must
 arrive within ``HEAD_SECONDS`` of the connection (or of the last answer on it), one
-address may hold at most ``PER_CLIENT`` connections (a trusted proxy's are not counted:
+address may hold at most ``max_connections_per_client`` connections (a setting, default
+``PER_CLIENT``; a trusted proxy's are not counted:
 it speaks for many clients, and limits them itself), and the server as a whole keeps
 ``RESERVED_FDS`` descriptors of its limit free. A connection past a limit is answered
 ``503 too_many_connections`` and closed at once.
@@ -40,8 +41,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 SMALL_BYTES = 64 * 1024  # writes that together stay under this wait for the loop to turn
 HEAD_SECONDS = 10.0  # a request's line and headers must arrive within this
-PER_CLIENT = 256  # open connections one address may hold
+PER_CLIENT = 256  # open connections one address may hold, unless the settings say otherwise
 RESERVED_FDS = 1024  # descriptors kept for everything but connections
+PER_CLIENT_ATTRIBUTE = "agnes_connections_per_client"  # set on uvicorn's Config by serve
 
 
 class CoalescingTransport(asyncio.Transport):
@@ -159,7 +161,8 @@ def _busy(message: str) -> bytes:
 class _Admission:
     """One server's open connections, by client address."""
 
-    def __init__(self, trusted: list[str] | str) -> None:
+    def __init__(self, trusted: list[str] | str, per_client: int | None = None) -> None:
+        self.per_client = per_client
         entries = trusted.split(",") if isinstance(trusted, str) else trusted
         self._trusted = [
             ipaddress.ip_network(e.strip(), strict=False)
@@ -186,8 +189,9 @@ class _Admission:
         """Count a new connection from ``host``; None, or why it is refused."""
         if self.total >= self.total_limit:
             return "The server holds as many connections as it may; it refuses more for now."
-        if self._counted(host) and self.by_client[host] >= PER_CLIENT:
-            return f"Your address holds {PER_CLIENT} open connections already."
+        limit = self.per_client or PER_CLIENT
+        if self._counted(host) and self.by_client[host] >= limit:
+            return f"Your address holds {limit} open connections already."
         self.total += 1
         if self._counted(host):
             self.by_client[host] += 1
@@ -213,7 +217,9 @@ class HttpProtocol(HttpToolsProtocol):
         super().connection_made(self._coalescing)
         admission = getattr(self.server_state, "agnes_admission", None)
         if admission is None:
-            admission = _Admission(self.config.forwarded_allow_ips)
+            admission = _Admission(
+                self.config.forwarded_allow_ips, getattr(self.config, PER_CLIENT_ATTRIBUTE, None)
+            )
             self.server_state.agnes_admission = admission  # type: ignore[attr-defined]
         host = self.client[0] if self.client else ""
         refused = admission.admit(host)

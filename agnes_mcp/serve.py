@@ -20,7 +20,7 @@ from agnes_mcp.api.admin_gate import AdminReadiness
 from agnes_mcp.api.app import create_app
 from agnes_mcp.bootstrap_admin import ensure_admin
 from agnes_mcp.errors import BindError
-from agnes_mcp.http_protocol import HttpProtocol
+from agnes_mcp.http_protocol import PER_CLIENT_ATTRIBUTE, HttpProtocol
 from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings
 
@@ -56,7 +56,7 @@ def bind(host: str, port: int) -> socket.socket:
 def uvicorn_config(settings: AgnesSettings, app: ASGIApp) -> uvicorn.Config:
     """How Agnes runs under uvicorn: proxy headers believed only from trusted proxies."""
     proxies = settings.trusted_proxies
-    return uvicorn.Config(
+    config = uvicorn.Config(
         app,
         log_level=settings.log_level,
         proxy_headers=bool(proxies),
@@ -70,6 +70,9 @@ def uvicorn_config(settings: AgnesSettings, app: ASGIApp) -> uvicorn.Config:
         # git clone started git-http-backend among many threads.
         loop="asyncio",
     )
+    # read by the protocol's admission (uvicorn has no such option of its own)
+    setattr(config, PER_CLIENT_ATTRIBUTE, settings.max_connections_per_client)
+    return config
 
 
 def serve(

@@ -355,6 +355,15 @@ class AgnesSettings(BaseSettings):
         description="Largest file 'agnes push' may upload (session transcripts, "
         "CLAUDE.local.md); streamed to disk, never held in memory.",
     )
+    max_connections_per_client: int = Field(
+        default=256,
+        ge=16,
+        le=65536,
+        description="Open connections one client address may hold (a request head must also "
+        "arrive within 10 s). Raise it when many people reach the server from one address "
+        "without a proxy (an office behind NAT, each MCP session holding a stream); a "
+        "trusted proxy's connections are not counted.",
+    )
     max_upload_bytes_per_user: ByteSize = Field(
         default=ByteSize(2 * 1024**3),
         description="What one user's uploads ('agnes push': transcripts, CLAUDE.local.md) "

@@ -8,12 +8,13 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
 from agnes_mcp import http_protocol
 from agnes_mcp.http_protocol import SMALL_BYTES, CoalescingTransport
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, running_server
 
 
 class _Quiet(asyncio.Protocol):
@@ -172,11 +173,14 @@ def test_a_request_head_that_never_ends_is_cut_off(
         assert _until_closed(whole).startswith(b"HTTP/1.1 200 OK")
 
 
-def test_one_address_holds_only_so_many_connections(
-    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(http_protocol, "PER_CLIENT", 3)
-    held = [_connect(live_server, "127.0.0.6") for _ in range(3)]
+def test_one_address_holds_only_so_many_connections(tmp_path: Path) -> None:
+    """``max_connections_per_client`` (the smallest it may be here) bounds one address."""
+    with running_server(tmp_path / "data", max_connections_per_client=16) as live_server:
+        _one_address_holds_only_so_many(live_server, 16)
+
+
+def _one_address_holds_only_so_many(live_server: LiveServer, limit: int) -> None:
+    held = [_connect(live_server, "127.0.0.6") for _ in range(limit)]
     try:
         with _connect(live_server, "127.0.0.6") as fourth:
             refused = _until_closed(fourth)
