@@ -8,7 +8,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from agnes_mcp.rails.refusals import bounded
 from agnes_mcp.rails.tables import CatalogTable
+
+MAX_SAMPLE_ROWS = 100  # describe's rows at most, in every front end
+
+
+def sample_rows(n: int) -> int:
+    """``n`` for describe, or the refusal naming the range."""
+    return bounded("n", n, 1, MAX_SAMPLE_ROWS)
 
 
 class CatalogEntry(BaseModel):

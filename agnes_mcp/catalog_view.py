@@ -18,6 +18,7 @@ from agnes_mcp.catalog_models import (
     ColumnStats,
     TableSchema,
     how_to_fetch,
+    sample_rows,
 )
 from agnes_mcp.rails.refusals import TableNotFound, TableNotGranted, next_step
 from agnes_mcp.rails.results import Answer, Provenance, TableRead, cut_by, truncation_for
@@ -171,6 +172,7 @@ class CatalogView:
     def describe(self, principal: Principal, table_id: str, rows: int) -> Answer:
         """A few rows of a table: local ones through the rails, remote ones through the
         engine's free preview (never a scan)."""
+        sample_rows(rows)
         table = self.table(principal, table_id)
         if not table.is_remote:
             sql = f"SELECT * FROM {quote_ident(table.id)} LIMIT {int(rows)}"

@@ -11,6 +11,36 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 Leaf = Callable[..., argparse.ArgumentParser]
+MAX_SAMPLE_ROWS = 100  # agnes_mcp.catalog_models.MAX_SAMPLE_ROWS (not imported: --help stays fast)
+
+
+def day(text: str) -> str:
+    """An argument that must be a day, YYYY-MM-DD (argparse says so, exit 2)."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a day YYYY-MM-DD ({exc})") from None
+
+
+def rows(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argument that must be a whole number from ``low`` (to ``high``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if value < low or (high is not None and value > high):
+            said = f"from {low:,} to {high:,}" if high is not None else f"{low:,} or more"
+            raise argparse.ArgumentTypeError(f"must be {said}, not {value:,}")
+        return value
+
+    return parse
+
+
+ROWS = rows(1)
 
 
 def workspace_flags() -> argparse.ArgumentParser:
@@ -50,7 +80,9 @@ def add_analyst_commands(
     schema.add_argument("table")
     describe = leaf(commands, "describe", f"{handlers}:describe", "a few rows of a table", here)
     describe.add_argument("table")
-    describe.add_argument("-n", type=int, default=5, help="rows (default 5, max 100)")
+    describe.add_argument(
+        "-n", type=rows(1, MAX_SAMPLE_ROWS), default=5, help="rows (default 5, max 100)"
+    )
     query = leaf(commands, "query", f"{handlers}:query", "run one SELECT through the rails", here)
     query.add_argument("sql", help="the SQL ('-' reads it from stdin)")
     query.add_argument(
@@ -63,7 +95,7 @@ def add_analyst_commands(
         help="csv: a cut result exits 6 and says why on stderr",
     )
     query.add_argument(
-        "--limit", type=int, help="most rows (default 1000; never above the row cap)"
+        "--limit", type=ROWS, help="most rows (default 1000; never above the row cap)"
     )
     leaf(
         commands,
@@ -79,7 +111,7 @@ def add_analyst_commands(
     create.add_argument("table")
     create.add_argument("--select", required=True, help="columns, comma-separated")
     create.add_argument("--where", help="a predicate in the table's SQL flavor")
-    create.add_argument("--limit", type=int)
+    create.add_argument("--limit", type=ROWS)
     create.add_argument("--order-by", help="columns, comma-separated, each optionally DESC")
     create.add_argument("--as", dest="name", help="name to query it by")
     create.add_argument("--ttl", type=float, help="hours until it expires")
@@ -106,7 +138,7 @@ def add_analyst_commands(
     )
     pull.add_argument(
         "--jobs",
-        type=int,
+        type=ROWS,
         default=None,
         help="files fetched at once (default: the number of CPU cores, at most 4)",
     )
@@ -143,9 +175,9 @@ def add_analyst_commands(
     run.add_argument("--dimension", action="append", default=[], help="breakdown (repeatable)")
     run.add_argument("--filter", action="append", default=[], metavar="DIM=VALUE[,VALUE]")
     run.add_argument("--grain", choices=["day", "week", "month", "quarter", "year", "total"])
-    run.add_argument("--from", dest="start", help="first day (YYYY-MM-DD)")
-    run.add_argument("--to", dest="end", help="first day excluded (YYYY-MM-DD)")
-    run.add_argument("--limit", type=int, help="most rows (never above the row cap)")
+    run.add_argument("--from", dest="start", type=day, help="first day (YYYY-MM-DD)")
+    run.add_argument("--to", dest="end", type=day, help="first day excluded (YYYY-MM-DD)")
+    run.add_argument("--limit", type=ROWS, help="most rows (never above the row cap)")
     run.add_argument(
         "--format",
         choices=["table", "json", "csv"],

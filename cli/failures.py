@@ -89,9 +89,17 @@ def report(exc: BaseException, as_json: bool) -> int:
         )
         return exit_codes.CONFIG
 
+    from pydantic import ValidationError
+
     from agnes_mcp.errors import ConfigError
+    from agnes_mcp.rails.refusals import InvalidArguments, invalid_arguments
     from agnes_sync.errors import AgnesError
 
+    if isinstance(exc, ValidationError):  # a value the command's own models refused
+        exc = invalid_arguments("arguments", exc)
+    if isinstance(exc, InvalidArguments):
+        _say(exc.code, exc.message, "See --help.", as_json)
+        return exit_codes.USAGE
     if isinstance(exc, ConfigError):
         _say(exc.code, exc.message, exc.hint, as_json)
         return exit_codes.CONFIG

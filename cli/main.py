@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from cli import exit_codes
+from cli.analyst_parsers import ROWS
 
 DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
 
@@ -155,7 +156,7 @@ def _token_commands(
     create.add_argument(
         "--scope", action="append", choices=["data", "admin"], help="repeatable; default data"
     )
-    create.add_argument("--expires-days", type=int, help="lifetime in days (default: none)")
+    create.add_argument("--expires-days", type=ROWS, help="lifetime in days (default: none)")
     listing = _leaf(tokens, "list", "cli.commands.admin_tokens:list_", "list tokens", client)
     listing.add_argument("--user", help="id or e-mail")
     listing.add_argument("--all", action="store_true", help="every user's tokens")
@@ -252,7 +253,7 @@ def _registry_commands(
     _leaf(area, "sync-status", f"{handlers}:sync_status", "sync state of every table", client)
     history = _leaf(area, "sync-history", f"{handlers}:sync_history", "past sync runs", client)
     history.add_argument("table", nargs="?")
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--limit", type=ROWS, default=20)
     _leaf(area, "list-sources", f"{handlers}:list_sources", "configured data sources", client)
     offered = _leaf(
         area, "source-tables", f"{handlers}:source_tables", "tables a source offers", client

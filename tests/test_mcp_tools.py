@@ -315,6 +315,30 @@ async def test_a_whole_answer_too_large_to_show_is_kept_whole(surface: Surface) 
     assert follow["rows"] == [[1500]]
 
 
+async def test_values_shortened_for_the_view_are_said_and_readable_whole(
+    surface: Surface,
+) -> None:
+    sql = "SELECT i, repeat('y', 1000) || i AS big, 'short' AS small FROM range(3) t(i)"
+    structured, text = await ok(surface, "query", sql=sql)
+    assert structured["rows"][0][1].endswith("…(+701 chars)") and structured["rows"][0][2] == (
+        "short"
+    )
+    assert structured["truncated"] is True and structured["truncation"]["reason"] == "values"
+    how = structured["truncation"]["how_to_get_more"]
+    handle = structured["result_handle"]
+    assert "in column big)" in how and handle in how and "substr(\"big\", 301, 300)" in how
+    assert "[truncated (values):" in text and "3 rows" in text.splitlines()[0]
+    whole, _ = await ok(surface, "query", sql=f"SELECT length(big) AS n FROM {handle} ORDER BY i")
+    assert whole["rows"] == [[1001], [1001], [1001]]
+    # cut by the row limit too: that stays the truncation, the shortening is a note
+    both, _ = await ok(surface, "query", sql=sql, limit=2)
+    assert both["truncation"]["reason"] == "rows" and both["result_handle"]
+    assert any("shortened" in note for note in both["notes"])
+    # nothing long: nothing said
+    plain, _ = await ok(surface, "query", sql="SELECT repeat('y', 300) AS v")
+    assert plain["truncated"] is False and plain["truncation"] is None
+
+
 async def test_snapshot_lifecycle(surface: Surface) -> None:
     name = f"recent_{surface.kind}"
     spec = {
@@ -445,6 +469,22 @@ async def test_metrics(surface: Surface) -> None:
     assert remote["bytes_scanned"] > 0 and remote["rows"][0][0] > 0
     bad = await refused(surface, "metric_query", id="revenue/total_revenue", dimensions=["colour"])
     assert bad["code"] == "metric_request_invalid" and bad["next_step"]["tool"] == "metric_show"
+
+
+async def test_ids_of_any_shape_get_the_same_refusal_on_both_backends(surface: Surface) -> None:
+    """The workspace sends ids in URL paths: one without its category, an empty one, or one
+    with '/' or '..' in it reaches the server's lookup (not a missing route), and is
+    answered as over HTTP."""
+    short = await refused(surface, "metric_show", id="total_revenue")
+    assert short["code"] == "metric_not_found" and "revenue/total_revenue" in short["hint"]
+    for odd in ("", "revenue/total_revenue/x", "../revenue/total_revenue"):
+        assert (await refused(surface, "metric_show", id=odd))["code"] == "metric_not_found"
+    assert (await refused(surface, "metric_query", id="total_revenue"))["code"] == (
+        "metric_not_found"
+    )
+    for table in ("a/b", "web_sessions/../support_tickets", "orders/"):
+        assert (await refused(surface, "describe", table=table))["code"] == "table_not_found"
+        assert (await refused(surface, "schema", table=table))["code"] == "table_not_found"
 
 
 async def test_prompts_and_resources(surface: Surface) -> None:

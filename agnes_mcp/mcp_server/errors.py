@@ -25,6 +25,7 @@ from mcp.types import TextContent
 from pydantic import ValidationError
 
 from agnes_mcp.mcp_server import output_budget as ob
+from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_sync.errors import AgnesError
 
 
@@ -41,32 +42,6 @@ def error_result(exc: AgnesError) -> ToolResult:
         structured_content={"error": json.loads(ob.dumps(error))},
         is_error=True,
     )
-
-
-class InvalidArguments(AgnesError):
-    code = "invalid_arguments"
-    status = 400
-    default_hint = (
-        "Pass each argument as the tool's input schema gives it (tools/list): a list is a "
-        'JSON array, e.g. ["a", "b"], not "a,b".'
-    )
-
-
-def invalid_arguments(tool: str, exc: ValidationError) -> InvalidArguments:
-    """The caller's arguments did not match the tool's input schema: each problem named."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"]) or "arguments"
-        problem = {"argument": where, "problem": error["msg"]}
-        if not error["type"].startswith("missing"):
-            given = repr(error.get("input"))
-            problem["given"] = given if len(given) <= 80 else given[:80] + "…"
-        problems.append(problem)
-    said = "; ".join(
-        f"{p['argument']}: {p['problem']}" + (f" (given {p['given']})" if "given" in p else "")
-        for p in problems
-    )
-    return InvalidArguments(f"{tool}: {said}.", details={"problems": problems})
 
 
 def _refusal(exc: BaseException, tool: str | None = None) -> AgnesError | None:

@@ -20,6 +20,7 @@ from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput
 from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value, truncation_for
 from agnes_mcp.rails.temporal_text import scalar_value, values_of
+from agnes_sync.sql_text import quote_ident
 
 CHARS_PER_TOKEN = 4
 DEFAULT_CHARS = 4_000 * CHARS_PER_TOKEN
@@ -85,15 +86,26 @@ def fit_items(
     return count
 
 
+class Shortened(str):
+    """A value cut to ``CELL_CHARS`` for the view (the answer itself is whole)."""
+
+
 def cell(value: Any) -> Any:
     shown = json_value(value)
     if isinstance(shown, str) and len(shown) > CELL_CHARS:
-        return shown[:CELL_CHARS] + f"…(+{len(shown) - CELL_CHARS} chars)"
+        return Shortened(shown[:CELL_CHARS] + f"…(+{len(shown) - CELL_CHARS} chars)")
     if isinstance(shown, (list, dict)):
         text = json.dumps(shown, default=str, ensure_ascii=False)
         if len(text) > CELL_CHARS:
-            return text[:CELL_CHARS] + f"…(+{len(text) - CELL_CHARS} chars)"
+            return Shortened(text[:CELL_CHARS] + f"…(+{len(text) - CELL_CHARS} chars)")
     return shown
+
+
+def _shortened(rows: list[list[Any]]) -> list[str]:
+    """The columns (by index, as text) holding a shortened value in ``rows``, once each."""
+    return list(
+        dict.fromkeys(str(i) for row in rows for i, v in enumerate(row) if isinstance(v, Shortened))
+    )
 
 
 def _rows(table: pa.Table, count: int) -> list[list[Any]]:
@@ -174,11 +186,10 @@ def present(
         key = (count, bool(extra))
         if key not in built:
             model = output(
-                **base,
+                **{**base, **extra},
                 rows=converted[:count],
                 shown_rows=count,
                 truncated="truncation" in extra,
-                **extra,
             )
             built[key] = (model, _text(model, names, len(all_columns)))
         return built[key]
@@ -220,8 +231,37 @@ def present(
         extra["truncation"] = answer.truncation or truncation_for(
             answer.reason, table.num_rows, answer.row_limit_source, answer.total_rows
         )
-    built.pop((count, True), None)  # the truncation reason may have changed since measuring
+    built.clear()  # the truncation reason may have changed since measuring
+    cut = _shortened(converted[:count])
+    if cut:  # values shortened for the view: said, with how to read them whole
+        extra = _values_cut(extra, [names[int(i)] for i in cut], answer, backend)
+        built.clear()
+        count = fit(count, lambda k: measured(k, extra), limit)
     return build(count, extra)
+
+
+def _values_cut(
+    extra: dict[str, Any], columns: list[str], answer: Answer, backend: Backend
+) -> dict[str, Any]:
+    """``extra`` saying that values of ``columns`` are shortened here: the truncation when
+    nothing else cut the answer (the answer is kept under a handle to read them from),
+    else a note beside the truncation that did."""
+    handle = extra.get("result_handle") or backend.keep_result(answer.table, answer.sql)
+    first = quote_ident(columns[0])
+    said = (
+        f"Values longer than {CELL_CHARS} characters are shortened here (in column"
+        f"{'s' if len(columns) > 1 else ''} {', '.join(columns)}), each ending in …(+N chars); "
+        f"the values are kept whole in {handle}: read one in parts with "
+        f"SELECT substr({first}, {CELL_CHARS + 1}, {CELL_CHARS}) FROM {handle}, "
+        f"or its length with length({first})."
+    )
+    if "truncation" in extra:
+        return {**extra, "result_handle": handle, "notes": [*answer.notes, said]}
+    return {
+        **extra,
+        "result_handle": handle,
+        "truncation": Truncation(reason="values", how_to_get_more=said),
+    }
 
 
 def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
@@ -261,6 +301,7 @@ def _rows_said(model: QueryOutput) -> str:
         in (
             "characters",
             "columns",
+            "values",
         )
     ):
         return f"{model.row_count:,} rows"

@@ -23,6 +23,7 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server import output_budget as ob
 from agnes_mcp.mcp_server import paging
@@ -175,7 +176,7 @@ def register_tools(
     )
     async def describe(
         table: Annotated[str, Field(description="A table id from catalog.")],
-        n: Annotated[int, Field(ge=1, le=100, description="How many rows.")] = 5,
+        n: Annotated[int, Field(ge=1, le=MAX_SAMPLE_ROWS, description="How many rows.")] = 5,
     ) -> ToolResult:
         """A few real rows of a table, to see what values look like. Remote tables are
         read through the warehouse's free preview, never a scan."""

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema
+from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema, sample_rows
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.tool_models import DiskInfo, SessionExportOutput, SnapshotInfo
@@ -171,6 +171,7 @@ class WorkspaceBackend(Backend):
 
     @logged("describe", lambda table, n: {"table": table, "n": n})
     def describe(self, table: str, n: int) -> Answer:
+        sample_rows(n)
         if table in self._local_names():
             outcome = self.local.run(f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}", n)
             return outcome.answer()
@@ -307,7 +308,7 @@ class WorkspaceBackend(Backend):
     def metric_show(self, metric_id: str) -> MetricDetail:
         try:
             with relayed_refusals():
-                detail = self.api.get(f"/api/metrics/{_metric_path(metric_id)}")
+                detail = self.api.get(f"/api/metrics/{_segment(metric_id)}")
         except ServerUnreachable:
             kept = catalog_cache.load(self.paths).definitions.get(metric_id)
             if kept is None:
@@ -348,7 +349,7 @@ class WorkspaceBackend(Backend):
             "limit": limit,
         }
         with relayed_refusals():
-            data, meta = self.api.post_arrow(f"/api/metrics/{_metric_path(metric_id)}/query", body)
+            data, meta = self.api.post_arrow(f"/api/metrics/{_segment(metric_id)}/query", body)
         return Answer.from_wire(data, meta)
 
     # --- the workspace itself ----------------------------------------------------------------
@@ -414,11 +415,6 @@ def _spec_arguments(spec: SnapshotSpec) -> dict[str, object]:
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
-
-
-def _metric_path(metric_id: str) -> str:
-    category, _, name = metric_id.partition("/")
-    return f"{_segment(category)}/{_segment(name)}"
 
 
 def _mode_of(name: str, inventory: Inventory) -> str:

@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pydantic import ValidationError
+
+from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_sync.errors import AgnesError
 
 
@@ -78,11 +81,15 @@ def from_error(exc: AgnesError) -> AgnesRefusal:
 
 
 @contextmanager
-def refusals() -> Iterator[None]:
-    """Raise Agnes's errors as :class:`AgnesRefusal` (the original chained as its cause)."""
+def refusals(call: str = "arguments") -> Iterator[None]:
+    """Raise Agnes's errors as :class:`AgnesRefusal` (the original chained as its cause);
+    arguments that do not fit what ``call`` takes (pydantic's checks) as ``invalid_arguments``
+    naming each problem, as the MCP tools answer them."""
     try:
         yield
     except AgnesRefusal:
         raise
     except AgnesError as exc:
         raise from_error(exc) from exc
+    except ValidationError as exc:
+        raise from_error(invalid_arguments(call, exc)) from None

@@ -117,10 +117,10 @@ class Workspace:
         limit: int | None = None,
         order_by: list[str] | None = None,
     ) -> SnapshotEstimate:
-        spec = SnapshotSpec(
-            table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
-        )
-        with refusals():
+        with refusals("snapshot_estimate"):
+            spec = SnapshotSpec(
+                table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
+            )
             return self.backend.snapshot_estimate(spec)
 
     def snapshot(
@@ -138,10 +138,10 @@ class Workspace:
         """Fetch part of a remote table into a local table ``name`` (query it with
         :meth:`query`). ``replace=True`` drops a snapshot of that name first, so a
         notebook can be run again."""
-        spec = SnapshotSpec(
-            table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
-        )
-        with refusals():
+        with refusals("snapshot"):
+            spec = SnapshotSpec(
+                table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
+            )
             if replace and any(s.name == name for s in self.backend.snapshot_list()):
                 self.backend.snapshot_drop(name)
             return self.backend.snapshot_create(spec, name, ttl_seconds)
@@ -177,13 +177,13 @@ class Workspace:
         (start included, end excluded) or ``{"start": ..., "end": ...}``."""
         if isinstance(time_range, tuple):
             time_range = {"start": str(time_range[0]), "end": str(time_range[1])}
-        request = MetricRequest(
-            dimensions=dimensions or [],
-            filters=filters or {},
-            grain=grain,
-            time_range=TimeRange.model_validate(time_range) if time_range else None,
-        )
-        with refusals():
+        with refusals("metric"):
+            request = MetricRequest(
+                dimensions=dimensions or [],
+                filters=filters or {},
+                grain=grain,
+                time_range=TimeRange.model_validate(time_range) if time_range else None,
+            )
             answer = self.backend.metric_query(metric_id, request, limit)
         return Result(answer, answer.sql)
 

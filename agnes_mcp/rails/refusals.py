@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from agnes_sync.errors import AgnesError
 
 
@@ -15,6 +17,50 @@ def next_step(tool: str, cli: str | None = None, **arguments: Any) -> dict[str, 
     if cli:
         step["cli"] = cli
     return step
+
+
+class InvalidArguments(AgnesError):
+    code = "invalid_arguments"
+    status = 400
+    default_hint = (
+        "Pass each argument as the tool's input schema gives it (tools/list): a list is a "
+        'JSON array, e.g. ["a", "b"], not "a,b".'
+    )
+
+
+def invalid_arguments(tool: str, exc: ValidationError) -> InvalidArguments:
+    """The caller's arguments did not match what ``tool`` (an MCP tool, a notebook or CLI
+    call) takes: each problem named."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "arguments"
+        problem = {"argument": where, "problem": error["msg"]}
+        if not error["type"].startswith("missing"):
+            given = repr(error.get("input"))
+            problem["given"] = given if len(given) <= 80 else given[:80] + "…"
+        problems.append(problem)
+    said = "; ".join(
+        f"{p['argument']}: {p['problem']}" + (f" (given {p['given']})" if "given" in p else "")
+        for p in problems
+    )
+    return InvalidArguments(f"{tool}: {said}.", details={"problems": problems})
+
+
+def bounded(argument: str, value: int, low: int, high: int | None = None) -> int:
+    """``value`` when ``low <= value <= high``; else the caller is told the range (every
+    front end passes its row counts here, so ``0`` never reads as "no limit")."""
+    if value < low or (high is not None and value > high):
+        said = f"from {low:,} to {high:,}" if high is not None else f"{low:,} or more"
+        raise InvalidArguments(
+            f"{argument} must be {said}, not {value:,}.",
+            hint=f"Pass a {argument} {said}, or leave it out for the default.",
+            details={
+                "problems": [
+                    {"argument": argument, "problem": f"must be {said}", "given": repr(value)}
+                ]
+            },
+        )
+    return value
 
 
 class QueryRefused(AgnesError):

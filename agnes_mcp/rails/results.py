@@ -37,9 +37,9 @@ class Provenance(BaseModel):
 
 
 class Truncation(BaseModel):
-    reason: Literal["rows", "bytes", "characters", "columns", "page"] = Field(
+    reason: Literal["rows", "bytes", "characters", "columns", "values", "page"] = Field(
         description="rows/bytes: the query's caps; characters/columns: the output budget; "
-        "page: more entries on the next page."
+        "values: long values shortened for the view; page: more entries on the next page."
     )
     how_to_get_more: str
 

@@ -46,6 +46,7 @@ from agnes_mcp.rails.refusals import (
     QueryTimeout,
     ReadOnly,
     SqlTooLarge,
+    bounded,
 )
 from agnes_mcp.rails.table_views import create_views
 from agnes_mcp.rails.tables import CatalogTable
@@ -80,7 +81,10 @@ class Limits:
     def for_request(
         cls, requested: int | None, *, default: int, cap: int, bytes: int, timeout_seconds: float
     ) -> Limits:
-        """The limits of one query: ``requested`` rows, else ``default``, never above ``cap``."""
+        """The limits of one query: ``requested`` rows, else ``default``, never above ``cap``
+        (a request below 1 is refused: it is no way to ask for the default)."""
+        if requested is not None:
+            bounded("limit", requested, 1)
         wanted = requested or default
         source: Literal["requested", "default", "cap"] = (
             "cap" if wanted > cap else ("requested" if requested else "default")

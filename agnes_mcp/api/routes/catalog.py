@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
-from agnes_mcp.catalog_models import CatalogEntry, TableSchema
+from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS, CatalogEntry, TableSchema
 from agnes_mcp.metrics.summary import MetricSummary
 
 router = APIRouter(prefix="/api/catalog", tags=["catalog"])
@@ -35,13 +35,13 @@ def catalog(
     )
 
 
-@router.get("/{table_id}/schema", summary="A table's columns, types and profile stats")
+@router.get("/{table_id:path}/schema", summary="A table's columns, types and profile stats")
 def schema(table_id: str, services: ServicesDep, principal: PrincipalDep) -> TableSchema:
     return services.catalog_view.schema(principal, table_id)
 
 
 @router.get(
-    "/{table_id}/describe",
+    "/{table_id:path}/describe",
     summary="A few rows of a table (remote tables: the warehouse's free preview)",
     responses={200: {"content": {ARROW_STREAM: {}}, "description": "Arrow IPC stream"}},
 )
@@ -49,7 +49,7 @@ def describe(
     table_id: str,
     services: ServicesDep,
     principal: PrincipalDep,
-    n: int = Query(default=5, ge=1, le=100),
+    n: int = Query(default=5, ge=1, le=MAX_SAMPLE_ROWS),
 ) -> Response:
     answer = services.catalog_view.describe(principal, table_id, n)
     return arrow_response(answer.table, answer.wire())

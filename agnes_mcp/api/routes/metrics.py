@@ -58,21 +58,20 @@ def list_metrics(
     return MetricList(metrics=summaries, definitions=details)
 
 
-@router.get("/metrics/{category}/{name}", summary="A metric's full definition")
-def show_metric(
-    category: str, name: str, services: ServicesDep, principal: PrincipalDep
-) -> MetricDetail:
-    return services.metric_service.detail(principal, f"{category}/{name}")
+@router.get("/metrics/{metric_id:path}", summary="A metric's full definition")
+def show_metric(metric_id: str, services: ServicesDep, principal: PrincipalDep) -> MetricDetail:
+    """``metric_id`` is ``category/name``; any other text (no category, '/' escaped or
+    not) reaches the service, which answers ``metric_not_found`` with suggestions."""
+    return services.metric_service.detail(principal, metric_id)
 
 
 @router.post(
-    "/metrics/{category}/{name}/query",
+    "/metrics/{metric_id:path}/query",
     summary="Compute a metric (compiled for its engine, run through the rails)",
     responses={200: {"content": {ARROW_STREAM: {}}, "description": "JSON, or Arrow IPC"}},
 )
 def query_metric(
-    category: str,
-    name: str,
+    metric_id: str,
     body: MetricQueryBody,
     request: Request,
     services: ServicesDep,
@@ -80,7 +79,7 @@ def query_metric(
 ) -> Response:
     run = services.metric_service.run(
         principal,
-        f"{category}/{name}",
+        metric_id,
         MetricRequest(body.dimensions, body.filters, body.grain, body.time_range),
         limit=body.limit,
     )
