@@ -184,3 +184,27 @@ def test_metrics_query(workspace: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert code == exit_codes.OK and "COUNT(DISTINCT customer_id)" in out
     code, _, err = run(capsys, "metrics", "query", "revenue/mrr", "--filter", "plan")
     assert code == exit_codes.USAGE and "DIMENSION=VALUE" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (("query", "SELECT 1", "--limit", "0"), "argument --limit: must be 1 or more, not 0"),
+        (("query", "SELECT 1", "--limit", "-1"), "argument --limit: must be 1 or more, not -1"),
+        (("describe", "orders", "-n", "1000"), "argument -n: must be from 1 to 100, not 1,000"),
+        (
+            ("metrics", "query", "revenue/total_revenue", "--from", "2026-13-01"),
+            "argument --from: '2026-13-01' is not a day YYYY-MM-DD",
+        ),
+        (("metrics", "show", "total_revenue"), "There is no metric 'total_revenue'"),
+    ],
+)
+def test_values_out_of_range_are_usage_errors_without_a_traceback(
+    workspace: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], said: str
+) -> None:
+    try:
+        code, _, err = run(capsys, *argv)
+    except SystemExit as exit_:  # argparse's own refusal
+        code, err = int(str(exit_.code)), capsys.readouterr().err
+    assert said in err and "Traceback" not in err
+    assert code == (exit_codes.FAILURE if argv[1] == "show" else exit_codes.USAGE)

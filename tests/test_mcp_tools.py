@@ -326,7 +326,7 @@ async def test_values_shortened_for_the_view_are_said_and_readable_whole(
     assert structured["truncated"] is True and structured["truncation"]["reason"] == "values"
     how = structured["truncation"]["how_to_get_more"]
     handle = structured["result_handle"]
-    assert "in column big)" in how and handle in how and "substr(\"big\", 301, 300)" in how
+    assert "in column big)" in how and handle in how and 'substr("big", 301, 300)' in how
     assert "[truncated (values):" in text and "3 rows" in text.splitlines()[0]
     whole, _ = await ok(surface, "query", sql=f"SELECT length(big) AS n FROM {handle} ORDER BY i")
     assert whole["rows"] == [[1001], [1001], [1001]]

@@ -597,3 +597,36 @@ def test_decimals_become_the_nearest_doubles(values: list[str | None], kind: pa.
     column = pa.chunked_array([pa.array([Decimal(v) if v else None for v in values], kind)])
     floats = decimal_as_float(column, kind.scale).to_pylist()
     assert floats == [float(Decimal(v)) if v else None for v in values]
+
+
+OUT_OF_RANGE: list[tuple[str, Callable[[Workspace], object], str]] = [
+    ("limit-zero", lambda ws: ws.query("SELECT 1", limit=0), "limit"),
+    ("limit-negative", lambda ws: ws.query("SELECT 1", limit=-5), "limit"),
+    ("describe-zero", lambda ws: ws.describe("orders", n=0), "n"),
+    ("describe-many", lambda ws: ws.describe("orders", n=1000), "n"),
+    (
+        "not-a-day",
+        lambda ws: ws.metric("revenue/total_revenue", time_range=("2026-13-01", "2027-01-01")),
+        "start",  # of the time range
+    ),
+    (
+        "select-text",
+        lambda ws: ws.snapshot("web_sessions", "session_id,device", name="x"),
+        "select",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("api", "argument"), [c[1:] for c in OUT_OF_RANGE], ids=[c[0] for c in OUT_OF_RANGE]
+)
+def test_arguments_out_of_range_are_refused_as_invalid_arguments(
+    nb: NotebookSetup, api: Callable[[Workspace], object], argument: str
+) -> None:
+    """Not read as "no limit", not DuckDB's binder error, not pydantic's own exception."""
+    with pytest.raises(AgnesRefusal) as raised:
+        api(nb.ws)
+    refusal = raised.value
+    assert refusal.code == "invalid_arguments"
+    assert refusal.details["problems"][0]["argument"].split(".")[0] == argument
+    assert argument in refusal.message
