@@ -303,6 +303,12 @@ class MarketplaceFeedChanged(AgnesError):
     default_hint = "Ask again: the marketplace was synced a moment ago."
 
 
+class TooManyGitRequests(AgnesError):
+    code = "too_many_git_requests"
+    status = 429
+    default_hint = "Fetch again in a few seconds (Retry-After says when)."
+
+
 class GitPushRefused(PermissionDenied):
     code = "git_push_refused"
     default_hint = (

@@ -280,6 +280,27 @@ class MarketplaceSettings(BaseModel):
         description="Built feeds (one per distinct set of granted plugins) kept on disk; the "
         "least recently used beyond this are removed.",
     )
+    git_requests_per_user: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="git requests (clone, fetch) to /marketplace.git one user may have "
+        "running at once; more are answered 429 with Retry-After.",
+    )
+    git_requests: int = Field(
+        default=16,
+        ge=1,
+        le=10_000,
+        description="git requests to /marketplace.git running at once on the server; more "
+        "are answered 429 with Retry-After.",
+    )
+    git_request_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="A git request to /marketplace.git running longer is stopped (its "
+        "git http-backend killed).",
+    )
 
 
 class SourceSettings(BaseModel):

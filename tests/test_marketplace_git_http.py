@@ -5,6 +5,7 @@ revocation at the next fetch, and /healthz answering while a large clone streams
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -161,6 +162,8 @@ def test_push_is_refused_with_403(repos: Repos, tmp_path: Path) -> None:
     pushed = git("push", "origin", "HEAD:main", cwd=checkout, token=repos.analyst)
     assert pushed.returncode != 0
     assert "403" in pushed.stderr
+    # git shows a plain-text error body to its user: the reason, not only the status
+    assert "remote: Pushing to the marketplace is refused: it is read-only." in pushed.stderr
     unchanged = tmp_path / "again"
     assert git("clone", repos.url, str(unchanged), token=repos.analyst).returncode == 0
     assert not (unchanged / "extra.md").exists()
@@ -325,6 +328,56 @@ def test_upload_pack_takes_plain_and_gzip_bodies(repos: Repos, encoding: str | N
     assert answer.headers["content-type"] == "application/x-git-upload-pack-result"
     assert answer.content.startswith(b"0008NAK\nPACK")
     assert len(answer.content) > BIG_FILES * BIG_FILE_BYTES
+
+
+def test_a_body_past_the_bound_once_inflated_never_reaches_git(repos: Repos) -> None:
+    """A gzip body of ~10 KB that inflates to 9 MiB of haves (upload-pack would keep them
+    all in memory) is refused before any backend starts; other encodings are refused."""
+    _, headers = upload_pack_request(repos)
+    have = b"0032have " + b"1" * 40 + b"\n"
+    bomb = gzip.compress(have * ((9 << 20) // len(have)))
+    assert len(bomb) < 100_000
+    with repos.live.client() as client:
+        answer = client.post(
+            "/marketplace.git/git-upload-pack",
+            content=bomb,
+            headers={**headers, "Content-Encoding": "gzip", "User-Agent": "git/2.39.5"},
+        )
+        assert answer.status_code == 413 and not serving_git()
+        assert answer.headers["content-type"].startswith("text/plain")  # git shows it
+        assert "at most 8 MiB (inflated)" in answer.text
+        odd = client.post(
+            "/marketplace.git/git-upload-pack",
+            content=b"0000",
+            headers={**headers, "Content-Encoding": "br"},
+        )
+    assert odd.status_code == 422 and odd.json()["error"]["code"] == "invalid_request"
+
+
+def test_a_users_git_requests_at_once_are_bounded(repos: Repos, tmp_path: Path) -> None:
+    from agnes_mcp.marketplace.routes import GIT_SLOTS
+
+    services = repos.live.services
+    user = services.tokens.authenticate(repos.analyst).user_id
+    limit = services.settings.marketplace.git_requests_per_user
+    with contextlib.ExitStack() as held:
+        for _ in range(limit):
+            held.enter_context(
+                GIT_SLOTS.hold(user, per_user=limit, total=10_000, timeout_seconds=30)
+            )
+        with repos.live.client(repos.analyst) as client:
+            refused = client.get(
+                "/marketplace.git/info/refs",
+                params={"service": "git-upload-pack"},
+                headers={"User-Agent": "git/2.39.5"},
+            )
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "30"
+        assert f"You already run {limit} git requests at once" in refused.text
+        busy = git("clone", repos.url, str(tmp_path / "busy"), token=repos.analyst)
+        assert busy.returncode != 0 and "remote: You already run" in busy.stderr
+        other = git("clone", repos.url, str(tmp_path / "other"), token=repos.analyst2)
+        assert other.returncode == 0  # another user is not held up
+    assert git("clone", repos.url, str(tmp_path / "later"), token=repos.analyst).returncode == 0
 
 
 def test_the_backends_own_refusals_pass_through(repos: Repos) -> None:

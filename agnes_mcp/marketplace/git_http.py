@@ -3,10 +3,12 @@
 Only upload-pack (clone and fetch) is ever passed on: the routes refuse receive-pack
 before anything else, and the backend runs with ``http.receivepack=false`` and
 ``http.getanyfile=false`` besides. The backend is an asyncio subprocess: the request
-body streams into its stdin, its CGI header block becomes the response's status and
-headers, and its stdout streams back as it comes, under the transport's backpressure.
-Pack generation happens in git, never on the event loop; a client that goes away gets
-its backend killed.
+body (a fetch's wants and haves: kilobytes) is read first, at most ``MAX_BODY_BYTES``,
+and a gzip body is inflated here to the same bound (git would inflate it without one,
+and upload-pack keeps every ``have`` in memory); its CGI header block becomes the
+response's status and headers, and its stdout streams back as it comes, under the
+transport's backpressure. Pack generation happens in git, never on the event loop; a
+client that goes away gets its backend killed, and so does one past its time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import re
 import secrets
 import signal
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -25,8 +28,9 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_error
-from agnes_mcp.errors import InternalError
+from agnes_mcp.errors import InternalError, InvalidRequest, PayloadTooLarge
 from agnes_mcp.marketplace.git_command import git_binary, git_env
+from agnes_sync.errors import AgnesError
 
 logger = logging.getLogger("agnes.marketplace")
 
@@ -37,6 +41,14 @@ BACKEND_CONFIG = {"http.receivepack": "false", "http.getanyfile": "false"}
 _PROTOCOL = re.compile(r"^[A-Za-z0-9=:._-]{1,200}$")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "status"})
 _MAX_HEADER_LINES = 100
+# A fetch's request: wants, haves and capabilities, a few hundred bytes a round; this
+# bound (also on the inflated body) holds ~150,000 haves.
+MAX_BODY_BYTES = 8 << 20
+
+
+def git_error_text(message: str, hint: str | None) -> str:
+    """An error as git shows it (each line as ``remote: ...``): the message, the hint."""
+    return message + "\n" + (f"hint: {hint}\n" if hint else "")
 
 
 def backend_env(
@@ -57,13 +69,9 @@ def backend_env(
         "GATEWAY_INTERFACE": "CGI/1.1",
         "SERVER_PROTOCOL": "HTTP/1.1",
     }
-    for header, variable in (
-        ("content-type", "CONTENT_TYPE"),
-        ("content-length", "CONTENT_LENGTH"),
-        ("content-encoding", "HTTP_CONTENT_ENCODING"),
-    ):
-        if header in headers:
-            cgi[variable] = headers[header]
+    if "content-type" in headers:
+        cgi["CONTENT_TYPE"] = headers["content-type"]
+    # CONTENT_LENGTH is the body as the backend gets it (inflated here): set at the run.
     protocol = headers.get("git-protocol", "")
     if _PROTOCOL.match(protocol):
         cgi["HTTP_GIT_PROTOCOL"] = protocol
@@ -73,30 +81,54 @@ def backend_env(
 class GitBackendResponse(Response):
     """Runs ``git http-backend`` when sent; ``on_close`` runs once it is over."""
 
-    def __init__(self, env: dict[str, str], on_close: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        on_close: Callable[[], None],
+        *,
+        encoding: str | None = None,
+        seconds: float = 300.0,
+        plain_errors: bool = False,
+    ) -> None:
         super().__init__()
         self.env = env
         self.on_close = on_close
+        self.encoding = (encoding or "identity").strip().lower()
+        self.seconds = seconds
+        self.plain_errors = plain_errors  # the client is git: it shows text bodies only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await self._run(receive, send)
+            try:
+                body = await request_body(receive, self.encoding)
+            except (PayloadTooLarge, InvalidRequest) as exc:
+                await self._refuse(send, exc)
+                return
+            if body is None:
+                return  # the client left before it sent its request
+            try:
+                async with asyncio.timeout(self.seconds):
+                    await self._run(body, receive, send)
+            except TimeoutError:
+                logger.warning(
+                    "a git request ran past %g s: its git http-backend is stopped", self.seconds
+                )
         finally:
             self.on_close()
 
-    async def _run(self, receive: Receive, send: Send) -> None:
+    async def _run(self, request: bytes, receive: Receive, send: Send) -> None:
         process = await asyncio.create_subprocess_exec(
             git_binary(),
             "http-backend",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self.env,
+            env={**self.env, "CONTENT_LENGTH": str(len(request))},
             start_new_session=True,  # its upload-pack and pack-objects go with it
         )
         assert process.stdout is not None and process.stderr is not None
         gone = asyncio.Event()
-        body = asyncio.create_task(_feed_body(process, receive, gone))
+        body = asyncio.create_task(_feed_body(process, request, receive, gone))
         errors = asyncio.create_task(process.stderr.read())
         try:
             head = await _read_head(process.stdout)
@@ -121,6 +153,18 @@ class GitBackendResponse(Response):
                 await process.wait()
             errors.cancel()
 
+    async def _refuse(self, send: Send, error: AgnesError) -> None:
+        if not self.plain_errors:
+            await send_error(send, error)
+            return
+        body = git_error_text(error.message, error.hint).encode()
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": error.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
     async def _failed(
         self, send: Send, process: asyncio.subprocess.Process, errors: asyncio.Task[bytes]
     ) -> None:
@@ -134,32 +178,65 @@ class GitBackendResponse(Response):
             code,
             (await errors).decode()[-2000:],
         )
-        await send_error(send, InternalError(f"The git backend failed (incident {incident})."))
+        await self._refuse(send, InternalError(f"The git backend failed (incident {incident})."))
+
+
+async def request_body(receive: Receive, encoding: str) -> bytes | None:
+    """The request's body as the backend reads it: at most ``MAX_BODY_BYTES``, a gzip body
+    inflated to the same bound; None when the client left first."""
+    if encoding not in ("identity", "gzip", "x-gzip"):
+        raise InvalidRequest(
+            f"A git request's body may be sent as is or gzip-compressed, not '{encoding}'."
+        )
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    if encoding == "identity":
+        return body
+    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        inflated = inflate.decompress(body, MAX_BODY_BYTES + 1)
+    except zlib.error:
+        raise InvalidRequest("The git request's gzip body is corrupt.") from None
+    if len(inflated) > MAX_BODY_BYTES:
+        raise _too_large()
+    return inflated
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"A git request may hold at most {MAX_BODY_BYTES >> 20} MiB (inflated).",
+        hint="A clone or fetch sends far less; 'git clone' the marketplace afresh.",
+    )
 
 
 async def _feed_body(
-    process: asyncio.subprocess.Process, receive: Receive, gone: asyncio.Event
+    process: asyncio.subprocess.Process, request: bytes, receive: Receive, gone: asyncio.Event
 ) -> None:
-    """Stream the request body into the backend, then wait for the client to leave: if it
+    """Write the request into the backend, then wait for the client to leave: if it
     leaves before the response is over, the backend is killed."""
     assert process.stdin is not None
     try:
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            if chunk:
-                process.stdin.write(chunk)
-                await process.stdin.drain()
-            if not message.get("more_body", False):
-                message = await receive()  # returns when the client goes (or we finish)
-                break
+        if request:
+            process.stdin.write(request)
+            await process.stdin.drain()
     except (BrokenPipeError, ConnectionResetError):
-        message = await receive()  # the backend stopped reading; still watch the client
+        pass  # the backend stopped reading; still watch the client
     finally:
         if not process.stdin.is_closing():
             process.stdin.close()
+    message = await receive()  # returns when the client goes (or we finish)
     if message["type"] == "http.disconnect" and process.returncode is None:
         gone.set()
         logger.info("a client left during a git request: its git http-backend is stopped")

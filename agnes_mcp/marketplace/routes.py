@@ -9,19 +9,22 @@ ZIP is streamed from its file and git's pack comes from a ``git http-backend`` p
 
 from __future__ import annotations
 
+import functools
+import json
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from agnes_mcp.api.dependencies import get_services
+from agnes_mcp.api.error_handlers import error_response
 from agnes_mcp.api.etags import if_none_match
 from agnes_mcp.api.routes.well_known import public_base_url
 from agnes_mcp.auth.principal import Principal
@@ -30,12 +33,20 @@ from agnes_mcp.errors import (
     GitPushRefused,
     MarketplaceFeedChanged,
     RouteNotFound,
+    TooManyGitRequests,
 )
 from agnes_mcp.marketplace.feed import Feed
 from agnes_mcp.marketplace.feed_auth import feed_principal, refusal
 from agnes_mcp.marketplace.feed_cache import FeedBuilder
-from agnes_mcp.marketplace.git_http import SERVICE, GitBackendResponse, backend_env
+from agnes_mcp.marketplace.git_http import (
+    SERVICE,
+    GitBackendResponse,
+    backend_env,
+    git_error_text,
+)
+from agnes_mcp.query.concurrency import QuerySlots
 from agnes_mcp.services import Services
+from agnes_sync.errors import AgnesError
 
 router = APIRouter(tags=["marketplace"])
 
@@ -182,11 +193,38 @@ def refuse_push(request: Request) -> None:
         raise GitPushRefused("Pushing to the marketplace is refused: it is read-only.")
 
 
+# git requests running now, per user and in all (each one a git http-backend process).
+GIT_SLOTS = QuerySlots(
+    "marketplace.git_requests_per_user",
+    "marketplace.git_requests",
+    what="git requests",
+    refusal=TooManyGitRequests,
+)
+
+
 async def serve_git(request: Request, tail: str, query: str) -> Response:
-    feed = await caller_feed(request)
-    if isinstance(feed, Response):
-        return feed
-    feed, _, lease = await built(request, feed, FeedBuilder.ensure_repo)
+    services: Services = get_services(request)
+    try:
+        principal = feed_principal(request, services)
+    except AuthenticationError as exc:
+        return refusal(exc)
+    settings = services.settings.marketplace
+    lease = ExitStack()
+    lease.enter_context(
+        GIT_SLOTS.hold(
+            principal.user_id,
+            per_user=settings.git_requests_per_user,
+            total=settings.git_requests,
+            timeout_seconds=settings.git_request_seconds,
+        )
+    )
+    try:
+        feed = await run_in_threadpool(services.marketplaces.feed_for, principal)
+        feed, _, built_lease = await built(request, feed, FeedBuilder.ensure_repo)
+    except BaseException:
+        lease.close()
+        raise
+    lease.push(lambda *_: built_lease.close())
     env = backend_env(
         feed_builder(request).layout.feeds_dir,
         f"/{feed.key}.git/{tail}",
@@ -194,10 +232,52 @@ async def serve_git(request: Request, tail: str, query: str) -> Response:
         query=query,
         headers=request.headers,
     )
-    return GitBackendResponse(env, on_close=lease.close)
+    return GitBackendResponse(
+        env,
+        on_close=lease.close,
+        encoding=request.headers.get("content-encoding"),
+        seconds=settings.git_request_seconds,
+        plain_errors=_is_git(request),
+    )
+
+
+def for_git(route: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """A git route whose refusals git shows its user: git prints an error answer's body
+    (as ``remote: ...`` lines) only when it is plain text, so a git client gets the
+    message and hint as text (other clients keep the JSON shape)."""
+
+    @functools.wraps(route)
+    async def answer(request: Request) -> Response:
+        try:
+            response = await route(request)
+        except AgnesError as exc:
+            response = error_response(exc)
+        if response.status_code < 400 or not _is_git(request):
+            return response
+        return _as_text(response)
+
+    return answer
+
+
+def _is_git(request: Request) -> bool:
+    return request.headers.get("user-agent", "").lower().startswith("git/")
+
+
+def _as_text(response: Response) -> Response:
+    try:
+        error = json.loads(bytes(response.body))["error"]
+        said = git_error_text(str(error["message"]), error.get("hint"))
+    except (ValueError, KeyError, TypeError):
+        return response
+    text = PlainTextResponse(said, response.status_code)
+    for name, value in response.raw_headers:  # every challenge (Basic and Bearer) kept
+        if name not in (b"content-type", b"content-length"):
+            text.raw_headers.append((name, value))
+    return text
 
 
 @router.get(GIT_PATH + "/info/refs", include_in_schema=False)
+@for_git
 async def git_info_refs(request: Request) -> Response:
     refuse_push(request)
     if request.query_params.get("service") != SERVICE:
@@ -209,6 +289,7 @@ async def git_info_refs(request: Request) -> Response:
 
 
 @router.post(GIT_PATH + "/" + SERVICE, include_in_schema=False)
+@for_git
 async def git_upload_pack(request: Request) -> Response:
     refuse_push(request)
     return await serve_git(request, SERVICE, "")
@@ -224,6 +305,7 @@ async def git_upload_pack(request: Request) -> Response:
     methods=["GET", "POST", "HEAD", "OPTIONS", *_PUSH_METHODS],
     include_in_schema=False,
 )
+@for_git
 async def git_elsewhere(request: Request) -> Response:
     """Pushes are refused (403); git's dumb HTTP paths and the rest are not served (404)."""
     refuse_push(request)

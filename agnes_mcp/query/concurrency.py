@@ -34,6 +34,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from agnes_mcp.query.lane_pool import LifoThreadPool
 from agnes_mcp.rails.refusals import QueryRefused
+from agnes_sync.errors import AgnesError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -70,8 +71,13 @@ class QuerySlots:
         self,
         user_limit: str = "scan_caps.concurrent_queries_per_user",
         total_limit: str = "scan_caps.concurrent_queries",
+        *,
+        what: str = "queries",
+        refusal: type[AgnesError] = TooManyQueries,
     ) -> None:
         self._names = {"user": user_limit, "server": total_limit}
+        self._what = what  # what runs, in the refusal's words
+        self._refused = refusal
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
         self._per_user: dict[str, int] = {}
@@ -113,17 +119,18 @@ class QuerySlots:
         running: int,
         user: str | None,
         now: float,
-    ) -> TooManyQueries:
+    ) -> AgnesError:
         deadlines = [r.deadline for r in self._running.values() if user is None or r.user == user]
         wait = max(1, math.ceil(min(deadlines) - now)) if deadlines else 1
         name = self._names[scope]
+        what = self._what
         if scope == "user":
-            message = f"You already run {running} queries at once; the limit is {limit} ({name})."
+            message = f"You already run {running} {what} at once; the limit is {limit} ({name})."
         else:
             message = (
-                f"The server already runs {running} queries at once; the limit is {limit} ({name})."
+                f"The server already runs {running} {what} at once; the limit is {limit} ({name})."
             )
-        return TooManyQueries(
+        return self._refused(
             message,
             details={
                 "scope": scope,
