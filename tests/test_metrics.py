@@ -165,6 +165,15 @@ def test_timestamp_time_columns_compare_as_timestamps() -> None:
             MetricRequest(time_range=TimeRange(start=dt.date(2025, 2, 1), end=dt.date(2025, 1, 1))),
             "after",
         ),
+        (
+            MetricRequest(filters={"channel": [f"x{i}" for i in range(900_000)]}),
+            "'channel' may take at most 1,000 values",
+        ),
+        (MetricRequest(filters={"channel": "x" * 1001}), "longer than 1,000 characters"),
+        (
+            MetricRequest(filters={f"d{i}": "x" for i in range(21)}),
+            "at most 20 dimensions",
+        ),
     ],
 )
 def test_bad_requests_are_refused(request_: MetricRequest, words: str) -> None:
@@ -255,6 +264,16 @@ def test_demo_grants_metrics_over_granted_tables_only(demo_server: DemoServer) -
     assert "operations/support_resolution_time" in {
         m.id for m in services.metric_service.visible(admin)
     }
+
+
+def test_oversized_filters_are_refused_before_any_sql_is_built(demo_server: DemoServer) -> None:
+    """Over REST the request schema refuses them (422, naming the field); the MCP tool's
+    input schema carries the same bounds (tests/contract/mcp_tools.json)."""
+    many = {"dimensions": ["channel"], "filters": {"channel": [f"x{i}" for i in range(1001)]}}
+    with demo_server.live.client(demo_server.analyst_token) as client:
+        answer = client.post("/api/metrics/revenue/total_revenue/query", json=many)
+    assert_error(answer, 422, "invalid_request")
+    assert "filters.channel" in answer.text
 
 
 # --- admin import / export ---------------------------------------------------------------------

@@ -45,7 +45,7 @@ from agnes_mcp.mcp_server.tool_models import (
     SnapshotInfo,
     SnapshotListOutput,
 )
-from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
+from agnes_mcp.metrics.compiler import Filters, MetricRequest, TimeRange
 from agnes_mcp.metrics.summary import MetricDetail
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
@@ -345,7 +345,7 @@ def register_tools(
             list[str] | None, Field(description="Breakdowns, from metric_show.")
         ] = None,
         filters: Annotated[
-            dict[str, FilterValue | list[FilterValue]] | None,
+            Filters | None,
             Field(description="dimension -> value or list of values."),
         ] = None,
         grain: Annotated[

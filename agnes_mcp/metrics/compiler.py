@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import sqlglot
 from pydantic import BaseModel, Field
@@ -20,7 +20,18 @@ from sqlglot import exp
 from agnes_mcp.metrics.definition import GRAINS, MetricDefinition
 from agnes_mcp.rails.refusals import QueryRefused, next_step
 
-FilterValue = str | int | float | bool | None
+# A request's filters are bounded before anything is compiled from them: sqlglot builds
+# and renders every value, so 900,000 of them took ~15 s of a core before the SQL size
+# check refused the result.
+MAX_FILTERS = 20  # dimensions filtered on
+MAX_FILTER_VALUES = 1_000  # values of one dimension
+MAX_VALUE_CHARS = 1_000  # characters of one value
+
+FilterValue = Annotated[str, Field(max_length=MAX_VALUE_CHARS)] | int | float | bool | None
+Filters = Annotated[
+    dict[str, FilterValue | Annotated[list[FilterValue], Field(max_length=MAX_FILTER_VALUES)]],
+    Field(max_length=MAX_FILTERS),
+]
 
 
 class MetricRequestInvalid(QueryRefused):
@@ -36,7 +47,7 @@ class TimeRange(BaseModel):
 @dataclass
 class MetricRequest:
     dimensions: list[str] = field(default_factory=list)
-    filters: dict[str, FilterValue | list[FilterValue]] = field(default_factory=dict)
+    filters: dict[str, FilterValue | list[FilterValue]] = field(default_factory=dict)  # Filters
     grain: str | None = None  # a grain, "total", or None for the metric's default
     time_range: TimeRange | None = None
 
@@ -51,6 +62,7 @@ class CompiledMetric:
 def compile_metric(
     metric: MetricDefinition, request: MetricRequest, dialect: str
 ) -> CompiledMetric:
+    _check_size(request)
     known = {d.name: d for d in metric.dimensions}
     unknown = [d for d in [*request.dimensions, *request.filters] if d not in known]
     if unknown:
@@ -68,6 +80,27 @@ def compile_metric(
     ):
         return _complete_sql(metric, request, dialect)
     return _from_expression(metric, request, dialect)
+
+
+def _check_size(request: MetricRequest) -> None:
+    """The bounds of :data:`Filters`, for callers that did not go through pydantic (the
+    CLI, notebooks): checked in one pass, before any SQL is built."""
+    problem = None
+    if len(request.filters) > MAX_FILTERS:
+        problem = f"at most {MAX_FILTERS} dimensions may be filtered on"
+    for name, given in request.filters.items():
+        values = given if isinstance(given, list) else [given]
+        if len(values) > MAX_FILTER_VALUES:
+            problem = f"'{name}' may take at most {MAX_FILTER_VALUES:,} values"
+        elif any(isinstance(v, str) and len(v) > MAX_VALUE_CHARS for v in values):
+            problem = f"a value of '{name}' is longer than {MAX_VALUE_CHARS:,} characters"
+        if problem:
+            break
+    if problem:
+        raise MetricRequestInvalid(
+            f"The filters are too large: {problem}.",
+            hint="Filter on fewer values, or query the metric's tables with a join instead.",
+        )
 
 
 def _complete_sql(metric: MetricDefinition, request: MetricRequest, dialect: str) -> CompiledMetric:

@@ -13,7 +13,7 @@ from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.metrics import admin as metric_admin
 from agnes_mcp.metrics.admin import ImportResult, MetricSql
-from agnes_mcp.metrics.compiler import FilterValue, MetricRequest, TimeRange
+from agnes_mcp.metrics.compiler import Filters, MetricRequest, TimeRange
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 
 router = APIRouter(prefix="/api", tags=["metrics"])
@@ -28,7 +28,7 @@ class MetricList(BaseModel):
 
 class MetricQueryBody(RequestBody):
     dimensions: list[str] = Field(default_factory=list, max_length=20)
-    filters: dict[str, FilterValue | list[FilterValue]] = Field(default_factory=dict)
+    filters: Filters = Field(default_factory=dict)
     grain: Literal["day", "week", "month", "quarter", "year", "total"] | None = None
     time_range: TimeRange | None = None
     limit: int | None = Field(default=None, ge=1)
