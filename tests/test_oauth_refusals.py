@@ -107,6 +107,54 @@ def test_authorize_needs_s256_pkce(
 
 
 @pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ({"state": "s" * 3_000}, "state may be at most 2,048 characters"),
+        ({"code_challenge": "c" * 200}, "code_challenge must be 43 to 128 characters"),
+        ({"scope": "data " * 1_000}, "scope may be at most 4,096 characters"),
+    ],
+    ids=["state", "challenge", "other"],
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_parameters_too_large_to_hold_are_refused_up_front(
+    client: RawClient,
+    browser: httpx.Client,
+    extra: dict[str, str],
+    said: str,
+    method: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each pending sign-in holds its request until consent: a 1 MB state or challenge
+    multiplied by the store's 10,000 places took ~19 GB. Refused at once, no redirect
+    (nothing of it is echoed), no traceback logged."""
+    _, challenge = pkce()
+    if method == "POST" and "state" in extra:
+        extra = {"state": "s" * 1_000_000}  # a form field past Starlette's 1 MB too
+    url = client.authorize_url(challenge, **extra)
+    if method == "GET":
+        refused = browser.get(url)
+    else:
+        path, _, query = url.partition("?")
+        refused = browser.post(
+            path, content=query, headers={"content-type": "application/x-www-form-urlencoded"}
+        )
+    assert refused.status_code == 400 and "location" not in refused.headers
+    assert error_of(refused) == "invalid_request" and said in refused.text
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_client_metadata_is_bounded(http: httpx.Client) -> None:
+    long_uri = "http://127.0.0.1:53682/" + "p" * 3000
+    refused = register_client(http, [long_uri], address=new_address())
+    assert refused.status_code == 400 and error_of(refused) == "invalid_redirect_uri"
+    assert "at most 2,000 characters" in refused.text
+    bulky = register_client(http, address=new_address(), software_id="x" * 20_000)
+    assert bulky.status_code == 400 and error_of(bulky) == "invalid_client_metadata"
+    assert "at most 16,384 are accepted" in bulky.text and len(bulky.content) < 1000
+    assert register_client(http, address=new_address()).status_code == 201
+
+
+@pytest.mark.parametrize(
     "redirect_uri",
     [
         "http://127.0.0.1:53682/elsewhere",  # a registered host and port, another path

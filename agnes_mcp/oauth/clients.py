@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import unicodedata
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -28,6 +29,8 @@ from agnes_mcp.store.oauth import OAuthClientRecord
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]", "::1"})
 MAX_REDIRECTS = 10
 MAX_NAME = 100
+MAX_URI_CHARS = 2_000  # a redirect URI (it is held with every pending sign-in)
+MAX_METADATA_CHARS = 16_384  # all of a client's metadata, as JSON (kept for good)
 UNNAMED = "Unnamed MCP client"
 
 
@@ -37,6 +40,8 @@ def secret_hash(secret: str) -> str:
 
 def redirect_problem(uri: str) -> str | None:
     """Why ``uri`` may not be a redirect URI, or ``None`` when it may."""
+    if len(uri) > MAX_URI_CHARS:
+        return f"A redirect URI may be at most {MAX_URI_CHARS:,} characters."
     parts = urlsplit(uri)
     if parts.fragment:
         return f"{uri}: a redirect URI may not have a fragment"
@@ -104,6 +109,13 @@ def check_registration(client: OAuthClientInformationFull) -> None:
     if client.client_name is not None and len(client.client_name) > MAX_NAME:
         raise RegistrationError(
             "invalid_client_metadata", f"client_name is longer than {MAX_NAME} characters."
+        )
+    size = len(json.dumps(client.model_dump(mode="json", exclude_none=True)))
+    if size > MAX_METADATA_CHARS:
+        raise RegistrationError(
+            "invalid_client_metadata",
+            f"The client's metadata is {size:,} characters as JSON; at most "
+            f"{MAX_METADATA_CHARS:,} are accepted.",
         )
 
 

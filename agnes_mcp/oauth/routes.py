@@ -56,6 +56,33 @@ def with_issuer(location: str, issuer: str) -> str:
     return urlunsplit(parts._replace(query=urlencode([*query, ("iss", issuer)])))
 
 
+# What an authorization request may carry (each is held with its pending sign-in until
+# consent): a PKCE S256 challenge is 43 characters (RFC 7636 allows 43-128); a state is
+# the client's own opaque value, a few dozen characters in practice.
+MAX_STATE_CHARS = 2_048
+CHALLENGE_CHARS = (43, 128)
+MAX_PARAM_CHARS = 4_096  # any other parameter
+
+
+async def _oversized(request: Request) -> str | None:
+    """Why the request's parameters are refused before the handler, or None."""
+    try:
+        params = request.query_params if request.method == "GET" else await request.form()
+    except Exception:  # noqa: BLE001 - Starlette's form parser refuses a part over 1 MB
+        return "The authorization request's form could not be read (a field too large?)."
+    state = params.get("state")
+    if isinstance(state, str) and len(state) > MAX_STATE_CHARS:
+        return f"state may be at most {MAX_STATE_CHARS:,} characters."
+    challenge = params.get("code_challenge")
+    low, high = CHALLENGE_CHARS
+    if isinstance(challenge, str) and not low <= len(challenge) <= high:
+        return f"code_challenge must be {low} to {high} characters (RFC 7636)."
+    for name, value in params.multi_items():
+        if isinstance(value, str) and len(value) > MAX_PARAM_CHARS and name != "state":
+            return f"{name} may be at most {MAX_PARAM_CHARS:,} characters."
+    return None
+
+
 def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
     """Mount the authorization server on ``app`` (the consent pages come with it)."""
     from agnes_mcp.oauth import consent_routes
@@ -120,7 +147,15 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
 
     async def authorize_endpoint(request: Request) -> Response:
         """The SDK's handler; an error it sends back to the client's redirect URI also
-        names the issuer (RFC 9207: the metadata says every authorization response does)."""
+        names the issuer (RFC 9207: the metadata says every authorization response does).
+        Parameters too large to hold with a pending sign-in are refused first, here."""
+        problem = await _oversized(request)
+        if problem is not None:
+            return JSONResponse(
+                {"error": "invalid_request", "error_description": problem},
+                status_code=400,
+                headers=NO_STORE,
+            )
         answer: Response = await authorize.handle(request)
         location = answer.headers.get("location")
         if location and answer.status_code in (302, 303):
