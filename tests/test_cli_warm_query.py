@@ -458,3 +458,30 @@ def test_eligible_command_lines() -> None:
         ["catalog"],
     ):
         assert eligible(argv) is None, argv
+
+
+def test_a_reader_that_stops_early_ends_it_quietly_as_in_process(warm: Warm) -> None:
+    """``agnes query ... | head -1`` answered warm: exit 141 and nothing on stderr, as the
+    in-process run (docs/cli.md: the exit codes are the same byte for byte)."""
+    _write_table(warm.workspace, "big", list(range(100_000)))
+    warm.start()
+    name = socket_name(warm.key())
+    before = warm.requests(name)
+    assert before is not None
+    command = " ".join(
+        f"'{part}'"
+        for part in [AGNES, "query", "SELECT n FROM big", "--limit", "100000", "--format", "csv"]
+    )
+    script = f'{command} 2>agnes.err | head -1; echo "${{PIPESTATUS[0]}}" > agnes.code'
+    shown = subprocess.run(
+        ["bash", "-c", script],
+        cwd=warm.cwd,
+        env=warm.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.stdout == "n\n"
+    assert warm.requests(name) == before + 1  # the warm server answered it
+    said = ((warm.cwd / "agnes.err").read_text(), int((warm.cwd / "agnes.code").read_text()))
+    assert said == ("", 141)

@@ -16,6 +16,7 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from cli import exit_codes
 from cli.warm_query.eligible import Eligible, eligible
@@ -170,16 +171,32 @@ def terminal_sizes() -> list[list[int] | None]:
 
 
 def _print(segments: list[tuple[int, bytes]], code: int) -> int:
+    """Write the answer as the command wrote it; a reader that left (``| head``) ends it
+    at that point, quietly, as in process: exit 141 and nothing written after."""
     streams = {1: sys.stdout, 2: sys.stderr}
     try:
         for fd, chunk in segments:
             stream = streams[fd]
             stream.flush()
-            stream.buffer.write(chunk)
-            stream.buffer.flush()
+            _write_all(stream, chunk)
         sys.stdout.flush()
     except BrokenPipeError:
         from cli.main import reader_gone
 
         return reader_gone()
     return code
+
+
+def _write_all(stream: TextIO, data: bytes) -> None:
+    """All of ``data`` to ``stream``'s file descriptor, a write at a time: a pipe whose
+    reader left mid-way takes part of one large write and then raises ``BrokenPipeError``
+    (one buffered write of it all could end short without a word)."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        stream.buffer.write(data)
+        stream.buffer.flush()
+        return
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view[: 1 << 20]) :]
