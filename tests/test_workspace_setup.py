@@ -339,3 +339,31 @@ def file_hash_of(data: bytes) -> str:
     hasher = new_hasher()
     hasher.update(data)
     return str(hasher.hexdigest())
+
+
+def test_a_workspace_inside_a_git_checkout_keeps_its_data_out_of_git(tmp_path: Path) -> None:
+    """README makes the workspace inside the checkout: no .gitignore there, yet git must not
+    offer the pulled parquet; outside any work tree, a folder without one is left alone."""
+    import subprocess
+
+    from agnes_sync.workspace.claude_files import ignore_data
+
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    assert ignore_data(loose) is False and not (loose / ".gitignore").exists()
+    checkout = tmp_path / "checkout"
+    folder = checkout / "analysis"
+    (folder / ".agnes" / "data").mkdir(parents=True)
+    (folder / ".agnes" / "data" / "orders.parquet").write_bytes(b"PAR1")
+    subprocess.run(["git", "init", "-q", str(checkout)], check=True)
+    assert ignore_data(folder) is True
+    assert (folder / ".gitignore").read_text() == ".agnes/\n"
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert status == "?? analysis/.gitignore\n"
+    assert ignore_data(folder) is False  # once is enough

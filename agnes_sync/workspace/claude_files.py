@@ -9,7 +9,7 @@
   through its credential helper); the user's own keys, hooks and marketplaces stay as
   they are.
 - ``CLAUDE.md``: the agent rails between two marker lines; text outside them stays.
-- ``.gitignore``: ``.agnes/`` (the pulled data), when the folder already has one.
+- ``.gitignore``: ``.agnes/`` (the pulled data), when the folder has one or is in a git work tree.
 
 Every write is atomic, and running it again changes nothing that is already right.
 """
@@ -151,11 +151,21 @@ def write_claude_md(root: Path, rails: str) -> bool:
 
 
 def ignore_data(root: Path) -> bool:
+    """``.agnes/`` in the folder's ``.gitignore``: when it has one, or when the folder is
+    inside a git work tree (a workspace made in a checkout must not offer its pulled data
+    to ``git add``)."""
     path = root / ".gitignore"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return False
+        if not _in_git_work_tree(root):
+            return False
+        text = ""
     if any(line.strip() in (".agnes", ".agnes/", "/.agnes/") for line in text.splitlines()):
         return False
     return _write(path, text + ("" if text.endswith("\n") or not text else "\n") + ".agnes/\n")
+
+
+def _in_git_work_tree(root: Path) -> bool:
+    here = root.resolve()
+    return any((folder / ".git").exists() for folder in (here, *here.parents))
