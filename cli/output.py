@@ -21,16 +21,10 @@ def printable(text: str) -> str:
 
 
 def size(value: int | float | None) -> str:
-    """A byte count in human units (B, KB, MB, GB, TB; powers of 1024), as the MCP tools
-    print them."""
-    if value is None:
-        return "?"
-    amount = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(amount) < 1024 or unit == "TB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return "?"  # not reached
+    """A byte count in human units, as the MCP tools print them."""
+    from agnes_sync.human_size import human_size
+
+    return human_size(value)
 
 
 def count(value: int | None) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,10 @@ def test_query_formats_and_remote(workspace: Path, capsys: pytest.CaptureFixture
     sql = "SELECT status, count(*) AS n FROM orders GROUP BY 1 ORDER BY 1"
     code, out, err = run(capsys, "query", sql)
     assert code == exit_codes.OK and "completed" in out and "duckdb (workspace)" in err
+    # a local query scans no warehouse: its summary says nothing of bytes scanned
+    assert "3 rows · duckdb (workspace) · " in err and "scanned" not in err
+    code, _, err = run(capsys, "query", "SELECT 1 AS one")
+    assert "1 row · " in err
     code, out, _ = run(capsys, "query", sql, "--format", "csv")
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0] == ["status", "n"] and [r[0] for r in rows[1:]] == [
@@ -61,7 +66,11 @@ def test_query_formats_and_remote(workspace: Path, capsys: pytest.CaptureFixture
     code, out, err = run(
         capsys, "query", "SELECT count(DISTINCT device) FROM web_sessions", "--remote"
     )
-    assert code == exit_codes.OK and "bytes scanned" in err and "duckdb_warehouse" in err
+    assert code == exit_codes.OK and " scanned · " in err and "duckdb_warehouse" in err
+    assert re.search(r" · \d+\.\d [KMGT]B of daily budget left", err), err  # human units
+    many = "SELECT a.order_id FROM orders a CROSS JOIN orders b"
+    code, out, err = run(capsys, "query", many, "--limit", "100000")
+    assert "the row cap (max_result_rows) of 100,000 applied" in out + err  # not "raise it"
     code, out, err = run(capsys, "query", "SELECT * FROM web_sessions")
     assert code == exit_codes.FAILURE and "remote_table_needs_snapshot" not in err
     assert "is a remote table" in err and "hint:" in err

@@ -222,7 +222,7 @@ async def test_remote_table_in_query_points_at_query_remote_and_a_snapshot(
     assert answer["bytes_scanned"] > 0 and answer["remaining_budget_bytes"] > 0
     assert (
         answer["provenance"]["engine"] == "duckdb_warehouse"
-        and "bytes of daily budget left" in text
+        and "of daily budget left" in text
     )
 
 
@@ -485,6 +485,23 @@ async def test_ids_of_any_shape_get_the_same_refusal_on_both_backends(surface: S
     for table in ("a/b", "web_sessions/../support_tickets", "orders/"):
         assert (await refused(surface, "describe", table=table))["code"] == "table_not_found"
         assert (await refused(surface, "schema", table=table))["code"] == "table_not_found"
+
+
+async def test_refusals_name_no_internals(surface: Surface) -> None:
+    """A bad cursor or a where clause with two statements is explained in the caller's
+    terms, not with Python's exception or sqlglot's class names."""
+    bad = await refused(surface, "catalog", cursor="\u00ff\u00fe not a cursor")
+    assert bad["code"] == "cursor_invalid" and "next_cursor" in bad["message"]
+    where = await refused(
+        surface,
+        "snapshot_estimate",
+        table="web_sessions",
+        select=["device"],
+        where="1=1; DROP TABLE x",
+    )
+    assert "not one predicate" in where["message"]
+    for said in (bad, where):
+        assert "Error" not in said["message"] and "<class" not in said["message"]
 
 
 async def test_prompts_and_resources(surface: Surface) -> None:

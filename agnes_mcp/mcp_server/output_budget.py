@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput
+from agnes_mcp.rails.answer_text import cost_said, rows_said
 from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value, truncation_for
 from agnes_mcp.rails.temporal_text import scalar_value, values_of
 from agnes_sync.sql_text import quote_ident
@@ -271,12 +272,14 @@ def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
         if model.shown_rows < model.row_count
         else ""
     )
-    head = (
-        f"{_rows_said(model)} x {total_columns} columns{shown} · {p.engine} · "
-        f"{model.bytes_scanned:,} bytes scanned · {p.duration_ms:g} ms"
+    head = " · ".join(
+        [
+            f"{_rows_said(model)} x {total_columns} columns{shown}",
+            p.engine,
+            *cost_said(model.bytes_scanned, model.remaining_budget_bytes),
+            f"{p.duration_ms:g} ms",
+        ]
     )
-    if model.remaining_budget_bytes is not None:
-        head += f" · {model.remaining_budget_bytes:,} bytes of daily budget left"
     parts = [head]
     if model.sql:
         parts.append(f"SQL: {model.sql}")
@@ -304,7 +307,7 @@ def _rows_said(model: QueryOutput) -> str:
             "values",
         )
     ):
-        return f"{model.row_count:,} rows"
+        return rows_said(model.row_count)
     if model.total_rows is not None:
-        return f"{model.row_count:,} of {model.total_rows:,} rows"
-    return f"{model.row_count:,} rows (more exist)"
+        return f"{model.row_count:,} of {rows_said(model.total_rows)}"
+    return f"{rows_said(model.row_count)} (more exist)"

@@ -43,9 +43,10 @@ def decode_cursor(cursor: str | None, key: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         offset = int(data["o"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError):
         raise CursorInvalid(
-            f"The cursor is not one this tool issued ({type(exc).__name__})."
+            "The cursor is not one this tool issued: pass next_cursor from the previous page "
+            "as it was given, or leave cursor out for the first page."
         ) from None
     if data.get("k") != key or offset < 0:
         raise CursorInvalid("The cursor belongs to another listing (search or filter changed).")

@@ -25,6 +25,7 @@ from agnes_mcp.mcp_server.tool_models import (
 )
 from agnes_mcp.metrics.summary import MetricSummary
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate
+from agnes_sync.human_size import human_size
 
 if TYPE_CHECKING:
     from agnes_mcp.mcp_server.paging import Page
@@ -39,13 +40,7 @@ def result(model: BaseModel, text: str) -> ToolResult:
 
 
 def size(value: int | None) -> str:
-    if value is None:
-        return "?"
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value = value / 1024  # type: ignore[assignment]
-    return "?"
+    return human_size(value)
 
 
 # --- listings --------------------------------------------------------------------------------

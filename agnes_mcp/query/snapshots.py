@@ -243,9 +243,11 @@ class Snapshots:
         try:
             condition = sqlglot.condition(text, dialect=dialect)
         except (ParseError, TokenError) as exc:
+            said = str(exc).splitlines()[0]
+            if "into <class" in said:  # sqlglot's words for "not one expression"
+                said = "it is not one predicate (a ';' or a second statement?)"
             raise SnapshotInvalid(
-                f"The where clause does not parse as a {dialect} predicate: "
-                f"{str(exc).splitlines()[0]}"
+                f"The where clause does not parse as a {dialect} predicate: {said}"
             ) from None
         for node in condition.walk():
             if isinstance(node, (exp.Subquery, exp.Select, exp.Table, exp.Star, exp.Query)):

@@ -7,6 +7,7 @@ limit (``--limit`` on the command line, ``limit=`` in Python).
 from __future__ import annotations
 
 from agnes_mcp.rails.results import Answer
+from agnes_sync.human_size import human_size
 
 
 def cut_sentence(answer: Answer, flag: str = "--limit") -> str | None:
@@ -46,14 +47,30 @@ def cut_sentence(answer: Answer, flag: str = "--limit") -> str | None:
     return f"{first}: a row limit cut the result. Aggregate or filter to get the rest."
 
 
+def rows_said(count: int) -> str:
+    return f"{count:,} row" + ("" if count == 1 else "s")
+
+
+def cost_said(bytes_scanned: int, remaining_budget_bytes: int | None) -> list[str]:
+    """What a query cost, where it means something: the bytes a warehouse scanned and the
+    daily budget left (a local query scans no warehouse: nothing to say)."""
+    said = []
+    if bytes_scanned or remaining_budget_bytes is not None:
+        said.append(f"{human_size(bytes_scanned)} scanned")
+    if remaining_budget_bytes is not None:
+        said.append(f"{human_size(remaining_budget_bytes)} of daily budget left")
+    return said
+
+
 def summary_line(answer: Answer) -> str:
     p = answer.provenance
-    line = (
-        f"{answer.row_count:,} rows · {p.engine} · {answer.bytes_scanned:,} bytes scanned · "
-        f"{p.duration_ms:g} ms"
-    )
-    if answer.remaining_budget_bytes is not None:
-        line += f" · {answer.remaining_budget_bytes:,} bytes of daily budget left"
+    parts = [
+        rows_said(answer.row_count),
+        p.engine,
+        *cost_said(answer.bytes_scanned, answer.remaining_budget_bytes),
+        f"{p.duration_ms:g} ms",
+    ]
+    line = " · ".join(parts)
     if answer.truncated:
         line += f" · truncated ({answer.reason})"
     return line

@@ -87,7 +87,7 @@ class Limits:
             bounded("limit", requested, 1)
         wanted = requested or default
         source: Literal["requested", "default", "cap"] = (
-            "cap" if wanted > cap else ("requested" if requested else "default")
+            "cap" if wanted >= cap else ("requested" if requested else "default")
         )
         return cls(
             rows=max(1, min(wanted, cap)),

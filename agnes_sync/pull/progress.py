@@ -8,20 +8,14 @@ import threading
 import time
 from typing import Protocol, TextIO
 
+from agnes_sync.human_size import human_size
+
 
 class Reporter(Protocol):
     def start(self, files: int, total_bytes: int) -> None: ...
     def advance(self, size: int) -> None: ...
     def file_done(self, relative: str, ok: bool) -> None: ...
     def finish(self) -> None: ...
-
-
-def _size(value: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return "?"
 
 
 class Quiet:
@@ -53,7 +47,7 @@ class PlainLines:
     def _line(self) -> None:
         self._out.write(
             f"pull: {self._done_files}/{self._files} files, "
-            f"{_size(self._done_bytes)} of {_size(self._bytes)}\n"
+            f"{human_size(self._done_bytes)} of {human_size(self._bytes)}\n"
         )
         self._out.flush()
         self._last = time.monotonic()
