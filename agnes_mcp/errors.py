@@ -141,6 +141,11 @@ class PayloadTooLarge(AgnesError):
     status = 413
 
 
+class RequestTimeout(AgnesError):
+    code = "request_timeout"
+    status = 408
+
+
 class HostNotAllowed(AgnesError):
     code = "host_not_allowed"
     status = 421

@@ -200,3 +200,26 @@ def _one_address_holds_only_so_many(live_server: LiveServer, limit: int) -> None
         if answered.startswith(b"HTTP/1.1 200 OK"):
             break
     assert answered.startswith(b"HTTP/1.1 200 OK"), answered[:200]
+
+
+def test_a_body_that_stops_coming_is_cut_off(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body is read before any route checks the sender: most of a large body sent and
+    then nothing holds its memory only so long (408, closed), without a token too."""
+    from agnes_mcp.api import body_limit
+
+    monkeypatch.setattr(body_limit, "BODY_SECONDS", 0.3)
+    with _connect(live_server, "127.0.0.6") as slow:
+        slow.sendall(
+            b"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000000\r\n\r\n" + b" " * 900_000
+        )
+        answer = _until_closed(slow)
+    assert answer.startswith(b"HTTP/1.1 408 ") and b'"request_timeout"' in answer
+    with _connect(live_server, "127.0.0.6") as whole:  # a body sent whole is served
+        whole.sendall(
+            b"POST /api/query HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+        )
+        assert _until_closed(whole).startswith(b"HTTP/1.1 401 ")  # reached auth

@@ -220,10 +220,7 @@ async def test_remote_table_in_query_points_at_query_remote_and_a_snapshot(
     )
     answer, text = await ok(surface, "query_remote", sql=options[0]["arguments"]["sql"])
     assert answer["bytes_scanned"] > 0 and answer["remaining_budget_bytes"] > 0
-    assert (
-        answer["provenance"]["engine"] == "duckdb_warehouse"
-        and "of daily budget left" in text
-    )
+    assert answer["provenance"]["engine"] == "duckdb_warehouse" and "of daily budget left" in text
 
 
 async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
