@@ -4,6 +4,7 @@ the issue fetched from a local Jira that speaks REST v3, rows read back through
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -140,13 +141,26 @@ def test_an_unknown_source_or_connector_is_404(site: Site) -> None:
         assert response.json()["error"]["code"] == "webhook_source_not_found"
 
 
-def test_without_a_secret_configured_deliveries_get_503(site: Site) -> None:
+def test_without_a_secret_configured_deliveries_get_503(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sender learns there is no secret; the variable to set is the operator's to
+    read, in the log."""
     key = site.jira.create_issue("PROJ", "No secret")
-    response = site.post(site.jira.webhook_body("jira:issue_created", key), source="nosecret")
+    with caplog.at_level(logging.WARNING, logger="agnes.connectors.jira"):
+        response = site.post(site.jira.webhook_body("jira:issue_created", key), source="nosecret")
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "webhook_not_configured"
-    assert "$JIRA_UNSET_SECRET" in error["message"]
+    assert "JIRA_UNSET_SECRET" not in response.text
+    assert any("$JIRA_UNSET_SECRET" in r.getMessage() for r in caplog.records)
+
+
+def test_a_body_nested_too_deeply_is_refused_not_a_crash(site: Site) -> None:
+    body = b'{"a": ' * 100_000 + b"1" + b"}" * 100_000
+    response = site.post(body)
+    assert response.status_code == 400, response.text
+    assert "nested too deeply" in response.text
 
 
 def test_a_missing_or_wrong_signature_is_401(site: Site) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +34,8 @@ COMMENT_EVENTS = frozenset({"comment_created", "comment_updated", "comment_delet
 WORKLOG_EVENTS = frozenset({"worklog_created", "worklog_updated", "worklog_deleted"})
 LINK_EVENTS = frozenset({"issuelink_created", "issuelink_deleted"})
 DELETED = "jira:issue_deleted"
+
+logger = logging.getLogger("agnes.connectors.jira")
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,14 @@ def verify(source: str, options: JiraOptions, delivery: WebhookDelivery) -> None
     env = options.webhook_secret_env
     secret = os.environ.get(env, "") if env else ""
     if not secret:
+        # Who sends this need not be anyone we know: the variable's name is the
+        # operator's to read (in the log), not the caller's.
         where = f"${env} is empty or unset" if env else "it has no webhook_secret_env option"
+        logger.warning("source %s cannot check webhook signatures: %s", source, where)
         raise WebhookNotConfigured(
-            f"Source '{source}' cannot check webhook signatures: {where}.",
-            hint="Set webhook_secret_env in the source's options and put the secret you gave "
-            "Jira's webhook in that environment variable.",
+            f"Source '{source}' cannot check webhook signatures: no secret is configured "
+            "on the server.",
+            hint="The server's log says what to set (docs/connectors/jira.md: webhooks).",
         )
     given = delivery.headers.get(SIGNATURE_HEADER, "").strip().lower()
     if not given.startswith("sha256="):
@@ -93,6 +99,8 @@ def receipt(source: str, options: JiraOptions, delivery: WebhookDelivery) -> Web
         body = json.loads(delivery.body)
     except (UnicodeDecodeError, ValueError):
         raise WebhookPayloadInvalid("The delivery's body is not JSON.") from None
+    except RecursionError:
+        raise WebhookPayloadInvalid("The delivery's body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise WebhookPayloadInvalid("The delivery's body is not a JSON object.")
     event = str(body.get("webhookEvent", ""))[:100]
