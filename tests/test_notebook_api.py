@@ -323,14 +323,14 @@ REFUSALS = [
         {"sql": "DELETE FROM orders"},
         "read_only",
     ),
-    # Not pulled into the analyst's workspace and not in their catalog: the workspace
-    # cannot tell a table not granted from one that does not exist.
+    # Not pulled into the analyst's workspace and not in their catalog: the workspace asks
+    # the server, which knows the table exists and is not granted.
     Refused(
         "query-not-granted",
         lambda ws: ws.query("SELECT * FROM support_tickets"),
         "query",
         {"sql": "SELECT * FROM support_tickets"},
-        "table_not_found",
+        "table_not_granted",
     ),
     Refused(
         "schema-not-granted",

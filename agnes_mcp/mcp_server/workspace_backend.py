@@ -25,7 +25,7 @@ from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
-from agnes_mcp.rails.refusals import QueryRefused, SnapshotExists, SnapshotInvalid
+from agnes_mcp.rails.refusals import QueryRefused, SnapshotExists, SnapshotInvalid, TableNotFound
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.session_export import workspace_export
@@ -190,7 +190,27 @@ class WorkspaceBackend(Backend):
 
     @logged("query", lambda sql, limit: {"sql": sql, "limit": limit})
     def query(self, sql: str, limit: int | None) -> Answer:
-        return self.local.run(sql, limit, self._classify).answer()
+        try:
+            return self.local.run(sql, limit, self._classify).answer()
+        except TableNotFound as exc:
+            raise self._servers_word(exc) from None
+
+    def _servers_word(self, missing: TableNotFound) -> QueryRefused:
+        """A table neither here nor in the server's catalog for this user: the server's
+        own refusal for it (``table_not_granted`` for a table that exists, its
+        suggestions for one that does not), as its MCP endpoint answers; the local one
+        when the server cannot be asked."""
+        name = missing.details.get("table")
+        if not isinstance(name, str):
+            return missing
+        try:
+            with relayed_refusals():
+                self.api.get(f"/api/catalog/{_segment(name)}/schema")
+        except QueryRefused as refusal:
+            return refusal
+        except (ServerError, ServerUnreachable):
+            pass
+        return missing
 
     @logged("query_remote", lambda sql, limit: {"sql": sql, "limit": limit})
     def query_remote(self, sql: str, limit: int | None) -> Answer:

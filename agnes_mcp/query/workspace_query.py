@@ -241,12 +241,15 @@ class WorkspaceQuery:
                 "granted it)."
             )
             then = "An admin grants access to other tables."
+        details: dict[str, object] = {"suggestions": suggestions(name, here, n=3)}
+        if classify is not None:
+            details["table"] = name  # the server may say more: its own refusal for it
         return TableNotFound(
             said,
             hint=did_you_mean(name, here, n=3)
             + f"List the tables you may use with the catalog tool. {then}",
             next=next_step("catalog", "agnes catalog", search=name),
-            details={"suggestions": suggestions(name, here, n=3)},
+            details=details,
         )
 
     def close(self) -> None:
