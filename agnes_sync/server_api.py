@@ -213,11 +213,18 @@ def error_of(response: httpx.Response, base_url: str) -> AgnesError:
     Agnes does (``{"error": {"code", "message", ...}}``), else that it is not Agnes."""
     try:
         error = response.json()["error"]
+        hint = error.get("hint")
+        if response.status_code == 401:  # the server's hint is for raw HTTP clients
+            hint = (
+                "The server refused the token: check the one this client uses (--token, "
+                "AGNES_TOKEN, or the workspace's own from 'agnes init'); an admin or your "
+                "account page (/me) makes a new one."
+            )
         return ServerError(
             response.status_code,
             str(error["code"]),
             str(error["message"]),
-            error.get("hint"),
+            hint,
             details=error.get("details") if isinstance(error.get("details"), dict) else None,
             next_step=error.get("next_step") if isinstance(error.get("next_step"), dict) else None,
         )

@@ -217,3 +217,30 @@ def test_values_out_of_range_are_usage_errors_without_a_traceback(
         code, err = int(str(exit_.code)), capsys.readouterr().err
     assert said in err and "Traceback" not in err
     assert code == (exit_codes.FAILURE if argv[1] == "show" else exit_codes.USAGE)
+
+
+def test_a_refused_token_says_what_to_check_here(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not the server's hint for raw HTTP clients ("Send 'Authorization: Bearer …'")."""
+    code, _, err = run(capsys, "catalog", "--token", "agnes_0000000000_" + "0" * 43)
+    assert code == exit_codes.AUTH
+    assert "hint: The server refused the token: check the one this client uses" in err
+    assert "Authorization: Bearer" not in err
+
+
+def test_connect_without_anything_set_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agnes_mcp.notebook import AgnesRefusal, connect
+
+    for name in ("AGNES_SERVER_URL", "AGNES_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(AgnesRefusal) as raised:
+        connect()
+    assert raised.value.code == "no_token"
+    assert raised.value.message == (
+        "No Agnes server or token is set (and this folder is in no workspace)."
+    )

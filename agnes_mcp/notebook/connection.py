@@ -9,6 +9,7 @@ through it (:mod:`agnes_mcp.notebook.outside`).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from agnes_mcp.notebook.refusal import AgnesRefusal
@@ -49,9 +50,12 @@ def connect(
     except CredentialsError as exc:
         raise AgnesRefusal("credentials_invalid", str(exc)) from exc
     if credentials.token is None:
+        named = server_url is not None or bool(os.environ.get("AGNES_SERVER_URL"))
         raise AgnesRefusal(
             "no_token",
-            f"No token for {credentials.server_url}.",
+            f"No token for {credentials.server_url}."
+            if named
+            else "No Agnes server or token is set (and this folder is in no workspace).",
             hint="connect(server_url=..., token=...), set AGNES_SERVER_URL and AGNES_TOKEN, "
             "or run 'agnes init' in a folder to make it a workspace.",
         )
