@@ -334,3 +334,14 @@ def test_server_config_is_admin_only_and_validated(
         "/api/admin/server-config", json={"scan_caps": {"per_query_bytes": None}}
     ).json()
     assert reset["overrides"] == {} and reset["scan_caps"]["per_query_bytes"] == 5 * 1024**3
+
+
+def test_a_snapshot_of_a_local_table_points_at_the_ready_query(analyst: httpx.Client) -> None:
+    spec = {"table_id": "orders", "select": ["order_id"], "where": "status = 'refunded'"}
+    error = assert_error(analyst.post("/api/snapshots", json=spec), 400, "snapshot_invalid")
+    step = error["next_step"]
+    assert step["tool"] == "query"
+    sql = "SELECT order_id FROM orders WHERE status = 'refunded'"
+    assert step["arguments"] == {"sql": sql} and step["cli"] == f'agnes query "{sql}"'
+    ran = analyst.post("/api/query", json=step["arguments"])
+    assert ran.status_code == 200, ran.text

@@ -199,5 +199,9 @@ def _time_range(metric: MetricDefinition, window: TimeRange, dialect: str) -> li
         end = exp.cast(exp.Literal.string(window.end.isoformat()), kind)
         out.append(exp.LT(this=column.copy(), expression=end))
     if window.start and window.end and window.end <= window.start:
-        raise MetricRequestInvalid("time_range.end must be after time_range.start.")
+        raise MetricRequestInvalid(
+            "time_range.end must be after time_range.start.",
+            hint="end is the first day not counted: for all of 2025 give start 2025-01-01 "
+            "and end 2026-01-01.",
+        )
     return out

@@ -172,7 +172,8 @@ class Snapshots:
     def __init__(self, queries: QueryService) -> None:
         self.queries = queries
 
-    def _table(self, principal: Principal, table_id: str) -> CatalogTable:
+    def _table(self, principal: Principal, spec: SnapshotSpec) -> CatalogTable:
+        table_id = spec.table_id
         snapshot = self.queries.catalog.current()
         table = snapshot.tables.get(table_id)
         if table is None:
@@ -182,15 +183,19 @@ class Snapshots:
         if not self.queries.access.can_access(principal, ResourceType.TABLE, table.id):
             raise TableNotGranted(f"You may not read '{table.id}'.")
         if not table.is_remote:
+            sql = f"SELECT {', '.join(spec.select)} FROM {table.id}"
+            sql += f" WHERE {spec.where}" if spec.where else ""
+            sql += f" ORDER BY {', '.join(spec.order_by)}" if spec.order_by else ""
+            sql += f" LIMIT {spec.limit}" if spec.limit else ""
             raise SnapshotInvalid(
                 f"'{table.id}' is held by the server ({table.query_mode}); query or pull it.",
-                next=next_step("query", f'agnes query "SELECT ... FROM {table.id}"'),
+                next=next_step("query", f'agnes query "{sql}"', sql=sql),
             )
         return table
 
     def prepare(self, principal: Principal, spec: SnapshotSpec) -> Prepared:
         self.queries.access.require_data_scope(principal)
-        table = self._table(principal, spec.table_id)
+        table = self._table(principal, spec)
         assert table.remote is not None
         engine_type = engine_class(table.remote.engine)
         dialect = engine_type.dialect
