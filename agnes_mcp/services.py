@@ -160,7 +160,10 @@ class Services:
             queries=self.query, access=self.access, metrics=self.metrics, registry=self.registry
         )
         self.stored_snapshots = StoredSnapshots(
-            queries=self.query, access=self.access, root=self.settings.data_dir / "snapshots"
+            queries=self.query,
+            access=self.access,
+            root=self.settings.data_dir / "snapshots",
+            max_bytes_per_user=lambda: int(self.settings.max_snapshot_bytes_per_user),
         )
         self.sync.remote_profiler = self.query.remote_profile
         self.sync.on_published = self.query.convert_tables

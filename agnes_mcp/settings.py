@@ -385,6 +385,12 @@ class AgnesSettings(BaseSettings):
         "without a proxy (an office behind NAT, each MCP session holding a stream); a "
         "trusted proxy's connections are not counted.",
     )
+    max_snapshot_bytes_per_user: ByteSize = Field(
+        default=ByteSize(10 * 1024**3),
+        description="What one user's snapshots kept on the server may hold in all; once "
+        "they hold it, a new snapshot is refused (snapshot_quota_exceeded) until some are "
+        "dropped or expire.",
+    )
     max_upload_bytes_per_user: ByteSize = Field(
         default=ByteSize(2 * 1024**3),
         description="What one user's uploads ('agnes push': transcripts, CLAUDE.local.md) "

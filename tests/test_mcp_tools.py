@@ -566,6 +566,41 @@ async def test_server_snapshots_download_and_follow_the_grant(demo_server: DemoS
         assert client.get("/api/snapshots/stored/mine").status_code == 404
 
 
+async def test_server_snapshots_stop_at_the_users_quota(
+    demo_server: DemoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a user's kept snapshots hold max_snapshot_bytes_per_user, a new one is refused
+    before any warehouse work; dropping one makes room; others are not held up."""
+    from tests.conftest import add_user, token_for
+
+    services = demo_server.live.services
+    analysts = next(g for g in services.groups.all() if g.name == "Analysts")
+    surfaces = []
+    for _ in range(2):
+        user = add_user(services, groups=(analysts.id,))
+        principal = services.tokens.authenticate(token_for(services, user))
+        backend = ServerBackend(services, principal, ResultStore())
+        surfaces.append(Surface("server", build_single_user_mcp(backend)))
+    mine, other = surfaces
+    spec = {
+        "table": "web_sessions",
+        "select": ["device"],
+        "where": "event_date >= DATE '2026-10-01'",
+    }
+    first, _ = await ok(mine, "snapshot_create", name="one", **spec)
+    assert first["bytes"] > 0
+    stored = services.stored_snapshots
+    monkeypatch.setattr(stored, "max_bytes_per_user", lambda: first["bytes"])
+    full = await refused(mine, "snapshot_create", name="two", **spec)
+    assert full["code"] == "snapshot_quota_exceeded"
+    assert "max_snapshot_bytes_per_user" in full["message"] and full["next_step"]["tool"] == (
+        "snapshot_list"
+    )
+    await ok(other, "snapshot_create", name="theirs", **spec)  # another user has room
+    await ok(mine, "snapshot_drop", name="one")
+    await ok(mine, "snapshot_create", name="two", **spec)
+
+
 # --- the refusal mapping ----------------------------------------------------------------------
 
 

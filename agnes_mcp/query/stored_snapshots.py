@@ -8,6 +8,7 @@ source table is no longer granted to its owner is hidden and cannot be read.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,9 +16,15 @@ from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
-from agnes_mcp.rails.refusals import SnapshotExists, SnapshotInvalid
+from agnes_mcp.rails.refusals import (
+    SnapshotExists,
+    SnapshotInvalid,
+    SnapshotQuotaExceeded,
+    next_step,
+)
 from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_mcp.resource_types import ResourceType
+from agnes_sync.human_size import human_size
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, SnapshotMissing, check_name
 
 if TYPE_CHECKING:
@@ -26,10 +33,18 @@ if TYPE_CHECKING:
 
 
 class StoredSnapshots:
-    def __init__(self, *, queries: QueryService, access: AccessControl, root: Path) -> None:
+    def __init__(
+        self,
+        *,
+        queries: QueryService,
+        access: AccessControl,
+        root: Path,
+        max_bytes_per_user: Callable[[], int] | None = None,
+    ) -> None:
         self.queries = queries
         self.access = access
         self.root = root
+        self.max_bytes_per_user = max_bytes_per_user  # read at each create (a setting)
 
     def files(self, principal: Principal) -> SnapshotFiles:
         return SnapshotFiles(self.root / principal.user_id)
@@ -50,6 +65,7 @@ class StoredSnapshots:
             )
         if self.files(principal).get(name) is not None:
             raise SnapshotExists(f"A snapshot named '{name}' exists.", details={"name": name})
+        self._check_room(principal)
         prepared, outcome = Snapshots(self.queries).create(principal, spec)
         meta = SnapshotMeta(
             name=name,
@@ -67,6 +83,24 @@ class StoredSnapshots:
             ttl_seconds=ttl_seconds,
         )
         return self.files(principal).save(outcome.table, meta), outcome
+
+    def _check_room(self, principal: Principal) -> None:
+        """Refused once the user's kept snapshots (expired ones pruned first) hold the
+        limit: a snapshot's own size is bounded by the query caps, so the limit is passed
+        by one snapshot at most."""
+        if self.max_bytes_per_user is None:
+            return
+        limit = self.max_bytes_per_user()
+        files = self.files(principal)
+        files.prune_expired(dt.datetime.now(dt.UTC))
+        held = sum(m.bytes for m in files.all())
+        if held >= limit:
+            raise SnapshotQuotaExceeded(
+                f"Your snapshots kept on the server hold {human_size(held)}; the limit is "
+                f"{human_size(limit)} (max_snapshot_bytes_per_user).",
+                next=next_step("snapshot_list"),
+                details={"held_bytes": held, "limit_bytes": limit},
+            )
 
     def all(self, principal: Principal) -> list[SnapshotMeta]:
         self.access.require_data_scope(principal)

@@ -245,6 +245,12 @@ class SnapshotExists(QueryRefused):
     default_hint = "Pick another name, or drop the existing snapshot first (snapshot_drop)."
 
 
+class SnapshotQuotaExceeded(QueryRefused):
+    code = "snapshot_quota_exceeded"
+    status = 413
+    default_hint = "Drop snapshots you no longer need (snapshot_list, snapshot_drop)."
+
+
 class SnapshotInvalid(QueryRefused):
     code = "snapshot_invalid"
     default_hint = "A snapshot takes a column list and a predicate in the table's SQL flavor."
