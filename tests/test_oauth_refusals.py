@@ -584,3 +584,30 @@ def test_the_issuer_is_added_only_to_an_error_without_one() -> None:
     success = "http://127.0.0.1:5/cb?code=c&state=s&iss=https%3A%2F%2Fagnes.example.com"
     assert with_issuer(success, base) == success
     assert with_issuer("http://127.0.0.1:5/cb?code=c", base) == "http://127.0.0.1:5/cb?code=c"
+
+
+def test_clients_no_sign_in_used_are_forgotten_after_a_while(
+    world: OAuthWorld, http: httpx.Client, browser: httpx.Client
+) -> None:
+    """Registration is open to anyone: a client never used is dropped once it is 30 days
+    old (at the next registration); one a user signed in with stays."""
+    from datetime import timedelta
+
+    from agnes_mcp.oauth.provider import UNUSED_CLIENT_DAYS
+    from agnes_mcp.store.ids import utcnow
+
+    services = world.live.services
+    unused = RawClient.registered(http, address=new_address())
+    used = RawClient.registered(http, address=new_address())
+    assert "access_token" in used.tokens(browser)
+    recent = RawClient.registered(http, address=new_address())
+    old = utcnow() - timedelta(days=UNUSED_CLIENT_DAYS + 1)
+    with services.store.writer() as cur:
+        cur.execute(
+            "UPDATE oauth_clients SET created_at = ? WHERE client_id IN (?, ?)",
+            [old, unused.client_id, used.client_id],
+        )
+    RawClient.registered(http, address=new_address())  # any registration prunes
+    assert services.oauth_store.client(unused.client_id) is None
+    assert services.oauth_store.client(used.client_id) is not None
+    assert services.oauth_store.client(recent.client_id) is not None

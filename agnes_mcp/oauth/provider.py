@@ -16,6 +16,7 @@ metadata at start-up, while Agnes answers with the URL the client used (or
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 from fastmcp.server.auth import AccessToken, OAuthProvider
@@ -49,8 +50,10 @@ from agnes_mcp.oauth.token_service import (
     normalize_resource,
 )
 from agnes_mcp.services import Services
+from agnes_mcp.store.ids import utcnow
 
 CONSENT_PATH = "/oauth/consent"
+UNUSED_CLIENT_DAYS = 30  # a registered client no sign-in used is forgotten after this
 
 
 class AgnesCode(AuthorizationCode):
@@ -109,7 +112,12 @@ class AgnesAuthorizationServer(OAuthProvider):
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         check_registration(client_info)
         record = to_record(client_info, client_ip_var.get())
-        await run_in_threadpool(self.services.oauth_store.add_client, record)
+        store = self.services.oauth_store
+        await run_in_threadpool(store.add_client, record)
+        # Registering writes anyway: clients never used for UNUSED_CLIENT_DAYS go now.
+        await run_in_threadpool(
+            store.purge_unused_clients, utcnow() - timedelta(days=UNUSED_CLIENT_DAYS)
+        )
         self.services.audit.record(
             None,
             "oauth.client.register",

@@ -118,6 +118,19 @@ class OAuthRepository:
                 ],
             )
 
+    def purge_unused_clients(self, before: datetime) -> int:
+        """Forget clients registered before ``before`` that no sign-in ever used (no grant
+        names them): registration is open to anyone, so what was never used must not stay
+        for good. A client that comes back registers again (RFC 7591)."""
+        with self._store.writer() as cur:
+            rows = cur.execute(
+                "DELETE FROM oauth_clients c WHERE c.created_at < ? AND NOT EXISTS "
+                "(SELECT 1 FROM oauth_grants g WHERE g.client_id = c.client_id) "
+                "RETURNING client_id",
+                [before],
+            ).fetchall()
+        return len(rows)
+
     def client(self, client_id: str) -> OAuthClientRecord | None:
         with self._store.cursor() as cur:
             row = cur.execute(
