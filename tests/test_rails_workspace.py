@@ -2,9 +2,10 @@
 the stdio MCP server and notebooks run): the same policy, checked parse, DuckDB
 cross-check and locked sandbox, over parquet fetched by a real ``agnes pull``.
 
-A workspace holds only the tables its user was granted, so where the server can say
-``table_not_granted`` a workspace can only say the table is not here: it never learns
-(or leaks) whether an ungranted table exists. Remote queries go to the server.
+A workspace holds only the tables its user was granted; for a table neither pulled nor in
+the user's catalog it asks the server and relays its refusal, so both answer alike
+(``table_not_granted`` where the server says so); offline it can only say the table is not
+here. Remote queries go to the server.
 """
 
 from __future__ import annotations
@@ -21,11 +22,6 @@ from agnes_sync.workspace.layout import WorkspacePaths
 from tests.conftest import DemoServer, pull_into_workspace
 from tests.rails_corpus import CASES
 
-# What a workspace answers instead of the server's code, and why.
-WORKSPACE_CODE = {
-    # It holds only granted tables: an ungranted one is simply not there.
-    "table_not_granted": "table_not_found",
-}
 # The workspace runs local and remote queries (auto is a server-side convenience).
 WORKSPACE_CASES = [c for c in CASES if c[0] in ("local", "remote")]
 
@@ -61,17 +57,24 @@ def test_corpus_in_a_workspace(
         return
     with pytest.raises(QueryRefused) as caught:
         run(sql, 10)
-    if mode == "local":  # remote queries are the server's: its own codes come back
-        expected = WORKSPACE_CODE.get(expected, expected)
     assert caught.value.code == expected, caught.value.message
     assert caught.value.message and caught.value.hint
 
 
-def test_the_workspace_never_names_an_ungranted_table(backend: WorkspaceBackend) -> None:
+def test_an_ungranted_table_gets_the_servers_answer_or_offline_the_local_one(
+    backend: WorkspaceBackend,
+) -> None:
     with pytest.raises(QueryRefused) as caught:
         backend.query("SELECT * FROM support_tickets", 10)
     assert "support_tickets" not in backend.local.inventory().tables
-    assert caught.value.code == "table_not_found"
+    assert caught.value.code == "table_not_granted"
+    offline = WorkspaceBackend(backend.paths, ServerApi("http://127.0.0.1:9", "agnes_x"))
+    try:
+        with pytest.raises(QueryRefused) as alone:
+            offline.query("SELECT * FROM support_tickets", 10)
+    finally:
+        offline.close()
+    assert alone.value.code == "table_not_found"
 
 
 def test_the_pulled_workspace_holds_what_the_corpus_reads(backend: WorkspaceBackend) -> None:
