@@ -391,6 +391,34 @@ def test_the_backends_own_refusals_pass_through(repos: Repos) -> None:
     assert answer.status_code == 415  # git http-backend's CGI Status: line
 
 
+def test_a_git_request_past_its_time_is_stopped(
+    repos: Repos, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """marketplace.git_request_seconds bounds a git request however slowly its client
+    reads: the backend and everything it started are killed, the answer ends short."""
+    settings = repos.live.services.settings.marketplace
+    monkeypatch.setattr(settings, "git_request_seconds", 1.0)
+    body, headers = upload_pack_request(repos)
+    with (
+        caplog.at_level(logging.WARNING, logger="agnes.marketplace"),
+        slow_reader(repos.live.base_url) as client,
+        client.stream(
+            "POST", "/marketplace.git/git-upload-pack", content=body, headers=headers
+        ) as answer,
+    ):
+        chunks = answer.iter_raw(64 << 10)
+        received = len(next(chunks))  # streaming, held back by this client
+        serving = serving_git()
+        assert serving
+        _, alive = psutil.wait_procs(serving, timeout=30)  # the time limit ends them
+        assert alive == []
+        with pytest.raises(httpx.HTTPError):  # the rest never comes whole
+            for chunk in chunks:
+                received += len(chunk)
+    assert received < BIG_FILES * BIG_FILE_BYTES
+    assert "a git request ran past 1 s" in caplog.text
+
+
 def test_a_client_leaving_mid_pack_stops_every_git_process(
     repos: Repos, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -148,9 +148,7 @@ class GitBackendResponse(Response):
                 )
         finally:
             body.cancel()
-            if process.returncode is None:
-                _kill(process)
-                await process.wait()
+            await _stop(process)
             errors.cancel()
 
     async def _refuse(self, send: Send, error: AgnesError) -> None:
@@ -168,9 +166,7 @@ class GitBackendResponse(Response):
     async def _failed(
         self, send: Send, process: asyncio.subprocess.Process, errors: asyncio.Task[bytes]
     ) -> None:
-        if process.returncode is None:
-            _kill(process)  # it said nothing a CGI script must say: stop it
-        code = await process.wait()
+        code = await _stop(process)  # it said nothing a CGI script must say: stop it
         incident = secrets.token_hex(6)
         logger.error(
             "git http-backend failed (incident %s, exit %d): %s",
@@ -241,6 +237,23 @@ async def _feed_body(
         gone.set()
         logger.info("a client left during a git request: its git http-backend is stopped")
         _kill(process)
+
+
+async def _stop(process: asyncio.subprocess.Process) -> int:
+    """Kill the backend if it still runs, and reap it. Its stdout is drained meanwhile:
+    asyncio's ``wait()`` returns only once every pipe saw its end, and a stdout nobody
+    read (a client that stopped reading, a request past its time) is paused full."""
+    if process.returncode is None:
+        _kill(process)
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    async def drain() -> None:
+        while await stdout.read(CHUNK):
+            pass
+
+    _, code = await asyncio.gather(drain(), process.wait())
+    return code
 
 
 def _kill(process: asyncio.subprocess.Process) -> None:
