@@ -57,6 +57,13 @@ def test_truncation_says_why_and_how(analyst: httpx.Client, admin: httpx.Client)
     admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_bytes": 2000}})
     body = analyst.post("/api/query", json={"sql": "SELECT * FROM orders", "limit": 1000}).json()
     assert body["truncated"] and body["truncation"]["reason"] == "bytes"
+    # the cap is named with its value, here and on the wire a workspace reads
+    assert "byte cap (max_result_bytes, 2.0 KB)" in body["truncation"]["how_to_get_more"]
+    arrow = analyst.post(
+        "/api/query", json={"sql": "SELECT * FROM orders", "limit": 1000}, headers=ARROW
+    )
+    meta = pa.ipc.open_stream(arrow.content).read_all().schema.metadata
+    assert json.loads(meta[b"agnes.byte_limit"]) == 2000
 
 
 def test_arrow_ipc_result(analyst: httpx.Client) -> None:

@@ -230,7 +230,11 @@ def present(
         )
     elif answer.truncated:
         extra["truncation"] = answer.truncation or truncation_for(
-            answer.reason, table.num_rows, answer.row_limit_source, answer.total_rows
+            answer.reason,
+            table.num_rows,
+            answer.row_limit_source,
+            answer.total_rows,
+            answer.byte_limit,
         )
     built.clear()  # the truncation reason may have changed since measuring
     cut = _shortened(converted[:count])

@@ -6,7 +6,7 @@ limit (``--limit`` on the command line, ``limit=`` in Python).
 
 from __future__ import annotations
 
-from agnes_mcp.rails.results import Answer
+from agnes_mcp.rails.results import Answer, byte_cap_said
 from agnes_sync.human_size import human_size
 
 
@@ -22,8 +22,8 @@ def cut_sentence(answer: Answer, flag: str = "--limit") -> str | None:
     limit = answer.row_limit
     if answer.reason == "bytes":
         return (
-            f"{first}: the result hit the byte cap (max_result_bytes). Select fewer or "
-            "narrower columns, aggregate, or filter to get the rest."
+            f"{first}: the result hit the byte cap ({byte_cap_said(answer.byte_limit)}). "
+            "Select fewer or narrower columns, aggregate, or filter to get the rest."
         )
     if answer.row_limit_source == "cap" and limit is not None:
         return (

@@ -60,7 +60,11 @@ class Outcome:
         if not self.truncated:
             return None
         return truncation_for(
-            self.reason, self.table.num_rows, self.limits.rows_source, self.total_rows
+            self.reason,
+            self.table.num_rows,
+            self.limits.rows_source,
+            self.total_rows,
+            self.limits.bytes,
         )
 
     def answer(self, *, sql: str | None = None, **said: Any) -> Answer:
@@ -76,6 +80,7 @@ class Outcome:
             provenance=self.provenance(),
             row_limit=self.limits.rows,
             row_limit_source=self.limits.rows_source,
+            byte_limit=self.limits.bytes,
             total_rows=self._total(),
             notes=self.notes(),
             sql=sql,

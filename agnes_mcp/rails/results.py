@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
 from agnes_mcp.rails.temporal_text import values_of
+from agnes_sync.human_size import human_size
 
 
 class ResultColumn(BaseModel):
@@ -86,6 +87,9 @@ class ResultMeta(BaseModel):
         description="requested: the caller's limit; default: none was given; cap: the "
         "caller asked for more than the server's row cap (max_result_rows).",
     )
+    byte_limit: int | None = Field(
+        default=None, description="The byte cap the query ran with (max_result_bytes)."
+    )
     total_rows: int | None = Field(
         default=None, description="Rows the whole answer has, when known (counted when cut)."
     )
@@ -125,17 +129,23 @@ def cut_by(truncated: bool, reason: str | None) -> Literal["rows", "bytes"] | No
     return "bytes" if reason == "bytes" else "rows"
 
 
+def byte_cap_said(byte_limit: int | None) -> str:
+    """The byte cap, by its setting's name and, when known, its value."""
+    return "max_result_bytes" + (f", {human_size(byte_limit)}" if byte_limit else "")
+
+
 def truncation_for(
     reason: str | None,
     shown_rows: int,
     source: str | None = None,
     total_rows: int | None = None,
+    byte_limit: int | None = None,
 ) -> Truncation:
     """Why a result was cut by a query cap, naming the limit, and how to get the rest."""
     if reason == "bytes":
         how = (
-            f"The result hit the byte cap (max_result_bytes) after {shown_rows:,} rows: "
-            "select fewer or narrower columns, aggregate, or filter."
+            f"The result hit the byte cap ({byte_cap_said(byte_limit)}) after {shown_rows:,} "
+            "rows: select fewer or narrower columns, aggregate, or filter."
         )
         return Truncation(reason="bytes", how_to_get_more=how)
     of = f" of {total_rows:,}" if total_rows is not None else ""
