@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from agnes_mcp.query.budget import CAP_KEYS
+from agnes_mcp.rails.refusals import BudgetExhausted
 from tests.conftest import DemoServer
 from tests.test_api_http import assert_error
 
@@ -168,6 +169,47 @@ def test_daily_budget_and_concurrency(
         ).status_code
         == 200
     )
+
+
+def test_the_daily_budget_holds_against_a_zero_estimate_and_concurrent_queries(
+    demo_server: DemoServer,
+    analyst: httpx.Client,
+    admin: httpx.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing left: refused, whatever the estimate. Some left: each running query holds
+    what it may read, so queries at once cannot pass the budget together, and the read
+    meter stops a query whose estimate was too low at what is left."""
+    from agnes_mcp.rails.engine import Estimate
+    from connectors.duckdb_warehouse.engine import DuckDBWarehouseEngine
+
+    services = demo_server.live.services
+    budget = services.query.budget
+    principal = services.tokens.authenticate(demo_server.analyst_token)
+    sql = "SELECT count(DISTINCT customer_id) FROM web_sessions"
+    one = analyst.post("/api/query", json={"sql": sql}).json()["bytes_scanned"]
+    assert one > 0
+    try:
+        spent = budget.spent(principal)
+        admin.put("/api/admin/server-config", json={"scan_caps": {"per_user_daily_bytes": spent}})
+        with pytest.raises(BudgetExhausted):
+            budget.check_daily(principal, 0)  # an estimate of 0 with nothing left
+        daily = spent + one + one // 2
+        admin.put("/api/admin/server-config", json={"scan_caps": {"per_user_daily_bytes": daily}})
+        with budget.reserve(principal, one) as held:  # a query of theirs is running
+            assert held == one + one // 2  # all that is left: the most it may read
+            with pytest.raises(BudgetExhausted), budget.reserve(principal, 1):
+                pass  # nothing is left beside the running query's hold
+        assert analyst.post("/api/query", json={"sql": sql}).status_code == 200
+        # an estimator blind spot (as method-call syntax was): the meter stops the read
+        monkeypatch.setattr(DuckDBWarehouseEngine, "estimate", lambda *_: Estimate(0))
+        stopped = assert_error(
+            analyst.post("/api/query", json={"sql": sql}), 429, "budget_exhausted"
+        )
+        assert "stopped after reading" in stopped["message"]
+        assert budget.spent(principal) <= daily + (1 << 20)  # the meter's granularity
+    finally:
+        admin.put("/api/admin/server-config", json={"scan_caps": {"per_user_daily_bytes": None}})
 
 
 def test_timeouts_are_typed(

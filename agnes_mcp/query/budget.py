@@ -58,6 +58,7 @@ class ScanBudget:
         self._lock = threading.Lock()
         self._spent: dict[tuple[str, date], int] = {}
         self._running: dict[str, int] = {}
+        self._reserved: dict[str, int] = {}  # held by running remote queries, per user
         self._caps: tuple[int, Caps] | None = None
 
     def caps(self) -> Caps:
@@ -100,8 +101,12 @@ class ScanBudget:
         return max(0, self.caps().per_user_daily_bytes - self.spent(principal))
 
     def check_daily(self, principal: Principal, scan_bytes: int) -> None:
-        left = self.remaining(principal)
-        if scan_bytes > left:
+        self._refuse_over(self.remaining(principal), scan_bytes)
+
+    def _refuse_over(self, left: int, scan_bytes: int) -> None:
+        """Refused when ``scan_bytes`` passes what is ``left`` today, or nothing is left (an
+        estimate of 0 reads something all the same)."""
+        if left <= 0 or scan_bytes > left:
             now = datetime.now(UTC)
             midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
             raise BudgetExhausted(
@@ -122,6 +127,32 @@ class ScanBudget:
             self._spent[key] = self._spent.get(key, 0) + scanned
             total = self._spent[key]
         return max(0, self.caps().per_user_daily_bytes - total)
+
+    @contextmanager
+    def reserve(self, principal: Principal, scan_bytes: int) -> Iterator[int]:
+        """Hold today's budget for one remote query: the most it may read (yielded: the
+        read meter's limit), the per-query cap or what is left once the user's other
+        running queries' holds are counted, whichever is less. Charged from what was read
+        (:meth:`charge`); the hold ends with the block. Concurrent queries cannot together
+        pass the budget, whatever their estimates said."""
+        user = principal.user_id
+        self.spent(principal)  # seed first
+        caps = self.caps()
+        with self._lock:
+            spent = self._spent.get((user, self._today()), 0)
+            left = max(0, caps.per_user_daily_bytes - spent - self._reserved.get(user, 0))
+            self._refuse_over(left, scan_bytes)
+            held = min(caps.per_query_bytes, left)
+            self._reserved[user] = self._reserved.get(user, 0) + held
+        try:
+            yield held
+        finally:
+            with self._lock:
+                rest = self._reserved[user] - held
+                if rest:
+                    self._reserved[user] = rest
+                else:
+                    del self._reserved[user]
 
     @contextmanager
     def slot(self, principal: Principal) -> Iterator[None]:

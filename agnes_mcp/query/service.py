@@ -48,6 +48,7 @@ from agnes_mcp.rails.planner import (
 )
 from agnes_mcp.rails.policy import ParsedQuery
 from agnes_mcp.rails.refusals import (
+    BudgetExhausted,
     MixedEngines,
     NoRemoteTable,
     QueryRefused,
@@ -370,19 +371,29 @@ class QueryService:
         tree = rewrite_remote_names(parsed, snapshot)
         estimate = engine.estimate(tree, plan.tables)
         self.check_caps(principal, estimate, plan, tree)
-        with self.budget.slot(principal):
+        with (
+            self.budget.slot(principal),
+            self.budget.reserve(principal, estimate.scan_bytes) as allowed,
+        ):
             try:
                 result = engine.execute(
                     tree,
                     plan.tables,
                     limits=limits,
-                    max_bytes=self.budget.caps().per_query_bytes,
+                    max_bytes=allowed,  # the per-query cap, or the budget left if less
                     labels={"agnes_user": principal.user_id, "agnes_query": parsed.fingerprint},
                 )
             except RemoteScanTooLarge as stopped:  # the engine stopped it: charge what it read
-                self.budget.charge(principal, int(stopped.details.get("bytes_scanned") or 0))
+                read = int(stopped.details.get("bytes_scanned") or 0)
+                left = self.budget.charge(principal, read)
+                if allowed < self.budget.caps().per_query_bytes:  # the budget stopped it
+                    raise BudgetExhausted(
+                        f"The query was stopped after reading {read:,} bytes: that was the "
+                        f"rest of today's budget ({left:,} bytes remain).",
+                        details={"bytes_scanned": read, "remaining_bytes": left},
+                    ) from None
                 raise
-        remaining = self.budget.charge(principal, result.bytes_scanned)
+            remaining = self.budget.charge(principal, result.bytes_scanned)
         outcome = outcome_of(
             result, plan, parsed, engine.name, result.bytes_scanned, remaining, limits
         )

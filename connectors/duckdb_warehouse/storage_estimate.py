@@ -254,9 +254,11 @@ def referenced_columns(
     Conservative: anything that can read columns it does not name counts every column —
     ``*`` (but ``count(*)``), ``t.*``, a whole-row reference (``max(w)``, ``to_json(w)``,
     the table name as a value), ``COLUMNS(...)``, positional references (``#3``), and
-    ``NATURAL``/``USING`` joins."""
+    ``NATURAL``/``USING`` joins, and DuckDB's method-call syntax (``col.lower()``: sqlglot
+    reads it as a ``Dot`` over bare identifiers, with no ``Column`` to count, and such a
+    query was priced at 0 bytes)."""
     known = {c.lower() for c in columns}
-    if any(True for _ in tree.find_all(exp.Columns, exp.PositionalColumn)):
+    if any(True for _ in tree.find_all(exp.Columns, exp.PositionalColumn, exp.Dot)):
         return None
     for join in tree.find_all(exp.Join):
         if join.args.get("method") or join.args.get("using"):
