@@ -385,6 +385,13 @@ class AgnesSettings(BaseSettings):
         "without a proxy (an office behind NAT, each MCP session holding a stream); a "
         "trusted proxy's connections are not counted.",
     )
+    mcp_sessions_per_user: int = Field(
+        default=32,
+        ge=1,
+        le=10_000,
+        description="MCP sessions (streamable HTTP) one user may hold at once; opening one "
+        "more ends that user's oldest (its client opens a new one when it comes back).",
+    )
     max_snapshot_bytes_per_user: ByteSize = Field(
         default=ByteSize(10 * 1024**3),
         description="What one user's snapshots kept on the server may hold in all; once "

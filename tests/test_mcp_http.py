@@ -121,3 +121,34 @@ def test_mcp_refusals_use_the_api_error_shape(live_server: LiveServer) -> None:
             error = response.json()["error"]
             assert error["code"] in ("unauthenticated", "token_invalid")
             assert "personal access token" in error["hint"]
+
+
+def test_one_user_holds_only_so_many_sessions(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions opened and never closed used to fill the server's 10,000 and lock every
+    user out; a user past mcp_sessions_per_user now loses their own oldest session."""
+    monkeypatch.setattr(live_server.services.settings, "mcp_sessions_per_user", 3)
+    tools_list = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    other = token_for(live_server.services, add_user(live_server.services))
+    with live_server.client(other) as them:
+        theirs = them.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+        assert theirs.status_code == 200
+    with live_server.client(live_server.admin_token) as client:
+        opened = []
+        for _ in range(5):
+            answer = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+            assert answer.status_code == 200, answer.text
+            opened.append(answer.headers["mcp-session-id"])
+
+        def status(session: str, http: httpx.Client = client) -> int:
+            headers = {
+                **MCP_HEADERS,
+                "mcp-session-id": session,
+                "mcp-protocol-version": "2025-06-18",
+            }
+            return http.post("/mcp", json=tools_list, headers=headers).status_code
+
+        assert [status(s) for s in opened] == [404, 404, 200, 200, 200]  # the newest three
+    with live_server.client(other) as them:
+        assert status(theirs.headers["mcp-session-id"], them) == 200  # nobody else's

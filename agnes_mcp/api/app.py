@@ -54,6 +54,7 @@ from agnes_mcp.api.routes.well_known import MCP_PATH
 from agnes_mcp.google_groups import routes as group_sync_routes
 from agnes_mcp.marketplace import routes as marketplace_routes
 from agnes_mcp.mcp_server.server import build_mcp
+from agnes_mcp.mcp_server.session_limit import limit_sessions_per_user, session_manager_of
 from agnes_mcp.me import routes as me_routes
 from agnes_mcp.oauth.provider import AgnesAuthorizationServer
 from agnes_mcp.oauth.routes import install_oauth
@@ -92,6 +93,9 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         services.start()
         try:
             async with mcp_app.lifespan(app):
+                limit_sessions_per_user(  # its session manager exists from here on
+                    session_manager_of(mcp_app), lambda: services.settings.mcp_sessions_per_user
+                )
                 if on_started is not None:
                     on_started()
                 yield
