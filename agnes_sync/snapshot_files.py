@@ -28,6 +28,20 @@ class SnapshotNameInvalid(AgnesError):
     status = 400
 
 
+MAX_TTL_SECONDS = 10 * 366 * 24 * 3600  # ten years: "keep it", without a date overflow
+
+
+def check_ttl(ttl_seconds: int | None) -> int | None:
+    """A snapshot's lifetime in whole seconds, 1 to ten years (None: kept until dropped)."""
+    if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_TTL_SECONDS:
+        raise SnapshotNameInvalid(
+            f"A snapshot's lifetime must be from 1 second to {MAX_TTL_SECONDS // 3600:,} "
+            f"hours (ten years), not {ttl_seconds:,} seconds.",
+            hint="Leave it out to keep the snapshot until you drop it.",
+        )
+    return ttl_seconds
+
+
 class SnapshotMissing(AgnesError):
     code = "snapshot_not_found"
     status = 404
@@ -53,7 +67,10 @@ class SnapshotMeta(BaseModel):
     def expires_at(self) -> dt.datetime | None:
         if self.ttl_seconds is None:
             return None
-        return self.created_at + dt.timedelta(seconds=self.ttl_seconds)
+        try:  # a lifetime stored before it was bounded may pass the last date there is
+            return self.created_at + dt.timedelta(seconds=self.ttl_seconds)
+        except OverflowError:
+            return None
 
     def expired(self, now: dt.datetime) -> bool:
         expires = self.expires_at

@@ -43,6 +43,19 @@ def rows(low: int, high: int | None = None) -> Callable[[str], int]:
 ROWS = rows(1)
 
 
+def hours(text: str) -> float:
+    """A positive, finite number of hours."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of hours") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of hours, not {text}")
+    return value
+
+
 def workspace_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
@@ -114,7 +127,7 @@ def add_analyst_commands(
     create.add_argument("--limit", type=ROWS)
     create.add_argument("--order-by", help="columns, comma-separated, each optionally DESC")
     create.add_argument("--as", dest="name", help="name to query it by")
-    create.add_argument("--ttl", type=float, help="hours until it expires")
+    create.add_argument("--ttl", type=hours, help="hours until it expires")
     create.add_argument("--estimate", action="store_true", help="only say what it would scan")
     leaf(actions, "list", "cli.commands.snapshot:list_", "list snapshots", here)
     drop = leaf(actions, "drop", "cli.commands.snapshot:drop", "drop a snapshot", here)

@@ -679,3 +679,41 @@ async def test_refusals_keep_what_the_engine_knew(surface: Surface) -> None:
     assert "'FROM'" in alias["hint"]
     typo = await refused(surface, "query", sql="SELECT * FROM ordrs")
     assert typo["code"] == "table_not_found" and "'orders'" in typo["hint"]
+
+
+async def test_a_snapshots_lifetime_is_bounded_and_an_old_unbounded_one_breaks_nothing(
+    surface: Surface,
+) -> None:
+    """ttl_hours=1e8 was saved and then broke every tool of its user (a date overflow);
+    1e-7 made a snapshot that was gone before it was listed."""
+    spec = {
+        "table": "web_sessions",
+        "select": ["device"],
+        "where": "event_date >= DATE '2026-10-01'",
+    }
+    huge = await refused(surface, "snapshot_create", name="forever", ttl_hours=1e8, **spec)
+    assert huge["code"] == "invalid_arguments" and "ttl_hours" in huge["message"]
+    tiny, _ = await ok(
+        surface, "snapshot_create", name=f"brief_{surface.kind}", ttl_hours=1e-7, **spec
+    )
+    assert tiny["expires_at"] > tiny["created_at"]  # one second, not none at all
+    await ok(surface, "snapshot_list")
+    await ok(surface, "query", sql="SELECT 1 AS one")
+
+
+def test_a_lifetime_stored_before_the_bound_never_breaks_reading() -> None:
+    import datetime as dt
+
+    from agnes_sync.snapshot_files import SnapshotMeta
+
+    meta = SnapshotMeta(
+        name="old",
+        table_id="web_sessions",
+        select=["device"],
+        sql="SELECT 1",
+        created_at=dt.datetime.now(dt.UTC),
+        rows=1,
+        bytes=1,
+        ttl_seconds=360_000_000_000,  # ttl_hours=1e8, as one was saved
+    )
+    assert meta.expires_at is None and not meta.expired(dt.datetime.now(dt.UTC))

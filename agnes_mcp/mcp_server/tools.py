@@ -52,6 +52,7 @@ from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.session_export.tool_calls import record_tool_calls
 from agnes_mcp.session_export.tool_text import export_text
 from agnes_mcp.session_export.window import parse_since
+from agnes_sync.snapshot_files import MAX_TTL_SECONDS
 
 BackendFor = Callable[[], Backend]
 
@@ -284,12 +285,18 @@ def register_tools(
             list[str] | None, Field(description="Columns, each optionally followed by DESC.")
         ] = None,
         ttl_hours: Annotated[
-            float | None, Field(gt=0, description="Drop it after this many hours.")
+            float | None,
+            Field(
+                gt=0,
+                le=MAX_TTL_SECONDS / 3600,
+                allow_inf_nan=False,
+                description="Drop it after this many hours (at most ten years).",
+            ),
         ] = None,
     ) -> ToolResult:
         """Fetch a filtered subset of a remote table (under the scan cap) and keep it as a
         table you can query by name with query. Use snapshot_estimate first."""
-        ttl = int(ttl_hours * 3600) if ttl_hours else None
+        ttl = max(1, round(ttl_hours * 3600)) if ttl_hours else None
         spec = _spec(table, select, where, limit, order_by)
         info = await in_query_lane(lambda: backend_for().snapshot_create(spec, name, ttl))
         return result(info, show.snapshot_text(info))

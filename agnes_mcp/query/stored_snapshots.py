@@ -25,7 +25,13 @@ from agnes_mcp.rails.refusals import (
 from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_mcp.resource_types import ResourceType
 from agnes_sync.human_size import human_size
-from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, SnapshotMissing, check_name
+from agnes_sync.snapshot_files import (
+    SnapshotFiles,
+    SnapshotMeta,
+    SnapshotMissing,
+    check_name,
+    check_ttl,
+)
 
 if TYPE_CHECKING:
     from agnes_mcp.query.service import QueryService
@@ -59,6 +65,7 @@ class StoredSnapshots:
         self, principal: Principal, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> tuple[SnapshotMeta, Outcome]:
         check_name(name)
+        check_ttl(ttl_seconds)
         if name in self.queries.catalog.current().tables or name.startswith("result_"):
             raise SnapshotInvalid(
                 f"'{name}' is the name of a table (or of kept results); pick another name."

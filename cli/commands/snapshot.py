@@ -50,7 +50,7 @@ def create(args: argparse.Namespace) -> int:
             return exit_codes.OK
         if not args.name:
             raise argparse.ArgumentTypeError("snapshot create needs --as NAME (or --estimate)")
-        ttl = int(args.ttl * 3600) if args.ttl else None
+        ttl = max(1, round(args.ttl * 3600)) if args.ttl else None
         info = backend.snapshot_create(spec, args.name, ttl)
         emit(
             info.model_dump(mode="json"),
