@@ -33,11 +33,26 @@ class AgnesError(Exception):
         self.details = details or {}
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``error`` object of the JSON error shape."""
-        body: dict[str, Any] = {"code": self.code, "message": self.message, "hint": self.hint}
+        """The ``error`` object of the JSON error shape. A message or hint that quotes the
+        caller's input (a table name, a value) is cut at ``MAX_SAID`` characters: a 4 MB
+        name must not come back as a 15 MB error."""
+        body: dict[str, Any] = {
+            "code": self.code,
+            "message": _cut(self.message),
+            "hint": None if self.hint is None else _cut(self.hint),
+        }
         if self.details:
             body["details"] = self.details
         return body
+
+
+MAX_SAID = 2_000
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_SAID:
+        return text
+    return text[:MAX_SAID] + f"…(+{len(text) - MAX_SAID:,} characters)"
 
 
 # --- the sync engine ------------------------------------------------------------------

@@ -21,6 +21,11 @@ WHOAMI = "/api/whoami"
 WHOAMI_KEYS = frozenset({"email", "groups", "scopes", "is_admin"})
 
 
+class ArgumentTooLong(AgnesError):
+    code = "invalid_arguments"
+    status = 400
+
+
 class ServerError(AgnesError):
     """The server answered with an error; its ``code`` and the rest are the server's own."""
 
@@ -97,6 +102,11 @@ class ServerApi:
 
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.InvalidURL:  # an argument put in the path or query is too long for one
+            raise ArgumentTooLong(
+                f"An argument of this request is too long to send ({len(path):,} characters "
+                "in the URL)."
+            ) from None
         except httpx.TransportError as exc:
             reason = str(exc).rstrip(".") or type(exc).__name__
             raise ServerUnreachable(
@@ -197,6 +207,11 @@ class ServerApi:
                     response.read()
                     raise error_of(response, self.base_url)
                 yield response
+        except httpx.InvalidURL:
+            raise ArgumentTooLong(
+                f"An argument of this request is too long to send ({len(path):,} characters "
+                "in the URL)."
+            ) from None
         except httpx.TransportError as exc:
             reason = str(exc).rstrip(".") or type(exc).__name__
             raise ServerUnreachable(

@@ -322,10 +322,19 @@ async def test_values_shortened_for_the_view_are_said_and_readable_whole(
     assert structured["truncated"] is True and structured["truncation"]["reason"] == "values"
     how = structured["truncation"]["how_to_get_more"]
     handle = structured["result_handle"]
-    assert "in column big)" in how and handle in how and 'substr("big", 301, 300)' in how
+    assert (
+        "in column big)" in how
+        and handle in how
+        and 'substr(CAST("big" AS VARCHAR), 301, 300)' in how
+    )
     assert "[truncated (values):" in text and "3 rows" in text.splitlines()[0]
     whole, _ = await ok(surface, "query", sql=f"SELECT length(big) AS n FROM {handle} ORDER BY i")
     assert whole["rows"] == [[1001], [1001], [1001]]
+    # the SQL it gives runs as given, on a list column too (CAST makes any value text)
+    listed, _ = await ok(surface, "query", sql="SELECT [repeat('z', 400)] AS v")
+    recipe = listed["truncation"]["how_to_get_more"].split("read one in parts with ")[1]
+    part, _ = await ok(surface, "query", sql=recipe.split(", or its length")[0])
+    assert part["rows"][0][0].startswith("z") and part["truncated"] is False
     # cut by the row limit too: that stays the truncation, the shortening is a note
     both, _ = await ok(surface, "query", sql=sql, limit=2)
     assert both["truncation"]["reason"] == "rows" and both["result_handle"]
@@ -481,6 +490,21 @@ async def test_ids_of_any_shape_get_the_same_refusal_on_both_backends(surface: S
     for table in ("a/b", "web_sessions/../support_tickets", "orders/"):
         assert (await refused(surface, "describe", table=table))["code"] == "table_not_found"
         assert (await refused(surface, "schema", table=table))["code"] == "table_not_found"
+
+
+async def test_errors_do_not_echo_huge_input_whole(surface: Surface) -> None:
+    named = await refused(surface, "schema", table="t" * 1_000_000)  # the schema says no
+    assert named["code"] == "invalid_arguments" and len(named["message"]) < 400
+    said = await refused(surface, "query", sql="SELECT * FROM " + "t" * 50_000)  # the rails
+    assert said["code"] == "table_not_found"
+    assert len(said["message"]) < 2_100 and "characters)" in said["message"]
+
+
+async def test_snapshot_spec_bounds_are_invalid_arguments(surface: Surface) -> None:
+    long_where = await refused(
+        surface, "snapshot_estimate", table="web_sessions", select=["device"], where="x" * 10_001
+    )
+    assert long_where["code"] == "invalid_arguments" and "where" in long_where["message"]
 
 
 async def test_refusals_name_no_internals(surface: Surface) -> None:

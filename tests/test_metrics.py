@@ -170,6 +170,7 @@ def test_timestamp_time_columns_compare_as_timestamps() -> None:
             "'channel' may take at most 1,000 values",
         ),
         (MetricRequest(filters={"channel": "x" * 1001}), "longer than 1,000 characters"),
+        (MetricRequest(filters={"channel": float("nan")}), "not a finite number"),
         (
             MetricRequest(filters={f"d{i}": "x" for i in range(21)}),
             "at most 20 dimensions",

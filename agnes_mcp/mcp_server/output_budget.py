@@ -252,7 +252,7 @@ def _values_cut(
     nothing else cut the answer (the answer is kept under a handle to read them from),
     else a note beside the truncation that did."""
     handle = extra.get("result_handle") or backend.keep_result(answer.table, answer.sql)
-    first = quote_ident(columns[0])
+    first = f"CAST({quote_ident(columns[0])} AS VARCHAR)"  # lists, structs, blobs too
     said = (
         f"Values longer than {CELL_CHARS} characters are shortened here (in column"
         f"{'s' if len(columns) > 1 else ''} {', '.join(columns)}), each ending in …(+N chars); "

@@ -21,7 +21,7 @@ from typing import Annotated, Literal
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS
 from agnes_mcp.identity import WhoAmI
@@ -48,6 +48,7 @@ from agnes_mcp.mcp_server.tool_models import (
 from agnes_mcp.metrics.compiler import Filters, MetricRequest, TimeRange
 from agnes_mcp.metrics.summary import MetricDetail
 from agnes_mcp.query.concurrency import in_query_lane
+from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.session_export.tool_calls import record_tool_calls
 from agnes_mcp.session_export.tool_text import export_text
@@ -55,6 +56,7 @@ from agnes_mcp.session_export.window import parse_since
 from agnes_sync.snapshot_files import MAX_TTL_SECONDS
 
 BackendFor = Callable[[], Backend]
+MAX_NAME_CHARS = 200  # a table, snapshot or kept result's name (ids are 63 at most)
 
 
 def _hints(
@@ -77,11 +79,21 @@ EXPORTS = _hints(read_only=False, destructive=False, idempotent=False, open_worl
 
 
 def _spec(
-    table: str, select: list[str], where: str | None, limit: int | None, order_by: list[str] | None
+    tool: str,
+    table: str,
+    select: list[str],
+    where: str | None,
+    limit: int | None,
+    order_by: list[str] | None,
 ) -> SnapshotSpec:
-    return SnapshotSpec(
-        table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
-    )
+    """The snapshot's spec; its own bounds (table name, columns, predicate length) refused
+    as ``invalid_arguments`` naming each, like the tool's input schema."""
+    try:
+        return SnapshotSpec(
+            table_id=table, select=select, where=where, limit=limit, order_by=order_by or []
+        )
+    except ValidationError as exc:
+        raise invalid_arguments(tool, exc) from None
 
 
 # --- registration ----------------------------------------------------------------------------
@@ -150,7 +162,9 @@ def register_tools(
         output_schema=output_schema(SchemaOutput),
     )
     async def schema(
-        table: Annotated[str, Field(description="A table id from catalog.")],
+        table: Annotated[
+            str, Field(max_length=MAX_NAME_CHARS, description="A table id from catalog.")
+        ],
         cursor: Annotated[str | None, Field(description="next_cursor for more columns.")] = None,
     ) -> ToolResult:
         """Columns of a table: name, type, nullability and profile stats (null share,
@@ -176,7 +190,9 @@ def register_tools(
         output_schema=output_schema(QueryOutput),
     )
     async def describe(
-        table: Annotated[str, Field(description="A table id from catalog.")],
+        table: Annotated[
+            str, Field(max_length=MAX_NAME_CHARS, description="A table id from catalog.")
+        ],
         n: Annotated[int, Field(ge=1, le=MAX_SAMPLE_ROWS, description="How many rows.")] = 5,
     ) -> ToolResult:
         """A few real rows of a table, to see what values look like. Remote tables are
@@ -245,7 +261,7 @@ def register_tools(
         output_schema=output_schema(SnapshotEstimate),
     )
     async def snapshot_estimate(
-        table: Annotated[str, Field(description="A remote table id.")],
+        table: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="A remote table id.")],
         select: Annotated[list[str], Field(min_length=1, description="Columns to keep.")],
         where: Annotated[
             str | None,
@@ -262,7 +278,7 @@ def register_tools(
         """What a snapshot would scan and return (bytes, rows) before fetching it, and
         whether it fits the scan cap and your budget. Run it first for large or
         partitioned tables."""
-        spec = _spec(table, select, where, limit, order_by)
+        spec = _spec("snapshot_estimate", table, select, where, limit, order_by)
         estimate = await in_query_lane(lambda: backend_for().snapshot_estimate(spec))
         return result(estimate, show.estimate_text(estimate))
 
@@ -272,7 +288,7 @@ def register_tools(
         output_schema=output_schema(SnapshotInfo),
     )
     async def snapshot_create(
-        table: Annotated[str, Field(description="A remote table id.")],
+        table: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="A remote table id.")],
         select: Annotated[list[str], Field(min_length=1, description="Columns to keep.")],
         name: Annotated[
             str, Field(description="Name to query it by: lowercase letters, digits, _.")
@@ -297,7 +313,7 @@ def register_tools(
         """Fetch a filtered subset of a remote table (under the scan cap) and keep it as a
         table you can query by name with query. Use snapshot_estimate first."""
         ttl = max(1, round(ttl_hours * 3600)) if ttl_hours else None
-        spec = _spec(table, select, where, limit, order_by)
+        spec = _spec("snapshot_create", table, select, where, limit, order_by)
         info = await in_query_lane(lambda: backend_for().snapshot_create(spec, name, ttl))
         return result(info, show.snapshot_text(info))
 
@@ -335,7 +351,9 @@ def register_tools(
         )
 
     @mcp.tool(title="Show a metric", annotations=READS, output_schema=output_schema(MetricDetail))
-    def metric_show(id: Annotated[str, Field(description="category/name")]) -> ToolResult:
+    def metric_show(
+        id: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="category/name")],
+    ) -> ToolResult:
         """A metric's full definition: expression or SQL, table, grain, dimensions,
         filters, synonyms and notes."""
         detail = backend_for().metric_show(id)
@@ -347,7 +365,7 @@ def register_tools(
         output_schema=output_schema(MetricQueryOutput),
     )
     async def metric_query(
-        id: Annotated[str, Field(description="category/name")],
+        id: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="category/name")],
         dimensions: Annotated[
             list[str] | None, Field(description="Breakdowns, from metric_show.")
         ] = None,

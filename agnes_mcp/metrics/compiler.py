@@ -10,6 +10,7 @@ The result still goes through the SQL rails like any other query.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -27,7 +28,13 @@ MAX_FILTERS = 20  # dimensions filtered on
 MAX_FILTER_VALUES = 1_000  # values of one dimension
 MAX_VALUE_CHARS = 1_000  # characters of one value
 
-FilterValue = Annotated[str, Field(max_length=MAX_VALUE_CHARS)] | int | float | bool | None
+FilterValue = (
+    Annotated[str, Field(max_length=MAX_VALUE_CHARS)]
+    | int
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | bool
+    | None
+)
 Filters = Annotated[
     dict[str, FilterValue | Annotated[list[FilterValue], Field(max_length=MAX_FILTER_VALUES)]],
     Field(max_length=MAX_FILTERS),
@@ -94,6 +101,8 @@ def _check_size(request: MetricRequest) -> None:
             problem = f"'{name}' may take at most {MAX_FILTER_VALUES:,} values"
         elif any(isinstance(v, str) and len(v) > MAX_VALUE_CHARS for v in values):
             problem = f"a value of '{name}' is longer than {MAX_VALUE_CHARS:,} characters"
+        elif any(isinstance(v, float) and not math.isfinite(v) for v in values):
+            problem = f"a value of '{name}' is not a finite number"
         if problem:
             break
     if problem:
