@@ -492,6 +492,33 @@ async def test_ids_of_any_shape_get_the_same_refusal_on_both_backends(surface: S
         assert (await refused(surface, "schema", table=table))["code"] == "table_not_found"
 
 
+async def test_every_cut_of_a_wide_answer_is_said(surface: Surface) -> None:
+    """Columns cut along with rows, stats covering only the first columns, not one row
+    fitting, and a column name too long to show: each said, with a handle to read it."""
+    many = ", ".join(f"'v{i}' || range AS c{i:03d}" for i in range(300))
+    wide, _ = await ok(surface, "query", sql=f"SELECT {many} FROM range(50)")
+    how = wide["truncation"]["how_to_get_more"]
+    assert wide["shown_rows"] < 50 and len(wide["columns"]) < 300
+    assert f"Only the first {len(wide['columns'])} of 300 columns fit here" in how
+    assert any("stats cover the first 50 of 300 columns" in n for n in wide["notes"])
+    fat = ", ".join(f"repeat('v', 400) AS c{i:03d}" for i in range(200))
+    none, text = await ok(surface, "query", sql=f"SELECT {fat} FROM range(1)")
+    assert (
+        none["shown_rows"] == 0 and "Not one row fits here" in none["truncation"]["how_to_get_more"]
+    )
+    assert "Not one row fits here" in text
+    more = ", ".join(f"range AS c{i:04d}" for i in range(1000))
+    cut, _ = await ok(surface, "query", sql=f"SELECT {more} FROM range(50)", limit=1)
+    assert cut["shown_rows"] == 1 and len(cut["columns"]) < 1000  # the row fits, not all columns
+    assert (
+        cut["truncation"]["reason"] == "rows"
+        and "columns fit here" in cut["truncation"]["how_to_get_more"]
+    )
+    name = "n" * 20_000
+    odd, _ = await ok(surface, "query", sql=f'SELECT 1 AS "{name}", 2 AS b')
+    assert odd["columns"] == [] and odd["result_handle"] in odd["truncation"]["how_to_get_more"]
+
+
 async def test_errors_do_not_echo_huge_input_whole(surface: Surface) -> None:
     named = await refused(surface, "schema", table="t" * 1_000_000)  # the schema says no
     assert named["code"] == "invalid_arguments" and len(named["message"]) < 400

@@ -201,6 +201,12 @@ def present(
 
     count = fit(len(converted), lambda k: measured(k, {}), limit)
     extra: dict[str, Any] = {}
+    columns_cut = (
+        f"Only the first {shown_columns} of {len(all_columns)} columns fit here; select the "
+        "columns you need."
+        if shown_columns < len(all_columns)
+        else None
+    )
     if count < table.num_rows:
         handle = backend.keep_result(table, answer.sql)
         query_it = (
@@ -209,33 +215,56 @@ def present(
         )
         if answer.truncated and answer.truncation is not None:
             # The query's own limit cut the answer first: say so, and what the handle holds.
-            truncation = Truncation(
-                reason=answer.truncation.reason,
-                how_to_get_more=f"{answer.truncation.how_to_get_more} The {table.num_rows:,} "
-                f"rows fetched (not the whole answer) are kept as {handle}: {query_it}",
+            reason = answer.truncation.reason
+            how = (
+                f"{answer.truncation.how_to_get_more} The {table.num_rows:,} rows fetched (not "
+                f"the whole answer) are kept as {handle}: {query_it}"
             )
         else:
-            truncation = Truncation(
-                reason="characters",
-                how_to_get_more=f"All {table.num_rows:,} rows of the answer are kept as "
-                f"{handle}; only the first rows fit here: {query_it}",
+            reason = "characters"
+            how = (
+                f"All {table.num_rows:,} rows of the answer are kept as {handle}; only the "
+                f"first rows fit here: {query_it}"
             )
-        extra = {"result_handle": handle, "summary": summarise(table), "truncation": truncation}
+        if columns_cut:
+            how += f" {columns_cut}"
+        extra = {
+            "result_handle": handle,
+            "summary": summarise(table),
+            "truncation": Truncation(reason=reason, how_to_get_more=how),
+        }
+        if len(all_columns) > SUMMARY_COLUMNS:
+            extra["notes"] = [
+                *answer.notes,
+                f"The column stats cover the first {SUMMARY_COLUMNS} of {len(all_columns)} "
+                "columns.",
+            ]
         count = fit(min(len(converted), FIRST_ROWS), lambda k: measured(k, extra), limit)
-    elif shown_columns < len(all_columns):
-        extra["truncation"] = Truncation(
-            reason="columns",
-            how_to_get_more=f"Only the first {shown_columns} of {len(all_columns)} columns fit; "
-            "select the columns you need.",
-        )
-    elif answer.truncated:
-        extra["truncation"] = answer.truncation or truncation_for(
-            answer.reason,
-            table.num_rows,
-            answer.row_limit_source,
-            answer.total_rows,
-            answer.byte_limit,
-        )
+        if count == 0 and table.num_rows:
+            how += (
+                " Not one row fits here with these columns: select fewer or narrower ones, "
+                f"or read them from {handle} in parts."
+            )
+            extra["truncation"] = Truncation(reason=reason, how_to_get_more=how)
+            built.clear()
+    elif columns_cut or answer.truncated:
+        said: list[str] = []
+        reason = "columns"
+        if answer.truncated:
+            query_cut = answer.truncation or truncation_for(
+                answer.reason,
+                table.num_rows,
+                answer.row_limit_source,
+                answer.total_rows,
+                answer.byte_limit,
+            )
+            reason, said = query_cut.reason, [query_cut.how_to_get_more]
+        if columns_cut:
+            said.append(columns_cut)
+        if shown_columns == 0:  # nothing of the answer is here: keep it to be read with SQL
+            extra["result_handle"] = backend.keep_result(table, answer.sql)
+            said.append(f"The answer is kept as {extra['result_handle']}: query it.")
+        extra["truncation"] = Truncation(reason=reason, how_to_get_more=" ".join(said))
     built.clear()  # the truncation reason may have changed since measuring
     cut = _shortened(converted[:count])
     if cut:  # values shortened for the view: said, with how to read them whole
@@ -261,7 +290,8 @@ def _values_cut(
         f"or its length with length({first})."
     )
     if "truncation" in extra:
-        return {**extra, "result_handle": handle, "notes": [*answer.notes, said]}
+        notes = extra.get("notes", answer.notes)
+        return {**extra, "result_handle": handle, "notes": [*notes, said]}
     return {
         **extra,
         "result_handle": handle,
