@@ -652,6 +652,45 @@ async def test_server_snapshots_stop_at_the_users_quota(
     await ok(mine, "snapshot_create", name="two", **spec)
 
 
+def test_creates_at_once_cannot_pass_the_snapshot_bound_together(
+    demo_server: DemoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five creates at once all passed the check before any stored (the red team's 230 MB
+    held + 5 → 460 MB of a 300 MB bound): a user's creates run one at a time."""
+    import threading
+
+    from agnes_mcp.rails.refusals import SnapshotQuotaExceeded
+    from agnes_mcp.rails.snapshot_spec import SnapshotSpec
+    from tests.conftest import add_user, token_for
+
+    services = demo_server.live.services
+    analysts = next(g for g in services.groups.all() if g.name == "Analysts")
+    user = add_user(services, groups=(analysts.id,))
+    principal = services.tokens.authenticate(token_for(services, user))
+    stored = services.stored_snapshots
+    monkeypatch.setattr(stored, "max_bytes_per_user", lambda: 1)  # the first fills it
+    spec = SnapshotSpec(
+        table_id="web_sessions", select=["device"], where="event_date >= DATE '2026-10-01'"
+    )
+    start = threading.Barrier(5)
+    outcomes: list[str] = []
+
+    def create(i: int) -> None:
+        start.wait()
+        try:
+            stored.create(principal, spec, f"at_once_{i}", None)
+            outcomes.append("stored")
+        except SnapshotQuotaExceeded:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 4 + ["stored"]
+
+
 # --- the refusal mapping ----------------------------------------------------------------------
 
 

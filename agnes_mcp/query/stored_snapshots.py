@@ -8,6 +8,7 @@ source table is no longer granted to its owner is hidden and cannot be read.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,10 @@ class StoredSnapshots:
         self.access = access
         self.root = root
         self.max_bytes_per_user = max_bytes_per_user  # read at each create (a setting)
+        # One create at a time per user: the bound is checked against what the user's
+        # earlier creates stored, so creates at once cannot pass it together.
+        self._guard = threading.Lock()
+        self._creating: dict[str, threading.Lock] = {}
 
     def files(self, principal: Principal) -> SnapshotFiles:
         return SnapshotFiles(self.root / principal.user_id)
@@ -62,6 +67,14 @@ class StoredSnapshots:
         )
 
     def create(
+        self, principal: Principal, spec: SnapshotSpec, name: str, ttl_seconds: int | None
+    ) -> tuple[SnapshotMeta, Outcome]:
+        with self._guard:
+            mine = self._creating.setdefault(principal.user_id, threading.Lock())
+        with mine:
+            return self._create(principal, spec, name, ttl_seconds)
+
+    def _create(
         self, principal: Principal, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> tuple[SnapshotMeta, Outcome]:
         check_name(name)
@@ -93,8 +106,8 @@ class StoredSnapshots:
 
     def _check_room(self, principal: Principal) -> None:
         """Refused once the user's kept snapshots (expired ones pruned first) hold the
-        limit: a snapshot's own size is bounded by the query caps, so the limit is passed
-        by one snapshot at most."""
+        limit: a snapshot's own size is bounded by the query caps, and a user's creates run
+        one at a time, so the limit is passed by one snapshot at most."""
         if self.max_bytes_per_user is None:
             return
         limit = self.max_bytes_per_user()
