@@ -6,9 +6,13 @@ routes and MCP tools; tests build their own against a ``tmp_path`` data dir.
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from agnes_mcp.audit_trail import AuditTrail
 from agnes_mcp.auth.bearer import BearerAuth, BearerKind
@@ -45,6 +49,20 @@ from agnes_mcp.sync_service import SyncService
 from agnes_sync.orchestrator import Orchestrator
 
 INSTRUCTIONS_KEY = "agent_instructions"
+
+
+def private_data_dir(folder: Path) -> None:
+    """The data dir holds every table, snapshot and upload: readable by the server's own
+    account only (0700), made so, or tightened if other local users could read it."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    if mode & 0o077 and folder.stat().st_uid == os.getuid():
+        folder.chmod(0o700)
+        logging.getLogger("agnes").warning(
+            "the data dir %s was readable by other local users (mode %o); it is 0700 now",
+            folder,
+            mode,
+        )
 
 
 @dataclass
@@ -85,6 +103,7 @@ class Services:
     @classmethod
     def open(cls, settings: AgnesSettings) -> Services:
         """Open (and migrate) the system store of ``settings.data_dir``."""
+        private_data_dir(settings.data_dir)
         store = SystemStore.open(settings.system_db_path)
         users = UserRepository(store)
         groups = GroupRepository(store)

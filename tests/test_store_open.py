@@ -72,3 +72,20 @@ def test_server_start_on_corrupt_store_prints_a_clear_error(tmp_path: Path) -> N
     )
     assert "hint:" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_data_dir_is_readable_by_the_server_only(tmp_path: Path) -> None:
+    """Every table, snapshot and upload lives below it: made 0700, and an existing one
+    other local users could read is tightened."""
+    import stat
+
+    from agnes_mcp.services import private_data_dir
+
+    fresh = tmp_path / "fresh" / "data"
+    private_data_dir(fresh)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    private_data_dir(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o700
