@@ -12,6 +12,7 @@ from typing import Any
 
 import panel as pn
 
+import agnes_admin.markdown_text  # noqa: F401 - Markdown panes render HTML as text
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, all_pages
 from agnes_mcp.services import Services

@@ -190,3 +190,26 @@ def test_a_signed_out_admin_creates_and_revokes_nothing(
     assert "signed out" in str(page.actions.message.object)
     assert services.tokens.authenticate(raw).user_id == analyst.id
     assert audit(services, "token.create") == audit(services, "token.revoke") == []
+
+
+def test_a_name_holding_html_is_shown_as_text_never_run(
+    services: Services, page: TokensPage, analyst: User
+) -> None:
+    """An analyst named a token ``<img src=x onerror=...>``; the revoke confirmation
+    rendered it as HTML in the admin's browser (script ran, an admin token was minted)."""
+    import panel as pn
+
+    evil = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
+    services.tokens.create(analyst.id, evil)
+    page.refresh()
+    page.table.selection = [shown(page, "name").index(evil)]
+    click(page.revoke_button)
+    assert page.confirm.view.visible
+    rendered = [
+        pane._transform_object(pane.object)["object"]
+        for pane in page.confirm.view.select(pn.pane.Markdown)
+    ]
+    said = "".join(rendered)
+    assert "onerror" in said  # the name is shown ...
+    assert "&lt;img" not in said and "&lt;script" not in said  # ... as text, not as tags
+    assert "&amp;lt;img" in said

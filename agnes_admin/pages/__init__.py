@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import agnes_admin.markdown_text  # noqa: F401 - every page's Markdown renders HTML as text
 from agnes_admin.context import PageContext
 
 
