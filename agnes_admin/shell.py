@@ -107,9 +107,35 @@ def page_app(page: Page, services: Services, pages: list[Page]) -> Callable[[], 
             ctx = PageContext.current(services)
         except AgnesError as exc:
             return problem(f"{exc.message} Sign in again at /auth/login.")
-        return shell(page, ctx, pages)
+        view = shell(page, ctx, pages)
+        if pn.state.curdoc is not None:
+            watch: list[Any] = []
+
+            def check() -> None:
+                if end_if_signed_out(ctx, view) and watch:
+                    watch[0].stop()
+
+            watch.append(pn.state.add_periodic_callback(check, period=SESSION_CHECK_MS))
+        return view
 
     return serve
+
+
+# How often an open page checks that its admin may still use it (signed in, active, an
+# admin). Changes re-check at each action; this ends the page's reads too.
+SESSION_CHECK_MS = 2_000
+
+
+def end_if_signed_out(ctx: PageContext, view: pn.Column) -> bool:
+    """Replace the page with a message once its session ended or its admin lost the right
+    (signed out, revoked, deactivated, demoted): an open tab shows no more data. True when
+    it did."""
+    try:
+        ctx.actor()
+    except AgnesError as exc:
+        view.objects = [problem(f"{exc.message} Sign in again at /auth/login.")]
+        return True
+    return False
 
 
 def page_apps(services: Services) -> tuple[dict[str, Callable[[], Any]], dict[str, str]]:

@@ -213,3 +213,26 @@ def test_a_name_holding_html_is_shown_as_text_never_run(
     assert "onerror" in said  # the name is shown ...
     assert "&lt;img" not in said and "&lt;script" not in said  # ... as text, not as tags
     assert "&amp;lt;img" in said
+
+
+@pytest.mark.parametrize("ended_by", ["sign-out", "deactivation"])
+def test_an_open_page_shows_nothing_more_once_its_session_ended(
+    services: Services, ctx: PageContext, admin: User, ended_by: str
+) -> None:
+    """Changes re-check the session at each action; reads did not (a signed-out tab still
+    showed profiles and new tables). Each page checks every few seconds and, once its
+    admin may no longer use it, is replaced by a message."""
+    from agnes_admin.pages import all_pages
+    from agnes_admin.shell import end_if_signed_out, shell
+
+    pages = all_pages()
+    view = shell(pages[0], ctx, pages)
+    assert end_if_signed_out(ctx, view) is False and len(view.objects) > 1
+    if ended_by == "sign-out":
+        services.web_sessions.sign_out(ctx.session_id)
+    else:
+        add_user(services, (ADMIN_GROUP_ID,), email="other-boss@example.com")  # not the last
+        services.users.set_active(admin.id, False)
+    assert end_if_signed_out(ctx, view) is True
+    (message,) = view.objects
+    assert "Sign in again at /auth/login" in message.object
