@@ -333,3 +333,18 @@ def test_an_admin_removed_from_admin_changes_nothing(services: Services, admin: 
     click(page.create_group_button)
     assert "Admin group" in error_text(page.create_group_form.message)
     assert services.groups.by_name("Sneaky") is None
+
+
+def test_the_grant_is_of_what_the_box_shows(services: Services, page: AccessPage) -> None:
+    """Picking 'orders' and then retyping the box granted 'orders'; what was typed is what
+    is granted (or refused)."""
+    group = services.groups.add("Sales EU")
+    page.refresh()
+    page.grant_group.value = group.id
+    page.grant_type.value = ResourceType.TABLE.value
+    page.grant_resource.value = "orders"  # picked ...
+    page.grant_resource.value_input = "zzz_not_a_table"  # ... then retyped
+    click(page.add_grant_button)
+    said = error_text(page.grant_form.errors["resource_id"])
+    assert "zzz_not_a_table" in said and "orders" not in said
+    assert services.grants.all() == []

@@ -236,3 +236,10 @@ def test_an_open_page_shows_nothing_more_once_its_session_ended(
     assert end_if_signed_out(ctx, view) is True
     (message,) = view.objects
     assert "Sign in again at /auth/login" in message.object
+
+
+def test_the_lifetime_box_leaves_range_checks_to_the_service(page: TokensPage) -> None:
+    """With start/end on the widget, the browser snapped 99999 back to 90 and the token was
+    made with 90 days without a word; out-of-range entries must reach the service, which
+    refuses them beside the field (the parametrized test above)."""
+    assert page.expires_in_days.start is None and page.expires_in_days.end is None

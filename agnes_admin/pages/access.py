@@ -49,6 +49,13 @@ def table(columns: list[str], **options: Any) -> pn.widgets.Tabulator:
     return pn.widgets.Tabulator(pd.DataFrame(columns=columns), **settings)
 
 
+def shown_choice(box: pn.widgets.AutocompleteInput) -> str:
+    """What the box shows: the text typed in it when that differs from the option picked
+    last (a box retyped after a pick granted the picked option, not the shown text)."""
+    typed = (box.value_input or "").strip()
+    return typed if typed and typed != box.value else str(box.value or "")
+
+
 def selected(tab: pn.widgets.Tabulator) -> dict[str, Any] | None:
     """The selected row as a dict, or None."""
     rows = tab.selected_dataframe
@@ -480,7 +487,7 @@ class AccessPage:
 
     def add_grant(self) -> None:
         group_id = str(self.grant_group.value or "")
-        kind, resource = str(self.grant_type.value), self.grant_resource.value or ""
+        kind, resource = str(self.grant_type.value), shown_choice(self.grant_resource)
         if not group_id:
             self.grant_form.clear()
             self.grant_form.errors["group"].object = "Choose a group."

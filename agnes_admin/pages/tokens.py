@@ -68,9 +68,9 @@ class TokensPage:
         self.scopes = pn.widgets.CheckBoxGroup(
             label="Scopes", options=[s.value for s in TokenScope], value=[TokenScope.DATA.value]
         )
-        self.expires_in_days = pn.widgets.IntInput(
-            label="Expires in days (empty: never)", value=90, start=1, end=3650
-        )
+        # No start/end on the widget: the browser snapped an out-of-range entry back to 90
+        # without a word; the service refuses it beside the field instead.
+        self.expires_in_days = pn.widgets.IntInput(label="Expires in days (empty: never)", value=90)
         self.create_button = pn.widgets.Button(label="Create token", color="primary")
         self.create_form = Form(
             ctx,
