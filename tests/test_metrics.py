@@ -305,6 +305,12 @@ def test_import_is_all_or_nothing_and_admin_only(demo_server: DemoServer) -> Non
         dry = admin.post("/api/admin/metrics/import", json=good).json()
         assert dry == {"imported": ["sales/ok_one"], "removed": 0, "dry_run": True}
         assert "ok_one" not in admin.get("/api/admin/metrics/export").text
+        # with replace, the dry run says what the import would remove (it said 0, and the
+        # import then removed every other metric)
+        count = len(demo_server.live.services.metrics.all())
+        replacing = admin.post("/api/admin/metrics/import", json={**good, "replace": True})
+        assert replacing.json()["removed"] == count and replacing.json()["dry_run"] is True
+        assert demo_server.live.services.metrics.all()  # nothing removed by a dry run
 
 
 def test_cli_import_export_round_trip(

@@ -151,7 +151,8 @@ class MetricsPage:
                 dry_run=dry_run,
             )
             verb = "would import" if dry_run else "imported"
-            removed = f", removed {result.removed}" if result.removed else ""
+            gone = "would remove" if dry_run else "removed"
+            removed = f"; {gone} {result.removed} other metrics" if result.removed else ""
             self._say(f"All files are valid: {verb} {', '.join(result.imported)}{removed}.")
             if not dry_run:
                 self.refresh()

@@ -141,8 +141,10 @@ def import_metrics(
     services.access.require_admin(admin)
     definitions = validate_files(services, files)
     ids = [m.id for m in definitions]
-    if dry_run:
-        return ImportResult(imported=ids, removed=0, dry_run=True)
+    if dry_run:  # what an import would do, removals included
+        kept = set(ids)
+        going = [m.id for m in services.metrics.all() if m.id not in kept] if replace else []
+        return ImportResult(imported=ids, removed=len(going), dry_run=True)
     _, removed = services.metrics.put_many(definitions, updated_by=admin.user_id, replace=replace)
     services.audit.record(
         admin,
