@@ -436,3 +436,27 @@ def test_the_usage_chart_counts_in_a_readable_unit() -> None:
     assert _unit(40_000_000) == ("MiB", 1024**2)
     assert _unit(3 * 1024**3) == ("GiB", 1024**3)
     assert _unit(500) == ("bytes", 1)
+
+
+def test_two_tabs_editing_one_table_lose_nothing(
+    synced: Services, page: TablesPage, context: PageContext
+) -> None:
+    """Tab B, opened before tab A saved a new description, saved only a schedule and put
+    the old description back. Now a tab changes only what it changed; a field changed
+    elsewhere since the tab opened is refused there, with what to do."""
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    second, third = TablesPage(context), TablesPage(context)
+    for tab in (page, second, third):
+        tab.refresh()
+        tab.select("people")
+    assert page.edit_form and second.edit_form and third.edit_form
+    page.edit_form.set_values({"description": "From tab A"})
+    click(page.edit_save)
+    second.edit_form.set_values({"sync_schedule": "every 2h"})
+    click(second.edit_save)
+    stored = synced.registry.get("people")
+    assert (stored.description, stored.sync_schedule) == ("From tab A", "every 2h")
+    third.edit_form.set_values({"description": "From tab C"})
+    click(third.edit_save)
+    assert synced.registry.get("people").description == "From tab A"
+    assert "changed elsewhere since you opened it (description)" in str(third.message.object)

@@ -103,6 +103,7 @@ class TablesPage:
         )
         self.edit_form: ModelForm | None = None
         self.edit_options: ModelForm | None = None
+        self.edit_baseline: dict[str, Any] = {}
         self.edit_area = pn.Column(sizing_mode="stretch_width")
         self.edit_dry_run = pn.widgets.Button(label="Dry run")
         self.edit_save = pn.widgets.Button(label="Save changes", color="primary")
@@ -218,6 +219,7 @@ class TablesPage:
             values=table.model_dump(),
         )
         self.edit_options = self._options_form(table.source_type, table.source_options)
+        self.edit_baseline = self._stored(table_id)  # what this form was opened with
         self.edit_form.watch("source_type", self._on_edit_source)
         self.edit_area.objects = [
             pn.Row(self.edit_form.view, self.edit_options.view, sizing_mode="stretch_width")
@@ -225,6 +227,9 @@ class TablesPage:
         self.details.visible = True
 
     # --- changes to the selected table ------------------------------------------------
+
+    def _stored(self, table_id: str) -> dict[str, Any]:
+        return self.admin.get(table_id).model_dump(exclude={"registered_by", "registered_at"})
 
     def sync_now(self) -> None:
         table_id = self.selected
@@ -272,15 +277,32 @@ class TablesPage:
         spec = _validated(form, options)
         if spec is None:
             return
-        current = self.admin.get(table_id).model_dump(exclude={"registered_by", "registered_at"})
         wanted = spec.model_dump()
         if not wanted["name"]:
             wanted["name"] = table_id
-        if wanted["source_type"] == current["source_type"]:  # stored options, as the form reads
-            with suppress(ValueError):  # them (defaults left out): unchanged is not a change
-                stored = options.model.model_validate(current["source_options"])
-                current["source_options"] = stored.model_dump(exclude_defaults=True)
-        changes = {k: v for k, v in wanted.items() if k != "id" and v != current.get(k)}
+        # What this admin changed: the fields that differ from what the form was opened
+        # with. Compared with what is stored now instead, a field another tab changed
+        # meanwhile read as a change here, and was silently put back.
+        baseline = self.edit_baseline
+        try:
+            current = self._stored(table_id)
+        except TableNotRegistered as exc:
+            self._say(f"{exc.message} It was unregistered meanwhile.", "danger")
+            return
+        for view in (baseline, current):
+            if wanted["source_type"] == view["source_type"]:  # stored options, as the form
+                with suppress(ValueError):  # reads them (defaults left out)
+                    stored = options.model.model_validate(view["source_options"])
+                    view["source_options"] = stored.model_dump(exclude_defaults=True)
+        changes = {k: v for k, v in wanted.items() if k != "id" and v != baseline.get(k)}
+        clashes = sorted(k for k in changes if current.get(k) != baseline.get(k))
+        if clashes:
+            self._say(
+                f"'{table_id}' was changed elsewhere since you opened it ({', '.join(clashes)}); "
+                "select it again to see what is stored, then make your change.",
+                "danger",
+            )
+            return
 
         described: list[str] = []
 
