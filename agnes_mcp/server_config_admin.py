@@ -7,7 +7,7 @@ One implementation for ``/api/admin/server-config`` and the admin app's settings
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ByteSize, Field, ValidationError
 
@@ -24,13 +24,16 @@ if TYPE_CHECKING:
     from agnes_mcp.services import Services
 
 INSTRUCTIONS_MAX_CHARS = 100_000
+# A byte cap is at least 1 byte and at most 1 PiB: 0 made every remote query refused and
+# 10^40 - 1 was stored (and shown as "8673617379884035735552.0EiB").
+Bytes = Annotated[ByteSize, Field(ge=1, le=1 << 50)]
 
 
 class CapsUpdate(RequestBody):
     """Caps to change; ``null`` returns a cap to its configured default."""
 
-    per_query_bytes: ByteSize | None = Field(default=None, description="e.g. '5GiB'")
-    per_user_daily_bytes: ByteSize | None = None
+    per_query_bytes: Bytes | None = Field(default=None, description="e.g. '5GiB'")
+    per_user_daily_bytes: Bytes | None = None
     concurrent_remote_queries_per_user: int | None = Field(default=None, ge=1, le=100)
     concurrent_queries_per_user: int | None = Field(
         default=None,
@@ -45,9 +48,9 @@ class CapsUpdate(RequestBody):
         description="Queries the server may run at once.",
     )
     max_result_rows: int | None = Field(default=None, ge=1)
-    max_result_bytes: ByteSize | None = None
+    max_result_bytes: Bytes | None = None
     max_snapshot_rows: int | None = Field(default=None, ge=1)
-    max_snapshot_bytes: ByteSize | None = None
+    max_snapshot_bytes: Bytes | None = None
 
 
 class ConfigUpdate(RequestBody):

@@ -394,3 +394,9 @@ def test_a_snapshot_of_a_local_table_points_at_the_ready_query(analyst: httpx.Cl
     assert step["arguments"] == {"sql": sql} and step["cli"] == f'agnes query "{sql}"'
     ran = analyst.post("/api/query", json=step["arguments"])
     assert ran.status_code == 200, ran.text
+
+
+@pytest.mark.parametrize("value", [0, 10**40 - 1, "2PiB"])
+def test_byte_caps_out_of_range_are_refused(admin: httpx.Client, value: object) -> None:
+    answer = admin.put("/api/admin/server-config", json={"scan_caps": {"per_query_bytes": value}})
+    assert_error(answer, 422, "invalid_request")
