@@ -136,6 +136,8 @@ def test_deactivating_ends_sessions_and_tokens(
     page.refresh()
     select(page.users_table, "email", user.email)
     click(page.deactivate_button)
+    assert page.confirm.view.visible  # asked first
+    click(page.confirm.yes)
 
     assert services.users.get(user.id).active is False
     with pytest.raises(UserInactive):
@@ -158,6 +160,8 @@ def test_the_last_admin_cannot_be_deactivated(
 ) -> None:
     select(page.users_table, "email", admin.email)
     click(page.deactivate_button)
+    assert page.confirm.view.visible  # asked first
+    click(page.confirm.yes)
     assert "last active admin" in error_text(page.user_actions.message)
     assert services.users.get(admin.id).active is True
     assert audit(services, "user.deactivate") == []
@@ -183,6 +187,8 @@ def test_groups_create_members_and_delete(
 
     select(page.members_table, "email", user.email)
     click(page.remove_member_button)
+    assert page.confirm.view.visible  # asked first
+    click(page.confirm.yes)
     assert services.groups.members(group.id) == []
     assert audit(services, "group.remove_member")[0].user_id == admin.id
 
@@ -283,6 +289,9 @@ def test_grants_tree_add_and_remove(services: Services, page: AccessPage, admin:
 
     select(page.grants_table, "resource", "orders")
     click(page.remove_grant_button)
+    assert page.confirm.view.visible  # asked first
+    assert services.grants.all(group_id=group.id) != []  # nothing removed yet
+    click(page.confirm.yes)
     assert services.grants.all(group_id=group.id) == []
     (row,) = audit(services, "grant.delete")
     assert (row.user_id, row.params["resource_id"]) == (admin.id, "orders")

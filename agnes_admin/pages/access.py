@@ -401,11 +401,22 @@ class AccessPage:
             self.user_actions.say("Select a user first.", "warning")
             return
         change = access_admin.activate_user if active else access_admin.deactivate_user
-        user = self.user_actions.run(lambda actor: change(self.ctx.services, actor, row["id"]))
-        if user is not None:
-            self.refresh()
-            verb = "Activated" if active else "Deactivated (sessions ended, tokens refused)"
-            self.user_actions.say(f"{verb}: {user.email}.")
+
+        def apply() -> None:
+            user = self.user_actions.run(lambda actor: change(self.ctx.services, actor, row["id"]))
+            if user is not None:
+                self.refresh()
+                verb = "Activated" if active else "Deactivated (sessions ended, tokens refused)"
+                self.user_actions.say(f"{verb}: {user.email}.")
+
+        if active:
+            apply()
+        else:  # it ends the user's sessions and refuses their tokens at once: ask first
+            self.confirm.ask(
+                f"Deactivate **{row['email']}**? Their sessions end and their tokens are "
+                "refused until they are activated again.",
+                then=apply,
+            )
 
     # --- groups -------------------------------------------------------------------------
 
@@ -470,12 +481,22 @@ class AccessPage:
             )
             return
         group_id, user_id = str(group_row["id"]), str(member["user_id"])
-        result = self.member_form.run(
-            lambda actor: access_admin.remove_member(self.ctx.services, actor, group_id, user_id)
+
+        def remove() -> None:
+            result = self.member_form.run(
+                lambda actor: access_admin.remove_member(
+                    self.ctx.services, actor, group_id, user_id
+                )
+            )
+            if result is not None:
+                self._refresh_keeping_group(group_id)
+                self.member_form.say(f"Removed {member['email']} from {result.group.name}.")
+
+        self.confirm.ask(
+            f"Remove **{member['email']}** from **{group_row['name']}**? They lose what the "
+            "group is granted.",
+            then=remove,
         )
-        if result is not None:
-            self._refresh_keeping_group(group_id)
-            self.member_form.say(f"Removed {member['email']} from {result.group.name}.")
 
     def _refresh_keeping_group(self, group_id: str) -> None:
         self.refresh()
@@ -510,15 +531,23 @@ class AccessPage:
             self.grant_actions.say("Select a grant first.", "warning")
             return
         grant_id = str(row["grant_id"])
-        grant = self.grant_actions.run(
-            lambda actor: access_admin.remove_grant(self.ctx.services, actor, grant_id)
-        )
-        if grant is not None:
-            self.refresh()
-            self.grant_actions.say(
-                f"Removed {grant.resource_type.value} '{grant.resource_id}' from "
-                f"{grant.group_name}."
+
+        def remove() -> None:
+            grant = self.grant_actions.run(
+                lambda actor: access_admin.remove_grant(self.ctx.services, actor, grant_id)
             )
+            if grant is not None:
+                self.refresh()
+                self.grant_actions.say(
+                    f"Removed {grant.resource_type.value} '{grant.resource_id}' from "
+                    f"{grant.group_name}."
+                )
+
+        self.confirm.ask(
+            f"Remove the grant of **{row.get('resource', grant_id)}** from "
+            f"**{row.get('group', 'the group')}**? Its members lose access at once.",
+            then=remove,
+        )
 
 
 def build(ctx: PageContext) -> Any:
