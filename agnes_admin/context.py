@@ -13,20 +13,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AdminRequired
 from agnes_mcp.services import Services
 
 SESSION_REF_HEADER = "x-agnes-session-ref"
+CLIENT_IP_HEADER = "x-agnes-client-ip"
 
 
 @dataclass(frozen=True)
 class PageContext:
     services: Services
     session_id: str
+    client_ip: str | None = None  # the page's client, for its actions' audit rows
 
     def actor(self) -> Principal:
         """The admin acting now (re-checked): raises if signed out, deactivated or no
-        longer an admin."""
+        longer an admin. What the action records is recorded with the page's client
+        address (its callbacks run outside the HTTP request that set it)."""
+        client_ip_var.set(self.client_ip)
         session = self.services.web_sessions.check(self.session_id)
         if not session.principal.is_admin:  # the group and the admin scope
             raise AdminRequired(
@@ -53,6 +58,9 @@ class PageContext:
             ref = ref[0] if len(ref) == 1 else None
         if not ref:
             raise AdminRequired("The admin app was opened without a session.")
-        context = cls(services=services, session_id=ref)
+        address = headers.get(CLIENT_IP_HEADER)
+        if isinstance(address, list):
+            address = address[0] if len(address) == 1 else None
+        context = cls(services=services, session_id=ref, client_ip=address or None)
         context.actor()
         return context

@@ -49,6 +49,7 @@ logger = logging.getLogger("agnes.admin")
 
 # Tornado's spelling: Bokeh compares the allow-list with HTTPHeaders' normalised names.
 SESSION_REF_HEADER = "X-Agnes-Session-Ref"
+CLIENT_IP_HEADER = "X-Agnes-Client-Ip"
 
 
 PAGE_THREADS = 4  # admin page callbacks run at the same time, off the event loop
@@ -157,7 +158,7 @@ class AdminMount:
                 title=titles,
                 sign_sessions=True,
                 secret_key=bokeh_secret(self.services),
-                include_headers=[SESSION_REF_HEADER],
+                include_headers=[SESSION_REF_HEADER, CLIENT_IP_HEADER],
                 include_cookies=[],
                 websocket_origin=list(allowed_hosts_for(self.services.settings)),
             )

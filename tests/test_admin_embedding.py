@@ -94,7 +94,11 @@ def test_served_page_carries_no_credential(admin_server: AdminServer) -> None:
         client.cookies.set("is_guest", "1")
         response = client.get(
             "/admin",
-            headers={"Authorization": f"Bearer {bearer}", "X-Agnes-Session-Ref": "forged"},
+            headers={
+                "Authorization": f"Bearer {bearer}",
+                "X-Agnes-Session-Ref": "forged",
+                "X-Agnes-Client-Ip": "203.0.113.66",  # forged too
+            },
         )
     assert response.status_code == 200, response.text[:500]
     assert response.headers["x-frame-options"] == "DENY"
@@ -106,7 +110,10 @@ def test_served_page_carries_no_credential(admin_server: AdminServer) -> None:
         assert secret not in decoded
     for payload in payloads:
         assert payload["cookies"] == {}
-        assert payload["headers"] == {"X-Agnes-Session-Ref": session_id}  # ours, not forged
+        assert payload["headers"] == {  # ours, not forged: the session and the client
+            "X-Agnes-Session-Ref": session_id,
+            "X-Agnes-Client-Ip": "127.0.0.1",
+        }
 
 
 def test_the_page_is_built_for_the_session_the_gate_vouched_for(
@@ -232,7 +239,7 @@ def test_static_is_panels_and_nothing_else_lives_there(admin_server: AdminServer
 def test_panel_gets_allow_lists_and_signed_sessions(admin_server: AdminServer) -> None:
     application = admin_server.app.state.admin_mount.application
     assert application.include_cookies == []
-    assert application.include_headers == ["X-Agnes-Session-Ref"]
+    assert application.include_headers == ["X-Agnes-Session-Ref", "X-Agnes-Client-Ip"]
     # Page callbacks (a sync, a store read) run on Panel's thread pool, off the event loop.
     import panel as pn
 

@@ -243,3 +243,19 @@ def test_the_lifetime_box_leaves_range_checks_to_the_service(page: TokensPage) -
     made with 90 days without a word; out-of-range entries must reach the service, which
     refuses them beside the field (the parametrized test above)."""
     assert page.expires_in_days.start is None and page.expires_in_days.end is None
+
+
+def test_an_action_is_audited_with_the_pages_client_address(
+    services: Services, ctx: PageContext, analyst: User
+) -> None:
+    """Actions run in the page's callbacks, outside any HTTP request: their audit rows had
+    no client address. The gate hands the page its client's address; each action records
+    it."""
+    from dataclasses import replace
+
+    page = TokensPage(replace(ctx, client_ip="198.51.100.7"))
+    page.owner.value = analyst.id
+    page.name.value = "from the admin app"
+    click(page.create_button)
+    (row,) = audit(services, "token.create")
+    assert row.client_ip == "198.51.100.7"

@@ -31,6 +31,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.web_session import session_from_cookies
+from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.services import Services
 from agnes_mcp.web_layout import esc, html_page
 
@@ -40,8 +41,11 @@ ADMIN_PREFIX = "/admin"
 COMPONENTS_PREFIX = "/components/"  # Panel's component resources (root, whatever the prefix)
 STATIC_PREFIX = "/static"  # Bokeh's static files (mounted at the root by bokeh-fastapi)
 SESSION_REF_HEADER = b"x-agnes-session-ref"
+# The client's address as the HTTP layer found it (trusted proxies applied), for the audit
+# rows of the page's actions (a page's callbacks run outside any HTTP request).
+CLIENT_IP_HEADER = b"x-agnes-client-ip"
 LOGIN_PATH = "/auth/login"
-STRIPPED_HEADERS = frozenset({b"cookie", b"authorization", SESSION_REF_HEADER})
+STRIPPED_HEADERS = frozenset({b"cookie", b"authorization", SESSION_REF_HEADER, CLIENT_IP_HEADER})
 PAGE_HEADERS = (
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
@@ -200,6 +204,9 @@ class AdminGate:
             return {}
         kept = [(k, v) for k, v in scope["headers"] if k.lower() not in STRIPPED_HEADERS]
         kept.append((SESSION_REF_HEADER, session.id.encode("ascii")))
+        client_ip = client_ip_var.get()
+        if client_ip:
+            kept.append((CLIENT_IP_HEADER, client_ip.encode("ascii", "replace")))
         return {**scope, "headers": kept}
 
     async def _unavailable(
