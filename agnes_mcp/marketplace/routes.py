@@ -224,7 +224,7 @@ async def serve_git(request: Request, tail: str, query: str) -> Response:
     except BaseException:
         lease.close()
         raise
-    lease.push(lambda *_: built_lease.close())
+    lease.enter_context(built_lease)  # the feed stays on disk until the response ends
     env = backend_env(
         feed_builder(request).layout.feeds_dir,
         f"/{feed.key}.git/{tail}",
