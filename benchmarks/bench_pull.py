@@ -233,6 +233,11 @@ def _unchanged(root: Path, quick: bool) -> list[Result]:
         assert summary["tables"] == 1000 and summary["downloaded"] == 0, summary
         _wall(_pull(workspace, env), env)
         pulls = [_wall(_pull(workspace, env), env) for _ in range(runs)]
+        changed = []
+        for run in range(runs):  # 10 tables' files gone: fetched again, the views remade
+            for table in range(10):
+                (workspace / ".agnes" / "data" / f"t{run % 10:04d}_{table:03d}.parquet").unlink()
+            changed.append(_wall(_pull(workspace, env), env))
         bare = (
             "import sys, httpx; httpx.get(sys.argv[1] + '/api/sync/manifest', "
             "headers={'Authorization': 'Bearer ' + sys.argv[2]}).raise_for_status()"
@@ -250,7 +255,18 @@ def _unchanged(root: Path, quick: bool) -> list[Result]:
             median(gets) * 1000,
             "<= 300 ms (old system: 3.7 s)",
             note=f"p90 {statistics.quantiles(pulls, n=10)[-1] * 1000:.0f} ms",
-        )
+        ),
+        Result(
+            "agnes pull, 10 of 1,000 tables changed (p50 wall)",
+            median(changed) * 1000,
+            "ms",
+            "agnes pull, nothing changed, same workspace (p50 wall)",
+            median(pulls) * 1000,
+            "<= 300 ms",
+            note="10 files fetched and the workspace's DuckDB file brought up to date "
+            f"(its views of the other 990 tables kept); p90 "
+            f"{statistics.quantiles(changed, n=10)[-1] * 1000:.0f} ms",
+        ),
     ]
 
 

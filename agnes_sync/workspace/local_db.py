@@ -4,10 +4,23 @@ snapshot and kept result, for notebooks and the analyst's own DuckDB tools.
 It is rebuilt aside and renamed into place, so a reader sees the old file or the new one.
 Agents do not query it directly: their SQL runs in a locked sandbox built from the same
 inventory (:mod:`agnes_mcp.query.workspace_query`).
+
+Each view carries a fingerprint of what it was made from (its files, and each file's
+identity: inode, size, modification time) as the alias of its ``read_parquet`` (which
+names no column; a comment would cost a catalog change per view). A rebuild starts from a copy
+of the previous file and creates only the views whose fingerprint changed, and drops the
+ones no longer on disk: creating a view reads its files' parquet footers (~0.5 ms a
+view), so a workspace of 1,000 tables was ~0.5 s on every pull, snapshot or notebook
+connection that changed anything, and is now what changed. A file that holds anything
+else than views so marked (someone's own table, an older file) is built afresh, as every
+file was before.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -17,12 +30,16 @@ from agnes_sync.sql_text import quote_ident, quote_literal
 from agnes_sync.workspace.inventory import Inventory, read_inventory
 from agnes_sync.workspace.layout import WorkspacePaths
 
+MARK = "agnes_view_"  # the alias's prefix; the fingerprint follows
+_MARKED = re.compile(r'AS "?agnes_view_([0-9a-f]{32})"?;?\s*$')
 
-def view_sql(name: str, files: tuple[Path, ...] | list[Path]) -> str:
+
+def view_sql(name: str, files: tuple[Path, ...] | list[Path], mark: str = "") -> str:
     listing = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
+    alias = f" AS {quote_ident(MARK + mark)}" if mark else ""
     return (
         f"CREATE OR REPLACE VIEW {quote_ident(name)} AS SELECT * FROM read_parquet({listing}, "
-        "union_by_name = true, hive_partitioning = false)"
+        f"union_by_name = true, hive_partitioning = false){alias}"
     )
 
 
@@ -38,21 +55,105 @@ def views(inventory: Inventory) -> dict[str, tuple[Path, ...]]:
     return found
 
 
+def fingerprint(name: str, files: tuple[Path, ...]) -> str:
+    """What a view is made from: its SQL and each file as it is now on disk (a file
+    replaced by a rename is a new inode, so a new version always changes it)."""
+    digest = hashlib.sha256(view_sql(name, files).encode())
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:  # gone meanwhile: a fingerprint no view has, so it is made again
+            digest.update(b"missing")
+            continue
+        digest.update(f"{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()[:32]
+
+
 def rebuild(paths: WorkspacePaths) -> Inventory:
-    """Write ``agnes.duckdb`` afresh from what is on disk; returns the inventory."""
+    """Make ``agnes.duckdb`` name exactly what is on disk; returns the inventory."""
     paths.ensure()
     inventory = read_inventory(paths)
+    wanted = {name: (files, fingerprint(name, files)) for name, files in views(inventory).items()}
     staged = atomic.staging_path(paths.db)
     try:
-        con = duckdb.connect(str(staged))
-        try:
-            con.begin()  # one commit, not one per view (50 views: 34 ms, not 48)
-            for name, files in views(inventory).items():
-                con.execute(view_sql(name, files))
-            con.commit()
-        finally:
-            con.close()
-        atomic.publish(staged, paths.db)
+        changed = _update(paths.db, staged, wanted)
+        if changed is None:  # no file to start from, or one not to be trusted: afresh
+            atomic.discard(staged)
+            con = duckdb.connect(str(staged))
+            try:
+                _apply(con, wanted, {})
+            finally:
+                con.close()
+            changed = True
+        if changed:
+            # A log left beside the old file by a writer that died is not the new file's.
+            atomic.discard(Path(f"{paths.db}.wal"))
+            atomic.publish(staged, paths.db)
     finally:
         atomic.discard(staged)
     return inventory
+
+
+Wanted = dict[str, tuple[tuple[Path, ...], str]]
+
+
+def _update(current: Path, staged: Path, wanted: Wanted) -> bool | None:
+    """Bring a copy of ``current`` at ``staged`` up to ``wanted``: whether anything
+    changed, or None when it cannot be (no file, a write-ahead log beside it, anything in
+    it not ours, any error)."""
+    if not current.is_file() or Path(f"{current}.wal").exists():
+        return None
+    try:
+        shutil.copyfile(current, staged)
+        con = duckdb.connect(str(staged))
+    except (OSError, duckdb.Error):
+        return None
+    try:
+        have = _marked_views(con)
+        return None if have is None else _apply(con, wanted, have)
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _marked_views(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:
+    """Our views and their fingerprints, or None if the file holds anything else."""
+    here = "database_name = current_database()"
+    mine = f"{here} AND NOT internal"
+    others = con.execute(
+        f"SELECT (SELECT count(*) FROM duckdb_tables() WHERE {mine})"
+        f" + (SELECT count(*) FROM duckdb_sequences() WHERE {here})"
+        f" + (SELECT count(*) FROM duckdb_functions() WHERE {mine})"
+        f" + (SELECT count(*) FROM duckdb_types() WHERE {mine})"
+        f" + (SELECT count(*) FROM duckdb_schemas() WHERE {mine} AND schema_name <> 'main')"
+    ).fetchone()
+    if others is None or others[0]:
+        return None
+    rows = con.execute(
+        f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {mine}"
+    ).fetchall()
+    have: dict[str, str] = {}
+    for schema, name, sql in rows:
+        marked = _MARKED.search(sql) if isinstance(sql, str) else None
+        if schema != "main" or marked is None:
+            return None
+        have[str(name)] = marked.group(1)
+    return have
+
+
+def _apply(con: duckdb.DuckDBPyConnection, wanted: Wanted, have: dict[str, str]) -> bool:
+    """Drop the views of ``have`` not wanted and make those whose fingerprint differs, in
+    one transaction (one commit, not one per view: 50 views 34 ms, not 48); whether
+    anything changed."""
+    gone = have.keys() - wanted.keys()
+    made = [(name, files, mark) for name, (files, mark) in wanted.items() if have.get(name) != mark]
+    if not gone and not made:
+        return False
+    con.begin()
+    for name in gone:
+        con.execute(f"DROP VIEW {quote_ident(name)}")
+    for name, files, mark in made:
+        con.execute(view_sql(name, files, mark))
+    con.commit()
+    return True
