@@ -35,7 +35,7 @@ from agnes_mcp.services import Services
 from agnes_mcp.webhook_deliveries import SeenDeliveries
 from agnes_sync.connector import Connector, WebhookDelivery
 from agnes_sync.contract import ExtractWriter
-from agnes_sync.errors import AgnesError
+from agnes_sync.errors import AgnesError, SyncError
 
 logger = logging.getLogger("agnes.webhooks")
 BATCH_ITEMS = 500
@@ -151,7 +151,8 @@ class SourceWorker:
             transient = bool(getattr(exc, "transient", False))
             logger.warning("webhooks of source '%s' failed: %s", self.source, exc.message)
             if transient:
-                self._later_try([item for item, _ in batch], attempts)
+                asked = exc.retry_after_seconds if isinstance(exc, SyncError) else None
+                self._later_try([item for item, _ in batch], attempts, asked)
             return
         except Exception:
             incident = secrets.token_hex(6)
@@ -160,9 +161,13 @@ class SourceWorker:
                 "webhooks of source '%s' failed unexpectedly (incident %s)", self.source, incident
             )
             return
-        self._later_try(list(outcome.retry), attempts)
+        self._later_try(list(outcome.retry), attempts, outcome.retry_after_seconds)
 
-    def _later_try(self, items: list[Hashable], attempts: dict[Hashable, int]) -> None:
+    def _later_try(
+        self, items: list[Hashable], attempts: dict[Hashable, int], asked: float | None = None
+    ) -> None:
+        """Queue ``items`` again, with backoff, and never before the pause the source
+        asked for (``asked`` seconds)."""
         with self._cond:
             for item in items:
                 tried = attempts.get(item, 0) + 1
@@ -175,7 +180,7 @@ class SourceWorker:
                         tried,
                     )
                     continue
-                due = time.monotonic() + self.retry_seconds * 2 ** (tried - 1)
+                due = time.monotonic() + max(self.retry_seconds * 2 ** (tried - 1), asked or 0.0)
                 heapq.heappush(self._later, (due, next(self._seq), item, tried))
             self._cond.notify_all()
 

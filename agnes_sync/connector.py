@@ -157,6 +157,7 @@ class WebhookOutcome:
 
     tables: tuple[str, ...] = ()
     retry: tuple[Hashable, ...] = ()
+    retry_after_seconds: float | None = None  # the source asked for a pause this long
 
 
 class WebhookNotConfigured(AgnesError):

@@ -65,6 +65,15 @@ class SyncError(AgnesError):
     status = 502
     transient = False
 
+    @property
+    def retry_after_seconds(self) -> float | None:
+        """How long the source asked us to wait before calling it again (its
+        ``Retry-After``), when it said so: nothing retries before that."""
+        value = self.details.get("retry_after_seconds")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return None
+
 
 class TransientSyncError(SyncError):
     """Worth retrying: a timeout, a lock held elsewhere, a source briefly unavailable."""

@@ -1,4 +1,9 @@
-"""Retrying transient sync failures with exponential backoff; terminal ones fail at once."""
+"""Retrying transient sync failures with exponential backoff; terminal ones fail at once.
+
+A source that says how long to wait (``Retry-After``, carried by the error as
+``retry_after_seconds``) is not called again sooner; past :data:`LONGEST_WAIT` the sync
+fails now and the next one (scheduled, or a webhook's) calls again.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from agnes_sync.errors import SyncError
 
 logger = logging.getLogger("agnes.sync")
 T = TypeVar("T")
+LONGEST_WAIT = 300.0  # seconds a sync waits in place for a source that asked for a pause
 
 
 def with_retries(
@@ -25,10 +31,11 @@ def with_retries(
         try:
             return action(), attempt
         except SyncError as exc:
-            if not exc.transient or attempt == attempts:
+            asked = exc.retry_after_seconds or 0.0
+            if not exc.transient or attempt == attempts or asked > LONGEST_WAIT:
                 exc.details.setdefault("attempts", attempt)
                 raise
-            delay = backoff_seconds * 2 ** (attempt - 1)
+            delay = max(backoff_seconds * 2 ** (attempt - 1), asked)
             logger.warning(
                 "transient sync failure (attempt %d/%d): %s; retrying in %.1fs",
                 attempt,

@@ -369,6 +369,11 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"errorMessages": [message], "errors": {}}, status_code=status)
 
 
+# Some of JQL's reserved words (support.atlassian.com, "JQL reserved words"): bare, they are
+# a syntax error, so a project key that is one must be quoted.
+_RESERVED = frozenset(
+    {"AND", "AS", "BY", "DATE", "DO", "IF", "IN", "INT", "IS", "NOT", "OR", "SET", "USER", "VIEW"}
+)
 _CLAUSE_PROJECT_IN = re.compile(r"^project\s+in\s*\(([^)]*)\)$", re.I)
 _CLAUSE_PROJECT_EQ = re.compile(r"^project\s*=\s*\"?([A-Z][A-Z0-9]*)\"?$", re.I)
 _CLAUSE_DATE = re.compile(
@@ -387,6 +392,12 @@ def _matcher(jql: str, zone: str) -> Any:
     for clause in re.split(r"\s+AND\s+", text, flags=re.I):
         clause = clause.strip()
         if found := _CLAUSE_PROJECT_IN.match(clause):
+            for bare in (k.strip() for k in found[1].split(",")):
+                if bare.upper() in _RESERVED:
+                    raise ValueError(
+                        f"Error in the JQL Query: '{bare.lower()}' is a reserved JQL word. You "
+                        "must surround it in quotation marks to use it in a query."
+                    )
             keys = {k.strip().strip('"') for k in found[1].split(",")}
             tests.append(lambda i, keys=keys: i["fields"]["project"]["key"] in keys)
         elif found := _CLAUSE_PROJECT_EQ.match(clause):

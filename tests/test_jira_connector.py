@@ -156,7 +156,7 @@ def test_first_sync_backfills_every_kept_issue_in_monthly_shards(source: Source)
     )
     assert links == [(a, "outward", "blocks", b), (b, "inward", "is blocked by", a)]
     searches = jira.calls("/rest/api/3/search/jql")
-    assert searches[0][2]["jql"] == "project in (PROJ)"  # the first sync reads everything kept
+    assert searches[0][2]["jql"] == 'project in ("PROJ")'  # the first sync reads everything kept
     assert any("nextPageToken" in call[2] for call in searches)  # and follows the pages
     comment_pages = jira.calls(f"/rest/api/3/issue/{a}/comment")
     assert [c[2]["startAt"] for c in comment_pages] == ["0", "50", "100"]
@@ -199,6 +199,71 @@ def test_text_comes_out_of_atlassian_document_format() -> None:
     assert adf_text("plain v2 text") == "plain v2 text" and adf_text(None) is None
 
 
+def _text(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": value}
+
+
+def _para(*content: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "paragraph", "content": list(content)}
+
+
+def test_rich_text_keeps_every_block_apart_and_its_words() -> None:
+    """Each block node ends a line, whatever its type (task and decision items, media
+    captions, cards, expands, nodes ADF adds later); a table's cells are tab-separated."""
+    doc = {
+        "type": "doc",
+        "content": [
+            {
+                "type": "taskList",
+                "content": [
+                    {"type": "taskItem", "attrs": {"state": "TODO"}, "content": [_text("Buy milk")]},
+                    {"type": "taskItem", "attrs": {"state": "DONE"}, "content": [_text("Walk")]},
+                ],
+            },
+            {
+                "type": "decisionList",
+                "content": [{"type": "decisionItem", "content": [_text("Use Rust")]}],
+            },
+            {
+                "type": "mediaSingle",
+                "content": [
+                    {"type": "media", "attrs": {"id": "x", "type": "file"}},
+                    {"type": "caption", "content": [_text("Figure 1")]},
+                ],
+            },
+            _para(_text("Due "), {"type": "date", "attrs": {"timestamp": "1767225600000"}}),
+            {"type": "blockCard", "attrs": {"url": "https://x.example/1"}},
+            {"type": "embedCard", "attrs": {"url": "https://x.example/2", "layout": "center"}},
+            {"type": "expand", "attrs": {"title": "Details"}, "content": [_para(_text("Hid"))]},
+            {
+                "type": "table",
+                "content": [
+                    {
+                        "type": "tableRow",
+                        "content": [
+                            {"type": "tableHeader", "content": [_para(_text("a"))]},
+                            {"type": "tableHeader", "content": [_para(_text("b"))]},
+                        ],
+                    },
+                    {
+                        "type": "tableRow",
+                        "content": [
+                            {"type": "tableCell", "content": [_para(_text("1"))]},
+                            {"type": "tableCell", "content": []},
+                        ],
+                    },
+                ],
+            },
+            {"type": "someFutureBlock", "content": [_text("New")]},
+            _para(_text("End")),
+        ],
+    }
+    assert adf_text(doc) == (
+        "Buy milk\nWalk\nUse Rust\nFigure 1\nDue 2026-01-01\nhttps://x.example/1\n"
+        "https://x.example/2\nDetails\nHid\na\tb\n1\t\nNew\nEnd"
+    )
+
+
 def test_a_sync_reads_only_what_changed_since_the_last_one(source: Source) -> None:
     key = source.jira.create_issue("PROJ", "Old")
     source.sync()
@@ -212,7 +277,7 @@ def test_a_sync_reads_only_what_changed_since_the_last_one(source: Source) -> No
         c[2]["jql"] for c in after if c[1].endswith("/search/jql") and c[2]["fields"] == "updated"
     )
     zone_time = state.watermark.astimezone(ZoneInfo("America/Los_Angeles"))
-    assert jql == f'project in (PROJ) AND updated >= "{zone_time.strftime("%Y-%m-%d %H:%M")}"'
+    assert jql == f'project in ("PROJ") AND updated >= "{zone_time.strftime("%Y-%m-%d %H:%M")}"'
     assert source.rows(f"SELECT summary FROM jira_issues WHERE key = '{key}'") == [
         ("Updated without a webhook",)
     ]
@@ -238,11 +303,20 @@ def test_a_dropped_table_comes_back_whole_at_the_next_sync(source: Source) -> No
 def test_jql_dates_are_written_in_the_accounts_zone_or_widened() -> None:
     moment = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
     assert jql_since(moment, "Asia/Tokyo", ["A", "B"]) == (
-        'project in (A, B) AND updated >= "2026-07-01 21:30"'
+        'project in ("A", "B") AND updated >= "2026-07-01 21:30"'
     )
     # no zone known: UTC, 14 hours earlier (no offset can then hide an update)
     assert jql_since(moment, None, []) == 'updated >= "2026-06-30 22:30"'
-    assert jql_since(None, None, ["A"]) == "project in (A)"
+    assert jql_since(None, None, ["A"]) == 'project in ("A")'
+
+
+def test_a_project_key_that_is_a_jql_reserved_word_syncs(
+    server: FakeJiraServer, tmp_path: Path
+) -> None:
+    source = Source(server, tmp_path, projects=["INT", "PROJ"], census_hours=0, overlap_minutes=0)
+    key = source.jira.create_issue("INT", "Integration work")
+    source.sync()
+    assert source.rows("SELECT key FROM jira_issues") == [(key,)]
 
 
 def test_without_a_time_zone_the_sync_still_catches_every_update(source: Source) -> None:
@@ -288,6 +362,26 @@ def test_429_is_retried_after_the_time_jira_asks_for(source: Source) -> None:
     source.jira.fail_next(2, status=429, retry_after="3", path_prefix="/rest/api/3/issue/")
     source.sync()
     assert source.sleeps == [3.0, 3.0]
+    assert source.rows(f"SELECT key FROM jira_issues WHERE key = '{key}'") == [(key,)]
+
+
+def test_a_long_retry_after_is_not_cut_short(source: Source) -> None:
+    """Jira asks for a pause longer than the client waits in place: the sync fails at once
+    saying so, and the error carries the pause, so nothing calls Jira again before it."""
+    source.jira.create_issue("PROJ", "Rate limited")
+    source.jira.fail_next(1, status=429, retry_after="120", path_prefix="/rest/api/3/search")
+    with pytest.raises(TransientSyncError, match="asked to wait 120 s") as refused:
+        source.sync()
+    assert refused.value.retry_after_seconds == 120
+    assert source.sleeps == []
+    assert len(source.jira.calls("/rest/api/3/search")) == 1
+
+
+def test_a_429_without_retry_after_backs_off_from_seconds(source: Source) -> None:
+    key = source.jira.create_issue("PROJ", "Rate limited")
+    source.jira.fail_next(2, status=429, retry_after=None, path_prefix="/rest/api/3/issue/")
+    source.sync()
+    assert source.sleeps == [5.0, 10.0]
     assert source.rows(f"SELECT key FROM jira_issues WHERE key = '{key}'") == [(key,)]
 
 

@@ -114,6 +114,24 @@ def test_retries_only_transient_failures() -> None:
     assert len(calls) == 1
 
 
+def test_retries_wait_as_long_as_the_source_asked() -> None:
+    slept: list[float] = []
+    tries: list[int] = []
+
+    def rate_limited(asked: float) -> str:
+        tries.append(1)
+        if len(tries) < 2:
+            raise TransientSyncError("slow down", details={"retry_after_seconds": asked})
+        return "done"
+
+    assert with_retries(lambda: rate_limited(7), sleep=slept.append) == ("done", 2)
+    assert slept == [7.0]  # not the 2 s backoff: the source said 7
+    tries.clear()
+    with pytest.raises(TransientSyncError) as caught:  # longer than a sync waits in place
+        with_retries(lambda: rate_limited(3600), sleep=slept.append)
+    assert len(tries) == 1 and slept == [7.0] and caught.value.retry_after_seconds == 3600
+
+
 def test_two_tables_sync_concurrently_and_history_is_kept(synced: Services) -> None:
     for name in ("slow_a", "slow_b"):
         register(

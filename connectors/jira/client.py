@@ -16,6 +16,7 @@ request (never stored, logged or put in a message). 429 and 5xx are retried, hon
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,14 @@ class FetchedIssue:
     issue: dict[str, Any]
     comments: list[dict[str, Any]]
     histories: list[dict[str, Any]]
+
+
+def _backoff(status: int, attempt: int) -> float:
+    """Seconds before the next try when Jira did not say: a 429 from 5 s up (Atlassian's
+    guidance for rate limits), anything else from 0.25 s (a blip)."""
+    if status == 429:
+        return min(5.0 * 2 ** (attempt - 1), 60.0)
+    return min(0.25 * 2 ** (attempt - 1), 10.0)
 
 
 def retry_after(header: str | None) -> float | None:
@@ -96,6 +105,7 @@ class JiraClient:
         """GET ``path`` with retries; returns any answer that is not retried (callers
         handle 404); raises on auth failures and on retries exhausted."""
         waited = 0.0
+        hinted: float | None = None
         for attempt in range(1, self.attempts + 1):
             try:
                 response = self._http.get(path, params=params, auth=self._auth())
@@ -103,19 +113,28 @@ class JiraClient:
                 problem = (
                     f"Jira at {self.options.base_url} could not be reached ({type(exc).__name__})"
                 )
-                wait = min(0.25 * 2 ** (attempt - 1), 10.0)
+                wait = _backoff(0, attempt)
             else:
                 if response.status_code not in RETRIED:
                     self._refused(response, path)
                     return response
                 problem = f"Jira answered {response.status_code} to GET {path}"
                 hinted = retry_after(response.headers.get("Retry-After"))
-                wait = hinted if hinted is not None else min(0.25 * 2 ** (attempt - 1), 10.0)
+                wait = hinted if hinted is not None else _backoff(response.status_code, attempt)
             if attempt == self.attempts or waited + wait > self.max_wait_seconds:
                 break
             logger.warning("%s; retrying in %.1fs (attempt %d)", problem, wait, attempt)
             self.sleep(wait)
             waited += wait
+        if hinted is not None and waited + hinted > self.max_wait_seconds:
+            # Jira's word: a call before then fails again and lengthens the wait. Nothing
+            # (the sync's retries, the webhook queue) calls before it has passed.
+            raise TransientSyncError(
+                f"{problem}: Jira asked to wait {hinted:.0f} s before calling again.",
+                hint="Jira is rate-limiting this account; the sync is tried again after "
+                "the wait Jira asked for (or at the next scheduled sync).",
+                details={"retry_after_seconds": math.ceil(hinted)},
+            )
         raise TransientSyncError(
             f"{problem} after {attempt} attempt(s).",
             hint="Jira is rate-limiting or unavailable; the next sync (or webhook) retries.",

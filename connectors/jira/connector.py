@@ -139,6 +139,7 @@ class JiraConnector(Connector):
         return WebhookOutcome(
             tables=tuple(sorted(applied.tables)),
             retry=tuple(upserts[ref] for ref in fetched.failed),
+            retry_after_seconds=fetched.retry_after_seconds,
         )
 
 

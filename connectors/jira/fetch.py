@@ -20,6 +20,7 @@ class Fetched:
     snapshots: list[IssueSnapshot] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # Jira says: no such issue (404)
     failed: list[str] = field(default_factory=list)  # transient failures: try again later
+    retry_after_seconds: float | None = None  # the longest pause Jira asked for
     out_of_scope: list[str] = field(default_factory=list)  # in a project not kept
     errors: list[str] = field(default_factory=list)
 
@@ -50,6 +51,9 @@ def fetch_many(
         if isinstance(answer, TransientSyncError):
             result.failed.append(ref)
             result.errors.append(answer.message)
+            asked = answer.retry_after_seconds
+            if asked is not None:
+                result.retry_after_seconds = max(result.retry_after_seconds or 0.0, asked)
         elif isinstance(answer, Exception):
             logger.warning("issue %s skipped: %s", ref, answer)
             result.errors.append(str(answer))

@@ -87,8 +87,10 @@ def _time(value: object) -> datetime | None:
 
 
 def project_clause(projects: list[str]) -> str:
-    # keys are validated ([A-Z][A-Z0-9]*), so they need no quoting
-    return f"project in ({', '.join(projects)})" if projects else ""
+    """Keys quoted: a key that is a JQL reserved word (INT, DO, AS, SET, ...) is a syntax
+    error bare. They are validated ([A-Z][A-Z0-9]*), so nothing in them needs escaping."""
+    quoted = ", ".join(f'"{key}"' for key in projects)
+    return f"project in ({quoted})" if projects else ""
 
 
 def jql_since(since: datetime | None, zone: str | None, projects: list[str]) -> str:

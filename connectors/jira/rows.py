@@ -20,9 +20,24 @@ from connectors.jira.tables import CHANGELOG, COMMENTS, DELETED, ISSUELINKS, ISS
 
 ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9]{0,31}-[0-9]{1,12}$")
 ISSUE_ID = re.compile(r"^[0-9]{1,18}$")
-_BLOCKS = frozenset(
-    {"paragraph", "heading", "blockquote", "codeBlock", "listItem", "panel", "rule", "tableRow"}
+# ADF's inline nodes; every other node (paragraph, list and task items, decisions, media
+# groups and captions, cards, expands, panels, rows, extensions, nodes added later) is a
+# block, ended by a line break, and a table cell by a tab.
+_INLINE = frozenset(
+    {
+        "text",
+        "hardBreak",
+        "mention",
+        "emoji",
+        "date",
+        "status",
+        "inlineCard",
+        "mediaInline",
+        "placeholder",
+        "inlineExtension",
+    }
 )
+_CELLS = frozenset({"tableCell", "tableHeader"})
 
 Row = dict[str, Any]
 
@@ -91,13 +106,34 @@ def _walk(node: object, out: list[str]) -> None:
         out.append(str(node.get("text", "")))
     elif kind == "hardBreak":
         out.append("\n")
-    elif kind in ("mention", "emoji", "status", "date"):
-        out.append(str(attrs.get("text") or attrs.get("shortName") or attrs.get("timestamp", "")))
-    elif kind in ("inlineCard", "blockCard"):
-        out.append(str(attrs.get("url", "")))
+    elif kind == "date":
+        out.append(_adf_day(attrs.get("timestamp")))
+    elif kind in ("mention", "emoji", "status"):
+        out.append(str(attrs.get("text") or attrs.get("shortName") or ""))
+    elif kind in ("inlineCard", "blockCard", "embedCard"):
+        out.append(str(attrs.get("url") or obj(attrs.get("data")).get("url") or ""))
+    elif kind in ("expand", "nestedExpand") and attrs.get("title"):
+        out.extend((str(attrs["title"]), "\n"))
+    elif kind in _CELLS:  # a cell on one line, whatever blocks it holds
+        inner: list[str] = []
+        _walk(node.get("content"), inner)
+        out.append(" ".join("".join(inner).split()) + "\t")
+        return
     _walk(node.get("content"), out)
-    if kind in _BLOCKS and out and not out[-1].endswith("\n"):
+    if kind in _INLINE or kind == "doc" or not out:
+        return
+    if out[-1].endswith("\t"):  # the row's last cell
+        out[-1] = out[-1][:-1]
+    if not out[-1].endswith("\n"):
         out.append("\n")
+
+
+def _adf_day(timestamp: object) -> str:
+    """An ADF date node's day: its ``timestamp`` is milliseconds since the epoch (UTC)."""
+    try:
+        return datetime.fromtimestamp(int(str(timestamp)) / 1000, UTC).date().isoformat()
+    except (ValueError, OverflowError, OSError):
+        return str(timestamp or "")
 
 
 def _name(value: object, key: str = "name") -> str | None:
