@@ -35,24 +35,24 @@ def _worker(tmp_path: Path, answer: WebhookOutcome | Exception) -> SourceWorker:
 
 
 def _delay(worker: SourceWorker) -> float:
-    (due, _, _, _), *_ = worker._later  # noqa: SLF001 - the queue is what is under test
+    (due, _, _, _), *_ = worker._later
     return due - time.monotonic()
 
 
 def test_items_the_source_could_not_take_wait_the_pause_it_asked_for(tmp_path: Path) -> None:
     worker = _worker(tmp_path, WebhookOutcome(retry=("ENG-1",), retry_after_seconds=600))
-    worker._apply([("ENG-1", 0)])  # noqa: SLF001
+    worker._apply([("ENG-1", 0)])
     assert 590 < _delay(worker) <= 600
 
 
 def test_a_failed_batch_waits_the_pause_too(tmp_path: Path) -> None:
     refused = TransientSyncError("rate limited", details={"retry_after_seconds": 300})
     worker = _worker(tmp_path, refused)
-    worker._apply([("ENG-1", 0), ("ENG-2", 0)])  # noqa: SLF001
-    assert len(worker._later) == 2 and 290 < _delay(worker) <= 300  # noqa: SLF001
+    worker._apply([("ENG-1", 0), ("ENG-2", 0)])
+    assert len(worker._later) == 2 and 290 < _delay(worker) <= 300
 
 
 def test_without_a_pause_the_backoff_applies(tmp_path: Path) -> None:
     worker = _worker(tmp_path, WebhookOutcome(retry=("ENG-1",)))
-    worker._apply([("ENG-1", 0)])  # noqa: SLF001
+    worker._apply([("ENG-1", 0)])
     assert 0 < _delay(worker) <= 2.0
