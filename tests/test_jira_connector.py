@@ -216,7 +216,11 @@ def test_rich_text_keeps_every_block_apart_and_its_words() -> None:
             {
                 "type": "taskList",
                 "content": [
-                    {"type": "taskItem", "attrs": {"state": "TODO"}, "content": [_text("Buy milk")]},
+                    {
+                        "type": "taskItem",
+                        "attrs": {"state": "TODO"},
+                        "content": [_text("Buy milk")],
+                    },
                     {"type": "taskItem", "attrs": {"state": "DONE"}, "content": [_text("Walk")]},
                 ],
             },

@@ -46,8 +46,8 @@ def _backoff(status: int, attempt: int) -> float:
     """Seconds before the next try when Jira did not say: a 429 from 5 s up (Atlassian's
     guidance for rate limits), anything else from 0.25 s (a blip)."""
     if status == 429:
-        return min(5.0 * 2 ** (attempt - 1), 60.0)
-    return min(0.25 * 2 ** (attempt - 1), 10.0)
+        return min(5.0 * 2.0 ** (attempt - 1), 60.0)
+    return min(0.25 * 2.0 ** (attempt - 1), 10.0)
 
 
 def retry_after(header: str | None) -> float | None:
