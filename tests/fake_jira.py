@@ -185,7 +185,17 @@ class FakeJira:
                 }
             )
 
-    def add_comment(self, key: str, text: str) -> str:
+    def add_comment(
+        self,
+        key: str,
+        text: str,
+        *,
+        visibility: dict[str, str] | None = None,
+        jsd_public: bool | None = None,
+    ) -> str:
+        """A comment; ``visibility`` restricts it to a role or group
+        (``{"type": "role", "value": "Developers"}``), ``jsd_public=False`` makes it a
+        service desk's internal note (Jira's ``jsdPublic``)."""
         with self.lock:
             issue = self._get(key)
             now = self.tick()
@@ -200,6 +210,8 @@ class FakeJira:
                     "updateAuthor": user("carol"),
                     "created": jira_time(now),
                     "updated": jira_time(now),
+                    **({"visibility": visibility} if visibility else {}),
+                    **({"jsdPublic": jsd_public} if jsd_public is not None else {}),
                 }
             )
             issue["fields"]["updated"] = jira_time(now)

@@ -304,6 +304,39 @@ def test_a_dropped_table_comes_back_whole_at_the_next_sync(source: Source) -> No
     ]
 
 
+def test_restricted_comments_are_left_out_unless_kept(
+    server: FakeJiraServer, tmp_path: Path
+) -> None:
+    source = Source(server, tmp_path / "a", projects=["PROJ"], census_hours=0, overlap_minutes=0)
+    key = source.jira.create_issue("PROJ", "Mixed audience")
+    public = source.jira.add_comment(key, "for everyone")
+    role = source.jira.add_comment(key, "devs only", visibility={"type": "role", "value": "Dev"})
+    note = source.jira.add_comment(key, "internal note", jsd_public=False)
+    shared = source.jira.add_comment(key, "customer reply", jsd_public=True)
+    source.sync("jira_comments")
+    assert source.rows(
+        "SELECT comment_id, visibility, jsd_public FROM jira_comments ORDER BY 1"
+    ) == [
+        (public, None, None),
+        (shared, None, True),
+    ]
+    kept = Source(
+        server,
+        tmp_path / "b",
+        projects=["PROJ"],
+        census_hours=0,
+        overlap_minutes=0,
+        restricted_comments="keep",
+    )
+    kept.sync("jira_comments")
+    assert kept.rows("SELECT comment_id, visibility, jsd_public FROM jira_comments ORDER BY 1") == [
+        (public, None, None),
+        (role, "role:Dev", None),
+        (note, None, False),
+        (shared, None, True),
+    ]
+
+
 def test_jql_dates_are_written_in_the_accounts_zone_or_widened() -> None:
     moment = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
     assert jql_since(moment, "Asia/Tokyo", ["A", "B"]) == (

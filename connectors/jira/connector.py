@@ -130,6 +130,7 @@ class JiraConnector(Connector):
             list(upserts),
             concurrency=self.settings.fetch_concurrency,
             projects=self.settings.projects,
+            keep_restricted=self.settings.restricted_comments == "keep",
         )
         fresh = [s for s in fetched.snapshots if s.issue_id not in gone and s.key not in gone]
         store = ShardStore.of(writer, self.names)

@@ -26,7 +26,12 @@ class Fetched:
 
 
 def fetch_many(
-    client: JiraClient, refs: list[str], *, concurrency: int, projects: list[str]
+    client: JiraClient,
+    refs: list[str],
+    *,
+    concurrency: int,
+    projects: list[str],
+    keep_restricted: bool = False,
 ) -> Fetched:
     """Fetch ``refs`` (keys or ids) now, at most ``concurrency`` at a time. A terminal
     failure (the token refused) raises; a transient one lands in ``failed``."""
@@ -66,6 +71,7 @@ def fetch_many(
                     comments=answer.comments,
                     histories=answer.histories,
                     synced_at=synced_at,
+                    keep_restricted=keep_restricted,
                 )
             except SourceDataError as exc:
                 logger.warning("issue %s skipped: %s", ref, exc.message)

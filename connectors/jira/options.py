@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
@@ -47,6 +48,13 @@ class JiraOptions(BaseModel):
         ge=0,
         description="A sync re-reads issues updated this long before the last sync started "
         "(clock skew, search index lag).",
+    )
+    restricted_comments: Literal["skip", "keep"] = Field(
+        default="skip",
+        description="Comments Jira restricts to a role or group (visibility), and a service "
+        "desk's internal notes (jsdPublic false): 'skip' leaves them out of the comments "
+        "table (Agnes does not apply Jira's permissions: every analyst granted the table "
+        "would read them); 'keep' keeps them, marked in the visibility and jsd_public columns.",
     )
     fetch_concurrency: int = Field(
         default=8, ge=1, le=32, description="Issues fetched at once during a sync."

@@ -142,6 +142,7 @@ class Reconciler:
                 refs,
                 concurrency=self.options.fetch_concurrency,
                 projects=self.options.projects,
+                keep_restricted=self.options.restricted_comments == "keep",
             )
             if fetched.failed:
                 raise TransientSyncError(

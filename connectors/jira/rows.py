@@ -168,9 +168,11 @@ def snapshot(
     comments: list[dict[str, Any]],
     histories: list[dict[str, Any]],
     synced_at: datetime,
+    keep_restricted: bool = False,
 ) -> IssueSnapshot:
     """The rows of ``issue`` (a ``GET /rest/api/3/issue/{key}`` answer), with its full
-    comment and changelog lists fetched beside it."""
+    comment and changelog lists fetched beside it. Comments Jira restricts (to a role or
+    group, or a service desk's internal notes) are left out unless ``keep_restricted``."""
     key = valid_key(issue.get("key"))
     issue_id = valid_id(issue.get("id"))
     fields = obj(issue.get("fields"))
@@ -222,7 +224,11 @@ def snapshot(
         month=month,
         rows={
             ISSUES: [issue_row],
-            COMMENTS: [_comment(c, own, tail) for c in comments if isinstance(c, dict)],
+            COMMENTS: [
+                _comment(c, own, tail)
+                for c in comments
+                if isinstance(c, dict) and (keep_restricted or not _restricted(c))
+            ],
             CHANGELOG: [
                 row for h in histories if isinstance(h, dict) for row in _history(h, own, tail)
             ],
@@ -263,8 +269,22 @@ def tombstone(
     }
 
 
+def _visibility(comment: dict[str, Any]) -> str | None:
+    """``role:Developers`` or ``group:jira-admins`` for a comment Jira restricts."""
+    seen = obj(comment.get("visibility"))
+    if not seen:
+        return None
+    kind, value = seen.get("type"), seen.get("value") or seen.get("identifier")
+    return f"{kind or 'restricted'}:{value}" if value else str(kind or "restricted")
+
+
+def _restricted(comment: dict[str, Any]) -> bool:
+    return _visibility(comment) is not None or comment.get("jsdPublic") is False
+
+
 def _comment(comment: dict[str, Any], own: Row, tail: Row) -> Row:
     author = comment.get("author")
+    public = comment.get("jsdPublic")
     return {
         **own,
         "comment_id": str(comment.get("id")),
@@ -273,6 +293,8 @@ def _comment(comment: dict[str, Any], own: Row, tail: Row) -> Row:
         "body": adf_text(comment.get("body")),
         "created": parse_time(comment.get("created")),
         "updated": parse_time(comment.get("updated")),
+        "visibility": _visibility(comment),
+        "jsd_public": public if isinstance(public, bool) else None,
         **tail,
     }
 

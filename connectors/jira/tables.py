@@ -66,6 +66,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("body", pa.string()),
             pa.field("created", TS),
             pa.field("updated", TS),
+            pa.field("visibility", pa.string()),
+            pa.field("jsd_public", pa.bool_()),
             *_COMMON_TAIL,
         ]
     ),
