@@ -61,3 +61,18 @@ def test_a_kept_result_of_odd_values_is_summarised(analyst: httpx.Client) -> Non
     sql = "SELECT DATE 'infinity' - CAST(i AS INTEGER) AS d, repeat('x', 300) AS pad FROM range(400) t(i)"
     body = analyst.post("/api/query", json={"sql": sql, "limit": 400}).json()
     assert body["rows"][0][0] == "infinity" and body["row_count"] == 400
+
+
+def test_decimals_keep_every_digit(analyst: httpx.Client) -> None:
+    """A DECIMAL is a JSON number where one says it exactly, else its text: a 38-digit
+    value never comes back as a float with digits lost."""
+    sql = (
+        "SELECT 12345678901234567890123456789.123456789::DECIMAL(38,9) AS big, "
+        "12.34::DECIMAL(10,2) AS small, 98765432109876543210::DECIMAL(38,0) AS whole"
+    )
+    body = analyst.post("/api/query", json={"sql": sql}).json()
+    assert body["rows"][0] == [
+        "12345678901234567890123456789.123456789",
+        12.34,
+        98765432109876543210,
+    ]

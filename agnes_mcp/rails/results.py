@@ -165,6 +165,18 @@ def truncation_for(
     return Truncation(reason="rows", how_to_get_more=how)
 
 
+def _exact_number(value: Decimal) -> int | float | str:
+    """A DECIMAL as a JSON number where one says it exactly (an integer, or a float whose
+    shortest text is the same number: 12.34, not 12345678901234567890.5), else as its
+    text: never a number with digits silently lost."""
+    if not value.is_finite():
+        return str(value)
+    if value == value.to_integral_value():
+        return int(value)
+    number = float(value)
+    return number if Decimal(repr(number)) == value else str(value)
+
+
 def json_value(value: Any) -> Any:
     """A JSON-safe form of one Arrow value."""
     if value is None or isinstance(value, (bool, int, str)):
@@ -174,8 +186,7 @@ def json_value(value: Any) -> Any:
             value if value == value and value not in (float("inf"), float("-inf")) else str(value)
         )
     if isinstance(value, Decimal):
-        exponent = value.as_tuple().exponent
-        return float(value) if isinstance(exponent, int) and abs(exponent) <= 12 else str(value)
+        return _exact_number(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
