@@ -88,6 +88,7 @@ class FakeTable:
     alias_of: str | None = None
     source_project: dict[str, Any] | None = None
     version: int = 0  # bumped by every change (the export cache's key)
+    description: str = ""  # the KBC.description metadata
 
 
 @dataclass
@@ -299,7 +300,9 @@ class FakeKeboola:
 
     # --- descriptions --------------------------------------------------------------------
 
-    def describe(self, table: FakeTable, columns: bool = True) -> dict[str, Any]:
+    def describe(
+        self, table: FakeTable, columns: bool = True, metadata: bool = True
+    ) -> dict[str, Any]:
         storage = self._storage_of(table.id)
         with self.lock:
             rows = self.con.execute(f"SELECT count(*) FROM {storage.storage}").fetchone()
@@ -320,7 +323,6 @@ class FakeKeboola:
             "isAliasable": True,
             "isTyped": storage.typed and table.alias_of is None,
             "tableType": "table",
-            "metadata": [],
             "bucket": {
                 "id": table.bucket,
                 "uri": f"{self.base_url}/v2/storage/buckets/{table.bucket}",
@@ -328,6 +330,9 @@ class FakeKeboola:
         }
         if columns:
             body["columns"] = list(storage.columns)
+        if metadata:
+            described = [{"key": "KBC.description", "value": table.description}]
+            body["metadata"] = described if table.description else []
         definition = self._definition(storage) if storage.typed else None
         if table.alias_of:
             body["sourceTable"] = {
@@ -646,9 +651,10 @@ def create_app(fake: FakeKeboola) -> Starlette:
                 return error(404, f"Bucket {bucket} not found", "storage.buckets.notFound")
             if not allowed(grant, bucket):
                 return error(403, "You don't have access to the resource.", "accessDenied")
-            include = request.query_params.get("include", "").split(",")
+            # include replaces the documented default, "metadata"
+            include = request.query_params.get("include", "metadata").split(",")
             tables = [
-                fake.describe(t, "columns" in include)
+                fake.describe(t, "columns" in include, "metadata" in include)
                 for t in fake.tables.values()
                 if t.bucket == bucket
             ]

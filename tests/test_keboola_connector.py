@@ -86,10 +86,11 @@ def test_discovery_verifies_the_token_and_lists_tables_aliases_and_linked_bucket
     fake.create_table("in.c-crm", "orders", {"id": "STRING", "name": "STRING"}, typed=False)
     fake.create_alias("out.c-shared", "orders_view", "in.c-main.orders")
     fake.link_bucket("in.c-linked", "in.c-crm")
+    fake.tables["in.c-main.orders"].description = "Orders from the web shop"
     offered = stack.connector().list_tables()
     assert fake.requests[0]["path"] == "/v2/storage/tokens/verify"
     listings = fake.calls(r"/buckets/.+/tables$")
-    assert listings and all(r["query"]["include"] == "columns" for r in listings)
+    assert listings and all(r["query"]["include"] == "columns,metadata" for r in listings)
     by_place = {(t.bucket, t.source_table): t for t in offered}
     assert set(by_place) == {
         ("in.c-main", "orders"),
@@ -100,6 +101,7 @@ def test_discovery_verifies_the_token_and_lists_tables_aliases_and_linked_bucket
     ids = [t.suggested_id for t in offered]
     assert len(set(ids)) == len(ids) and "orders_view" in ids
     assert "60 rows" in by_place[("in.c-main", "orders")].description
+    assert by_place[("in.c-main", "orders")].description.startswith("Orders from the web shop")
 
 
 def test_describe_types_columns_from_the_definition(stack: Stack) -> None:
@@ -131,6 +133,20 @@ def test_untyped_tables_are_strings_unless_typed_by_an_option(stack: Stack) -> N
     ]
     connector.extract(typed, stack.writer)
     assert stack.rows("raw")[0] == (1, datetime(2026, 1, 2, 10, 0))
+
+
+def test_a_numeric_filter_on_an_untyped_table_compares_numbers(stack: Stack) -> None:
+    """Every column of an untyped table is text; ``amount > 10`` is sent to Keboola as a
+    DOUBLE comparison and applied again here the same way (it was a binder error)."""
+    stack.fake.create_table("in.c-main", "raw", COLUMNS, ROWS, typed=False)
+    request = TableRequest(
+        id="raw", bucket="in.c-main", source_table="raw",
+        where_filters="amount > 85.5 AND id IN (58, 59, 60, 7)",
+    )  # fmt: skip
+    stack.connector(file_type="csv").extract(request, stack.writer)
+    assert sorted(r[0] for r in stack.rows("raw")) == ["58", "59", "60"]  # text, as exported
+    sent = stack.fake.exports[-1]["whereFilters"]
+    assert {"column": "amount", "operator": "gt", "values": ["85.5"], "dataType": "DOUBLE"} in sent
 
 
 @pytest.mark.parametrize(
@@ -327,6 +343,21 @@ def test_the_first_load_goes_back_max_history_days(stack: Stack) -> None:
     assert [r[0] for r in stack.rows("events")] == [2]
     since = datetime.fromtimestamp(int(stack.fake.exports[-1]["changedSince"]), UTC)
     assert timedelta(days=29) < now - since < timedelta(days=31)
+
+
+def test_a_first_incremental_load_of_an_alias_has_the_rows_imported_before_it(
+    stack: Stack,
+) -> None:
+    """``changedSince`` filters by import time: an alias created after its source's rows
+    were imported (and every table of a linked bucket) must not start at its creation."""
+    stack.fake.advance(hours=2)
+    stack.fake.create_alias("out.c-shared", "orders_view", "in.c-main.orders")
+    request = TableRequest(
+        id="view", bucket="out.c-shared", source_table="orders_view",
+        sync_strategy="incremental", incremental_column="updated_at", primary_key=["id"],
+    )  # fmt: skip
+    assert stack.connector(file_type="csv").extract(request, stack.writer).rows == len(ROWS)
+    assert stack.fake.exports[-1]["changedSince"] is None
 
 
 def test_initial_load_chunk_days_splits_a_first_load_and_resumes_after_a_failure(

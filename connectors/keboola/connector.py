@@ -35,7 +35,7 @@ from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import InvalidTableSpec, SourceDataError, TerminalSyncError
 from connectors.keboola.client import StorageClient
 from connectors.keboola.export import ExportedFile, Exporter, ExportParams, reader_sql
-from connectors.keboola.filters import where_filters
+from connectors.keboola.filters import local_predicate, where_filters
 from connectors.keboola.merge import merge
 from connectors.keboola.options import KeboolaOptions, KeboolaTableOptions
 from connectors.keboola.state import read_state, write_state
@@ -99,7 +99,9 @@ class KeboolaConnector(Connector):
 
         def tables_of(bucket: str) -> tuple[str, list[dict[str, Any]]]:
             path = f"/v2/storage/buckets/{quote(bucket, safe='')}/tables"
-            return bucket, self.client.get(path, {"include": "columns"}, bucket)
+            # The listing's documented default include is "metadata" (descriptions); asking
+            # for columns alone would drop it.
+            return bucket, self.client.get(path, {"include": "columns,metadata"}, bucket)
 
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(buckets)))) as pool:
             listing = list(pool.map(tables_of, buckets))
@@ -175,6 +177,9 @@ class KeboolaConnector(Connector):
         key: tuple[str, ...] | None,
     ) -> PublishedTable:
         sql = reader_sql(exported, columns)
+        if request.where_filters:  # applied again here, comparing as Keboola compared
+            types = {c.name: c.type for c in columns}
+            request = replace(request, where_filters=local_predicate(request.where_filters, types))
         con = self.duckdb_cursor()
         try:
             if key is not None:
@@ -218,10 +223,8 @@ class KeboolaConnector(Connector):
                 (state.changed_since - window, None)
             ]
         else:
-            start = (
-                state.changed_since if state is not None else _history_start(request, table, now)
-            )
-            ranges = _chunks(start, now, request.initial_load_chunk_days)
+            start = state.changed_since if state is not None else _history_start(request, now)
+            ranges = _chunks(start, _created(table), now, request.initial_load_chunk_days)
         result: PublishedTable | None = None
         for index, (since, until) in enumerate(ranges):
             started = self.clock()
@@ -238,32 +241,40 @@ class KeboolaConnector(Connector):
         return result
 
 
-def _history_start(request: TableRequest, table: KeboolaTable, now: datetime) -> datetime | None:
-    """Where a first load starts: ``max_history_days`` back, else the table's creation."""
+def _history_start(request: TableRequest, now: datetime) -> datetime | None:
+    """Where a first load starts: ``max_history_days`` back, else at the beginning. Not at
+    the table's creation: an alias (every table of a linked bucket too) holds rows its
+    source imported before the alias was created, and ``changedSince`` filters by import."""
     if request.max_history_days:
         return now - timedelta(days=request.max_history_days)
-    if table.created:
-        try:
-            created = datetime.fromisoformat(table.created)
-        except ValueError:
-            return None
-        return created if created.tzinfo else created.replace(tzinfo=UTC)
     return None
 
 
+def _created(table: KeboolaTable) -> datetime | None:
+    if not table.created:
+        return None
+    try:
+        created = datetime.fromisoformat(table.created)
+    except ValueError:
+        return None
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
+
+
 def _chunks(
-    start: datetime | None, now: datetime, days: int | None
+    start: datetime | None, origin: datetime | None, now: datetime, days: int | None
 ) -> list[tuple[datetime | None, datetime | None]]:
-    """A first load as ``[since, until)`` ranges; the last one is open (up to the export)."""
-    if start is None or not days:
+    """A first load as ``[since, until)`` ranges from ``start`` (None: the beginning), cut
+    every ``days`` from ``start`` or else from ``origin`` (the table's creation); the first
+    range keeps ``start`` as its bound and the last one is open (up to the export)."""
+    cursor = start or origin
+    if cursor is None or not days:
         return [(start, None)]
     ranges: list[tuple[datetime | None, datetime | None]] = []
     step = timedelta(days=days)
-    cursor = start
     while cursor + step + step / 2 <= now:  # the open last chunk takes up to 1.5 steps
-        ranges.append((cursor, cursor + step))
+        ranges.append((cursor if ranges else start, cursor + step))
         cursor += step
-    ranges.append((cursor, None))
+    ranges.append((cursor if ranges else start, None))
     return ranges
 
 

@@ -11,7 +11,10 @@ has one of these shapes is sent along, so Keboola exports fewer rows:
 
 Anything else (OR, functions, column-to-column comparisons) stays local. The whole
 predicate is applied again in DuckDB after the download, so a term Keboola evaluates a
-little more loosely (string versus number) never lets a row through.
+little more loosely (string versus number) never lets a row through. Applied locally, a
+column of text compared with a number reads as Keboola reads it (``dataType: DOUBLE``,
+its ``try_to_double``): :func:`local_predicate` casts it with ``TRY_CAST(... AS DOUBLE)``
+(on an untyped table every column is text, and ``amount > 10`` was a binder error).
 """
 
 from __future__ import annotations
@@ -47,6 +50,39 @@ def where_filters(predicate: str | None, columns: set[str]) -> list[dict[str, An
         if translated is not None:
             found.append(translated)
     return found
+
+
+def local_predicate(predicate: str | None, types: dict[str, str]) -> str | None:
+    """``predicate`` as DuckDB applies it to the export: a text column (by ``types``,
+    name -> DuckDB type) compared with numbers compares as a number, as Keboola does."""
+    checked = checked_filter(predicate)
+    if checked is None:
+        return None
+    condition = sqlglot.condition(checked, dialect="duckdb")
+
+    def as_number(node: exp.Expr) -> exp.Expr:
+        text = isinstance(node, exp.Column) and types.get(node.name, "").upper() == "VARCHAR"
+        if text and not node.args.get("table"):
+            return exp.TryCast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
+        return node
+
+    def numeric(node: exp.Expr) -> bool:
+        found = _literal(node)
+        return found is not None and found[1]
+
+    def fix(node: exp.Expr) -> exp.Expr:
+        if isinstance(node, exp.In) and not node.args.get("query"):
+            values = node.expressions
+            if values and all(numeric(v) for v in values):
+                node.set("this", as_number(node.this))
+        elif type(node) in _OPERATORS and isinstance(node, exp.Binary):
+            if numeric(node.right):
+                node.set("this", as_number(node.left))
+            elif numeric(node.left):
+                node.set("expression", as_number(node.right))
+        return node
+
+    return condition.transform(fix, copy=True).sql(dialect="duckdb")
 
 
 def _term(term: exp.Expr, columns: set[str]) -> dict[str, Any] | None:
