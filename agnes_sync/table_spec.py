@@ -15,12 +15,25 @@ derived from it or checked against it by the tests:
 from __future__ import annotations
 
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TABLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_NOT_ID = re.compile(r"[^a-z0-9]+")
+
+
+def suggested_table_id(name: str) -> str:
+    """A valid table id for a source's table name: accents folded (``étudiant`` ->
+    ``etudiant``), everything else not a letter or digit an ``_``, a letter first."""
+    folded = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    slug = _NOT_ID.sub("_", plain.lower()).strip("_") or "table"
+    if not slug[0].isalpha():
+        slug = f"t_{slug}"
+    return slug[:63].rstrip("_")
 
 
 class QueryMode(StrEnum):

@@ -46,6 +46,10 @@ class FakeBigQuery:
     requests: list[dict[str, Any]] = field(default_factory=list)
     missing_cap: list[str] = field(default_factory=list)
     never_finish: bool = False  # jobs stay RUNNING (for timeouts)
+    # A job over its cap is accepted (jobComplete false) and fails later, its error in the
+    # job's status (jobs.get: status.errorResult), as documented for errors that happen
+    # after a job is created.
+    cap_in_status: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- data ----------------------------------------------------------------------------
@@ -191,6 +195,18 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         if cap is None:
             fake.missing_cap.append(sql)
             return _error(400, "invalid", "Agnes fake: every job must set maximumBytesBilled")
+        if processed > int(cap) and fake.cap_in_status:
+            failure = {
+                "reason": "bytesBilledLimitExceeded",
+                "message": f"Query exceeded limit for bytes billed: {cap}. "
+                f"{processed} or higher required.",
+            }
+            fake.jobs[job_id] = {"failed": failure, "processed": 0}
+            return {
+                "kind": "bigquery#queryResponse",
+                "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+                "jobComplete": False,
+            }
         if processed > int(cap):
             return _error(
                 400,
@@ -268,6 +284,12 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         resource = job_resource(job_id, {"query": {}}, job["processed"], False)
         if job.get("running"):
             resource["status"] = {"state": "RUNNING"}
+        if job.get("failed"):
+            resource["status"] = {
+                "state": "DONE",
+                "errorResult": job["failed"],
+                "errors": [job["failed"]],
+            }
         return JSONResponse(resource)
 
     async def query_results(request: Request) -> JSONResponse:
@@ -276,7 +298,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             return _error(404, "notFound", "Not found: Job")
         params = request.query_params
         fake.requests.append({"api": "jobs.getQueryResults", **params})
-        if job.get("running"):
+        if job.get("running") or job.get("failed"):
             time.sleep(min(0.2, int(params.get("timeoutMs", "0")) / 1000))
             return JSONResponse(
                 {

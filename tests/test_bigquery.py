@@ -19,8 +19,9 @@ from agnes_mcp.rails.engine import Estimate
 from agnes_mcp.resource_types import ResourceType
 from agnes_sync.connector import SourceContext, TableRequest
 from agnes_sync.contract import ExtractWriter
-from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
+from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound, TerminalSyncError
 from agnes_sync.extract_reader import read_extract
+from connectors.bigquery import connector as bigquery_connector
 from connectors.bigquery.connector import BigQueryConnector
 from tests.conftest import LiveServer, add_user, register, running_server, token_for
 from tests.fake_bigquery import PROJECT, FakeBigQueryServer
@@ -324,6 +325,84 @@ def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
     assert time.monotonic() - started < 10
     jobs = [r for r in fake.fake.requests if r["api"] == "jobs.query"]
     assert jobs[-1]["jobTimeoutMs"] == "1000"  # BigQuery stops the job itself too
+
+
+def test_the_cap_refusal_in_the_jobs_status_is_still_the_caps(
+    fake: FakeBigQueryServer,
+    connector: BigQueryConnector,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """BigQuery may accept a job and fail it later, the error in ``status.errorResult``;
+    the client library makes a 500 of a reason it does not know. It is the cap's refusal
+    all the same: remote_scan_too_large for a query, a terminal failure for a sync."""
+    import sqlglot
+
+    from agnes_mcp.rails.refusals import RemoteScanTooLarge
+    from agnes_mcp.rails.sandbox import Limits
+    from connectors.bigquery.client import BigQueryOptions
+    from connectors.bigquery.engine import BigQueryEngine
+
+    engine = BigQueryEngine(BigQueryOptions.model_validate(options(fake)))
+    tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
+    fake.fake.cap_in_status = True
+    try:
+        with pytest.raises(RemoteScanTooLarge, match="cap"):
+            engine.execute(
+                tree,
+                [],
+                limits=Limits(rows=10, bytes=10**6, timeout_seconds=30),
+                max_bytes=100,
+                labels={},
+            )
+        request = TableRequest(
+            id="by_page",
+            query_mode="materialized",
+            source_query=f"SELECT page FROM `{PROJECT}.analytics.page_views`",
+        )
+        monkeypatch.setattr(bigquery_connector, "MATERIALIZE_MAX_BYTES", 100)
+        with pytest.raises(TerminalSyncError, match="would bill more than") as failed:
+            connector.extract(request, ExtractWriter(tmp_path / "extracts", "bq"))
+        assert "http" not in failed.value.message
+    finally:
+        fake.fake.cap_in_status = False
+        engine.close()
+
+
+def test_table_names_as_bigquery_allows_them() -> None:
+    from connectors.bigquery.connector import _table_name
+
+    for name in ("page_views", "page-views", "table 01", "ग्राहक", "00_お客様", "étudiant-01"):
+        assert _table_name(name), name
+    for name in ("", "a.b", "a`b", "a;b", " lead", "x" * 1025, "tab\there", "new\nline"):
+        assert not _table_name(name), name
+
+
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [("page-views", "page_views"), ("étudiant-01", "etudiant_01"), ("00_お客様", "t_00")],
+)
+def test_suggested_ids_are_valid_table_ids(name: str, suggested: str) -> None:
+    from agnes_sync.table_spec import TABLE_ID, suggested_table_id
+
+    assert suggested_table_id(name) == suggested and TABLE_ID.match(suggested)
+
+
+def test_nested_and_repeated_fields_are_described_whole() -> None:
+    from google.cloud.bigquery import SchemaField
+
+    from connectors.bigquery.api_answers import column_type
+
+    tags = SchemaField("tags", "STRING", mode="REPEATED")
+    attrs = SchemaField(
+        "attrs",
+        "RECORD",
+        mode="REPEATED",
+        fields=(SchemaField("k", "STRING"), SchemaField("v", "INT64", mode="REPEATED")),
+    )
+    assert column_type(tags) == "ARRAY<STRING>"
+    assert column_type(attrs) == "ARRAY<STRUCT<k STRING, v ARRAY<INT64>>>"
+    assert column_type(SchemaField("n", "NUMERIC")) == "NUMERIC"
 
 
 # --- snapshots ----------------------------------------------------------------------------------

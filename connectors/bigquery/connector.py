@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import TYPE_CHECKING, ClassVar, cast
 
 import pyarrow.parquet as pq
@@ -16,12 +17,28 @@ from agnes_sync.errors import (
     TerminalSyncError,
     TransientSyncError,
 )
+from agnes_sync.human_size import human_size
+from agnes_sync.table_spec import suggested_table_id
+from connectors.bigquery.api_answers import column_type, message, reason
 from connectors.bigquery.client import BigQueryOptions, make_client
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_DATASET = re.compile(r"^[A-Za-z0-9_-]{1,1024}$")
+# Table names: up to 1,024 UTF-8 bytes of letters, marks, numbers, connectors ('_'),
+# dashes and spaces (Unicode categories L, M, N, Pc, Pd, Zs; BigQuery's naming rules).
+_TABLE_CHARACTERS = ("L", "M", "N", "Pc", "Pd", "Zs")
+
+
+def _table_name(name: str) -> bool:
+    return (
+        0 < len(name.encode()) <= 1024
+        and name.strip() == name
+        and all(unicodedata.category(c).startswith(_TABLE_CHARACTERS) for c in name)
+    )
+
+
 MATERIALIZE_MAX_BYTES = 50 * 1024**3  # a materialization can never bill more than this
 
 
@@ -42,8 +59,17 @@ class BigQueryConnector(Connector):
 
     def _path(self, request: TableRequest) -> str:
         dataset, table = request.bucket or "", request.source_table or ""
-        if not (_NAME.match(dataset) and _NAME.match(table)):
+        if not dataset or not table:
             raise InvalidTableSpec(f"Table '{request.id}' needs bucket (dataset) and source_table.")
+        if not _DATASET.match(dataset):
+            raise InvalidTableSpec(
+                f"'{dataset[:100]}' is not a BigQuery dataset name (letters, digits, '_')."
+            )
+        if not _table_name(table):
+            raise InvalidTableSpec(
+                f"'{table[:100]}' is not a BigQuery table name: letters, marks, numbers, '_', "
+                "'-' and spaces (not leading or trailing), up to 1,024 bytes."
+            )
         return f"{self.settings.project}.{dataset}.{table}"
 
     def list_tables(self) -> list[SourceTable]:
@@ -54,9 +80,15 @@ class BigQueryConnector(Connector):
         try:
             for dataset in client.list_datasets():
                 for item in client.list_tables(dataset.dataset_id):
-                    found.append(SourceTable(item.table_id, dataset.dataset_id, item.table_id))
+                    found.append(
+                        SourceTable(
+                            item.table_id,
+                            dataset.dataset_id,
+                            suggested_table_id(item.table_id),
+                        )
+                    )
         except exceptions.GoogleAPIError as exc:
-            raise TransientSyncError(f"BigQuery could not list tables: {exc}") from None
+            raise TransientSyncError(f"BigQuery could not list tables: {message(exc)}") from None
         return found
 
     def describe_table(self, request: TableRequest) -> list[Column]:
@@ -72,8 +104,8 @@ class BigQueryConnector(Connector):
         except exceptions.NotFound:
             raise SourceTableNotFound(f"BigQuery has no table {self._path(request)}.") from None
         except exceptions.BadRequest as exc:
-            raise InvalidTableSpec(f"BigQuery refused the SQL: {exc.message}") from None
-        return [Column(f.name, f.field_type, f.mode != "REQUIRED") for f in fields]
+            raise InvalidTableSpec(f"BigQuery refused the SQL: {message(exc)}") from None
+        return [Column(f.name, column_type(f), f.mode != "REQUIRED") for f in fields]
 
     def _dry_run(self) -> bigquery.QueryJobConfig:
         from google.cloud import bigquery
@@ -91,10 +123,8 @@ class BigQueryConnector(Connector):
             table = client.get_table(self._path(request))
         except exceptions.NotFound:
             raise SourceTableNotFound(f"BigQuery has no table {self._path(request)}.") from None
-        except (exceptions.ServiceUnavailable, exceptions.InternalServerError) as exc:
-            raise TransientSyncError(f"BigQuery is unavailable: {exc}") from None
         except exceptions.GoogleAPIError as exc:
-            raise TerminalSyncError(f"BigQuery refused: {exc}") from None
+            raise _sync_failure(exc, request) from None
         return writer.publish_remote(
             request.id,
             attach=RemoteAttach(
@@ -130,3 +160,28 @@ class BigQueryConnector(Connector):
             )
         finally:
             atomic.discard(staged)
+
+
+def _sync_failure(exc: Exception, request: TableRequest) -> TerminalSyncError | TransientSyncError:
+    """What a BigQuery error means for a sync, in BigQuery's own words (no request line):
+    the billing cap is terminal whatever class the client made of it (it arrives as a 400,
+    or in the job's status as a 500); an outage is worth retrying."""
+    from google.api_core import exceptions
+
+    if reason(exc) == "bytesBilledLimitExceeded":
+        return TerminalSyncError(
+            f"BigQuery stopped the query of '{request.id}': it would bill more than the cap "
+            f"of {human_size(MATERIALIZE_MAX_BYTES)}.",
+            hint="Narrow the source_query (fewer columns, a partition filter).",
+            details={"limit_bytes": MATERIALIZE_MAX_BYTES},
+        )
+    transient = (
+        exceptions.ServiceUnavailable,
+        exceptions.InternalServerError,
+        exceptions.TooManyRequests,
+        exceptions.BadGateway,
+        exceptions.GatewayTimeout,
+    )
+    if isinstance(exc, transient):
+        return TransientSyncError(f"BigQuery is unavailable: {message(exc)}")
+    return TerminalSyncError(f"BigQuery refused: {message(exc)}")

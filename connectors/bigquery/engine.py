@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -27,6 +27,7 @@ from agnes_mcp.rails.refusals import (
 from agnes_mcp.rails.sandbox import Limits, capped
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_sync.connector import Column
+from connectors.bigquery.api_answers import column_type, message, reason
 from connectors.bigquery.client import BigQueryOptions, make_client
 
 if TYPE_CHECKING:
@@ -63,7 +64,6 @@ def _outside_strings(text: str) -> str:
 
 
 _LABEL_TEXT = re.compile(r"[^a-z0-9_-]")
-_REQUEST_LINE = re.compile(r"^[A-Z]+ https?://\S+: ")
 
 
 class BigQueryEngine(RemoteEngine):
@@ -117,10 +117,10 @@ class BigQueryEngine(RemoteEngine):
         try:
             job = self._client.query(tree.sql(dialect="bigquery"), job_config=config)
         except (exceptions.BadRequest, exceptions.NotFound, exceptions.Forbidden) as exc:
-            raise QueryFailed(f"BigQuery refused the query: {_message(exc)}") from None
+            raise QueryFailed(f"BigQuery refused the query: {message(exc)}") from None
         except (exceptions.GoogleAPIError, OSError) as exc:
             raise RemoteEstimateFailed(
-                f"BigQuery could not price the query: {_message(exc)}"
+                f"BigQuery could not price the query: {message(exc)}"
             ) from None
         scan = int(job.total_bytes_processed or 0)
         return Estimate(scan_bytes=scan, detail={"dry_run": True, "tables": [t.id for t in tables]})
@@ -152,20 +152,22 @@ class BigQueryEngine(RemoteEngine):
                 api_timeout=limits.timeout_seconds,
             )
             table = rows.to_arrow(create_bqstorage_client=False)
-        except exceptions.BadRequest as exc:
-            if _reason(exc) == "bytesBilledLimitExceeded":
-                raise RemoteScanTooLarge(
-                    f"BigQuery stopped the query: it would bill more than the cap of "
-                    f"{max_bytes:,} bytes.",
-                    details={"limit_bytes": max_bytes},
-                ) from None
-            raise QueryFailed(f"BigQuery refused the query: {_message(exc)}") from None
         except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
             raise QueryTimeout(
                 f"The query ran longer than {limits.timeout_seconds:g} s and was stopped."
             ) from None
         except (exceptions.GoogleAPIError, OSError) as exc:
-            raise QueryFailed(f"BigQuery failed: {_message(exc)}") from None
+            # The cap's refusal comes as a 400, or in the job's status (then as whatever
+            # class the client library makes of a reason it does not know): by reason.
+            if reason(exc) == "bytesBilledLimitExceeded":
+                raise RemoteScanTooLarge(
+                    f"BigQuery stopped the query: it would bill more than the cap of "
+                    f"{max_bytes:,} bytes.",
+                    details={"limit_bytes": max_bytes},
+                ) from None
+            if isinstance(exc, exceptions.BadRequest):
+                raise QueryFailed(f"BigQuery refused the query: {message(exc)}") from None
+            raise QueryFailed(f"BigQuery failed: {message(exc)}") from None
         result = capped(table, limits, time.perf_counter() - started)
         return RemoteResult.of(result, int(rows.total_bytes_processed or 0), rows.job_id)
 
@@ -176,10 +178,8 @@ class BigQueryEngine(RemoteEngine):
         try:
             fields = self._client.get_table(table.remote.remote_name.replace("`", "")).schema
         except exceptions.GoogleAPIError as exc:
-            raise QueryFailed(
-                f"BigQuery could not describe '{table.id}': {_message(exc)}"
-            ) from None
-        return [Column(f.name, f.field_type, f.mode != "REQUIRED") for f in fields]
+            raise QueryFailed(f"BigQuery could not describe '{table.id}': {message(exc)}") from None
+        return [Column(f.name, column_type(f), f.mode != "REQUIRED") for f in fields]
 
     def preview(self, table: CatalogTable, rows: int, limits: Limits) -> RemoteResult:
         """``tabledata.list``: BigQuery reads the first rows for free, no query job."""
@@ -195,7 +195,7 @@ class BigQueryEngine(RemoteEngine):
             data = listed.to_arrow(create_bqstorage_client=False)
         except exceptions.GoogleAPIError as exc:
             raise QueryFailed(
-                f"BigQuery could not list rows of '{table.id}': {_message(exc)}"
+                f"BigQuery could not list rows of '{table.id}': {message(exc)}"
             ) from None
         result = capped(data, limits, time.perf_counter() - started)
         return RemoteResult.of(result)
@@ -210,16 +210,3 @@ def _labels(labels: dict[str, str]) -> dict[str, str]:
         _LABEL_TEXT.sub("_", k.lower())[:63]: _LABEL_TEXT.sub("_", v.lower())[:63]
         for k, v in labels.items()
     }
-
-
-def _reason(exc: Any) -> str | None:
-    errors = getattr(exc, "errors", None) or []
-    return errors[0].get("reason") if errors and isinstance(errors[0], dict) else None
-
-
-def _message(exc: Any) -> str:
-    """The API's own one-line message, never the request line ("POST https://...: ")."""
-    errors = getattr(exc, "errors", None) or []
-    message = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
-    text = str(message or getattr(exc, "message", None) or exc).splitlines()[0]
-    return _REQUEST_LINE.sub("", text)[:500]

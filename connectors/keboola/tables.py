@@ -18,6 +18,7 @@ from typing import Any
 from agnes_sync.connector import Column, SourceTable
 from agnes_sync.errors import InvalidTableSpec
 from agnes_sync.suggest import did_you_mean
+from agnes_sync.table_spec import suggested_table_id
 
 _BASETYPES = {
     "STRING": "VARCHAR",
@@ -28,7 +29,6 @@ _BASETYPES = {
     "TIMESTAMP": "TIMESTAMP",
 }
 _NUMBER_LENGTH = re.compile(r"^\s*(\d+)\s*(?:,\s*(\d+)\s*)?$")
-_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -184,14 +184,14 @@ def source_tables(listing: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) ->
     entries = [(b, t) for b, tables in listing for t in tables]
     seen: dict[str, int] = {}
     for _, item in entries:
-        slug = suggested_id(str(item.get("name") or item["id"]))
+        slug = suggested_table_id(str(item.get("name") or item["id"]))
         seen[slug] = seen.get(slug, 0) + 1
     found = []
     for bucket, item in entries:
         table = parse_table(item, None)
-        slug = suggested_id(table.name)
+        slug = suggested_table_id(table.name)
         if seen[slug] > 1:
-            slug = suggested_id(f"{bucket}_{table.name}")
+            slug = suggested_table_id(f"{bucket}_{table.name}")
         found.append(
             SourceTable(
                 source_table=table.name,
@@ -201,13 +201,6 @@ def source_tables(listing: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]) ->
             )
         )
     return found
-
-
-def suggested_id(name: str) -> str:
-    slug = _SLUG.sub("_", name.lower()).strip("_") or "table"
-    if not slug[0].isalpha():
-        slug = f"t_{slug}"
-    return slug[:63]
 
 
 def _summary(table: KeboolaTable) -> str:
