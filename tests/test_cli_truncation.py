@@ -129,3 +129,22 @@ def test_an_offline_catalog_says_it_is_not_the_whole_catalog(
     assert "The server cannot be reached: this is the catalog as of the last contact" in out
     code, out, _ = run(capsys, "catalog", "--json")
     assert "cannot be reached" in json.loads(out)["notes"][0]
+
+
+def test_a_folder_that_never_reached_the_server_is_told_so_not_shown_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No catalog was ever kept and no table is here: an empty listing would read as
+    "there are no tables"; the answer is that the server cannot be reached."""
+    from agnes_mcp.serve import bind
+
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    monkeypatch.setenv("AGNES_SERVER_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AGNES_TOKEN", "agnes_x_y")
+    for command in (("catalog",), ("metrics", "list")):
+        code, out, err = run(capsys, *command, "--workspace", str(tmp_path))
+        assert code == exit_codes.UNREACHABLE, (command, out, err)
+        assert "Cannot reach" in err or "failed" in err, err
+        assert "(none)" not in out

@@ -83,8 +83,8 @@ class WorkspaceBackend(Backend):
         here = self.local.inventory().tables
         try:
             answer = self.api.get("/api/catalog", search=search, query_mode=query_mode)
-        except ServerUnreachable:
-            return self._offline_catalog(search, query_mode)
+        except ServerUnreachable as unreachable:
+            return self._offline_catalog(search, query_mode, unreachable)
         if not search and not query_mode:  # the whole listing: keep it for offline use
             catalog_cache.save(self.paths, tables=answer["tables"], metrics=answer["metrics"])
         entries = [CatalogEntry.model_validate(t) for t in answer["tables"]]
@@ -93,14 +93,18 @@ class WorkspaceBackend(Backend):
         return entries, [MetricSummary.model_validate(m) for m in answer["metrics"]]
 
     def _offline_catalog(
-        self, search: str | None, query_mode: str | None
+        self, search: str | None, query_mode: str | None, unreachable: ServerUnreachable
     ) -> tuple[list[CatalogEntry], list[MetricSummary]]:
         """The last catalog the server gave, marked offline and dated, plus the tables
-        held here; remote tables listed as needing the server."""
+        held here; remote tables listed as needing the server. With neither (a folder that
+        never reached the server), the server's unreachability itself: an empty listing
+        would read as "there are no tables"."""
         cached = catalog_cache.load(self.paths)
+        inventory = self.local.inventory()
+        if cached.fetched_at is None and not cached.tables and not inventory.tables:
+            raise unreachable
         since = cached.fetched_at.strftime("%Y-%m-%d %H:%M UTC") if cached.fetched_at else None
         stale = f"server unreachable; catalog as of {since}" if since else "server unreachable"
-        inventory = self.local.inventory()
         entries: dict[str, CatalogEntry] = {}
         for raw in cached.tables:
             entry = CatalogEntry.model_validate(raw)
@@ -322,8 +326,8 @@ class WorkspaceBackend(Backend):
     def metrics_list(self, search: str | None) -> list[MetricSummary]:
         try:
             answer = self.api.get("/api/metrics", search=search)
-        except ServerUnreachable:
-            return self._offline_catalog(search, None)[1]
+        except ServerUnreachable as unreachable:
+            return self._offline_catalog(search, None, unreachable)[1]
         return [MetricSummary.model_validate(m) for m in answer["metrics"]]
 
     def metric_show(self, metric_id: str) -> MetricDetail:
