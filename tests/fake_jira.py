@@ -251,6 +251,11 @@ class FakeJira:
             self.aliases[issue["key"]] = issue["id"]
             return str(issue["key"])
 
+    def archive_issue(self, key: str) -> None:
+        """Archived (Jira Cloud Premium): no longer in search results, still readable."""
+        with self.lock:
+            self._get(key)["archived"] = True
+
     def delete_issue(self, key: str) -> dict[str, Any]:
         with self.lock:
             issue = self._get(key)
@@ -516,7 +521,11 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
         size = max(1, min(int(params.get("maxResults", "50")), fake.search_page_cap))
         token = params.get("nextPageToken")
         start = int(base64.urlsafe_b64decode(token).decode()) if token else 0
-        found = [i for i in sorted(fake.issues.values(), key=lambda i: int(i["id"])) if matches(i)]
+        found = [
+            i
+            for i in sorted(fake.issues.values(), key=lambda i: int(i["id"]))
+            if matches(i) and not i.get("archived")
+        ]
         page = found[start : start + size]
         body: dict[str, Any] = {
             "issues": [

@@ -381,6 +381,26 @@ def test_the_census_tombstones_issues_deleted_without_a_webhook(source: Source) 
     ]
 
 
+def test_the_census_tombstones_only_what_jira_confirms_gone(source: Source) -> None:
+    """Search stops listing archived issues (and an issue moved to another project); an
+    issue still readable in a kept project is not deleted, one moved away is."""
+    keep = source.jira.create_issue("PROJ", "Kept")
+    archived = source.jira.create_issue("PROJ", "Archived, still readable")
+    moved = source.jira.create_issue("PROJ", "Moved to a project not kept")
+    source.sync()
+    source.jira.archive_issue(archived)
+    source.jira.move_issue(moved, "OTHER")
+    source.sync()
+    assert source.rows("SELECT key FROM jira_issues ORDER BY key") == sorted([(keep,), (archived,)])
+    assert source.rows("SELECT key, detected_by FROM jira_deleted_issues") == [(moved, "census")]
+    asked = {
+        c[1].rsplit("/", 1)[1]
+        for c in source.jira.calls("/rest/api/3/issue/")
+        if c[2].get("fields") == "project"
+    }
+    assert len(asked) == 2  # only the two search no longer listed were checked
+
+
 def test_a_census_that_finds_nothing_wipes_nothing(source: Source) -> None:
     key = source.jira.create_issue("PROJ", "Still here")
     source.sync()

@@ -201,6 +201,22 @@ class JiraClient:
         histories = self._histories(key, issue.get("changelog"))
         return FetchedIssue(issue, comments, histories)
 
+    def project_of(self, ref: str) -> str | None:
+        """The project key issue ``ref`` is in now, read with the fewest fields; ``None``
+        when Jira says it does not exist (deleted, or no longer visible to the account)."""
+        if valid_key(ref) is None and valid_id(ref) is None:
+            raise SourceDataError(f"{ref[:40]!r} is not a Jira issue key or id.")
+        path = f"/rest/api/3/issue/{ref}"
+        response = self.get(path, {"fields": "project"})
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            raise TerminalSyncError(f"Jira answered {response.status_code} to GET {path}.")
+        issue = _decoded(response, path)
+        project = obj(obj(issue).get("fields")).get("project")
+        key = obj(project).get("key")
+        return str(key) if key else ""
+
     def _comments(self, key: str, embedded: object) -> list[dict[str, Any]]:
         first: list[dict[str, Any]] = []
         if isinstance(embedded, dict):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,14 +188,40 @@ class Reconciler:
                 hint=f"Check that ${self.options.token_env}'s account can still browse the "
                 "source's projects.",
             )
-        gone = [
-            Delete(issue_id, entry.key, "census")
+        unlisted = [
+            (issue_id, entry.key)
             for issue_id, entry in held.items()
             if issue_id not in listed and entry.created is not None and entry.created < cutoff
         ]
+        gone = [Delete(i, key, "census") for i, key in self._confirmed_gone(unlisted)]
         if gone:
             logger.info("census: %d issue(s) deleted in Jira without a webhook", len(gone))
         return self.store.apply([], gone).tombstoned
+
+    def _confirmed_gone(self, unlisted: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Of the issues search no longer lists, those Jira confirms gone: not found
+        (deleted, or no longer visible to the account), or moved to a project not kept.
+        One still readable in a kept project (archived issues leave search results) stays."""
+        if not unlisted:
+            return []
+
+        def still(item: tuple[str, str]) -> bool:
+            project = self.client.project_of(item[0])
+            if project is None:
+                return False
+            return not self.options.projects or project in self.options.projects
+
+        workers = max(1, min(self.options.fetch_concurrency, len(unlisted)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="agnes-jira-census") as pool:
+            readable = list(pool.map(still, unlisted))
+        kept = sum(readable)
+        if kept:
+            logger.info(
+                "census: %d issue(s) not listed by search but still readable in a kept "
+                "project (archived?) were kept",
+                kept,
+            )
+        return [item for item, alive in zip(unlisted, readable, strict=True) if not alive]
 
 
 def _ref(issue: dict[str, object]) -> str | None:
