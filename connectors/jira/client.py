@@ -181,13 +181,13 @@ class JiraClient:
         found = _decoded(response, "/rest/api/3/myself")
         return found if isinstance(found, dict) else None
 
-    def issue(self, ref: str) -> FetchedIssue | None:
-        """Issue ``ref`` (a key or a numeric id) with all its comments and histories;
-        ``None`` when Jira says it does not exist (deleted, or not visible)."""
+    def _issue(self, ref: str, params: dict[str, str]) -> dict[str, Any] | None:
+        """``GET /rest/api/3/issue/{ref}``; ``None`` when Jira says it does not exist
+        (deleted, or not visible to the account)."""
         if valid_key(ref) is None and valid_id(ref) is None:
             raise SourceDataError(f"{ref[:40]!r} is not a Jira issue key or id.")
         path = f"/rest/api/3/issue/{ref}"
-        response = self.get(path, {"expand": "changelog"})
+        response = self.get(path, params)
         if response.status_code == 404:
             return None
         if response.status_code >= 300:
@@ -195,6 +195,14 @@ class JiraClient:
         issue = _decoded(response, path)
         if not isinstance(issue, dict):
             raise SourceDataError(f"Jira's answer to GET {path} is not an issue object.")
+        return issue
+
+    def issue(self, ref: str) -> FetchedIssue | None:
+        """Issue ``ref`` (a key or a numeric id) with all its comments and histories;
+        ``None`` when Jira says it does not exist (deleted, or not visible)."""
+        issue = self._issue(ref, {"expand": "changelog"})
+        if issue is None:
+            return None
         key = valid_key(issue.get("key")) or ref
         fields = obj(issue.get("fields"))
         comments = self._comments(key, fields.get("comment"))
@@ -204,17 +212,10 @@ class JiraClient:
     def project_of(self, ref: str) -> str | None:
         """The project key issue ``ref`` is in now, read with the fewest fields; ``None``
         when Jira says it does not exist (deleted, or no longer visible to the account)."""
-        if valid_key(ref) is None and valid_id(ref) is None:
-            raise SourceDataError(f"{ref[:40]!r} is not a Jira issue key or id.")
-        path = f"/rest/api/3/issue/{ref}"
-        response = self.get(path, {"fields": "project"})
-        if response.status_code == 404:
+        issue = self._issue(ref, {"fields": "project"})
+        if issue is None:
             return None
-        if response.status_code >= 300:
-            raise TerminalSyncError(f"Jira answered {response.status_code} to GET {path}.")
-        issue = _decoded(response, path)
-        project = obj(obj(issue).get("fields")).get("project")
-        key = obj(project).get("key")
+        key = obj(obj(issue.get("fields")).get("project")).get("key")
         return str(key) if key else ""
 
     def _comments(self, key: str, embedded: object) -> list[dict[str, Any]]:
