@@ -337,6 +337,35 @@ def test_restricted_comments_are_left_out_unless_kept(
     ]
 
 
+def test_changing_the_restricted_comments_rule_reads_every_issue_again(
+    server: FakeJiraServer, tmp_path: Path
+) -> None:
+    """Comments stored under one rule are not left behind under another (nor by an
+    upgrade from a version without the rule): the next sync reads every issue again."""
+    common: dict[str, Any] = {"projects": ["PROJ"], "census_hours": 0, "overlap_minutes": 0}
+    kept = Source(server, tmp_path, restricted_comments="keep", **common)
+    key = kept.jira.create_issue("PROJ", "Quiet issue")
+    secret = kept.jira.add_comment(key, "admins only", visibility={"type": "group", "value": "a"})
+    kept.sync("jira_comments")
+    assert kept.rows("SELECT comment_id FROM jira_comments") == [(secret,)]
+    # Nothing changed since the last sync, as far as an incremental search can tell.
+    state_path = kept.writer.paths.root / STATE_FILE
+    state = SyncState.load(state_path)
+    state.watermark = datetime.now(UTC) + timedelta(days=1)
+    state.save(state_path)
+    skipping = Source(server, tmp_path, **common)
+    skipping.sync("jira_comments")
+    assert skipping.rows("SELECT count(*) FROM jira_comments") == [(0,)]
+
+
+def test_a_pause_asked_while_fetching_issues_reaches_the_sync(source: Source) -> None:
+    source.jira.create_issue("PROJ", "Rate limited")
+    source.jira.fail_next(1, status=429, retry_after="120", path_prefix="/rest/api/3/issue/")
+    with pytest.raises(TransientSyncError) as refused:
+        source.sync()
+    assert refused.value.retry_after_seconds == 120
+
+
 def test_jql_dates_are_written_in_the_accounts_zone_or_widened() -> None:
     moment = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
     assert jql_since(moment, "Asia/Tokyo", ["A", "B"]) == (

@@ -46,6 +46,9 @@ class SyncState:
     watermark: datetime | None = None
     last_census: datetime | None = None
     full_needed: bool = False  # a table was dropped: read every issue again
+    # The restricted_comments option the stored comments were read with (None: before it
+    # existed); another one needs every issue read again.
+    restricted_comments: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> SyncState:
@@ -57,6 +60,9 @@ class SyncState:
             _time(data.get("watermark")),
             _time(data.get("last_census")),
             data.get("full_needed") is True,
+            data.get("restricted_comments")
+            if isinstance(data.get("restricted_comments"), str)
+            else None,
         )
 
     def save(self, path: Path) -> None:
@@ -64,6 +70,7 @@ class SyncState:
             "watermark": self.watermark.isoformat() if self.watermark else None,
             "last_census": self.last_census.isoformat() if self.last_census else None,
             "full_needed": self.full_needed,
+            "restricted_comments": self.restricted_comments,
         }
         atomic.write_text(path, json.dumps(data, indent=2) + "\n")
 
@@ -125,6 +132,10 @@ class Reconciler:
         source was dropped or never published)."""
         started = now or datetime.now(UTC)
         state = SyncState.load(self.state_path)
+        if state.watermark is not None and state.restricted_comments != (
+            self.options.restricted_comments
+        ):  # stored comments were read under another rule: every issue again
+            full = True
         if full and not state.full_needed:  # remembered until a full read has finished
             state.full_needed = True
             state.save(self.state_path)
@@ -146,9 +157,11 @@ class Reconciler:
                 keep_restricted=self.options.restricted_comments == "keep",
             )
             if fetched.failed:
+                asked = fetched.retry_after_seconds
                 raise TransientSyncError(
                     f"{len(fetched.failed)} issue(s) could not be fetched: {fetched.errors[0]}",
                     hint="Jira is rate-limiting or unavailable; the sync is retried.",
+                    details={"retry_after_seconds": asked} if asked else None,
                 )
             report.problems.extend(fetched.errors)
             applied = self.store.apply(fetched.snapshots, [], all_tables=full)
@@ -160,6 +173,7 @@ class Reconciler:
             report.census = True
             state.last_census = started
         state.watermark, state.full_needed = started, False
+        state.restricted_comments = self.options.restricted_comments
         state.save(self.state_path)
         return report
 
