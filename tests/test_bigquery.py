@@ -123,6 +123,39 @@ def test_connector_lists_and_describes(connector: BigQueryConnector) -> None:
         connector.describe_table(TableRequest(id="x", bucket="a.b", source_table="page_views"))
 
 
+def test_bignumeric_materializes_with_every_digit(tmp_path: Path) -> None:
+    """BIGNUMERIC arrives as decimal256; DuckDB would read that parquet column as DOUBLE."""
+    from decimal import Decimal
+
+    import pyarrow.parquet as pq
+
+    from connectors.bigquery.connector import exact_decimals
+
+    value = Decimal("12345678901234567890.12345678901234567890123456789012345678")
+    table = pa.table(
+        {
+            "big": pa.array([value, None], pa.decimal256(76, 38)),
+            "n": pa.array([Decimal("1.5"), None], pa.decimal128(38, 9)),
+        }
+    )
+    pq.write_table(exact_decimals(table), tmp_path / "t.parquet")
+    got = duckdb.sql(f"SELECT big, n FROM '{tmp_path / 't.parquet'}'").fetchall()
+    assert got == [(str(value), Decimal("1.500000000")), (None, None)]
+
+
+def test_a_bigquery_table_is_never_registered_as_local(connector: BigQueryConnector) -> None:
+    """It would be published remote all the same (sync-status saying local, the workspace
+    saying remote): refused, naming the two modes it can be."""
+    from agnes_sync.errors import ConnectorCapabilityMissing
+
+    local = TableRequest(id="pv", bucket="analytics", source_table="page_views")
+    with pytest.raises(ConnectorCapabilityMissing, match=r"remote .* or materialized"):
+        connector.check_supported(local)
+    connector.check_supported(
+        TableRequest(id="pv", bucket="analytics", source_table="page_views", query_mode="remote")
+    )
+
+
 def test_connector_remote_table_records_metadata_only(
     connector: BigQueryConnector, tmp_path: Path
 ) -> None:

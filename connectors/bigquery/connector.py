@@ -6,12 +6,15 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, ClassVar, cast
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from agnes_sync import atomic
 from agnes_sync.connector import Capability, Column, Connector, SourceTable, TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable, RemoteAttach
 from agnes_sync.errors import (
+    ConnectorCapabilityMissing,
     InvalidTableSpec,
     SourceTableNotFound,
     TerminalSyncError,
@@ -53,6 +56,18 @@ class BigQueryConnector(Connector):
     @property
     def settings(self) -> BigQueryOptions:
         return cast(BigQueryOptions, self.options)
+
+    def check_supported(self, request: TableRequest) -> None:
+        """Also refuse ``local``: a BigQuery table is never copied whole (it would be one
+        full scan, billed); it stays remote or a query's result is materialized."""
+        super().check_supported(request)
+        if request.query_mode == "local":
+            raise ConnectorCapabilityMissing(
+                f"A BigQuery table is not copied whole (table '{request.id}'): register it "
+                "as remote (queried in BigQuery under the scan caps) or materialized (a "
+                "query's result kept here).",
+                hint="--query-mode remote, or --query-mode materialized --query 'SELECT ...'.",
+            )
 
     def _client(self) -> bigquery.Client:
         return make_client(self.settings)
@@ -151,7 +166,7 @@ class BigQueryConnector(Connector):
             maximum_bytes_billed=MATERIALIZE_MAX_BYTES, labels={"agnes_sync": request.id}
         )
         rows = client.query_and_wait(request.source_query, job_config=config)
-        table = rows.to_arrow(create_bqstorage_client=False)
+        table = exact_decimals(rows.to_arrow(create_bqstorage_client=False))
         staged = writer.staging_file(request.id)
         try:
             pq.write_table(table, staged, compression="zstd")
@@ -185,3 +200,14 @@ def _sync_failure(exc: Exception, request: TableRequest) -> TerminalSyncError | 
     if isinstance(exc, transient):
         return TransientSyncError(f"BigQuery is unavailable: {message(exc)}")
     return TerminalSyncError(f"BigQuery refused: {message(exc)}")
+
+
+def exact_decimals(table: pa.Table) -> pa.Table:
+    """BIGNUMERIC columns (Arrow ``decimal256``, up to 76 digits) as their exact text:
+    DuckDB's decimals hold 38 digits and it reads a ``decimal256`` parquet column as
+    DOUBLE, which silently drops digits."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_decimal256(field.type):
+            text = pc.cast(table.column(index), pa.string())
+            table = table.set_column(index, pa.field(field.name, pa.string()), text)
+    return table
