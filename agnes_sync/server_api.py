@@ -57,6 +57,32 @@ class ServerUnreachable(AgnesError):
     default_hint = "Start it with 'agnes serve' (or 'agnes demo'), or pass --server-url."
 
 
+class ServerTimeout(ServerUnreachable):
+    """The request reached the server, which had not answered when the client's time was
+    up: it may well still be working on it (a sync keeps going)."""
+
+    code = "server_timeout"
+    status = 504
+    default_hint = (
+        "The server may still be working on it: check its state (e.g. 'agnes admin "
+        "sync-status' after a sync) before trying again."
+    )
+
+
+def transport_failure(exc: Exception, base_url: str, timeout: float) -> ServerUnreachable:
+    """What a failed exchange with the server means: it did not answer in time (the
+    request got there), or it could not be reached at all."""
+    import httpx
+
+    if isinstance(exc, httpx.ReadTimeout):
+        return ServerTimeout(
+            f"The Agnes server at {base_url} had not answered after {timeout:g} s "
+            "(the client's timeout)."
+        )
+    reason = str(exc).rstrip(".") or type(exc).__name__
+    return ServerUnreachable(f"Cannot reach the Agnes server at {base_url}: {reason}.")
+
+
 class NotAgnesServer(AgnesError):
     """Something answers at the URL, but not the way an Agnes server does: another web
     server, or a path in front of Agnes's root. What it sent is never shown (it may be a
@@ -108,10 +134,7 @@ class ServerApi:
                 "in the URL)."
             ) from None
         except httpx.TransportError as exc:
-            reason = str(exc).rstrip(".") or type(exc).__name__
-            raise ServerUnreachable(
-                f"Cannot reach the Agnes server at {self.base_url}: {reason}."
-            ) from None
+            raise transport_failure(exc, self.base_url, self._timeout) from None
         if response.status_code >= 400:
             raise error_of(response, self.base_url)
         return response
@@ -213,10 +236,7 @@ class ServerApi:
                 "in the URL)."
             ) from None
         except httpx.TransportError as exc:
-            reason = str(exc).rstrip(".") or type(exc).__name__
-            raise ServerUnreachable(
-                f"The connection to {self.base_url} failed: {reason}."
-            ) from None
+            raise transport_failure(exc, self.base_url, self._timeout) from None
 
     def close(self) -> None:
         if self._client is not None:

@@ -113,3 +113,29 @@ def test_a_gateway_error_says_the_server_behind_it_is_down(
         assert code == exit_codes.UNREACHABLE
         assert "HTTP 502" in err and "could not reach the Agnes server" in err
         assert "Bad Gateway</html>" not in err
+
+
+def test_a_server_that_does_not_answer_in_time_is_not_called_unreachable() -> None:
+    """The request got there (a long sync, a busy server): "did not answer after N s",
+    not "cannot reach ... start it with agnes serve"."""
+    import socket
+
+    from agnes_sync.server_api import ServerApi, ServerTimeout, ServerUnreachable
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts (the kernel does), never answers
+    port = listener.getsockname()[1]
+    api = ServerApi(f"http://127.0.0.1:{port}", "agnes_x_y", timeout=0.5)
+    try:
+        with pytest.raises(ServerTimeout) as late:
+            api.get("/api/whoami")
+        assert "had not answered after 0.5 s" in late.value.message
+        assert "agnes serve" not in (late.value.hint or "")
+        listener.close()
+        with pytest.raises(ServerUnreachable) as down:
+            api.get("/api/whoami")
+        assert not isinstance(down.value, ServerTimeout)
+    finally:
+        api.close()
+        listener.close()
