@@ -13,11 +13,12 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import blake3
+import duckdb
 from pydantic import BaseModel
 
 from agnes_mcp.catalog_models import ColumnInfo
@@ -37,6 +38,7 @@ from agnes_sync.profile import TableProfile, profile_parquet
 from agnes_sync.retry import with_retries
 from agnes_sync.schedule import Schedule, parse_schedule
 from agnes_sync.scheduler import Job, Scheduler
+from agnes_sync.sql_text import quote_ident
 from agnes_sync.suggest import did_you_mean
 from agnes_sync.table_spec import TableSpec
 
@@ -112,7 +114,10 @@ class SyncService:
             raise InvalidTableSpec(
                 "A partitioned table needs --partition-by and --partition-granularity."
             )
-        columns = {c.name: c for c in connector.describe_table(request)}
+        described = connector.describe_table(request)
+        columns = {c.name: c for c in described}
+        if spec.where_filters and mode != "remote":
+            _check_filter_binds(connector.local_filter(spec.where_filters, described), described)
         for key in spec.primary_key or []:
             _need(columns, key, "primary key column", spec)
         if spec.incremental_column:
@@ -314,3 +319,29 @@ def _need(columns: dict[str, Column], name: str, what: str, spec: TableSpec) -> 
         hint=f"{suggestion}Columns: {', '.join(columns)}.",
         details={"column": name, "columns": list(columns)},
     )
+
+
+def _check_filter_binds(predicate: str | None, columns: Sequence[Column]) -> None:
+    """Refuse a row filter DuckDB cannot apply to the table's columns (a text column
+    between numbers, a function of the wrong type) now, not at every sync after. Columns
+    whose type DuckDB does not read (another engine's names) leave the check undone."""
+    if not predicate or not columns:
+        return
+    typed = ", ".join(f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}" for c in columns)
+    con = duckdb.connect()
+    try:
+        try:
+            con.execute(f"SELECT {typed} LIMIT 0")
+        except duckdb.Error:
+            return
+        try:
+            con.execute(f"SELECT * FROM (SELECT {typed}) AS src WHERE {predicate} LIMIT 0")
+        except duckdb.Error as exc:
+            raise InvalidTableSpec(
+                f"where_filters cannot be applied to the table's columns: "
+                f"{str(exc).splitlines()[0]}",
+                hint="Compare each column with values of its type (the table's columns and "
+                "types: 'agnes admin source-tables'), or cast it.",
+            ) from None
+    finally:
+        con.close()

@@ -257,6 +257,14 @@ class Connector(ABC):
                 + ", ".join(sorted(self.TableOptions.model_fields)),
             ) from None
 
+    def local_filter(self, predicate: str | None, columns: Sequence[Column]) -> str | None:
+        """The registration's row filter as DuckDB applies it to what this connector
+        extracts (columns typed as ``columns``): the checked predicate, unless a connector
+        reads its source's values differently (Keboola: text compared with numbers)."""
+        from agnes_sync.strategies import checked_filter
+
+        return checked_filter(predicate)
+
     def check_supported(self, request: TableRequest) -> None:
         """Refuse a strategy or query mode this connector cannot serve."""
         wanted = {Capability(request.sync_strategy)}

@@ -5,7 +5,7 @@ parquet, incremental exports and chunked first loads, drift, and failures tagged
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -143,10 +143,14 @@ def test_a_numeric_filter_on_an_untyped_table_compares_numbers(stack: Stack) -> 
         id="raw", bucket="in.c-main", source_table="raw",
         where_filters="amount > 85.5 AND id IN (58, 59, 60, 7)",
     )  # fmt: skip
-    stack.connector(file_type="csv").extract(request, stack.writer)
+    connector = stack.connector(file_type="csv")
+    connector.extract(request, stack.writer)
     assert sorted(r[0] for r in stack.rows("raw")) == ["58", "59", "60"]  # text, as exported
     sent = stack.fake.exports[-1]["whereFilters"]
     assert {"column": "amount", "operator": "gt", "values": ["85.5"], "dataType": "DOUBLE"} in sent
+    between = replace(request, where_filters="amount BETWEEN 1.5 AND 4.5")
+    connector.extract(between, stack.writer)
+    assert sorted(r[0] for r in stack.rows("raw")) == ["1", "2", "3"]
 
 
 @pytest.mark.parametrize(

@@ -154,6 +154,17 @@ def test_dry_run_validates_and_stores_nothing(admin: httpx.Client) -> None:
             "invalid_table_spec",
             "subqueries",
         ),
+        (  # a filter that cannot apply to the columns: refused now, not at every sync
+            {
+                "id": "x11",
+                "source_type": "files",
+                "source_table": "people.csv",
+                "where_filters": "name > 10",
+            },
+            422,
+            "invalid_table_spec",
+            "cannot be applied to the table's columns",
+        ),
         (
             {"id": "x9", "source_type": "warehouse", "query_mode": "materialized"},
             422,

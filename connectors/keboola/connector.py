@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -168,6 +169,11 @@ class KeboolaConnector(Connector):
         self._csv_only = True  # only once CSV worked: the refusal was about parquet
         return exported
 
+    def local_filter(self, predicate: str | None, columns: Sequence[Column]) -> str | None:
+        """Text columns compared with numbers compare as numbers, as Keboola's
+        ``dataType: DOUBLE`` filter does (:func:`~connectors.keboola.filters.local_predicate`)."""
+        return local_predicate(predicate, {c.name: c.type for c in columns})
+
     def _publish(
         self,
         request: TableRequest,
@@ -178,8 +184,9 @@ class KeboolaConnector(Connector):
     ) -> PublishedTable:
         sql = reader_sql(exported, columns)
         if request.where_filters:  # applied again here, comparing as Keboola compared
-            types = {c.name: c.type for c in columns}
-            request = replace(request, where_filters=local_predicate(request.where_filters, types))
+            request = replace(
+                request, where_filters=self.local_filter(request.where_filters, columns)
+            )
         con = self.duckdb_cursor()
         try:
             if key is not None:

@@ -71,7 +71,10 @@ def local_predicate(predicate: str | None, types: dict[str, str]) -> str | None:
         return found is not None and found[1]
 
     def fix(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.In) and not node.args.get("query"):
+        if isinstance(node, exp.Between):
+            if numeric(node.args["low"]) and numeric(node.args["high"]):
+                node.set("this", as_number(node.this))
+        elif isinstance(node, exp.In) and not node.args.get("query"):
             values = node.expressions
             if values and all(numeric(v) for v in values):
                 node.set("this", as_number(node.this))
