@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -220,8 +221,12 @@ def test_a_bad_server_url_is_a_config_error(capsys: pytest.CaptureFixture[str], 
 
 
 def test_login_stores_working_credentials(
-    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+    capsys: pytest.CaptureFixture[str],
+    live_server: LiveServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # outside any workspace (the checkout may be one)
     token = token_for(live_server.services, add_user(live_server.services))
     assert main(["login", "--server-url", live_server.base_url, "--token", token]) == 0
     assert (credentials_path().stat().st_mode & 0o777) == 0o600
