@@ -18,7 +18,13 @@ import pytest
 from agnes_sync.hashing import new_hasher
 from agnes_sync.pull.pull import pull
 from agnes_sync.pull.transport import BUFFER, Wire, wire_for
-from agnes_sync.server_api import NotAgnesServer, ServerApi, ServerError, ServerUnreachable
+from agnes_sync.server_api import (
+    NotAgnesServer,
+    ServerApi,
+    ServerError,
+    ServerTimeout,
+    ServerUnreachable,
+)
 from agnes_sync.workspace.layout import WorkspacePaths
 
 BIG = bytes(range(256)) * (3 * BUFFER // 256 + 7)  # several reads, the last one short
@@ -194,13 +200,15 @@ def test_a_stalled_server_times_out_in_the_head_and_in_the_body(server: str) -> 
             got = 0
             while got < len(BIG):  # every byte, and no read past the last one
                 got += len(next(chunks))
-        with pytest.raises(ServerUnreachable, match="timed out"):
+        with pytest.raises(ServerTimeout, match=r"sent nothing for 0\.5 s") as stalled_head:
             wire.get("/api/stall-head")  # on that connection, on its first try
+        assert stalled_head.value.code == "server_timeout"
+        assert "agnes pull" in (stalled_head.value.hint or "")
         assert len(Handler.connections) == 1
         for stalled in ("/api/stall-body", "/api/stall-chunked"):
             parts: list[int] = []
             with (
-                pytest.raises(ServerUnreachable, match="timed out"),
+                pytest.raises(ServerTimeout, match=r"sent nothing for 0\.5 s"),
                 wire.open(stalled, None, {}) as body,
             ):
                 parts.extend(len(chunk) for chunk in body.chunks())
@@ -213,8 +221,9 @@ def test_a_stalled_server_times_out_in_the_head_and_in_the_body(server: str) -> 
 
 def test_nothing_listening_is_unreachable() -> None:
     wire = _wire("http://127.0.0.1:9")
-    with pytest.raises(ServerUnreachable, match=r"127\.0\.0\.1:9"):
+    with pytest.raises(ServerUnreachable, match=r"127\.0\.0\.1:9") as refused:
         wire.get("/api/json")
+    assert refused.value.code == "unreachable"  # not a timeout: nothing was ever sent
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from agnes_sync.errors import AgnesError
-from agnes_sync.server_api import ServerUnreachable, error_of, not_agnes
+from agnes_sync.server_api import ServerTimeout, ServerUnreachable, error_of, not_agnes
 
 if TYPE_CHECKING:
     import ssl
@@ -230,7 +230,18 @@ class Wire:
                 self._open.discard(connection)
 
     def broken(self, exc: BaseException) -> ServerUnreachable:
+        """What a failed exchange means: the server stopped sending on a connection it
+        had accepted (the client's timeout), or the connection could not be made or
+        broke."""
+        connected = self._socket() is not None
         self._drop()
+        if isinstance(exc, TimeoutError) and connected:
+            return ServerTimeout(
+                f"The Agnes server at {self.base_url} sent nothing for {self._timeout:g} s "
+                "(the client's timeout).",
+                hint="Run 'agnes pull' again when the server answers: it resumes where it "
+                "stopped, and the previous files stay in use meanwhile.",
+            )
         reason = str(exc).rstrip(".") or type(exc).__name__
         return ServerUnreachable(f"The connection to {self.base_url} failed: {reason}.")
 
