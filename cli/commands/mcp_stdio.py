@@ -16,7 +16,10 @@ from cli.workspace_session import open_backend
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
+    import anyio
+
     from agnes_mcp.mcp_server.server import build_single_user_mcp
+    from agnes_mcp.mcp_server.stdio_transport import run_stdio
 
     with open_backend(args) as backend:
         server = build_single_user_mcp(backend)
@@ -24,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
         # sight, as `agnes serve` does (serve.freeze_startup_heap), so no full collection
         # walks it during a call.
         gc.freeze()
-        server.run(transport="stdio", show_banner=False)
+        anyio.run(run_stdio, server)
     return exit_codes.OK

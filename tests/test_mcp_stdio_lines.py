@@ -1,0 +1,77 @@
+"""``agnes mcp`` on stdio answers every line, as JSON-RPC 2.0 says: a line that is not JSON
+gets a parse error, JSON that is not a message an invalid-request error (with its ``id``
+when it has one), and the session goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import Process
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+pytestmark = pytest.mark.anyio
+REPO = Path(__file__).resolve().parents[1]
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "raw-lines", "version": "1"},
+    },
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def _exchange(process: Process, lines: BufferedByteReceiveStream, line: str) -> Any:
+    assert process.stdin is not None
+    await process.stdin.send(line.encode() + b"\n")
+    return json.loads(await lines.receive_until(b"\n", 1 << 20))
+
+
+async def test_unreadable_lines_are_answered_and_the_session_goes_on(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env.update(
+        AGNES_SERVER_URL="http://127.0.0.1:9",  # nothing listens: these calls stay local
+        AGNES_TOKEN="agnes_abcdefghij_" + "x" * 43,
+        AGNES_CONFIG_HOME=str(tmp_path / ".config"),
+        PYTHONPATH=str(REPO),
+    )
+    with anyio.fail_after(120):  # a hang fails the test instead of the suite
+        async with await anyio.open_process(
+            [sys.executable, "-m", "cli.main", "mcp"], env=env, cwd=tmp_path
+        ) as process:
+            assert process.stdout is not None
+            lines = BufferedByteReceiveStream(process.stdout)
+            parse = await _exchange(process, lines, "this is not json")
+            assert parse["id"] is None and parse["error"]["code"] == -32700
+            assert "not JSON" in parse["error"]["message"]
+            wrong = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": 7, "method": 5}')
+            assert wrong["id"] == 7 and wrong["error"]["code"] == -32600
+            batch = await _exchange(process, lines, "[1, 2]")
+            assert batch["id"] is None and batch["error"]["code"] == -32600
+            started = await _exchange(process, lines, json.dumps(INITIALIZE))
+            assert started["id"] == 1 and "serverInfo" in started["result"]
+            assert process.stdin is not None
+            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            await process.stdin.send(json.dumps(initialized).encode() + b"\n")
+            half = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": 2, "meth')
+            assert half["error"]["code"] == -32700
+            listed = await _exchange(
+                process, lines, json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+            )
+            assert listed["id"] == 3
+            assert "query" in {tool["name"] for tool in listed["result"]["tools"]}
+            await process.stdin.aclose()
+            assert await process.wait() == 0
