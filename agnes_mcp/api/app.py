@@ -27,6 +27,7 @@ from agnes_mcp.api.body_limit import BodyLimit
 from agnes_mcp.api.docs_assets import install_docs
 from agnes_mcp.api.error_handlers import install_error_handlers
 from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
+from agnes_mcp.api.jsonrpc_invalid import JsonRpcInvalidRequest
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.request_context import RequestContextMiddleware
 from agnes_mcp.api.routes import (
@@ -150,9 +151,10 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         app.state.oauth_server = server
         install_oauth(app, server)
 
-    app.mount(MCP_PATH, mcp_app)
+    served = JsonRpcInvalidRequest(mcp_app)
+    app.mount(MCP_PATH, served)
     # add_middleware wraps outside-in in reverse order: the last added runs first.
-    app.add_middleware(McpAuthGate, services=services, path=MCP_PATH, mcp_app=mcp_app)
+    app.add_middleware(McpAuthGate, services=services, path=MCP_PATH, mcp_app=served)
     app.add_middleware(AdminGate, services=services, readiness=readiness)
     app.add_middleware(
         BodyLimit, max_bytes=int(services.settings.max_request_bytes), streamed=("/api/upload/",)

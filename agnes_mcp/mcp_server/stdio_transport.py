@@ -23,6 +23,10 @@ from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
 from pydantic import ValidationError
 
 Item = SessionMessage | Exception
+INVALID_REQUEST_MESSAGE = (
+    "Invalid Request: the message is JSON but not a JSON-RPC 2.0 message "
+    '(an object with "jsonrpc": "2.0" and a "method", or an answer to a request).'
+)
 
 
 def unreadable_line_answer(exc: Exception) -> JSONRPCError:
@@ -42,10 +46,7 @@ def unreadable_line_answer(exc: Exception) -> JSONRPCError:
         id=_request_id(errors),
         error=ErrorData(
             code=INVALID_REQUEST,
-            message=(
-                "Invalid Request: the line is JSON but not a JSON-RPC 2.0 message "
-                '(an object with "jsonrpc": "2.0" and a "method", or an answer to a request).'
-            ),
+            message=INVALID_REQUEST_MESSAGE,
         ),
     )
 

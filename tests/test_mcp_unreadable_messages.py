@@ -1,6 +1,6 @@
-"""``agnes mcp`` on stdio answers every line, as JSON-RPC 2.0 says: a line that is not JSON
-gets a parse error, JSON that is not a message an invalid-request error (with its ``id``
-when it has one), and the session goes on."""
+"""Both MCP transports answer a message they cannot read as JSON-RPC 2.0 says: what is not
+JSON gets a parse error (-32700), JSON that is not a message an invalid-request error
+(-32600; on stdio with its ``id`` when it has one), and a stdio session goes on."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
+
+from tests.conftest import DemoServer
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -75,3 +78,29 @@ async def test_unreadable_lines_are_answered_and_the_session_goes_on(tmp_path: P
             assert "query" in {tool["name"] for tool in listed["result"]["tools"]}
             await process.stdin.aclose()
             assert await process.wait() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ("this is not json", -32700),
+        ('{"jsonrpc": "2.0", "id": 7, "method": 5}', -32600),
+        ("[1, 2]", -32600),
+    ],
+)
+def test_unreadable_bodies_over_http(demo_server: DemoServer, body: str, code: int) -> None:
+    answer = httpx.post(
+        f"{demo_server.live.base_url}/mcp/",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {demo_server.analyst_token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 400
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    error = answer.json()["error"]
+    assert answer.json()["id"] is None and error["code"] == code
+    assert "pydantic" not in error["message"] and len(error["message"]) < 200

@@ -1,0 +1,65 @@
+"""The JSON-RPC error for a ``/mcp`` body that is JSON but not a message.
+
+The MCP SDK's streamable HTTP transport answers such a body ``400`` with code ``-32602``
+(invalid params) and pydantic's whole validation report as the message; JSON-RPC 2.0
+says ``-32600`` (invalid request). This wrapper reads only ``400`` answers of the MCP app
+(a few hundred bytes; every other answer passes untouched, streamed) and rewrites that
+one case to the code and message ``agnes mcp`` gives on stdio
+(:mod:`agnes_mcp.mcp_server.stdio_transport`).
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agnes_mcp.mcp_server.stdio_transport import INVALID_REQUEST_MESSAGE
+
+SDK_INVALID_PARAMS = -32602
+INVALID_REQUEST = -32600
+
+
+def _rewritten(body: bytes) -> bytes | None:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if not isinstance(error, dict) or error.get("code") != SDK_INVALID_PARAMS:
+        return None
+    if not str(error.get("message", "")).startswith("Validation error"):
+        return None
+    answer["error"] = {"code": INVALID_REQUEST, "message": INVALID_REQUEST_MESSAGE}
+    return json.dumps(answer).encode()
+
+
+class JsonRpcInvalidRequest:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        parts: list[bytes] = []
+
+        async def relay(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                held = message
+                return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            parts.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(parts)
+            body = _rewritten(body) or body
+            headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+            await send({**held, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, relay)
