@@ -116,6 +116,33 @@ def test_served_page_carries_no_credential(admin_server: AdminServer) -> None:
         }
 
 
+NONCE = re.compile(r"script-src 'self' 'nonce-([A-Za-z0-9_-]{20,})';")
+
+
+def test_a_page_runs_only_its_own_scripts(admin_server: AdminServer) -> None:
+    """A Content-Security-Policy with a fresh nonce per answer, carried by every script
+    the page has (an injected inline script or event handler carries none), connections
+    only back to this server."""
+    _, cookie = admin_server.cookie_for(admin=True)
+    nonces = []
+    with admin_server.client(cookie) as client:
+        for _ in range(2):
+            response = client.get("/admin")
+            assert response.status_code == 200
+            policy = response.headers["content-security-policy"]
+            found = NONCE.search(policy)
+            assert found, policy
+            nonces.append(found.group(1))
+            scripts = re.findall(r"<script[^>]*>", response.text)
+            assert scripts and all(f'nonce="{found.group(1)}"' in tag for tag in scripts)
+            assert int(response.headers["content-length"]) == len(response.content)
+            assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+            assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+            host = response.request.url.netloc.decode()
+            assert f"connect-src 'self' ws://{host} wss://{host};" in policy
+    assert nonces[0] != nonces[1]
+
+
 def test_the_page_is_built_for_the_session_the_gate_vouched_for(
     admin_server: AdminServer,
 ) -> None:
