@@ -691,6 +691,70 @@ def test_creates_at_once_cannot_pass_the_snapshot_bound_together(
     assert sorted(outcomes) == ["refused"] * 4 + ["stored"]
 
 
+def test_queries_name_snapshots_without_reading_them_from_disk_each_time(
+    demo_server: DemoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query names its user's snapshots on every call: they are read from disk again
+    only after a change (made here, or found on disk), an expired one is not offered,
+    and the query path deletes nothing (a listing prunes)."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from agnes_mcp.rails.snapshot_spec import SnapshotSpec
+    from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
+    from tests.conftest import add_user, token_for
+
+    services = demo_server.live.services
+    analysts = next(g for g in services.groups.all() if g.name == "Analysts")
+    principal = services.tokens.authenticate(
+        token_for(services, add_user(services, groups=(analysts.id,)))
+    )
+    stored = services.stored_snapshots
+    assert stored.extras(principal) == {}
+    spec = SnapshotSpec(
+        table_id="web_sessions", select=["device"], where="event_date >= DATE '2026-10-01'"
+    )
+    stored.create(principal, spec, "mine", None)
+    assert set(stored.extras(principal)) == {"mine"}
+
+    reads: list[str] = []
+    original = SnapshotFiles.get
+
+    def counted(files: SnapshotFiles, name: str) -> SnapshotMeta | None:
+        reads.append(name)
+        return original(files, name)
+
+    monkeypatch.setattr(SnapshotFiles, "get", counted)
+    for _ in range(5):
+        assert set(stored.extras(principal)) == {"mine"}
+    assert reads == []  # nothing changed: nothing read again
+
+    def meta(name: str, created: dt.datetime, ttl: int | None) -> SnapshotMeta:
+        return SnapshotMeta(
+            name=name,
+            table_id="web_sessions",
+            select=["device"],
+            sql="SELECT 1",
+            created_at=created,
+            rows=1,
+            bytes=1,
+            ttl_seconds=ttl,
+        )
+
+    folder = stored.files(principal)
+    outside = SnapshotFiles(folder.root)  # written past this object: found by the folder
+    now = dt.datetime.now(dt.UTC)
+    outside.save(pa.table({"device": ["web"]}), meta("copied_in", now, None))
+    outside.save(pa.table({"device": ["web"]}), meta("expired", now - dt.timedelta(hours=2), 60))
+    assert set(stored.extras(principal)) == {"mine", "copied_in"}
+    assert folder.data_path("expired").is_file()  # a query deletes nothing
+    stored.drop(principal, "copied_in")
+    assert set(stored.extras(principal)) == {"mine"}
+    assert [m.name for m in stored.all(principal)] == ["mine"]  # the listing prunes
+    assert not folder.data_path("expired").exists()
+
+
 # --- the refusal mapping ----------------------------------------------------------------------
 
 

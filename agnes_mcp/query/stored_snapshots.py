@@ -56,6 +56,12 @@ class StoredSnapshots:
         # earlier creates stored, so creates at once cannot pass it together.
         self._guard = threading.Lock()
         self._creating: dict[str, threading.Lock] = {}
+        # What each user's folder held when last read, for the queries (which name their
+        # snapshots on every call): read again after a change made here (the generation
+        # moves) or found on disk (the folder's mtime moves). Expired ones stay listed
+        # and are filtered by time; only a listing, create or drop deletes files.
+        self._kept: dict[str, tuple[int, int, list[SnapshotMeta]]] = {}
+        self._generation = 0
 
     def files(self, principal: Principal) -> SnapshotFiles:
         return SnapshotFiles(self.root / principal.user_id)
@@ -102,7 +108,10 @@ class StoredSnapshots:
             truncated=outcome.truncated,
             ttl_seconds=ttl_seconds,
         )
-        return self.files(principal).save(outcome.table, meta), outcome
+        try:
+            return self.files(principal).save(outcome.table, meta), outcome
+        finally:
+            self._changed()
 
     def _check_room(self, principal: Principal) -> None:
         """Refused once the user's kept snapshots (expired ones pruned first) hold the
@@ -112,7 +121,7 @@ class StoredSnapshots:
             return
         limit = self.max_bytes_per_user()
         files = self.files(principal)
-        files.prune_expired(dt.datetime.now(dt.UTC))
+        self._prune(files)
         held = sum(m.bytes for m in files.all())
         if held >= limit:
             raise SnapshotQuotaExceeded(
@@ -126,7 +135,7 @@ class StoredSnapshots:
         self.access.require_data_scope(principal)
         now = dt.datetime.now(dt.UTC)
         files = self.files(principal)
-        files.prune_expired(now)
+        self._prune(files)
         return [m for m in files.all() if self._readable(principal, m, now)]
 
     def get(self, principal: Principal, name: str) -> SnapshotMeta:
@@ -138,14 +147,46 @@ class StoredSnapshots:
 
     def drop(self, principal: Principal, name: str) -> SnapshotMeta:
         self.access.require_data_scope(principal)
-        return self.files(principal).drop(name)
+        try:
+            return self.files(principal).drop(name)
+        finally:
+            self._changed()
+
+    def _prune(self, files: SnapshotFiles) -> None:
+        if files.prune_expired(dt.datetime.now(dt.UTC)):
+            self._changed()
+
+    def _changed(self) -> None:
+        with self._guard:
+            self._generation += 1
+
+    def _held(self, principal: Principal) -> list[SnapshotMeta]:
+        """The user's snapshots as last read, read again only when something changed."""
+        files = self.files(principal)
+        try:
+            stamp = files.root.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        with self._guard:
+            generation = self._generation
+            kept = self._kept.get(principal.user_id)
+        if kept is not None and kept[:2] == (generation, stamp):
+            return kept[2]
+        held = files.all()
+        with self._guard:  # kept only if nothing changed here while it was read
+            if self._generation == generation:
+                self._kept[principal.user_id] = (generation, stamp, held)
+        return held
 
     def extras(self, principal: Principal) -> dict[str, ExtraTable]:
         """The user's readable snapshots, as tables a local query may name."""
+        self.access.require_data_scope(principal)
         files = self.files(principal)
+        now = dt.datetime.now(dt.UTC)
         return {
             m.name: ExtraTable(
                 m.name, "snapshot", m.table_id, m.created_at, files.data_path(m.name)
             )
-            for m in self.all(principal)
+            for m in self._held(principal)
+            if self._readable(principal, m, now)
         }
