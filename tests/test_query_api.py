@@ -100,6 +100,40 @@ def test_remote_query_reports_bytes_and_budget(analyst: httpx.Client) -> None:
     assert body["provenance"]["engine"] == "duckdb_warehouse"
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) AS n FROM (SELECT * FROM {t} TABLESAMPLE 10 ROWS)",
+        "SELECT * FROM {t} PIVOT (count(*) FOR device IN ('mobile', 'desktop')) "
+        "ORDER BY ALL LIMIT 3",
+        "SELECT k, count(*) AS n FROM {t} UNPIVOT (v FOR k IN (pageviews, duration_seconds)) "
+        "GROUP BY k ORDER BY k",
+        "SELECT count(*) AS n FROM {t} AS w TABLESAMPLE 10 ROWS WHERE w.device = 'mobile'",
+    ],
+)
+def test_a_remote_query_keeps_every_clause_written_on_the_table(
+    analyst: httpx.Client, sql: str
+) -> None:
+    """A remote table named by its id is renamed to its warehouse path, and only renamed:
+    TABLESAMPLE, PIVOT and UNPIVOT were dropped with the old name (20,000,000 rows counted
+    for a sample of 10, the rows un-pivoted), answers reported as complete."""
+    by_id = analyst.post("/api/query", json={"sql": sql.format(t="web_sessions")})
+    by_path = analyst.post("/api/query", json={"sql": sql.format(t="warehouse.main.web_sessions")})
+    assert by_id.status_code == by_path.status_code == 200, (by_id.text, by_path.text)
+    mine, theirs = by_id.json(), by_path.json()
+    assert mine["provenance"]["engine"] == "duckdb_warehouse"
+    assert [c["name"] for c in mine["columns"]] == [c["name"] for c in theirs["columns"]]
+    names = [c["name"] for c in mine["columns"]]
+    if "TABLESAMPLE" in sql:
+        assert mine["rows"][0][0] <= 10
+    elif "UNPIVOT" in sql:
+        assert [r[0] for r in mine["rows"]] == ["duration_seconds", "pageviews"]
+        assert mine["rows"] == theirs["rows"]
+    else:  # grouped by the other columns, a count per device
+        assert names[-2:] == ["mobile", "desktop"] and "device" not in names
+        assert mine["rows"] == theirs["rows"]
+
+
 def test_scan_cap_refusal_offers_a_narrower_snapshot(
     analyst: httpx.Client, admin: httpx.Client
 ) -> None:

@@ -198,6 +198,9 @@ def plan_remote(
     return plan
 
 
+NAME_PARTS = frozenset({"this", "db", "catalog"})
+
+
 def rewrite_remote_names(parsed: ParsedQuery, catalog: VersionedCatalog) -> exp.Expression:
     """The query with every table id replaced by its warehouse path, spelled as the table's
     engine names it. Qualified names stay as written unless the engine wants canonical
@@ -218,7 +221,13 @@ def rewrite_remote_names(parsed: ParsedQuery, catalog: VersionedCatalog) -> exp.
             continue
         parts = [p.strip('"`') for p in table.remote.remote_name.split(".")]
         replacement = engine.table_reference(parts)
-        alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name))
-        replacement.set("alias", alias)
+        # Only the name changes: every clause written on the table (TABLESAMPLE, PIVOT,
+        # UNPIVOT, FOR SYSTEM_TIME AS OF, hints...) goes with it, or the warehouse would
+        # answer another question.
+        for key, value in node.args.items():
+            if key not in NAME_PARTS and value is not None:
+                replacement.set(key, value)
+        if replacement.args.get("alias") is None:
+            replacement.set("alias", exp.TableAlias(this=exp.to_identifier(node.name)))
         node.replace(replacement)
     return tree
