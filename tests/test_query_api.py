@@ -391,6 +391,27 @@ def test_hybrid_is_for_admins_and_joins(analyst: httpx.Client, admin: httpx.Clie
     assert result["bytes_scanned"] > 0
     bad = {**body, "register_remote": {"orders": "SELECT 1 FROM web_sessions"}}
     assert_error(admin.post("/api/query/hybrid", json=bad), 400, "snapshot_invalid")
+    tables = {t["id"]: t["query_mode"] for t in result["provenance"]["tables"]}
+    assert tables == {"customers": "local", "web_sessions": "remote"}
+
+
+def test_hybrid_never_joins_a_remote_part_the_caps_cut(admin: httpx.Client) -> None:
+    """A part cut to max_result_rows was joined as if whole: a count of 100,000 for
+    599,033 sessions, answered as complete. Now the query does not run, and says why."""
+    counted = {
+        "sql": "SELECT count(*) AS n FROM w",
+        "register_remote": {"w": "SELECT session_id FROM web_sessions WHERE device = 'mobile'"},
+    }
+    whole = admin.post("/api/query/hybrid", json=counted).json()["rows"][0][0]
+    assert whole > 10
+    admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_rows": whole - 1}})
+    error = assert_error(
+        admin.post("/api/query/hybrid", json=counted), 400, "remote_part_too_large"
+    )
+    assert error["details"] == {"alias": "w", "limit_name": "max_result_rows", "limit": whole - 1}
+    assert f"{whole - 1:,} rows" in error["message"] and "aggregate" in error["hint"]
+    admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_rows": whole}})
+    assert admin.post("/api/query/hybrid", json=counted).json()["rows"] == [[whole]]
 
 
 def test_server_config_is_admin_only_and_validated(

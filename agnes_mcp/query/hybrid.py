@@ -20,8 +20,10 @@ from agnes_mcp.rails import policy
 from agnes_mcp.rails.duckdb_check import cross_check
 from agnes_mcp.rails.outcome import Outcome
 from agnes_mcp.rails.planner import plan_local
-from agnes_mcp.rails.refusals import QueryRefused, SnapshotInvalid
+from agnes_mcp.rails.refusals import QueryRefused, RemotePartTooLarge, SnapshotInvalid
 from agnes_mcp.rails.sandbox import run_select
+from agnes_mcp.rails.tables import CatalogTable
+from agnes_sync.human_size import human_size
 
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MAX_REMOTE_PARTS = 8
@@ -48,13 +50,19 @@ def hybrid(
             )
     caps = queries.budget.caps()
     parts: dict[str, pa.Table] = {}
+    read: list[CatalogTable] = []
     scanned = 0
     for alias, remote_sql in register_remote.items():
         part = queries.run(
             principal, remote_sql, limit=caps.max_result_rows, mode="remote", action="hybrid.remote"
         )
-        parts[alias] = part.table
         scanned += part.bytes_scanned
+        if part.truncated:
+            refusal = _cut_part(alias, part)
+            queries.audit(principal, "query.hybrid", sql, started, refusal=refusal)
+            raise refusal
+        parts[alias] = part.table
+        read.extend(t for t in part.plan.tables if t not in read)
     try:
         parsed = policy.parse(sql, policy.DUCKDB)
         cross_check(sql, parsed.table_names)
@@ -73,6 +81,7 @@ def hybrid(
     except QueryRefused as refusal:
         queries.audit(principal, "query.hybrid", sql, started, refusal=refusal)
         raise
+    plan = replace(plan, tables=[*plan.tables, *(t for t in read if t not in plan.tables)])
     outcome = Outcome(
         table=result.table,
         truncated=result.truncated,
@@ -88,3 +97,17 @@ def hybrid(
     )
     queries.audit(principal, "query.hybrid", sql, started, outcome=outcome)
     return outcome
+
+
+def _cut_part(alias: str, part: Outcome) -> RemotePartTooLarge:
+    if part.reason == "bytes":
+        limit = f"more than {human_size(part.limits.bytes)} (max_result_bytes)"
+        details = {"limit_name": "max_result_bytes", "limit": part.limits.bytes}
+    else:
+        limit = f"more than {part.limits.rows:,} rows (max_result_rows)"
+        details = {"limit_name": "max_result_rows", "limit": part.limits.rows}
+    return RemotePartTooLarge(
+        f"The remote part '{alias}' holds {limit}; a hybrid query uses each part whole, "
+        "so it did not run.",
+        details={"alias": alias, **details},
+    )

@@ -230,6 +230,18 @@ class NoRemoteTable(QueryRefused):
     )
 
 
+class RemotePartTooLarge(QueryRefused):
+    """A hybrid query's remote part was cut by a result cap: joined or aggregated, a part
+    missing rows gives a wrong answer that looks whole, so the query does not run."""
+
+    code = "remote_part_too_large"
+    status = 400
+    default_hint = (
+        "Make the part smaller in the warehouse (aggregate, filter or select fewer columns "
+        "in its SQL), or take a snapshot of what you need and query that."
+    )
+
+
 class SnapshotTooLarge(QueryRefused):
     code = "snapshot_too_large"
     status = 400
