@@ -617,6 +617,57 @@ async def test_server_snapshots_download_and_follow_the_grant(demo_server: DemoS
         assert client.get("/api/snapshots/stored/mine").status_code == 404
 
 
+async def test_kept_results_follow_the_grants_of_the_tables_they_came_from(
+    demo_server: DemoServer,
+) -> None:
+    """A result handle stayed readable after its table's grant was revoked (the snapshot
+    of the same table was hidden at once): a kept result now resolves only while its
+    owner may read every table its rows came from, through results and snapshots too."""
+    from agnes_mcp.resource_types import ResourceType
+    from tests.conftest import add_user, token_for
+
+    services = demo_server.live.services
+    group = services.groups.add("result-keepers", "")
+    orders = services.grants.add(group.id, ResourceType.TABLE, "orders", granted_by="test")
+    sessions = services.grants.add(group.id, ResourceType.TABLE, "web_sessions", granted_by="test")
+    principal = services.tokens.authenticate(
+        token_for(services, add_user(services, groups=(group.id,)))
+    )
+    surface = Surface(
+        "server", build_single_user_mcp(ServerBackend(services, principal, ResultStore()))
+    )
+    pad = "repeat('x', 300) AS pad"
+
+    async def kept(sql: str) -> str:
+        answer, _ = await ok(surface, "query", sql=sql, limit=500)
+        assert answer["result_handle"], answer["truncation"]
+        return str(answer["result_handle"])
+
+    from_orders = await kept(f"SELECT order_id, {pad} FROM orders")
+    from_that = await kept(f"SELECT order_id, pad || 'y' AS pad FROM {from_orders}")
+    await ok(
+        surface,
+        "snapshot_create",
+        table="web_sessions",
+        select=["session_id"],
+        where="event_date >= DATE '2026-10-01'",
+        name="october",
+    )
+    from_snapshot = await kept(f"SELECT session_id, {pad} FROM october")
+    services.grants.delete(orders.id)
+    for handle in (from_orders, from_that):
+        gone = await refused(surface, "query", sql=f"SELECT count(*) FROM {handle}")
+        assert gone["code"] == "table_not_found"
+    counted, _ = await ok(surface, "query", sql=f"SELECT count(*) AS n FROM {from_snapshot}")
+    assert counted["rows"] == [[500]]
+    services.grants.delete(sessions.id)
+    gone = await refused(surface, "query", sql=f"SELECT count(*) FROM {from_snapshot}")
+    assert gone["code"] == "table_not_found"
+    services.grants.add(group.id, ResourceType.TABLE, "orders", granted_by="test")
+    back, _ = await ok(surface, "query", sql=f"SELECT count(*) AS n FROM {from_that}")
+    assert back["rows"] == [[500]]  # granted again: readable again (nothing was deleted)
+
+
 async def test_server_snapshots_stop_at_the_users_quota(
     demo_server: DemoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -76,8 +76,9 @@ class Backend(ABC):
     def metric_query(self, metric_id: str, request: MetricRequest, limit: int | None) -> Answer: ...
 
     @abstractmethod
-    def keep_result(self, table: pa.Table, sql: str | None) -> str:
-        """Keep a result too large to show; return the name to query it by."""
+    def keep_result(self, table: pa.Table, answer: Answer) -> str:
+        """Keep ``table`` (the rows of ``answer``, too large to show); return the name to
+        query it by."""
 
     @abstractmethod
     def session_export(self, session: str | None, since: dt.datetime | None) -> SessionExportOutput:

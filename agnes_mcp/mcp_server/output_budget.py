@@ -208,7 +208,7 @@ def present(
         else None
     )
     if count < table.num_rows:
-        handle = backend.keep_result(table, answer.sql)
+        handle = backend.keep_result(table, answer)
         query_it = (
             f"query it (SELECT ... FROM {handle} with WHERE, GROUP BY or LIMIT/OFFSET) instead "
             "of re-running the query."
@@ -262,7 +262,7 @@ def present(
         if columns_cut:
             said.append(columns_cut)
         if shown_columns == 0:  # nothing of the answer is here: keep it to be read with SQL
-            extra["result_handle"] = backend.keep_result(table, answer.sql)
+            extra["result_handle"] = backend.keep_result(table, answer)
             said.append(f"The answer is kept as {extra['result_handle']}: query it.")
         extra["truncation"] = Truncation(reason=reason, how_to_get_more=" ".join(said))
     built.clear()  # the truncation reason may have changed since measuring
@@ -280,7 +280,7 @@ def _values_cut(
     """``extra`` saying that values of ``columns`` are shortened here: the truncation when
     nothing else cut the answer (the answer is kept under a handle to read them from),
     else a note beside the truncation that did."""
-    handle = extra.get("result_handle") or backend.keep_result(answer.table, answer.sql)
+    handle = extra.get("result_handle") or backend.keep_result(answer.table, answer)
     first = f"CAST({quote_ident(columns[0])} AS VARCHAR)"  # lists, structs, blobs too
     said = (
         f"Values longer than {CELL_CHARS} characters are shortened here (in column"

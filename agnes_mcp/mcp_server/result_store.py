@@ -4,7 +4,9 @@ Kept per token (one agent session's credentials), for an hour after last use, a 
 token and a bounded total; past the total, the token holding the most gives up its oldest
 first, so one session's large results never push out another's. Names are random
 (``result_<hex>``), so two sessions of one user never collide, and a name only resolves
-for its own token.
+for its own token. Each result remembers the tables its rows came from (through results
+and snapshots it read, too): it resolves only while its owner may still read every one,
+as snapshots do.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -31,6 +34,7 @@ class _Kept:
     sql: str | None
     created_at: dt.datetime
     used: float
+    sources: frozenset[str]  # the ids of the tables its rows came from
 
 
 class ResultStore:
@@ -40,12 +44,18 @@ class ResultStore:
         self._lock = threading.Lock()
         self._kept: OrderedDict[tuple[str, str], _Kept] = OrderedDict()
 
-    def keep(self, owner: str, table: pa.Table, sql: str | None) -> str:
+    def keep(
+        self,
+        owner: str,
+        table: pa.Table,
+        sql: str | None,
+        sources: frozenset[str] = frozenset(),
+    ) -> str:
         name = f"result_{secrets.token_hex(4)}"
         now = time.monotonic()
         with self._lock:
             self._expire(now)
-            self._kept[(owner, name)] = _Kept(table, sql, dt.datetime.now(dt.UTC), now)
+            self._kept[(owner, name)] = _Kept(table, sql, dt.datetime.now(dt.UTC), now, sources)
             mine = [key for key in self._kept if key[0] == owner]
             for key in mine[:-PER_TOKEN]:
                 del self._kept[key]
@@ -70,13 +80,22 @@ class ResultStore:
                     return key
         return None
 
-    def extras(self, owner: str) -> dict[str, ExtraTable]:
+    def sources(self, owner: str, name: str) -> frozenset[str] | None:
+        """The tables ``owner``'s result ``name`` came from (None: no such result)."""
+        with self._lock:
+            kept = self._kept.get((owner, name))
+            return None if kept is None else kept.sources
+
+    def extras(
+        self, owner: str, readable: Callable[[str], bool] = lambda _table: True
+    ) -> dict[str, ExtraTable]:
+        """``owner``'s results whose every source table is ``readable`` (by its id)."""
         now = time.monotonic()
         with self._lock:
             self._expire(now)
             found = {}
             for (who, name), kept in self._kept.items():
-                if who == owner:
+                if who == owner and all(readable(t) for t in kept.sources):
                     kept.used = now
                     found[name] = ExtraTable(
                         name, "result", "an earlier query", kept.created_at, kept.table

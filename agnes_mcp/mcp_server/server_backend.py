@@ -23,6 +23,7 @@ from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.session_export import server_export
 from agnes_mcp.session_export.tool_calls import current_session
@@ -59,9 +60,12 @@ class ServerBackend(Backend):
 
     def _extras(self) -> dict[str, ExtraTable]:
         return {
-            **self.results.extras(self._owner),
+            **self.results.extras(self._owner, self._readable),
             **self.services.stored_snapshots.extras(self.principal),
         }
+
+    def _readable(self, table_id: str) -> bool:
+        return self.services.access.can_access(self.principal, ResourceType.TABLE, table_id)
 
     def query(self, sql: str, limit: int | None) -> Answer:
         return self.services.query.run(
@@ -73,8 +77,18 @@ class ServerBackend(Backend):
             self.principal, sql, limit=limit, mode="remote", action="query.remote"
         ).answer()
 
-    def keep_result(self, table: pa.Table, sql: str | None) -> str:
-        return self.results.keep(self._owner, table, sql)
+    def keep_result(self, table: pa.Table, answer: Answer) -> str:
+        """Kept with the tables its rows came from: a result or snapshot it read stands
+        for the tables that one came from."""
+        sources: set[str] = set()
+        for read in answer.provenance.tables:
+            if read.query_mode == "result":  # gone meanwhile: stands for what none may read
+                sources |= self.results.sources(self._owner, read.id) or {read.id}
+            elif read.query_mode == "snapshot":
+                sources.add(read.source)
+            else:
+                sources.add(read.id)
+        return self.results.keep(self._owner, table, answer.sql, frozenset(sources))
 
     # --- snapshots ---------------------------------------------------------------------------
 

@@ -224,7 +224,7 @@ class WorkspaceBackend(Backend):
             )
         return Answer.from_wire(data, meta)
 
-    def keep_result(self, table: pa.Table, sql: str | None) -> str:
+    def keep_result(self, table: pa.Table, answer: Answer) -> str:
         return results.keep(self.paths.results, table)
 
     # --- snapshots ---------------------------------------------------------------------------
