@@ -12,7 +12,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
-from agnes_mcp.rails.temporal_text import values_of
+from agnes_mcp.rails.value_text import values_of
 from agnes_sync.human_size import human_size
 
 

@@ -1,10 +1,14 @@
-"""Dates, times and timestamps that Python cannot hold, written as DuckDB prints them.
+"""Values written as DuckDB prints them, where Python's own conversion would not.
 
 DuckDB's DATE and TIMESTAMP types reach years Python's ``datetime`` does not (before
 year 1, after 9999) and hold ``infinity`` and ``-infinity``; its TIME holds 24:00:00.
 Arrow carries them as plain integers, so a result is never refused or mangled for
 holding one: these render the integers directly (proleptic Gregorian calendar, years
 before 1 as ``(BC)``), and everything else keeps its usual ISO form.
+
+An INTERVAL reaches Python as Arrow's (months, days, nanoseconds) and a BLOB as bytes,
+which JSON cannot hold: both are written as DuckDB's ``::VARCHAR`` writes them
+(``3 days 11:22:46.472209``, ``1 year 2 months``; ``\x00a``), in every output alike.
 """
 
 from __future__ import annotations
@@ -70,6 +74,35 @@ def timestamp_text(ticks: int, unit: str, tz: str | None) -> str:
     return text + (" (BC)" if bc else "")
 
 
+def interval_text(months: int, days: int, nanoseconds: int) -> str:
+    """An interval as DuckDB prints it: years and months (whole years of the months,
+    toward zero), days, then the time of day (hours unbounded), 00:00:00 when all zero."""
+    parts: list[str] = []
+    years = abs(months) // 12 * (-1 if months < 0 else 1)
+    for amount, unit in ((years, "year"), (months - years * 12, "month"), (days, "day")):
+        if amount:
+            parts.append(f"{amount} {unit}{'' if abs(amount) == 1 else 's'}")
+    if nanoseconds or not parts:
+        sign = "-" if nanoseconds < 0 else ""
+        seconds, fraction = divmod(abs(nanoseconds), 1_000_000_000)
+        hours, rest = divmod(seconds, 3600)
+        minutes, second = divmod(rest, 60)
+        text = f"{sign}{hours:02d}:{minutes:02d}:{second:02d}"
+        if fraction:
+            text += "." + f"{fraction:09d}".rstrip("0")
+        parts.append(text)
+    return " ".join(parts)
+
+
+def blob_text(value: bytes) -> str:
+    """Bytes as DuckDB prints a BLOB: printable ASCII as itself, every other byte (and
+    the backslash and quotes) as ``\\xHH``."""
+    return "".join(chr(b) if 32 <= b <= 126 and b not in _ESCAPED else f"\\x{b:02X}" for b in value)
+
+
+_ESCAPED = frozenset(b"\\'\"")
+
+
 def render(array: pa.Array) -> list[Any]:
     """Python values of ``array`` where it holds temporal values Python cannot (dates and
     timestamps as DuckDB prints them), nested lists, structs and maps included."""
@@ -88,6 +121,13 @@ def render(array: pa.Array) -> list[Any]:
     if pa.types.is_time(kind):
         raw = array.cast(pa.int64())
         return [None if v is None else time_text(v, kind.unit) for v in raw.to_pylist()]
+    if pa.types.is_interval(kind):
+        return [
+            None if v is None else interval_text(v.months, v.days, v.nanoseconds)
+            for v in array.to_pylist()
+        ]
+    if _is_blob(kind):
+        return [None if v is None else blob_text(v) for v in array.to_pylist()]
     if pa.types.is_struct(kind):
         fields = [render(array.field(i)) for i in range(kind.num_fields)]
         names = [kind.field(i).name for i in range(kind.num_fields)]
@@ -137,11 +177,11 @@ def values_of(column: pa.Array | pa.ChunkedArray) -> list[Any]:
     """Python values of ``column``: Arrow's own conversion where it holds, the renderings
     above where a value is out of Python's range (or a TIME that Python would wrap)."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if has_temporal(array.type):
+    if _always_rendered(array.type):
         # Nanosecond timestamps: Arrow answers pandas.Timestamp when pandas is installed
         # (and refuses otherwise), so they are always rendered here, the same either way.
-        if _has_time(array.type) or _has_nanos(array.type):
-            return render(array)
+        return render(array)
+    if has_temporal(array.type):
         try:
             return list(array.to_pylist())
         except (OverflowError, ValueError):
@@ -154,13 +194,22 @@ def scalar_value(scalar: pa.Scalar) -> Any:
     return values_of(pa.array([scalar], type=scalar.type))[0]
 
 
-def _has_nanos(kind: pa.DataType) -> bool:
-    return (pa.types.is_timestamp(kind) and kind.unit == "ns") or any(
-        _has_nanos(kind.field(i).type) for i in range(kind.num_fields)
+def _is_blob(kind: pa.DataType) -> bool:
+    return (
+        pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
     )
 
 
-def _has_time(kind: pa.DataType) -> bool:
-    return pa.types.is_time(kind) or any(
-        _has_time(kind.field(i).type) for i in range(kind.num_fields)
-    )
+def _always_rendered(kind: pa.DataType) -> bool:
+    """Types Python's conversion never gives as DuckDB prints them (TIME, which Python
+    would wrap at 24:00:00; nanosecond timestamps; intervals; blobs), nested too."""
+    if (
+        pa.types.is_time(kind)
+        or (pa.types.is_timestamp(kind) and kind.unit == "ns")
+        or pa.types.is_interval(kind)
+        or _is_blob(kind)
+    ):
+        return True
+    return any(_always_rendered(kind.field(i).type) for i in range(kind.num_fields))
