@@ -195,7 +195,7 @@ def scalar_value(scalar: pa.Scalar) -> Any:
 
 
 def _is_blob(kind: pa.DataType) -> bool:
-    return (
+    return bool(
         pa.types.is_binary(kind)
         or pa.types.is_large_binary(kind)
         or pa.types.is_fixed_size_binary(kind)
