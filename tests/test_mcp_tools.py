@@ -474,6 +474,13 @@ async def test_metrics(surface: Surface) -> None:
     assert remote["bytes_scanned"] > 0 and remote["rows"][0][0] > 0
     bad = await refused(surface, "metric_query", id="revenue/total_revenue", dimensions=["colour"])
     assert bad["code"] == "metric_request_invalid" and bad["next_step"]["tool"] == "metric_show"
+    # 'segment' is not a column of orders: only its own SQL (sql_by_segment), alone
+    for asked in ({"dimensions": ["channel", "segment"]}, {"filters": {"segment": "smb"}}):
+        mixed = await refused(surface, "metric_query", id="revenue/total_revenue", **asked)
+        assert mixed["code"] == "metric_request_invalid", mixed
+        assert "sql_by_segment" in mixed["message"] and "dimensions=['segment']" in mixed["hint"]
+    alone, _ = await ok(surface, "metric_query", id="revenue/total_revenue", dimensions=["segment"])
+    assert alone["variant"] == "sql_by_segment" and len(alone["rows"]) == 3
 
 
 async def test_ids_of_any_shape_get_the_same_refusal_on_both_backends(surface: Surface) -> None:

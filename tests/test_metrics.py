@@ -141,10 +141,47 @@ def test_compiles_for_duckdb_and_bigquery() -> None:
         sqlglot.parse_one(sql, dialect=dialect)  # each parses in its own dialect
     by_channel = compile_metric(REVENUE, MetricRequest(dimensions=["channel"]), "duckdb")
     assert by_channel.variant == "sql_by_channel" and by_channel.sql.startswith("SELECT channel")
-    with pytest.raises(MetricRequestInvalid, match="complete SQL"):
+    with pytest.raises(MetricRequestInvalid, match="breakdown by channel is its own SQL"):
         compile_metric(REVENUE, MetricRequest(dimensions=["channel"], grain="year"), "duckdb")
     total = compile_metric(REVENUE, MetricRequest(grain="total"), "duckdb")
     assert "period" not in total.sql and "GROUP BY" not in total.sql
+
+
+def test_a_dimension_the_table_has_not_got_is_refused_with_the_way_to_ask() -> None:
+    """'segment' comes only from sql_by_segment (orders has no segment column): combined
+    with another dimension or filtered on, it failed in the engine with a binder error
+    on SQL the caller never wrote."""
+    metric = MetricDefinition.model_validate(
+        {
+            **REVENUE.model_dump(exclude_defaults=True),
+            "dimensions": [
+                {"name": "channel"},
+                {"name": "segment"},
+                {"name": "region", "expression": "upper(ship_region)"},
+            ],
+            "sql_by_segment": "SELECT c.segment, sum(o.total_amount) AS total_revenue "
+            "FROM orders o JOIN customers c USING (customer_id) GROUP BY 1",
+        }
+    )
+    columns = ["order_id", "order_date", "channel", "status", "total_amount"]
+    for request in (
+        MetricRequest(dimensions=["channel", "segment"]),
+        MetricRequest(filters={"segment": "smb"}),
+    ):
+        with pytest.raises(MetricRequestInvalid) as refused:
+            compile_metric(metric, request, "duckdb", columns)
+        assert "only through its own SQL (sql_by_segment)" in refused.value.message
+        assert "dimensions=['segment']" in (refused.value.hint or "")
+    with pytest.raises(MetricRequestInvalid, match="reads 'ship_region'"):
+        compile_metric(metric, MetricRequest(dimensions=["region"]), "duckdb", columns)
+    alone = compile_metric(metric, MetricRequest(dimensions=["segment"]), "duckdb", columns)
+    assert alone.variant == "sql_by_segment"
+    with pytest.raises(MetricRequestInvalid, match="breakdown by segment is its own SQL"):
+        compile_metric(metric, MetricRequest(dimensions=["segment"], grain="quarter"), "duckdb")
+    by_channel = compile_metric(
+        metric, MetricRequest(dimensions=["channel"], grain="year"), "duckdb", columns
+    )
+    assert "channel" in by_channel.sql  # a column the table has: combined as before
 
 
 def test_timestamp_time_columns_compare_as_timestamps() -> None:

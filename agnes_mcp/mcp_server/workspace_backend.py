@@ -360,7 +360,9 @@ class WorkspaceBackend(Backend):
         metric = MetricDefinition.model_validate(detail.definition)
         here = self.local.inventory().tables
         if all(t in here for t in metric.all_tables):
-            compiled = compile_metric(metric, request, "duckdb")
+            held = here.get(metric.table or "")
+            columns = _parquet_columns(held.files[0]) if held and held.files else None
+            compiled = compile_metric(metric, request, "duckdb", columns)
             return self.local.run(compiled.sql, limit, self._classify).answer(
                 sql=compiled.sql, metric_variant=compiled.variant, dialect=compiled.dialect
             )
@@ -448,3 +450,13 @@ def _mode_of(name: str, inventory: Inventory) -> str:
     if name in inventory.results:
         return "result"
     return inventory.tables[name].query_mode if name in inventory.tables else "local"
+
+
+def _parquet_columns(path: Path) -> list[str] | None:
+    """The column names in a parquet file's footer (None if it cannot be read)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except (OSError, pa.ArrowException):
+        return None

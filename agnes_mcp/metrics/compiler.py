@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -67,8 +68,14 @@ class CompiledMetric:
 
 
 def compile_metric(
-    metric: MetricDefinition, request: MetricRequest, dialect: str
+    metric: MetricDefinition,
+    request: MetricRequest,
+    dialect: str,
+    columns: Collection[str] | None = None,
 ) -> CompiledMetric:
+    """The one SELECT answering ``request``. ``columns``, the metric table's column names
+    when known, let a dimension the table does not hold be refused with the way to ask
+    for it (its own SQL, alone), instead of the engine's binder error."""
     _check_size(request)
     known = {d.name: d for d in metric.dimensions}
     unknown = [d for d in [*request.dimensions, *request.filters] if d not in known]
@@ -82,11 +89,40 @@ def compile_metric(
         raise MetricRequestInvalid(
             f"'{request.grain}' is not a grain.", hint=f"Use one of {', '.join(GRAINS)}, total."
         )
-    if metric.sql is not None or (
-        len(request.dimensions) == 1 and request.dimensions[0] in metric.sql_by
-    ):
+    own_sql = len(request.dimensions) == 1 and request.dimensions[0] in metric.sql_by
+    plain = not request.filters and not request.time_range
+    plain = plain and request.grain in (None, metric.grain)
+    if metric.sql is not None or (own_sql and (plain or columns is None)):
         return _complete_sql(metric, request, dialect)
+    if columns is not None:  # every dimension asked for must be a column expression here
+        _check_columns(metric, request, {c.lower() for c in columns})
     return _from_expression(metric, request, dialect)
+
+
+def _check_columns(metric: MetricDefinition, request: MetricRequest, columns: set[str]) -> None:
+    """Refuse a dimension (asked for, or filtered on) that names a column the metric's
+    table has not got: one served only by its own SQL (``sql_by_<name>``), or a broken
+    definition."""
+    known = {d.name: d for d in metric.dimensions}
+    for name in dict.fromkeys([*request.dimensions, *request.filters]):
+        tree = sqlglot.parse_one(known[name].sql(), dialect=metric.dialect)
+        missing = [c.name for c in tree.find_all(exp.Column) if c.name.lower() not in columns]
+        if not missing:
+            continue
+        if name in metric.sql_by:
+            raise MetricRequestInvalid(
+                f"{metric.id} is broken down by '{name}' only through its own SQL "
+                f"(sql_by_{name}), alone: {metric.table} has no column '{missing[0]}' to "
+                "combine it with other dimensions, filters, grains or time ranges.",
+                hint=f"Ask for dimensions=['{name}'] with nothing else, or query the tables "
+                "yourself from the SQL metric_show gives.",
+                next=next_step("metric_show", f"agnes catalog --show {metric.id}", id=metric.id),
+            )
+        raise MetricRequestInvalid(
+            f"{metric.id}'s dimension '{name}' reads '{missing[0]}', which {metric.table} "
+            "has not got: the definition does not match the table.",
+            hint="Tell an admin (the metric's definition needs fixing); other dimensions work.",
+        )
 
 
 def _check_size(request: MetricRequest) -> None:
@@ -114,9 +150,14 @@ def _check_size(request: MetricRequest) -> None:
 
 def _complete_sql(metric: MetricDefinition, request: MetricRequest, dialect: str) -> CompiledMetric:
     if request.filters or request.time_range or request.grain not in (None, metric.grain):
+        what = (
+            f"{metric.id} is defined by complete SQL"
+            if metric.sql is not None
+            else f"{metric.id}'s breakdown by {request.dimensions[0]} is its own SQL "
+            f"(sql_by_{request.dimensions[0]})"
+        )
         raise MetricRequestInvalid(
-            f"{metric.id} is defined by complete SQL: filters, time ranges and grains other "
-            "than its own do not apply.",
+            f"{what}: filters, time ranges and grains other than its own do not apply.",
             hint="Call it without them, or query its tables yourself from the SQL it shows.",
         )
     if len(request.dimensions) == 1 and request.dimensions[0] in metric.sql_by:

@@ -130,7 +130,9 @@ class MetricService:
     ) -> MetricRun:
         metric = self.get(principal, metric_id)
         dialect, mode = self.target(metric)
-        compiled = compile_metric(metric, request, dialect)
+        table = self.queries.catalog.current().tables.get(metric.table or "")
+        columns = [name for name, _ in table.columns] if table and table.columns else None
+        compiled = compile_metric(metric, request, dialect, columns)
         outcome = self.queries.run(
             principal, compiled.sql, limit=limit, mode=mode, action="metric.query"
         )
