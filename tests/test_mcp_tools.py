@@ -374,6 +374,39 @@ async def test_snapshot_lifecycle(surface: Surface) -> None:
     assert (await refused(surface, "snapshot_drop", name=name))["code"] == "snapshot_not_found"
 
 
+async def test_a_snapshot_cut_by_its_own_limit_says_so(surface: Surface) -> None:
+    """limit 10 on a filter matching thousands of rows said truncated: false (and 'cut: no'
+    in the CLI's list): the limit is now probed one row past, and a cut is said."""
+    spec = {
+        "table": "web_sessions",
+        "select": ["session_id"],
+        "where": "event_date >= DATE '2026-10-01'",
+        "order_by": ["session_id"],
+    }
+    cut, text = await ok(surface, "snapshot_create", name=f"first_{surface.kind}", limit=10, **spec)
+    assert cut["rows"] == 10 and cut["truncated"] is True
+    assert "Cut by its own limit" in text and "in the order session_id" in text
+    assert "LIMIT 10" in cut["sql"] and "LIMIT 11" not in cut["sql"]
+    listed, _ = await ok(surface, "snapshot_list")
+    mine = next(s for s in listed["snapshots"] if s["name"] == f"first_{surface.kind}")
+    assert mine["truncated"] is True and any("own limit" in n for n in mine["notes"])
+    rows, _ = await ok(surface, "query", sql=f"SELECT count(*) FROM first_{surface.kind}")
+    assert rows["rows"] == [[10]]
+    whole, _ = await ok(
+        surface,
+        "query_remote",
+        sql="SELECT count(*) FROM web_sessions WHERE event_date >= DATE '2026-10-01'",
+    )
+    matching = whole["rows"][0][0]
+    assert matching > 10
+    roomy, text = await ok(
+        surface, "snapshot_create", name=f"all_{surface.kind}", limit=matching + 5, **spec
+    )
+    assert roomy["truncated"] is False and "own limit" not in text
+    for name in (f"first_{surface.kind}", f"all_{surface.kind}"):
+        await ok(surface, "snapshot_drop", name=name)
+
+
 @contextmanager
 def caps(services: Any, **values: int) -> Iterator[None]:
     """Scan caps changed for one test, as an admin would at run time."""

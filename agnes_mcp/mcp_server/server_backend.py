@@ -101,7 +101,8 @@ class ServerBackend(Backend):
         meta, outcome = self.services.stored_snapshots.create(
             self.principal, spec, name, ttl_seconds
         )
-        return self._info(meta).model_copy(update={"notes": outcome.notes()})
+        info = self._info(meta)
+        return info.model_copy(update={"notes": [*info.notes, *outcome.notes()]})
 
     def snapshot_list(self) -> list[SnapshotInfo]:
         return [self._info(m) for m in self.services.stored_snapshots.all(self.principal)]

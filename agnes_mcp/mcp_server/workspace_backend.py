@@ -287,7 +287,8 @@ class WorkspaceBackend(Backend):
             ),
         )
         local_db.rebuild(self.paths)
-        return self._info(saved).model_copy(update={"notes": answer.notes})
+        info = self._info(saved)
+        return info.model_copy(update={"notes": [*info.notes, *answer.notes]})
 
     def snapshot_refresh(self, name: str) -> SnapshotInfo:
         """Take a snapshot again with the spec it was taken with (its TTL restarts)."""

@@ -141,6 +141,9 @@ class Prepared:
     table: CatalogTable
     sql: str
     dialect: str
+    # What runs: ``sql`` with one row past the spec's own limit, so a limit that cuts the
+    # rows that match is seen (and said), not taken for the whole.
+    probe_sql: str = ""
 
 
 _TYPE_WIDTH = {
@@ -216,9 +219,16 @@ class Snapshots:
             query = query.order_by(
                 exp.Ordered(this=exp.column(column, quoted=True), desc=descending)
             )
+        probe = query.copy()
         if spec.limit:
             query = query.limit(spec.limit)
-        return Prepared(table=table, sql=query.sql(dialect=dialect), dialect=dialect)
+            probe = probe.limit(spec.limit + 1)
+        return Prepared(
+            table=table,
+            sql=query.sql(dialect=dialect),
+            dialect=dialect,
+            probe_sql=probe.sql(dialect=dialect),
+        )
 
     def _column(self, name: str, columns: Mapping[str, object], table: CatalogTable) -> str:
         key = name.strip().strip('"`').lower()
@@ -332,7 +342,7 @@ class Snapshots:
             rows_source="requested" if asked else "cap",
         )
         outcome = self.queries.run(
-            principal, prepared.sql, mode="remote", action="snapshot.create", limits=limits
+            principal, prepared.probe_sql, mode="remote", action="snapshot.create", limits=limits
         )
         if outcome.truncated and not (asked and outcome.reason == "rows"):
             raise self._too_large(prepared, spec, outcome, caps.max_snapshot_rows, limits)
