@@ -67,6 +67,31 @@ def test_truncation_says_why_and_how(analyst: httpx.Client, admin: httpx.Client)
     assert json.loads(meta[b"agnes.byte_limit"]) == 2000
 
 
+@pytest.mark.parametrize(
+    ("sql", "counted"),
+    [
+        ("SELECT order_id FROM orders", True),
+        ("SELECT order_id FROM orders WHERE random() < 0.5", False),
+        ("SELECT order_id FROM orders TABLESAMPLE 50 ROWS", False),
+        ("SELECT order_id FROM orders USING SAMPLE 30 ROWS", False),
+        ("SELECT order_id, uuid() AS u FROM orders", False),
+    ],
+)
+def test_a_cut_answer_is_counted_only_when_a_second_run_gives_the_same(
+    analyst: httpx.Client, sql: str, counted: bool
+) -> None:
+    """The whole answer's rows are counted by running the query again: a random filter
+    or sample gave "the first 1,000 of 954 rows". Such a query is not counted."""
+    body = analyst.post("/api/query", json={"sql": sql, "limit": 10}).json()
+    assert body["truncated"] is True and body["row_count"] == 10
+    if counted:
+        assert body["total_rows"] > 10
+        assert f"of {body['total_rows']:,} rows" in body["truncation"]["how_to_get_more"]
+    else:
+        assert body["total_rows"] is None
+        assert "These are the first 10 rows:" in body["truncation"]["how_to_get_more"]
+
+
 def test_arrow_ipc_result(analyst: httpx.Client) -> None:
     response = analyst.post(
         "/api/query",

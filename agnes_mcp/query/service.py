@@ -27,6 +27,7 @@ from agnes_mcp.query.catalog import QueryCatalog
 from agnes_mcp.query.concurrency import QuerySlots
 from agnes_mcp.rails import policy
 from agnes_mcp.rails.checked_parse import parse_checked
+from agnes_mcp.rails.duckdb_check import repeatable
 from agnes_mcp.rails.engine import (
     EngineResources,
     Estimate,
@@ -307,7 +308,7 @@ class QueryService:
         prepare = registrar(extras or {}, parsed)
         result = sandbox.run(parsed.sql, limits, prepare=prepare)
         outcome = outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits)
-        if result.truncated and result.reason == "rows":
+        if result.truncated and result.reason == "rows" and repeatable(parsed.sql):
             outcome.total_rows = sandbox.count(parsed.sql, limits, prepare=prepare)
         return outcome
 

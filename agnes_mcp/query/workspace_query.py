@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from agnes_mcp.catalog_models import CatalogEntry
 from agnes_mcp.query.concurrency import QuerySlots
 from agnes_mcp.rails.checked_parse import parse_checked
+from agnes_mcp.rails.duckdb_check import repeatable
 from agnes_mcp.rails.engine import engine_names
 from agnes_mcp.rails.file_copies import IN_PLACE
 from agnes_mcp.rails.outcome import Outcome, outcome_of
@@ -190,7 +191,7 @@ class WorkspaceQuery:
         )
         result = sandbox.run(parsed.sql, limits)
         outcome = outcome_of(result, plan, parsed, "duckdb (workspace)", 0, None, limits)
-        if result.truncated and result.reason == "rows":
+        if result.truncated and result.reason == "rows" and repeatable(parsed.sql):
             outcome.total_rows = sandbox.count(parsed.sql, limits)
         return outcome
 

@@ -174,6 +174,51 @@ def _argument(argument: Any) -> function_catalog.Argument:
     return function_catalog.Argument(None, expression.get("class") == "COLUMN_REF")
 
 
+@functools.cache
+def volatile_functions() -> frozenset[str]:
+    """Functions DuckDB itself marks VOLATILE (``random``, ``uuid``, ``setseed``...): a
+    query calling one answers differently each time it runs."""
+    rows = (
+        duckdb.connect()
+        .execute(
+            "SELECT DISTINCT lower(function_name) FROM duckdb_functions() "
+            "WHERE stability = 'VOLATILE'"
+        )
+        .fetchall()
+    )
+    return frozenset(str(r[0]) for r in rows) | {"list_shuffle", "array_shuffle"}
+
+
+def repeatable(sql: str) -> bool:
+    """Whether running ``sql`` again gives the same rows (as far as DuckDB can tell): no
+    sample (TABLESAMPLE, USING SAMPLE) and no volatile function."""
+    try:
+        row = _connection().execute("SELECT json_serialize_sql($1)", [sql]).fetchall()
+    except duckdb.Error:
+        return False
+    try:
+        tree = json.loads(str(row[0][0])) if row else None
+    except (ValueError, RecursionError):
+        return False
+    found = References()
+    _walk(tree, found)
+    return not _sampled(tree) and not any(f in volatile_functions() for f in found.functions)
+
+
+def _sampled(root: Any) -> bool:
+    """Whether any node of DuckDB's parse tree draws a sample."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("sample"):
+                return True
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def cross_check(sql: str, sqlglot_table_names: list[str]) -> None:
     """Refuse unless DuckDB sees one SELECT with the same table names as sqlglot, and
     every function it reads is on the allow-list (names as DuckDB spells them)."""

@@ -445,10 +445,13 @@ class Sandbox:
         limits: Limits,
         prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> int | None:
-        """Rows of the whole answer (for a result the row limit cut), or None."""
-        return count_rows(
+        """Rows of the whole answer (for a result the row limit cut), or None. The cut
+        answer had more than ``limits.rows`` rows: a count saying otherwise (the data
+        changed between the two runs) is no count."""
+        counted = count_rows(
             self._connection, sql, timeout_seconds=limits.timeout_seconds, prepare=prepare
         )
+        return counted if counted is not None and counted > limits.rows else None
 
     def close(self) -> None:
         """Close it, once the queries running in it end."""
