@@ -136,8 +136,8 @@ def test_deactivating_ends_sessions_and_tokens(
     page.refresh()
     select(page.users_table, "email", user.email)
     click(page.deactivate_button)
-    assert page.confirm.view.visible  # asked first
-    click(page.confirm.yes)
+    assert page.confirms["users"].view.visible  # asked first
+    click(page.confirms["users"].yes)
 
     assert services.users.get(user.id).active is False
     with pytest.raises(UserInactive):
@@ -160,8 +160,8 @@ def test_the_last_admin_cannot_be_deactivated(
 ) -> None:
     select(page.users_table, "email", admin.email)
     click(page.deactivate_button)
-    assert page.confirm.view.visible  # asked first
-    click(page.confirm.yes)
+    assert page.confirms["users"].view.visible  # asked first
+    click(page.confirms["users"].yes)
     assert "last active admin" in error_text(page.user_actions.message)
     assert services.users.get(admin.id).active is True
     assert audit(services, "user.deactivate") == []
@@ -187,16 +187,16 @@ def test_groups_create_members_and_delete(
 
     select(page.members_table, "email", user.email)
     click(page.remove_member_button)
-    assert page.confirm.view.visible  # asked first
-    click(page.confirm.yes)
+    assert page.confirms["groups"].view.visible  # asked first
+    click(page.confirms["groups"].yes)
     assert services.groups.members(group.id) == []
     assert audit(services, "group.remove_member")[0].user_id == admin.id
 
     select(page.groups_table, "name", "Finance")
     click(page.delete_group_button)
-    assert page.confirm.view.visible
+    assert page.confirms["groups"].view.visible
     assert services.groups.by_name("Finance") is not None  # nothing until confirmed
-    click(page.confirm.yes)
+    click(page.confirms["groups"].yes)
     assert services.groups.by_name("Finance") is None
     assert "Finance" not in list(page.groups_table.value["name"])
     (row,) = audit(services, "group.delete")
@@ -208,7 +208,7 @@ def test_cancelled_delete_keeps_the_group(services: Services, page: AccessPage) 
     page.refresh()
     select(page.groups_table, "name", "Keepers")
     click(page.delete_group_button)
-    click(page.confirm.no)
+    click(page.confirms["groups"].no)
     assert services.groups.by_name("Keepers") is not None
     assert audit(services, "group.delete") == []
 
@@ -230,7 +230,7 @@ def test_bad_group_names_are_shown_beside_the_field(
 def test_system_groups_cannot_be_deleted(services: Services, page: AccessPage) -> None:
     select(page.groups_table, "name", "Admin")
     click(page.delete_group_button)
-    click(page.confirm.yes)
+    click(page.confirms["groups"].yes)
     assert "cannot be deleted" in error_text(page.group_actions.message)
     assert services.groups.get(ADMIN_GROUP_ID).is_system
 
@@ -289,9 +289,9 @@ def test_grants_tree_add_and_remove(services: Services, page: AccessPage, admin:
 
     select(page.grants_table, "resource", "orders")
     click(page.remove_grant_button)
-    assert page.confirm.view.visible  # asked first
+    assert page.confirms["grants"].view.visible  # asked first
     assert services.grants.all(group_id=group.id) != []  # nothing removed yet
-    click(page.confirm.yes)
+    click(page.confirms["grants"].yes)
     assert services.grants.all(group_id=group.id) == []
     (row,) = audit(services, "grant.delete")
     assert (row.user_id, row.params["resource_id"]) == (admin.id, "orders")
@@ -357,3 +357,42 @@ def test_the_grant_is_of_what_the_box_shows(services: Services, page: AccessPage
     said = error_text(page.grant_form.errors["resource_id"])
     assert "zzz_not_a_table" in said and "orders" not in said
     assert services.grants.all() == []
+
+
+def test_each_confirmation_is_asked_on_the_tab_of_its_button(
+    services: Services, page: AccessPage
+) -> None:
+    """The one confirmation lived on the Groups tab: Deactivate (Users) and Remove grant
+    (Grants) asked where no one could see it, so neither could be done. Each question
+    now shows on the tab holding the button, and a new one drops any other."""
+    user = add_user(services)
+    group = services.groups.add("Askers")
+    services.registry.add(TableSpec(id="orders", source_type="files", source_table="orders.csv"))
+    services.grants.add(group.id, ResourceType.TABLE, "orders", granted_by="test")
+    page.refresh()
+
+    def tab_of(widget: Any) -> int:
+        tabs = [i for i, tab in enumerate(page.view.objects) if tab.select(lambda o: o is widget)]
+        assert len(tabs) == 1
+        return tabs[0]
+
+    def shown() -> list[Any]:
+        return [c for c in page.confirms.values() if c.view.visible]
+
+    select(page.users_table, "email", user.email)
+    click(page.deactivate_button)
+    select(page.grants_table, "resource", "orders")
+    click(page.remove_grant_button)
+    (asked,) = shown()  # the deactivation's question was dropped
+    assert tab_of(asked.view) == tab_of(page.remove_grant_button)
+    select(page.groups_table, "name", "Askers")
+    click(page.delete_group_button)
+    (asked,) = shown()
+    assert tab_of(asked.view) == tab_of(page.delete_group_button)
+    select(page.users_table, "email", user.email)
+    click(page.deactivate_button)
+    (asked,) = shown()
+    assert tab_of(asked.view) == tab_of(page.deactivate_button)
+    click(asked.yes)
+    assert services.users.get(user.id).active is False
+    assert services.groups.by_name("Askers") is not None  # the dropped question did nothing

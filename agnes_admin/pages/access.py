@@ -141,6 +141,10 @@ class Confirm:
         self.pending = then
         self.view.visible = True
 
+    def cancel(self) -> None:
+        self.pending = None
+        self.view.visible = False
+
     def _answer(self, yes: bool) -> None:
         then, self.pending = self.pending, None
         self.view.visible = False
@@ -176,7 +180,9 @@ class AccessPage:
         )
         self.delete_group_button = pn.widgets.Button(label="Delete selected group")
         self.group_actions = Form(ctx, {})
-        self.confirm = Confirm()
+        # A second click asked beside the button that needs it, on that button's tab; a
+        # new question drops any other still open, so one pending change at a time.
+        self.confirms = {tab: Confirm() for tab in ("users", "groups", "grants")}
         self.members_table = table(["user_id", "email", "source", "added_by", "added"])
         self.member_user = pn.widgets.Select(label="User")
         self.add_member_button = pn.widgets.Button(label="Add to selected group")
@@ -230,6 +236,7 @@ class AccessPage:
                 pn.Column(
                     self.users_table,
                     pn.Row(self.deactivate_button, self.activate_button),
+                    self.confirms["users"].view,
                     self.user_actions.layout(),
                     pn.pane.Markdown("#### Groups of the selected user"),
                     self.memberships_table,
@@ -242,7 +249,7 @@ class AccessPage:
                 pn.Column(
                     self.groups_table,
                     self.delete_group_button,
-                    self.confirm.view,
+                    self.confirms["groups"].view,
                     self.group_actions.layout(),
                     pn.pane.Markdown("#### Members of the selected group"),
                     self.members_table,
@@ -263,6 +270,7 @@ class AccessPage:
                     ),
                     self.grants_table,
                     self.remove_grant_button,
+                    self.confirms["grants"].view,
                     self.grant_actions.layout(),
                     pn.pane.Markdown("#### Grant a resource"),
                     self.grant_form.layout(self.add_grant_button),
@@ -270,6 +278,13 @@ class AccessPage:
             ),
             dynamic=True,
         )
+
+    def ask(self, tab: str, question: str, then: Callable[[], None]) -> None:
+        """Ask ``question`` on ``tab``'s confirmation (beside the button that asked)."""
+        for name, confirm in self.confirms.items():
+            if name != tab:
+                confirm.cancel()
+        self.confirms[tab].ask(question, then)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -412,7 +427,8 @@ class AccessPage:
         if active:
             apply()
         else:  # it ends the user's sessions and refuses their tokens at once: ask first
-            self.confirm.ask(
+            self.ask(
+                "users",
                 f"Deactivate **{row['email']}**? Their sessions end and their tokens are "
                 "refused until they are activated again.",
                 then=apply,
@@ -446,7 +462,7 @@ class AccessPage:
                 self.refresh()
                 self.group_actions.say(f"Deleted group {group.name}.")
 
-        self.confirm.ask(f"Delete group **{name}** with its memberships and grants?", then=delete)
+        self.ask("groups", f"Delete group **{name}** with its memberships and grants?", delete)
 
     def add_member(self) -> None:
         row = selected(self.groups_table)
@@ -492,7 +508,8 @@ class AccessPage:
                 self._refresh_keeping_group(group_id)
                 self.member_form.say(f"Removed {member['email']} from {result.group.name}.")
 
-        self.confirm.ask(
+        self.ask(
+            "groups",
             f"Remove **{member['email']}** from **{group_row['name']}**? They lose what the "
             "group is granted.",
             then=remove,
@@ -543,7 +560,8 @@ class AccessPage:
                     f"{grant.group_name}."
                 )
 
-        self.confirm.ask(
+        self.ask(
+            "grants",
             f"Remove the grant of **{row.get('resource', grant_id)}** from "
             f"**{row.get('group', 'the group')}**? Its members lose access at once.",
             then=remove,
