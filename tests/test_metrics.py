@@ -20,6 +20,8 @@ from agnes_mcp.metrics.compiler import (
 )
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.loader import MetricsInvalid, load_texts, read_directory
+from agnes_mcp.resource_types import ResourceType
+from agnes_mcp.services import Services
 from cli import exit_codes
 from cli.main import main
 from tests.conftest import DemoServer
@@ -315,6 +317,27 @@ def test_oversized_filters_are_refused_before_any_sql_is_built(demo_server: Demo
 
 
 # --- admin import / export ---------------------------------------------------------------------
+
+
+def test_a_deleted_metric_takes_its_grants_with_it(services: Services) -> None:
+    """Deleted (or removed by an import with replace), a metric left its grants behind: a
+    new metric of the same id was granted at once, though no one had granted it."""
+    group = services.groups.add("Readers")
+    other = REVENUE.model_copy(update={"name": "other_revenue"})
+    for how in ("delete", "replace"):
+        services.metrics.put_many([REVENUE, other], updated_by=None, replace=False)
+        services.grants.add(group.id, ResourceType.METRIC, REVENUE.id, granted_by="test")
+        kept = services.grants.add(group.id, ResourceType.METRIC, other.id, granted_by="test")
+        if how == "delete":
+            assert services.metrics.delete(REVENUE.id)
+        else:
+            assert services.metrics.put_many([other], updated_by=None, replace=True) == (1, 1)
+        granted = services.grants.all(group_id=group.id, resource_type=ResourceType.METRIC)
+        assert [g.resource_id for g in granted] == [other.id], how
+        services.metrics.put_many([REVENUE], updated_by=None, replace=False)  # the same id
+        granted = services.grants.all(group_id=group.id, resource_type=ResourceType.METRIC)
+        assert [g.resource_id for g in granted] == [other.id], how  # not granted again
+        services.grants.delete(kept.id)
 
 
 def test_import_is_all_or_nothing_and_admin_only(demo_server: DemoServer) -> None:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import threading
 
+import duckdb
+
 from agnes_mcp.metrics.definition import MetricDefinition
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import utcnow
 
@@ -47,13 +50,16 @@ class MetricRepository:
             removed = 0
             if replace:
                 keep = [m.id for m in definitions]
-                removed = len(
-                    cur.execute(
+                gone = [
+                    str(row[0])
+                    for row in cur.execute(
                         "DELETE FROM metric_definitions WHERE NOT list_contains(?, id) "
                         "RETURNING id",
                         [keep],
                     ).fetchall()
-                )
+                ]
+                _drop_grants(cur, gone)
+                removed = len(gone)
             for metric in definitions:
                 cur.execute(
                     "INSERT OR REPLACE INTO metric_definitions "
@@ -71,8 +77,19 @@ class MetricRepository:
         return len(definitions), removed
 
     def delete(self, metric_id: str) -> bool:
+        """Delete a metric and the grants that named it (a new metric of the same id
+        starts ungranted, as a table registered again does)."""
         with self._store.transaction() as cur:
             rows = cur.execute(
                 "DELETE FROM metric_definitions WHERE id = ? RETURNING id", [metric_id]
             ).fetchall()
+            _drop_grants(cur, [metric_id] if rows else [])
         return bool(rows)
+
+
+def _drop_grants(cur: duckdb.DuckDBPyConnection, metric_ids: list[str]) -> None:
+    if metric_ids:
+        cur.execute(
+            "DELETE FROM resource_grants WHERE resource_type = ? AND list_contains(?, resource_id)",
+            [ResourceType.METRIC.value, metric_ids],
+        )
