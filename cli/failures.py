@@ -103,7 +103,7 @@ def report(exc: BaseException, as_json: bool) -> int:
     if isinstance(exc, ConfigError):
         _say(exc.code, exc.message, exc.hint, as_json)
         return exit_codes.CONFIG
-    if isinstance(exc, AgnesError):
+    if isinstance(exc, AgnesError):  # the server's refusal relayed, or the local rails'
         _say(exc.code, exc.message, exc.hint, as_json, _next_step(exc))
-        return exit_codes.FAILURE
+        return exit_codes.AUTH if exc.status in (401, 403) else exit_codes.FAILURE
     raise exc

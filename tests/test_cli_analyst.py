@@ -219,6 +219,25 @@ def test_values_out_of_range_are_usage_errors_without_a_traceback(
     assert code == (exit_codes.FAILURE if argv[1] == "show" else exit_codes.USAGE)
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("schema", "support_tickets"),
+        ("describe", "support_tickets"),
+        ("query", "--remote", "SELECT * FROM support_tickets"),
+        ("query", "SELECT * FROM support_tickets"),
+    ],
+)
+def test_a_table_not_granted_exits_as_lacking_permission(
+    workspace: Path, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...]
+) -> None:
+    """cli.md: exit 4 is "the token ... lacks permission (403)"; a refusal relayed from
+    the server through the workspace (or the local rails') exited 1."""
+    code, _, err = run(capsys, *argv)
+    assert "support_tickets" in err and "Traceback" not in err
+    assert code == exit_codes.AUTH, err
+
+
 def test_a_refused_token_says_what_to_check_here(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
