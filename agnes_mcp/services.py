@@ -196,6 +196,14 @@ class Services:
             self.users,
             self.groups,
             on_use=self.write_behind.grant_used,
+            on_replay=lambda grant, why: self.audit.record(
+                None,
+                "oauth.grant.revoke",
+                resource=grant.id,
+                params={"by": "replay", "why": why},
+                user_id=grant.user_id,
+                client=grant.client_name,
+            ),
         )
         self.bearer = BearerAuth(
             BearerKind(

@@ -268,6 +268,7 @@ def test_a_code_used_twice_revokes_what_it_gave(
     assert error_of(client.refresh(tokens["refresh_token"])) == "invalid_grant"
     grant = world.live.services.oauth.grant_of(tokens["access_token"])
     assert grant is not None and grant.revoked_why == "its authorization code was used twice"
+    assert replay_audited(world, grant.id) == "its authorization code was used twice"
 
 
 def test_a_token_for_another_resource_is_refused_at_token(
@@ -353,6 +354,21 @@ def test_a_refresh_token_reused_after_rotation_ends_the_family(
     assert error_of(client.refresh(successor["refresh_token"])) == "invalid_grant"
     grant = world.live.services.oauth.grant_of(successor["access_token"])
     assert grant is not None and grant.revoked_why == "a rotated refresh token was used again"
+    assert replay_audited(world, grant.id) == "a rotated refresh token was used again"
+
+
+def replay_audited(world: OAuthWorld, grant_id: str) -> str:
+    """The reason of the one audit row saying a replay revoked ``grant_id`` (the signs of a
+    stolen token must reach the audit log, as every other revocation does)."""
+    services = world.live.services
+    services.write_behind.flush()
+    (row,) = [
+        r
+        for r in services.audit_log.recent(limit=500)
+        if r.action == "oauth.grant.revoke" and r.resource == grant_id
+    ]
+    assert row.params is not None and row.params["by"] == "replay" and row.client
+    return str(row.params["why"])
 
 
 def test_a_refresh_token_works_only_for_its_own_client(

@@ -180,7 +180,7 @@ class AgnesAuthorizationServer(OAuthProvider):
             # A replayed code: whoever holds it may be an attacker; end what it produced.
             if code.used_by_grant is not None:
                 await run_in_threadpool(
-                    self.services.oauth.revoke_grant,
+                    self.services.oauth.revoke_replayed,
                     code.used_by_grant,
                     "its authorization code was used twice",
                 )

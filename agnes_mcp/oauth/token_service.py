@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 import secrets
 import threading
@@ -43,6 +44,8 @@ ACCESS_PATTERN = re.compile(r"^agnesat_[A-Za-z0-9_-]{43}$")
 REFRESH_PATTERN = re.compile(r"^agnesrt_[A-Za-z0-9_-]{43}$")
 CACHE_SIZE = 10_000
 OAUTH_SCOPES = (TokenScope.DATA.value,)  # what an MCP client may be granted
+
+logger = logging.getLogger("agnes.oauth")
 
 
 def token_hash(raw: str) -> str:
@@ -89,6 +92,7 @@ class OAuthTokens:
         groups: GroupRepository,
         on_use: Callable[[str, datetime], None] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        on_replay: Callable[[OAuthGrant, str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -96,6 +100,7 @@ class OAuthTokens:
         self._users = users
         self._groups = groups
         self._on_use = on_use
+        self._on_replay = on_replay  # told of each grant a replay revoked (the audit)
         self._clock = clock
         self._cache: GenerationCache[str, _Cached] = GenerationCache(store, CACHE_SIZE)
         self._lock = threading.Lock()
@@ -167,7 +172,7 @@ class OAuthTokens:
         if grant is None or grant.revoked_at is not None:
             return None
         if record.rotated_at is not None:
-            self.revoke_grant(grant.id, "a rotated refresh token was used again")
+            self.revoke_replayed(grant.id, "a rotated refresh token was used again")
             return None
         return RefreshLookup(grant, record)
 
@@ -179,7 +184,7 @@ class OAuthTokens:
             raise UserInactive(f"The account {user.email} is deactivated.")
         access, refresh, records = self._pair(lookup.grant)
         if not self._repo.rotate(lookup.record.token_hash, self._clock(), records):
-            self.revoke_grant(lookup.grant.id, "a rotated refresh token was used again")
+            self.revoke_replayed(lookup.grant.id, "a rotated refresh token was used again")
             raise TokenRevoked("This refresh token was already used; the grant is revoked.")
         return IssuedTokens(access, refresh, self._expires_in(), lookup.grant.scopes, lookup.grant)
 
@@ -191,6 +196,15 @@ class OAuthTokens:
         self._repo.revoke_grant(grant_id, self._clock(), why)
         grant = self._repo.grant(grant_id)
         assert grant is not None
+        return grant
+
+    def revoke_replayed(self, grant_id: str, why: str) -> OAuthGrant:
+        """Revoke a grant because one of its codes or refresh tokens came back (it leaked,
+        or a client kept an old copy), and say so (the audit log, the server log)."""
+        grant = self.revoke_grant(grant_id, why)
+        logger.warning("OAuth grant %s of %s revoked: %s", grant.id, grant.client_name, why)
+        if self._on_replay is not None:
+            self._on_replay(grant, why)
         return grant
 
     def grant_of(self, raw: str) -> OAuthGrant | None:
