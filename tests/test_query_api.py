@@ -92,6 +92,33 @@ def test_a_cut_answer_is_counted_only_when_a_second_run_gives_the_same(
         assert "These are the first 10 rows:" in body["truncation"]["how_to_get_more"]
 
 
+@pytest.mark.parametrize(
+    ("sql", "status", "code"),
+    [
+        ("SELECT '" + "x" * 100_000 + "' AS x", 400, "sql_too_large"),
+        ("SELECT " + "+".join(["1"] * 5000) + " AS x", 400, "sql_too_large"),
+    ],
+)
+def test_too_large_sql_is_refused_alike_on_every_path(
+    demo_server: DemoServer, analyst: httpx.Client, sql: str, status: int, code: str
+) -> None:
+    """REST refused SQL over 100,000 characters as 422 invalid_request (MCP: sql_too_large),
+    and SQL nested past DuckDB's depth as sql_parse_error advising a SET no query may run."""
+    for path in ("/api/query", "/api/query/estimate"):
+        error = assert_error(analyst.post(path, json={"sql": sql}), status, code)
+        assert "SET" not in error["message"] + (error["hint"] or "")
+
+
+def test_the_engines_advice_to_change_a_setting_is_not_passed_on(analyst: httpx.Client) -> None:
+    error = assert_error(
+        analyst.post("/api/query", json={"sql": "SELECT order_id // 0 AS x FROM orders"}),
+        400,
+        "query_failed",
+    )
+    assert "Division by zero" in error["message"] and "TRY(" in error["message"]
+    assert "SET" not in error["message"] and "error_on_division_by_zero" not in error["message"]
+
+
 def test_arrow_ipc_result(analyst: httpx.Client) -> None:
     response = analyst.post(
         "/api/query",

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from agnes_mcp.rails import function_catalog
-from agnes_mcp.rails.engine_errors import EngineError, read_duckdb_error
+from agnes_mcp.rails.engine_errors import EngineError, read_duckdb_error, without_settings_advice
 from agnes_mcp.rails.refusals import (
     FunctionNotAllowed,
     MultipleStatements,
@@ -109,8 +109,12 @@ def read_references(sql: str) -> References:
         message = str(tree.get("error_message", "")).strip()
         if "Only SELECT statements" in message:
             raise ReadOnly("DuckDB reads this as a statement other than SELECT.")
+        if "max_expression_depth" in message:
+            raise SqlTooLarge("The SQL nests expressions deeper than DuckDB reads (1,000 levels).")
+        first = without_settings_advice(message.splitlines()[0]) if message else "no reason"
         raise SqlParseError(
-            f"DuckDB cannot parse the SQL: {message.splitlines()[0] if message else 'no reason'}",
+            f"DuckDB cannot parse the SQL: {first}",
+            hint="Fix the SQL; only one SELECT is accepted.",
             details={"line": None, "column": None},
         )
     statements = tree.get("statements") or []

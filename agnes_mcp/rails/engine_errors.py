@@ -40,9 +40,24 @@ class EngineError:
         return found
 
 
+# DuckDB's advice to change a setting ("or SET error_on_division_by_zero=false to ...",
+# 'Use "SET max_expression_depth TO x" to ...'): no query here may run SET or PRAGMA, so
+# the advice is dropped and the rest of the message kept.
+_SETTING_CLAUSE = re.compile(r",?\s+or\s+(?:SET|PRAGMA)\b[^.]*", re.IGNORECASE)
+_SETTING_SENTENCE = re.compile(r"\s*[^.]*\b(?:SET|PRAGMA)\s+[a-z_]+\b[^.]*\.?", re.IGNORECASE)
+
+
+def without_settings_advice(message: str) -> str:
+    """``message`` without DuckDB's suggestions to change a setting."""
+    kept = _SETTING_CLAUSE.sub("", message)
+    sentences = re.split(r"(?<=\.)\s+", kept)
+    return " ".join(s for s in sentences if not _SETTING_SENTENCE.fullmatch(s)).strip()
+
+
 def read_duckdb_error(text: str) -> EngineError:
     lines = text.splitlines()
-    error = EngineError(message=lines[0].strip() if lines else "DuckDB gave no reason")
+    first = lines[0].strip() if lines else ""
+    error = EngineError(message=without_settings_advice(first) or "DuckDB gave no reason")
     for index, line in enumerate(lines):
         candidates = _CANDIDATES.search(line)
         if candidates:
