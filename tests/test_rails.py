@@ -117,6 +117,31 @@ def test_parse_errors_give_line_and_column(demo_server: DemoServer, analyst: Pri
     assert caught.value.details["line"] == 3
 
 
+@pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        ("orders", "'orders' is not a query"),
+        ("42", "'42' is not a query"),
+        ("CHECKPOINT", "not CHECKPOINT."),
+        ("DEALLOCATE p", "not DEALLOCATE."),
+        ("IMPORT DATABASE 'x'", "not IMPORT."),
+        ("VACUUM", "not VACUUM."),
+    ],
+)
+def test_a_statement_that_is_no_select_is_named_as_the_user_wrote_it(
+    demo_server: DemoServer, analyst: Principal, sql: str, said: str
+) -> None:
+    """Named by the parsers' internals, `orders` was "not COLUMN", `42` "not LITERAL",
+    DEALLOCATE "not ALIAS" and IMPORT DATABASE "not PRAGMA"."""
+    with pytest.raises(QueryRefused) as refused:
+        demo_server.live.services.query.run(analyst, sql, mode="local")
+    assert refused.value.code == "read_only" and said in refused.value.message
+    for internal in ("COLUMN", "LITERAL", "ALIAS", "PRAGMA", "CALL", "DROP"):
+        assert internal not in refused.value.message
+    if sql == "orders":
+        assert "SELECT * FROM orders" in (refused.value.hint or "")
+
+
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -56,7 +56,8 @@ def _check(sql: str, dialect: str) -> ParsedQuery:
         if kinds and len(kinds) > 1:
             raise MultipleStatements(f"The SQL holds {len(kinds)} statements; send one.") from None
         if kinds and kinds[0] != "SELECT":
-            raise ReadOnly(f"Only SELECT queries are accepted, not {kinds[0]}.") from None
+            said = policy.first_keyword(sql) or kinds[0]
+            raise ReadOnly(f"Only SELECT queries are accepted, not {said}.") from None
         if dialect == policy.DUCKDB:
             engine = duckdb_syntax_error(sql)
             if engine is not None:  # DuckDB points at the right token; say what it says

@@ -258,12 +258,49 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     if len(statements) > 1:
         raise MultipleStatements(f"The SQL holds {len(statements)} statements; send one.")
     tree = cast(exp.Expression, statements[0])
+    if not isinstance(tree, (*_ROOTS, *_WRITES, *_NOT_QUERIES, exp.Command, exp.Pivot)):
+        raise _not_a_statement(sql, tree)
     _check_tree(tree, dialect)
     parsed = ParsedQuery(sql=sql, dialect=dialect, tree=tree)
     parsed.table_names = [t.name.lower() for t in tree.find_all(exp.Table) if t.name]
     parsed.refs = _real_tables(tree)
     parsed.fingerprint = _shape_hash(tokens)
     return parsed
+
+
+def _not_a_statement(sql: str, tree: exp.Expression) -> ReadOnly:
+    """What to say of SQL the parser read as a bare expression: a statement it does not
+    know (``CHECKPOINT``, ``DEALLOCATE p``), named by its first word, or a value or
+    name alone (``orders``, ``42``), which is no query."""
+    first = first_keyword(sql)
+    if first is not None:
+        return ReadOnly(f"Only SELECT queries are accepted, not {first}.")
+    if isinstance(tree, exp.Column):
+        example = f"SELECT * FROM {tree.sql(dialect=DUCKDB)}"
+    elif isinstance(tree, exp.Literal):
+        example = f"SELECT {tree.sql(dialect=DUCKDB)}"
+    else:
+        example = f"SELECT {_short(sql)} FROM <table>"
+    return ReadOnly(
+        f"'{_short(sql)}' is not a query: only SELECT queries are accepted.",
+        hint=f"Write a SELECT, e.g. {example}",
+    )
+
+
+def first_keyword(sql: str) -> str | None:
+    """The SQL's first word when it is a keyword (``CHECKPOINT``, ``IMPORT``): how a user
+    names the statement, where the parsers' own names for it (a column, PRAGMA) would not
+    mean anything to them."""
+    from agnes_mcp.rails.duckdb_check import sql_keywords
+
+    words = sql.split(None, 1)
+    first = words[0].upper().rstrip(";") if words else ""
+    return first if first in sql_keywords() else None
+
+
+def _short(sql: str, at_most: int = 60) -> str:
+    text = " ".join(sql.split())
+    return text if len(text) <= at_most else text[: at_most - 1] + "…"
 
 
 def _check_tree(tree: exp.Expression, dialect: str) -> None:
