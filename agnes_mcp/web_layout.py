@@ -61,6 +61,8 @@ def html_page(
     html = (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        # No icon to fetch: the browser would ask for /favicon.ico (a 404 on its console).
+        "<link rel='icon' href='data:,'>"
         f"<title>{esc(title)} · {esc(instance_name)}</title><style>{_STYLE}</style></head>"
         f"<body><header><strong>{esc(instance_name)}</strong>"
         f"<div class='who'>{header_right}</div></header><main>{body}</main>"

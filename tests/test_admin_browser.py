@@ -111,9 +111,11 @@ def test_a_tab_renders_its_content_when_opened(demo: DemoServer, browser_context
 
 def test_an_analyst_sees_me_and_gets_403_on_admin(demo: DemoServer, browser_context: Any) -> None:
     page = browser_context.new_page()
+    log = ConsoleLog.attach(page)
     base = demo.live.base_url
     sign_in_with_token(page, base, demo.analyst_token, next_path="/me")
     assert page.url.startswith(f"{base}/me"), page.url
+    assert log.errors == []  # the sign-in page and /me: no request fails (no favicon 404)
     response = page.goto(f"{base}/admin")
     assert response.status == 403
     assert page.get_by_role("link", name="/me").count() == 1
@@ -388,3 +390,44 @@ def test_a_marketplace_added_in_the_page_is_listed_with_its_plugins(
     marketplace.get_by_role("gridcell", name="Sync", exact=True).click()
     page.get_by_text("'browser-team' failed:").wait_for()
     assert live.services.marketplaces.get("browser-team").last_sync_outcome == "failed"
+
+
+BROWSER_MCP_CLIENT = """async ([base, token, initialize]) => {
+  const json = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"};
+  const metadata = await (await fetch(base + "/.well-known/oauth-protected-resource/mcp",
+    {headers: {"MCP-Protocol-Version": "2025-06-18"}})).json();
+  const refused = await fetch(base + "/mcp", {method: "POST", headers: json, body: "{}"});
+  const started = await fetch(base + "/mcp", {method: "POST",
+    headers: {...json, "Authorization": "Bearer " + token, "MCP-Protocol-Version": "2025-06-18"},
+    body: JSON.stringify(initialize)});
+  return {resource: metadata.resource, refused: refused.status,
+          challenge: refused.headers.get("www-authenticate"), started: started.status,
+          session: started.headers.get("mcp-session-id"),
+          server: (await started.json()).result.serverInfo.name};
+}"""
+
+
+def test_a_browser_mcp_client_discovers_and_calls_from_an_allowed_origin(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    """An MCP client running in a page (like the Inspector's UI on a loopback port): it
+    read the authorization server's metadata, but not the protected resource metadata
+    the 401 points at, nor WWW-Authenticate or Mcp-Session-Id (no CORS headers)."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def home(_: Any) -> HTMLResponse:
+        return HTMLResponse("<p>an MCP client</p>")
+
+    base = demo.live.base_url
+    page = browser_context.new_page()
+    log = ConsoleLog.attach(page)
+    with ThreadedServer(Starlette(routes=[Route("/", home)])) as client_site:
+        page.goto(client_site.url)
+        seen = page.evaluate(BROWSER_MCP_CLIENT, [base, demo.analyst_token, MCP_INITIALIZE])
+    assert seen["resource"] == f"{base}/mcp"
+    assert seen["refused"] == 401 and "resource_metadata=" in (seen["challenge"] or "")
+    assert seen["started"] == 200 and seen["session"] and seen["server"]
+    assert not [e for e in log.errors if "CORS" in e or "Access-Control" in e], log.errors
+    page.close()

@@ -28,6 +28,7 @@ from agnes_mcp.api.docs_assets import install_docs
 from agnes_mcp.api.error_handlers import install_error_handlers
 from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.jsonrpc_invalid import JsonRpcInvalidRequest
+from agnes_mcp.api.mcp_cors import McpCors
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.request_context import RequestContextMiddleware
 from agnes_mcp.api.routes import (
@@ -51,7 +52,7 @@ from agnes_mcp.api.routes import (
     webhooks,
     well_known,
 )
-from agnes_mcp.api.routes.well_known import MCP_PATH
+from agnes_mcp.api.routes.well_known import MCP_PATH, METADATA_PATH
 from agnes_mcp.google_groups import routes as group_sync_routes
 from agnes_mcp.marketplace import routes as marketplace_routes
 from agnes_mcp.mcp_server.server import build_mcp
@@ -155,6 +156,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
     app.mount(MCP_PATH, served)
     # add_middleware wraps outside-in in reverse order: the last added runs first.
     app.add_middleware(McpAuthGate, services=services, path=MCP_PATH, mcp_app=served)
+    app.add_middleware(McpCors, paths=(MCP_PATH, METADATA_PATH))  # before the gate
     app.add_middleware(AdminGate, services=services, readiness=readiness)
     app.add_middleware(
         BodyLimit, max_bytes=int(services.settings.max_request_bytes), streamed=("/api/upload/",)
