@@ -251,6 +251,30 @@ def test_an_unknown_consent_request_is_explained(browser: httpx.Client) -> None:
     assert "name='decision'" not in page.text
 
 
+@pytest.mark.parametrize(
+    ("grant_type", "error"),
+    [
+        ("urn:ietf:params:oauth:grant-type:token-exchange", "unsupported_grant_type"),
+        ("urn:ietf:params:oauth:grant-type:jwt-bearer", "unsupported_grant_type"),
+        ("password", "unsupported_grant_type"),
+        ("client_credentials", "unsupported_grant_type"),
+        (None, "invalid_request"),
+    ],
+)
+def test_a_grant_type_not_offered_is_unsupported_grant_type(
+    client: RawClient, http: httpx.Client, grant_type: str | None, error: str
+) -> None:
+    """RFC 6749 section 5.2; it was invalid_request with a validation library's text,
+    naming jwt-bearer, which the metadata does not offer."""
+    form = {"grant_type": grant_type} if grant_type else {}
+    answer = client.token(**form)
+    assert answer.status_code == 400 and error_of(answer) == error
+    said = answer.json()["error_description"]
+    assert "authorization_code, refresh_token" in said and "Input tag" not in said
+    offered = http.get("/.well-known/oauth-authorization-server").json()
+    assert offered["grant_types_supported"] == ["authorization_code", "refresh_token"]
+
+
 def test_a_code_used_twice_revokes_what_it_gave(
     world: OAuthWorld, client: RawClient, browser: httpx.Client, http: httpx.Client
 ) -> None:

@@ -36,6 +36,7 @@ from agnes_mcp.oauth.token_service import OAUTH_SCOPES, normalize_resource
 from agnes_mcp.signin.rate_limit import RateLimiter
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
+GRANT_TYPES = ("authorization_code", "refresh_token")
 AUTHORIZE_PATH = "/authorize"
 TOKEN_PATH = "/token"  # noqa: S105 - a path
 REGISTER_PATH = "/register"
@@ -117,6 +118,7 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
             RevocationOptions(enabled=True),
         ).model_dump(mode="json", exclude_none=True)
         document["issuer"] = base  # exactly the string the resource metadata names
+        document["grant_types_supported"] = list(GRANT_TYPES)  # what /token takes
         document["scopes_supported"] = list(OAUTH_SCOPES)
         document["authorization_response_iss_parameter_supported"] = True
         document["token_endpoint_auth_methods_supported"] = [
@@ -131,6 +133,21 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
 
     async def token_endpoint(request: Request) -> Response:
         form = await request.form()  # cached on the request: the handler reads the same form
+        grant_type = form.get("grant_type")
+        if grant_type not in GRANT_TYPES:  # RFC 6749 section 5.2, said in words
+            return JSONResponse(
+                {
+                    "error": "unsupported_grant_type" if grant_type else "invalid_request",
+                    "error_description": (
+                        f"grant_type '{str(grant_type)[:80]}' is not supported here"
+                        if grant_type
+                        else "grant_type is required"
+                    )
+                    + f"; use one of: {', '.join(GRANT_TYPES)}.",
+                },
+                status_code=400,
+                headers=NO_STORE,
+            )
         wanted = form.get("resource")
         expected = mcp_resource(base_of(settings, request))
         if isinstance(wanted, str) and wanted and normalize_resource(wanted) != expected:
