@@ -52,6 +52,11 @@ def test_local_query_result_and_provenance(analyst: httpx.Client) -> None:
 def test_truncation_says_why_and_how(analyst: httpx.Client, admin: httpx.Client) -> None:
     body = analyst.post("/api/query", json={"sql": "SELECT * FROM orders", "limit": 5}).json()
     assert body["row_count"] == 5 and body["truncated"] is True
+    # the limits it ran with, as the Arrow answer's x-agnes-row-limit* headers say
+    assert (body["reason"], body["row_limit"], body["row_limit_source"]) == ("rows", 5, "requested")
+    assert body["byte_limit"] > 0
+    default = analyst.post("/api/query", json={"sql": "SELECT * FROM orders"}).json()
+    assert default["row_limit_source"] == "default" and default["row_limit"] == default["row_count"]
     assert (
         body["truncation"]["reason"] == "rows" and "limit" in body["truncation"]["how_to_get_more"]
     )

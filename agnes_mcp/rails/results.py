@@ -60,6 +60,18 @@ class QueryResult(BaseModel):
     )
     truncated: bool
     truncation: Truncation | None = None
+    reason: Literal["rows", "bytes"] | None = Field(
+        default=None, description="The cap that cut the result: rows or bytes."
+    )
+    row_limit: int | None = Field(default=None, description="The row limit the query ran with.")
+    row_limit_source: Literal["requested", "default", "cap"] | None = Field(
+        default=None,
+        description="requested: the caller's limit; default: none was given; cap: the "
+        "caller asked for more than the server's row cap (max_result_rows).",
+    )
+    byte_limit: int | None = Field(
+        default=None, description="The byte cap the query ran with (max_result_bytes)."
+    )
     bytes_scanned: int = 0
     remaining_budget_bytes: int | None = None
     provenance: Provenance
