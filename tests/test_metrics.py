@@ -97,6 +97,29 @@ def test_every_problem_is_named_with_file_line_and_key() -> None:
 
 
 @pytest.mark.parametrize(
+    ("sql", "words"),
+    [
+        ("SELECT count(*) AS n FROM support_tickets", "reads 'support_tickets'"),
+        ("SELECT count(*) AS n FROM read_csv('/etc/passwd')", "would be refused"),
+        ("SELECT count(*) AS n FROM orders, duckdb_settings()", "would be refused"),
+    ],
+)
+def test_an_import_refuses_sql_no_one_could_run(sql: str, words: str) -> None:
+    """A custom SQL metric reading a table it does not list (its grants follow the list),
+    or calling what the rails refuse, was imported and failed at every query."""
+    text = (
+        "metrics:\n  - name: custom\n    display_name: Custom\n    category: ops\n"
+        "    description: d\n    type: count\n    tables: [orders]\n"
+        f'    sql: "{sql}"\n'
+    )
+    with pytest.raises(MetricsInvalid) as refused:
+        load_texts({"custom.yml": text})
+    assert words in str(refused.value)
+    fine = text.replace(sql, "SELECT count(*) AS n FROM orders o JOIN orders p USING (order_id)")
+    assert [m.id for m in load_texts({"custom.yml": fine})] == ["ops/custom"]
+
+
+@pytest.mark.parametrize(
     ("patch", "words"),
     [
         ({"expression": None, "sql": None}, "give 'expression' and 'table'"),

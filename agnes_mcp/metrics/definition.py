@@ -13,7 +13,14 @@ import re
 from typing import Any, Literal
 
 import sqlglot
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
@@ -100,13 +107,16 @@ class MetricDefinition(BaseModel):
         return [v.strip().lower() for v in value if v.strip()]
 
     @model_validator(mode="after")
-    def _consistent(self) -> MetricDefinition:
-        problems = self._problems()
+    def _consistent(self, info: ValidationInfo) -> MetricDefinition:
+        # Importing (``context={"importing": True}``), the SQL also meets the rails; a
+        # definition read back from the store, or relayed to a workspace, is not checked
+        # again (one stored before a rule was added keeps working).
+        problems = self._problems(importing=bool(info.context and info.context.get("importing")))
         if problems:
             raise ValueError("; ".join(problems))
         return self
 
-    def _problems(self) -> list[str]:
+    def _problems(self, *, importing: bool = False) -> list[str]:
         """Every rule this definition breaks (all of them, so one import shows them all)."""
         problems: list[str] = []
         dimension_names = [d.name for d in self.dimensions]
@@ -119,7 +129,13 @@ class MetricDefinition(BaseModel):
             elif not isinstance(value, str):
                 problems.append(f"'{key}' must be SQL text")
             else:
-                problems.extend(_check(lambda t=value, k=key: _check_select(t, k, self.dialect)))
+                problems.extend(
+                    _check(
+                        lambda t=value, k=key: _check_select(
+                            t, k, self.dialect, self.all_tables if importing else None
+                        )
+                    )
+                )
         if self.sql is None and not (self.expression and self.table):
             problems.append("give 'expression' and 'table', or a complete 'sql'")
         if self.sql is not None and not self.all_tables:
@@ -149,7 +165,13 @@ class MetricDefinition(BaseModel):
                 )
             )
         if self.sql is not None:
-            problems.extend(_check(lambda: _check_select(self.sql or "", "sql", self.dialect)))
+            problems.extend(
+                _check(
+                    lambda: _check_select(
+                        self.sql or "", "sql", self.dialect, self.all_tables if importing else None
+                    )
+                )
+            )
         return problems
 
     def summary(self) -> dict[str, Any]:
@@ -189,7 +211,26 @@ def _check_aggregate(text: str, dialect: str) -> None:
         raise ValueError("'expression' may not hold a subquery; use 'sql' for that")
 
 
-def _check_select(text: str, where: str, dialect: str) -> None:
+def _check_select(text: str, where: str, dialect: str, tables: list[str] | None) -> None:
+    """One SELECT; with ``tables`` (importing), one the rails accept (read-only, allowed
+    functions: a metric no one could ever run is refused at import, not at every query),
+    reading only the tables the definition lists (its grants follow them)."""
+    from agnes_mcp.rails.checked_parse import parse_checked
+    from agnes_mcp.rails.refusals import QueryRefused
+
     tree = _parse(lambda t: sqlglot.parse_one(t, dialect=dialect), text, where)
     if not isinstance(tree, exp.Query):
         raise ValueError(f"{where} must be one SELECT")
+    if tables is None:
+        return
+    try:
+        parsed = parse_checked(text, dialect)
+    except QueryRefused as refused:
+        raise ValueError(f"{where} would be refused: {refused.message}") from None
+    listed = {t.lower() for t in tables}
+    for ref in parsed.refs:
+        if not ref.qualified and ref.name.lower() not in listed:
+            raise ValueError(
+                f"{where} reads '{ref.name}', which the metric does not list "
+                f"(list it in 'tables': {', '.join([*tables, ref.name])})"
+            )

@@ -67,7 +67,7 @@ def parse_definitions(
             problems.append(Problem(file, lines.get(loc), _dotted(loc), "must be a mapping"))
             continue
         try:
-            found.append(MetricDefinition.model_validate(item))
+            found.append(MetricDefinition.model_validate(item, context={"importing": True}))
         except ValidationError as exc:
             for error in exc.errors():
                 where = (*loc, *error["loc"])
