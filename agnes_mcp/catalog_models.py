@@ -62,6 +62,11 @@ class TableSchema(BaseModel):
     rows: int | None
     partition_by: str | None
     columns: list[ColumnInfo]
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What to know about this answer, e.g. that the server could not be "
+        "reached and the columns come from the local copy, without their statistics.",
+    )
 
 
 def how_to_fetch(table: CatalogTable) -> str:

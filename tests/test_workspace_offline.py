@@ -50,30 +50,41 @@ def test_a_pull_keeps_the_catalog_and_every_metric_definition(
     kept = catalog_cache.load(online.paths)
     assert kept.fetched_at is not None
     assert {t["id"] for t in kept.tables} >= {"orders", "web_sessions"}
-    metrics = online.metrics_list(None)
+    metrics = online.metrics_list(None).metrics
     assert metrics and set(kept.definitions) == {m.id for m in metrics}
 
 
 def test_schema_offline_comes_from_the_local_parquet(
     online: WorkspaceBackend, offline: WorkspaceBackend
 ) -> None:
-    served = {c.name: c.type for c in online.schema("orders").columns}
-    local = {c.name: c.type for c in offline.schema("orders").columns}
+    online_schema, offline_schema = online.schema("orders"), offline.schema("orders")
+    served = {c.name: c.type for c in online_schema.columns}
+    local = {c.name: c.type for c in offline_schema.columns}
     assert local.keys() == served.keys() and len(local) > 3
+    # what the local copy cannot say is said, not left as if unknown to everyone
+    assert offline_schema.partition_by == online_schema.partition_by == "order_date"
+    assert online_schema.notes == []
+    assert offline_schema.notes and "server cannot be reached" in offline_schema.notes[0]
 
 
 def test_catalog_offline_is_the_last_one_marked_stale(
     online: WorkspaceBackend, offline: WorkspaceBackend
 ) -> None:
-    tables, metrics = online.catalog(None, None)
-    stale_tables, stale_metrics = offline.catalog(None, None)
+    listing, stale = online.catalog(None, None), offline.catalog(None, None)
+    tables, metrics = listing.tables, listing.metrics
+    stale_tables, stale_metrics = stale.tables, stale.metrics
+    assert listing.notes == []
+    (said,) = stale.notes
+    assert said.startswith("The server cannot be reached: this is the catalog as of the last")
     assert {t.id for t in stale_tables} == {t.id for t in tables}
     assert [m.id for m in stale_metrics] == [m.id for m in metrics] and metrics
     remote = next(t for t in stale_tables if t.id == "web_sessions")
     assert remote.location == "remote" and "server unreachable" in remote.how_to_fetch
     assert all("server unreachable; catalog as of " in t.source for t in stale_tables)
-    assert offline.metrics_list("revenue")  # metric definitions too
-    assert [m.id for m in offline.metrics_list(None)] == [m.id for m in metrics]
+    assert offline.metrics_list("revenue").metrics  # metric definitions too
+    kept_metrics = offline.metrics_list(None)
+    assert [m.id for m in kept_metrics.metrics] == [m.id for m in metrics]
+    assert kept_metrics.notes == [said]
 
 
 def test_metrics_on_local_tables_are_computed_offline(
@@ -121,3 +132,28 @@ def test_the_catalog_cache_is_written_without_fsync_and_read_back(
 
     atomic.write_text(paths.dot / "durable.txt", "kept")  # the default still syncs
     assert len(synced) == 2
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_mcp_tools_say_they_answer_offline(
+    offline: WorkspaceBackend, anyio_backend: str
+) -> None:
+    """catalog, metrics_list and schema answered the cached listing with nothing saying so
+    (the output schemas had no notes), while the CLI said it."""
+    from fastmcp import Client
+
+    from agnes_mcp.mcp_server.server import build_single_user_mcp
+
+    async with Client(build_single_user_mcp(offline)) as client:
+        for tool, arguments in (
+            ("catalog", {}),
+            ("metrics_list", {}),
+            ("schema", {"table": "orders"}),
+        ):
+            answer = await client.call_tool(tool, arguments)
+            assert answer.structured_content is not None, tool
+            (note,) = answer.structured_content["notes"]
+            assert note.startswith("The server cannot be reached"), (tool, note)
+            text = answer.content[0].text  # type: ignore[union-attr]
+            assert f"Note: {note}" in text, tool

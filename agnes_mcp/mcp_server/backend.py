@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import pyarrow as pa
@@ -29,6 +30,22 @@ if TYPE_CHECKING:
     from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 
 
+@dataclass
+class CatalogListing:
+    """The tables and metric definitions a caller may use, and what to know about the
+    listing itself (a workspace offline lists the last catalog it saw, and says so)."""
+
+    tables: list[CatalogEntry]
+    metrics: list[MetricSummary]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MetricListing:
+    metrics: list[MetricSummary]
+    notes: list[str] = field(default_factory=list)
+
+
 class Backend(ABC):
     kind: ClassVar[str]
 
@@ -36,9 +53,7 @@ class Backend(ABC):
     def whoami(self) -> WhoAmI: ...
 
     @abstractmethod
-    def catalog(
-        self, search: str | None, query_mode: str | None
-    ) -> tuple[list[CatalogEntry], list[MetricSummary]]: ...
+    def catalog(self, search: str | None, query_mode: str | None) -> CatalogListing: ...
 
     @abstractmethod
     def schema(self, table: str) -> TableSchema: ...
@@ -67,7 +82,7 @@ class Backend(ABC):
     def snapshot_drop(self, name: str) -> SnapshotInfo: ...
 
     @abstractmethod
-    def metrics_list(self, search: str | None) -> list[MetricSummary]: ...
+    def metrics_list(self, search: str | None) -> MetricListing: ...
 
     @abstractmethod
     def metric_show(self, metric_id: str) -> MetricDetail: ...

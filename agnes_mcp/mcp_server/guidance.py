@@ -49,11 +49,12 @@ def register_guidance(mcp: FastMCP, backend_for: BackendFor) -> None:
     @mcp.resource("agnes://catalog", title="Catalog", mime_type="application/json")
     def catalog_resource() -> str:
         """The tables and metrics you may use (the first 200 tables)."""
-        tables, metrics = backend_for().catalog(None, None)
+        listing = backend_for().catalog(None, None)
         payload = {
-            "tables": [t.model_dump(mode="json") for t in tables[:200]],
-            "total_tables": len(tables),
-            "metrics": [m.model_dump(mode="json") for m in metrics],
+            "tables": [t.model_dump(mode="json") for t in listing.tables[:200]],
+            "total_tables": len(listing.tables),
+            "metrics": [m.model_dump(mode="json") for m in listing.metrics],
+            "notes": listing.notes,
         }
         return ob.dumps(payload)[: ob.CEILING_CHARS]
 

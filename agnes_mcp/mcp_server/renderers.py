@@ -65,7 +65,12 @@ def catalog_text(tables: Sequence[CatalogEntry], metrics: Sequence[MetricSummary
 
 
 def catalog_page(
-    tables: list[CatalogEntry], page: Page, *, metrics: list[MetricSummary], total: int
+    tables: list[CatalogEntry],
+    page: Page,
+    *,
+    metrics: list[MetricSummary],
+    total: int,
+    notes: list[str] | None = None,
 ) -> tuple[CatalogOutput, str]:
     """One page of the catalog; the metrics come with the first page only."""
     shown_metrics = metrics if page.offset == 0 else []
@@ -76,8 +81,9 @@ def catalog_page(
         next_cursor=page.next_cursor,
         truncated=page.truncated,
         truncation=page.truncation,
+        notes=notes or [],
     )
-    text = catalog_text(tables, shown_metrics)
+    text = _noted(catalog_text(tables, shown_metrics), notes)
     if page.truncated:
         text += f"\n[{page.remaining} more: pass cursor={page.next_cursor}]"
     return model, text
@@ -117,7 +123,7 @@ def schema_page(
         truncated=page.truncated,
         truncation=page.truncation,
     )
-    text = schema_text(table.table, table.description, columns)
+    text = _noted(schema_text(table.table, table.description, columns), table.notes)
     if page.truncated:
         text += f"\n[{page.remaining} more columns: cursor={page.next_cursor}]"
     return model, text
@@ -134,9 +140,18 @@ def metrics_text(metrics: Sequence[MetricSummary]) -> str:
     )
 
 
-def metrics_page(metrics: list[MetricSummary], page: Page) -> tuple[MetricListOutput, str]:
-    model = MetricListOutput(metrics=metrics, truncated=page.truncated, truncation=page.truncation)
-    return model, metrics_text(metrics)
+def metrics_page(
+    metrics: list[MetricSummary], page: Page, *, notes: list[str] | None = None
+) -> tuple[MetricListOutput, str]:
+    model = MetricListOutput(
+        metrics=metrics, truncated=page.truncated, truncation=page.truncation, notes=notes or []
+    )
+    return model, _noted(metrics_text(metrics), notes)
+
+
+def _noted(text: str, notes: list[str] | None) -> str:
+    """``text`` with each note on a line of its own after it."""
+    return text + "".join(f"\nNote: {note}" for note in notes or [])
 
 
 # --- snapshots and the workspace -------------------------------------------------------------

@@ -12,13 +12,13 @@ from typing import ClassVar
 import pyarrow as pa
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.catalog_models import CatalogEntry, TableSchema
+from agnes_mcp.catalog_models import TableSchema
 from agnes_mcp.identity import WhoAmI, describe
-from agnes_mcp.mcp_server.backend import Backend
+from agnes_mcp.mcp_server.backend import Backend, CatalogListing, MetricListing
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.tool_models import SessionExportOutput, SnapshotInfo
 from agnes_mcp.metrics.compiler import MetricRequest
-from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
+from agnes_mcp.metrics.summary import MetricDetail
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
 from agnes_mcp.rails.results import Answer
@@ -44,11 +44,11 @@ class ServerBackend(Backend):
     def whoami(self) -> WhoAmI:
         return describe(self.principal, self.services.groups.names())
 
-    def catalog(
-        self, search: str | None, query_mode: str | None
-    ) -> tuple[list[CatalogEntry], list[MetricSummary]]:
+    def catalog(self, search: str | None, query_mode: str | None) -> CatalogListing:
         entries = self.services.catalog_view.entries(self.principal, search, query_mode)
-        return entries, self.services.metric_service.summaries(self.principal, search)
+        return CatalogListing(
+            entries, self.services.metric_service.summaries(self.principal, search)
+        )
 
     def schema(self, table: str) -> TableSchema:
         return self.services.catalog_view.schema(self.principal, table)
@@ -116,8 +116,8 @@ class ServerBackend(Backend):
 
     # --- metrics -----------------------------------------------------------------------------
 
-    def metrics_list(self, search: str | None) -> list[MetricSummary]:
-        return self.services.metric_service.summaries(self.principal, search)
+    def metrics_list(self, search: str | None) -> MetricListing:
+        return MetricListing(self.services.metric_service.summaries(self.principal, search))
 
     def metric_show(self, metric_id: str) -> MetricDetail:
         return self.services.metric_service.detail(self.principal, metric_id)

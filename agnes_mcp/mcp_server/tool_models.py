@@ -20,6 +20,11 @@ class CatalogOutput(BaseModel):
     next_cursor: str | None = Field(description="Pass as cursor for the next page.")
     truncated: bool
     truncation: Truncation | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What to know about the listing, e.g. that the server could not be "
+        "reached and this is the catalog as of the last contact.",
+    )
 
 
 class SchemaOutput(TableSchema):
@@ -124,6 +129,10 @@ class MetricListOutput(BaseModel):
     metrics: list[MetricSummary]
     truncated: bool
     truncation: Truncation | None = None
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What to know about the listing, e.g. that it is the last one kept.",
+    )
 
 
 class MetricQueryOutput(QueryOutput):

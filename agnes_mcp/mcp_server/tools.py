@@ -141,11 +141,16 @@ def register_tools(
         stay in the warehouse: use query_remote, or snapshot_estimate + snapshot_create."""
 
         def work() -> ToolResult:
-            tables, metrics = backend_for().catalog(search, query_mode)
+            listing = backend_for().catalog(search, query_mode)
             return result(
                 *paging.paginate(
-                    tables,
-                    partial(show.catalog_page, metrics=metrics, total=len(tables)),
+                    listing.tables,
+                    partial(
+                        show.catalog_page,
+                        metrics=listing.metrics,
+                        total=len(listing.tables),
+                        notes=listing.notes,
+                    ),
                     cursor=cursor,
                     key=f"{search or ''}|{query_mode or ''}",
                     page_size=paging.PAGE,
@@ -345,9 +350,13 @@ def register_tools(
     ) -> ToolResult:
         """The company's metric definitions you may use. Prefer them to writing your own
         metric SQL: call metric_query."""
-        metrics = backend_for().metrics_list(search)
+        listing = backend_for().metrics_list(search)
         return result(
-            *paging.paginate(metrics, show.metrics_page, how_to_get_more="Narrow with search.")
+            *paging.paginate(
+                listing.metrics,
+                partial(show.metrics_page, notes=listing.notes),
+                how_to_get_more="Narrow with search.",
+            )
         )
 
     @mcp.tool(title="Show a metric", annotations=READS, output_schema=output_schema(MetricDetail))

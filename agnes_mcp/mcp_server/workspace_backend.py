@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema, sample_rows
 from agnes_mcp.identity import WhoAmI
-from agnes_mcp.mcp_server.backend import Backend
+from agnes_mcp.mcp_server.backend import Backend, CatalogListing, MetricListing
 from agnes_mcp.mcp_server.tool_models import DiskInfo, SessionExportOutput, SnapshotInfo
 from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
@@ -77,9 +77,7 @@ class WorkspaceBackend(Backend):
     def whoami(self) -> WhoAmI:
         return WhoAmI.model_validate(self.api.get("/api/whoami"))
 
-    def catalog(
-        self, search: str | None, query_mode: str | None
-    ) -> tuple[list[CatalogEntry], list[MetricSummary]]:
+    def catalog(self, search: str | None, query_mode: str | None) -> CatalogListing:
         here = self.local.inventory().tables
         try:
             answer = self.api.get("/api/catalog", search=search, query_mode=query_mode)
@@ -90,11 +88,11 @@ class WorkspaceBackend(Backend):
         entries = [CatalogEntry.model_validate(t) for t in answer["tables"]]
         for entry in entries:
             entry.in_workspace = entry.id in here
-        return entries, [MetricSummary.model_validate(m) for m in answer["metrics"]]
+        return CatalogListing(entries, [MetricSummary.model_validate(m) for m in answer["metrics"]])
 
     def _offline_catalog(
         self, search: str | None, query_mode: str | None, unreachable: ServerUnreachable
-    ) -> tuple[list[CatalogEntry], list[MetricSummary]]:
+    ) -> CatalogListing:
         """The last catalog the server gave, marked offline and dated, plus the tables
         held here; remote tables listed as needing the server. With neither (a folder that
         never reached the server), the server's unreachability itself: an empty listing
@@ -143,7 +141,7 @@ class WorkspaceBackend(Backend):
             for m in cached.metrics
             if all(w in json.dumps(m).lower() for w in words)
         ]
-        return sorted(found, key=lambda e: e.id), metrics
+        return CatalogListing(sorted(found, key=lambda e: e.id), metrics, [offline_note(since)])
 
     def _local_names(self) -> set[str]:
         inventory = self.local.inventory()
@@ -161,15 +159,22 @@ class WorkspaceBackend(Backend):
                 if table not in inventory.tables:
                     raise
         held = inventory.tables.get(table)
+        kept = next((t for t in catalog_cache.load(self.paths).tables if t.get("id") == table), {})
         return TableSchema(
             table=table,
             description=held.description if held is not None else "",
             query_mode=_mode_of(table, inventory),
             rows=held.rows if held is not None else None,
-            partition_by=None,
+            partition_by=kept.get("partition_by"),
             columns=[
                 ColumnInfo(name=name, type=kind, nullable=nullable)
                 for name, kind, nullable in self.local.columns(table)
+            ],
+            notes=[]
+            if own
+            else [
+                "The server cannot be reached: the columns come from the copy pulled here; "
+                "their statistics (nulls, ranges) are known to the server only."
             ],
         )
 
@@ -187,7 +192,7 @@ class WorkspaceBackend(Backend):
 
     def _classify(self, name: str) -> CatalogEntry | None:
         try:
-            entries, _ = self.catalog(None, None)
+            entries = self.catalog(None, None).tables
         except ServerError:
             return None
         return next((e for e in entries if e.id == name), None)
@@ -324,12 +329,13 @@ class WorkspaceBackend(Backend):
 
     # --- metrics -----------------------------------------------------------------------------
 
-    def metrics_list(self, search: str | None) -> list[MetricSummary]:
+    def metrics_list(self, search: str | None) -> MetricListing:
         try:
             answer = self.api.get("/api/metrics", search=search)
         except ServerUnreachable as unreachable:
-            return self._offline_catalog(search, None, unreachable)[1]
-        return [MetricSummary.model_validate(m) for m in answer["metrics"]]
+            offline = self._offline_catalog(search, None, unreachable)
+            return MetricListing(offline.metrics, offline.notes)
+        return MetricListing([MetricSummary.model_validate(m) for m in answer["metrics"]])
 
     def metric_show(self, metric_id: str) -> MetricDetail:
         try:
@@ -461,3 +467,12 @@ def _parquet_columns(path: Path) -> list[str] | None:
         return list(pq.read_schema(path).names)
     except (OSError, pa.ArrowException):
         return None
+
+
+def offline_note(since: str | None) -> str:
+    """What a listing made while the server cannot be reached is."""
+    return (
+        "The server cannot be reached: this is the catalog "
+        + (f"as of the last contact ({since})" if since else "of the tables pulled here")
+        + "; remote tables need the server to be queried or snapshotted."
+    )

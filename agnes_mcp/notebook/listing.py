@@ -23,12 +23,21 @@ def _cell(value: object) -> str:
 
 
 class Listing(Generic[Item]):
-    """A titled list of models; iterate it, index it, or take ``.df()``."""
+    """A titled list of models; iterate it, index it, or take ``.df()``. ``notes`` say
+    what to know about the list itself (e.g. the last one kept, the server unreachable)."""
 
-    def __init__(self, title: str, items: Sequence[Item], columns: Sequence[str]) -> None:
+    def __init__(
+        self,
+        title: str,
+        items: Sequence[Item],
+        columns: Sequence[str],
+        *,
+        notes: Sequence[str] | None = None,
+    ) -> None:
         self.title = title
         self.items = list(items)
         self.columns = list(columns)
+        self.notes = list(notes or [])
 
     def __iter__(self) -> Iterator[Item]:
         return iter(self.items)
@@ -49,6 +58,7 @@ class Listing(Generic[Item]):
         for item in self.items:
             values = item.model_dump()
             lines.append("  " + " · ".join(str(values.get(c)) for c in self.columns))
+        lines.extend(f"Note: {note}" for note in self.notes)
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
@@ -62,5 +72,7 @@ class Listing(Generic[Item]):
         return (
             f"<div class='agnes-listing'><p><strong>{html.escape(self.title)}</strong> "
             f"({len(self.items)})</p><table><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>"
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            + "".join(f"<p><em>{html.escape(note)}</em></p>" for note in self.notes)
+            + "</div>"
         )

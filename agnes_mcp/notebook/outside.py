@@ -65,7 +65,7 @@ class OutsideWorkspaceBackend(WorkspaceBackend):
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> SnapshotInfo:
-        server_tables = {entry.id for entry in self.catalog(None, None)[0]}
+        server_tables = {entry.id for entry in self.catalog(None, None).tables}
         if name in server_tables:
             raise SnapshotInvalid(
                 f"'{name}' is the name of a table on the server; pick another name."

@@ -38,8 +38,13 @@ Grain = Literal["day", "week", "month", "quarter", "year", "total"]
 class Catalog(Listing["CatalogEntry"]):
     """The tables you may use; ``.metrics`` lists the metric definitions."""
 
-    def __init__(self, tables: list[CatalogEntry], metrics: Listing[MetricSummary]) -> None:
-        super().__init__("Tables", tables, CATALOG_COLUMNS)
+    def __init__(
+        self,
+        tables: list[CatalogEntry],
+        metrics: Listing[MetricSummary],
+        notes: list[str] | None = None,
+    ) -> None:
+        super().__init__("Tables", tables, CATALOG_COLUMNS, notes=notes)
         self.metrics = metrics
 
     def _repr_html_(self) -> str:
@@ -79,8 +84,9 @@ class Workspace:
     def catalog(self, search: str | None = None, query_mode: str | None = None) -> Catalog:
         """The tables you may use (and, in ``.metrics``, the metric definitions)."""
         with refusals():
-            tables, metrics = self.backend.catalog(search, query_mode)
-        return Catalog(tables, Listing("Metrics", metrics, METRIC_COLUMNS))
+            listing = self.backend.catalog(search, query_mode)
+        metrics = Listing("Metrics", listing.metrics, METRIC_COLUMNS, notes=listing.notes)
+        return Catalog(listing.tables, metrics, notes=listing.notes)
 
     def schema(self, table: str) -> Listing[ColumnInfo]:
         with refusals():
@@ -158,7 +164,8 @@ class Workspace:
 
     def metrics(self, search: str | None = None) -> Listing[MetricSummary]:
         with refusals():
-            return Listing("Metrics", self.backend.metrics_list(search), METRIC_COLUMNS)
+            listing = self.backend.metrics_list(search)
+        return Listing("Metrics", listing.metrics, METRIC_COLUMNS, notes=listing.notes)
 
     def metric_show(self, metric_id: str) -> MetricDetail:
         with refusals():

@@ -44,14 +44,23 @@ def _show_metric(detail: MetricDetail, as_json: bool) -> None:
 
 def metrics_list(args: argparse.Namespace) -> int:
     with open_backend(args) as backend:
-        metrics = [m.model_dump(mode="json") for m in backend.metrics_list(args.search)]
+        listing = backend.metrics_list(args.search)
+    metrics = [m.model_dump(mode="json") for m in listing.metrics]
+    data: dict[str, Any] = {"metrics": metrics}
+    if listing.notes:
+        data["notes"] = listing.notes
     emit(
-        {"metrics": metrics},
+        data,
         as_json=args.json,
         rows=metrics,
         columns=METRIC_COLUMNS,
-        message=f"{len(metrics):,} metrics. A definition: agnes metrics show ID; "
-        "a number: agnes metrics query ID.",
+        message="\n".join(
+            [
+                f"{len(metrics):,} metrics. A definition: agnes metrics show ID; "
+                "a number: agnes metrics query ID.",
+                *listing.notes,
+            ]
+        ),
     )
     return exit_codes.OK
 
@@ -67,30 +76,24 @@ def catalog(args: argparse.Namespace) -> int:
         if args.show:
             _show_metric(backend.metric_show(args.show), args.json)
             return exit_codes.OK
-        tables, metrics = backend.catalog(args.search, args.mode)
+        listing = backend.catalog(args.search, args.mode)
+    metrics = listing.metrics
     if args.metrics:
         listed = [m.model_dump(mode="json") for m in metrics]
-        emit({"metrics": listed}, as_json=args.json, rows=listed, columns=METRIC_COLUMNS)
+        emit(
+            {"metrics": listed, **({"notes": listing.notes} if listing.notes else {})},
+            as_json=args.json,
+            rows=listed,
+            columns=METRIC_COLUMNS,
+            message="\n".join(listing.notes) or None,
+        )
         return exit_codes.OK
-    rows = [t.model_dump(mode="json") for t in tables]
+    rows = [t.model_dump(mode="json") for t in listing.tables]
     said = [f"{len(metrics):,} metrics: agnes metrics list"] if metrics else []
     data: dict[str, Any] = {"tables": rows, "metrics": [m.model_dump(mode="json") for m in metrics]}
-    # Offline, the workspace lists the last catalog it saw: say so, and since when.
-    if tables and all("server unreachable" in t.source for t in tables):
-        since = next(
-            (
-                t.source.split("catalog as of ", 1)[1].rstrip(")")
-                for t in tables
-                if "as of" in t.source
-            ),
-            None,
-        )
-        data["notes"] = [
-            "The server cannot be reached: this is the catalog "
-            + (f"as of the last contact ({since})" if since else "of the tables pulled here")
-            + "; remote tables need the server to be queried or snapshotted."
-        ]
-        said += data["notes"]
+    if listing.notes:  # offline, the workspace lists the last catalog it saw, and says so
+        data["notes"] = listing.notes
+        said += listing.notes
     emit(
         data,
         as_json=args.json,
@@ -131,6 +134,7 @@ def schema(args: argparse.Namespace) -> int:
                 ("range", "min..max"),
             ],
             title=f"{found.table} ({found.query_mode})",
+            message="\n".join(found.notes) or None,
         )
         return exit_codes.OK
 
