@@ -115,6 +115,12 @@ def test_dry_run_validates_and_saves_nothing(synced: Services, page: TablesPage)
     assert "nothing was saved" in str(page.message.object)
     assert [t.id for t in synced.registry.all()] == []
     assert audit_rows(synced, "registry.register") == []
+    # a second dry run the form itself refuses: the first one's "valid" is not left up
+    page.register_tab().form.set_values({"id": "Bad Id!"})
+    click(page.register_tab().dry_run_button)
+    assert "id" in page.register_tab().form.errors
+    assert "is valid" not in str(page.message.object)
+    assert page.message.alert_type == "warning" and "fix the fields" in str(page.message.object)
 
 
 def test_register_saves_and_the_audit_names_the_admin(

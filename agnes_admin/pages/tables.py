@@ -274,7 +274,7 @@ class TablesPage:
         if table_id is None or form is None or options is None:
             return
         self.edit_result.object = ""
-        spec = _validated(form, options)
+        spec = _validated(form, options, self._say)
         if spec is None:
             return
         wanted = spec.model_dump()
@@ -379,7 +379,7 @@ class TablesPage:
         self._say(said, "success")
         return True
 
-    def _say(self, text: str, kind: Literal["success", "danger"]) -> None:
+    def _say(self, text: str, kind: Literal["success", "warning", "danger"]) -> None:
         self.message.object = text
         self.message.alert_type = kind
         self.message.visible = True
@@ -456,7 +456,7 @@ class RegisterTab:
     def submit(self, *, dry_run: bool) -> None:
         form, options = self.form, self.options
         self.result.object = ""
-        spec = _validated(form, options)
+        spec = _validated(form, options, self.page._say)
         if spec is None:
             return
 
@@ -478,8 +478,11 @@ class _Reported(Exception):
     """An outcome to show as a failure (the change itself was done and audited)."""
 
 
-def _validated(form: ModelForm, options: ModelForm) -> TableSpec | None:
-    """The spec the two forms describe, or None with their problems shown."""
+def _validated(
+    form: ModelForm, options: ModelForm, say: Callable[[str, Literal["warning"]], None]
+) -> TableSpec | None:
+    """The spec the two forms describe, or None with their problems shown beside their
+    fields and the page's message saying so (an earlier outcome is not left up)."""
     option_values = options.validate()
     spec = form.validate(
         extra={
@@ -489,6 +492,7 @@ def _validated(form: ModelForm, options: ModelForm) -> TableSpec | None:
         }
     )
     if option_values is None or spec is None:
+        say("Nothing was checked or saved: fix the fields marked.", "warning")
         return None
     assert isinstance(spec, TableSpec)
     return spec
