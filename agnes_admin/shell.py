@@ -80,7 +80,10 @@ def shell(page: Page, ctx: PageContext, pages: list[Page]) -> pn.Column:
     header = pn.pane.HTML(
         header_html(settings.instance_name, actor.email, ctx.csrf()),
         sizing_mode="stretch_width",
-        margin=(0, 10),
+        # Side margins on a stretched pane add to its 100% width: the page scrolled
+        # sideways by them. The room at the sides is padding inside it instead.
+        margin=0,
+        styles={"padding": "0 10px", "box-sizing": "border-box"},
         stylesheets=[STYLE],
     )
     nav = pn.pane.HTML(nav_html(page, pages), width=190, margin=(10, 10), stylesheets=[STYLE])
@@ -90,7 +93,7 @@ def shell(page: Page, ctx: PageContext, pages: list[Page]) -> pn.Column:
     main = pn.Column(title, page_body(page, ctx), sizing_mode="stretch_width")
     return pn.Column(
         header,
-        pn.layout.Divider(margin=(0, 10)),
+        pn.layout.Divider(margin=0, styles={"padding": "0 10px", "box-sizing": "border-box"}),
         pn.Row(nav, main, sizing_mode="stretch_width"),
         sizing_mode="stretch_width",
     )

@@ -76,6 +76,10 @@ def test_every_page_renders_without_console_errors(demo: DemoServer, browser_con
             assert page.locator(f"nav.agnes-nav a[href='{other.path}']").count() == 1
         assert not log.errors, (admin_page.path, log.errors)
         assert not log.failed_requests, log.failed_requests
+        # Nothing wider than the window (a 1280 px one): no sideways scrolling to reach a
+        # filter (the audit log's "Until" was off the page) or the page's edge.
+        wide = page.evaluate("() => document.documentElement.scrollWidth")
+        assert wide <= 1280, (admin_page.path, wide)
         external = [u for u in log.requests if not u.startswith((base, "data:", "blob:"))]
         assert not external, external  # no CDN: every asset comes from this server
         if TAKE_SCREENSHOTS:

@@ -45,11 +45,13 @@ class Filters:
 class AuditPage:
     def __init__(self, ctx: PageContext) -> None:
         self.ctx = ctx
-        self.user = pn.widgets.TextInput(label="User", placeholder="e-mail or id")
-        self.action = pn.widgets.Select(label="Action", options=[ANY])
-        self.outcome = pn.widgets.Select(label="Outcome", options=[ANY, "ok", "failed"])
-        self.since = pn.widgets.DatetimePicker(label="From (UTC)", value=None)
-        self.until = pn.widgets.DatetimePicker(label="Until (UTC)", value=None)
+        # Five filters in one row at widths that fit beside the menu in a 1280 px window
+        # (the pickers' own width pushed "Until" off the page).
+        self.user = pn.widgets.TextInput(label="User", placeholder="e-mail or id", width=200)
+        self.action = pn.widgets.Select(label="Action", options=[ANY], width=190)
+        self.outcome = pn.widgets.Select(label="Outcome", options=[ANY, "ok", "failed"], width=110)
+        self.since = pn.widgets.DatetimePicker(label="From (UTC)", value=None, width=185)
+        self.until = pn.widgets.DatetimePicker(label="Until (UTC)", value=None, width=185)
         self.apply_button = pn.widgets.Button(label="Apply filters", color="primary")
         self.apply_button.on_click(lambda _: self.apply())
         self.previous = pn.widgets.Button(label="◀ Newer", disabled=True)
