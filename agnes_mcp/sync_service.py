@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import blake3
-import duckdb
 from pydantic import BaseModel
 
 from agnes_mcp.catalog_models import ColumnInfo
@@ -34,11 +33,11 @@ from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import AgnesError, InvalidTableSpec
 from agnes_sync.locks import lock_for
 from agnes_sync.orchestrator import Orchestrator
+from agnes_sync.predicate_binds import bind_problem
 from agnes_sync.profile import TableProfile, profile_parquet
 from agnes_sync.retry import with_retries
 from agnes_sync.schedule import Schedule, parse_schedule
 from agnes_sync.scheduler import Job, Scheduler
-from agnes_sync.sql_text import quote_ident
 from agnes_sync.suggest import did_you_mean
 from agnes_sync.table_spec import TableSpec
 
@@ -323,25 +322,11 @@ def _need(columns: dict[str, Column], name: str, what: str, spec: TableSpec) -> 
 
 def _check_filter_binds(predicate: str | None, columns: Sequence[Column]) -> None:
     """Refuse a row filter DuckDB cannot apply to the table's columns (a text column
-    between numbers, a function of the wrong type) now, not at every sync after. Columns
-    whose type DuckDB does not read (another engine's names) leave the check undone."""
-    if not predicate or not columns:
-        return
-    typed = ", ".join(f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}" for c in columns)
-    con = duckdb.connect()
-    try:
-        try:
-            con.execute(f"SELECT {typed} LIMIT 0")
-        except duckdb.Error:
-            return
-        try:
-            con.execute(f"SELECT * FROM (SELECT {typed}) AS src WHERE {predicate} LIMIT 0")
-        except duckdb.Error as exc:
-            raise InvalidTableSpec(
-                f"where_filters cannot be applied to the table's columns: "
-                f"{str(exc).splitlines()[0]}",
-                hint="Compare each column with values of its type (the table's columns and "
-                "types: 'agnes admin source-tables'), or cast it.",
-            ) from None
-    finally:
-        con.close()
+    between numbers, a function of the wrong type) now, not at every sync after."""
+    problem = bind_problem(predicate or "", columns)
+    if problem is not None:
+        raise InvalidTableSpec(
+            f"where_filters cannot be applied to the table's columns: {problem}",
+            hint="Compare each column with values of its type (the table's columns and "
+            "types: 'agnes admin source-tables'), or cast it.",
+        )

@@ -402,6 +402,22 @@ def test_snapshots(analyst: httpx.Client) -> None:
             "not allowed",
         ),
         (
+            {
+                "table_id": "web_sessions",
+                "select": ["device"],
+                "where": "event_date >= DATE_SUB(CURRENT_DATE(), INTERVAL 30 DAY)",
+            },
+            400,
+            "snapshot_invalid",
+            "cannot be applied to web_sessions's columns",
+        ),
+        (
+            {"table_id": "web_sessions", "select": ["device"], "where": "device > 10"},
+            400,
+            "snapshot_invalid",
+            "cannot be applied",
+        ),
+        (
             {"table_id": "web_sessions", "select": ["device"], "where": "nope = 1"},
             400,
             "snapshot_invalid",
@@ -433,6 +449,9 @@ def test_bad_snapshots_are_explained(
 ) -> None:
     error = assert_error(analyst.post("/api/snapshots", json=spec), status, code)
     assert words in error["message"] + (error["hint"] or "")
+    if "cannot be applied" in words:  # priced as if it could run: refused alike
+        estimated = analyst.post("/api/snapshots/estimate", json=spec)
+        assert words in assert_error(estimated, status, code)["message"]
 
 
 def test_hybrid_is_for_admins_and_joins(analyst: httpx.Client, admin: httpx.Client) -> None:

@@ -34,6 +34,7 @@ from agnes_mcp.rails.sandbox import Limits
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.resource_types import ResourceType
+from agnes_sync.predicate_binds import bind_problem
 from agnes_sync.suggest import did_you_mean
 
 if TYPE_CHECKING:
@@ -210,6 +211,15 @@ class Snapshots:
         )
         if spec.where:
             query = query.where(self._predicate(spec.where, engine_type, columns, table))
+            if dialect == "duckdb":  # DuckDB's own binder, on no data, before any scan
+                problem = bind_problem(spec.where, list(columns.values()))
+                if problem is not None:
+                    raise SnapshotInvalid(
+                        f"The where clause cannot be applied to {table.id}'s columns: {problem}",
+                        hint="Write it in DuckDB's SQL, comparing each column with values of "
+                        "its type (its columns and types: schema).",
+                        next=next_step("schema", f"agnes schema {table.id}", table=table.id),
+                    )
         for item in spec.order_by:
             parts = item.split()
             descending = len(parts) == 2 and parts[1].lower() == "desc"
