@@ -554,6 +554,11 @@ async def test_every_cut_of_a_wide_answer_is_said(surface: Surface) -> None:
         cut["truncation"]["reason"] == "rows"
         and "columns fit here" in cut["truncation"]["how_to_get_more"]
     )
+    # every cut of columns keeps the answer to be read with SQL (it was kept only when no
+    # column fitted), and the handle reads the columns not shown
+    assert cut["result_handle"] and cut["result_handle"] in cut["truncation"]["how_to_get_more"]
+    rest, _ = await ok(surface, "query", sql=f"SELECT c0999 FROM {cut['result_handle']}")
+    assert rest["rows"] == [[0]]
     name = "n" * 20_000
     odd, _ = await ok(surface, "query", sql=f'SELECT 1 AS "{name}", 2 AS b')
     assert odd["columns"] == [] and odd["result_handle"] in odd["truncation"]["how_to_get_more"]

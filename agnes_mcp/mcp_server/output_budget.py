@@ -261,9 +261,12 @@ def present(
             reason, said = query_cut.reason, [query_cut.how_to_get_more]
         if columns_cut:
             said.append(columns_cut)
-        if shown_columns == 0:  # nothing of the answer is here: keep it to be read with SQL
+        if columns_cut:  # columns not here: kept, to be read with SQL, not run again
             extra["result_handle"] = backend.keep_result(table, answer)
-            said.append(f"The answer is kept as {extra['result_handle']}: query it.")
+            said.append(
+                f"The whole answer is kept as {extra['result_handle']}: query it for the "
+                "other columns (SELECT the ones you need FROM it)."
+            )
         extra["truncation"] = Truncation(reason=reason, how_to_get_more=" ".join(said))
     built.clear()  # the truncation reason may have changed since measuring
     cut = _shortened(converted[:count])
