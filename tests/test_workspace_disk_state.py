@@ -114,3 +114,22 @@ def test_queries_read_the_inventory_again_only_after_a_change(
         assert len(reads) == 3
     finally:
         local.close()
+
+
+def test_the_workspace_folder_is_its_owners_only(tmp_path: Path) -> None:
+    """.agnes/ holds company data (the server's data dir is 0700): made 0700, and a folder
+    other accounts could read (made by hand, by an older version) is tightened."""
+    import stat
+
+    from agnes_sync.workspace.layout import WorkspacePaths
+
+    fresh = WorkspacePaths(tmp_path / "fresh").ensure()
+    assert stat.S_IMODE(fresh.dot.stat().st_mode) == 0o700
+    assert fresh.data.is_dir() and fresh.snapshots.is_dir() and fresh.results.is_dir()
+    loose = WorkspacePaths(tmp_path / "loose")
+    loose.dot.mkdir(parents=True)
+    loose.dot.chmod(0o755)
+    (loose.dot / "kept.txt").write_text("still here")
+    loose.ensure()
+    assert stat.S_IMODE(loose.dot.stat().st_mode) == 0o700
+    assert (loose.dot / "kept.txt").read_text() == "still here"

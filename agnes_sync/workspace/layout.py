@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +44,13 @@ class WorkspacePaths:
         return self.dot / "catalog.json"
 
     def ensure(self) -> WorkspacePaths:
+        """The workspace's folders, ``.agnes/`` readable by its owner only (0700): it holds
+        company data, as the server's data dir does; one another account could read is
+        tightened."""
+        self.dot.mkdir(parents=True, exist_ok=True, mode=0o700)
+        info = self.dot.stat()
+        if stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.getuid():
+            self.dot.chmod(0o700)
         for folder in (self.data, self.snapshots, self.results):
             folder.mkdir(parents=True, exist_ok=True)
         return self
