@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.mcp_server.stdio_transport import INVALID_REQUEST_MESSAGE
-
-SDK_INVALID_PARAMS = -32602
-INVALID_REQUEST = -32600
 
 
 def _rewritten(body: bytes) -> bytes | None:
@@ -26,7 +24,7 @@ def _rewritten(body: bytes) -> bytes | None:
     except ValueError:
         return None
     error = answer.get("error") if isinstance(answer, dict) else None
-    if not isinstance(error, dict) or error.get("code") != SDK_INVALID_PARAMS:
+    if not isinstance(error, dict) or error.get("code") != INVALID_PARAMS:
         return None
     if not str(error.get("message", "")).startswith("Validation error"):
         return None
