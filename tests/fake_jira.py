@@ -88,6 +88,9 @@ class FakeJira:
     embedded_histories: int = 100
     search_page_cap: int = 50
     myself_available: bool = True  # False: /myself answers 404 (no time zone to read)
+    # Projects the account can no longer browse: Jira answers as if they did not exist
+    # (search leaves their issues out, an issue or the project itself is a 404).
+    hidden_projects: set[str] = field(default_factory=set)
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
     aliases: dict[str, str] = field(default_factory=dict)  # key (current or old) -> id
     comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -154,7 +157,15 @@ class FakeJira:
     def issue_by(self, ref: str) -> dict[str, Any] | None:
         with self.lock:
             issue_id = ref if ref in self.issues else self.aliases.get(ref)
-            return self.issues.get(issue_id) if issue_id else None
+            found = self.issues.get(issue_id) if issue_id else None
+            return None if found is None or self._hidden(found) else found
+
+    def _hidden(self, issue: dict[str, Any]) -> bool:
+        return bool(issue["fields"]["project"]["key"] in self.hidden_projects)
+
+    def projects(self) -> set[str]:
+        with self.lock:
+            return {i["fields"]["project"]["key"] for i in self.issues.values()}
 
     def update_issue(self, key: str, **changes: Any) -> None:
         """Change fields (``status`` as a name) and record a changelog history."""
@@ -511,6 +522,14 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
             }
         )
 
+    def project(request: Request) -> JSONResponse:
+        """GET /rest/api/3/project/{projectIdOrKey}: a project the account can browse;
+        404 for one that does not exist or that it may not see (Jira does not say which)."""
+        key = request.path_params["key"]
+        if key not in fake.projects() or key in fake.hidden_projects:
+            return _error(404, "No project could be found with key '" + key + "'.")
+        return JSONResponse({"id": str(10000 + len(key)), "key": key, "name": f"Project {key}"})
+
     def search(request: Request) -> JSONResponse:
         params = request.query_params
         try:
@@ -524,7 +543,7 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
         found = [
             i
             for i in sorted(fake.issues.values(), key=lambda i: int(i["id"]))
-            if matches(i) and not i.get("archived")
+            if matches(i) and not i.get("archived") and not fake._hidden(i)
         ]
         page = found[start : start + size]
         body: dict[str, Any] = {
@@ -546,6 +565,7 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
     return Starlette(
         routes=[
             Route(f"{API}/myself", guarded(myself), methods=["GET"]),
+            Route(f"{API}/project/{{key}}", guarded(project), methods=["GET"]),
             Route(f"{API}/search/jql", guarded(search), methods=["GET"]),
             Route(f"{API}/issue/{{ref}}", guarded(issue), methods=["GET"]),
             Route(f"{API}/issue/{{ref}}/comment", guarded(comments), methods=["GET"]),

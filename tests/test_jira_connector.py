@@ -430,6 +430,35 @@ def test_the_census_tombstones_only_what_jira_confirms_gone(source: Source) -> N
     assert len(asked) == 2  # only the two search no longer listed were checked
 
 
+def test_a_project_the_account_can_no_longer_see_is_kept_and_said(
+    server: FakeJiraServer, tmp_path: Path
+) -> None:
+    """Jira answers 404 alike for a deleted issue and for one the account may not see:
+    after losing access to one of two kept projects, the census tombstoned all of that
+    project's issues. A project none of whose issues are listed and that the account
+    cannot browse keeps its issues, and the issues table's sync says why; a project the
+    account still sees but that was emptied is tombstoned as before."""
+    source = Source(server, tmp_path, projects=["AAA", "PROJ"], census_hours=0, overlap_minutes=0)
+    hidden = [source.jira.create_issue("AAA", f"Secret {i}") for i in range(3)]
+    kept = source.jira.create_issue("PROJ", "Visible")
+    emptied = source.jira.create_issue("PROJ", "Deleted")
+    source.sync()
+    source.jira.hidden_projects.add("AAA")
+    source.jira.delete_issue(emptied)
+    published = source.sync()
+    assert source.rows("SELECT key FROM jira_issues ORDER BY key") == sorted(
+        [(k,) for k in (*hidden, kept)]
+    )
+    assert source.rows("SELECT key FROM jira_deleted_issues") == [(emptied,)]
+    (said,) = published.notes
+    assert "Jira project AAA is no longer visible" in said and "3 stored issue(s)" in said
+    assert "$" + source.connector.settings.token_env in said
+    assert source.sync("jira_comments").notes == []  # said once, with the issues table
+    source.jira.hidden_projects.clear()  # access back: nothing was lost, nothing to say
+    assert source.sync().notes == []
+    assert len(source.rows("SELECT key FROM jira_issues")) == 4
+
+
 def test_a_census_that_finds_nothing_wipes_nothing(source: Source) -> None:
     key = source.jira.create_issue("PROJ", "Still here")
     source.sync()

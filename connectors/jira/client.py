@@ -209,6 +209,17 @@ class JiraClient:
         histories = self._histories(key, issue.get("changelog"))
         return FetchedIssue(issue, comments, histories)
 
+    def can_browse(self, project: str) -> bool:
+        """Whether the account sees project ``project`` (``GET /rest/api/3/project/{key}``:
+        404 when it does not exist or the account may not browse it)."""
+        path = f"/rest/api/3/project/{project}"
+        response = self.get(path, {})
+        if response.status_code == 404:
+            return False
+        if response.status_code >= 300:
+            raise TerminalSyncError(f"Jira answered {response.status_code} to GET {path}.")
+        return True
+
     def project_of(self, ref: str) -> str | None:
         """The project key issue ``ref`` is in now, read with the fewest fields; ``None``
         when Jira says it does not exist (deleted, or no longer visible to the account)."""

@@ -38,7 +38,7 @@ from connectors.jira.options import JiraOptions
 from connectors.jira.reconcile import Reconciler
 from connectors.jira.rows import IssueSnapshot, snapshot
 from connectors.jira.shards import Delete, ShardStore
-from connectors.jira.tables import DESCRIPTIONS, KINDS, TableNames, columns
+from connectors.jira.tables import DESCRIPTIONS, ISSUES, KINDS, TableNames, columns
 
 
 class JiraConnector(Connector):
@@ -60,6 +60,7 @@ class JiraConnector(Connector):
         self._client_lock = threading.Lock()
         self._reconcile_lock = threading.Lock()
         self._reconciled_at = 0.0  # monotonic start of the last finished reconcile
+        self._problems: list[str] = []  # what the last reconcile could not do, to be said
 
     @property
     def settings(self) -> JiraOptions:
@@ -105,10 +106,14 @@ class JiraConnector(Connector):
             missing = set(self.names.all().values()) - store.record.tables()
             if missing or self._reconciled_at <= asked:  # else one that started later ran
                 started = time.monotonic()
-                Reconciler(self.client, store, self.settings).run(full=bool(missing))
+                report = Reconciler(self.client, store, self.settings).run(full=bool(missing))
                 self._reconciled_at = started
+                self._problems = report.problems
         store.ensure_recorded()
-        return store.record.published(kind)
+        published = store.record.published(kind)
+        if kind == ISSUES:  # said once, in the issues table's sync history
+            published.notes.extend(self._problems)
+        return published
 
     # --- webhooks -------------------------------------------------------------------------
 

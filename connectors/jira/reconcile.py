@@ -169,7 +169,7 @@ class Reconciler:
             report.stale += applied.stale
         due = timedelta(hours=self.options.census_hours)
         if state.last_census is None or started - state.last_census >= due:
-            report.tombstoned = self.census(started, overlap)
+            report.tombstoned = self.census(started, overlap, report.problems)
             report.census = True
             state.last_census = started
         state.watermark, state.full_needed = started, False
@@ -182,8 +182,11 @@ class Reconciler:
         zone = account.get("timeZone") if account else None
         return zone if isinstance(zone, str) and zone else None
 
-    def census(self, started: datetime, overlap: timedelta) -> int:
-        """Tombstone the issues Jira no longer lists; returns how many."""
+    def census(self, started: datetime, overlap: timedelta, problems: list[str]) -> int:
+        """Tombstone the issues Jira no longer lists; returns how many. A kept project
+        none of whose issues Jira lists any more, and that the account cannot browse, lost
+        its access (Jira answers 404 alike for deleted and for hidden): its issues are
+        kept and ``problems`` says so, rather than every one marked deleted."""
         scope = project_clause(self.options.projects) or 'created >= "1970-01-02 00:00"'
         listed: set[str] = set()
         for page in self.client.search(scope, "id", CENSUS_PAGE):
@@ -207,7 +210,18 @@ class Reconciler:
             for issue_id, entry in held.items()
             if issue_id not in listed and entry.created is not None and entry.created < cutoff
         ]
-        gone = [Delete(i, key, "census") for i, key in self._confirmed_gone(unlisted)]
+        confirmed = self._confirmed_gone(unlisted)
+        still_listed = {project_of(held[i].key) for i in listed if i in held}
+        unseen = {project_of(key) for _, key in confirmed} - still_listed
+        lost = {p for p in unseen if not self.client.can_browse(p)}
+        for project in sorted(lost):
+            kept = sum(1 for e in held.values() if project_of(e.key) == project)
+            problems.append(
+                f"Jira project {project} is no longer visible to the account in "
+                f"${self.options.token_env} (deleted, or its access was removed): its {kept} "
+                "stored issue(s) were kept, not marked deleted."
+            )
+        gone = [Delete(i, key, "census") for i, key in confirmed if project_of(key) not in lost]
         if gone:
             logger.info("census: %d issue(s) deleted in Jira without a webhook", len(gone))
         return self.store.apply([], gone).tombstoned
