@@ -91,6 +91,17 @@ class FakeJira:
     # Projects the account can no longer browse: Jira answers as if they did not exist
     # (search leaves their issues out, an issue or the project itself is a 404).
     hidden_projects: set[str] = field(default_factory=set)
+    # Every field's name as the site calls it, sent with an issue asked for expand=names
+    # (Jira's map covers every field of the issue, custom ones included).
+    field_names: dict[str, str] = field(
+        default_factory=lambda: {
+            "summary": "Summary",
+            "status": "Status",
+            "customfield_10010": "Team",
+            "customfield_10016": "Story point estimate",
+            "customfield_10020": "Sprint",
+        }
+    )
     issues: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
     aliases: dict[str, str] = field(default_factory=dict)  # key (current or old) -> id
     comments: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
@@ -348,6 +359,10 @@ class FakeJira:
             "total": len(listed),
             "startAt": 0,
         }
+        if "names" in expand.split(","):
+            body["names"] = {
+                k: self.field_names.get(k, k.replace("_", " ").title()) for k in body["fields"]
+            }
         if "changelog" in expand.split(","):
             histories = self.histories.get(issue["id"], [])
             first = histories[: self.embedded_histories]

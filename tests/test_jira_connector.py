@@ -174,6 +174,29 @@ def test_first_sync_backfills_every_kept_issue_in_monthly_shards(source: Source)
     assert orchestrator.rebuild().problems == []
 
 
+def test_custom_fields_come_with_the_names_the_site_gives_them(source: Source) -> None:
+    """custom_fields is keyed by id (customfield_10016): an analyst looking for "story
+    points" had no way to find it; the names come with each issue (expand=names)."""
+    sized = source.jira.create_issue(
+        "PROJ", "Sized", customfield_10016=5, customfield_10020=[{"name": "Sprint 7"}]
+    )
+    plain = source.jira.create_issue("PROJ", "No custom fields")
+    source.sync()
+    rows = dict(source.rows("SELECT key, custom_field_names FROM jira_issues"))
+    assert json.loads(rows[sized]) == {
+        "customfield_10016": "Story point estimate",
+        "customfield_10020": "Sprint",
+    }
+    assert rows[plain] is None  # customfield_10010 is empty: neither value nor name
+    found = source.rows(
+        "SELECT json_extract_string(custom_fields, '$.' || k) FROM jira_issues, "
+        "(SELECT unnest(json_keys(custom_field_names)) AS k FROM jira_issues WHERE key = "
+        f"'{sized}') AS n WHERE key = '{sized}' AND "
+        "json_extract_string(custom_field_names, '$.' || k) = 'Story point estimate'"
+    )
+    assert found == [("5",)]
+
+
 def test_text_comes_out_of_atlassian_document_format() -> None:
     doc = {
         "type": "doc",

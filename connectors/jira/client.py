@@ -1,6 +1,6 @@
 """Jira Cloud REST v3 over httpx: the few reads the connector needs.
 
-- ``GET /rest/api/3/issue/{key}?expand=changelog`` — one issue, with ``fields.comment``
+- ``GET /rest/api/3/issue/{key}?expand=changelog,names`` — one issue, with ``fields.comment``
   (a page) and ``changelog`` (a page of histories);
 - ``GET /rest/api/3/issue/{key}/comment?startAt=&maxResults=`` — the rest of the comments;
 - ``GET /rest/api/3/issue/{key}/changelog?startAt=&maxResults=`` — the rest of the changelog;
@@ -200,7 +200,7 @@ class JiraClient:
     def issue(self, ref: str) -> FetchedIssue | None:
         """Issue ``ref`` (a key or a numeric id) with all its comments and histories;
         ``None`` when Jira says it does not exist (deleted, or not visible)."""
-        issue = self._issue(ref, {"expand": "changelog"})
+        issue = self._issue(ref, {"expand": "changelog,names"})
         if issue is None:
             return None
         key = valid_key(issue.get("key")) or ref

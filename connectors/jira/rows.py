@@ -214,6 +214,7 @@ def snapshot(
         "resolved": parse_time(fields.get("resolutiondate")),
         "due_date": _date(fields.get("duedate")),
         "custom_fields": json.dumps(custom, sort_keys=True, default=str) if custom else None,
+        "custom_field_names": _names_of(custom, issue.get("names")),
         **tail,
     }
     own = {"issue_id": int(issue_id), "issue_key": key}
@@ -346,3 +347,12 @@ def _link(link: dict[str, Any], own: Row, tail: Row) -> list[Row]:
             }
         )
     return rows
+
+
+def _names_of(custom: dict[str, Any], names: object) -> str | None:
+    """The site's name of each custom field in ``custom`` (``expand=names``), as JSON
+    ``{"customfield_10016": "Story point estimate"}``: what an analyst searches by."""
+    if not custom or not isinstance(names, dict):
+        return None
+    found = {k: str(names[k]) for k in custom if isinstance(names.get(k), str) and names[k]}
+    return json.dumps(found, sort_keys=True) if found else None

@@ -53,6 +53,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.field("resolved", TS),
             pa.field("due_date", pa.date32()),
             pa.field("custom_fields", pa.string()),  # JSON object of non-empty customfield_*
+            pa.field("custom_field_names", pa.string()),  # JSON: customfield_* -> its name
             *_COMMON_TAIL,
         ]
     ),
