@@ -40,18 +40,22 @@ class EngineError:
         return found
 
 
-# DuckDB's advice to change a setting ("or SET error_on_division_by_zero=false to ...",
+# DuckDB's advice to change a setting ("..., or SET error_on_division_by_zero=false to ...",
 # 'Use "SET max_expression_depth TO x" to ...'): no query here may run SET or PRAGMA, so
-# the advice is dropped and the rest of the message kept.
-_SETTING_CLAUSE = re.compile(r",?\s+or\s+(?:SET|PRAGMA)\b[^.]*", re.IGNORECASE)
-_SETTING_SENTENCE = re.compile(r"\s*[^.]*\b(?:SET|PRAGMA)\s+[a-z_]+\b[^.]*\.?", re.IGNORECASE)
+# the advice is dropped and the rest of the message kept. Only DuckDB's own spelling is
+# matched (SET or PRAGMA in capitals, a setting's lower-case name, then "=" or "TO"), in
+# a sentence quoting nothing of the query's: a value such as 'set me' in a message stays.
+_ADVICE = r"\b(?:SET|PRAGMA) +[a-z_]+ *(?:=|TO\b)"
+_SETTING_CLAUSE = re.compile(r",? +or +" + _ADVICE + r"[^.']*")
+_SETTING_SENTENCE = re.compile(r"[^.']*" + _ADVICE + r"[^.']*\.?")
 
 
 def without_settings_advice(message: str) -> str:
     """``message`` without DuckDB's suggestions to change a setting."""
     kept = _SETTING_CLAUSE.sub("", message)
     sentences = re.split(r"(?<=\.)\s+", kept)
-    return " ".join(s for s in sentences if not _SETTING_SENTENCE.fullmatch(s)).strip()
+    left = " ".join(s for s in sentences if not _SETTING_SENTENCE.fullmatch(s)).strip()
+    return left or message
 
 
 def read_duckdb_error(text: str) -> EngineError:
