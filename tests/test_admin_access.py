@@ -396,3 +396,11 @@ def test_each_confirmation_is_asked_on_the_tab_of_its_button(
     click(asked.yes)
     assert services.users.get(user.id).active is False
     assert services.groups.by_name("Askers") is not None  # the dropped question did nothing
+    # choosing another row withdraws the question about the first one
+    other = add_user(services)
+    page.refresh()
+    select(page.users_table, "email", other.email)
+    click(page.deactivate_button)
+    assert shown() == [page.confirms["users"]]
+    select(page.users_table, "email", user.email)
+    assert shown() == [] and services.users.get(other.id).active is True

@@ -220,6 +220,15 @@ class AccessPage:
         self.deactivate_button.on_click(lambda _: self.set_active(False))
         self.activate_button.on_click(lambda _: self.set_active(True))
         self.users_table.param.watch(lambda _: self._show_memberships(), "selection")
+        # A question is about the row chosen when it was asked: choosing another row
+        # withdraws it, so a Confirm never acts on a row no longer the one shown chosen.
+        for tab, chosen in (
+            ("users", self.users_table),
+            ("groups", self.groups_table),
+            ("groups", self.members_table),
+            ("grants", self.grants_table),
+        ):
+            chosen.param.watch(lambda _, tab=tab: self.confirms[tab].cancel(), "selection")
         self.create_group_button.on_click(lambda _: self.create_group())
         self.delete_group_button.on_click(lambda _: self.delete_group())
         self.groups_table.param.watch(lambda _: self._show_members(), "selection")
