@@ -435,3 +435,14 @@ def test_a_browser_mcp_client_discovers_and_calls_from_an_allowed_origin(
     assert seen["started"] == 200 and seen["session"] and seen["server"]
     assert not [e for e in log.errors if "CORS" in e or "Access-Control" in e], log.errors
     page.close()
+
+
+def test_a_metrics_sql_stays_within_the_window(demo: DemoServer, browser_context: Any) -> None:
+    """A metric's definition and its DuckDB and BigQuery SQL side by side widened the page
+    past a 1280 px window; long lines now wrap inside their half."""
+    page = _admin_page(demo, browser_context, "/admin/metrics")
+    row = page.locator(".tabulator-row", has_text="sales/pipeline").first
+    row.click()
+    page.get_by_text("pipeline", exact=False).first.wait_for()
+    page.locator("pre", has_text="NOT EXISTS").first.wait_for()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280

@@ -36,9 +36,20 @@ class MetricsPage:
             sizing_mode="stretch_width",
         )
         self.table.param.watch(self._on_select, "selection")
-        self.definition = pn.pane.Markdown("Select a metric to see its definition.")
-        self.duckdb_sql = pn.pane.Markdown("", name="DuckDB")
-        self.bigquery_sql = pn.pane.Markdown("", name="BigQuery")
+        # Long lines of SQL (or of the definition) wrap inside their half of the page
+        # rather than widen it past the window.
+        wrapped = [":host pre, :host code { white-space: pre-wrap; overflow-wrap: anywhere; }"]
+        self.definition = pn.pane.Markdown(
+            "Select a metric to see its definition.",
+            sizing_mode="stretch_width",
+            stylesheets=wrapped,
+        )
+        self.duckdb_sql = pn.pane.Markdown(
+            "", name="DuckDB", sizing_mode="stretch_width", stylesheets=wrapped
+        )
+        self.bigquery_sql = pn.pane.Markdown(
+            "", name="BigQuery", sizing_mode="stretch_width", stylesheets=wrapped
+        )
         self.delete_button = pn.widgets.Button(label="Delete metric", color="danger", disabled=True)
         self.confirm_delete = pn.widgets.Button(label="Yes, delete it", color="danger")
         self.cancel_delete = pn.widgets.Button(label="Cancel")
@@ -71,8 +82,12 @@ class MetricsPage:
             pn.Row(self.delete_button, self.confirm_row),
             self.definition,
             pn.Row(
-                pn.Column(pn.pane.Markdown("**DuckDB**"), self.duckdb_sql),
-                pn.Column(pn.pane.Markdown("**BigQuery**"), self.bigquery_sql),
+                pn.Column(
+                    pn.pane.Markdown("**DuckDB**"), self.duckdb_sql, sizing_mode="stretch_width"
+                ),
+                pn.Column(
+                    pn.pane.Markdown("**BigQuery**"), self.bigquery_sql, sizing_mode="stretch_width"
+                ),
                 sizing_mode="stretch_width",
             ),
             pn.pane.Markdown("### Import YAML"),
