@@ -167,13 +167,20 @@ def test_a_token_created_in_the_tokens_page_works_until_revoked_there(
     demo: DemoServer, browser_context: Any
 ) -> None:
     base = demo.live.base_url
+    browser_context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     page = _admin_page(demo, browser_context, "/admin/tokens")
+    log = ConsoleLog.attach(page)
     _field(page, "Name").fill("made in the browser")
     _field(page, "Name").press("Enter")
     page.get_by_role("button", name="Create token").click()
     page.get_by_text("Created token 'made in the browser'").wait_for()
     raw = _field(page, "The new token (shown once)").input_value()
     assert raw.startswith("agnes_")
+    # The copy button runs the callback the server sent (compiled in the page: the CSP
+    # refused it, and the clipboard stayed empty).
+    page.get_by_role("button", name="Copy to clipboard").click()
+    page.wait_for_function("async (raw) => (await navigator.clipboard.readText()) === raw", arg=raw)
+    assert not log.errors, log.errors
     whoami = httpx.get(f"{base}/api/whoami", headers={"Authorization": f"Bearer {raw}"})
     assert whoami.status_code == 200
     # Select the new token's row in the table, revoke it and confirm.

@@ -253,11 +253,14 @@ async def _send_redirect(send: Send, location: str) -> None:
 def content_security_policy(nonce: str, host: str | None) -> bytes:
     """The admin pages' CSP: scripts only from this server's files or carrying this
     answer's nonce (no inline event handlers, no injected ``<script>``), connections only
-    back to this server (its websocket included), nothing framed, no plugins."""
+    back to this server (its websocket included), nothing framed, no plugins.
+    ``'unsafe-eval'`` lets those scripts compile code the server sent them (Bokeh's
+    ``js_on_click`` callbacks, Panel's ReactiveHTML and FlexBox build functions from
+    text): a script of the page's own may evaluate, an injected one still cannot run."""
     sockets = f" ws://{host} wss://{host}" if host else ""
     return (
         "default-src 'self'; "
-        f"script-src 'self' 'nonce-{nonce}'; "
+        f"script-src 'self' 'nonce-{nonce}' 'unsafe-eval'; "
         "style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data: blob:; font-src 'self' data:; "
         f"connect-src 'self'{sockets}; "
