@@ -32,6 +32,7 @@ def test_the_advice_to_change_a_setting_goes_and_the_rest_stays() -> None:
         "SELECT 'pragma foo'::INT",
         "SELECT CAST('data set one' AS DATE)",
         "SELECT error('please set up the widget')",
+        "SELECT 1 UNION SELECT 1, 2",  # "Set operations can only apply to ..."
     ],
 )
 def test_a_value_of_the_query_that_reads_like_set_stays(sql: str) -> None:
