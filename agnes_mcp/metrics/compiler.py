@@ -91,7 +91,11 @@ def compile_metric(
         )
     own_sql = len(request.dimensions) == 1 and request.dimensions[0] in metric.sql_by
     plain = not request.filters and not request.time_range
-    plain = plain and request.grain in (None, metric.grain)
+    # A sql_by_<dimension> query has whatever grain its SQL gives (often none): the
+    # metric's grain describes its expression, so any grain asked for is not the SQL's.
+    plain = plain and (
+        request.grain is None or (metric.sql is not None and request.grain == metric.grain)
+    )
     if metric.sql is not None or (own_sql and (plain or columns is None)):
         return _complete_sql(metric, request, dialect)
     if columns is not None:  # every dimension asked for must be a column expression here
@@ -149,7 +153,10 @@ def _check_size(request: MetricRequest) -> None:
 
 
 def _complete_sql(metric: MetricDefinition, request: MetricRequest, dialect: str) -> CompiledMetric:
-    if request.filters or request.time_range or request.grain not in (None, metric.grain):
+    asked_grain = request.grain is not None and (
+        metric.sql is None or request.grain != metric.grain
+    )
+    if request.filters or request.time_range or asked_grain:
         what = (
             f"{metric.id} is defined by complete SQL"
             if metric.sql is not None
