@@ -134,6 +134,52 @@ def test_a_revoked_grant_removes_file_and_view(server: DemoServer, tmp_path: Pat
     assert keep is not None
 
 
+def test_a_revoked_grant_takes_what_was_made_from_the_table_too(
+    server: DemoServer, tmp_path: Path
+) -> None:
+    """After a revoke and a pull, the table's file was gone but a snapshot of it (a remote
+    table: never pulled) and the kept results stayed readable in the workspace. A pull now
+    removes the snapshots of tables no longer granted, and the kept results (which do not
+    say what they read); what is still granted stays."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
+    from agnes_sync.workspace import results
+
+    services = server.live.services
+    group = services.groups.add(f"forgets-{time.monotonic_ns()}", "")
+    services.grants.add(group.id, ResourceType.TABLE, "customers", granted_by="test")
+    remote = services.grants.add(group.id, ResourceType.TABLE, "web_sessions", granted_by="test")
+    token = token_for(services, add_user(services, groups=(group.id,)))
+    paths = WorkspacePaths(tmp_path)
+    pull(paths, api(server, token))
+    snapshots = SnapshotFiles(paths.snapshots)
+
+    def snapshot(name: str, table_id: str) -> None:
+        meta = SnapshotMeta(
+            name=name,
+            table_id=table_id,
+            select=["x"],
+            sql="SELECT 1",
+            created_at=dt.datetime.now(dt.UTC),
+            rows=1,
+            bytes=1,
+        )
+        snapshots.save(pa.table({"x": [1]}), meta)
+
+    snapshot("of_sessions", "web_sessions")
+    snapshot("of_customers", "customers")
+    kept = results.keep(paths.results, pa.table({"x": [1]}))
+    assert pull(paths, api(server, token)).forgotten == 0  # nothing revoked: all stays
+    services.grants.delete(remote.id)
+    result = pull(paths, api(server, token))
+    assert result.forgotten == 2  # the snapshot of web_sessions, and the kept result
+    assert [m.name for m in snapshots.all()] == ["of_customers"]
+    assert not (paths.results / f"{kept}.parquet").exists()
+
+
 def test_a_changed_local_file_is_checked_and_restored(
     server: DemoServer, user_token: str, tmp_path: Path
 ) -> None:

@@ -55,6 +55,11 @@ class Listing:
     api_version: int
     user: str
     tables: tuple[ListedTable, ...]
+    remote: tuple[str, ...] = ()  # the ids of the remote tables the caller may query
+
+    def granted(self) -> frozenset[str]:
+        """Every table the caller may read: pulled ones and remote ones."""
+        return frozenset(t.id for t in self.tables) | frozenset(self.remote)
 
 
 def _field(item: Any, key: str, kind: type, where: str) -> Any:
@@ -101,4 +106,9 @@ def read_listing(text: str) -> Listing:
         parts = _field(item, "parts", list, f"table '{table}'")
         where = f"table '{table}'"
         tables.append(ListedTable(table, tuple(_part(p, where) for p in parts)))
-    return Listing(version, _field(document, "user", str, "the manifest"), tuple(tables))
+    remote = tuple(
+        str(item["id"])
+        for item in document.get("remote_tables") or []
+        if isinstance(item, dict) and isinstance(item.get("id"), str)
+    )
+    return Listing(version, _field(document, "user", str, "the manifest"), tuple(tables), remote)

@@ -19,7 +19,7 @@ from pathlib import Path
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
 from agnes_sync.pull.download import RANGE_BYTES, fetch
-from agnes_sync.pull.listing import read_listing
+from agnes_sync.pull.listing import Listing, read_listing
 from agnes_sync.pull.pause import pause
 from agnes_sync.pull.plan import PullPlan, plan_pull
 from agnes_sync.pull.progress import Quiet, Reporter
@@ -43,6 +43,7 @@ class PullSummary:
     downloaded: int = 0
     unchanged: int = 0
     removed: int = 0
+    forgotten: int = 0  # snapshots and kept results of tables no longer granted
     failed: list[dict[str, str]] = field(default_factory=list)
     bytes: int = 0
     seconds: float = 0.0
@@ -54,6 +55,7 @@ class PullSummary:
             "downloaded": self.downloaded,
             "unchanged": self.unchanged,
             "removed": self.removed,
+            "forgotten": self.forgotten,
             "failed": self.failed,
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
@@ -126,6 +128,7 @@ def pull(
         for folder in sorted({(paths.data / name).parent for name in fetched}):
             atomic.fsync_dir(folder)  # the renames are durable before the state says so
         summary.removed = _remove(paths.data, plan)
+        summary.forgotten = _forget_revoked(paths, manifest)
         changed = bool(fetched or summary.removed) or etag != state.manifest_etag
         if changed or not paths.db.exists():
             # The manifest copy and the views first: the state (with the manifest's ETag)
@@ -226,6 +229,27 @@ def _download(
     finally:
         reporter.finish()
     return fetched
+
+
+def _forget_revoked(paths: WorkspacePaths, manifest: Listing) -> int:
+    """What was made here from tables the caller may no longer read (a grant revoked
+    since the last pull, the remote ones included): their snapshots go, and the kept
+    results (which do not say what they read) all go. Returns how many files went."""
+    try:
+        before = read_listing(paths.manifest.read_text("utf-8")).granted()
+    except (OSError, AgnesError):
+        return 0  # a first pull, or a manifest kept by an older client: nothing to compare
+    revoked = before - manifest.granted()
+    if not revoked:
+        return 0
+    from agnes_sync.snapshot_files import SnapshotFiles
+    from agnes_sync.workspace import results
+
+    snapshots = SnapshotFiles(paths.snapshots)
+    gone = [meta.name for meta in snapshots.all() if meta.table_id in revoked]
+    for name in gone:
+        snapshots.drop(name)
+    return len(gone) + results.clear(paths.results)
 
 
 def _remove(data: Path, plan: PullPlan) -> int:

@@ -39,3 +39,12 @@ def prune(folder: Path, now: float | None = None) -> int:
             atomic.discard(path)
             removed += 1
     return removed
+
+
+def clear(folder: Path) -> int:
+    """Remove every kept result; returns how many."""
+    removed = 0
+    for path in folder.glob("result_*.parquet"):
+        atomic.discard(path)
+        removed += 1
+    return removed

@@ -79,6 +79,11 @@ def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
         f"({size(summary['bytes'])}), {summary['unchanged']:,} unchanged, "
         f"{summary['removed']:,} removed, in {summary['seconds']} s."
     )
+    if summary.get("forgotten"):
+        print_message(
+            f"{summary['forgotten']:,} snapshots and kept results removed: made from tables "
+            "you may no longer read."
+        )
     for failure in failed:
         sys.stderr.write(f"failed: {failure['file']}: {failure['message']}\n")
 
