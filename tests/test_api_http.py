@@ -47,6 +47,15 @@ def test_healthz_needs_no_token(live_server: LiveServer) -> None:
     assert response.json()["status"] == "ok"
 
 
+def test_a_browser_asking_for_an_icon_gets_no_error(live_server: LiveServer) -> None:
+    """Any JSON answer opened in a browser (an /authorize error) made it ask for
+    /favicon.ico: a 404 on its console. No icon is said with 204, and nothing else."""
+    with live_server.client() as client:
+        response = client.get("/favicon.ico")
+    assert response.status_code == 204 and response.content == b""
+    assert "max-age" in response.headers["cache-control"]
+
+
 @pytest.mark.parametrize(
     ("headers", "code"),
     [

@@ -1,8 +1,8 @@
-"""Liveness and identity: ``/healthz`` (no auth) and ``/api/whoami``."""
+"""Liveness and identity: ``/healthz`` (no auth) and ``/api/whoami``; ``/favicon.ico``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from agnes_mcp import __version__
@@ -26,6 +26,13 @@ async def healthz(request: Request) -> Health:
     liveness never waits behind busy threads."""
     services: Services = request.app.state.services
     return Health(status="ok", version=__version__, instance=services.settings.instance_name)
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """No icon: said with 204 (cached a day), so a browser showing any of the server's
+    answers (a JSON error page too) logs no 404 on its console."""
+    return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/api/whoami", tags=["system"], summary="The caller: user, groups, token scopes")
