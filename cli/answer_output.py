@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agnes_mcp.rails.answer_text import cut_sentence, summary_line
 from cli import exit_codes
@@ -46,7 +46,7 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
         writer = csv.writer(sys.stdout)
         writer.writerow(table.column_names)
         for row in rows:
-            writer.writerow(["" if v is None else v for v in row])
+            writer.writerow(["" if v is None else _csv_cell(v) for v in row])
         sys.stdout.flush()
         for line in [*said, summary_line(answer)]:
             sys.stderr.write(printable(line) + "\n")
@@ -62,3 +62,10 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
     sys.stdout.flush()
     sys.stderr.write(printable(summary_line(answer)) + "\n")
     return exit_codes.OK
+
+
+def _csv_cell(value: Any) -> Any:
+    """A list or struct as DuckDB writes it (``[a, b]``), not as Python would (``['a']``)."""
+    from agnes_mcp.rails.value_text import nested_text
+
+    return nested_text(value) if isinstance(value, (list, dict)) else value

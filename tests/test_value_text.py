@@ -8,7 +8,7 @@ import random
 import duckdb
 import pyarrow as pa
 
-from agnes_mcp.rails.value_text import blob_text, interval_text, values_of
+from agnes_mcp.rails.value_text import blob_text, interval_text, nested_text, values_of
 
 
 def test_intervals_read_as_duckdb_prints_them() -> None:
@@ -43,3 +43,18 @@ def test_blobs_read_as_duckdb_prints_them() -> None:
     assert blob_text(every_byte) == shown[0]
     nested = pa.array([[b"\x00a", None], None], type=pa.list_(pa.binary()))
     assert values_of(nested) == [["\\x00a", None], None]
+
+
+def test_lists_and_structs_read_as_duckdb_prints_them_in_text() -> None:
+    """A CSV cell or a line of an MCP answer showed a list as Python would (['1 day'])."""
+    con = duckdb.connect()
+    for sql in (
+        "SELECT ['a', 'b', NULL] AS v",
+        "SELECT [INTERVAL 1 DAY] AS v",
+        "SELECT [[1, 2], [3]] AS v",
+        "SELECT {'k': 'v', 'n': 1} AS v",
+        "SELECT [true, false] AS v",
+    ):
+        table = con.sql(sql).to_arrow_table()
+        shown = con.sql(sql.replace("AS v", "::VARCHAR AS v")).fetchall()[0][0]
+        assert nested_text(values_of(table.column(0))[0]) == shown, sql

@@ -20,7 +20,7 @@ from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput
 from agnes_mcp.rails.answer_text import cost_said, rows_said
 from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value, truncation_for
-from agnes_mcp.rails.value_text import scalar_value, values_of
+from agnes_mcp.rails.value_text import nested_text, scalar_value, values_of
 from agnes_sync.sql_text import quote_ident
 
 CHARS_PER_TOKEN = 4
@@ -116,7 +116,7 @@ def _rows(table: pa.Table, count: int) -> list[list[Any]]:
 
 
 def _tsv(value: Any) -> str:
-    text = "NULL" if value is None else str(value)
+    text = nested_text(value) if isinstance(value, (list, dict)) or value is None else str(value)
     return text.replace("\t", " ").replace("\n", " ")
 
 

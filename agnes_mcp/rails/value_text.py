@@ -213,3 +213,18 @@ def _always_rendered(kind: pa.DataType) -> bool:
     ):
         return True
     return any(_always_rendered(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def nested_text(value: Any) -> str:
+    """A list or struct (of JSON-ready values) written as DuckDB's ``::VARCHAR`` writes it
+    (``[1 day, NULL]``, ``{'k': v, 'n': 1}``), for the outputs that are text: a CSV cell,
+    a line of an MCP answer. A plain value is its own text."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(nested_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"'{k}': {nested_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
