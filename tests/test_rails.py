@@ -126,6 +126,9 @@ def test_parse_errors_give_line_and_column(demo_server: DemoServer, analyst: Pri
         ("DEALLOCATE p", "not DEALLOCATE."),
         ("IMPORT DATABASE 'x'", "not IMPORT."),
         ("VACUUM", "not VACUUM."),
+        ("BEGIN", "not BEGIN."),
+        ("/* a comment */ CHECKPOINT", "not CHECKPOINT."),
+        ("-- a comment\nVACUUM", "not VACUUM."),
     ],
 )
 def test_a_statement_that_is_no_select_is_named_as_the_user_wrote_it(
@@ -136,10 +139,29 @@ def test_a_statement_that_is_no_select_is_named_as_the_user_wrote_it(
     with pytest.raises(QueryRefused) as refused:
         demo_server.live.services.query.run(analyst, sql, mode="local")
     assert refused.value.code == "read_only" and said in refused.value.message
-    for internal in ("COLUMN", "LITERAL", "ALIAS", "PRAGMA", "CALL", "DROP"):
+    for internal in ("COLUMN", "LITERAL", "ALIAS", "PRAGMA", "CALL", "DROP", "TRANSACTION"):
         assert internal not in refused.value.message
     if sql == "orders":
         assert "SELECT * FROM orders" in (refused.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("sql", "said", "hinted"),
+    [
+        ("UNPIVOT orders ON order_id INTO NAME k VALUE v", "UNPIVOT statements", "inside a SELECT"),
+        ("PIVOT orders ON status", "PIVOT statements", "inside a SELECT"),
+        ("EXPLAIN SELECT 1", "EXPLAIN statements", "run the query itself"),
+    ],
+)
+def test_statements_that_are_no_query_say_what_to_write_instead(
+    demo_server: DemoServer, analyst: Principal, sql: str, said: str, hinted: str
+) -> None:
+    """An UNPIVOT statement was "PIVOT statements are not accepted", and PIVOT or EXPLAIN
+    were told to use the schema and describe tools instead of DESCRIBE or SHOW."""
+    with pytest.raises(QueryRefused) as refused:
+        demo_server.live.services.query.run(analyst, sql, mode="local")
+    assert refused.value.message.startswith(said)
+    assert hinted in (refused.value.hint or "") and "DESCRIBE" not in (refused.value.hint or "")
 
 
 @settings(

@@ -260,7 +260,7 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     tree = cast(exp.Expression, statements[0])
     if not isinstance(tree, (*_ROOTS, *_WRITES, *_NOT_QUERIES, exp.Command, exp.Pivot)):
         raise _not_a_statement(sql, tree)
-    _check_tree(tree, dialect)
+    _check_tree(tree, dialect, sql)
     parsed = ParsedQuery(sql=sql, dialect=dialect, tree=tree)
     parsed.table_names = [t.name.lower() for t in tree.find_all(exp.Table) if t.name]
     parsed.refs = _real_tables(tree)
@@ -293,9 +293,13 @@ def first_keyword(sql: str) -> str | None:
     mean anything to them."""
     from agnes_mcp.rails.duckdb_check import sql_keywords
 
-    words = sql.split(None, 1)
+    words = _LEADING_COMMENTS.sub("", sql).split(None, 1)
     first = words[0].upper().rstrip(";") if words else ""
     return first if first in sql_keywords() else None
+
+
+# Comments and spaces before the first word (a query may start with either).
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.DOTALL)
 
 
 def _short(sql: str, at_most: int = 60) -> str:
@@ -303,13 +307,25 @@ def _short(sql: str, at_most: int = 60) -> str:
     return text if len(text) <= at_most else text[: at_most - 1] + "…"
 
 
-def _check_tree(tree: exp.Expression, dialect: str) -> None:
-    if isinstance(tree, (exp.Pivot, *_NOT_QUERIES)):
-        raise StatementNotAllowed(f"{_statement_kind(tree)} statements are not accepted.")
-    if isinstance(tree, exp.Command) and str(tree.this).upper() in ("EXPLAIN", "SUMMARIZE", "SHOW"):
-        raise StatementNotAllowed(f"{_statement_kind(tree)} statements are not accepted.")
+def _check_tree(tree: exp.Expression, dialect: str, sql: str = "") -> None:
+    named = first_keyword(sql) or _statement_kind(tree)  # as the user wrote it, when we can
+    if isinstance(tree, exp.Pivot):
+        raise StatementNotAllowed(
+            f"{named} statements are not accepted.",
+            hint=f"Write it inside a SELECT: SELECT * FROM <table> {named} (...), as in "
+            "SELECT * FROM orders PIVOT (count(*) FOR status IN ('completed', 'refunded')).",
+        )
+    if isinstance(tree, _NOT_QUERIES):
+        raise StatementNotAllowed(f"{named} statements are not accepted.")
+    if isinstance(tree, exp.Command) and str(tree.this).upper() == "EXPLAIN":
+        raise StatementNotAllowed(
+            f"{named} statements are not accepted.",
+            hint="Query plans are not shown here; run the query itself (with a LIMIT).",
+        )
+    if isinstance(tree, exp.Command) and str(tree.this).upper() in ("SUMMARIZE", "SHOW"):
+        raise StatementNotAllowed(f"{named} statements are not accepted.")
     if not isinstance(tree, _ROOTS):
-        raise ReadOnly(f"Only SELECT queries are accepted, not {_statement_kind(tree)}.")
+        raise ReadOnly(f"Only SELECT queries are accepted, not {named}.")
     unknown: list[Verdict] = []
     for node in tree.walk():
         if isinstance(node, _WRITES):
