@@ -120,6 +120,29 @@ def test_an_import_refuses_sql_no_one_could_run(sql: str, words: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("part", "words"),
+    [
+        (
+            "    filters:\n      - customer_id IN (SELECT customer_id FROM support_tickets)\n",
+            "reads 'support_tickets'",
+        ),
+        ("    dimensions:\n      - name: home\n        expression: getenv('HOME')\n", "refused"),
+    ],
+)
+def test_an_import_refuses_an_expression_metric_no_one_could_run(part: str, words: str) -> None:
+    """A filter reading a table the metric does not list, or a dimension calling what the
+    rails refuse, was imported and failed at every query."""
+    text = (
+        "metrics:\n  - name: custom\n    display_name: Custom\n    category: ops\n"
+        "    description: d\n    type: count\n    table: orders\n"
+        "    expression: count(*)\n" + part
+    )
+    with pytest.raises(MetricsInvalid) as refused:
+        load_texts({"custom.yml": text})
+    assert words in str(refused.value)
+
+
+@pytest.mark.parametrize(
     ("patch", "words"),
     [
         ({"expression": None, "sql": None}, "give 'expression' and 'table'"),

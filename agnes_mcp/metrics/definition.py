@@ -164,6 +164,8 @@ class MetricDefinition(BaseModel):
                     )
                 )
             )
+        if importing and self.sql is None and self.expression and self.table and not problems:
+            problems.extend(_check(self._check_compiled))
         if self.sql is not None:
             problems.extend(
                 _check(
@@ -173,6 +175,18 @@ class MetricDefinition(BaseModel):
                 )
             )
         return problems
+
+    def _check_compiled(self) -> None:
+        """The query the expression, filters and dimensions make passes the rails and
+        reads only the listed tables (a filter's subquery, a function such as getenv)."""
+        from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
+
+        dimensions = [d.name for d in self.dimensions if d.name not in self.sql_by]
+        request = MetricRequest(dimensions=dimensions, grain="total")
+        compiled = compile_metric(self, request, self.dialect)
+        _check_select(
+            compiled.sql, "the expression, filters or dimensions", self.dialect, self.all_tables
+        )
 
     def summary(self) -> dict[str, Any]:
         return {
