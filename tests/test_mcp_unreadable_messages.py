@@ -17,19 +17,11 @@ from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from tests.conftest import DemoServer
+from tests.mcp_raw import initialize
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "raw-lines", "version": "1"},
-    },
-}
+INITIALIZE = initialize("raw-lines")
 
 
 @pytest.fixture

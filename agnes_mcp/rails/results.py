@@ -6,7 +6,7 @@ import base64
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
@@ -50,6 +50,25 @@ class Truncation(BaseModel):
 Cell = TypeAliasType("Cell", "str | int | float | bool | list[Cell] | dict[str, Cell] | None")
 
 
+# What a result says of the limits it ran with: one wording, in the REST answer and in
+# the metadata every other front end reads.
+CutReason = Annotated[
+    Literal["rows", "bytes"] | None,
+    Field(description="The cap that cut the result: rows or bytes."),
+]
+RowLimit = Annotated[int | None, Field(description="The row limit the query ran with.")]
+RowLimitSource = Annotated[
+    Literal["requested", "default", "cap"] | None,
+    Field(
+        description="requested: the caller's limit; default: none was given; cap: the "
+        "caller asked for more than the server's row cap (max_result_rows)."
+    ),
+]
+ByteLimit = Annotated[
+    int | None, Field(description="The byte cap the query ran with (max_result_bytes).")
+]
+
+
 class QueryResult(BaseModel):
     columns: list[ResultColumn]
     rows: list[list[Cell]]
@@ -60,18 +79,10 @@ class QueryResult(BaseModel):
     )
     truncated: bool
     truncation: Truncation | None = None
-    reason: Literal["rows", "bytes"] | None = Field(
-        default=None, description="The cap that cut the result: rows or bytes."
-    )
-    row_limit: int | None = Field(default=None, description="The row limit the query ran with.")
-    row_limit_source: Literal["requested", "default", "cap"] | None = Field(
-        default=None,
-        description="requested: the caller's limit; default: none was given; cap: the "
-        "caller asked for more than the server's row cap (max_result_rows).",
-    )
-    byte_limit: int | None = Field(
-        default=None, description="The byte cap the query ran with (max_result_bytes)."
-    )
+    reason: CutReason = None
+    row_limit: RowLimit = None
+    row_limit_source: RowLimitSource = None
+    byte_limit: ByteLimit = None
     bytes_scanned: int = 0
     remaining_budget_bytes: int | None = None
     provenance: Provenance
@@ -86,22 +97,14 @@ class ResultMeta(BaseModel):
 
     row_count: int
     truncated: bool
-    reason: Literal["rows", "bytes"] | None = Field(
-        default=None, description="The cap that cut the result: rows or bytes."
-    )
+    reason: CutReason = None
     truncation: Truncation | None = None
     bytes_scanned: int = 0
     remaining_budget_bytes: int | None = None
     provenance: Provenance
-    row_limit: int | None = Field(default=None, description="The row limit the query ran with.")
-    row_limit_source: Literal["requested", "default", "cap"] | None = Field(
-        default=None,
-        description="requested: the caller's limit; default: none was given; cap: the "
-        "caller asked for more than the server's row cap (max_result_rows).",
-    )
-    byte_limit: int | None = Field(
-        default=None, description="The byte cap the query ran with (max_result_bytes)."
-    )
+    row_limit: RowLimit = None
+    row_limit_source: RowLimitSource = None
+    byte_limit: ByteLimit = None
     total_rows: int | None = Field(
         default=None, description="Rows the whole answer has, when known (counted when cut)."
     )
