@@ -31,6 +31,7 @@ from urllib.parse import quote
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agnes_mcp.api.rewritten_body import rewriting_body
 from agnes_mcp.api.web_session import session_from_cookies
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.services import Services
@@ -279,29 +280,12 @@ def _with_page_headers(send: Send, host: str | None) -> Send:
 
     ours = {name for name, _ in PAGE_HEADERS} | {b"content-security-policy"}
     nonce = secrets.token_urlsafe(18)
-    held: Message | None = None
-    parts: list[bytes] = []
+    policy = content_security_policy(nonce, host)
 
-    async def sending(message: Message) -> None:
-        nonlocal held
-        if message["type"] == "http.response.start":
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
-            headers += [
-                *PAGE_HEADERS,
-                (b"content-security-policy", content_security_policy(nonce, host)),
-            ]
-            message = {**message, "headers": headers}
-            if Headers(raw=headers).get("content-type", "").startswith("text/html"):
-                held = message
-                return
-        elif held is not None and message["type"] == "http.response.body":
-            parts.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = with_nonce(b"".join(parts), nonce)
-            kept = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
-            await send({**held, "headers": [*kept, (b"content-length", b"%d" % len(body))]})
-            message = {"type": "http.response.body", "body": body}
-        await send(message)
+    def start(message: Message) -> tuple[Message, bool]:
+        headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in ours]
+        headers += [*PAGE_HEADERS, (b"content-security-policy", policy)]
+        page = Headers(raw=headers).get("content-type", "").startswith("text/html")
+        return {**message, "headers": headers}, page
 
-    return sending
+    return rewriting_body(send, start, lambda body: with_nonce(body, nonce))

@@ -15,6 +15,7 @@ import json
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agnes_mcp.api.rewritten_body import rewriting_body
 from agnes_mcp.mcp_server.stdio_transport import INVALID_REQUEST_MESSAGE
 
 
@@ -40,24 +41,10 @@ class JsonRpcInvalidRequest:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        held: Message | None = None
-        parts: list[bytes] = []
 
-        async def relay(message: Message) -> None:
-            nonlocal held
-            if message["type"] == "http.response.start" and message["status"] == 400:
-                held = message
-                return
-            if held is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            parts.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = b"".join(parts)
-            body = _rewritten(body) or body
-            headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
-            await send({**held, "headers": [*headers, (b"content-length", b"%d" % len(body))]})
-            await send({"type": "http.response.body", "body": body})
+        def start(message: Message) -> tuple[Message, bool]:
+            return message, message["status"] == 400
 
-        await self.app(scope, receive, relay)
+        await self.app(
+            scope, receive, rewriting_body(send, start, lambda body: _rewritten(body) or body)
+        )
