@@ -1,6 +1,9 @@
-"""Quoting for the few SQL strings the engine builds from names and paths it controls."""
+"""Quoting for the few SQL strings the engine builds from names and paths it controls, and
+the body of one statement someone wrote, ready to be wrapped in a larger query."""
 
 from __future__ import annotations
+
+import duckdb
 
 
 def quote_ident(name: str) -> str:
@@ -11,3 +14,25 @@ def quote_ident(name: str) -> str:
 def quote_literal(value: str) -> str:
     """A DuckDB string literal, single-quoted."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def statement_body(sql: str) -> str:
+    """``sql`` (one statement) without the semicolons that end it and the comments around
+    them, read with DuckDB's own tokenizer, so ``SELECT 1; -- done`` and ``SELECT 1 -- x
+    \n;`` can go inside ``(...)``: a ``;`` inside a string or a comment stays. What is
+    left may end in a line comment; whoever wraps it starts the next line."""
+    text = sql.strip()
+    if ";" not in text:
+        return text
+    end = len(text)
+    try:
+        tokens = duckdb.tokenize(text)
+    except duckdb.Error:  # not ours to judge here: DuckDB says what is wrong when it runs
+        return text.rstrip(";").rstrip()
+    for position, kind in reversed(tokens):
+        if kind == duckdb.token_type.comment:
+            continue
+        if not text.startswith(";", position):
+            break
+        end = position
+    return text[:end].rstrip()

@@ -60,7 +60,7 @@ def checked_filter(where: str | None) -> str | None:
 
 def _filtered(source_sql: str, request: TableRequest) -> str:
     where = checked_filter(request.where_filters)
-    return f"SELECT * FROM ({source_sql}) AS src" + (f" WHERE {where}" if where else "")
+    return f"SELECT * FROM (\n{source_sql}\n) AS src" + (f" WHERE {where}" if where else "")
 
 
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int | None:
@@ -203,7 +203,7 @@ def _empty_part(
     """A zero-row file keeps the table's schema when the source has no rows at all."""
     target = atomic.staging_path(writer.paths.table_folder(request.id) / "empty")
     target.parent.mkdir(parents=True, exist_ok=True)
-    _copy(con, f"SELECT * FROM ({source_sql}) LIMIT 0", target)
+    _copy(con, f"SELECT * FROM (\n{source_sql}\n) LIMIT 0", target)
     return StagedPart(target, 0, "0:0")
 
 

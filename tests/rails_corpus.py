@@ -98,6 +98,13 @@ CASES: list[tuple[str, str, str]] = [
     (L, "SELECT * FROM orders;\nDELETE FROM orders", "multiple_statements"),
     (L, "select 1; attach 'x.db' as y", "multiple_statements"),
     (L, "SELECT 1;\n;\nSELECT 2", "multiple_statements"),
+    (L, "SELECT 1; /* y */ ; SELECT 2", "multiple_statements"),
+    (L, "SELECT 1; -- the rest\nDROP TABLE orders", "multiple_statements"),
+    # a comment after the closing ";" is no second statement
+    (L, "SELECT count(*) FROM orders; -- done", OK),
+    (L, "SELECT count(*) FROM orders -- done\n;", OK),
+    (L, "SELECT count(*) FROM orders; /* done */ ;", OK),
+    (L, "SELECT ';' AS semi -- ;", OK),
     # --- writes and state changes -----------------------------------------------------------------
     (L, "DROP TABLE orders", "read_only"),
     (L, "DELETE FROM orders", "read_only"),

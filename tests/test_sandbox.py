@@ -102,6 +102,20 @@ def test_one_statement_only_and_nothing_persists(sandbox: Sandbox) -> None:
     assert [v for v in views if not v.startswith("__agnes_source_")] == ["granted"]
 
 
+@pytest.mark.parametrize(
+    "ending", ["; -- done", " -- done\n;", "; /* done */ ;", ";;", "\n-- last line"]
+)
+def test_a_statement_ended_by_semicolons_and_comments_runs_and_counts(
+    sandbox: Sandbox, ending: str
+) -> None:
+    """The sandbox wraps the statement in parentheses (the row cap, the count): what ends
+    it must not end up inside them."""
+    sql = "SELECT id FROM granted" + ending
+    cut = sandbox.run(sql, Limits(rows=10, bytes=10**9, timeout_seconds=5))
+    assert cut.table.num_rows == 10 and cut.truncated
+    assert sandbox.count(sql, LIMITS) == 1000
+
+
 def test_timeout_row_cap_and_byte_cap(sandbox: Sandbox) -> None:
     with pytest.raises(QueryTimeout):
         sandbox.run(

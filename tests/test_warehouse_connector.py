@@ -63,7 +63,7 @@ def test_materialized_sql_runs_in_the_warehouse(
     request = TableRequest(
         id="by_kind",
         query_mode="materialized",
-        source_query="SELECT kind, count(*) AS n, sum(value) AS total FROM events GROUP BY kind ORDER BY kind;",
+        source_query="SELECT kind, count(*) AS n, sum(value) AS total FROM events GROUP BY kind ORDER BY kind; -- by kind\n",
     )
     assert [c.name for c in connector.describe_table(request)] == ["kind", "n", "total"]
     published = connector.extract(request, writer)

@@ -248,7 +248,12 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     try:
         engine = Dialect.get_or_raise(dialect)
         tokens = engine.tokenize(sql)  # once: for the parser and for the fingerprint
-        statements = [s for s in engine.parser().parse(tokens, sql) if s is not None]
+        # A comment after the last ";" is read as an empty statement of its own.
+        statements = [
+            s
+            for s in engine.parser().parse(tokens, sql)
+            if s is not None and not isinstance(s, exp.Semicolon)
+        ]
     except (ParseError, TokenError) as exc:
         raise _parse_error(exc) from None
     except RecursionError:

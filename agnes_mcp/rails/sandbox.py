@@ -51,7 +51,7 @@ from agnes_mcp.rails.refusals import (
 from agnes_mcp.rails.table_views import create_views
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.watchdog import WATCHDOG
-from agnes_sync.sql_text import quote_literal
+from agnes_sync.sql_text import quote_literal, statement_body
 
 # Rows per record batch read from DuckDB (one vector): the byte cap is checked after each,
 # so a cut answer overshoots the cap by at most one batch.
@@ -280,10 +280,7 @@ def _one_select(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
         raise MultipleStatements(f"DuckDB reads {len(statements)} statements; send one.")
     if statements[0].type != duckdb.StatementType.SELECT:
         raise ReadOnly(f"Only SELECT queries run here, not {statements[0].type.name}.")
-    text = statements[0].query.rstrip()
-    while text.endswith(";"):
-        text = text[:-1].rstrip()
-    return text
+    return statement_body(statements[0].query)
 
 
 def _parse_tree(cursor: duckdb.DuckDBPyConnection, text: str) -> Any:
@@ -367,8 +364,7 @@ def count_rows(
     """How many rows the whole answer to ``sql`` (one checked SELECT) has, or None when
     counting fails or takes longer than ``timeout_seconds`` (then the caller says "more
     than")."""
-    text = sql.strip().rstrip(";").rstrip()
-    counting = f"SELECT count(*) AS n FROM (\n{text}\n) AS agnes_counted"
+    counting = f"SELECT count(*) AS n FROM (\n{statement_body(sql)}\n) AS agnes_counted"
     limits = Limits(rows=1, bytes=1024, timeout_seconds=min(timeout_seconds, COUNT_SECONDS))
     try:
         result = run_select(base, counting, limits, prepare=prepare)

@@ -25,7 +25,7 @@ from agnes_sync.errors import (
     TerminalSyncError,
     TransientSyncError,
 )
-from agnes_sync.sql_text import quote_ident, quote_literal
+from agnes_sync.sql_text import quote_ident, quote_literal, statement_body
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -95,7 +95,7 @@ class DuckDBWarehouseConnector(Connector):
                 raise InvalidTableSpec(
                     f"Materialized table '{request.id}' needs a source_query (SQL)."
                 )
-            return request.source_query.strip().rstrip(";")
+            return statement_body(request.source_query)
         return f"SELECT * FROM {self._object(request)}"
 
     def list_tables(self) -> list[SourceTable]:
