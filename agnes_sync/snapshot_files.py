@@ -76,6 +76,17 @@ class SnapshotMeta(BaseModel):
         expires = self.expires_at
         return expires is not None and now >= expires
 
+    def cut_notes(self) -> list[str]:
+        """What a reader must know about its rows: that its own limit cut them."""
+        if not self.truncated:
+            return []
+        order = f" in the order {', '.join(self.order_by)}" if self.order_by else ""
+        return [
+            f"Cut by its own limit: the first {self.rows:,} rows{order} of more that match "
+            "the filter. Take it again with a larger limit, or narrow the where clause, for "
+            "the rest."
+        ]
+
 
 def check_name(name: str) -> str:
     if not NAME.match(name):

@@ -370,6 +370,33 @@ def test_snapshots(analyst: httpx.Client) -> None:
     )
 
 
+def test_a_kept_snapshot_cut_by_its_limit_says_so_over_rest(analyst: httpx.Client) -> None:
+    """``truncated: true`` alone does not tell a reader what is missing or how to get it:
+    a kept snapshot's REST answers carry the sentence the MCP tools give."""
+    spec = {
+        "table_id": "web_sessions",
+        "select": ["session_id", "device"],
+        "where": "event_date >= DATE '2026-10-01'",
+        "order_by": ["session_id"],
+    }
+    cut = analyst.post("/api/snapshots/stored", json={**spec, "limit": 5, "name": "rest_cut"})
+    whole = analyst.post(
+        "/api/snapshots/stored",
+        json={**spec, "where": "session_id = -1", "limit": 5, "name": "rest_whole"},
+    )
+    try:
+        assert cut.status_code == 200 and whole.status_code == 200
+        assert cut.json()["truncated"] and "Cut by its own limit" in cut.json()["notes"][0]
+        listed = {s["name"]: s for s in analyst.get("/api/snapshots/stored").json()["snapshots"]}
+        notes = listed["rest_cut"]["notes"]
+        assert len(notes) == 1 and "first 5 rows in the order session_id" in notes[0]
+        assert "larger limit" in notes[0]
+        assert not listed["rest_whole"]["truncated"] and listed["rest_whole"]["notes"] == []
+    finally:
+        for name in ("rest_cut", "rest_whole"):
+            analyst.delete(f"/api/snapshots/stored/{name}")
+
+
 @pytest.mark.parametrize(
     ("spec", "status", "code", "words"),
     [

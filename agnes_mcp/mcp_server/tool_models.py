@@ -108,17 +108,8 @@ class SnapshotInfo(BaseModel):
             expires_at=meta.expires_at,
             location=location,
             download_url=download_url,
-            notes=[_cut_note(meta)] if meta.truncated else [],
+            notes=meta.cut_notes(),
         )
-
-
-def _cut_note(meta: SnapshotMeta) -> str:
-    order = f" in the order {', '.join(meta.order_by)}" if meta.order_by else ""
-    return (
-        f"Cut by its own limit: the first {meta.rows:,} rows{order} of more that match "
-        "the filter. Take it again with a larger limit, or narrow the where clause, for "
-        "the rest."
-    )
 
 
 class SnapshotListOutput(BaseModel):

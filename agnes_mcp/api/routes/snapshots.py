@@ -48,20 +48,34 @@ class StoreBody(SnapshotSpec, RequestBody):
     ttl_seconds: int | None = Field(default=None, ge=60)
 
 
+class StoredSnapshot(SnapshotMeta):
+    """A kept snapshot as the API shows it: its metadata and what to know about its rows."""
+
+    notes: list[str] = Field(
+        default_factory=list, description="E.g. that its own limit cut it, and how to get more."
+    )
+
+    @classmethod
+    def of(cls, meta: SnapshotMeta, more: list[str] | None = None) -> StoredSnapshot:
+        return cls(**dict(meta), notes=[*meta.cut_notes(), *(more or [])])
+
+
 class StoredList(BaseModel):
-    snapshots: list[SnapshotMeta]
+    snapshots: list[StoredSnapshot]
 
 
 @router.post("/stored", summary="Take a snapshot and keep it on the server")
-def store(body: StoreBody, services: ServicesDep, principal: PrincipalDep) -> SnapshotMeta:
+def store(body: StoreBody, services: ServicesDep, principal: PrincipalDep) -> StoredSnapshot:
     spec = SnapshotSpec.model_validate(body.model_dump(include=set(SnapshotSpec.model_fields)))
-    meta, _ = services.stored_snapshots.create(principal, spec, body.name, body.ttl_seconds)
-    return meta
+    meta, outcome = services.stored_snapshots.create(principal, spec, body.name, body.ttl_seconds)
+    return StoredSnapshot.of(meta, outcome.notes())
 
 
 @router.get("/stored", summary="The caller's snapshots kept on the server")
 def stored(services: ServicesDep, principal: PrincipalDep) -> StoredList:
-    return StoredList(snapshots=services.stored_snapshots.all(principal))
+    return StoredList(
+        snapshots=[StoredSnapshot.of(m) for m in services.stored_snapshots.all(principal)]
+    )
 
 
 @router.get(
