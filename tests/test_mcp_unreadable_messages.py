@@ -96,3 +96,29 @@ def test_unreadable_bodies_over_http(demo_server: DemoServer, body: str, code: i
     error = answer.json()["error"]
     assert answer.json()["id"] is None and error["code"] == code
     assert "pydantic" not in error["message"] and len(error["message"]) < 200
+
+
+@pytest.mark.parametrize("ident", [{"a": 1}, [1], True, None, 1.5])
+@pytest.mark.parametrize("method", ["initialize", "tools/list"])
+def test_a_request_with_an_unusable_id_is_answered_over_http(
+    demo_server: DemoServer, ident: object, method: str
+) -> None:
+    """The SDK reads a request whose id MCP does not allow as a notification: 202 and no
+    answer, so the client waits for ever (and an initialize opened a session)."""
+    params = {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "odd-ids", "version": "1"},
+    }
+    answer = httpx.post(
+        f"{demo_server.live.base_url}/mcp/",
+        json={"jsonrpc": "2.0", "id": ident, "method": method, "params": params},
+        headers={
+            "Authorization": f"Bearer {demo_server.analyst_token}",
+            "Accept": "application/json, text/event-stream",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 400 and "mcp-session-id" not in answer.headers
+    assert answer.json()["id"] is None and answer.json()["error"]["code"] == -32600
+    assert '"id" must be a string or an integer' in answer.json()["error"]["message"]

@@ -1,4 +1,5 @@
-"""The JSON-RPC error for a ``/mcp`` body that is JSON but not a message.
+"""The JSON-RPC error for a ``/mcp`` body that is JSON but not a message, or a request
+whose ``id`` is not one.
 
 The MCP SDK's streamable HTTP transport answers such a body ``400`` with code ``-32602``
 (invalid params) and pydantic's whole validation report as the message; JSON-RPC 2.0
@@ -6,6 +7,11 @@ says ``-32600`` (invalid request). This wrapper reads only ``400`` answers of th
 (a few hundred bytes; every other answer passes untouched, streamed) and rewrites that
 one case to the code and message ``agnes mcp`` gives on stdio
 (:mod:`agnes_mcp.mcp_server.stdio_transport`).
+
+A request whose ``id`` is an object, a list, a boolean, a fraction or null (MCP allows a
+string or an integer, never null) is read by the SDK as a notification: it is not run,
+and the client waits for an answer that never comes. The request body (already bounded
+by the app's body limit) is read here first and such a request is answered ``-32600``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,71 @@ def _rewritten(body: bytes) -> bytes | None:
     return json.dumps(answer).encode()
 
 
+INVALID_ID_MESSAGE = (
+    'Invalid Request: a request\'s "id" must be a string or an integer (MCP allows no '
+    "null); it was not run."
+)
+
+
+def _usable_id(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, (str, int)) or (isinstance(value, float) and value.is_integer())
+
+
+def has_unusable_id(body: bytes) -> bool:
+    """Whether ``body`` is a request (a ``method`` and an ``id``) whose id is none MCP
+    allows."""
+    if b'"id"' not in body:  # a notification: nothing to parse
+        return False
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False  # the SDK answers what is not JSON
+    return (
+        isinstance(message, dict)
+        and "method" in message
+        and "id" in message
+        and not _usable_id(message["id"])
+    )
+
+
+async def _whole_body(receive: Receive) -> tuple[bytes, list[Message]]:
+    """The request body and the messages it came in (to hand on unchanged)."""
+    messages: list[Message] = []
+    parts: list[bytes] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(parts), messages
+
+
+async def _refuse_id(send: Send) -> None:
+    body = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": INVALID_REQUEST, "message": INVALID_ID_MESSAGE},
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 400,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 class JsonRpcInvalidRequest:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -41,6 +112,16 @@ class JsonRpcInvalidRequest:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["method"] == "POST":
+            body, messages = await _whole_body(receive)
+            if has_unusable_id(body):
+                await _refuse_id(send)
+                return
+
+            async def replayed() -> Message:
+                return messages.pop(0) if messages else await receive()
+
+            receive = replayed
 
         def start(message: Message) -> tuple[Message, bool]:
             return message, message["status"] == 400
