@@ -9,6 +9,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from agnes_mcp.audit_trail import AuditTrail
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
@@ -20,6 +23,7 @@ from agnes_mcp.catalog_models import (
     how_to_fetch,
     sample_rows,
 )
+from agnes_mcp.rails.extra_tables import ExtraTable, kept_description
 from agnes_mcp.rails.refusals import TableNotFound, TableNotGranted, next_step
 from agnes_mcp.rails.results import Answer, Provenance, TableRead, cut_by, truncation_for
 from agnes_mcp.rails.tables import CatalogTable
@@ -216,6 +220,30 @@ def _preview_provenance(table: CatalogTable, result: RemoteResult) -> Provenance
         row_count=result.table.num_rows,
         duration_ms=round(result.seconds * 1000, 3),
         fingerprint="preview",
+    )
+
+
+def extra_schema(extra: ExtraTable) -> TableSchema:
+    """The columns of a kept result or snapshot: ``query`` reads it like a table, so
+    ``schema`` describes it like one (no statistics: nobody profiled it)."""
+    described: list[tuple[str, str, bool | None]]
+    if isinstance(extra.data, pa.Table):
+        with contextlib.closing(READER.cursor()) as con:
+            relation = con.from_arrow(extra.data)
+            described = [
+                (n, str(t), None) for n, t in zip(relation.columns, relation.types, strict=True)
+            ]
+        rows: int | None = extra.data.num_rows
+    else:
+        described = _parquet_columns([str(extra.data)])
+        rows = pq.read_metadata(extra.data).num_rows
+    return TableSchema(
+        table=extra.name,
+        description=kept_description(extra.kind, extra.source),
+        query_mode=extra.kind,
+        rows=rows,
+        partition_by=None,
+        columns=[ColumnInfo(name=n, type=t, nullable=b) for n, t, b in described],
     )
 
 

@@ -297,6 +297,32 @@ async def test_a_large_result_is_kept_and_summarised(surface: Surface) -> None:
     assert follow["provenance"]["tables"][0]["query_mode"] == "result"
 
 
+async def test_schema_and_describe_read_a_result_handle(surface: Surface) -> None:
+    """``query`` reads a result handle like a table, so ``schema`` and ``describe`` do too
+    (on the server they answered table_not_found)."""
+    cut, _ = await ok(
+        surface, "query", sql="SELECT order_id, status, total_amount FROM orders ORDER BY 1"
+    )
+    handle = cut["result_handle"]
+    assert handle
+    schema, text = await ok(surface, "schema", table=handle)
+    assert schema["table"] == handle and schema["query_mode"] == "result"
+    assert [c["name"] for c in schema["columns"]] == ["order_id", "status", "total_amount"]
+    assert schema["columns"][0]["type"] in {"BIGINT", "INTEGER"}
+    # the kept result holds the rows the query fetched (the row limit's), not the count
+    assert schema["rows"] == cut["row_count"] and "status" in text
+    assert "earlier query" in schema["description"]
+    sample, _ = await ok(surface, "describe", table=handle, n=3)
+    assert sample["row_count"] == 3 and [c["name"] for c in sample["columns"]] == [
+        "order_id",
+        "status",
+        "total_amount",
+    ]
+    assert sample["provenance"]["tables"][0]["query_mode"] == "result"
+    missing = await refused(surface, "schema", table="result_0000000000")
+    assert missing["code"] == "table_not_found"
+
+
 async def test_a_whole_answer_too_large_to_show_is_kept_whole(surface: Surface) -> None:
     structured, text = await ok(
         surface, "query", sql="SELECT * FROM orders ORDER BY order_id LIMIT 1500", limit=1800
@@ -646,6 +672,10 @@ async def test_server_snapshots_download_and_follow_the_grant(demo_server: DemoS
         where="event_date >= DATE '2026-10-01'",
         name="mine",
     )
+    described, _ = await ok(surface, "schema", table="mine")
+    assert described["query_mode"] == "snapshot" and described["rows"] == info["rows"]
+    assert [c["name"] for c in described["columns"]] == ["session_id", "device"]
+    assert described["description"] == "A snapshot of web_sessions."
     with demo_server.live.client(token) as client:
         download = client.get(info["download_url"].removeprefix(demo_server.live.base_url))
         assert download.status_code == 200
@@ -655,6 +685,7 @@ async def test_server_snapshots_download_and_follow_the_grant(demo_server: DemoS
     services.grants.delete(grant.id)
     listed, _ = await ok(surface, "snapshot_list")
     assert listed["snapshots"] == []
+    assert (await refused(surface, "schema", table="mine"))["code"] == "table_not_found"
     assert (await refused(surface, "query", sql="SELECT count(*) FROM mine"))[
         "code"
     ] == "table_not_found"

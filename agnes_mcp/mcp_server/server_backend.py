@@ -12,7 +12,8 @@ from typing import ClassVar
 import pyarrow as pa
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.catalog_models import TableSchema
+from agnes_mcp.catalog_models import TableSchema, sample_rows
+from agnes_mcp.catalog_view import extra_schema
 from agnes_mcp.identity import WhoAmI, describe
 from agnes_mcp.mcp_server.backend import Backend, CatalogListing, MetricListing
 from agnes_mcp.mcp_server.result_store import ResultStore
@@ -28,6 +29,7 @@ from agnes_mcp.services import Services
 from agnes_mcp.session_export import server_export
 from agnes_mcp.session_export.tool_calls import current_session
 from agnes_sync.snapshot_files import SnapshotMeta
+from agnes_sync.sql_text import quote_ident
 
 
 class ServerBackend(Backend):
@@ -51,9 +53,19 @@ class ServerBackend(Backend):
         )
 
     def schema(self, table: str) -> TableSchema:
+        kept = self._extras().get(table)
+        if kept is not None:  # a result handle or a snapshot: query reads it, so does this
+            return extra_schema(kept)
         return self.services.catalog_view.schema(self.principal, table)
 
     def describe(self, table: str, n: int) -> Answer:
+        extras = self._extras()
+        if table in extras:
+            sample_rows(n)
+            sql = f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}"
+            return self.services.query.run(
+                self.principal, sql, limit=n, mode="local", extras=extras, action="describe"
+            ).answer()
         return self.services.catalog_view.describe(self.principal, table, n)
 
     # --- queries -----------------------------------------------------------------------------

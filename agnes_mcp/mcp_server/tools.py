@@ -168,7 +168,11 @@ def register_tools(
     )
     async def schema(
         table: Annotated[
-            str, Field(max_length=MAX_NAME_CHARS, description="A table id from catalog.")
+            str,
+            Field(
+                max_length=MAX_NAME_CHARS,
+                description="A table id from catalog, a snapshot or a result_ handle.",
+            ),
         ],
         cursor: Annotated[str | None, Field(description="next_cursor for more columns.")] = None,
     ) -> ToolResult:
@@ -196,7 +200,11 @@ def register_tools(
     )
     async def describe(
         table: Annotated[
-            str, Field(max_length=MAX_NAME_CHARS, description="A table id from catalog.")
+            str,
+            Field(
+                max_length=MAX_NAME_CHARS,
+                description="A table id from catalog, a snapshot or a result_ handle.",
+            ),
         ],
         n: Annotated[int, Field(ge=1, le=MAX_SAMPLE_ROWS, description="How many rows.")] = 5,
     ) -> ToolResult:

@@ -16,6 +16,7 @@ from typing import ClassVar
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema, sample_rows
 from agnes_mcp.identity import WhoAmI
@@ -25,6 +26,7 @@ from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
+from agnes_mcp.rails.extra_tables import kept_description
 from agnes_mcp.rails.refusals import QueryRefused, SnapshotExists, SnapshotInvalid, TableNotFound
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
@@ -160,11 +162,18 @@ class WorkspaceBackend(Backend):
                     raise
         held = inventory.tables.get(table)
         kept = next((t for t in catalog_cache.load(self.paths).tables if t.get("id") == table), {})
+        description, rows = (held.description, held.rows) if held is not None else ("", None)
+        if table in inventory.results:
+            rows = pq.read_metadata(inventory.results[table]).num_rows
+            description = kept_description("result", "an earlier query")
+        elif table in inventory.snapshots:
+            rows = inventory.snapshots[table].rows
+            description = kept_description("snapshot", inventory.snapshots[table].table_id)
         return TableSchema(
             table=table,
-            description=held.description if held is not None else "",
+            description=description,
             query_mode=_mode_of(table, inventory),
-            rows=held.rows if held is not None else None,
+            rows=rows,
             partition_by=kept.get("partition_by"),
             columns=[
                 ColumnInfo(name=name, type=kind, nullable=nullable)

@@ -45,6 +45,13 @@ class ExtraTable:
 Extras = Mapping[str, ExtraTable]
 
 
+def kept_description(kind: str, source: str) -> str:
+    """What ``schema`` says a kept result or snapshot is."""
+    if kind == "result":
+        return "A result kept from an earlier query; it goes when unused for a while."
+    return f"A snapshot of {source}."
+
+
 def registrar(
     extras: Extras, parsed: ParsedQuery
 ) -> Callable[[duckdb.DuckDBPyConnection], None] | None:
