@@ -19,7 +19,12 @@ from agnes_mcp.rails.engine import Estimate
 from agnes_mcp.resource_types import ResourceType
 from agnes_sync.connector import SourceContext, TableRequest
 from agnes_sync.contract import ExtractWriter
-from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound, TerminalSyncError
+from agnes_sync.errors import (
+    InvalidTableSpec,
+    SourceTableNotFound,
+    TerminalSyncError,
+    TransientSyncError,
+)
 from agnes_sync.extract_reader import read_extract
 from connectors.bigquery import connector as bigquery_connector
 from connectors.bigquery.connector import BigQueryConnector
@@ -195,6 +200,33 @@ def test_connector_materializes_under_a_billing_cap(
     ]
     con.close()
     assert fake.fake.missing_cap == []
+
+
+def test_a_materialized_query_that_never_ends_fails_its_sync_in_time(
+    fake: FakeBigQueryServer, tmp_path: Path
+) -> None:
+    """A job that never finished held a sync worker for ever (two held every sync): the
+    source's job_timeout_seconds bounds it, BigQuery is told to stop the job too, and the
+    sync fails as worth retrying, naming the limit."""
+    connector = BigQueryConnector(
+        SourceContext("bq", {**options(fake), "job_timeout_seconds": 1}, tmp_path)
+    )
+    request = TableRequest(
+        id="slow",
+        query_mode="materialized",
+        source_query=f"SELECT page FROM `{PROJECT}.analytics.page_views`",
+    )
+    fake.fake.never_finish = True
+    try:
+        with pytest.raises(TransientSyncError, match="longer than 1 s") as failed:
+            connector.extract(request, ExtractWriter(tmp_path / "extracts", "bq"))
+    finally:
+        fake.fake.never_finish = False
+    assert "job_timeout_seconds" in str(failed.value) and failed.value.details == {
+        "limit_seconds": 1
+    }
+    jobs = [r for r in fake.fake.requests if r["api"] == "jobs.query"]
+    assert jobs[-1]["jobTimeoutMs"] == "1000"
 
 
 # --- remote queries -----------------------------------------------------------------------------

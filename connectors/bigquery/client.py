@@ -31,6 +31,15 @@ class BigQueryOptions(BaseModel):
     )
     api_endpoint: str | None = Field(default=None, description="Override the API endpoint.")
     anonymous: bool = Field(default=False, description="No credentials (emulators only).")
+    job_timeout_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="How long a materialized table's query may run before its sync fails "
+        "(BigQuery stops the job).",
+    )
+    http_timeout_seconds: float = Field(
+        default=60, gt=0, description="Timeout of one API request made by a sync."
+    )
 
 
 def make_client(options: BigQueryOptions) -> bigquery.Client:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import unicodedata
 from typing import TYPE_CHECKING, ClassVar, cast
@@ -93,8 +94,9 @@ class BigQueryConnector(Connector):
         client = self._client()
         found = []
         try:
-            for dataset in client.list_datasets():
-                for item in client.list_tables(dataset.dataset_id):
+            timeout = self.settings.http_timeout_seconds
+            for dataset in client.list_datasets(timeout=timeout):
+                for item in client.list_tables(dataset.dataset_id, timeout=timeout):
                     found.append(
                         SourceTable(
                             item.table_id,
@@ -112,10 +114,16 @@ class BigQueryConnector(Connector):
         client = self._client()
         try:
             if request.query_mode == "materialized":
-                job = client.query(request.source_query or "", job_config=self._dry_run())
+                job = client.query(
+                    request.source_query or "",
+                    job_config=self._dry_run(),
+                    timeout=self.settings.http_timeout_seconds,
+                )
                 fields = job.schema or []
             else:
-                fields = client.get_table(self._path(request)).schema
+                fields = client.get_table(
+                    self._path(request), timeout=self.settings.http_timeout_seconds
+                ).schema
         except exceptions.NotFound:
             raise SourceTableNotFound(f"BigQuery has no table {self._path(request)}.") from None
         except exceptions.BadRequest as exc:
@@ -135,7 +143,9 @@ class BigQueryConnector(Connector):
         try:
             if request.query_mode == "materialized":
                 return self._materialize(client, request, writer)
-            table = client.get_table(self._path(request))
+            table = client.get_table(
+                self._path(request), timeout=self.settings.http_timeout_seconds
+            )
         except exceptions.NotFound:
             raise SourceTableNotFound(f"BigQuery has no table {self._path(request)}.") from None
         except exceptions.GoogleAPIError as exc:
@@ -158,15 +168,34 @@ class BigQueryConnector(Connector):
     def _materialize(
         self, client: bigquery.Client, request: TableRequest, writer: ExtractWriter
     ) -> PublishedTable:
+        from google.api_core import exceptions
         from google.cloud import bigquery
 
         if not (request.source_query or "").strip():
             raise InvalidTableSpec(f"Materialized table '{request.id}' needs a source_query.")
+        limit = self.settings.job_timeout_seconds
         config = bigquery.QueryJobConfig(
-            maximum_bytes_billed=MATERIALIZE_MAX_BYTES, labels={"agnes_sync": request.id}
+            maximum_bytes_billed=MATERIALIZE_MAX_BYTES,
+            labels={"agnes_sync": request.id},
+            job_timeout_ms=int(limit * 1000),
         )
-        rows = client.query_and_wait(request.source_query, job_config=config)
-        table = exact_decimals(rows.to_arrow(create_bqstorage_client=False))
+        try:
+            rows = client.query_and_wait(
+                request.source_query,
+                job_config=config,
+                wait_timeout=limit,
+                api_timeout=self.settings.http_timeout_seconds,
+            )
+            table = exact_decimals(rows.to_arrow(create_bqstorage_client=False))
+        except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
+            # a job that never ends held a sync worker for ever (two held them all)
+            raise TransientSyncError(
+                f"BigQuery's query of '{request.id}' ran longer than {limit:g} s "
+                "(job_timeout_seconds) and was stopped.",
+                hint="Raise the source's job_timeout_seconds for a slow query, or make the "
+                "source_query cheaper.",
+                details={"limit_seconds": limit},
+            ) from None
         staged = writer.staging_file(request.id)
         try:
             pq.write_table(table, staged, compression="zstd")
