@@ -14,7 +14,7 @@ import duckdb
 import httpx
 import pytest
 
-from agnes_sync.connector import SourceContext, TableRequest
+from agnes_sync.connector import Column, SourceContext, TableRequest
 from agnes_sync.contract import ExtractWriter
 from agnes_sync.errors import (
     InvalidTableSpec,
@@ -25,7 +25,14 @@ from agnes_sync.errors import (
 from connectors.keboola.blob_urls import resolve, sign_v4
 from connectors.keboola.client import StorageClient, TokenRefused
 from connectors.keboola.connector import KeboolaConnector
-from connectors.keboola.export import Exporter, ExportParams, slice_index
+from connectors.keboola.export import (
+    ExportedFile,
+    Exporter,
+    ExportParams,
+    reader_sql,
+    row_separator,
+    slice_index,
+)
 from connectors.keboola.filters import where_filters
 from connectors.keboola.state import read_state
 from tests.fake_keboola import TOKEN, FakeKeboola, FakeKeboolaServer
@@ -231,6 +238,49 @@ def test_text_survives_the_export_exactly(stack: Stack, file_type: str) -> None:
     request = TableRequest(id="notes", bucket="in.c-main", source_table="notes")
     stack.connector(file_type=file_type).extract(request, stack.writer)
     assert stack.rows("notes") == list(enumerate(texts))  # '' and NULL stay apart
+
+
+@pytest.mark.parametrize("slices", [0, 3, 12])
+def test_a_line_break_inside_a_quoted_field_starting_a_slice(stack: Stack, slices: int) -> None:
+    """DuckDB, not sniffing, took the first line break of a slice for the row separator:
+    a CRLF inside a quoted first field (a Windows text, an e-mail) then read as no row at
+    all, and the sync failed as bad data, depending on how Keboola sliced the export."""
+    texts = [f"Dear team,\r\nline {i}\r\n" if i % 2 == 0 else f"plain {i}" for i in range(24)]
+    stack.fake.slices = slices
+    stack.fake.create_table(
+        "in.c-main", "mails", {"id": "INTEGER", "text": "STRING"}, list(enumerate(texts))
+    )
+    request = TableRequest(id="mails", bucket="in.c-main", source_table="mails")
+    stack.connector(file_type="csv").extract(request, stack.writer)
+    assert stack.rows("mails") == list(enumerate(texts))
+
+
+@pytest.mark.parametrize(
+    ("content", "separator"),
+    [
+        (b'1,"a\r\nb"\n2,c\n', "\\n"),
+        (b'1,"a\nb"\r\n2,c\r\n', "\\r\\n"),
+        (b'1,"say ""hi""\r\n"\n2,c\n', "\\n"),  # doubled quotes inside the field
+        (b'1,"no line break at all"', None),
+    ],
+)
+def test_the_row_separator_is_the_first_line_break_outside_quotes(
+    tmp_path: Path, content: bytes, separator: str | None
+) -> None:
+    import gzip
+
+    plain, packed = tmp_path / "slice.csv", tmp_path / "slice.csv.gz"
+    plain.write_bytes(content)
+    packed.write_bytes(gzip.compress(content))
+    assert row_separator(plain) == separator and row_separator(packed) == separator
+
+
+def test_crlf_rows_with_line_breaks_inside_fields_read_exactly(tmp_path: Path) -> None:
+    slice_file = tmp_path / "slice.csv"
+    slice_file.write_bytes(b'1,"Dear\nteam"\r\n2,plain\r\n3,"x\r\ny"\r\n')
+    columns = [Column("id", "BIGINT", True), Column("text", "VARCHAR", True)]
+    sql = reader_sql(ExportedFile(file_type="csv", slices=[slice_file]), columns)
+    assert duckdb.sql(sql).fetchall() == [(1, "Dear\nteam"), (2, "plain"), (3, "x\r\ny")]
 
 
 def test_the_fake_reads_form_bodies_as_keboola_does(stack: Stack) -> None:

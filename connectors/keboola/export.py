@@ -215,6 +215,28 @@ def is_gzip(path: Path) -> bool:
         return handle.read(2) == _GZIP_MAGIC
 
 
+_SAMPLE_BYTES = 1 << 20
+_QUOTE_OR_NEWLINE = re.compile(rb'["\n]')
+
+
+def row_separator(path: Path) -> str | None:
+    """The row separator of a CSV slice, ``\\n`` or ``\\r\\n``, read from its first line
+    break outside quotes (DuckDB, told not to sniff, takes the first line break it meets,
+    which may be a CRLF inside a quoted field: then no row reads). None when the first
+    megabyte holds no such break (one long row: DuckDB's guess is as good)."""
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as handle:
+        sample = handle.read(_SAMPLE_BYTES)
+    quoted = False
+    for found in _QUOTE_OR_NEWLINE.finditer(sample):
+        if found.group() == b'"':
+            quoted = not quoted  # a doubled quote inside a field toggles twice
+        elif not quoted:
+            at = found.start()
+            return "\\r\\n" if at and sample[at - 1 : at] == b"\r" else "\\n"
+    return None
+
+
 def reader_sql(exported: ExportedFile, columns: Sequence[Column]) -> str:
     """A SELECT over the slices in order, typed as ``columns``."""
     if not exported.slices:
@@ -233,8 +255,10 @@ def reader_sql(exported: ExportedFile, columns: Sequence[Column]) -> str:
         "{" + ", ".join(f"{quote_literal(c.name)}: {quote_literal(c.type)}" for c in columns) + "}"
     )
     compression = "gzip" if is_gzip(exported.slices[0]) else "none"
+    separator = row_separator(exported.slices[0])
+    rows = f", new_line = '{separator}'" if separator else ""
     return (
         f"SELECT * FROM read_csv({listing}, header = false, columns = {struct}, "
         f"delim = ',', quote = '\"', escape = '\"', compression = '{compression}', "
-        "auto_detect = false, null_padding = false, allow_quoted_nulls = false)"
+        f"auto_detect = false, null_padding = false, allow_quoted_nulls = false{rows})"
     )
