@@ -107,6 +107,14 @@ def test_explicit_types_and_null_string(
     ]
 
 
+def test_an_empty_quoted_field_is_text_and_an_empty_field_null(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    write(source_root / "notes.csv", 'id,note\n1,"a ""q"" b"\n2,\n3,""\n4,plain\n')
+    connector.extract(TableRequest(id="notes", source_table="notes.csv"), writer)
+    assert rows_of(writer, "notes") == [(1, 'a "q" b'), (2, None), (3, ""), (4, "plain")]
+
+
 def test_bad_options_and_paths_are_refused(
     connector: FilesConnector, source_root: Path, tmp_path: Path
 ) -> None:

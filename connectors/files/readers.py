@@ -65,6 +65,9 @@ def reader_sql(files: list[Path], options: FileTableOptions) -> str:
         args.append(f"timestampformat = {quote_literal(options.timestamp_format)}")
     if options.columns:
         args.append("columns = " + _struct(options.columns))
+    # An empty field is NULL, a quoted empty one ("") the empty string, as Keboola's
+    # exports and PostgreSQL's CSV read them (DuckDB's default reads both as NULL).
+    args.append("allow_quoted_nulls = false")
     return f"read_csv({listing}{''.join(', ' + a for a in args)})"
 
 
