@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.threaded_server import ThreadedServer
@@ -77,6 +77,7 @@ class Failure:
     status: int
     retry_after: str | None
     path_prefix: str
+    raw_body: str | None = None  # sent as is (a body cut off, a proxy's page)
 
 
 @dataclass
@@ -296,9 +297,12 @@ class FakeJira:
         status: int = 429,
         retry_after: str | None = "1",
         path_prefix: str = "",
+        raw_body: str | None = None,
     ) -> None:
         with self.lock:
-            self.failures.extend(Failure(status, retry_after, path_prefix) for _ in range(count))
+            self.failures.extend(
+                Failure(status, retry_after, path_prefix, raw_body) for _ in range(count)
+            )
 
     def calls(self, path_prefix: str) -> list[tuple[str, str, dict[str, str]]]:
         with self.lock:
@@ -472,6 +476,13 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
             failure = fake.failure_for(request.url.path)
             if failure is not None:
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+                if failure.raw_body is not None:
+                    return Response(
+                        failure.raw_body,
+                        status_code=failure.status,
+                        headers=headers,
+                        media_type="application/json",
+                    )
                 return JSONResponse(
                     {"errorMessages": ["Rate limit exceeded."]},
                     status_code=failure.status,

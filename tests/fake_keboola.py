@@ -99,6 +99,7 @@ class Failure:
     times: int
     retry_after: str | None
     message: str
+    raw_body: str | None = None  # sent as is (a body cut off, a proxy's page)
 
 
 @dataclass
@@ -287,9 +288,13 @@ class FakeKeboola:
         times: int = 1,
         retry_after: str | None = None,
         message: str = "Injected failure",
+        raw_body: str | None = None,
     ) -> None:
-        """The next ``times`` requests whose path matches the regex ``path`` get ``status``."""
-        self.failures.append(Failure(method, re.compile(path), status, times, retry_after, message))
+        """The next ``times`` requests whose path matches the regex ``path`` get ``status``
+        (with ``raw_body`` as is, when given)."""
+        self.failures.append(
+            Failure(method, re.compile(path), status, times, retry_after, message, raw_body)
+        )
 
     def calls(self, path: str, method: str = "*") -> list[dict[str, Any]]:
         pattern = re.compile(path)
@@ -605,6 +610,13 @@ def create_app(fake: FakeKeboola) -> Starlette:
                 ):
                     failure.times -= 1
                     headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
+                    if failure.raw_body is not None:
+                        return Response(
+                            failure.raw_body,
+                            failure.status,
+                            headers=headers,
+                            media_type="application/json",
+                        )
                     return error(failure.status, failure.message, "fake.injected", headers)
         return None
 

@@ -536,6 +536,22 @@ def test_exhausted_retries_fail_the_sync_and_keep_the_last_good_data(source: Sou
     assert source.rows("SELECT summary FROM jira_issues") == [("Good",)]
 
 
+def test_an_answer_cut_off_is_worth_another_try_and_keeps_the_data(source: Source) -> None:
+    """A 200 whose body does not parse (cut off, or a proxy's page) failed the sync as bad
+    data, never retried; the data itself was never read, as with a network error."""
+    key = source.jira.create_issue("PROJ", "Good")
+    source.sync()
+    source.jira.update_issue(key, summary="Not read yet")
+    source.jira.fail_next(
+        1, status=200, retry_after=None, path_prefix="/rest/api/3/search", raw_body='{"issues": [{'
+    )
+    with pytest.raises(TransientSyncError, match="is not JSON"):
+        source.sync()
+    assert source.rows("SELECT summary FROM jira_issues") == [("Good",)]
+    source.sync()  # the next run reads it
+    assert source.rows("SELECT summary FROM jira_issues") == [("Not read yet",)]
+
+
 def test_a_refused_token_names_the_variable_never_the_value(
     source: Source, monkeypatch: pytest.MonkeyPatch
 ) -> None:

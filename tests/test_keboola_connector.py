@@ -449,6 +449,14 @@ def test_initial_load_chunk_days_splits_a_first_load_and_resumes_after_a_failure
     assert state is not None and state.load_until is None
 
 
+def test_an_answer_that_is_not_json_is_worth_another_try(stack: Stack) -> None:
+    """A 200 whose body does not parse (cut off, a proxy's page) was terminal."""
+    stack.fake.fail("/tables/", 200, raw_body="<html>Service Unavailable</html>")
+    with pytest.raises(TransientSyncError, match="not JSON"):
+        stack.connector(file_type="csv").extract(orders(), stack.writer)
+    assert stack.connector(file_type="csv").extract(orders(), stack.writer).rows == len(ROWS)
+
+
 def test_incremental_merges_by_keboolas_primary_key_and_needs_one(stack: Stack) -> None:
     connector = stack.connector(file_type="csv")
     assert connector.extract(incremental(), stack.writer).rows == len(ROWS)  # key: Keboola's

@@ -294,10 +294,12 @@ class JiraClient:
 
 
 def _decoded(response: httpx.Response, path: str) -> Any:
+    """The answer's JSON. One that does not parse (cut off, or a proxy's page) is worth
+    another try, as a network error is: the data itself was never read."""
     try:
         return response.json()
     except ValueError:
-        raise SourceDataError(f"Jira's answer to GET {path} is not JSON.") from None
+        raise TransientSyncError(f"Jira's answer to GET {path} is not JSON.") from None
 
 
 def _messages(response: httpx.Response) -> str:

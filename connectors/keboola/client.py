@@ -126,8 +126,8 @@ class StorageClient:
                 )
             try:
                 return response.json()
-            except ValueError:
-                raise TerminalSyncError(
+            except ValueError:  # cut off, or a proxy's page: worth another try
+                raise TransientSyncError(
                     f"Keboola answered {what} with something that is not JSON "
                     f"({response.headers.get('content-type', 'no content type')})."
                 ) from None
