@@ -475,7 +475,11 @@ def test_schema_drift_is_recorded(stack: Stack) -> None:
     stack.fake.add_column("in.c-main.orders", "channel")
     stack.fake.drop_column("in.c-main.orders", "country")
     published = connector.extract(incremental(), stack.writer)
-    assert published.notes == ["schema changed: added channel"]
+    assert published.notes == [
+        "schema changed: added channel",
+        "schema changed: removed country in Keboola (kept here: the rows exported since "
+        "have NULL in it, the others their last values)",
+    ]
     assert connector.extract(orders(), stack.writer).notes == ["schema changed: removed country"]
 
 

@@ -190,7 +190,7 @@ class KeboolaConnector(Connector):
         con = self.duckdb_cursor()
         try:
             if key is not None:
-                return merge(con, sql, request, key, writer)
+                return merge(con, sql, request, key, writer, [c.name for c in columns])
             return strategies.run(con, sql, request, writer)
         except duckdb.Error as exc:
             raise _explain(exc, request) from None

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from agnes_sync import strategies
 from agnes_sync.connector import TableRequest
@@ -28,10 +30,12 @@ def merge(
     request: TableRequest,
     key: Sequence[str],
     writer: ExtractWriter,
+    fresh_columns: Sequence[str],
 ) -> PublishedTable:
     where = strategies.checked_filter(request.where_filters)
     fresh = f"SELECT * FROM ({fresh_sql}) AS fresh" + (f" WHERE {where}" if where else "")
     existing = writer.published_path(request.id)
+    gone = [] if existing is None else _gone(existing, fresh_columns)
     merged = f"SELECT *, 0 AS __agnes_src FROM ({fresh})"
     if existing is not None:
         merged += (
@@ -53,4 +57,16 @@ def merge(
             f"(SELECT max({moment}) FROM ({ranked})) - INTERVAL {int(request.max_history_days)} DAY"
         )
     ordered = f"SELECT * FROM ({ranked})" + (f" ORDER BY {inc}" if inc else "")
-    return strategies.full_refresh(con, ordered, replace(request, where_filters=None), writer)
+    published = strategies.full_refresh(con, ordered, replace(request, where_filters=None), writer)
+    if gone:  # the published columns stay, so the schema the writer compares did not change
+        published.notes.append(
+            f"schema changed: removed {', '.join(gone)} in Keboola (kept here: the rows "
+            "exported since have NULL in it, the others their last values)"
+        )
+    return published
+
+
+def _gone(published: Path, fresh_columns: Sequence[str]) -> list[str]:
+    """Columns of the published file that the source no longer exports."""
+    exported = set(fresh_columns)
+    return [name for name in pq.read_schema(published).names if name not in exported]
