@@ -22,6 +22,7 @@ from agnes_mcp.metrics.compiler import MetricRequest
 from agnes_mcp.metrics.summary import MetricDetail
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
+from agnes_mcp.rails.refusals import name_ambiguous, shadowed_note
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.resource_types import ResourceType
@@ -52,15 +53,24 @@ class ServerBackend(Backend):
             entries, self.services.metric_service.summaries(self.principal, search)
         )
 
+    def _own(self, table: str, extras: dict[str, ExtraTable]) -> ExtraTable | None:
+        """The caller's result or snapshot named ``table``, read as ``query`` reads it
+        (a table they may read under the same name makes it ambiguous: refused)."""
+        kept = extras.get(table)
+        catalog = self.services.query.catalog.current().tables
+        if kept is not None and table in catalog and self._readable(table):
+            raise name_ambiguous(table, kept.kind, kept.source)
+        return kept
+
     def schema(self, table: str) -> TableSchema:
-        kept = self._extras().get(table)
+        kept = self._own(table, self._extras())
         if kept is not None:  # a result handle or a snapshot: query reads it, so does this
             return extra_schema(kept)
         return self.services.catalog_view.schema(self.principal, table)
 
     def describe(self, table: str, n: int) -> Answer:
         extras = self._extras()
-        if table in extras:
+        if self._own(table, extras) is not None:
             sample_rows(n)
             sql = f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}"
             return self.services.query.run(
@@ -124,7 +134,11 @@ class ServerBackend(Backend):
 
     def _info(self, meta: SnapshotMeta) -> SnapshotInfo:
         base = self.services.settings.base_url
-        return SnapshotInfo.of(meta, "server", f"{base}/api/snapshots/stored/{meta.name}")
+        info = SnapshotInfo.of(meta, "server", f"{base}/api/snapshots/stored/{meta.name}")
+        catalog = self.services.query.catalog.current().tables
+        if meta.name in catalog and self._readable(meta.name):
+            info.notes.append(shadowed_note(meta.name))
+        return info
 
     # --- metrics -----------------------------------------------------------------------------
 

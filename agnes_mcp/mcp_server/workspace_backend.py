@@ -27,7 +27,13 @@ from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
 from agnes_mcp.rails.extra_tables import kept_description
-from agnes_mcp.rails.refusals import QueryRefused, SnapshotExists, SnapshotInvalid, TableNotFound
+from agnes_mcp.rails.refusals import (
+    QueryRefused,
+    SnapshotExists,
+    SnapshotInvalid,
+    TableNotFound,
+    shadowed_note,
+)
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.session_export import workspace_export
@@ -334,7 +340,11 @@ class WorkspaceBackend(Backend):
         return self._info(dropped)
 
     def _info(self, meta: SnapshotMeta) -> SnapshotInfo:
-        return SnapshotInfo.of(meta, "workspace")
+        info = SnapshotInfo.of(meta, "workspace")
+        inventory = self.local.inventory()
+        if meta.name in inventory.tables or meta.name in inventory.remote:
+            info.notes.append(shadowed_note(meta.name))
+        return info
 
     # --- metrics -----------------------------------------------------------------------------
 

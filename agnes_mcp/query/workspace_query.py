@@ -21,11 +21,12 @@ from agnes_mcp.rails.engine import engine_names
 from agnes_mcp.rails.file_copies import IN_PLACE
 from agnes_mcp.rails.outcome import Outcome, outcome_of
 from agnes_mcp.rails.planner import plan_local, snapshot_call
-from agnes_mcp.rails.policy import DUCKDB
+from agnes_mcp.rails.policy import DUCKDB, ParsedQuery
 from agnes_mcp.rails.refusals import (
     QueryRefused,
     RemoteTableNeedsSnapshot,
     TableNotFound,
+    name_ambiguous,
     next_step,
 )
 from agnes_mcp.rails.sandbox import Limits, Sandbox
@@ -43,6 +44,20 @@ class TableNotPulled(QueryRefused):
     code = "table_not_pulled"
     status = 404
     default_hint = "Run 'agnes pull' to fetch the tables you are granted into this workspace."
+
+
+def _refuse_ambiguous(parsed: ParsedQuery, inventory: Inventory) -> None:
+    """A name that is both a table pulled (or listed remote) here and one of this
+    workspace's snapshots or results is refused, as the server refuses it
+    (:func:`~agnes_mcp.rails.refusals.name_ambiguous`)."""
+    for ref in parsed.refs:
+        if ref.qualified or not (ref.name in inventory.tables or ref.name in inventory.remote):
+            continue
+        snapshot = inventory.snapshots.get(ref.name)
+        if snapshot is not None:
+            raise name_ambiguous(ref.name, "snapshot", snapshot.table_id)
+        if ref.name in inventory.results:
+            raise name_ambiguous(ref.name, "result", "an earlier query")
 
 
 class _OnDisk:
@@ -176,6 +191,7 @@ class WorkspaceQuery:
     def _run(self, sql: str, limit: int | None, classify: Classify | None) -> Outcome:
         parsed = parse_checked(sql, DUCKDB)
         sandbox, snapshot, inventory = self._current()
+        _refuse_ambiguous(parsed, inventory)
         try:
             plan = plan_local(parsed, snapshot, _OnDisk())
         except TableNotFound:

@@ -10,14 +10,13 @@ gains a file path, and nothing registered outlives the cursor.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from agnes_mcp.rails.policy import ParsedQuery
 from agnes_mcp.rails.tables import CatalogTable
 
 
@@ -53,10 +52,11 @@ def kept_description(kind: str, source: str) -> str:
 
 
 def registrar(
-    extras: Extras, parsed: ParsedQuery
+    extras: Extras, tables: Sequence[CatalogTable]
 ) -> Callable[[duckdb.DuckDBPyConnection], None] | None:
-    """A ``prepare`` step registering the extras ``parsed`` refers to (None if none)."""
-    wanted = [extras[r.name] for r in parsed.refs if not r.qualified and r.name in extras]
+    """A ``prepare`` step registering the extras among the planned ``tables`` (None if
+    none): only those, so an extra never shadows a catalog table the plan reads."""
+    wanted = [extras[t.id] for t in tables if t.id in extras and t.query_mode == extras[t.id].kind]
     if not wanted:
         return None
 

@@ -25,6 +25,7 @@ from agnes_mcp.rails.refusals import (
     RemoteTableNeedsSnapshot,
     TableNotFound,
     TableNotGranted,
+    name_ambiguous,
     next_step,
 )
 from agnes_mcp.rails.tables import CatalogTable, VersionedCatalog
@@ -49,11 +50,22 @@ class TableAccess(Protocol):
 
 
 def _extra(
-    ref: TableRef, snapshot: VersionedCatalog, extra: Mapping[str, CatalogTable] | None
+    ref: TableRef,
+    snapshot: VersionedCatalog,
+    access: TableAccess,
+    extra: Mapping[str, CatalogTable] | None,
 ) -> CatalogTable | None:
-    if not extra or ref.qualified or ref.name in snapshot.tables:
+    """The caller's own table ``ref`` names, if any. A table of the catalog the caller may
+    read under the same name (registered after the snapshot was taken) makes the name
+    ambiguous: refused, never resolved one way here and another elsewhere."""
+    if not extra or ref.qualified:
         return None
-    return extra.get(ref.name)
+    own = extra.get(ref.name)
+    if own is None:
+        return None
+    if ref.name in snapshot.tables and access.can_read(ref.name):
+        raise name_ambiguous(ref.name, own.query_mode, own.source)
+    return own
 
 
 def _visible(access: TableAccess, catalog: VersionedCatalog) -> list[str]:
@@ -142,7 +154,7 @@ def plan_local(
     results), found by unqualified name when no catalog table has it."""
     plan = Plan(mode="local")
     for ref in parsed.refs:
-        own = _extra(ref, snapshot, extra)
+        own = _extra(ref, snapshot, access, extra)
         if own is not None:
             if own not in plan.tables:
                 plan.tables.append(own)
@@ -174,7 +186,7 @@ def plan_remote(
 ) -> Plan:
     plan = Plan(mode="remote")
     for ref in parsed.refs:
-        own = _extra(ref, snapshot, extra)
+        own = _extra(ref, snapshot, access, extra)
         if own is not None:
             raise LocalTableInRemoteQuery(
                 f"'{own.id}' is your {own.query_mode}, held here; query it with query.",

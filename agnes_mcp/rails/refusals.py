@@ -162,6 +162,36 @@ class TableNotGranted(QueryRefused):
     default_hint = "Ask an admin to grant one of your groups access to the table."
 
 
+class TableNameAmbiguous(QueryRefused):
+    code = "table_name_ambiguous"
+    status = 409
+
+
+def name_ambiguous(name: str, kind: str, source: str) -> TableNameAmbiguous:
+    """``name`` is both a table the caller may read and their own ``kind`` (a snapshot
+    of ``source``, or a kept result): which one a query means cannot be told, so it is
+    asked, never guessed."""
+    what = f"your snapshot of {source}" if kind == "snapshot" else f"your kept {kind}"
+    return TableNameAmbiguous(
+        f"'{name}' names both a table you may query and {what} (the table was added "
+        "after it was made): the query does not say which.",
+        hint=f"Drop your {kind} and take it again under another name; '{name}' is then the table.",
+        next=next_step("snapshot_drop", f"agnes snapshot drop {name}", name=name)
+        if kind == "snapshot"
+        else None,
+        details={"table": name, "kind": kind},
+    )
+
+
+def shadowed_note(name: str) -> str:
+    """What a listing says of a snapshot whose name a table took since."""
+    return (
+        f"A table named '{name}' was added after this snapshot was taken: a query naming "
+        f"'{name}' is refused as ambiguous. Drop this snapshot and take it again under "
+        "another name."
+    )
+
+
 class RemoteTableNeedsSnapshot(QueryRefused):
     code = "remote_table_needs_snapshot"
     default_hint = (
