@@ -76,6 +76,7 @@ def test_every_page_renders_without_console_errors(demo: DemoServer, browser_con
             assert page.locator(f"nav.agnes-nav a[href='{other.path}']").count() == 1
         assert not log.errors, (admin_page.path, log.errors)
         assert not log.failed_requests, log.failed_requests
+        assert not log.bad_responses, (admin_page.path, log.bad_responses)  # /components too
         # Nothing wider than the window (a 1280 px one): no sideways scrolling to reach a
         # filter (the audit log's "Until" was off the page) or the page's edge.
         wide = page.evaluate("() => document.documentElement.scrollWidth")

@@ -196,6 +196,34 @@ def test_an_analyst_gets_403_pointing_at_their_page(admin_server: AdminServer) -
     assert components.status_code == 403
 
 
+def test_component_resources_import_nothing_the_url_names(admin_server: AdminServer) -> None:
+    """Panel's /components route imported any module its URL named (with whatever
+    importing it does) and answered 500 for an unknown one: the gate lets through only a
+    class of Panel, Bokeh or the admin app already imported, and answers others 404."""
+    import sys
+
+    _, cookie = admin_server.cookie_for(admin=True)
+    assert "this" not in sys.modules
+    with admin_server.client(cookie) as client:
+        for path in (
+            "/components/this/x/y/z",
+            "/components/panel/NoSuchClass/_css/x.css",
+            "/components/panel.layout/Column/__init__/x",  # not an attribute Panel serves
+            "/components/panel",
+        ):
+            answer = client.get(path)
+            assert answer.status_code == 404, (path, answer.status_code)
+        assert "this" not in sys.modules  # nothing was imported
+
+
+def test_the_gates_copy_of_panels_resource_attributes_is_panels() -> None:
+    from panel.io.server import ComponentResourceHandler
+
+    from agnes_mcp.api.admin_gate import RESOURCE_ATTRS
+
+    assert tuple(ComponentResourceHandler._resource_attrs) == RESOURCE_ATTRS
+
+
 def test_a_signed_out_session_is_refused(admin_server: AdminServer) -> None:
     session_id, cookie = admin_server.cookie_for(admin=True)
     with admin_server.client(cookie) as client:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import sys
 import threading
 from enum import StrEnum
 from urllib.parse import quote
@@ -139,6 +140,41 @@ def is_panel_path(path: str) -> bool:
     return is_gated_path(path) or path == STATIC_PREFIX or path.startswith(STATIC_PREFIX + "/")
 
 
+# Panel's component resource route (``ComponentResourceHandler``) imports whatever module
+# its URL names and answers an unknown one 500: only a class of a module already imported
+# from these packages passes, asking for one of the attributes Panel serves (its
+# ``_resource_attrs``; a test keeps this copy equal to Panel's).
+COMPONENT_PACKAGES = frozenset({"panel", "bokeh", "agnes_admin"})
+RESOURCE_ATTRS = (
+    "__css__",
+    "__javascript__",
+    "__js_module__",
+    "__javascript_modules__",
+    "_resources",
+    "_css",
+    "_js",
+    "base_css",
+    "css",
+    "_stylesheets",
+    "modifiers",
+    "_bundle_path",
+    "_bundle_css",
+)
+
+
+def known_component(path: str) -> bool:
+    """Whether ``/components/<module>/<class>/<attribute>/<file>`` names a component Panel
+    may serve a file of, decided without importing anything."""
+    parts = path[len(COMPONENTS_PREFIX) :].split("/")
+    if len(parts) < 4:
+        return False
+    module_name, cls, attribute = parts[:3]
+    if module_name.split(".")[0] not in COMPONENT_PACKAGES or attribute not in RESOURCE_ATTRS:
+        return False
+    module = sys.modules.get(module_name)
+    return module is not None and isinstance(getattr(module, cls, None), type)
+
+
 def login_redirect(path: str, query: bytes) -> str:
     target = path + ("?" + query.decode("latin-1") if query else "")
     return f"{LOGIN_PATH}?next={quote(target, safe='/')}"
@@ -174,6 +210,9 @@ class AdminGate:
             return
         if scope["type"] == "http" and is_admin_path(path):
             send = _with_page_headers(send, Headers(scope=scope).get("host"))
+        if path.startswith(COMPONENTS_PREFIX) and not known_component(path):
+            await _send_not_found(scope, send)
+            return
         await self.app(scope, receive, send)
 
     async def _admit(self, scope: Scope, send: Send) -> Scope:
@@ -234,6 +273,24 @@ class AdminGate:
 
 async def _no_receive() -> Message:
     return {"type": "http.disconnect"}
+
+
+async def _send_not_found(scope: Scope, send: Send) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    body = b"No such component resource."
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 404,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", b"%d" % len(body)),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_redirect(send: Send, location: str) -> None:
