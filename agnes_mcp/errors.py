@@ -10,6 +10,9 @@ unexpected exception never reaches a client.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from agnes_sync.errors import AgnesError
 
 # --- configuration ---------------------------------------------------------------
@@ -128,6 +131,30 @@ class ResourceNotGranted(PermissionDenied):
 class InvalidRequest(AgnesError):
     code = "invalid_request"
     status = 422
+
+    @classmethod
+    def of_fields(cls, errors: Sequence[Mapping[str, Any]]) -> InvalidRequest:
+        """The refusal naming each field pydantic found wrong (``errors()`` of a
+        validation error, of the request or of a model built from it)."""
+        problems: list[dict[str, str]] = []
+        for err in errors:
+            loc = tuple(err.get("loc", ()))
+            parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+            field = ".".join(parts) or str(loc[0] if loc else "body")
+            kind = err.get("type")
+            if kind == "extra_forbidden":
+                problem = "unknown field"
+            elif kind == "missing":
+                problem = "field required"
+            else:
+                problem = str(err.get("msg", "invalid value"))
+            problems.append({"field": field, "problem": problem})
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
+        return cls(
+            f"Invalid request: {summary}.",
+            hint="See the request schema at /api/docs.",
+            details={"fields": problems},
+        )
 
 
 class MalformedJSON(AgnesError):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.catalog_models import ColumnInfo
@@ -206,13 +206,16 @@ class RegistryAdmin:
                 details={"field": "id"},
             )
         current = self.services.registry.get(table_id)
-        spec = TableSpec(
-            **{
-                **current.model_dump(exclude={"registered_by", "registered_at"}),
-                **changes,
-                "id": table_id,
-            }
-        )
+        try:
+            spec = TableSpec(
+                **{
+                    **current.model_dump(exclude={"registered_by", "registered_at"}),
+                    **changes,
+                    "id": table_id,
+                }
+            )
+        except ValidationError as exc:  # the changes are the caller's: a 422, never a 500
+            raise InvalidRequest.of_fields(exc.errors(include_url=False)) from None
         columns = self.services.sync.validate(spec)
         if dry_run:
             draft = TableRegistration(

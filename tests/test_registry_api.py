@@ -230,6 +230,14 @@ def test_register_sync_status_update_unregister(server: LiveServer, admin: httpx
     assert_error(
         admin.put("/api/admin/registry/people", json={"id": "other"}), 422, "invalid_request"
     )
+    for unset in ("query_mode", "server_only", "source_options"):  # null is no value: a 500
+        refused = assert_error(
+            admin.put("/api/admin/registry/people", json={unset: None}), 422, "invalid_request"
+        )
+        assert [f["field"] for f in refused["details"]["fields"]] == [unset]
+    listed = admin.get("/api/admin/registry").json()["tables"]
+    people = next(t for t in listed if t["id"] == "people")
+    assert people["query_mode"] == "local"  # unchanged
 
     runs = admin.get("/api/sync/history", params={"table": "people"}).json()["runs"]
     assert [r["status"] for r in runs] == ["ok", "ok"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -45,35 +44,16 @@ def error_response(error: AgnesError) -> JSONResponse:
     )
 
 
-def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or str(loc[0] if loc else "body")
-
-
 def validation_error(exc: RequestValidationError) -> AgnesError:
     """Malformed JSON → 400; anything else (missing, unknown, wrong type) → 422 naming fields."""
-    problems: list[dict[str, str]] = []
     for err in exc.errors():
-        loc = tuple(err.get("loc", ()))
         if err.get("type") == "json_invalid":
+            loc = tuple(err.get("loc", ()))
             ctx = err.get("ctx") or {}
             position = f" at position {loc[-1]}" if len(loc) > 1 else ""
             reason = ctx.get("error", "invalid JSON")
             return MalformedJSON(f"The request body is not valid JSON{position}: {reason}.")
-        field = _field_name(loc)
-        if err.get("type") == "extra_forbidden":
-            problem = "unknown field"
-        elif err.get("type") == "missing":
-            problem = "field required"
-        else:
-            problem = str(err.get("msg", "invalid value"))
-        problems.append({"field": field, "problem": problem})
-    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-    return InvalidRequest(
-        f"Invalid request: {summary}.",
-        hint="See the request schema at /api/docs.",
-        details={"fields": problems},
-    )
+    return InvalidRequest.of_fields(exc.errors())
 
 
 def install_error_handlers(app: FastAPI) -> None:
