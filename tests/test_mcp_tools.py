@@ -193,6 +193,7 @@ async def test_query_result_shape_and_provenance(surface: Surface) -> None:
     assert [r[0] for r in structured["rows"]] == ["cancelled", "completed", "refunded"]
     assert structured["row_count"] == structured["shown_rows"] == 3
     assert structured["truncated"] is False and structured["result_handle"] is None
+    assert structured["reason"] is None and structured["row_limit"] == 1000  # ran with, not cut
     provenance = structured["provenance"]
     assert (
         provenance["tables"][0]["id"] == "orders"
@@ -274,6 +275,9 @@ async def test_a_large_result_is_kept_and_summarised(surface: Surface) -> None:
     # reason given, with the whole answer's size and what the kept result holds.
     assert structured["truncation"]["reason"] == "rows"
     assert structured["total_rows"] == total
+    # the limits it ran with, in the fields the REST answer and the CLI's JSON fill too
+    assert structured["reason"] == "rows" and structured["row_limit"] == 1000
+    assert structured["row_limit_source"] == "default" and structured["byte_limit"] > 0
     how = structured["truncation"]["how_to_get_more"]
     assert "default" in how and "1,000" in how and f"{total:,}" in how
     assert "not the whole answer" in how

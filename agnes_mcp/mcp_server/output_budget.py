@@ -177,6 +177,11 @@ def present(
         "remaining_budget_bytes": answer.remaining_budget_bytes,
         "sql": answer.sql,
         "provenance": answer.provenance,
+        # the query's own caps, as the REST answer and the CLI's JSON give them
+        "reason": answer.reason if answer.truncated else None,
+        "row_limit": answer.row_limit,
+        "row_limit_source": answer.row_limit_source,
+        "byte_limit": answer.byte_limit,
         **fields,
     }
 
