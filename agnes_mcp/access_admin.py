@@ -20,13 +20,21 @@ from pydantic import BaseModel
 
 from agnes_mcp.auth.principal import Principal, TokenScope
 from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
-from agnes_mcp.errors import AdminRequired, Conflict, InvalidRequest, NotFound, TokenNotFound
+from agnes_mcp.errors import (
+    AdminRequired,
+    Conflict,
+    InvalidRequest,
+    LastAdmin,
+    NotFound,
+    TokenNotFound,
+)
 from agnes_mcp.resource_types import ResourceType, all_specs, parse_resource_type, spec_for
 from agnes_mcp.services import Services
 from agnes_mcp.store.grants import Grant
 from agnes_mcp.store.groups import Group, Membership, MembershipSource
+from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.tokens import TokenInfo
-from agnes_mcp.store.users import User, normalise_email
+from agnes_mcp.store.users import User, is_admin, normalise_email
 
 MAX_USER_NAME = 200
 MAX_DESCRIPTION = 500
@@ -404,6 +412,36 @@ def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenIn
     info = services.token_store.get(token_id).info
     if info.user_id != actor.user_id and not actor.is_admin:
         raise TokenNotFound(f"No token with id '{token_id}'.")  # do not reveal others' tokens
+    if _admins_sign_in_with(services, info) == [info.id]:
+        raise LastAdmin(
+            "This is the last usable token with the admin scope held by an active admin, and "
+            "the server has no OIDC sign-in: revoking it would lock admins out of the admin "
+            "API and the admin app.",
+            hint="Create another admin token first (agnes admin token create --admin, or the "
+            "admin app's Tokens page), then revoke this one.",
+        )
     revoked = services.tokens.revoke(token_id)
     services.audit.record(actor, "token.revoke", resource=token_id, params={"user": info.user_id})
     return revoked
+
+
+def _admins_sign_in_with(services: Services, info: TokenInfo) -> list[str] | None:
+    """The usable admin-scoped tokens of active admins (ids), when ``info`` is one of them
+    and admins cannot sign in another way (no OIDC); else None (nothing to guard)."""
+    if TokenScope.ADMIN.value not in info.scopes or services.settings.auth.oidc.client_id:
+        return None
+    now = utcnow()
+    admins = {
+        u.id
+        for u in services.users.all(include_inactive=False)
+        if is_admin(services.store, u.id)
+    }
+    usable = [
+        t.id
+        for t in services.token_store.all()
+        if TokenScope.ADMIN.value in t.scopes
+        and t.revoked_at is None
+        and (t.expires_at is None or t.expires_at > now)
+        and t.user_id in admins
+    ]
+    return usable if info.id in usable else None

@@ -194,3 +194,33 @@ def test_guessing_prefixes_does_not_evict_known_tokens(services: Services) -> No
         with pytest.raises(TokenInvalid):
             services.tokens.authenticate(f"agnes_{i:010d}_" + "x" * 43)
     assert len(cache) == 1 and CACHE_SIZE >= 1000
+
+
+def test_the_last_admin_token_cannot_be_revoked_without_another_way_in(
+    services: Services,
+) -> None:
+    """Revoking the last usable admin-scoped token of an active admin (with no OIDC
+    sign-in) locked admins out of the API and the admin app until someone minted a
+    token on the server's shell: refused, as deactivating the last admin is."""
+    from agnes_mcp.access_admin import revoke_token
+    from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+    from agnes_mcp.errors import LastAdmin
+    from tests.conftest import token_for
+
+    admin = add_user(services, groups=(ADMIN_GROUP_ID,))
+    first = services.tokens.authenticate(token_for(services, admin, admin=True))
+    data_only = services.tokens.authenticate(token_for(services, admin))
+    assert first.token_id and data_only.token_id
+    with pytest.raises(LastAdmin, match="lock admins out"):
+        revoke_token(services, first, first.token_id)
+    assert services.tokens.alive(first.token_id)
+    revoke_token(services, first, data_only.token_id)  # a data-only token: nothing guarded
+
+    second = services.tokens.authenticate(token_for(services, admin, admin=True))
+    assert revoke_token(services, second, first.token_id).revoked_at is not None
+    with pytest.raises(LastAdmin):  # now the second is the last one
+        revoke_token(services, second, second.token_id)
+
+    oidc = services.settings.auth.oidc.model_copy(update={"client_id": "agnes.example.com"})
+    services.settings.auth = services.settings.auth.model_copy(update={"oidc": oidc})
+    assert revoke_token(services, second, second.token_id).revoked_at is not None
