@@ -482,6 +482,10 @@ def test_a_loopback_redirect_matches_on_any_port(requested: str) -> None:
         (LOOPBACK, "http://localhost:53682/callback"),  # another host, even a loopback one
         (LOOPBACK, "http://127.0.0.1:40000/callback?next=x"),  # another query
         (LOOPBACK, "https://127.0.0.1:53682/callback"),  # another scheme
+        # user info: the consent page named "evil.example.com" as the app's destination
+        (LOOPBACK, "http://evil.example.com@127.0.0.1:53682/callback"),
+        (LOOPBACK, "http://user:secret@127.0.0.1:40000/callback"),
+        (LOOPBACK, "http://127.0.0.1:40000/callback#x"),  # a fragment
         ("https://app.example.com/callback", "https://app.example.com:8443/callback"),
         ("https://app.example.com/callback", "https://evil.example.com/callback"),
     ],

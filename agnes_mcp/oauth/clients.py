@@ -15,7 +15,7 @@ import hmac
 import json
 import unicodedata
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
 from mcp.server.auth.provider import RegistrationError
@@ -65,15 +65,16 @@ def is_loopback(uri: str) -> bool:
 
 
 def _same_ignoring_loopback_port(registered: str, requested: str) -> bool:
-    """RFC 8252 section 7.3: a loopback redirect matches whatever port the client picked."""
+    """RFC 8252 section 7.3: a loopback redirect matches whatever port the client picked,
+    and only the port: scheme, user info (``http://evil.example@127.0.0.1/`` would show
+    "evil.example" on the consent page), host, path, query and fragment stay the same."""
     a, b = urlsplit(registered), urlsplit(requested)
-    return (
-        is_loopback(registered)
-        and is_loopback(requested)
-        and a.hostname == b.hostname
-        and a.path == b.path
-        and a.query == b.query
-    )
+
+    def without_port(url: SplitResult) -> tuple[object, ...]:
+        return (url.scheme, url.username, url.password, url.hostname, url.path, url.query,
+                url.fragment)  # fmt: skip
+
+    return is_loopback(registered) and is_loopback(requested) and without_port(a) == without_port(b)
 
 
 class RegisteredClient(OAuthClientInformationFull):
