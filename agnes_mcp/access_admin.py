@@ -432,9 +432,7 @@ def _admins_sign_in_with(services: Services, info: TokenInfo) -> list[str] | Non
         return None
     now = utcnow()
     admins = {
-        u.id
-        for u in services.users.all(include_inactive=False)
-        if is_admin(services.store, u.id)
+        u.id for u in services.users.all(include_inactive=False) if is_admin(services.store, u.id)
     }
     usable = [
         t.id

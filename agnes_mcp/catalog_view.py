@@ -114,7 +114,7 @@ class CatalogView:
                 hint=did_you_mean(table_id, visible, n=3)
                 + "List the tables you may use with the catalog tool.",
                 next=next_step("catalog", "agnes catalog", search=table_id),
-                details={"suggestions": close},
+                details={"table": table_id, "suggestions": close},
             )
         if not self.access.can_access(principal, ResourceType.TABLE, table.id):
             raise TableNotGranted(

@@ -22,7 +22,13 @@ from agnes_mcp.metrics.compiler import MetricRequest
 from agnes_mcp.metrics.summary import MetricDetail
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
-from agnes_mcp.rails.refusals import name_ambiguous, shadowed_note
+from agnes_mcp.rails.refusals import (
+    QueryRefused,
+    TableNotFound,
+    name_ambiguous,
+    shadowed_note,
+    snapshot_expired,
+)
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.resource_types import ResourceType
@@ -66,7 +72,10 @@ class ServerBackend(Backend):
         kept = self._own(table, self._extras())
         if kept is not None:  # a result handle or a snapshot: query reads it, so does this
             return extra_schema(kept)
-        return self.services.catalog_view.schema(self.principal, table)
+        try:
+            return self.services.catalog_view.schema(self.principal, table)
+        except TableNotFound as missing:
+            raise self._expired_or(missing) from None
 
     def describe(self, table: str, n: int) -> Answer:
         extras = self._extras()
@@ -76,7 +85,10 @@ class ServerBackend(Backend):
             return self.services.query.run(
                 self.principal, sql, limit=n, mode="local", extras=extras, action="describe"
             ).answer()
-        return self.services.catalog_view.describe(self.principal, table, n)
+        try:
+            return self.services.catalog_view.describe(self.principal, table, n)
+        except TableNotFound as missing:
+            raise self._expired_or(missing) from None
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -90,9 +102,18 @@ class ServerBackend(Backend):
         return self.services.access.can_access(self.principal, ResourceType.TABLE, table_id)
 
     def query(self, sql: str, limit: int | None) -> Answer:
-        return self.services.query.run(
-            self.principal, sql, limit=limit, mode="local", extras=self._extras()
-        ).answer()
+        try:
+            return self.services.query.run(
+                self.principal, sql, limit=limit, mode="local", extras=self._extras()
+            ).answer()
+        except TableNotFound as missing:
+            raise self._expired_or(missing) from None
+
+    def _expired_or(self, missing: TableNotFound) -> QueryRefused:
+        """``missing``, unless the name is the caller's snapshot past its lifetime."""
+        name = missing.details.get("table")
+        meta = self.services.stored_snapshots.expired(self.principal, name) if name else None
+        return snapshot_expired(meta) if meta is not None else missing
 
     def query_remote(self, sql: str, limit: int | None) -> Answer:
         return self.services.query.run(

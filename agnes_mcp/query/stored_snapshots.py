@@ -145,6 +145,16 @@ class StoredSnapshots:
             raise SnapshotMissing(f"There is no snapshot '{name}' you may read.")
         return meta
 
+    def expired(self, principal: Principal, name: str) -> SnapshotMeta | None:
+        """The user's snapshot ``name`` if it is there but past its lifetime (not yet
+        pruned), its table still readable: what a query naming it should hear."""
+        now = dt.datetime.now(dt.UTC)
+        for meta in self._held(principal):
+            if meta.name == name and meta.expired(now):
+                allowed = self.access.can_access(principal, ResourceType.TABLE, meta.table_id)
+                return meta if allowed else None
+        return None
+
     def drop(self, principal: Principal, name: str) -> SnapshotMeta:
         self.access.require_data_scope(principal)
         try:

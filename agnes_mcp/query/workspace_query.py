@@ -28,6 +28,7 @@ from agnes_mcp.rails.refusals import (
     TableNotFound,
     name_ambiguous,
     next_step,
+    snapshot_expired,
 )
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.sandbox_pool import threads_for
@@ -46,14 +47,21 @@ class TableNotPulled(QueryRefused):
     default_hint = "Run 'agnes pull' to fetch the tables you are granted into this workspace."
 
 
-def _refuse_ambiguous(parsed: ParsedQuery, inventory: Inventory) -> None:
-    """A name that is both a table pulled (or listed remote) here and one of this
-    workspace's snapshots or results is refused, as the server refuses it
-    (:func:`~agnes_mcp.rails.refusals.name_ambiguous`)."""
+def _refuse_own_names(parsed: ParsedQuery, inventory: Inventory) -> None:
+    """What the server refuses of the caller's own tables, refused here alike: a snapshot
+    past its lifetime (:func:`~agnes_mcp.rails.refusals.snapshot_expired`; its files stay
+    until a listing or a pull prunes them, but its rows are not read), and a name that is
+    both a table pulled (or listed remote) here and one of this workspace's snapshots or
+    results (:func:`~agnes_mcp.rails.refusals.name_ambiguous`)."""
+    now = dt.datetime.now(dt.UTC)
     for ref in parsed.refs:
-        if ref.qualified or not (ref.name in inventory.tables or ref.name in inventory.remote):
+        if ref.qualified:
             continue
         snapshot = inventory.snapshots.get(ref.name)
+        if snapshot is not None and snapshot.expired(now):
+            raise snapshot_expired(snapshot)
+        if not (ref.name in inventory.tables or ref.name in inventory.remote):
+            continue
         if snapshot is not None:
             raise name_ambiguous(ref.name, "snapshot", snapshot.table_id)
         if ref.name in inventory.results:
@@ -191,7 +199,7 @@ class WorkspaceQuery:
     def _run(self, sql: str, limit: int | None, classify: Classify | None) -> Outcome:
         parsed = parse_checked(sql, DUCKDB)
         sandbox, snapshot, inventory = self._current()
-        _refuse_ambiguous(parsed, inventory)
+        _refuse_own_names(parsed, inventory)
         try:
             plan = plan_local(parsed, snapshot, _OnDisk())
         except TableNotFound:

@@ -95,7 +95,7 @@ def _lookup(
                 f"There is no table '{ref.name}'.",
                 hint=f"{suggestion}List the tables you may query with the catalog tool.",
                 next=next_step("catalog", "agnes catalog", search=ref.name),
-                details={"suggestions": close},
+                details={"table": ref.name, "suggestions": close},
             )
         table = found
     if not access.can_read(table.id):

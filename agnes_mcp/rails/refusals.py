@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from agnes_sync.errors import AgnesError
+from agnes_sync.snapshot_files import SnapshotMeta
 
 
 def next_step(tool: str, cli: str | None = None, **arguments: Any) -> dict[str, Any]:
@@ -291,6 +292,33 @@ class SnapshotQuotaExceeded(QueryRefused):
     code = "snapshot_quota_exceeded"
     status = 413
     default_hint = "Drop snapshots you no longer need (snapshot_list, snapshot_drop)."
+
+
+class SnapshotExpired(QueryRefused):
+    code = "snapshot_expired"
+    status = 410
+
+
+def snapshot_expired(meta: SnapshotMeta) -> SnapshotExpired:
+    """A query naming a snapshot past its lifetime: said so, with the call that takes it
+    again (never "there is no table", nor its old rows)."""
+    at = meta.expires_at
+    when = f" at {at:%Y-%m-%d %H:%M} UTC" if at is not None else ""
+    arguments: dict[str, Any] = {"table": meta.table_id, "select": meta.select, "name": meta.name}
+    if meta.where:
+        arguments["where"] = meta.where
+    where = f' --where "{meta.where}"' if meta.where else ""
+    return SnapshotExpired(
+        f"Your snapshot '{meta.name}' expired{when} (its ttl_seconds).",
+        hint="Take it again (after snapshot_drop, or with the same call and another name).",
+        next=next_step(
+            "snapshot_create",
+            f"agnes snapshot create {meta.table_id} --select {','.join(meta.select)}{where} "
+            f"--as {meta.name}",
+            **arguments,
+        ),
+        details={"table": meta.name, "expired_at": at.isoformat() if at is not None else None},
+    )
 
 
 class SnapshotInvalid(QueryRefused):
