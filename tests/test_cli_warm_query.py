@@ -395,6 +395,55 @@ def test_clients_that_go_away_or_find_it_busy(warm: Warm) -> None:
         assert warm.requests(status["name"]) == before + 2  # not by the server
 
 
+def test_a_client_that_goes_away_stops_its_query(warm: Warm) -> None:
+    """A client killed while its query ran left the server computing for nobody (minutes
+    of CPU, and every later call busy): its closed socket now interrupts the query."""
+    status = warm.start()
+    path = str(warm.runtime / f"{status['name']}.sock")
+    before = int(status["requests"])
+    slow = "SELECT sum(hash(range)) AS s FROM range(100000000000)"  # minutes of work
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(path)
+        send_json(
+            client,
+            {
+                "protocol": 1,
+                "key": warm.key(),
+                "argv": ["query", slow, "--format", "csv"],
+                "cwd": str(warm.workspace),
+                "stdin": None,
+                "stdout": ["utf-8", "strict"],
+                "stderr": ["utf-8", "backslashreplace"],
+                "tty": [False, False],
+                "terminal": [None, None, None],
+            },
+        )
+        assert receive_json(client) == {"status": "running"}
+        send_json(client, {"go": True})
+    # the run ends (the status counts it) long before the query could have
+    _wait_for(lambda: (warm.requests(status["name"]) or 0) > before, "the query to stop")
+    answer = warm.agnes("query", "SELECT 5 AS five", "--format", "csv")
+    assert answer.stdout.split() == [b"five", b"5"]
+    assert warm.requests(status["name"]) == before + 2  # served warm: not busy any more
+
+
+@pytest.mark.parametrize("warm_path", ["0", "1"])
+def test_a_workspace_query_stops_at_the_timeout_its_variable_sets(
+    warm: Warm, warm_path: str
+) -> None:
+    """The workspace's timeout was fixed at 120 s whatever AGNES_QUERY_TIMEOUT_SECONDS
+    said (the variable the docs give); in process and on the warm server alike."""
+    slow = "SELECT sum(hash(range)) AS s FROM range(100000000000)"  # minutes of work
+    env = {"AGNES_QUERY_TIMEOUT_SECONDS": "1", "AGNES_WARM_QUERY": warm_path}
+    if warm_path == "1":
+        warm.start(**env)
+    answer = warm.agnes("query", slow, "--json", **env)
+    assert answer.returncode != 0
+    assert b"query_timeout" in answer.stdout and b"longer than 1 s" in answer.stdout
+    bad = warm.agnes("query", "SELECT 1", AGNES_QUERY_TIMEOUT_SECONDS="soon", AGNES_WARM_QUERY="0")
+    assert bad.returncode != 0 and b"AGNES_QUERY_TIMEOUT_SECONDS" in bad.stderr + bad.stdout
+
+
 def test_ctrl_c_while_waiting_exits_130(warm: Warm) -> None:
     """The test plays the server: once the client has committed and waits for the
     answer, SIGINT ends it as Ctrl-C ends an in-process query."""

@@ -9,11 +9,13 @@ why: a remote table needs a snapshot, a table not pulled yet needs ``agnes pull`
 from __future__ import annotations
 
 import datetime as dt
+import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from agnes_mcp.catalog_models import CatalogEntry
+from agnes_mcp.errors import ConfigError
 from agnes_mcp.query.concurrency import QuerySlots
 from agnes_mcp.rails.checked_parse import parse_checked
 from agnes_mcp.rails.duckdb_check import repeatable
@@ -90,11 +92,32 @@ class WorkspaceLimits:
     # sandbox and its memory); more are refused with too_many_queries, never queued.
     concurrent_queries: int = 4
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkspaceLimits:
+        """The limits, with the query timeout from ``AGNES_QUERY_TIMEOUT_SECONDS`` when it
+        is set (the variable the server's own timeout is set with; docs/workspace.md)."""
+        raw = (os.environ if environ is None else environ).get(TIMEOUT_VARIABLE, "").strip()
+        if not raw:
+            return cls()
+        try:
+            seconds = float(raw)
+        except ValueError:
+            seconds = 0.0
+        if not 0 < seconds < float("inf"):
+            raise ConfigError(
+                f"{TIMEOUT_VARIABLE} is '{raw}'; it must be a number of seconds above 0.",
+                hint=f"Unset {TIMEOUT_VARIABLE} for the default ({cls.timeout_seconds:g} s).",
+            )
+        return cls(timeout_seconds=seconds)
+
+
+TIMEOUT_VARIABLE = "AGNES_QUERY_TIMEOUT_SECONDS"
+
 
 class WorkspaceQuery:
     def __init__(self, paths: WorkspacePaths, limits: WorkspaceLimits | None = None) -> None:
         self.paths = paths
-        self.limits = limits or WorkspaceLimits()
+        self.limits = limits or WorkspaceLimits.from_env()
         self._lock = threading.Lock()
         self._sandbox: tuple[DiskState, Sandbox, VersionedCatalog] | None = None
         # The single-threaded twin of that sandbox, for queries that read only small

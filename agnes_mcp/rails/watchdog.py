@@ -55,6 +55,17 @@ class Watchdog:
         with self._lock:
             return self._live.pop(ticket, None) is not None
 
+    def interrupt_all(self) -> int:
+        """Interrupt every watched query now (a process that runs one caller's queries,
+        whose caller went away); returns how many. Their tickets are released as fired."""
+        with self._lock:
+            fired = [interrupt for _, interrupt in self._live.values()]
+            self._live.clear()
+        for interrupt in fired:
+            with contextlib.suppress(Exception):
+                interrupt()
+        return len(fired)
+
     def _run(self) -> None:
         while True:
             with self._lock:

@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -33,6 +34,7 @@ BUSY_SECONDS = 2.0
 REQUEST_SECONDS = 5.0  # to read a request (and the client's go) once connected
 SEND_SECONDS = 60.0  # to hand over an answer
 CHECK_SECONDS = 1.0  # how often .agnes/ and the socket are looked at
+INTERRUPT_EVERY_SECONDS = 0.05  # a gone client's run: its queries are interrupted this often
 MAX_CLIENTS = 16
 PARENT_SECONDS = 5.0
 WARM_MODULES = (
@@ -169,7 +171,8 @@ class Server:
             send_json(conn, {"status": "running"})
             if receive_json(conn).get("go") is not True:
                 return  # the client gave up waiting: it runs the query itself
-            reply = self._run(request)
+            with _stopped_if_gone(conn):
+                reply = self._run(request)
         finally:
             self.run_lock.release()
         if reply is None:
@@ -195,6 +198,43 @@ class Server:
         with contextlib.suppress(OSError):  # a full disk must not lose the answer
             self._write_status()
         return reply
+
+
+@contextlib.contextmanager
+def _stopped_if_gone(conn: socket.socket) -> Iterator[None]:
+    """While the block runs, a client that goes away (killed, Ctrl-C: its end of the
+    socket closes) has the query it asked for interrupted, not left running for nobody.
+    The client sends nothing more until the answer, so anything readable is its end."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            readable, _, _ = select.select([conn], [], [], CHECK_SECONDS / 4)
+            if not readable or done.is_set():
+                continue
+            try:
+                gone = conn.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:
+                continue
+            except OSError:
+                gone = True
+            if gone:
+                from agnes_mcp.rails.watchdog import WATCHDOG
+
+                # Until the run ends: its query may not have started yet (an interrupt
+                # before DuckDB runs it is lost), or the command may run another.
+                while not done.is_set():
+                    WATCHDOG.interrupt_all()
+                    done.wait(INTERRUPT_EVERY_SECONDS)
+            return
+
+    watcher = threading.Thread(target=watch, name="agnes-warm-client", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
 
 
 def _after_exit(pid: int, seconds: float) -> None:
