@@ -348,6 +348,8 @@ async def server_session(demo: DemoServer) -> tuple[Session, dict[str, Any]]:
         )
         await call("metric_query:1", "metric_query", METRIC)
         await call("query:4", "query", {"sql": ODD_SQL, "limit": 5})
+        dropped = await mcp.call_tool("snapshot_drop", {"name": "recent_sessions"})
+        assert not dropped.is_error, dropped.content
         exported = await mcp.call_tool("session_export", {})
     assert not exported.is_error, exported.content
     return got, exported.structured_content or {}
@@ -363,7 +365,7 @@ def test_the_session_export_tool_gives_a_download_handle(
 ) -> None:
     session, exported = server_run
     assert exported["session"] and exported["path"] is None
-    assert (exported["steps"], exported["ran"], exported["refused"]) == (7, 6, 1)
+    assert (exported["steps"], exported["ran"], exported["refused"]) == (8, 7, 1)
     assert session.errors["query:2"]["code"] == "remote_table_needs_snapshot"
     with demo_server.client() as http:
         response = http.get(exported["download_url"].removeprefix(demo_server.live.base_url))
@@ -373,7 +375,7 @@ def test_the_session_export_tool_gives_a_download_handle(
         notebook = response.json()
         nbformat.validate(nbformat.from_dict(notebook))
         assert notebook["metadata"]["agnes"]["session"] == exported["session"]
-        assert len(notebook["metadata"]["agnes"]["steps"]) == 7
+        assert len(notebook["metadata"]["agnes"]["steps"]) == 8
         # someone else's session is not yours to read
         with demo_server.client("admin") as admin:
             other = admin.get("/api/session/export", params={"session": exported["session"]})
@@ -413,8 +415,11 @@ def test_the_server_session_replays_in_a_kernel(
         "query",
         "metric_query",
         "query",
+        "snapshot_drop",  # audited now: a replay takes back what the session took back
     ]
     numbers = step_numbers(notebook)
+    drop_code = cell_text(notebook, f"step-{numbers['snapshot_drop:1']}-code")
+    assert "ws.snapshot_drop('recent_sessions')" in drop_code
     snapshot_code = cell_text(notebook, f"step-{numbers['snapshot_create:1']}-code")
     assert "ws.snapshot(" in snapshot_code and "name='recent_sessions'" in snapshot_code
     metric_code = cell_text(notebook, f"step-{numbers['metric_query:1']}-code")
@@ -422,6 +427,10 @@ def test_the_server_session_replays_in_a_kernel(
 
     values = execute(notebook, kernel, folder)
     check_replay(notebook, session, values)
+    assert (
+        values[f"step_{numbers['snapshot_drop:1']}"]["row_count"]
+        == (values[f"step_{numbers['snapshot_create:1']}"]["row_count"])
+    )
 
     with demo_server.client() as http:
         by_since = http.get("/api/session/export", params={"since": "1h"}).raise_for_status()
@@ -492,19 +501,20 @@ def test_a_workspace_session_replays_from_its_log(
         ),
         ("metric_query:1", "metric_query", METRIC),
         ("query:4", "query", {"sql": ODD_SQL}),
+        ("snapshot_drop:1", "snapshot_drop", {"name": "ws_recent"}),
     ]
     for key, tool, arguments in calls:
         answer = workspace.tool(tool, **arguments)
         if answer.is_error:
             got.errors[key] = answer.error()
-        else:
+        elif tool != "snapshot_drop":  # checked apart below
             got.results[key] = answer.structured
     assert set(got.errors) == {"query:2"}
 
     log = workspace.ws.backend.query_log
     assert log is not None
     lines = [e for e in log.entries() if e["session"] == log.session]
-    assert [e["tool"] for e in lines][-7:] == [
+    assert [e["tool"] for e in lines][-8:] == [
         "query",
         "query",
         "describe",
@@ -512,15 +522,16 @@ def test_a_workspace_session_replays_from_its_log(
         "query",
         "metric_query",
         "query",
+        "snapshot_drop",  # the log had no drop: the export took the snapshot back
     ]
-    refused = lines[-6]
+    refused = lines[-7]
     assert refused["result"] == "remote_table_needs_snapshot" and refused["hint"]
 
     exported = workspace.tool("session_export").ok()
     path = Path(exported["path"])
     assert path.parent == workspace.folder / "notebooks" and exported["download_url"] is None
     notebook = json.loads(path.read_text())
-    assert (exported["steps"], exported["ran"], exported["refused"]) == (7, 6, 1)
+    assert (exported["steps"], exported["ran"], exported["refused"]) == (8, 7, 1)
 
     # the CLI, in the workspace, exports the latest session: the same steps
     monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
@@ -533,6 +544,12 @@ def test_a_workspace_session_replays_from_its_log(
 
     values = execute(notebook, kernel, workspace.folder)  # the snapshot is taken afresh
     check_replay(notebook, got, values)
+    dropped = values[f"step_{step_numbers(notebook)['snapshot_drop:1']}"]
+    assert (
+        dropped["row_count"]
+        == values[f"step_{step_numbers(notebook)['snapshot_create:1']}"]["row_count"]
+    )  # the notebook dropped what it took, as the session did
+    assert "ws_recent" not in [s.name for s in workspace.ws.snapshots()]
 
 
 def test_nothing_to_export_says_how_to_widen(

@@ -320,6 +320,18 @@ class WorkspaceBackend(Backend):
             limit=meta.limit,
             order_by=meta.order_by,
         )
+        return self._retake(spec, meta)
+
+    # In the log a refresh is the snapshot_create it repeats: an export takes it afresh.
+    @logged(
+        "snapshot_create",
+        lambda spec, meta: {
+            **_spec_arguments(spec),
+            "name": meta.name,
+            "ttl_seconds": meta.ttl_seconds,
+        },
+    )
+    def _retake(self, spec: SnapshotSpec, meta: SnapshotMeta) -> SnapshotInfo:
         return self._take(spec, meta)
 
     def snapshot_prune(self) -> list[SnapshotInfo]:
@@ -334,6 +346,7 @@ class WorkspaceBackend(Backend):
             local_db.rebuild(self.paths)
         return [self._info(m) for m in self.snapshots.all()]
 
+    @logged("snapshot_drop", lambda name: {"name": name})
     def snapshot_drop(self, name: str) -> SnapshotInfo:
         dropped = self.snapshots.drop(check_name(name))
         local_db.rebuild(self.paths)

@@ -158,9 +158,12 @@ class StoredSnapshots:
     def drop(self, principal: Principal, name: str) -> SnapshotMeta:
         self.access.require_data_scope(principal)
         try:
-            return self.files(principal).drop(name)
+            dropped = self.files(principal).drop(name)
         finally:
             self._changed()
+        # a step of the session (session_export repeats it), as taking it is
+        self.queries.audit_trail.record(principal, "snapshot.drop", resource=name)
+        return dropped
 
     def _prune(self, files: SnapshotFiles) -> None:
         if files.prune_expired(dt.datetime.now(dt.UTC)):

@@ -25,6 +25,7 @@ ACTION_TOOLS = {
     "query.remote": "query_remote",
     "describe": "describe",
     "snapshot.create": "snapshot_create",
+    "snapshot.drop": "snapshot_drop",
     "metric.query": "metric_query",
     "query.estimate": "snapshot_estimate",
 }
@@ -197,4 +198,7 @@ def _with_arguments(
                 "limit": given.get("limit"),
             },
         )
+    if tool == "snapshot_drop":  # the row names the snapshot, whoever dropped it
+        name = (given or {}).get("name") or resource
+        return replace(step, arguments={"name": name})
     return step

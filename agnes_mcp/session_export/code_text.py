@@ -93,6 +93,15 @@ def step_call(step: Step, target: str) -> str | None:
         if step.tool == "snapshot_create":
             keywords += _optional(a, "ttl_seconds")
         return call(target, method, [(None, literal(a["table"])), *keywords])
+    if step.tool == "snapshot_drop":
+        if not isinstance(a.get("name"), str):
+            return None
+        name = literal(a["name"])
+        # dropped only if there: one taken before the exported steps may be gone already
+        return (
+            f"{target} = ws.snapshot_drop({name}) if {name} in "
+            "[s.name for s in ws.snapshots()] else None"
+        )
     if step.tool == "metric_query":
         if not isinstance(a.get("metric_id"), str):
             return None

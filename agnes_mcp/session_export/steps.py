@@ -24,6 +24,7 @@ TOOLS = (
     "describe",
     "snapshot_estimate",
     "snapshot_create",
+    "snapshot_drop",
     "metric_query",
 )
 
