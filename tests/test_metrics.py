@@ -224,10 +224,22 @@ def test_a_dimension_the_table_has_not_got_is_refused_with_the_way_to_ask() -> N
         compile_metric(metric, MetricRequest(dimensions=["region"]), "duckdb", columns)
     alone = compile_metric(metric, MetricRequest(dimensions=["segment"]), "duckdb", columns)
     assert alone.variant == "sql_by_segment"
-    for grain in ("quarter", "month", "total"):  # month is the metric's own grain: its
+    for grain in ("quarter", "month"):  # month is the metric's own grain: its
         # expression's, not the breakdown SQL's (which gave all-time totals, said nothing)
         with pytest.raises(MetricRequestInvalid, match="breakdown by segment is its own SQL"):
             compile_metric(metric, MetricRequest(dimensions=["segment"], grain=grain), "duckdb")
+    # "total" asks for no period, which is what this breakdown's SQL answers
+    total = compile_metric(metric, MetricRequest(dimensions=["segment"], grain="total"), "duckdb")
+    assert total.variant == "sql_by_segment" and total.sql == alone.sql
+    by_month = metric.model_copy(
+        update={
+            "sql_by_segment": "SELECT date_trunc('month', o.order_date) AS period, c.segment, "
+            "sum(o.total_amount) AS total_revenue FROM orders o JOIN customers c "
+            "USING (customer_id) GROUP BY 1, 2"
+        }
+    )
+    with pytest.raises(MetricRequestInvalid, match="breakdown by segment is its own SQL"):
+        compile_metric(by_month, MetricRequest(dimensions=["segment"], grain="total"), "duckdb")
     by_channel = compile_metric(
         metric, MetricRequest(dimensions=["channel"], grain="year"), "duckdb", columns
     )

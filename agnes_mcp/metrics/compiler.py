@@ -93,9 +93,7 @@ def compile_metric(
     plain = not request.filters and not request.time_range
     # A sql_by_<dimension> query has whatever grain its SQL gives (often none): the
     # metric's grain describes its expression, so any grain asked for is not the SQL's.
-    plain = plain and (
-        request.grain is None or (metric.sql is not None and request.grain == metric.grain)
-    )
+    plain = plain and _grain_fits(metric, request)
     if metric.sql is not None or (own_sql and (plain or columns is None)):
         return _complete_sql(metric, request, dialect)
     if columns is not None:  # every dimension asked for must be a column expression here
@@ -129,6 +127,30 @@ def _check_columns(metric: MetricDefinition, request: MetricRequest, columns: se
         )
 
 
+def _grain_fits(metric: MetricDefinition, request: MetricRequest) -> bool:
+    """Whether the grain asked for (if any) is what the metric's complete SQL answers: a
+    ``sql`` metric's own grain; for a ``sql_by_`` breakdown, "total" when its query has
+    no period (the metric's grain is its expression's, not the breakdown's)."""
+    if request.grain is None:
+        return True
+    if metric.sql is not None:
+        return request.grain == metric.grain
+    own_sql = len(request.dimensions) == 1 and request.dimensions[0] in metric.sql_by
+    return own_sql and request.grain == "total" and not _has_period(metric, request)
+
+
+def _has_period(metric: MetricDefinition, request: MetricRequest) -> bool:
+    """Whether the sql_by_ query of the one dimension asked for answers a ``period``
+    column (its own grain), as an expression metric's query does."""
+    sql = metric.sql_by[request.dimensions[0]]
+    try:
+        tree = sqlglot.parse_one(sql, dialect=metric.dialect)
+    except sqlglot.errors.ParseError:
+        return True  # cannot tell: no grain is taken for it
+    names = [e.alias_or_name.lower() for e in tree.selects] if isinstance(tree, exp.Query) else []
+    return not names or "period" in names or "*" in names
+
+
 def _check_size(request: MetricRequest) -> None:
     """The bounds of :data:`Filters`, for callers that did not go through pydantic (the
     CLI, notebooks): checked in one pass, before any SQL is built."""
@@ -153,10 +175,7 @@ def _check_size(request: MetricRequest) -> None:
 
 
 def _complete_sql(metric: MetricDefinition, request: MetricRequest, dialect: str) -> CompiledMetric:
-    asked_grain = request.grain is not None and (
-        metric.sql is None or request.grain != metric.grain
-    )
-    if request.filters or request.time_range or asked_grain:
+    if request.filters or request.time_range or not _grain_fits(metric, request):
         what = (
             f"{metric.id} is defined by complete SQL"
             if metric.sql is not None
