@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from agnes_mcp.catalog_models import CatalogEntry
 from agnes_mcp.errors import ConfigError
 from agnes_mcp.query.concurrency import QuerySlots
+from agnes_mcp.rails.arrow_sources import TableUnavailable
 from agnes_mcp.rails.checked_parse import parse_checked
 from agnes_mcp.rails.duckdb_check import repeatable
 from agnes_mcp.rails.engine import engine_names
@@ -217,7 +218,16 @@ class WorkspaceQuery:
             total=self.limits.concurrent_queries,
             timeout_seconds=self.limits.timeout_seconds,
         ):
-            return self._run(sql, limit, classify)
+            try:
+                return self._run(sql, limit, classify)
+            except TableUnavailable as exc:  # here no sync will mend it: a pull does
+                raise TableUnavailable(
+                    exc.message,
+                    hint="Run 'agnes pull': it checks every file against the server's hash "
+                    "and fetches a damaged or missing one again.",
+                    next={"tool": None, "arguments": {}, "cli": "agnes pull"},
+                    details=exc.details,
+                ) from None
 
     def _run(self, sql: str, limit: int | None, classify: Classify | None) -> Outcome:
         parsed = parse_checked(sql, DUCKDB)
