@@ -24,7 +24,7 @@ from agnes_mcp.catalog_models import (
     sample_rows,
 )
 from agnes_mcp.rails.extra_tables import ExtraTable, kept_description
-from agnes_mcp.rails.refusals import TableNotFound, TableNotGranted, next_step
+from agnes_mcp.rails.planner import table_not_found, table_not_granted
 from agnes_mcp.rails.results import Answer, Provenance, TableRead, cut_by, truncation_for
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.resource_types import ResourceType
@@ -32,7 +32,6 @@ from agnes_mcp.store.profiles import ProfileRepository
 from agnes_mcp.store.sync_state import SyncStateRepository
 from agnes_sync.attach_host import READER
 from agnes_sync.sql_text import quote_ident, quote_literal
-from agnes_sync.suggest import did_you_mean, suggestions
 
 if TYPE_CHECKING:
     from agnes_mcp.query.service import QueryService
@@ -107,21 +106,9 @@ class CatalogView:
         snapshot = self.queries.catalog.current()
         table = snapshot.tables.get(table_id.lower())
         if table is None:
-            visible = [e.id for e in self.entries(principal)]
-            close = suggestions(table_id, visible, n=3)
-            raise TableNotFound(
-                f"There is no table '{table_id}'.",
-                hint=did_you_mean(table_id, visible, n=3)
-                + "List the tables you may use with the catalog tool.",
-                next=next_step("catalog", "agnes catalog", search=table_id),
-                details={"table": table_id, "suggestions": close},
-            )
+            raise table_not_found(table_id, [e.id for e in self.entries(principal)])
         if not self.access.can_access(principal, ResourceType.TABLE, table.id):
-            raise TableNotGranted(
-                f"You may not use '{table.id}'.",
-                details={"table": table.id},
-                next=next_step("catalog", "agnes catalog"),
-            )
+            raise table_not_granted(table.id)
         return table
 
     def schema(self, principal: Principal, table_id: str) -> TableSchema:

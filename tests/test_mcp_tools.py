@@ -231,9 +231,12 @@ async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
     assert said["code"] == "table_not_granted" and "'support_tickets'" in said["message"]
     unknown = await refused(surface, "query", sql="SELECT * FROM orderz")
     assert unknown["code"] == "table_not_found" and "orders" in unknown["hint"]
-    assert (await refused(surface, "schema", table="support_tickets"))[
-        "code"
-    ] == "table_not_granted"
+    schema = await refused(surface, "schema", table="support_tickets")
+    assert schema["code"] == "table_not_granted"
+    # one wording, whichever tool and backend refused (they said "use" or "query")
+    assert said["message"] == schema["message"] == "You may not use 'support_tickets'."
+    missing = await refused(surface, "schema", table="orderz")
+    assert missing["message"] == unknown["message"] and missing["hint"] == unknown["hint"]
     assert (await refused(surface, "describe", table="support_tickets"))[
         "code"
     ] == "table_not_granted"

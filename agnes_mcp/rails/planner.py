@@ -88,23 +88,31 @@ def _lookup(
     else:
         found = snapshot.tables.get(ref.name)
         if found is None:
-            visible = _visible(access, snapshot)
-            close = suggestions(ref.name, visible, n=3)
-            suggestion = did_you_mean(ref.name, visible, n=3)
-            raise TableNotFound(
-                f"There is no table '{ref.name}'.",
-                hint=f"{suggestion}List the tables you may query with the catalog tool.",
-                next=next_step("catalog", "agnes catalog", search=ref.name),
-                details={"table": ref.name, "suggestions": close},
-            )
+            raise table_not_found(ref.name, _visible(access, snapshot))
         table = found
     if not access.can_read(table.id):
-        raise TableNotGranted(
-            f"You may not query '{table.id}'.",
-            details={"table": table.id},
-            next=next_step("catalog", "agnes catalog"),
-        )
+        raise table_not_granted(table.id)
     return table
+
+
+def table_not_found(name: str, visible: list[str]) -> TableNotFound:
+    """The refusal for a table ``name`` that is not there, with the nearest ``visible``
+    ones (the same words whichever tool and backend asked)."""
+    return TableNotFound(
+        f"There is no table '{name}'.",
+        hint=f"{did_you_mean(name, visible, n=3)}List the tables you may use with the "
+        "catalog tool.",
+        next=next_step("catalog", "agnes catalog", search=name),
+        details={"table": name, "suggestions": suggestions(name, visible, n=3)},
+    )
+
+
+def table_not_granted(table_id: str) -> TableNotGranted:
+    return TableNotGranted(
+        f"You may not use '{table_id}'.",
+        details={"table": table_id},
+        next=next_step("catalog", "agnes catalog"),
+    )
 
 
 def snapshot_call(table: CatalogTable) -> dict[str, object]:
