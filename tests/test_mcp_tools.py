@@ -224,6 +224,13 @@ async def test_remote_table_in_query_points_at_query_remote_and_a_snapshot(
     assert answer["provenance"]["engine"] == "duckdb_warehouse" and "of daily budget left" in text
 
 
+async def test_an_unknown_tool_is_a_typed_refusal(surface: Surface) -> None:
+    """It was answered as bare text: an agent branching on error codes found none."""
+    said = await refused(surface, "run_sql", sql="SELECT 1")
+    assert said["code"] == "tool_not_found" and "'run_sql'" in said["message"]
+    assert "tools/list" in said["hint"]
+
+
 async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
     # the workspace asks the server about a table it neither holds nor sees listed, so
     # both backends answer alike: not granted, or not there (with the server's guesses)

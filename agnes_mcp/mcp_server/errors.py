@@ -16,7 +16,7 @@ import logging
 
 import mcp_types
 from fastmcp import FastMCP
-from fastmcp.exceptions import ResourceError, ToolError
+from fastmcp.exceptions import NotFoundError, ResourceError, ToolError
 from fastmcp.exceptions import ValidationError as ArgumentsInvalid
 from fastmcp.resources.base import ResourceResult
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
@@ -27,6 +27,16 @@ from pydantic import ValidationError
 from agnes_mcp.mcp_server import output_budget as ob
 from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_sync.errors import AgnesError
+
+
+class UnknownTool(AgnesError):
+    code = "tool_not_found"
+    status = 404
+    default_hint = "List the tools with tools/list (the catalog tool is where to start)."
+
+
+def unknown_tool(name: str) -> UnknownTool:
+    return UnknownTool(f"There is no tool '{name[:100]}'.", details={"tool": name[:100]})
 
 
 def error_result(exc: AgnesError) -> ToolResult:
@@ -70,6 +80,8 @@ class RefusalsAsResults(Middleware):
     ) -> ToolResult:
         try:
             return await call_next(context)
+        except NotFoundError:  # answered as text only: a refusal like the others instead
+            return error_result(unknown_tool(context.message.name))
         except (ToolError, AgnesError, ArgumentsInvalid) as exc:
             refusal = _refusal(exc, context.message.name)
             if refusal is None:
