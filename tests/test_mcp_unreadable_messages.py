@@ -122,3 +122,51 @@ def test_a_request_with_an_unusable_id_is_answered_over_http(
     assert answer.status_code == 400 and "mcp-session-id" not in answer.headers
     assert answer.json()["id"] is None and answer.json()["error"]["code"] == -32600
     assert '"id" must be a string or an integer' in answer.json()["error"]["message"]
+
+
+async def test_requests_read_before_stdin_closes_are_answered(tmp_path: Path) -> None:
+    """`echo '<requests>' | agnes mcp`: stdin ends right after the last request, while it
+    still runs; the SDK answered it "Connection closed" (-32000). Now every request read
+    is answered before the server exits."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = tmp_path / ".agnes" / "data"
+    data.mkdir(parents=True)
+    pq.write_table(pa.table({"n": [1, 2, 3]}), data / "t.parquet")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env.update(
+        AGNES_SERVER_URL="http://127.0.0.1:9",  # nothing listens: these calls stay local
+        AGNES_TOKEN="agnes_abcdefghij_" + "x" * 43,
+        AGNES_CONFIG_HOME=str(tmp_path / ".config"),
+        PYTHONPATH=str(REPO),
+    )
+    work = "SELECT sum(hash(range)) AS s FROM range(30000000)"  # a moment of work
+    lines = [
+        json.dumps(INITIALIZE),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        *(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": n,
+                    "method": "tools/call",
+                    "params": {"name": "query", "arguments": {"sql": sql}},
+                }
+            )
+            for n, sql in ((2, work), (3, "SELECT count(*) AS n FROM t"))
+        ),
+    ]
+    with anyio.fail_after(120):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "cli.main", "mcp"],
+            input=("\n".join(lines) + "\n").encode(),
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
+    answers = {a["id"]: a for a in map(json.loads, done.stdout.decode().splitlines())}
+    assert set(answers) == {1, 2, 3}, answers
+    assert all("error" not in answers[n] for n in (2, 3)), answers
+    assert not answers[2]["result"].get("isError") and not answers[3]["result"].get("isError")
+    assert done.returncode == 0

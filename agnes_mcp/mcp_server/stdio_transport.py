@@ -16,10 +16,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from fastmcp import FastMCP
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError
+from mcp_types import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+)
 from pydantic import ValidationError
 
 Item = SessionMessage | Exception
@@ -62,28 +70,66 @@ def _request_id(errors: list[Any]) -> int | str | None:
     return None
 
 
+# How long the server keeps answering after its input ended (a client that sent its last
+# request and closed stdin, as `echo ... | agnes mcp` does): past it, what still runs is
+# cut off. A query stops at its own timeout (120 s in a workspace) well before.
+DRAIN_SECONDS = 600.0
+CANCELLED = "notifications/cancelled"
+
+
 @asynccontextmanager
 async def answering_unreadable_lines(
     read: Any, write: Any
-) -> AsyncIterator[MemoryObjectReceiveStream[Item]]:
-    """The messages of ``read`` for the server; what could not be read is answered on
-    ``write`` here. Ends (end of stream for the server) when ``read`` ends."""
+) -> AsyncIterator[tuple[MemoryObjectReceiveStream[Item], MemoryObjectSendStream[SessionMessage]]]:
+    """The messages of ``read`` and the stream to answer on, for the server; what could not
+    be read is answered on ``write`` here. When ``read`` ends, the server's stream ends
+    only once every request read has been answered (the SDK would answer those still
+    running "Connection closed"), or after :data:`DRAIN_SECONDS`."""
     send, receive = anyio.create_memory_object_stream[Item](0)
+    answers, answered = anyio.create_memory_object_stream[SessionMessage](0)
+    pending: set[Any] = set()
+    drained = anyio.Event()
 
     async def relay() -> None:
         async with send:
             async for item in read:
                 if isinstance(item, Exception):
                     await write.send(SessionMessage(unreadable_line_answer(item)))
-                else:
-                    await send.send(item)
+                    continue
+                message = item.message
+                if isinstance(message, JSONRPCRequest):
+                    pending.add(message.id)
+                elif isinstance(message, JSONRPCNotification) and message.method == CANCELLED:
+                    pending.discard((message.params or {}).get("requestId"))  # never answered
+                await send.send(item)
+            with anyio.move_on_after(DRAIN_SECONDS):
+                while pending:
+                    await drained.wait()
+
+    async def forward() -> None:
+        nonlocal drained
+        async with answered, write:  # closing write ends the transport's stdout writer
+            async for message in answered:
+                await write.send(message)
+                if isinstance(message.message, (JSONRPCResponse, JSONRPCError)):
+                    pending.discard(message.message.id)
+                    drained.set()
+                    drained = anyio.Event()
+
+    reading = anyio.CancelScope()
+
+    async def relay_until_done() -> None:
+        with reading:
+            await relay()
 
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(relay)
+        tasks.start_soon(relay_until_done)
+        tasks.start_soon(forward)
         try:
-            yield receive
+            yield receive, answers
         finally:
-            tasks.cancel_scope.cancel()
+            reading.cancel()  # the server is done: nothing more is read for it
+            await answers.aclose()  # forward writes what it holds, then closes write
 
 
 async def run_stdio(server: FastMCP) -> None:
@@ -96,7 +142,7 @@ async def run_stdio(server: FastMCP) -> None:
     try:
         async with server._lifespan_manager(), stdio_server() as (read, write):
             lowlevel = server._mcp_server
-            async with answering_unreadable_lines(read, write) as messages:
-                await lowlevel.run(messages, write, lowlevel.create_initialization_options())
+            async with answering_unreadable_lines(read, write) as (messages, answers):
+                await lowlevel.run(messages, answers, lowlevel.create_initialization_options())
     finally:
         reset_transport(token)
