@@ -59,7 +59,7 @@ def hours(text: str) -> float:
 def workspace_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
-        "--workspace", help="workspace folder (default: the nearest one holding .agnes/, or .)"
+        "--workspace", help="workspace folder (default: the nearest one holding .agnes/)"
     )
     return flags
 
@@ -167,8 +167,13 @@ def add_analyst_commands(
         commands,
         "init",
         f"{handlers_ws}:init",
-        "wire this folder to a server for Claude Code and pull",
-        here,
+        "make this folder a workspace, wire it to a server for Claude Code and pull",
+        client,
+    )
+    init.add_argument(
+        "--workspace",
+        help="folder to make a workspace (default: the workspace holding the current "
+        "folder, else the current folder)",
     )
     init.add_argument("--no-pull", action="store_true", help="do not run the first pull")
     init.add_argument("--quiet", action="store_true", help="print nothing unless something fails")

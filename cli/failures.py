@@ -94,13 +94,14 @@ def report(exc: BaseException, as_json: bool) -> int:
     from agnes_mcp.errors import ConfigError
     from agnes_mcp.rails.refusals import InvalidArguments, invalid_arguments
     from agnes_sync.errors import AgnesError
+    from agnes_sync.workspace.layout import NoWorkspace
 
     if isinstance(exc, ValidationError):  # a value the command's own models refused
         exc = invalid_arguments("arguments", exc)
     if isinstance(exc, InvalidArguments):
         _say(exc.code, exc.message, "See --help.", as_json)
         return exit_codes.USAGE
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, (ConfigError, NoWorkspace)):
         _say(exc.code, exc.message, exc.hint, as_json)
         return exit_codes.CONFIG
     if isinstance(exc, AgnesError):  # the server's refusal relayed, or the local rails'

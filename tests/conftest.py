@@ -302,6 +302,16 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         yield server
 
 
+def empty_workspace(folder: Path) -> Path:
+    """``folder`` made a workspace with nothing pulled yet: the ``.agnes/`` that ``agnes
+    init --no-pull`` makes (without its Claude Code wiring). The CLI never makes one for
+    its other commands: they refuse a folder without it."""
+    from agnes_sync.workspace.layout import WorkspacePaths
+
+    WorkspacePaths(folder).ensure()
+    return folder
+
+
 def pull_into_workspace(base_url: str, token: str, workspace: Path) -> Path:
     """A workspace holding the token's granted tables, fetched by a real ``agnes pull``."""
     from agnes_sync.pull.pull import pull

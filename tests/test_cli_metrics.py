@@ -10,15 +10,16 @@ import pytest
 
 from cli import exit_codes
 from tests.cli_harness import run
-from tests.conftest import DemoServer
+from tests.conftest import DemoServer, empty_workspace
 
 
 @pytest.fixture
 def analyst(demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
     monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+    folder = empty_workspace(tmp_path / "ws")
+    monkeypatch.chdir(folder)
+    return folder
 
 
 def test_metrics_list_for_people_and_as_json(

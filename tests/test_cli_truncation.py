@@ -15,7 +15,7 @@ import pytest
 from cli import exit_codes
 from cli.main import main
 from tests.cli_harness import run
-from tests.conftest import DemoServer
+from tests.conftest import DemoServer, empty_workspace
 
 # 2,000 orders at the demo's test scale: the cross join has 4,000,000 rows.
 BIG = "SELECT a.order_id AS a, b.order_id AS b FROM orders a CROSS JOIN orders b"
@@ -143,8 +143,9 @@ def test_a_folder_that_never_reached_the_server_is_told_so_not_shown_nothing(
     sock.close()  # nothing listens there now
     monkeypatch.setenv("AGNES_SERVER_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AGNES_TOKEN", "agnes_x_y")
+    folder = empty_workspace(tmp_path / "ws")
     for command in (("catalog",), ("metrics", "list")):
-        code, out, err = run(capsys, *command, "--workspace", str(tmp_path))
+        code, out, err = run(capsys, *command, "--workspace", str(folder))
         assert code == exit_codes.UNREACHABLE, (command, out, err)
         assert "Cannot reach" in err or "failed" in err, err
         assert "(none)" not in out

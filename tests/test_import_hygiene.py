@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, empty_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_cli_commands_never_import_panel(
         [sys.executable, "-c", code + LOADED.format(names={"panel", "bokeh"})],
         capture_output=True,
         text=True,
-        cwd=tmp_path,
+        cwd=empty_workspace(tmp_path / "ws"),
         env={**env, "PYTHONPATH": str(REPO)},
         timeout=120,
     )

@@ -396,7 +396,7 @@ def test_info_lists_the_callers_plugins(
     assert code == exit_codes.OK and admin["plugins"] == []  # Admin is no shortcut here
     monkeypatch.chdir(tmp_path)  # no workspace here: refresh says where it runs
     code, refused = cli(capsys, "marketplace", "refresh", *flags)
-    assert code == exit_codes.USAGE and "workspace" in refused["error"]["message"]
+    assert code == exit_codes.CONFIG and refused["error"]["code"] == "no_workspace"
     assert not (tmp_path / ".agnes").exists()
 
 

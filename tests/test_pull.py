@@ -26,7 +26,14 @@ from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
 from cli import exit_codes
 from cli.main import main
-from tests.conftest import DemoServer, add_user, register, running_demo, token_for
+from tests.conftest import (
+    DemoServer,
+    add_user,
+    empty_workspace,
+    register,
+    running_demo,
+    token_for,
+)
 from tests.fault_proxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -290,13 +297,13 @@ def test_output_modes_and_dry_run(
     monkeypatch.setenv("AGNES_SERVER_URL", server.live.base_url)
     monkeypatch.setenv("AGNES_TOKEN", user_token)
     monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "cfg"))
-    folder = tmp_path / "ws"
+    folder = empty_workspace(tmp_path / "ws")
     assert main(["pull", "--workspace", str(folder), "--dry-run", "--json"]) == exit_codes.OK
     planned = json.loads(capsys.readouterr().out)
     assert (
         planned["dry_run"] is True
         and planned["downloaded"] > 0
-        and not (folder / ".agnes" / "data").exists()
+        and not any((folder / ".agnes" / "data").iterdir())
     )
     assert main(["pull", "--workspace", str(folder)]) == exit_codes.OK
     out, err = capsys.readouterr()
@@ -411,7 +418,7 @@ def test_sigkill_at_every_stage_never_exposes_a_bad_file(
     seen: dict[str, int] = {}
     for stage, range_bytes in STAGES.items():
         range_bytes = largest // 2 if range_bytes < 0 else range_bytes
-        folder = tmp_path / stage
+        folder = empty_workspace(tmp_path / stage)
         paths = WorkspacePaths(folder)
         kill_at(stage, pull_command(folder, range_bytes), env)
 

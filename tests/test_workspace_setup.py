@@ -24,7 +24,7 @@ from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
 from cli import exit_codes
 from cli.main import main
-from tests.conftest import DemoServer, add_user, token_for
+from tests.conftest import DemoServer, add_user, empty_workspace, token_for
 
 USER_SETTINGS = {
     "permissions": {"allow": ["Bash(ls:*)"]},
@@ -233,8 +233,7 @@ def pushing(
     user = add_user(services)
     monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
     monkeypatch.setenv("AGNES_TOKEN", token_for(services, user))
-    folder = tmp_path / "ws"
-    folder.mkdir()
+    folder = empty_workspace(tmp_path / "ws")
     encoded = re.sub(r"[^A-Za-z0-9]", "-", str(folder.resolve()))
     transcripts = tmp_path / "claude" / "projects" / encoded
     transcripts.mkdir(parents=True)

@@ -7,6 +7,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from agnes_sync.errors import AgnesError
+
 DOT = ".agnes"
 
 
@@ -56,11 +58,51 @@ class WorkspacePaths:
         return self
 
 
-def find_workspace(start: Path) -> WorkspacePaths:
-    """The workspace holding ``start`` (the nearest folder with ``.agnes/``), else
-    ``start`` itself as a new workspace."""
+class NoWorkspace(AgnesError):
+    """A command that works in a workspace found none: it is never made implicitly (only
+    ``agnes init`` makes one), so a typo or a stray folder cannot become a workspace."""
+
+    code = "no_workspace"
+    status = 404
+    default_hint = (
+        "A workspace is a folder holding .agnes/, made by `agnes init --server-url URL "
+        "--token TOKEN` there; inside one (or a folder below it) commands find it, elsewhere "
+        "pass --workspace W."
+    )
+
+
+INIT_ADVICE = "run `agnes init` in the folder you want to use"
+
+
+def is_workspace(folder: Path) -> bool:
+    """``folder`` is a workspace: ``agnes init`` made ``.agnes/`` there."""
+    return (folder / DOT).is_dir()
+
+
+def enclosing_workspace(start: Path) -> WorkspacePaths | None:
+    """The workspace holding ``start``: the nearest folder, ``start`` or above, with
+    ``.agnes/``; None when there is none."""
     here = start.resolve()
-    for folder in (here, *here.parents):
-        if (folder / DOT).is_dir():
-            return WorkspacePaths(folder)
-    return WorkspacePaths(here)
+    return next((WorkspacePaths(f) for f in (here, *here.parents) if is_workspace(f)), None)
+
+
+def require_workspace(explicit: str | Path | None, start: Path) -> WorkspacePaths:
+    """The workspace a command works in: ``explicit`` (``--workspace``), which must be one,
+    else the one holding ``start``; :class:`NoWorkspace` when there is none. Creates
+    nothing."""
+    if explicit:
+        folder = Path(explicit).expanduser().resolve()
+        if not is_workspace(folder):
+            why = "no such folder" if not folder.exists() else "it holds no .agnes/"
+            raise NoWorkspace(
+                f"{folder} is not an Agnes workspace ({why}): {INIT_ADVICE}.",
+                details={"workspace": str(folder)},
+            )
+        return WorkspacePaths(folder)
+    found = enclosing_workspace(start)
+    if found is None:
+        raise NoWorkspace(
+            f"No Agnes workspace here (or above): {INIT_ADVICE}.",
+            details={"folder": str(start.resolve())},
+        )
+    return found

@@ -20,14 +20,13 @@ from agnes_sync.credentials import (
 from agnes_sync.server_api import ServerApi
 from cli import exit_codes
 from cli.output import emit
+from cli.workspace_session import named_workspace
 
 
 def run(args: argparse.Namespace) -> int:
     here = workspace_root(None)  # the workspace the command runs in, if any
     if args.workspace:
-        target = workspace_root(args.workspace)
-        if target is None or not target.is_dir():
-            raise argparse.ArgumentTypeError(f"--workspace {args.workspace} is not a folder")
+        target = named_workspace(args)  # a workspace (not any folder, nor a typo)
     elif args.as_default:
         target = None
     elif here is not None:

@@ -20,6 +20,7 @@ from agnes_sync.credentials import CredentialsError, resolve
 from agnes_sync.workspace.marketplace_copy import MarketplaceUnavailable
 from cli import exit_codes
 from cli.output import emit, print_message
+from cli.workspace_session import named_workspace, workspace_paths
 
 if TYPE_CHECKING:
     from agnes_sync.server_api import ServerApi
@@ -54,16 +55,18 @@ def _no_marketplace(server_url: str) -> MarketplaceUnavailable:
     )
 
 
-def _api(args: argparse.Namespace) -> tuple[ServerApi, str, str | None, Path | None]:
+def _api(
+    args: argparse.Namespace, workspace: Path | None
+) -> tuple[ServerApi, str, str | None, Path | None]:
     from agnes_sync.server_api import ServerApi
 
-    credentials = resolve(args.server_url, args.token, workspace=getattr(args, "workspace", None))
+    credentials = resolve(args.server_url, args.token, workspace=workspace)
     api = ServerApi(credentials.server_url, credentials.token, agent="agnes-cli", timeout=60)
     return api, credentials.server_url, credentials.token, credentials.workspace
 
 
 def info(args: argparse.Namespace) -> int:
-    api, server_url, _, _ = _api(args)
+    api, server_url, _, _ = _api(args, named_workspace(args))
     with closing(api):
         feed = fetch_info(api)
     if feed is None:
@@ -79,18 +82,11 @@ def info(args: argparse.Namespace) -> int:
 
 def refresh(args: argparse.Namespace) -> int:
     from agnes_sync.workspace.claude_marketplace_clone import bring_to_feed
-    from agnes_sync.workspace.layout import WorkspacePaths
     from agnes_sync.workspace.marketplace_copy import refresh_copy
 
     quiet = getattr(args, "quiet", False)
-    api, server_url, token, workspace = _api(args)
-    if workspace is None:
-        api.close()
-        raise argparse.ArgumentTypeError(
-            "agnes marketplace refresh runs in a workspace (a folder set up with 'agnes "
-            "init'): run it there, or pass --workspace W"
-        )
-    paths = WorkspacePaths(workspace)
+    paths = workspace_paths(args)  # it runs in a workspace, and never makes one
+    api, server_url, token, _ = _api(args, paths.root)
     if not token:
         raise CredentialsError(
             f"No token for {server_url}: pass --token, set AGNES_TOKEN or run 'agnes init'."

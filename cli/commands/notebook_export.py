@@ -60,27 +60,25 @@ def add_notebook_commands(
     )
 
 
-def _workspace_root(explicit: str | None) -> Path | None:
-    from agnes_sync.workspace.layout import DOT
+def _workspace_root(args: argparse.Namespace) -> Path | None:
+    """``--workspace`` (which must be one), else the enclosing workspace, else None."""
+    from agnes_sync.workspace.layout import enclosing_workspace
+    from cli.workspace_session import workspace_paths
 
-    if explicit:
-        return Path(explicit).resolve()
-    here = Path.cwd().resolve()
-    return next((f for f in (here, *here.parents) if (f / DOT).is_dir()), None)
+    if args.workspace or args.source == "workspace":
+        return workspace_paths(args).root
+    found = enclosing_workspace(Path.cwd())
+    return found.root if found else None
 
 
 def export(args: argparse.Namespace) -> int:
     from agnes_mcp.session_export.window import parse_since
 
-    root = _workspace_root(args.workspace)
+    root = _workspace_root(args)
     source = args.source if args.source != "auto" else ("workspace" if root else "server")
     since = parse_since(args.since) if args.since else None
     output = Path(args.output).expanduser() if args.output else None
-    if source == "workspace":
-        if root is None:
-            raise argparse.ArgumentTypeError(
-                "--from workspace needs a workspace: run it inside one, or pass --workspace"
-            )
+    if source == "workspace" and root is not None:
         report = _from_workspace(args, root, since, output)
     else:
         report = _from_server(args, root, output)

@@ -9,10 +9,11 @@ from agnes_sync.credentials import resolve
 from agnes_sync.server_api import ServerApi
 from cli import exit_codes
 from cli.output import emit
+from cli.workspace_session import named_workspace
 
 
 def run(args: argparse.Namespace) -> int:
-    credentials = resolve(args.server_url, args.token, workspace=args.workspace)
+    credentials = resolve(args.server_url, args.token, workspace=named_workspace(args))
     with closing(ServerApi(credentials.server_url, credentials.token, agent="agnes-cli")) as api:
         me = api.whoami()
     admin = " (admin)" if me["is_admin"] else ""

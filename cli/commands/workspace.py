@@ -22,6 +22,7 @@ from agnes_sync.credentials import (
 )
 from cli import exit_codes
 from cli.output import emit, print_json, print_message, size
+from cli.workspace_session import workspace_paths
 
 if TYPE_CHECKING:
     from agnes_sync.pull.pull import PullSummary
@@ -32,11 +33,16 @@ AGENT = "agnes-cli"
 TIMEOUT = 300.0
 
 
-def _paths(args: argparse.Namespace) -> WorkspacePaths:
-    from agnes_sync.workspace.layout import WorkspacePaths, find_workspace
+def _init_paths(args: argparse.Namespace) -> WorkspacePaths:
+    """Where ``agnes init`` wires a workspace (the one command that makes one):
+    ``--workspace``, else the workspace holding the current folder, else the current
+    folder."""
+    from agnes_sync.workspace.layout import WorkspacePaths, enclosing_workspace
 
     explicit = getattr(args, "workspace", None)
-    return WorkspacePaths(Path(explicit).resolve()) if explicit else find_workspace(Path.cwd())
+    if explicit:
+        return WorkspacePaths(Path(explicit).expanduser().resolve())
+    return enclosing_workspace(Path.cwd()) or WorkspacePaths(Path.cwd().resolve())
 
 
 def _server_api(credentials: Credentials) -> ServerApi:
@@ -91,7 +97,7 @@ def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
 def pull(args: argparse.Namespace) -> int:
     from agnes_sync.pull.progress import reporter_for
 
-    paths = _paths(args)
+    paths = workspace_paths(args)  # never made here: a typo is refused, not filled
     credentials = resolve(args.server_url, args.token, workspace=paths.root)
     with closing(_server_api(credentials)) as api:
         summary = _run_pull(
@@ -109,7 +115,7 @@ def pull(args: argparse.Namespace) -> int:
 def push(args: argparse.Namespace) -> int:
     from agnes_sync.push import push as run_push
 
-    paths = _paths(args)
+    paths = workspace_paths(args)
     with closing(_api(args, paths)) as api:
         summary = run_push(paths, api)
     data = summary.as_dict()
@@ -181,7 +187,7 @@ def init(args: argparse.Namespace) -> int:
     from agnes_sync.workspace import claude_files
     from cli.commands.marketplace import fetch_info
 
-    paths = _paths(args)
+    paths = _init_paths(args)
     credentials = resolve(args.server_url, args.token, workspace=paths.root)
     if not credentials.token:
         raise argparse.ArgumentTypeError("agnes init needs --token (or AGNES_TOKEN)")

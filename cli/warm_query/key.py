@@ -48,7 +48,8 @@ def _relevant(name: str) -> bool:
 
 def workspace_root(explicit: str | None) -> str:
     """The folder ``open_backend`` would use: ``--workspace`` as given, else the nearest
-    folder holding ``.agnes/``, else the current one (resolved as ``Path.resolve``)."""
+    folder holding ``.agnes/``, else the current one (resolved as ``Path.resolve``; a
+    folder that is no workspace is refused in process, and no server starts for it)."""
     if explicit:
         return os.path.realpath(explicit)
     here = folder = os.path.realpath(os.getcwd())
