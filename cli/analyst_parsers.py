@@ -7,6 +7,8 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from cli.output_flags import add_format
+
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
@@ -101,12 +103,7 @@ def add_analyst_commands(
     query.add_argument(
         "--remote", action="store_true", help="run it in the warehouse (scan-capped)"
     )
-    query.add_argument(
-        "--format",
-        choices=["table", "json", "csv"],
-        default="table",
-        help="csv: a cut result exits 6 and says why on stderr",
-    )
+    add_format(query, "csv: a cut result exits 6 and says why on stderr")
     query.add_argument(
         "--limit", type=ROWS, help="most rows (default 1000; never above the row cap)"
     )
@@ -196,12 +193,7 @@ def add_analyst_commands(
     run.add_argument("--from", dest="start", type=day, help="first day (YYYY-MM-DD)")
     run.add_argument("--to", dest="end", type=day, help="first day excluded (YYYY-MM-DD)")
     run.add_argument("--limit", type=ROWS, help="most rows (never above the row cap)")
-    run.add_argument(
-        "--format",
-        choices=["table", "json", "csv"],
-        default="table",
-        help="csv: a cut result exits 6 and says why on stderr",
-    )
+    add_format(run, "csv: a cut result exits 6 and says why on stderr")
 
 
 def add_admin_metrics(

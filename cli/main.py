@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from cli import exit_codes
 from cli.analyst_parsers import ROWS
+from cli.output_flags import JsonFlag
 
 DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
 
@@ -24,7 +25,7 @@ def _client_flags() -> argparse.ArgumentParser:
         help="server URL (env AGNES_SERVER_URL, else saved, else http://127.0.0.1:8000)",
     )
     flags.add_argument("--token", help="bearer token (env AGNES_TOKEN, else saved: agnes whoami)")
-    flags.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    flags.add_argument("--json", action=JsonFlag, help="print JSON instead of a table")
     return flags
 
 

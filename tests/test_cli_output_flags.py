@@ -1,0 +1,94 @@
+"""``--format json`` is ``--json``, for answers and refusals alike, on every command that
+has both flags; ``--json`` with another ``--format`` is a usage error naming both."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli import exit_codes
+from cli.main import build_parser
+from tests.cli_harness import run
+
+
+def leaves(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from leaves(child, (*path, name))
+    if parser.get_default("handler"):
+        yield path, parser
+
+
+def with_format() -> list[tuple[str, ...]]:
+    """Every command with both ``--json`` and ``--format``."""
+    found = []
+    for path, parser in leaves(build_parser(["admin"])):
+        flags = {o for a in parser._actions for o in a.option_strings}
+        if {"--json", "--format"} <= flags:
+            found.append(path)
+    return found
+
+
+# A refusal each of them gives in the pulled analyst workspace.
+REFUSED = {
+    ("query",): ("SELECT * FROM ordrs",),
+    ("metrics", "query"): ("revenue/no_such_metric",),
+}
+
+
+def test_every_command_with_a_format_is_covered_here() -> None:
+    assert sorted(with_format()) == sorted(REFUSED)
+
+
+@pytest.mark.parametrize("command", sorted(REFUSED), ids=" ".join)
+def test_format_json_refusals_are_json_as_with_the_json_flag(
+    workspace: Path, capsys: pytest.CaptureFixture[str], command: tuple[str, ...]
+) -> None:
+    argv = (*command, *REFUSED[command])
+    flagged = run(capsys, *argv, "--json")
+    formatted = run(capsys, *argv, "--format", "json")
+    assert formatted == flagged  # exit code, stdout and stderr alike
+    code, out, err = formatted
+    assert code == exit_codes.FAILURE and err == ""
+    assert json.loads(out)["error"]["code"] in {"table_not_found", "metric_not_found"}
+    code, out, err = run(capsys, *argv, "--format", "table")
+    assert code == exit_codes.FAILURE and out == "" and err.startswith("error: ")
+
+
+@pytest.mark.parametrize("command", sorted(REFUSED), ids=" ".join)
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--json", "--format", "csv"),
+        ("--format", "table", "--json"),
+        ("--format=csv", "--json"),
+        ("--json", "--format", "json", "--format", "table"),
+    ],
+    ids=" ".join,
+)
+def test_json_with_another_format_is_a_usage_error_naming_both(
+    capsys: pytest.CaptureFixture[str], command: tuple[str, ...], flags: tuple[str, ...]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(capsys, *command, *REFUSED[command], *flags)
+    assert exited.value.code == exit_codes.USAGE
+    err = capsys.readouterr().err
+    assert "--json conflicts with --format " in err and err.startswith("usage: agnes ")
+
+
+@pytest.mark.parametrize("command", sorted(REFUSED), ids=" ".join)
+@pytest.mark.parametrize(
+    "flags",
+    [("--json", "--format", "json"), ("--format", "json", "--json"), ("--format", "json")],
+    ids=" ".join,
+)
+def test_json_said_twice_is_json(command: tuple[str, ...], flags: tuple[str, ...]) -> None:
+    args = build_parser().parse_args([*command, *REFUSED[command], *flags])
+    assert args.json is True and args.format == "json"
