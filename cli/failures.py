@@ -8,6 +8,7 @@ from typing import Any
 
 from cli import exit_codes
 from cli.output import print_json, printable
+from cli.tool_words import cli_words
 
 
 def _say(
@@ -18,16 +19,18 @@ def _say(
     next_step: dict[str, Any] | None = None,
 ) -> None:
     """The error, its hint and, for a refusal that names one, the ready command to run
-    instead (the CLI line of its ``next_step``; the hint may name the MCP tool)."""
+    instead (the CLI line of its ``next_step``). For people, the MCP tools the server's
+    text names are given as CLI commands (:mod:`cli.tool_words`); JSON keeps the text as
+    it came."""
     if as_json:
         body: dict[str, Any] = {"code": code, "message": message, "hint": hint}
         if next_step is not None:
             body["next_step"] = next_step
         print_json({"error": body})
         return
-    sys.stderr.write(f"error: {printable(message)}\n")
+    sys.stderr.write(f"error: {printable(cli_words(message))}\n")
     if hint:
-        sys.stderr.write(f"hint: {printable(hint)}\n")
+        sys.stderr.write(f"hint: {printable(cli_words(hint))}\n")
     for command in _commands(next_step):
         sys.stderr.write(f"next: {printable(command)}\n")
 

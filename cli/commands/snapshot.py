@@ -57,7 +57,7 @@ def create(args: argparse.Namespace) -> int:
             as_json=args.json,
             message=f"Snapshot {info.name}: {info.rows:,} rows ({size(info.bytes)}) from "
             f"{info.table_id} ({info.bytes_scanned:,} bytes scanned). Query it as {info.name}."
-            + _caveats(info),
+            + _caveats(info, args.limit),
         )
         return exit_codes.OK
 
@@ -77,13 +77,17 @@ def _estimate_text(estimate: SnapshotEstimate) -> str:
     return f"{text}\n{estimate.sql}"
 
 
-def _caveats(info: SnapshotInfo) -> str:
-    """What else to say about a snapshot: that it was cut, and its notes."""
+def _caveats(info: SnapshotInfo, limit: int | None = None) -> str:
+    """What else to say about a snapshot: that it was cut, and its notes. Only its own
+    limit cuts one (a cap refuses it instead): ``limit``, the ``--limit`` given, or the
+    limit it was first taken with (``refresh``)."""
     said = ""
     if info.truncated:
+        which = f"--limit {limit:,}" if limit is not None else "its own limit"
         said += (
-            f"\ntruncated: it holds the first {info.rows:,} rows only (a row limit cut it); "
-            "narrow --where or --select, or pass --limit, to hold what you need."
+            f"\ntruncated: it holds the first {info.rows:,} rows only: {which} cut it, and "
+            "more rows match; take it again with a larger --limit, or narrow --where, for "
+            "the rest."
         )
     return said + "".join(f"\nnote: {n}" for n in info.notes)
 
