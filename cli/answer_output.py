@@ -2,7 +2,8 @@
 CSV, always saying when the rows are not the whole answer: which limit cut them and how to
 get the rest.
 
-- table: the rows, then a ``truncated: ...`` line and any notes (stdout); a summary line
+- table: the rows (each value as DuckDB writes it, a NULL as ``NULL``, dimmed on a
+  terminal), then a ``truncated: ...`` line and any notes (stdout); a summary line
   (rows, engine, bytes scanned) on stderr;
 - JSON: the rows with every field of the answer (``truncated``, ``reason``, ``truncation``,
   ``row_limit``, ``row_limit_source``, ``total_rows``, ``notes``, ...);
@@ -55,7 +56,7 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
     print_table(
         [{str(i): v for i, v in enumerate(row)} for row in rows],
         [(str(i), name) for i, name in enumerate(names)],
-        group_digits=False,
+        values=True,
     )
     for line in said:
         sys.stdout.write(printable(line) + "\n")

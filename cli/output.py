@@ -7,7 +7,10 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def print_json(data: Any) -> None:
@@ -36,10 +39,26 @@ def _is_id(key: str) -> bool:
     return key == "id" or key.endswith("_id")
 
 
-def _cell(key: str, value: Any, group_digits: bool) -> str:
-    if group_digits and isinstance(value, int) and not isinstance(value, bool) and not _is_id(key):
+NULL = "NULL"  # a SQL NULL among query values (dimmed on a terminal): never "-", a value
+
+
+def _cell(key: str, value: Any) -> str:
+    """A listing's cell, for people: counts grouped, times to the minute, none as ``-``."""
+    if isinstance(value, int) and not isinstance(value, bool) and not _is_id(key):
         return f"{value:,}"
     return printable(_text(value))
+
+
+def _value_cell(value: Any) -> Text:
+    """A query value as DuckDB writes it (``true``, ``[1, NULL]``, the string as it is),
+    a NULL as :data:`NULL`, dimmed: a string ``'-'`` or ``'NULL'`` prints plain."""
+    from rich.text import Text
+
+    from agnes_mcp.rails.value_text import nested_text
+
+    if value is None:
+        return Text(NULL, style="dim")
+    return Text(printable(nested_text(value)))
 
 
 def _text(value: Any) -> str:
@@ -62,11 +81,12 @@ def print_table(
     columns: Sequence[tuple[str, str]],
     title: str | None = None,
     *,
-    group_digits: bool = True,
+    values: bool = False,
 ) -> None:
-    """``columns`` are ``(key, header)`` pairs. Integers (counts, bytes) are printed with
-    thousands separators, except ids and, with ``group_digits=False``, everywhere (query
-    results print values as they are)."""
+    """``columns`` are ``(key, header)`` pairs. A listing's integers (counts, bytes) are
+    printed with thousands separators (except ids) and a missing value as ``-``; with
+    ``values=True`` (query results) every value is printed as it is and a NULL as
+    :data:`NULL`."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -75,7 +95,12 @@ def print_table(
     for _, header in columns:
         table.add_column(header, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(_cell(key, row.get(key), group_digits)) for key, _ in columns))
+        table.add_row(
+            *(
+                _value_cell(row.get(key)) if values else Text(_cell(key, row.get(key)))
+                for key, _ in columns
+            )
+        )
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:

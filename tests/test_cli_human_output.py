@@ -67,3 +67,25 @@ def test_sync_history_says_when_its_limit_cut_the_list(
     assert len(data["runs"]) == 2 and data["limit"] == 2 and data["may_have_more"] is True
     code, out, _ = run(capsys, "admin", "sync-history", "--limit", "1000", "--json", *admin)
     assert json.loads(out)["may_have_more"] is False
+
+
+def test_query_tables_print_values_as_they_are_and_null_as_null(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A NULL and the string '-' used to print alike ('-'); a boolean as yes/no, a list's
+    NULL as '-', a string that looks like a time cut to the minute."""
+    from cli.output import NULL, _value_cell
+
+    sql = (
+        "SELECT NULL AS n, '-' AS dash, true AS b, [1, NULL] AS l, "
+        "'2026-01-01T10:11:12' AS t, 1234567 AS i"
+    )
+    code, out, _ = run(capsys, "query", sql)
+    assert code == exit_codes.OK
+    row = next(line for line in out.splitlines() if "2026" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells == [NULL, "-", "true", "[1, NULL]", "2026-01-01T10:11:12", "1234567"]
+    assert NULL == "NULL" and _value_cell(None).style == "dim"  # set apart on a terminal
+    assert _value_cell("NULL").style == "" and str(_value_cell("-")) == "-"
+    code, out, _ = run(capsys, "query", sql, "--format", "csv")
+    assert out.splitlines()[1].startswith(",-,")  # CSV: NULL is the empty field
