@@ -35,6 +35,11 @@ def count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun agreeing: ``1 metric``, ``0 metrics``, ``1,000 rows``."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
+
+
 def _is_id(key: str) -> bool:
     return key == "id" or key.endswith("_id")
 

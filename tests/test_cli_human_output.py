@@ -89,3 +89,41 @@ def test_query_tables_print_values_as_they_are_and_null_as_null(
     assert _value_cell("NULL").style == "" and str(_value_cell("-")) == "-"
     code, out, _ = run(capsys, "query", sql, "--format", "csv")
     assert out.splitlines()[1].startswith(",-,")  # CSV: NULL is the empty field
+
+
+def test_counts_agree_with_their_nouns() -> None:
+    from cli.output import counted
+
+    assert [counted(n, "metric") for n in (0, 1, 2, 1000)] == [
+        "0 metrics",
+        "1 metric",
+        "2 metrics",
+        "1,000 metrics",
+    ]
+    assert counted(1, "entry", "entries") == "1 entry" and counted(3, "entry", "entries") == (
+        "3 entries"
+    )
+
+
+COUNTED_NOUNS = re.compile(
+    r"\{[^{}\n]*\} (metrics|tables|files|rows|snapshots|steps|plugins|runs|bytes|characters"
+    r"|grants|users|groups|tokens)\b|\w\(s\)"
+)
+
+
+def test_the_cli_never_prints_a_count_with_a_fixed_plural() -> None:
+    """'1 metrics.', 'plugin(s)': a count the CLI prints takes its noun through counted()."""
+    cli = Path(__file__).parent.parent / "cli"
+    found = [
+        f"{path.relative_to(cli)}:{number}: {line.strip()}"
+        for path in sorted(cli.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if COUNTED_NOUNS.search(line) and "add_argument" not in line and "help=" not in line
+    ]
+    assert found == []
+
+
+def test_one_metric_is_one_metric(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for search, said in (("monthly recurring", "1 metric."), ("recurring", "2 metrics.")):
+        code, out, _ = run(capsys, "metrics", "list", "--search", search)
+        assert code == exit_codes.OK and f"\n{said} A definition" in out, out

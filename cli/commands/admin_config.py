@@ -9,7 +9,7 @@ from typing import Any
 
 from cli import exit_codes
 from cli.commands.session import client_for
-from cli.output import emit
+from cli.output import counted, emit
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     rows.append(
         {
             "cap": "agent_instructions",
-            "value": f"{len(data['agent_instructions'])} characters",
+            "value": counted(len(data["agent_instructions"]), "character"),
             "overridden": data["agent_instructions_custom"],
         }
     )

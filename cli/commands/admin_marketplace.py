@@ -16,7 +16,7 @@ from typing import Any
 from agnes_sync.server_api import ServerApi
 from cli import exit_codes
 from cli.commands.session import client_for, segment
-from cli.output import emit
+from cli.output import counted, emit
 
 BASE = "/api/admin/marketplaces"
 POLL_FIRST_SECONDS = 0.1
@@ -146,8 +146,8 @@ def remove(args: argparse.Namespace) -> int:
         removed,
         as_json=args.json,
         message=(
-            f"Removed marketplace '{removed['deleted']}': {removed['plugins']} plugin(s) no "
-            f"longer served, {removed['grants']} grant(s) removed with them."
+            f"Removed marketplace '{removed['deleted']}': {counted(removed['plugins'], 'plugin')} "
+            f"no longer served, {counted(removed['grants'], 'grant')} removed with them."
         ),
     )
     return exit_codes.OK

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cli import exit_codes
 from cli.commands.session import client_for, segment
-from cli.output import emit, print_message
+from cli.output import counted, emit, print_message
 
 
 def import_(args: argparse.Namespace) -> int:
@@ -29,7 +29,8 @@ def import_(args: argparse.Namespace) -> int:
     emit(
         answer,
         as_json=args.json,
-        message=f"{verb} {len(answer['imported'])} metrics from {len(files)} files"
+        message=f"{verb} {counted(len(answer['imported']), 'metric')} from "
+        f"{counted(len(files), 'file')}"
         + (f"; removed {answer['removed']}" if answer["removed"] else "")
         + ": "
         + ", ".join(answer["imported"]),

@@ -7,7 +7,7 @@ from typing import Any
 
 from cli import exit_codes
 from cli.commands.session import client_for, segment
-from cli.output import emit, print_message
+from cli.output import counted, emit, print_message
 from cli.table_flags import spec_body
 
 TABLE_COLUMNS = [
@@ -142,8 +142,8 @@ def sync_history(args: argparse.Namespace) -> int:
     more = None
     if data["may_have_more"]:
         more = (
-            f"These are the newest {shown:,} runs (--limit {args.limit:,}); there may be older "
-            f"ones: raise --limit (up to {HISTORY_MAX:,}) or name a TABLE."
+            f"These are the newest {counted(shown, 'run')} (--limit {args.limit:,}); there may "
+            f"be older ones: raise --limit (up to {HISTORY_MAX:,}) or name a TABLE."
         )
     emit(data, as_json=args.json, rows=data["runs"], columns=columns, message=more)
     return exit_codes.OK

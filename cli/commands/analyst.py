@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from cli import exit_codes
 from cli.answer_output import print_answer
-from cli.output import emit, print_json, print_message, printable, size
+from cli.output import counted, emit, print_json, print_message, printable, size
 from cli.workspace_session import open_backend
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def metrics_list(args: argparse.Namespace) -> int:
         columns=METRIC_COLUMNS,
         message="\n".join(
             [
-                f"{len(metrics):,} metrics. A definition: agnes metrics show ID; "
+                f"{counted(len(metrics), 'metric')}. A definition: agnes metrics show ID; "
                 "a number: agnes metrics query ID.",
                 *listing.notes,
             ]
@@ -89,7 +89,7 @@ def catalog(args: argparse.Namespace) -> int:
         )
         return exit_codes.OK
     rows = [t.model_dump(mode="json") for t in listing.tables]
-    said = [f"{len(metrics):,} metrics: agnes metrics list"] if metrics else []
+    said = [f"{counted(len(metrics), 'metric')}: agnes metrics list"] if metrics else []
     data: dict[str, Any] = {"tables": rows, "metrics": [m.model_dump(mode="json") for m in metrics]}
     if listing.notes:  # offline, the workspace lists the last catalog it saw, and says so
         data["notes"] = listing.notes
@@ -179,7 +179,7 @@ def disk_info(args: argparse.Namespace) -> int:
         info = backend.disk_info().model_dump()
     said = {
         "workspace": info["workspace"],
-        "data": f"{size(info['data_bytes'])} ({info['tables']:,} tables)",
+        "data": f"{size(info['data_bytes'])} ({counted(info['tables'], 'table')})",
         "snapshots": f"{size(info['snapshot_bytes'])} ({info['snapshots']:,})",
         "results": size(info["result_bytes"]),
         "cache": size(info["cache_bytes"]),

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from agnes_sync.credentials import CredentialsError, resolve
 from agnes_sync.workspace.marketplace_copy import MarketplaceUnavailable
 from cli import exit_codes
-from cli.output import emit, print_message
+from cli.output import counted, emit, print_message
 from cli.workspace_session import named_workspace, workspace_paths
 
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def info(args: argparse.Namespace) -> int:
         raise _no_marketplace(server_url)
     plugins = feed["plugins"]
     message = (
-        f"Marketplace '{feed['marketplace']}': {len(plugins)} plugin(s) granted to you.\n"
+        f"Marketplace '{feed['marketplace']}': {counted(len(plugins), 'plugin')} granted to you.\n"
         f"  Claude Code: claude plugin marketplace add {feed['git_url']}"
     )
     emit(feed, as_json=args.json, rows=plugins, columns=COLUMNS, message=message)
@@ -134,7 +134,7 @@ def _refresh_text(summary: dict[str, Any]) -> str:
     what = "cloned" if summary["cloned"] else "refreshed"
     lines = [
         f"Marketplace '{summary['marketplace']}' {what} in {summary['path']} "
-        f"(commit {summary['commit'][:12]}): {len(summary['plugins'])} plugin(s).",
+        f"(commit {summary['commit'][:12]}): {counted(len(summary['plugins']), 'plugin')}.",
     ]
     if summary["added"]:
         lines.append(f"  added: {', '.join(summary['added'])}")

@@ -143,19 +143,19 @@ def _from_server(
 
 
 def _say(report: dict[str, Any], *, as_json: bool) -> None:
-    from cli.output import emit
+    from cli.output import counted, emit
 
     what = f"session {report['session']}" if report.get("session") else "the window"
     text = (
-        f"Wrote {report['path']}: {what}, {report['steps']} steps ({report['ran']} run as "
-        f"code, {report['refused']} refused"
+        f"Wrote {report['path']}: {what}, {counted(report['steps'], 'step')} "
+        f"({report['ran']:,} run as code, {report['refused']:,} refused"
     )
     text += f", {report['not_replayable']} not replayable)" if report["not_replayable"] else ")"
     text += f", from the {report['source']}'s log."
     if report["found"] > report["steps"]:
         text += (
-            f"\ncut: the first {report['steps']} of {report['found']} steps (a notebook holds "
-            "at most that many); narrow it with a later --since or one --session."
+            f"\ncut: the first {report['steps']:,} of {counted(report['found'], 'step')} (a "
+            "notebook holds at most that many); narrow it with a later --since or one --session."
         )
     text += "".join(f"\nnote: {n}" for n in report.get("notes") or [])
     text += "\nRun it with the notebook extra: pip install 'agnes[notebook]'."

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cli import exit_codes
+from cli.output import counted
 
 if TYPE_CHECKING:
     from agnes_mcp.demo import DemoTokens
@@ -162,7 +163,10 @@ def demo(args: argparse.Namespace) -> int:
         raise
     if results:
         ok = sum(r.status == "ok" for r in results)
-        _say(f"Synced {ok} of {len(results)} tables in {time.perf_counter() - started:.1f} s.")
+        _say(
+            f"Synced {ok:,} of {counted(len(results), 'table')} in "
+            f"{time.perf_counter() - started:.1f} s."
+        )
         for failed in (r for r in results if r.status != "ok"):
             _say(f"  {failed.table_id}: {(failed.error or {}).get('message')}")
     run_server(

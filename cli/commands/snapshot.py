@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from cli import exit_codes
-from cli.output import emit, size
+from cli.output import counted, emit, size
 from cli.workspace_session import open_backend
 
 if TYPE_CHECKING:
@@ -55,9 +55,9 @@ def create(args: argparse.Namespace) -> int:
         emit(
             info.model_dump(mode="json"),
             as_json=args.json,
-            message=f"Snapshot {info.name}: {info.rows:,} rows ({size(info.bytes)}) from "
-            f"{info.table_id} ({info.bytes_scanned:,} bytes scanned). Query it as {info.name}."
-            + _caveats(info, args.limit),
+            message=f"Snapshot {info.name}: {counted(info.rows, 'row')} ({size(info.bytes)}) from "
+            f"{info.table_id} ({counted(info.bytes_scanned, 'byte')} scanned). Query it as "
+            f"{info.name}." + _caveats(info, args.limit),
         )
         return exit_codes.OK
 
@@ -65,7 +65,7 @@ def create(args: argparse.Namespace) -> int:
 def _estimate_text(estimate: SnapshotEstimate) -> str:
     rows = estimate.estimated_result_rows
     text = (
-        f"{estimate.table_id}: would scan {estimate.estimated_scan_bytes:,} bytes "
+        f"{estimate.table_id}: would scan {counted(estimate.estimated_scan_bytes, 'byte')} "
         f"(cap {estimate.limit_bytes:,}; budget left {estimate.remaining_budget_bytes:,}), "
         f"at most {'?' if rows is None else f'{rows:,}'} rows"
     )
@@ -85,8 +85,8 @@ def _caveats(info: SnapshotInfo, limit: int | None = None) -> str:
     if info.truncated:
         which = f"--limit {limit:,}" if limit is not None else "its own limit"
         said += (
-            f"\ntruncated: it holds the first {info.rows:,} rows only: {which} cut it, and "
-            "more rows match; take it again with a larger --limit, or narrow --where, for "
+            f"\ntruncated: it holds the first {counted(info.rows, 'row')} only: {which} cut it, "
+            "and more rows match; take it again with a larger --limit, or narrow --where, for "
             "the rest."
         )
     return said + "".join(f"\nnote: {n}" for n in info.notes)
@@ -113,8 +113,8 @@ def refresh(args: argparse.Namespace) -> int:
         emit(
             info.model_dump(mode="json"),
             as_json=args.json,
-            message=f"Refreshed {info.name}: {info.rows:,} rows ({size(info.bytes)}, "
-            f"{info.bytes_scanned:,} bytes scanned)." + _caveats(info),
+            message=f"Refreshed {info.name}: {counted(info.rows, 'row')} ({size(info.bytes)}, "
+            f"{counted(info.bytes_scanned, 'byte')} scanned)." + _caveats(info),
         )
         return exit_codes.OK
 
@@ -127,7 +127,7 @@ def prune(args: argparse.Namespace) -> int:
         emit(
             {"dropped": dropped},
             as_json=args.json,
-            message=f"Dropped {len(dropped)} expired snapshots"
+            message=f"Dropped {counted(len(dropped), 'expired snapshot')}"
             + (": " + ", ".join(d["name"] for d in dropped) if dropped else "."),
         )
         return exit_codes.OK

@@ -21,7 +21,7 @@ from agnes_sync.credentials import (
     write_workspace_entry,
 )
 from cli import exit_codes
-from cli.output import emit, print_json, print_message, size
+from cli.output import counted, emit, print_json, print_message, size
 from cli.workspace_session import workspace_paths
 
 if TYPE_CHECKING:
@@ -81,15 +81,15 @@ def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
         return
     verb = "would download" if summary["dry_run"] else "downloaded"
     print_message(
-        f"{summary['tables']:,} tables: {verb} {summary['downloaded']:,} files "
+        f"{counted(summary['tables'], 'table')}: {verb} {counted(summary['downloaded'], 'file')} "
         f"({size(summary['bytes'])}), {summary['unchanged']:,} unchanged, "
         f"{summary['removed']:,} removed, in {summary['seconds']} s."
     )
     if summary.get("forgotten"):
-        print_message(
-            f"{summary['forgotten']:,} snapshots and kept results removed: made from tables "
-            "you may no longer read."
+        gone = counted(
+            summary["forgotten"], "snapshot or kept result", "snapshots and kept results"
         )
+        print_message(f"{gone} removed: made from tables you may no longer read.")
     for failure in failed:
         sys.stderr.write(f"failed: {failure['file']}: {failure['message']}\n")
 
@@ -123,7 +123,7 @@ def push(args: argparse.Namespace) -> int:
         print_json(data)
     elif not args.quiet or summary.failed:
         print_message(
-            f"uploaded {summary.uploaded:,} files ({size(summary.bytes)}), "
+            f"uploaded {counted(summary.uploaded, 'file')} ({size(summary.bytes)}), "
             f"{summary.unchanged:,} unchanged, in {data['seconds']} s."
         )
         for failure in summary.failed:
@@ -249,8 +249,8 @@ def init(args: argparse.Namespace) -> int:
         message += f"\n  Also your default outside workspaces (you had none): {default}"
     if pulled:
         message += (
-            f"\n  Pulled {pulled['downloaded']:,} files ({size(pulled['bytes'])}) for "
-            f"{pulled['tables']:,} tables."
+            f"\n  Pulled {counted(pulled['downloaded'], 'file')} ({size(pulled['bytes'])}) for "
+            f"{counted(pulled['tables'], 'table')}."
         )
     emit(summary, as_json=args.json, message=None if args.quiet else message)
     if git and git["error"] and (args.quiet or args.json):
