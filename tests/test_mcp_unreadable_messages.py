@@ -16,7 +16,7 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from tests.conftest import DemoServer
+from tests.conftest import DemoServer, empty_workspace
 from tests.mcp_raw import initialize
 
 pytestmark = pytest.mark.anyio
@@ -36,6 +36,7 @@ async def _exchange(process: Process, lines: BufferedByteReceiveStream, line: st
 
 
 async def test_unreadable_lines_are_answered_and_the_session_goes_on(tmp_path: Path) -> None:
+    empty_workspace(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     env.update(
         AGNES_SERVER_URL="http://127.0.0.1:9",  # nothing listens: these calls stay local
