@@ -22,6 +22,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from agnes_sync.workspace.layout import WorkspacePaths
 from benchmarks.harness import Result, compile_bytecode, median
 from cli.warm_query import servers
 
@@ -61,8 +62,9 @@ def run(quick: bool = False) -> list[Result]:
     samples: dict[str, list[float]] = {"libraries": [], "warm": [], "first": [], "off": []}
     try:
         with tempfile.TemporaryDirectory() as workspace:
+            WorkspacePaths(Path(workspace)).ensure()  # as `agnes init --no-pull` leaves it
             query = [agnes, *QUERY]
-            _wall(query, workspace, off)  # creates .agnes/
+            _wall(query, workspace, off)
             _wall(query, workspace, env)  # starts the warm server
             _wait_for(lambda: bool(servers.running(runtime / "agnes")))
             if not servers.running(runtime / "agnes"):

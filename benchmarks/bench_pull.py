@@ -30,6 +30,7 @@ from pathlib import Path
 
 from agnes_sync.orchestrator import Orchestrator
 from agnes_sync.pull.pull import default_jobs
+from agnes_sync.workspace.layout import WorkspacePaths
 from benchmarks.bench_rebuild import write_extracts
 from benchmarks.harness import Result, Server, agnes_server, compile_bytecode, median
 
@@ -79,6 +80,9 @@ def _wall(argv: list[str], env: dict[str, str]) -> float:
 
 
 def _pull(workspace: Path, env: dict[str, str], *extra: str) -> list[str]:
+    """The pull's command line, ``workspace`` made one first (as ``agnes init --no-pull``
+    leaves it: a pull never makes one), outside any timing."""
+    WorkspacePaths(workspace).ensure()
     return [_agnes(), "pull", "--workspace", str(workspace), "--quiet", *extra]
 
 
@@ -186,7 +190,7 @@ def _cold(root: Path, quick: bool) -> list[Result]:
             for name in names[i % len(names) :] + names[: i % len(names)]:  # rotate the order
                 target = root / f"{name.replace(' ', '')}{i}"
                 if name != "pull":
-                    target.mkdir()  # the pull makes its own workspace
+                    target.mkdir()  # the pull's is made by _pull
                 walls[name].append(_wall(arms[name](target), env))
                 shutil.rmtree(target)
     mb = total / 1e6

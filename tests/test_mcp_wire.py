@@ -15,7 +15,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.conftest import DemoServer, pull_into_workspace
+from tests.conftest import DemoServer, empty_workspace, pull_into_workspace
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +39,7 @@ async def over_http(demo: DemoServer, token: str) -> AsyncIterator[ClientSession
 
 @asynccontextmanager
 async def over_stdio(demo: DemoServer, token: str, workspace: Path) -> AsyncIterator[ClientSession]:
+    empty_workspace(workspace)  # `agnes mcp` serves a workspace; a pulled one stays as it is
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     env.update(
         AGNES_SERVER_URL=demo.live.base_url,
