@@ -54,7 +54,12 @@ class ServerError(AgnesError):
 class ServerUnreachable(AgnesError):
     code = "unreachable"
     status = 503
-    default_hint = "Start it with 'agnes serve' (or 'agnes demo'), or pass --server-url."
+    # Read by people at a terminal and by agents (the workspace's MCP tools relay it): what
+    # to do, in words both can pass on.
+    default_hint = (
+        "Start the server ('agnes serve', or 'agnes demo'), or point at the right one: "
+        "'agnes whoami' shows the URL in use (--server-url or AGNES_SERVER_URL change it)."
+    )
 
 
 class ServerTimeout(ServerUnreachable):
@@ -280,7 +285,8 @@ def not_agnes(response: httpx.Response, base_url: str, expected: str | None = No
         return ServerUnreachable(
             f"{base_url} answered{asked} with HTTP {status} ({kind}), not as Agnes does: a "
             "proxy in front of it could not reach the Agnes server.",
-            hint="Check that the Agnes server behind it is running, or pass --server-url.",
+            hint="Check that the Agnes server behind it is running ('agnes whoami' shows the "
+            "URL in use).",
         )
     instead = f" instead of {expected}" if expected else ""
     return NotAgnesServer(

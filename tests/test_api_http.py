@@ -282,6 +282,9 @@ def test_host_and_origin_guard(live_server: LiveServer, admin: httpx.Client) -> 
     assert_error(
         admin.get("/api/whoami", headers={"Host": "attacker.example.com"}), 421, "host_not_allowed"
     )
+    for odd in ("127.0.0.1:1@attacker.example.com", "127.0.0.1:x", "[::1]:80x", "127.0.0.1/x"):
+        # read as "127.0.0.1" before: a Host that is not a host and port is no host of ours
+        assert_error(admin.get("/api/whoami", headers={"Host": odd}), 421, "host_not_allowed")
     assert_error(
         admin.get("/healthz", headers={"Host": "attacker.example.com"}), 421, "host_not_allowed"
     )
@@ -298,7 +301,16 @@ def test_host_and_origin_guard(live_server: LiveServer, admin: httpx.Client) -> 
 
 def test_unknown_route_and_method(admin: httpx.Client) -> None:
     assert_error(admin.get("/api/nothing-here"), 404, "route_not_found")
-    assert_error(admin.put("/api/whoami"), 405, "method_not_allowed")
+    refused = admin.put("/api/whoami")
+    assert_error(refused, 405, "method_not_allowed")
+    assert "GET" in refused.headers["allow"]  # RFC 9110: a 405 says what is allowed
+    trace = admin.request("TRACE", "/api/whoami")
+    assert trace.status_code == 405 and "GET" in trace.headers["allow"]
+    bad = admin.post(
+        "/api/query", content=b'{"sql": "\xff\xfe"}', headers={"content-type": "application/json"}
+    )
+    said = assert_error(bad, 400, "malformed_json")  # it guessed "too deeply nested?"
+    assert "not UTF-8" in said["message"]
 
 
 def test_unexpected_errors_do_not_leak(

@@ -240,6 +240,10 @@ def test_register_sync_status_update_unregister(server: LiveServer, admin: httpx
     assert people["query_mode"] == "local"  # unchanged
 
     runs = admin.get("/api/sync/history", params={"table": "people"}).json()["runs"]
+    for limit in (-1, 0, 10**9):  # -1 was taken silently
+        assert_error(
+            admin.get("/api/sync/history", params={"limit": limit}), 422, "invalid_request"
+        )
     assert [r["status"] for r in runs] == ["ok", "ok"]
 
     assert admin.delete("/api/admin/registry/people").json() == {"deleted": "people"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,8 +30,9 @@ from agnes_sync.errors import AgnesError
 logger = logging.getLogger("agnes.api")
 
 
-def error_response(error: AgnesError) -> JSONResponse:
-    headers: dict[str, str] = {}
+def error_response(error: AgnesError, extra: Mapping[str, str] | None = None) -> JSONResponse:
+    """The JSON answer for ``error``, with ``extra`` headers (a 405's ``Allow``)."""
+    headers: dict[str, str] = dict(extra or {})
     if isinstance(error, AuthenticationError):
         headers["WWW-Authenticate"] = (
             f'Bearer error="invalid_token", error_description="{error.code}"'
@@ -73,10 +75,13 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
         elif exc.status_code == 400 and "parsing the body" in str(exc.detail):
-            error = MalformedJSON("The request body could not be parsed (too deeply nested?).")
+            error = MalformedJSON(
+                "The request body could not be read as JSON (not UTF-8, or nested too deeply)."
+            )
         else:
             error = HTTPStatusError(exc.status_code, str(exc.detail))
-        return error_response(error)
+        allow = (exc.headers or {}).get("Allow") if exc.status_code == 405 else None
+        return error_response(error, {"Allow": allow} if allow else None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -26,12 +26,21 @@ WILDCARD_BINDS = ("0.0.0.0", "::", "")  # noqa: S104 - names of the wildcard add
 
 
 def host_without_port(host: str) -> str:
+    """The name a ``Host`` header gives, or "" for one that is not a host and port
+    (``127.0.0.1:1@evil.example``: a port must be digits; no user info, path or
+    whitespace)."""
     host = host.strip().lower()
     if host.startswith("["):
-        return host[1 : host.index("]")] if "]" in host else host
+        name, bracket, rest = host[1:].partition("]")
+        return name if bracket and _port_or_none(rest) else ""
     if host.count(":") == 1:
-        return host.split(":", 1)[0]
-    return host
+        name, _, port = host.partition(":")
+        host = name if port.isdigit() else ""
+    return "" if any(c in host for c in "@/\\?# ") else host
+
+
+def _port_or_none(rest: str) -> bool:
+    return rest == "" or (rest.startswith(":") and rest[1:].isdigit())
 
 
 def allowed_hosts_for(settings: AgnesSettings) -> tuple[str, ...]:

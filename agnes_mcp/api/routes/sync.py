@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
@@ -99,6 +100,9 @@ def status(services: ServicesDep, principal: PrincipalDep) -> SyncStatus:
 
 @router.get("/history", summary="Past sync runs, newest first")
 def history(
-    services: ServicesDep, _: AdminDep, table: str | None = None, limit: int = 50
+    services: ServicesDep,
+    _: AdminDep,
+    table: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most runs to list.")] = 50,
 ) -> SyncHistory:
     return SyncHistory(runs=RegistryAdmin(services).history(table, limit=limit))
