@@ -350,6 +350,18 @@ def test_openapi_describes_the_api(live_server: LiveServer) -> None:
         "/api/admin/grants",
     ):
         assert path in spec["paths"]
+    # every operation declares the statuses an error may come with, and their one body
+    error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            for status in ("401", "403", "404", "422"):
+                content = operation["responses"][status]["content"]["application/json"]
+                assert content["schema"] == error_ref, (method, path, status)
+    from agnes_mcp.api.schemas import ErrorBody
+
+    with live_server.client(live_server.admin_token) as client:
+        for refused in (client.get("/api/nothing"), client.post("/api/query", json={"x": 1})):
+            ErrorBody.model_validate(refused.json())  # what is declared is what comes
     assert live_server.base_url  # docs page is served too
     with live_server.client() as client:
         assert client.get("/api/docs").status_code == 200

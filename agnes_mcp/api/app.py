@@ -53,6 +53,7 @@ from agnes_mcp.api.routes import (
     well_known,
 )
 from agnes_mcp.api.routes.well_known import MCP_PATH, METADATA_PATH
+from agnes_mcp.api.schemas import ERROR_RESPONSES, with_json_errors
 from agnes_mcp.google_groups import routes as group_sync_routes
 from agnes_mcp.marketplace import routes as marketplace_routes
 from agnes_mcp.mcp_server.server import build_mcp
@@ -113,10 +114,13 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         openapi_url=OPENAPI_PATH,
         docs_url=None,  # install_docs serves it, with its assets from here (no CDN)
         redoc_url=None,
+        responses=ERROR_RESPONSES,
     )
     app.state.services = services
     install_error_handlers(app)
     install_docs(app, OPENAPI_PATH)
+    built = app.openapi
+    app.openapi = lambda: with_json_errors(built())  # type: ignore[method-assign]
     for module in (
         system,
         users,

@@ -1,11 +1,12 @@
-"""Base for request bodies: unknown fields are refused, naming the field."""
+"""Base for request bodies (unknown fields are refused, naming the field), and the one
+error body every route may answer."""
 
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def _plain(value: str) -> str:
@@ -25,3 +26,50 @@ class RequestBody(BaseModel):
 
 class Deleted(BaseModel):
     deleted: str
+
+
+class ErrorFields(BaseModel):
+    code: str = Field(description="Stable: branch on it (e.g. table_not_granted).")
+    message: str
+    hint: str | None = Field(default=None, description="What to do next, in words.")
+    next_step: dict[str, Any] | None = Field(
+        default=None, description="A ready call: the MCP tool with its arguments, and the CLI."
+    )
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every refusal's shape, whatever the route and status."""
+
+    error: ErrorFields
+
+
+# Declared on every route (the app's default responses): a client or a schema checker
+# knows each status an error may come with, and its body. 422 replaces FastAPI's own
+# validation model: the request's problems come as details.fields.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in (
+        (400, "Malformed request, or a refused query (the code says which)"),
+        (401, "No token, or one that is invalid, expired or revoked"),
+        (403, "Authenticated, but not allowed (admin only, not granted)"),
+        (404, "No such route or resource"),
+        (409, "Conflicts with the current state"),
+        (422, "The request's fields are invalid (details.fields names them)"),
+        (429, "Too many at once, or a budget spent (Retry-After says when)"),
+        (503, "Not ready, or a warehouse or the server is unavailable"),
+    )
+}
+
+
+def with_json_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` (an OpenAPI document) with every declared error status answering
+    :class:`ErrorBody` as JSON: FastAPI gives the extra responses of a route whose own
+    answer is YAML, a notebook or plain text that media type, but errors are JSON."""
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if str(status).isdigit() and int(status) in ERROR_RESPONSES:
+                    response["content"] = body
+    return schema

@@ -107,6 +107,7 @@ def import_metrics(body: ImportBody, services: ServicesDep, admin: AdminDep) -> 
     "/admin/metrics/export",
     summary="Every metric definition as one YAML document",
     response_class=PlainTextResponse,
+    responses={200: {"content": {"application/yaml": {}}, "description": "YAML"}},
 )
 def export_metrics(services: ServicesDep, admin: AdminDep) -> PlainTextResponse:
     return PlainTextResponse(
