@@ -956,7 +956,10 @@ async def test_refusals_are_typed_results_and_crashes_stay_masked(tmp_path: Path
     }
     assert crashed.is_error and crashed.content[0].text == "Error calling tool 'crash'"
     assert "secret" not in str(crashed)
-    assert str(unreadable.value) == "query_refused: Not that one."
+    assert unreadable.value.message == "query_refused: Not that one."
+    assert unreadable.value.code == -32602  # not an internal error (-32603)
+    said = unreadable.value.data["error"]  # the refusal itself, as a tool's is structured
+    assert (said["code"], said["message"]) == ("query_refused", "Not that one.")
     logged = [r for r in records if r.exc_info]
     assert [type(r.exc_info[1]) for r in logged if r.exc_info] == [RuntimeError]
 

@@ -21,7 +21,9 @@ from fastmcp.exceptions import ValidationError as ArgumentsInvalid
 from fastmcp.resources.base import ResourceResult
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
+from mcp.shared.exceptions import MCPError
 from mcp.types import TextContent
+from mcp_types import INVALID_PARAMS
 from pydantic import ValidationError
 
 from agnes_mcp.mcp_server import output_budget as ob
@@ -99,7 +101,14 @@ class RefusalsAsResults(Middleware):
             refusal = _refusal(exc)
             if refusal is None:
                 raise
-            raise ResourceError(f"{refusal.code}: {refusal.message}") from None
+            # Not an internal error (-32603, what FastMCP makes of a ResourceError): the
+            # request named something it may not read, or that is not there; the refusal
+            # rides in ``data`` as a tool's does in structuredContent.
+            raise MCPError(
+                INVALID_PARAMS,
+                f"{refusal.code}: {refusal.message}",
+                {"error": json.loads(ob.dumps(refusal.to_dict()))},
+            ) from None
 
 
 class _QuietRefusals(logging.Filter):
