@@ -357,6 +357,11 @@ def test_openapi_describes_the_api(live_server: LiveServer) -> None:
             for status in ("401", "403", "404", "422"):
                 content = operation["responses"][status]["content"]["application/json"]
                 assert content["schema"] == error_ref, (method, path, status)
+    # the bounds the service enforces are in the schema a generator or a client reads
+    schemas = spec["components"]["schemas"]
+    assert schemas["StoreBody"]["properties"]["name"]["pattern"] == "^[a-z][a-z0-9_]{0,62}$"
+    hybrid = schemas["HybridRequest"]["properties"]["register_remote"]
+    assert (hybrid["minProperties"], hybrid["maxProperties"]) == (1, 8)
     from agnes_mcp.api.schemas import ErrorBody
 
     with live_server.client(live_server.admin_token) as client:

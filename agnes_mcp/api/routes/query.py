@@ -17,7 +17,7 @@ from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.concurrency import in_query_lane
-from agnes_mcp.query.hybrid import hybrid
+from agnes_mcp.query.hybrid import MAX_REMOTE_PARTS, hybrid
 from agnes_mcp.rails.outcome import Outcome
 from agnes_mcp.rails.results import QueryResult
 
@@ -83,7 +83,9 @@ async def query(
 class HybridRequest(RequestBody):
     sql: str = Field(min_length=1, description="Runs on the server.")
     register_remote: dict[str, str] = Field(
-        description="alias -> remote SQL; each result is a table named alias in sql."
+        description="alias -> remote SQL; each result is a table named alias in sql.",
+        # documented bounds; the service refuses others with its own typed error
+        json_schema_extra={"minProperties": 1, "maxProperties": MAX_REMOTE_PARTS},
     )
     limit: int | None = Field(default=None, ge=1)
 

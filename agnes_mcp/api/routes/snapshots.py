@@ -11,7 +11,7 @@ from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
-from agnes_sync.snapshot_files import SnapshotMeta
+from agnes_sync.snapshot_files import NAME, SnapshotMeta
 
 router = APIRouter(prefix="/api/snapshots", tags=["snapshots"])
 
@@ -44,7 +44,11 @@ def create(
 class StoreBody(SnapshotSpec, RequestBody):
     """A snapshot to keep on the server, under a name."""
 
-    name: str = Field(description="Lowercase letters, digits and '_'.")
+    name: str = Field(
+        description="Lowercase letters, digits and '_'.",
+        # documented; a name outside it is refused as snapshot_name_invalid, with its hint
+        json_schema_extra={"pattern": NAME.pattern},
+    )
     ttl_seconds: int | None = Field(default=None, ge=60)
 
 
