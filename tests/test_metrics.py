@@ -458,3 +458,35 @@ def test_cli_import_export_round_trip(
     assert "bad.yml, line 9: metrics.1.name" in err and "metrics_invalid" not in err
     with httpx.Client(base_url=demo_server.live.base_url) as anonymous:
         assert anonymous.get("/api/metrics").status_code == 401
+
+
+GONE_METRIC = """
+metrics:
+  - name: soon_gone
+    display_name: Rows of a table about to go
+    category: gone
+    description: counts a table that is unregistered afterwards
+    type: count
+    table: gone_soon
+    expression: count(*)
+"""
+
+
+def test_a_metric_whose_table_was_unregistered_is_unavailable_not_listed(
+    synced: Services,
+) -> None:
+    """It stayed listed (to admins) and failed at the query with table_not_found."""
+    from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+    from agnes_mcp.metrics.service import MetricUnavailable
+    from tests.conftest import add_user, register, token_for
+
+    register(synced, id="gone_soon", source_type="sample", source_options={"rows": 5})
+    admin = synced.tokens.authenticate(
+        token_for(synced, add_user(synced, groups=(ADMIN_GROUP_ID,)), admin=True)
+    )
+    synced.metric_service.import_texts(admin, {"gone.yml": GONE_METRIC}, replace=False)
+    assert "gone/soon_gone" in {m.id for m in synced.metric_service.visible(admin)}
+    synced.registry.delete("gone_soon")
+    assert "gone/soon_gone" not in {m.id for m in synced.metric_service.visible(admin)}
+    with pytest.raises(MetricUnavailable, match="'gone_soon', which is no longer a registered"):
+        synced.metric_service.get(admin, "gone/soon_gone")

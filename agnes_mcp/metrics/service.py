@@ -42,6 +42,15 @@ class MetricNotGranted(QueryRefused):
     default_hint = "Ask an admin to grant one of your groups the metric and its tables."
 
 
+class MetricUnavailable(QueryRefused):
+    code = "metric_unavailable"
+    status = 409
+    default_hint = (
+        "Tell an admin: the table must be registered again, or the metric fixed or removed "
+        "(the admin app's Metrics page lists it as invalid)."
+    )
+
+
 @dataclass
 class MetricRun:
     metric: MetricDefinition
@@ -81,9 +90,24 @@ class MetricService:
                 return f"The metric '{metric.id}' reads '{table}', which you may not query."
         return None
 
+    def _broken(self, metric: MetricDefinition) -> str | None:
+        """Why ``metric`` cannot run for anyone: a table it reads was unregistered since it
+        was imported (None when every one is registered)."""
+        registered = {t.id for t in self.registry.all()}
+        gone = [t for t in metric.all_tables if t not in registered]
+        if not gone:
+            return None
+        return f"The metric '{metric.id}' reads '{gone[0]}', which is no longer a registered table."
+
     def visible(self, principal: Principal, search: str | None = None) -> list[MetricDefinition]:
+        """The metrics ``principal`` may use and that can run (one whose table was
+        unregistered is listed only in the admin app, as invalid)."""
         self.access.require_data_scope(principal)
-        found = [m for m in self.metrics.all() if self._usable(principal, m) is None]
+        found = [
+            m
+            for m in self.metrics.all()
+            if self._usable(principal, m) is None and self._broken(m) is None
+        ]
         if search:
             words = search.lower().split()
             found = [m for m in found if all(w in _haystack(m) for w in words)]
@@ -109,6 +133,9 @@ class MetricService:
         reason = self._usable(principal, metric)
         if reason is not None:
             raise MetricNotGranted(reason, details={"metric": metric_id})
+        broken = self._broken(metric)
+        if broken is not None:
+            raise MetricUnavailable(broken, details={"metric": metric_id})
         return metric
 
     def target(self, metric: MetricDefinition) -> tuple[str, str]:
