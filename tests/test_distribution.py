@@ -220,6 +220,10 @@ def test_uploads_are_stored_once_and_checked(
     assert analyst.get(f"/api/upload/sessions/{digest}").json() == {"stored": True}
     damaged = analyst.post(url, content=body + b"x", headers={"X-Agnes-Content-Hash": digest})
     assert_error(damaged, 400, "upload_damaged")
+    # without the hash nothing could check the body: it was kept unchecked
+    unchecked = analyst.post(url.replace("abc", "unchecked"), content=b"{}\n")
+    said = assert_error(unchecked, 422, "invalid_request")
+    assert said["details"]["fields"] == [{"field": "X-Agnes-Content-Hash", "problem": "missing"}]
     assert_error(
         analyst.post("/api/upload/sessions?name=../../evil.jsonl", content=b"x"),
         422,
@@ -255,7 +259,9 @@ def test_an_upload_is_written_and_published_off_the_event_loop(
 
     async def upload() -> tuple[int, uploads.Stored]:
         store = uploads.UploadStore(tmp_path / "uploads", 10**9)
-        stored = await store.receive("u1", "sessions", "a.jsonl", "/w", _body(50), None)
+        stored = await store.receive(
+            "u1", "sessions", "a.jsonl", "/w", _body(50), _digest(_CHUNK * 50)
+        )
         return threading.get_ident(), stored
 
     loop_thread, stored = asyncio.run(upload())
@@ -275,7 +281,9 @@ def test_the_same_upload_twice_at_once_is_stored_and_recorded_once(tmp_path: Pat
         return list(
             await asyncio.gather(
                 *(
-                    store.receive("u1", "sessions", f"{k}.jsonl", "/w", _body(20), None)
+                    store.receive(
+                        "u1", "sessions", f"{k}.jsonl", "/w", _body(20), _digest(_CHUNK * 20)
+                    )
                     for k in "ab"
                 )
             )
@@ -291,7 +299,9 @@ def test_the_same_upload_twice_at_once_is_stored_and_recorded_once(tmp_path: Pat
 def test_a_refused_upload_leaves_nothing_behind(tmp_path: Path) -> None:
     store = uploads.UploadStore(tmp_path / "uploads", 3 * len(_CHUNK))
     with pytest.raises(PayloadTooLarge):
-        asyncio.run(store.receive("u1", "sessions", "a.jsonl", "/w", _body(10), None))
+        asyncio.run(
+            store.receive("u1", "sessions", "a.jsonl", "/w", _body(10), _digest(_CHUNK * 10))
+        )
     with pytest.raises(uploads.UploadDamaged):
         asyncio.run(store.receive("u1", "sessions", "a.jsonl", "/w", _body(2), "0" * 64))
     assert list((tmp_path / "uploads" / "u1" / "sessions").iterdir()) == []
@@ -304,15 +314,21 @@ def test_one_user_keeps_only_so_much_in_uploads(tmp_path: Path) -> None:
     store = uploads.UploadStore(tmp_path / "uploads", 10**9, per_user_bytes=bound)
 
     async def run() -> list[object]:
-        first = await store.receive("u1", "sessions", "a.jsonl", "/w", _body(10), None)
+        first = await store.receive(
+            "u1", "sessions", "a.jsonl", "/w", _body(10), _digest(_CHUNK * 10)
+        )
         at_once = await asyncio.gather(
             *(
-                store.receive("u1", "sessions", f"{k}.jsonl", "/w", _chunks(k, 10), None)
+                store.receive(
+                    "u1", "sessions", f"{k}.jsonl", "/w", _chunks(k, 10), _digest(_tagged(k) * 10)
+                )
                 for k in "bc"
             ),
             return_exceptions=True,
         )
-        other = await store.receive("u2", "sessions", "a.jsonl", "/w", _body(20), None)
+        other = await store.receive(
+            "u2", "sessions", "a.jsonl", "/w", _body(20), _digest(_CHUNK * 20)
+        )
         return [first, *at_once, other]
 
     first, b, c, other = asyncio.run(run())
@@ -329,8 +345,12 @@ def test_one_user_keeps_only_so_much_in_uploads(tmp_path: Path) -> None:
 
 async def _chunks(tag: str, count: int) -> AsyncIterator[bytes]:
     for _ in range(count):
-        yield _CHUNK.replace(b"x", tag.encode(), 1)
+        yield _tagged(tag)
         await asyncio.sleep(0)
+
+
+def _tagged(tag: str) -> bytes:
+    return _CHUNK.replace(b"x", tag.encode(), 1)
 
 
 _CHUNK = b'{"type":"user","message":"' + b"x" * 65_000 + b'"}\n'

@@ -317,7 +317,9 @@ def test_uploads_refuse_damage_size_and_bad_names(
         answer = client.post(url, params={"name": name}, content=body)
         assert answer.status_code in (400, 422), name
     monkeypatch.setattr(services.settings, "max_upload_bytes", 500)
-    too_big = client.post(url, params={"name": "s.jsonl"}, content=body)
+    too_big = client.post(
+        url, params={"name": "s.jsonl"}, content=body, headers={"X-Agnes-Content-Hash": good}
+    )
     assert too_big.status_code == 413 and too_big.json()["error"]["code"] == "payload_too_large"
     root = services.settings.data_dir / "uploads" / user.id
     assert not [p for p in root.rglob("*") if p.is_file()]  # nothing kept, no leftovers

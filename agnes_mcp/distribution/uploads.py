@@ -91,7 +91,13 @@ class UploadStore:
         suffix = KINDS[kind]
         if not _NAME.match(name) or not name.endswith(suffix):
             raise InvalidRequest(f"'{name}' is not a {suffix} file name.")
-        if declared is not None and not _HASH.match(declared):
+        if declared is None:  # nothing to check the body against: nothing is kept unchecked
+            raise InvalidRequest(
+                "An upload needs X-Agnes-Content-Hash, the BLAKE3 hex digest of its body.",
+                hint="'agnes push' sends it; another client must too.",
+                details={"fields": [{"field": "X-Agnes-Content-Hash", "problem": "missing"}]},
+            )
+        if not _HASH.match(declared):
             raise InvalidRequest("X-Agnes-Content-Hash must be a BLAKE3 hex digest.")
         folder = self.folder(user_id, kind)
         for part in (self.root, self.root / user_id, folder):
@@ -133,7 +139,7 @@ class UploadStore:
                 if gathered:
                     await anyio.to_thread.run_sync(_write, out, gathered, flushing)
             digest = str(hasher.hexdigest())
-            if declared is not None and digest != declared:
+            if digest != declared:
                 raise UploadDamaged(
                     "The upload arrived damaged (its hash differs from the declared one)."
                 )
