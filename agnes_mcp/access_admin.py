@@ -412,15 +412,16 @@ def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenIn
     info = services.token_store.get(token_id).info
     if info.user_id != actor.user_id and not actor.is_admin:
         raise TokenNotFound(f"No token with id '{token_id}'.")  # do not reveal others' tokens
-    if _admins_sign_in_with(services, info) == [info.id]:
-        raise LastAdmin(
-            "This is the last usable token with the admin scope held by an active admin, and "
-            "the server has no OIDC sign-in: revoking it would lock admins out of the admin "
-            "API and the admin app.",
-            hint="Create another admin token first (agnes admin token create --admin, or the "
-            "admin app's Tokens page), then revoke this one.",
-        )
-    revoked = services.tokens.revoke(token_id)
+    with services.store.writing():  # the check and the revoke, no other write between
+        if _admins_sign_in_with(services, info) == [info.id]:
+            raise LastAdmin(
+                "This is the last usable token with the admin scope held by an active admin, "
+                "and the server has no OIDC sign-in: revoking it would lock admins out of the "
+                "admin API and the admin app.",
+                hint="Create another admin token first (agnes admin token create --admin, or "
+                "the admin app's Tokens page), then revoke this one.",
+            )
+        revoked = services.tokens.revoke(token_id)
     services.audit.record(actor, "token.revoke", resource=token_id, params={"user": info.user_id})
     return revoked
 

@@ -263,3 +263,29 @@ def test_connect_without_anything_set_says_so(
     assert raised.value.message == (
         "No Agnes server or token is set (and this folder is in no workspace)."
     )
+
+
+def test_snapshot_list_for_people_says_each_snapshots_notes(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The table has a row per snapshot and no room for its notes (that a table took its
+    name, that its limit cut it): they followed in --json only."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
+
+    meta = SnapshotMeta(
+        name="customers",  # a table pulled here has this name
+        table_id="web_sessions",
+        select=["device"],
+        sql="SELECT device FROM web_sessions",
+        created_at=dt.datetime.now(dt.UTC),
+        rows=1,
+        bytes=1,
+    )
+    SnapshotFiles(workspace / ".agnes" / "snapshots").save(pa.table({"device": ["a"]}), meta)
+    code, out, _ = run(capsys, "snapshot", "list")
+    assert code == exit_codes.OK
+    assert "note (customers): A table named 'customers' was added after" in out

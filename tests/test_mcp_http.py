@@ -12,7 +12,7 @@ from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import LiveServer, add_user, token_for
+from tests.conftest import DemoServer, LiveServer, add_user, token_for
 from tests.mcp_raw import INITIALIZE, MCP_HEADERS
 
 pytestmark = pytest.mark.anyio
@@ -152,3 +152,33 @@ def test_one_user_holds_only_so_many_sessions(
         assert [status(s) for s in opened] == [404, 404, 200, 200, 200]  # the newest three
     with live_server.client(other) as them:
         assert status(theirs.headers["mcp-session-id"], them) == 200  # nobody else's
+
+
+async def test_schema_of_a_snapshot_is_never_a_kept_answer(demo_server: DemoServer) -> None:
+    """The server keeps catalog and schema answers while the catalog and grants are the
+    same; a snapshot dropped and made again under its name (or expired) does not change
+    them, and schema went on describing the old one."""
+    async with mcp_session(f"{demo_server.live.base_url}/mcp", demo_server.analyst_token) as mcp:
+
+        async def schema_columns(table: str) -> list[str] | str:
+            answer = await mcp.call_tool("schema", {"table": table})
+            found = answer.structuredContent or {}
+            if answer.isError:
+                return str(found["error"]["code"])
+            return [c["name"] for c in found["columns"]]
+
+        spec = {"table": "web_sessions", "where": "event_date >= DATE '2026-10-01'"}
+        made = await mcp.call_tool(
+            "snapshot_create", {**spec, "select": ["session_id", "device"], "name": "remade"}
+        )
+        assert not made.isError, made.content
+        try:
+            assert await schema_columns("remade") == ["session_id", "device"]
+            await mcp.call_tool("snapshot_drop", {"name": "remade"})
+            assert await schema_columns("remade") == "table_not_found"
+            await mcp.call_tool(
+                "snapshot_create", {**spec, "select": ["event_date"], "name": "remade"}
+            )
+            assert await schema_columns("remade") == ["event_date"]
+        finally:
+            await mcp.call_tool("snapshot_drop", {"name": "remade"})

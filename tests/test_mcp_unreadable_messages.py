@@ -99,7 +99,7 @@ def test_unreadable_bodies_over_http(demo_server: DemoServer, body: str, code: i
     assert "pydantic" not in error["message"] and len(error["message"]) < 200
 
 
-@pytest.mark.parametrize("ident", [{"a": 1}, [1], True, None, 1.5])
+@pytest.mark.parametrize("ident", [{"a": 1}, [1], True, None, 1.5, 1.0, 1e3])
 @pytest.mark.parametrize("method", ["initialize", "tools/list"])
 def test_a_request_with_an_unusable_id_is_answered_over_http(
     demo_server: DemoServer, ident: object, method: str

@@ -85,6 +85,9 @@ def test_a_workspace_refuses_it_the_same_way(demo_server: DemoServer, tmp_path: 
         with pytest.raises(TableNameAmbiguous) as refused:
             backend.query("SELECT count(*) AS n FROM customers", None)
         assert "snapshot of web_sessions" in refused.value.message
+        for call in (lambda: backend.schema("customers"), lambda: backend.describe("customers", 2)):
+            with pytest.raises(TableNameAmbiguous):  # schema mixed the two up
+                call()
         listed = {s.name: s for s in backend.snapshot_list()}
         assert any("refused as ambiguous" in note for note in listed["customers"].notes)
         backend.snapshot_drop("customers")

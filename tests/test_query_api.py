@@ -392,6 +392,11 @@ def test_a_kept_snapshot_cut_by_its_limit_says_so_over_rest(analyst: httpx.Clien
         assert len(notes) == 1 and "first 5 rows in the order session_id" in notes[0]
         assert "larger limit" in notes[0]
         assert not listed["rest_whole"]["truncated"] and listed["rest_whole"]["notes"] == []
+        # and REST queries read it by name, as MCP ones do (docs/api.md said so; it was 404)
+        read = analyst.post("/api/query", json={"sql": "SELECT count(*) AS n FROM rest_cut"})
+        assert read.status_code == 200 and read.json()["rows"] == [[5]]
+        local = analyst.post("/api/query", json={"sql": "SELECT 1 FROM rest_cut", "mode": "local"})
+        assert local.status_code == 200
     finally:
         for name in ("rest_cut", "rest_whole"):
             analyst.delete(f"/api/snapshots/stored/{name}")

@@ -78,8 +78,13 @@ def test_a_workspace_does_not_read_an_expired_snapshot(
     )
     try:
         _expired(SnapshotFiles(WorkspacePaths(folder).snapshots), "old_devices")
-        with pytest.raises(SnapshotExpired) as refused:
-            backend.query("SELECT * FROM old_devices", None)
-        _said(refused.value, "old_devices")
+        for call in (
+            lambda: backend.query("SELECT * FROM old_devices", None),
+            lambda: backend.schema("old_devices"),  # it still answered
+            lambda: backend.describe("old_devices", 2),
+        ):
+            with pytest.raises(SnapshotExpired) as refused:
+                call()
+            _said(refused.value, "old_devices")
     finally:
         backend.close()

@@ -224,3 +224,35 @@ def test_the_last_admin_token_cannot_be_revoked_without_another_way_in(
     oidc = services.settings.auth.oidc.model_copy(update={"client_id": "agnes.example.com"})
     services.settings.auth = services.settings.auth.model_copy(update={"oidc": oidc})
     assert revoke_token(services, second, second.token_id).revoked_at is not None
+
+
+def test_two_revokes_at_once_leave_an_admin_token(services: Services) -> None:
+    """The check and the revoke were two steps: two revokes at once each saw the other
+    token and both went through, locking the only admin out."""
+    import threading
+
+    from agnes_mcp.access_admin import revoke_token
+    from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+    from agnes_mcp.errors import LastAdmin
+    from tests.conftest import token_for
+
+    admin = add_user(services, groups=(ADMIN_GROUP_ID,))
+    one = services.tokens.authenticate(token_for(services, admin, admin=True))
+    two = services.tokens.authenticate(token_for(services, admin, admin=True))
+    start = threading.Barrier(2)
+    refused: list[LastAdmin] = []
+
+    def revoke(token_id: str) -> None:
+        start.wait()  # both checks as close together as the threads allow
+        try:
+            revoke_token(services, one, token_id)
+        except LastAdmin as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=revoke, args=(str(t.token_id),)) for t in (one, two)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    alive = [t for t in (one, two) if services.tokens.alive(str(t.token_id))]
+    assert len(refused) == 1 and len(alive) == 1

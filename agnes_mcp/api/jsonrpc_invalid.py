@@ -8,7 +8,8 @@ says ``-32600`` (invalid request). This wrapper reads only ``400`` answers of th
 one case to the code and message ``agnes mcp`` gives on stdio
 (:mod:`agnes_mcp.mcp_server.stdio_transport`).
 
-A request whose ``id`` is an object, a list, a boolean, a fraction or null (MCP allows a
+A request whose ``id`` is an object, a list, a boolean, a number not written as an integer
+(``1.5``, ``1.0``, ``1e3``) or null (MCP allows a
 string or an integer, never null) is read by the SDK as a notification: it is not run,
 and the client waits for an answer that never comes. The request body (already bounded
 by the app's body limit) is read here first and such a request is answered ``-32600``.
@@ -46,9 +47,9 @@ INVALID_ID_MESSAGE = (
 
 
 def _usable_id(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, (str, int)) or (isinstance(value, float) and value.is_integer())
+    """A string or an integer written as one (``1.0`` and ``1e3`` are read by the SDK as
+    no id at all, as a fraction is)."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
 def has_unusable_id(body: bytes) -> bool:

@@ -34,11 +34,15 @@ class AnswerCache:
         self._entries: OrderedDict[Hashable, ToolResult] = OrderedDict()
 
     async def answer(
-        self, call: tuple[Hashable, ...], work: Callable[[], ToolResult]
+        self,
+        call: tuple[Hashable, ...],
+        work: Callable[[], ToolResult],
+        keep: Callable[[ToolResult], bool] = lambda _answer: True,
     ) -> ToolResult:
         """The kept answer of ``call`` (tool name and arguments) for this caller and state,
-        or ``work()`` run on a worker thread and kept. A refusal raised by ``work`` is not
-        kept."""
+        or ``work()`` run on a worker thread and kept when ``keep`` says so (an answer
+        about something the state does not cover: the caller's snapshots and results come
+        and go and expire without moving it). A refusal raised by ``work`` is not kept."""
         state = self._key() if self._key is not None else None
         key = None if state is None else (state, call)
         if key is not None:
@@ -47,7 +51,7 @@ class AnswerCache:
                 self._entries.move_to_end(key)
                 return hit
         answer = await anyio.to_thread.run_sync(work)
-        if key is not None:
+        if key is not None and keep(answer):
             self._entries[key] = answer
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)

@@ -99,6 +99,14 @@ def _spec(
 # --- registration ----------------------------------------------------------------------------
 
 
+def _of_the_catalog(answer: ToolResult) -> bool:
+    """A schema answer about a catalog table (kept while the catalog and grants are the
+    same), not about one of the caller's snapshots or results (dropped, re-made, expired
+    without the catalog changing)."""
+    found = answer.structured_content or {}
+    return found.get("query_mode") not in ("snapshot", "result")
+
+
 def register_tools(
     mcp: FastMCP, backend_for: BackendFor, *, workspace: bool, answer_key: AnswerKey | None = None
 ) -> None:
@@ -191,7 +199,7 @@ def register_tools(
                 )
             )
 
-        return await answers.answer(("schema", table, cursor), work)
+        return await answers.answer(("schema", table, cursor), work, keep=_of_the_catalog)
 
     @mcp.tool(
         title="Sample rows",

@@ -25,7 +25,7 @@ from agnes_mcp.mcp_server.tool_models import DiskInfo, SessionExportOutput, Snap
 from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
-from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery
+from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery, refuse_own_name
 from agnes_mcp.rails.extra_tables import kept_description
 from agnes_mcp.rails.refusals import (
     QueryRefused,
@@ -157,6 +157,7 @@ class WorkspaceBackend(Backend):
 
     def schema(self, table: str) -> TableSchema:
         inventory = self.local.inventory()
+        refuse_own_name(table, inventory)  # expired, or ambiguous: as a query says
         own = table in inventory.snapshots or table in inventory.results
         if not own:
             try:

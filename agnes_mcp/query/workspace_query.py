@@ -51,24 +51,27 @@ class TableNotPulled(QueryRefused):
 
 
 def _refuse_own_names(parsed: ParsedQuery, inventory: Inventory) -> None:
-    """What the server refuses of the caller's own tables, refused here alike: a snapshot
-    past its lifetime (:func:`~agnes_mcp.rails.refusals.snapshot_expired`; its files stay
-    until a listing or a pull prunes them, but its rows are not read), and a name that is
-    both a table pulled (or listed remote) here and one of this workspace's snapshots or
-    results (:func:`~agnes_mcp.rails.refusals.name_ambiguous`)."""
-    now = dt.datetime.now(dt.UTC)
     for ref in parsed.refs:
-        if ref.qualified:
-            continue
-        snapshot = inventory.snapshots.get(ref.name)
-        if snapshot is not None and snapshot.expired(now):
-            raise snapshot_expired(snapshot)
-        if not (ref.name in inventory.tables or ref.name in inventory.remote):
-            continue
-        if snapshot is not None:
-            raise name_ambiguous(ref.name, "snapshot", snapshot.table_id)
-        if ref.name in inventory.results:
-            raise name_ambiguous(ref.name, "result", "an earlier query")
+        if not ref.qualified:
+            refuse_own_name(ref.name, inventory)
+
+
+def refuse_own_name(name: str, inventory: Inventory) -> None:
+    """What the server refuses of the caller's own tables, refused here alike (for a
+    query, ``schema`` and ``describe``): a snapshot past its lifetime
+    (:func:`~agnes_mcp.rails.refusals.snapshot_expired`; its files stay until a listing,
+    a create or a pull prunes them, but it is not read), and a name that is both a table
+    pulled (or listed remote) here and one of this workspace's snapshots or results
+    (:func:`~agnes_mcp.rails.refusals.name_ambiguous`)."""
+    snapshot = inventory.snapshots.get(name)
+    if snapshot is not None and snapshot.expired(dt.datetime.now(dt.UTC)):
+        raise snapshot_expired(snapshot)
+    if not (name in inventory.tables or name in inventory.remote):
+        return
+    if snapshot is not None:
+        raise name_ambiguous(name, "snapshot", snapshot.table_id)
+    if name in inventory.results:
+        raise name_ambiguous(name, "result", "an earlier query")
 
 
 class _OnDisk:

@@ -96,7 +96,9 @@ def list_(args: argparse.Namespace) -> int:
     with open_backend(args) as backend:
         data = [s.model_dump(mode="json") for s in backend.snapshot_list()]
     rows = [{**s, "size": size(s["bytes"])} for s in data]
-    emit({"snapshots": data}, as_json=args.json, rows=rows, columns=COLUMNS)
+    # what a snapshot's row cannot hold (cut by its limit, a table took its name) below it
+    notes = "\n".join(f"note ({s['name']}): {n}" for s in data for n in s.get("notes") or [])
+    emit({"snapshots": data}, as_json=args.json, rows=rows, columns=COLUMNS, message=notes)
     return exit_codes.OK
 
 

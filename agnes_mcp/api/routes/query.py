@@ -74,7 +74,11 @@ async def query(
     ``Retry-After``."""
 
     def work() -> Response:
-        outcome = services.query.run(principal, body.sql, limit=body.limit, mode=body.mode)
+        # your snapshots kept on the server read by name, as through MCP (docs/api.md)
+        mine = services.stored_snapshots.extras(principal) if body.mode != "remote" else None
+        outcome = services.query.run(
+            principal, body.sql, limit=body.limit, mode=body.mode, extras=mine
+        )
         return respond(request, outcome)
 
     return await in_query_lane(work)
