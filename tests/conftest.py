@@ -19,6 +19,7 @@ import uvicorn
 from agnes_mcp.api.app import create_app
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.bootstrap_admin import ensure_admin
+from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_mcp.serve import bind, uvicorn_config
 from agnes_mcp.services import Services
@@ -310,6 +311,22 @@ def empty_workspace(folder: Path) -> Path:
 
     WorkspacePaths(folder).ensure()
     return folder
+
+
+@contextmanager
+def pulled_workspace(demo: DemoServer, folder: Path) -> Iterator[WorkspaceBackend]:
+    """The demo analyst's workspace in ``folder``, pulled, as ``agnes mcp`` serves it."""
+    from agnes_sync.server_api import ServerApi
+    from agnes_sync.workspace.layout import WorkspacePaths
+
+    pull_into_workspace(demo.live.base_url, demo.analyst_token, folder)
+    backend = WorkspaceBackend(
+        WorkspacePaths(folder), ServerApi(demo.live.base_url, demo.analyst_token)
+    )
+    try:
+        yield backend
+    finally:
+        backend.close()
 
 
 def pull_into_workspace(base_url: str, token: str, workspace: Path) -> Path:

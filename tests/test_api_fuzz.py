@@ -5,7 +5,7 @@ schemas. A small example count per route in CI; ``AGNES_FUZZ_EXAMPLES`` raises i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import schemathesis
@@ -34,24 +34,14 @@ def test_every_route_answers_typed_and_guarded(
     operations = _operations(demo_server)
     assert len(operations) > 20  # the whole API, not a few routes
     calls = dict.fromkeys(callers, 0)
+
+    def check(case: schemathesis.Case) -> None:
+        for who, headers in callers.items():
+            calls[who] += 1
+            _check(case, case.call(headers=headers), who, mode)
+
     for operation in operations:
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy(generation_mode=mode))
-        def check(case: schemathesis.Case) -> None:
-            for who, headers in callers.items():
-                calls[who] += 1
-                _check(case, case.call(headers=headers), who, mode)
-
-        try:
-            check()
-        except Unsatisfiable:
-            assert mode is GenerationMode.NEGATIVE  # a route with no input to get wrong
+        _each_case(operation, mode, check)
     for who in callers:  # the routes were called, not skipped
         assert calls[who] >= len(operations) // 2, (who, calls)
 
@@ -92,22 +82,35 @@ def test_no_admin_input_answers_500(admin_server: LiveServer, mode: GenerationMo
     schema = schemathesis.openapi.from_url(f"{admin_server.base_url}/api/openapi.json")
     headers = {"Authorization": f"Bearer {admin_server.admin_token}"}
     admin_routes = 0
+
+    def check(case: schemathesis.Case) -> None:
+        response = case.call(headers=headers)
+        assert response.status_code < 500, (case.method, case.path, response.text[:300])
+
     for operation in (result.ok() for result in schema.get_all_operations()):
         admin_routes += operation.path.startswith("/api/admin")
-
-        @settings(
-            max_examples=EXAMPLES,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy(generation_mode=mode))
-        def check(case: schemathesis.Case) -> None:
-            response = case.call(headers=headers)
-            assert response.status_code < 500, (case.method, case.path, response.text[:300])
-
-        try:
-            check()
-        except Unsatisfiable:
-            assert mode is GenerationMode.NEGATIVE
+        _each_case(operation, mode, check)
     assert admin_routes > 10
+
+
+def _each_case(
+    operation: schemathesis.APIOperation,
+    mode: GenerationMode,
+    check: Callable[[schemathesis.Case], None],
+) -> None:
+    """``check`` on EXAMPLES cases generated for ``operation``."""
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode))
+    def run(case: schemathesis.Case) -> None:
+        check(case)
+
+    try:
+        run()
+    except Unsatisfiable:
+        assert mode is GenerationMode.NEGATIVE  # a route with no input to get wrong

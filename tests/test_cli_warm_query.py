@@ -347,15 +347,12 @@ def test_sigterm_and_a_removed_workspace_end_the_server(warm: Warm) -> None:
     assert not (warm.runtime / f"{status['name']}.sock").exists()
 
 
-def test_clients_that_go_away_or_find_it_busy(warm: Warm) -> None:
-    status = warm.start()
-    path = str(warm.runtime / f"{status['name']}.sock")
-    digest = warm.key()
-    assert socket_name(digest) == status["name"]  # the test's key is the server's
-    request = {
+def _request(warm: Warm, key: str, sql: str) -> dict[str, Any]:
+    """What a client sends the server for ``agnes query SQL --format csv``, off a terminal."""
+    return {
         "protocol": 1,
-        "key": digest,
-        "argv": ["query", "SELECT n FROM t", "--format", "csv"],
+        "key": key,
+        "argv": ["query", sql, "--format", "csv"],
         "cwd": str(warm.workspace),
         "stdin": None,
         "stdout": ["utf-8", "strict"],
@@ -363,6 +360,14 @@ def test_clients_that_go_away_or_find_it_busy(warm: Warm) -> None:
         "tty": [False, False],
         "terminal": [None, None, None],
     }
+
+
+def test_clients_that_go_away_or_find_it_busy(warm: Warm) -> None:
+    status = warm.start()
+    path = str(warm.runtime / f"{status['name']}.sock")
+    digest = warm.key()
+    assert socket_name(digest) == status["name"]  # the test's key is the server's
+    request = _request(warm, digest, "SELECT n FROM t")
     before = int(status["requests"])
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.connect(path)
@@ -404,20 +409,7 @@ def test_a_client_that_goes_away_stops_its_query(warm: Warm) -> None:
     slow = "SELECT sum(hash(range)) AS s FROM range(100000000000)"  # minutes of work
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.connect(path)
-        send_json(
-            client,
-            {
-                "protocol": 1,
-                "key": warm.key(),
-                "argv": ["query", slow, "--format", "csv"],
-                "cwd": str(warm.workspace),
-                "stdin": None,
-                "stdout": ["utf-8", "strict"],
-                "stderr": ["utf-8", "backslashreplace"],
-                "tty": [False, False],
-                "terminal": [None, None, None],
-            },
-        )
+        send_json(client, _request(warm, warm.key(), slow))
         assert receive_json(client) == {"status": "running"}
         send_json(client, {"go": True})
     # the run ends (the status counts it) long before the query could have

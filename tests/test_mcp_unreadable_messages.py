@@ -29,6 +29,19 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def _local_env(tmp_path: Path) -> dict[str, str]:
+    """``agnes mcp``'s environment: a server URL nothing listens on (these calls stay
+    local) and a token of the right shape."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env.update(
+        AGNES_SERVER_URL="http://127.0.0.1:9",
+        AGNES_TOKEN="agnes_abcdefghij_" + "x" * 43,
+        AGNES_CONFIG_HOME=str(tmp_path / ".config"),
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
 async def _exchange(process: Process, lines: BufferedByteReceiveStream, line: str) -> Any:
     assert process.stdin is not None
     await process.stdin.send(line.encode() + b"\n")
@@ -37,13 +50,7 @@ async def _exchange(process: Process, lines: BufferedByteReceiveStream, line: st
 
 async def test_unreadable_lines_are_answered_and_the_session_goes_on(tmp_path: Path) -> None:
     empty_workspace(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
-    env.update(
-        AGNES_SERVER_URL="http://127.0.0.1:9",  # nothing listens: these calls stay local
-        AGNES_TOKEN="agnes_abcdefghij_" + "x" * 43,
-        AGNES_CONFIG_HOME=str(tmp_path / ".config"),
-        PYTHONPATH=str(REPO),
-    )
+    env = _local_env(tmp_path)
     with anyio.fail_after(120):  # a hang fails the test instead of the suite
         async with await anyio.open_process(
             [sys.executable, "-m", "cli.main", "mcp"], env=env, cwd=tmp_path
@@ -135,13 +142,7 @@ async def test_requests_read_before_stdin_closes_are_answered(tmp_path: Path) ->
     data = tmp_path / ".agnes" / "data"
     data.mkdir(parents=True)
     pq.write_table(pa.table({"n": [1, 2, 3]}), data / "t.parquet")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
-    env.update(
-        AGNES_SERVER_URL="http://127.0.0.1:9",  # nothing listens: these calls stay local
-        AGNES_TOKEN="agnes_abcdefghij_" + "x" * 43,
-        AGNES_CONFIG_HOME=str(tmp_path / ".config"),
-        PYTHONPATH=str(REPO),
-    )
+    env = _local_env(tmp_path)
     work = "SELECT sum(hash(range)) AS s FROM range(30000000)"  # a moment of work
     lines = [
         json.dumps(INITIALIZE),

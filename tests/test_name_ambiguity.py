@@ -17,13 +17,11 @@ import pytest
 
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server_backend import ServerBackend
-from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
 from agnes_mcp.rails.refusals import TableNameAmbiguous
 from agnes_mcp.resource_types import ResourceType
-from agnes_sync.server_api import ServerApi
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
 from agnes_sync.workspace.layout import WorkspacePaths
-from tests.conftest import DemoServer, add_user, pull_into_workspace, token_for
+from tests.conftest import DemoServer, add_user, pulled_workspace, token_for
 
 SHADOW_ROWS = 3  # the snapshot's rows: no demo table has so few
 
@@ -76,12 +74,8 @@ def test_the_server_refuses_a_name_both_a_table_and_a_snapshot(demo_server: Demo
 
 
 def test_a_workspace_refuses_it_the_same_way(demo_server: DemoServer, tmp_path: Path) -> None:
-    folder = pull_into_workspace(demo_server.live.base_url, demo_server.analyst_token, tmp_path)
-    backend = WorkspaceBackend(
-        WorkspacePaths(folder), ServerApi(demo_server.live.base_url, demo_server.analyst_token)
-    )
-    try:
-        _snapshot_named(SnapshotFiles(WorkspacePaths(folder).snapshots), "customers")
+    with pulled_workspace(demo_server, tmp_path) as backend:
+        _snapshot_named(SnapshotFiles(WorkspacePaths(tmp_path).snapshots), "customers")
         with pytest.raises(TableNameAmbiguous) as refused:
             backend.query("SELECT count(*) AS n FROM customers", None)
         assert "snapshot of web_sessions" in refused.value.message
@@ -93,5 +87,3 @@ def test_a_workspace_refuses_it_the_same_way(demo_server: DemoServer, tmp_path: 
         backend.snapshot_drop("customers")
         answer = backend.query("SELECT count(*) AS n FROM customers", None)
         assert answer.table.to_pylist()[0]["n"] > SHADOW_ROWS
-    finally:
-        backend.close()

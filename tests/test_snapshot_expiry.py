@@ -13,13 +13,11 @@ import pytest
 
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server_backend import ServerBackend
-from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
 from agnes_mcp.rails.refusals import SnapshotExpired
 from agnes_mcp.resource_types import ResourceType
-from agnes_sync.server_api import ServerApi
 from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
 from agnes_sync.workspace.layout import WorkspacePaths
-from tests.conftest import DemoServer, add_user, pull_into_workspace, token_for
+from tests.conftest import DemoServer, add_user, pulled_workspace, token_for
 
 
 def _expired(files: SnapshotFiles, name: str) -> None:
@@ -72,12 +70,8 @@ def test_the_server_says_a_snapshot_expired(demo_server: DemoServer) -> None:
 def test_a_workspace_does_not_read_an_expired_snapshot(
     demo_server: DemoServer, tmp_path: Path
 ) -> None:
-    folder = pull_into_workspace(demo_server.live.base_url, demo_server.analyst_token, tmp_path)
-    backend = WorkspaceBackend(
-        WorkspacePaths(folder), ServerApi(demo_server.live.base_url, demo_server.analyst_token)
-    )
-    try:
-        _expired(SnapshotFiles(WorkspacePaths(folder).snapshots), "old_devices")
+    with pulled_workspace(demo_server, tmp_path) as backend:
+        _expired(SnapshotFiles(WorkspacePaths(tmp_path).snapshots), "old_devices")
         for call in (
             lambda: backend.query("SELECT * FROM old_devices", None),
             lambda: backend.schema("old_devices"),  # it still answered
@@ -86,5 +80,3 @@ def test_a_workspace_does_not_read_an_expired_snapshot(
             with pytest.raises(SnapshotExpired) as refused:
                 call()
             _said(refused.value, "old_devices")
-    finally:
-        backend.close()

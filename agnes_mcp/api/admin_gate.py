@@ -32,6 +32,7 @@ from urllib.parse import quote
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agnes_mcp.api.json_errors import send_body
 from agnes_mcp.api.rewritten_body import rewriting_body
 from agnes_mcp.api.web_session import session_from_cookies
 from agnes_mcp.caller_ip import client_ip_var
@@ -279,18 +280,7 @@ async def _send_not_found(scope: Scope, send: Send) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008})
         return
-    body = b"No such component resource."
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 404,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", b"%d" % len(body)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_body(send, 404, b"No such component resource.", "text/plain; charset=utf-8")
 
 
 async def _send_redirect(send: Send, location: str) -> None:

@@ -1,4 +1,5 @@
-"""Writing the JSON error shape from raw ASGI middleware (before FastAPI is reached)."""
+"""Writing the JSON error shape, or any small answer, from raw ASGI middleware (before
+FastAPI is reached)."""
 
 from __future__ import annotations
 
@@ -11,10 +12,21 @@ from agnes_sync.errors import AgnesError
 
 async def send_error(send: Send, error: AgnesError, headers: dict[str, str] | None = None) -> None:
     body = json.dumps({"error": error.to_dict()}).encode()
+    await send_body(send, error.status, body, "application/json", headers)
+
+
+async def send_body(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """A whole small answer from raw ASGI middleware: status, type, length, body."""
     raw_headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", content_type.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
     raw_headers += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": error.status, "headers": raw_headers})
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})

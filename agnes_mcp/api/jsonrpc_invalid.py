@@ -22,6 +22,7 @@ import json
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agnes_mcp.api.json_errors import send_body
 from agnes_mcp.api.rewritten_body import rewriting_body
 from agnes_mcp.mcp_server.stdio_transport import INVALID_REQUEST_MESSAGE
 
@@ -92,17 +93,7 @@ async def _refuse_id(send: Send) -> None:
             "error": {"code": INVALID_REQUEST, "message": INVALID_ID_MESSAGE},
         }
     ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 400,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", b"%d" % len(body)),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_body(send, 400, body, "application/json")
 
 
 class JsonRpcInvalidRequest:
