@@ -52,11 +52,13 @@ def test_the_server_says_a_snapshot_expired(demo_server: DemoServer) -> None:
     services = demo_server.live.services
     group = services.groups.add(f"expiry-{time.monotonic_ns()}", "")
     services.grants.add(group.id, ResourceType.TABLE, "web_sessions", granted_by="test")
-    principal = services.tokens.authenticate(
-        token_for(services, add_user(services, groups=(group.id,)))
-    )
+    token = token_for(services, add_user(services, groups=(group.id,)))
+    principal = services.tokens.authenticate(token)
     backend = ServerBackend(services, principal, ResultStore())
     _expired(services.stored_snapshots.files(principal), "old_devices")
+    with demo_server.live.client(token) as client:  # REST said "no table"
+        answer = client.post("/api/query", json={"sql": "SELECT * FROM old_devices"})
+    assert answer.status_code == 410 and answer.json()["error"]["code"] == "snapshot_expired"
     for call in (
         lambda: backend.query("SELECT * FROM old_devices", None),
         lambda: backend.schema("old_devices"),

@@ -27,7 +27,6 @@ from agnes_mcp.rails.refusals import (
     TableNotFound,
     name_ambiguous,
     shadowed_note,
-    snapshot_expired,
 )
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
@@ -110,10 +109,7 @@ class ServerBackend(Backend):
             raise self._expired_or(missing) from None
 
     def _expired_or(self, missing: TableNotFound) -> QueryRefused:
-        """``missing``, unless the name is the caller's snapshot past its lifetime."""
-        name = missing.details.get("table")
-        meta = self.services.stored_snapshots.expired(self.principal, name) if name else None
-        return snapshot_expired(meta) if meta is not None else missing
+        return self.services.stored_snapshots.missing_said(self.principal, missing)
 
     def query_remote(self, sql: str, limit: int | None) -> Answer:
         return self.services.query.run(

@@ -18,10 +18,13 @@ from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
 from agnes_mcp.rails.refusals import (
+    QueryRefused,
     SnapshotExists,
     SnapshotInvalid,
     SnapshotQuotaExceeded,
+    TableNotFound,
     next_step,
+    snapshot_expired,
 )
 from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_mcp.resource_types import ResourceType
@@ -154,6 +157,13 @@ class StoredSnapshots:
                 allowed = self.access.can_access(principal, ResourceType.TABLE, meta.table_id)
                 return meta if allowed else None
         return None
+
+    def missing_said(self, principal: Principal, missing: TableNotFound) -> QueryRefused:
+        """``missing`` as the caller should hear it: ``snapshot_expired`` when the name is
+        their snapshot past its lifetime (MCP and REST alike), else as it is."""
+        name = missing.details.get("table")
+        meta = self.expired(principal, name) if isinstance(name, str) else None
+        return snapshot_expired(meta) if meta is not None else missing
 
     def drop(self, principal: Principal, name: str) -> SnapshotMeta:
         self.access.require_data_scope(principal)

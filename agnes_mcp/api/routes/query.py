@@ -19,6 +19,7 @@ from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.query.hybrid import MAX_REMOTE_PARTS, hybrid
 from agnes_mcp.rails.outcome import Outcome
+from agnes_mcp.rails.refusals import TableNotFound
 from agnes_mcp.rails.results import QueryResult
 
 router = APIRouter(prefix="/api/query", tags=["query"])
@@ -76,9 +77,12 @@ async def query(
     def work() -> Response:
         # your snapshots kept on the server read by name, as through MCP (docs/api.md)
         mine = services.stored_snapshots.extras(principal) if body.mode != "remote" else None
-        outcome = services.query.run(
-            principal, body.sql, limit=body.limit, mode=body.mode, extras=mine
-        )
+        try:
+            outcome = services.query.run(
+                principal, body.sql, limit=body.limit, mode=body.mode, extras=mine
+            )
+        except TableNotFound as missing:
+            raise services.stored_snapshots.missing_said(principal, missing) from None
         return respond(request, outcome)
 
     return await in_query_lane(work)
