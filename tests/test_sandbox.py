@@ -117,11 +117,14 @@ def test_a_statement_ended_by_semicolons_and_comments_runs_and_counts(
 
 
 def test_timeout_row_cap_and_byte_cap(sandbox: Sandbox) -> None:
-    with pytest.raises(QueryTimeout):
+    with pytest.raises(QueryTimeout) as stopped:
         sandbox.run(
             "SELECT count(*) FROM range(100000000000)",
             Limits(rows=10, bytes=10**9, timeout_seconds=0.3),
         )
+    # the limit is named with where it is set, not only its value
+    assert "0.3 s" in stopped.value.message and "query_timeout_seconds" in stopped.value.message
+    assert stopped.value.details == {"limit_seconds": 0.3}
     rows = sandbox.run("SELECT * FROM granted", Limits(rows=7, bytes=10**9, timeout_seconds=2))
     assert rows.table.num_rows == 7 and rows.truncated and rows.reason == "rows"
     wide = sandbox.run(

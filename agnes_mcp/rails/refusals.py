@@ -245,6 +245,15 @@ class QueryTimeout(QueryRefused):
     default_hint = "Narrow the query (filter, aggregate, LIMIT) or snapshot a subset first."
 
 
+def query_timeout(seconds: float) -> QueryTimeout:
+    """A query stopped at the query timeout, naming it (locally and in a warehouse)."""
+    return QueryTimeout(
+        f"The query ran longer than {seconds:g} s and was stopped (the query timeout: "
+        "query_timeout_seconds on a server, AGNES_QUERY_TIMEOUT_SECONDS in a workspace).",
+        details={"limit_seconds": seconds},
+    )
+
+
 class QueryFailed(QueryRefused):
     """The query passed the rails but the engine reported an error (e.g. a type error)."""
 

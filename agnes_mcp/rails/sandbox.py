@@ -47,6 +47,7 @@ from agnes_mcp.rails.refusals import (
     ReadOnly,
     SqlTooLarge,
     bounded,
+    query_timeout,
 )
 from agnes_mcp.rails.table_views import create_views
 from agnes_mcp.rails.tables import CatalogTable
@@ -316,7 +317,7 @@ def _read(reader: pa.RecordBatchReader, limits: Limits) -> pa.Table:
 
 
 def _timeout(limits: Limits) -> QueryTimeout:
-    return QueryTimeout(f"The query ran longer than {limits.timeout_seconds:g} s and was stopped.")
+    return query_timeout(limits.timeout_seconds)
 
 
 def _failure(message: str, sql: str, limits: Limits) -> QueryRefused:

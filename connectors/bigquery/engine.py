@@ -20,9 +20,9 @@ from sqlglot import exp
 from agnes_mcp.rails.engine import EngineResources, Estimate, RemoteEngine, RemoteResult
 from agnes_mcp.rails.refusals import (
     QueryFailed,
-    QueryTimeout,
     RemoteEstimateFailed,
     RemoteScanTooLarge,
+    query_timeout,
 )
 from agnes_mcp.rails.sandbox import Limits, capped
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
@@ -153,9 +153,7 @@ class BigQueryEngine(RemoteEngine):
             )
             table = rows.to_arrow(create_bqstorage_client=False)
         except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
-            raise QueryTimeout(
-                f"The query ran longer than {limits.timeout_seconds:g} s and was stopped."
-            ) from None
+            raise query_timeout(limits.timeout_seconds) from None
         except (exceptions.GoogleAPIError, OSError) as exc:
             # The cap's refusal comes as a 400, or in the job's status (then as whatever
             # class the client library makes of a reason it does not know): by reason.
