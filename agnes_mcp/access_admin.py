@@ -19,7 +19,7 @@ from datetime import timedelta
 from pydantic import BaseModel
 
 from agnes_mcp.auth.principal import Principal, TokenScope
-from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from agnes_mcp.errors import (
     AdminRequired,
     Conflict,
@@ -34,7 +34,7 @@ from agnes_mcp.store.grants import Grant
 from agnes_mcp.store.groups import Group, Membership, MembershipSource
 from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.tokens import TokenInfo
-from agnes_mcp.store.users import User, is_admin, normalise_email
+from agnes_mcp.store.users import User, normalise_email
 
 MAX_USER_NAME = 200
 MAX_DESCRIPTION = 500
@@ -432,9 +432,8 @@ def _admins_sign_in_with(services: Services, info: TokenInfo) -> list[str] | Non
     if TokenScope.ADMIN.value not in info.scopes or services.settings.auth.oidc.client_id:
         return None
     now = utcnow()
-    admins = {
-        u.id for u in services.users.all(include_inactive=False) if is_admin(services.store, u.id)
-    }
+    active = {u.id for u in services.users.all(include_inactive=False)}
+    admins = {m.user_id for m in services.groups.members(ADMIN_GROUP_ID)} & active
     usable = [
         t.id
         for t in services.token_store.all()
