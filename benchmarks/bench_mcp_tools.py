@@ -40,7 +40,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
-from agnes_mcp.mcp_server.output_schemas import output_schema
+from agnes_mcp.mcp_server.output_schemas import answer_or_refusal
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server import build_single_user_mcp
 from agnes_mcp.mcp_server.server_backend import ServerBackend
@@ -212,7 +212,7 @@ def _in_process(n: int) -> list[Result]:
 def _schema_checks(answer: Any, n: int) -> list[Result]:
     """What a client spends checking an answer against the ``query`` tool's output schema
     (``jsonschema``, as the MCP SDK's client does), ours vs pydantic's own for the model."""
-    ours = Draft202012Validator(output_schema(QueryOutput))
+    ours = Draft202012Validator(answer_or_refusal(QueryOutput))
     plain = Draft202012Validator(QueryOutput.model_json_schema())
     assert ours.is_valid(answer) and plain.is_valid(answer)
     timed = {

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from fastmcp import Client, FastMCP
+from jsonschema import Draft202012Validator
 
 from agnes_mcp.mcp_server import output_budget as ob
 from agnes_mcp.mcp_server.result_store import ResultStore
@@ -70,10 +71,16 @@ def surface(request: pytest.FixtureRequest, surfaces: dict[str, Surface]) -> Sur
 
 
 async def call(surface: Surface, tool: str, **arguments: Any) -> tuple[dict[str, Any], str, bool]:
+    """Call ``tool``; its structured content, answer or refusal, must match the tool's
+    output schema, as a client that checks error results too (the TypeScript SDK's) asks."""
     async with surface.client() as client:
         result = await client.call_tool(tool, arguments, raise_on_error=False)
+        schemas = {t.name: t.output_schema for t in await client.list_tools()}
     text = result.content[0].text if result.content else ""
     structured = result.structured_content or {}
+    schema = schemas.get(tool)
+    if schema is not None:
+        Draft202012Validator(schema).validate(structured)
     return structured, text, result.is_error
 
 
@@ -256,6 +263,17 @@ async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
     ] == "metric_not_granted"
     write = await refused(surface, "query", sql="DELETE FROM orders")
     assert write["code"] == "read_only"
+
+
+async def test_every_tool_refuses_within_its_output_schema(surface: Surface) -> None:
+    """Each tool's refusal is structured content its output schema describes (``call``
+    checks it): against the answer alone, a client that checks error results failed every
+    refused call with "Structured content does not match the tool's output schema"."""
+    async with surface.client() as client:
+        tools = [t.name for t in await client.list_tools()]
+    for tool in tools:
+        error = await refused(surface, tool, no_such_argument=1)
+        assert error["code"] == "invalid_arguments", (tool, error)
 
 
 async def test_arguments_that_do_not_match_the_schema_get_a_typed_refusal(

@@ -11,7 +11,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
-from agnes_mcp.mcp_server.output_schemas import merge_type_unions, output_schema
+from agnes_mcp.mcp_server.output_schemas import (
+    answer_or_refusal,
+    merge_type_unions,
+    output_schema,
+)
 from agnes_mcp.mcp_server.tool_models import (
     CatalogOutput,
     QueryOutput,
@@ -259,3 +263,30 @@ def test_no_schema_carries_a_title_keyword(model: type[BaseModel]) -> None:
         )
         for value in ({"title": "x"}, {"title": 1}, {}, {"title": "x", "properties": {"a": "b"}}):
             assert validator.is_valid(value) == original.is_valid(value)
+
+
+class _Answer(BaseModel):
+    name: str
+    count: int
+    note: str | None = None
+
+
+def test_a_tool_schema_takes_the_whole_answer_or_a_refusal_alone() -> None:
+    schema = answer_or_refusal(_Answer)
+    Draft202012Validator.check_schema(schema)
+    check = Draft202012Validator(schema)
+    assert set(schema["properties"]) == {"name", "count", "note", "error"}
+    assert check.is_valid({"name": "a", "count": 1})
+    assert check.is_valid({"error": {"code": "table_not_found", "message": "m", "hint": None}})
+    assert not check.is_valid({"name": "a"})  # half an answer is still refused
+    assert not check.is_valid({"name": "a", "count": "1"})
+    assert not check.is_valid({"error": {"message": "no code"}})
+    assert not check.is_valid({})
+
+
+def test_an_answer_may_not_have_a_field_named_error() -> None:
+    class Clash(BaseModel):
+        error: str
+
+    with pytest.raises(ValueError, match="error"):
+        answer_or_refusal(Clash)

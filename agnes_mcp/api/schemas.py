@@ -6,7 +6,9 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from agnes_mcp.error_body import ErrorBody
 
 
 def _plain(value: str) -> str:
@@ -26,22 +28,6 @@ class RequestBody(BaseModel):
 
 class Deleted(BaseModel):
     deleted: str
-
-
-class ErrorFields(BaseModel):
-    code: str = Field(description="Stable: branch on it (e.g. table_not_granted).")
-    message: str
-    hint: str | None = Field(default=None, description="What to do next, in words.")
-    next_step: dict[str, Any] | None = Field(
-        default=None, description="A ready call: the MCP tool with its arguments, and the CLI."
-    )
-    details: dict[str, Any] | None = None
-
-
-class ErrorBody(BaseModel):
-    """Every refusal's shape, whatever the route and status."""
-
-    error: ErrorFields
 
 
 # Declared on every route (the app's default responses): a client or a schema checker

@@ -28,6 +28,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agnes_mcp.error_body import ErrorBody
+
 _PREFIX = "#/$defs/"
 
 
@@ -59,6 +61,28 @@ def output_schema(model: type[BaseModel]) -> dict[str, Any]:
         result["$defs"] = kept
     plain: dict[str, Any] = untitled(result)
     return plain
+
+
+def answer_or_refusal(model: type[BaseModel]) -> dict[str, Any]:
+    """The output schema of a tool that answers ``model`` or refuses: ``model``'s fields,
+    required together, or ``error`` alone (:class:`~agnes_mcp.error_body.ErrorBody`).
+
+    A refusal is an error result whose ``structuredContent`` is ``{"error": {...}}``; MCP
+    says structured content conforms to the tool's output schema, and the TypeScript SDK's
+    client checks it on error results too: against ``model`` alone it failed every refused
+    call with ``-32602`` "Structured content does not match", hiding the refusal. The
+    answer's fields stay ``properties`` of the top level (what a client shows, and what
+    FastMCP's client builds its result type from); only which ones are required moves
+    into an ``anyOf`` of the two cases."""
+    answer = output_schema(model)
+    refusal = output_schema(ErrorBody)
+    properties = answer.get("properties", {})
+    if "error" in properties:
+        raise ValueError(f"{model.__name__} has a field named error, which a refusal uses")
+    required = answer.pop("required", [])
+    answer["properties"] = {**properties, "error": refusal["properties"]["error"]}
+    answer["anyOf"] = [{"required": required}, {"required": ["error"]}]
+    return answer
 
 
 # Keywords whose value maps names (of properties, of definitions) to schemas.

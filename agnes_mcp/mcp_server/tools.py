@@ -31,7 +31,7 @@ from agnes_mcp.mcp_server import renderers as show
 from agnes_mcp.mcp_server.answer_cache import AnswerCache, AnswerKey
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.errors import install_error_mapping
-from agnes_mcp.mcp_server.output_schemas import output_schema
+from agnes_mcp.mcp_server.output_schemas import answer_or_refusal
 from agnes_mcp.mcp_server.renderers import result
 from agnes_mcp.mcp_server.tool_models import (
     CatalogOutput,
@@ -120,7 +120,7 @@ def register_tools(
     install_error_mapping(mcp)
     answers = AnswerCache(answer_key)
 
-    @mcp.tool(title="Who am I", annotations=READS, output_schema=output_schema(WhoAmI))
+    @mcp.tool(title="Who am I", annotations=READS, output_schema=answer_or_refusal(WhoAmI))
     def whoami() -> ToolResult:
         """The user this session acts as: e-mail, groups, admin status and token scopes."""
         who = backend_for().whoami()
@@ -129,7 +129,7 @@ def register_tools(
     @mcp.tool(
         title="Catalog of tables and metrics",
         annotations=READS,
-        output_schema=output_schema(CatalogOutput),
+        output_schema=answer_or_refusal(CatalogOutput),
     )
     async def catalog(
         search: Annotated[
@@ -172,7 +172,7 @@ def register_tools(
     @mcp.tool(
         title="Table schema",
         annotations=READS_WAREHOUSE,
-        output_schema=output_schema(SchemaOutput),
+        output_schema=answer_or_refusal(SchemaOutput),
     )
     async def schema(
         table: Annotated[
@@ -204,7 +204,7 @@ def register_tools(
     @mcp.tool(
         title="Sample rows",
         annotations=READS_WAREHOUSE,
-        output_schema=output_schema(QueryOutput),
+        output_schema=answer_or_refusal(QueryOutput),
     )
     async def describe(
         table: Annotated[
@@ -228,7 +228,7 @@ def register_tools(
     @mcp.tool(
         title="Query local and server tables",
         annotations=READS,
-        output_schema=output_schema(QueryOutput),
+        output_schema=answer_or_refusal(QueryOutput),
     )
     async def query(
         sql: Annotated[str, Field(description="One read-only SELECT in DuckDB SQL.")],
@@ -251,7 +251,7 @@ def register_tools(
     @mcp.tool(
         title="Query a remote table in its warehouse",
         annotations=SPENDS,
-        output_schema=output_schema(QueryOutput),
+        output_schema=answer_or_refusal(QueryOutput),
     )
     async def query_remote(
         sql: Annotated[
@@ -279,7 +279,7 @@ def register_tools(
     @mcp.tool(
         title="Estimate a snapshot",
         annotations=READS_WAREHOUSE,
-        output_schema=output_schema(SnapshotEstimate),
+        output_schema=answer_or_refusal(SnapshotEstimate),
     )
     async def snapshot_estimate(
         table: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="A remote table id.")],
@@ -306,7 +306,7 @@ def register_tools(
     @mcp.tool(
         title="Create a snapshot",
         annotations=CREATES,
-        output_schema=output_schema(SnapshotInfo),
+        output_schema=answer_or_refusal(SnapshotInfo),
     )
     async def snapshot_create(
         table: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="A remote table id.")],
@@ -341,14 +341,16 @@ def register_tools(
     @mcp.tool(
         title="List snapshots",
         annotations=READS,
-        output_schema=output_schema(SnapshotListOutput),
+        output_schema=answer_or_refusal(SnapshotListOutput),
     )
     def snapshot_list() -> ToolResult:
         """Your snapshots: name, source table, rows, size, when taken and when they expire."""
         model = SnapshotListOutput(snapshots=backend_for().snapshot_list())
         return result(model, show.snapshots_text(model.snapshots))
 
-    @mcp.tool(title="Drop a snapshot", annotations=DROPS, output_schema=output_schema(DropOutput))
+    @mcp.tool(
+        title="Drop a snapshot", annotations=DROPS, output_schema=answer_or_refusal(DropOutput)
+    )
     def snapshot_drop(
         name: Annotated[str, Field(description="The snapshot's name.")],
     ) -> ToolResult:
@@ -357,7 +359,7 @@ def register_tools(
         return result(model, f"dropped snapshot {name}")
 
     @mcp.tool(
-        title="List metrics", annotations=READS, output_schema=output_schema(MetricListOutput)
+        title="List metrics", annotations=READS, output_schema=answer_or_refusal(MetricListOutput)
     )
     def metrics_list(
         search: Annotated[
@@ -375,7 +377,9 @@ def register_tools(
             )
         )
 
-    @mcp.tool(title="Show a metric", annotations=READS, output_schema=output_schema(MetricDetail))
+    @mcp.tool(
+        title="Show a metric", annotations=READS, output_schema=answer_or_refusal(MetricDetail)
+    )
     def metric_show(
         id: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="category/name")],
     ) -> ToolResult:
@@ -387,7 +391,7 @@ def register_tools(
     @mcp.tool(
         title="Compute a metric",
         annotations=SPENDS,
-        output_schema=output_schema(MetricQueryOutput),
+        output_schema=answer_or_refusal(MetricQueryOutput),
     )
     async def metric_query(
         id: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="category/name")],
@@ -438,7 +442,7 @@ def register_tools(
     @mcp.tool(
         title="Export the session as a notebook",
         annotations=EXPORTS,
-        output_schema=output_schema(SessionExportOutput),
+        output_schema=answer_or_refusal(SessionExportOutput),
     )
     def session_export(
         since: Annotated[
@@ -467,7 +471,7 @@ def register_tools(
         @mcp.tool(
             title="Workspace disk use",
             annotations=READS,
-            output_schema=output_schema(DiskInfo),
+            output_schema=answer_or_refusal(DiskInfo),
         )
         def disk_info() -> ToolResult:
             """Sizes of the pulled data, snapshots, kept results and caches in this
