@@ -34,6 +34,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from agnes_mcp.query.lane_pool import LifoThreadPool
 from agnes_mcp.rails.refusals import QueryRefused
+from agnes_mcp.rails.watchdog import CALLER, Caller
 from agnes_sync.errors import AgnesError
 
 P = ParamSpec("P")
@@ -163,10 +164,20 @@ _LANE = LifoThreadPool(LANE_THREADS, thread_name_prefix="agnes-query", initializ
 async def in_query_lane(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run blocking query work ``fn(*args, **kwargs)`` on the query lane's threads, with the
     caller's context variables (as anyio's ``run_sync`` passes them). DuckDB's own worker
-    threads, started by a sandbox created here, inherit the lane's priority."""
+    threads, started by a sandbox created here, inherit the lane's priority.
+
+    When the awaiting call is cancelled (its caller gave up), the queries ``fn`` runs are
+    interrupted at once (:class:`~agnes_mcp.rails.watchdog.Caller`) instead of running on
+    to their timeout with a core and one of the caller's query places."""
+    caller = Caller()
     context = contextvars.copy_context()
+    context.run(CALLER.set, caller)
     call: Callable[[], T] = functools.partial(context.run, fn, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_LANE, call)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_LANE, call)
+    except asyncio.CancelledError:
+        caller.cancel()
+        raise
 
 
 def retry_after(error: Any) -> int | None:

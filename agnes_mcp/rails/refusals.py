@@ -254,6 +254,19 @@ def query_timeout(seconds: float) -> QueryTimeout:
     )
 
 
+class QueryCancelled(QueryRefused):
+    """The caller gave up on the call (cancelled it, or went away) and its query was
+    stopped: no one reads this answer, but the logs and the audit trail say so."""
+
+    code = "query_cancelled"
+    status = 499  # "client closed request"
+    default_hint = "Send the query again if you still want its answer."
+
+
+def query_cancelled() -> QueryCancelled:
+    return QueryCancelled("The call was cancelled by its caller, and its query stopped.")
+
+
 class QueryFailed(QueryRefused):
     """The query passed the rails but the engine reported an error (e.g. a type error)."""
 

@@ -41,17 +41,19 @@ from agnes_mcp.rails.file_copies import SHARED, NativeFiles
 from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.refusals import (
     MultipleStatements,
+    QueryCancelled,
     QueryFailed,
     QueryRefused,
     QueryTimeout,
     ReadOnly,
     SqlTooLarge,
     bounded,
+    query_cancelled,
     query_timeout,
 )
 from agnes_mcp.rails.table_views import create_views
 from agnes_mcp.rails.tables import CatalogTable
-from agnes_mcp.rails.watchdog import WATCHDOG
+from agnes_mcp.rails.watchdog import WATCHDOG, caller_gave_up
 from agnes_sync.sql_text import quote_literal, statement_body
 
 # Rows per record batch read from DuckDB (one vector): the byte cap is checked after each,
@@ -316,7 +318,10 @@ def _read(reader: pa.RecordBatchReader, limits: Limits) -> pa.Table:
     return pa.Table.from_batches(batches, schema=reader.schema)
 
 
-def _timeout(limits: Limits) -> QueryTimeout:
+def _timeout(limits: Limits) -> QueryTimeout | QueryCancelled:
+    """What an interrupt meant: the caller gave up, or the query timeout."""
+    if caller_gave_up():
+        return query_cancelled()
     return query_timeout(limits.timeout_seconds)
 
 

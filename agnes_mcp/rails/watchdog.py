@@ -1,17 +1,30 @@
-"""One thread that interrupts queries past their deadline.
+"""One thread that interrupts queries past their deadline, and what interrupts them when
+their caller gives up.
 
 A ``threading.Timer`` per query costs a thread start (~0.1-0.3 ms) on the hot path; here
 a query only pushes its deadline on a heap and takes it off when it ends.
+
+A query runs on a thread of its own while the call that asked for it waits; when that
+call is cancelled (an MCP client's ``notifications/cancelled``, a client that timed out
+or went away), the thread would run on to the timeout, holding a core and one of the
+caller's query places. A :class:`Caller` in :data:`CALLER` (set for each call by the query
+lane) collects the queries watched on its behalf, and :meth:`Caller.cancel` interrupts
+them at once, and any it starts later.
 """
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
 import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+
+# A fired interrupt is sent again this often until its query is released: DuckDB drops an
+# interrupt that arrives before the statement starts (a query cancelled the moment it was
+# watched), and a query past its deadline must not outlive it on such luck.
+REPEAT_SECONDS = 0.05
 
 
 class Watchdog:
@@ -22,11 +35,15 @@ class Watchdog:
         # it, or the heap is rebuilt from the live tickets (when mostly released ones).
         self._heap: list[tuple[float, int]] = []
         self._live: dict[int, tuple[float, Callable[[], object]]] = {}
+        # Fired and not released yet: interrupted every REPEAT_SECONDS until released.
+        self._stopping: dict[int, Callable[[], object]] = {}
+        self._next_repeat = 0.0
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
 
     def watch(self, seconds: float, interrupt: Callable[[], object]) -> int:
-        """Call ``interrupt`` after ``seconds`` unless :meth:`release` comes first."""
+        """Call ``interrupt`` after ``seconds`` (and again every :data:`REPEAT_SECONDS`)
+        until :meth:`release`."""
         ticket = next(self._ids)
         with self._lock:
             deadline = time.monotonic() + seconds
@@ -36,55 +53,123 @@ class Watchdog:
                 heapq.heapify(self._heap)
             else:
                 heapq.heappush(self._heap, (deadline, ticket))
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="agnes-watchdog", daemon=True
-                )
-                self._thread.start()
+            self._start()
             # The thread sleeps until the earliest deadline on the heap (released ones
             # included: it drops them when it wakes), so it needs waking only when this
             # deadline is now the earliest. With one timeout for all, a query started
             # after another is never that: no thread switch per query.
             if self._heap[0][1] == ticket:
                 self._lock.notify()
+        caller = CALLER.get()
+        if caller is not None:
+            caller.add(self, ticket)
         return ticket
 
     def release(self, ticket: int) -> bool:
-        """Stop watching; False when the interrupt already fired (or is about to): the
-        watched connection may still receive it, so it must not run anything else."""
+        """Stop watching; False when the interrupt already fired: the watched connection
+        may still receive it, so it must not run anything else."""
+        caller = CALLER.get()
+        if caller is not None:
+            caller.discard(ticket)
         with self._lock:
+            if self._stopping.pop(ticket, None) is not None:
+                return False
             return self._live.pop(ticket, None) is not None
 
     def interrupt_all(self) -> int:
         """Interrupt every watched query now (a process that runs one caller's queries,
-        whose caller went away); returns how many. Their tickets are released as fired."""
+        whose caller went away); returns how many."""
         with self._lock:
-            fired = [interrupt for _, interrupt in self._live.values()]
-            self._live.clear()
-        for interrupt in fired:
-            with contextlib.suppress(Exception):
-                interrupt()
+            tickets = list(self._live)
+        return self.interrupt(tickets)
+
+    def interrupt(self, tickets: Iterable[int]) -> int:
+        """Interrupt the watched queries of ``tickets`` now, and again until each is
+        released; returns how many were watched."""
+        with self._lock:
+            fired = [t for t in tickets if t in self._live]
+            for ticket in fired:
+                self._stopping[ticket] = self._live.pop(ticket)[1]
+            if fired:
+                self._next_repeat = 0.0  # at once
+                self._start()
+                self._lock.notify()
         return len(fired)
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="agnes-watchdog", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         while True:
             with self._lock:
-                while self._heap and self._heap[0][1] not in self._live:
-                    heapq.heappop(self._heap)  # released: forget it
-                if not self._heap:
-                    self._lock.wait()
+                now = time.monotonic()
+                while self._heap and (
+                    self._heap[0][1] not in self._live or self._heap[0][0] <= now
+                ):
+                    _, ticket = heapq.heappop(self._heap)
+                    entry = self._live.pop(ticket, None)  # None: released, or fired early
+                    if entry is not None:
+                        self._stopping[ticket] = entry[1]
+                        self._next_repeat = 0.0
+                if not self._stopping or self._next_repeat > now:
+                    waits = [self._heap[0][0]] if self._heap else []
+                    if self._stopping:
+                        waits.append(self._next_repeat)
+                    self._lock.wait(min(waits) - now if waits else None)
                     continue
-                deadline, ticket = self._heap[0]
-                delay = deadline - time.monotonic()
-                if delay > 0:
-                    self._lock.wait(delay)
-                    continue
-                heapq.heappop(self._heap)
-                _, interrupt = self._live.pop(ticket)
+                fire = list(self._stopping.items())
+                self._next_repeat = now + REPEAT_SECONDS
             # Outside the lock: an interrupt may take a moment. The query may have ended and
-            # closed its connection meanwhile; that must not end this thread.
-            with contextlib.suppress(Exception):
-                interrupt()
+            # closed its connection meanwhile; that must not end this thread, and such a
+            # ticket is not interrupted again.
+            for ticket, interrupt in fire:
+                try:
+                    interrupt()
+                except Exception:  # noqa: BLE001 - closed: nothing left to stop
+                    with self._lock:
+                        self._stopping.pop(ticket, None)
+
+
+class Caller:
+    """The queries watched on behalf of one call, interrupted together when the call's
+    caller gives up (:meth:`cancel`)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watched: dict[int, Watchdog] = {}
+        self.cancelled = False
+
+    def add(self, watchdog: Watchdog, ticket: int) -> None:
+        with self._lock:
+            if not self.cancelled:
+                self._watched[ticket] = watchdog
+                return
+        watchdog.interrupt([ticket])  # started after the caller gave up: stopped at once
+
+    def discard(self, ticket: int) -> None:
+        with self._lock:
+            self._watched.pop(ticket, None)
+
+    def cancel(self) -> int:
+        """Interrupt the queries running for this call, and any it starts from now on;
+        returns how many were running."""
+        with self._lock:
+            self.cancelled = True
+            watched, self._watched = self._watched, {}
+        return sum(watchdog.interrupt([ticket]) for ticket, watchdog in watched.items())
+
+
+# The caller the current call's queries run for (None: no one can cancel them).
+CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agnes_caller", default=None)
+
+
+def caller_gave_up() -> bool:
+    """Whether the current call's caller cancelled it (so an interrupt came from there,
+    not from the timeout)."""
+    caller = CALLER.get()
+    return caller is not None and caller.cancelled
 
 
 WATCHDOG = Watchdog()

@@ -1,0 +1,119 @@
+"""A query whose caller gives up stops at once: an MCP client's ``notifications/cancelled``
+(or a call cancelled any other way) interrupts the query its call runs, instead of
+leaving it to run to the timeout with a core and one of the caller's query places."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from agnes_mcp.query.concurrency import in_query_lane
+from agnes_mcp.rails.refusals import QueryCancelled, QueryTimeout
+from agnes_mcp.rails.sandbox import Limits, run_select
+from agnes_mcp.rails.watchdog import CALLER, Caller, Watchdog
+from tests.conftest import running_demo
+from tests.mcp_raw import INITIALIZE, MCP_HEADERS
+
+pytestmark = pytest.mark.anyio
+SIGNAL_WAIT = 120.0  # how long a test waits for what must happen (never hit when it works)
+ENDLESS = "SELECT sum(hash(range)) AS s FROM range(1000000000000)"  # hours of work
+LONG = Limits(rows=10, bytes=1 << 20, timeout_seconds=3600)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def test_a_caller_interrupts_its_running_queries_and_any_it_starts_later() -> None:
+    dog, caller = Watchdog(), Caller()
+    first, other, later = threading.Event(), threading.Event(), threading.Event()
+    token = CALLER.set(caller)
+    try:
+        mine = dog.watch(3600, first.set)
+    finally:
+        CALLER.reset(token)
+    theirs = dog.watch(3600, other.set)  # another call's query
+    assert caller.cancel() == 1 and first.wait(SIGNAL_WAIT)
+    first.clear()
+    assert first.wait(SIGNAL_WAIT)  # sent again until released: DuckDB may have dropped it
+    assert dog.release(mine) is False  # fired: its cursor must not be reused
+    token = CALLER.set(caller)
+    try:
+        dog.watch(3600, later.set)
+    finally:
+        CALLER.reset(token)
+    assert later.wait(SIGNAL_WAIT)  # started after the caller gave up: stopped at once
+    assert dog.release(theirs) is True and not other.is_set()
+
+
+async def test_cancelling_the_call_stops_its_query_in_the_lane() -> None:
+    con = duckdb.connect()
+    started, finished = threading.Event(), threading.Event()
+    outcome: list[QueryCancelled] = []
+
+    def work() -> None:
+        started.set()
+        try:
+            run_select(con, ENDLESS, LONG)
+        except QueryCancelled as exc:
+            outcome.append(exc)
+        finally:
+            finished.set()
+
+    task = asyncio.create_task(in_query_lane(work))
+    assert await asyncio.to_thread(started.wait, SIGNAL_WAIT)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(finished.wait, SIGNAL_WAIT), "the query ran on"
+    assert outcome and outcome[0].code == "query_cancelled", "stopped, but not as cancelled"
+    # The same interrupt from the timeout still says query_timeout.
+    with pytest.raises(QueryTimeout):
+        await in_query_lane(run_select, con, ENDLESS, Limits(1, 1 << 20, timeout_seconds=0.2))
+    con.close()
+
+
+def _until(condition: object, what: str) -> None:
+    deadline = time.monotonic() + SIGNAL_WAIT
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_an_mcp_cancel_notification_stops_the_query_on_the_server(tmp_path: Path) -> None:
+    with running_demo(tmp_path, query_timeout_seconds=3600) as demo:
+        slots = demo.live.services.query.slots
+        url = f"{demo.live.base_url}/mcp/"
+        auth = {**MCP_HEADERS, "Authorization": f"Bearer {demo.analyst_token}"}
+        with httpx.Client(timeout=SIGNAL_WAIT) as http:
+            started = http.post(url, json=INITIALIZE, headers=auth)
+            session = {**auth, "mcp-session-id": started.headers["mcp-session-id"]}
+            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert http.post(url, json=initialized, headers=session).status_code == 202
+            call = {
+                "jsonrpc": "2.0",
+                "id": 2,
+                "method": "tools/call",
+                "params": {"name": "query", "arguments": {"sql": ENDLESS}},
+            }
+            waiting = threading.Thread(
+                target=lambda: httpx.post(url, json=call, headers=session, timeout=SIGNAL_WAIT),
+                daemon=True,
+            )
+            waiting.start()
+            _until(lambda: slots.running() == 1, "the query never started")
+            cancel = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": 2, "reason": "the user pressed Escape"},
+            }
+            assert http.post(url, json=cancel, headers=session).status_code == 202
+            _until(lambda: slots.running() == 0, "the cancelled query ran on")
+            http.delete(url, headers=session)
