@@ -494,6 +494,9 @@ SCAN_CAP_CASES: list[str] = [
     "SELECT max(amount), string_agg(landing_page, '') FROM web_sessions",
     "WITH a AS (SELECT * FROM web_sessions), web_sessions AS (SELECT 1 AS x) "
     "SELECT max(device) FROM a",
+    # a recursive CTE with no UNION reads the table of its own name, not itself
+    "WITH RECURSIVE web_sessions AS (SELECT * FROM web_sessions) "
+    "SELECT max(amount), string_agg(landing_page, '') FROM web_sessions",
     # DuckDB's method-call syntax: sqlglot reads no Column in it (priced at 0 bytes once)
     "SELECT count(*) FROM web_sessions WHERE device.lower().upper() = 'MOBILE'",
     "SELECT count(*) FROM web_sessions t WHERE t.landing_page.upper() = '/'",

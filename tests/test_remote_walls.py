@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -20,9 +21,11 @@ import sqlglot
 from sqlglot import exp
 
 from agnes_mcp.query.concurrency import TooManyQueries
+from agnes_mcp.rails.checked_parse import parse_checked
+from agnes_mcp.rails.planner import rewrite_remote_names
 from agnes_mcp.rails.refusals import FunctionNotAllowed
 from agnes_mcp.rails.sandbox import Limits
-from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
+from agnes_mcp.rails.tables import CatalogTable, RemoteLocation, VersionedCatalog
 from agnes_mcp.rails.value_guards import ValueTooLarge
 from connectors.duckdb_warehouse import engine as warehouse_engine
 from connectors.duckdb_warehouse.engine import DuckDBWarehouseEngine, LiteralEvaluator
@@ -96,6 +99,40 @@ def test_a_remote_query_may_not_call_the_unguarded_builtins(
 def test_a_remote_query_still_runs_and_reads_the_warehouse(engine: DuckDBWarehouseEngine) -> None:
     result = _run(engine, "SELECT count(*) AS n, max(length(repeat('ab', 3))) AS r FROM events")
     assert result.table.to_pylist() == [{"n": 600000, "r": 6}]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT what FROM sessions",
+        # a CTE of the same name elsewhere in the query (a sibling scope, a later CTE)
+        "SELECT what FROM sessions, (WITH sessions AS (SELECT 1 AS y) SELECT y FROM sessions)",
+        "WITH a AS (SELECT what FROM sessions), sessions AS (SELECT 1) SELECT what FROM a",
+        "WITH RECURSIVE sessions AS (SELECT what FROM sessions) SELECT what FROM sessions",
+    ],
+)
+def test_a_remote_query_reads_the_registered_table_whatever_its_ctes_are_named(
+    tmp_path: Path, sql: str
+) -> None:
+    """The table ``sessions`` is the warehouse's ``web_sessions``; the warehouse also holds
+    a table named ``sessions`` that nobody registered. Every read the rails checked as
+    ``sessions`` reads ``web_sessions``: none is left to the warehouse to resolve."""
+    path = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE web_sessions AS SELECT 'registered' AS what")
+    con.execute("CREATE TABLE sessions AS SELECT 'not registered' AS what")
+    con.close()
+    location = RemoteLocation("wh", "warehouse", "duckdb", str(path), None, '"main"."web_sessions"')
+    table = remote_table("sessions", location, rows=1, partition_by="what")
+    catalog = VersionedCatalog(version=(0, 0))
+    catalog.add(table)
+    warehouse = DuckDBWarehouseEngine(location, memory_limit="1GB", threads=1)
+    try:
+        tree = rewrite_remote_names(parse_checked(sql, "duckdb"), catalog)
+        result = warehouse.execute(tree, [table], limits=LIMITS, max_bytes=10**12, labels={})
+    finally:
+        warehouse.close()
+    assert result.table.to_pylist() == [{"what": "registered"}]
 
 
 def test_a_slow_literal_prunes_nothing_and_is_stopped(

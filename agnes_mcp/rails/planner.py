@@ -17,7 +17,7 @@ from typing import Protocol
 from sqlglot import exp
 
 from agnes_mcp.rails.engine import RemoteEngine, engine_class
-from agnes_mcp.rails.policy import ParsedQuery, TableRef
+from agnes_mcp.rails.policy import ParsedQuery, TableRef, real_table_nodes
 from agnes_mcp.rails.refusals import (
     LocalTableInRemoteQuery,
     MixedEngines,
@@ -225,12 +225,12 @@ def rewrite_remote_names(parsed: ParsedQuery, catalog: VersionedCatalog) -> exp.
     """The query with every table id replaced by its warehouse path, spelled as the table's
     engine names it. Qualified names stay as written unless the engine wants canonical
     paths (BigQuery: ``project.dataset.table`` resolves whatever the job's default project,
-    and the alias path means nothing to it)."""
+    and the alias path means nothing to it). A name that refers to a CTE stays; one that
+    reads the table is rewritten wherever it stands, even where a CTE of the same name is
+    defined elsewhere in the query (else the warehouse would resolve it on its own, to
+    whatever table it holds under that name)."""
     tree = parsed.tree.copy()
-    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    for node in list(tree.find_all(exp.Table)):
-        if not isinstance(node.this, exp.Identifier) or node.name.lower() in cte_names:
-            continue
+    for node in real_table_nodes(tree):  # the names the grants were checked on, no other
         qualified = bool(node.db or node.catalog)
         path = tuple(p for p in (node.catalog, node.db, node.name) if p)
         table = catalog.by_remote_path(path) if qualified else catalog.tables.get(node.name.lower())

@@ -366,28 +366,33 @@ def _check_table(table: exp.Table) -> None:
 
 
 def _real_tables(tree: exp.Expression) -> list[TableRef]:
-    """Tables that are not CTEs, resolved through every scope (CTEs that shadow or alias
-    table names, subqueries, lateral joins)."""
-    found: list[TableRef] = []
+    return [_ref(table) for table in real_table_nodes(tree)]
+
+
+def real_table_nodes(tree: exp.Expression) -> list[exp.Table]:
+    """The nodes of ``tree`` that read a real table, not a CTE: resolved through every
+    scope (CTEs that shadow or alias table names, their order, recursion, subqueries,
+    lateral joins). The one answer to "is this name a table?": the grants are checked on
+    these, a remote query's names are rewritten on these and its scan is priced on these,
+    so a name read as a CTE by one and as a table by another cannot slip between them."""
     try:
         scopes = list(traverse_scope(tree))
     except Exception:  # noqa: BLE001 - scope analysis gave up: every table node counts as real
         scopes = []
-    if scopes:
-        seen: set[int] = set()
-        for scope in scopes:
-            for source in scope.sources.values():
-                if isinstance(source, exp.Table) and id(source) not in seen and source.name:
-                    seen.add(id(source))
-                    found.append(_ref(source))
-        # Tables scope analysis does not list as sources (e.g. inside function arguments)
-        cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-        for table in tree.find_all(exp.Table):
-            real = isinstance(table.this, exp.Identifier) and not _is_cte_name(table, cte_names)
-            if id(table) not in seen and real:
-                found.append(_ref(table))
-        return found
-    return [_ref(t) for t in tree.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
+    named = [t for t in tree.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
+    if not scopes:
+        return named
+    found: dict[int, exp.Table] = {}
+    for scope in scopes:
+        for source in scope.sources.values():
+            if isinstance(source, exp.Table) and source.name:
+                found.setdefault(id(source), source)
+    # Tables scope analysis does not list as sources (e.g. inside function arguments)
+    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    for table in named:
+        if id(table) not in found and not _is_cte_name(table, cte_names):
+            found[id(table)] = table
+    return list(found.values())
 
 
 def _is_cte_name(table: exp.Table, cte_names: set[str]) -> bool:

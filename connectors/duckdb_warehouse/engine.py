@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from agnes_mcp.rails import value_guards
 from agnes_mcp.rails.engine import EngineResources, Estimate, RemoteEngine, RemoteResult
+from agnes_mcp.rails.policy import real_table_nodes
 from agnes_mcp.rails.refusals import (
     QueryRefused,
     QueryTimeout,
@@ -268,42 +269,12 @@ def _iso(value: object) -> str:
 
 
 def _scans_of(tree: exp.Expression, table: CatalogTable) -> list[exp.Table]:
-    """Every place the query reads ``table`` (its id or its warehouse name); a name that
-    refers to a common table expression in scope there is not a read of the table."""
+    """Every place the query reads ``table`` (its id or its warehouse name), as the rails
+    resolved it (:func:`~agnes_mcp.rails.policy.real_table_nodes`): a name that refers to a
+    common table expression in scope there is not a read of the table."""
     assert table.remote is not None
     own = {table.id.lower(), table.remote.parts[-1]}
-    return [
-        node
-        for node in tree.find_all(exp.Table)
-        if node.name.lower() in own and not _names_a_cte(node)
-    ]
-
-
-def _names_a_cte(node: exp.Table) -> bool:
-    """Whether the unqualified ``node`` names a CTE visible where it stands: in a WITH's
-    body every CTE of it is; inside its n-th CTE, the ones before (and the n-th itself
-    when the WITH is recursive), as DuckDB binds them."""
-    if node.db or node.catalog:
-        return False
-    name = node.name.lower()
-    child: exp.Expr = node
-    through: exp.CTE | None = None
-    parent = node.parent
-    while parent is not None:
-        if isinstance(child, exp.CTE):
-            through = child
-        scope = parent.args.get("with_")
-        if isinstance(scope, exp.With) and child is not scope:
-            if name in {c.alias_or_name.lower() for c in scope.expressions}:
-                return True
-        elif isinstance(scope, exp.With) and through is not None:
-            ctes = list(scope.expressions)
-            index = next(i for i, c in enumerate(ctes) if c is through)
-            visible = ctes[: index + 1] if scope.args.get("recursive") else ctes[:index]
-            if name in {c.alias_or_name.lower() for c in visible}:
-                return True
-        child, parent = parent, parent.parent
-    return False
+    return [node for node in real_table_nodes(tree) if node.name.lower() in own]
 
 
 def _names_of(tree: exp.Expression, table: CatalogTable) -> set[str]:
