@@ -118,3 +118,36 @@ def test_the_engine_stops_a_query_the_estimate_got_wrong(
     ]
     assert audited and audited[0].result == "remote_scan_too_large"
     assert audited[0].params["bytes_scanned"] == read
+
+
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        # reads three columns of every row, then fails
+        (
+            "SELECT max(device), sum(duration_seconds), error('boom ' || max(landing_page)) "
+            "FROM web_sessions",
+            "query_failed",
+        ),
+        ("SELECT sum(CAST(landing_page || device AS INTEGER)) FROM web_sessions", "query_failed"),
+    ],
+)
+def test_a_remote_query_that_fails_after_reading_is_charged_what_it_read(
+    demo_server: DemoServer, sql: str, code: str
+) -> None:
+    services = demo_server.live.services
+    analyst = services.tokens.authenticate(demo_server.analyst_token)
+    spent_before = services.query.budget.spent(analyst)
+    with pytest.raises(QueryRefused) as caught:
+        services.query.run(analyst, f"{sql} /* failed charge test */", mode="remote")
+    assert caught.value.code == code
+    read = caught.value.details["bytes_scanned"]
+    assert read > 0  # it read before it failed, and says so
+    assert services.query.budget.spent(analyst) == spent_before + read  # and is charged it
+    services.write_behind.flush()
+    audited = [
+        r
+        for r in services.audit_log.recent(limit=50)
+        if "failed charge test" in r.params.get("sql", "")
+    ]
+    assert audited[0].result == code and audited[0].params["bytes_scanned"] == read

@@ -384,9 +384,11 @@ class QueryService:
                     max_bytes=allowed,  # the per-query cap, or the budget left if less
                     labels={"agnes_user": principal.user_id, "agnes_query": parsed.fingerprint},
                 )
-            except RemoteScanTooLarge as stopped:  # the engine stopped it: charge what it read
-                read = int(stopped.details.get("bytes_scanned") or 0)
+            except QueryRefused as failed:  # stopped, failed or timed out: charge what it read
+                read = int(failed.details.get("bytes_scanned") or 0)
                 left = self.budget.charge(principal, read)
+                if not isinstance(failed, RemoteScanTooLarge):
+                    raise
                 if allowed < self.budget.caps().per_query_bytes:  # the budget stopped it
                     raise BudgetExhausted(
                         f"The query was stopped after reading {read:,} bytes: that was the "

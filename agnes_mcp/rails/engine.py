@@ -128,7 +128,10 @@ class RemoteEngine(ABC):
         max_bytes: int,
         labels: dict[str, str],
     ) -> RemoteResult:
-        """Run the query; the engine itself refuses to bill more than ``max_bytes``."""
+        """Run the query; the engine itself refuses to bill more than ``max_bytes``. A
+        refusal raised once the query has started (the cap, a timeout, an engine error)
+        carries what it read in ``details["bytes_scanned"]`` where the engine can tell:
+        the caller's budget is charged that, whatever the query's outcome."""
 
     @abstractmethod
     def describe(self, table: CatalogTable) -> list[Column]:

@@ -174,7 +174,13 @@ class DuckDBWarehouseEngine(RemoteEngine):
                 },
             )
         if not read_meter.available():  # no per-thread I/O counters here: trust the estimate
-            result = run_select(self._con, tree.sql(dialect="duckdb"), limits, prepare=self._use)
+            try:
+                result = run_select(
+                    self._con, tree.sql(dialect="duckdb"), limits, prepare=self._use
+                )
+            except QueryRefused as failed:  # charged as if it read what it was estimated to
+                failed.details["bytes_scanned"] = estimate.scan_bytes
+                raise
             return RemoteResult.of(result, estimate.scan_bytes)
         con = self._query_instance()
         readings: list[read_meter.Reading] = []
@@ -184,10 +190,13 @@ class DuckDBWarehouseEngine(RemoteEngine):
             readings.append(read_meter.METER.start(max_bytes, cursor.interrupt))
 
         try:
-            result = run_select(con, tree.sql(dialect="duckdb"), limits, prepare=metered)
-        except QueryTimeout:
-            if readings and readings[0].stopped:
-                scanned = read_meter.METER.stop(readings[0])
+            try:
+                result = run_select(con, tree.sql(dialect="duckdb"), limits, prepare=metered)
+            finally:
+                scanned = read_meter.METER.stop(readings[0]) if readings else 0
+                con.close()
+        except QueryRefused as failed:
+            if isinstance(failed, QueryTimeout) and readings and readings[0].stopped:
                 raise RemoteScanTooLarge(
                     f"The query read {scanned:,} bytes, more than the cap of {max_bytes:,}, "
                     f"and was stopped (it was estimated at {estimate.scan_bytes:,}).",
@@ -197,10 +206,9 @@ class DuckDBWarehouseEngine(RemoteEngine):
                         "bytes_scanned": scanned,
                     },
                 ) from None
+            # It failed or ran out of time after reading: what it read is charged all the same.
+            failed.details["bytes_scanned"] = scanned
             raise
-        finally:
-            scanned = read_meter.METER.stop(readings[0]) if readings else 0
-            con.close()
         if scanned > max_bytes:  # it finished between two samples: still over, still refused
             raise RemoteScanTooLarge(
                 f"The query read {scanned:,} bytes, more than the cap of {max_bytes:,} (it was "
