@@ -164,8 +164,8 @@ class HashedSecretAuthenticator(ClientAuthenticator):
 
     async def authenticate_request(self, request: Request) -> OAuthClientInformationFull:
         form = await request.form()
-        client_id = form.get("client_id")
-        if not isinstance(client_id, str) or not client_id:
+        client_id = client_id_of(request, form.get("client_id"))
+        if client_id is None:
             raise AuthenticationError("Missing client_id")
         client = await self.provider.get_client(client_id)
         if client is None:
@@ -182,18 +182,39 @@ class HashedSecretAuthenticator(ClientAuthenticator):
         return client
 
 
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """The client id and secret of an ``Authorization: Basic`` header (each
+    form-urlencoded, RFC 6749 section 2.3.1), or None when the request has no such header."""
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Basic "):
+        return None
+    try:
+        user, _, secret = base64.b64decode(header[6:], validate=True).decode("utf-8").partition(":")
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise AuthenticationError("Invalid Basic authentication header") from None
+    return unquote(user), unquote(secret)
+
+
+def client_id_of(request: Request, posted: object) -> str | None:
+    """Who the client says it is: the form's ``client_id``, else the user of its Basic
+    header. RFC 6749 (sections 2.3.1 and 4.1.3) asks for ``client_id`` in the form only of a
+    client that does not authenticate, so a ``client_secret_basic`` client may name itself
+    in the header alone (authlib and requests-oauthlib do)."""
+    if isinstance(posted, str) and posted:
+        return posted
+    basic = basic_credentials(request)
+    return basic[0] if basic is not None and basic[0] else None
+
+
 def _presented_secret(request: Request, posted: object, method: str, client_id: str) -> str | None:
     if method == "client_secret_basic":
-        header = request.headers.get("authorization", "")
-        if not header.startswith("Basic "):
+        basic = basic_credentials(request)
+        if basic is None:
             raise AuthenticationError("Missing Basic authentication in the Authorization header")
-        try:
-            user, _, secret = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError, binascii.Error):
-            raise AuthenticationError("Invalid Basic authentication header") from None
-        if unquote(user) != client_id:
+        user, secret = basic
+        if user != client_id:
             raise AuthenticationError("Client ID mismatch in Basic auth")
-        return unquote(secret)
+        return secret
     if method == "client_secret_post":
         return posted if isinstance(posted, str) else None
     raise AuthenticationError(f"Unsupported token_endpoint_auth_method: {method}")

@@ -19,16 +19,18 @@ from fastapi import FastAPI
 from fastmcp.server.auth.auth import TokenHandler
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.register import RegistrationHandler
+from mcp.server.auth.middleware.client_auth import AuthenticationError
 from mcp.server.auth.routes import build_metadata, cors_middleware
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
 from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
 from agnes_mcp.api.docs_assets import DOCS_PATH
 from agnes_mcp.caller_ip import client_ip_var
-from agnes_mcp.oauth.clients import HashedSecretAuthenticator
+from agnes_mcp.oauth.clients import HashedSecretAuthenticator, client_id_of
 from agnes_mcp.oauth.provider import AgnesAuthorizationServer
 from agnes_mcp.oauth.request_base import base_of, mcp_resource, request_base_var
 from agnes_mcp.oauth.revocation import Revocation
@@ -55,6 +57,37 @@ def with_issuer(location: str, issuer: str) -> str:
     if "error" not in names or "iss" in names:
         return location
     return urlunsplit(parts._replace(query=urlencode([*query, ("iss", issuer)])))
+
+
+async def with_client_id(request: Request) -> Request:
+    """``request``, or when its form names no ``client_id`` but its Basic header does, the
+    same request with that ``client_id`` added to the form: the SDK's token handler reads
+    the client from the form only (see :func:`~agnes_mcp.oauth.clients.client_id_of`)."""
+    form = await request.form()
+    if form.get("client_id"):
+        return request
+    try:
+        client_id = client_id_of(request, None)
+    except AuthenticationError:
+        return request  # the authenticator refuses the header, in the token error's format
+    if client_id is None:
+        return request
+    fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    body = urlencode([*fields, ("client_id", client_id)]).encode("utf-8")
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = dict(request.scope)
+    scope["headers"] = [
+        (name, value) for name, value in request.scope["headers"] if name != b"content-length"
+    ] + [(b"content-length", str(len(body)).encode("ascii"))]
+    return Request(scope, receive)
 
 
 # What an authorization request may carry (each is held with its pending sign-in until
@@ -159,7 +192,7 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
                 status_code=400,
                 headers=NO_STORE,
             )
-        answer: Response = await token.handle(request)
+        answer: Response = await token.handle(await with_client_id(request))
         return answer
 
     async def authorize_endpoint(request: Request) -> Response:

@@ -1,0 +1,82 @@
+"""A confidential client that names itself in its ``Authorization: Basic`` header only, as
+RFC 6749 allows (sections 2.3.1 and 4.1.3: ``client_id`` goes in the form only when the
+client does not authenticate). authlib's OAuth client, a real one, does exactly that at
+``/token`` and ``/revoke``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+
+from tests.oauth_harness import (
+    OAuthWorld,
+    RawClient,
+    consent,
+    mcp_post,
+    oauth_world,
+    pkce,
+    signed_in_browser,
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OAuthWorld]:
+    with oauth_world(tmp_path_factory.mktemp("oauth-basic")) as made:
+        yield made
+
+
+@pytest.fixture
+def http(world: OAuthWorld) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=world.live.base_url, timeout=30) as client:
+        yield client
+
+
+def test_a_basic_client_without_client_id_in_the_form_signs_in_refreshes_and_revokes(
+    world: OAuthWorld, http: httpx.Client
+) -> None:
+    client = RawClient.registered(http, token_endpoint_auth_method="client_secret_basic")
+    assert client.client_secret
+    sent: list[httpx.Request] = []
+    base = world.live.base_url
+    authlib_client = OAuth2Client(
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        token_endpoint_auth_method="client_secret_basic",
+        redirect_uri=client.redirect_uri,
+        event_hooks={"request": [sent.append]},
+    )
+    _, pat = world.analyst()
+    verifier, challenge = pkce()
+    with signed_in_browser(base, pat) as browser, authlib_client:
+        code = consent(browser, client.authorize_url(challenge))["code"]
+        tokens = authlib_client.fetch_token(
+            f"{base}/token", code=code, code_verifier=verifier, resource=client.resource
+        )
+        assert b"client_id" not in (sent[-1].content or b"")  # the header alone names it
+        assert sent[-1].headers["authorization"].startswith("Basic ")
+        assert mcp_post(http, tokens["access_token"]).status_code == 200
+
+        renewed = authlib_client.refresh_token(
+            f"{base}/token", refresh_token=tokens["refresh_token"]
+        )
+        assert renewed["access_token"] != tokens["access_token"]
+        assert mcp_post(http, renewed["access_token"]).status_code == 200
+
+        revoked = authlib_client.revoke_token(f"{base}/revoke", renewed["access_token"])
+        assert revoked.status_code == 200, revoked.text
+        assert b"client_id" not in (sent[-1].content or b"")
+        assert mcp_post(http, renewed["access_token"]).status_code == 401
+
+
+def test_a_wrong_secret_in_the_basic_header_alone_is_invalid_client(http: httpx.Client) -> None:
+    client = RawClient.registered(http, token_endpoint_auth_method="client_secret_basic")
+    form = {"grant_type": "refresh_token", "refresh_token": "agnesrt_not-a-token"}
+    for auth in (httpx.BasicAuth(client.client_id, "wrong"), httpx.BasicAuth("nobody", "x")):
+        refused = http.post("/token", data=form, auth=auth)
+        assert refused.status_code == 401, refused.text
+        assert refused.json()["error"] == "invalid_client"
+    garbled = http.post("/token", data=form, headers={"Authorization": "Basic %%%"})
+    assert garbled.status_code == 401 and garbled.json()["error"] == "invalid_client"
