@@ -10,16 +10,24 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agnes_mcp.notebook.connection import connect
     from agnes_mcp.notebook.refusal import AgnesRefusal
-    from agnes_mcp.notebook.result import MissingExtra, Result
+    from agnes_mcp.notebook.result import MissingExtra, Result, TruncatedResultWarning
     from agnes_mcp.notebook.workspace import Workspace
 
-__all__ = ["AgnesRefusal", "MissingExtra", "Result", "Workspace", "connect"]
+__all__ = [
+    "AgnesRefusal",
+    "MissingExtra",
+    "Result",
+    "TruncatedResultWarning",
+    "Workspace",
+    "connect",
+]
 
 _EXPORTS = {
     "connect": "agnes_mcp.notebook.connection",
     "AgnesRefusal": "agnes_mcp.notebook.refusal",
     "Result": "agnes_mcp.notebook.result",
     "MissingExtra": "agnes_mcp.notebook.result",
+    "TruncatedResultWarning": "agnes_mcp.notebook.result",
     "Workspace": "agnes_mcp.notebook.workspace",
 }
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import keyword
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -43,7 +44,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display as _display
 
 from agnes_mcp.notebook.connection import connect
-from agnes_mcp.notebook.result import MissingExtra, Result
+from agnes_mcp.notebook.result import MissingExtra, Result, TruncatedResultWarning
 from agnes_mcp.notebook.sql_params import DUCKDB, BindError, bind, remote_dialects
 from agnes_mcp.notebook.workspace import Workspace
 from agnes_sync.suggest import did_you_mean
@@ -288,9 +289,11 @@ class AgnesMagics(Magics):
         user_ns[RESULT_VAR] = result
         if out is None:
             return result
-        display(result)
+        display(result)  # says what cut it: the frame's own warning would say it twice
         try:
-            user_ns[out] = result.df()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", TruncatedResultWarning)
+                user_ns[out] = result.df()
         except MissingExtra as exc:
             raise UsageError(f"{exc} The rows are in {RESULT_VAR}.arrow().") from exc
         return None

@@ -10,6 +10,7 @@ provenance line.
 from __future__ import annotations
 
 import html
+import warnings
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +41,12 @@ def decimal_as_float(column: pa.ChunkedArray, scale: int) -> pa.ChunkedArray:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     return column.cast(pa.string()).cast(pa.float64())
+
+
+class TruncatedResultWarning(UserWarning):
+    """The rows taken out of a :class:`Result` (``.df()``, ``.pl()``, ``.arrow()``) are
+    not the whole answer: a limit cut them. Its text names the limit and how to get the
+    rest; ``warnings.simplefilter("ignore", TruncatedResultWarning)`` silences it."""
 
 
 class MissingExtra(ImportError):
@@ -77,26 +84,51 @@ class Result:
 
     # --- the data ---------------------------------------------------------------------
 
+    # Rows taken out of a cut Result no longer show its counts and cut sentence, so each
+    # way out warns (TruncatedResultWarning) and a pandas frame keeps them in .attrs.
+
     def arrow(self) -> pa.Table:
+        """The rows as a pyarrow Table; a cut result warns (:class:`TruncatedResultWarning`)."""
+        self._warn_if_cut()
         return self._answer.table
 
     def df(self) -> Any:
         """The rows as a pandas DataFrame (needs the ``notebook`` extra), typed as DuckDB's
         own ``.df()`` types them: dates and timestamps as ``datetime64``, decimals as
-        ``float64`` (``.arrow()`` keeps the exact decimals)."""
+        ``float64`` (``.arrow()`` keeps the exact decimals). A cut result warns
+        (:class:`TruncatedResultWarning`) and its frame's ``attrs["agnes"]`` says so."""
         _need("pandas")
+        self._warn_if_cut()
         table = self._answer.table
         for index, field in enumerate(table.schema):
             if pa.types.is_decimal(field.type):
                 floats = decimal_as_float(table.column(index), field.type.scale)
                 table = table.set_column(index, pa.field(field.name, pa.float64()), floats)
-        return table.to_pandas(date_as_object=False)
+        frame = table.to_pandas(date_as_object=False)
+        frame.attrs["agnes"] = {
+            "truncated": self.truncated,
+            "row_count": self.row_count,
+            "total_rows": self.total_rows,
+            "cut": self.cut,
+        }
+        return frame
 
     def pl(self) -> Any:
-        """The rows as a polars DataFrame (needs the ``notebook`` extra)."""
+        """The rows as a polars DataFrame (needs the ``notebook`` extra); a cut result
+        warns (:class:`TruncatedResultWarning`)."""
         polars = _need("polars")
+        self._warn_if_cut()
         frame = polars.from_arrow(self._answer.table)
         return frame
+
+    def _warn_if_cut(self) -> None:
+        cut = self.cut
+        if cut is not None:  # stacklevel 3: the notebook line that asked for the rows
+            warnings.warn(
+                f"{self._counts()}, not the whole answer: {cut}",
+                TruncatedResultWarning,
+                stacklevel=3,
+            )
 
     # --- what is said about it --------------------------------------------------------
 
