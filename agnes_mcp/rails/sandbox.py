@@ -255,6 +255,10 @@ def run_select(
         raise _timeout(limits) from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
         raise _failure(str(exc), text, limits) from None
+    except RuntimeError as exc:
+        if interrupted_by_user(exc):
+            raise KeyboardInterrupt from None
+        raise
     finally:
         if ticket is not None and not WATCHDOG.release(ticket):
             reusable = False  # its interrupt may still arrive
@@ -264,6 +268,17 @@ def run_select(
             reusable = False
         _done(base, cursor, reusable)
     return capped(table, limits, time.perf_counter() - started)
+
+
+def interrupted_by_user(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB stopping a query for Ctrl-C (a kernel interrupt in Jupyter):
+    DuckDB sees the signal while it streams the answer, stops the query and raises it as
+    ``RuntimeError: Query interrupted`` (an interrupt from another thread, the watchdog's or
+    a read meter's, is an ``InterruptException``). Signals reach Python's main thread only,
+    so a server's query threads never answer True."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return str(exc).startswith("Query interrupted")
 
 
 def _done(base: Opens, cursor: duckdb.DuckDBPyConnection, reusable: bool) -> None:

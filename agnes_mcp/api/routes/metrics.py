@@ -10,11 +10,13 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
+from agnes_mcp.api.hang_up import unless_hung_up
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.metrics import admin as metric_admin
 from agnes_mcp.metrics.admin import ImportResult, MetricSql
 from agnes_mcp.metrics.compiler import Filters, MetricRequest, TimeRange
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
+from agnes_mcp.query.concurrency import in_query_lane
 
 router = APIRouter(prefix="/api", tags=["metrics"])
 
@@ -70,28 +72,33 @@ def show_metric(metric_id: str, services: ServicesDep, principal: PrincipalDep) 
     summary="Compute a metric (compiled for its engine, run through the rails)",
     responses={200: {"content": {ARROW_STREAM: {}}, "description": "JSON, or Arrow IPC"}},
 )
-def query_metric(
+async def query_metric(
     metric_id: str,
     body: MetricQueryBody,
     request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
 ) -> Response:
-    run = services.metric_service.run(
-        principal,
-        metric_id,
-        MetricRequest(body.dimensions, body.filters, body.grain, body.time_range),
-        limit=body.limit,
-    )
-    if wants_arrow(request):
-        answer = run.answer()
-        return arrow_response(answer.table, answer.wire())
-    extra = {
-        "sql": run.compiled.sql,
-        "variant": run.compiled.variant,
-        "dialect": run.compiled.dialect,
-    }
-    return JSONResponse({**run.outcome.result().model_dump(mode="json"), **extra})
+    """A client that disconnects before the answer stops the query (``query_cancelled``)."""
+
+    def work() -> Response:
+        run = services.metric_service.run(
+            principal,
+            metric_id,
+            MetricRequest(body.dimensions, body.filters, body.grain, body.time_range),
+            limit=body.limit,
+        )
+        if wants_arrow(request):
+            answer = run.answer()
+            return arrow_response(answer.table, answer.wire())
+        extra = {
+            "sql": run.compiled.sql,
+            "variant": run.compiled.variant,
+            "dialect": run.compiled.dialect,
+        }
+        return JSONResponse({**run.outcome.result().model_dump(mode="json"), **extra})
+
+    return await unless_hung_up(request, in_query_lane(work))
 
 
 @router.post("/admin/metrics/import", summary="Validate metric YAML files, then store them all")

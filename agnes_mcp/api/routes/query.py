@@ -2,7 +2,8 @@
 
 The routes are async and hand their work (the query and rendering its rows) to the query
 lane (:mod:`agnes_mcp.query.concurrency`): a slow query holds a lane thread, never one of
-the threads the other routes share.
+the threads the other routes share. A query whose client hangs up is interrupted
+(:mod:`agnes_mcp.api.hang_up`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
+from agnes_mcp.api.hang_up import unless_hung_up
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.query.hybrid import MAX_REMOTE_PARTS, hybrid
@@ -85,7 +87,7 @@ async def query(
             raise services.stored_snapshots.missing_said(principal, missing) from None
         return respond(request, outcome)
 
-    return await in_query_lane(work)
+    return await unless_hung_up(request, in_query_lane(work))
 
 
 class HybridRequest(RequestBody):
@@ -111,7 +113,7 @@ async def hybrid_query(
         )
         return respond(request, outcome)
 
-    return await in_query_lane(work)
+    return await unless_hung_up(request, in_query_lane(work))
 
 
 @router.post("/estimate", summary="What a query would scan, without running it")

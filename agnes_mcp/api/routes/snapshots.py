@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
+from agnes_mcp.api.hang_up import unless_hung_up
 from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_sync.snapshot_files import NAME, SnapshotMeta
@@ -32,13 +34,18 @@ def estimate(
     summary="Create a snapshot: the rows stream back as Arrow IPC",
     responses={200: {"content": {ARROW_STREAM: {}}, "description": "Arrow IPC stream"}},
 )
-def create(
+async def create(
     body: SnapshotBody, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
-    prepared, outcome = Snapshots(services.query).create(principal, body)
-    answer = outcome.answer(sql=prepared.sql)
-    metadata = {**answer.wire(), "table_id": prepared.table.id, "spec": body.model_dump()}
-    return arrow_response(answer.table, metadata)
+    """A client that disconnects before the answer stops the query (``query_cancelled``)."""
+
+    def work() -> Response:
+        prepared, outcome = Snapshots(services.query).create(principal, body)
+        answer = outcome.answer(sql=prepared.sql)
+        metadata = {**answer.wire(), "table_id": prepared.table.id, "spec": body.model_dump()}
+        return arrow_response(answer.table, metadata)
+
+    return await unless_hung_up(request, in_query_lane(work))
 
 
 class StoreBody(SnapshotSpec, RequestBody):

@@ -1,0 +1,100 @@
+"""Interrupting a cell (the kernel's stop button) during a long query, in a real kernel.
+
+The cell ends at once with ``KeyboardInterrupt`` (not an error from DuckDB's internals),
+the query stops where it ran: in a workspace the local sandbox, outside one the server,
+whose ``/api/query`` interrupts a query whose client hung up instead of running it to the
+timeout for nobody, holding the user's query slot. The next cell queries as usual.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from agnes_mcp.resource_types import ResourceType
+from tests.conftest import DemoServer
+from tests.test_notebooks import CELL_TIMEOUT, Place, as_user, kernel  # noqa: F401 - fixtures
+
+# Runs for minutes at any scale (a billion steps), so only an interrupt or the timeout ends
+# it; it reads a table, so outside a workspace (nothing pulled) the server runs it.
+LONG = (
+    "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 1000000000) "
+    "SELECT count(*) AS n FROM t, (SELECT 1 FROM products LIMIT 1)"
+)
+SLOW_METRIC = f"""metrics:
+  - name: slow_count
+    display_name: Slow count
+    category: test
+    description: as slow as LONG
+    type: count
+    sql: "{LONG.replace("AS n", "AS slow_count")}"
+    tables: [products]
+"""
+CELLS = [
+    "from agnes_mcp.notebook import connect\nws = connect()",
+    f'ws.query("{LONG}")',
+    'ws.query("SELECT count(*) AS n FROM orders").row_count',
+    'ws.metric("test/slow_count")',  # outside a workspace: POST /api/metrics/.../query
+]
+INTERRUPT_AFTER = 2.0  # seconds into the long cell
+STOPPED_WITHIN = 10.0  # the query timeout is 30 s on the server, 120 s in a workspace
+
+
+def test_an_interrupted_cell_stops_its_query(
+    kernel: str,  # noqa: F811
+    as_user: Place,  # noqa: F811
+    demo_server: DemoServer,
+) -> None:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
+    client = NotebookClient(
+        notebook,
+        timeout=CELL_TIMEOUT,
+        kernel_name=kernel,
+        allow_errors=True,
+        resources={"metadata": {"path": str(as_user.folder)}},
+    )
+    slots = demo_server.live.services.query.slots
+    with client.setup_kernel():
+        client.execute_cell(notebook.cells[0], 0)
+        # what the stop button does to an ipykernel (interrupt_mode "signal")
+        kernel_pid = client.km.provisioner.process.pid  # type: ignore[union-attr]
+        slow = [1, 3] if as_user.engine == "duckdb (server)" else [1]  # metric: server-side
+        for index in slow:
+            timer = threading.Timer(INTERRUPT_AFTER, os.kill, (kernel_pid, signal.SIGINT))
+            timer.start()
+            started = time.monotonic()
+            client.execute_cell(notebook.cells[index], index)
+            took = time.monotonic() - started
+            timer.cancel()
+            outputs = notebook.cells[index].outputs
+            errors = [o for o in outputs if o["output_type"] == "error"]
+            assert [e["ename"] for e in errors] == ["KeyboardInterrupt"], outputs
+            assert took < STOPPED_WITHIN, took
+            deadline = time.monotonic() + STOPPED_WITHIN
+            while slots.running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert slots.running() == 0, f"the server still runs the query of {CELLS[index]}"
+            client.execute_cell(notebook.cells[2], 2)
+            assert notebook.cells[2].outputs[0]["data"]["text/plain"] == "1"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_demo(demo_server: DemoServer) -> None:
+    """No other query of this module's demo is running when a test starts; the slow metric
+    is defined and granted to the analyst's group."""
+    assert demo_server.live.services.query.slots.running() == 0
+    with demo_server.client("admin") as admin:
+        done = admin.post("/api/admin/metrics/import", json={"files": {"slow.yml": SLOW_METRIC}})
+        assert done.status_code == 200, done.text
+    services = demo_server.live.services
+    group = services.groups.by_name("Analysts")
+    assert group is not None
+    if "test/slow_count" not in {g.resource_id for g in services.grants.all(group_id=group.id)}:
+        services.grants.add(group.id, ResourceType.METRIC, "test/slow_count", granted_by="test")
