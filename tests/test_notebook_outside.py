@@ -196,3 +196,37 @@ def test_a_workspace_is_found_from_a_subfolder(
         assert found.query(BY_STATUS).row_count == 3
     finally:
         found.close()
+
+
+BAD_ARGUMENTS = {
+    "limit 0": lambda ws: ws.query("SELECT order_id FROM orders", limit=0),
+    "limit -5": lambda ws: ws.query("SELECT order_id FROM orders", limit=-5),
+    "no SQL": lambda ws: ws.query(""),
+    "remote limit 0": lambda ws: ws.query_remote("SELECT device FROM web_sessions", limit=0),
+    "remote no SQL": lambda ws: ws.query_remote("   "),
+    "a grain that is none": lambda ws: ws.metric("revenue/total_revenue", grain="decade"),
+    "a metric limit 0": lambda ws: ws.metric("revenue/total_revenue", limit=0),
+}
+
+
+def test_bad_arguments_are_refused_alike_outside_and_in_a_workspace(
+    demo_server: DemoServer, outside: Workspace, tmp_path: Path
+) -> None:
+    """Outside a workspace (nothing pulled: relayed to the server) and in a pulled one (run
+    here), the same bad arguments get the same refusal, as the MCP tools give it, not the
+    REST API's own wording of its request schema (``invalid_request``)."""
+    folder = pull_into_workspace(
+        demo_server.live.base_url, demo_server.analyst_token, tmp_path / "project"
+    )
+    inside = connect(folder, server_url=demo_server.live.base_url, token=demo_server.analyst_token)
+    try:
+        for name, call in BAD_ARGUMENTS.items():
+            refused = []
+            for ws in (outside, inside):
+                with pytest.raises(AgnesRefusal) as caught:
+                    call(ws)
+                refused.append((caught.value.code, caught.value.message))
+            assert refused[0] == refused[1], (name, refused)
+            assert refused[0][0] != "invalid_request", (name, refused)
+    finally:
+        inside.close()

@@ -22,16 +22,18 @@ from agnes_mcp.catalog_models import CatalogEntry, ColumnInfo, TableSchema, samp
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server.backend import Backend, CatalogListing, MetricListing
 from agnes_mcp.mcp_server.tool_models import DiskInfo, SessionExportOutput, SnapshotInfo
-from agnes_mcp.metrics.compiler import MetricRequest, compile_metric
+from agnes_mcp.metrics.compiler import MetricRequest, check_request, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery, refuse_own_name
 from agnes_mcp.rails.extra_tables import kept_description
+from agnes_mcp.rails.policy import empty_sql
 from agnes_mcp.rails.refusals import (
     QueryRefused,
     SnapshotExists,
     SnapshotInvalid,
     TableNotFound,
+    bounded,
     shadowed_note,
 )
 from agnes_mcp.rails.results import Answer
@@ -61,6 +63,17 @@ def relayed_refusals() -> Iterator[None]:
         raise QueryRefused.relayed(
             exc.status, exc.code, exc.message, exc.hint, exc.details, exc.next_step
         ) from exc
+
+
+def relayable(sql: str, limit: int | None) -> None:
+    """Refuse, before a query is relayed to the server, what the local rails refuse before
+    running it (a limit below 1, no SQL): the server's API would refuse it in its own words
+    (``invalid_request``), and a workspace and a notebook answer as the tools do wherever
+    the query runs (as :meth:`WorkspaceBackend.describe` checks ``n`` first)."""
+    if limit is not None:
+        bounded("limit", limit, 1)
+    if not sql.strip():
+        raise empty_sql()
 
 
 # 403s that are decisions about data, not about who the caller is.
@@ -239,6 +252,7 @@ class WorkspaceBackend(Backend):
 
     @logged("query_remote", lambda sql, limit: {"sql": sql, "limit": limit})
     def query_remote(self, sql: str, limit: int | None) -> Answer:
+        relayable(sql, limit)
         with relayed_refusals():
             data, meta = self.api.post_arrow(
                 "/api/query", {"sql": sql, "limit": limit, "mode": "remote"}
@@ -406,6 +420,9 @@ class WorkspaceBackend(Backend):
             return self.local.run(compiled.sql, limit, self._classify).answer(
                 sql=compiled.sql, metric_variant=compiled.variant, dialect=compiled.dialect
             )
+        check_request(metric, request)  # as the local path's compile_metric does
+        if limit is not None:
+            bounded("limit", limit, 1)
         body = {
             "dimensions": request.dimensions,
             "filters": request.filters,

@@ -76,19 +76,7 @@ def compile_metric(
     """The one SELECT answering ``request``. ``columns``, the metric table's column names
     when known, let a dimension the table does not hold be refused with the way to ask
     for it (its own SQL, alone), instead of the engine's binder error."""
-    _check_size(request)
-    known = {d.name: d for d in metric.dimensions}
-    unknown = [d for d in [*request.dimensions, *request.filters] if d not in known]
-    if unknown:
-        raise MetricRequestInvalid(
-            f"{metric.id} has no dimension '{unknown[0]}'.",
-            hint=f"Its dimensions: {', '.join(known) or 'none'}.",
-            next=next_step("metric_show", f"agnes catalog --show {metric.id}", id=metric.id),
-        )
-    if request.grain is not None and request.grain not in (*GRAINS, "total"):
-        raise MetricRequestInvalid(
-            f"'{request.grain}' is not a grain.", hint=f"Use one of {', '.join(GRAINS)}, total."
-        )
+    check_request(metric, request)
     own_sql = len(request.dimensions) == 1 and request.dimensions[0] in metric.sql_by
     plain = not request.filters and not request.time_range
     # A sql_by_<dimension> query has whatever grain its SQL gives (often none): the
@@ -149,6 +137,25 @@ def _has_period(metric: MetricDefinition, request: MetricRequest) -> bool:
         return True  # cannot tell: no grain is taken for it
     names = [e.alias_or_name.lower() for e in tree.selects] if isinstance(tree, exp.Query) else []
     return not names or "period" in names or "*" in names
+
+
+def check_request(metric: MetricDefinition, request: MetricRequest) -> None:
+    """Refuse a request ``metric`` cannot answer, before any SQL is built: its size, a
+    dimension the metric has not got, a grain that is none. A workspace checks it too
+    before relaying the request to the server, so both answer alike."""
+    _check_size(request)
+    known = {d.name: d for d in metric.dimensions}
+    unknown = [d for d in [*request.dimensions, *request.filters] if d not in known]
+    if unknown:
+        raise MetricRequestInvalid(
+            f"{metric.id} has no dimension '{unknown[0]}'.",
+            hint=f"Its dimensions: {', '.join(known) or 'none'}.",
+            next=next_step("metric_show", f"agnes catalog --show {metric.id}", id=metric.id),
+        )
+    if request.grain is not None and request.grain not in (*GRAINS, "total"):
+        raise MetricRequestInvalid(
+            f"'{request.grain}' is not a grain.", hint=f"Use one of {', '.join(GRAINS)}, total."
+        )
 
 
 def _check_size(request: MetricRequest) -> None:

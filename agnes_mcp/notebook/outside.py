@@ -20,7 +20,11 @@ import sqlglot
 from sqlglot import exp
 
 from agnes_mcp.mcp_server.tool_models import SnapshotInfo
-from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend, relayed_refusals
+from agnes_mcp.mcp_server.workspace_backend import (
+    WorkspaceBackend,
+    relayable,
+    relayed_refusals,
+)
 from agnes_mcp.rails.refusals import SnapshotInvalid
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotSpec
@@ -76,6 +80,7 @@ class OutsideWorkspaceBackend(WorkspaceBackend):
     def query(self, sql: str, limit: int | None) -> Answer:
         if self._held_here(sql):
             return super().query(sql, limit)
+        relayable(sql, limit)
         with relayed_refusals():
             data, meta = self.api.post_arrow(
                 "/api/query", {"sql": sql, "limit": limit, "mode": "local"}

@@ -239,6 +239,11 @@ def _statement_kind(node: exp.Expr) -> str:
     return type(node).__name__.upper()
 
 
+def empty_sql() -> SqlParseError:
+    """The refusal of SQL that holds no statement."""
+    return SqlParseError("The SQL is empty.", details={"line": None, "column": None})
+
+
 def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     """Parse and check ``sql``; raises a :class:`QueryRefused` subclass on any violation."""
     if len(sql) > MAX_SQL_CHARS:
@@ -259,7 +264,7 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     except RecursionError:
         raise SqlTooLarge("The SQL is nested too deeply to check.") from None
     if not statements:
-        raise SqlParseError("The SQL is empty.", details={"line": None, "column": None})
+        raise empty_sql()
     if len(statements) > 1:
         raise MultipleStatements(f"The SQL holds {len(statements)} statements; send one.")
     tree = cast(exp.Expression, statements[0])
