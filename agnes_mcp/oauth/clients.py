@@ -195,6 +195,14 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return unquote(user), unquote(secret)
 
 
+def basic_challenge(request: Request) -> dict[str, str]:
+    """The header a 401 ``invalid_client`` carries when the client authenticated with
+    ``Authorization: Basic`` (RFC 6749 section 5.2), else none."""
+    if request.headers.get("authorization", "").startswith("Basic "):
+        return {"WWW-Authenticate": 'Basic realm="Agnes OAuth"'}
+    return {}
+
+
 def client_id_of(request: Request, posted: object) -> str | None:
     """Who the client says it is: the form's ``client_id``, else the user of its Basic
     header. RFC 6749 (sections 2.3.1 and 4.1.3) asks for ``client_id`` in the form only of a

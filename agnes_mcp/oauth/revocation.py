@@ -14,7 +14,7 @@ from mcp.server.auth.middleware.client_auth import AuthenticationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from agnes_mcp.oauth.clients import HashedSecretAuthenticator
+from agnes_mcp.oauth.clients import HashedSecretAuthenticator, basic_challenge
 from agnes_mcp.oauth.provider import AgnesAuthorizationServer
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -35,7 +35,7 @@ class Revocation:
             return JSONResponse(
                 {"error": "invalid_client", "error_description": exc.message},
                 status_code=401,
-                headers=NO_STORE,
+                headers={**NO_STORE, **basic_challenge(request)},
             )
         form = await request.form()
         token = form.get("token")

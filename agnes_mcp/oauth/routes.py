@@ -2,7 +2,10 @@
 
 ``/.well-known/oauth-authorization-server`` (RFC 8414) answers with the issuer the
 client reached (``public_url`` when set); ``/authorize``, ``/token``, ``/register``
-(RFC 7591, rate-limited per client IP) are the MCP SDK's handlers over
+(RFC 7591, rate-limited per client IP) are the MCP SDK's handlers (its own ``TokenHandler``,
+which answers RFC 6749 section 5.2's statuses: ``invalid_grant`` is 400, not the 401
+fastmcp's subclass turns it into; 401 is ``invalid_client`` only, with a ``Basic``
+challenge when the client sent that header) over
 :class:`~agnes_mcp.oauth.provider.AgnesAuthorizationServer`; ``/revoke`` (RFC 7009) is
 ours (:mod:`agnes_mcp.oauth.revocation`). The consent
 page is :mod:`agnes_mcp.oauth.consent_routes`. With ``auth.oauth.enabled`` false none
@@ -16,9 +19,9 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import FastAPI
-from fastmcp.server.auth.auth import TokenHandler
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.register import RegistrationHandler
+from mcp.server.auth.handlers.token import TokenHandler
 from mcp.server.auth.middleware.client_auth import AuthenticationError
 from mcp.server.auth.routes import build_metadata, cors_middleware
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
@@ -30,7 +33,7 @@ from starlette.types import Message
 
 from agnes_mcp.api.docs_assets import DOCS_PATH
 from agnes_mcp.caller_ip import client_ip_var
-from agnes_mcp.oauth.clients import HashedSecretAuthenticator, client_id_of
+from agnes_mcp.oauth.clients import HashedSecretAuthenticator, basic_challenge, client_id_of
 from agnes_mcp.oauth.provider import AgnesAuthorizationServer
 from agnes_mcp.oauth.request_base import base_of, mcp_resource, request_base_var
 from agnes_mcp.oauth.revocation import Revocation
@@ -193,6 +196,8 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
                 headers=NO_STORE,
             )
         answer: Response = await token.handle(await with_client_id(request))
+        if answer.status_code == 401:
+            answer.headers.update(basic_challenge(request))
         return answer
 
     async def authorize_endpoint(request: Request) -> Response:

@@ -1,7 +1,13 @@
-"""A confidential client that names itself in its ``Authorization: Basic`` header only, as
-RFC 6749 allows (sections 2.3.1 and 4.1.3: ``client_id`` goes in the form only when the
-client does not authenticate). authlib's OAuth client, a real one, does exactly that at
-``/token`` and ``/revoke``."""
+"""``/token`` and ``/revoke`` as RFC 6749 (sections 2.3.1, 4.1.3, 5.2) and RFC 7009 have
+them, for clients other than the MCP SDK's:
+
+- a confidential client may name itself in its ``Authorization: Basic`` header only
+  (``client_id`` goes in the form only when the client does not authenticate); authlib's
+  OAuth client, a real one, does exactly that;
+- a refused grant (a wrong PKCE verifier, a spent or unknown code or refresh token) is
+  ``400 invalid_grant``; ``401`` is ``invalid_client`` only, with a ``WWW-Authenticate:
+  Basic`` challenge when the client authenticated with that header.
+"""
 
 from __future__ import annotations
 
@@ -75,8 +81,32 @@ def test_a_wrong_secret_in_the_basic_header_alone_is_invalid_client(http: httpx.
     client = RawClient.registered(http, token_endpoint_auth_method="client_secret_basic")
     form = {"grant_type": "refresh_token", "refresh_token": "agnesrt_not-a-token"}
     for auth in (httpx.BasicAuth(client.client_id, "wrong"), httpx.BasicAuth("nobody", "x")):
-        refused = http.post("/token", data=form, auth=auth)
-        assert refused.status_code == 401, refused.text
-        assert refused.json()["error"] == "invalid_client"
+        for path in ("/token", "/revoke"):
+            data = form if path == "/token" else {"token": "agnesat_not-a-token"}
+            refused = http.post(path, data=data, auth=auth)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["error"] == "invalid_client"
+            assert refused.headers["www-authenticate"].startswith("Basic ")
     garbled = http.post("/token", data=form, headers={"Authorization": "Basic %%%"})
     assert garbled.status_code == 401 and garbled.json()["error"] == "invalid_client"
+
+
+def test_a_refused_grant_is_400_invalid_grant(world: OAuthWorld, http: httpx.Client) -> None:
+    client = RawClient.registered(http)
+    _, pat = world.analyst()
+    with signed_in_browser(world.live.base_url, pat) as browser:
+        verifier, challenge = pkce()
+        code = consent(browser, client.authorize_url(challenge))["code"]
+        refusals = [client.exchange(code, pkce()[0])]  # a wrong verifier
+        tokens = client.exchange(code, verifier).json()
+        refusals.append(client.exchange(code, verifier))  # the code again
+        refusals.append(client.refresh(tokens["refresh_token"]))  # revoked by the replay
+        refusals.append(client.refresh("agnesrt_not-a-token"))
+    for refused in refusals:
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "invalid_grant"
+        assert refused.headers["cache-control"] == "no-store"
+        assert "www-authenticate" not in refused.headers
+    public = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": "x"})
+    assert public.status_code == 401 and public.json()["error"] == "invalid_client"
+    assert "www-authenticate" not in public.headers  # no Authorization header was sent
