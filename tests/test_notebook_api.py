@@ -461,6 +461,20 @@ def test_html_says_when_it_shows_fewer_rows_than_returned(nb: NotebookSetup) -> 
     assert len(result.df()) == VIEW_ROWS + 10  # the data is all there
 
 
+def test_html_shortens_long_values_as_the_tools_do(nb: NotebookSetup) -> None:
+    """A view of 50 rows of wide text stays a page, not tens of megabytes for the browser
+    and the saved .ipynb: values past the tools' CELL_CHARS end in "…(+N chars)"."""
+    wide = ", ".join(f"repeat('x', 60000) AS c{i}" for i in range(20))
+    result = nb.ws.query(f"SELECT {wide}, 'short' AS s FROM orders", limit=VIEW_ROWS)
+    page = result._repr_html_()
+    assert len(page) < 1_000_000, len(page)
+    assert "x" * 300 + "…(+59,700 chars)" not in page  # the tools' own format, below
+    assert "x" * 300 + "…(+59700 chars)" in page and "<td>short</td>" in page
+    assert "values longer than 300 characters are shortened in this view" in page
+    assert len(result.arrow().column("c0")[0].as_py()) == 60000  # the data is whole
+    assert "shortened" not in nb.ws.query(SMALL)._repr_html_()
+
+
 def test_html_escapes_values(nb: NotebookSetup) -> None:
     result = nb.ws.query("SELECT '<script>alert(1)</script>' AS s, NULL AS missing")
     assert result.arrow().to_pylist() == [{"s": "<script>alert(1)</script>", "missing": None}]

@@ -91,14 +91,22 @@ class Shortened(str):
     """A value cut to ``CELL_CHARS`` for the view (the answer itself is whole)."""
 
 
+def shortened(text: str) -> str:
+    """``text`` as a view shows it: past ``CELL_CHARS``, cut and ending in ``…(+N chars)``
+    (a :class:`Shortened`); the MCP tools' rows and a notebook's HTML table alike."""
+    if len(text) <= CELL_CHARS:
+        return text
+    return Shortened(text[:CELL_CHARS] + f"…(+{len(text) - CELL_CHARS} chars)")
+
+
 def cell(value: Any) -> Any:
     shown = json_value(value)
-    if isinstance(shown, str) and len(shown) > CELL_CHARS:
-        return Shortened(shown[:CELL_CHARS] + f"…(+{len(shown) - CELL_CHARS} chars)")
+    if isinstance(shown, str):
+        return shortened(shown)
     if isinstance(shown, (list, dict)):
         text = json.dumps(shown, default=str, ensure_ascii=False)
         if len(text) > CELL_CHARS:
-            return Shortened(text[:CELL_CHARS] + f"…(+{len(text) - CELL_CHARS} chars)")
+            return shortened(text)
     return shown
 
 

@@ -3,8 +3,8 @@
 ``Result`` holds exactly what the MCP tools and the CLI get back (an ``Answer``): the rows,
 whether a limit cut them and how to get the rest, and where they came from. Its HTML says
 how many rows the answer has and how many are shown (the view shows at most
-:data:`VIEW_ROWS`; the data itself is all in ``.arrow()`` / ``.df()``), and ends with the
-provenance line.
+:data:`VIEW_ROWS`, and values past ``CELL_CHARS`` cut as the MCP tools cut them; the data
+itself is all in ``.arrow()`` / ``.df()``), and ends with the provenance line.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from agnes_mcp.mcp_server.output_budget import CELL_CHARS, Shortened, shortened
 from agnes_mcp.rails.answer_text import cut_sentence
 from agnes_mcp.rails.results import Answer, Provenance, Truncation
 
@@ -193,10 +194,12 @@ class Result:
         shown = table.slice(0, VIEW_ROWS)
         header = "".join(f"<th>{html.escape(name)}</th>" for name in table.column_names)
         body = []
+        cut_values = False
         for row in shown.to_pylist():
+            texts = [None if value is None else shortened(str(value)) for value in row.values()]
+            cut_values = cut_values or any(isinstance(text, Shortened) for text in texts)
             cells = "".join(
-                f"<td>{'<i>null</i>' if value is None else html.escape(str(value))}</td>"
-                for value in row.values()
+                f"<td>{'<i>null</i>' if text is None else html.escape(text)}</td>" for text in texts
             )
             body.append(f"<tr>{cells}</tr>")
         parts = [f"<div class='agnes-result'><p><strong>{self._counts()}</strong>"]
@@ -204,6 +207,11 @@ class Result:
             parts.append(
                 f" · this view shows the first {VIEW_ROWS} of the {table.num_rows:,} rows "
                 "returned; all of them are in <code>.df()</code> / <code>.arrow()</code>"
+            )
+        if cut_values:
+            parts.append(
+                f" · values longer than {CELL_CHARS} characters are shortened in this view "
+                "(…(+N chars)); <code>.df()</code> / <code>.arrow()</code> hold them whole"
             )
         parts.append("</p>")
         if self.cut:
