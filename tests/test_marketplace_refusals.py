@@ -59,6 +59,16 @@ def _duplicate(repo: UpstreamRepo) -> None:
     repo.write_marketplace([*ENTRIES, {"name": "notes-copy", "source": "./plugins/notes-copy"}])
 
 
+def _nested(repo: UpstreamRepo) -> None:
+    repo.write_plugin("plugins/notes/inner", "inner")
+    repo.write_marketplace([*ENTRIES, {"name": "inner", "source": "./plugins/notes/inner"}])
+
+
+def _root_beside_others(repo: UpstreamRepo) -> None:
+    repo.write_json(".claude-plugin/plugin.json", {"name": "everything"})
+    repo.write_marketplace([*ENTRIES, {"name": "everything", "source": "./"}])
+
+
 def _too_many(repo: UpstreamRepo) -> None:
     repo.write_marketplace([*ENTRIES] * 4)  # 8 entries, the limit here is 6
 
@@ -139,6 +149,8 @@ CASES = [
     Case("plugin over the size limit", _too_big_plugin, ("plugins/notes", "more than")),
     Case("submodule", _submodule, ("plugins/notes/vendor", "submodule")),
     Case("duplicate plugin names", _duplicate, ("'notes'", NOTES_JSON, "plugins/notes-copy")),
+    Case("plugin inside a plugin", _nested, ("'inner'", "plugins/notes/inner", "'notes'")),
+    Case("root plugin beside others", _root_beside_others, ("'everything'", "repository root")),
     Case("too many plugins", _too_many, (MARKETPLACE_JSON, "at most 6")),
 ]
 
@@ -235,3 +247,17 @@ def test_a_tree_entry_git_itself_calls_malformed_is_refused_at_the_fetch(
     assert after.last_sync_outcome == "failed" and after.good_commit == good
     assert "malformed git object" in (after.last_sync_error or ""), after.last_sync_error
     assert snapshot(services, slug) == before
+
+
+def test_a_lone_plugin_at_the_root_is_served(services: Services, tmp_path: Path) -> None:
+    """The usual single-plugin layout (marketplace.json and plugin.json side by side, source
+    './') holds no other plugin's folder: it syncs."""
+    upstream = UpstreamRepo(tmp_path / "upstream")
+    upstream.write_json(".claude-plugin/plugin.json", {"name": "solo"})
+    upstream.write("commands/solo.md", "# solo\n")
+    upstream.write_marketplace([{"name": "solo", "source": "./"}])
+    upstream.commit()
+    services.marketplaces.add("solo", str(upstream.path), added_by="a@example.com", sync=False)
+    synced = services.marketplaces.sync_now("solo")
+    assert synced.last_sync_outcome == "ok", synced.last_sync_error
+    assert [p.name for p in services.marketplaces.plugins("solo")] == ["solo"]

@@ -3,9 +3,10 @@
 Reads ``.claude-plugin/marketplace.json``, then for every plugin it lists: the folder,
 its ``.claude-plugin/plugin.json`` and every file inside it. Regular files are served;
 a symbolic link is served as a copy of the file it points at inside the repository;
-submodules, links leaving the repository or pointing at folders, files over
-``marketplace.max_file_bytes`` and plugins over ``marketplace.max_plugin_bytes`` refuse
-the whole commit, with a message naming the file. Only sizes and the small JSON files
+submodules, links leaving the repository or pointing at folders, a plugin folder inside
+another's (whoever is granted the outer one would get the inner one's files too), files
+over ``marketplace.max_file_bytes`` and plugins over ``marketplace.max_plugin_bytes``
+refuse the whole commit, with a message naming the file. Only sizes and the small JSON files
 are read here; the plugin files are read when they are stored.
 """
 
@@ -75,6 +76,7 @@ def check_repository(repo: RepoReader, limits: MarketplaceSettings) -> CheckedMa
             )
         names[plugin.name] = manifest_path
         plugins.append(plugin)
+    _refuse_nested(plugins)
     return CheckedMarketplace(upstream_name=document.name, plugins=plugins)
 
 
@@ -126,6 +128,23 @@ def _check_plugin(
         entry=entry.extra,
         files=tuple(files),
     )
+
+
+def _refuse_nested(plugins: list[CheckedPlugin]) -> None:
+    """Each plugin's folder apart from the others': a plugin is granted and served by
+    itself, so no folder may hold another plugin's (the root ``./`` holds them all)."""
+    for outer in plugins:
+        for inner in plugins:
+            folder = outer.source_path
+            if inner is outer or not (folder == "" or inner.source_path.startswith(f"{folder}/")):
+                continue
+            raise MarketplaceRepoInvalid(
+                f"Plugin '{inner.name}' ({inner.source_path}) is inside the folder of plugin "
+                f"'{outer.name}' ({folder or 'the repository root'}): whoever is granted "
+                f"'{outer.name}' would get the files of '{inner.name}' too.",
+                hint="Put each plugin in a folder of its own, side by side (e.g. plugins/<name>); "
+                "a plugin at the root (source './') must be the only one.",
+            )
 
 
 def _checked_size(blob: TreeEntry, shown: str, limits: MarketplaceSettings) -> TreeEntry:
