@@ -7,13 +7,14 @@ One implementation for ``/api/admin/server-config`` and the admin app's settings
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ByteSize, Field, ValidationError
 
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.errors import InvalidRequest
+from agnes_mcp.errors import Conflict, InvalidRequest
 from agnes_mcp.query.budget import CAP_KEYS
 from agnes_mcp.query.concurrency import MAX_CONCURRENT_QUERIES
 from agnes_mcp.services import INSTRUCTIONS_KEY
@@ -91,6 +92,25 @@ class ServerConfigInvalid(InvalidRequest):
         self.fields = fields
 
 
+class ServerConfigChanged(Conflict):
+    """A setting changed elsewhere since the caller read it: nothing is written, so one
+    admin's save never silently undoes another's."""
+
+    code = "server_config_changed"
+    default_hint = "Read the settings again to see what is stored now, then make your change."
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        super().__init__(
+            f"Changed elsewhere since you read them: {', '.join(fields)}. Nothing was saved.",
+            details={"fields": fields},
+        )
+        self.fields = fields
+
+
+# One update at a time: the check against what the caller read and the write are one step.
+_UPDATING = threading.Lock()
+
+
 def current_config(services: Services) -> ServerConfig:
     caps = services.query.budget.caps()
     stored = services.server_config.all()
@@ -138,18 +158,48 @@ def parse_caps(values: dict[str, Any]) -> CapsUpdate:
         raise ServerConfigInvalid(fields) from exc
 
 
-def update_config(services: Services, admin: Principal, update: ConfigUpdate) -> ServerConfig:
-    """Apply ``update`` at once (all caps in one transaction), audited with ``admin``."""
+def update_config(
+    services: Services,
+    admin: Principal,
+    update: ConfigUpdate,
+    *,
+    seen: ServerConfig | None = None,
+) -> ServerConfig:
+    """Apply ``update`` at once (all caps in one transaction), audited with ``admin``.
+    With ``seen`` (the config the change was made from), a setting it changes that was
+    changed elsewhere since is not overwritten: :class:`ServerConfigChanged`, nothing
+    written."""
     services.access.require_admin(admin)
     changes = update.scan_caps.model_dump(exclude_unset=True) if update.scan_caps else {}
-    if changes:
-        _write_caps(services, changes, admin.user_id)
-    params: dict[str, object] = {"scan_caps": changes}
-    if update.agent_instructions is not None:
-        services.set_agent_instructions(update.agent_instructions, admin.user_id)
-        params["agent_instructions_chars"] = len(update.agent_instructions)
+    with _UPDATING:
+        if seen is not None:
+            _refuse_changed_since(current_config(services), seen, update, changes)
+        if changes:
+            _write_caps(services, changes, admin.user_id)
+        params: dict[str, object] = {"scan_caps": changes}
+        if update.agent_instructions is not None:
+            services.set_agent_instructions(update.agent_instructions, admin.user_id)
+            params["agent_instructions_chars"] = len(update.agent_instructions)
     services.audit.record(admin, "server_config.update", params=params)
     return current_config(services)
+
+
+def _refuse_changed_since(
+    now: ServerConfig, seen: ServerConfig, update: ConfigUpdate, changes: dict[str, Any]
+) -> None:
+    changed: dict[str, str] = {}
+    for key in changes:
+        if now.overrides.get(key) != seen.overrides.get(key):
+            shown = now.overrides.get(key)
+            changed[key] = f"now {shown}" if shown is not None else "now back to its default"
+    if update.agent_instructions is not None and _custom_text(now) != _custom_text(seen):
+        changed["agent_instructions"] = "the agent rails were edited"
+    if changed:
+        raise ServerConfigChanged(changed)
+
+
+def _custom_text(config: ServerConfig) -> str:
+    return config.agent_instructions if config.agent_instructions_custom else ""
 
 
 def _write_caps(services: Services, changes: dict[str, Any], updated_by: str) -> None:

@@ -17,7 +17,8 @@ from agnes_mcp.auth.principal import Principal
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from agnes_mcp.query.budget import CAP_KEYS
 from agnes_mcp.resource_types import ResourceType
-from agnes_mcp.services import Services
+from agnes_mcp.server_config_admin import ConfigUpdate, update_config
+from agnes_mcp.services import INSTRUCTIONS_KEY, Services
 from agnes_mcp.store.users import User
 from tests.conftest import add_user, register, token_for
 
@@ -163,3 +164,51 @@ def test_a_demoted_admin_changes_nothing(world: World) -> None:
     page.save_caps()
     assert page.message.alert_type == "danger"
     assert services.server_config.all() == {}
+
+
+def test_two_admins_a_save_never_undoes_a_change_made_elsewhere(world: World) -> None:
+    """A page opened before another admin (or the API) changed a setting does not put its
+    old view back: the save is refused beside the field, the other's value stays, the text
+    typed stays in the page, and saving again is a deliberate replace."""
+    services = world.services
+    other = services.tokens.authenticate(
+        token_for(services, add_user(services, groups=(ADMIN_GROUP_ID,)), admin=True),
+        record_use=False,
+    )
+    services.server_config.set(INSTRUCTIONS_KEY, "# Rails v1", updated_by="x")
+    page = SettingsPage(world.ctx)
+    update_config(
+        services,
+        other,
+        ConfigUpdate.model_validate(
+            {"agent_instructions": "# Rails v2\nA new rule.", "scan_caps": {"max_result_rows": 500}}
+        ),
+    )
+    page.rails.value = "# Rails v1\nMy addition."
+    page.save_rails()
+    assert page.rails_error.visible and "changed elsewhere" in page.rails_error.object
+    assert services.agent_instructions() == "# Rails v2\nA new rule."
+    assert page.rails.value == "# Rails v1\nMy addition."
+    page.fields["max_result_rows"].input.value = "7"
+    page.fields["concurrent_queries"].input.value = "3"
+    page.save_caps()
+    assert page.message.alert_type == "danger"
+    assert page.fields["max_result_rows"].error.visible
+    assert "now 500" in page.fields["max_result_rows"].error.object
+    caps = services.query.budget.caps()
+    assert (caps.max_result_rows, caps.concurrent_queries) == (500, 20)  # nothing half-saved
+    page.save_rails()  # again: the admin has been told, and means it
+    page.save_caps()
+    assert services.agent_instructions() == "# Rails v1\nMy addition."
+    assert services.query.budget.caps().max_result_rows == 7
+
+
+def test_an_untouched_setting_changed_elsewhere_is_kept(world: World) -> None:
+    services = world.services
+    page = SettingsPage(world.ctx)
+    services.server_config.set("scan_caps.concurrent_queries", 4, updated_by="x")
+    page.fields["max_result_rows"].input.value = "9"
+    page.save_caps()
+    assert page.message.alert_type == "success", page.message.object
+    caps = services.query.budget.caps()
+    assert (caps.max_result_rows, caps.concurrent_queries) == (9, 4)

@@ -15,6 +15,8 @@ from agnes_mcp.server_config_admin import (
     INSTRUCTIONS_MAX_CHARS,
     CapSetting,
     ConfigUpdate,
+    ServerConfig,
+    ServerConfigChanged,
     ServerConfigInvalid,
     cap_settings,
     current_config,
@@ -87,6 +89,10 @@ class SettingsPage:
         self.ctx = ctx
         self.message = pn.pane.Alert("", alert_type="success", visible=False)
         self.fields = {s.key: CapField(s) for s in cap_settings(ctx.services)}
+        # What each save starts from: a setting changed elsewhere since (another admin, the
+        # API) is not overwritten by a save from a page that never showed the change.
+        self.caps_seen: ServerConfig = current_config(ctx.services)
+        self.rails_seen: ServerConfig = self.caps_seen
         self.save_button = pn.widgets.Button(label="Save limits", color="primary")
         self.save_button.on_click(lambda _: self.save_caps())
         self.rails = pn.widgets.TextAreaInput(
@@ -138,7 +144,22 @@ class SettingsPage:
             return
         try:
             caps = parse_caps(changes)
-            update_config(self.ctx.services, self.ctx.actor(), ConfigUpdate(scan_caps=caps))
+            update_config(
+                self.ctx.services,
+                self.ctx.actor(),
+                ConfigUpdate(scan_caps=caps),
+                seen=self.caps_seen,
+            )
+        except ServerConfigChanged as exc:
+            for key, now in exc.fields.items():
+                if key in self.fields:
+                    self.fields[key].show_error(
+                        f"Changed elsewhere since this page loaded ({now}). Save again to "
+                        "replace it with your value."
+                    )
+            self.caps_seen = current_config(self.ctx.services)  # a second save is meant
+            self._say("Some limits were changed elsewhere; nothing was saved.", "danger")
+            return
         except ServerConfigInvalid as exc:
             for key, message in exc.fields.items():
                 if key in self.fields:
@@ -152,6 +173,7 @@ class SettingsPage:
         self._say(f"Saved: {', '.join(sorted(changes))}. In force now.")
 
     def _reload_caps(self) -> None:
+        self.caps_seen = current_config(self.ctx.services)
         for setting in cap_settings(self.ctx.services):
             self.fields[setting.key].load(setting)
 
@@ -159,6 +181,7 @@ class SettingsPage:
 
     def _load_rails(self) -> None:
         config = current_config(self.ctx.services)
+        self.rails_seen = config
         self.rails.value = config.agent_instructions
         self.rails_state.object = (
             "Custom text (set by an admin)."
@@ -181,7 +204,16 @@ class SettingsPage:
             self.rails_error.visible = True
             return
         try:
-            update_config(self.ctx.services, self.ctx.actor(), update)
+            update_config(self.ctx.services, self.ctx.actor(), update, seen=self.rails_seen)
+        except ServerConfigChanged:
+            self.rails_seen = current_config(self.ctx.services)  # a second save is meant
+            self.rails_error.object = (
+                "The agent rails were changed elsewhere since this page loaded; nothing was "
+                "saved. Your text is still here: save again to replace the stored text with "
+                "it, or reload the page to see the stored text."
+            )
+            self.rails_error.visible = True
+            return
         except AgnesError as exc:
             self._say(f"{exc.message} Nothing was saved.", "danger")
             return
