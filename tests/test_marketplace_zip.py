@@ -353,3 +353,29 @@ def test_a_feed_whose_plugin_a_sync_replaced_is_refused_as_changed(tmp_path: Pat
             assert archive.read("plugins/tools-sql-review/a.md") == b"new"
     finally:
         services.close()
+
+
+def test_no_two_plugins_share_a_folder_or_a_name(feeds: Feeds) -> None:
+    """'<slug>-<name>' alone is ambiguous ('a' + 'b-c' and 'a-b' + 'c'; a clash-renamed
+    'a-b-c' and a plugin named 'a-b-c'): every plugin still gets a folder and a name of
+    its own, holding its own files only."""
+    services = feeds.live.services
+    for slug, name in (("a", "b-c"), ("a-b", "c"), ("q", "b-c"), ("z", "a-b-c")):
+        publish(services, slug, [PluginSpec(name, {f"commands/{slug}.md": slug.encode()})])
+    group = services.groups.add("Look-alikes").id
+    for grant_id in ("a/b-c", "a-b/c", "q/b-c", "z/a-b-c"):
+        grant(services, group, grant_id)
+    token = token_for(services, add_user(services, (group,)))
+    archive = feeds.get("/marketplace.zip", token).content
+    names = [i.filename for i in zipfile.ZipFile(io.BytesIO(archive)).infolist()]
+    assert len(names) == len(set(names))  # no member twice
+    entries = json.loads(read_member(archive, ".claude-plugin/marketplace.json"))["plugins"]
+    assert len({e["name"] for e in entries}) == len({e["source"] for e in entries}) == 4
+    info = feeds.get("/api/marketplace/info", token).json()["plugins"]
+    for plugin in info:
+        folder = plugin["source"].removeprefix("./")
+        held = sorted(n.removeprefix(folder + "/") for n in names if n.startswith(folder + "/"))
+        slug = plugin["marketplace"]
+        assert held == [".claude-plugin/plugin.json", f"commands/{slug}.md"], (plugin, held)
+        manifest = json.loads(read_member(archive, f"{folder}/.claude-plugin/plugin.json"))
+        assert manifest["name"] == plugin["plugin"]

@@ -39,11 +39,7 @@ _FROM_MANIFEST = (
 class FeedEntry:
     plugin: MarketplacePlugin
     shown_name: str  # the name Claude Code shows (plugin.json's, '<slug>-<name>' on a clash)
-
-    @property
-    def folder(self) -> str:
-        """Where the plugin's files sit in the served tree, e.g. ``plugins/tools-sql-review``."""
-        return f"{PLUGINS_FOLDER}/{self.plugin.marketplace}-{self.plugin.name}"
+    folder: str  # where its files sit in the served tree, e.g. ``plugins/tools-sql-review``
 
     def marketplace_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -83,8 +79,13 @@ def build_feed(settings: AgnesSettings, plugins: Iterable[MarketplacePlugin]) ->
     """The feed of these plugins (already filtered to what the caller was granted)."""
     ordered = sorted(plugins, key=lambda p: (p.marketplace, p.name))
     clashes = Counter(p.manifest.get("name", p.name) for p in ordered)
+    # '<slug>-<name>' is not unique by itself ('a' + 'b-c' and 'a-b' + 'c' both read
+    # 'a-b-c'): a name or folder met twice is made unique, so no two plugins share one.
+    shown = unique([_shown_name(p, clashes[p.manifest.get("name", p.name)] > 1) for p in ordered])
+    folders = unique([f"{p.marketplace}-{p.name}" for p in ordered])
     entries = tuple(
-        FeedEntry(p, _shown_name(p, clashes[p.manifest.get("name", p.name)] > 1)) for p in ordered
+        FeedEntry(p, name, f"{PLUGINS_FOLDER}/{folder}")
+        for p, name, folder in zip(ordered, shown, folders, strict=True)
     )
     marketplace = settings.marketplace
     key_material = {
@@ -105,6 +106,20 @@ def build_feed(settings: AgnesSettings, plugins: Iterable[MarketplacePlugin]) ->
         entries=entries,
         key=digest[:32],
     )
+
+
+def unique(names: list[str]) -> list[str]:
+    """``names`` in order, each repeat given the first free ``<name>-2``, ``<name>-3``, ...
+    (never a name another entry has itself)."""
+    wanted, taken = set(names), set()
+    out: list[str] = []
+    for name in names:
+        candidate, number = name, 2
+        while candidate in taken or (candidate != name and candidate in wanted):
+            candidate, number = f"{name}-{number}", number + 1
+        taken.add(candidate)
+        out.append(candidate)
+    return out
 
 
 def _shown_name(plugin: MarketplacePlugin, clashes: bool) -> str:
