@@ -359,6 +359,21 @@ def test_the_grant_is_of_what_the_box_shows(services: Services, page: AccessPage
     assert services.grants.all() == []
 
 
+def test_a_pick_after_typing_grants_the_picked_option(services: Services, page: AccessPage) -> None:
+    """Typing 'ord' and picking 'orders' from the list (what the browser sends: the typed
+    letters as value_input, then the pick as value) granted 'ord', refused as no table."""
+    group = services.groups.add("Pickers")
+    services.registry.add(TableSpec(id="orders", source_type="files", source_table="orders.csv"))
+    page.refresh()
+    page.grant_group.value = group.id
+    page.grant_type.value = ResourceType.TABLE.value
+    page.grant_resource.value_input = "ord"  # typed ...
+    page.grant_resource.value = "orders"  # ... then picked
+    click(page.add_grant_button)
+    assert not page.grant_form.errors["resource_id"].visible
+    assert [g.resource_id for g in services.grants.all()] == ["orders"]
+
+
 def test_each_confirmation_is_asked_on_the_tab_of_its_button(
     services: Services, page: AccessPage
 ) -> None:

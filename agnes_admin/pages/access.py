@@ -49,9 +49,19 @@ def table(columns: list[str], **options: Any) -> pn.widgets.Tabulator:
     return pn.widgets.Tabulator(pd.DataFrame(columns=columns), **settings)
 
 
+def choice_box(**options: Any) -> pn.widgets.AutocompleteInput:
+    """An autocomplete box whose :func:`shown_choice` is what it shows. Bokeh updates
+    ``value_input`` only on typing: picking an option sets ``value`` and leaves
+    ``value_input`` at the letters typed before the pick, so it is brought level here."""
+    box = pn.widgets.AutocompleteInput(**options)
+    box.param.watch(lambda event: setattr(box, "value_input", event.new or ""), "value")
+    return box
+
+
 def shown_choice(box: pn.widgets.AutocompleteInput) -> str:
-    """What the box shows: the text typed in it when that differs from the option picked
-    last (a box retyped after a pick granted the picked option, not the shown text)."""
+    """What a :func:`choice_box` shows: the text typed in it since the option picked last
+    (a box retyped after a pick granted the picked option, not the shown text), else that
+    option."""
     typed = (box.value_input or "").strip()
     return typed if typed and typed != box.value else str(box.value or "")
 
@@ -198,7 +208,7 @@ class AccessPage:
         self.grant_type = pn.widgets.Select(
             label="Resource type", options={s.label: s.type.value for s in all_specs()}
         )
-        self.grant_resource = pn.widgets.AutocompleteInput(
+        self.grant_resource = choice_box(
             label="Resource", min_characters=0, case_sensitive=False, search_strategy="includes"
         )
         self.add_grant_button = pn.widgets.Button(label="Grant", color="primary")
