@@ -203,6 +203,8 @@ def test_no_token_gets_a_basic_challenge_and_git_fails_cleanly(
     wrong = git("clone", repos.url, str(tmp_path / "wrong"), token="agnes_0000000000_" + "0" * 43)
     assert wrong.returncode != 0
     assert "Authentication failed" in wrong.stderr
+    assert "remote: hint: Send a personal access token" in wrong.stderr  # where it goes
+    assert "Authorization: Bearer <token>'; create" not in wrong.stderr  # not the API's
     assert not (tmp_path / "anon").exists() and not (tmp_path / "wrong").exists()
 
 

@@ -68,8 +68,10 @@ def feed_principal(request: Request, services: Services) -> Principal:
 
 
 def refusal(exc: AuthenticationError) -> JSONResponse:
-    """The 401 in the API's error shape, with the challenges git and other clients need."""
-    if exc.hint is None:
+    """The 401 in the API's error shape, with the challenges git and other clients need.
+    The generic hint (send a Bearer header) is the feed's own, which tells a git user
+    where the token goes; a specific one (revoked, expired, ...) stays."""
+    if exc.hint in (None, AuthenticationError.default_hint):
         exc.hint = HINT
     response = error_response(exc)
     bearer = f'Bearer realm="{REALM}"'
