@@ -6,10 +6,14 @@ see a plugin seeded through the store)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bokeh.document import Document
+from panel.io.state import set_curdoc
 from panel.models.tabulator import CellClickEvent
 
 from agnes_admin.context import PageContext
@@ -21,7 +25,7 @@ from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.audit import AuditRow
 from agnes_mcp.store.users import User
 from tests.conftest import add_user, make_settings
-from tests.git_upstream import UpstreamRepo, sample_marketplace
+from tests.git_upstream import UpstreamRepo, sample_marketplace, serving
 from tests.test_api_marketplaces import seed_plugins
 
 
@@ -200,3 +204,45 @@ def test_a_signed_out_admin_changes_nothing(
     assert [m.slug for m in services.marketplaces.all()] == ["team"]
     assert services.marketplaces.get("team").last_sync_at is None
     assert audit(services, "marketplace.add") == audit(services, "marketplace.sync") == []
+
+
+def test_a_sync_click_never_holds_a_page_thread_while_the_fetch_runs(
+    services: Services, page: MarketplacesPage, tmp_path: Path
+) -> None:
+    """A Sync click waited on the page thread for the whole fetch (up to
+    git_timeout_seconds on a slow host): four such clicks froze every admin's pages. The
+    click now returns at once; the outcome is shown on the page's next tick once the sync
+    is done."""
+    upstream = UpstreamRepo(tmp_path / "served" / "plugins")
+    commit = sample_marketplace(upstream)
+    with serving(upstream.path.parent) as server:
+        services.marketplaces.add("slow", server.url("plugins"), added_by="test", sync=False)
+        page.refresh()
+        server.gate.clear()  # the fetch waits at the server
+        doc = Document()
+        clicked = threading.Thread(target=lambda: _sync_in(doc, page, "slow"), daemon=True)
+        clicked.start()
+        clicked.join(10)
+        returned = not clicked.is_alive()
+        assert server.at_gate.wait(30)
+        server.gate.set()
+        assert returned, "the click waited for the fetch"
+        assert "Syncing slow" in str(page.actions.message.object)
+        future = services.marketplaces.future("slow")
+        if future is not None:
+            future.result(timeout=60)
+        for _ in range(100):  # the outcome arrives as a next-tick callback of the page
+            callbacks = list(doc.session_callbacks)
+            if callbacks:
+                break
+            time.sleep(0.05)
+        for callback in callbacks:
+            doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
+            callback.callback()
+    assert f"'slow' synced: {commit[:12]}" in str(page.actions.message.object)
+    assert rows(page)["slow"]["outcome"] == "ok"
+
+
+def _sync_in(doc: Document, page: MarketplacesPage, slug: str) -> None:
+    with set_curdoc(doc):
+        page.sync(slug)

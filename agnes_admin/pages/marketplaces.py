@@ -11,17 +11,18 @@ loop) and then shows how it went. A read token is never typed here: the form tak
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import panel as pn
 
+from agnes_admin.background import in_background
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, table
-from agnes_mcp.auth.principal import Principal
 from agnes_mcp.marketplace_admin import MarketplaceAdmin, MarketplaceCreate, MarketplaceView
 from agnes_sync.errors import AgnesError
 
@@ -145,19 +146,26 @@ class MarketplacesPage:
     # --- changes ------------------------------------------------------------------------
 
     def sync(self, slug: str | None) -> None:
-        """Queue a sync of ``slug`` (or all), wait for it off the event loop, show how it
-        went."""
-
-        def run(actor: Principal) -> list[MarketplaceView]:
-            queued = self.admin.sync(actor, slug).queued
-            return self.admin.wait(queued)
-
-        done = self.actions.run(run)
+        """Queue a sync of ``slug`` (or all); its outcome shows when it is done (waited for
+        in the background: never on the page threads every admin shares)."""
+        queued = self.actions.run(lambda actor: self.admin.sync(actor, slug).queued)
         self.refresh()
-        if done is None:
+        if queued is None:
             return
-        if not done:
+        if not queued:
             self.actions.say("No marketplaces are registered.", "info")
+            return
+        self.actions.say(
+            f"Syncing {', '.join(queued)}; the outcome shows here when it is done.", "info"
+        )
+        in_background(lambda: self.admin.wait(queued), self._synced)
+
+    def _synced(self, finished: Future[list[MarketplaceView]]) -> None:
+        self.refresh()
+        try:
+            done = finished.result()
+        except AgnesError as exc:
+            self.actions.show_error(exc)
             return
         failed = any(m.last_sync_outcome != "ok" for m in done)
         self.actions.say(" ".join(_outcome(m) for m in done), "danger" if failed else "success")

@@ -12,6 +12,7 @@ without a change to this page.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import suppress
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ import pandas as pd
 import panel as pn
 from pydantic import BaseModel
 
+from agnes_admin.background import in_background
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
 from agnes_admin.pages import Page, register
@@ -26,6 +28,7 @@ from agnes_admin.sync_timeline import history_figure
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.errors import AuthenticationError, PermissionDenied, TableNotRegistered
 from agnes_mcp.registry_admin import NEVER_SYNCED, Registered, RegistryAdmin, RegistryEntry
+from agnes_mcp.sync_service import SyncResult
 from agnes_sync.connector import NoOptions
 from agnes_sync.errors import AgnesError
 from agnes_sync.table_spec import QueryMode, TableSpec
@@ -236,14 +239,31 @@ class TablesPage:
         if table_id is None:
             return
 
-        def run(actor: Principal) -> str:
-            result = self.admin.trigger(actor, table_id, wait=True).results[0]
-            if result.status == "ok":
-                return f"Synced '{table_id}': {result.rows} rows in {result.seconds:.2f} s."
-            error = result.error or {}
-            raise _Reported(f"The sync of '{table_id}' failed: {error.get('message', '')}")
+        acting: list[Principal] = []
 
-        self._act(run)
+        def start(actor: Principal) -> str:
+            acting.append(actor)
+            return f"Syncing '{table_id}'; the outcome shows here when it is done."
+
+        if self._act(start):
+            in_background(
+                lambda: self.admin.trigger(acting[0], table_id, wait=True).results[0],
+                lambda finished: self._synced(table_id, finished),
+            )
+
+    def _synced(self, table_id: str, finished: Future[SyncResult]) -> None:
+        """How the sync went (run off the page threads every admin shares)."""
+        try:
+            result = finished.result()
+        except AgnesError as exc:
+            self._say(f"The sync of '{table_id}' was not run: {_text(exc)}", "danger")
+            return
+        if result.status == "ok":
+            said = f"Synced '{table_id}': {result.rows} rows in {result.seconds:.2f} s."
+            self._say(said, "success")
+        else:
+            error = result.error or {}
+            self._say(f"The sync of '{table_id}' failed: {error.get('message', '')}", "danger")
         self.refresh()
 
     def _ask_unregister(self) -> None:
@@ -364,9 +384,6 @@ class TablesPage:
             return False
         try:
             said = action(actor)
-        except _Reported as exc:
-            self._say(str(exc), "danger")
-            return False
         except AgnesError as exc:
             self._say(f"Nothing was changed: {_text(exc)}", "danger")
             if form is not None and spec is not None:
@@ -472,10 +489,6 @@ class RegisterTab:
 
         if self.page._act(run, form=form, options=options, spec=spec) and not dry_run:
             self.page.refresh()
-
-
-class _Reported(Exception):
-    """An outcome to show as a failure (the change itself was done and audited)."""
 
 
 def _validated(
