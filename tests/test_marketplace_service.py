@@ -3,6 +3,8 @@ the collection of plugin folders nothing serves any more."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +174,24 @@ def test_an_url_refused_by_the_settings_is_refused_at_add_and_at_every_sync(
         assert [m.slug for m in strict.marketplaces.all()] == ["team"]
     finally:
         strict.close()
+
+
+def test_stopping_the_service_ends_a_fetch_waiting_on_a_slow_host(
+    services: Services, server: GitHttpServer
+) -> None:
+    """Stopping the server waited for a fetch hanging on its host, up to
+    marketplace.git_timeout_seconds (5 minutes by default): Ctrl-C or a service manager's
+    stop hung that long. Stopping now kills the fetch; the sync records a failure."""
+    marketplaces = services.marketplaces
+    server.gate.clear()  # the fetch waits at the server
+    marketplaces.add("team", server.url("plugins"), added_by=ADMIN)
+    future = marketplaces.future("team")
+    assert future is not None and server.at_gate.wait(30)
+    stopping = threading.Thread(target=marketplaces.stop, daemon=True)
+    started = time.monotonic()
+    stopping.start()
+    stopping.join(20)
+    stopped_in = time.monotonic() - started
+    server.gate.set()
+    assert not stopping.is_alive() and stopped_in < 20, "stop waited for the fetch"
+    assert future.result(timeout=10).last_sync_outcome == "failed"

@@ -14,7 +14,8 @@ import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from agnes_mcp.errors import MarketplaceFetchFailed
@@ -65,6 +66,38 @@ def git_env(
     return env
 
 
+class GitProcesses:
+    """The git processes one owner started, stopped together when it stops: a server
+    shutting down kills a fetch waiting on a slow host instead of waiting for it (up to
+    ``marketplace.git_timeout_seconds``), and starts no other."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: set[subprocess.Popen[bytes]] = set()
+        self._stopped = False
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            running = list(self._running)
+        for process in running:
+            _kill_group(process)
+
+    @contextlib.contextmanager
+    def held(self, process: subprocess.Popen[bytes]) -> Iterator[None]:
+        with self._lock:
+            stopped = self._stopped
+            if not stopped:
+                self._running.add(process)
+        if stopped:
+            _kill_group(process)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running.discard(process)
+
+
 def run_git(
     args: Sequence[str],
     *,
@@ -72,22 +105,27 @@ def run_git(
     env: Mapping[str, str] | None = None,
     input_bytes: bytes | None = None,
     timeout: float = 300.0,
+    processes: GitProcesses | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``git ARGS`` and return the finished process (the caller checks the code).
 
     git runs in a process group of its own, and on a timeout the whole group is killed:
     ``git fetch`` works through children (``git-remote-https``) that would otherwise keep
-    a stalled connection open after git itself was stopped."""
+    a stalled connection open after git itself was stopped. With ``processes``, it is
+    killed too when they are stopped."""
     command = [git_binary(), *args]
-    with subprocess.Popen(  # noqa: S603 - a fixed binary and argument list, no shell
-        command,
-        cwd=cwd,
-        env=dict(env) if env is not None else git_env(),
-        stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    ) as process:
+    with (
+        subprocess.Popen(  # noqa: S603 - a fixed binary and argument list, no shell
+            command,
+            cwd=cwd,
+            env=dict(env) if env is not None else git_env(),
+            stdin=subprocess.PIPE if input_bytes is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        ) as process,
+        processes.held(process) if processes is not None else contextlib.nullcontext(),
+    ):
         try:
             stdout, stderr = process.communicate(input_bytes, timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -23,6 +23,7 @@ from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.background_loop import BackgroundLoop
 from agnes_mcp.errors import InvalidRequest, MarketplaceRepoInvalid
 from agnes_mcp.marketplace.feed import Feed, build_feed
+from agnes_mcp.marketplace.git_command import GitProcesses
 from agnes_mcp.marketplace.layout import MarketplaceLayout
 from agnes_mcp.marketplace.sync import sync_marketplace
 from agnes_mcp.marketplace.url_policy import check_source_url
@@ -74,6 +75,7 @@ class MarketplaceService:
         self._futures: dict[str, Future[Marketplace]] = {}
         self._running: set[str] = set()
         self._executor: ThreadPoolExecutor | None = None
+        self._git = GitProcesses()  # the syncs' fetches, killed when the service stops
         self._stop = threading.Event()
         self._loop = BackgroundLoop("agnes-marketplace-sync", self._tick, self._stop, logger=logger)
         self._feeds: GenerationCache[frozenset[str], Feed] = GenerationCache(store, 256)
@@ -187,7 +189,7 @@ class MarketplaceService:
             with self._lock:
                 self._running.add(slug)
             try:
-                synced = sync_marketplace(self.settings, self.layout, marketplace)
+                synced = sync_marketplace(self.settings, self.layout, marketplace, self._git)
             except AgnesError as exc:
                 message = exc.message + (f" {exc.hint}" if exc.hint else "")
                 logger.warning("marketplace %s: sync failed: %s", slug, exc.message)
@@ -288,6 +290,7 @@ class MarketplaceService:
 
     def stop(self) -> None:
         self._loop.stop()
+        self._git.stop()  # a fetch waiting on a slow host ends now, not at its timeout
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:

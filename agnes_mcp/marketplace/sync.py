@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agnes_mcp.errors import MarketplaceRepoInvalid
+from agnes_mcp.marketplace.git_command import GitProcesses
 from agnes_mcp.marketplace.layout import MarketplaceLayout
 from agnes_mcp.marketplace.plugin_store import StoredFile, store_plugin
 from agnes_mcp.marketplace.repo_check import CheckedPlugin, PluginFile, check_repository
@@ -34,13 +35,16 @@ class SyncedMarketplace:
 
 
 def sync_marketplace(
-    settings: AgnesSettings, layout: MarketplaceLayout, marketplace: Marketplace
+    settings: AgnesSettings,
+    layout: MarketplaceLayout,
+    marketplace: Marketplace,
+    processes: GitProcesses | None = None,
 ) -> SyncedMarketplace:
     """Fetch ``marketplace`` and check it; raise an :class:`AgnesError` naming what is wrong
     (MarketplaceFetchFailed, MarketplaceRepoInvalid, MarketplaceUrlRefused). Nothing served
     changes unless it returns. A refused commit is on the error as ``commit``."""
     mirror = layout.mirror(marketplace.slug)
-    fetch_upstream(settings, mirror, marketplace)
+    fetch_upstream(settings, mirror, marketplace, processes)
     commit = resolve_ref(mirror, marketplace.ref)
     try:
         with RepoReader.open(mirror, commit) as repo:

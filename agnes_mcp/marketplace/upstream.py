@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from agnes_mcp.errors import MarketplaceFetchFailed, MarketplaceRepoInvalid
-from agnes_mcp.marketplace.git_command import git_env, run_git
+from agnes_mcp.marketplace.git_command import GitProcesses, git_env, run_git
 from agnes_mcp.marketplace.url_policy import check_source_url
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.marketplaces import Marketplace
@@ -47,9 +47,14 @@ class Credentials:
     secret: str  # scrubbed from every message
 
 
-def fetch_upstream(settings: AgnesSettings, mirror: Path, marketplace: Marketplace) -> None:
+def fetch_upstream(
+    settings: AgnesSettings,
+    mirror: Path,
+    marketplace: Marketplace,
+    processes: GitProcesses | None = None,
+) -> None:
     """Fetch every branch and tag of the marketplace's URL into ``mirror`` (and HEAD, the
-    default branch, when no ref is pinned)."""
+    default branch, when no ref is pinned); the fetch is one of ``processes``."""
     allow_local = settings.marketplace.allow_local
     url = check_source_url(marketplace.url, allow_local=allow_local)
     credentials = _credentials(marketplace, url)
@@ -71,7 +76,7 @@ def fetch_upstream(settings: AgnesSettings, mirror: Path, marketplace: Marketpla
         args.append(f"+HEAD:{_HEAD}")
     timeout = settings.marketplace.git_timeout_seconds
     try:
-        done = run_git(args, env=env, timeout=timeout)
+        done = run_git(args, env=env, timeout=timeout, processes=processes)
     except subprocess.TimeoutExpired:
         raise MarketplaceFetchFailed(
             f"Fetching {url} took longer than {timeout:g} seconds and was stopped.",
