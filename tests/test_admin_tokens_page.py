@@ -259,3 +259,27 @@ def test_an_action_is_audited_with_the_pages_client_address(
     click(page.create_button)
     (row,) = audit(services, "token.create")
     assert row.client_ip == "198.51.100.7"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "https://evil.example/login",
+        "//evil.example/login",
+        "javascript:alert(1)",
+        "HTTPS://evil.example",
+        "mailto:x@evil.example",
+    ],
+)
+def test_markdown_links_off_the_server_are_shown_as_text(target: str) -> None:
+    """A plugin name in an upstream marketplace.json reached a sync error on the
+    Marketplaces page as '[Session expired - sign in again](https://...)': a link off the
+    server in the admin's page. Links and images stay on this server; others are text."""
+    import panel as pn
+
+    text = f"[Sign in again]({target}) ![logo]({target}) <{target}> [Access](/admin/access)"
+    for cls in (pn.pane.Markdown, pn.pane.Alert):
+        pane = cls(text)
+        rendered = pane._transform_object(pane.object)["object"]
+        assert "&lt;a href=&quot;/admin/access&quot;&gt;Access&lt;/a&gt;" in rendered
+        assert rendered.count("&lt;a href") == 1 and "&lt;img" not in rendered, rendered
