@@ -313,6 +313,12 @@ class MarketplaceUrlRefused(InvalidRequest):
     code = "marketplace_url_refused"
 
 
+class MarketplaceTokenEnvRefused(InvalidRequest):
+    """A read-token variable the operator has not listed in ``marketplace.token_envs``."""
+
+    code = "marketplace_token_env_refused"
+
+
 class MarketplaceRepoInvalid(InvalidRequest):
     """The repository breaks the marketplace format or a safety rule; names the file."""
 

@@ -266,6 +266,11 @@ class MarketplaceSettings(BaseModel):
     max_plugins: int = Field(
         default=500, ge=1, le=10_000, description="Most plugins one marketplace may list."
     )
+    token_envs: list[str] = Field(
+        default_factory=list,
+        description="The server environment variables a marketplace may name as its read "
+        "token (--token-env); no other is ever sent to a repository host.",
+    )
     git_timeout_seconds: float = Field(
         default=300.0,
         gt=0,

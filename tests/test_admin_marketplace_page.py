@@ -32,7 +32,9 @@ from tests.test_api_marketplaces import seed_plugins
 @pytest.fixture
 def settings(tmp_path: Path) -> AgnesSettings:
     return make_settings(
-        tmp_path / "data", write_behind_seconds=0.05, marketplace={"allow_local": True}
+        tmp_path / "data",
+        write_behind_seconds=0.05,
+        marketplace={"allow_local": True, "token_envs": ["NOT_SET_HERE"]},
     )
 
 

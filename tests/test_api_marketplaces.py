@@ -27,7 +27,9 @@ _names = itertools.count()
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A server that accepts local repositories (marketplace.allow_local)."""
     data = tmp_path_factory.mktemp("marketplaces-api") / "data"
-    with running_server(data, marketplace={"allow_local": True}) as live:
+    with running_server(
+        data, marketplace={"allow_local": True, "token_envs": ["PLUGINS_READ_TOKEN"]}
+    ) as live:
         yield live
 
 

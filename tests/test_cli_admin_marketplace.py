@@ -24,7 +24,9 @@ _names = itertools.count()
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("marketplaces-cli") / "data"
-    with running_server(data, marketplace={"allow_local": True}) as live:
+    with running_server(
+        data, marketplace={"allow_local": True, "token_envs": ["NOT_SET_ANYWHERE"]}
+    ) as live:
         yield live
 
 

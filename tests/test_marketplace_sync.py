@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from agnes_mcp.errors import MarketplaceTokenEnvRefused
 from agnes_mcp.services import Services
 from agnes_mcp.settings import load_settings
 from agnes_mcp.store.marketplaces import Marketplace
@@ -24,7 +25,7 @@ def open_services(data_dir: Path, **marketplace: object) -> Services:
         data_dir=data_dir,
         write_behind_seconds=0.05,
         scheduler_enabled=False,
-        marketplace={"allow_local": True, **marketplace},
+        marketplace={"allow_local": True, "token_envs": ["PLUGINS_READ_TOKEN"], **marketplace},
     )
     return Services.open(settings)
 
@@ -412,3 +413,40 @@ def test_a_redirect_is_not_followed_so_it_cannot_lead_past_the_url_rules(
     assert public.requests == 0  # git never went where the redirect pointed
     assert failed.last_sync_outcome == "failed" and failed.good_commit is None
     assert "redirect" in (failed.last_sync_error or "")
+
+
+def test_only_variables_the_operator_listed_are_ever_sent(
+    tmp_path: Path, private: GitHttpServer, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An admin named any server variable as a marketplace's token (the OIDC client
+    secret, a warehouse token) and git sent its value to the host the admin chose. Only
+    the variables in marketplace.token_envs are taken: at registration, and at every
+    fetch (a registration older than the list)."""
+    monkeypatch.setenv("AGNES_OIDC_CLIENT_SECRET", token)  # what an admin should not get
+    services = open_services(tmp_path / "data")
+    try:
+        with pytest.raises(MarketplaceTokenEnvRefused) as refused:
+            services.marketplaces.add(
+                "steal",
+                private.url("plugins"),
+                added_by="admin@example.com",
+                token_env="AGNES_OIDC_CLIENT_SECRET",
+            )
+        assert "marketplace.token_envs" in refused.value.message
+        assert refused.value.details["fields"][0]["field"] == "token_env"
+        assert token not in refused.value.message + str(refused.value.hint)
+        services.marketplace_store.add(  # registered when the list still held it
+            "old",
+            "Old",
+            private.url("plugins"),
+            ref=None,
+            token_env="AGNES_OIDC_CLIENT_SECRET",
+            username=None,
+            added_by="admin@example.com",
+        )
+        failed = services.marketplaces.sync_now("old")
+    finally:
+        services.close()
+    assert failed.last_sync_outcome == "failed"
+    assert "marketplace.token_envs" in (failed.last_sync_error or "")
+    assert private.authorized_users == []  # nothing was sent

@@ -26,6 +26,7 @@ from agnes_mcp.marketplace.feed import Feed, build_feed
 from agnes_mcp.marketplace.git_command import GitProcesses
 from agnes_mcp.marketplace.layout import MarketplaceLayout
 from agnes_mcp.marketplace.sync import sync_marketplace
+from agnes_mcp.marketplace.token_policy import check_token_env
 from agnes_mcp.marketplace.url_policy import check_source_url
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.settings import AgnesSettings
@@ -121,6 +122,8 @@ class MarketplaceService:
                 hint="Give the NAME of the variable holding the read token (upper case, e.g. "
                 "PLUGINS_READ_TOKEN), never the token itself.",
             )
+        if token_env is not None:
+            check_token_env(token_env, self.settings.marketplace)
         username = (username or "").strip() or None
         if username is not None and not USERNAME.match(username):
             raise InvalidRequest(f"'{username}' is not a user name git can send.")

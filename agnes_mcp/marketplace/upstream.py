@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from agnes_mcp.errors import MarketplaceFetchFailed, MarketplaceRepoInvalid
 from agnes_mcp.marketplace.git_command import GitProcesses, git_env, run_git
+from agnes_mcp.marketplace.token_policy import check_token_env
 from agnes_mcp.marketplace.url_policy import check_source_url
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.marketplaces import Marketplace
@@ -57,7 +58,7 @@ def fetch_upstream(
     default branch, when no ref is pinned); the fetch is one of ``processes``."""
     allow_local = settings.marketplace.allow_local
     url = check_source_url(marketplace.url, allow_local=allow_local)
-    credentials = _credentials(marketplace, url)
+    credentials = _credentials(marketplace, url, settings)
     ensure_mirror(mirror)
     protocols = ("https", "http", "file") if allow_local else ("https",)
     config = {
@@ -141,10 +142,14 @@ def _commit_of(mirror: Path, name: str) -> str | None:
     return text if done.returncode == 0 and _FULL_SHA.match(text) else None
 
 
-def _credentials(marketplace: Marketplace, url: str) -> Credentials | None:
+def _credentials(marketplace: Marketplace, url: str, settings: AgnesSettings) -> Credentials | None:
     variable = marketplace.token_env
     if variable is None:
         return None
+    try:  # registered before the operator's list changed: refused before git sends it
+        check_token_env(variable, settings.marketplace)
+    except AgnesError as exc:
+        raise MarketplaceFetchFailed(exc.message, hint=exc.hint) from None
     secret = os.environ.get(variable, "")
     if not secret.strip():
         raise MarketplaceFetchFailed(
