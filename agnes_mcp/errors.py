@@ -187,6 +187,12 @@ class OriginNotAllowed(AgnesError):
     )
 
 
+class HeaderRepeated(AgnesError):
+    code = "header_repeated"
+    status = 400
+    default_hint = "Send each of Host, Origin and Authorization once."
+
+
 class NotFound(AgnesError):
     code = "not_found"
     status = 404

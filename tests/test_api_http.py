@@ -299,6 +299,26 @@ def test_host_and_origin_guard(live_server: LiveServer, admin: httpx.Client) -> 
     assert admin.get("/api/whoami", headers={"Host": "localhost"}).status_code == 200
 
 
+@pytest.mark.parametrize("path", ["/api/whoami", "/mcp/", "/marketplace.git/info/refs"])
+def test_a_header_sent_twice_is_refused(
+    live_server: LiveServer, admin: httpx.Client, path: str
+) -> None:
+    """Two Authorization (or Host, or Origin) headers: this server read the first, a proxy
+    in front of it may read the last; refused rather than guessed."""
+    token = admin.headers["authorization"]
+    twice = [
+        [("Authorization", "Bearer agnes_not_a_real_token"), ("Authorization", token)],
+        [("Authorization", token), ("Authorization", token)],
+        [("Authorization", token), ("Origin", live_server.base_url), ("Origin", "null")],
+    ]
+    for headers in twice:
+        refused = httpx.get(f"{live_server.base_url}{path}", headers=headers, timeout=30)
+        said = assert_error(refused, 400, "header_repeated")
+        assert said["details"]["header"] in ("Authorization", "Origin")
+    once = httpx.get(f"{live_server.base_url}/api/whoami", headers=[("Authorization", token)])
+    assert once.status_code == 200
+
+
 def test_unknown_route_and_method(admin: httpx.Client) -> None:
     assert_error(admin.get("/api/nothing-here"), 404, "route_not_found")
     refused = admin.put("/api/whoami")

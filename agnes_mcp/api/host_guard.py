@@ -6,6 +6,10 @@ bound host, the public URL's host, or ``allowed_hosts``), and, when it carries a
 ``allowed_origins``. Websocket handshakes are checked the same way (browsers always send
 ``Origin`` on them; Bokeh's own ``websocket_origin`` check does not run under FastAPI),
 and a refused one is closed before it is accepted.
+
+Each of ``Host``, ``Origin`` and ``Authorization`` must come once: with two, what reads
+the first (this server) and what reads the last (a proxy in front of it, a log) would
+disagree on where the request goes, where it comes from, or who sends it.
 """
 
 from __future__ import annotations
@@ -17,12 +21,13 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_error
-from agnes_mcp.errors import HostNotAllowed, OriginNotAllowed
+from agnes_mcp.errors import HeaderRepeated, HostNotAllowed, OriginNotAllowed
 from agnes_mcp.settings import AgnesSettings
 from agnes_sync.errors import AgnesError
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_BINDS = ("0.0.0.0", "::", "")  # noqa: S104 - names of the wildcard address
+SINGLE_HEADERS = (b"host", b"origin", b"authorization")
 
 
 def host_without_port(host: str) -> str:
@@ -69,20 +74,22 @@ class HostOriginGuard:
         parts = urlsplit(origin)
         return bool(parts.hostname) and self.host_allowed(parts.hostname or "")
 
+    def _refusal(self, headers: Headers) -> AgnesError | None:
+        host = headers.get("host", "")
+        origin = headers.get("origin")
+        if not self.host_allowed(host):
+            return HostNotAllowed(f"Host '{host[:100]}' is not served here.")
+        if origin == "null":
+            return OriginNotAllowed("Requests from an opaque origin are refused.")
+        if origin and not self.origin_allowed(origin):
+            return OriginNotAllowed(f"Origin '{origin[:100]}' is not allowed.")
+        return None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
-        host = headers.get("host", "")
-        origin = headers.get("origin")
-        problem: AgnesError | None = None
-        if not self.host_allowed(host):
-            problem = HostNotAllowed(f"Host '{host[:100]}' is not served here.")
-        elif origin == "null":
-            problem = OriginNotAllowed("Requests from an opaque origin are refused.")
-        elif origin and not self.origin_allowed(origin):
-            problem = OriginNotAllowed(f"Origin '{origin[:100]}' is not allowed.")
+        problem = _repeated(scope) or self._refusal(Headers(scope=scope))
         if problem is None:
             await self.app(scope, receive, send)
         elif scope["type"] == "websocket":
@@ -90,3 +97,18 @@ class HostOriginGuard:
             await send({"type": "websocket.close", "code": 1008})
         else:
             await send_error(send, problem)
+
+
+def _repeated(scope: Scope) -> HeaderRepeated | None:
+    """The refusal for a request that sends one of :data:`SINGLE_HEADERS` twice."""
+    seen: set[bytes] = set()
+    for name, _ in scope.get("headers", ()):
+        name = name.lower()  # ASGI servers send them lower-cased; not every test client
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                said = name.decode().title()
+                return HeaderRepeated(
+                    f"The request sends {said} more than once.", details={"header": said}
+                )
+            seen.add(name)
+    return None
