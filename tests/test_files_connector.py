@@ -161,6 +161,50 @@ def test_malformed_row_names_file_and_line_and_keeps_previous_data(
     assert not [p for p in writer.paths.data.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.parametrize(
+    ("name", "damaged", "says", "line"),
+    [
+        ("good.parquet", None, "No magic bytes found", None),
+        ("feed.ndjson", '{"id": 1}\n{"id": 2\n{"id": 3}\n', "Malformed JSON", 3),
+        ("feed.json", '[{"id": 1}, {"id": ', "Malformed JSON", None),
+    ],
+)
+def test_damaged_file_is_explained_by_the_reader_not_by_our_sql(
+    connector: FilesConnector,
+    writer: ExtractWriter,
+    source_root: Path,
+    name: str,
+    damaged: str | None,
+    says: str,
+    line: int | None,
+) -> None:
+    """DuckDB ends each error with the statement it ran ("LINE 1: SELECT * FROM
+    read_parquet(...)"): that line of our SQL is neither the data's line nor the problem."""
+    path = source_root / name
+    if name.endswith(".parquet"):
+        duckdb.sql(f"COPY (SELECT 1 AS id) TO '{path}'")
+    else:
+        write(path, '[{"id": 1}]' if name.endswith(".json") else '{"id": 1}\n')
+    request = TableRequest(id="feed", source_table=name)
+    connector.extract(request, writer)
+    if damaged is None:
+        path.write_bytes(path.read_bytes()[:20])
+    else:
+        write(path, damaged)
+    for attempt in (
+        lambda: connector.describe_table(request),
+        lambda: connector.extract(request, writer),
+    ):
+        with pytest.raises(SourceDataError) as caught:
+            attempt()
+        error = caught.value
+        assert says in error.message and str(path) in error.message, error.message
+        assert "LINE" not in error.message and "SELECT" not in error.message, error.message
+        assert error.details["line"] == line
+        assert "null_string" not in (error.hint or "")
+    assert rows_of(writer, "feed") == [(1,)]
+
+
 def test_incremental_dedupes_and_takes_late_rows(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -79,11 +79,16 @@ def _struct(columns: dict[str, str]) -> str:
 
 _LINE = re.compile(r"(?:CSV Error on Line|line)[: ]+(\d+)", re.IGNORECASE)
 _FILE = re.compile(r"\bfile = (.+)")
+# DuckDB appends the statement it ran, from "LINE <n>:" of the *SQL*, to every error
+# about it: that is where in our query the reader was called, not a line of the data.
+_SQL_CONTEXT = re.compile(r"\n\s*\nLINE \d+:.*", re.DOTALL)
+_TYPE_HINT = "Fix the file, or set the column's type or null_string in the table's source options."
+_FILE_HINT = "Fix or replace the file; the previous data stays served until a sync succeeds."
 
 
 def explain(error: duckdb.Error, files: list[Path]) -> TerminalSyncError | TransientSyncError:
     """A DuckDB reader error as a sync error that names the file and line when DuckDB knows."""
-    text = str(error)
+    text = _SQL_CONTEXT.sub("", str(error)).strip()
     if isinstance(error, duckdb.IOException) and "lock" in text.lower():
         return TransientSyncError(f"A source file is locked: {text.splitlines()[0]}")
     if isinstance(error, duckdb.IOException) and (
@@ -94,10 +99,11 @@ def explain(error: duckdb.Error, files: list[Path]) -> TerminalSyncError | Trans
         )
     line = _LINE.search(text)
     file_match = _FILE.search(text)
+    named = next((str(f) for f in files if str(f) in text.splitlines()[0]), None)
     where = (
         file_match[1].strip()
         if file_match
-        else (str(files[0]) if len(files) == 1 else "the source files")
+        else named or (str(files[0]) if len(files) == 1 else "the source files")
     )
     detail = next(
         (
@@ -114,6 +120,6 @@ def explain(error: duckdb.Error, files: list[Path]) -> TerminalSyncError | Trans
         message += f" (the line reads: {original[1][:200]})"
     return SourceDataError(
         message,
-        hint="Fix the file, or set the column's type or null_string in the table's source options.",
+        hint=_TYPE_HINT if "convert" in text.lower() else _FILE_HINT,
         details={"file": where, "line": int(line[1]) if line else None},
     )
