@@ -205,6 +205,41 @@ def test_damaged_file_is_explained_by_the_reader_not_by_our_sql(
     assert rows_of(writer, "feed") == [(1,)]
 
 
+@pytest.mark.parametrize(
+    ("cut", "says"),
+    [
+        ("3,car", "Expected Number of Columns: 3 Found: 2"),
+        ('3,"car', "unterminated quote"),
+    ],
+)
+def test_a_csv_cut_short_fails_and_keeps_the_table_not_one_text_column(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path, cut: str, says: str
+) -> None:
+    """A file read while still being written: no delimiter splits every line alike, and
+    DuckDB's sniffer then reads each whole line as one text column named by the header."""
+    path = write(source_root / "orders.csv", "id,name,amount\n1,alice,10.5\n2,bob,20\n")
+    request = TableRequest(id="orders", source_table="orders.csv")
+    connector.extract(request, writer)
+    write(path, f"id,name,amount\n1,alice,10.5\n2,bob,20\n{cut}")
+    for attempt in (
+        lambda: connector.describe_table(request),
+        lambda: connector.extract(request, writer),
+    ):
+        with pytest.raises(SourceDataError) as caught:
+            attempt()
+        assert says in caught.value.message and str(path) in caught.value.message
+    assert rows_of(writer, "orders") == [(1, "alice", 10.5), (2, "bob", 20.0)]
+
+
+def test_a_one_column_csv_is_still_read(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    write(source_root / "names.csv", "name\nalice\nbob\n")
+    request = TableRequest(id="names", source_table="names.csv")
+    assert [c.name for c in connector.describe_table(request)] == ["name"]
+    assert connector.extract(request, writer).rows == 2
+
+
 def test_incremental_dedupes_and_takes_late_rows(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -12,7 +12,7 @@ from agnes_sync.connector import Capability, Column, Connector, SourceTable, Tab
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
 from connectors.files.options import FilesOptions, FileTableOptions
-from connectors.files.readers import detect_format, explain, reader_sql
+from connectors.files.readers import detect_format, explain, reader_sql, unsplit_csv_error
 
 
 class FilesConnector(Connector):
@@ -69,10 +69,19 @@ class FilesConnector(Connector):
         options = cast(FileTableOptions, self.table_options(request))
         return f"SELECT * FROM {reader_sql(files, options)}", files
 
+    def _refuse_unsplit(
+        self, con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], request: TableRequest
+    ) -> None:
+        options = cast(FileTableOptions, self.table_options(request))
+        error = unsplit_csv_error(con, sql, files, options)
+        if error is not None:
+            raise error
+
     def describe_table(self, request: TableRequest) -> list[Column]:
         sql, files = self.source_sql(request)
         con = self.duckdb_cursor()
         try:
+            self._refuse_unsplit(con, sql, files, request)
             rows = con.execute(f"DESCRIBE {sql}").fetchall()
         except duckdb.Error as exc:
             raise explain(exc, files) from None
@@ -85,6 +94,7 @@ class FilesConnector(Connector):
         sql, files = self.source_sql(request)
         con = self.duckdb_cursor()
         try:
+            self._refuse_unsplit(con, sql, files, request)
             return strategies.run(con, sql, request, writer)
         except duckdb.Error as exc:
             raise explain(exc, files) from None

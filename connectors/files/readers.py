@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
@@ -122,4 +123,52 @@ def explain(error: duckdb.Error, files: list[Path]) -> TerminalSyncError | Trans
         message,
         hint=_TYPE_HINT if "convert" in text.lower() else _FILE_HINT,
         details={"file": where, "line": int(line[1]) if line else None},
+    )
+
+
+# Delimiters a real CSV is split by. When no delimiter splits every line into the same
+# number of fields (a file cut short mid-copy, an unterminated quote), DuckDB's sniffer
+# settles on one the file does not hold and reads each whole line as one text column.
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def unsplit_csv_error(
+    con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], options: FileTableOptions
+) -> SourceDataError | None:
+    """The error for a CSV the sniffer could not split (``None`` when it could): its one
+    column is named by a whole header line holding a delimiter. Reading it again with that
+    delimiter and the header's columns gives the reader's own error, naming the line."""
+    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
+    if kind not in ("csv", "tsv") or options.delimiter is not None or options.columns:
+        return None
+    described = con.execute(f"DESCRIBE {sql}").fetchall()
+    if len(described) != 1:
+        return None
+    header = str(described[0][0])
+    delimiter = next((d for d in _DELIMITERS if d in header), None)
+    if delimiter is None:
+        return None
+    names = next(csv.reader([header], delimiter=delimiter))
+    strict = options.model_copy(
+        update={
+            "delimiter": delimiter,
+            "header": True,
+            "quote": options.quote or '"',
+            "escape": options.escape or '"',
+            "columns": dict.fromkeys(names, "VARCHAR"),
+        }
+    )
+    reader = reader_sql(files, strict).removesuffix(")") + ", auto_detect = false)"
+    try:
+        con.execute(f"SELECT count(*) FROM {reader}").fetchall()
+    except duckdb.Error as exc:
+        explained = explain(exc, files)
+        if isinstance(explained, SourceDataError):
+            return explained
+    return SourceDataError(
+        f"The CSV data in {', '.join(str(f) for f in files[:3])} does not split into the same "
+        f"columns on every line (its header reads {header[:200]!r}): a file cut short or "
+        "still being written?",
+        hint=f"{_FILE_HINT} A file whose delimiter is truly absent: set 'delimiter'.",
+        details={"file": str(files[0]), "line": None},
     )
