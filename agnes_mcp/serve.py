@@ -88,6 +88,9 @@ def serve(
     services = services or Services.open(settings)
     try:
         ensure_admin(services)
+        # before uvicorn: a data dir that cannot be written stops the start with a message,
+        # not a traceback from inside the app's lifespan
+        services.sync.recover()
         sock = bind(settings.host, settings.port)
         actual_port = sock.getsockname()[1]
         if actual_port != settings.port:

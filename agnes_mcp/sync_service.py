@@ -38,6 +38,7 @@ from agnes_sync.profile import TableProfile, profile_parquet
 from agnes_sync.retry import with_retries
 from agnes_sync.schedule import Schedule, parse_schedule
 from agnes_sync.scheduler import Job, Scheduler
+from agnes_sync.storage_errors import storage_failure
 from agnes_sync.suggest import did_you_mean
 from agnes_sync.table_spec import TableSpec
 
@@ -88,6 +89,7 @@ class SyncService:
             self._jobs, self._scheduled_run, workers=self.settings.sync_workers
         )
         self._started = False
+        self._recovered = False
 
     # --- validation -------------------------------------------------------------------
 
@@ -155,10 +157,14 @@ class SyncService:
             self.orchestrator.rebuild_source(table.source_type)
             if self.on_published is not None:
                 self.on_published()
-        except AgnesError as exc:
-            attempts = int(exc.details.get("attempts", attempts or 1))
-            return self._failed(table_id, run_id, started, attempts, exc.to_dict())
-        except Exception:
+        except Exception as exc:  # a full disk first: it may surface as any other error
+            known = storage_failure(exc, self.settings.data_dir) or (
+                exc if isinstance(exc, AgnesError) else None
+            )
+            if known is not None:
+                tried = exc.details.get("attempts") if isinstance(exc, AgnesError) else None
+                attempts = int(tried or attempts or 1)
+                return self._failed(table_id, run_id, started, attempts, known.to_dict())
             incident = secrets.token_hex(6)
             logger.exception("sync of %s failed unexpectedly (incident %s)", table_id, incident)
             error = {
@@ -286,13 +292,27 @@ class SyncService:
     def _scheduled_run(self, table_id: str, trigger: str) -> SyncResult:
         return self.sync(table_id, trigger)
 
+    def recover(self) -> None:
+        """Before serving: close runs a previous process left open and rebuild the analytics
+        DB (once). A write the data dir's disk refuses is a :class:`StorageUnwritable`."""
+        if self._recovered:
+            return
+        try:
+            self.states.interrupted(self.clock())
+            self.orchestrator.rebuild()
+        except Exception as exc:
+            storage = storage_failure(exc, self.settings.data_dir)
+            if storage is None:
+                raise
+            raise storage from exc
+        self._recovered = True
+
     def start(self) -> None:
-        """At server start: close runs a previous process left open, rebuild, start the clock."""
+        """At server start: recover (if not done yet), then start the clock."""
         if self._started:
             return
+        self.recover()
         self._started = True
-        self.states.interrupted(self.clock())
-        self.orchestrator.rebuild()
         if self.settings.scheduler_enabled:
             self.scheduler.start()
 

@@ -95,6 +95,14 @@ class SourceDataError(TerminalSyncError):
     status = 422
 
 
+class StorageUnwritable(TerminalSyncError):
+    """The data dir's disk refused a write: full, read-only, over a quota or a file-size
+    limit. Not retried in place (it does not clear in seconds); the next sync tries again."""
+
+    code = "storage_unwritable"
+    status = 507
+
+
 class SourceTableNotFound(TerminalSyncError):
     code = "source_table_not_found"
     status = 404
