@@ -206,6 +206,11 @@ def _source_of(loc: Loc, config: ConfigFile | None, given: dict[str, Any], prefi
     return "default value"
 
 
+# Errors whose message names what is wrong and whose value is not echoed (a connector's
+# options may hold a secret put there by mistake).
+_VALUE_NOT_SHOWN = frozenset({"connector_options"})
+
+
 def describe_validation_errors(
     exc: ValidationError,
     model: type[BaseModel],
@@ -226,6 +231,8 @@ def describe_validation_errors(
             close = suggestions(str(loc[-1]), valid)
             fix = f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(valid)}"
             problems.append(f"{source}: unknown key '{key}'; {fix}")
+        elif error["type"] in _VALUE_NOT_SHOWN:
+            problems.append(f"{source}: key '{key}': {error['msg']}")
         else:
             shown = repr(error.get("input"))
             if len(shown) > 60:

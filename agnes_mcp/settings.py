@@ -21,9 +21,11 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -317,8 +319,64 @@ class SourceSettings(BaseModel):
     description: str = Field(default="", description="What this source holds, for admins.")
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="Connector options (validated by the connector when the source is used).",
+        validate_default=True,
+        description="Connector options (checked against the connector's own at start).",
     )
+
+    @field_validator("connector")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        from agnes_sync.connector_registry import available
+        from agnes_sync.suggest import did_you_mean
+
+        installed = available()
+        if value not in installed:
+            raise PydanticCustomError(
+                "connector_not_installed",
+                "no connector named '{name}' is installed. {close}Installed: {installed}.",
+                {
+                    "name": value,
+                    "close": did_you_mean(value, installed),
+                    "installed": ", ".join(installed),
+                },
+            )
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _fit_the_connector(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The options the connector declares (no I/O: a folder or a warehouse is only
+        reached when the source is used). Problems name the option, never its value: an
+        option is no place for a secret, but one may have been put there by mistake."""
+        from agnes_sync.connector_registry import available
+        from agnes_sync.suggest import did_you_mean
+
+        connector = available().get(str(info.data.get("connector")))
+        if connector is None:  # reported on 'connector'
+            return value
+        try:
+            connector.Options.model_validate(value)
+        except ValidationError as exc:
+            known = connector.Options.model_fields
+            problems = []
+            for error in exc.errors(include_url=False):
+                name = ".".join(str(part) for part in error["loc"]) or "options"
+                if error["type"] == "extra_forbidden":
+                    close = did_you_mean(name, known)
+                    problems.append(
+                        f"unknown option {name!r} ({close or ''}options: "
+                        f"{', '.join(known) or 'none'})"
+                    )
+                elif error["type"] == "missing":
+                    problems.append(f"option {name!r} is required")
+                else:
+                    problems.append(f"option {name!r}: {error['msg']}")
+            raise PydanticCustomError(
+                "connector_options",
+                "the {connector} connector's options: {problems}",
+                {"connector": connector.name, "problems": "; ".join(problems)},
+            ) from None
+        return value
 
 
 class AgnesSettings(BaseSettings):

@@ -211,3 +211,38 @@ def test_proxy_headers_are_believed_only_from_trusted_proxies() -> None:
     assert plain.proxy_headers is False
     proxied = uvicorn_config(load_settings(trusted_proxies=["127.0.0.1"]), app=None)  # type: ignore[arg-type]
     assert proxied.proxy_headers is True and proxied.forwarded_allow_ips == "127.0.0.1"
+
+
+def test_a_source_with_an_unknown_connector_or_wrong_options_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "instance.yaml",
+        "sources:\n"
+        "  shop:\n"
+        "    connector: filez\n"
+        "  drop:\n"
+        "    connector: files\n"
+        "    options: {pat: /srv, token: hunter2-secret}\n"
+        "  bare:\n"
+        "    connector: files\n"
+        "  fine:\n"
+        "    connector: files\n"
+        "    options: {path: /not/there/yet}\n",  # folders are reached only when used
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = caught.value.message
+    assert f"{config}, line 3: key 'sources.shop.connector'" in text
+    assert "no connector named 'filez' is installed. Did you mean 'files'?" in text
+    assert f"{config}, line 6: key 'sources.drop.options'" in text
+    assert "unknown option 'pat' (Did you mean 'path'?" in text and "unknown option 'token'" in text
+    assert "hunter2-secret" not in text  # an option's value is never echoed
+    assert (
+        "key 'sources.bare.options': the files connector's options: option 'path' is required"
+        in text
+    )
+    assert "sources.fine" not in text
+    monkeypatch.setenv("AGNES_SOURCES", '{"gen": {"connector": "sampel"}}')
+    with pytest.raises(ConfigError, match=r"environment variable AGNES_SOURCES.*'sampel'"):
+        load_settings()
