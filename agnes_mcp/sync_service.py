@@ -175,6 +175,15 @@ class SyncService:
             return self._failed(table_id, run_id, started, max(attempts, 1), error)
         self._profile(table, published, connector)
         seconds = time.perf_counter() - started
+        logger.info(
+            "sync of %s (%s) ok: %s rows, %d file(s), %.2fs, %d attempt(s)",
+            table_id,
+            trigger,
+            published.rows,
+            len(published.files),
+            seconds,
+            attempts,
+        )
         self.states.finished(
             run_id,
             table_id,
@@ -203,6 +212,15 @@ class SyncService:
         self, table_id: str, run_id: int, started: float, attempts: int, error: dict[str, Any]
     ) -> SyncResult:
         seconds = time.perf_counter() - started
+        # one line per failed run, scheduled ones included (no one waits on those); sync
+        # errors never carry a secret (connectors name the variable, not its value)
+        logger.warning(
+            "sync of %s failed after %d attempt(s) (%s): %s",
+            table_id,
+            attempts,
+            error["code"],
+            error["message"],
+        )
         self.states.finished(
             run_id,
             table_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -230,4 +231,27 @@ def test_runs_left_running_by_a_crash_are_closed_at_start(synced: Services) -> N
     state = synced.sync_states.get("crashed")
     assert (
         state is not None and state.status == "error" and "interrupted" in (state.last_error or "")
+    )
+
+
+def test_every_failed_sync_leaves_one_line_in_the_server_log(
+    synced: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    register(
+        synced,
+        id="broken",
+        source_type="sample",
+        source_options={"fail_times": 5, "failure": "terminal"},
+    )
+    register(synced, id="fine", source_type="sample", source_options={"rows": 3})
+    with caplog.at_level(logging.INFO, logger="agnes.sync"):
+        synced.sync.sync("broken", trigger="schedule")
+        synced.sync.sync("fine")
+    failed = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert failed == [
+        "sync of broken failed after 1 attempt(s) (sync_terminal_failure): "
+        "injected terminal failure 1 of 5"
+    ]
+    assert any(
+        r.getMessage().startswith("sync of fine (manual) ok: 3 rows") for r in caplog.records
     )
