@@ -239,17 +239,17 @@ def test_every_failed_sync_leaves_one_line_in_the_server_log(
 ) -> None:
     register(
         synced,
-        id="broken",
+        id="broken_logged",
         source_type="sample",
         source_options={"fail_times": 5, "failure": "terminal"},
     )
     register(synced, id="fine", source_type="sample", source_options={"rows": 3})
     with caplog.at_level(logging.INFO, logger="agnes.sync"):
-        synced.sync.sync("broken", trigger="schedule")
+        synced.sync.sync("broken_logged", trigger="schedule")
         synced.sync.sync("fine")
     failed = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert failed == [
-        "sync of broken failed after 1 attempt(s) (sync_terminal_failure): "
+        "sync of broken_logged failed after 1 attempt(s) (sync_terminal_failure): "
         "injected terminal failure 1 of 5"
     ]
     assert any(
