@@ -231,6 +231,36 @@ def test_a_csv_cut_short_fails_and_keeps_the_table_not_one_text_column(
     assert rows_of(writer, "orders") == [(1, "alice", 10.5), (2, "bob", 20.0)]
 
 
+def test_lines_the_sniffer_would_skip_are_never_dropped_quietly(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """One line split another way at the end made DuckDB's sniffer take every line before
+    it for a preamble: the sync published that one line as the whole table."""
+    path = write(source_root / "orders.csv", "id,name,amount\n1,alice,10\n2,bob,20\n")
+    request = TableRequest(id="orders", source_table="orders.csv")
+    connector.extract(request, writer)
+    write(path, "id,name,amount\n1,alice,10\n2,bob,20\n3;car;30\n")
+    for attempt in (
+        lambda: connector.describe_table(request),
+        lambda: connector.extract(request, writer),
+    ):
+        with pytest.raises(SourceDataError) as caught:
+            attempt()
+        said = caught.value
+        assert "skip the first 3 line(s)" in said.message and str(path) in said.message
+        assert said.hint is not None and "skip_rows to 3" in said.hint
+    assert rows_of(writer, "orders") == [(1, "alice", 10), (2, "bob", 20)]
+    # A real preamble is read once the options say so; blank leading lines quietly.
+    report = "Orders report, 2026-11-30\nid,name,amount\n1,alice,10\n2,bob,20\n"
+    write(source_root / "report.csv", report)
+    with pytest.raises(SourceDataError):
+        connector.describe_table(TableRequest(id="report", source_table="report.csv"))
+    said_so = TableRequest(id="report", source_table="report.csv", options={"skip_rows": 1})
+    assert connector.extract(said_so, writer).rows == 2
+    write(source_root / "blank.csv", "\n\nid,name,amount\n1,alice,10\n")
+    assert connector.extract(TableRequest(id="blank", source_table="blank.csv"), writer).rows == 1
+
+
 def test_a_one_column_csv_is_still_read(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

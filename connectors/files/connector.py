@@ -12,7 +12,13 @@ from agnes_sync.connector import Capability, Column, Connector, SourceTable, Tab
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
 from connectors.files.options import FilesOptions, FileTableOptions
-from connectors.files.readers import detect_format, explain, reader_sql, unsplit_csv_error
+from connectors.files.readers import (
+    detect_format,
+    explain,
+    reader_sql,
+    skipped_lines_error,
+    unsplit_csv_error,
+)
 
 
 class FilesConnector(Connector):
@@ -73,7 +79,9 @@ class FilesConnector(Connector):
         self, con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], request: TableRequest
     ) -> None:
         options = cast(FileTableOptions, self.table_options(request))
-        error = unsplit_csv_error(con, sql, files, options)
+        error = skipped_lines_error(con, files, options) or unsplit_csv_error(
+            con, sql, files, options
+        )
         if error is not None:
             raise error
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import gzip
+import itertools
 import re
 from pathlib import Path
 
@@ -172,3 +174,52 @@ def unsplit_csv_error(
         hint=f"{_FILE_HINT} A file whose delimiter is truly absent: set 'delimiter'.",
         details={"file": str(files[0]), "line": None},
     )
+
+
+def skipped_lines_error(
+    con: duckdb.DuckDBPyConnection, files: list[Path], options: FileTableOptions
+) -> SourceDataError | None:
+    """The error for a CSV whose reader would drop leading lines the table's options do
+    not say to skip (``None`` when it would not). DuckDB's sniffer skips lines it takes for
+    a preamble: a report title, but also every line before one split another way (``1,a``,
+    ``2,b``, ``3;c`` reads as the one row ``3, c``), and the sync would publish what is left
+    as the whole table. Blank lines are skipped quietly, as a reader would."""
+    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
+    if kind not in ("csv", "tsv") or options.skip_rows is not None:
+        return None
+    args = [quote_literal(str(files[0]))]
+    delimiter = options.delimiter or ("\t" if kind == "tsv" else None)
+    if delimiter is not None:
+        args.append(f"delim = {quote_literal(delimiter)}")
+    if options.header is not None:
+        args.append(f"header = {str(options.header).lower()}")
+    if options.quote is not None:
+        args.append(f"quote = {quote_literal(options.quote)}")
+    row = con.execute(f"SELECT SkipRows, Delimiter FROM sniff_csv({', '.join(args)})").fetchone()
+    if row is None or not row[0] or _blank_lines(files[0], int(row[0])):
+        return None
+    skipped, split_by = int(row[0]), row[1]
+    return SourceDataError(
+        f"The CSV reader would skip the first {skipped:,} line(s) of {files[0]} and read the "
+        f"rest as split by {split_by!r} (the sniffer took those lines for a preamble). Nothing "
+        "was published: read so, the table would lose them without a word.",
+        hint="If those lines are a title or a note before the data, set skip_rows to "
+        f"{skipped} in the table's source options; if they are data, the file is malformed "
+        "(a line split another way, or cut short): fix or replace it. The previous data "
+        "stays served until a sync succeeds.",
+        details={"file": str(files[0]), "line": None, "skipped_lines": skipped},
+    )
+
+
+def _blank_lines(path: Path, count: int) -> bool:
+    """Whether the first ``count`` lines of ``path`` are all blank (False when it cannot
+    tell: a compression it does not open here)."""
+    suffix = path.suffix.lower()
+    if suffix not in (".gz", *_FORMATS):
+        return False
+    opener = gzip.open if suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
+            return all(not line.strip() for line in itertools.islice(lines, count))
+    except OSError:
+        return False
