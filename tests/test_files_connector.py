@@ -38,6 +38,21 @@ def rows_of(writer: ExtractWriter, table: str, order: str = "1") -> list[tuple]:
         con.close()
 
 
+def refused_both_ways(
+    connector: FilesConnector, writer: ExtractWriter, request: TableRequest
+) -> list[SourceDataError]:
+    """The refusals of describing and of extracting ``request`` (both must refuse)."""
+    refusals = []
+    for attempt in (
+        lambda: connector.describe_table(request),
+        lambda: connector.extract(request, writer),
+    ):
+        with pytest.raises(SourceDataError) as caught:
+            attempt()
+        refusals.append(caught.value)
+    return refusals
+
+
 def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
@@ -191,13 +206,7 @@ def test_damaged_file_is_explained_by_the_reader_not_by_our_sql(
         path.write_bytes(path.read_bytes()[:20])
     else:
         write(path, damaged)
-    for attempt in (
-        lambda: connector.describe_table(request),
-        lambda: connector.extract(request, writer),
-    ):
-        with pytest.raises(SourceDataError) as caught:
-            attempt()
-        error = caught.value
+    for error in refused_both_ways(connector, writer, request):
         assert says in error.message and str(path) in error.message, error.message
         assert "LINE" not in error.message and "SELECT" not in error.message, error.message
         assert error.details["line"] == line
@@ -221,13 +230,8 @@ def test_a_csv_cut_short_fails_and_keeps_the_table_not_one_text_column(
     request = TableRequest(id="orders", source_table="orders.csv")
     connector.extract(request, writer)
     write(path, f"id,name,amount\n1,alice,10.5\n2,bob,20\n{cut}")
-    for attempt in (
-        lambda: connector.describe_table(request),
-        lambda: connector.extract(request, writer),
-    ):
-        with pytest.raises(SourceDataError) as caught:
-            attempt()
-        assert says in caught.value.message and str(path) in caught.value.message
+    for error in refused_both_ways(connector, writer, request):
+        assert says in error.message and str(path) in error.message
     assert rows_of(writer, "orders") == [(1, "alice", 10.5), (2, "bob", 20.0)]
 
 
@@ -240,13 +244,7 @@ def test_lines_the_sniffer_would_skip_are_never_dropped_quietly(
     request = TableRequest(id="orders", source_table="orders.csv")
     connector.extract(request, writer)
     write(path, "id,name,amount\n1,alice,10\n2,bob,20\n3;car;30\n")
-    for attempt in (
-        lambda: connector.describe_table(request),
-        lambda: connector.extract(request, writer),
-    ):
-        with pytest.raises(SourceDataError) as caught:
-            attempt()
-        said = caught.value
+    for said in refused_both_ways(connector, writer, request):
         assert "skip the first 3 line(s)" in said.message and str(path) in said.message
         assert said.hint is not None and "skip_rows to 3" in said.hint
     assert rows_of(writer, "orders") == [(1, "alice", 10), (2, "bob", 20)]

@@ -48,16 +48,7 @@ def reader_sql(files: list[Path], options: FileTableOptions) -> str:
         if options.columns:
             args.append("columns = " + _struct(options.columns))
         return f"read_json({listing}, {', '.join(args)})"
-    args = []
-    delimiter = options.delimiter or ("\t" if kind == "tsv" else None)
-    if delimiter is not None:
-        args.append(f"delim = {quote_literal(delimiter)}")
-    if options.header is not None:
-        args.append(f"header = {str(options.header).lower()}")
-    if options.quote is not None:
-        args.append(f"quote = {quote_literal(options.quote)}")
-    if options.escape is not None:
-        args.append(f"escape = {quote_literal(options.escape)}")
+    args = _dialect(kind, options)
     if options.null_string is not None:
         args.append(f"nullstr = {quote_literal(options.null_string)}")
     if options.skip_rows is not None:
@@ -72,6 +63,22 @@ def reader_sql(files: list[Path], options: FileTableOptions) -> str:
     # exports and PostgreSQL's CSV read them (DuckDB's default reads both as NULL).
     args.append("allow_quoted_nulls = false")
     return f"read_csv({listing}{''.join(', ' + a for a in args)})"
+
+
+def _dialect(kind: str, options: FileTableOptions) -> list[str]:
+    """The CSV dialect the options fix (the sniffer infers the rest): the reader's and the
+    sniffer's arguments alike."""
+    args = []
+    delimiter = options.delimiter or ("\t" if kind == "tsv" else None)
+    if delimiter is not None:
+        args.append(f"delim = {quote_literal(delimiter)}")
+    if options.header is not None:
+        args.append(f"header = {str(options.header).lower()}")
+    if options.quote is not None:
+        args.append(f"quote = {quote_literal(options.quote)}")
+    if options.escape is not None:
+        args.append(f"escape = {quote_literal(options.escape)}")
+    return args
 
 
 def _struct(columns: dict[str, str]) -> str:
@@ -187,14 +194,7 @@ def skipped_lines_error(
     kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
     if kind not in ("csv", "tsv") or options.skip_rows is not None:
         return None
-    args = [quote_literal(str(files[0]))]
-    delimiter = options.delimiter or ("\t" if kind == "tsv" else None)
-    if delimiter is not None:
-        args.append(f"delim = {quote_literal(delimiter)}")
-    if options.header is not None:
-        args.append(f"header = {str(options.header).lower()}")
-    if options.quote is not None:
-        args.append(f"quote = {quote_literal(options.quote)}")
+    args = [quote_literal(str(files[0])), *_dialect(kind, options)]
     row = con.execute(f"SELECT SkipRows, Delimiter FROM sniff_csv({', '.join(args)})").fetchone()
     if row is None or not row[0] or _blank_lines(files[0], int(row[0])):
         return None
