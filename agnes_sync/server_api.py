@@ -6,10 +6,12 @@ whole (code, status, hint, details, next step) so a workspace can pass them on a
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from agnes_sync.caller import CALLER, Caller
 from agnes_sync.errors import AgnesError
 
 if TYPE_CHECKING:
@@ -88,6 +90,15 @@ def transport_failure(exc: Exception, base_url: str, timeout: float) -> ServerUn
     return ServerUnreachable(f"Cannot reach the Agnes server at {base_url}: {reason}.")
 
 
+class RequestCancelled(AgnesError):
+    """The call this request was made for was cancelled by its caller: the connection was
+    shut, so the server stopped the work (its client hung up)."""
+
+    code = "query_cancelled"
+    status = 499  # "client closed request", as the server says of it
+    default_hint = "Send the call again if you still want its answer."
+
+
 class NotAgnesServer(AgnesError):
     """Something answers at the URL, but not the way an Agnes server does: another web
     server, or a path in front of Agnes's root. What it sent is never shown (it may be a
@@ -111,38 +122,72 @@ class ServerApi:
         self.base_url = server_url.rstrip("/")
         self._timeout = timeout
         self._client: httpx.Client | None = None
+        self._one_shot: httpx.Client | None = None
+
+    def _new_client(self, *, keep_alive: bool) -> httpx.Client:
+        import httpx
+
+        return httpx.Client(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self._timeout,
+            # Plain http has no TLS to verify; not loading CA certificates saves ~35 ms
+            # a command. https keeps full verification.
+            verify=not self.base_url.startswith("http://"),
+            limits=httpx.Limits() if keep_alive else httpx.Limits(max_keepalive_connections=0),
+        )
 
     @property
     def _http(self) -> httpx.Client:
         """The HTTP client, made on first use: work that stays local never imports httpx."""
         if self._client is None:
-            import httpx
-
-            self._client = httpx.Client(
-                base_url=self.base_url,
-                headers=self._headers,
-                timeout=self._timeout,
-                # Plain http has no TLS to verify; not loading CA certificates saves ~35 ms
-                # a command. https keeps full verification.
-                verify=not self.base_url.startswith("http://"),
-            )
+            self._client = self._new_client(keep_alive=True)
         return self._client
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         import httpx
 
+        caller = CALLER.get()
         try:
-            response = self._http.request(method, path, **kwargs)
+            if caller is None:
+                response = self._http.request(method, path, **kwargs)
+            else:
+                response = self._stoppable(caller, method, path, **kwargs)
         except httpx.InvalidURL:  # an argument put in the path or query is too long for one
             raise ArgumentTooLong(
                 f"An argument of this request is too long to send ({len(path):,} characters "
                 "in the URL)."
             ) from None
         except httpx.TransportError as exc:
+            if caller is not None and caller.cancelled:
+                raise RequestCancelled(
+                    f"The call was cancelled by its caller; its request to {self.base_url} "
+                    "was dropped, which stops the server's work on it."
+                ) from None
             raise transport_failure(exc, self.base_url, self._timeout) from None
         if response.status_code >= 400:
             raise error_of(response, self.base_url)
         return response
+
+    def _stoppable(self, caller: Caller, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The request on a connection of its own, shut when ``caller`` gives up: a blocked
+        read ends at once, and the server sees its client hang up and stops the query (a
+        relayed query would otherwise run on to the server's timeout for nobody, holding
+        the user's query place). A pooled connection cannot be reached to be shut, so these
+        requests open a new one each (a local connect; a TLS handshake on https)."""
+        if self._one_shot is None:
+            self._one_shot = self._new_client(keep_alive=False)
+        key = object()
+
+        def connected(event: str, info: dict[str, Any]) -> None:
+            if event == "connection.connect_tcp.complete":
+                sock = info["return_value"].get_extra_info("socket")
+                caller.on_cancel(key, lambda: sock.shutdown(socket.SHUT_RDWR))
+
+        try:
+            return self._one_shot.request(method, path, extensions={"trace": connected}, **kwargs)
+        finally:
+            caller.discard(key)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self._send(method, path, **kwargs)
@@ -244,8 +289,9 @@ class ServerApi:
             raise transport_failure(exc, self.base_url, self._timeout) from None
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        for client in (self._client, self._one_shot):
+            if client is not None:
+                client.close()
 
 
 def error_of(response: httpx.Response, base_url: str) -> AgnesError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,9 @@ import pytest
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.rails.refusals import QueryCancelled, QueryTimeout
 from agnes_mcp.rails.sandbox import Limits, run_select
-from agnes_mcp.rails.watchdog import CALLER, Caller, Watchdog
+from agnes_mcp.rails.watchdog import Watchdog
+from agnes_sync.caller import CALLER, Caller
+from agnes_sync.server_api import RequestCancelled, ServerApi
 from tests.conftest import running_demo
 from tests.mcp_raw import INITIALIZE, MCP_HEADERS
 
@@ -120,3 +123,43 @@ def test_an_mcp_cancel_notification_stops_the_query_on_the_server(tmp_path: Path
             assert http.post(url, json=cancel, headers=session).status_code == 202
             _until(lambda: slots.running() == 0, "the cancelled query ran on")
             http.delete(url, headers=session)
+
+
+async def test_cancelling_the_call_hangs_up_the_request_it_relays_to_the_server() -> None:
+    """A workspace relays query_remote, snapshots and server tables' queries to the server
+    over HTTP; a cancelled call shuts that connection, so the server sees its client hang
+    up and stops the query (it ran on to the server's timeout)."""
+    arrived, hung_up = threading.Event(), threading.Event()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:  # reads the request, never answers, notes the hang-up
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                arrived.set()
+                while conn.recv(65536):
+                    pass
+                hung_up.set()
+
+        threading.Thread(target=serve, daemon=True).start()
+        api = ServerApi(f"http://127.0.0.1:{listener.getsockname()[1]}", "t", timeout=3600)
+        outcome: list[BaseException] = []
+
+        def relay() -> None:
+            try:
+                api.post_arrow("/api/query", {"sql": ENDLESS, "mode": "remote"})
+            except BaseException as exc:  # noqa: BLE001 - what the relay ended with
+                outcome.append(exc)
+
+        task = asyncio.create_task(in_query_lane(relay))
+        assert await asyncio.to_thread(arrived.wait, SIGNAL_WAIT)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await asyncio.to_thread(hung_up.wait, SIGNAL_WAIT), "the request was kept open"
+        await asyncio.to_thread(_until, lambda: outcome, "the relay never ended")
+        assert isinstance(outcome[0], RequestCancelled), outcome
+        assert outcome[0].code == "query_cancelled"
+        # the next call's request goes through as before
+        assert CALLER.get() is None
+        api.close()

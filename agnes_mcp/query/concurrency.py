@@ -34,7 +34,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from agnes_mcp.query.lane_pool import LifoThreadPool
 from agnes_mcp.rails.refusals import QueryRefused
-from agnes_mcp.rails.watchdog import CALLER, Caller
+from agnes_sync.caller import CALLER, Caller
 from agnes_sync.errors import AgnesError
 
 P = ParamSpec("P")
@@ -167,7 +167,7 @@ async def in_query_lane(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -
     threads, started by a sandbox created here, inherit the lane's priority.
 
     When the awaiting call is cancelled (its caller gave up), the queries ``fn`` runs are
-    interrupted at once (:class:`~agnes_mcp.rails.watchdog.Caller`) instead of running on
+    interrupted at once (:class:`~agnes_sync.caller.Caller`) instead of running on
     to their timeout with a core and one of the caller's query places."""
     caller = Caller()
     context = contextvars.copy_context()

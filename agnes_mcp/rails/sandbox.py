@@ -53,7 +53,8 @@ from agnes_mcp.rails.refusals import (
 )
 from agnes_mcp.rails.table_views import create_views
 from agnes_mcp.rails.tables import CatalogTable
-from agnes_mcp.rails.watchdog import WATCHDOG, caller_gave_up
+from agnes_mcp.rails.watchdog import WATCHDOG
+from agnes_sync.caller import caller_gave_up
 from agnes_sync.sql_text import quote_literal, statement_body
 
 # Rows per record batch read from DuckDB (one vector): the byte cap is checked after each,

@@ -7,19 +7,21 @@ a query only pushes its deadline on a heap and takes it off when it ends.
 A query runs on a thread of its own while the call that asked for it waits; when that
 call is cancelled (an MCP client's ``notifications/cancelled``, a client that timed out
 or went away), the thread would run on to the timeout, holding a core and one of the
-caller's query places. A :class:`Caller` in :data:`CALLER` (set for each call by the query
-lane) collects the queries watched on its behalf, and :meth:`Caller.cancel` interrupts
-them at once, and any it starts later.
+caller's query places. A :class:`~agnes_sync.caller.Caller` in
+:data:`~agnes_sync.caller.CALLER` (set for each call by the query lane) collects the
+queries watched on its behalf, and :meth:`~agnes_sync.caller.Caller.cancel` interrupts them
+at once, and any it starts later.
 """
 
 from __future__ import annotations
 
-import contextvars
 import heapq
 import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable
+
+from agnes_sync.caller import CALLER
 
 # A fired interrupt is sent again this often until its query is released: DuckDB drops an
 # interrupt that arrives before the statement starts (a query cancelled the moment it was
@@ -62,7 +64,7 @@ class Watchdog:
                 self._lock.notify()
         caller = CALLER.get()
         if caller is not None:
-            caller.add(self, ticket)
+            caller.on_cancel((self, ticket), lambda: self.interrupt([ticket]))
         return ticket
 
     def release(self, ticket: int) -> bool:
@@ -70,7 +72,7 @@ class Watchdog:
         may still receive it, so it must not run anything else."""
         caller = CALLER.get()
         if caller is not None:
-            caller.discard(ticket)
+            caller.discard((self, ticket))
         with self._lock:
             if self._stopping.pop(ticket, None) is not None:
                 return False
@@ -130,46 +132,6 @@ class Watchdog:
                 except Exception:  # noqa: BLE001 - closed: nothing left to stop
                     with self._lock:
                         self._stopping.pop(ticket, None)
-
-
-class Caller:
-    """The queries watched on behalf of one call, interrupted together when the call's
-    caller gives up (:meth:`cancel`)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._watched: dict[int, Watchdog] = {}
-        self.cancelled = False
-
-    def add(self, watchdog: Watchdog, ticket: int) -> None:
-        with self._lock:
-            if not self.cancelled:
-                self._watched[ticket] = watchdog
-                return
-        watchdog.interrupt([ticket])  # started after the caller gave up: stopped at once
-
-    def discard(self, ticket: int) -> None:
-        with self._lock:
-            self._watched.pop(ticket, None)
-
-    def cancel(self) -> int:
-        """Interrupt the queries running for this call, and any it starts from now on;
-        returns how many were running."""
-        with self._lock:
-            self.cancelled = True
-            watched, self._watched = self._watched, {}
-        return sum(watchdog.interrupt([ticket]) for ticket, watchdog in watched.items())
-
-
-# The caller the current call's queries run for (None: no one can cancel them).
-CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("agnes_caller", default=None)
-
-
-def caller_gave_up() -> bool:
-    """Whether the current call's caller cancelled it (so an interrupt came from there,
-    not from the timeout)."""
-    caller = CALLER.get()
-    return caller is not None and caller.cancelled
 
 
 WATCHDOG = Watchdog()
