@@ -109,6 +109,11 @@ def test_a_remote_query_still_runs_and_reads_the_warehouse(engine: DuckDBWarehou
         "SELECT what FROM sessions, (WITH sessions AS (SELECT 1 AS y) SELECT y FROM sessions)",
         "WITH a AS (SELECT what FROM sessions), sessions AS (SELECT 1) SELECT what FROM a",
         "WITH RECURSIVE sessions AS (SELECT what FROM sessions) SELECT what FROM sessions",
+        # a recursive CTE's first branch is bound before the CTE exists: the table
+        "WITH RECURSIVE sessions AS (SELECT what FROM sessions UNION "
+        "SELECT what FROM sessions WHERE false) SELECT what FROM sessions",
+        "WITH RECURSIVE sessions AS ((SELECT what FROM sessions UNION ALL SELECT what FROM "
+        "sessions) UNION SELECT what FROM sessions WHERE false) SELECT DISTINCT what FROM sessions",
     ],
 )
 def test_a_remote_query_reads_the_registered_table_whatever_its_ctes_are_named(

@@ -394,10 +394,36 @@ def real_table_nodes(tree: exp.Expression) -> list[exp.Table]:
                 found.setdefault(id(source), source)
     # Tables scope analysis does not list as sources (e.g. inside function arguments)
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    anchors = {id(table) for table in _anchor_reads(tree)}
     for table in named:
-        if id(table) not in found and not _is_cte_name(table, cte_names):
+        if id(table) not in found and (id(table) in anchors or not _is_cte_name(table, cte_names)):
             found[id(table)] = table
     return list(found.values())
+
+
+def _anchor_reads(tree: exp.Expression) -> list[exp.Table]:
+    """Reads of a table named like the recursive CTE they stand in, in its first branch:
+    DuckDB binds ``WITH RECURSIVE t AS (SELECT ... FROM t UNION ...)``'s first branch
+    before ``t`` exists as a CTE, so that ``t`` is the table (scope analysis takes it for
+    the CTE). Every read of the name in that branch counts, a CTE of the same name nested
+    in it too: a name wrongly counted is refused or priced, never read unchecked."""
+    reads: list[exp.Table] = []
+    for cte in tree.find_all(exp.CTE):
+        scope = cte.parent
+        body = cte.this
+        if not (isinstance(scope, exp.With) and scope.args.get("recursive")):
+            continue
+        if not isinstance(body, exp.Union):
+            continue
+        name = cte.alias_or_name.lower()
+        reads.extend(
+            t
+            for t in body.this.find_all(exp.Table)
+            if isinstance(t.this, exp.Identifier)
+            and not (t.db or t.catalog)
+            and t.name.lower() == name
+        )
+    return reads
 
 
 def _is_cte_name(table: exp.Table, cte_names: set[str]) -> bool:
