@@ -51,7 +51,17 @@ def _cell(key: str, value: Any) -> str:
     """A listing's cell, for people: counts grouped, times to the minute, none as ``-``."""
     if isinstance(value, int) and not isinstance(value, bool) and not _is_id(key):
         return f"{value:,}"
+    if isinstance(value, float):
+        return _number(value)
     return printable(_text(value))
+
+
+def _number(value: float) -> str:
+    """A listing's fraction, for people: three decimals at most, grouped (a duration of
+    ``8.186104998458177`` ms reads ``8.186``); a tiny one in three significant digits."""
+    if value != 0 and abs(value) < 0.001:
+        return f"{value:.3g}"
+    return f"{value:,.3f}".rstrip("0").rstrip(".")
 
 
 def _value_cell(value: Any) -> Text:

@@ -10,11 +10,22 @@ from pathlib import Path
 import pytest
 
 from cli import exit_codes
-from cli.output import size
+from cli.output import _number, size
 from tests.cli_harness import run
 from tests.conftest import DemoServer
 
 HUMAN_SIZE = r"\d+(\.\d)? (B|KB|MB|GB|TB)"
+
+
+def test_a_listing_fraction_reads_for_people() -> None:
+    assert [_number(v) for v in (8.186104998458177, 2.0, 0.5, 1234567.8912, 0.0, 0.00012345)] == [
+        "8.186",
+        "2",
+        "0.5",
+        "1,234,567.891",
+        "0",
+        "0.000123",
+    ]
 
 
 def test_size_is_the_mcp_tools_format() -> None:
@@ -59,12 +70,17 @@ def test_sync_history_says_when_its_limit_cut_the_list(
     demo_server: DemoServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     admin = ["--server-url", demo_server.live.base_url, "--token", demo_server.admin_token]
-    code, out, _ = run(capsys, "admin", "sync-history", "--limit", "2", *admin)
+    code, table, _ = run(capsys, "admin", "sync-history", "--limit", "2", *admin)
     assert code == exit_codes.OK
-    assert "newest 2 runs" in out and "--limit" in out
+    assert "newest 2 runs" in table and "--limit" in table
     code, out, _ = run(capsys, "admin", "sync-history", "--limit", "2", "--json", *admin)
     data = json.loads(out)
     assert len(data["runs"]) == 2 and data["limit"] == 2 and data["may_have_more"] is True
+    for run_ in data["runs"]:  # JSON keeps the measured milliseconds; the table rounds them
+        measured = run_["duration_ms"]
+        assert _number(measured) in table
+        if str(measured) != _number(measured):
+            assert str(measured) not in table
     code, out, _ = run(capsys, "admin", "sync-history", "--limit", "1000", "--json", *admin)
     assert json.loads(out)["may_have_more"] is False
 
