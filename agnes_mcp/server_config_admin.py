@@ -7,7 +7,6 @@ One implementation for ``/api/admin/server-config`` and the admin app's settings
 from __future__ import annotations
 
 import json
-import threading
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ByteSize, Field, ValidationError
@@ -107,10 +106,6 @@ class ServerConfigChanged(Conflict):
         self.fields = fields
 
 
-# One update at a time: the check against what the caller read and the write are one step.
-_UPDATING = threading.Lock()
-
-
 def current_config(services: Services) -> ServerConfig:
     caps = services.query.budget.caps()
     stored = services.server_config.all()
@@ -171,7 +166,7 @@ def update_config(
     written."""
     services.access.require_admin(admin)
     changes = update.scan_caps.model_dump(exclude_unset=True) if update.scan_caps else {}
-    with _UPDATING:
+    with services.store.writing():  # the check against what was read, then the write
         if seen is not None:
             _refuse_changed_since(current_config(services), seen, update, changes)
         if changes:

@@ -14,6 +14,17 @@ import contextvars
 import threading
 from collections.abc import Callable, Hashable
 
+from agnes_sync.errors import AgnesError
+
+
+class CallCancelled(AgnesError):
+    """The caller gave up on the call (cancelled it, or went away) and its work was
+    stopped: no one reads this answer, but the logs and the audit trail say so."""
+
+    code = "query_cancelled"
+    status = 499  # "client closed request" (nginx's code): nobody reads it
+    default_hint = "Send the call again if you still want its answer."
+
 
 class Caller:
     """The work running on behalf of one call, stopped together when its caller gives up."""

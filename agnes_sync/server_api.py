@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from agnes_sync.caller import CALLER, Caller
+from agnes_sync.caller import CALLER, CallCancelled, Caller
 from agnes_sync.errors import AgnesError
 
 if TYPE_CHECKING:
@@ -90,15 +90,6 @@ def transport_failure(exc: Exception, base_url: str, timeout: float) -> ServerUn
     return ServerUnreachable(f"Cannot reach the Agnes server at {base_url}: {reason}.")
 
 
-class RequestCancelled(AgnesError):
-    """The call this request was made for was cancelled by its caller: the connection was
-    shut, so the server stopped the work (its client hung up)."""
-
-    code = "query_cancelled"
-    status = 499  # "client closed request", as the server says of it
-    default_hint = "Send the call again if you still want its answer."
-
-
 class NotAgnesServer(AgnesError):
     """Something answers at the URL, but not the way an Agnes server does: another web
     server, or a path in front of Agnes's root. What it sent is never shown (it may be a
@@ -160,7 +151,7 @@ class ServerApi:
             ) from None
         except httpx.TransportError as exc:
             if caller is not None and caller.cancelled:
-                raise RequestCancelled(
+                raise CallCancelled(
                     f"The call was cancelled by its caller; its request to {self.base_url} "
                     "was dropped, which stops the server's work on it."
                 ) from None

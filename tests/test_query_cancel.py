@@ -19,8 +19,8 @@ from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.rails.refusals import QueryCancelled, QueryTimeout
 from agnes_mcp.rails.sandbox import Limits, run_select
 from agnes_mcp.rails.watchdog import Watchdog
-from agnes_sync.caller import CALLER, Caller
-from agnes_sync.server_api import RequestCancelled, ServerApi
+from agnes_sync.caller import CALLER, CallCancelled, Caller
+from agnes_sync.server_api import ServerApi
 from tests.conftest import running_demo
 from tests.mcp_raw import INITIALIZE, MCP_HEADERS
 
@@ -158,7 +158,7 @@ async def test_cancelling_the_call_hangs_up_the_request_it_relays_to_the_server(
             await task
         assert await asyncio.to_thread(hung_up.wait, SIGNAL_WAIT), "the request was kept open"
         await asyncio.to_thread(_until, lambda: outcome, "the relay never ended")
-        assert isinstance(outcome[0], RequestCancelled), outcome
+        assert isinstance(outcome[0], CallCancelled), outcome
         assert outcome[0].code == "query_cancelled"
         # the next call's request goes through as before
         assert CALLER.get() is None

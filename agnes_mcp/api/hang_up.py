@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from starlette.requests import Request
 from starlette.responses import Response
 
-CLIENT_CLOSED = 499  # nginx's code for a request whose client went away; nobody reads it
+from agnes_sync.caller import CallCancelled
 
 
 async def _hung_up(request: Request) -> None:
@@ -43,4 +43,4 @@ async def unless_hung_up(request: Request, work: Awaitable[Response]) -> Respons
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-    return Response(status_code=CLIENT_CLOSED)
+    return Response(status_code=CallCancelled.status)

@@ -14,11 +14,11 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from agnes_mcp.errors import MarketplaceFetchFailed
+from agnes_sync.caller import Caller
 
 # Variables passed through from the server's environment (locale and temp dirs only).
 _PASS_THROUGH = ("PATH", "TMPDIR", "LANG", "LC_ALL", "SYSTEMROOT")
@@ -69,33 +69,21 @@ def git_env(
 class GitProcesses:
     """The git processes one owner started, stopped together when it stops: a server
     shutting down kills a fetch waiting on a slow host instead of waiting for it (up to
-    ``marketplace.git_timeout_seconds``), and starts no other."""
+    ``marketplace.git_timeout_seconds``), and one started after that at once."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: set[subprocess.Popen[bytes]] = set()
-        self._stopped = False
+        self._owner = Caller()  # what a caller that gave up is to its work
 
     def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            running = list(self._running)
-        for process in running:
-            _kill_group(process)
+        self._owner.cancel()
 
     @contextlib.contextmanager
     def held(self, process: subprocess.Popen[bytes]) -> Iterator[None]:
-        with self._lock:
-            stopped = self._stopped
-            if not stopped:
-                self._running.add(process)
-        if stopped:
-            _kill_group(process)
+        self._owner.on_cancel(process, lambda: _kill_group(process))
         try:
             yield
         finally:
-            with self._lock:
-                self._running.discard(process)
+            self._owner.discard(process)
 
 
 def run_git(

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agnes_sync.caller import CallCancelled
 from agnes_sync.errors import AgnesError
 from agnes_sync.snapshot_files import SnapshotMeta
 
@@ -254,13 +255,13 @@ def query_timeout(seconds: float) -> QueryTimeout:
     )
 
 
-class QueryCancelled(QueryRefused):
-    """The caller gave up on the call (cancelled it, or went away) and its query was
-    stopped: no one reads this answer, but the logs and the audit trail say so."""
+class QueryCancelled(QueryRefused, CallCancelled):
+    """A query stopped because its caller gave up (:class:`CallCancelled`, as a query
+    refusal: a remote query's refusal carries what it read, and is charged so)."""
 
-    code = "query_cancelled"
-    status = 499  # "client closed request"
-    default_hint = "Send the query again if you still want its answer."
+    code = CallCancelled.code
+    status = CallCancelled.status
+    default_hint = CallCancelled.default_hint
 
 
 def query_cancelled() -> QueryCancelled:
