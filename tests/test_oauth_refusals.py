@@ -240,7 +240,15 @@ def test_a_code_is_bound_to_its_client_and_redirect(
     assert error_of(stolen) == "invalid_grant" and "access_token" not in stolen.json()
     moved = dataclasses.replace(client, redirect_uri="http://127.0.0.1:40001/callback")
     elsewhere = moved.exchange(callback["code"], verifier)
-    assert error_of(elsewhere) == "invalid_request" and "redirect_uri" in elsewhere.text
+    # RFC 6749 section 5.2: a redirect_uri unlike the authorization request's is invalid_grant
+    assert elsewhere.status_code == 400 and error_of(elsewhere) == "invalid_grant"
+    assert "redirect_uri" in elsewhere.json()["error_description"]
+    assert elsewhere.headers["cache-control"] == "no-store"
+    # ... and one left out is a malformed request (the field is required when /authorize had it)
+    unnamed = client.token(
+        grant_type="authorization_code", code=callback["code"], code_verifier=verifier
+    )
+    assert unnamed.status_code == 400 and error_of(unnamed) == "invalid_request"
     assert world.live.services.oauth.grants(user_id=analyst[0].id) == []
     assert client.exchange(callback["code"], verifier).status_code == 200
 

@@ -14,6 +14,7 @@ of this is mounted and the protected-resource metadata names no authorization se
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -91,6 +92,28 @@ async def with_client_id(request: Request) -> Request:
         (name, value) for name, value in request.scope["headers"] if name != b"content-length"
     ] + [(b"content-length", str(len(body)).encode("ascii"))]
     return Request(scope, receive)
+
+
+def redirect_mismatch_as_invalid_grant(answer: Response) -> Response:
+    """``answer``, or when it refuses a code because the ``redirect_uri`` differs from the
+    authorization request's, the same refusal as ``invalid_grant``: RFC 6749 section 5.2
+    names that case there (the SDK's handler answers ``invalid_request``, which a client
+    reads as its own malformed request, not as a code it cannot use)."""
+    if answer.status_code != 400:
+        return answer
+    try:
+        body = json.loads(bytes(answer.body))
+    except ValueError:
+        return answer
+    described = str(body.get("error_description") or "")
+    if body.get("error") != "invalid_request" or "redirect_uri" not in described:
+        return answer
+    body["error"] = "invalid_grant"
+    body["error_description"] = (
+        "redirect_uri differs from the one the authorization request named; "
+        "send the same redirect_uri, or start a new authorization."
+    )
+    return JSONResponse(body, status_code=400, headers=NO_STORE)
 
 
 # What an authorization request may carry (each is held with its pending sign-in until
@@ -198,6 +221,8 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
         answer: Response = await token.handle(await with_client_id(request))
         if answer.status_code == 401:
             answer.headers.update(basic_challenge(request))
+        if form.get("redirect_uri"):  # a missing one stays invalid_request (a required field)
+            return redirect_mismatch_as_invalid_grant(answer)
         return answer
 
     async def authorize_endpoint(request: Request) -> Response:
