@@ -20,7 +20,8 @@ slices. Rows carry the import time Keboola keeps per row (``changedSince``/
 ``changedUntil`` filter on it). Every API call must send a known ``X-StorageApi-Token``;
 the signed file URLs must not (a request carrying it is recorded in ``leaked_token``).
 Failures are injected with :meth:`FakeKeboola.fail` (429 with ``Retry-After``, 5xx, any
-status) and :attr:`FakeKeboola.job_errors`.
+status), :meth:`FakeKeboola.maintenance` (the documented 503 with ``Retry-After`` and a
+``{"status": "maintenance", "reason": ...}`` body) and :attr:`FakeKeboola.job_errors`.
 
 ``python -m tests.fake_keboola --rows N --slices 10`` serves one generated table on its own
 (for the benchmark) and prints ``<url> <token>``.
@@ -295,6 +296,17 @@ class FakeKeboola:
         self.failures.append(
             Failure(method, re.compile(path), status, times, retry_after, message, raw_body)
         )
+
+    def maintenance(self, path: str, retry_after: str, *, times: int = 1) -> None:
+        """The documented maintenance answer: 503, ``Retry-After`` and a body that has no
+        ``error`` but ``status``, ``reason`` and ``estimatedEndTime``."""
+        end = self.now() + timedelta(seconds=int(retry_after) if retry_after.isdigit() else 0)
+        body = {
+            "status": "maintenance",
+            "reason": "The project is being migrated",
+            "estimatedEndTime": iso(end),
+        }
+        self.fail(path, 503, times=times, retry_after=retry_after, raw_body=json.dumps(body))
 
     def calls(self, path: str, method: str = "*") -> list[dict[str, Any]]:
         pattern = re.compile(path)

@@ -507,6 +507,19 @@ def test_a_retry_after_beyond_the_cap_fails_as_transient_at_once(stack: Stack) -
     assert slept == [] and len(stack.fake.calls("/buckets")) == 1
 
 
+def test_a_maintenance_says_why_and_when_and_nothing_calls_before_then(stack: Stack) -> None:
+    api, slept = client(stack, max_retry_after=120)
+    stack.fake.maintenance("/buckets", retry_after="559")
+    with pytest.raises(TransientSyncError, match="being migrated") as caught:
+        api.get("/v2/storage/buckets")
+    assert caught.value.retry_after_seconds == 559 and slept == []
+    api, slept = client(stack, attempts=2)
+    stack.fake.maintenance("/buckets", retry_after="3", times=2)
+    with pytest.raises(TransientSyncError, match="after 2 attempts") as caught:
+        api.get("/v2/storage/buckets")
+    assert caught.value.retry_after_seconds == 3 and slept == [3.0]
+
+
 def test_5xx_is_retried_with_backoff_then_transient(stack: Stack) -> None:
     api, slept = client(stack, attempts=4)
     stack.fake.fail("/buckets", 502, times=2)

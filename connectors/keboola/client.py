@@ -19,6 +19,7 @@ directory, which a server running syncs on several threads cannot share.
 from __future__ import annotations
 
 import email.utils
+import math
 import os
 import threading
 import time
@@ -143,22 +144,26 @@ class StorageClient:
         )
 
     def _again(self, attempt: int, problem: str, response: httpx.Response | None) -> None:
-        """Wait before the next attempt, or raise once attempts are used up."""
+        """Wait before the next attempt, or raise once attempts are used up. The error
+        carries the stack's ``Retry-After`` (a maintenance says when it ends): nothing
+        calls again before then."""
+        asked = retry_after(response) if response is not None else None
+        details = {"retry_after_seconds": math.ceil(asked)} if asked else None
         if attempt >= self.attempts:
             raise TransientSyncError(
                 f"{problem} (after {attempt} attempt{'s' if attempt > 1 else ''}).",
                 hint="Keboola is busy or unreachable; the sync is retried later.",
+                details=details,
             )
-        wait = retry_after(response) if response is not None else None
-        if wait is None:
-            wait = min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1))
-        elif wait > self.max_retry_after:
+        if asked is not None and asked > self.max_retry_after:
             raise TransientSyncError(
-                f"{problem}; Keboola asked to retry after {wait:.0f} s, longer than "
+                f"{problem}; Keboola asked to retry after {asked:.0f} s, longer than "
                 f"max_retry_after_seconds ({self.max_retry_after:.0f} s).",
-                hint="The stack may be under maintenance; the sync is retried later.",
+                hint="The stack may be under maintenance; the sync is retried after the "
+                "wait Keboola asked for.",
+                details=details,
             )
-        self.sleep(wait)
+        self.sleep(asked if asked is not None else min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1)))
 
     # --- files -------------------------------------------------------------------------
 
