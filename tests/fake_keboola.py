@@ -101,6 +101,7 @@ class Failure:
     retry_after: str | None
     message: str
     raw_body: str | None = None  # sent as is (a body cut off, a proxy's page)
+    headers: dict[str, str] | None = None  # e.g. a redirect's Location
 
 
 @dataclass
@@ -290,11 +291,14 @@ class FakeKeboola:
         retry_after: str | None = None,
         message: str = "Injected failure",
         raw_body: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         """The next ``times`` requests whose path matches the regex ``path`` get ``status``
-        (with ``raw_body`` as is, when given)."""
+        (with ``raw_body`` as is, when given, and ``headers``)."""
         self.failures.append(
-            Failure(method, re.compile(path), status, times, retry_after, message, raw_body)
+            Failure(
+                method, re.compile(path), status, times, retry_after, message, raw_body, headers
+            )
         )
 
     def maintenance(self, path: str, retry_after: str, *, times: int = 1) -> None:
@@ -621,7 +625,9 @@ def create_app(fake: FakeKeboola) -> Starlette:
                     and failure.method in ("*", request.method)
                 ):
                     failure.times -= 1
-                    headers = {"Retry-After": failure.retry_after} if failure.retry_after else None
+                    headers = dict(failure.headers or {})
+                    if failure.retry_after:
+                        headers["Retry-After"] = failure.retry_after
                     if failure.raw_body is not None:
                         return Response(
                             failure.raw_body,

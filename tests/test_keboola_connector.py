@@ -520,6 +520,23 @@ def test_a_maintenance_says_why_and_when_and_nothing_calls_before_then(stack: St
     assert caught.value.retry_after_seconds == 3 and slept == [3.0]
 
 
+def test_a_redirect_of_the_api_is_not_followed_and_names_the_url_to_set(stack: Stack) -> None:
+    moved = "https://connection.example.com"
+    stack.fake.fail(
+        "/tokens/verify",
+        301,
+        raw_body="<html>Moved Permanently</html>",
+        headers={"Location": f"{moved}/v2/storage/tokens/verify?x=1"},
+    )
+    with pytest.raises(TerminalSyncError, match="redirected") as caught:
+        stack.connector().list_tables()
+    assert (
+        not caught.value.transient
+        and caught.value.hint == f"Set the source's url option to {moved}."
+    )
+    assert len(stack.fake.calls("/tokens/verify")) == 1 and TOKEN not in caught.value.message
+
+
 def test_5xx_is_retried_with_backoff_then_transient(stack: Stack) -> None:
     api, slept = client(stack, attempts=4)
     stack.fake.fail("/buckets", 502, times=2)

@@ -10,7 +10,9 @@ from the signed URLs Keboola hands out with a second client that carries no toke
   answer has one (else exponential backoff), then :class:`TransientSyncError`;
 - 401/403: :class:`TokenRefused` (terminal), naming the variable and the bucket;
 - 404: :class:`SourceTableNotFound`; other 4xx: :class:`TerminalSyncError` with Keboola's
-  message.
+  message;
+- 3xx: not followed (the token header would go along), a :class:`TerminalSyncError` naming
+  the origin the stack points to (``http://`` redirected to ``https://``, a moved stack).
 
 Not the official ``kbcstorage`` SDK: it downloads slices into the process's working
 directory, which a server running syncs on several threads cannot share.
@@ -113,6 +115,8 @@ class StorageClient:
                 message = _message(response, token)
                 self._again(attempt, f"Keboola answered {status} to {what}: {message}", response)
                 continue
+            if 300 <= status < 400:
+                raise self._redirected(what, response)
             if status in (401, 403):
                 raise self._refused(status, _message(response, token), bucket)
             if status == 404:
@@ -133,6 +137,21 @@ class StorageClient:
                     f"({response.headers.get('content-type', 'no content type')})."
                 ) from None
         raise AssertionError("unreachable")
+
+    def _redirected(self, what: str, response: httpx.Response) -> TerminalSyncError:
+        """A redirect is not followed: the token header would go along to wherever it
+        points. The stack moved (or ``http`` became ``https``): the url option says where."""
+        target = urlsplit(response.headers.get("location", ""))
+        base = f"{target.scheme}://{target.netloc}" if target.scheme and target.netloc else ""
+        where = f" to {base}" if base else ""
+        return TerminalSyncError(
+            f"Keboola at {self.url} redirected {what}{where} ({response.status_code}); "
+            "the token is not sent after a redirect.",
+            hint=f"Set the source's url option to {base}."
+            if base and base != self.url
+            else "Set the source's url option to the stack's https URL, without a path.",
+            details={"status": response.status_code, "location": base or None},
+        )
 
     def _refused(self, status: int, message: str, bucket: str | None) -> TokenRefused:
         scope = f"lacks access to bucket {bucket}" if bucket else "lacks access to this call"
