@@ -50,7 +50,24 @@ class FakeBigQuery:
     # job's status (jobs.get: status.errorResult), as documented for errors that happen
     # after a job is created.
     cap_in_status: bool = False
+    # Injected errors: (api prefix, HTTP status, reason, times left); see fail().
+    failures: list[list[Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, api: str, status: int, reason: str, *, times: int = 1) -> None:
+        """The next ``times`` calls of ``api`` (``jobs.query``, ``jobs.insert``,
+        ``tables.get``, ...) answer ``status`` with an error of ``reason``, as the error
+        table documents them (``rateLimitExceeded`` and ``quotaExceeded`` are 403s,
+        ``jobBackendError`` a 400, ``backendError`` a 503)."""
+        self.failures.append([api, status, reason, times])
+
+    def failure(self, api: str) -> JSONResponse | None:
+        with self.lock:
+            for entry in self.failures:
+                if api.startswith(entry[0]) and entry[3] > 0:
+                    entry[3] -= 1
+                    return _error(entry[1], entry[2], f"Injected {entry[2]}")
+        return None
 
     # --- data ----------------------------------------------------------------------------
 
@@ -128,13 +145,16 @@ def _encode(value: Any, kind: str) -> Any:
     return str(value)
 
 
+_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
+
+
 def _error(status: int, reason: str, message: str) -> JSONResponse:
     body = {
         "error": {
             "code": status,
             "message": message,
-            "errors": [{"reason": reason, "message": message}],
-            "status": "INVALID_ARGUMENT",
+            "errors": [{"domain": "global", "reason": reason, "message": message}],
+            "status": _STATUS.get(status, "UNAVAILABLE" if status >= 500 else "UNKNOWN"),
         }
     }
     return JSONResponse(body, status_code=status)
@@ -230,6 +250,8 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         }
 
     async def jobs_query(request: Request) -> JSONResponse:
+        if (injected := fake.failure("jobs.query")) is not None:
+            return injected
         body = await request.json()
         fake.requests.append({"api": "jobs.query", **body})
         job_id = f"job_{uuid.uuid4().hex[:12]}"
@@ -259,6 +281,8 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         return answer if isinstance(answer, JSONResponse) else JSONResponse(answer)
 
     async def jobs_insert(request: Request) -> JSONResponse:
+        if (injected := fake.failure("jobs.insert")) is not None:
+            return injected
         body = await request.json()
         fake.requests.append({"api": "jobs.insert", **body})
         config = body.get("configuration", {})
@@ -324,6 +348,8 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         )
 
     async def table_get(request: Request) -> JSONResponse:
+        if (injected := fake.failure("tables.get")) is not None:
+            return injected
         dataset, table = request.path_params["dataset"], request.path_params["table"]
         fields = fake.columns(dataset, table)
         if not fields:
@@ -364,6 +390,8 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         return JSONResponse({"kind": "bigquery#tableDataList", **page(fields, rows, start, size)})
 
     async def datasets_list(request: Request) -> JSONResponse:
+        if (injected := fake.failure("datasets.list")) is not None:
+            return injected
         with fake.lock:
             names = [
                 r[0]

@@ -392,6 +392,69 @@ def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
     assert jobs[-1]["jobTimeoutMs"] == "1000"  # BigQuery stops the job itself too
 
 
+def test_a_busy_bigquery_is_refused_within_the_query_timeout_and_says_so(
+    fake: FakeBigQueryServer,
+) -> None:
+    """The client library retries 5xx and BigQuery's retryable reasons for 10 minutes
+    (40 for a job) unless told otherwise: a remote query held its caller that long past
+    the query timeout. Its retries end with the timeout; the refusal says to try again."""
+    import sqlglot
+
+    from agnes_mcp.rails.refusals import QueryFailed, RemoteEstimateFailed
+    from agnes_mcp.rails.sandbox import Limits
+    from connectors.bigquery.client import BigQueryOptions
+    from connectors.bigquery.engine import BigQueryEngine
+
+    engine = BigQueryEngine(
+        BigQueryOptions.model_validate({**options(fake), "http_timeout_seconds": 0.3})
+    )
+    tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
+    limits = Limits(rows=10, bytes=10**6, timeout_seconds=0.3)
+    fake.fake.fail("jobs.query", 503, "backendError", times=10**6)
+    fake.fake.fail("jobs.insert", 403, "rateLimitExceeded", times=10**6)
+    started = time.monotonic()
+    try:
+        with pytest.raises(QueryFailed, match="busy or unavailable") as failed:
+            engine.execute(tree, [], limits=limits, max_bytes=10**9, labels={})
+        with pytest.raises(RemoteEstimateFailed, match="rateLimitExceeded") as priced:
+            engine.estimate(tree, [])
+    finally:
+        fake.fake.failures.clear()
+        engine.close()
+    assert time.monotonic() - started < 5
+    for refusal in (failed.value, priced.value):
+        assert "again" in (refusal.hint or "") and "127.0.0.1" not in refusal.message
+
+
+def test_refused_credentials_are_a_typed_refusal_that_echoes_nothing(
+    fake: FakeBigQueryServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlglot
+    from google.auth.exceptions import RefreshError
+
+    from agnes_mcp.rails.refusals import QueryFailed
+    from agnes_mcp.rails.sandbox import Limits
+    from connectors.bigquery.client import BigQueryOptions
+    from connectors.bigquery.engine import BigQueryEngine
+
+    engine = BigQueryEngine(
+        BigQueryOptions.model_validate({**options(fake), "credentials_env": "BQ_KEY"})
+    )
+    said = "invalid_grant: Invalid JWT Signature. private_key_id=0123abcd"
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise RefreshError(said, {"error": "invalid_grant"})
+
+    monkeypatch.setattr(engine._client, "query_and_wait", refused)
+    tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
+    with pytest.raises(QueryFailed, match=r"\$BQ_KEY") as failed:
+        engine.execute(
+            tree, [], limits=Limits(rows=1, bytes=10**6, timeout_seconds=5), max_bytes=1, labels={}
+        )
+    engine.close()
+    assert "0123abcd" not in str(failed.value.to_dict()) and "revoked" in (failed.value.hint or "")
+
+
 def test_the_cap_refusal_in_the_jobs_status_is_still_the_caps(
     fake: FakeBigQueryServer,
     connector: BigQueryConnector,

@@ -10,20 +10,70 @@ from typing import Any
 _REQUEST_LINE = re.compile(r"^(?:\d{3} )?[A-Z]+ https?://\S+: ")
 
 
+# Reasons BigQuery's error table says to retry later (rateLimitExceeded and quotaExceeded
+# come as 403s, the job* ones as 400s: the HTTP class alone does not tell).
+RETRY_LATER = frozenset(
+    {
+        "backendError",
+        "internalError",
+        "badGateway",
+        "rateLimitExceeded",
+        "quotaExceeded",
+        "jobBackendError",
+        "jobInternalError",
+        "jobRateLimitExceeded",
+        "tableUnavailable",
+    }
+)
+_RETRY_LATER_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def cause(exc: Any) -> Any:
+    """The error BigQuery answered: a retry that ran out of time (``RetryError``, maybe
+    around another one: a job's retries around its calls') holds the last one."""
+    from google.api_core import exceptions
+
+    while isinstance(exc, exceptions.RetryError) and exc.cause is not None:
+        exc = exc.cause
+    return exc
+
+
 def reason(exc: Any) -> str | None:
     """The first error's ``reason`` (``bytesBilledLimitExceeded``, ``invalidQuery``, ...),
     whatever exception class the client library made of it (a job's ``errorResult`` with a
     reason it does not know becomes a 500)."""
-    errors = getattr(exc, "errors", None) or []
+    errors = getattr(cause(exc), "errors", None) or []
     return errors[0].get("reason") if errors and isinstance(errors[0], dict) else None
 
 
 def message(exc: Any) -> str:
     """The API's own one-line message, never the request line ("POST https://...: ")."""
+    exc = cause(exc)
     errors = getattr(exc, "errors", None) or []
     said = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
-    text = str(said or getattr(exc, "message", None) or exc).splitlines()[0]
-    return _REQUEST_LINE.sub("", text)[:500]
+    lines = str(said or getattr(exc, "message", None) or exc).splitlines() or [""]
+    return _REQUEST_LINE.sub("", lines[0])[:500] or type(exc).__name__
+
+
+def retry_later(exc: Any) -> bool:
+    """Whether BigQuery said (by reason, else by status) that the same call may work later;
+    a network failure or a retry that ran out of time too. An error body need not carry a
+    reason (a proxy's 502), so the status decides then."""
+    said = reason(exc)
+    if said is not None:
+        return said in RETRY_LATER
+    last = cause(exc)
+    if last is not exc:
+        return True  # the library retried it until its deadline: only retryable errors are
+    return getattr(exc, "code", None) in _RETRY_LATER_STATUS or isinstance(exc, OSError)
+
+
+def credentials_refused(exc: BaseException) -> bool:
+    """A failure of the credentials themselves (``google.auth``): a revoked or malformed
+    key, no default credentials, the token endpoint unreachable."""
+    from google.auth import exceptions
+
+    return isinstance(exc, exceptions.GoogleAuthError)
 
 
 def column_type(field: Any) -> str:

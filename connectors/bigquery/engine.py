@@ -6,6 +6,9 @@
   reported as ``remote_scan_too_large``. ``job_timeout_ms`` stops a job the caller gave up on.
 - Results come back as Arrow over the REST API (no Storage API client: results are capped
   to a few thousand rows anyway) and are cut to the row and byte caps like local ones.
+- The client library retries 429, 5xx and BigQuery's retryable reasons for up to 10
+  minutes by default; every call here bounds those retries by the query timeout (the
+  HTTP timeout for a dry run or a schema), so an outage is a prompt, typed refusal.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
 from agnes_mcp.rails.engine import EngineResources, Estimate, RemoteEngine, RemoteResult
 from agnes_mcp.rails.refusals import (
     QueryFailed,
+    QueryRefused,
     RemoteEstimateFailed,
     RemoteScanTooLarge,
     query_timeout,
@@ -27,7 +31,13 @@ from agnes_mcp.rails.refusals import (
 from agnes_mcp.rails.sandbox import Limits, capped
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_sync.connector import Column
-from connectors.bigquery.api_answers import column_type, message, reason
+from connectors.bigquery.api_answers import (
+    column_type,
+    credentials_refused,
+    message,
+    reason,
+    retry_later,
+)
 from connectors.bigquery.client import BigQueryOptions, make_client
 
 if TYPE_CHECKING:
@@ -83,7 +93,12 @@ class BigQueryEngine(RemoteEngine):
         options = getattr(source, "options", None)
         if not isinstance(options, BigQueryOptions):
             raise RemoteEstimateFailed(f"Source '{location.source}' is not a BigQuery source.")
-        return cls(options)
+        try:
+            return cls(options)
+        except Exception as exc:
+            if credentials_refused(exc):  # no default credentials, a key that does not load
+                raise _unusable_credentials(options, exc, RemoteEstimateFailed) from None
+            raise
 
     @classmethod
     def recent_predicate(cls, column: str, days: int) -> str:
@@ -114,11 +129,23 @@ class BigQueryEngine(RemoteEngine):
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
+        seconds = self.options.http_timeout_seconds
         try:
-            job = self._client.query(tree.sql(dialect="bigquery"), job_config=config)
-        except (exceptions.BadRequest, exceptions.NotFound, exceptions.Forbidden) as exc:
-            raise QueryFailed(f"BigQuery refused the query: {message(exc)}") from None
-        except (exceptions.GoogleAPIError, OSError) as exc:
+            job = self._client.query(
+                tree.sql(dialect="bigquery"),
+                job_config=config,
+                job_retry=None,  # a dry run is no job to run again (else 10 more minutes)
+                **_bounded(seconds),
+            )
+        except Exception as exc:
+            if credentials_refused(exc):
+                raise _unusable_credentials(self.options, exc, RemoteEstimateFailed) from None
+            if not isinstance(exc, exceptions.GoogleAPIError | OSError):
+                raise
+            if retry_later(exc):
+                raise _busy(exc, RemoteEstimateFailed, "could not price the query") from None
+            if isinstance(exc, exceptions.BadRequest | exceptions.NotFound | exceptions.Forbidden):
+                raise QueryFailed(f"BigQuery refused the query: {message(exc)}") from None
             raise RemoteEstimateFailed(
                 f"BigQuery could not price the query: {message(exc)}"
             ) from None
@@ -150,11 +177,16 @@ class BigQueryEngine(RemoteEngine):
                 max_results=limits.rows + 1,
                 wait_timeout=limits.timeout_seconds,
                 api_timeout=limits.timeout_seconds,
+                **_bounded(limits.timeout_seconds, jobs=True),
             )
             table = rows.to_arrow(create_bqstorage_client=False)
         except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
             raise query_timeout(limits.timeout_seconds) from None
-        except (exceptions.GoogleAPIError, OSError) as exc:
+        except Exception as exc:
+            if credentials_refused(exc):
+                raise _unusable_credentials(self.options, exc, QueryFailed) from None
+            if not isinstance(exc, exceptions.GoogleAPIError | OSError):
+                raise
             # The cap's refusal comes as a 400, or in the job's status (then as whatever
             # class the client library makes of a reason it does not know): by reason.
             if reason(exc) == "bytesBilledLimitExceeded":
@@ -163,6 +195,8 @@ class BigQueryEngine(RemoteEngine):
                     f"{max_bytes:,} bytes.",
                     details={"limit_bytes": max_bytes},
                 ) from None
+            if retry_later(exc):
+                raise _busy(exc, QueryFailed, "did not run the query") from None
             if isinstance(exc, exceptions.BadRequest):
                 raise QueryFailed(f"BigQuery refused the query: {message(exc)}") from None
             raise QueryFailed(f"BigQuery failed: {message(exc)}") from None
@@ -170,36 +204,86 @@ class BigQueryEngine(RemoteEngine):
         return RemoteResult.of(result, int(rows.total_bytes_processed or 0), rows.job_id)
 
     def describe(self, table: CatalogTable) -> list[Column]:
-        from google.api_core import exceptions
-
         assert table.remote is not None
+        seconds = self.options.http_timeout_seconds
         try:
-            fields = self._client.get_table(table.remote.remote_name.replace("`", "")).schema
-        except exceptions.GoogleAPIError as exc:
-            raise QueryFailed(f"BigQuery could not describe '{table.id}': {message(exc)}") from None
+            fields = self._client.get_table(
+                table.remote.remote_name.replace("`", ""), **_bounded(seconds)
+            ).schema
+        except Exception as exc:
+            refusal = self._refusal(exc, f"could not describe '{table.id}'")
+            if refusal is None:
+                raise
+            raise refusal from None
         return [Column(f.name, column_type(f), f.mode != "REQUIRED") for f in fields]
 
     def preview(self, table: CatalogTable, rows: int, limits: Limits) -> RemoteResult:
         """``tabledata.list``: BigQuery reads the first rows for free, no query job."""
-        from google.api_core import exceptions
-
         assert table.remote is not None
         started = time.perf_counter()
+        bounded = _bounded(limits.timeout_seconds)
         try:
-            remote = self._client.get_table(table.remote.remote_name.replace("`", ""))
-            listed = self._client.list_rows(
-                remote, max_results=rows, timeout=limits.timeout_seconds
-            )
+            remote = self._client.get_table(table.remote.remote_name.replace("`", ""), **bounded)
+            listed = self._client.list_rows(remote, max_results=rows, **bounded)
             data = listed.to_arrow(create_bqstorage_client=False)
-        except exceptions.GoogleAPIError as exc:
-            raise QueryFailed(
-                f"BigQuery could not list rows of '{table.id}': {message(exc)}"
-            ) from None
+        except Exception as exc:
+            refusal = self._refusal(exc, f"could not list rows of '{table.id}'")
+            if refusal is None:
+                raise
+            raise refusal from None
         result = capped(data, limits, time.perf_counter() - started)
         return RemoteResult.of(result)
 
+    def _refusal(self, exc: Exception, what: str) -> QueryRefused | None:
+        """A failed metadata call as a typed refusal (None: not BigQuery's failure)."""
+        from google.api_core import exceptions
+
+        if credentials_refused(exc):
+            return _unusable_credentials(self.options, exc, QueryFailed)
+        if not isinstance(exc, exceptions.GoogleAPIError | OSError):
+            return None
+        if retry_later(exc):
+            return _busy(exc, QueryFailed, what)
+        return QueryFailed(f"BigQuery {what}: {message(exc)}")
+
     def close(self) -> None:
         self._client.close()
+
+
+def _bounded(seconds: float, *, jobs: bool = False) -> dict[str, Any]:
+    """The client library's retries (10 minutes by default; 40 for a job's) cut to
+    ``seconds``, and each request's timeout too."""
+    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+
+    if jobs:  # a query: the caller gives the per-request timeout
+        return {
+            "retry": DEFAULT_RETRY.with_deadline(seconds),
+            "job_retry": DEFAULT_JOB_RETRY.with_deadline(seconds),
+        }
+    return {"retry": DEFAULT_RETRY.with_deadline(seconds), "timeout": seconds}
+
+
+def _busy(exc: Exception, kind: type[QueryRefused], what: str) -> QueryRefused:
+    """BigQuery said to try later (a rate limit, a quota, an outage), in its own words."""
+    return kind(
+        f"BigQuery {what}: it is busy or unavailable ({reason(exc) or 'no reason given'}: "
+        f"{message(exc)}).",
+        hint="Nothing is wrong with the query: run it again in a minute (a quota that is "
+        "used up resets later; the admin can raise it in Google Cloud).",
+        details={"bigquery_reason": reason(exc)},
+    )
+
+
+def _unusable_credentials(
+    options: BigQueryOptions, exc: Exception, kind: type[QueryRefused]
+) -> QueryRefused:
+    """The server's credentials did not work; never the key or the token endpoint's text."""
+    held = f"${options.credentials_env}" if options.credentials_env else "default credentials"
+    return kind(
+        f"The server's credentials for BigQuery ({held}) did not work: {type(exc).__name__}.",
+        hint=f"An admin must check the service-account key in {held}: it may be revoked, "
+        "expired or lack the BigQuery roles; the server's log has no more than this.",
+    )
 
 
 def _labels(labels: dict[str, str]) -> dict[str, str]:
