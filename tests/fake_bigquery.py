@@ -112,6 +112,19 @@ class FakeBigQuery:
                     total += size
         return total
 
+    def not_found(self, sql: str) -> JSONResponse | None:
+        """A query naming a table that does not exist is a 404 ``notFound`` (as BigQuery
+        answers it, dry run or not), not a 400."""
+        for table in sqlglot.parse_one(sql, dialect="bigquery").find_all(exp.Table):
+            if table.db and not self.columns(table.db, table.name):
+                return _error(
+                    404,
+                    "notFound",
+                    f"Not found: Table {PROJECT}:{table.db}.{table.name} was not found in "
+                    "location US",
+                )
+        return None
+
     def result_schema(self, sql: str) -> list[tuple[str, str]]:
         """What a dry run reports: the result's columns (and an error if the SQL is bad)."""
         duck = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
@@ -211,6 +224,8 @@ def create_app(fake: FakeBigQuery) -> Starlette:
     def execute(
         sql: str, cap: str | None, job_id: str, max_results: int | None
     ) -> dict[str, Any] | JSONResponse:
+        if (missing := fake.not_found(sql)) is not None:
+            return missing
         processed = fake.bytes_processed(sql)
         if cap is None:
             fake.missing_cap.append(sql)
@@ -256,6 +271,8 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         fake.requests.append({"api": "jobs.query", **body})
         job_id = f"job_{uuid.uuid4().hex[:12]}"
         if body.get("dryRun"):
+            if (missing := fake.not_found(body["query"])) is not None:
+                return missing
             processed = fake.bytes_processed(body["query"])
             return JSONResponse(
                 {
@@ -290,6 +307,8 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         job_id = body.get("jobReference", {}).get("jobId") or f"job_{uuid.uuid4().hex[:12]}"
         if config.get("dryRun"):
             try:
+                if (missing := fake.not_found(query["query"])) is not None:
+                    return missing
                 processed = fake.bytes_processed(query["query"])
                 fields = fake.result_schema(query["query"])
             except (duckdb.Error, sqlglot.errors.ParseError) as exc:

@@ -128,6 +128,61 @@ def test_connector_lists_and_describes(connector: BigQueryConnector) -> None:
         connector.describe_table(TableRequest(id="x", bucket="a.b", source_table="page_views"))
 
 
+def test_a_source_query_reading_a_missing_table_says_so(
+    connector: BigQueryConnector, tmp_path: Path
+) -> None:
+    """BigQuery answers 404 notFound for a query naming a table it does not have; the
+    materialized table has no dataset of its own, and was told it needed one."""
+    request = TableRequest(
+        id="m", query_mode="materialized", source_query="SELECT * FROM analytics.missing"
+    )
+    for call in (
+        lambda: connector.describe_table(request),
+        lambda: connector.extract(request, ExtractWriter(tmp_path / "extracts", "bq")),
+    ):
+        with pytest.raises(SourceTableNotFound, match=r"analytics\.missing was not found") as e:
+            call()
+        assert "source_query" in e.value.message and "http" not in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "transient"),
+    [
+        (403, "rateLimitExceeded", True),  # a 403, and worth retrying
+        (403, "quotaExceeded", True),
+        (400, "jobBackendError", True),
+        (503, "backendError", True),
+        (403, "accessDenied", False),
+    ],
+)
+def test_sync_failures_are_tagged_by_bigquerys_reason(
+    fake: FakeBigQueryServer, tmp_path: Path, status: int, reason: str, transient: bool
+) -> None:
+    """BigQuery's error table: the reason says whether to retry, not the HTTP status. The
+    client's own retries end with the source's timeouts (they ran for 10 minutes)."""
+    settings = {**options(fake), "http_timeout_seconds": 0.3, "job_timeout_seconds": 0.3}
+    connector = BigQueryConnector(SourceContext("bq", settings, tmp_path))
+    writer = ExtractWriter(tmp_path / "extracts", "bq")
+    remote = TableRequest(
+        id="pv", bucket="analytics", source_table="page_views", query_mode="remote"
+    )
+    materialized = TableRequest(id="m", query_mode="materialized", source_query="SELECT 1 AS one")
+    fake.fake.fail("tables.get", status, reason, times=10**6)
+    fake.fake.fail("jobs.query", status, reason, times=10**6)
+    started = time.monotonic()
+    try:
+        for request in (remote, materialized):
+            with pytest.raises(TerminalSyncError if not transient else TransientSyncError) as e:
+                connector.extract(request, writer)
+            assert e.value.transient is transient and reason in e.value.message + str(
+                e.value.details
+            )
+            assert "http" not in e.value.message
+    finally:
+        fake.fake.failures.clear()
+    assert time.monotonic() - started < 5
+
+
 def test_bignumeric_materializes_with_every_digit(tmp_path: Path) -> None:
     """BIGNUMERIC arrives as decimal256; DuckDB would read that parquet column as DOUBLE."""
     from decimal import Decimal

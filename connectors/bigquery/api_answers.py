@@ -65,7 +65,21 @@ def retry_later(exc: Any) -> bool:
     last = cause(exc)
     if last is not exc:
         return True  # the library retried it until its deadline: only retryable errors are
-    return getattr(exc, "code", None) in _RETRY_LATER_STATUS or isinstance(exc, OSError)
+    return getattr(exc, "code", None) in _RETRY_LATER_STATUS or _network(exc)
+
+
+def from_bigquery(exc: BaseException) -> bool:
+    """An answer of BigQuery's API, or a failure to reach it (not a local error: a full
+    disk is an ``OSError`` too)."""
+    from google.api_core import exceptions
+
+    return isinstance(exc, exceptions.GoogleAPIError) or _network(exc)
+
+
+def _network(exc: BaseException) -> bool:
+    import requests
+
+    return isinstance(exc, requests.exceptions.RequestException)
 
 
 def credentials_refused(exc: BaseException) -> bool:

@@ -81,3 +81,16 @@ def _service_account(variable: str) -> Any:
             f"The environment variable {variable} does not hold a usable service-account key.",
             hint="Set it to the path of a service-account key file, or to the key's JSON.",
         ) from None
+
+
+def bounded_retries(seconds: float, *, jobs: bool = False) -> dict[str, Any]:
+    """The client library's retries (10 minutes by default; 40 for a job's) cut to
+    ``seconds``, and each request's timeout too."""
+    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
+
+    if jobs:  # a query: the caller gives the per-request timeout
+        return {
+            "retry": DEFAULT_RETRY.with_deadline(seconds),
+            "job_retry": DEFAULT_JOB_RETRY.with_deadline(seconds),
+        }
+    return {"retry": DEFAULT_RETRY.with_deadline(seconds), "timeout": seconds}

@@ -23,8 +23,15 @@ from agnes_sync.errors import (
 )
 from agnes_sync.human_size import human_size
 from agnes_sync.table_spec import suggested_table_id
-from connectors.bigquery.api_answers import column_type, message, reason
-from connectors.bigquery.client import BigQueryOptions, make_client
+from connectors.bigquery.api_answers import (
+    column_type,
+    credentials_refused,
+    from_bigquery,
+    message,
+    reason,
+    retry_later,
+)
+from connectors.bigquery.client import BigQueryOptions, bounded_retries, make_client
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -89,14 +96,12 @@ class BigQueryConnector(Connector):
         return f"{self.settings.project}.{dataset}.{table}"
 
     def list_tables(self) -> list[SourceTable]:
-        from google.api_core import exceptions
-
-        client = self._client()
         found = []
         try:
+            client = self._client()
             timeout = self.settings.http_timeout_seconds
-            for dataset in client.list_datasets(timeout=timeout):
-                for item in client.list_tables(dataset.dataset_id, timeout=timeout):
+            for dataset in client.list_datasets(**bounded_retries(timeout)):
+                for item in client.list_tables(dataset.dataset_id, **bounded_retries(timeout)):
                     found.append(
                         SourceTable(
                             item.table_id,
@@ -104,30 +109,39 @@ class BigQueryConnector(Connector):
                             suggested_table_id(item.table_id),
                         )
                     )
-        except exceptions.GoogleAPIError as exc:
-            raise TransientSyncError(f"BigQuery could not list tables: {message(exc)}") from None
+        except Exception as exc:
+            failure = _sync_failure(exc, "listing the tables", self.settings)
+            if failure is None:
+                raise
+            raise failure from None
         return found
 
     def describe_table(self, request: TableRequest) -> list[Column]:
         from google.api_core import exceptions
 
-        client = self._client()
         try:
+            client = self._client()
             if request.query_mode == "materialized":
                 job = client.query(
                     request.source_query or "",
                     job_config=self._dry_run(),
-                    timeout=self.settings.http_timeout_seconds,
+                    job_retry=None,  # a dry run runs nothing to run again
+                    **bounded_retries(self.settings.http_timeout_seconds),
                 )
                 fields = job.schema or []
             else:
                 fields = client.get_table(
-                    self._path(request), timeout=self.settings.http_timeout_seconds
+                    self._path(request), **bounded_retries(self.settings.http_timeout_seconds)
                 ).schema
-        except exceptions.NotFound:
-            raise SourceTableNotFound(f"BigQuery has no table {self._path(request)}.") from None
-        except exceptions.BadRequest as exc:
-            raise InvalidTableSpec(f"BigQuery refused the SQL: {message(exc)}") from None
+        except Exception as exc:
+            if isinstance(exc, exceptions.BadRequest) and not retry_later(exc):
+                raise InvalidTableSpec(f"BigQuery refused the SQL: {message(exc)}") from None
+            failure = _not_found(exc, request, self) or _sync_failure(
+                exc, f"describing '{request.id}'", self.settings
+            )
+            if failure is None:
+                raise
+            raise failure from None
         return [Column(f.name, column_type(f), f.mode != "REQUIRED") for f in fields]
 
     def _dry_run(self) -> bigquery.QueryJobConfig:
@@ -136,20 +150,23 @@ class BigQueryConnector(Connector):
         return bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
 
     def extract(self, request: TableRequest, writer: ExtractWriter) -> PublishedTable:
-        from google.api_core import exceptions
-
         self.check_supported(request)
-        client = self._client()
         try:
+            client = self._client()
             if request.query_mode == "materialized":
                 return self._materialize(client, request, writer)
             table = client.get_table(
-                self._path(request), timeout=self.settings.http_timeout_seconds
+                self._path(request), **bounded_retries(self.settings.http_timeout_seconds)
             )
-        except exceptions.NotFound:
-            raise SourceTableNotFound(f"BigQuery has no table {self._path(request)}.") from None
-        except exceptions.GoogleAPIError as exc:
-            raise _sync_failure(exc, request) from None
+        except Exception as exc:
+            if reason(exc) == "bytesBilledLimitExceeded":
+                raise _over_cap(request) from None
+            failure = _not_found(exc, request, self) or _sync_failure(
+                exc, f"syncing '{request.id}'", self.settings
+            )
+            if failure is None:
+                raise
+            raise failure from None
         return writer.publish_remote(
             request.id,
             attach=RemoteAttach(
@@ -185,6 +202,7 @@ class BigQueryConnector(Connector):
                 job_config=config,
                 wait_timeout=limit,
                 api_timeout=self.settings.http_timeout_seconds,
+                **bounded_retries(limit, jobs=True),
             )
             table = exact_decimals(rows.to_arrow(create_bqstorage_client=False))
         except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
@@ -206,29 +224,66 @@ class BigQueryConnector(Connector):
             atomic.discard(staged)
 
 
-def _sync_failure(exc: Exception, request: TableRequest) -> TerminalSyncError | TransientSyncError:
-    """What a BigQuery error means for a sync, in BigQuery's own words (no request line):
-    the billing cap is terminal whatever class the client made of it (it arrives as a 400,
-    or in the job's status as a 500); an outage is worth retrying."""
+def _over_cap(request: TableRequest) -> TerminalSyncError:
+    """The billing cap's refusal: terminal whatever class the client made of it (it
+    arrives as a 400, or in the job's status as a 500)."""
+    return TerminalSyncError(
+        f"BigQuery stopped the query of '{request.id}': it would bill more than the cap "
+        f"of {human_size(MATERIALIZE_MAX_BYTES)}.",
+        hint="Narrow the source_query (fewer columns, a partition filter).",
+        details={"limit_bytes": MATERIALIZE_MAX_BYTES},
+    )
+
+
+def _not_found(
+    exc: Exception, request: TableRequest, connector: BigQueryConnector
+) -> SourceTableNotFound | None:
+    """BigQuery's 404 ``notFound``: the registered table, or one the source_query reads
+    (a materialized table has no dataset of its own to name)."""
     from google.api_core import exceptions
 
-    if reason(exc) == "bytesBilledLimitExceeded":
-        return TerminalSyncError(
-            f"BigQuery stopped the query of '{request.id}': it would bill more than the cap "
-            f"of {human_size(MATERIALIZE_MAX_BYTES)}.",
-            hint="Narrow the source_query (fewer columns, a partition filter).",
-            details={"limit_bytes": MATERIALIZE_MAX_BYTES},
+    if not isinstance(exc, exceptions.NotFound):
+        return None
+    if request.query_mode == "materialized":
+        return SourceTableNotFound(
+            f"The source_query of '{request.id}' reads something BigQuery does not have: "
+            f"{message(exc)}",
+            hint="Fix the table names in the source_query (project.dataset.table), or grant "
+            "the service account access to the dataset.",
         )
-    transient = (
-        exceptions.ServiceUnavailable,
-        exceptions.InternalServerError,
-        exceptions.TooManyRequests,
-        exceptions.BadGateway,
-        exceptions.GatewayTimeout,
+    return SourceTableNotFound(f"BigQuery has no table {connector._path(request)}.")
+
+
+def _sync_failure(
+    exc: Exception, doing: str, options: BigQueryOptions
+) -> TerminalSyncError | TransientSyncError | None:
+    """What a BigQuery error means for a sync, in BigQuery's own words (no request line),
+    by its documented reason rather than its HTTP status: ``rateLimitExceeded`` and
+    ``quotaExceeded`` are 403s and ``jobBackendError`` a 400, all worth retrying; an outage
+    or a network failure too. None: not a failure of BigQuery (a bug, raised as it is)."""
+
+    if credentials_refused(exc):
+        held = f"${options.credentials_env}" if options.credentials_env else "default credentials"
+        return TerminalSyncError(
+            f"BigQuery did not accept the source's credentials ({held}) while {doing}: "
+            f"{type(exc).__name__}.",
+            hint=f"Check the service-account key in {held}: it may be revoked, expired or "
+            "lack the BigQuery roles (BigQuery Data Viewer and Job User).",
+        )
+    if not from_bigquery(exc):
+        return None
+    said = reason(exc)
+    if retry_later(exc):
+        return TransientSyncError(
+            f"BigQuery is busy or unavailable ({said or 'no reason given'}) while {doing}: "
+            f"{message(exc)}",
+            hint="Nothing to fix here: the sync is retried (a used-up quota resets later).",
+        )
+    return TerminalSyncError(
+        f"BigQuery refused {doing}: {message(exc)}",
+        hint="BigQuery's message says why (accessDenied: grant the service account access).",
+        details={"bigquery_reason": said} if said else None,
     )
-    if isinstance(exc, transient):
-        return TransientSyncError(f"BigQuery is unavailable: {message(exc)}")
-    return TerminalSyncError(f"BigQuery refused: {message(exc)}")
 
 
 def exact_decimals(table: pa.Table) -> pa.Table:

@@ -8,7 +8,8 @@
   to a few thousand rows anyway) and are cut to the row and byte caps like local ones.
 - The client library retries 429, 5xx and BigQuery's retryable reasons for up to 10
   minutes by default; every call here bounds those retries by the query timeout (the
-  HTTP timeout for a dry run or a schema), so an outage is a prompt, typed refusal.
+  HTTP timeout for a dry run or a schema; :func:`~connectors.bigquery.client.bounded_retries`),
+  so an outage is a prompt, typed refusal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
@@ -34,11 +35,12 @@ from agnes_sync.connector import Column
 from connectors.bigquery.api_answers import (
     column_type,
     credentials_refused,
+    from_bigquery,
     message,
     reason,
     retry_later,
 )
-from connectors.bigquery.client import BigQueryOptions, make_client
+from connectors.bigquery.client import BigQueryOptions, bounded_retries, make_client
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -135,12 +137,12 @@ class BigQueryEngine(RemoteEngine):
                 tree.sql(dialect="bigquery"),
                 job_config=config,
                 job_retry=None,  # a dry run is no job to run again (else 10 more minutes)
-                **_bounded(seconds),
+                **bounded_retries(seconds),
             )
         except Exception as exc:
             if credentials_refused(exc):
                 raise _unusable_credentials(self.options, exc, RemoteEstimateFailed) from None
-            if not isinstance(exc, exceptions.GoogleAPIError | OSError):
+            if not from_bigquery(exc):
                 raise
             if retry_later(exc):
                 raise _busy(exc, RemoteEstimateFailed, "could not price the query") from None
@@ -177,7 +179,7 @@ class BigQueryEngine(RemoteEngine):
                 max_results=limits.rows + 1,
                 wait_timeout=limits.timeout_seconds,
                 api_timeout=limits.timeout_seconds,
-                **_bounded(limits.timeout_seconds, jobs=True),
+                **bounded_retries(limits.timeout_seconds, jobs=True),
             )
             table = rows.to_arrow(create_bqstorage_client=False)
         except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
@@ -185,7 +187,7 @@ class BigQueryEngine(RemoteEngine):
         except Exception as exc:
             if credentials_refused(exc):
                 raise _unusable_credentials(self.options, exc, QueryFailed) from None
-            if not isinstance(exc, exceptions.GoogleAPIError | OSError):
+            if not from_bigquery(exc):
                 raise
             # The cap's refusal comes as a 400, or in the job's status (then as whatever
             # class the client library makes of a reason it does not know): by reason.
@@ -208,7 +210,7 @@ class BigQueryEngine(RemoteEngine):
         seconds = self.options.http_timeout_seconds
         try:
             fields = self._client.get_table(
-                table.remote.remote_name.replace("`", ""), **_bounded(seconds)
+                table.remote.remote_name.replace("`", ""), **bounded_retries(seconds)
             ).schema
         except Exception as exc:
             refusal = self._refusal(exc, f"could not describe '{table.id}'")
@@ -221,7 +223,7 @@ class BigQueryEngine(RemoteEngine):
         """``tabledata.list``: BigQuery reads the first rows for free, no query job."""
         assert table.remote is not None
         started = time.perf_counter()
-        bounded = _bounded(limits.timeout_seconds)
+        bounded = bounded_retries(limits.timeout_seconds)
         try:
             remote = self._client.get_table(table.remote.remote_name.replace("`", ""), **bounded)
             listed = self._client.list_rows(remote, max_results=rows, **bounded)
@@ -236,11 +238,10 @@ class BigQueryEngine(RemoteEngine):
 
     def _refusal(self, exc: Exception, what: str) -> QueryRefused | None:
         """A failed metadata call as a typed refusal (None: not BigQuery's failure)."""
-        from google.api_core import exceptions
 
         if credentials_refused(exc):
             return _unusable_credentials(self.options, exc, QueryFailed)
-        if not isinstance(exc, exceptions.GoogleAPIError | OSError):
+        if not from_bigquery(exc):
             return None
         if retry_later(exc):
             return _busy(exc, QueryFailed, what)
@@ -248,19 +249,6 @@ class BigQueryEngine(RemoteEngine):
 
     def close(self) -> None:
         self._client.close()
-
-
-def _bounded(seconds: float, *, jobs: bool = False) -> dict[str, Any]:
-    """The client library's retries (10 minutes by default; 40 for a job's) cut to
-    ``seconds``, and each request's timeout too."""
-    from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
-
-    if jobs:  # a query: the caller gives the per-request timeout
-        return {
-            "retry": DEFAULT_RETRY.with_deadline(seconds),
-            "job_retry": DEFAULT_JOB_RETRY.with_deadline(seconds),
-        }
-    return {"retry": DEFAULT_RETRY.with_deadline(seconds), "timeout": seconds}
 
 
 def _busy(exc: Exception, kind: type[QueryRefused], what: str) -> QueryRefused:
