@@ -23,7 +23,8 @@ Built from Atlassian's REST v3 reference and webhook documentation:
 - ``GET /rest/api/3/myself``: ``{accountId, emailAddress, displayName, timeZone}``.
 
 Every call needs ``Authorization: Basic base64(email:token)`` (else 401). ``fail_next``
-makes the next calls answer 429 with ``Retry-After`` (or any status). ``webhook_body``
+makes the next calls answer 429 with ``Retry-After`` (or any status, a redirect's
+``Location`` too). ``webhook_body``
 builds the JSON Jira posts for an event; ``signed`` the headers Jira sends with it.
 """
 
@@ -78,6 +79,7 @@ class Failure:
     retry_after: str | None
     path_prefix: str
     raw_body: str | None = None  # sent as is (a body cut off, a proxy's page)
+    location: str | None = None  # a redirect's Location
 
 
 @dataclass
@@ -298,10 +300,11 @@ class FakeJira:
         retry_after: str | None = "1",
         path_prefix: str = "",
         raw_body: str | None = None,
+        location: str | None = None,
     ) -> None:
         with self.lock:
             self.failures.extend(
-                Failure(status, retry_after, path_prefix, raw_body) for _ in range(count)
+                Failure(status, retry_after, path_prefix, raw_body, location) for _ in range(count)
             )
 
     def calls(self, path_prefix: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -476,6 +479,8 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
             failure = fake.failure_for(request.url.path)
             if failure is not None:
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
+                if failure.location:
+                    headers["Location"] = failure.location
                 if failure.raw_body is not None:
                     return Response(
                         failure.raw_body,

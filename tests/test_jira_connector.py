@@ -536,6 +536,18 @@ def test_exhausted_retries_fail_the_sync_and_keep_the_last_good_data(source: Sou
     assert source.rows("SELECT summary FROM jira_issues") == [("Good",)]
 
 
+def test_a_redirect_loop_is_a_typed_failure_naming_the_url_option(
+    source: Source, server: FakeJiraServer
+) -> None:
+    source.jira.fail_next(
+        100, status=302, retry_after=None, path_prefix="/rest/api/3/myself",
+        location=f"{server.url}/rest/api/3/myself",
+    )  # fmt: skip
+    with pytest.raises(TerminalSyncError, match="redirects GET /rest/api/3/myself in a loop") as e:
+        source.sync()
+    assert "'url' option" in (e.value.hint or "")
+
+
 def test_an_answer_cut_off_is_worth_another_try_and_keeps_the_data(source: Source) -> None:
     """A 200 whose body does not parse (cut off, or a proxy's page) failed the sync as bad
     data, never retried; the data itself was never read, as with a network error."""

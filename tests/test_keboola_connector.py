@@ -595,6 +595,19 @@ def test_slice_downloads_are_retried_and_an_expired_url_is_transient(stack: Stac
     assert len(stack.rows("orders")) == len(ROWS)  # the last good data
 
 
+def test_a_redirect_loop_on_a_signed_url_is_a_typed_transient_failure(stack: Stack) -> None:
+    """A request failure that is not a network error (a redirect loop; a body that does
+    not decode) escaped untyped: tagged as any download failure now, signature unsaid."""
+    api, slept = client(stack, attempts=2)
+    url = f"{stack.server.url}/kbc-sapi-files/exp-15/1/x.csv.gz?X-Amz-Signature=secret"
+    stack.fake.fail("/kbc-sapi-files/", 307, headers={"Location": url}, times=10**6)
+    for fetch in (lambda: api.download(url, stack.root / "x"), lambda: api.fetch_json(url)):
+        with pytest.raises(TransientSyncError, match="TooManyRedirects") as caught:
+            fetch()
+        assert "secret" not in caught.value.message
+    assert slept == [0.5, 0.5]
+
+
 def test_the_token_never_reaches_disk(stack: Stack) -> None:
     stack.connector().extract(incremental(), stack.writer)
     for path in stack.root.rglob("*"):

@@ -109,7 +109,13 @@ class JiraClient:
         for attempt in range(1, self.attempts + 1):
             try:
                 response = self._http.get(path, params=params, auth=self._auth())
-            except httpx.TransportError as exc:
+            except httpx.TooManyRedirects:
+                raise TerminalSyncError(
+                    f"Jira at {self.options.base_url} redirects GET {path} in a loop.",
+                    hint="Check the 'url' option: it must be the Jira site itself, e.g. "
+                    "https://example.atlassian.net (not a page behind a login).",
+                ) from None
+            except httpx.RequestError as exc:  # the network, or a body that does not decode
                 problem = (
                     f"Jira at {self.options.base_url} could not be reached ({type(exc).__name__})"
                 )

@@ -6,7 +6,8 @@ rotated token is picked up without a restart) and sent only as ``X-StorageApi-To
 the stack; it is never put in a URL, a log line or an error message. Files are fetched
 from the signed URLs Keboola hands out with a second client that carries no token.
 
-- 429, 5xx and network errors: retried ``attempts`` times, waiting ``Retry-After`` when the
+- 429, 5xx and network errors (any failure of the request: a redirect loop on a signed
+  URL, a body that does not decode): retried ``attempts`` times, waiting ``Retry-After`` when the
   answer has one (else exponential backoff), then :class:`TransientSyncError`;
 - 401/403: :class:`TokenRefused` (terminal), naming the variable and the bucket;
 - 404: :class:`SourceTableNotFound`; other 4xx: :class:`TerminalSyncError` with Keboola's
@@ -107,7 +108,7 @@ class StorageClient:
                 response = self._api.request(
                     method, path, params=params, json=json, headers=headers
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # a redirect loop, a bad body too
                 self._again(attempt, f"{what} failed ({type(exc).__name__})", None)
                 continue
             status = response.status_code
@@ -191,7 +192,7 @@ class StorageClient:
         for attempt in range(1, self.attempts + 1):
             try:
                 response = self._files.get(url, headers=headers)
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # a redirect loop, a bad body too
                 self._again(attempt, f"fetching {_where(url)} failed ({type(exc).__name__})", None)
                 continue
             if response.status_code == 429 or response.status_code >= 500:
@@ -231,7 +232,7 @@ class StorageClient:
                             out.write(chunk)
                             written += len(chunk)
                     return written
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # a redirect loop, a bad body too
                 self._again(
                     attempt, f"downloading {_where(url)} failed ({type(exc).__name__})", None
                 )
