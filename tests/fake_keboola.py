@@ -118,6 +118,9 @@ class FakeKeboola:
     polls_to_finish: int = 2  # job polls answered waiting/processing before success
     accept_parquet: bool = True
     shuffle_manifest: bool = True
+    # The file detail of a sliced export says isSliced: true; False: false, as the API
+    # reference's own example of a ``.csvmanifest`` file detail does.
+    says_sliced: bool = True
     gzip_encoded: bool = False  # serve blobs with Content-Encoding: gzip (as S3 can)
     offset: timedelta = timedelta(0)
     tokens: dict[str, Token] = field(default_factory=lambda: {TOKEN: Token()})
@@ -482,7 +485,7 @@ class FakeKeboola:
             "id": file_id,
             "created": iso(self.now()),
             "isPublic": False,
-            "isSliced": bool(self.slices),
+            "isSliced": bool(self.slices) and self.says_sliced,
             "isEncrypted": True,
             "fileType": "parquet" if parquet else "csv",
             "sizeBytes": sum((folder / n).stat().st_size for n in names),

@@ -302,6 +302,23 @@ def test_the_fake_reads_form_bodies_as_keboola_does(stack: Stack) -> None:
     assert stack.fake.exports[-1]["whereFilters"] == []  # silently ignored
 
 
+def test_a_manifest_file_is_sliced_whatever_its_is_sliced_says(stack: Stack) -> None:
+    """The reference's file detail of a ``.csvmanifest`` says ``isSliced: false``: its url
+    was then read as the data (one bad row) instead of as the list of slices."""
+    stack.fake.says_sliced = False
+    assert stack.connector(file_type="csv").extract(orders(), stack.writer).rows == len(ROWS)
+    assert len(stack.fake.calls(r"_0_0_\d+\.csv\.gz$")) == 3
+
+
+@pytest.mark.parametrize("manifest", [[], {"entries": [{"uri": "x"}]}, {"entries": "x"}])
+def test_a_manifest_of_another_shape_is_a_typed_failure(manifest: Any) -> None:
+    from connectors.keboola.export import manifest_urls
+
+    with pytest.raises(TerminalSyncError, match="manifest of Keboola's file 7"):
+        manifest_urls(manifest, 7)
+    assert manifest_urls({}, 7) == [] and manifest_urls({"entries": [{"url": "u"}]}, 7) == ["u"]
+
+
 def test_slice_index_sorts_naturally() -> None:
     names = [f"s3://b/exp/1.csv.gz_0_0_{i}.csv.gz" for i in (10, 2, 0, 1, 11)]
     assert [n.rsplit("_", 1)[1] for n in sorted(names, key=slice_index)] == [

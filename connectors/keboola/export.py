@@ -94,15 +94,19 @@ class Exporter:
                 f"Keboola's export job {job.get('id')} of {table} succeeded without a file id."
             ) from None
         info = self.client.get(f"/v2/storage/files/{file_id}", {"federationToken": 1}, bucket)
+        if not isinstance(info, dict) or not info.get("url"):
+            raise TransientSyncError(
+                f"Keboola's file {file_id} (the export of {table}) has no download url.",
+                hint="The sync is retried with a new export.",
+            )
         workdir.mkdir(parents=True, exist_ok=True)
         exported = ExportedFile(
             file_type=str(info.get("fileType") or params.file_type),
             job_created=_timestamp(job.get("createdTime")),
             file_id=file_id,
         )
-        if info.get("isSliced"):
-            manifest = self.client.fetch_json(str(info["url"]))
-            entries = [str(e["url"]) for e in manifest.get("entries") or []]
+        if is_sliced(info):
+            entries = manifest_urls(self.client.fetch_json(str(info["url"])), file_id)
             exported.slices = self._download_all(entries, info, workdir)
         else:
             target = workdir / "slice-00000"
@@ -167,6 +171,27 @@ class Exporter:
             for future in done:
                 future.result()  # the first failure, re-raised
         return targets
+
+
+def is_sliced(info: dict[str, Any]) -> bool:
+    """A sliced file (its url is a manifest): ``isSliced``, or a file named ``*manifest``
+    (the API reference's own detail of a ``.csvmanifest`` file says ``isSliced: false``;
+    read as data, the manifest would be one bad row)."""
+    return bool(info.get("isSliced")) or str(info.get("name") or "").endswith("manifest")
+
+
+def manifest_urls(manifest: Any, file_id: int) -> list[str]:
+    """The slices' urls of a manifest ``{"entries": [{"url": ...}, ...]}``."""
+    entries = manifest.get("entries") if isinstance(manifest, dict) else None
+    if entries is None and isinstance(manifest, dict):
+        entries = []  # no slices: an empty export
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("url"), str) and e["url"] for e in entries
+    ):
+        raise TerminalSyncError(
+            f'The manifest of Keboola\'s file {file_id} is not {{"entries": [{{"url": ...}}]}}.'
+        )
+    return [str(e["url"]) for e in entries]
 
 
 def slice_index(url: str) -> tuple[Any, ...]:
