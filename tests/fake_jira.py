@@ -24,7 +24,8 @@ Built from Atlassian's REST v3 reference and webhook documentation:
 
 Every call needs ``Authorization: Basic base64(email:token)`` (else 401). ``fail_next``
 makes the next calls answer 429 with ``Retry-After`` (or any status, a redirect's
-``Location`` too). ``webhook_body``
+``Location``, other headers such as the rate limit's ``X-RateLimit-Reset``,
+``yyyy-MM-ddTHH:mmZ``, which may come without ``Retry-After``). ``webhook_body``
 builds the JSON Jira posts for an event; ``signed`` the headers Jira sends with it.
 """
 
@@ -80,6 +81,7 @@ class Failure:
     path_prefix: str
     raw_body: str | None = None  # sent as is (a body cut off, a proxy's page)
     location: str | None = None  # a redirect's Location
+    headers: dict[str, str] | None = None  # e.g. X-RateLimit-Reset
 
 
 @dataclass
@@ -301,10 +303,12 @@ class FakeJira:
         path_prefix: str = "",
         raw_body: str | None = None,
         location: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         with self.lock:
             self.failures.extend(
-                Failure(status, retry_after, path_prefix, raw_body, location) for _ in range(count)
+                Failure(status, retry_after, path_prefix, raw_body, location, headers)
+                for _ in range(count)
             )
 
     def calls(self, path_prefix: str) -> list[tuple[str, str, dict[str, str]]]:
@@ -481,6 +485,7 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
                 headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}
                 if failure.location:
                     headers["Location"] = failure.location
+                headers.update(failure.headers or {})
                 if failure.raw_body is not None:
                     return Response(
                         failure.raw_body,

@@ -515,6 +515,21 @@ def test_a_long_retry_after_is_not_cut_short(source: Source) -> None:
     assert len(source.jira.calls("/rest/api/3/search")) == 1
 
 
+def test_a_429_with_only_x_ratelimit_reset_waits_until_then(source: Source) -> None:
+    """Jira's rate limiting may send ``X-RateLimit-Reset`` (``yyyy-MM-ddTHH:mmZ``) and no
+    ``Retry-After``; calling before then fails again (and lengthens the wait)."""
+    source.jira.create_issue("PROJ", "Rate limited")
+    reset = (datetime.now(UTC) + timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%MZ")
+    source.jira.fail_next(
+        1, status=429, retry_after=None, path_prefix="/rest/api/3/search",
+        headers={"X-RateLimit-Reset": reset, "RateLimit-Reason": "jira-burst-based"},
+    )  # fmt: skip
+    with pytest.raises(TransientSyncError, match="asked to wait") as refused:
+        source.sync()
+    assert 120 <= (refused.value.retry_after_seconds or 0) <= 181 and source.sleeps == []
+    assert len(source.jira.calls("/rest/api/3/search")) == 1
+
+
 def test_a_429_without_retry_after_backs_off_from_seconds(source: Source) -> None:
     key = source.jira.create_issue("PROJ", "Rate limited")
     source.jira.fail_next(2, status=429, retry_after=None, path_prefix="/rest/api/3/issue/")

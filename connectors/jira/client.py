@@ -10,7 +10,8 @@
 
 Basic auth with the account's email and the API token read from ``$token_env`` at each
 request (never stored, logged or put in a message). 429 and 5xx are retried, honouring
-``Retry-After``; 401/403 are terminal and name the variable, never its value.
+``Retry-After`` (else ``X-RateLimit-Reset``, the other header Jira's rate limiting
+sends); 401/403 are terminal and name the variable, never its value.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -62,6 +64,26 @@ def retry_after(header: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def rate_limit_reset(header: str | None) -> float | None:
+    """Seconds until ``X-RateLimit-Reset`` (ISO 8601, ``yyyy-MM-ddTHH:mmZ``): Jira's rate
+    limit documentation sends it with a 429, with or without ``Retry-After``."""
+    if not header:
+        return None
+    try:
+        when = datetime.fromisoformat(header.strip())
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())
+
+
+def asked_wait(response: httpx.Response) -> float | None:
+    """How long Jira asked us to wait: ``Retry-After``, else ``X-RateLimit-Reset``."""
+    said = retry_after(response.headers.get("Retry-After"))
+    return said if said is not None else rate_limit_reset(response.headers.get("X-RateLimit-Reset"))
 
 
 class JiraClient:
@@ -125,7 +147,7 @@ class JiraClient:
                     self._refused(response, path)
                     return response
                 problem = f"Jira answered {response.status_code} to GET {path}"
-                hinted = retry_after(response.headers.get("Retry-After"))
+                hinted = asked_wait(response)
                 wait = hinted if hinted is not None else _backoff(response.status_code, attempt)
             if attempt == self.attempts or waited + wait > self.max_wait_seconds:
                 break
