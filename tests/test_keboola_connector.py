@@ -625,6 +625,18 @@ def test_a_redirect_loop_on_a_signed_url_is_a_typed_transient_failure(stack: Sta
     assert slept == [0.5, 0.5]
 
 
+def test_signed_file_urls_never_reach_the_log(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """httpx logs each request's URL at INFO: a signed URL's signature (a credential for
+    hours) reached any log kept at INFO."""
+    with caplog.at_level("INFO", logger="httpx"):
+        stack.connector(file_type="csv").extract(orders(), stack.writer)
+    logged = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert any("/kbc-sapi-files/" in line for line in logged)
+    assert not any("Signature" in line or TOKEN in line for line in logged)
+
+
 def test_the_token_never_reaches_disk(stack: Stack) -> None:
     stack.connector().extract(incremental(), stack.writer)
     for path in stack.root.rglob("*"):

@@ -4,7 +4,8 @@ and failures tagged for the sync engine.
 The token is read from the environment variable named by ``token_env`` at each call (a
 rotated token is picked up without a restart) and sent only as ``X-StorageApi-Token`` to
 the stack; it is never put in a URL, a log line or an error message. Files are fetched
-from the signed URLs Keboola hands out with a second client that carries no token.
+from the signed URLs Keboola hands out with a second client that carries no token; their
+signatures are credentials too, kept out of messages and out of httpx's request log.
 
 - 429, 5xx and network errors (any failure of the request: a redirect loop on a signed
   URL, a body that does not decode): retried ``attempts`` times, waiting ``Retry-After`` when the
@@ -22,6 +23,7 @@ directory, which a server running syncs on several threads cannot share.
 from __future__ import annotations
 
 import email.utils
+import logging
 import math
 import os
 import threading
@@ -267,6 +269,36 @@ def _message(response: httpx.Response, token: str) -> str:
             text = str(body.get("error") or body.get("message") or body.get("reason") or "")
     text = text or response.reason_phrase or "no message"
     return text.replace(token, "***") if token else text
+
+
+_SIGNATURES = ("x-amz-signature=", "x-amz-credential=", "x-goog-signature=", "sig=")
+
+
+class _SignedUrls(logging.Filter):
+    """httpx logs every request's URL at INFO (``HTTP Request: GET <url> ...``); a signed
+    file URL's query (S3, GCS, an Azure SAS) is a credential for hours: logged without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
+            record.args = tuple(
+                _where(str(a)) if isinstance(a, httpx.URL) and _signed(a) else a
+                for a in record.args
+            )
+        return True
+
+
+def _signed(url: httpx.URL) -> bool:
+    query = url.query.decode(errors="replace").lower()
+    return any(part in query for part in _SIGNATURES)
+
+
+def _hide_signatures_from(logger_name: str) -> None:
+    target = logging.getLogger(logger_name)
+    if not any(isinstance(f, _SignedUrls) for f in target.filters):
+        target.addFilter(_SignedUrls())
+
+
+_hide_signatures_from("httpx")
 
 
 def _where(url: str) -> str:
