@@ -9,7 +9,8 @@ Built from the public Storage API reference (apiary) for the calls a table expor
 - ``POST /v2/storage/tables/{id}/export-async`` with a JSON body, or a form body where
   ``whereFilters`` must be flattened (``whereFilters[0][column]=...``) — an unflattened one is
   silently ignored, as Keboola does; answers 202 with a job;
-- ``GET /v2/storage/jobs/{id}``: ``waiting`` → ``processing`` → ``success`` (or ``error``
+- ``GET /v2/storage/jobs/{id}``: ``waiting`` (or ``created``, as the reference's own job
+  answers show) → ``processing`` → ``success`` (or ``error``
   with ``error.message``) as it is polled; ``results.file.id`` once done;
 - ``GET /v2/storage/files/{id}?federationToken=1``: ``isSliced``, ``fileType`` and a signed
   ``url`` — the file itself, or a manifest ``{"entries": [{"url": ...}]}`` for a sliced
@@ -116,6 +117,7 @@ class FakeKeboola:
     base_url: str = ""
     slices: int = 3  # 0: a single unsliced file
     polls_to_finish: int = 2  # job polls answered waiting/processing before success
+    first_status: str = "waiting"  # a new job's; "created" as the reference also shows
     accept_parquet: bool = True
     shuffle_manifest: bool = True
     # The file detail of a sliced export says isSliced: true; False: false, as the API
@@ -393,7 +395,7 @@ class FakeKeboola:
         created = self.now()
         job: dict[str, Any] = {
             "id": job_id,
-            "status": "waiting",
+            "status": self.first_status,
             "url": f"{self.base_url}/v2/storage/jobs/{job_id}",
             "tableId": table.id,
             "operationName": "tableExport",
@@ -516,7 +518,7 @@ class FakeKeboola:
 
     def poll(self, job_id: int) -> dict[str, Any]:
         job = self.jobs[job_id]
-        if job["status"] in ("waiting", "processing"):
+        if job["status"] in ("created", "waiting", "processing"):
             job["_polls"] += 1
             if job["_polls"] >= self.polls_to_finish:
                 outcome, value = job["_outcome"]

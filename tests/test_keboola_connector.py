@@ -591,6 +591,22 @@ def test_a_failed_job_is_terminal_with_keboolas_message(stack: Stack) -> None:
     assert not caught.value.transient
 
 
+def test_a_job_created_but_not_yet_waiting_is_polled(stack: Stack) -> None:
+    """The reference's job answers also show ``created``: the export was failed as a job
+    in an unknown state."""
+    stack.fake.first_status = "created"
+    assert stack.connector(file_type="csv").extract(orders(), stack.writer).rows == len(ROWS)
+
+
+@pytest.mark.parametrize("status", ["cancelled", "terminated"])
+def test_a_stopped_job_is_retried_with_a_new_export(stack: Stack, status: str) -> None:
+    api, _ = client(stack)
+    exporter = Exporter(api, first_poll=0.01)
+    with pytest.raises(TransientSyncError, match=f"was {status}") as caught:
+        exporter.wait_for({"id": 7, "status": status}, "in.c-main.orders")
+    assert "new export" in (caught.value.hint or "")
+
+
 def test_a_job_past_its_timeout_is_transient(stack: Stack) -> None:
     stack.fake.polls_to_finish = 10**9
     api, slept = client(stack)

@@ -3,7 +3,8 @@
 ``POST /v2/storage/tables/{id}/export-async`` (JSON body: ``columns``, ``whereFilters``,
 ``changedSince``/``changedUntil``, ``fileType``, ``gzip``) answers with a job; ``GET
 /v2/storage/jobs/{id}`` is polled with a growing wait until ``success`` or ``error``
-(``waiting`` and ``processing`` mean not yet) or the timeout. The job's
+(``created``, ``waiting``, ``processing`` and ``terminating`` mean not yet; ``cancelled``
+and ``terminated``, a stopped job, are retried with a new export) or the timeout. The job's
 ``results.file.id`` names a file; ``GET /v2/storage/files/{id}?federationToken=1`` gives
 its signed ``url`` and ``isSliced``. A plain file is downloaded from ``url``; a sliced one's
 ``url`` is a manifest (``{"entries": [{"url": ...}]}``) whose slices are all downloaded,
@@ -34,6 +35,11 @@ from connectors.keboola.blob_urls import resolve
 from connectors.keboola.client import StorageClient
 
 MAX_POLL = 15.0
+# Job states still going: the polling guide names waiting and processing; the Storage API
+# reference's own job answers also show "created", and Keboola's job schema adds a stopped
+# job's "terminating", then "terminated" or "cancelled".
+RUNNING = ("created", "waiting", "processing", "terminating")
+STOPPED = ("cancelled", "terminated")
 _PARQUET_MAGIC = b"PAR1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _DIGITS = re.compile(r"(\d+)")
@@ -136,10 +142,17 @@ class Exporter:
                         "keboola_code": error.get("code") if isinstance(error, dict) else None,
                     },
                 )
-            if status not in ("waiting", "processing"):
+            if status in STOPPED:
+                raise TransientSyncError(
+                    f"Keboola's export job {job.get('id')} of {table} was {status} in Keboola.",
+                    hint="Someone or something stopped the job; the sync is retried with a "
+                    "new export.",
+                    details={"job": job.get("id")},
+                )
+            if status not in RUNNING:
                 raise TerminalSyncError(
                     f"Keboola's export job {job.get('id')} of {table} is '{status}', "
-                    "not waiting, processing, success or error."
+                    f"not one of {', '.join(RUNNING + STOPPED)}, success or error."
                 )
             if polled:  # the first poll is at once: a cached export is ready already
                 if self.clock() + pause > deadline:
