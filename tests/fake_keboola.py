@@ -2,7 +2,8 @@
 
 Built from the public Storage API reference (apiary) for the calls a table export makes:
 
-- ``GET /v2/storage/tokens/verify``; ``GET /v2/storage/buckets``;
+- ``GET /v2/storage/tokens/verify`` (whose answer holds the token itself, ``token``, as
+  documented); ``GET /v2/storage/buckets``;
   ``GET /v2/storage/buckets/{id}/tables?include=columns``; ``GET /v2/storage/tables/{id}``
   (``definition`` with ``basetype`` per column for typed tables, ``primaryKey``,
   ``rowsCount``, ``dataSizeBytes``, ``lastChangeDate``; aliases and linked buckets too);
@@ -672,7 +673,7 @@ def create_app(fake: FakeKeboola) -> Starlette:
         path = request.url.path.removeprefix("/v2/storage")
         if path == "/tokens/verify":
             return JSONResponse({
-                "id": "44", "description": "fake token", "isMasterToken": False,
+                "id": "44", "token": request.headers["x-storageapi-token"], "description": "fake token", "isMasterToken": False,
                 "canManageBuckets": grant.buckets is None, "expires": None, "isExpired": False,
                 "isDisabled": False, "bucketPermissions": {b: "read" for b in (grant.buckets or fake.buckets)},
                 "owner": {"id": "58", "name": "Fake project", "defaultBackend": "snowflake", "features": []},

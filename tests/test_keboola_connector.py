@@ -4,6 +4,7 @@ parquet, incremental exports and chunked first loads, drift, and failures tagged
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -109,6 +110,12 @@ def test_discovery_verifies_the_token_and_lists_tables_aliases_and_linked_bucket
     assert len(set(ids)) == len(ids) and "orders_view" in ids
     assert "60 rows" in by_place[("in.c-main", "orders")].description
     assert by_place[("in.c-main", "orders")].description.startswith("Orders from the web shop")
+
+
+def test_the_token_keboola_echoes_in_verify_is_not_handed_on(stack: Stack) -> None:
+    """``GET /v2/storage/tokens/verify`` answers with the token itself (``token``)."""
+    described = stack.connector().verify()
+    assert described["id"] == "44" and TOKEN not in json.dumps(described)
 
 
 def test_describe_types_columns_from_the_definition(stack: Stack) -> None:

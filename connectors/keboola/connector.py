@@ -91,8 +91,14 @@ class KeboolaConnector(Connector):
     # --- discovery -----------------------------------------------------------------------
 
     def verify(self) -> dict[str, Any]:
-        """The token's description (``GET /v2/storage/tokens/verify``); refused tokens raise."""
-        return cast(dict[str, Any], self.client.get("/v2/storage/tokens/verify"))
+        """The token's description (``GET /v2/storage/tokens/verify``); refused tokens raise.
+        Keboola's answer holds the token itself (``token``): never handed on."""
+        answer = self.client.get("/v2/storage/tokens/verify")
+        if not isinstance(answer, dict):
+            raise TerminalSyncError(
+                "Keboola's answer to GET /v2/storage/tokens/verify is not an object."
+            )
+        return {k: v for k, v in answer.items() if k != "token"}
 
     def list_tables(self) -> list[SourceTable]:
         self.verify()
