@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -437,6 +438,27 @@ def test_df_and_pl_hold_the_arrow_data(nb: NotebookSetup) -> None:
     assert polars.columns == result.arrow().column_names
     assert polars.to_dicts() == rows
     assert len(result) == 20
+
+
+def test_intervals_are_durations_in_df_and_pl_as_duckdb_makes_them(nb: NotebookSetup) -> None:
+    sql = (
+        "SELECT INTERVAL '2 months 3 days 00:00:05.25' AS i UNION ALL SELECT -INTERVAL 90 MINUTE "
+        "UNION ALL SELECT NULL ORDER BY i NULLS LAST"
+    )
+    result = nb.ws.query(sql)
+    expected = duckdb.sql(sql).df()
+    frame = result.df()
+    assert str(frame["i"].dtype) == "timedelta64[us]"
+    assert frame["i"].tolist()[:2] == expected["i"].tolist()[:2]  # a month as 30 days
+    assert frame["i"].isna().tolist() == [False, False, True]
+    polars = result.pl()  # polars itself refuses Arrow's interval type
+    assert str(polars.schema["i"]) == "Duration(time_unit='us')"
+    assert polars["i"].to_list()[:2] == [
+        timedelta(minutes=-90),
+        timedelta(days=63, seconds=5.25),
+    ]
+    assert polars["i"].to_list()[2] is None
+    assert pa.types.is_interval(result.arrow().schema.field("i").type)  # Arrow keeps it
 
 
 def test_html_shows_counts_and_the_cut(nb: NotebookSetup) -> None:

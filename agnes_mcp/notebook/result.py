@@ -44,6 +44,31 @@ def decimal_as_float(column: pa.ChunkedArray, scale: int) -> pa.ChunkedArray:
     return column.cast(pa.string()).cast(pa.float64())
 
 
+MICROS_A_DAY = 86_400_000_000
+
+
+def interval_as_duration(column: pa.ChunkedArray) -> pa.Array:
+    """INTERVAL values (Arrow's month-day-nano) as microsecond durations, as DuckDB's own
+    ``.df()`` makes them ``timedelta64[us]``: a month counts 30 days. pandas would
+    otherwise hold them as ``DateOffset`` objects and polars refuses the type."""
+    micros = [
+        None
+        if value is None
+        else (value.months * 30 + value.days) * MICROS_A_DAY + int(value.nanoseconds / 1000)
+        for value in column.to_pylist()
+    ]
+    return pa.array(micros, pa.duration("us"))
+
+
+def with_durations(table: pa.Table) -> pa.Table:
+    """``table`` with each INTERVAL column as :func:`interval_as_duration` makes it."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_interval(field.type):
+            durations = interval_as_duration(table.column(index))
+            table = table.set_column(index, pa.field(field.name, durations.type), durations)
+    return table
+
+
 class TruncatedResultWarning(UserWarning):
     """The rows taken out of a :class:`Result` (``.df()``, ``.pl()``, ``.arrow()``) are
     not the whole answer: a limit cut them. Its text names the limit and how to get the
@@ -96,11 +121,12 @@ class Result:
     def df(self) -> Any:
         """The rows as a pandas DataFrame (needs the ``notebook`` extra), typed as DuckDB's
         own ``.df()`` types them: dates and timestamps as ``datetime64``, decimals as
-        ``float64`` (``.arrow()`` keeps the exact decimals). A cut result warns
+        ``float64`` (``.arrow()`` keeps the exact decimals), intervals as
+        ``timedelta64[us]`` (a month as 30 days). A cut result warns
         (:class:`TruncatedResultWarning`) and its frame's ``attrs["agnes"]`` says so."""
         _need("pandas")
         self._warn_if_cut()
-        table = self._answer.table
+        table = with_durations(self._answer.table)
         for index, field in enumerate(table.schema):
             if pa.types.is_decimal(field.type):
                 floats = decimal_as_float(table.column(index), field.type.scale)
@@ -115,11 +141,12 @@ class Result:
         return frame
 
     def pl(self) -> Any:
-        """The rows as a polars DataFrame (needs the ``notebook`` extra); a cut result
-        warns (:class:`TruncatedResultWarning`)."""
+        """The rows as a polars DataFrame (needs the ``notebook`` extra), intervals as
+        ``Duration("us")`` (a month as 30 days, as ``.df()`` has them; polars has no interval
+        type); a cut result warns (:class:`TruncatedResultWarning`)."""
         polars = _need("polars")
         self._warn_if_cut()
-        frame = polars.from_arrow(self._answer.table)
+        frame = polars.from_arrow(with_durations(self._answer.table))
         return frame
 
     def _warn_if_cut(self) -> None:
