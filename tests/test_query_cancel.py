@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
 import threading
 import time
@@ -55,6 +57,24 @@ def test_a_caller_interrupts_its_running_queries_and_any_it_starts_later() -> No
         CALLER.reset(token)
     assert later.wait(SIGNAL_WAIT)  # started after the caller gave up: stopped at once
     assert dog.release(theirs) is True and not other.is_set()
+
+
+def test_ctrl_c_stops_a_query_run_on_the_main_thread_at_once() -> None:
+    """`agnes query` in process and a notebook run the query on Python's main thread, where
+    DuckDB seldom looked at signals: Ctrl-C waited for the query's end or its timeout."""
+    assert threading.current_thread() is threading.main_thread()
+    con = duckdb.connect()
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            run_select(con, ENDLESS, Limits(rows=10, bytes=1 << 20, timeout_seconds=5))
+    finally:
+        timer.join()
+    assert time.monotonic() - started < 2.5, "Ctrl-C waited for the query's timeout"
+    assert run_select(con, "SELECT 42 AS n", LONG).table.column(0)[0].as_py() == 42
+    con.close()
 
 
 async def test_cancelling_the_call_stops_its_query_in_the_lane() -> None:

@@ -251,7 +251,9 @@ def run_select(
         if prepare is not None:
             prepare(cursor)
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
-        table = _read(stream(cursor, wrapped, BATCH_ROWS), limits)
+        table = interruptible(
+            lambda: _read(stream(cursor, wrapped, BATCH_ROWS), limits), cursor.interrupt
+        )
     except duckdb.InterruptException:
         raise _timeout(limits) from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
@@ -269,6 +271,48 @@ def run_select(
             reusable = False
         _done(base, cursor, reusable)
     return capped(table, limits, time.perf_counter() - started)
+
+
+def interruptible(work: Callable[[], pa.Table], interrupt: Callable[[], object]) -> pa.Table:
+    """``work()``, stopped at once by Ctrl-C (SIGINT, a Jupyter kernel's interrupt) when
+    it is asked for on Python's main thread (``agnes query`` in process, a notebook).
+
+    A Python signal handler runs only when the main thread is back in Python, and DuckDB,
+    working there, looked at pending signals too seldom: Ctrl-C of a local ``agnes query``
+    waited for the query's end or its timeout (120 s in a workspace). On the main thread
+    the work runs on a thread of its own while the main thread waits, which a signal
+    interrupts; ``interrupt`` then stops the query (again until it ends: DuckDB drops an
+    interrupt that comes before the statement starts) and ``KeyboardInterrupt`` follows.
+    Elsewhere (a server's query threads, which signals never reach) it runs in place."""
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+    done = threading.Event()
+    outcome: list[pa.Table] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the waiting thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="agnes-query", daemon=True).start()
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        while True:  # the query must end before its cursor is rolled back or reused
+            try:
+                interrupt()
+                if done.wait(0.05):
+                    break
+            except KeyboardInterrupt:  # a second Ctrl-C: still one
+                continue
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def interrupted_by_user(exc: BaseException) -> bool:
