@@ -66,7 +66,8 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
 
 
 def _csv_cell(value: Any) -> Any:
-    """A list or struct as DuckDB writes it (``[a, b]``), not as Python would (``['a']``)."""
+    """A value as DuckDB writes it (``true``, ``[a, b]``), not as Python would (``True``,
+    ``['a']``): as the table prints it, and as DuckDB's own CSV writer does."""
     from agnes_mcp.rails.value_text import nested_text
 
-    return nested_text(value) if isinstance(value, (list, dict)) else value
+    return nested_text(value) if isinstance(value, (bool, list, dict)) else value

@@ -105,6 +105,8 @@ def test_query_tables_print_values_as_they_are_and_null_as_null(
     assert _value_cell("NULL").style == "" and str(_value_cell("-")) == "-"
     code, out, _ = run(capsys, "query", sql, "--format", "csv")
     assert out.splitlines()[1].startswith(",-,")  # CSV: NULL is the empty field
+    # the rest as the table prints it (a boolean read 'True', as Python writes it)
+    assert out.splitlines()[1] == ',-,true,"[1, NULL]",2026-01-01T10:11:12,1234567'
 
 
 def test_counts_agree_with_their_nouns() -> None:
