@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli import exit_codes
+from cli.output import size
 from tests.cli_harness import run
 from tests.conftest import DemoServer, pull_into_workspace
 
@@ -88,8 +89,7 @@ def test_query_formats_and_remote(workspace: Path, capsys: pytest.CaptureFixture
 
 
 def test_snapshots_and_disk_info(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(
-        capsys,
+    argv_estimate = [
         "snapshot",
         "create",
         "web_sessions",
@@ -98,9 +98,18 @@ def test_snapshots_and_disk_info(workspace: Path, capsys: pytest.CaptureFixture[
         "--where",
         "event_date >= DATE '2026-10-01'",
         "--estimate",
-        "--json",
+    ]
+    code, out, _ = run(capsys, *argv_estimate, "--json")
+    estimate = json.loads(out)
+    assert code == exit_codes.OK and estimate["fits_cap"] is True
+    code, out, _ = run(capsys, *argv_estimate)
+    # sizes for people, as every other command prints them (was "262,144 bytes (cap
+    # 5,368,709,120; budget left 53,682,371,923)")
+    assert (
+        code == exit_codes.OK
+        and f"would scan {size(estimate['estimated_scan_bytes'])} (cap " in out
     )
-    assert code == exit_codes.OK and json.loads(out)["fits_cap"] is True
+    assert f"cap {size(estimate['limit_bytes'])}; " in out and "bytes" not in out.splitlines()[0]
     code, out, _ = run(
         capsys,
         "snapshot",
@@ -116,6 +125,7 @@ def test_snapshots_and_disk_info(workspace: Path, capsys: pytest.CaptureFixture[
         "recent",
     )
     assert code == exit_codes.OK and "Query it as recent" in out
+    assert re.search(r"from web_sessions \(\d+(\.\d)? (B|KB|MB) scanned\)", out), out
     assert (workspace / ".agnes" / "snapshots" / "recent.parquet").exists()
     code, out, _ = run(capsys, "query", "SELECT count(*) FROM recent", "--format", "csv")
     assert int(out.splitlines()[1]) > 0

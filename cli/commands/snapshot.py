@@ -56,7 +56,7 @@ def create(args: argparse.Namespace) -> int:
             info.model_dump(mode="json"),
             as_json=args.json,
             message=f"Snapshot {info.name}: {counted(info.rows, 'row')} ({size(info.bytes)}) from "
-            f"{info.table_id} ({counted(info.bytes_scanned, 'byte')} scanned). Query it as "
+            f"{info.table_id} ({size(info.bytes_scanned)} scanned). Query it as "
             f"{info.name}." + _caveats(info, args.limit),
         )
         return exit_codes.OK
@@ -65,8 +65,8 @@ def create(args: argparse.Namespace) -> int:
 def _estimate_text(estimate: SnapshotEstimate) -> str:
     rows = estimate.estimated_result_rows
     text = (
-        f"{estimate.table_id}: would scan {counted(estimate.estimated_scan_bytes, 'byte')} "
-        f"(cap {estimate.limit_bytes:,}; budget left {estimate.remaining_budget_bytes:,}), "
+        f"{estimate.table_id}: would scan {size(estimate.estimated_scan_bytes)} "
+        f"(cap {size(estimate.limit_bytes)}; budget left {size(estimate.remaining_budget_bytes)}), "
         f"at most {'?' if rows is None else f'{rows:,}'} rows"
     )
     if estimate.estimated_result_bytes is not None:
@@ -116,7 +116,7 @@ def refresh(args: argparse.Namespace) -> int:
             info.model_dump(mode="json"),
             as_json=args.json,
             message=f"Refreshed {info.name}: {counted(info.rows, 'row')} ({size(info.bytes)}, "
-            f"{counted(info.bytes_scanned, 'byte')} scanned)." + _caveats(info),
+            f"{size(info.bytes_scanned)} scanned)." + _caveats(info),
         )
         return exit_codes.OK
 
