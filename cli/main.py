@@ -10,6 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cli import exit_codes
 from cli.analyst_parsers import ROWS
@@ -309,7 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_in_process(argv: Sequence[str]) -> int:
     """``agnes <argv>`` in this process (the warm query server runs this too)."""
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        refuse_unrecognized(parser, argv, extras)
     if args.version:
         from importlib.metadata import version
 
@@ -334,6 +337,33 @@ def run_in_process(argv: Sequence[str]) -> int:
         except BrokenPipeError:
             return reader_gone()
     return result
+
+
+def refuse_unrecognized(
+    parser: argparse.ArgumentParser, argv: Sequence[str], extras: Sequence[str]
+) -> NoReturn:
+    """A usage error (exit 2) for words no parser took, from the command they were given
+    to, with its usage line and the option meant where one is close (``--limt``: did you
+    mean ``--limit``?); argparse reports them from ``agnes`` itself, with its usage."""
+    import difflib
+
+    command = parser
+    for word in argv:
+        choices = next(
+            (a.choices for a in command._actions if isinstance(a, argparse._SubParsersAction)),
+            None,
+        )
+        if isinstance(choices, dict) and word in choices:
+            command = choices[word]
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    options = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
+    for word in extras:
+        if word.startswith("--"):
+            close = difflib.get_close_matches(word.partition("=")[0], options, n=1)
+            if close:
+                message += f" (did you mean {close[0]}?)"
+                break
+    command.error(message)
 
 
 def reader_gone() -> int:

@@ -38,3 +38,28 @@ def test_the_admin_tree_only_for_admin() -> None:
 )
 def test_the_same_arguments_either_way(argv: list[str]) -> None:
     assert vars(build_parser(argv).parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "command", "meant"),
+    [
+        (["query", "--limt", "3", "SELECT 1"], "agnes query", "--limit"),
+        (["catalog", "--serch", "x"], "agnes catalog", "--search"),
+        (["admin", "user", "list", "--jsn"], "agnes admin user list", "--json"),
+        (["catalog", "orders"], "agnes catalog", None),
+    ],
+)
+def test_an_unknown_word_is_refused_by_its_command(
+    argv: list[str], command: str, meant: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt option was reported by `agnes` itself, under `agnes`'s usage line, as
+    the other usage errors of a command are not: now by the command, with the option
+    that is close."""
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert err.startswith(f"usage: {command} ") and f"\n{command}: error: unrecognized" in err
+    assert (f"(did you mean {meant}?)" in err) if meant else "did you mean" not in err
