@@ -243,3 +243,18 @@ def test_terminal_escapes_from_the_server_are_shown_not_obeyed() -> None:
 
     assert printable("ok\x1b]0;pwned\x07\u202e") == "ok\\x1b]0;pwned\\x07\\u202e"
     assert printable("tab\tand\nnewline") == "tab\tand\nnewline"
+
+
+def test_a_refused_cap_says_what_server_config_takes(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """`--set per_query_byte=1GiB` was told to see the API's request schema at /api/docs."""
+    code, _, err = run(capsys, live_server, "admin", "server-config", "--set", "max_rows=5")
+    assert code == exit_codes.FAILURE and "unknown field" in err
+    assert "hint: Did you mean max_result_rows? The caps: per_query_bytes, " in err
+    assert "/api/docs" not in err
+    code, _, err = run(
+        capsys, live_server, "admin", "server-config", "--set", "per_query_bytes=lots"
+    )
+    assert code == exit_codes.FAILURE and "Write sizes like 5GiB" in err
+    assert "Did you mean" not in err

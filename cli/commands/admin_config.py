@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from agnes_sync.server_api import ServerApi, ServerError
 from cli import exit_codes
 from cli.commands.session import client_for
 from cli.output import counted, emit
@@ -35,7 +36,12 @@ def run(args: argparse.Namespace) -> int:
     elif args.reset_instructions:
         body["agent_instructions"] = ""
     if body:
-        data = client.request("PUT", "/api/admin/server-config", json=body)
+        try:
+            data = client.request("PUT", "/api/admin/server-config", json=body)
+        except ServerError as exc:
+            if not args.json:
+                _hint_caps(client, exc)
+            raise
     else:
         data = client.get("/api/admin/server-config")
     rows = [
@@ -56,3 +62,37 @@ def run(args: argparse.Namespace) -> int:
         columns=[("cap", "Cap"), ("value", "Value"), ("overridden", "Changed")],
     )
     return exit_codes.OK
+
+
+def _hint_caps(client: ServerApi, refused: ServerError) -> None:
+    """A refused ``--set``/``--reset`` told to see the API's request schema; it now says
+    what the command takes: the caps this server has (and the one meant, for a misspelt
+    name), and how a value is written."""
+    import difflib
+
+    fields = refused.details.get("fields")
+    named = (
+        [
+            str(f.get("field", "")).removeprefix("scan_caps.")
+            for f in fields
+            if isinstance(f, dict) and str(f.get("field", "")).startswith("scan_caps.")
+        ]
+        if refused.code == "invalid_request" and isinstance(fields, list)
+        else []
+    )
+    if not named:
+        return
+    try:
+        caps = list(client.get("/api/admin/server-config")["scan_caps"])
+    except Exception:  # noqa: BLE001 - only a better hint was at stake
+        return
+    meant = [
+        close[0]
+        for name in named
+        if name not in caps and (close := difflib.get_close_matches(name, caps, n=1))
+    ]
+    refused.hint = (
+        (f"Did you mean {', '.join(meant)}? " if meant else "")
+        + f"The caps: {', '.join(caps)}. Write sizes like 5GiB or 500MB and counts as "
+        "whole numbers (--set CAP=VALUE, --reset CAP); nothing was changed."
+    )
