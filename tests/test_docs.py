@@ -79,3 +79,15 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 def test_changelog_has_an_unreleased_section() -> None:
     assert "## [Unreleased]" in (REPO / "CHANGELOG.md").read_text()
+
+
+def test_the_metric_definition_example_imports() -> None:
+    """docs/metrics.md's example read as a definition: its sql_by_segment reads customers,
+    which the metric did not list, and the import refused it."""
+    from agnes_mcp.metrics.loader import load_texts
+
+    text = (REPO / "docs" / "metrics.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert example is not None
+    (metric,) = load_texts({"example.yml": example.group(1)})
+    assert metric.id == "revenue/total_revenue" and "customers" in metric.tables
