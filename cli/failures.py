@@ -51,6 +51,18 @@ def _next_step(exc: BaseException) -> dict[str, Any] | None:
     return step if isinstance(step, dict) else None
 
 
+def _problem_line(problem: object) -> str | None:
+    """One problem of a refusal's ``details.problems`` on a line of its own: a metric
+    file's (file, line, key, message); any other shape is left to the message."""
+    if not isinstance(problem, dict) or not isinstance(problem.get("message"), str):
+        return None
+    where = str(problem.get("file") or "")
+    if problem.get("line"):
+        where += f", line {problem['line']}"
+    key = f"{problem['key']}: " if problem.get("key") else ""
+    return f"{where}: {key}{problem['message']}"
+
+
 def report(exc: BaseException, as_json: bool) -> int:
     from agnes_sync.credentials import CredentialsError
     from agnes_sync.server_api import NotAgnesServer, ServerError, ServerUnreachable
@@ -65,15 +77,16 @@ def report(exc: BaseException, as_json: bool) -> int:
         sys.stderr.write("interrupted\n")
         return exit_codes.INTERRUPTED
     if isinstance(exc, ServerError):
+        message = exc.message
         problems = exc.details.get("problems")
-        if problems and not as_json:
-            for problem in problems:
-                where = problem.get("file") or ""
-                if problem.get("line"):
-                    where += f", line {problem['line']}"
-                key = f"{problem['key']}: " if problem.get("key") else ""
-                sys.stderr.write(printable(f"{where}: {key}{problem['message']}") + "\n")
-        _say(exc.code, exc.message, exc.hint, as_json, _next_step(exc))
+        if isinstance(problems, list) and problems and not as_json:
+            said = [line for line in map(_problem_line, problems) if line]
+            for line in said:
+                sys.stderr.write(printable(line) + "\n")
+            head, sep, _ = message.partition(": ")
+            if said and sep and head[:1].isdigit():  # "3 problems in ...: a; b; c" again
+                message = f"{head} (listed above)."
+        _say(exc.code, message, exc.hint, as_json, _next_step(exc))
         if exc.status in (401, 403):
             return exit_codes.AUTH
         return exit_codes.FAILURE

@@ -4,6 +4,7 @@ BigQuery, admin import/export over the API and CLI, and the starter pack on demo
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import duckdb
@@ -456,6 +457,12 @@ def test_cli_import_export_round_trip(
     assert main(["admin", "metrics", "import", str(folder)]) == exit_codes.FAILURE
     err = capsys.readouterr().err
     assert "bad.yml, line 9: metrics.1.name" in err and "metrics_invalid" not in err
+    # each problem once, on its line; the error line counts them ("1 problem(s) ...: " and
+    # every problem again after the list)
+    assert err.count("bad.yml, line 9: metrics.1.name") == 1 and "(s)" not in err
+    assert re.search(
+        r"^error: \d+ problems? in the metric definitions \(listed above\)\.$", err, re.M
+    )
     with httpx.Client(base_url=demo_server.live.base_url) as anonymous:
         assert anonymous.get("/api/metrics").status_code == 401
 

@@ -211,7 +211,8 @@ class MetricsPage:
             )
             self.problems.visible = True
             self._say(
-                f"{len(exc.problems)} problem(s); nothing was imported. Fix them and try again.",
+                f"{len(exc.problems)} {'problem' if len(exc.problems) == 1 else 'problems'}; "
+                "nothing was imported. Fix them and try again.",
                 "danger",
             )
         except AgnesError as exc:

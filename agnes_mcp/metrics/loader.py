@@ -38,7 +38,8 @@ class MetricsInvalid(InvalidRequest):
         shown = "; ".join(str(p) for p in problems[:20])
         more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
         super().__init__(
-            f"{len(problems)} problem(s) in the metric definitions: {shown}{more}",
+            f"{len(problems)} {'problem' if len(problems) == 1 else 'problems'} in the metric "
+            f"definitions: {shown}{more}",
             details={"problems": [p.__dict__ for p in problems]},
         )
         self.problems = problems
