@@ -63,6 +63,17 @@ def _problem_line(problem: object) -> str | None:
     return f"{where}: {key}{problem['message']}"
 
 
+def _duckdb_saw_ctrl_c(exc: BaseException) -> bool:
+    """DuckDB working on this (main) thread stops for Ctrl-C itself and raises it as
+    ``RuntimeError: Query interrupted`` (``agnes demo`` generating its data, a pull
+    rebuilding its views): Ctrl-C all the same, not a traceback."""
+    if not isinstance(exc, RuntimeError):
+        return False
+    from agnes_mcp.rails.sandbox import interrupted_by_user
+
+    return interrupted_by_user(exc)
+
+
 def report(exc: BaseException, as_json: bool) -> int:
     from agnes_sync.credentials import CredentialsError
     from agnes_sync.server_api import NotAgnesServer, ServerError, ServerUnreachable
@@ -73,7 +84,7 @@ def report(exc: BaseException, as_json: bool) -> int:
     if isinstance(exc, OSError) and exc.filename:
         _say("file_unreadable", f"{exc.filename}: {exc.strerror}", None, as_json)
         return exit_codes.FAILURE
-    if isinstance(exc, KeyboardInterrupt):
+    if isinstance(exc, KeyboardInterrupt) or _duckdb_saw_ctrl_c(exc):
         sys.stderr.write("interrupted\n")
         return exit_codes.INTERRUPTED
     if isinstance(exc, ServerError):

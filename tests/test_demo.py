@@ -401,3 +401,20 @@ def test_agnes_demo_fails_fast_when_its_port_is_taken(tmp_path: Path) -> None:
     assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
     assert "--port" in result.stderr and "Traceback" not in result.stderr
     assert "Generating" not in result.stdout and not (data_dir / "demo").exists()
+
+
+def test_ctrl_c_while_the_demo_data_is_generated_is_an_interrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DuckDB, generating the data on the main thread, stops for Ctrl-C itself and raises
+    `RuntimeError: Query interrupted`: `agnes demo` printed its traceback and exited 1."""
+    from agnes_sync.demo import generator
+    from cli import exit_codes
+    from cli.main import main
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr(generator, "ensure", interrupted)
+    code = main(["demo", "--data-dir", str(tmp_path / "data"), "--port", "0"])
+    assert code == exit_codes.INTERRUPTED and capsys.readouterr().err.endswith("interrupted\n")
