@@ -232,3 +232,14 @@ def test_sql_shaped_noise_never_reads_what_it_may_not(
     except QueryRefused:
         return
     assert "support_tickets" not in {t.id for t in outcome.plan.tables}
+
+
+@pytest.mark.parametrize("sql", ["", "  \n", "-- only a comment", "/* nothing */ ;"])
+def test_empty_sql_is_not_told_of_a_line_and_column(sql: str) -> None:
+    """Its hint read "Fix the SQL at the line and column given", naming none."""
+    from agnes_mcp.rails.policy import parse
+
+    with pytest.raises(QueryRefused) as refused:
+        parse(sql)
+    assert refused.value.code == "sql_parse_error" and refused.value.message == "The SQL is empty."
+    assert "line and column" not in (refused.value.hint or "")

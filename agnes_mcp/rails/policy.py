@@ -241,7 +241,12 @@ def _statement_kind(node: exp.Expr) -> str:
 
 def empty_sql() -> SqlParseError:
     """The refusal of SQL that holds no statement."""
-    return SqlParseError("The SQL is empty.", details={"line": None, "column": None})
+    return SqlParseError(
+        "The SQL is empty.",
+        # not the parse errors' "at the line and column given": there are none
+        hint="Send one SELECT to run (the text held only blanks or comments).",
+        details={"line": None, "column": None},
+    )
 
 
 def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
