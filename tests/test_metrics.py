@@ -443,7 +443,7 @@ def test_cli_import_export_round_trip(
     monkeypatch.setenv("AGNES_SERVER_URL", demo_server.live.base_url)
     monkeypatch.setenv("AGNES_TOKEN", demo_server.admin_token)
     monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "cfg"))
-    exported = tmp_path / "all.yml"
+    exported = tmp_path / "not yet" / "all.yml"  # its folder is made, not refused
     assert main(["admin", "metrics", "export", "-o", str(exported)]) == exit_codes.OK
     folder = tmp_path / "pack"
     folder.mkdir()

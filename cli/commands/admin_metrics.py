@@ -42,7 +42,9 @@ def export(args: argparse.Namespace) -> int:
     api = client_for(args)
     response = api.request_text("GET", "/api/admin/metrics/export")
     if args.output:
-        Path(args.output).write_text(response, encoding="utf-8")
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)  # as `agnes notebook export -o`
+        output.write_text(response, encoding="utf-8")
         print_message(f"Wrote {args.output}.")
     else:
         sys.stdout.write(response)
