@@ -1033,3 +1033,45 @@ def test_a_lifetime_stored_before_the_bound_never_breaks_reading() -> None:
         ttl_seconds=360_000_000_000,  # ttl_hours=1e8, as one was saved
     )
     assert meta.expires_at is None and not meta.expired(dt.datetime.now(dt.UTC))
+
+
+def test_snapshot_texts_give_sizes_as_the_query_texts_do() -> None:
+    """A query's text read "768.1 KB scanned · 50.0 GB of daily budget left", a
+    snapshot's "262,242 bytes scanned" and its estimate "cap 5,368,709,120"."""
+    from agnes_mcp.mcp_server.renderers import estimate_text, snapshot_text
+    from agnes_mcp.mcp_server.tool_models import SnapshotInfo
+    from agnes_mcp.rails.snapshot_spec import SnapshotEstimate
+
+    estimate = SnapshotEstimate(
+        table_id="web_sessions",
+        estimated_scan_bytes=262_144,
+        estimated_result_rows=10,
+        estimated_result_bytes=None,
+        limit_bytes=5 << 30,
+        remaining_budget_bytes=50 << 30,
+        sql="SELECT 1",
+        max_snapshot_rows=10,
+        max_snapshot_bytes=1 << 30,
+        fits_cap=True,
+        blocked_by=None,
+    )
+    assert estimate_text(estimate).startswith(
+        "web_sessions: would scan 256.0 KB (cap 5.0 GB, budget left 50.0 GB); "
+    )
+    info = SnapshotInfo.model_validate(
+        {
+            "name": "october",
+            "table_id": "web_sessions",
+            "select": ["device"],
+            "where": None,
+            "rows": 3,
+            "bytes": 2048,
+            "bytes_scanned": 262_242,
+            "truncated": False,
+            "created_at": "2026-11-30T15:00:00Z",
+            "expires_at": None,
+            "sql": "SELECT 1",
+            "location": "workspace",
+        }
+    )
+    assert ", 256.1 KB scanned; query it as october" in snapshot_text(info)

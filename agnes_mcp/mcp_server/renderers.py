@@ -161,8 +161,9 @@ def estimate_text(estimate: SnapshotEstimate) -> str:
     rows = estimate.estimated_result_rows
     verdict = "fits" if estimate.fits_cap else f"would be refused ({estimate.blocked_by})"
     return (
-        f"{estimate.table_id}: would scan {estimate.estimated_scan_bytes:,} bytes "
-        f"(cap {estimate.limit_bytes:,}, budget left {estimate.remaining_budget_bytes:,}); "
+        f"{estimate.table_id}: would scan {size(estimate.estimated_scan_bytes)} "
+        f"(cap {size(estimate.limit_bytes)}, budget left "
+        f"{size(estimate.remaining_budget_bytes)}); "
         f"at most {f'{rows:,}' if rows is not None else '?'} rows "
         f"(snapshot cap {estimate.max_snapshot_rows:,} rows, {size(estimate.max_snapshot_bytes)}); "
         f"{verdict}\nSQL: {estimate.sql}"
@@ -173,7 +174,7 @@ def snapshot_text(info: SnapshotInfo) -> str:
     where = info.download_url or f"view {info.name}"
     return (
         f"snapshot {info.name} of {info.table_id}: {info.rows:,} rows, {size(info.bytes)}, "
-        f"{info.bytes_scanned:,} bytes scanned; query it as {info.name} ({where})"
+        f"{size(info.bytes_scanned)} scanned; query it as {info.name} ({where})"
     ) + "".join(f"\nNote: {note}" for note in info.notes)
 
 
