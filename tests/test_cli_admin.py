@@ -258,3 +258,18 @@ def test_a_refused_cap_says_what_server_config_takes(
     )
     assert code == exit_codes.FAILURE and "Write sizes like 5GiB" in err
     assert "Did you mean" not in err
+
+
+def test_server_config_shows_byte_caps_as_sizes(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """per_query_bytes read 5,368,709,120; the table says 5.0 GB, --json keeps bytes."""
+    from cli.output import size
+
+    caps = run_json(capsys, live_server, "admin", "server-config")["scan_caps"]
+    code, out, _ = run(capsys, live_server, "admin", "server-config")
+    assert code == exit_codes.OK
+    line = next(row for row in out.splitlines() if " per_query_bytes " in row)
+    assert size(caps["per_query_bytes"]) in line and f"{caps['per_query_bytes']:,}" not in line
+    line = next(row for row in out.splitlines() if " max_result_rows " in row)
+    assert f"{caps['max_result_rows']:,}" in line

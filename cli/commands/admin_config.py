@@ -10,7 +10,7 @@ from typing import Any
 from agnes_sync.server_api import ServerApi, ServerError
 from cli import exit_codes
 from cli.commands.session import client_for
-from cli.output import counted, emit
+from cli.output import counted, emit, size
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         data = client.get("/api/admin/server-config")
     rows = [
-        {"cap": k, "value": v, "overridden": k in data["overrides"]}
+        {  # sizes for people, as every listing gives them (JSON keeps the bytes)
+            "cap": k,
+            "value": size(v) if k.endswith("_bytes") else v,
+            "overridden": k in data["overrides"],
+        }
         for k, v in data["scan_caps"].items()
     ]
     rows.append(
