@@ -72,7 +72,9 @@ def test_user_group_grant_token_round_trip(
 
     run_json(capsys, live_server, "admin", "group", "remove-member", group, email)
     run_json(capsys, live_server, "admin", "grant", "delete", grant["id"])
-    assert run_json(capsys, live_server, "admin", "group", "delete", group)["deleted"]
+    code, out, _ = run(capsys, live_server, "admin", "group", "delete", group)
+    # it said the group's id alone ("Group grp_9c2e... deleted."), not the name typed
+    assert code == exit_codes.OK and out.startswith(f"Group {group} (grp_") and "deleted." in out
     assert not run_json(capsys, live_server, "admin", "user", "deactivate", email)["active"]
 
 

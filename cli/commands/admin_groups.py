@@ -55,7 +55,9 @@ def create(args: argparse.Namespace) -> int:
 
 def delete(args: argparse.Namespace) -> int:
     data = client_for(args).delete(_path(args.group))
-    emit(data, as_json=args.json, message=f"Group {data['deleted']} deleted.")
+    gone = data["deleted"]  # the group's id: say it by the name given too
+    named = args.group if args.group == gone else f"{args.group} ({gone})"
+    emit(data, as_json=args.json, message=f"Group {named} deleted.")
     return exit_codes.OK
 
 
