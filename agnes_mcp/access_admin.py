@@ -418,8 +418,8 @@ def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenIn
                 "This is the last usable token with the admin scope held by an active admin, "
                 "and the server has no OIDC sign-in: revoking it would lock admins out of the "
                 "admin API and the admin app.",
-                hint="Create another admin token first (agnes admin token create --admin, or "
-                "the admin app's Tokens page), then revoke this one.",
+                hint="Create another admin token first (agnes admin token create --scope admin "
+                "--scope data, or the admin app's Tokens page), then revoke this one.",
             )
         revoked = services.tokens.revoke(token_id)
     services.audit.record(actor, "token.revoke", resource=token_id, params={"user": info.user_id})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,6 +20,7 @@ from agnes_mcp.errors import (
     UserInactive,
 )
 from agnes_mcp.services import Services
+from cli.main import build_parser
 from tests.conftest import add_user
 
 
@@ -211,8 +213,14 @@ def test_the_last_admin_token_cannot_be_revoked_without_another_way_in(
     first = services.tokens.authenticate(token_for(services, admin, admin=True))
     data_only = services.tokens.authenticate(token_for(services, admin))
     assert first.token_id and data_only.token_id
-    with pytest.raises(LastAdmin, match="lock admins out"):
+    with pytest.raises(LastAdmin, match="lock admins out") as refused:
         revoke_token(services, first, first.token_id)
+    # the command the hint names runs (it said `agnes admin token create --admin`, a flag
+    # the command has not got)
+    said = re.search(r"\((agnes admin token create[^,]*),", refused.value.hint or "")
+    assert said is not None
+    args = build_parser(["admin"]).parse_args(said.group(1).split()[1:])
+    assert args.scope == ["admin", "data"]
     assert services.tokens.alive(first.token_id)
     revoke_token(services, first, data_only.token_id)  # a data-only token: nothing guarded
 
