@@ -45,7 +45,7 @@ def check_ttl(ttl_seconds: int | None) -> int | None:
 class SnapshotMissing(AgnesError):
     code = "snapshot_not_found"
     status = 404
-    default_hint = "List snapshots with snapshot_list (agnes snapshot list)."
+    default_hint = "List snapshots with snapshot_list."
 
 
 class SnapshotMeta(BaseModel):

@@ -49,6 +49,10 @@ def test_no_default_hint_names_an_mcp_tool_once_printed_by_the_cli() -> None:
     assert any(TOOL_TALK.search(h) for h in hints.values())  # the server's text does
     said = {name: cli_words(hint) for name, hint in hints.items()}
     assert {name: text for name, text in said.items() if TOOL_TALK.search(text)} == {}
+    # nor the command twice ("List snapshots with `agnes snapshot list` (agnes snapshot
+    # list).", a hint that named the command beside the tool)
+    twice = re.compile(r"`(agnes [^`]+)` \(`?\1`?\)")
+    assert {name: text for name, text in said.items() if twice.search(text)} == {}
 
 
 @pytest.mark.parametrize(
