@@ -420,6 +420,11 @@ async def test_snapshot_lifecycle(surface: Surface) -> None:
     assert "another name" in again["hint"] and "snapshot_drop" in again["hint"]
     clash = await refused(surface, "snapshot_create", name="orders", **spec)
     assert clash["code"] == "snapshot_invalid"
+    # its hint was the spec's ("a column list and a predicate"), not about the name
+    assert "share one set of names" in clash["hint"] and "column list" not in clash["hint"]
+    local = {"table": "orders", "select": ["channel"], "name": f"local_{surface.kind}"}
+    server_table = await refused(surface, "snapshot_create", **local)
+    assert server_table["code"] == "snapshot_invalid" and "remote tables" in server_table["hint"]
     listed, _ = await ok(surface, "snapshot_list")
     assert name in [s["name"] for s in listed["snapshots"]]
     counted, _ = await ok(surface, "query", sql=f"SELECT count(*) FROM {name}")

@@ -29,6 +29,7 @@ from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery, ref
 from agnes_mcp.rails.extra_tables import kept_description
 from agnes_mcp.rails.policy import empty_sql
 from agnes_mcp.rails.refusals import (
+    SNAPSHOT_NAME_TAKEN_HINT,
     QueryRefused,
     SnapshotExists,
     SnapshotInvalid,
@@ -285,7 +286,10 @@ class WorkspaceBackend(Backend):
         check_ttl(ttl_seconds)
         inventory = self.local.inventory()
         if name in inventory.tables or name.startswith("result_"):
-            raise SnapshotInvalid(f"'{name}' is the name of a table here; pick another name.")
+            raise SnapshotInvalid(
+                f"'{name}' is the name of a table here; pick another name.",
+                hint=SNAPSHOT_NAME_TAKEN_HINT,
+            )
         if name in inventory.snapshots:
             raise SnapshotExists(f"A snapshot named '{name}' exists.", details={"name": name})
         return self._take(

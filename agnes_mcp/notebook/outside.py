@@ -25,7 +25,7 @@ from agnes_mcp.mcp_server.workspace_backend import (
     relayable,
     relayed_refusals,
 )
-from agnes_mcp.rails.refusals import SnapshotInvalid
+from agnes_mcp.rails.refusals import SNAPSHOT_NAME_TAKEN_HINT, SnapshotInvalid
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_mcp.session_export.workspace_log import logged
@@ -72,7 +72,8 @@ class OutsideWorkspaceBackend(WorkspaceBackend):
         server_tables = {entry.id for entry in self.catalog(None, None).tables}
         if name in server_tables:
             raise SnapshotInvalid(
-                f"'{name}' is the name of a table on the server; pick another name."
+                f"'{name}' is the name of a table on the server; pick another name.",
+                hint=SNAPSHOT_NAME_TAKEN_HINT,
             )
         return super().snapshot_create(spec, name, ttl_seconds)
 

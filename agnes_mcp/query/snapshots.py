@@ -24,6 +24,7 @@ from agnes_mcp.rails.engine import RemoteEngine, engine_class
 from agnes_mcp.rails.outcome import Outcome
 from agnes_mcp.rails.planner import snapshot_call
 from agnes_mcp.rails.refusals import (
+    SNAPSHOT_OF_SERVER_TABLE_HINT,
     SnapshotInvalid,
     SnapshotTooLarge,
     TableNotFound,
@@ -193,6 +194,7 @@ class Snapshots:
             sql += f" LIMIT {spec.limit}" if spec.limit else ""
             raise SnapshotInvalid(
                 f"'{table.id}' is held by the server ({table.query_mode}); query or pull it.",
+                hint=SNAPSHOT_OF_SERVER_TABLE_HINT,
                 next=next_step("query", f'agnes query "{sql}"', sql=sql),
             )
         return table

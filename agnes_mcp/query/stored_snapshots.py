@@ -18,6 +18,7 @@ from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.extra_tables import ExtraTable
 from agnes_mcp.rails.refusals import (
+    SNAPSHOT_NAME_TAKEN_HINT,
     QueryRefused,
     SnapshotExists,
     SnapshotInvalid,
@@ -90,7 +91,8 @@ class StoredSnapshots:
         check_ttl(ttl_seconds)
         if name in self.queries.catalog.current().tables or name.startswith("result_"):
             raise SnapshotInvalid(
-                f"'{name}' is the name of a table (or of kept results); pick another name."
+                f"'{name}' is the name of a table (or of kept results); pick another name.",
+                hint=SNAPSHOT_NAME_TAKEN_HINT,
             )
         if self.files(principal).get(name) is not None:
             raise SnapshotExists(f"A snapshot named '{name}' exists.", details={"name": name})

@@ -347,3 +347,14 @@ def snapshot_expired(meta: SnapshotMeta) -> SnapshotExpired:
 class SnapshotInvalid(QueryRefused):
     code = "snapshot_invalid"
     default_hint = "A snapshot takes a column list and a predicate in the table's SQL flavor."
+
+
+# Hints of the snapshot refusals that are not about the spec's columns or predicate.
+SNAPSHOT_NAME_TAKEN_HINT = (
+    "Snapshots, tables and kept results (result_...) share one set of names: name the "
+    "snapshot after what it holds, e.g. 'web_sessions_october'."
+)
+SNAPSHOT_OF_SERVER_TABLE_HINT = (
+    "Snapshots are taken of remote tables; a server table is read as it is, with the query "
+    "tool (in a workspace, agnes pull keeps a copy of it)."
+)
