@@ -21,6 +21,7 @@ from agnes_mcp.auth.sessions import WebSessionService
 from agnes_mcp.auth.tokens import TokenService
 from agnes_mcp.catalog_view import CatalogView
 from agnes_mcp.distribution.manifest import ManifestBuilder
+from agnes_mcp.errors import ConfigError
 from agnes_mcp.google_groups.service import GroupSync
 from agnes_mcp.marketplace.service import MarketplaceService
 from agnes_mcp.metrics.service import MetricService
@@ -53,8 +54,21 @@ INSTRUCTIONS_KEY = "agent_instructions"
 
 def private_data_dir(folder: Path) -> None:
     """The data dir holds every table, snapshot and upload: readable by the server's own
-    account only (0700), made so, or tightened if other local users could read it."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    account only (0700), made so, or tightened if other local users could read it. One
+    that cannot be a folder (a file of that name, a place this account may not write) is a
+    setting to fix, said so (``ConfigError``), not the bare error of ``mkdir``."""
+    fix = (
+        "Pass a folder this account may write with --data-dir (or AGNES_DATA_DIR, data_dir "
+        "in instance.yaml); a missing one is made."
+    )
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"The data dir {folder} is a file, not a folder.", hint=fix)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ConfigError(
+            f"Cannot make the data dir {folder}: {exc.strerror or exc}.", hint=fix
+        ) from None
     mode = stat.S_IMODE(folder.stat().st_mode)
     if mode & 0o077 and folder.stat().st_uid == os.getuid():
         folder.chmod(0o700)

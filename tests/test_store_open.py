@@ -89,3 +89,22 @@ def test_the_data_dir_is_readable_by_the_server_only(tmp_path: Path) -> None:
     shared.chmod(0o755)
     private_data_dir(shared)
     assert stat.S_IMODE(shared.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_a_data_dir_that_cannot_be_a_folder_is_a_setting_to_fix(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file named like the data dir, or a place below one, gave mkdir's bare error
+    ("error: /srv/agnes: File exists", exit 1) and no hint."""
+    from cli import exit_codes
+    from cli.main import main
+
+    taken = tmp_path / "agnes-data"
+    taken.write_text("not a folder")
+    for data_dir, said in ((taken, "is a file, not a folder"), (taken / "x", "Not a directory")):
+        code = main([command, "--data-dir", str(data_dir), "--port", "0"])
+        err = capsys.readouterr().err
+        assert code == exit_codes.CONFIG and said in err, err
+        assert "hint: Pass a folder this account may write with --data-dir" in err
+    assert taken.read_text() == "not a folder"

@@ -138,11 +138,12 @@ def demo(args: argparse.Namespace) -> int:
         with_local_marketplaces,
     )
     from agnes_mcp.serve import serve as run_server
-    from agnes_mcp.services import Services
+    from agnes_mcp.services import Services, private_data_dir
     from agnes_sync.demo.generator import ensure, read_manifest
 
     settings = _settings(args)
     _check_port(settings)  # before the data is generated: a taken port is said at once
+    private_data_dir(settings.data_dir)  # and a data dir that cannot be one
     root = settings.data_dir / "demo"
     if read_manifest(root) is None:
         _say(f"Generating the demo data in {root} (first run only; ~10 s at full scale)...")
