@@ -368,3 +368,19 @@ def test_a_workspace_inside_a_git_checkout_keeps_its_data_out_of_git(tmp_path: P
     ).stdout
     assert status == "?? analysis/.gitignore\n"
     assert ignore_data(folder) is False  # once is enough
+
+
+def test_init_where_no_workspace_can_be_writes_nothing(
+    demo_server: DemoServer, env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--workspace` naming a file failed with "error: .../.agnes: Not a directory" after
+    the workspace's credentials (and the user's default) were written for it."""
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    for folder in (taken, taken / "below"):
+        argv = ["init", "--server-url", demo_server.live.base_url, "--no-pull"]
+        code = main([*argv, "--token", demo_server.analyst_token, "--workspace", str(folder)])
+        err = capsys.readouterr().err
+        assert code == exit_codes.FAILURE and "hint: agnes init makes .agnes/" in err, err
+    assert taken.read_text() == "mine"
+    assert not (env / "credentials").exists() and not (env / "workspaces").exists()

@@ -20,6 +20,7 @@ from agnes_sync.credentials import (
     write_file,
     write_workspace_entry,
 )
+from agnes_sync.errors import AgnesError
 from cli import exit_codes
 from cli.output import counted, emit, print_json, print_message, size
 from cli.workspace_session import workspace_paths
@@ -43,6 +44,30 @@ def _init_paths(args: argparse.Namespace) -> WorkspacePaths:
     if explicit:
         return WorkspacePaths(Path(explicit).expanduser().resolve())
     return enclosing_workspace(Path.cwd()) or WorkspacePaths(Path.cwd().resolve())
+
+
+class WorkspaceUnusable(AgnesError):
+    """``agnes init`` cannot make ``.agnes/`` where it was asked to."""
+
+    code = "workspace_unusable"
+    status = 400
+    default_hint = (
+        "agnes init makes .agnes/ in the folder it wires: run it in a folder you may write, "
+        "or name one with --workspace W (a missing one is made)."
+    )
+
+
+def _made(paths: WorkspacePaths) -> WorkspacePaths:
+    """``paths`` made a workspace, or the refusal saying why it cannot be one (a file of
+    that name, a folder this account may not write), before anything is written."""
+    if paths.root.exists() and not paths.root.is_dir():
+        raise WorkspaceUnusable(f"{paths.root} is a file, not a folder.")
+    try:
+        return paths.ensure()
+    except OSError as exc:
+        raise WorkspaceUnusable(
+            f"Cannot make {exc.filename or paths.dot}: {exc.strerror or exc}."
+        ) from None
 
 
 def _server_api(credentials: Credentials) -> ServerApi:
@@ -198,6 +223,7 @@ def init(args: argparse.Namespace) -> int:
         known = (
             claude_files.KnownMarketplace(feed["marketplace"], feed["git_url"]) if feed else None
         )
+        paths = _made(paths)  # before the credentials: a folder that cannot be one gets none
         before = read_workspace_entry(paths.root)
         stored = write_workspace_entry(
             paths.root, credentials.server_url, credentials.token, me["email"]
@@ -205,7 +231,6 @@ def init(args: argparse.Namespace) -> int:
         # A first init also gives the user a default (for commands outside workspaces);
         # an existing default is never changed here.
         default = None if _has_default() else write_file(credentials.server_url, credentials.token)
-        paths = paths.ensure()
         agnes = _agnes_command()
         changed = {
             ".mcp.json": claude_files.write_mcp_json(paths.root, agnes),
