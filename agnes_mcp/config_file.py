@@ -68,6 +68,12 @@ def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
             f"Config file {path} does not exist.",
             hint="Pass an existing file with --config or AGNES_CONFIG, or remove the setting.",
         ) from None
+    except IsADirectoryError:  # "check the file's permissions" would not help
+        raise ConfigError(
+            f"Config file {path} is a folder.",
+            hint="Pass the instance.yaml file itself with --config or AGNES_CONFIG "
+            f"(e.g. {path / 'instance.yaml'}).",
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"Config file {path} cannot be read: {exc.strerror}.",

@@ -130,6 +130,10 @@ def test_non_mapping_and_missing_file(tmp_path: Path) -> None:
         load_settings(write(tmp_path / "list.yaml", "- a\n- b\n"))
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "absent.yaml")
+    # a folder (--config DATA_DIR) was told to check the file's permissions
+    with pytest.raises(ConfigError, match="is a folder") as folder:
+        load_settings(tmp_path)
+    assert "instance.yaml" in (folder.value.hint or "")
 
 
 def test_empty_file_means_defaults(tmp_path: Path) -> None:
