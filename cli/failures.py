@@ -63,6 +63,20 @@ def _problem_line(problem: object) -> str | None:
     return f"{where}: {key}{problem['message']}"
 
 
+def _file_hint(exc: OSError) -> str:
+    """What to do about a file a command was given (``--query @file.sql``, ``-o FILE``)."""
+    import errno
+    from pathlib import Path
+
+    if exc.errno == errno.ENOENT:
+        return f"Check the path; a relative one starts at the current folder ({Path.cwd()})."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "This account may not use it: check its permissions, or name another file."
+    if exc.errno == errno.EISDIR:
+        return "It is a folder: name a file."
+    return "Check the path, or name another file."
+
+
 def _duckdb_saw_ctrl_c(exc: BaseException) -> bool:
     """DuckDB working on this (main) thread stops for Ctrl-C itself and raises it as
     ``RuntimeError: Query interrupted`` (``agnes demo`` generating its data, a pull
@@ -82,7 +96,7 @@ def report(exc: BaseException, as_json: bool) -> int:
         _say("usage", str(exc), "See --help.", as_json)
         return exit_codes.USAGE
     if isinstance(exc, OSError) and exc.filename:
-        _say("file_unreadable", f"{exc.filename}: {exc.strerror}", None, as_json)
+        _say("file_unreadable", f"{exc.filename}: {exc.strerror}", _file_hint(exc), as_json)
         return exit_codes.FAILURE
     if isinstance(exc, KeyboardInterrupt) or _duckdb_saw_ctrl_c(exc):
         sys.stderr.write("interrupted\n")

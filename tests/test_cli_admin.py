@@ -275,3 +275,15 @@ def test_server_config_shows_byte_caps_as_sizes(
     assert size(caps["per_query_bytes"]) in line and f"{caps['per_query_bytes']:,}" not in line
     line = next(row for row in out.splitlines() if " max_result_rows " in row)
     assert f"{caps['max_result_rows']:,}" in line
+
+
+def test_a_missing_file_given_to_a_command_says_where_it_was_looked_for(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer, tmp_path: Path
+) -> None:
+    """`--query @daily.sql` with no such file printed "error: daily.sql: No such file or
+    directory" and nothing to do about it."""
+    missing = tmp_path / "daily.sql"
+    argv = ["admin", "register-table", "daily", "--source-type", "files"]
+    code, _, err = run(capsys, live_server, *argv, "--query", f"@{missing}", "--dry-run")
+    assert code == exit_codes.FAILURE and f"error: {missing}: No such file" in err
+    assert "hint: Check the path; a relative one starts at the current folder" in err
