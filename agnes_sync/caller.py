@@ -13,8 +13,11 @@ import contextlib
 import contextvars
 import threading
 from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 from agnes_sync.errors import AgnesError
+
+T = TypeVar("T")
 
 
 class CallCancelled(AgnesError):
@@ -68,3 +71,80 @@ def caller_gave_up() -> bool:
     not from a timeout)."""
     caller = CALLER.get()
     return caller is not None and caller.cancelled
+
+
+def interruptible(work: Callable[[], T]) -> T:
+    """``work()``, stopped at once by Ctrl-C (SIGINT, a Jupyter kernel's interrupt) when it
+    is asked for on Python's main thread (``agnes query`` in process, a notebook).
+
+    A signal handler runs only when the main thread is back in Python, and a query working
+    there (DuckDB) looks at pending signals too seldom: Ctrl-C waited for the query's end
+    or its timeout. On the main thread the work runs on a thread of its own, for a
+    :class:`Caller` of its own, while the main thread waits (a wait a signal ends); Ctrl-C
+    cancels that caller, which stops what the work registered (the watchdog interrupts its
+    queries, again until each ends), waits for the work to end, and raises
+    ``KeyboardInterrupt``. Elsewhere (a server's threads, which signals never reach) the
+    work runs in place, for the caller already there."""
+    if threading.current_thread() is not threading.main_thread():
+        return work()
+    caller = Caller()
+    outer = CALLER.get()
+    if outer is not None:
+        outer.on_cancel(caller, caller.cancel)
+    context = contextvars.copy_context()
+    context.run(CALLER.set, caller)
+    work_thread = _WorkThread(work, context)
+    try:
+        work_thread.run_and_wait(caller)
+    finally:
+        if outer is not None:
+            outer.discard(caller)
+    if work_thread.failure:
+        raise work_thread.failure[0]
+    return work_thread.outcome[0]
+
+
+class _WorkThread(Generic[T]):
+    """One :func:`interruptible` work on a thread of its own, waited for."""
+
+    def __init__(self, work: Callable[[], T], context: contextvars.Context) -> None:
+        self._work = work
+        self._context = context
+        self._lock = threading.Lock()
+        self._began = False
+        self._abandoned = False  # Ctrl-C came before the thread began: it must not run
+        self.done = threading.Event()
+        self.outcome: list[T] = []
+        self.failure: list[BaseException] = []
+
+    def _run(self) -> None:
+        try:
+            with self._lock:
+                if self._abandoned:
+                    return
+                self._began = True
+            self.outcome.append(self._context.run(self._work))
+        except BaseException as exc:  # noqa: BLE001 - raised again on the waiting thread
+            self.failure.append(exc)
+        finally:
+            self.done.set()
+
+    def run_and_wait(self, caller: Caller) -> None:
+        """Start the work and wait for it; at Ctrl-C (wherever it lands, thread start
+        included) stop it and wait for it to end (its connection must not be used while
+        it runs: a second Ctrl-C does not cut that short), then raise it."""
+        try:
+            threading.Thread(target=self._run, name="agnes-interruptible", daemon=True).start()
+            self.done.wait()
+        except KeyboardInterrupt:
+            caller.cancel()
+            with self._lock:
+                began = self._began
+                self._abandoned = not began
+            while began:
+                try:
+                    self.done.wait()
+                    break
+                except KeyboardInterrupt:
+                    continue
+            raise

@@ -54,7 +54,7 @@ from agnes_mcp.rails.refusals import (
 from agnes_mcp.rails.table_views import create_views
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.watchdog import WATCHDOG
-from agnes_sync.caller import caller_gave_up
+from agnes_sync.caller import caller_gave_up, interruptible
 from agnes_sync.sql_text import quote_literal, statement_body
 
 # Rows per record batch read from DuckDB (one vector): the byte cap is checked after each,
@@ -244,16 +244,23 @@ def run_select(
         raise
     # The newline keeps a trailing "-- comment" from swallowing the closing parenthesis.
     wrapped = f"SELECT * FROM (\n{text}\n) AS agnes_result LIMIT {limits.rows + 1}"
-    ticket: int | None = None
+    interrupted_late: list[bool] = []
+
+    def watched_read() -> pa.Table:
+        ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
+        try:
+            return _read(stream(cursor, wrapped, BATCH_ROWS), limits)
+        finally:
+            if not WATCHDOG.release(ticket):
+                interrupted_late.append(True)  # its interrupt may still arrive
+
     started = time.perf_counter()
     try:
         cursor.begin()
         if prepare is not None:
             prepare(cursor)
-        ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
-        table = interruptible(
-            lambda: _read(stream(cursor, wrapped, BATCH_ROWS), limits), cursor.interrupt
-        )
+        # Ctrl-C on the main thread (agnes query in process, a notebook) stops it at once
+        table = interruptible(watched_read)
     except duckdb.InterruptException:
         raise _timeout(limits) from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
@@ -263,56 +270,14 @@ def run_select(
             raise KeyboardInterrupt from None
         raise
     finally:
-        if ticket is not None and not WATCHDOG.release(ticket):
-            reusable = False  # its interrupt may still arrive
+        if interrupted_late:
+            reusable = False
         try:
             cursor.rollback()
         except duckdb.Error:
             reusable = False
         _done(base, cursor, reusable)
     return capped(table, limits, time.perf_counter() - started)
-
-
-def interruptible(work: Callable[[], pa.Table], interrupt: Callable[[], object]) -> pa.Table:
-    """``work()``, stopped at once by Ctrl-C (SIGINT, a Jupyter kernel's interrupt) when
-    it is asked for on Python's main thread (``agnes query`` in process, a notebook).
-
-    A Python signal handler runs only when the main thread is back in Python, and DuckDB,
-    working there, looked at pending signals too seldom: Ctrl-C of a local ``agnes query``
-    waited for the query's end or its timeout (120 s in a workspace). On the main thread
-    the work runs on a thread of its own while the main thread waits, which a signal
-    interrupts; ``interrupt`` then stops the query (again until it ends: DuckDB drops an
-    interrupt that comes before the statement starts) and ``KeyboardInterrupt`` follows.
-    Elsewhere (a server's query threads, which signals never reach) it runs in place."""
-    if threading.current_thread() is not threading.main_thread():
-        return work()
-    done = threading.Event()
-    outcome: list[pa.Table] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(work())
-        except BaseException as exc:  # noqa: BLE001 - re-raised on the waiting thread
-            failure.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name="agnes-query", daemon=True).start()
-    try:
-        done.wait()
-    except KeyboardInterrupt:
-        while True:  # the query must end before its cursor is rolled back or reused
-            try:
-                interrupt()
-                if done.wait(0.05):
-                    break
-            except KeyboardInterrupt:  # a second Ctrl-C: still one
-                continue
-        raise
-    if failure:
-        raise failure[0]
-    return outcome[0]
 
 
 def interrupted_by_user(exc: BaseException) -> bool:
