@@ -26,9 +26,10 @@ from agnes_mcp.rails.refusals import (
     RemoteEstimateFailed,
     RemoteScanTooLarge,
 )
-from agnes_mcp.rails.sandbox import Limits, lock_down, run_select
+from agnes_mcp.rails.sandbox import Limits, RunResult, lock_down, run_select
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_mcp.rails.value_guards import MAX_VALUE_BYTES
+from agnes_sync.caller import interruptible
 from agnes_sync.connector import Column
 from agnes_sync.sql_text import quote_ident, quote_literal
 
@@ -184,18 +185,25 @@ class DuckDBWarehouseEngine(RemoteEngine):
             return RemoteResult.of(result, estimate.scan_bytes)
         con = self._query_instance()
         readings: list[read_meter.Reading] = []
+        measured: list[int] = []
 
         def metered(cursor: duckdb.DuckDBPyConnection) -> None:
             self._use(cursor)
             readings.append(read_meter.METER.start(max_bytes, cursor.interrupt))
 
-        try:
+        def run_metered() -> RunResult:
             try:
-                result = run_select(con, tree.sql(dialect="duckdb"), limits, prepare=metered)
+                return run_select(con, tree.sql(dialect="duckdb"), limits, prepare=metered)
             finally:
-                scanned = read_meter.METER.stop(readings[0]) if readings else 0
+                measured.append(read_meter.METER.stop(readings[0]) if readings else 0)
                 con.close()
+
+        try:
+            # The meter counts the reads of one thread: the query, its meter and a Ctrl-C's
+            # stop (on Python's main thread the work moves to a thread of its own) on one.
+            result = interruptible(run_metered)
         except QueryRefused as failed:
+            scanned = measured[0] if measured else 0
             if isinstance(failed, QueryTimeout) and readings and readings[0].stopped:
                 raise RemoteScanTooLarge(
                     f"The query read {scanned:,} bytes, more than the cap of {max_bytes:,}, "
@@ -209,6 +217,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
             # It failed or ran out of time after reading: what it read is charged all the same.
             failed.details["bytes_scanned"] = scanned
             raise
+        scanned = measured[0]
         if scanned > max_bytes:  # it finished between two samples: still over, still refused
             raise RemoteScanTooLarge(
                 f"The query read {scanned:,} bytes, more than the cap of {max_bytes:,} (it was "
