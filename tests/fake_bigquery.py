@@ -4,8 +4,11 @@ Built from the public v2 API reference for the calls the official client makes:
 ``jobs.insert`` (dry runs), ``jobs.query`` (``query_and_wait``), ``jobs.get``,
 ``jobs.getQueryResults``, ``tables.get``, ``datasets.list`` and ``tables.list``.
 BigQuery SQL is transpiled to DuckDB with sqlglot. Bytes processed follow BigQuery's rule
-(every referenced column, whole table, LIMIT does not reduce it). Every job that is not
-a dry run must carry ``maximumBytesBilled``; one that does not is refused and recorded.
+(every referenced column, whole table, LIMIT does not reduce it); bytes billed follow its
+on-demand rule (processed bytes rounded up to the MB, at least 10 MB per table referenced;
+nothing for a query that processes nothing), and ``maximumBytesBilled`` caps those. Every
+job that is not a dry run must carry ``maximumBytesBilled``; one that does not is refused
+and recorded.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from tests.threaded_server import ThreadedServer
 
 PROJECT = "example-project"
 PAGE_ROWS = 1000  # rows per response page (BigQuery's own limit is ~10 MB)
+MB = 1024 * 1024
+MIN_BILLED_PER_TABLE = 10 * MB
 _TYPES = {
     "BIGINT": "INTEGER",
     "INTEGER": "INTEGER",
@@ -50,6 +55,9 @@ class FakeBigQuery:
     # job's status (jobs.get: status.errorResult), as documented for errors that happen
     # after a job is created.
     cap_in_status: bool = False
+    # The next jobs.insert creates its job but its answer is lost (a 503), as a network
+    # or a proxy can lose it: the client's retry of it is then a duplicate (409).
+    lose_insert_answer: bool = False
     # Injected errors: (api prefix, HTTP status, reason, times left); see fail().
     failures: list[list[Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -68,6 +76,27 @@ class FakeBigQuery:
                     entry[3] -= 1
                     return _error(entry[1], entry[2], f"Injected {entry[2]}")
         return None
+
+    def query_jobs(self, since: int = 0) -> list[dict[str, Any]]:
+        """The query jobs asked for from request ``since`` on (dry runs aside), each in the
+        shape of a ``jobs.query`` request whichever call asked for it."""
+        jobs = []
+        for r in self.requests[since:]:
+            if r["api"] == "jobs.query" and not r.get("dryRun"):
+                jobs.append(r)
+            config = r.get("configuration", {})
+            if r["api"] == "jobs.insert" and not config.get("dryRun"):
+                query = config.get("query", {})
+                jobs.append(
+                    {
+                        "query": query.get("query"),
+                        "maximumBytesBilled": query.get("maximumBytesBilled"),
+                        "labels": config.get("labels", {}),
+                        "jobTimeoutMs": config.get("jobTimeoutMs"),
+                        "jobId": r.get("jobReference", {}).get("jobId"),
+                    }
+                )
+        return jobs
 
     # --- data ----------------------------------------------------------------------------
 
@@ -111,6 +140,19 @@ class FakeBigQuery:
                 if star or column.lower() in names:
                     total += size
         return total
+
+    def bytes_billed(self, sql: str, processed: int) -> int:
+        """On-demand billing: ``processed`` rounded up to the MB, at least 10 MB for each
+        table the query references."""
+        if processed == 0:
+            return 0
+        tables = {
+            (t.db, t.name)
+            for t in sqlglot.parse_one(sql, dialect="bigquery").find_all(exp.Table)
+            if t.db
+        }
+        rounded = -(-processed // MB) * MB
+        return max(rounded, MIN_BILLED_PER_TABLE * len(tables))
 
     def not_found(self, sql: str) -> JSONResponse | None:
         """A query naming a table that does not exist is a 404 ``notFound`` (as BigQuery
@@ -181,7 +223,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         job_id: str,
         config: dict[str, Any],
         processed: int,
-        dry: bool,
+        billed: int,
         fields: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
         now = str(int(time.time() * 1000))
@@ -198,7 +240,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 "totalBytesProcessed": str(processed),
                 "query": {
                     "totalBytesProcessed": str(processed),
-                    "totalBytesBilled": str(0 if dry else processed),
+                    "totalBytesBilled": str(billed),
                     "statementType": "SELECT",
                     **({"schema": schema(fields)} if fields is not None else {}),
                 },
@@ -227,39 +269,45 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         if (missing := fake.not_found(sql)) is not None:
             return missing
         processed = fake.bytes_processed(sql)
+        billed = fake.bytes_billed(sql, processed)
         if cap is None:
             fake.missing_cap.append(sql)
             return _error(400, "invalid", "Agnes fake: every job must set maximumBytesBilled")
-        if processed > int(cap) and fake.cap_in_status:
+        if billed > int(cap) and fake.cap_in_status:
             failure = {
                 "reason": "bytesBilledLimitExceeded",
                 "message": f"Query exceeded limit for bytes billed: {cap}. "
-                f"{processed} or higher required.",
+                f"{billed} or higher required.",
             }
-            fake.jobs[job_id] = {"failed": failure, "processed": 0}
+            fake.jobs[job_id] = {"failed": failure, "processed": 0, "billed": 0}
             return {
                 "kind": "bigquery#queryResponse",
                 "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
                 "jobComplete": False,
             }
-        if processed > int(cap):
+        if billed > int(cap):
             return _error(
                 400,
                 "bytesBilledLimitExceeded",
-                f"Query exceeded limit for bytes billed: {cap}. {processed} or higher required.",
+                f"Query exceeded limit for bytes billed: {cap}. {billed} or higher required.",
             )
         try:
             fields, rows = fake.run(sql)
         except (duckdb.Error, sqlglot.errors.ParseError) as exc:
             return _error(400, "invalidQuery", str(exc).splitlines()[0])
-        fake.jobs[job_id] = {"fields": fields, "rows": rows, "processed": processed}
+        fake.jobs[job_id] = {
+            "fields": fields,
+            "rows": rows,
+            "processed": processed,
+            "billed": billed,
+        }
         return {
             "kind": "bigquery#queryResponse",
             "schema": schema(fields),
             "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
             **page(fields, rows, 0, max_results),
             "totalBytesProcessed": str(processed),
-            "totalBytesBilled": str(processed),
+            "totalBytesBilled": str(billed),
             "jobComplete": True,
             "cacheHit": False,
         }
@@ -284,7 +332,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 }
             )
         if fake.never_finish:
-            fake.jobs[job_id] = {"running": True, "processed": 0}
+            fake.jobs[job_id] = {"running": True, "processed": 0, "billed": 0}
             return JSONResponse(
                 {
                     "kind": "bigquery#queryResponse",
@@ -305,6 +353,8 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         config = body.get("configuration", {})
         query = config.get("query", {})
         job_id = body.get("jobReference", {}).get("jobId") or f"job_{uuid.uuid4().hex[:12]}"
+        if job_id in fake.jobs:
+            return _error(409, "duplicate", f"Already Exists: Job {PROJECT}:US.{job_id}")
         if config.get("dryRun"):
             try:
                 if (missing := fake.not_found(query["query"])) is not None:
@@ -313,18 +363,29 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 fields = fake.result_schema(query["query"])
             except (duckdb.Error, sqlglot.errors.ParseError) as exc:
                 return _error(400, "invalidQuery", str(exc).splitlines()[0])
-            return JSONResponse(job_resource(job_id, config, processed, True, fields))
-        answer = execute(query["query"], query.get("maximumBytesBilled"), job_id, None)
-        if isinstance(answer, JSONResponse):
-            return answer
-        return JSONResponse(job_resource(job_id, config, int(answer["totalBytesProcessed"]), False))
+            return JSONResponse(job_resource(job_id, config, processed, 0, fields))
+        if fake.never_finish:
+            fake.jobs[job_id] = {"running": True, "processed": 0, "billed": 0}
+        else:
+            answer = execute(query["query"], query.get("maximumBytesBilled"), job_id, None)
+            if isinstance(answer, JSONResponse):
+                return answer
+        if fake.lose_insert_answer:
+            fake.lose_insert_answer = False
+            return _error(503, "backendError", "The answer was lost on its way")
+        # As BigQuery answers an insert: the job as created, its statistics (and its
+        # outcome) for jobs.get once it is done.
+        resource = job_resource(job_id, config, 0, 0)
+        resource["status"] = {"state": "RUNNING"}
+        del resource["statistics"]["query"], resource["statistics"]["endTime"]
+        return JSONResponse(resource)
 
     async def jobs_get(request: Request) -> JSONResponse:
         job_id = request.path_params["job"]
         job = fake.jobs.get(job_id)
         if job is None:
             return _error(404, "notFound", f"Not found: Job {job_id}")
-        resource = job_resource(job_id, {"query": {}}, job["processed"], False)
+        resource = job_resource(job_id, {"query": {}}, job["processed"], job["billed"])
         if job.get("running"):
             resource["status"] = {"state": "RUNNING"}
         if job.get("failed"):

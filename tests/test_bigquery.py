@@ -29,7 +29,7 @@ from agnes_sync.extract_reader import read_extract
 from connectors.bigquery import connector as bigquery_connector
 from connectors.bigquery.connector import BigQueryConnector
 from tests.conftest import LiveServer, add_user, register, running_server, token_for
-from tests.fake_bigquery import PROJECT, FakeBigQueryServer
+from tests.fake_bigquery import MB, MIN_BILLED_PER_TABLE, PROJECT, FakeBigQueryServer
 from tests.test_api_http import assert_error
 
 AGGREGATE = "SELECT page, count(*) AS n FROM {} GROUP BY page ORDER BY page"
@@ -336,6 +336,28 @@ def test_estimate_is_a_dry_run_that_matches_what_is_billed(
     assert body["truncated"] is True and body["row_count"] == 10
 
 
+def test_a_query_is_charged_what_bigquery_billed(
+    deployment: Deployment, analyst: httpx.Client
+) -> None:
+    """BigQuery bills the bytes processed rounded up to the MB, and at least 10 MB for each
+    table read (the first TB a month aside): the budget was charged the bytes processed, a
+    few KB here, and the answer named no bill."""
+    services = deployment.live.services
+    principal = services.tokens.authenticate(deployment.analyst_token)
+    before = services.query.budget.remaining(principal)
+    sql = "SELECT page FROM page_views /* billed test */"
+    response = analyst.post("/api/query", json={"sql": sql, "limit": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    services.write_behind.flush()  # the audit row the day's spend is counted from again
+    audited = [r for r in services.audit_log.recent(limit=20) if r.params.get("sql") == sql]
+    assert audited[0].params["bytes_billed"] == MIN_BILLED_PER_TABLE
+    assert 0 < body["bytes_scanned"] < MB  # what BigQuery processed, as the dry run said
+    assert body["bytes_billed"] == MIN_BILLED_PER_TABLE
+    assert before - services.query.budget.remaining(principal) == MIN_BILLED_PER_TABLE
+    assert body["remaining_budget_bytes"] == services.query.budget.remaining(principal)
+
+
 def test_large_results_are_paged_and_capped(
     analyst: httpx.Client, fake: FakeBigQueryServer
 ) -> None:
@@ -357,7 +379,7 @@ def test_every_job_carries_the_billing_cap_and_labels(
         analyst.post("/api/query", json={"sql": "SELECT COUNT(*) FROM page_views"}).status_code
         == 200
     )
-    jobs = [r for r in fake.fake.requests[before:] if r["api"] == "jobs.query"]
+    jobs = fake.fake.query_jobs(before)
     assert len(jobs) == 1
     assert jobs[0]["maximumBytesBilled"] == "10000000"
     assert set(jobs[0]["labels"]) == {"agnes_user", "agnes_query"}
@@ -443,8 +465,26 @@ def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
         fake.fake.never_finish = False
         engine.close()
     assert time.monotonic() - started < 10
-    jobs = [r for r in fake.fake.requests if r["api"] == "jobs.query"]
+    jobs = fake.fake.query_jobs()
     assert jobs[-1]["jobTimeoutMs"] == "1000"  # BigQuery stops the job itself too
+
+
+def test_an_insert_whose_answer_was_lost_runs_its_job_once(
+    analyst: httpx.Client, fake: FakeBigQueryServer
+) -> None:
+    """The job has Agnes's id, and the client library gives up on a given id whose insert
+    it retried into a 409 (the first insert made the job, its answer was lost): the query
+    would fail as 'Already Exists'. That job is the query's own, and is read."""
+    before = len(fake.fake.requests)
+    fake.fake.lose_insert_answer = True
+    try:
+        response = analyst.post("/api/query", json={"sql": AGGREGATE.format("page_views")})
+    finally:
+        fake.fake.lose_insert_answer = False
+    assert response.status_code == 200, response.text
+    assert response.json()["rows"] == [["/", 1000], ["/docs", 1000], ["/pricing", 1000]]
+    jobs = fake.fake.query_jobs(before)
+    assert len(jobs) == 2 and jobs[0]["jobId"] == jobs[1]["jobId"]  # retried, one job
 
 
 def test_a_busy_bigquery_is_refused_within_the_query_timeout_and_says_so(
@@ -500,7 +540,7 @@ def test_refused_credentials_are_a_typed_refusal_that_echoes_nothing(
     def refused(*args: object, **kwargs: object) -> None:
         raise RefreshError(said, {"error": "invalid_grant"})
 
-    monkeypatch.setattr(engine._client, "query_and_wait", refused)
+    monkeypatch.setattr(engine._client, "query", refused)
     tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
     with pytest.raises(QueryFailed, match=r"\$BQ_KEY") as failed:
         engine.execute(
@@ -611,6 +651,17 @@ def test_snapshot_with_a_bigquery_predicate(analyst: httpx.Client) -> None:
     assert ids == sorted(ids, reverse=True)
 
 
+def test_a_snapshot_too_large_says_what_was_charged(
+    analyst: httpx.Client, admin: httpx.Client
+) -> None:
+    """Nothing is kept, and the scan is charged: what BigQuery billed, not what it read."""
+    admin.put("/api/admin/server-config", json={"scan_caps": {"max_snapshot_rows": 5}})
+    spec = {"table_id": "page_views", "select": ["page"]}
+    error = assert_error(analyst.post("/api/snapshots", json=spec), 400, "snapshot_too_large")
+    assert error["details"]["bytes_billed"] == MIN_BILLED_PER_TABLE
+    assert f"({MIN_BILLED_PER_TABLE:,} bytes billed) was charged" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("where", "advice"),
     [
@@ -694,7 +745,7 @@ def test_a_metric_on_a_bigquery_table_compiles_to_bigquery_sql(
     assert "COUNT(DISTINCT IF(page <> '/docs', visitor_id, NULL))" in answer["sql"]
     assert [r[0] for r in answer["rows"]] == ["2026-02-01", "2026-03-01"]
     assert all(r[1] > 0 for r in answer["rows"]) and answer["bytes_scanned"] > 0
-    jobs = [r for r in fake.fake.requests[before:] if r["api"] == "jobs.query"]
+    jobs = fake.fake.query_jobs(before)
     assert jobs and "`example-project`.analytics.page_views" in jobs[-1]["query"]
     assert jobs[-1]["maximumBytesBilled"]
 

@@ -182,6 +182,7 @@ def present(
         "total_rows": answer.total_rows,
         "notes": answer.notes,
         "bytes_scanned": answer.bytes_scanned,
+        "bytes_billed": answer.bytes_billed,
         "remaining_budget_bytes": answer.remaining_budget_bytes,
         "sql": answer.sql,
         "provenance": answer.provenance,
@@ -326,7 +327,7 @@ def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
         [
             f"{_rows_said(model)} x {total_columns} columns{shown}",
             p.engine,
-            *cost_said(model.bytes_scanned, model.remaining_budget_bytes),
+            *cost_said(model.bytes_scanned, model.remaining_budget_bytes, model.bytes_billed),
             f"{p.duration_ms:g} ms",
         ]
     )

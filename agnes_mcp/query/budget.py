@@ -4,7 +4,7 @@ and the caps every query shares (result size, queries running at once per user a
 Caps come from the settings (``scan_caps``) and can be changed at run time by an admin
 (``server_config`` keys ``scan_caps.<name>``). Spending is kept in memory (never a write
 on the request path); a user's spend for today is seeded once from the audit log, where
-every remote query records its bytes.
+every remote query records its bytes (what the warehouse billed, where it says).
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ class ScanBudget:
     def _seed(self, user_id: str, day: date) -> int:
         with self._store.cursor() as cur:
             row = cur.execute(
-                "SELECT coalesce(sum(TRY_CAST(json_extract(params, '$.bytes_scanned') "
-                "AS BIGINT)), 0) "
+                "SELECT coalesce(sum(TRY_CAST(coalesce(json_extract(params, '$.bytes_billed'), "
+                "json_extract(params, '$.bytes_scanned')) AS BIGINT)), 0) "
                 "FROM audit_log WHERE user_id = ? AND occurred_at >= ?",
                 [user_id, datetime(day.year, day.month, day.day, tzinfo=UTC)],
             ).fetchone()

@@ -396,10 +396,11 @@ class QueryService:
                         details={"bytes_scanned": read, "remaining_bytes": left},
                     ) from None
                 raise
-            remaining = self.budget.charge(principal, result.bytes_scanned)
+            remaining = self.budget.charge(principal, result.bytes_charged)
         outcome = outcome_of(
             result, plan, parsed, engine.name, result.bytes_scanned, remaining, limits
         )
+        outcome.bytes_billed = result.bytes_billed
         outcome.extra["estimated_bytes"] = estimate.scan_bytes
         return outcome
 
@@ -447,6 +448,8 @@ class QueryService:
                 rows=outcome.table.num_rows,
                 truncated=outcome.truncated,
             )
+            if outcome.bytes_billed is not None:  # charged, and counted again after a restart
+                params["bytes_billed"] = outcome.bytes_billed
         if estimated is not None:
             params["bytes_estimated"] = estimated
         if refusal is not None:

@@ -379,9 +379,12 @@ class Snapshots:
         arguments = step.get("arguments")
         if isinstance(arguments, dict):
             arguments["select"] = list(spec.select)
+        billed = outcome.bytes_billed  # what the warehouse billed, where not the scan
+        charged = outcome.bytes_scanned if billed is None else billed
         return SnapshotTooLarge(
             f"The snapshot of {prepared.table.id} would hold {what}; nothing was kept. The "
-            f"scan ({outcome.bytes_scanned:,} bytes) was charged to your budget.",
+            f"scan ({charged:,} bytes{'' if billed is None else ' billed'}) was charged to "
+            "your budget.",
             next=step,
             details={
                 "table": prepared.table.id,
@@ -389,6 +392,7 @@ class Snapshots:
                 "max_snapshot_rows": cap_rows,
                 "max_snapshot_bytes": limits.bytes,
                 "bytes_scanned": outcome.bytes_scanned,
+                **({} if billed is None else {"bytes_billed": billed}),
             },
         )
 

@@ -51,12 +51,17 @@ def rows_said(count: int) -> str:
     return f"{count:,} row" + ("" if count == 1 else "s")
 
 
-def cost_said(bytes_scanned: int, remaining_budget_bytes: int | None) -> list[str]:
-    """What a query cost, where it means something: the bytes a warehouse scanned and the
-    daily budget left (a local query scans no warehouse: nothing to say)."""
+def cost_said(
+    bytes_scanned: int, remaining_budget_bytes: int | None, bytes_billed: int | None = None
+) -> list[str]:
+    """What a query cost, where it means something: the bytes a warehouse scanned, what it
+    billed where that differs, and the daily budget left (a local query scans no
+    warehouse: nothing to say)."""
     said = []
     if bytes_scanned or remaining_budget_bytes is not None:
         said.append(f"{human_size(bytes_scanned)} scanned")
+    if bytes_billed is not None:
+        said.append(f"{human_size(bytes_billed)} billed")
     if remaining_budget_bytes is not None:
         said.append(f"{human_size(remaining_budget_bytes)} of daily budget left")
     return said
@@ -67,7 +72,7 @@ def summary_line(answer: Answer) -> str:
     parts = [
         rows_said(answer.row_count),
         p.engine,
-        *cost_said(answer.bytes_scanned, answer.remaining_budget_bytes),
+        *cost_said(answer.bytes_scanned, answer.remaining_budget_bytes, answer.bytes_billed),
         f"{p.duration_ms:g} ms",
     ]
     line = " · ".join(parts)

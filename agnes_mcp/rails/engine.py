@@ -47,10 +47,18 @@ class Estimate:
 class RemoteResult(RunResult):
     bytes_scanned: int = 0
     job_id: str | None = None
+    # What the warehouse billed for the query, where it bills otherwise than by the bytes
+    # read (BigQuery: rounded up, a minimum per table); None: the bytes read.
+    bytes_billed: int | None = None
 
     @classmethod
     def of(
-        cls, result: RunResult, bytes_scanned: int = 0, job_id: str | None = None
+        cls,
+        result: RunResult,
+        bytes_scanned: int = 0,
+        job_id: str | None = None,
+        *,
+        bytes_billed: int | None = None,
     ) -> RemoteResult:
         """``result`` (already cut to the caps) with what the warehouse read for it."""
         return cls(
@@ -60,7 +68,13 @@ class RemoteResult(RunResult):
             seconds=result.seconds,
             bytes_scanned=bytes_scanned,
             job_id=job_id,
+            bytes_billed=bytes_billed,
         )
+
+    @property
+    def bytes_charged(self) -> int:
+        """What the caller's budget is charged: the bill where there is one."""
+        return self.bytes_scanned if self.bytes_billed is None else self.bytes_billed
 
 
 @dataclass(frozen=True)
@@ -130,8 +144,10 @@ class RemoteEngine(ABC):
     ) -> RemoteResult:
         """Run the query; the engine itself refuses to bill more than ``max_bytes``. A
         refusal raised once the query has started (the cap, a timeout, an engine error)
-        carries what it read in ``details["bytes_scanned"]`` where the engine can tell:
-        the caller's budget is charged that, whatever the query's outcome."""
+        carries what it read in ``details["bytes_scanned"]`` where the engine can tell
+        (and what the warehouse billed for it in ``details["bytes_billed"]``, where it
+        bills otherwise): the caller's budget is charged that, whatever the query's
+        outcome."""
 
     @abstractmethod
     def describe(self, table: CatalogTable) -> list[Column]:

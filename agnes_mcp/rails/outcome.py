@@ -39,6 +39,7 @@ class Outcome:
     seconds: float
     limits: Limits
     total_rows: int | None = None  # the whole answer's rows, counted when it was cut
+    bytes_billed: int | None = None  # what the warehouse billed, where not bytes_scanned
     extra: dict[str, Any] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
@@ -76,6 +77,7 @@ class Outcome:
             reason=cut_by(self.truncated, self.reason),
             truncation=self.truncation(),
             bytes_scanned=self.bytes_scanned,
+            bytes_billed=self.bytes_billed,
             remaining_budget_bytes=self.remaining_budget,
             provenance=self.provenance(),
             row_limit=self.limits.rows,
@@ -101,6 +103,7 @@ class Outcome:
             row_limit_source=self.limits.rows_source,
             byte_limit=self.limits.bytes,
             bytes_scanned=self.bytes_scanned,
+            bytes_billed=self.bytes_billed,
             remaining_budget_bytes=self.remaining_budget,
             provenance=self.provenance(),
         )

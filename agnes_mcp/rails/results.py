@@ -67,6 +67,14 @@ RowLimitSource = Annotated[
 ByteLimit = Annotated[
     int | None, Field(description="The byte cap the query ran with (max_result_bytes).")
 ]
+BytesBilled = Annotated[
+    int | None,
+    Field(
+        description="What the warehouse billed for the query, and the daily budget was "
+        "charged, where it bills otherwise than by the bytes scanned (BigQuery: rounded up "
+        "per MB, at least 10 MB a table, 0 for a cached result)."
+    ),
+]
 
 
 class QueryResult(BaseModel):
@@ -84,6 +92,7 @@ class QueryResult(BaseModel):
     row_limit_source: RowLimitSource = None
     byte_limit: ByteLimit = None
     bytes_scanned: int = 0
+    bytes_billed: BytesBilled = None
     remaining_budget_bytes: int | None = None
     provenance: Provenance
 
@@ -100,6 +109,7 @@ class ResultMeta(BaseModel):
     reason: CutReason = None
     truncation: Truncation | None = None
     bytes_scanned: int = 0
+    bytes_billed: BytesBilled = None
     remaining_budget_bytes: int | None = None
     provenance: Provenance
     row_limit: RowLimit = None

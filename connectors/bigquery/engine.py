@@ -4,6 +4,11 @@
 - Every job that runs carries ``maximum_bytes_billed``: even if an estimate were wrong,
   BigQuery itself refuses to bill past the cap (``bytesBilledLimitExceeded``), which is
   reported as ``remote_scan_too_large``. ``job_timeout_ms`` stops a job the caller gave up on.
+- A query is a job Agnes names (``jobs.insert`` with its own job id) and charged what
+  BigQuery billed for it: the finished job's ``statistics.query.totalBytesBilled`` (bytes
+  processed rounded up per MB, at least 10 MB a table read, 0 for a cached result), not
+  the bytes it processed. ``jobs.query`` (``query_and_wait``) answers neither the bytes
+  billed nor, while it waits, the job's id.
 - Results come back as Arrow over the REST API (no Storage API client: results are capped
   to a few thousand rows anyway) and are cut to the row and byte caps like local ones.
 - The client library retries 429, 5xx and BigQuery's retryable reasons for up to 10
@@ -15,9 +20,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import re
 import time
-from typing import TYPE_CHECKING
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
@@ -172,18 +179,22 @@ class BigQueryEngine(RemoteEngine):
             job_timeout_ms=int(limits.timeout_seconds * 1000),
         )
         started = time.perf_counter()
+        seconds = limits.timeout_seconds
+        job_id = f"agnes_{uuid.uuid4().hex}"
         try:
-            rows = self._client.query_and_wait(
-                tree.sql(dialect="bigquery"),
-                job_config=config,
-                max_results=limits.rows + 1,
-                wait_timeout=limits.timeout_seconds,
-                api_timeout=limits.timeout_seconds,
-                **bounded_retries(limits.timeout_seconds, jobs=True),
-            )
+            job = self._insert(tree.sql(dialect="bigquery"), config, job_id, seconds)
+            try:
+                rows = job.result(
+                    max_results=limits.rows + 1,
+                    timeout=seconds,
+                    retry=bounded_retries(seconds)["retry"],
+                )
+            except concurrent.futures.TimeoutError:
+                self._cancel(job_id)  # no one waits for it any more
+                raise
             table = rows.to_arrow(create_bqstorage_client=False)
         except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
-            raise query_timeout(limits.timeout_seconds) from None
+            raise query_timeout(seconds) from None
         except Exception as exc:
             if credentials_refused(exc):
                 raise _unusable_credentials(self.options, exc, QueryFailed) from None
@@ -203,7 +214,49 @@ class BigQueryEngine(RemoteEngine):
                 raise QueryFailed(f"BigQuery refused the query: {message(exc)}") from None
             raise QueryFailed(f"BigQuery failed: {message(exc)}") from None
         result = capped(table, limits, time.perf_counter() - started)
-        return RemoteResult.of(result, int(rows.total_bytes_processed or 0), rows.job_id)
+        processed, billed = self._bill(job)
+        return RemoteResult.of(result, processed, job_id, bytes_billed=billed)
+
+    def _insert(
+        self, sql: str, config: bigquery.QueryJobConfig, job_id: str, seconds: float
+    ) -> Any:
+        """Create the job ``job_id`` (``jobs.insert``). An insert retried after its answer
+        was lost finds the job made (409 ``duplicate``): the id is Agnes's own, so that job
+        is this query's, and is taken (the client library gives up on a job id it was
+        given)."""
+        from google.api_core import exceptions
+
+        try:
+            return self._client.query(
+                sql,
+                job_config=config,
+                job_id=job_id,
+                job_retry=None,  # a job of a given id is not run again under that id
+                **bounded_retries(seconds),
+            )
+        except exceptions.Conflict:
+            return self._client.get_job(job_id, **bounded_retries(seconds))
+
+    def _bill(self, job: Any) -> tuple[int, int | None]:
+        """What the finished job processed and what BigQuery billed for it, from its
+        statistics (a ``jobs.get`` when the job at hand does not carry them yet; None
+        when that fails: the rows are there, and the bytes processed are charged)."""
+        if job.total_bytes_billed is None:
+            with contextlib.suppress(Exception):
+                job = self._client.get_job(
+                    job.job_id, location=job.location, **bounded_retries(self._seconds())
+                )
+        billed = job.total_bytes_billed
+        return int(job.total_bytes_processed or 0), None if billed is None else int(billed)
+
+    def _cancel(self, job_id: str) -> None:
+        """Ask BigQuery to stop the job (``jobs.cancel``); one that ended or never started
+        has nothing to stop."""
+        with contextlib.suppress(Exception):
+            self._client.cancel_job(job_id, **bounded_retries(self._seconds()))
+
+    def _seconds(self) -> float:
+        return self.options.http_timeout_seconds
 
     def describe(self, table: CatalogTable) -> list[Column]:
         assert table.remote is not None
