@@ -58,6 +58,10 @@ class FakeBigQuery:
     # The next jobs.insert creates its job but its answer is lost (a 503), as a network
     # or a proxy can lose it: the client's retry of it is then a duplicate (409).
     lose_insert_answer: bool = False
+    # A job that runs and then fails, the error of this reason in its status and what it
+    # processed and was billed in its statistics (jobs.get), as a job stopped by its
+    # jobTimeoutMs is: "Cancelled jobs may still incur costs".
+    fail_after_run: str | None = None
     # Injected errors: (api prefix, HTTP status, reason, times left); see fail().
     failures: list[list[Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -295,6 +299,14 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             fields, rows = fake.run(sql)
         except (duckdb.Error, sqlglot.errors.ParseError) as exc:
             return _error(400, "invalidQuery", str(exc).splitlines()[0])
+        if fake.fail_after_run is not None:
+            failure = {"reason": fake.fail_after_run, "message": "Job execution was stopped."}
+            fake.jobs[job_id] = {"failed": failure, "processed": processed, "billed": billed}
+            return {
+                "kind": "bigquery#queryResponse",
+                "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+                "jobComplete": False,
+            }
         fake.jobs[job_id] = {
             "fields": fields,
             "rows": rows,

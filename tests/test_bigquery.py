@@ -358,6 +358,30 @@ def test_a_query_is_charged_what_bigquery_billed(
     assert body["remaining_budget_bytes"] == services.query.budget.remaining(principal)
 
 
+def test_a_job_that_fails_after_it_ran_is_charged_what_bigquery_billed(
+    deployment: Deployment, analyst: httpx.Client, fake: FakeBigQueryServer
+) -> None:
+    """The client library's error has no job statistics: a job BigQuery stopped after it
+    had read (its jobTimeoutMs here; "cancelled jobs may still incur costs") was charged
+    nothing. The failed job's statistics are looked up (jobs.get), charged, and said."""
+    services = deployment.live.services
+    principal = services.tokens.authenticate(deployment.analyst_token)
+    before = services.query.budget.remaining(principal)
+    fake.fake.fail_after_run = "timeout"
+    sql = "SELECT page FROM page_views /* failed billed test */"
+    try:
+        error = assert_error(analyst.post("/api/query", json={"sql": sql}), 400, "query_failed")
+    finally:
+        fake.fake.fail_after_run = None
+    services.write_behind.flush()  # the audit row the day's spend is counted from again
+    audited = [r for r in services.audit_log.recent(limit=20) if r.params.get("sql") == sql]
+    assert audited[0].params["bytes_billed"] == MIN_BILLED_PER_TABLE
+    assert error["details"]["bytes_billed"] == MIN_BILLED_PER_TABLE
+    assert 0 < error["details"]["bytes_scanned"] < MB
+    assert f"billed {MIN_BILLED_PER_TABLE:,} bytes" in error["message"]
+    assert before - services.query.budget.remaining(principal) == MIN_BILLED_PER_TABLE
+
+
 def test_large_results_are_paged_and_capped(
     analyst: httpx.Client, fake: FakeBigQueryServer
 ) -> None:
@@ -415,7 +439,7 @@ def test_warehouse_errors_are_typed_and_leak_no_endpoint(analyst: httpx.Client) 
         400,
         "query_failed",
     )
-    assert "BigQuery refused" in error["message"]
+    assert "BigQuery refused" in error["message"] and "billed" not in error["message"]
     assert "127.0.0.1" not in error["message"] and "http" not in error["message"]
 
 
@@ -570,7 +594,7 @@ def test_the_cap_refusal_in_the_jobs_status_is_still_the_caps(
     tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
     fake.fake.cap_in_status = True
     try:
-        with pytest.raises(RemoteScanTooLarge, match="cap"):
+        with pytest.raises(RemoteScanTooLarge, match="cap") as refused:
             engine.execute(
                 tree,
                 [],
@@ -578,6 +602,7 @@ def test_the_cap_refusal_in_the_jobs_status_is_still_the_caps(
                 max_bytes=100,
                 labels={},
             )
+        assert refused.value.details["bytes_billed"] == 0  # BigQuery bills no refused job
         request = TableRequest(
             id="by_page",
             query_mode="materialized",

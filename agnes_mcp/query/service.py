@@ -386,14 +386,16 @@ class QueryService:
                 )
             except QueryRefused as failed:  # stopped, failed or timed out: charge what it read
                 read = int(failed.details.get("bytes_scanned") or 0)
-                left = self.budget.charge(principal, read)
+                billed = failed.details.get("bytes_billed")  # the warehouse's bill, if any
+                left = self.budget.charge(principal, read if billed is None else int(billed))
                 if not isinstance(failed, RemoteScanTooLarge):
                     raise
                 if allowed < self.budget.caps().per_query_bytes:  # the budget stopped it
+                    spent = {} if billed is None else {"bytes_billed": billed}
                     raise BudgetExhausted(
                         f"The query was stopped after reading {read:,} bytes: that was the "
                         f"rest of today's budget ({left:,} bytes remain).",
-                        details={"bytes_scanned": read, "remaining_bytes": left},
+                        details={"bytes_scanned": read, **spent, "remaining_bytes": left},
                     ) from None
                 raise
             remaining = self.budget.charge(principal, result.bytes_charged)
@@ -459,6 +461,8 @@ class QueryService:
             }
             if refusal.details.get("bytes_scanned"):  # stopped by the engine: it still read
                 params["bytes_scanned"] = int(refusal.details["bytes_scanned"])
+            if refusal.details.get("bytes_billed") is not None:  # and the warehouse billed
+                params["bytes_billed"] = int(refusal.details["bytes_billed"])
             try:
                 params["fingerprint"] = policy.fingerprint(sql, policy.DUCKDB)
             except Exception:  # noqa: BLE001 - a query so malformed it does not even tokenize

@@ -94,3 +94,11 @@ def bounded_retries(seconds: float, *, jobs: bool = False) -> dict[str, Any]:
             "job_retry": DEFAULT_JOB_RETRY.with_deadline(seconds),
         }
     return {"retry": DEFAULT_RETRY.with_deadline(seconds), "timeout": seconds}
+
+
+def one_attempt(seconds: float) -> dict[str, Any]:
+    """One call, not retried, timing out after ``seconds``: for a look-up that a refusal
+    waits on (a BigQuery that is down must not hold the refusal up)."""
+    from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+    return {"retry": DEFAULT_RETRY.with_predicate(lambda _exc: False), "timeout": seconds}

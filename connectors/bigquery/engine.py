@@ -47,9 +47,15 @@ from connectors.bigquery.api_answers import (
     reason,
     retry_later,
 )
-from connectors.bigquery.client import BigQueryOptions, bounded_retries, make_client
+from connectors.bigquery.client import (
+    BigQueryOptions,
+    bounded_retries,
+    make_client,
+    one_attempt,
+)
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from google.cloud import bigquery
 
     from agnes_sync.connector import Connector
@@ -170,7 +176,6 @@ class BigQueryEngine(RemoteEngine):
         max_bytes: int,
         labels: dict[str, str],
     ) -> RemoteResult:
-        from google.api_core import exceptions
         from google.cloud import bigquery
 
         config = bigquery.QueryJobConfig(
@@ -179,43 +184,37 @@ class BigQueryEngine(RemoteEngine):
             job_timeout_ms=int(limits.timeout_seconds * 1000),
         )
         started = time.perf_counter()
-        seconds = limits.timeout_seconds
         job_id = f"agnes_{uuid.uuid4().hex}"
         try:
-            job = self._insert(tree.sql(dialect="bigquery"), config, job_id, seconds)
-            try:
-                rows = job.result(
-                    max_results=limits.rows + 1,
-                    timeout=seconds,
-                    retry=bounded_retries(seconds)["retry"],
-                )
-            except concurrent.futures.TimeoutError:
-                self._cancel(job_id)  # no one waits for it any more
-                raise
-            table = rows.to_arrow(create_bqstorage_client=False)
-        except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
-            raise query_timeout(seconds) from None
+            job, table = self._run(tree.sql(dialect="bigquery"), config, job_id, limits)
         except Exception as exc:
-            if credentials_refused(exc):
-                raise _unusable_credentials(self.options, exc, QueryFailed) from None
-            if not from_bigquery(exc):
+            refusal = self._run_refusal(exc, max_bytes, limits.timeout_seconds)
+            if refusal is None:
                 raise
-            # The cap's refusal comes as a 400, or in the job's status (then as whatever
-            # class the client library makes of a reason it does not know): by reason.
-            if reason(exc) == "bytesBilledLimitExceeded":
-                raise RemoteScanTooLarge(
-                    f"BigQuery stopped the query: it would bill more than the cap of "
-                    f"{max_bytes:,} bytes.",
-                    details={"limit_bytes": max_bytes},
-                ) from None
-            if retry_later(exc):
-                raise _busy(exc, QueryFailed, "did not run the query") from None
-            if isinstance(exc, exceptions.BadRequest):
-                raise QueryFailed(f"BigQuery refused the query: {message(exc)}") from None
-            raise QueryFailed(f"BigQuery failed: {message(exc)}") from None
+            if credentials_refused(exc):  # no job ran, and no lookup would work
+                raise refusal from None
+            raise _charged(refusal, self._failed_bill(job_id)) from None
         result = capped(table, limits, time.perf_counter() - started)
         processed, billed = self._bill(job)
         return RemoteResult.of(result, processed, job_id, bytes_billed=billed)
+
+    def _run(
+        self, sql: str, config: bigquery.QueryJobConfig, job_id: str, limits: Limits
+    ) -> tuple[bigquery.QueryJob, pa.Table]:
+        """The job ``job_id`` of ``sql``, run to its end, and its rows; a job that did not
+        end in time is stopped."""
+        seconds = limits.timeout_seconds
+        job = self._insert(sql, config, job_id, seconds)
+        try:
+            rows = job.result(
+                max_results=limits.rows + 1,
+                timeout=seconds,
+                retry=bounded_retries(seconds)["retry"],
+            )
+        except concurrent.futures.TimeoutError:
+            self._cancel(job_id)  # no one waits for it any more
+            raise
+        return job, rows.to_arrow(create_bqstorage_client=False)
 
     def _insert(
         self, sql: str, config: bigquery.QueryJobConfig, job_id: str, seconds: float
@@ -237,6 +236,30 @@ class BigQueryEngine(RemoteEngine):
         except exceptions.Conflict:
             return self._client.get_job(job_id, **bounded_retries(seconds))
 
+    def _run_refusal(self, exc: Exception, max_bytes: int, seconds: float) -> QueryRefused | None:
+        """A failed query job as a typed refusal (None: not BigQuery's failure)."""
+        from google.api_core import exceptions
+
+        if isinstance(exc, concurrent.futures.TimeoutError | exceptions.DeadlineExceeded):
+            return query_timeout(seconds)
+        if credentials_refused(exc):
+            return _unusable_credentials(self.options, exc, QueryFailed)
+        if not from_bigquery(exc):
+            return None
+        # The cap's refusal comes as a 400, or in the job's status (then as whatever
+        # class the client library makes of a reason it does not know): by reason.
+        if reason(exc) == "bytesBilledLimitExceeded":
+            return RemoteScanTooLarge(
+                f"BigQuery stopped the query: it would bill more than the cap of "
+                f"{max_bytes:,} bytes.",
+                details={"limit_bytes": max_bytes},
+            )
+        if retry_later(exc):
+            return _busy(exc, QueryFailed, "did not run the query")
+        if isinstance(exc, exceptions.BadRequest):
+            return QueryFailed(f"BigQuery refused the query: {message(exc)}")
+        return QueryFailed(f"BigQuery failed: {message(exc)}")
+
     def _bill(self, job: Any) -> tuple[int, int | None]:
         """What the finished job processed and what BigQuery billed for it, from its
         statistics (a ``jobs.get`` when the job at hand does not carry them yet; None
@@ -248,6 +271,20 @@ class BigQueryEngine(RemoteEngine):
                 )
         billed = job.total_bytes_billed
         return int(job.total_bytes_processed or 0), None if billed is None else int(billed)
+
+    def _failed_bill(self, job_id: str) -> tuple[int, int] | None:
+        """What a job that failed or was stopped processed and was billed, from its
+        statistics (``jobs.get``): the client library's error has none. None when there is
+        no such job (it was refused before it was created) or BigQuery did not answer (one
+        call, not retried: a refusal that BigQuery is down is not held up)."""
+        try:
+            job: Any = self._client.get_job(job_id, **one_attempt(self._seconds()))
+        except Exception:  # noqa: BLE001 - never created, or unreachable: nothing to tell
+            return None
+        processed, billed = job.total_bytes_processed, job.total_bytes_billed
+        if processed is None and billed is None:
+            return None
+        return int(processed or 0), int(billed or 0)
 
     def _cancel(self, job_id: str) -> None:
         """Ask BigQuery to stop the job (``jobs.cancel``); one that ended or never started
@@ -302,6 +339,24 @@ class BigQueryEngine(RemoteEngine):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _charged(refusal: QueryRefused, bill: tuple[int, int] | None) -> QueryRefused:
+    """``refusal`` of a job that ran, with what it processed and what BigQuery billed for
+    it (``details.bytes_scanned``, ``details.bytes_billed``): the caller's budget is
+    charged the bill, and the refusal says so."""
+    if bill is None:
+        return refusal
+    processed, billed = bill
+    said = refusal.message.rstrip()
+    if billed:
+        said += "" if said.endswith(".") else "."
+        said += (
+            f" BigQuery billed {billed:,} bytes for the job all the same ({processed:,} "
+            "processed), charged to your daily budget."
+        )
+    details = {**refusal.details, "bytes_scanned": processed, "bytes_billed": billed}
+    return type(refusal)(said, hint=refusal.hint, details=details)
 
 
 def _busy(exc: Exception, kind: type[QueryRefused], what: str) -> QueryRefused:
