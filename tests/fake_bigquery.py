@@ -1,7 +1,7 @@
 """A local HTTP server that speaks the BigQuery REST shapes, executing on DuckDB.
 
 Built from the public v2 API reference for the calls the official client makes:
-``jobs.insert`` (dry runs), ``jobs.query`` (``query_and_wait``), ``jobs.get``,
+``jobs.insert``, ``jobs.query`` (``query_and_wait``), ``jobs.get``, ``jobs.cancel``,
 ``jobs.getQueryResults``, ``tables.get``, ``datasets.list`` and ``tables.list``.
 BigQuery SQL is transpiled to DuckDB with sqlglot. Bytes processed follow BigQuery's rule
 (every referenced column, whole table, LIMIT does not reduce it); bytes billed follow its
@@ -50,7 +50,11 @@ class FakeBigQuery:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
     missing_cap: list[str] = field(default_factory=list)
-    never_finish: bool = False  # jobs stay RUNNING (for timeouts)
+    # Jobs stay RUNNING until cancelled (jobs.cancel), then end as BigQuery ends them:
+    # DONE, errorResult "stopped", billed what they processed. ``job_running`` is set when
+    # such a job is created.
+    never_finish: bool = False
+    job_running: threading.Event = field(default_factory=threading.Event)
     # A job over its cap is accepted (jobComplete false) and fails later, its error in the
     # job's status (jobs.get: status.errorResult), as documented for errors that happen
     # after a job is created.
@@ -101,6 +105,26 @@ class FakeBigQuery:
                     }
                 )
         return jobs
+
+    def start_running(self, job_id: str, sql: str) -> None:
+        processed = self.bytes_processed(sql)
+        self.jobs[job_id] = {
+            "running": True,
+            "processed": processed,
+            "billed": self.bytes_billed(sql, processed),
+            "ended": threading.Event(),
+        }
+        self.job_running.set()
+
+    def cancel(self, job_id: str) -> None:
+        """``jobs.cancel``: a running job ends (DONE, its error reason ``stopped``)."""
+        job = self.jobs[job_id]
+        if job.pop("running", False):
+            job["failed"] = {
+                "reason": "stopped",
+                "message": "Job execution was cancelled: User requested cancellation",
+            }
+            job["ended"].set()
 
     # --- data ----------------------------------------------------------------------------
 
@@ -344,7 +368,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 }
             )
         if fake.never_finish:
-            fake.jobs[job_id] = {"running": True, "processed": 0, "billed": 0}
+            fake.start_running(job_id, body["query"])
             return JSONResponse(
                 {
                     "kind": "bigquery#queryResponse",
@@ -377,7 +401,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 return _error(400, "invalidQuery", str(exc).splitlines()[0])
             return JSONResponse(job_resource(job_id, config, processed, 0, fields))
         if fake.never_finish:
-            fake.jobs[job_id] = {"running": True, "processed": 0, "billed": 0}
+            fake.start_running(job_id, query["query"])
         else:
             answer = execute(query["query"], query.get("maximumBytesBilled"), job_id, None)
             if isinstance(answer, JSONResponse):
@@ -392,11 +416,9 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         del resource["statistics"]["query"], resource["statistics"]["endTime"]
         return JSONResponse(resource)
 
-    async def jobs_get(request: Request) -> JSONResponse:
-        job_id = request.path_params["job"]
-        job = fake.jobs.get(job_id)
-        if job is None:
-            return _error(404, "notFound", f"Not found: Job {job_id}")
+    def job_state(job_id: str) -> dict[str, Any]:
+        """The job resource as jobs.get answers it."""
+        job = fake.jobs[job_id]
         resource = job_resource(job_id, {"query": {}}, job["processed"], job["billed"])
         if job.get("running"):
             resource["status"] = {"state": "RUNNING"}
@@ -406,16 +428,26 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 "errorResult": job["failed"],
                 "errors": [job["failed"]],
             }
-        return JSONResponse(resource)
+        return resource
 
-    async def query_results(request: Request) -> JSONResponse:
+    async def jobs_get(request: Request) -> JSONResponse:
+        job_id = request.path_params["job"]
+        if job_id not in fake.jobs:
+            return _error(404, "notFound", f"Not found: Job {job_id}")
+        return JSONResponse(job_state(job_id))
+
+    def query_results(request: Request) -> JSONResponse:  # on a thread: it may wait
         job = fake.jobs.get(request.path_params["job"])
         if job is None:
             return _error(404, "notFound", "Not found: Job")
         params = request.query_params
         fake.requests.append({"api": "jobs.getQueryResults", **params})
         if job.get("running") or job.get("failed"):
-            time.sleep(min(0.2, int(params.get("timeoutMs", "0")) / 1000))
+            wait = min(0.2, int(params.get("timeoutMs", "0")) / 1000)
+            if "ended" in job:  # waits as BigQuery does, answering as soon as the job ends
+                job["ended"].wait(wait)
+            else:
+                time.sleep(wait)
             return JSONResponse(
                 {
                     "kind": "bigquery#getQueryResultsResponse",
@@ -438,6 +470,14 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 "jobComplete": True,
             }
         )
+
+    async def jobs_cancel(request: Request) -> JSONResponse:
+        job_id = request.path_params["job"]
+        fake.requests.append({"api": "jobs.cancel", "job": job_id})
+        if job_id not in fake.jobs:
+            return _error(404, "notFound", f"Not found: Job {job_id}")
+        fake.cancel(job_id)
+        return JSONResponse({"kind": "bigquery#jobCancelResponse", "job": job_state(job_id)})
 
     async def table_get(request: Request) -> JSONResponse:
         if (injected := fake.failure("tables.get")) is not None:
@@ -543,6 +583,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             Route(base + "/queries/{job}", query_results, methods=["GET"]),
             Route(base + "/jobs", jobs_insert, methods=["POST"]),
             Route(base + "/jobs/{job}", jobs_get, methods=["GET"]),
+            Route(base + "/jobs/{job}/cancel", jobs_cancel, methods=["POST"]),
             Route(base + "/datasets", datasets_list, methods=["GET"]),
             Route(base + "/datasets/{dataset}/tables", tables_list, methods=["GET"]),
             Route(base + "/datasets/{dataset}/tables/{table}", table_get, methods=["GET"]),

@@ -4,6 +4,7 @@ every job, snapshots with BigQuery predicates."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -477,7 +478,7 @@ def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
     fake.fake.never_finish = True
     started = time.monotonic()
     try:
-        with pytest.raises(QueryTimeout, match="longer than 1 s"):
+        with pytest.raises(QueryTimeout, match="longer than 1 s") as timed_out:
             engine.execute(
                 tree,
                 [],
@@ -491,6 +492,55 @@ def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
     assert time.monotonic() - started < 10
     jobs = fake.fake.query_jobs()
     assert jobs[-1]["jobTimeoutMs"] == "1000"  # BigQuery stops the job itself too
+    # and is told to stop it now, no one waiting for it; it is charged what it billed
+    job_id = jobs[-1]["jobId"]
+    assert {"api": "jobs.cancel", "job": job_id} in fake.fake.requests
+    assert fake.fake.jobs[job_id]["failed"]["reason"] == "stopped"
+    assert timed_out.value.details["bytes_billed"] == MIN_BILLED_PER_TABLE
+
+
+def test_a_caller_that_gives_up_stops_the_bigquery_job(fake: FakeBigQueryServer) -> None:
+    """A cancelled call (an MCP client's notifications/cancelled) stopped the queries the
+    watchdog watches, but a BigQuery job ran on in BigQuery until job_timeout_seconds,
+    billing. The job registers with the caller: a cancel stops it (jobs.cancel) at once."""
+    import sqlglot
+
+    from agnes_mcp.rails.refusals import QueryCancelled, QueryRefused
+    from agnes_mcp.rails.sandbox import Limits
+    from agnes_sync.caller import CALLER, Caller
+    from connectors.bigquery.client import BigQueryOptions
+    from connectors.bigquery.engine import BigQueryEngine
+
+    engine = BigQueryEngine(BigQueryOptions.model_validate(options(fake)))
+    tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
+    caller = Caller()
+    refused: list[QueryRefused] = []
+
+    def run() -> None:
+        CALLER.set(caller)
+        limits = Limits(rows=10, bytes=10**6, timeout_seconds=60)
+        try:
+            engine.execute(tree, [], limits=limits, max_bytes=10**9, labels={})
+        except QueryRefused as refusal:
+            refused.append(refusal)
+
+    fake.fake.never_finish = True
+    fake.fake.job_running.clear()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert fake.fake.job_running.wait(30)
+        assert caller.cancel() == 1  # the job, registered with its caller
+        thread.join(30)
+    finally:
+        fake.fake.never_finish = False
+        engine.close()
+    assert not thread.is_alive() and len(refused) == 1
+    assert isinstance(refused[0], QueryCancelled) and refused[0].code == "query_cancelled"
+    job_id = fake.fake.query_jobs()[-1]["jobId"]
+    assert {"api": "jobs.cancel", "job": job_id} in fake.fake.requests
+    assert fake.fake.jobs[job_id]["failed"]["reason"] == "stopped"  # stopped in BigQuery
+    assert refused[0].details["bytes_billed"] == MIN_BILLED_PER_TABLE  # and charged its bill
 
 
 def test_an_insert_whose_answer_was_lost_runs_its_job_once(

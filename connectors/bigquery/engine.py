@@ -9,6 +9,9 @@
   processed rounded up per MB, at least 10 MB a table read, 0 for a cached result), not
   the bytes it processed. ``jobs.query`` (``query_and_wait``) answers neither the bytes
   billed nor, while it waits, the job's id.
+- The job registers with the caller it runs for (:data:`~agnes_sync.caller.CALLER`) before
+  it is created: a caller who gives up has it stopped in BigQuery (``jobs.cancel``), and
+  so does a query past its timeout, instead of running on until ``job_timeout_ms``.
 - Results come back as Arrow over the REST API (no Storage API client: results are capped
   to a few thousand rows anyway) and are cut to the row and byte caps like local ones.
 - The client library retries 429, 5xx and BigQuery's retryable reasons for up to 10
@@ -21,7 +24,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import re
+import threading
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -34,10 +39,12 @@ from agnes_mcp.rails.refusals import (
     QueryRefused,
     RemoteEstimateFailed,
     RemoteScanTooLarge,
+    query_cancelled,
     query_timeout,
 )
 from agnes_mcp.rails.sandbox import Limits, capped
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
+from agnes_sync.caller import CALLER, caller_gave_up
 from agnes_sync.connector import Column
 from connectors.bigquery.api_answers import (
     column_type,
@@ -191,7 +198,7 @@ class BigQueryEngine(RemoteEngine):
             refusal = self._run_refusal(exc, max_bytes, limits.timeout_seconds)
             if refusal is None:
                 raise
-            if credentials_refused(exc):  # no job ran, and no lookup would work
+            if credentials_refused(exc) or isinstance(exc, QueryRefused):  # no job was created
                 raise refusal from None
             raise _charged(refusal, self._failed_bill(job_id)) from None
         result = capped(table, limits, time.perf_counter() - started)
@@ -201,20 +208,33 @@ class BigQueryEngine(RemoteEngine):
     def _run(
         self, sql: str, config: bigquery.QueryJobConfig, job_id: str, limits: Limits
     ) -> tuple[bigquery.QueryJob, pa.Table]:
-        """The job ``job_id`` of ``sql``, run to its end, and its rows; a job that did not
-        end in time is stopped."""
+        """The job ``job_id`` of ``sql``, run to its end, and its rows. It is stopped in
+        BigQuery when it does not end in time, or when the caller it runs for gives up
+        (registered by its id before it is created, so a cancel finds it whenever it
+        comes)."""
         seconds = limits.timeout_seconds
-        job = self._insert(sql, config, job_id, seconds)
+        caller = CALLER.get()
+        if caller is not None:
+            if caller.cancelled:
+                raise query_cancelled()
+            caller.on_cancel((self, job_id), functools.partial(self._stop, job_id))
         try:
-            rows = job.result(
-                max_results=limits.rows + 1,
-                timeout=seconds,
-                retry=bounded_retries(seconds)["retry"],
-            )
-        except concurrent.futures.TimeoutError:
-            self._cancel(job_id)  # no one waits for it any more
-            raise
-        return job, rows.to_arrow(create_bqstorage_client=False)
+            job = self._insert(sql, config, job_id, seconds)
+            if caller_gave_up():  # it gave up while the job was being created
+                self._cancel(job_id)
+            try:
+                rows = job.result(
+                    max_results=limits.rows + 1,
+                    timeout=seconds,
+                    retry=bounded_retries(seconds)["retry"],
+                )
+            except concurrent.futures.TimeoutError:
+                self._cancel(job_id)  # no one waits for it any more
+                raise
+            return job, rows.to_arrow(create_bqstorage_client=False)
+        finally:
+            if caller is not None:
+                caller.discard((self, job_id))
 
     def _insert(
         self, sql: str, config: bigquery.QueryJobConfig, job_id: str, seconds: float
@@ -240,6 +260,8 @@ class BigQueryEngine(RemoteEngine):
         """A failed query job as a typed refusal (None: not BigQuery's failure)."""
         from google.api_core import exceptions
 
+        if caller_gave_up():  # stopped for it (jobs.cancel), whatever the job then said
+            return exc if isinstance(exc, QueryRefused) else query_cancelled()
         if isinstance(exc, concurrent.futures.TimeoutError | exceptions.DeadlineExceeded):
             return query_timeout(seconds)
         if credentials_refused(exc):
@@ -286,11 +308,24 @@ class BigQueryEngine(RemoteEngine):
             return None
         return int(processed or 0), int(billed or 0)
 
-    def _cancel(self, job_id: str) -> None:
+    def _stop(self, job_id: str) -> None:
+        """Cancel the job for a caller who gave up, on a thread of its own: the caller's
+        cancel runs on the server's event loop, which must not wait on BigQuery."""
+        threading.Thread(
+            target=self._cancel,
+            args=(job_id,),
+            kwargs={"retried": True},
+            name="agnes-bigquery-cancel",
+            daemon=True,
+        ).start()
+
+    def _cancel(self, job_id: str, *, retried: bool = False) -> None:
         """Ask BigQuery to stop the job (``jobs.cancel``); one that ended or never started
-        has nothing to stop."""
+        has nothing to stop. Once, unless ``retried``: a refusal waits on it (and a job
+        past the query timeout is past its own ``job_timeout_ms`` too)."""
+        calls = bounded_retries if retried else one_attempt
         with contextlib.suppress(Exception):
-            self._client.cancel_job(job_id, **bounded_retries(self._seconds()))
+            self._client.cancel_job(job_id, **calls(self._seconds()))
 
     def _seconds(self) -> float:
         return self.options.http_timeout_seconds
