@@ -10,7 +10,7 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from agnes_mcp.query.budget import CAP_KEYS
+from agnes_mcp.query.budget import CAP_KEYS, ScanBudget
 from agnes_mcp.rails.refusals import BudgetExhausted
 from tests.conftest import DemoServer
 from tests.test_api_http import assert_error
@@ -501,6 +501,33 @@ def test_hybrid_is_for_admins_and_joins(analyst: httpx.Client, admin: httpx.Clie
     assert_error(admin.post("/api/query/hybrid", json=bad), 400, "snapshot_invalid")
     tables = {t["id"]: t["query_mode"] for t in result["provenance"]["tables"]}
     assert tables == {"customers": "local", "web_sessions": "remote"}
+
+
+def test_a_hybrid_query_counts_its_parts_bytes_once(
+    demo_server: DemoServer, admin: httpx.Client
+) -> None:
+    """The parts are audited (and charged) on rows of their own: the hybrid's row named
+    their bytes again, so the budget counted after a restart, usage and the overview
+    counted them twice."""
+    services = demo_server.live.services
+    principal = services.tokens.authenticate(demo_server.admin_token)
+    body = {
+        "sql": "SELECT count(*) AS n FROM r /* counted once */",
+        "register_remote": {"r": "SELECT session_id FROM web_sessions WHERE device = 'tablet'"},
+    }
+    before = services.query.budget.spent(principal)
+    answer = admin.post("/api/query/hybrid", json=body).json()
+    assert answer["bytes_scanned"] > 0  # the answer still says what its parts read
+    spent = services.query.budget.spent(principal)
+    assert spent == before + answer["bytes_scanned"]
+    services.write_behind.flush()
+    rows = [r for r in services.audit_log.recent(limit=20) if "counted once" in str(r.params)]
+    assert [r.action for r in rows] == ["query.hybrid"]
+    assert "bytes_scanned" not in rows[0].params
+    assert rows[0].params["bytes_scanned_in_parts"] == answer["bytes_scanned"]
+    # what the server counts from the log after a restart: the same spend
+    restarted = ScanBudget(services.settings, services.server_config, services.store)
+    assert restarted.spent(principal) == spent
 
 
 def test_hybrid_never_joins_a_remote_part_the_caps_cut(admin: httpx.Client) -> None:

@@ -52,11 +52,13 @@ def hybrid(
     parts: dict[str, pa.Table] = {}
     read: list[CatalogTable] = []
     scanned = 0
+    costs: list[tuple[int, int | None]] = []  # each part's (bytes scanned, bytes billed)
     for alias, remote_sql in register_remote.items():
         part = queries.run(
             principal, remote_sql, limit=caps.max_result_rows, mode="remote", action="hybrid.remote"
         )
         scanned += part.bytes_scanned
+        costs.append((part.bytes_scanned, part.bytes_billed))
         if part.truncated:
             refusal = _cut_part(alias, part)
             queries.audit(principal, "query.hybrid", sql, started, refusal=refusal)
@@ -95,8 +97,18 @@ def hybrid(
         limits=limits,
         extra={"remote_parts": {a: t.num_rows for a, t in parts.items()}},
     )
-    queries.audit(principal, "query.hybrid", sql, started, outcome=outcome)
+    outcome.bytes_billed = billed(costs)
+    # each part has its own audit row, which counts (and was charged) its bytes
+    queries.audit(principal, "query.hybrid", sql, started, outcome=outcome, parts_audited=True)
     return outcome
+
+
+def billed(costs: list[tuple[int, int | None]]) -> int | None:
+    """What the parts were charged, from each part's (bytes scanned, bytes billed): None
+    when no warehouse billed otherwise than by the bytes read (then that is the charge)."""
+    if all(bill is None for _, bill in costs):
+        return None
+    return sum(scanned if bill is None else bill for scanned, bill in costs)
 
 
 def _cut_part(alias: str, part: Outcome) -> RemotePartTooLarge:

@@ -436,7 +436,13 @@ class QueryService:
         outcome: Outcome | None = None,
         refusal: QueryRefused | None = None,
         estimated: int | None = None,
+        parts_audited: bool = False,
     ) -> None:
+        """One audit row of a query. ``parts_audited``: the bytes the outcome reports were
+        read (and charged) by sub-queries audited on rows of their own (a hybrid query's
+        remote parts); this row keeps them as ``bytes_scanned_in_parts`` (and
+        ``bytes_billed_in_parts``), so what counts bytes from the log (the budget after a
+        restart, usage, the overview) counts them once."""
         # The whole SQL (the rails refuse longer texts: only such a refusal's is cut, and
         # sql_chars tells), so a session exported from the log repeats exactly what ran.
         params: dict[str, Any] = {"sql": sql[: policy.MAX_SQL_CHARS], "sql_chars": len(sql)}
@@ -452,6 +458,10 @@ class QueryService:
             )
             if outcome.bytes_billed is not None:  # charged, and counted again after a restart
                 params["bytes_billed"] = outcome.bytes_billed
+            if parts_audited:
+                for key in ("bytes_scanned", "bytes_billed"):
+                    if key in params:
+                        params[f"{key}_in_parts"] = params.pop(key)
         if estimated is not None:
             params["bytes_estimated"] = estimated
         if refusal is not None:
