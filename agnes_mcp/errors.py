@@ -128,6 +128,9 @@ class ResourceNotGranted(PermissionDenied):
 # --- requests -------------------------------------------------------------------
 
 
+REQUEST_SCHEMA_HINT = "See the request schema at /api/docs."
+
+
 class InvalidRequest(AgnesError):
     code = "invalid_request"
     status = 422
@@ -152,7 +155,7 @@ class InvalidRequest(AgnesError):
         summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
         return cls(
             f"Invalid request: {summary}.",
-            hint="See the request schema at /api/docs.",
+            hint=REQUEST_SCHEMA_HINT,
             details={"fields": problems},
         )
 

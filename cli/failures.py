@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli import exit_codes
 from cli.output import print_json, printable
 from cli.tool_words import cli_words
+
+if TYPE_CHECKING:
+    from agnes_sync.server_api import ServerError
 
 
 def _say(
@@ -63,6 +66,16 @@ def _problem_line(problem: object) -> str | None:
     return f"{where}: {key}{problem['message']}"
 
 
+def _cli_hint(exc: ServerError) -> str | None:
+    """The server's hint, but for a request it found invalid: that one points at the REST
+    API's schema (/api/docs), which is no help to someone typing a command."""
+    from agnes_mcp.errors import REQUEST_SCHEMA_HINT
+
+    if exc.hint == REQUEST_SCHEMA_HINT:
+        return "Fix the value named above; the command's --help says what each argument takes."
+    return exc.hint
+
+
 def _file_hint(exc: OSError) -> str:
     """What to do about a file a command was given (``--query @file.sql``, ``-o FILE``)."""
     import errno
@@ -111,7 +124,9 @@ def report(exc: BaseException, as_json: bool) -> int:
             head, sep, _ = message.partition(": ")
             if said and sep and head[:1].isdigit():  # "3 problems in ...: a; b; c" again
                 message = f"{head} (listed above)."
-        _say(exc.code, message, exc.hint, as_json, _next_step(exc))
+        _say(
+            exc.code, message, _cli_hint(exc) if not as_json else exc.hint, as_json, _next_step(exc)
+        )
         if exc.status in (401, 403):
             return exit_codes.AUTH
         return exit_codes.FAILURE

@@ -287,3 +287,16 @@ def test_a_missing_file_given_to_a_command_says_where_it_was_looked_for(
     code, _, err = run(capsys, live_server, *argv, "--query", f"@{missing}", "--dry-run")
     assert code == exit_codes.FAILURE and f"error: {missing}: No such file" in err
     assert "hint: Check the path; a relative one starts at the current folder" in err
+
+
+def test_an_invalid_value_is_not_sent_to_the_api_docs(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """The server's "See the request schema at /api/docs." reached people typing commands
+    (a table name with a space, an empty group name); --json keeps the server's text."""
+    argv = ["admin", "register-table", "bad name", "--source-type", "files", "--dry-run"]
+    code, _, err = run(capsys, live_server, *argv)
+    assert code == exit_codes.FAILURE and "Invalid request: id:" in err
+    assert "/api/docs" not in err and "--help says what each argument takes" in err
+    code, out, _ = run(capsys, live_server, *argv, "--json")
+    assert json.loads(out)["error"]["hint"] == "See the request schema at /api/docs."
