@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 Leaf = Callable[..., argparse.ArgumentParser]
+HISTORY_MAX = 1000  # runs one `agnes admin sync-history` may list (GET /api/sync/history)
 MAX_SAMPLE_ROWS = 100  # agnes_mcp.catalog_models.MAX_SAMPLE_ROWS (not imported: --help stays fast)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cli import exit_codes
-from cli.analyst_parsers import ROWS
+from cli.analyst_parsers import HISTORY_MAX, ROWS, rows
 from cli.output_flags import JsonFlag
 
 DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
@@ -255,7 +255,7 @@ def _registry_commands(
     _leaf(area, "sync-status", f"{handlers}:sync_status", "sync state of every table", client)
     history = _leaf(area, "sync-history", f"{handlers}:sync_history", "past sync runs", client)
     history.add_argument("table", nargs="?")
-    history.add_argument("--limit", type=ROWS, default=20)
+    history.add_argument("--limit", type=rows(1, HISTORY_MAX), default=20)
     _leaf(area, "list-sources", f"{handlers}:list_sources", "configured data sources", client)
     offered = _leaf(
         area, "source-tables", f"{handlers}:source_tables", "tables a source offers", client

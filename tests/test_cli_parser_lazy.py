@@ -63,3 +63,16 @@ def test_an_unknown_word_is_refused_by_its_command(
     assert exited.value.code == 2
     assert err.startswith(f"usage: {command} ") and f"\n{command}: error: unrecognized" in err
     assert (f"(did you mean {meant}?)" in err) if meant else "did you mean" not in err
+
+
+def test_sync_history_limit_is_bounded_where_it_is_typed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--limit 1001 went to the server, which refused it in the API's words
+    ("Invalid request: limit: Input should be less than or equal to 1000")."""
+    argv = ["admin", "sync-history", "--limit", "1001"]
+    with pytest.raises(SystemExit) as exited:
+        build_parser(argv).parse_args(argv)
+    assert exited.value.code == 2
+    assert "argument --limit: must be from 1 to 1,000, not 1,001" in capsys.readouterr().err
+    assert build_parser(argv).parse_args([*argv[:-1], "1000"]).limit == 1000

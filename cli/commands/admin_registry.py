@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from cli import exit_codes
+from cli.analyst_parsers import HISTORY_MAX
 from cli.commands.session import client_for, segment
 from cli.output import counted, emit, print_message
 from cli.table_flags import spec_body
@@ -119,7 +120,6 @@ def sync_status(args: argparse.Namespace) -> int:
 
 
 # The most runs the server returns at once (GET /api/sync/history caps its limit).
-HISTORY_MAX = 1000
 
 
 def sync_history(args: argparse.Namespace) -> int:
