@@ -300,3 +300,13 @@ def test_an_invalid_value_is_not_sent_to_the_api_docs(
     assert "/api/docs" not in err and "--help says what each argument takes" in err
     code, out, _ = run(capsys, live_server, *argv, "--json")
     assert json.loads(out)["error"]["hint"] == "See the request schema at /api/docs."
+
+
+def test_sync_history_of_a_table_without_runs_says_so(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """A misspelt table ("ordrs") printed an empty table and "(none)", as a table that
+    simply never synced would, and nothing else."""
+    code, out, _ = run(capsys, live_server, "admin", "sync-history", "ordrs")
+    assert code == exit_codes.OK and "No sync runs of 'ordrs'" in out
+    assert "agnes admin list-tables" in out

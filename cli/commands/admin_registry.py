@@ -145,6 +145,11 @@ def sync_history(args: argparse.Namespace) -> int:
             f"These are the newest {counted(shown, 'run')} (--limit {args.limit:,}); there may "
             f"be older ones: raise --limit (up to {HISTORY_MAX:,}) or name a TABLE."
         )
+    if args.table and not shown:  # "(none)" alone: a misspelt name looks like a quiet table
+        more = (
+            f"No sync runs of '{args.table}': it has never synced, or is no table of this "
+            "server (agnes admin list-tables lists the registered ones)."
+        )
     emit(data, as_json=args.json, rows=data["runs"], columns=columns, message=more)
     return exit_codes.OK
 
