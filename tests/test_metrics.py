@@ -497,3 +497,12 @@ def test_a_metric_whose_table_was_unregistered_is_unavailable_not_listed(
     assert "gone/soon_gone" not in {m.id for m in synced.metric_service.visible(admin)}
     with pytest.raises(MetricUnavailable, match="'gone_soon', which is no longer a registered"):
         synced.metric_service.get(admin, "gone/soon_gone")
+
+
+def test_a_grain_for_a_metric_without_time_says_what_to_do() -> None:
+    """`agnes metrics query revenue/mrr --grain month` said only that it takes no grain."""
+    timeless = REVENUE.model_copy(update={"time_column": None, "grain": None})
+    with pytest.raises(MetricRequestInvalid) as refused:
+        compile_metric(timeless, MetricRequest(grain="month"), "duckdb")
+    assert "no time column" in refused.value.message
+    assert "leave out --grain, --from and --to" in (refused.value.hint or "")

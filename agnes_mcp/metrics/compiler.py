@@ -216,6 +216,8 @@ def _from_expression(
     if (grain or request.time_range) and not metric.time_column:
         raise MetricRequestInvalid(
             f"{metric.id} has no time column: it takes no grain or time range.",
+            hint="Ask for it without a grain or time range (in the CLI: leave out --grain, "
+            "--from and --to); its figure is over every row there is.",
         )
     selects: list[exp.Expr] = []
     if grain:
