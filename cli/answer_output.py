@@ -42,6 +42,7 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
         )
         return exit_codes.OK
     cut = cut_sentence(answer, flag)
+    rows = _as_duckdb_writes(rows, table)  # the text forms: table and CSV alike
     said = ([f"truncated: {cut}"] if cut else []) + [f"note: {n}" for n in answer.notes]
     if form == "csv":
         writer = csv.writer(sys.stdout)
@@ -71,3 +72,13 @@ def _csv_cell(value: Any) -> Any:
     from agnes_mcp.rails.value_text import nested_text
 
     return nested_text(value) if isinstance(value, (bool, list, dict)) else value
+
+
+def _as_duckdb_writes(rows: list[list[Any]], table: Any) -> list[list[Any]]:
+    """Rows whose timestamps and decimals read as DuckDB writes them (JSON keeps its own
+    forms: ISO 8601 times, decimals as numbers)."""
+    from agnes_mcp.rails.value_text import display_column
+
+    kinds = [field.type for field in table.schema]
+    columns = [display_column([row[i] for row in rows], kind) for i, kind in enumerate(kinds)]
+    return [list(row) for row in zip(*columns, strict=True)] if columns else rows

@@ -3,6 +3,7 @@ JSON keeps the plain numbers. And listings that a limit cuts say so."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -145,3 +146,29 @@ def test_one_metric_is_one_metric(workspace: Path, capsys: pytest.CaptureFixture
     for search, said in (("monthly recurring", "1 metric."), ("recurring", "2 metrics.")):
         code, out, _ = run(capsys, "metrics", "list", "--search", search)
         assert code == exit_codes.OK and f"\n{said} A definition" in out, out
+
+
+def test_times_and_decimals_print_as_duckdb_writes_them(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A TIMESTAMP printed in JSON's ISO form (2024-01-01T10:11:12.120000), a TIMESTAMPTZ
+    with +00:00 and a DECIMAL(10,2) 1.10 as 1.1: the table and CSV now write them as
+    DuckDB does; JSON keeps its forms."""
+    sql = (
+        "SELECT TIMESTAMP '2024-01-01 10:11:12.120' AS ts, TIMESTAMPTZ '2024-01-01 10:11:12+00' "
+        "AS tz, 1.10::DECIMAL(10,2) AS price, 123456789012345678901234567890.10::DECIMAL(38,2) "
+        "AS big, [5::DECIMAL(3,1)] AS l"
+    )
+    written = ["2024-01-01 10:11:12.12", "2024-01-01 10:11:12+00", "1.10"]
+    written += ["123456789012345678901234567890.10", "[5.0]"]
+    code, out, _ = run(capsys, "query", sql)
+    row = next(line for line in out.splitlines() if "2024" in line)
+    assert code == exit_codes.OK and [c.strip() for c in row.strip("│ ").split("│")] == written
+    code, out, _ = run(capsys, "query", sql, "--format", "csv")
+    assert next(csv.reader(out.splitlines()[1:])) == written
+    code, out, _ = run(capsys, "query", sql, "--json")
+    assert json.loads(out)["rows"][0][:3] == [
+        "2024-01-01T10:11:12.120000",
+        "2024-01-01T10:11:12+00:00",
+        1.1,
+    ]

@@ -13,6 +13,8 @@ which JSON cannot hold: both are written as DuckDB's ``::VARCHAR`` writes them
 
 from __future__ import annotations
 
+import re
+from decimal import Context, Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -228,3 +230,43 @@ def nested_text(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"'{k}': {nested_text(v)}" for k, v in value.items()) + "}"
     return str(value)
+
+
+_ISO_TIMESTAMP = re.compile(
+    r"(?P<day>-?\d{4,}-\d{2}-\d{2})T(?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?P<offset>[+-]\d{2}:\d{2})?"
+)
+
+
+def _duckdb_timestamp(text: str) -> str:
+    """An ISO timestamp (Python's ``isoformat``) as DuckDB writes it: a space for ``T``,
+    no trailing zeros in the fraction, a whole-hour offset as ``+00``."""
+    found = _ISO_TIMESTAMP.fullmatch(text)
+    if found is None:
+        return text  # already DuckDB's (infinity, years past 9999, nanoseconds)
+    fraction = (found["fraction"] or "").rstrip("0")
+    said = f"{found['day']} {found['time']}" + (f".{fraction}" if fraction else "")
+    offset = found["offset"]
+    if offset:
+        said += offset[:3] if offset.endswith(":00") else offset
+    return said
+
+
+def display_column(values: list[Any], kind: pa.DataType) -> list[Any]:
+    """A column's JSON-ready values as the text outputs (a CLI table, CSV) show them: as
+    DuckDB writes them where JSON's form differs (``2024-01-01 10:11:12`` for
+    ``2024-01-01T10:11:12``; a DECIMAL(10,2) ``1.10``, not ``1.1``); other values as
+    they are."""
+    if pa.types.is_decimal(kind):
+        step = Decimal(1).scaleb(-kind.scale)
+        exact = Context(prec=kind.precision + kind.scale + 2)  # 38 digits pass the default 28
+        return [
+            v if v is None else str(Decimal(str(v)).quantize(step, context=exact)) for v in values
+        ]
+    if pa.types.is_timestamp(kind):
+        return [_duckdb_timestamp(v) if isinstance(v, str) else v for v in values]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return [
+            v if not isinstance(v, list) else display_column(v, kind.value_type) for v in values
+        ]
+    return values
