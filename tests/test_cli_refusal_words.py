@@ -40,8 +40,10 @@ def every_error() -> list[type[AgnesError]]:
 
 
 def test_every_mcp_tool_has_a_cli_command() -> None:
+    from agnes_mcp.tool_words import TOOLS
+
     tools = json.loads(CONTRACT.read_text())["tools"]
-    assert set(tools) <= set(CLI_FOR_TOOL)
+    assert set(tools) <= set(CLI_FOR_TOOL) and set(tools) == set(TOOLS)
 
 
 def test_no_default_hint_names_an_mcp_tool_once_printed_by_the_cli() -> None:

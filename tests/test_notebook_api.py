@@ -407,10 +407,12 @@ def test_a_refusal_renders_readably_in_ipython_and_html(nb: NotebookSetup) -> No
         nb.ws.query("SELECT device FROM web_sessions")
     lines = raised.value._render_traceback_()
     assert lines[0].startswith("AgnesRefusal: [remote_table_needs_snapshot] 'web_sessions'")
-    assert lines[1].startswith("hint: ") and lines[2].startswith("next step: {")
+    assert lines[1].startswith("hint: ") and "`ws.query_remote()`" in lines[1]
+    assert lines[2].startswith("next step: ws.query_remote(sql=")  # a call to run, not JSON
+    assert lines[3].startswith("       or: ws.snapshot(table='web_sessions', ")
     assert not any("Traceback" in line or ".py" in line for line in lines)
     rendered = raised.value._repr_html_()
-    assert "Refused: remote_table_needs_snapshot" in rendered and "query_remote" in rendered
+    assert "Refused: remote_table_needs_snapshot" in rendered and "ws.query_remote(" in rendered
     with pytest.raises(AgnesRefusal) as marked_up:
         nb.ws.query('SELECT * FROM "<b>orders"')
     assert "<b>orders" in marked_up.value.message
@@ -666,3 +668,31 @@ def test_arguments_out_of_range_are_refused_as_invalid_arguments(
     assert refusal.code == "invalid_arguments"
     assert refusal.details["problems"][0]["argument"].split(".")[0] == argument
     assert argument in refusal.message
+
+
+def test_a_refusal_speaks_the_notebook_api() -> None:
+    """Its hint named MCP tools ("List the tables you may use with the catalog tool") and
+    its next step was the tool call as JSON; shown, they are the notebook's calls. The
+    refusal's own fields keep the tools' words."""
+    from agnes_mcp.notebook.refusal import next_calls
+
+    refusal = AgnesRefusal(
+        "table_not_found",
+        "There is no table 'ordrs'.",
+        hint="List the tables you may use with the catalog tool; drop it (snapshot_drop).",
+        next_step={"tool": "catalog", "arguments": {"search": "ordrs"}, "cli": "agnes catalog"},
+    )
+    assert str(refusal).splitlines()[1:] == [
+        "hint: List the tables you may use with `ws.catalog()`; drop it (`ws.snapshot_drop()`).",
+        "next step: ws.catalog(search='ordrs')",
+    ]
+    assert refusal.hint is not None and "the catalog tool" in refusal.hint
+    assert next_calls({"tool": "metric_query", "arguments": {"id": "a/b", "grain": "month"}}) == [
+        "ws.metric(metric_id='a/b', grain='month')"
+    ]
+    assert next_calls({"tool": None, "arguments": {}, "cli": "agnes pull"}) == ["ws.pull()"]
+    created = {"tool": "snapshot_create", "arguments": {"table": "t", "select": ["a"]}}
+    created["arguments"] |= {"name": "n", "ttl_hours": 2}
+    assert next_calls({"options": [created]}) == [
+        "ws.snapshot(table='t', select=['a'], name='n', ttl_seconds=7200)"
+    ]

@@ -21,6 +21,7 @@ from sqlglot import exp
 
 from agnes_mcp.notebook import AgnesRefusal, Result, Workspace
 from agnes_mcp.notebook.magics import RESULT_VAR, WORKSPACE_VAR
+from agnes_mcp.notebook.refusal import notebook_words
 from agnes_mcp.notebook.sql_params import BindError, bind, literal, remote_dialects
 from tests.conftest import DemoServer, pull_into_workspace
 from tests.notebook_harness import isolated_env
@@ -446,7 +447,7 @@ def test_a_refusal_is_shown_as_one_and_leaves_the_variable_alone(ip: Interactive
     error, io = fails(ip, sql_cell("-o keep", "SELECT * FROM web_sessions"), AgnesRefusal)
     assert error.code == "remote_table_needs_snapshot" and error.hint
     assert f"AgnesRefusal: [{error.code}]" in io.stdout
-    assert f"hint: {error.hint}" in io.stdout
+    assert f"hint: {notebook_words(error.hint)}" in io.stdout and "`ws.query_remote()`" in io.stdout
     assert "Traceback" not in io.stdout and "magics.py" not in io.stdout  # no internals
     assert ip.user_ns["keep"] == "before" and ip.user_ns[RESULT_VAR] is None
 

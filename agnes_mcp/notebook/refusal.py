@@ -9,7 +9,6 @@ Jupyter it renders as a short box instead of a traceback through Agnes's interna
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -43,9 +42,9 @@ class AgnesRefusal(Exception):
     def __str__(self) -> str:
         lines = [f"[{self.code}] {self.message}"]
         if self.hint:
-            lines.append(f"hint: {self.hint}")
-        if self.next_step:
-            lines.append(f"next step: {json.dumps(self.next_step, default=str)}")
+            lines.append(f"hint: {notebook_words(self.hint)}")
+        calls = next_calls(self.next_step)
+        lines.extend(f"{'next step' if i == 0 else '       or'}: {c}" for i, c in enumerate(calls))
         return "\n".join(lines)
 
     def _render_traceback_(self) -> list[str]:
@@ -59,12 +58,68 @@ class AgnesRefusal(Exception):
             f"<p>{html.escape(self.message)}</p>",
         ]
         if self.hint:
-            parts.append(f"<p><em>Hint:</em> {html.escape(self.hint)}</p>")
-        if self.next_step:
-            step = html.escape(json.dumps(self.next_step, indent=2, default=str))
+            parts.append(f"<p><em>Hint:</em> {html.escape(notebook_words(self.hint))}</p>")
+        calls = next_calls(self.next_step)
+        if calls:
+            step = html.escape("\n# or\n".join(calls))
             parts.append(f"<p><em>Next step:</em></p><pre>{step}</pre>")
         parts.append("</div>")
         return "".join(parts)
+
+
+# The notebook API's call for each MCP tool a refusal names (agnes_mcp.tool_words); the
+# hint and next step a refusal carries (``.hint``, ``.next_step``) stay the tools' words.
+NOTEBOOK_FOR_TOOL = {
+    "catalog": "ws.catalog()",
+    "schema": "ws.schema()",
+    "describe": "ws.describe()",
+    "query": "ws.query()",
+    "query_remote": "ws.query_remote()",
+    "snapshot_create": "ws.snapshot()",
+    "snapshot_estimate": "ws.snapshot_estimate()",
+    "snapshot_list": "ws.snapshots()",
+    "snapshot_drop": "ws.snapshot_drop()",
+    "metrics_list": "ws.metrics()",
+    "metric_show": "ws.metric_show()",
+    "metric_query": "ws.metric()",
+    "whoami": "ws.whoami()",
+}
+_RENAMED = {"id": "metric_id"}  # a tool's argument that the method names otherwise
+_NOT_PASSED = {"cursor"}  # a listing's page: the notebook's listings are never cut
+
+
+def notebook_words(text: str) -> str:
+    """``text`` with each MCP tool it names given as the notebook call instead."""
+    from agnes_mcp.tool_words import spoken
+
+    return spoken(text, NOTEBOOK_FOR_TOOL)
+
+
+def next_calls(step: dict[str, Any] | None) -> list[str]:
+    """The next step (one, or its options) as notebook API calls to run, or as the command
+    to run in a terminal where the notebook API has none."""
+    if not step:
+        return []
+    options = step.get("options")
+    steps = options if isinstance(options, list) else [step]
+    return [said for one in steps if isinstance(one, dict) and (said := _call(one))]
+
+
+def _call(step: dict[str, Any]) -> str | None:
+    from agnes_mcp.session_export.code_text import literal
+
+    tool, arguments, cli = step.get("tool"), step.get("arguments") or {}, step.get("cli")
+    if tool in NOTEBOOK_FOR_TOOL and isinstance(arguments, dict):
+        method = NOTEBOOK_FOR_TOOL[str(tool)].removeprefix("ws.").removesuffix("()")
+        given = {_RENAMED.get(k, k): v for k, v in arguments.items() if k not in _NOT_PASSED}
+        if "ttl_hours" in given:
+            hours = given.pop("ttl_hours")
+            given["ttl_seconds"] = round(hours * 3600) if isinstance(hours, (int, float)) else None
+        said = ", ".join(f"{k}={literal(v)}" for k, v in given.items() if v is not None)
+        return f"ws.{method}({said})"
+    if cli == "agnes pull":
+        return "ws.pull()"
+    return f"{cli}  (in a terminal)" if isinstance(cli, str) and cli else None
 
 
 def from_error(exc: AgnesError) -> AgnesRefusal:
