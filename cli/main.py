@@ -51,6 +51,18 @@ def _leaf(
     return parser
 
 
+def _scale(text: str) -> float:
+    """The demo's size: above 0, at most 100 (what the generator makes; it raised past
+    them, and the command printed its traceback)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 < value <= 100:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 100, not {text}")
+    return value
+
+
 def _command(argv: Sequence[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
@@ -72,7 +84,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         server,
     )
     demo.add_argument(
-        "--scale", type=float, default=1.0, help="demo data size (1.0 = 1M orders, 20M sessions)"
+        "--scale", type=_scale, default=1.0, help="demo data size (1.0 = 1M orders, 20M sessions)"
     )
     _leaf(commands, "serve", "cli.commands.server:serve", "run the server until Ctrl-C", server)
     whoami = _leaf(

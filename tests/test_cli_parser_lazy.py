@@ -76,3 +76,15 @@ def test_sync_history_limit_is_bounded_where_it_is_typed(
     assert exited.value.code == 2
     assert "argument --limit: must be from 1 to 1,000, not 1,001" in capsys.readouterr().err
     assert build_parser(argv).parse_args([*argv[:-1], "1000"]).limit == 1000
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "101", "nan", "lots"])
+def test_a_demo_scale_it_cannot_make_is_a_usage_error(
+    scale: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`agnes demo --scale 0` printed the generator's traceback (ValueError: scale must be
+    in (0, 100])."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser(["demo"]).parse_args(["demo", "--scale", scale])
+    assert exited.value.code == 2 and "argument --scale: " in capsys.readouterr().err
+    assert build_parser(["demo"]).parse_args(["demo", "--scale", "0.01"]).scale == 0.01
