@@ -46,8 +46,12 @@ def rows(low: int, high: int | None = None) -> Callable[[str], int]:
 ROWS = rows(1)
 
 
+MAX_TTL_HOURS = 87_840  # agnes_sync.snapshot_files.MAX_TTL_SECONDS (ten years), in hours
+
+
 def hours(text: str) -> float:
-    """A positive, finite number of hours."""
+    """A positive number of hours, at most a snapshot's longest lifetime (``1e308`` hours
+    overflowed into a traceback on the way to seconds)."""
     import math
 
     try:
@@ -56,6 +60,11 @@ def hours(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of hours") from None
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number of hours, not {text}")
+    if value > MAX_TTL_HOURS:
+        raise argparse.ArgumentTypeError(
+            f"must be at most {MAX_TTL_HOURS:,} hours (ten years), not {text}; leave --ttl "
+            "out to keep it until you drop it"
+        )
     return value
 
 

@@ -88,3 +88,18 @@ def test_a_demo_scale_it_cannot_make_is_a_usage_error(
         build_parser(["demo"]).parse_args(["demo", "--scale", scale])
     assert exited.value.code == 2 and "argument --scale: " in capsys.readouterr().err
     assert build_parser(["demo"]).parse_args(["demo", "--scale", "0.01"]).scale == 0.01
+
+
+def test_a_snapshot_lifetime_past_ten_years_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`--ttl 1e308` overflowed into a traceback (OverflowError) on the way to seconds."""
+    from agnes_sync.snapshot_files import MAX_TTL_SECONDS
+    from cli.analyst_parsers import MAX_TTL_HOURS
+
+    assert MAX_TTL_HOURS * 3600 == MAX_TTL_SECONDS
+    argv = ["snapshot", "create", "t", "--select", "a", "--as", "n", "--ttl"]
+    with pytest.raises(SystemExit) as exited:
+        build_parser(argv).parse_args([*argv, "1e308"])
+    assert exited.value.code == 2 and "at most 87,840 hours" in capsys.readouterr().err
+    assert build_parser(argv).parse_args([*argv, "87840"]).ttl == 87840
