@@ -138,20 +138,39 @@ def _note(text: str) -> None:
     sys.stderr.write(f"note: {text}\n")
 
 
+# The server's own pages that `agnes serve` and `agnes demo` print beside its URL: a URL
+# copied from one of those lines is taken for the server's root (the CLI talks to that).
+SERVER_PAGES = {
+    "/mcp": "the MCP endpoint",
+    "/api": "the REST API",
+    "/api/docs": "the API reference",
+    "/admin": "the admin app",
+    "/auth/login": "the sign-in page",
+    "/me": "your page",
+}
+
+
 def normalize_url(url: str, *, say: bool = True) -> str:
-    """``url`` without a trailing ``/`` and, when it names the MCP endpoint (``.../mcp``),
-    without that: the CLI talks to the server's root."""
+    """``url`` without a trailing ``/`` and, when it names one of the server's pages the
+    banner prints (``.../mcp``, ``.../api``, ...), without that: the CLI talks to the
+    server's root."""
     chosen = url.strip().rstrip("/")
-    parts = urlsplit(chosen)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(chosen)
+        hostname = parts.hostname
+    except ValueError:  # "http://[::1" and the like: never a traceback
+        hostname = None
+        parts = urlsplit("")
+    if parts.scheme not in ("http", "https") or not hostname:
         raise CredentialsError(
             f"The server URL '{chosen}' is not an http(s) URL, e.g. http://127.0.0.1:8000."
         )
-    if parts.path.endswith("/mcp"):
-        root = chosen[: -len("/mcp")]
-        if say:
-            _note(f"{chosen} is the MCP endpoint; using the server URL {root}.")
-        return root
+    for page in sorted(SERVER_PAGES, key=len, reverse=True):
+        if parts.path.endswith(page):
+            root = chosen[: -len(page)]
+            if say:
+                _note(f"{chosen} is {SERVER_PAGES[page]}; using the server URL {root}.")
+            return root
     return chosen
 
 

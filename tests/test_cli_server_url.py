@@ -139,3 +139,35 @@ def test_a_server_that_does_not_answer_in_time_is_not_called_unreachable() -> No
     finally:
         api.close()
         listener.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "said", "root"),
+    [
+        ("http://127.0.0.1:8000/api", "the REST API", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000/api/", "the REST API", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000/api/docs", "the API reference", "http://127.0.0.1:8000"),
+        ("https://ex.com/agnes/admin", "the admin app", "https://ex.com/agnes"),
+        ("http://127.0.0.1:8000/auth/login", "the sign-in page", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000/me", "your page", "http://127.0.0.1:8000"),
+    ],
+)
+def test_a_page_the_banner_prints_is_taken_for_the_servers_root(
+    url: str, said: str, root: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo prints "API http://127.0.0.1:8000/api"; given as --server-url it was sent
+    GET /api/api/whoami and refused (route_not_found, exit 1)."""
+    from agnes_sync.credentials import normalize_url
+
+    assert normalize_url(url) == root
+    err = capsys.readouterr().err
+    assert f"note: {url.rstrip('/')} is {said}; using the server URL {root}." in err
+    assert normalize_url("https://agnes.example.com/home") == "https://agnes.example.com/home"
+
+
+def test_an_unreadable_server_url_is_refused_without_a_traceback() -> None:
+    """ "http://[::1" raised urllib's ValueError (Invalid IPv6 URL) as a traceback."""
+    from agnes_sync.credentials import CredentialsError, normalize_url
+
+    with pytest.raises(CredentialsError, match="not an http"):
+        normalize_url("http://[::1")
