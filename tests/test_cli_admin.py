@@ -310,3 +310,24 @@ def test_sync_history_of_a_table_without_runs_says_so(
     code, out, _ = run(capsys, live_server, "admin", "sync-history", "ordrs")
     assert code == exit_codes.OK and "No sync runs of 'ordrs'" in out
     assert "agnes admin list-tables" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["admin", "grant", "delete", ""],
+        ["admin", "token", "revoke", " "],
+        ["admin", "unregister-table", ""],
+        ["admin", "marketplace", "remove", ""],
+        ["admin", "oauth", "revoke", ""],
+        ["admin", "metrics", "delete", "revenue"],  # no name: DELETE .../metrics/revenue/
+    ],
+)
+def test_an_empty_id_is_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """`agnes admin grant delete ""` sent DELETE /api/admin/grants/, got a redirect and
+    printed a traceback (TypeError: 'NoneType' object is not subscriptable)."""
+    code, _, err = run(capsys, live_server, *argv)
+    assert code == exit_codes.USAGE and "Traceback" not in err
+    assert "is empty" in err or "a metric id is category/name" in err

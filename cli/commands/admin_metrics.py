@@ -53,6 +53,10 @@ def export(args: argparse.Namespace) -> int:
 
 def delete(args: argparse.Namespace) -> int:
     category, _, name = args.id.partition("/")
+    if not category.strip() or not name.strip():
+        raise argparse.ArgumentTypeError(
+            f"a metric id is category/name (e.g. revenue/mrr), not '{args.id}'"
+        )
     api = client_for(args)
     answer = api.delete(f"/api/admin/metrics/{segment(category)}/{segment(name)}")
     emit(answer, as_json=args.json, message=f"Deleted {args.id}.")

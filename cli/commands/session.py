@@ -10,7 +10,13 @@ from agnes_sync.server_api import ServerApi
 
 
 def segment(value: str) -> str:
-    """``value`` as one URL path segment: '/', '?', '#' and dot-segments cannot escape it."""
+    """``value`` as one URL path segment: '/', '?', '#' and dot-segments cannot escape it.
+    An empty one is refused: the path would name the collection instead (``DELETE
+    /api/admin/grants/`` answered a redirect, and the command fell over it)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            "an id or name given is empty: pass the one to act on (the list command shows them)"
+        )
     quoted = quote(value, safe="@")
     return quoted.replace(".", "%2E") if set(value) <= {"."} else quoted
 
