@@ -63,6 +63,14 @@ def _scale(text: str) -> float:
     return value
 
 
+def _given(text: str) -> str:
+    """A value that says something: ``--user ""`` (a script's unset variable) made a token
+    for the caller instead of the user meant."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give an id or e-mail, or leave it out")
+    return text
+
+
 def _command(argv: Sequence[str]) -> str | None:
     return next((word for word in argv if not word.startswith("-")), None)
 
@@ -165,7 +173,7 @@ def _token_commands(
         title="token commands", metavar="ACTION", required=True
     )
     create = _leaf(tokens, "create", "cli.commands.admin_tokens:create", "create a token", client)
-    create.add_argument("--user", help="id or e-mail (default: you)")
+    create.add_argument("--user", type=_given, help="id or e-mail (default: you)")
     create.add_argument("--name", default="cli", help="what the token is for")
     create.add_argument(
         "--scope", action="append", choices=["data", "admin"], help="repeatable; default data"

@@ -331,3 +331,21 @@ def test_an_empty_id_is_a_usage_error(
     code, _, err = run(capsys, live_server, *argv)
     assert code == exit_codes.USAGE and "Traceback" not in err
     assert "is empty" in err or "a metric id is category/name" in err
+
+
+def test_a_token_for_an_empty_user_is_refused(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """`--user ""` (an unset variable in a script) made the token for the caller; the API
+    took `{"user": ""}` as no user too."""
+    with pytest.raises(SystemExit) as exited:
+        main(["admin", "token", "create", "--user", "", "--name", "x", "--token", "t"])
+    assert exited.value.code == exit_codes.USAGE and "--user: is empty" in capsys.readouterr().err
+    import httpx
+
+    answer = httpx.post(
+        f"{live_server.base_url}/api/tokens",
+        json={"name": "x", "user": ""},
+        headers={"Authorization": f"Bearer {live_server.admin_token}"},
+    )
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request"

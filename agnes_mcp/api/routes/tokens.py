@@ -16,7 +16,10 @@ router = APIRouter(prefix="/api/tokens", tags=["tokens"])
 
 class TokenCreate(RequestBody):
     name: PlainText = Field(min_length=1, max_length=100, description="What the token is for.")
-    user: str | None = Field(default=None, description="Id or e-mail (admins only; default: you).")
+    # min_length: an empty user (a script's unset variable) made a token for the caller
+    user: str | None = Field(
+        default=None, min_length=1, description="Id or e-mail (admins only; default: you)."
+    )
     scopes: list[TokenScope] = Field(default_factory=lambda: [TokenScope.DATA])
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 
