@@ -19,6 +19,23 @@ from cli.output_flags import JsonFlag
 DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
 
 
+class AgnesParser(argparse.ArgumentParser):
+    """argparse's parser (every command's, as sub-parsers take their parent's class), with
+    a missing action named among its choices: `agnes snapshot` said only "the following
+    arguments are required: ACTION", leaving what to type to --help."""
+
+    def error(self, message: str) -> NoReturn:
+        sub = next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if (
+            sub is not None
+            and isinstance(sub.choices, dict)
+            and message.startswith("the following arguments are required: ")
+            and str(sub.metavar) in message
+        ):
+            message += f" (one of: {', '.join(sub.choices)})"
+        super().error(message)
+
+
 def _client_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
@@ -78,7 +95,8 @@ def _command(argv: Sequence[str]) -> str | None:
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The whole command tree; given the ``argv`` to parse, the ``admin`` area's commands
     only when ``argv`` names it (they are ~60% of the tree: ~5 ms of every other command)."""
-    parser = argparse.ArgumentParser(prog="agnes", description=DESCRIPTION)
+    # typed as argparse's own: the sub-parsers' actions are (at run time, AgnesParser too)
+    parser: argparse.ArgumentParser = AgnesParser(prog="agnes", description=DESCRIPTION)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     client = [_client_flags()]

@@ -103,3 +103,23 @@ def test_a_snapshot_lifetime_past_ten_years_is_a_usage_error(
         build_parser(argv).parse_args([*argv, "1e308"])
     assert exited.value.code == 2 and "at most 87,840 hours" in capsys.readouterr().err
     assert build_parser(argv).parse_args([*argv, "87840"]).ttl == 87840
+
+
+@pytest.mark.parametrize(
+    ("argv", "choices"),
+    [
+        (["snapshot"], "ACTION (one of: create, list, drop, refresh, prune)"),
+        (["admin", "user"], "ACTION (one of: add, list, deactivate, activate)"),
+        (["admin"], "AREA (one of: user, token, "),
+    ],
+)
+def test_a_missing_action_is_named_among_its_choices(
+    argv: list[str], choices: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`agnes snapshot` said only "the following arguments are required: ACTION"."""
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and f"the following arguments are required: {choices}" in err
