@@ -243,3 +243,13 @@ def test_empty_sql_is_not_told_of_a_line_and_column(sql: str) -> None:
         parse(sql)
     assert refused.value.code == "sql_parse_error" and refused.value.message == "The SQL is empty."
     assert "line and column" not in (refused.value.hint or "")
+
+
+def test_too_long_sql_counts_its_characters_for_people() -> None:
+    """It read "The SQL is 120007 characters; the limit is 100000." """
+    from agnes_mcp.rails.policy import MAX_SQL_CHARS, parse
+
+    with pytest.raises(QueryRefused) as refused:
+        parse("SELECT " + "1+" * MAX_SQL_CHARS + "1")
+    assert refused.value.code == "sql_too_large"
+    assert f"the limit is {MAX_SQL_CHARS:,}." in refused.value.message

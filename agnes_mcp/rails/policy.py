@@ -252,7 +252,7 @@ def empty_sql() -> SqlParseError:
 def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     """Parse and check ``sql``; raises a :class:`QueryRefused` subclass on any violation."""
     if len(sql) > MAX_SQL_CHARS:
-        raise SqlTooLarge(f"The SQL is {len(sql)} characters; the limit is {MAX_SQL_CHARS}.")
+        raise SqlTooLarge(f"The SQL is {len(sql):,} characters; the limit is {MAX_SQL_CHARS:,}.")
     if _nesting(sql) > MAX_NESTING:
         raise SqlTooLarge(f"The SQL nests parentheses deeper than {MAX_NESTING} levels.")
     try:
