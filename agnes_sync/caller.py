@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 from agnes_sync.errors import AgnesError
@@ -73,6 +73,21 @@ def caller_gave_up() -> bool:
     return caller is not None and caller.cancelled
 
 
+@contextlib.contextmanager
+def caller_within() -> Iterator[Caller]:
+    """A :class:`Caller` for work started here, cancelled too when the current call's
+    caller (if any) gives up."""
+    caller = Caller()
+    outer = CALLER.get()
+    if outer is not None:
+        outer.on_cancel(caller, caller.cancel)
+    try:
+        yield caller
+    finally:
+        if outer is not None:
+            outer.discard(caller)
+
+
 def interruptible(work: Callable[[], T]) -> T:
     """``work()``, stopped at once by Ctrl-C (SIGINT, a Jupyter kernel's interrupt) when it
     is asked for on Python's main thread (``agnes query`` in process, a notebook).
@@ -87,18 +102,11 @@ def interruptible(work: Callable[[], T]) -> T:
     work runs in place, for the caller already there."""
     if threading.current_thread() is not threading.main_thread():
         return work()
-    caller = Caller()
-    outer = CALLER.get()
-    if outer is not None:
-        outer.on_cancel(caller, caller.cancel)
-    context = contextvars.copy_context()
-    context.run(CALLER.set, caller)
-    work_thread = _WorkThread(work, context)
-    try:
+    with caller_within() as caller:
+        context = contextvars.copy_context()
+        context.run(CALLER.set, caller)
+        work_thread = _WorkThread(work, context)
         work_thread.run_and_wait(caller)
-    finally:
-        if outer is not None:
-            outer.discard(caller)
     if work_thread.failure:
         raise work_thread.failure[0]
     return work_thread.outcome[0]

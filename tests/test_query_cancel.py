@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
@@ -153,6 +155,54 @@ def test_an_mcp_cancel_notification_stops_the_query_on_the_server(tmp_path: Path
             assert http.post(url, json=cancel, headers=session).status_code == 202
             _until(lambda: slots.running() == 0, "the cancelled query ran on")
             http.delete(url, headers=session)
+
+
+def test_a_cancel_read_before_its_call_still_stops_it(tmp_path: Path) -> None:
+    """Over HTTP a call and its cancel are two POSTs served side by side: a cancel read
+    first was dropped (the SDK cancels only what it has in flight) and the call ran on to
+    the query timeout. Here the call starts cancelled and answers query_cancelled."""
+    with running_demo(tmp_path, query_timeout_seconds=60) as demo:
+        url = f"{demo.live.base_url}/mcp/"
+        auth = {**MCP_HEADERS, "Authorization": f"Bearer {demo.analyst_token}"}
+        with httpx.Client(timeout=SIGNAL_WAIT) as http:
+            started = http.post(url, json=INITIALIZE, headers=auth)
+            session = {**auth, "mcp-session-id": started.headers["mcp-session-id"]}
+            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            assert http.post(url, json=initialized, headers=session).status_code == 202
+            cancel = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": "early-7", "reason": "pressed Escape at once"},
+            }
+            assert http.post(url, json=cancel, headers=session).status_code == 202
+            call = {
+                "jsonrpc": "2.0",
+                "id": "early-7",
+                "method": "tools/call",
+                "params": {"name": "query", "arguments": {"sql": ENDLESS}},
+            }
+            answer = _json_rpc_answer(http.post(url, json=call, headers=session))
+            assert answer["result"]["isError"] is True
+            assert answer["result"]["structuredContent"]["error"]["code"] == "query_cancelled"
+            # the session goes on: the next call (another id) runs
+            again = {**call, "id": 8, "params": {"name": "query", "arguments": {"sql": "SELECT 1"}}}
+            assert (
+                _json_rpc_answer(http.post(url, json=again, headers=session))["result"]["isError"]
+                is False
+            )
+            assert demo.live.services.query.slots.running() == 0
+            http.delete(url, headers=session)
+
+
+def _json_rpc_answer(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC answer a POST to /mcp carried (a JSON body, or an SSE event's data)."""
+    assert response.status_code == 200, response.text[:300]
+    if response.headers["content-type"].startswith("application/json"):
+        answer: dict[str, Any] = response.json()
+        return answer
+    data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+    found: dict[str, Any] = json.loads(data[-1])
+    return found
 
 
 async def test_cancelling_the_call_hangs_up_the_request_it_relays_to_the_server() -> None:

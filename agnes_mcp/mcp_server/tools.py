@@ -30,6 +30,7 @@ from agnes_mcp.mcp_server import paging
 from agnes_mcp.mcp_server import renderers as show
 from agnes_mcp.mcp_server.answer_cache import AnswerCache, AnswerKey
 from agnes_mcp.mcp_server.backend import Backend
+from agnes_mcp.mcp_server.early_cancels import install_early_cancels
 from agnes_mcp.mcp_server.errors import install_error_mapping
 from agnes_mcp.mcp_server.output_schemas import answer_or_refusal
 from agnes_mcp.mcp_server.renderers import result
@@ -118,6 +119,7 @@ def register_tools(
     Also installs the refusal mapping, so every server with these tools answers an
     :class:`~agnes_sync.errors.AgnesError` with its typed error result."""
     install_error_mapping(mcp)
+    install_early_cancels(mcp)
     answers = AnswerCache(answer_key)
 
     @mcp.tool(title="Who am I", annotations=READS, output_schema=answer_or_refusal(WhoAmI))

@@ -34,7 +34,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from agnes_mcp.query.lane_pool import LifoThreadPool
 from agnes_mcp.rails.refusals import QueryRefused
-from agnes_sync.caller import CALLER, Caller
+from agnes_sync.caller import CALLER, caller_within
 from agnes_sync.errors import AgnesError
 
 P = ParamSpec("P")
@@ -169,15 +169,15 @@ async def in_query_lane(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -
     When the awaiting call is cancelled (its caller gave up), the queries ``fn`` runs are
     interrupted at once (:class:`~agnes_sync.caller.Caller`) instead of running on
     to their timeout with a core and one of the caller's query places."""
-    caller = Caller()
-    context = contextvars.copy_context()
-    context.run(CALLER.set, caller)
-    call: Callable[[], T] = functools.partial(context.run, fn, *args, **kwargs)
-    try:
-        return await asyncio.get_running_loop().run_in_executor(_LANE, call)
-    except asyncio.CancelledError:
-        caller.cancel()
-        raise
+    with caller_within() as caller:  # an MCP call's caller may cancel it too
+        context = contextvars.copy_context()
+        context.run(CALLER.set, caller)
+        call: Callable[[], T] = functools.partial(context.run, fn, *args, **kwargs)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(_LANE, call)
+        except asyncio.CancelledError:
+            caller.cancel()
+            raise
 
 
 def retry_after(error: Any) -> int | None:
