@@ -127,12 +127,8 @@ def test_an_mcp_cancel_notification_stops_the_query_on_the_server(tmp_path: Path
     with running_demo(tmp_path, query_timeout_seconds=3600) as demo:
         slots = demo.live.services.query.slots
         url = f"{demo.live.base_url}/mcp/"
-        auth = {**MCP_HEADERS, "Authorization": f"Bearer {demo.analyst_token}"}
         with httpx.Client(timeout=SIGNAL_WAIT) as http:
-            started = http.post(url, json=INITIALIZE, headers=auth)
-            session = {**auth, "mcp-session-id": started.headers["mcp-session-id"]}
-            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-            assert http.post(url, json=initialized, headers=session).status_code == 202
+            session = _mcp_session(http, url, demo.analyst_token)
             call = {
                 "jsonrpc": "2.0",
                 "id": 2,
@@ -163,12 +159,8 @@ def test_a_cancel_read_before_its_call_still_stops_it(tmp_path: Path) -> None:
     the query timeout. Here the call starts cancelled and answers query_cancelled."""
     with running_demo(tmp_path, query_timeout_seconds=60) as demo:
         url = f"{demo.live.base_url}/mcp/"
-        auth = {**MCP_HEADERS, "Authorization": f"Bearer {demo.analyst_token}"}
         with httpx.Client(timeout=SIGNAL_WAIT) as http:
-            started = http.post(url, json=INITIALIZE, headers=auth)
-            session = {**auth, "mcp-session-id": started.headers["mcp-session-id"]}
-            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-            assert http.post(url, json=initialized, headers=session).status_code == 202
+            session = _mcp_session(http, url, demo.analyst_token)
             cancel = {
                 "jsonrpc": "2.0",
                 "method": "notifications/cancelled",
@@ -192,6 +184,16 @@ def test_a_cancel_read_before_its_call_still_stops_it(tmp_path: Path) -> None:
             )
             assert demo.live.services.query.slots.running() == 0
             http.delete(url, headers=session)
+
+
+def _mcp_session(http: httpx.Client, url: str, token: str) -> dict[str, str]:
+    """An initialised MCP session at ``url``: the headers its requests carry."""
+    auth = {**MCP_HEADERS, "Authorization": f"Bearer {token}"}
+    started = http.post(url, json=INITIALIZE, headers=auth)
+    session = {**auth, "mcp-session-id": started.headers["mcp-session-id"]}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert http.post(url, json=initialized, headers=session).status_code == 202
+    return session
 
 
 def _json_rpc_answer(response: httpx.Response) -> dict[str, Any]:
