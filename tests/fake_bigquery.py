@@ -68,6 +68,11 @@ class FakeBigQuery:
     fail_after_run: str | None = None
     # Injected errors: (api prefix, HTTP status, reason, times left); see fail().
     failures: list[list[Any]] = field(default_factory=list)
+    # Where BigQuery runs a job the insert did not place: the region of the datasets it
+    # reads. A job in a single region (``asia-northeast1``, not the ``US``/``EU``
+    # multi-regions) is found by jobs.get, jobs.cancel and jobs.getQueryResults only when
+    # they name its ``location``, as the reference says they must; else 404 notFound.
+    location: str = "US"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, api: str, status: int, reason: str, *, times: int = 1) -> None:
@@ -113,8 +118,15 @@ class FakeBigQuery:
             "processed": processed,
             "billed": self.bytes_billed(sql, processed),
             "ended": threading.Event(),
+            "location": self.location,
         }
         self.job_running.set()
+
+    def located(self, job_id: str, asked: str | None) -> bool:
+        """Whether a call asking for job ``job_id`` in ``asked`` (its ``location``
+        parameter) finds it: a job in a single region only when asked there."""
+        where = str(self.jobs[job_id].get("location", "US"))
+        return asked == where or (asked is None and where.upper() in ("US", "EU"))
 
     def cancel(self, job_id: str) -> None:
         """``jobs.cancel``: a running job ends (DONE, its error reason ``stopped``)."""
@@ -253,12 +265,13 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         processed: int,
         billed: int,
         fields: list[tuple[str, str]] | None = None,
+        location: str = "US",
     ) -> dict[str, Any]:
         now = str(int(time.time() * 1000))
         return {
             "kind": "bigquery#job",
-            "id": f"{PROJECT}:US.{job_id}",
-            "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+            "id": f"{PROJECT}:{location}.{job_id}",
+            "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": location},
             "configuration": config,
             "status": {"state": "DONE"},
             "statistics": {
@@ -307,10 +320,15 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 "message": f"Query exceeded limit for bytes billed: {cap}. "
                 f"{billed} or higher required.",
             }
-            fake.jobs[job_id] = {"failed": failure, "processed": 0, "billed": 0}
+            fake.jobs[job_id] = {
+                "failed": failure,
+                "processed": 0,
+                "billed": 0,
+                "location": fake.location,
+            }
             return {
                 "kind": "bigquery#queryResponse",
-                "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+                "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": fake.location},
                 "jobComplete": False,
             }
         if billed > int(cap):
@@ -325,10 +343,15 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             return _error(400, "invalidQuery", str(exc).splitlines()[0])
         if fake.fail_after_run is not None:
             failure = {"reason": fake.fail_after_run, "message": "Job execution was stopped."}
-            fake.jobs[job_id] = {"failed": failure, "processed": processed, "billed": billed}
+            fake.jobs[job_id] = {
+                "failed": failure,
+                "processed": processed,
+                "billed": billed,
+                "location": fake.location,
+            }
             return {
                 "kind": "bigquery#queryResponse",
-                "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+                "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": fake.location},
                 "jobComplete": False,
             }
         fake.jobs[job_id] = {
@@ -336,11 +359,12 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             "rows": rows,
             "processed": processed,
             "billed": billed,
+            "location": fake.location,
         }
         return {
             "kind": "bigquery#queryResponse",
             "schema": schema(fields),
-            "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+            "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": fake.location},
             **page(fields, rows, 0, max_results),
             "totalBytesProcessed": str(processed),
             "totalBytesBilled": str(billed),
@@ -364,7 +388,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                     "jobComplete": True,
                     "totalBytesProcessed": str(processed),
                     "schema": {"fields": []},
-                    "jobReference": {"projectId": PROJECT, "location": "US"},
+                    "jobReference": {"projectId": PROJECT, "location": fake.location},
                 }
             )
         if fake.never_finish:
@@ -372,7 +396,11 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             return JSONResponse(
                 {
                     "kind": "bigquery#queryResponse",
-                    "jobReference": {"projectId": PROJECT, "jobId": job_id, "location": "US"},
+                    "jobReference": {
+                        "projectId": PROJECT,
+                        "jobId": job_id,
+                        "location": fake.location,
+                    },
                     "jobComplete": False,
                 }
             )
@@ -411,7 +439,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             return _error(503, "backendError", "The answer was lost on its way")
         # As BigQuery answers an insert: the job as created, its statistics (and its
         # outcome) for jobs.get once it is done.
-        resource = job_resource(job_id, config, 0, 0)
+        resource = job_resource(job_id, config, 0, 0, location=fake.location)
         resource["status"] = {"state": "RUNNING"}
         del resource["statistics"]["query"], resource["statistics"]["endTime"]
         return JSONResponse(resource)
@@ -419,7 +447,9 @@ def create_app(fake: FakeBigQuery) -> Starlette:
     def job_state(job_id: str) -> dict[str, Any]:
         """The job resource as jobs.get answers it."""
         job = fake.jobs[job_id]
-        resource = job_resource(job_id, {"query": {}}, job["processed"], job["billed"])
+        resource = job_resource(
+            job_id, {"query": {}}, job["processed"], job["billed"], location=job["location"]
+        )
         if job.get("running"):
             resource["status"] = {"state": "RUNNING"}
         if job.get("failed"):
@@ -432,13 +462,17 @@ def create_app(fake: FakeBigQuery) -> Starlette:
 
     async def jobs_get(request: Request) -> JSONResponse:
         job_id = request.path_params["job"]
-        if job_id not in fake.jobs:
-            return _error(404, "notFound", f"Not found: Job {job_id}")
+        if job_id not in fake.jobs or not fake.located(
+            job_id, request.query_params.get("location")
+        ):
+            return _error(404, "notFound", f"Not found: Job {PROJECT}:{job_id}")
         return JSONResponse(job_state(job_id))
 
     def query_results(request: Request) -> JSONResponse:  # on a thread: it may wait
         job = fake.jobs.get(request.path_params["job"])
-        if job is None:
+        if job is None or not fake.located(
+            request.path_params["job"], request.query_params.get("location")
+        ):
             return _error(404, "notFound", "Not found: Job")
         params = request.query_params
         fake.requests.append({"api": "jobs.getQueryResults", **params})
@@ -464,7 +498,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                 "jobReference": {
                     "projectId": PROJECT,
                     "jobId": request.path_params["job"],
-                    "location": "US",
+                    "location": job["location"],
                 },
                 **page(job["fields"], job["rows"], start, size),
                 "jobComplete": True,
@@ -474,8 +508,10 @@ def create_app(fake: FakeBigQuery) -> Starlette:
     async def jobs_cancel(request: Request) -> JSONResponse:
         job_id = request.path_params["job"]
         fake.requests.append({"api": "jobs.cancel", "job": job_id})
-        if job_id not in fake.jobs:
-            return _error(404, "notFound", f"Not found: Job {job_id}")
+        if job_id not in fake.jobs or not fake.located(
+            job_id, request.query_params.get("location")
+        ):
+            return _error(404, "notFound", f"Not found: Job {PROJECT}:{job_id}")
         fake.cancel(job_id)
         return JSONResponse({"kind": "bigquery#jobCancelResponse", "job": job_state(job_id)})
 

@@ -543,6 +543,60 @@ def test_a_caller_that_gives_up_stops_the_bigquery_job(fake: FakeBigQueryServer)
     assert refused[0].details["bytes_billed"] == MIN_BILLED_PER_TABLE  # and charged its bill
 
 
+def test_a_job_in_a_single_region_is_stopped_and_billed_there(fake: FakeBigQueryServer) -> None:
+    """A source without a ``location`` option runs its jobs where its datasets are; in a
+    single region (``asia-northeast1``), jobs.cancel and jobs.get find the job only when
+    told its location. They were not: a cancelled call's job ran on in BigQuery (the
+    cancel a 404, swallowed) and a failed job was charged nothing. The location the
+    insert answered is used."""
+    import sqlglot
+
+    from agnes_mcp.rails.refusals import QueryCancelled, QueryFailed, QueryRefused
+    from agnes_mcp.rails.sandbox import Limits
+    from agnes_sync.caller import CALLER, Caller
+    from connectors.bigquery.client import BigQueryOptions
+    from connectors.bigquery.engine import BigQueryEngine
+
+    engine = BigQueryEngine(BigQueryOptions.model_validate(options(fake)))
+    tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
+    caller = Caller()
+    refused: list[QueryRefused] = []
+
+    def run() -> None:
+        CALLER.set(caller)
+        limits = Limits(rows=10, bytes=10**6, timeout_seconds=20)
+        try:
+            engine.execute(tree, [], limits=limits, max_bytes=10**9, labels={})
+        except QueryRefused as refusal:
+            refused.append(refusal)
+
+    fake.fake.location = "asia-northeast1"
+    fake.fake.never_finish = True
+    fake.fake.job_running.clear()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert fake.fake.job_running.wait(30)
+        assert caller.cancel() == 1
+        thread.join(30)
+        fake.fake.never_finish = False
+        fake.fake.fail_after_run = "timeout"  # a job BigQuery stopped after it had read
+        limits = Limits(rows=10, bytes=10**6, timeout_seconds=20)
+        with pytest.raises(QueryFailed) as failed:
+            engine.execute(tree, [], limits=limits, max_bytes=10**9, labels={})
+    finally:
+        fake.fake.location = "US"
+        fake.fake.never_finish = False
+        fake.fake.fail_after_run = None
+        engine.close()
+    assert not thread.is_alive() and len(refused) == 1
+    assert isinstance(refused[0], QueryCancelled)
+    cancelled = fake.fake.query_jobs()[-2]["jobId"]
+    assert fake.fake.jobs[cancelled]["failed"]["reason"] == "stopped"  # stopped in BigQuery
+    assert refused[0].details["bytes_billed"] == MIN_BILLED_PER_TABLE
+    assert failed.value.details["bytes_billed"] == MIN_BILLED_PER_TABLE
+
+
 def test_an_insert_whose_answer_was_lost_runs_its_job_once(
     analyst: httpx.Client, fake: FakeBigQueryServer
 ) -> None:

@@ -29,6 +29,7 @@ import re
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
@@ -96,6 +97,17 @@ def _outside_strings(text: str) -> str:
 
 
 _LABEL_TEXT = re.compile(r"[^a-z0-9_-]")
+
+
+@dataclass
+class _Job:
+    """A query job Agnes names, and where BigQuery runs it: jobs.get and jobs.cancel find
+    a job in a single region (``us-central1``) only when told its location. Without the
+    source's ``location`` option BigQuery places the job where its datasets are; the
+    insert's answer says where."""
+
+    id: str
+    location: str | None
 
 
 class BigQueryEngine(RemoteEngine):
@@ -191,24 +203,24 @@ class BigQueryEngine(RemoteEngine):
             job_timeout_ms=int(limits.timeout_seconds * 1000),
         )
         started = time.perf_counter()
-        job_id = f"agnes_{uuid.uuid4().hex}"
+        ref = _Job(f"agnes_{uuid.uuid4().hex}", self.options.location)
         try:
-            job, table = self._run(tree.sql(dialect="bigquery"), config, job_id, limits)
+            job, table = self._run(tree.sql(dialect="bigquery"), config, ref, limits)
         except Exception as exc:
             refusal = self._run_refusal(exc, max_bytes, limits.timeout_seconds)
             if refusal is None:
                 raise
             if credentials_refused(exc) or isinstance(exc, QueryRefused):  # no job was created
                 raise refusal from None
-            raise _charged(refusal, self._failed_bill(job_id)) from None
+            raise _charged(refusal, self._failed_bill(ref)) from None
         result = capped(table, limits, time.perf_counter() - started)
         processed, billed = self._bill(job)
-        return RemoteResult.of(result, processed, job_id, bytes_billed=billed)
+        return RemoteResult.of(result, processed, ref.id, bytes_billed=billed)
 
     def _run(
-        self, sql: str, config: bigquery.QueryJobConfig, job_id: str, limits: Limits
+        self, sql: str, config: bigquery.QueryJobConfig, ref: _Job, limits: Limits
     ) -> tuple[bigquery.QueryJob, pa.Table]:
-        """The job ``job_id`` of ``sql``, run to its end, and its rows. It is stopped in
+        """The job ``ref`` of ``sql``, run to its end, and its rows. It is stopped in
         BigQuery when it does not end in time, or when the caller it runs for gives up
         (registered by its id before it is created, so a cancel finds it whenever it
         comes)."""
@@ -217,11 +229,12 @@ class BigQueryEngine(RemoteEngine):
         if caller is not None:
             if caller.cancelled:
                 raise query_cancelled()
-            caller.on_cancel((self, job_id), functools.partial(self._stop, job_id))
+            caller.on_cancel((self, ref.id), functools.partial(self._stop, ref))
         try:
-            job = self._insert(sql, config, job_id, seconds)
+            job = self._insert(sql, config, ref.id, seconds)
+            ref.location = job.location or ref.location
             if caller_gave_up():  # it gave up while the job was being created
-                self._cancel(job_id)
+                self._cancel(ref)
             try:
                 rows = job.result(
                     max_results=limits.rows + 1,
@@ -229,12 +242,12 @@ class BigQueryEngine(RemoteEngine):
                     retry=bounded_retries(seconds)["retry"],
                 )
             except concurrent.futures.TimeoutError:
-                self._cancel(job_id)  # no one waits for it any more
+                self._cancel(ref)  # no one waits for it any more
                 raise
             return job, rows.to_arrow(create_bqstorage_client=False)
         finally:
             if caller is not None:
-                caller.discard((self, job_id))
+                caller.discard((self, ref.id))
 
     def _insert(
         self, sql: str, config: bigquery.QueryJobConfig, job_id: str, seconds: float
@@ -294,13 +307,15 @@ class BigQueryEngine(RemoteEngine):
         billed = job.total_bytes_billed
         return int(job.total_bytes_processed or 0), None if billed is None else int(billed)
 
-    def _failed_bill(self, job_id: str) -> tuple[int, int] | None:
+    def _failed_bill(self, ref: _Job) -> tuple[int, int] | None:
         """What a job that failed or was stopped processed and was billed, from its
         statistics (``jobs.get``): the client library's error has none. None when there is
         no such job (it was refused before it was created) or BigQuery did not answer (one
         call, not retried: a refusal that BigQuery is down is not held up)."""
         try:
-            job: Any = self._client.get_job(job_id, **one_attempt(self._seconds()))
+            job: Any = self._client.get_job(
+                ref.id, location=ref.location, **one_attempt(self._seconds())
+            )
         except Exception:  # noqa: BLE001 - never created, or unreachable: nothing to tell
             return None
         processed, billed = job.total_bytes_processed, job.total_bytes_billed
@@ -308,24 +323,24 @@ class BigQueryEngine(RemoteEngine):
             return None
         return int(processed or 0), int(billed or 0)
 
-    def _stop(self, job_id: str) -> None:
+    def _stop(self, ref: _Job) -> None:
         """Cancel the job for a caller who gave up, on a thread of its own: the caller's
         cancel runs on the server's event loop, which must not wait on BigQuery."""
         threading.Thread(
             target=self._cancel,
-            args=(job_id,),
+            args=(ref,),
             kwargs={"retried": True},
             name="agnes-bigquery-cancel",
             daemon=True,
         ).start()
 
-    def _cancel(self, job_id: str, *, retried: bool = False) -> None:
+    def _cancel(self, ref: _Job, *, retried: bool = False) -> None:
         """Ask BigQuery to stop the job (``jobs.cancel``); one that ended or never started
         has nothing to stop. Once, unless ``retried``: a refusal waits on it (and a job
         past the query timeout is past its own ``job_timeout_ms`` too)."""
         calls = bounded_retries if retried else one_attempt
         with contextlib.suppress(Exception):
-            self._client.cancel_job(job_id, **calls(self._seconds()))
+            self._client.cancel_job(ref.id, location=ref.location, **calls(self._seconds()))
 
     def _seconds(self) -> float:
         return self.options.http_timeout_seconds
