@@ -55,6 +55,11 @@ class FakeBigQuery:
     # such a job is created.
     never_finish: bool = False
     job_running: threading.Event = field(default_factory=threading.Event)
+    # jobs.cancel "will return immediately, and the client will need to poll for the job
+    # status to see if the cancel completed": a cancelled job answers this many more
+    # jobs.get as RUNNING (its statistics without bytes, as a running job's are) before
+    # it is DONE.
+    polls_to_stop: int = 2
     # A job over its cap is accepted (jobComplete false) and fails later, its error in the
     # job's status (jobs.get: status.errorResult), as documented for errors that happen
     # after a job is created.
@@ -129,14 +134,27 @@ class FakeBigQuery:
         return asked == where or (asked is None and where.upper() in ("US", "EU"))
 
     def cancel(self, job_id: str) -> None:
-        """``jobs.cancel``: a running job ends (DONE, its error reason ``stopped``)."""
+        """``jobs.cancel``: a running job ends (DONE, its error reason ``stopped``) after
+        ``polls_to_stop`` more jobs.get."""
         job = self.jobs[job_id]
-        if job.pop("running", False):
-            job["failed"] = {
-                "reason": "stopped",
-                "message": "Job execution was cancelled: User requested cancellation",
-            }
-            job["ended"].set()
+        if job.get("running") and "stopping" not in job:
+            job["stopping"] = self.polls_to_stop
+            self.polled(job_id)
+
+    def polled(self, job_id: str) -> None:
+        """A jobs.get of ``job_id``: a job being stopped comes closer to its end."""
+        job = self.jobs[job_id]
+        if "stopping" not in job:
+            return
+        if job["stopping"] > 0:
+            job["stopping"] -= 1
+            return
+        del job["stopping"], job["running"]
+        job["failed"] = {
+            "reason": "stopped",
+            "message": "Job execution was cancelled: User requested cancellation",
+        }
+        job["ended"].set()
 
     # --- data ----------------------------------------------------------------------------
 
@@ -450,8 +468,10 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         resource = job_resource(
             job_id, {"query": {}}, job["processed"], job["billed"], location=job["location"]
         )
-        if job.get("running"):
+        if job.get("running"):  # what it processed and bills is known once it is done
             resource["status"] = {"state": "RUNNING"}
+            del resource["statistics"]["query"], resource["statistics"]["endTime"]
+            del resource["statistics"]["totalBytesProcessed"]
         if job.get("failed"):
             resource["status"] = {
                 "state": "DONE",
@@ -466,6 +486,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             job_id, request.query_params.get("location")
         ):
             return _error(404, "notFound", f"Not found: Job {PROJECT}:{job_id}")
+        fake.polled(job_id)
         return JSONResponse(job_state(job_id))
 
     def query_results(request: Request) -> JSONResponse:  # on a thread: it may wait

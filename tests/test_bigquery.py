@@ -492,7 +492,9 @@ def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
     assert time.monotonic() - started < 10
     jobs = fake.fake.query_jobs()
     assert jobs[-1]["jobTimeoutMs"] == "1000"  # BigQuery stops the job itself too
-    # and is told to stop it now, no one waiting for it; it is charged what it billed
+    # and is told to stop it now, no one waiting for it; it is charged what it billed,
+    # read once it has stopped (a cancel returns at once, the job stops later: its
+    # statistics had no bytes yet, and it was charged nothing)
     job_id = jobs[-1]["jobId"]
     assert {"api": "jobs.cancel", "job": job_id} in fake.fake.requests
     assert fake.fake.jobs[job_id]["failed"]["reason"] == "stopped"

@@ -97,6 +97,8 @@ def _outside_strings(text: str) -> str:
 
 
 _LABEL_TEXT = re.compile(r"[^a-z0-9_-]")
+# Seconds a refusal waits for a job it cancelled to stop, to charge what BigQuery billed.
+STOPPING_WAIT = 10.0
 
 
 @dataclass
@@ -309,15 +311,25 @@ class BigQueryEngine(RemoteEngine):
 
     def _failed_bill(self, ref: _Job) -> tuple[int, int] | None:
         """What a job that failed or was stopped processed and was billed, from its
-        statistics (``jobs.get``): the client library's error has none. None when there is
-        no such job (it was refused before it was created) or BigQuery did not answer (one
-        call, not retried: a refusal that BigQuery is down is not held up)."""
-        try:
-            job: Any = self._client.get_job(
-                ref.id, location=ref.location, **one_attempt(self._seconds())
-            )
-        except Exception:  # noqa: BLE001 - never created, or unreachable: nothing to tell
-            return None
+        statistics (``jobs.get``): the client library's error has none. A job just
+        cancelled (past the query timeout) is still stopping: BigQuery's cancel returns at
+        once, and a running job's statistics hold no bytes; it is asked again, a few
+        seconds at most, until it is done. None when there is no such job (it was refused
+        before it was created) or BigQuery did not answer (each call once, not retried: a
+        refusal that BigQuery is down is not held up)."""
+        deadline = time.monotonic() + min(STOPPING_WAIT, self._seconds())
+        pause = 0.1
+        while True:
+            try:
+                job: Any = self._client.get_job(
+                    ref.id, location=ref.location, **one_attempt(self._seconds())
+                )
+            except Exception:  # noqa: BLE001 - never created, or unreachable: nothing to tell
+                return None
+            if job.state == "DONE" or time.monotonic() + pause > deadline:
+                break
+            time.sleep(pause)
+            pause = min(1.0, pause * 2)
         processed, billed = job.total_bytes_processed, job.total_bytes_billed
         if processed is None and billed is None:
             return None
