@@ -124,6 +124,9 @@ class FakeKeboola:
     # The file detail of a sliced export says isSliced: true; False: false, as the API
     # reference's own example of a ``.csvmanifest`` file detail does.
     says_sliced: bool = True
+    # A manifest that lists its first slice again (at the end), as a hostile or broken
+    # manifest may: the same object, named twice.
+    repeat_first_entry: bool = False
     gzip_encoded: bool = False  # serve blobs with Content-Encoding: gzip (as S3 can)
     offset: timedelta = timedelta(0)
     tokens: dict[str, Token] = field(default_factory=lambda: {TOKEN: Token()})
@@ -503,6 +506,8 @@ class FakeKeboola:
             entries = [{"url": self.blob_url(file_id, n)} for n in names]
             if self.shuffle_manifest:
                 random.Random(file_id).shuffle(entries)
+            if self.repeat_first_entry and entries:
+                entries.append(dict(entries[0]))
             (folder / manifest_name).write_text(json.dumps({"entries": entries}))
             info["name"] = manifest_name
         else:

@@ -317,6 +317,15 @@ def test_a_manifest_file_is_sliced_whatever_its_is_sliced_says(stack: Stack) -> 
     assert len(stack.fake.calls(r"_0_0_\d+\.csv\.gz$")) == 3
 
 
+def test_a_slice_named_twice_in_the_manifest_is_read_once(stack: Stack) -> None:
+    """A manifest naming one slice twice had it downloaded twice and its rows published
+    twice (a full refresh of 60 rows held 80)."""
+    stack.fake.repeat_first_entry = True
+    published = stack.connector(file_type="csv").extract(orders(), stack.writer)
+    assert published.rows == len(ROWS)
+    assert sorted(r[0] for r in stack.rows("orders")) == [r[0] for r in ROWS]
+
+
 @pytest.mark.parametrize("manifest", [[], {"entries": [{"uri": "x"}]}, {"entries": "x"}])
 def test_a_manifest_of_another_shape_is_a_typed_failure(manifest: Any) -> None:
     from connectors.keboola.export import manifest_urls

@@ -194,7 +194,9 @@ def is_sliced(info: dict[str, Any]) -> bool:
 
 
 def manifest_urls(manifest: Any, file_id: int) -> list[str]:
-    """The slices' urls of a manifest ``{"entries": [{"url": ...}, ...]}``."""
+    """The slices' urls of a manifest ``{"entries": [{"url": ...}, ...]}``, each object
+    once: a slice named twice (the same object, whatever query its url carries) would be
+    downloaded and read twice, its rows published twice."""
     entries = manifest.get("entries") if isinstance(manifest, dict) else None
     if entries is None and isinstance(manifest, dict):
         entries = []  # no slices: an empty export
@@ -204,7 +206,11 @@ def manifest_urls(manifest: Any, file_id: int) -> list[str]:
         raise TerminalSyncError(
             f'The manifest of Keboola\'s file {file_id} is not {{"entries": [{{"url": ...}}]}}.'
         )
-    return [str(e["url"]) for e in entries]
+    urls: dict[tuple[str, str, str], str] = {}
+    for entry in entries:
+        parts = urlsplit(str(entry["url"]))
+        urls.setdefault((parts.scheme.lower(), parts.netloc.lower(), parts.path), entry["url"])
+    return list(urls.values())
 
 
 def slice_index(url: str) -> tuple[Any, ...]:
