@@ -36,6 +36,7 @@ from agnes_mcp.webhook_deliveries import SeenDeliveries
 from agnes_sync.connector import Connector, WebhookDelivery
 from agnes_sync.contract import ExtractWriter
 from agnes_sync.errors import AgnesError, SyncError
+from agnes_sync.retry import asked_pause
 
 logger = logging.getLogger("agnes.webhooks")
 BATCH_ITEMS = 500
@@ -180,7 +181,11 @@ class SourceWorker:
                         tried,
                     )
                     continue
-                due = time.monotonic() + max(self.retry_seconds * 2 ** (tried - 1), asked or 0.0)
+                # never a wait longer than a day, whatever the source said: a wait no
+                # timer can take (centuries) stopped this worker, and the source's
+                # webhooks with it, until a restart
+                wait = max(self.retry_seconds * 2 ** (tried - 1), asked_pause(asked or 0.0))
+                due = time.monotonic() + wait
                 heapq.heappush(self._later, (due, next(self._seq), item, tried))
             self._cond.notify_all()
 

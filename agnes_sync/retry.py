@@ -7,9 +7,12 @@ fails now and the next one (scheduled, or a webhook's) calls again.
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import math
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from agnes_sync.errors import SyncError
@@ -17,6 +20,34 @@ from agnes_sync.errors import SyncError
 logger = logging.getLogger("agnes.sync")
 T = TypeVar("T")
 LONGEST_WAIT = 300.0  # seconds a sync waits in place for a source that asked for a pause
+# The longest pause a source's answer is believed to ask for: a header saying a century
+# (or a number too long to be one) is a day; nothing waits, or is kept waiting, longer.
+LONGEST_ASKED = 86_400.0
+
+
+def asked_pause(seconds: float) -> float:
+    """A pause a source asked for, as kept: at least 0, at most :data:`LONGEST_ASKED`
+    (an infinite or not-a-number one too: no timer takes those)."""
+    if math.isnan(seconds):
+        return LONGEST_ASKED
+    return min(max(0.0, seconds), LONGEST_ASKED)
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP date), as
+    :func:`asked_pause` keeps them; None when there is none or it does not parse."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if text.isascii() and text.isdigit():
+        return asked_pause(float(text))
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return asked_pause((when - datetime.now(UTC)).total_seconds())
 
 
 def with_retries(

@@ -515,6 +515,27 @@ def test_a_long_retry_after_is_not_cut_short(source: Source) -> None:
     assert len(source.jira.calls("/rest/api/3/search")) == 1
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"Retry-After": "9" * 400},  # a float of it is infinite
+        {"Retry-After": "Fri, 31 Dec 9999 23:59:59 GMT"},
+        {"X-RateLimit-Reset": "9999-12-31T23:59Z"},
+    ],
+)
+def test_a_pause_of_centuries_is_kept_as_a_day(source: Source, header: dict[str, str]) -> None:
+    """An absurd pause was kept as asked: 400 digits failed the sync with an untyped
+    OverflowError, a date centuries away went on to the webhook queue, whose worker no
+    timer could hold that long (it stopped, and the source's webhooks with it)."""
+    source.jira.create_issue("PROJ", "Rate limited")
+    source.jira.fail_next(
+        1, status=429, retry_after=None, path_prefix="/rest/api/3/search", headers=header
+    )
+    with pytest.raises(TransientSyncError, match="asked to wait") as refused:
+        source.sync()
+    assert refused.value.retry_after_seconds == 86_400 and source.sleeps == []
+
+
 def test_a_429_with_only_x_ratelimit_reset_waits_until_then(source: Source) -> None:
     """Jira's rate limiting may send ``X-RateLimit-Reset`` (``yyyy-MM-ddTHH:mmZ``) and no
     ``Retry-After``; calling before then fails again (and lengthens the wait)."""

@@ -17,7 +17,9 @@ import duckdb
 import httpx
 import pytest
 
+from agnes_mcp.webhook_apply import SourceWorker
 from agnes_mcp.webhook_deliveries import SeenDeliveries
+from agnes_sync.retry import LONGEST_ASKED
 from tests.conftest import LiveServer, add_user, pull_into_workspace, running_server, token_for
 from tests.fake_jira import TOKEN, FakeJira, FakeJiraServer, signed
 
@@ -348,6 +350,18 @@ def test_the_tables_are_in_the_manifest_and_pulled(site: Site, tmp_path: Path) -
     pulled = duckdb.sql(f"SELECT count(*) FROM read_parquet([{listed}])").fetchall()
     assert [list(r) for r in pulled] == served
     assert not (workspace / ".agnes" / "data" / "jira_issuelinks").exists()  # not granted
+
+
+@pytest.mark.parametrize("asked", [1e11, float("inf"), float("nan")])
+def test_work_retried_later_waits_a_day_at_most(asked: float) -> None:
+    """Work a source asked to retry after centuries was queued that far: the worker's
+    wait for it is more than any timer takes (OverflowError), the worker stopped, and
+    no later delivery of the source was applied until a restart."""
+    worker = SourceWorker("jira_src", None)  # type: ignore[arg-type]  # no work is run
+    started = time.monotonic()
+    worker._later_try(["PROJ-1"], {}, asked)
+    due = worker._later[0][0]
+    assert started <= due <= time.monotonic() + LONGEST_ASKED
 
 
 def test_accepted_delivery_ids_survive_a_restart_and_expire(tmp_path: Path) -> None:

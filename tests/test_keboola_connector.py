@@ -540,6 +540,17 @@ def test_a_retry_after_beyond_the_cap_fails_as_transient_at_once(stack: Stack) -
     assert slept == [] and len(stack.fake.calls("/buckets")) == 1
 
 
+@pytest.mark.parametrize("asked", ["9" * 400, "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_a_retry_after_of_centuries_is_kept_as_a_day(stack: Stack, asked: str) -> None:
+    """400 digits (a float of them is infinite) failed the sync with an untyped
+    OverflowError; a date centuries away was carried as asked, longer than any timer."""
+    api, slept = client(stack, max_retry_after=120)
+    stack.fake.fail("/buckets", 503, retry_after=asked, message="maintenance")
+    with pytest.raises(TransientSyncError, match="longer than") as caught:
+        api.get("/v2/storage/buckets")
+    assert caught.value.retry_after_seconds == 86_400 and slept == []
+
+
 def test_a_maintenance_says_why_and_when_and_nothing_calls_before_then(stack: Stack) -> None:
     api, slept = client(stack, max_retry_after=120)
     stack.fake.maintenance("/buckets", retry_after="559")

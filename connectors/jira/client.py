@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from agnes_sync.errors import SourceDataError, TerminalSyncError, TransientSyncError
+from agnes_sync.retry import asked_pause
+from agnes_sync.retry import retry_after as header_retry_after
 from connectors.jira.options import JiraOptions
 from connectors.jira.rows import obj, valid_id, valid_key
 
@@ -53,17 +54,9 @@ def _backoff(status: int, attempt: int) -> float:
 
 
 def retry_after(header: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not header:
-        return None
-    text = header.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), a
+    day at most."""
+    return header_retry_after(header)
 
 
 def rate_limit_reset(header: str | None) -> float | None:
@@ -77,7 +70,7 @@ def rate_limit_reset(header: str | None) -> float | None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - time.time())
+    return asked_pause(when.timestamp() - time.time())
 
 
 def asked_wait(response: httpx.Response) -> float | None:

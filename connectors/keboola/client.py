@@ -22,14 +22,12 @@ directory, which a server running syncs on several threads cannot share.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import math
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agnes_sync.errors import SourceTableNotFound, TerminalSyncError, TransientSyncError
+from agnes_sync.retry import retry_after as header_retry_after
 
 CHUNK = 1 << 20  # bytes per write while streaming a download to disk
 MAX_BACKOFF = 30.0
@@ -242,19 +241,8 @@ class StorageClient:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), a day at most."""
+    return header_retry_after(response.headers.get("retry-after"))
 
 
 def _message(response: httpx.Response, token: str) -> str:
