@@ -172,3 +172,34 @@ def test_times_and_decimals_print_as_duckdb_writes_them(
         "2024-01-01T10:11:12+00:00",
         1.1,
     ]
+
+
+def test_nested_values_print_as_duckdb_writes_them(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A struct holding a timestamp or a decimal printed JSON's forms inside it
+    ({'t': 2024-01-01T10:11:12.120000, 'd': 1.1}), a map printed as a list of pairs,
+    a list of texts lost its quoting (['a,b', 'c'] read as three texts) and a FLOAT
+    0.1 as 0.10000000149011612: the table and CSV now write what DuckDB's CSV does."""
+    sql = (
+        "SELECT {'t': TIMESTAMP '2024-01-01 10:11:12.120', 'd': 1.10::DECIMAL(10,2)} AS s, "
+        "MAP {'a': TIMESTAMP '2024-01-01 10:11:12'} AS m, ['a,b', 'c', 'NULL', NULL] AS l, "
+        "0.1::FLOAT AS f, {'a': [1.5::DECIMAL(4,2)]} AS sd"
+    )
+    import duckdb
+
+    path = workspace / "duckdb.csv"
+    duckdb.sql(f"COPY ({sql}) TO '{path}' (HEADER)")
+    duckdb_wrote = next(csv.reader(path.read_text().splitlines()[1:]))
+    assert duckdb_wrote[2] == "['a,b', c, 'NULL', NULL]"  # DuckDB's own form, checked
+    code, out, _ = run(capsys, "query", sql, "--format", "csv")
+    assert code == exit_codes.OK and next(csv.reader(out.splitlines()[1:])) == duckdb_wrote
+    code, out, _ = run(capsys, "query", sql)
+    row = next(line for line in out.splitlines() if "2024" in line)
+    assert [c.strip() for c in row.strip("│ ").split("│")] == duckdb_wrote
+    code, out, _ = run(capsys, "query", sql, "--json")
+    assert json.loads(out)["rows"][0][:3] == [
+        {"t": "2024-01-01T10:11:12.120000", "d": 1.1},
+        [["a", "2024-01-01T10:11:12"]],
+        ["a,b", "c", "NULL", None],
+    ]

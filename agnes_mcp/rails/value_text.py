@@ -14,6 +14,7 @@ which JSON cannot hold: both are written as DuckDB's ``::VARCHAR`` writes them
 from __future__ import annotations
 
 import re
+import struct
 from decimal import Context, Decimal
 from typing import Any
 
@@ -217,19 +218,55 @@ def _always_rendered(kind: pa.DataType) -> bool:
     return any(_always_rendered(kind.field(i).type) for i in range(kind.num_fields))
 
 
-def nested_text(value: Any) -> str:
-    """A list or struct (of JSON-ready values) written as DuckDB's ``::VARCHAR`` writes it
-    (``[1 day, NULL]``, ``{'k': v, 'n': 1}``), for the outputs that are text: a CSV cell,
-    a line of an MCP answer. A plain value is its own text."""
+class MapText(list):  # type: ignore[type-arg]
+    """A MAP's (key, value) pairs, which :func:`nested_text` writes as DuckDB does
+    (``{a=1, b=2}``); JSON keeps them a list of pairs."""
+
+
+def nested_text(value: Any, inner: bool = False) -> str:
+    """A list, struct or map (of JSON-ready values) written as DuckDB's ``::VARCHAR``
+    writes it (``[1 day, NULL]``, ``{'k': v, 'n': 1}``, ``{a=1}``), for the outputs that
+    are text: a CSV cell, a line of an MCP answer. A plain value is its own text; inside
+    a list, struct or map a text is quoted where DuckDB quotes it (``['a,b', c]``), so
+    ``'a,b'`` and ``a``, ``b`` (or ``'NULL'`` and NULL) do not read alike."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, MapText):
+        return (
+            "{"
+            + ", ".join(f"{nested_text(k, True)}={nested_text(v, True)}" for k, v in value)
+            + "}"
+        )
     if isinstance(value, list):
-        return "[" + ", ".join(nested_text(v) for v in value) + "]"
+        return "[" + ", ".join(nested_text(v, True) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"'{k}': {nested_text(v)}" for k, v in value.items()) + "}"
-    return str(value)
+        return (
+            "{"
+            + ", ".join(f"{_quoted(str(k))}: {nested_text(v, True)}" for k, v in value.items())
+            + "}"
+        )
+    text = str(value)
+    return _quoted(text) if inner and _needs_quotes(text) else text
+
+
+_QUOTED_IF_IN = frozenset("\"'()[]{},:=\\")
+
+
+def _needs_quotes(text: str) -> bool:
+    """Whether DuckDB quotes ``text`` inside a list, struct or map: empty, spaces around
+    it, a character of its nested syntax, or the word NULL."""
+    return (
+        not text
+        or text != text.strip()
+        or not _QUOTED_IF_IN.isdisjoint(text)
+        or text.upper() == "NULL"
+    )
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 _ISO_TIMESTAMP = re.compile(
@@ -265,8 +302,44 @@ def display_column(values: list[Any], kind: pa.DataType) -> list[Any]:
         ]
     if pa.types.is_timestamp(kind):
         return [_duckdb_timestamp(v) if isinstance(v, str) else v for v in values]
+    if pa.types.is_float32(kind):
+        return [_float32_text(v) if isinstance(v, float) else v for v in values]
+    if pa.types.is_struct(kind):
+        fields = {kind.field(i).name: kind.field(i).type for i in range(kind.num_fields)}
+        return [
+            {
+                k: display_column([item], fields[k])[0] if k in fields else item
+                for k, item in v.items()
+            }
+            if isinstance(v, dict)
+            else v
+            for v in values
+        ]
+    if pa.types.is_map(kind):
+        return [
+            MapText(
+                (display_column([k], kind.key_type)[0], display_column([item], kind.item_type)[0])
+                for k, item in v
+            )
+            if isinstance(v, list)
+            else v
+            for v in values
+        ]
     if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
         return [
             v if not isinstance(v, list) else display_column(v, kind.value_type) for v in values
         ]
     return values
+
+
+def _float32_text(value: float) -> str:
+    """A FLOAT (single precision) in the fewest digits that read back as it, as DuckDB
+    writes it (``0.1``, not the double ``0.10000000149011612``)."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    single = struct.pack("<f", value)
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        if struct.pack("<f", float(text)) == single:
+            return repr(float(text))
+    return repr(value)
