@@ -463,6 +463,30 @@ def test_intervals_are_durations_in_df_and_pl_as_duckdb_makes_them(nb: NotebookS
     assert pa.types.is_interval(result.arrow().schema.field("i").type)  # Arrow keeps it
 
 
+def test_intervals_inside_lists_structs_and_maps_are_durations_too(nb: NotebookSetup) -> None:
+    """Only a column that was an INTERVAL became a duration: in a list, struct or map
+    polars panicked (a Rust panic, not an exception a notebook catches) and pandas held
+    DateOffset objects; they are durations there too, as DuckDB's .df() has them."""
+    sql = (
+        "SELECT [INTERVAL 1 DAY, NULL] AS l, {'i': INTERVAL 2 HOUR, 'n': 1} AS s, "
+        "MAP {'a': INTERVAL 3 MONTH} AS m"
+    )
+    result = nb.ws.query(sql)
+    polars = result.pl()
+    assert str(polars.schema["l"]) == "List(Duration(time_unit='us'))"
+    assert polars.row(0) == (
+        [timedelta(days=1), None],
+        {"i": timedelta(hours=2), "n": 1},
+        {"a": timedelta(days=90)},  # a month as 30 days
+    )
+    row = result.df().iloc[0]
+    assert str(row["l"].dtype) == "timedelta64[us]"  # as DuckDB's .df() has it
+    assert row["l"][0] == timedelta(days=1) and str(row["l"][1]) == "NaT"
+    assert row["s"] == {"i": timedelta(hours=2), "n": 1}
+    assert row["m"] == [("a", timedelta(days=90))]
+    assert pa.types.is_interval(result.arrow().schema.field("l").type.value_type)  # Arrow keeps it
+
+
 def test_html_shows_counts_and_the_cut(nb: NotebookSetup) -> None:
     result = nb.ws.query(LISTED, limit=5)
     page = result._repr_html_()

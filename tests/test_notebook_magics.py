@@ -503,3 +503,11 @@ def test_a_remote_cell_takes_the_dialect_of_the_tables_it_names() -> None:
     assert bind("SELECT {n}, {d}", {"n": 3, "d": dt.date(2026, 1, 1)}, ["bigquery", "duckdb"])
     with pytest.raises(BindError, match="written differently in bigquery and duckdb"):
         bind("SELECT {s}", {"s": "it's"}, ["bigquery", "duckdb"])
+
+
+def test_an_interval_in_a_list_reaches_the_frame_o_stores(ip: InteractiveShell) -> None:
+    """``-o`` stores ``.df()``: a list of INTERVALs there held DateOffset objects."""
+    ok(ip, sql_cell("-o spans", "SELECT [INTERVAL 1 DAY] AS l"))
+    spans = ip.user_ns["spans"]
+    assert str(spans["l"][0].dtype) == "timedelta64[us]"
+    assert spans["l"][0][0] == dt.timedelta(days=1)

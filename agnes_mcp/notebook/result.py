@@ -49,21 +49,56 @@ MICROS_A_DAY = 86_400_000_000
 
 def interval_as_duration(column: pa.ChunkedArray) -> pa.Array:
     """INTERVAL values (Arrow's month-day-nano) as microsecond durations, as DuckDB's own
-    ``.df()`` makes them ``timedelta64[us]``: a month counts 30 days. pandas would
-    otherwise hold them as ``DateOffset`` objects and polars refuses the type."""
-    micros = [
-        None
-        if value is None
-        else (value.months * 30 + value.days) * MICROS_A_DAY + int(value.nanoseconds / 1000)
-        for value in column.to_pylist()
-    ]
-    return pa.array(micros, pa.duration("us"))
+    ``.df()`` makes them ``timedelta64[us]``: a month counts 30 days; inside lists,
+    structs and maps too (DuckDB's ``.df()`` has ``timedelta`` there). pandas would
+    otherwise hold them as ``DateOffset`` objects and polars refuses the type (nested, it
+    panics)."""
+    return pa.array([_micros(value) for value in column.to_pylist()], _durations_for(column.type))
+
+
+def _micros(value: Any) -> Any:
+    """``value`` (Python, from ``to_pylist``) with each interval in it as microseconds."""
+    if isinstance(value, pa.MonthDayNano):
+        months, days, nanoseconds = value
+        return (months * 30 + days) * MICROS_A_DAY + int(nanoseconds / 1000)
+    if isinstance(value, dict):
+        return {key: _micros(item) for key, item in value.items()}
+    if isinstance(value, tuple):  # a map's (key, value) pair
+        return tuple(_micros(item) for item in value)
+    if isinstance(value, list):
+        return [_micros(item) for item in value]
+    return value
+
+
+def _has_interval(kind: pa.DataType) -> bool:
+    return pa.types.is_interval(kind) or any(
+        _has_interval(kind.field(i).type) for i in range(kind.num_fields)
+    )
+
+
+def _durations_for(kind: pa.DataType) -> pa.DataType:
+    """``kind`` with every interval in it a microsecond duration."""
+    if pa.types.is_interval(kind):
+        return pa.duration("us")
+    if pa.types.is_map(kind):
+        return pa.map_(_durations_for(kind.key_type), _durations_for(kind.item_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([f.with_type(_durations_for(f.type)) for f in kind])
+    if pa.types.is_fixed_size_list(kind):
+        field = kind.value_field
+        return pa.list_(field.with_type(_durations_for(field.type)), kind.list_size)
+    if pa.types.is_large_list(kind):
+        return pa.large_list(kind.value_field.with_type(_durations_for(kind.value_type)))
+    if pa.types.is_list(kind):
+        return pa.list_(kind.value_field.with_type(_durations_for(kind.value_type)))
+    return kind
 
 
 def with_durations(table: pa.Table) -> pa.Table:
-    """``table`` with each INTERVAL column as :func:`interval_as_duration` makes it."""
+    """``table`` with each column holding INTERVALs (nested too) as
+    :func:`interval_as_duration` makes it."""
     for index, field in enumerate(table.schema):
-        if pa.types.is_interval(field.type):
+        if _has_interval(field.type):
             durations = interval_as_duration(table.column(index))
             table = table.set_column(index, pa.field(field.name, durations.type), durations)
     return table
