@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import time as dt_time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -485,6 +486,22 @@ def test_intervals_inside_lists_structs_and_maps_are_durations_too(nb: NotebookS
     assert row["s"] == {"i": timedelta(hours=2), "n": 1}
     assert row["m"] == [("a", timedelta(days=90))]
     assert pa.types.is_interval(result.arrow().schema.field("l").type.value_type)  # Arrow keeps it
+
+
+def test_a_time_of_24_00_reaches_df_as_duckdb_has_it(nb: NotebookSetup) -> None:
+    """DuckDB's TIME holds 24:00:00, Python's time does not: .df() raised 'hour must be
+    in 0..23' for the whole frame (in a list or struct too). DuckDB's .df() has the
+    text there, and a time elsewhere."""
+    sql = (
+        "SELECT 1 AS n, TIME '24:00:00' AS t, [TIME '24:00:00', TIME '10:11:12.5', NULL] AS l, "
+        "{'t': TIME '24:00:00'} AS s, TIME '23:59:59' AS ok"
+    )
+    frame = nb.ws.query(sql).df()
+    assert list(frame.columns) == ["n", "t", "l", "s", "ok"]  # in their places
+    row = frame.iloc[0]
+    assert row["t"] == duckdb.sql(sql).df().iloc[0]["t"] == "24:00:00"
+    assert list(row["l"]) == ["24:00:00", dt_time(10, 11, 12, 500_000), None]
+    assert row["s"] == {"t": "24:00:00"} and row["ok"] == dt_time(23, 59, 59)
 
 
 def test_html_shows_counts_and_the_cut(nb: NotebookSetup) -> None:

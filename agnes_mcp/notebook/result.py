@@ -9,6 +9,7 @@ itself is all in ``.arrow()`` / ``.df()``), and ends with the provenance line.
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import warnings
 from decimal import Decimal
@@ -19,6 +20,7 @@ import pyarrow as pa
 from agnes_mcp.mcp_server.output_budget import CELL_CHARS, Shortened, shortened
 from agnes_mcp.rails.answer_text import cut_sentence
 from agnes_mcp.rails.results import Answer, Provenance, Truncation
+from agnes_mcp.rails.value_text import time_text
 
 VIEW_ROWS = 50  # rows an HTML view shows; the Result holds every row it was given
 LIMIT_FLAG = "limit"
@@ -104,6 +106,52 @@ def with_durations(table: pa.Table) -> pa.Table:
     return table
 
 
+def _has_time(kind: pa.DataType) -> bool:
+    return pa.types.is_time(kind) or any(
+        _has_time(kind.field(i).type) for i in range(kind.num_fields)
+    )
+
+
+def time_objects(array: pa.Array) -> list[Any]:
+    """The values of ``array`` (a TIME column, or one holding TIMEs) as Python objects,
+    each TIME a ``datetime.time`` and the ``24:00:00`` Python has no time for its text,
+    as DuckDB's own ``.df()`` has them (Arrow's conversion raised ``hour must be in
+    0..23`` for the whole frame)."""
+    kind = array.type
+    if pa.types.is_time(kind):
+        per = 10 ** {"s": 0, "ms": 3, "us": 6, "ns": 9}[kind.unit]
+        return [
+            None
+            if ticks is None
+            else time_text(ticks, kind.unit)
+            if ticks >= 86_400 * per
+            else (dt.datetime.min + dt.timedelta(microseconds=ticks * 1_000_000 // per)).time()
+            for ticks in array.cast(pa.int64()).to_pylist()
+        ]
+    if not _has_time(kind):
+        return list(array.to_pylist())
+    valid = array.is_valid().to_pylist()
+    if pa.types.is_struct(kind):
+        fields = {f.name: time_objects(array.field(i)) for i, f in enumerate(kind)}
+        return [
+            {name: values[row] for name, values in fields.items()} if valid[row] else None
+            for row in range(len(array))
+        ]
+    if pa.types.is_map(kind):
+        pairs = list(zip(time_objects(array.keys), time_objects(array.items), strict=True))
+    else:
+        pairs = time_objects(array.flatten())
+    if pa.types.is_fixed_size_list(kind):
+        size = kind.list_size
+        starts = [size * row for row in range(len(array) + 1)]
+    else:
+        offsets = array.offsets.to_pylist()
+        starts = [offset - offsets[0] for offset in offsets]
+    return [
+        pairs[starts[row] : starts[row + 1]] if valid[row] else None for row in range(len(array))
+    ]
+
+
 class TruncatedResultWarning(UserWarning):
     """The rows taken out of a :class:`Result` (``.df()``, ``.pl()``, ``.arrow()``) are
     not the whole answer: a limit cut them. Its text names the limit and how to get the
@@ -159,14 +207,21 @@ class Result:
         ``float64`` (``.arrow()`` keeps the exact decimals), intervals as
         ``timedelta64[us]`` (a month as 30 days). A cut result warns
         (:class:`TruncatedResultWarning`) and its frame's ``attrs["agnes"]`` says so."""
-        _need("pandas")
+        pd = _need("pandas")
         self._warn_if_cut()
         table = with_durations(self._answer.table)
         for index, field in enumerate(table.schema):
             if pa.types.is_decimal(field.type):
                 floats = decimal_as_float(table.column(index), field.type.scale)
                 table = table.set_column(index, pa.field(field.name, pa.float64()), floats)
-        frame = table.to_pandas(date_as_object=False)
+        times = {
+            field.name: time_objects(table.column(index).combine_chunks())
+            for index, field in enumerate(table.schema)
+            if _has_time(field.type)
+        }
+        frame = table.drop_columns(list(times)).to_pandas(date_as_object=False)
+        for name, values in times.items():  # in their places, as objects
+            frame.insert(table.column_names.index(name), name, pd.Series(values, dtype=object))
         frame.attrs["agnes"] = {
             "truncated": self.truncated,
             "row_count": self.row_count,
