@@ -32,7 +32,7 @@ from nbclient import NotebookClient
 from agnes_mcp.session_export import audit_steps, code_text, notebook_json
 from agnes_mcp.session_export.refusals import SinceInvalid
 from agnes_mcp.session_export.steps import Step
-from agnes_mcp.session_export.window import parse_since
+from agnes_mcp.session_export.window import MAX_BACK, parse_since
 from agnes_mcp.session_export.workspace_log import QueryLog
 from cli.main import main
 from tests.conftest import DemoServer
@@ -167,6 +167,15 @@ def test_a_built_notebook_is_valid_nbformat_4_5() -> None:
 def test_since_takes_durations(text: str, back: int) -> None:
     now = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
     assert parse_since(text, now) == now - dt.timedelta(seconds=back)
+
+
+@pytest.mark.parametrize("text", ["9999999h", "0000000001w", "9" * 40 + "d", "9" * 5000 + "s"])
+def test_a_long_duration_is_one_reaching_back_ten_years_at_most(text: str) -> None:
+    """A count of 7 digits or more was refused as 'neither a duration (30m, 2h, 1d, 1w)
+    nor an ISO time'; any count is a duration, and at most MAX_BACK."""
+    now = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    expected = dt.timedelta(weeks=1) if text.endswith("w") else MAX_BACK
+    assert parse_since(text, now) == now - expected
 
 
 def test_since_takes_iso_times_as_utc_and_refuses_the_rest() -> None:

@@ -8,7 +8,7 @@ import re
 
 from agnes_mcp.session_export.refusals import SinceInvalid
 
-_DURATION = re.compile(r"^\s*(\d{1,6})\s*([smhdw])\s*$", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_BACK = dt.timedelta(days=3660)
 
@@ -18,7 +18,12 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     now = now or dt.datetime.now(dt.UTC)
     found = _DURATION.match(text)
     if found:
-        back = dt.timedelta(seconds=int(found[1]) * _UNIT_SECONDS[found[2].lower()])
+        # any count is a duration; past MAX_BACK (10 years) it is MAX_BACK (a count of 7
+        # digits or more was "neither a duration nor an ISO time")
+        digits = found[1].lstrip("0") or "0"
+        if len(digits) > 12:
+            return now - MAX_BACK
+        back = dt.timedelta(seconds=int(digits) * _UNIT_SECONDS[found[2].lower()])
         return now - min(back, MAX_BACK)
     try:
         when = dt.datetime.fromisoformat(text.strip())
