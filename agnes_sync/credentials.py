@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 WORKSPACE_DOT = ".agnes"  # agnes_sync.workspace.layout.DOT
@@ -147,6 +147,8 @@ SERVER_PAGES = {
     "/admin": "the admin app",
     "/auth/login": "the sign-in page",
     "/me": "your page",
+    "/marketplace.git": "the plugin marketplace",
+    "/marketplace.zip": "the plugin marketplace's archive",
 }
 
 
@@ -165,6 +167,21 @@ def normalize_url(url: str, *, say: bool = True) -> str:
         raise CredentialsError(
             f"The server URL '{chosen}' is not an http(s) URL, e.g. http://127.0.0.1:8000."
         )
+    if parts.username is not None or parts.password is not None:
+        # never echoed: the password would land in a terminal's scrollback and logs
+        bare = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+        raise CredentialsError(
+            f"The server URL {bare} is given with a user name or password (…@ before the "
+            "host); Agnes signs in with a token, never with those: give the server's "
+            "address alone, and the token with --token or AGNES_TOKEN."
+        )
+    if parts.query or parts.fragment or chosen.endswith(("?", "#")):
+        # a query or fragment (copied from a browser: /auth/login?next=/admin) swallowed
+        # the path the CLI adds (GET /?x=1/api/whoami)
+        root = normalize_url(urlunsplit(parts._replace(query="", fragment="")), say=False)
+        if say:
+            _note(f"{chosen} carries a query or fragment; using the server URL {root}.")
+        return root
     for page in sorted(SERVER_PAGES, key=len, reverse=True):
         if parts.path.endswith(page):
             root = chosen[: -len(page)]

@@ -171,3 +171,40 @@ def test_an_unreadable_server_url_is_refused_without_a_traceback() -> None:
 
     with pytest.raises(CredentialsError, match="not an http"):
         normalize_url("http://[::1")
+
+
+@pytest.mark.parametrize(
+    ("url", "root"),
+    [
+        ("http://127.0.0.1:8000/?x=1", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000#top", "http://127.0.0.1:8000"),
+        ("http://127.0.0.1:8000/auth/login?next=/admin", "http://127.0.0.1:8000"),
+        ("https://ex.com/agnes/marketplace.git", "https://ex.com/agnes"),
+        ("http://127.0.0.1:8000/marketplace.zip", "http://127.0.0.1:8000"),
+    ],
+)
+def test_a_query_fragment_or_the_marketplace_is_not_taken_into_the_path(
+    url: str, root: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A query or fragment swallowed the path the CLI adds (GET /?x=1/api/whoami answered
+    'No route GET /.'), and the marketplace URL the demo prints (…/marketplace.git) was
+    sent GET /marketplace.git/api/whoami; both are taken for the server's root."""
+    from agnes_sync.credentials import normalize_url
+
+    assert normalize_url(url) == root
+    assert f"using the server URL {root}." in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "url", ["http://user:s3cret-pw@127.0.0.1:8000", "http://user@127.0.0.1:8000/mcp"]
+)
+def test_a_server_url_with_a_user_or_password_is_refused_unechoed(url: str) -> None:
+    """httpx sent user:password@ as Basic auth in place of the token (refused: 'The
+    Authorization header must read Bearer <token>'), and the note about the token echoed
+    the password; it is refused, naming the URL without them."""
+    from agnes_sync.credentials import CredentialsError, normalize_url
+
+    with pytest.raises(CredentialsError, match="user name or password") as refused:
+        normalize_url(url)
+    assert "s3cret" not in str(refused.value) and "user" not in str(refused.value).split()[3]
+    assert "http://127.0.0.1:8000" in str(refused.value)
