@@ -27,6 +27,21 @@ def day(text: str) -> str:
         raise argparse.ArgumentTypeError(f"'{text}' is not a day YYYY-MM-DD ({exc})") from None
 
 
+def given(what: str, optional: bool = False) -> Callable[[str], str]:
+    """An argument that must say something: an empty one (a script's unset variable,
+    ``agnes admin marketplace sync "$SLUG"``) is refused, not read as "all" or as no
+    value (which synced every marketplace, or reached the server as a schema error)."""
+
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise argparse.ArgumentTypeError(
+                f"is empty: give {what}" + (", or leave it out" if optional else "")
+            )
+        return text
+
+    return parse
+
+
 def rows(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argument that must be a whole number from ``low`` (to ``high``)."""
 
@@ -128,12 +143,14 @@ def add_analyst_commands(
     snapshot = commands.add_parser("snapshot", help="filtered local copies of remote tables")
     actions = snapshot.add_subparsers(title="snapshot commands", metavar="ACTION", required=True)
     create = leaf(actions, "create", "cli.commands.snapshot:create", "take a snapshot", here)
-    create.add_argument("table")
-    create.add_argument("--select", required=True, help="columns, comma-separated")
+    create.add_argument("table", type=given("the table to take it from"))
+    create.add_argument(
+        "--select", required=True, type=given("columns, or *"), help="columns, comma-separated"
+    )
     create.add_argument("--where", help="a predicate in the table's SQL flavor")
     create.add_argument("--limit", type=ROWS)
     create.add_argument("--order-by", help="columns, comma-separated, each optionally DESC")
-    create.add_argument("--as", dest="name", help="name to query it by")
+    create.add_argument("--as", dest="name", type=given("a name"), help="name to query it by")
     create.add_argument("--ttl", type=hours, help="hours until it expires")
     create.add_argument("--estimate", action="store_true", help="only say what it would scan")
     leaf(actions, "list", "cli.commands.snapshot:list_", "list snapshots", here)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cli import exit_codes
-from cli.analyst_parsers import HISTORY_MAX, ROWS, rows
+from cli.analyst_parsers import HISTORY_MAX, ROWS, given, rows
 from cli.output_flags import JsonFlag
 
 DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
@@ -288,11 +288,16 @@ def _registry_commands(
     )
     unregister.add_argument("name")
     sync = _leaf(area, "sync", f"{handlers}:sync", "sync one table (or all) now", client)
-    sync.add_argument("table", nargs="?", help="table to sync (default: all)")
+    sync.add_argument(
+        "table",
+        nargs="?",
+        type=given("a table", optional=True),
+        help="table to sync (default: all)",
+    )
     sync.add_argument("--no-wait", action="store_true", help="start and return at once")
     _leaf(area, "sync-status", f"{handlers}:sync_status", "sync state of every table", client)
     history = _leaf(area, "sync-history", f"{handlers}:sync_history", "past sync runs", client)
-    history.add_argument("table", nargs="?")
+    history.add_argument("table", nargs="?", type=given("a table", optional=True))
     history.add_argument("--limit", type=rows(1, HISTORY_MAX), default=20)
     _leaf(area, "list-sources", f"{handlers}:list_sources", "configured data sources", client)
     offered = _leaf(

@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cli.analyst_parsers import Leaf, workspace_flags
+from cli.analyst_parsers import Leaf, given, workspace_flags
 
 if TYPE_CHECKING:
     from cli.analyst_parsers import Subparsers
@@ -65,7 +65,12 @@ def add_admin_marketplace(
     add.add_argument("--no-sync", action="store_true", help="do not queue a first sync")
     leaf(actions, "list", f"{handlers}:list_", "marketplaces and how their syncs went", client)
     sync = leaf(actions, "sync", f"{handlers}:sync", "sync one marketplace (or all) now", client)
-    sync.add_argument("slug", nargs="?", help="marketplace to sync (default: all)")
+    sync.add_argument(
+        "slug",
+        nargs="?",
+        type=given("a marketplace", optional=True),
+        help="marketplace to sync (default: all)",
+    )
     sync.add_argument("--no-wait", action="store_true", help="queue the sync and return at once")
     remove = leaf(
         actions,
@@ -82,4 +87,9 @@ def add_admin_marketplace(
         "plugins of one marketplace (or all) and the groups granted each",
         client,
     )
-    plugins.add_argument("slug", nargs="?", help="marketplace (default: all)")
+    plugins.add_argument(
+        "slug",
+        nargs="?",
+        type=given("a marketplace", optional=True),
+        help="marketplace (default: all)",
+    )

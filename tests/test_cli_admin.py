@@ -349,3 +349,29 @@ def test_a_token_for_an_empty_user_is_refused(
         headers={"Authorization": f"Bearer {live_server.admin_token}"},
     )
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["admin", "marketplace", "sync", ""],  # synced every marketplace
+        ["admin", "marketplace", "plugins", " "],  # listed every marketplace's plugins
+        ["admin", "sync-history", ""],  # '(none)', as for a quiet table
+        ["admin", "sync", ""],
+        ["snapshot", "create", "orders", "--select", "", "--as", "x"],  # pydantic's words
+        ["snapshot", "create", "", "--select", "*", "--as", "x"],  # 'table_id: String ...'
+        ["snapshot", "create", "orders", "--select", "*", "--as", ""],  # 'needs --as NAME'
+        ["notebook", "export", "--session", ""],  # 'no steps for that window'
+    ],
+)
+def test_an_empty_value_for_an_optional_or_named_argument_is_a_usage_error(
+    argv: list[str], capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """An empty SLUG (a script's unset variable) was read as none given, and `agnes admin
+    marketplace sync ""` synced every marketplace; other empty values reached the server
+    and came back in its schema's words. Each is refused before anything is sent."""
+    with pytest.raises(SystemExit) as exited:  # argparse's usage error, before any request
+        run(capsys, live_server, *argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == exit_codes.USAGE and "Traceback" not in err
+    assert "is empty: give" in err and "String should" not in err and "List should" not in err

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cli import exit_codes
+from cli.analyst_parsers import given
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -35,10 +36,16 @@ def add_notebook_commands(
         client,
     )
     export.add_argument(
-        "--since", metavar="WHEN", help="steps since: 30m, 2h, 1d, 1w back, or an ISO time"
+        "--since",
+        metavar="WHEN",
+        type=given("a time", optional=True),
+        help="steps since: 30m, 2h, 1d, 1w back, or an ISO time",
     )
     export.add_argument(
-        "--session", metavar="ID", help="one session (default: the latest, if --since is absent)"
+        "--session",
+        metavar="ID",
+        type=given("a session id", optional=True),
+        help="one session (default: the latest, if --since is absent)",
     )
     export.add_argument(
         "--from",
