@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cli import exit_codes
-from cli.analyst_parsers import HISTORY_MAX, ROWS, given, rows
+from cli.analyst_parsers import HISTORY_MAX, given, rows
 from cli.output_flags import JsonFlag
 
 DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
@@ -78,6 +78,11 @@ def _scale(text: str) -> float:
     if not 0 < value <= 100:  # NaN too
         raise argparse.ArgumentTypeError(f"must be above 0 and at most 100, not {text}")
     return value
+
+
+# A token's longest lifetime (agnes_mcp.access_admin.MAX_TOKEN_DAYS, which the server
+# holds it to; not imported: the parser stays light).
+TOKEN_DAYS_MAX = 3650
 
 
 def _given(text: str) -> str:
@@ -196,7 +201,11 @@ def _token_commands(
     create.add_argument(
         "--scope", action="append", choices=["data", "admin"], help="repeatable; default data"
     )
-    create.add_argument("--expires-days", type=ROWS, help="lifetime in days (default: none)")
+    create.add_argument(
+        "--expires-days",
+        type=rows(1, TOKEN_DAYS_MAX),
+        help=f"lifetime in days, 1 to {TOKEN_DAYS_MAX:,} (default: none)",
+    )
     listing = _leaf(tokens, "list", "cli.commands.admin_tokens:list_", "list tokens", client)
     listing.add_argument("--user", help="id or e-mail")
     listing.add_argument("--all", action="store_true", help="every user's tokens")
@@ -258,9 +267,11 @@ def _grant_commands(
     listing.add_argument("--group")
     listing.add_argument("--type", dest="resource_type")
     create = _leaf(grants, "create", "cli.commands.admin_grants:create", "grant a resource", client)
-    create.add_argument("group")
-    create.add_argument("resource_type", help="table, metric, marketplace_plugin")
-    create.add_argument("resource_id")
+    create.add_argument("group", type=given("a group's name or id"))
+    create.add_argument(
+        "resource_type", type=given("a type"), help="table, metric, marketplace_plugin"
+    )
+    create.add_argument("resource_id", type=given("the table, metric or plugin to grant"))
     delete = _leaf(grants, "delete", "cli.commands.admin_grants:delete", "remove a grant", client)
     delete.add_argument("grant_id")
 

@@ -375,3 +375,26 @@ def test_an_empty_value_for_an_optional_or_named_argument_is_a_usage_error(
     err = capsys.readouterr().err
     assert exited.value.code == exit_codes.USAGE and "Traceback" not in err
     assert "is empty: give" in err and "String should" not in err and "List should" not in err
+
+
+def test_token_lifetime_and_grant_arguments_are_bounded_before_the_server(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """--expires-days 4000 was sent and refused in the API's words ('expires_in_days:
+    Input should be less than or equal to 3650'), an empty grant resource as
+    'resource_id: String should have at least 1 character'; both are usage errors now,
+    bounded as the server bounds them."""
+    from agnes_mcp.access_admin import MAX_TOKEN_DAYS
+    from cli.main import TOKEN_DAYS_MAX
+
+    assert TOKEN_DAYS_MAX == MAX_TOKEN_DAYS
+    for argv, said in (
+        (["admin", "token", "create", "--expires-days", "3651"], "from 1 to 3,650, not 3,651"),
+        (["admin", "grant", "create", "Analysts", "table", ""], "resource_id: is empty"),
+        (["admin", "grant", "create", " ", "table", "orders"], "group: is empty"),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            run(capsys, live_server, *argv)
+        err = capsys.readouterr().err
+        assert exited.value.code == exit_codes.USAGE and said in err, err
+        assert "Input should" not in err and "String should" not in err
