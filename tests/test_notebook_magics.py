@@ -447,7 +447,8 @@ def test_a_refusal_is_shown_as_one_and_leaves_the_variable_alone(ip: Interactive
     error, io = fails(ip, sql_cell("-o keep", "SELECT * FROM web_sessions"), AgnesRefusal)
     assert error.code == "remote_table_needs_snapshot" and error.hint
     assert f"AgnesRefusal: [{error.code}]" in io.stdout
-    assert f"hint: {notebook_words(error.hint)}" in io.stdout and "`ws.query_remote()`" in io.stdout
+    assert f"hint: {notebook_words(error.hint, WORKSPACE_VAR)}" in io.stdout
+    assert "`%%agnes_sql --remote`" in io.stdout  # the magic, not ws.query_remote()
     assert "Traceback" not in io.stdout and "magics.py" not in io.stdout  # no internals
     assert ip.user_ns["keep"] == "before" and ip.user_ns[RESULT_VAR] is None
 
@@ -511,3 +512,19 @@ def test_an_interval_in_a_list_reaches_the_frame_o_stores(ip: InteractiveShell) 
     spans = ip.user_ns["spans"]
     assert str(spans["l"][0].dtype) == "timedelta64[us]"
     assert spans["l"][0][0] == dt.timedelta(days=1)
+
+
+def test_a_magics_refusal_names_the_magics_and_agnes_ws_not_ws(ip: InteractiveShell) -> None:
+    """A refusal of a magic named the notebook API on `ws` (hint: `ws.catalog()`, next
+    step: ws.query_remote(sql=...)), a variable a notebook of magics has not got (a
+    NameError when run); it names the magic where there is one, else agnes_ws's call."""
+    ip.user_ns.pop("ws", None)
+    error, io = fails(ip, sql_cell("", "SELECT * FROM web_sessions"), AgnesRefusal)
+    assert "`%%agnes_sql --remote`" in io.stdout and "`agnes_ws.snapshot()`" in io.stdout
+    assert "next step: agnes_ws.query_remote(sql='SELECT * FROM web_sessions')" in io.stdout
+    assert " ws." not in io.stdout and "`ws." not in io.stdout
+    error, io = fails(ip, "%agnes describe no_such_table", AgnesRefusal)
+    assert "`%agnes catalog`" in io.stdout
+    assert "next step: agnes_ws.catalog(search='no_such_table')" in io.stdout
+    assert error.next_step and error.next_step["tool"] == "catalog"  # .next_step: the tool's
+    ok(ip, "agnes_ws.catalog(search='no_such_table')")  # the next step runs as written

@@ -35,7 +35,8 @@ import argparse
 import keyword
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from IPython.core import magic_arguments as _magic_arguments
@@ -44,6 +45,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import display as _display
 
 from agnes_mcp.notebook.connection import connect
+from agnes_mcp.notebook.refusal import AgnesRefusal
 from agnes_mcp.notebook.result import MissingExtra, Result, TruncatedResultWarning
 from agnes_mcp.notebook.sql_params import DUCKDB, BindError, bind, remote_dialects
 from agnes_mcp.notebook.workspace import Workspace
@@ -255,7 +257,8 @@ class AgnesMagics(Magics):
                 f"%agnes has no command '{name}'. {did_you_mean(name, COMMANDS)}"
                 f"Commands: {', '.join(COMMANDS)}."
             )
-        return command(self, parse(command, rest))
+        with _named_for_magics():
+            return command(self, parse(command, rest))
 
     @arguments(
         "%agnes_sql",  # the help prefixes one more %
@@ -282,9 +285,10 @@ class AgnesMagics(Magics):
         user_ns = self.user_ns
         user_ns[RESULT_VAR] = None  # until this cell has a result
         ws = self.workspace()
-        sql = self._bind(ws, cell, args.remote)
-        run = ws.query_remote if args.remote else ws.query
-        found = run(sql, args.limit)
+        with _named_for_magics():
+            sql = self._bind(ws, cell, args.remote)
+            run = ws.query_remote if args.remote else ws.query
+            found = run(sql, args.limit)
         result = Result(found.answer, found.sql, limit_flag="--limit")
         user_ns[RESULT_VAR] = result
         if out is None:
@@ -307,6 +311,18 @@ class AgnesMagics(Magics):
             return bind(cell, self.user_ns, dialects)
         except BindError as exc:
             raise UsageError(str(exc)) from exc
+
+
+@contextmanager
+def _named_for_magics() -> Iterator[None]:
+    """A refusal raised here names the magics and the calls of agnes_ws, the workspace
+    they use: a notebook of magics may hold no `ws` (its hint said `ws.catalog()`, its
+    next step ws.query_remote(...), a NameError there)."""
+    try:
+        yield
+    except AgnesRefusal as refusal:
+        refusal.workspace_var = WORKSPACE_VAR
+        raise
 
 
 def register(ipython: Any) -> None:

@@ -33,6 +33,9 @@ class AgnesRefusal(Exception):
         details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
+        # "ws": the calls it names are the notebook API's on `ws`; the magics set their
+        # workspace variable (agnes_ws) and then name the magics where there is one.
+        self.workspace_var = "ws"
         self.code = code
         self.message = message
         self.hint = hint
@@ -42,8 +45,8 @@ class AgnesRefusal(Exception):
     def __str__(self) -> str:
         lines = [f"[{self.code}] {self.message}"]
         if self.hint:
-            lines.append(f"hint: {notebook_words(self.hint)}")
-        calls = next_calls(self.next_step)
+            lines.append(f"hint: {notebook_words(self.hint, self.workspace_var)}")
+        calls = next_calls(self.next_step, self.workspace_var)
         lines.extend(f"{'next step' if i == 0 else '       or'}: {c}" for i, c in enumerate(calls))
         return "\n".join(lines)
 
@@ -58,8 +61,9 @@ class AgnesRefusal(Exception):
             f"<p>{html.escape(self.message)}</p>",
         ]
         if self.hint:
-            parts.append(f"<p><em>Hint:</em> {html.escape(notebook_words(self.hint))}</p>")
-        calls = next_calls(self.next_step)
+            hint = notebook_words(self.hint, self.workspace_var)
+            parts.append(f"<p><em>Hint:</em> {html.escape(hint)}</p>")
+        calls = next_calls(self.next_step, self.workspace_var)
         if calls:
             step = html.escape("\n# or\n".join(calls))
             parts.append(f"<p><em>Next step:</em></p><pre>{step}</pre>")
@@ -88,24 +92,47 @@ _RENAMED = {"id": "metric_id"}  # a tool's argument that the method names otherw
 _NOT_PASSED = {"cursor"}  # a listing's page: the notebook's listings are never cut
 
 
-def notebook_words(text: str) -> str:
-    """``text`` with each MCP tool it names given as the notebook call instead."""
+# The magic for each tool that has one, named in a refusal of a magic (whose notebook may
+# hold no `ws`: the magics' workspace is agnes_ws); the others are agnes_ws's calls.
+MAGIC_FOR_TOOL = {
+    "catalog": "%agnes catalog",
+    "schema": "%agnes schema",
+    "describe": "%agnes describe",
+    "query": "%%agnes_sql",
+    "query_remote": "%%agnes_sql --remote",
+    "snapshot_list": "%agnes snapshots",
+    "metrics_list": "%agnes metrics",
+    "whoami": "%agnes whoami",
+}
+
+
+def notebook_words(text: str, workspace_var: str = "ws") -> str:
+    """``text`` with each MCP tool it names given as the notebook call instead (on
+    ``workspace_var``; for the magics' own workspace, the magic where there is one)."""
     from agnes_mcp.tool_words import spoken
 
-    return spoken(text, NOTEBOOK_FOR_TOOL)
+    return spoken(text, _words_for(workspace_var))
 
 
-def next_calls(step: dict[str, Any] | None) -> list[str]:
-    """The next step (one, or its options) as notebook API calls to run, or as the command
-    to run in a terminal where the notebook API has none."""
+def _words_for(workspace_var: str) -> dict[str, str]:
+    if workspace_var == "ws":
+        return NOTEBOOK_FOR_TOOL
+    calls = {tool: f"{workspace_var}.{call[3:]}" for tool, call in NOTEBOOK_FOR_TOOL.items()}
+    return {**calls, **MAGIC_FOR_TOOL}
+
+
+def next_calls(step: dict[str, Any] | None, workspace_var: str = "ws") -> list[str]:
+    """The next step (one, or its options) as notebook API calls to run (on
+    ``workspace_var``), or as the command to run in a terminal where the notebook API has
+    none."""
     if not step:
         return []
     options = step.get("options")
     steps = options if isinstance(options, list) else [step]
-    return [said for one in steps if isinstance(one, dict) and (said := _call(one))]
+    return [said for one in steps if isinstance(one, dict) and (said := _call(one, workspace_var))]
 
 
-def _call(step: dict[str, Any]) -> str | None:
+def _call(step: dict[str, Any], workspace_var: str = "ws") -> str | None:
     from agnes_mcp.session_export.code_text import literal
 
     tool, arguments, cli = step.get("tool"), step.get("arguments") or {}, step.get("cli")
@@ -116,9 +143,9 @@ def _call(step: dict[str, Any]) -> str | None:
             hours = given.pop("ttl_hours")
             given["ttl_seconds"] = round(hours * 3600) if isinstance(hours, (int, float)) else None
         said = ", ".join(f"{k}={literal(v)}" for k, v in given.items() if v is not None)
-        return f"ws.{method}({said})"
+        return f"{workspace_var}.{method}({said})"
     if cli == "agnes pull":
-        return "ws.pull()"
+        return f"{workspace_var}.pull()"
     return f"{cli}  (in a terminal)" if isinstance(cli, str) and cli else None
 
 
