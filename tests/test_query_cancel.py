@@ -89,6 +89,27 @@ def test_ctrl_c_stops_a_query_run_on_the_main_thread_at_once() -> None:
     con.close()
 
 
+def test_a_query_of_a_caller_that_already_gave_up_does_not_run() -> None:
+    """An MCP cancel read before its call cancels the call's Caller as the call starts,
+    but DuckDB clears an interrupt as a query begins: a short query ran and answered (only
+    a long one was stopped, by the watchdog's repeated interrupts). It is refused
+    query_cancelled without running; the connection stays usable."""
+    con = duckdb.connect()
+    ran: list[int] = []
+    con.create_function("ran", lambda n: (ran.append(n), n)[1], ["BIGINT"], "BIGINT")
+    caller = Caller()
+    caller.cancel()
+    marker = CALLER.set(caller)
+    try:
+        with pytest.raises(QueryCancelled):
+            run_select(con, "SELECT ran(42) AS n", LONG)
+    finally:
+        CALLER.reset(marker)
+    assert ran == []  # nothing of it ran
+    assert run_select(con, "SELECT ran(7) AS n", LONG).table.column(0)[0].as_py() == 7
+    con.close()
+
+
 async def test_cancelling_the_call_stops_its_query_in_the_lane() -> None:
     con = duckdb.connect()
     started, finished = threading.Event(), threading.Event()
@@ -176,6 +197,25 @@ def test_a_cancel_read_before_its_call_still_stops_it(tmp_path: Path) -> None:
             answer = _json_rpc_answer(http.post(url, json=call, headers=session))
             assert answer["result"]["isError"] is True
             assert answer["result"]["structuredContent"]["error"]["code"] == "query_cancelled"
+            # a short query (an integer id this time) is cancelled too, not run and answered
+            quick = {"name": "query", "arguments": {"sql": "SELECT 4242 AS early"}}
+            cancel["params"]["requestId"] = 9
+            assert http.post(url, json=cancel, headers=session).status_code == 202
+            answer = _json_rpc_answer(
+                http.post(url, json={**call, "id": 9, "params": quick}, headers=session)
+            )
+            assert answer["result"]["structuredContent"]["error"]["code"] == "query_cancelled"
+            # a cancel in another session, of the same id, cancels nothing here
+            other = http.post(url, json=INITIALIZE, headers=auth).headers["mcp-session-id"]
+            other_session = {**auth, "mcp-session-id": other}
+            assert http.post(url, json=initialized, headers=other_session).status_code == 202
+            cancel["params"]["requestId"] = 10
+            assert http.post(url, json=cancel, headers=other_session).status_code == 202
+            answer = _json_rpc_answer(
+                http.post(url, json={**call, "id": 10, "params": quick}, headers=session)
+            )
+            assert answer["result"]["isError"] is False
+            http.delete(url, headers=other_session)
             # the session goes on: the next call (another id) runs
             again = {**call, "id": 8, "params": {"name": "query", "arguments": {"sql": "SELECT 1"}}}
             assert (

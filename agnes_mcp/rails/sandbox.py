@@ -247,6 +247,10 @@ def run_select(
     interrupted_late: list[bool] = []
 
     def watched_read() -> pa.Table:
+        if caller_gave_up():
+            # Cancelled before it started (an MCP cancel read before its call): DuckDB
+            # clears an interrupt as a query begins, so a short query ran and answered.
+            raise duckdb.InterruptException("the caller gave up before the query started")
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
         try:
             return _read(stream(cursor, wrapped, BATCH_ROWS), limits)
