@@ -24,16 +24,40 @@ class AgnesParser(argparse.ArgumentParser):
     a missing action named among its choices: `agnes snapshot` said only "the following
     arguments are required: ACTION", leaving what to type to --help."""
 
+    # The words being parsed (run_in_process sets them): a required option missing because
+    # it was misspelt (--selct) is named with the word given for it.
+    given: Sequence[str] = ()
+
     def error(self, message: str) -> NoReturn:
         sub = next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
+        required = "the following arguments are required: "
         if (
             sub is not None
             and isinstance(sub.choices, dict)
-            and message.startswith("the following arguments are required: ")
+            and message.startswith(required)
             and str(sub.metavar) in message
         ):
             message += f" (one of: {', '.join(sub.choices)})"
+        elif message.startswith(required):
+            message += self._misspelt(message.removeprefix(required).split(", "))
         super().error(message)
+
+    def _misspelt(self, missing: list[str]) -> str:
+        """`` (--selct: did you mean --select?)`` when a word given is close to a missing
+        required option and is none of this command's options (argparse reports only
+        the missing option: `agnes snapshot create t --selct a` said '--select' is
+        required, the word typed for it unmentioned)."""
+        import difflib
+
+        known = {o for a in self._actions for o in a.option_strings}
+        wanted = [m for m in missing if m.startswith("--")]
+        for word in AgnesParser.given:
+            typed = word.partition("=")[0]
+            if typed.startswith("--") and typed not in known:
+                close = difflib.get_close_matches(typed, wanted, n=1)
+                if close:
+                    return f" ({typed}: did you mean {close[0]}?)"
+        return ""
 
 
 def _client_flags() -> argparse.ArgumentParser:
@@ -364,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_in_process(argv: Sequence[str]) -> int:
     """``agnes <argv>`` in this process (the warm query server runs this too)."""
     parser = build_parser(argv)
+    AgnesParser.given = list(argv)
     args, extras = parser.parse_known_args(argv)
     if extras:
         refuse_unrecognized(parser, argv, extras)

@@ -123,3 +123,27 @@ def test_a_missing_action_is_named_among_its_choices(
         main(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and f"the following arguments are required: {choices}" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["snapshot", "create", "orders", "--selct", "a", "--as", "b"],
+            "required: --select (--selct: did you mean --select?)",
+        ),
+        (["snapshot", "create", "orders", "--slect=a"], "(--slect: did you mean --select?)"),
+        (["snapshot", "create", "orders", "--as", "b"], "required: --select\n"),  # none typed
+    ],
+)
+def test_a_misspelt_required_option_is_named_with_the_one_meant(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse reports a missing required option before the unknown words, so
+    `--selct a` was refused as '--select' being required, the word typed unmentioned."""
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and said in err, err
