@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -502,6 +503,27 @@ def test_a_time_of_24_00_reaches_df_as_duckdb_has_it(nb: NotebookSetup) -> None:
     assert row["t"] == duckdb.sql(sql).df().iloc[0]["t"] == "24:00:00"
     assert list(row["l"]) == ["24:00:00", dt_time(10, 11, 12, 500_000), None]
     assert row["s"] == {"t": "24:00:00"} and row["ok"] == dt_time(23, 59, 59)
+
+
+def test_html_shows_values_as_duckdb_writes_them(nb: NotebookSetup) -> None:
+    """The HTML view wrote each value as Python's str: a struct as {'t':
+    datetime.datetime(2024, 1, 1, 10, 0)}, a DECIMAL(10,2) 1.10 as 1.10 but a timestamp
+    with six digits, a list as ['a,b', 'c']; and a TIME 24:00:00 or a year past 9999
+    made the view itself fail (ValueError). It writes them as the CLI's table does."""
+    sql = (
+        "SELECT TIMESTAMP '2024-01-01 10:11:12.120' AS ts, {'t': TIMESTAMP '2024-01-01 10:00:00'} "
+        "AS s, ['a,b', 'c'] AS l, true AS b, TIME '24:00:00' AS t24, TIMESTAMP '12000-01-01' AS far"
+    )
+    page = nb.ws.query(sql)._repr_html_()
+    cells = re.findall(r"<td>(.*?)</td>", page)
+    assert [html.unescape(c) for c in cells] == [
+        "2024-01-01 10:11:12.12",
+        "{'t': '2024-01-01 10:00:00'}",
+        "['a,b', c]",
+        "true",
+        "24:00:00",
+        "12000-01-01 00:00:00",
+    ]
 
 
 def test_html_shows_counts_and_the_cut(nb: NotebookSetup) -> None:

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from agnes_mcp.mcp_server.output_budget import CELL_CHARS, Shortened, shortened
 from agnes_mcp.rails.answer_text import cut_sentence
-from agnes_mcp.rails.results import Answer, Provenance, Truncation
+from agnes_mcp.rails.results import Answer, Provenance, Truncation, text_rows
 from agnes_mcp.rails.value_text import time_text
 
 VIEW_ROWS = 50  # rows an HTML view shows; the Result holds every row it was given
@@ -312,8 +312,8 @@ class Result:
         header = "".join(f"<th>{html.escape(name)}</th>" for name in table.column_names)
         body = []
         cut_values = False
-        for row in shown.to_pylist():
-            texts = [None if value is None else shortened(str(value)) for value in row.values()]
+        for row in text_rows(shown):  # as DuckDB writes them (never Python's repr)
+            texts = [None if value is None else shortened(value) for value in row]
             cut_values = cut_values or any(isinstance(text, Shortened) for text in texts)
             cells = "".join(
                 f"<td>{'<i>null</i>' if text is None else html.escape(text)}</td>" for text in texts

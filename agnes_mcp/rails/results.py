@@ -12,7 +12,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
-from agnes_mcp.rails.value_text import values_of
+from agnes_mcp.rails.value_text import display_column, nested_text, values_of
 from agnes_sync.human_size import human_size
 
 
@@ -230,6 +230,25 @@ def json_value(value: Any) -> Any:
 def rows_of(table: pa.Table) -> list[list[Any]]:
     columns = [values_of(table.column(i)) for i in range(table.num_columns)]
     return [[json_value(col[r]) for col in columns] for r in range(table.num_rows)]
+
+
+def text_rows(table: pa.Table) -> list[list[str | None]]:
+    """Each value of ``table`` as text, as DuckDB writes it (``2024-01-01 10:11:12.12``,
+    ``1.10``, ``true``, ``{'t': '2024-01-01 10:00:00'}``, ``['a,b', c]``); a NULL as None.
+    For the views that are text: a notebook's HTML table (the CLI's table and CSV write
+    the same)."""
+    rows = rows_of(table)
+    columns = [
+        display_column([row[i] for row in rows], field.type) for i, field in enumerate(table.schema)
+    ]
+    return (
+        [
+            [None if value is None else nested_text(value) for value in row]
+            for row in zip(*columns, strict=True)
+        ]
+        if columns
+        else [[] for _ in rows]
+    )
 
 
 def columns_of(table: pa.Table) -> list[ResultColumn]:
