@@ -86,7 +86,9 @@ def hours(text: str) -> float:
 def workspace_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
-        "--workspace", help="workspace folder (default: the nearest one holding .agnes/)"
+        "--workspace",
+        type=given("a folder", optional=True),
+        help="workspace folder (default: the nearest one holding .agnes/)",
     )
     return flags
 
@@ -196,6 +198,7 @@ def add_analyst_commands(
     )
     init.add_argument(
         "--workspace",
+        type=given("a folder", optional=True),
         help="folder to make a workspace (default: the workspace holding the current "
         "folder, else the current folder)",
     )

@@ -64,9 +64,16 @@ def _client_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
         "--server-url",
+        type=given("the server's URL", optional=True),
         help="server URL (env AGNES_SERVER_URL, else saved, else http://127.0.0.1:8000)",
     )
-    flags.add_argument("--token", help="bearer token (env AGNES_TOKEN, else saved: agnes whoami)")
+    # An empty --token or --server-url (a script's unset variable) fell back to the saved
+    # credentials: `agnes init --token ""` wired a workspace with the user's default token.
+    flags.add_argument(
+        "--token",
+        type=given("a token", optional=True),
+        help="bearer token (env AGNES_TOKEN, else saved: agnes whoami)",
+    )
     flags.add_argument("--json", action=JsonFlag, help="print JSON instead of a table")
     return flags
 
@@ -150,7 +157,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         client,
     )
     whoami.add_argument(
-        "--workspace", help="workspace folder (default: the nearest one holding .agnes/)"
+        "--workspace",
+        type=given("a folder", optional=True),
+        help="workspace folder (default: the nearest one holding .agnes/)",
     )
     login = _leaf(
         commands,
@@ -162,7 +171,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     )
     where = login.add_mutually_exclusive_group()
     where.add_argument(
-        "--workspace", metavar="W", help="save it as the credentials of the workspace W only"
+        "--workspace",
+        metavar="W",
+        type=given("a folder"),
+        help="save it as the credentials of the workspace W only",
     )
     where.add_argument(
         "--global",

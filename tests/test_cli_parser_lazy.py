@@ -5,6 +5,7 @@ whole tree (the contract and docs tests walk it) is there when no argv is given.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -147,3 +148,30 @@ def test_a_misspelt_required_option_is_named_with_the_one_meant(
         main(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and said in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["init", "--server-url", "http://127.0.0.1:9", "--token", ""], "--token"),
+        (["whoami", "--server-url", " "], "--server-url"),
+        (["query", "SELECT 1", "--workspace="], "--workspace"),
+        (["login", "--token", "t", "--workspace", ""], "--workspace"),
+    ],
+)
+def test_an_empty_token_url_or_workspace_is_a_usage_error(
+    argv: list[str], flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty --token (a script's unset variable) was taken as none given: `agnes init
+    --token ""` wired the workspace with the user's saved default token, whoever's it
+    was; an empty --server-url or --workspace likewise fell back to others. Each is
+    refused before anything is read or written."""
+    from cli.main import main
+
+    if argv[0] == "init":
+        argv = [*argv, "--workspace", str(tmp_path / "ws")]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and f"argument {flag}: is empty" in err, err
+    assert not (tmp_path / "ws").exists()

@@ -63,7 +63,9 @@ def add_notebook_commands(
         "workspace, else ./agnes-session-<time>.ipynb)",
     )
     export.add_argument(
-        "--workspace", help="workspace folder (default: the nearest one holding .agnes/)"
+        "--workspace",
+        type=given("a folder", optional=True),
+        help="workspace folder (default: the nearest one holding .agnes/)",
     )
 
 
