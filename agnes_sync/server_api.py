@@ -138,6 +138,8 @@ class ServerApi:
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         import httpx
 
+        if "json" in kwargs:
+            kwargs = _json_body(kwargs)
         caller = CALLER.get()
         try:
             if caller is None:
@@ -331,3 +333,58 @@ def not_agnes(response: httpx.Response, base_url: str, expected: str | None = No
         f"({kind}{instead}).",
         details={"status": status, "content_type": kind},
     )
+
+
+class ArgumentNotText(AgnesError):
+    code = "invalid_arguments"
+    status = 400
+    default_hint = (
+        "Send it as UTF-8 text (a file saved in another encoding: save it as UTF-8, or "
+        "convert it with iconv -t utf-8)."
+    )
+
+
+def _json_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with its ``json`` body encoded as httpx does (UTF-8). A string in it that
+    is not Unicode (a lone surrogate: SQL piped in Latin-1, read with surrogateescape)
+    cannot be encoded (a UnicodeEncodeError traceback) nor read by the server: it is
+    refused here, naming the argument and the byte."""
+    import json
+
+    body = kwargs.pop("json")
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    try:
+        content = text.encode("utf-8")
+    except UnicodeEncodeError:
+        name, value = _not_text(body) or ("request", text)
+        at = next(i for i, c in enumerate(value) if 0xD800 <= ord(c) <= 0xDFFF)
+        code = ord(value[at])
+        byte = f" (the byte 0x{code - 0xDC00:02X})" if 0xDC80 <= code <= 0xDCFF else ""
+        raise ArgumentNotText(
+            f"The {name} given is not text at character {at + 1:,}: a character that is "
+            f"not Unicode{byte}."
+        ) from None
+    headers = {"Content-Type": "application/json", **(kwargs.pop("headers", None) or {})}
+    return {**kwargs, "content": content, "headers": headers}
+
+
+def _not_text(value: Any, name: str = "request") -> tuple[str, str] | None:
+    """The first string in ``value`` that UTF-8 cannot encode, with the key it is under."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return name, value
+        return None
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        found = _not_text(item, str(key) if isinstance(key, str) else name)
+        if found is not None:
+            return found
+    return None

@@ -76,6 +76,21 @@ def _cli_hint(exc: ServerError) -> str | None:
     return exc.hint
 
 
+def read_text_file(path: str) -> str:
+    """The text of the file a command was given (``--query @daily.sql``): one not in
+    UTF-8 (saved as Latin-1) raised UnicodeDecodeError, a traceback naming no file; it is
+    refused as an unreadable file, naming it and the byte."""
+    import errno
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        said = f"not UTF-8 text (the byte 0x{data[exc.start]:02X} at byte {exc.start + 1:,})"
+        raise OSError(errno.EILSEQ, said, path) from None
+
+
 def _file_hint(exc: OSError) -> str:
     """What to do about a file a command was given (``--query @file.sql``, ``-o FILE``)."""
     import errno
@@ -87,6 +102,8 @@ def _file_hint(exc: OSError) -> str:
         return "This account may not use it: check its permissions, or name another file."
     if exc.errno == errno.EISDIR:
         return "It is a folder: name a file."
+    if exc.errno == errno.EILSEQ:
+        return "Save it as UTF-8 text, or convert it (iconv -t utf-8 FILE > NEW)."
     return "Check the path, or name another file."
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 # flag (its dest) -> the TableSpec field it sets
@@ -88,7 +87,9 @@ def spec_body(args: argparse.Namespace) -> dict[str, Any]:
 
 def _read_query(value: str) -> str:
     if value.startswith("@"):
-        return Path(value[1:]).read_text(encoding="utf-8")
+        from cli.failures import read_text_file
+
+        return read_text_file(value[1:])
     return value
 
 

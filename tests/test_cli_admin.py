@@ -398,3 +398,17 @@ def test_token_lifetime_and_grant_arguments_are_bounded_before_the_server(
         err = capsys.readouterr().err
         assert exited.value.code == exit_codes.USAGE and said in err, err
         assert "Input should" not in err and "String should" not in err
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_it(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer, tmp_path: Path
+) -> None:
+    """`--query @daily.sql` of a file saved as Latin-1 printed UnicodeDecodeError's
+    traceback, naming no file."""
+    latin = tmp_path / "daily.sql"
+    latin.write_bytes("SELECT 1 -- café\n".encode("latin-1"))
+    argv = ["admin", "register-table", "daily", "--source-type", "files"]
+    code, _, err = run(capsys, live_server, *argv, "--query", f"@{latin}", "--dry-run")
+    assert code == exit_codes.FAILURE and "Traceback" not in err
+    assert f"error: {latin}: not UTF-8 text (the byte 0xE9 at byte 16)" in err
+    assert "hint: Save it as UTF-8 text" in err

@@ -89,3 +89,25 @@ def test_a_reader_gone_before_the_output_starts(
     finally:
         os.close(write)
     assert result.stderr == "" and result.returncode == exit_codes.BROKEN_PIPE
+
+
+@pytest.mark.parametrize("remote", [False, True])
+def test_sql_piped_in_latin1_is_refused_not_a_traceback(
+    workspace: tuple[Path, dict[str, str]], remote: bool
+) -> None:
+    """`agnes query -` fed a Latin-1 file: the byte é reached DuckDB (InvalidInputException),
+    the workspace's log (UnicodeEncodeError) and, with --remote, the request to the
+    server (UnicodeEncodeError), each a traceback. It is refused, naming the byte."""
+    folder, env = workspace
+    command = [sys.executable, "-m", "cli.main", "query", *(["--remote"] if remote else []), "-"]
+    result = subprocess.run(
+        command,
+        cwd=folder,
+        env=env,
+        input="SELECT 1 -- café\n".encode("latin-1"),
+        capture_output=True,
+        timeout=120,
+    )
+    err = result.stderr.decode()
+    assert result.returncode == exit_codes.FAILURE and "Traceback" not in err, err
+    assert "not text at" in err and "(the byte 0xE9)" in err and "UTF-8" in err

@@ -253,3 +253,19 @@ def test_too_long_sql_counts_its_characters_for_people() -> None:
         parse("SELECT " + "1+" * MAX_SQL_CHARS + "1")
     assert refused.value.code == "sql_too_large"
     assert f"the limit is {MAX_SQL_CHARS:,}." in refused.value.message
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1 -- caf\udce9", "SELECT 1,\n 'x\ud800' AS s"])
+def test_sql_that_is_not_text_is_refused_where_it_is_not(sql: str) -> None:
+    """SQL piped in Latin-1 (read with surrogateescape) or sent with a JSON \\udce9 escape
+    reached DuckDB, which cannot take such a string: InvalidInputException escaped as a
+    traceback. It is a parse refusal naming the line, column and byte."""
+    from agnes_mcp.rails.checked_parse import parse_checked
+
+    with pytest.raises(QueryRefused) as refused:
+        parse_checked(sql, "duckdb")
+    assert refused.value.code == "sql_parse_error"
+    assert refused.value.message.startswith("The SQL is not text at line ")
+    assert "UTF-8" in (refused.value.hint or "")
+    if "\udce9" in sql:
+        assert "line 1, column 16" in refused.value.message and "0xE9" in refused.value.message

@@ -49,6 +49,9 @@ def parse_checked(sql: str, dialect: str) -> ParsedQuery:
 
 
 def _check(sql: str, dialect: str) -> ParsedQuery:
+    refused = policy.not_text(sql)
+    if refused is not None:  # before DuckDB reads it (it cannot)
+        raise refused
     try:
         parsed = policy.parse(sql, dialect)
     except SqlParseError:

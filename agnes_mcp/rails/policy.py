@@ -249,10 +249,37 @@ def empty_sql() -> SqlParseError:
     )
 
 
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
+
+
+def not_text(sql: str) -> SqlParseError | None:
+    """The refusal of SQL holding a lone surrogate: bytes that were not UTF-8 (a file or
+    pipe in Latin-1, read with Python's surrogateescape), or a JSON ``\\udce9`` escape.
+    DuckDB cannot take such a string at all: its error escaped as a traceback."""
+    found = _NOT_TEXT.search(sql)
+    if found is None:
+        return None
+    before = sql[: found.start()]
+    line = before.count("\n") + 1
+    column = found.start() - (before.rfind("\n") + 1) + 1
+    code = ord(found.group())
+    byte = f" (the byte 0x{code - 0xDC00:02X})" if 0xDC80 <= code <= 0xDCFF else ""
+    return SqlParseError(
+        f"The SQL is not text at line {line}, column {column}: a character that is not "
+        f"Unicode{byte}.",
+        hint="Send the SQL as UTF-8 text (a file saved in another encoding: save it as "
+        "UTF-8, or convert it with iconv -t utf-8).",
+        details={"line": line, "column": column},
+    )
+
+
 def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     """Parse and check ``sql``; raises a :class:`QueryRefused` subclass on any violation."""
     if len(sql) > MAX_SQL_CHARS:
         raise SqlTooLarge(f"The SQL is {len(sql):,} characters; the limit is {MAX_SQL_CHARS:,}.")
+    refused = not_text(sql)
+    if refused is not None:
+        raise refused
     if _nesting(sql) > MAX_NESTING:
         raise SqlTooLarge(f"The SQL nests parentheses deeper than {MAX_NESTING} levels.")
     try:

@@ -65,6 +65,10 @@ class QueryLog:
     def append(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, default=str, separators=(",", ":"), ensure_ascii=False)
         try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a string that is not Unicode (SQL piped in Latin-1)
+            line = json.dumps(entry, default=str, separators=(",", ":"))  # as \udcXX escapes
+        try:
             with self._lock:
                 self._write(line)
         except OSError as exc:
