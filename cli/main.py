@@ -40,6 +40,8 @@ class AgnesParser(argparse.ArgumentParser):
             message += f" (one of: {', '.join(sub.choices)})"
         elif message.startswith(required):
             message += self._misspelt(message.removeprefix(required).split(", "))
+        else:
+            message += _meant_choice(message)
         super().error(message)
 
     def _misspelt(self, missing: list[str]) -> str:
@@ -58,6 +60,20 @@ class AgnesParser(argparse.ArgumentParser):
                 if close:
                     return f" ({typed}: did you mean {close[0]}?)"
         return ""
+
+
+def _meant_choice(message: str) -> str:
+    """`` (did you mean 'snapshot'?)`` for argparse's "invalid choice: 'snapshto' (choose
+    from ...)" when a choice is close (a command, an area, --format cvs, --grain mnth)."""
+    import difflib
+    import re
+
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+    if found is None:
+        return ""
+    choices = re.findall(r"'([^']*)'", found[2]) or [c.strip() for c in found[2].split(",")]
+    close = difflib.get_close_matches(found[1], choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _client_flags() -> argparse.ArgumentParser:

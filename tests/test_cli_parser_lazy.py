@@ -175,3 +175,27 @@ def test_an_empty_token_url_or_workspace_is_a_usage_error(
     err = capsys.readouterr().err
     assert exited.value.code == 2 and f"argument {flag}: is empty" in err, err
     assert not (tmp_path / "ws").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "meant"),
+    [
+        (["snapshto", "list"], "'snapshot'"),
+        (["admin", "usr", "list"], "'user'"),
+        (["query", "--format", "cvs", "SELECT 1"], "'csv'"),
+        (["metrics", "query", "a/b", "--grain", "mnth"], "'month'"),
+        (["zzzz"], None),
+    ],
+)
+def test_a_misspelt_command_or_choice_is_named_with_the_one_meant(
+    argv: list[str], meant: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A misspelt command or choice was refused with the whole list of choices and no
+    hint which was meant, unlike a misspelt option (did you mean --limit?)."""
+    from cli.main import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "invalid choice" in err
+    assert (f"(did you mean {meant}?)" in err) if meant else "did you mean" not in err
