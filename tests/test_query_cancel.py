@@ -206,9 +206,7 @@ def test_a_cancel_read_before_its_call_still_stops_it(tmp_path: Path) -> None:
             )
             assert answer["result"]["structuredContent"]["error"]["code"] == "query_cancelled"
             # a cancel in another session, of the same id, cancels nothing here
-            other = http.post(url, json=INITIALIZE, headers=auth).headers["mcp-session-id"]
-            other_session = {**auth, "mcp-session-id": other}
-            assert http.post(url, json=initialized, headers=other_session).status_code == 202
+            other_session = _mcp_session(http, url, demo.analyst_token)
             cancel["params"]["requestId"] = 10
             assert http.post(url, json=cancel, headers=other_session).status_code == 202
             answer = _json_rpc_answer(
