@@ -283,3 +283,23 @@ async def test_cancelling_the_call_hangs_up_the_request_it_relays_to_the_server(
         # the next call's request goes through as before
         assert CALLER.get() is None
         api.close()
+
+
+def test_one_sessions_cancels_do_not_push_out_anothers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cancels read before their calls were kept a minute, at most 10,000 server-wide, the
+    oldest going first: one client sending cancels for ids it never calls pushed every
+    other session's out, and their calls ran on to their timeouts. A session keeps at most
+    its own MAX_KEPT_PER_SESSION, its own oldest going first."""
+    from agnes_mcp.mcp_server import early_cancels
+
+    cancels = early_cancels.CancelsBeforeCalls()
+    session = {"now": "b"}
+    monkeypatch.setattr(early_cancels, "mcp_session", lambda: session["now"])
+    cancels._cancelled({"requestId": 7})  # session b's, waiting for its call
+    session["now"] = "flood"
+    for request_id in range(early_cancels.MAX_KEPT + 1):
+        cancels._cancelled({"requestId": request_id})
+    assert ("b", "7") in cancels._early
+    kept = [key for key in cancels._early if key[0] == "flood"]
+    assert len(kept) == early_cancels.MAX_KEPT_PER_SESSION  # its newest
+    assert kept[-1] == ("flood", str(early_cancels.MAX_KEPT))

@@ -26,6 +26,9 @@ from agnes_sync.caller import CALLER, Caller
 
 KEEP_SECONDS = 60.0  # how long a cancel waits for its call
 MAX_KEPT = 10_000  # cancels kept at most (the oldest go first)
+# Cancels one session may have kept at once (its own oldest go first): one client sending
+# cancels for ids it never calls pushed every other session's out of MAX_KEPT.
+MAX_KEPT_PER_SESSION = 100
 
 Key = tuple[str | None, str]
 
@@ -40,6 +43,7 @@ class CancelsBeforeCalls(Middleware):
     def __init__(self) -> None:
         self._running: dict[Key, Caller] = {}
         self._early: OrderedDict[Key, float] = OrderedDict()
+        self._kept: dict[str | None, OrderedDict[Key, None]] = {}  # each session's, oldest first
 
     async def on_notification(
         self,
@@ -65,10 +69,24 @@ class CancelsBeforeCalls(Middleware):
         now = time.monotonic()
         self._early[key] = now
         self._early.move_to_end(key)
+        mine = self._kept.setdefault(key[0], OrderedDict())
+        mine[key] = None
+        mine.move_to_end(key)
+        while len(mine) > MAX_KEPT_PER_SESSION:
+            self._forget(mine.popitem(last=False)[0])
         while self._early and (
             len(self._early) > MAX_KEPT or next(iter(self._early.values())) < now - KEEP_SECONDS
         ):
-            self._early.popitem(last=False)
+            self._forget(next(iter(self._early)))
+
+    def _forget(self, key: Key) -> None:
+        """Drop the kept cancel of ``key`` (and its session's record of it)."""
+        self._early.pop(key, None)
+        mine = self._kept.get(key[0])
+        if mine is not None:
+            mine.pop(key, None)
+            if not mine:
+                del self._kept[key[0]]
 
     async def on_call_tool(
         self,
@@ -80,7 +98,8 @@ class CancelsBeforeCalls(Middleware):
             return await call_next(context)
         key = _key(request.request_id)
         caller = Caller()
-        if self._early.pop(key, None) is not None:
+        if key in self._early:
+            self._forget(key)
             caller.cancel()  # cancelled before it came: its work stops as it starts
         self._running[key] = caller
         marker = CALLER.set(caller)
