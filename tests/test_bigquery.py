@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
@@ -501,26 +502,22 @@ def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
     assert timed_out.value.details["bytes_billed"] == MIN_BILLED_PER_TABLE
 
 
-def test_a_caller_that_gives_up_stops_the_bigquery_job(fake: FakeBigQueryServer) -> None:
-    """A cancelled call (an MCP client's notifications/cancelled) stopped the queries the
-    watchdog watches, but a BigQuery job ran on in BigQuery until job_timeout_seconds,
-    billing. The job registers with the caller: a cancel stops it (jobs.cancel) at once."""
+def _cancelled_while_running(fake: FakeBigQueryServer, engine: Any, timeout: float) -> Any:
+    """The refusal of a query on ``engine`` whose caller gave up while its job ran (the
+    job never finishes on its own; the fake signals when it runs)."""
     import sqlglot
 
-    from agnes_mcp.rails.refusals import QueryCancelled, QueryRefused
+    from agnes_mcp.rails.refusals import QueryRefused
     from agnes_mcp.rails.sandbox import Limits
     from agnes_sync.caller import CALLER, Caller
-    from connectors.bigquery.client import BigQueryOptions
-    from connectors.bigquery.engine import BigQueryEngine
 
-    engine = BigQueryEngine(BigQueryOptions.model_validate(options(fake)))
     tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
     caller = Caller()
     refused: list[QueryRefused] = []
 
     def run() -> None:
         CALLER.set(caller)
-        limits = Limits(rows=10, bytes=10**6, timeout_seconds=60)
+        limits = Limits(rows=10, bytes=10**6, timeout_seconds=timeout)
         try:
             engine.execute(tree, [], limits=limits, max_bytes=10**9, labels={})
         except QueryRefused as refusal:
@@ -536,13 +533,28 @@ def test_a_caller_that_gives_up_stops_the_bigquery_job(fake: FakeBigQueryServer)
         thread.join(30)
     finally:
         fake.fake.never_finish = False
-        engine.close()
     assert not thread.is_alive() and len(refused) == 1
-    assert isinstance(refused[0], QueryCancelled) and refused[0].code == "query_cancelled"
+    return refused[0]
+
+
+def test_a_caller_that_gives_up_stops_the_bigquery_job(fake: FakeBigQueryServer) -> None:
+    """A cancelled call (an MCP client's notifications/cancelled) stopped the queries the
+    watchdog watches, but a BigQuery job ran on in BigQuery until job_timeout_seconds,
+    billing. The job registers with the caller: a cancel stops it (jobs.cancel) at once."""
+    from agnes_mcp.rails.refusals import QueryCancelled
+    from connectors.bigquery.client import BigQueryOptions
+    from connectors.bigquery.engine import BigQueryEngine
+
+    engine = BigQueryEngine(BigQueryOptions.model_validate(options(fake)))
+    try:
+        refused = _cancelled_while_running(fake, engine, timeout=60)
+    finally:
+        engine.close()
+    assert isinstance(refused, QueryCancelled) and refused.code == "query_cancelled"
     job_id = fake.fake.query_jobs()[-1]["jobId"]
     assert {"api": "jobs.cancel", "job": job_id} in fake.fake.requests
     assert fake.fake.jobs[job_id]["failed"]["reason"] == "stopped"  # stopped in BigQuery
-    assert refused[0].details["bytes_billed"] == MIN_BILLED_PER_TABLE  # and charged its bill
+    assert refused.details["bytes_billed"] == MIN_BILLED_PER_TABLE  # and charged its bill
 
 
 def test_a_job_in_a_single_region_is_stopped_and_billed_there(fake: FakeBigQueryServer) -> None:
@@ -553,49 +565,28 @@ def test_a_job_in_a_single_region_is_stopped_and_billed_there(fake: FakeBigQuery
     insert answered is used."""
     import sqlglot
 
-    from agnes_mcp.rails.refusals import QueryCancelled, QueryFailed, QueryRefused
+    from agnes_mcp.rails.refusals import QueryCancelled, QueryFailed
     from agnes_mcp.rails.sandbox import Limits
-    from agnes_sync.caller import CALLER, Caller
     from connectors.bigquery.client import BigQueryOptions
     from connectors.bigquery.engine import BigQueryEngine
 
     engine = BigQueryEngine(BigQueryOptions.model_validate(options(fake)))
     tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
-    caller = Caller()
-    refused: list[QueryRefused] = []
-
-    def run() -> None:
-        CALLER.set(caller)
-        limits = Limits(rows=10, bytes=10**6, timeout_seconds=20)
-        try:
-            engine.execute(tree, [], limits=limits, max_bytes=10**9, labels={})
-        except QueryRefused as refusal:
-            refused.append(refusal)
-
     fake.fake.location = "asia-northeast1"
-    fake.fake.never_finish = True
-    fake.fake.job_running.clear()
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
     try:
-        assert fake.fake.job_running.wait(30)
-        assert caller.cancel() == 1
-        thread.join(30)
-        fake.fake.never_finish = False
+        refused = _cancelled_while_running(fake, engine, timeout=20)
         fake.fake.fail_after_run = "timeout"  # a job BigQuery stopped after it had read
         limits = Limits(rows=10, bytes=10**6, timeout_seconds=20)
         with pytest.raises(QueryFailed) as failed:
             engine.execute(tree, [], limits=limits, max_bytes=10**9, labels={})
     finally:
         fake.fake.location = "US"
-        fake.fake.never_finish = False
         fake.fake.fail_after_run = None
         engine.close()
-    assert not thread.is_alive() and len(refused) == 1
-    assert isinstance(refused[0], QueryCancelled)
+    assert isinstance(refused, QueryCancelled)
     cancelled = fake.fake.query_jobs()[-2]["jobId"]
     assert fake.fake.jobs[cancelled]["failed"]["reason"] == "stopped"  # stopped in BigQuery
-    assert refused[0].details["bytes_billed"] == MIN_BILLED_PER_TABLE
+    assert refused.details["bytes_billed"] == MIN_BILLED_PER_TABLE
     assert failed.value.details["bytes_billed"] == MIN_BILLED_PER_TABLE
 
 
