@@ -49,31 +49,36 @@ class AgnesParser(argparse.ArgumentParser):
         required option and is none of this command's options (argparse reports only
         the missing option: `agnes snapshot create t --selct a` said '--select' is
         required, the word typed for it unmentioned)."""
-        import difflib
-
         known = {o for a in self._actions for o in a.option_strings}
         wanted = [m for m in missing if m.startswith("--")]
         for word in AgnesParser.given:
             typed = word.partition("=")[0]
             if typed.startswith("--") and typed not in known:
-                close = difflib.get_close_matches(typed, wanted, n=1)
+                close = _closest(typed, wanted)
                 if close:
-                    return f" ({typed}: did you mean {close[0]}?)"
+                    return f" ({typed}: did you mean {close}?)"
         return ""
 
 
 def _meant_choice(message: str) -> str:
     """`` (did you mean 'snapshot'?)`` for argparse's "invalid choice: 'snapshto' (choose
     from ...)" when a choice is close (a command, an area, --format cvs, --grain mnth)."""
-    import difflib
     import re
 
     found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
     if found is None:
         return ""
     choices = re.findall(r"'([^']*)'", found[2]) or [c.strip() for c in found[2].split(",")]
-    close = difflib.get_close_matches(found[1], choices, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = _closest(found[1], choices)
+    return f" (did you mean '{close}'?)" if close else ""
+
+
+def _closest(word: str, candidates: Sequence[str]) -> str | None:
+    """The candidate ``word`` was most likely meant to be, if one is close."""
+    import difflib
+
+    close = difflib.get_close_matches(word, candidates, n=1)
+    return close[0] if close else None
 
 
 def _client_flags() -> argparse.ArgumentParser:
@@ -130,14 +135,6 @@ def _scale(text: str) -> float:
 # A token's longest lifetime (agnes_mcp.access_admin.MAX_TOKEN_DAYS, which the server
 # holds it to; not imported: the parser stays light).
 TOKEN_DAYS_MAX = 3650
-
-
-def _given(text: str) -> str:
-    """A value that says something: ``--user ""`` (a script's unset variable) made a token
-    for the caller instead of the user meant."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty: give an id or e-mail, or leave it out")
-    return text
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -248,7 +245,10 @@ def _token_commands(
         title="token commands", metavar="ACTION", required=True
     )
     create = _leaf(tokens, "create", "cli.commands.admin_tokens:create", "create a token", client)
-    create.add_argument("--user", type=_given, help="id or e-mail (default: you)")
+    # `--user ""` (a script's unset variable) made a token for the caller, not the user meant
+    create.add_argument(
+        "--user", type=given("an id or e-mail", optional=True), help="id or e-mail (default: you)"
+    )
     create.add_argument("--name", default="cli", help="what the token is for")
     create.add_argument(
         "--scope", action="append", choices=["data", "admin"], help="repeatable; default data"
@@ -452,8 +452,6 @@ def refuse_unrecognized(
     """A usage error (exit 2) for words no parser took, from the command they were given
     to, with its usage line and the option meant where one is close (``--limt``: did you
     mean ``--limit``?); argparse reports them from ``agnes`` itself, with its usage."""
-    import difflib
-
     command = parser
     for word in argv:
         choices = next(
@@ -466,9 +464,9 @@ def refuse_unrecognized(
     options = [o for a in command._actions for o in a.option_strings if o.startswith("--")]
     for word in extras:
         if word.startswith("--"):
-            close = difflib.get_close_matches(word.partition("=")[0], options, n=1)
+            close = _closest(word.partition("=")[0], options)
             if close:
-                message += f" (did you mean {close[0]}?)"
+                message += f" (did you mean {close}?)"
                 break
     command.error(message)
 

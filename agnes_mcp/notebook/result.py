@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import warnings
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -72,10 +73,9 @@ def _micros(value: Any) -> Any:
     return value
 
 
-def _has_interval(kind: pa.DataType) -> bool:
-    return pa.types.is_interval(kind) or any(
-        _has_interval(kind.field(i).type) for i in range(kind.num_fields)
-    )
+def _holds(kind: pa.DataType, test: Callable[[pa.DataType], bool]) -> bool:
+    """Whether ``kind`` is, or holds at any depth, a type ``test`` accepts."""
+    return test(kind) or any(_holds(kind.field(i).type, test) for i in range(kind.num_fields))
 
 
 def _durations_for(kind: pa.DataType) -> pa.DataType:
@@ -100,16 +100,10 @@ def with_durations(table: pa.Table) -> pa.Table:
     """``table`` with each column holding INTERVALs (nested too) as
     :func:`interval_as_duration` makes it."""
     for index, field in enumerate(table.schema):
-        if _has_interval(field.type):
+        if _holds(field.type, pa.types.is_interval):
             durations = interval_as_duration(table.column(index))
             table = table.set_column(index, pa.field(field.name, durations.type), durations)
     return table
-
-
-def _has_time(kind: pa.DataType) -> bool:
-    return pa.types.is_time(kind) or any(
-        _has_time(kind.field(i).type) for i in range(kind.num_fields)
-    )
 
 
 def time_objects(array: pa.Array) -> list[Any]:
@@ -128,7 +122,7 @@ def time_objects(array: pa.Array) -> list[Any]:
             else (dt.datetime.min + dt.timedelta(microseconds=ticks * 1_000_000 // per)).time()
             for ticks in array.cast(pa.int64()).to_pylist()
         ]
-    if not _has_time(kind):
+    if not _holds(kind, pa.types.is_time):
         return list(array.to_pylist())
     valid = array.is_valid().to_pylist()
     if pa.types.is_struct(kind):
@@ -217,7 +211,7 @@ class Result:
         times = {
             field.name: time_objects(table.column(index).combine_chunks())
             for index, field in enumerate(table.schema)
-            if _has_time(field.type)
+            if _holds(field.type, pa.types.is_time)
         }
         frame = table.drop_columns(list(times)).to_pandas(date_as_object=False)
         for name, values in times.items():  # in their places, as objects
