@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from agnes_sync.caller import CALLER, CallCancelled, Caller
 from agnes_sync.errors import AgnesError
+from agnes_sync.not_unicode import not_unicode
 
 if TYPE_CHECKING:
     import httpx
@@ -357,12 +358,11 @@ def _json_body(kwargs: dict[str, Any]) -> dict[str, Any]:
         content = text.encode("utf-8")
     except UnicodeEncodeError:
         name, value = _not_text(body) or ("request", text)
-        at = next(i for i, c in enumerate(value) if 0xD800 <= ord(c) <= 0xDFFF)
-        code = ord(value[at])
-        byte = f" (the byte 0x{code - 0xDC00:02X})" if 0xDC80 <= code <= 0xDCFF else ""
+        found = not_unicode(value)
+        at = found.index if found is not None else 0
         raise ArgumentNotText(
             f"The {name} given is not text at character {at + 1:,}: a character that is "
-            f"not Unicode{byte}."
+            f"not Unicode{found.byte if found is not None else ''}."
         ) from None
     headers = {"Content-Type": "application/json", **(kwargs.pop("headers", None) or {})}
     return {**kwargs, "content": content, "headers": headers}
@@ -371,11 +371,7 @@ def _json_body(kwargs: dict[str, Any]) -> dict[str, Any]:
 def _not_text(value: Any, name: str = "request") -> tuple[str, str] | None:
     """The first string in ``value`` that UTF-8 cannot encode, with the key it is under."""
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return name, value
-        return None
+        return (name, value) if not_unicode(value) is not None else None
     items = (
         value.items()
         if isinstance(value, dict)

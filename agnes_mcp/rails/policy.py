@@ -36,6 +36,7 @@ from agnes_mcp.rails.refusals import (
     SqlTooLarge,
     StatementNotAllowed,
 )
+from agnes_sync.not_unicode import not_unicode
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" is ours to judge
 
@@ -249,24 +250,19 @@ def empty_sql() -> SqlParseError:
     )
 
 
-_NOT_TEXT = re.compile("[\ud800-\udfff]")
-
-
 def not_text(sql: str) -> SqlParseError | None:
-    """The refusal of SQL holding a lone surrogate: bytes that were not UTF-8 (a file or
-    pipe in Latin-1, read with Python's surrogateescape), or a JSON ``\\udce9`` escape.
-    DuckDB cannot take such a string at all: its error escaped as a traceback."""
-    found = _NOT_TEXT.search(sql)
+    """The refusal of SQL holding a character that is not Unicode
+    (:mod:`agnes_sync.not_unicode`): DuckDB cannot take such a string at all, and its
+    error escaped as a traceback."""
+    found = not_unicode(sql)
     if found is None:
         return None
-    before = sql[: found.start()]
+    before = sql[: found.index]
     line = before.count("\n") + 1
-    column = found.start() - (before.rfind("\n") + 1) + 1
-    code = ord(found.group())
-    byte = f" (the byte 0x{code - 0xDC00:02X})" if 0xDC80 <= code <= 0xDCFF else ""
+    column = found.index - (before.rfind("\n") + 1) + 1
     return SqlParseError(
         f"The SQL is not text at line {line}, column {column}: a character that is not "
-        f"Unicode{byte}.",
+        f"Unicode{found.byte}.",
         hint="Send the SQL as UTF-8 text (a file saved in another encoding: save it as "
         "UTF-8, or convert it with iconv -t utf-8).",
         details={"line": line, "column": column},
