@@ -28,8 +28,7 @@ from typing import Any
 import httpx
 
 from agnes_sync.errors import SourceDataError, TerminalSyncError, TransientSyncError
-from agnes_sync.retry import asked_pause
-from agnes_sync.retry import retry_after as header_retry_after
+from agnes_sync.retry import asked_pause, retry_after
 from connectors.jira.options import JiraOptions
 from connectors.jira.rows import obj, valid_id, valid_key
 
@@ -53,12 +52,6 @@ def _backoff(status: int, attempt: int) -> float:
     return min(0.25 * 2.0 ** (attempt - 1), 10.0)
 
 
-def retry_after(header: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), a
-    day at most."""
-    return header_retry_after(header)
-
-
 def rate_limit_reset(header: str | None) -> float | None:
     """Seconds until ``X-RateLimit-Reset`` (ISO 8601, ``yyyy-MM-ddTHH:mmZ``): Jira's rate
     limit documentation sends it with a 429, with or without ``Retry-After``."""
@@ -75,7 +68,7 @@ def rate_limit_reset(header: str | None) -> float | None:
 
 def asked_wait(response: httpx.Response) -> float | None:
     """How long Jira asked us to wait: ``Retry-After``, else ``X-RateLimit-Reset``."""
-    said = retry_after(response.headers.get("Retry-After"))
+    said = retry_after(response.headers.get("Retry-After"))  # a day at most
     return said if said is not None else rate_limit_reset(response.headers.get("X-RateLimit-Reset"))
 
 
