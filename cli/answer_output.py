@@ -29,6 +29,7 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
     """Print ``answer`` as ``form`` (table, json, csv); the exit code: ``TRUNCATED`` for a
     cut CSV (its data cannot say so), else ``OK``."""
     from agnes_mcp.rails.results import columns_of, rows_of
+    from agnes_mcp.rails.value_text import display_rows
 
     table = answer.table
     rows = rows_of(table)  # every value DuckDB returns, rendered (infinite dates too)
@@ -42,7 +43,9 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
         )
         return exit_codes.OK
     cut = cut_sentence(answer, flag)
-    rows = _as_duckdb_writes(rows, table)  # the text forms: table and CSV alike
+    # the text forms, table and CSV alike: timestamps and decimals as DuckDB writes them
+    # (JSON keeps its own: ISO 8601 times, decimals as numbers)
+    rows = display_rows(rows, [field.type for field in table.schema])
     said = ([f"truncated: {cut}"] if cut else []) + [f"note: {n}" for n in answer.notes]
     if form == "csv":
         writer = csv.writer(sys.stdout)
@@ -72,13 +75,3 @@ def _csv_cell(value: Any) -> Any:
     from agnes_mcp.rails.value_text import nested_text
 
     return nested_text(value) if isinstance(value, (bool, list, dict)) else value
-
-
-def _as_duckdb_writes(rows: list[list[Any]], table: Any) -> list[list[Any]]:
-    """Rows whose timestamps and decimals read as DuckDB writes them (JSON keeps its own
-    forms: ISO 8601 times, decimals as numbers)."""
-    from agnes_mcp.rails.value_text import display_column
-
-    kinds = [field.type for field in table.schema]
-    columns = [display_column([row[i] for row in rows], kind) for i, kind in enumerate(kinds)]
-    return [list(row) for row in zip(*columns, strict=True)] if columns else rows

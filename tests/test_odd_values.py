@@ -4,6 +4,7 @@ prints them; nothing becomes an untyped error or a 500."""
 
 from __future__ import annotations
 
+import duckdb
 import httpx
 import pyarrow as pa
 import pytest
@@ -76,3 +77,40 @@ def test_decimals_keep_every_digit(analyst: httpx.Client) -> None:
         12.34,
         98765432109876543210,
     ]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_mcp_text_writes_values_as_duckdb_does(
+    demo_server: DemoServer, anyio_backend: str
+) -> None:
+    """The MCP answer's text lines printed JSON's forms (2024-01-01T10:11:12.120000, True,
+    1.1 for a DECIMAL(10,2), a map as a list of pairs); the column stats of a kept result
+    too. They now read as DuckDB's own ``::VARCHAR`` of the same values, as the CLI's."""
+    values = (
+        "TIMESTAMP '2024-01-01 10:11:12.120' AS ts, TIMESTAMPTZ '2024-01-01 10:11:12+00' AS tz, "
+        "1.10::DECIMAL(10,2) AS price, true AS flag, MAP {'a': 1, 'b': 2} AS m, "
+        "{'t': TIMESTAMP '2024-01-01 10:00:00', 'd': 5::DECIMAL(3,1)} AS s, "
+        "[0.1::FLOAT, NULL] AS l, DATE 'infinity' AS d, INTERVAL 90 MINUTE AS i"
+    )
+    raw = duckdb.connect()
+    raw.execute("SET TimeZone = 'UTC'")
+    names = [d[0] for d in raw.execute(f"SELECT {values}").description]
+    expected = raw.execute(
+        f"SELECT {', '.join(f'{n}::VARCHAR' for n in names)} FROM (SELECT {values})"
+    ).fetchone()
+    kept_sql = "SELECT TIMESTAMP '2024-01-01 10:11:12.5' + to_days(i::INT) AS ts, repeat('x', 200) AS pad FROM range(1000) t(i)"
+    bounds = raw.execute(f"SELECT min(ts)::VARCHAR, max(ts)::VARCHAR FROM ({kept_sql})").fetchone()
+    services = demo_server.live.services
+    analyst = services.tokens.authenticate(demo_server.analyst_token)
+    mcp = build_single_user_mcp(ServerBackend(services, analyst, ResultStore()))
+    async with Client(mcp) as client:
+        one = await client.call_tool("query", {"sql": f"SELECT {values}"})
+        kept = await client.call_tool("query", {"sql": kept_sql})
+    lines = one.content[0].text.split("\n")  # type: ignore[union-attr]
+    header = lines.index("\t".join(names))
+    assert lines[header + 1].split("\t") == list(expected)
+    assert kept.structured_content is not None and kept.structured_content["result_handle"]
+    stats = kept.structured_content["summary"][0]
+    assert (stats["min"], stats["max"]) == bounds
+    assert f"ts: nulls 0, distinct 1000, {bounds[0]}..{bounds[1]}" in kept.content[0].text  # type: ignore[union-attr]

@@ -20,7 +20,13 @@ from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput
 from agnes_mcp.rails.answer_text import cost_said, rows_said
 from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value, truncation_for
-from agnes_mcp.rails.value_text import nested_text, scalar_value, values_of
+from agnes_mcp.rails.value_text import (
+    display_column,
+    display_rows,
+    nested_text,
+    scalar_value,
+    values_of,
+)
 from agnes_sync.sql_text import quote_ident
 
 CHARS_PER_TOKEN = 4
@@ -124,14 +130,13 @@ def _rows(table: pa.Table, count: int) -> list[list[Any]]:
 
 
 def _tsv(value: Any) -> str:
-    text = nested_text(value) if isinstance(value, (list, dict)) or value is None else str(value)
-    return text.replace("\t", " ").replace("\n", " ")
+    return nested_text(value).replace("\t", " ").replace("\n", " ")
 
 
-def rows_text(names: list[str], rows: list[list[Any]]) -> str:
-    lines = ["\t".join(names)]
-    lines.extend("\t".join(_tsv(v) for v in row) for row in rows)
-    return "\n".join(lines)
+def text_lines(rows: list[list[Any]], kinds: list[pa.DataType]) -> list[str]:
+    """One tab-separated line per row of cells, each value as DuckDB writes it (the CLI's
+    table and CSV write the same): ``2024-01-01 10:11:12``, ``true``, ``{a=1}``."""
+    return ["\t".join(_tsv(v) for v in row) for row in display_rows(rows, kinds)]
 
 
 def summarise(table: pa.Table) -> list[ColumnSummary]:
@@ -142,18 +147,20 @@ def summarise(table: pa.Table) -> list[ColumnSummary]:
         try:
             summary.distinct = pc.count_distinct(column).as_py()
             bounds = pc.min_max(column)
-            summary.min = _short(scalar_value(bounds["min"]))
-            summary.max = _short(scalar_value(bounds["max"]))
+            summary.min = _short(bounds["min"], field.type)
+            summary.max = _short(bounds["max"], field.type)
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError):
             pass
         out.append(summary)
     return out
 
 
-def _short(value: Any) -> str | None:
+def _short(bound: pa.Scalar, kind: pa.DataType) -> str | None:
+    """A column's min or max as DuckDB writes it, cut at 80 characters."""
+    value = json_value(scalar_value(bound))
     if value is None:
         return None
-    text = str(json_value(value))
+    text = nested_text(display_column([value], kind)[0])
     return text if len(text) <= 80 else text[:80] + "…"
 
 
@@ -176,6 +183,7 @@ def present(
     )
     narrow = table.select(list(range(shown_columns)))
     converted = _rows(narrow, min(table.num_rows, CONVERT_ROWS))
+    lines = text_lines(converted, [field.type for field in narrow.schema])
     base: dict[str, Any] = {
         "columns": all_columns[:shown_columns],
         "row_count": table.num_rows,
@@ -206,7 +214,7 @@ def present(
                 shown_rows=count,
                 truncated="truncation" in extra,
             )
-            built[key] = (model, _text(model, names, len(all_columns)))
+            built[key] = (model, _text(model, names, lines[:count], len(all_columns)))
         return built[key]
 
     def measured(count: int, extra: dict[str, Any]) -> int:
@@ -316,7 +324,7 @@ def _values_cut(
     }
 
 
-def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
+def _text(model: QueryOutput, names: list[str], lines: list[str], total_columns: int) -> str:
     p = model.provenance
     shown = (
         f" (the first {model.shown_rows:,} shown below)"
@@ -334,7 +342,7 @@ def _text(model: QueryOutput, names: list[str], total_columns: int) -> str:
     parts = [head]
     if model.sql:
         parts.append(f"SQL: {model.sql}")
-    parts.append(rows_text(names, model.rows))
+    parts.append("\n".join(["\t".join(names), *lines]))
     if model.truncation is not None:
         parts.append(f"[truncated ({model.truncation.reason}): {model.truncation.how_to_get_more}]")
     parts.extend(f"Note: {note}" for note in model.notes)

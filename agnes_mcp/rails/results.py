@@ -12,7 +12,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import TypeAliasType
 
-from agnes_mcp.rails.value_text import display_column, nested_text, values_of
+from agnes_mcp.rails.value_text import display_rows, nested_text, values_of
 from agnes_sync.human_size import human_size
 
 
@@ -237,18 +237,8 @@ def text_rows(table: pa.Table) -> list[list[str | None]]:
     ``1.10``, ``true``, ``{'t': '2024-01-01 10:00:00'}``, ``['a,b', c]``); a NULL as None.
     For the views that are text: a notebook's HTML table (the CLI's table and CSV write
     the same)."""
-    rows = rows_of(table)
-    columns = [
-        display_column([row[i] for row in rows], field.type) for i, field in enumerate(table.schema)
-    ]
-    return (
-        [
-            [None if value is None else nested_text(value) for value in row]
-            for row in zip(*columns, strict=True)
-        ]
-        if columns
-        else [[] for _ in rows]
-    )
+    shown = display_rows(rows_of(table), [field.type for field in table.schema])
+    return [[None if value is None else nested_text(value) for value in row] for row in shown]
 
 
 def columns_of(table: pa.Table) -> list[ResultColumn]:

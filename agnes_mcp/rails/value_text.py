@@ -332,6 +332,15 @@ def display_column(values: list[Any], kind: pa.DataType) -> list[Any]:
     return values
 
 
+def display_rows(rows: list[list[Any]], kinds: list[pa.DataType]) -> list[list[Any]]:
+    """``rows`` (JSON-ready values, one column per kind) with each column as
+    :func:`display_column` shows it: the one text form of an answer's values, for every
+    output that is text (a CLI table and CSV, a notebook's HTML table, an MCP answer's
+    lines)."""
+    columns = [display_column([row[i] for row in rows], kind) for i, kind in enumerate(kinds)]
+    return [list(row) for row in zip(*columns, strict=True)] if columns else [[] for _ in rows]
+
+
 def _float32_text(value: float) -> str:
     """A FLOAT (single precision) in the fewest digits that read back as it, as DuckDB
     writes it (``0.1``, not the double ``0.10000000149011612``)."""
