@@ -85,32 +85,41 @@ def serve(
 
     ``on_ready`` runs once the app has started, with the settings (actual port included).
     """
-    services = services or Services.open(settings)
+    # bind first: a port that is taken (or a host not of this machine) stops the start
+    # before anything is written (the store, the first admin and its token)
     try:
-        ensure_admin(services)
-        # before uvicorn: a data dir that cannot be written stops the start with a message,
-        # not a traceback from inside the app's lifespan
-        services.sync.recover()
         sock = bind(settings.host, settings.port)
-        actual_port = sock.getsockname()[1]
-        if actual_port != settings.port:
-            settings = settings.model_copy(update={"port": actual_port})
+    except BaseException:
+        if services is not None:
+            services.close()
+        raise
+    actual_port = sock.getsockname()[1]
+    if actual_port != settings.port:
+        settings = settings.model_copy(update={"port": actual_port})
+        if services is not None:
             services.settings = settings
+    with sock:
+        services = services or Services.open(settings)
+        try:
+            ensure_admin(services)
+            # before uvicorn: a data dir that cannot be written stops the start with a
+            # message, not a traceback from inside the app's lifespan
+            services.sync.recover()
 
-        def started() -> None:
-            freeze_startup_heap(app.state.admin_readiness)
-            # tables synced before this start are converted in the background, not by
-            # the first query that reads them
-            services.query.convert_tables()
-            if on_ready is not None:
-                on_ready(settings)
+            def started() -> None:
+                freeze_startup_heap(app.state.admin_readiness)
+                # tables synced before this start are converted in the background, not by
+                # the first query that reads them
+                services.query.convert_tables()
+                if on_ready is not None:
+                    on_ready(settings)
 
-        app = create_app(services, on_started=started)
-        server = _Server(uvicorn_config(settings, app))
-        with _signals_end_quietly(server):
-            server.run(sockets=[sock])
-    finally:
-        services.close()
+            app = create_app(services, on_started=started)
+            server = _Server(uvicorn_config(settings, app))
+            with _signals_end_quietly(server):
+                server.run(sockets=[sock])
+        finally:
+            services.close()
 
 
 # How long the admin app may take to mount before the heap is frozen without it.

@@ -369,9 +369,11 @@ def test_agnes_demo_end_to_end_and_second_start_reuses(tmp_path: Path) -> None:
     assert "Traceback" not in stderr.read_text()
 
 
-def test_agnes_demo_fails_fast_when_its_port_is_taken(tmp_path: Path) -> None:
-    """The port is checked before the demo data is generated (~30 s at full scale): a taken
-    port is said at once, and nothing is generated."""
+@pytest.mark.parametrize("command", ["demo", "serve"])
+def test_a_taken_port_is_said_before_anything_is_written(tmp_path: Path, command: str) -> None:
+    """The port is checked before the demo data is generated (~30 s at full scale), and
+    before `agnes serve` opens the store: `serve` wrote the store and a first admin (and
+    its token) and then refused. A taken port is said at once, and nothing is written."""
     import socket
 
     from cli import exit_codes
@@ -386,10 +388,11 @@ def test_agnes_demo_fails_fast_when_its_port_is_taken(tmp_path: Path) -> None:
         AGNES_CONFIG_HOME=str(tmp_path / "config"),
     )
     data_dir = tmp_path / "agnes-data"
-    argv = ["demo", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    argv = [command, "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    argv += ["--scale", str(TINY)] if command == "demo" else []
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "cli.main", *argv, "--scale", str(TINY)],
+            [sys.executable, "-m", "cli.main", *argv],
             capture_output=True,
             text=True,
             env=env,
@@ -400,7 +403,7 @@ def test_agnes_demo_fails_fast_when_its_port_is_taken(tmp_path: Path) -> None:
     assert result.returncode == exit_codes.FAILURE, result.stderr
     assert f"Port {port} on 127.0.0.1 is already in use" in result.stderr
     assert "--port" in result.stderr and "Traceback" not in result.stderr
-    assert "Generating" not in result.stdout and not (data_dir / "demo").exists()
+    assert "Generating" not in result.stdout and not data_dir.exists()
 
 
 def test_ctrl_c_while_the_demo_data_is_generated_is_an_interrupt(
