@@ -50,6 +50,14 @@ def retry_after(value: str | None) -> float | None:
     return asked_pause((when - datetime.now(UTC)).total_seconds())
 
 
+def pause_before_retry(asked: float | None, backoff: float) -> float:
+    """Seconds to wait before calling a source again: the pause it asked for, else our
+    own ``backoff`` (as urllib3 does). A ``Retry-After: 0`` (or a date or rate-limit
+    reset already past) asks for no pause: it is not a licence to call again at once,
+    and again, until the attempts run out."""
+    return asked if asked else backoff
+
+
 def with_retries(
     action: Callable[[], T],
     *,
@@ -66,7 +74,7 @@ def with_retries(
             if not exc.transient or attempt == attempts or asked > LONGEST_WAIT:
                 exc.details.setdefault("attempts", attempt)
                 raise
-            delay = max(backoff_seconds * 2 ** (attempt - 1), asked)
+            delay = pause_before_retry(asked, backoff_seconds * 2 ** (attempt - 1))
             logger.warning(
                 "transient sync failure (attempt %d/%d): %s; retrying in %.1fs",
                 attempt,

@@ -503,6 +503,17 @@ def test_429_is_retried_after_the_time_jira_asks_for(source: Source) -> None:
     assert source.rows(f"SELECT key FROM jira_issues WHERE key = '{key}'") == [(key,)]
 
 
+def test_a_retry_after_of_no_time_is_not_a_licence_to_call_at_once(source: Source) -> None:
+    """``Retry-After: 0`` (or a reset already past) was taken at its word: Jira was called
+    again without a pause until the attempts ran out. It waits the client's own backoff
+    for a 429 (5 s, doubling)."""
+    key = source.jira.create_issue("PROJ", "Rate limited")
+    source.jira.fail_next(2, status=429, retry_after="0", path_prefix="/rest/api/3/issue/")
+    source.sync()
+    assert source.sleeps == [5.0, 10.0]
+    assert source.rows(f"SELECT key FROM jira_issues WHERE key = '{key}'") == [(key,)]
+
+
 def test_a_long_retry_after_is_not_cut_short(source: Source) -> None:
     """Jira asks for a pause longer than the client waits in place: the sync fails at once
     saying so, and the error carries the pause, so nothing calls Jira again before it."""

@@ -525,11 +525,15 @@ def client(stack: Stack, **kwargs: Any) -> tuple[StorageClient, list[float]]:
 
 
 def test_429_waits_as_long_as_retry_after_says(stack: Stack) -> None:
+    """A pause asked for is waited; one of no time (``0``, a date already past) is not a
+    licence to call at once: those called again without a pause until the attempts ran
+    out. They wait the client's own backoff (0.5 s, doubling)."""
     api, slept = client(stack)
     stack.fake.fail("/tokens/verify", 429, retry_after="7")
     stack.fake.fail("/tokens/verify", 429, retry_after="Wed, 21 Oct 2015 07:28:00 GMT")
+    stack.fake.fail("/tokens/verify", 503, retry_after="0")
     assert api.get("/v2/storage/tokens/verify")["id"] == "44"
-    assert slept == [7.0, 0.0]
+    assert slept == [7.0, 1.0, 2.0]
 
 
 def test_a_retry_after_beyond_the_cap_fails_as_transient_at_once(stack: Stack) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from agnes_sync.errors import SourceDataError, TerminalSyncError, TransientSyncError
-from agnes_sync.retry import asked_pause, retry_after
+from agnes_sync.retry import asked_pause, pause_before_retry, retry_after
 from connectors.jira.options import JiraOptions
 from connectors.jira.rows import obj, valid_id, valid_key
 
@@ -134,7 +134,7 @@ class JiraClient:
                     return response
                 problem = f"Jira answered {response.status_code} to GET {path}"
                 hinted = asked_wait(response)
-                wait = hinted if hinted is not None else _backoff(response.status_code, attempt)
+                wait = pause_before_retry(hinted, _backoff(response.status_code, attempt))
             if attempt == self.attempts or waited + wait > self.max_wait_seconds:
                 break
             logger.warning("%s; retrying in %.1fs (attempt %d)", problem, wait, attempt)

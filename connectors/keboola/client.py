@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agnes_sync.errors import SourceTableNotFound, TerminalSyncError, TransientSyncError
+from agnes_sync.retry import pause_before_retry
 from agnes_sync.retry import retry_after as header_retry_after
 
 CHUNK = 1 << 20  # bytes per write while streaming a download to disk
@@ -184,7 +185,7 @@ class StorageClient:
                 "wait Keboola asked for.",
                 details=details,
             )
-        self.sleep(asked if asked is not None else min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1)))
+        self.sleep(pause_before_retry(asked, min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1))))
 
     # --- files -------------------------------------------------------------------------
 
