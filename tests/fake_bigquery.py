@@ -71,7 +71,8 @@ class FakeBigQuery:
     # processed and was billed in its statistics (jobs.get), as a job stopped by its
     # jobTimeoutMs is: "Cancelled jobs may still incur costs".
     fail_after_run: str | None = None
-    # Injected errors: (api prefix, HTTP status, reason, times left); see fail().
+    # Injected errors: (api prefix, HTTP status, reason, times left, calls answered before
+    # them); see fail().
     failures: list[list[Any]] = field(default_factory=list)
     # Where BigQuery runs a job the insert did not place: the region of the datasets it
     # reads. A job in a single region (``asia-northeast1``, not the ``US``/``EU``
@@ -80,17 +81,21 @@ class FakeBigQuery:
     location: str = "US"
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def fail(self, api: str, status: int, reason: str, *, times: int = 1) -> None:
+    def fail(self, api: str, status: int, reason: str, *, times: int = 1, after: int = 0) -> None:
         """The next ``times`` calls of ``api`` (``jobs.query``, ``jobs.insert``,
-        ``tables.get``, ...) answer ``status`` with an error of ``reason``, as the error
-        table documents them (``rateLimitExceeded`` and ``quotaExceeded`` are 403s,
-        ``jobBackendError`` a 400, ``backendError`` a 503)."""
-        self.failures.append([api, status, reason, times])
+        ``tables.get``, ...), once ``after`` more have been answered, answer ``status``
+        with an error of ``reason``, as the error table documents them
+        (``rateLimitExceeded`` and ``quotaExceeded`` are 403s, ``jobBackendError`` a 400,
+        ``backendError`` a 503)."""
+        self.failures.append([api, status, reason, times, after])
 
     def failure(self, api: str) -> JSONResponse | None:
         with self.lock:
             for entry in self.failures:
                 if api.startswith(entry[0]) and entry[3] > 0:
+                    if entry[4] > 0:  # calls still answered before the failures
+                        entry[4] -= 1
+                        return None
                     entry[3] -= 1
                     return _error(entry[1], entry[2], f"Injected {entry[2]}")
         return None
@@ -482,6 +487,9 @@ def create_app(fake: FakeBigQuery) -> Starlette:
 
     async def jobs_get(request: Request) -> JSONResponse:
         job_id = request.path_params["job"]
+        fake.requests.append({"api": "jobs.get", "job": job_id})
+        if (injected := fake.failure("jobs.get")) is not None:
+            return injected
         if job_id not in fake.jobs or not fake.located(
             job_id, request.query_params.get("location")
         ):

@@ -384,6 +384,32 @@ def test_a_job_that_fails_after_it_ran_is_charged_what_bigquery_billed(
     assert before - services.query.budget.remaining(principal) == MIN_BILLED_PER_TABLE
 
 
+def test_a_failed_job_whose_bill_cannot_be_read_says_so(
+    deployment: Deployment, analyst: httpx.Client, fake: FakeBigQueryServer
+) -> None:
+    """A job that failed after it ran, and whose jobs.get then failed too, was charged 0
+    and the refusal said nothing of it. Nothing was measured, so nothing is charged; the
+    refusal says the bill could not be read and names the job for the project's history."""
+    services = deployment.live.services
+    principal = services.tokens.authenticate(deployment.analyst_token)
+    before = services.query.budget.remaining(principal)
+    fake.fake.fail_after_run = "timeout"
+    # the library reads the failed job once (its error); the bill is read after that
+    fake.fake.fail("jobs.get", 503, "backendError", after=1)
+    sql = "SELECT page FROM page_views /* failed unread bill test */"
+    try:
+        error = assert_error(analyst.post("/api/query", json={"sql": sql}), 400, "query_failed")
+    finally:
+        fake.fake.fail_after_run = None
+        fake.fake.failures.clear()
+    job = fake.fake.query_jobs()[-1]["jobId"]
+    assert error["details"]["bill_unread"] is True and error["details"]["job_id"] == job
+    assert error["details"]["bytes_billed"] is None
+    assert f"billed for the job ({job}) could not be read" in error["message"]
+    assert "nothing was charged" in error["message"]
+    assert before == services.query.budget.remaining(principal)
+
+
 def test_large_results_are_paged_and_capped(
     analyst: httpx.Client, fake: FakeBigQueryServer
 ) -> None:

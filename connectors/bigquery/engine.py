@@ -25,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import logging
 import re
 import threading
 import time
@@ -89,6 +90,8 @@ _DUCKDB_ISMS = (
         "CURRENT_DATE without parentheses is DuckDB; write CURRENT_DATE()",
     ),
 )
+
+logger = logging.getLogger("agnes.bigquery")
 
 
 def _outside_strings(text: str) -> str:
@@ -214,7 +217,7 @@ class BigQueryEngine(RemoteEngine):
                 raise
             if credentials_refused(exc) or isinstance(exc, QueryRefused):  # no job was created
                 raise refusal from None
-            raise _charged(refusal, self._failed_bill(ref)) from None
+            raise _charged(refusal, self._failed_bill(ref), ref.id) from None
         result = capped(table, limits, time.perf_counter() - started)
         processed, billed = self._bill(job)
         return RemoteResult.of(result, processed, ref.id, bytes_billed=billed)
@@ -309,14 +312,17 @@ class BigQueryEngine(RemoteEngine):
         billed = job.total_bytes_billed
         return int(job.total_bytes_processed or 0), None if billed is None else int(billed)
 
-    def _failed_bill(self, ref: _Job) -> tuple[int, int] | None:
+    def _failed_bill(self, ref: _Job) -> tuple[int | None, int | None] | None:
         """What a job that failed or was stopped processed and was billed, from its
         statistics (``jobs.get``): the client library's error has none. A job just
         cancelled (past the query timeout) is still stopping: BigQuery's cancel returns at
         once, and a running job's statistics hold no bytes; it is asked again, a few
         seconds at most, until it is done. None when there is no such job (it was refused
-        before it was created) or BigQuery did not answer (each call once, not retried: a
-        refusal that BigQuery is down is not held up)."""
+        before it was created) or it ended having read nothing; ``(None, None)`` when its
+        bill could not be read (BigQuery did not answer: each call once, not retried, so a
+        refusal that BigQuery is down is not held up; or it was still stopping)."""
+        from google.api_core import exceptions
+
         deadline = time.monotonic() + min(STOPPING_WAIT, self._seconds())
         pause = 0.1
         while True:
@@ -324,15 +330,17 @@ class BigQueryEngine(RemoteEngine):
                 job: Any = self._client.get_job(
                     ref.id, location=ref.location, **one_attempt(self._seconds())
                 )
-            except Exception:  # noqa: BLE001 - never created, or unreachable: nothing to tell
+            except exceptions.NotFound:  # never created: nothing ran, nothing to tell
                 return None
+            except Exception:  # noqa: BLE001 - unreachable: the bill is not known
+                return None, None
             if job.state == "DONE" or time.monotonic() + pause > deadline:
                 break
             time.sleep(pause)
             pause = min(1.0, pause * 2)
         processed, billed = job.total_bytes_processed, job.total_bytes_billed
         if processed is None and billed is None:
-            return None
+            return None if job.state == "DONE" else (None, None)
         return int(processed or 0), int(billed or 0)
 
     def _stop(self, ref: _Job) -> None:
@@ -403,21 +411,34 @@ class BigQueryEngine(RemoteEngine):
         self._client.close()
 
 
-def _charged(refusal: QueryRefused, bill: tuple[int, int] | None) -> QueryRefused:
+def _charged(
+    refusal: QueryRefused, bill: tuple[int | None, int | None] | None, job_id: str
+) -> QueryRefused:
     """``refusal`` of a job that ran, with what it processed and what BigQuery billed for
     it (``details.bytes_scanned``, ``details.bytes_billed``): the caller's budget is
-    charged the bill, and the refusal says so."""
+    charged the bill, and the refusal says so. A bill that could not be read is charged
+    nothing (nothing was measured), and the refusal says that, naming the job."""
     if bill is None:
         return refusal
     processed, billed = bill
-    said = refusal.message.rstrip()
-    if billed:
-        said += "" if said.endswith(".") else "."
-        said += (
-            f" BigQuery billed {billed:,} bytes for the job all the same ({processed:,} "
-            "processed), charged to your daily budget."
+    if billed is None:
+        logger.warning("BigQuery job %s failed and its bill could not be read", job_id)
+        added = (
+            f"What BigQuery billed for the job ({job_id}) could not be read, so nothing was "
+            "charged to your daily budget; the project's job history has its bill."
         )
-    details = {**refusal.details, "bytes_scanned": processed, "bytes_billed": billed}
+        details = {**refusal.details, "bytes_billed": None, "bill_unread": True, "job_id": job_id}
+    else:
+        added = (
+            f"BigQuery billed {billed:,} bytes for the job all the same ({processed:,} "
+            "processed), charged to your daily budget."
+            if billed
+            else ""
+        )
+        details = {**refusal.details, "bytes_scanned": processed, "bytes_billed": billed}
+    said = refusal.message.rstrip()
+    if added:
+        said += ("" if said.endswith(".") else ".") + " " + added
     return type(refusal)(said, hint=refusal.hint, details=details)
 
 
