@@ -2,7 +2,8 @@
 
 Built from the public v2 API reference for the calls the official client makes:
 ``jobs.insert``, ``jobs.query`` (``query_and_wait``), ``jobs.get``, ``jobs.cancel``,
-``jobs.getQueryResults``, ``tables.get``, ``datasets.list`` and ``tables.list``.
+``jobs.getQueryResults``, ``tables.get``, ``datasets.get``, ``datasets.list`` and
+``tables.list``.
 BigQuery SQL is transpiled to DuckDB with sqlglot. Bytes processed follow BigQuery's rule
 (every referenced column, whole table, LIMIT does not reduce it); bytes billed follow its
 on-demand rule (processed bytes rounded up to the MB, at least 10 MB per table referenced;
@@ -605,9 +606,29 @@ def create_app(fake: FakeBigQuery) -> Starlette:
                         "kind": "bigquery#dataset",
                         "id": f"{PROJECT}:{n}",
                         "datasetReference": {"projectId": PROJECT, "datasetId": n},
+                        "location": fake.location,
                     }
                     for n in names
                 ],
+            }
+        )
+
+    async def dataset_get(request: Request) -> JSONResponse:
+        dataset = request.path_params["dataset"]
+        fake.requests.append({"api": "datasets.get", "dataset": dataset})
+        with fake.lock:
+            found = fake.con.execute(
+                "SELECT 1 FROM duckdb_tables() WHERE database_name = ? AND schema_name = ?",
+                [PROJECT, dataset],
+            ).fetchone()
+        if found is None:
+            return _error(404, "notFound", f"Not found: Dataset {PROJECT}:{dataset}")
+        return JSONResponse(
+            {
+                "kind": "bigquery#dataset",
+                "id": f"{PROJECT}:{dataset}",
+                "datasetReference": {"projectId": PROJECT, "datasetId": dataset},
+                "location": fake.location,
             }
         )
 
@@ -650,6 +671,7 @@ def create_app(fake: FakeBigQuery) -> Starlette:
             Route(base + "/jobs/{job}", jobs_get, methods=["GET"]),
             Route(base + "/jobs/{job}/cancel", jobs_cancel, methods=["POST"]),
             Route(base + "/datasets", datasets_list, methods=["GET"]),
+            Route(base + "/datasets/{dataset}", dataset_get, methods=["GET"]),
             Route(base + "/datasets/{dataset}/tables", tables_list, methods=["GET"]),
             Route(base + "/datasets/{dataset}/tables/{table}", table_get, methods=["GET"]),
             Route(base + "/datasets/{dataset}/tables/{table}/data", table_data, methods=["GET"]),

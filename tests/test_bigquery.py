@@ -634,6 +634,28 @@ def test_an_insert_whose_answer_was_lost_runs_its_job_once(
     assert len(jobs) == 2 and jobs[0]["jobId"] == jobs[1]["jobId"]  # retried, one job
 
 
+def test_a_lost_insert_answer_in_a_single_region_finds_its_job_there(
+    analyst: httpx.Client, fake: FakeBigQueryServer
+) -> None:
+    """The same in a single region, with no ``location`` option: the job made is found
+    only when told where it is, and the 409's lookup did not say, so the query failed
+    'Not found: Job'. It is looked for where the datasets it reads are."""
+    before = len(fake.fake.requests)
+    fake.fake.location = "asia-northeast1"
+    fake.fake.lose_insert_answer = True
+    try:
+        response = analyst.post("/api/query", json={"sql": AGGREGATE.format("page_views")})
+    finally:
+        fake.fake.location = "US"
+        fake.fake.lose_insert_answer = False
+    assert response.status_code == 200, response.text
+    assert response.json()["rows"] == [["/", 1000], ["/docs", 1000], ["/pricing", 1000]]
+    jobs = fake.fake.query_jobs(before)
+    assert len(jobs) == 2 and jobs[0]["jobId"] == jobs[1]["jobId"]  # retried, one job
+    asked = [r for r in fake.fake.requests[before:] if r["api"] == "datasets.get"]
+    assert asked == [{"api": "datasets.get", "dataset": "analytics"}]
+
+
 def test_a_busy_bigquery_is_refused_within_the_query_timeout_and_says_so(
     fake: FakeBigQueryServer,
 ) -> None:

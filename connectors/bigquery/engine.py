@@ -210,7 +210,7 @@ class BigQueryEngine(RemoteEngine):
         started = time.perf_counter()
         ref = _Job(f"agnes_{uuid.uuid4().hex}", self.options.location)
         try:
-            job, table = self._run(tree.sql(dialect="bigquery"), config, ref, limits)
+            job, table = self._run(tree.sql(dialect="bigquery"), config, ref, limits, tables)
         except Exception as exc:
             refusal = self._run_refusal(exc, max_bytes, limits.timeout_seconds)
             if refusal is None:
@@ -223,7 +223,12 @@ class BigQueryEngine(RemoteEngine):
         return RemoteResult.of(result, processed, ref.id, bytes_billed=billed)
 
     def _run(
-        self, sql: str, config: bigquery.QueryJobConfig, ref: _Job, limits: Limits
+        self,
+        sql: str,
+        config: bigquery.QueryJobConfig,
+        ref: _Job,
+        limits: Limits,
+        tables: list[CatalogTable],
     ) -> tuple[bigquery.QueryJob, pa.Table]:
         """The job ``ref`` of ``sql``, run to its end, and its rows. It is stopped in
         BigQuery when it does not end in time, or when the caller it runs for gives up
@@ -236,7 +241,7 @@ class BigQueryEngine(RemoteEngine):
                 raise query_cancelled()
             caller.on_cancel((self, ref.id), functools.partial(self._stop, ref))
         try:
-            job = self._insert(sql, config, ref.id, seconds)
+            job = self._insert(sql, config, ref.id, seconds, tables)
             ref.location = job.location or ref.location
             if caller_gave_up():  # it gave up while the job was being created
                 self._cancel(ref)
@@ -255,7 +260,12 @@ class BigQueryEngine(RemoteEngine):
                 caller.discard((self, ref.id))
 
     def _insert(
-        self, sql: str, config: bigquery.QueryJobConfig, job_id: str, seconds: float
+        self,
+        sql: str,
+        config: bigquery.QueryJobConfig,
+        job_id: str,
+        seconds: float,
+        tables: list[CatalogTable],
     ) -> Any:
         """Create the job ``job_id`` (``jobs.insert``). An insert retried after its answer
         was lost finds the job made (409 ``duplicate``): the id is Agnes's own, so that job
@@ -272,7 +282,38 @@ class BigQueryEngine(RemoteEngine):
                 **bounded_retries(seconds),
             )
         except exceptions.Conflict:
-            return self._client.get_job(job_id, **bounded_retries(seconds))
+            return self._made_job(job_id, seconds, tables)
+
+    def _made_job(self, job_id: str, seconds: float, tables: list[CatalogTable]) -> Any:
+        """The job ``job_id`` whose insert answer was lost. BigQuery finds a job outside
+        the US and EU multi-regions only when told its location; a source that names none
+        ran it where the datasets it reads are (``datasets.get``), so it is looked for
+        there."""
+        from google.api_core import exceptions
+
+        calls = bounded_retries(seconds)
+        try:
+            return self._client.get_job(job_id, **calls)
+        except exceptions.NotFound:
+            if self.options.location is not None:
+                raise
+            places = self._dataset_locations(tables, seconds)
+            for place in places:
+                with contextlib.suppress(exceptions.NotFound):
+                    return self._client.get_job(job_id, location=place, **calls)
+            raise
+
+    def _dataset_locations(self, tables: list[CatalogTable], seconds: float) -> list[str]:
+        """Where the datasets of ``tables`` are (each asked once)."""
+        places: list[str] = []
+        for dataset in dict.fromkeys(_dataset_of(t, self._client.project) for t in tables):
+            if dataset is None:
+                continue
+            with contextlib.suppress(Exception):  # not found, unreachable: the next one
+                where = self._client.get_dataset(dataset, **bounded_retries(seconds)).location
+                if where and where not in places:
+                    places.append(where)
+        return places
 
     def _run_refusal(self, exc: Exception, max_bytes: int, seconds: float) -> QueryRefused | None:
         """A failed query job as a typed refusal (None: not BigQuery's failure)."""
@@ -409,6 +450,17 @@ class BigQueryEngine(RemoteEngine):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _dataset_of(table: CatalogTable, project: str) -> str | None:
+    """``project.dataset`` of a remote BigQuery table (its project the client's when its
+    name has none); None for a table that is not remote."""
+    if table.remote is None:
+        return None
+    parts = [p.strip("`") for p in table.remote.remote_name.split(".")]
+    if len(parts) < 2:
+        return None
+    return f"{parts[-3] if len(parts) > 2 else project}.{parts[-2]}"
 
 
 def _charged(
