@@ -195,3 +195,29 @@ def test_stopping_the_service_ends_a_fetch_waiting_on_a_slow_host(
     server.gate.set()
     assert not stopping.is_alive() and stopped_in < 20, "stop waited for the fetch"
     assert future.result(timeout=10).last_sync_outcome == "failed"
+
+
+def test_a_host_that_hangs_holds_only_its_own_marketplaces(
+    services: Services, server: GitHttpServer, upstream: UpstreamRepo
+) -> None:
+    """Syncs ran on two workers for all marketplaces: two on a host that hangs held both,
+    and every other marketplace waited for them (up to marketplace.git_timeout_seconds,
+    5 minutes by default). Each host has a worker of its own now, and a host is fetched
+    from once at a time."""
+    marketplaces = services.marketplaces
+    server.gate.clear()  # the host's fetches wait at the server
+    try:
+        marketplaces.add("slow-a", server.url("plugins"), added_by=ADMIN)
+        marketplaces.add("slow-b", server.url("plugins"), added_by=ADMIN)
+        assert server.at_gate.wait(30)
+        marketplaces.add("local", str(upstream.path), added_by=ADMIN)
+        local = marketplaces.future("local")
+        assert local is not None and local.result(timeout=60).last_sync_outcome == "ok"
+        assert marketplaces.state("slow-a") == "running"
+        assert marketplaces.state("slow-b") == "queued"  # behind slow-a, on its host
+    finally:
+        server.gate.set()
+    for slug in ("slow-a", "slow-b"):
+        future = marketplaces.future(slug)
+        synced = future.result(timeout=60) if future else marketplaces.get(slug)
+        assert synced.last_sync_outcome == "ok"

@@ -1,8 +1,9 @@
 """The marketplace service: the registry, syncs in the background, and callers' feeds.
 
 Syncs never run on a request: :meth:`MarketplaceService.request_sync` queues them on a
-small worker pool (one at a time per marketplace; asking again while one is queued or
-running joins it) and a :class:`~agnes_mcp.background_loop.BackgroundLoop` queues every
+worker of their host (one sync at a time per host, so a host that hangs holds only its own
+marketplaces and a host is never fetched from twice at once; asking again while a sync is
+queued or running joins it) and a :class:`~agnes_mcp.background_loop.BackgroundLoop` queues every
 marketplace whose last sync is older than ``marketplace.sync_interval_hours``.
 """
 
@@ -17,6 +18,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Literal
+from urllib.parse import urlsplit
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
@@ -75,7 +77,7 @@ class MarketplaceService:
         self._slug_locks: dict[str, threading.Lock] = {}
         self._futures: dict[str, Future[Marketplace]] = {}
         self._running: set[str] = set()
-        self._executor: ThreadPoolExecutor | None = None
+        self._executors: dict[str, ThreadPoolExecutor] = {}  # one worker per host
         self._git = GitProcesses()  # the syncs' fetches, killed when the service stops
         self._stop = threading.Event()
         self._loop = BackgroundLoop("agnes-marketplace-sync", self._tick, self._stop, logger=logger)
@@ -176,11 +178,17 @@ class MarketplaceService:
                 return current
             if not start:
                 return None
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(
-                    max_workers=2, thread_name_prefix="agnes-marketplace"
+        host = _host_of(self._repo.get(slug).url)  # a store read: not under the lock
+        with self._lock:
+            current = self._futures.get(slug)  # one started meanwhile is joined
+            if current is not None and not current.done():
+                return current
+            executor = self._executors.get(host)
+            if executor is None:
+                executor = self._executors[host] = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="agnes-marketplace"
                 )
-            future = self._executor.submit(self.sync_now, slug)
+            future = executor.submit(self.sync_now, slug)
             self._futures[slug] = future
             return future
 
@@ -295,6 +303,11 @@ class MarketplaceService:
         self._loop.stop()
         self._git.stop()  # a fetch waiting on a slow host ends now, not at its timeout
         with self._lock:
-            executor, self._executor = self._executor, None
-        if executor is not None:
+            executors, self._executors = list(self._executors.values()), {}
+        for executor in executors:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _host_of(url: str) -> str:
+    """The host a marketplace's URL fetches from (``""`` for a local path)."""
+    return (urlsplit(url).hostname or "").lower() if "://" in url else ""
