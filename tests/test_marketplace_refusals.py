@@ -69,6 +69,11 @@ def _root_beside_others(repo: UpstreamRepo) -> None:
     repo.write_marketplace([*ENTRIES, {"name": "everything", "source": "./"}])
 
 
+def _case_clash(repo: UpstreamRepo) -> None:
+    repo.write("plugins/notes/Readme.md", "one")
+    repo.write("plugins/notes/README.md", "two")
+
+
 def _too_many(repo: UpstreamRepo) -> None:
     repo.write_marketplace([*ENTRIES] * 4)  # 8 entries, the limit here is 6
 
@@ -152,6 +157,20 @@ CASES = [
     Case("plugin inside a plugin", _nested, ("'inner'", "plugins/notes/inner", "'notes'")),
     Case("root plugin beside others", _root_beside_others, ("'everything'", "repository root")),
     Case("too many plugins", _too_many, (MARKETPLACE_JSON, "at most 6")),
+    Case(
+        "Windows device name", _write("plugins/notes/aux.md", "x"), ("plugins/notes/aux.md", "AUX")
+    ),
+    Case(
+        "device name as a folder",
+        _write("plugins/notes/con/readme.md", "x"),
+        ("plugins/notes/con/readme.md", "CON"),
+    ),
+    Case("colon in a name", _write("plugins/notes/v2:draft.md", "x"), ("v2:draft.md", "':'")),
+    Case("trailing dot", _write("plugins/notes/notes.", "x"), ("plugins/notes/notes.", "dot")),
+    Case("names differing in case", _case_clash, ("plugins/notes/Readme.md", "in case")),
+    Case(
+        "plugin name ending in a dot", _write(NOTES_JSON, '{"name": "notes."}'), (NOTES_JSON, "dot")
+    ),
 ]
 
 

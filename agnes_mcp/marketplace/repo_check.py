@@ -3,7 +3,8 @@
 Reads ``.claude-plugin/marketplace.json``, then for every plugin it lists: the folder,
 its ``.claude-plugin/plugin.json`` and every file inside it. Regular files are served;
 a symbolic link is served as a copy of the file it points at inside the repository;
-submodules, links leaving the repository or pointing at folders, a plugin folder inside
+submodules, links leaving the repository or pointing at folders, names an analyst's
+Windows or macOS machine cannot check out (:mod:`.portable_paths`), a plugin folder inside
 another's (whoever is granted the outer one would get the inner one's files too), files
 over ``marketplace.max_file_bytes`` and plugins over ``marketplace.max_plugin_bytes``
 refuse the whole commit, with a message naming the file. Only sizes and the small JSON files
@@ -23,6 +24,7 @@ from agnes_mcp.marketplace.marketplace_format import (
     parse_manifest,
     parse_marketplace,
 )
+from agnes_mcp.marketplace.portable_paths import case_clash, unportable
 from agnes_mcp.marketplace.repo_reader import RepoReader, TreeEntry
 from agnes_mcp.settings import MarketplaceSettings
 
@@ -75,6 +77,13 @@ def check_repository(repo: RepoReader, limits: MarketplaceSettings) -> CheckedMa
                 hint="Give each plugin a name of its own in its plugin.json.",
             )
         names[plugin.name] = manifest_path
+        why = unportable(plugin.name)
+        if why is not None:
+            raise MarketplaceRepoInvalid(
+                f"{manifest_path}: the plugin's name {why}; its folder in the marketplace "
+                "would be named after it.",
+                hint='Give the plugin a kebab-case name in its plugin.json, e.g. "sql-review".',
+            )
         plugins.append(plugin)
     _refuse_nested(plugins)
     return CheckedMarketplace(upstream_name=document.name, plugins=plugins)
@@ -101,6 +110,12 @@ def _check_plugin(
                 f"{item.path} is inside a folder named .git, which git cannot serve.",
                 hint="Rename or remove it.",
             )
+        why = unportable(rel)
+        if why is not None:
+            raise MarketplaceRepoInvalid(
+                f"{item.path}: {why}; Claude Code on Windows could not check out the marketplace.",
+                hint="Rename it (letters, digits, '-', '_' and '.' inside a name work everywhere).",
+            )
         blob = repo.resolve(item.path)  # a link's target; refuses submodules and bad links
         _checked_size(blob, item.path, limits)
         total += blob.size
@@ -111,6 +126,13 @@ def _check_plugin(
                 hint="Make the plugin smaller, or raise the setting marketplace.max_plugin_bytes.",
             )
         files.append(PluginFile(rel, blob))
+    clash = case_clash([f.rel for f in files])
+    if clash is not None:
+        raise MarketplaceRepoInvalid(
+            f"{_in_folder(folder, clash[0])} and {_in_folder(folder, clash[1])} differ only "
+            "in case: on Windows and macOS one would overwrite the other.",
+            hint="Rename or remove one of them.",
+        )
     manifest_path = _in_folder(folder, PLUGIN_JSON)
     manifest_file = next((f for f in files if f.rel == PLUGIN_JSON), None)
     if manifest_file is None:
