@@ -61,6 +61,18 @@ def rows(low: int, high: int | None = None) -> Callable[[str], int]:
 ROWS = rows(1)
 
 
+def port(text: str) -> int:
+    """A TCP port to bind: 0 (any free one) to 65535 (refused here in these words, not in
+    the settings' validation words after the command started)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 (any free) to 65535, not {value}")
+    return value
+
+
 MAX_TTL_HOURS = 87_840  # agnes_sync.snapshot_files.MAX_TTL_SECONDS (ten years), in hours
 
 

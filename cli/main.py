@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from cli import exit_codes
-from cli.analyst_parsers import HISTORY_MAX, given, rows
+from cli.analyst_parsers import HISTORY_MAX, given, port, rows
 from cli.output_flags import JsonFlag
 
 DESCRIPTION = "Agnes: an MCP-native data server for AI analysts."
@@ -103,7 +103,7 @@ def _server_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument("--data-dir", help="data folder (env AGNES_DATA_DIR; default ./agnes-data)")
     flags.add_argument("--host", help="interface to bind (default 127.0.0.1)")
-    flags.add_argument("--port", type=int, help="port to bind (default 8000; 0 = any free)")
+    flags.add_argument("--port", type=port, help="port to bind (default 8000; 0 = any free)")
     flags.add_argument("--config", help="instance.yaml to read (env AGNES_CONFIG)")
     return flags
 

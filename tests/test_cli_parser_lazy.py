@@ -91,6 +91,28 @@ def test_a_demo_scale_it_cannot_make_is_a_usage_error(
     assert build_parser(["demo"]).parse_args(["demo", "--scale", "0.01"]).scale == 0.01
 
 
+@pytest.mark.parametrize("command", ["serve", "demo"])
+@pytest.mark.parametrize(
+    ("port", "said"),
+    [
+        ("99999", "from 0 (any free) to 65535"),
+        ("-1", "not -1"),
+        ("http", "'http' is not a port number"),
+    ],
+)
+def test_a_port_that_is_none_is_a_usage_error(
+    command: str, port: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`agnes serve --port 99999` was refused only once the command ran, in the settings'
+    validation words ("key 'port' = 99999: Input should be less than or equal to 65535")
+    and a hint to fix a key of a configuration file."""
+    with pytest.raises(SystemExit) as exited:
+        build_parser([command]).parse_args([command, "--port", port])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "argument --port: " in err and said in err, err
+    assert build_parser([command]).parse_args([command, "--port", "0"]).port == 0
+
+
 def test_a_snapshot_lifetime_past_ten_years_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
