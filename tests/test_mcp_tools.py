@@ -595,6 +595,28 @@ async def test_ids_of_any_shape_get_the_same_refusal_on_both_backends(surface: S
         assert (await refused(surface, "schema", table=table))["code"] == "table_not_found"
 
 
+async def test_an_answer_near_the_budget_is_whole_exactly_when_it_fits(surface: Surface) -> None:
+    """Past a chunk of rows, whether every row fits is first summed from the rows' own
+    sizes (the rows are converted once, not built and measured for each guess): an
+    answer that fits is never cut for the sum's error, and one that does not is cut."""
+
+    def sql(rows: int) -> str:
+        return f"SELECT repeat('x', 40) || range AS v FROM range({rows})"
+
+    low, high = 1, 1_000  # one row fits; 1,000 rows of ~50 characters do not
+    while low < high:
+        middle = (low + high + 1) // 2
+        answer, _ = await ok(surface, "query", sql=sql(middle))
+        low, high = (middle, high) if answer["shown_rows"] == middle else (low, middle - 1)
+    whole, text = await ok(surface, "query", sql=sql(low))
+    cut, _ = await ok(surface, "query", sql=sql(low + 1))
+    assert low > 256 and whole["shown_rows"] == low and whole["truncation"] is None
+    assert cut["shown_rows"] < low + 1 and cut["result_handle"]
+    size = ob.size_of(whole, text)
+    one_more = len(ob.dumps(whole["rows"][-1])) + 1
+    assert ob.DEFAULT_CHARS - one_more < size <= ob.DEFAULT_CHARS  # nothing cut that fitted
+
+
 async def test_every_cut_of_a_wide_answer_is_said(surface: Surface) -> None:
     """Columns cut along with rows, stats covering only the first columns, not one row
     fitting, and a column name too long to show: each said, with a handle to read it."""

@@ -123,10 +123,67 @@ def _shortened(rows: list[list[Any]]) -> list[str]:
     )
 
 
-def _rows(table: pa.Table, count: int) -> list[list[Any]]:
-    part = table.slice(0, count)
+def _rows(table: pa.Table, start: int, count: int) -> list[list[Any]]:
+    part = table.slice(start, count)
     columns = [values_of(part.column(i)) for i in range(part.num_columns)]
     return [[cell(col[r]) for col in columns] for r in range(part.num_rows)]
+
+
+class _Converted:
+    """An answer's first rows as cells (JSON-ready) and text lines, converted a chunk at
+    a time as they are asked for: a 5,000-row answer of which 25 rows fit converts a
+    chunk, not every row, and nothing is converted twice."""
+
+    CHUNK = 256
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+        self._end: int = min(table.num_rows, CONVERT_ROWS)
+        self._kinds = [field.type for field in table.schema]
+        self.cells: list[list[Any]] = []
+        self.lines: list[str] = []
+
+    def upto(self, count: int) -> int:
+        """Convert the first ``count`` rows (as many as there are); how many there are."""
+        while len(self.cells) < min(count, self._end):
+            start = len(self.cells)
+            cells = _rows(self._table, start, min(self.CHUNK, self._end - start))
+            lines = text_lines(cells, self._kinds)
+            self.cells.extend(cells)
+            self.lines.extend(lines)
+        return min(count, len(self.cells))
+
+    @property
+    def total(self) -> int:
+        """How many rows may be converted at most."""
+        return self._end
+
+
+def _all_fit(
+    rows: _Converted, count: int, sizes: Callable[[int], tuple[int, int]], limit: int
+) -> bool:
+    """Whether all ``count`` rows of the answer fit within ``limit``. A few rows are built
+    and measured at once; past a chunk, the rows' own sizes are summed onto the output
+    without rows first (one small build, not a build per guess), so an answer that is far
+    over converts only the rows up to where it went over, and one near the limit is
+    measured whole."""
+    if count > rows.total:
+        return False  # more rows than are ever converted: they never fit
+    if count > _Converted.CHUNK:
+        json_total, text_total = sizes(0)
+        for index in range(count):
+            rows.upto(index + 1)
+            json_total += len(dumps(rows.cells[index])) + (1 if index else 0)  # and a comma
+            text_total += len(rows.lines[index]) + 1
+            if max(json_total, text_total) > limit + _SLACK:
+                return False
+    rows.upto(count)
+    return max(sizes(count)) <= limit
+
+
+# Characters the sum of rows' sizes may be off by (the counts the output writes, and the
+# words for a cut that an output of every row has not got): near the limit, measured.
+_SLACK = 200
 
 
 def _tsv(value: Any) -> str:
@@ -182,8 +239,7 @@ def present(
         limit // 2,
     )
     narrow = table.select(list(range(shown_columns)))
-    converted = _rows(narrow, min(table.num_rows, CONVERT_ROWS))
-    lines = text_lines(converted, [field.type for field in narrow.schema])
+    rows = _Converted(narrow)
     base: dict[str, Any] = {
         "columns": all_columns[:shown_columns],
         "row_count": table.num_rows,
@@ -210,18 +266,22 @@ def present(
         if key not in built:
             model = output(
                 **{**base, **extra},
-                rows=converted[:count],
+                rows=rows.cells[:count],
                 shown_rows=count,
                 truncated="truncation" in extra,
             )
-            built[key] = (model, _text(model, names, lines[:count], len(all_columns)))
+            built[key] = (model, _text(model, names, rows.lines[:count], len(all_columns)))
         return built[key]
 
-    def measured(count: int, extra: dict[str, Any]) -> int:
+    def sizes(count: int, extra: dict[str, Any]) -> tuple[int, int]:
         model, text = build(count, extra)
-        return size_of(model.model_dump(mode="json"), text)
+        return len(dumps(model.model_dump(mode="json"))), len(text)
 
-    count = fit(len(converted), lambda k: measured(k, {}), limit)
+    def measured(count: int, extra: dict[str, Any]) -> int:
+        return max(sizes(count, extra))
+
+    # every row, or (below) the first rows that fit beside a handle to the whole answer
+    count = table.num_rows if _all_fit(rows, table.num_rows, lambda k: sizes(k, {}), limit) else 0
     extra: dict[str, Any] = {}
     columns_cut = (
         f"Only the first {shown_columns} of {len(all_columns)} columns fit here; select the "
@@ -261,7 +321,7 @@ def present(
                 f"The column stats cover the first {SUMMARY_COLUMNS} of {len(all_columns)} "
                 "columns.",
             ]
-        count = fit(min(len(converted), FIRST_ROWS), lambda k: measured(k, extra), limit)
+        count = fit(rows.upto(FIRST_ROWS), lambda k: measured(k, extra), limit)
         if count == 0 and table.num_rows:
             how += (
                 " Not one row fits here with these columns: select fewer or narrower ones, "
@@ -291,7 +351,7 @@ def present(
             )
         extra["truncation"] = Truncation(reason=reason, how_to_get_more=" ".join(said))
     built.clear()  # the truncation reason may have changed since measuring
-    cut = _shortened(converted[:count])
+    cut = _shortened(rows.cells[:count])
     if cut:  # values shortened for the view: said, with how to read them whole
         extra = _values_cut(extra, [names[int(i)] for i in cut], answer, backend)
         built.clear()
