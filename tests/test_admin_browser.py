@@ -11,6 +11,7 @@ import base64
 import hashlib
 import os
 import secrets
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -285,10 +286,17 @@ class _Callback:
     query: dict[str, str] = field(default_factory=dict)
 
 
+class _IPv6Server(HTTPServer):
+    address_family = socket.AF_INET6
+
+
 @contextmanager
-def _callback_server() -> Iterator[_Callback]:
-    server = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    callback = _Callback(f"http://127.0.0.1:{server.server_address[1]}/callback")
+def _callback_server(host: str = "127.0.0.1") -> Iterator[_Callback]:
+    """A listener on ``host``: ``127.0.0.1``, or ``::1`` (the URL names it ``[::1]``)."""
+    server_class = _IPv6Server if ":" in host else HTTPServer
+    server = server_class((host, 0), BaseHTTPRequestHandler)
+    named = f"[{host}]" if ":" in host else host
+    callback = _Callback(f"http://{named}:{server.server_address[1]}/callback")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -317,13 +325,15 @@ def _callback_server() -> Iterator[_Callback]:
         thread.join(timeout=10)
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_the_consent_page_sends_the_browser_back_to_the_client(
-    demo: DemoServer, browser_context: Any
+    demo: DemoServer, browser_context: Any, host: str
 ) -> None:
     """The real consent in Chromium: the page's CSP ``form-action`` must let the browser
-    follow Allow's redirect to the client's loopback listener."""
+    follow Allow's redirect to the client's loopback listener, an IPv6 one too (CSP
+    cannot name ``[::1]``: a source naming it is dropped, and Allow went nowhere)."""
     base = demo.live.base_url
-    with _callback_server() as callback:
+    with _callback_server(host) as callback:
         registered = httpx.post(
             f"{base}/register",
             json={

@@ -634,6 +634,23 @@ def test_the_issuer_is_added_only_to_an_error_without_one() -> None:
     assert with_issuer("http://127.0.0.1:5/cb?code=c", base) == "http://127.0.0.1:5/cb?code=c"
 
 
+@pytest.mark.parametrize(
+    ("redirect_uri", "source"),
+    [
+        ("http://127.0.0.1:5/cb", "http://127.0.0.1:5"),
+        ("https://client.example.com/cb", "https://client.example.com"),
+        ("http://[::1]:8765/cb", "http:"),  # CSP cannot name an IPv6 literal
+        ("https://client.example.com;/cb", "https:"),  # nor a host that would end the directive
+    ],
+)
+def test_the_consent_form_may_lead_to_the_redirect(redirect_uri: str, source: str) -> None:
+    """The consent page's CSP ``form-action`` source for its redirect: one a browser can
+    read, or Allow's redirect is blocked (``tests/test_admin_browser.py`` clicks it)."""
+    from agnes_mcp.oauth.consent_page import form_action_source
+
+    assert form_action_source(redirect_uri) == source
+
+
 def test_clients_no_sign_in_used_are_forgotten_after_a_while(
     world: OAuthWorld, http: httpx.Client, browser: httpx.Client
 ) -> None:

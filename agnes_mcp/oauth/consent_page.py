@@ -7,6 +7,7 @@ escaped; the page allows its form to lead to the client's redirect origin and no
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from fastapi.responses import HTMLResponse
@@ -29,6 +30,27 @@ CANNOT = (
 def redirect_origin(uri: str) -> str:
     parts = urlsplit(uri)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+# CSP's host-source grammar (CSP3 section 2.3.1): letters, digits, '-' and dots. An IPv6
+# literal (``[::1]``) or anything else cannot be named there, and a browser drops a source
+# it cannot read, leaving ``form-action 'self'``, which blocks Allow's redirect.
+CSP_HOST = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?")
+
+
+def form_action_source(uri: str) -> str:
+    """The CSP ``form-action`` source that lets the consent form's redirect reach ``uri``:
+    its scheme, host and port, or where the host cannot be written in CSP (an IPv6
+    loopback such as ``http://[::1]:8765/cb``) its scheme alone (``http:``)."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if CSP_HOST.fullmatch(host) and parts.username is None and parts.password is None:
+        return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+    return f"{parts.scheme}:"
 
 
 def redirect_label(uri: str) -> str:
@@ -75,7 +97,7 @@ def consent_page(
         "Allow access",
         body,
         instance_name=instance_name,
-        form_targets=(redirect_origin(pending.redirect_uri),),
+        form_targets=(form_action_source(pending.redirect_uri),),
     )
 
 
