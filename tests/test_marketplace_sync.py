@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agnes_mcp.errors import MarketplaceTokenEnvRefused
+from agnes_mcp.marketplace.feed import build_feed
 from agnes_mcp.services import Services
 from agnes_mcp.settings import load_settings
 from agnes_mcp.store.marketplaces import Marketplace
@@ -84,10 +85,12 @@ def test_a_local_repository_syncs_its_plugins_rows_and_files(
     review, notes = plugins["sql-review"], plugins["notes"]
     assert (review.version, review.description, review.source_path) == (
         "1.0.0",
-        "Reviews SQL.",  # plugin.json's description wins over the entry's
+        "Entry text.",  # the entry's description wins over plugin.json's, as served
         "plugins/sql-review",
     )
     assert review.entry == {"category": "data", "description": "Entry text."}
+    served = build_feed(services.settings, [review]).entries[0].marketplace_entry()
+    assert (served["description"], served["version"]) == (review.description, review.version)
     assert review.manifest["name"] == "sql-review" and review.grant_id == "team/sql-review"
     assert (notes.version, notes.description) == ("0.2.0", "Notes from the entry.")
     files = served_files(services, review.content_hash)

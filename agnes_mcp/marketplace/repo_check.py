@@ -143,8 +143,10 @@ def _check_plugin(
     manifest = parse_manifest(manifest_path, repo.read(manifest_file.blob))
     return CheckedPlugin(
         name=manifest["name"],
-        version=_text(manifest.get("version")) or _text(entry.extra.get("version")),
-        description=_text(manifest.get("description")) or _text(entry.extra.get("description")),
+        # As in the served marketplace.json (feed.py): the entry's own fields win, so the
+        # info, the CLI and the admin page say what Claude Code shows.
+        version=_text(entry.extra.get("version")) or _text(manifest.get("version")),
+        description=_text(entry.extra.get("description")) or _text(manifest.get("description")),
         source_path=folder,
         manifest=manifest,
         entry=entry.extra,
