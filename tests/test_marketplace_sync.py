@@ -192,6 +192,9 @@ def versioned(upstream: UpstreamRepo) -> dict[str, str]:
         ("v1", "1.0.0"),
         ("v1-light", "1.0.0"),
         ("first", "1.0.0"),  # the full SHA of the first commit
+        ("HEAD", "2.0.0"),  # the default branch, as git names it
+        ("refs/heads/stable", "1.0.0"),  # full ref names, as git prints them
+        ("refs/tags/v1", "1.0.0"),
     ],
 )
 def test_a_branch_tag_or_full_sha_picks_the_commit(

@@ -73,7 +73,7 @@ def fetch_upstream(
     env = git_env(config, protocols=protocols, extra=credentials.extra_env if credentials else None)
     args = ["--git-dir", str(mirror), "fetch", "--prune", "--no-tags", "--atomic"]
     args += ["--no-write-fetch-head", "--quiet", "--", url, *_REFSPECS]
-    if marketplace.ref is None:  # the default branch, whatever it is called
+    if default_branch(marketplace.ref):  # whatever it is called
         args.append(f"+HEAD:{_HEAD}")
     timeout = settings.marketplace.git_timeout_seconds
     try:
@@ -102,9 +102,15 @@ def ensure_mirror(mirror: Path) -> None:
         )
 
 
+def default_branch(ref: str | None) -> bool:
+    """Whether ``ref`` names the upstream's default branch: none given, or ``HEAD``."""
+    return ref is None or ref == "HEAD"
+
+
 def resolve_ref(mirror: Path, ref: str | None) -> str:
-    """The commit to serve: upstream HEAD, a full SHA, else a branch, else a tag."""
-    if ref is None:
+    """The commit to serve: upstream HEAD, a full SHA, else a branch, else a tag. A full
+    ref name (``refs/heads/main``, ``refs/tags/v1``) names that branch or tag alone."""
+    if ref is None or default_branch(ref):
         commit = _commit_of(mirror, _HEAD)
         if commit is None:
             raise MarketplaceFetchFailed(
@@ -113,7 +119,10 @@ def resolve_ref(mirror: Path, ref: str | None) -> str:
             )
         return commit
     candidates = [ref] if _FULL_SHA.match(ref) else []
-    candidates += [f"refs/agnes/heads/{ref}", f"refs/agnes/tags/{ref}"]
+    if ref.startswith(("refs/heads/", "refs/tags/")):  # where the fetch put them
+        candidates.append(f"refs/agnes/{ref.removeprefix('refs/')}")
+    else:
+        candidates += [f"refs/agnes/heads/{ref}", f"refs/agnes/tags/{ref}"]
     for candidate in candidates:
         commit = _commit_of(mirror, candidate)
         if commit is not None:
