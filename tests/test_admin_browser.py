@@ -455,6 +455,49 @@ def test_a_browser_mcp_client_discovers_and_calls_from_an_allowed_origin(
     page.close()
 
 
+BROWSER_BASIC_CLIENT = """async ([base]) => {
+  const headers = {"Authorization": "Basic " + btoa("no-such-client:secret"),
+                   "Content-Type": "application/x-www-form-urlencoded"};
+  const bodies = {"/token": "grant_type=refresh_token&refresh_token=agnesrt_x",
+                  "/revoke": "token=agnesrt_x"};
+  const seen = {};
+  for (const [path, body] of Object.entries(bodies)) {
+    try {
+      const answer = await fetch(base + path, {method: "POST", headers, body});
+      seen[path] = {status: answer.status, error: (await answer.json()).error,
+                    challenge: answer.headers.get("www-authenticate")};
+    } catch (error) {
+      seen[path] = {blocked: String(error)};
+    }
+  }
+  return seen;
+}"""
+
+
+def test_a_browser_client_may_authenticate_with_basic_at_token_and_revoke(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    """A ``client_secret_basic`` client in a page (the MCP TypeScript SDK's first choice
+    when it holds a secret) sends ``Authorization``: the preflight must allow it, or the
+    browser never sends the request; the refusal and its challenge are readable."""
+    from starlette.applications import Starlette
+    from starlette.responses import HTMLResponse
+    from starlette.routing import Route
+
+    async def home(_: Any) -> HTMLResponse:
+        return HTMLResponse("<p>an MCP client</p>")
+
+    page = browser_context.new_page()
+    with ThreadedServer(Starlette(routes=[Route("/", home)])) as client_site:
+        page.goto(client_site.url)
+        seen = page.evaluate(BROWSER_BASIC_CLIENT, [demo.live.base_url])
+    for path in ("/token", "/revoke"):
+        assert seen[path]["status"] == 401, seen
+        assert seen[path]["error"] == "invalid_client", seen
+        assert (seen[path]["challenge"] or "").startswith("Basic"), seen
+    page.close()
+
+
 def test_a_metrics_sql_stays_within_the_window(demo: DemoServer, browser_context: Any) -> None:
     """A metric's definition and its DuckDB and BigQuery SQL side by side widened the page
     past a 1280 px window; long lines now wrap inside their half."""

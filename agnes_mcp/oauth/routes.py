@@ -27,10 +27,11 @@ from mcp.server.auth.middleware.client_auth import AuthenticationError
 from mcp.server.auth.routes import build_metadata, cors_middleware
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
 from pydantic import AnyHttpUrl
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import Message
+from starlette.routing import Route, request_response
+from starlette.types import ASGIApp, Message
 
 from agnes_mcp.api.docs_assets import DOCS_PATH
 from agnes_mcp.caller_ip import client_ip_var
@@ -141,6 +142,22 @@ async def _oversized(request: Request) -> str | None:
         if isinstance(value, str) and len(value) > MAX_PARAM_CHARS and name != "state":
             return f"{name} may be at most {MAX_PARAM_CHARS:,} characters."
     return None
+
+
+def client_cors(handle: Endpoint, methods: list[str]) -> ASGIApp:
+    """CORS for an endpoint a browser client posts to (``/token``, ``/register``,
+    ``/revoke``): the SDK's own allows only ``MCP-Protocol-Version`` besides the safelisted
+    headers, so a preflight naming ``Authorization`` (a ``client_secret_basic`` client, the
+    MCP TypeScript SDK's first choice when it holds a secret) was refused and the browser
+    never sent the request. ``WWW-Authenticate`` (an ``invalid_client``'s challenge) can
+    be read. No cookies are involved: ``*`` says no more than that anyone may ask."""
+    return CORSMiddleware(
+        app=request_response(handle),
+        allow_origins=["*"],
+        allow_methods=methods,
+        allow_headers=["authorization", "mcp-protocol-version"],
+        expose_headers=["www-authenticate"],
+    )
 
 
 def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
@@ -270,17 +287,17 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
         Route(AUTHORIZE_PATH, based(authorize_endpoint), methods=["GET", "POST"]),
         Route(
             TOKEN_PATH,
-            cors_middleware(based(token_endpoint), ["POST", "OPTIONS"]),
+            client_cors(based(token_endpoint), ["POST", "OPTIONS"]),
             methods=["POST", "OPTIONS"],
         ),
         Route(
             REGISTER_PATH,
-            cors_middleware(based(register_endpoint), ["POST", "OPTIONS"]),
+            client_cors(based(register_endpoint), ["POST", "OPTIONS"]),
             methods=["POST", "OPTIONS"],
         ),
         Route(
             REVOKE_PATH,
-            cors_middleware(based(revoke.handle), ["POST", "OPTIONS"]),
+            client_cors(based(revoke.handle), ["POST", "OPTIONS"]),
             methods=["POST", "OPTIONS"],
         ),
     ]
