@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -35,14 +36,14 @@ IDENTITY = {
 MINE = {"mine": {"source": {"source": "github", "repo": "me/my-plugins"}}}
 
 
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict]:
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
     capsys.readouterr()
     code = main([*argv, "--json"])
     out = capsys.readouterr().out
     return code, json.loads(out) if out.strip() else {}
 
 
-def init(capsys: pytest.CaptureFixture[str], base: str, token: str, folder: Path) -> dict:
+def init(capsys: pytest.CaptureFixture[str], base: str, token: str, folder: Path) -> dict[str, Any]:
     code, summary = cli(
         capsys, "init", "--server-url", base, "--token", token, "--workspace", str(folder),
         "--no-pull",
@@ -59,7 +60,7 @@ def global_git_config() -> Path:
     return Path(os.environ["GIT_CONFIG_GLOBAL"])
 
 
-def plain_git(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+def plain_git(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     """The user's git as Claude Code runs it: their global config, no token given."""
     return subprocess.run(
         ["git", *args],
@@ -320,6 +321,32 @@ def test_refresh_brings_claude_codes_clone_to_the_feed(
     assert main([*refresh, "--quiet"]) == exit_codes.FAILURE
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"error: Claude Code's clone {clone}: not updated:")
+
+
+def test_refresh_moves_a_clone_whose_url_carries_credentials(
+    demo_server: DemoServer,
+    own_group: tuple[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Claude Code's clone added with a token in the URL is still this feed's: it is moved
+    (with the workspace's token, not the one in its URL) and no message shows the token."""
+    services = demo_server.live.services
+    group_id, token = own_group
+    folder = tmp_path / "ws"
+    init(capsys, demo_server.live.base_url, token, folder)
+    git_url = f"{demo_server.live.base_url}/marketplace.git"
+    grant = services.grants.add(group_id, ResourceType.MARKETPLACE_PLUGIN, f"demo/{OTHER}")
+    clone = claude_clone_of(git_url, tmp_path / "claude-home-elsewhere" / "agnes")
+    stale = git_url.replace("://", "://x:agnes_stale_token@", 1)
+    assert plain_git("remote", "set-url", "origin", stale, cwd=clone).returncode == 0
+    services.grants.delete(grant.id)  # revoked
+
+    code, summary = cli(capsys, "marketplace", "refresh", "--workspace", str(folder))
+    assert code == exit_codes.OK, summary
+    moved = summary["claude_clone"]
+    assert (moved["outcome"], moved["commit"]) == ("updated", summary["commit"]), moved
+    assert listed(clone) == [GRANTED] and "agnes_stale_token" not in json.dumps(summary)
 
 
 def test_refresh_leaves_a_clone_of_something_else_alone(

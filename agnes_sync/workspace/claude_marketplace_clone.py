@@ -11,9 +11,11 @@ with a fetch and a hard reset instead, as the workspace copy is moved
 (:func:`~agnes_sync.workspace.marketplace_copy.move_to_feed`, the token through the
 environment only).
 
-It only touches a folder that is a git clone whose ``origin`` is the feed's URL; anything
-else is left alone and said why. Untracked files are not removed: the folder is Claude
-Code's, and a reset already removes every file of the last feed that this one lacks.
+It only touches a folder that is a git clone whose ``origin`` is the feed's URL (with or
+without a user name and password in it: the fetch names the feed's URL itself, so the
+workspace's token is the one sent); anything else is left alone and said why. Untracked
+files are not removed: the folder is Claude Code's, and a reset already removes every
+file of the last feed that this one lacks.
 """
 
 from __future__ import annotations
@@ -125,7 +127,9 @@ def bring_to_feed(name: str, git_url: str, token: str) -> ClaudeClone:
         before = _head(folder)
         if origin.returncode != 0 or not url:
             return ClaudeClone(folder, "skipped", before, "it has no origin; left alone")
-        if not _same_url(url, git_url):
+        # A user name or password in the URL (``claude plugin marketplace add
+        # https://x:TOKEN@host/marketplace.git``) does not make it another feed.
+        if not _same_url(_shown(url), git_url):
             return ClaudeClone(
                 folder,
                 "skipped",

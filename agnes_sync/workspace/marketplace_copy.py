@@ -92,9 +92,10 @@ def feed_git(args: list[str], token: str, *, cwd: Path | None = None, what: str)
 
 
 def move_to_feed(folder: Path, git_url: str, token: str) -> str:
-    """Fetch the feed's ``HEAD`` into the clone ``folder`` (its ``origin`` is the feed) and
-    reset its branch and files to it; the commit it is at now."""
-    feed_git(["fetch", "--quiet", "origin", "HEAD"], token, cwd=folder, what=f"fetch {git_url}")
+    """Fetch the feed's ``HEAD`` into the clone ``folder`` (a clone of the feed) and reset
+    its branch and files to it; the commit it is at now. The fetch names ``git_url``, not
+    ``origin``: a user name and password in the origin's URL are not sent, the token is."""
+    feed_git(["fetch", "--quiet", git_url, "HEAD"], token, cwd=folder, what=f"fetch {git_url}")
     feed_git(["reset", "--quiet", "--hard", "FETCH_HEAD"], token, cwd=folder, what="reset")
     return feed_git(["rev-parse", "HEAD"], token, cwd=folder, what="read the commit")
 
