@@ -68,6 +68,9 @@ CASES = [
     ("   ", True, False),
     ("-uhttps://git.example.com/x", True, False),
     ("https://git.example.com/team plugins.git", False, False),
+    ("https://git.example.com:99999/plugins.git", True, False),  # no such port
+    ("https://git.example.com:0/plugins.git", True, False),
+    ("https://git.example.com:git/plugins.git", True, False),
     ("https:///plugins.git", False, False),
 ]
 
@@ -110,7 +113,9 @@ def test_a_host_name_is_judged_by_the_addresses_it_resolves_to(
     """The name is looked up when the marketplace is added and again before every fetch
     (DNS answers change); a stand-in resolver gives the address (the network is off)."""
 
-    def resolver(host: str, port: object, *args: object, **kwargs: object) -> list[tuple]:
+    def resolver(
+        host: str, port: object, *args: object, **kwargs: object
+    ) -> list[tuple[object, ...]]:
         assert host == "git.example.com"
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, 443))]
 

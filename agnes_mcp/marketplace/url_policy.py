@@ -54,6 +54,15 @@ def check_source_url(url: str, *, allow_local: bool, resolve: bool = True) -> st
         host = parts.hostname or ""
         if not host:
             raise MarketplaceUrlRefused(f"The repository URL {text} names no host.")
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0:  # git would fail at every sync: "URL using bad/illegal format"
+            raise MarketplaceUrlRefused(
+                f"The repository URL {text} has a port that is not a number from 1 to 65535.",
+                hint="Give the git server's port, or none for the default one.",
+            )
         kind = _host_kind(host, resolve=resolve)
         if kind == "forbidden":
             raise MarketplaceUrlRefused(
