@@ -448,6 +448,9 @@ def test_a_public_client_revokes_without_a_secret(
         "myapp://callback",  # a custom scheme
         "https://app.example.com/callback#fragment",
         "https://user:secret@app.example.com/callback",
+        # The response's own parameters: the answer would carry two, the planted one first.
+        "http://127.0.0.1:5555/callback?state=planted",
+        "https://app.example.com/callback?keep=1&code=planted",
     ],
 )
 def test_registration_refuses_unsafe_redirects(http: httpx.Client, redirect_uri: str) -> None:

@@ -15,7 +15,7 @@ import hmac
 import json
 import unicodedata
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
 from mcp.server.auth.provider import RegistrationError
@@ -38,6 +38,11 @@ def secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+# What the authorization response adds to the redirect URI's query (RFC 6749 sections
+# 4.1.2 and 4.1.2.1, RFC 9207): each may be in it once only.
+RESPONSE_PARAMETERS = frozenset({"code", "state", "iss", "error", "error_description", "error_uri"})
+
+
 def redirect_problem(uri: str) -> str | None:
     """Why ``uri`` may not be a redirect URI, or ``None`` when it may."""
     if len(uri) > MAX_URI_CHARS:
@@ -47,6 +52,12 @@ def redirect_problem(uri: str) -> str | None:
         return f"{uri}: a redirect URI may not have a fragment"
     if parts.username or parts.password:
         return f"{uri}: a redirect URI may not carry user info"
+    taken = sorted(RESPONSE_PARAMETERS & {name for name, _ in parse_qsl(parts.query, True)})
+    if taken:  # the answer would carry them twice, and a client may read the planted one
+        return (
+            f"{uri}: a redirect URI's query may not name the authorization response's own "
+            f"parameters ({', '.join(taken)}; RFC 6749 section 3.1.2)"
+        )
     if parts.scheme == "https" and parts.hostname:
         return None
     if parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS:
