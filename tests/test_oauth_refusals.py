@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import httpx
 import httpx2
@@ -104,6 +104,59 @@ def test_authorize_needs_s256_pkce(
     assert params["error"] == "invalid_request" and params["state"] == "s-1"
     assert mentions in params["error_description"]
     assert "code" not in params
+
+
+@pytest.mark.parametrize("registered", [{}, {"scope": ""}], ids=["no-scope", "empty-scope"])
+@pytest.mark.parametrize("asked", ["data", ""])
+def test_an_empty_scope_is_the_default_scope(
+    http: httpx.Client, browser: httpx.Client, registered: dict[str, str], asked: str
+) -> None:
+    """RFC 6749 section 3.1: a parameter sent without a value is as if it were left out, at
+    registration (``"scope": ""``) and at ``/authorize`` (``scope=``): both mean ``data``."""
+    client = RawClient.registered(http, **registered)
+    verifier, challenge = pkce()
+    callback = consent(browser, client.authorize_url(challenge, scope=asked))
+    assert "code" in callback, callback
+    answer = client.exchange(callback["code"], verifier)
+    assert answer.status_code == 200 and answer.json()["scope"] == "data", answer.text
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("blank", ["redirect_uri", "code_challenge_method", "scope"])
+def test_a_parameter_without_a_value_is_as_if_left_out(
+    client: RawClient, browser: httpx.Client, blank: str, method: str
+) -> None:
+    """RFC 6749 section 3.1: ``redirect_uri=`` is the one registered, ``scope=`` the
+    default, ``code_challenge_method=`` S256; the sign-in goes on to the consent page."""
+    _, challenge = pkce()
+    url = client.authorize_url(challenge, **{blank: ""})
+    if method == "GET":
+        to_consent = browser.get(url)
+    else:
+        path, _, query = url.partition("?")
+        to_consent = browser.post(path, data=dict(parse_qsl(query, keep_blank_values=True)))
+    assert to_consent.status_code == 302, to_consent.text
+    assert "/oauth/consent?request=" in to_consent.headers["location"], to_consent.headers
+
+
+def test_a_blank_redirect_uri_at_token_is_as_if_left_out(
+    client: RawClient, browser: httpx.Client
+) -> None:
+    verifier, challenge = pkce()
+    callback = consent(browser, client.authorize_url(challenge, redirect_uri=""))
+    answer = client.token(
+        grant_type="authorization_code",
+        code=callback["code"],
+        code_verifier=verifier,
+        redirect_uri="",
+        scope="",
+    )
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_registration_with_an_empty_scope_is_given_the_default(http: httpx.Client) -> None:
+    answer = register_client(http, scope="")
+    assert answer.status_code == 201 and answer.json()["scope"] == "data", answer.text
 
 
 @pytest.mark.parametrize(

@@ -19,10 +19,11 @@ from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
 from mcp.server.auth.provider import RegistrationError
-from mcp.shared.auth import InvalidRedirectUriError, OAuthClientInformationFull
+from mcp.shared.auth import InvalidRedirectUriError, InvalidScopeError, OAuthClientInformationFull
 from pydantic import AnyUrl
 from starlette.requests import Request
 
+from agnes_mcp.oauth.token_service import OAUTH_SCOPES
 from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.oauth import OAuthClientRecord
 
@@ -88,8 +89,27 @@ def _same_ignoring_loopback_port(registered: str, requested: str) -> bool:
     return is_loopback(registered) and is_loopback(requested) and without_port(a) == without_port(b)
 
 
+def default_if_blank(scope: str | None) -> str:
+    """A registration's scope: the server's (``data``) when none or an empty one is given
+    (RFC 6749 section 3.1: a parameter without a value is as if it were left out)."""
+    return scope if scope is not None and scope.strip() else " ".join(OAUTH_SCOPES)
+
+
 class RegisteredClient(OAuthClientInformationFull):
-    """A client as the SDK's handlers see it, with the loopback-port rule."""
+    """A client as the SDK's handlers see it, with the loopback-port rule and RFC 6749's
+    reading of an empty ``scope``."""
+
+    def validate_scope(self, requested_scope: str | None) -> list[str] | None:
+        """The scopes asked for; ``None`` (the default) when ``scope`` is absent or empty
+        (RFC 6749 section 3.1). A client registered with an empty scope has the default."""
+        if requested_scope is None or not requested_scope.strip():
+            return None
+        allowed = default_if_blank(self.scope).split()
+        requested = requested_scope.split()
+        for scope in requested:
+            if scope not in allowed:
+                raise InvalidScopeError(f"Client was not registered with scope {scope}")
+        return requested
 
     def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
         if redirect_uri is not None and self.redirect_uris:

@@ -34,7 +34,13 @@ from starlette.routing import Route
 
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AuthenticationError
-from agnes_mcp.oauth.clients import check_registration, display_name, from_record, to_record
+from agnes_mcp.oauth.clients import (
+    check_registration,
+    default_if_blank,
+    display_name,
+    from_record,
+    to_record,
+)
 from agnes_mcp.oauth.pending import (
     CODE_SECONDS,
     REQUEST_SECONDS,
@@ -111,6 +117,7 @@ class AgnesAuthorizationServer(OAuthProvider):
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         check_registration(client_info)
+        client_info.scope = default_if_blank(client_info.scope)  # the answer says it too
         record = to_record(client_info, client_ip_var.get())
         store = self.services.oauth_store
         await run_in_threadpool(store.add_client, record)

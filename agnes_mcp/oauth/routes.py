@@ -78,7 +78,12 @@ async def with_client_id(request: Request) -> Request:
     if client_id is None:
         return request
     fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
-    body = urlencode([*fields, ("client_id", client_id)]).encode("utf-8")
+    return _with_form(request, [*fields, ("client_id", client_id)])
+
+
+def _with_form(request: Request, fields: list[tuple[str, str]]) -> Request:
+    """The same request with ``fields`` as its (url-encoded) form body."""
+    body = urlencode(fields).encode("utf-8")
     sent = False
 
     async def receive() -> Message:
@@ -89,10 +94,33 @@ async def with_client_id(request: Request) -> Request:
         return {"type": "http.request", "body": body, "more_body": False}
 
     scope = dict(request.scope)
+    replaced = (b"content-length", b"content-type")
     scope["headers"] = [
-        (name, value) for name, value in request.scope["headers"] if name != b"content-length"
-    ] + [(b"content-length", str(len(body)).encode("ascii"))]
+        (name, value) for name, value in request.scope["headers"] if name not in replaced
+    ] + [
+        (b"content-length", str(len(body)).encode("ascii")),
+        (b"content-type", b"application/x-www-form-urlencoded"),
+    ]
     return Request(scope, receive)
+
+
+async def without_blank_parameters(request: Request) -> Request:
+    """``request`` without the parameters sent with no value: RFC 6749 section 3.1 says
+    they "MUST be treated as if they were omitted from the request" (``scope=`` is the
+    default scope, ``redirect_uri=`` the one registered, ``code_challenge_method=`` S256),
+    where the SDK's handler refused them."""
+    if request.method == "GET":
+        items = list(request.query_params.multi_items())
+        kept = [(name, value) for name, value in items if value != ""]
+        if len(kept) == len(items):
+            return request
+        scope = dict(request.scope)
+        scope["query_string"] = urlencode(kept).encode("ascii")
+        return Request(scope, request.receive)
+    form = await request.form()
+    fields = [(name, value) for name, value in form.multi_items() if isinstance(value, str)]
+    kept = [(name, value) for name, value in fields if value != ""]
+    return request if len(kept) == len(fields) else _with_form(request, kept)
 
 
 def redirect_mismatch_as_invalid_grant(answer: Response) -> Response:
@@ -235,7 +263,9 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
                 status_code=400,
                 headers=NO_STORE,
             )
-        answer: Response = await token.handle(await with_client_id(request))
+        answer: Response = await token.handle(
+            await with_client_id(await without_blank_parameters(request))
+        )
         if answer.status_code == 401:
             answer.headers.update(basic_challenge(request))
         if form.get("redirect_uri"):  # a missing one stays invalid_request (a required field)
@@ -253,7 +283,7 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
                 status_code=400,
                 headers=NO_STORE,
             )
-        answer: Response = await authorize.handle(request)
+        answer: Response = await authorize.handle(await without_blank_parameters(request))
         location = answer.headers.get("location")
         if location and answer.status_code in (302, 303):
             answer.headers["location"] = with_issuer(location, base_of(settings, request))
