@@ -264,7 +264,9 @@ def test_with_oauth_off_there_is_no_authorization_server(no_oauth_server: LiveSe
         assert anonymous.get("/oauth/consent", params={"request": "x"}).status_code == 404
         refused = anonymous.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
     assert refused.status_code == 401
-    assert "agnes admin token create" in refused.json()["error"]["hint"]
+    hint = refused.json()["error"]["hint"]
+    assert "agnes admin token create" in hint
+    assert "Sign in from your MCP client" not in hint and "does not offer OAuth" in hint
     params = challenge(refused.headers["www-authenticate"])
     assert params["resource_metadata"] == f"{base}/.well-known/oauth-protected-resource/mcp"
     # an OAuth-shaped token is no special kind then: refused like any unknown token

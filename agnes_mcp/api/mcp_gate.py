@@ -27,11 +27,17 @@ from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AuthenticationError
 from agnes_mcp.services import Services
 
+PAT = (
+    "'Authorization: Bearer <personal access token>' (create one on /me, or 'agnes admin "
+    "token create --user EMAIL')"
+)
 HINT = (
     "Sign in from your MCP client (OAuth: it finds the server through the "
-    "resource_metadata URL in WWW-Authenticate), or send 'Authorization: Bearer <personal "
-    "access token>' (create one on /me, or 'agnes admin token create --user EMAIL')."
+    f"resource_metadata URL in WWW-Authenticate), or send {PAT}."
 )
+# With auth.oauth.enabled false there is nothing to sign in to: a client sent there would
+# find no authorization server in the metadata.
+HINT_WITHOUT_OAUTH = f"Send {PAT}; this server does not offer OAuth sign-in to MCP clients."
 
 
 def quoted(text: str) -> str:
@@ -91,7 +97,8 @@ class McpAuthGate:
     async def _refuse(
         self, scope: Scope, send: Send, exc: AuthenticationError, error: str | None
     ) -> None:
-        exc.hint = exc.hint if exc.code in KEEP_HINT else HINT
+        oauth = self.services.settings.auth.oauth.enabled
+        exc.hint = exc.hint if exc.code in KEEP_HINT else HINT if oauth else HINT_WITHOUT_OAUTH
         host = Headers(scope=scope).get("host")
         base = public_base_url(self.services.settings, str(scope.get("scheme", "http")), host)
         params = {"resource_metadata": metadata_url(base)}
