@@ -152,6 +152,31 @@ CASES = [
         ("plugins/notes/big.bin", "limit"),
     ),
     Case("plugin over the size limit", _too_big_plugin, ("plugins/notes", "more than")),
+    Case(
+        "file name with a backslash",  # a path on Windows, and a way out of a ZIP's folder
+        _write("plugins/notes/..\\..\\..\\evil.md", "x"),
+        ("plugins/notes/..\\..\\..\\evil.md", "backslash"),
+    ),
+    Case(
+        "file name Windows cannot hold",  # git for Windows refuses the whole checkout
+        _write('plugins/notes/docs/say "hi".md', "x"),
+        ('plugins/notes/docs/say "hi".md', "Windows"),
+    ),
+    Case(
+        "folder named like a device",
+        _write("plugins/notes/aux/readme.md", "x"),
+        ("plugins/notes/aux/readme.md", "'aux'", "device name"),
+    ),
+    Case(
+        "plugin.json names a missing folder",  # an empty folder is not in a commit
+        _write(NOTES_JSON, '{"name": "notes", "agents": "./agents/"}'),
+        (NOTES_JSON, "'agents'", "./agents/", "not in the commit"),
+    ),
+    Case(
+        "plugin.json names a path outside",
+        _write(NOTES_JSON, '{"name": "notes", "commands": ["../sql-review/commands"]}'),
+        (NOTES_JSON, "'commands'", "outside the plugin"),
+    ),
     Case("submodule", _submodule, ("plugins/notes/vendor", "submodule")),
     Case("duplicate plugin names", _duplicate, ("'notes'", NOTES_JSON, "plugins/notes-copy")),
     Case("plugin inside a plugin", _nested, ("'inner'", "plugins/notes/inner", "'notes'")),
@@ -266,6 +291,33 @@ def test_a_tree_entry_git_itself_calls_malformed_is_refused_at_the_fetch(
     assert after.last_sync_outcome == "failed" and after.good_commit == good
     assert "malformed git object" in (after.last_sync_error or ""), after.last_sync_error
     assert snapshot(services, slug) == before
+
+
+def test_component_paths_that_are_in_the_plugin_are_served(
+    services: Services, tmp_path: Path
+) -> None:
+    """plugin.json keys naming a file, a folder (with or without './' and a trailing '/'),
+    or holding their configuration inline, are all fine."""
+    upstream = UpstreamRepo(tmp_path / "upstream")
+    upstream.write_json(
+        ".claude-plugin/plugin.json",
+        {
+            "name": "parts",
+            "commands": ["./commands/run.md", "extra"],
+            "skills": "./skills/",
+            "hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "true"}]}]},
+            "mcpServers": "./.mcp.json",
+        },
+    )
+    upstream.write("commands/run.md", "# run\n")
+    upstream.write("extra/more.md", "# more\n")
+    upstream.write("skills/s/SKILL.md", "---\nname: s\ndescription: d\n---\n")
+    upstream.write(".mcp.json", "{}")
+    upstream.write_marketplace([{"name": "parts", "source": "./"}])
+    upstream.commit()
+    services.marketplaces.add("parts", str(upstream.path), added_by="a@example.com", sync=False)
+    synced = services.marketplaces.sync_now("parts")
+    assert synced.last_sync_outcome == "ok", synced.last_sync_error
 
 
 def test_a_lone_plugin_at_the_root_is_served(services: Services, tmp_path: Path) -> None:

@@ -20,6 +20,11 @@ _FORBIDDEN = frozenset('<>:"|?*\\')
 def unportable(path: str) -> str | None:
     """Why ``path`` (``/``-separated) cannot be checked out everywhere, or None."""
     for part in path.split("/"):
+        if "\\" in part:
+            return (
+                f"'{part}' holds a backslash: on Windows it separates folders, and a ZIP tool "
+                "may write the file outside the plugin's folder ('..\\..\\x')"
+            )
         bad = sorted({ch for ch in part if ch in _FORBIDDEN or ord(ch) < 32})
         if bad:
             shown = " ".join(repr(ch) for ch in bad)

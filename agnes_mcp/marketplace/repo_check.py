@@ -6,9 +6,10 @@ a symbolic link is served as a copy of the file it points at inside the reposito
 submodules, links leaving the repository or pointing at folders, names an analyst's
 Windows or macOS machine cannot check out (:mod:`.portable_paths`), a plugin folder inside
 another's (whoever is granted the outer one would get the inner one's files too), files
-over ``marketplace.max_file_bytes`` and plugins over ``marketplace.max_plugin_bytes``
-refuse the whole commit, with a message naming the file. Only sizes and the small JSON files
-are read here; the plugin files are read when they are stored.
+over ``marketplace.max_file_bytes``, plugins over ``marketplace.max_plugin_bytes`` and
+``plugin.json`` component paths missing from the commit refuse the whole commit, with a
+message naming the file. Only sizes and the small JSON files are read here; the plugin
+files are read when they are stored.
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def _check_plugin(
             hint="Every plugin folder holds .claude-plugin/plugin.json with at least a 'name'.",
         )
     manifest = parse_manifest(manifest_path, repo.read(manifest_file.blob))
+    _check_component_paths(manifest_path, manifest, {f.rel for f in files})
     return CheckedPlugin(
         name=manifest["name"],
         # As in the served marketplace.json (feed.py): the entry's own fields win, so the
@@ -152,6 +154,45 @@ def _check_plugin(
         entry=entry.extra,
         files=tuple(files),
     )
+
+
+# plugin.json keys naming a file or folder of the plugin (or, for hooks, mcpServers and
+# lspServers, holding the configuration inline, an object: nothing to check then).
+COMPONENT_KEYS = (
+    "commands",
+    "agents",
+    "skills",
+    "hooks",
+    "mcpServers",
+    "outputStyles",
+    "lspServers",
+)
+
+
+def _check_component_paths(manifest_path: str, manifest: dict[str, Any], rels: set[str]) -> None:
+    """Each path a component key names is inside the plugin and in the commit: Claude Code
+    cannot install a plugin whose plugin.json names a missing path, and git keeps no empty
+    folder, so a folder left empty where the plugin was written is missing here."""
+    for key in COMPONENT_KEYS:
+        value = manifest.get(key)
+        paths = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+        for path in paths:
+            if not isinstance(path, str):
+                continue
+            parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+            if path.startswith(("/", "\\")) or ".." in parts:
+                raise MarketplaceRepoInvalid(
+                    f"{manifest_path}: '{key}' names {path!r}, outside the plugin's folder.",
+                    hint="Name a path inside the plugin, e.g. './commands'.",
+                )
+            wanted = "/".join(parts)
+            if not any(rel == wanted or rel.startswith(f"{wanted}/") for rel in rels):
+                raise MarketplaceRepoInvalid(
+                    f"{manifest_path}: '{key}' names {path!r}, which is not in the commit "
+                    "(git keeps no empty folder).",
+                    hint="Add the files it names, or remove the key: Claude Code cannot "
+                    "install a plugin whose plugin.json names a missing path.",
+                )
 
 
 def _refuse_nested(plugins: list[CheckedPlugin]) -> None:
