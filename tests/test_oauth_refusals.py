@@ -154,6 +154,13 @@ def test_a_blank_redirect_uri_at_token_is_as_if_left_out(
     assert answer.status_code == 200, answer.text
 
 
+def test_a_registration_answer_holding_a_secret_is_not_stored(http: httpx.Client) -> None:
+    answer = register_client(http, token_endpoint_auth_method="client_secret_post")
+    assert answer.status_code == 201 and answer.json()["client_secret"], answer.text
+    assert answer.headers["cache-control"] == "no-store", answer.headers
+    assert answer.headers["pragma"] == "no-cache", answer.headers
+
+
 def test_a_registration_with_an_empty_scope_is_given_the_default(http: httpx.Client) -> None:
     answer = register_client(http, scope="")
     assert answer.status_code == 201 and answer.json()["scope"] == "data", answer.text

@@ -303,7 +303,9 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
                 headers={"Retry-After": str(math.ceil(wait)), **NO_STORE},
             )
         limiter.failed(key)  # every attempt counts against the window
-        return await register.handle(request)
+        answer: Response = await register.handle(request)
+        answer.headers.update(NO_STORE)  # it may hold the client's secret (RFC 7591 3.2.1)
+        return answer
 
     routes = [
         Route(
