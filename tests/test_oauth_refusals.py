@@ -247,6 +247,12 @@ def test_an_unknown_client_gets_no_redirect(http: httpx.Client) -> None:
     refused = http.get(stranger.authorize_url(challenge))
     assert refused.status_code == 400 and "location" not in refused.headers
     assert error_of(refused) == "invalid_request"
+    # A browser (a person, whose application waits) is shown a page saying what to do.
+    shown = http.get(stranger.authorize_url(challenge), headers={"Accept": "text/html"})
+    assert shown.status_code == 400 and "location" not in shown.headers
+    assert shown.headers["content-type"].startswith("text/html")
+    assert "Client ID &#x27;no-such-client&#x27; not found" in shown.text, shown.text
+    assert "remove this server from the application" in shown.text
 
 
 def http_base(client: httpx.Client) -> str:

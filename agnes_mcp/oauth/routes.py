@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message
 from agnes_mcp.api.docs_assets import DOCS_PATH
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.oauth.clients import HashedSecretAuthenticator, basic_challenge, client_id_of
+from agnes_mcp.oauth.consent_page import problem_page
 from agnes_mcp.oauth.provider import AgnesAuthorizationServer
 from agnes_mcp.oauth.request_base import base_of, mcp_resource, request_base_var
 from agnes_mcp.oauth.revocation import Revocation
@@ -143,6 +144,26 @@ def redirect_mismatch_as_invalid_grant(answer: Response) -> Response:
         "send the same redirect_uri, or start a new authorization."
     )
     return JSONResponse(body, status_code=400, headers=NO_STORE)
+
+
+def _for_a_person(answer: Response, instance_name: str) -> Response:
+    """An authorization request refused without a redirect (an unknown client or redirect
+    URI: RFC 6749 section 4.1.2.1 says to tell the person, not the client) as a page a
+    browser shows, not a JSON body: the person is in front of it, and their application
+    waits for an answer that will not come."""
+    try:
+        said = str(json.loads(bytes(answer.body)).get("error_description") or "")
+    except ValueError:
+        said = ""
+    return problem_page(
+        "Sign-in request refused",
+        f"{said or 'The application sent a request this server cannot answer.'} Nothing was "
+        "allowed. Go back to your application and connect again; if this happens again, "
+        "remove this server from the application and add it back (it may hold a "
+        "registration this server no longer knows).",
+        instance_name,
+        status_code=400,
+    )
 
 
 # What an authorization request may carry (each is held with its pending sign-in until
@@ -275,18 +296,23 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
     async def authorize_endpoint(request: Request) -> Response:
         """The SDK's handler; an error it sends back to the client's redirect URI also
         names the issuer (RFC 9207: the metadata says every authorization response does).
-        Parameters too large to hold with a pending sign-in are refused first, here."""
+        Parameters too large to hold with a pending sign-in are refused first, here. A
+        refusal without a redirect is a page for a browser, JSON for anything else."""
         problem = await _oversized(request)
+        answer: Response
         if problem is not None:
-            return JSONResponse(
+            answer = JSONResponse(
                 {"error": "invalid_request", "error_description": problem},
                 status_code=400,
                 headers=NO_STORE,
             )
-        answer: Response = await authorize.handle(await without_blank_parameters(request))
+        else:
+            answer = await authorize.handle(await without_blank_parameters(request))
         location = answer.headers.get("location")
         if location and answer.status_code in (302, 303):
             answer.headers["location"] = with_issuer(location, base_of(settings, request))
+        if answer.status_code == 400 and "text/html" in request.headers.get("accept", ""):
+            return _for_a_person(answer, settings.instance_name)
         return answer
 
     async def register_endpoint(request: Request) -> Response:
