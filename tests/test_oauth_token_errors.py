@@ -77,6 +77,37 @@ def test_a_basic_client_without_client_id_in_the_form_signs_in_refreshes_and_rev
         assert mcp_post(http, renewed["access_token"]).status_code == 401
 
 
+def test_a_client_naming_no_method_may_authenticate_with_basic(
+    world: OAuthWorld, http: httpx.Client
+) -> None:
+    """A client registered without a method is given ``client_secret_post``; an OAuth
+    library following RFC 7591's default (authlib's) sends its secret with HTTP Basic,
+    which RFC 6749 section 2.3.1 says the server MUST take from any client with a secret."""
+    client = RawClient.registered(http, token_endpoint_auth_method=None)
+    assert client.client_secret
+    base = world.live.base_url
+    authlib_client = OAuth2Client(
+        client_id=client.client_id,
+        client_secret=client.client_secret,
+        redirect_uri=client.redirect_uri,  # no token_endpoint_auth_method: Basic
+    )
+    _, pat = world.analyst()
+    verifier, challenge = pkce()
+    with signed_in_browser(base, pat) as browser, authlib_client:
+        code = consent(browser, client.authorize_url(challenge))["code"]
+        tokens = authlib_client.fetch_token(
+            f"{base}/token", code=code, code_verifier=verifier, resource=client.resource
+        )
+        assert mcp_post(http, tokens["access_token"]).status_code == 200
+    both = http.post(
+        "/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+              "client_id": client.client_id, "client_secret": client.client_secret},
+        auth=httpx.BasicAuth(client.client_id, client.client_secret),
+    )  # fmt: skip
+    assert both.status_code == 401 and "sent twice" in both.json()["error_description"]
+
+
 def test_a_wrong_secret_in_the_basic_header_alone_is_invalid_client(http: httpx.Client) -> None:
     client = RawClient.registered(http, token_endpoint_auth_method="client_secret_basic")
     form = {"grant_type": "refresh_token", "refresh_token": "agnesrt_not-a-token"}

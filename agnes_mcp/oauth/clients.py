@@ -246,14 +246,23 @@ def client_id_of(request: Request, posted: object) -> str | None:
 
 
 def _presented_secret(request: Request, posted: object, method: str, client_id: str) -> str | None:
-    if method == "client_secret_basic":
-        basic = basic_credentials(request)
-        if basic is None:
-            raise AuthenticationError("Missing Basic authentication in the Authorization header")
+    """The secret the client sent. HTTP Basic is taken from every client that holds a
+    secret (RFC 6749 section 2.3.1: the server MUST support it for them), also from one
+    registered as ``client_secret_post`` (what a client naming no method gets, while RFC
+    7591's default, which many OAuth libraries follow, is Basic); the form's
+    ``client_secret`` only from a ``client_secret_post`` one. One method per request."""
+    if method not in ("client_secret_basic", "client_secret_post"):
+        raise AuthenticationError(f"Unsupported token_endpoint_auth_method: {method}")
+    basic = basic_credentials(request)
+    if basic is not None:
         user, secret = basic
         if user != client_id:
             raise AuthenticationError("Client ID mismatch in Basic auth")
+        if isinstance(posted, str) and posted:
+            raise AuthenticationError(
+                "The client secret was sent twice (Basic and client_secret); send it once."
+            )
         return secret
-    if method == "client_secret_post":
-        return posted if isinstance(posted, str) else None
-    raise AuthenticationError(f"Unsupported token_endpoint_auth_method: {method}")
+    if method == "client_secret_basic":
+        raise AuthenticationError("Missing Basic authentication in the Authorization header")
+    return posted if isinstance(posted, str) else None
