@@ -177,6 +177,14 @@ CASES = [
         _write(NOTES_JSON, '{"name": "notes", "commands": ["../sql-review/commands"]}'),
         (NOTES_JSON, "'commands'", "outside the plugin"),
     ),
+    Case(
+        "a Git LFS pointer",  # the analysts would get these three lines, not the image
+        _write(
+            "plugins/notes/diagram.png",
+            "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 9\n",
+        ),
+        ("plugins/notes/diagram.png", "Git LFS pointer"),
+    ),
     Case("submodule", _submodule, ("plugins/notes/vendor", "submodule")),
     Case("duplicate plugin names", _duplicate, ("'notes'", NOTES_JSON, "plugins/notes-copy")),
     Case("plugin inside a plugin", _nested, ("'inner'", "plugins/notes/inner", "'notes'")),

@@ -6,10 +6,10 @@ a symbolic link is served as a copy of the file it points at inside the reposito
 submodules, links leaving the repository or pointing at folders, names an analyst's
 Windows or macOS machine cannot check out (:mod:`.portable_paths`), a plugin folder inside
 another's (whoever is granted the outer one would get the inner one's files too), files
-over ``marketplace.max_file_bytes``, plugins over ``marketplace.max_plugin_bytes`` and
-``plugin.json`` component paths missing from the commit refuse the whole commit, with a
-message naming the file. Only sizes and the small JSON files are read here; the plugin
-files are read when they are stored.
+over ``marketplace.max_file_bytes``, plugins over ``marketplace.max_plugin_bytes``, Git
+LFS pointers and ``plugin.json`` component paths missing from the commit refuse the whole
+commit, with a message naming the file. Only sizes, files under 1 KiB (an LFS pointer is
+one) and the JSON files are read here; the plugin files are read when they are stored.
 """
 
 from __future__ import annotations
@@ -119,6 +119,14 @@ def _check_plugin(
             )
         blob = repo.resolve(item.path)  # a link's target; refuses submodules and bad links
         _checked_size(blob, item.path, limits)
+        if blob.size < LFS_POINTER_MAX and repo.read(blob).startswith(LFS_POINTER):
+            raise MarketplaceRepoInvalid(
+                f"{item.path} is a Git LFS pointer, not the file itself: Agnes serves the "
+                "commit's own files and fetches no LFS objects, so every analyst would get "
+                "the pointer's few lines.",
+                hint="Commit the file itself in the plugin (git lfs untrack it, then "
+                "'git add --renormalize'), or leave it out of the plugin.",
+            )
         total += blob.size
         if total > limits.max_plugin_bytes:
             raise MarketplaceRepoInvalid(
@@ -155,6 +163,10 @@ def _check_plugin(
         files=tuple(files),
     )
 
+
+# A Git LFS pointer file (the LFS spec: under 1024 bytes, starting with this line).
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+LFS_POINTER_MAX = 1024
 
 # plugin.json keys naming a file or folder of the plugin (or, for hooks, mcpServers and
 # lspServers, holding the configuration inline, an object: nothing to check then).
