@@ -141,6 +141,7 @@ def test_tokens_self_service_and_limits(live_server: LiveServer, admin: httpx.Cl
     with live_server.client(token_for(services, me)) as client:
         created = client.post("/api/tokens", json={"name": "notebook", "expires_in_days": 30})
         assert created.status_code == 201
+        assert created.headers["cache-control"] == "no-store"  # it holds the raw token
         body = created.json()
         assert body["info"]["user_id"] == me.id and body["info"]["expires_at"]
         mine = client.get("/api/tokens").json()["tokens"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
 from agnes_mcp import access_admin
@@ -41,7 +41,13 @@ def list_tokens(
 
 
 @router.post("", status_code=201, summary="Create a token (the raw value is returned once)")
-def create_token(body: TokenCreate, services: ServicesDep, principal: PrincipalDep) -> TokenCreated:
+def create_token(
+    body: TokenCreate, services: ServicesDep, principal: PrincipalDep, response: Response
+) -> TokenCreated:
+    # the answer holds the raw token: no cache on the way (or the browser's) may keep it,
+    # as with OAuth's token answers (RFC 6749 5.1)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
     info, raw = access_admin.create_token(
         services,
         principal,
