@@ -112,6 +112,13 @@ def interruptible(work: Callable[[], T]) -> T:
     return work_thread.outcome[0]
 
 
+# How often the main thread, waiting for the work, wakes to run a signal's handler. Ctrl-C
+# sent to the process may be delivered to another of its threads (DuckDB's, the work's):
+# its handler then runs only once the main thread is back in Python, and a wait with no
+# timeout never comes back for it (the query ran on to its end or its timeout).
+SIGNAL_POLL_SECONDS = 0.2
+
+
 class _WorkThread(Generic[T]):
     """One :func:`interruptible` work on a thread of its own, waited for."""
 
@@ -143,7 +150,8 @@ class _WorkThread(Generic[T]):
         it runs: a second Ctrl-C does not cut that short), then raise it."""
         try:
             threading.Thread(target=self._run, name="agnes-interruptible", daemon=True).start()
-            self.done.wait()
+            while not self.done.wait(SIGNAL_POLL_SECONDS):
+                pass
         except KeyboardInterrupt:
             caller.cancel()
             with self._lock:

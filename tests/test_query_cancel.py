@@ -89,6 +89,31 @@ def test_ctrl_c_stops_a_query_run_on_the_main_thread_at_once() -> None:
     con.close()
 
 
+def test_ctrl_c_delivered_to_another_thread_still_stops_the_query() -> None:
+    """The kernel delivers a signal sent to the process to any of its threads (one of
+    DuckDB's, under load): Python runs the handler only once the main thread is back in
+    Python, and the main thread, waiting for the query with no timeout, never was. The
+    query ran on (a CI run hung to pytest's timeout). The wait now wakes to run it."""
+    con = duckdb.connect()
+    running = threading.Event()
+    con.create_function("running", lambda n: (running.set(), n)[1], ["BIGINT"], "BIGINT")
+    sql = "SELECT sum(hash(range + (SELECT running(0)))) AS s FROM range(1000000000000)"
+
+    def ctrl_c_to_this_thread() -> None:
+        running.wait()
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+    sender = threading.Thread(target=ctrl_c_to_this_thread)
+    sender.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_select(con, sql, LONG)
+    finally:
+        sender.join()
+    assert run_select(con, "SELECT 42 AS n", LONG).table.column(0)[0].as_py() == 42
+    con.close()
+
+
 def test_a_query_of_a_caller_that_already_gave_up_does_not_run() -> None:
     """An MCP cancel read before its call cancels the call's Caller as the call starts,
     but DuckDB clears an interrupt as a query begins: a short query ran and answered (only
