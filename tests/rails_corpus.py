@@ -571,6 +571,8 @@ RESOURCE_CASES: list[tuple[str, str]] = [
     ("SELECT regexp_replace(repeat('ab', 30000), '', 'xyz', 'g')", "value_too_large"),
     ("SELECT replace(repeat('x', 50000), 'x', repeat('y', 50000))", "value_too_large"),
     ("SELECT string_agg(repeat('x', 100000), ',') FROM orders", "value_too_large"),
+    # working memory a function takes outside DuckDB's memory_limit (1.2 GB of matrix)
+    ("SELECT damerau_levenshtein(repeat('a', 12000), repeat('b', 12000))", "value_too_large"),
     # memory DuckDB tracks: aggregates, lists, distinct, recursion
     (
         "SELECT length(string_agg(repeat('x', 60000), ',')) FROM range(100000)",

@@ -124,6 +124,8 @@ def test_the_row_cap_still_applies(sandbox: Sandbox) -> None:
         "SELECT * FROM range(3)",
         "SELECT count(*) FROM generate_series(1, 100000)",
         "SELECT max(length(repeat(s, 100))) FROM t",
+        "SELECT damerau_levenshtein('hello', 'yellow'), damerau_levenshtein(s, 'wrod') FROM t",
+        "SELECT damerau_levenshtein(repeat('ab', 700), repeat('ba', 700))",
     ],
 )
 def test_the_wrapped_functions_answer_as_duckdb_does(sandbox: Sandbox, sql: str) -> None:
@@ -172,6 +174,17 @@ def test_the_wrapped_functions_answer_as_duckdb_does(sandbox: Sandbox, sql: str)
         ("SELECT pg_catalog.lpad('x', 1000000000, 'y')", FunctionNotAllowed, "lpad"),
         ("SELECT \"SYSTEM\".Main.Repeat('x', 1000000000)", FunctionNotAllowed, "repeat"),
         ("SELECT PRINTF('%1000000000d', 1)", ValueTooLarge, "printf"),
+        # working memory: a matrix of (len + 2)^2 8-byte cells, 1.2 GB here
+        (
+            "SELECT damerau_levenshtein(repeat('a', 12000), repeat('b', 12000))",
+            ValueTooLarge,
+            "damerau_levenshtein",
+        ),
+        (
+            "SELECT repeat(s, 3000).damerau_levenshtein(repeat(s, 3000)) FROM t",
+            ValueTooLarge,
+            "damerau_levenshtein",
+        ),
     ],
 )
 def test_every_way_to_a_huge_value_is_refused(

@@ -15,9 +15,13 @@ format string must be a literal whose widths and precisions stay under the bound
 call qualified with the built-ins' own catalog or schema (``system.main.repeat(...)``)
 would skip the wrappers, so it is refused; both are checked on DuckDB's own parse tree.
 
-One value is at most 64 KiB here, so one vector of them is at most 128 MiB. What this
-does not bound: growth by composition of functions that are not amplifiers on their own
-(``s || s`` repeated through nested subqueries); see docs/query.md.
+One value is at most 64 KiB here, so one vector of them is at most 128 MiB. A function
+whose working memory grows faster than its input is wrapped the same way, against a bound
+of its own (:data:`MAX_WORK_BYTES`): ``damerau_levenshtein`` fills a matrix of
+``(len(s) + 2) * (len(t) + 2)`` 8-byte cells that DuckDB does not count either, 34 GB
+for two 64 KiB strings. What this does not bound: growth by composition of functions
+that are not amplifiers on their own (``s || s`` repeated through nested subqueries);
+see docs/query.md.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ MAX_VALUE_BYTES = 64 * 1024
 # The wrappers' error text carries a secret of this process, so a query cannot forge the
 # refusal with error('agnes_value_too_large|...') of its own.
 MARKER = f"agnes_value_too_large_{secrets.token_hex(8)}"
+# Working memory one call may take outside DuckDB's memory_limit (it is freed when the call
+# ends, so a query holds at most one per thread): damerau_levenshtein on two strings of
+# about 1,400 bytes.
+MAX_WORK_BYTES = 16 * 1024 * 1024
 HOME = "memory.main"  # where the wrappers live: the in-memory database of duckdb.connect()
 
 
@@ -106,8 +114,18 @@ _SIZE: dict[str, list[tuple[str, str, str]]] = {
         ("l, sep", "CASE WHEN strlen(sep) > 16 THEN len(l)::DOUBLE * strlen(sep) ELSE 0 END", "l"),
     ],
 }
+# name -> overloads as above, for the working memory a call takes (MAX_WORK_BYTES): the
+# optimal-string-alignment matrix, one 8-byte cell per pair of bytes and a border.
+_WORK: dict[str, list[tuple[str, str, str]]] = {
+    "damerau_levenshtein": [("s, t", "(strlen(s)::DOUBLE + 2) * (strlen(t)::DOUBLE + 2) * 8", "t")],
+}
 _ALIASES = {"generate_series": "range", "array_resize": "list_resize"}
-GUARDED = frozenset({*_SIZE, *_ALIASES})
+GUARDED = frozenset({*_SIZE, *_WORK, *_ALIASES})
+
+
+def _limit(name: str) -> int:
+    """The bound a wrapper of ``name`` checks its call against."""
+    return MAX_WORK_BYTES if name in _WORK else MAX_VALUE_BYTES
 
 
 def _macro(name: str, builtin: str) -> str:
@@ -117,10 +135,10 @@ def _macro(name: str, builtin: str) -> str:
     branch while folding, before any CASE above it is decided; ``error()`` is never folded,
     so a call whose argument holds it is not either."""
     bodies = []
-    for params, size, checked in _SIZE[builtin]:
+    for params, size, checked in _SIZE.get(builtin) or _WORK[builtin]:
         names = [p.split()[0] for p in params.split(", ")]
         guard = (
-            f"CASE WHEN ({size}) > {MAX_VALUE_BYTES} "
+            f"CASE WHEN ({size}) > {_limit(builtin)} "
             f"THEN error('{MARKER}|{name}|' || printf('%.0f', ({size}))) ELSE {checked} END"
         )
         args = ", ".join(guard if n == checked else n for n in names)
@@ -149,6 +167,14 @@ def refusal(text: str) -> ValueTooLarge | None:
     if found is None:
         return None
     name, size = found[1], int(found[2])
+    if name in _WORK:
+        return ValueTooLarge(
+            f"{name}() would need about {size:,} bytes of working memory; one call may use "
+            f"at most {MAX_WORK_BYTES:,} (max_work_bytes).",
+            hint=f"Compare shorter strings with {name}() (up to about 1,400 bytes each), or "
+            "use levenshtein(), which needs little memory.",
+            details={"function": name, "bytes": size, "limit_bytes": MAX_WORK_BYTES},
+        )
     return ValueTooLarge(
         f"{name}() would build a value of about {size:,} bytes; one value may hold at most "
         f"{MAX_VALUE_BYTES:,} (max_value_bytes).",
