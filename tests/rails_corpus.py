@@ -571,6 +571,14 @@ RESOURCE_CASES: list[tuple[str, str]] = [
     ("SELECT regexp_replace(repeat('ab', 30000), '', 'xyz', 'g')", "value_too_large"),
     ("SELECT replace(repeat('x', 50000), 'x', repeat('y', 50000))", "value_too_large"),
     ("SELECT string_agg(repeat('x', 100000), ',') FROM orders", "value_too_large"),
+    # a constant of a nested ARRAY type: one DuckDB Value an element, bound outside the
+    # memory limit (~1.2 GB here; a list of such NULLs adds up)
+    ("SELECT NULL::BIGINT[5000][1000] IS NULL", "value_too_large"),
+    ("SELECT len([" + ", ".join(["NULL::INT[100000]"] * 50) + "])", "value_too_large"),
+    (
+        "SELECT count(*) FROM orders WHERE CAST(NULL AS STRUCT(a INT[1000][1000])) IS NULL",
+        "value_too_large",
+    ),
     # working memory a function takes outside DuckDB's memory_limit (1.2 GB of matrix)
     ("SELECT damerau_levenshtein(repeat('a', 12000), repeat('b', 12000))", "value_too_large"),
     # memory DuckDB tracks: aggregates, lists, distinct, recursion

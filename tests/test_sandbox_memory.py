@@ -126,6 +126,10 @@ def test_the_row_cap_still_applies(sandbox: Sandbox) -> None:
         "SELECT max(length(repeat(s, 100))) FROM t",
         "SELECT damerau_levenshtein('hello', 'yellow'), damerau_levenshtein(s, 'wrod') FROM t",
         "SELECT damerau_levenshtein(repeat('ab', 700), repeat('ba', 700))",
+        "SELECT NULL::FLOAT[1536] IS NULL, [1.5, 2]::DOUBLE[2], NULL::INT ARRAY[3]",
+        "SELECT CAST(NULL AS STRUCT(a INT[300][300], m MAP(INT, INT[10]))) IS NULL AS n",
+        "SELECT [NULL::BIGINT[1000], NULL], [1, 2]::BIGINT[], NULL::INT[][3], x[1] FROM t, "
+        "(SELECT [1, 2] AS x)",
     ],
 )
 def test_the_wrapped_functions_answer_as_duckdb_does(sandbox: Sandbox, sql: str) -> None:
@@ -289,3 +293,26 @@ def test_a_query_too_deep_to_check_is_refused_not_a_crash(sandbox: Sandbox) -> N
         sandbox.run("SELECT printf('%d', " + "1 + " * 600 + "1)", LIMITS)
     deep = sandbox.run("SELECT printf('%d', " + "1 + " * 100 + "1) AS n", LIMITS)
     assert deep.table.to_pylist() == [{"n": "101"}]
+
+
+@pytest.mark.parametrize(
+    ("sql", "elements"),
+    [
+        ("SELECT NULL::BIGINT[4000][1000] IS NULL", 4_000_000),
+        ("SELECT CAST(NULL AS INT ARRAY[400])::INT[400][1000] IS NULL", 400_400),
+        ("SELECT NULL::STRUCT(a INT[1000], b MAP(INT, VARCHAR[1000][100])) IS NULL", 101_001),
+        ("SELECT [" + ", ".join(["NULL::SMALLINT[100000]"] * 20) + "]", 2_000_000),
+        ("SELECT TRY_CAST(NULL AS UNION(a INT[100000], b INT[1])) IS NULL", 100_001),
+    ],
+)
+def test_a_type_declaring_too_many_elements_is_refused(
+    sandbox: Sandbox, sql: str, elements: int
+) -> None:
+    """A constant of a fixed-size ARRAY type is built as one DuckDB Value an element,
+    outside memory_limit (NULL::BIGINT[10000][10000] would take ~25 GB): the elements the
+    query's types declare are counted before it runs."""
+    growth, outcome = peak_growth(lambda: sandbox.run(sql, LIMITS))
+    assert isinstance(outcome, ValueTooLarge), outcome
+    assert outcome.details == {"elements": elements, "limit_elements": 100_000}
+    assert "ARRAY" in outcome.message and outcome.hint
+    assert growth < 256 * MiB, f"grew {growth / MiB:.0f} MiB"

@@ -238,7 +238,9 @@ def run_select(
     try:
         text = _one_select(cursor, sql)
         if value_guards.needs_check(text):
-            value_guards.check_functions(_parse_tree(cursor, text))
+            tree = _parse_tree(cursor, text)
+            value_guards.check_functions(tree)
+            value_guards.check_types(tree)
     except BaseException:
         _done(base, cursor, reusable)
         raise

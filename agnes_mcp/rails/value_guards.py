@@ -33,7 +33,7 @@ from typing import Any
 
 import duckdb
 
-from agnes_mcp.rails.refusals import FunctionNotAllowed, QueryRefused
+from agnes_mcp.rails.refusals import FunctionNotAllowed, QueryRefused, SqlTooLarge
 
 MAX_VALUE_BYTES = 64 * 1024
 # The wrappers' error text carries a secret of this process, so a query cannot forge the
@@ -195,11 +195,19 @@ _NUMBER = re.compile(r"\d+")
 
 # A call check_functions refuses must spell one of these (identifiers have no escapes in
 # DuckDB but U&"..." unicode ones): SQL holding none needs no parse tree (~0.3 ms saved).
-_TRIGGERS = (*_BUILTIN_HOMES, *_FORMATTERS, "u&")
+# An ARRAY type is spelt with "[" or ARRAY (what check_types counts).
+_TRIGGERS = (*_BUILTIN_HOMES, *_FORMATTERS, "u&", "[", "array")
+
+# Elements the types a query names may declare, all told. A constant of a fixed-size
+# ARRAY type (NULL::BIGINT[10000][10000]) is built when the query is bound as one DuckDB
+# Value per element, ~250 bytes each, outside memory_limit: 25 GB there, and a list of
+# such NULLs adds them up. DuckDB's own bound for one ARRAY (~25 MB of Values).
+MAX_TYPE_ELEMENTS = 100_000
 
 
 def needs_check(sql: str) -> bool:
-    """Whether ``sql`` could hold a call :func:`check_functions` refuses."""
+    """Whether ``sql`` could hold a call :func:`check_functions` or a type
+    :func:`check_types` refuses."""
     folded = sql.casefold()
     return any(word in folded for word in _TRIGGERS)
 
@@ -268,3 +276,45 @@ def _check_format(name: str, arguments: list[dict[str, Any]] | None) -> None:
                 f"{MAX_VALUE_BYTES:,} bytes (max_value_bytes).",
                 details={"function": name, "limit_bytes": MAX_VALUE_BYTES},
             )
+
+
+def check_types(tree: Any) -> None:
+    """Refuse a query whose types (in casts, ``::``, typed literals) declare more than
+    :data:`MAX_TYPE_ELEMENTS` fixed-size ARRAY elements in all."""
+    total = 0
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class") == "TYPE":
+                try:
+                    total += _elements(item)
+                except RecursionError:
+                    raise SqlTooLarge("The SQL nests a type too deeply to check.") from None
+            else:
+                stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    if total > MAX_TYPE_ELEMENTS:
+        raise ValueTooLarge(
+            f"The query's types declare {total:,} ARRAY elements; a query may declare at most "
+            f"{MAX_TYPE_ELEMENTS:,} (a fixed-size ARRAY type makes a value of that many "
+            "elements, a NULL too).",
+            hint="Cast to a smaller ARRAY, or to a list (BIGINT[]), whose values are only as "
+            "long as what they hold.",
+            details={"elements": total, "limit_elements": MAX_TYPE_ELEMENTS},
+        )
+
+
+def _elements(node: dict[str, Any]) -> int:
+    """How many elements one value of the type ``node`` holds at least: an ARRAY's size
+    times its element type's; a STRUCT's, UNION's or MAP's fields added up; 1 otherwise (a
+    list holds what it is given)."""
+    children = [c for c in node.get("children") or [] if isinstance(c, dict)]
+    inner = sum(_elements(c) for c in children if c.get("class") == "TYPE") or 1
+    if str(node.get("type_name") or "").lower() != "array":
+        return inner
+    sizes = [c.get("literal") for c in children if c.get("class") == "CONSTANT"]
+    text = sizes[0].get("text") if sizes and isinstance(sizes[0], dict) else None
+    size = int(text) if isinstance(text, str) and text.isdigit() else 1
+    return inner * max(size, 1)
