@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
+from agnes_sync.internal_names import internal_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -93,6 +94,18 @@ def check_name(name: str) -> str:
         raise SnapshotNameInvalid(
             f"'{name}' is not a valid snapshot name.",
             hint="Use lowercase letters, digits and '_', starting with a letter (max 63).",
+        )
+    return name
+
+
+def check_new_name(name: str) -> str:
+    """:func:`check_name` for a snapshot about to be taken: also not a name queries are
+    refused (one kept under such a name before stays readable, to be dropped)."""
+    check_name(name)
+    if internal_name(name):
+        raise SnapshotNameInvalid(
+            f"'{name}' is kept for DuckDB's own objects: a query naming it is refused.",
+            hint="Pick a name that does not start with duckdb_, pragma_ or sqlite_.",
         )
     return name
 

@@ -21,6 +21,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agnes_sync.internal_names import internal_name
+
 TABLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _NOT_ID = re.compile(r"[^a-z0-9]+")
 
@@ -31,7 +33,7 @@ def suggested_table_id(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name)
     plain = "".join(c for c in folded if not unicodedata.combining(c))
     slug = _NOT_ID.sub("_", plain.lower()).strip("_") or "table"
-    if not slug[0].isalpha():
+    if not slug[0].isalpha() or internal_name(slug):
         slug = f"t_{slug}"
     return slug[:63].rstrip("_")
 
@@ -112,6 +114,11 @@ class TableSpec(BaseModel):
         if not TABLE_ID.match(value):
             raise ValueError(
                 "must start with a lowercase letter and hold only lowercase letters, digits and '_'"
+            )
+        if internal_name(value):
+            raise ValueError(
+                "may not start with duckdb_, pragma_ or sqlite_: those names are kept for "
+                "DuckDB's own objects, and a query naming one is refused"
             )
         return value
 

@@ -773,12 +773,29 @@ def test_table_names_as_bigquery_allows_them() -> None:
 
 @pytest.mark.parametrize(
     ("name", "suggested"),
-    [("page-views", "page_views"), ("étudiant-01", "etudiant_01"), ("00_お客様", "t_00")],
+    [
+        ("page-views", "page_views"),
+        ("étudiant-01", "etudiant_01"),
+        ("00_お客様", "t_00"),
+        ("duckdb_jobs", "t_duckdb_jobs"),  # a name queries are refused (an internal object)
+        ("SQLite_Master", "t_sqlite_master"),
+    ],
 )
 def test_suggested_ids_are_valid_table_ids(name: str, suggested: str) -> None:
-    from agnes_sync.table_spec import TABLE_ID, suggested_table_id
+    from agnes_sync.table_spec import TABLE_ID, TableSpec, suggested_table_id
 
     assert suggested_table_id(name) == suggested and TABLE_ID.match(suggested)
+    TableSpec(id=suggested, source_type="files")
+
+
+@pytest.mark.parametrize("table_id", ["duckdb_jobs", "pragma_x", "sqlite_stat"])
+def test_a_table_cannot_take_a_name_queries_are_refused(table_id: str) -> None:
+    from pydantic import ValidationError
+
+    from agnes_sync.table_spec import TableSpec
+
+    with pytest.raises(ValidationError, match="kept for DuckDB's own objects"):
+        TableSpec(id=table_id, source_type="files")
 
 
 def test_nested_and_repeated_fields_are_described_whole() -> None:

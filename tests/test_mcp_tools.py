@@ -402,6 +402,24 @@ async def test_values_shortened_for_the_view_are_said_and_readable_whole(
     assert plain["truncated"] is False and plain["truncation"] is None
 
 
+@pytest.mark.parametrize("name", ["duckdb_tables", "pragma_notes", "sqlite_master"])
+async def test_a_snapshot_cannot_take_a_name_queries_are_refused(
+    surface: Surface, name: str
+) -> None:
+    """A snapshot under a name the rails keep for DuckDB's own objects was taken (and its
+    scan charged), then every query of it was refused internal_object_not_allowed."""
+    spec = {
+        "table": "web_sessions",
+        "select": ["device"],
+        "where": "event_date > DATE '2026-10-30'",
+    }
+    taken = await refused(surface, "snapshot_create", name=name, **spec)
+    assert taken["code"] == "snapshot_invalid" and name in taken["message"]
+    assert "duckdb_" in taken["hint"]
+    listed, _ = await ok(surface, "snapshot_list")
+    assert name not in [s["name"] for s in listed["snapshots"]]
+
+
 async def test_snapshot_lifecycle(surface: Surface) -> None:
     name = f"recent_{surface.kind}"
     spec = {

@@ -87,3 +87,22 @@ def test_a_workspace_refuses_it_the_same_way(demo_server: DemoServer, tmp_path: 
         backend.snapshot_drop("customers")
         answer = backend.query("SELECT count(*) AS n FROM customers", None)
         assert answer.table.to_pylist()[0]["n"] > SHADOW_ROWS
+
+
+def test_a_snapshot_kept_under_a_name_now_refused_breaks_nothing(
+    demo_server: DemoServer,
+) -> None:
+    """Snapshots may no longer be named like DuckDB's own objects (duckdb_*); one taken
+    before that rule stays listed and can be dropped, and the user's other queries run."""
+    services = demo_server.live.services
+    group = services.groups.add(f"internal-{time.monotonic_ns()}", "")
+    services.grants.add(group.id, ResourceType.TABLE, "web_sessions", granted_by="test")
+    token = token_for(services, add_user(services, groups=(group.id,)))
+    principal = services.tokens.authenticate(token)
+    _snapshot_named(services.stored_snapshots.files(principal), "duckdb_old")
+    with demo_server.live.client(token) as client:
+        answer = client.post("/api/query", json={"sql": "SELECT 42 AS n"})
+        assert answer.status_code == 200 and answer.json()["rows"] == [[42]]
+        listed = client.get("/api/snapshots/stored").json()
+        assert "duckdb_old" in [s["name"] for s in listed["snapshots"]]
+        assert client.delete("/api/snapshots/stored/duckdb_old").status_code == 200

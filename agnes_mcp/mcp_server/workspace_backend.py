@@ -44,7 +44,13 @@ from agnes_mcp.session_export.refusals import NothingToExport
 from agnes_mcp.session_export.workspace_log import QueryLog, log_path, logged
 from agnes_sync.errors import AgnesError
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
-from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta, check_name, check_ttl
+from agnes_sync.snapshot_files import (
+    SnapshotFiles,
+    SnapshotMeta,
+    check_name,
+    check_new_name,
+    check_ttl,
+)
 from agnes_sync.sql_text import quote_ident
 from agnes_sync.workspace import catalog_cache, local_db, results
 from agnes_sync.workspace.disk import disk_usage
@@ -282,7 +288,7 @@ class WorkspaceBackend(Backend):
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> SnapshotInfo:
-        check_name(name)
+        check_new_name(name)
         check_ttl(ttl_seconds)
         inventory = self.local.inventory()
         if name in inventory.tables or name.startswith("result_"):

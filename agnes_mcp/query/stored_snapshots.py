@@ -34,7 +34,7 @@ from agnes_sync.snapshot_files import (
     SnapshotFiles,
     SnapshotMeta,
     SnapshotMissing,
-    check_name,
+    check_new_name,
     check_ttl,
 )
 
@@ -87,7 +87,7 @@ class StoredSnapshots:
     def _create(
         self, principal: Principal, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> tuple[SnapshotMeta, Outcome]:
-        check_name(name)
+        check_new_name(name)
         check_ttl(ttl_seconds)
         if name in self.queries.catalog.current().tables or name.startswith("result_"):
             raise SnapshotInvalid(

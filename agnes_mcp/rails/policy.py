@@ -36,6 +36,7 @@ from agnes_mcp.rails.refusals import (
     SqlTooLarge,
     StatementNotAllowed,
 )
+from agnes_sync.internal_names import internal_name
 from agnes_sync.not_unicode import not_unicode
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" is ours to judge
@@ -394,7 +395,7 @@ def _check_table(table: exp.Table) -> None:
         raise FunctionNotAllowed(f"'{name}' looks like a file path; files are not tables here.")
     lowered = name.lower()
     schemas = {str(part).lower() for part in (table.db, table.catalog) if part}
-    if lowered.startswith(("_", "duckdb_", "pragma_", "sqlite_")) or schemas & _INTERNAL_SCHEMAS:
+    if internal_name(lowered) or schemas & _INTERNAL_SCHEMAS:
         raise InternalObject(f"'{table.sql()}' is an internal object.")
 
 
