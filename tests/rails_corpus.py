@@ -500,6 +500,13 @@ SCAN_CAP_CASES: list[str] = [
     # DuckDB's method-call syntax: sqlglot reads no Column in it (priced at 0 bytes once)
     "SELECT count(*) FROM web_sessions WHERE device.lower().upper() = 'MOBILE'",
     "SELECT count(*) FROM web_sessions t WHERE t.landing_page.upper() = '/'",
+    # the table under new column names: max(f) names no column of web_sessions
+    "SELECT length(string_agg(e, '')) FROM web_sessions w(a, b, c, d, e)",
+    "SELECT max(s.a), length(string_agg(s.e, '')) FROM web_sessions AS s(a, b, c, d, e)",
+    # PIVOT without GROUP BY groups by every column it does not name
+    "SELECT count(*) FROM web_sessions PIVOT (count(*) FOR device IN ('web'))",
+    "SELECT count(*) FROM web_sessions PIVOT (max(amount) FOR device IN ('web', 'ios'))",
+    "SELECT count(*) FROM web_sessions UNPIVOT (v FOR k IN (device, landing_page))",
 ]
 
 # --- odd values: every value DuckDB can return renders (never a crash or a 500) -------------

@@ -256,10 +256,16 @@ def referenced_columns(
     the table name as a value), ``COLUMNS(...)``, positional references (``#3``), and
     ``NATURAL``/``USING`` joins, and DuckDB's method-call syntax (``col.lower()``: sqlglot
     reads it as a ``Dot`` over bare identifiers, with no ``Column`` to count, and such a
-    query was priced at 0 bytes)."""
+    query was priced at 0 bytes); a ``PIVOT`` (without ``GROUP BY`` it groups by every
+    column it does not name) or ``UNPIVOT``; and the table read under new column names
+    (``FROM t AS w(a, b)``: ``max(b)`` names no column of ``t``, and was priced at 0)."""
     known = {c.lower() for c in columns}
-    if any(True for _ in tree.find_all(exp.Columns, exp.PositionalColumn, exp.Dot)):
+    if any(True for _ in tree.find_all(exp.Columns, exp.PositionalColumn, exp.Dot, exp.Pivot)):
         return None
+    for table in tree.find_all(exp.Table):
+        renamed = table.args.get("alias")
+        if table.name.lower() in names and renamed is not None and renamed.columns:
+            return None
     for join in tree.find_all(exp.Join):
         if join.args.get("method") or join.args.get("using"):
             return None
