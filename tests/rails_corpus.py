@@ -351,6 +351,12 @@ CASES: list[tuple[str, str, str]] = [
     (L, "SELECT " + " + ".join(["1"] * 500), "sql_too_large"),
     (L, "SELECT " + " + ".join(["1"] * 3000), "sql_too_large"),  # over DuckDB's depth limit
     (L, "SELECT * FROM orders WHERE " + " OR ".join(f"order_id = {i}" for i in range(500)), OK),
+    # postfix chains: quadratic to parse (sqlglot) and bind (DuckDB), past the timeout
+    (L, "SELECT status.lower().upper().trim(), o.status[1:2][1] FROM orders o", OK),
+    (L, "SELECT 1 FROM orders WHERE status" + ".lower()" * 101 + " = 'x'", "sql_too_large"),
+    (L, "SELECT [1]" + "[1]" * 101, "sql_too_large"),
+    (L, "SELECT x" + "[1]/**/.f" * 60 + " FROM orders", "sql_too_large"),
+    (L, "SELECT a" + ".b" * 3000 + " FROM orders", "sql_too_large"),
     # --- class 2, the sandbox's own catalog: functions off the allow-list ------------------------
     # Built-in macros (pg_catalog's above all) that read the catalog, functions with side
     # effects or system facts, reached in every place a function can stand; and functions
@@ -611,6 +617,8 @@ RESOURCE_CASES: list[tuple[str, str]] = [
         "WHERE len(l) < 1000000000) SELECT max(len(l)) FROM t",
         "memory_limit_exceeded",
     ),
+    # a name of 8,000 parts: DuckDB's binder spent 15 s on it, deaf to the timeout's interrupt
+    ("SELECT a" + ".b" * 8000 + " FROM orders", "sql_too_large"),
     # time: cross joins, endless recursion, deep series (each needs far more than the timeout)
     ("SELECT count(*) FROM range(1000000) a, range(1000000) b", "query_timeout"),
     (

@@ -278,6 +278,7 @@ def test_the_resource_corpus_is_a_family() -> None:
     assert len(RESOURCE_CASES) >= 20
     kinds = {expected for _, expected in RESOURCE_CASES}
     assert kinds == {
+        "sql_too_large",
         "value_too_large",
         "memory_limit_exceeded",
         "query_timeout",

@@ -25,7 +25,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.scope import traverse_scope
 from sqlglot.tokenizer_core import Token, TokenType
 
-from agnes_mcp.rails import function_catalog
+from agnes_mcp.rails import chains, function_catalog
 from agnes_mcp.rails.function_catalog import Verdict
 from agnes_mcp.rails.refusals import (
     FunctionNotAllowed,
@@ -282,6 +282,8 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     try:
         engine = Dialect.get_or_raise(dialect)
         tokens = engine.tokenize(sql)  # once: for the parser and for the fingerprint
+        if chains.may_chain(sql):  # before the parser, which is quadratic on a long one
+            chains.check_chains(tokens)
         # A comment after the last ";" is read as an empty statement of its own.
         statements = [
             s

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from agnes_mcp.rails import value_guards
+from agnes_mcp.rails import chains, value_guards
 from agnes_mcp.rails.answer_stream import stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
@@ -237,6 +237,7 @@ def run_select(
     reusable = pooled and prepare is None
     try:
         text = _one_select(cursor, sql)
+        chains.check_text(text)  # DuckDB's binder does not stop for an interrupt on one
         if value_guards.needs_check(text):
             tree = _parse_tree(cursor, text)
             value_guards.check_functions(tree)
