@@ -72,6 +72,26 @@ def test_truncation_says_why_and_how(analyst: httpx.Client, admin: httpx.Client)
     assert json.loads(meta[b"agnes.byte_limit"]) == 2000
 
 
+def test_the_byte_cap_holds_for_the_json_answer(analyst: httpx.Client, admin: httpx.Client) -> None:
+    """The byte cap cut the Arrow answer; its JSON can be six times larger (a control
+    character is written \\u0001), so 240 MB under a 256 MB cap went out as 1.4 GB."""
+    cap = 64 * 1024
+    admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_bytes": cap}})
+    try:
+        sql = "SELECT i, repeat(chr(1), 1000) AS s FROM range(50) t(i)"  # 50 KB as Arrow
+        answer = analyst.post("/api/query", json={"sql": sql})
+        body = answer.json()
+        assert answer.status_code == 200 and len(answer.content) < cap + 4096
+        assert body["truncated"] is True and body["reason"] == "bytes"
+        assert 0 < body["row_count"] == len(body["rows"]) < 50
+        assert [r[0] for r in body["rows"]] == list(range(body["row_count"]))
+        assert "byte cap (max_result_bytes, 64.0 KB)" in body["truncation"]["how_to_get_more"]
+        plain = analyst.post("/api/query", json={"sql": "SELECT i FROM range(50) t(i)"}).json()
+        assert plain["truncated"] is False and plain["row_count"] == 50
+    finally:
+        admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_bytes": None}})
+
+
 @pytest.mark.parametrize(
     ("sql", "counted"),
     [

@@ -18,7 +18,7 @@ from agnes_mcp.rails.results import (
     Truncation,
     columns_of,
     cut_by,
-    rows_of,
+    json_rows,
     truncation_for,
 )
 from agnes_mcp.rails.sandbox import Limits, RunResult
@@ -90,15 +90,22 @@ class Outcome:
         )
 
     def result(self) -> QueryResult:
-        truncation = self.truncation()
+        """The answer as JSON, its rows cut at the byte cap as JSON too (:func:`json_rows`)."""
+        rows, cut = json_rows(self.table, self.limits.bytes)
+        truncated, reason = (True, "bytes") if cut else (self.truncated, self.reason)
+        truncation = (
+            truncation_for("bytes", len(rows), byte_limit=self.limits.bytes)
+            if cut
+            else self.truncation()
+        )
         return QueryResult(
             columns=columns_of(self.table),
-            rows=rows_of(self.table),
-            row_count=self.table.num_rows,
+            rows=rows,
+            row_count=len(rows),
             total_rows=self._total(),
-            truncated=self.truncated,
+            truncated=truncated,
             truncation=truncation,
-            reason=cut_by(self.truncated, self.reason),
+            reason=cut_by(truncated, reason),
             row_limit=self.limits.rows,
             row_limit_source=self.limits.rows_source,
             byte_limit=self.limits.bytes,
