@@ -31,6 +31,7 @@ from agnes_mcp.rails.refusals import (
     ReadOnly,
     SqlParseError,
     SqlTooLarge,
+    StatementNotAllowed,
 )
 
 
@@ -135,6 +136,9 @@ def _walk(root: Any, found: References) -> None:
             kind = node.get("type")
             if kind == "BASE_TABLE" and node.get("table_name"):
                 found.tables.append(str(node["table_name"]).lower())
+            elif kind == "SHOW_REF":  # (SHOW TABLES) as a subquery: sqlglot reads a table
+                said = _SHOWN.get(str(node.get("show_type")), "SHOW")
+                found.refusals.append(StatementNotAllowed(f"The query contains {said}."))
             elif kind == "TABLE_FUNCTION":
                 function = node.get("function") or {}
                 found.table_functions.append(str(function.get("function_name", "?")).lower())
@@ -147,6 +151,10 @@ def _walk(root: Any, found: References) -> None:
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
+
+
+# DuckDB's show_type of a SHOW_REF, as the statement is written
+_SHOWN = {"DESCRIBE": "DESCRIBE", "SUMMARY": "SUMMARIZE", "SHOW": "SHOW", "SHOW_SPECIAL": "SHOW"}
 
 
 def _call(node: dict[str, Any], found: References) -> None:
