@@ -15,6 +15,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from tests.cli_harness import limited_command
 from tests.conftest import DemoServer, empty_workspace, pull_into_workspace
 
 pytestmark = pytest.mark.anyio
@@ -38,7 +39,9 @@ async def over_http(demo: DemoServer, token: str) -> AsyncIterator[ClientSession
 
 
 @asynccontextmanager
-async def over_stdio(demo: DemoServer, token: str, workspace: Path) -> AsyncIterator[ClientSession]:
+async def over_stdio(
+    demo: DemoServer, token: str, workspace: Path, *, file_size_limit: int | None = None
+) -> AsyncIterator[ClientSession]:
     empty_workspace(workspace)  # `agnes mcp` serves a workspace; a pulled one stays as it is
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     env.update(
@@ -47,9 +50,10 @@ async def over_stdio(demo: DemoServer, token: str, workspace: Path) -> AsyncIter
         AGNES_CONFIG_HOME=str(workspace / ".config"),
         PYTHONPATH=str(REPO),
     )
-    parameters = StdioServerParameters(
-        command=sys.executable, args=["-m", "cli.main", "mcp"], env=env, cwd=workspace
-    )
+    command = [sys.executable, "-m", "cli.main", "mcp"]
+    if file_size_limit is not None:
+        command = limited_command(file_size_limit, "mcp")
+    parameters = StdioServerParameters(command=command[0], args=command[1:], env=env, cwd=workspace)
     async with (
         stdio_client(parameters) as streams,
         ClientSession(streams[0], streams[1]) as session,
@@ -113,6 +117,37 @@ async def test_tools_over_stdio_in_a_workspace(demo_server: DemoServer, tmp_path
         )
         disk = await session.call_tool("disk_info", {})
         assert disk.structured_content["tables"] == 6
+
+
+async def test_stdio_on_a_disk_refusing_writes_answers_typed(
+    demo_server: DemoServer, tmp_path: Path
+) -> None:
+    """A snapshot or a kept result the workspace's disk cannot hold is a refusal naming
+    the folder and the reason, not "Error calling tool" with the text masked."""
+    workspace = tmp_path / "ws"
+    async with over_stdio(
+        demo_server, demo_server.analyst_token, workspace, file_size_limit=2_000
+    ) as session:
+        taken = await session.call_tool(
+            "snapshot_create",
+            {
+                "table": "web_sessions",
+                "select": ["session_id", "device"],
+                "where": "event_date >= DATE '2026-10-01'",
+                "name": "october",
+            },
+        )
+        kept = await session.call_tool(
+            "query", {"sql": "SELECT range AS n FROM range(50000)", "limit": 50000}
+        )
+        for refused in (taken, kept):
+            assert refused.is_error and refused.structured_content is not None, refused.content
+            error = refused.structured_content["error"]
+            assert error["code"] == "workspace_unwritable", error
+            assert "File too large" in error["message"] and str(workspace) in error["message"]
+        listed = await session.call_tool("snapshot_list", {})
+        assert listed.structured_content == {"snapshots": []}  # nothing half-written kept
+    assert not list((workspace / ".agnes" / "snapshots").glob("*.parquet"))
 
 
 async def test_stdio_with_a_bad_token_refuses_what_needs_the_server(

@@ -26,6 +26,7 @@ from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
 from cli import exit_codes
 from cli.main import main
+from tests.cli_harness import limited_command
 from tests.conftest import (
     DemoServer,
     add_user,
@@ -321,6 +322,39 @@ def test_output_modes_and_dry_run(
     monkeypatch.setenv("AGNES_SERVER_URL", "http://127.0.0.1:9")  # nothing listens there
     assert main(["pull", "--workspace", str(folder)]) == exit_codes.UNREACHABLE
     assert before == {p: p.stat().st_mtime_ns for p in before}  # nothing touched
+
+
+def test_a_disk_refusing_writes_is_a_plain_error_and_loses_nothing(
+    server: DemoServer, user_token: str, tmp_path: Path
+) -> None:
+    """A pull into a workspace whose disk refuses writes (full, read-only, a quota; here a
+    real file-size limit, RLIMIT_FSIZE, refusing with EFBIG) says so, naming the folder
+    and the reason, instead of a traceback; the next pull with room completes."""
+    folder = empty_workspace(tmp_path / "ws")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env.update(
+        AGNES_TOKEN=user_token,
+        AGNES_CONFIG_HOME=str(tmp_path / "cfg"),
+        AGNES_SERVER_URL=server.live.base_url,
+        PYTHONPATH=str(REPO),
+    )
+    argv = ("pull", "--workspace", str(folder), "--json")
+    refused = subprocess.run(
+        limited_command(2_000, *argv), env=env, capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == exit_codes.FAILURE, refused.stderr
+    assert "Traceback" not in refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "workspace_unwritable", error
+    assert "File too large" in error["message"] and str(folder) in error["message"]
+    command = [sys.executable, "-m", "cli.main", *argv]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == exit_codes.OK, done.stderr
+    assert json.loads(done.stdout)["failed"] == []
+    wanted = manifest(server, user_token)
+    assert verified(WorkspacePaths(folder), wanted) == {
+        p.path: True for t in wanted.tables for p in t.parts
+    }
 
 
 # Where a killed pull stops (the stages of agnes_sync/pull/pause.py) and its range size:

@@ -52,6 +52,7 @@ from agnes_sync.snapshot_files import (
     check_ttl,
 )
 from agnes_sync.sql_text import quote_ident
+from agnes_sync.storage_errors import workspace_writes
 from agnes_sync.workspace import catalog_cache, local_db, results
 from agnes_sync.workspace.disk import disk_usage
 from agnes_sync.workspace.inventory import Inventory
@@ -267,7 +268,8 @@ class WorkspaceBackend(Backend):
         return Answer.from_wire(data, meta)
 
     def keep_result(self, table: pa.Table, answer: Answer) -> str:
-        return results.keep(self.paths.results, table)
+        with workspace_writes(self.paths.root):
+            return results.keep(self.paths.results, table)
 
     # --- snapshots ---------------------------------------------------------------------------
 
@@ -320,18 +322,19 @@ class WorkspaceBackend(Backend):
         with relayed_refusals():
             data, wire = self.api.post_arrow("/api/snapshots", spec.model_dump())
         answer = Answer.from_wire(data, wire)
-        saved = self.snapshots.save(
-            data,
-            meta.model_copy(
-                update={
-                    "created_at": dt.datetime.now(dt.UTC),
-                    "sql": answer.sql or meta.sql,
-                    "bytes_scanned": answer.bytes_scanned,
-                    "truncated": answer.truncated,
-                }
-            ),
-        )
-        local_db.rebuild(self.paths)
+        with workspace_writes(self.paths.root):
+            saved = self.snapshots.save(
+                data,
+                meta.model_copy(
+                    update={
+                        "created_at": dt.datetime.now(dt.UTC),
+                        "sql": answer.sql or meta.sql,
+                        "bytes_scanned": answer.bytes_scanned,
+                        "truncated": answer.truncated,
+                    }
+                ),
+            )
+            local_db.rebuild(self.paths)
         info = self._info(saved)
         return info.model_copy(update={"notes": [*info.notes, *answer.notes]})
 
@@ -361,20 +364,23 @@ class WorkspaceBackend(Backend):
 
     def snapshot_prune(self) -> list[SnapshotInfo]:
         """Drop the snapshots whose TTL has passed."""
-        dropped = self.snapshots.prune_expired(dt.datetime.now(dt.UTC))
-        if dropped:
-            local_db.rebuild(self.paths)
+        with workspace_writes(self.paths.root):
+            dropped = self.snapshots.prune_expired(dt.datetime.now(dt.UTC))
+            if dropped:
+                local_db.rebuild(self.paths)
         return [self._info(m) for m in dropped]
 
     def snapshot_list(self) -> list[SnapshotInfo]:
-        if self.snapshots.prune_expired(dt.datetime.now(dt.UTC)):
-            local_db.rebuild(self.paths)
+        with workspace_writes(self.paths.root):
+            if self.snapshots.prune_expired(dt.datetime.now(dt.UTC)):
+                local_db.rebuild(self.paths)
         return [self._info(m) for m in self.snapshots.all()]
 
     @logged("snapshot_drop", lambda name: {"name": name})
     def snapshot_drop(self, name: str) -> SnapshotInfo:
-        dropped = self.snapshots.drop(check_name(name))
-        local_db.rebuild(self.paths)
+        with workspace_writes(self.paths.root):
+            dropped = self.snapshots.drop(check_name(name))
+            local_db.rebuild(self.paths)
         return self._info(dropped)
 
     def _info(self, meta: SnapshotMeta) -> SnapshotInfo:
@@ -477,9 +483,10 @@ class WorkspaceBackend(Backend):
         notebook, summary = workspace_export.notebook_for(
             self.query_log, session=session, since=since, server=self.api.base_url, user=user
         )
-        written = workspace_export.write_notebook(
-            notebook, path or workspace_export.default_path(self.paths.root)
-        )
+        with workspace_writes(self.paths.root):
+            written = workspace_export.write_notebook(
+                notebook, path or workspace_export.default_path(self.paths.root)
+            )
         return SessionExportOutput(
             session=summary.session,
             since=summary.since,

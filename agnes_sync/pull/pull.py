@@ -26,6 +26,7 @@ from agnes_sync.pull.progress import Quiet, Reporter
 from agnes_sync.pull.state import FileState, PullState
 from agnes_sync.pull.transport import ApiTransport, PullTransport
 from agnes_sync.server_api import ServerApi
+from agnes_sync.storage_errors import workspace_failure, workspace_writes
 from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
 
@@ -90,7 +91,7 @@ def pull(
     started = time.perf_counter()
     reporter = reporter or Quiet()
     client = transport or ApiTransport(api)
-    with workspace_lock(paths, "pull.lock", PullBusy):
+    with workspace_writes(paths.root), workspace_lock(paths, "pull.lock", PullBusy):
         state_path = paths.dot / STATE_FILE
         state = PullState.read(state_path)
         text, etag = client.get_text_if_changed(MANIFEST, state.manifest_etag or None)
@@ -211,6 +212,8 @@ def _download(
                 if placed is not None:
                     error = placed.exception()
                 reporter.file_done(job.relative, error is None)
+                if error is not None and not isinstance(error, AgnesError):
+                    error = workspace_failure(error, paths.root) or error
                 if error is None:
                     stat = (paths.data / job.relative).stat()
                     fetched[job.relative] = FileState(
