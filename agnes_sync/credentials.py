@@ -191,6 +191,22 @@ def normalize_url(url: str, *, say: bool = True) -> str:
     return chosen
 
 
+def clean_token(token: str, given_by: str) -> str:
+    """``token`` without the blanks and line breaks a paste brings around it (a token is
+    never sent with them: an HTTP header cannot hold a line break, and a space would make
+    it another token); one still holding a character no token has is refused without
+    echoing it (it is a secret, and would land in a terminal's scrollback and logs)."""
+    cleaned = token.strip()
+    if not cleaned:
+        raise CredentialsError(f"The token given by {given_by} is blank.")
+    if any(not ("!" <= char <= "~") for char in cleaned):
+        raise CredentialsError(
+            f"The token given by {given_by} holds a space, a line break or another "
+            "character no token has: copy it again, whole."
+        )
+    return cleaned
+
+
 def resolve(
     server_url: str | None,
     token: str | None,
@@ -207,6 +223,8 @@ def resolve(
     tok, tok_from = token, "--token"
     if not tok and os.environ.get("AGNES_TOKEN"):
         tok, tok_from = os.environ["AGNES_TOKEN"], "AGNES_TOKEN"
+    if tok:
+        tok = clean_token(tok, tok_from)
     chosen = normalize_url(url) if url else None
     if chosen and tok:
         return Credentials(chosen, tok, url_from, tok_from, root)

@@ -218,3 +218,33 @@ def test_a_stored_token_is_only_sent_to_the_server_it_was_saved_for(
         assert code == exit_codes.AUTH
         assert "saved for" in err and demo_server.live.base_url in err
     assert Recorder.seen == [None, None]
+
+
+def test_a_pasted_token_is_trimmed_and_a_broken_one_refused_without_echoing_it(
+    demo_server: DemoServer,
+    places: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A token pasted with blanks or a line break around it (a terminal's copy, a .env
+    file saved on Windows) went into the Authorization header as it was: the request
+    failed as 'Cannot reach the Agnes server' (exit 5) and the message printed the whole
+    token. It is trimmed; one with a blank inside is refused, never echoed."""
+    outside, folder = places
+    monkeypatch.chdir(outside)
+    token = demo_server.analyst_token
+    url = ["--server-url", demo_server.live.base_url]
+    assert whoami(capsys, *url, "--token", f"  {token}\n")["email"].startswith("analyst@")
+    monkeypatch.setenv("AGNES_TOKEN", f"{token}\r\n")
+    assert whoami(capsys, *url)["email"].startswith("analyst@")
+    code, out, err = run(
+        capsys, "init", *url, "--token", f" {token} ", "--workspace", str(folder), "--no-pull"
+    )
+    assert code == exit_codes.OK, err
+    assert json.loads(next(config_home().glob("workspaces/*.json")).read_text())["token"] == token
+    code, out, err = run(capsys, "whoami", *url, "--token", f"{token[:20]} {token[20:]}")
+    assert code == exit_codes.CONFIG, err
+    assert token[20:] not in out + err and "token given by --token holds a space" in err
+    monkeypatch.setenv("AGNES_TOKEN", " \t ")
+    code, out, err = run(capsys, "whoami", *url)
+    assert code == exit_codes.CONFIG and "token given by AGNES_TOKEN is blank" in err
