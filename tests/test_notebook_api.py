@@ -539,6 +539,16 @@ def test_html_shows_counts_and_the_cut(nb: NotebookSetup) -> None:
     assert "Truncated" not in whole and "rows</strong>" in whole
 
 
+def test_a_cut_result_of_unknown_size_says_more_exist_after_its_rows(nb: NotebookSetup) -> None:
+    """A remote answer cut by its limit has no total: its counts read "2 (more exist)
+    rows"; they read as the tools' do, "2 rows (more exist)"."""
+    for limit, said in ((2, "2 rows (more exist)"), (1, "1 row (more exist)")):
+        result = nb.ws.query_remote(REMOTE, limit=limit)
+        assert result.truncated and result.total_rows is None
+        assert repr(result).startswith(f"<Result: {said}>")
+        assert f"<strong>{said}</strong>" in result._repr_html_()
+
+
 def test_html_says_when_it_shows_fewer_rows_than_returned(nb: NotebookSetup) -> None:
     result = nb.ws.query(LISTED, limit=VIEW_ROWS + 10)
     page = result._repr_html_()

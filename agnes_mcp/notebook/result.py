@@ -286,11 +286,13 @@ class Result:
 
     def _counts(self) -> str:
         rows = self.row_count
+        said = f"{rows:,} row" if rows == 1 else f"{rows:,} rows"
         if self.truncated:
             total = self.total_rows
-            of = f" of {total:,}" if total is not None and total > rows else " (more exist)"
-            return f"{rows:,}{of} rows"
-        return f"{rows:,} row" if rows == 1 else f"{rows:,} rows"
+            if total is not None and total > rows:
+                return f"{rows:,} of {total:,} rows"
+            return f"{said} (more exist)"  # as the tools say it: "2 rows (more exist)"
+        return said
 
     def __repr__(self) -> str:
         lines = [f"<Result: {self._counts()}>"]
