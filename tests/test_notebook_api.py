@@ -505,6 +505,26 @@ def test_a_time_of_24_00_reaches_df_as_duckdb_has_it(nb: NotebookSetup) -> None:
     assert row["s"] == {"t": "24:00:00"} and row["ok"] == dt_time(23, 59, 59)
 
 
+def test_a_union_reaches_df_and_pl_as_its_values(nb: NotebookSetup) -> None:
+    """A UNION column (DuckDB's union_value) made .df() raise ArrowNotImplementedError
+    and .pl() a ComputeError for the whole frame: pandas and polars have no union type.
+    Each holds the member's value, as DuckDB's own .df() has it; Arrow keeps the union."""
+    sql = (
+        "SELECT 1 AS n, union_value(num := 2)::UNION(num INTEGER, str VARCHAR) AS u, "
+        "[union_value(s := 'x')::UNION(i INTEGER, s VARCHAR)] AS l "
+        "UNION ALL SELECT 2, union_value(str := 'b'), NULL ORDER BY n"
+    )
+    result = nb.ws.query(sql)
+    frame = result.df()
+    assert list(frame.columns) == ["n", "u", "l"]  # in their places
+    assert frame["u"].tolist() == duckdb.sql(sql).df()["u"].tolist() == [2, "b"]
+    assert frame["l"].tolist() == [["x"], None]
+    polars = result.pl()
+    assert polars.columns == ["n", "u", "l"]
+    assert polars.rows() == [(1, 2, ["x"]), (2, "b", None)]
+    assert pa.types.is_union(result.arrow().schema.field("u").type)
+
+
 def test_html_shows_values_as_duckdb_writes_them(nb: NotebookSetup) -> None:
     """The HTML view wrote each value as Python's str: a struct as {'t':
     datetime.datetime(2024, 1, 1, 10, 0)}, a DECIMAL(10,2) 1.10 as 1.10 but a timestamp

@@ -146,6 +146,13 @@ def time_objects(array: pa.Array) -> list[Any]:
     ]
 
 
+def union_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column holding a UNION (DuckDB's ``union_value(num := 2)``, at any depth) as
+    Python objects, each union the value of the member it holds, as DuckDB's own ``.df()``
+    has it: pandas and polars have no union type, and raised for the whole frame."""
+    return list(column.to_pylist())
+
+
 class TruncatedResultWarning(UserWarning):
     """The rows taken out of a :class:`Result` (``.df()``, ``.pl()``, ``.arrow()``) are
     not the whole answer: a limit cut them. Its text names the limit and how to get the
@@ -208,13 +215,15 @@ class Result:
             if pa.types.is_decimal(field.type):
                 floats = decimal_as_float(table.column(index), field.type.scale)
                 table = table.set_column(index, pa.field(field.name, pa.float64()), floats)
-        times = {
-            field.name: time_objects(table.column(index).combine_chunks())
+        objects = {
+            field.name: union_values(table.column(index))
+            if _holds(field.type, pa.types.is_union)
+            else time_objects(table.column(index).combine_chunks())
             for index, field in enumerate(table.schema)
-            if _holds(field.type, pa.types.is_time)
+            if _holds(field.type, pa.types.is_union) or _holds(field.type, pa.types.is_time)
         }
-        frame = table.drop_columns(list(times)).to_pandas(date_as_object=False)
-        for name, values in times.items():  # in their places, as objects
+        frame = table.drop_columns(list(objects)).to_pandas(date_as_object=False)
+        for name, values in objects.items():  # in their places, as objects
             frame.insert(table.column_names.index(name), name, pd.Series(values, dtype=object))
         frame.attrs["agnes"] = {
             "truncated": self.truncated,
@@ -227,10 +236,17 @@ class Result:
     def pl(self) -> Any:
         """The rows as a polars DataFrame (needs the ``notebook`` extra), intervals as
         ``Duration("us")`` (a month as 30 days, as ``.df()`` has them; polars has no interval
-        type); a cut result warns (:class:`TruncatedResultWarning`)."""
+        type), a column holding a UNION as ``Object`` values (:func:`union_values`); a cut
+        result warns (:class:`TruncatedResultWarning`)."""
         polars = _need("polars")
         self._warn_if_cut()
-        frame = polars.from_arrow(with_durations(self._answer.table))
+        table = with_durations(self._answer.table)
+        unions = [f.name for f in table.schema if _holds(f.type, pa.types.is_union)]
+        frame = polars.from_arrow(table.drop_columns(unions))
+        for name in unions:  # polars has no union type: each value as an object
+            values = union_values(table.column(name))
+            series = polars.Series(name, values, dtype=polars.Object)
+            frame.insert_column(table.column_names.index(name), series)
         return frame
 
     def _warn_if_cut(self) -> None:
