@@ -298,9 +298,14 @@ def test_a_table_whose_files_are_gone_is_a_typed_refusal(tmp_path: Path) -> None
     from agnes_mcp.rails.arrow_sources import TableUnavailable
 
     gone = local_table("gone", tmp_path / "no.parquet")
-    with pytest.raises(TableUnavailable) as refused:
-        Sandbox([gone], memory_limit="256MB", threads=1)
+    sandbox = Sandbox([gone], memory_limit="256MB", threads=1)  # the other tables still serve
+    try:
+        with pytest.raises(TableUnavailable) as refused:
+            sandbox.refuse_unreadable([gone])
+    finally:
+        sandbox.close()
     assert refused.value.status == 503 and str(tmp_path) not in refused.value.message
+    assert "'gone'" in refused.value.message
 
 
 def test_data_one_query_brings_is_never_seen_by_the_next(sandbox: Sandbox) -> None:

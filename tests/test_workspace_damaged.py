@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from agnes_mcp.query.workspace_query import WorkspaceQuery
 from agnes_mcp.rails.arrow_sources import TableUnavailable
+from agnes_sync.workspace import local_db
 from agnes_sync.workspace.layout import WorkspacePaths
 
 
@@ -25,3 +27,40 @@ def test_a_damaged_file_in_a_workspace_points_at_a_pull(tmp_path: Path) -> None:
         query.run("SELECT count(*) FROM products", None)
     assert "agnes pull" in (refused.value.hint or "") and "sync" not in (refused.value.hint or "")
     assert refused.value.next_step == {"tool": None, "arguments": {}, "cli": "agnes pull"}
+
+
+def test_a_damaged_file_of_one_table_leaves_the_others_readable(tmp_path: Path) -> None:
+    """Every view of the workspace was made at once: one damaged file refused every local
+    query ("The data of table 'products' ..." for a query of customers), and made the
+    rebuild of agnes.duckdb (a pull whose download of it failed) raise DuckDB's own error.
+    Only what reads that table is refused now; the rebuild leaves it out until it reads."""
+    paths = WorkspacePaths(tmp_path)
+    paths.data.mkdir(parents=True)
+    pq.write_table(pa.table({"n": [1, 2, 3]}), paths.data / "customers.parquet")
+    pq.write_table(pa.table({"n": [4]}), paths.data / "products.parquet")
+    local_db.rebuild(paths)
+    (paths.data / "products.parquet").write_bytes(b"stale")  # changed by hand
+    query = WorkspaceQuery(paths)
+    assert query.run("SELECT count(*) AS n FROM customers", None).table.to_pylist() == [{"n": 3}]
+    for sql in ("SELECT * FROM products", "SELECT * FROM customers, products"):
+        with pytest.raises(TableUnavailable) as refused:
+            query.run(sql, None)
+        assert "'products'" in refused.value.message
+        assert refused.value.details["table"] == "products"
+    with pytest.raises(TableUnavailable):
+        query.columns("products")
+    local_db.rebuild(paths)
+    con = duckdb.connect(str(paths.db), read_only=True)
+    try:
+        views = {
+            r[0]
+            for r in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    assert views == {"customers"}  # the damaged table's old view went too
+    pq.write_table(pa.table({"n": [5, 6]}), paths.data / "products.parquet")  # mended
+    local_db.rebuild(paths)
+    assert query.run("SELECT count(*) AS n FROM products", None).table.to_pylist() == [{"n": 2}]

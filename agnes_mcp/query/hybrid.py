@@ -73,6 +73,7 @@ def hybrid(
         sandbox = queries.sandboxes.get(
             [t for t in snapshot.tables.values() if not t.is_remote], snapshot.version
         )
+        sandbox.refuse_unreadable(plan.tables)
 
         def register(cursor: duckdb.DuckDBPyConnection) -> None:
             for alias, table in parts.items():

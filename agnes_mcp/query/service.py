@@ -305,6 +305,7 @@ class QueryService:
         sandbox = self.sandboxes.get(
             self._granted_local(principal, snapshot), snapshot.version, reads=plan.tables
         )
+        sandbox.refuse_unreadable(plan.tables)
         prepare = registrar(extras or {}, plan.tables)
         result = sandbox.run(parsed.sql, limits, prepare=prepare)
         outcome = outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits)

@@ -242,6 +242,7 @@ class WorkspaceQuery:
             missing = next(r.name for r in parsed.refs if r.name not in snapshot.tables)
             raise self._why_missing(missing, parsed.sql, inventory, classify) from None
         sandbox = self._for_reads(sandbox, snapshot, plan.tables)
+        sandbox.refuse_unreadable(plan.tables)
         limits = Limits.for_request(
             limit,
             default=self.limits.default_rows,
@@ -261,6 +262,7 @@ class WorkspaceQuery:
         sandbox, catalog, _ = self._current()
         if name not in catalog.tables or catalog.tables[name].is_remote:
             raise TableNotFound(f"There is no table '{name}' in this workspace.")
+        sandbox.refuse_unreadable([catalog.tables[name]])
         cursor = sandbox.connection.cursor()
         try:
             rows = cursor.execute(f"DESCRIBE SELECT * FROM {quote_ident(name)}").fetchall()

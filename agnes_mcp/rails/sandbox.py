@@ -26,7 +26,7 @@ import json
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,7 +51,7 @@ from agnes_mcp.rails.refusals import (
     query_cancelled,
     query_timeout,
 )
-from agnes_mcp.rails.table_views import create_views
+from agnes_mcp.rails.table_views import create_views, refuse_unreadable
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.watchdog import WATCHDOG
 from agnes_sync.caller import caller_gave_up, interruptible
@@ -453,11 +453,18 @@ class Sandbox:
             self._con.close()
             views.release()
             raise
+        self.unreadable = views.unreadable  # tables left without a view: their refusals
         self.native = len(views.leases)  # tables read from parquet copies (natively)
         self.converted = views.attached  # tables read from their converted DuckDB files
         self._connection = SandboxConnection(self._con, views.sources, views.release)
         # a sandbox dropped without close() still gives its copies back (release is idempotent)
         weakref.finalize(self._connection, views.release)
+
+    def refuse_unreadable(self, reads: Iterable[CatalogTable]) -> None:
+        """Refuse (``table_unavailable``) a query reading a table whose files could not
+        be read when the views were made; a damaged file of one table leaves the others'
+        queries alone."""
+        refuse_unreadable(self.unreadable, reads)
 
     @property
     def connection(self) -> SandboxConnection:

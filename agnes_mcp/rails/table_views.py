@@ -13,6 +13,7 @@ footer is read again to bind), so it is asked for only where the schemas differ.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,6 +38,8 @@ class Views:
 
     sources: dict[str, ArrowSource] = field(default_factory=dict)
     leases: list[Lease] = field(default_factory=list)
+    # tables left without a view, their files unreadable (by lower-case id): the refusal
+    unreadable: dict[str, str] = field(default_factory=dict)
     allowed: list[str] = field(default_factory=list)
     attached: int = 0  # tables read from their converted DuckDB files
 
@@ -53,7 +56,9 @@ def create_views(
     natives: NativeTables | None = None,
 ) -> Views:
     """One view per table with files on ``con`` (not yet locked): over the table's
-    converted DuckDB file where ``natives`` has it ready, else over its parquet files."""
+    converted DuckDB file where ``natives`` has it ready, else over its parquet files. A
+    table whose files cannot be read (a damaged file) gets none and is listed in
+    ``unreadable``: a query of it is refused (:func:`refuse_unreadable`), the others run."""
     views = Views()
     try:
         for table in tables:
@@ -61,7 +66,10 @@ def create_views(
                 continue
             converted = natives.path(table) if natives is not None else None
             if converted is None or not _attach(con, table, converted, views):
-                _create_view(con, table, copies, views)
+                try:
+                    _create_view(con, table, copies, views)
+                except TableUnavailable as exc:
+                    views.unreadable[table.id.lower()] = exc.message
     except BaseException:
         views.release()
         raise
@@ -93,12 +101,16 @@ def _create_view(
 ) -> None:
     lease = _lease(table, copies)
     if lease is not None:
-        views.leases.append(lease)
         try:  # reading the footers here refuses a damaged file before any query
             select = native_select(lease.paths, by_name=not same_schema(con, lease.paths))
             con.execute(f"CREATE VIEW {quote_ident(table.id)} AS {select}")
         except duckdb.Error:
+            lease.release()  # no view reads these copies
             raise _unavailable(table, "unreadable parquet") from None
+        except BaseException:
+            lease.release()
+            raise
+        views.leases.append(lease)
         views.allowed.extend(lease.paths)
         return
     source = open_source(table, f"__agnes_source_{len(views.sources)}")
@@ -133,4 +145,15 @@ def _lease(table: CatalogTable, copies: NativeFiles | None) -> Lease | None:
 
 
 def _unavailable(table: CatalogTable, why: str) -> TableUnavailable:
-    return TableUnavailable(f"The data of table '{table.id}' cannot be read right now ({why}).")
+    return TableUnavailable(
+        f"The data of table '{table.id}' cannot be read right now ({why}).",
+        details={"table": table.id},
+    )
+
+
+def refuse_unreadable(unreadable: dict[str, str], reads: Iterable[CatalogTable]) -> None:
+    """Refuse a query that reads a table left without a view (its files unreadable)."""
+    for table in reads:
+        said = unreadable.get(table.id.lower())
+        if said is not None:
+            raise TableUnavailable(said, details={"table": table.id})
