@@ -277,6 +277,12 @@ def test_a_misbehaving_server_keeps_the_last_good_file(
             "drop": "unreachable",
         }
         assert {f["code"] for f in out["failed"]} == {expected[mode]}
+        assert main(["pull", "--workspace", str(tmp_path), "--quiet"]) == exit_codes.FAILURE
+        said = capsys.readouterr().err.splitlines()
+        failed = [line for line in said if line.startswith("failed: ")]
+        assert len(failed) == 2 and not any("parquet: customers" in line for line in failed)
+        assert not any(line.count("customers.parquet") > 1 for line in failed), failed
+        assert said[-1].startswith("hint: Run 'agnes pull' again")
         assert not target.exists() and (paths.data / "products.parquet").read_bytes() == b"stale"
         assert not any(
             p.suffix == ".parquet" and p.name.startswith(".") is False and p.stat().st_size == 0

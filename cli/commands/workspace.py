@@ -116,7 +116,15 @@ def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
         )
         print_message(f"{gone} removed: made from tables you may no longer read.")
     for failure in failed:
-        sys.stderr.write(f"failed: {failure['file']}: {failure['message']}\n")
+        said = failure["message"]  # a download's own message names its file already
+        if not said.startswith(f"{failure['file']}"):
+            said = f"{failure['file']}: {said}"
+        sys.stderr.write(f"failed: {said}\n")
+    if failed:
+        sys.stderr.write(
+            "hint: Run 'agnes pull' again to fetch the failed files (a download cut short "
+            "resumes where it stopped); until then the previous copy of each stays.\n"
+        )
 
 
 def pull(args: argparse.Namespace) -> int:
