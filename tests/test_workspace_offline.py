@@ -12,6 +12,7 @@ import pytest
 
 from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
 from agnes_mcp.metrics.compiler import MetricRequest
+from agnes_mcp.rails.refusals import QueryRefused, TableNotFound
 from agnes_sync import atomic
 from agnes_sync.server_api import ServerApi, ServerUnreachable
 from agnes_sync.workspace import catalog_cache
@@ -104,6 +105,24 @@ def test_metrics_on_local_tables_are_computed_offline(
 def test_what_needs_the_server_says_so_offline(offline: WorkspaceBackend) -> None:
     with pytest.raises(ServerUnreachable):
         offline.query_remote("SELECT count(*) FROM web_sessions", None)
+
+
+def test_a_table_not_here_offline_is_not_said_to_be_ungranted(
+    online: WorkspaceBackend, offline: WorkspaceBackend
+) -> None:
+    """Offline, a name neither pulled nor in the kept catalog was refused as "neither in
+    this workspace nor among the server's tables for you (... you are not granted it)":
+    the server was never asked, and the kept catalog may predate a grant."""
+    with pytest.raises(QueryRefused) as there:
+        online.query("SELECT * FROM no_such_table", None)
+    assert there.value.code == "table_not_found"  # online: the server's own word
+    with pytest.raises(TableNotFound) as refused:
+        offline.query("SELECT * FROM ordrs", None)
+    said = refused.value.message
+    assert "not granted" not in said and "server's tables for you" not in said
+    assert "cannot be asked" in said and UNREACHABLE in said
+    assert "Did you mean 'orders'" in (refused.value.hint or "")
+    assert refused.value.details["table"] == "ordrs"
 
 
 def test_the_catalog_cache_is_written_without_fsync_and_read_back(

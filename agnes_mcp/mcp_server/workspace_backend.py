@@ -53,6 +53,7 @@ from agnes_sync.snapshot_files import (
 )
 from agnes_sync.sql_text import quote_ident
 from agnes_sync.storage_errors import workspace_writes
+from agnes_sync.suggest import did_you_mean
 from agnes_sync.workspace import catalog_cache, local_db, results
 from agnes_sync.workspace.disk import disk_usage
 from agnes_sync.workspace.inventory import Inventory
@@ -254,7 +255,20 @@ class WorkspaceBackend(Backend):
                 self.api.get(f"/api/catalog/{_segment(name)}/schema")
         except QueryRefused as refusal:
             return refusal
-        except (ServerError, ServerUnreachable):
+        except ServerUnreachable as unreachable:
+            # Not "you are not granted it": the server could not be asked, and the catalog
+            # kept here (which does not list it) may be older than a grant.
+            known = missing.details.get("suggestions")
+            return TableNotFound(
+                f"There is no table '{name}' in this workspace, and the server cannot be "
+                f"asked whether you may read one: {unreachable.message}",
+                hint=did_you_mean(name, known if isinstance(known, list) else [], n=3)
+                + "List the tables held here with the catalog tool; once the server answers "
+                "again, ask again (agnes pull fetches the tables you are granted).",
+                next=missing.next_step,
+                details={"table": name, "suggestions": known or []},
+            )
+        except ServerError:
             pass
         return missing
 
