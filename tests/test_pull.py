@@ -20,6 +20,7 @@ from agnes_mcp.resource_types import ResourceType
 from agnes_sync.hashing import file_hash
 from agnes_sync.manifest import Manifest
 from agnes_sync.pull.download import partial_path
+from agnes_sync.pull.progress import Quiet
 from agnes_sync.pull.pull import PullBusy, pull
 from agnes_sync.server_api import ServerApi
 from agnes_sync.workspace.layout import WorkspacePaths
@@ -328,6 +329,34 @@ def test_output_modes_and_dry_run(
     monkeypatch.setenv("AGNES_SERVER_URL", "http://127.0.0.1:9")  # nothing listens there
     assert main(["pull", "--workspace", str(folder)]) == exit_codes.UNREACHABLE
     assert before == {p: p.stat().st_mtime_ns for p in before}  # nothing touched
+
+
+class CtrlCAfterFirstFile(Quiet):
+    """Ctrl-C as the pull's main thread sees it: KeyboardInterrupt, here raised where it
+    notes the first file done, while other files are in flight or queued."""
+
+    def file_done(self, relative: str, ok: bool) -> None:
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_stops_the_downloads_at_once(
+    server: DemoServer, user_token: str, tmp_path: Path
+) -> None:
+    """Ctrl-C reached the main thread, but the download pools' exit waited for every file,
+    started or queued, to arrive (a pull of large files went on for minutes, then said
+    "interrupted"). The files not yet begun are dropped and those in flight stop at their
+    next chunk; the next pull fetches the rest."""
+    paths = WorkspacePaths(tmp_path)
+    wanted = manifest(server, user_token)
+    parts = sum(len(t.parts) for t in wanted.tables)
+    assert parts > 4
+    with pytest.raises(KeyboardInterrupt):
+        pull(paths, api(server, user_token), jobs=1, reporter=CtrlCAfterFirstFile())
+    landed = [p for p in paths.data.rglob("*.parquet") if not p.name.startswith(".")]
+    assert len(landed) <= 2  # the one done, and at most the one begun meanwhile
+    done = pull(paths, api(server, user_token))
+    assert done.failed == [] and done.downloaded + done.unchanged == parts
+    assert all(verified(paths, wanted).values())
 
 
 def test_a_disk_refusing_writes_is_a_plain_error_and_loses_nothing(

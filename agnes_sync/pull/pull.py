@@ -12,7 +12,7 @@ import importlib
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from agnes_sync.errors import AgnesError
 from agnes_sync.pull.download import RANGE_BYTES, fetch
 from agnes_sync.pull.listing import Listing, read_listing
 from agnes_sync.pull.pause import pause
-from agnes_sync.pull.plan import PullPlan, plan_pull
+from agnes_sync.pull.plan import FileJob, PullPlan, plan_pull
 from agnes_sync.pull.progress import Quiet, Reporter
 from agnes_sync.pull.state import FileState, PullState
 from agnes_sync.pull.transport import ApiTransport, PullTransport
@@ -183,6 +183,15 @@ def _download(
     if not plan.fetch:
         return fetched
     reporter.start(len(plan.fetch), plan.fetch_bytes)
+    # Ctrl-C (or any error) on this thread stops the downloads at their next chunk: the
+    # pools' exit would otherwise wait for every file, started or queued, to arrive.
+    stop = threading.Event()
+
+    def advance(size: int) -> None:
+        if stop.is_set():
+            raise _Stopped
+        reporter.advance(size)
+
     # With --jobs 1 each file is whole and in place before the next starts; otherwise a
     # finisher flushes and renames while the download threads go on to the next files.
     pipelined = jobs > 1
@@ -198,40 +207,59 @@ def _download(
                     downloads,
                     job,
                     paths.data,
-                    reporter.advance,
+                    advance,
                     ranges,
                     range_bytes,
                     finisher if pipelined else None,
                 ): job
                 for job in plan.fetch
             }
-            for future in as_completed(futures):
-                job = futures[future]
-                error = future.exception()
-                placed = None if error is not None else future.result()
-                if placed is not None:
-                    error = placed.exception()
-                reporter.file_done(job.relative, error is None)
-                if error is not None and not isinstance(error, AgnesError):
-                    error = workspace_failure(error, paths.root) or error
-                if error is None:
-                    stat = (paths.data / job.relative).stat()
-                    fetched[job.relative] = FileState(
-                        table=job.table, hash=job.hash, size=job.size, mtime_ns=stat.st_mtime_ns
-                    )
-                    summary.downloaded += 1
-                    summary.bytes += job.size
-                elif isinstance(error, AgnesError):
-                    summary.failed.append(
-                        {"file": job.relative, "code": error.code, "message": error.message}
-                    )
-                else:
-                    summary.failed.append(
-                        {"file": job.relative, "code": "download_failed", "message": str(error)}
-                    )
+            try:
+                for future in as_completed(futures):
+                    _record(future, futures[future], paths, reporter, summary, fetched)
+            except BaseException:
+                stop.set()  # a partial file stays, and the next pull resumes it
+                for queued in futures:
+                    queued.cancel()
+                raise
     finally:
         reporter.finish()
     return fetched
+
+
+class _Stopped(Exception):
+    """A download stopped because the pull is stopping (its partial file stays)."""
+
+
+def _record(
+    future: Future[Future[None] | None],
+    job: FileJob,
+    paths: WorkspacePaths,
+    reporter: Reporter,
+    summary: PullSummary,
+    fetched: dict[str, FileState],
+) -> None:
+    """Count one finished download: in place, or failed with its reason."""
+    error = future.exception()
+    placed = None if error is not None else future.result()
+    if placed is not None:
+        error = placed.exception()
+    reporter.file_done(job.relative, error is None)
+    if error is not None and not isinstance(error, AgnesError):
+        error = workspace_failure(error, paths.root) or error
+    if error is None:
+        stat = (paths.data / job.relative).stat()
+        fetched[job.relative] = FileState(
+            table=job.table, hash=job.hash, size=job.size, mtime_ns=stat.st_mtime_ns
+        )
+        summary.downloaded += 1
+        summary.bytes += job.size
+    elif isinstance(error, AgnesError):
+        summary.failed.append({"file": job.relative, "code": error.code, "message": error.message})
+    else:
+        summary.failed.append(
+            {"file": job.relative, "code": "download_failed", "message": str(error)}
+        )
 
 
 def _forget_revoked(paths: WorkspacePaths, manifest: Listing) -> int:
