@@ -745,6 +745,23 @@ OUT_OF_RANGE: list[tuple[str, Callable[[Workspace], object], str]] = [
         lambda ws: ws.snapshot("web_sessions", "session_id,device", name="x"),
         "select",
     ),
+    # Values of the wrong type raised TypeError or IndexError from Agnes's insides, a
+    # string of dimensions was read letter by letter ("no dimension 'c'"), and a bad
+    # query_mode reached the server as the REST API's invalid_request.
+    ("sql-not-text", lambda ws: ws.query(123), "sql"),
+    ("limit-text", lambda ws: ws.query("SELECT 1", limit="many"), "limit"),
+    (
+        "dimensions-text",
+        lambda ws: ws.metric("revenue/total_revenue", dimensions="channel"),
+        "dimensions",
+    ),
+    (
+        "time-range-one-day",
+        lambda ws: ws.metric("revenue/total_revenue", time_range=("2026-01-01",)),
+        "time_range",
+    ),
+    ("mode-unknown", lambda ws: ws.catalog(query_mode="bogus"), "query_mode"),
+    ("table-not-text", lambda ws: ws.describe(["orders"]), "table"),
 ]
 
 

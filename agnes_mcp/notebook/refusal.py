@@ -8,12 +8,14 @@ Jupyter it renders as a short box instead of a traceback through Agnes's interna
 
 from __future__ import annotations
 
+import functools
 import html
-from collections.abc import Iterator
+import inspect
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import ValidationError, validate_call
 
 from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_sync.errors import AgnesError
@@ -175,3 +177,44 @@ def refusals(call: str = "arguments") -> Iterator[None]:
         raise from_error(exc) from exc
     except ValidationError as exc:
         raise from_error(invalid_arguments(call, exc)) from None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checked(call: str) -> Callable[[F], F]:
+    """A Workspace method whose arguments are checked against its annotations first, as
+    the MCP tools check theirs: a value of the wrong type (``ws.query(123)``,
+    ``limit="5"``, ``dimensions="channel"``) is refused as ``invalid_arguments`` naming
+    it, not a TypeError or IndexError from deep inside (or a string read letter by letter).
+    The check is built at the first call (the return types are not importable here)."""
+
+    def decorate(method: F) -> F:
+        signature = inspect.signature(method)
+        checker: Callable[..., Any] | None = None
+
+        def check(**kwargs: Any) -> dict[str, Any]:
+            return kwargs
+
+        @functools.wraps(method)
+        def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+            nonlocal checker
+            if checker is None:
+                check.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                    parameters=list(signature.parameters.values())[1:],
+                    return_annotation=inspect.Signature.empty,
+                )
+                check.__annotations__ = {
+                    k: v for k, v in method.__annotations__.items() if k not in ("self", "return")
+                }
+                check.__module__ = method.__module__
+                checker = validate_call(config={"arbitrary_types_allowed": True})(check)
+            # by name, so that a problem names the argument, not its position
+            named = signature.bind(self, *args, **kwargs).arguments
+            named.pop(next(iter(signature.parameters)))
+            with refusals(call):
+                return method(self, **checker(**named))
+
+        return run  # type: ignore[return-value]
+
+    return decorate

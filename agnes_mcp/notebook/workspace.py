@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from agnes_mcp.metrics.compiler import MetricRequest, TimeRange
 from agnes_mcp.notebook.listing import Listing
-from agnes_mcp.notebook.refusal import refusals
+from agnes_mcp.notebook.refusal import checked, refusals
 from agnes_mcp.notebook.result import Result
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 
@@ -81,13 +81,19 @@ class Workspace:
         with refusals():
             return self.backend.whoami()
 
-    def catalog(self, search: str | None = None, query_mode: str | None = None) -> Catalog:
+    @checked("catalog")
+    def catalog(
+        self,
+        search: str | None = None,
+        query_mode: Literal["local", "materialized", "remote"] | None = None,
+    ) -> Catalog:
         """The tables you may use (and, in ``.metrics``, the metric definitions)."""
         with refusals():
             listing = self.backend.catalog(search, query_mode)
         metrics = Listing("Metrics", listing.metrics, METRIC_COLUMNS, notes=listing.notes)
         return Catalog(listing.tables, metrics, notes=listing.notes)
 
+    @checked("schema")
     def schema(self, table: str) -> Listing[ColumnInfo]:
         with refusals():
             found = self.backend.schema(table)
@@ -95,18 +101,21 @@ class Workspace:
         title += f", {found.rows:,} rows)" if found.rows is not None else ")"
         return Listing(title, found.columns, SCHEMA_COLUMNS)
 
+    @checked("describe")
     def describe(self, table: str, n: int = 5) -> Result:
         with refusals():
             return Result(self.backend.describe(table, n), None)
 
     # --- queries ----------------------------------------------------------------------
 
+    @checked("query")
     def query(self, sql: str, limit: int | None = None) -> Result:
         """One read-only SELECT (DuckDB SQL) on local and server tables, your snapshots
         and kept results, through the rails."""
         with refusals():
             return Result(self.backend.query(sql, limit), sql)
 
+    @checked("query_remote")
     def query_remote(self, sql: str, limit: int | None = None) -> Result:
         """One SELECT on remote tables in their warehouse, under the scan cap and your
         budget (estimated first; refused with a narrower snapshot to take instead)."""
@@ -115,6 +124,7 @@ class Workspace:
 
     # --- snapshots --------------------------------------------------------------------
 
+    @checked("snapshot_estimate")
     def snapshot_estimate(
         self,
         table: str,
@@ -129,6 +139,7 @@ class Workspace:
             )
             return self.backend.snapshot_estimate(spec)
 
+    @checked("snapshot")
     def snapshot(
         self,
         table: str,
@@ -156,21 +167,25 @@ class Workspace:
         with refusals():
             return Listing("Snapshots", self.backend.snapshot_list(), SNAPSHOT_COLUMNS)
 
+    @checked("snapshot_drop")
     def snapshot_drop(self, name: str) -> SnapshotInfo:
         with refusals():
             return self.backend.snapshot_drop(name)
 
     # --- metrics ----------------------------------------------------------------------
 
+    @checked("metrics")
     def metrics(self, search: str | None = None) -> Listing[MetricSummary]:
         with refusals():
             listing = self.backend.metrics_list(search)
         return Listing("Metrics", listing.metrics, METRIC_COLUMNS, notes=listing.notes)
 
+    @checked("metric_show")
     def metric_show(self, metric_id: str) -> MetricDetail:
         with refusals():
             return self.backend.metric_show(metric_id)
 
+    @checked("metric")
     def metric(
         self,
         metric_id: str,
