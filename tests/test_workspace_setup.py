@@ -24,6 +24,7 @@ from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
 from cli import exit_codes
 from cli.main import main
+from tests.cli_harness import limited_command
 from tests.conftest import DemoServer, add_user, empty_workspace, token_for
 
 USER_SETTINGS = {
@@ -298,6 +299,28 @@ def test_one_push_at_a_time(
         code, answer = push(folder, capsys)
     assert code == exit_codes.FAILURE and answer["error"]["code"] == "push_running"
     assert push(folder, capsys)[1]["uploaded"] == 1
+
+
+def test_a_push_the_disk_refuses_to_remember_says_so(
+    pushing: tuple[Path, Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The disk refused the push's own state (full, read-only; here a file-size limit):
+    a traceback, or "file_unreadable ... name another file" for its lock file; now the
+    workspace's refusal, naming the folder and the reason."""
+    folder, transcripts, _ = pushing
+    (transcripts / "a.jsonl").write_text("{}\n")
+    argv = ("push", "--workspace", str(folder), "--json")
+    refused = subprocess.run(
+        limited_command(10, *argv),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode == exit_codes.FAILURE and "Traceback" not in refused.stderr
+    error = json.loads(refused.stdout)["error"]
+    assert error["code"] == "workspace_unwritable" and str(folder) in error["message"]
+    assert push(folder, capsys)[1]["uploaded"] == 0  # sent then; the server has it
 
 
 def test_uploads_refuse_damage_size_and_bad_names(

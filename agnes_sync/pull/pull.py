@@ -26,7 +26,7 @@ from agnes_sync.pull.progress import Quiet, Reporter
 from agnes_sync.pull.state import FileState, PullState
 from agnes_sync.pull.transport import ApiTransport, PullTransport
 from agnes_sync.server_api import ServerApi
-from agnes_sync.storage_errors import workspace_failure, workspace_writes
+from agnes_sync.storage_errors import workspace_failure
 from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
 
@@ -91,7 +91,7 @@ def pull(
     started = time.perf_counter()
     reporter = reporter or Quiet()
     client = transport or ApiTransport(api)
-    with workspace_writes(paths.root), workspace_lock(paths, "pull.lock", PullBusy):
+    with workspace_lock(paths, "pull.lock", PullBusy):  # a refused write: workspace_unwritable
         state_path = paths.dot / STATE_FILE
         state = PullState.read(state_path)
         text, etag = client.get_text_if_changed(MANIFEST, state.manifest_etag or None)
