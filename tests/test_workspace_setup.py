@@ -18,6 +18,7 @@ from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from agnes_sync.hashing import file_hash
+from agnes_sync.pull.pull import PullBusy
 from agnes_sync.push import PushBusy
 from agnes_sync.workspace.claude_files import BEGIN, END
 from agnes_sync.workspace.layout import WorkspacePaths
@@ -115,6 +116,23 @@ def test_init_merges_into_a_users_files_and_pulls(
     assert code == exit_codes.OK and again["written"] == [] and again["pull"]["downloaded"] == 0
     assert before == {p: p.read_bytes() for p in before}
     assert hooks(folder, "SessionStart") == start and len(hooks(folder, "SessionEnd")) == 1
+
+
+def test_init_whose_pull_stops_says_the_workspace_is_wired(
+    demo_server: DemoServer, env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first pull that stops (Ctrl-C in a long one, a dropped server, a full disk; here
+    another pull holding the lock) printed its error alone: nothing said the workspace was
+    wired, nor that 'agnes pull' finishes the job."""
+    folder = empty_workspace(tmp_path / "ws")
+    argv = ["init", "--server-url", demo_server.live.base_url, "--workspace", str(folder)]
+    with workspace_lock(WorkspacePaths(folder), "pull.lock", PullBusy):
+        code = main([*argv, "--token", demo_server.analyst_token])
+    out, err = capsys.readouterr()
+    assert code == exit_codes.FAILURE and "Another pull is running" in err
+    assert f"Workspace {folder} is wired to" in out
+    assert "Pull: not finished" in out and "run 'agnes pull'" in out
+    assert hooks(folder, "SessionStart")  # wired indeed
 
 
 def test_new_rails_from_an_admin_reach_claude_md(

@@ -262,24 +262,35 @@ def init(args: argparse.Namespace) -> int:
             "git_credential": git,
             "pull": None,
         }
+        was = ""
+        if before.get("user") and before.get("user") != me["email"]:
+            was = f" (it acted as {before['user']} before)"
+        message = (
+            f"Workspace {paths.root} is wired to {credentials.server_url} as {me['email']}{was}.\n"
+            "  Claude Code: .mcp.json (server 'agnes'), .claude/settings.json (pull and plugin "
+            "refresh at session start, push at session end), CLAUDE.md (agent rails)\n"
+            f"  Credentials: this workspace's own, in {stored} (mode 0600)"
+            + _plugins_text(feed, git)
+        )
+        if default:
+            message += f"\n  Also your default outside workspaces (you had none): {default}"
         if not args.no_pull:
             from agnes_sync.pull.progress import reporter_for
 
             reporter = reporter_for(args.quiet, args.json)
-            result = _run_pull(paths, api, credentials, reporter=reporter)
+            try:
+                result = _run_pull(paths, api, credentials, reporter=reporter)
+            except (AgnesError, KeyboardInterrupt):
+                # The wiring is done: say so before the pull's own error (Ctrl-C in a long
+                # first pull, a dropped server, a full disk), and what finishes the job.
+                if not (args.quiet or args.json):
+                    print_message(
+                        message + "\n  Pull: not finished (see below); the workspace is "
+                        "wired: run 'agnes pull' there to fetch the tables (it resumes)."
+                    )
+                raise
             summary["pull"] = result.as_dict()
     pulled = summary["pull"]
-    was = ""
-    if before.get("user") and before.get("user") != me["email"]:
-        was = f" (it acted as {before['user']} before)"
-    message = (
-        f"Workspace {paths.root} is wired to {credentials.server_url} as {me['email']}{was}.\n"
-        "  Claude Code: .mcp.json (server 'agnes'), .claude/settings.json (pull and plugin "
-        "refresh at session start, push at session end), CLAUDE.md (agent rails)\n"
-        f"  Credentials: this workspace's own, in {stored} (mode 0600)" + _plugins_text(feed, git)
-    )
-    if default:
-        message += f"\n  Also your default outside workspaces (you had none): {default}"
     if pulled:
         message += (
             f"\n  Pulled {counted(pulled['downloaded'], 'file')} ({size(pulled['bytes'])}) for "
