@@ -489,7 +489,7 @@ def test_intervals_inside_lists_structs_and_maps_are_durations_too(nb: NotebookS
     assert pa.types.is_interval(result.arrow().schema.field("l").type.value_type)  # Arrow keeps it
 
 
-def test_a_time_of_24_00_reaches_df_as_duckdb_has_it(nb: NotebookSetup) -> None:
+def test_a_time_of_24_00_reaches_df_and_pl(nb: NotebookSetup) -> None:
     """DuckDB's TIME holds 24:00:00, Python's time does not: .df() raised 'hour must be
     in 0..23' for the whole frame (in a list or struct too). DuckDB's .df() has the
     text there, and a time elsewhere."""
@@ -497,12 +497,26 @@ def test_a_time_of_24_00_reaches_df_as_duckdb_has_it(nb: NotebookSetup) -> None:
         "SELECT 1 AS n, TIME '24:00:00' AS t, [TIME '24:00:00', TIME '10:11:12.5', NULL] AS l, "
         "{'t': TIME '24:00:00'} AS s, TIME '23:59:59' AS ok"
     )
-    frame = nb.ws.query(sql).df()
+    result = nb.ws.query(sql)
+    frame = result.df()
     assert list(frame.columns) == ["n", "t", "l", "s", "ok"]  # in their places
     row = frame.iloc[0]
     assert row["t"] == duckdb.sql(sql).df().iloc[0]["t"] == "24:00:00"
     assert list(row["l"]) == ["24:00:00", dt_time(10, 11, 12, 500_000), None]
     assert row["s"] == {"t": "24:00:00"} and row["ok"] == dt_time(23, 59, 59)
+    # polars' Time made 24:00:00 null, silently (as DuckDB's own .pl() does): as .df() has it
+    polars = result.pl()
+    assert polars.columns == ["n", "t", "l", "s", "ok"]
+    assert polars.row(0) == (
+        1,
+        "24:00:00",
+        ["24:00:00", dt_time(10, 11, 12, 500_000), None],
+        {"t": "24:00:00"},
+        dt_time(23, 59, 59),
+    )
+    assert str(polars.schema["ok"]) == "Time"  # a column without 24:00:00 keeps its type
+    mixed = nb.ws.query("SELECT {'name': 'x', 't': TIME '10:00'} AS s").pl()
+    assert str(mixed.schema["s"]) == "Struct({'name': String, 't': Time})"
 
 
 def test_a_union_reaches_df_and_pl_as_its_values(nb: NotebookSetup) -> None:

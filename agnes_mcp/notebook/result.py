@@ -146,6 +146,25 @@ def time_objects(array: pa.Array) -> list[Any]:
     ]
 
 
+def _past_midnight(array: pa.Array) -> bool:
+    """Whether ``array`` holds, at any depth, a TIME of 24:00:00 (DuckDB's end of day,
+    which neither Python's time nor polars' Time can hold)."""
+    import pyarrow.compute as pc
+
+    kind = array.type
+    if pa.types.is_time(kind):
+        per = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[kind.unit]
+        latest = pc.max(array.cast(pa.int64())).as_py()
+        return latest is not None and latest >= 86_400 * per
+    if pa.types.is_struct(kind):
+        return any(_past_midnight(array.field(i)) for i in range(kind.num_fields))
+    if pa.types.is_map(kind):
+        return _past_midnight(array.keys) or _past_midnight(array.items)
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        return _past_midnight(array.flatten())
+    return False
+
+
 def union_values(column: pa.ChunkedArray) -> list[Any]:
     """A column holding a UNION (DuckDB's ``union_value(num := 2)``, at any depth) as
     Python objects, each union the value of the member it holds, as DuckDB's own ``.df()``
@@ -236,15 +255,24 @@ class Result:
     def pl(self) -> Any:
         """The rows as a polars DataFrame (needs the ``notebook`` extra), intervals as
         ``Duration("us")`` (a month as 30 days, as ``.df()`` has them; polars has no interval
-        type), a column holding a UNION as ``Object`` values (:func:`union_values`); a cut
-        result warns (:class:`TruncatedResultWarning`)."""
+        type), a column holding a UNION as ``Object`` values (:func:`union_values`), and a
+        TIME column holding 24:00:00 (which polars' Time would make null) as ``Object``
+        values as ``.df()`` has them; a cut result warns (:class:`TruncatedResultWarning`)."""
         polars = _need("polars")
         self._warn_if_cut()
         table = with_durations(self._answer.table)
-        unions = [f.name for f in table.schema if _holds(f.type, pa.types.is_union)]
-        frame = polars.from_arrow(table.drop_columns(unions))
-        for name in unions:  # polars has no union type: each value as an object
-            values = union_values(table.column(name))
+        objects = {
+            f.name: union_values(table.column(f.name))
+            for f in table.schema
+            if _holds(f.type, pa.types.is_union)  # polars has no union type
+        }
+        for field in table.schema:
+            if field.name not in objects and _holds(field.type, pa.types.is_time):
+                column = table.column(field.name).combine_chunks()
+                if _past_midnight(column):  # a 24:00:00 polars' Time would make null
+                    objects[field.name] = time_objects(column)
+        frame = polars.from_arrow(table.drop_columns(list(objects)))
+        for name, values in objects.items():  # in their places, each value as an object
             series = polars.Series(name, values, dtype=polars.Object)
             frame.insert_column(table.column_names.index(name), series)
         return frame
