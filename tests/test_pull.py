@@ -21,7 +21,7 @@ from agnes_sync.hashing import file_hash
 from agnes_sync.manifest import Manifest
 from agnes_sync.pull.download import partial_path
 from agnes_sync.pull.progress import Quiet
-from agnes_sync.pull.pull import PullBusy, pull
+from agnes_sync.pull.pull import PullBusy, PullSummary, pull
 from agnes_sync.server_api import ServerApi
 from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
@@ -293,6 +293,18 @@ def test_a_misbehaving_server_keeps_the_last_good_file(
         assert main(["pull", "--workspace", str(tmp_path), "--quiet"]) == exit_codes.OK
     assert target.read_bytes() == good
     assert all(verified(paths, manifest(server, user_token)).values())
+
+
+def test_a_failed_file_is_named_once() -> None:
+    """``%agnes pull`` wrote "failed: a.parquet: a.parquet: the server sent ..." as the CLI
+    did: a download's own message names its file already."""
+    summary = PullSummary(
+        failed=[
+            {"file": "a.parquet", "code": "download_failed", "message": "a.parquet: cut short"},
+            {"file": "b.parquet", "code": "unreachable", "message": "The connection failed."},
+        ]
+    )
+    assert summary.failure_lines() == ["a.parquet: cut short", "b.parquet: The connection failed."]
 
 
 def test_output_modes_and_dry_run(

@@ -136,8 +136,13 @@ def _pull(magics: AgnesMagics, args: argparse.Namespace) -> object:
         f"({summary.bytes:,} bytes), {summary.unchanged:,} unchanged, "
         f"{summary.removed:,} removed, in {summary.seconds:.1f} s."
     )
-    for failure in summary.failed:
-        print(f"failed: {failure.get('file')}: {failure.get('message')}", file=sys.stderr)
+    from agnes_sync.pull.pull import AGAIN_HINT
+
+    for line in summary.failure_lines():
+        print(f"failed: {line}", file=sys.stderr)
+    if summary.failed:
+        again = AGAIN_HINT.replace("'agnes pull'", "%agnes pull")
+        print(f"hint: {again}", file=sys.stderr)
     return None
 
 

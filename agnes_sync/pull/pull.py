@@ -51,6 +51,11 @@ class PullSummary:
     tables: int = 0
     dry_run: bool = False
 
+    def failure_lines(self) -> list[str]:
+        """One line per failed file: the file, then why (a download's own message names
+        its file already: not twice)."""
+        return [failure_line(f) for f in self.failed]
+
     def as_dict(self) -> dict[str, object]:
         return {
             "downloaded": self.downloaded,
@@ -63,6 +68,18 @@ class PullSummary:
             "tables": self.tables,
             "dry_run": self.dry_run,
         }
+
+
+AGAIN_HINT = (
+    "Run 'agnes pull' again to fetch the failed files (a download cut short resumes where "
+    "it stopped); until then the previous copy of each stays."
+)
+
+
+def failure_line(failure: dict[str, str]) -> str:
+    """``file: why`` for one failed file of a summary (its ``failed`` entry)."""
+    said = failure["message"]
+    return said if said.startswith(failure["file"]) else f"{failure['file']}: {said}"
 
 
 MANIFEST = "/api/sync/manifest"

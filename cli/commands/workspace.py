@@ -115,16 +115,12 @@ def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
             summary["forgotten"], "snapshot or kept result", "snapshots and kept results"
         )
         print_message(f"{gone} removed: made from tables you may no longer read.")
+    from agnes_sync.pull.pull import AGAIN_HINT, failure_line
+
     for failure in failed:
-        said = failure["message"]  # a download's own message names its file already
-        if not said.startswith(f"{failure['file']}"):
-            said = f"{failure['file']}: {said}"
-        sys.stderr.write(f"failed: {said}\n")
+        sys.stderr.write(f"failed: {failure_line(failure)}\n")
     if failed:
-        sys.stderr.write(
-            "hint: Run 'agnes pull' again to fetch the failed files (a download cut short "
-            "resumes where it stopped); until then the previous copy of each stays.\n"
-        )
+        sys.stderr.write(f"hint: {AGAIN_HINT}\n")
 
 
 def pull(args: argparse.Namespace) -> int:
