@@ -99,6 +99,14 @@ def parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[Loc, int]]:
             f"Config file {path}{where} is not valid YAML: {exc.problem}.",
             hint="Fix the YAML syntax (indentation, quotes, colons) at that position.",
         ) from None
+    except yaml.reader.ReaderError as exc:  # a control character: not a text file?
+        line = text.count("\n", 0, exc.position) + 1
+        raise ConfigError(
+            f"Config file {path}, line {line} is not valid YAML: it holds the character "
+            f"#x{exc.character if isinstance(exc.character, int) else ord(exc.character):04x}, "
+            "which YAML does not allow.",
+            hint="Save it as plain UTF-8 text, without control characters.",
+        ) from None
     except (yaml.YAMLError, RecursionError):
         raise ConfigError(
             f"Config file {path} is not valid YAML (an anchor that refers to itself?).",

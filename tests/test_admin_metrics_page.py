@@ -112,6 +112,20 @@ def test_every_problem_of_every_file_is_listed(ctx: PageContext) -> None:
     assert any(f == "c.yml" and "colour" in m and "ghost_count" in k for f, k, m in found)
 
 
+def test_a_file_that_is_not_utf8_is_listed_not_read_as_replacement_characters(
+    ctx: PageContext,
+) -> None:
+    page = MetricsPage(ctx)
+    page.upload.filename = ["windows.yml", "sales.yml"]
+    page.upload.value = [GOOD.encode("utf-16"), GOOD.encode()]
+    page.import_files(dry_run=False)
+    problems = page.problems.value.to_dict("records")
+    assert [(p["file"], p["message"]) for p in problems] == [
+        ("windows.yml", "is not UTF-8 text (byte 0xff at offset 0); save it as UTF-8")
+    ]
+    assert page.problems.visible and ctx.services.metrics.all() == []
+
+
 def test_good_import_applies_shows_status_and_both_dialects(ctx: PageContext) -> None:
     page = MetricsPage(ctx)
     upload(page, {"sales.yml": GOOD})

@@ -97,6 +97,21 @@ def test_every_problem_is_named_with_file_line_and_key() -> None:
     )
 
 
+def test_a_file_that_is_not_utf8_text_is_a_problem_named_with_its_file(tmp_path: Path) -> None:
+    (tmp_path / "windows.yml").write_bytes("metrics: []\n".encode("utf-16"))
+    (tmp_path / "fine.yml").write_bytes("\ufeffmetrics: []\n".encode())  # a BOM is fine
+    with pytest.raises(MetricsInvalid) as raised:
+        read_directory(tmp_path)
+    assert [str(p) for p in raised.value.problems] == [
+        "windows.yml: is not UTF-8 text (byte 0xff at offset 0); save it as UTF-8"
+    ]
+    with pytest.raises(MetricsInvalid) as raised:
+        load_texts({"nul.yml": "metrics:\n  - name: a\x00b\n"})
+    (problem,) = [str(p) for p in raised.value.problems]
+    assert "nul.yml, line 2 is not valid YAML: it holds the character #x0000" in problem
+    assert "anchor" not in problem
+
+
 @pytest.mark.parametrize(
     ("sql", "words"),
     [
@@ -463,6 +478,9 @@ def test_cli_import_export_round_trip(
     assert re.search(
         r"^error: \d+ problems? in the metric definitions \(listed above\)\.$", err, re.M
     )
+    (folder / "bad.yml").write_bytes("metrics: []\n".encode("utf-16"))  # not a traceback
+    assert main(["admin", "metrics", "import", str(folder)]) == exit_codes.FAILURE
+    assert "bad.yml: is not UTF-8 text" in capsys.readouterr().err
     with httpx.Client(base_url=demo_server.live.base_url) as anonymous:
         assert anonymous.get("/api/metrics").status_code == 401
 

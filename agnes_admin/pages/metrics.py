@@ -14,7 +14,7 @@ import yaml
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
 from agnes_mcp.metrics import admin as metric_admin
-from agnes_mcp.metrics.loader import MetricsInvalid
+from agnes_mcp.metrics.loader import MetricsInvalid, decode_files
 from agnes_sync.errors import AgnesError
 
 STATUS_COLUMNS = ["id", "display_name", "category", "tables", "status", "problems"]
@@ -143,15 +143,18 @@ class MetricsPage:
     # --- changing -----------------------------------------------------------------------------
 
     def files(self) -> dict[str, str]:
-        """The uploaded files: name -> text."""
+        """The uploaded files: name -> text (a file that is not UTF-8 is a problem listed
+        with its name, as ``agnes admin metrics import`` lists it)."""
         names = self.upload.filename or []
         values = self.upload.value or []
         if isinstance(names, str):
             names, values = [names], [values]
-        out: dict[str, str] = {}
-        for name, data in zip(names, values, strict=False):
-            out[name] = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-        return out
+        return decode_files(
+            {
+                name: data if isinstance(data, bytes) else str(data).encode("utf-8")
+                for name, data in zip(names, values, strict=False)
+            }
+        )
 
     def import_files(self, *, dry_run: bool) -> None:
         """Validate every uploaded file; unless ``dry_run``, store all when all pass."""

@@ -106,9 +106,33 @@ def load_texts(files: dict[str, str]) -> list[MetricDefinition]:
 
 
 def read_directory(root: Path) -> dict[str, str]:
-    """The ``*.yml``/``*.yaml`` files under ``root``: relative name -> text."""
+    """The ``*.yml``/``*.yaml`` files under ``root``: relative name -> text (see
+    :func:`decode_files`)."""
     files = sorted(p for p in root.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
-    return {str(p.relative_to(root)): p.read_text(encoding="utf-8") for p in files}
+    return decode_files({str(p.relative_to(root)): p.read_bytes() for p in files})
+
+
+def decode_files(files: dict[str, bytes]) -> dict[str, str]:
+    """Name -> the file's text, or MetricsInvalid naming every file that is not UTF-8 (a
+    file saved as UTF-16, or not text at all), each with the first byte that is not."""
+    texts: dict[str, str] = {}
+    problems: list[Problem] = []
+    for name, data in files.items():
+        try:
+            texts[name] = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    "",
+                    f"is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                    "save it as UTF-8",
+                )
+            )
+    if problems:
+        raise MetricsInvalid(problems)
+    return texts
 
 
 def duplicates(definitions: list[MetricDefinition]) -> list[Problem]:
