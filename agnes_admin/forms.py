@@ -26,7 +26,8 @@ import panel as pn
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-import agnes_admin.markdown_text  # noqa: F401 - Markdown panes render HTML as text
+import agnes_admin.markdown_text  # Markdown panes render HTML as text
+import agnes_admin.text_inputs  # noqa: F401 - the browser never cuts what is typed
 
 ERROR_STYLE = {"color": "#b00020", "font-size": "90%", "margin-top": "-6px"}
 NOT_SET = "(not set)"

@@ -165,6 +165,25 @@ def test_a_result_limit_changed_in_settings_is_enforced_by_the_api(
         assert len(api.post("/api/query", json=query).json()["rows"]) == len(before["rows"])
 
 
+def test_rails_pasted_past_the_limit_are_refused_not_cut_and_saved(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    """The browser used to cut a paste at the field's maxlength and save the cut text."""
+    from agnes_mcp.server_config_admin import INSTRUCTIONS_MAX_CHARS
+
+    stored = demo.live.services.agent_instructions()
+    page = _admin_page(demo, browser_context, "/admin/settings")
+    box = page.locator(".bk-input-group", has=page.get_by_text("Agent rails (Markdown)")).locator(
+        "textarea"
+    )
+    box.fill("r" * (INSTRUCTIONS_MAX_CHARS + 1))
+    box.press("Tab")  # the value reaches the server on change
+    page.get_by_role("button", name="Save rails").click()
+    page.get_by_text(f"The text has {INSTRUCTIONS_MAX_CHARS + 1} characters").wait_for()
+    assert len(box.input_value()) == INSTRUCTIONS_MAX_CHARS + 1  # still all there
+    assert demo.live.services.agent_instructions() == stored
+
+
 def test_a_token_created_in_the_tokens_page_works_until_revoked_there(
     demo: DemoServer, browser_context: Any
 ) -> None:

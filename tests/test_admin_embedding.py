@@ -427,3 +427,24 @@ def test_shell_frames_every_page_with_menu_and_sign_out(services: Services) -> N
 
     failing = shell(Page("broken", "Broken", 99, broken), ctx, pages)
     assert "failed to load" in str(failing.objects[2].objects[1].objects[1].object)
+
+
+def test_no_text_field_of_any_page_is_cut_in_the_browser(synced: Services) -> None:
+    """Panel tells the browser ``maxlength=5000`` by default: a longer paste (a table's
+    SQL, the agent rails) was cut there and saved cut. Only the server's limits apply."""
+    import panel as pn
+
+    from agnes_admin.context import PageContext
+    from agnes_admin.forms import ModelForm
+    from agnes_admin.pages import all_pages
+    from agnes_mcp.server_config_admin import INSTRUCTIONS_MAX_CHARS
+    from agnes_sync.table_spec import TableSpec
+
+    admin = add_user(synced, (ADMIN_GROUP_ID,))
+    ctx = PageContext(synced, synced.web_sessions.sign_in(admin.id, "token")[0].id)
+    views = [page.build(ctx) for page in all_pages()]
+    views.append(ModelForm(TableSpec, multiline=("source_query",)).view)
+    fields = [w for view in views for w in view.select(pn.widgets.TextInput)]
+    fields += [w for view in views for w in view.select(pn.widgets.TextAreaInput)]
+    assert len(fields) > 20
+    assert [w.name for w in fields if w.max_length <= INSTRUCTIONS_MAX_CHARS] == []

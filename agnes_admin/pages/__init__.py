@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import agnes_admin.markdown_text  # noqa: F401 - every page's Markdown renders HTML as text
+import agnes_admin.markdown_text  # every page's Markdown renders HTML as text
+import agnes_admin.text_inputs  # noqa: F401 - the browser never cuts what is typed
 from agnes_admin.context import PageContext
 
 

@@ -97,7 +97,6 @@ class SettingsPage:
         self.save_button.on_click(lambda _: self.save_caps())
         self.rails = pn.widgets.TextAreaInput(
             label="Agent rails (Markdown)",
-            max_length=INSTRUCTIONS_MAX_CHARS,
             height=360,
             sizing_mode="stretch_width",
         )
@@ -197,6 +196,13 @@ class SettingsPage:
 
     def _set_rails(self, text: str) -> None:
         self.rails_error.visible = False
+        if len(text) > INSTRUCTIONS_MAX_CHARS:
+            self.rails_error.object = (
+                f"The text has {len(text)} characters; the agent rails may have at most "
+                f"{INSTRUCTIONS_MAX_CHARS}. Nothing was saved; your text is still here."
+            )
+            self.rails_error.visible = True
+            return
         try:
             update = ConfigUpdate(agent_instructions=text)
         except ValidationError as exc:
