@@ -101,6 +101,22 @@ def test_add_through_the_form_lists_it(
     assert (entry.user_id, entry.resource) == (admin.id, "data-team")
 
 
+def test_the_first_sync_of_one_added_shows_its_outcome_without_a_refresh(
+    services: Services, page: MarketplacesPage, tmp_path: Path
+) -> None:
+    upstream = UpstreamRepo(tmp_path / "upstream")
+    commit = sample_marketplace(upstream)
+    fill(page, slug="good", url=str(upstream.path))  # "Sync at once" is on
+    click(page.add_button)
+    said = str(page.added.object)
+    assert said == f"Added marketplace 'good'. 'good' synced: {commit[:12]}, 2 plugin(s)."
+    assert page.added.alert_type == "success" and "Refresh" not in said
+    assert (rows(page)["good"]["outcome"], rows(page)["good"]["plugins"]) == ("ok", 2)
+    fill(page, slug="broken", url=str(tmp_path / "missing.git"))
+    click(page.add_button)
+    assert page.added.alert_type == "danger" and "'broken' failed:" in str(page.added.object)
+
+
 @pytest.mark.parametrize(
     ("values", "field", "words"),
     [

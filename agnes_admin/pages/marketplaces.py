@@ -210,12 +210,33 @@ class MarketplacesPage:
         if added.token_env and not added.token_env_set:
             note = f" Note: {added.token_env} is not set in the server's environment."
         then = (
-            "Its first sync is under way: press Refresh or Sync to see how it went."
+            "Its first sync is under way; the outcome shows here when it is done."
             if body.sync
             else "Press its Sync button when ready."
         )
         self.added.object = f"Added marketplace '{added.slug}'. {then}{note}"
+        self.added.alert_type = "success"
         self.added.visible = True
+        if body.sync:  # waited for off the page threads, as a Sync click is
+            in_background(
+                lambda: self.admin.wait([added.slug]),
+                lambda finished: self._first_synced(
+                    f"Added marketplace '{added.slug}'.{note}", finished
+                ),
+            )
+
+    def _first_synced(self, added: str, finished: Future[list[MarketplaceView]]) -> None:
+        """How the first sync of a marketplace just added went, under the "Added" line."""
+        self.refresh()
+        try:
+            done = finished.result()
+        except AgnesError as exc:
+            self.added.object = f"{added} {exc.message}"
+            self.added.alert_type = "danger"
+            return
+        failed = any(m.last_sync_outcome != "ok" for m in done)
+        self.added.object = f"{added} " + " ".join(_outcome(m) for m in done)
+        self.added.alert_type = "danger" if failed else "success"
 
 
 def build(ctx: PageContext) -> Any:
