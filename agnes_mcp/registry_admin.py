@@ -9,11 +9,12 @@ anything is stored, so a refused change leaves nothing behind.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.catalog_models import ColumnInfo
@@ -48,6 +49,14 @@ class Registered(BaseModel):
     columns: list[ColumnInfo]
     dry_run: bool
     initial_sync: str | None = Field(default=None, description="'queued' when a sync started.")
+    # The queued first sync itself, for a caller that shows its outcome (the admin app);
+    # not part of the REST answer.
+    _first_sync: Future[object] | None = PrivateAttr(default=None)
+
+    @property
+    def first_sync(self) -> Future[object] | None:
+        """The first sync queued at registration (its result is a SyncResult), if any."""
+        return self._first_sync
 
 
 class RegistryEntry(TableRegistration):
@@ -188,11 +197,11 @@ class RegistryAdmin:
         self.services.audit.record(
             admin, "registry.register", resource=table.id, params={"source": table.source_type}
         )
-        queued = None
+        registered = Registered(table=table, columns=columns, dry_run=False)
         if sync:
-            self.services.sync.scheduler.trigger(table.id, "registration")
-            queued = "queued"
-        return Registered(table=table, columns=columns, dry_run=False, initial_sync=queued)
+            registered._first_sync = self.services.sync.scheduler.trigger(table.id, "registration")
+            registered.initial_sync = "queued"
+        return registered
 
     def update(
         self, admin: Principal, table_id: str, changes: dict[str, Any], *, dry_run: bool = False

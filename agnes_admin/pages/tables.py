@@ -477,6 +477,8 @@ class RegisterTab:
         if spec is None:
             return
 
+        first_sync: list[Future[Any]] = []
+
         def run(actor: Principal) -> str:
             result = self.page.admin.register(
                 actor, spec, dry_run=dry_run, sync=self.sync_after.value and not dry_run
@@ -484,11 +486,15 @@ class RegisterTab:
             self.result.object = _describe(result)
             if dry_run:
                 return f"Dry run: '{spec.id}' is valid; nothing was saved."
-            queued = " A first sync is under way." if result.initial_sync else ""
-            return f"Registered '{spec.id}'.{queued}"
+            if result.first_sync is None:
+                return f"Registered '{spec.id}'."
+            first_sync.append(result.first_sync)
+            return f"Registered '{spec.id}'. A first sync is under way; its outcome shows here."
 
         if self.page._act(run, form=form, options=options, spec=spec) and not dry_run:
             self.page.refresh()
+            for future in first_sync:  # waited for off the page threads, as Sync now is
+                in_background(future.result, lambda done: self.page._synced(spec.id, done))
 
 
 def _validated(
