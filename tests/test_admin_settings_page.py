@@ -128,12 +128,25 @@ def test_agent_rails_save_reset_and_length_limit(world: World) -> None:
     page.save_rails_button.clicks += 1
     assert services.agent_instructions() == rules
     assert "Custom" in page.rails_state.object
+    # the outcome shows under the rails' buttons, not a screen above them
+    assert page.rails_message.visible and page.rails_message.object == "Agent rails saved."
+    assert not page.message.visible
     page.rails.value = "x" * 100_001
     page.save_rails()
     assert page.rails_error.visible and "100000" in page.rails_error.object
     assert services.agent_instructions() == rules
+    page.rails.value = rules + "\nTyped, not saved yet."
+    page.reset_rails_button.clicks += 1  # asks first: the custom text would be gone
+    assert page.confirm_reset.view.visible and "custom text is removed" in str(
+        page.confirm_reset.text.object
+    )
+    page.confirm_reset.no.clicks += 1
+    assert services.agent_instructions() == rules
+    assert page.rails.value == rules + "\nTyped, not saved yet."
     page.reset_rails_button.clicks += 1
+    page.confirm_reset.yes.clicks += 1
     assert services.agent_instructions() == AGENT_RAILS and page.rails.value == AGENT_RAILS
+    assert page.rails_message.object == "Agent rails reset to the built-in text."
     rows = config_audit(services)
     assert [r["params"].get("agent_instructions_chars") for r in rows] == [
         0,
@@ -151,6 +164,7 @@ def test_a_revoked_session_changes_nothing(world: World) -> None:
     page.rails.value = "new rails"
     page.save_rails()
     assert page.message.alert_type == "danger" and "signed out" in page.message.object
+    assert page.rails_error.visible and "signed out" in page.rails_error.object
     assert services.server_config.all() == {} and config_audit(services) == []
     assert services.query.budget.caps().max_result_rows == 100_000
 

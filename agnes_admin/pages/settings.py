@@ -11,6 +11,7 @@ from pydantic import ByteSize, ValidationError
 
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
+from agnes_admin.pages.access import Confirm
 from agnes_mcp.server_config_admin import (
     INSTRUCTIONS_MAX_CHARS,
     CapSetting,
@@ -102,10 +103,14 @@ class SettingsPage:
         )
         self.rails_state = pn.pane.Markdown("")
         self.rails_error = pn.pane.Alert("", alert_type="danger", visible=False)
+        # The rails' outcome shows under their buttons: the page's message is a screen
+        # above, out of sight when the admin clicks here.
+        self.rails_message = pn.pane.Alert("", alert_type="success", visible=False)
         self.save_rails_button = pn.widgets.Button(label="Save rails", color="primary")
         self.reset_rails_button = pn.widgets.Button(label="Reset to built-in")
+        self.confirm_reset = Confirm()
         self.save_rails_button.on_click(lambda _: self.save_rails())
-        self.reset_rails_button.on_click(lambda _: self.reset_rails())
+        self.reset_rails_button.on_click(lambda _: self.ask_reset_rails())
         self._load_rails()
         sections: list[Any] = []
         for title, keys in GROUPS.items():
@@ -123,6 +128,8 @@ class SettingsPage:
             self.rails,
             self.rails_error,
             pn.Row(self.save_rails_button, self.reset_rails_button),
+            self.confirm_reset.view,
+            self.rails_message,
             sizing_mode="stretch_width",
         )
 
@@ -191,11 +198,21 @@ class SettingsPage:
     def save_rails(self) -> None:
         self._set_rails(self.rails.value or "")
 
+    def ask_reset_rails(self) -> None:
+        """Reset asks first: it replaces the stored custom text and the text in the box."""
+        self.rails_message.visible = False
+        self.confirm_reset.ask(
+            "Replace the agent rails with the built-in text? The custom text is removed, and "
+            "so is any text typed in the box.",
+            then=self.reset_rails,
+        )
+
     def reset_rails(self) -> None:
         self._set_rails("")
 
     def _set_rails(self, text: str) -> None:
         self.rails_error.visible = False
+        self.rails_message.visible = False
         if len(text) > INSTRUCTIONS_MAX_CHARS:
             self.rails_error.object = (
                 f"The text has {len(text)} characters; the agent rails may have at most "
@@ -221,10 +238,14 @@ class SettingsPage:
             self.rails_error.visible = True
             return
         except AgnesError as exc:
-            self._say(f"{exc.message} Nothing was saved.", "danger")
+            self.rails_error.object = f"{exc.message} Nothing was saved."
+            self.rails_error.visible = True
             return
         self._load_rails()
-        self._say("Agent rails reset to the built-in text." if not text.strip() else "Saved.")
+        self.rails_message.object = (
+            "Agent rails reset to the built-in text." if not text.strip() else "Agent rails saved."
+        )
+        self.rails_message.visible = True
 
     def _say(self, text: str, kind: AlertKind = "success") -> None:
         self.message.object = text
