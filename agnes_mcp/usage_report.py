@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.errors import InvalidRequest
 from agnes_mcp.store.audit import AuditQueries, AuditRow
 
 if TYPE_CHECKING:
@@ -63,11 +64,19 @@ class UsageReport(BaseModel):
     budgets: list[BudgetLeft] = Field(description="Active users, least budget left first.")
 
 
+MAX_DAYS = 366
+
+
 def usage_report(
     services: Services, admin: Principal, *, days: int = 14, top: int = 20
 ) -> UsageReport:
-    """Usage over the last ``days`` UTC days (today included)."""
+    """Usage over the last ``days`` UTC days (today included, 1 to :data:`MAX_DAYS`)."""
     services.access.require_admin(admin)
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidRequest(
+            f"The window must be 1-{MAX_DAYS} days, not {days}.",
+            details={"fields": [{"field": "days", "problem": f"1-{MAX_DAYS}"}]},
+        )
     services.write_behind.flush()
     today = datetime.now(UTC).date()
     midnight = datetime.combine(today, time(), tzinfo=UTC)

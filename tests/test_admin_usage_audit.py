@@ -137,6 +137,15 @@ def test_usage_of_an_empty_log_and_a_narrower_window(world: World) -> None:
     page.days.value = 2
     page.refresh()
     assert page.report.bytes_per_user_day == []
+    # a window out of range is refused in words (the box used to snap back silently)
+    page.days.value = 1000
+    page.refresh()
+    assert page.message.visible and "1-366 days, not 1000" in page.message.object
+    assert page.report.days == 2
+    page.days.value = None
+    page.refresh()
+    assert page.message.visible and "number of days" in page.message.object
+    assert (page.days.start, page.days.end) == (None, None)  # the browser never snaps it
 
 
 # --- audit log -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from pydantic import ByteSize
 
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
-from agnes_mcp.usage_report import TopQuery, UsageReport, usage_report
+from agnes_mcp.usage_report import MAX_DAYS, TopQuery, UsageReport, usage_report
 from agnes_sync.errors import AgnesError
 
 TOP_COLUMNS = ["at", "email", "action", "result", "bytes_scanned", "duration_ms", "sql"]
@@ -31,7 +31,9 @@ def _table(columns: list[str]) -> pn.widgets.Tabulator:
 class UsagePage:
     def __init__(self, ctx: PageContext) -> None:
         self.ctx = ctx
-        self.days = pn.widgets.IntInput(label="Days", value=14, start=1, end=366, width=100)
+        # No start/end on the widget: the browser put an out-of-range entry back to the
+        # last value without a word; the report refuses it beside the box instead.
+        self.days = pn.widgets.IntInput(label=f"Days (1-{MAX_DAYS})", value=14, width=120)
         self.refresh_button = pn.widgets.Button(label="Refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.message = pn.pane.Alert("", alert_type="danger", visible=False)
@@ -59,10 +61,12 @@ class UsagePage:
         )
 
     def refresh(self) -> None:
+        if self.days.value is None:
+            self.message.object = f"Give the number of days to show (1-{MAX_DAYS})."
+            self.message.visible = True
+            return
         try:
-            report = usage_report(
-                self.ctx.services, self.ctx.actor(), days=int(self.days.value or 14)
-            )
+            report = usage_report(self.ctx.services, self.ctx.actor(), days=int(self.days.value))
         except AgnesError as exc:
             self.message.object = exc.message
             self.message.visible = True

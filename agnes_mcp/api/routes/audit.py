@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
 from agnes_mcp.audit_query import MAX_PAGE_SIZE, AuditPage, audit_filter, audit_page
-from agnes_mcp.usage_report import UsageReport, usage_report
+from agnes_mcp.usage_report import MAX_DAYS, UsageReport, usage_report
 
 router = APIRouter(prefix="/api/admin", tags=["admin: audit and usage"])
 
@@ -41,7 +41,7 @@ def list_audit(
 def show_usage(
     services: ServicesDep,
     admin: AdminDep,
-    days: int = Query(default=14, ge=1, le=366, description="UTC days, today included."),
+    days: int = Query(default=14, ge=1, le=MAX_DAYS, description="UTC days, today included."),
     top: int = Query(default=20, ge=1, le=500, description="Rows in each top list."),
 ) -> UsageReport:
     return usage_report(services, admin, days=days, top=top)
