@@ -9,7 +9,12 @@ import pytest
 
 from agnes_sync.connector import SourceContext, TableRequest
 from agnes_sync.contract import ExtractWriter
-from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound, TerminalSyncError
+from agnes_sync.errors import (
+    InvalidTableSpec,
+    SourceDataError,
+    SourceTableNotFound,
+    TerminalSyncError,
+)
 from agnes_sync.extract_reader import read_extract
 from connectors.duckdb_warehouse.connector import DuckDBWarehouseConnector
 
@@ -87,6 +92,30 @@ def test_materialized_errors_are_terminal_and_clear(
             TableRequest(id="m", query_mode="materialized", source_query="SELECT * FROM nope"),
             writer,
         )
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT content FROM read_text('/proc/self/environ')",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT content FROM read_text('{extracts}/../secret.txt')",
+    ],
+)
+def test_materialized_sql_reads_no_file_of_the_server(
+    connector: DuckDBWarehouseConnector, writer: ExtractWriter, tmp_path: Path, sql: str
+) -> None:
+    """An admin's SQL runs in the server process: it reads the warehouse, never the
+    server's environment or files (its extract folder only, where a sync writes)."""
+    (tmp_path / "extracts" / "secret.txt").write_text("s3cret")
+    request = TableRequest(
+        id="leak", query_mode="materialized", source_query=sql.format(extracts=writer.paths.data)
+    )
+    with pytest.raises(SourceDataError, match="disabled by configuration"):
+        connector.describe_table(request)
+    with pytest.raises(TerminalSyncError, match="disabled by configuration"):
+        connector.extract(request, writer)
+    assert writer.published_path("leak") is None
 
 
 def test_missing_warehouse_file(tmp_path: Path) -> None:

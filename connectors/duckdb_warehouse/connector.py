@@ -4,6 +4,11 @@
   ``_remote_attach`` row pointing at the file and a view over ``warehouse.<schema>.<table>``.
 - ``materialized`` tables run the registered SQL inside the warehouse (attached read-only,
   as the default catalog) and publish the result as parquet.
+
+The registered SQL is an admin's text, run by the server process: once the warehouse is
+attached the connection is locked down (no file outside the source's own extract folder,
+no extension loading, no ATTACH, settings locked). Without it, an admin of the app could
+materialize ``read_text('/proc/self/environ')`` and read the server's secrets.
 """
 
 from __future__ import annotations
@@ -61,7 +66,9 @@ class DuckDBWarehouseConnector(Connector):
     def database(self) -> Path:
         return self.context.resolve(self.settings.path).resolve()
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
+    def _connect(self, writes_to: Path | None = None) -> duckdb.DuckDBPyConnection:
+        """The warehouse, attached read-only; files elsewhere are out of reach (only
+        ``writes_to``, the source's extract folder, for the parquet a sync writes)."""
         if not self.database.is_file():
             raise SourceTableNotFound(
                 f"The warehouse file {self.database} (source '{self.context.name}') does not exist."
@@ -77,6 +84,12 @@ class DuckDBWarehouseConnector(Connector):
                 f"The warehouse file cannot be opened now: {str(exc).splitlines()[0]}"
             ) from None
         con.execute(f"USE {alias}")
+        allowed = [quote_literal(str(writes_to))] if writes_to is not None else []
+        con.execute(f"SET allowed_directories = [{', '.join(allowed)}]")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
         return con
 
     def _object(self, request: TableRequest) -> str:
@@ -134,7 +147,7 @@ class DuckDBWarehouseConnector(Connector):
         self.check_supported(request)
         if request.query_mode == "remote":
             return self._register_remote(request, writer)
-        con = self._connect()
+        con = self._connect(writes_to=writer.paths.data)
         try:
             return strategies.run(con, self._source_sql(request), request, writer)
         except duckdb.Error as exc:
