@@ -87,6 +87,12 @@ def test_materialized_errors_are_terminal_and_clear(
 ) -> None:
     with pytest.raises(InvalidTableSpec, match="needs a source_query"):
         connector.extract(TableRequest(id="m", query_mode="materialized"), writer)
+    with pytest.raises(SourceDataError, match=r"SQL does not run: .*nope") as raised:
+        connector.describe_table(
+            TableRequest(id="m", query_mode="materialized", source_query="SELECT * FROM nope")
+        )
+    assert "None" not in raised.value.message  # was "no table main.None"
+    assert raised.value.details == {"field": "source_query"}  # shown beside the SQL
     with pytest.raises(TerminalSyncError, match="Materializing 'm' failed"):
         connector.extract(
             TableRequest(id="m", query_mode="materialized", source_query="SELECT * FROM nope"),

@@ -127,18 +127,19 @@ class DuckDBWarehouseConnector(Connector):
         ]
 
     def describe_table(self, request: TableRequest) -> list[Column]:
+        materialized = request.query_mode == "materialized"
         con = self._connect()
         try:
             rows = con.execute(f"DESCRIBE {self._source_sql(request)}").fetchall()
-        except duckdb.CatalogException:
+        except duckdb.CatalogException as exc:
+            if materialized:  # the SQL names what is missing; no source_table is involved
+                raise _sql_error(exc) from None
             raise SourceTableNotFound(
                 f"The warehouse has no table {request.bucket or 'main'}.{request.source_table}.",
                 hint="List its tables with the registry API (or DESCRIBE in DuckDB).",
             ) from None
         except duckdb.Error as exc:
-            raise SourceDataError(
-                f"The table's SQL does not run: {str(exc).splitlines()[0]}"
-            ) from None
+            raise _sql_error(exc, field="source_query" if materialized else None) from None
         finally:
             con.close()
         return [Column(name=r[0], type=r[1], nullable=r[2] != "NO") for r in rows]
@@ -198,3 +199,12 @@ class DuckDBWarehouseConnector(Connector):
         except duckdb.Error:
             return 0
         return int(row[0] or 0) if row else 0
+
+
+def _sql_error(exc: duckdb.Error, field: str | None = "source_query") -> SourceDataError:
+    """DuckDB's refusal of the table's SQL, about ``field`` of the table (the admin app
+    shows it beside that field)."""
+    return SourceDataError(
+        f"The table's SQL does not run: {str(exc).splitlines()[0]}",
+        details={"field": field} if field else None,
+    )
