@@ -4,6 +4,7 @@ confirmation, refuse bad input beside the field, and change nothing for a signed
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -106,6 +107,43 @@ def test_create_for_a_user_shows_the_raw_token_once(
 
     page.name_filter.value = "note"  # the next action forgets it
     assert page.raw_token.value == "" and not page.created.visible
+
+
+def test_a_second_click_never_hides_the_token_or_makes_another(
+    services: Services,
+    page: TokensPage,
+    analyst: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A double click: the click that arrives while the token is being made is dropped
+    (page callbacks run on several threads: both made a token, one never shown); the one
+    that arrives after it (the name now cleared) is refused and the token stays shown."""
+    from agnes_mcp import access_admin
+
+    making, go = threading.Event(), threading.Event()
+    create_token = access_admin.create_token
+
+    def slow_create(*args: Any, **kwargs: Any) -> Any:
+        if not making.is_set():  # the first click's create waits for the second click
+            making.set()
+            go.wait()
+        return create_token(*args, **kwargs)
+
+    monkeypatch.setattr(access_admin, "create_token", slow_create)
+    page.owner.value = analyst.id
+    page.name.value = "twice"
+    first = threading.Thread(target=click, args=(page.create_button,))
+    first.start()
+    making.wait()
+    click(page.create_button)  # while the first is being made: dropped
+    go.set()
+    first.join()
+    raw = page.raw_token.value
+    assert raw.startswith("agnes_") and page.created.visible
+    click(page.create_button)  # after it: the name is cleared, so refused
+    assert "required" in str(page.create_form.errors["name"].object)
+    assert page.raw_token.value == raw and page.created.visible  # still shown
+    assert [t.name for t in services.token_store.all(user_id=analyst.id)] == ["twice"]
 
 
 def test_revoke_needs_confirmation_and_the_token_then_fails(

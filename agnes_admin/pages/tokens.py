@@ -2,12 +2,14 @@
 OAuth grant (an MCP client a person allowed to act for them), filters, revoke.
 
 A created token's raw value is shown once, in a read-only field with a copy button; it
-is cleared at the next action on the page and never logged or stored (the store keeps
-only its hash). PATs and OAuth grants work side by side: revoking one touches no other.
+is cleared at the next action on the page that succeeds (a refused create leaves it) and
+never logged or stored (the store keeps only its hash). PATs and OAuth grants work side
+by side: revoking one touches no other.
 """
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -84,6 +86,7 @@ class TokensPage:
         self.raw_token = pn.widgets.TextInput(label="The new token (shown once)", disabled=True)
         self.copy_button = pn.widgets.Button(label="Copy to clipboard")
         self.copy_button.js_on_click(args={"field": self.raw_token}, code=COPY_JS)
+        self._creating = threading.Lock()  # page callbacks run on several threads
         self.created = pn.Column(
             pn.pane.Alert("Copy the token now: it is shown only this once.", alert_type="warning"),
             pn.Row(self.raw_token, self.copy_button),
@@ -159,7 +162,17 @@ class TokensPage:
     # --- changes ------------------------------------------------------------------------
 
     def create(self) -> None:
-        self._forget_raw()
+        """Create the token the form describes. A click while one is being created is
+        dropped (a double click makes one token, not a second no one is shown), and a
+        refused create leaves the token shown before in place: it is shown only once."""
+        if not self._creating.acquire(blocking=False):
+            return
+        try:
+            self._create()
+        finally:
+            self._creating.release()
+
+    def _create(self) -> None:
         owner = str(self.owner.value or "")
         name, scopes = self.name.value or "", list(self.scopes.value)
         days = self.expires_in_days.value
