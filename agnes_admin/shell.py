@@ -90,11 +90,18 @@ def shell(page: Page, ctx: PageContext, pages: list[Page]) -> pn.Column:
     title = pn.pane.HTML(
         f"<h1 class='{TITLE_CLASS}'>{esc(page.title)}</h1>", margin=(0, 10), stylesheets=[STYLE]
     )
-    main = pn.Column(title, page_body(page, ctx), sizing_mode="stretch_width")
+    # The menu and the page wrap: beside each other in a wide window, the page under the
+    # menu (at full width) when the window is narrower than the menu and 560 px of page.
+    main = pn.Column(
+        title,
+        page_body(page, ctx),
+        sizing_mode="stretch_width",
+        styles={"flex": "1 1 560px", "min-width": "0"},
+    )
     return pn.Column(
         header,
         pn.layout.Divider(margin=0, styles={"padding": "0 10px", "box-sizing": "border-box"}),
-        pn.Row(nav, main, sizing_mode="stretch_width"),
+        pn.FlexBox(nav, main, flex_wrap="wrap", sizing_mode="stretch_width"),
         sizing_mode="stretch_width",
     )
 

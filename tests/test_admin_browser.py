@@ -92,6 +92,24 @@ def test_every_page_renders_without_console_errors(demo: DemoServer, browser_con
         page.close()
 
 
+def test_a_narrow_window_puts_the_menu_above_the_page(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    """At phone width the menu (190 px) sat beside the page and squeezed it into the rest;
+    the page now takes the whole width, under the menu. Wide windows keep the side menu."""
+    base = demo.live.base_url
+    sign_in_with_token(browser_context.new_page(), base, demo.admin_token, next_path="/admin")
+    page = browser_context.new_page()
+    for width, beside in ((420, False), (1280, True)):
+        page.set_viewport_size({"width": width, "height": 800})
+        open_panel_page(page, f"{base}/admin/access")
+        menu = page.locator("nav.agnes-nav").bounding_box()
+        title = page.locator(f"h1.{TITLE_CLASS}").bounding_box()
+        assert menu is not None and title is not None
+        assert (title["x"] >= menu["x"] + menu["width"]) is beside, (width, menu, title)
+        assert (title["y"] >= menu["y"] + menu["height"]) is not beside, (width, menu, title)
+
+
 def test_a_tab_renders_its_content_when_opened(demo: DemoServer, browser_context: Any) -> None:
     """Tabs send a hidden tab's widgets to the browser only when it is opened (the page's
     first paint carries less): each one still shows its content, working."""
