@@ -91,7 +91,7 @@ def test_every_problem_is_named_with_file_line_and_key() -> None:
     assert "'expression' must aggregate" in joined
     assert "unknown key 'colour'" in joined
     assert any(p.startswith("broken.yml") and "not valid YAML" in p for p in problems)
-    assert "sales/ok_one: is defined twice" in joined
+    assert "sales.yml: sales/ok_one: is defined twice (also in dup.yml)" in problems  # both files
     assert raised.value.code == "metrics_invalid" and len(raised.value.details["problems"]) == len(
         problems
     )

@@ -89,6 +89,7 @@ def load_texts(files: dict[str, str]) -> list[MetricDefinition]:
     if not files:
         raise MetricsInvalid([Problem("", None, "", "no files were given")])
     definitions: list[MetricDefinition] = []
+    origins: list[str] = []  # the file of each definition
     problems: list[Problem] = []
     for name, text in sorted(files.items()):
         try:
@@ -98,8 +99,9 @@ def load_texts(files: dict[str, str]) -> list[MetricDefinition]:
             continue
         found, wrong = parse_definitions(data, name, lines)
         definitions.extend(found)
+        origins.extend(name for _ in found)
         problems.extend(wrong)
-    problems.extend(duplicates(definitions))
+    problems.extend(duplicates(definitions, origins))
     if problems:
         raise MetricsInvalid(problems)
     return definitions
@@ -135,13 +137,16 @@ def decode_files(files: dict[str, bytes]) -> dict[str, str]:
     return texts
 
 
-def duplicates(definitions: list[MetricDefinition]) -> list[Problem]:
-    seen: set[str] = set()
+def duplicates(definitions: list[MetricDefinition], files: list[str]) -> list[Problem]:
+    """An id defined again, named with the file of each definition (``files[i]`` holds
+    ``definitions[i]``)."""
+    first: dict[str, str] = {}
     problems = []
-    for metric in definitions:
-        if metric.id in seen:
-            problems.append(Problem("", None, metric.id, "is defined twice"))
-        seen.add(metric.id)
+    for metric, file in zip(definitions, files, strict=True):
+        if metric.id in first:
+            where = "in this file" if first[metric.id] == file else f"in {first[metric.id]}"
+            problems.append(Problem(file, None, metric.id, f"is defined twice (also {where})"))
+        first.setdefault(metric.id, file)
     return problems
 
 
