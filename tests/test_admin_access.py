@@ -203,6 +203,24 @@ def test_groups_create_members_and_delete(
     assert (row.user_id, row.resource) == (admin.id, group.id)
 
 
+def test_a_group_removed_in_another_tab_is_said_so_and_dropped_from_the_page(
+    services: Services, page: AccessPage
+) -> None:
+    """Two admins (or a tab and the CLI): the group this page shows was deleted elsewhere.
+    Acting on it says so and the page shows what is stored, not the stale row."""
+    user = add_user(services)
+    services.groups.add("Temp")
+    page.refresh()
+    select(page.groups_table, "name", "Temp")
+    services.groups.delete(services.groups.find("Temp").id)  # the other tab
+    page.member_user.value = user.id
+    click(page.add_member_button)
+    said = error_text(page.member_form.message)
+    assert "removed elsewhere" in said and "page now shows what is stored" in said
+    assert "Temp" not in list(page.groups_table.value["name"])
+    assert "Temp" not in page.grant_group.options
+
+
 def test_cancelled_delete_keeps_the_group(services: Services, page: AccessPage) -> None:
     services.groups.add("Keepers")
     page.refresh()

@@ -18,11 +18,20 @@ from agnes_admin.pages import Page, register
 from agnes_mcp import access_admin
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
+from agnes_mcp.errors import (
+    GrantNotFound,
+    GroupNotFound,
+    MembershipNotFound,
+    TokenNotFound,
+    UserNotFound,
+)
 from agnes_mcp.resource_types import all_specs, parse_resource_type
 from agnes_mcp.store.groups import Membership, MembershipSource
 from agnes_sync.errors import AgnesError
 
 T = TypeVar("T")
+# Refusals that mean a row the page showed is gone (removed by another admin or the CLI).
+GONE_ELSEWHERE = (UserNotFound, GroupNotFound, MembershipNotFound, GrantNotFound, TokenNotFound)
 Tone = Literal["success", "warning", "danger", "info"]
 
 SYNCED_NOTE = (
@@ -96,6 +105,9 @@ class Form:
             for name in fields
         }
         self.message = pn.pane.Alert("", alert_type="danger", visible=False)
+        # The page's reload, for a row that was removed elsewhere (another admin's tab,
+        # the CLI) since the page showed it: the lists then show what is stored.
+        self.reload: Callable[[], None] | None = None
 
     def clear(self) -> None:
         for pane in [*self.errors.values(), self.message]:
@@ -104,6 +116,12 @@ class Form:
 
     def show_error(self, exc: AgnesError) -> None:
         text = exc.message + (f" {exc.hint}" if exc.hint else "")
+        if isinstance(exc, GONE_ELSEWHERE) and self.reload is not None:
+            self.reload()
+            text = (
+                f"{exc.message} It was removed elsewhere since this page showed it; the "
+                "page now shows what is stored."
+            )
         placed = False
         for problem in exc.details.get("fields", []):
             pane = self.errors.get(str(problem.get("field")))
@@ -226,6 +244,16 @@ class AccessPage:
         self._members: dict[str, list[Membership]] = {}
         self._emails: dict[str, str] = {}
 
+        for form in (
+            self.add_user_form,
+            self.user_actions,
+            self.create_group_form,
+            self.group_actions,
+            self.member_form,
+            self.grant_form,
+            self.grant_actions,
+        ):
+            form.reload = self.refresh
         self.add_user_button.on_click(lambda _: self.add_user())
         self.deactivate_button.on_click(lambda _: self.set_active(False))
         self.activate_button.on_click(lambda _: self.set_active(True))

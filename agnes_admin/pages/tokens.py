@@ -96,6 +96,7 @@ class TokensPage:
         self.revoke_button = pn.widgets.Button(label="Revoke selected token")
         self.confirm = Confirm()
         self.actions = Form(ctx, {})
+        self.actions.reload = self.create_form.reload = self.refresh
 
         for widget in (self.owner_filter, self.status_filter, self.name_filter):
             widget.param.watch(lambda _: self.show(), "value")
