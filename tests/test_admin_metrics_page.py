@@ -180,6 +180,13 @@ def test_delete_asks_first_then_deletes_and_audits(ctx: PageContext) -> None:
     assert [r["id"] for r in page.table.value.to_dict("records")] == ["sales/monthly_amount"]
     (row,) = audit_rows(ctx.services, "metrics.delete")
     assert row["resource"] == "sales/order_count" and row["user_id"] == ctx.actor().user_id
+    # deleted elsewhere (another admin, the CLI) while shown here: said, and off the list
+    page.show("sales/monthly_amount")
+    ctx.services.metrics.delete("sales/monthly_amount")
+    page.delete_button.clicks += 1
+    page.confirm_delete.clicks += 1
+    assert "deleted elsewhere" in page.message.object and page.delete_button.disabled
+    assert page.table.value.empty
 
 
 def test_a_signed_out_session_changes_nothing(ctx: PageContext) -> None:

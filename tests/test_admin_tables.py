@@ -379,6 +379,15 @@ def test_a_table_unregistered_elsewhere_is_dropped_from_view(
     page.select("people")
     assert page.selected is None and not page.details.visible
     assert "No table 'people'" in str(page.message.object)
+    # selected before it went: Unregister and Sync now say so and drop it from the list
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    page.refresh()
+    page.select("people")
+    synced.sync.unregister("people")
+    click(page.unregister_button)
+    click(page.confirm_unregister)
+    assert "unregistered meanwhile" in str(page.message.object)
+    assert "people" not in listed(page) and not page.details.visible
 
 
 def test_the_rest_registry_takes_the_same_filters(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
 from agnes_mcp.metrics import admin as metric_admin
 from agnes_mcp.metrics.loader import MetricsInvalid, decode_files
+from agnes_mcp.metrics.service import MetricNotFound
 from agnes_sync.errors import AgnesError
 
 STATUS_COLUMNS = ["id", "display_name", "category", "tables", "status", "problems"]
@@ -218,6 +219,13 @@ class MetricsPage:
                 "nothing was imported. Fix them and try again.",
                 "danger",
             )
+        except MetricNotFound as exc:  # deleted elsewhere since the page showed it
+            self.selected = None
+            self.delete_button.disabled = True
+            self.definition.object = ""
+            self.duckdb_sql.object = self.bigquery_sql.object = ""
+            self.refresh()
+            self._say(f"{exc.message} It was deleted elsewhere; the list is reloaded.", "danger")
         except AgnesError as exc:
             self._say(exc.message, "danger")
 

@@ -257,6 +257,8 @@ class TablesPage:
             result = finished.result()
         except AgnesError as exc:
             self._say(f"The sync of '{table_id}' was not run: {_text(exc)}", "danger")
+            if isinstance(exc, TableNotRegistered):  # unregistered meanwhile: off the list
+                self.refresh()
             return
         if result.status == "ok":
             said = f"Synced '{table_id}': {result.rows} rows in {result.seconds:.2f} s."
@@ -384,6 +386,13 @@ class TablesPage:
             return False
         try:
             said = action(actor)
+        except TableNotRegistered as exc:  # unregistered elsewhere since the page showed it
+            self.selected = None
+            self.refresh()
+            self._say(
+                f"Nothing was changed: {exc.message} It was unregistered meanwhile.", "danger"
+            )
+            return False
         except AgnesError as exc:
             self._say(f"Nothing was changed: {_text(exc)}", "danger")
             if form is not None and spec is not None:
