@@ -17,8 +17,12 @@ OTHER_COLOUR = "#616161"
 MIN_SPAN = dt.timedelta(hours=1)  # a time axis narrower than this ticks in microseconds
 
 
-def history_figure(runs: list[SyncRun]) -> Any:
-    """Sync runs over time: duration and rows per run, coloured by outcome."""
+HISTORY_RUNS = 200  # the newest runs the timeline shows
+
+
+def history_figure(runs: list[SyncRun], *, more: bool = False) -> Any:
+    """Sync runs over time: duration and rows per run, coloured by outcome. ``more``: older
+    runs were left out (the title says so)."""
     seconds = [(r.duration_ms or 0) / 1000 for r in runs]
     counts = [float(r.rows or 0) for r in runs]
     data = ColumnDataSource(
@@ -37,7 +41,9 @@ def history_figure(runs: list[SyncRun]) -> Any:
         x_axis_type="datetime",
         x_range=_time_range([r.started_at for r in runs]),
         y_range=_from_zero(seconds),
-        title="Sync runs",
+        title=f"Sync runs: the latest {len(runs)}; older runs are not shown"
+        if more
+        else "Sync runs",
         y_axis_label="seconds",
         sizing_mode="stretch_width",
         tools=[_hover(), "pan", "wheel_zoom", "reset"],

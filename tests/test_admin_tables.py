@@ -3,6 +3,7 @@ widgets set and buttons clicked in plain Python."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -446,6 +447,23 @@ def test_the_sync_timeline_reads_well_with_one_run() -> None:
     later = run.model_copy(update={"id": 2, "started_at": at + dt.timedelta(days=3)})
     wide = history_figure([run, later]).children[0].x_range
     assert wide.start < at and wide.end > later.started_at  # a wide span is kept, padded
+    assert duration.title.text == "Sync runs"
+    cut = history_figure([run, later], more=True).children[0]  # older runs left out: said
+    assert cut.title.text == "Sync runs: the latest 2; older runs are not shown"
+
+
+def test_the_timeline_says_when_older_runs_are_left_out(synced: Services, page: TablesPage) -> None:
+    from agnes_admin.sync_timeline import HISTORY_RUNS
+
+    register(synced, id="gen", source_type="sample", source_options={"rows": 1})
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    for minute in range(HISTORY_RUNS + 1):
+        synced.sync_states.started("gen", "schedule", at + timedelta(minutes=minute))
+    page.refresh()
+    page.select("gen")
+    figure = page.history_plot.object.children[0]
+    assert figure.title.text.endswith("older runs are not shown")
+    assert len(figure.renderers[0].data_source.data["started"]) == HISTORY_RUNS
 
 
 def test_the_usage_chart_counts_in_a_readable_unit() -> None:

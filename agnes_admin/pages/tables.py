@@ -24,7 +24,7 @@ from agnes_admin.background import in_background
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
 from agnes_admin.pages import Page, register
-from agnes_admin.sync_timeline import history_figure
+from agnes_admin.sync_timeline import HISTORY_RUNS, history_figure
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.errors import AuthenticationError, PermissionDenied, TableNotRegistered
 from agnes_mcp.registry_admin import NEVER_SYNCED, Registered, RegistryAdmin, RegistryEntry
@@ -200,7 +200,10 @@ class TablesPage:
             self.show_table(None)
             return
         self.title.object = f"### {table.name or table.id}\n{table.description}"
-        self.history_plot.object = history_figure(self.admin.history(table_id, limit=200))
+        runs = self.admin.history(table_id, limit=HISTORY_RUNS + 1)  # one more: were any cut?
+        self.history_plot.object = history_figure(
+            runs[:HISTORY_RUNS], more=len(runs) > HISTORY_RUNS
+        )
         profile = self.admin.profile(table_id)
         self.profile_table.value = pd.DataFrame(
             profile.columns if profile else [],
