@@ -448,3 +448,18 @@ def test_no_text_field_of_any_page_is_cut_in_the_browser(synced: Services) -> No
     fields += [w for view in views for w in view.select(pn.widgets.TextAreaInput)]
     assert len(fields) > 20
     assert [w.name for w in fields if w.max_length <= INSTRUCTIONS_MAX_CHARS] == []
+
+
+def test_a_long_sync_error_under_needs_you_says_it_is_cut(services: Services) -> None:
+    from agnes_admin.context import PageContext
+    from agnes_admin.pages.overview import ERROR_SHOWN, failure_row
+    from agnes_mcp.admin_overview import SyncFailure
+
+    admin = add_user(services, (ADMIN_GROUP_ID,))
+    ctx = PageContext(services, services.web_sessions.sign_in(admin.id, "token")[0].id)
+    error = "boom " * 200
+    text, _, _ = failure_row(
+        ctx, SyncFailure(table_id="t", source="s", error=error, failed_at=None)
+    )
+    assert f"cut at {ERROR_SHOWN} of {len(error)} characters" in text.object
+    assert "Sync history" in text.object

@@ -119,6 +119,22 @@ def test_usage_numbers_match_the_queries_run(world: World) -> None:
     assert refused.value.code in set(page.refusals.value["code"])
 
 
+def test_a_long_sql_is_cut_in_the_tables_and_says_where_the_rest_is() -> None:
+    from agnes_admin.pages.usage import SQL_SHOWN, _tops
+    from agnes_mcp.usage_report import TopQuery
+
+    sql = "SELECT " + ", ".join(f"c{i}" for i in range(200)) + " FROM t"
+    query = TopQuery(
+        id=7, at=datetime.now(UTC), user_id="u", email="e", action="query", result="ok",
+        bytes_scanned=1, duration_ms=1.0, sql=sql,
+    )  # fmt: skip
+    (shown,) = _tops([query])["sql"]
+    assert shown.startswith(sql[:SQL_SHOWN] + "…")
+    assert f"cut at {SQL_SHOWN} of {len(sql)} characters" in shown and "Audit log, row 7" in shown
+    short = query.model_copy(update={"sql": "SELECT 1"})
+    assert list(_tops([short])["sql"]) == ["SELECT 1"]  # whole: nothing added
+
+
 def test_usage_of_an_empty_log_and_a_narrower_window(world: World) -> None:
     page = UsagePage(world.ctx)
     assert page.report is not None and page.report.bytes_per_user_day == []

@@ -27,6 +27,14 @@ class Page:
         return "/admin" + (f"/{self.slug}" if self.slug else "")
 
 
+def cut_text(text: str, limit: int, rest: str) -> str:
+    """``text`` at most ``limit`` characters; when cut, it says so and where ``rest`` (the
+    whole text) is to be read."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… (cut at {limit} of {len(text)} characters; the whole text: {rest})"
+
+
 _PAGES: dict[str, Page] = {}
 
 

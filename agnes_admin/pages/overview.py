@@ -11,12 +11,14 @@ import pandas as pd
 import panel as pn
 
 from agnes_admin.context import PageContext
-from agnes_admin.pages import Page, register
+from agnes_admin.pages import Page, cut_text, register
 from agnes_admin.shell import STYLE
 from agnes_mcp.admin_overview import Overview, SyncFailure, overview
 from agnes_mcp.registry_admin import RegistryAdmin
 from agnes_mcp.web_layout import esc
 from agnes_sync.errors import AgnesError
+
+ERROR_SHOWN = 500  # characters of a failure's error shown under "Needs you"
 
 
 def human_bytes(value: int) -> str:
@@ -79,9 +81,10 @@ def failure_row(ctx: PageContext, failure: SyncFailure) -> pn.Row:
         status.object = f"Queued: {esc(', '.join(queued.queued))}"
 
     button.on_click(retry)
+    error = cut_text(failure.error, ERROR_SHOWN, "Tables, the table, Sync history")
     text = pn.pane.HTML(
         f"<strong>{esc(failure.table_id)}</strong> ({esc(failure.source)}), "
-        f"{esc(_when(failure.failed_at))}: <code>{esc(failure.error[:500])}</code>",
+        f"{esc(_when(failure.failed_at))}: <code>{esc(error)}</code>",
         sizing_mode="stretch_width",
     )
     return pn.Row(text, button, status, sizing_mode="stretch_width", name=failure.table_id)

@@ -8,13 +8,14 @@ import panel as pn
 from pydantic import ByteSize
 
 from agnes_admin.context import PageContext
-from agnes_admin.pages import Page, register
+from agnes_admin.pages import Page, cut_text, register
 from agnes_mcp.usage_report import MAX_DAYS, TopQuery, UsageReport, usage_report
 from agnes_sync.errors import AgnesError
 
 TOP_COLUMNS = ["at", "email", "action", "result", "bytes_scanned", "duration_ms", "sql"]
 REFUSAL_COLUMNS = ["code", "action", "count"]
 BUDGET_COLUMNS = ["email", "spent_today", "left_today", "daily_cap"]
+SQL_SHOWN = 300  # characters of a query's SQL in the tables
 
 
 def _table(columns: list[str]) -> pn.widgets.Tabulator:
@@ -132,7 +133,7 @@ def _tops(queries: list[TopQuery]) -> pd.DataFrame:
                 "result": q.result,
                 "bytes_scanned": q.bytes_scanned,
                 "duration_ms": round(q.duration_ms, 1) if q.duration_ms is not None else None,
-                "sql": q.sql[:300],
+                "sql": cut_text(q.sql, SQL_SHOWN, f"Audit log, row {q.id}"),
             }
             for q in queries
         ],
