@@ -27,6 +27,9 @@ INSTRUCTIONS_MAX_CHARS = 100_000
 # A byte cap is at least 1 byte and at most 1 PiB: 0 made every remote query refused and
 # 10^40 - 1 was stored (and shown as "8673617379884035735552.0EiB").
 Bytes = Annotated[ByteSize, Field(ge=1, le=1 << 50)]
+# A row cap is at most 10^12: 10^23 was stored, and then a query asking for more rows than
+# DuckDB's LIMIT can hold (int64) failed with the engine's conversion error, not the cap.
+Rows = Annotated[int, Field(ge=1, le=10**12)]
 
 
 class CapsUpdate(RequestBody):
@@ -47,9 +50,9 @@ class CapsUpdate(RequestBody):
         le=MAX_CONCURRENT_QUERIES,
         description="Queries the server may run at once.",
     )
-    max_result_rows: int | None = Field(default=None, ge=1)
+    max_result_rows: Rows | None = None
     max_result_bytes: Bytes | None = None
-    max_snapshot_rows: int | None = Field(default=None, ge=1)
+    max_snapshot_rows: Rows | None = None
     max_snapshot_bytes: Bytes | None = None
 
 

@@ -102,6 +102,9 @@ def test_bad_values_are_shown_beside_their_fields_and_nothing_is_saved(world: Wo
     }
     assert "greater than or equal to 1" in errors["max_result_rows"]
     assert "less than or equal to 100" in errors["concurrent_remote_queries_per_user"]
+    page.fields["max_result_rows"].input.value = "99999999999999999999999"  # past DuckDB's int64
+    page.save_caps()
+    assert "less than or equal to 1000000000000" in page.fields["max_result_rows"].error.object
     assert page.message.alert_type == "danger" and "nothing was saved" in page.message.object
     assert services.server_config.all() == {} and config_audit(services) == []
     assert services.query.budget.caps().concurrent_queries == 20
