@@ -198,6 +198,10 @@ def test_groups_create_members_and_delete(
     assert services.groups.by_name("Finance") is not None  # nothing until confirmed
     click(page.confirms["groups"].yes)
     assert services.groups.by_name("Finance") is None
+    # the page shows this outcome only: no "Created group Finance" left up beside it
+    assert error_text(page.group_actions.message) == "Deleted group Finance."
+    shown = [f.message for f in (page.create_group_form, page.member_form)]
+    assert [error_text(m) for m in shown] == ["", ""]
     assert "Finance" not in list(page.groups_table.value["name"])
     (row,) = audit(services, "group.delete")
     assert (row.user_id, row.resource) == (admin.id, group.id)

@@ -108,13 +108,21 @@ class Form:
         # The page's reload, for a row that was removed elsewhere (another admin's tab,
         # the CLI) since the page showed it: the lists then show what is stored.
         self.reload: Callable[[], None] | None = None
+        # The page's other forms: an outcome shown here hides theirs, so the page never
+        # shows "Created group X" beside "Deleted group X" (see :func:`one_outcome`).
+        self.others: list[Form] = []
 
     def clear(self) -> None:
         for pane in [*self.errors.values(), self.message]:
             pane.object = ""
             pane.visible = False
 
+    def _quiet_others(self) -> None:
+        for form in self.others:
+            form.clear()
+
     def show_error(self, exc: AgnesError) -> None:
+        self._quiet_others()
         text = exc.message + (f" {exc.hint}" if exc.hint else "")
         if isinstance(exc, GONE_ELSEWHERE) and self.reload is not None:
             self.reload()
@@ -133,6 +141,7 @@ class Form:
             self.say(text, "danger")
 
     def say(self, text: str, kind: Tone = "success") -> None:
+        self._quiet_others()
         self.message.object = text
         self.message.alert_type = kind
         self.message.visible = True
@@ -150,6 +159,13 @@ class Form:
     def layout(self, *extra: Any) -> pn.Column:
         rows = [pn.Row(widget, self.errors[name]) for name, widget in self.fields.items()]
         return pn.Column(*rows, *extra, self.message)
+
+
+def one_outcome(*forms: Form) -> None:
+    """The page shows the outcome of its latest action only: each of ``forms`` hides the
+    others' messages when it shows one."""
+    for form in forms:
+        form.others = [other for other in forms if other is not form]
 
 
 class Confirm:
@@ -244,7 +260,7 @@ class AccessPage:
         self._members: dict[str, list[Membership]] = {}
         self._emails: dict[str, str] = {}
 
-        for form in (
+        forms = (
             self.add_user_form,
             self.user_actions,
             self.create_group_form,
@@ -252,8 +268,10 @@ class AccessPage:
             self.member_form,
             self.grant_form,
             self.grant_actions,
-        ):
+        )
+        for form in forms:
             form.reload = self.refresh
+        one_outcome(*forms)
         self.add_user_button.on_click(lambda _: self.add_user())
         self.deactivate_button.on_click(lambda _: self.set_active(False))
         self.activate_button.on_click(lambda _: self.set_active(True))

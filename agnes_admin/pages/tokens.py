@@ -18,7 +18,7 @@ import panel as pn
 
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
-from agnes_admin.pages.access import Confirm, Form, selected, set_options, table
+from agnes_admin.pages.access import Confirm, Form, one_outcome, selected, set_options, table
 from agnes_mcp import access_admin, oauth_admin
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.store.ids import utcnow
@@ -105,6 +105,7 @@ class TokensPage:
 
         self.refresh()
         self.oauth = OAuthGrantsSection(ctx)
+        one_outcome(self.create_form, self.actions, self.oauth.actions)
         self.view = pn.Column(
             pn.Row(self.owner_filter, self.status_filter, self.name_filter),
             self.table,
