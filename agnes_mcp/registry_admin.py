@@ -83,6 +83,13 @@ class SourceTables(BaseModel):
 class TriggerResult(BaseModel):
     results: list[SyncResult] = Field(default_factory=list)
     queued: list[str] = Field(default_factory=list)
+    # The queued runs themselves (results: SyncResult), for a caller that shows their
+    # outcome (the admin app); not part of the REST answer.
+    _runs: list[Future[object]] = PrivateAttr(default_factory=list)
+
+    @property
+    def runs(self) -> list[Future[object]]:
+        return self._runs
 
 
 @dataclass(frozen=True)
@@ -264,9 +271,9 @@ class RegistryAdmin:
             admin, "sync.trigger", resource=table_id or "*", params={"wait": wait}
         )
         if not wait:
-            for one in ids:
-                self.services.sync.scheduler.trigger(one, "manual")
-            return TriggerResult(queued=ids)
+            queued = TriggerResult(queued=ids)
+            queued._runs = [self.services.sync.scheduler.trigger(one, "manual") for one in ids]
+            return queued
         return TriggerResult(results=self.services.sync.sync_many(ids, "manual"))
 
     # --- explaining a refusal ---------------------------------------------------------

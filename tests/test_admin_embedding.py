@@ -379,6 +379,11 @@ def test_overview_shows_failures_and_retry_is_audited(synced: Services, source_r
     assert rows, "no failure row for the failed table"
     button = next(o for o in rows[0].objects if isinstance(o, pn.widgets.Button))
     button.clicks += 1
+    # how the retry went shows beside it, with no reload (the file is still gone)
+    assert "Failed again: " in rows[0].objects[-1].object and not button.disabled
+    (source_root / "people.csv").write_text("id,name\n1,Ann\n")
+    button.clicks += 1
+    assert "Synced: 1 rows; it no longer needs you." in rows[0].objects[-1].object
     synced.write_behind.flush()
     trail = [r for r in synced.audit_log.recent(limit=20) if r.action == "sync.trigger"]
     assert trail and trail[0].user_id == admin.id and trail[0].resource == "people"

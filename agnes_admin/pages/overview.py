@@ -5,16 +5,19 @@ audit-logs it with the acting admin."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 import pandas as pd
 import panel as pn
 
+from agnes_admin.background import in_background
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, cut_text, register
 from agnes_admin.shell import STYLE
 from agnes_mcp.admin_overview import Overview, SyncFailure, overview
 from agnes_mcp.registry_admin import RegistryAdmin
+from agnes_mcp.sync_service import SyncResult
 from agnes_mcp.web_layout import esc
 from agnes_sync.errors import AgnesError
 
@@ -78,7 +81,20 @@ def failure_row(ctx: PageContext, failure: SyncFailure) -> pn.Row:
             status.object = f"<span class='error'>{esc(exc.message)}</span>"
             return
         button.disabled = True
-        status.object = f"Queued: {esc(', '.join(queued.queued))}"
+        status.object = f"Syncing {esc(failure.table_id)}; the outcome shows here when done."
+        for run in queued.runs:  # waited for off the page threads
+            in_background(run.result, finished)
+
+    def finished(done: Future[Any]) -> None:
+        """How the retried sync went (a crash of the run is in the server log)."""
+        result = done.result() if done.exception() is None else None
+        if isinstance(result, SyncResult) and result.status == "ok":
+            status.object = f"Synced: {result.rows or 0:,} rows; it no longer needs you."
+            return
+        error = (result.error or {}).get("message", "") if isinstance(result, SyncResult) else ""
+        said = f"Failed again: {error}" if error else "The sync failed; the server log says why."
+        status.object = f"<span class='error'>{esc(cut_text(said, ERROR_SHOWN, 'Tables'))}</span>"
+        button.disabled = False
 
     button.on_click(retry)
     error = cut_text(failure.error, ERROR_SHOWN, "Tables, the table, Sync history")
