@@ -189,6 +189,26 @@ def test_delete_asks_first_then_deletes_and_audits(ctx: PageContext) -> None:
     assert page.table.value.empty
 
 
+def test_an_import_that_removes_metrics_asks_first(ctx: PageContext) -> None:
+    page = MetricsPage(ctx)
+    upload(page, {"sales.yml": GOOD})
+    page.import_files(dry_run=False)
+    before = {m.id for m in ctx.services.metrics.all()}
+    assert len(before) == 2
+    one = "metrics:\n  - name: order_count" + GOOD.split("  - name: order_count")[1]
+    upload(page, {"one.yml": one})
+    page.replace.value = True
+    page.import_button.clicks += 1
+    assert page.import_row.visible and "remove 1 others" in page.import_question.object
+    assert {m.id for m in ctx.services.metrics.all()} == before  # nothing until confirmed
+    page.cancel_import.clicks += 1
+    assert not page.import_row.visible and {m.id for m in ctx.services.metrics.all()} == before
+    page.import_button.clicks += 1
+    page.confirm_import.clicks += 1
+    assert {m.id for m in ctx.services.metrics.all()} == {"sales/order_count"}  # one removed
+    assert "removed 1 other metrics" in page.message.object
+
+
 def test_a_signed_out_session_changes_nothing(ctx: PageContext) -> None:
     page = MetricsPage(ctx)
     ctx.services.web_sessions.sign_out(ctx.session_id)

@@ -67,7 +67,16 @@ class MetricsPage:
         self.validate_button = pn.widgets.Button(label="Validate")
         self.import_button = pn.widgets.Button(label="Import", color="primary")
         self.validate_button.on_click(lambda _: self.import_files(dry_run=True))
-        self.import_button.on_click(lambda _: self.import_files(dry_run=False))
+        self.import_button.on_click(lambda _: self.ask_import())
+        # An import that removes metrics (and with them their grants) asks first.
+        self.confirm_import = pn.widgets.Button(label="Yes, import and remove", color="danger")
+        self.cancel_import = pn.widgets.Button(label="Cancel")
+        self.import_question = pn.pane.Markdown("")
+        self.import_row = pn.Row(
+            self.import_question, self.confirm_import, self.cancel_import, visible=False
+        )
+        self.confirm_import.on_click(lambda _: self._confirmed_import())
+        self.cancel_import.on_click(lambda _: setattr(self.import_row, "visible", False))
         self.problems = pn.widgets.Tabulator(
             pd.DataFrame(columns=PROBLEM_COLUMNS),
             disabled=True,
@@ -94,6 +103,7 @@ class MetricsPage:
             pn.pane.Markdown("### Import YAML"),
             pn.Row(self.upload, self.replace),
             pn.Row(self.validate_button, self.import_button),
+            self.import_row,
             self.problems,
             sizing_mode="stretch_width",
         )
@@ -177,6 +187,34 @@ class MetricsPage:
                 self.refresh()
 
         self._act(run)
+
+    def ask_import(self) -> None:
+        """Import; when "Remove metrics these files do not hold" would remove any, ask
+        first (their grants go with them)."""
+        self.import_row.visible = False
+        if not self.replace.value:
+            self.import_files(dry_run=False)
+            return
+        self.problems.visible = False
+
+        def check() -> None:
+            result = metric_admin.import_metrics(
+                self.ctx.services, self.ctx.actor(), self.files(), replace=True, dry_run=True
+            )
+            if not result.removed:
+                self.import_files(dry_run=False)
+                return
+            self.import_question.object = (
+                f"Import {len(result.imported)} metrics and **remove {result.removed} others** "
+                "that these files do not hold, with every grant of them?"
+            )
+            self.import_row.visible = True
+
+        self._act(check)
+
+    def _confirmed_import(self) -> None:
+        self.import_row.visible = False
+        self.import_files(dry_run=False)
 
     def ask_delete(self) -> None:
         if self.selected is None:
