@@ -79,6 +79,14 @@ def test_every_token_is_listed_with_use_and_filters(
     page.status_filter.value = ""
     page.name_filter.value = "TES"
     assert shown(page, "name") == ["test"]
+    # a deactivated user's token is refused: not shown as "active"
+    page.name_filter.value = ""
+    services.users.set_active(analyst.id, False)
+    page.refresh()
+    rows = {r["owner"]: r for r in page.table.value.to_dict("records")}
+    assert rows["ana@example.com"]["status"] == "owner deactivated"
+    page.status_filter.value = "active"
+    assert "ana@example.com" not in shown(page, "owner")
 
 
 def test_create_for_a_user_shows_the_raw_token_once(

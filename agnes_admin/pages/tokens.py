@@ -25,7 +25,14 @@ from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.tokens import TokenInfo
 
 ALL = ""
-STATUSES = {"All": ALL, "Active": "active", "Revoked": "revoked", "Expired": "expired"}
+OWNER_DEACTIVATED = "owner deactivated"
+STATUSES = {
+    "All": ALL,
+    "Active": "active",
+    "Revoked": "revoked",
+    "Expired": "expired",
+    "Owner deactivated": OWNER_DEACTIVATED,
+}
 COLUMNS = [
     "token_id",
     "owner",
@@ -48,11 +55,15 @@ def _time(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
-def status_of(token: TokenInfo, now: datetime) -> str:
+def status_of(token: TokenInfo, now: datetime, inactive: frozenset[str] = frozenset()) -> str:
+    """What the token does now: a token of a deactivated user is refused like a revoked
+    one (``inactive``: the ids of deactivated users)."""
     if token.revoked_at is not None:
         return "revoked"
     if token.expires_at is not None and token.expires_at <= now:
         return "expired"
+    if token.user_id in inactive:
+        return OWNER_DEACTIVATED
     return "active"
 
 
@@ -125,6 +136,7 @@ class TokensPage:
         services = self.ctx.services
         self._tokens = access_admin.all_tokens(services)
         users = services.users.all()
+        self._inactive = frozenset(u.id for u in users if not u.active)
         set_options(self.owner, {u.email: u.id for u in users if u.active})
         set_options(self.owner_filter, {"All owners": ALL, **{u.email: u.id for u in users}})
         self.show()
@@ -147,11 +159,11 @@ class TokensPage:
                 "last_used_ip": t.last_used_ip or "",
                 "expires": _time(t.expires_at) or "never",
                 "revoked": _time(t.revoked_at),
-                "status": status_of(t, now),
+                "status": status_of(t, now, self._inactive),
             }
             for t in self._tokens
             if (not owner or t.user_id == owner)
-            and (not status or status_of(t, now) == status)
+            and (not status or status_of(t, now, self._inactive) == status)
             and (not needle or needle in t.name.lower())
         ]
         self.table.value = pd.DataFrame(rows, columns=COLUMNS)
