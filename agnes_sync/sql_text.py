@@ -3,6 +3,8 @@ the body of one statement someone wrote, ready to be wrapped in a larger query."
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 
@@ -36,3 +38,21 @@ def statement_body(sql: str) -> str:
             break
         end = position
     return text[:end].rstrip()
+
+
+_PYTHON_CLASS = re.compile(r"<class '(?:[\w.]+\.)?(\w+)'>")
+
+
+def parse_problem(exc: Exception) -> str:
+    """A sqlglot ParseError or TokenError in words: its first problem and where, without
+    sqlglot's Python class names ("<class 'sqlglot.expressions.core.Condition'>")."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    where = ""
+    errors = getattr(exc, "errors", None) or []
+    if errors:
+        detail = errors[0].get("description") or detail
+        line, col = errors[0].get("line"), errors[0].get("col")
+        if line is not None and col is not None:
+            where = f" (line {line}, column {col})"
+    detail = _PYTHON_CLASS.sub(lambda m: m.group(1), detail)
+    return f"{detail.rstrip('.')}{where}"

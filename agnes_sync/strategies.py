@@ -26,7 +26,7 @@ from agnes_sync import atomic, writeback
 from agnes_sync.connector import TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable, StagedPart
 from agnes_sync.errors import InvalidTableSpec
-from agnes_sync.sql_text import quote_ident, quote_literal
+from agnes_sync.sql_text import parse_problem, quote_ident, quote_literal
 
 # zstd level 1 over Parquet's newer encodings (PARQUET_VERSION V2: delta-packed integers and
 # string lengths, byte-stream-split floats; pages stay v1 data pages, readable by DuckDB,
@@ -46,7 +46,7 @@ def checked_filter(where: str | None) -> str | None:
         condition = sqlglot.condition(where, dialect="duckdb")
     except sqlglot.errors.ParseError as exc:
         raise InvalidTableSpec(
-            f"where_filters does not parse: {str(exc).splitlines()[0]}",
+            f"where_filters does not parse: {parse_problem(exc)}.",
             hint="Write a predicate such as \"country_code = 'US' AND amount > 0\".",
         ) from None
     if any(True for _ in condition.find_all(exp.Subquery, exp.Select, exp.Table)):

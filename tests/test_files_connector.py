@@ -418,6 +418,14 @@ def test_where_filters_are_predicates_only(
     ):
         with pytest.raises(InvalidTableSpec):
             connector.extract(TableRequest(id="w", source_table="w.csv", where_filters=bad), writer)
+    broken = TableRequest(id="w", source_table="w.csv", where_filters="country = 'US' AND")
+    with pytest.raises(InvalidTableSpec) as raised:
+        connector.extract(broken, writer)
+    # sqlglot's problem and where, never its Python class names
+    assert raised.value.message == (
+        "where_filters does not parse: Required keyword: 'expression' missing for And "
+        "(line 1, column 18)."
+    )
 
 
 def test_capabilities_are_enforced(

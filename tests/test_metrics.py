@@ -164,7 +164,8 @@ def test_an_import_refuses_an_expression_metric_no_one_could_run(part: str, word
         ({"expression": None, "sql": None}, "give 'expression' and 'table'"),
         ({"grain": "month", "time_column": None}, "'grain' needs a 'time_column'"),
         ({"sql_by_colour": "SELECT 1"}, "names no dimension"),
-        ({"filters": ["status = "]}, "filters[0] does not parse"),
+        ({"filters": ["status = "]}, "filters[0] does not parse: Required keyword: "),
+        ({"expression": "sum((("}, "missing for Paren (line 1, column 6)"),  # no <class ...>
         ({"expression": "sum(x) + (SELECT 1)"}, "may not hold a subquery"),
         (
             {"sql": "DELETE FROM orders", "tables": ["orders"], "expression": None},

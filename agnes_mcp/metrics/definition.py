@@ -24,6 +24,8 @@ from pydantic import (
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
+from agnes_sync.sql_text import parse_problem
+
 NAME = r"^[a-z][a-z0-9_]{0,62}$"
 SQL_BY = re.compile(r"^sql_by_([a-z][a-z0-9_]*)$")
 Grain = Literal["day", "week", "month", "quarter", "year"]
@@ -214,7 +216,7 @@ def _parse(parse: Any, text: str, where: str) -> exp.Expr:
     try:
         return parse(text)  # type: ignore[no-any-return]
     except (ParseError, TokenError) as exc:
-        raise ValueError(f"{where} does not parse: {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"{where} does not parse: {parse_problem(exc)}") from None
 
 
 def _check_aggregate(text: str, dialect: str) -> None:
