@@ -222,6 +222,15 @@ def test_audit_filters_paging_and_details(world: World) -> None:
     }
     assert page.details.object["resource"] == f"r{want[1]}"
 
+    # an action first recorded after the page loaded can be chosen after Apply, no reload
+    world.services.write_behind.audit(
+        AuditEntry(at=start, user_id=world.admin.id, action="test.new", result="ok")
+    )
+    world.services.write_behind.flush()
+    assert "test.new" not in page.action.options
+    page.apply_button.clicks += 1
+    assert "test.new" in page.action.options and page.outcome.value == "failed"  # kept
+
 
 def test_audit_bad_filters_are_shown_and_change_nothing(world: World) -> None:
     write_rows(world, 10)

@@ -91,13 +91,22 @@ class AuditPage:
         except AgnesError as exc:
             self._error(exc.message)
             return
+        # Options as stored now (actions first recorded since the page loaded included),
+        # keeping what is chosen.
+        chosen_action, chosen_outcome = self.action.value, self.outcome.value
         self.action.options = [ANY, *facets.actions]
         codes = [r for r in facets.results if r != "ok"]
         self.outcome.options = [ANY, "ok", "failed", *codes]
+        if chosen_action in self.action.options:
+            self.action.value = chosen_action
+        if chosen_outcome in self.outcome.options:
+            self.outcome.value = chosen_outcome
 
     def apply(self) -> None:
         """Read the filter widgets and show the first page (bad filters: an error, and the
-        filters in force stay)."""
+        filters in force stay); the action and outcome choices are read again."""
+        if self.rows is not None:  # not at the page's first load, which just read them
+            self._load_facets()
         wanted = Filters(
             user=self.user.value or None,
             action=None if self.action.value == ANY else str(self.action.value),
