@@ -4,6 +4,7 @@ and saves nothing, and a signed-out admin changes nothing."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -91,6 +92,35 @@ def test_add_a_user_with_groups(services: Services, page: AccessPage, admin: Use
     shown = page.memberships_table.value.to_dict("records")
     assert {"group": "Analysts", "source": "admin"} in shown
     assert {"group": "Everyone", "source": "system_seed"} in shown
+
+
+def test_a_double_click_adds_the_user_once_and_says_so_once(
+    services: Services, page: AccessPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Page callbacks run on several threads: the second click of a double click ran
+    beside the first and said "already exists" next to "Added"."""
+    from agnes_mcp import access_admin
+
+    adding, go = threading.Event(), threading.Event()
+    add_user_now = access_admin.add_user
+
+    def slow_add(*args: Any, **kwargs: Any) -> Any:
+        if not adding.is_set():  # the first click's add waits for the second click
+            adding.set()
+            go.wait()
+        return add_user_now(*args, **kwargs)
+
+    monkeypatch.setattr(access_admin, "add_user", slow_add)
+    page.user_email.value = "twice@example.com"
+    first = threading.Thread(target=click, args=(page.add_user_button,))
+    first.start()
+    adding.wait()
+    click(page.add_user_button)  # while the first is running: dropped
+    go.set()
+    first.join()
+    assert error_text(page.add_user_form.message) == "Added twice@example.com."
+    assert error_text(page.add_user_form.errors["email"]) == ""
+    assert [u.email for u in services.users.all()].count("twice@example.com") == 1
 
 
 @pytest.mark.parametrize(

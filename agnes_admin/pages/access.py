@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 import pandas as pd
 import panel as pn
 
+from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
 from agnes_mcp import access_admin
@@ -272,7 +273,7 @@ class AccessPage:
         for form in forms:
             form.reload = self.refresh
         one_outcome(*forms)
-        self.add_user_button.on_click(lambda _: self.add_user())
+        on_click(self.add_user_button, self.add_user)
         self.deactivate_button.on_click(lambda _: self.set_active(False))
         self.activate_button.on_click(lambda _: self.set_active(True))
         self.users_table.param.watch(lambda _: self._show_memberships(), "selection")
@@ -285,13 +286,13 @@ class AccessPage:
             ("grants", self.grants_table),
         ):
             chosen.param.watch(lambda _, tab=tab: self.confirms[tab].cancel(), "selection")
-        self.create_group_button.on_click(lambda _: self.create_group())
+        on_click(self.create_group_button, self.create_group)
         self.delete_group_button.on_click(lambda _: self.delete_group())
         self.groups_table.param.watch(lambda _: self._show_members(), "selection")
-        self.add_member_button.on_click(lambda _: self.add_member())
+        on_click(self.add_member_button, self.add_member)
         self.remove_member_button.on_click(lambda _: self.remove_member())
         self.grant_type.param.watch(lambda _: self._offer_resources(), "value")
-        self.add_grant_button.on_click(lambda _: self.add_grant())
+        on_click(self.add_grant_button, self.add_grant)
         self.remove_grant_button.on_click(lambda _: self.remove_grant())
 
         self.refresh()

@@ -19,6 +19,7 @@ import pandas as pd
 import panel as pn
 
 from agnes_admin.background import in_background
+from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
 from agnes_admin.pages import Page, register
@@ -96,7 +97,7 @@ class MarketplacesPage:
 
         self.refresh_button.on_click(lambda _: self.refresh())
         self.sync_all_button.on_click(lambda _: self.sync(None))
-        self.add_button.on_click(lambda _: self.add())
+        on_click(self.add_button, self.add)
         self.refresh()
         self.view = pn.Column(
             pn.pane.Markdown(

@@ -11,6 +11,7 @@ import pandas as pd
 import panel as pn
 import yaml
 
+from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
 from agnes_mcp.metrics import admin as metric_admin
@@ -67,7 +68,7 @@ class MetricsPage:
         self.validate_button = pn.widgets.Button(label="Validate")
         self.import_button = pn.widgets.Button(label="Import", color="primary")
         self.validate_button.on_click(lambda _: self.import_files(dry_run=True))
-        self.import_button.on_click(lambda _: self.ask_import())
+        on_click(self.import_button, self.ask_import)
         # An import that removes metrics (and with them their grants) asks first.
         self.confirm_import = pn.widgets.Button(label="Yes, import and remove", color="danger")
         self.cancel_import = pn.widgets.Button(label="Cancel")

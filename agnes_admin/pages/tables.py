@@ -21,6 +21,7 @@ import panel as pn
 from pydantic import BaseModel
 
 from agnes_admin.background import in_background
+from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
 from agnes_admin.pages import Page, register
@@ -112,7 +113,7 @@ class TablesPage:
         self.edit_save = pn.widgets.Button(label="Save changes", color="primary")
         self.edit_result = pn.pane.Markdown("")
         self.edit_dry_run.on_click(lambda _: self.save_edit(dry_run=True))
-        self.edit_save.on_click(lambda _: self.save_edit(dry_run=False))
+        on_click(self.edit_save, lambda: self.save_edit(dry_run=False))
         self.details = pn.Column(
             pn.Row(self.sync_button, self.unregister_button),
             self.confirmation,
@@ -447,7 +448,7 @@ class RegisterTab:
         self.form.watch("source_type", self._on_source)
         self.offered.param.watch(self._on_offered, "selection")
         self.dry_run_button.on_click(lambda _: self.submit(dry_run=True))
-        self.save_button.on_click(lambda _: self.submit(dry_run=False))
+        on_click(self.save_button, lambda: self.submit(dry_run=False))
         self.view = pn.Column(
             pn.pane.Markdown("Pick a source, then one of its tables (or type its name)."),
             self.offered,

@@ -9,13 +9,13 @@ by side: revoking one touches no other.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import panel as pn
 
+from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, one_outcome, selected, set_options, table
@@ -97,7 +97,6 @@ class TokensPage:
         self.raw_token = pn.widgets.TextInput(label="The new token (shown once)", disabled=True)
         self.copy_button = pn.widgets.Button(label="Copy to clipboard")
         self.copy_button.js_on_click(args={"field": self.raw_token}, code=COPY_JS)
-        self._creating = threading.Lock()  # page callbacks run on several threads
         self.created = pn.Column(
             pn.pane.Alert("Copy the token now: it is shown only this once.", alert_type="warning"),
             pn.Row(self.raw_token, self.copy_button),
@@ -111,7 +110,7 @@ class TokensPage:
 
         for widget in (self.owner_filter, self.status_filter, self.name_filter):
             widget.param.watch(lambda _: self.show(), "value")
-        self.create_button.on_click(lambda _: self.create())
+        on_click(self.create_button, self.create)
         self.revoke_button.on_click(lambda _: self.revoke())
 
         self.refresh()
@@ -177,16 +176,8 @@ class TokensPage:
 
     def create(self) -> None:
         """Create the token the form describes. A click while one is being created is
-        dropped (a double click makes one token, not a second no one is shown), and a
-        refused create leaves the token shown before in place: it is shown only once."""
-        if not self._creating.acquire(blocking=False):
-            return
-        try:
-            self._create()
-        finally:
-            self._creating.release()
-
-    def _create(self) -> None:
+        dropped (:func:`on_click`: a double click makes one token, not a second no one is
+        shown), and a refused create leaves the token shown before: it is shown only once."""
         owner = str(self.owner.value or "")
         name, scopes = self.name.value or "", list(self.scopes.value)
         days = self.expires_in_days.value
