@@ -28,6 +28,7 @@ from pydantic.fields import FieldInfo
 
 import agnes_admin.markdown_text  # Markdown panes render HTML as text
 import agnes_admin.text_inputs  # noqa: F401 - the browser never cuts what is typed
+from agnes_admin.markdown_text import plain
 
 ERROR_STYLE = {"color": "#b00020", "font-size": "90%", "margin-top": "-6px"}
 NOT_SET = "(not set)"
@@ -84,7 +85,7 @@ class FieldInput:
             self.widget.value = str(value.value if isinstance(value, Enum) else value)
 
     def show(self, message: str | None) -> None:
-        self.error.object = message or ""
+        self.error.object = plain(message or "")
         self.error.visible = bool(message)
 
 
@@ -177,7 +178,7 @@ class ModelForm:
             self.fields[name].show(message)
             return True
         shown = self.form_error.object
-        self.form_error.object = f"{shown}\n\n{message}" if shown else message
+        self.form_error.object = f"{shown}\n\n{plain(message)}" if shown else plain(message)
         self.form_error.visible = True
         return False
 

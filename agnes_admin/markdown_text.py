@@ -18,11 +18,22 @@ Imported by the modules that build panes, before any is made.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import panel as pn
 
 TEXT_ONLY = {"html": False, "linkify": False}
+# What makes emphasis, code, links or strike-through (an underscore inside a word, as in
+# table ids, does not; HTML is text already).
+_MARKUP = re.compile(r"([\\`*\[\]~])")
+
+
+def plain(text: str) -> str:
+    """``text`` as it reads, in a Markdown pane: the characters Markdown acts on escaped,
+    so a message quoting what was typed (the cron ``*/10 * * * *``, a name with ``[``) is
+    not turned into emphasis or a link."""
+    return _MARKUP.sub(r"\\\1", text)
 
 
 def same_site(url: str) -> bool:

@@ -3,6 +3,7 @@ widgets set and buttons clicked in plain Python."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -220,6 +221,24 @@ def test_bad_input_is_shown_beside_the_field_and_nothing_is_saved(
         assert words in form.errors[field]
     assert synced.registry.all() == []
     assert audit_rows(synced, "registry.register") == []
+
+
+def test_a_message_quoting_a_cron_reads_as_typed_not_as_markdown(
+    synced: Services, page: TablesPage
+) -> None:
+    """The panes render Markdown: "'*/0 * * * *' is not a schedule ... '*/10 * * * *'"
+    showed as italics with its asterisks gone, beside the field and atop the page."""
+    from markdown_it import MarkdownIt
+
+    def shown(markdown: object) -> str:  # the text the browser shows
+        html = MarkdownIt("commonmark").render(str(markdown))
+        return re.sub(r"<[^>]+>", "", html).strip()
+
+    fill_registration(page, id="p9", source_table="people.csv", sync_schedule="*/0 * * * *")
+    click(page.register_tab().dry_run_button)
+    beside = page.register_tab().form.fields["sync_schedule"].error.object
+    for text in (shown(beside), shown(page.message.object)):
+        assert "'*/0 * * * *' is not a schedule" in text and "'*/10 * * * *'" in text
 
 
 def test_a_missing_source_is_shown_beside_the_source(synced: Services, page: TablesPage) -> None:

@@ -15,6 +15,7 @@ import panel as pn
 
 from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
+from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_mcp import access_admin
 from agnes_mcp.auth.principal import Principal
@@ -135,7 +136,7 @@ class Form:
         for problem in exc.details.get("fields", []):
             pane = self.errors.get(str(problem.get("field")))
             if pane is not None:
-                pane.object = text
+                pane.object = plain(text)
                 pane.visible = True
                 placed = True
         if not placed:
@@ -143,7 +144,7 @@ class Form:
 
     def say(self, text: str, kind: Tone = "success") -> None:
         self._quiet_others()
-        self.message.object = text
+        self.message.object = plain(text)
         self.message.alert_type = kind
         self.message.visible = True
 

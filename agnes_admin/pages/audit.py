@@ -11,6 +11,7 @@ import pandas as pd
 import panel as pn
 
 from agnes_admin.context import PageContext
+from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_mcp import audit_query
 from agnes_mcp.audit_query import audit_entry, audit_facets, audit_filter, audit_page
@@ -172,7 +173,7 @@ class AuditPage:
         self.details.object = row.model_dump(mode="json") if row is not None else {}
 
     def _error(self, text: str) -> None:
-        self.message.object = text
+        self.message.object = plain(text)
         self.message.visible = True
 
 

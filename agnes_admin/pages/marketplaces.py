@@ -22,6 +22,7 @@ from agnes_admin.background import in_background
 from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
+from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, table
 from agnes_mcp.marketplace_admin import MarketplaceAdmin, MarketplaceCreate, MarketplaceView
@@ -215,7 +216,7 @@ class MarketplacesPage:
             if body.sync
             else "Press its Sync button when ready."
         )
-        self.added.object = f"Added marketplace '{added.slug}'. {then}{note}"
+        self.added.object = plain(f"Added marketplace '{added.slug}'. {then}{note}")
         self.added.alert_type = "success"
         self.added.visible = True
         if body.sync:  # waited for off the page threads, as a Sync click is
@@ -232,11 +233,11 @@ class MarketplacesPage:
         try:
             done = finished.result()
         except AgnesError as exc:
-            self.added.object = f"{added} {exc.message}"
+            self.added.object = plain(f"{added} {exc.message}")
             self.added.alert_type = "danger"
             return
         failed = any(m.last_sync_outcome != "ok" for m in done)
-        self.added.object = f"{added} " + " ".join(_outcome(m) for m in done)
+        self.added.object = plain(f"{added} " + " ".join(_outcome(m) for m in done))
         self.added.alert_type = "danger" if failed else "success"
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
+from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_mcp.metrics import admin as metric_admin
 from agnes_mcp.metrics.loader import MetricsInvalid, decode_files
@@ -269,7 +270,7 @@ class MetricsPage:
             self._say(exc.message, "danger")
 
     def _say(self, text: str, kind: AlertKind = "success") -> None:
-        self.message.object = text
+        self.message.object = plain(text)
         self.message.alert_type = kind
         self.message.visible = True
 

@@ -10,6 +10,7 @@ import panel as pn
 from pydantic import ByteSize, ValidationError
 
 from agnes_admin.context import PageContext
+from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm
 from agnes_mcp.server_config_admin import (
@@ -81,7 +82,7 @@ class CapField:
         return text != self.initial.strip(), text or None
 
     def show_error(self, message: str | None) -> None:
-        self.error.object = message or ""
+        self.error.object = plain(message or "")
         self.error.visible = message is not None
 
 
@@ -223,7 +224,7 @@ class SettingsPage:
         try:
             update = ConfigUpdate(agent_instructions=text)
         except ValidationError as exc:
-            self.rails_error.object = str(exc.errors()[0]["msg"])
+            self.rails_error.object = plain(str(exc.errors()[0]["msg"]))
             self.rails_error.visible = True
             return
         try:
@@ -238,7 +239,7 @@ class SettingsPage:
             self.rails_error.visible = True
             return
         except AgnesError as exc:
-            self.rails_error.object = f"{exc.message} Nothing was saved."
+            self.rails_error.object = plain(f"{exc.message} Nothing was saved.")
             self.rails_error.visible = True
             return
         self._load_rails()
@@ -248,7 +249,7 @@ class SettingsPage:
         self.rails_message.visible = True
 
     def _say(self, text: str, kind: AlertKind = "success") -> None:
-        self.message.object = text
+        self.message.object = plain(text)
         self.message.alert_type = kind
         self.message.visible = True
 

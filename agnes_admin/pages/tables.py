@@ -24,6 +24,7 @@ from agnes_admin.background import in_background
 from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
+from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_admin.sync_timeline import HISTORY_RUNS, history_figure
 from agnes_mcp.auth.principal import Principal
@@ -410,7 +411,7 @@ class TablesPage:
         return True
 
     def _say(self, text: str, kind: Literal["success", "warning", "danger"]) -> None:
-        self.message.object = text
+        self.message.object = plain(text)
         self.message.alert_type = kind
         self.message.visible = True
 
@@ -468,7 +469,7 @@ class RegisterTab:
             try:
                 rows = [t.model_dump() for t in self.page.admin.source_tables(source).tables]
             except AgnesError as exc:
-                self.offered_error.object = f"⚠ {_text(exc)}"
+                self.offered_error.object = f"⚠ {plain(_text(exc))}"
         self.offered.selection = []
         self.offered.value = pd.DataFrame(
             rows, columns=["bucket", "source_table", "suggested_id", "description"]

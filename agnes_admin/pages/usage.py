@@ -8,6 +8,7 @@ import panel as pn
 from pydantic import ByteSize
 
 from agnes_admin.context import PageContext
+from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, cut_text, register
 from agnes_mcp.usage_report import MAX_DAYS, TopQuery, UsageReport, usage_report
 from agnes_sync.errors import AgnesError
@@ -69,7 +70,7 @@ class UsagePage:
         try:
             report = usage_report(self.ctx.services, self.ctx.actor(), days=int(self.days.value))
         except AgnesError as exc:
-            self.message.object = exc.message
+            self.message.object = plain(exc.message)
             self.message.visible = True
             return
         self.message.visible = False
