@@ -5,6 +5,7 @@ agent rails with "reset to built-in", and a revoked session that can change noth
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,6 +219,36 @@ def test_two_admins_a_save_never_undoes_a_change_made_elsewhere(world: World) ->
     page.save_caps()
     assert services.agent_instructions() == "# Rails v1\nMy addition."
     assert services.query.budget.caps().max_result_rows == 7
+
+
+def test_a_double_click_on_save_saves_once_and_says_saved(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second click of a double click ran beside the first, found the first's change
+    and said "changed elsewhere; nothing was saved" over a save that was made."""
+    import agnes_admin.pages.settings as settings_page
+
+    saving, go = threading.Event(), threading.Event()
+    update_now = settings_page.update_config
+
+    def slow_update(*args: Any, **kwargs: Any) -> Any:
+        if not saving.is_set():  # the first click's save waits for the second click
+            saving.set()
+            go.wait()
+        return update_now(*args, **kwargs)
+
+    monkeypatch.setattr(settings_page, "update_config", slow_update)
+    page = SettingsPage(world.ctx)
+    page.fields["max_result_rows"].input.value = "4321"
+    first = threading.Thread(target=lambda: setattr(page.save_button, "clicks", 1))
+    first.start()
+    saving.wait()
+    page.save_button.clicks += 1  # while the first is saving: dropped
+    go.set()
+    first.join()
+    assert page.message.object == "Saved: max_result_rows. In force now."
+    assert not page.fields["max_result_rows"].error.visible
+    assert world.services.query.budget.caps().max_result_rows == 4321
 
 
 def test_an_untouched_setting_changed_elsewhere_is_kept(world: World) -> None:

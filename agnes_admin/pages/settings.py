@@ -9,6 +9,7 @@ from typing import Any, Literal
 import panel as pn
 from pydantic import ByteSize, ValidationError
 
+from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
@@ -96,7 +97,7 @@ class SettingsPage:
         self.caps_seen: ServerConfig = current_config(ctx.services)
         self.rails_seen: ServerConfig = self.caps_seen
         self.save_button = pn.widgets.Button(label="Save limits", color="primary")
-        self.save_button.on_click(lambda _: self.save_caps())
+        on_click(self.save_button, self.save_caps)
         self.rails = pn.widgets.TextAreaInput(
             label="Agent rails (Markdown)",
             height=360,
@@ -110,7 +111,7 @@ class SettingsPage:
         self.save_rails_button = pn.widgets.Button(label="Save rails", color="primary")
         self.reset_rails_button = pn.widgets.Button(label="Reset to built-in")
         self.confirm_reset = Confirm()
-        self.save_rails_button.on_click(lambda _: self.save_rails())
+        on_click(self.save_rails_button, self.save_rails)
         self.reset_rails_button.on_click(lambda _: self.ask_reset_rails())
         self._load_rails()
         sections: list[Any] = []
