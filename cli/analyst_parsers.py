@@ -59,6 +59,9 @@ def rows(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 ROWS = rows(1)
+# Files `agnes pull --jobs` fetches at once at most: more only open more connections to the
+# one server (and threads here) than a link is any faster for.
+MAX_PULL_JOBS = 32
 
 
 def port(text: str) -> int:
@@ -189,9 +192,10 @@ def add_analyst_commands(
     )
     pull.add_argument(
         "--jobs",
-        type=ROWS,
+        type=rows(1, MAX_PULL_JOBS),
         default=None,
-        help="files fetched at once (default: the number of CPU cores, at most 4)",
+        help=f"files fetched at once (default: the number of CPU cores, at most 4; "
+        f"at most {MAX_PULL_JOBS})",
     )
     push = leaf(
         commands,

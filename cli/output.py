@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from agnes_sync.plural import counted as counted  # the CLI says counts with it too
+
 if TYPE_CHECKING:
     from rich.text import Text
 
@@ -33,11 +35,6 @@ def size(value: int | float | None) -> str:
 def count(value: int | None) -> str:
     """A row or byte count with thousands separators."""
     return "?" if value is None else f"{value:,}"
-
-
-def counted(number: int, noun: str, plural: str | None = None) -> str:
-    """A count with its noun agreeing: ``1 metric``, ``0 metrics``, ``1,000 rows``."""
-    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"
 
 
 def _is_id(key: str) -> bool:

@@ -113,6 +113,21 @@ def test_a_port_that_is_none_is_a_usage_error(
     assert build_parser([command]).parse_args([command, "--port", "0"]).port == 0
 
 
+def test_pull_jobs_past_the_bound_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """`agnes pull --jobs 1000` was accepted: a thousand connections to one server."""
+    from cli.analyst_parsers import MAX_PULL_JOBS
+
+    with pytest.raises(SystemExit) as exited:
+        build_parser(["pull"]).parse_args(["pull", "--jobs", str(MAX_PULL_JOBS + 1)])
+    assert (
+        exited.value.code == 2 and "argument --jobs: must be from 1 to" in capsys.readouterr().err
+    )
+    assert (
+        build_parser(["pull"]).parse_args(["pull", "--jobs", str(MAX_PULL_JOBS)]).jobs
+        == MAX_PULL_JOBS
+    )
+
+
 def test_a_snapshot_lifetime_past_ten_years_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

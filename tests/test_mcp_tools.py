@@ -1059,7 +1059,8 @@ async def test_a_snapshots_lifetime_is_bounded_and_an_old_unbounded_one_breaks_n
     )
     assert tiny["expires_at"] > tiny["created_at"]  # one second, not none at all
     await ok(surface, "snapshot_list")
-    await ok(surface, "query", sql="SELECT 1 AS one")
+    _, text = await ok(surface, "query", sql="SELECT 1 AS one")
+    assert text.startswith("1 row x 1 column ·")  # not "1 columns"
 
 
 def test_a_lifetime_stored_before_the_bound_never_breaks_reading() -> None:

@@ -27,6 +27,7 @@ from agnes_mcp.rails.value_text import (
     scalar_value,
     values_of,
 )
+from agnes_sync.plural import counted
 from agnes_sync.sql_text import quote_ident
 
 CHARS_PER_TOKEN = 4
@@ -393,7 +394,7 @@ def _text(model: QueryOutput, names: list[str], lines: list[str], total_columns:
     )
     head = " · ".join(
         [
-            f"{_rows_said(model)} x {total_columns} columns{shown}",
+            f"{_rows_said(model)} x {counted(total_columns, 'column')}{shown}",
             p.engine,
             *cost_said(model.bytes_scanned, model.remaining_budget_bytes, model.bytes_billed),
             f"{p.duration_ms:g} ms",

@@ -26,6 +26,7 @@ from agnes_mcp.mcp_server.tool_models import (
 from agnes_mcp.metrics.summary import MetricSummary
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate
 from agnes_sync.human_size import human_size
+from agnes_sync.plural import counted
 
 if TYPE_CHECKING:
     from agnes_mcp.mcp_server.paging import Page
@@ -193,7 +194,7 @@ def whoami_text(who: WhoAmI) -> str:
 
 def disk_text(info: DiskInfo) -> str:
     return (
-        f"{info.workspace}: data {size(info.data_bytes)} ({info.tables} tables), "
+        f"{info.workspace}: data {size(info.data_bytes)} ({counted(info.tables, 'table')}), "
         f"snapshots {size(info.snapshot_bytes)} ({info.snapshots}), results "
         f"{size(info.result_bytes)}, cache {size(info.cache_bytes)}, "
         f"free {size(info.free_bytes)}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from agnes_mcp.rails.results import Answer, byte_cap_said
 from agnes_sync.human_size import human_size
+from agnes_sync.plural import counted
 
 
 def cut_sentence(answer: Answer, flag: str = "--limit") -> str | None:
@@ -48,7 +49,7 @@ def cut_sentence(answer: Answer, flag: str = "--limit") -> str | None:
 
 
 def rows_said(count: int) -> str:
-    return f"{count:,} row" + ("" if count == 1 else "s")
+    return counted(count, "row")
 
 
 def cost_said(
