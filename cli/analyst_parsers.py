@@ -194,8 +194,8 @@ def add_analyst_commands(
         "--jobs",
         type=rows(1, MAX_PULL_JOBS),
         default=None,
-        help=f"files fetched at once (default: the number of CPU cores, at most 4; "
-        f"at most {MAX_PULL_JOBS})",
+        help=f"files fetched at once, 1 to {MAX_PULL_JOBS} (default: the number of CPU "
+        "cores, at most 4)",
     )
     push = leaf(
         commands,
