@@ -289,6 +289,12 @@ def test_a_misbehaving_server_keeps_the_last_good_file(
             p.suffix == ".parquet" and p.name.startswith(".") is False and p.stat().st_size == 0
             for p in paths.data.rglob("*")
         )
+        if mode == "corrupt":  # a notebook's ws.pull() warns: a cell may show no summary
+            from agnes_mcp.notebook import PullIncompleteWarning, connect
+
+            with pytest.warns(PullIncompleteWarning, match="2 of the files were not fetched"):
+                summary = connect(tmp_path).pull()
+            assert len(summary.failed) == 2
         proxy.mode = "ok"
         assert main(["pull", "--workspace", str(tmp_path), "--quiet"]) == exit_codes.OK
     assert target.read_bytes() == good

@@ -10,12 +10,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agnes_mcp.notebook.connection import connect
     from agnes_mcp.notebook.refusal import AgnesRefusal
-    from agnes_mcp.notebook.result import MissingExtra, Result, TruncatedResultWarning
+    from agnes_mcp.notebook.result import (
+        MissingExtra,
+        PullIncompleteWarning,
+        Result,
+        TruncatedResultWarning,
+    )
     from agnes_mcp.notebook.workspace import Workspace
 
 __all__ = [
     "AgnesRefusal",
     "MissingExtra",
+    "PullIncompleteWarning",
     "Result",
     "TruncatedResultWarning",
     "Workspace",
@@ -27,6 +33,7 @@ _EXPORTS = {
     "AgnesRefusal": "agnes_mcp.notebook.refusal",
     "Result": "agnes_mcp.notebook.result",
     "MissingExtra": "agnes_mcp.notebook.result",
+    "PullIncompleteWarning": "agnes_mcp.notebook.result",
     "TruncatedResultWarning": "agnes_mcp.notebook.result",
     "Workspace": "agnes_mcp.notebook.workspace",
 }

@@ -46,7 +46,12 @@ from IPython.display import display as _display
 
 from agnes_mcp.notebook.connection import connect
 from agnes_mcp.notebook.refusal import AgnesRefusal
-from agnes_mcp.notebook.result import MissingExtra, Result, TruncatedResultWarning
+from agnes_mcp.notebook.result import (
+    MissingExtra,
+    PullIncompleteWarning,
+    Result,
+    TruncatedResultWarning,
+)
 from agnes_mcp.notebook.sql_params import DUCKDB, BindError, bind, remote_dialects
 from agnes_mcp.notebook.workspace import Workspace
 from agnes_sync.suggest import did_you_mean
@@ -130,7 +135,9 @@ def _describe(magics: AgnesMagics, args: argparse.Namespace) -> object:
 @arguments("agnes pull")
 def _pull(magics: AgnesMagics, args: argparse.Namespace) -> object:
     """Download (or refresh) the server's tables into the workspace's folder."""
-    summary = magics.workspace().pull()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PullIncompleteWarning)  # said below, line by line
+        summary = magics.workspace().pull()
     print(
         f"{summary.tables:,} tables: downloaded {summary.downloaded:,} files "
         f"({summary.bytes:,} bytes), {summary.unchanged:,} unchanged, "

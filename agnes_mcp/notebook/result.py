@@ -178,6 +178,12 @@ class TruncatedResultWarning(UserWarning):
     rest; ``warnings.simplefilter("ignore", TruncatedResultWarning)`` silences it."""
 
 
+class PullIncompleteWarning(UserWarning):
+    """``ws.pull()`` left files it could not fetch (each keeps its previous good copy):
+    the summary it returns lists them, and this says so where a cell shows no summary.
+    ``warnings.simplefilter("ignore", PullIncompleteWarning)`` silences it."""
+
+
 class MissingExtra(ImportError):
     """An optional package (pandas, polars) is not installed."""
 

@@ -212,11 +212,28 @@ class Workspace:
     # --- the workspace's data ---------------------------------------------------------
 
     def pull(self) -> PullSummary:
-        """Download (or refresh) the server's tables into this workspace's folder."""
+        """Download (or refresh) the server's tables into this workspace's folder. Files it
+        could not fetch are in the summary's ``failed`` and warned of
+        (:class:`PullIncompleteWarning`)."""
         from agnes_sync.pull.pull import pull
 
         with refusals():
-            return pull(self.backend.paths, self.backend.api)
+            summary = pull(self.backend.paths, self.backend.api)
+        if summary.failed:
+            import warnings
+
+            from agnes_mcp.notebook.result import PullIncompleteWarning
+            from agnes_sync.pull.pull import AGAIN_HINT
+
+            lines = "; ".join(summary.failure_lines())
+            warnings.warn(
+                PullIncompleteWarning(
+                    f"{len(summary.failed):,} of the files were not fetched ({lines}). "
+                    + AGAIN_HINT.replace("'agnes pull'", "ws.pull()")
+                ),
+                stacklevel=2,
+            )
+        return summary
 
     def duckdb(self) -> duckdb.DuckDBPyConnection:
         """A read-only DuckDB connection over this workspace's tables (pulled tables,
