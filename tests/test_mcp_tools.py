@@ -613,6 +613,18 @@ async def test_ids_of_any_shape_get_the_same_refusal_on_both_backends(surface: S
         assert (await refused(surface, "schema", table=table))["code"] == "table_not_found"
 
 
+async def test_a_limit_above_the_row_cap_is_capped_and_said(surface: Surface) -> None:
+    """A ``limit`` over 100,000 was refused invalid_arguments by the tool's schema, while
+    REST and the CLI cap it at the server's row cap (max_result_rows, which an admin may
+    set higher or lower) and say so. The tools now do as they do."""
+    whole, _ = await ok(surface, "query", sql="SELECT * FROM range(10)", limit=10**9)
+    assert whole["row_count"] == 10 and not whole["truncated"]
+    cap = whole["row_limit"]
+    capped, text = await ok(surface, "query", sql=f"SELECT * FROM range({cap + 5})", limit=10**9)
+    assert capped["truncated"] and capped["row_count"] == cap
+    assert capped["row_limit_source"] == "cap" and "max_result_rows" in text
+
+
 async def test_an_answer_near_the_budget_is_whole_exactly_when_it_fits(surface: Surface) -> None:
     """Past a chunk of rows, whether every row fits is first summed from the rows' own
     sizes (the rows are converted once, not built and measured for each guess): an

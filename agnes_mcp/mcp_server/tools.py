@@ -235,7 +235,8 @@ def register_tools(
     async def query(
         sql: Annotated[str, Field(description="One read-only SELECT in DuckDB SQL.")],
         limit: Annotated[
-            int | None, Field(ge=1, le=100_000, description="Most rows to return.")
+            int | None,
+            Field(ge=1, description="Most rows to return (the server's row cap applies)."),
         ] = None,
     ) -> ToolResult:
         """Run one SELECT (DuckDB SQL) on local and materialized tables, your snapshots and
@@ -263,7 +264,8 @@ def register_tools(
             ),
         ],
         limit: Annotated[
-            int | None, Field(ge=1, le=100_000, description="Most rows to return.")
+            int | None,
+            Field(ge=1, description="Most rows to return (the server's row cap applies)."),
         ] = None,
     ) -> ToolResult:
         """Run one SELECT on remote tables, in their warehouse, under the per-query scan
@@ -411,7 +413,9 @@ def register_tools(
         time_range: Annotated[
             TimeRange | None, Field(description="start (included) and end (excluded) dates.")
         ] = None,
-        limit: Annotated[int | None, Field(ge=1, le=100_000, description="Most rows.")] = None,
+        limit: Annotated[
+            int | None, Field(ge=1, description="Most rows (the server's row cap applies).")
+        ] = None,
     ) -> ToolResult:
         """Compute a company metric the agreed way: Agnes compiles its definition into SQL
         for the engine holding its tables (DuckDB, or BigQuery for BigQuery tables), runs
