@@ -395,6 +395,12 @@ def create_token(
         )
     with about("user"):
         owner = services.users.find(user) if user else services.users.get(actor.user_id)
+    if not owner.active:  # the server refuses its every call: a token that cannot work
+        raise _field_error(
+            "user",
+            f"{owner.email} is deactivated: the server refuses every token of theirs.",
+            hint=f"Reactivate them first (agnes admin user activate {owner.email}).",
+        )
     expires = timedelta(days=expires_in_days) if expires_in_days else None
     info, raw = services.tokens.create(owner.id, label, wanted, expires)
     services.audit.record(

@@ -120,6 +120,11 @@ def test_user_lifecycle(live_server: LiveServer, admin: httpx.Client) -> None:
         assert client.get("/api/whoami").status_code == 200
         assert admin.post(f"/api/admin/users/{email}/deactivate").json()["active"] is False
         assert_error(client.get("/api/whoami"), 401, "user_inactive")
+        # a token for a deactivated user could never work: refused, saying how to go on
+        refused = assert_error(
+            admin.post("/api/tokens", json={"name": "t2", "user": email}), 422, "invalid_request"
+        )
+        assert "deactivated" in refused["message"] and "user activate" in refused["hint"]
         assert admin.post(f"/api/admin/users/{user['id']}/activate").json()["active"] is True
         assert client.get("/api/whoami").status_code == 200
 
