@@ -546,6 +546,22 @@ class AgnesSettings(BaseSettings):
         "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before"
     )(_split_csv)
 
+    @field_validator("public_url")
+    @classmethod
+    def _origin_only(cls, value: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        """Agnes serves its routes at the root of its URL (OAuth discovery and the MCP
+        endpoint are found there): a path, a query or a fragment would name URLs no route
+        answers."""
+        if value is None:
+            return None
+        if (value.path or "/") != "/" or value.query or value.fragment:
+            raise ValueError(
+                "must be the server's origin only (https://agnes.example.com), without a path, "
+                "query or fragment: Agnes serves its routes at the root (a proxy must forward "
+                "a host, or the root of one, to it, not a sub-path)"
+            )
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:

@@ -183,6 +183,20 @@ def test_public_url_and_wildcard_host_give_a_usable_base_url() -> None:
 
 
 @pytest.mark.parametrize(
+    "url", ["https://example.com/agnes", "https://example.com/?x=1", "https://example.com/#a"]
+)
+def test_a_public_url_with_a_path_is_a_config_error(url: str) -> None:
+    """A public_url under a path was accepted, though Agnes serves its routes at the root:
+    OAuth discovery, the MCP endpoint and the printed URLs then named URLs no route answers."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(public_url=url)
+    assert "public_url" in str(caught.value) and "origin only" in str(caught.value)
+    assert (
+        load_settings(public_url="https://example.com:8443").base_url == "https://example.com:8443"
+    )
+
+
+@pytest.mark.parametrize(
     ("content", "expected"),
     [
         (b"1: x\n", "is not a name"),
