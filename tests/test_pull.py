@@ -377,6 +377,19 @@ def test_ctrl_c_stops_the_downloads_at_once(
     assert all(verified(paths, wanted).values())
 
 
+def cli_env(server: DemoServer, token: str, tmp_path: Path) -> dict[str, str]:
+    """The environment of an `agnes` run in a subprocess: this server and token, a config
+    folder of its own, none of the caller's AGNES_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    env.update(
+        AGNES_TOKEN=token,
+        AGNES_CONFIG_HOME=str(tmp_path / "cfg"),
+        AGNES_SERVER_URL=server.live.base_url,
+        PYTHONPATH=str(REPO),
+    )
+    return env
+
+
 def test_a_disk_refusing_writes_is_a_plain_error_and_loses_nothing(
     server: DemoServer, user_token: str, tmp_path: Path
 ) -> None:
@@ -384,13 +397,7 @@ def test_a_disk_refusing_writes_is_a_plain_error_and_loses_nothing(
     real file-size limit, RLIMIT_FSIZE, refusing with EFBIG) says so, naming the folder
     and the reason, instead of a traceback; the next pull with room completes."""
     folder = empty_workspace(tmp_path / "ws")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
-    env.update(
-        AGNES_TOKEN=user_token,
-        AGNES_CONFIG_HOME=str(tmp_path / "cfg"),
-        AGNES_SERVER_URL=server.live.base_url,
-        PYTHONPATH=str(REPO),
-    )
+    env = cli_env(server, user_token, tmp_path)
     argv = ("pull", "--workspace", str(folder), "--json")
     refused = subprocess.run(
         limited_command(2_000, *argv), env=env, capture_output=True, text=True, check=False
@@ -495,13 +502,7 @@ def test_sigkill_at_every_stage_never_exposes_a_bad_file(
     by_hash = {p.hash[:16]: p for t in wanted.tables for p in t.parts}
     total = len(by_hash)
     largest = max(p.size for p in by_hash.values())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
-    env.update(
-        AGNES_TOKEN=user_token,
-        AGNES_CONFIG_HOME=str(tmp_path / "cfg"),
-        AGNES_SERVER_URL=server.live.base_url,
-        PYTHONPATH=str(REPO),
-    )
+    env = cli_env(server, user_token, tmp_path)
     seen: dict[str, int] = {}
     for stage, range_bytes in STAGES.items():
         range_bytes = largest // 2 if range_bytes < 0 else range_bytes

@@ -139,25 +139,20 @@ class _Converted:
 
     def __init__(self, table: pa.Table) -> None:
         self._table = table
-        self._end: int = min(table.num_rows, CONVERT_ROWS)
+        self.total: int = min(table.num_rows, CONVERT_ROWS)  # rows ever converted, at most
         self._kinds = [field.type for field in table.schema]
         self.cells: list[list[Any]] = []
         self.lines: list[str] = []
 
     def upto(self, count: int) -> int:
         """Convert the first ``count`` rows (as many as there are); how many there are."""
-        while len(self.cells) < min(count, self._end):
+        while len(self.cells) < min(count, self.total):
             start = len(self.cells)
-            cells = _rows(self._table, start, min(self.CHUNK, self._end - start))
+            cells = _rows(self._table, start, min(self.CHUNK, self.total - start))
             lines = text_lines(cells, self._kinds)
             self.cells.extend(cells)
             self.lines.extend(lines)
         return min(count, len(self.cells))
-
-    @property
-    def total(self) -> int:
-        """How many rows may be converted at most."""
-        return self._end
 
 
 def _all_fit(
