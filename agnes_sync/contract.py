@@ -180,6 +180,8 @@ class ExtractWriter:
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The extract DB, with the contract tables, under the source's lock."""
         with lock_for(self.paths.db):
+            if not self.paths.db.exists():
+                self._create()
             con = duckdb.connect(str(self.paths.db))
             try:
                 # Commits are durable in the WAL; closing does not checkpoint (~5 ms). But
@@ -193,6 +195,20 @@ class ExtractWriter:
                     con.execute("CHECKPOINT")
             finally:
                 con.close()
+
+    def _create(self) -> None:
+        """A new extract DB appears whole: made with the contract tables under a temporary
+        name, then renamed into place. Made in place, a writer killed before its tables
+        were committed left a file every reader found without ``_meta``."""
+        self.paths.db.parent.mkdir(parents=True, exist_ok=True)
+        staged = atomic.staging_path(self.paths.db)
+        con = duckdb.connect(str(staged))
+        try:
+            con.execute(CONTRACT_DDL)
+            con.execute("CHECKPOINT")  # all in the file: no WAL to carry along
+        finally:
+            con.close()
+        atomic.publish(staged, self.paths.db)
 
     # --- staging ---------------------------------------------------------------------
 

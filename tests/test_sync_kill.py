@@ -101,3 +101,36 @@ def test_kill_at_random_points(tmp_path: Path) -> None:
         "SELECT (SELECT count(*) FROM big), (SELECT count(*) FROM parts)"
     ).fetchone() == (ROWS, ROWS)
     con.close()
+
+
+KILLED_AFTER_OPENING = """
+import os, signal, sys
+from pathlib import Path
+import duckdb
+from agnes_sync.contract import ExtractWriter
+
+opened = duckdb.connect
+
+
+def connect(path, *args, **kwargs):
+    con = opened(path, *args, **kwargs)
+    if Path(str(path)).name == "extract.duckdb":  # the extract DB itself, just opened
+        os.kill(os.getpid(), signal.SIGKILL)
+    return con
+
+
+duckdb.connect = connect
+with ExtractWriter(Path(sys.argv[1]), "files").connect():
+    pass
+"""
+
+
+def test_a_writer_killed_as_it_opens_a_new_extract_db_leaves_it_whole(tmp_path: Path) -> None:
+    """The extract DB was made in place: a writer killed before its contract tables were
+    committed left a file every reader found without ``_meta``. It is made under a
+    temporary name and renamed into place, tables and all."""
+    extracts = tmp_path / "extracts"
+    child = subprocess.run([sys.executable, "-c", KILLED_AFTER_OPENING, str(extracts)])
+    assert child.returncode == -signal.SIGKILL
+    paths = ExtractPaths.of(extracts, "files")
+    assert paths.db.exists() and read_extract(paths).problems == []
