@@ -47,6 +47,29 @@ def test_healthz_needs_no_token(live_server: LiveServer) -> None:
     assert response.json()["status"] == "ok"
 
 
+def test_head_is_answered_wherever_get_is(live_server: LiveServer, admin: httpx.Client) -> None:
+    """``curl -I`` or a load balancer's ``HEAD`` probe got 405 from routes ``GET`` serves.
+    A ``HEAD`` answer has the ``GET``'s status and headers and no body, behind the same
+    token check."""
+    with live_server.client() as client:
+        got, head = client.get("/healthz"), client.head("/healthz")
+        assert head.status_code == 200 and head.content == b""
+        assert head.headers["content-length"] == str(len(got.content))
+        assert head.headers["content-type"] == got.headers["content-type"]
+        refused = client.head("/api/whoami")
+        assert refused.status_code == 401 and refused.content == b""
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert client.head("/api/docs").status_code == 200
+        assert client.head("/api/no-such-route").status_code == 404
+    mine = admin.head("/api/whoami")
+    assert mine.status_code == 200 and mine.content == b""
+    assert mine.headers["content-length"] == str(len(admin.get("/api/whoami").content))
+    post_only = admin.head("/api/query")
+    assert post_only.status_code == 405 and "POST" in post_only.headers["allow"]
+    # /mcp keeps its own methods: a GET there would open an event stream
+    assert admin.head("/mcp").status_code == 405
+
+
 def test_a_browser_asking_for_an_icon_gets_no_error(live_server: LiveServer) -> None:
     """Any JSON answer opened in a browser (an /authorize error) made it ask for
     /favicon.ico: a 404 on its console. No icon is said with 204, and nothing else."""

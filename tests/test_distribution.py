@@ -368,3 +368,21 @@ def _digest(data: bytes) -> str:
     hasher = new_hasher()
     hasher.update(data)
     return str(hasher.hexdigest())
+
+
+def test_head_on_a_download_answers_its_headers_without_the_file(
+    demo_server: DemoServer, analyst: httpx.Client
+) -> None:
+    """``HEAD`` (``curl -I``) gives what the ``GET`` would: size, ETag, type; no body."""
+    part = next(t for t in manifest_of(analyst).tables if t.id == "customers").parts[0]
+    head = analyst.head("/api/data/customers/download")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(part.size)
+    assert head.headers["etag"] == f'"{part.hash}"'
+    assert head.headers["content-type"] == "application/vnd.apache.parquet"
+    ranged = analyst.head("/api/data/customers/download", headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206 and ranged.headers["content-length"] == "100"
+    unknown = "/api/data/no-such-table/download"  # refused as the GET is, nothing leaked
+    assert analyst.head(unknown).status_code == analyst.get(unknown).status_code == 403
+    # the connection is still usable: the next answer is read from where the head ended
+    assert analyst.get("/api/data/customers/download").content[:4] == b"PAR1"

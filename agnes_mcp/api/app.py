@@ -1,10 +1,10 @@
 """The one ASGI app: FastAPI hosts the REST API, the MCP app is mounted at ``/mcp``.
 
-Middleware, outermost first: request context (client IP; ``/mcp`` served without a
-redirect), Host/Origin guard (DNS-rebinding protection for every route and websocket),
-body size limit, the admin gate (``/admin*`` and Panel's routes: signed-in admins only,
-``agnes_mcp.api.admin_gate``), bearer-token gate for ``/mcp`` (errors in the API's JSON
-shape).
+Middleware, outermost first: ``HEAD`` served as ``GET`` without its body, request context
+(client IP; ``/mcp`` served without a redirect), Host/Origin guard (DNS-rebinding
+protection for every route and websocket), body size limit, the admin gate (``/admin*``
+and Panel's routes: signed-in admins only, ``agnes_mcp.api.admin_gate``), bearer-token gate
+for ``/mcp`` (errors in the API's JSON shape).
 
 Web apps (the Panel admin app) are found through the ``agnes.web_apps`` entry points and
 never imported by name: each entry point is ``install(app, services)``, and the admin app
@@ -26,6 +26,7 @@ from agnes_mcp.api.admin_gate import AdminGate, AdminReadiness
 from agnes_mcp.api.body_limit import BodyLimit
 from agnes_mcp.api.docs_assets import install_docs
 from agnes_mcp.api.error_handlers import install_error_handlers
+from agnes_mcp.api.head_as_get import HeadAsGet
 from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.jsonrpc_invalid import JsonRpcInvalidRequest
 from agnes_mcp.api.mcp_cors import McpCors
@@ -167,6 +168,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
     )
     app.add_middleware(HostOriginGuard, settings=services.settings)
     app.add_middleware(RequestContextMiddleware, mcp_path=MCP_PATH)
+    app.add_middleware(HeadAsGet, excluded=MCP_PATH)  # outermost: every layer sees a GET
     return app
 
 
