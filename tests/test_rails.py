@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agnes_mcp.auth.principal import Principal
-from agnes_mcp.rails.refusals import QueryRefused
+from agnes_mcp.rails import policy
+from agnes_mcp.rails.refusals import QueryRefused, SqlParseError
 from agnes_mcp.rails.sandbox import Sandbox
 from agnes_mcp.rails.tables import CatalogTable
 from tests.conftest import DemoServer
@@ -115,6 +116,20 @@ def test_parse_errors_give_line_and_column(demo_server: DemoServer, analyst: Pri
         demo_server.live.services.query.run(analyst, "SELECT 1\nFROM orders\nWHERE (", mode="local")
     assert caught.value.code == "sql_parse_error"
     assert caught.value.details["line"] == 3
+
+
+@pytest.mark.parametrize(
+    "sql", ["SELECT (", "SELECT x FROM t QUALIFY", "SELECT 1 IS DISTINCT FROM"]
+)
+def test_a_parse_error_in_a_warehouse_dialect_names_no_python_class(sql: str) -> None:
+    """Remote SQL (BigQuery's dialect) is read by sqlglot alone: its problem was said with
+    "<class 'sqlglot.expressions.core.Paren'>" in the agent's message."""
+    with pytest.raises(SqlParseError) as caught:
+        policy.parse(sql, "bigquery")
+    message = caught.value.message
+    assert message.startswith("The SQL does not parse: ") and "<class" not in message
+    assert "sqlglot" not in message and "(line 1, column " in message
+    assert caught.value.details["line"] == 1 and caught.value.details["column"] > 0
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from agnes_mcp.rails.refusals import (
 )
 from agnes_sync.internal_names import internal_name
 from agnes_sync.not_unicode import not_unicode
+from agnes_sync.sql_text import parse_problem
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # "falling back to Command" is ours to judge
 
@@ -158,15 +159,11 @@ def _nesting(sql: str) -> int:
 
 
 def _parse_error(exc: ParseError | TokenError) -> SqlParseError:
-    line = col = None
-    detail = str(exc).splitlines()[0]
+    """sqlglot's first problem in words (no Python class names), with its line and column."""
     errors = getattr(exc, "errors", None) or []
-    if errors:
-        line, col = errors[0].get("line"), errors[0].get("col")
-        detail = errors[0].get("description") or detail
-    where = f" at line {line}, column {col}" if line is not None else ""
+    line, col = (errors[0].get("line"), errors[0].get("col")) if errors else (None, None)
     return SqlParseError(
-        f"The SQL does not parse{where}: {detail}.",
+        f"The SQL does not parse: {parse_problem(exc)}.",
         details={"line": line, "column": col},
     )
 
