@@ -141,3 +141,37 @@ def test_a_refused_grant_is_400_invalid_grant(world: OAuthWorld, http: httpx.Cli
     public = http.post("/token", data={"grant_type": "refresh_token", "refresh_token": "x"})
     assert public.status_code == 401 and public.json()["error"] == "invalid_client"
     assert "www-authenticate" not in public.headers  # no Authorization header was sent
+
+
+def test_a_refusal_before_the_oauth_handler_is_in_oauth_s_error_shape(
+    world: OAuthWorld, http: httpx.Client
+) -> None:
+    """A body over the size limit, a form of too many fields, a disallowed Host or a wrong
+    method were refused on /token, /register and /revoke in the API's shape (``error`` an
+    object), which OAuth clients cannot read: RFC 6749 section 5.2's shape, no-store."""
+    limit = world.live.services.settings.max_request_bytes
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    many = "&".join(f"f{i}=1" for i in range(3000))
+    answers = {
+        "oversized token": http.post("/token", content=b"a" * (int(limit) + 1), headers=form),
+        "oversized register": http.post(
+            "/register",
+            content=b"a" * (int(limit) + 1),
+            headers={"content-type": "application/json"},
+        ),
+        "many fields": http.post("/token", content=many, headers=form),
+        "many fields revoke": http.post("/revoke", content=many, headers=form),
+        "host": http.post("/token", data={"grant_type": "x"}, headers={"host": "evil.example.com"}),
+        "method": http.get("/token"),
+    }
+    for what, answer in answers.items():
+        assert answer.status_code in (400, 405, 413, 421), (what, answer.text)
+        body = answer.json()
+        assert body["error"] == "invalid_request", (what, body)
+        assert isinstance(body["error_description"], str) and body["error_description"], what
+        assert answer.headers["cache-control"] == "no-store", what
+    assert "larger than" in answers["oversized token"].json()["error_description"]
+    assert "Allow" in answers["method"].headers or "allow" in answers["method"].headers
+    # the rest of the server keeps the API's shape
+    other = http.post("/api/query", content=b"a" * (int(limit) + 1), headers=form)
+    assert other.status_code == 413 and other.json()["error"]["code"] == "payload_too_large"

@@ -53,10 +53,12 @@ class BodyLimit:
             try:
                 length = int(declared)
             except ValueError:
-                await send_error(send, MalformedJSON("The Content-Length header is not a number."))
+                await send_error(
+                    scope, send, MalformedJSON("The Content-Length header is not a number.")
+                )
                 return
             if length > self.max_bytes:
-                await send_error(send, self._too_large())
+                await send_error(scope, send, self._too_large())
                 return
         chunks: list[bytes] = []
         seconds = self.body_seconds or BODY_SECONDS
@@ -65,6 +67,7 @@ class BodyLimit:
                 whole = await self._read(receive, chunks)
         except TimeoutError:
             await send_error(
+                scope,
                 send,
                 RequestTimeout(
                     f"The request body did not arrive within {seconds:g} s.",
@@ -74,7 +77,7 @@ class BodyLimit:
             )
             return
         if not whole:
-            await send_error(send, self._too_large())
+            await send_error(scope, send, self._too_large())
             return
         body = b"".join(chunks)
         replayed = False

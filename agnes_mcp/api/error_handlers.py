@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
+from agnes_mcp.api.error_shapes import API_SHAPE, shape_for
 from agnes_mcp.errors import (
     AuthenticationError,
     HTTPStatusError,
@@ -30,9 +32,13 @@ from agnes_sync.errors import AgnesError
 logger = logging.getLogger("agnes.api")
 
 
-def error_response(error: AgnesError, extra: Mapping[str, str] | None = None) -> JSONResponse:
-    """The JSON answer for ``error``, with ``extra`` headers (a 405's ``Allow``)."""
-    headers: dict[str, str] = dict(extra or {})
+def error_response(
+    error: AgnesError, extra: Mapping[str, str] | None = None, scope: Scope | None = None
+) -> JSONResponse:
+    """The JSON answer for ``error``, with ``extra`` headers (a 405's ``Allow``), in the
+    shape of the request's path when ``scope`` is given (:mod:`.error_shapes`)."""
+    shape = API_SHAPE if scope is None else shape_for(scope)
+    headers: dict[str, str] = {**shape.headers, **(extra or {})}
     if isinstance(error, AuthenticationError):
         headers["WWW-Authenticate"] = (
             f'Bearer error="invalid_token", error_description="{error.code}"'
@@ -41,9 +47,7 @@ def error_response(error: AgnesError, extra: Mapping[str, str] | None = None) ->
     if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > 0:
         # A refusal that clears by itself (too_many_queries, budget_exhausted) says when.
         headers["Retry-After"] = str(math.ceil(wait))
-    return JSONResponse(
-        {"error": error.to_dict()}, status_code=error.status, headers=headers or None
-    )
+    return JSONResponse(shape.render(error), status_code=error.status, headers=headers or None)
 
 
 def validation_error(exc: RequestValidationError) -> AgnesError:
@@ -60,12 +64,12 @@ def validation_error(exc: RequestValidationError) -> AgnesError:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AgnesError)
-    async def _agnes(_: Request, exc: AgnesError) -> JSONResponse:
-        return error_response(exc)
+    async def _agnes(request: Request, exc: AgnesError) -> JSONResponse:
+        return error_response(exc, scope=request.scope)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_error(exc))
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc), scope=request.scope)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -81,7 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
         else:
             error = HTTPStatusError(exc.status_code, str(exc.detail))
         allow = (exc.headers or {}).get("Allow") if exc.status_code == 405 else None
-        return error_response(error, {"Allow": allow} if allow else None)
+        return error_response(error, {"Allow": allow} if allow else None, request.scope)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -89,4 +93,5 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.error(
             "unexpected error %s on %s %s", incident, request.method, request.url.path, exc_info=exc
         )
-        return error_response(InternalError(f"An unexpected error occurred (incident {incident})."))
+        failure = InternalError(f"An unexpected error occurred (incident {incident}).")
+        return error_response(failure, scope=request.scope)

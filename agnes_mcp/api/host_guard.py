@@ -96,7 +96,7 @@ class HostOriginGuard:
             # Refused before the handshake is accepted: the client gets HTTP 403.
             await send({"type": "websocket.close", "code": 1008})
         else:
-            await send_error(send, problem)
+            await send_error(scope, send, problem)
 
 
 def _repeated(scope: Scope) -> HeaderRepeated | None:

@@ -5,14 +5,21 @@ from __future__ import annotations
 
 import json
 
-from starlette.types import Send
+from starlette.types import Scope, Send
 
+from agnes_mcp.api.error_shapes import shape_for
 from agnes_sync.errors import AgnesError
 
 
-async def send_error(send: Send, error: AgnesError, headers: dict[str, str] | None = None) -> None:
-    body = json.dumps({"error": error.to_dict()}).encode()
-    await send_body(send, error.status, body, "application/json", headers)
+async def send_error(
+    scope: Scope, send: Send, error: AgnesError, headers: dict[str, str] | None = None
+) -> None:
+    """``error`` answered in the shape of the request's path (:mod:`.error_shapes`)."""
+    shape = shape_for(scope)
+    body = json.dumps(shape.render(error)).encode()
+    await send_body(
+        send, error.status, body, "application/json", {**shape.headers, **(headers or {})}
+    )
 
 
 async def send_body(

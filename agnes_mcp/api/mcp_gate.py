@@ -105,4 +105,6 @@ class McpAuthGate:
         if error is not None:
             params |= {"error": error, "error_description": exc.message}
         challenge = "Bearer " + ", ".join(f'{k}="{quoted(v)}"' for k, v in params.items())
-        await send_error(send, exc, {"www-authenticate": challenge, "cache-control": "no-store"})
+        await send_error(
+            scope, send, exc, {"www-authenticate": challenge, "cache-control": "no-store"}
+        )

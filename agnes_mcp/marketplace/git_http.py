@@ -102,13 +102,13 @@ class GitBackendResponse(Response):
             try:
                 body = await request_body(receive, self.encoding)
             except (PayloadTooLarge, InvalidRequest) as exc:
-                await self._refuse(send, exc)
+                await self._refuse(scope, send, exc)
                 return
             if body is None:
                 return  # the client left before it sent its request
             try:
                 async with asyncio.timeout(self.seconds):
-                    await self._run(body, receive, send)
+                    await self._run(scope, body, receive, send)
             except TimeoutError:
                 logger.warning(
                     "a git request ran past %g s: its git http-backend is stopped", self.seconds
@@ -116,7 +116,7 @@ class GitBackendResponse(Response):
         finally:
             self.on_close()
 
-    async def _run(self, request: bytes, receive: Receive, send: Send) -> None:
+    async def _run(self, scope: Scope, request: bytes, receive: Receive, send: Send) -> None:
         process = await asyncio.create_subprocess_exec(
             git_binary(),
             "http-backend",
@@ -133,7 +133,7 @@ class GitBackendResponse(Response):
         try:
             head = await _read_head(process.stdout)
             if head is None:
-                await self._failed(send, process, errors)
+                await self._failed(scope, send, process, errors)
                 return
             status, headers = head
             await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -151,9 +151,9 @@ class GitBackendResponse(Response):
             await _stop(process)
             errors.cancel()
 
-    async def _refuse(self, send: Send, error: AgnesError) -> None:
+    async def _refuse(self, scope: Scope, send: Send, error: AgnesError) -> None:
         if not self.plain_errors:
-            await send_error(send, error)
+            await send_error(scope, send, error)
             return
         body = git_error_text(error.message, error.hint).encode()
         headers = [
@@ -164,7 +164,11 @@ class GitBackendResponse(Response):
         await send({"type": "http.response.body", "body": body})
 
     async def _failed(
-        self, send: Send, process: asyncio.subprocess.Process, errors: asyncio.Task[bytes]
+        self,
+        scope: Scope,
+        send: Send,
+        process: asyncio.subprocess.Process,
+        errors: asyncio.Task[bytes],
     ) -> None:
         code = await _stop(process)  # it said nothing a CGI script must say: stop it
         incident = secrets.token_hex(6)
@@ -174,7 +178,9 @@ class GitBackendResponse(Response):
             code,
             (await errors).decode()[-2000:],
         )
-        await self._refuse(send, InternalError(f"The git backend failed (incident {incident})."))
+        await self._refuse(
+            scope, send, InternalError(f"The git backend failed (incident {incident}).")
+        )
 
 
 async def request_body(receive: Receive, encoding: str) -> bytes | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fastapi import FastAPI
@@ -34,6 +35,7 @@ from starlette.routing import Route, request_response
 from starlette.types import ASGIApp, Message
 
 from agnes_mcp.api.docs_assets import DOCS_PATH
+from agnes_mcp.api.error_shapes import ErrorShape, error_shapes_of
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.oauth.clients import HashedSecretAuthenticator, basic_challenge, client_id_of
 from agnes_mcp.oauth.consent_page import problem_page
@@ -42,6 +44,7 @@ from agnes_mcp.oauth.request_base import base_of, mcp_resource, request_base_var
 from agnes_mcp.oauth.revocation import Revocation
 from agnes_mcp.oauth.token_service import OAUTH_SCOPES, normalize_resource
 from agnes_mcp.signin.rate_limit import RateLimiter
+from agnes_sync.errors import AgnesError
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 GRANT_TYPES = ("authorization_code", "refresh_token")
@@ -50,8 +53,26 @@ TOKEN_PATH = "/token"  # noqa: S105 - a path
 REGISTER_PATH = "/register"
 REVOKE_PATH = "/revoke"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+CLIENT_PATHS = (TOKEN_PATH, REGISTER_PATH, REVOKE_PATH)  # answered in OAuth's error shape
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def oauth_error_body(error: AgnesError) -> dict[str, Any]:
+    """An error a layer before the OAuth handlers raised (a body over the size limit, a
+    disallowed Host, a wrong method) as RFC 6749 section 5.2 shapes it; the code is the
+    closest one OAuth names."""
+    if error.status in (429, 503):
+        code = "temporarily_unavailable"
+    elif error.status >= 500:
+        code = "server_error"
+    else:
+        code = "invalid_request"
+    said = error.message if error.hint is None else f"{error.message} {error.hint}"
+    return {"error": code, "error_description": said}
+
+
+OAUTH_ERROR_SHAPE = ErrorShape(oauth_error_body, {"cache-control": "no-store"})
 
 
 def with_issuer(location: str, issuer: str) -> str:
@@ -360,4 +381,5 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
         ),
     ]
     app.router.routes.extend(routes)
+    error_shapes_of(app).register(CLIENT_PATHS, OAUTH_ERROR_SHAPE)
     app.include_router(consent_routes.router)
