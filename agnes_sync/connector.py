@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import AgnesError, ConnectorCapabilityMissing, InvalidTableSpec
+from agnes_sync.sql_text import quote_literal
 from agnes_sync.table_spec import TableSpec
 
 
@@ -193,7 +194,7 @@ class Connector(ABC):
 
     def __init__(self, context: SourceContext) -> None:
         self.context = context
-        self._duckdb: duckdb.DuckDBPyConnection | None = None
+        self._duckdb: dict[Path | None, duckdb.DuckDBPyConnection] = {}
         self._duckdb_lock = threading.Lock()
         try:
             self.options = self.Options.model_validate(context.options)
@@ -234,15 +235,41 @@ class Connector(ABC):
 
     # --- shared helpers -----------------------------------------------------------------
 
-    def duckdb_cursor(self) -> duckdb.DuckDBPyConnection:
-        """A fresh cursor on this connector's in-memory DuckDB (one instance per connector:
-        a new instance costs ~11 ms, a cursor nothing; cursors are safe across threads)."""
+    def readable_directories(self) -> tuple[Path, ...]:
+        """Folders this connector's DuckDB may read besides the extract it writes: none,
+        unless the connector reads local files (the files connector names its folder).
+        A connector that fetches over the network lands what it fetched in the extract's
+        folder first."""
+        return ()
+
+    def duckdb_cursor(self, writes_to: Path | None = None) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor on this connector's in-memory DuckDB, locked down: no file outside
+        :meth:`readable_directories` and ``writes_to`` (the extract's folder, where its
+        staged and published parquet live), no extension loaded, no setting changed. An
+        admin's ``where_filters`` runs here: ``read_text('/proc/self/environ')`` must
+        find nothing to read. One instance per ``writes_to`` (a new instance costs ~11 ms,
+        a cursor nothing; cursors are safe across threads)."""
+        key = writes_to.resolve() if writes_to is not None else None
         with self._duckdb_lock:
-            if self._duckdb is None:
-                self._duckdb = duckdb.connect()
-            cursor = self._duckdb.cursor()
-        cursor.execute("SET enable_progress_bar = false")
+            instance = self._duckdb.get(key)
+            if instance is None:
+                instance = self._duckdb[key] = self._locked_duckdb(key)
+            cursor = instance.cursor()
         return cursor
+
+    def _locked_duckdb(self, writes_to: Path | None) -> duckdb.DuckDBPyConnection:
+        folders = [p.resolve() for p in self.readable_directories()]
+        if writes_to is not None:
+            folders.append(writes_to)
+        listed = ", ".join(quote_literal(str(folder) + "/") for folder in folders)
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET allowed_directories = [{listed}]")
+        con.execute("SET autoinstall_known_extensions = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        return con
 
     # --- shared checks ------------------------------------------------------------------
 

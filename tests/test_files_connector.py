@@ -447,3 +447,43 @@ def test_demo_exports_round_trip(
     write(source_root / "t.ndjson", "\n".join(json.dumps(r) for r in rows) + "\n")
     connector.extract(TableRequest(id="t", source_table="t.ndjson"), writer)
     assert [(r[0], r[2]) for r in rows_of(writer, "t")] == [(1, None), (2, 4)]
+
+
+def test_the_connector_s_duckdb_reads_its_folder_and_its_extract_only(
+    tmp_path: Path, connector: FilesConnector, source_root: Path, writer: ExtractWriter
+) -> None:
+    """An admin's where_filters runs in this DuckDB. Behind the filter's own checks, the
+    engine itself reaches no file outside the source folder and the extract being written
+    (no /proc/self/environ: the server's secrets), loads no extension, changes no setting."""
+    (source_root / "a.csv").write_text("x\n1\n")
+    outside = tmp_path / "outside.csv"
+    outside.write_text("secret\n42\n")
+    con = connector.duckdb_cursor(writer.paths.root)
+    try:
+        assert con.execute(f"SELECT x FROM read_csv('{source_root / 'a.csv'}')").fetchall() == [
+            (1,)
+        ]
+        written = writer.paths.root / "t.parquet"
+        con.execute(f"COPY (SELECT 1 AS y) TO '{written}' (FORMAT parquet)")
+        assert con.execute(f"SELECT y FROM '{written}'").fetchall() == [(1,)]
+        for sql in (
+            f"SELECT * FROM read_csv('{outside}')",
+            "SELECT * FROM read_text('/proc/self/environ')",
+            f"SELECT * FROM read_csv('{source_root}/../outside.csv')",
+            f"COPY (SELECT 1) TO '{tmp_path / 'elsewhere.parquet'}' (FORMAT parquet)",
+            "SELECT * FROM glob('/etc/*')",
+        ):
+            with pytest.raises(duckdb.PermissionException):
+                con.execute(sql)
+        for sql in ("SET enable_external_access = true", "SET allowed_directories = ['/']"):
+            with pytest.raises(duckdb.Error, match="locked|disabled|cannot"):
+                con.execute(sql)
+    finally:
+        con.close()
+    assert not (tmp_path / "elsewhere.parquet").exists()
+    described = connector.duckdb_cursor()  # no extract: the source folder alone
+    try:
+        with pytest.raises(duckdb.PermissionException):
+            described.execute(f"SELECT * FROM '{written}'")
+    finally:
+        described.close()

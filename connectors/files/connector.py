@@ -34,6 +34,9 @@ class FilesConnector(Connector):
     def root(self) -> Path:
         return self.context.resolve(cast(FilesOptions, self.options).path).resolve()
 
+    def readable_directories(self) -> tuple[Path, ...]:
+        return (self.root,)
+
     def list_tables(self) -> list[SourceTable]:
         if not self.root.is_dir():
             raise SourceTableNotFound(
@@ -100,7 +103,7 @@ class FilesConnector(Connector):
     def extract(self, request: TableRequest, writer: ExtractWriter) -> PublishedTable:
         self.check_supported(request)
         sql, files = self.source_sql(request)
-        con = self.duckdb_cursor()
+        con = self.duckdb_cursor(writer.paths.root)
         try:
             self._refuse_unsplit(con, sql, files, request)
             return strategies.run(con, sql, request, writer)

@@ -193,7 +193,7 @@ class KeboolaConnector(Connector):
             request = replace(
                 request, where_filters=self.local_filter(request.where_filters, columns)
             )
-        con = self.duckdb_cursor()
+        con = self.duckdb_cursor(writer.paths.root)
         try:
             if key is not None:
                 return merge(con, sql, request, key, writer, [c.name for c in columns])

@@ -69,7 +69,7 @@ class SampleConnector(Connector):
         if attempt <= options.fail_times:
             error = TransientSyncError if options.failure == "transient" else TerminalSyncError
             raise error(f"injected {options.failure} failure {attempt} of {options.fail_times}")
-        con = self.duckdb_cursor()
+        con = self.duckdb_cursor(writer.paths.root)
         try:
             return strategies.run(con, self._sql(options), request, writer)
         finally:
