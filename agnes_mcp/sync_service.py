@@ -248,7 +248,7 @@ class SyncService:
             return
         root = self.settings.extracts_dir / table.source_type
         try:
-            with contextlib.closing(connector.duckdb_cursor()) as cursor:
+            with contextlib.closing(connector.duckdb_cursor(root)) as cursor:
                 profile = profile_parquet([str(root / f.path) for f in published.files], cursor)
         except Exception:  # a profile is a nicety; it never fails a sync
             logger.warning("profiling %s failed", table.id, exc_info=True)

@@ -476,7 +476,7 @@ def test_the_connector_s_duckdb_reads_its_folder_and_its_extract_only(
             with pytest.raises(duckdb.PermissionException):
                 con.execute(sql)
         for sql in ("SET enable_external_access = true", "SET allowed_directories = ['/']"):
-            with pytest.raises(duckdb.Error, match="locked|disabled|cannot"):
+            with pytest.raises(duckdb.Error, match=r"locked|disabled|cannot"):
                 con.execute(sql)
     finally:
         con.close()
