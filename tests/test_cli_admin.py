@@ -265,7 +265,7 @@ def test_a_refused_cap_says_what_server_config_takes(
 def test_server_config_shows_byte_caps_as_sizes(
     capsys: pytest.CaptureFixture[str], live_server: LiveServer
 ) -> None:
-    """per_query_bytes read 5,368,709,120; the table says 5.0 GB, --json keeps bytes."""
+    """per_query_bytes read 5,368,709,120; the table says 5.0 GiB, --json keeps bytes."""
     from cli.output import size
 
     caps = run_json(capsys, live_server, "admin", "server-config")["scan_caps"]

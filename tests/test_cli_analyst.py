@@ -68,7 +68,7 @@ def test_query_formats_and_remote(workspace: Path, capsys: pytest.CaptureFixture
         capsys, "query", "SELECT count(DISTINCT device) FROM web_sessions", "--remote"
     )
     assert code == exit_codes.OK and " scanned · " in err and "duckdb_warehouse" in err
-    assert re.search(r" · \d+\.\d [KMGT]B of daily budget left", err), err  # human units
+    assert re.search(r" · \d+\.\d [KMGT]iB of daily budget left", err), err  # human units
     many = "SELECT a.order_id FROM orders a CROSS JOIN orders b"
     code, out, err = run(capsys, "query", many, "--limit", "100000")
     assert "the row cap (max_result_rows) of 100,000 applied" in out + err  # not "raise it"
@@ -125,7 +125,7 @@ def test_snapshots_and_disk_info(workspace: Path, capsys: pytest.CaptureFixture[
         "recent",
     )
     assert code == exit_codes.OK and "Query it as recent" in out
-    assert re.search(r"from web_sessions \(\d+(\.\d)? (B|KB|MB) scanned\)", out), out
+    assert re.search(r"from web_sessions \(\d+(\.\d)? (B|KiB|MiB) scanned\)", out), out
     assert (workspace / ".agnes" / "snapshots" / "recent.parquet").exists()
     code, out, _ = run(capsys, "query", "SELECT count(*) FROM recent", "--format", "csv")
     assert int(out.splitlines()[1]) > 0

@@ -15,7 +15,7 @@ from cli.output import _number, size
 from tests.cli_harness import run
 from tests.conftest import DemoServer
 
-HUMAN_SIZE = r"\d+(\.\d)? (B|KB|MB|GB|TB)"
+HUMAN_SIZE = r"\d+(\.\d)? (B|KiB|MiB|GiB|TiB)"
 
 
 def test_a_listing_fraction_reads_for_people() -> None:
@@ -34,10 +34,10 @@ def test_size_is_the_mcp_tools_format() -> None:
         "?",
         "0 B",
         "1023 B",
-        "1.0 KB",
-        "1.5 KB",
-        "5.0 GB",
-        "3072.0 TB",
+        "1.0 KiB",
+        "1.5 KiB",
+        "5.0 GiB",
+        "3072.0 TiB",
     ]
 
 

@@ -1094,7 +1094,7 @@ def test_a_lifetime_stored_before_the_bound_never_breaks_reading() -> None:
 
 
 def test_snapshot_texts_give_sizes_as_the_query_texts_do() -> None:
-    """A query's text read "768.1 KB scanned · 50.0 GB of daily budget left", a
+    """A query's text read "768.1 KiB scanned · 50.0 GiB of daily budget left", a
     snapshot's "262,242 bytes scanned" and its estimate "cap 5,368,709,120"."""
     from agnes_mcp.mcp_server.renderers import estimate_text, snapshot_text
     from agnes_mcp.mcp_server.tool_models import SnapshotInfo
@@ -1114,7 +1114,7 @@ def test_snapshot_texts_give_sizes_as_the_query_texts_do() -> None:
         blocked_by=None,
     )
     assert estimate_text(estimate).startswith(
-        "web_sessions: would scan 256.0 KB (cap 5.0 GB, budget left 50.0 GB); "
+        "web_sessions: would scan 256.0 KiB (cap 5.0 GiB, budget left 50.0 GiB); "
     )
     info = SnapshotInfo.model_validate(
         {
@@ -1132,4 +1132,4 @@ def test_snapshot_texts_give_sizes_as_the_query_texts_do() -> None:
             "location": "workspace",
         }
     )
-    assert ", 256.1 KB scanned; query it as october" in snapshot_text(info)
+    assert ", 256.1 KiB scanned; query it as october" in snapshot_text(info)

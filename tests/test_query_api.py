@@ -12,6 +12,7 @@ import pytest
 
 from agnes_mcp.query.budget import CAP_KEYS, ScanBudget
 from agnes_mcp.rails.refusals import BudgetExhausted
+from agnes_sync.human_size import exact_size, human_size
 from tests.conftest import DemoServer
 from tests.test_api_http import assert_error
 
@@ -64,7 +65,7 @@ def test_truncation_says_why_and_how(analyst: httpx.Client, admin: httpx.Client)
     body = analyst.post("/api/query", json={"sql": "SELECT * FROM orders", "limit": 1000}).json()
     assert body["truncated"] and body["truncation"]["reason"] == "bytes"
     # the cap is named with its value, here and on the wire a workspace reads
-    assert "byte cap (max_result_bytes, 2.0 KB)" in body["truncation"]["how_to_get_more"]
+    assert "byte cap (max_result_bytes, 2.0 KiB)" in body["truncation"]["how_to_get_more"]
     arrow = analyst.post(
         "/api/query", json={"sql": "SELECT * FROM orders", "limit": 1000}, headers=ARROW
     )
@@ -85,7 +86,7 @@ def test_the_byte_cap_holds_for_the_json_answer(analyst: httpx.Client, admin: ht
         assert body["truncated"] is True and body["reason"] == "bytes"
         assert 0 < body["row_count"] == len(body["rows"]) < 50
         assert [r[0] for r in body["rows"]] == list(range(body["row_count"]))
-        assert "byte cap (max_result_bytes, 64.0 KB)" in body["truncation"]["how_to_get_more"]
+        assert "byte cap (max_result_bytes, 64.0 KiB)" in body["truncation"]["how_to_get_more"]
         plain = analyst.post("/api/query", json={"sql": "SELECT i FROM range(50) t(i)"}).json()
         assert plain["truncated"] is False and plain["row_count"] == 50
     finally:
@@ -227,6 +228,10 @@ def test_scan_cap_refusal_offers_a_narrower_snapshot(
     )
     assert error["details"]["limit_bytes"] == 1 and error["details"]["scan_bytes"] > 1
     assert error["details"]["tables"] == ["web_sessions"]
+    # readable and exact, naming the setting: "11.5 KiB (11,776 bytes); the cap is 1 B"
+    scanned = error["details"]["scan_bytes"]
+    assert f"would scan {human_size(scanned)} ({scanned:,} bytes)" in error["message"]
+    assert error["message"].endswith("the cap is 1 B (per_query_bytes).")
     step = error["next_step"]
     assert step["tool"] == "snapshot_create"
     assert (
@@ -248,6 +253,9 @@ def test_daily_budget_and_concurrency(
         "budget_exhausted",
     )
     assert error["details"]["remaining_bytes"] == 1
+    assert (
+        f"1 B of today's {exact_size(spent + 1)} (per_user_daily_bytes) remain" in error["message"]
+    )
 
     admin.put(
         "/api/admin/server-config",

@@ -20,17 +20,9 @@ from agnes_mcp.registry_admin import RegistryAdmin
 from agnes_mcp.sync_service import SyncResult
 from agnes_mcp.web_layout import esc
 from agnes_sync.errors import AgnesError
+from agnes_sync.human_size import human_size
 
 ERROR_SHOWN = 500  # characters of a failure's error shown under "Needs you"
-
-
-def human_bytes(value: int) -> str:
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
-        size /= 1024
-    return f"{value} B"  # pragma: no cover - the loop always returns
 
 
 def _when(value: Any) -> str:
@@ -42,7 +34,7 @@ def summary(data: Overview) -> pn.pane.HTML:
     rows = [
         ("Tables", f"{sum(data.tables_by_mode.values())} ({modes or 'none registered'})"),
         ("Queries today", f"{data.queries_today:,} ({data.refused_today:,} refused)"),
-        ("Bytes scanned today", human_bytes(data.bytes_scanned_today)),
+        ("Bytes scanned today", human_size(data.bytes_scanned_today)),
         ("Server version", data.version),
         ("Data dir", data.data_dir),
     ]
@@ -61,7 +53,7 @@ def sources_table(data: Overview) -> pn.widgets.Tabulator:
                 "tables": s.tables,
                 "last sync": _when(s.last_sync_at),
                 "last success": _when(s.last_success_at),
-                "storage": human_bytes(s.storage_bytes),
+                "storage": human_size(s.storage_bytes),
             }
             for s in data.sources
         ],

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 import panel as pn
-from pydantic import ByteSize
 
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, cut_text, register
 from agnes_mcp.usage_report import MAX_DAYS, TopQuery, UsageReport, usage_report
 from agnes_sync.errors import AgnesError
+from agnes_sync.human_size import human_size
 
 TOP_COLUMNS = ["at", "email", "action", "result", "bytes_scanned", "duration_ms", "sql"]
 REFUSAL_COLUMNS = ["code", "action", "count"]
@@ -85,9 +85,9 @@ class UsagePage:
             [
                 {
                     "email": b.email,
-                    "spent_today": _size(b.spent_today),
-                    "left_today": _size(b.left_today),
-                    "daily_cap": _size(b.daily_cap),
+                    "spent_today": human_size(b.spent_today),
+                    "left_today": human_size(b.left_today),
+                    "daily_cap": human_size(b.daily_cap),
                 }
                 for b in report.budgets
             ],
@@ -148,10 +148,6 @@ UNITS = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
 def _unit(largest: int) -> tuple[str, int]:
     """The unit the chart's axis counts in: the largest that the biggest bar reaches."""
     return next(((name, size) for name, size in UNITS if largest >= size), ("bytes", 1))
-
-
-def _size(value: int) -> str:
-    return str(ByteSize(value).human_readable())
 
 
 def build(ctx: PageContext) -> pn.viewable.Viewable:

@@ -28,6 +28,7 @@ from agnes_mcp.marketplace.marketplace_format import (
 from agnes_mcp.marketplace.portable_paths import case_clash, unportable
 from agnes_mcp.marketplace.repo_reader import RepoReader, TreeEntry
 from agnes_mcp.settings import MarketplaceSettings
+from agnes_sync.human_size import human_size
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def _check_plugin(
         if total > limits.max_plugin_bytes:
             raise MarketplaceRepoInvalid(
                 f"The plugin in {folder or 'the repository root'} holds more than "
-                f"{_size(limits.max_plugin_bytes)} (reached at {item.path}).",
+                f"{human_size(limits.max_plugin_bytes)} (reached at {item.path}).",
                 hint="Make the plugin smaller, or raise the setting marketplace.max_plugin_bytes.",
             )
         files.append(PluginFile(rel, blob))
@@ -228,8 +229,8 @@ def _checked_size(blob: TreeEntry, shown: str, limits: MarketplaceSettings) -> T
     if blob.size > limits.max_file_bytes:
         via = "" if blob.path == shown else f" (through the link to {blob.path})"
         raise MarketplaceRepoInvalid(
-            f"{shown} is {_size(blob.size)}{via}, over the limit of "
-            f"{_size(limits.max_file_bytes)} for one file.",
+            f"{shown} is {human_size(blob.size)}{via}, over the limit of "
+            f"{human_size(limits.max_file_bytes)} for one file.",
             hint="Remove the file or make it smaller, or raise the setting "
             "marketplace.max_file_bytes.",
         )
@@ -242,14 +243,3 @@ def _in_folder(folder: str, rel: str) -> str:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
-
-
-def _size(count: int) -> str:
-    if count < 1024:
-        return f"{count} bytes"
-    size = count / 1024
-    for unit in ("KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"

@@ -21,6 +21,7 @@ from agnes_mcp.rails.refusals import BudgetExhausted, TooManyConcurrent
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.server_config import ServerConfigRepository
+from agnes_sync.human_size import exact_size
 
 CAP_KEYS = (
     "per_query_bytes",
@@ -110,8 +111,9 @@ class ScanBudget:
             now = datetime.now(UTC)
             midnight = datetime.combine(now.date() + timedelta(days=1), time(), tzinfo=UTC)
             raise BudgetExhausted(
-                f"The query would scan {scan_bytes} bytes; {left} of today's "
-                f"{self.caps().per_user_daily_bytes} remain.",
+                f"The query would scan {exact_size(scan_bytes)}; {exact_size(left)} of "
+                f"today's {exact_size(self.caps().per_user_daily_bytes)} "
+                "(per_user_daily_bytes) remain.",
                 details={
                     "scan_bytes": scan_bytes,
                     "remaining_bytes": left,

@@ -68,6 +68,7 @@ from agnes_mcp.sources import SourceCatalog
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.server_config import ServerConfigRepository
 from agnes_mcp.store.table_registry import TableRegistryRepository
+from agnes_sync.human_size import exact_size
 from agnes_sync.orchestrator import Orchestrator
 from agnes_sync.profile import ColumnProfile, TableProfile
 
@@ -414,8 +415,8 @@ class QueryService:
         if estimate.scan_bytes > caps.per_query_bytes:
             table = plan.tables[0]
             raise RemoteScanTooLarge(
-                f"The query would scan {estimate.scan_bytes:,} bytes; the cap is "
-                f"{caps.per_query_bytes:,}.",
+                f"The query would scan {exact_size(estimate.scan_bytes)}; the cap is "
+                f"{exact_size(caps.per_query_bytes)} (per_query_bytes).",
                 next=_narrowing_snapshot(table, estimate),
                 details={
                     "scan_bytes": estimate.scan_bytes,

@@ -17,6 +17,7 @@ from typing import Any
 
 from agnes_sync.connector import Column, SourceTable
 from agnes_sync.errors import InvalidTableSpec
+from agnes_sync.human_size import human_size
 from agnes_sync.suggest import did_you_mean
 from agnes_sync.table_spec import suggested_table_id
 
@@ -208,7 +209,7 @@ def _summary(table: KeboolaTable) -> str:
     if table.rows is not None:
         facts.append(f"{table.rows:,} rows")
     if table.size_bytes is not None:
-        facts.append(f"{table.size_bytes / 1e6:.1f} MB")
+        facts.append(human_size(table.size_bytes))
     if table.last_change:
         facts.append(f"changed {table.last_change}")
     summary = ", ".join(facts)
