@@ -230,3 +230,20 @@ def test_bad_arguments_are_refused_alike_outside_and_in_a_workspace(
             assert refused[0][0] != "invalid_request", (name, refused)
     finally:
         inside.close()
+
+
+def test_a_path_that_does_not_exist_is_refused_not_taken_for_outside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``connect("/home/me/projcet")`` (a typo) fell back to outside-workspace mode, on the
+    server and token in the environment: queries went elsewhere than the user meant."""
+    isolate(monkeypatch, tmp_path)
+    monkeypatch.setenv("AGNES_SERVER_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AGNES_TOKEN", "agnes_x")
+    with pytest.raises(AgnesRefusal) as refused:
+        connect(tmp_path / "projcet")
+    assert refused.value.code == "folder_not_found" and "projcet" in refused.value.message
+    notebook = tmp_path / "analysis.ipynb"  # a notebook's own path stands for its folder
+    notebook.write_text("{}")
+    with connect(notebook) as ws:
+        assert ws.kind == "outside"

@@ -41,6 +41,15 @@ def connect(
     from agnes_sync.workspace.layout import WorkspacePaths
 
     start = Path(path).expanduser().resolve() if path is not None else Path.cwd().resolve()
+    if start.is_file():  # a notebook's own path: its folder
+        start = start.parent
+    elif not start.is_dir():  # a typo must not fall back to the server and your default token
+        raise AgnesRefusal(
+            "folder_not_found",
+            f"There is no folder {start}.",
+            hint="Give a folder in your workspace, or connect() with no path for the "
+            "current folder.",
+        )
     root = _workspace_above(start)
     try:
         if root is not None:
