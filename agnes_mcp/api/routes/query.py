@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
@@ -57,7 +57,8 @@ def respond(request: Request, outcome: Outcome) -> Response:
     if wants_arrow(request):
         answer = outcome.answer()
         return arrow_response(answer.table, answer.wire())
-    return JSONResponse(outcome.result().model_dump(mode="json"))
+    # serialized by pydantic-core in one pass (a Python dict, then json.dumps, took two)
+    return Response(outcome.result().model_dump_json(), media_type="application/json")
 
 
 @router.post(
