@@ -9,7 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -97,12 +97,17 @@ class Server:
 
 @contextmanager
 def agnes_process(
-    data_dir: Path, *command: str, entry: tuple[str, ...] = ("-m", "cli.main")
+    data_dir: Path,
+    *command: str,
+    entry: tuple[str, ...] = ("-m", "cli.main"),
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`agnes serve` (or ``command``) on a free port in a subprocess, started with
-    ``python <entry>``; yields the process and its base URL once the banner is printed."""
+    ``python <entry>`` and ``settings`` (``AGNES_*`` variables); yields the process and
+    its base URL once the banner is printed."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
     env["AGNES_LOG_LEVEL"] = "warning"
+    env.update(settings or {})
     args = list(command) or ["serve"]
     process = subprocess.Popen(
         [sys.executable, *entry, *args, "--data-dir", str(data_dir), "--port", "0"],

@@ -196,7 +196,14 @@ def run(quick: bool = False) -> list[Result]:
         prepared = prepare(data_dir, plugin_bytes)
         token = prepared.token
         auth = {"Authorization": f"Bearer {token}"}
-        with agnes_process(data_dir, "serve", entry=("-c", WITHOUT_ADMIN)) as (process, url):
+        # n_clones at once from one token: the per-user and server limits on git requests
+        # (4 and 16 by default; more are answered 429) are raised to let them all run
+        limits = {
+            "AGNES_MARKETPLACE__GIT_REQUESTS_PER_USER": str(n_clones),
+            "AGNES_MARKETPLACE__GIT_REQUESTS": str(n_clones),
+        }
+        served = agnes_process(data_dir, "serve", entry=("-c", WITHOUT_ADMIN), settings=limits)
+        with served as (process, url):
             wait_ok(f"{url}/healthz", time.monotonic() + 60)
             with httpx.Client(base_url=url, headers=auth, timeout=300) as client:
                 cold_zip = time_calls(
@@ -249,7 +256,8 @@ def run(quick: bool = False) -> list[Result]:
             "the same clones from plain git http-backend (http.server CGI), same repository",
             median(plain_wall),
             "ratio <= 1.5",
-            note="protocol v0 both sides; clones --no-checkout",
+            note=f"protocol v0 both sides; clones --no-checkout; git request limits raised to "
+            f"{n_clones} (default 4 per user, 16 in all: more are answered 429)",
         ),
         Result(
             f"{what}, Agnes server CPU (process + children)",

@@ -83,10 +83,21 @@ def main() -> int:
         return 0
 
     by_suite: dict[str, list[Result]] = {}
+    failed: list[str] = []
     for name in [*SUITES, "demo"]:
         if args.only in (None, name):
-            by_suite[name] = _run_apart(name, quick=args.quick, full=args.full)
+            try:
+                by_suite[name] = _run_apart(name, quick=args.quick, full=args.full)
+            except subprocess.CalledProcessError as exc:  # the others' figures still count
+                failed.append(name)
+                print(
+                    f"suite {name} failed (exit {exc.returncode}): its figures of an "
+                    "earlier run are kept",
+                    file=sys.stderr,
+                )
     results = [r for suite_results in by_suite.values() for r in suite_results]
+    if not results:
+        return 1
 
     width = max(len(r.name) for r in results)
     print(f"\n{'benchmark'.ljust(width)}  {'value':>10}  {'baseline':>10}  {'ratio':>7}  target")
@@ -115,7 +126,9 @@ def main() -> int:
         argv = [a for a in sys.argv[1:] if a != "--no-publish"]
         readme = report.publish(figures, at, argv, [*SUITES, "demo"])
         print(f"published in {readme}")
-    return 0
+    if failed:
+        print(f"failed suites: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _run_here(name: str, *, quick: bool, full: bool) -> list[Result]:
