@@ -85,6 +85,8 @@ def test_the_byte_cap_holds_for_the_json_answer(analyst: httpx.Client, admin: ht
         assert answer.status_code == 200 and len(answer.content) < cap + 4096
         assert body["truncated"] is True and body["reason"] == "bytes"
         assert 0 < body["row_count"] == len(body["rows"]) < 50
+        # provenance counts the rows sent, not the 50 read before the JSON was cut
+        assert body["provenance"]["row_count"] == body["row_count"]
         assert [r[0] for r in body["rows"]] == list(range(body["row_count"]))
         assert "byte cap (max_result_bytes, 64.0 KiB)" in body["truncation"]["how_to_get_more"]
         plain = analyst.post("/api/query", json={"sql": "SELECT i FROM range(50) t(i)"}).json()

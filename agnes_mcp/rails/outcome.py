@@ -115,10 +115,12 @@ class Outcome:
             bytes_scanned=self.bytes_scanned,
             bytes_billed=self.bytes_billed,
             remaining_budget_bytes=self.remaining_budget,
-            provenance=self.provenance(),
+            provenance=self.provenance(rows=len(rows)),
         )
 
-    def provenance(self) -> Provenance:
+    def provenance(self, *, rows: int | None = None) -> Provenance:
+        """Where the rows came from; ``rows``: how many the answer holds, when it was cut
+        after it was read (the JSON answer at the byte cap), else every row read."""
         return Provenance(
             tables=[
                 TableRead(
@@ -128,7 +130,7 @@ class Outcome:
             ],
             engine=self.engine,
             bytes_scanned=self.bytes_scanned,
-            row_count=self.table.num_rows,
+            row_count=self.table.num_rows if rows is None else rows,
             duration_ms=round(self.seconds * 1000, 3),
             fingerprint=self.parsed.fingerprint,
         )
