@@ -592,6 +592,11 @@ RESOURCE_CASES: list[tuple[str, str]] = [
     ("SELECT regexp_replace(repeat('ab', 30000), '', 'xyz', 'g')", "value_too_large"),
     ("SELECT replace(repeat('x', 50000), 'x', repeat('y', 50000))", "value_too_large"),
     ("SELECT string_agg(repeat('x', 100000), ',') FROM orders", "value_too_large"),
+    # array_to_string's own aggregate, past its wrapper: a 2 MB value a row (1001 rows: 2 GB)
+    (
+        "SELECT list_aggr(range(8000), 'string_agg', '" + "x" * 250 + "') FROM range(1001)",
+        "value_too_large",
+    ),
     # a constant of a nested ARRAY type: one DuckDB Value an element, bound outside the
     # memory limit (~1.2 GB here; a list of such NULLs adds up)
     ("SELECT NULL::BIGINT[5000][1000] IS NULL", "value_too_large"),

@@ -76,6 +76,26 @@ def test_values_too_large_are_refused_before_they_are_built(sandbox: Sandbox, sq
     assert growth < 1 * GiB, f"grew {growth / MiB:.0f} MiB"
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT list_aggr(range(1000), 'string_agg', '" + "x" * 1000 + "') FROM range(3)",
+        "SELECT range(1000).list_aggregate('STRING_AGG', '" + "x" * 1000 + "')",
+        "SELECT main.array_aggr(range(1000), 'group_concat', '" + "x" * 1000 + "')",
+        "SELECT aggregate(range(1000), 'listagg', repeat('x', 1000))",
+    ],
+)
+def test_a_list_aggregate_cannot_repeat_a_long_separator(sandbox: Sandbox, sql: str) -> None:
+    """list_aggr(l, 'string_agg', sep) is what array_to_string(l, sep) runs, past the
+    wrapper that counts its size: a long separator (or one not written as a literal) is
+    refused, however the call is spelt."""
+    growth, outcome = peak_growth(lambda: sandbox.run(sql, LIMITS))
+    assert isinstance(outcome, ValueTooLarge), outcome
+    assert outcome.details["function"] in ("list_aggr", "list_aggregate", "array_aggr", "aggregate")
+    assert "array_to_string" in (outcome.hint or "")
+    assert growth < 256 * MiB, f"grew {growth / MiB:.0f} MiB"
+
+
 def test_a_query_cannot_forge_the_value_refusal(sandbox: Sandbox) -> None:
     """Only the wrappers raise ``value_too_large``: a query's own error() with the same
     words stays a plain failure (the wrappers' text carries a secret of the process)."""
@@ -120,6 +140,7 @@ def test_the_row_cap_still_applies(sandbox: Sandbox) -> None:
         "SELECT bitstring('101', 8), equi_width_bins(0, 10, 2, false)",
         "SELECT replace('abc', 'b', 'xx'), regexp_replace('abcb', 'b', '<\\0>', 'g')",
         "SELECT array_to_string([1, 2, 3], ', '), printf('%5.2f|%-4s|', 3.14159, 'ab')",
+        "SELECT list_aggr([1, 2, 3], 'string_agg', ' | '), list_aggr(['a', 'b'], 'listagg')",
         "SELECT format('{:>6}|{:.3f}', 'x', 2.5), unnest(range(3))",
         "SELECT * FROM range(3)",
         "SELECT count(*) FROM generate_series(1, 100000)",

@@ -33,6 +33,7 @@ from typing import Any
 
 import duckdb
 
+from agnes_mcp.rails.function_catalog import LIST_AGGREGATES
 from agnes_mcp.rails.refusals import FunctionNotAllowed, QueryRefused, SqlTooLarge
 
 MAX_VALUE_BYTES = 64 * 1024
@@ -44,6 +45,12 @@ MARKER = f"agnes_value_too_large_{secrets.token_hex(8)}"
 # about 1,400 bytes.
 MAX_WORK_BYTES = 16 * 1024 * 1024
 HOME = "memory.main"  # where the wrappers live: the in-memory database of duckdb.connect()
+# A separator repeated between a list's elements adds no more than the list itself up to
+# this length; a longer one is counted (array_to_string) or refused (list_aggr string_agg).
+SHORT_SEPARATOR_BYTES = 16
+# The aggregates list_aggr(l, name, sep) may name that repeat a separator: what
+# array_to_string(l, sep) itself runs, without its wrapper's count.
+_STRING_AGGREGATES = frozenset({"string_agg", "listagg", "group_concat"})
 
 
 class ValueTooLarge(QueryRefused):
@@ -111,7 +118,12 @@ _SIZE: dict[str, list[tuple[str, str, str]]] = {
     # a long separator repeated between many elements (short ones add less than the list);
     # the check rides on the list: the separator must stay a constant for string_agg
     "array_to_string": [
-        ("l, sep", "CASE WHEN strlen(sep) > 16 THEN len(l)::DOUBLE * strlen(sep) ELSE 0 END", "l"),
+        (
+            "l, sep",
+            f"CASE WHEN strlen(sep) > {SHORT_SEPARATOR_BYTES} "
+            "THEN len(l)::DOUBLE * strlen(sep) ELSE 0 END",
+            "l",
+        ),
     ],
 }
 # name -> overloads as above, for the working memory a call takes (MAX_WORK_BYTES): the
@@ -196,7 +208,7 @@ _NUMBER = re.compile(r"\d+")
 # A call check_functions refuses must spell one of these (identifiers have no escapes in
 # DuckDB but U&"..." unicode ones): SQL holding none needs no parse tree (~0.3 ms saved).
 # An ARRAY type is spelt with "[" or ARRAY (what check_types counts).
-_TRIGGERS = (*_BUILTIN_HOMES, *_FORMATTERS, "u&", "[", "array")
+_TRIGGERS = (*_BUILTIN_HOMES, *_FORMATTERS, "u&", "[", "array", "aggr")
 
 # Elements the types a query names may declare, all told. A constant of a fixed-size
 # ARRAY type (NULL::BIGINT[10000][10000]) is built when the query is bound as one DuckDB
@@ -249,6 +261,41 @@ def check_functions(tree: Any) -> None:
             # col.printf(...) is printf(col, ...): its format would not be a literal
             method = bool(node.get("schema") or node.get("catalog"))
             _check_format(name, None if method else _arguments(node))
+        if name in LIST_AGGREGATES:
+            _check_separator(name, _arguments(node))
+
+
+def _string_literal(argument: dict[str, Any]) -> str | None:
+    literal = argument.get("literal") if argument.get("class") == "CONSTANT" else None
+    if isinstance(literal, dict) and literal.get("kind") == "STRING":
+        text = literal.get("text")
+        return text if isinstance(text, str) else None
+    return None
+
+
+def _check_separator(name: str, arguments: list[dict[str, Any]]) -> None:
+    """``list_aggr(l, 'string_agg', sep)`` is what ``array_to_string(l, sep)`` runs, but
+    past its wrapper: 8,000 elements and a 90 KB separator make one 720 MB value, and a
+    vector of such rows passes any memory. Its separator must be a literal of at most
+    :data:`SHORT_SEPARATOR_BYTES`; ``array_to_string`` counts a longer one on the values.
+    The aggregate is named by the first or second argument (a qualified call, or not);
+    what follows it is the separator."""
+    for position, argument in enumerate(arguments[:2]):
+        named = _string_literal(argument)
+        if named is None or named.lower() not in _STRING_AGGREGATES:
+            continue
+        for separator in arguments[position + 1 :]:
+            text = _string_literal(separator)
+            if text is None or len(text.encode()) > SHORT_SEPARATOR_BYTES:
+                raise ValueTooLarge(
+                    f"{name}() with '{named}' repeats its separator between every two "
+                    f"elements; here it takes a literal separator of at most "
+                    f"{SHORT_SEPARATOR_BYTES} bytes.",
+                    hint="Join with array_to_string(list, separator), which checks the size "
+                    "of what it builds on the values.",
+                    details={"function": name, "limit_bytes": MAX_VALUE_BYTES},
+                )
+        return
 
 
 def _check_format(name: str, arguments: list[dict[str, Any]] | None) -> None:
