@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlglot import exp
@@ -153,15 +153,17 @@ class QueryService:
         if mode == "auto" and not remote_refs:
             return parsed, plan_local(parsed, snapshot, access, own), snapshot
         if mode == "auto" and len(remote_refs) < len(parsed.refs):
-            first = remote_refs[0]
-            table = snapshot.tables.get(first.name) or snapshot.by_remote_path(
-                tuple(p for p in (first.catalog, first.db, first.name) if p)
-            )
+            # Each side resolved and checked as a query of its own would be first: a name
+            # that is no table, or a table not granted, is refused as that (not as a join
+            # of engines), and the ready snapshot is only ever of a table the caller may read.
+            local_refs = [ref for ref in parsed.refs if ref not in remote_refs]
+            plan_local(replace(parsed, refs=local_refs), snapshot, access, own)
+            remote = plan_remote(replace(parsed, refs=remote_refs), snapshot, access)
             raise MixedEngines(
                 "The query joins server tables with a remote table; one query runs in one place.",
                 hint="Snapshot the remote rows you need (snapshot_create), then join locally; "
                 "admins can also use the hybrid query.",
-                next=snapshot_call(table) if table is not None else None,
+                next=snapshot_call(remote.tables[0]),
             )
         plan = plan_remote(parsed, snapshot, access, own)
         if not plan.tables:
