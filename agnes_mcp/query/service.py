@@ -36,6 +36,7 @@ from agnes_mcp.rails.engine import (
     dialect_of,
     engine_class,
 )
+from agnes_mcp.rails.engine_errors import placed_in
 from agnes_mcp.rails.extra_tables import Extras, registrar
 from agnes_mcp.rails.file_copies import SHARED, FileCopies
 from agnes_mcp.rails.native_tables import NativeTables
@@ -52,6 +53,7 @@ from agnes_mcp.rails.refusals import (
     BudgetExhausted,
     MixedEngines,
     NoRemoteTable,
+    QueryFailed,
     QueryRefused,
     RemoteEstimateFailed,
     RemoteScanTooLarge,
@@ -393,7 +395,9 @@ class QueryService:
                 billed = failed.details.get("bytes_billed")  # the warehouse's bill, if any
                 left = self.budget.charge(principal, read if billed is None else int(billed))
                 if not isinstance(failed, RemoteScanTooLarge):
-                    raise
+                    raise _as_written(
+                        failed, parsed.sql, tree.sql(dialect=engine.dialect)
+                    ) from None
                 if allowed < self.budget.caps().per_query_bytes:  # the budget stopped it
                     spent = {} if billed is None else {"bytes_billed": billed}
                     raise BudgetExhausted(
@@ -496,6 +500,25 @@ class QueryService:
             for _, engine in self._engines.values():
                 engine.close()
             self._engines.clear()
+
+
+def _as_written(failed: QueryRefused, written: str, ran: str) -> QueryRefused:
+    """An engine's refusal that points at a line and column of the SQL it ran (``ran``:
+    the caller's ``written`` SQL with table names made warehouse paths, keywords and
+    spacing normalised) pointed at the caller's own SQL instead, or at nothing when the
+    token is one the rewriting made (a warehouse path)."""
+    line, column = failed.details.get("line"), failed.details.get("column")
+    if not (isinstance(failed, QueryFailed) and isinstance(line, int) and isinstance(column, int)):
+        return failed
+    if ran == written:
+        return failed
+    placed = placed_in(written, ran, line, column)
+    message = failed.message.removesuffix(f" (line {line}, column {column})")
+    if placed is not None:
+        message += f" (line {placed[0]}, column {placed[1]})"
+    new_line, new_column = placed if placed is not None else (None, None)
+    details = {**failed.details, "line": new_line, "column": new_column}
+    return QueryFailed(message, hint=failed.hint, details=details)
 
 
 def _is_remote(ref: policy.TableRef, snapshot: VersionedCatalog) -> bool:

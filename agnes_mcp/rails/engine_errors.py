@@ -105,3 +105,42 @@ def previous_word(sql: str, error: EngineError) -> str | None:
         return None
     words = re.findall(r"[A-Za-z_]+", lines[error.line - 1][: error.column - 1])
     return words[-1] if words else None
+
+
+# One token of SQL as the position a message points at is read: a comment, a quoted
+# string or name, a word or number, else one character.
+_TOKEN = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\w+|\S", re.DOTALL)
+
+
+def _offset(sql: str, line: int, column: int) -> int | None:
+    lines = sql.split("\n")
+    if not 1 <= line <= len(lines) or not 1 <= column <= len(lines[line - 1]) + 1:
+        return None
+    return sum(len(text) + 1 for text in lines[: line - 1]) + column - 1
+
+
+def _same(token: str, other: str) -> bool:
+    quoted = token[:1] in ("'", '"')
+    return token == other if quoted else token.lower() == other.lower()
+
+
+def placed_in(written: str, ran: str, line: int, column: int) -> tuple[int, int] | None:
+    """Where the token a message points at (``line``, ``column`` of ``ran``, the SQL an
+    engine ran after rewriting ``written``: table names made warehouse paths, keywords
+    and spacing normalised) stands in ``written``: the same token, after as many of its
+    kind. None when ``written`` has no such token (it is one the rewriting made)."""
+    offset = _offset(ran, line, column)
+    if offset is None:
+        return None
+    tokens = list(_TOKEN.finditer(ran))
+    pointed = next((t for t in tokens if t.start() <= offset < t.end()), None)
+    if pointed is None:
+        return None
+    text = pointed.group(0)
+    before = sum(1 for t in tokens if t.start() < pointed.start() and _same(t.group(0), text))
+    found = [t.start() for t in _TOKEN.finditer(written) if _same(t.group(0), text)]
+    if before >= len(found):
+        return None
+    start = found[before]
+    preceding = written[:start]
+    return preceding.count("\n") + 1, start - (preceding.rfind("\n") + 1) + 1
