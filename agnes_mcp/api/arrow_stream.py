@@ -1,7 +1,8 @@
 """Streaming a result as Arrow IPC (``application/vnd.apache.arrow.stream``).
 
 Provenance and truncation travel in-band, as schema metadata (``agnes.*`` keys), and
-again in ``X-Agnes-*`` headers for clients that read headers first. Batches are sent as
+again in ``X-Agnes-*`` headers for clients that read headers first (the short scalars:
+a long SQL text stays in the metadata). Batches are sent as
 they are encoded, so a large result is never held twice in memory.
 """
 
@@ -17,6 +18,11 @@ from fastapi.responses import StreamingResponse
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 BATCH_ROWS = 65_536
+# The longest value an X-Agnes-* header carries. The SQL of a metric or snapshot can be
+# 100,000 characters (more as JSON): a client reads a head of at most 100 KiB (httpx) or
+# lines of 64 KiB (http.client), and a proxy a few KiB (nginx: 4-8 KiB), and failed the
+# whole answer. A longer value is in the schema metadata only, like every non-scalar.
+MAX_HEADER_CHARS = 1024
 
 
 def wants_arrow(request: Request) -> bool:
@@ -61,10 +67,18 @@ def ipc_chunks(table: pa.Table, metadata: dict[str, Any]) -> Iterator[bytes]:
         yield data
 
 
-def arrow_response(table: pa.Table, metadata: dict[str, Any]) -> StreamingResponse:
-    headers = {
+def headers_of(metadata: dict[str, Any]) -> dict[str, str]:
+    """The ``X-Agnes-*`` headers: each scalar of ``metadata`` as JSON, when that is at most
+    :data:`MAX_HEADER_CHARS` long (every value is in the schema metadata too)."""
+    encoded = {
         f"X-Agnes-{k.replace('_', '-').title()}": json.dumps(v, default=str)
         for k, v in metadata.items()
         if isinstance(v, (int, float, bool, str)) or v is None
     }
-    return StreamingResponse(ipc_chunks(table, metadata), media_type=ARROW_STREAM, headers=headers)
+    return {name: value for name, value in encoded.items() if len(value) <= MAX_HEADER_CHARS}
+
+
+def arrow_response(table: pa.Table, metadata: dict[str, Any]) -> StreamingResponse:
+    return StreamingResponse(
+        ipc_chunks(table, metadata), media_type=ARROW_STREAM, headers=headers_of(metadata)
+    )
