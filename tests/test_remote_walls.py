@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -159,6 +160,29 @@ def test_a_slow_literal_prunes_nothing_and_is_stopped(
     ).scan_bytes
     assert pruned < whole  # a literal prunes
     assert bomb == whole  # the one it could not evaluate in time prunes nothing
+
+
+def test_the_literals_of_one_estimate_share_one_time(
+    engine: DuckDBWarehouseEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each slow literal had the whole time of one: a WHERE of many slow predicates made
+    one estimate (and so the query it prices) run that many times past it, whatever the
+    query timeout. Past the estimate's time the literals left prune nothing."""
+    monkeypatch.setattr(warehouse_engine, "LITERAL_SECONDS", 0.2)
+    slow = " AND ".join(
+        f"day < DATE '2025-01-05' + CAST(({SLOW}) % 2 AS INTEGER) + {i}" for i in range(15)
+    )
+    table = [_table(engine)]
+    whole = engine.estimate(_parse("SELECT max(h) FROM events"), table).scan_bytes
+    started = time.monotonic()
+    estimate = engine.estimate(_parse(f"SELECT max(h) FROM events WHERE {slow}"), table)
+    took = time.monotonic() - started
+    assert estimate.scan_bytes == whole
+    assert took < 1.5, f"{took:.1f} s: 15 literals of 0.2 s each took their own time"
+    # cheap literals still prune, however many a query holds
+    many = " AND ".join(f"day < DATE '2025-01-05' + {i}" for i in range(50))
+    pruned = engine.estimate(_parse(f"SELECT max(h) FROM events WHERE {many}"), table)
+    assert pruned.scan_bytes < whole
 
 
 def test_a_huge_literal_is_refused_before_it_is_built() -> None:

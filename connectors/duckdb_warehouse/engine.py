@@ -12,6 +12,8 @@ read more than the cap, and charged what it read, never the estimate.
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -44,7 +46,9 @@ from connectors.duckdb_warehouse.storage_estimate import (
 )
 
 LITERAL_SECONDS = 1.0
-"""How long one literal of a predicate may take to evaluate: longer, and it prunes nothing."""
+"""How long the literals of one estimate may take to evaluate, together: past it, the
+ones left prune nothing. (Each had this time of its own: a thousand predicates of a
+slow literal made one estimate, and so one query, run 15 minutes past its timeout.)"""
 
 
 class LiteralEvaluator:
@@ -67,7 +71,12 @@ class LiteralEvaluator:
             self._local.con = con
         return con
 
-    def value(self, expression: exp.Expression, dialect: str) -> Any:
+    def within(self, seconds: float | None = None) -> TimedLiterals:
+        """The literals of one estimate, evaluated within ``seconds`` in all (by default
+        :data:`LITERAL_SECONDS`)."""
+        return TimedLiterals(self, time.monotonic() + _seconds(seconds))
+
+    def value(self, expression: exp.Expression, dialect: str, seconds: float | None = None) -> Any:
         if any(True for _ in expression.find_all(exp.Column, exp.Subquery, exp.Table)):
             raise ValueError("not a literal")
         sql = (
@@ -75,7 +84,7 @@ class LiteralEvaluator:
             if dialect == "duckdb"
             else expression.sql(dialect=dialect)
         )
-        limits = Limits(rows=1, bytes=MAX_VALUE_BYTES, timeout_seconds=LITERAL_SECONDS)
+        limits = Limits(rows=1, bytes=MAX_VALUE_BYTES, timeout_seconds=_seconds(seconds))
         try:
             result = run_select(self._con(), f"SELECT {sql} AS v", limits)
         except QueryRefused as refused:
@@ -83,6 +92,25 @@ class LiteralEvaluator:
         if result.truncated or not result.table.num_rows:
             raise ValueError("not a literal")
         return result.table.column(0)[0].as_py()
+
+
+@dataclass
+class TimedLiterals:
+    """An estimate's evaluator (:class:`~connectors.duckdb_warehouse.storage_estimate.Literals`):
+    each literal takes what is left of the estimate's time, and none is evaluated past it."""
+
+    evaluator: LiteralEvaluator
+    deadline: float  # time.monotonic()
+
+    def value(self, expression: exp.Expression, dialect: str) -> Any:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise ValueError("not a literal: the estimate's time for literals is spent")
+        return self.evaluator.value(expression, dialect, seconds=min(left, LITERAL_SECONDS))
+
+
+def _seconds(given: float | None) -> float:
+    return LITERAL_SECONDS if given is None else given
 
 
 class DuckDBWarehouseEngine(RemoteEngine):
@@ -132,6 +160,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
 
     def estimate(self, tree: exp.Expression, tables: list[CatalogTable]) -> Estimate:
         total, rows, per_table = 0, 0, {}
+        literals = self._literals.within()
         try:
             for table in tables:
                 layout = self._layout(table)
@@ -140,7 +169,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
                 kept: set[int] = set()
                 pruned_on: set[str] = set()
                 for node in _scans_of(tree, table):  # each scan pruned by its own WHERE
-                    ranges = scan_ranges(node, names, self._literals, self.dialect)
+                    ranges = scan_ranges(node, names, literals, self.dialect)
                     kept |= layout.kept(ranges)
                     pruned_on |= set(ranges)
                 scan, kept_rows = layout.cost(columns, kept)
