@@ -8,7 +8,7 @@ in microseconds, before a sync or a snapshot runs on the real rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import duckdb
 
@@ -16,14 +16,24 @@ from agnes_sync.connector import Column
 from agnes_sync.sql_text import quote_ident
 
 
-def bind_problem(predicate: str, columns: Sequence[Column]) -> str | None:
+def bind_problem(
+    predicate: str,
+    columns: Sequence[Column],
+    connect: Callable[[], duckdb.DuckDBPyConnection] = duckdb.connect,
+) -> str | None:
     """DuckDB's reason ``predicate`` cannot apply to ``columns`` (its first line), or
     None when it binds. Columns whose types DuckDB does not read (another engine's names)
-    leave the check undone (None)."""
+    leave the check undone (None).
+
+    Binding is not harmless: DuckDB folds a call on constants while it binds (two nested
+    ``replace`` of 1,000-character literals built 200 MB here, three would build a
+    terabyte). A predicate from someone who is not an admin (a snapshot's ``where``) is
+    bound on ``connect``'s connection, which must be locked as a query's is: the value
+    guards wrap the functions that build large values, and their calls are not folded."""
     if not predicate or not columns:
         return None
     typed = ", ".join(f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}" for c in columns)
-    con = duckdb.connect()
+    con = connect()
     try:
         try:
             con.execute(f"SELECT {typed} LIMIT 0")

@@ -22,10 +22,12 @@ import sqlglot
 from sqlglot import exp
 
 from agnes_mcp.query.concurrency import TooManyQueries
+from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.checked_parse import parse_checked
 from agnes_mcp.rails.planner import rewrite_remote_names
-from agnes_mcp.rails.refusals import FunctionNotAllowed
+from agnes_mcp.rails.refusals import FunctionNotAllowed, SnapshotInvalid
 from agnes_mcp.rails.sandbox import Limits
+from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation, VersionedCatalog
 from agnes_mcp.rails.value_guards import ValueTooLarge
 from connectors.duckdb_warehouse import engine as warehouse_engine
@@ -210,6 +212,32 @@ def test_literals_keep_their_values() -> None:
     assert evaluator.value(_parse("40 + 2"), "duckdb") == 42
     with pytest.raises(ValueError, match="not a literal"):
         evaluator.value(_parse("id + 1"), "duckdb")
+
+
+def test_a_snapshot_predicate_is_bound_behind_the_walls(demo_server: DemoServer) -> None:
+    """A snapshot's ``where`` on a DuckDB warehouse is bound on no data first, to say what
+    does not fit the columns; DuckDB folds calls on constants while it binds, and that
+    DuckDB had no walls: two nested ``replace`` of 1,000-character literals built 200 MB
+    (three, a terabyte) before anything was priced. It is bound on a locked, value-guarded
+    connection now, and the snapshot itself is refused by the value guards."""
+    services = demo_server.live.services
+    analyst = services.tokens.authenticate(demo_server.analyst_token)
+    k = "x" * 1000
+    spec = SnapshotSpec(
+        table_id="web_sessions",
+        select=["session_id"],
+        where=f"length(replace(replace('{k}', 'x', '{k}'), 'x', '{k[:200]}')) > 0",
+    )
+    snapshots = Snapshots(services.query)
+    growth, _ = peak_growth(lambda: snapshots.estimate(analyst, spec))
+    assert growth < 100 * 2**20, f"grew {growth / 2**20:.0f} MiB"
+    with pytest.raises(ValueTooLarge):
+        snapshots.create(analyst, spec)
+    # what binds still binds, and what does not is still said before any scan
+    fine = spec.model_copy(update={"where": "event_date >= DATE '2026-10-01'"})
+    assert snapshots.estimate(analyst, fine).estimated_scan_bytes > 0
+    with pytest.raises(SnapshotInvalid, match="cannot be applied"):
+        snapshots.estimate(analyst, spec.model_copy(update={"where": "device > 5"}))
 
 
 def test_an_estimate_takes_a_place_among_the_callers_queries(demo_server: DemoServer) -> None:

@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from agnes_mcp.auth.principal import Principal
+from agnes_mcp.rails import value_guards
 from agnes_mcp.rails.engine import RemoteEngine, engine_class
 from agnes_mcp.rails.outcome import Outcome
 from agnes_mcp.rails.planner import snapshot_call
@@ -31,7 +33,7 @@ from agnes_mcp.rails.refusals import (
     TableNotGranted,
     next_step,
 )
-from agnes_mcp.rails.sandbox import Limits
+from agnes_mcp.rails.sandbox import Limits, lock_down
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.resource_types import ResourceType
@@ -214,7 +216,10 @@ class Snapshots:
         if spec.where:
             query = query.where(self._predicate(spec.where, engine_type, columns, table))
             if dialect == "duckdb":  # DuckDB's own binder, on no data, before any scan
-                problem = bind_problem(spec.where, list(columns.values()))
+                problem = bind_problem(spec.where, list(columns.values()), self._locked)
+                too_large = value_guards.refusal(problem or "")
+                if too_large is not None:
+                    raise too_large
                 if problem is not None:
                     raise SnapshotInvalid(
                         f"The where clause cannot be applied to {table.id}'s columns: {problem}",
@@ -241,6 +246,13 @@ class Snapshots:
             dialect=dialect,
             probe_sql=probe.sql(dialect=dialect),
         )
+
+    def _locked(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB for binding a caller's predicate: locked, value-guarded and
+        memory-limited as the connection a query runs on (binding folds constants)."""
+        con = duckdb.connect()
+        lock_down(con, [], memory_limit=self.queries.settings.query_memory_limit, threads=1)
+        return con
 
     def _column(self, name: str, columns: Mapping[str, object], table: CatalogTable) -> str:
         key = name.strip().strip('"`').lower()
