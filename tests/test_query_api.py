@@ -528,7 +528,9 @@ def test_hybrid_is_for_admins_and_joins(analyst: httpx.Client, admin: httpx.Clie
     assert [r[0] for r in result["rows"]] == ["enterprise", "mid_market", "smb"]
     assert result["bytes_scanned"] > 0
     bad = {**body, "register_remote": {"orders": "SELECT 1 FROM web_sessions"}}
-    assert_error(admin.post("/api/query/hybrid", json=bad), 400, "snapshot_invalid")
+    refused = assert_error(admin.post("/api/query/hybrid", json=bad), 400, "snapshot_invalid")
+    # said about aliases, not about a snapshot's columns and predicate
+    assert "alias" in refused["hint"] and "predicate" not in refused["hint"]
     tables = {t["id"]: t["query_mode"] for t in result["provenance"]["tables"]}
     assert tables == {"customers": "local", "web_sessions": "remote"}
 

@@ -27,6 +27,12 @@ from agnes_sync.human_size import human_size
 
 _ALIAS = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 MAX_REMOTE_PARTS = 8
+# (the refusal's own hint is about snapshots' columns and predicates)
+_PARTS_HINT = (
+    f"Give register_remote 1 to {MAX_REMOTE_PARTS} parts, each named by an alias of "
+    "lowercase letters, digits and '_' (at most 63, not starting with a digit) that no "
+    "registered table has, and use those aliases as tables in sql."
+)
 
 
 def hybrid(
@@ -40,13 +46,16 @@ def hybrid(
     queries.access.require_admin(principal)
     started = time.perf_counter()
     if not register_remote or len(register_remote) > MAX_REMOTE_PARTS:
-        raise SnapshotInvalid(f"register_remote needs 1 to {MAX_REMOTE_PARTS} aliases.")
+        raise SnapshotInvalid(
+            f"register_remote needs 1 to {MAX_REMOTE_PARTS} aliases.", hint=_PARTS_HINT
+        )
     snapshot = queries.catalog.current()
     for alias in register_remote:
         if not _ALIAS.match(alias) or alias in snapshot.tables:
             raise SnapshotInvalid(
                 f"'{alias}' cannot be an alias: use lowercase letters, digits and '_', "
-                "and no registered table's name."
+                "and no registered table's name.",
+                hint=_PARTS_HINT,
             )
     caps = queries.budget.caps()
     parts: dict[str, pa.Table] = {}
