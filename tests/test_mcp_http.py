@@ -154,6 +154,36 @@ def test_one_user_holds_only_so_many_sessions(
         assert status(theirs.headers["mcp-session-id"], them) == 200  # nobody else's
 
 
+def test_a_refused_opening_request_ends_no_session(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request without a session id that opens none (not an initialize, or refused for
+    its headers) used to end the user's oldest session on its way in, at the limit."""
+    monkeypatch.setattr(live_server.services.settings, "mcp_sessions_per_user", 2)
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    with live_server.client(live_server.admin_token) as client:
+        opened = [
+            client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS).headers["mcp-session-id"]
+            for _ in range(2)
+        ]
+
+        def status(session: str) -> int:
+            headers = {
+                **MCP_HEADERS,
+                "mcp-session-id": session,
+                "mcp-protocol-version": "2025-06-18",
+            }
+            return client.post("/mcp", json=ping, headers=headers).status_code
+
+        assert client.post("/mcp", json=ping, headers=MCP_HEADERS).status_code == 400
+        html_only = {**MCP_HEADERS, "Accept": "text/html"}
+        assert client.post("/mcp", json=INITIALIZE, headers=html_only).status_code == 406
+        assert [status(s) for s in opened] == [200, 200]
+        newest = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+        assert newest.status_code == 200
+        assert [status(s) for s in [*opened, newest.headers["mcp-session-id"]]] == [404, 200, 200]
+
+
 async def test_schema_of_a_snapshot_is_never_a_kept_answer(demo_server: DemoServer) -> None:
     """The server keeps catalog and schema answers while the catalog and grants are the
     same; a snapshot dropped and made again under its name (or expired) does not change

@@ -6,10 +6,15 @@ sessions") for half an hour. Here each user holds at most ``mcp_sessions_per_use
 opening one more ends that user's oldest session (its id answers 404 from then on, and an
 MCP client opens a new one, as the protocol asks). Nobody else's sessions are touched.
 
-The SDK has no hook for this; its admission step (``_admit_session``, called under its
-session-creation lock) is wrapped on the one manager instance, and the sessions it tracks
-(``_session_owners``: the credential's identity, whose ``client_id`` is the Agnes user
-id) are read in their creation order.
+Only a session that was opened ends an older one: a request without a session id that is
+refused (not an initialize, a bad ``Accept`` header, ...) opens nothing, so it ends nothing
+either (it used to end the user's oldest session on its way in).
+
+The SDK has no hook for this; the step serving a session's opening request
+(``_serve_opening_request``, which discards the session again when that request fails) is
+wrapped on the one manager instance, and the sessions it tracks (``_session_owners``: the
+credential's identity, whose ``client_id`` is the Agnes user id) are read in their
+creation order.
 """
 
 from __future__ import annotations
@@ -36,23 +41,32 @@ def session_manager_of(app: Any) -> Any:
 
 def limit_sessions_per_user(manager: Any, per_user: Callable[[], int]) -> None:
     """Make ``manager`` (a ``StreamableHTTPSessionManager``) end a user's oldest sessions
-    beyond ``per_user()`` when the user opens another."""
-    admit = manager._admit_session
+    beyond ``per_user()`` once the user has opened another."""
+    serve_opening = manager._serve_opening_request
 
-    def admit_within_limit(requestor: Any) -> Any:
-        if requestor is not None:
-            _end_oldest(manager, str(requestor.get("client_id")), per_user() - 1)
-        return admit(requestor)
+    async def serve_then_limit(transport: Any, scope: Any, receive: Any, send: Any) -> None:
+        await serve_opening(transport, scope, receive, send)
+        opened = transport.mcp_session_id
+        if opened not in manager._server_instances:  # refused: nothing was opened
+            return
+        owner = manager._session_owners.get(opened)
+        if owner is not None:
+            _end_oldest(manager, str(owner.get("client_id")), per_user(), opened)
 
-    manager._admit_session = admit_within_limit
+    manager._serve_opening_request = serve_then_limit
 
 
-def _end_oldest(manager: Any, user: str, keep: int) -> None:
+def _end_oldest(manager: Any, user: str, keep: int, opened: str) -> None:
+    """End ``user``'s oldest sessions but ``keep`` (counting ``opened``, never ended)."""
     owners: dict[str, Any] = manager._session_owners
-    mine = [sid for sid, who in owners.items() if who and str(who.get("client_id")) == user]
-    for session_id in mine[: max(0, len(mine) - keep)]:  # oldest first: creation order
+    mine = [
+        sid
+        for sid, who in owners.items()
+        if sid != opened and who and str(who.get("client_id")) == user
+    ]
+    for session_id in mine[: max(0, len(mine) + 1 - keep)]:  # oldest first: creation order
         transport = manager._server_instances.pop(session_id, None)
         owners.pop(session_id, None)  # the id answers 404 from now on
         if transport is not None:
             manager._task_group.start_soon(manager._discard_session, session_id, transport)
-        logger.info("ended the oldest MCP session of a user holding %d", len(mine))
+        logger.info("ended the oldest MCP session of a user holding %d", len(mine) + 1)
