@@ -12,6 +12,9 @@ from agnes_mcp.rails.refusals import bounded
 from agnes_mcp.rails.tables import CatalogTable
 
 MAX_SAMPLE_ROWS = 100  # describe's rows at most, in every front end
+# A catalog or metrics search, in every front end: a workspace relays it to the REST API,
+# so a bound on one side only answered there and was refused on the other.
+MAX_SEARCH_CHARS = 200
 
 
 def sample_rows(n: int) -> int:

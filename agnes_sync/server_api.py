@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from agnes_sync.caller import CALLER, CallCancelled, Caller
 from agnes_sync.errors import AgnesError
@@ -148,10 +149,7 @@ class ServerApi:
             else:
                 response = self._stoppable(caller, method, path, **kwargs)
         except httpx.InvalidURL:  # an argument put in the path or query is too long for one
-            raise ArgumentTooLong(
-                f"An argument of this request is too long to send ({len(path):,} characters "
-                "in the URL)."
-            ) from None
+            raise ArgumentTooLong(_too_long(path, kwargs.get("params"))) from None
         except httpx.TransportError as exc:
             if caller is not None and caller.cancelled:
                 raise CallCancelled(
@@ -275,10 +273,7 @@ class ServerApi:
                     raise error_of(response, self.base_url)
                 yield response
         except httpx.InvalidURL:
-            raise ArgumentTooLong(
-                f"An argument of this request is too long to send ({len(path):,} characters "
-                "in the URL)."
-            ) from None
+            raise ArgumentTooLong(_too_long(path, params)) from None
         except httpx.TransportError as exc:
             raise transport_failure(exc, self.base_url, self._timeout) from None
 
@@ -286,6 +281,20 @@ class ServerApi:
         for client in (self._client, self._one_shot):
             if client is not None:
                 client.close()
+
+
+def _too_long(path: str, params: Any) -> str:
+    """What says that a URL is too long: its length, counting the query string (the
+    path alone is short when a long argument went into the query), and the longest
+    argument's name."""
+    fields = {str(k): str(v) for k, v in dict(params or {}).items()}
+    length = len(path) + (len(urlencode(fields)) + 1 if fields else 0)
+    longest = max(fields, key=lambda k: len(fields[k]), default=None)
+    named = f" ({longest!r}, {len(fields[longest]):,} characters)" if longest else ""
+    return (
+        f"An argument of this request is too long to send{named}: the URL would hold "
+        f"{length:,} characters."
+    )
 
 
 def error_of(response: httpx.Response, base_url: str) -> AgnesError:

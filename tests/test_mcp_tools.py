@@ -20,7 +20,7 @@ from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server import build_single_user_mcp
 from agnes_mcp.mcp_server.server_backend import ServerBackend
 from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
-from agnes_sync.server_api import ServerApi
+from agnes_sync.server_api import ArgumentTooLong, ServerApi
 from agnes_sync.workspace.layout import WorkspacePaths
 from tests.conftest import DemoServer, pull_into_workspace
 
@@ -685,6 +685,30 @@ async def test_errors_do_not_echo_huge_input_whole(surface: Surface) -> None:
     said = await refused(surface, "query", sql="SELECT * FROM " + "t" * 50_000)  # the rails
     assert said["code"] == "table_not_found"
     assert len(said["message"]) < 2_100 and "characters)" in said["message"]
+
+
+async def test_a_huge_search_gets_the_same_answer_on_both_backends(surface: Surface) -> None:
+    """The workspace relays a search to the REST API, which takes 200 characters: a longer
+    one was refused there ("invalid_request", or past a URL's 65,536 characters "too long
+    to send (12 characters in the URL)") and answered by the server's tools. The tools'
+    schema now bounds it as the API does, on both."""
+    for tool in ("catalog", "metrics_list"):
+        for search in ("x" * 201, "x" * 70_000):
+            long = await refused(surface, tool, search=search)
+            assert long["code"] == "invalid_arguments" and "search" in long["message"], long
+        found, _ = await ok(surface, tool, search="x" * 200)
+        assert found.get("tables", []) == [] and found.get("metrics") == []
+
+
+def test_an_argument_too_long_for_a_url_is_named_with_its_length(
+    demo_server: DemoServer,
+) -> None:
+    api = ServerApi(demo_server.live.base_url, demo_server.analyst_token)
+    with pytest.raises(ArgumentTooLong) as caught:
+        api.get("/api/catalog", search="x" * 70_000)
+    api.close()
+    assert "'search', 70,000 characters" in caught.value.message
+    assert "70,0" in caught.value.message.split("URL would hold ")[1]
 
 
 async def test_snapshot_spec_bounds_are_invalid_arguments(surface: Surface) -> None:

@@ -23,7 +23,7 @@ from fastmcp.tools.base import ToolResult
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
-from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS
+from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS, MAX_SEARCH_CHARS
 from agnes_mcp.identity import WhoAmI
 from agnes_mcp.mcp_server import output_budget as ob
 from agnes_mcp.mcp_server import paging
@@ -135,7 +135,11 @@ def register_tools(
     )
     async def catalog(
         search: Annotated[
-            str | None, Field(description="Words to look for in ids and descriptions.")
+            str | None,
+            Field(
+                max_length=MAX_SEARCH_CHARS,
+                description="Words to look for in ids and descriptions.",
+            ),
         ] = None,
         query_mode: Annotated[
             Literal["local", "materialized", "remote"] | None,
@@ -367,7 +371,8 @@ def register_tools(
     )
     def metrics_list(
         search: Annotated[
-            str | None, Field(description="Words, synonyms welcome (e.g. 'mau').")
+            str | None,
+            Field(max_length=MAX_SEARCH_CHARS, description="Words, synonyms welcome (e.g. 'mau')."),
         ] = None,
     ) -> ToolResult:
         """The company's metric definitions you may use. Prefer them to writing your own

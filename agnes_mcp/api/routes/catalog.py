@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
-from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS, CatalogEntry, TableSchema
+from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS, MAX_SEARCH_CHARS, CatalogEntry, TableSchema
 from agnes_mcp.metrics.summary import MetricSummary
 
 router = APIRouter(prefix="/api/catalog", tags=["catalog"])
@@ -26,7 +26,7 @@ class CatalogResponse(BaseModel):
 def catalog(
     services: ServicesDep,
     principal: PrincipalDep,
-    search: str | None = Query(default=None, max_length=200),
+    search: str | None = Query(default=None, max_length=MAX_SEARCH_CHARS),
     query_mode: Literal["local", "materialized", "remote"] | None = None,
 ) -> CatalogResponse:
     return CatalogResponse(

@@ -12,6 +12,7 @@ from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.hang_up import unless_hung_up
 from agnes_mcp.api.schemas import RequestBody
+from agnes_mcp.catalog_models import MAX_SEARCH_CHARS
 from agnes_mcp.metrics import admin as metric_admin
 from agnes_mcp.metrics.admin import ImportResult, MetricSql
 from agnes_mcp.metrics.compiler import Filters, MetricRequest, TimeRange
@@ -46,7 +47,7 @@ class ImportBody(RequestBody):
 def list_metrics(
     services: ServicesDep,
     principal: PrincipalDep,
-    search: str | None = Query(default=None, max_length=200),
+    search: str | None = Query(default=None, max_length=MAX_SEARCH_CHARS),
     definitions: bool = Query(
         default=False, description="Include every metric's definition (workspaces keep them)."
     ),
