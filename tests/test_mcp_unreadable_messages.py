@@ -132,6 +132,34 @@ def test_a_request_with_an_unusable_id_is_answered_over_http(
     assert '"id" must be a string or an integer' in answer.json()["error"]["message"]
 
 
+async def test_a_request_with_an_unusable_id_is_answered_on_stdio(tmp_path: Path) -> None:
+    """Over stdio such a request got no answer at all (the client waited for ever), where
+    HTTP answers -32600; it is answered the same now, and the session goes on."""
+    empty_workspace(tmp_path)
+    with anyio.fail_after(120):
+        async with await anyio.open_process(
+            [sys.executable, "-m", "cli.main", "mcp"], env=_local_env(tmp_path), cwd=tmp_path
+        ) as process:
+            assert process.stdout is not None and process.stdin is not None
+            lines = BufferedByteReceiveStream(process.stdout)
+            for ident in ({"a": 1}, [1], True, None, 1.5, 1.0, 1e3):
+                for method in ("initialize", "ping"):
+                    odd = {**INITIALIZE, "id": ident, "method": method}
+                    answer = await _exchange(process, lines, json.dumps(odd))
+                    assert answer["id"] is None and answer["error"]["code"] == -32600, odd
+                    assert '"id" must be a string or an integer' in answer["error"]["message"]
+            started = await _exchange(process, lines, json.dumps(INITIALIZE))
+            assert started["id"] == 1 and "serverInfo" in started["result"]
+            notice = {"jsonrpc": "2.0", "method": "notifications/initialized"}  # no id: no answer
+            await process.stdin.send(json.dumps(notice).encode() + b"\n")
+            pong = await _exchange(
+                process, lines, '{"jsonrpc": "2.0", "id": "p", "method": "ping"}'
+            )
+            assert pong == {"jsonrpc": "2.0", "id": "p", "result": {}}
+            await process.stdin.aclose()
+            assert await process.wait() == 0
+
+
 async def test_requests_read_before_stdin_closes_are_answered(tmp_path: Path) -> None:
     """`echo '<requests>' | agnes mcp`: stdin ends right after the last request, while it
     still runs; the SDK answered it "Connection closed" (-32000). Now every request read

@@ -24,7 +24,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
 from agnes_mcp.api.rewritten_body import rewriting_body
-from agnes_mcp.mcp_server.stdio_transport import INVALID_REQUEST_MESSAGE
+from agnes_mcp.mcp_server.stdio_transport import (
+    INVALID_ID_MESSAGE,
+    INVALID_REQUEST_MESSAGE,
+    has_unusable_id,
+)
 
 
 def _rewritten(body: bytes) -> bytes | None:
@@ -39,35 +43,6 @@ def _rewritten(body: bytes) -> bytes | None:
         return None
     answer["error"] = {"code": INVALID_REQUEST, "message": INVALID_REQUEST_MESSAGE}
     return json.dumps(answer).encode()
-
-
-INVALID_ID_MESSAGE = (
-    'Invalid Request: a request\'s "id" must be a string or an integer (MCP allows no '
-    "null); it was not run."
-)
-
-
-def _usable_id(value: object) -> bool:
-    """A string or an integer written as one (``1.0`` and ``1e3`` are read by the SDK as
-    no id at all, as a fraction is)."""
-    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
-
-
-def has_unusable_id(body: bytes) -> bool:
-    """Whether ``body`` is a request (a ``method`` and an ``id``) whose id is none MCP
-    allows."""
-    if b'"id"' not in body:  # a notification: nothing to parse
-        return False
-    try:
-        message = json.loads(body)
-    except ValueError:
-        return False  # the SDK answers what is not JSON
-    return (
-        isinstance(message, dict)
-        and "method" in message
-        and "id" in message
-        and not _usable_id(message["id"])
-    )
 
 
 async def _whole_body(receive: Receive) -> tuple[bytes, list[Message]]:

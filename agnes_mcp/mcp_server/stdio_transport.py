@@ -7,11 +7,18 @@ transport answers so: ``-32700`` (parse error) for a line that is not JSON, ``-3
 (invalid request) for JSON that is not a message, with the request's ``id`` when one can
 be read from it, else ``null``. Here a relay between the transport and the server turns
 those items into that answer and passes every message on unchanged.
+
+A request whose ``id`` MCP does not allow (null, an object, a list, a boolean, a number
+not written as an integer) is read by the SDK as a notification: it is not run and not
+answered, and the client waits for ever. Over HTTP such a request is answered ``-32600``
+(:mod:`agnes_mcp.api.jsonrpc_invalid`); here each line is screened before the SDK reads
+it, and such a request is answered the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterable, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,10 +43,48 @@ INVALID_REQUEST_MESSAGE = (
     '(an object with "jsonrpc": "2.0" and a "method", or an answer to a request).'
 )
 
+INVALID_ID_MESSAGE = (
+    'Invalid Request: a request\'s "id" must be a string or an integer (MCP allows no '
+    "null); it was not run."
+)
+# What a screened line with an unusable id is replaced by: JSON that is no message, so the
+# SDK hands it on as an error item, which is answered with INVALID_ID_MESSAGE.
+UNUSABLE_ID_LINE = json.dumps({"agnes.unusable_id": True}) + "\n"
+
+
+def usable_id(value: object) -> bool:
+    """A string or an integer written as one (``1.0`` and ``1e3`` are read by the SDK as
+    no id at all, as a fraction is)."""
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def has_unusable_id(body: bytes | str) -> bool:
+    """Whether ``body`` is a request (a ``method`` and an ``id``) whose id is none MCP
+    allows."""
+    named = '"id"' in body if isinstance(body, str) else b'"id"' in body
+    if not named:  # a notification: nothing to parse
+        return False
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False  # the SDK answers what is not JSON
+    return (
+        isinstance(message, dict)
+        and "method" in message
+        and "id" in message
+        and not usable_id(message["id"])
+    )
+
 
 def unreadable_line_answer(exc: Exception) -> JSONRPCError:
     """The JSON-RPC error answering a line the transport could not read as a message."""
     errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else []
+    if any(_is_unusable_id_line(error.get("input")) for error in errors):
+        return JSONRPCError(
+            jsonrpc="2.0",
+            id=None,
+            error=ErrorData(code=INVALID_REQUEST, message=INVALID_ID_MESSAGE),
+        )
     if not errors or any(error["type"] == "json_invalid" for error in errors):
         return JSONRPCError(
             jsonrpc="2.0",
@@ -59,13 +104,24 @@ def unreadable_line_answer(exc: Exception) -> JSONRPCError:
     )
 
 
+def _is_unusable_id_line(value: object) -> bool:
+    return isinstance(value, dict) and value.get("agnes.unusable_id") is True
+
+
+async def screened_lines(lines: AsyncIterable[str]) -> AsyncIterator[str]:
+    """The lines of ``lines`` (stdin), each request with an unusable id replaced by
+    :data:`UNUSABLE_ID_LINE`."""
+    async for line in lines:
+        yield UNUSABLE_ID_LINE if has_unusable_id(line) else line
+
+
 def _request_id(errors: list[Any]) -> int | str | None:
     """The ``id`` of the object that failed, when it has a usable one."""
     for error in errors:
         value = error.get("input")
         if isinstance(value, dict):
             ident = value.get("id")
-            if isinstance(ident, str) or (isinstance(ident, int) and not isinstance(ident, bool)):
+            if isinstance(ident, (str, int)) and usable_id(ident):
                 return ident
     return None
 
@@ -135,14 +191,27 @@ async def answering_unreadable_lines(
 async def run_stdio(server: FastMCP) -> None:
     """Serve ``server`` on this process's stdin and stdout (what ``FastMCP.run`` does for
     ``transport="stdio"``, with the relay above between the transport and the server)."""
+    import sys
+
     from fastmcp.server.context import reset_transport, set_transport
-    from mcp.server.stdio import stdio_server
+    from mcp.server import stdio
 
     token = set_transport("stdio")
+    # stdin claimed as the SDK claims it (fd 0 then reads the null device, so children
+    # never read the wire), and read as it reads it, through the screen above.
+    stdin_buffer, restore_stdin = stdio._claim_fd(0, sys.stdin, "rb", stdio._open_stdin_diversion)
+    stdin = anyio.wrap_file(
+        stdio._UnownedTextWrapper(stdin_buffer, encoding="utf-8", errors="replace")
+    )
     try:
-        async with server._lifespan_manager(), stdio_server() as (read, write):
+        async with (
+            server._lifespan_manager(),
+            stdio.stdio_server(stdin=screened_lines(stdin)) as (read, write),  # type: ignore[arg-type]
+        ):
             lowlevel = server._mcp_server
             async with answering_unreadable_lines(read, write) as (messages, answers):
                 await lowlevel.run(messages, answers, lowlevel.create_initialization_options())
     finally:
+        if restore_stdin is not None:
+            restore_stdin()
         reset_transport(token)
