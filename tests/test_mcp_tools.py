@@ -16,6 +16,7 @@ from fastmcp import Client, FastMCP
 from jsonschema import Draft202012Validator
 
 from agnes_mcp.mcp_server import output_budget as ob
+from agnes_mcp.mcp_server.guidance import CATALOG_RESOURCE_TABLES, whole_json
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server import build_single_user_mcp
 from agnes_mcp.mcp_server.server_backend import ServerBackend
@@ -749,6 +750,38 @@ async def test_prompts_and_resources(surface: Surface) -> None:
         assert metric["id"] == "revenue/mrr"
         instructions = client.instructions or ""
         assert "snapshot_estimate" in instructions and "DATE_SUB" in instructions
+
+
+async def test_a_resource_too_large_is_valid_json_that_says_it_was_cut(surface: Surface) -> None:
+    """The schema and catalog resources were cut at the response ceiling as text: a wide
+    table's schema came back as JSON broken off mid-string, its last columns dropped in
+    silence. They now hold the entries that fit and say what was left out."""
+    columns = ", ".join(f"range AS c{i:04d}" for i in range(2_500))
+    wide, _ = await ok(surface, "query", sql=f"SELECT {columns} FROM range(3)")
+    handle = wide["result_handle"]
+    async with surface.client() as client:
+        text = (await client.read_resource(f"agnes://tables/{handle}/schema"))[0].text
+        small = (await client.read_resource("agnes://tables/orders/schema"))[0].text
+    schema = json.loads(text)
+    assert len(text) <= ob.CEILING_CHARS and schema["truncated"] is True
+    assert 0 < schema["shown"] == len(schema["columns"]) < 2_500
+    assert schema["columns"][-1]["name"] == f"c{schema['shown'] - 1:04d}"
+    how = schema["truncation"]["how_to_get_more"]
+    assert f"Only the first {schema['shown']:,} of 2,500 columns" in how and "schema tool" in how
+    whole = json.loads(small)
+    assert whole["truncated"] is False and len(whole["columns"]) == 7
+
+
+def test_the_catalog_resource_says_when_its_table_bound_cut_it() -> None:
+    tables = [{"id": f"t{i:03d}"} for i in range(250)]
+    payload = {"tables": tables, "total_tables": 250, "metrics": [], "notes": []}
+    cut = json.loads(whole_json(payload, "tables", CATALOG_RESOURCE_TABLES, "Use catalog."))
+    assert cut["shown"] == len(cut["tables"]) == 200 and cut["total_tables"] == 250
+    assert cut["truncation"]["reason"] == "page"
+    assert (
+        cut["truncation"]["how_to_get_more"]
+        == "Only the first 200 of 250 tables are here. Use catalog."
+    )
 
 
 async def test_disk_info_in_the_workspace(surfaces: dict[str, Surface]) -> None:

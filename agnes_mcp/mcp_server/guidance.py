@@ -7,12 +7,43 @@ refusal while reading a resource becomes a resource error naming its code and me
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastmcp import FastMCP
 
 from agnes_mcp.agent_rails import AGENT_RAILS as AGENT_RAILS  # re-exported for the servers
 from agnes_mcp.mcp_server import output_budget as ob
 from agnes_mcp.mcp_server.errors import install_error_mapping
 from agnes_mcp.mcp_server.tools import BackendFor
+from agnes_mcp.rails.results import Truncation
+
+CATALOG_RESOURCE_TABLES = 200  # the catalog resource's tables at most; the tool pages
+
+
+def whole_json(payload: dict[str, Any], key: str, most: int, how_to_get_more: str) -> str:
+    """``payload`` as JSON within the response ceiling, its list ``key`` cut to at most
+    ``most`` entries and to what fits, and a cut said (``truncated``, ``truncation``,
+    ``shown``): never JSON cut off mid-value, nor a list cut short in silence."""
+    entries: list[Any] = payload[key]
+
+    def shaped(count: int) -> dict[str, Any]:
+        if count == len(entries):
+            return {**payload, "truncated": False, "truncation": None}
+        said = Truncation(
+            reason="characters" if count < most else "page",
+            how_to_get_more=f"Only the first {count:,} of {len(entries):,} {key} are here. "
+            + how_to_get_more,
+        )
+        return {
+            **payload,
+            key: entries[:count],
+            "shown": count,
+            "truncated": True,
+            "truncation": said.model_dump(),
+        }
+
+    count = ob.fit(min(most, len(entries)), lambda k: len(ob.dumps(shaped(k))), ob.CEILING_CHARS)
+    return ob.dumps(shaped(count))
 
 
 def register_guidance(mcp: FastMCP, backend_for: BackendFor) -> None:
@@ -51,19 +82,32 @@ def register_guidance(mcp: FastMCP, backend_for: BackendFor) -> None:
         """The tables and metrics you may use (the first 200 tables)."""
         listing = backend_for().catalog(None, None)
         payload = {
-            "tables": [t.model_dump(mode="json") for t in listing.tables[:200]],
+            "tables": [t.model_dump(mode="json") for t in listing.tables],
             "total_tables": len(listing.tables),
             "metrics": [m.model_dump(mode="json") for m in listing.metrics],
             "notes": listing.notes,
         }
-        return ob.dumps(payload)[: ob.CEILING_CHARS]
+        return whole_json(
+            payload,
+            "tables",
+            CATALOG_RESOURCE_TABLES,
+            "Call the catalog tool (paged: pass next_cursor back as cursor), or narrow it "
+            "with search or query_mode.",
+        )
 
     @mcp.resource(
         "agnes://tables/{table_id}/schema", title="Table schema", mime_type="application/json"
     )
     def schema_resource(table_id: str) -> str:
         """A table's columns, types and stats."""
-        return backend_for().schema(table_id).model_dump_json()[: ob.CEILING_CHARS]
+        payload = backend_for().schema(table_id).model_dump(mode="json")
+        return whole_json(
+            payload,
+            "columns",
+            len(payload["columns"]),
+            f"Call the schema tool with table={table_id!r} (paged: pass next_cursor back "
+            "as cursor).",
+        )
 
     @mcp.resource(
         "agnes://metrics/{category}/{name}", title="Metric definition", mime_type="application/json"
