@@ -403,6 +403,33 @@ async def test_values_shortened_for_the_view_are_said_and_readable_whole(
     assert plain["truncated"] is False and plain["truncation"] is None
 
 
+async def test_a_shortened_list_struct_or_map_reads_in_the_text_as_duckdb_writes_it(
+    surface: Surface,
+) -> None:
+    """The text block shortened a long nested value from its JSON form (``{"a": "x…``,
+    a MAP as ``[["k", …``, times as ``2024-01-01T10:11:12``), where every other value
+    reads as DuckDB writes it, and its ``…(+N chars)`` did not count what the SQL the
+    answer gives (``substr(CAST(col AS VARCHAR), 301, 300)``) reads past the cut."""
+    sql = (
+        "SELECT {'a': repeat('x', 400)} AS s, MAP {'k': repeat('y', 400)} AS m, "
+        "list_transform(range(40), lambda i: TIMESTAMP '2024-01-01 10:11:12') AS t"
+    )
+    structured, text = await ok(surface, "query", sql=sql)
+    assert structured["truncation"]["reason"] == "values"
+    line = text.splitlines()[2].split("\t")
+    assert line[0].startswith("{'a': xxx") and line[1].startswith("{k=yyy")
+    assert line[2].startswith("['2024-01-01 10:11:12', '2024-01-01 10:11:12'")
+    handle = structured["result_handle"]
+    for shown, column in zip(line, ("s", "m", "t"), strict=True):
+        rest, _ = await ok(
+            surface,
+            "query",
+            sql=f'SELECT length(substr(CAST("{column}" AS VARCHAR), 301)) AS n FROM {handle}',
+        )
+        view, more = shown.split("…(+")
+        assert len(view) == 300 and more == f"{rest['rows'][0][0]} chars)", column
+
+
 @pytest.mark.parametrize("name", ["duckdb_tables", "pragma_notes", "sqlite_master"])
 async def test_a_snapshot_cannot_take_a_name_queries_are_refused(
     surface: Surface, name: str

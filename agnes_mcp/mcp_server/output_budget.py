@@ -106,8 +106,8 @@ def shortened(text: str) -> str:
     return Shortened(text[:CELL_CHARS] + f"…(+{len(text) - CELL_CHARS} chars)")
 
 
-def cell(value: Any) -> Any:
-    shown = json_value(value)
+def _cell_of(shown: Any) -> Any:
+    """A JSON-ready value as a row shows it (shortened past ``CELL_CHARS``)."""
     if isinstance(shown, str):
         return shortened(shown)
     if isinstance(shown, (list, dict)):
@@ -124,10 +124,11 @@ def _shortened(rows: list[list[Any]]) -> list[str]:
     )
 
 
-def _rows(table: pa.Table, start: int, count: int) -> list[list[Any]]:
+def _whole_rows(table: pa.Table, start: int, count: int) -> list[list[Any]]:
+    """Rows of ``table`` as JSON-ready values, none shortened."""
     part = table.slice(start, count)
     columns = [values_of(part.column(i)) for i in range(part.num_columns)]
-    return [[cell(col[r]) for col in columns] for r in range(part.num_rows)]
+    return [[json_value(col[r]) for col in columns] for r in range(part.num_rows)]
 
 
 class _Converted:
@@ -148,8 +149,9 @@ class _Converted:
         """Convert the first ``count`` rows (as many as there are); how many there are."""
         while len(self.cells) < min(count, self.total):
             start = len(self.cells)
-            cells = _rows(self._table, start, min(self.CHUNK, self.total - start))
-            lines = text_lines(cells, self._kinds)
+            whole = _whole_rows(self._table, start, min(self.CHUNK, self.total - start))
+            cells = [[_cell_of(v) for v in row] for row in whole]
+            lines = text_lines(cells, self._kinds, whole)
             self.cells.extend(cells)
             self.lines.extend(lines)
         return min(count, len(self.cells))
@@ -186,10 +188,23 @@ def _tsv(value: Any) -> str:
     return nested_text(value).replace("\t", " ").replace("\n", " ")
 
 
-def text_lines(rows: list[list[Any]], kinds: list[pa.DataType]) -> list[str]:
+def text_lines(
+    rows: list[list[Any]], kinds: list[pa.DataType], whole: list[list[Any]] | None = None
+) -> list[str]:
     """One tab-separated line per row of cells, each value as DuckDB writes it (the CLI's
-    table and CSV write the same): ``2024-01-01 10:11:12``, ``true``, ``{a=1}``."""
-    return ["\t".join(_tsv(v) for v in row) for row in display_rows(rows, kinds)]
+    table and CSV write the same): ``2024-01-01 10:11:12``, ``true``, ``{a=1}``. A cell
+    shortened for the view is shortened here from its whole value in ``whole`` (the same
+    rows, none shortened) as DuckDB writes it, not from its JSON form: a list, struct or
+    map reads as it does whole (``{'a': ...``, ``{k=...``), and ``…(+N chars)`` counts
+    what ``CAST(column AS VARCHAR)`` holds past the cut."""
+    lines = []
+    for index, row in enumerate(display_rows(rows, kinds)):
+        cut = [i for i, value in enumerate(row) if isinstance(value, Shortened)]
+        if cut and whole is not None and any(not isinstance(whole[index][i], str) for i in cut):
+            written = display_rows([whole[index]], kinds)[0]
+            row = [shortened(nested_text(written[i])) if i in cut else v for i, v in enumerate(row)]
+        lines.append("\t".join(_tsv(v) for v in row))
+    return lines
 
 
 def summarise(table: pa.Table) -> list[ColumnSummary]:
