@@ -214,6 +214,43 @@ def test_compiles_for_duckdb_and_bigquery() -> None:
     assert "period" not in total.sql and "GROUP BY" not in total.sql
 
 
+@pytest.mark.parametrize("dialect", ["duckdb", "bigquery"])
+def test_a_null_among_filter_values_matches_the_null_rows(dialect: str) -> None:
+    """A list filter compiled to ``channel IN ('web', NULL)``, which matches no row whose
+    channel is NULL: asking for ["web", null] silently left those rows out (a single null
+    already read ``IS NULL``)."""
+    db = duckdb.connect()
+    db.execute(
+        "CREATE TABLE orders AS SELECT * FROM (VALUES "
+        "(DATE '2025-01-02', 'web', 10.0), (DATE '2025-01-03', NULL, 5.0), "
+        "(DATE '2025-01-04', 'store', 1.0)) t(order_date, channel, total_amount)"
+    )
+    metric = MetricDefinition.model_validate(
+        {
+            "name": "revenue",
+            "display_name": "Revenue",
+            "description": "Revenue.",
+            "category": "sales",
+            "type": "sum",
+            "table": "orders",
+            "expression": "sum(total_amount)",
+            "time_column": "order_date",
+            "dimensions": [{"name": "channel"}],
+        }
+    )
+
+    def total(filters: dict[str, object]) -> object:
+        request = MetricRequest(filters=filters, grain="total")  # type: ignore[arg-type]
+        compiled = compile_metric(metric, request, dialect)
+        sql = sqlglot.transpile(compiled.sql, read=dialect, write="duckdb")[0]
+        return db.execute(sql).fetchall()[0][0]
+
+    assert total({"channel": ["web", None]}) == 15.0
+    assert total({"channel": [None]}) == total({"channel": None}) == 5.0
+    assert total({"channel": ["web", "store"]}) == 11.0
+    assert total({"channel": []}) is None
+
+
 def test_a_dimension_the_table_has_not_got_is_refused_with_the_way_to_ask() -> None:
     """'segment' comes only from sql_by_segment (orders has no segment column): combined
     with another dimension or filtered on, it failed in the engine with a binder error

@@ -262,10 +262,19 @@ def _literal(value: FilterValue) -> exp.Expr:
 
 
 def _filter(column: exp.Expr, value: Any) -> exp.Expr:
+    """``column`` matching ``value``, or any of a list's values; a null matches the rows
+    where the column is NULL (SQL's ``= NULL`` and ``IN (NULL)`` match no row, which left
+    them out of a list such as ``["web", null]`` without a word)."""
     if isinstance(value, list):
-        if not value:
+        known = [v for v in value if v is not None]
+        matches: list[exp.Expr] = []
+        if known:
+            matches.append(exp.In(this=column.copy(), expressions=[_literal(v) for v in known]))
+        if len(known) < len(value):
+            matches.append(exp.Is(this=column.copy(), expression=exp.Null()))
+        if not matches:
             return exp.false()
-        return exp.In(this=column, expressions=[_literal(v) for v in value])
+        return matches[0] if len(matches) == 1 else exp.paren(exp.or_(*matches))
     if value is None:
         return exp.Is(this=column, expression=exp.Null())
     return exp.EQ(this=column, expression=_literal(value))
