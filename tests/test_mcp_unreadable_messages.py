@@ -16,6 +16,7 @@ import pytest
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from agnes_mcp.mcp_server.stdio_transport import BATCH_MESSAGE
 from tests.conftest import DemoServer, empty_workspace
 from tests.mcp_raw import initialize
 
@@ -64,6 +65,7 @@ async def test_unreadable_lines_are_answered_and_the_session_goes_on(tmp_path: P
             assert wrong["id"] == 7 and wrong["error"]["code"] == -32600
             batch = await _exchange(process, lines, "[1, 2]")
             assert batch["id"] is None and batch["error"]["code"] == -32600
+            assert batch["error"]["message"] == BATCH_MESSAGE  # not "not a JSON-RPC message"
             started = await _exchange(process, lines, json.dumps(INITIALIZE))
             assert started["id"] == 1 and "serverInfo" in started["result"]
             assert process.stdin is not None
@@ -104,6 +106,23 @@ def test_unreadable_bodies_over_http(demo_server: DemoServer, body: str, code: i
     error = answer.json()["error"]
     assert answer.json()["id"] is None and error["code"] == code
     assert "pydantic" not in error["message"] and len(error["message"]) < 200
+
+
+def test_a_batch_is_refused_as_a_batch_over_http(demo_server: DemoServer) -> None:
+    """A JSON-RPC batch was told it was "not a JSON-RPC 2.0 message", which it is: MCP
+    dropped batches, and the answer now says that."""
+    pings = [{"jsonrpc": "2.0", "id": i, "method": "ping"} for i in (1, 2)]
+    answer = httpx.post(
+        f"{demo_server.live.base_url}/mcp/",
+        json=pings,
+        headers={
+            "Authorization": f"Bearer {demo_server.analyst_token}",
+            "Accept": "application/json, text/event-stream",
+        },
+        timeout=30,
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"] == {"code": -32600, "message": BATCH_MESSAGE}
 
 
 @pytest.mark.parametrize("ident", [{"a": 1}, [1], True, None, 1.5, 1.0, 1e3])

@@ -25,13 +25,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agnes_mcp.api.json_errors import send_body
 from agnes_mcp.api.rewritten_body import rewriting_body
 from agnes_mcp.mcp_server.stdio_transport import (
+    BATCH_MESSAGE,
     INVALID_ID_MESSAGE,
     INVALID_REQUEST_MESSAGE,
     has_unusable_id,
 )
 
 
-def _rewritten(body: bytes) -> bytes | None:
+def _rewritten(body: bytes, batch: bool = False) -> bytes | None:
+    """The SDK's answer to a body that is not a message, as JSON-RPC 2.0 words it
+    (``batch``: the request was a JSON array, a batch, which MCP has not got)."""
     try:
         answer = json.loads(body)
     except ValueError:
@@ -41,7 +44,8 @@ def _rewritten(body: bytes) -> bytes | None:
         return None
     if not str(error.get("message", "")).startswith("Validation error"):
         return None
-    answer["error"] = {"code": INVALID_REQUEST, "message": INVALID_REQUEST_MESSAGE}
+    message = BATCH_MESSAGE if batch else INVALID_REQUEST_MESSAGE
+    answer["error"] = {"code": INVALID_REQUEST, "message": message}
     return json.dumps(answer).encode()
 
 
@@ -79,8 +83,10 @@ class JsonRpcInvalidRequest:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        batch = False
         if scope["method"] == "POST":
             body, messages = await _whole_body(receive)
+            batch = body.lstrip().startswith(b"[")
             if has_unusable_id(body):
                 await _refuse_id(send)
                 return
@@ -94,5 +100,7 @@ class JsonRpcInvalidRequest:
             return message, message["status"] == 400
 
         await self.app(
-            scope, receive, rewriting_body(send, start, lambda body: _rewritten(body) or body)
+            scope,
+            receive,
+            rewriting_body(send, start, lambda body: _rewritten(body, batch) or body),
         )

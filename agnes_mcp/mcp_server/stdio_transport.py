@@ -43,6 +43,10 @@ INVALID_REQUEST_MESSAGE = (
     '(an object with "jsonrpc": "2.0" and a "method", or an answer to a request).'
 )
 
+BATCH_MESSAGE = (
+    "Invalid Request: a batch (a JSON array of messages) is not accepted: MCP has had no "
+    "batches since protocol 2025-06-18; send each message on its own."
+)
 INVALID_ID_MESSAGE = (
     'Invalid Request: a request\'s "id" must be a string or an integer (MCP allows no '
     "null); it was not run."
@@ -94,12 +98,13 @@ def unreadable_line_answer(exc: Exception) -> JSONRPCError:
                 message="Parse error: the line is not JSON (send one JSON-RPC message a line).",
             ),
         )
+    batch = any(isinstance(error.get("input"), list) for error in errors)
     return JSONRPCError(
         jsonrpc="2.0",
         id=_request_id(errors),
         error=ErrorData(
             code=INVALID_REQUEST,
-            message=INVALID_REQUEST_MESSAGE,
+            message=BATCH_MESSAGE if batch else INVALID_REQUEST_MESSAGE,
         ),
     )
 
