@@ -169,12 +169,25 @@ def test_since_takes_durations(text: str, back: int) -> None:
     assert parse_since(text, now) == now - dt.timedelta(seconds=back)
 
 
-@pytest.mark.parametrize("text", ["9999999h", "0000000001w", "9" * 40 + "d", "9" * 5000 + "s"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999999h",
+        "0000000001w",
+        "9" * 40 + "d",
+        "9" * 5000 + "s",
+        "9999999999w",  # 10 to 12 digits of days or weeks are past what a timedelta holds
+        "999999999999d",
+        "999999999999w",
+    ],
+)
 def test_a_long_duration_is_one_reaching_back_ten_years_at_most(text: str) -> None:
     """A count of 7 digits or more was refused as 'neither a duration (30m, 2h, 1d, 1w)
-    nor an ISO time'; any count is a duration, and at most MAX_BACK."""
+    nor an ISO time'; any count is a duration, and at most MAX_BACK. One of 10 to 12
+    digits of days or weeks overflowed a timedelta: the MCP tool's masked error, a 500
+    from the API and a traceback from 'agnes notebook export'."""
     now = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
-    expected = dt.timedelta(weeks=1) if text.endswith("w") else MAX_BACK
+    expected = dt.timedelta(weeks=1) if text == "0000000001w" else MAX_BACK
     assert parse_since(text, now) == now - expected
 
 

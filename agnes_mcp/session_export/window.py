@@ -19,12 +19,16 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     found = _DURATION.match(text)
     if found:
         # any count is a duration; past MAX_BACK (10 years) it is MAX_BACK (a count of 7
-        # digits or more was "neither a duration nor an ISO time")
+        # digits or more was "neither a duration nor an ISO time"). The bound is applied
+        # to the seconds before a timedelta is made of them: 9999999999w is past what a
+        # timedelta holds, and failed every front end (a 500, a traceback).
         digits = found[1].lstrip("0") or "0"
-        if len(digits) > 12:
+        if len(digits) > 12:  # and int() of thousands of digits is refused
             return now - MAX_BACK
-        back = dt.timedelta(seconds=int(digits) * _UNIT_SECONDS[found[2].lower()])
-        return now - min(back, MAX_BACK)
+        seconds = int(digits) * _UNIT_SECONDS[found[2].lower()]
+        if seconds >= MAX_BACK.total_seconds():
+            return now - MAX_BACK
+        return now - dt.timedelta(seconds=seconds)
     try:
         when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
