@@ -739,6 +739,27 @@ def test_an_argument_too_long_for_a_url_is_named_with_its_length(
     assert "70,0" in caught.value.message.split("URL would hold ")[1]
 
 
+async def test_a_snapshot_limit_past_a_bigint_is_no_limit(surface: Surface) -> None:
+    """A limit past 2**63 went into the SQL as it was: the estimate showed it, and the
+    snapshot failed query_failed "out of range for INT64" with the hint "Fix the query",
+    in SQL the caller never wrote."""
+    spec = {
+        "table": "web_sessions",
+        "select": ["session_id"],
+        "where": "event_date >= DATE '2026-10-25'",
+    }
+    huge = 10**30
+    estimate, _ = await ok(surface, "snapshot_estimate", **spec, limit=huge)
+    assert f"LIMIT {2**63 - 2}" in estimate["sql"]
+    made, _ = await ok(surface, "snapshot_create", **spec, limit=huge, name="huge_limit")
+    try:
+        whole, _ = await ok(surface, "snapshot_create", **spec, name="no_limit")
+        await ok(surface, "snapshot_drop", name="no_limit")
+        assert made["rows"] == whole["rows"] > 0
+    finally:
+        await ok(surface, "snapshot_drop", name="huge_limit")
+
+
 async def test_snapshot_spec_bounds_are_invalid_arguments(surface: Surface) -> None:
     long_where = await refused(
         surface, "snapshot_estimate", table="web_sessions", select=["device"], where="x" * 10_001

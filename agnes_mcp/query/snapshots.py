@@ -170,6 +170,12 @@ _TYPE_WIDTH = {
 }
 
 
+# The largest LIMIT a snapshot's SQL is given: it and the probe's LIMIT + 1 fit the
+# engines' BIGINT / INT64 (a limit past it failed in the engine, "out of range for INT64",
+# as an error in SQL the caller never wrote); no table has more rows, so it cuts nothing.
+SQL_LIMIT_MAX = 2**63 - 2
+
+
 def _width(type_name: str) -> int:
     base = type_name.upper().split("(")[0].strip()
     return _TYPE_WIDTH.get(base, 16)  # strings and the like: a typical short value
@@ -238,8 +244,9 @@ class Snapshots:
             )
         probe = query.copy()
         if spec.limit:
-            query = query.limit(spec.limit)
-            probe = probe.limit(spec.limit + 1)
+            limit = min(spec.limit, SQL_LIMIT_MAX)
+            query = query.limit(limit)
+            probe = probe.limit(limit + 1)
         return Prepared(
             table=table,
             sql=query.sql(dialect=dialect),
