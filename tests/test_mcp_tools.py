@@ -625,6 +625,22 @@ async def test_metrics(surface: Surface) -> None:
     assert alone["variant"] == "sql_by_segment" and len(alone["rows"]) == 3
 
 
+async def test_an_engine_refusing_a_compiled_metric_points_at_the_request(
+    surface: Surface,
+) -> None:
+    """A filter value of the wrong type (a number for the text dimension channel) made the
+    engine refuse SQL Agnes wrote, answered "Fix the query; the message is the engine's"
+    to a caller who wrote no query. It now names what to check and carries the SQL."""
+    for value in (1.5, 10**40):
+        error = await refused(
+            surface, "metric_query", id="revenue/total_revenue", filters={"channel": value}
+        )
+        assert error["code"] == "query_failed" and "Conversion Error" in error["message"]
+        assert "Fix the query" not in error["hint"] and "filter value" in error["hint"]
+        assert "channel" in error["details"]["sql"]
+        assert error["next_step"]["tool"] == "metric_show"
+
+
 async def test_ids_of_any_shape_get_the_same_refusal_on_both_backends(surface: Surface) -> None:
     """The workspace sends ids in URL paths: one without its category, an empty one, or one
     with '/' or '..' in it reaches the server's lookup (not a missing route), and is

@@ -24,6 +24,7 @@ from agnes_mcp.mcp_server.backend import Backend, CatalogListing, MetricListing
 from agnes_mcp.mcp_server.tool_models import DiskInfo, SessionExportOutput, SnapshotInfo
 from agnes_mcp.metrics.compiler import MetricRequest, check_request, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
+from agnes_mcp.metrics.failures import compiled_metric_failures
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.query.workspace_query import WorkspaceLimits, WorkspaceQuery, refuse_own_name
 from agnes_mcp.rails.extra_tables import kept_description
@@ -447,7 +448,9 @@ class WorkspaceBackend(Backend):
             held = here.get(metric.table or "")
             columns = _parquet_columns(held.files[0]) if held and held.files else None
             compiled = compile_metric(metric, request, "duckdb", columns)
-            return self.local.run(compiled.sql, limit, self._classify).answer(
+            with compiled_metric_failures(metric.id, compiled):
+                outcome = self.local.run(compiled.sql, limit, self._classify)
+            return outcome.answer(
                 sql=compiled.sql, metric_variant=compiled.variant, dialect=compiled.dialect
             )
         check_request(metric, request)  # as the local path's compile_metric does

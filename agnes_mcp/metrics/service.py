@@ -16,6 +16,7 @@ from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.metrics.compiler import CompiledMetric, MetricRequest, compile_metric
 from agnes_mcp.metrics.definition import MetricDefinition
+from agnes_mcp.metrics.failures import compiled_metric_failures
 from agnes_mcp.metrics.loader import MetricsInvalid, Problem, load_texts
 from agnes_mcp.metrics.summary import MetricDetail, MetricSummary
 from agnes_mcp.rails.engine import dialect_of
@@ -163,9 +164,10 @@ class MetricService:
         table = self.queries.catalog.current().tables.get(metric.table or "")
         columns = [name for name, _ in table.columns] if table and table.columns else None
         compiled = compile_metric(metric, request, dialect, columns)
-        outcome = self.queries.run(
-            principal, compiled.sql, limit=limit, mode=mode, action="metric.query"
-        )
+        with compiled_metric_failures(metric.id, compiled):
+            outcome = self.queries.run(
+                principal, compiled.sql, limit=limit, mode=mode, action="metric.query"
+            )
         return MetricRun(metric, compiled, outcome)
 
     # --- admin ------------------------------------------------------------------------------
