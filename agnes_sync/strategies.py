@@ -104,15 +104,16 @@ def incremental(
         watermark = f"(SELECT max({inc}) FROM read_parquet({quote_literal(str(existing))}))"
         window = request.incremental_window_days or 0
         cutoff = f"{watermark} - INTERVAL {int(window)} DAY" if window else watermark
-        comparison = ">=" if request.primary_key else ">"
         new_rows = (
             f"SELECT * FROM ({new_rows}) AS fresh "
-            f"WHERE {watermark} IS NULL OR fresh.{inc} {comparison} {cutoff}"
+            f"WHERE {watermark} IS NULL OR fresh.{inc} >= {cutoff}"
         )
         merged = (
             f"SELECT *, 0 AS __agnes_src FROM ({new_rows}) UNION ALL BY NAME "
             f"SELECT *, 1 AS __agnes_src FROM read_parquet({quote_literal(str(existing))})"
         )
+        if not request.primary_key:
+            merged = _not_held_twice(con, merged, f"{inc} >= {cutoff}")
     else:
         merged = f"SELECT *, 0 AS __agnes_src FROM ({new_rows})"
     if request.primary_key:
@@ -132,6 +133,30 @@ def incremental(
         )
     ordered = f"SELECT * FROM ({ranked}) ORDER BY {inc}"
     return full_refresh(con, ordered, _plain(request), writer)
+
+
+def _not_held_twice(con: duckdb.DuckDBPyConnection, merged: str, recent: str) -> str:
+    """``merged`` (fresh rows ``__agnes_src = 0``, published ones ``1``) without the fresh
+    rows already published. With no primary key to merge by, the rows re-read at or after
+    the cutoff (``recent``: the watermark, or the window before it) are the published ones
+    again; a row is added only for each copy the source holds beyond those published, so a
+    row is never doubled by being read twice, and a late row equal to the watermark is
+    still taken."""
+    names = [
+        row[0]
+        for row in con.execute(
+            f"DESCRIBE SELECT * EXCLUDE (__agnes_src) FROM ({merged}) LIMIT 0"
+        ).fetchall()
+    ]
+    row = ", ".join(quote_ident(n) for n in names)
+    return (
+        "SELECT * EXCLUDE (__agnes_copy, __agnes_held) FROM ("
+        f"SELECT *, row_number() OVER (PARTITION BY {row}, __agnes_src) AS __agnes_copy, "
+        f"count(*) FILTER (WHERE __agnes_src = 1) OVER (PARTITION BY {row}) AS __agnes_held "
+        f"FROM ({merged}) WHERE {recent}) "
+        "WHERE __agnes_src = 1 OR __agnes_copy > __agnes_held "
+        f"UNION ALL SELECT * FROM ({merged}) WHERE __agnes_src = 1 AND ({recent}) IS NOT TRUE"
+    )
 
 
 def _plain(request: TableRequest) -> TableRequest:

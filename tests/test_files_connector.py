@@ -313,6 +313,43 @@ def test_incremental_without_key_appends_only_newer(
     assert rows_of(writer, "log") == [(1,), (2,), (3,)]
 
 
+@pytest.mark.parametrize("window", [None, 2])
+def test_incremental_without_key_never_doubles_rows_read_again(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path, window: int | None
+) -> None:
+    """Rows at or after the cutoff are read again at every sync: with no primary key to
+    merge by, a row is added only for the copies the source holds beyond those published."""
+    path = source_root / "log.csv"
+    request = TableRequest(
+        id="log",
+        source_table="log.csv",
+        sync_strategy="incremental",
+        incremental_column="day",
+        incremental_window_days=window,
+    )
+    write(path, "msg,day\nboot,2026-03-01\nping,2026-03-02\nping,2026-03-02\n")
+    for _ in range(3):
+        assert connector.extract(request, writer).rows == 3
+    # A late row dated at the watermark, a third copy of a repeated row, and a new day.
+    write(
+        path,
+        "msg,day\nboot,2026-03-01\nping,2026-03-02\nping,2026-03-02\nping,2026-03-02\n"
+        "late,2026-03-02\nstop,2026-03-03\n",
+    )
+    for _ in range(2):
+        assert connector.extract(request, writer).rows == 6
+    assert sorted(rows_of(writer, "log", "day, msg")) == sorted(
+        [
+            ("boot", date(2026, 3, 1)),
+            ("late", date(2026, 3, 2)),
+            ("ping", date(2026, 3, 2)),
+            ("ping", date(2026, 3, 2)),
+            ("ping", date(2026, 3, 2)),
+            ("stop", date(2026, 3, 3)),
+        ]
+    )
+
+
 def test_max_history_days_drops_old_rows(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:
