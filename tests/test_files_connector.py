@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import date
 from pathlib import Path
@@ -257,6 +258,31 @@ def test_lines_the_sniffer_would_skip_are_never_dropped_quietly(
     assert connector.extract(said_so, writer).rows == 2
     write(source_root / "blank.csv", "\n\nid,name,amount\n1,alice,10\n")
     assert connector.extract(TableRequest(id="blank", source_table="blank.csv"), writer).rows == 1
+
+
+@pytest.mark.parametrize("name", ["orders.csv", "orders.csv.gz", "orders.ndjson"])
+def test_an_empty_file_fails_and_keeps_the_table(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path, name: str
+) -> None:
+    """An empty file (truncated to be written again, still being copied) has no columns:
+    DuckDB reads it as one text column 'column0' (or 'json'), which must not replace the
+    table. A header and no rows is a table of no rows."""
+    path = source_root / name
+    opener = gzip.open if name.endswith(".gz") else open
+    with opener(path, "wt") as out:
+        out.write('{"id": 1, "item": "car"}\n' if "json" in name else "id,item\n1,car\n")
+    request = TableRequest(id="orders", source_table=name)
+    connector.extract(request, writer)
+    with opener(path, "wt"):
+        pass
+    for refusal in refused_both_ways(connector, writer, request):
+        assert f"{path} is empty" in refusal.message
+        assert refusal.details["file"] == str(path)
+    assert rows_of(writer, "orders") == [(1, "car")]
+    if "json" not in name:  # a header and no rows is a table of no rows
+        with opener(path, "wt") as out:
+            out.write("id,item\n")
+        assert connector.extract(request, writer).rows == 0
 
 
 def test_a_one_column_csv_is_still_read(

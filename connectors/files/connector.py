@@ -14,6 +14,7 @@ from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
 from connectors.files.options import FilesOptions, FileTableOptions
 from connectors.files.readers import (
     detect_format,
+    empty_files_error,
     explain,
     reader_sql,
     skipped_lines_error,
@@ -82,8 +83,10 @@ class FilesConnector(Connector):
         self, con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], request: TableRequest
     ) -> None:
         options = cast(FileTableOptions, self.table_options(request))
-        error = skipped_lines_error(con, files, options) or unsplit_csv_error(
-            con, sql, files, options
+        error = (
+            empty_files_error(files, options)
+            or skipped_lines_error(con, files, options)
+            or unsplit_csv_error(con, sql, files, options)
         )
         if error is not None:
             raise error

@@ -211,6 +211,39 @@ def skipped_lines_error(
     )
 
 
+def empty_files_error(files: list[Path], options: FileTableOptions) -> SourceDataError | None:
+    """The error for text files that hold nothing at all (``None`` when one holds
+    something). DuckDB reads an empty CSV as a table of one text column ``column0`` (an
+    empty JSON file as one column ``json``) and the sync would publish that over the
+    table: a file truncated to be written again, or still being copied, would replace the
+    data with no rows and a column that was never in the file."""
+    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
+    if kind == "parquet" or not all(_empty(f) for f in files):
+        return None
+    named = ", ".join(str(f) for f in files[:3]) + (" ..." if len(files) > 3 else "")
+    return SourceDataError(
+        f"{named} {'is' if len(files) == 1 else 'are'} empty: there are no columns to read, "
+        "and nothing was published.",
+        hint="A file still being written or copied: sync again once it is complete. An "
+        "export of no rows should still hold its header line. The previous data stays "
+        "served until a sync succeeds.",
+        details={"file": str(files[0]), "line": None},
+    )
+
+
+def _empty(path: Path) -> bool:
+    """Whether ``path`` holds no bytes (decompressed, for gzip); False when it cannot tell."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        if path.suffix.lower() == ".gz":
+            with gzip.open(path, "rb") as content:
+                return content.read(1) == b""
+    except (OSError, EOFError):
+        return False
+    return False
+
+
 def _blank_lines(path: Path, count: int) -> bool:
     """Whether the first ``count`` lines of ``path`` are all blank (False when it cannot
     tell: a compression it does not open here)."""
