@@ -122,7 +122,14 @@ class SyncService:
         for key in spec.primary_key or []:
             _need(columns, key, "primary key column", spec)
         if spec.incremental_column:
-            _need(columns, spec.incremental_column, "incremental column", spec)
+            column = _need(columns, spec.incremental_column, "incremental column", spec)
+            kind = column.type.upper()
+            counted = spec.incremental_window_days or spec.max_history_days
+            if counted and not kind.startswith((*strategies.DAY_COUNTED_TYPES, "VARCHAR")):
+                raise InvalidTableSpec(
+                    strategies.days_counted_problem(request, kind),
+                    details={"field": "incremental_column", "column": column.name},
+                )
         if spec.partition_by:
             column = _need(columns, spec.partition_by, "partition column", spec)
             if strategy == "partitioned" and not column.type.upper().startswith(_DATE_TYPES):

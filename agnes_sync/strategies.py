@@ -36,6 +36,8 @@ from agnes_sync.sql_text import parse_problem, quote_ident, quote_literal
 PARQUET_OPTIONS = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARQUET_VERSION V2"
 _GRANULARITY_FORMAT = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 _PART_COLUMN = "__agnes_part"
+# Types whose values days can be counted back from (incremental_window_days, max_history_days).
+DAY_COUNTED_TYPES = ("DATE", "TIMESTAMP")
 
 
 def checked_filter(where: str | None) -> str | None:
@@ -100,20 +102,20 @@ def incremental(
     inc = quote_ident(column)
     existing = writer.published_path(request.id)
     new_rows = _filtered(source_sql, request)
+    window = request.incremental_window_days or 0
+    # The column as a moment, where days are counted back from it.
+    moment = _moment(con, new_rows, request) if window or request.max_history_days else inc
     if existing is not None:
-        watermark = f"(SELECT max({inc}) FROM read_parquet({quote_literal(str(existing))}))"
-        window = request.incremental_window_days or 0
+        watermark = f"(SELECT max({moment}) FROM read_parquet({quote_literal(str(existing))}))"
         cutoff = f"{watermark} - INTERVAL {int(window)} DAY" if window else watermark
-        new_rows = (
-            f"SELECT * FROM ({new_rows}) AS fresh "
-            f"WHERE {watermark} IS NULL OR fresh.{inc} >= {cutoff}"
-        )
+        recent = f"{moment} >= {cutoff}"
+        new_rows = f"SELECT * FROM ({new_rows}) AS fresh WHERE {watermark} IS NULL OR {recent}"
         merged = (
             f"SELECT *, 0 AS __agnes_src FROM ({new_rows}) UNION ALL BY NAME "
             f"SELECT *, 1 AS __agnes_src FROM read_parquet({quote_literal(str(existing))})"
         )
         if not request.primary_key:
-            merged = _not_held_twice(con, merged, f"{inc} >= {cutoff}")
+            merged = _not_held_twice(con, merged, recent)
     else:
         merged = f"SELECT *, 0 AS __agnes_src FROM ({new_rows})"
     if request.primary_key:
@@ -127,12 +129,42 @@ def incremental(
         ranked = f"SELECT * EXCLUDE (__agnes_src) FROM ({merged})"
     if request.max_history_days:
         days = int(request.max_history_days)
-        ranked = (
-            f"SELECT * FROM ({ranked}) WHERE {inc} >= "
-            f"(SELECT max({inc}) FROM ({ranked})) - INTERVAL {days} DAY"
+        ranked = (  # a row without a moment is not older than anything: it stays
+            f"SELECT * FROM ({ranked}) WHERE {moment} IS NULL OR {moment} >= "
+            f"(SELECT max({moment}) FROM ({ranked})) - INTERVAL {days} DAY"
         )
     ordered = f"SELECT * FROM ({ranked}) ORDER BY {inc}"
     return full_refresh(con, ordered, _plain(request), writer)
+
+
+def _moment(con: duckdb.DuckDBPyConnection, rows_sql: str, request: TableRequest) -> str:
+    """``incremental_column`` as a moment that days can be counted back from: the column
+    itself when it is a DATE or TIMESTAMP, read as a timestamp when it is text (a Keboola
+    export's columns are); any other type is refused, naming it (a number minus days does
+    not bind, and a number read as a timestamp would be NULL: nothing would ever be taken)."""
+    column = request.incremental_column or ""
+    inc = quote_ident(column)
+    row = con.execute(f"DESCRIBE SELECT {inc} FROM ({rows_sql}) LIMIT 0").fetchone()
+    kind = str(row[1]).upper() if row else ""
+    if kind.startswith(DAY_COUNTED_TYPES):
+        return inc
+    if kind == "VARCHAR":
+        return f"TRY_CAST({inc} AS TIMESTAMP)"
+    raise InvalidTableSpec(
+        days_counted_problem(request, kind), details={"column": column, "type": kind}
+    )
+
+
+def days_counted_problem(request: TableRequest, kind: str) -> str:
+    """Why ``request``'s day counts cannot apply to an incremental column of type ``kind``."""
+    options = " and ".join(
+        name for name in ("incremental_window_days", "max_history_days") if getattr(request, name)
+    )
+    return (
+        f"Table '{request.id}': {options} count(s) days back from the newest "
+        f"'{request.incremental_column}', which is {kind}: they need a DATE or TIMESTAMP "
+        "incremental column (or text holding dates). Drop them, or choose a date column."
+    )
 
 
 def _not_held_twice(con: duckdb.DuckDBPyConnection, merged: str, recent: str) -> str:

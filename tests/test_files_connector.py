@@ -392,6 +392,57 @@ def test_max_history_days_drops_old_rows(
     assert [r[0] for r in rows_of(writer, "h")] == [2, 3]
 
 
+def test_max_history_days_keeps_rows_without_a_moment(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """A row whose incremental column is NULL is not older than anything: it stays."""
+    write(source_root / "h.csv", "id,day\n1,2026-01-01\n2,\n3,2026-03-10\n")
+    request = TableRequest(
+        id="h",
+        source_table="h.csv",
+        sync_strategy="incremental",
+        incremental_column="day",
+        primary_key=("id",),
+        max_history_days=30,
+    )
+    for _ in range(2):
+        connector.extract(request, writer)
+        assert sorted(r[0] for r in rows_of(writer, "h")) == [2, 3]
+
+
+def test_days_are_counted_back_only_from_dates(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """A window or history over a number is refused naming the column and its type (it
+    failed as "Malformed data in <file>: Candidate functions:"); over text holding dates it
+    counts days as over a date."""
+    write(source_root / "v.csv", "id,version\n1,10\n2,20\n")
+    numbered = TableRequest(
+        id="v",
+        source_table="v.csv",
+        sync_strategy="incremental",
+        incremental_column="version",
+        incremental_window_days=2,
+    )
+    with pytest.raises(InvalidTableSpec) as caught:
+        connector.extract(numbered, writer)
+    assert "'version', which is BIGINT" in caught.value.message
+    texts = TableRequest(
+        id="t",
+        source_table="t.csv",
+        sync_strategy="incremental",
+        incremental_column="day",
+        primary_key=("id",),
+        incremental_window_days=2,
+        options={"columns": {"id": "BIGINT", "day": "VARCHAR"}, "header": True},
+    )
+    write(source_root / "t.csv", "id,day\n1,2026-03-01\n2,2026-03-05\n")
+    connector.extract(texts, writer)
+    write(source_root / "t.csv", "id,day\n1,2026-03-01\n3,2026-03-04\n4,2026-03-02\n")
+    connector.extract(texts, writer)
+    assert [r[0] for r in rows_of(writer, "t")] == [1, 2, 3]  # 4 is before the window
+
+
 def partition_state(writer: ExtractWriter, table: str) -> dict[str, tuple[int, str]]:
     folder = writer.paths.table_folder(table)
     return {

@@ -182,6 +182,20 @@ def test_dry_run_validates_and_stores_nothing(admin: httpx.Client) -> None:
             "invalid_table_spec",
             "delimiter",
         ),
+        (  # days cannot be counted back from a number
+            {
+                "id": "x12",
+                "source_type": "files",
+                "source_table": "people.csv",
+                "sync_strategy": "incremental",
+                "incremental_column": "id",
+                "primary_key": ["id"],
+                "max_history_days": 30,
+            },
+            422,
+            "invalid_table_spec",
+            "max_history_days count(s) days back from the newest 'id', which is BIGINT",
+        ),
         ({"id": "Bad-Name", "source_type": "files"}, 422, "invalid_request", "lowercase"),
     ],
 )
