@@ -102,6 +102,45 @@ def test_parquet_and_globs_and_buckets(
     assert {t.source_table for t in connector.list_tables()} >= {"sales-01.parquet"}
 
 
+def test_csv_files_of_a_glob_are_matched_by_column_name(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """Monthly exports that gained or lost a column: no column is dropped (DuckDB took the
+    first file's columns and dropped one a later file added without a word) and a file
+    lacking one is not refused ("Schema mismatch between globbed files")."""
+    write(source_root / "orders-01.csv", "id,item\n1,car\n")
+    write(source_root / "orders-02.csv", "id,item,coupon\n2,bike,SPRING\n")
+    write(source_root / "orders-03.csv", "coupon,id\nFALL,3\n")
+    write(source_root / "orders-04.csv", "")  # still being copied: no rows, no column0
+    request = TableRequest(id="orders", source_table="orders-*.csv")
+    assert [c.name for c in connector.describe_table(request)] == ["id", "item", "coupon"]
+    assert connector.extract(request, writer).rows == 3
+    assert rows_of(writer, "orders") == [(1, "car", None), (2, "bike", "SPRING"), (3, None, "FALL")]
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ("id,item\n3,car\n4\n", "orders-02.csv, line 3: Expected Number of Columns: 2 Found: 1"),
+        ("Orders of February\nid;item\n3;car\n", "skip the first 1 line(s) of"),
+    ],
+)
+def test_each_csv_file_of_a_glob_is_checked(
+    connector: FilesConnector,
+    writer: ExtractWriter,
+    source_root: Path,
+    content: str,
+    words: str,
+) -> None:
+    """A later file of a glob cut short, or with a preamble, fails the sync naming it."""
+    write(source_root / "orders-01.csv", "id,item\n1,car\n2,bike\n")
+    write(source_root / "orders-02.csv", content)
+    request = TableRequest(id="orders", source_table="orders-*.csv")
+    for refusal in refused_both_ways(connector, writer, request):
+        assert words in refusal.message
+        assert refusal.details["file"] == str(source_root / "orders-02.csv")
+
+
 def test_explicit_types_and_null_string(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -19,6 +19,7 @@ from connectors.files.readers import (
     reader_sql,
     skipped_lines_error,
     unsplit_csv_error,
+    with_content,
 )
 
 
@@ -75,7 +76,7 @@ class FilesConnector(Connector):
         return inside
 
     def source_sql(self, request: TableRequest) -> tuple[str, list[Path]]:
-        files = self.files_of(request)
+        files = with_content(self.files_of(request))
         options = cast(FileTableOptions, self.table_options(request))
         return f"SELECT * FROM {reader_sql(files, options)}", files
 
@@ -83,11 +84,20 @@ class FilesConnector(Connector):
         self, con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], request: TableRequest
     ) -> None:
         options = cast(FileTableOptions, self.table_options(request))
-        error = (
-            empty_files_error(files, options)
-            or skipped_lines_error(con, files, options)
-            or unsplit_csv_error(con, sql, files, options)
-        )
+        error = empty_files_error(files, options)
+        # Each file of a glob is sniffed on its own (its columns matched by name), so each
+        # is checked on its own: one cut short would otherwise add a column named by its
+        # header line, and one with a preamble lose its first lines.
+        for one, one_sql in (
+            [(files, sql)]
+            if len(files) == 1
+            else [([f], f"SELECT * FROM {reader_sql([f], options)}") for f in files]
+        ):
+            error = (
+                error
+                or skipped_lines_error(con, one, options)
+                or unsplit_csv_error(con, one_sql, one, options)
+            )
         if error is not None:
             raise error
 

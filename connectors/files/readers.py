@@ -59,6 +59,12 @@ def reader_sql(files: list[Path], options: FileTableOptions) -> str:
         args.append(f"timestampformat = {quote_literal(options.timestamp_format)}")
     if options.columns:
         args.append("columns = " + _struct(options.columns))
+    elif len(files) > 1:
+        # Files of a glob are matched by column name, as parquet's are: an export that
+        # gained or lost a column is NULL where a file lacks it. DuckDB otherwise took the
+        # first file's columns, dropping a column a later file added without a word, and
+        # refused a file lacking one ("Schema mismatch between globbed files").
+        args.append("union_by_name = true")
     # An empty field is NULL, a quoted empty one ("") the empty string, as Keboola's
     # exports and PostgreSQL's CSV read them (DuckDB's default reads both as NULL).
     args.append("allow_quoted_nulls = false")
@@ -229,6 +235,13 @@ def empty_files_error(files: list[Path], options: FileTableOptions) -> SourceDat
         "served until a sync succeeds.",
         details={"file": str(files[0]), "line": None},
     )
+
+
+def with_content(files: list[Path]) -> list[Path]:
+    """``files`` without the empty ones (all of them when every one is empty, for
+    :func:`empty_files_error` to name). An empty file holds no rows, and read beside others
+    matched by name it would add a column ``column0`` that no file holds."""
+    return [f for f in files if not _empty(f)] or files
 
 
 def _empty(path: Path) -> bool:
