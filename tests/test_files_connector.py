@@ -141,6 +141,25 @@ def test_each_csv_file_of_a_glob_is_checked(
         assert refusal.details["file"] == str(source_root / "orders-02.csv")
 
 
+@pytest.mark.parametrize("encoding", ["latin-1", "utf-16"])
+def test_a_csv_not_in_utf8_names_the_option_that_reads_it(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path, encoding: str
+) -> None:
+    """A latin-1 or UTF-16 export fails naming the file and the 'encoding' option (it said
+    "Fix or replace the file", quoting the header as the bad line), and reads with it."""
+    path = source_root / "people.csv"
+    path.write_bytes("id,name\n1,André\n2,Zoë\n".encode(encoding))
+    request = TableRequest(id="people", source_table="people.csv")
+    for refusal in refused_both_ways(connector, writer, request):
+        assert refusal.message.startswith(f"{path} is not UTF-8 text")
+        assert "'encoding' source option" in (refusal.hint or "")
+    with_encoding = TableRequest(
+        id="people", source_table="people.csv", options={"encoding": encoding}
+    )
+    assert connector.extract(with_encoding, writer).rows == 2
+    assert rows_of(writer, "people") == [(1, "André"), (2, "Zoë")]
+
+
 def test_explicit_types_and_null_string(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -31,6 +31,10 @@ class FileTableOptions(BaseModel):
     )
     quote: str | None = Field(default=None, max_length=1, description="CSV quote character.")
     escape: str | None = Field(default=None, max_length=1, description="CSV escape character.")
+    encoding: Literal["utf-8", "utf-16", "latin-1"] | None = Field(
+        default=None,
+        description="CSV text encoding: utf-8 (the default), utf-16 or latin-1.",
+    )
     null_string: str | None = Field(default=None, description="Text that means NULL in CSV.")
     skip_rows: int | None = Field(default=None, ge=0, description="Lines to skip before the data.")
     date_format: str | None = Field(default=None, description="strptime format of DATE columns.")

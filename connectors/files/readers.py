@@ -84,6 +84,8 @@ def _dialect(kind: str, options: FileTableOptions) -> list[str]:
         args.append(f"quote = {quote_literal(options.quote)}")
     if options.escape is not None:
         args.append(f"escape = {quote_literal(options.escape)}")
+    if options.encoding is not None:
+        args.append(f"encoding = {quote_literal(options.encoding)}")
     return args
 
 
@@ -129,6 +131,15 @@ def explain(error: duckdb.Error, files: list[Path]) -> TerminalSyncError | Trans
         ),
         text.splitlines()[0],
     )
+    if "not utf-8 encoded" in text:
+        return SourceDataError(
+            f"{where} is not UTF-8 text"
+            + (f" (first seen near line {line[1]})" if line else "")
+            + ": nothing was published.",
+            hint="Set the table's 'encoding' source option (utf-16, latin-1), or convert the "
+            "file to UTF-8. The previous data stays served until a sync succeeds.",
+            details={"file": where, "line": int(line[1]) if line else None},
+        )
     at = f"{where}, line {line[1]}" if line else where
     original = re.search(r"Original Line: (.*)", text)
     message = f"Malformed data in {at}: {detail}"
