@@ -38,6 +38,8 @@ _GRANULARITY_FORMAT = {"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 _PART_COLUMN = "__agnes_part"
 # Types whose values days can be counted back from (incremental_window_days, max_history_days).
 DAY_COUNTED_TYPES = ("DATE", "TIMESTAMP")
+# Integer types parquet cannot hold (DuckDB writes them as DOUBLE): published as decimals.
+_WIDE_INTEGERS = frozenset({"HUGEINT", "UHUGEINT"})
 
 
 def checked_filter(where: str | None) -> str | None:
@@ -65,9 +67,26 @@ def _filtered(source_sql: str, request: TableRequest) -> str:
     return f"SELECT * FROM (\n{source_sql}\n) AS src" + (f" WHERE {where}" if where else "")
 
 
+def _exact(con: duckdb.DuckDBPyConnection, query: str) -> str:
+    """``query`` with its 128-bit integer columns (HUGEINT, UHUGEINT: a ``sum()`` of
+    integers is one) as DECIMAL(38,0). Parquet has no 128-bit integer, and DuckDB writes
+    one as a DOUBLE: past 2^53 digits were lost without a word (``9007199254740993`` read
+    ``9007199254740992``). A value of 39 digits fails the sync (a conversion error naming
+    it) rather than being published rounded."""
+    described = con.execute(f"DESCRIBE SELECT * FROM ({query}) LIMIT 0").fetchall()
+    wide = [str(row[0]) for row in described if str(row[1]).upper() in _WIDE_INTEGERS]
+    if not wide:
+        return query
+    replaced = ", ".join(
+        f"CAST({quote_ident(n)} AS DECIMAL(38, 0)) AS {quote_ident(n)}" for n in wide
+    )
+    return f"SELECT * REPLACE ({replaced}) FROM ({query})"
+
+
 def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int | None:
     """Write ``query`` to ``target``; the rows written, as COPY counts them. What DuckDB
     writes is queued for writeback as it goes (the publish's fsync is then short)."""
+    query = _exact(con, query)
     with writeback.following(target):
         row = con.execute(f"COPY ({query}) TO {quote_literal(str(target))} ({PARQUET_OPTIONS})")
         counted = row.fetchone()
@@ -215,7 +234,8 @@ def partitioned(
     try:
         con.execute(
             f"COPY (SELECT *, coalesce({key}, 'null') AS {_PART_COLUMN} "
-            f"FROM ({_filtered(source_sql, request)})) TO {quote_literal(str(staging))} "
+            f"FROM ({_exact(con, _filtered(source_sql, request))})) "
+            f"TO {quote_literal(str(staging))} "
             f"({PARQUET_OPTIONS}, PARTITION_BY ({_PART_COLUMN}), WRITE_PARTITION_COLUMNS false)"
         )
         parts: dict[str, StagedPart] = {}

@@ -82,6 +82,34 @@ def test_materialized_sql_runs_in_the_warehouse(
     con.close()
 
 
+def test_128_bit_integers_are_published_exactly(
+    connector: DuckDBWarehouseConnector, writer: ExtractWriter
+) -> None:
+    """A sum() of BIGINTs is a HUGEINT, which parquet cannot hold: DuckDB wrote it as a
+    DOUBLE, and 9007199254740993 was published as 9007199254740992. It is a DECIMAL(38,0)
+    now; a value of 39 digits fails the sync rather than being published rounded."""
+    request = TableRequest(
+        id="sums",
+        query_mode="materialized",
+        source_query="SELECT sum(9007199254740993) AS total, "
+        "UHUGEINT '99999999999999999999999999999999999999' AS widest",
+    )
+    connector.extract(request, writer)
+    con = duckdb.connect(str(writer.paths.db), read_only=True)
+    assert con.execute("SELECT total::VARCHAR, widest::VARCHAR FROM sums").fetchone() == (
+        "9007199254740993",
+        "99999999999999999999999999999999999999",
+    )
+    con.close()
+    too_wide = TableRequest(
+        id="sums",
+        query_mode="materialized",
+        source_query="SELECT HUGEINT '170141183460469231731687303715884105727' AS total",
+    )
+    with pytest.raises(TerminalSyncError, match="Could not cast value 1701411834604692317"):
+        connector.extract(too_wide, writer)
+
+
 def test_materialized_errors_are_terminal_and_clear(
     connector: DuckDBWarehouseConnector, writer: ExtractWriter
 ) -> None:
