@@ -16,6 +16,7 @@ functions write parquet beside the destination and publish it through the
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -25,7 +26,7 @@ from sqlglot import exp
 from agnes_sync import atomic, writeback
 from agnes_sync.connector import TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable, StagedPart
-from agnes_sync.errors import InvalidTableSpec
+from agnes_sync.errors import InvalidTableSpec, SourceDataError
 from agnes_sync.sql_text import parse_problem, quote_ident, quote_literal
 
 # zstd level 1 over Parquet's newer encodings (PARQUET_VERSION V2: delta-packed integers and
@@ -138,6 +139,7 @@ def incremental(
     else:
         merged = f"SELECT *, 0 AS __agnes_src FROM ({new_rows})"
     if request.primary_key:
+        refuse_keyless(con, _filtered(source_sql, request), request, request.primary_key)
         keys = ", ".join(quote_ident(k) for k in request.primary_key)
         ranked = (
             f"SELECT * EXCLUDE (__agnes_src, __agnes_rank) FROM ("
@@ -184,6 +186,26 @@ def days_counted_problem(request: TableRequest, kind: str) -> str:
         f"'{request.incremental_column}', which is {kind}: they need a DATE or TIMESTAMP "
         "incremental column (or text holding dates). Drop them, or choose a date column."
     )
+
+
+def refuse_keyless(
+    con: duckdb.DuckDBPyConnection, rows_sql: str, request: TableRequest, key: Sequence[str]
+) -> None:
+    """Refuse rows whose primary key holds a NULL: merged by key, all such rows are one
+    key, and all but one of them would be dropped without a word."""
+    missing = " OR ".join(f"{quote_ident(k)} IS NULL" for k in key)
+    row = con.execute(f"SELECT count(*) FROM ({rows_sql}) WHERE {missing}").fetchone()
+    count = int(row[0]) if row else 0
+    if count:
+        raise SourceDataError(
+            f"{count:,} row(s) of table '{request.id}' have no value (NULL) in the primary key "
+            f"({', '.join(key)}): rows merged by key need one, or all but one of them would be "
+            "dropped. Nothing was published.",
+            hint="Fix the rows at the source, leave them out with a row filter "
+            f"(where_filters '{' AND '.join(f'{k} IS NOT NULL' for k in key)}'), or choose a "
+            "primary key every row has. The previous data stays served until a sync succeeds.",
+            details={"rows": count, "primary_key": list(key)},
+        )
 
 
 def _not_held_twice(con: duckdb.DuckDBPyConnection, merged: str, recent: str) -> str:

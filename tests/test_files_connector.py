@@ -383,6 +383,32 @@ def test_incremental_dedupes_and_takes_late_rows(
     }
 
 
+def test_incremental_refuses_rows_without_their_primary_key(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """Rows whose key is NULL were all one key to the merge: all but one were dropped
+    without a word (two rows became one). The sync now fails saying how many, and the
+    previous data stays served."""
+    path = source_root / "orders.csv"
+    request = TableRequest(
+        id="orders",
+        source_table="orders.csv",
+        sync_strategy="incremental",
+        incremental_column="day",
+        primary_key=("id",),
+    )
+    write(path, "id,item,day\n1,car,2026-03-01\n")
+    connector.extract(request, writer)
+    write(path, "id,item,day\n1,car,2026-03-01\n,bike,2026-03-02\n,boat,2026-03-03\n")
+    with pytest.raises(SourceDataError) as caught:
+        connector.extract(request, writer)
+    assert caught.value.message.startswith(
+        "2 row(s) of table 'orders' have no value (NULL) in the primary key (id)"
+    )
+    assert "where_filters 'id IS NOT NULL'" in (caught.value.hint or "")
+    assert rows_of(writer, "orders") == [(1, "car", date(2026, 3, 1))]
+
+
 def test_incremental_without_key_appends_only_newer(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:
