@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from agnes_sync.errors import SourceDataError, TerminalSyncError, TransientSyncError
+from agnes_sync.http_deadline import answer_deadline
 from agnes_sync.retry import asked_pause, pause_before_retry, retry_after
 from connectors.jira.options import JiraOptions
 from connectors.jira.rows import obj, valid_id, valid_key
@@ -91,6 +92,7 @@ class JiraClient:
             headers={"Accept": "application/json", "User-Agent": "agnes-jira-connector"},
             follow_redirects=True,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            event_hooks={"response": [answer_deadline(options.timeout_seconds)]},
         )
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agnes_sync.errors import SourceTableNotFound, TerminalSyncError, TransientSyncError
+from agnes_sync.http_deadline import answer_deadline
 from agnes_sync.retry import pause_before_retry
 from agnes_sync.retry import retry_after as header_retry_after
 
@@ -67,7 +68,12 @@ class StorageClient:
         self.max_retry_after = max_retry_after
         self.sleep = sleep
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
-        self._api = httpx.Client(base_url=url, timeout=timeout, limits=limits)
+        self._api = httpx.Client(
+            base_url=url,
+            timeout=timeout,
+            limits=limits,
+            event_hooks={"response": [answer_deadline(timeout)]},
+        )
         self._files = httpx.Client(timeout=timeout, limits=limits, follow_redirects=True)
 
     def close(self) -> None:

@@ -1,0 +1,111 @@
+"""A source API answer that trickles in is cut at the request timeout, not read for ever.
+
+httpx's timeout bounds each read, so an answer sending a byte now and then (a stalled
+proxy) held a Jira or Keboola call, and its sync or webhook worker, for as long as it
+trickled: with a 0.5 s timeout, a 400-byte answer at a byte every 0.1 s took 40 s."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from agnes_sync.errors import TransientSyncError
+from connectors.jira.client import JiraClient
+from connectors.jira.options import JiraOptions
+from connectors.keboola.client import StorageClient
+
+BODY = b'{"pad": "' + b"x" * 390 + b'"}'
+
+
+class TricklingServer:
+    """Answers every request 200 with a JSON body sent one byte every 0.1 s."""
+
+    def __init__(self) -> None:
+        self.stopped = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            head = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(BODY)
+            )
+            try:
+                conn.sendall(head)
+                for byte in BODY:
+                    if self.stopped.wait(0.1):  # the pace of the trickle
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:  # the client gave up
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+
+
+@pytest.fixture
+def trickling() -> Iterator[TricklingServer]:
+    server = TricklingServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_a_trickling_jira_answer_fails_the_call_at_its_timeout(
+    trickling: TricklingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JIRA_TEST_TOKEN", "jira-secret-token")
+    options = JiraOptions.model_validate(
+        {
+            "url": trickling.url,
+            "email": "bot@example.com",
+            "token_env": "JIRA_TEST_TOKEN",
+            "projects": ["ENG"],
+            "timeout_seconds": 0.5,
+        }
+    )
+    client = JiraClient(options, attempts=2, sleep=lambda _: None)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientSyncError) as caught:
+            client.get("/rest/api/3/myself")
+    finally:
+        client.close()
+    assert time.monotonic() - started < 8  # two attempts of at most ~3 timeouts each
+    assert "ReadTimeout" in caught.value.message
+    assert "jira-secret-token" not in caught.value.message
+
+
+def test_a_trickling_keboola_answer_fails_the_call_at_its_timeout(
+    trickling: TricklingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KBC_TEST_TOKEN", "kbc-secret-token")
+    client = StorageClient(
+        trickling.url, "KBC_TEST_TOKEN", attempts=2, timeout=0.5, sleep=lambda _: None
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientSyncError) as caught:
+            client.get("/v2/storage/tokens/verify")
+    finally:
+        client.close()
+    assert time.monotonic() - started < 8
+    assert "ReadTimeout" in caught.value.message
+    assert "kbc-secret-token" not in caught.value.message
