@@ -213,6 +213,25 @@ def test_bad_options_and_paths_are_refused(
     assert "a.csv" in (caught.value.hint or "")  # the files that are there are listed
 
 
+def test_a_symlink_out_of_the_folder_is_neither_offered_nor_read(
+    connector: FilesConnector, source_root: Path, tmp_path: Path
+) -> None:
+    """A link to a file outside the folder was listed among the source's tables, and
+    registering it said "No file ... matches 'link.csv'" while listing link.csv as there."""
+    write(source_root / "a.csv", "x\n1\n")
+    write(tmp_path / "secret.csv", "s\n1\n")
+    (source_root / "link.csv").symlink_to(tmp_path / "secret.csv")
+    (source_root / "inner.csv").symlink_to(source_root / "a.csv")
+    assert {t.source_table for t in connector.list_tables()} == {"a.csv", "inner.csv"}
+    with pytest.raises(SourceTableNotFound) as caught:
+        connector.describe_table(TableRequest(id="s", source_table="link.csv"))
+    assert "is a symlink to a file outside the folder" in caught.value.message
+    assert str(tmp_path / "secret.csv") not in caught.value.message + (caught.value.hint or "")
+    assert [
+        c.name for c in connector.describe_table(TableRequest(id="i", source_table="inner.csv"))
+    ] == ["x"]
+
+
 def test_malformed_row_names_file_and_line_and_keeps_previous_data(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -45,12 +45,21 @@ class FilesConnector(Connector):
                 f"The folder {self.root} of source '{self.context.name}' does not exist."
             )
         found = []
-        for path in sorted(p for p in self.root.rglob("*") if p.is_file() and detect_format(p)):
+        for path in sorted(p for p in self.root.rglob("*") if self._readable(p)):
             relative = path.relative_to(self.root)
             bucket = str(relative.parent) if relative.parent != Path() else None
             stem = path.name.split(".", 1)[0].lower().replace("-", "_").replace(" ", "_")
             found.append(SourceTable(source_table=path.name, bucket=bucket, suggested_id=stem))
         return found
+
+    def _readable(self, path: Path) -> bool:
+        """A data file a table may read: one inside the folder, also once symlinks are
+        followed (a link leaving the folder is never read, so never offered)."""
+        return (
+            path.is_file()
+            and detect_format(path) is not None
+            and path.resolve().is_relative_to(self.root)
+        )
 
     def files_of(self, request: TableRequest) -> list[Path]:
         """The files ``request`` names (a file or a glob), all inside the source folder."""
@@ -66,6 +75,13 @@ class FilesConnector(Connector):
                 f"source_table '{request.source_table}' must be a file name or a relative glob."
             ) from None
         inside = [p for p in matches if p.is_file() and p.resolve().is_relative_to(self.root)]
+        leaving = [p for p in matches if p.is_file() and p not in inside]
+        if leaving and not inside:
+            raise SourceTableNotFound(
+                f"'{request.source_table}' in {base} is a symlink to a file outside the "
+                f"folder of source '{self.context.name}', and is never read.",
+                hint=f"Copy or move the file into {self.root}.",
+            )
         if not inside:
             offered = ", ".join(t.source_table for t in self.list_tables()[:20]) or "none"
             raise SourceTableNotFound(
