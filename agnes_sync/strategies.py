@@ -135,7 +135,7 @@ def incremental(
             f"SELECT *, 1 AS __agnes_src FROM read_parquet({quote_literal(str(existing))})"
         )
         if not request.primary_key:
-            merged = _not_held_twice(con, merged, recent)
+            merged = _not_held_twice(con, merged, recent, new_rows, existing)
     else:
         merged = f"SELECT *, 0 AS __agnes_src FROM ({new_rows})"
     if request.primary_key:
@@ -208,20 +208,23 @@ def refuse_keyless(
         )
 
 
-def _not_held_twice(con: duckdb.DuckDBPyConnection, merged: str, recent: str) -> str:
+def _not_held_twice(
+    con: duckdb.DuckDBPyConnection, merged: str, recent: str, fresh: str, existing: Path
+) -> str:
     """``merged`` (fresh rows ``__agnes_src = 0``, published ones ``1``) without the fresh
     rows already published. With no primary key to merge by, the rows re-read at or after
     the cutoff (``recent``: the watermark, or the window before it) are the published ones
     again; a row is added only for each copy the source holds beyond those published, so a
     row is never doubled by being read twice, and a late row equal to the watermark is
-    still taken."""
-    names = [
-        row[0]
-        for row in con.execute(
-            f"DESCRIBE SELECT * EXCLUDE (__agnes_src) FROM ({merged}) LIMIT 0"
-        ).fetchall()
-    ]
-    row = ", ".join(quote_ident(n) for n in names)
+    still taken. Rows are compared by the columns both have (a column added or removed
+    since does not make every re-read row new)."""
+
+    def names(sql: str) -> list[str]:
+        return [str(r[0]) for r in con.execute(f"DESCRIBE {sql}").fetchall()]
+
+    published = set(names(f"SELECT * FROM read_parquet({quote_literal(str(existing))})"))
+    shared = [n for n in names(f"SELECT * FROM ({fresh}) LIMIT 0") if n in published]
+    row = ", ".join(quote_ident(n) for n in shared)
     return (
         "SELECT * EXCLUDE (__agnes_copy, __agnes_held) FROM ("
         f"SELECT *, row_number() OVER (PARTITION BY {row}, __agnes_src) AS __agnes_copy, "

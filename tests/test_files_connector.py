@@ -467,7 +467,14 @@ def test_incremental_without_key_never_doubles_rows_read_again(
     )
     for _ in range(2):
         assert connector.extract(request, writer).rows == 6
-    assert sorted(rows_of(writer, "log", "day, msg")) == sorted(
+    # A column added (or removed) since: the rows read again are still the same rows.
+    write(
+        path,
+        "msg,day,host\nboot,2026-03-01,a\nping,2026-03-02,a\nping,2026-03-02,a\n"
+        "ping,2026-03-02,a\nlate,2026-03-02,a\nstop,2026-03-03,a\n",
+    )
+    assert connector.extract(request, writer).rows == 6
+    assert sorted(r[:2] for r in rows_of(writer, "log", "day, msg")) == sorted(
         [
             ("boot", date(2026, 3, 1)),
             ("late", date(2026, 3, 2)),
