@@ -313,6 +313,19 @@ def test_a_csv_cut_short_fails_and_keeps_the_table_not_one_text_column(
     assert rows_of(writer, "orders") == [(1, "alice", 10.5), (2, "bob", 20.0)]
 
 
+@pytest.mark.parametrize("header", ["id,id,amount", "id,,amount"])
+def test_a_csv_cut_short_is_named_by_its_line_whatever_its_header(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path, header: str
+) -> None:
+    """A header with a repeated or an empty name: the check that names the short line
+    failed itself ("Binder Error: Positional argument ''VARCHAR'' cannot follow named
+    arguments"), or blamed a whole line ("line 2 ... Found: 3") for the short one."""
+    write(source_root / "orders.csv", f"{header}\n1,2,10.5\n3,4\n")
+    request = TableRequest(id="orders", source_table="orders.csv")
+    for error in refused_both_ways(connector, writer, request):
+        assert "orders.csv, line 3: Expected Number of Columns: 3 Found: 2" in error.message
+
+
 def test_lines_the_sniffer_would_skip_are_never_dropped_quietly(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -181,7 +181,9 @@ def unsplit_csv_error(
             "header": True,
             "quote": options.quote or '"',
             "escape": options.escape or '"',
-            "columns": dict.fromkeys(names, "VARCHAR"),
+            # named by position: a header's own names may repeat or be empty, and
+            # DuckDB would refuse those (or count them short) before reading a line
+            "columns": {f"column{i}": "VARCHAR" for i in range(len(names))},
         }
     )
     reader = reader_sql(files, strict).removesuffix(")") + ", auto_detect = false)"
