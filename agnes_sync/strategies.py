@@ -251,9 +251,7 @@ def partitioned(
             f"Table '{request.id}' is partitioned but needs partition_by and a "
             "partition_granularity of day, month or year."
         )
-    key = (
-        f"strftime(CAST({quote_ident(column)} AS TIMESTAMP), '{_GRANULARITY_FORMAT[granularity]}')"
-    )
+    key = f"strftime({_utc_moment(con, source_sql, column)}, '{_GRANULARITY_FORMAT[granularity]}')"
     staging = writer.staging_dir(request.id)
     staging.mkdir(parents=True)
     try:
@@ -288,6 +286,17 @@ def partitioned(
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _utc_moment(con: duckdb.DuckDBPyConnection, source_sql: str, column: str) -> str:
+    """``column`` as a plain timestamp to cut partitions by: a TIMESTAMP WITH TIME ZONE in
+    UTC (cast plainly, it is read in the server process's time zone, and the same rows
+    fell into other partitions on a server in another zone), anything else cast as is."""
+    ident = quote_ident(column)
+    row = con.execute(f"DESCRIBE SELECT {ident} FROM ({source_sql}) LIMIT 0").fetchone()
+    if row is not None and str(row[1]).upper() == "TIMESTAMP WITH TIME ZONE":
+        return f"timezone('UTC', {ident})"
+    return f"CAST({ident} AS TIMESTAMP)"
 
 
 def _single_file(con: duckdb.DuckDBPyConnection, files: list[Path], folder: Path) -> Path:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -640,6 +643,55 @@ def test_partitioned_day_and_year_and_empty(
     )
     published = connector.extract(empty, writer)
     assert published.rows == 0 and rows_of(writer, "none") == []
+
+
+PARTITION_IN_ZONE = """
+import sys
+from pathlib import Path
+from agnes_sync.connector import SourceContext, TableRequest
+from agnes_sync.contract import ExtractWriter
+from connectors.files.connector import FilesConnector
+root, data = Path(sys.argv[1]), Path(sys.argv[2])
+connector = FilesConnector(SourceContext("files", {"path": str(root)}, data))
+request = TableRequest(
+    id="events", source_table="events.parquet", sync_strategy="partitioned",
+    partition_by="at", partition_granularity="month",
+)
+connector.extract(request, ExtractWriter(data / "extracts", "files"))
+"""
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo"])
+def test_timestamps_with_a_zone_are_partitioned_in_utc(
+    source_root: Path, tmp_path: Path, zone: str
+) -> None:
+    """A TIMESTAMP WITH TIME ZONE was cut into partitions in the server process's zone: the
+    same rows fell into other months on a server in New York or Tokyo than in UTC."""
+    duckdb.sql(
+        "COPY (SELECT 1 AS id, TIMESTAMPTZ '2026-01-31 23:30:00+00' AS at UNION ALL "
+        "SELECT 2, TIMESTAMPTZ '2026-02-01 02:00:00+00') "
+        f"TO '{source_root / 'events.parquet'}'"
+    )
+    data = tmp_path / zone.replace("/", "_")
+    env = {**os.environ, "TZ": zone}
+    subprocess.run(
+        [sys.executable, "-c", PARTITION_IN_ZONE, str(source_root), str(data)],
+        check=True,
+        env=env,
+    )
+    writer = ExtractWriter(data / "extracts", "files")
+    assert partition_rows(writer, "events") == {"at_month=2026-01": [1], "at_month=2026-02": [2]}
+
+
+def partition_rows(writer: ExtractWriter, table: str) -> dict[str, list[int]]:
+    folder = writer.paths.table_folder(table)
+    return {
+        part.parent.name: [
+            r[0]
+            for r in duckdb.sql(f"SELECT id FROM read_parquet('{part}') ORDER BY id").fetchall()
+        ]
+        for part in sorted(folder.glob("*/*.parquet"))
+    }
 
 
 def test_where_filters_are_predicates_only(
