@@ -122,6 +122,8 @@ def incremental(
     inc = quote_ident(column)
     existing = writer.published_path(request.id)
     new_rows = _filtered(source_sql, request)
+    if request.primary_key:
+        new_rows = keyed(new_rows, request.primary_key)
     window = request.incremental_window_days or 0
     # The column as a moment, where days are counted back from it.
     moment = _moment(con, new_rows, request) if window or request.max_history_days else inc
@@ -139,7 +141,6 @@ def incremental(
     else:
         merged = f"SELECT *, 0 AS __agnes_src FROM ({new_rows})"
     if request.primary_key:
-        refuse_keyless(con, _filtered(source_sql, request), request, request.primary_key)
         keys = ", ".join(quote_ident(k) for k in request.primary_key)
         ranked = (
             f"SELECT * EXCLUDE (__agnes_src, __agnes_rank) FROM ("
@@ -155,7 +156,13 @@ def incremental(
             f"(SELECT max({moment}) FROM ({ranked})) - INTERVAL {days} DAY"
         )
     ordered = f"SELECT * FROM ({ranked}) ORDER BY {inc}"
-    return full_refresh(con, ordered, _plain(request), writer)
+    try:
+        return full_refresh(con, ordered, _plain(request), writer)
+    except duckdb.Error as exc:
+        refusal = keyless_error(exc, request, request.primary_key or ())
+        if refusal is not None:
+            raise refusal from None
+        raise
 
 
 def _moment(con: duckdb.DuckDBPyConnection, rows_sql: str, request: TableRequest) -> str:
@@ -188,24 +195,35 @@ def days_counted_problem(request: TableRequest, kind: str) -> str:
     )
 
 
-def refuse_keyless(
-    con: duckdb.DuckDBPyConnection, rows_sql: str, request: TableRequest, key: Sequence[str]
-) -> None:
-    """Refuse rows whose primary key holds a NULL: merged by key, all such rows are one
-    key, and all but one of them would be dropped without a word."""
+_KEYLESS = "agnes: a row without its primary key"
+
+
+def keyed(rows_sql: str, key: Sequence[str]) -> str:
+    """``rows_sql``, failing (in the same pass, with :data:`_KEYLESS`) on a row whose
+    primary key holds a NULL: merged by key, all such rows are one key, and all but one of
+    them would be dropped without a word. :func:`keyless_error` says so."""
     missing = " OR ".join(f"{quote_ident(k)} IS NULL" for k in key)
-    row = con.execute(f"SELECT count(*) FROM ({rows_sql}) WHERE {missing}").fetchone()
-    count = int(row[0]) if row else 0
-    if count:
-        raise SourceDataError(
-            f"{count:,} row(s) of table '{request.id}' have no value (NULL) in the primary key "
-            f"({', '.join(key)}): rows merged by key need one, or all but one of them would be "
-            "dropped. Nothing was published.",
-            hint="Fix the rows at the source, leave them out with a row filter "
-            f"(where_filters '{' AND '.join(f'{k} IS NOT NULL' for k in key)}'), or choose a "
-            "primary key every row has. The previous data stays served until a sync succeeds.",
-            details={"rows": count, "primary_key": list(key)},
-        )
+    return (
+        f"SELECT * FROM ({rows_sql}) AS keyed "
+        f"WHERE CASE WHEN {missing} THEN error({quote_literal(_KEYLESS)}) ELSE true END"
+    )
+
+
+def keyless_error(
+    error: duckdb.Error, request: TableRequest, key: Sequence[str]
+) -> SourceDataError | None:
+    """The refusal for ``error`` when :func:`keyed` raised it, else ``None``."""
+    if _KEYLESS not in str(error):
+        return None
+    return SourceDataError(
+        f"Rows of table '{request.id}' have no value (NULL) in the primary key "
+        f"({', '.join(key)}): rows merged by key need one, or all but one of them would be "
+        "dropped. Nothing was published.",
+        hint="Fix the rows at the source, leave them out with a row filter "
+        f"(where_filters '{' AND '.join(f'{k} IS NOT NULL' for k in key)}'), or choose a "
+        "primary key every row has. The previous data stays served until a sync succeeds.",
+        details={"primary_key": list(key)},
+    )
 
 
 def _not_held_twice(

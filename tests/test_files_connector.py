@@ -438,7 +438,7 @@ def test_incremental_refuses_rows_without_their_primary_key(
     with pytest.raises(SourceDataError) as caught:
         connector.extract(request, writer)
     assert caught.value.message.startswith(
-        "2 row(s) of table 'orders' have no value (NULL) in the primary key (id)"
+        "Rows of table 'orders' have no value (NULL) in the primary key (id)"
     )
     assert "where_filters 'id IS NOT NULL'" in (caught.value.hint or "")
     assert rows_of(writer, "orders") == [(1, "car", date(2026, 3, 1))]
