@@ -163,6 +163,28 @@ def test_a_csv_not_in_utf8_names_the_option_that_reads_it(
     assert rows_of(writer, "people") == [(1, "André"), (2, "Zoë")]
 
 
+def test_a_glob_over_files_of_several_formats_is_refused_naming_them(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """'*' over CSVs, a parquet and a README: read with the first file's reader, the parquet
+    failed "not possible to automatically detect the CSV parsing dialect"."""
+    write(source_root / "a.csv", "id,name\n1,a\n")
+    duckdb.sql(f"COPY (SELECT 2 AS id, 'b' AS name) TO '{source_root / 'b.parquet'}'")
+    write(source_root / "README.md", "the exports\n")
+    request = TableRequest(id="t", source_table="*")
+    for attempt in (
+        lambda: connector.describe_table(request),
+        lambda: connector.extract(request, writer),
+    ):
+        with pytest.raises(InvalidTableSpec) as caught:
+            attempt()
+        assert caught.value.message.startswith(
+            "The files '*' matches are of 3 formats "
+            "(csv: a.csv; parquet: b.parquet; unknown: README.md)"
+        )
+    assert connector.extract(TableRequest(id="t", source_table="*.csv"), writer).rows == 1
+
+
 def test_explicit_types_and_null_string(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -94,6 +94,8 @@ class FilesConnector(Connector):
     def source_sql(self, request: TableRequest) -> tuple[str, list[Path]]:
         files = with_content(self.files_of(request))
         options = cast(FileTableOptions, self.table_options(request))
+        if options.format == "auto":
+            _refuse_mixed_formats(files, request)
         return f"SELECT * FROM {reader_sql(files, options)}", files
 
     def _refuse_unsplit(
@@ -140,3 +142,25 @@ class FilesConnector(Connector):
             raise explain(exc, files) from None
         finally:
             con.close()
+
+
+def _refuse_mixed_formats(files: list[Path], request: TableRequest) -> None:
+    """Files of several formats under one glob (``*`` over CSVs and a parquet, or a README):
+    read with the first file's reader, a parquet failed "not possible to automatically
+    detect the CSV parsing dialect" and a text file became a column. Refused, naming them."""
+    kinds: dict[str, list[str]] = {}
+    for path in files:
+        kinds.setdefault(detect_format(path) or "unknown", []).append(path.name)
+    if len(kinds) < 2:
+        return
+    listing = "; ".join(
+        f"{kind}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+        for kind, names in sorted(kinds.items())
+    )
+    raise InvalidTableSpec(
+        f"The files '{request.source_table}' matches are of {len(kinds)} formats "
+        f"({listing}); one table reads files of one format.",
+        hint="Narrow source_table to one format (e.g. '*.csv'), or set the table's 'format' "
+        "source option to read them all as one.",
+        details={"field": "source_table"},
+    )
