@@ -28,6 +28,7 @@ from agnes_sync.connector import TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable, StagedPart
 from agnes_sync.errors import InvalidTableSpec, SourceDataError
 from agnes_sync.sql_text import parse_problem, quote_ident, quote_literal
+from agnes_sync.suggest import did_you_mean
 
 # zstd level 1 over Parquet's newer encodings (PARQUET_VERSION V2: delta-packed integers and
 # string lengths, byte-stream-split floats; pages stay v1 data pages, readable by DuckDB,
@@ -345,4 +346,35 @@ def run(
         "incremental": incremental,
         "partitioned": partitioned,
     }
+    _refuse_missing_columns(con, source_sql, request)
     return strategies[request.sync_strategy](con, source_sql, request, writer)
+
+
+def _refuse_missing_columns(
+    con: duckdb.DuckDBPyConnection, source_sql: str, request: TableRequest
+) -> None:
+    """The columns the strategy works by (incremental column and primary key, partition
+    column) must still be in the source: registration checked them, but a source renames
+    or drops columns later. A sync then failed "Malformed data in <file>: Candidate
+    bindings: ..." (a line of DuckDB's binder error), blaming the data."""
+    named: list[tuple[str, str]] = []
+    if request.sync_strategy == "incremental":
+        if request.incremental_column:
+            named.append(("incremental column", request.incremental_column))
+        named += [("primary key column", k) for k in request.primary_key or ()]
+    elif request.sync_strategy == "partitioned" and request.partition_by:
+        named.append(("partition column", request.partition_by))
+    if not named:
+        return
+    described = con.execute(f"DESCRIBE SELECT * FROM ({source_sql}) LIMIT 0").fetchall()
+    columns = [str(row[0]) for row in described]
+    for what, name in named:
+        if name not in columns:
+            raise InvalidTableSpec(
+                f"The {what} '{name}' of table '{request.id}' is no longer a column of its "
+                "source (renamed or removed there?). Nothing was published.",
+                hint=f"{did_you_mean(name, columns)}Columns: {', '.join(columns)}. Change the "
+                "table's registration, or bring the column back in the source; the previous "
+                "data stays served until a sync succeeds.",
+                details={"column": name, "columns": columns},
+            )

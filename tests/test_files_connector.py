@@ -466,6 +466,47 @@ def test_incremental_refuses_rows_without_their_primary_key(
     assert rows_of(writer, "orders") == [(1, "car", date(2026, 3, 1))]
 
 
+def test_a_column_the_table_syncs_by_that_left_the_source_is_named(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """The export renamed a column the registration names: the sync failed "Malformed data
+    in <file>: Candidate bindings: "date"", the one line of DuckDB's error that says
+    nothing of what is missing."""
+    path = source_root / "events.csv"
+    incremental = TableRequest(
+        id="events",
+        source_table="events.csv",
+        sync_strategy="incremental",
+        incremental_column="day",
+        primary_key=("id",),
+    )
+    partitioned = TableRequest(
+        id="parts",
+        source_table="events.csv",
+        sync_strategy="partitioned",
+        partition_by="day",
+        partition_granularity="month",
+    )
+    write(path, "id,day\n1,2026-01-01\n")
+    connector.extract(incremental, writer)
+    connector.extract(partitioned, writer)
+    write(path, "id,date\n1,2026-01-01\n2,2026-01-02\n")
+    for request, what in ((incremental, "incremental column"), (partitioned, "partition column")):
+        with pytest.raises(InvalidTableSpec) as caught:
+            connector.extract(request, writer)
+        assert caught.value.message.startswith(
+            f"The {what} 'day' of table '{request.id}' is no longer a column of its source"
+        )
+        assert "Columns: id, date" in (caught.value.hint or "")
+    assert rows_of(writer, "events") == [(1, date(2026, 1, 1))]
+    # A row filter naming it: DuckDB's own words, from their first line.
+    filtered = TableRequest(
+        id="f", source_table="events.csv", where_filters="day > DATE '2020-01-01'"
+    )
+    with pytest.raises(SourceDataError, match='Referenced column "day" not found'):
+        connector.extract(filtered, writer)
+
+
 def test_incremental_without_key_appends_only_newer(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -123,14 +123,18 @@ def explain(error: duckdb.Error, files: list[Path]) -> TerminalSyncError | Trans
         if file_match
         else named or (str(files[0]) if len(files) == 1 else "the source files")
     )
-    detail = next(
-        (
-            ln.strip()
-            for ln in text.splitlines()[1:]
-            if ln.strip() and not ln.startswith("Original Line")
-        ),
-        text.splitlines()[0],
-    )
+    # A CSV error's first line only says where ("CSV Error on Line: 4"), its problem is
+    # below; any other error (a binder's, a cast's) says it on its first line.
+    detail = text.splitlines()[0]
+    if "CSV Error on Line" in detail:
+        detail = next(
+            (
+                ln.strip()
+                for ln in text.splitlines()[1:]
+                if ln.strip() and not ln.startswith("Original Line")
+            ),
+            detail,
+        )
     if "not utf-8 encoded" in text:
         return SourceDataError(
             f"{where} is not UTF-8 text"
