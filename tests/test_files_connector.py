@@ -250,7 +250,7 @@ def test_a_symlink_out_of_the_folder_is_neither_offered_nor_read(
     assert {t.source_table for t in connector.list_tables()} == {"a.csv", "inner.csv"}
     with pytest.raises(SourceTableNotFound) as caught:
         connector.describe_table(TableRequest(id="s", source_table="link.csv"))
-    assert "is a symlink to a file outside the folder" in caught.value.message
+    assert "leads through a symlink to a file outside the folder" in caught.value.message
     assert str(tmp_path / "secret.csv") not in caught.value.message + (caught.value.hint or "")
     assert [
         c.name for c in connector.describe_table(TableRequest(id="i", source_table="inner.csv"))

@@ -78,8 +78,8 @@ class FilesConnector(Connector):
         leaving = [p for p in matches if p.is_file() and p not in inside]
         if leaving and not inside:
             raise SourceTableNotFound(
-                f"'{request.source_table}' in {base} is a symlink to a file outside the "
-                f"folder of source '{self.context.name}', and is never read.",
+                f"'{request.source_table}' in {base} leads through a symlink to a file "
+                f"outside the folder of source '{self.context.name}', and is never read.",
                 hint=f"Copy or move the file into {self.root}.",
             )
         if not inside:
