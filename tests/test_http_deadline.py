@@ -1,6 +1,6 @@
 """A source API answer that trickles in is cut at the request timeout, not read for ever.
 
-httpx's timeout bounds each read, so an answer sending a byte now and then (a stalled
+httpx's (and requests') timeout bounds each read, so an answer sending a byte now and then (a stalled
 proxy) held a Jira or Keboola call, and its sync or webhook worker, for as long as it
 trickled: with a 0.5 s timeout, a 400-byte answer at a byte every 0.1 s took 40 s."""
 
@@ -10,10 +10,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from agnes_sync.connector import SourceContext, TableRequest
 from agnes_sync.errors import TransientSyncError
+from connectors.bigquery.connector import BigQueryConnector
 from connectors.jira.client import JiraClient
 from connectors.jira.options import JiraOptions
 from connectors.keboola.client import StorageClient
@@ -109,3 +112,27 @@ def test_a_trickling_keboola_answer_fails_the_call_at_its_timeout(
     assert time.monotonic() - started < 8
     assert "ReadTimeout" in caught.value.message
     assert "kbc-secret-token" not in caught.value.message
+
+
+def test_a_trickling_bigquery_answer_fails_the_call_at_its_timeout(
+    trickling: TricklingServer, tmp_path: Path
+) -> None:
+    """The client library's ``timeout`` bounds each read too: with http_timeout_seconds
+    0.5, describing a table against a trickling endpoint took 44 s."""
+    connector = BigQueryConnector(
+        SourceContext(
+            "bq",
+            {
+                "project": "example-project",
+                "api_endpoint": trickling.url,
+                "anonymous": True,
+                "http_timeout_seconds": 0.5,
+            },
+            tmp_path,
+        )
+    )
+    request = TableRequest(id="t", bucket="sales", source_table="orders", query_mode="remote")
+    started = time.monotonic()
+    with pytest.raises(TransientSyncError, match=r"had not fully arrived 0\.5 s after"):
+        connector.describe_table(request)
+    assert time.monotonic() - started < 10

@@ -43,6 +43,7 @@ class BigQueryOptions(BaseModel):
 
 
 def make_client(options: BigQueryOptions) -> bigquery.Client:
+    import requests
     from google.cloud import bigquery
 
     credentials: Any = None
@@ -53,12 +54,78 @@ def make_client(options: BigQueryOptions) -> bigquery.Client:
     elif options.credentials_env:
         credentials = _service_account(options.credentials_env)
     client_options = {"api_endpoint": options.api_endpoint} if options.api_endpoint else None
-    return bigquery.Client(
+    client = bigquery.Client(
         project=options.project,
         credentials=credentials,
         location=options.location,
         client_options=client_options,
     )
+    adapter = answer_deadline_adapter(options.http_timeout_seconds)
+    session = client._http
+    for prefix in ("https://", "http://"):
+        # the plain adapters only: a mutual-TLS one (GOOGLE_API_USE_CLIENT_CERTIFICATE)
+        # carries the client certificate, and stays
+        if type(session.adapters.get(prefix)) is requests.adapters.HTTPAdapter:
+            session.mount(prefix, adapter)
+    return client
+
+
+def answer_deadline_adapter(seconds: float) -> Any:
+    """A ``requests`` transport adapter whose answers' bodies must arrive within
+    ``seconds`` of their headers. The library's ``timeout`` bounds each read: an answer
+    trickling in (a byte now and then, from a stalled proxy) was read for as long as it
+    trickled, far past ``http_timeout_seconds``. Past the deadline it raises
+    ``requests.exceptions.ReadTimeout``, which the library retries within its deadline."""
+    import time
+
+    import requests
+    import urllib3
+
+    class _Deadline(requests.adapters.HTTPAdapter):
+        def send(
+            self,
+            request: requests.PreparedRequest,
+            stream: bool = False,
+            timeout: float | tuple[float | None, float | None] | None = None,
+            verify: bool | str = True,
+            cert: str | tuple[str, str] | None = None,
+            proxies: dict[str, str] | None = None,
+        ) -> requests.Response:
+            response = super().send(request, True, timeout, verify, cert, proxies)
+            if stream:
+                return response
+            deadline = time.monotonic() + seconds
+            chunks: list[bytes] = []
+            try:
+                # read1: one read of the socket at a time (a read of 64 KiB waits for all of
+                # them, or the end, however slowly they come)
+                while chunk := response.raw.read1(1 << 16, decode_content=True):
+                    if time.monotonic() > deadline:
+                        raise requests.exceptions.ReadTimeout(
+                            f"the answer had not fully arrived {seconds:g} s after its headers",
+                            request=request,
+                        )
+                    chunks.append(chunk)
+            except urllib3.exceptions.ProtocolError as exc:  # as requests' own reads say it
+                response.close()
+                raise requests.exceptions.ChunkedEncodingError(exc) from exc
+            except urllib3.exceptions.DecodeError as exc:
+                response.close()
+                raise requests.exceptions.ContentDecodingError(exc) from exc
+            except urllib3.exceptions.ReadTimeoutError as exc:
+                response.close()
+                raise requests.exceptions.ConnectionError(exc) from exc
+            except urllib3.exceptions.SSLError as exc:
+                response.close()
+                raise requests.exceptions.SSLError(exc) from exc
+            except BaseException:
+                response.close()
+                raise
+            response._content = b"".join(chunks)
+            response.close()  # the body is read: the connection goes back to the pool
+            return response
+
+    return _Deadline()
 
 
 def _service_account(variable: str) -> Any:
