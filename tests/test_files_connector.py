@@ -185,6 +185,23 @@ def test_a_glob_over_files_of_several_formats_is_refused_naming_them(
     assert connector.extract(TableRequest(id="t", source_table="*.csv"), writer).rows == 1
 
 
+def test_a_line_longer_than_duckdb_reads_names_the_option_that_reads_it(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """A 3 MB text field: the sync failed "Maximum line size of 2000000 bytes exceeded",
+    advising to fix or replace the file, and no option could read it."""
+    write(source_root / "notes.csv", "id,body\n1," + "x" * 3_000_000 + "\n2,short\n")
+    request = TableRequest(id="notes", source_table="notes.csv")
+    for refusal in refused_both_ways(connector, writer, request):
+        assert "Maximum line size of 2000000 bytes exceeded" in refusal.message
+        assert "max_line_size source option" in (refusal.hint or "")
+    longer = TableRequest(
+        id="notes", source_table="notes.csv", options={"max_line_size": 4_000_000}
+    )
+    assert connector.extract(longer, writer).rows == 2
+    assert rows_of(writer, "notes", "id")[1] == (2, "short")
+
+
 def test_explicit_types_and_null_string(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

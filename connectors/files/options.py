@@ -35,6 +35,12 @@ class FileTableOptions(BaseModel):
         default=None,
         description="CSV text encoding: utf-8 (the default), utf-16 or latin-1.",
     )
+    max_line_size: int | None = Field(
+        default=None,
+        ge=1,
+        le=1 << 30,
+        description="Longest CSV line in bytes (DuckDB's default: 2,000,000).",
+    )
     null_string: str | None = Field(default=None, description="Text that means NULL in CSV.")
     skip_rows: int | None = Field(default=None, ge=0, description="Lines to skip before the data.")
     date_format: str | None = Field(default=None, description="strptime format of DATE columns.")

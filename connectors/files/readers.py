@@ -86,6 +86,8 @@ def _dialect(kind: str, options: FileTableOptions) -> list[str]:
         args.append(f"escape = {quote_literal(options.escape)}")
     if options.encoding is not None:
         args.append(f"encoding = {quote_literal(options.encoding)}")
+    if options.max_line_size is not None:
+        args.append(f"max_line_size = {int(options.max_line_size)}")
     return args
 
 
@@ -149,9 +151,15 @@ def explain(error: duckdb.Error, files: list[Path]) -> TerminalSyncError | Trans
     message = f"Malformed data in {at}: {detail}"
     if original:
         message += f" (the line reads: {original[1][:200]})"
+    hint = _TYPE_HINT if "convert" in text.lower() else _FILE_HINT
+    if "Maximum line size" in text:
+        hint = (
+            "A line longer than DuckDB reads by default (a long text field): set the table's "
+            "max_line_size source option (bytes) above it. " + _FILE_HINT
+        )
     return SourceDataError(
         message,
-        hint=_TYPE_HINT if "convert" in text.lower() else _FILE_HINT,
+        hint=hint,
         details={"file": where, "line": int(line[1]) if line else None},
     )
 
