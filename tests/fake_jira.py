@@ -90,6 +90,7 @@ class FakeJira:
     time_zone: str = "America/Los_Angeles"
     embedded_comments: int = 5
     comment_page_cap: int = 100
+    start_at_ignored: bool = False  # True: comment pages always start at 0 (a bad proxy)
     embedded_histories: int = 100
     search_page_cap: int = 50
     myself_available: bool = True  # False: /myself answers 404 (no time zone to read)
@@ -532,6 +533,8 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
         if found is None:
             return _error(404, "Issue does not exist or you do not have permission to see it.")
         start, size = page_args(request, fake.comment_page_cap)
+        if fake.start_at_ignored:
+            start = 0
         listed = fake.comments[found["id"]]
         return JSONResponse(
             {

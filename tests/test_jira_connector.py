@@ -755,6 +755,23 @@ def test_transient_fetch_failures_come_back_as_retries(source: Source) -> None:
     assert outcome.retry == (work,) and outcome.tables == ()
 
 
+def test_comments_of_a_jira_that_ignores_start_at_are_never_cut_short(source: Source) -> None:
+    """Behind a proxy that drops the query string, every comment page is the first: the
+    issue was published with the first 50 of its 120 comments, as if that were all."""
+    key = source.jira.create_issue("PROJ", "Chatty")
+    for n in range(120):
+        source.jira.add_comment(key, f"comment {n}")
+    source.jira.start_at_ignored = True
+    work = IssueWork("upsert", key, None)
+    outcome = source.connector.apply_webhook([work], source.writer)
+    assert outcome.retry == (work,) and outcome.tables == ()
+    with pytest.raises(TransientSyncError, match="with a page it had sent already: 50 of 120"):
+        source.connector.client.issue(key)
+    source.jira.start_at_ignored = False
+    source.connector.apply_webhook([work], source.writer)
+    assert source.rows("SELECT count(*) FROM jira_comments") == [(120,)]
+
+
 def test_an_issue_key_is_checked_before_any_request(source: Source) -> None:
     for bad in ("../../etc/passwd", "proj-1", "PROJ-1/comment", "A" * 40 + "-1"):
         with pytest.raises(SourceDataError):

@@ -282,7 +282,16 @@ class JiraClient:
             found.update(fresh)
             start += len(listed)
             total = page.get("total")
-            if not fresh or page.get("isLast") is True:  # (no new item: paging is ignored)
+            if listed and not fresh and isinstance(total, int) and len(found) < total:
+                # startAt ignored (a proxy, an old server): what was read is a part of the
+                # list, and an issue is never published with part of its comments
+                raise TransientSyncError(
+                    f"Jira answered GET {path} at startAt={start - len(listed)} with a page "
+                    f"it had sent already: {len(found)} of {total} {items} read.",
+                    hint="A proxy in front of Jira may drop the query string; the issue is "
+                    "fetched again at the next sync (or webhook), and keeps its last rows.",
+                )
+            if not fresh or page.get("isLast") is True:  # nothing more to read
                 return list(found.values())
             if isinstance(total, int) and start >= total:
                 return list(found.values())
