@@ -202,6 +202,17 @@ def test_a_line_longer_than_duckdb_reads_names_the_option_that_reads_it(
     assert rows_of(writer, "notes", "id")[1] == (2, "short")
 
 
+def test_an_empty_parquet_among_others_fails_the_glob(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """A parquet still being copied (0 bytes yet) is not a file of no rows: the glob
+    fails naming it rather than being published without that file's rows."""
+    duckdb.sql(f"COPY (SELECT 1 AS n) TO '{source_root / 'part-1.parquet'}'")
+    (source_root / "part-2.parquet").write_bytes(b"")
+    with pytest.raises(SourceDataError, match=r"part-2\.parquet"):
+        connector.extract(TableRequest(id="parts", source_table="part-*.parquet"), writer)
+
+
 def test_explicit_types_and_null_string(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

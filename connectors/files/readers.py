@@ -263,10 +263,12 @@ def empty_files_error(files: list[Path], options: FileTableOptions) -> SourceDat
 
 
 def with_content(files: list[Path]) -> list[Path]:
-    """``files`` without the empty ones (all of them when every one is empty, for
-    :func:`empty_files_error` to name). An empty file holds no rows, and read beside others
-    matched by name it would add a column ``column0`` that no file holds."""
-    return [f for f in files if not _empty(f)] or files
+    """``files`` without the empty text files (all of them when every one is empty, for
+    :func:`empty_files_error` to name). An empty CSV or JSON file holds no rows, and read
+    beside others matched by name it would add a column ``column0`` that no file holds. An
+    empty parquet file is no parquet at all (one still being copied): it stays, for the
+    reader to refuse, so a glob is never published without its rows."""
+    return [f for f in files if detect_format(f) == "parquet" or not _empty(f)] or files
 
 
 def _empty(path: Path) -> bool:
