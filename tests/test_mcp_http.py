@@ -123,6 +123,22 @@ def test_mcp_refusals_use_the_api_error_shape(live_server: LiveServer) -> None:
             assert "personal access token" in error["hint"]
 
 
+def test_a_method_mcp_does_not_take_is_a_405_in_the_api_error_shape(
+    live_server: LiveServer,
+) -> None:
+    """PUT, PATCH, HEAD or a plain OPTIONS on /mcp got the SDK's text/plain "Method Not
+    Allowed" (no Allow header); every other refusal there is JSON in the API's shape."""
+    with live_server.client(live_server.admin_token) as client:
+        for method in ("PUT", "PATCH", "HEAD", "OPTIONS"):
+            response = client.request(method, "/mcp", headers=MCP_HEADERS)
+            assert response.status_code == 405, (method, response.text)
+            assert response.headers["allow"] == "GET, POST, DELETE"
+            if method != "HEAD":
+                assert response.json()["error"]["code"] == "method_not_allowed", method
+    with httpx.Client(base_url=live_server.base_url) as anonymous:  # the same, before auth
+        assert anonymous.put("/mcp").json()["error"]["code"] == "method_not_allowed"
+
+
 def test_one_user_holds_only_so_many_sessions(
     live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

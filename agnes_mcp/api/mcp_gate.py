@@ -24,7 +24,7 @@ from agnes_mcp.api.dependencies import bearer_token
 from agnes_mcp.api.json_errors import send_error
 from agnes_mcp.api.routes.well_known import MCP_PATH, metadata_url, public_base_url
 from agnes_mcp.caller_ip import client_ip_var
-from agnes_mcp.errors import AuthenticationError
+from agnes_mcp.errors import AuthenticationError, MethodNotAllowed
 from agnes_mcp.services import Services
 
 PAT = (
@@ -45,6 +45,7 @@ def quoted(text: str) -> str:
     return "".join(c if " " <= c <= "~" and c not in '"\\' else "'" for c in text)
 
 
+MCP_METHODS = ("GET", "POST", "DELETE")  # what the streamable HTTP transport takes
 # Refusals whose own hint says more than the generic one.
 KEEP_HINT = frozenset({"token_wrong_resource", "user_inactive"})
 
@@ -62,6 +63,14 @@ class McpAuthGate:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
+            return
+        if scope["method"] not in MCP_METHODS:  # the SDK says so in plain text, no Allow
+            said = MethodNotAllowed(
+                f"{scope['method']} is not allowed on {MCP_PATH}.",
+                hint="MCP's streamable HTTP transport takes POST (messages), GET (the "
+                "server's event stream) and DELETE (ending a session).",
+            )
+            await send_error(scope, send, said, {"allow": ", ".join(MCP_METHODS)})
             return
         headers = Headers(scope=scope)
         header = headers.get("authorization")
