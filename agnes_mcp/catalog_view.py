@@ -188,11 +188,12 @@ class CatalogView:
             truncation=truncation_for(result.reason, result.table.num_rows)
             if result.truncated
             else None,
-            provenance=_preview_provenance(table, result),
+            provenance=_preview_provenance(table, result, engine.name),
         )
 
 
-def _preview_provenance(table: CatalogTable, result: RemoteResult) -> Provenance:
+def _preview_provenance(table: CatalogTable, result: RemoteResult, engine: str) -> Provenance:
+    """Named for the engine as a query of the table names it (``duckdb_warehouse``)."""
     return Provenance(
         tables=[
             TableRead(
@@ -202,7 +203,7 @@ def _preview_provenance(table: CatalogTable, result: RemoteResult) -> Provenance
                 freshness=table.extracted_at,
             )
         ],
-        engine=f"{table.remote.engine if table.remote else 'remote'} (preview)",
+        engine=f"{engine} (preview)",
         bytes_scanned=0,
         row_count=result.table.num_rows,
         duration_ms=round(result.seconds * 1000, 3),

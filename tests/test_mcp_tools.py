@@ -189,7 +189,8 @@ async def test_schema_and_describe(surface: Surface) -> None:
     assert rows["shown_rows"] == rows["row_count"] == 3 and len(rows["rows"]) == 3
     remote, _ = await ok(surface, "describe", table="web_sessions", n=4)
     assert remote["row_count"] == 4 and remote["bytes_scanned"] == 0
-    assert remote["provenance"]["engine"] == "duckdb (preview)"
+    # named as a query of the table names its engine (was "duckdb (preview)")
+    assert remote["provenance"]["engine"] == "duckdb_warehouse (preview)"
     assert "session_id" in [c["name"] for c in remote["columns"]]
 
 
