@@ -88,10 +88,29 @@ def load_yaml(path: Path) -> tuple[Any, dict[Loc, int]]:
     return parse_yaml(text, path)
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML's safe loader whose values that do not read as their type (an unquoted
+    ``2020-13-45`` taken for a date, ``!!int abc``) fail as a marked YAML error, naming
+    the line, like every other YAML problem (PyYAML raises a bare ``ValueError``)."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]} ({exc}); "
+                "quote it to keep it as text",
+                node.start_mark,
+            ) from None
+
+
 def parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[Loc, int]]:
     """YAML ``text`` (from ``path``, named in errors) and the line of every key and item."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -114,7 +133,7 @@ def parse_yaml(text: str, path: Path | str) -> tuple[Any, dict[Loc, int]]:
         ) from None
     lines: dict[Loc, int] = {}
     _collect_lines(node, (), lines, Path(path))  # refuses cyclic anchors, odd, repeated keys
-    return yaml.safe_load(text), lines
+    return data, lines
 
 
 def _collect_lines(

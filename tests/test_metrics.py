@@ -114,6 +114,20 @@ def test_a_file_that_is_not_utf8_text_is_a_problem_named_with_its_file(tmp_path:
     assert "anchor" not in problem
 
 
+def test_a_value_that_does_not_read_as_its_yaml_type_is_a_problem_not_a_crash() -> None:
+    """An unquoted ``2026-13-45`` is a date to YAML: PyYAML raised a bare ValueError while
+    building it, and ``agnes admin metrics import`` answered 500."""
+    text = "metrics:\n  - name: a\n    category: x\n    description: 2026-13-45\n"
+    with pytest.raises(MetricsInvalid) as raised:
+        load_texts({"dated.yml": text, "tagged.yml": "metrics: !custom []\n"})
+    assert [str(p) for p in raised.value.problems] == [
+        "dated.yml: dated.yml, line 4, column 18 is not valid YAML: '2026-13-45' is not a valid timestamp "
+        "(month must be in 1..12); quote it to keep it as text.",
+        "tagged.yml: tagged.yml, line 1, column 10 is not valid YAML: could not determine a constructor "
+        "for the tag '!custom'.",
+    ]
+
+
 @pytest.mark.parametrize(
     ("sql", "words"),
     [

@@ -204,6 +204,12 @@ def test_a_public_url_with_a_path_is_a_config_error(url: str) -> None:
         (b"a: &a [*a]\n", "refers to itself"),
         (b"port: 1\nport: 2\n", "is set twice (first on line 1)"),
         (b"\xff\xfe\n", "is not UTF-8"),
+        # a tag or a value that does not read as its type: PyYAML raises while building
+        # the value (a bare ValueError for dates), after the document parsed
+        (b'port: !!python/object:os.system ["id"]\n', "line 1, column 7 is not valid YAML"),
+        (b"instance_name: !custom x\n", "could not determine a constructor for the tag"),
+        (b"sources:\n  s:\n    description: 2026-13-45\n", "line 3, column 18"),
+        (b"port: !!int eighty\n", "'eighty' is not a valid int"),
     ],
 )
 def test_odd_yaml_is_a_config_error_not_a_crash(
