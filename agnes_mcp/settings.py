@@ -54,6 +54,10 @@ CLIENT_ENV_VARS = frozenset(
 )
 
 
+# The shortest key auth.session_secret_env may name (it signs session cookies).
+SESSION_SECRET_MIN_CHARS = 32
+
+
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -128,6 +132,7 @@ class OidcSettings(BaseModel):
     )
     client_secret_env: str = Field(
         default="AGNES_OIDC_CLIENT_SECRET",
+        validate_default=True,  # the default name must hold the secret too
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Name of the environment variable holding the client secret "
         "(the secret itself is never stored or logged).",
@@ -135,6 +140,23 @@ class OidcSettings(BaseModel):
     button_label: str = Field(
         default="Sign in with Google", min_length=1, description="The sign-in button's text."
     )
+
+    @field_validator("client_secret_env")
+    @classmethod
+    def _secret_is_set(cls, value: str, info: ValidationInfo) -> str:
+        """With a client id, sign-in with the provider needs the secret: without it the
+        button could never work, and the server would believe admins can sign in that way
+        (revoking the last admin token is allowed then). Checked at start, before anything
+        is written; the value itself is never shown."""
+        if info.data.get("client_id") and not os.environ.get(value):
+            raise PydanticCustomError(
+                "secret_env_unset",
+                "auth.oidc.client_id is set, but the environment variable this names, "
+                "${name}, is unset or empty: sign-in with the provider could never work. "
+                "Set ${name} to the client secret, or name the variable that holds it",
+                {"name": value},
+            )
+        return value
 
 
 class GoogleGroupsSettings(BaseModel):
@@ -220,6 +242,23 @@ class AuthSettings(BaseModel):
     oauth: OAuthSettings = Field(
         default_factory=OAuthSettings, description="OAuth sign-in for MCP clients."
     )
+
+    @field_validator("session_secret_env")
+    @classmethod
+    def _session_secret_is_set(cls, value: str | None) -> str | None:
+        """Checked at start, before anything is written: the key was first read when the
+        admin app mounted, after the server had said it was serving (a traceback, and no
+        sign-in). The value itself is never shown."""
+        if value is not None and len(os.environ.get(value, "")) < SESSION_SECRET_MIN_CHARS:
+            raise PydanticCustomError(
+                "secret_env_unset",
+                "the environment variable this names, ${name}, is unset or shorter than "
+                "{least} characters. Set it to a long random value (e.g. the output of "
+                "'openssl rand -base64 48'), or unset this setting to keep a random key in "
+                "DATA_DIR/state/session.key",
+                {"name": value, "least": SESSION_SECRET_MIN_CHARS},
+            )
+        return value
 
     _split_domains = field_validator("allowed_domains", mode="before")(_split_csv)
 

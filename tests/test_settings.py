@@ -270,3 +270,45 @@ def test_a_source_with_an_unknown_connector_or_wrong_options_stops_the_start(
     monkeypatch.setenv("AGNES_SOURCES", '{"gen": {"connector": "sampel"}}')
     with pytest.raises(ConfigError, match=r"environment variable AGNES_SOURCES.*'sampel'"):
         load_settings()
+
+
+def test_a_secret_variable_a_setting_names_must_hold_one_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """auth.session_secret_env naming an unset variable was first read when the admin app
+    mounted: the server had written its store and first admin, said it was serving, then
+    logged a traceback and served no sign-in. A client id without its secret showed a
+    button that could never work. Both now stop the start, naming the setting, its
+    source and the variable, and never the value, before anything is written."""
+    from cli import exit_codes
+    from cli.main import main
+
+    monkeypatch.setenv("AGNES_AUTH__SESSION_SECRET_ENV", "EXAMPLE_SESSION_KEY")
+    monkeypatch.setenv("EXAMPLE_SESSION_KEY", "too-short-a-key")
+    monkeypatch.delenv("AGNES_OIDC_CLIENT_SECRET", raising=False)
+    config = write(tmp_path / "instance.yaml", "auth:\n  oidc:\n    client_id: agnes-web\n")
+    data = tmp_path / "data"
+    code = main(["serve", "--config", str(config), "--data-dir", str(data), "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == exit_codes.CONFIG, err
+    assert (
+        "environment variable AGNES_AUTH__SESSION_SECRET_ENV: key 'auth.session_secret_env' = "
+        "'EXAMPLE_SESSION_KEY': the environment variable this names, $EXAMPLE_SESSION_KEY, is "
+        "unset or shorter than 32 characters." in err
+    )
+    assert (
+        "key 'auth.oidc.client_secret_env' = 'AGNES_OIDC_CLIENT_SECRET': auth.oidc.client_id "
+        "is set, but the environment variable this names, $AGNES_OIDC_CLIENT_SECRET, is unset"
+        in err
+    )
+    assert "too-short-a-key" not in err and "Traceback" not in err
+    assert not data.exists()  # nothing written
+
+    monkeypatch.setenv("EXAMPLE_SESSION_KEY", "k" * 32)
+    monkeypatch.setenv("AGNES_OIDC_CLIENT_SECRET", "s")
+    settings = load_settings(config)
+    assert settings.auth.session_secret_env == "EXAMPLE_SESSION_KEY"
+    assert settings.auth.oidc.client_id == "agnes-web"
+    monkeypatch.delenv("AGNES_OIDC_CLIENT_SECRET")
+    monkeypatch.delenv("AGNES_AUTH__SESSION_SECRET_ENV")
+    assert load_settings().auth.oidc.client_id is None  # no client id: no secret needed

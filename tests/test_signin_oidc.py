@@ -57,8 +57,10 @@ def provider(idp: FakeOidcServer) -> Iterator[FakeOidc]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, idp: FakeOidcServer) -> Iterator[LiveServer]:
     data = tmp_path_factory.mktemp("oidc") / "data"
-    with running_server(data, **oidc_settings(idp.discovery_url)) as live:
-        yield live
+    with pytest.MonkeyPatch.context() as patch:  # the start checks the secret is set
+        patch.setenv(SECRET_ENV, CLIENT_SECRET)
+        with running_server(data, **oidc_settings(idp.discovery_url)) as live:
+            yield live
 
 
 def oidc_sign_in(client: httpx.Client, next_path: str = "") -> tuple[httpx.Response, str, str]:

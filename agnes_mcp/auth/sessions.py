@@ -35,7 +35,7 @@ from agnes_mcp.errors import (
     UserInactive,
     UserNotFound,
 )
-from agnes_mcp.settings import AgnesSettings
+from agnes_mcp.settings import SESSION_SECRET_MIN_CHARS, AgnesSettings
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.generation_cache import GenerationCache
 from agnes_mcp.store.groups import GroupRepository
@@ -83,10 +83,10 @@ def load_session_key(settings: AgnesSettings) -> bytes:
     env_name = settings.auth.session_secret_env
     if env_name:
         value = os.environ.get(env_name, "")
-        if len(value) < 32:
+        if len(value) < SESSION_SECRET_MIN_CHARS:  # checked with the settings; set since?
             raise ConfigError(
                 f"auth.session_secret_env names ${env_name}, which is unset or shorter than "
-                "32 characters.",
+                f"{SESSION_SECRET_MIN_CHARS} characters.",
                 hint=f"Set {env_name} to a long random value, or unset the setting.",
             )
         return value.encode("utf-8")
