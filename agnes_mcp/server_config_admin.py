@@ -7,7 +7,7 @@ One implementation for ``/api/admin/server-config`` and the admin app's settings
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ByteSize, Field, ValidationError
 
@@ -17,26 +17,21 @@ from agnes_mcp.errors import Conflict, InvalidRequest
 from agnes_mcp.query.budget import CAP_KEYS
 from agnes_mcp.query.concurrency import MAX_CONCURRENT_QUERIES
 from agnes_mcp.services import INSTRUCTIONS_KEY
-from agnes_mcp.settings import ScanCaps
+from agnes_mcp.settings import CapBytes, CapRows, ScanCaps
 from agnes_mcp.store.ids import utcnow
 
 if TYPE_CHECKING:
     from agnes_mcp.services import Services
 
 INSTRUCTIONS_MAX_CHARS = 100_000
-# A byte cap is at least 1 byte and at most 1 PiB: 0 made every remote query refused and
-# 10^40 - 1 was stored (and shown as "8673617379884035735552.0EiB").
-Bytes = Annotated[ByteSize, Field(ge=1, le=1 << 50)]
-# A row cap is at most 10^12: 10^23 was stored, and then a query asking for more rows than
-# DuckDB's LIMIT can hold (int64) failed with the engine's conversion error, not the cap.
-Rows = Annotated[int, Field(ge=1, le=10**12)]
 
 
 class CapsUpdate(RequestBody):
-    """Caps to change; ``null`` returns a cap to its configured default."""
+    """Caps to change; ``null`` returns a cap to its configured default. The bounds are
+    the settings' own (a cap in instance.yaml or the environment is bounded alike)."""
 
-    per_query_bytes: Bytes | None = Field(default=None, description="e.g. '5GiB'")
-    per_user_daily_bytes: Bytes | None = None
+    per_query_bytes: CapBytes | None = Field(default=None, description="e.g. '5GiB'")
+    per_user_daily_bytes: CapBytes | None = None
     concurrent_remote_queries_per_user: int | None = Field(default=None, ge=1, le=100)
     concurrent_queries_per_user: int | None = Field(
         default=None,
@@ -50,10 +45,10 @@ class CapsUpdate(RequestBody):
         le=MAX_CONCURRENT_QUERIES,
         description="Queries the server may run at once.",
     )
-    max_result_rows: Rows | None = None
-    max_result_bytes: Bytes | None = None
-    max_snapshot_rows: Rows | None = None
-    max_snapshot_bytes: Bytes | None = None
+    max_result_rows: CapRows | None = None
+    max_result_bytes: CapBytes | None = None
+    max_snapshot_rows: CapRows | None = None
+    max_snapshot_bytes: CapBytes | None = None
 
 
 class ConfigUpdate(RequestBody):

@@ -64,16 +64,25 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+# A byte cap is at least 1 byte and at most 1 PiB: 0 made every remote query refused and
+# 10^40 - 1 was accepted (and shown as "8673617379884035735552.0EiB"). The same bounds hold
+# for the file, the environment and a change at run time (server_config_admin).
+CapBytes = Annotated[ByteSize, Field(ge=1, le=1 << 50)]
+# A row cap is at most 10^12: 10^23 was accepted, and then a query asking for more rows
+# than DuckDB's LIMIT can hold (int64) failed with the engine's conversion error, not the cap.
+CapRows = Annotated[int, Field(ge=1, le=10**12)]
+
+
 class ScanCaps(BaseModel):
     """Defaults for the rails on queries; admins can change them at run time."""
 
     model_config = ConfigDict(extra="forbid")
 
-    per_query_bytes: ByteSize = Field(
+    per_query_bytes: CapBytes = Field(
         default=ByteSize(5 * 1024**3),
         description="Largest scan one remote query may make (estimated before it runs).",
     )
-    per_user_daily_bytes: ByteSize = Field(
+    per_user_daily_bytes: CapBytes = Field(
         default=ByteSize(50 * 1024**3),
         description="Bytes of remote scans one user may spend per UTC day.",
     )
@@ -94,19 +103,18 @@ class ScanCaps(BaseModel):
         description="Queries the whole server may run at the same time; more are refused "
         "with too_many_queries (429), never queued.",
     )
-    max_result_rows: int = Field(
-        default=100_000, ge=1, description="Most rows a query result may return to a client."
+    max_result_rows: CapRows = Field(
+        default=100_000, description="Most rows a query result may return to a client."
     )
-    max_result_bytes: ByteSize = Field(
+    max_result_bytes: CapBytes = Field(
         default=ByteSize(256 * 1024**2),
         description="Most bytes a query result may return to a client.",
     )
-    max_snapshot_rows: int = Field(
+    max_snapshot_rows: CapRows = Field(
         default=10_000_000,
-        ge=1,
         description="Most rows one snapshot may hold; a larger one is refused, never cut.",
     )
-    max_snapshot_bytes: ByteSize = Field(
+    max_snapshot_bytes: CapBytes = Field(
         default=ByteSize(1024**3),
         description="Most bytes (in memory, as Arrow) one snapshot may hold; a larger one is "
         "refused, never cut.",

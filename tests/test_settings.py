@@ -312,3 +312,40 @@ def test_a_secret_variable_a_setting_names_must_hold_one_at_start(
     monkeypatch.delenv("AGNES_OIDC_CLIENT_SECRET")
     monkeypatch.delenv("AGNES_AUTH__SESSION_SECRET_ENV")
     assert load_settings().auth.oidc.client_id is None  # no client id: no secret needed
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("per_query_bytes", "0"),  # every remote query refused
+        ("per_user_daily_bytes", "99999999999999999999999GiB"),
+        ("max_result_bytes", "2PiB"),
+        ("max_result_rows", str(10**23)),  # past DuckDB's LIMIT (int64)
+        ("max_snapshot_bytes", "0"),
+    ],
+)
+def test_scan_caps_in_the_settings_are_bounded_as_a_change_at_run_time_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, value: str
+) -> None:
+    """`agnes admin server-config --set` refused these, yet instance.yaml and the
+    environment took them as the defaults the server ran with."""
+    from agnes_mcp.server_config_admin import ServerConfigInvalid, parse_caps
+
+    with pytest.raises(ServerConfigInvalid):
+        parse_caps({key: value})
+    env = f"AGNES_SCAN_CAPS__{key.upper()}"
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert f"environment variable {env}: key 'scan_caps.{key}'" in caught.value.message
+    monkeypatch.delenv(env)
+    config = write(tmp_path / "instance.yaml", f"scan_caps:\n  {key}: {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert f"{config}, line 2: key 'scan_caps.{key}'" in caught.value.message
+    assert load_settings(
+        write(
+            config,
+            f"scan_caps:\n  {key}: 1PiB\n" if "bytes" in key else f"scan_caps:\n  {key}: 1000\n",
+        )
+    )
