@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("agnes.query")
 
 # A job: its future, and the call that settles it.
 _Job = tuple["Future[Any]", Callable[[], Any]]

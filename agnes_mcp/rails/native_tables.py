@@ -42,7 +42,7 @@ from agnes_sync.attach_host import Host
 
 Key = tuple[tuple[int, int, int, int], ...]
 Tables = list[CatalogTable] | Callable[[], list[CatalogTable]]  # a list, or what reads one
-log = logging.getLogger(__name__)
+log = logging.getLogger("agnes.rails")
 
 INTERRUPT_EVERY = 0.05  # seconds between two interrupts while close waits for the worker
 # A table whose parquet files hold less than this is written with small blocks: with

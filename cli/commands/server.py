@@ -18,14 +18,20 @@ if TYPE_CHECKING:
 
 
 def _settings(args: argparse.Namespace) -> AgnesSettings:
+    """The settings, with the server's log set up at their ``log_level`` (warnings only
+    while they are read: a variable that matches no setting)."""
+    from agnes_mcp.server_log import configure_server_log
     from agnes_mcp.settings import load_settings
 
-    return load_settings(
+    configure_server_log("warning")
+    settings = load_settings(
         Path(args.config) if args.config else None,
         data_dir=Path(args.data_dir) if args.data_dir else None,
         host=args.host,
         port=args.port,
     )
+    configure_server_log(settings.log_level)
+    return settings
 
 
 def _say(text: str) -> None:
