@@ -262,6 +262,19 @@ def test_a_refused_cap_says_what_server_config_takes(
     assert "Did you mean" not in err
 
 
+def test_setting_and_resetting_one_cap_at_once_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """`--set per_query_bytes=1GiB --reset per_query_bytes` reset the cap and said nothing
+    of the --set it dropped."""
+    before = run_json(capsys, live_server, "admin", "server-config")["overrides"]
+    argv = ["admin", "server-config", "--set", "per_query_bytes=1GiB"]
+    code, _, err = run(capsys, live_server, *argv, "--reset", "per_query_bytes")
+    assert code == exit_codes.USAGE
+    assert "--set and --reset both name per_query_bytes" in err
+    assert run_json(capsys, live_server, "admin", "server-config")["overrides"] == before
+
+
 def test_server_config_shows_byte_caps_as_sizes(
     capsys: pytest.CaptureFixture[str], live_server: LiveServer
 ) -> None:

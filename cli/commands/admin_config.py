@@ -21,6 +21,11 @@ def run(args: argparse.Namespace) -> int:
         if not sep:
             raise argparse.ArgumentTypeError(f"--set needs CAP=VALUE, got '{item}'")
         changes[key.strip()] = int(value) if value.strip().isdigit() else value.strip()
+    both = sorted(set(changes) & {key.strip() for key in args.reset})
+    if both:  # the reset would silently undo the --set (or the other way round)
+        raise argparse.ArgumentTypeError(
+            f"--set and --reset both name {', '.join(both)}: give one of them for each cap"
+        )
     for key in args.reset:
         changes[key.strip()] = None
     body: dict[str, Any] = {"scan_caps": changes} if changes else {}
