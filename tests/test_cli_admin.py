@@ -300,6 +300,15 @@ def test_a_missing_file_given_to_a_command_says_where_it_was_looked_for(
     code, _, err = run(capsys, live_server, *argv, "--query", f"@{missing}", "--dry-run")
     assert code == exit_codes.FAILURE and f"error: {missing}: No such file" in err
     assert "hint: Check the path; a relative one starts at the current folder" in err
+    # --instructions-file printed "[Errno 2] No such file or directory: '...'", "See --help."
+    argv = ["admin", "server-config", "--instructions-file"]
+    code, _, err = run(capsys, live_server, *argv, str(tmp_path / "rails.md"))
+    assert code == exit_codes.FAILURE and f"error: {tmp_path / 'rails.md'}: No such file" in err
+    assert "hint: Check the path; a relative one starts at the current folder" in err
+    latin1 = tmp_path / "latin1.md"
+    latin1.write_bytes("Caf\xe9".encode("latin-1"))
+    code, _, err = run(capsys, live_server, *argv, str(latin1))
+    assert code == exit_codes.FAILURE and "not UTF-8 text" in err and "Errno" not in err
 
 
 def test_an_invalid_value_is_not_sent_to_the_api_docs(

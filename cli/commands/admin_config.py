@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from agnes_sync.server_api import ServerApi, ServerError
 from cli import exit_codes
 from cli.commands.session import client_for
+from cli.failures import read_text_file
 from cli.output import counted, emit, size
 
 
@@ -30,10 +30,10 @@ def run(args: argparse.Namespace) -> int:
         changes[key.strip()] = None
     body: dict[str, Any] = {"scan_caps": changes} if changes else {}
     if args.instructions_file:
-        try:
-            body["agent_instructions"] = Path(args.instructions_file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise argparse.ArgumentTypeError(f"cannot read --instructions-file: {exc}") from None
+        # a missing or unusable file is reported as every file a command is given is
+        # (its name, the system's words and what to check); it printed Python's
+        # "[Errno 2] No such file or directory: '...'" and "See --help."
+        body["agent_instructions"] = read_text_file(args.instructions_file)
         if not body["agent_instructions"].strip():
             raise argparse.ArgumentTypeError(
                 "--instructions-file is empty (use --reset-instructions for the built-in text)"
