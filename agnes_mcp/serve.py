@@ -21,6 +21,7 @@ from agnes_mcp.api.app import create_app
 from agnes_mcp.bootstrap_admin import ensure_admin
 from agnes_mcp.errors import BindError
 from agnes_mcp.http_protocol import PER_CLIENT_ATTRIBUTE, HttpProtocol
+from agnes_mcp.rails.watchdog import WATCHDOG
 from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings
 
@@ -155,6 +156,9 @@ class _Server(uvicorn.Server):
             return
         if self._first_stop is None:
             self._first_stop = now
+            # running queries stop now with server_stopping (503), instead of holding the
+            # stop until the grace runs out and their callers getting a bare 500
+            WATCHDOG.stop_all()
         super().handle_exit(sig, frame)
 
 

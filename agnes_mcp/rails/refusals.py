@@ -268,6 +268,27 @@ def query_cancelled() -> QueryCancelled:
     return QueryCancelled("The call was cancelled by its caller, and its query stopped.")
 
 
+class ServerStopping(QueryRefused):
+    """A query stopped because the server is stopping (Ctrl-C, a service manager's stop):
+    it would otherwise hold the stop until uvicorn's grace ran out, and its caller got a
+    bare ``500 Internal Server Error``."""
+
+    code = "server_stopping"
+    status = 503
+    default_hint = "The server is stopping (a restart?): send the query again in a moment."
+
+
+# What a server stopping asks its callers to wait before they try again.
+STOPPING_RETRY_SECONDS = 5
+
+
+def server_stopping() -> ServerStopping:
+    return ServerStopping(
+        "The server is stopping, and this query was stopped with it.",
+        details={"retry_after_seconds": STOPPING_RETRY_SECONDS},
+    )
+
+
 class QueryFailed(QueryRefused):
     """The query passed the rails but the engine reported an error (e.g. a type error)."""
 

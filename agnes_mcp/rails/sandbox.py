@@ -46,10 +46,12 @@ from agnes_mcp.rails.refusals import (
     QueryRefused,
     QueryTimeout,
     ReadOnly,
+    ServerStopping,
     SqlTooLarge,
     bounded,
     query_cancelled,
     query_timeout,
+    server_stopping,
 )
 from agnes_mcp.rails.table_views import create_views, refuse_unreadable
 from agnes_mcp.rails.tables import CatalogTable
@@ -350,8 +352,11 @@ def _read(reader: pa.RecordBatchReader, limits: Limits) -> pa.Table:
     return pa.Table.from_batches(batches, schema=reader.schema)
 
 
-def _timeout(limits: Limits) -> QueryTimeout | QueryCancelled:
-    """What an interrupt meant: the caller gave up, or the query timeout."""
+def _timeout(limits: Limits) -> QueryTimeout | QueryCancelled | ServerStopping:
+    """What an interrupt meant: the server is stopping, the caller gave up, or the query
+    timeout."""
+    if WATCHDOG.stopping:
+        return server_stopping()
     if caller_gave_up():
         return query_cancelled()
     return query_timeout(limits.timeout_seconds)

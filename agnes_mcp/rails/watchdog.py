@@ -42,6 +42,9 @@ class Watchdog:
         self._next_repeat = 0.0
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
+        # Set once the server stops: every watched query is interrupted, and any watched
+        # from then on at once (see stop_all).
+        self.stopping = False
 
     def watch(self, seconds: float, interrupt: Callable[[], object]) -> int:
         """Call ``interrupt`` after ``seconds`` (and again every :data:`REPEAT_SECONDS`)
@@ -65,6 +68,8 @@ class Watchdog:
         caller = CALLER.get()
         if caller is not None:
             caller.on_cancel((self, ticket), lambda: self.interrupt([ticket]))
+        if self.stopping:
+            self.interrupt([ticket])
         return ticket
 
     def release(self, ticket: int) -> bool:
@@ -84,6 +89,13 @@ class Watchdog:
         with self._lock:
             tickets = list(self._live)
         return self.interrupt(tickets)
+
+    def stop_all(self) -> int:
+        """The server is stopping: interrupt every watched query now, and every query
+        watched from now on, so the stop is not held until its grace runs out; returns
+        how many were running. Only a process serving one server calls it."""
+        self.stopping = True
+        return self.interrupt_all()
 
     def interrupt(self, tickets: Iterable[int]) -> int:
         """Interrupt the watched queries of ``tickets`` now, and again until each is
