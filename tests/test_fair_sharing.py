@@ -104,6 +104,32 @@ def test_slots_refuse_over_each_limit_and_free_on_exit() -> None:
     assert slots.running() == 0 and slots.running("a") == 0
 
 
+def test_the_refusal_counts_with_its_noun_agreeing() -> None:
+    """A limit of 1 said "The server already runs 1 queries at once"."""
+    slots = QuerySlots()
+    with slots.hold("a", per_user=1, total=1, timeout_seconds=30.0):
+        with (
+            pytest.raises(TooManyQueries) as mine,
+            slots.hold("a", per_user=1, total=1, timeout_seconds=30.0),
+        ):
+            pass
+        with (
+            pytest.raises(TooManyQueries) as everyone,
+            slots.hold("b", per_user=1, total=1, timeout_seconds=30.0),
+        ):
+            pass
+    assert mine.value.message.startswith("You already run 1 query at once; the limit is 1")
+    assert everyone.value.message.startswith("The server already runs 1 query at once;")
+    with (
+        slots.hold("a", per_user=2, total=2, timeout_seconds=30.0),
+        slots.hold("a", per_user=2, total=2, timeout_seconds=30.0),
+        pytest.raises(TooManyQueries) as several,
+        slots.hold("a", per_user=2, total=2, timeout_seconds=30.0),
+    ):
+        pass
+    assert several.value.message.startswith("You already run 2 queries at once;")
+
+
 def test_the_lane_is_wider_than_any_limit_an_admin_may_set() -> None:
     """A query never waits for a lane thread: the slots refuse before the lane fills."""
     for name in ("concurrent_queries", "concurrent_queries_per_user"):

@@ -197,7 +197,7 @@ def refuse_push(request: Request) -> None:
 GIT_SLOTS = QuerySlots(
     "marketplace.git_requests_per_user",
     "marketplace.git_requests",
-    what="git requests",
+    what=("git request", "git requests"),
     refusal=TooManyGitRequests,
 )
 

@@ -36,6 +36,7 @@ from agnes_mcp.query.lane_pool import LifoThreadPool
 from agnes_mcp.rails.refusals import QueryRefused
 from agnes_sync.caller import CALLER, caller_within
 from agnes_sync.errors import AgnesError
+from agnes_sync.plural import counted
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -73,11 +74,11 @@ class QuerySlots:
         user_limit: str = "scan_caps.concurrent_queries_per_user",
         total_limit: str = "scan_caps.concurrent_queries",
         *,
-        what: str = "queries",
+        what: tuple[str, str] = ("query", "queries"),
         refusal: type[AgnesError] = TooManyQueries,
     ) -> None:
         self._names = {"user": user_limit, "server": total_limit}
-        self._what = what  # what runs, in the refusal's words
+        self._what = what  # what runs, in the refusal's words (one, several)
         self._refused = refusal
         self._lock = threading.Lock()
         self._running: dict[int, _Running] = {}
@@ -124,13 +125,11 @@ class QuerySlots:
         deadlines = [r.deadline for r in self._running.values() if user is None or r.user == user]
         wait = max(1, math.ceil(min(deadlines) - now)) if deadlines else 1
         name = self._names[scope]
-        what = self._what
+        what = counted(running, *self._what)  # "1 query", "2 queries"
         if scope == "user":
-            message = f"You already run {running} {what} at once; the limit is {limit} ({name})."
+            message = f"You already run {what} at once; the limit is {limit} ({name})."
         else:
-            message = (
-                f"The server already runs {running} {what} at once; the limit is {limit} ({name})."
-            )
+            message = f"The server already runs {what} at once; the limit is {limit} ({name})."
         return self._refused(
             message,
             details={
