@@ -9,6 +9,7 @@ names where the value came from (file and line, or env var), the key, and a fix.
 
 from __future__ import annotations
 
+import json
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -59,7 +60,19 @@ SESSION_SECRET_MIN_CHARS = 32
 
 
 def _split_csv(value: Any) -> Any:
+    """A list setting given as text (an environment variable): comma-separated, or a JSON
+    list. A JSON list was split at its commas into entries such as '["a.example.com"',
+    which match nothing, silently."""
     if isinstance(value, str):
+        if value.strip().startswith("["):
+            try:
+                return json.loads(value)
+            except ValueError:
+                raise PydanticCustomError(
+                    "list_text",
+                    "starts with '[' but is not a JSON list; write the entries comma-separated "
+                    '(a.example.com,b.example.com) or as a JSON list (["a.example.com"])',
+                ) from None
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
@@ -315,7 +328,7 @@ class MarketplaceSettings(BaseModel):
     max_plugins: int = Field(
         default=500, ge=1, le=10_000, description="Most plugins one marketplace may list."
     )
-    token_envs: list[str] = Field(
+    token_envs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="The server environment variables a marketplace may name as its read "
         "token (--token-env); no other is ever sent to a repository host.",
@@ -355,6 +368,8 @@ class MarketplaceSettings(BaseModel):
         description="A git request to /marketplace.git running longer is stopped (its "
         "git http-backend killed).",
     )
+
+    _split_token_envs = field_validator("token_envs", mode="before")(_split_csv)
 
 
 class SourceSettings(BaseModel):

@@ -349,3 +349,36 @@ def test_scan_caps_in_the_settings_are_bounded_as_a_change_at_run_time_is(
             f"scan_caps:\n  {key}: 1PiB\n" if "bytes" in key else f"scan_caps:\n  {key}: 1000\n",
         )
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "read"),
+    [
+        ("AGNES_ALLOWED_HOSTS", '["a.example.com", "b.example.com"]', "allowed_hosts"),
+        ("AGNES_AUTH__ALLOWED_DOMAINS", '["example.com"]', "auth.allowed_domains"),
+        ("AGNES_MARKETPLACE__TOKEN_ENVS", "A_TOKEN, B_TOKEN", "marketplace.token_envs"),
+        ("AGNES_MARKETPLACE__TOKEN_ENVS", '["A_TOKEN", "B_TOKEN"]', "marketplace.token_envs"),
+    ],
+)
+def test_a_list_in_an_env_var_is_comma_separated_or_a_json_list(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, read: str
+) -> None:
+    """A JSON list was split at its commas ('["a.example.com"' accepted as a host name,
+    matching nothing), and token_envs took JSON only: a comma-separated value was refused
+    as "AGNES_MARKETPLACE is not valid JSON", naming another variable."""
+    monkeypatch.setenv(env, value)
+    found: object = load_settings()
+    for part in read.split("."):
+        found = getattr(found, part)
+    assert found == (
+        ["a.example.com", "b.example.com"]
+        if env == "AGNES_ALLOWED_HOSTS"
+        else ["example.com"]
+        if "DOMAINS" in env
+        else ["A_TOKEN", "B_TOKEN"]
+    )
+    monkeypatch.setenv(env, '["a.example.com"')
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert f"environment variable {env}: key '{read}'" in caught.value.message
+    assert "starts with '[' but is not a JSON list" in caught.value.message
