@@ -14,6 +14,7 @@ import os
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AnyHttpUrl,
@@ -84,6 +85,21 @@ CapBytes = Annotated[ByteSize, Field(ge=1, le=1 << 50)]
 # A row cap is at most 10^12: 10^23 was accepted, and then a query asking for more rows
 # than DuckDB's LIMIT can hold (int64) failed with the engine's conversion error, not the cap.
 CapRows = Annotated[int, Field(ge=1, le=10**12)]
+
+
+def _is_origin(text: str) -> bool:
+    """``scheme://host[:port]`` as a browser's ``Origin`` header names a page's origin."""
+    parts = urlsplit(text.strip())
+    try:
+        parts.port  # noqa: B018 - raises for a port that is not a number (or too large)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.path in ("", "/")
+        and not (parts.query or parts.fragment or parts.username or parts.password)
+    )
 
 
 class ScanCaps(BaseModel):
@@ -607,6 +623,25 @@ class AgnesSettings(BaseSettings):
     _split_hosts = field_validator(
         "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before"
     )(_split_csv)
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        """A browser's Origin is always ``scheme://host[:port]``: an entry written without
+        its scheme (``agnes.example.com``) or with a path matched no request, silently."""
+        wrong = [entry for entry in value if not _is_origin(entry)]
+        if wrong:
+            raise PydanticCustomError(
+                "not_origins",
+                "{wrong} {be} not an origin: write each as a browser sends it, a scheme and "
+                "a host with an optional port and nothing after "
+                "(https://agnes.example.com, http://localhost:3000)",
+                {
+                    "wrong": ", ".join(repr(entry) for entry in wrong),
+                    "be": "is" if len(wrong) == 1 else "are",
+                },
+            )
+        return value
 
     @field_validator("public_url")
     @classmethod

@@ -382,3 +382,20 @@ def test_a_list_in_an_env_var_is_comma_separated_or_a_json_list(
         load_settings()
     assert f"environment variable {env}: key '{read}'" in caught.value.message
     assert "starts with '[' but is not a JSON list" in caught.value.message
+
+
+def test_allowed_origins_must_be_origins(tmp_path: Path) -> None:
+    """An entry without its scheme (`agnes.example.com`) or with a path was accepted and
+    matched no browser's Origin (always scheme://host[:port]): the page stayed refused."""
+    config = write(
+        tmp_path / "instance.yaml",
+        "allowed_origins:\n  - agnes.example.com\n  - https://tools.example.com/app\n"
+        "  - http://localhost:3000\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = caught.value.message
+    assert f"{config}, line 1: key 'allowed_origins'" in text
+    assert "'agnes.example.com', 'https://tools.example.com/app' are not an origin" in text
+    fine = write(config, "allowed_origins: [https://agnes.example.com, 'http://[::1]:3000']\n")
+    assert load_settings(fine).allowed_origins == ["https://agnes.example.com", "http://[::1]:3000"]
