@@ -25,6 +25,7 @@ from agnes_mcp.errors import (
     Conflict,
     InvalidRequest,
     LastAdmin,
+    MembershipNotFound,
     NotFound,
     TokenNotFound,
 )
@@ -250,10 +251,46 @@ def remove_member(
         group = services.groups.find(group_ref)
     with about("user"):
         user = services.users.find(user_ref)
-    services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
+    try:
+        services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
+    except MembershipNotFound as exc:
+        raise _no_admin_membership(user, group, exc.details.get("sources") or []) from None
     services.audit.record(actor, "group.remove_member", resource=group.id, params={"user": user.id})
     return GroupMembers(
         group=services.groups.get(group.id), members=services.groups.members(group.id)
+    )
+
+
+# Why a membership an admin did not make is there, and where it is changed instead.
+_MADE_BY = {
+    MembershipSource.GOOGLE_SYNC.value: (
+        "Google group sync",
+        "Remove them from the Google group; the next group sync removes them here.",
+    ),
+    MembershipSource.SYSTEM_SEED.value: (
+        "the server, which made them its first admin",
+        "Such a membership stays: make another user an admin, then deactivate this one "
+        "if they should no longer act as one.",
+    ),
+}
+
+
+def _no_admin_membership(user: User, group: Group, sources: Sequence[str]) -> MembershipNotFound:
+    """The refusal named the user and group by ids and said only that there was no
+    'admin' membership: not whether the user was in the group at all, nor who put them
+    there."""
+    if not sources:
+        return MembershipNotFound(
+            f"{user.email} is not a member of {group.name}.",
+            hint=f"See its members with 'agnes admin group members {group.name}'.",
+            details={"sources": []},
+        )
+    made_by = [_MADE_BY.get(source, (source, "")) for source in sources]
+    return MembershipNotFound(
+        f"{user.email} is in {group.name} through {' and '.join(who for who, _ in made_by)}, "
+        "not by an admin: only memberships an admin made are removed here.",
+        hint=" ".join(fix for _, fix in made_by if fix) or None,
+        details={"sources": list(sources)},
     )
 
 

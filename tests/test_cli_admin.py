@@ -262,6 +262,39 @@ def test_a_refused_cap_says_what_server_config_takes(
     assert "Did you mean" not in err
 
 
+def test_removing_a_membership_an_admin_did_not_make_says_who_made_it(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """`group remove-member Temp y@example.com` said "User 'usr_…' has no 'admin' membership
+    in group 'grp_…'": ids for the names typed, and not whether the user was in the group
+    at all, nor who put them there."""
+    from agnes_mcp.store.groups import MembershipSource
+
+    services = live_server.services
+    group = f"Synced {unique_email('g').split('@')[0]}"
+    run_json(capsys, live_server, "admin", "group", "create", group)
+    stranger = add_user(services)
+    code, _, err = run(
+        capsys, live_server, "admin", "group", "remove-member", group, stranger.email
+    )
+    assert code == exit_codes.FAILURE
+    assert f"error: {stranger.email} is not a member of {group}." in err
+    assert "usr_" not in err and "grp_" not in err
+    synced = add_user(services)
+    group_id = services.groups.find(group).id
+    services.groups.add_member(group_id, synced.id, MembershipSource.GOOGLE_SYNC)
+    code, out, _ = run(
+        capsys, live_server, "admin", "group", "remove-member", group, synced.email, "--json"
+    )
+    assert code == exit_codes.FAILURE
+    answer = json.loads(out)
+    assert answer["error"]["message"] == (
+        f"{synced.email} is in {group} through Google group sync, not by an admin: only "
+        "memberships an admin made are removed here."
+    )
+    assert answer["error"]["hint"].startswith("Remove them from the Google group")
+
+
 def test_setting_and_resetting_one_cap_at_once_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], live_server: LiveServer
 ) -> None:

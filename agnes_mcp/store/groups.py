@@ -224,6 +224,7 @@ class GroupRepository:
                 raise MembershipNotFound(
                     f"User '{user_id}' has no '{source.value}' membership in group '{group_id}'.",
                     hint="See the group's members with 'agnes admin group members GROUP'.",
+                    details={"sources": sorted(sources)},  # the memberships it has there
                 )
             leaves_group = sources == {source.value}
             if (
