@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -758,10 +759,17 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> AgnesSet
     given = {key: value for key, value in overrides.items() if value is not None}
     path = find_config_file(config_file, given.get("data_dir"))
     config = ConfigFile.read(path, AgnesSettings) if path is not None else None
-    warn_unknown_env(AgnesSettings, ENV_PREFIX, CLIENT_ENV_VARS)
+    # Variables the settings name as holding secrets (auth.oidc.client_secret_env's default
+    # AGNES_OIDC_CLIENT_SECRET, a source's credentials_env) are used, not misspelt settings:
+    # they were warned about as "matches no setting; it is ignored" at every start.
+    named = set(named_variables(AgnesSettings.model_construct().model_dump()))
+    named.update(named_variables(config.data if config else {}))
+    named.update(named_variables({k.lower(): v for k, v in os.environ.items()}))
     token = _ACTIVE_FILE.set(config)
     try:
-        return AgnesSettings(**given)
+        settings = AgnesSettings(**given)
+        named.update(named_variables(settings.model_dump()))
+        return settings
     except ValidationError as exc:
         raise describe_validation_errors(exc, AgnesSettings, config, given, ENV_PREFIX) from None
     except SettingsError as exc:  # an env var holding malformed JSON for a structured setting
@@ -774,3 +782,22 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> AgnesSet
         ) from None
     finally:
         _ACTIVE_FILE.reset(token)
+        warn_unknown_env(AgnesSettings, ENV_PREFIX, CLIENT_ENV_VARS | named)
+
+
+def named_variables(data: Any) -> Iterator[str]:
+    """The environment variables ``data`` (settings, or a part of them) names as holding a
+    value: the text of every key ending in ``_env`` (``credentials_env``,
+    ``client_secret_env``), or each item of one ending in ``_envs`` (``token_envs``)."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = str(key).lower()
+            if name.endswith("_env") and isinstance(value, str):
+                yield value
+            elif name.endswith("_envs") and isinstance(value, list):
+                yield from (item for item in value if isinstance(item, str))
+            else:
+                yield from named_variables(value)
+    elif isinstance(data, list):
+        for item in data:
+            yield from named_variables(item)

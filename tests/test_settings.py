@@ -399,3 +399,33 @@ def test_allowed_origins_must_be_origins(tmp_path: Path) -> None:
     assert "'agnes.example.com', 'https://tools.example.com/app' are not an origin" in text
     fine = write(config, "allowed_origins: [https://agnes.example.com, 'http://[::1]:3000']\n")
     assert load_settings(fine).allowed_origins == ["https://agnes.example.com", "http://[::1]:3000"]
+
+
+def test_variables_the_settings_name_are_not_warned_as_unknown_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The documented AGNES_OIDC_CLIENT_SECRET (client_secret_env's default) and the
+    example's AGNES_BIGQUERY_CREDENTIALS were warned about at every start as "matches no
+    setting; it is ignored" (the latter "did you mean AGNES_QUERY_THREADS?"), though the
+    server reads them. A misspelt setting is still warned about."""
+    import logging
+
+    config = write(
+        tmp_path / "instance.yaml",
+        "sources:\n  wh:\n    connector: bigquery\n    options:\n      project: my-project\n"
+        "      credentials_env: AGNES_BIGQUERY_CREDENTIALS\n",
+    )
+    monkeypatch.setenv("AGNES_OIDC_CLIENT_SECRET", "s")
+    monkeypatch.setenv("AGNES_AUTH__OIDC__CLIENT_ID", "agnes-web")
+    monkeypatch.setenv("AGNES_BIGQUERY_CREDENTIALS", "{}")
+    monkeypatch.setenv("AGNES_AUTH__SESSION_SECRET_ENV", "AGNES_SESSION_KEY")
+    monkeypatch.setenv("AGNES_SESSION_KEY", "k" * 32)
+    monkeypatch.setenv("AGNES_MARKETPLACE__TOKEN_ENVS", "AGNES_PLUGINS_TOKEN")
+    monkeypatch.setenv("AGNES_PLUGINS_TOKEN", "t")
+    monkeypatch.setenv("AGNES_PORTT", "1")
+    with caplog.at_level(logging.WARNING, logger="agnes.settings"):
+        load_settings(config)
+    warned = [r.getMessage() for r in caplog.records if r.name == "agnes.settings"]
+    assert warned == [
+        "environment variable AGNES_PORTT matches no setting; did you mean AGNES_PORT?"
+    ]
