@@ -660,6 +660,20 @@ class AgnesSettings(BaseSettings):
             )
         return value
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _named_data_dir(cls, value: Any) -> Any:
+        """An empty value (a script's unset variable: AGNES_DATA_DIR="$DIR") was the
+        working directory, which the server then made 0700 and filled with state/,
+        extracts/ and the rest."""
+        if isinstance(value, (str, Path)) and not str(value).strip():
+            raise PydanticCustomError(
+                "empty_data_dir",
+                "is empty; name the folder (a missing one is made), or leave the setting "
+                "out for ./agnes-data",
+            )
+        return value
+
     @field_validator("data_dir")
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
@@ -757,7 +771,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> AgnesSet
     Raises :class:`agnes_mcp.errors.ConfigError` naming the file/env var and key.
     """
     given = {key: value for key, value in overrides.items() if value is not None}
-    path = find_config_file(config_file, given.get("data_dir"))
+    data_dir = given.get("data_dir")
+    path = find_config_file(config_file, Path(data_dir) if data_dir else None)
     config = ConfigFile.read(path, AgnesSettings) if path is not None else None
     # Variables the settings name as holding secrets (auth.oidc.client_secret_env's default
     # AGNES_OIDC_CLIENT_SECRET, a source's credentials_env) are used, not misspelt settings:

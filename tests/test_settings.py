@@ -429,3 +429,35 @@ def test_variables_the_settings_name_are_not_warned_as_unknown_settings(
     assert warned == [
         "environment variable AGNES_PORTT matches no setting; did you mean AGNES_PORT?"
     ]
+
+
+@pytest.mark.parametrize("command", ["serve", "demo"])
+def test_an_empty_data_dir_is_refused_not_the_working_directory(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    """AGNES_DATA_DIR="" (a script's unset variable) or `data_dir: ""` was the working
+    directory, which the server made 0700 and filled with state/ and the rest; an empty
+    --data-dir fell back to ./agnes-data without a word."""
+    from cli import exit_codes
+    from cli.main import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    for where, argv in (
+        ("command-line option --data-dir", ["--data-dir", ""]),
+        ("environment variable AGNES_DATA_DIR", []),
+        (f"{tmp_path / 'empty.yaml'}, line 1", ["--config", str(tmp_path / "empty.yaml")]),
+    ):
+        write(tmp_path / "empty.yaml", 'data_dir: ""\n')
+        with monkeypatch.context() as env:
+            if where.startswith("environment"):
+                env.setenv("AGNES_DATA_DIR", " ")
+            code = main([command, *argv, "--port", "0"])
+        err = capsys.readouterr().err
+        assert code == exit_codes.CONFIG, err
+        assert f"{where}: key 'data_dir'" in err and "is empty; name the folder" in err
+        assert list(work.iterdir()) == []  # nothing written where it was run

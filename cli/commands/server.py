@@ -26,7 +26,7 @@ def _settings(args: argparse.Namespace) -> AgnesSettings:
     configure_server_log("warning")
     settings = load_settings(
         Path(args.config) if args.config else None,
-        data_dir=Path(args.data_dir) if args.data_dir else None,
+        data_dir=args.data_dir,  # as typed: an empty one is refused, not the default
         host=args.host,
         port=args.port,
     )
