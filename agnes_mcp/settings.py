@@ -660,6 +660,19 @@ class AgnesSettings(BaseSettings):
             )
         return value
 
+    @field_validator("host")
+    @classmethod
+    def _named_host(cls, value: str) -> str:
+        """An empty host (AGNES_HOST="$HOST", unset) bound every interface, while the
+        banner named 127.0.0.1: the server was open to the network without a word."""
+        if not value.strip():
+            raise PydanticCustomError(
+                "empty_host",
+                "is empty, which would listen on every interface; name one: 127.0.0.1 "
+                "(this machine only), or 0.0.0.0 (every interface, behind a proxy)",
+            )
+        return value
+
     @field_validator("data_dir", mode="before")
     @classmethod
     def _named_data_dir(cls, value: Any) -> Any:
@@ -715,7 +728,7 @@ class AgnesSettings(BaseSettings):
         if self.public_url is not None:
             return str(self.public_url).rstrip("/")
         host = self.host
-        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming the wildcard, not binding it
+        if host in ("0.0.0.0", "::"):  # noqa: S104 - naming the wildcard, not binding it
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"

@@ -461,3 +461,23 @@ def test_an_empty_data_dir_is_refused_not_the_working_directory(
         assert code == exit_codes.CONFIG, err
         assert f"{where}: key 'data_dir'" in err and "is empty; name the folder" in err
         assert list(work.iterdir()) == []  # nothing written where it was run
+
+
+def test_an_empty_host_is_refused_not_every_interface(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """AGNES_HOST="" (or --host "") bound 0.0.0.0, every interface, while the banner
+    printed http://127.0.0.1:PORT: the server was reachable from the network unannounced."""
+    from cli import exit_codes
+    from cli.main import main
+
+    monkeypatch.setenv("AGNES_HOST", "")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "environment variable AGNES_HOST: key 'host' = '': is empty" in caught.value.message
+    monkeypatch.delenv("AGNES_HOST")
+    data = tmp_path / "data"
+    code = main(["serve", "--host", " ", "--data-dir", str(data), "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == exit_codes.CONFIG and "command-line option --host: key 'host'" in err, err
+    assert not data.exists()
