@@ -13,6 +13,7 @@ import httpx
 import pyarrow as pa
 import pytest
 import sqlglot
+import yaml
 
 from agnes_mcp.demo import starter_metrics_dir
 from agnes_mcp.metrics.compiler import (
@@ -535,6 +536,13 @@ def test_cli_import_export_round_trip(
     monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "cfg"))
     exported = tmp_path / "not yet" / "all.yml"  # its folder is made, not refused
     assert main(["admin", "metrics", "export", "-o", str(exported)]) == exit_codes.OK
+    # --json printed the YAML document, which no JSON reader takes
+    capsys.readouterr()
+    assert main(["admin", "metrics", "export", "--json"]) == exit_codes.OK
+    as_json = json.loads(capsys.readouterr().out)
+    assert as_json == yaml.safe_load(exported.read_text()) and as_json["metrics"]
+    assert main(["admin", "metrics", "export", "--json", "-o", str(exported)]) == exit_codes.OK
+    assert json.loads(capsys.readouterr().out) == {"written": str(exported)}
     folder = tmp_path / "pack"
     folder.mkdir()
     (folder / "all.yml").write_text(exported.read_text())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cli import exit_codes
 from cli.commands.session import client_for, segment
-from cli.output import counted, emit, print_message
+from cli.output import counted, emit
 
 
 def import_(args: argparse.Namespace) -> int:
@@ -45,7 +45,11 @@ def export(args: argparse.Namespace) -> int:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)  # as `agnes notebook export -o`
         output.write_text(response, encoding="utf-8")
-        print_message(f"Wrote {args.output}.")
+        emit({"written": str(output)}, as_json=args.json, message=f"Wrote {args.output}.")
+    elif args.json:  # the YAML document itself was printed: --json gave no JSON
+        import yaml
+
+        emit(yaml.safe_load(response) or {"metrics": []}, as_json=True)
     else:
         sys.stdout.write(response)
     return exit_codes.OK
