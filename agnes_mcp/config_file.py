@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -240,8 +241,10 @@ def _source_of(loc: Loc, config: ConfigFile | None, given: dict[str, Any], prefi
 
 
 # Errors whose message names what is wrong and whose value is not echoed (a connector's
-# options may hold a secret put there by mistake).
-_VALUE_NOT_SHOWN = frozenset({"connector_options"})
+# options, or a URL's user info, may hold a secret put there by mistake).
+_VALUE_NOT_SHOWN = frozenset({"connector_options", "url_with_credentials"})
+# A URL's user info in a value that is echoed (https://user:password@host...).
+_USER_INFO = re.compile(r"(//)[^/@\s'\"]*@")
 
 
 def describe_validation_errors(
@@ -267,7 +270,7 @@ def describe_validation_errors(
         elif error["type"] in _VALUE_NOT_SHOWN:
             problems.append(f"{source}: key '{key}': {error['msg']}")
         else:
-            shown = repr(error.get("input"))
+            shown = _USER_INFO.sub(r"\1***@", repr(error.get("input")))
             if len(shown) > 60:
                 shown = shown[:57] + "..."
             description = _field_description(model, loc)

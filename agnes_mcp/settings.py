@@ -652,6 +652,13 @@ class AgnesSettings(BaseSettings):
         answers."""
         if value is None:
             return None
+        if value.username or value.password:  # never echoed: it may hold a password
+            raise PydanticCustomError(
+                "url_with_credentials",
+                "holds a user name or password: it is shown to every client (the banner, "
+                "OAuth discovery, the lines /me offers to paste); give the origin only "
+                "(https://agnes.example.com)",
+            )
         if (value.path or "/") != "/" or value.query or value.fragment:
             raise ValueError(
                 "must be the server's origin only (https://agnes.example.com), without a path, "

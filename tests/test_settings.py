@@ -481,3 +481,21 @@ def test_an_empty_host_is_refused_not_every_interface(
     err = capsys.readouterr().err
     assert code == exit_codes.CONFIG and "command-line option --host: key 'host'" in err, err
     assert not data.exists()
+
+
+def test_a_public_url_with_a_password_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`public_url: https://user:password@agnes.example.com` was accepted and became the
+    base URL every client is shown (the banner, OAuth discovery, /me's lines to paste);
+    a URL setting refused for another reason echoed its password in the error."""
+    monkeypatch.setenv("AGNES_PUBLIC_URL", "https://ops:hunter2@agnes.example.com")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "key 'public_url': holds a user name or password" in caught.value.message
+    assert "hunter2" not in caught.value.message
+    monkeypatch.setenv("AGNES_PUBLIC_URL", "https://ops:hunter2@agnes.example.com:99999")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "'https://***@agnes.example.com:99999'" in caught.value.message
+    assert "hunter2" not in caught.value.message
