@@ -9,6 +9,7 @@ names where the value came from (file and line, or env var), the key, and a fix.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from collections.abc import Iterator
@@ -624,6 +625,30 @@ class AgnesSettings(BaseSettings):
     _split_hosts = field_validator(
         "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before"
     )(_split_csv)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        """An entry that is not an address (a host name, a typo) passed the start and then
+        failed every connection's admission with a traceback (ipaddress' ValueError)."""
+        wrong = []
+        for entry in value:
+            try:
+                if entry.strip() != "*":
+                    ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                wrong.append(entry)
+        if wrong:
+            raise PydanticCustomError(
+                "not_addresses",
+                "{wrong} {be} not an IP address or network: name each proxy by the address "
+                "it connects from (127.0.0.1, 10.0.0.0/8, ::1), not by host name",
+                {
+                    "wrong": ", ".join(repr(entry) for entry in wrong),
+                    "be": "is" if len(wrong) == 1 else "are",
+                },
+            )
+        return value
 
     @field_validator("allowed_origins")
     @classmethod

@@ -499,3 +499,21 @@ def test_a_public_url_with_a_password_is_refused_without_echoing_it(
         load_settings()
     assert "'https://***@agnes.example.com:99999'" in caught.value.message
     assert "hunter2" not in caught.value.message
+
+
+def test_trusted_proxies_must_be_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy named by host name passed the start, then each connection's admission
+    failed with a traceback ("does not appear to be an IPv4 or IPv6 network")."""
+    from agnes_mcp.http_protocol import _Admission
+
+    monkeypatch.setenv("AGNES_TRUSTED_PROXIES", "127.0.0.1,proxy.example.com,10.0.0.300")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert (
+        "environment variable AGNES_TRUSTED_PROXIES: key 'trusted_proxies' = "
+        "'127.0.0.1,proxy.example.com,10.0.0.300': 'proxy.example.com', '10.0.0.300' are "
+        "not an IP address or network" in caught.value.message
+    )
+    monkeypatch.setenv("AGNES_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8, ::1")
+    proxies = load_settings().trusted_proxies
+    assert not _Admission(proxies)._counted("10.1.2.3")  # admission reads what it took
