@@ -89,6 +89,20 @@ CapBytes = Annotated[ByteSize, Field(ge=1, le=1 << 50)]
 CapRows = Annotated[int, Field(ge=1, le=10**12)]
 
 
+def _is_host_pattern(text: str) -> bool:
+    """A host name, an IP address or a shell-style pattern of names, as a ``Host`` header
+    names the server once its port is taken off."""
+    name = text.strip()
+    if not name or any(c in name for c in "/@\\?# "):
+        return False
+    if ":" in name:  # only an IPv6 address (a port is never part of the name compared)
+        try:
+            ipaddress.IPv6Address(name.strip("[]"))
+        except ValueError:
+            return False
+    return True
+
+
 def _is_origin(text: str) -> bool:
     """``scheme://host[:port]`` as a browser's ``Origin`` header names a page's origin."""
     parts = urlsplit(text.strip())
@@ -625,6 +639,24 @@ class AgnesSettings(BaseSettings):
     _split_hosts = field_validator(
         "allowed_hosts", "allowed_origins", "trusted_proxies", mode="before"
     )(_split_csv)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        """A Host header's name is compared without its port: an entry written as a URL
+        (https://agnes.example.com) or with a port or path matched no request, silently."""
+        wrong = [entry for entry in value if not _is_host_pattern(entry)]
+        if wrong:
+            raise PydanticCustomError(
+                "not_host_names",
+                "{wrong} {be} not a host name: write the name alone, without a scheme, port "
+                "or path (agnes.example.com, *.example.com, 10.0.0.5)",
+                {
+                    "wrong": ", ".join(repr(entry) for entry in wrong),
+                    "be": "is" if len(wrong) == 1 else "are",
+                },
+            )
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

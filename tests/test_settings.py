@@ -517,3 +517,23 @@ def test_trusted_proxies_must_be_addresses(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AGNES_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8, ::1")
     proxies = load_settings().trusted_proxies
     assert not _Admission(proxies)._counted("10.1.2.3")  # admission reads what it took
+
+
+def test_allowed_hosts_must_be_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`https://agnes.example.com` or `agnes.example.com:443` was accepted and matched no
+    request (a Host header's name is compared without its port): every request through
+    the proxy stayed 421 host_not_allowed."""
+    monkeypatch.setenv("AGNES_ALLOWED_HOSTS", "https://agnes.example.com,agnes.example.com:443")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert (
+        "'https://agnes.example.com', 'agnes.example.com:443' are not a host name"
+        in caught.value.message
+    )
+    monkeypatch.setenv("AGNES_ALLOWED_HOSTS", "agnes.example.com,*.example.org,10.0.0.5,::1")
+    assert load_settings().allowed_hosts == [
+        "agnes.example.com",
+        "*.example.org",
+        "10.0.0.5",
+        "::1",
+    ]
