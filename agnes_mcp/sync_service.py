@@ -33,6 +33,7 @@ from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import AgnesError, InvalidTableSpec
 from agnes_sync.locks import lock_for
 from agnes_sync.orchestrator import Orchestrator
+from agnes_sync.plural import counted
 from agnes_sync.predicate_binds import bind_problem
 from agnes_sync.profile import TableProfile, profile_parquet
 from agnes_sync.retry import with_retries
@@ -183,13 +184,13 @@ class SyncService:
         self._profile(table, published, connector)
         seconds = time.perf_counter() - started
         logger.info(
-            "sync of %s (%s) ok: %s rows, %d file(s), %.2fs, %d attempt(s)",
+            "sync of %s (%s) ok: %s, %s, %.2fs, %s",
             table_id,
             trigger,
-            published.rows,
-            len(published.files),
+            counted(published.rows, "row"),
+            counted(len(published.files), "file"),
             seconds,
-            attempts,
+            counted(attempts, "attempt"),
         )
         self.states.finished(
             run_id,
@@ -222,9 +223,9 @@ class SyncService:
         # one line per failed run, scheduled ones included (no one waits on those); sync
         # errors never carry a secret (connectors name the variable, not its value)
         logger.warning(
-            "sync of %s failed after %d attempt(s) (%s): %s",
+            "sync of %s failed after %s (%s): %s",
             table_id,
-            attempts,
+            counted(attempts, "attempt"),
             error["code"],
             error["message"],
         )

@@ -249,9 +249,12 @@ def test_every_failed_sync_leaves_one_line_in_the_server_log(
         synced.sync.sync("fine")
     failed = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert failed == [
-        "sync of broken_logged failed after 1 attempt(s) (sync_terminal_failure): "
+        "sync of broken_logged failed after 1 attempt (sync_terminal_failure): "
         "injected terminal failure 1 of 5"
     ]
     assert any(
-        r.getMessage().startswith("sync of fine (manual) ok: 3 rows") for r in caplog.records
+        # the counts agree with their nouns ("1 file(s), 1 attempt(s)" before)
+        r.getMessage().startswith("sync of fine (manual) ok: 3 rows, 1 file, ")
+        and r.getMessage().endswith("s, 1 attempt")
+        for r in caplog.records
     )
