@@ -295,6 +295,17 @@ def test_removing_a_membership_an_admin_did_not_make_says_who_made_it(
     assert answer["error"]["hint"].startswith("Remove them from the Google group")
 
 
+def test_a_user_name_too_long_is_refused_in_characters(
+    capsys: pytest.CaptureFixture[str], live_server: LiveServer
+) -> None:
+    """`user add --name <300 characters>` was refused as "Value should have at most 200
+    items after validation" (the bound sat outside the optional's text check)."""
+    argv = ["admin", "user", "add", unique_email("long"), "--name", "n" * 300]
+    code, _, err = run(capsys, live_server, *argv)
+    assert code == exit_codes.FAILURE
+    assert "name: String should have at most 200 characters" in err and "items" not in err
+
+
 def test_setting_and_resetting_one_cap_at_once_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], live_server: LiveServer
 ) -> None:

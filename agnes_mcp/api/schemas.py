@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from agnes_mcp.error_body import ErrorBody
 
 
-def _plain(value: str) -> str:
+def plain_text(value: str) -> str:
     """Refuse control and invisible formatting characters (terminal escapes, bidi overrides)."""
     for char in value:
         if unicodedata.category(char) in ("Cc", "Cf") and char not in "\t":
@@ -19,7 +19,7 @@ def _plain(value: str) -> str:
     return value
 
 
-PlainText = Annotated[str, AfterValidator(_plain)]
+PlainText = Annotated[str, AfterValidator(plain_text)]
 
 
 class RequestBody(BaseModel):

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from agnes_mcp import access_admin
 from agnes_mcp.access_admin import UserWithGroups
 from agnes_mcp.api.dependencies import AdminDep, ServicesDep
-from agnes_mcp.api.schemas import PlainText, RequestBody
+from agnes_mcp.api.schemas import RequestBody, plain_text
 
 router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
 
 
 class UserCreate(RequestBody):
     email: str = Field(description="E-mail address; unique.", max_length=254)
-    name: PlainText | None = Field(default=None, max_length=200)
+    # the bound inside the optional: outside, a long name was refused as "at most 200
+    # items after validation" and the schema said no maxLength
+    name: Annotated[str, StringConstraints(max_length=200), AfterValidator(plain_text)] | None = (
+        None
+    )
     groups: list[str] = Field(default_factory=list, description="Group names or ids to join.")
 
 
