@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from uvicorn.logging import DefaultFormatter
@@ -29,12 +31,25 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
-def configure_server_log(level: str) -> None:
-    """Show the ``agnes`` loggers' lines at ``level`` (``debug``, ``info``, ``warning``,
-    ``error``) and above; calling it again only changes the level."""
+@contextmanager
+def server_log() -> Iterator[None]:
+    """While a server command runs: the ``agnes`` loggers' lines on stderr, warnings and
+    above until :func:`set_server_log_level` is given the settings' level. Afterwards the
+    loggers are as they were (a test process running a command keeps its own logging)."""
     logger = logging.getLogger(SERVER_LOGGER)
-    logger.setLevel(level.upper())
-    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
-        handler = _StderrHandler()
-        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
-        logger.addHandler(handler)
+    level = logger.level
+    handler = _StderrHandler()
+    handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def set_server_log_level(level: str) -> None:
+    """Show the server's lines at ``level`` (``debug``, ``info``, ``warning``, ``error``)
+    and above; inside :func:`server_log`."""
+    logging.getLogger(SERVER_LOGGER).setLevel(level.upper())

@@ -54,3 +54,20 @@ def test_agnes_lines_follow_log_level_and_say_their_level(tmp_path: Path, level:
         assert f"WARNING:  {tightened}" in err, err
     else:
         assert "Agnes stopped" not in err and tightened not in err, err
+
+
+def test_a_server_command_leaves_the_process_logging_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Run in a process of its own (a test's), a server command that ends takes its log
+    handler and level with it."""
+    import logging
+
+    from cli import exit_codes
+    from cli.main import main
+
+    logger = logging.getLogger("agnes")
+    before = (logger.level, list(logger.handlers))
+    code = main(["serve", "--host", "", "--data-dir", str(tmp_path / "data"), "--port", "0"])
+    assert code == exit_codes.CONFIG, capsys.readouterr().err
+    assert (logger.level, list(logger.handlers)) == before

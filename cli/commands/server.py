@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,20 +20,32 @@ if TYPE_CHECKING:
 
 
 def _settings(args: argparse.Namespace) -> AgnesSettings:
-    """The settings, with the server's log set up at their ``log_level`` (warnings only
-    while they are read: a variable that matches no setting)."""
-    from agnes_mcp.server_log import configure_server_log
+    """The settings, with the server's log (see :func:`_logged`) at their ``log_level``."""
+    from agnes_mcp.server_log import set_server_log_level
     from agnes_mcp.settings import load_settings
 
-    configure_server_log("warning")
     settings = load_settings(
         Path(args.config) if args.config else None,
         data_dir=args.data_dir,  # as typed: an empty one is refused, not the default
         host=args.host,
         port=args.port,
     )
-    configure_server_log(settings.log_level)
+    set_server_log_level(settings.log_level)
     return settings
+
+
+def _logged(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run a server command with Agnes's own log lines on stderr (warnings while the
+    settings are read: a variable that matches no setting; then at their log_level)."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from agnes_mcp.server_log import server_log
+
+        with server_log():
+            return command(args)
+
+    return run
 
 
 def _say(text: str) -> None:
@@ -49,6 +63,7 @@ def _urls(settings: AgnesSettings) -> str:
     )
 
 
+@_logged
 def serve(args: argparse.Namespace) -> int:
     from agnes_mcp.serve import serve as run_server
 
@@ -136,6 +151,7 @@ def _check_port(settings: AgnesSettings) -> None:
         bind(settings.host, settings.port).close()
 
 
+@_logged
 def demo(args: argparse.Namespace) -> int:
     from agnes_mcp.demo import (
         first_sync,
