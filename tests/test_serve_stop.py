@@ -71,6 +71,12 @@ def test_a_query_running_when_the_server_stops_is_refused_server_stopping(
                 probe = watcher.post("/api/query", json={"sql": "SELECT 1"})
                 if probe.status_code == 429:
                     break
+                if answers and answers[0].status_code == 429:  # a probe held the place
+                    asking.join()  # as the slow query came: ask again
+                    answers.clear()
+                    asking = threading.Thread(target=query)
+                    asking.start()
+                    continue
                 assert probe.status_code == 200 and not answers, (probe.text, answers)
         process.send_signal(signal.SIGTERM)
         asking.join(timeout=120)
