@@ -103,6 +103,19 @@ def _is_host_pattern(text: str) -> bool:
     return True
 
 
+def _refuse_entries(wrong: list[str], kind: str, problem: str) -> None:
+    """A list setting's entries that cannot work, named in one error ("'x' is not ...")."""
+    if wrong:
+        raise PydanticCustomError(
+            kind,
+            "{wrong} {be} " + problem,
+            {
+                "wrong": ", ".join(repr(entry) for entry in wrong),
+                "be": "is" if len(wrong) == 1 else "are",
+            },
+        )
+
+
 def _is_origin(text: str) -> bool:
     """``scheme://host[:port]`` as a browser's ``Origin`` header names a page's origin."""
     parts = urlsplit(text.strip())
@@ -645,17 +658,12 @@ class AgnesSettings(BaseSettings):
     def _host_names(cls, value: list[str]) -> list[str]:
         """A Host header's name is compared without its port: an entry written as a URL
         (https://agnes.example.com) or with a port or path matched no request, silently."""
-        wrong = [entry for entry in value if not _is_host_pattern(entry)]
-        if wrong:
-            raise PydanticCustomError(
-                "not_host_names",
-                "{wrong} {be} not a host name: write the name alone, without a scheme, port "
-                "or path (agnes.example.com, *.example.com, 10.0.0.5)",
-                {
-                    "wrong": ", ".join(repr(entry) for entry in wrong),
-                    "be": "is" if len(wrong) == 1 else "are",
-                },
-            )
+        _refuse_entries(
+            [entry for entry in value if not _is_host_pattern(entry)],
+            "not_host_names",
+            "not a host name: write the name alone, without a scheme, port or path "
+            "(agnes.example.com, *.example.com, 10.0.0.5)",
+        )
         return value
 
     @field_validator("trusted_proxies")
@@ -670,16 +678,12 @@ class AgnesSettings(BaseSettings):
                     ipaddress.ip_network(entry.strip(), strict=False)
             except ValueError:
                 wrong.append(entry)
-        if wrong:
-            raise PydanticCustomError(
-                "not_addresses",
-                "{wrong} {be} not an IP address or network: name each proxy by the address "
-                "it connects from (127.0.0.1, 10.0.0.0/8, ::1), not by host name",
-                {
-                    "wrong": ", ".join(repr(entry) for entry in wrong),
-                    "be": "is" if len(wrong) == 1 else "are",
-                },
-            )
+        _refuse_entries(
+            wrong,
+            "not_addresses",
+            "not an IP address or network: name each proxy by the address it connects "
+            "from (127.0.0.1, 10.0.0.0/8, ::1), not by host name",
+        )
         return value
 
     @field_validator("allowed_origins")
@@ -687,18 +691,13 @@ class AgnesSettings(BaseSettings):
     def _origins(cls, value: list[str]) -> list[str]:
         """A browser's Origin is always ``scheme://host[:port]``: an entry written without
         its scheme (``agnes.example.com``) or with a path matched no request, silently."""
-        wrong = [entry for entry in value if not _is_origin(entry)]
-        if wrong:
-            raise PydanticCustomError(
-                "not_origins",
-                "{wrong} {be} not an origin: write each as a browser sends it, a scheme and "
-                "a host with an optional port and nothing after "
-                "(https://agnes.example.com, http://localhost:3000)",
-                {
-                    "wrong": ", ".join(repr(entry) for entry in wrong),
-                    "be": "is" if len(wrong) == 1 else "are",
-                },
-            )
+        _refuse_entries(
+            [entry for entry in value if not _is_origin(entry)],
+            "not_origins",
+            "not an origin: write each as a browser sends it, a scheme and a host with an "
+            "optional port and nothing after (https://agnes.example.com, "
+            "http://localhost:3000)",
+        )
         return value
 
     @field_validator("public_url")
