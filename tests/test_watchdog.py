@@ -66,3 +66,38 @@ def test_released_tickets_let_go_of_their_cursor_and_the_heap_stays_small() -> N
         dog.release(dog.watch(3600, _Cursor().interrupt))
     assert len(dog._heap) <= 2 * len(live) + 65
     assert all(dog.release(t) for t in live)
+
+
+def test_release_waits_for_an_interrupt_still_inside_the_connection() -> None:
+    """The interrupt runs on the watchdog's thread, outside its lock. release() returned
+    while one was still inside the connection, and the caller's next call on it (closing
+    the cursor) failed "connection is busy with another call" (a CI run, Ctrl-C during a
+    query). release() now returns only once that interrupt has."""
+    dog = Watchdog()
+    inside, leave, released = threading.Event(), threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def interrupt() -> None:
+        inside.set()
+        leave.wait(SIGNAL_WAIT)
+        order.append("interrupt returned")
+
+    ticket = dog.watch(0, interrupt)  # fires at once
+    assert inside.wait(SIGNAL_WAIT)
+    outcome: list[bool] = []
+
+    def release() -> None:
+        outcome.append(dog.release(ticket))
+        order.append("released")
+        released.set()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    # while the interrupt is inside, release has not returned (a bounded look: with the
+    # fix it cannot return before `leave`, so this wait never decides the outcome)
+    assert not released.wait(0.3)
+    leave.set()
+    releaser.join(SIGNAL_WAIT)
+    # every interrupt (it is sent again until released) returned before release did
+    assert order[-1] == "released" and set(order[:-1]) == {"interrupt returned"}, order
+    assert outcome == [False], outcome

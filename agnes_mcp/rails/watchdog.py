@@ -39,6 +39,9 @@ class Watchdog:
         self._live: dict[int, tuple[float, Callable[[], object]]] = {}
         # Fired and not released yet: interrupted every REPEAT_SECONDS until released.
         self._stopping: dict[int, Callable[[], object]] = {}
+        # Being interrupted right now, outside the lock: release waits for those to return,
+        # since the connection refuses any other call (its close) while one is inside it.
+        self._firing: set[int] = set()
         self._next_repeat = 0.0
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
@@ -64,7 +67,7 @@ class Watchdog:
             # deadline is now the earliest. With one timeout for all, a query started
             # after another is never that: no thread switch per query.
             if self._heap[0][1] == ticket:
-                self._lock.notify()
+                self._lock.notify_all()
         caller = CALLER.get()
         if caller is not None:
             caller.on_cancel((self, ticket), lambda: self.interrupt([ticket]))
@@ -79,6 +82,8 @@ class Watchdog:
         if caller is not None:
             caller.discard((self, ticket))
         with self._lock:
+            while ticket in self._firing:  # an interrupt is inside the connection now
+                self._lock.wait()
             if self._stopping.pop(ticket, None) is not None:
                 return False
             return self._live.pop(ticket, None) is not None
@@ -107,7 +112,7 @@ class Watchdog:
             if fired:
                 self._next_repeat = 0.0  # at once
                 self._start()
-                self._lock.notify()
+                self._lock.notify_all()
         return len(fired)
 
     def _start(self) -> None:
@@ -134,6 +139,7 @@ class Watchdog:
                     self._lock.wait(min(waits) - now if waits else None)
                     continue
                 fire = list(self._stopping.items())
+                self._firing.update(ticket for ticket, _ in fire)
                 self._next_repeat = now + REPEAT_SECONDS
             # Outside the lock: an interrupt may take a moment. The query may have ended and
             # closed its connection meanwhile; that must not end this thread, and such a
@@ -144,6 +150,10 @@ class Watchdog:
                 except Exception:  # noqa: BLE001 - closed: nothing left to stop
                     with self._lock:
                         self._stopping.pop(ticket, None)
+                finally:
+                    with self._lock:
+                        self._firing.discard(ticket)
+                        self._lock.notify_all()
 
 
 WATCHDOG = Watchdog()
