@@ -12,7 +12,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,19 @@ def _to_this_thread() -> None:
     signal.pthread_kill(threading.get_ident(), signal.SIGINT)
 
 
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C as an interactive `agnes query` gets it: KeyboardInterrupt. A test run started
+    in the background by a shell without job control inherits SIGINT ignored, and Python
+    keeps an inherited ignore: the signal never arrived and the test hung to its timeout."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("ctrl_c_raises")
 @pytest.mark.parametrize("ctrl_c", [_to_the_process, _to_this_thread], ids=["process", "thread"])
 def test_ctrl_c_stops_a_query_run_on_the_main_thread_at_once(ctrl_c: Callable[[], None]) -> None:
     """`agnes query` in process and a notebook run the query on Python's main thread, where
