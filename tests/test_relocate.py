@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
@@ -30,8 +29,8 @@ from agnes_sync.contract import ExtractPaths, ExtractWriter, StagedPart
 from agnes_sync.extract_reader import read_extract
 from agnes_sync.orchestrator import Orchestrator
 from agnes_sync.sql_text import quote_literal
+from tests.server_process import server_env
 
-REPO = Path(__file__).resolve().parents[1]
 TABLES = (
     "customers",
     "products",
@@ -62,12 +61,7 @@ class Served:
 def agnes(tmp_path: Path, *args: str) -> Iterator[Served]:
     """``agnes <args> --port 0`` in a subprocess, until it prints its URLs (it is then
     serving); stopped with SIGTERM, as an operator would."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
-    env.update(
-        AGNES_CONFIG_HOME=str(tmp_path / "config-home"),
-        AGNES_SCHEDULER_ENABLED="false",
-        PYTHONPATH=str(REPO),
-    )
+    env = server_env(tmp_path)
     log = tmp_path / f"agnes-{len(list(tmp_path.glob('agnes-*.log')))}.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,8 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.server_process import server_env
+
 # Runs for minutes (well past the query timeout set below, which it must not reach).
 SLOW_SQL = "SELECT count(*) FROM range(1000000000000) a WHERE a.range % 7 = 3"
 
@@ -24,13 +24,8 @@ def test_a_query_running_when_the_server_stops_is_refused_server_stopping(
     in ASGI application"). The query is now interrupted as the stop begins and answered
     `503 server_stopping` with Retry-After, and the server exits 0."""
     data = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
-    env.update(
-        AGNES_CONFIG_HOME=str(tmp_path / "config-home"),
-        AGNES_SCHEDULER_ENABLED="false",
-        AGNES_QUERY_TIMEOUT_SECONDS="600",
-        AGNES_SCAN_CAPS__CONCURRENT_QUERIES="1",
-        PYTHONPATH=str(REPO),
+    env = server_env(
+        tmp_path, AGNES_QUERY_TIMEOUT_SECONDS="600", AGNES_SCAN_CAPS__CONCURRENT_QUERIES="1"
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.server_process import server_env
 
 
 def serve_once(tmp_path: Path, level: str) -> str:
@@ -18,13 +17,7 @@ def serve_once(tmp_path: Path, level: str) -> str:
     data = tmp_path / level
     data.mkdir(mode=0o755)
     data.chmod(0o755)  # tightened at start, with a warning
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
-    env.update(
-        AGNES_CONFIG_HOME=str(tmp_path / "config-home"),
-        AGNES_SCHEDULER_ENABLED="false",
-        AGNES_LOG_LEVEL=level,
-        PYTHONPATH=str(REPO),
-    )
+    env = server_env(tmp_path, AGNES_LOG_LEVEL=level)
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],
         env=env,
