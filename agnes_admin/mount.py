@@ -119,12 +119,14 @@ class AdminMount:
     def _prepare(self) -> None:
         self.times.import_started = time.perf_counter()
         try:
-            import panel as pn
             from panel.io import fastapi as panel_fastapi
 
+            from agnes_admin import session_order
+
             # Widget callbacks call services that read the system DB or run a sync: they
-            # run on Panel's thread pool, never on the event loop every request shares.
-            pn.config.nthreads = PAGE_THREADS  # type: ignore[misc]  # a param, settable
+            # run on Panel's thread pool, never on the event loop every request shares,
+            # each page's in the order its admin made them.
+            session_order.install(PAGE_THREADS)
 
             from agnes_admin.shell import page_apps
 
