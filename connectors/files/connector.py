@@ -13,14 +13,19 @@ from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
 from connectors.files.options import FilesOptions, FileTableOptions
 from connectors.files.readers import (
+    csv_args,
+    csv_kind,
     detect_format,
+    dialect_args,
     empty_files_error,
     explain,
     reader_sql,
     skipped_lines_error,
+    sniffed_reader_sql,
     unsplit_csv_error,
     with_content,
 )
+from connectors.files.sniffing import sniff
 
 
 class FilesConnector(Connector):
@@ -98,32 +103,39 @@ class FilesConnector(Connector):
             _refuse_mixed_formats(files, request)
         return f"SELECT * FROM {reader_sql(files, options)}", files
 
-    def _refuse_unsplit(
+    def _checked_source(
         self, con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], request: TableRequest
-    ) -> None:
+    ) -> str:
+        """The source's SQL once its files pass the checks before a sync; a single CSV is
+        sniffed once here and read as found (every later bind of it reads no data)."""
         options = cast(FileTableOptions, self.table_options(request))
         error = empty_files_error(files, options)
-        # Each file of a glob is sniffed on its own (its columns matched by name), so each
-        # is checked on its own: one cut short would otherwise add a column named by its
-        # header line, and one with a preamble lose its first lines.
-        for one, one_sql in (
-            [(files, sql)]
-            if len(files) == 1
-            else [([f], f"SELECT * FROM {reader_sql([f], options)}") for f in files]
-        ):
-            error = (
-                error
-                or skipped_lines_error(con, one, options)
-                or unsplit_csv_error(con, one_sql, one, options)
-            )
         if error is not None:
             raise error
+        kind = csv_kind(files, options)
+        if kind is None:
+            return sql
+        # Each file of a glob is sniffed on its own (its columns matched by name), so each
+        # is checked on its own: one cut short would otherwise add a column named by its
+        # header line, and one with a preamble lose its first lines. The table's given
+        # columns are the reader's, not the sniffer's (which would refuse other names).
+        args = dialect_args(kind, options) if options.columns else csv_args(kind, options)
+        for one in files:
+            sniffed = sniff(con, one, args)
+            error = skipped_lines_error(one, options, sniffed) or unsplit_csv_error(
+                con, [one], options, sniffed
+            )
+            if error is not None:
+                raise error
+            if len(files) == 1 and not options.columns:
+                sql = f"SELECT * FROM {sniffed_reader_sql(one, options, sniffed)}"
+        return sql
 
     def describe_table(self, request: TableRequest) -> list[Column]:
         sql, files = self.source_sql(request)
         con = self.duckdb_cursor()
         try:
-            self._refuse_unsplit(con, sql, files, request)
+            sql = self._checked_source(con, sql, files, request)
             rows = con.execute(f"DESCRIBE {sql}").fetchall()
         except duckdb.Error as exc:
             raise explain(exc, files) from None
@@ -136,7 +148,7 @@ class FilesConnector(Connector):
         sql, files = self.source_sql(request)
         con = self.duckdb_cursor(writer.paths.root)
         try:
-            self._refuse_unsplit(con, sql, files, request)
+            sql = self._checked_source(con, sql, files, request)
             return strategies.run(con, sql, request, writer)
         except duckdb.Error as exc:
             raise explain(exc, files) from None

@@ -18,6 +18,7 @@ from agnes_sync.errors import (
 )
 from agnes_sync.sql_text import quote_literal
 from connectors.files.options import FileTableOptions
+from connectors.files.sniffing import Sniffed
 
 _FORMATS = {
     ".csv": "csv",
@@ -48,7 +49,18 @@ def reader_sql(files: list[Path], options: FileTableOptions) -> str:
         if options.columns:
             args.append("columns = " + _struct(options.columns))
         return f"read_json({listing}, {', '.join(args)})"
-    args = _dialect(kind, options)
+    return f"read_csv({listing}{''.join(', ' + a for a in csv_args(kind, options, len(files)))})"
+
+
+def csv_kind(files: list[Path], options: FileTableOptions) -> str | None:
+    """``csv`` or ``tsv`` when ``files`` are read as delimited text, else None."""
+    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
+    return kind if kind in ("csv", "tsv") else None
+
+
+def csv_args(kind: str, options: FileTableOptions, files: int = 1) -> list[str]:
+    """``read_csv``'s arguments for the table's options (the sniffer's too), over ``files``."""
+    args = dialect_args(kind, options)
     if options.null_string is not None:
         args.append(f"nullstr = {quote_literal(options.null_string)}")
     if options.skip_rows is not None:
@@ -59,7 +71,7 @@ def reader_sql(files: list[Path], options: FileTableOptions) -> str:
         args.append(f"timestampformat = {quote_literal(options.timestamp_format)}")
     if options.columns:
         args.append("columns = " + _struct(options.columns))
-    elif len(files) > 1:
+    elif files > 1:
         # Files of a glob are matched by column name, as parquet's are: an export that
         # gained or lost a column is NULL where a file lacks it. DuckDB otherwise took the
         # first file's columns, dropping a column a later file added without a word, and
@@ -68,10 +80,19 @@ def reader_sql(files: list[Path], options: FileTableOptions) -> str:
     # An empty field is NULL, a quoted empty one ("") the empty string, as Keboola's
     # exports and PostgreSQL's CSV read them (DuckDB's default reads both as NULL).
     args.append("allow_quoted_nulls = false")
-    return f"read_csv({listing}{''.join(', ' + a for a in args)})"
+    return args
 
 
-def _dialect(kind: str, options: FileTableOptions) -> list[str]:
+def sniffed_reader_sql(file: Path, options: FileTableOptions, sniffed: Sniffed) -> str:
+    """``read_csv(...)`` over one file as ``sniffed`` found it: binding it reads no data."""
+    kind = csv_kind([file], options) or "csv"
+    stated = {a.split(" = ", 1)[0] for a in sniffed.reader_args()}
+    kept = [a for a in csv_args(kind, options) if a.split(" = ", 1)[0] not in stated]
+    args = [quote_literal(str(file)), *sniffed.reader_args(), *kept]
+    return f"read_csv({', '.join(args)})"
+
+
+def dialect_args(kind: str, options: FileTableOptions) -> list[str]:
     """The CSV dialect the options fix (the sniffer infers the rest): the reader's and the
     sniffer's arguments alike."""
     args = []
@@ -171,18 +192,14 @@ _DELIMITERS = (",", ";", "\t", "|")
 
 
 def unsplit_csv_error(
-    con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], options: FileTableOptions
+    con: duckdb.DuckDBPyConnection, files: list[Path], options: FileTableOptions, sniffed: Sniffed
 ) -> SourceDataError | None:
     """The error for a CSV the sniffer could not split (``None`` when it could): its one
     column is named by a whole header line holding a delimiter. Reading it again with that
     delimiter and the header's columns gives the reader's own error, naming the line."""
-    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
-    if kind not in ("csv", "tsv") or options.delimiter is not None or options.columns:
+    if options.delimiter is not None or options.columns or len(sniffed.columns) != 1:
         return None
-    described = con.execute(f"DESCRIBE {sql}").fetchall()
-    if len(described) != 1:
-        return None
-    header = str(described[0][0])
+    header = sniffed.columns[0][0]
     delimiter = next((d for d in _DELIMITERS if d in header), None)
     if delimiter is None:
         return None
@@ -215,30 +232,25 @@ def unsplit_csv_error(
 
 
 def skipped_lines_error(
-    con: duckdb.DuckDBPyConnection, files: list[Path], options: FileTableOptions
+    file: Path, options: FileTableOptions, sniffed: Sniffed
 ) -> SourceDataError | None:
     """The error for a CSV whose reader would drop leading lines the table's options do
     not say to skip (``None`` when it would not). DuckDB's sniffer skips lines it takes for
     a preamble: a report title, but also every line before one split another way (``1,a``,
     ``2,b``, ``3;c`` reads as the one row ``3, c``), and the sync would publish what is left
     as the whole table. Blank lines are skipped quietly, as a reader would."""
-    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
-    if kind not in ("csv", "tsv") or options.skip_rows is not None:
+    skipped, split_by = sniffed.skip_rows, sniffed.delimiter
+    if options.skip_rows is not None or not skipped or _blank_lines(file, skipped):
         return None
-    args = [quote_literal(str(files[0])), *_dialect(kind, options)]
-    row = con.execute(f"SELECT SkipRows, Delimiter FROM sniff_csv({', '.join(args)})").fetchone()
-    if row is None or not row[0] or _blank_lines(files[0], int(row[0])):
-        return None
-    skipped, split_by = int(row[0]), row[1]
     return SourceDataError(
-        f"The CSV reader would skip the first {skipped:,} line(s) of {files[0]} and read the "
+        f"The CSV reader would skip the first {skipped:,} line(s) of {file} and read the "
         f"rest as split by {split_by!r} (the sniffer took those lines for a preamble). Nothing "
         "was published: read so, the table would lose them without a word.",
         hint="If those lines are a title or a note before the data, set skip_rows to "
         f"{skipped} in the table's source options; if they are data, the file is malformed "
         "(a line split another way, or cut short): fix or replace it. The previous data "
         "stays served until a sync succeeds.",
-        details={"file": str(files[0]), "line": None, "skipped_lines": skipped},
+        details={"file": str(file), "line": None, "skipped_lines": skipped},
     )
 
 
