@@ -25,7 +25,7 @@ import sqlglot
 from sqlglot import exp
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.threaded_server import ThreadedServer
@@ -90,7 +90,7 @@ class FakeBigQuery:
         ``backendError`` a 503)."""
         self.failures.append([api, status, reason, times, after])
 
-    def failure(self, api: str) -> JSONResponse | None:
+    def failure(self, api: str) -> Response | None:
         with self.lock:
             for entry in self.failures:
                 if api.startswith(entry[0]) and entry[3] > 0:
@@ -98,6 +98,8 @@ class FakeBigQuery:
                         entry[4] -= 1
                         return None
                     entry[3] -= 1
+                    if entry[1] == 200:  # a proxy's or a broken deployment's answer
+                        return _unreadable(entry[2])
                     return _error(entry[1], entry[2], f"Injected {entry[2]}")
         return None
 
@@ -277,6 +279,14 @@ def _error(status: int, reason: str, message: str) -> JSONResponse:
         }
     }
     return JSONResponse(body, status_code=status)
+
+
+def _unreadable(kind: str) -> Response:
+    """A 200 the API does not give: ``empty`` (JSON without the resource's fields),
+    ``html`` (a proxy's or a captive portal's page)."""
+    if kind == "html":
+        return Response("<html><body>Please sign in</body></html>", media_type="text/html")
+    return JSONResponse({})
 
 
 def create_app(fake: FakeBigQuery) -> Starlette:

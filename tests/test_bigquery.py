@@ -947,3 +947,55 @@ def test_describe_uses_the_free_preview(analyst: httpx.Client, fake: FakeBigQuer
     assert "tabledata.list" in calls and "jobs.query" not in calls and "jobs.insert" not in calls
     schema = analyst.get("/api/catalog/page_views/schema").json()
     assert [c["type"] for c in schema["columns"]][:3] == ["INTEGER", "DATE", "STRING"]
+
+
+@pytest.mark.parametrize("kind", ["empty", "html"])
+def test_an_answer_the_client_cannot_read_is_a_typed_failure_worth_retrying(
+    fake: FakeBigQueryServer, tmp_path: Path, kind: str
+) -> None:
+    """A 200 that is not the API's resource (JSON without its fields, a proxy's HTML page)
+    made the client library raise its own KeyError or ValueError, passed on as it was:
+    an untyped failure. Each path says BigQuery's answer could not be read, retryable."""
+    import sqlglot
+
+    from agnes_mcp.rails.refusals import QueryFailed, RemoteEstimateFailed
+    from agnes_mcp.rails.sandbox import Limits
+    from connectors.bigquery.client import BigQueryOptions
+    from connectors.bigquery.engine import BigQueryEngine
+
+    settings = {**options(fake), "http_timeout_seconds": 0.3, "job_timeout_seconds": 0.3}
+    connector = BigQueryConnector(SourceContext("bq", settings, tmp_path))
+    writer = ExtractWriter(tmp_path / "extracts", "bq")
+    engine = BigQueryEngine(BigQueryOptions.model_validate(settings))
+    tree = sqlglot.parse_one(f"SELECT page FROM `{PROJECT}.analytics.page_views`", "bigquery")
+    for api in ("tables.get", "jobs.query", "jobs.insert", "tables.list", "datasets"):
+        fake.fake.fail(api, 200, kind, times=10**6)
+    try:
+        failures: list[Any] = []
+        for request in (
+            TableRequest(
+                id="pv", bucket="analytics", source_table="page_views", query_mode="remote"
+            ),
+            TableRequest(id="m", query_mode="materialized", source_query="SELECT 1 AS one"),
+        ):
+            with pytest.raises(TransientSyncError) as synced:
+                connector.extract(request, writer)
+            failures.append(synced.value)
+        with pytest.raises(QueryFailed) as queried:
+            engine.execute(
+                tree,
+                [],
+                limits=Limits(rows=10, bytes=10**6, timeout_seconds=5),
+                max_bytes=10**9,
+                labels={},
+            )
+        with pytest.raises(RemoteEstimateFailed) as priced:
+            engine.estimate(tree, [])
+        failures += [queried.value, priced.value]
+    finally:
+        fake.fake.failures.clear()
+        engine.close()
+    for failure in failures:
+        assert "could not be read" in failure.message, failure.message
+        assert "KeyError" not in failure.message and "Traceback" not in failure.message
+        assert "again" in (failure.hint or "") or failure.transient

@@ -49,6 +49,9 @@ def reason(exc: Any) -> str | None:
 def message(exc: Any) -> str:
     """The API's own one-line message, never the request line ("POST https://...: ")."""
     exc = cause(exc)
+    said = _unreadable_answer(exc)
+    if said is not None:
+        return said
     errors = getattr(exc, "errors", None) or []
     said = errors[0].get("message") if errors and isinstance(errors[0], dict) else None
     lines = str(said or getattr(exc, "message", None) or exc).splitlines() or [""]
@@ -62,6 +65,8 @@ def retry_later(exc: Any) -> bool:
     said = reason(exc)
     if said is not None:
         return said in RETRY_LATER
+    if _unreadable_answer(cause(exc)) is not None:
+        return True  # a proxy's page or a broken answer: nothing the caller can change
     last = cause(exc)
     if last is not exc:
         return True  # the library retried it until its deadline: only retryable errors are
@@ -73,7 +78,46 @@ def from_bigquery(exc: BaseException) -> bool:
     disk is an ``OSError`` too)."""
     from google.api_core import exceptions
 
-    return isinstance(exc, exceptions.GoogleAPIError) or _network(exc)
+    return (
+        isinstance(exc, exceptions.GoogleAPIError)
+        or _network(exc)
+        or _unreadable_answer(exc) is not None
+    )
+
+
+# What the client library raises from its own code when a 200 is not the resource the API
+# documents (it reads fields by key: a missing one is a KeyError).
+_SHAPE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def _unreadable_answer(exc: BaseException) -> str | None:
+    """Why an answer could not be read, when ``exc`` says the API's answer was not what it
+    documents: not JSON (a proxy's or a sign-in page), or JSON without the resource's
+    fields (the library's own KeyError). None for anything else (our own bugs included:
+    only an error raised inside the client library, below our last call into it, counts)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.JSONDecodeError):
+        return "its answer could not be read: it is not JSON (a proxy's or a sign-in page?)"
+    if not isinstance(exc, _SHAPE_ERRORS) or not _raised_in_library(exc):
+        return None
+    missing = f": {str(exc.args[0])[:200]}" if isinstance(exc, KeyError) and exc.args else ""
+    return f"its answer could not be read: it is not shaped as the API documents{missing}"
+
+
+def _raised_in_library(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised in Google's client packages, below the last frame of
+    ours."""
+    library = False
+    frame = exc.__traceback__
+    while frame is not None:
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith("google."):
+            library = True
+        elif module.startswith(("connectors.", "agnes_")):
+            library = False
+        frame = frame.tb_next
+    return library
 
 
 def _network(exc: BaseException) -> bool:

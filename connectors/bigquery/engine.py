@@ -188,7 +188,14 @@ class BigQueryEngine(RemoteEngine):
             raise RemoteEstimateFailed(
                 f"BigQuery could not price the query: {message(exc)}"
             ) from None
-        scan = int(job.total_bytes_processed or 0)
+        if job.total_bytes_processed is None:  # a dry run always says (0 for no table)
+            raise RemoteEstimateFailed(
+                "BigQuery could not price the query: its answer could not be read: the dry "
+                "run's answer has no bytes processed (a scan is never taken for 0 bytes).",
+                hint="Run the query again in a minute; if it persists, the server's "
+                "api_endpoint may point at something other than BigQuery's API.",
+            )
+        scan = int(job.total_bytes_processed)
         return Estimate(scan_bytes=scan, detail={"dry_run": True, "tables": [t.id for t in tables]})
 
     def execute(
