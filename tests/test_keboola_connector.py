@@ -23,6 +23,7 @@ from agnes_sync.errors import (
     TerminalSyncError,
     TransientSyncError,
 )
+from connectors.keboola.answers import MalformedAnswer
 from connectors.keboola.blob_urls import resolve, sign_v4
 from connectors.keboola.client import StorageClient, TokenRefused
 from connectors.keboola.connector import KeboolaConnector
@@ -487,6 +488,42 @@ def test_an_answer_that_is_not_json_is_worth_another_try(stack: Stack) -> None:
     stack.fake.fail("/tables/", 200, raw_body="<html>Service Unavailable</html>")
     with pytest.raises(TransientSyncError, match="not JSON"):
         stack.connector(file_type="csv").extract(orders(), stack.writer)
+    assert stack.connector(file_type="csv").extract(orders(), stack.writer).rows == len(ROWS)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "said"),
+    [
+        (r"/buckets$", '{"error": "Project is disabled"}', "an error (Project is disabled)"),
+        (r"/buckets$", '[{"name": "in.c-main"}]', "a list of 1"),
+        (r"/buckets/.+/tables$", "[1, 2]", "a list of 2"),
+        (r"/tables/in\.c-main\.orders$", "[]", "an empty list"),
+        (r"/tables/in\.c-main\.orders$", '{"name": "orders"}', "an object ('name')"),
+        (r"/tables/in\.c-main\.orders$", '{"id": "in.c-main.orders", "columns": "id"}', "a string"),
+        (
+            r"/tables/in\.c-main\.orders$",
+            '{"id": "in.c-main.orders", "primaryKey": "id"}',
+            "a string",
+        ),
+        (r"/export-async$", '"queued"', "a string"),
+        (r"/export-async$", '{"status": "waiting"}', "an object ('status')"),
+        (r"/jobs/", "[]", "an empty list"),
+        (r"/jobs/", "null", "null"),
+    ],
+)
+def test_an_answer_of_another_shape_is_a_typed_failure_naming_the_call(
+    stack: Stack, path: str, body: str, said: str
+) -> None:
+    """A 200 carrying an error, a proxy's JSON or an object where a list belongs failed with
+    Python's KeyError, TypeError or AttributeError."""
+    stack.fake.fail(path, 200, raw_body=body)
+    connector = stack.connector(file_type="csv", http_attempts=1)
+    with pytest.raises(MalformedAnswer) as failed:
+        if "buckets" in path:
+            connector.list_tables()
+        else:
+            connector.extract(orders(), stack.writer)
+    assert failed.value.transient and said in failed.value.message
     assert stack.connector(file_type="csv").extract(orders(), stack.writer).rows == len(ROWS)
 
 

@@ -34,6 +34,7 @@ from agnes_sync.connector import (
 )
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import InvalidTableSpec, SourceDataError, TerminalSyncError
+from connectors.keboola.answers import an_object, objects
 from connectors.keboola.client import StorageClient
 from connectors.keboola.export import ExportedFile, Exporter, ExportParams, reader_sql
 from connectors.keboola.filters import local_predicate, where_filters
@@ -93,22 +94,21 @@ class KeboolaConnector(Connector):
     def verify(self) -> dict[str, Any]:
         """The token's description (``GET /v2/storage/tokens/verify``); refused tokens raise.
         Keboola's answer holds the token itself (``token``): never handed on."""
-        answer = self.client.get("/v2/storage/tokens/verify")
-        if not isinstance(answer, dict):
-            raise TerminalSyncError(
-                "Keboola's answer to GET /v2/storage/tokens/verify is not an object."
-            )
+        path = "/v2/storage/tokens/verify"
+        answer = an_object(self.client.get(path), f"GET {path}")
         return {k: v for k, v in answer.items() if k != "token"}
 
     def list_tables(self) -> list[SourceTable]:
         self.verify()
-        buckets = [str(b["id"]) for b in self.client.get("/v2/storage/buckets")]
+        listed = objects(self.client.get("/v2/storage/buckets"), "GET /v2/storage/buckets")
+        buckets = [str(b["id"]) for b in listed]
 
         def tables_of(bucket: str) -> tuple[str, list[dict[str, Any]]]:
             path = f"/v2/storage/buckets/{quote(bucket, safe='')}/tables"
             # The listing's documented default include is "metadata" (descriptions); asking
             # for columns alone would drop it.
-            return bucket, self.client.get(path, {"include": "columns,metadata"}, bucket)
+            answer = self.client.get(path, {"include": "columns,metadata"}, bucket)
+            return bucket, objects(answer, f"GET {path}")
 
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(buckets)))) as pool:
             listing = list(pool.map(tables_of, buckets))
@@ -117,8 +117,9 @@ class KeboolaConnector(Connector):
     def table(self, request: TableRequest) -> KeboolaTable:
         """The Keboola table ``request`` names, with its columns typed."""
         ident = table_id(request.bucket, request.source_table)
-        detail = self.client.get(
-            f"/v2/storage/tables/{quote(ident, safe='')}", bucket=bucket_of(ident)
+        path = f"/v2/storage/tables/{quote(ident, safe='')}"
+        detail = an_object(
+            self.client.get(path, bucket=bucket_of(ident)), f"GET {path}", needs=("id",)
         )
         options = cast(KeboolaTableOptions, self.table_options(request))
         return parse_table(detail, options.column_types)

@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 from agnes_sync.connector import Column
 from agnes_sync.errors import TerminalSyncError, TransientSyncError
 from agnes_sync.sql_text import quote_ident, quote_literal
+from connectors.keboola.answers import an_object
 from connectors.keboola.blob_urls import resolve
 from connectors.keboola.client import StorageClient
 
@@ -43,6 +44,7 @@ STOPPED = ("cancelled", "terminated")
 _PARQUET_MAGIC = b"PAR1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _DIGITS = re.compile(r"(\d+)")
+JOB = ("id", "status")  # what a job answer (the export's, each poll's) must hold
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,8 @@ class Exporter:
 
     def export(self, table: str, params: ExportParams, workdir: Path) -> ExportedFile:
         bucket = table.rsplit(".", 1)[0]
-        job = self.client.post(
-            f"/v2/storage/tables/{quote(table, safe='')}/export-async", params.body(), bucket
-        )
+        path = f"/v2/storage/tables/{quote(table, safe='')}/export-async"
+        job = an_object(self.client.post(path, params.body(), bucket), f"POST {path}", needs=JOB)
         job = self.wait_for(job, table)
         try:
             file_id = int(job["results"]["file"]["id"])
@@ -164,7 +165,8 @@ class Exporter:
                 self.client.sleep(pause)
                 pause = min(MAX_POLL, pause * 1.5)
             polled = True
-            job = self.client.get(f"/v2/storage/jobs/{job['id']}")
+            path = f"/v2/storage/jobs/{quote(str(job['id']), safe='')}"
+            job = an_object(self.client.get(path), f"GET {path}", needs=JOB)
 
     def _download_all(self, entries: list[str], info: dict[str, Any], workdir: Path) -> list[Path]:
         ordered = sorted(entries, key=slice_index)

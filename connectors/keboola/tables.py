@@ -20,6 +20,7 @@ from agnes_sync.errors import InvalidTableSpec
 from agnes_sync.human_size import human_size
 from agnes_sync.suggest import did_you_mean
 from agnes_sync.table_spec import suggested_table_id
+from connectors.keboola.answers import texts
 
 _BASETYPES = {
     "STRING": "VARCHAR",
@@ -88,7 +89,7 @@ def bucket_of(table: str) -> str:
 def parse_table(detail: Mapping[str, Any], overrides: Mapping[str, str] | None) -> KeboolaTable:
     """One table's detail (or an entry of a bucket's listing with ``include=columns``)."""
     ident = str(detail["id"])
-    names = [str(c) for c in detail.get("columns") or []]
+    names = texts(detail.get("columns") or [], f"the columns of table {ident}")
     definition = _definition(detail)
     typed = bool(definition)
     columns = [_column(n, definition.get(n)) for n in names]
@@ -113,7 +114,7 @@ def parse_table(detail: Mapping[str, Any], overrides: Mapping[str, str] | None) 
         bucket=bucket_id,
         name=str(detail.get("name") or ident.rsplit(".", 1)[-1]),
         columns=tuple(columns),
-        primary_key=tuple(str(k) for k in detail.get("primaryKey") or ()),
+        primary_key=tuple(texts(detail.get("primaryKey") or [], f"the primary key of {ident}")),
         rows=_int(detail.get("rowsCount")),
         size_bytes=_int(detail.get("dataSizeBytes")),
         last_change=detail.get("lastChangeDate"),
@@ -139,7 +140,8 @@ def _definition(detail: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 def _column(name: str, spec: Mapping[str, Any] | None) -> Column:
     if spec is None:
         return Column(name, "VARCHAR", True)
-    native = spec.get("definition") or {}
+    native = spec.get("definition")
+    native = native if isinstance(native, dict) else {}
     nullable = bool(native.get("nullable", True))
     return Column(name, duckdb_type(str(spec.get("basetype") or ""), native), nullable)
 
