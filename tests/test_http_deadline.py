@@ -114,6 +114,26 @@ def test_a_trickling_keboola_answer_fails_the_call_at_its_timeout(
     assert "kbc-secret-token" not in caught.value.message
 
 
+def test_a_trickling_keboola_slice_manifest_fails_at_its_timeout(
+    trickling: TricklingServer,
+) -> None:
+    """A sliced export's manifest is read from a signed URL with the file client, which had
+    no whole-answer deadline: a trickling manifest held the sync for as long as it trickled
+    (40 s here)."""
+    client = StorageClient(
+        trickling.url, "KBC_TEST_TOKEN", attempts=2, timeout=0.5, sleep=lambda _: None
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientSyncError) as caught:
+            client.fetch_json(f"{trickling.url}/exp-15/1001/manifest?X-Amz-Signature=secret-sig")
+    finally:
+        client.close()
+    assert time.monotonic() - started < 8
+    assert "ReadTimeout" in caught.value.message
+    assert "secret-sig" not in caught.value.message
+
+
 def test_a_trickling_bigquery_answer_fails_the_call_at_its_timeout(
     trickling: TricklingServer, tmp_path: Path
 ) -> None:

@@ -68,12 +68,15 @@ class StorageClient:
         self.max_retry_after = max_retry_after
         self.sleep = sleep
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        self._deadline = answer_deadline(timeout)
         self._api = httpx.Client(
             base_url=url,
             timeout=timeout,
             limits=limits,
-            event_hooks={"response": [answer_deadline(timeout)]},
+            event_hooks={"response": [self._deadline]},
         )
+        # Downloads keep the per-read timeout only (a slice may rightly take long); a
+        # manifest read through this client gets the API's whole-answer deadline.
         self._files = httpx.Client(timeout=timeout, limits=limits, follow_redirects=True)
 
     def close(self) -> None:
@@ -199,7 +202,9 @@ class StorageClient:
         """A small JSON document (a slice manifest) from a signed URL."""
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self._files.get(url, headers=headers)
+                with self._files.stream("GET", url, headers=headers) as response:
+                    self._deadline(response)  # small, as an API answer: the same deadline
+                    response.read()
             except httpx.RequestError as exc:  # a redirect loop, a bad body too
                 self._again(attempt, f"fetching {_where(url)} failed ({type(exc).__name__})", None)
                 continue
