@@ -128,6 +128,7 @@ class FakeKeboola:
     # manifest may: the same object, named twice.
     repeat_first_entry: bool = False
     gzip_encoded: bool = False  # serve blobs with Content-Encoding: gzip (as S3 can)
+    cut_slice: int | None = None  # this slice's object stored cut in half (a broken upload)
     offset: timedelta = timedelta(0)
     tokens: dict[str, Token] = field(default_factory=lambda: {TOKEN: Token()})
     buckets: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -486,6 +487,9 @@ class FakeKeboola:
                     f"TO '{folder / name}' ({options})"
                 )
                 names.append(name)
+                if index == self.cut_slice:
+                    stored = (folder / name).read_bytes()
+                    (folder / name).write_bytes(stored[: len(stored) // 2])
             self.con.execute(f"DROP TABLE {staged}")
         info: dict[str, Any] = {
             "id": file_id,

@@ -33,7 +33,13 @@ from agnes_sync.connector import (
     TableRequest,
 )
 from agnes_sync.contract import ExtractWriter, PublishedTable
-from agnes_sync.errors import InvalidTableSpec, SourceDataError, TerminalSyncError
+from agnes_sync.errors import (
+    InvalidTableSpec,
+    SourceDataError,
+    SyncError,
+    TerminalSyncError,
+    TransientSyncError,
+)
 from connectors.keboola.answers import an_object, objects
 from connectors.keboola.client import StorageClient
 from connectors.keboola.export import ExportedFile, Exporter, ExportParams, reader_sql
@@ -299,11 +305,19 @@ def _refuses_parquet(exc: TerminalSyncError) -> bool:
     return exc.details.get("status") in (400, 422) or "parquet" in text or "filetype" in text
 
 
-def _explain(exc: duckdb.Error, request: TableRequest) -> TerminalSyncError:
+def _explain(exc: duckdb.Error, request: TableRequest) -> SyncError:
     first = str(exc).splitlines()[0]
     if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException):
         return SourceDataError(
             f"Keboola's export of table '{request.id}' does not read as its columns: {first}",
             hint="Set the column's type with the table's column_types option, or fix the data.",
+        )
+    if isinstance(exc, duckdb.IOException) and "gzip" in first.lower():
+        # a slice cut off (an answer delimited by the connection's close has no length to
+        # check) or damaged in the store: a new export brings new files
+        return TransientSyncError(
+            f"A slice of Keboola's export of table '{request.id}' is not a whole gzip file "
+            f"(cut off or damaged): {first.split(': /', 1)[0]}",
+            hint="The sync is retried with a new export.",
         )
     return TerminalSyncError(f"Publishing table '{request.id}' failed: {first}")
