@@ -611,6 +611,49 @@ def test_an_answer_cut_off_is_worth_another_try_and_keeps_the_data(source: Sourc
     assert source.rows("SELECT summary FROM jira_issues") == [("Not read yet",)]
 
 
+@pytest.mark.parametrize(
+    "body", ['{"errorMessages": ["Search is unavailable, try again later."]}', "[]", '{"total": 0}']
+)
+def test_a_search_page_without_its_issues_is_not_an_empty_page(source: Source, body: str) -> None:
+    """A 200 without ``issues`` (Jira's errorMessages, a proxy's JSON) was read as the last,
+    empty page: the sync succeeded and moved its watermark past the change it never read."""
+    key = source.jira.create_issue("PROJ", "Good")
+    source.sync()
+    source.jira.update_issue(key, summary="Changed")
+    source.jira.fail_next(
+        1, status=200, retry_after=None, path_prefix="/rest/api/3/search", raw_body=body
+    )
+    with pytest.raises(TransientSyncError, match="without its list of issues"):
+        source.sync()
+    source.sync()
+    assert source.rows("SELECT summary FROM jira_issues") == [("Changed",)]
+
+
+def test_a_comment_page_without_its_comments_keeps_the_issues_comments(source: Source) -> None:
+    """A 200 without ``comments`` on a page past the embedded ones was read as an empty
+    list, and the issue was published with none of its comments."""
+    key = source.jira.create_issue("PROJ", "Talked about")
+    for n in range(8):  # past the 5 embedded in the issue: the rest are paged
+        source.jira.add_comment(key, f"note {n}")
+    source.sync()
+    count = f"SELECT count(*) FROM jira_comments WHERE issue_key = '{key}'"
+    assert source.rows(count) == [(8,)]
+    source.jira.update_issue(key, summary="Changed")
+    source.jira.fail_next(
+        1,
+        status=200,
+        retry_after=None,
+        path_prefix=f"/rest/api/3/issue/{key}/comment",
+        raw_body='{"errorMessages": ["Internal server error"]}',
+    )
+    with pytest.raises(TransientSyncError, match="without its list of comments: Internal"):
+        source.sync()
+    assert source.rows(count) == [(8,)]
+    source.sync()
+    assert source.rows(count) == [(8,)]
+    assert source.rows("SELECT summary FROM jira_issues") == [("Changed",)]
+
+
 def test_a_refused_token_names_the_variable_never_the_value(
     source: Source, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -274,10 +274,10 @@ class JiraClient:
             response = self.get(path, {"startAt": start, "maxResults": PAGE})
             if response.status_code == 404:
                 return None
-            page = _decoded(response, path) if response.status_code < 300 else None
-            if not isinstance(page, dict):
+            if response.status_code >= 300:
                 raise TerminalSyncError(f"Jira answered {response.status_code} to GET {path}.")
-            listed = [x for x in (page.get(items) or []) if isinstance(x, dict)]
+            page = _decoded(response, path)
+            listed = _listed(page, path, items)
             fresh = {str(x.get("id")): x for x in listed if str(x.get("id")) not in found}
             found.update(fresh)
             start += len(listed)
@@ -307,9 +307,7 @@ class JiraClient:
             if token:
                 params["nextPageToken"] = token
             page = self.json("/rest/api/3/search/jql", params)
-            if not isinstance(page, dict):
-                raise SourceDataError("Jira's search answer is not an object.")
-            yield [i for i in page.get("issues") or [] if isinstance(i, dict)]
+            yield _listed(page, "/rest/api/3/search/jql", "issues")
             token = page.get("nextPageToken")
             if page.get("isLast") is True or not token:
                 return
@@ -327,13 +325,37 @@ def _decoded(response: httpx.Response, path: str) -> Any:
         raise TransientSyncError(f"Jira's answer to GET {path} is not JSON.") from None
 
 
+def _listed(page: Any, path: str, items: str) -> list[dict[str, Any]]:
+    """The ``items`` of a page. A page without that list (a ``200`` carrying Jira's
+    ``errorMessages``, a proxy's JSON) is not an empty page: read as one, a search ended
+    there and the sync moved its watermark past issues it never read, and an issue was
+    published without its comments. Worth another try, as an answer that is not JSON is."""
+    listed = page.get(items) if isinstance(page, dict) else None
+    if not isinstance(listed, list):
+        said = _said(page)
+        raise TransientSyncError(
+            f"Jira answered GET {path} without its list of {items}"
+            + (f": {said}" if said != "no details" else "")
+            + ".",
+            hint="A proxy in front of Jira may have answered; the sync is retried, and "
+            "nothing is published from this answer.",
+        )
+    return [x for x in listed if isinstance(x, dict)]
+
+
 def _messages(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
         return "no details"
+    return _said(body)
+
+
+def _said(body: Any) -> str:
+    """Jira's error texts in an answer (``errorMessages``, ``errors``)."""
     if isinstance(body, dict):
-        messages = [str(m) for m in body.get("errorMessages") or []]
-        messages += [f"{k}: {v}" for k, v in (body.get("errors") or {}).items()]
+        said, fields = body.get("errorMessages"), body.get("errors")
+        messages = [str(m) for m in said] if isinstance(said, list) else []
+        messages += [f"{k}: {v}" for k, v in fields.items()] if isinstance(fields, dict) else []
         return "; ".join(messages)[:500] or "no details"
     return "no details"
