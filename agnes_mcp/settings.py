@@ -373,6 +373,13 @@ class MarketplaceSettings(BaseModel):
     max_plugins: int = Field(
         default=500, ge=1, le=10_000, description="Most plugins one marketplace may list."
     )
+    max_repo_files: int = Field(
+        default=200_000,
+        ge=1,
+        le=10_000_000,
+        description="Most files (tree entries) a marketplace repository's commit may hold; "
+        "a larger one refuses the sync before it is read.",
+    )
     token_envs: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="The server environment variables a marketplace may name as its read "

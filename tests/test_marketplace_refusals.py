@@ -83,6 +83,13 @@ def _too_big_plugin(repo: UpstreamRepo) -> None:
         repo.write(f"plugins/notes/data/part{index}.txt", "x" * 3_500)
 
 
+def _many_files(repo: UpstreamRepo) -> None:
+    """Files outside every plugin count too: a few megabytes of pack can hold millions of
+    empty files, whose listing was held whole in the server's memory (1M: 570 MB)."""
+    for index in range(40):
+        repo.write(f"docs/page{index}.md", "")
+
+
 CASES = [
     Case(
         "marketplace.json bad JSON",
@@ -201,6 +208,7 @@ CASES = [
     Case("colon in a name", _write("plugins/notes/v2:draft.md", "x"), ("v2:draft.md", "':'")),
     Case("trailing dot", _write("plugins/notes/notes.", "x"), ("plugins/notes/notes.", "dot")),
     Case("names differing in case", _case_clash, ("plugins/notes/Readme.md", "in case")),
+    Case("more files than max_repo_files", _many_files, ("more than 40 files",)),
     Case(
         "plugin name ending in a dot", _write(NOTES_JSON, '{"name": "notes."}'), (NOTES_JSON, "dot")
     ),
@@ -216,6 +224,7 @@ def open_services(data_dir: Path) -> Services:
             "max_file_bytes": 4_096,
             "max_plugin_bytes": 16_384,
             "max_plugins": 6,
+            "max_repo_files": 40,
         },
     )
     return Services.open(settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import posixpath
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import IO
 
 from agnes_mcp.errors import MarketplaceFetchFailed, MarketplaceRepoInvalid
-from agnes_mcp.marketplace.git_command import git_binary, git_env, run_git
+from agnes_mcp.marketplace.git_command import git_binary, git_env
 
 REGULAR = ("100644", "100755")
 SYMLINK = "120000"
 GITLINK = "160000"
 _MAX_LINK_HOPS = 8
 _MAX_LINK_BYTES = 4096
+_LISTING_CHUNK = 1 << 16
 _LINK_HINT = "Replace the link with the file itself, or point it at a file inside the repository."
 
 
@@ -56,8 +58,8 @@ class RepoReader:
 
     @classmethod
     @contextmanager
-    def open(cls, mirror: Path, commit: str) -> Iterator[RepoReader]:
-        entries = _list_tree(mirror, commit)
+    def open(cls, mirror: Path, commit: str, max_files: int) -> Iterator[RepoReader]:
+        entries = _list_tree(mirror, commit, max_files)
         with _BlobReader.start(mirror) as blobs:
             yield cls(commit, entries, blobs)
 
@@ -129,32 +131,73 @@ class RepoReader:
         return joined
 
 
-def _list_tree(mirror: Path, commit: str) -> dict[str, TreeEntry]:
-    done = run_git(
-        ["--git-dir", str(mirror), "ls-tree", "-r", "-z", "-l", "--full-tree", commit],
-        env=git_env(protocols=()),
-    )
-    if done.returncode != 0:
-        raise MarketplaceFetchFailed(
-            f"Could not read commit {commit[:12]} of the mirror: "
-            f"{done.stderr.decode(errors='replace').strip()}",
-            hint="The mirror may be damaged: remove and add the marketplace again.",
-        )
+def _list_tree(mirror: Path, commit: str, max_files: int) -> dict[str, TreeEntry]:
+    """Every entry of ``commit``, read from ``git ls-tree`` as it streams: a commit of more
+    than ``max_files`` entries is refused once it has listed that many (a few megabytes of
+    pack can hold millions of empty files, whose listing held whole would take gigabytes
+    of the server's memory)."""
     entries: dict[str, TreeEntry] = {}
-    for record in done.stdout.split(b"\0"):
-        if not record:
-            continue
-        meta, _, raw_path = record.partition(b"\t")
-        mode, _kind, sha, size = meta.decode().split()
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(  # noqa: S603 - a fixed binary and argument list
+            [
+                git_binary(),
+                "--git-dir",
+                str(mirror),
+                "ls-tree",
+                "-r",
+                "-z",
+                "-l",
+                "--full-tree",
+                commit,
+            ],
+            env=git_env(protocols=()),
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        ) as process,
+    ):
+        assert process.stdout is not None
         try:
-            path = raw_path.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MarketplaceRepoInvalid(
-                f"A file name in the repository is not UTF-8 ({raw_path!r}).",
-                hint="Rename the file with a UTF-8 name.",
-            ) from None
-        entries[path] = TreeEntry(path, mode, sha, 0 if size == "-" else int(size))
+            pending = b""
+            while chunk := process.stdout.read(_LISTING_CHUNK):
+                *records, pending = (pending + chunk).split(b"\0")
+                for record in records:
+                    if len(entries) >= max_files:
+                        raise MarketplaceRepoInvalid(
+                            f"Commit {commit[:12]} holds more than {max_files:,} files; a "
+                            "repository that large is not read.",
+                            hint="Keep the marketplace in a repository of its own, or raise "
+                            "the setting marketplace.max_repo_files.",
+                        )
+                    entry = _tree_entry(record)
+                    entries[entry.path] = entry
+            code = process.wait()
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        if code != 0 or pending:  # a listing ending mid-entry too
+            errors.seek(0)
+            raise MarketplaceFetchFailed(
+                f"Could not read commit {commit[:12]} of the mirror: "
+                f"{errors.read().decode(errors='replace').strip()}",
+                hint="The mirror may be damaged: remove and add the marketplace again.",
+            )
     return entries
+
+
+def _tree_entry(record: bytes) -> TreeEntry:
+    """One ``ls-tree -l`` record: ``<mode> <type> <sha> <size>\t<path>``."""
+    meta, _, raw_path = record.partition(b"\t")
+    mode, _kind, sha, size = meta.decode().split()
+    try:
+        path = raw_path.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MarketplaceRepoInvalid(
+            f"A file name in the repository is not UTF-8 ({raw_path!r}).",
+            hint="Rename the file with a UTF-8 name.",
+        ) from None
+    return TreeEntry(path, mode, sha, 0 if size == "-" else int(size))
 
 
 class _BlobReader:

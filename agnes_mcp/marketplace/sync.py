@@ -47,7 +47,7 @@ def sync_marketplace(
     fetch_upstream(settings, mirror, marketplace, processes)
     commit = resolve_ref(mirror, marketplace.ref)
     try:
-        with RepoReader.open(mirror, commit) as repo:
+        with RepoReader.open(mirror, commit, settings.marketplace.max_repo_files) as repo:
             checked = check_repository(repo, settings.marketplace)
             plugins = [_store(layout, repo, marketplace.slug, p) for p in checked.plugins]
     except MarketplaceRepoInvalid as exc:
