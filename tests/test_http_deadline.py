@@ -134,6 +134,29 @@ def test_a_trickling_keboola_slice_manifest_fails_at_its_timeout(
     assert "secret-sig" not in caught.value.message
 
 
+def test_a_trickling_keboola_slice_download_fails_at_its_timeout(
+    trickling: TricklingServer, tmp_path: Path
+) -> None:
+    """A slice download kept only the per-read timeout: one trickling in (a byte now and
+    then) held the sync until it ended, here 40 s for 400 bytes, and for ever for a slice
+    of a few megabytes. A download now brings a chunk every http_timeout_seconds."""
+    client = StorageClient(
+        trickling.url, "KBC_TEST_TOKEN", attempts=2, timeout=0.5, sleep=lambda _: None
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientSyncError) as caught:
+            client.download(
+                f"{trickling.url}/exp-15/1001/slice_0_0_0.csv.gz?X-Amz-Signature=secret-sig",
+                tmp_path / "slice",
+            )
+    finally:
+        client.close()
+    assert time.monotonic() - started < 8
+    assert "ReadTimeout" in caught.value.message
+    assert "secret-sig" not in caught.value.message
+
+
 def test_a_trickling_bigquery_answer_fails_the_call_at_its_timeout(
     trickling: TricklingServer, tmp_path: Path
 ) -> None:

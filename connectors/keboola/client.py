@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from agnes_sync.errors import SourceTableNotFound, TerminalSyncError, TransientSyncError
-from agnes_sync.http_deadline import answer_deadline
+from agnes_sync.http_deadline import answer_deadline, progress_deadline
 from agnes_sync.retry import pause_before_retry
 from agnes_sync.retry import retry_after as header_retry_after
 
@@ -75,9 +75,14 @@ class StorageClient:
             limits=limits,
             event_hooks={"response": [self._deadline]},
         )
-        # Downloads keep the per-read timeout only (a slice may rightly take long); a
-        # manifest read through this client gets the API's whole-answer deadline.
-        self._files = httpx.Client(timeout=timeout, limits=limits, follow_redirects=True)
+        # A slice may rightly take long, but must bring a chunk every `timeout` seconds;
+        # a manifest read through this client gets the API's whole-answer deadline too.
+        self._files = httpx.Client(
+            timeout=timeout,
+            limits=limits,
+            follow_redirects=True,
+            event_hooks={"response": [progress_deadline(timeout, CHUNK)]},
+        )
 
     def close(self) -> None:
         self._api.close()
