@@ -453,6 +453,29 @@ def test_the_census_tombstones_only_what_jira_confirms_gone(source: Source) -> N
     assert len(asked) == 2  # only the two search no longer listed were checked
 
 
+@pytest.mark.parametrize(
+    "body", ['{"errorMessages": ["Internal server error"]}', "{}", '{"id": "1", "fields": {}}']
+)
+def test_the_census_tombstones_nothing_on_an_answer_that_is_not_an_issue(
+    source: Source, body: str
+) -> None:
+    """Asked whether an issue search no longer lists is still in a kept project, a 200
+    that is not an issue (Jira's errorMessages, a proxy's JSON) read as "in no project":
+    the issue was tombstoned as moved away."""
+    source.jira.create_issue("PROJ", "Kept")
+    archived = source.jira.create_issue("PROJ", "Archived, still readable")
+    source.sync()
+    source.jira.archive_issue(archived)
+    asked = f"/rest/api/3/issue/{source.jira.issue_by(archived)['id']}"  # the census asks by id
+    source.jira.fail_next(1, status=200, retry_after=None, path_prefix=asked, raw_body=body)
+    with pytest.raises(TransientSyncError, match="not an issue"):
+        source.sync()
+    assert source.rows("SELECT count(*) FROM jira_deleted_issues") == [(0,)]
+    source.sync()
+    assert source.rows("SELECT count(*) FROM jira_issues") == [(2,)]
+    assert source.rows("SELECT count(*) FROM jira_deleted_issues") == [(0,)]
+
+
 def test_a_project_the_account_can_no_longer_see_is_kept_and_said(
     server: FakeJiraServer, tmp_path: Path
 ) -> None:

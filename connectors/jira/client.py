@@ -209,8 +209,19 @@ class JiraClient:
         if response.status_code >= 300:
             raise TerminalSyncError(f"Jira answered {response.status_code} to GET {path}.")
         issue = _decoded(response, path)
-        if not isinstance(issue, dict):
-            raise SourceDataError(f"Jira's answer to GET {path} is not an issue object.")
+        if not isinstance(issue, dict) or (
+            valid_key(issue.get("key")) is None and valid_id(issue.get("id")) is None
+        ):
+            # Jira's errorMessages sent with 200, a proxy's JSON: not this issue's state
+            # (read as one, the census took it for an issue in no project, moved away)
+            said = _said(issue)
+            raise TransientSyncError(
+                f"Jira's answer to GET {path} is not an issue"
+                + (f": {said}" if said != "no details" else "")
+                + ".",
+                hint="A proxy in front of Jira may have answered; the sync (or webhook) "
+                "tries again, and the issue keeps its last rows.",
+            )
         return issue
 
     def issue(self, ref: str) -> FetchedIssue | None:
@@ -243,7 +254,13 @@ class JiraClient:
         if issue is None:
             return None
         key = obj(obj(issue.get("fields")).get("project")).get("key")
-        return str(key) if key else ""
+        if not isinstance(key, str) or not key:
+            raise TransientSyncError(
+                f"Jira's answer to GET /rest/api/3/issue/{ref} is not an issue with its "
+                "project (fields.project.key).",
+                hint="The census tries again at the next sync; nothing is tombstoned.",
+            )
+        return key
 
     def _comments(self, key: str, embedded: object) -> list[dict[str, Any]]:
         first: list[dict[str, Any]] = []
