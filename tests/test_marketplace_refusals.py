@@ -74,6 +74,12 @@ def _case_clash(repo: UpstreamRepo) -> None:
     repo.write("plugins/notes/README.md", "two")
 
 
+def _accent_clash(repo: UpstreamRepo) -> None:
+    """One name on macOS (its file system and git there take both encodings for one)."""
+    repo.write("plugins/notes/caf\u00e9.md", "one character")
+    repo.write("plugins/notes/cafe\u0301.md", "e and a combining accent")
+
+
 def _too_many(repo: UpstreamRepo) -> None:
     repo.write_marketplace([*ENTRIES] * 4)  # 8 entries, the limit here is 6
 
@@ -208,6 +214,11 @@ CASES = [
     Case("colon in a name", _write("plugins/notes/v2:draft.md", "x"), ("v2:draft.md", "':'")),
     Case("trailing dot", _write("plugins/notes/notes.", "x"), ("plugins/notes/notes.", "dot")),
     Case("names differing in case", _case_clash, ("plugins/notes/Readme.md", "in case")),
+    Case(
+        "names differing in how an accent is encoded",
+        _accent_clash,
+        ("plugins/notes/caf\u00e9.md", "plugins/notes/cafe\u0301.md", "accent"),
+    ),
     Case("more files than max_repo_files", _many_files, ("more than 40 files",)),
     Case(
         "plugin name ending in a dot", _write(NOTES_JSON, '{"name": "notes."}'), (NOTES_JSON, "dot")

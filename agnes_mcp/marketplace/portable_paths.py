@@ -3,11 +3,14 @@
 A feed is one git repository that Claude Code clones on the analyst's machine. A name
 Windows cannot hold (a device name such as ``aux.md``, a ``:`` or ``?``, a trailing dot
 or space, which Windows drops), or two paths differing only in case (one overwrites the
-other on Windows and macOS), breaks that checkout for everyone the feed goes to, not
-only for the plugin that holds it. Such a commit is refused, naming the file.
+other on Windows and macOS) or in how an accent is encoded (the same, on macOS), breaks
+that checkout for everyone the feed goes to, not only for the plugin that holds it. Such
+a commit is refused, naming the file.
 """
 
 from __future__ import annotations
+
+import unicodedata
 
 _DEVICES = frozenset(
     {"con", "prn", "aux", "nul"}
@@ -38,10 +41,12 @@ def unportable(path: str) -> str | None:
 
 
 def case_clash(paths: list[str]) -> tuple[str, str] | None:
-    """Two of ``paths`` that differ only in case (the first such pair), or None."""
+    """Two of ``paths`` that differ only in case, or in how an accent is encoded (``é``
+    as one character or as ``e`` + a combining accent: macOS's file system takes both
+    for one name, as git there does), the first such pair; or None."""
     seen: dict[str, str] = {}
     for path in paths:
-        folded = path.casefold()
+        folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", path).casefold())
         if folded in seen:
             return seen[folded], path
         seen[folded] = path

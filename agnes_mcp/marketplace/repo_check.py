@@ -140,7 +140,8 @@ def _check_plugin(
     if clash is not None:
         raise MarketplaceRepoInvalid(
             f"{_in_folder(folder, clash[0])} and {_in_folder(folder, clash[1])} differ only "
-            "in case: on Windows and macOS one would overwrite the other.",
+            "in case (or in how an accent is encoded): on Windows and macOS one would "
+            "overwrite the other.",
             hint="Rename or remove one of them.",
         )
     manifest_path = _in_folder(folder, PLUGIN_JSON)
