@@ -93,6 +93,9 @@ class FakeJira:
     start_at_ignored: bool = False  # True: comment pages always start at 0 (a bad proxy)
     embedded_histories: int = 100
     search_page_cap: int = 50
+    # A search cursor that never moves: every page is the first one again, with a fresh
+    # nextPageToken (a proxy caching page one, a broken cursor).
+    search_stuck: bool = False
     myself_available: bool = True  # False: /myself answers 404 (no time zone to read)
     # Projects the account can no longer browse: Jira answers as if they did not exist
     # (search leaves their issues out, an issue or the project itself is a 404).
@@ -579,6 +582,8 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
         size = max(1, min(int(params.get("maxResults", "50")), fake.search_page_cap))
         token = params.get("nextPageToken")
         start = int(base64.urlsafe_b64decode(token).decode()) if token else 0
+        if fake.search_stuck:
+            start = 0
         found = [
             i
             for i in sorted(fake.issues.values(), key=lambda i: int(i["id"]))
@@ -598,7 +603,8 @@ def create_app(fake: FakeJira, email: str = EMAIL, token: str = TOKEN) -> Starle
             "isLast": start + size >= len(found),
         }
         if not body["isLast"]:
-            body["nextPageToken"] = base64.urlsafe_b64encode(str(start + size).encode()).decode()
+            following = start + size + (len(fake.requests) if fake.search_stuck else 0)
+            body["nextPageToken"] = base64.urlsafe_b64encode(str(following).encode()).decode()
         return JSONResponse(body)
 
     return Starlette(

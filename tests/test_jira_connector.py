@@ -677,6 +677,20 @@ def test_a_comment_page_without_its_comments_keeps_the_issues_comments(source: S
     assert source.rows("SELECT summary FROM jira_issues") == [("Changed",)]
 
 
+def test_a_search_cursor_that_never_moves_stops_paging(source: Source) -> None:
+    """Pages answered again and again with a fresh nextPageToken paged for ever, fetching
+    the same issues at every page: the sync never ended."""
+    for n in range(5):  # two pages of 3
+        source.jira.create_issue("PROJ", f"Issue {n}")
+    source.jira.search_stuck = True
+    with pytest.raises(SourceDataError, match="3 pages in a row with no issue"):
+        source.sync()
+    assert len(source.jira.calls("/rest/api/3/search")) == 4  # the first page, then 3 again
+    source.jira.search_stuck = False
+    source.sync()
+    assert source.rows("SELECT count(*) FROM jira_issues") == [(5,)]
+
+
 def test_a_refused_token_names_the_variable_never_the_value(
     source: Source, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,6 +35,7 @@ from connectors.jira.rows import obj, valid_id, valid_key
 
 logger = logging.getLogger("agnes.sync.jira")
 PAGE = 100
+STUCK_PAGES = 3  # search pages in a row bringing nothing new before paging stops
 RETRIED = frozenset({429, 500, 502, 503, 504})
 
 
@@ -319,18 +320,33 @@ class JiraClient:
         """Pages of ``GET /rest/api/3/search/jql`` results, following ``nextPageToken``."""
         token: str | None = None
         seen: set[str] = set()
+        listed: set[str] = set()  # the issues sent so far
+        idle = 0  # pages in a row that sent no issue not sent before
         while True:
             params: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": page_size}
             if token:
                 params["nextPageToken"] = token
             page = self.json("/rest/api/3/search/jql", params)
-            yield _listed(page, "/rest/api/3/search/jql", "issues")
+            issues = _listed(page, "/rest/api/3/search/jql", "issues")
+            fresh = {str(i.get("id") or i.get("key")) for i in issues} - listed
+            listed |= fresh
+            yield issues
             token = page.get("nextPageToken")
             if page.get("isLast") is True or not token:
                 return
             if token in seen:
                 raise SourceDataError("Jira's search repeated a nextPageToken; stopped paging.")
             seen.add(token)
+            idle = 0 if fresh else idle + 1
+            if idle >= STUCK_PAGES:
+                # a cursor that does not move (fresh tokens, the same issues): paging on
+                # would never end, fetching the same issues again at every page
+                raise SourceDataError(
+                    f"Jira's search sent {idle} pages in a row with no issue it had not sent "
+                    f"already ({len(listed)} issues in all); stopped paging.",
+                    hint="A proxy in front of Jira may cache or rewrite the search; the next "
+                    "sync reads again from the same point.",
+                )
 
 
 def _decoded(response: httpx.Response, path: str) -> Any:
