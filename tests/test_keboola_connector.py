@@ -19,6 +19,7 @@ from agnes_sync.connector import Column, SourceContext, TableRequest
 from agnes_sync.contract import ExtractWriter
 from agnes_sync.errors import (
     InvalidTableSpec,
+    SourceDataError,
     SourceTableNotFound,
     TerminalSyncError,
     TransientSyncError,
@@ -489,6 +490,32 @@ def test_an_answer_that_is_not_json_is_worth_another_try(stack: Stack) -> None:
     with pytest.raises(TransientSyncError, match="not JSON"):
         stack.connector(file_type="csv").extract(orders(), stack.writer)
     assert stack.connector(file_type="csv").extract(orders(), stack.writer).rows == len(ROWS)
+
+
+def test_a_text_value_over_two_megabytes_reads_from_csv(stack: Stack) -> None:
+    """Keboola holds text values up to 16 MiB; one over 2,000,000 bytes (DuckDB's default
+    longest CSV line) failed every CSV sync as 'does not read as its columns', advising to
+    set column_types."""
+    long_text = "x" * 3_000_000
+    stack.fake.create_table("in.c-main", "docs", {"id": "INTEGER", "body": "STRING"},
+                            [(1, long_text), (2, "short")])  # fmt: skip
+    request = TableRequest(id="docs", bucket="in.c-main", source_table="docs")
+    assert stack.connector(file_type="csv").extract(request, stack.writer).rows == 2
+    assert stack.rows("docs", "SELECT id, length(body) FROM {} ORDER BY 1") == [
+        (1, 3_000_000),
+        (2, 5),
+    ]
+
+
+def test_a_row_past_the_longest_read_names_the_way_out(stack: Stack) -> None:
+    """A row longer than the bound failed as 'Publishing table ... failed: Not implemented
+    Error: The Parallel CSV Reader currently does not support a full read on this file'."""
+    stack.fake.create_table("in.c-main", "docs", {"id": "INTEGER", "a": "STRING", "b": "STRING"},
+                            [(1, "x" * 17_000_000, "y" * 17_000_000)])  # fmt: skip
+    request = TableRequest(id="docs", bucket="in.c-main", source_table="docs")
+    with pytest.raises(SourceDataError, match=r"longer than 32\.0 MiB") as failed:
+        stack.connector(file_type="csv").extract(request, stack.writer)
+    assert "columns option" in (failed.value.hint or "")
 
 
 def test_a_slice_cut_off_is_transient_not_a_terminal_publish_failure(stack: Stack) -> None:

@@ -40,9 +40,16 @@ from agnes_sync.errors import (
     TerminalSyncError,
     TransientSyncError,
 )
+from agnes_sync.human_size import human_size
 from connectors.keboola.answers import an_object, objects
 from connectors.keboola.client import StorageClient
-from connectors.keboola.export import ExportedFile, Exporter, ExportParams, reader_sql
+from connectors.keboola.export import (
+    MAX_ROW_BYTES,
+    ExportedFile,
+    Exporter,
+    ExportParams,
+    reader_sql,
+)
 from connectors.keboola.filters import local_predicate, where_filters
 from connectors.keboola.merge import merge
 from connectors.keboola.options import KeboolaOptions, KeboolaTableOptions
@@ -307,6 +314,14 @@ def _refuses_parquet(exc: TerminalSyncError) -> bool:
 
 def _explain(exc: duckdb.Error, request: TableRequest) -> SyncError:
     first = str(exc).splitlines()[0]
+    if "Maximum line size" in str(exc) or "does not support a full read" in first:
+        return SourceDataError(
+            f"A row of Keboola's export of table '{request.id}' is longer than "
+            f"{human_size(MAX_ROW_BYTES)} as CSV (its text values together), more than is "
+            "read as one row.",
+            hint="Leave the longest text columns out with the table's columns option, or "
+            "export parquet (the source's file_type option, where the stack offers it).",
+        )
     if isinstance(exc, duckdb.ConversionException | duckdb.InvalidInputException):
         return SourceDataError(
             f"Keboola's export of table '{request.id}' does not read as its columns: {first}",

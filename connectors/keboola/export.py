@@ -44,6 +44,10 @@ STOPPED = ("cancelled", "terminated")
 _PARQUET_MAGIC = b"PAR1"
 _GZIP_MAGIC = b"\x1f\x8b"
 _DIGITS = re.compile(r"(\d+)")
+# The longest CSV row read (DuckDB's default is 2,000,000 bytes; a Keboola text value may
+# hold 16 MiB), and the reader's buffer, which must be larger (its default, 16 rows, would
+# be half a gigabyte for each gzip slice read at once).
+MAX_ROW_BYTES = 32 << 20
 JOB = ("id", "status")  # what a job answer (the export's, each poll's) must hold
 
 
@@ -306,5 +310,6 @@ def reader_sql(exported: ExportedFile, columns: Sequence[Column]) -> str:
     return (
         f"SELECT * FROM read_csv({listing}, header = false, columns = {struct}, "
         f"delim = ',', quote = '\"', escape = '\"', compression = '{compression}', "
-        f"auto_detect = false, null_padding = false, allow_quoted_nulls = false{rows})"
+        f"auto_detect = false, null_padding = false, allow_quoted_nulls = false, "
+        f"max_line_size = {MAX_ROW_BYTES}, buffer_size = {2 * MAX_ROW_BYTES}{rows})"
     )
