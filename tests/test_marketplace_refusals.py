@@ -103,6 +103,16 @@ CASES = [
         (MARKETPLACE_JSON, "line 4"),
     ),
     Case("plugin.json bad JSON", _write(NOTES_JSON, '{"name": "notes",,}'), (NOTES_JSON, "line 1")),
+    Case(
+        "plugin.json nested past what json reads",  # was "the sync failed unexpectedly"
+        _write(NOTES_JSON, '{"name": "notes", "author": ' + "[" * 2000 + "]" * 2000 + "}"),
+        (NOTES_JSON, "more than 64 deep"),
+    ),
+    Case(
+        "marketplace.json nested deep",
+        _write(MARKETPLACE_JSON, '{"name": "t", "plugins": [], "x": ' + "[" * 65 + "]" * 65 + "}"),
+        (MARKETPLACE_JSON, "more than 64 deep"),
+    ),
     Case("plugin.json missing", lambda repo: repo.remove(NOTES_JSON), (NOTES_JSON, "missing")),
     Case("plugin.json bad name", _write(NOTES_JSON, '{"name": "Bad Name"}'), (NOTES_JSON, "name")),
     Case(

@@ -21,6 +21,7 @@ from agnes_mcp.errors import MarketplaceRepoInvalid
 
 MARKETPLACE_JSON = ".claude-plugin/marketplace.json"
 PLUGIN_JSON = ".claude-plugin/plugin.json"
+MAX_NESTING = 64  # arrays and objects inside each other (a hooks config needs a handful)
 PLUGIN_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _URL_LIKE = re.compile(r"^([a-z][a-z0-9+.-]*:|git@)", re.IGNORECASE)
 _FORMAT_HINT = (
@@ -54,12 +55,42 @@ def parse_json(path: str, data: bytes) -> Any:
             f"{path} is not UTF-8 text (byte {exc.start}).", hint="Save it as UTF-8 JSON."
         ) from None
     try:
-        return json.loads(text)
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MarketplaceRepoInvalid(
             f"{path} is not valid JSON: line {exc.lineno}, column {exc.colno}: {exc.msg}.",
             hint=f"Fix the JSON in {path} (e.g. check it with 'python -m json.tool').",
         ) from None
+    except RecursionError:  # thousands of [ or {: the sync failed "unexpectedly"
+        document = None
+        deep = True
+    else:
+        deep = _nested_deeper(document, MAX_NESTING)
+    if deep:
+        # A document that only just parses here could fail wherever it is read or
+        # written again (the feed, the admin API), from a deeper stack.
+        raise MarketplaceRepoInvalid(
+            f"{path} nests arrays or objects more than {MAX_NESTING} deep.",
+            hint=f"Flatten the JSON in {path}.",
+        )
+    return document
+
+
+def _nested_deeper(document: Any, limit: int) -> bool:
+    """Whether ``document`` nests lists or dicts more than ``limit`` deep (no recursion)."""
+    stack: list[tuple[Any, int]] = [(document, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def parse_marketplace(data: bytes, *, max_plugins: int) -> MarketplaceDocument:
