@@ -691,6 +691,31 @@ def test_a_search_cursor_that_never_moves_stops_paging(source: Source) -> None:
     assert source.rows("SELECT count(*) FROM jira_issues") == [(5,)]
 
 
+def test_an_issue_nested_too_deep_to_read_is_skipped_and_said(source: Source) -> None:
+    """A description of lists nested 300 deep (Jira serves any depth) raised Python's
+    RecursionError while decoding: the sync failed, and failed again at every run, since
+    the issue was read again each time."""
+    fine = source.jira.create_issue("PROJ", "Readable")
+    deep = source.jira.create_issue("PROJ", "Nested")
+    nested = '{"type": "bulletList", "content": [{"type": "listItem", "content": ['
+    text = (
+        '{"type": "doc", "version": 1, "content": ['
+        + nested * 300
+        + ('{"type": "text", "text": "deep"}' + "]}]}" * 300 + "]}")
+    )
+    body = json.dumps(source.jira.issue_json(source.jira.issue_by(deep) or {}, "changelog"))
+    body = body.replace('"fields": {', '"fields": {"description": ' + text + ", ", 1)
+    source.jira.fail_next(
+        1, status=200, retry_after=None, path_prefix=f"/rest/api/3/issue/{deep}", raw_body=body
+    )
+    published = source.sync()
+    assert source.rows("SELECT key FROM jira_issues") == [(fine,)]
+    assert any("nests arrays or objects too deeply" in note for note in published.notes)
+    source.jira.update_issue(deep, summary="Flattened")  # read again once it changes
+    source.sync()
+    assert len(source.rows("SELECT key FROM jira_issues")) == 2
+
+
 def test_a_refused_token_names_the_variable_never_the_value(
     source: Source, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -356,6 +356,10 @@ def _decoded(response: httpx.Response, path: str) -> Any:
         return response.json()
     except ValueError:
         raise TransientSyncError(f"Jira's answer to GET {path} is not JSON.") from None
+    except RecursionError:  # a rich text nested hundreds deep: the same every time
+        raise SourceDataError(
+            f"Jira's answer to GET {path} nests arrays or objects too deeply to read."
+        ) from None
 
 
 def _listed(page: Any, path: str, items: str) -> list[dict[str, Any]]:

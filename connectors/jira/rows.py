@@ -89,7 +89,10 @@ def adf_text(value: object) -> str | None:
     if isinstance(value, str):
         return value
     parts: list[str] = []
-    _walk(value, parts)
+    try:
+        _walk(value, parts)
+    except RecursionError:  # nested about as deep as Jira's answer could be read
+        raise SourceDataError("A rich text field nests too deeply to read.") from None
     return "".join(parts).strip() or None
 
 
