@@ -379,3 +379,14 @@ def test_no_two_plugins_share_a_folder_or_a_name(feeds: Feeds) -> None:
         assert held == [".claude-plugin/plugin.json", f"commands/{slug}.md"], (plugin, held)
         manifest = json.loads(read_member(archive, f"{folder}/.claude-plugin/plugin.json"))
         assert manifest["name"] == plugin["plugin"]
+
+
+@pytest.mark.parametrize("pair", ["anyone:agnes_wrong", "anyone:agnes_0000000000_" + "0" * 43])
+def test_a_wrong_password_is_refused_in_words_that_fit_basic_auth(feeds: Feeds, pair: str) -> None:
+    """A git user's wrong password read "The bearer token is not ..." (no bearer sent)."""
+    basic = base64.b64encode(pair.encode()).decode()
+    answer = feeds.get("/marketplace.zip", None, Authorization=f"Basic {basic}")
+    assert answer.status_code == 401
+    error = answer.json()["error"]
+    assert error["code"] == "token_invalid"
+    assert "token is not" in error["message"] and "bearer" not in error["message"].lower()

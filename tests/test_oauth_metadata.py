@@ -171,7 +171,7 @@ async def test_the_sdk_client_with_a_bad_token(live_server: LiveServer) -> None:
     assert refused, [r.status_code for r in responses]
     params = challenge(refused[0].headers["www-authenticate"])
     assert params["error"] == "invalid_token"
-    assert params["error_description"] == "The bearer token is not valid."
+    assert params["error_description"] == "The token is not valid."
 
 
 # --- the authorization server's own metadata (RFC 8414) ------------------------------------

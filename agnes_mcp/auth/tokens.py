@@ -138,14 +138,14 @@ class TokenService:
             raise AuthenticationError("This endpoint needs a bearer token.")
         match = TOKEN_PATTERN.match(raw.strip())
         if match is None:
-            raise TokenInvalid("The bearer token is not a valid Agnes token.")
+            raise TokenInvalid("The token is not a valid Agnes token.")
         token = match[0]
         cached = self._lookup(match[1])
         record, user = cached.record, cached.user
         # Compare even when the prefix is unknown, so timing does not tell the two apart.
         expected = record.token_hash if record else hash_token("agnes_0000000000_" + "0" * 43)
         if not hmac.compare_digest(hash_token(token), expected) or record is None or user is None:
-            raise TokenInvalid("The bearer token is not valid.")
+            raise TokenInvalid("The token is not valid.")
         now = self._clock()
         info = record.info
         if info.revoked_at is not None:
