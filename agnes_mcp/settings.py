@@ -373,6 +373,11 @@ class MarketplaceSettings(BaseModel):
     max_plugins: int = Field(
         default=500, ge=1, le=10_000, description="Most plugins one marketplace may list."
     )
+    max_fetch_bytes: ByteSize = Field(
+        default=ByteSize(1024**3),
+        description="Largest pack one fetch of a marketplace repository may bring (git "
+        "writes it as one file); a larger fetch is stopped and refuses the sync.",
+    )
     max_repo_files: int = Field(
         default=200_000,
         ge=1,

@@ -3,6 +3,7 @@ good sync stays served: its rows, its content hashes and its files on disk."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,3 +371,42 @@ def test_a_lone_plugin_at_the_root_is_served(services: Services, tmp_path: Path)
     synced = services.marketplaces.sync_now("solo")
     assert synced.last_sync_outcome == "ok", synced.last_sync_error
     assert [p.name for p in services.marketplaces.plugins("solo")] == ["solo"]
+
+
+def test_a_fetch_past_max_fetch_bytes_is_stopped_and_leaves_nothing_on_disk(
+    tmp_path: Path,
+) -> None:
+    """A repository of large files was fetched whole (only the timeout bounded it) and
+    stayed in the mirror, refused or not: a few pushes could fill the server's disk."""
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        scheduler_enabled=False,
+        marketplace={"allow_local": True, "max_fetch_bytes": 256 * 1024},
+    )
+    services = Services.open(settings)
+    try:
+        upstream = UpstreamRepo(tmp_path / "upstream")
+        good = sample_marketplace(upstream)
+        services.marketplaces.add("big", str(upstream.path), added_by="a@example.com", sync=False)
+        assert services.marketplaces.sync_now("big").last_sync_outcome == "ok"
+        before = snapshot(services, "big")
+        mirror = services.marketplaces.layout.mirror("big")
+        held = sum(f.stat().st_size for f in mirror.rglob("*") if f.is_file())
+
+        upstream.write("plugins/notes/video.bin", os.urandom(1024 * 1024))  # incompressible
+        upstream.commit("a large file")
+        after = services.marketplaces.sync_now("big")
+
+        assert after.last_sync_outcome == "failed"
+        assert "max_fetch_bytes" in (after.last_sync_error or "")
+        assert "256.0 KiB" in (after.last_sync_error or "")
+        assert after.good_commit == good
+        assert snapshot(services, "big") == before
+        left = sum(f.stat().st_size for f in mirror.rglob("*") if f.is_file())
+        assert left < held + 64 * 1024, "\n".join(
+            f"{f.stat().st_size} {f.relative_to(mirror)}"
+            for f in mirror.rglob("*")
+            if f.is_file() and "hooks" not in str(f)
+        )
+    finally:
+        services.close()

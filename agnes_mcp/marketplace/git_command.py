@@ -94,14 +94,19 @@ def run_git(
     input_bytes: bytes | None = None,
     timeout: float = 300.0,
     processes: GitProcesses | None = None,
+    max_file_bytes: int | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``git ARGS`` and return the finished process (the caller checks the code).
 
     git runs in a process group of its own, and on a timeout the whole group is killed:
     ``git fetch`` works through children (``git-remote-https``) that would otherwise keep
     a stalled connection open after git itself was stopped. With ``processes``, it is
-    killed too when they are stopped."""
+    killed too when they are stopped. With ``max_file_bytes``, the kernel refuses git (and
+    its children) a write past that size in any one file (``RLIMIT_FSIZE``): git fails
+    "File too large" and removes what it was writing."""
     command = [git_binary(), *args]
+    if max_file_bytes:
+        command = [*_within_file_size(max_file_bytes), *command]
     with (
         subprocess.Popen(  # noqa: S603 - a fixed binary and argument list, no shell
             command,
@@ -124,6 +129,18 @@ def run_git(
             _kill_group(process)
             raise
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+# Through the shell, so no Python runs between fork and exec (a preexec_fn there crashed
+# in a process of many threads): the limit is set, SIGXFSZ ignored (git then fails a
+# write with EFBIG and says "File too large" instead of dying mid-file), and git exec'd.
+_LIMITED = 'ulimit -f "$1" || exit 125; trap "" XFSZ; shift; exec "$@"'
+
+
+def _within_file_size(max_bytes: int) -> list[str]:
+    """The command prefix under which no file is written past ``max_bytes`` (POSIX
+    ``ulimit -f`` counts 512-byte blocks; the limit is rounded down to one)."""
+    return ["/bin/sh", "-c", _LIMITED, "sh", str(max(1, max_bytes // 512))]
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

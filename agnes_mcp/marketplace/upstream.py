@@ -27,6 +27,7 @@ from agnes_mcp.marketplace.url_policy import check_source_url
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.marketplaces import Marketplace
 from agnes_sync.errors import AgnesError
+from agnes_sync.human_size import human_size
 
 # The variable the credential helper reads in the git process (a fixed name, so a token
 # variable called PATH or HOME can never replace the git process's own).
@@ -64,6 +65,9 @@ def fetch_upstream(
     config = {
         "fetch.fsckObjects": "true",  # refuse malformed objects ('..' or '.git' in a tree)
         "fetch.fsck.zeroPaddedFilemode": "ignore",  # harmless, and common in old histories
+        # Every fetch lands as one pack (never as loose objects, up to 99 of any size),
+        # so max_fetch_bytes bounds all it writes.
+        "fetch.unpackLimit": "1",
         "gc.autoDetach": "false",  # no gc left running in the mirror after the fetch
         "maintenance.autoDetach": "false",
         # A redirect could lead to a host the URL rules never saw (the server's own network).
@@ -76,8 +80,14 @@ def fetch_upstream(
     if default_branch(marketplace.ref):  # whatever it is called
         args.append(f"+HEAD:{_HEAD}")
     timeout = settings.marketplace.git_timeout_seconds
+    most = int(settings.marketplace.max_fetch_bytes)
     try:
-        done = run_git(args, env=env, timeout=timeout, processes=processes)
+        try:
+            done = run_git(args, env=env, timeout=timeout, processes=processes, max_file_bytes=most)
+        finally:
+            # A fetch that failed or was killed mid-pack (a timeout, a size past the limit,
+            # a server stopping) leaves git's temporary pack behind: it is never used.
+            discard_partial_packs(mirror)
     except subprocess.TimeoutExpired:
         raise MarketplaceFetchFailed(
             f"Fetching {url} took longer than {timeout:g} seconds and was stopped.",
@@ -85,7 +95,23 @@ def fetch_upstream(
             "marketplace.git_timeout_seconds.",
         ) from None
     if done.returncode != 0:
-        raise _fetch_error(url, _scrub(done.stderr, credentials), credentials)
+        said = _scrub(done.stderr, credentials)
+        if "file too large" in said.lower():
+            raise MarketplaceRepoInvalid(
+                f"Fetching {url} brought more than {human_size(most)} "
+                f"(marketplace.max_fetch_bytes) and was stopped; nothing of it was kept.",
+                hint="The last good sync stays served. A marketplace should hold plugins, "
+                "not large files: slim the repository's history, or raise the setting.",
+            )
+        raise _fetch_error(url, said, credentials)
+
+
+def discard_partial_packs(mirror: Path) -> None:
+    """Remove what an unfinished fetch left in ``mirror``: git's temporary pack and index
+    files (a finished fetch renames them; one fetch of a marketplace runs at a time)."""
+    pack = mirror / "objects" / "pack"
+    for leftover in [*pack.glob("tmp_pack_*"), *pack.glob("tmp_idx_*")]:
+        leftover.unlink(missing_ok=True)
 
 
 def ensure_mirror(mirror: Path) -> None:
