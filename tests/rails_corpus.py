@@ -630,6 +630,17 @@ RESOURCE_CASES: list[tuple[str, str]] = [
         "WHERE len(l) < 1000000000) SELECT max(len(l)) FROM t",
         "memory_limit_exceeded",
     ),
+    # NOT MATERIALIZED CTEs each reading the one before twice: DuckDB binds a copy per
+    # read, 2^15 copies (13 s and 1.3 GB of plan outside the timeout and memory_limit)
+    (
+        "WITH t0 AS NOT MATERIALIZED (SELECT order_id AS x FROM orders LIMIT 2), "
+        + ", ".join(
+            f"t{i} AS NOT MATERIALIZED (SELECT x FROM t{i - 1} UNION ALL SELECT x FROM t{i - 1})"
+            for i in range(1, 16)
+        )
+        + " SELECT count(*) FROM t15",
+        "sql_too_large",
+    ),
     # a name of 8,000 parts: DuckDB's binder spent 15 s on it, deaf to the timeout's interrupt
     ("SELECT a" + ".b" * 8000 + " FROM orders", "sql_too_large"),
     # time: cross joins, endless recursion, deep series (each needs far more than the timeout)

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from agnes_mcp.rails import chains, value_guards
+from agnes_mcp.rails import chains, inlined_ctes, value_guards
 from agnes_mcp.rails.answer_stream import stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
@@ -240,10 +240,14 @@ def run_select(
     try:
         text = _one_select(cursor, sql)
         chains.check_text(text)  # DuckDB's binder does not stop for an interrupt on one
-        if value_guards.needs_check(text):
+        guarded, inlines = value_guards.needs_check(text), inlined_ctes.needs_check(text)
+        if guarded or inlines:
             tree = _parse_tree(cursor, text)
-            value_guards.check_functions(tree)
-            value_guards.check_types(tree)
+            if guarded:
+                value_guards.check_functions(tree)
+                value_guards.check_types(tree)
+            if inlines:
+                inlined_ctes.check(tree)
     except BaseException:
         _done(base, cursor, reusable)
         raise
