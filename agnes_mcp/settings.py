@@ -625,6 +625,13 @@ class AgnesSettings(BaseSettings):
         description="Threads per query sandbox (a query that reads only tables of at most "
         "one row group, 122,880 rows, runs on one: DuckDB would not split its scans).",
     )
+    query_spill_bytes: ByteSize = Field(
+        default=ByteSize(1024**3),
+        description="Disk one query sandbox may spill to past query_memory_limit (a large "
+        "sort or join), in a private folder of the system's temporary folder; past it the "
+        "query is refused (memory_limit_exceeded). The server's total is at most this times "
+        "the queries running at once (scan_caps.concurrent_queries). 0: never spill.",
+    )
     query_file_copy_bytes: ByteSize = Field(
         default=ByteSize(2 * 1024**3),
         description="Memory for the sealed in-memory copies of table files that query "

@@ -113,6 +113,7 @@ class QueryService:
         self.sandboxes = SandboxPool(
             memory_limit=settings.query_memory_limit,
             threads=settings.query_threads,
+            spill_bytes=int(settings.query_spill_bytes),
             # The process's shared copies at the default budget; a server's own otherwise.
             copies=(
                 None
@@ -132,7 +133,9 @@ class QueryService:
         self._engines: dict[tuple[str, str], tuple[object, RemoteEngine]] = {}
         self._engine_lock = threading.Lock()
         self._engine_resources = EngineResources(
-            memory_limit=settings.query_memory_limit, threads=settings.query_threads
+            memory_limit=settings.query_memory_limit,
+            threads=settings.query_threads,
+            spill_bytes=int(settings.query_spill_bytes),
         )
 
     # --- parsing and planning ----------------------------------------------------------------

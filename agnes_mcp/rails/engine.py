@@ -24,6 +24,7 @@ from sqlglot import exp
 
 from agnes_mcp.rails.refusals import RemoteEstimateFailed
 from agnes_mcp.rails.sandbox import Limits, RunResult
+from agnes_mcp.rails.spill import SPILL_BYTES
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_sync.connector import Column
 from agnes_sync.suggest import did_you_mean
@@ -83,6 +84,7 @@ class EngineResources:
 
     memory_limit: str
     threads: int
+    spill_bytes: int = SPILL_BYTES  # disk past memory_limit (agnes_mcp.rails.spill)
 
 
 class RemoteEngine(ABC):

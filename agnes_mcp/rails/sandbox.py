@@ -33,7 +33,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from agnes_mcp.rails import chains, inlined_ctes, value_guards
+from agnes_mcp.rails import chains, inlined_ctes, spill, value_guards
 from agnes_mcp.rails.answer_stream import stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
@@ -112,11 +112,19 @@ class RunResult:
 
 
 def lock_down(
-    con: duckdb.DuckDBPyConnection, allowed: list[str], *, memory_limit: str, threads: int
+    con: duckdb.DuckDBPyConnection,
+    allowed: list[str],
+    *,
+    memory_limit: str,
+    threads: int,
+    spill_bytes: int = spill.SPILL_BYTES,
 ) -> None:
     """Wrap the functions that build large values (:mod:`value_guards`), apply the sandbox
-    settings to ``con`` and lock them."""
+    settings to ``con`` (spilling past ``memory_limit`` to a private folder, at most
+    ``spill_bytes``: :mod:`spill`) and lock them."""
     value_guards.install(con)
+    con.execute(f"SET temp_directory = {quote_literal(spill.folder())}")
+    con.execute(f"SET max_temp_directory_size = '{int(spill_bytes)} bytes'")
     con.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in allowed)}]")
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET autoload_known_extensions = false")
@@ -375,7 +383,13 @@ def _failure(message: str, sql: str, limits: Limits) -> QueryRefused:
     if too_large is not None:
         return too_large
     if message.startswith("Out of Memory Error"):
-        first = message.splitlines()[0].removeprefix("Out of Memory Error: ")
+        first = message.splitlines()[0].removeprefix("Out of Memory Error: ").rstrip(".")
+        if spill.over_budget(message):
+            return MemoryLimitExceeded(
+                "The query needed more memory than a query may use, and more disk to spill "
+                f"the rest to than a query may use ({first}).",
+                details={"limit_name": "query_spill_bytes"},
+            )
         return MemoryLimitExceeded(
             f"The query needed more memory than a query may use ({first}).",
             details={"limit_name": "query_memory_limit"},
@@ -446,6 +460,7 @@ class Sandbox:
         threads: int,
         copies: NativeFiles | None = SHARED,
         natives: NativeTables | None = None,
+        spill_bytes: int = spill.SPILL_BYTES,
     ) -> None:
         self.tables = {t.id for t in tables}
         self._con = duckdb.connect()
@@ -457,7 +472,13 @@ class Sandbox:
             raise
         try:
             self._con.execute("SET GLOBAL parquet_metadata_cache = true")
-            lock_down(self._con, views.allowed, memory_limit=memory_limit, threads=threads)
+            lock_down(
+                self._con,
+                views.allowed,
+                memory_limit=memory_limit,
+                threads=threads,
+                spill_bytes=spill_bytes,
+            )
         except BaseException:
             self._con.close()
             views.release()

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from agnes_mcp.rails.file_copies import SHARED, NativeFiles
 from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.sandbox import Sandbox
+from agnes_mcp.rails.spill import SPILL_BYTES
 from agnes_mcp.rails.tables import CatalogTable
 
 POOL_SIZE = 16
@@ -39,8 +40,10 @@ class SandboxPool:
         size: int = POOL_SIZE,
         copies: NativeFiles | None = SHARED,
         natives: NativeTables | None = None,
+        spill_bytes: int = SPILL_BYTES,
     ) -> None:
         self._memory = memory_limit
+        self._spill = spill_bytes
         self._threads = threads
         self._size = size
         self._copies = copies
@@ -70,6 +73,7 @@ class SandboxPool:
             threads=threads,
             copies=self._copies,
             natives=self._natives,
+            spill_bytes=self._spill,
         )
         dropped: list[Sandbox] = []
         with self._lock:

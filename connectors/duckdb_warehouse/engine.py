@@ -29,6 +29,7 @@ from agnes_mcp.rails.refusals import (
     RemoteScanTooLarge,
 )
 from agnes_mcp.rails.sandbox import Limits, RunResult, lock_down, run_select
+from agnes_mcp.rails.spill import SPILL_BYTES
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_mcp.rails.value_guards import MAX_VALUE_BYTES
 from agnes_sync.caller import interruptible
@@ -117,9 +118,17 @@ class DuckDBWarehouseEngine(RemoteEngine):
     dialect = "duckdb"
     name = "duckdb_warehouse"
 
-    def __init__(self, location: RemoteLocation, *, memory_limit: str, threads: int) -> None:
+    def __init__(
+        self,
+        location: RemoteLocation,
+        *,
+        memory_limit: str,
+        threads: int,
+        spill_bytes: int = SPILL_BYTES,
+    ) -> None:
         self.location = location
         self._memory_limit = memory_limit
+        self._spill_bytes = spill_bytes
         self._con = duckdb.connect()
         alias = quote_ident(location.alias)
         self._con.execute(f"ATTACH {quote_literal(location.url)} AS {alias} (READ_ONLY)")
@@ -129,7 +138,13 @@ class DuckDBWarehouseEngine(RemoteEngine):
             [location.alias],
         ).fetchone()
         self._block_size = int(size[0]) if size else 262_144
-        lock_down(self._con, [location.url], memory_limit=memory_limit, threads=threads)
+        lock_down(
+            self._con,
+            [location.url],
+            memory_limit=memory_limit,
+            threads=threads,
+            spill_bytes=spill_bytes,
+        )
         self._use(self._con)
         self._layouts: dict[str, TableLayout] = {}
         self._lock = threading.Lock()
@@ -139,7 +154,12 @@ class DuckDBWarehouseEngine(RemoteEngine):
     def open(
         cls, location: RemoteLocation, source: Connector, resources: EngineResources
     ) -> DuckDBWarehouseEngine:
-        return cls(location, memory_limit=resources.memory_limit, threads=resources.threads)
+        return cls(
+            location,
+            memory_limit=resources.memory_limit,
+            threads=resources.threads,
+            spill_bytes=resources.spill_bytes,
+        )
 
     def _layout(self, table: CatalogTable) -> TableLayout:
         assert table.remote is not None
@@ -266,7 +286,13 @@ class DuckDBWarehouseEngine(RemoteEngine):
         try:
             alias = quote_ident(self.location.alias)
             con.execute(f"ATTACH {quote_literal(self.location.url)} AS {alias} (READ_ONLY)")
-            lock_down(con, [self.location.url], memory_limit=self._memory_limit, threads=1)
+            lock_down(
+                con,
+                [self.location.url],
+                memory_limit=self._memory_limit,
+                threads=1,
+                spill_bytes=self._spill_bytes,
+            )
         except duckdb.Error:
             con.close()
             raise
