@@ -318,7 +318,9 @@ class QueryService:
         result = sandbox.run(parsed.sql, limits, prepare=prepare)
         outcome = outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits)
         if result.truncated and result.reason == "rows" and repeatable(parsed.sql):
-            outcome.total_rows = sandbox.count(parsed.sql, limits, prepare=prepare)
+            outcome.total_rows = sandbox.count(
+                parsed.sql, limits, prepare=prepare, spent=result.seconds
+            )
         return outcome
 
     def convert_tables(self) -> None:

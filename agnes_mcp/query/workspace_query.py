@@ -253,7 +253,7 @@ class WorkspaceQuery:
         result = sandbox.run(parsed.sql, limits)
         outcome = outcome_of(result, plan, parsed, "duckdb (workspace)", 0, None, limits)
         if result.truncated and result.reason == "rows" and repeatable(parsed.sql):
-            outcome.total_rows = sandbox.count(parsed.sql, limits)
+            outcome.total_rows = sandbox.count(parsed.sql, limits, spent=result.seconds)
         return outcome
 
     def columns(self, name: str) -> list[tuple[str, str, bool]]:

@@ -515,13 +515,18 @@ class Sandbox:
         sql: str,
         limits: Limits,
         prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+        *,
+        spent: float = 0.0,
     ) -> int | None:
         """Rows of the whole answer (for a result the row limit cut), or None. The cut
         answer had more than ``limits.rows`` rows: a count saying otherwise (the data
-        changed between the two runs) is no count."""
-        counted = count_rows(
-            self._connection, sql, timeout_seconds=limits.timeout_seconds, prepare=prepare
-        )
+        changed between the two runs) is no count. The count runs in what is left of the
+        query's timeout after the ``spent`` seconds its answer took, so the two together
+        stay within it (a query's place is free once its timeout has passed)."""
+        left = limits.timeout_seconds - spent
+        if left <= 0:
+            return None
+        counted = count_rows(self._connection, sql, timeout_seconds=left, prepare=prepare)
         return counted if counted is not None and counted > limits.rows else None
 
     def close(self) -> None:
