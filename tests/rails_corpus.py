@@ -641,6 +641,16 @@ RESOURCE_CASES: list[tuple[str, str]] = [
         + " SELECT count(*) FROM t15",
         "sql_too_large",
     ),
+    # 100 joins: DuckDB's join-order optimizer, deaf to the interrupt, took ~4 s (300: 115 s)
+    (
+        "SELECT count(*) FROM products p0 "
+        + " ".join(
+            f"JOIN products p{i} ON p{i}.product_id = p{i - 1}.product_id "
+            f"AND p{i}.product_id = p0.product_id"
+            for i in range(1, 100)
+        ),
+        "sql_too_large",
+    ),
     # a name of 8,000 parts: DuckDB's binder spent 15 s on it, deaf to the timeout's interrupt
     ("SELECT a" + ".b" * 8000 + " FROM orders", "sql_too_large"),
     # time: cross joins, endless recursion, deep series (each needs far more than the timeout)

@@ -16,9 +16,12 @@ written as is refused as ``sql_too_large``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from agnes_mcp.rails.refusals import SqlTooLarge
+from agnes_mcp.rails.relations import count as count_relations
+from agnes_mcp.rails.relations import weight as relation_weight
 
 # Parse-tree nodes the copies of inlined CTEs may add to a query: DuckDB binds and plans
 # ~50,000 a second (a chain of 12 such CTEs, 86,000 nodes: 1.6 s).
@@ -35,7 +38,8 @@ def check(tree: Any) -> None:
     """Refuse a query whose inlined CTEs' copies add more than :data:`MAX_INLINED_NODES`
     parse-tree nodes to it."""
     try:
-        added = _size(tree, {}, copies=True) - _size(tree, {}, copies=False)
+        # an inlined CTE no one reads is not bound at all: no copies, not fewer
+        added = max(0, _size(tree, {}, copies=True) - _size(tree, {}, copies=False))
     except RecursionError:
         raise SqlTooLarge("The SQL nests CTEs too deeply to check.") from None
     if added > MAX_INLINED_NODES:
@@ -49,14 +53,38 @@ def check(tree: Any) -> None:
         )
 
 
-def _size(node: Any, inlined: dict[str, int], *, copies: bool) -> int:
+def relations(tree: Any) -> int:
+    """The relations DuckDB plans together at most in ``tree``
+    (:func:`agnes_mcp.rails.relations.weight`): a materialized CTE's on their own, an
+    inlined CTE's at every read of it."""
+    apart: list[int] = []
+    try:
+        together = _size(tree, {}, copies=True, weight=relation_weight, apart=apart)
+    except RecursionError:  # deeper than a walk by scopes: the query's relations all told
+        return count_relations(tree)
+    return max([together, *apart])
+
+
+def _one(node: dict[str, Any]) -> int:
+    return 1
+
+
+def _size(
+    node: Any,
+    inlined: dict[str, int],
+    *,
+    copies: bool,
+    weight: Callable[[dict[str, Any]], int] = _one,
+    apart: list[int] | None = None,
+) -> int:
     """Nodes under ``node``, a reference to a CTE in ``inlined`` (name -> its size)
-    counting as that CTE's whole body (with ``copies``; else no CTE is inlined). A query
+    counting as that CTE's whole body (with ``copies``; else no CTE is inlined); with
+    ``apart``, a materialized CTE's count goes there instead of into the total. A query
     node's CTEs are in scope in its body and in the CTEs after them; a name defined again
     hides the outer one, whatever its materialization, and a recursive CTE's reads of
     itself are no copies."""
     if isinstance(node, list):
-        return sum(_size(item, inlined, copies=copies) for item in node)
+        return sum(_size(item, inlined, copies=copies, weight=weight, apart=apart) for item in node)
     if not isinstance(node, dict):
         return 0
     if node.get("type") == "BASE_TABLE" and not node.get("schema_name"):
@@ -64,7 +92,7 @@ def _size(node: Any, inlined: dict[str, int], *, copies: bool) -> int:
         if name in inlined:
             return inlined[name]
     scope = inlined
-    total = 1
+    total = weight(node)
     ctes = node.get("cte_map")
     entries = ctes.get("map") if isinstance(ctes, dict) else None
     if isinstance(entries, list):
@@ -75,11 +103,16 @@ def _size(node: Any, inlined: dict[str, int], *, copies: bool) -> int:
             name = str(entry.get("key") or "").lower()
             value = entry.get("value")
             scope.pop(name, None)  # a recursive CTE reads itself: not a copy of itself
-            body = _size(value, scope, copies=copies) if isinstance(value, dict) else 0
-            total += body
+            body = 0
+            if isinstance(value, dict):
+                body = _size(value, scope, copies=copies, weight=weight, apart=apart)
             if copies and isinstance(value, dict) and value.get("materialized") == _NEVER:
-                scope[name] = body
+                scope[name] = body  # counted where it is read, not where it is written
+            elif apart is not None:
+                apart.append(body)
+            else:
+                total += body
     for key, value in node.items():
         if key != "cte_map":
-            total += _size(value, scope, copies=copies)
+            total += _size(value, scope, copies=copies, weight=weight, apart=apart)
     return total

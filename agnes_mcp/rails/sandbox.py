@@ -33,7 +33,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from agnes_mcp.rails import chains, inlined_ctes, spill, value_guards
+from agnes_mcp.rails import chains, inlined_ctes, relations, spill, value_guards
 from agnes_mcp.rails.answer_stream import stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
@@ -249,13 +249,16 @@ def run_select(
         text = _one_select(cursor, sql)
         chains.check_text(text)  # DuckDB's binder does not stop for an interrupt on one
         guarded, inlines = value_guards.needs_check(text), inlined_ctes.needs_check(text)
-        if guarded or inlines:
+        joins = relations.needs_check(text)
+        if guarded or inlines or joins:
             tree = _parse_tree(cursor, text)
             if guarded:
                 value_guards.check_functions(tree)
                 value_guards.check_types(tree)
             if inlines:
                 inlined_ctes.check(tree)
+            if inlines or joins:
+                relations.check(inlined_ctes.relations(tree))
     except BaseException:
         _done(base, cursor, reusable)
         raise
