@@ -175,7 +175,7 @@ class WorkspaceQuery:
         signature, inventory = self._inventory()
         with self._lock:
             cached = self._sandbox
-            if cached is not None and cached[0] == signature:
+            if cached is not None and cached[0] == signature and not cached[1].retired:
                 return cached[1], cached[2], inventory
             snapshot = self._catalog(inventory)
             sandbox = self._open(snapshot, self.limits.threads)
@@ -210,7 +210,7 @@ class WorkspaceQuery:
             current = self._sandbox
             if current is None or current[1] is not sandbox:
                 return sandbox  # replaced meanwhile: this query keeps the one it began with
-            if self._twin is None:
+            if self._twin is None or self._twin.retired:
                 self._twin = self._open(snapshot, 1)
             return self._twin
 

@@ -163,6 +163,9 @@ class SandboxConnection:
         self._closing = False
         self._closed = False
         self._on_close = on_close
+        # DuckDB invalidated the database (a fatal or internal error): every later query
+        # would fail, so the pool makes a new sandbox instead (see retire).
+        self.retired = False
 
     def attach(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Register every Arrow-read table's dataset on ``cursor``."""
@@ -208,6 +211,13 @@ class SandboxConnection:
             self._closed = self._closed or finish
         if finish:
             self._finish()
+
+    def retire(self) -> None:
+        """Take it out of use: DuckDB invalidated its database (after an internal error it
+        answers every query "database has been invalidated"). It closes once its running
+        queries end, and whoever hands it out makes a new one."""
+        self.retired = True
+        self.close()
 
     def close(self) -> None:
         """Close now, or when the last running query ends."""
@@ -288,6 +298,10 @@ def run_select(
     except duckdb.InterruptException:
         raise _timeout(limits) from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
+        if invalidated(str(exc)):
+            reusable = False
+            if isinstance(base, SandboxConnection):
+                base.retire()
         raise _failure(str(exc), text, limits) from None
     except RuntimeError as exc:
         if interrupted_by_user(exc):
@@ -302,6 +316,15 @@ def run_select(
             reusable = False
         _done(base, cursor, reusable)
     return capped(table, limits, time.perf_counter() - started)
+
+
+def invalidated(message: str) -> bool:
+    """Whether a DuckDB error left its database unusable: after a FATAL or INTERNAL error
+    (an allocation that failed inside an aggregate, say) DuckDB refuses every later
+    statement of every connection to that database."""
+    return message.startswith(("FATAL Error", "INTERNAL Error")) or (
+        "database has been invalidated" in message
+    )
 
 
 def interrupted_by_user(exc: BaseException) -> bool:
@@ -385,6 +408,11 @@ def _failure(message: str, sql: str, limits: Limits) -> QueryRefused:
     too_large = value_guards.refusal(message)
     if too_large is not None:
         return too_large
+    if message.startswith("INTERNAL Error: Memory allocation failure"):
+        return MemoryLimitExceeded(
+            "The query needed more memory than a query may use (an allocation failed).",
+            details={"limit_name": "query_memory_limit"},
+        )
     if message.startswith("Out of Memory Error"):
         first = message.splitlines()[0].removeprefix("Out of Memory Error: ").rstrip(".")
         if spill.over_budget(message):
@@ -498,6 +526,11 @@ class Sandbox:
         be read when the views were made; a damaged file of one table leaves the others'
         queries alone."""
         refuse_unreadable(self.unreadable, reads)
+
+    @property
+    def retired(self) -> bool:
+        """Whether DuckDB invalidated it (:meth:`SandboxConnection.retire`): make a new one."""
+        return self._connection.retired
 
     @property
     def connection(self) -> SandboxConnection:

@@ -64,7 +64,9 @@ class SandboxPool:
         key = (version, generation, frozenset(t.id for t in tables), threads)
         with self._lock:
             sandbox = self._pool.get(key)
-            if sandbox is not None:
+            if sandbox is not None and sandbox.retired:
+                del self._pool[key]  # closed by its retirement; made again below
+            elif sandbox is not None:
                 self._pool.move_to_end(key)
                 return sandbox
         sandbox = Sandbox(
@@ -78,7 +80,7 @@ class SandboxPool:
         dropped: list[Sandbox] = []
         with self._lock:
             existing = self._pool.get(key)
-            if existing is not None:
+            if existing is not None and not existing.retired:
                 dropped.append(sandbox)
                 sandbox = existing
             else:
