@@ -68,6 +68,7 @@ def test_spilling_past_its_budget_is_refused_naming_the_setting(
     assert refusal.code == "memory_limit_exceeded" and refusal.status == 400
     assert refusal.details == {"limit_name": "query_spill_bytes"}
     assert "disk" in refusal.message and "PRAGMA" not in refusal.message
+    assert "query_spill_bytes" in (refusal.hint or "")
     assert not (tmp_path / ".tmp").exists()
 
 

@@ -419,6 +419,8 @@ def _failure(message: str, sql: str, limits: Limits) -> QueryRefused:
             return MemoryLimitExceeded(
                 "The query needed more memory than a query may use, and more disk to spill "
                 f"the rest to than a query may use ({first}).",
+                hint="Aggregate or filter earlier, select fewer columns, or split the query: "
+                "it may use query_memory_limit of memory and query_spill_bytes of disk.",
                 details={"limit_name": "query_spill_bytes"},
             )
         return MemoryLimitExceeded(
