@@ -42,6 +42,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         ("SELECT count(*) FROM " + ", ".join(f"p p{i}" for i in range(MAX + 1)), MAX + 1),
         # subqueries in expressions are planned as joins too
         ("SELECT count(*) FROM p WHERE " + " AND ".join(["id IN (SELECT id FROM p)"] * MAX), 129),
+        # scalar subqueries with no table, written with no comma, JOIN or FROM
+        ("SELECT " + " + ".join(["(SELECT 1)"] * (MAX + 1)) + " AS n", MAX + 1),
         # an inlined CTE is planned again at every read
         (
             "WITH c AS NOT MATERIALIZED (SELECT p0.id FROM "

@@ -21,12 +21,22 @@ _RELATIONS = frozenset({"BASE_TABLE", "SUBQUERY", "TABLE_FUNCTION", "EXPRESSION_
 
 
 def needs_check(sql: str) -> bool:
-    """Whether ``sql`` could name more than :data:`MAX_RELATIONS` relations: each one after
-    the first follows a comma, ``JOIN`` or ``FROM`` (a ``VALUES`` list or a subquery in an
-    expression, an opening parenthesis)."""
+    """Whether ``sql`` could name more than :data:`MAX_RELATIONS` relations: each one
+    follows a comma, ``JOIN`` or ``FROM``, or is a subquery (``SELECT``, ``TABLE``), a
+    ``VALUES`` list or a ``PIVOT``."""
     folded = sql.casefold()
-    marks = folded.count(",") + folded.count("join") + folded.count("from") + folded.count("(")
+    marks = sum(
+        folded.count(mark) for mark in (",", "join", "from", "select", "table", "values", "pivot")
+    )
     return marks >= MAX_RELATIONS
+
+
+def over(serialized: str) -> bool:
+    """Whether DuckDB's parse tree as JSON text (``json_serialize_sql``) holds more than
+    :data:`MAX_RELATIONS` relation nodes, all told: an upper bound of what
+    :func:`agnes_mcp.rails.inlined_ctes.relations` counts without inlined CTEs (a string
+    in the query holding the same text is escaped there, so it cannot lower the count)."""
+    return sum(serialized.count(f'"type":"{kind}"') for kind in _RELATIONS) > MAX_RELATIONS
 
 
 def weight(node: dict[str, Any]) -> int:
