@@ -33,7 +33,14 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from agnes_mcp.rails import chains, inlined_ctes, relations, spill, value_guards
+from agnes_mcp.rails import (
+    chains,
+    inlined_ctes,
+    relations,
+    spill,
+    value_guards,
+    window_values,
+)
 from agnes_mcp.rails.answer_stream import stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
@@ -259,14 +266,16 @@ def run_select(
         text = _one_select(cursor, sql)
         chains.check_text(text)  # DuckDB's binder does not stop for an interrupt on one
         guarded, inlines = value_guards.needs_check(text), inlined_ctes.needs_check(text)
-        joins = relations.needs_check(text)
-        if guarded or inlines or joins:
+        joins, windows = relations.needs_check(text), window_values.needs_check(text)
+        if guarded or inlines or joins or windows:
             serialized = _serialized(cursor, text)
             # the relations are walked (scoped by CTE) only when their count in the text
             # may pass the bound (~0.05 ms, where the walk takes milliseconds)
             many = inlines or (joins and relations.over(serialized))
-            if guarded or many:
+            if guarded or many or windows:
                 tree = _parse_tree(serialized)
+                if windows:
+                    window_values.check(tree)
                 if guarded:
                     value_guards.check_functions(tree)
                     value_guards.check_types(tree)
