@@ -368,6 +368,23 @@ def test_an_injection_attempt_stays_one_string(
     assert strings == [nasty, nasty, nasty]
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(-1, 6), (-1.5, 6.5), (decimal.Decimal("-2"), 7)],
+    ids=["int", "float", "decimal"],
+)
+def test_a_negative_number_after_a_minus_is_subtracted_not_a_comment(
+    ip: InteractiveShell, value: object, expected: object
+) -> None:
+    """``5-{x}`` with ``x = -1`` was written ``5--1``: DuckDB read ``--1`` and the rest of
+    the line as a comment and answered 5, dropping the condition after it."""
+    ip.user_ns["x"] = value
+    cell = "SELECT 5-{x} AS v, count(*) AS n FROM products WHERE 1-{x} = 0"
+    result, _ = ok(ip, sql_cell("", cell))
+    assert rows(result) == [{"v": expected, "n": 0}]
+    assert bind("SELECT 5-{x}", {"x": -1}, ["bigquery"]) == "SELECT 5-(-1)"
+
+
 def test_braces_in_strings_and_comments_are_text_and_doubled_braces_are_literal(
     ip: InteractiveShell,
 ) -> None:

@@ -6,7 +6,8 @@ The rules (:func:`bind`):
 - ``{name}`` (no spaces inside the braces) is replaced by the value of the notebook
   variable ``name`` written as a literal by sqlglot: a ``str`` becomes one quoted string
   (quotes and backslashes escaped for the dialect, so ``"a'); DROP TABLE t; --"`` stays a
-  string), ``int``/``float``/``Decimal`` a number, ``bool`` ``TRUE``/``FALSE``, ``None``
+  string), ``int``/``float``/``Decimal`` a number (a negative one in parentheses, so
+  ``5-{x}`` never reads as ``5--1``, a comment), ``bool`` ``TRUE``/``FALSE``, ``None``
   ``NULL``, a ``date`` ``CAST('2024-01-31' AS DATE)``, a ``datetime`` a timestamp, and a
   ``list``/``tuple`` of these a parenthesised list for ``IN``. Anything else (a
   DataFrame, a dict, NaN) is refused with the reason. A value cannot stand for a table or
@@ -76,7 +77,10 @@ def literal(value: object, name: str = "value", dialect: str = DUCKDB) -> str:
         node: exp.Expr = exp.Tuple(expressions=[_scalar(v, name) for v in value])
     else:
         node = _scalar(value, name)
-    return node.sql(dialect=dialect)
+    text = node.sql(dialect=dialect)
+    # A negative number after a minus (``5-{x}``) would read as ``5--1``: a comment that
+    # hides the rest of the line. In parentheses it is one value wherever it stands.
+    return f"({text})" if text.startswith("-") else text
 
 
 def _adjacent(first: Token, second: Token) -> bool:
