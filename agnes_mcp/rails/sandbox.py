@@ -2,21 +2,21 @@
 
 Each sandbox is an in-memory DuckDB holding one view per table the caller may read. DuckDB
 reads the table's parquet files with its own reader, from in-memory copies of them
-(:mod:`file_copies`): the view is ``read_parquet(['/proc/self/fd/<n>', ...])`` and the only
-files DuckDB may open are those copies, whose canonical names (``/memfd:agnes-<k>``) say
-nothing about the server, so no view, setting or catalog function holds a server path.
+(:mod:`file_copies`): the view is ``read_parquet(['/proc/self/fd/<n>', ...])`` and the
+only files DuckDB may open are those copies, whose canonical names (``/memfd:agnes-<k>``)
+say nothing about the server, so no view, setting or catalog function holds a server path.
 Where no copy can be made (no ``memfd_create``, or past the copies' budget) the files are
 read by trusted code as an Arrow dataset (:mod:`arrow_sources`), registered on the query's
 cursor under a hidden name, and DuckDB may open no file at all. After set-up it is locked
-in this order (the only order that works on DuckDB 2.0): ``allowed_paths`` = the copies
--> no extension auto-install/auto-load -> ``enable_external_access = false`` -> memory and
-thread limits -> ``lock_configuration = true``. It holds alone, without the sqlglot
-policy: DuckDB's own parser must see exactly one SELECT, which runs inside a transaction
-that is always rolled back, under a timeout (interrupt), a row cap and a byte cap. The
-result is streamed in record batches and reading stops as soon as the byte cap is
-passed, so a huge answer is never built whole; the functions that could build a huge
-value are wrapped (:mod:`value_guards`). Sandboxes are pooled per set of tables, since
-a new DuckDB costs ~11 ms and a cursor nothing.
+in this order (the only order that works on DuckDB 2.0): ``allowed_paths`` = the copies ->
+no extension auto-install/auto-load -> ``enable_external_access = false`` -> memory and
+thread limits and the time zone (UTC) -> ``lock_configuration = true``. It holds alone,
+without the sqlglot policy: DuckDB's own parser must see exactly one SELECT, which runs
+inside a transaction that is always rolled back, under a timeout (interrupt), a row cap
+and a byte cap. The result is streamed in record batches and reading stops as soon as the
+byte cap is passed, so a huge answer is never built whole; the functions that could build
+a huge value are wrapped (:mod:`value_guards`). Sandboxes are pooled per set of tables,
+since a new DuckDB costs ~11 ms and a cursor nothing.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ from agnes_sync.sql_text import quote_literal, statement_body
 # so a cut answer overshoots the cap by at most one batch.
 BATCH_ROWS = 2048
 IDLE_CURSORS = 8  # per sandbox, kept with its datasets registered
+QUERY_TIME_ZONE = "UTC"  # every query's, wherever it runs (DuckDB's default is the machine's)
 
 
 class MemoryLimitExceeded(QueryRefused):
@@ -138,6 +139,9 @@ def lock_down(
     con.execute("SET enable_external_access = false")
     con.execute(f"SET memory_limit = {quote_literal(memory_limit)}")
     con.execute(f"SET threads = {int(threads)}")
+    # Answers never depend on the machine's time zone: a TIMESTAMPTZ cast to DATE, truncated
+    # to a day or formatted reads the same on the server, a laptop and in the warehouse.
+    con.execute(f"SET GLOBAL TimeZone = {quote_literal(QUERY_TIME_ZONE)}")  # cursors too
     # In a Jupyter kernel without ipywidgets DuckDB refuses to touch the progress bar at
     # all; it is off there already.
     with contextlib.suppress(duckdb.InvalidInputException):
