@@ -573,6 +573,29 @@ def test_html_shows_counts_and_the_cut(nb: NotebookSetup) -> None:
     assert "Truncated" not in whole and "rows</strong>" in whole
 
 
+def test_the_plain_repr_shows_the_rows_as_the_html_does(nb: NotebookSetup) -> None:
+    """The text a terminal IPython or ``print(result)`` shows held the counts and the
+    provenance but not one row; it now shows the view's rows, written as DuckDB writes
+    them, and says what the view leaves out."""
+    sql = (
+        "SELECT order_id, status, NULL AS nothing, repeat('y', 400) AS long "
+        "FROM orders ORDER BY order_id"
+    )
+    result = nb.ws.query(sql, limit=VIEW_ROWS + 2)
+    lines = repr(result).split("\n")
+    header = lines.index("order_id\tstatus\tnothing\tlong")
+    first = result.arrow().slice(0, 1).to_pylist()[0]
+    assert lines[header + 1].split("\t")[:3] == [str(first["order_id"]), first["status"], "NULL"]
+    assert lines[header + 1].endswith("…(+100 chars)")
+    said = lines.index(
+        f"(this view shows the first {VIEW_ROWS} of the {VIEW_ROWS + 2:,} rows returned; "
+        "all of them are in .df() / .arrow())"
+    )
+    assert said - header - 1 == VIEW_ROWS  # the view's rows, not all of them
+    assert "values longer than 300 characters are shortened" in lines[said + 1]
+    assert repr(result).startswith(f"<Result: {VIEW_ROWS + 2} of ")  # the counts stay first
+
+
 def test_a_cut_result_of_unknown_size_says_more_exist_after_its_rows(nb: NotebookSetup) -> None:
     """A remote answer cut by its limit has no total: its counts read "2 (more exist)
     rows"; they read as the tools' do, "2 rows (more exist)"."""

@@ -4,7 +4,8 @@
 whether a limit cut them and how to get the rest, and where they came from. Its HTML says
 how many rows the answer has and how many are shown (the view shows at most
 :data:`VIEW_ROWS`, and values past ``CELL_CHARS`` cut as the MCP tools cut them; the data
-itself is all in ``.arrow()`` / ``.df()``), and ends with the provenance line.
+itself is all in ``.arrow()`` / ``.df()``), and ends with the provenance line; its plain
+``repr`` says the same in text, the same rows tab-separated.
 """
 
 from __future__ import annotations
@@ -344,38 +345,61 @@ class Result:
             return f"{said} (more exist)"  # as the tools say it: "2 rows (more exist)"
         return said
 
+    def _view_rows(self) -> tuple[list[list[str | None]], bool]:
+        """The rows a view shows (at most ``VIEW_ROWS``), each value as DuckDB writes it
+        (never Python's repr) and shortened past ``CELL_CHARS``; whether any was."""
+        rows = [
+            [None if value is None else shortened(value) for value in row]
+            for row in text_rows(self._answer.table.slice(0, VIEW_ROWS))
+        ]
+        return rows, any(isinstance(text, Shortened) for row in rows for text in row)
+
+    def _view_said(self, cut_values: bool, frame: str) -> list[str]:
+        """What a view says about the rows it leaves out or shortens."""
+        said = []
+        if self._answer.table.num_rows > VIEW_ROWS:
+            said.append(
+                f"this view shows the first {VIEW_ROWS} of the "
+                f"{self._answer.table.num_rows:,} rows returned; all of them are in {frame}"
+            )
+        if cut_values:
+            said.append(
+                f"values longer than {CELL_CHARS} characters are shortened in this view "
+                f"(…(+N chars)); {frame} hold them whole"
+            )
+        return said
+
     def __repr__(self) -> str:
+        rows, cut_values = self._view_rows()
         lines = [f"<Result: {self._counts()}>"]
         if self.cut:
             lines.append(f"truncated: {self.cut}")
         lines.extend(f"note: {note}" for note in self.notes)
+        lines.append("\t".join(self._answer.table.column_names))
+        lines.extend(
+            "\t".join(
+                "NULL" if text is None else text.replace("\t", " ").replace("\n", " ")
+                for text in row
+            )
+            for row in rows
+        )
+        lines.extend(f"({said})" for said in self._view_said(cut_values, ".df() / .arrow()"))
         lines.append(provenance_text(self.provenance, self.bytes_scanned))
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         table = self._answer.table
-        shown = table.slice(0, VIEW_ROWS)
         header = "".join(f"<th>{html.escape(name)}</th>" for name in table.column_names)
+        rows, cut_values = self._view_rows()
         body = []
-        cut_values = False
-        for row in text_rows(shown):  # as DuckDB writes them (never Python's repr)
-            texts = [None if value is None else shortened(value) for value in row]
-            cut_values = cut_values or any(isinstance(text, Shortened) for text in texts)
+        for texts in rows:
             cells = "".join(
                 f"<td>{'<i>null</i>' if text is None else html.escape(text)}</td>" for text in texts
             )
             body.append(f"<tr>{cells}</tr>")
         parts = [f"<div class='agnes-result'><p><strong>{self._counts()}</strong>"]
-        if table.num_rows > VIEW_ROWS:
-            parts.append(
-                f" · this view shows the first {VIEW_ROWS} of the {table.num_rows:,} rows "
-                "returned; all of them are in <code>.df()</code> / <code>.arrow()</code>"
-            )
-        if cut_values:
-            parts.append(
-                f" · values longer than {CELL_CHARS} characters are shortened in this view "
-                "(…(+N chars)); <code>.df()</code> / <code>.arrow()</code> hold them whole"
-            )
+        frame = "<code>.df()</code> / <code>.arrow()</code>"
+        parts.extend(f" · {said}" for said in self._view_said(cut_values, frame))
         parts.append("</p>")
         if self.cut:
             parts.append(f"<p class='agnes-truncated'>⚠ Truncated: {html.escape(self.cut)}</p>")
