@@ -7,8 +7,9 @@ get the rest.
   (rows, engine, bytes scanned) on stderr;
 - JSON: the rows with every field of the answer (``truncated``, ``reason``, ``truncation``,
   ``row_limit``, ``row_limit_source``, ``total_rows``, ``notes``, ...);
-- CSV: stdout holds only the data; the ``truncated: ...`` line, notes and the summary go to
-  stderr, and a cut result exits with ``exit_codes.TRUNCATED``.
+- CSV: stdout holds only the data (a NULL as an empty field, an empty string as ``""``);
+  the ``truncated: ...`` line, notes and the summary go to stderr, and a cut result
+  exits with ``exit_codes.TRUNCATED``.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
         writer = csv.writer(sys.stdout)
         writer.writerow(table.column_names)
         for row in rows:
-            writer.writerow(["" if v is None else _csv_cell(v) for v in row])
+            if "" in row:  # csv.writer would write it as it writes a NULL: nothing
+                sys.stdout.write(_csv_line(row))
+            else:
+                writer.writerow(["" if v is None else _csv_cell(v) for v in row])
         sys.stdout.flush()
         for line in [*said, summary_line(answer)]:
             sys.stderr.write(printable(line) + "\n")
@@ -67,6 +71,23 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
     sys.stdout.flush()
     sys.stderr.write(printable(summary_line(answer)) + "\n")
     return exit_codes.OK
+
+
+def _csv_line(values: list[Any]) -> str:
+    """One CSV record of a row holding an empty string, as ``csv.writer`` writes a row
+    (RFC 4180, CRLF-terminated) but for that: a NULL is an empty field and an empty
+    string ``""``, as DuckDB's own CSV writer (and PostgreSQL's) writes them, so the two
+    read back apart; ``csv.writer`` writes both as nothing."""
+    return ",".join(_csv_field(value) for value in values) + "\r\n"
+
+
+def _csv_field(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(_csv_cell(value))
+    if not text or "," in text or '"' in text or "\n" in text or "\r" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _csv_cell(value: Any) -> Any:

@@ -110,6 +110,27 @@ def test_query_tables_print_values_as_they_are_and_null_as_null(
     assert out.splitlines()[1] == ',-,true,"[1, NULL]",2026-01-01T10:11:12,1234567'
 
 
+def test_query_csv_writes_an_empty_string_apart_from_null(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An empty string and a NULL were both written as an empty field, so a CSV reader
+    got NULL for every empty string. An empty string is now ``""``, a NULL nothing, as
+    DuckDB's own CSV writer writes them; every other field reads back as it was."""
+    import polars as pl
+
+    sql = (
+        "SELECT ''::VARCHAR AS empty, NULL::VARCHAR AS nothing, 'a,\"b\"' AS \"odd, name\", "
+        "'two' || chr(10) || 'lines' AS lines, ' x ' AS blanks"
+    )
+    code, out, _ = run(capsys, "query", sql, "--format", "csv")
+    assert code == exit_codes.OK
+    assert out == ('empty,nothing,"odd, name",lines,blanks\r\n"",,"a,""b""","two\nlines", x \r\n')
+    header, row = csv.reader(out.splitlines(keepends=True))
+    assert header == ["empty", "nothing", "odd, name", "lines", "blanks"]
+    assert row == ["", "", 'a,"b"', "two\nlines", " x "]
+    assert pl.read_csv(out.encode()).row(0) == ("", None, 'a,"b"', "two\nlines", " x ")
+
+
 def test_counts_agree_with_their_nouns() -> None:
     from cli.output import counted
 
