@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlglot
@@ -338,6 +339,12 @@ BINDINGS = [
         "SELECT count(*) AS n FROM products WHERE active = TRUE",
         id="bool",
     ),
+    pytest.param(  # a value taken out of a pandas frame: "{flag} is a bool; only ... bool"
+        {"flag": np.bool_(True)},
+        "SELECT count(*) AS n FROM products WHERE active = {flag}",
+        "SELECT count(*) AS n FROM products WHERE active = TRUE",
+        id="numpy-bool",
+    ),
 ]
 
 
@@ -424,8 +431,10 @@ def test_an_unknown_name_is_a_usage_error_naming_it(ip: InteractiveShell) -> Non
         ([], "{v} is an empty list"),
         ([[1, 2]], "{v} holds a nested list"),
         (b"bytes", "{v} is a bytes"),
+        # was CAST('NaT' AS TIMESTAMP): the engine's "invalid timestamp field format"
+        (pd.NaT, "{v} is NaT, which has no SQL literal; use None for NULL"),
     ],
-    ids=["dict", "nan", "empty-list", "nested-list", "bytes"],
+    ids=["dict", "nan", "empty-list", "nested-list", "bytes", "nat"],
 )
 def test_values_without_a_literal_are_refused_clearly(
     ip: InteractiveShell, value: object, said: str

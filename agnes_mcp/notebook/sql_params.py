@@ -11,7 +11,8 @@ The rules (:func:`bind`):
   ``NULL``, a ``date`` ``CAST('2024-01-31' AS DATE)``, a ``datetime`` a timestamp, and a
   ``list``/``tuple`` of these a parenthesised list for ``IN``. Anything else (a
   DataFrame, a dict, NaN) is refused with the reason. A value cannot stand for a table or
-  column name: ``FROM {t}`` reads a string, which the rails refuse.
+  column name: ``FROM {t}`` reads a string, which the rails refuse. numpy's ``bool_`` is
+  a bool; pandas' ``NaT``, like NaN, has no literal (use None for NULL).
 - Inside a quoted string (``'{x}'``), a quoted identifier (``"{x}"``) or a comment
   (``-- {x}``, ``/* {x} */``), braces are text and nothing is substituted: write ``{x}``
   without quotes; the value is quoted for you.
@@ -46,6 +47,12 @@ class BindError(ValueError):
 
 
 def _scalar(value: object, name: str) -> exp.Expr:
+    if getattr(getattr(value, "dtype", None), "kind", None) == "b" and (
+        getattr(value, "shape", None) == ()  # numpy's bool_ (an array is refused below)
+    ):
+        value = bool(value)
+    if isinstance(value, dt.date) and value != value:  # pandas' NaT: no date at all
+        raise BindError(f"{{{name}}} is {value}, which has no SQL literal; use None for NULL.")
     if value is None or isinstance(value, bool | str | dt.date):
         return exp.convert(value)
     if isinstance(value, decimal.Decimal):
