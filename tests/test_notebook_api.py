@@ -519,6 +519,17 @@ def test_a_time_of_24_00_reaches_df_and_pl(nb: NotebookSetup) -> None:
     assert str(mixed.schema["s"]) == "Struct({'name': String, 't': Time})"
 
 
+def test_a_24_00_time_left_of_a_union_reaches_pl_in_its_place(nb: NotebookSetup) -> None:
+    """.pl() put the UNION columns back before the TIME columns holding 24:00:00: with
+    the TIME to the left it raised IndexError ("column index 2 is out of range")."""
+    sql = "SELECT TIME '24:00:00' AS t, 'x' AS s, union_value(k := 1) AS u, TIME '24:00:00' AS t2"
+    result = nb.ws.query(sql)
+    polars = result.pl()
+    assert polars.columns == ["t", "s", "u", "t2"]
+    assert polars.rows() == [("24:00:00", "x", 1, "24:00:00")]
+    assert result.df().iloc[0].tolist() == ["24:00:00", "x", 1, "24:00:00"]
+
+
 def test_a_union_reaches_df_and_pl_as_its_values(nb: NotebookSetup) -> None:
     """A UNION column (DuckDB's union_value) made .df() raise ArrowNotImplementedError
     and .pl() a ComputeError for the whole frame: pandas and polars have no union type.

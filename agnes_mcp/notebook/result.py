@@ -279,8 +279,10 @@ class Result:
                 if _past_midnight(column):  # a 24:00:00 polars' Time would make null
                     objects[field.name] = time_objects(column)
         frame = polars.from_arrow(table.drop_columns(list(objects)))
-        for name, values in objects.items():  # in their places, each value as an object
-            series = polars.Series(name, values, dtype=polars.Object)
+        # In their places, each value as an object: left to right, so each place exists
+        # (the unions were found first; a 24:00 TIME left of one had no place yet).
+        for name in sorted(objects, key=table.column_names.index):
+            series = polars.Series(name, objects[name], dtype=polars.Object)
             frame.insert_column(table.column_names.index(name), series)
         return frame
 
