@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from agnes_sync.plural import counted as counted  # the CLI says counts with it too
+from agnes_sync.printable import printable as printable  # the notebook's text too
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -17,12 +18,6 @@ if TYPE_CHECKING:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-def printable(text: str) -> str:
-    """``text`` with control and invisible formatting characters shown as escapes, so
-    data from the server can never drive the terminal."""
-    return "".join(ch if ch.isprintable() or ch in "\n\t" else ascii(ch)[1:-1] for ch in text)
 
 
 def size(value: int | float | None) -> str:

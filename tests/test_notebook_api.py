@@ -20,8 +20,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+from pydantic import BaseModel
 
 from agnes_mcp.notebook import AgnesRefusal, MissingExtra, Result, Workspace
+from agnes_mcp.notebook.listing import Listing
 from agnes_mcp.notebook.result import VIEW_ROWS, decimal_as_float
 from tests.conftest import DemoServer
 from tests.notebook_harness import NotebookSetup, as_json, json_rows, pulled_notebook
@@ -605,6 +607,32 @@ def test_the_plain_repr_shows_the_rows_as_the_html_does(nb: NotebookSetup) -> No
     assert said - header - 1 == VIEW_ROWS  # the view's rows, not all of them
     assert "values longer than 300 characters are shortened" in lines[said + 1]
     assert repr(result).startswith(f"<Result: {VIEW_ROWS + 2} of ")  # the counts stay first
+
+
+def test_the_plain_repr_never_hands_a_terminal_a_values_escape_codes(
+    nb: NotebookSetup,
+) -> None:
+    """The rows in the text are data: an escape sequence in a value (or a column's name)
+    is shown escaped, as the CLI's table shows it, so printing a result cannot recolour,
+    retitle or rewrite the terminal."""
+    result = nb.ws.query("SELECT chr(27) || '[31mred' || chr(7) AS \"x\x1b[2J\", 1 AS n")
+    text = repr(result)
+    assert "\x1b" not in text and "\x07" not in text
+    assert "\\x1b[31mred\\x07\t1" in text and "x\\x1b[2J\tn" in text
+    assert result.arrow().column(0)[0].as_py() == "\x1b[31mred\x07"  # the data is whole
+
+
+def test_a_listings_plain_repr_shows_escape_codes_escaped() -> None:
+    """A listing's text holds what admins wrote (descriptions, notes): shown escaped."""
+
+    class Entry(BaseModel):
+        id: str
+        description: str
+
+    listing = Listing(
+        "Tables", [Entry(id="t", description="\x1b]0;title\x07x")], ["id", "description"]
+    )
+    assert repr(listing) == "Tables (1)\n  t · \\x1b]0;title\\x07x"
 
 
 def test_a_cut_result_of_unknown_size_says_more_exist_after_its_rows(nb: NotebookSetup) -> None:

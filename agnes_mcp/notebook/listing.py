@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from agnes_mcp.notebook.result import _need
+from agnes_sync.printable import printable
 
 Item = TypeVar("Item", bound=BaseModel)
 
@@ -59,7 +60,7 @@ class Listing(Generic[Item]):
             values = item.model_dump()
             lines.append("  " + " · ".join(str(values.get(c)) for c in self.columns))
         lines.extend(f"Note: {note}" for note in self.notes)
-        return "\n".join(lines)
+        return printable("\n".join(lines))  # escape codes in a description never run
 
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)

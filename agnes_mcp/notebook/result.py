@@ -23,6 +23,7 @@ from agnes_mcp.mcp_server.output_budget import CELL_CHARS, Shortened, shortened
 from agnes_mcp.rails.answer_text import cut_sentence
 from agnes_mcp.rails.results import Answer, Provenance, Truncation, text_rows
 from agnes_mcp.rails.value_text import time_text
+from agnes_sync.printable import printable
 
 VIEW_ROWS = 50  # rows an HTML view shows; the Result holds every row it was given
 LIMIT_FLAG = "limit"
@@ -387,7 +388,7 @@ class Result:
         )
         lines.extend(f"({said})" for said in self._view_said(cut_values, ".df() / .arrow()"))
         lines.append(provenance_text(self.provenance, self.bytes_scanned))
-        return "\n".join(lines)
+        return printable("\n".join(lines))  # a value's escape codes never reach a terminal
 
     def _repr_html_(self) -> str:
         table = self._answer.table
