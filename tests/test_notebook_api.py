@@ -622,6 +622,18 @@ def test_the_plain_repr_never_hands_a_terminal_a_values_escape_codes(
     assert result.arrow().column(0)[0].as_py() == "\x1b[31mred\x07"  # the data is whole
 
 
+def test_a_refusal_shown_in_place_of_a_traceback_escapes_the_values_it_quotes(
+    nb: NotebookSetup,
+) -> None:
+    """The engine's message quotes the value it could not convert: its escape codes
+    reached the terminal IPython printed the refusal on."""
+    with pytest.raises(AgnesRefusal) as refused:
+        nb.ws.query("SELECT (chr(27) || '[2Jx')::INT")
+    shown = refused.value._render_traceback_()
+    assert "\x1b" not in "".join(shown) and "'\\x1b[2Jx'" in shown[0]
+    assert "\x1b[2Jx" in refused.value.message  # the message itself is as the engine said
+
+
 def test_a_listings_plain_repr_shows_escape_codes_escaped() -> None:
     """A listing's text holds what admins wrote (descriptions, notes): shown escaped."""
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError, validate_call
 
 from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_sync.errors import AgnesError
+from agnes_sync.printable import printable
 
 
 class AgnesRefusal(Exception):
@@ -53,8 +54,9 @@ class AgnesRefusal(Exception):
         return "\n".join(lines)
 
     def _render_traceback_(self) -> list[str]:
-        """IPython shows these lines instead of a traceback."""
-        first, *rest = str(self).splitlines()
+        """IPython shows these lines instead of a traceback (on a terminal too: a value
+        the message quotes has its control characters shown escaped)."""
+        first, *rest = printable(str(self)).splitlines()
         return [f"AgnesRefusal: {first}", *rest]
 
     def _repr_html_(self) -> str:
