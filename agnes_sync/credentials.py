@@ -213,14 +213,18 @@ def resolve(
     *,
     workspace: str | Path | None = None,
     outside: bool = False,
+    given_as: tuple[str, str] = ("--server-url", "--token"),
 ) -> Credentials:
     """The URL and token a command uses, and where each came from. ``workspace``: the
-    ``--workspace`` flag; ``outside``: act as outside any workspace (``login --global``)."""
+    ``--workspace`` flag; ``outside``: act as outside any workspace (``login --global``);
+    ``given_as``: how the caller names ``server_url`` and ``token`` to its user (the
+    CLI's flags; a notebook's ``connect()`` arguments)."""
     root = None if outside else workspace_root(workspace)
-    url, url_from = server_url, "--server-url"
+    url_flag, token_flag = given_as
+    url, url_from = server_url, url_flag
     if not url and os.environ.get("AGNES_SERVER_URL"):
         url, url_from = os.environ["AGNES_SERVER_URL"], "AGNES_SERVER_URL"
-    tok, tok_from = token, "--token"
+    tok, tok_from = token, token_flag
     if not tok and os.environ.get("AGNES_TOKEN"):
         tok, tok_from = os.environ["AGNES_TOKEN"], "AGNES_TOKEN"
     if tok:
@@ -243,7 +247,7 @@ def resolve(
     if stored.get("token"):
         _note(
             f"the token of the {stored_from} was saved for {stored_url}; it is not sent to "
-            f"{chosen}. Pass --token, or 'agnes login' to that server."
+            f"{chosen}. Pass {token_flag}, or 'agnes login' to that server."
         )
     return Credentials(chosen, None, url_from, None, root)
 

@@ -169,6 +169,18 @@ def test_no_token_anywhere_is_refused_with_how_to_give_one(nowhere: Path) -> Non
     assert named.value.code == "no_token" and "http://127.0.0.1:9" in named.value.message
 
 
+def test_a_mangled_token_is_refused_in_the_notebooks_words(nowhere: Path) -> None:
+    """connect(token=...) with a space inside was refused as "The token given by --token
+    holds a space": a flag the notebook never had. The token itself is never echoed."""
+    secret = "agnes_abcdefghij_notreallyasecret"
+    for token in (f"{secret} pasted twice", "  "):
+        with pytest.raises(AgnesRefusal) as refused:
+            connect(nowhere, server_url="http://127.0.0.1:9", token=token)
+        assert refused.value.code == "credentials_invalid"
+        assert "The token given by connect(token=...)" in refused.value.message
+        assert "--token" not in str(refused.value) and secret not in str(refused.value)
+
+
 def test_a_workspace_is_found_from_a_subfolder(
     demo_server: DemoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -51,11 +51,12 @@ def connect(
             "current folder.",
         )
     root = _workspace_above(start)
+    arguments = ("connect(server_url=...)", "connect(token=...)")  # not the CLI's flags
     try:
         if root is not None:
-            credentials = resolve(server_url, token, workspace=root)
+            credentials = resolve(server_url, token, workspace=root, given_as=arguments)
         else:
-            credentials = resolve(server_url, token, outside=True)
+            credentials = resolve(server_url, token, outside=True, given_as=arguments)
     except CredentialsError as exc:
         raise AgnesRefusal("credentials_invalid", str(exc)) from exc
     if credentials.token is None:
