@@ -131,6 +131,23 @@ def test_query_csv_writes_an_empty_string_apart_from_null(
     assert pl.read_csv(out.encode()).row(0) == ("", None, 'a,"b"', "two\nlines", " x ")
 
 
+@pytest.mark.parametrize("form", ["table", "json", "csv"])
+def test_an_empty_answer_with_a_union_column_prints_in_every_format(
+    workspace: Path, capsys: pytest.CaptureFixture[str], form: str
+) -> None:
+    """No rows of a UNION column: Arrow cannot build the empty column combine_chunks()
+    asks for, and the command died with a traceback (ArrowNotImplementedError:
+    sparse_union) instead of printing the empty answer."""
+    sql = "SELECT union_value(k := 1) AS u, [union_value(k := 1)] AS l, 1 AS n WHERE false"
+    code, out, err = run(capsys, "query", sql, "--format", form)
+    assert code == exit_codes.OK, err
+    assert "0 rows" in err or form == "json"
+    if form == "json":
+        assert json.loads(out)["rows"] == [] and json.loads(out)["row_count"] == 0
+    if form == "csv":
+        assert out == "u,l,n\r\n"
+
+
 def test_counts_agree_with_their_nouns() -> None:
     from cli.output import counted
 

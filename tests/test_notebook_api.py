@@ -550,6 +550,9 @@ def test_a_union_reaches_df_and_pl_as_its_values(nb: NotebookSetup) -> None:
     assert polars.columns == ["n", "u", "l"]
     assert polars.rows() == [(1, 2, ["x"]), (2, "b", None)]
     assert pa.types.is_union(result.arrow().schema.field("u").type)
+    empty = nb.ws.query(f"SELECT * FROM ({sql}) WHERE n > 2")  # no rows: no chunk at all
+    assert repr(empty).startswith("<Result: 0 rows>\nn\tu\tl\n")  # no ArrowNotImplementedError
+    assert "<th>u</th>" in empty._repr_html_() and empty.df().empty and empty.pl().is_empty()
 
 
 def test_html_shows_values_as_duckdb_writes_them(nb: NotebookSetup) -> None:

@@ -179,7 +179,12 @@ def has_temporal(kind: pa.DataType) -> bool:
 def values_of(column: pa.Array | pa.ChunkedArray) -> list[Any]:
     """Python values of ``column``: Arrow's own conversion where it holds, the renderings
     above where a value is out of Python's range (or a TIME that Python would wrap)."""
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 0:  # an empty answer: combine_chunks() cannot build one
+            return []  # of a UNION type ("ArrowNotImplementedError: sparse_union")
+        array = column.combine_chunks()
+    else:
+        array = column
     if _always_rendered(array.type):
         # Nanosecond timestamps: Arrow answers pandas.Timestamp when pandas is installed
         # (and refuses otherwise), so they are always rendered here, the same either way.
