@@ -3,6 +3,7 @@ which checks every file against the server's hash), not "after its next sync".""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ from agnes_mcp.query.workspace_query import WorkspaceQuery
 from agnes_mcp.rails.arrow_sources import TableUnavailable
 from agnes_sync.workspace import local_db
 from agnes_sync.workspace.layout import WorkspacePaths
+from tests.conftest import DemoServer, pull_into_workspace
 
 
 def test_a_damaged_file_in_a_workspace_points_at_a_pull(tmp_path: Path) -> None:
@@ -64,3 +66,28 @@ def test_a_damaged_file_of_one_table_leaves_the_others_readable(tmp_path: Path) 
     pq.write_table(pa.table({"n": [5, 6]}), paths.data / "products.parquet")  # mended
     local_db.rebuild(paths)
     assert query.run("SELECT count(*) AS n FROM products", None).table.to_pylist() == [{"n": 2}]
+
+
+def test_a_partitioned_table_missing_a_part_is_refused_until_a_pull_fetches_it(
+    demo_server: DemoServer, tmp_path: Path
+) -> None:
+    """A pull that failed on one new partition (or was stopped before it) left the table's
+    other parts in place, and a query counted them as the whole table: 97,000 orders of
+    100,000, said as the answer. The manifest the pull wrote lists every part; a query of
+    a table missing one is refused (table_unavailable, run agnes pull) until it is back."""
+    base, token = demo_server.live.base_url, demo_server.analyst_token
+    paths = WorkspacePaths(pull_into_workspace(base, token, tmp_path / "ws"))
+    query = WorkspaceQuery(paths)
+    whole = query.run("SELECT count(*) AS n FROM orders", None).table.to_pylist()
+    parts = sorted((paths.data / "orders").glob("*/*.parquet"))
+    assert len(parts) > 1
+    shutil.rmtree(parts[-1].parent)  # the newest month: what a failed pull leaves out
+    with pytest.raises(TableUnavailable) as refused:
+        query.run("SELECT count(*) AS n FROM orders", None)
+    assert f"1 of its {len(parts)} parts was not pulled" in refused.value.message
+    assert refused.value.details["table"] == "orders"
+    assert refused.value.details["missing_parts"] == 1
+    assert refused.value.next_step == {"tool": None, "arguments": {}, "cli": "agnes pull"}
+    assert query.run("SELECT count(*) AS n FROM customers", None).table.num_rows == 1
+    pull_into_workspace(base, token, paths.root)
+    assert query.run("SELECT count(*) AS n FROM orders", None).table.to_pylist() == whole

@@ -50,6 +50,21 @@ class TableNotPulled(QueryRefused):
     default_hint = "Run 'agnes pull' to fetch the tables you are granted into this workspace."
 
 
+def _refuse_incomplete(reads: list[CatalogTable], inventory: Inventory) -> None:
+    """Refuse a query reading a partitioned table some of whose parts the last pull
+    listed but did not fetch: its answer would silently leave those rows out."""
+    for read in reads:
+        held = inventory.tables.get(read.id)
+        if held is not None and held.missing_parts:
+            verb = "was" if held.missing_parts == 1 else "were"
+            raise TableUnavailable(
+                f"Table '{held.id}' is not whole here: {held.missing_parts:,} of its "
+                f"{held.listed_parts:,} parts {verb} not pulled (a pull failed or was "
+                "stopped before fetching them), so an answer would leave their rows out.",
+                details={"table": held.id, "missing_parts": held.missing_parts},
+            )
+
+
 def _refuse_own_names(parsed: ParsedQuery, inventory: Inventory) -> None:
     for ref in parsed.refs:
         if not ref.qualified:
@@ -241,6 +256,7 @@ class WorkspaceQuery:
         except TableNotFound:
             missing = next(r.name for r in parsed.refs if r.name not in snapshot.tables)
             raise self._why_missing(missing, parsed.sql, inventory, classify) from None
+        _refuse_incomplete(plan.tables, inventory)
         sandbox = self._for_reads(sandbox, snapshot, plan.tables)
         sandbox.refuse_unreadable(plan.tables)
         limits = Limits.for_request(

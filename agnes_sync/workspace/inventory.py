@@ -33,6 +33,10 @@ class LocalTable:
     updated: dt.datetime | None = None
     rows: int | None = None
     size_bytes: int = 0
+    # Parts the last manifest lists that are not on disk (a pull that failed or stopped
+    # before fetching them): the files here are not the whole table.
+    missing_parts: int = 0
+    listed_parts: int = 0
 
 
 @dataclass
@@ -113,6 +117,18 @@ def _entries(manifest: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
     return {str(t.get("id")): t for t in items if isinstance(t, dict)}
 
 
+def _listed_parts(data: Path, entry: dict[str, Any]) -> set[Path]:
+    """The files of a partitioned table that its manifest entry lists."""
+    parts = entry.get("parts")
+    if not isinstance(parts, list):
+        return set()
+    return {
+        data / part["path"]
+        for part in parts
+        if isinstance(part, dict) and isinstance(part.get("path"), str)
+    }
+
+
 def _manifest(paths: WorkspacePaths) -> dict[str, Any]:
     try:
         data = json.loads(paths.manifest.read_text(encoding="utf-8"))
@@ -142,6 +158,7 @@ def read_inventory(paths: WorkspacePaths) -> Inventory:
                 continue
             info = described.get(table_id, {})
             updated = info.get("updated")
+            listed = _listed_parts(paths.data, info)
             inventory.tables[table_id] = LocalTable(
                 id=table_id,
                 files=files,
@@ -150,6 +167,8 @@ def read_inventory(paths: WorkspacePaths) -> Inventory:
                 updated=dt.datetime.fromisoformat(updated) if isinstance(updated, str) else None,
                 rows=info["rows"] if isinstance(info.get("rows"), int) else None,
                 size_bytes=sum(f.stat().st_size for f in files),
+                missing_parts=len(listed - set(files)),
+                listed_parts=len(listed),
             )
     for meta in SnapshotFiles(paths.snapshots).all():
         inventory.snapshots[meta.name] = meta
