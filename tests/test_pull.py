@@ -377,6 +377,47 @@ def test_ctrl_c_stops_the_downloads_at_once(
     assert all(verified(paths, wanted).values())
 
 
+class CtrlCAfterFirstPartOf(Quiet):
+    """Ctrl-C once the first part of ``table`` (a partitioned one) has landed."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__()
+        self.table = table
+
+    def file_done(self, relative: str, ok: bool) -> None:
+        if relative.startswith(f"{self.table}/"):
+            raise KeyboardInterrupt
+
+
+def test_a_first_pull_stopped_half_way_leaves_no_table_answering_from_some_parts(
+    server: DemoServer, user_token: str, tmp_path: Path
+) -> None:
+    """A first pull stopped after one part of a partitioned table left that part, and no
+    manifest to say it was one of several: a query counted the part as the whole table.
+    The pull keeps what it set out to fetch (manifest.pending.json) until it ends, so a
+    query of the table is refused (table_unavailable: run agnes pull) until it is whole."""
+    from agnes_mcp.query.workspace_query import WorkspaceQuery
+    from agnes_mcp.rails.arrow_sources import TableUnavailable
+
+    paths = WorkspacePaths(tmp_path)
+    wanted = manifest(server, user_token)
+    table = next(t for t in wanted.tables if len(t.parts) > 1)
+    with pytest.raises(KeyboardInterrupt):
+        pull(paths, api(server, user_token), jobs=1, reporter=CtrlCAfterFirstPartOf(table.id))
+    landed = list((paths.data / table.id).rglob("*.parquet"))
+    assert 0 < len(landed) < len(table.parts) and not paths.manifest.exists()
+    query = WorkspaceQuery(paths)
+    sql = f"SELECT count(*) AS n FROM {table.id}"
+    with pytest.raises(TableUnavailable) as refused:
+        query.run(sql, None)
+    assert f"{len(table.parts) - len(landed)} of its {len(table.parts)} parts" in (
+        refused.value.message
+    )
+    done = pull(paths, api(server, user_token))
+    assert done.failed == [] and not paths.pending_manifest.exists()
+    assert query.run(sql, None).table.to_pylist() == [{"n": table.rows}]
+
+
 def cli_env(server: DemoServer, token: str, tmp_path: Path) -> dict[str, str]:
     """The environment of an `agnes` run in a subprocess: this server and token, a config
     folder of its own, none of the caller's AGNES_ settings."""

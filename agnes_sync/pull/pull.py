@@ -134,6 +134,10 @@ def pull(
         paths.ensure()
         if plan.fetch:  # the views come after the last file: have duckdb ready by then
             threading.Thread(target=_warm, name="agnes-warm").start()
+            # What this pull sets out to fetch, until it ends: a pull stopped half way
+            # (Ctrl-C, killed) leaves it, so a table with parts not yet here is known to
+            # be incomplete (the first pull has no manifest.json to say so).
+            atomic.write_text(paths.pending_manifest, text)
         fetched = _download(
             client,
             paths,
@@ -167,6 +171,7 @@ def pull(
             files={**plan.unchanged, **fetched},
         )
         new_state.write(state_path)
+        atomic.discard(paths.pending_manifest)  # manifest.json says what is missing now
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -54,11 +54,11 @@ DiskState = tuple[object, ...]
 def disk_state(paths: WorkspacePaths) -> DiskState:
     """A fingerprint of everything :func:`read_inventory` reads: each visible entry under
     ``data/`` at any depth and each entry of the snapshot and result folders (path, size,
-    modification time, inode), and the manifest's. A file added, removed, replaced or
+    modification time, inode), and the manifests'. A file added, removed, replaced or
     rewritten in place changes it; equal fingerprints mean equal inventories. Hidden
     entries under ``data/`` (downloads in progress) are left out, as the inventory
     leaves them out; elsewhere everything counts (a superset only costs a re-read)."""
-    found: list[object] = [_stat(paths.manifest)]
+    found: list[object] = [_stat(paths.manifest), _stat(paths.pending_manifest)]
     _entries_of(str(paths.data), found, deep=True)
     _entries_of(str(paths.snapshots), found, deep=False)
     _entries_of(str(paths.results), found, deep=False)
@@ -129,9 +129,9 @@ def _listed_parts(data: Path, entry: dict[str, Any]) -> set[Path]:
     }
 
 
-def _manifest(paths: WorkspacePaths) -> dict[str, Any]:
+def _manifest(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(paths.manifest.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -139,8 +139,9 @@ def _manifest(paths: WorkspacePaths) -> dict[str, Any]:
 
 def read_inventory(paths: WorkspacePaths) -> Inventory:
     inventory = Inventory(snapshot_root=paths.snapshots)
-    manifest = _manifest(paths)
+    manifest = _manifest(paths.manifest)
     described = _entries(manifest, "tables")
+    pending = _entries(_manifest(paths.pending_manifest), "tables")  # a pull not finished
     inventory.remote = _entries(manifest, "remote_tables")
     if paths.data.is_dir():
         for entry in sorted(paths.data.iterdir()):
@@ -158,7 +159,9 @@ def read_inventory(paths: WorkspacePaths) -> Inventory:
                 continue
             info = described.get(table_id, {})
             updated = info.get("updated")
-            listed = _listed_parts(paths.data, info)
+            listed = _listed_parts(paths.data, info) | _listed_parts(
+                paths.data, pending.get(table_id, {})
+            )
             inventory.tables[table_id] = LocalTable(
                 id=table_id,
                 files=files,

@@ -41,6 +41,12 @@ class WorkspacePaths:
         return self.dot / "manifest.json"
 
     @property
+    def pending_manifest(self) -> Path:
+        """The manifest of a pull that began fetching and has not finished (stopped, or
+        under way): what it set out to fetch. Removed when the pull ends."""
+        return self.dot / "manifest.pending.json"
+
+    @property
     def catalog(self) -> Path:
         """The server's catalog and metric definitions at the last contact (for offline)."""
         return self.dot / "catalog.json"
