@@ -242,3 +242,38 @@ def test_rest_import_and_sql_use_the_same_service(tmp_path: Path) -> None:
             assert_error(missing, 404, "metric_not_found")
         with httpx.Client(base_url=live.base_url) as anonymous:
             assert anonymous.get("/api/admin/metrics/sales/order_count/sql").status_code == 401
+
+
+def test_a_question_is_about_the_metric_and_files_it_named(ctx: PageContext) -> None:
+    """Delete was asked about one metric, another was selected, and Confirm deleted the
+    one selected by then; an import asked about with one file applied files uploaded
+    after the question. A question now stands for what it named, and choosing otherwise
+    withdraws it."""
+    page = MetricsPage(ctx)
+    upload(page, {"sales.yml": GOOD})
+    page.import_files(dry_run=False)
+    page.show("sales/order_count")
+    page.delete_button.clicks += 1
+    assert "sales/order_count" in page.confirm_text.object
+    page.show("sales/monthly_amount")  # another row chosen: the question is withdrawn
+    assert not page.confirm_row.visible
+    page.confirm_delete.clicks += 1  # a click that reached the server anyway
+    assert {m.id for m in ctx.services.metrics.all()} == {
+        "sales/order_count",
+        "sales/monthly_amount",
+    }
+
+    one = "metrics:\n  - name: order_count" + GOOD.split("  - name: order_count")[1]
+    upload(page, {"one.yml": one})
+    page.replace.value = True
+    page.import_button.clicks += 1
+    assert page.import_row.visible and "remove 1 others" in page.import_question.object
+    upload(page, {"none.yml": "metrics: []\n"})  # other files: the question is withdrawn
+    assert not page.import_row.visible
+    page.confirm_import.clicks += 1
+    assert len(ctx.services.metrics.all()) == 2  # nothing removed on a withdrawn question
+
+    upload(page, {"one.yml": one})
+    page.import_button.clicks += 1
+    page.confirm_import.clicks += 1
+    assert {m.id for m in ctx.services.metrics.all()} == {"sales/order_count"}

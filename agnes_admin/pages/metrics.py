@@ -78,7 +78,12 @@ class MetricsPage:
             self.import_question, self.confirm_import, self.cancel_import, visible=False
         )
         self.confirm_import.on_click(lambda _: self._confirmed_import())
-        self.cancel_import.on_click(lambda _: setattr(self.import_row, "visible", False))
+        self.cancel_import.on_click(lambda _: self._withdraw_import())
+        # A question is about what was chosen when it was asked: other files or another
+        # choice of "remove" withdraw it, and a confirmed import applies what it named.
+        self.pending_import: dict[str, str] | None = None
+        self.upload.param.watch(lambda _: self._withdraw_import(), ["value", "filename"])
+        self.replace.param.watch(lambda _: self._withdraw_import(), "value")
         self.problems = pn.widgets.Tabulator(
             pd.DataFrame(columns=PROBLEM_COLUMNS),
             disabled=True,
@@ -87,6 +92,7 @@ class MetricsPage:
             sizing_mode="stretch_width",
         )
         self.selected: str | None = None
+        self.pending_delete: str | None = None  # the metric the open question names
         self.refresh()
         self.view = pn.Column(
             self.message,
@@ -135,7 +141,10 @@ class MetricsPage:
             self.show(str(self.table.value.iloc[rows[0]]["id"]))
 
     def show(self, metric_id: str) -> None:
-        """Show ``metric_id``'s definition and its SQL for each dialect."""
+        """Show ``metric_id``'s definition and its SQL for each dialect (a question about
+        deleting another metric is withdrawn)."""
+        if metric_id != self.pending_delete:
+            self._hide_confirm()
 
         def load() -> None:
             shown = metric_admin.metric_sql(self.ctx.services, self.ctx.actor(), metric_id)
@@ -169,16 +178,19 @@ class MetricsPage:
             }
         )
 
-    def import_files(self, *, dry_run: bool) -> None:
-        """Validate every uploaded file; unless ``dry_run``, store all when all pass."""
+    def import_files(
+        self, *, dry_run: bool, files: dict[str, str] | None = None, replace: bool | None = None
+    ) -> None:
+        """Validate every uploaded file (or ``files``); unless ``dry_run``, store all when
+        all pass."""
         self.problems.visible = False
 
         def run() -> None:
             result = metric_admin.import_metrics(
                 self.ctx.services,
                 self.ctx.actor(),
-                self.files(),
-                replace=self.replace.value,
+                self.files() if files is None else files,
+                replace=self.replace.value if replace is None else replace,
                 dry_run=dry_run,
             )
             verb = "would import" if dry_run else "imported"
@@ -193,39 +205,50 @@ class MetricsPage:
     def ask_import(self) -> None:
         """Import; when "Remove metrics these files do not hold" would remove any, ask
         first (their grants go with them)."""
-        self.import_row.visible = False
+        self._withdraw_import()
         if not self.replace.value:
             self.import_files(dry_run=False)
             return
         self.problems.visible = False
 
         def check() -> None:
+            files = self.files()
             result = metric_admin.import_metrics(
-                self.ctx.services, self.ctx.actor(), self.files(), replace=True, dry_run=True
+                self.ctx.services, self.ctx.actor(), files, replace=True, dry_run=True
             )
             if not result.removed:
-                self.import_files(dry_run=False)
+                self.import_files(dry_run=False, files=files, replace=True)
                 return
             self.import_question.object = (
                 f"Import {len(result.imported)} metrics and **remove {result.removed} others** "
                 "that these files do not hold, with every grant of them?"
             )
+            self.pending_import = files
             self.import_row.visible = True
 
         self._act(check)
 
     def _confirmed_import(self) -> None:
+        files = self.pending_import
+        self._withdraw_import()
+        if files is not None:  # the files the question counted, with their removals
+            self.import_files(dry_run=False, files=files, replace=True)
+
+    def _withdraw_import(self) -> None:
+        self.pending_import = None
         self.import_row.visible = False
-        self.import_files(dry_run=False)
 
     def ask_delete(self) -> None:
         if self.selected is None:
             return
+        self.pending_delete = self.selected
         self.confirm_text.object = f"Delete **{self.selected}**? This cannot be undone."
         self.confirm_row.visible = True
 
     def delete(self) -> None:
-        metric_id = self.selected
+        """Delete the metric the question named (not whichever is selected by now)."""
+        metric_id = self.pending_delete
+        self._hide_confirm()
         if metric_id is None:
             return
 
@@ -238,10 +261,10 @@ class MetricsPage:
             self._say(f"Deleted {metric_id}.")
             self.refresh()
 
-        self._hide_confirm()
         self._act(run)
 
     def _hide_confirm(self) -> None:
+        self.pending_delete = None
         self.confirm_row.visible = False
 
     # --- feedback -----------------------------------------------------------------------------
