@@ -515,3 +515,34 @@ def test_two_tabs_editing_one_table_lose_nothing(
     click(third.edit_save)
     assert synced.registry.get("people").description == "From tab A"
     assert "changed elsewhere since you opened it (description)" in str(third.message.object)
+
+
+def test_what_is_typed_in_edit_survives_a_sync_ending_and_a_filter(
+    synced: Services, page: TablesPage
+) -> None:
+    """A sync's outcome (or a filter changed) reloaded the registry and rebuilt the Edit
+    form of the table shown from what was stored: the description being typed was gone,
+    and an open Unregister question with it. The table shown keeps both now; a save
+    still reads the form again from what was stored."""
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    register(synced, id="gen", source_type="sample")
+    page.refresh()
+    page.select("people")
+    assert page.edit_form is not None
+    page.edit_form.set_values({"description": "Being typed"})
+    click(page.unregister_button)
+    click(page.sync_button)  # its outcome reloads the registry (here, at once)
+    assert "Synced 'people'" in str(page.message.object)
+    assert page.edit_form.fields["description"].widget.value == "Being typed"
+    assert page.confirmation.visible
+    page.mode_filter.value = "local"
+    assert page.selected == "people"
+    assert page.edit_form.fields["description"].widget.value == "Being typed"
+
+    click(page.cancel_unregister)
+    click(page.edit_save)
+    assert synced.registry.get("people").description == "Being typed"
+    assert page.edit_form.fields["description"].widget.value == "Being typed"
+    page.select("gen")  # another table: its own stored values
+    assert page.edit_form.fields["description"].widget.value == ""
+    assert "Being typed" not in str(page.edit_result.object)

@@ -109,6 +109,8 @@ class TablesPage:
         self.edit_form: ModelForm | None = None
         self.edit_options: ModelForm | None = None
         self.edit_baseline: dict[str, Any] = {}
+        self.edit_for: str | None = None  # the table the Edit form was opened for
+        self._reloading = False
         self.edit_area = pn.Column(sizing_mode="stretch_width")
         self.edit_dry_run = pn.widgets.Button(label="Dry run")
         self.edit_save = pn.widgets.Button(label="Save changes", color="primary")
@@ -170,13 +172,17 @@ class TablesPage:
         frame = _registry_frame(entries)
         selected, ids = self.selected, list(frame["id"])
         keep = [ids.index(selected)] if selected in ids else []
-        self.registry.value = frame  # Tabulator clears its selection on new data
-        if self.registry.selection != keep:
+        self._reloading = True  # the selection's changes below are not the admin's
+        try:
+            self.registry.value = frame  # Tabulator clears its selection on new data
             self.registry.selection = keep
-        else:
-            self.show_table(selected if keep else None)
+        finally:
+            self._reloading = False
+        self.show_table(selected if keep else None)
 
     def _on_select(self, event: Any) -> None:
+        if self._reloading:
+            return
         rows = event.new
         frame = self.registry.value
         table_id = str(frame.iloc[rows[0]]["id"]) if rows and len(frame) > rows[0] else None
@@ -188,10 +194,16 @@ class TablesPage:
         self.registry.selection = [ids.index(table_id)]
 
     def show_table(self, table_id: str | None) -> None:
+        """Show ``table_id``'s details. The table already shown (the registry reloaded
+        after a filter, a sync's outcome or a registration) keeps its Edit form as typed
+        and any question open; another table gets a form read from what is stored."""
+        same = table_id is not None and table_id == self.edit_for
         self.selected = table_id
-        self.confirmation.visible = False
-        self.edit_result.object = ""
+        if not same:
+            self.confirmation.visible = False
+            self.edit_result.object = ""
         if table_id is None:
+            self.edit_for = None
             self.details.visible = False
             self.title.object = "Select a table to see its history, profile and grants."
             return
@@ -218,6 +230,13 @@ class TablesPage:
             ],
             columns=["group", "granted_by", "granted_at"],
         )
+        if not same:
+            self._open_edit(table)
+        self.details.visible = True
+
+    def _open_edit(self, table: TableSpec) -> None:
+        """The Edit form, filled with what is stored for ``table`` now."""
+        table_id = table.id
         self.edit_form = ModelForm(
             TableSpec,
             exclude=("source_options",),
@@ -228,11 +247,11 @@ class TablesPage:
         )
         self.edit_options = self._options_form(table.source_type, table.source_options)
         self.edit_baseline = self._stored(table_id)  # what this form was opened with
+        self.edit_for = table_id
         self.edit_form.watch("source_type", self._on_edit_source)
         self.edit_area.objects = [
             pn.Row(self.edit_form.view, self.edit_options.view, sizing_mode="stretch_width")
         ]
-        self.details.visible = True
 
     # --- changes to the selected table ------------------------------------------------
 
@@ -341,7 +360,8 @@ class TablesPage:
             return f"Saved '{table_id}' ({', '.join(sorted(changes)) or 'no changes'})."
 
         if self._act(run, form=form, options=options, spec=spec) and not dry_run:
-            self.refresh()  # rebuilds the edit form from what was stored
+            self.edit_for = None  # the form is read again from what was stored
+            self.refresh()
         self.edit_result.object = "".join(described)
 
     # --- registering ------------------------------------------------------------------
