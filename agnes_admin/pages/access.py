@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar
 import pandas as pd
 import panel as pn
 
-from agnes_admin.clicks import on_click
+from agnes_admin.clicks import on_click, submit_on_enter
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
@@ -275,6 +275,7 @@ class AccessPage:
             form.reload = self.refresh
         one_outcome(*forms)
         on_click(self.add_user_button, self.add_user)
+        submit_on_enter(self.add_user_button, self.user_email, self.user_name)
         self.deactivate_button.on_click(lambda _: self.set_active(False))
         self.activate_button.on_click(lambda _: self.set_active(True))
         self.users_table.param.watch(lambda _: self._show_memberships(), "selection")
@@ -288,6 +289,7 @@ class AccessPage:
         ):
             chosen.param.watch(lambda _, tab=tab: self.confirms[tab].cancel(), "selection")
         on_click(self.create_group_button, self.create_group)
+        submit_on_enter(self.create_group_button, self.group_name, self.group_description)
         self.delete_group_button.on_click(lambda _: self.delete_group())
         self.groups_table.param.watch(lambda _: self._show_members(), "selection")
         on_click(self.add_member_button, self.add_member)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
+from agnes_admin.clicks import submit_on_enter
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
@@ -55,6 +56,7 @@ class AuditPage:
         self.until = pn.widgets.DatetimePicker(label="Until (UTC)", value=None, width=185)
         self.apply_button = pn.widgets.Button(label="Apply filters", color="primary")
         self.apply_button.on_click(lambda _: self.apply())
+        submit_on_enter(self.apply_button, self.user)
         self.previous = pn.widgets.Button(label="◀ Newer", disabled=True)
         self.next = pn.widgets.Button(label="Older ▶", disabled=True)
         self.previous.on_click(lambda _: self.go(self.page - 1))

@@ -19,7 +19,7 @@ import pandas as pd
 import panel as pn
 
 from agnes_admin.background import in_background
-from agnes_admin.clicks import on_click
+from agnes_admin.clicks import on_click, submit_on_enter
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
 from agnes_admin.markdown_text import plain
@@ -99,6 +99,7 @@ class MarketplacesPage:
         self.refresh_button.on_click(lambda _: self.refresh())
         self.sync_all_button.on_click(lambda _: self.sync(None))
         on_click(self.add_button, self.add)
+        submit_on_enter(self.add_button, *(field.widget for field in self.form.fields.values()))
         self.refresh()
         self.view = pn.Column(
             pn.pane.Markdown(

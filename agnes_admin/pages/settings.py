@@ -9,7 +9,7 @@ from typing import Any, Literal
 import panel as pn
 from pydantic import ByteSize, ValidationError
 
-from agnes_admin.clicks import on_click
+from agnes_admin.clicks import on_click, submit_on_enter
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
@@ -98,6 +98,7 @@ class SettingsPage:
         self.rails_seen: ServerConfig = self.caps_seen
         self.save_button = pn.widgets.Button(label="Save limits", color="primary")
         on_click(self.save_button, self.save_caps)
+        submit_on_enter(self.save_button, *(field.input for field in self.fields.values()))
         self.rails = pn.widgets.TextAreaInput(
             label="Agent rails (Markdown)",
             height=360,

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import panel as pn
 
-from agnes_admin.clicks import on_click
+from agnes_admin.clicks import on_click, submit_on_enter
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, one_outcome, selected, set_options, table
@@ -111,6 +111,7 @@ class TokensPage:
         for widget in (self.owner_filter, self.status_filter, self.name_filter):
             widget.param.watch(lambda _: self.show(), "value")
         on_click(self.create_button, self.create)
+        submit_on_enter(self.create_button, self.name)
         self.revoke_button.on_click(lambda _: self.revoke())
 
         self.refresh()
