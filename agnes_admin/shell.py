@@ -126,9 +126,49 @@ def page_app(page: Page, services: Services, pages: list[Page]) -> Callable[[], 
                     watch[0].stop()
 
             watch.append(pn.state.add_periodic_callback(check, period=SESSION_CHECK_MS))
+            say_when_connection_lost(pn.state.curdoc)
         return view
 
     return serve
+
+
+CONNECTION_LOST_ID = "agnes-connection-lost"
+CONNECTION_LOST = (
+    "The connection to the server was lost (the server restarted or the network dropped): "
+    "nothing done on this page reaches the server now."
+)
+# Run by the browser (a callback the page's own scripts compile; no inline script): a
+# banner over the page, as text, with a link that loads the page again.
+CONNECTION_LOST_JS = """
+if (document.getElementById(id) === null) {
+  const bar = document.createElement('div');
+  bar.id = id;
+  bar.setAttribute('role', 'alert');
+  bar.style.cssText = 'position:fixed;top:0;left:0;right:0;z-index:10000;padding:.6rem 1rem;' +
+    'background:#b3261e;color:#fff;font:14px/1.4 system-ui,sans-serif';
+  bar.textContent = message + ' ';
+  const reload = document.createElement('a');
+  reload.href = window.location.href;
+  reload.textContent = 'Reload the page';
+  reload.style.color = '#fff';
+  bar.appendChild(reload);
+  document.body.prepend(bar);
+  reload.focus();
+}
+"""
+
+
+def say_when_connection_lost(doc: Any) -> None:
+    """Show a banner once the page's websocket is gone (a server restart, a network drop):
+    the page went on looking live while every click was dropped in the browser."""
+    from bokeh.models import CustomJS
+
+    doc.js_on_event(
+        "connection_lost",
+        CustomJS(
+            args={"id": CONNECTION_LOST_ID, "message": CONNECTION_LOST}, code=CONNECTION_LOST_JS
+        ),
+    )
 
 
 # How often an open page checks that its admin may still use it (signed in, active, an

@@ -28,7 +28,7 @@ import pytest
 from agnes_admin.pages import all_pages
 from agnes_admin.shell import TITLE_CLASS
 from tests.browser_harness import ConsoleLog, open_panel_page, sign_in_with_token
-from tests.conftest import DemoServer, running_demo
+from tests.conftest import DemoServer, running_demo, running_server
 from tests.mcp_raw import INITIALIZE as MCP_INITIALIZE
 from tests.mcp_raw import MCP_HEADERS
 from tests.threaded_server import ThreadedServer
@@ -543,3 +543,26 @@ def test_a_metrics_sql_stays_within_the_window(demo: DemoServer, browser_context
     page.get_by_text("pipeline", exact=False).first.wait_for()
     page.locator("pre", has_text="NOT EXISTS").first.wait_for()
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 1280
+
+
+def test_an_open_page_says_so_when_the_server_goes_away(
+    tmp_path: Path, browser_context: Any
+) -> None:
+    """A page whose server stopped (a restart, a network drop) went on looking live, and
+    every click was dropped in the browser ("not connected so cannot send") without a
+    word. It now shows a banner saying so, with a link that loads the page again."""
+    from agnes_admin.shell import CONNECTION_LOST_ID
+
+    page = browser_context.new_page()
+    with running_server(tmp_path / "data") as live:
+        sign_in_with_token(page, live.base_url, live.admin_token, next_path="/admin")
+        open_panel_page(page, f"{live.base_url}/admin/tokens")
+        assert page.locator(f"#{CONNECTION_LOST_ID}").count() == 0  # live: no banner
+    banner = page.locator(f"#{CONNECTION_LOST_ID}")
+    banner.wait_for()  # the server has stopped: the page says so
+    assert "connection to the server was lost" in banner.inner_text()
+    assert banner.get_attribute("role") == "alert"
+    assert banner.get_by_text("Reload the page").get_attribute("href") == (
+        f"{live.base_url}/admin/tokens"
+    )
+    page.close()
