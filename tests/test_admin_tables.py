@@ -4,11 +4,15 @@ widgets set and buttons clicked in plain Python."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bokeh.document import Document
+from panel.io.state import set_curdoc
 from panel.models.tabulator import DataTabulator
 
 from agnes_admin.context import PageContext
@@ -546,3 +550,49 @@ def test_what_is_typed_in_edit_survives_a_sync_ending_and_a_filter(
     page.select("gen")  # another table: its own stored values
     assert page.edit_form.fields["description"].widget.value == ""
     assert "Being typed" not in str(page.edit_result.object)
+
+
+def test_a_slow_source_listing_never_holds_a_page_thread(
+    page: TablesPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Choosing a source in "Register a table" listed its tables on the page thread every
+    admin shares (a remote API, retried: minutes on a slow one), so four such choices froze
+    every admin's pages. The choice now returns at once and says the tables are being read;
+    they show on the page's next tick, and a listing that ends after another source was
+    chosen is not shown over that one's."""
+    from agnes_mcp.registry_admin import RegistryAdmin
+
+    listing = RegistryAdmin.source_tables
+    started, go = threading.Event(), threading.Event()
+
+    def slow(self: RegistryAdmin, source: str) -> Any:
+        if source == "files":
+            started.set()
+            go.wait(30)
+        return listing(self, source)
+
+    monkeypatch.setattr(RegistryAdmin, "source_tables", slow)
+    tab = page.register_tab()
+    doc = Document()
+
+    def choose(source: str) -> None:
+        with set_curdoc(doc):
+            tab.form.fields["source_type"].widget.value = source
+
+    chose = threading.Thread(target=choose, args=("files",), daemon=True)
+    chose.start()
+    chose.join(10)
+    returned = not chose.is_alive()
+    assert started.wait(10)
+    assert returned, "choosing the source waited for its listing"
+    assert "Reading the tables files offers" in str(tab.offered_error.object)
+    choose("warehouse")  # chosen before the slow listing ends
+    go.set()
+    deadline = time.monotonic() + 30
+    while len(doc.session_callbacks) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # each listing hands its outcome to the page's next tick
+    for callback in list(doc.session_callbacks):
+        doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
+        callback.callback()
+    assert tab.offered_error.object == ""
+    assert list(tab.offered.value["source_table"]) == ["events"]  # the warehouse's, still

@@ -11,6 +11,7 @@ without a change to this page.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import suppress
@@ -29,11 +30,19 @@ from agnes_admin.pages import Page, register
 from agnes_admin.sync_timeline import HISTORY_RUNS, history_figure
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.errors import AuthenticationError, PermissionDenied, TableNotRegistered
-from agnes_mcp.registry_admin import NEVER_SYNCED, Registered, RegistryAdmin, RegistryEntry
+from agnes_mcp.registry_admin import (
+    NEVER_SYNCED,
+    Registered,
+    RegistryAdmin,
+    RegistryEntry,
+    SourceTableInfo,
+)
 from agnes_mcp.sync_service import SyncResult
 from agnes_sync.connector import NoOptions
 from agnes_sync.errors import AgnesError
 from agnes_sync.table_spec import QueryMode, TableSpec
+
+logger = logging.getLogger("agnes.admin")
 
 ALL = "(all)"
 STATUSES = [NEVER_SYNCED, "running", "ok", "error"]
@@ -481,15 +490,39 @@ class RegisterTab:
         )
 
     def _on_source(self, source: str | None) -> None:
+        """Another source chosen: its options form at once, and its tables once the source
+        has listed them. The listing (a remote API, retried, minutes on a slow one) runs
+        off the page threads every admin shares (:func:`in_background`)."""
         self.options = self.page._options_form(source, {})
         self.options_area.objects = [self.options.view]
+        self._offer([])
+        if not source:
+            self.offered_error.object = ""
+            return
+        self.offered_error.object = plain(f"Reading the tables {source} offers…")
+        in_background(
+            lambda: self.page.admin.source_tables(source).tables,
+            lambda done: self._listed(source, done),
+        )
+
+    def _listed(self, source: str, done: Future[list[SourceTableInfo]]) -> None:
+        if self.form.fields["source_type"].widget.value != source:
+            return  # another source was chosen meanwhile: its own listing shows
+        try:
+            tables = done.result()
+        except AgnesError as exc:
+            self.offered_error.object = f"⚠ {plain(_text(exc))}"
+            return
+        except Exception:  # a connector's bug: said here, the details in the server log
+            logger.exception("listing the tables of source %s failed", source)
+            self.offered_error.object = plain(
+                f"⚠ The tables of {source} could not be read; the server log has the details."
+            )
+            return
         self.offered_error.object = ""
-        rows: list[dict[str, Any]] = []
-        if source:
-            try:
-                rows = [t.model_dump() for t in self.page.admin.source_tables(source).tables]
-            except AgnesError as exc:
-                self.offered_error.object = f"⚠ {plain(_text(exc))}"
+        self._offer([t.model_dump() for t in tables])
+
+    def _offer(self, rows: list[dict[str, Any]]) -> None:
         self.offered.selection = []
         self.offered.value = pd.DataFrame(
             rows, columns=["bucket", "source_table", "suggested_id", "description"]
