@@ -596,3 +596,34 @@ def test_a_slow_source_listing_never_holds_a_page_thread(
         callback.callback()
     assert tab.offered_error.object == ""
     assert list(tab.offered.value["source_table"]) == ["events"]  # the warehouse's, still
+
+
+def test_counts_read_as_whole_numbers_beside_a_table_never_synced(
+    synced: Services, page: TablesPage
+) -> None:
+    """One table never synced (no rows, no size) made the columns float, and the browser
+    showed every synced table's counts with a decimal: "10.0" rows, "1,310,720.0" bytes."""
+    register(synced, id="gen", source_type="sample")
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    synced.sync.sync("gen")
+    page.refresh()
+    model = page.registry.get_root(Document())
+    columns = model.columns  # type: ignore[attr-defined]
+    formats = {c.field: getattr(c.formatter, "format", None) for c in columns}
+    assert formats["rows"] == formats["size_bytes"] == "0,0"  # as the browser shows them
+    assert page.registry.value.set_index("id").loc["gen", "rows"] == 100
+
+
+def test_usage_counts_bytes_in_whole_numbers_beside_a_query_without_them() -> None:
+    from agnes_admin.pages.usage import _tops
+    from agnes_mcp.usage_report import TopQuery
+
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    common: dict[str, Any] = {"at": at, "user_id": "u", "email": None, "action": "query"}
+    frame = _tops(
+        [
+            TopQuery(id=1, result="ok", bytes_scanned=2048, duration_ms=1.0, sql="1", **common),
+            TopQuery(id=2, result="ok", bytes_scanned=None, duration_ms=None, sql="2", **common),
+        ]
+    )
+    assert str(frame["bytes_scanned"].dtype) == "Int64" and frame["bytes_scanned"][0] == 2048

@@ -35,6 +35,13 @@ def cut_text(text: str, limit: int, rest: str) -> str:
     return f"{text[:limit]}… (cut at {limit} of {len(text)} characters; the whole text: {rest})"
 
 
+def whole_numbers(frame: Any, *columns: str) -> Any:
+    """``frame`` with ``columns`` as whole numbers that may be missing (pandas' ``Int64``):
+    one missing value (a table never synced, a query that scanned nothing recorded) made
+    the column float, and the browser showed every count with a decimal ("200,000.0")."""
+    return frame.astype({column: "Int64" for column in columns})
+
+
 _PAGES: dict[str, Page] = {}
 
 

@@ -26,7 +26,7 @@ from agnes_admin.clicks import on_click
 from agnes_admin.context import PageContext
 from agnes_admin.forms import ModelForm
 from agnes_admin.markdown_text import plain
-from agnes_admin.pages import Page, register
+from agnes_admin.pages import Page, register, whole_numbers
 from agnes_admin.sync_timeline import HISTORY_RUNS, history_figure
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.errors import AuthenticationError, PermissionDenied, TableNotRegistered
@@ -621,7 +621,7 @@ def _registry_frame(entries: list[RegistryEntry]) -> pd.DataFrame:
         }
         for e in entries
     ]
-    return pd.DataFrame(rows, columns=REGISTRY_COLUMNS)
+    return whole_numbers(pd.DataFrame(rows, columns=REGISTRY_COLUMNS), "rows", "size_bytes")
 
 
 def build(ctx: PageContext) -> Any:

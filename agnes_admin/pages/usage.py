@@ -8,7 +8,7 @@ import panel as pn
 
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
-from agnes_admin.pages import Page, cut_text, register
+from agnes_admin.pages import Page, cut_text, register, whole_numbers
 from agnes_mcp.usage_report import MAX_DAYS, TopQuery, UsageReport, usage_report
 from agnes_sync.errors import AgnesError
 from agnes_sync.human_size import human_size
@@ -125,7 +125,7 @@ class UsagePage:
 
 
 def _tops(queries: list[TopQuery]) -> pd.DataFrame:
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         [
             {
                 "at": q.at,
@@ -140,6 +140,7 @@ def _tops(queries: list[TopQuery]) -> pd.DataFrame:
         ],
         columns=TOP_COLUMNS,
     )
+    return whole_numbers(frame, "bytes_scanned")
 
 
 UNITS = (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024))
