@@ -627,3 +627,38 @@ def test_usage_counts_bytes_in_whole_numbers_beside_a_query_without_them() -> No
         ]
     )
     assert str(frame["bytes_scanned"].dtype) == "Int64" and frame["bytes_scanned"][0] == 2048
+
+
+def test_a_double_click_on_yes_unregister_says_it_was_unregistered(
+    synced: Services, page: TablesPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both clicks of a double click on a confirmation ran, side by side on the page
+    threads: one unregistered the table and the other, refused, left the page saying
+    "Nothing was changed: … It was unregistered meanwhile." The second click is dropped."""
+    from agnes_mcp.registry_admin import RegistryAdmin
+
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    page.refresh()
+    page.select("people")
+    unregister = RegistryAdmin.unregister
+    inside, go = threading.Event(), threading.Event()
+
+    def slow(self: RegistryAdmin, *args: Any, **kwargs: Any) -> Any:
+        if not inside.is_set():  # the first click waits inside until the second has come
+            inside.set()
+            go.wait(30)
+        return unregister(self, *args, **kwargs)
+
+    monkeypatch.setattr(RegistryAdmin, "unregister", slow)
+    click(page.unregister_button)
+    first = threading.Thread(target=click, args=(page.confirm_unregister,), daemon=True)
+    first.start()
+    assert inside.wait(10)
+    second = threading.Thread(target=click, args=(page.confirm_unregister,), daemon=True)
+    second.start()
+    second.join(10)
+    go.set()
+    first.join(30)
+    assert page.message.alert_type == "success", page.message.object
+    assert "Unregistered 'people'" in str(page.message.object)
+    assert len(audit_rows(synced, "registry.unregister")) == 1

@@ -106,7 +106,7 @@ class TablesPage:
         )
         self.sync_button.on_click(lambda _: self.sync_now())
         self.unregister_button.on_click(lambda _: self._ask_unregister())
-        self.confirm_unregister.on_click(lambda _: self.unregister())
+        on_click(self.confirm_unregister, self.unregister)  # a double click acts once
         self.cancel_unregister.on_click(lambda _: setattr(self.confirmation, "visible", False))
         self.history_plot = pn.pane.Bokeh(None, sizing_mode="stretch_width")
         self.profile_table = pn.widgets.Tabulator(
