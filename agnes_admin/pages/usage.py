@@ -38,6 +38,9 @@ class UsagePage:
         self.days = pn.widgets.IntInput(label=f"Days (1-{MAX_DAYS})", value=14, width=120)
         self.refresh_button = pn.widgets.Button(label="Refresh")
         self.refresh_button.on_click(lambda _: self.refresh())
+        # A number typed and Enter (or Tab) shows that window, as the other pages' filters
+        # do: the box alone did nothing until Refresh was clicked.
+        self.days.param.watch(lambda _: self.refresh(), "value")
         self.message = pn.pane.Alert("", alert_type="danger", visible=False)
         self.plot = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=320)
         self.no_data = pn.pane.Markdown("No bytes scanned in this window.", visible=False)
