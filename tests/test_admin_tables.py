@@ -662,3 +662,49 @@ def test_a_double_click_on_yes_unregister_says_it_was_unregistered(
     assert page.message.alert_type == "success", page.message.object
     assert "Unregistered 'people'" in str(page.message.object)
     assert len(audit_rows(synced, "registry.unregister")) == 1
+
+
+def test_checking_against_a_slow_source_never_holds_a_page_thread(
+    synced: Services, page: TablesPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dry run and Save (registering or editing) asked the source on the page threads every
+    admin shares: minutes on a slow source, and four such clicks froze every admin's pages.
+    The click now returns at once; the outcome shows on the page's next tick, and a click
+    while the source is still being asked is dropped (not a second registration)."""
+    started, go = threading.Event(), threading.Event()
+    validate = synced.sync.validate
+    asked: list[str] = []
+
+    def slow(spec: Any) -> Any:
+        asked.append(spec.id)
+        started.set()
+        go.wait(30)
+        return validate(spec)
+
+    monkeypatch.setattr(synced.sync, "validate", slow)
+    tab = page.register_tab()
+    fill_registration(page, id="people", source_table="people.csv")
+    doc = Document()
+
+    def click_in_page(button: Any) -> None:
+        with set_curdoc(doc):
+            click(button)
+
+    clicked = threading.Thread(target=click_in_page, args=(tab.save_button,), daemon=True)
+    clicked.start()
+    clicked.join(10)
+    returned = not clicked.is_alive()
+    assert started.wait(10)
+    assert returned, "the click waited for the source"
+    assert "Checking 'people' against its source" in str(page.message.object)
+    click_in_page(tab.save_button)  # while the source is being asked: dropped
+    go.set()
+    deadline = time.monotonic() + 30
+    while not doc.session_callbacks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for callback in list(doc.session_callbacks):
+        doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
+        callback.callback()
+    assert "Registered 'people'" in str(page.message.object), page.message.object
+    assert asked == ["people"] and [t.id for t in synced.registry.all()] == ["people"]
+    assert listed(page) == ["people"]

@@ -119,6 +119,7 @@ class TablesPage:
         self.edit_options: ModelForm | None = None
         self.edit_baseline: dict[str, Any] = {}
         self.edit_for: str | None = None  # the table the Edit form was opened for
+        self.editing = False  # a dry run or save is being checked against the source
         self._reloading = False
         self.edit_area = pn.Column(sizing_mode="stretch_width")
         self.edit_dry_run = pn.widgets.Button(label="Dry run")
@@ -328,6 +329,8 @@ class TablesPage:
         table_id, form, options = self.selected, self.edit_form, self.edit_options
         if table_id is None or form is None or options is None:
             return
+        if self.editing:  # the source is still being asked about the last click
+            return
         self.edit_result.object = ""
         spec = _validated(form, options, self._say)
         if spec is None:
@@ -361,17 +364,29 @@ class TablesPage:
 
         described: list[str] = []
 
-        def run(actor: Principal) -> str:
-            result = self.admin.update(actor, table_id, changes, dry_run=dry_run)
+        def said(result: Registered) -> str:
             described.append(_describe(result, changes=sorted(changes)))
             if dry_run:
                 return f"Dry run: the change to '{table_id}' is valid; nothing was saved."
             return f"Saved '{table_id}' ({', '.join(sorted(changes)) or 'no changes'})."
 
-        if self._act(run, form=form, options=options, spec=spec) and not dry_run:
-            self.edit_for = None  # the form is read again from what was stored
-            self.refresh()
-        self.edit_result.object = "".join(described)
+        def done(ok: bool) -> None:
+            self.editing = False
+            if ok and not dry_run:
+                self.edit_for = None  # the form is read again from what was stored
+                self.refresh()
+            self.edit_result.object = "".join(described)
+
+        self.editing = True
+        self._against_source(
+            f"the change to '{table_id}'",
+            lambda actor: self.admin.update(actor, table_id, changes, dry_run=dry_run),
+            said,
+            form=form,
+            options=options,
+            spec=spec,
+            done=done,
+        )
 
     # --- registering ------------------------------------------------------------------
 
@@ -410,14 +425,19 @@ class TablesPage:
         form: ModelForm | None = None,
         options: ModelForm | None = None,
         spec: TableSpec | None = None,
+        actor: Principal | None = None,
     ) -> bool:
-        """Run ``action`` for the admin acting now (session re-checked first); report the
-        outcome, a refusal beside the field it is about. True when it succeeded."""
-        try:
-            actor = self.ctx.actor()
-        except (AuthenticationError, PermissionDenied) as exc:
-            self._say(f"Nothing was changed: {exc.message} Sign in again at /auth/login.", "danger")
-            return False
+        """Run ``action`` for the admin acting now (session re-checked first, unless the
+        ``actor`` checked when the work began is given); report the outcome, a refusal
+        beside the field it is about. True when it succeeded."""
+        if actor is None:
+            try:
+                actor = self.ctx.actor()
+            except (AuthenticationError, PermissionDenied) as exc:
+                self._say(
+                    f"Nothing was changed: {exc.message} Sign in again at /auth/login.", "danger"
+                )
+                return False
         try:
             said = action(actor)
         except TableNotRegistered as exc:  # unregistered elsewhere since the page showed it
@@ -438,6 +458,51 @@ class TablesPage:
             return False
         self._say(said, "success")
         return True
+
+    def _against_source(
+        self,
+        what: str,
+        call: Callable[[Principal], Registered],
+        then: Callable[[Registered], str],
+        *,
+        form: ModelForm,
+        options: ModelForm,
+        spec: TableSpec,
+        done: Callable[[bool], None],
+    ) -> None:
+        """Run ``call`` (it asks the source: a remote API, minutes on a slow one) off the
+        page threads every admin shares; on the page's next tick report it as
+        :meth:`_act` does (``then`` words a success) and call ``done(succeeded)``."""
+        acting: list[Principal] = []
+
+        def start(actor: Principal) -> str:
+            acting.append(actor)
+            return f"Checking {what} against its source…"
+
+        if not self._act(start):
+            done(False)
+            return
+
+        def finished(outcome: Future[Registered]) -> None:
+            ok = False
+            try:
+                ok = self._act(
+                    lambda _: then(outcome.result()),
+                    form=form,
+                    options=options,
+                    spec=spec,
+                    actor=acting[0],
+                )
+            except Exception:  # a connector's bug: said here, the details in the server log
+                logger.exception("checking %s against its source failed", what)
+                self._say(
+                    f"{what[:1].upper()}{what[1:]} could not be checked; see the server log.",
+                    "danger",
+                )
+            finally:
+                done(ok)  # the page takes clicks again
+
+        in_background(lambda: call(acting[0]), finished)
 
     def _say(self, text: str, kind: Literal["success", "warning", "danger"]) -> None:
         self.message.object = plain(text)
@@ -475,6 +540,7 @@ class RegisterTab:
         self.dry_run_button = pn.widgets.Button(label="Dry run")
         self.save_button = pn.widgets.Button(label="Save", color="primary")
         self.result = pn.pane.Markdown("")
+        self.checking = False  # a dry run or save is being checked against the source
         self.form.watch("source_type", self._on_source)
         self.offered.param.watch(self._on_offered, "selection")
         self.dry_run_button.on_click(lambda _: self.submit(dry_run=True))
@@ -538,18 +604,19 @@ class RegisterTab:
         self.form.set_values(values)
 
     def submit(self, *, dry_run: bool) -> None:
+        """Check the table against its source (and save it, unless ``dry_run``), off the
+        page threads; a click while the last one is being checked is dropped."""
+        if self.checking:
+            return
         form, options = self.form, self.options
         self.result.object = ""
         spec = _validated(form, options, self.page._say)
         if spec is None:
             return
-
+        sync = self.sync_after.value and not dry_run
         first_sync: list[Future[Any]] = []
 
-        def run(actor: Principal) -> str:
-            result = self.page.admin.register(
-                actor, spec, dry_run=dry_run, sync=self.sync_after.value and not dry_run
-            )
+        def said(result: Registered) -> str:
             self.result.object = _describe(result)
             if dry_run:
                 return f"Dry run: '{spec.id}' is valid; nothing was saved."
@@ -558,10 +625,23 @@ class RegisterTab:
             first_sync.append(result.first_sync)
             return f"Registered '{spec.id}'. A first sync is under way; its outcome shows here."
 
-        if self.page._act(run, form=form, options=options, spec=spec) and not dry_run:
-            self.page.refresh()
-            for future in first_sync:  # waited for off the page threads, as Sync now is
-                in_background(future.result, lambda done: self.page._synced(spec.id, done))
+        def done(ok: bool) -> None:
+            self.checking = False
+            if ok and not dry_run:
+                self.page.refresh()
+                for future in first_sync:  # waited for off the page threads, as Sync now is
+                    in_background(future.result, lambda run: self.page._synced(spec.id, run))
+
+        self.checking = True
+        self.page._against_source(
+            f"'{spec.id}'",
+            lambda actor: self.page.admin.register(actor, spec, dry_run=dry_run, sync=sync),
+            said,
+            form=form,
+            options=options,
+            spec=spec,
+            done=done,
+        )
 
 
 def _validated(
