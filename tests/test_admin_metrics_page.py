@@ -277,3 +277,28 @@ def test_a_question_is_about_the_metric_and_files_it_named(ctx: PageContext) -> 
     page.import_button.clicks += 1
     page.confirm_import.clicks += 1
     assert {m.id for m in ctx.services.metrics.all()} == {"sales/order_count"}
+
+
+def test_the_metric_shown_follows_an_import(ctx: PageContext) -> None:
+    """An import that changed the metric shown left its old definition and SQL on the
+    page; one that removed it left it shown, with Delete offered ("deleted elsewhere" when
+    clicked). The metric shown is now shown again as stored, or no longer shown."""
+    page = MetricsPage(ctx)
+    upload(page, {"sales.yml": GOOD})
+    page.import_files(dry_run=False)
+    page.show("sales/monthly_amount")
+    assert "SUM(amount)" in page.duckdb_sql.object
+    upload(page, {"sales.yml": GOOD.replace("sum(amount)", "max(amount)")})
+    page.import_files(dry_run=False)
+    assert "MAX(amount)" in page.duckdb_sql.object and "sum(amount)" not in page.definition.object
+    assert page.selected == "sales/monthly_amount"
+    assert list(page.table.selection) == [0]  # still marked in the list
+
+    one = "metrics:\n  - name: order_count" + GOOD.split("  - name: order_count")[1]
+    upload(page, {"one.yml": one})
+    page.replace.value = True
+    page.import_button.clicks += 1
+    page.confirm_import.clicks += 1
+    assert {m.id for m in ctx.services.metrics.all()} == {"sales/order_count"}
+    assert page.selected is None and page.delete_button.disabled
+    assert "monthly_amount" not in page.definition.object and page.duckdb_sql.object == ""

@@ -93,6 +93,7 @@ class MetricsPage:
         )
         self.selected: str | None = None
         self.pending_delete: str | None = None  # the metric the open question names
+        self._reloading = False
         self.refresh()
         self.view = pn.Column(
             self.message,
@@ -134,10 +135,31 @@ class MetricsPage:
             ],
             columns=STATUS_COLUMNS,
         )
+        # The metric shown is shown again as stored now (an import may have changed its
+        # definition, or removed it): its definition and SQL were left as they were.
+        shown, ids = self.selected, [s.id for s in statuses]
+        if shown is None:
+            return
+        if shown not in ids:
+            self._forget_shown()
+            return
+        self._reloading = True
+        try:
+            self.table.selection = [ids.index(shown)]
+        finally:
+            self._reloading = False
+        self.show(shown)
+
+    def _forget_shown(self) -> None:
+        self.selected = None
+        self.delete_button.disabled = True
+        self.definition.object = "Select a metric to see its definition."
+        self.duckdb_sql.object = self.bigquery_sql.object = ""
+        self._hide_confirm()
 
     def _on_select(self, event: Any) -> None:
         rows = event.new
-        if rows:
+        if rows and not self._reloading:
             self.show(str(self.table.value.iloc[rows[0]]["id"]))
 
     def show(self, metric_id: str) -> None:
@@ -254,10 +276,7 @@ class MetricsPage:
 
         def run() -> None:
             metric_admin.delete_metric(self.ctx.services, self.ctx.actor(), metric_id)
-            self.selected = None
-            self.delete_button.disabled = True
-            self.definition.object = ""
-            self.duckdb_sql.object = self.bigquery_sql.object = ""
+            self._forget_shown()
             self._say(f"Deleted {metric_id}.")
             self.refresh()
 
@@ -283,10 +302,7 @@ class MetricsPage:
                 "danger",
             )
         except MetricNotFound as exc:  # deleted elsewhere since the page showed it
-            self.selected = None
-            self.delete_button.disabled = True
-            self.definition.object = ""
-            self.duckdb_sql.object = self.bigquery_sql.object = ""
+            self._forget_shown()
             self.refresh()
             self._say(f"{exc.message} It was deleted elsewhere; the list is reloaded.", "danger")
         except AgnesError as exc:
