@@ -307,3 +307,28 @@ def test_rest_audit_and_usage(world: World, api: str) -> None:
     with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {analyst_token}"}) as c:
         assert_error(c.get("/api/admin/audit"), 403, "admin_required")
         assert_error(c.get("/api/admin/usage"), 403, "admin_required")
+
+
+def test_audit_pages_stay_one_list_while_new_rows_arrive(world: World) -> None:
+    """Pages were read by offset: each row recorded after page 1 was shown pushed a row
+    already seen onto page 2 (every query writes one, so a busy server showed most of page
+    1 again). The rows paged through are those up to the newest row of the first page
+    read; Apply filters reads the newer ones."""
+    start = write_rows(world, 60)
+    world.services.write_behind.flush()
+    page = AuditPage(world.ctx)
+    assert page.rows is not None and page.rows.total == 60
+    first = [e.params["n"] for e in page.rows.entries]
+    for i in range(10):  # recorded while the admin reads page 1
+        world.services.write_behind.audit(
+            AuditEntry(
+                at=start + timedelta(hours=1, seconds=i), user_id=None, action="x", result="ok"
+            )
+        )
+    world.services.write_behind.flush()
+    page.next.clicks += 1
+    second = [e.params["n"] for e in page.rows.entries]
+    assert first == list(range(59, 9, -1)) and second == list(range(9, -1, -1))
+    assert page.position.object == "Page 2 of 2 (60 rows)"
+    page.apply_button.clicks += 1
+    assert page.rows.total == 70 and page.rows.entries[0].action == "x"

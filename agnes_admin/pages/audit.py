@@ -3,7 +3,7 @@ rows); selecting a row shows its full parameters."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from typing import Any
 
@@ -75,6 +75,7 @@ class AuditPage:
         self.page = 1
         self.rows: audit_query.AuditPage | None = None
         self._filters_in_force = Filters()
+        self._through: int | None = None  # the newest row paged through (Apply: again)
         self._load_facets()
         self.apply()
         self.view = pn.Column(
@@ -123,13 +124,16 @@ class AuditPage:
             self._error(exc.message)
             return
         self._filters_in_force = wanted
+        self._through = None  # the first page read pins the rows paged through
         self.go(1)
 
     def go(self, page: int) -> None:
         """Show ``page`` (from 1) of the rows the filters in force match."""
         try:
             admin = self.ctx.actor()
-            where = self._filters_in_force.build(self.ctx.services)
+            where = replace(
+                self._filters_in_force.build(self.ctx.services), through_id=self._through
+            )
             rows = audit_page(
                 self.ctx.services, admin, where, page=max(1, page), page_size=PAGE_SIZE
             )
@@ -137,6 +141,8 @@ class AuditPage:
             self._error(exc.message)
             return
         self.message.visible = False
+        if self._through is None and rows.entries:  # newest first: rows up to this one
+            self._through = max(e.id for e in rows.entries)
         self.rows = rows
         self.page = rows.page
         self.table.selection = []

@@ -117,6 +117,9 @@ class AuditFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    # Only rows recorded up to this one: pages read one after another stay one list while
+    # new rows arrive (paged by offset, each new row pushed a seen row onto the next page).
+    through_id: int | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -138,6 +141,9 @@ class AuditFilter:
         if self.until is not None:
             clauses.append("occurred_at < ?")
             params.append(self.until)
+        if self.through_id is not None:
+            clauses.append("id <= ?")
+            params.append(self.through_id)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
