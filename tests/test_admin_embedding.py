@@ -468,3 +468,41 @@ def test_a_long_sync_error_under_needs_you_says_it_is_cut(services: Services) ->
     )
     assert f"cut at {ERROR_SHOWN} of {len(error)} characters" in text.object
     assert "Sync history" in text.object
+
+
+def test_a_double_click_on_retry_retries_once(synced: Services, source_root: Path) -> None:
+    """The second click of a double click on Retry (before the button showed disabled)
+    queued a second sync and audited it twice; it is dropped until the retry's outcome
+    shows."""
+    import time
+
+    import panel as pn
+    from bokeh.document import Document
+    from panel.io.state import set_curdoc
+
+    from agnes_admin.context import PageContext
+    from agnes_admin.pages.overview import build
+
+    (source_root / "people.csv").write_text("id,name\n1,Ann\n")
+    register(synced, id="people", source_type="files", source_table="people.csv")
+    (source_root / "people.csv").unlink()
+    assert synced.sync.sync("people").status == "error"  # the file is gone
+    admin = add_user(synced, (ADMIN_GROUP_ID,))
+    ctx = PageContext(synced, synced.web_sessions.sign_in(admin.id, "token")[0].id)
+    page = build(ctx)
+    row = next(obj for obj in page.objects if getattr(obj, "name", "") == "people")
+    button = next(o for o in row.objects if isinstance(o, pn.widgets.Button))
+    doc = Document()
+    with set_curdoc(doc):
+        button.clicks += 1
+        button.disabled = False  # as the browser may still show it, for a moment
+        button.clicks += 1
+    deadline = time.monotonic() + 30
+    while not doc.session_callbacks and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for callback in list(doc.session_callbacks):
+        doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
+        callback.callback()
+    assert "Failed again: " in row.objects[-1].object
+    synced.write_behind.flush()
+    assert len([r for r in synced.audit_log.recent(limit=20) if r.action == "sync.trigger"]) == 1

@@ -588,12 +588,7 @@ def test_a_slow_source_listing_never_holds_a_page_thread(
     assert "Reading the tables files offers" in str(tab.offered_error.object)
     choose("warehouse")  # chosen before the slow listing ends
     go.set()
-    deadline = time.monotonic() + 30
-    while len(doc.session_callbacks) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)  # each listing hands its outcome to the page's next tick
-    for callback in list(doc.session_callbacks):
-        doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
-        callback.callback()
+    run_next_ticks(doc, 2)  # each listing hands its outcome to the page's next tick
     assert tab.offered_error.object == ""
     assert list(tab.offered.value["source_table"]) == ["events"]  # the warehouse's, still
 
@@ -699,12 +694,39 @@ def test_checking_against_a_slow_source_never_holds_a_page_thread(
     assert "Checking 'people' against its source" in str(page.message.object)
     click_in_page(tab.save_button)  # while the source is being asked: dropped
     go.set()
+    run_next_ticks(doc, 1)
+    assert "Registered 'people'" in str(page.message.object), page.message.object
+    assert asked == ["people"] and [t.id for t in synced.registry.all()] == ["people"]
+    assert listed(page) == ["people"]
+
+
+def run_next_ticks(doc: Document, count: int) -> None:
+    """Run the page's next-tick callbacks once ``count`` of them are there (the outcomes
+    handed back by work done off the page threads)."""
     deadline = time.monotonic() + 30
-    while not doc.session_callbacks and time.monotonic() < deadline:
+    while len(doc.session_callbacks) < count and time.monotonic() < deadline:
         time.sleep(0.02)
     for callback in list(doc.session_callbacks):
         doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
         callback.callback()
-    assert "Registered 'people'" in str(page.message.object), page.message.object
-    assert asked == ["people"] and [t.id for t in synced.registry.all()] == ["people"]
-    assert listed(page) == ["people"]
+
+
+def test_a_double_click_on_sync_now_syncs_once(synced: Services, page: TablesPage) -> None:
+    """The second click of a double click on Sync now (the first returns at once) queued
+    a second sync and audited it twice. Until its outcome shows, the table's Sync now
+    starts nothing more; then it syncs again."""
+    register(synced, id="gen", source_type="sample")
+    page.refresh()
+    page.select("gen")
+    doc = Document()
+    with set_curdoc(doc):
+        click(page.sync_button)
+        click(page.sync_button)  # the double click's second
+    run_next_ticks(doc, 1)
+    assert "Synced 'gen'" in str(page.message.object)
+    assert len(audit_rows(synced, "sync.trigger")) == 1
+    assert len(synced.sync_states.history("gen")) == 1
+    with set_curdoc(doc):
+        click(page.sync_button)  # once the outcome is shown: a new sync
+    run_next_ticks(doc, 1)
+    assert len(audit_rows(synced, "sync.trigger")) == 2

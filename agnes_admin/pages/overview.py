@@ -5,6 +5,7 @@ audit-logs it with the acting admin."""
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 from typing import Any
 
@@ -66,19 +67,27 @@ def failure_row(ctx: PageContext, failure: SyncFailure) -> pn.Row:
     status = pn.pane.HTML("", margin=(5, 10), stylesheets=[STYLE])
     button = pn.widgets.Button(label="Retry", color="primary", width=80)
 
+    # Held from a click until its sync is done: a double click (or a click before the
+    # button shows disabled) queued a second sync and audited it twice.
+    retrying = threading.Lock()
+
     def retry(_: object) -> None:
+        if not retrying.acquire(blocking=False):
+            return  # this table's retry is under way
         try:
             queued = RegistryAdmin(ctx.services).trigger(ctx.actor(), failure.table_id, wait=False)
         except AgnesError as exc:
+            retrying.release()
             status.object = f"<span class='error'>{esc(exc.message)}</span>"
             return
         button.disabled = True
         status.object = f"Syncing {esc(failure.table_id)}; the outcome shows here when done."
-        for run in queued.runs:  # waited for off the page threads
+        for run in queued.runs:  # waited for off the page threads (one run: one table)
             in_background(run.result, finished)
 
     def finished(done: Future[Any]) -> None:
         """How the retried sync went (a crash of the run is in the server log)."""
+        retrying.release()
         result = done.result() if done.exception() is None else None
         if isinstance(result, SyncResult) and result.status == "ok":
             status.object = f"Synced: {result.rows or 0:,} rows; it no longer needs you."

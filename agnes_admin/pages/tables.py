@@ -12,6 +12,7 @@ without a change to this page.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import suppress
@@ -121,6 +122,8 @@ class TablesPage:
         self.edit_for: str | None = None  # the table the Edit form was opened for
         self.editing = False  # a dry run or save is being checked against the source
         self._reloading = False
+        self._syncing: set[str] = set()  # tables whose Sync now is under way from here
+        self._sync_lock = threading.Lock()
         self.edit_area = pn.Column(sizing_mode="stretch_width")
         self.edit_dry_run = pn.widgets.Button(label="Dry run")
         self.edit_save = pn.widgets.Button(label="Save changes", color="primary")
@@ -273,20 +276,31 @@ class TablesPage:
         if table_id is None:
             return
 
+        with self._sync_lock:  # a double click queued a second sync, audited twice
+            if table_id in self._syncing:
+                return
+            self._syncing.add(table_id)
         acting: list[Principal] = []
 
         def start(actor: Principal) -> str:
             acting.append(actor)
             return f"Syncing '{table_id}'; the outcome shows here when it is done."
 
-        if self._act(start):
+        if not self._act(start):
+            self._done_syncing(table_id)
+        else:
             in_background(
                 lambda: self.admin.trigger(acting[0], table_id, wait=True).results[0],
                 lambda finished: self._synced(table_id, finished),
             )
 
+    def _done_syncing(self, table_id: str) -> None:
+        with self._sync_lock:
+            self._syncing.discard(table_id)
+
     def _synced(self, table_id: str, finished: Future[SyncResult]) -> None:
         """How the sync went (run off the page threads every admin shares)."""
+        self._done_syncing(table_id)
         try:
             result = finished.result()
         except AgnesError as exc:
