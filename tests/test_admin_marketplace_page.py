@@ -264,3 +264,29 @@ def test_a_sync_click_never_holds_a_page_thread_while_the_fetch_runs(
 def _sync_in(doc: Document, page: MarketplacesPage, slug: str) -> None:
     with set_curdoc(doc):
         page.sync(slug)
+
+
+def test_a_double_click_on_sync_all_syncs_once(
+    services: Services, page: MarketplacesPage, tmp_path: Path
+) -> None:
+    """Sync returns at once (the sync is waited for in the background), so the second click
+    of a double click queued the syncs again and audited them twice. Until the outcome
+    shows, the button starts nothing more; then it syncs again."""
+    upstream = UpstreamRepo(tmp_path / "upstream")
+    sample_marketplace(upstream)
+    services.marketplaces.add("good", str(upstream.path), added_by="test", sync=False)
+    page.refresh()
+    doc = Document()
+    with set_curdoc(doc):
+        click(page.sync_all_button)
+        click(page.sync_all_button)  # the double click's second
+    deadline = time.monotonic() + 60
+    while not doc.session_callbacks and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for callback in list(doc.session_callbacks):
+        doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
+        callback.callback()
+    assert "'good' synced" in str(page.actions.message.object)
+    assert len(audit(services, "marketplace.sync")) == 1
+    click(page.sync_all_button)  # once the outcome shows: a new sync
+    assert len(audit(services, "marketplace.sync")) == 2

@@ -11,6 +11,7 @@ loop) and then shows how it went. A read token is never typed here: the form tak
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
@@ -82,6 +83,8 @@ class MarketplacesPage:
     def __init__(self, ctx: PageContext) -> None:
         self.ctx = ctx
         self.admin = MarketplaceAdmin(ctx.services)
+        self._syncing: set[str] = set()  # what a Sync click is under way for ('' = all)
+        self._sync_lock = threading.Lock()
 
         self.table = table(COLUMNS, buttons=BUTTONS)
         self.table.on_click(self._clicked)
@@ -150,20 +153,31 @@ class MarketplacesPage:
 
     def sync(self, slug: str | None) -> None:
         """Queue a sync of ``slug`` (or all); its outcome shows when it is done (waited for
-        in the background: never on the page threads every admin shares)."""
+        in the background: never on the page threads every admin shares). Until then the
+        same button starts nothing more: a double click queued and audited it twice."""
+        key = slug or ""
+        with self._sync_lock:
+            if key in self._syncing:
+                return
+            self._syncing.add(key)
         queued = self.actions.run(lambda actor: self.admin.sync(actor, slug).queued)
         self.refresh()
-        if queued is None:
-            return
         if not queued:
-            self.actions.say("No marketplaces are registered.", "info")
+            self._done_syncing(key)
+            if queued is not None:
+                self.actions.say("No marketplaces are registered.", "info")
             return
         self.actions.say(
             f"Syncing {', '.join(queued)}; the outcome shows here when it is done.", "info"
         )
-        in_background(lambda: self.admin.wait(queued), self._synced)
+        in_background(lambda: self.admin.wait(queued), lambda done: self._synced(done, key))
 
-    def _synced(self, finished: Future[list[MarketplaceView]]) -> None:
+    def _done_syncing(self, key: str) -> None:
+        with self._sync_lock:
+            self._syncing.discard(key)
+
+    def _synced(self, finished: Future[list[MarketplaceView]], key: str) -> None:
+        self._done_syncing(key)
         self.refresh()
         try:
             done = finished.result()
