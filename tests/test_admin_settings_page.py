@@ -260,3 +260,19 @@ def test_an_untouched_setting_changed_elsewhere_is_kept(world: World) -> None:
     assert page.message.alert_type == "success", page.message.object
     caps = services.query.budget.caps()
     assert (caps.max_result_rows, caps.concurrent_queries) == (9, 4)
+
+
+def test_a_cap_changed_elsewhere_shows_what_is_in_force_now(world: World) -> None:
+    """A save refused because another admin changed the cap said "(now 1073741824)" in raw
+    bytes, while the line beside the box still said the old value was in force."""
+    services = world.services
+    page = SettingsPage(world.ctx)
+    services.server_config.set("scan_caps.per_query_bytes", 1024**3, updated_by="x")
+    page.fields["per_query_bytes"].input.value = "2GiB"
+    page.save_caps()
+    field = page.fields["per_query_bytes"]
+    assert "(now 1073741824 (1.0GiB))" in field.error.object
+    assert "In force: 1073741824 (1.0GiB) (overridden here)" in field.about.object
+    assert field.input.value == "2GiB"  # the text typed stays
+    page.save_caps()  # again: a deliberate replace
+    assert services.query.budget.caps().per_query_bytes == 2 * 1024**3

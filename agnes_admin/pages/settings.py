@@ -67,15 +67,25 @@ class CapField:
         self.load(setting)
 
     def load(self, setting: CapSetting) -> None:
-        self.setting = setting
         self.input.value = str(setting.current) if setting.overridden else ""
         self.initial = self.input.value
+        self.describe(setting)
+        self.show_error(None)
+
+    def describe(self, setting: CapSetting) -> None:
+        """What the cap means, its default and the value in force (the input untouched)."""
+        self.setting = setting
         where = "overridden here" if setting.overridden else "the default"
         self.about.object = (
             f"{setting.description}  \nDefault: {_shown(setting, setting.default)} · "
             f"In force: {_shown(setting, setting.current)} ({where})"
         )
-        self.show_error(None)
+
+    def now(self) -> str:
+        """The value in force, as the page shows values."""
+        if not self.setting.overridden:
+            return "back to its default"
+        return _shown(self.setting, self.setting.current)
 
     def change(self) -> tuple[bool, str | None]:
         """(changed?, the new value: None returns to the default)."""
@@ -160,11 +170,14 @@ class SettingsPage:
                 seen=self.caps_seen,
             )
         except ServerConfigChanged as exc:
-            for key, now in exc.fields.items():
+            # What is in force now, beside every cap (the text typed stays in the boxes).
+            for setting in cap_settings(self.ctx.services):
+                self.fields[setting.key].describe(setting)
+            for key in exc.fields:
                 if key in self.fields:
                     self.fields[key].show_error(
-                        f"Changed elsewhere since this page loaded ({now}). Save again to "
-                        "replace it with your value."
+                        f"Changed elsewhere since this page loaded (now "
+                        f"{self.fields[key].now()}). Save again to replace it with your value."
                     )
             self.caps_seen = current_config(self.ctx.services)  # a second save is meant
             self._say("Some limits were changed elsewhere; nothing was saved.", "danger")
