@@ -2,13 +2,16 @@
 
 httpx's (and requests') timeout bounds each read, so an answer sending a byte now and then (a stalled
 proxy) held a Jira or Keboola call, and its sync or webhook worker, for as long as it
-trickled: with a 0.5 s timeout, a 400-byte answer at a byte every 0.1 s took 40 s."""
+trickled: with a 0.5 s timeout, a 400-byte answer at a byte every 0.1 s took 40 s.
+
+What is checked is how far the server got (no answer is sent to its end), not the
+call's wall time: on a busy machine a call (with the BigQuery client's first import)
+takes seconds of its own, and a bound on it failed there."""
 
 from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,10 +28,14 @@ BODY = b'{"pad": "' + b"x" * 390 + b'"}'
 
 
 class TricklingServer:
-    """Answers every request 200 with a JSON body sent one byte every 0.1 s."""
+    """Answers every request 200 with a JSON body sent one byte every 0.1 s, and counts
+    the most bytes of the body one answer got to (before sending them: a client that read
+    the whole body finds it counted)."""
 
     def __init__(self) -> None:
         self.stopped = threading.Event()
+        self.most_sent = 0
+        self._lock = threading.Lock()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         threading.Thread(target=self._accept, daemon=True).start()
@@ -50,9 +57,11 @@ class TricklingServer:
             )
             try:
                 conn.sendall(head)
-                for byte in BODY:
+                for sent, byte in enumerate(BODY, start=1):
                     if self.stopped.wait(0.1):  # the pace of the trickle
                         return
+                    with self._lock:
+                        self.most_sent = max(self.most_sent, sent)
                     conn.sendall(bytes([byte]))
             except OSError:  # the client gave up
                 return
@@ -85,13 +94,12 @@ def test_a_trickling_jira_answer_fails_the_call_at_its_timeout(
         }
     )
     client = JiraClient(options, attempts=2, sleep=lambda _: None)
-    started = time.monotonic()
     try:
         with pytest.raises(TransientSyncError) as caught:
             client.get("/rest/api/3/myself")
     finally:
         client.close()
-    assert time.monotonic() - started < 8  # two attempts of at most ~3 timeouts each
+    assert 0 < trickling.most_sent < len(BODY)  # cut while it trickled
     assert "ReadTimeout" in caught.value.message
     assert "jira-secret-token" not in caught.value.message
 
@@ -103,13 +111,12 @@ def test_a_trickling_keboola_answer_fails_the_call_at_its_timeout(
     client = StorageClient(
         trickling.url, "KBC_TEST_TOKEN", attempts=2, timeout=0.5, sleep=lambda _: None
     )
-    started = time.monotonic()
     try:
         with pytest.raises(TransientSyncError) as caught:
             client.get("/v2/storage/tokens/verify")
     finally:
         client.close()
-    assert time.monotonic() - started < 8
+    assert 0 < trickling.most_sent < len(BODY)
     assert "ReadTimeout" in caught.value.message
     assert "kbc-secret-token" not in caught.value.message
 
@@ -175,7 +182,6 @@ def test_a_trickling_bigquery_answer_fails_the_call_at_its_timeout(
         )
     )
     request = TableRequest(id="t", bucket="sales", source_table="orders", query_mode="remote")
-    started = time.monotonic()
     with pytest.raises(TransientSyncError, match=r"had not fully arrived 0\.5 s after"):
         connector.describe_table(request)
-    assert time.monotonic() - started < 10
+    assert 0 < trickling.most_sent < len(BODY)
