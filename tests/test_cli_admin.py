@@ -13,6 +13,7 @@ from agnes_sync.credentials import credentials_path, resolve, write_file
 from cli import exit_codes
 from cli.main import main
 from tests.conftest import LiveServer, add_user, token_for, unique_email
+from tests.refused_port import refused_url
 
 
 def run(
@@ -124,14 +125,8 @@ def test_auth_failures_exit_4_with_a_hint(
 
 
 def test_unreachable_server_exits_5(capsys: pytest.CaptureFixture[str]) -> None:
-    from agnes_mcp.serve import bind
-
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now
-    code = main(
-        ["admin", "user", "list", "--server-url", f"http://127.0.0.1:{port}", "--token", "x"]
-    )
+    with refused_url() as url:
+        code = main(["admin", "user", "list", "--server-url", url, "--token", "x"])
     assert code == exit_codes.UNREACHABLE
     assert "Cannot reach the Agnes server" in capsys.readouterr().err
 

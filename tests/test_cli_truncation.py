@@ -16,6 +16,7 @@ from cli import exit_codes
 from cli.main import main
 from tests.cli_harness import run
 from tests.conftest import DemoServer, empty_workspace
+from tests.refused_port import refused_url
 
 # 2,000 orders at the demo's test scale: the cross join has 4,000,000 rows.
 BIG = "SELECT a.order_id AS a, b.order_id AS b FROM orders a CROSS JOIN orders b"
@@ -118,17 +119,13 @@ def test_describe_says_when_a_preview_is_cut(
 def test_an_offline_catalog_says_it_is_not_the_whole_catalog(
     workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agnes_mcp.serve import bind
-
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now
-    monkeypatch.setenv("AGNES_SERVER_URL", f"http://127.0.0.1:{port}")
-    code, out, _ = run(capsys, "catalog")
-    assert code == exit_codes.OK and "orders" in out
-    assert "The server cannot be reached: this is the catalog as of the last contact" in out
-    code, out, _ = run(capsys, "catalog", "--json")
-    assert "cannot be reached" in json.loads(out)["notes"][0]
+    with refused_url() as url:
+        monkeypatch.setenv("AGNES_SERVER_URL", url)
+        code, out, _ = run(capsys, "catalog")
+        assert code == exit_codes.OK and "orders" in out
+        assert "The server cannot be reached: this is the catalog as of the last contact" in out
+        code, out, _ = run(capsys, "catalog", "--json")
+        assert "cannot be reached" in json.loads(out)["notes"][0]
 
 
 def test_a_folder_that_never_reached_the_server_is_told_so_not_shown_nothing(
@@ -136,16 +133,12 @@ def test_a_folder_that_never_reached_the_server_is_told_so_not_shown_nothing(
 ) -> None:
     """No catalog was ever kept and no table is here: an empty listing would read as
     "there are no tables"; the answer is that the server cannot be reached."""
-    from agnes_mcp.serve import bind
-
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now
-    monkeypatch.setenv("AGNES_SERVER_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("AGNES_TOKEN", "agnes_x_y")
     folder = empty_workspace(tmp_path / "ws")
-    for command in (("catalog",), ("metrics", "list")):
-        code, out, err = run(capsys, *command, "--workspace", str(folder))
-        assert code == exit_codes.UNREACHABLE, (command, out, err)
-        assert "Cannot reach" in err or "failed" in err, err
+    with refused_url() as url:
+        monkeypatch.setenv("AGNES_SERVER_URL", url)
+        for command in (("catalog",), ("metrics", "list")):
+            code, out, err = run(capsys, *command, "--workspace", str(folder))
+            assert code == exit_codes.UNREACHABLE, (command, out, err)
+            assert "Cannot reach" in err or "failed" in err, err
         assert "(none)" not in out
