@@ -14,6 +14,7 @@ what named cells show. The committed files are checked too: no stored outputs, t
 from __future__ import annotations
 
 import copy
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,20 +96,29 @@ EXPECTED: dict[str, list[Shows]] = {
 def kernel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python3`` pinned to this interpreter: a kernelspec written into a private
     ``JUPYTER_PATH`` (searched before the user's and the environment's own), so a
-    developer's ``~/.local/share/jupyter`` or a fresh CI clone make no difference."""
-    # Importing it builds matplotlib's font cache if missing: on a fresh machine the first
-    # kernel would otherwise log "building the font cache" to a cell's stderr.
-    import matplotlib.font_manager  # noqa: F401
+    developer's ``~/.local/share/jupyter`` or a fresh CI clone make no difference.
+
+    Matplotlib's config and font cache are a private folder too (``MPLCONFIGDIR``, which
+    no test's environment changes), built here once: a kernel that builds the cache
+    itself logs "Matplotlib is building the font cache" to a cell's stderr when that
+    takes over 5 s (a busy machine). It was built by importing matplotlib here, into
+    ``~/.cache`` (the user's home), while each kernel looked in its test's fresh
+    ``XDG_CACHE_HOME`` and built it again."""
     from ipykernel.kernelspec import write_kernel_spec
     from jupyter_client.kernelspec import KernelSpecManager
 
     jupyter = tmp_path_factory.mktemp("jupyter")
     write_kernel_spec(jupyter / "kernels" / KERNEL)
+    matplotlib_home = tmp_path_factory.mktemp("matplotlib")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("JUPYTER_PATH", str(jupyter))
         patch.setenv("JUPYTER_RUNTIME_DIR", str(jupyter / "runtime"))
         patch.setenv("IPYTHONDIR", str(jupyter / "ipython"))  # no profile's start-up files
         patch.delenv("MPLBACKEND", raising=False)  # ipykernel then picks the inline backend
+        patch.setenv("MPLCONFIGDIR", str(matplotlib_home))
+        subprocess.run(  # as a kernel would import it: builds the font cache there
+            [sys.executable, "-c", "import matplotlib.font_manager"], check=True, timeout=120
+        )
         spec = KernelSpecManager().get_kernel_spec(KERNEL)
         assert spec.argv[0] == sys.executable, spec.argv
         yield KERNEL
@@ -202,6 +212,18 @@ def test_the_notebook_is_committed_clean(path: Path) -> None:
         assert cell.outputs == [] and cell.execution_count is None, (
             f"{path.name}: clear the outputs before committing ({cell.source[:60]!r})"
         )
+
+
+def test_a_kernel_finds_matplotlib_s_font_cache_built(kernel: str, tmp_path: Path) -> None:
+    """Not built by the first plot of each kernel (see ``kernel``), nor in the user's home."""
+    source = (
+        "import matplotlib, pathlib\nprint(list(pathlib.Path(matplotlib.get_cachedir()).iterdir()))"
+    )
+    notebook = nbformat.v4.new_notebook()  # type: ignore[no-untyped-call]
+    notebook.cells = [nbformat.v4.new_code_cell(source)]  # type: ignore[no-untyped-call]
+    NotebookClient(notebook, timeout=CELL_TIMEOUT, kernel_name=kernel).execute(cwd=str(tmp_path))
+    (printed,) = notebook.cells[0].outputs
+    assert "fontlist-" in printed["text"], printed
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
