@@ -18,6 +18,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,15 +39,27 @@ TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
+def browser_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the browser keeps its own files (``~/.config/chromium/Crash Reports``,
+    caches): a folder of the test session's, not the user's home."""
+    return tmp_path_factory.mktemp("browser-home")
+
+
+@pytest.fixture(scope="module")
+def chromium(browser_home: Path) -> Iterator[Any]:
     """One browser for the browser tests' module (fails, never skips, without Chromium)."""
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (as .ci/run does)")
     from playwright.sync_api import sync_playwright
 
+    env: dict[str, str | float | bool] = {
+        **os.environ,
+        "XDG_CONFIG_HOME": str(browser_home / "config"),
+        "XDG_CACHE_HOME": str(browser_home / "cache"),
+    }
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, env=env
         )
         try:
             yield browser

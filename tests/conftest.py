@@ -79,6 +79,16 @@ def _warm_servers_stopped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             os.environ["XDG_RUNTIME_DIR"] = previous
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_matplotlib_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Matplotlib (the admin app's plots, pandas' ``.plot``) keeps its config and font
+    cache in this session's folder, not in ``~/.config/matplotlib``; one for the session
+    (not per test, as ``XDG_CACHE_HOME`` is), so its font cache is built once."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MPLCONFIGDIR", str(tmp_path_factory.mktemp("matplotlib")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _clean_agnes_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory):
     """No AGNES_* variable of the developer's shell leaks into a test; no real ~/.config,

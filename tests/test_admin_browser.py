@@ -50,6 +50,13 @@ def slug_name(slug: str) -> str:
     return slug or "overview"
 
 
+def test_the_browser_keeps_its_own_files_in_the_sessions_folder(
+    chromium: Any, browser_home: Path
+) -> None:
+    """Not in the user's home (``~/.config/chromium``: its crash reports folder)."""
+    assert (browser_home / "config" / "chromium").is_dir()
+
+
 def test_sign_in_with_a_token_then_admin_renders(demo: DemoServer, browser_context: Any) -> None:
     page = browser_context.new_page()
     base = demo.live.base_url
