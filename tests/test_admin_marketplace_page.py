@@ -249,10 +249,12 @@ def test_a_sync_click_never_holds_a_page_thread_while_the_fetch_runs(
         future = services.marketplaces.future("slow")
         if future is not None:
             future.result(timeout=60)
-        for _ in range(100):  # the outcome arrives as a next-tick callback of the page
-            callbacks = list(doc.session_callbacks)
-            if callbacks:
-                break
+        # the outcome arrives as a next-tick callback of the page, from the thread that
+        # waited for the sync (after the future's own waiters: a moment, or seconds on a
+        # busy machine; a 5 s look went on without it, to a confusing failure below)
+        deadline = time.monotonic() + 60
+        while not (callbacks := list(doc.session_callbacks)):
+            assert time.monotonic() < deadline, "the sync's outcome never reached the page"
             time.sleep(0.05)
         for callback in callbacks:
             doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
