@@ -269,6 +269,8 @@ def _handler_for(owner: GitHttpServer) -> type[BaseHTTPRequestHandler]:
                 backend.stdin.write(body)
                 backend.stdin.close()
                 self._relay(backend.stdout, is_fetch=is_fetch)
+            except ConnectionError:  # the client gave up (its timeout): nothing to answer
+                self.close_connection = True
             finally:
                 backend.kill()
                 backend.wait()
