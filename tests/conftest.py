@@ -34,6 +34,11 @@ pytest_plugins = [
 
 _counter = itertools.count()
 
+# Seconds a test waits for what must happen, or before letting go of what it holds for
+# another thread (an Event it sets itself): never reached when things work, so long that a
+# busy machine does not reach it either. A wait of 5-10 s could run out there, or a holder let go early.
+SIGNAL_WAIT = 60.0
+
 
 def freeze_what_lives() -> None:
     """What is alive now (the modules and schemas the suite imported) out of the cyclic

@@ -13,7 +13,7 @@ import pytest
 from agnes_mcp.query.budget import CAP_KEYS, ScanBudget
 from agnes_mcp.rails.refusals import BudgetExhausted
 from agnes_sync.human_size import exact_size, human_size
-from tests.conftest import DemoServer
+from tests.conftest import SIGNAL_WAIT, DemoServer
 from tests.test_api_http import assert_error
 
 ARROW = {"Accept": "application/vnd.apache.arrow.stream"}
@@ -268,11 +268,11 @@ def test_daily_budget_and_concurrency(
     def occupy() -> None:
         with services.query.budget.slot(principal):
             entered.set()
-            release.wait(10)
+            release.wait(SIGNAL_WAIT)
 
     holder = threading.Thread(target=occupy)
     holder.start()
-    entered.wait(5)
+    assert entered.wait(SIGNAL_WAIT)
     try:
         assert_error(
             analyst.post(

@@ -22,7 +22,7 @@ from agnes_mcp.rails.refusals import QueryFailed, QueryRefused, ReadOnly
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.sandbox_pool import ROW_GROUP_ROWS, SandboxPool
 from agnes_mcp.rails.tables import CatalogTable
-from tests.conftest import local_table
+from tests.conftest import SIGNAL_WAIT, local_table
 
 LIMITS = Limits(rows=1000, bytes=10_000_000, timeout_seconds=5)
 # memfd_create is Linux's; elsewhere every table is read through Arrow (the "arrow" way,
@@ -224,7 +224,7 @@ def test_closing_waits_for_the_running_query(data: dict[str, Path]) -> None:
 
     def hold(cursor: duckdb.DuckDBPyConnection) -> None:  # the query is running: wait
         started.set()
-        go_on.wait(5)
+        go_on.wait(SIGNAL_WAIT)
 
     answers: list[int] = []
 
@@ -234,7 +234,7 @@ def test_closing_waits_for_the_running_query(data: dict[str, Path]) -> None:
 
     runner = threading.Thread(target=query)
     runner.start()
-    assert started.wait(5)
+    assert started.wait(SIGNAL_WAIT)
     box.close()  # while the query runs: nothing is released yet
     assert copies.files == 5
     go_on.set()

@@ -14,7 +14,7 @@ from agnes_sync.errors import InvalidSchedule, TerminalSyncError, TransientSyncE
 from agnes_sync.retry import with_retries
 from agnes_sync.schedule import parse_schedule
 from agnes_sync.scheduler import Job, Scheduler
-from tests.conftest import register
+from tests.conftest import SIGNAL_WAIT, register
 
 NOON = datetime(2026, 11, 25, 12, 7, tzinfo=UTC)
 
@@ -70,7 +70,7 @@ def test_trigger_is_single_flight_and_slow_jobs_do_not_block_others() -> None:
         started.setdefault(key, time.monotonic())
         runs.append(key)
         if key == "slow":
-            gate.wait(5)
+            gate.wait(SIGNAL_WAIT)
         return key
 
     scheduler = Scheduler(lambda: [], run, workers=2)
@@ -78,10 +78,11 @@ def test_trigger_is_single_flight_and_slow_jobs_do_not_block_others() -> None:
         slow = scheduler.trigger("slow")
         again = scheduler.trigger("slow")
         assert again is slow  # joined, not started twice
-        assert scheduler.trigger("fast").result(timeout=5) == "fast"  # not blocked by slow
+        fast = scheduler.trigger("fast")
+        assert fast.result(timeout=SIGNAL_WAIT) == "fast"  # not blocked by slow
         assert scheduler.running() == {"slow"}
         gate.set()
-        assert slow.result(timeout=5) == "slow"
+        assert slow.result(timeout=SIGNAL_WAIT) == "slow"
         assert runs.count("slow") == 1
     finally:
         scheduler.stop()
@@ -212,7 +213,7 @@ def test_scheduler_runs_due_tables_in_the_background(synced: Services) -> None:
     register(synced, id="manual", source_type="sample")
     started = synced.sync.scheduler.tick()
     assert started == ["scheduled"]  # never synced and scheduled: due now; unscheduled: never
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + SIGNAL_WAIT
     while (
         synced.sync_states.get("scheduled") is None
         or synced.sync_states.get("scheduled").status != "ok"

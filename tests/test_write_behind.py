@@ -9,7 +9,7 @@ import pytest
 
 from agnes_mcp.services import Services
 from agnes_mcp.store.audit import AuditEntry
-from tests.conftest import add_user
+from tests.conftest import SIGNAL_WAIT, add_user
 
 
 def entry(action: str) -> AuditEntry:
@@ -19,7 +19,7 @@ def entry(action: str) -> AuditEntry:
 def test_background_thread_flushes_and_stop_flushes_the_rest(services: Services) -> None:
     services.start()
     services.write_behind.audit(entry("first"))
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + SIGNAL_WAIT
     while not services.audit_log.recent() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert [r.action for r in services.audit_log.recent()] == ["first"]
@@ -72,20 +72,20 @@ def test_flush_returns_only_when_rows_a_concurrent_flush_took_are_written(
     def slow_add_many(entries: list[AuditEntry]) -> int:
         if entries:
             taken.set()
-            release.wait(5)
+            release.wait(SIGNAL_WAIT)
         return real_add_many(entries)
 
     monkeypatch.setattr(services.audit_log, "add_many", slow_add_many)
     services.write_behind.audit(entry("in-flight"))
     background = threading.Thread(target=services.write_behind.flush)
     background.start()
-    assert taken.wait(5)
+    assert taken.wait(SIGNAL_WAIT)
     done = threading.Event()
     caller = threading.Thread(target=lambda: (services.write_behind.flush(), done.set()))
     caller.start()
     assert not done.wait(0.2)  # still waiting for the in-flight rows
     release.set()
-    assert done.wait(5)
+    assert done.wait(SIGNAL_WAIT)
     assert [r.action for r in services.audit_log.recent()] == ["in-flight"]
-    background.join(5)
-    caller.join(5)
+    background.join(SIGNAL_WAIT)
+    caller.join(SIGNAL_WAIT)
