@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -26,6 +27,7 @@ from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings, load_settings
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.users import User
+from tests.utc_day import wait_for_a_whole_day
 
 pytest_plugins = [
     "tests.cli_harness",  # the CLI tests' workspace fixture
@@ -51,6 +53,12 @@ def freeze_what_lives() -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     freeze_what_lives()
+
+
+@pytest.fixture(autouse=True)
+def _within_one_utc_day() -> None:
+    """A test never passes UTC midnight (see :mod:`tests.utc_day`)."""
+    time.sleep(wait_for_a_whole_day(datetime.now(UTC)))
 
 
 @pytest.fixture(autouse=True)
