@@ -12,13 +12,15 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
 from agnes_mcp.resource_types import ResourceType
-from tests.conftest import DemoServer
+from tests.conftest import SIGNAL_WAIT, DemoServer
 from tests.test_notebooks import CELL_TIMEOUT, Place, as_user, kernel  # noqa: F401 - fixtures
 
 # Runs for minutes at any scale (a billion steps), so only an interrupt or the timeout ends
@@ -42,14 +44,41 @@ CELLS = [
     'ws.query("SELECT count(*) AS n FROM orders").row_count',
     'ws.metric("test/slow_count")',  # outside a workspace: POST /api/metrics/.../query
 ]
-INTERRUPT_AFTER = 2.0  # seconds into the long cell
+INTERRUPT_AFTER = 2.0  # seconds into a local query (nothing outside the kernel sees it run)
 STOPPED_WITHIN = 10.0  # the query timeout is 30 s on the server, 120 s in a workspace
+
+
+class Interrupter(threading.Thread):
+    """The stop button, pressed once the cell runs: its first line has written ``marker``
+    (an ipykernel ignores SIGINT until it runs a cell: a fixed 2 s from sending the cell
+    found it idle on a busy machine, and the query ran to its timeout), and its query is
+    on the server (``slots``), or has run ``INTERRUPT_AFTER`` in the kernel."""
+
+    def __init__(self, kernel_pid: int, marker: Path, slots: Any, on_server: bool) -> None:
+        super().__init__(daemon=True)
+        self.kernel_pid = kernel_pid
+        self.marker = marker
+        self.slots = slots
+        self.on_server = on_server
+        self.sent_at: float | None = None
+        self.cancelled = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + SIGNAL_WAIT
+        while not self.marker.exists() or (self.on_server and not self.slots.running()):
+            if self.cancelled.wait(0.02) or time.monotonic() > deadline:
+                return
+        if not self.on_server and self.cancelled.wait(INTERRUPT_AFTER):
+            return
+        self.sent_at = time.monotonic()
+        os.kill(self.kernel_pid, signal.SIGINT)
 
 
 def test_an_interrupted_cell_stops_its_query(
     kernel: str,  # noqa: F811
     as_user: Place,  # noqa: F811
     demo_server: DemoServer,
+    tmp_path: Path,
 ) -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in CELLS]
@@ -67,16 +96,21 @@ def test_an_interrupted_cell_stops_its_query(
         kernel_pid = client.km.provisioner.process.pid  # type: ignore[union-attr]
         slow = [1, 3] if as_user.engine == "duckdb (server)" else [1]  # metric: server-side
         for index in slow:
-            timer = threading.Timer(INTERRUPT_AFTER, os.kill, (kernel_pid, signal.SIGINT))
-            timer.start()
-            started = time.monotonic()
-            client.execute_cell(notebook.cells[index], index)
-            took = time.monotonic() - started
-            timer.cancel()
-            outputs = notebook.cells[index].outputs
+            marker = tmp_path / f"cell-{index}-runs"
+            cell = notebook.cells[index]
+            cell.source = f"open({str(marker)!r}, 'w').close()\n{CELLS[index]}"
+            on_server = index == 3 or as_user.engine == "duckdb (server)"
+            interrupter = Interrupter(kernel_pid, marker, slots, on_server)
+            interrupter.start()
+            client.execute_cell(cell, index)
+            ended = time.monotonic()
+            interrupter.cancelled.set()
+            interrupter.join()
+            outputs = cell.outputs
             errors = [o for o in outputs if o["output_type"] == "error"]
             assert [e["ename"] for e in errors] == ["KeyboardInterrupt"], outputs
-            assert took < STOPPED_WITHIN, took
+            assert interrupter.sent_at is not None, "the cell ended before it was interrupted"
+            assert ended - interrupter.sent_at < STOPPED_WITHIN, ended - interrupter.sent_at
             deadline = time.monotonic() + STOPPED_WITHIN
             while slots.running() and time.monotonic() < deadline:
                 time.sleep(0.1)
