@@ -451,11 +451,16 @@ def create_token(
 
 
 def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenInfo:
-    """Revoke the actor's token, or (admins) anyone's; others' tokens look missing."""
+    """Revoke the actor's token, or (admins) anyone's; others' tokens look missing. A token
+    already revoked stays as it was (its revocation time), and no second revocation is
+    audited."""
     info = services.token_store.get(token_id).info
     if info.user_id != actor.user_id and not actor.is_admin:
         raise TokenNotFound(f"No token with id '{token_id}'.")  # do not reveal others' tokens
     with services.store.writing():  # the check and the revoke, no other write between
+        current = services.token_store.get(token_id).info
+        if current.revoked_at is not None:  # revoked meanwhile (another page, the API)
+            return current  # as it was: nothing changed, nothing to audit
         if _admins_sign_in_with(services, info) == [info.id]:
             raise LastAdmin(
                 "This is the last usable token with the admin scope held by an active admin, "

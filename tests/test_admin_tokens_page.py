@@ -172,6 +172,24 @@ def test_revoke_needs_confirmation_and_the_token_then_fails(
     assert (row.user_id, row.params["user"]) == (admin.id, analyst.id)
 
 
+def test_a_token_revoked_meanwhile_is_not_revoked_or_audited_twice(
+    services: Services, ctx: PageContext, analyst: User
+) -> None:
+    """Two open Tokens pages revoking one token wrote two ``token.revoke`` rows."""
+    token_for(services, analyst)
+    pages = [TokensPage(ctx), TokensPage(ctx)]
+    for one in pages:
+        one.refresh()
+        one.table.selection = [shown(one, "owner").index(analyst.email)]
+    revoked_at = []
+    for one in pages:
+        click(one.revoke_button)
+        click(one.confirm.yes)
+        revoked_at.append(services.token_store.all(user_id=analyst.id)[0].revoked_at)
+    assert len(audit(services, "token.revoke")) == 1
+    assert revoked_at[0] is not None and revoked_at[1] == revoked_at[0]
+
+
 def test_cancelled_revoke_keeps_the_token(
     services: Services, page: TokensPage, analyst: User
 ) -> None:
