@@ -215,11 +215,8 @@ class JiraClient:
         ):
             # Jira's errorMessages sent with 200, a proxy's JSON: not this issue's state
             # (read as one, the census took it for an issue in no project, moved away)
-            said = _said(issue)
             raise TransientSyncError(
-                f"Jira's answer to GET {path} is not an issue"
-                + (f": {said}" if said != "no details" else "")
-                + ".",
+                f"Jira's answer to GET {path} is not an issue{_quoting(issue)}.",
                 hint="A proxy in front of Jira may have answered; the sync (or webhook) "
                 "tries again, and the issue keeps its last rows.",
             )
@@ -369,11 +366,8 @@ def _listed(page: Any, path: str, items: str) -> list[dict[str, Any]]:
     published without its comments. Worth another try, as an answer that is not JSON is."""
     listed = page.get(items) if isinstance(page, dict) else None
     if not isinstance(listed, list):
-        said = _said(page)
         raise TransientSyncError(
-            f"Jira answered GET {path} without its list of {items}"
-            + (f": {said}" if said != "no details" else "")
-            + ".",
+            f"Jira answered GET {path} without its list of {items}{_quoting(page)}.",
             hint="A proxy in front of Jira may have answered; the sync is retried, and "
             "nothing is published from this answer.",
         )
@@ -386,6 +380,12 @@ def _messages(response: httpx.Response) -> str:
     except ValueError:
         return "no details"
     return _said(body)
+
+
+def _quoting(body: Any) -> str:
+    """``": <Jira's error texts>"`` to end a sentence with, or nothing when it has none."""
+    said = _said(body)
+    return f": {said}" if said != "no details" else ""
 
 
 def _said(body: Any) -> str:
