@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,3 +21,17 @@ def server_env(tmp_path: Path, **settings: str) -> dict[str, str]:
         **settings,
     )
     return env
+
+
+def announced_url(stdout: IO[str], *, then: str | None = None) -> str | None:
+    """The base URL a starting server prints on its ``API`` line (None if it ended first);
+    with ``then``, read on to the line holding that text too."""
+    base_url = None
+    for line in stdout:  # ends when the process does
+        if line.strip().startswith("API"):
+            base_url = line.split()[1].removesuffix("/api")
+            if then is None:
+                break
+        if then is not None and then in line:
+            break
+    return base_url

@@ -29,7 +29,7 @@ from agnes_sync.contract import ExtractPaths, ExtractWriter, StagedPart
 from agnes_sync.extract_reader import read_extract
 from agnes_sync.orchestrator import Orchestrator
 from agnes_sync.sql_text import quote_literal
-from tests.server_process import server_env
+from tests.server_process import announced_url, server_env
 
 TABLES = (
     "customers",
@@ -73,11 +73,7 @@ def agnes(tmp_path: Path, *args: str) -> Iterator[Served]:
         )
     try:
         assert process.stdout is not None
-        base_url = None
-        for line in process.stdout:  # ends when the process does
-            if line.strip().startswith("API"):
-                base_url = line.split()[1].removesuffix("/api")
-                break
+        base_url = announced_url(process.stdout)
         assert base_url, f"agnes {args[0]} did not start: {log.read_text()}"
         yield Served(base_url, log)
     finally:

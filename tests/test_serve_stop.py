@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.server_process import server_env
+from tests.server_process import announced_url, server_env
 
 # Runs for minutes (well past the query timeout set below, which it must not reach).
 SLOW_SQL = "SELECT count(*) FROM range(1000000000000) a WHERE a.range % 7 = 3"
@@ -36,12 +36,7 @@ def test_a_query_running_when_the_server_stops_is_refused_server_stopping(
     )
     try:
         assert process.stdout is not None
-        base_url = None
-        for line in process.stdout:  # ends when the process does
-            if line.strip().startswith("API"):
-                base_url = line.split()[1].removesuffix("/api")
-            if "Press Ctrl-C to stop." in line:
-                break
+        base_url = announced_url(process.stdout, then="Press Ctrl-C to stop.")
         assert base_url, "the server did not start"
         token = (data / "state" / "bootstrap-token").read_text().strip()
         answers: list[httpx.Response] = []
