@@ -12,14 +12,14 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
-
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
 from agnes_sync.internal_names import internal_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from agnes_sync.snapshot_meta import SnapshotMeta
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -47,46 +47,6 @@ class SnapshotMissing(AgnesError):
     code = "snapshot_not_found"
     status = 404
     default_hint = "List snapshots with snapshot_list."
-
-
-class SnapshotMeta(BaseModel):
-    name: str
-    table_id: str = Field(description="The remote table it was taken from.")
-    select: list[str]
-    where: str | None = None
-    order_by: list[str] = Field(default_factory=list)
-    limit: int | None = None
-    sql: str = Field(description="The query that produced it.")
-    created_at: dt.datetime
-    rows: int
-    bytes: int = Field(description="Size of the parquet file.")
-    bytes_scanned: int = 0
-    truncated: bool = False
-    ttl_seconds: int | None = None
-
-    @property
-    def expires_at(self) -> dt.datetime | None:
-        if self.ttl_seconds is None:
-            return None
-        try:  # a lifetime stored before it was bounded may pass the last date there is
-            return self.created_at + dt.timedelta(seconds=self.ttl_seconds)
-        except OverflowError:
-            return None
-
-    def expired(self, now: dt.datetime) -> bool:
-        expires = self.expires_at
-        return expires is not None and now >= expires
-
-    def cut_notes(self) -> list[str]:
-        """What a reader must know about its rows: that its own limit cut them."""
-        if not self.truncated:
-            return []
-        order = f" in the order {', '.join(self.order_by)}" if self.order_by else ""
-        return [
-            f"Cut by its own limit: the first {self.rows:,} rows{order} of more that match "
-            "the filter. Take it again with a larger limit, or narrow the where clause, for "
-            "the rest."
-        ]
 
 
 def check_name(name: str) -> str:
@@ -138,6 +98,8 @@ class SnapshotFiles:
         return final
 
     def get(self, name: str) -> SnapshotMeta | None:
+        from agnes_sync.snapshot_meta import SnapshotMeta  # pydantic: ~40 ms, not for a pull
+
         try:
             meta = SnapshotMeta.model_validate_json(self._meta_path(name).read_text("utf-8"))
         except (OSError, ValueError):

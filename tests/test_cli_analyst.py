@@ -284,7 +284,8 @@ def test_snapshot_list_for_people_says_each_snapshots_notes(
 
     import pyarrow as pa
 
-    from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
+    from agnes_sync.snapshot_files import SnapshotFiles
+    from agnes_sync.snapshot_meta import SnapshotMeta
 
     meta = SnapshotMeta(
         name="customers",  # a table pulled here has this name

@@ -1040,7 +1040,8 @@ def test_queries_name_snapshots_without_reading_them_from_disk_each_time(
     import pyarrow as pa
 
     from agnes_mcp.rails.snapshot_spec import SnapshotSpec
-    from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
+    from agnes_sync.snapshot_files import SnapshotFiles
+    from agnes_sync.snapshot_meta import SnapshotMeta
     from tests.conftest import add_user, token_for
 
     services = demo_server.live.services
@@ -1200,7 +1201,7 @@ async def test_a_snapshots_lifetime_is_bounded_and_an_old_unbounded_one_breaks_n
 def test_a_lifetime_stored_before_the_bound_never_breaks_reading() -> None:
     import datetime as dt
 
-    from agnes_sync.snapshot_files import SnapshotMeta
+    from agnes_sync.snapshot_meta import SnapshotMeta
 
     meta = SnapshotMeta(
         name="old",

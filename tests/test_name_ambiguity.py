@@ -19,7 +19,8 @@ from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server_backend import ServerBackend
 from agnes_mcp.rails.refusals import TableNameAmbiguous
 from agnes_mcp.resource_types import ResourceType
-from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
+from agnes_sync.snapshot_files import SnapshotFiles
+from agnes_sync.snapshot_meta import SnapshotMeta
 from agnes_sync.workspace.layout import WorkspacePaths
 from tests.conftest import DemoServer, add_user, pulled_workspace, token_for
 

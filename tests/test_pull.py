@@ -154,7 +154,8 @@ def test_a_revoked_grant_takes_what_was_made_from_the_table_too(
 
     import pyarrow as pa
 
-    from agnes_sync.snapshot_files import SnapshotFiles, SnapshotMeta
+    from agnes_sync.snapshot_files import SnapshotFiles
+    from agnes_sync.snapshot_meta import SnapshotMeta
     from agnes_sync.workspace import results
 
     services = server.live.services
@@ -579,6 +580,11 @@ def test_sigkill_at_every_stage_never_exposes_a_bad_file(
         assert summary["downloaded"] == total - seen[stage], (stage, summary)
         assert verified(paths, wanted) == {p.path: True for t in wanted.tables for p in t.parts}
         assert not [p for p in paths.data.rglob(".*") if p.is_file()]  # no partial left behind
+        # nor the DuckDB file the killed pull had begun (its views made as files landed)
+        assert not list(paths.db.parent.glob(f".{paths.db.name}*")), stage
+        with duckdb.connect(str(paths.db), read_only=True) as con:
+            named = {v for (v,) in con.execute("SELECT view_name FROM duckdb_views()").fetchall()}
+        assert {t.id for t in wanted.tables} <= named, stage
     assert seen["before-rename"] == 0 and seen["between-files"] == 1  # one file at a time
     assert all(0 <= seen[s] < total for s in STAGES if s != "before-state")  # kills mid-pull
     assert seen["before-state"] == total

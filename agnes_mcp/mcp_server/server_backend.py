@@ -34,7 +34,7 @@ from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.session_export import server_export
 from agnes_mcp.session_export.tool_calls import current_session
-from agnes_sync.snapshot_files import SnapshotMeta
+from agnes_sync.snapshot_meta import SnapshotMeta
 from agnes_sync.sql_text import quote_ident
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from agnes_mcp.catalog_models import CatalogEntry, TableSchema
 from agnes_mcp.metrics.summary import MetricSummary
 from agnes_mcp.rails.results import Cell, QueryResult, Truncation
-from agnes_sync.snapshot_files import SnapshotMeta
+from agnes_sync.snapshot_meta import SnapshotMeta
 
 
 class CatalogOutput(BaseModel):

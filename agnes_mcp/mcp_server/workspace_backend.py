@@ -47,11 +47,11 @@ from agnes_sync.errors import AgnesError
 from agnes_sync.server_api import ServerApi, ServerError, ServerUnreachable
 from agnes_sync.snapshot_files import (
     SnapshotFiles,
-    SnapshotMeta,
     check_name,
     check_new_name,
     check_ttl,
 )
+from agnes_sync.snapshot_meta import SnapshotMeta
 from agnes_sync.sql_text import quote_ident
 from agnes_sync.storage_errors import workspace_writes
 from agnes_sync.suggest import did_you_mean

@@ -32,11 +32,11 @@ from agnes_mcp.resource_types import ResourceType
 from agnes_sync.human_size import human_size
 from agnes_sync.snapshot_files import (
     SnapshotFiles,
-    SnapshotMeta,
     SnapshotMissing,
     check_new_name,
     check_ttl,
 )
+from agnes_sync.snapshot_meta import SnapshotMeta
 
 if TYPE_CHECKING:
     from agnes_mcp.query.service import QueryService

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from agnes_sync.caller import CallCancelled
 from agnes_sync.errors import AgnesError
-from agnes_sync.snapshot_files import SnapshotMeta
+from agnes_sync.snapshot_meta import SnapshotMeta
 
 
 def next_step(tool: str, cli: str | None = None, **arguments: Any) -> dict[str, Any]:

@@ -6,15 +6,15 @@ A failed file keeps its previous good version and is reported; the others go ahe
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import importlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
@@ -27,8 +27,12 @@ from agnes_sync.pull.state import FileState, PullState
 from agnes_sync.pull.transport import ApiTransport, PullTransport
 from agnes_sync.server_api import ServerApi
 from agnes_sync.storage_errors import workspace_failure
+from agnes_sync.workspace.inventory import table_files
 from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
+
+if TYPE_CHECKING:
+    from agnes_sync.workspace.local_db import Rebuild
 
 STATE_FILE = "pull-state.json"
 
@@ -83,7 +87,6 @@ def failure_line(failure: dict[str, str]) -> str:
 
 
 MANIFEST = "/api/sync/manifest"
-VIEWS = "agnes_sync.workspace.local_db"  # imports duckdb: ~50 ms, while the files arrive
 
 
 def default_jobs() -> int:
@@ -132,34 +135,36 @@ def pull(
             summary.seconds = time.perf_counter() - started
             return summary
         paths.ensure()
-        if plan.fetch:  # the views come after the last file: have duckdb ready by then
-            threading.Thread(target=_warm, name="agnes-warm").start()
+        if plan.fetch:
             # What this pull sets out to fetch, until it ends: a pull stopped half way
             # (Ctrl-C, killed) leaves it, so a table with parts not yet here is known to
             # be incomplete (the first pull has no manifest.json to say so).
             atomic.write_text(paths.pending_manifest, text)
-        fetched = _download(
-            client,
-            paths,
-            plan,
-            jobs or default_jobs(),
-            reporter,
-            summary,
-            range_bytes,
-        )
-        for folder in sorted({(paths.data / name).parent for name in fetched}):
-            atomic.fsync_dir(folder)  # the renames are durable before the state says so
-        summary.removed = _remove(paths.data, plan)
-        summary.forgotten = _forget_revoked(paths, manifest)
-        changed = bool(fetched or summary.removed) or etag != state.manifest_etag
-        if changed or not paths.db.exists():
-            # The manifest copy and the views first: the state (with the manifest's ETag)
-            # is written last, so a pull killed before it is redone, never skipped.
-            atomic.write_text(paths.manifest, text)
-            from agnes_sync.workspace import local_db  # duckdb: only when there is work
-
-            local_db.rebuild(paths)
-            _keep_catalog(paths, client)
+        views = _EarlyViews(paths, plan)
+        try:
+            fetched = _download(
+                client,
+                paths,
+                plan,
+                jobs or default_jobs(),
+                reporter,
+                summary,
+                range_bytes,
+                views.placed,
+            )
+            for folder in sorted({(paths.data / name).parent for name in fetched}):
+                atomic.fsync_dir(folder)  # the renames are durable before the state says so
+            summary.removed = _remove(paths.data, plan)
+            summary.forgotten = _forget_revoked(paths, manifest)
+            changed = bool(fetched or summary.removed) or etag != state.manifest_etag
+            if changed or not paths.db.exists():
+                # The manifest copy and the views first: the state (with the manifest's
+                # ETag) is written last, so a pull killed before it is redone, never skipped.
+                atomic.write_text(paths.manifest, text)
+                views.finish()
+                _keep_catalog(paths, client)
+        finally:
+            views.discard()  # what was begun and not finished (an error, nothing changed)
         pause("before-state")
         new_state = PullState(
             server_url=api.base_url,
@@ -176,9 +181,58 @@ def pull(
     return summary
 
 
-def _warm() -> None:
-    with contextlib.suppress(ImportError):  # then it fails where it is used, and says why
-        importlib.import_module(VIEWS)
+class _EarlyViews:
+    """The workspace's DuckDB file, begun while the files arrive: a table's view is made
+    as soon as the last of its files this pull fetches is in place (the main thread
+    waits on the downloads meanwhile), and the rest after the last file
+    (:class:`~agnes_sync.workspace.local_db.Rebuild`). duckdb is imported at the first
+    table done, not before: only a pull with work to do pays for it."""
+
+    def __init__(self, paths: WorkspacePaths, plan: PullPlan) -> None:
+        self._paths = paths
+        self._waiting: dict[str, int] = {}
+        for job in plan.fetch:
+            self._waiting[job.table] = self._waiting.get(job.table, 0) + 1
+        self._rebuild: Rebuild | None = None
+        self._failed: set[str] = set()
+        self._off = False  # early views could not be begun: all are made at the end
+        # One name (the pull lock is held): a pull killed half way leaves it to the next.
+        self.staged = paths.db.with_name(f".{paths.db.name}.pull{atomic.TMP_SUFFIX}")
+
+    def placed(self, job: FileJob, ok: bool) -> None:
+        """One fetched file is in place (``ok``) or failed. Never raises: anything that
+        goes wrong here is left to :meth:`finish` (which makes every view there is)."""
+        if not ok:
+            self._failed.add(job.table)
+        self._waiting[job.table] -= 1
+        if self._waiting[job.table] or job.table in self._failed or self._off:
+            return
+        try:
+            files = table_files(self._paths.data, job.table)
+        except OSError:
+            return
+        if self._rebuild is None:
+            from agnes_sync.workspace.local_db import Rebuild
+
+            self._rebuild = Rebuild.begun(self._paths, self.staged)
+            self._off = self._rebuild is None
+        if self._rebuild is not None and files:
+            self._rebuild.early(job.table, files)
+
+    def finish(self) -> None:
+        from agnes_sync.workspace import local_db
+
+        rebuild, self._rebuild = self._rebuild, None
+        if rebuild is None:
+            local_db.rebuild(self._paths)
+        else:
+            rebuild.finish()
+
+    def discard(self) -> None:
+        if self._rebuild is not None:
+            self._rebuild.discard()
+            self._rebuild = None
+        atomic.discard(self.staged)  # also what a pull killed before this one left
 
 
 def _keep_catalog(paths: WorkspacePaths, client: PullTransport) -> None:
@@ -200,6 +254,7 @@ def _download(
     reporter: Reporter,
     summary: PullSummary,
     range_bytes: int,
+    placed: Callable[[FileJob, bool], None],
 ) -> dict[str, FileState]:
     fetched: dict[str, FileState] = {}
     if not plan.fetch:
@@ -238,7 +293,9 @@ def _download(
             }
             try:
                 for future in as_completed(futures):
-                    _record(future, futures[future], paths, reporter, summary, fetched)
+                    job = futures[future]
+                    ok = _record(future, job, paths, reporter, summary, fetched)
+                    placed(job, ok)
             except BaseException:
                 stop.set()  # a partial file stays, and the next pull resumes it
                 for queued in futures:
@@ -260,8 +317,8 @@ def _record(
     reporter: Reporter,
     summary: PullSummary,
     fetched: dict[str, FileState],
-) -> None:
-    """Count one finished download: in place, or failed with its reason."""
+) -> bool:
+    """Count one finished download: in place (True), or failed with its reason."""
     error = future.exception()
     placed = None if error is not None else future.result()
     if placed is not None:
@@ -276,12 +333,14 @@ def _record(
         )
         summary.downloaded += 1
         summary.bytes += job.size
-    elif isinstance(error, AgnesError):
+        return True
+    if isinstance(error, AgnesError):
         summary.failed.append({"file": job.relative, "code": error.code, "message": error.message})
     else:
         summary.failed.append(
             {"file": job.relative, "code": "download_failed", "message": str(error)}
         )
+    return False
 
 
 def _forget_revoked(paths: WorkspacePaths, manifest: Listing) -> int:

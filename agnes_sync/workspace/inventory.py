@@ -18,10 +18,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agnes_sync.snapshot_files import NAME, SnapshotFiles, SnapshotMeta
+from agnes_sync.snapshot_files import NAME, SnapshotFiles
 from agnes_sync.workspace.layout import WorkspacePaths
+
+if TYPE_CHECKING:
+    from agnes_sync.snapshot_meta import SnapshotMeta
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,20 @@ def _parquet_files(folder: Path) -> tuple[Path, ...]:
     )
 
 
+def _files_of(entry: Path) -> tuple[Path, ...]:
+    """A table's files: ``<id>.parquet``, or the parquet parts of the folder ``<id>/``."""
+    if entry.suffix == ".parquet" and entry.is_file():
+        return (entry,)
+    if entry.is_dir():
+        return _parquet_files(entry)
+    return ()
+
+
+def table_files(data: Path, table_id: str) -> tuple[Path, ...]:
+    """The files :func:`read_inventory` finds for one table under ``data``."""
+    return _files_of(data / f"{table_id}.parquet") or _files_of(data / table_id)
+
+
 def _entries(manifest: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
     items = manifest.get(key)
     if not isinstance(items, list):
@@ -150,11 +167,7 @@ def read_inventory(paths: WorkspacePaths) -> Inventory:
             table_id = entry.stem if entry.suffix == ".parquet" else entry.name
             if not NAME.match(table_id):
                 continue
-            files: tuple[Path, ...] = ()
-            if entry.is_file() and entry.suffix == ".parquet":
-                files = (entry,)
-            elif entry.is_dir():
-                files = _parquet_files(entry)
+            files = _files_of(entry)
             if not files:
                 continue
             info = described.get(table_id, {})

@@ -71,50 +71,123 @@ def fingerprint(name: str, files: tuple[Path, ...]) -> str:
 
 def rebuild(paths: WorkspacePaths) -> Inventory:
     """Make ``agnes.duckdb`` name exactly what is on disk; returns the inventory."""
-    paths.ensure()
-    inventory = read_inventory(paths)
-    wanted = {name: (files, fingerprint(name, files)) for name, files in views(inventory).items()}
-    staged = atomic.staging_path(paths.db)
-    try:
-        changed = _update(paths.db, staged, wanted)
-        if changed is None:  # no file to start from, or one not to be trusted: afresh
-            atomic.discard(staged)
-            con = duckdb.connect(str(staged))
-            try:
-                _apply(con, wanted, {})
-            finally:
-                con.close()
-            changed = True
-        if changed:
-            # A log left beside the old file by a writer that died is not the new file's.
-            atomic.discard(Path(f"{paths.db}.wal"))
-            atomic.publish(staged, paths.db)
-    finally:
-        atomic.discard(staged)
-    return inventory
+    return Rebuild(paths).finish()
 
 
 Wanted = dict[str, tuple[tuple[Path, ...], str]]
 
 
-def _update(current: Path, staged: Path, wanted: Wanted) -> bool | None:
-    """Bring a copy of ``current`` at ``staged`` up to ``wanted``: whether anything
-    changed, or None when it cannot be (no file, a write-ahead log beside it, anything in
-    it not ours, any error)."""
-    if not current.is_file() or Path(f"{current}.wal").exists():
-        return None
-    try:
-        shutil.copyfile(current, staged)
-        con = duckdb.connect(str(staged))
-    except (OSError, duckdb.Error):
-        return None
-    try:
-        have = _marked_views(con)
-        return None if have is None else _apply(con, wanted, have)
-    except duckdb.Error:
-        return None
-    finally:
-        con.close()
+class Rebuild:
+    """:func:`rebuild` begun early: a pull makes each table's view as soon as its files
+    are in place (:meth:`early`, while the other files still arrive: creating a view
+    reads its files' parquet footers, ~0.4 ms a view, and opening the file ~10 ms, which
+    otherwise follow the last file), and :meth:`finish` then makes the file name exactly
+    what is on disk, as a rebuild from scratch would. One thread at a time."""
+
+    def __init__(self, paths: WorkspacePaths, staged: Path | None = None) -> None:
+        """``staged``: where the new file is made (default: a name of its own); a
+        caller that holds a lock may name one, so that what a killed run left there is
+        made anew by the next (a leftover is overwritten, its log discarded)."""
+        paths.ensure()
+        self._paths = paths
+        self._staged = staged or atomic.staging_path(paths.db)
+        atomic.discard(Path(f"{self._staged}.wal"))
+        self._early: dict[str, str] = {}  # views made early, in the open transaction
+        self._con, self._found = self._copy()
+
+    @classmethod
+    def begun(cls, paths: WorkspacePaths, staged: Path | None = None) -> Rebuild | None:
+        """One, or None when it cannot be begun now (the folder unwritable, say): the
+        rebuild at the end then says why."""
+        try:
+            return cls(paths, staged)
+        except (OSError, duckdb.Error):
+            return None
+
+    def _copy(self) -> tuple[duckdb.DuckDBPyConnection, dict[str, str] | None]:
+        """A copy of the current file and its views; or, when there is no file, a
+        write-ahead log beside it, anything in it not ours, or any error: a new file
+        (``None``: it is published whatever it names)."""
+        current = self._paths.db
+        if current.is_file() and not Path(f"{current}.wal").exists():
+            con: duckdb.DuckDBPyConnection | None = None
+            try:
+                shutil.copyfile(current, self._staged)
+                con = duckdb.connect(str(self._staged))
+                found = _marked_views(con)
+                if found is not None:
+                    return con, found
+            except (OSError, duckdb.Error):
+                pass
+            if con is not None:
+                con.close()
+        return self._afresh(), None
+
+    def _afresh(self) -> duckdb.DuckDBPyConnection:
+        atomic.discard(self._staged)
+        return duckdb.connect(str(self._staged))
+
+    def early(self, name: str, files: tuple[Path, ...]) -> None:
+        """Make ``name``'s view over ``files`` now (one transaction for all made early);
+        one that fails (a file that does not read) undoes them, and :meth:`finish` makes
+        them all as a rebuild would."""
+        mark = fingerprint(name, files)
+        if {**(self._found or {}), **self._early}.get(name) == mark:
+            return
+        if not self._early:
+            self._con.begin()
+        try:
+            self._con.execute(view_sql(name, files, mark))
+        except duckdb.Error:
+            self._con.rollback()
+            self._early.clear()
+            return
+        self._early[name] = mark
+
+    def finish(self) -> Inventory:
+        """Make the file name what is on disk now and publish it (if anything changed);
+        returns the inventory. The staged file is gone afterwards, either way."""
+        try:
+            inventory = read_inventory(self._paths)
+            wanted = {
+                name: (files, fingerprint(name, files)) for name, files in views(inventory).items()
+            }
+            changed = self._settle(wanted)
+            self._con.close()
+            if changed:
+                # A log left beside the old file by a writer that died is not the new one's.
+                atomic.discard(Path(f"{self._paths.db}.wal"))
+                atomic.publish(self._staged, self._paths.db)
+            return inventory
+        finally:
+            self.discard()
+
+    def _settle(self, wanted: Wanted) -> bool:
+        """Commit what was made early and make the rest; whether the file changed."""
+        if self._found is not None:
+            try:
+                made = bool(self._early)
+                if made:
+                    self._con.commit()
+                have = {**self._found, **self._early}
+                return _apply(self._con, wanted, have) or made
+            except duckdb.Error:  # the copy cannot be brought up to date: afresh
+                self._con.close()
+                self._con = self._afresh()
+        elif self._early:
+            self._con.commit()
+            _apply(self._con, wanted, self._early)
+            return True
+        _apply(self._con, wanted, {})
+        return True
+
+    def discard(self) -> None:
+        """Give up: the current file stays as it was."""
+        try:
+            self._con.close()
+        finally:
+            atomic.discard(self._staged)
+            atomic.discard(Path(f"{self._staged}.wal"))
 
 
 def _marked_views(con: duckdb.DuckDBPyConnection) -> dict[str, str] | None:

@@ -13,7 +13,8 @@ from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.query.snapshots import Snapshots
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
-from agnes_sync.snapshot_files import NAME, SnapshotMeta
+from agnes_sync.snapshot_files import NAME
+from agnes_sync.snapshot_meta import SnapshotMeta
 
 router = APIRouter(prefix="/api/snapshots", tags=["snapshots"])
 
