@@ -38,6 +38,7 @@ from pathlib import Path
 import duckdb
 
 from agnes_sync.sql_text import quote_ident, quote_literal
+from agnes_sync.time_zone import TIME_ZONE
 
 
 class Host:
@@ -58,6 +59,9 @@ class Host:
         with self._guard:
             if self._con is None:
                 self._con = duckdb.connect(config=self._config)
+                # Times as queries read them, not in the machine's zone (a setting of
+                # the ICU extension: not accepted in the config, before it is loaded).
+                self._con.execute(f"SET GLOBAL TimeZone = {quote_literal(TIME_ZONE)}")
             return self._con.cursor()
 
     @contextmanager

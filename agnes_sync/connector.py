@@ -38,6 +38,7 @@ from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import AgnesError, ConnectorCapabilityMissing, InvalidTableSpec
 from agnes_sync.sql_text import quote_literal
 from agnes_sync.table_spec import TableSpec
+from agnes_sync.time_zone import TIME_ZONE
 
 
 class Capability(StrEnum):
@@ -264,6 +265,9 @@ class Connector(ABC):
         listed = ", ".join(quote_literal(str(folder) + "/") for folder in folders)
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
+        # Times as every query reads them (DuckDB's default is the machine's zone): an
+        # admin's row filter and the profile's min and max mean what they mean in queries.
+        con.execute(f"SET GLOBAL TimeZone = {quote_literal(TIME_ZONE)}")  # cursors too
         con.execute(f"SET allowed_directories = [{listed}]")
         con.execute("SET autoinstall_known_extensions = false")
         con.execute("SET autoload_known_extensions = false")

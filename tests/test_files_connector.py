@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -772,6 +772,51 @@ def test_timestamps_with_a_zone_are_partitioned_in_utc(
     )
     writer = ExtractWriter(data / "extracts", "files")
     assert partition_rows(writer, "events") == {"at_month=2026-01": [1], "at_month=2026-02": [2]}
+
+
+FILTER_AND_PROFILE_IN_ZONE = """
+import json, sys
+from pathlib import Path
+from agnes_sync.connector import SourceContext, TableRequest
+from agnes_sync.contract import ExtractWriter
+from agnes_sync.profile import profile_parquet
+from connectors.files.connector import FilesConnector
+root, data = Path(sys.argv[1]), Path(sys.argv[2])
+connector = FilesConnector(SourceContext("files", {"path": str(root)}, data))
+request = TableRequest(
+    id="events", source_table="events.parquet", where_filters="at >= '2026-02-01'"
+)
+writer = ExtractWriter(data / "extracts", "files")
+published = connector.extract(request, writer)
+files = [str(writer.paths.root / f.path) for f in published.files]
+profile = profile_parquet(files, connector.duckdb_cursor(writer.paths.root))
+print(json.dumps([[c.min, c.max] for c in profile.columns if c.name == "at"]))
+"""
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Tokyo"])
+def test_where_filters_and_profiles_read_times_in_utc(
+    source_root: Path, tmp_path: Path, zone: str
+) -> None:
+    """An admin's row filter and the table's profile were read in the server process's
+    zone: ``at >= '2026-02-01'`` kept a row of 2026-01-31 23:30 UTC on a server in Tokyo,
+    and the profile's min and max were written in that zone; queries read both in UTC."""
+    duckdb.sql(
+        "COPY (SELECT 1 AS id, TIMESTAMPTZ '2026-01-31 23:30:00+00' AS at UNION ALL "
+        "SELECT 2, TIMESTAMPTZ '2026-02-01 02:00:00+00') "
+        f"TO '{source_root / 'events.parquet'}'"
+    )
+    data = tmp_path / zone.replace("/", "_")
+    done = subprocess.run(
+        [sys.executable, "-c", FILTER_AND_PROFILE_IN_ZONE, str(source_root), str(data)],
+        check=True,
+        env={**os.environ, "TZ": zone},
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(done.stdout) == [["2026-02-01 02:00:00+00", "2026-02-01 02:00:00+00"]]
+    writer = ExtractWriter(data / "extracts", "files")
+    assert rows_of(writer, "events") == [(2, datetime(2026, 2, 1, 2, tzinfo=UTC))]
 
 
 def partition_rows(writer: ExtractWriter, table: str) -> dict[str, list[int]]:

@@ -59,3 +59,28 @@ def test_a_workspace_query_answers_as_the_server_does_in_any_time_zone(
     assert answer.status_code == 200, answer.text
     server = answer.json()["rows"][0]
     assert [server[1], server[3]] == [local[0]["day"], local[0]["hour"]]
+
+
+SYNC_CONNECTIONS = """
+import sys
+from pathlib import Path
+from agnes_sync.attach_host import Host
+from agnes_sync.connector import SourceContext
+from connectors.files.connector import FilesConnector
+connector = FilesConnector(SourceContext("files", {"path": sys.argv[1]}, Path(sys.argv[1])))
+for con in (Host().cursor(), connector.duckdb_cursor()):
+    print(con.execute("SELECT current_setting('TimeZone')").fetchone()[0])
+"""
+
+
+def test_every_connection_a_sync_makes_reads_times_in_utc(tmp_path: Path) -> None:
+    """A connector's DuckDB (an admin's row filter, the profile) and the host extracts are
+    attached to, on a machine in Tokyo."""
+    done = subprocess.run(
+        [sys.executable, "-c", SYNC_CONNECTIONS, str(tmp_path)],
+        env={**os.environ, "TZ": "Asia/Tokyo"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["UTC", "UTC"]

@@ -65,12 +65,12 @@ from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.watchdog import WATCHDOG
 from agnes_sync.caller import caller_gave_up, interruptible
 from agnes_sync.sql_text import quote_literal, statement_body
+from agnes_sync.time_zone import TIME_ZONE
 
 # Rows per record batch read from DuckDB (one vector): the byte cap is checked after each,
 # so a cut answer overshoots the cap by at most one batch.
 BATCH_ROWS = 2048
 IDLE_CURSORS = 8  # per sandbox, kept with its datasets registered
-QUERY_TIME_ZONE = "UTC"  # every query's, wherever it runs (DuckDB's default is the machine's)
 
 
 class MemoryLimitExceeded(QueryRefused):
@@ -141,7 +141,7 @@ def lock_down(
     con.execute(f"SET threads = {int(threads)}")
     # Answers never depend on the machine's time zone: a TIMESTAMPTZ cast to DATE, truncated
     # to a day or formatted reads the same on the server, a laptop and in the warehouse.
-    con.execute(f"SET GLOBAL TimeZone = {quote_literal(QUERY_TIME_ZONE)}")  # cursors too
+    con.execute(f"SET GLOBAL TimeZone = {quote_literal(TIME_ZONE)}")  # cursors too
     # In a Jupyter kernel without ipywidgets DuckDB refuses to touch the progress bar at
     # all; it is off there already.
     with contextlib.suppress(duckdb.InvalidInputException):
