@@ -41,6 +41,11 @@ class CatalogEntry(BaseModel):
     in_workspace: bool | None = Field(
         default=None, description="Workspace only: whether the table is pulled here."
     )
+    incomplete: str | None = Field(
+        default=None,
+        description="Why the table's rows are not all its source holds yet (a first load "
+        "still under way: the next sync loads the rest); absent when they are.",
+    )
 
 
 class ColumnStats(BaseModel):

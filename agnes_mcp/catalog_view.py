@@ -95,6 +95,7 @@ class CatalogView:
                     source=table.source,
                     engine=table.remote.engine if table.remote else None,
                     how_to_fetch=how_to_fetch(table),
+                    incomplete=table.incomplete,
                 )
             )
         self._entries = (snapshot.version, built)
@@ -120,6 +121,7 @@ class CatalogView:
             rows=table.rows,
             partition_by=table.partition_by,
             columns=self._columns_of(table),
+            notes=[note] if (note := table.incomplete_note()) else [],
         )
 
     def _columns_of(self, table: CatalogTable) -> list[ColumnInfo]:

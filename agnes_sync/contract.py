@@ -7,17 +7,21 @@
         _remote_attach(alias, engine, url, token_env)        -- where remote tables live
         _files(table_name, path, part, rows, size_bytes, content_hash, fingerprint)
         _remote_tables(table_name, alias, remote_name)
+        _incomplete(table_name, why)     -- tables published with part of their rows
         one view per table: over data/<table>.parquet, over data/<table>/*/*.parquet
         (hive-style partition folders), or over <alias>.<remote_name> for remote tables
     extracts/<source>/data/...
 
 ``_meta`` and ``_remote_attach`` are the stable core any connector must write;
-``_files`` (hash of every published file, for distribution) and ``_remote_tables``
-are written by :class:`ExtractWriter` for the connectors that use it. ``_files`` paths
-are relative to the extract folder, inside its ``data/``. Views use absolute paths, so the
-orchestrator can copy their SQL into the analytics DB (and any DuckDB client can open the
-extract); a data dir copied or restored to another path is re-pointed at start by
-:meth:`agnes_sync.orchestrator.Orchestrator.relocate`.
+``_files`` (hash of every published file, for distribution), ``_remote_tables`` and
+``_incomplete`` are written by :class:`ExtractWriter` for the connectors that use it.
+``_incomplete`` names a table whose published rows are not all its source holds yet (a
+first load split into parts, stopped part way) and why, in words every answer that reads
+it repeats (:meth:`ExtractWriter.publishes_incomplete`); a later publish clears it.
+``_files`` paths are relative to the extract folder, inside its ``data/``. Views use
+absolute paths, so the orchestrator can copy their SQL into the analytics DB (and any
+DuckDB client can open the extract); a data dir copied or restored to another path is
+re-pointed at start by :meth:`agnes_sync.orchestrator.Orchestrator.relocate`.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ PART_FILE = "part-0.parquet"
 
 WAL_BYTES = 64 << 10  # writes through connect() checkpoint once the WAL is past this
 
-CONTRACT_TABLES = ("_meta", "_remote_attach", "_files", "_remote_tables")
+CONTRACT_TABLES = ("_meta", "_remote_attach", "_files", "_remote_tables", "_incomplete")
 CONTRACT_DDL = """
 CREATE TABLE IF NOT EXISTS _meta (
     table_name   VARCHAR PRIMARY KEY,
@@ -74,6 +78,10 @@ CREATE TABLE IF NOT EXISTS _remote_tables (
     table_name  VARCHAR PRIMARY KEY,
     alias       VARCHAR NOT NULL,
     remote_name VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS _incomplete (
+    table_name VARCHAR PRIMARY KEY,
+    why        VARCHAR NOT NULL
 );
 """
 
@@ -167,6 +175,7 @@ class ExtractWriter:
     def __init__(self, extracts_root: Path, source: str) -> None:
         self.paths = ExtractPaths.of(extracts_root.resolve(), source)
         self.paths.data.mkdir(parents=True, exist_ok=True)
+        self._incomplete: dict[str, str] = {}  # for the next publish of each table
 
     def sweep(self, table: str) -> int:
         """Remove what a killed writer of ``table`` left behind (hidden temporary files)."""
@@ -341,6 +350,7 @@ class ExtractWriter:
                 [table, attach.alias, remote_name],
             )
             con.execute("DELETE FROM _files WHERE table_name = ?", [table])
+            self._said_incomplete(con, table)
             con.execute(
                 "INSERT OR REPLACE INTO _meta VALUES (?, ?, ?, ?, ?, 'remote')",
                 [table, description, rows, size_bytes, now],
@@ -359,11 +369,25 @@ class ExtractWriter:
                     con.execute(f"DETACH {quote_ident(attach.alias)}")
         return PublishedTable(table, "remote", rows or 0, size_bytes or 0, now)
 
+    def publishes_incomplete(self, table: str, why: str) -> None:
+        """Say that the next publish of ``table`` holds only part of its rows, and why (it
+        reads after the table's name: "holds the rows imported before 2026-03-01; the next
+        sync loads the rest"). The publish records it in its own transaction, so a table
+        is never seen part way without it; any later publish clears it."""
+        self._incomplete[table] = why
+
+    def _said_incomplete(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        """In a publish's transaction: ``table`` is whole, unless the connector said not."""
+        con.execute("DELETE FROM _incomplete WHERE table_name = ?", [table])
+        why = self._incomplete.pop(table, None)
+        if why:
+            con.execute("INSERT INTO _incomplete VALUES (?, ?)", [table, why])
+
     def drop(self, table: str) -> None:
         """Remove a table's data, view and metadata from the extract."""
         with self.connect() as con:
             con.execute(f"DROP VIEW IF EXISTS {quote_ident(table)}")
-            for name in ("_meta", "_files", "_remote_tables"):
+            for name in ("_meta", "_files", "_remote_tables", "_incomplete"):
                 con.execute(f"DELETE FROM {name} WHERE table_name = ?", [table])
         atomic.discard(self.paths.table_file(table))
         folder = self.paths.table_folder(table)
@@ -429,6 +453,7 @@ class ExtractWriter:
             elif file_rows:
                 con.executemany(_INSERT_FILE, file_rows)
             con.execute("DELETE FROM _remote_tables WHERE table_name = ?", [table])
+            self._said_incomplete(con, table)
             con.execute("DELETE FROM _meta WHERE table_name = ?", [table])
             con.execute(
                 "INSERT INTO _meta VALUES (?, ?, ?, ?, ?, ?)",

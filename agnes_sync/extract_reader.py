@@ -24,6 +24,7 @@ from sqlglot import exp
 
 from agnes_sync.contract import QUERY_MODES, ExtractPaths
 from agnes_sync.errors import ExtractInvalid
+from agnes_sync.printable import printable
 from agnes_sync.sql_text import quote_literal
 
 META_COLUMNS = {
@@ -70,6 +71,7 @@ class ExtractTable:
     select_sql: str | None = None  # the view's query, re-rendered by sqlglot after validation
     files: list[ExtractFile] = field(default_factory=list)
     remote: RemoteRef | None = None
+    incomplete: str | None = None  # why its rows are not all there are yet (_incomplete)
 
 
 @dataclass
@@ -129,7 +131,7 @@ def _contract_columns(con: duckdb.DuckDBPyConnection, alias: str) -> dict[str, d
     rows = con.execute(
         "SELECT table_name, column_name, data_type FROM duckdb_columns() "
         "WHERE database_name = ? AND schema_name = 'main' AND table_name IN "
-        "('_meta', '_remote_attach', '_files', '_remote_tables')",
+        "('_meta', '_remote_attach', '_files', '_remote_tables', '_incomplete')",
         [alias],
     ).fetchall()
     found: dict[str, dict[str, str]] = {}
@@ -195,6 +197,11 @@ def _read(con: duckdb.DuckDBPyConnection, alias: str, extract: Extract, where: s
                 ExtractFile(extract.paths.root / path, part, rows, size, digest)
             )
 
+    incomplete: dict[str, str] = {}
+    if {"table_name", "why"} <= set(contract.get("_incomplete", {})):  # optional
+        incomplete = dict(
+            con.execute(f"SELECT table_name, why FROM {alias}._incomplete").fetchall()
+        )
     meta = con.execute(
         "SELECT table_name, description, rows, size_bytes, extracted_at, query_mode "
         f"FROM {alias}._meta ORDER BY table_name"
@@ -203,6 +210,7 @@ def _read(con: duckdb.DuckDBPyConnection, alias: str, extract: Extract, where: s
         table = ExtractTable(
             name, description or "", rows, size, extracted_at, mode, views.get(name)
         )
+        table.incomplete = _said(incomplete.get(name))
         problems = _check_table(extract, table, where, attachments, remote_names, files)
         if problems:
             extract.problems.extend(problems)
@@ -210,6 +218,15 @@ def _read(con: duckdb.DuckDBPyConnection, alias: str, extract: Extract, where: s
             extract.tables[name] = table
     for view in sorted(set(views) - {row[0] for row in meta}):
         extract.problems.append(f"{where}: view '{view}' has no _meta row")
+
+
+def _said(why: object) -> str | None:
+    """An ``_incomplete`` reason as the answers repeat it: one line of printable text,
+    at most 500 characters (a connector's words, not a place for anything else)."""
+    if not isinstance(why, str) or not why.strip():
+        return None
+    line = " ".join(printable(why).split())
+    return line if len(line) <= 500 else line[:499] + "…"
 
 
 def _check_table(

@@ -48,6 +48,11 @@ class ManifestTable(BaseModel):
     hash: str = Field(description="Of the whole table: changes when any part changes.")
     partition_by: str | None = None
     parts: list[ManifestPart]
+    incomplete: str | None = Field(
+        default=None,
+        description="Why the table's rows are not all its source holds yet (a first load "
+        "still under way: the next sync loads the rest); absent when they are.",
+    )
 
 
 class ManifestRemote(BaseModel):

@@ -48,7 +48,7 @@ logger = logging.getLogger("agnes.sync")
 ANALYTICS_DDL = """
 CREATE TABLE _catalog (
     table_name VARCHAR PRIMARY KEY, source VARCHAR, query_mode VARCHAR, description VARCHAR,
-    rows BIGINT, size_bytes BIGINT, extracted_at TIMESTAMPTZ
+    rows BIGINT, size_bytes BIGINT, extracted_at TIMESTAMPTZ, incomplete VARCHAR
 );
 CREATE TABLE _files (
     table_name VARCHAR, source VARCHAR, path VARCHAR, part VARCHAR, rows BIGINT,
@@ -373,6 +373,7 @@ def _write_analytics(
                     table.rows,
                     table.size_bytes,
                     table.extracted_at,
+                    table.incomplete,
                 )
             )
             previous = owners.get(name)

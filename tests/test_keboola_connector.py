@@ -24,6 +24,7 @@ from agnes_sync.errors import (
     TerminalSyncError,
     TransientSyncError,
 )
+from agnes_sync.extract_reader import read_extract
 from connectors.keboola.answers import MalformedAnswer
 from connectors.keboola.blob_urls import resolve, sign_v4
 from connectors.keboola.client import StorageClient, TokenRefused
@@ -472,10 +473,15 @@ def test_initial_load_chunk_days_splits_a_first_load_and_resumes_after_a_failure
     with pytest.raises(TerminalSyncError, match="warehouse suspended"):
         connector.extract(request, stack.writer)
     assert [r[0] for r in stack.rows("events")] == [1]  # the first chunk is kept
+    # ... and says it is not all there is: every answer reading it repeats this
+    said = read_extract(stack.writer.paths).tables["events"].incomplete
+    assert said is not None and "first load from Keboola holds the rows imported before" in said
+    assert "(2 more parts" in said and said.endswith("the next sync loads the rest.")
     state = read_state(stack.writer, "events")
     assert state is not None and state.load_until is not None
     connector.extract(request, stack.writer)
     assert [r[0] for r in stack.rows("events")] == [1, 2, 3, 4]
+    assert read_extract(stack.writer.paths).tables["events"].incomplete is None
     ranges = [(e["changedSince"], e["changedUntil"]) for e in fake.exports]
     assert ranges[0][1] == ranges[1][0] == ranges[2][0]  # resumed where it failed
     assert ranges[2][1] == ranges[3][0] and ranges[3][1] is None  # the last chunk is open

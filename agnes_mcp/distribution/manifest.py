@@ -117,6 +117,7 @@ def _local(table: CatalogTable, updated: dt.datetime | None) -> ManifestTable:
             "hash": table_hash(parts),
             "partition_by": table.partition_by,
             "parts": parts,
+            "incomplete": table.incomplete,
         }
     )
 

@@ -159,6 +159,7 @@ class WorkspaceBackend(Backend):
                 source=f"workspace ({stale})",
                 how_to_fetch="query(sql) on the local copy.",
                 in_workspace=True,
+                incomplete=table.incomplete,
             )
         words = (search or "").lower().split()
         found = [

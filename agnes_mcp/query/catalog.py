@@ -44,8 +44,8 @@ class QueryCatalog:
         ranges = _partition_ranges(self._store, registered)
         with self._orchestrator.reading() as con:
             served = con.execute(
-                "SELECT table_name, source, query_mode, rows, size_bytes, extracted_at "
-                "FROM _catalog"
+                "SELECT table_name, source, query_mode, rows, size_bytes, extracted_at, "
+                "incomplete FROM _catalog"
             ).fetchall()
             files: dict[str, list[CatalogFile]] = {}
             for name, source, path, part, rows, size, digest in con.execute(
@@ -69,7 +69,7 @@ class QueryCatalog:
                     "FROM _remote_tables"
                 ).fetchall()
             }
-        for name, source, mode, rows, size, extracted_at in served:
+        for name, source, mode, rows, size, extracted_at, incomplete in served:
             registration = registered.get(name)
             if registration is None or registration.source_type != source:
                 continue  # only registered tables, from their registered source, are queryable
@@ -89,6 +89,7 @@ class QueryCatalog:
                 parts=tuple(files.get(name, ())),
                 columns=tuple(columns.get(name, ())),
                 partition_range=ranges.get(name),
+                incomplete=incomplete,
             )
             snapshot.add(table)
         return snapshot

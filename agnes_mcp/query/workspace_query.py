@@ -180,6 +180,7 @@ class WorkspaceQuery:
                 table.updated,
                 table.description,
                 rows=table.rows,  # the server's count when it was pulled (the manifest's)
+                incomplete=table.incomplete,
             )
         for name, entry in inventory.remote.items():
             if entry.get("remote_name") and name not in snapshot.tables:
@@ -349,6 +350,7 @@ def _table(
     updated: dt.datetime | None,
     description: str = "",
     rows: int | None = None,
+    incomplete: str | None = None,
 ) -> CatalogTable:
     return CatalogTable(
         id=name,
@@ -359,6 +361,7 @@ def _table(
         size_bytes=None,
         extracted_at=updated,
         files=files,
+        incomplete=incomplete,
     )
 
 

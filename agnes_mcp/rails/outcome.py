@@ -43,11 +43,13 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
-        """What an empty answer should say: the range each partitioned table holds (a
-        filter outside it is the likely reason)."""
-        if self.table.num_rows:
-            return []
-        return [said for t in self.plan.tables if (said := t.holds()) is not None]
+        """What the answer should say about the tables it read: each one not whole yet
+        (its rows are not all its source holds), and, for an empty answer, the range each
+        partitioned table holds (a filter outside it is the likely reason)."""
+        said = [note for t in self.plan.tables if (note := t.incomplete_note()) is not None]
+        if not self.table.num_rows:
+            said += [note for t in self.plan.tables if (note := t.holds()) is not None]
+        return said
 
     def _total(self) -> int | None:
         """The whole answer's rows: counted when cut, the rows themselves when not."""

@@ -55,6 +55,13 @@ class CatalogTable:
     columns: tuple[tuple[str, str], ...] = ()  # (name, type) of local and materialized tables
     # (min, max) of partition_by as ISO text, from the last sync's profile; None if unknown
     partition_range: tuple[str, str] | None = None
+    # Why its rows are not all its source holds yet (the connector's words: "holds rows
+    # imported until ...; the next sync loads the rest"); None when they are.
+    incomplete: str | None = None
+
+    def incomplete_note(self) -> str | None:
+        """ "orders is incomplete: ...", said by every answer that reads it."""
+        return None if self.incomplete is None else f"{self.id} is incomplete: {self.incomplete}"
 
     def holds(self) -> str | None:
         """ "orders holds order_date from 2024-01-01 to 2026-10-31", when known."""

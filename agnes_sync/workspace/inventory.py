@@ -40,6 +40,8 @@ class LocalTable:
     # before fetching them): the files here are not the whole table.
     missing_parts: int = 0
     listed_parts: int = 0
+    # Why the server's copy was not whole when pulled (its manifest's ``incomplete``).
+    incomplete: str | None = None
 
 
 @dataclass
@@ -127,6 +129,10 @@ def table_files(data: Path, table_id: str) -> tuple[Path, ...]:
     return _files_of(data / f"{table_id}.parquet") or _files_of(data / table_id)
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _entries(manifest: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
     items = manifest.get(key)
     if not isinstance(items, list):
@@ -185,6 +191,7 @@ def read_inventory(paths: WorkspacePaths) -> Inventory:
                 size_bytes=sum(f.stat().st_size for f in files),
                 missing_parts=len(listed - set(files)),
                 listed_parts=len(listed),
+                incomplete=_text(info.get("incomplete")),
             )
     for meta in SnapshotFiles(paths.snapshots).all():
         inventory.snapshots[meta.name] = meta

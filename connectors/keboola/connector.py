@@ -256,8 +256,12 @@ class KeboolaConnector(Connector):
         for index, (since, until) in enumerate(ranges):
             started = self.clock()
             exported = self._export(table, columns, request, workdir, since, until)
-            result = self._publish(request, writer, exported, columns, tuple(key))
             last = index == len(ranges) - 1
+            if until is not None and not last:  # a sync stopped after this part says so
+                writer.publishes_incomplete(
+                    request.id, _partial_load(until, len(ranges) - index - 1)
+                )
+            result = self._publish(request, writer, exported, columns, tuple(key))
             # the next export starts when this one's job was created (Keboola's clock),
             # else a little before it started here (clocks drift)
             next_since = until if not last else (exported.job_created or started - SKEW)
@@ -266,6 +270,16 @@ class KeboolaConnector(Connector):
             )
         assert result is not None
         return result
+
+
+def _partial_load(until: datetime, left: int) -> str:
+    """What a table published part way through its first load says in every answer."""
+    parts = "part" if left == 1 else "parts"
+    return (
+        f"its first load from Keboola holds the rows imported before "
+        f"{until.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({left} more {parts} of "
+        "initial_load_chunk_days to go); the next sync loads the rest."
+    )
 
 
 def _history_start(request: TableRequest, now: datetime) -> datetime | None:
