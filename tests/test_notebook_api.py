@@ -11,8 +11,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -897,3 +897,34 @@ def test_a_refusal_speaks_the_notebook_api() -> None:
     assert next_calls({"options": [created]}) == [
         "ws.snapshot(table='t', select=['a'], name='n', ttl_seconds=7200)"
     ]
+
+
+def test_dates_python_has_none_for_reach_df_and_pl_as_text(nb: NotebookSetup) -> None:
+    """DuckDB's DATE and TIMESTAMP hold infinity and years past 9999: .pl() panicked when
+    the frame was shown (a Rust panic, 'out-of-range date'), .df() showed infinity as the
+    date 5881580-07-11. Such a column holds objects: dates where Python has them, DuckDB's
+    own text elsewhere; a column without one keeps its type."""
+    sql = (
+        "SELECT * FROM (VALUES "
+        "('infinity'::DATE, '-infinity'::TIMESTAMP, 'infinity'::TIMESTAMPTZ, DATE '2024-01-02'), "
+        "(DATE '2024-01-01', TIMESTAMP '2024-01-01 10:00:00', TIMESTAMPTZ '2024-01-01 10:00:00+00', "
+        "DATE '2024-01-03'), "
+        "(DATE '12000-01-01', NULL, NULL, NULL)) AS t(d, ts, tz, ok)"
+    )
+    result = nb.ws.query(sql)
+    moment = datetime(2024, 1, 1, 10)
+    expected = [
+        ("infinity", "-infinity", "infinity", date(2024, 1, 2)),
+        (date(2024, 1, 1), moment, moment.replace(tzinfo=UTC), date(2024, 1, 3)),
+        ("12000-01-01", None, None, None),
+    ]
+    polars = result.pl()
+    repr(polars)  # where the panic was
+    assert polars.rows() == expected
+    assert str(polars.schema["ok"]) == "Date"
+    frame = result.df()
+    repr(frame)
+    assert frame["d"].tolist() == ["infinity", date(2024, 1, 1), "12000-01-01"]
+    assert frame["ts"].tolist()[:2] == ["-infinity", moment]
+    assert frame["tz"].tolist()[:2] == ["infinity", moment.replace(tzinfo=UTC)]
+    assert str(frame.dtypes["ok"]).startswith("datetime64")  # no such value: its type kept

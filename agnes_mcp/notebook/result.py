@@ -20,6 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from agnes_mcp.mcp_server.output_budget import CELL_CHARS, Shortened, shortened
+from agnes_mcp.notebook.calendar_values import beyond_python, calendar_objects
 from agnes_mcp.rails.answer_text import cut_sentence
 from agnes_mcp.rails.results import Answer, Provenance, Truncation, text_rows
 from agnes_mcp.rails.value_text import time_text
@@ -167,6 +168,16 @@ def _past_midnight(array: pa.Array) -> bool:
     return False
 
 
+def _beyond_python(table: pa.Table) -> dict[str, list[Any]]:
+    """The DATE and TIMESTAMP columns holding a value Python has no date for, as objects
+    (:mod:`agnes_mcp.notebook.calendar_values`)."""
+    return {
+        field.name: calendar_objects(table.column(index))
+        for index, field in enumerate(table.schema)
+        if beyond_python(table.column(index))
+    }
+
+
 def union_values(column: pa.ChunkedArray) -> list[Any]:
     """A column holding a UNION (DuckDB's ``union_value(num := 2)``, at any depth) as
     Python objects, each union the value of the member it holds, as DuckDB's own ``.df()``
@@ -249,6 +260,7 @@ class Result:
             for index, field in enumerate(table.schema)
             if _holds(field.type, pa.types.is_union) or _holds(field.type, pa.types.is_time)
         }
+        objects |= _beyond_python(table)  # infinity is no date: never shown as one
         frame = table.drop_columns(list(objects)).to_pandas(date_as_object=False)
         for name, values in objects.items():  # in their places, as objects
             frame.insert(table.column_names.index(name), name, pd.Series(values, dtype=object))
@@ -263,9 +275,11 @@ class Result:
     def pl(self) -> Any:
         """The rows as a polars DataFrame (needs the ``notebook`` extra), intervals as
         ``Duration("us")`` (a month as 30 days, as ``.df()`` has them; polars has no interval
-        type), a column holding a UNION as ``Object`` values (:func:`union_values`), and a
+        type), a column holding a UNION as ``Object`` values (:func:`union_values`), a
         TIME column holding 24:00:00 (which polars' Time would make null) as ``Object``
-        values as ``.df()`` has them; a cut result warns (:class:`TruncatedResultWarning`)."""
+        values as ``.df()`` has them, and so a DATE or TIMESTAMP column holding a value
+        Python has no date for (``infinity``: :mod:`~agnes_mcp.notebook.calendar_values`);
+        a cut result warns (:class:`TruncatedResultWarning`)."""
         polars = _need("polars")
         self._warn_if_cut()
         table = with_durations(self._answer.table)
@@ -279,6 +293,7 @@ class Result:
                 column = table.column(field.name).combine_chunks()
                 if _past_midnight(column):  # a 24:00:00 polars' Time would make null
                     objects[field.name] = time_objects(column)
+        objects |= _beyond_python(table)  # polars panics on them
         frame = polars.from_arrow(table.drop_columns(list(objects)))
         # In their places, each value as an object: left to right, so each place exists
         # (the unions were found first; a 24:00 TIME left of one had no place yet).
