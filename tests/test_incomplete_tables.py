@@ -103,3 +103,17 @@ def test_a_pulled_copy_of_a_table_says_it_was_not_whole(
     finally:
         queries.close()
     assert answer.notes == [f"events is incomplete: {WHY}"]
+
+
+def test_an_extract_written_before_incomplete_tables_existed_reads_and_publishes(
+    services: Services, admin: Principal
+) -> None:
+    """Older extracts (and other programs writing the contract) have no ``_incomplete``."""
+    _publish(services, incomplete=WHY)
+    writer = ExtractWriter(services.settings.extracts_dir, "src")
+    with duckdb.connect(str(writer.paths.db)) as con:
+        con.execute("DROP TABLE _incomplete")
+    services.orchestrator.rebuild()
+    assert _said(services, admin)["notes"] == []
+    _publish(services, incomplete=WHY)
+    assert _said(services, admin)["catalog"] == WHY
