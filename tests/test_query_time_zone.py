@@ -67,15 +67,20 @@ from pathlib import Path
 from agnes_sync.attach_host import Host
 from agnes_sync.connector import SourceContext
 from connectors.files.connector import FilesConnector
-connector = FilesConnector(SourceContext("files", {"path": sys.argv[1]}, Path(sys.argv[1])))
-for con in (Host().cursor(), connector.duckdb_cursor()):
+import duckdb
+from connectors.duckdb_warehouse.connector import DuckDBWarehouseConnector
+root = Path(sys.argv[1])
+connector = FilesConnector(SourceContext("files", {"path": str(root)}, root))
+duckdb.connect(str(root / "w.duckdb")).close()
+warehouse = DuckDBWarehouseConnector(SourceContext("w", {"path": str(root / "w.duckdb")}, root))
+for con in (Host().cursor(), connector.duckdb_cursor(), warehouse._connect()):
     print(con.execute("SELECT current_setting('TimeZone')").fetchone()[0])
 """
 
 
 def test_every_connection_a_sync_makes_reads_times_in_utc(tmp_path: Path) -> None:
-    """A connector's DuckDB (an admin's row filter, the profile) and the host extracts are
-    attached to, on a machine in Tokyo."""
+    """A connector's DuckDB (an admin's row filter, the profile), a DuckDB warehouse's
+    (a materialized query) and the host extracts are attached to, on a machine in Tokyo."""
     done = subprocess.run(
         [sys.executable, "-c", SYNC_CONNECTIONS, str(tmp_path)],
         env={**os.environ, "TZ": "Asia/Tokyo"},
@@ -83,4 +88,4 @@ def test_every_connection_a_sync_makes_reads_times_in_utc(tmp_path: Path) -> Non
         text=True,
         check=True,
     )
-    assert done.stdout.split() == ["UTC", "UTC"]
+    assert done.stdout.split() == ["UTC", "UTC", "UTC"]

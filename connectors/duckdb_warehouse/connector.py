@@ -31,6 +31,7 @@ from agnes_sync.errors import (
     TransientSyncError,
 )
 from agnes_sync.sql_text import quote_ident, quote_literal, statement_body
+from agnes_sync.time_zone import TIME_ZONE
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -75,6 +76,9 @@ class DuckDBWarehouseConnector(Connector):
             )
         con = duckdb.connect()
         con.execute("SET enable_progress_bar = false")
+        # A materialized query and a row filter read times as queries do, not in the zone
+        # of the machine the server runs on.
+        con.execute(f"SET GLOBAL TimeZone = {quote_literal(TIME_ZONE)}")
         alias = quote_ident(self.settings.alias)
         try:
             con.execute(f"ATTACH {quote_literal(str(self.database))} AS {alias} (READ_ONLY)")
