@@ -44,18 +44,30 @@ from agnes_sync.table_spec import TableSpec
 NEVER_SYNCED = "never"
 
 
+# Fields read from the registration when the table is served or scheduled: a change to
+# one of them needs no sync. Every other field shapes the data a sync publishes.
+READ_WHEN_SERVED = frozenset({"name", "description", "sync_schedule", "server_only"})
+
+
 class Registered(BaseModel):
     table: TableRegistration
     columns: list[ColumnInfo]
     dry_run: bool
     initial_sync: str | None = Field(default=None, description="'queued' when a sync started.")
-    # The queued first sync itself, for a caller that shows its outcome (the admin app);
-    # not part of the REST answer.
+    resync: str | None = Field(
+        default=None,
+        description="An update that changes what the table's data is (its source, mode, "
+        "filter, strategy, ...): 'queued' when a sync applying it was started (after the one "
+        "in progress, if any); until it ends the table serves the data of the last sync.",
+    )
+    # The queued sync itself (a registration's first, or an update's), for a caller that
+    # shows its outcome (the admin app); not part of the REST answer.
     _first_sync: Future[object] | None = PrivateAttr(default=None)
 
     @property
     def first_sync(self) -> Future[object] | None:
-        """The first sync queued at registration (its result is a SyncResult), if any."""
+        """The sync queued at registration or by an update (its result is a SyncResult),
+        if any."""
         return self._first_sync
 
 
@@ -251,7 +263,17 @@ class RegistryAdmin:
         self.services.audit.record(
             admin, "registry.update", resource=table_id, params={"changed": sorted(changes)}
         )
-        return Registered(table=updated, columns=columns, dry_run=False)
+        registered = Registered(table=updated, columns=columns, dry_run=False)
+        reshaped = set(changes) - READ_WHEN_SERVED
+        if any(getattr(updated, name, None) != getattr(current, name, None) for name in reshaped):
+            # The data the table serves is the last sync's: a changed filter, mode or
+            # source would reach it only at the next scheduled run (rows an admin just
+            # filtered out still pulled): it is run now, after any run in progress.
+            registered._first_sync = self.services.sync.scheduler.trigger(
+                table_id, "registry.update", again=True
+            )
+            registered.resync = "queued"
+        return registered
 
     def unregister(self, admin: Principal, table_id: str) -> None:
         """Forget a table: its registration, grants, state, profile and data."""

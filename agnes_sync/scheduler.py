@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,21 +44,52 @@ class Scheduler:
         self._tick = tick_seconds
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="agnes-sync")
         self._running: dict[str, Future[object]] = {}
+        self._again: dict[str, Future[object]] = {}  # runs to follow the one in progress
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # --- triggering ---------------------------------------------------------------------
 
-    def trigger(self, key: str, reason: str = "manual") -> Future[object]:
-        """Start ``key`` now, or hand back the future of the run already in progress."""
+    def trigger(self, key: str, reason: str = "manual", *, again: bool = False) -> Future[object]:
+        """Start ``key`` now, or hand back the future of the run already in progress; with
+        ``again`` (what it runs changed: the run in progress began with the old), one
+        more run follows the one in progress, and its future is handed back (one such
+        run at a time: later asks join it)."""
         with self._lock:
             running = self._running.get(key)
-            if running is not None and not running.done():
+            if running is None or running.done():
+                future = self._pool.submit(self._guarded, key, reason)
+                self._running[key] = future
+                return future
+            if not again:
                 return running
-            future = self._pool.submit(self._guarded, key, reason)
-            self._running[key] = future
-            return future
+            follow = self._again.get(key)
+            if follow is not None:
+                return follow
+            follow = self._again[key] = Future()
+        # outside the lock: a run that ended meanwhile calls it here and now
+        running.add_done_callback(lambda _: self._run_again(key, reason))
+        return follow
+
+    def _run_again(self, key: str, reason: str) -> None:
+        """The run asked for while another was in progress, now that it has ended."""
+        with self._lock:
+            follow = self._again.pop(key)
+        if not follow.set_running_or_notify_cancel():
+            return
+        try:
+            started = self.trigger(key, reason)  # a run begun since read the change too
+        except RuntimeError as exc:  # stopped meanwhile: the pool takes no more work
+            follow.set_exception(exc)
+            return
+        started.add_done_callback(lambda done: _settle(follow, done))
+
+    def latest(self, key: str) -> Future[object] | None:
+        """The run of ``key`` asked for last: one to follow the run in progress, else the
+        one in progress or the last that ended (None: never run here)."""
+        with self._lock:
+            return self._again.get(key) or self._running.get(key)
 
     def running(self) -> set[str]:
         with self._lock:
@@ -113,3 +144,13 @@ class Scheduler:
                 self.tick()
             except Exception:
                 logger.exception("scheduler tick failed")
+
+
+def _settle(follow: Future[object], done: Future[object]) -> None:
+    """``follow`` ends as ``done`` did."""
+    if done.cancelled():
+        follow.set_exception(CancelledError())
+    elif (error := done.exception()) is not None:
+        follow.set_exception(error)
+    else:
+        follow.set_result(done.result())

@@ -281,6 +281,9 @@ def test_edit_a_table(synced: Services, page: TablesPage, admin_user: User) -> N
     stored = synced.registry.get("people")
     assert (stored.description, stored.primary_key) == ("Updated", ["id"])
     assert "Changed: description, primary_key" in str(page.edit_result.object)
+    assert "A sync applying it has started" in str(page.message.object)  # a new key
+    resync = synced.sync.scheduler.latest("people")
+    assert resync is not None and resync.result(timeout=60).status == "ok"  # type: ignore[attr-defined]
     assert page.edit_form is not None and page.edit_form.errors == {}
     [row] = audit_rows(synced, "registry.update")
     assert row.user_id == admin_user.id

@@ -232,7 +232,10 @@ def test_register_sync_status_update_unregister(server: LiveServer, admin: httpx
     )
     assert updated.status_code == 200 and updated.json()["table"]["description"] == "Updated"
     assert updated.json()["table"]["primary_key"] == ["id"]  # untouched fields keep their value
-    admin.post("/api/sync/trigger", json={"table_id": "people"})
+    # a new row filter reaches the data at once: the update started a sync applying it
+    assert updated.json()["resync"] == "queued"
+    resync = server.services.sync.scheduler.latest("people")
+    assert resync is not None and resync.result(timeout=60).status == "ok"  # type: ignore[attr-defined]
     con = server.services.orchestrator.connect()
     assert con.execute("SELECT count(*) FROM people").fetchone() == (1,)
     con.close()
@@ -252,6 +255,9 @@ def test_register_sync_status_update_unregister(server: LiveServer, admin: httpx
     listed = admin.get("/api/admin/registry").json()["tables"]
     people = next(t for t in listed if t["id"] == "people")
     assert people["query_mode"] == "local"  # unchanged
+    # what is read when the table is served needs no sync
+    described = admin.put("/api/admin/registry/people", json={"description": "Again"})
+    assert described.status_code == 200 and described.json()["resync"] is None
 
     runs = admin.get("/api/sync/history", params={"table": "people"}).json()["runs"]
     for limit in (-1, 0, 10**9):  # -1 was taken silently

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import CancelledError
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -86,6 +87,74 @@ def test_trigger_is_single_flight_and_slow_jobs_do_not_block_others() -> None:
         assert runs.count("slow") == 1
     finally:
         scheduler.stop()
+
+
+def test_a_run_asked_again_follows_the_one_in_progress_once() -> None:
+    """What a table syncs changed while its sync ran (an admin's update): the run in
+    progress read the old registration, so one more follows it; asks meanwhile join it."""
+    gate = threading.Event()
+    began = threading.Event()
+    seen: list[str] = []
+    spec = ["old"]
+
+    def run(key: str, reason: str) -> str:
+        read = spec[0]  # what the run reads at its start
+        seen.append(read)
+        if len(seen) == 1:
+            began.set()
+            gate.wait(SIGNAL_WAIT)
+        return read
+
+    scheduler = Scheduler(lambda: [], run, workers=2)
+    try:
+        first = scheduler.trigger("t")
+        assert began.wait(SIGNAL_WAIT)
+        spec[0] = "new"
+        follow = scheduler.trigger("t", "registry.update", again=True)
+        assert follow is not first
+        assert scheduler.trigger("t", again=True) is follow  # joined, not a third run
+        assert not follow.done()
+        gate.set()
+        assert first.result(timeout=SIGNAL_WAIT) == "old"
+        assert follow.result(timeout=SIGNAL_WAIT) == "new"
+        assert seen == ["old", "new"]
+        idle = scheduler.trigger("t", again=True)  # nothing in progress: a plain run
+        assert idle.result(timeout=SIGNAL_WAIT) == "new" and len(seen) == 3
+    finally:
+        scheduler.stop()
+
+
+def test_a_run_asked_again_fails_as_its_run_does_and_ends_at_stop() -> None:
+    gate = threading.Event()
+    began = threading.Event()
+
+    def run(key: str, reason: str) -> str:
+        if not began.is_set():
+            began.set()
+            gate.wait(SIGNAL_WAIT)
+            return "first"
+        raise ValueError("the second run failed")
+
+    scheduler = Scheduler(lambda: [], run, workers=1)
+    try:
+        scheduler.trigger("t")
+        assert began.wait(SIGNAL_WAIT)
+        follow = scheduler.trigger("t", again=True)
+        gate.set()
+        with pytest.raises(ValueError, match="second run failed"):
+            follow.result(timeout=SIGNAL_WAIT)
+    finally:
+        scheduler.stop()
+    stopped = Scheduler(lambda: [], run, workers=1)
+    gate.clear()
+    began.clear()
+    stopped.trigger("t")
+    assert began.wait(SIGNAL_WAIT)
+    pending = stopped.trigger("t", again=True)
+    threading.Thread(target=stopped.stop).start()  # stop() waits for the run in progress
+    gate.set()
+    with pytest.raises((RuntimeError, CancelledError)):
+        pending.result(timeout=SIGNAL_WAIT)
 
 
 def test_retries_only_transient_failures() -> None:

@@ -382,7 +382,11 @@ class TablesPage:
             described.append(_describe(result, changes=sorted(changes)))
             if dry_run:
                 return f"Dry run: the change to '{table_id}' is valid; nothing was saved."
-            return f"Saved '{table_id}' ({', '.join(sorted(changes)) or 'no changes'})."
+            saved = f"Saved '{table_id}' ({', '.join(sorted(changes)) or 'no changes'})."
+            if result.resync:
+                saved += " A sync applying it has started; until it ends the table serves the "
+                saved += "last sync's data."
+            return saved
 
         def done(ok: bool) -> None:
             self.editing = False

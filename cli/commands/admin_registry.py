@@ -81,7 +81,16 @@ def update_table(args: argparse.Namespace) -> int:
     if not body:
         raise argparse.ArgumentTypeError("update-table needs at least one flag to change")
     result = client_for(args).request("PUT", f"/api/admin/registry/{segment(args.name)}", json=body)
-    emit(result, as_json=args.json, message=f"Updated '{args.name}': {', '.join(sorted(body))}.")
+    synced = (
+        " A sync applying it has started (the table serves the last sync's data until it ends)."
+        if result.get("resync")
+        else ""
+    )
+    emit(
+        result,
+        as_json=args.json,
+        message=f"Updated '{args.name}': {', '.join(sorted(body))}.{synced}",
+    )
     return exit_codes.OK
 
 
