@@ -16,6 +16,7 @@ from pathlib import Path
 
 from agnes_mcp.audit_trail import AuditTrail
 from agnes_mcp.auth.bearer import BearerAuth, BearerKind
+from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
 from agnes_mcp.auth.sessions import WebSessionService
 from agnes_mcp.auth.tokens import TokenService
@@ -24,10 +25,13 @@ from agnes_mcp.distribution.manifest import ManifestBuilder
 from agnes_mcp.errors import ConfigError
 from agnes_mcp.google_groups.service import GroupSync
 from agnes_mcp.marketplace.service import MarketplaceService
+from agnes_mcp.mcp_server.result_store import ResultStore, result_owner
 from agnes_mcp.metrics.service import MetricService
 from agnes_mcp.oauth.token_service import OAuthTokens
 from agnes_mcp.query.service import QueryService
 from agnes_mcp.query.stored_snapshots import StoredSnapshots
+from agnes_mcp.rails.extra_tables import ExtraTable
+from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.sources import SourceCatalog
 from agnes_mcp.store.audit import AuditRepository
@@ -105,6 +109,9 @@ class Services:
     catalog_view: CatalogView = field(init=False)
     metric_service: MetricService = field(init=False)
     stored_snapshots: StoredSnapshots = field(init=False)
+    # Answers too large to show an agent, kept per token for it to query next: one store
+    # for the MCP endpoint and the REST API, so the same token reads them through either.
+    results: ResultStore = field(init=False)
     manifests: ManifestBuilder = field(init=False)
     group_sync: GroupSync = field(init=False)
     oauth_store: OAuthRepository = field(init=False)
@@ -192,6 +199,7 @@ class Services:
         self.metric_service = MetricService(
             queries=self.query, access=self.access, metrics=self.metrics, registry=self.registry
         )
+        self.results = ResultStore()
         self.stored_snapshots = StoredSnapshots(
             queries=self.query,
             access=self.access,
@@ -248,6 +256,21 @@ class Services:
             sync_states=self.sync_states,
             write_behind=self.write_behind,
         )
+
+    def own_tables(
+        self, principal: Principal, results: ResultStore | None = None
+    ) -> dict[str, ExtraTable]:
+        """The caller's own tables a local query reads by name: the results kept for
+        their token (while they may read every table each came from; ``results``: a
+        store other than the server's, an in-process backend's) and their snapshots kept
+        on the server."""
+        return {
+            **(results or self.results).extras(
+                result_owner(principal),
+                lambda table: self.access.can_access(principal, ResourceType.TABLE, table),
+            ),
+            **self.stored_snapshots.extras(principal),
+        }
 
     def agent_instructions(self) -> str:
         """The agent rails: an admin's text (server config) or the built-in one."""

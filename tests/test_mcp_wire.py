@@ -96,6 +96,15 @@ async def test_result_handles_belong_to_their_token(demo_server: DemoServer) -> 
     async with over_http(demo_server, demo_server.admin_token) as other:
         foreign = await other.call_tool("query", {"sql": f"SELECT count(*) FROM {handle}"})
         assert foreign.is_error and foreign.structured_content["error"]["code"] == "table_not_found"
+    # the REST API reads them by the same token (an analyst's script after their agent)
+    sql = {"sql": f"SELECT count(*) AS n FROM {handle}"}
+    with demo_server.client("analyst") as analyst:
+        read = analyst.post("/api/query", json=sql)
+        assert read.status_code == 200, read.text
+        assert read.json()["rows"] == [[1000]]
+    with demo_server.client("admin") as admin:
+        refused = admin.post("/api/query", json=sql)
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "table_not_found"
 
 
 async def test_tools_over_stdio_in_a_workspace(demo_server: DemoServer, tmp_path: Path) -> None:

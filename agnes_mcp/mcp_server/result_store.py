@@ -18,12 +18,23 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from agnes_mcp.rails.extra_tables import ExtraTable
 
+if TYPE_CHECKING:
+    from agnes_mcp.auth.principal import Principal
+
 TTL_SECONDS = 3600.0
+
+
+def result_owner(principal: Principal) -> str:
+    """Whose results a caller reads: their token's (a web session: the user's)."""
+    return principal.token_id or principal.user_id
+
+
 PER_TOKEN = 20
 TOTAL_BYTES = 512 * 1024**2
 

@@ -12,7 +12,6 @@ from agnes_mcp import __version__
 from agnes_mcp.mcp_server.auth import AgnesTokenVerifier, current_principal
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.guidance import AGENT_RAILS, register_guidance
-from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server_backend import ServerBackend
 from agnes_mcp.mcp_server.telemetry import spans_off_unless_asked
 from agnes_mcp.mcp_server.tools import register_tools
@@ -30,7 +29,7 @@ def build_mcp(services: Services) -> FastMCP:
         mask_error_details=True,
     )
     services.instruction_listeners.append(lambda text: setattr(mcp, "instructions", text))
-    results = ResultStore()
+    results = services.results  # the REST API reads them too, by the same token
 
     def backend_for() -> Backend:
         return ServerBackend(services, current_principal(services), results)

@@ -16,7 +16,7 @@ from agnes_mcp.catalog_models import TableSchema, sample_rows
 from agnes_mcp.catalog_view import extra_schema
 from agnes_mcp.identity import WhoAmI, describe
 from agnes_mcp.mcp_server.backend import Backend, CatalogListing, MetricListing
-from agnes_mcp.mcp_server.result_store import ResultStore
+from agnes_mcp.mcp_server.result_store import ResultStore, result_owner
 from agnes_mcp.mcp_server.tool_models import SessionExportOutput, SnapshotInfo
 from agnes_mcp.metrics.compiler import MetricRequest
 from agnes_mcp.metrics.summary import MetricDetail
@@ -45,7 +45,7 @@ class ServerBackend(Backend):
         self.services = services
         self.principal = principal
         self.results = results
-        self._owner = principal.token_id or principal.user_id
+        self._owner = result_owner(principal)
 
     # --- discovery ---------------------------------------------------------------------------
 
@@ -92,10 +92,7 @@ class ServerBackend(Backend):
     # --- queries -----------------------------------------------------------------------------
 
     def _extras(self) -> dict[str, ExtraTable]:
-        return {
-            **self.results.extras(self._owner, self._readable),
-            **self.services.stored_snapshots.extras(self.principal),
-        }
+        return self.services.own_tables(self.principal, self.results)
 
     def _readable(self, table_id: str) -> bool:
         return self.services.access.can_access(self.principal, ResourceType.TABLE, table_id)

@@ -78,8 +78,9 @@ async def query(
     ``Retry-After``."""
 
     def work() -> Response:
-        # your snapshots kept on the server read by name, as through MCP (docs/api.md)
-        mine = services.stored_snapshots.extras(principal) if body.mode != "remote" else None
+        # your snapshots kept on the server and the results kept for your token (an
+        # agent's large answers) read by name, as through MCP (docs/api.md)
+        mine = services.own_tables(principal) if body.mode != "remote" else None
         try:
             outcome = services.query.run(
                 principal, body.sql, limit=body.limit, mode=body.mode, extras=mine
