@@ -371,3 +371,33 @@ def test_bigquery_sql_keeps_its_deny_list_and_adds_duckdbs_denials() -> None:
         "FROM `p.d.t` AS t",
         policy.BIGQUERY,
     )
+
+
+def test_every_duckdb_function_name_parses_as_a_call_but_the_keyword_named() -> None:
+    """The rails parse with sqlglot: a DuckDB function whose name it reads as a keyword
+    cannot be called by that name, and its refusal says which name to write instead."""
+    names = {
+        str(r[0])
+        for r in duckdb.sql(
+            "SELECT DISTINCT function_name FROM duckdb_functions() "
+            "WHERE function_type IN ('scalar', 'aggregate', 'macro')"
+        ).fetchall()
+        if re.fullmatch(r"[a-z_][a-z0-9_]*", str(r[0]))
+    }
+    engine = Dialect.get_or_raise("duckdb")
+
+    def parses(name: str) -> bool:
+        for args in ("", "1", "1, 2", "[1], 2", "1, 2, 3"):
+            try:
+                engine.parse(f"SELECT {name}({args})")
+            except (ParseError, TokenError):
+                continue
+            return True
+        return False
+
+    assert {n for n in names if not parses(n)} == set(policy.KEYWORD_NAMED)
+    for name, instead in policy.KEYWORD_NAMED.items():
+        with pytest.raises(SqlParseError) as refused:
+            policy.parse(f"SELECT {name.upper()} ([1, 2], lambda x: x + 1) AS v")
+        assert refused.value.hint is not None and f"Write {instead}(...)" in refused.value.hint
+        assert policy.parse(f"SELECT {instead}([1, 2], lambda x: x + 1) AS v") is not None

@@ -158,12 +158,27 @@ def _nesting(sql: str) -> int:
     return deepest
 
 
-def _parse_error(exc: ParseError | TokenError) -> SqlParseError:
-    """sqlglot's first problem in words (no Python class names), with its line and column."""
+# DuckDB functions whose name the rails' parser reads as a keyword (every other DuckDB
+# function name parses as a call: tests/test_function_allow_list.py checks), and the name of
+# the same function to write instead.
+KEYWORD_NAMED = {"apply": "list_apply"}
+
+
+def _parse_error(exc: ParseError | TokenError, sql: str = "") -> SqlParseError:
+    """sqlglot's first problem in words (no Python class names), with its line and column;
+    a call of a function named like a keyword says what to write instead."""
     errors = getattr(exc, "errors", None) or []
     line, col = (errors[0].get("line"), errors[0].get("col")) if errors else (None, None)
+    named = [n for n in KEYWORD_NAMED if re.search(rf"\b{n}\s*\(", sql, re.IGNORECASE)]
+    hint = (
+        f"Write {KEYWORD_NAMED[named[0]]}(...) for DuckDB's {named[0]}(...): the same "
+        "function, under a name the SQL checker does not read as a keyword."
+        if named
+        else None
+    )
     return SqlParseError(
         f"The SQL does not parse: {parse_problem(exc)}.",
+        hint=hint,
         details={"line": line, "column": col},
     )
 
@@ -288,7 +303,7 @@ def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
             if s is not None and not isinstance(s, exp.Semicolon)
         ]
     except (ParseError, TokenError) as exc:
-        raise _parse_error(exc) from None
+        raise _parse_error(exc, sql) from None
     except RecursionError:
         raise SqlTooLarge("The SQL is nested too deeply to check.") from None
     if not statements:
