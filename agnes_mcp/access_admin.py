@@ -438,6 +438,15 @@ def create_token(
             f"{owner.email} is deactivated: the server refuses every token of theirs.",
             hint=f"Reactivate them first (agnes admin user activate {owner.email}).",
         )
+    if TokenScope.ADMIN.value in wanted and ADMIN_GROUP_ID not in services.groups.group_ids_of(
+        owner.id
+    ):  # it would lie dormant, and turn into an admin token the day they join Admin
+        raise _field_error(
+            "scopes",
+            f"{owner.email} is not in the Admin group: a token of theirs cannot have the "
+            "'admin' scope.",
+            hint=f"Give them a 'data' token, or add {owner.email} to the Admin group first.",
+        )
     expires = timedelta(days=expires_in_days) if expires_in_days else None
     info, raw = services.tokens.create(owner.id, label, wanted, expires)
     services.audit.record(

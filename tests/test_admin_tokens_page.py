@@ -210,6 +210,7 @@ def test_cancelled_revoke_keeps_the_token(
         ("ok", [], 30, "scopes", "at least one scope"),
         ("ok", ["data"], 0, "expires_in_days", "1-3650 days"),
         ("ok", ["data"], 4000, "expires_in_days", "1-3650 days"),
+        ("ok", ["admin", "data"], 30, "scopes", "not in the Admin group"),
     ],
 )
 def test_bad_token_input_is_shown_beside_the_field_and_creates_nothing(

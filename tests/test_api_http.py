@@ -126,6 +126,25 @@ def test_admin_token_without_admin_scope_is_refused(live_server: LiveServer) -> 
     assert "scope" in error["message"]
 
 
+def test_an_admin_scoped_token_is_only_made_for_an_admin(
+    live_server: LiveServer, admin: httpx.Client
+) -> None:
+    """An admin could mint a token with the 'admin' scope for a user outside the Admin
+    group: dormant, it became an admin token the day they joined Admin, unnoticed."""
+    services = live_server.services
+    user = add_user(services)
+    body = {"name": "ops", "user": user.email, "scopes": ["admin", "data"]}
+    error = assert_error(admin.post("/api/tokens", json=body), 422, "invalid_request")
+    assert error["details"]["fields"][0]["field"] == "scopes"
+    assert "not in the Admin group" in error["message"]
+    assert services.token_store.all(user_id=user.id) == []
+    data_only = admin.post("/api/tokens", json={**body, "scopes": ["data"]})
+    assert data_only.status_code == 201, data_only.text
+    services.groups.add_member(ADMIN_GROUP_ID, user.id)
+    made = admin.post("/api/tokens", json=body)
+    assert made.status_code == 201 and made.json()["info"]["scopes"] == ["admin", "data"]
+
+
 def test_user_lifecycle(live_server: LiveServer, admin: httpx.Client) -> None:
     email = unique_email("life")
     created = admin.post(
