@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agnes_mcp.auth.principal import Principal, TokenScope
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
@@ -459,17 +459,28 @@ def create_token(
     return info, raw
 
 
-def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenInfo:
+class TokenRevocation(TokenInfo):
+    """A token after a revoke: the same fields, and whether this call revoked it."""
+
+    already_revoked: bool = Field(
+        default=False,
+        description="It had been revoked before this call (revoked_at says when): nothing changed.",
+    )
+
+
+def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenRevocation:
     """Revoke the actor's token, or (admins) anyone's; others' tokens look missing. A token
-    already revoked stays as it was (its revocation time), and no second revocation is
-    audited."""
+    already revoked stays as it was (its revocation time), no second revocation is
+    audited, and the answer says ``already_revoked`` (a page or the CLI said "Revoked"
+    of a token someone else had revoked long before)."""
     info = services.token_store.get(token_id).info
     if info.user_id != actor.user_id and not actor.is_admin:
         raise TokenNotFound(f"No token with id '{token_id}'.")  # do not reveal others' tokens
     with services.store.writing():  # the check and the revoke, no other write between
         current = services.token_store.get(token_id).info
-        if current.revoked_at is not None:  # revoked meanwhile (another page, the API)
-            return current  # as it was: nothing changed, nothing to audit
+        if current.revoked_at is not None:  # revoked before (another page, the API)
+            # as it was: nothing changed, nothing to audit
+            return TokenRevocation(**current.model_dump(), already_revoked=True)
         if _admins_sign_in_with(services, info) == [info.id]:
             raise LastAdmin(
                 "This is the last usable token with the admin scope held by an active admin, "
@@ -480,7 +491,7 @@ def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenIn
             )
         revoked = services.tokens.revoke(token_id)
     services.audit.record(actor, "token.revoke", resource=token_id, params={"user": info.user_id})
-    return revoked
+    return TokenRevocation(**revoked.model_dump())
 
 
 def _admins_sign_in_with(services: Services, info: TokenInfo) -> list[str] | None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from typing import Literal
 
+from pydantic import Field
+
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.errors import OAuthGrantNotFound, UserNotFound
 from agnes_mcp.services import Services
@@ -27,6 +29,16 @@ class OAuthGrantInfo(OAuthGrant):
 
     user_email: str | None
     status: GrantStatus
+
+
+class OAuthGrantRevocation(OAuthGrantInfo):
+    """A grant after a revoke: the same fields, and whether this call revoked it."""
+
+    already_revoked: bool = Field(
+        default=False,
+        description="It had been revoked before this call (revoked_at and revoked_why say "
+        "when and why): nothing changed.",
+    )
 
 
 def _info(grant: OAuthGrant, email: str | None) -> OAuthGrantInfo:
@@ -62,17 +74,19 @@ def own_grants(services: Services, actor: Principal) -> list[OAuthGrantInfo]:
     return [_info(g, actor.email) for g in grants]
 
 
-def revoke_as_admin(services: Services, actor: Principal, grant_id: str) -> OAuthGrantInfo:
-    """Revoke anyone's grant (admins only); revoking a revoked grant changes nothing."""
+def revoke_as_admin(services: Services, actor: Principal, grant_id: str) -> OAuthGrantRevocation:
+    """Revoke anyone's grant (admins only); revoking a revoked grant changes nothing and
+    says so (``already_revoked``)."""
     started = time.perf_counter()
     services.access.require_admin(actor)
     grant = services.oauth.grant(grant_id)
-    revoked = services.oauth.revoke_grant(grant.id, f"revoked by the admin {actor.email}")
-    _audit(services, actor, revoked, "admin", started)
-    return _info(revoked, _email_of(services, revoked.user_id))
+    revoked, changed = services.oauth.revoke_grant_once(
+        grant.id, f"revoked by the admin {actor.email}"
+    )
+    return _revocation(services, actor, revoked, changed, "admin", started)
 
 
-def revoke_own(services: Services, actor: Principal, grant_id: str) -> OAuthGrantInfo:
+def revoke_own(services: Services, actor: Principal, grant_id: str) -> OAuthGrantRevocation:
     """Revoke one of the actor's own grants; anyone else's (admins' included) raises
     :class:`OAuthGrantNotFound`, exactly as a grant that does not exist."""
     started = time.perf_counter()
@@ -85,9 +99,23 @@ def revoke_own(services: Services, actor: Principal, grant_id: str) -> OAuthGran
             f"You have no OAuth grant with id '{grant_id}'.",
             hint="Your connected applications are listed on /me.",
         )
-    revoked = services.oauth.revoke_grant(grant.id, "revoked by its user")
-    _audit(services, actor, revoked, "user", started)
-    return _info(revoked, actor.email)
+    revoked, changed = services.oauth.revoke_grant_once(grant.id, "revoked by its user")
+    return _revocation(services, actor, revoked, changed, "user", started)
+
+
+def _revocation(
+    services: Services,
+    actor: Principal,
+    grant: OAuthGrant,
+    changed: bool,
+    by: str,
+    started: float,
+) -> OAuthGrantRevocation:
+    """The answer to a revoke; audited only when it changed something."""
+    if changed:
+        _audit(services, actor, grant, by, started)
+    info = _info(grant, _email_of(services, grant.user_id))
+    return OAuthGrantRevocation(**info.model_dump(), already_revoked=not changed)
 
 
 def _audit(

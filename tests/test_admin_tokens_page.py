@@ -175,7 +175,8 @@ def test_revoke_needs_confirmation_and_the_token_then_fails(
 def test_a_token_revoked_meanwhile_is_not_revoked_or_audited_twice(
     services: Services, ctx: PageContext, analyst: User
 ) -> None:
-    """Two open Tokens pages revoking one token wrote two ``token.revoke`` rows."""
+    """Two open Tokens pages revoking one token wrote two ``token.revoke`` rows; and the
+    second page said "Revoked" of a token it had not revoked."""
     token_for(services, analyst)
     pages = [TokensPage(ctx), TokensPage(ctx)]
     for one in pages:
@@ -188,6 +189,10 @@ def test_a_token_revoked_meanwhile_is_not_revoked_or_audited_twice(
         revoked_at.append(services.token_store.all(user_id=analyst.id)[0].revoked_at)
     assert len(audit(services, "token.revoke")) == 1
     assert revoked_at[0] is not None and revoked_at[1] == revoked_at[0]
+    first, second = (one.actions.message.object for one in pages)
+    assert first.startswith("Revoked token")
+    assert "already revoked" in second and "nothing changed" in second
+    assert not second.startswith("Revoked") and pages[1].actions.message.alert_type == "info"
 
 
 def test_cancelled_revoke_keeps_the_token(

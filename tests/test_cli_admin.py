@@ -69,7 +69,10 @@ def test_user_group_grant_token_round_trip(
     tokens = run_json(capsys, live_server, "admin", "token", "list", "--user", email)["tokens"]
     assert [t["id"] for t in tokens] == [created["info"]["id"]]
     revoked = run_json(capsys, live_server, "admin", "token", "revoke", created["info"]["id"])
-    assert revoked["revoked_at"]
+    assert revoked["revoked_at"] and not revoked["already_revoked"]
+    # a second revoke said "... revoked." as if it had done something
+    code, out, _ = run(capsys, live_server, "admin", "token", "revoke", created["info"]["id"])
+    assert code == exit_codes.OK and "was already revoked" in out and "nothing changed" in out
 
     run_json(capsys, live_server, "admin", "group", "remove-member", group, email)
     run_json(capsys, live_server, "admin", "grant", "delete", grant["id"])

@@ -85,6 +85,9 @@ def test_human_output_is_a_table_and_a_message(
     code, out, _ = run(capsys, live_server, "admin", "oauth", "revoke", issued.grant.id)
     assert code == exit_codes.OK
     assert f"OAuth grant {issued.grant.id}" in out and "revoked" in out and "\x1b" not in out
+    assert "already" not in out
+    code, out, _ = run(capsys, live_server, "admin", "oauth", "revoke", issued.grant.id)
+    assert code == exit_codes.OK and "was already revoked" in out and "nothing changed" in out
 
 
 @pytest.mark.parametrize(

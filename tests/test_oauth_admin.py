@@ -145,6 +145,7 @@ def test_an_admin_revokes_a_grant_and_the_users_pat_keeps_working(server: LiveSe
 
         again = admin.delete(f"{GRANTS}/{issued.grant.id}")  # a second revoke changes nothing
         assert again.status_code == 200 and again.json()["revoked_at"] == revoked["revoked_at"]
+        assert not revoked["already_revoked"] and again.json()["already_revoked"]
         unknown = admin.delete(f"{GRANTS}/oag_nothing_here")
         assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "oauth_grant_not_found"
@@ -292,3 +293,14 @@ def test_the_tokens_page_lists_and_revokes_grants_after_a_confirmation(
     assert services.tokens.authenticate(pat).user_id == analyst.id  # the PAT is untouched
     (row,) = audit(services, "oauth.grant.revoke", desktop.grant.id)
     assert row.user_id == admin.id and row.params["by"] == "admin"
+
+    # another page revokes it again: it says so, and writes nothing (it said "Revoked the
+    # OAuth grant" and audited a revoke of nothing)
+    stale = TokensPage(PageContext(services, session.id)).oauth
+    stale.user_filter.value = analyst.id
+    stale.table.selection = [0]
+    click(stale.revoke_button)
+    click(stale.confirm.yes)
+    said = stale.actions.message.object
+    assert "already revoked" in said and "nothing changed" in said, said
+    assert len(audit(services, "oauth.grant.revoke", desktop.grant.id)) == 1

@@ -219,8 +219,16 @@ class TokensPage:
             info = self.actions.run(
                 lambda actor: access_admin.revoke_token(self.ctx.services, actor, token_id)
             )
-            if info is not None:
-                self.refresh()
+            if info is None:
+                return
+            self.refresh()
+            if info.already_revoked:
+                self.actions.say(
+                    f"Token '{info.name}' ({info.prefix}) was already revoked, at "
+                    f"{_time(info.revoked_at)}; nothing changed.",
+                    "info",
+                )
+            else:
                 self.actions.say(f"Revoked token '{info.name}' ({info.prefix}).")
 
         self.confirm.ask(f"Revoke token {label}? Programs using it stop working.", then=revoke)
@@ -296,8 +304,16 @@ class OAuthGrantsSection:
             grant = self.actions.run(
                 lambda actor: oauth_admin.revoke_as_admin(self.ctx.services, actor, grant_id)
             )
-            if grant is not None:
-                self.refresh()
+            if grant is None:
+                return
+            self.refresh()
+            if grant.already_revoked:
+                self.actions.say(
+                    f"The OAuth grant of {label} was already revoked, at "
+                    f"{_time(grant.revoked_at)}; nothing changed.",
+                    "info",
+                )
+            else:
                 self.actions.say(f"Revoked the OAuth grant of {label}.")
 
         self.confirm.ask(

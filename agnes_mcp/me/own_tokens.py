@@ -39,7 +39,9 @@ def create_own(
         return None
 
 
-def revoke_own(services: Services, principal: Principal, token_id: str) -> TokenInfo:
+def revoke_own(
+    services: Services, principal: Principal, token_id: str
+) -> access_admin.TokenRevocation:
     """Revoke one of the person's own tokens (:class:`TokenNotFound` for anyone else's)."""
     if services.token_store.get(token_id).info.user_id != principal.user_id:
         raise TokenNotFound(f"No token with id '{token_id}'.")

@@ -191,12 +191,17 @@ class OAuthTokens:
     # --- revoking -----------------------------------------------------------------------
 
     def revoke_grant(self, grant_id: str, why: str) -> OAuthGrant:
+        return self.revoke_grant_once(grant_id, why)[0]
+
+    def revoke_grant_once(self, grant_id: str, why: str) -> tuple[OAuthGrant, bool]:
+        """The grant after revoking it, and whether this call did (False: it had been
+        revoked before, and its time and reason stay as they were)."""
         if self._repo.grant(grant_id) is None:
             raise OAuthGrantNotFound(f"No OAuth grant with id '{grant_id}'.")
-        self._repo.revoke_grant(grant_id, self._clock(), why)
+        changed = self._repo.revoke_grant(grant_id, self._clock(), why)
         grant = self._repo.grant(grant_id)
         assert grant is not None
-        return grant
+        return grant, changed
 
     def revoke_replayed(self, grant_id: str, why: str) -> OAuthGrant:
         """Revoke a grant because one of its codes or refresh tokens came back (it leaked,

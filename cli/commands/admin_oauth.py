@@ -28,12 +28,13 @@ def list_(args: argparse.Namespace) -> int:
 
 def revoke(args: argparse.Namespace) -> int:
     grant = client_for(args).delete(f"{GRANTS}/{segment(args.grant_id)}")
-    emit(
-        grant,
-        as_json=args.json,
-        message=(
-            f"OAuth grant {grant['id']} ({grant['client_name']} for "
-            f"{grant['user_email'] or grant['user_id']}) revoked: the client is signed out."
-        ),
+    label = (
+        f"OAuth grant {grant['id']} ({grant['client_name']} for "
+        f"{grant['user_email'] or grant['user_id']})"
     )
+    if grant.get("already_revoked"):
+        message = f"{label} was already revoked ({grant['revoked_at']}); nothing changed."
+    else:
+        message = f"{label} revoked: the client is signed out."
+    emit(grant, as_json=args.json, message=message)
     return exit_codes.OK

@@ -49,5 +49,10 @@ def list_(args: argparse.Namespace) -> int:
 
 def revoke(args: argparse.Namespace) -> int:
     info = client_for(args).delete(f"/api/tokens/{segment(args.token_id)}")
-    emit(info, as_json=args.json, message=f"Token {info['id']} ({info['name']}) revoked.")
+    label = f"Token {info['id']} ({info['name']})"
+    if info.get("already_revoked"):
+        message = f"{label} was already revoked ({info['revoked_at']}); nothing changed."
+    else:
+        message = f"{label} revoked."
+    emit(info, as_json=args.json, message=message)
     return exit_codes.OK

@@ -29,5 +29,7 @@ def list_grants(
 
 
 @router.delete("/{grant_id}", summary="Revoke an OAuth grant (all of its tokens stop working)")
-def revoke_grant(grant_id: str, services: ServicesDep, admin: AdminDep) -> OAuthGrantInfo:
+def revoke_grant(
+    grant_id: str, services: ServicesDep, admin: AdminDep
+) -> oauth_admin.OAuthGrantRevocation:
     return oauth_admin.revoke_as_admin(services, admin, grant_id)

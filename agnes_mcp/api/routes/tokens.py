@@ -60,5 +60,7 @@ def create_token(
 
 
 @router.delete("/{token_id}", summary="Revoke a token")
-def revoke_token(token_id: str, services: ServicesDep, principal: PrincipalDep) -> TokenInfo:
+def revoke_token(
+    token_id: str, services: ServicesDep, principal: PrincipalDep
+) -> access_admin.TokenRevocation:
     return access_admin.revoke_token(services, principal, token_id)
