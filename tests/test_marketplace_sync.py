@@ -7,6 +7,7 @@ import base64
 import logging
 import os
 import secrets
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -419,6 +420,60 @@ def test_a_redirect_is_not_followed_so_it_cannot_lead_past_the_url_rules(
     assert public.requests == 0  # git never went where the redirect pointed
     assert failed.last_sync_outcome == "failed" and failed.good_commit is None
     assert "redirect" in (failed.last_sync_error or "")
+
+
+def stand_in_resolver(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> list[str]:
+    """This process's look-ups of the names in ``answers`` get those addresses (the
+    network is off: no DNS server to rebind); every name asked is recorded."""
+    real = socket.getaddrinfo
+    asked: list[str] = []
+
+    def resolver(host: str, port: object, *args: object, **kwargs: object) -> list:
+        asked.append(host)
+        if host not in answers:
+            return real(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        if not answers[host]:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, 443)) for a in answers[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    return asked
+
+
+def test_git_connects_only_to_the_addresses_the_check_saw(
+    services: Services, public: GitHttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL rules judged the addresses a name resolved to, then git resolved the name
+    again itself: a name could answer the check one address and git another (DNS
+    rebinding: past the rules into the server's own network, or, under allow_local, a
+    plain http:// fetch sent with its token to a public host). git's own resolver cannot
+    resolve this name at all: the fetch works only if git uses the checked address."""
+    asked = stand_in_resolver(monkeypatch, {"plugins.rebind.test": ["127.0.0.1"]})
+    url = f"http://plugins.rebind.test:{public.port}/plugins"
+
+    synced = add_and_sync(services, url)
+
+    assert synced.last_sync_outcome == "ok", synced.last_sync_error
+    assert public.requests >= 1 and len(services.marketplaces.plugins("team")) == 2
+    assert asked.count("plugins.rebind.test") >= 2  # at the add, and again at the fetch
+
+
+def test_a_name_that_no_longer_resolves_is_not_left_to_git(
+    services: Services, public: GitHttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unknown at the fetch, the name could resolve to anything by the time git asked."""
+    answers = {"plugins.rebind.test": ["127.0.0.1"]}
+    stand_in_resolver(monkeypatch, answers)
+    url = f"http://plugins.rebind.test:{public.port}/plugins"
+    assert add_and_sync(services, url).last_sync_outcome == "ok"
+    answers["plugins.rebind.test"] = []
+    before = public.requests
+
+    failed = services.marketplaces.sync_now("team")
+
+    assert failed.last_sync_outcome == "failed" and failed.good_commit is not None
+    assert "Could not resolve host plugins.rebind.test" in (failed.last_sync_error or "")
+    assert public.requests == before
 
 
 def test_only_variables_the_operator_listed_are_ever_sent(

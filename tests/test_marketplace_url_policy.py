@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agnes_mcp.errors import MarketplaceUrlRefused
-from agnes_mcp.marketplace.url_policy import check_source_url
+from agnes_mcp.marketplace.url_policy import check_fetch_url, check_source_url
 
 SECRET = "s3cr3t-pass"
 
@@ -127,6 +127,32 @@ def test_a_host_name_is_judged_by_the_addresses_it_resolves_to(
         with pytest.raises(MarketplaceUrlRefused):
             check_source_url(url, allow_local=allow_local)
     assert check_source_url(url, allow_local=False, resolve=False) == url  # no look-up asked
+
+
+def test_a_fetch_is_pinned_to_the_addresses_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What git is given for ``http.curloptResolve``: every address the name resolved to
+    (IPv6 in brackets), the URL's port or the scheme's; a 'localhost' name, never looked
+    up, is pinned to loopback (git's resolver could send it anywhere); an IP literal or a
+    path has nothing to pin."""
+
+    def resolver(host: str, *args: object, **kwargs: object) -> list[tuple[object, ...]]:
+        assert host == "git.example.com"
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443)),
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2606:2800:21f::1", 443, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    pinned = check_fetch_url("https://git.example.com/team/plugins.git", allow_local=False)
+    assert pinned.pinned == "git.example.com:443:93.184.215.14,[2606:2800:21f::1]"
+    assert check_fetch_url("https://git.example.com:8443/p.git", allow_local=False).pinned == (
+        "git.example.com:8443:93.184.215.14,[2606:2800:21f::1]"
+    )
+    local = check_fetch_url("http://git.localhost/p.git", allow_local=True)
+    assert local.pinned == "git.localhost:80:127.0.0.1,[::1]"
+    assert check_fetch_url("http://127.0.0.1:9/p.git", allow_local=True).pinned is None
+    assert check_fetch_url("/srv/git/p.git", allow_local=True).pinned is None
 
 
 def test_a_local_path_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,13 +1,14 @@
 """Fetching an upstream marketplace repository into its bare mirror, and resolving the ref.
 
 The mirror (``<slug>/repo.git``) has no remote in its config: the URL is given on the
-fetch's command line each time, after :func:`check_source_url` checked it again (a host
-name may point somewhere else since it was added). Upstream refs land under
-``refs/agnes/`` and are updated atomically when a pack has arrived whole, so a fetch that
-dies halfway changes no ref. A read token reaches git only through a credential helper
-set in the git process's environment (``GIT_CONFIG_*``) and scoped to the URL's origin;
-the helper reads the token from that process's environment, so it is on no command
-line and in no file, and git's messages are scrubbed of it anyway.
+fetch's command line each time, after :func:`check_fetch_url` checked it again (a host
+name may point somewhere else since it was added), and git connects only to the addresses
+that check saw (``http.curloptResolve``: it never resolves the name itself). Upstream
+refs land under ``refs/agnes/`` and are updated atomically when a pack has arrived whole,
+so a fetch that dies halfway changes no ref. A read token reaches git only through a
+credential helper set in the git process's environment (``GIT_CONFIG_*``) and scoped to
+the URL's origin; the helper reads the token from that process's environment, so it is
+on no command line and in no file, and git's messages are scrubbed of it anyway.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 from agnes_mcp.errors import MarketplaceFetchFailed, MarketplaceRepoInvalid
 from agnes_mcp.marketplace.git_command import GitProcesses, git_env, run_git
 from agnes_mcp.marketplace.token_policy import check_token_env
-from agnes_mcp.marketplace.url_policy import check_source_url
+from agnes_mcp.marketplace.url_policy import check_fetch_url
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.marketplaces import Marketplace
 from agnes_sync.errors import AgnesError
@@ -58,7 +59,8 @@ def fetch_upstream(
     """Fetch every branch and tag of the marketplace's URL into ``mirror`` (and HEAD, the
     default branch, when no ref is pinned); the fetch is one of ``processes``."""
     allow_local = settings.marketplace.allow_local
-    url = check_source_url(marketplace.url, allow_local=allow_local)
+    checked = check_fetch_url(marketplace.url, allow_local=allow_local)
+    url = checked.url
     credentials = _credentials(marketplace, url, settings)
     ensure_mirror(mirror)
     protocols = ("https", "http", "file") if allow_local else ("https",)
@@ -72,6 +74,8 @@ def fetch_upstream(
         "maintenance.autoDetach": "false",
         # A redirect could lead to a host the URL rules never saw (the server's own network).
         "http.followRedirects": "false",
+        # Only to the addresses just checked: a second look-up could answer another one.
+        **({"http.curloptResolve": checked.pinned} if checked.pinned else {}),
         **(credentials.config if credentials else {}),
     }
     env = git_env(config, protocols=protocols, extra=credentials.extra_env if credentials else None)
