@@ -6,6 +6,7 @@ see a plugin seeded through the store)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -261,6 +262,58 @@ def test_a_sync_click_never_holds_a_page_thread_while_the_fetch_runs(
             callback.callback()
     assert f"'slow' synced: {commit[:12]}" in str(page.actions.message.object)
     assert rows(page)["slow"]["outcome"] == "ok"
+
+
+def run_ticks(doc: Document) -> None:
+    """Run the page's next-tick callbacks once one has arrived (from a background thread)."""
+    deadline = time.monotonic() + 60
+    while not (callbacks := list(doc.session_callbacks)):
+        assert time.monotonic() < deadline, "the outcome never reached the page"
+        time.sleep(0.05)
+    for callback in callbacks:
+        doc.remove_next_tick_callback(callback)  # type: ignore[arg-type]
+        callback.callback()
+
+
+def test_an_add_never_holds_a_page_thread_while_the_host_is_looked_up(
+    services: Services, page: MarketplacesPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Add looked the URL's host up on the page thread: a DNS answering slowly (seconds
+    per try) held one of the few threads every admin's pages share. The click returns at
+    once; the outcome shows on the page's next tick, and a second click meanwhile adds
+    nothing more."""
+    answer, asked = threading.Event(), threading.Event()
+    real = socket.getaddrinfo
+
+    def slow_dns(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host != "git.slow-dns.example":
+            return real(host, *args, **kwargs)
+        asked.set()
+        assert answer.wait(60)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_dns)
+    fill(page, slug="slow", url="https://git.slow-dns.example/p.git", sync=False)
+    doc = Document()
+
+    def add_twice() -> None:
+        with set_curdoc(doc):
+            click(page.add_button)
+            click(page.add_button)  # a double click's second
+
+    clicked = threading.Thread(target=add_twice, daemon=True)
+    clicked.start()
+    assert asked.wait(60)
+    clicked.join(10)
+    returned = not clicked.is_alive()
+    answer.set()
+    assert returned, "the click waited for the look-up"
+    assert page.add_button.disabled
+    run_ticks(doc)
+    assert "Added marketplace 'slow'" in str(page.added.object) and page.form.errors == {}
+    assert not page.add_button.disabled
+    assert [m.slug for m in services.marketplaces.all()] == ["slow"]
+    assert len(audit(services, "marketplace.add")) == 1
 
 
 def _sync_in(doc: Document, page: MarketplacesPage, slug: str) -> None:

@@ -4,8 +4,9 @@ plugin with the groups granted it.
 
 Every change goes through :class:`~agnes_mcp.marketplace_admin.MarketplaceAdmin` (what
 the REST routes call) for the admin :meth:`PageContext.actor` returns at the click. A
-Sync click waits for the background sync on Panel's worker threads (never the event
-loop) and then shows how it went. A read token is never typed here: the form takes the
+Sync click waits for the background sync off the page threads (never the event loop)
+and then shows how it went; so does an Add (it looks the URL's host up, which a slow DNS
+can stretch to many seconds). A read token is never typed here: the form takes the
 *name* of the server environment variable holding it.
 """
 
@@ -85,6 +86,7 @@ class MarketplacesPage:
         self.admin = MarketplaceAdmin(ctx.services)
         self._syncing: set[str] = set()  # what a Sync click is under way for ('' = all)
         self._sync_lock = threading.Lock()
+        self._adding = False  # an Add is under way (its outcome not shown yet)
 
         self.table = table(COLUMNS, buttons=BUTTONS)
         self.table.on_click(self._clicked)
@@ -207,12 +209,33 @@ class MarketplacesPage:
         )
 
     def add(self) -> None:
+        """Add what the form says, off the page threads (the URL's host is looked up, and
+        a slow DNS held a page thread every admin shares for as long). Until the outcome
+        shows, the button adds nothing more (a double click added it, then said it
+        already existed)."""
+        with self._sync_lock:
+            if self._adding:
+                return
+            self._adding = True
         self.added.visible = False
         body = self.form.validate()
         if not isinstance(body, MarketplaceCreate):
+            self._adding = False
             return
+        self.add_button.disabled = True
+        in_background(
+            lambda: self.admin.add(self.ctx.actor(), body),
+            lambda finished: self._added(body, finished),
+        )
+
+    def _added(self, body: MarketplaceCreate, finished: Future[MarketplaceView]) -> None:
+        """The outcome of an Add, on the page: problems beside their field, or the line
+        saying it was added (and, when it syncs at once, how that went, later)."""
+        with self._sync_lock:
+            self._adding = False
+        self.add_button.disabled = False
         try:
-            added = self.admin.add(self.ctx.actor(), body)
+            added = finished.result()
         except AgnesError as exc:
             text = exc.message + (f" {exc.hint}" if exc.hint else "")
             placed = False
