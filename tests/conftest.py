@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -189,6 +190,7 @@ class LiveServer:
     base_url: str
     services: Services
     admin_token: str
+    app: Any = None  # the FastAPI app it serves (its routes, its state)
 
     def client(self, token: str | None = None, **kwargs: object) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -207,7 +209,8 @@ def running_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
     token_file = ensure_admin(services)
     assert token_file is not None
     admin_token = token_file.read_text().strip()
-    server = uvicorn.Server(uvicorn_config(settings, create_app(services)))
+    app = create_app(services)
+    server = uvicorn.Server(uvicorn_config(settings, app))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -216,7 +219,7 @@ def running_server(data_dir: Path, **overrides: object) -> Iterator[LiveServer]:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(f"http://127.0.0.1:{port}", services, admin_token)
+        yield LiveServer(f"http://127.0.0.1:{port}", services, admin_token, app)
     finally:
         server.should_exit = True
         thread.join(timeout=20)

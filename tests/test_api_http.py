@@ -602,24 +602,3 @@ def test_every_route_module_is_mounted(live_server: LiveServer, admin: httpx.Cli
     assert audit.status_code == 200 and audit.json()["page_size"] == 5, audit.text
     usage = admin.get("/api/admin/usage", params={"days": 3})
     assert usage.status_code == 200 and "bytes_per_user_day" in usage.json(), usage.text
-
-
-def test_every_api_route_refuses_a_caller_without_a_token(live_server: LiveServer) -> None:
-    """Each documented /api route and method, its path parameters filled, answers 401 to
-    no token; so do the catalog and metric routes with a '/' in their id (they take any)."""
-    from agnes_mcp.api.app import create_app
-
-    paths = create_app(live_server.services).openapi()["paths"]
-    checked = 0
-    with live_server.client() as anonymous:
-        for path, methods in paths.items():
-            if not path.startswith("/api/") or path.startswith("/api/docs"):
-                continue
-            url = re.sub(r"\{[^}]+\}", "x", path)
-            for method in methods:
-                answer = anonymous.request(method.upper(), url, json={})
-                assert answer.status_code == 401, (method, path, answer.status_code)
-                checked += 1
-        for url in ("/api/catalog/a/b/schema", "/api/metrics/a/b/c"):
-            assert anonymous.get(url).status_code == 401, url
-    assert checked > 50
