@@ -16,6 +16,7 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp
 
+from agnes_mcp.access_log import hide_query_values
 from agnes_mcp.api.admin_gate import AdminReadiness
 from agnes_mcp.api.app import create_app
 from agnes_mcp.bootstrap_admin import ensure_admin
@@ -73,6 +74,7 @@ def uvicorn_config(settings: AgnesSettings, app: ASGIApp) -> uvicorn.Config:
     )
     # read by the protocol's admission (uvicorn has no such option of its own)
     setattr(config, PER_CLIENT_ATTRIBUTE, settings.max_connections_per_client)
+    hide_query_values()  # after the Config: it has set up uvicorn's loggers
     return config
 
 
