@@ -429,6 +429,24 @@ class MarketplaceSettings(BaseModel):
     _split_token_envs = field_validator("token_envs", mode="before")(_split_csv)
 
 
+def _options_with_url_credentials(value: object, name: str = "") -> Iterator[str]:
+    """The names (dotted) of the options whose text is a URL carrying credentials:
+    ``scheme://user:password@host`` (or a user name alone, often a token)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _options_with_url_credentials(item, f"{name}.{key}" if name else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _options_with_url_credentials(item, f"{name}[{index}]")
+    elif isinstance(value, str) and "://" in value:
+        try:
+            netloc = urlsplit(value.strip()).netloc
+        except ValueError:  # not a URL this could judge: the connector's own check says
+            return
+        if "@" in netloc:
+            yield name or "options"
+
+
 class SourceSettings(BaseModel):
     """One data source: which connector reads it and that connector's options."""
 
@@ -473,6 +491,16 @@ class SourceSettings(BaseModel):
         connector = available().get(str(info.data.get("connector")))
         if connector is None:  # reported on 'connector'
             return value
+        carrying = sorted(_options_with_url_credentials(value))
+        if carrying:
+            raise PydanticCustomError(
+                "connector_options",
+                "the {connector} connector's options: {names}: a URL with a user name or "
+                "password in it, which every message naming the URL (sync errors, the "
+                "server log, the sync history) would repeat; take it out and put the secret "
+                "in the environment variable the connector's *_env option names",
+                {"connector": connector.name, "names": ", ".join(map(repr, carrying))},
+            )
         try:
             connector.Options.model_validate(value)
         except ValidationError as exc:

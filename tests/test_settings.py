@@ -272,6 +272,39 @@ def test_a_source_with_an_unknown_connector_or_wrong_options_stops_the_start(
         load_settings()
 
 
+def test_a_source_url_carrying_credentials_stops_the_start_without_echoing_them(
+    tmp_path: Path,
+) -> None:
+    """A Jira or Keboola URL written as https://user:password@host passed the options'
+    checks, and every message naming the site (a refused token, an unreachable host: the
+    sync history in the system database, the server log, the API's error bodies) carried
+    the password. Refused at start, for any connector's option, naming the option only."""
+    config = write(
+        tmp_path / "instance.yaml",
+        "sources:\n"
+        "  jira:\n"
+        "    connector: jira\n"
+        "    options:\n"
+        "      url: https://robot:jira-pass-9d8c7b@jira.example.com\n"
+        "      email: robot@example.com\n"
+        "      token_env: JIRA_TOKEN\n"
+        "  kbc:\n"
+        "    connector: keboola\n"
+        "    options: {url: 'https://kbc-tok-5e4f3a@connection.example.com', token_env: KBC}\n"
+        "  fine:\n"
+        "    connector: jira\n"
+        "    options: {url: 'https://jira.example.com', email: a@example.com, token_env: T}\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = caught.value.message
+    said = "options: 'url': a URL with a user name or password in it"
+    assert f"key 'sources.jira.options': the jira connector's {said}" in text
+    assert f"key 'sources.kbc.options': the keboola connector's {said}" in text
+    assert "jira-pass-9d8c7b" not in text and "kbc-tok-5e4f3a" not in text
+    assert "sources.fine" not in text
+
+
 def test_a_secret_variable_a_setting_names_must_hold_one_at_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
