@@ -328,7 +328,8 @@ def test_every_admin_route_refuses_an_analyst_and_a_data_only_admin_token(
 def test_every_web_page_needs_a_live_session_and_admin_pages_an_admin(swept: Swept) -> None:
     """No cookie, a made-up one, a signed-out session's or a bearer token instead: sent to
     sign in (303 to /auth/login) or refused (401, 403), never served; an analyst's
-    session on the admin app: 403."""
+    session on the admin app: 403; a form posted in a live session without its CSRF
+    value: 403."""
     wrong = []
     found = probes(swept, "session")
     assert len(found) > 15
@@ -341,10 +342,12 @@ def test_every_web_page_needs_a_live_session_and_admin_pages_an_admin(swept: Swe
         }
         if is_gated_path(probe.url):
             answers["analyst"] = send(swept, probe, cookie=swept.analyst_session)
+        elif probe.method == "POST":  # a live session, a forged form: no CSRF value
+            answers["no CSRF value"] = send(swept, probe, cookie=swept.analyst_session)
         for name, answer in answers.items():
             login = answer.headers.get("location", "").startswith("/auth/login")
             refused = answer.status_code in (401, 403) or (answer.status_code == 303 and login)
-            if name == "analyst":
+            if name in ("analyst", "no CSRF value"):
                 refused = answer.status_code == 403
             if not refused:
                 wrong.append(f"{probe} with {name}: {answer.status_code}")
