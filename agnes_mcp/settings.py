@@ -183,6 +183,19 @@ GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configura
 GOOGLE_DIRECTORY_API = "https://admin.googleapis.com/admin/directory/v1"
 
 
+def _without_credentials(value: AnyHttpUrl) -> AnyHttpUrl:
+    """A URL the server fetches, refused when it carries a user name or password (never
+    echoed): every message about a failed fetch names the URL."""
+    if value.username or value.password:
+        raise PydanticCustomError(
+            "url_with_credentials",
+            "holds a user name or password, which every message about a failed request "
+            "(the server log, sign-in and sync errors) would repeat; give the URL without "
+            "them",
+        )
+    return value
+
+
 class OidcSettings(BaseModel):
     """The OpenID Connect provider people sign in with (Google unless changed)."""
 
@@ -196,6 +209,8 @@ class OidcSettings(BaseModel):
         default=None,
         description="OAuth client id; 'Sign in with Google' shows only when it is set.",
     )
+
+    _discovery_url_plain = field_validator("discovery_url")(_without_credentials)
     client_secret_env: str = Field(
         default="AGNES_OIDC_CLIENT_SECRET",
         validate_default=True,  # the default name must hold the secret too
@@ -234,6 +249,8 @@ class GoogleGroupsSettings(BaseModel):
         default=AnyHttpUrl(GOOGLE_DIRECTORY_API),
         description="Base URL of the Directory API (tests point it at a local server).",
     )
+
+    _api_url_plain = field_validator("api_url")(_without_credentials)
     credentials_env: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",

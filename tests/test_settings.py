@@ -305,6 +305,32 @@ def test_a_source_url_carrying_credentials_stops_the_start_without_echoing_them(
     assert "sources.fine" not in text
 
 
+@pytest.mark.parametrize(
+    ("key", "yaml"),
+    [
+        (
+            "auth.oidc.discovery_url",
+            "auth:\n  oidc:\n    discovery_url: https://ada:idp-pw-77aa@idp.example.com/.well-known/openid-configuration\n",
+        ),
+        (
+            "auth.google_groups.api_url",
+            "auth:\n  google_groups:\n    api_url: https://ada:idp-pw-77aa@directory.example.com/v1\n",
+        ),
+    ],
+)
+def test_a_fetched_url_carrying_credentials_stops_the_start(
+    tmp_path: Path, key: str, yaml: str
+) -> None:
+    """The sign-in provider's discovery URL and the Directory API's took a user name and
+    password, which each failed fetch's message (the server log, the sign-in error) named."""
+    config = write(tmp_path / "instance.yaml", yaml)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = caught.value.message
+    assert f"key '{key}'" in text and "holds a user name or password" in text, text
+    assert "idp-pw-77aa" not in text
+
+
 def test_a_secret_variable_a_setting_names_must_hold_one_at_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
