@@ -467,3 +467,64 @@ def test_a_table_of_another_group_is_refused_on_every_route_that_names_one(
         manifest = swept.http.get("/api/sync/manifest", headers=headers).text
         listed = SECRET_TABLE in {t["id"] for t in catalog["tables"]}
         assert (listed, SECRET_TABLE in manifest) == (seen, seen)
+
+
+def mcp_session(swept: Swept, token: str) -> dict[str, str]:
+    """Headers of an initialized MCP session of ``token``'s user."""
+    headers = {"Authorization": f"Bearer {token}", **MCP_HEADERS}
+    opened = swept.http.post("/mcp", json=INITIALIZE, headers=headers)
+    assert opened.status_code == 200, opened.text
+    headers["mcp-session-id"] = opened.headers["mcp-session-id"]
+    notified = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert swept.http.post("/mcp", json=notified, headers=headers).status_code == 202
+    return headers
+
+
+def test_every_mcp_tool_and_resource_naming_a_table_refuses_another_groups(
+    swept: Swept,
+) -> None:
+    """Each tool the server lists that takes a table or SQL, and the table resource, asked
+    by a member of Sales about Finance's table: refused as not granted, nothing of the
+    table in the answer; the same call from Finance gets past the grant."""
+    answers: dict[str, dict[str, str]] = {}
+    for who, token in (("sales", swept.analyst), ("finance", swept.finance)):
+        headers = mcp_session(swept, token)
+        listed = swept.http.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=headers
+        ).json()["result"]["tools"]
+        calls: dict[str, dict[str, object]] = {}
+        for tool in listed:
+            wanted = set(tool["inputSchema"].get("properties", {}))
+            arguments: dict[str, object] = {}
+            if "table" in wanted:
+                arguments["table"] = SECRET_TABLE
+            if "sql" in wanted:
+                arguments["sql"] = f"SELECT name, salary FROM {SECRET_TABLE}"
+            if "select" in wanted:
+                arguments["select"] = ["name", "salary"]
+            if "name" in wanted and "table" in wanted:
+                arguments["name"] = "mine"
+            if arguments:
+                calls[tool["name"]] = arguments
+        said = {}
+        for number, (name, arguments) in enumerate(sorted(calls.items()), start=3):
+            request = {
+                "jsonrpc": "2.0",
+                "id": number,
+                "method": "tools/call",
+                "params": {"name": name, "arguments": arguments},
+            }
+            said[name] = swept.http.post("/mcp", json=request, headers=headers).text
+        uri = f"agnes://tables/{SECRET_TABLE}/schema"
+        read = {"jsonrpc": "2.0", "id": 99, "method": "resources/read", "params": {"uri": uri}}
+        said["resource " + uri] = swept.http.post("/mcp", json=read, headers=headers).text
+        answers[who] = said
+    assert {"query", "schema", "describe"} <= set(answers["sales"]), sorted(answers["sales"])
+    wrong = []
+    for name, text in answers["sales"].items():
+        if "table_not_granted" not in text or "ada" in text or "bob" in text:
+            wrong.append(f"{name} for Sales: {text[:120]}")
+    for name, text in answers["finance"].items():
+        if "table_not_granted" in text:
+            wrong.append(f"{name} for Finance: {text[:120]}")
+    assert not wrong, "\n".join(wrong)
