@@ -3,8 +3,10 @@ routes kept out of the OpenAPI document, the mounted MCP app, the OAuth endpoint
 marketplace's git and ZIP routes, the web pages and the admin app's pages and websockets
 once mounted), probed as an outsider would: no credentials, a malformed token, a revoked
 one, an expired one, an OAuth access token where only personal tokens go, an analyst's
-token on admin routes, a signed-out or made-up session cookie, a websocket from another
-Host or Origin.
+token on admin routes, a signed-out or made-up session cookie, a form without its CSRF
+value, a websocket from another Host or Origin; and every route, MCP tool and resource
+naming a table, and the marketplace, asked by one group about another group's table or
+plugin.
 
 A route is public only when :data:`PUBLIC` names it with the reason; a web page only when
 :data:`SESSION` does (or it is an admin path); every other route must refuse a caller
@@ -38,6 +40,7 @@ from agnes_mcp.resource_types import ResourceType
 from tests.conftest import LiveServer, add_user, register, running_server, token_for
 from tests.mcp_raw import INITIALIZE, MCP_HEADERS
 from tests.test_admin_embedding import TOKEN_IN_PAGE
+from tests.test_api_marketplaces import seed_plugins
 from tests.test_oauth_admin import start_grant
 
 # path -> why anyone may call it (each must exist: a stale entry fails the sweep)
@@ -528,3 +531,20 @@ def test_every_mcp_tool_and_resource_naming_a_table_refuses_another_groups(
         if "table_not_granted" in text:
             wrong.append(f"{name} for Finance: {text[:120]}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_a_plugin_of_another_group_is_not_offered(swept: Swept) -> None:
+    """The marketplace a member of Sales is served lists no plugin granted to Finance
+    only; a member of Finance is served it."""
+    services = swept.live.services
+    services.marketplaces.add("fin", "https://git.example.com/fin.git", added_by="t", sync=False)
+    seed_plugins(services, "fin", "payroll")
+    finance = services.groups.by_name("Finance")
+    assert finance is not None
+    services.grants.add(finance.id, ResourceType.MARKETPLACE_PLUGIN, "fin/payroll")
+    offered = {}
+    for who, token in (("sales", swept.analyst), ("finance", swept.finance)):
+        info = swept.http.get("/api/marketplace/info", headers={"Authorization": f"Bearer {token}"})
+        assert info.status_code == 200, info.text
+        offered[who] = {p["grant_id"] for p in info.json()["plugins"]}
+    assert offered == {"sales": set(), "finance": {"fin/payroll"}}
