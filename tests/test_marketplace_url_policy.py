@@ -24,6 +24,13 @@ CASES = [
     (f"http://x:{SECRET}@localhost:8080/plugins.git", True, False),
     (f"https://git.example.com/team/plugins.git?private_token={SECRET}", False, False),
     (f"https://git.example.com/team/plugins.git#{SECRET}", False, False),
+    # a host git would look up under another name than the one checked (it decodes '%xx'
+    # and turns a non-ASCII name into its xn-- form): never
+    ("https://bücher.example/plugins.git", True, False),
+    ("https://%6cocalhost/plugins.git", True, False),
+    ("https://git%2eexample.com/plugins.git", False, False),
+    ("https://xn--bcher-kva.example/plugins.git", False, True),
+    ("https://build_01.example.com/plugins.git", False, True),
     # plain http: only to a local host with allow_local
     ("http://git.example.com/team/plugins.git", False, False),
     ("http://git.example.com/team/plugins.git", True, False),
