@@ -25,6 +25,7 @@ from agnes_mcp.marketplace.service import (
     REF,
     RESERVED_SLUGS,
     SLUG,
+    TOKEN_SHAPED,
     USERNAME,
     MarketplaceInfo,
 )
@@ -117,6 +118,12 @@ class MarketplaceCreate(RequestBody):
     def _username(cls, value: str | None) -> str | None:
         if value and not USERNAME.match(value):
             raise ValueError("use letters, digits and . _ @ + - only")
+        # The value is never echoed: a token typed here would be stored and shown.
+        if value and TOKEN_SHAPED.match(value):
+            raise ValueError(
+                "this is shaped like a token, not a user name: put the token in the server "
+                "environment variable token_env names"
+            )
         return value or None
 
 

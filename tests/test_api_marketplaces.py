@@ -154,6 +154,10 @@ def test_no_token_variable_means_no_token_state(admin: httpx.Client, tmp_path: P
         ("ref", "main..evil", "not a branch, tag or full commit SHA"),
         ("ref", "-upload-pack=touch", "not a branch, tag or full commit SHA"),
         ("token_env", "MY-TOKEN", "NAME of an environment variable"),
+        # a token typed as the git user name was stored and shown back to every admin
+        ("username", "ghp_S3cretValue0123456789abcdefABCDEF0", "shaped like a token"),
+        ("username", "github_pat_11AB2CD_S3cretValue", "shaped like a token"),
+        ("username", "glpat-S3cretValue01234", "shaped like a token"),
     ],
 )
 def test_bad_input_is_refused_naming_the_field_and_why(
@@ -167,6 +171,7 @@ def test_bad_input_is_refused_naming_the_field_and_why(
     problems = {p["field"]: p["problem"] for p in error["details"]["fields"]}
     assert reason in problems[field], problems
     assert body["slug"] not in [m["slug"] for m in admin.get(BASE).json()["marketplaces"]]
+    assert "S3cretValue" not in response.text
 
 
 @pytest.mark.parametrize(

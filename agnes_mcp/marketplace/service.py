@@ -49,6 +49,11 @@ RESERVED_SLUGS = frozenset({"plugins", "sync"})
 # A branch or tag name as git allows it (check-ref-format, simplified), or a full SHA.
 REF = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)(?!.*@\{)[A-Za-z0-9._/+-]{1,200}(?<![./])$")
 USERNAME = re.compile(r"^[A-Za-z0-9._@+-]{1,100}$")
+# What a token pasted as the git user name looks like: GitHub's (classic, fine-grained,
+# OAuth, app), GitLab's, Bitbucket's app passwords' tokens, and Agnes's own.
+TOKEN_SHAPED = re.compile(
+    r"^(?:(?i:gh[pousr]_|github_pat_|glpat-)\w|(?:ATBB|ATCTT)[A-Za-z0-9]{8}|agnes_[a-z0-9]{10}_)"
+)
 _STALE_WRITE_SECONDS = 24 * 3600
 
 
