@@ -201,6 +201,39 @@ def test_an_mcp_cancel_notification_stops_the_query_on_the_server(tmp_path: Path
             http.delete(url, headers=session)
 
 
+def test_a_client_hanging_up_during_a_call_stops_its_query(tmp_path: Path) -> None:
+    """/mcp answers a POST with plain JSON and keeps nothing to resume from: once the
+    client has gone the answer reaches nobody, yet its query ran on to the timeout
+    (holding a query place). A client that hangs up has its call cancelled."""
+    with running_demo(tmp_path, query_timeout_seconds=3600) as demo:
+        slots = demo.live.services.query.slots
+        url = f"{demo.live.base_url}/mcp/"
+        with httpx.Client(timeout=SIGNAL_WAIT) as http:
+            session = _mcp_session(http, url, demo.analyst_token)
+            call = {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "query", "arguments": {"sql": ENDLESS}},
+            }
+            body = json.dumps(call).encode()
+            host, port = demo.live.base_url.removeprefix("http://").split(":")
+            head = "".join(f"{k}: {v}\r\n" for k, v in session.items())
+            request = (
+                f"POST /mcp/ HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode() + body
+            with socket.create_connection((host, int(port))) as client:
+                client.sendall(request)
+                _until(lambda: slots.running() == 1, "the query never started")
+            # the client has hung up: its query stops, and the session goes on
+            _until(lambda: slots.running() == 0, "the query of a client that hung up ran on")
+            again = {**call, "id": 4, "params": {"name": "query", "arguments": {"sql": "SELECT 1"}}}
+            answer = _json_rpc_answer(http.post(url, json=again, headers=session))
+            assert answer["result"]["isError"] is False
+            http.delete(url, headers=session)
+
+
 def test_a_cancel_read_before_its_call_still_stops_it(tmp_path: Path) -> None:
     """Over HTTP a call and its cancel are two POSTs served side by side: a cancel read
     first was dropped (the SDK cancels only what it has in flight) and the call ran on to

@@ -23,6 +23,7 @@ from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
+from agnes_mcp.api.request_body import replaying, whole_body
 from agnes_mcp.api.rewritten_body import rewriting_body
 from agnes_mcp.mcp_server.stdio_transport import (
     BATCH_MESSAGE,
@@ -49,21 +50,6 @@ def _rewritten(body: bytes, batch: bool = False) -> bytes | None:
     return json.dumps(answer).encode()
 
 
-async def _whole_body(receive: Receive) -> tuple[bytes, list[Message]]:
-    """The request body and the messages it came in (to hand on unchanged)."""
-    messages: list[Message] = []
-    parts: list[bytes] = []
-    while True:
-        message = await receive()
-        messages.append(message)
-        if message["type"] != "http.request":
-            break
-        parts.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(parts), messages
-
-
 async def _refuse_id(send: Send) -> None:
     body = json.dumps(
         {
@@ -85,16 +71,12 @@ class JsonRpcInvalidRequest:
             return
         batch = False
         if scope["method"] == "POST":
-            body, messages = await _whole_body(receive)
+            body, messages = await whole_body(receive)
             batch = body.lstrip().startswith(b"[")
             if has_unusable_id(body):
                 await _refuse_id(send)
                 return
-
-            async def replayed() -> Message:
-                return messages.pop(0) if messages else await receive()
-
-            receive = replayed
+            receive = replaying(messages, receive)
 
         def start(message: Message) -> tuple[Message, bool]:
             return message, message["status"] == 400

@@ -1,0 +1,129 @@
+"""An MCP call whose client hangs up before its answer is cancelled, as if the client had
+sent ``notifications/cancelled`` for it.
+
+The ``/mcp`` endpoint answers each POST with plain JSON and keeps no events to resume
+from, so once a client has gone (its process killed, a proxy's timeout, a laptop lid
+shut) the answer can reach nobody. uvicorn runs the call on all the same: a slow query ran
+to the query timeout for nobody, holding a core and one of the user's query places. Here
+the client's ``http.disconnect`` is watched while a request is in flight; when it comes
+before the answer, a ``notifications/cancelled`` for each request the POST carried is
+handed to the session (the credential and session id of that POST with it), so the call
+stops the way a client's own cancel stops it (:mod:`agnes_mcp.mcp_server.early_cancels`,
+the query lane's interrupts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agnes_mcp.api.request_body import replaying, whole_body
+
+logger = logging.getLogger("agnes.mcp")
+
+SESSION_HEADER = b"mcp-session-id"
+HUNG_UP_REASON = "the client hung up before the answer"
+
+
+def request_ids(body: bytes) -> list[Any]:
+    """The ids of the requests ``body`` carries (one message or a list of them), but an
+    ``initialize`` (which cannot be cancelled)."""
+    try:
+        found = json.loads(body)
+    except ValueError:
+        return []
+    messages = found if isinstance(found, list) else [found]
+    return [
+        message["id"]
+        for message in messages
+        if isinstance(message, dict)
+        and isinstance(message.get("method"), str)
+        and message["method"] != "initialize"
+        and isinstance(message.get("id"), (str, int))
+        and not isinstance(message.get("id"), bool)
+    ]
+
+
+def _cancel_body(request_id: Any) -> bytes:
+    return json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": request_id, "reason": HUNG_UP_REASON},
+        }
+    ).encode()
+
+
+class CancelOnHangUp:
+    """Wraps the MCP app: a POST of a session's requests whose client disconnects before
+    the answer is sent has its requests cancelled in that session."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or SESSION_HEADER not in dict(scope["headers"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        body, messages = await whole_body(receive)
+        ids = request_ids(body)
+        if not ids or messages[-1]["type"] == "http.disconnect":
+            await self.app(scope, replaying(messages, receive), send)
+            return
+        gone = anyio.Event()
+        answered = False
+
+        async def replayed() -> Message:
+            if messages:
+                return messages.pop(0)
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def sending(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                answered = True
+            await send(message)
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+            if not answered:
+                logger.info("an MCP client hung up during a call: cancelling it")
+                for request_id in ids:
+                    await self._cancel(scope, request_id)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(watch)
+            await self.app(scope, replayed, sending)
+            tasks.cancel_scope.cancel()
+
+    async def _cancel(self, scope: Scope, request_id: Any) -> None:
+        """``notifications/cancelled`` for ``request_id``, sent to the app as a POST with
+        the headers of the one that carried the request (its credential, its session)."""
+        body = _cancel_body(request_id)
+        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        sent = False
+
+        async def receive() -> Message:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def discard(message: Message) -> None:
+            return None
+
+        with anyio.CancelScope(shield=True):
+            await self.app({**scope, "headers": headers}, receive, discard)
