@@ -200,6 +200,24 @@ def test_a_refused_opening_request_ends_no_session(
         assert [status(s) for s in [*opened, newest.headers["mcp-session-id"]]] == [404, 200, 200]
 
 
+def test_a_refused_opening_request_names_no_session(live_server: LiveServer) -> None:
+    """A request without a session id that opens none was answered with the id of the
+    session the SDK had made for it and discarded at once: a client keeping it got 404."""
+    ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+    html_only = {**MCP_HEADERS, "Accept": "text/html"}
+    with live_server.client(live_server.admin_token) as client:
+        refused = [
+            client.post("/mcp", json=ping, headers=MCP_HEADERS),
+            client.post("/mcp", json=INITIALIZE, headers=html_only),
+            client.post("/mcp", content=b"{not json", headers=MCP_HEADERS),
+            client.post("/mcp", json=[INITIALIZE], headers=MCP_HEADERS),
+        ]
+        assert [answer.status_code for answer in refused] == [400, 406, 400, 400]
+        assert [answer.headers.get("mcp-session-id") for answer in refused] == [None] * 4
+        opened = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+        assert opened.status_code == 200 and opened.headers["mcp-session-id"]
+
+
 async def test_schema_of_a_snapshot_is_never_a_kept_answer(demo_server: DemoServer) -> None:
     """The server keeps catalog and schema answers while the catalog and grants are the
     same; a snapshot dropped and made again under its name (or expired) does not change

@@ -8,7 +8,9 @@ MCP client opens a new one, as the protocol asks). Nobody else's sessions are to
 
 Only a session that was opened ends an older one: a request without a session id that is
 refused (not an initialize, a bad ``Accept`` header, ...) opens nothing, so it ends nothing
-either (it used to end the user's oldest session on its way in).
+either (it used to end the user's oldest session on its way in). Its answer (400, 406,
+...) carries no ``Mcp-Session-Id`` either: the SDK named the session it had made for it
+and discarded at once, and a client that kept that id got 404 for its next request.
 
 The SDK has no hook for this; the step serving a session's opening request
 (``_serve_opening_request``, which discards the session again when that request fails) is
@@ -24,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger("agnes.mcp")
+SESSION_ID = b"mcp-session-id"
 
 
 def session_manager_of(app: Any) -> Any:
@@ -45,7 +48,7 @@ def limit_sessions_per_user(manager: Any, per_user: Callable[[], int]) -> None:
     serve_opening = manager._serve_opening_request
 
     async def serve_then_limit(transport: Any, scope: Any, receive: Any, send: Any) -> None:
-        await serve_opening(transport, scope, receive, send)
+        await serve_opening(transport, scope, receive, _no_id_when_refused(send))
         opened = transport.mcp_session_id
         if opened not in manager._server_instances:  # refused: nothing was opened
             return
@@ -54,6 +57,19 @@ def limit_sessions_per_user(manager: Any, per_user: Callable[[], int]) -> None:
             _end_oldest(manager, str(owner.get("client_id")), per_user(), opened)
 
     manager._serve_opening_request = serve_then_limit
+
+
+def _no_id_when_refused(send: Any) -> Any:
+    """``send`` with the session id taken off an answer that opens no session (the SDK
+    keeps the session only when its opening request is answered below 400)."""
+
+    async def sending(message: Any) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != SESSION_ID]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
 
 
 def _end_oldest(manager: Any, user: str, keep: int, opened: str) -> None:
