@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import httpx2
@@ -16,6 +17,7 @@ from tests.conftest import DemoServer, LiveServer, add_user, token_for
 from tests.mcp_raw import INITIALIZE, MCP_HEADERS
 
 pytestmark = pytest.mark.anyio
+NOT_A_BOOLEAN = "Input should be a number, not true or false"
 
 
 @pytest.fixture
@@ -216,6 +218,38 @@ def test_a_refused_opening_request_names_no_session(live_server: LiveServer) -> 
         assert [answer.headers.get("mcp-session-id") for answer in refused] == [None] * 4
         opened = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
         assert opened.status_code == 200 and opened.headers["mcp-session-id"]
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    """The JSON types an argument's schema admits."""
+    kinds = schema.get("type", [])
+    found = set(kinds if isinstance(kinds, list) else [kinds])
+    for option in schema.get("anyOf", []):
+        found |= _types(option)
+    return found
+
+
+async def test_every_number_argument_refuses_true_and_false(demo_server: DemoServer) -> None:
+    """pydantic's lax mode read JSON's true as 1: query(limit=true) answered one row and
+    describe(n=true) one row, saying nothing. Every tool's number argument refuses it,
+    naming the argument."""
+    async with mcp_session(f"{demo_server.live.base_url}/mcp", demo_server.analyst_token) as mcp:
+        checked = []
+        for tool in (await mcp.list_tools()).tools:
+            for name, schema in tool.input_schema.get("properties", {}).items():
+                kinds = _types(schema)
+                if not kinds & {"integer", "number"} or "boolean" in kinds:
+                    continue
+                for value in (True, False):
+                    answer = await mcp.call_tool(tool.name, {name: value})
+                    assert answer.isError, (tool.name, name, value)
+                    error = (answer.structuredContent or {})["error"]
+                    assert error["code"] == "invalid_arguments"
+                    assert {"argument": name, "problem": NOT_A_BOOLEAN, "given": repr(value)} in (
+                        error["details"]["problems"]
+                    ), (tool.name, error)
+                checked.append(f"{tool.name}.{name}")
+        assert {"query.limit", "describe.n", "snapshot_create.ttl_hours"} <= set(checked)
 
 
 async def test_schema_of_a_snapshot_is_never_a_kept_answer(demo_server: DemoServer) -> None:

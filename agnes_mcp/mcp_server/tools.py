@@ -21,7 +21,8 @@ from typing import Annotated, Literal
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp.types import ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS, MAX_SEARCH_CHARS
 from agnes_mcp.identity import WhoAmI
@@ -58,6 +59,17 @@ from agnes_sync.snapshot_files import MAX_TTL_SECONDS
 
 BackendFor = Callable[[], Backend]
 MAX_NAME_CHARS = 200  # a table, snapshot or kept result's name (ids are 63 at most)
+
+
+def _not_a_boolean(value: object) -> object:
+    """A number argument's value, refused when it is JSON's true or false (pydantic's lax
+    mode reads them as 1 and 0: ``limit: true`` answered one row, saying nothing)."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "Input should be a number, not true or false")
+    return value
+
+
+NUMBER = BeforeValidator(_not_a_boolean)  # on every number argument of a tool
 
 
 def _hints(
@@ -220,7 +232,9 @@ def register_tools(
                 description="A table id from catalog, a snapshot or a result_ handle.",
             ),
         ],
-        n: Annotated[int, Field(ge=1, le=MAX_SAMPLE_ROWS, description="How many rows.")] = 5,
+        n: Annotated[
+            int, Field(ge=1, le=MAX_SAMPLE_ROWS, description="How many rows."), NUMBER
+        ] = 5,
     ) -> ToolResult:
         """A few real rows of a table, to see what values look like. Remote tables are
         read through the warehouse's free preview, never a scan."""
@@ -241,6 +255,7 @@ def register_tools(
         limit: Annotated[
             int | None,
             Field(ge=1, description="Most rows to return (the server's row cap applies)."),
+            NUMBER,
         ] = None,
     ) -> ToolResult:
         """Run one SELECT (DuckDB SQL) on local and materialized tables, your snapshots and
@@ -270,6 +285,7 @@ def register_tools(
         limit: Annotated[
             int | None,
             Field(ge=1, description="Most rows to return (the server's row cap applies)."),
+            NUMBER,
         ] = None,
     ) -> ToolResult:
         """Run one SELECT on remote tables, in their warehouse, under the per-query scan
@@ -299,7 +315,7 @@ def register_tools(
                 "event_date >= DATE_SUB(CURRENT_DATE(), INTERVAL 30 DAY)."
             ),
         ] = None,
-        limit: Annotated[int | None, Field(ge=1, description="Most rows.")] = None,
+        limit: Annotated[int | None, Field(ge=1, description="Most rows."), NUMBER] = None,
         order_by: Annotated[
             list[str] | None, Field(description="Columns, each optionally followed by DESC.")
         ] = None,
@@ -325,7 +341,7 @@ def register_tools(
         where: Annotated[
             str | None, Field(description="A predicate in the table's SQL flavor.")
         ] = None,
-        limit: Annotated[int | None, Field(ge=1, description="Most rows.")] = None,
+        limit: Annotated[int | None, Field(ge=1, description="Most rows."), NUMBER] = None,
         order_by: Annotated[
             list[str] | None, Field(description="Columns, each optionally followed by DESC.")
         ] = None,
@@ -337,6 +353,7 @@ def register_tools(
                 allow_inf_nan=False,
                 description="Drop it after this many hours (at most ten years).",
             ),
+            NUMBER,
         ] = None,
     ) -> ToolResult:
         """Fetch a filtered subset of a remote table (under the scan cap) and keep it as a
@@ -419,7 +436,9 @@ def register_tools(
             TimeRange | None, Field(description="start (included) and end (excluded) dates.")
         ] = None,
         limit: Annotated[
-            int | None, Field(ge=1, description="Most rows (the server's row cap applies).")
+            int | None,
+            Field(ge=1, description="Most rows (the server's row cap applies)."),
+            NUMBER,
         ] = None,
     ) -> ToolResult:
         """Compute a company metric the agreed way: Agnes compiles its definition into SQL
