@@ -125,6 +125,64 @@ def test_a_batch_is_refused_as_a_batch_over_http(demo_server: DemoServer) -> Non
     assert answer.json()["error"] == {"code": -32600, "message": BATCH_MESSAGE}
 
 
+def _session(url: str, token: str, version: str) -> dict[str, str]:
+    """The headers of an initialised session of protocol ``version`` at ``url``."""
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    opening = {
+        **initialize("batcher"),
+        "params": {**initialize()["params"], "protocolVersion": version},
+    }
+    opened = httpx.post(url, json=opening, headers=headers, timeout=30)
+    assert opened.json()["result"]["protocolVersion"] == version
+    session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"]}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert httpx.post(url, json=initialized, headers=session, timeout=30).status_code == 202
+    return session
+
+
+def test_a_2025_03_26_session_takes_batches_over_http(demo_server: DemoServer) -> None:
+    """MCP 2025-03-26 says a server MUST take JSON-RPC batches; the SDK refused every
+    batch, in sessions of that version too. Later versions have none and refuse them."""
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-03-26")
+    count = {"name": "query", "arguments": {"sql": "SELECT 41 + 1 AS answer"}}
+    batch = [
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {
+            "jsonrpc": "2.0",
+            "method": "notifications/progress",
+            "params": {"progressToken": 1, "progress": 1},
+        },
+        {"jsonrpc": "2.0", "id": "two", "method": "tools/call", "params": count},
+        {"jsonrpc": "2.0", "id": 3, "method": "no/such"},
+        {"not": "a message"},
+    ]
+    answer = httpx.post(url, json=batch, headers=session, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["mcp-session-id"] == session["mcp-session-id"]
+    replies = {json.dumps(r.get("id")): r for r in answer.json()}
+    assert len(answer.json()) == 4  # the notification is not answered
+    assert replies["1"]["result"] == {}
+    assert replies['"two"']["result"]["structuredContent"]["rows"] == [[42]]
+    assert replies["3"]["error"]["code"] == -32601
+    assert replies["null"]["error"]["code"] == -32600
+    # the 2025-03-26 header named, or a batch of notifications alone: 202, nothing to answer
+    named = {**session, "mcp-protocol-version": "2025-03-26"}
+    assert httpx.post(url, json=batch[1:2], headers=named, timeout=30).status_code == 202
+    empty = httpx.post(url, json=[], headers=session, timeout=30)
+    assert empty.status_code == 400 and empty.json()["error"]["code"] == -32600
+    httpx.delete(url, headers=session, timeout=30)
+    # a session of 2025-06-18 has no batches
+    later = {
+        **_session(url, demo_server.analyst_token, "2025-06-18"),
+        "mcp-protocol-version": "2025-06-18",
+    }
+    refused = httpx.post(url, json=batch[:1], headers=later, timeout=30)
+    assert refused.status_code == 400
+    assert refused.json()["error"] == {"code": -32600, "message": BATCH_MESSAGE}
+    httpx.delete(url, headers=later, timeout=30)
+
+
 @pytest.mark.parametrize("ident", [{"a": 1}, [1], True, None, 1.5, 1.0, 1e3])
 @pytest.mark.parametrize("method", ["initialize", "tools/list"])
 def test_a_request_with_an_unusable_id_is_answered_over_http(
