@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tests.mcp_raw import initialize
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
 INITIALIZE = initialize("raw-lines")
+ENDLESS = "SELECT sum(hash(range)) AS s FROM range(1000000000000)"  # hours of work
 
 
 @pytest.fixture
@@ -277,3 +279,39 @@ async def test_requests_read_before_stdin_closes_are_answered(tmp_path: Path) ->
     assert all("error" not in answers[n] for n in (2, 3)), answers
     assert not answers[2]["result"].get("isError") and not answers[3]["result"].get("isError")
     assert done.returncode == 0
+
+
+async def test_a_client_dying_mid_call_stops_its_query(tmp_path: Path) -> None:
+    """A client that dies closes both pipes: stdin ends, and nobody reads the answers.
+    The server drained what was running (an endless query to its timeout, 120 s),
+    holding a core, then failed writing the answer to the broken pipe with a traceback.
+    Now it sees the answers' reader gone, cancels what runs, and exits cleanly."""
+    empty_workspace(tmp_path)
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "query", "arguments": {"sql": ENDLESS}},
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "mcp"],
+        env=_local_env(tmp_path),
+        cwd=tmp_path,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write(json.dumps(INITIALIZE).encode() + b"\n")
+        process.stdin.flush()
+        assert json.loads(process.stdout.readline())["id"] == 1  # the server is up
+        process.stdin.write(json.dumps(call).encode() + b"\n")
+        process.stdin.flush()
+        process.stdin.close()  # the client dies: both of its pipes close
+        process.stdout.close()
+        assert process.wait(timeout=60) == 0  # well before the query's 120 s
+    finally:
+        process.kill()
+    errors = process.stderr.read().decode() if process.stderr else ""
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors

@@ -18,7 +18,9 @@ it, and such a request is answered the same.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+import os
+import stat
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +38,8 @@ from mcp_types import (
     JSONRPCResponse,
 )
 from pydantic import ValidationError
+
+from agnes_mcp.mcp_server.stdio_claim import claimed_stdio
 
 Item = SessionMessage | Exception
 INVALID_REQUEST_MESSAGE = (
@@ -138,14 +142,38 @@ DRAIN_SECONDS = 600.0
 CANCELLED = "notifications/cancelled"
 
 
+async def never() -> None:
+    await anyio.sleep_forever()
+
+
+def reader_gone(fd: int) -> Callable[[], Awaitable[None]]:
+    """What returns once nobody reads ``fd`` (stdout) any more: a pipe's or socket's
+    writing end turns readable only when its reader has closed it (a client that died
+    or hung up), never otherwise. On anything else (a file, a terminal) it never
+    returns."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return never
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return never
+
+    async def gone() -> None:
+        await anyio.wait_readable(fd)
+
+    return gone
+
+
 @asynccontextmanager
 async def answering_unreadable_lines(
-    read: Any, write: Any
+    read: Any, write: Any, hung_up: Callable[[], Awaitable[None]] = never
 ) -> AsyncIterator[tuple[MemoryObjectReceiveStream[Item], MemoryObjectSendStream[SessionMessage]]]:
     """The messages of ``read`` and the stream to answer on, for the server; what could not
     be read is answered on ``write`` here. When ``read`` ends, the server's stream ends
     only once every request read has been answered (the SDK would answer those still
-    running "Connection closed"), or after :data:`DRAIN_SECONDS`."""
+    running "Connection closed"), or after :data:`DRAIN_SECONDS`, or as soon as
+    ``hung_up`` returns (nobody reads the answers: a client that died mid-call), which
+    cancels what still runs (its queries are interrupted)."""
     send, receive = anyio.create_memory_object_stream[Item](0)
     answers, answered = anyio.create_memory_object_stream[SessionMessage](0)
     pending: set[Any] = set()
@@ -164,8 +192,19 @@ async def answering_unreadable_lines(
                     pending.discard((message.params or {}).get("requestId"))  # never answered
                 await send.send(item)
             with anyio.move_on_after(DRAIN_SECONDS):
-                while pending:
-                    await drained.wait()
+                async with anyio.create_task_group() as draining:
+
+                    async def until_answered() -> None:
+                        while pending:
+                            await drained.wait()
+                        draining.cancel_scope.cancel()
+
+                    async def until_hung_up() -> None:
+                        await hung_up()
+                        draining.cancel_scope.cancel()
+
+                    draining.start_soon(until_answered)
+                    draining.start_soon(until_hung_up)
 
     async def forward() -> None:
         nonlocal drained
@@ -196,27 +235,23 @@ async def answering_unreadable_lines(
 async def run_stdio(server: FastMCP) -> None:
     """Serve ``server`` on this process's stdin and stdout (what ``FastMCP.run`` does for
     ``transport="stdio"``, with the relay above between the transport and the server)."""
-    import sys
-
     from fastmcp.server.context import reset_transport, set_transport
-    from mcp.server import stdio
+    from mcp.server.stdio import stdio_server
 
     token = set_transport("stdio")
-    # stdin claimed as the SDK claims it (fd 0 then reads the null device, so children
-    # never read the wire), and read as it reads it, through the screen above.
-    stdin_buffer, restore_stdin = stdio._claim_fd(0, sys.stdin, "rb", stdio._open_stdin_diversion)
-    stdin = anyio.wrap_file(
-        stdio._UnownedTextWrapper(stdin_buffer, encoding="utf-8", errors="replace")
-    )
     try:
-        async with (
-            server._lifespan_manager(),
-            stdio.stdio_server(stdin=screened_lines(stdin)) as (read, write),  # type: ignore[arg-type]
-        ):
-            lowlevel = server._mcp_server
-            async with answering_unreadable_lines(read, write) as (messages, answers):
-                await lowlevel.run(messages, answers, lowlevel.create_initialization_options())
+        with claimed_stdio() as (wire_in, wire_out, out_fd):
+            stdin = anyio.wrap_file(wire_in)
+            hung_up = reader_gone(out_fd) if out_fd is not None else never
+            async with (
+                server._lifespan_manager(),
+                stdio_server(stdin=screened_lines(stdin), stdout=anyio.wrap_file(wire_out)) as (  # type: ignore[arg-type]
+                    read,
+                    write,
+                ),
+            ):
+                lowlevel = server._mcp_server
+                async with answering_unreadable_lines(read, write, hung_up) as (messages, answers):
+                    await lowlevel.run(messages, answers, lowlevel.create_initialization_options())
     finally:
-        if restore_stdin is not None:
-            restore_stdin()
         reset_transport(token)
