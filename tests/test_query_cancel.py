@@ -201,30 +201,35 @@ def test_an_mcp_cancel_notification_stops_the_query_on_the_server(tmp_path: Path
             http.delete(url, headers=session)
 
 
+def _post_then_hang_up(
+    base_url: str, headers: dict[str, str], call: dict[str, Any]
+) -> socket.socket:
+    """The socket a raw POST of ``call`` to /mcp went out on: closing it (at the end of
+    its ``with`` block) is the client hanging up."""
+    body = json.dumps(call).encode()
+    host, port = base_url.removeprefix("http://").split(":")
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (
+        f"POST /mcp/ HTTP/1.1\r\nHost: {host}:{port}\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    client = socket.create_connection((host, int(port)))
+    client.sendall(request)
+    return client
+
+
 def test_a_client_hanging_up_during_a_call_stops_its_query(tmp_path: Path) -> None:
     """/mcp answers a POST with plain JSON and keeps nothing to resume from: once the
     client has gone the answer reaches nobody, yet its query ran on to the timeout
-    (holding a query place). A client that hangs up has its call cancelled."""
+    (holding a query place). A client that hangs up has its call cancelled, in a session
+    or in a request of protocol 2026-07-28, served without one."""
     with running_demo(tmp_path, query_timeout_seconds=3600) as demo:
         slots = demo.live.services.query.slots
         url = f"{demo.live.base_url}/mcp/"
         with httpx.Client(timeout=SIGNAL_WAIT) as http:
             session = _mcp_session(http, url, demo.analyst_token)
-            call = {
-                "jsonrpc": "2.0",
-                "id": 3,
-                "method": "tools/call",
-                "params": {"name": "query", "arguments": {"sql": ENDLESS}},
-            }
-            body = json.dumps(call).encode()
-            host, port = demo.live.base_url.removeprefix("http://").split(":")
-            head = "".join(f"{k}: {v}\r\n" for k, v in session.items())
-            request = (
-                f"POST /mcp/ HTTP/1.1\r\nHost: {host}:{port}\r\n{head}"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
-            with socket.create_connection((host, int(port))) as client:
-                client.sendall(request)
+            query = {"name": "query", "arguments": {"sql": ENDLESS}}
+            call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": query}
+            with _post_then_hang_up(demo.live.base_url, session, call):
                 _until(lambda: slots.running() == 1, "the query never started")
             # the client has hung up: its query stops, and the session goes on
             _until(lambda: slots.running() == 0, "the query of a client that hung up ran on")
@@ -232,6 +237,21 @@ def test_a_client_hanging_up_during_a_call_stops_its_query(tmp_path: Path) -> No
             answer = _json_rpc_answer(http.post(url, json=again, headers=session))
             assert answer["result"]["isError"] is False
             http.delete(url, headers=session)
+            modern = {
+                **MCP_HEADERS,
+                "Authorization": f"Bearer {demo.analyst_token}",
+                "mcp-protocol-version": "2026-07-28",
+                "mcp-method": "tools/call",
+                "mcp-name": "query",
+            }
+            meta = {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }
+            sessionless = {**call, "params": {**query, "_meta": meta}}
+            with _post_then_hang_up(demo.live.base_url, modern, sessionless):
+                _until(lambda: slots.running() == 1, "the sessionless query never started")
+            _until(lambda: slots.running() == 0, "the sessionless query ran on")
 
 
 def test_a_cancel_read_before_its_call_still_stops_it(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """An MCP call whose client hangs up before its answer is cancelled, as if the client had
-sent ``notifications/cancelled`` for it.
+sent ``notifications/cancelled`` for it (or, for a request served without a session, as
+protocol 2026-07-28 serves each, by cancelling its POST's work).
 
 The ``/mcp`` endpoint answers each POST with plain JSON and keeps no events to resume
 from, so once a client has gone (its process killed, a proxy's timeout, a laptop lid
@@ -60,19 +61,17 @@ def _cancel_body(request_id: Any) -> bytes:
 
 class CancelOnHangUp:
     """Wraps the MCP app: a POST of a session's requests whose client disconnects before
-    the answer is sent has its requests cancelled in that session."""
+    the answer is sent has its requests cancelled in that session; a POST without a
+    session has its work cancelled."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or SESSION_HEADER not in dict(scope["headers"])
-        ):
+        if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
+        in_session = SESSION_HEADER in dict(scope["headers"])
         body, messages = await whole_body(receive)
         ids = request_ids(body)
         if not ids or messages[-1]["type"] == "http.disconnect":
@@ -97,10 +96,14 @@ class CancelOnHangUp:
             while (await receive())["type"] != "http.disconnect":
                 pass
             gone.set()
-            if not answered:
-                logger.info("an MCP client hung up during a call: cancelling it")
-                for request_id in ids:
-                    await self._cancel(scope, request_id)
+            if answered:
+                return
+            logger.info("an MCP client hung up during a call: cancelling it")
+            if not in_session:  # served within this POST alone (protocol 2026-07-28)
+                tasks.cancel_scope.cancel()
+                return
+            for request_id in ids:
+                await self._cancel(scope, request_id)
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(watch)
