@@ -85,14 +85,18 @@ async def test_unreadable_lines_are_answered_and_the_session_goes_on(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    ("body", "code"),
+    ("body", "code", "ident"),
     [
-        ("this is not json", -32700),
-        ('{"jsonrpc": "2.0", "id": 7, "method": 5}', -32600),
-        ("[1, 2]", -32600),
+        ("this is not json", -32700, None),
+        # the id is read back, as on stdio (it was null over HTTP)
+        ('{"jsonrpc": "2.0", "id": 7, "method": 5}', -32600, 7),
+        ('{"jsonrpc": "2.0", "id": "x", "method": "tools/call", "params": "q"}', -32600, "x"),
+        ("[1, 2]", -32600, None),
     ],
 )
-def test_unreadable_bodies_over_http(demo_server: DemoServer, body: str, code: int) -> None:
+def test_unreadable_bodies_over_http(
+    demo_server: DemoServer, body: str, code: int, ident: object
+) -> None:
     answer = httpx.post(
         f"{demo_server.live.base_url}/mcp/",
         content=body,
@@ -106,7 +110,7 @@ def test_unreadable_bodies_over_http(demo_server: DemoServer, body: str, code: i
     assert answer.status_code == 400
     assert int(answer.headers["content-length"]) == len(answer.content)
     error = answer.json()["error"]
-    assert answer.json()["id"] is None and error["code"] == code
+    assert answer.json()["id"] == ident and error["code"] == code
     assert "pydantic" not in error["message"] and len(error["message"]) < 200
 
 

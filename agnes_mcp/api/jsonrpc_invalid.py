@@ -30,12 +30,14 @@ from agnes_mcp.mcp_server.stdio_transport import (
     INVALID_ID_MESSAGE,
     INVALID_REQUEST_MESSAGE,
     has_unusable_id,
+    usable_id,
 )
 
 
-def _rewritten(body: bytes, batch: bool = False) -> bytes | None:
-    """The SDK's answer to a body that is not a message, as JSON-RPC 2.0 words it
-    (``batch``: the request was a JSON array, a batch, which MCP has not got)."""
+def _rewritten(body: bytes, request: bytes = b"") -> bytes | None:
+    """The SDK's answer to a body that is not a message, as JSON-RPC 2.0 words it, with
+    the ``id`` of ``request`` (the body sent) when one can be read from it (the SDK
+    answers ``null``), and said to be a batch when it was a JSON array (MCP has none)."""
     try:
         answer = json.loads(body)
     except ValueError:
@@ -45,9 +47,22 @@ def _rewritten(body: bytes, batch: bool = False) -> bytes | None:
         return None
     if not str(error.get("message", "")).startswith("Validation error"):
         return None
+    batch = request.lstrip().startswith(b"[")
     message = BATCH_MESSAGE if batch else INVALID_REQUEST_MESSAGE
     answer["error"] = {"code": INVALID_REQUEST, "message": message}
+    if answer.get("id") is None and not batch:
+        answer["id"] = _readable_id(request)
     return json.dumps(answer).encode()
+
+
+def _readable_id(request: bytes) -> str | int | None:
+    """The ``id`` of ``request`` when it is a JSON object with a usable one."""
+    try:
+        found = json.loads(request)
+    except ValueError:
+        return None
+    ident = found.get("id") if isinstance(found, dict) else None
+    return ident if isinstance(ident, (str, int)) and usable_id(ident) else None
 
 
 async def _refuse_id(send: Send) -> None:
@@ -69,11 +84,10 @@ class JsonRpcInvalidRequest:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        batch = False
+        request = b""
         if scope["method"] == "POST":
-            body, messages = await whole_body(receive)
-            batch = body.lstrip().startswith(b"[")
-            if has_unusable_id(body):
+            request, messages = await whole_body(receive)
+            if has_unusable_id(request):
                 await _refuse_id(send)
                 return
             receive = replaying(messages, receive)
@@ -84,5 +98,5 @@ class JsonRpcInvalidRequest:
         await self.app(
             scope,
             receive,
-            rewriting_body(send, start, lambda body: _rewritten(body, batch) or body),
+            rewriting_body(send, start, lambda body: _rewritten(body, request) or body),
         )
