@@ -196,6 +196,12 @@ def test_a_refused_opening_request_ends_no_session(
         assert client.post("/mcp", json=ping, headers=MCP_HEADERS).status_code == 400
         html_only = {**MCP_HEADERS, "Accept": "text/html"}
         assert client.post("/mcp", json=INITIALIZE, headers=html_only).status_code == 406
+        # an initialize whose params are unreadable is answered with a JSON-RPC error:
+        # it opened a session all the same, half open, and ended the user's oldest
+        bad = {**INITIALIZE, "params": {"capabilities": {}}}
+        answer = client.post("/mcp", json=bad, headers=MCP_HEADERS)
+        assert answer.json()["error"]["code"] == -32602
+        assert "mcp-session-id" not in answer.headers
         assert [status(s) for s in opened] == [200, 200]
         newest = client.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
         assert newest.status_code == 200

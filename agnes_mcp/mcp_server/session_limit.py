@@ -8,9 +8,11 @@ MCP client opens a new one, as the protocol asks). Nobody else's sessions are to
 
 Only a session that was opened ends an older one: a request without a session id that is
 refused (not an initialize, a bad ``Accept`` header, ...) opens nothing, so it ends nothing
-either (it used to end the user's oldest session on its way in). Its answer (400, 406,
-...) carries no ``Mcp-Session-Id`` either: the SDK named the session it had made for it
-and discarded at once, and a client that kept that id got 404 for its next request.
+either (it used to end the user's oldest session on its way in). Nor does an
+``initialize`` answered with a JSON-RPC error (its params unreadable): the SDK kept that
+session, half open, holding one of the user's places. Such answers carry no
+``Mcp-Session-Id`` (the SDK named the session it had made for the request, discarded at
+once or here, and a client that kept that id got 404 for its next request).
 
 The SDK has no hook for this; the step serving a session's opening request
 (``_serve_opening_request``, which discards the session again when that request fails) is
@@ -21,6 +23,7 @@ creation order.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -48,9 +51,13 @@ def limit_sessions_per_user(manager: Any, per_user: Callable[[], int]) -> None:
     serve_opening = manager._serve_opening_request
 
     async def serve_then_limit(transport: Any, scope: Any, receive: Any, send: Any) -> None:
-        await serve_opening(transport, scope, receive, _no_id_when_refused(send))
+        opening = _Opening(send)
+        await serve_opening(transport, scope, receive, opening.sending)
         opened = transport.mcp_session_id
         if opened not in manager._server_instances:  # refused: nothing was opened
+            return
+        if opening.refused:  # answered a JSON-RPC error: opened nothing either
+            await manager._discard_session(opened, transport)
             return
         owner = manager._session_owners.get(opened)
         if owner is not None:
@@ -59,17 +66,58 @@ def limit_sessions_per_user(manager: Any, per_user: Callable[[], int]) -> None:
     manager._serve_opening_request = serve_then_limit
 
 
-def _no_id_when_refused(send: Any) -> Any:
-    """``send`` with the session id taken off an answer that opens no session (the SDK
-    keeps the session only when its opening request is answered below 400)."""
+class _Opening:
+    """The answer to a session's opening request, a small JSON one held whole to see
+    whether it opened the session: not when refused (400, 406, ...), nor when it is a
+    JSON-RPC error (an ``initialize`` with bad params is answered 200 with one, and the
+    SDK kept its session). A refused answer names no session."""
 
-    async def sending(message: Any) -> None:
-        if message["type"] == "http.response.start" and message["status"] >= 400:
-            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != SESSION_ID]
-            message = {**message, "headers": headers}
-        await send(message)
+    def __init__(self, send: Any) -> None:
+        self.send = send
+        self.refused = False
+        self.held: Any = None
+        self.parts: list[bytes] = []
 
-    return sending
+    async def sending(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.refused = message["status"] >= 400
+            if _is_json(message) and not self.refused:
+                self.held = message
+                return
+            await self.send(self._named(message))
+            return
+        if message["type"] == "http.response.body" and self.held is not None:
+            self.parts.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = b"".join(self.parts)
+            self.refused = _is_error(body)
+            start, self.held = self.held, None
+            await self.send(self._named(start))
+            message = {"type": "http.response.body", "body": body}
+        await self.send(message)
+
+    def _named(self, start: Any) -> Any:
+        if not self.refused:
+            return start
+        headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != SESSION_ID]
+        return {**start, "headers": headers}
+
+
+def _is_json(start: Any) -> bool:
+    return any(
+        k.lower() == b"content-type" and v.startswith(b"application/json")
+        for k, v in start.get("headers", [])
+    )
+
+
+def _is_error(body: bytes) -> bool:
+    """Whether ``body`` is a JSON-RPC error answer."""
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(answer, dict) and "error" in answer and "result" not in answer
 
 
 def _end_oldest(manager: Any, user: str, keep: int, opened: str) -> None:
