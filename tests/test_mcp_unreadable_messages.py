@@ -319,3 +319,42 @@ async def test_a_client_dying_mid_call_stops_its_query(tmp_path: Path) -> None:
         process.kill()
     errors = process.stderr.read().decode() if process.stderr else ""
     assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
+
+
+def test_refused_params_are_named_over_http(demo_server: DemoServer) -> None:
+    """The SDK answered every malformed request "Invalid request parameters" with empty
+    data: the client could not tell which param to fix."""
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = {
+        **_session(url, demo_server.analyst_token, "2025-06-18"),
+        "mcp-protocol-version": "2025-06-18",
+    }
+    cases = [
+        ("tools/call", {"arguments": {}}, "name"),
+        ("tools/call", {"name": "query", "arguments": "select 1"}, "arguments"),
+        ("resources/read", {}, "uri"),
+        ("logging/setLevel", {"level": "loud"}, "level"),
+    ]
+    for n, (method, params, named) in enumerate(cases):
+        request = {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
+        error = httpx.post(url, json=request, headers=session, timeout=30).json()["error"]
+        assert error["code"] == -32602
+        assert error["message"].startswith(f"Invalid params for {method}: {named}"), error
+        assert error["data"]["problems"][0]["param"] == named
+    httpx.delete(url, headers=session, timeout=30)
+
+
+async def test_a_request_before_initialize_is_told_so_on_stdio(tmp_path: Path) -> None:
+    empty_workspace(tmp_path)
+    with anyio.fail_after(120):
+        async with await anyio.open_process(
+            [sys.executable, "-m", "cli.main", "mcp"], env=_local_env(tmp_path), cwd=tmp_path
+        ) as process:
+            assert process.stdout is not None and process.stdin is not None
+            lines = BufferedByteReceiveStream(process.stdout)
+            early = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
+            answer = await _exchange(process, lines, early)
+            assert answer["id"] == 5 and answer["error"]["code"] == -32602
+            assert "not initialized; send initialize" in answer["error"]["message"]
+            await process.stdin.aclose()
+            assert await process.wait() == 0

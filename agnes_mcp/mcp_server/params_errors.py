@@ -1,0 +1,69 @@
+"""A request whose params the MCP SDK refuses is told which param is wrong and why.
+
+The SDK answers every malformed request (``tools/call`` without a ``name``, ``arguments``
+that are a string, ``resources/read`` without a ``uri``, ``logging/setLevel`` to a level
+there is not) ``-32602`` "Invalid request parameters" with empty ``data``, and a request
+sent before ``initialize`` the same: the client cannot tell what to fix. A middleware of
+the SDK's server (it wraps validation and the handshake's gate) answers the same code
+with each problem named in the message and listed in ``data``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastmcp import FastMCP
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
+from pydantic import ValidationError
+
+SDK_MESSAGE = "Invalid request parameters"
+NOT_INITIALIZED = (
+    "Invalid request: the session is not initialized; send initialize (then "
+    "notifications/initialized) before {method}."
+)
+
+
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = list(error["loc"])
+        if loc[:1] == ["params"]:  # the SDK validates the whole request
+            loc = loc[1:]
+        where = ".".join(str(part) for part in loc) or "params"
+        problem = {"param": where, "problem": error["msg"]}
+        if not error["type"].startswith("missing"):
+            given = repr(error.get("input"))
+            problem["given"] = given if len(given) <= 80 else given[:80] + "…"
+        problems.append(problem)
+    return problems
+
+
+async def naming_bad_params(
+    ctx: ServerRequestContext[Any, Any], call_next: CallNext
+) -> HandlerResult:
+    """``call_next``'s answer; a refusal of the request's params, with the params named."""
+    try:
+        return await call_next(ctx)
+    except ValidationError as exc:
+        problems = _problems(exc)
+        said = "; ".join(
+            f"{p['param']}: {p['problem']}" + (f" (given {p['given']})" if "given" in p else "")
+            for p in problems
+        )
+        message = f"Invalid params for {ctx.method}: {said}."
+        raise MCPError(INVALID_PARAMS, message, {"problems": problems}) from None
+    except MCPError as exc:
+        error = exc.error
+        gate = error.code == INVALID_PARAMS and error.message == SDK_MESSAGE and not error.data
+        if gate and exc.__cause__ is None:  # the SDK's gate before the handshake
+            raise MCPError(INVALID_PARAMS, NOT_INITIALIZED.format(method=ctx.method)) from None
+        raise
+
+
+def install_params_errors(mcp: FastMCP) -> None:
+    """Name the params of refused requests on ``mcp`` (once however often it is called)."""
+    chain = mcp._mcp_server.middleware
+    if naming_bad_params not in chain:
+        chain.append(naming_bad_params)
