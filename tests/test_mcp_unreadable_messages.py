@@ -334,6 +334,9 @@ def test_refused_params_are_named_over_http(demo_server: DemoServer) -> None:
         ("tools/call", {"name": "query", "arguments": "select 1"}, "arguments"),
         ("resources/read", {}, "uri"),
         ("logging/setLevel", {"level": "loud"}, "level"),
+        # every list comes in one page: a cursor was never issued (it was ignored)
+        ("tools/list", {"cursor": "garbage"}, "cursor"),
+        ("prompts/list", {"cursor": "x"}, "cursor"),
     ]
     for n, (method, params, named) in enumerate(cases):
         request = {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
@@ -341,6 +344,8 @@ def test_refused_params_are_named_over_http(demo_server: DemoServer) -> None:
         assert error["code"] == -32602
         assert error["message"].startswith(f"Invalid params for {method}: {named}"), error
         assert error["data"]["problems"][0]["param"] == named
+    listed = {"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {"cursor": None}}
+    assert httpx.post(url, json=listed, headers=session, timeout=30).json()["result"]["tools"]
     httpx.delete(url, headers=session, timeout=30)
 
 

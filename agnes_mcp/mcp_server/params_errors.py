@@ -5,7 +5,8 @@ that are a string, ``resources/read`` without a ``uri``, ``logging/setLevel`` to
 there is not) ``-32602`` "Invalid request parameters" with empty ``data``, and a request
 sent before ``initialize`` the same: the client cannot tell what to fix. A middleware of
 the SDK's server (it wraps validation and the handshake's gate) answers the same code
-with each problem named in the message and listed in ``data``.
+with each problem named in the message and listed in ``data``. A list request's cursor
+that the server never issued is refused the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from mcp_types import INVALID_PARAMS
 from pydantic import ValidationError
 
 SDK_MESSAGE = "Invalid request parameters"
+PAGED_LISTS = frozenset(
+    {"tools/list", "resources/list", "resources/templates/list", "prompts/list"}
+)
 NOT_INITIALIZED = (
     "Invalid request: the session is not initialized; send initialize (then "
     "notifications/initialized) before {method}."
@@ -62,8 +66,31 @@ async def naming_bad_params(
         raise
 
 
+class UnissuedCursors:
+    """Refuses a list request's ``cursor`` when the server lists everything in one page
+    (it issued none): the SDK ignored it and listed from the start, where MCP's
+    pagination says an invalid cursor SHOULD be ``-32602``."""
+
+    def __init__(self, mcp: FastMCP) -> None:
+        self.mcp = mcp
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        params = ctx.params if isinstance(ctx.params, dict) else {}
+        cursor = params.get("cursor")
+        if ctx.method in PAGED_LISTS and cursor is not None and self.mcp._list_page_size is None:
+            problem = "the list comes whole in one page, so no cursor was issued; leave it out"
+            problems = [{"param": "cursor", "problem": problem, "given": repr(cursor)[:80]}]
+            message = f"Invalid params for {ctx.method}: cursor: {problem}."
+            raise MCPError(INVALID_PARAMS, message, {"problems": problems})
+        return await call_next(ctx)
+
+
 def install_params_errors(mcp: FastMCP) -> None:
-    """Name the params of refused requests on ``mcp`` (once however often it is called)."""
+    """Name the params of refused requests on ``mcp``, and refuse cursors it never
+    issued (once however often it is called)."""
     chain = mcp._mcp_server.middleware
     if naming_bad_params not in chain:
         chain.append(naming_bad_params)
+        chain.append(UnissuedCursors(mcp))
