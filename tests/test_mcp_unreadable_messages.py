@@ -363,3 +363,24 @@ async def test_a_request_before_initialize_is_told_so_on_stdio(tmp_path: Path) -
             assert "not initialized; send initialize" in answer["error"]["message"]
             await process.stdin.aclose()
             assert await process.wait() == 0
+
+
+@pytest.mark.parametrize("version", ["2025-06-19", "1999", "latest"])
+def test_an_unknown_protocol_version_header_is_refused_as_one(
+    demo_server: DemoServer, version: str
+) -> None:
+    """The SDK took a header naming no version for the 2026-07-28 protocol and answered
+    a session's request that "params._meta must be an object carrying ... envelope
+    keys", nothing about the header to fix."""
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-06-18")
+    request = {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}
+    answer = httpx.post(url, json=request, headers={**session, "mcp-protocol-version": version})
+    assert answer.status_code == 400
+    assert answer.json()["id"] == 4
+    error = answer.json()["error"]
+    assert f"Unsupported protocol version '{version}'" in error["message"]
+    assert "2025-06-18" in error["data"]["supported"] and error["data"]["requested"] == version
+    named = {**session, "mcp-protocol-version": "2025-06-18"}
+    assert httpx.post(url, json=request, headers=named).json()["result"]["tools"]
+    httpx.delete(url, headers=session, timeout=30)
