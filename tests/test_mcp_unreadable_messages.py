@@ -384,3 +384,20 @@ def test_an_unknown_protocol_version_header_is_refused_as_one(
     named = {**session, "mcp-protocol-version": "2025-06-18"}
     assert httpx.post(url, json=request, headers=named).json()["result"]["tools"]
     httpx.delete(url, headers=session, timeout=30)
+
+
+def test_refusals_before_the_sdk_reads_a_request_carry_its_id(demo_server: DemoServer) -> None:
+    """An ended session's 404, a 406 and the 500 of a session ended during the call were
+    answered with "id": null: the client could not tell which request they answered."""
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = {
+        **_session(url, demo_server.analyst_token, "2025-06-18"),
+        "mcp-protocol-version": "2025-06-18",
+    }
+    ping = {"jsonrpc": "2.0", "id": "p-1", "method": "ping"}
+    html_only = httpx.post(url, json=ping, headers={**session, "Accept": "text/html"})
+    assert html_only.status_code == 406 and html_only.json()["id"] == "p-1"
+    httpx.delete(url, headers=session, timeout=30)
+    ended = httpx.post(url, json={**ping, "id": 12}, headers=session, timeout=30)
+    assert ended.status_code == 404 and ended.json()["id"] == 12
+    assert ended.json()["error"]["message"] == "Session not found"

@@ -3,10 +3,13 @@ whose ``id`` is not one.
 
 The MCP SDK's streamable HTTP transport answers such a body ``400`` with code ``-32602``
 (invalid params) and pydantic's whole validation report as the message; JSON-RPC 2.0
-says ``-32600`` (invalid request). This wrapper reads only ``400`` answers of the MCP app
-(a few hundred bytes; every other answer passes untouched, streamed) and rewrites that
-one case to the code and message ``agnes mcp`` gives on stdio
-(:mod:`agnes_mcp.mcp_server.stdio_transport`).
+says ``-32600`` (invalid request). This wrapper reads only the error answers (4xx, 5xx)
+of the MCP app (a few hundred bytes; every other answer passes untouched, streamed) and
+rewrites that case to the code and message ``agnes mcp`` gives on stdio
+(:mod:`agnes_mcp.mcp_server.stdio_transport`). An error answer the SDK gives with
+``"id": null`` to a request whose id it never read (an ended session's 404, a 406, the
+500 of a session ended during the call) gets the request's id, so the client can match
+it to its request.
 
 A request whose ``id`` is an object, a list, a boolean, a number not written as an integer
 (``1.5``, ``1.0``, ``1e3``) or null (MCP allows a
@@ -35,21 +38,26 @@ from agnes_mcp.mcp_server.stdio_transport import (
 
 
 def _rewritten(body: bytes, request: bytes = b"") -> bytes | None:
-    """The SDK's answer to a body that is not a message, as JSON-RPC 2.0 words it, with
-    the ``id`` of ``request`` (the body sent) when one can be read from it (the SDK
-    answers ``null``), and said to be a batch when it was a JSON array (MCP has none)."""
+    """The SDK's error answer as JSON-RPC 2.0 words it: with the ``id`` of ``request``
+    (the body sent) when one can be read from it (the SDK answers ``null`` to a request
+    it refuses before reading it: 404 for an ended session, 406, 500 when the session
+    ended during the call, ...), and a body that is not a message said to be one, or a
+    batch when it was a JSON array (MCP has none)."""
     try:
         answer = json.loads(body)
     except ValueError:
         return None
-    error = answer.get("error") if isinstance(answer, dict) else None
-    if not isinstance(error, dict) or error.get("code") != INVALID_PARAMS:
-        return None
-    if not str(error.get("message", "")).startswith("Validation error"):
+    if not isinstance(answer, dict) or answer.get("jsonrpc") != "2.0":
+        return None  # the API's own error shape (a 405, ...): not JSON-RPC
+    error = answer.get("error")
+    if not isinstance(error, dict):
         return None
     batch = request.lstrip().startswith(b"[")
-    message = BATCH_MESSAGE if batch else INVALID_REQUEST_MESSAGE
-    answer["error"] = {"code": INVALID_REQUEST, "message": message}
+    if error.get("code") == INVALID_PARAMS and str(error.get("message", "")).startswith(
+        "Validation error"
+    ):
+        message = BATCH_MESSAGE if batch else INVALID_REQUEST_MESSAGE
+        answer["error"] = {"code": INVALID_REQUEST, "message": message}
     if answer.get("id") is None and not batch:
         answer["id"] = _readable_id(request)
     return json.dumps(answer).encode()
@@ -93,7 +101,7 @@ class JsonRpcInvalidRequest:
             receive = replaying(messages, receive)
 
         def start(message: Message) -> tuple[Message, bool]:
-            return message, message["status"] == 400
+            return message, message["status"] >= 400
 
         await self.app(
             scope,
