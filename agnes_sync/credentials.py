@@ -12,6 +12,12 @@ variables, then what is stored in the user's config folder ``$AGNES_CONFIG_HOME`
   workspaces and by a workspace that has no entry of its own (one set up before entries
   existed). JSON ``{"server_url": ..., "token": ...}``: the file older versions wrote.
 
+A workspace with no entry in this config folder (a process started with another ``HOME``,
+``AGNES_CONFIG_HOME`` or ``XDG_CONFIG_HOME`` than ``agnes init`` ran with, or a workspace
+moved or copied) still knows its server: the one its last pull came from
+(``.agnes/pull-state.json``, which holds no token). That URL comes before the user's
+default, whose token is then sent only if it was saved for that same server.
+
 Both are mode 0600 in a 0700 folder. A stored token is only ever sent to the server URL it
 was saved with.
 """
@@ -29,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000"
 WORKSPACE_DOT = ".agnes"  # agnes_sync.workspace.layout.DOT
+PULL_STATE = "pull-state.json"  # agnes_sync.pull.pull.STATE_FILE
 
 
 class CredentialsError(Exception):
@@ -236,7 +243,10 @@ def resolve(
     stored, stored_from = _stored(root)
     stored_url = normalize_url(stored["server_url"], say=False) if "server_url" in stored else None
     if chosen is None:
-        if stored_url:
+        pulled = _last_pulled_from(root) if stored_from.startswith("user default") else None
+        if pulled:
+            chosen, url_from = pulled
+        elif stored_url:
             chosen, url_from = stored_url, stored_from
         else:
             chosen, url_from = normalize_url(DEFAULT_SERVER_URL), "built-in default"
@@ -249,7 +259,28 @@ def resolve(
             f"the token of the {stored_from} was saved for {stored_url}; it is not sent to "
             f"{chosen}. Pass {token_flag}, or 'agnes login' to that server."
         )
+    elif root is not None and url_from.startswith("workspace's last pull"):
+        _note(
+            f"the workspace {root} last pulled from {chosen}, but no token for it is stored "
+            f"in {config_home()} (the config folder of this process: HOME, "
+            "AGNES_CONFIG_HOME or XDG_CONFIG_HOME may differ from where 'agnes init' ran). "
+            f"Pass {token_flag} or AGNES_TOKEN, or run 'agnes login --workspace {root} "
+            f"--server-url {chosen} --token <token>' in this environment."
+        )
     return Credentials(chosen, None, url_from, None, root)
+
+
+def _last_pulled_from(root: Path | None) -> tuple[str, str] | None:
+    """The server the workspace ``root`` last pulled from, and where that is recorded
+    (None outside a workspace, before its first pull, or when the record is unreadable)."""
+    if root is None:
+        return None
+    path = root / WORKSPACE_DOT / PULL_STATE
+    try:
+        url = json.loads(path.read_text(encoding="utf-8")).get("server_url")
+        return (normalize_url(url, say=False), f"workspace's last pull {path}") if url else None
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError, CredentialsError):
+        return None
 
 
 def _stored(root: Path | None) -> tuple[dict[str, str], str]:

@@ -297,6 +297,31 @@ def _too_long(path: str, params: Any) -> str:
     )
 
 
+_REFUSED_HINT = (
+    "The server refused the token: check the one this client uses (--token, "
+    "AGNES_TOKEN, or the workspace's own from 'agnes init'); an admin or your "
+    "account page (/me) makes a new one."
+)
+
+
+def _sent_no_token(response: httpx.Response) -> bool:
+    try:
+        return "authorization" not in response.request.headers
+    except RuntimeError:  # a response built by hand, with no request
+        return False
+
+
+def _no_token_hint(base_url: str) -> str:
+    from agnes_sync.credentials import config_home
+
+    return (
+        f"This client sent no token: none was given (--token, AGNES_TOKEN) and none for "
+        f"{base_url} is stored in {config_home()}, the config folder this process reads "
+        "(HOME, AGNES_CONFIG_HOME or XDG_CONFIG_HOME decide it; 'agnes init' and 'agnes "
+        "login' write there). Give the token, or run 'agnes login' with this environment."
+    )
+
+
 def error_of(response: httpx.Response, base_url: str) -> AgnesError:
     """The error an answer of 400 or more stands for: the server's own, when it answers as
     Agnes does (``{"error": {"code", "message", ...}}``), else that it is not Agnes."""
@@ -304,11 +329,7 @@ def error_of(response: httpx.Response, base_url: str) -> AgnesError:
         error = response.json()["error"]
         hint = error.get("hint")
         if response.status_code == 401:  # the server's hint is for raw HTTP clients
-            hint = (
-                "The server refused the token: check the one this client uses (--token, "
-                "AGNES_TOKEN, or the workspace's own from 'agnes init'); an admin or your "
-                "account page (/me) makes a new one."
-            )
+            hint = _no_token_hint(base_url) if _sent_no_token(response) else _REFUSED_HINT
         return ServerError(
             response.status_code,
             str(error["code"]),

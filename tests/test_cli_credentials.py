@@ -6,6 +6,7 @@ credentials file still works as the user's default."""
 from __future__ import annotations
 
 import json
+import os
 import stat
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from agnes_sync.credentials import config_home, credentials_path
 from cli import exit_codes
@@ -248,3 +251,50 @@ def test_a_pasted_token_is_trimmed_and_a_broken_one_refused_without_echoing_it(
     monkeypatch.setenv("AGNES_TOKEN", " \t ")
     code, out, err = run(capsys, "whoami", *url)
     assert code == exit_codes.CONFIG and "token given by AGNES_TOKEN is blank" in err
+
+
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_a_workspace_seen_from_another_config_home_keeps_its_server(
+    demo_server: DemoServer,
+    places: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Claude Code starting `agnes mcp` with another HOME/AGNES_CONFIG_HOME than `agnes init`
+    ran with found no workspace entry and went to the built-in http://127.0.0.1:8000
+    ('Cannot reach'). The workspace's last pull names its server: that is used, and with
+    no token stored for it the refusal says that none was sent and where it was looked
+    for."""
+    _, folder = places
+    init_as_analyst(demo_server, folder, capsys)
+    elsewhere = tmp_path / "other-config"
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(elsewhere))
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)  # e.g. .mcp.json's env
+    me = whoami(capsys)
+    assert me["email"].startswith("analyst@")
+    assert me["credentials"]["server_url"] == demo_server.live.base_url
+    assert "pull-state.json" in me["credentials"]["server_url_from"]
+    monkeypatch.delenv("AGNES_TOKEN")
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AGNES_")}
+    environment["AGNES_CONFIG_HOME"] = str(elsewhere)
+    server = json.loads((folder / ".mcp.json").read_text())["mcpServers"]["agnes"]
+    parameters = StdioServerParameters(
+        command=server["command"], args=server["args"], env=environment, cwd=folder
+    )
+    with open(os.devnull, "w") as quiet:
+        async with (
+            stdio_client(parameters, errlog=quiet) as streams,
+            ClientSession(streams[0], streams[1]) as session,
+        ):
+            await session.initialize()
+            result = await session.call_tool("whoami", {})
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert result.is_error and "unauthenticated" in text, text
+    assert "sent no token" in text and str(elsewhere) in text and "8000" not in text
