@@ -232,6 +232,13 @@ class MethodNotAllowed(AgnesError):
     default_hint = "See the allowed methods at /api/docs."
 
 
+class NotAcceptable(AgnesError):
+    """The request's ``Accept`` header admits none of the media types the route answers in."""
+
+    code = "not_acceptable"
+    status = 406
+
+
 # --- domain lookups ---------------------------------------------------------------
 
 

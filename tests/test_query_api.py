@@ -622,3 +622,60 @@ def test_a_snapshot_of_a_local_table_points_at_the_ready_query(analyst: httpx.Cl
 def test_byte_caps_out_of_range_are_refused(admin: httpx.Client, value: object) -> None:
     answer = admin.put("/api/admin/server-config", json={"scan_caps": {"per_query_bytes": value}})
     assert_error(answer, 422, "invalid_request")
+
+
+DATA_ROUTES = [  # (method, path, body, what the route answers in, its default first)
+    ("GET", "/api/catalog/orders/describe?n=3", None, ("json", "arrow")),
+    ("POST", "/api/query", {"sql": "SELECT order_id FROM orders LIMIT 3"}, ("json", "arrow")),
+    (
+        "POST",
+        "/api/metrics/revenue/total_revenue/query",
+        {"limit": 3},
+        ("json", "arrow"),
+    ),
+    (
+        "POST",
+        "/api/snapshots",
+        {"table_id": "web_sessions", "select": ["session_id"], "limit": 3},
+        ("arrow",),
+    ),
+]
+
+
+def answered_in(response: httpx.Response) -> str:
+    kind = response.headers["content-type"].split(";")[0]
+    return {"application/json": "json", ARROW["Accept"]: "arrow"}[kind]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "offers"), DATA_ROUTES)
+def test_data_routes_answer_in_the_type_asked_for_or_406(
+    analyst: httpx.Client, method: str, path: str, body: dict | None, offers: tuple[str, ...]
+) -> None:
+    """`/describe` answered Arrow whatever the Accept header said (a JSON client got IPC
+    bytes), and every data route answered something for an Accept it cannot meet. Each
+    answers JSON or Arrow as asked, its default for none or */*, and `406 not_acceptable`
+    naming what it can produce otherwise."""
+
+    def ask(accept: str | None) -> httpx.Response:
+        headers = {"Accept": accept} if accept is not None else {}
+        return analyst.request(method, path, json=body, headers=headers)
+
+    for accept in (None, "*/*", "application/*;q=0.5, text/html"):
+        response = ask(accept)
+        assert response.status_code == 200, response.text
+        assert answered_in(response) == offers[0], accept
+    if "json" in offers:
+        response = ask("application/json")
+        assert answered_in(response) == "json" and response.json()["row_count"] == 3
+        assert len(response.json()["rows"]) == 3
+        assert answered_in(ask(f"{ARROW['Accept']}, application/json;q=0.9")) == "arrow"
+        assert answered_in(ask(f"application/json, {ARROW['Accept']}")) == "json"
+    arrow = ask(ARROW["Accept"])
+    assert answered_in(arrow) == "arrow"
+    assert pa.ipc.open_stream(arrow.content).read_all().num_rows == 3
+    refused = ["text/csv", f"{ARROW['Accept']};q=0, application/json;q=0"]
+    if "json" not in offers:
+        refused.append("application/json")
+    for accept in refused:
+        error = assert_error(ask(accept), 406, "not_acceptable")
+        assert error["details"]["offered"] and ARROW["Accept"] in error["message"]

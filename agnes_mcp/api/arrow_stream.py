@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
-from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -23,10 +22,6 @@ BATCH_ROWS = 65_536
 # lines of 64 KiB (http.client), and a proxy a few KiB (nginx: 4-8 KiB), and failed the
 # whole answer. A longer value is in the schema metadata only, like every non-scalar.
 MAX_HEADER_CHARS = 1024
-
-
-def wants_arrow(request: Request) -> bool:
-    return ARROW_STREAM in request.headers.get("accept", "")
 
 
 class _Pending:

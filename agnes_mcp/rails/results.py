@@ -147,6 +147,31 @@ class Answer(ResultMeta):
             fields["reason"] = "rows"  # servers before the reason travelled
         return cls.model_validate({**fields, "table": table})
 
+    def result(self) -> QueryResult:
+        """The answer as JSON (what a REST route answers unless Arrow is asked for), its
+        rows cut at the byte cap as JSON too (:func:`json_rows`)."""
+        rows, cut = json_rows(self.table, self.byte_limit)
+        truncated, reason, truncation = self.truncated, self.reason, self.truncation
+        if cut:
+            truncated, reason = True, "bytes"
+            truncation = truncation_for("bytes", len(rows), byte_limit=self.byte_limit)
+        return QueryResult(
+            columns=columns_of(self.table),
+            rows=[],
+            row_count=len(rows),
+            total_rows=self.total_rows,
+            truncated=truncated,
+            truncation=truncation,
+            reason=reason,
+            row_limit=self.row_limit,
+            row_limit_source=self.row_limit_source,
+            byte_limit=self.byte_limit,
+            bytes_scanned=self.bytes_scanned,
+            bytes_billed=self.bytes_billed,
+            remaining_budget_bytes=self.remaining_budget_bytes,
+            provenance=self.provenance.model_copy(update={"row_count": len(rows)}),
+        ).model_copy(update={"rows": rows})  # rows are JSON values by construction
+
 
 def cut_by(truncated: bool, reason: str | None) -> Literal["rows", "bytes"] | None:
     """Which query cap cut a result (rows unless it was the byte cap), None when whole."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
+from agnes_mcp.api.negotiation import wants_arrow
 from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS, MAX_SEARCH_CHARS, CatalogEntry, TableSchema
 from agnes_mcp.metrics.summary import MetricSummary
+from agnes_mcp.rails.results import QueryResult
 
 router = APIRouter(prefix="/api/catalog", tags=["catalog"])
 
@@ -42,14 +44,21 @@ def schema(table_id: str, services: ServicesDep, principal: PrincipalDep) -> Tab
 
 @router.get(
     "/{table_id:path}/describe",
+    response_model=QueryResult,
     summary="A few rows of a table (remote tables: the warehouse's free preview)",
-    responses={200: {"content": {ARROW_STREAM: {}}, "description": "Arrow IPC stream"}},
+    responses={
+        200: {"content": {ARROW_STREAM: {}}, "description": "JSON, or Arrow IPC on request"}
+    },
 )
 def describe(
     table_id: str,
+    request: Request,
     services: ServicesDep,
     principal: PrincipalDep,
     n: int = Query(default=5, ge=1, le=MAX_SAMPLE_ROWS),
 ) -> Response:
+    arrow = wants_arrow(request)  # before any work: a 406 reads nothing
     answer = services.catalog_view.describe(principal, table_id, n)
-    return arrow_response(answer.table, answer.wire())
+    if arrow:
+        return arrow_response(answer.table, answer.wire())
+    return Response(answer.result().model_dump_json(), media_type="application/json")

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
+from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.hang_up import unless_hung_up
+from agnes_mcp.api.negotiation import wants_arrow
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.catalog_models import MAX_SEARCH_CHARS
 from agnes_mcp.metrics import admin as metric_admin
@@ -81,6 +82,7 @@ async def query_metric(
     principal: PrincipalDep,
 ) -> Response:
     """A client that disconnects before the answer stops the query (``query_cancelled``)."""
+    arrow = wants_arrow(request)  # before any work: a 406 runs nothing
 
     def work() -> Response:
         run = services.metric_service.run(
@@ -89,7 +91,7 @@ async def query_metric(
             MetricRequest(body.dimensions, body.filters, body.grain, body.time_range),
             limit=body.limit,
         )
-        if wants_arrow(request):
+        if arrow:
             answer = run.answer()
             return arrow_response(answer.table, answer.wire())
         extra = {

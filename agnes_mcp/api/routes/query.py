@@ -14,9 +14,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response, wants_arrow
+from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.hang_up import unless_hung_up
+from agnes_mcp.api.negotiation import wants_arrow
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.query.hybrid import MAX_REMOTE_PARTS, hybrid
@@ -53,8 +54,8 @@ class EstimateResponse(BaseModel):
     detail: dict[str, Any]
 
 
-def respond(request: Request, outcome: Outcome) -> Response:
-    if wants_arrow(request):
+def respond(arrow: bool, outcome: Outcome) -> Response:
+    if arrow:
         answer = outcome.answer()
         return arrow_response(answer.table, answer.wire())
     # serialized by pydantic-core in one pass (a Python dict, then json.dumps, took two)
@@ -76,6 +77,7 @@ async def query(
     tables run in their warehouse under the scan cap and your daily budget. Over the
     number of queries you (or the server) may run at once: ``429 too_many_queries`` with
     ``Retry-After``."""
+    arrow = wants_arrow(request)  # before any work: a 406 runs nothing
 
     def work() -> Response:
         # your snapshots kept on the server and the results kept for your token (an
@@ -87,7 +89,7 @@ async def query(
             )
         except TableNotFound as missing:
             raise services.stored_snapshots.missing_said(principal, missing) from None
-        return respond(request, outcome)
+        return respond(arrow, outcome)
 
     return await unless_hung_up(request, in_query_lane(work))
 
@@ -108,12 +110,13 @@ async def hybrid_query(
 ) -> Response:
     """Each remote sub-query runs under the caps; the results are registered as tables
     named by their alias for ``sql``, which runs with the server's local tables."""
+    arrow = wants_arrow(request)
 
     def work() -> Response:
         outcome = hybrid(
             services.query, principal, body.sql, body.register_remote, limit=body.limit
         )
-        return respond(request, outcome)
+        return respond(arrow, outcome)
 
     return await unless_hung_up(request, in_query_lane(work))
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.hang_up import unless_hung_up
+from agnes_mcp.api.negotiation import chosen_type
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.query.snapshots import Snapshots
@@ -39,6 +40,7 @@ async def create(
     body: SnapshotBody, request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> Response:
     """A client that disconnects before the answer stops the query (``query_cancelled``)."""
+    chosen_type(request, (ARROW_STREAM,))  # Arrow only: a 406 runs nothing
 
     def work() -> Response:
         prepared, outcome = Snapshots(services.query).create(principal, body)
