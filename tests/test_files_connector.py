@@ -437,6 +437,52 @@ def test_a_one_column_csv_is_still_read(
     assert connector.extract(request, writer).rows == 2
 
 
+@pytest.mark.parametrize(
+    ("glob", "columns"), [(False, None), (True, None), (False, {"name": "VARCHAR"})]
+)
+def test_a_blank_line_is_no_row_in_a_csv_of_one_column_as_of_several(
+    connector: FilesConnector,
+    writer: ExtractWriter,
+    source_root: Path,
+    glob: bool,
+    columns: dict | None,
+) -> None:
+    """DuckDB skips a blank line in a CSV of several columns, but read one in a CSV of one
+    column as a row holding NULL: a list ending in two line breaks gained a NULL row. A
+    blank line is no row in either; an empty quoted field is still the empty string."""
+    write(source_root / "names.csv", 'name\nalice\n\nbob\n""\n\n')
+    write(source_root / "pairs.csv", "id,name\n1,alice\n\n2,\n")
+    if glob:
+        write(source_root / "names-2.csv", "name\ncarol\n\n")
+    options = {"columns": columns} if columns else {}
+    names = TableRequest(
+        id="names", source_table="names*.csv" if glob else "names.csv", options=options
+    )
+    connector.extract(names, writer)
+    expected = [("",), ("alice",), ("bob",)] + ([("carol",)] if glob else [])
+    assert rows_of(writer, "names") == expected
+    connector.extract(TableRequest(id="pairs", source_table="pairs.csv"), writer)
+    assert rows_of(writer, "pairs") == [(1, "alice"), (2, None)]
+
+
+def test_an_empty_file_of_a_glob_is_said_in_the_sync_result(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """An empty CSV among the files of a glob (one still being copied) was left out
+    without a word: the table was published without its rows. The sync's notes (its
+    result and history) name it."""
+    write(source_root / "orders-1.csv", "id,item\n1,car\n")
+    write(source_root / "orders-2.csv", "")
+    published = connector.extract(TableRequest(id="orders", source_table="orders-*.csv"), writer)
+    assert rows_of(writer, "orders") == [(1, "car")]
+    assert any("1 empty file" in n and "orders-2.csv" in n for n in published.notes), (
+        published.notes
+    )
+    write(source_root / "orders-2.csv", "id,item\n2,bus\n")
+    published = connector.extract(TableRequest(id="orders", source_table="orders-*.csv"), writer)
+    assert not any("empty" in n for n in published.notes), published.notes
+
+
 def test_incremental_dedupes_and_takes_late_rows(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

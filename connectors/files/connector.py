@@ -18,12 +18,14 @@ from connectors.files.readers import (
     detect_format,
     dialect_args,
     empty_files_error,
+    empty_files_note,
     explain,
     reader_sql,
     skipped_lines_error,
     sniffed_reader_sql,
     unsplit_csv_error,
     with_content,
+    without_blank_lines,
 )
 from connectors.files.sniffing import sniff
 
@@ -120,6 +122,7 @@ class FilesConnector(Connector):
         # header line, and one with a preamble lose its first lines. The table's given
         # columns are the reader's, not the sniffer's (which would refuse other names).
         args = dialect_args(kind, options) if options.columns else csv_args(kind, options)
+        names = set()
         for one in files:
             sniffed = sniff(con, one, args)
             error = skipped_lines_error(one, options, sniffed) or unsplit_csv_error(
@@ -129,7 +132,8 @@ class FilesConnector(Connector):
                 raise error
             if len(files) == 1 and not options.columns:
                 sql = f"SELECT * FROM {sniffed_reader_sql(one, options, sniffed)}"
-        return sql
+            names.add(tuple(options.columns or (name for name, _ in sniffed.columns)))
+        return without_blank_lines(sql, names, options)
 
     def describe_table(self, request: TableRequest) -> list[Column]:
         sql, files = self.source_sql(request)
@@ -149,11 +153,15 @@ class FilesConnector(Connector):
         con = self.duckdb_cursor(writer.paths.root)
         try:
             sql = self._checked_source(con, sql, files, request)
-            return strategies.run(con, sql, request, writer)
+            published = strategies.run(con, sql, request, writer)
         except duckdb.Error as exc:
             raise explain(exc, files) from None
         finally:
             con.close()
+        left_out = empty_files_note(self.files_of(request), files)
+        if left_out:
+            published.notes.append(left_out)
+        return published
 
 
 def _refuse_mixed_formats(files: list[Path], request: TableRequest) -> None:

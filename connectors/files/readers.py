@@ -16,7 +16,7 @@ from agnes_sync.errors import (
     TerminalSyncError,
     TransientSyncError,
 )
-from agnes_sync.sql_text import quote_literal
+from agnes_sync.sql_text import quote_ident, quote_literal
 from connectors.files.options import FileTableOptions
 from connectors.files.sniffing import Sniffed
 
@@ -281,6 +281,38 @@ def with_content(files: list[Path]) -> list[Path]:
     empty parquet file is no parquet at all (one still being copied): it stays, for the
     reader to refuse, so a glob is never published without its rows."""
     return [f for f in files if detect_format(f) == "parquet" or not _empty(f)] or files
+
+
+def empty_files_note(matched: list[Path], read: list[Path]) -> str | None:
+    """What the sync says of the empty text files of a glob it left out (None when none
+    was): each holds no rows, and may be a file still being written or copied, whose rows
+    the published table then lacks until a later sync."""
+    kept = set(read)
+    empty = [f for f in matched if f not in kept]
+    if not empty:
+        return None
+    named = ", ".join(f.name for f in empty[:5]) + (
+        f" (+{len(empty) - 5} more)" if len(empty) > 5 else ""
+    )
+    return (
+        f"{len(empty)} empty {'file' if len(empty) == 1 else 'files'} of the glob left out "
+        f"(no header line, no rows): {named}; one still being written is read by the next sync"
+    )
+
+
+def without_blank_lines(sql: str, names: set[tuple[str, ...]], options: FileTableOptions) -> str:
+    """``sql`` without the rows blank lines make in CSV files of one column. DuckDB skips a
+    blank line in a file of several columns (and in one of one column read with a
+    ``null_string``), but reads it as a row holding NULL in a file of one column: a list
+    that ends in two line breaks gained a NULL row. A blank line is never a row here; in a
+    one-column file without a ``null_string``, NULL comes from a blank line alone (an
+    empty quoted field ``""`` is the empty string), so those are the rows left out."""
+    if options.null_string is not None or len(names) != 1:
+        return sql
+    (columns,) = names
+    if len(columns) != 1:
+        return sql
+    return f"SELECT * FROM ({sql}) WHERE {quote_ident(columns[0])} IS NOT NULL"
 
 
 def _empty(path: Path) -> bool:
