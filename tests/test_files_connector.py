@@ -438,7 +438,8 @@ def test_a_one_column_csv_is_still_read(
 
 
 @pytest.mark.parametrize(
-    ("glob", "columns"), [(False, None), (True, None), (False, {"name": "VARCHAR"})]
+    ("glob", "columns"),
+    [(False, None), (True, None), (False, {"name": "VARCHAR"}), (True, {"name": "VARCHAR"})],
 )
 def test_a_blank_line_is_no_row_in_a_csv_of_one_column_as_of_several(
     connector: FilesConnector,
@@ -463,6 +464,23 @@ def test_a_blank_line_is_no_row_in_a_csv_of_one_column_as_of_several(
     assert rows_of(writer, "names") == expected
     connector.extract(TableRequest(id="pairs", source_table="pairs.csv"), writer)
     assert rows_of(writer, "pairs") == [(1, "alice"), (2, None)]
+
+
+def test_a_glob_with_given_columns_reads_quotes_in_every_file(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """With the columns given, DuckDB read each file of a glob with the quote it sniffed
+    in the first: a first file without a quoted field made a later file's quoted comma a
+    column too many, and its "" the text '""'."""
+    write(source_root / "orders-1.csv", "id,name\n1,carol\n")
+    write(source_root / "orders-2.csv", 'id,name\n2,"x,y"\n3,""\n4,"a ""q"" b"\n')
+    request = TableRequest(
+        id="orders",
+        source_table="orders-*.csv",
+        options={"columns": {"id": "INTEGER", "name": "VARCHAR"}},
+    )
+    connector.extract(request, writer)
+    assert rows_of(writer, "orders") == [(1, "carol"), (2, "x,y"), (3, ""), (4, 'a "q" b')]
 
 
 def test_an_empty_file_of_a_glob_is_said_in_the_sync_result(

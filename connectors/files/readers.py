@@ -71,6 +71,12 @@ def csv_args(kind: str, options: FileTableOptions, files: int = 1) -> list[str]:
         args.append(f"timestampformat = {quote_literal(options.timestamp_format)}")
     if options.columns:
         args.append("columns = " + _struct(options.columns))
+        if files > 1 and options.quote is None and options.escape is None:
+            # Without union_by_name, DuckDB reads every file of a glob with the dialect it
+            # sniffed in the first: a first file with no quoted field made the quote ''
+            # for all, so a later file's "" was read as the text '""' and "x,y" split
+            # into two fields. CSV's own quote and escape, unless the options say others.
+            args += ["quote = '\"'", "escape = '\"'"]
     elif files > 1:
         # Files of a glob are matched by column name, as parquet's are: an export that
         # gained or lost a column is NULL where a file lacks it. DuckDB otherwise took the
