@@ -218,7 +218,7 @@ class RegistryAdmin:
         )
         registered = Registered(table=table, columns=columns, dry_run=False)
         if sync:
-            registered._first_sync = self.services.sync.scheduler.trigger(table.id, "registration")
+            registered._first_sync = self.services.sync.enqueue(table.id, "registration")
             registered.initial_sync = "queued"
         return registered
 
@@ -294,7 +294,7 @@ class RegistryAdmin:
         )
         if not wait:
             queued = TriggerResult(queued=ids)
-            queued._runs = [self.services.sync.scheduler.trigger(one, "manual") for one in ids]
+            queued._runs = [self.services.sync.enqueue(one, "manual") for one in ids]
             return queued
         return TriggerResult(results=self.services.sync.sync_many(ids, "manual"))
 

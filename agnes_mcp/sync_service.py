@@ -14,6 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ import blake3
 from pydantic import BaseModel
 
 from agnes_mcp.catalog_models import ColumnInfo
+from agnes_mcp.errors import TableNotRegistered
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.sources import SourceCatalog
 from agnes_mcp.store.ids import utcnow
@@ -91,6 +93,8 @@ class SyncService:
         )
         self._started = False
         self._recovered = False
+        # The runs start() began for syncs a previous process queued and never ran.
+        self.requeued: list[Future[object]] = []
 
     # --- validation -------------------------------------------------------------------
 
@@ -148,7 +152,13 @@ class SyncService:
             return self._sync(table_id, trigger)
 
     def _sync(self, table_id: str, trigger: str) -> SyncResult:
-        table = self.registry.get(table_id)
+        try:
+            table = self.registry.get(table_id)
+        except TableNotRegistered:
+            self.states.not_run(
+                table_id, self.clock(), "not run: the table was unregistered before it started"
+            )
+            raise
         started = time.perf_counter()
         run_id = self.states.started(table_id, trigger, self.clock())
         attempts = 0
@@ -333,17 +343,44 @@ class SyncService:
             raise storage from exc
         self._recovered = True
 
+    def enqueue(self, table_id: str, trigger: str = "manual") -> Future[object]:
+        """Sync ``table_id`` in the background. Unless it is syncing already (the call
+        then joins that run), the request is recorded as queued first: a server that stops
+        before running it runs it at its next start (:meth:`start`)."""
+        if table_id not in self.scheduler.running():
+            self.states.queued(table_id, trigger, self.clock())
+        return self.scheduler.trigger(table_id, trigger)
+
     def start(self) -> None:
-        """At server start: recover (if not done yet), then start the clock."""
+        """At server start: recover (if not done yet), start the clock, and run the syncs
+        a previous process queued and never ran."""
         if self._started:
             return
         self.recover()
         self._started = True
         if self.settings.scheduler_enabled:
             self.scheduler.start()
+        registered = {t.id for t in self.registry.all()}
+        for table_id, trigger in self.states.still_queued():
+            if table_id not in registered:
+                self.states.not_run(
+                    table_id,
+                    self.clock(),
+                    "not run: the table was unregistered before the queued sync started",
+                )
+                continue
+            logger.info("running the sync of %s queued before the server stopped", table_id)
+            self.requeued.append(self.scheduler.trigger(table_id, trigger))
 
     def stop(self) -> None:
         self.scheduler.stop(wait=True)
+        left = [table for table, _ in self.states.still_queued()]
+        if left:
+            logger.warning(
+                "%s queued and not started: run at the next start (%s)",
+                counted(len(left), "sync"),
+                ", ".join(left),
+            )
 
 
 def _schedule(text: str | None) -> Schedule | None:

@@ -7,10 +7,12 @@ import threading
 import time
 from concurrent.futures import CancelledError
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from agnes_mcp.services import Services
+from agnes_mcp.settings import load_settings
 from agnes_sync.errors import InvalidSchedule, TerminalSyncError, TransientSyncError
 from agnes_sync.retry import with_retries
 from agnes_sync.schedule import parse_schedule
@@ -328,3 +330,43 @@ def test_every_failed_sync_leaves_one_line_in_the_server_log(
         and r.getMessage().endswith("s, 1 attempt")
         for r in caplog.records
     )
+
+
+def test_syncs_queued_when_the_server_stops_run_at_its_next_start(
+    tmp_path: Path, source_root: Path, warehouse: Path
+) -> None:
+    """`agnes admin sync --no-wait` queues syncs on the worker pool; a server stopped
+    before they started dropped them without a trace (no history row, nothing run). Each
+    is recorded as queued first: the next start runs it, and one whose table was
+    unregistered meanwhile is closed as not run, saying why."""
+    settings = load_settings(
+        data_dir=tmp_path / "data",
+        write_behind_seconds=0.05,
+        sync_workers=1,
+        scheduler_enabled=False,
+        sources={"sample": {"connector": "sample"}},
+    )
+    first = Services.open(settings)
+    try:
+        register(first, id="slow", source_type="sample", source_options={"delay_seconds": 0.5})
+        for name in ("quick", "gone"):
+            register(first, id=name, source_type="sample", source_options={"rows": 5})
+        for name in ("slow", "quick", "gone"):
+            first.sync.enqueue(name)
+    finally:
+        first.close()  # the one worker is busy with slow: quick and gone never started
+
+    second = Services.open(settings)
+    try:
+        assert [h.status for h in second.sync_states.history("quick")] == ["queued"]
+        second.registry.delete("gone")
+        second.start()
+        for run in second.sync.requeued:
+            run.result(timeout=SIGNAL_WAIT)
+        quick = second.sync_states.history("quick")
+        assert [(h.status, h.trigger, h.rows) for h in quick] == [("ok", "manual", 5)]
+        gone = second.sync_states.history("gone")
+        assert [h.status for h in gone] == ["error"] and "unregistered" in (gone[0].error or "")
+        assert [h.status for h in second.sync_states.history("slow")] == ["ok"]
+    finally:
+        second.close()

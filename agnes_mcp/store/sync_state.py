@@ -66,14 +66,65 @@ class SyncStateRepository:
     def __init__(self, store: SystemStore) -> None:
         self._store = store
 
-    def started(self, table_id: str, trigger: str, at: datetime) -> int:
-        """Mark a run as started; returns the history row's id."""
+    def queued(self, table_id: str, trigger: str, at: datetime) -> int:
+        """Record a sync asked for and not started yet (``status`` 'queued'): the next run
+        of the table takes it over, and one a stopped server never ran is run at its next
+        start (:meth:`still_queued`), so a queued sync is never lost without a trace."""
         with self._store.writer() as cur:
             row = cur.execute(
                 "INSERT INTO sync_history (table_id, started_at, status, trigger) "
-                "VALUES (?, ?, 'running', ?) RETURNING id",
+                "VALUES (?, ?, 'queued', ?) RETURNING id",
                 [table_id, at, trigger],
             ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def still_queued(self) -> list[tuple[str, str]]:
+        """(table, trigger) of every queued sync no run has taken over yet, oldest first,
+        one per table."""
+        with self._store.cursor() as cur:
+            rows = cur.execute(
+                "SELECT table_id, arg_min(trigger, id) FROM sync_history "
+                "WHERE status = 'queued' GROUP BY table_id ORDER BY min(id)"
+            ).fetchall()
+        return [(str(table), str(trigger)) for table, trigger in rows]
+
+    def not_run(self, table_id: str, at: datetime, why: str) -> None:
+        """Close the queued syncs of ``table_id`` as never run, saying why."""
+        with self._store.writer() as cur:
+            cur.execute(
+                "UPDATE sync_history SET status = 'error', finished_at = ?, error = ? "
+                "WHERE table_id = ? AND status = 'queued'",
+                [at, why, table_id],
+            )
+
+    def started(self, table_id: str, trigger: str, at: datetime) -> int:
+        """Mark a run as started, taking over the table's queued syncs (the oldest one's
+        row becomes the run's; any later one is closed as served by it); returns the
+        history row's id."""
+        with self._store.writer() as cur:
+            queued = cur.execute(
+                "SELECT id FROM sync_history WHERE table_id = ? AND status = 'queued' ORDER BY id",
+                [table_id],
+            ).fetchall()
+            if queued:
+                row = cur.execute(
+                    "UPDATE sync_history SET status = 'running', started_at = ? "
+                    "WHERE id = ? RETURNING id",
+                    [at, queued[0][0]],
+                ).fetchone()
+                for (later,) in queued[1:]:
+                    cur.execute(
+                        "UPDATE sync_history SET status = 'ok', finished_at = ?, "
+                        "notes = ? WHERE id = ?",
+                        [at, f"served by run {queued[0][0]}", later],
+                    )
+            else:
+                row = cur.execute(
+                    "INSERT INTO sync_history (table_id, started_at, status, trigger) "
+                    "VALUES (?, ?, 'running', ?) RETURNING id",
+                    [table_id, at, trigger],
+                ).fetchone()
             cur.execute(
                 "INSERT INTO sync_state (table_id, status, last_started_at, updated_at) "
                 "VALUES (?, 'running', ?, ?) ON CONFLICT (table_id) DO UPDATE SET "
