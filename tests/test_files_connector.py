@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -103,6 +104,42 @@ def test_parquet_and_globs_and_buckets(
     assert connector.extract(request, writer).rows == 15
     assert rows_of(writer, "sales", "month, n")[0] == (1, 0)
     assert {t.source_table for t in connector.list_tables()} >= {"sales-01.parquet"}
+
+
+def test_a_parquet_decimal_wider_than_duckdb_holds_is_said_not_rounded_silently(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """DuckDB reads a parquet decimal of more than 38 digits (Arrow decimal256) as DOUBLE:
+    the sync published 12345678901234567890123456789.123456789 as 1.2345678901234568e+28
+    without a word. The sync's notes name each such column; narrower ones stay exact."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    exact = Decimal("12345678901234567890123456789.123456789")
+    pq.write_table(
+        pa.table(
+            {
+                "wide": pa.array([exact], type=pa.decimal256(40, 9)),
+                "narrow": pa.array([Decimal("123.45")], type=pa.decimal256(10, 2)),
+            }
+        ),
+        source_root / "amounts.parquet",
+    )
+    published = connector.extract(
+        TableRequest(id="amounts", source_table="amounts.parquet"), writer
+    )
+    assert rows_of(writer, "amounts") == [(float(exact), Decimal("123.45"))]
+    said = [n for n in published.notes if "DECIMAL(38)" in n]
+    assert len(said) == 1 and "wide DECIMAL(40,9)" in said[0] and "narrow" not in said[0]
+    (source_root / "amounts.parquet").unlink()
+    pq.write_table(
+        pa.table({"narrow": pa.array([Decimal("1.5")], type=pa.decimal128(38, 9))}),
+        source_root / "amounts.parquet",
+    )
+    published = connector.extract(
+        TableRequest(id="amounts", source_table="amounts.parquet"), writer
+    )
+    assert not [n for n in published.notes if "DECIMAL(38)" in n]
 
 
 def test_csv_files_of_a_glob_are_matched_by_column_name(

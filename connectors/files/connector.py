@@ -24,6 +24,7 @@ from connectors.files.readers import (
     skipped_lines_error,
     sniffed_reader_sql,
     unsplit_csv_error,
+    wide_decimals_note,
     with_content,
     without_blank_lines,
 )
@@ -154,13 +155,15 @@ class FilesConnector(Connector):
         try:
             sql = self._checked_source(con, sql, files, request)
             published = strategies.run(con, sql, request, writer)
+            notes = [
+                wide_decimals_note(con, files),
+                empty_files_note(self.files_of(request), files),
+            ]
         except duckdb.Error as exc:
             raise explain(exc, files) from None
         finally:
             con.close()
-        left_out = empty_files_note(self.files_of(request), files)
-        if left_out:
-            published.notes.append(left_out)
+        published.notes.extend(note for note in notes if note)
         return published
 
 

@@ -289,6 +289,30 @@ def with_content(files: list[Path]) -> list[Path]:
     return [f for f in files if detect_format(f) == "parquet" or not _empty(f)] or files
 
 
+DUCKDB_MAX_DECIMAL_DIGITS = 38
+
+
+def wide_decimals_note(con: duckdb.DuckDBPyConnection, files: list[Path]) -> str | None:
+    """What the sync says of the parquet decimal columns wider than DuckDB's DECIMAL(38)
+    (None when there are none): DuckDB reads them as DOUBLE, about 16 significant digits,
+    so a value with more is rounded. Read from the files' metadata, never their rows."""
+    parquet = [f for f in files if detect_format(f) == "parquet"]
+    if not parquet:
+        return None
+    listing = "[" + ", ".join(quote_literal(str(f)) for f in parquet) + "]"
+    rows = con.execute(
+        "SELECT DISTINCT name, precision, scale FROM parquet_schema("
+        f"{listing}) WHERE precision > {DUCKDB_MAX_DECIMAL_DIGITS} ORDER BY name"
+    ).fetchall()
+    if not rows:
+        return None
+    named = ", ".join(f"{name} DECIMAL({precision},{scale})" for name, precision, scale in rows)
+    return (
+        f"wider than DuckDB's DECIMAL({DUCKDB_MAX_DECIMAL_DIGITS}), read as DOUBLE (about 16 "
+        f"significant digits; a value with more is rounded): {named}"
+    )
+
+
 def empty_files_note(matched: list[Path], read: list[Path]) -> str | None:
     """What the sync says of the empty text files of a glob it left out (None when none
     was): each holds no rows, and may be a file still being written or copied, whose rows
