@@ -142,6 +142,46 @@ def test_a_parquet_decimal_wider_than_duckdb_holds_is_said_not_rounded_silently(
     assert not [n for n in published.notes if "DECIMAL(38)" in n]
 
 
+@pytest.mark.parametrize("glob", [False, True])
+def test_csv_timestamps_keep_their_nanoseconds(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path, glob: bool
+) -> None:
+    """DuckDB's sniffer types '2023-11-14 22:13:20.123456789' TIMESTAMP (microseconds) and
+    the reader dropped the last three digits without a word. A timestamp column whose text
+    carries them is read as TIMESTAMP_NS (TIMESTAMPTZ_NS with an offset); one without
+    stays TIMESTAMP."""
+    write(
+        source_root / "events-1.csv",
+        "id,at,at_tz,day\n"
+        "1,2023-11-14 22:13:20.123456789,2023-11-14 22:13:20.000000001+02,2023-11-14 10:00:00\n",
+    )
+    if glob:
+        write(
+            source_root / "events-2.csv",
+            "id,at,at_tz,day\n2,2023-11-15 00:00:00,2023-11-15 00:00:00+00,2023-11-15 11:00:00\n",
+        )
+    request = TableRequest(id="events", source_table="events-*.csv" if glob else "events-1.csv")
+    connector.extract(request, writer)
+    con = duckdb.connect(str(writer.paths.db), read_only=True)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        kinds = dict(
+            con.execute("SELECT column_name, column_type FROM (DESCRIBE events)").fetchall()
+        )
+        first = con.execute(
+            'SELECT "at"::VARCHAR, at_tz::VARCHAR FROM events WHERE id = 1'
+        ).fetchone()
+    finally:
+        con.close()
+    assert kinds == {
+        "id": "BIGINT",
+        "at": "TIMESTAMP_NS",
+        "at_tz": "TIMESTAMPTZ_NS",
+        "day": "TIMESTAMP",
+    }
+    assert first == ("2023-11-14 22:13:20.123456789", "2023-11-14 20:13:20.000000001+00")
+
+
 def test_csv_files_of_a_glob_are_matched_by_column_name(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

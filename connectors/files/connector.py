@@ -23,12 +23,13 @@ from connectors.files.readers import (
     reader_sql,
     skipped_lines_error,
     sniffed_reader_sql,
+    unsniffed_args,
     unsplit_csv_error,
     wide_decimals_note,
     with_content,
     without_blank_lines,
 )
-from connectors.files.sniffing import sniff
+from connectors.files.sniffing import sniff, with_nanoseconds
 
 
 class FilesConnector(Connector):
@@ -124,6 +125,7 @@ class FilesConnector(Connector):
         # columns are the reader's, not the sniffer's (which would refuse other names).
         args = dialect_args(kind, options) if options.columns else csv_args(kind, options)
         names = set()
+        finer: dict[str, str] = {}  # timestamp columns holding nanoseconds, by name
         for one in files:
             sniffed = sniff(con, one, args)
             error = skipped_lines_error(one, options, sniffed) or unsplit_csv_error(
@@ -131,9 +133,19 @@ class FilesConnector(Connector):
             )
             if error is not None:
                 raise error
+            if not options.columns:
+                found = with_nanoseconds(con, one, sniffed, unsniffed_args(one, options, sniffed))
+                finer |= {
+                    n: k
+                    for (n, k), (_, was) in zip(found.columns, sniffed.columns, strict=True)
+                    if k != was
+                }
+                sniffed = found
             if len(files) == 1 and not options.columns:
                 sql = f"SELECT * FROM {sniffed_reader_sql(one, options, sniffed)}"
             names.add(tuple(options.columns or (name for name, _ in sniffed.columns)))
+        if len(files) > 1 and finer:
+            sql = f"SELECT * FROM {reader_sql(files, options, finer)}"
         return without_blank_lines(sql, names, options)
 
     def describe_table(self, request: TableRequest) -> list[Column]:

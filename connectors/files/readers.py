@@ -37,8 +37,11 @@ def detect_format(path: Path) -> str | None:
     return _FORMATS.get(suffixes[-1].lower()) if suffixes else None
 
 
-def reader_sql(files: list[Path], options: FileTableOptions) -> str:
-    """``read_csv(...)`` / ``read_parquet(...)`` / ``read_json(...)`` over exactly ``files``."""
+def reader_sql(
+    files: list[Path], options: FileTableOptions, types: dict[str, str] | None = None
+) -> str:
+    """``read_csv(...)`` / ``read_parquet(...)`` / ``read_json(...)`` over exactly ``files``;
+    ``types``: CSV columns typed otherwise than the sniffer would."""
     listing = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
     kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
     if kind == "parquet":
@@ -49,7 +52,8 @@ def reader_sql(files: list[Path], options: FileTableOptions) -> str:
         if options.columns:
             args.append("columns = " + _struct(options.columns))
         return f"read_json({listing}, {', '.join(args)})"
-    return f"read_csv({listing}{''.join(', ' + a for a in csv_args(kind, options, len(files)))})"
+    args = csv_args(kind, options, len(files)) + ([f"types = {_struct(types)}"] if types else [])
+    return f"read_csv({listing}{''.join(', ' + a for a in args)})"
 
 
 def csv_kind(files: list[Path], options: FileTableOptions) -> str | None:
@@ -91,11 +95,19 @@ def csv_args(kind: str, options: FileTableOptions, files: int = 1) -> list[str]:
 
 def sniffed_reader_sql(file: Path, options: FileTableOptions, sniffed: Sniffed) -> str:
     """``read_csv(...)`` over one file as ``sniffed`` found it: binding it reads no data."""
+    args = [
+        quote_literal(str(file)),
+        *sniffed.reader_args(),
+        *unsniffed_args(file, options, sniffed),
+    ]
+    return f"read_csv({', '.join(args)})"
+
+
+def unsniffed_args(file: Path, options: FileTableOptions, sniffed: Sniffed) -> list[str]:
+    """The reader's arguments for the table's options that ``sniffed`` does not state."""
     kind = csv_kind([file], options) or "csv"
     stated = {a.split(" = ", 1)[0] for a in sniffed.reader_args()}
-    kept = [a for a in csv_args(kind, options) if a.split(" = ", 1)[0] not in stated]
-    args = [quote_literal(str(file)), *sniffed.reader_args(), *kept]
-    return f"read_csv({', '.join(args)})"
+    return [a for a in csv_args(kind, options) if a.split(" = ", 1)[0] not in stated]
 
 
 def dialect_args(kind: str, options: FileTableOptions) -> list[str]:

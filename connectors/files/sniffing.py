@@ -10,12 +10,12 @@ and reads it with what was found stated (``auto_detect = false``): the reader Du
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 
-from agnes_sync.sql_text import quote_literal
+from agnes_sync.sql_text import quote_ident, quote_literal
 
 # How sniff_csv shows a dialect character that is not set (no quote, no comment).
 _UNSET = "(empty)"
@@ -86,3 +86,41 @@ def sniff(con: duckdb.DuckDBPyConnection, file: Path, args: list[str]) -> Sniffe
 def _set(value: object) -> str:
     text = "" if value is None else str(value)
     return "" if text == _UNSET else text
+
+
+# The timestamp types DuckDB's sniffer gives (microseconds), and their nanosecond twins.
+_FINER = {"TIMESTAMP": "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ_NS"}
+# The rows looked at for digits past the microsecond: the sniffer's own sample size.
+NANOSECOND_SAMPLE_ROWS = 20_480
+
+
+def with_nanoseconds(
+    con: duckdb.DuckDBPyConnection, file: Path, sniffed: Sniffed, extra_args: list[str]
+) -> Sniffed:
+    """``sniffed`` with each timestamp column whose text carries digits past the
+    microsecond (``22:13:20.123456789``) typed to keep them (``TIMESTAMP_NS``). DuckDB's
+    sniffer types such a column ``TIMESTAMP`` and the reader drops the last three digits
+    without a word. Looked for in the first rows the sniffer samples, read as text."""
+    stamps = [name for name, kind in sniffed.columns if kind in _FINER]
+    if not stamps:
+        return sniffed
+    as_text = replace(
+        sniffed,
+        columns=tuple((n, "VARCHAR" if n in stamps else k) for n, k in sniffed.columns),
+        date_format=None,
+        timestamp_format=None,
+    )
+    reader = ", ".join([quote_literal(str(file)), *as_text.reader_args(), *extra_args])
+    finer = {name: _FINER[kind] for name, kind in sniffed.columns if name in stamps}
+    checks = ", ".join(
+        f"bool_or(epoch_ns(TRY_CAST({quote_ident(n)} AS {finer[n]})) % 1000 <> 0)" for n in stamps
+    )
+    row = con.execute(
+        f"SELECT {checks} FROM (SELECT * FROM read_csv({reader}) LIMIT {NANOSECOND_SAMPLE_ROWS})"
+    ).fetchone()
+    found = {n for n, fine in zip(stamps, row or (), strict=False) if fine}
+    if not found:
+        return sniffed
+    return replace(
+        sniffed, columns=tuple((n, finer[n] if n in found else k) for n, k in sniffed.columns)
+    )
