@@ -4,6 +4,7 @@ and SIGKILL at each stage of a pull (told by the pull's test hook when it is the
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -457,6 +458,40 @@ def test_a_disk_refusing_writes_is_a_plain_error_and_loses_nothing(
     assert verified(WorkspacePaths(folder), wanted) == {
         p.path: True for t in wanted.tables for p in t.parts
     }
+
+
+def test_a_file_the_disk_refuses_says_what_fixes_it_not_only_to_pull_again(
+    server: DemoServer,
+    user_token: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A file the workspace's disk refused (a read-only folder, here one file's download
+    refused with EROFS) was reported with 'Run agnes pull again' alone, which fixes
+    nothing there. The failure carries its own hint (free space, or make .agnes/
+    writable), printed first and in the CLI's words."""
+    victim = manifest(server, user_token).tables[0].parts[0].path
+    opened = Path.open
+
+    def read_only_for_one(self: Path, mode: str = "r", *args: object, **kwargs: object):
+        writing = "w" in mode or "a" in mode
+        if writing and Path(victim).name in self.name:
+            raise OSError(errno.EROFS, "Read-only file system", str(self))
+        return opened(self, mode, *args, **kwargs)  # type: ignore[arg-type]
+
+    folder = empty_workspace(tmp_path / "ws")
+    monkeypatch.setenv("AGNES_SERVER_URL", server.live.base_url)
+    monkeypatch.setenv("AGNES_TOKEN", user_token)
+    monkeypatch.setattr(Path, "open", read_only_for_one)
+    assert main(["pull", "--workspace", str(folder), "--json"]) == exit_codes.FAILURE
+    failed = json.loads(capsys.readouterr().out)["failed"]
+    assert [f["code"] for f in failed] == ["workspace_unwritable"], failed
+    assert "writable" in failed[0]["hint"]
+    assert main(["pull", "--workspace", str(folder)]) == exit_codes.FAILURE
+    said = capsys.readouterr().err.splitlines()
+    assert said[-1].startswith("hint: Free space on its disk (`agnes disk-info`"), said
+    assert said[-1].endswith("until then the previous copy of each stays."), said
 
 
 # Where a killed pull stops (the stages of agnes_sync/pull/pause.py) and its range size:

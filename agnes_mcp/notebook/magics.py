@@ -143,13 +143,12 @@ def _pull(magics: AgnesMagics, args: argparse.Namespace) -> object:
         f"({summary.bytes:,} bytes), {summary.unchanged:,} unchanged, "
         f"{summary.removed:,} removed, in {summary.seconds:.1f} s."
     )
-    from agnes_sync.pull.pull import AGAIN_HINT
+    from agnes_sync.pull.pull import failed_hint
 
     for line in summary.failure_lines():
         print(f"failed: {line}", file=sys.stderr)
     if summary.failed:
-        again = AGAIN_HINT.replace("'agnes pull'", "%agnes pull")
-        print(f"hint: {again}", file=sys.stderr)
+        print(f"hint: {failed_hint(summary.failed, '%agnes pull')}", file=sys.stderr)
     return None
 
 

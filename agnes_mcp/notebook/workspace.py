@@ -223,13 +223,13 @@ class Workspace:
             import warnings
 
             from agnes_mcp.notebook.result import PullIncompleteWarning
-            from agnes_sync.pull.pull import AGAIN_HINT
+            from agnes_sync.pull.pull import failed_hint
 
             lines = "; ".join(summary.failure_lines())
             warnings.warn(
                 PullIncompleteWarning(
                     f"{len(summary.failed):,} of the files were not fetched ({lines}). "
-                    + AGAIN_HINT.replace("'agnes pull'", "ws.pull()")
+                    + failed_hint(summary.failed, "ws.pull()")
                 ),
                 stacklevel=2,
             )

@@ -26,7 +26,7 @@ from agnes_sync.pull.progress import Quiet, Reporter
 from agnes_sync.pull.state import FileState, PullState
 from agnes_sync.pull.transport import ApiTransport, PullTransport
 from agnes_sync.server_api import ServerApi
-from agnes_sync.storage_errors import workspace_failure
+from agnes_sync.storage_errors import WorkspaceUnwritable, workspace_failure
 from agnes_sync.workspace.inventory import table_files
 from agnes_sync.workspace.layout import WorkspacePaths
 from agnes_sync.workspace.lock import workspace_lock
@@ -78,6 +78,14 @@ AGAIN_HINT = (
     "Run 'agnes pull' again to fetch the failed files (a download cut short resumes where "
     "it stopped); until then the previous copy of each stays."
 )
+
+
+def failed_hint(failed: list[dict[str, str]], again: str = "'agnes pull'") -> str:
+    """What to do about the failed files of a pull: what their own errors say first (a
+    workspace the disk refuses: free space or make it writable, which pulling again alone
+    would not fix), then to pull again (``again``: how the caller's front end says it)."""
+    own = dict.fromkeys(f["hint"] for f in failed if f.get("hint"))
+    return " ".join([*own, AGAIN_HINT.replace("'agnes pull'", again)])
 
 
 def failure_line(failure: dict[str, str]) -> str:
@@ -335,7 +343,10 @@ def _record(
         summary.bytes += job.size
         return True
     if isinstance(error, AgnesError):
-        summary.failed.append({"file": job.relative, "code": error.code, "message": error.message})
+        failure = {"file": job.relative, "code": error.code, "message": error.message}
+        if isinstance(error, WorkspaceUnwritable) and error.hint:
+            failure["hint"] = error.hint  # what fixes it: pulling again alone would not
+        summary.failed.append(failure)
     else:
         summary.failed.append(
             {"file": job.relative, "code": "download_failed", "message": str(error)}

@@ -115,12 +115,13 @@ def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
             summary["forgotten"], "snapshot or kept result", "snapshots and kept results"
         )
         print_message(f"{gone} removed: made from tables you may no longer read.")
-    from agnes_sync.pull.pull import AGAIN_HINT, failure_line
+    from agnes_sync.pull.pull import failed_hint, failure_line
+    from cli.tool_words import cli_words
 
     for failure in failed:
         sys.stderr.write(f"failed: {failure_line(failure)}\n")
     if failed:
-        sys.stderr.write(f"hint: {AGAIN_HINT}\n")
+        sys.stderr.write(f"hint: {cli_words(failed_hint(failed))}\n")
 
 
 def pull(args: argparse.Namespace) -> int:
