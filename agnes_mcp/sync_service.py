@@ -92,6 +92,7 @@ class SyncService:
             self._jobs, self._scheduled_run, workers=self.settings.sync_workers
         )
         self._started = False
+        self._stopped = False
         self._recovered = False
         # The runs start() began for syncs a previous process queued and never ran.
         self.requeued: list[Future[object]] = []
@@ -374,6 +375,9 @@ class SyncService:
 
     def stop(self) -> None:
         self.scheduler.stop(wait=True)
+        if self._stopped:  # said once
+            return
+        self._stopped = True
         left = [table for table, _ in self.states.still_queued()]
         if left:
             logger.warning(
