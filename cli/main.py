@@ -86,7 +86,8 @@ def _client_flags() -> argparse.ArgumentParser:
     flags.add_argument(
         "--server-url",
         type=given("the server's URL", optional=True),
-        help="server URL (env AGNES_SERVER_URL, else saved, else http://127.0.0.1:8000)",
+        help="server URL (env AGNES_SERVER_URL, else saved or the workspace's last pull: "
+        "agnes whoami says which; else http://127.0.0.1:8000)",
     )
     # An empty --token or --server-url (a script's unset variable) fell back to the saved
     # credentials: `agnes init --token ""` wired a workspace with the user's default token.
