@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from agnes_mcp.resource_types import ResourceType
+from cli import exit_codes
 from cli.main import main
 from tests.conftest import LiveServer, add_user, running_server, token_for
 from tests.test_api_http import assert_error
@@ -400,3 +401,26 @@ def test_cli_mirrors_the_registry(
         "admin", "register-table", "broken", "--source-type", "files", "--source-table", "nope.csv"
     )
     assert code == 1 and result["error"]["code"] == "source_table_not_found"
+
+
+def test_what_a_sync_says_besides_its_counts_is_printed(
+    capsys: pytest.CaptureFixture[str], server: LiveServer
+) -> None:
+    """A sync's notes (an empty file of a glob left out, a decimal read as DOUBLE, a
+    schema change) were in `--json` only: `agnes admin sync` and `sync-history` printed
+    their tables without them. Each is printed under the table."""
+    folder = Path(server.services.settings.sources["files"].options["path"])
+    (folder / "parts-1.csv").write_text("id,name\n1,bolt\n")
+    (folder / "parts-2.csv").write_text("")
+    flags = ["--server-url", server.base_url, "--token", server.admin_token]
+    argv = ["admin", "register-table", "parts", "--source-type", "files"]
+    assert main([*argv, "--source-table", "parts-*.csv", "--no-sync", *flags]) == 0
+    capsys.readouterr()
+    assert main(["admin", "sync", "parts", *flags]) == exit_codes.OK
+    said = capsys.readouterr().out.splitlines()
+    assert said[-1].startswith("note: parts: 1 empty file of the glob left out") and (
+        "parts-2.csv" in said[-1]
+    )
+    assert main(["admin", "sync-history", "parts", *flags]) == exit_codes.OK
+    said = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("note: run ") and "parts-2.csv" in line for line in said), said

@@ -110,6 +110,10 @@ def sync(args: argparse.Namespace) -> int:
         return exit_codes.OK
     rows = [{**r, "message": (r.get("error") or {}).get("message")} for r in result["results"]]
     emit(result, as_json=args.json, rows=rows, columns=RESULT_COLUMNS)
+    if not args.json:  # what a sync says besides its counts: a file left out, a type widened
+        for r in result["results"]:
+            for note in r.get("notes") or []:
+                print_message(f"note: {r['table_id']}: {note}")
     failed = any(r["status"] != "ok" for r in result["results"])
     return exit_codes.FAILURE if failed else exit_codes.OK
 
@@ -159,7 +163,14 @@ def sync_history(args: argparse.Namespace) -> int:
             f"No sync runs of '{args.table}': it has never synced, or is no table of this "
             "server (agnes admin list-tables lists the registered ones)."
         )
-    emit(data, as_json=args.json, rows=data["runs"], columns=columns, message=more)
+    # what a run said besides its counts (a file left out, a type widened), then the rest
+    notes = [
+        f"note: run {run['id']} ({run['table_id']}): {run['notes']}"
+        for run in data["runs"]
+        if run.get("notes")
+    ]
+    said = "\n".join([*notes, *([more] if more else [])]) or None
+    emit(data, as_json=args.json, rows=data["runs"], columns=columns, message=said)
     return exit_codes.OK
 
 
