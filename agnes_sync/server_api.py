@@ -304,13 +304,6 @@ _REFUSED_HINT = (
 )
 
 
-def _sent_no_token(response: httpx.Response) -> bool:
-    try:
-        return "authorization" not in response.request.headers
-    except RuntimeError:  # a response built by hand, with no request
-        return False
-
-
 def _no_token_hint(base_url: str) -> str:
     from agnes_sync.credentials import config_home
 
@@ -329,7 +322,9 @@ def error_of(response: httpx.Response, base_url: str) -> AgnesError:
         error = response.json()["error"]
         hint = error.get("hint")
         if response.status_code == 401:  # the server's hint is for raw HTTP clients
-            hint = _no_token_hint(base_url) if _sent_no_token(response) else _REFUSED_HINT
+            # 'unauthenticated': no token at all (every refused token has a code of its own)
+            sent_none = error.get("code") == "unauthenticated"
+            hint = _no_token_hint(base_url) if sent_none else _REFUSED_HINT
         return ServerError(
             response.status_code,
             str(error["code"]),

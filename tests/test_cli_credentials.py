@@ -20,7 +20,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from agnes_sync.credentials import config_home, credentials_path
 from cli import exit_codes
 from tests.cli_harness import run
-from tests.conftest import DemoServer
+from tests.conftest import DemoServer, add_user, empty_workspace
 
 
 def whoami(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
@@ -298,3 +298,27 @@ async def test_a_workspace_seen_from_another_config_home_keeps_its_server(
     text = result.content[0].text  # type: ignore[union-attr]
     assert result.is_error and "unauthenticated" in text, text
     assert "sent no token" in text and str(elsewhere) in text and "8000" not in text
+
+
+def test_a_revoked_token_is_said_refused_and_a_missing_one_missing(
+    demo_server: DemoServer,
+    places: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both refusals reach `agnes pull` through its own transport: a revoked token is
+    refused (check the token), and no token at all is named as such (where it was
+    looked for), never one for the other."""
+    services = demo_server.live.services
+    info, token = services.tokens.create(add_user(services).id, "revoked")
+    services.tokens.revoke(info.id)
+    _, folder = places
+    empty_workspace(folder)
+    monkeypatch.chdir(folder)
+    url = ["--server-url", demo_server.live.base_url]
+    code, _, err = run(capsys, "pull", *url, "--token", token)
+    assert code == exit_codes.AUTH and "refused the token" in err and "no token" not in err
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "empty-config"))
+    code, _, err = run(capsys, "pull", *url)
+    assert code == exit_codes.AUTH and "sent no token" in err, err
