@@ -24,6 +24,7 @@ was saved with.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -81,7 +82,7 @@ def workspace_entry_path(root: Path) -> Path:
 def _read_json(path: Path) -> dict[str, str]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing stored there
         return {}
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CredentialsError(f"The credentials file {path} cannot be read: {exc}") from None
@@ -91,18 +92,30 @@ def _read_json(path: Path) -> dict[str, str]:
 
 
 def _write_json(path: Path, data: dict[str, str]) -> Path:
-    """Replace ``path`` with ``data``, readable by the owner only, never half-written."""
-    for folder in (config_home(), path.parent):  # parents=True alone would make them 0755
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Replace ``path`` with ``data``, readable by the owner only, never half-written; a
+    config folder that refuses the write is a :class:`CredentialsError` naming it and the
+    variable that moves it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.write(fd, (json.dumps(data, indent=2) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.chmod(0o600)
-    tmp.replace(path)
+        for folder in (config_home(), path.parent):  # parents=True alone would make 0755
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, (json.dumps(data, indent=2) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise CredentialsError(
+            f"The credentials cannot be saved in {path.parent}: "
+            f"{exc.strerror or exc}. The config folder is {config_home()} (AGNES_CONFIG_HOME, "
+            "else XDG_CONFIG_HOME/agnes, else ~/.config/agnes): make it writable by this "
+            "account, or set AGNES_CONFIG_HOME to a folder it may write."
+        ) from None
     return path
 
 

@@ -177,6 +177,29 @@ def test_init_with_a_refused_token_writes_nothing(
     assert list(folder.iterdir()) == [] and not (env / "credentials").exists()
 
 
+def test_init_whose_credentials_cannot_be_saved_writes_nothing(
+    demo_server: DemoServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A config folder that refuses the credentials (here one under a file: the same
+    OSError a read-only folder gives, whoever runs the test) failed as a file the user
+    named ('name another file') and left .agnes/ behind: a workspace without credentials.
+    It is a config error naming the folder and AGNES_CONFIG_HOME, and nothing stays."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(blocker / "agnes"))
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    argv = ["init", "--server-url", demo_server.live.base_url, "--workspace", str(folder)]
+    code = main([*argv, "--token", demo_server.analyst_token])
+    err = capsys.readouterr().err
+    assert code == exit_codes.CONFIG, err
+    assert "credentials cannot be saved" in err and "AGNES_CONFIG_HOME" in err
+    assert "name another file" not in err and list(folder.iterdir()) == []
+
+
 def test_init_leaves_a_broken_settings_file_alone(
     demo_server: DemoServer, env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

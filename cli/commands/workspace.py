@@ -228,11 +228,17 @@ def init(args: argparse.Namespace) -> int:
         known = (
             claude_files.KnownMarketplace(feed["marketplace"], feed["git_url"]) if feed else None
         )
+        made_here = not paths.dot.exists()
         paths = _made(paths)  # before the credentials: a folder that cannot be one gets none
-        before = read_workspace_entry(paths.root)
-        stored = write_workspace_entry(
-            paths.root, credentials.server_url, credentials.token, me["email"]
-        )
+        try:
+            before = read_workspace_entry(paths.root)
+            stored = write_workspace_entry(
+                paths.root, credentials.server_url, credentials.token, me["email"]
+            )
+        except CredentialsError:
+            if made_here:  # no workspace without its credentials: the empty .agnes/ goes
+                shutil.rmtree(paths.dot, ignore_errors=True)
+            raise
         # A first init also gives the user a default (for commands outside workspaces);
         # an existing default is never changed here.
         default = None if _has_default() else write_file(credentials.server_url, credentials.token)
