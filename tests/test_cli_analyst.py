@@ -15,6 +15,7 @@ from cli import exit_codes
 from cli.output import size
 from tests.cli_harness import run
 from tests.conftest import DemoServer, pull_into_workspace
+from tests.refused_port import refused_url
 
 
 @pytest.fixture
@@ -45,6 +46,23 @@ def test_catalog_schema_describe(workspace: Path, capsys: pytest.CaptureFixture[
     assert "order_date" in [c["name"] for c in json.loads(out)["columns"]]
     code, out, _ = run(capsys, "describe", "web_sessions", "-n", "2", "--json")
     assert json.loads(out)["row_count"] == 2
+
+
+def test_a_pulled_table_named_in_another_case_is_read_here_offline_too(
+    workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`describe ORDERS` and `schema Orders` missed the pulled `orders` (names were
+    matched with their case, while SQL and the server match without) and went to the
+    server: offline they failed 'Cannot reach', where `describe orders` answered."""
+    with refused_url() as down:
+        monkeypatch.setenv("AGNES_SERVER_URL", down)
+        code, out, err = run(capsys, "describe", "ORDERS", "-n", "2", "--json")
+        assert code == exit_codes.OK, err
+        answer = json.loads(out)
+        assert answer["row_count"] == 2 and answer["provenance"]["engine"] == "duckdb (workspace)"
+        code, out, err = run(capsys, "schema", "Orders", "--json")
+        assert code == exit_codes.OK, err
+        assert json.loads(out)["table"] == "orders"
 
 
 def test_query_formats_and_remote(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:

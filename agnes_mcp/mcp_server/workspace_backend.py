@@ -179,7 +179,16 @@ class WorkspaceBackend(Backend):
         inventory = self.local.inventory()
         return {*inventory.tables, *inventory.snapshots, *inventory.results}
 
+    def _as_held(self, table: str) -> str:
+        """``table`` as the workspace names it when it holds it under another case
+        ('ORDERS' for orders): names are matched without case, as in SQL and on the
+        server, so a table held here is read here (offline too), not asked of the server."""
+        if table in (names := self._local_names()):
+            return table
+        return next((name for name in sorted(names) if name.lower() == table.lower()), table)
+
     def schema(self, table: str) -> TableSchema:
+        table = self._as_held(table)
         inventory = self.local.inventory()
         refuse_own_name(table, inventory)  # expired, or ambiguous: as a query says
         own = table in inventory.snapshots or table in inventory.results
@@ -221,6 +230,7 @@ class WorkspaceBackend(Backend):
     @logged("describe", lambda table, n: {"table": table, "n": n})
     def describe(self, table: str, n: int) -> Answer:
         sample_rows(n)
+        table = self._as_held(table)
         if table in self._local_names():
             outcome = self.local.run(f"SELECT * FROM {quote_ident(table)} LIMIT {int(n)}", n)
             return outcome.answer()
