@@ -89,7 +89,24 @@ def transport_failure(exc: Exception, base_url: str, timeout: float) -> ServerUn
             "(the client's timeout)."
         )
     reason = str(exc).rstrip(".") or type(exc).__name__
-    return ServerUnreachable(f"Cannot reach the Agnes server at {base_url}: {reason}.")
+    return unreachable(f"Cannot reach the Agnes server at {base_url}: {reason}.", base_url)
+
+
+def unreachable(said: str, base_url: str) -> ServerUnreachable:
+    """``said`` as a :class:`ServerUnreachable`. At the built-in default URL the hint says
+    it is that default: a newcomer with nothing set learns that no URL was given or saved,
+    not only to check the one in use."""
+    from agnes_sync.credentials import DEFAULT_SERVER_URL, config_home
+
+    if base_url.rstrip("/") != DEFAULT_SERVER_URL:
+        return ServerUnreachable(said)
+    return ServerUnreachable(
+        said,
+        hint=f"{DEFAULT_SERVER_URL} is also the built-in default, used when no server URL "
+        f"is given (--server-url, AGNES_SERVER_URL) or saved in {config_home()} ('agnes "
+        "init' and 'agnes login' save one): name your server if you meant another, or "
+        "start one here ('agnes demo', 'agnes serve').",
+    )
 
 
 class NotAgnesServer(AgnesError):

@@ -208,3 +208,21 @@ def test_a_server_url_with_a_user_or_password_is_refused_unechoed(url: str) -> N
         normalize_url(url)
     assert "s3cret" not in str(refused.value) and "user" not in str(refused.value).split()[3]
     assert "http://127.0.0.1:8000" in str(refused.value)
+
+
+def test_unreachable_at_the_built_in_default_says_it_is_that_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A newcomer with nothing set ran `agnes whoami` and read 'Cannot reach ...
+    127.0.0.1:8000 ... agnes whoami shows the URL in use': nothing said that no URL was
+    given or saved. At the built-in default the refusal says so and where it looked (both
+    of the client's transports build it here); at another URL the hint stays as it was."""
+    from agnes_sync.credentials import DEFAULT_SERVER_URL
+    from agnes_sync.server_api import ServerUnreachable, unreachable
+
+    monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "cfg"))
+    said = unreachable("Cannot reach it.", DEFAULT_SERVER_URL).hint or ""
+    assert "built-in default" in said and str(tmp_path / "cfg") in said
+    assert "--server-url" in said and "agnes login" in said
+    other = unreachable("Cannot reach it.", "http://127.0.0.1:9")
+    assert other.hint == ServerUnreachable.default_hint

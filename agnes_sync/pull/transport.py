@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 from agnes_sync.errors import AgnesError
-from agnes_sync.server_api import ServerTimeout, ServerUnreachable, error_of, not_agnes
+from agnes_sync.server_api import (
+    ServerTimeout,
+    ServerUnreachable,
+    error_of,
+    not_agnes,
+    unreachable,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -243,7 +249,7 @@ class Wire:
                 "stopped, and the previous files stay in use meanwhile.",
             )
         reason = str(exc).rstrip(".") or type(exc).__name__
-        return ServerUnreachable(f"The connection to {self.base_url} failed: {reason}.")
+        return unreachable(f"The connection to {self.base_url} failed: {reason}.", self.base_url)
 
     def _send(self, target: str, headers: dict[str, str]) -> http.client.HTTPResponse:
         """The answer's head; a kept-alive connection the server closed meanwhile is
