@@ -65,6 +65,22 @@ def test_a_pulled_table_named_in_another_case_is_read_here_offline_too(
         assert json.loads(out)["table"] == "orders"
 
 
+def test_an_export_to_a_file_that_cannot_be_written_names_that_file(
+    workspace: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`agnes notebook export -o FILE` where FILE cannot be written (a read-only folder;
+    here one under a file, which refuses whoever runs the test) was answered 'Writing to
+    the workspace <ws> failed ... agnes disk-info, agnes snapshot drop': the wrong folder
+    and the wrong remedy. The refusal names the file and says to check it."""
+    assert run(capsys, "query", "SELECT 1 AS one")[0] == exit_codes.OK
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    target = blocker / "session.ipynb"
+    code, _, err = run(capsys, "notebook", "export", "--since", "1h", "-o", str(target))
+    assert code != exit_codes.OK and str(target) in err, err
+    assert "workspace" not in err and "disk-info" not in err and ".tmp" not in err, err
+
+
 def test_query_formats_and_remote(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sql = "SELECT status, count(*) AS n FROM orders GROUP BY 1 ORDER BY 1"
     code, out, err = run(capsys, "query", sql)

@@ -511,10 +511,13 @@ class WorkspaceBackend(Backend):
         notebook, summary = workspace_export.notebook_for(
             self.query_log, session=session, since=since, server=self.api.base_url, user=user
         )
-        with workspace_writes(self.paths.root):
-            written = workspace_export.write_notebook(
-                notebook, path or workspace_export.default_path(self.paths.root)
-            )
+        if path is not None:  # the caller's own file: a refusal names it, not the workspace
+            written = workspace_export.write_notebook(notebook, path)
+        else:
+            with workspace_writes(self.paths.root):
+                written = workspace_export.write_notebook(
+                    notebook, workspace_export.default_path(self.paths.root)
+                )
         return SessionExportOutput(
             session=summary.session,
             since=summary.since,

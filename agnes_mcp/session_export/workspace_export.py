@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -108,11 +109,17 @@ def notebook_for(
 
 
 def write_notebook(notebook: dict[str, Any], path: Path) -> Path:
-    """Write ``notebook`` to ``path`` atomically (a temporary file, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``notebook`` to ``path`` atomically (a temporary file, then a rename); a
+    refused write is an ``OSError`` naming ``path``, not the temporary file."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", "utf-8")
-    temporary.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n", "utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     return path
 
 
