@@ -186,6 +186,7 @@ def normalize_url(url: str, *, say: bool = True) -> str:
     if parts.scheme not in ("http", "https") or not hostname:
         raise CredentialsError(
             f"The server URL '{chosen}' is not an http(s) URL, e.g. http://127.0.0.1:8000."
+            + _with_scheme(chosen)
         )
     if parts.username is not None or parts.password is not None:
         # never echoed: the password would land in a terminal's scrollback and logs
@@ -209,6 +210,20 @@ def normalize_url(url: str, *, say: bool = True) -> str:
                 _note(f"{chosen} is {SERVER_PAGES[page]}; using the server URL {root}.")
             return root
     return chosen
+
+
+def _with_scheme(given: str) -> str:
+    """' Did you mean http://HOST:PORT?' for an address given without its scheme
+    (127.0.0.1:8000, agnes.example.com), else nothing."""
+    if "://" in given or not given or any(c.isspace() for c in given):
+        return ""
+    try:
+        host = urlsplit(f"http://{given}").hostname
+    except ValueError:
+        return ""
+    if not host:
+        return ""
+    return f" Did you mean http://{given} (https://{given} behind TLS)?"
 
 
 def clean_token(token: str, given_by: str) -> str:

@@ -226,3 +226,30 @@ def test_unreachable_at_the_built_in_default_says_it_is_that_default(
     assert "--server-url" in said and "agnes login" in said
     other = unreachable("Cannot reach it.", "http://127.0.0.1:9")
     assert other.hint == ServerUnreachable.default_hint
+
+
+@pytest.mark.parametrize(
+    ("given", "meant"),
+    [
+        ("127.0.0.1:19200", "http://127.0.0.1:19200"),
+        ("localhost:8000", "http://localhost:8000"),
+        ("agnes.example.com", "http://agnes.example.com"),
+        ("ftp://agnes.example.com", None),
+        ("not a url", None),
+    ],
+)
+def test_an_address_without_its_scheme_is_refused_with_the_url_meant(
+    given: str, meant: str | None
+) -> None:
+    """`agnes init --server-url 127.0.0.1:19200` (the address without http://) was refused
+    as "not an http(s) URL" alone; the refusal offers the URL that was meant."""
+    from agnes_sync.credentials import CredentialsError, normalize_url
+
+    with pytest.raises(CredentialsError) as refused:
+        normalize_url(given)
+    said = refused.value.args[0]
+    assert "not an http(s) URL" in said
+    if meant:
+        assert f"Did you mean {meant}" in said
+    else:
+        assert "Did you mean" not in said
