@@ -670,6 +670,8 @@ def test_data_routes_answer_in_the_type_asked_for_or_406(
         assert len(response.json()["rows"]) == 3
         assert answered_in(ask(f"{ARROW['Accept']}, application/json;q=0.9")) == "arrow"
         assert answered_in(ask(f"application/json, {ARROW['Accept']}")) == "json"
+        # a q that is no number in 0..1 counts as 0 (NaN was taken as the best)
+        assert answered_in(ask(f"application/json;q=nan, {ARROW['Accept']};q=0.5")) == "arrow"
     arrow = ask(ARROW["Accept"])
     assert answered_in(arrow) == "arrow"
     assert pa.ipc.open_stream(arrow.content).read_all().num_rows == 3
@@ -679,3 +681,5 @@ def test_data_routes_answer_in_the_type_asked_for_or_406(
     for accept in refused:
         error = assert_error(ask(accept), 406, "not_acceptable")
         assert error["details"]["offered"] and ARROW["Accept"] in error["message"]
+        said = "admits neither" if len(offers) > 1 else "does not admit it"
+        assert said in error["message"], error

@@ -34,6 +34,7 @@ def _ranges(accept: str) -> list[tuple[str, float]]:
                     quality = float(value)
                 except ValueError:
                     quality = 0.0
+                quality = min(max(quality, 0.0), 1.0) if quality == quality else 0.0  # NaN
         ranges.append((media.lower(), quality))
     return ranges
 
@@ -62,7 +63,8 @@ def chosen_type(request: Request, offers: Sequence[str]) -> str:
     if best_quality <= 0:
         raise NotAcceptable(
             f"This route answers in {' or '.join(offers)}, and the request's Accept "
-            f"header ({accept[:200]}) admits neither.",
+            f"header ({accept[:200]}) "
+            f"{'admits neither' if len(offers) > 1 else 'does not admit it'}.",
             hint=f"Send 'Accept: {offers[0]}' (or no Accept header) for {offers[0]}"
             + (f", 'Accept: {offers[1]}' for {offers[1]}." if len(offers) > 1 else "."),
             details={"offered": list(offers)},
