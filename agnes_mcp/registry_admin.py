@@ -269,7 +269,7 @@ class RegistryAdmin:
             # The data the table serves is the last sync's: a changed filter, mode or
             # source would reach it only at the next scheduled run (rows an admin just
             # filtered out still pulled): it is run now, after any run in progress.
-            registered._first_sync = self.services.sync.scheduler.trigger(
+            registered._first_sync = self.services.sync.enqueue(
                 table_id, "registry.update", again=True
             )
             registered.resync = "queued"

@@ -344,13 +344,17 @@ class SyncService:
             raise storage from exc
         self._recovered = True
 
-    def enqueue(self, table_id: str, trigger: str = "manual") -> Future[object]:
+    def enqueue(
+        self, table_id: str, trigger: str = "manual", *, again: bool = False
+    ) -> Future[object]:
         """Sync ``table_id`` in the background. Unless it is syncing already (the call
         then joins that run), the request is recorded as queued first: a server that stops
-        before running it runs it at its next start (:meth:`start`)."""
-        if table_id not in self.scheduler.running():
+        before running it runs it at its next start (:meth:`start`). With ``again`` (what
+        the table syncs changed) a run in progress is followed by one more, queued so too
+        (:meth:`Scheduler.trigger`)."""
+        if again or table_id not in self.scheduler.running():
             self.states.queued(table_id, trigger, self.clock())
-        return self.scheduler.trigger(table_id, trigger)
+        return self.scheduler.trigger(table_id, trigger, again=again)
 
     def start(self) -> None:
         """At server start: recover (if not done yet), start the clock, and run the syncs

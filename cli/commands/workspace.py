@@ -115,13 +115,14 @@ def _pull_summary(summary: dict[str, Any], as_json: bool, quiet: bool) -> None:
             summary["forgotten"], "snapshot or kept result", "snapshots and kept results"
         )
         print_message(f"{gone} removed: made from tables you may no longer read.")
+    if not failed:
+        return
     from agnes_sync.pull.pull import failed_hint, failure_line
-    from cli.tool_words import cli_words
+    from cli.tool_words import cli_words  # the server's words: loaded only for a failure
 
     for failure in failed:
         sys.stderr.write(f"failed: {failure_line(failure)}\n")
-    if failed:
-        sys.stderr.write(f"hint: {cli_words(failed_hint(failed))}\n")
+    sys.stderr.write(f"hint: {cli_words(failed_hint(failed))}\n")
 
 
 def pull(args: argparse.Namespace) -> int:
