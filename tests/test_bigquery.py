@@ -944,7 +944,11 @@ def test_a_metric_on_a_bigquery_table_compiles_to_bigquery_sql(
 
 def test_describe_uses_the_free_preview(analyst: httpx.Client, fake: FakeBigQueryServer) -> None:
     before = len(fake.fake.requests)
-    response = analyst.get("/api/catalog/page_views/describe", params={"n": 3})
+    response = analyst.get(
+        "/api/catalog/page_views/describe",
+        params={"n": 3},
+        headers={"Accept": "application/vnd.apache.arrow.stream"},
+    )
     assert response.status_code == 200, response.text
     table = pa.ipc.open_stream(response.content).read_all()
     assert table.num_rows == 3 and "visitor_id" in table.column_names
