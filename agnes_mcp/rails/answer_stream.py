@@ -45,6 +45,15 @@ def stream(cursor: duckdb.DuckDBPyConnection, sql: str, batch_rows: int) -> pa.R
     return reader
 
 
+def result_types(cursor: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str], list[Any]]:
+    """The names and DuckDB types of the answer to ``sql`` (one SELECT), bound, not run."""
+    if _seam is None or not hasattr(_seam, "bind"):
+        relation = cursor.sql(sql)
+        return list(relation.columns), list(relation.types)
+    signature = _seam.bind(cursor, sql)
+    return list(signature.names), list(signature.types)
+
+
 def faithful_sql(sql: str, columns: Sequence[tuple[str, str]]) -> str:
     """``sql`` with its lossy columns (by position) cast to text."""
     listed = ", ".join(

@@ -37,11 +37,12 @@ from agnes_mcp.rails import (
     chains,
     inlined_ctes,
     relations,
+    result_meter,
     spill,
     value_guards,
     window_values,
 )
-from agnes_mcp.rails.answer_stream import stream
+from agnes_mcp.rails.answer_stream import result_types, stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
 from agnes_mcp.rails.file_copies import SHARED, NativeFiles
@@ -293,15 +294,17 @@ def run_select(
     # The newline keeps a trailing "-- comment" from swallowing the closing parenthesis.
     wrapped = f"SELECT * FROM (\n{text}\n) AS agnes_result LIMIT {limits.rows + 1}"
     interrupted_late: list[bool] = []
+    meter = result_meter.needs_meter(text)
 
-    def watched_read() -> pa.Table:
+    def watched_read() -> tuple[pa.Table, bool]:
         if caller_gave_up():
             # Cancelled before it started (an MCP cancel read before its call): DuckDB
             # clears an interrupt as a query begins, so a short query ran and answered.
             raise duckdb.InterruptException("the caller gave up before the query started")
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
         try:
-            return _read(stream(cursor, wrapped, BATCH_ROWS), limits)
+            metered = _metered(cursor, wrapped, limits) if meter else None
+            return _read(stream(cursor, metered or wrapped, BATCH_ROWS), limits, bool(metered))
         finally:
             if not WATCHDOG.release(ticket):
                 interrupted_late.append(True)  # its interrupt may still arrive
@@ -312,7 +315,7 @@ def run_select(
         if prepare is not None:
             prepare(cursor)
         # Ctrl-C on the main thread (agnes query in process, a notebook) stops it at once
-        table = interruptible(watched_read)
+        table, bytes_cut = interruptible(watched_read)
     except duckdb.InterruptException:
         raise _timeout(limits) from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
@@ -333,7 +336,17 @@ def run_select(
         except duckdb.Error:
             reusable = False
         _done(base, cursor, reusable)
-    return capped(table, limits, time.perf_counter() - started)
+    return capped(table, limits, time.perf_counter() - started, bytes_cut=bytes_cut)
+
+
+def _metered(cursor: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> str | None:
+    """``sql`` with its answer's Arrow bytes counted by DuckDB (:mod:`result_meter`), or
+    None when it has no variable-width column or does not bind (it then fails as it runs)."""
+    try:
+        names, types = result_types(cursor, sql)
+    except duckdb.Error:
+        return None
+    return result_meter.metered_sql(sql, names, types, limits.bytes)
 
 
 def invalidated(message: str) -> bool:
@@ -399,21 +412,30 @@ def _parse_tree(serialized: str) -> Any:
     return tree
 
 
-def _read(reader: pa.RecordBatchReader, limits: Limits) -> pa.Table:
+def _read(
+    reader: pa.RecordBatchReader, limits: Limits, metered: bool = False
+) -> tuple[pa.Table, bool]:
     """The answer, read batch by batch until it ends or passes a cap (one row past the
-    row cap, or the byte cap): DuckDB stops working when reading stops."""
+    row cap, or the byte cap), and whether a metered answer (:mod:`result_meter`) was cut
+    where its rows passed the byte cap: DuckDB stops working when reading stops."""
     batches: list[pa.RecordBatch] = []
     rows = size = 0
+    bytes_cut = False
+    schema = reader.schema
+    if metered:
+        schema = pa.schema(list(schema)[:-1], metadata=schema.metadata)
     try:
         for batch in reader:
+            if metered:
+                batch, bytes_cut = result_meter.cut(batch, limits.bytes)
             batches.append(batch)
             rows += batch.num_rows
             size += batch.nbytes
-            if rows > limits.rows or size > limits.bytes:
+            if bytes_cut or rows > limits.rows or size > limits.bytes:
                 break
     finally:
         reader.close()
-    return pa.Table.from_batches(batches, schema=reader.schema)
+    return pa.Table.from_batches(batches, schema=schema), bytes_cut
 
 
 def _timeout(limits: Limits) -> QueryTimeout | QueryCancelled | ServerStopping:
@@ -494,9 +516,12 @@ def count_rows(
     return int(value) if value is not None else None
 
 
-def capped(table: pa.Table, limits: Limits, seconds: float) -> RunResult:
-    """``table`` (fetched with one row more than allowed) cut to the row and byte caps."""
-    truncated, reason = False, None
+def capped(
+    table: pa.Table, limits: Limits, seconds: float, *, bytes_cut: bool = False
+) -> RunResult:
+    """``table`` (fetched with one row more than allowed) cut to the row and byte caps
+    (``bytes_cut``: already cut where its rows passed the byte cap)."""
+    truncated, reason = bytes_cut, "bytes" if bytes_cut else None
     if table.num_rows > limits.rows:
         table, truncated, reason = table.slice(0, limits.rows), True, "rows"
     if table.nbytes > limits.bytes and table.num_rows:

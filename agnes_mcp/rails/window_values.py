@@ -21,7 +21,7 @@ from agnes_mcp.rails.value_guards import ValueTooLarge, _arguments, nodes
 
 MAX_FRAME_ROWS = 100
 # aggregates whose value grows with the rows they read
-_GROWING = frozenset(
+GROWING = frozenset(
     {
         "list",
         "array_agg",
@@ -39,7 +39,7 @@ _GROWING = frozenset(
 )
 # ... and those whose value holds as many items as their "n" argument says (the n largest,
 # n points): name -> the position of n. A literal n of at most MAX_FRAME_ROWS is bounded.
-_TOP_N = {
+TOP_N = {
     "max": 2,
     "min": 2,
     "arg_max": 3,
@@ -59,7 +59,7 @@ _ROWS_BOUNDS = {"EXPR_PRECEDING_ROWS": -1, "CURRENT_ROW_ROWS": 0, "EXPR_FOLLOWIN
 def needs_check(sql: str) -> bool:
     """Whether ``sql`` could call such an aggregate over a window."""
     folded = sql.casefold()
-    return "over" in folded and any(name in folded for name in (*_GROWING, *_TOP_N))
+    return "over" in folded and any(name in folded for name in (*GROWING, *TOP_N))
 
 
 def check(tree: Any) -> None:
@@ -68,7 +68,7 @@ def check(tree: Any) -> None:
         if node.get("class") != "WINDOW":
             continue
         name = str(node.get("function_name") or "").lower()
-        if (name in _GROWING or _many(name, node)) and _frame_rows(node) is None:
+        if (name in GROWING or _many(name, node)) and _frame_rows(node) is None:
             raise ValueTooLarge(
                 f"{name}(...) OVER (...) gives every row a value built from its whole frame, "
                 f"and this frame is not bounded: over a window it takes a frame of at most "
@@ -83,7 +83,7 @@ def check(tree: Any) -> None:
 def _many(name: str, window: dict[str, Any]) -> bool:
     """Whether a top-n aggregate is given an n that is not a literal of at most
     :data:`MAX_FRAME_ROWS` (without one it is a plain max or min)."""
-    position = _TOP_N.get(name)
+    position = TOP_N.get(name)
     arguments = _arguments(window)
     if position is None or len(arguments) < position:
         return False

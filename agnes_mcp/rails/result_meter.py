@@ -1,0 +1,160 @@
+"""The bytes an answer's conversion to Arrow would build, counted by DuckDB before it builds them.
+
+DuckDB holds a value once however many rows refer to it (a scalar subquery's, a join's
+build side, one column selected ten times), but the conversion of an answer to Arrow,
+2,048 rows a batch, copies it for every row and column, outside ``memory_limit``: a
+2 MB ``string_agg`` given to 200,000 orders by a scalar subquery made one batch of 4 GB
+before the byte cap, checked after each batch, could stop anything. So a query that can
+build a large value (it names an aggregate whose value grows with its input, a top-n
+aggregate with an n, or a function :mod:`value_guards` wraps) has its answer metered:
+its result types are bound first (0.05-0.3 ms), and DuckDB adds up, row by row in a
+streaming window, the bytes each row's variable-width values would take in Arrow; a
+row past the byte cap has them replaced by NULL, so it costs nothing to convert, and the
+reader cuts the answer there (``reason: bytes``). A query naming none of these is not
+metered and pays nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from agnes_mcp.rails.value_guards import GUARDED
+from agnes_mcp.rails.window_values import GROWING, TOP_N
+from agnes_sync.sql_text import quote_ident
+
+# Bytes a variable-width value takes besides its content (Arrow offsets, validity), and
+# a list element's at most (a fixed-width child).
+_OVERHEAD = 16
+_STRINGS = frozenset({"varchar", "blob", "bit"})
+_LISTS = frozenset({"list", "array"})
+# Types whose size is read from their text (rare in answers): DuckDB has no cheaper
+# measure of a union's or a variant's value.
+_AS_TEXT = frozenset({"union", "variant", "bignum", "varint"})
+METER_COLUMN = "agnes_result_bytes"
+# A top-n aggregate's name as a word, up to its next parenthesis (a comment or a quote may
+# stand between them): its call is checked for an n.
+_TOP_N_CALL = re.compile(r"\b(?:" + "|".join(sorted(TOP_N)) + r")\b[^(]*\(", re.IGNORECASE)
+# Functions that grow a value by more than its input, nested in each other (hex(hex(s)):
+# twice a level), and what joins values into a larger one (s || s), which grows a value
+# only through levels of subqueries (a CTE doubling the one before).
+_ENCODERS = ("hex", "bin", "base64", "url_encode", "json", "escape", "quote", "u&")
+_COMBINERS = ("||", "concat", "format", "printf", "_cat", "append", "prepend", "merge")
+_BUILDERS = tuple(
+    name
+    for name in sorted({*GROWING, *GUARDED, *_ENCODERS})
+    # one that holds another (listagg, list) is found by the shorter
+    if not any(other != name and other in name for other in {*GROWING, *GUARDED, *_ENCODERS})
+)
+
+
+def needs_meter(sql: str) -> bool:
+    """Whether ``sql`` could build a value large enough that copies of it per row would
+    pass the memory a batch may take: it names a growing aggregate, a wrapped function or
+    an encoder, calls a top-n aggregate with more than one argument (``max(x, n)``), or
+    combines values (``||``) in a query of subqueries. Only what it finds is metered, so
+    it looks for names as substrings: a false find costs a bind, a missed one memory."""
+    folded = sql.casefold()
+    if any(name in folded for name in _BUILDERS):
+        return True
+    if folded.count("select") > 1 and any(join in folded for join in _COMBINERS):
+        return True
+    return any(_has_second_argument(sql, call.end()) for call in _TOP_N_CALL.finditer(sql))
+
+
+def _has_second_argument(sql: str, start: int) -> bool:
+    """Whether the call whose arguments begin at ``start`` has a comma at its own depth."""
+    depth = 0
+    for char in sql[start:]:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                return False
+            depth -= 1
+        elif char == "," and depth == 0:
+            return True
+    return False
+
+
+def size_of(expr: str, kind: Any, depth: int = 0) -> str | None:
+    """SQL for the bytes a value ``expr`` of the DuckDB type ``kind`` (a DuckDBPyType)
+    takes in Arrow beyond a fixed width, or None for a fixed-width type."""
+    name = str(kind.id)
+    if name == "varchar":
+        return f"strlen({expr})"
+    if name in _STRINGS:
+        return f"octet_length({expr})"
+    if name in _AS_TEXT:
+        return f"strlen(CAST({expr} AS VARCHAR))"
+    if name in _LISTS:
+        element = f"agnes_e{depth}"
+        child = size_of(element, kind.children[0][1], depth + 1)
+        whole = f"len({expr}) * {_OVERHEAD}"
+        if child is None:
+            return whole
+        inner = f"coalesce({child}, 0)"
+        return (
+            f"({whole} + coalesce(list_sum(list_transform({expr}, lambda {element}: {inner})), 0))"
+        )
+    if name == "map":
+        key, value = kind.children[0][1], kind.children[1][1]
+        parts = [
+            f"len(map_keys({expr})) * {2 * _OVERHEAD}",
+            *(
+                f"coalesce(list_sum(list_transform({part}({expr}), lambda {element}: {size})), 0)"
+                for part, child in (("map_keys", key), ("map_values", value))
+                for element in [f"agnes_e{depth}"]
+                for size in [size_of(element, child, depth + 1)]
+                if size is not None
+            ),
+        ]
+        return "(" + " + ".join(parts) + ")"
+    if name == "struct":
+        fields = [
+            size_of(f"struct_extract_at({expr}, {i})", child, depth)
+            for i, (_, child) in enumerate(kind.children, start=1)
+        ]
+        sizes = [f"coalesce({f}, 0)" for f in fields if f is not None]
+        return "(" + " + ".join(sizes) + ")" if sizes else None
+    return None
+
+
+def metered_sql(sql: str, names: Sequence[str], types: Sequence[Any], cap: int) -> str | None:
+    """``sql`` (one SELECT) with a last column: the running total of the bytes its rows'
+    variable-width values take, each row's values past ``cap`` replaced by NULL; None when
+    no column is of variable width (nothing to meter)."""
+    sizes = {
+        i: size
+        for i, kind in enumerate(types, start=1)
+        if (size := size_of(f"#{i}", kind)) is not None
+    }
+    if not sizes:
+        return None
+    total = " + ".join(f"coalesce({size}, 0)" for size in sizes.values())
+    meter = len(names) + 1
+    columns = ", ".join(
+        (f"CASE WHEN #{meter} > {int(cap)} THEN NULL ELSE #{i} END" if i in sizes else f"#{i}")
+        + f" AS {quote_ident(name)}"
+        for i, name in enumerate(names, start=1)
+    )
+    return (
+        f"SELECT {columns}, #{meter} AS {quote_ident(METER_COLUMN)} FROM (SELECT *, "
+        f"sum(({total})::DOUBLE) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
+        f"FROM (\n{sql}\n) AS agnes_sized) AS agnes_metered"
+    )
+
+
+def cut(batch: pa.RecordBatch, cap: int) -> tuple[pa.RecordBatch, bool]:
+    """``batch`` of a metered answer without its meter column, cut before its first row
+    past ``cap``, and whether it was cut."""
+    meter = batch.column(batch.num_columns - 1)
+    rows = batch.select(range(batch.num_columns - 1))
+    over = pc.index(pc.greater(pc.fill_null(meter, 0), cap), True).as_py()
+    if over < 0:
+        return rows, False
+    return rows.slice(0, over), True

@@ -1,0 +1,118 @@
+"""A large value repeated across rows (by a scalar subquery, a join, an unnest) or columns
+is held once by DuckDB but copied per row by the answer's conversion to Arrow, outside
+memory_limit: a 2 MB string_agg given to 200,000 rows made a 4 GB batch before the byte
+cap could stop it. Such an answer is metered by DuckDB before it is converted and cut at
+the byte cap; ordinary answers come back as DuckDB gives them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import pytest
+
+from agnes_mcp.rails import result_meter
+from agnes_mcp.rails.sandbox import Limits, Sandbox
+from tests.conftest import local_table
+from tests.test_sandbox_memory import GiB, MiB, peak_growth
+
+CAP = 64 * MiB
+LIMITS = Limits(rows=100_000, bytes=CAP, timeout_seconds=120)
+ROWS = 200_000
+VIEW = f"SELECT range AS id, range % 7 AS k, 'item ' || range AS s FROM range({ROWS})"
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    data = tmp_path_factory.mktemp("meter") / "t.parquet"
+    with duckdb.connect() as con:
+        con.execute(f"COPY ({VIEW}) TO '{data}'")
+    box = Sandbox([local_table("t", data)], memory_limit="2GB", threads=2)
+    yield box
+    box.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a 2 MB string from a scalar subquery on every row
+        "SELECT id, (SELECT string_agg(s, ',') FROM t) AS s FROM t",
+        # a 1.6 MB list the same way
+        "SELECT id, (SELECT list(id) FROM t) AS l FROM t",
+        # joined from a CTE, and in a struct, a map and a list of lists
+        "WITH a AS (SELECT string_agg(s, ',') AS s FROM t) "
+        "SELECT t.id, {'v': a.s} AS st, map([1], [a.s]) AS m, [[a.s]] AS ll FROM t, a",
+        # one value in many columns of one row
+        "WITH a AS (SELECT string_agg(s, ',') AS s FROM t) SELECT "
+        + ", ".join(f"a.s AS c{i}" for i in range(600))
+        + " FROM a",
+        # a top-n aggregate's list, and a value repeated by unnest
+        "SELECT (SELECT max(id, 100000) FROM t) AS top FROM t",
+        "SELECT unnest(range(5000)) AS n, (SELECT string_agg(s, ',') FROM t) AS s",
+        # grown by an encoder nested (1 MB), and by CTEs doubling a literal (2 MB)
+        "SELECT id, " + "hex(" * 17 + "'abcdefgh'" + ")" * 17 + " AS h FROM t",
+        "WITH a0 AS (SELECT '"
+        + "x" * 1000
+        + "' AS s), "
+        + ", ".join(f"a{i} AS (SELECT s || s AS s FROM a{i - 1})" for i in range(1, 12))
+        + " SELECT t.id, a11.s FROM t, a11",
+    ],
+)
+def test_a_large_value_repeated_is_cut_at_the_byte_cap(sandbox: Sandbox, sql: str) -> None:
+    growth, result = peak_growth(lambda: sandbox.run(sql, LIMITS))
+    assert not isinstance(result, Exception), result
+    assert result.truncated and result.reason == "bytes"  # type: ignore[attr-defined]
+    assert result.table.nbytes <= CAP  # type: ignore[attr-defined]
+    assert growth < 1 * GiB, f"grew {growth / MiB:.0f} MiB"
+    # the sandbox answers the next query, anyone's
+    assert sandbox.run("SELECT count(*) AS n FROM t", LIMITS).table.to_pylist() == [{"n": ROWS}]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT k, string_agg(s, ',' ORDER BY id)[1:30] AS s, list(id ORDER BY id)[1:3] AS l "
+        "FROM t GROUP BY k ORDER BY k DESC",
+        "SELECT id, s, [s, NULL] AS l, {'a': s, 'b': [id]} AS st, map([s], [[id]]) AS m, "
+        "s AS s, repeat(s, 1) AS r, NULL::VARCHAR AS agnes_result_bytes FROM t WHERE id < 3000 ORDER BY id DESC",
+        "SELECT id, (SELECT string_agg(s, ',') FROM t WHERE id < 3) AS few FROM t "
+        "ORDER BY id LIMIT 5000",
+        "SELECT k, max(id, 3) AS top, repeat(s, 2) AS twice FROM t WHERE id < 100 "
+        "GROUP BY ALL ORDER BY ALL",
+    ],
+)
+def test_metered_answers_are_duckdbs(sandbox: Sandbox, sql: str) -> None:
+    assert result_meter.needs_meter(sql)
+    with duckdb.connect() as plain:
+        plain.execute(f"CREATE VIEW t AS {VIEW}")
+        expected = plain.sql(sql).to_arrow_table()
+    result = sandbox.run(sql, LIMITS)
+    assert not result.truncated
+    # (a repeated name comes back made unique, as from any query: s, s_1)
+    assert len(result.table.schema.names) == len(expected.schema.names)
+    assert result.table.schema.names[-1] == expected.schema.names[-1]
+    assert [c.to_pylist() for c in result.table.columns] == [
+        c.to_pylist() for c in expected.columns
+    ]
+
+
+def test_a_metered_answer_is_still_cut_by_rows(sandbox: Sandbox) -> None:
+    sql = "SELECT id, (SELECT string_agg(s, ',') FROM t WHERE id < 3) AS few FROM t ORDER BY id"
+    result = sandbox.run(sql, Limits(rows=10, bytes=CAP, timeout_seconds=60))
+    assert result.truncated and result.reason == "rows"
+    assert [r["id"] for r in result.table.to_pylist()] == list(range(10))
+
+
+@pytest.mark.parametrize(
+    ("sql", "metered"),
+    [
+        ("SELECT k, max(id) AS m FROM t GROUP BY k", False),
+        ("SELECT max(coalesce(id, 0)) FROM t", False),
+        ("SELECT max(id, 5) FROM t", True),
+        ("SELECT arg_max(s, coalesce(id, 1), 5) FROM t", True),
+        ("SELECT string_agg(s) FROM t", True),
+        ("SELECT repeat(s, 2) FROM t", True),
+    ],
+)
+def test_only_queries_that_can_build_large_values_are_metered(sql: str, metered: bool) -> None:
+    assert result_meter.needs_meter(sql) is metered
