@@ -30,6 +30,7 @@ from agnes_mcp.metrics.service import MetricService
 from agnes_mcp.oauth.token_service import OAuthTokens
 from agnes_mcp.query.service import QueryService
 from agnes_mcp.query.stored_snapshots import StoredSnapshots
+from agnes_mcp.rails import held_folders
 from agnes_mcp.rails.extra_tables import ExtraTable
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.settings import AgnesSettings
@@ -292,7 +293,9 @@ class Services:
         return current
 
     def start(self) -> None:
-        """Start background work: the write-behind flusher, the sync schedulers."""
+        """Start background work: the write-behind flusher, the sync schedulers; remove
+        the temporary folders (spill files, converted tables) a killed server left."""
+        held_folders.sweep_all()
         self.write_behind.start()
         self.oauth_store.purge_expired(utcnow() - timedelta(days=1))  # tokens long dead
         self.sync.start()

@@ -16,7 +16,8 @@ folder of the system's temporary folder (``agnes-tables-<random>``, mode 0700), 
 a counter: neither the folder nor the file names say anything about the server or the
 table, and each file holds exactly one table (``t``). A query may read the file back
 (DuckDB allows the paths it attached), which gives it the rows of a table it was
-granted and nothing more. Folder and files are removed when the process closes them.
+granted and nothing more. Folder and files are removed when the process closes them, or,
+after a kill, by the next process that makes such a folder (:mod:`held_folders`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ import contextlib
 import itertools
 import logging
 import queue
-import shutil
-import tempfile
 import threading
 import weakref
 from collections import OrderedDict
@@ -36,6 +35,7 @@ from pathlib import Path
 
 import duckdb
 
+from agnes_mcp.rails.held_folders import HeldFolder
 from agnes_mcp.rails.table_views import CONVERTED_TABLE, native_select, same_schema
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_sync.attach_host import Host
@@ -274,8 +274,9 @@ class NativeTables:
 
     def _private_folder(self) -> Path:
         if self._folder is None:
-            self._folder = Path(tempfile.mkdtemp(prefix="agnes-tables-"))  # mode 0700
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self._folder, True)
+            held = HeldFolder("agnes-tables-")  # mode 0700; a killed process's is swept
+            self._folder = held.path
+            self._cleanup = weakref.finalize(self, held.remove)
         return self._folder
 
 

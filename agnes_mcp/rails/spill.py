@@ -6,7 +6,8 @@ an analyst's workspace), up to 90% of that disk's free space. One query sorting 
 join could so fill the disk the server's own state lives on. Each locked DuckDB instead
 spills into a folder of its own under one private folder of the process (mode 0700, in
 the system's temporary folder), which DuckDB creates when it first spills and removes
-when it closes, and at most ``spill_bytes`` (the server's ``query_spill_bytes``); past
+when it closes (the folder goes at exit, or, after a kill, when a later process sweeps
+it: :mod:`held_folders`), and at most ``spill_bytes`` (the server's ``query_spill_bytes``); past
 that the query is refused as over its memory (``memory_limit_exceeded``).
 """
 
@@ -14,10 +15,10 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import shutil
-import tempfile
 import threading
 from pathlib import Path
+
+from agnes_mcp.rails.held_folders import HeldFolder
 
 # Disk one query DuckDB may spill to by default (half its default memory limit).
 SPILL_BYTES = 1024**3
@@ -33,8 +34,9 @@ def folder() -> str:
     global _parent
     with _lock:
         if _parent is None or not _parent.is_dir():
-            _parent = Path(tempfile.mkdtemp(prefix="agnes-spill-"))  # mode 0700
-            atexit.register(shutil.rmtree, _parent, ignore_errors=True)
+            held = HeldFolder("agnes-spill-")  # mode 0700; a killed process's is swept
+            atexit.register(held.remove)
+            _parent = held.path
         return str(_parent / str(next(_names)))
 
 
