@@ -28,7 +28,7 @@ from agnes_mcp.rails.refusals import (
     RemoteEstimateFailed,
     RemoteScanTooLarge,
 )
-from agnes_mcp.rails.sandbox import Limits, RunResult, lock_down, run_select
+from agnes_mcp.rails.sandbox import Limits, RunResult, SandboxConnection, lock_down, run_select
 from agnes_mcp.rails.spill import SPILL_BYTES
 from agnes_mcp.rails.tables import CatalogTable, RemoteLocation
 from agnes_mcp.rails.value_guards import MAX_VALUE_BYTES
@@ -64,12 +64,18 @@ class LiteralEvaluator:
         self._memory_limit = memory_limit
         self._local = threading.local()
 
-    def _con(self) -> duckdb.DuckDBPyConnection:
-        con = getattr(self._local, "con", None)
-        if con is None:
-            con = duckdb.connect()
-            lock_down(con, [], memory_limit=self._memory_limit, threads=1)
-            self._local.con = con
+    def _con(self) -> SandboxConnection:
+        """This thread's locked DuckDB, made again when a literal broke the last one (an
+        internal error invalidates a database: every later statement would fail)."""
+        con: SandboxConnection | None = getattr(self._local, "con", None)
+        if con is None or con.retired:
+            raw = duckdb.connect()
+            try:
+                lock_down(raw, [], memory_limit=self._memory_limit, threads=1)
+            except BaseException:
+                raw.close()
+                raise
+            con = self._local.con = SandboxConnection(raw, {})
         return con
 
     def within(self, seconds: float | None = None) -> TimedLiterals:
@@ -128,27 +134,46 @@ class DuckDBWarehouseEngine(RemoteEngine):
     ) -> None:
         self.location = location
         self._memory_limit = memory_limit
+        self._threads = threads
         self._spill_bytes = spill_bytes
-        self._con = duckdb.connect()
-        alias = quote_ident(location.alias)
-        self._con.execute(f"ATTACH {quote_literal(location.url)} AS {alias} (READ_ONLY)")
-        self._con.execute(f"USE {alias}")
-        size = self._con.execute(
-            "SELECT block_size FROM pragma_database_size() WHERE database_name = ?",
-            [location.alias],
-        ).fetchone()
-        self._block_size = int(size[0]) if size else 262_144
-        lock_down(
-            self._con,
-            [location.url],
-            memory_limit=memory_limit,
-            threads=threads,
-            spill_bytes=spill_bytes,
-        )
-        self._use(self._con)
+        self._block_size = 262_144
+        self._live = self._open()
         self._layouts: dict[str, TableLayout] = {}
         self._lock = threading.Lock()
         self._literals = LiteralEvaluator(memory_limit)
+
+    def _open(self) -> SandboxConnection:
+        """The warehouse attached read-only to a DuckDB locked like a sandbox."""
+        con = duckdb.connect()
+        try:
+            alias = quote_ident(self.location.alias)
+            con.execute(f"ATTACH {quote_literal(self.location.url)} AS {alias} (READ_ONLY)")
+            con.execute(f"USE {alias}")
+            size = con.execute(
+                "SELECT block_size FROM pragma_database_size() WHERE database_name = ?",
+                [self.location.alias],
+            ).fetchone()
+            self._block_size = int(size[0]) if size else 262_144
+            lock_down(
+                con,
+                [self.location.url],
+                memory_limit=self._memory_limit,
+                threads=self._threads,
+                spill_bytes=self._spill_bytes,
+            )
+            self._use(con)
+        except BaseException:
+            con.close()
+            raise
+        return SandboxConnection(con, {})
+
+    def _con(self) -> SandboxConnection:
+        """The engine's DuckDB, made again when a query broke it (an internal error
+        invalidates a database, and every later statement, anyone's, would fail)."""
+        with self._lock:
+            if self._live.retired:
+                self._live = self._open()
+            return self._live
 
     @classmethod
     def open(
@@ -169,7 +194,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
         if layout is None:
             parts = [p.strip('"') for p in key.split(".")]
             qualified = ".".join([self.location.alias, *parts])
-            cursor = self._con.cursor()
+            cursor = self._con().cursor()
             try:
                 layout = read_layout(cursor, qualified, self._block_size)
             finally:
@@ -226,7 +251,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
         if not read_meter.available():  # no per-thread I/O counters here: trust the estimate
             try:
                 result = run_select(
-                    self._con, tree.sql(dialect="duckdb"), limits, prepare=self._use
+                    self._con(), tree.sql(dialect="duckdb"), limits, prepare=self._use
                 )
             except QueryRefused as failed:  # charged as if it read what it was estimated to
                 failed.details["bytes_scanned"] = estimate.scan_bytes
@@ -307,7 +332,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
 
     def describe(self, table: CatalogTable) -> list[Column]:
         assert table.remote is not None
-        cursor = self._con.cursor()
+        cursor = self._con().cursor()
         self._use(cursor)
         try:
             rows = cursor.execute(f"DESCRIBE SELECT * FROM {table.remote.remote_name}").fetchall()
@@ -319,7 +344,7 @@ class DuckDBWarehouseEngine(RemoteEngine):
         """``LIMIT n`` with no predicate: DuckDB stops after the first row group."""
         assert table.remote is not None
         sql = f"SELECT * FROM {table.remote.remote_name} LIMIT {int(rows)}"
-        result = run_select(self._con, sql, limits, prepare=self._use)
+        result = run_select(self._con(), sql, limits, prepare=self._use)
         return RemoteResult.of(result)
 
     def column_range(self, table: CatalogTable, column: str) -> tuple[str, str] | None:
@@ -333,7 +358,9 @@ class DuckDBWarehouseEngine(RemoteEngine):
         return _iso(low), _iso(high)
 
     def close(self) -> None:
-        self._con.close()
+        with self._lock:
+            live = self._live
+        live.close()
 
 
 def _iso(value: object) -> str:
