@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
-from agnes_mcp.query.lane_pool import LifoThreadPool
+from agnes_mcp.query import concurrency
+from agnes_mcp.query.concurrency import TooManyQueries
+from agnes_mcp.query.lane_pool import LifoThreadPool, NoThread
 
 WAIT = 30  # seconds: a bound on waiting for an event that must come, never a pace
 
@@ -223,7 +225,7 @@ def test_a_thread_that_cannot_start_is_not_counted(monkeypatch: pytest.MonkeyPat
 
     with monkeypatch.context() as patched:
         patched.setattr(threading.Thread, "start", cannot_start)
-        with pytest.raises(RuntimeError, match="can't start new thread"):
+        with pytest.raises(NoThread, match="can't start new thread"):
             pool.submit(lambda: None)
     assert pool.threads == 0
     assert pool.submit(lambda: "started").result(WAIT) == "started"  # the limit is intact
@@ -266,3 +268,40 @@ def test_an_idle_thread_keeps_nothing_of_the_jobs_it_ran(pool: LifoThreadPool) -
     assert freed["argument"].wait(WAIT), "the idle thread still holds the job's argument"
     assert freed["answer"].wait(WAIT), "the idle thread still holds the job's answer"
     assert pool.threads == 1
+
+
+def _no_new_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The system refuses to start another thread (its thread or memory limit), as
+    ``threading`` says it: RuntimeError("can't start new thread")."""
+
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+
+
+def test_a_job_no_thread_can_start_for_waits_for_a_running_one(
+    make_pool: MakePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = make_pool(4)
+    held = _hold(pool, 1)
+    with monkeypatch.context() as patched:
+        _no_new_threads(patched)
+        later = pool.submit(threading.get_ident)  # was: the RuntimeError, to the caller
+    assert pool.threads == 1 and not later.done()
+    held.gate.set()
+    assert later.result(WAIT) in held.threads()
+
+
+@pytest.mark.anyio
+async def test_the_query_lane_refuses_typed_when_no_thread_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lane = LifoThreadPool(2, thread_name_prefix="test-lane")
+    monkeypatch.setattr(concurrency, "_LANE", lane)
+    _no_new_threads(monkeypatch)
+    with pytest.raises(TooManyQueries) as refused:
+        await concurrency.in_query_lane(threading.get_ident)
+    assert refused.value.code == "too_many_queries" and refused.value.status == 429
+    assert refused.value.details == {"retry_after_seconds": concurrency.NO_THREAD_RETRY_SECONDS}
+    assert "threads" in refused.value.message

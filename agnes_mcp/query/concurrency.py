@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from agnes_mcp.query.lane_pool import LifoThreadPool
+from agnes_mcp.query.lane_pool import LifoThreadPool, NoThread
 from agnes_mcp.rails.refusals import QueryRefused
 from agnes_sync.caller import CALLER, caller_within
 from agnes_sync.errors import AgnesError
@@ -45,6 +45,10 @@ T = TypeVar("T")
 # so refusals (which take a lane thread for microseconds) never wait behind full slots.
 MAX_CONCURRENT_QUERIES = 200
 LANE_THREADS = MAX_CONCURRENT_QUERIES + 56
+
+
+# What a lane that could start no thread asks its caller to wait.
+NO_THREAD_RETRY_SECONDS = 1
 
 
 class TooManyQueries(QueryRefused):
@@ -174,6 +178,13 @@ async def in_query_lane(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -
         call: Callable[[], T] = functools.partial(context.run, fn, *args, **kwargs)
         try:
             return await asyncio.get_running_loop().run_in_executor(_LANE, call)
+        except NoThread:
+            raise TooManyQueries(
+                "The server cannot start work now: the system gives it no more threads.",
+                hint="Send it again in a moment; if it persists, the server's thread or "
+                "memory limit is too low for its query load (scan_caps.concurrent_queries).",
+                details={"retry_after_seconds": NO_THREAD_RETRY_SECONDS},
+            ) from None
         except asyncio.CancelledError:
             caller.cancel()
             raise

@@ -12,7 +12,8 @@ over two or three threads.
 
 Here the thread that went idle last takes the next job, so calls in a row stay on one
 warm thread and the other threads are used only when calls overlap. Threads start on
-demand up to ``max_workers``; past that, jobs wait in order for the next free thread.
+demand up to ``max_workers``; past that, or when the system will not start another,
+jobs wait in order for the next free thread.
 A pool is shut down at interpreter exit (waiting for running jobs, as the standard pool
 does); a pool dropped earlier must be shut down by its owner.
 """
@@ -40,6 +41,12 @@ _Job = tuple["Future[Any]", Callable[[], Any]]
 # Run at exit before the interpreter joins its threads and tears down, as the standard
 # pool's own hook is (``atexit`` where the private hook is missing).
 _at_exit: Callable[..., object] = getattr(threading, "_register_atexit", atexit.register)
+
+
+class NoThread(RuntimeError):
+    """No thread of the pool runs, and the system would not start one (at its thread or
+    memory limit): the job cannot be taken. With a thread running, a job that cannot
+    have a thread of its own waits for one instead."""
 
 
 class _Slot:
@@ -98,8 +105,14 @@ class LifoThreadPool(Executor):
                     name=f"{self._prefix}_{next(self._names)}",
                     daemon=True,
                 )
-                thread.start()  # raises (no thread is counted) when none can start
-                self._threads.add(thread)
+                try:
+                    thread.start()
+                except RuntimeError as exc:  # the system gives no more threads (ulimit, pids.max)
+                    if not self._threads:
+                        raise NoThread(str(exc)) from None
+                    self._waiting.append(job)  # a running thread takes it when it is done
+                else:
+                    self._threads.add(thread)
             else:
                 self._waiting.append(job)
         return future
