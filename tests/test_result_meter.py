@@ -49,6 +49,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         # a top-n aggregate's list, and a value repeated by unnest
         "SELECT (SELECT max(id, 100000) FROM t) AS top FROM t",
         "SELECT unnest(range(5000)) AS n, (SELECT string_agg(s, ',') FROM t) AS s",
+        # in a union's member, and a geometry of 200,000 points (3.2 MB)
+        "SELECT id, union_value(v := (SELECT string_agg(s, ',') FROM t)) AS u FROM t",
+        "SELECT id, (SELECT ('LINESTRING(' || string_agg(id || ' 1', ',') || ')')::GEOMETRY "
+        "FROM t) AS g FROM t",
         # grown by an encoder nested (1 MB), and by CTEs doubling a literal (2 MB)
         "SELECT id, " + "hex(" * 17 + "'abcdefgh'" + ")" * 17 + " AS h FROM t",
         "WITH a0 AS (SELECT '"
@@ -79,6 +83,9 @@ def test_a_large_value_repeated_is_cut_at_the_byte_cap(sandbox: Sandbox, sql: st
         "ORDER BY id LIMIT 5000",
         "SELECT k, max(id, 3) AS top, repeat(s, 2) AS twice FROM t WHERE id < 100 "
         "GROUP BY ALL ORDER BY ALL",
+        "SELECT id, CASE WHEN id % 2 = 0 THEN union_value(s := s) ELSE union_value(n := id) "
+        "END::UNION(s VARCHAR, n BIGINT) AS u, to_json(repeat(s, 1)) AS j, "
+        "('POINT(' || id || ' 1)')::GEOMETRY AS g FROM t WHERE id < 50 ORDER BY id",
     ],
 )
 def test_metered_answers_are_duckdbs(sandbox: Sandbox, sql: str) -> None:

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from agnes_mcp.rails.value_guards import GUARDED
 from agnes_mcp.rails.window_values import GROWING, TOP_N
-from agnes_sync.sql_text import quote_ident
+from agnes_sync.sql_text import quote_ident, quote_literal
 
 # Bytes a variable-width value takes besides its content (Arrow offsets, validity), and
 # a list element's at most (a fixed-width child).
@@ -33,8 +33,8 @@ _OVERHEAD = 16
 _STRINGS = frozenset({"varchar", "blob", "bit"})
 _LISTS = frozenset({"list", "array"})
 # Types whose size is read from their text (rare in answers): DuckDB has no cheaper
-# measure of a union's or a variant's value.
-_AS_TEXT = frozenset({"union", "variant", "bignum", "varint"})
+# measure of a variant's or a bignum's value.
+_AS_TEXT = frozenset({"variant", "bignum", "varint"})
 METER_COLUMN = "agnes_result_bytes"
 # A top-n aggregate's name as a word, up to its next parenthesis (a comment or a quote may
 # stand between them): its call is checked for an n.
@@ -89,8 +89,17 @@ def size_of(expr: str, kind: Any, depth: int = 0) -> str | None:
         return f"strlen({expr})"
     if name in _STRINGS:
         return f"octet_length({expr})"
+    if name == "geometry":  # stored as its well-known binary
+        return f"octet_length(CAST({expr} AS BLOB))"
     if name in _AS_TEXT:
         return f"strlen(CAST({expr} AS VARCHAR))"
+    if name == "union":  # its members after the tag; all but one are NULL in a value
+        members = [
+            size_of(f"union_extract({expr}, {quote_literal(member)})", child, depth)
+            for member, child in kind.children[1:]
+        ]
+        sizes = [f"coalesce({m}, 0)" for m in members if m is not None]
+        return "(" + " + ".join(sizes) + ")" if sizes else None
     if name in _LISTS:
         element = f"agnes_e{depth}"
         child = size_of(element, kind.children[0][1], depth + 1)
