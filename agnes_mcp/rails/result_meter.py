@@ -38,7 +38,7 @@ _AS_TEXT = frozenset({"variant", "bignum", "varint"})
 METER_COLUMN = "agnes_result_bytes"
 # A top-n aggregate's name as a word, up to its next parenthesis (a comment or a quote may
 # stand between them): its call is checked for an n.
-_TOP_N_CALL = re.compile(r"\b(?:" + "|".join(sorted(TOP_N)) + r")\b[^(]*\(", re.IGNORECASE)
+_TOP_N_CALL = re.compile(r"\b(?:" + "|".join(sorted(TOP_N)) + r")\b[^(]*\(")  # case-folded
 # Functions that grow a value by more than its input, nested in each other (hex(hex(s)):
 # twice a level), and what joins values into a larger one (s || s), which grows a value
 # only through levels of subqueries (a CTE doubling the one before).
@@ -63,7 +63,7 @@ def needs_meter(sql: str) -> bool:
         return True
     if folded.count("select") > 1 and any(join in folded for join in _COMBINERS):
         return True
-    return any(_has_second_argument(sql, call.end()) for call in _TOP_N_CALL.finditer(sql))
+    return any(_has_second_argument(folded, call.end()) for call in _TOP_N_CALL.finditer(folded))
 
 
 def _has_second_argument(sql: str, start: int) -> bool:
