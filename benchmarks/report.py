@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+PUBLISHED = ("README.md", "figures.json")  # what a run writes here, beside the code
 
 
 def _cpu_model() -> str:
@@ -50,7 +51,9 @@ def _ram_gib() -> float | None:
 
 
 def _commit() -> str:
-    """The code measured: the commit, ``+changes`` when the tree differs from it."""
+    """The code measured: the commit, ``+changes`` when the tree differs from it (the
+    figures a run publishes are not code: one suite's publishing does not mark the
+    next suite's run as changed)."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -60,7 +63,15 @@ def _commit() -> str:
             cwd=HERE,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":(top)",
+                *(f":(top,exclude)benchmarks/{name}" for name in PUBLISHED),
+            ],
             capture_output=True,
             text=True,
             check=True,
