@@ -4,9 +4,12 @@ checkout importable."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,3 +38,18 @@ def announced_url(stdout: IO[str], *, then: str | None = None) -> str | None:
         if then is not None and then in line:
             break
     return base_url
+
+
+def child_json(code: str, *args: str, timeout: float = 300) -> Any:
+    """Run ``code`` (``python -c``, in the repository) in a process of its own, which must
+    succeed; its last line of output, read as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

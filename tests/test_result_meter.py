@@ -13,21 +13,15 @@ import pytest
 
 from agnes_mcp.rails import result_meter
 from agnes_mcp.rails.sandbox import Limits, Sandbox
-from tests.conftest import local_table
-from tests.test_sandbox_memory import GiB, MiB, peak_growth
+from tests.test_sandbox_memory import ROWS, ROWS_VIEW, GiB, MiB, peak_growth, rows_sandbox
 
 CAP = 64 * MiB
 LIMITS = Limits(rows=100_000, bytes=CAP, timeout_seconds=120)
-ROWS = 200_000
-VIEW = f"SELECT range AS id, range % 7 AS k, 'item ' || range AS s FROM range({ROWS})"
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    data = tmp_path_factory.mktemp("meter") / "t.parquet"
-    with duckdb.connect() as con:
-        con.execute(f"COPY ({VIEW}) TO '{data}'")
-    box = Sandbox([local_table("t", data)], memory_limit="2GB", threads=2)
+    box = rows_sandbox(tmp_path_factory.mktemp("meter"))
     yield box
     box.close()
 
@@ -91,7 +85,7 @@ def test_a_large_value_repeated_is_cut_at_the_byte_cap(sandbox: Sandbox, sql: st
 def test_metered_answers_are_duckdbs(sandbox: Sandbox, sql: str) -> None:
     assert result_meter.needs_meter(sql)
     with duckdb.connect() as plain:
-        plain.execute(f"CREATE VIEW t AS {VIEW}")
+        plain.execute(f"CREATE VIEW t AS {ROWS_VIEW}")
         expected = plain.sql(sql).to_arrow_table()
     result = sandbox.run(sql, LIMITS)
     assert not result.truncated

@@ -10,14 +10,11 @@ server run under a memory limit."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 
-from tests.server_process import REPO
+from tests.server_process import child_json
 
 # DuckDB 2.0 allocates the whole sample for each group: 10^9 doubles (8 GB) cannot fit in
 # the child's 6 GiB of address space.
@@ -55,16 +52,7 @@ print(json.dumps(seen))
 def test_an_invalidated_sandbox_is_made_again(tmp_path: Path) -> None:
     data = tmp_path / "t.parquet"
     duckdb.sql(f"COPY (SELECT range AS id FROM range(10)) TO '{data}'")
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(data), BREAKS],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = child_json(CHILD, str(data), BREAKS)
     assert seen == {
         "refused": {"limit_name": "query_memory_limit"},
         "first_retired": True,

@@ -36,6 +36,20 @@ def _status(field: str) -> int:
     return int(found[1]) * 1024
 
 
+ROWS = 200_000
+# t of rows_sandbox: (id, k = id % 7, s = 'item <id>'), as a view for a plain DuckDB too
+ROWS_VIEW = f"SELECT range AS id, range % 7 AS k, 'item ' || range AS s FROM range({ROWS})"
+
+
+def rows_sandbox(folder: Path) -> Sandbox:
+    """A sandbox (2 GB, 2 threads) over table ``t``: :data:`ROWS_VIEW` written as parquet
+    in ``folder``."""
+    data = folder / "t.parquet"
+    with duckdb.connect() as con:
+        con.execute(f"COPY ({ROWS_VIEW}) TO '{data}'")
+    return Sandbox([local_table("t", data)], memory_limit="2GB", threads=2)
+
+
 def peak_growth(call: Callable[[], object]) -> tuple[int, object]:
     """Bytes the process's peak resident memory rose above what it held before ``call``
     (and what ``call`` returned or raised)."""

@@ -7,14 +7,11 @@ fails on every machine only with the address space capped, so it runs in a child
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 
-from tests.server_process import REPO
+from tests.server_process import child_json
 
 CHILD = """
 import json, resource, sys
@@ -75,16 +72,7 @@ def test_an_invalidated_warehouse_engine_is_made_again(tmp_path: Path) -> None:
     data = tmp_path / "wh.duckdb"
     with duckdb.connect(str(data)) as con:
         con.execute("CREATE TABLE t AS SELECT range AS id FROM range(10)")
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(data)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = child_json(CHILD, str(data))
     assert seen == {
         # (charged what it was estimated to read: no read meter here)
         "refused": {"limit_name": "query_memory_limit", "bytes_scanned": 262144},

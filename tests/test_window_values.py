@@ -14,20 +14,14 @@ import pytest
 from agnes_mcp.rails import window_values
 from agnes_mcp.rails.sandbox import Limits, Sandbox
 from agnes_mcp.rails.value_guards import ValueTooLarge
-from tests.conftest import local_table
-from tests.test_sandbox_memory import GiB, MiB, peak_growth
+from tests.test_sandbox_memory import ROWS_VIEW, GiB, MiB, peak_growth, rows_sandbox
 
 LIMITS = Limits(rows=100_000, bytes=256 * MiB, timeout_seconds=120)
-ROWS = 200_000
-VIEW = f"SELECT range AS id, range % 7 AS k, 'item ' || range AS s FROM range({ROWS})"
 
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    data = tmp_path_factory.mktemp("windows") / "t.parquet"
-    with duckdb.connect() as con:
-        con.execute(f"COPY ({VIEW}) TO '{data}'")
-    box = Sandbox([local_table("t", data)], memory_limit="2GB", threads=2)
+    box = rows_sandbox(tmp_path_factory.mktemp("windows"))
     yield box
     box.close()
 
@@ -80,6 +74,6 @@ def test_plain_aggregates_and_short_frames_answer_as_duckdb_does(
     sandbox: Sandbox, sql: str
 ) -> None:
     with duckdb.connect() as plain:
-        plain.execute(f"CREATE VIEW t AS {VIEW}")
+        plain.execute(f"CREATE VIEW t AS {ROWS_VIEW}")
         expected = plain.sql(sql).to_arrow_table().to_pylist()
     assert sandbox.run(sql, LIMITS).table.to_pylist() == expected

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agnes_mcp.api.request_body import replaying, whole_body
+from agnes_mcp.api.request_body import body_once, replaying, whole_body
 
 logger = logging.getLogger("agnes.mcp")
 
@@ -116,17 +116,9 @@ class CancelOnHangUp:
         body = _cancel_body(request_id)
         headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
         headers.append((b"content-length", str(len(body)).encode()))
-        sent = False
-
-        async def receive() -> Message:
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
 
         async def discard(message: Message) -> None:
             return None
 
         with anyio.CancelScope(shield=True):
-            await self.app({**scope, "headers": headers}, receive, discard)
+            await self.app({**scope, "headers": headers}, body_once(body), discard)

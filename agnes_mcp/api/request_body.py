@@ -29,3 +29,18 @@ def replaying(messages: list[Message], receive: Receive) -> Receive:
         return messages.pop(0) if messages else await receive()
 
     return replayed
+
+
+def body_once(body: bytes) -> Receive:
+    """A ``receive`` for a request made here (not by a client): ``body`` whole, then the
+    end of the exchange."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

@@ -32,10 +32,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, request_response
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp
 
 from agnes_mcp.api.docs_assets import DOCS_PATH
 from agnes_mcp.api.error_shapes import ErrorShape, error_shapes_of
+from agnes_mcp.api.request_body import body_once
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.oauth.clients import HashedSecretAuthenticator, basic_challenge, client_id_of
 from agnes_mcp.oauth.consent_page import problem_page
@@ -106,15 +107,6 @@ async def with_client_id(request: Request) -> Request:
 def _with_form(request: Request, fields: list[tuple[str, str]]) -> Request:
     """The same request with ``fields`` as its (url-encoded) form body."""
     body = urlencode(fields).encode("utf-8")
-    sent = False
-
-    async def receive() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
     scope = dict(request.scope)
     replaced = (b"content-length", b"content-type")
     scope["headers"] = [
@@ -123,7 +115,7 @@ def _with_form(request: Request, fields: list[tuple[str, str]]) -> Request:
         (b"content-length", str(len(body)).encode("ascii")),
         (b"content-type", b"application/x-www-form-urlencoded"),
     ]
-    return Request(scope, receive)
+    return Request(scope, body_once(body))
 
 
 async def without_blank_parameters(request: Request) -> Request:
