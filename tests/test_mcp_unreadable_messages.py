@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,19 @@ def _local_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+@asynccontextmanager
+async def _local_mcp(tmp_path: Path) -> AsyncIterator[tuple[Process, BufferedByteReceiveStream]]:
+    """``agnes mcp`` in a fresh workspace at ``tmp_path`` and a reader of its answers; a
+    hang fails the test (after 120 s) instead of the suite."""
+    empty_workspace(tmp_path)
+    with anyio.fail_after(120):
+        async with await anyio.open_process(
+            [sys.executable, "-m", "cli.main", "mcp"], env=_local_env(tmp_path), cwd=tmp_path
+        ) as process:
+            assert process.stdout is not None and process.stdin is not None
+            yield process, BufferedByteReceiveStream(process.stdout)
+
+
 async def _exchange(process: Process, lines: BufferedByteReceiveStream, line: str) -> Any:
     assert process.stdin is not None
     await process.stdin.send(line.encode() + b"\n")
@@ -52,36 +67,29 @@ async def _exchange(process: Process, lines: BufferedByteReceiveStream, line: st
 
 
 async def test_unreadable_lines_are_answered_and_the_session_goes_on(tmp_path: Path) -> None:
-    empty_workspace(tmp_path)
-    env = _local_env(tmp_path)
-    with anyio.fail_after(120):  # a hang fails the test instead of the suite
-        async with await anyio.open_process(
-            [sys.executable, "-m", "cli.main", "mcp"], env=env, cwd=tmp_path
-        ) as process:
-            assert process.stdout is not None
-            lines = BufferedByteReceiveStream(process.stdout)
-            parse = await _exchange(process, lines, "this is not json")
-            assert parse["id"] is None and parse["error"]["code"] == -32700
-            assert "not JSON" in parse["error"]["message"]
-            wrong = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": 7, "method": 5}')
-            assert wrong["id"] == 7 and wrong["error"]["code"] == -32600
-            batch = await _exchange(process, lines, "[1, 2]")
-            assert batch["id"] is None and batch["error"]["code"] == -32600
-            assert batch["error"]["message"] == BATCH_MESSAGE  # not "not a JSON-RPC message"
-            started = await _exchange(process, lines, json.dumps(INITIALIZE))
-            assert started["id"] == 1 and "serverInfo" in started["result"]
-            assert process.stdin is not None
-            initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
-            await process.stdin.send(json.dumps(initialized).encode() + b"\n")
-            half = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": 2, "meth')
-            assert half["error"]["code"] == -32700
-            listed = await _exchange(
-                process, lines, json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
-            )
-            assert listed["id"] == 3
-            assert "query" in {tool["name"] for tool in listed["result"]["tools"]}
-            await process.stdin.aclose()
-            assert await process.wait() == 0
+    async with _local_mcp(tmp_path) as (process, lines):
+        parse = await _exchange(process, lines, "this is not json")
+        assert parse["id"] is None and parse["error"]["code"] == -32700
+        assert "not JSON" in parse["error"]["message"]
+        wrong = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": 7, "method": 5}')
+        assert wrong["id"] == 7 and wrong["error"]["code"] == -32600
+        batch = await _exchange(process, lines, "[1, 2]")
+        assert batch["id"] is None and batch["error"]["code"] == -32600
+        assert batch["error"]["message"] == BATCH_MESSAGE  # not "not a JSON-RPC message"
+        started = await _exchange(process, lines, json.dumps(INITIALIZE))
+        assert started["id"] == 1 and "serverInfo" in started["result"]
+        assert process.stdin is not None
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        await process.stdin.send(json.dumps(initialized).encode() + b"\n")
+        half = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": 2, "meth')
+        assert half["error"]["code"] == -32700
+        listed = await _exchange(
+            process, lines, json.dumps({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+        )
+        assert listed["id"] == 3
+        assert "query" in {tool["name"] for tool in listed["result"]["tools"]}
+        await process.stdin.aclose()
+        assert await process.wait() == 0
 
 
 @pytest.mark.parametrize(
@@ -218,29 +226,21 @@ def test_a_request_with_an_unusable_id_is_answered_over_http(
 async def test_a_request_with_an_unusable_id_is_answered_on_stdio(tmp_path: Path) -> None:
     """Over stdio such a request got no answer at all (the client waited for ever), where
     HTTP answers -32600; it is answered the same now, and the session goes on."""
-    empty_workspace(tmp_path)
-    with anyio.fail_after(120):
-        async with await anyio.open_process(
-            [sys.executable, "-m", "cli.main", "mcp"], env=_local_env(tmp_path), cwd=tmp_path
-        ) as process:
-            assert process.stdout is not None and process.stdin is not None
-            lines = BufferedByteReceiveStream(process.stdout)
-            for ident in ({"a": 1}, [1], True, None, 1.5, 1.0, 1e3):
-                for method in ("initialize", "ping"):
-                    odd = {**INITIALIZE, "id": ident, "method": method}
-                    answer = await _exchange(process, lines, json.dumps(odd))
-                    assert answer["id"] is None and answer["error"]["code"] == -32600, odd
-                    assert '"id" must be a string or an integer' in answer["error"]["message"]
-            started = await _exchange(process, lines, json.dumps(INITIALIZE))
-            assert started["id"] == 1 and "serverInfo" in started["result"]
-            notice = {"jsonrpc": "2.0", "method": "notifications/initialized"}  # no id: no answer
-            await process.stdin.send(json.dumps(notice).encode() + b"\n")
-            pong = await _exchange(
-                process, lines, '{"jsonrpc": "2.0", "id": "p", "method": "ping"}'
-            )
-            assert pong == {"jsonrpc": "2.0", "id": "p", "result": {}}
-            await process.stdin.aclose()
-            assert await process.wait() == 0
+    async with _local_mcp(tmp_path) as (process, lines):
+        for ident in ({"a": 1}, [1], True, None, 1.5, 1.0, 1e3):
+            for method in ("initialize", "ping"):
+                odd = {**INITIALIZE, "id": ident, "method": method}
+                answer = await _exchange(process, lines, json.dumps(odd))
+                assert answer["id"] is None and answer["error"]["code"] == -32600, odd
+                assert '"id" must be a string or an integer' in answer["error"]["message"]
+        started = await _exchange(process, lines, json.dumps(INITIALIZE))
+        assert started["id"] == 1 and "serverInfo" in started["result"]
+        notice = {"jsonrpc": "2.0", "method": "notifications/initialized"}  # no id: no answer
+        await process.stdin.send(json.dumps(notice).encode() + b"\n")
+        pong = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": "p", "method": "ping"}')
+        assert pong == {"jsonrpc": "2.0", "id": "p", "result": {}}
+        await process.stdin.aclose()
+        assert await process.wait() == 0
 
 
 async def test_requests_read_before_stdin_closes_are_answered(tmp_path: Path) -> None:
@@ -350,19 +350,13 @@ def test_refused_params_are_named_over_http(demo_server: DemoServer) -> None:
 
 
 async def test_a_request_before_initialize_is_told_so_on_stdio(tmp_path: Path) -> None:
-    empty_workspace(tmp_path)
-    with anyio.fail_after(120):
-        async with await anyio.open_process(
-            [sys.executable, "-m", "cli.main", "mcp"], env=_local_env(tmp_path), cwd=tmp_path
-        ) as process:
-            assert process.stdout is not None and process.stdin is not None
-            lines = BufferedByteReceiveStream(process.stdout)
-            early = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
-            answer = await _exchange(process, lines, early)
-            assert answer["id"] == 5 and answer["error"]["code"] == -32602
-            assert "not initialized; send initialize" in answer["error"]["message"]
-            await process.stdin.aclose()
-            assert await process.wait() == 0
+    async with _local_mcp(tmp_path) as (process, lines):
+        early = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
+        answer = await _exchange(process, lines, early)
+        assert answer["id"] == 5 and answer["error"]["code"] == -32602
+        assert "not initialized; send initialize" in answer["error"]["message"]
+        await process.stdin.aclose()
+        assert await process.wait() == 0
 
 
 @pytest.mark.parametrize("version", ["2025-06-19", "1999", "latest"])

@@ -163,21 +163,18 @@ class Rebuild:
             self.discard()
 
     def _settle(self, wanted: Wanted) -> bool:
-        """Commit what was made early and make the rest; whether the file changed."""
-        if self._found is not None:
-            try:
-                made = bool(self._early)
-                if made:
-                    self._con.commit()
-                have = {**self._found, **self._early}
-                return _apply(self._con, wanted, have) or made
-            except duckdb.Error:  # the copy cannot be brought up to date: afresh
-                self._con.close()
-                self._con = self._afresh()
-        elif self._early:
-            self._con.commit()
-            _apply(self._con, wanted, self._early)
-            return True
+        """Commit what was made early and make the rest; whether the file changed (a new
+        file always has)."""
+        try:
+            if self._early:
+                self._con.commit()
+            made = _apply(self._con, wanted, {**(self._found or {}), **self._early})
+            return made or bool(self._early) or self._found is None
+        except duckdb.Error:
+            if self._found is None:
+                raise
+        self._con.close()  # the copy cannot be brought up to date: afresh
+        self._con = self._afresh()
         _apply(self._con, wanted, {})
         return True
 
