@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -132,3 +134,49 @@ def _quiet_demo(demo_server: DemoServer) -> None:
     assert group is not None
     if "test/slow_count" not in {g.resource_id for g in services.grants.all(group_id=group.id)}:
         services.grants.add(group.id, ResourceType.METRIC, "test/slow_count", granted_by="test")
+
+
+# Presses the stop button at 0-29 ms into each of 60 workspace queries (its first one also
+# opens the sandbox): wherever the press lands, the call ends in KeyboardInterrupt, and the
+# next query answers. DuckDB working on the kernel's thread raised it as ``RuntimeError:
+# Query interrupted``, mid-way through opening the sandbox.
+STOP_AT_ANY_POINT = """
+import os, signal, sys, threading
+from agnes_mcp.notebook import connect
+LONG = sys.argv[1]
+ws = connect()
+outcomes = []
+for i in range(60):
+    press = threading.Timer((i % 30) / 1000, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        press.start()
+        ws.query(LONG)
+        outcomes.append("answered")
+    except BaseException as exc:
+        outcomes.append(type(exc).__name__ + (": " + str(exc) if str(exc) else ""))
+    try:
+        press.join()
+    except KeyboardInterrupt:
+        outcomes.append("late")
+    if ws.query("SELECT count(*) AS n FROM orders").row_count != 1:
+        outcomes.append("next query wrong")
+    if i % 10 == 9:  # and again from a fresh sandbox
+        ws.close()
+        ws = connect()
+print(sorted(set(outcomes)))
+"""
+
+
+@pytest.mark.parametrize("as_user", ["workspace"], indirect=True)
+def test_the_stop_button_at_any_point_of_a_query_is_keyboard_interrupt(
+    as_user: Place,  # noqa: F811
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", STOP_AT_ANY_POINT, LONG],
+        cwd=as_user.folder,
+        capture_output=True,
+        text=True,
+        timeout=CELL_TIMEOUT * 4,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "['KeyboardInterrupt']", done.stdout[-3000:]

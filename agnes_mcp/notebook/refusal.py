@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError, validate_call
 
 from agnes_mcp.rails.refusals import invalid_arguments
+from agnes_sync.caller import interruptible
 from agnes_sync.errors import AgnesError
 from agnes_sync.printable import printable
 
@@ -170,7 +171,9 @@ def from_error(exc: AgnesError) -> AgnesRefusal:
 def refusals(call: str = "arguments") -> Iterator[None]:
     """Raise Agnes's errors as :class:`AgnesRefusal` (the original chained as its cause);
     arguments that do not fit what ``call`` takes (pydantic's checks) as ``invalid_arguments``
-    naming each problem, as the MCP tools answer them."""
+    naming each problem, as the MCP tools answer them. The stop button seen by DuckDB
+    working on this thread (``RuntimeError: Query interrupted``) is a ``KeyboardInterrupt``,
+    as anywhere else."""
     try:
         yield
     except AgnesRefusal:
@@ -179,6 +182,12 @@ def refusals(call: str = "arguments") -> Iterator[None]:
         raise from_error(exc) from exc
     except ValidationError as exc:
         raise from_error(invalid_arguments(call, exc)) from None
+    except RuntimeError as exc:
+        from agnes_mcp.rails.sandbox import interrupted_by_user
+
+        if interrupted_by_user(exc):
+            raise KeyboardInterrupt from None
+        raise
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -189,7 +198,13 @@ def checked(call: str) -> Callable[[F], F]:
     the MCP tools check theirs: a value of the wrong type (``ws.query(123)``,
     ``limit="5"``, ``dimensions="channel"``) is refused as ``invalid_arguments`` naming
     it, not a TypeError or IndexError from deep inside (or a string read letter by letter).
-    The check is built at the first call (the return types are not importable here)."""
+    The check is built at the first call (the return types are not importable here).
+
+    The call runs on a thread of its own while the kernel's thread waits for it
+    (:func:`~agnes_sync.caller.interruptible`): the stop button lands in that wait, never
+    half-way through the workspace's own state (a sandbox being opened or replaced, a
+    cache being filled), and stops the call's queries and server requests; the next call
+    finds everything as it was."""
 
     def decorate(method: F) -> F:
         signature = inspect.signature(method)
@@ -215,7 +230,8 @@ def checked(call: str) -> Callable[[F], F]:
             named = signature.bind(self, *args, **kwargs).arguments
             named.pop(next(iter(signature.parameters)))
             with refusals(call):
-                return method(self, **checker(**named))
+                arguments = checker(**named)
+                return interruptible(lambda: method(self, **arguments))
 
         return run  # type: ignore[return-value]
 

@@ -77,6 +77,7 @@ class Workspace:
 
     # --- discovery --------------------------------------------------------------------
 
+    @checked("whoami")
     def whoami(self) -> WhoAmI:
         with refusals():
             return self.backend.whoami()
@@ -163,6 +164,7 @@ class Workspace:
                 self.backend.snapshot_drop(name)
             return self.backend.snapshot_create(spec, name, ttl_seconds)
 
+    @checked("snapshot_list")
     def snapshots(self) -> Listing[SnapshotInfo]:
         with refusals():
             return Listing("Snapshots", self.backend.snapshot_list(), SNAPSHOT_COLUMNS)
