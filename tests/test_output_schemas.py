@@ -116,6 +116,23 @@ def test_a_row_cell_is_inlined_where_used_and_kept_for_nesting() -> None:
     assert schema["$defs"]["Cell"] == cell
     optional = schema["properties"]["total_rows"]
     assert optional["type"] == ["integer", "null"] and "anyOf" not in optional
+    # an optional choice, and an optional model (its title no longer keeps it apart)
+    choice = schema["properties"]["reason"]
+    assert choice["type"] == ["string", "null"] and choice["enum"] == ["rows", "bytes", None]
+    assert schema["properties"]["truncation"]["type"] == ["object", "null"]
+
+
+@pytest.mark.parametrize(
+    "branches",
+    [
+        [{"type": "string", "enum": ["a"]}, {"type": "integer"}],  # the enum would bind 1
+        [{"type": "string", "enum": ["a"]}, {"type": "null"}, {"type": "integer"}],
+        [{"type": "string", "enum": ["a"]}, {"type": "integer", "enum": [1]}],
+    ],
+)
+def test_an_enum_merges_beside_null_only(branches: list[dict[str, Any]]) -> None:
+    schema = {"anyOf": branches}
+    assert merge_type_unions(schema) == schema
 
 
 def _variants(value: Any) -> list[Any]:
@@ -152,6 +169,15 @@ SNAPSHOT: dict[str, Any] = {
     ("model", "answer"),
     [
         (QueryOutput, ROW_ANSWER),
+        (
+            QueryOutput,  # the optional choices and the optional nested model, set
+            {
+                **ROW_ANSWER,
+                "reason": "rows",
+                "row_limit_source": None,
+                "truncation": {"reason": "rows", "how_to_get_more": "Ask for more."},
+            },
+        ),
         (SnapshotInfo, SNAPSHOT),
         (SnapshotListOutput, {"snapshots": [SNAPSHOT]}),
         (_Constrained, {"ids": [1, 2], "code": "ab", "size": 3, "choice": "x"}),
