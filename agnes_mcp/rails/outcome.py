@@ -18,7 +18,6 @@ from agnes_mcp.rails.results import (
     Truncation,
     columns_of,
     cut_by,
-    json_rows,
     truncation_for,
 )
 from agnes_mcp.rails.sandbox import Limits, RunResult
@@ -91,22 +90,20 @@ class Outcome:
             **said,
         )
 
-    def result(self) -> QueryResult:
-        """The answer as JSON, its rows cut at the byte cap as JSON too (:func:`json_rows`).
-        Built without validation: every field is already of its type, and the rows are
-        JSON values by construction; validating each cell against ``Cell`` (a recursive
-        union) cost a third of a large answer's rendering."""
-        rows, cut = json_rows(self.table, self.limits.bytes)
+    def described(self, shown: int, cut: bool) -> QueryResult:
+        """What the JSON answer says of its first ``shown`` rows, ``cut``: whether the byte
+        cap stopped them (its rows are streamed: :mod:`agnes_mcp.api.json_stream`). Built
+        without validation: every field is already of its type."""
         truncated, reason = (True, "bytes") if cut else (self.truncated, self.reason)
         truncation = (
-            truncation_for("bytes", len(rows), byte_limit=self.limits.bytes)
+            truncation_for("bytes", shown, byte_limit=self.limits.bytes)
             if cut
             else self.truncation()
         )
         return QueryResult.model_construct(
             columns=columns_of(self.table),
-            rows=rows,
-            row_count=len(rows),
+            rows=[],
+            row_count=shown,
             total_rows=self._total(),
             truncated=truncated,
             truncation=truncation,
@@ -117,7 +114,7 @@ class Outcome:
             bytes_scanned=self.bytes_scanned,
             bytes_billed=self.bytes_billed,
             remaining_budget_bytes=self.remaining_budget,
-            provenance=self.provenance(rows=len(rows)),
+            provenance=self.provenance(rows=shown),
         )
 
     def provenance(self, *, rows: int | None = None) -> Provenance:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -147,18 +146,18 @@ class Answer(ResultMeta):
             fields["reason"] = "rows"  # servers before the reason travelled
         return cls.model_validate({**fields, "table": table})
 
-    def result(self) -> QueryResult:
-        """The answer as JSON (what a REST route answers unless Arrow is asked for), its
-        rows cut at the byte cap as JSON too (:func:`json_rows`)."""
-        rows, cut = json_rows(self.table, self.byte_limit)
+    def described(self, shown: int, cut: bool) -> QueryResult:
+        """What the JSON answer (what a REST route answers unless Arrow is asked for)
+        says of its first ``shown`` rows, ``cut``: whether the byte cap stopped them (its
+        rows are streamed: :mod:`agnes_mcp.api.json_stream`)."""
         truncated, reason, truncation = self.truncated, self.reason, self.truncation
         if cut:
             truncated, reason = True, "bytes"
-            truncation = truncation_for("bytes", len(rows), byte_limit=self.byte_limit)
+            truncation = truncation_for("bytes", shown, byte_limit=self.byte_limit)
         return QueryResult(
             columns=columns_of(self.table),
             rows=[],
-            row_count=len(rows),
+            row_count=shown,
             total_rows=self.total_rows,
             truncated=truncated,
             truncation=truncation,
@@ -169,8 +168,8 @@ class Answer(ResultMeta):
             bytes_scanned=self.bytes_scanned,
             bytes_billed=self.bytes_billed,
             remaining_budget_bytes=self.remaining_budget_bytes,
-            provenance=self.provenance.model_copy(update={"row_count": len(rows)}),
-        ).model_copy(update={"rows": rows})  # rows are JSON values by construction
+            provenance=self.provenance.model_copy(update={"row_count": shown}),
+        )
 
 
 def cut_by(truncated: bool, reason: str | None) -> Literal["rows", "bytes"] | None:
@@ -256,35 +255,6 @@ def json_value(value: Any) -> Any:
 def rows_of(table: pa.Table) -> list[list[Any]]:
     columns = [values_of(table.column(i)) for i in range(table.num_columns)]
     return [[json_value(col[r]) for col in columns] for r in range(table.num_rows)]
-
-
-_JSON_CHUNK_ROWS = 1024
-
-
-def json_rows(table: pa.Table, limit_bytes: int | None) -> tuple[list[list[Any]], bool]:
-    """:func:`rows_of`, stopped before their JSON passes ``limit_bytes`` (the byte cap),
-    and whether it stopped. The cap was applied to the Arrow answer only, and JSON can be
-    six times larger (a control character is written ``\\u0001``): 240 MB of such text,
-    under the 256 MB cap, was answered as 1.4 GB of JSON (5.4 GB of server memory). Rows
-    are rendered and measured a chunk at a time, so no more than the cap is ever built."""
-    if limit_bytes is None:
-        return rows_of(table), False
-    rows: list[list[Any]] = []
-    size = 2  # the list's brackets
-    for start in range(0, table.num_rows, _JSON_CHUNK_ROWS):
-        chunk = rows_of(table.slice(start, _JSON_CHUNK_ROWS))
-        # ASCII-escaped length: at least the UTF-8 bytes of the text sent
-        whole = len(json.dumps(chunk, separators=(",", ":"))) + 1
-        if size + whole <= limit_bytes:
-            rows.extend(chunk)
-            size += whole
-            continue
-        for row in chunk:
-            size += len(json.dumps(row, separators=(",", ":"))) + 1
-            if size > limit_bytes:
-                return rows, True
-            rows.append(row)
-    return rows, False
 
 
 def text_rows(table: pa.Table) -> list[list[str | None]]:

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
+from agnes_mcp.api.json_stream import json_response
 from agnes_mcp.api.negotiation import wants_arrow
 from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS, MAX_SEARCH_CHARS, CatalogEntry, TableSchema
 from agnes_mcp.metrics.summary import MetricSummary
@@ -61,4 +62,4 @@ def describe(
     answer = services.catalog_view.describe(principal, table_id, n)
     if arrow:
         return arrow_response(answer.table, answer.wire())
-    return Response(answer.result().model_dump_json(), media_type="application/json")
+    return json_response(answer.table, answer.byte_limit, answer.described)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import AdminDep, PrincipalDep, ServicesDep
 from agnes_mcp.api.hang_up import unless_hung_up
+from agnes_mcp.api.json_stream import json_response
 from agnes_mcp.api.negotiation import wants_arrow
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.catalog_models import MAX_SEARCH_CHARS
@@ -99,7 +100,8 @@ async def query_metric(
             "variant": run.compiled.variant,
             "dialect": run.compiled.dialect,
         }
-        return JSONResponse({**run.outcome.result().model_dump(mode="json"), **extra})
+        outcome = run.outcome
+        return json_response(outcome.table, outcome.limits.bytes, outcome.described, extra)
 
     return await unless_hung_up(request, in_query_lane(work))
 

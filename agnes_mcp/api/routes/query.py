@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from agnes_mcp.api.arrow_stream import ARROW_STREAM, arrow_response
 from agnes_mcp.api.dependencies import PrincipalDep, ServicesDep
 from agnes_mcp.api.hang_up import unless_hung_up
+from agnes_mcp.api.json_stream import json_response
 from agnes_mcp.api.negotiation import wants_arrow
 from agnes_mcp.api.schemas import RequestBody
 from agnes_mcp.query.concurrency import in_query_lane
@@ -58,8 +59,7 @@ def respond(arrow: bool, outcome: Outcome) -> Response:
     if arrow:
         answer = outcome.answer()
         return arrow_response(answer.table, answer.wire())
-    # serialized by pydantic-core in one pass (a Python dict, then json.dumps, took two)
-    return Response(outcome.result().model_dump_json(), media_type="application/json")
+    return json_response(outcome.table, outcome.limits.bytes, outcome.described)
 
 
 @router.post(

@@ -1,0 +1,104 @@
+"""Streaming a result as JSON (a data route's default answer), from its Arrow rows.
+
+The document is a :class:`~agnes_mcp.rails.results.QueryResult`, key for key: ``columns``,
+then ``rows``, then everything said about them (``row_count``, ``truncated``,
+``truncation`` with which limit cut the rows and how to get the rest, ``provenance``...).
+The rows are rendered and sent a slice at a time, so the server holds the Arrow answer
+and one slice, never the whole answer as Python values and JSON text as well: building
+all of it first took three to four times the Arrow answer's memory (about 1 GB for an
+answer at the default 256 MB byte cap), and failed as a 500 where memory was short.
+
+The byte cap (``max_result_bytes``) is measured on the JSON sent, as before: the rows
+stop before their JSON passes it. What is said about the rows depends on where they
+stopped, so it follows them, in the same document: a client reading the answer whole
+sees the truncation note as it always did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+from fastapi.responses import StreamingResponse
+from pydantic_core import to_json
+
+from agnes_mcp.rails.results import QueryResult, rows_of
+
+# What is said about ``shown`` rows, and whether the byte cap cut them: the answer with
+# no rows (its ``rows`` are sent as they are rendered).
+Described = Callable[[int, bool], QueryResult]
+
+_ROWS = b'"rows":[]'
+# Rows rendered at a time: as many as about this much Arrow holds (1 to 1,024 rows).
+SLICE_BYTES = 1 << 20
+_MAX_SLICE_ROWS = 1024
+
+
+def _slice_rows(table: pa.Table) -> int:
+    rows: int = table.num_rows
+    per_row = max(1, int(table.nbytes) // max(1, rows))
+    return max(1, min(_MAX_SLICE_ROWS, SLICE_BYTES // per_row))
+
+
+class _Rows:
+    """The rows of ``table`` as JSON, stopped before they pass ``limit_bytes``; after the
+    iteration, how many were sent and whether the cap stopped them."""
+
+    def __init__(self, table: pa.Table, limit_bytes: int | None) -> None:
+        self.table, self.limit = table, limit_bytes
+        self.shown, self.cut = 0, False
+
+    def __iter__(self) -> Iterator[bytes]:
+        size = 2  # the list's brackets
+        step = _slice_rows(self.table)
+        for start in range(0, self.table.num_rows, step):
+            rows = rows_of(self.table.slice(start, step))
+            whole = to_json(rows)[1:-1]  # the rows, comma-separated
+            if self.limit is None or size + len(whole) + len(rows) <= self.limit:
+                size += len(whole) + len(rows)
+                yield (b"," if self.shown else b"") + whole
+                self.shown += len(rows)
+                continue
+            parts = []
+            for row in rows:
+                text = to_json(row)
+                size += len(text) + 1
+                if size > self.limit:
+                    self.cut = True
+                    break
+                parts.append(text)
+            if parts:
+                yield (b"," if self.shown else b"") + b",".join(parts)
+                self.shown += len(parts)
+            if self.cut:
+                return
+
+
+def json_chunks(
+    table: pa.Table,
+    limit_bytes: int | None,
+    described: Described,
+    extra: Mapping[str, Any] | None = None,
+) -> Iterator[bytes]:
+    """The JSON answer for ``table``'s rows, in pieces; ``extra``: keys after the rest."""
+    head, found, _ = described(0, False).model_dump_json().encode().partition(_ROWS)
+    assert found, "a QueryResult has rows"
+    yield head + b'"rows":['
+    rows = _Rows(table, limit_bytes)
+    yield from rows
+    _, _, tail = described(rows.shown, rows.cut).model_dump_json().encode().partition(_ROWS)
+    if extra:
+        tail = tail[:-1] + b"," + to_json(dict(extra))[1:]
+    yield b"]" + tail
+
+
+def json_response(
+    table: pa.Table,
+    limit_bytes: int | None,
+    described: Described,
+    extra: Mapping[str, Any] | None = None,
+) -> StreamingResponse:
+    return StreamingResponse(
+        json_chunks(table, limit_bytes, described, extra), media_type="application/json"
+    )

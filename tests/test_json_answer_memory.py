@@ -1,0 +1,83 @@
+"""The JSON answer of ``POST /api/query`` streams from the Arrow rows in bounded memory.
+
+It was built whole first (every row as Python values, then their JSON text, then the
+document): three to four times the Arrow answer's memory, about 1 GB for an answer at the
+default 256 MB byte cap, and a 500 (MemoryError) where memory was short. The server runs
+as a process of its own, so its peak resident memory (``VmHWM``) is its answer's alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.server_process import announced_url, server_env
+
+ARROW = {"Accept": "application/vnd.apache.arrow.stream"}
+CAP = 96 * 1024**2
+# 24 MB as Arrow; as JSON six times that (a control character is written \u0001), so the
+# byte cap cuts it.
+SQL = "SELECT i, repeat(chr(1), 4000) AS s FROM range(6000) t(i)"
+
+
+def _peak_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_the_json_answer_streams_in_bounded_memory_and_still_says_it_was_cut(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    env = server_env(tmp_path, AGNES_SCAN_CAPS__MAX_RESULT_BYTES=str(CAP))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = announced_url(process.stdout, then="Press Ctrl-C to stop.")
+        assert base_url, "the server did not start"
+        token = (data / "state" / "bootstrap-token").read_text().strip()
+        with httpx.Client(
+            base_url=base_url, timeout=300, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            warm = client.post("/api/query", json={"sql": "SELECT 1 AS x", "limit": 1})
+            assert warm.status_code == 200, warm.text
+            # the Arrow answer first: its peak is the query's own (DuckDB, the Arrow rows)
+            arrow = client.post("/api/query", json={"sql": SQL, "limit": 6000}, headers=ARROW)
+            assert arrow.status_code == 200
+            del arrow
+            before = _peak_kib(process.pid)
+            size, head, tail = 0, b"", b""
+            with client.stream("POST", "/api/query", json={"sql": SQL, "limit": 6000}) as answer:
+                assert answer.status_code == 200
+                for chunk in answer.iter_bytes():
+                    head = head or chunk[:200]
+                    tail = (tail + chunk)[-4096:]
+                    size += len(chunk)
+            grown_mib = (_peak_kib(process.pid) - before) / 1024
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    assert head.startswith(b'{"columns":[{"name":"i","type":"int64"}')
+    assert size <= CAP + 4096
+    # the rows came first; what is said about them closes the same document
+    said = json.loads(b'{"rows":[' + tail[tail.index(b"]],") + 1 :])
+    assert said["truncated"] is True and said["reason"] == "bytes"
+    assert said["truncation"]["reason"] == "bytes"
+    assert "byte cap (max_result_bytes, 96.0 MiB)" in said["truncation"]["how_to_get_more"]
+    assert 0 < said["row_count"] < 6000 and said["total_rows"] == 6000
+    assert said["provenance"]["row_count"] == said["row_count"]
+    # built whole, the JSON answer took its text (96 MB) and the rows as Python values on
+    # top of what the Arrow answer took (240 MiB more in all); streamed, one slice more
+    assert grown_mib < 48, f"the JSON answer's peak memory was {grown_mib:.0f} MiB more"
