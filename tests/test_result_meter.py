@@ -13,6 +13,7 @@ import pytest
 
 from agnes_mcp.rails import result_meter
 from agnes_mcp.rails.sandbox import Limits, Sandbox
+from tests.conftest import local_table
 from tests.test_sandbox_memory import ROWS, ROWS_VIEW, GiB, MiB, peak_growth, rows_sandbox
 
 CAP = 64 * MiB
@@ -117,3 +118,57 @@ def test_a_metered_answer_is_still_cut_by_rows(sandbox: Sandbox) -> None:
 )
 def test_only_queries_that_can_build_large_values_are_metered(sql: str, metered: bool) -> None:
     assert result_meter.needs_meter(sql) is metered
+
+
+@pytest.fixture(scope="module")
+def with_docs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """t of :func:`rows_sandbox` and docs: one row with a 2 MB body."""
+    folder = tmp_path_factory.mktemp("docs")
+    with duckdb.connect() as con:
+        con.execute(f"COPY ({ROWS_VIEW}) TO '{folder / 't.parquet'}'")
+        con.execute(
+            f"COPY (SELECT 1 AS id, repeat('x', 2000000) AS body) TO '{folder / 'docs.parquet'}'"
+        )
+    box = Sandbox(
+        [local_table("t", folder / "t.parquet"), local_table("docs", folder / "docs.parquet")],
+        memory_limit="2GB",
+        threads=2,
+    )
+    yield box
+    box.close()
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # a table's value repeated by a plain join: nothing in the text builds a value
+        "SELECT o.id, d.body FROM t o, docs d",
+        "SELECT o.id, d.body FROM t o JOIN docs d ON true",
+        # one table's value in many columns of one row
+        "SELECT " + ", ".join(f"body AS c{i}" for i in range(600)) + " FROM docs",
+    ],
+)
+def test_a_table_value_repeated_without_a_builder_is_cut_at_the_byte_cap(
+    with_docs: Sandbox, sql: str
+) -> None:
+    """Metering was chosen by the query's text (aggregates, wrapped functions, encoders):
+    a join repeating a 2 MB text from a table was converted 2,048 rows a batch, 4 GB, and
+    failed (the Arrow appender's 2 GB) or took all memory. Each row is now measured."""
+    assert not result_meter.needs_meter(sql)
+    growth, result = peak_growth(lambda: with_docs.run(sql, LIMITS))
+    assert not isinstance(result, Exception), result
+    assert result.truncated and result.reason == "bytes"  # type: ignore[attr-defined]
+    assert result.table.nbytes <= CAP  # type: ignore[attr-defined]
+    assert growth < 1 * GiB, f"grew {growth / MiB:.0f} MiB"
+
+
+def test_an_answer_not_metered_is_duckdbs(with_docs: Sandbox) -> None:
+    sql = "SELECT o.id, o.s, left(d.body, 3) AS b FROM t o, docs d ORDER BY o.id DESC"
+    result = with_docs.run(sql, LIMITS)
+    assert result.truncated and result.reason == "rows" and result.table.num_rows == 100_000
+    assert result.table.schema.names == ["id", "s", "b"]
+    first = result.table.slice(0, 2).to_pylist()
+    assert first == [
+        {"id": ROWS - 1, "s": f"item {ROWS - 1}", "b": "xxx"},
+        {"id": ROWS - 2, "s": f"item {ROWS - 2}", "b": "xxx"},
+    ]

@@ -10,8 +10,10 @@ aggregate with an n, or a function :mod:`value_guards` wraps) has its answer met
 its result types are bound first (0.05-0.3 ms), and DuckDB adds up, row by row in a
 streaming window, the bytes each row's variable-width values would take in Arrow; a
 row past the byte cap has them replaced by NULL, so it costs nothing to convert, and the
-reader cuts the answer there (``reason: bytes``). A query naming none of these is not
-metered and pays nothing.
+reader cuts the answer there (``reason: bytes``). A query naming none of these may still
+repeat a large value (a plain join of a table holding a 2 MB text): its rows are each
+measured (:func:`row_guarded_sql`, no running total), and one row too large for a batch
+has the answer run again metered, so the byte cap never rests on a text check alone.
 """
 
 from __future__ import annotations
@@ -133,10 +135,13 @@ def size_of(expr: str, kind: Any, depth: int = 0) -> str | None:
     return None
 
 
-def metered_sql(sql: str, names: Sequence[str], types: Sequence[Any], cap: int) -> str | None:
+def metered_sql(
+    sql: str, names: Sequence[str], types: Sequence[Any], cap: int, *, running: bool = True
+) -> str | None:
     """``sql`` (one SELECT) with a last column: the running total of the bytes its rows'
     variable-width values take, each row's values past ``cap`` replaced by NULL; None when
-    no column is of variable width (nothing to meter)."""
+    no column is of variable width (nothing to meter). ``running=False``: each row's own
+    bytes instead (:func:`row_guarded_sql`)."""
     sizes = {
         i: size
         for i, kind in enumerate(types, start=1)
@@ -151,11 +156,26 @@ def metered_sql(sql: str, names: Sequence[str], types: Sequence[Any], cap: int) 
         + f" AS {quote_ident(name)}"
         for i, name in enumerate(names, start=1)
     )
+    window = " OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+    measure = f"sum(({total})::DOUBLE){window}" if running else f"({total})::DOUBLE"
     return (
         f"SELECT {columns}, #{meter} AS {quote_ident(METER_COLUMN)} FROM (SELECT *, "
-        f"sum(({total})::DOUBLE) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
-        f"FROM (\n{sql}\n) AS agnes_sized) AS agnes_metered"
+        f"{measure} FROM (\n{sql}\n) AS agnes_sized) AS agnes_metered"
     )
+
+
+def row_guarded_sql(
+    sql: str, names: Sequence[str], types: Sequence[Any], row_bytes: int
+) -> str | None:
+    """``sql`` with a last column holding each row's own variable-width bytes, a row of
+    more than ``row_bytes`` having them replaced by NULL, so it costs nothing to convert:
+    the answer of a query :func:`needs_meter` does not find, which may still repeat a
+    large value from a table (a plain join gave a 2 MB text to 200,000 rows). A batch of
+    rows under ``row_bytes`` each stays under the byte cap; a row over it (:func:`cut`
+    with ``row_bytes``) means the answer is run again metered. Each row's size is a
+    projection (a few percent of a plain answer's time), not a running total (the window
+    took half as long again as the answer itself)."""
+    return metered_sql(sql, names, types, row_bytes, running=False)
 
 
 def cut(batch: pa.RecordBatch, cap: int) -> tuple[pa.RecordBatch, bool]:
@@ -163,6 +183,9 @@ def cut(batch: pa.RecordBatch, cap: int) -> tuple[pa.RecordBatch, bool]:
     past ``cap``, and whether it was cut."""
     meter = batch.column(batch.num_columns - 1)
     rows = batch.select(range(batch.num_columns - 1))
+    most = pc.max(meter).as_py()
+    if most is None or most <= cap:  # the usual batch: one pass
+        return rows, False
     over = pc.index(pc.greater(pc.fill_null(meter, 0), cap), True).as_py()
     if over < 0:
         return rows, False

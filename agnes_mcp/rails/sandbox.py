@@ -303,7 +303,16 @@ def run_select(
             raise duckdb.InterruptException("the caller gave up before the query started")
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
         try:
-            metered = _metered(cursor, wrapped, limits) if meter else None
+            if not meter:  # each row measured; one too large for a batch: metered after all
+                guarded = _metered(cursor, wrapped, limits, row_bytes=_row_bytes(limits))
+                if guarded is None:
+                    return _read(stream(cursor, wrapped, BATCH_ROWS), limits)
+                table, large = _read(
+                    stream(cursor, guarded, BATCH_ROWS), limits, True, _row_bytes(limits)
+                )
+                if not large:
+                    return table, False
+            metered = _metered(cursor, wrapped, limits)
             return _read(stream(cursor, metered or wrapped, BATCH_ROWS), limits, bool(metered))
         finally:
             if not WATCHDOG.release(ticket):
@@ -339,13 +348,24 @@ def run_select(
     return capped(table, limits, time.perf_counter() - started, bytes_cut=bytes_cut)
 
 
-def _metered(cursor: duckdb.DuckDBPyConnection, sql: str, limits: Limits) -> str | None:
-    """``sql`` with its answer's Arrow bytes counted by DuckDB (:mod:`result_meter`), or
-    None when it has no variable-width column or does not bind (it then fails as it runs)."""
+def _row_bytes(limits: Limits) -> int:
+    """The most variable-width bytes one row of an answer not metered may hold: a batch of
+    such rows stays under the byte cap."""
+    return max(1, limits.bytes // BATCH_ROWS)
+
+
+def _metered(
+    cursor: duckdb.DuckDBPyConnection, sql: str, limits: Limits, *, row_bytes: int | None = None
+) -> str | None:
+    """``sql`` with its answer's Arrow bytes counted by DuckDB (:mod:`result_meter`), or,
+    with ``row_bytes``, each row's measured against it; None when it has no variable-width
+    column or does not bind (it then fails as it runs)."""
     try:
         names, types = result_types(cursor, sql)
     except duckdb.Error:
         return None
+    if row_bytes is not None:
+        return result_meter.row_guarded_sql(sql, names, types, row_bytes)
     return result_meter.metered_sql(sql, names, types, limits.bytes)
 
 
@@ -413,11 +433,15 @@ def _parse_tree(serialized: str) -> Any:
 
 
 def _read(
-    reader: pa.RecordBatchReader, limits: Limits, metered: bool = False
+    reader: pa.RecordBatchReader,
+    limits: Limits,
+    metered: bool = False,
+    meter_cap: int | None = None,
 ) -> tuple[pa.Table, bool]:
     """The answer, read batch by batch until it ends or passes a cap (one row past the
     row cap, or the byte cap), and whether a metered answer (:mod:`result_meter`) was cut
-    where its rows passed the byte cap: DuckDB stops working when reading stops."""
+    where its meter passed ``meter_cap`` (the byte cap unless given): DuckDB stops
+    working when reading stops."""
     batches: list[pa.RecordBatch] = []
     rows = size = 0
     bytes_cut = False
@@ -427,7 +451,7 @@ def _read(
     try:
         for batch in reader:
             if metered:
-                batch, bytes_cut = result_meter.cut(batch, limits.bytes)
+                batch, bytes_cut = result_meter.cut(batch, meter_cap or limits.bytes)
             batches.append(batch)
             rows += batch.num_rows
             size += batch.nbytes
