@@ -174,7 +174,8 @@ class CatalogView:
             ).answer()
         started = time.perf_counter()
         engine = self.queries.engine_for(table, self.queries.catalog.current().version)
-        result = engine.preview(table, rows, self.queries.limits(rows))
+        limits = self.queries.limits(rows)
+        result = engine.preview(table, rows, limits)
         self.audit.record(
             principal,
             "describe",
@@ -187,9 +188,16 @@ class CatalogView:
             row_count=result.table.num_rows,
             truncated=result.truncated,
             reason=cut_by(result.truncated, result.reason),
-            truncation=truncation_for(result.reason, result.table.num_rows)
+            truncation=truncation_for(
+                result.reason, result.table.num_rows, limits.rows_source, None, limits.bytes
+            )
             if result.truncated
             else None,
+            # the limits it ran with, as a local table's rows say them (and the JSON
+            # answer is cut at the byte cap as JSON too)
+            row_limit=limits.rows,
+            row_limit_source=limits.rows_source,
+            byte_limit=limits.bytes,
             provenance=_preview_provenance(table, result, engine.name),
         )
 

@@ -95,6 +95,26 @@ def test_the_byte_cap_holds_for_the_json_answer(analyst: httpx.Client, admin: ht
         admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_bytes": None}})
 
 
+def test_a_remote_tables_preview_says_the_limits_that_cut_it(
+    analyst: httpx.Client, admin: httpx.Client
+) -> None:
+    """A remote table's describe (the warehouse's preview) was cut by the byte cap but said
+    neither the cap's value nor the limits it ran with (byte_limit, row_limit: null), and
+    its JSON was not measured against the cap, as a local table's is."""
+    admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_bytes": 300}})
+    body = analyst.get("/api/catalog/web_sessions/describe?n=20").json()
+    assert body["provenance"]["tables"][0]["query_mode"] == "remote"
+    assert body["truncated"] is True and body["reason"] == "bytes"
+    assert (body["byte_limit"], body["row_limit"], body["row_limit_source"]) == (
+        300,
+        20,
+        "requested",
+    )
+    assert "byte cap (max_result_bytes, 300 B)" in body["truncation"]["how_to_get_more"]
+    rows = json.dumps(body["rows"], separators=(",", ":")).encode()
+    assert 0 < len(body["rows"]) == body["row_count"] and len(rows) <= 300
+
+
 @pytest.mark.parametrize(
     ("sql", "counted"),
     [
