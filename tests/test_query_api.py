@@ -95,6 +95,21 @@ def test_the_byte_cap_holds_for_the_json_answer(analyst: httpx.Client, admin: ht
         admin.put("/api/admin/server-config", json={"scan_caps": {"max_result_bytes": None}})
 
 
+def test_the_json_answer_says_what_the_arrow_answer_notes(analyst: httpx.Client) -> None:
+    """The notes about an answer (a table not yet whole; for an empty answer, the range a
+    partitioned table holds) travelled with the Arrow answer and the MCP tools' only: the
+    JSON answer left them out."""
+    sql = "SELECT * FROM orders WHERE order_date < DATE '1990-01-01'"
+    body = analyst.post("/api/query", json={"sql": sql}).json()
+    arrow = analyst.post("/api/query", json={"sql": sql}, headers=ARROW)
+    meta = pa.ipc.open_stream(arrow.content).read_all().schema.metadata
+    assert body["row_count"] == 0
+    assert body["notes"] == json.loads(meta[b"agnes.notes"])
+    assert any(note.startswith("orders holds order_date from") for note in body["notes"])
+    whole = analyst.post("/api/query", json={"sql": "SELECT 1 AS x"}).json()
+    assert whole["notes"] == []
+
+
 def test_a_remote_tables_preview_says_the_limits_that_cut_it(
     analyst: httpx.Client, admin: httpx.Client
 ) -> None:

@@ -115,6 +115,7 @@ class Outcome:
             bytes_billed=self.bytes_billed,
             remaining_budget_bytes=self.remaining_budget,
             provenance=self.provenance(rows=shown),
+            notes=self.notes(),
         )
 
     def provenance(self, *, rows: int | None = None) -> Provenance:

@@ -95,6 +95,11 @@ class QueryResult(BaseModel):
     bytes_billed: BytesBilled = None
     remaining_budget_bytes: int | None = None
     provenance: Provenance
+    notes: list[str] = Field(
+        default_factory=list,
+        description="What else the caller should know about this result: a table not yet "
+        "whole, or, for an empty answer, the range a partitioned table holds.",
+    )
 
 
 class ResultMeta(BaseModel):
@@ -169,6 +174,7 @@ class Answer(ResultMeta):
             bytes_billed=self.bytes_billed,
             remaining_budget_bytes=self.remaining_budget_bytes,
             provenance=self.provenance.model_copy(update={"row_count": shown}),
+            notes=self.notes,
         )
 
 
