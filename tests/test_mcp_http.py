@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -251,9 +252,11 @@ async def test_every_number_argument_refuses_true_and_false(demo_server: DemoSer
                     assert answer.isError, (tool.name, name, value)
                     error = (answer.structuredContent or {})["error"]
                     assert error["code"] == "invalid_arguments"
-                    assert {"argument": name, "problem": NOT_A_BOOLEAN, "given": repr(value)} in (
-                        error["details"]["problems"]
-                    ), (tool.name, error)
+                    assert {
+                        "argument": name,
+                        "problem": NOT_A_BOOLEAN,
+                        "given": json.dumps(value),
+                    } in (error["details"]["problems"]), (tool.name, error)
                 checked.append(f"{tool.name}.{name}")
         assert {"query.limit", "describe.n", "snapshot_create.ttl_hours"} <= set(checked)
 

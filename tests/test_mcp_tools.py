@@ -287,7 +287,7 @@ async def test_arguments_that_do_not_match_the_schema_get_a_typed_refusal(
     )
     assert listed["code"] == "invalid_arguments" and "JSON array" in listed["hint"]
     assert [p["argument"] for p in listed["details"]["problems"]] == ["select"]
-    assert "select: Input should be a valid list (given 'session_id,device')" in listed["message"]
+    assert 'select: Input should be a valid list (given "session_id,device")' in listed["message"]
     low = await refused(surface, "query", sql="SELECT 1", limit=0)
     assert low["code"] == "invalid_arguments" and "limit" in low["message"]
     missing = await refused(surface, "query", sqll="SELECT 1")

@@ -18,6 +18,7 @@ import mcp_types
 from fastmcp import FastMCP
 from fastmcp.exceptions import NotFoundError, ResourceError, ToolError
 from fastmcp.exceptions import ValidationError as ArgumentsInvalid
+from fastmcp.prompts.base import PromptResult
 from fastmcp.resources.base import ResourceResult
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
@@ -27,6 +28,7 @@ from mcp_types import INVALID_PARAMS
 from pydantic import ValidationError
 
 from agnes_mcp.mcp_server import output_budget as ob
+from agnes_mcp.rails.given_text import problems_said
 from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_sync.errors import AgnesError
 
@@ -109,6 +111,40 @@ class RefusalsAsResults(Middleware):
                 f"{refusal.code}: {refusal.message}",
                 {"error": json.loads(ob.dumps(refusal.to_dict()))},
             ) from None
+
+    async def on_get_prompt(
+        self,
+        context: MiddlewareContext[mcp_types.GetPromptRequestParams],
+        call_next: CallNext[mcp_types.GetPromptRequestParams, PromptResult],
+    ) -> PromptResult:
+        try:
+            return await call_next(context)
+        except ArgumentsInvalid:
+            # FastMCP says "Missing required arguments: {'table'}": a Python set. Said as
+            # a request's invalid params are (:mod:`.params_errors`), each one named.
+            missing = await _missing_arguments(context)
+            if not missing:
+                raise
+            problems = [
+                {"param": f"arguments.{name}", "problem": "Missing required argument"}
+                for name in missing
+            ]
+            raise MCPError(
+                INVALID_PARAMS,
+                f"Invalid params for prompts/get: {problems_said(problems, 'param')}.",
+                {"problems": problems},
+            ) from None
+
+
+async def _missing_arguments(
+    context: MiddlewareContext[mcp_types.GetPromptRequestParams],
+) -> list[str]:
+    """The required arguments of the prompt ``context`` gets that it was not given."""
+    server = context.fastmcp_context.fastmcp if context.fastmcp_context else None
+    prompt = await server.get_prompt(context.message.name) if server is not None else None
+    given = context.message.arguments or {}
+    required = [a.name for a in (prompt.arguments or []) if a.required] if prompt else []
+    return sorted(name for name in required if name not in given)
 
 
 class _QuietRefusals(logging.Filter):

@@ -19,6 +19,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 from pydantic import ValidationError
 
+from agnes_mcp.rails.given_text import given_text, problems_said, validation_problems
+
 SDK_MESSAGE = "Invalid request parameters"
 PAGED_LISTS = frozenset(
     {"tools/list", "resources/list", "resources/templates/list", "prompts/list"}
@@ -29,21 +31,6 @@ NOT_INITIALIZED = (
 )
 
 
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
-    problems = []
-    for error in exc.errors(include_url=False):
-        loc = list(error["loc"])
-        if loc[:1] == ["params"]:  # the SDK validates the whole request
-            loc = loc[1:]
-        where = ".".join(str(part) for part in loc) or "params"
-        problem = {"param": where, "problem": error["msg"]}
-        if not error["type"].startswith("missing"):
-            given = repr(error.get("input"))
-            problem["given"] = given if len(given) <= 80 else given[:80] + "…"
-        problems.append(problem)
-    return problems
-
-
 async def naming_bad_params(
     ctx: ServerRequestContext[Any, Any], call_next: CallNext
 ) -> HandlerResult:
@@ -51,12 +38,8 @@ async def naming_bad_params(
     try:
         return await call_next(ctx)
     except ValidationError as exc:
-        problems = _problems(exc)
-        said = "; ".join(
-            f"{p['param']}: {p['problem']}" + (f" (given {p['given']})" if "given" in p else "")
-            for p in problems
-        )
-        message = f"Invalid params for {ctx.method}: {said}."
+        problems = validation_problems(exc, "param", "params", skip="params")
+        message = f"Invalid params for {ctx.method}: {problems_said(problems, 'param')}."
         raise MCPError(INVALID_PARAMS, message, {"problems": problems}) from None
     except MCPError as exc:
         error = exc.error
@@ -81,7 +64,7 @@ class UnissuedCursors:
         cursor = params.get("cursor")
         if ctx.method in PAGED_LISTS and cursor is not None and self.mcp._list_page_size is None:
             problem = "the list comes whole in one page, so no cursor was issued; leave it out"
-            problems = [{"param": "cursor", "problem": problem, "given": repr(cursor)[:80]}]
+            problems = [{"param": "cursor", "problem": problem, "given": given_text(cursor)}]
             message = f"Invalid params for {ctx.method}: cursor: {problem}."
             raise MCPError(INVALID_PARAMS, message, {"problems": problems})
         return await call_next(ctx)

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agnes_mcp.rails.given_text import given_text, problems_said, validation_problems
 from agnes_sync.caller import CallCancelled
 from agnes_sync.errors import AgnesError
 from agnes_sync.snapshot_meta import SnapshotMeta
@@ -33,19 +34,10 @@ class InvalidArguments(AgnesError):
 def invalid_arguments(tool: str, exc: ValidationError) -> InvalidArguments:
     """The caller's arguments did not match what ``tool`` (an MCP tool, a notebook or CLI
     call) takes: each problem named."""
-    problems = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in error["loc"]) or "arguments"
-        problem = {"argument": where, "problem": error["msg"]}
-        if not error["type"].startswith("missing"):
-            given = repr(error.get("input"))
-            problem["given"] = given if len(given) <= 80 else given[:80] + "…"
-        problems.append(problem)
-    said = "; ".join(
-        f"{p['argument']}: {p['problem']}" + (f" (given {p['given']})" if "given" in p else "")
-        for p in problems
+    problems = validation_problems(exc, "argument", "arguments")
+    return InvalidArguments(
+        f"{tool}: {problems_said(problems, 'argument')}.", details={"problems": problems}
     )
-    return InvalidArguments(f"{tool}: {said}.", details={"problems": problems})
 
 
 def bounded(argument: str, value: int, low: int, high: int | None = None) -> int:
@@ -58,7 +50,7 @@ def bounded(argument: str, value: int, low: int, high: int | None = None) -> int
             hint=f"Pass a {argument} {said}, or leave it out for the default.",
             details={
                 "problems": [
-                    {"argument": argument, "problem": f"must be {said}", "given": repr(value)}
+                    {"argument": argument, "problem": f"must be {said}", "given": given_text(value)}
                 ]
             },
         )

@@ -1,0 +1,57 @@
+"""What a caller gave, said back in a refusal as JSON spells it.
+
+The callers of the tools and of the MCP methods send JSON: a refusal that quoted their
+value as Python writes it (``(given True)``, ``(given None)``, ``(given 'a,b')``,
+``{'table'}``) named a value they never sent. Every refusal that says what was given
+(a tool's ``invalid_arguments``, a request's invalid params, a prompt's missing
+arguments) says it with :func:`given_text`, and the problems with :func:`problems_said`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+
+# How much of a given value a refusal quotes.
+GIVEN_CHARS = 80
+
+
+def given_text(value: object) -> str:
+    """``value`` as JSON spells it (``true``, ``null``, ``"a,b"``, ``{"a": 1}``), cut at
+    :data:`GIVEN_CHARS` characters; what JSON cannot spell (a Python object given to a
+    notebook call) as its ``repr``."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=repr)
+    except ValueError:  # a structure that holds itself
+        text = repr(value)
+    return text if len(text) <= GIVEN_CHARS else text[:GIVEN_CHARS] + "…"
+
+
+def validation_problems(
+    exc: ValidationError, name_key: str, whole: str, skip: str | None = None
+) -> list[dict[str, str]]:
+    """Each problem pydantic found: where (under ``name_key``: ``"argument"``, ``"param"``;
+    ``whole`` when it is the whole input), the problem, and what was given (unless it was
+    missing). ``skip`` is a first location part that names nothing to the caller (the SDK
+    validates a request under ``params``)."""
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = list(error["loc"])
+        if skip is not None and loc[:1] == [skip]:
+            loc = loc[1:]
+        where = ".".join(str(part) for part in loc) or whole
+        problem = {name_key: where, "problem": error["msg"]}
+        if not error["type"].startswith("missing"):
+            problem["given"] = given_text(error.get("input"))
+        problems.append(problem)
+    return problems
+
+
+def problems_said(problems: list[dict[str, Any]], name_key: str) -> str:
+    """The problems as one line: ``name: problem (given value); ...``."""
+    return "; ".join(
+        f"{p[name_key]}: {p['problem']}" + (f" (given {p['given']})" if "given" in p else "")
+        for p in problems
+    )
