@@ -33,6 +33,7 @@ from agnes_mcp.mcp_server.answer_cache import AnswerCache, AnswerKey
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.early_cancels import install_early_cancels
 from agnes_mcp.mcp_server.errors import install_error_mapping
+from agnes_mcp.mcp_server.handshake import install_one_initialize
 from agnes_mcp.mcp_server.output_schemas import answer_or_refusal
 from agnes_mcp.mcp_server.params_errors import install_params_errors
 from agnes_mcp.mcp_server.renderers import result
@@ -134,6 +135,7 @@ def register_tools(
     install_error_mapping(mcp)
     install_early_cancels(mcp)
     install_params_errors(mcp)
+    install_one_initialize(mcp)
     answers = AnswerCache(answer_key)
 
     @mcp.tool(title="Who am I", annotations=READS, output_schema=answer_or_refusal(WhoAmI))

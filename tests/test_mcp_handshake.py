@@ -1,0 +1,62 @@
+"""A session is initialized once: a second ``initialize`` is refused with a JSON-RPC error
+on both transports, and the session keeps the protocol version it negotiated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import DemoServer
+from tests.mcp_raw import initialize
+from tests.test_mcp_unreadable_messages import _exchange, _local_mcp, _session
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _initialize(ident: int, version: str) -> dict[str, Any]:
+    opening = initialize("twice")
+    return {**opening, "id": ident, "params": {**opening["params"], "protocolVersion": version}}
+
+
+def _refused_as_initialized(answer: dict[str, Any], ident: int, version: str) -> None:
+    assert answer["id"] == ident and "result" not in answer, answer
+    assert answer["error"]["code"] == -32600
+    assert "already initialized" in answer["error"]["message"]
+    assert answer["error"]["data"] == {"protocolVersion": version}  # what it still speaks
+
+
+async def test_a_second_initialize_is_refused_on_stdio(tmp_path: Path) -> None:
+    async with _local_mcp(tmp_path) as (process, lines):
+        first = await _exchange(process, lines, json.dumps(_initialize(1, "2025-03-26")))
+        assert first["result"]["protocolVersion"] == "2025-03-26"
+        again = await _exchange(process, lines, json.dumps(_initialize(2, "2025-06-18")))
+        _refused_as_initialized(again, 2, "2025-03-26")
+        # refused, not renegotiated: the session still speaks 2025-03-26
+        third = await _exchange(process, lines, json.dumps(_initialize(3, "2025-06-18")))
+        _refused_as_initialized(third, 3, "2025-03-26")
+        ping = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": 4, "method": "ping"}')
+        assert ping == {"jsonrpc": "2.0", "id": 4, "result": {}}
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        assert await process.wait() == 0
+
+
+def test_a_second_initialize_is_refused_over_http(demo_server: DemoServer) -> None:
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-03-26")
+    again = httpx.post(url, json=_initialize(2, "2025-06-18"), headers=session, timeout=30)
+    _refused_as_initialized(again.json(), 2, "2025-03-26")
+    third = httpx.post(url, json=_initialize(3, "2025-06-18"), headers=session, timeout=30)
+    _refused_as_initialized(third.json(), 3, "2025-03-26")
+    ping = {"jsonrpc": "2.0", "id": 4, "method": "ping"}
+    assert httpx.post(url, json=ping, headers=session, timeout=30).json()["result"] == {}
+    httpx.delete(url, headers=session, timeout=30)
