@@ -13,6 +13,9 @@ not written as an integer) is read by the SDK as a notification: it is not run a
 answered, and the client waits for ever. Over HTTP such a request is answered ``-32600``
 (:mod:`agnes_mcp.api.jsonrpc_invalid`); here each line is screened before the SDK reads
 it, and such a request is answered the same.
+
+A batch (a JSON array of messages) is served in a session of protocol 2025-03-26, which
+has them, and refused in any other (:mod:`.stdio_batches`).
 """
 
 from __future__ import annotations
@@ -36,9 +39,18 @@ from mcp_types import (
     JSONRPCNotification,
     JSONRPCRequest,
     JSONRPCResponse,
+    jsonrpc_message_adapter,
 )
 from pydantic import ValidationError
 
+from agnes_mcp.mcp_server.stdio_batches import (
+    Batch,
+    SessionBatches,
+    answers_line,
+    batch_line,
+    batch_of,
+    empty_batch,
+)
 from agnes_mcp.mcp_server.stdio_claim import claimed_stdio
 
 Item = SessionMessage | Exception
@@ -84,15 +96,17 @@ def has_unusable_id(body: bytes | str) -> bool:
     )
 
 
+def _invalid_id_answer() -> JSONRPCError:
+    return JSONRPCError(
+        jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=INVALID_ID_MESSAGE)
+    )
+
+
 def unreadable_line_answer(exc: Exception) -> JSONRPCError:
     """The JSON-RPC error answering a line the transport could not read as a message."""
     errors = exc.errors(include_url=False) if isinstance(exc, ValidationError) else []
     if any(_is_unusable_id_line(error.get("input")) for error in errors):
-        return JSONRPCError(
-            jsonrpc="2.0",
-            id=None,
-            error=ErrorData(code=INVALID_REQUEST, message=INVALID_ID_MESSAGE),
-        )
+        return _invalid_id_answer()
     if not errors or any(error["type"] == "json_invalid" for error in errors):
         return JSONRPCError(
             jsonrpc="2.0",
@@ -102,7 +116,7 @@ def unreadable_line_answer(exc: Exception) -> JSONRPCError:
                 message="Parse error: the line is not JSON (send one JSON-RPC message a line).",
             ),
         )
-    batch = any(isinstance(error.get("input"), list) for error in errors)
+    batch = batch_of(exc) is not None
     return JSONRPCError(
         jsonrpc="2.0",
         id=_request_id(errors),
@@ -119,9 +133,9 @@ def _is_unusable_id_line(value: object) -> bool:
 
 async def screened_lines(lines: AsyncIterable[str]) -> AsyncIterator[str]:
     """The lines of ``lines`` (stdin), each request with an unusable id replaced by
-    :data:`UNUSABLE_ID_LINE`."""
+    :data:`UNUSABLE_ID_LINE`, each batch by its marker line."""
     async for line in lines:
-        yield UNUSABLE_ID_LINE if has_unusable_id(line) else line
+        yield UNUSABLE_ID_LINE if has_unusable_id(line) else batch_line(line) or line
 
 
 def _request_id(errors: list[Any]) -> int | str | None:
@@ -178,19 +192,52 @@ async def answering_unreadable_lines(
     answers, answered = anyio.create_memory_object_stream[SessionMessage](0)
     pending: set[Any] = set()
     drained = anyio.Event()
+    batches = SessionBatches()
+
+    async def take(item: SessionMessage) -> None:
+        message = item.message
+        batches.read(message)
+        if isinstance(message, JSONRPCRequest):
+            pending.add(message.id)
+        elif isinstance(message, JSONRPCNotification) and message.method == CANCELLED:
+            pending.discard((message.params or {}).get("requestId"))  # never answered
+        await send.send(item)
+
+    async def serve_batch(batch: list[Any]) -> None:
+        """Each message of ``batch`` served on its own; the answers go out as one line
+        once every request of it is answered (:meth:`SessionBatches.answered`)."""
+        if not batch:
+            await write.send(SessionMessage(empty_batch()))
+            return
+        gathered, messages = Batch(), []
+        for element in batch:
+            if has_unusable_id(json.dumps(element)):
+                gathered.answers.append(_invalid_id_answer())
+                continue
+            try:
+                message = jsonrpc_message_adapter.validate_python(element, by_name=False)
+            except ValidationError as exc:
+                gathered.answers.append(unreadable_line_answer(exc))
+                continue
+            if isinstance(message, JSONRPCRequest):
+                batches.wait_for(gathered, message.id)
+            messages.append(message)
+        if gathered.done and gathered.answers:  # no request: the refusals are all it gets
+            await write.send(SessionMessage(answers_line(gathered.answers)))
+        for message in messages:
+            await take(SessionMessage(message))
 
     async def relay() -> None:
         async with send:
             async for item in read:
                 if isinstance(item, Exception):
-                    await write.send(SessionMessage(unreadable_line_answer(item)))
+                    batch = batch_of(item)
+                    if batch is not None and batches.taken:
+                        await serve_batch(batch)
+                    else:
+                        await write.send(SessionMessage(unreadable_line_answer(item)))
                     continue
-                message = item.message
-                if isinstance(message, JSONRPCRequest):
-                    pending.add(message.id)
-                elif isinstance(message, JSONRPCNotification) and message.method == CANCELLED:
-                    pending.discard((message.params or {}).get("requestId"))  # never answered
-                await send.send(item)
+                await take(item)
             with anyio.move_on_after(DRAIN_SECONDS):
                 async with anyio.create_task_group() as draining:
 
@@ -210,7 +257,11 @@ async def answering_unreadable_lines(
         nonlocal drained
         async with answered, write:  # closing write ends the transport's stdout writer
             async for message in answered:
-                await write.send(message)
+                part, whole = batches.answered(message.message)
+                if whole is not None:
+                    await write.send(SessionMessage(answers_line(whole.answers)))
+                elif not part:
+                    await write.send(message)
                 if isinstance(message.message, (JSONRPCResponse, JSONRPCError)):
                     pending.discard(message.message.id)
                     drained.set()

@@ -1,0 +1,92 @@
+"""``agnes mcp`` serves the JSON-RPC batches of a 2025-03-26 session, as the HTTP endpoint
+does (MCP 2025-03-26: an implementation MUST take them), and refuses them in a session of
+a later version, or before ``initialize``, with a JSON-RPC error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agnes_mcp.mcp_server.stdio_transport import BATCH_MESSAGE
+from tests.mcp_raw import initialize
+from tests.test_mcp_unreadable_messages import _exchange, _local_mcp
+
+pytestmark = pytest.mark.anyio
+NOTIFIED = {
+    "jsonrpc": "2.0",
+    "method": "notifications/progress",
+    "params": {"progressToken": 1, "progress": 1},
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _opening(version: str) -> str:
+    opening = initialize("batcher")
+    return json.dumps({**opening, "params": {**opening["params"], "protocolVersion": version}})
+
+
+async def test_a_2025_03_26_session_takes_batches_on_stdio(tmp_path: Path) -> None:
+    count = {"name": "query", "arguments": {"sql": "SELECT 41 + 1 AS answer"}}
+    batch: list[Any] = [
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        NOTIFIED,
+        {"jsonrpc": "2.0", "id": "two", "method": "tools/call", "params": count},
+        {"jsonrpc": "2.0", "id": 3, "method": "no/such"},
+        {"not": "a message"},
+        {"jsonrpc": "2.0", "id": None, "method": "ping"},
+    ]
+    async with _local_mcp(tmp_path) as (process, lines):
+        refused = await _exchange(process, lines, json.dumps(batch[:1]))  # not initialized
+        assert refused["error"] == {"code": -32600, "message": BATCH_MESSAGE}
+        opened = await _exchange(process, lines, _opening("2025-03-26"))
+        assert opened["result"]["protocolVersion"] == "2025-03-26"
+        answer = await _exchange(process, lines, json.dumps(batch))
+        assert isinstance(answer, list) and len(answer) == 5, answer  # not the notification
+        replies = {json.dumps(r.get("id")): r for r in answer if r.get("id") is not None}
+        assert replies["1"]["result"] == {}
+        assert replies['"two"']["result"]["structuredContent"]["rows"] == [[42]]
+        assert replies["3"]["error"]["code"] == -32601
+        unanswerable = [r["error"] for r in answer if r.get("id") is None]
+        assert [e["code"] for e in unanswerable] == [-32600, -32600]
+        assert any('"id" must be' in e["message"] for e in unanswerable)
+        empty = await _exchange(process, lines, "[]")
+        assert empty["id"] is None and empty["error"]["code"] == -32600
+        # a batch of notifications alone is not answered: the next answer is the ping's
+        ping = {"jsonrpc": "2.0", "id": 9, "method": "ping"}
+        assert process.stdin is not None
+        await process.stdin.send(json.dumps([NOTIFIED]).encode() + b"\n")
+        assert await _exchange(process, lines, json.dumps(ping)) == {
+            "jsonrpc": "2.0",
+            "id": 9,
+            "result": {},
+        }
+        await process.stdin.aclose()
+        assert await process.wait() == 0
+
+
+async def test_a_later_session_refuses_batches_on_stdio(tmp_path: Path) -> None:
+    async with _local_mcp(tmp_path) as (process, lines):
+        opened = await _exchange(process, lines, _opening("2025-06-18"))
+        assert opened["result"]["protocolVersion"] == "2025-06-18"
+        pings = [{"jsonrpc": "2.0", "id": n, "method": "ping"} for n in (1, 2)]
+        refused = await _exchange(process, lines, json.dumps(pings))
+        assert refused == {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": -32600, "message": BATCH_MESSAGE},
+        }
+        # a list inside a message is no batch: the message is answered as not one
+        odd = {"jsonrpc": "2.0", "id": 5, "method": "ping", "params": [1]}
+        wrong = await _exchange(process, lines, json.dumps(odd))
+        assert wrong["id"] == 5 and wrong["error"]["code"] == -32600
+        assert wrong["error"]["message"] != BATCH_MESSAGE
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        assert await process.wait() == 0
