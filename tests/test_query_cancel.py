@@ -201,6 +201,38 @@ def test_an_mcp_cancel_notification_stops_the_query_on_the_server(tmp_path: Path
             http.delete(url, headers=session)
 
 
+def test_a_session_ended_during_a_call_answers_it_as_ended(tmp_path: Path) -> None:
+    """A client that ends its session (DELETE) while a call runs had the call answered
+    500 (-32603): a server fault for what the client did. It is answered as a request
+    of an ended session (404, its id, the SDK's -32600), and its query stops."""
+    with running_demo(tmp_path, query_timeout_seconds=3600) as demo:
+        slots = demo.live.services.query.slots
+        url = f"{demo.live.base_url}/mcp/"
+        with httpx.Client(timeout=SIGNAL_WAIT) as http:
+            session = _mcp_session(http, url, demo.analyst_token)
+            call = {
+                "jsonrpc": "2.0",
+                "id": 5,
+                "method": "tools/call",
+                "params": {"name": "query", "arguments": {"sql": ENDLESS}},
+            }
+            answers: list[httpx.Response] = []
+            waiting = threading.Thread(
+                target=lambda: answers.append(http.post(url, json=call, headers=session)),
+                daemon=True,
+            )
+            waiting.start()
+            _until(lambda: slots.running() == 1, "the query never started")
+            assert http.delete(url, headers=session).status_code == 200
+            waiting.join(SIGNAL_WAIT)
+            assert answers, "the call was never answered"
+            ended = answers[0]
+            assert ended.status_code == 404, ended.text
+            assert ended.json()["id"] == 5 and ended.json()["error"]["code"] == -32600
+            assert "Session not found" in ended.json()["error"]["message"]
+            _until(lambda: slots.running() == 0, "the query of an ended session ran on")
+
+
 def _post_then_hang_up(
     base_url: str, headers: dict[str, str], call: dict[str, Any]
 ) -> socket.socket:

@@ -31,6 +31,7 @@ from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.jsonrpc_invalid import JsonRpcInvalidRequest
 from agnes_mcp.api.mcp_batches import JsonRpcBatches
 from agnes_mcp.api.mcp_cors import McpCors
+from agnes_mcp.api.mcp_ended_session import EndedSessionAnswers
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.mcp_hang_up import CancelOnHangUp
 from agnes_mcp.api.mcp_versions import UnknownProtocolVersion
@@ -160,7 +161,9 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         app.state.oauth_server = server
         install_oauth(app, server)
 
-    served = UnknownProtocolVersion(JsonRpcBatches(JsonRpcInvalidRequest(CancelOnHangUp(mcp_app))))
+    served = UnknownProtocolVersion(
+        JsonRpcBatches(JsonRpcInvalidRequest(EndedSessionAnswers(CancelOnHangUp(mcp_app))))
+    )
     app.mount(MCP_PATH, served)
     # add_middleware wraps outside-in in reverse order: the last added runs first.
     app.add_middleware(McpAuthGate, services=services, path=MCP_PATH, mcp_app=served)
