@@ -395,3 +395,28 @@ def test_refusals_before_the_sdk_reads_a_request_carry_its_id(demo_server: DemoS
     ended = httpx.post(url, json={**ping, "id": 12}, headers=session, timeout=30)
     assert ended.status_code == 404 and ended.json()["id"] == 12
     assert ended.json()["error"]["message"] == "Session not found"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_typed_json_is_refused_as_json_rpc(
+    demo_server: DemoServer, content_type: str | None
+) -> None:
+    """`curl -d` types its body as a form: the SDK answered 400 with the bare text
+    "Invalid Content-Type header" (no JSON-RPC error, no type), which a client's
+    JSON-RPC layer cannot read."""
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-06-18")
+    headers = {k: v for k, v in session.items() if k.lower() != "content-type"}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    ping = json.dumps({"jsonrpc": "2.0", "id": "c-1", "method": "ping"})
+    answer = httpx.post(url, content=ping, headers=headers, timeout=30)  # untyped: none
+    assert answer.status_code == 415, answer.text
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json()["id"] == "c-1" and answer.json()["error"]["code"] == -32600
+    assert "application/json" in answer.json()["error"]["message"]
+    typed = httpx.post(
+        url, content=ping, headers={**headers, "Content-Type": "application/json; charset=utf-8"}
+    )
+    assert typed.json()["result"] == {}
+    httpx.delete(url, headers=session, timeout=30)

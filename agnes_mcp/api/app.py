@@ -30,6 +30,7 @@ from agnes_mcp.api.head_as_get import HeadAsGet
 from agnes_mcp.api.host_guard import HostOriginGuard, allowed_hosts_for
 from agnes_mcp.api.jsonrpc_invalid import JsonRpcInvalidRequest
 from agnes_mcp.api.mcp_batches import JsonRpcBatches
+from agnes_mcp.api.mcp_content_type import JsonContentType
 from agnes_mcp.api.mcp_cors import McpCors
 from agnes_mcp.api.mcp_ended_session import EndedSessionAnswers
 from agnes_mcp.api.mcp_gate import McpAuthGate
@@ -162,7 +163,9 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         install_oauth(app, server)
 
     served = UnknownProtocolVersion(
-        JsonRpcBatches(JsonRpcInvalidRequest(EndedSessionAnswers(CancelOnHangUp(mcp_app))))
+        JsonContentType(
+            JsonRpcBatches(JsonRpcInvalidRequest(EndedSessionAnswers(CancelOnHangUp(mcp_app))))
+        )
     )
     app.mount(MCP_PATH, served)
     # add_middleware wraps outside-in in reverse order: the last added runs first.

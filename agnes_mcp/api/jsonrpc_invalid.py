@@ -59,11 +59,11 @@ def _rewritten(body: bytes, request: bytes = b"") -> bytes | None:
         message = BATCH_MESSAGE if batch else INVALID_REQUEST_MESSAGE
         answer["error"] = {"code": INVALID_REQUEST, "message": message}
     if answer.get("id") is None and not batch:
-        answer["id"] = _readable_id(request)
+        answer["id"] = readable_id(request)
     return json.dumps(answer).encode()
 
 
-def _readable_id(request: bytes) -> str | int | None:
+def readable_id(request: bytes) -> str | int | None:
     """The ``id`` of ``request`` when it is a JSON object with a usable one."""
     try:
         found = json.loads(request)
