@@ -60,3 +60,35 @@ def test_a_second_initialize_is_refused_over_http(demo_server: DemoServer) -> No
     ping = {"jsonrpc": "2.0", "id": 4, "method": "ping"}
     assert httpx.post(url, json=ping, headers=session, timeout=30).json()["result"] == {}
     httpx.delete(url, headers=session, timeout=30)
+
+
+def test_a_session_speaks_the_version_it_negotiated_over_http(demo_server: DemoServer) -> None:
+    """The version header was read afresh on each request: a 2025-06-18 session had its
+    batches served when its header said 2025-03-26, or said nothing, and a header of
+    2026-07-28 was told about "params._meta ... envelope keys". A header naming another
+    version than the session negotiated is refused naming the one to send, and batches
+    follow the negotiated version."""
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-06-18")
+    pings = [{"jsonrpc": "2.0", "id": 1, "method": "ping"}]
+    for version in ("2025-03-26", "2025-11-25", "2026-07-28"):
+        ping = {"jsonrpc": "2.0", "id": version, "method": "ping"}
+        headers = {**session, "mcp-protocol-version": version}
+        refused = httpx.post(url, json=ping, headers=headers, timeout=30)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["id"] == version and refused.json()["error"]["code"] == -32600
+        assert refused.json()["error"]["data"] == {"negotiated": "2025-06-18", "requested": version}
+        assert "MCP-Protocol-Version: 2025-06-18" in refused.json()["error"]["message"]
+        batch = httpx.post(url, json=pings, headers=headers, timeout=30)
+        assert batch.status_code == 400 and "error" in batch.json(), batch.text
+    unnamed = httpx.post(url, json=pings, headers=session, timeout=30)  # no header: no batch
+    assert unnamed.status_code == 400 and unnamed.json()["error"]["code"] == -32600
+    named = {**session, "mcp-protocol-version": "2025-06-18"}
+    assert httpx.post(url, json=pings[0], headers=named, timeout=30).json()["result"] == {}
+    httpx.delete(url, headers=session, timeout=30)
+    # a 2025-03-26 session takes batches with its header or without
+    older = _session(url, demo_server.analyst_token, "2025-03-26")
+    for headers in (older, {**older, "mcp-protocol-version": "2025-03-26"}):
+        answered = httpx.post(url, json=pings, headers=headers, timeout=30)
+        assert answered.status_code == 200 and answered.json()[0]["result"] == {}
+    httpx.delete(url, headers=older, timeout=30)

@@ -35,6 +35,7 @@ from agnes_mcp.api.mcp_cors import McpCors
 from agnes_mcp.api.mcp_ended_session import EndedSessionAnswers
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.mcp_hang_up import CancelOnHangUp
+from agnes_mcp.api.mcp_session_versions import NegotiatedVersions, SessionVersions
 from agnes_mcp.api.mcp_versions import UnknownProtocolVersion
 from agnes_mcp.api.request_context import RequestContextMiddleware
 from agnes_mcp.api.routes import (
@@ -162,9 +163,15 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         app.state.oauth_server = server
         install_oauth(app, server)
 
+    versions = SessionVersions()
     served = UnknownProtocolVersion(
         JsonContentType(
-            JsonRpcBatches(JsonRpcInvalidRequest(EndedSessionAnswers(CancelOnHangUp(mcp_app))))
+            NegotiatedVersions(
+                JsonRpcBatches(
+                    JsonRpcInvalidRequest(EndedSessionAnswers(CancelOnHangUp(mcp_app))), versions
+                ),
+                versions,
+            )
         )
     )
     app.mount(MCP_PATH, served)

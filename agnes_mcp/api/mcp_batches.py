@@ -4,7 +4,8 @@ MCP 2025-03-26 says an implementation MUST support receiving JSON-RPC batches (a
 array of requests, notifications and answers); 2025-06-18 removed them. The MCP SDK
 refuses every batch, so a client that negotiated 2025-03-26 (which the server accepts)
 had its batches refused. Here a POST of a session whose protocol version is 2025-03-26
-(its ``MCP-Protocol-Version`` header names it, or is absent: a server SHOULD assume
+(the version its ``initialize`` negotiated; for a session not known to have negotiated
+one, its ``MCP-Protocol-Version`` header names it, or is absent: a server SHOULD assume
 2025-03-26 then, the 2025-06-18 transport says) is served one message at a time, side
 by side, each as a POST of its own with the batch's headers, and answered as JSON-RPC
 says: an array of the answers to its requests (``200``), or ``202`` when it held none.
@@ -22,6 +23,7 @@ from mcp_types import INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
+from agnes_mcp.api.mcp_session_versions import SessionVersions
 from agnes_mcp.api.request_body import replaying, whole_body
 
 SESSION_HEADER = b"mcp-session-id"
@@ -30,11 +32,16 @@ BATCH_VERSIONS = (b"2025-03-26",)  # the protocol versions that have batches
 EMPTY_BATCH = "Invalid Request: the batch is empty (send at least one message)."
 
 
-def takes_batches(scope: Scope) -> bool:
-    """Whether the POST is in a session whose protocol version has batches."""
+def takes_batches(scope: Scope, versions: SessionVersions) -> bool:
+    """Whether the POST is in a session whose protocol version has batches: the version
+    it negotiated (:mod:`.mcp_session_versions`), else the one its header names."""
     headers = dict(scope["headers"])
-    if SESSION_HEADER not in headers:
+    session = headers.get(SESSION_HEADER)
+    if session is None:
         return False
+    negotiated = versions.of(session)
+    if negotiated is not None:
+        return negotiated.encode() in BATCH_VERSIONS
     version = headers.get(VERSION_HEADER)
     return version is None or version.strip() in BATCH_VERSIONS
 
@@ -62,11 +69,16 @@ class Answer:
 class JsonRpcBatches:
     """Wraps the MCP app: serves the batches of 2025-03-26 sessions message by message."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, versions: SessionVersions) -> None:
         self.app = app
+        self.versions = versions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or not takes_batches(scope):
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not takes_batches(scope, self.versions)
+        ):
             await self.app(scope, receive, send)
             return
         body, messages = await whole_body(receive)
