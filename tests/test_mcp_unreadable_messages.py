@@ -420,3 +420,24 @@ def test_a_body_not_typed_json_is_refused_as_json_rpc(
     )
     assert typed.json()["result"] == {}
     httpx.delete(url, headers=session, timeout=30)
+
+
+async def test_a_resource_the_server_cannot_be_reached_for_is_no_invalid_params(
+    tmp_path: Path,
+) -> None:
+    """A resource read that failed on the server's side (the Agnes server unreachable,
+    503) was answered -32602, invalid params: the client was told its request was wrong.
+    It is an internal error (-32603) with the typed refusal in data; a request naming
+    what is not there stays -32602."""
+    async with _local_mcp(tmp_path) as (process, lines):
+        assert "result" in await _exchange(process, lines, json.dumps(INITIALIZE))
+        read = {"jsonrpc": "2.0", "id": 2, "method": "resources/read"}
+        remote = {**read, "params": {"uri": "agnes://tables/web_sessions/schema"}}
+        failed = await _exchange(process, lines, json.dumps(remote))
+        assert failed["error"]["code"] == -32603, failed
+        assert failed["error"]["data"]["error"]["code"] == "unreachable"
+        missing = {**read, "id": 3, "params": {"uri": "agnes://nowhere"}}
+        assert (await _exchange(process, lines, json.dumps(missing)))["error"]["code"] == -32602
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        assert await process.wait() == 0

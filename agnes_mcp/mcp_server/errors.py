@@ -24,7 +24,7 @@ from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.tools.base import ToolResult
 from mcp.shared.exceptions import MCPError
 from mcp.types import TextContent
-from mcp_types import INVALID_PARAMS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import ValidationError
 
 from agnes_mcp.mcp_server import output_budget as ob
@@ -103,11 +103,13 @@ class RefusalsAsResults(Middleware):
             refusal = _refusal(exc)
             if refusal is None:
                 raise
-            # Not an internal error (-32603, what FastMCP makes of a ResourceError): the
-            # request named something it may not read, or that is not there; the refusal
-            # rides in ``data`` as a tool's does in structuredContent.
+            # A refusal of the request (4xx: it named something it may not read, or that
+            # is not there) is invalid params, not an internal error (-32603, what FastMCP
+            # makes of a ResourceError); a failure on the server's side (5xx: the server
+            # unreachable, a timeout) stays an internal error, never the caller's to fix.
+            # The refusal rides in ``data`` as a tool's does in structuredContent.
             raise MCPError(
-                INVALID_PARAMS,
+                INVALID_PARAMS if refusal.status < 500 else INTERNAL_ERROR,
                 f"{refusal.code}: {refusal.message}",
                 {"error": json.loads(ob.dumps(refusal.to_dict()))},
             ) from None
