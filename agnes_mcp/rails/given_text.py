@@ -10,12 +10,16 @@ arguments) says it with :func:`given_text`, and the problems with :func:`problem
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from pydantic import ValidationError
 
 # How much of a given value a refusal quotes.
 GIVEN_CHARS = 80
+# pydantic's errors that list the values allowed, each quoted as Python does ('local')
+LISTING_ALLOWED = frozenset({"literal_error", "enum"})
+_PYTHON_QUOTED = re.compile(r"'([^'\\]*)'")
 
 
 def given_text(value: object) -> str:
@@ -42,11 +46,19 @@ def validation_problems(
         if skip is not None and loc[:1] == [skip]:
             loc = loc[1:]
         where = ".".join(str(part) for part in loc) or whole
-        problem = {name_key: where, "problem": error["msg"]}
+        problem = {name_key: where, "problem": _problem_text(error["type"], error["msg"])}
         if not error["type"].startswith("missing"):
             problem["given"] = given_text(error.get("input"))
         problems.append(problem)
     return problems
+
+
+def _problem_text(kind: str, message: str) -> str:
+    """pydantic's ``message``, with the values it lists as allowed quoted as JSON
+    (``"local", "remote"``, where pydantic writes ``'local', 'remote'``)."""
+    if kind not in LISTING_ALLOWED:
+        return message
+    return _PYTHON_QUOTED.sub(lambda found: json.dumps(found.group(1)), message)
 
 
 def problems_said(problems: list[dict[str, Any]], name_key: str) -> str:
