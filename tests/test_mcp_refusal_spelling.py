@@ -39,6 +39,13 @@ CASES: list[tuple[dict[str, Any], str]] = [
     # the values allowed, listed: as JSON too
     (_call("catalog", {"query_mode": "x"}), '"local", "materialized" or "remote" (given "x")'),
     ({"method": "logging/setLevel", "params": {"level": "loud"}}, '"alert", "critical"'),
+    # a value no member of a union takes: one problem at its place, not one per member
+    # under pydantic's type tags ("filters.channel.constrained-str", "filters.channel.int")
+    (
+        _call("metric_query", {"id": "a/b", "filters": {"channel": {"a": 1}}}),
+        "metric_query: filters.channel: Input should be a valid string, a valid integer, "
+        'a valid number, a valid boolean or a valid list (given {"a": 1}).',
+    ),
 ]
 PYTHON_SPELLINGS = ("True", "False", "None", "'", "{'")
 

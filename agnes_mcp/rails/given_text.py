@@ -41,7 +41,7 @@ def validation_problems(
     missing). ``skip`` is a first location part that names nothing to the caller (the SDK
     validates a request under ``params``)."""
     problems = []
-    for error in exc.errors(include_url=False):
+    for error in _unions_as_one(exc.errors(include_url=False)):
         loc = list(error["loc"])
         if skip is not None and loc[:1] == [skip]:
             loc = loc[1:]
@@ -51,6 +51,43 @@ def validation_problems(
             problem["given"] = given_text(error.get("input"))
         problems.append(problem)
     return problems
+
+
+def _unions_as_one(errors: list[Any]) -> list[Any]:
+    """``errors`` with the errors of one value that matched no member of a union made
+    one: pydantic gives one per member, each located under the member's type tag
+    (``filters.channel.constrained-str``, ``filters.channel.int``, ...), which names no
+    argument. Such errors come one after another, at the same place but for the last
+    part, about the very same value, each of another type."""
+    merged: list[Any] = []
+    i = 0
+    while i < len(errors):
+        j = i + 1
+        loc = tuple(errors[i]["loc"])
+        while (
+            j < len(errors)
+            and len(loc) > 1
+            and tuple(errors[j]["loc"])[:-1] == loc[:-1]
+            and len(errors[j]["loc"]) == len(loc)
+            and errors[j].get("input") is errors[i].get("input")
+        ):
+            j += 1
+        group = errors[i:j]
+        if len(group) > 1 and len({e["type"] for e in group}) == len(group):
+            wanted = [str(e["msg"]).removeprefix("Input should be ") for e in group]
+            said = ", ".join(wanted[:-1]) + " or " + wanted[-1]
+            merged.append(
+                {
+                    "loc": loc[:-1],
+                    "type": "union_error",
+                    "msg": f"Input should be {said}",
+                    "input": group[0].get("input"),
+                }
+            )
+        else:
+            merged.extend(group)
+        i = j
+    return merged
 
 
 def _problem_text(kind: str, message: str) -> str:
