@@ -8,11 +8,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from agnes_mcp.mcp_server.stdio_batches import MAX_BATCH_MESSAGES
 from agnes_mcp.mcp_server.stdio_transport import BATCH_MESSAGE
+from tests.conftest import DemoServer
 from tests.mcp_raw import initialize
-from tests.test_mcp_unreadable_messages import _exchange, _local_mcp
+from tests.test_mcp_unreadable_messages import _exchange, _local_mcp, _session
 
 pytestmark = pytest.mark.anyio
 NOTIFIED = {
@@ -90,3 +93,35 @@ async def test_a_later_session_refuses_batches_on_stdio(tmp_path: Path) -> None:
         assert process.stdin is not None
         await process.stdin.aclose()
         assert await process.wait() == 0
+
+
+async def test_a_batch_of_too_many_messages_is_refused_whole_on_stdio(tmp_path: Path) -> None:
+    """Each message of a batch is served side by side: one batch of 250,000 calls (what
+    fits the HTTP body limit) held the server for as long. Past MAX_BATCH_MESSAGES a batch
+    is refused whole, saying so, on stdio as over HTTP."""
+    async with _local_mcp(tmp_path) as (process, lines):
+        assert "result" in await _exchange(process, lines, _opening("2025-03-26"))
+        pings = [{"jsonrpc": "2.0", "id": n, "method": "ping"} for n in range(MAX_BATCH_MESSAGES)]
+        assert len(await _exchange(process, lines, json.dumps(pings))) == MAX_BATCH_MESSAGES
+        more = [*pings, {"jsonrpc": "2.0", "id": "one too many", "method": "ping"}]
+        refused = await _exchange(process, lines, json.dumps(more))
+        assert refused["id"] is None and refused["error"]["code"] == -32600
+        assert refused["error"]["data"] == {"messages": len(more), "limit": MAX_BATCH_MESSAGES}
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        assert await process.wait() == 0
+
+
+def test_a_batch_of_too_many_messages_is_refused_whole_over_http(
+    demo_server: DemoServer,
+) -> None:
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-03-26")
+    pings = [{"jsonrpc": "2.0", "id": n, "method": "ping"} for n in range(MAX_BATCH_MESSAGES)]
+    assert len(httpx.post(url, json=pings, headers=session, timeout=60).json()) == len(pings)
+    more = [*pings, {"jsonrpc": "2.0", "id": "one too many", "method": "ping"}]
+    refused = httpx.post(url, json=more, headers=session, timeout=60)
+    assert refused.status_code == 400
+    assert refused.json()["id"] is None and refused.json()["error"]["code"] == -32600
+    assert refused.json()["error"]["data"] == {"messages": len(more), "limit": MAX_BATCH_MESSAGES}
+    httpx.delete(url, headers=session, timeout=30)

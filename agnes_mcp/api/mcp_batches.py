@@ -19,17 +19,16 @@ import json
 from typing import Any
 
 import anyio
-from mcp_types import INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
 from agnes_mcp.api.mcp_session_versions import SessionVersions
 from agnes_mcp.api.request_body import replaying, whole_body
+from agnes_mcp.mcp_server.stdio_batches import refused_batch
 
 SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
 BATCH_VERSIONS = (b"2025-03-26",)  # the protocol versions that have batches
-EMPTY_BATCH = "Invalid Request: the batch is empty (send at least one message)."
 
 
 def takes_batches(scope: Scope, versions: SessionVersions) -> bool:
@@ -86,9 +85,9 @@ class JsonRpcBatches:
         if batch is None:
             await self.app(scope, replaying(messages, receive), send)
             return
-        if not batch:
-            error = {"code": INVALID_REQUEST, "message": EMPTY_BATCH}
-            answer = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+        refused = refused_batch(batch)
+        if refused is not None:
+            answer = refused.model_dump_json(by_alias=True, exclude_unset=True).encode()
             await send_body(send, 400, answer, "application/json")
             return
         await self._serve(scope, receive, send, batch)

@@ -49,7 +49,7 @@ from agnes_mcp.mcp_server.stdio_batches import (
     answers_line,
     batch_line,
     batch_of,
-    empty_batch,
+    refused_batch,
 )
 from agnes_mcp.mcp_server.stdio_claim import claimed_stdio
 
@@ -206,8 +206,9 @@ async def answering_unreadable_lines(
     async def serve_batch(batch: list[Any]) -> None:
         """Each message of ``batch`` served on its own; the answers go out as one line
         once every request of it is answered (:meth:`SessionBatches.answered`)."""
-        if not batch:
-            await write.send(SessionMessage(empty_batch()))
+        refused = refused_batch(batch)
+        if refused is not None:
+            await write.send(SessionMessage(refused))
             return
         gathered, messages = Batch(), []
         for element in batch:
