@@ -196,7 +196,7 @@ def test_bignumeric_materializes_with_every_digit(tmp_path: Path) -> None:
 
     import pyarrow.parquet as pq
 
-    from connectors.bigquery.connector import exact_decimals
+    from agnes_sync.wide_decimals import exact_decimals
 
     value = Decimal("12345678901234567890.12345678901234567890123456789012345678")
     table = pa.table(
@@ -205,7 +205,9 @@ def test_bignumeric_materializes_with_every_digit(tmp_path: Path) -> None:
             "n": pa.array([Decimal("1.5"), None], pa.decimal128(38, 9)),
         }
     )
-    pq.write_table(exact_decimals(table), tmp_path / "t.parquet")
+    exact, named = exact_decimals(table)
+    assert named == ["big DECIMAL(76,38)"]
+    pq.write_table(exact, tmp_path / "t.parquet")
     got = duckdb.sql(f"SELECT big, n FROM '{tmp_path / 't.parquet'}'").fetchall()
     assert got == [(str(value), Decimal("1.500000000")), (None, None)]
 

@@ -106,12 +106,14 @@ def test_parquet_and_globs_and_buckets(
     assert {t.source_table for t in connector.list_tables()} >= {"sales-01.parquet"}
 
 
-def test_a_parquet_decimal_wider_than_duckdb_holds_is_said_not_rounded_silently(
+def test_a_parquet_decimal_wider_than_duckdb_holds_is_kept_exact_as_text(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:
     """DuckDB reads a parquet decimal of more than 38 digits (Arrow decimal256) as DOUBLE:
     the sync published 12345678901234567890123456789.123456789 as 1.2345678901234568e+28
-    without a word. The sync's notes name each such column; narrower ones stay exact."""
+    (at first silently, then with a note). It is published as its exact text, and the
+    sync's notes name each such column and say why its type changed; narrower ones stay
+    exact decimals, also across a glob of files."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -125,20 +127,32 @@ def test_a_parquet_decimal_wider_than_duckdb_holds_is_said_not_rounded_silently(
         ),
         source_root / "amounts.parquet",
     )
-    published = connector.extract(
-        TableRequest(id="amounts", source_table="amounts.parquet"), writer
-    )
-    assert rows_of(writer, "amounts") == [(float(exact), Decimal("123.45"))]
+    request = TableRequest(id="amounts", source_table="amounts*.parquet")
+    assert {c.name: c.type for c in connector.describe_table(request)} == {
+        "wide": "VARCHAR",
+        "narrow": "DECIMAL(10,2)",
+    }
+    published = connector.extract(request, writer)
+    assert rows_of(writer, "amounts") == [(str(exact), Decimal("123.45"))]
     said = [n for n in published.notes if "DECIMAL(38)" in n]
     assert len(said) == 1 and "wide DECIMAL(40,9)" in said[0] and "narrow" not in said[0]
-    (source_root / "amounts.parquet").unlink()
+    assert "exact text" in said[0]
+    pq.write_table(
+        pa.table({"narrow": pa.array([Decimal("1.5")], type=pa.decimal256(10, 2))}),
+        source_root / "amounts-2.parquet",
+    )
+    connector.extract(request, writer)
+    assert rows_of(writer, "amounts", "wide NULLS LAST") == [
+        (Decimal("123.45"), str(exact)),  # columns in the order the first file has them
+        (Decimal("1.50"), None),
+    ]
+    for old in source_root.glob("amounts*.parquet"):
+        old.unlink()
     pq.write_table(
         pa.table({"narrow": pa.array([Decimal("1.5")], type=pa.decimal128(38, 9))}),
         source_root / "amounts.parquet",
     )
-    published = connector.extract(
-        TableRequest(id="amounts", source_table="amounts.parquet"), writer
-    )
+    published = connector.extract(request, writer)
     assert not [n for n in published.notes if "DECIMAL(38)" in n]
 
 

@@ -7,8 +7,6 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, ClassVar, cast
 
-import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from agnes_sync import atomic
@@ -23,6 +21,7 @@ from agnes_sync.errors import (
 )
 from agnes_sync.human_size import human_size
 from agnes_sync.table_spec import suggested_table_id
+from agnes_sync.wide_decimals import as_text_note, exact_decimals
 from connectors.bigquery.api_answers import (
     column_type,
     credentials_refused,
@@ -204,7 +203,7 @@ class BigQueryConnector(Connector):
                 api_timeout=self.settings.http_timeout_seconds,
                 **bounded_retries(limit, jobs=True),
             )
-            table = exact_decimals(rows.to_arrow(create_bqstorage_client=False))
+            table, as_text = exact_decimals(rows.to_arrow(create_bqstorage_client=False))
         except (concurrent.futures.TimeoutError, exceptions.DeadlineExceeded):
             # a job that never ends held a sync worker for ever (two held them all)
             raise TransientSyncError(
@@ -217,11 +216,15 @@ class BigQueryConnector(Connector):
         staged = writer.staging_file(request.id)
         try:
             pq.write_table(table, staged, compression="zstd")
-            return writer.publish_file(
+            published = writer.publish_file(
                 request.id, staged, description=request.description, query_mode="materialized"
             )
         finally:
             atomic.discard(staged)
+        note = as_text_note(as_text)
+        if note:
+            published.notes.append(note)
+        return published
 
 
 def _over_cap(request: TableRequest) -> TerminalSyncError:
@@ -284,14 +287,3 @@ def _sync_failure(
         hint="BigQuery's message says why (accessDenied: grant the service account access).",
         details={"bigquery_reason": said} if said else None,
     )
-
-
-def exact_decimals(table: pa.Table) -> pa.Table:
-    """BIGNUMERIC columns (Arrow ``decimal256``, up to 76 digits) as their exact text:
-    DuckDB's decimals hold 38 digits and it reads a ``decimal256`` parquet column as
-    DOUBLE, which silently drops digits."""
-    for index, field in enumerate(table.schema):
-        if pa.types.is_decimal256(field.type):
-            text = pc.cast(table.column(index), pa.string())
-            table = table.set_column(index, pa.field(field.name, pa.string()), text)
-    return table

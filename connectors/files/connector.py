@@ -11,6 +11,7 @@ from agnes_sync import strategies
 from agnes_sync.connector import Capability, Column, Connector, SourceTable, TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
+from agnes_sync.wide_decimals import as_text_note
 from connectors.files.options import FilesOptions, FileTableOptions
 from connectors.files.readers import (
     csv_args,
@@ -19,13 +20,14 @@ from connectors.files.readers import (
     dialect_args,
     empty_files_error,
     empty_files_note,
+    exact_parquet_sql,
     explain,
     reader_sql,
     skipped_lines_error,
     sniffed_reader_sql,
     unsniffed_args,
     unsplit_csv_error,
-    wide_decimals_note,
+    wide_parquet_decimals,
     with_content,
     without_blank_lines,
 )
@@ -118,7 +120,7 @@ class FilesConnector(Connector):
             raise error
         kind = csv_kind(files, options)
         if kind is None:
-            return sql
+            return exact_parquet_sql(con, files, options) or sql
         # Each file of a glob is sniffed on its own (its columns matched by name), so each
         # is checked on its own: one cut short would otherwise add a column named by its
         # header line, and one with a preamble lose its first lines. The table's given
@@ -167,8 +169,9 @@ class FilesConnector(Connector):
         try:
             sql = self._checked_source(con, sql, files, request)
             published = strategies.run(con, sql, request, writer)
+            options = cast(FileTableOptions, self.table_options(request))
             notes = [
-                wide_decimals_note(con, files),
+                as_text_note(wide_parquet_decimals(files, options)[1]),
                 empty_files_note(self.files_of(request), files),
             ]
         except duckdb.Error as exc:

@@ -9,6 +9,9 @@ import re
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from agnes_sync.errors import (
     SourceDataError,
@@ -17,6 +20,7 @@ from agnes_sync.errors import (
     TransientSyncError,
 )
 from agnes_sync.sql_text import quote_ident, quote_literal
+from agnes_sync.wide_decimals import text_schema
 from connectors.files.options import FileTableOptions
 from connectors.files.sniffing import Sniffed
 
@@ -301,28 +305,36 @@ def with_content(files: list[Path]) -> list[Path]:
     return [f for f in files if detect_format(f) == "parquet" or not _empty(f)] or files
 
 
-DUCKDB_MAX_DECIMAL_DIGITS = 38
+EXACT_PARQUET = "__agnes_exact_parquet"
 
 
-def wide_decimals_note(con: duckdb.DuckDBPyConnection, files: list[Path]) -> str | None:
-    """What the sync says of the parquet decimal columns wider than DuckDB's DECIMAL(38)
-    (None when there are none): DuckDB reads them as DOUBLE, about 16 significant digits,
-    so a value with more is rounded. Read from the files' metadata, never their rows."""
-    parquet = [f for f in files if detect_format(f) == "parquet"]
-    if not parquet:
+def wide_parquet_decimals(
+    files: list[Path], options: FileTableOptions
+) -> tuple[pa.Schema, list[str]]:
+    """The parquet files' columns merged by name, their decimals wider than DuckDB's
+    DECIMAL(38) as text, and those columns named (none: ``[]``). Read from the files'
+    footers, never their rows; a file that is no parquet is left to the reader to refuse."""
+    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
+    if kind != "parquet":
+        return pa.schema([]), []
+    try:
+        merged = pa.unify_schemas([pq.read_schema(f) for f in files])
+    except (pa.ArrowException, OSError):
+        return pa.schema([]), []
+    return text_schema(merged)
+
+
+def exact_parquet_sql(
+    con: duckdb.DuckDBPyConnection, files: list[Path], options: FileTableOptions
+) -> str | None:
+    """The source's SQL when its parquet holds decimals wider than DuckDB's DECIMAL(38)
+    (None when not): DuckDB reads those as DOUBLE, about 16 significant digits, so the
+    files are read through Arrow, those columns as their exact text."""
+    schema, wide = wide_parquet_decimals(files, options)
+    if not wide:
         return None
-    listing = "[" + ", ".join(quote_literal(str(f)) for f in parquet) + "]"
-    rows = con.execute(
-        "SELECT DISTINCT name, precision, scale FROM parquet_schema("
-        f"{listing}) WHERE precision > {DUCKDB_MAX_DECIMAL_DIGITS} ORDER BY name"
-    ).fetchall()
-    if not rows:
-        return None
-    named = ", ".join(f"{name} DECIMAL({precision},{scale})" for name, precision, scale in rows)
-    return (
-        f"wider than DuckDB's DECIMAL({DUCKDB_MAX_DECIMAL_DIGITS}), read as DOUBLE (about 16 "
-        f"significant digits; a value with more is rounded): {named}"
-    )
+    con.register(EXACT_PARQUET, ds.dataset([str(f) for f in files], schema=schema))
+    return f"SELECT * FROM {EXACT_PARQUET}"
 
 
 def empty_files_note(matched: list[Path], read: list[Path]) -> str | None:
