@@ -65,6 +65,21 @@ BASETYPES = {  # basetype -> (DuckDB storage type, native type, length)
     "DATE": ("DATE", "DATE", None),
     "TIMESTAMP": ("TIMESTAMP", "TIMESTAMP_NTZ", None),
 }
+# A basetype with the backend's length, e.g. NUMERIC(76,38) (a BigQuery backend's BIGNUMERIC):
+# stored as text when wider than DuckDB's DECIMAL holds, so every digit is exported.
+_SIZED = re.compile(r"^(NUMERIC)\((\d+),(\d+)\)$")
+
+
+def basetype_spec(basetype: str) -> tuple[str, str, str, str | None]:
+    """(basetype as the API names it, DuckDB storage type, native type, length)."""
+    sized = _SIZED.match(basetype)
+    if sized:
+        base, precision, scale = sized[1], int(sized[2]), int(sized[3])
+        storage = f"DECIMAL({precision},{scale})" if precision <= 38 else "VARCHAR"
+        return base, storage, "NUMERIC", f"{precision},{scale}"
+    return (basetype, *BASETYPES[basetype])
+
+
 _OPS = {"eq": "=", "ne": "<>", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
@@ -206,7 +221,7 @@ class FakeKeboola:
         return table_id
 
     def _storage_type(self, basetype: str, typed: bool) -> str:
-        return BASETYPES[basetype][0] if typed else "VARCHAR"
+        return basetype_spec(basetype)[1] if typed else "VARCHAR"
 
     def upsert(
         self, table_id: str, rows: list[tuple[Any, ...]], at: datetime | None = None
@@ -381,8 +396,8 @@ class FakeKeboola:
 
     def _definition(self, table: FakeTable) -> dict[str, Any]:
         columns = []
-        for name, base in table.columns.items():
-            _, native, length = BASETYPES[base]
+        for name, sized in table.columns.items():
+            base, _, native, length = basetype_spec(sized)
             spec: dict[str, Any] = {"type": native, "nullable": name not in table.primary_key}
             if length:
                 spec["length"] = length

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,34 @@ def test_text_survives_the_export_exactly(stack: Stack, file_type: str) -> None:
     request = TableRequest(id="notes", bucket="in.c-main", source_table="notes")
     stack.connector(file_type=file_type).extract(request, stack.writer)
     assert stack.rows("notes") == list(enumerate(texts))  # '' and NULL stay apart
+
+
+@pytest.mark.parametrize("file_type", ["auto", "parquet", "csv"])
+def test_a_numeric_wider_than_duckdb_holds_is_kept_exact_as_text(
+    stack: Stack, file_type: str
+) -> None:
+    """A NUMERIC(76,38) column (a BigQuery backend's BIGNUMERIC) was typed DOUBLE: its
+    values were published rounded to about 16 digits, and nothing said so. It is
+    published as its exact text (exported as CSV, which holds every digit), and the
+    sync's notes name it and say why its type changed; NUMERIC(38,9) stays a decimal."""
+    exact = "12345678901234567890123456789012345678.12345678901234567890123456789012345678"
+    stack.fake.create_table(
+        "in.c-main",
+        "ledger",
+        {"id": "INTEGER", "big": "NUMERIC(76,38)", "fits": "NUMERIC(38,9)"},
+        [(1, exact, "1.5"), (2, None, None)],
+    )
+    request = TableRequest(id="ledger", bucket="in.c-main", source_table="ledger")
+    connector = stack.connector(file_type=file_type)
+    assert {c.name: c.type for c in connector.describe_table(request)} == {
+        "id": "BIGINT",
+        "big": "VARCHAR",
+        "fits": "DECIMAL(38,9)",
+    }
+    published = connector.extract(request, stack.writer)
+    assert stack.rows("ledger") == [(1, exact, Decimal("1.5")), (2, None, None)]
+    said = [n for n in published.notes if "DECIMAL(38)" in n]
+    assert len(said) == 1 and "big NUMERIC(76,38)" in said[0] and "fits" not in said[0]
 
 
 @pytest.mark.parametrize("slices", [0, 3, 12])

@@ -41,6 +41,7 @@ from agnes_sync.errors import (
     TransientSyncError,
 )
 from agnes_sync.human_size import human_size
+from agnes_sync.wide_decimals import as_text_note
 from connectors.keboola.answers import an_object, objects
 from connectors.keboola.client import StorageClient
 from connectors.keboola.export import (
@@ -157,6 +158,9 @@ class KeboolaConnector(Connector):
                 published = self._publish(request, writer, exported, columns, None)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        note = as_text_note(_as_text(table, columns))
+        if note:
+            published.notes.append(note)
         return published
 
     def _export(
@@ -175,7 +179,9 @@ class KeboolaConnector(Connector):
             where_filters=tuple(where_filters(request.where_filters, {c.name for c in columns})),
             changed_since=since,
             changed_until=until,
-            file_type="csv" if self._csv_only else "parquet",
+            # CSV holds a too-wide decimal as its exact text; parquet as a decimal256
+            # that DuckDB reads as DOUBLE
+            file_type="csv" if self._csv_only or _as_text(table, columns) else "parquet",
         )
         shutil.rmtree(workdir, ignore_errors=True)
         try:
@@ -350,3 +356,9 @@ def _explain(exc: duckdb.Error, request: TableRequest) -> SyncError:
             hint="The sync is retried with a new export.",
         )
     return TerminalSyncError(f"Publishing table '{request.id}' failed: {first}")
+
+
+def _as_text(table: KeboolaTable, columns: Sequence[Column]) -> list[str]:
+    """The exported ``columns`` of decimals too wide for DuckDB, published as exact text."""
+    names = {c.name for c in columns}
+    return [named for named in table.as_text if named.split(" ", 1)[0] in names]

@@ -20,6 +20,7 @@ from agnes_sync.errors import InvalidTableSpec
 from agnes_sync.human_size import human_size
 from agnes_sync.suggest import did_you_mean
 from agnes_sync.table_spec import suggested_table_id
+from agnes_sync.wide_decimals import too_wide
 from connectors.keboola.answers import texts
 
 _BASETYPES = {
@@ -46,6 +47,9 @@ class KeboolaTable:
     created: str | None
     typed: bool
     description: str
+    # Columns of decimals wider than DuckDB holds, published as their exact text, as the
+    # sync's note names them (``amount NUMERIC(76,38)``).
+    as_text: tuple[str, ...] = ()
 
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
@@ -93,6 +97,7 @@ def parse_table(detail: Mapping[str, Any], overrides: Mapping[str, str] | None) 
     definition = _definition(detail)
     typed = bool(definition)
     columns = [_column(n, definition.get(n)) for n in names]
+    as_text = [f"{n} NUMERIC({wide})" for n in names if (wide := _too_wide(definition.get(n)))]
     if overrides:
         known = set(names)
         for name in overrides:
@@ -105,6 +110,7 @@ def parse_table(detail: Mapping[str, Any], overrides: Mapping[str, str] | None) 
             Column(c.name, overrides[c.name], c.nullable) if c.name in overrides else c
             for c in columns
         ]
+        as_text = [named for named in as_text if named.split(" ", 1)[0] not in overrides]
     bucket = detail.get("bucket")
     bucket_id = (
         str(bucket["id"]) if isinstance(bucket, dict) and "id" in bucket else bucket_of(ident)
@@ -121,6 +127,7 @@ def parse_table(detail: Mapping[str, Any], overrides: Mapping[str, str] | None) 
         created=detail.get("created"),
         typed=typed,
         description=_description(detail),
+        as_text=tuple(as_text),
     )
 
 
@@ -154,7 +161,9 @@ def duckdb_type(basetype: str, native: Mapping[str, Any]) -> str:
         match = _NUMBER_LENGTH.match(str(native.get("length") or ""))
         if match:
             precision, scale = int(match[1]), int(match[2] or 0)
-            if 0 < precision <= 38 and scale <= precision:
+            if too_wide(precision):
+                return "VARCHAR"  # exact text: a DOUBLE keeps about 16 digits
+            if precision > 0 and scale <= precision:
                 return (
                     "BIGINT" if scale == 0 and precision <= 18 else f"DECIMAL({precision},{scale})"
                 )
@@ -164,6 +173,18 @@ def duckdb_type(basetype: str, native: Mapping[str, Any]) -> str:
     ):
         return "TIMESTAMPTZ"
     return _BASETYPES.get(base, "VARCHAR")
+
+
+def _too_wide(spec: Mapping[str, Any] | None) -> str | None:
+    """``p,s`` of a NUMERIC column wider than DuckDB's DECIMAL holds (None otherwise)."""
+    if spec is None or str(spec.get("basetype") or "").upper() != "NUMERIC":
+        return None
+    native = spec.get("definition")
+    length = str(native.get("length") or "") if isinstance(native, dict) else ""
+    match = _NUMBER_LENGTH.match(length)
+    if not match or not too_wide(int(match[1])):
+        return None
+    return f"{int(match[1])},{int(match[2] or 0)}"
 
 
 def _int(value: Any) -> int | None:
