@@ -196,6 +196,26 @@ def test_csv_timestamps_keep_their_nanoseconds(
     assert first == ("2023-11-14 22:13:20.123456789", "2023-11-14 20:13:20.000000001+00")
 
 
+def test_csv_nanoseconds_after_the_sniffers_sample_are_kept(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """Nanoseconds were looked for in the first 20,480 rows alone (the sniffer's sample):
+    a log whose first finer value came later was typed TIMESTAMP and every such value
+    lost its last three digits without a word."""
+    lines = [f"{i},2023-11-14 22:13:20.123456" for i in range(30_000)]
+    lines.append("30000,2023-11-14 22:13:20.123456789")
+    write(source_root / "log.csv", "id,logged\n" + "\n".join(lines) + "\n")
+    request = TableRequest(id="log", source_table="log.csv")
+    assert {c.name: c.type for c in connector.describe_table(request)}["logged"] == "TIMESTAMP_NS"
+    connector.extract(request, writer)
+    con = duckdb.connect(str(writer.paths.db), read_only=True)
+    try:
+        last = con.execute("SELECT logged::VARCHAR FROM log WHERE id = 30000").fetchone()
+    finally:
+        con.close()
+    assert last == ("2023-11-14 22:13:20.123456789",)
+
+
 def test_csv_files_of_a_glob_are_matched_by_column_name(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:
