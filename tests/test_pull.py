@@ -344,11 +344,13 @@ def test_output_modes_and_dry_run(
         assert json.loads(capsys.readouterr().out)["error"]["code"] == "pull_running"
     monkeypatch.setenv("AGNES_TOKEN", "agnes_abcdefghij_" + "x" * 43)
     assert main(["pull", "--workspace", str(folder)]) == exit_codes.AUTH
-    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    failed = WorkspacePaths(folder).pull_failure  # the failed pull's record, for answers
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and p != failed}
     monkeypatch.setenv("AGNES_TOKEN", user_token)
     monkeypatch.setenv("AGNES_SERVER_URL", "http://127.0.0.1:9")  # nothing listens there
     assert main(["pull", "--workspace", str(folder)]) == exit_codes.UNREACHABLE
-    assert before == {p: p.stat().st_mtime_ns for p in before}  # nothing touched
+    assert before == {p: p.stat().st_mtime_ns for p in before}  # nothing else touched
+    assert "127.0.0.1:9" in json.loads(failed.read_text())["why"]
 
 
 class CtrlCAfterFirstFile(Quiet):

@@ -181,6 +181,7 @@ class WorkspaceQuery:
                 table.description,
                 rows=table.rows,  # the server's count when it was pulled (the manifest's)
                 incomplete=table.incomplete,
+                stale=table.stale,
             )
         for name, entry in inventory.remote.items():
             if entry.get("remote_name") and name not in snapshot.tables:
@@ -351,6 +352,7 @@ def _table(
     description: str = "",
     rows: int | None = None,
     incomplete: str | None = None,
+    stale: str | None = None,
 ) -> CatalogTable:
     return CatalogTable(
         id=name,
@@ -362,6 +364,7 @@ def _table(
         extracted_at=updated,
         files=files,
         incomplete=incomplete,
+        stale=stale,
     )
 
 

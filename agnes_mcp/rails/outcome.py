@@ -43,9 +43,11 @@ class Outcome:
 
     def notes(self) -> list[str]:
         """What the answer should say about the tables it read: each one not whole yet
-        (its rows are not all its source holds), and, for an empty answer, the range each
-        partitioned table holds (a filter outside it is the likely reason)."""
+        (its rows are not all its source holds), each a workspace's last pull failed to
+        refresh, and, for an empty answer, the range each partitioned table holds (a
+        filter outside it is the likely reason)."""
         said = [note for t in self.plan.tables if (note := t.incomplete_note()) is not None]
+        said += [t.stale for t in self.plan.tables if t.stale is not None]
         if not self.table.num_rows:
             said += [note for t in self.plan.tables if (note := t.holds()) is not None]
         return said

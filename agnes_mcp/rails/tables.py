@@ -58,6 +58,9 @@ class CatalogTable:
     # Why its rows are not all its source holds yet (the connector's words: "holds rows
     # imported until ...; the next sync loads the rest"); None when they are.
     incomplete: str | None = None
+    # A workspace's copy the last pull failed to refresh: "orders is from the pull of ...:
+    # the last pull, at ..., failed (...); run 'agnes pull' to retry". None when fresh.
+    stale: str | None = None
 
     def incomplete_note(self) -> str | None:
         """ "orders is incomplete: ...", said by every answer that reads it."""

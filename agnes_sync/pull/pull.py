@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from agnes_sync import atomic
 from agnes_sync.errors import AgnesError
+from agnes_sync.pull import failure
 from agnes_sync.pull.download import RANGE_BYTES, fetch
 from agnes_sync.pull.listing import Listing, read_listing
 from agnes_sync.pull.pause import pause
@@ -122,71 +123,112 @@ def pull(
     with workspace_lock(paths, "pull.lock", PullBusy):  # a refused write: workspace_unwritable
         state_path = paths.dot / STATE_FILE
         state = PullState.read(state_path)
-        text, etag = client.get_text_if_changed(MANIFEST, state.manifest_etag or None)
-        if text is None:  # the server lists exactly what the last pull got
-            if paths.db.exists() and state.files_in_place(paths.data):
-                summary = PullSummary(
-                    unchanged=len(state.files), tables=state.tables, dry_run=dry_run
-                )
-                summary.seconds = time.perf_counter() - started
-                return summary
-            text, etag = client.get_text_if_changed(MANIFEST, None)
-            assert text is not None
-        manifest = read_listing(text)
-        plan = plan_pull(manifest, state, paths.data)
-        summary = PullSummary(
-            unchanged=len(plan.unchanged), tables=len(manifest.tables), dry_run=dry_run
-        )
-        if dry_run:
-            summary.downloaded, summary.removed = len(plan.fetch), len(plan.remove)
-            summary.bytes = plan.fetch_bytes
-            summary.seconds = time.perf_counter() - started
-            return summary
-        paths.ensure()
-        if plan.fetch:
-            # What this pull sets out to fetch, until it ends: a pull stopped half way
-            # (Ctrl-C, killed) leaves it, so a table with parts not yet here is known to
-            # be incomplete (the first pull has no manifest.json to say so).
-            atomic.write_text(paths.pending_manifest, text)
-        views = _EarlyViews(paths, plan)
         try:
-            fetched = _download(
-                client,
-                paths,
-                plan,
-                jobs or default_jobs(),
-                reporter,
-                summary,
-                range_bytes,
-                views.placed,
+            summary, stale = _pull_locked(
+                paths, api, client, state, jobs, dry_run, reporter, range_bytes, started
             )
-            for folder in sorted({(paths.data / name).parent for name in fetched}):
-                atomic.fsync_dir(folder)  # the renames are durable before the state says so
-            summary.removed = _remove(paths.data, plan)
-            summary.forgotten = _forget_revoked(paths, manifest)
-            changed = bool(fetched or summary.removed) or etag != state.manifest_etag
-            if changed or not paths.db.exists():
-                # The manifest copy and the views first: the state (with the manifest's
-                # ETag) is written last, so a pull killed before it is redone, never skipped.
-                atomic.write_text(paths.manifest, text)
-                views.finish()
-                _keep_catalog(paths, client)
-        finally:
-            views.discard()  # what was begun and not finished (an error, nothing changed)
-        pause("before-state")
-        new_state = PullState(
-            server_url=api.base_url,
-            user=manifest.user,
-            pulled_at=dt.datetime.now(dt.UTC).isoformat(),
-            # A failed file is not in place: the next pull must read the manifest again.
-            manifest_etag="" if summary.failed else (etag or ""),
-            tables=len(manifest.tables),
-            files={**plan.unchanged, **fetched},
-        )
-        new_state.write(state_path)
-        atomic.discard(paths.pending_manifest)  # manifest.json says what is missing now
+        except BaseException as exc:
+            if not dry_run and paths.dot.is_dir():
+                failure.record(paths.dot, _failed_because(exc), state.pulled_at, None)
+            raise
+        if not dry_run:
+            if summary.failed:
+                why = f"{len(summary.failed):,} file(s) did not download: " + failure_line(
+                    summary.failed[0]
+                )
+                failure.record(paths.dot, why, state.pulled_at, stale)
+            else:
+                failure.clear(paths.dot)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _failed_because(exc: BaseException) -> str:
+    """A failed pull's reason, as its record keeps it."""
+    if isinstance(exc, AgnesError):
+        return exc.message
+    if isinstance(exc, KeyboardInterrupt):
+        return "it was stopped before it finished"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _pull_locked(
+    paths: WorkspacePaths,
+    api: ServerApi,
+    client: PullTransport,
+    state: PullState,
+    jobs: int | None,
+    dry_run: bool,
+    reporter: Reporter,
+    range_bytes: int,
+    started: float,
+) -> tuple[PullSummary, list[str]]:
+    """The pull, under its lock: its summary and the tables whose files failed (their
+    previous copies stay)."""
+    state_path = paths.dot / STATE_FILE
+    text, etag = client.get_text_if_changed(MANIFEST, state.manifest_etag or None)
+    if text is None:  # the server lists exactly what the last pull got
+        if paths.db.exists() and state.files_in_place(paths.data):
+            summary = PullSummary(unchanged=len(state.files), tables=state.tables, dry_run=dry_run)
+            summary.seconds = time.perf_counter() - started
+            return summary, []
+        text, etag = client.get_text_if_changed(MANIFEST, None)
+        assert text is not None
+    manifest = read_listing(text)
+    plan = plan_pull(manifest, state, paths.data)
+    summary = PullSummary(
+        unchanged=len(plan.unchanged), tables=len(manifest.tables), dry_run=dry_run
+    )
+    if dry_run:
+        summary.downloaded, summary.removed = len(plan.fetch), len(plan.remove)
+        summary.bytes = plan.fetch_bytes
+        summary.seconds = time.perf_counter() - started
+        return summary, []
+    paths.ensure()
+    if plan.fetch:
+        # What this pull sets out to fetch, until it ends: a pull stopped half way
+        # (Ctrl-C, killed) leaves it, so a table with parts not yet here is known to
+        # be incomplete (the first pull has no manifest.json to say so).
+        atomic.write_text(paths.pending_manifest, text)
+    views = _EarlyViews(paths, plan)
+    try:
+        fetched = _download(
+            client,
+            paths,
+            plan,
+            jobs or default_jobs(),
+            reporter,
+            summary,
+            range_bytes,
+            views.placed,
+        )
+        for folder in sorted({(paths.data / name).parent for name in fetched}):
+            atomic.fsync_dir(folder)  # the renames are durable before the state says so
+        summary.removed = _remove(paths.data, plan)
+        summary.forgotten = _forget_revoked(paths, manifest)
+        changed = bool(fetched or summary.removed) or etag != state.manifest_etag
+        if changed or not paths.db.exists():
+            # The manifest copy and the views first: the state (with the manifest's
+            # ETag) is written last, so a pull killed before it is redone, never skipped.
+            atomic.write_text(paths.manifest, text)
+            views.finish()
+            _keep_catalog(paths, client)
+    finally:
+        views.discard()  # what was begun and not finished (an error, nothing changed)
+    pause("before-state")
+    new_state = PullState(
+        server_url=api.base_url,
+        user=manifest.user,
+        pulled_at=dt.datetime.now(dt.UTC).isoformat(),
+        # A failed file is not in place: the next pull must read the manifest again.
+        manifest_etag="" if summary.failed else (etag or ""),
+        tables=len(manifest.tables),
+        files={**plan.unchanged, **fetched},
+    )
+    new_state.write(state_path)
+    atomic.discard(paths.pending_manifest)  # manifest.json says what is missing now
+    failed = {f["file"] for f in summary.failed}
+    return summary, sorted({j.table for j in plan.fetch if j.relative in failed})
 
 
 class _EarlyViews:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agnes_sync.pull import failure
 from agnes_sync.snapshot_files import NAME, SnapshotFiles
 from agnes_sync.workspace.layout import WorkspacePaths
 
@@ -42,6 +43,8 @@ class LocalTable:
     listed_parts: int = 0
     # Why the server's copy was not whole when pulled (its manifest's ``incomplete``).
     incomplete: str | None = None
+    # The last pull failed and left this copy as it was: since when, why, how to retry.
+    stale: str | None = None
 
 
 @dataclass
@@ -63,7 +66,11 @@ def disk_state(paths: WorkspacePaths) -> DiskState:
     rewritten in place changes it; equal fingerprints mean equal inventories. Hidden
     entries under ``data/`` (downloads in progress) are left out, as the inventory
     leaves them out; elsewhere everything counts (a superset only costs a re-read)."""
-    found: list[object] = [_stat(paths.manifest), _stat(paths.pending_manifest)]
+    found: list[object] = [
+        _stat(paths.manifest),
+        _stat(paths.pending_manifest),
+        _stat(paths.pull_failure),
+    ]
     _entries_of(str(paths.data), found, deep=True)
     _entries_of(str(paths.snapshots), found, deep=False)
     _entries_of(str(paths.results), found, deep=False)
@@ -166,6 +173,7 @@ def read_inventory(paths: WorkspacePaths) -> Inventory:
     described = _entries(manifest, "tables")
     pending = _entries(_manifest(paths.pending_manifest), "tables")  # a pull not finished
     inventory.remote = _entries(manifest, "remote_tables")
+    failed = failure.read(paths.dot)
     if paths.data.is_dir():
         for entry in sorted(paths.data.iterdir()):
             if entry.name.startswith("."):
@@ -192,6 +200,7 @@ def read_inventory(paths: WorkspacePaths) -> Inventory:
                 missing_parts=len(listed - set(files)),
                 listed_parts=len(listed),
                 incomplete=_text(info.get("incomplete")),
+                stale=failed.note(table_id) if failed is not None else None,
             )
     for meta in SnapshotFiles(paths.snapshots).all():
         inventory.snapshots[meta.name] = meta

@@ -47,6 +47,11 @@ class WorkspacePaths:
         return self.dot / "manifest.pending.json"
 
     @property
+    def pull_failure(self) -> Path:
+        """The last pull's failure, until a pull succeeds (:mod:`agnes_sync.pull.failure`)."""
+        return self.dot / "pull-failed.json"
+
+    @property
     def catalog(self) -> Path:
         """The server's catalog and metric definitions at the last contact (for offline)."""
         return self.dot / "catalog.json"
