@@ -109,8 +109,13 @@ def workspace_flags() -> argparse.ArgumentParser:
 
 
 def add_analyst_commands(
-    commands: Subparsers, leaf: Leaf, client: Sequence[argparse.ArgumentParser]
+    commands: Subparsers,
+    leaf: Leaf,
+    client: Sequence[argparse.ArgumentParser],
+    connection: Sequence[argparse.ArgumentParser],
 ) -> None:
+    """The analyst's commands; ``connection``: the client's flags without ``--json``, for
+    ``agnes mcp`` (stdout carries the protocol alone: no result to print as JSON)."""
     here = [*client, workspace_flags()]
     handlers = "cli.commands.analyst"
     leaf(
@@ -118,7 +123,7 @@ def add_analyst_commands(
         "mcp",
         "cli.commands.mcp_stdio:run",
         "serve the workspace's MCP tools on stdio (for Claude Code)",
-        here,
+        [*connection, workspace_flags()],
     )
     catalog = leaf(
         commands, "catalog", f"{handlers}:catalog", "tables and metrics you may use", here

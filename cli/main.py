@@ -81,7 +81,8 @@ def _closest(word: str, candidates: Sequence[str]) -> str | None:
     return close[0] if close else None
 
 
-def _client_flags() -> argparse.ArgumentParser:
+def _client_flags(*, output: bool = True) -> argparse.ArgumentParser:
+    """The server's URL and token, and (``output``: the command prints a result) ``--json``."""
     flags = argparse.ArgumentParser(add_help=False)
     flags.add_argument(
         "--server-url",
@@ -96,7 +97,8 @@ def _client_flags() -> argparse.ArgumentParser:
         type=given("a token", optional=True),
         help="bearer token (env AGNES_TOKEN, else saved: agnes whoami)",
     )
-    flags.add_argument("--json", action=JsonFlag, help="print JSON instead of a table")
+    if output:
+        flags.add_argument("--json", action=JsonFlag, help="print JSON instead of a table")
     return flags
 
 
@@ -199,7 +201,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
     from cli.analyst_parsers import add_admin_metrics, add_analyst_commands
 
-    add_analyst_commands(commands, _leaf, client)
+    # `agnes mcp` speaks the protocol on stdout and prints no result: --json did nothing
+    add_analyst_commands(commands, _leaf, client, [_client_flags(output=False)])
     from cli.commands.notebook_export import add_notebook_commands
 
     add_notebook_commands(commands, _leaf, client)

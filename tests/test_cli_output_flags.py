@@ -92,3 +92,29 @@ def test_json_with_another_format_is_a_usage_error_naming_both(
 def test_json_said_twice_is_json(command: tuple[str, ...], flags: tuple[str, ...]) -> None:
     args = build_parser().parse_args([*command, *REFUSED[command], *flags])
     assert args.json is True and args.format == "json"
+
+
+def test_agnes_mcp_offers_no_json_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    """`agnes mcp --json` was accepted and did nothing (stdout carries the protocol, there
+    is no result to print): an option that does nothing is not offered."""
+    with pytest.raises(SystemExit) as stopped:
+        run(capsys, "mcp", "--json")
+    assert stopped.value.code == exit_codes.USAGE
+    assert "unrecognized arguments: --json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (("--show", "revenue/total_revenue", "--mode", "local"), "--mode does not apply"),
+        (("--show", "revenue/total_revenue", "--search", "x", "--metrics"), "--search and"),
+        (("--metrics", "--mode", "remote"), "metrics have none"),
+    ],
+)
+def test_catalog_options_it_would_ignore_are_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: tuple[str, ...], said: str
+) -> None:
+    """`agnes catalog --show ID` ignored --search, --mode and --metrics, and `--metrics`
+    ignored --mode: each answered as if the option had not been given."""
+    code, out, err = run(capsys, "catalog", *argv, "--workspace", str(tmp_path))
+    assert code == exit_codes.USAGE and out == "" and said in err

@@ -72,6 +72,7 @@ def metric_show(args: argparse.Namespace) -> int:
 
 
 def catalog(args: argparse.Namespace) -> int:
+    _refuse_ignored(args)
     with open_backend(args) as backend:
         if args.show:
             _show_metric(backend.metric_show(args.show), args.json)
@@ -109,6 +110,24 @@ def catalog(args: argparse.Namespace) -> int:
         message="\n".join(said) or None,
     )
     return exit_codes.OK
+
+
+def _refuse_ignored(args: argparse.Namespace) -> None:
+    """Options ``catalog`` would accept and do nothing with: a usage error naming them
+    (``--show`` shows one metric whatever the others say; ``--mode`` is a table's)."""
+    if args.show:
+        given = [f for f, v in (("--search", args.search), ("--mode", args.mode)) if v]
+        given += ["--metrics"] if args.metrics else []
+        if given:
+            raise argparse.ArgumentTypeError(
+                f"--show shows one metric's definition; {' and '.join(given)} "
+                f"{'does' if len(given) == 1 else 'do'} not apply to it: give one or the other"
+            )
+    elif args.metrics and args.mode:
+        raise argparse.ArgumentTypeError(
+            "--mode lists tables of one query mode; metrics have none: drop --mode, or "
+            "--metrics to list tables"
+        )
 
 
 def schema(args: argparse.Namespace) -> int:
