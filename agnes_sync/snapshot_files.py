@@ -50,18 +50,23 @@ class SnapshotMissing(AgnesError):
 
 
 def check_name(name: str) -> str:
-    if not NAME.match(name):
+    """``name`` as SQL reads it (an unquoted identifier: any case, folded to lowercase),
+    the one form every snapshot is kept, listed, queried and dropped under: ``S1`` was
+    refused by ``snapshot drop`` and ``create`` while ``SELECT * FROM S1`` read ``s1``."""
+    folded = name.lower()
+    if not NAME.match(folded) or not name.isascii():
         raise SnapshotNameInvalid(
             f"'{name}' is not a valid snapshot name.",
-            hint="Use lowercase letters, digits and '_', starting with a letter (max 63).",
+            hint="Use letters, digits and '_', starting with a letter (max 63); names are "
+            "read as SQL reads them, in any case (S1 is s1).",
         )
-    return name
+    return folded
 
 
 def check_new_name(name: str) -> str:
     """:func:`check_name` for a snapshot about to be taken: also not a name queries are
     refused (one kept under such a name before stays readable, to be dropped)."""
-    check_name(name)
+    name = check_name(name)
     if internal_name(name):
         raise SnapshotNameInvalid(
             f"'{name}' is kept for DuckDB's own objects: a query naming it is refused.",

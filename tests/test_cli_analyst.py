@@ -177,6 +177,31 @@ def test_snapshots_and_disk_info(workspace: Path, capsys: pytest.CaptureFixture[
     assert code == exit_codes.USAGE and "--as NAME" in err
 
 
+def test_a_snapshot_name_reads_as_sql_reads_it_in_every_command(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`SELECT * FROM S1` read the snapshot s1, but `snapshot drop S1` (and `create --as
+    S1`, `refresh S1`) refused the name as invalid: one name, as SQL reads it, for all."""
+    argv = ["snapshot", "create", "web_sessions", "--select", "session_id", "--limit", "5"]
+    code, out, err = run(capsys, *argv, "--as", "Upper_S1", "--json")
+    assert code == exit_codes.OK, err
+    assert json.loads(out)["name"] == "upper_s1"
+    assert (workspace / ".agnes" / "snapshots" / "upper_s1.parquet").exists()
+    code, out, _ = run(capsys, *argv, "--as", "UPPER_s1", "--json")
+    assert code == exit_codes.FAILURE and json.loads(out)["error"]["code"] == "snapshot_exists"
+    code, out, _ = run(capsys, "snapshot", "list", "--json")
+    assert [s["name"] for s in json.loads(out)["snapshots"]] == ["upper_s1"]
+    code, out, _ = run(capsys, "query", "SELECT count(*) AS n FROM UPPER_S1", "--json")
+    assert code == exit_codes.OK and json.loads(out)["rows"] == [[5]]
+    code, out, err = run(capsys, "snapshot", "refresh", "Upper_S1", "--json")
+    assert code == exit_codes.OK, err
+    code, out, err = run(capsys, "snapshot", "drop", "UPPER_S1", "--json")
+    assert code == exit_codes.OK and json.loads(out)["name"] == "upper_s1", err
+    assert not (workspace / ".agnes" / "snapshots" / "upper_s1.parquet").exists()
+    code, out, _ = run(capsys, "snapshot", "drop", "Not-A-Name", "--json")
+    assert json.loads(out)["error"]["code"] == "snapshot_invalid"
+
+
 def test_snapshot_refresh_and_prune(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = workspace / ".agnes" / "snapshots"
     for name, ttl in (("keep", "24"), ("stale", "24"), ("forever", None)):

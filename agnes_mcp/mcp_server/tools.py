@@ -340,7 +340,10 @@ def register_tools(
         table: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="A remote table id.")],
         select: Annotated[list[str], Field(min_length=1, description="Columns to keep.")],
         name: Annotated[
-            str, Field(description="Name to query it by: lowercase letters, digits, _.")
+            str,
+            Field(
+                description="Name to query it by: letters, digits, _ (any case, kept lowercase)."
+            ),
         ],
         where: Annotated[
             str | None, Field(description="A predicate in the table's SQL flavor.")

@@ -316,7 +316,7 @@ class WorkspaceBackend(Backend):
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> SnapshotInfo:
-        check_new_name(name)
+        name = check_new_name(name)
         check_ttl(ttl_seconds)
         inventory = self.local.inventory()
         if name in inventory.tables or name.startswith("result_"):

@@ -87,7 +87,7 @@ class StoredSnapshots:
     def _create(
         self, principal: Principal, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> tuple[SnapshotMeta, Outcome]:
-        check_new_name(name)
+        name = check_new_name(name)
         check_ttl(ttl_seconds)
         if name in self.queries.catalog.current().tables or name.startswith("result_"):
             raise SnapshotInvalid(
@@ -155,7 +155,7 @@ class StoredSnapshots:
         pruned), its table still readable: what a query naming it should hear."""
         now = dt.datetime.now(dt.UTC)
         for meta in self._held(principal):
-            if meta.name == name and meta.expired(now):
+            if meta.name == name.lower() and meta.expired(now):
                 allowed = self.access.can_access(principal, ResourceType.TABLE, meta.table_id)
                 return meta if allowed else None
         return None
@@ -174,7 +174,7 @@ class StoredSnapshots:
         finally:
             self._changed()
         # a step of the session (session_export repeats it), as taking it is
-        self.queries.audit_trail.record(principal, "snapshot.drop", resource=name)
+        self.queries.audit_trail.record(principal, "snapshot.drop", resource=dropped.name)
         return dropped
 
     def _prune(self, files: SnapshotFiles) -> None:
