@@ -216,6 +216,54 @@ def test_csv_nanoseconds_after_the_sniffers_sample_are_kept(
     assert last == ("2023-11-14 22:13:20.123456789",)
 
 
+@pytest.mark.parametrize("glob", [False, True])
+def test_csv_numbers_with_more_digits_than_a_double_keeps_are_read_exactly(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path, glob: bool
+) -> None:
+    """DuckDB's sniffer types a column of fractions DOUBLE: 0.12345678901234567890 was
+    published as 0.12345678901234568 without a word (also when the long value came after
+    its sample). Such a column is read as the DECIMAL that holds every value (across a
+    glob's files too), past 38 digits as its exact text, and the sync's notes say so. A
+    column of short numbers stays DOUBLE, and so does one written from DOUBLEs (17 digits
+    such as 0.30000000000000004 are that DOUBLE exactly)."""
+    lines = [f"{i},{i}.5,{i}.25,1e{i % 5}" for i in range(24_998)]
+    lines += ["24998,1.5,2.5,0.30000000000000004", "24999,1.5,2.5,4.9516565718003186e-09"]
+    lines.append("25000,0.12345678901234567890,1.5,1e3")
+    lines.append("25001,7.5,1234567890123456789012345.1234567890123456789,2")
+    if glob:
+        write(source_root / "amounts-1.csv", "id,rate,wide,plain\n" + "\n".join(lines) + "\n")
+        write(source_root / "amounts-2.csv", "id,rate,wide,plain\n25002,1234567.5,3,4\n")
+    else:
+        lines.append("25002,1234567.5,3,4")
+        write(source_root / "amounts-1.csv", "id,rate,wide,plain\n" + "\n".join(lines) + "\n")
+    request = TableRequest(id="amounts", source_table="amounts-*.csv" if glob else "amounts-1.csv")
+    published = connector.extract(request, writer)
+    con = duckdb.connect(str(writer.paths.db), read_only=True)
+    try:
+        kinds = dict(
+            con.execute("SELECT column_name, column_type FROM (DESCRIBE amounts)").fetchall()
+        )
+        long = con.execute(
+            "SELECT rate::VARCHAR, wide FROM amounts WHERE id IN (25000, 25001, 25002) ORDER BY id"
+        ).fetchall()
+    finally:
+        con.close()
+    assert kinds == {
+        "id": "BIGINT",
+        "rate": "DECIMAL(27,20)",
+        "wide": "VARCHAR",
+        "plain": "DOUBLE",
+    }
+    assert long == [
+        ("0.12345678901234567890", "1.5"),
+        ("7.50000000000000000000", "1234567890123456789012345.1234567890123456789"),
+        ("1234567.50000000000000000000", "3"),
+    ]
+    (said,) = [n for n in published.notes if "significant digits" in n]
+    assert "rate DECIMAL(27,20)" in said and "wide VARCHAR (exact text)" in said
+    assert "plain" not in said
+
+
 def test_csv_files_of_a_glob_are_matched_by_column_name(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

@@ -12,6 +12,7 @@ from agnes_sync.connector import Capability, Column, Connector, SourceTable, Tab
 from agnes_sync.contract import ExtractWriter, PublishedTable
 from agnes_sync.errors import InvalidTableSpec, SourceTableNotFound
 from agnes_sync.wide_decimals import as_text_note
+from connectors.files.long_numbers import DOUBLE, exact_types, retyped_note
 from connectors.files.options import FilesOptions, FileTableOptions
 from connectors.files.readers import (
     csv_args,
@@ -31,7 +32,7 @@ from connectors.files.readers import (
     with_content,
     without_blank_lines,
 )
-from connectors.files.sniffing import sniff, with_nanoseconds
+from connectors.files.sniffing import sniff, with_exact_types
 
 
 class FilesConnector(Connector):
@@ -111,23 +112,25 @@ class FilesConnector(Connector):
 
     def _checked_source(
         self, con: duckdb.DuckDBPyConnection, sql: str, files: list[Path], request: TableRequest
-    ) -> str:
-        """The source's SQL once its files pass the checks before a sync; a single CSV is
-        sniffed once here and read as found (every later bind of it reads no data)."""
+    ) -> tuple[str, list[str]]:
+        """The source's SQL once its files pass the checks before a sync, and what the sync
+        should say of how they are read; a single CSV is sniffed once here and read as
+        found (every later bind of it reads no data)."""
         options = cast(FileTableOptions, self.table_options(request))
         error = empty_files_error(files, options)
         if error is not None:
             raise error
         kind = csv_kind(files, options)
         if kind is None:
-            return exact_parquet_sql(con, files, options) or sql
+            return exact_parquet_sql(con, files, options) or sql, []
         # Each file of a glob is sniffed on its own (its columns matched by name), so each
         # is checked on its own: one cut short would otherwise add a column named by its
         # header line, and one with a preamble lose its first lines. The table's given
         # columns are the reader's, not the sniffer's (which would refuse other names).
         args = dialect_args(kind, options) if options.columns else csv_args(kind, options)
         names = set()
-        finer: dict[str, str] = {}  # timestamp columns holding nanoseconds, by name
+        finer: dict[str, str] = {}  # columns typed otherwise than the sniffer would, by name
+        numbers: dict[str, str] = {}  # of them, DOUBLE columns read exactly
         for one in files:
             sniffed = sniff(con, one, args)
             error = skipped_lines_error(one, options, sniffed) or unsplit_csv_error(
@@ -136,25 +139,31 @@ class FilesConnector(Connector):
             if error is not None:
                 raise error
             if not options.columns:
-                found = with_nanoseconds(con, one, sniffed, unsniffed_args(one, options, sniffed))
-                finer |= {
-                    n: k
-                    for (n, k), (_, was) in zip(found.columns, sniffed.columns, strict=True)
-                    if k != was
-                }
+                found = with_exact_types(con, one, sniffed, unsniffed_args(one, options, sniffed))
+                for (n, k), (_, was) in zip(found.columns, sniffed.columns, strict=True):
+                    if k != was:
+                        finer[n] = k
+                        if was == DOUBLE:
+                            numbers[n] = k
                 sniffed = found
             if len(files) == 1 and not options.columns:
                 sql = f"SELECT * FROM {sniffed_reader_sql(one, options, sniffed)}"
             names.add(tuple(options.columns or (name for name, _ in sniffed.columns)))
+        if len(files) > 1 and numbers:
+            # each file's digits counted alone: the type that holds all of them, over all
+            as_text = reader_sql(files, options, finer | dict.fromkeys(numbers, "VARCHAR"))
+            numbers = exact_types(con, as_text, list(numbers))
+            finer |= numbers
         if len(files) > 1 and finer:
             sql = f"SELECT * FROM {reader_sql(files, options, finer)}"
-        return without_blank_lines(sql, names, options)
+        said = retyped_note(numbers)
+        return without_blank_lines(sql, names, options), [said] if said else []
 
     def describe_table(self, request: TableRequest) -> list[Column]:
         sql, files = self.source_sql(request)
         con = self.duckdb_cursor()
         try:
-            sql = self._checked_source(con, sql, files, request)
+            sql, _ = self._checked_source(con, sql, files, request)
             rows = con.execute(f"DESCRIBE {sql}").fetchall()
         except duckdb.Error as exc:
             raise explain(exc, files) from None
@@ -167,10 +176,11 @@ class FilesConnector(Connector):
         sql, files = self.source_sql(request)
         con = self.duckdb_cursor(writer.paths.root)
         try:
-            sql = self._checked_source(con, sql, files, request)
+            sql, read_as = self._checked_source(con, sql, files, request)
             published = strategies.run(con, sql, request, writer)
             options = cast(FileTableOptions, self.table_options(request))
             notes = [
+                *read_as,
                 as_text_note(wide_parquet_decimals(files, options)[1]),
                 empty_files_note(self.files_of(request), files),
             ]

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from agnes_sync.sql_text import quote_ident, quote_literal
+from connectors.files import long_numbers
 
 # How sniff_csv shows a dialect character that is not set (no quote, no comment).
 _UNSET = "(empty)"
@@ -92,34 +93,47 @@ def _set(value: object) -> str:
 _FINER = {"TIMESTAMP": "TIMESTAMP_NS", "TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ_NS"}
 
 
-def with_nanoseconds(
+def with_exact_types(
     con: duckdb.DuckDBPyConnection, file: Path, sniffed: Sniffed, extra_args: list[str]
 ) -> Sniffed:
-    """``sniffed`` with each timestamp column whose text carries digits past the
-    microsecond (``22:13:20.123456789``) typed to keep them (``TIMESTAMP_NS``). DuckDB's
-    sniffer types such a column ``TIMESTAMP`` and the reader drops the last three digits
-    without a word. Looked for in every row, the timestamp columns read as text: a file
-    whose first digits past the microsecond came after the sniffer's sample (its first
-    20,480 rows) lost them all without a word. (One more read of the file, of those
-    columns alone: on a 130 MB CSV about as long as the sync's own read of it.)"""
+    """``sniffed`` with each column typed to keep what its text holds, where DuckDB's
+    sniffer would lose part of it without a word:
+
+    - a timestamp column whose text carries digits past the microsecond
+      (``22:13:20.123456789``): ``TIMESTAMP_NS`` (the sniffer's ``TIMESTAMP`` drops the
+      last three digits);
+    - a DOUBLE column holding a number of more than 15 significant digits: the DECIMAL
+      that holds every value, or its exact text (:mod:`connectors.files.long_numbers`).
+
+    Looked for in every row, those columns read as text: a file whose first such value
+    came after the sniffer's sample (its first 20,480 rows) lost them all. (One more read
+    of the file, of those columns alone: on a 130 MB CSV about as long as the sync's own
+    read of it; the digits of a DOUBLE column are counted only when a value is longer
+    than 15 characters.)"""
     stamps = [name for name, kind in sniffed.columns if kind in _FINER]
-    if not stamps:
+    doubles = [name for name, kind in sniffed.columns if kind == long_numbers.DOUBLE]
+    if not stamps and not doubles:
         return sniffed
+    checked = {*stamps, *doubles}
     as_text = replace(
         sniffed,
-        columns=tuple((n, "VARCHAR" if n in stamps else k) for n, k in sniffed.columns),
+        columns=tuple((n, "VARCHAR" if n in checked else k) for n, k in sniffed.columns),
         date_format=None,
         timestamp_format=None,
     )
     reader = ", ".join([quote_literal(str(file)), *as_text.reader_args(), *extra_args])
     finer = {name: _FINER[kind] for name, kind in sniffed.columns if name in stamps}
-    checks = ", ".join(
+    checks = [
         f"bool_or(epoch_ns(TRY_CAST({quote_ident(n)} AS {finer[n]})) % 1000 <> 0)" for n in stamps
-    )
-    row = con.execute(f"SELECT {checks} FROM read_csv({reader})").fetchone()
-    found = {n for n, fine in zip(stamps, row or (), strict=False) if fine}
-    if not found:
+    ] + [long_numbers.longest_sql(n) for n in doubles]
+    row = con.execute(f"SELECT {', '.join(checks)} FROM read_csv({reader})").fetchone() or ()
+    typed = {n: finer[n] for n, fine in zip(stamps, row, strict=False) if fine}
+    long = [
+        n
+        for n, longest in zip(doubles, row[len(stamps) :], strict=False)
+        if longest is not None and longest > long_numbers.DOUBLE_DIGITS
+    ]
+    typed |= long_numbers.exact_types(con, f"read_csv({reader})", long)
+    if not typed:
         return sniffed
-    return replace(
-        sniffed, columns=tuple((n, finer[n] if n in found else k) for n, k in sniffed.columns)
-    )
+    return replace(sniffed, columns=tuple((n, typed.get(n, k)) for n, k in sniffed.columns))
