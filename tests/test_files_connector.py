@@ -264,6 +264,28 @@ def test_csv_numbers_with_more_digits_than_a_double_keeps_are_read_exactly(
     assert "plain" not in said
 
 
+@pytest.mark.parametrize("name", ["ids.ndjson", "ids.json"])
+def test_json_integers_past_ubigint_keep_every_digit(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path, name: str
+) -> None:
+    """DuckDB reads a JSON integer past UBIGINT (123456789012345678901234567890) as a
+    DOUBLE: it was published as 1.2345678901234568e+29 without a word. Such a column is
+    read as the DECIMAL that holds every value, and the sync's notes say so."""
+    rows = [
+        {"id": 1, "ref": 123456789012345678901234567890, "x": 0.30000000000000004},
+        {"id": 2, "ref": 5, "x": 1.5},
+    ]
+    body = "\n".join(json.dumps(r) for r in rows) if name.endswith(".ndjson") else json.dumps(rows)
+    write(source_root / name, body)
+    published = connector.extract(TableRequest(id="ids", source_table=name), writer)
+    assert rows_of(writer, "ids") == [
+        (1, Decimal("123456789012345678901234567890"), 0.30000000000000004),
+        (2, Decimal("5"), 1.5),
+    ]
+    (said,) = [n for n in published.notes if "significant digits" in n]
+    assert "ref DECIMAL(30,0)" in said and " x " not in said
+
+
 def test_csv_files_of_a_glob_are_matched_by_column_name(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:

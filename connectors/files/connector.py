@@ -21,6 +21,7 @@ from connectors.files.readers import (
     dialect_args,
     empty_files_error,
     empty_files_note,
+    exact_json_sql,
     exact_parquet_sql,
     explain,
     reader_sql,
@@ -122,7 +123,9 @@ class FilesConnector(Connector):
             raise error
         kind = csv_kind(files, options)
         if kind is None:
-            return exact_parquet_sql(con, files, options) or sql, []
+            exact, retyped = exact_json_sql(con, files, options)
+            said = retyped_note(retyped)
+            return exact or exact_parquet_sql(con, files, options) or sql, [said] if said else []
         # Each file of a glob is sniffed on its own (its columns matched by name), so each
         # is checked on its own: one cut short would otherwise add a column named by its
         # header line, and one with a preamble lose its first lines. The table's given

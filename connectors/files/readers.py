@@ -21,6 +21,7 @@ from agnes_sync.errors import (
 )
 from agnes_sync.sql_text import quote_ident, quote_literal
 from agnes_sync.wide_decimals import text_schema
+from connectors.files import long_numbers
 from connectors.files.options import FileTableOptions
 from connectors.files.sniffing import Sniffed
 
@@ -335,6 +336,39 @@ def exact_parquet_sql(
         return None
     con.register(EXACT_PARQUET, ds.dataset([str(f) for f in files], schema=schema))
     return f"SELECT * FROM {EXACT_PARQUET}"
+
+
+def exact_json_sql(
+    con: duckdb.DuckDBPyConnection, files: list[Path], options: FileTableOptions
+) -> tuple[str | None, dict[str, str]]:
+    """The source's SQL when its JSON holds integers a DOUBLE would round (None when not),
+    and those columns' exact types. DuckDB reads an integer past UBIGINT's range
+    (``123456789012345678901234567890``) as a DOUBLE, which kept ``1.2345678901234568e+29``
+    without a word; read as text, its digits are all there, and the column is read as the
+    DECIMAL that holds them (:mod:`connectors.files.long_numbers`). A fraction's text
+    reads back as its DOUBLE already: those are not told apart here."""
+    kind = options.format if options.format != "auto" else (detect_format(files[0]) or "csv")
+    if kind not in ("json", "ndjson") or options.columns:
+        return None, {}
+    found = con.execute(f"DESCRIBE SELECT * FROM {reader_sql(files, options)}").fetchall()
+    described = {str(row[0]): str(row[1]) for row in found}
+    doubles = [name for name, kind in described.items() if kind == long_numbers.DOUBLE]
+    if not doubles:
+        return None, {}
+    as_text = options.model_copy(update={"columns": described | dict.fromkeys(doubles, "VARCHAR")})
+    source = reader_sql(files, as_text)
+    longest = ", ".join(long_numbers.longest_sql(n) for n in doubles)
+    row = con.execute(f"SELECT {longest} FROM {source}").fetchone() or ()
+    long = [
+        n
+        for n, most in zip(doubles, row, strict=False)
+        if most is not None and most > long_numbers.DOUBLE_DIGITS
+    ]
+    exact = long_numbers.exact_types(con, source, long)
+    if not exact:
+        return None, {}
+    typed = options.model_copy(update={"columns": described | exact})
+    return f"SELECT * FROM {reader_sql(files, typed)}", exact
 
 
 def empty_files_note(matched: list[Path], read: list[Path]) -> str | None:
