@@ -118,3 +118,13 @@ def test_catalog_options_it_would_ignore_are_refused(
     ignored --mode: each answered as if the option had not been given."""
     code, out, err = run(capsys, "catalog", *argv, "--workspace", str(tmp_path))
     assert code == exit_codes.USAGE and out == "" and said in err
+
+
+def test_a_snapshot_estimate_refuses_a_name_and_lifetime_it_would_ignore(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`agnes snapshot create T --estimate --as s --ttl 2` printed the estimate and took
+    nothing: the name and lifetime were accepted and ignored."""
+    argv = ["snapshot", "create", "web_sessions", "--select", "device", "--estimate"]
+    code, out, err = run(capsys, *argv, "--as", "s", "--ttl", "2", "--workspace", str(tmp_path))
+    assert code == exit_codes.USAGE and out == "" and "--as and --ttl would do nothing" in err

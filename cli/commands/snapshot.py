@@ -39,6 +39,13 @@ def create(args: argparse.Namespace) -> int:
         limit=args.limit,
         order_by=_list(args.order_by),
     )
+    if args.estimate and (args.name or args.ttl):
+        # an estimate takes nothing: a name or lifetime given with it was ignored
+        given = " and ".join(f for f, v in (("--as", args.name), ("--ttl", args.ttl)) if v)
+        raise argparse.ArgumentTypeError(
+            f"--estimate only says what the snapshot would scan and takes nothing, so {given} "
+            "would do nothing: drop --estimate to take it, or drop them to estimate"
+        )
     with open_backend(args) as backend:
         if args.estimate:
             estimate = backend.snapshot_estimate(spec)
