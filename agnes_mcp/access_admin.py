@@ -15,6 +15,7 @@ import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -252,10 +253,13 @@ def remove_member(
     with about("user"):
         user = services.users.find(user_ref)
     try:
-        services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
+        revoked = services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
     except MembershipNotFound as exc:
         raise _no_admin_membership(user, group, exc.details.get("sources") or []) from None
-    services.audit.record(actor, "group.remove_member", resource=group.id, params={"user": user.id})
+    params: dict[str, Any] = {"user": user.id}
+    if revoked:  # leaving Admin ended their admin-scoped tokens for good
+        params["revoked_tokens"] = revoked
+    services.audit.record(actor, "group.remove_member", resource=group.id, params=params)
     return GroupMembers(
         group=services.groups.get(group.id), members=services.groups.members(group.id)
     )

@@ -214,6 +214,35 @@ def test_tokens_self_service_and_limits(live_server: LiveServer, admin: httpx.Cl
     assert [t["id"] for t in listed] == [other_token_id]
 
 
+def test_leaving_admin_ends_admin_tokens_for_good(
+    live_server: LiveServer, admin: httpx.Client
+) -> None:
+    """An admin-scoped token of a user removed from Admin lay dormant and came back to
+    life, unnoticed, the day they were made an admin again: leaving Admin revokes it
+    (with its web sessions), and the audit entry names it; data-only tokens stay."""
+    services = live_server.services
+    user = add_user(services, (ADMIN_GROUP_ID,))
+    admin_token = token_for(services, user, admin=True)
+    data_token = token_for(services, user)
+    ops_id = services.tokens.authenticate(admin_token, record_use=False).token_id
+    with live_server.client(admin_token) as ops:
+        assert ops.get("/api/admin/users").status_code == 200
+    left = admin.delete(f"/api/admin/groups/Admin/members/{user.email}")
+    assert left.status_code == 200, left.text
+    admin.post("/api/admin/groups/Admin/members", json={"user": user.email}).raise_for_status()
+    with live_server.client(admin_token) as ops:
+        assert_error(ops.get("/api/admin/users"), 401, "token_revoked")
+    with live_server.client(data_token) as data:
+        assert data.get("/api/whoami").status_code == 200
+    services.write_behind.flush()
+    entry = next(
+        r
+        for r in services.audit_log.recent(limit=50)
+        if r.action == "group.remove_member" and r.params.get("user") == user.id
+    )
+    assert entry.params["revoked_tokens"] == [ops_id]
+
+
 def test_groups_and_members(live_server: LiveServer, admin: httpx.Client) -> None:
     name = f"Team {next(_names)}"
     group = admin.post("/api/admin/groups", json={"name": name, "description": "d"}).json()

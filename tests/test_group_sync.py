@@ -14,6 +14,7 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+from agnes_mcp.errors import TokenRevoked
 from agnes_mcp.google_groups.errors import GroupSyncDisabled
 from agnes_mcp.google_groups.mapping import agnes_group_name
 from agnes_mcp.google_groups.service import GroupSync
@@ -21,7 +22,7 @@ from agnes_mcp.services import Services
 from agnes_mcp.settings import AgnesSettings
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.ids import utcnow
-from tests.conftest import add_user, make_settings, running_server
+from tests.conftest import add_user, make_settings, running_server, token_for
 from tests.fake_google_directory import (
     DELEGATED_ADMIN,
     FakeDirectory,
@@ -250,10 +251,17 @@ def test_the_last_admin_keeps_admin(
         assert kept.outcome == "ok" and kept.removed == [] and kept.groups == ["Admin"]
         assert kept.kept == ["Admin: this is the last active admin"]
 
+        admin_token = token_for(services, user, admin=True)
         add_user(services, groups=(ADMIN_GROUP_ID,))
         gone = sync.sync_user(user.id, user.email)
         assert gone.removed == ["Admin"] and gone.kept == []
         assert ADMIN_GROUP_ID not in services.groups.group_ids_of(user.id)
+        # Leaving Admin through the sync ends their admin-scoped token for good.
+        directory.fake.set_groups(user.email, ["admins@example.com"])
+        assert sync.sync_user(user.id, user.email).groups == ["Admin"]
+        with pytest.raises(TokenRevoked):
+            services.tokens.authenticate(admin_token)
+        assert len(gone.revoked_tokens) == 1
     finally:
         services.close()
 

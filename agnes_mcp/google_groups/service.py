@@ -60,6 +60,7 @@ class GroupSyncResult(BaseModel):
     created: list[str] = []  # Agnes groups made by this sync
     skipped: list[str] = []  # Google groups not joined, with the reason
     kept: list[str] = []  # removals not made (the last active admin), with the reason
+    revoked_tokens: list[str] = []  # ids of admin-scoped tokens revoked on leaving Admin
     error: dict[str, Any] | None = None  # {code, message, hint} when failed
 
 
@@ -182,6 +183,7 @@ class GroupSync:
             created=applied.created,
             skipped=applied.skipped,
             kept=applied.kept,
+            revoked_tokens=applied.revoked_tokens,
         )
         self._audit(result, started)
         return result
@@ -210,6 +212,8 @@ class GroupSync:
         params: dict[str, Any] = {"trigger": result.trigger, "outcome": result.outcome}
         if result.outcome == "ok":
             params |= {"added": result.added, "removed": result.removed, "groups": result.groups}
+            if result.revoked_tokens:
+                params["revoked_tokens"] = result.revoked_tokens
         else:
             params["error"] = (result.error or {}).get("message")
         self._write_behind.audit(

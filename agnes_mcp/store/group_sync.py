@@ -21,6 +21,7 @@ from agnes_mcp.errors import UserNotFound
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.groups import MembershipSource
 from agnes_mcp.store.ids import as_utc, new_id
+from agnes_mcp.store.tokens import revoke_admin_scoped_on_leaving_admin
 
 _SOURCE = MembershipSource.GOOGLE_SYNC.value
 
@@ -59,6 +60,7 @@ class AppliedSync:
     created: list[str]
     skipped: list[str] = field(default_factory=list)  # Google groups not joined, with why
     kept: list[str] = field(default_factory=list)  # removals not made, with why
+    revoked_tokens: list[str] = field(default_factory=list)  # admin tokens ended by leaving Admin
 
 
 class GroupSyncRepository:
@@ -124,6 +126,11 @@ class GroupSyncRepository:
                     "WHERE user_id = ? AND group_id = ? AND source = ?",
                     [user_id, gid, _SOURCE],
                 )
+            revoked = (
+                revoke_admin_scoped_on_leaving_admin(cur, user_id, at)
+                if ADMIN_GROUP_ID in remove
+                else []
+            )
             for gid in sorted(add):
                 cur.execute(
                     "INSERT INTO user_group_members "
@@ -138,6 +145,7 @@ class GroupSyncRepository:
             created=created,
             skipped=skipped,
             kept=kept,
+            revoked_tokens=revoked,
         )
 
     def record_failure(self, user_id: str, at: datetime, error: str) -> None:

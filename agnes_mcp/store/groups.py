@@ -27,6 +27,7 @@ from agnes_mcp.errors import (
 )
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc, new_id, utcnow
+from agnes_mcp.store.tokens import revoke_admin_scoped_on_leaving_admin
 from agnes_mcp.store.users import active_admins
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
@@ -207,10 +208,11 @@ class GroupRepository:
 
     def remove_member(
         self, group_id: str, user_id: str, source: MembershipSource = MembershipSource.ADMIN
-    ) -> None:
+    ) -> list[str]:
         """Remove only ``source``'s row; rows other writers made stay.
 
-        The last active admin cannot be removed from Admin."""
+        The last active admin cannot be removed from Admin. A user who leaves Admin loses
+        their admin-scoped tokens (revoked in the same transaction): the ids are returned."""
         if group_id == EVERYONE_GROUP_ID:
             raise SystemGroupImmutable("Every user is in Everyone; members cannot be removed.")
         with self._store.writing():
@@ -240,6 +242,9 @@ class GroupRepository:
                     "WHERE group_id = ? AND user_id = ? AND source = ?",
                     [group_id, user_id, source.value],
                 )
+                if group_id != ADMIN_GROUP_ID:
+                    return []
+                return revoke_admin_scoped_on_leaving_admin(cur, user_id, utcnow())
 
     def group_ids_of(self, user_id: str) -> frozenset[str]:
         """Every group the user is in, through any writer; always includes Everyone."""

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
 from pydantic import BaseModel
 
+from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from agnes_mcp.errors import TokenNotFound
 from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.ids import as_utc
@@ -134,3 +136,25 @@ class TokenRepository:
                 batch,
             )
         return len(batch)
+
+
+def revoke_admin_scoped_on_leaving_admin(
+    cur: duckdb.DuckDBPyConnection, user_id: str, at: datetime
+) -> list[str]:
+    """Inside the transaction that ends a membership in Admin: when ``user_id`` has no
+    Admin membership left, revoke their live tokens with the 'admin' scope and return
+    their ids. A demotion ends admin tokens for good: they must not come back to life
+    the day the user is made an admin again."""
+    still_admin = cur.execute(
+        "SELECT 1 FROM user_group_members WHERE user_id = ? AND group_id = ?",
+        [user_id, ADMIN_GROUP_ID],
+    ).fetchone()
+    if still_admin is not None:
+        return []
+    rows = cur.execute(
+        "UPDATE personal_access_tokens SET revoked_at = ? "
+        "WHERE user_id = ? AND revoked_at IS NULL AND list_contains(scopes, 'admin') "
+        "RETURNING id",
+        [at, user_id],
+    ).fetchall()
+    return sorted(r[0] for r in rows)
