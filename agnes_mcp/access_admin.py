@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agnes_mcp.auth.principal import Principal, TokenScope
+from agnes_mcp.bootstrap_admin import usable_admin_token_ids
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID, EVERYONE_GROUP_ID
 from agnes_mcp.errors import (
     AdminRequired,
@@ -34,7 +35,6 @@ from agnes_mcp.resource_types import ResourceType, all_specs, parse_resource_typ
 from agnes_mcp.services import Services
 from agnes_mcp.store.grants import Grant
 from agnes_mcp.store.groups import Group, Membership, MembershipSource
-from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.tokens import TokenInfo
 from agnes_mcp.store.users import User, normalise_email
 
@@ -503,15 +503,5 @@ def _admins_sign_in_with(services: Services, info: TokenInfo) -> list[str] | Non
     and admins cannot sign in another way (no OIDC); else None (nothing to guard)."""
     if TokenScope.ADMIN.value not in info.scopes or services.settings.auth.oidc.client_id:
         return None
-    now = utcnow()
-    active = {u.id for u in services.users.all(include_inactive=False)}
-    admins = {m.user_id for m in services.groups.members(ADMIN_GROUP_ID)} & active
-    usable = [
-        t.id
-        for t in services.token_store.all()
-        if TokenScope.ADMIN.value in t.scopes
-        and t.revoked_at is None
-        and (t.expires_at is None or t.expires_at > now)
-        and t.user_id in admins
-    ]
+    usable = usable_admin_token_ids(services)
     return usable if info.id in usable else None

@@ -1,26 +1,37 @@
 """Every start: make sure someone can administer the server.
 
-When the Admin group has no *active* member (a first start, or admins locked out by
-deactivation), ``admin@<company_domain>`` is created or reactivated, put in Admin, and
-a new token is written to ``DATA_DIR/state/bootstrap-token`` (mode 0600). Restarting
-the server is therefore the recovery path. The token is never logged.
+When no active admin can get in (a first start; admins locked out by deactivation; or,
+without OIDC sign-in, no admin holding a usable admin-scoped token), ``admin@<company_domain>``
+is created or reactivated, put in Admin, and a new token is written to
+``DATA_DIR/state/bootstrap-token`` (mode 0600). Restarting the server is therefore the
+recovery path. The token is never logged.
+
+That token is for setting the server up, not for keeping: it expires after
+:data:`BOOTSTRAP_TOKEN_HOURS`, and it is revoked and its file deleted as soon as another
+admin (a different user, or a different admin-scoped token) acts. A start that finds the
+file holding a token no longer alive deletes it. Each step is logged.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from datetime import timedelta
 from pathlib import Path
 
-from agnes_mcp.auth.principal import TokenScope
+from agnes_mcp.auth.principal import Principal, TokenScope
+from agnes_mcp.auth.tokens import TOKEN_PATTERN
 from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
 from agnes_mcp.services import Services
 from agnes_mcp.store.groups import MembershipSource
+from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.users import active_admins
 
 logger = logging.getLogger("agnes.bootstrap")
 
 BOOTSTRAP_TOKEN_FILE = "bootstrap-token"  # noqa: S105 - a file name, not a secret
+BOOTSTRAP_TOKEN_HOURS = 24  # long enough to set the server up; a restart makes a new one
 
 
 def write_secret_file(path: Path, content: str) -> None:
@@ -37,9 +48,31 @@ def write_secret_file(path: Path, content: str) -> None:
     tmp.replace(path)
 
 
+def usable_admin_token_ids(services: Services) -> list[str]:
+    """The admin-scoped tokens of active admins that are neither revoked nor expired."""
+    now = utcnow()
+    active = {u.id for u in services.users.all(include_inactive=False)}
+    admins = {m.user_id for m in services.groups.members(ADMIN_GROUP_ID)} & active
+    return [
+        t.id
+        for t in services.token_store.all()
+        if TokenScope.ADMIN.value in t.scopes
+        and t.revoked_at is None
+        and (t.expires_at is None or t.expires_at > now)
+        and t.user_id in admins
+    ]
+
+
 def ensure_admin(services: Services) -> Path | None:
-    """Create (or reactivate) an admin if none is active; return the token file written."""
-    if active_admins(services.store) > 0:
+    """Create (or reactivate) an admin if none can get in; return the token file written."""
+    path = services.settings.state_dir / BOOTSTRAP_TOKEN_FILE
+    kept = _kept_bootstrap(services, path)
+    if kept is not None:
+        _watch(services, path, kept[0], kept[1])
+    way_in = active_admins(services.store) > 0 and (
+        bool(services.settings.auth.oidc.client_id) or bool(usable_admin_token_ids(services))
+    )
+    if way_in:
         return None
     email = f"admin@{services.settings.company_domain}"
     user = services.users.by_email(email) or services.users.add(email, "Administrator")
@@ -48,10 +81,62 @@ def ensure_admin(services: Services) -> Path | None:
     services.groups.add_member(
         ADMIN_GROUP_ID, user.id, MembershipSource.SYSTEM_SEED, added_by="bootstrap"
     )
-    _, raw = services.tokens.create(
-        user.id, "bootstrap", [TokenScope.DATA.value, TokenScope.ADMIN.value]
+    info, raw = services.tokens.create(
+        user.id,
+        "bootstrap",
+        [TokenScope.DATA.value, TokenScope.ADMIN.value],
+        timedelta(hours=BOOTSTRAP_TOKEN_HOURS),
     )
-    path = services.settings.state_dir / BOOTSTRAP_TOKEN_FILE
     write_secret_file(path, raw + "\n")
-    logger.warning("Created admin user %s; its token is in %s (mode 0600).", email, path)
+    _watch(services, path, info.id, user.id)
+    logger.warning(
+        "Created admin user %s; its token is in %s (mode 0600) and expires in %d hours. "
+        "Use it to set up your admins: it is revoked and the file deleted as soon as "
+        "another admin, or another admin token, is used.",
+        email,
+        path,
+        BOOTSTRAP_TOKEN_HOURS,
+    )
     return path
+
+
+def _kept_bootstrap(services: Services, path: Path) -> tuple[str, str] | None:
+    """``(token id, user id)`` of a bootstrap token on disk that is still alive; a file
+    holding anything else is deleted."""
+    if not path.exists():
+        return None
+    match = TOKEN_PATTERN.match(path.read_text(encoding="utf-8", errors="replace").strip())
+    record = services.token_store.by_prefix(match[1]) if match else None
+    if record is not None and services.tokens.alive(record.info.id):
+        return record.info.id, record.info.user_id
+    path.unlink(missing_ok=True)
+    logger.warning("Deleted %s: the bootstrap token in it was revoked or had expired.", path)
+    return None
+
+
+def _watch(services: Services, path: Path, token_id: str, user_id: str) -> None:
+    """Retire the bootstrap token the first time another admin acts."""
+    lock = threading.Lock()
+    retired = False
+
+    def on_admin(actor: Principal) -> None:
+        nonlocal retired
+        if retired or (actor.user_id == user_id and actor.token_id in (None, token_id)):
+            return  # the bootstrap admin with its own token, or in a session opened with it
+        with lock:
+            if retired:
+                return
+            retired = True
+            if services.tokens.alive(token_id):
+                services.tokens.revoke(token_id)
+            path.unlink(missing_ok=True)
+        services.audit.record(
+            actor, "token.revoke", resource=token_id, params={"reason": "bootstrap_retired"}
+        )
+        logger.warning(
+            "Revoked the bootstrap token and deleted %s: %s has acted as an admin.",
+            path,
+            actor.email,
+        )
+
+    services.access.admin_listeners.append(on_admin)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from agnes_mcp.bootstrap_admin import BOOTSTRAP_TOKEN_FILE, ensure_admin
+from datetime import timedelta
+from pathlib import Path
+
+from agnes_mcp.bootstrap_admin import BOOTSTRAP_TOKEN_FILE, BOOTSTRAP_TOKEN_HOURS, ensure_admin
 from agnes_mcp.services import Services
+from agnes_mcp.store.ids import utcnow
+from tests.conftest import running_server, token_for
 
 
 def test_first_start_creates_an_admin_once(services: Services) -> None:
@@ -33,3 +38,51 @@ def test_system_db_is_private(services: Services) -> None:
     db = services.settings.system_db_path
     assert (db.stat().st_mode & 0o777) == 0o600
     assert (db.parent.stat().st_mode & 0o777) == 0o700
+
+
+def test_the_bootstrap_token_is_for_setting_up_and_expires(services: Services) -> None:
+    """It stayed on disk, usable forever: it now lives a day, and a start that finds it
+    revoked or expired deletes the file (and writes a new one only if no admin can get in)."""
+    path = ensure_admin(services)
+    assert path is not None
+    first = services.tokens.authenticate(path.read_text().strip(), record_use=False)
+    assert first.token_id is not None
+    expires = services.token_store.get(first.token_id).info.expires_at
+    assert expires is not None
+    assert (
+        timedelta(hours=BOOTSTRAP_TOKEN_HOURS - 1)
+        < expires - utcnow()
+        <= timedelta(hours=BOOTSTRAP_TOKEN_HOURS)
+    )
+
+    services.tokens.revoke(first.token_id)  # no admin token left: the restart recovers
+    assert ensure_admin(services) == path
+    second = services.tokens.authenticate(path.read_text().strip(), record_use=False)
+    assert second.is_admin and second.token_id != first.token_id
+
+    admin = services.users.get(second.user_id)
+    token_for(services, admin, admin=True)  # the operator's own admin token
+    assert second.token_id is not None
+    services.tokens.revoke(second.token_id)
+    assert ensure_admin(services) is None
+    assert not path.exists()  # a dead token's file does not stay
+
+
+def test_the_bootstrap_token_retires_once_another_admin_acts(tmp_path: Path) -> None:
+    with running_server(tmp_path / "data") as server:
+        path = server.services.settings.state_dir / BOOTSTRAP_TOKEN_FILE
+        raw = path.read_text().strip()
+        with server.client(raw) as boot:  # its own use keeps it
+            assert boot.get("/api/admin/users").status_code == 200
+        assert path.exists()
+        with server.client(server.admin_token) as other:  # another admin token acts
+            assert other.get("/api/admin/users").status_code == 200
+        assert not path.exists()
+        with server.client(raw) as boot:
+            refused = boot.get("/api/admin/users")
+        assert refused.status_code == 401 and "token_revoked" in refused.text
+        server.services.write_behind.flush()
+        assert any(
+            r.action == "token.revoke" and r.params.get("reason") == "bootstrap_retired"
+            for r in server.services.audit_log.recent()
+        )

@@ -10,6 +10,8 @@ Grants are read from memory, refreshed when the store changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from agnes_mcp.auth.principal import Principal, TokenScope
 from agnes_mcp.errors import AdminRequired, PermissionDenied, ResourceNotGranted
 from agnes_mcp.resource_types import ResourceType, spec_for
@@ -25,6 +27,9 @@ class AccessControl:
         self._cache: GenerationCache[frozenset[str], frozenset[tuple[ResourceType, str]]] = (
             GenerationCache(store, 4096)
         )
+        # Called with each principal that passes :meth:`require_admin` (e.g. the first
+        # admin's bootstrap token retires once another admin acts).
+        self.admin_listeners: list[Callable[[Principal], None]] = []
 
     def require_admin(self, principal: Principal) -> None:
         if not principal.in_admin_group:
@@ -34,6 +39,8 @@ class AccessControl:
                 "This token lacks the 'admin' scope.",
                 hint="Use a token created with '--scope admin' for admin commands.",
             )
+        for listener in self.admin_listeners:
+            listener(principal)
 
     def require_data_scope(self, principal: Principal) -> None:
         if not principal.has_scope(TokenScope.DATA):
