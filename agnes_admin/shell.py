@@ -134,7 +134,8 @@ def page_app(page: Page, services: Services, pages: list[Page]) -> Callable[[], 
 
 CONNECTION_LOST_ID = "agnes-connection-lost"
 CONNECTION_LOST = (
-    "The connection to the server was lost (the server restarted or the network dropped): "
+    "The connection to the server was lost (you signed out, the server restarted or the "
+    "network dropped): "
     "nothing done on this page reaches the server now."
 )
 # Run by the browser (a callback the page's own scripts compile; no inline script): a

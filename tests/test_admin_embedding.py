@@ -18,7 +18,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Match, Mount, Route
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 from websockets.typing import Origin, Subprotocol
 
@@ -268,6 +268,28 @@ def test_websocket_needs_a_session_and_our_origin(admin_server: AdminServer) -> 
         with pytest.raises(InvalidStatus) as refused:
             open_ws(admin_server, token, who, origin)
         assert refused.value.response.status_code == 403, (who is None, origin)
+
+
+def test_signing_out_closes_the_open_admin_websocket_at_once(admin_server: AdminServer) -> None:
+    """The gate admitted a websocket once, when it opened: a signed-out admin's open tab
+    kept its socket (the page noticed only at its next periodic check). Ending the
+    session now closes the socket at once, with 1008."""
+    session_id, cookie = admin_server.cookie_for(admin=True)
+    with admin_server.client(cookie) as client:
+        token = TOKEN_IN_PAGE.findall(client.get("/admin").text)[0]
+    with connect(
+        ws_url(admin_server),
+        subprotocols=[Subprotocol("bokeh"), Subprotocol(token)],
+        additional_headers={"Cookie": f"{SESSION_COOKIE}={cookie}"},
+        origin=Origin(admin_server.url),
+        open_timeout=30,
+    ) as ws:
+        header, metadata, content = (ws.recv(timeout=30) for _ in range(3))  # one message
+        assert "ACK" in str(header) and metadata == content == "{}"
+        admin_server.services.web_sessions.sign_out(session_id)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
 
 # --- /static and the routes -------------------------------------------------------------

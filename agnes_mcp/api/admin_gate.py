@@ -32,6 +32,7 @@ from urllib.parse import quote
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agnes_mcp.api.admin_sockets import AdminSockets
 from agnes_mcp.api.json_errors import send_body
 from agnes_mcp.api.rewritten_body import rewriting_body
 from agnes_mcp.api.web_session import session_from_cookies
@@ -193,6 +194,7 @@ class AdminGate:
         self.services = services
         self.readiness = readiness
         self.wait_seconds = wait_seconds
+        self.sockets = AdminSockets(services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not is_panel_path(scope["path"]):
@@ -213,6 +215,11 @@ class AdminGate:
             send = _with_page_headers(send, Headers(scope=scope).get("host"))
         if path.startswith(COMPONENTS_PREFIX) and not known_component(path):
             await _send_not_found(scope, send)
+            return
+        session_ref = Headers(scope=scope).get(SESSION_REF_HEADER.decode("ascii"))
+        if scope["type"] == "websocket" and session_ref:  # it ends with its session
+            app = self.app
+            await self.sockets.serve(session_ref, receive, send, lambda r, s: app(scope, r, s))
             return
         await self.app(scope, receive, send)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -42,6 +42,8 @@ class SystemStore:
         self._lock = threading.Lock()
         self._write_lock = threading.RLock()
         self._closed = False
+        # Called (no arguments, on the writer's thread) after each committed change.
+        self.change_listeners: list[Callable[[], None]] = []
 
     @classmethod
     def open(cls, path: Path, *, run_migrations: bool = True) -> SystemStore:
@@ -131,6 +133,8 @@ class SystemStore:
     def bump(self) -> None:
         with self._lock:
             self._generation += 1
+        for listener in self.change_listeners:
+            listener()
 
     def schema_version(self) -> int:
         with self.cursor() as cur:
