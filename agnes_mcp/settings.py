@@ -40,6 +40,7 @@ from pydantic_settings import (
 
 from agnes_mcp.config_file import ConfigFile, describe_validation_errors, warn_unknown_env
 from agnes_mcp.errors import ConfigError
+from agnes_sync.url_host import plain_host_url
 
 ENV_PREFIX = "AGNES_"
 CONFIG_FILE_ENV = "AGNES_CONFIG"
@@ -211,6 +212,7 @@ class OidcSettings(BaseModel):
     )
 
     _discovery_url_plain = field_validator("discovery_url")(_without_credentials)
+    _discovery_url_host = field_validator("discovery_url", mode="before")(plain_host_url)
     client_secret_env: str = Field(
         default="AGNES_OIDC_CLIENT_SECRET",
         validate_default=True,  # the default name must hold the secret too
@@ -251,6 +253,7 @@ class GoogleGroupsSettings(BaseModel):
     )
 
     _api_url_plain = field_validator("api_url")(_without_credentials)
+    _api_url_host = field_validator("api_url", mode="before")(plain_host_url)
     credentials_env: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -763,6 +766,8 @@ class AgnesSettings(BaseSettings):
             "http://localhost:3000)",
         )
         return value
+
+    _public_url_host = field_validator("public_url", mode="before")(plain_host_url)
 
     @field_validator("public_url")
     @classmethod

@@ -305,6 +305,56 @@ def test_a_source_url_carrying_credentials_stops_the_start_without_echoing_them(
     assert "sources.fine" not in text
 
 
+# Every URL option of instance.yaml, as (the key an error names, YAML with HOST in it).
+URL_OPTIONS = [
+    (
+        "sources.s.options",
+        "sources:\n  s:\n    connector: keboola\n"
+        "    options: {url: 'https://HOST', token_env: KBC}\n",
+    ),
+    (
+        "sources.s.options",
+        "sources:\n  s:\n    connector: jira\n"
+        "    options: {url: 'https://HOST', email: a@example.com, token_env: T}\n",
+    ),
+    (
+        "sources.s.options",
+        "sources:\n  s:\n    connector: bigquery\n"
+        "    options: {project: my-project, api_endpoint: 'https://HOST'}\n",
+    ),
+    ("auth.oidc.discovery_url", "auth:\n  oidc:\n    discovery_url: https://HOST/.well-known/x\n"),
+    ("auth.google_groups.api_url", "auth:\n  google_groups:\n    api_url: https://HOST/v1\n"),
+    ("public_url", "public_url: https://HOST\n"),
+]
+
+
+@pytest.mark.parametrize(("key", "yaml"), URL_OPTIONS)
+@pytest.mark.parametrize(
+    ("host", "words"),
+    [
+        ("ex%2eample.com", "not a plain host name"),  # reached ex.ample.com
+        ("conn%65ction.example.com", "not a plain host name"),
+        ("bücher.example", "xn--bcher-kva.example"),  # a look-alike's real name, shown
+        ("exam ple.com", "not a plain host name"),
+        ("example.com:99999", "port that is not a number"),
+    ],
+)
+def test_every_url_option_takes_a_host_only_as_written(
+    tmp_path: Path, key: str, yaml: str, host: str, words: str
+) -> None:
+    """The marketplace refused a host git would look up under another name ('%xx'
+    decoded, non-ASCII turned to xn--); instance.yaml's URL options took them, and were
+    quietly rewritten (https://ex%2eample.com fetched ex.ample.com) or failed at the first
+    sync. One rule for every URL option now: refused at start, naming the key."""
+    config = write(tmp_path / "instance.yaml", yaml.replace("HOST", host))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = caught.value.message
+    assert f"key '{key}'" in text and words in text, text
+    fine = write(tmp_path / "fine.yaml", yaml.replace("HOST", "xn--bcher-kva.example:8443"))
+    load_settings(fine)
+
+
 @pytest.mark.parametrize(
     ("key", "yaml"),
     [

@@ -19,7 +19,6 @@ addresses as a curl resolve entry (``http.curloptResolve``) pinning git to them.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +26,9 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from agnes_mcp.errors import MarketplaceFetchFailed, MarketplaceUrlRefused
+from agnes_sync.url_host import ascii_hint, is_plain_host
 
 HostKind = Literal["public", "local", "forbidden"]
-# A host name as git's resolver takes it unchanged: git (curl) decodes '%xx' and turns
-# non-ASCII names into their xn-- form, so it would look up a name no check saw.
-_PLAIN_HOST = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?$")
 LOOPBACK = ("127.0.0.1", "::1")  # what a 'localhost' name is taken to mean, and pinned to
 
 _LOCAL_HINT = (
@@ -100,11 +97,13 @@ def _checked(
         host = parts.hostname or ""
         if not host:
             raise MarketplaceUrlRefused(f"The repository URL {text} names no host.")
-        if not _PLAIN_HOST.match(host) and _ip_literal(host.strip("[]")) is None:
+        # git (curl) decodes '%xx' and turns non-ASCII names into their xn-- form: it would
+        # look up a name no check saw (the one rule every URL option follows)
+        if not is_plain_host(host) or "%" in parts.netloc:
             raise MarketplaceUrlRefused(
                 f"The host of {text} is not a plain host name (ASCII letters, digits, '-', "
                 "'_' and '.'): git would look up another name than the one checked here.",
-                hint=_ascii_hint(host),
+                hint=ascii_hint(host),
             )
         try:
             port = parts.port
@@ -150,17 +149,6 @@ def _checked(
         f"{text} is not an https:// URL (ssh, git:// and other transports are not supported).",
         hint="Give the repository's https:// clone URL and a read token with --token-env.",
     )
-
-
-def _ascii_hint(host: str) -> str:
-    """How to write ``host`` so that it is looked up as checked."""
-    plain = "Write the host name as DNS knows it, without '%' escapes."
-    if host.isascii():
-        return plain
-    try:
-        return f"{plain} In ASCII: {host.encode('idna').decode('ascii')}."
-    except UnicodeError:
-        return plain
 
 
 def _looks_like_path(text: str) -> bool:

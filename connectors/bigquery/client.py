@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agnes_sync.errors import InvalidTableSpec
+from agnes_sync.url_host import url_host_problem
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -30,6 +32,19 @@ class BigQueryOptions(BaseModel):
         default=None, description="Env var holding a key file path or the key's JSON."
     )
     api_endpoint: str | None = Field(default=None, description="Override the API endpoint.")
+
+    @field_validator("api_endpoint")
+    @classmethod
+    def _endpoint_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if urlsplit(value.strip()).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL, e.g. https://bigquery.googleapis.com")
+        problem = url_host_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
+
     anonymous: bool = Field(default=False, description="No credentials (emulators only).")
     job_timeout_seconds: float = Field(
         default=3600,

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from agnes_sync.url_host import plain_host_url
+
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{0,31}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 TABLE_PREFIX = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -18,6 +20,8 @@ class JiraOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: AnyHttpUrl = Field(description="The Jira site, e.g. https://jira.example.com.")
+
+    _url_host = field_validator("url", mode="before")(plain_host_url)
     email: str = Field(min_length=3, description="The account the API token belongs to.")
     token_env: str = Field(
         description="Name of the environment variable holding that account's API token "

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agnes_sync.type_names import checked_type_names
+from agnes_sync.url_host import url_host_problem
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
@@ -52,6 +53,9 @@ class KeboolaOptions(BaseModel):
         parts = urlsplit(value.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be the stack's http(s) URL, e.g. https://connection.example.com")
+        problem = url_host_problem(value)
+        if problem:
+            raise ValueError(problem)
         if parts.query or parts.fragment or parts.path.strip("/"):
             raise ValueError("must be the stack's base URL, without a path or query")
         return f"{parts.scheme}://{parts.netloc}"
