@@ -24,7 +24,7 @@ from agnes_mcp.catalog_models import (
     sample_rows,
 )
 from agnes_mcp.rails.extra_tables import ExtraTable, kept_description
-from agnes_mcp.rails.planner import table_not_found, table_not_granted
+from agnes_mcp.rails.planner import table_not_found
 from agnes_mcp.rails.results import Answer, Provenance, TableRead, cut_by, truncation_for
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.resource_types import ResourceType
@@ -106,10 +106,9 @@ class CatalogView:
         self.access.require_data_scope(principal)
         snapshot = self.queries.catalog.current()
         table = snapshot.tables.get(table_id.lower())
-        if table is None:
+        # not granted reads as not there: the catalog does not list it either
+        if table is None or not self.access.can_access(principal, ResourceType.TABLE, table.id):
             raise table_not_found(table_id, [e.id for e in self.entries(principal)])
-        if not self.access.can_access(principal, ResourceType.TABLE, table.id):
-            raise table_not_granted(table.id)
         return table
 
     def schema(self, principal: Principal, table_id: str) -> TableSchema:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 
 class ErrorFields(BaseModel):
-    code: str = Field(description="Stable: branch on it (e.g. table_not_granted).")
+    code: str = Field(description="Stable: branch on it (e.g. table_not_found).")
     message: str
     hint: str | None = Field(default=None, description="What to do next, in words.")
     next_step: dict[str, Any] | None = Field(

@@ -66,7 +66,7 @@ async def test_a_grant_shows_at_once_and_a_revoked_one_goes(demo: DemoServer) ->
         before = await table_ids(session)
         assert HIDDEN not in before and "orders" in before
         assert await table_ids(session) == before  # the kept answer
-        assert await schema_code(session, HIDDEN) == "table_not_granted"
+        assert await schema_code(session, HIDDEN) == "table_not_found"
         grant = services.grants.add(group.id, ResourceType.TABLE, HIDDEN, granted_by="test")
         try:
             assert await table_ids(session) == before | {HIDDEN}
@@ -74,7 +74,7 @@ async def test_a_grant_shows_at_once_and_a_revoked_one_goes(demo: DemoServer) ->
         finally:
             services.grants.delete(grant.id)
         assert await table_ids(session) == before
-        assert await schema_code(session, HIDDEN) == "table_not_granted"
+        assert await schema_code(session, HIDDEN) == "table_not_found"
 
 
 async def test_each_caller_gets_their_own_answer(demo: DemoServer) -> None:
@@ -93,7 +93,7 @@ async def test_each_caller_gets_their_own_answer(demo: DemoServer) -> None:
             assert await table_ids(theirs) == set()
             assert "orders" in await table_ids(mine) and HIDDEN not in await table_ids(mine)
             assert HIDDEN in await table_ids(admins)
-            assert await schema_code(theirs, "orders") == "table_not_granted"
+            assert await schema_code(theirs, "orders") == "table_not_found"
             assert await schema_code(mine, "orders") is None
         # Joining the group is a change of the store: the next answer is a new one.
         services.groups.add_member(

@@ -81,7 +81,7 @@ async def test_tools_over_streamable_http(demo_server: DemoServer) -> None:
         )
         assert not remote.is_error and remote.structured_content["bytes_scanned"] > 0
         denied = await session.call_tool("query", {"sql": "SELECT * FROM support_tickets"})
-        assert denied.is_error and denied.structured_content["error"]["code"] == "table_not_granted"
+        assert denied.is_error and denied.structured_content["error"]["code"] == "table_not_found"
         assert "support_tickets" in denied.content[0].text
         kept = await session.call_tool("query", {"sql": "SELECT * FROM orders"})
         handle = kept.structured_content["result_handle"]

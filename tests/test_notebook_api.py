@@ -329,27 +329,27 @@ REFUSALS = [
         "read_only",
     ),
     # Not pulled into the analyst's workspace and not in their catalog: the workspace asks
-    # the server, which knows the table exists and is not granted.
+    # the server, which answers as for a table that does not exist (the catalog hides it).
     Refused(
         "query-not-granted",
         lambda ws: ws.query("SELECT * FROM support_tickets"),
         "query",
         {"sql": "SELECT * FROM support_tickets"},
-        "table_not_granted",
+        "table_not_found",
     ),
     Refused(
         "schema-not-granted",
         lambda ws: ws.schema("support_tickets"),
         "schema",
         {"table": "support_tickets"},
-        "table_not_granted",
+        "table_not_found",
     ),
     Refused(
         "snapshot-not-granted",
         lambda ws: ws.snapshot("support_tickets", ["ticket_id"], name="tickets"),
         "snapshot_create",
         {"table": "support_tickets", "select": ["ticket_id"], "name": "tickets"},
-        "table_not_granted",
+        "table_not_found",
     ),
     Refused(
         "metric-not-granted",

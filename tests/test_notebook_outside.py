@@ -83,7 +83,7 @@ def test_outside_from_the_environment(
 def test_outside_refusals_are_the_servers(outside: Workspace) -> None:
     with pytest.raises(AgnesRefusal) as denied:
         outside.query("SELECT * FROM support_tickets")
-    assert denied.value.code == "table_not_granted" and "support_tickets" in denied.value.message
+    assert denied.value.code == "table_not_found" and "support_tickets" in denied.value.message
     with pytest.raises(AgnesRefusal) as remote:
         outside.query("SELECT device FROM web_sessions")
     assert remote.value.code == "remote_table_needs_snapshot"

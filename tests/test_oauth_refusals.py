@@ -686,7 +686,7 @@ async def test_a_removed_group_membership_takes_effect_on_the_next_query(
         )
         refused = await session.call_tool("query", {"sql": sql})
     assert refused.is_error
-    assert refused.structured_content["error"]["code"] == "table_not_granted"
+    assert refused.structured_content["error"]["code"] == "table_not_found"
 
 
 def test_the_issuer_is_added_only_to_an_error_without_one() -> None:

@@ -406,7 +406,7 @@ def test_every_query_is_audited(demo_server: DemoServer, analyst: httpx.Client) 
     )
     assert ok.params["fingerprint"] and ok.params["rows"] == 1 and ok.duration_ms is not None
     refused = by_sql["SELECT * FROM support_tickets /* audited */"]
-    assert refused.result == "table_not_granted" and refused.params["fingerprint"]
+    assert refused.result == "table_not_found" and refused.params["fingerprint"]
     remote = by_sql["SELECT count(*) AS audited_remote FROM web_sessions WHERE device = 'tablet'"]
     # Both are recorded: the estimate, and what was measured (and charged).
     assert 0 < remote.params["bytes_estimated"] <= remote.params["bytes_scanned"]
@@ -534,8 +534,8 @@ def test_a_kept_snapshot_cut_by_its_limit_says_so_over_rest(analyst: httpx.Clien
         ),
         (
             {"table_id": "support_tickets", "select": ["ticket_id"]},
-            403,
-            "table_not_granted",
+            404,
+            "table_not_found",
             "support_tickets",
         ),
         ({"table_id": "ghost", "select": ["x"]}, 404, "table_not_found", "ghost"),

@@ -81,7 +81,6 @@ def test_every_refusal_code_is_exercised() -> None:
         "read_only",
         "function_not_allowed",
         "table_not_found",
-        "table_not_granted",
         "remote_table_needs_snapshot",
         "path_not_registered",
         "statement_not_allowed",

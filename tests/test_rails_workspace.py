@@ -4,8 +4,8 @@ cross-check and locked sandbox, over parquet fetched by a real ``agnes pull``.
 
 A workspace holds only the tables its user was granted; for a table neither pulled nor in
 the user's catalog it asks the server and relays its refusal, so both answer alike
-(``table_not_granted`` where the server says so); offline it can only say the table is not
-here. Remote queries go to the server.
+(``table_not_found`` with the server's suggestions); offline it can only say the table is
+not here. Remote queries go to the server.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ def test_an_ungranted_table_gets_the_servers_answer_or_offline_the_local_one(
     with pytest.raises(QueryRefused) as caught:
         backend.query("SELECT * FROM support_tickets", 10)
     assert "support_tickets" not in backend.local.inventory().tables
-    assert caught.value.code == "table_not_granted"
+    assert caught.value.code == "table_not_found"
     offline = WorkspaceBackend(backend.paths, ServerApi("http://127.0.0.1:9", "agnes_x"))
     try:
         with pytest.raises(QueryRefused) as alone:

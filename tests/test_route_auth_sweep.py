@@ -15,6 +15,7 @@ until someone decides, visibly, that it is public."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from collections.abc import Iterator
@@ -81,6 +82,7 @@ SERVES_NOTHING = {"/marketplace.git", "/marketplace.git/{rest:path}"}
 # what a probe must add for the route to get as far as its auth check
 PROBE_QUERY = {"/marketplace.git/info/refs": "service=git-upload-pack"}
 SECRET_TABLE = "salaries"  # granted to Finance only
+GHOST_TABLE = "salarieq"  # no such table: what Sales is told of SECRET_TABLE must read the same
 SKIPPED_METHODS = {"HEAD", "OPTIONS"}  # HEAD is GET's (test_api_http); OPTIONS is CORS
 
 
@@ -452,16 +454,30 @@ def test_a_table_of_another_group_is_refused_on_every_route_that_names_one(
     asks += [("POST", path, body) for path, body in bodies.items()]
     for method, url, body in asks:
         for who, token in (("sales", swept.analyst), ("finance", swept.finance)):
-            answer = swept.http.request(
-                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
-            )
-            code = answer.json().get("error", {}).get("code") if answer.status_code >= 400 else None
+            headers = {"Authorization": f"Bearer {token}"}
+            answer = swept.http.request(method, url, json=body, headers=headers)
             if who == "finance":  # past the grant (a local table takes no snapshot: 400)
-                if code == "table_not_granted" or answer.status_code in (401, 403, 404):
+                if answer.status_code in (401, 403, 404):
                     wrong.append(f"{method} {url} for Finance: {answer.status_code}")
                 continue
+            # The catalog does not list it for Sales: no answer may tell that it exists.
+            ghost = swept.http.request(
+                method,
+                url.replace(SECRET_TABLE, GHOST_TABLE),
+                json=json.loads(json.dumps(body).replace(SECRET_TABLE, GHOST_TABLE)),
+                headers=headers,
+            )
             leaked = "ada" in answer.text or "salary" in answer.text
-            if code != "table_not_granted" or leaked:
+            told = (answer.status_code, answer.text.replace(SECRET_TABLE, "<t>"))
+            if (
+                answer.status_code < 400
+                or leaked
+                or told
+                != (
+                    ghost.status_code,
+                    ghost.text.replace(GHOST_TABLE, "<t>"),
+                )
+            ):
                 wrong.append(f"{method} {url} for Sales: {answer.status_code} {answer.text[:80]}")
     assert not wrong, "\n".join(wrong)
     for token, seen in ((swept.analyst, False), (swept.finance, True)):
@@ -487,10 +503,15 @@ def test_every_mcp_tool_and_resource_naming_a_table_refuses_another_groups(
     swept: Swept,
 ) -> None:
     """Each tool the server lists that takes a table or SQL, and the table resource, asked
-    by a member of Sales about Finance's table: refused as not granted, nothing of the
-    table in the answer; the same call from Finance gets past the grant."""
+    by a member of Sales about Finance's table: refused as a table that does not exist
+    (the catalog does not list it for Sales), nothing of the table in the answer; the same
+    call from Finance gets past the grant."""
     answers: dict[str, dict[str, str]] = {}
-    for who, token in (("sales", swept.analyst), ("finance", swept.finance)):
+    for who, token, table in (
+        ("sales", swept.analyst, SECRET_TABLE),
+        ("ghost", swept.analyst, GHOST_TABLE),
+        ("finance", swept.finance, SECRET_TABLE),
+    ):
         headers = mcp_session(swept, token)
         listed = swept.http.post(
             "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=headers
@@ -500,9 +521,9 @@ def test_every_mcp_tool_and_resource_naming_a_table_refuses_another_groups(
             wanted = set(tool["inputSchema"].get("properties", {}))
             arguments: dict[str, object] = {}
             if "table" in wanted:
-                arguments["table"] = SECRET_TABLE
+                arguments["table"] = table
             if "sql" in wanted:
-                arguments["sql"] = f"SELECT name, salary FROM {SECRET_TABLE}"
+                arguments["sql"] = f"SELECT name, salary FROM {table}"
             if "select" in wanted:
                 arguments["select"] = ["name", "salary"]
             if "name" in wanted and "table" in wanted:
@@ -518,17 +539,19 @@ def test_every_mcp_tool_and_resource_naming_a_table_refuses_another_groups(
                 "params": {"name": name, "arguments": arguments},
             }
             said[name] = swept.http.post("/mcp", json=request, headers=headers).text
-        uri = f"agnes://tables/{SECRET_TABLE}/schema"
+        uri = f"agnes://tables/{table}/schema"
         read = {"jsonrpc": "2.0", "id": 99, "method": "resources/read", "params": {"uri": uri}}
-        said["resource " + uri] = swept.http.post("/mcp", json=read, headers=headers).text
+        said["resource"] = swept.http.post("/mcp", json=read, headers=headers).text
         answers[who] = said
     assert {"query", "schema", "describe"} <= set(answers["sales"]), sorted(answers["sales"])
     wrong = []
     for name, text in answers["sales"].items():
-        if "table_not_granted" not in text or "ada" in text or "bob" in text:
+        # as for a table that does not exist: the catalog does not list it for Sales
+        ghost = answers["ghost"][name].replace(GHOST_TABLE, "<t>")
+        if text.replace(SECRET_TABLE, "<t>") != ghost or "ada" in text or "bob" in text:
             wrong.append(f"{name} for Sales: {text[:120]}")
     for name, text in answers["finance"].items():
-        if "table_not_granted" in text:
+        if "table_not_found" in text or "salaries' is not" in text:
             wrong.append(f"{name} for Finance: {text[:120]}")
     assert not wrong, "\n".join(wrong)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.auth.rbac import AccessControl
-from agnes_mcp.errors import InvalidRequest, NotFound, PermissionDenied, ResourceNotGranted
+from agnes_mcp.errors import InvalidRequest, NotFound, PermissionDenied
 from agnes_mcp.rails.tables import CatalogFile, VersionedCatalog
 from agnes_mcp.resource_types import ResourceType
 
@@ -15,10 +15,6 @@ from agnes_mcp.resource_types import ResourceType
 class NotDistributed(PermissionDenied):
     code = "table_not_distributed"
     default_hint = "Query it on the server instead (query_remote, or query for server-only tables)."
-
-
-class DownloadNotGranted(ResourceNotGranted):
-    code = "table_not_granted"
 
 
 class DataNotFound(NotFound):
@@ -34,11 +30,9 @@ def resolve(
     part: str | None,
 ) -> CatalogFile:
     access.require_data_scope(principal)
-    if not access.can_access(principal, ResourceType.TABLE, table_id):
-        # Same answer whether the table exists or not: nothing to learn from a refusal.
-        raise DownloadNotGranted(f"You may not download '{table_id}'.")
     table = catalog.tables.get(table_id)
-    if table is None:
+    # Not granted reads as not there, as in the catalog: nothing to learn from a refusal.
+    if table is None or not access.can_access(principal, ResourceType.TABLE, table_id):
         raise DataNotFound(f"There is no table '{table_id}'.")
     if table.is_remote or table.server_only:
         raise NotDistributed(f"'{table_id}' is not distributed to workspaces ({table.query_mode}).")

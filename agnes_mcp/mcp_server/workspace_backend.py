@@ -256,9 +256,9 @@ class WorkspaceBackend(Backend):
 
     def _servers_word(self, missing: TableNotFound) -> QueryRefused:
         """A table neither here nor in the server's catalog for this user: the server's
-        own refusal for it (``table_not_granted`` for a table that exists, its
-        suggestions for one that does not), as its MCP endpoint answers; the local one
-        when the server cannot be asked."""
+        own refusal for it (``table_not_found`` with its suggestions, alike for a table
+        that does not exist and one this user may not read), as its MCP endpoint answers;
+        the local one when the server cannot be asked."""
         name = missing.details.get("table")
         if not isinstance(name, str):
             return missing

@@ -30,7 +30,6 @@ from agnes_mcp.rails.refusals import (
     SnapshotInvalid,
     SnapshotTooLarge,
     TableNotFound,
-    TableNotGranted,
     next_step,
 )
 from agnes_mcp.rails.sandbox import Limits, lock_down
@@ -189,12 +188,13 @@ class Snapshots:
         table_id = spec.table_id
         snapshot = self.queries.catalog.current()
         table = snapshot.tables.get(table_id)
-        if table is None:
+        # not granted reads as not there: the catalog does not list it either
+        if table is None or not self.queries.access.can_access(
+            principal, ResourceType.TABLE, table.id
+        ):
             raise TableNotFound(
                 f"There is no table '{table_id}'.", next=next_step("catalog", "agnes catalog")
             )
-        if not self.queries.access.can_access(principal, ResourceType.TABLE, table.id):
-            raise TableNotGranted(f"You may not read '{table.id}'.")
         if not table.is_remote:
             sql = f"SELECT {', '.join(spec.select)} FROM {table.id}"
             sql += f" WHERE {spec.where}" if spec.where else ""

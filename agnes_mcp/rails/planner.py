@@ -24,7 +24,6 @@ from agnes_mcp.rails.refusals import (
     PathNotRegistered,
     RemoteTableNeedsSnapshot,
     TableNotFound,
-    TableNotGranted,
     name_ambiguous,
     next_step,
 )
@@ -78,21 +77,20 @@ def _lookup(
     snapshot: VersionedCatalog,
     access: TableAccess,
 ) -> CatalogTable:
+    # A table the caller may not read is answered as one that is not there: the catalog
+    # does not list it, so no other answer may tell that it exists.
     if ref.qualified:
         table = snapshot.by_remote_path(tuple(p for p in (ref.catalog, ref.db, ref.name) if p))
-        if table is None:
+        if table is None or not access.can_read(table.id):
             raise PathNotRegistered(
                 f"'{ref.path}' is not a registered table.",
                 next=next_step("catalog", "agnes catalog", search=ref.name),
             )
-    else:
-        found = snapshot.tables.get(ref.name)
-        if found is None:
-            raise table_not_found(ref.name, _visible(access, snapshot))
-        table = found
-    if not access.can_read(table.id):
-        raise table_not_granted(table.id)
-    return table
+        return table
+    found = snapshot.tables.get(ref.name)
+    if found is None or not access.can_read(found.id):
+        raise table_not_found(ref.name, _visible(access, snapshot))
+    return found
 
 
 def table_not_found(name: str, visible: list[str]) -> TableNotFound:
@@ -104,14 +102,6 @@ def table_not_found(name: str, visible: list[str]) -> TableNotFound:
         "catalog tool.",
         next=next_step("catalog", "agnes catalog", search=name),
         details={"table": name, "suggestions": suggestions(name, visible, n=3)},
-    )
-
-
-def table_not_granted(table_id: str) -> TableNotGranted:
-    return TableNotGranted(
-        f"You may not use '{table_id}'.",
-        details={"table": table_id},
-        next=next_step("catalog", "agnes catalog"),
     )
 
 

@@ -151,6 +151,10 @@ class TableNotFound(QueryRefused):
 
 
 class TableNotGranted(QueryRefused):
+    """Not raised by this server: a table the caller may not read is answered as one that
+    is not there (:class:`TableNotFound`), as the catalog hides it. Kept to name the
+    refusal of a server from before that change, relayed through a workspace."""
+
     code = "table_not_granted"
     status = 403
     default_hint = "Ask an admin to grant one of your groups access to the table."

@@ -66,7 +66,7 @@ description: Use when answering questions about the company's data in an Agnes w
 - Local tables (`local`, `materialized`) are in the workspace: `query` them freely.
 - `remote` tables stay in the warehouse: `query_remote` them under the scan cap, or take
   a filtered `snapshot_create` and query the snapshot locally.
-- Every refusal names its next step (`table_not_granted`, `remote_scan_too_large`, ...):
+- Every refusal names its next step (`table_not_found`, `remote_scan_too_large`, ...):
   follow it rather than retrying the same call.
 - Metrics (`metrics_list`, `metrics_get`) hold the company's agreed definitions: prefer
   them to your own formula for revenue, churn or conversion.
