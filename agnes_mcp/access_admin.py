@@ -188,7 +188,10 @@ def add_user(
 def deactivate_user(services: Services, actor: Principal, ref: str) -> UserWithGroups:
     """Deactivate a user: their tokens stop working and their web sessions end."""
     services.access.require_admin(actor)
-    user = services.users.set_active(services.users.find(ref).id, False)
+    with services.store.writing():  # the check and the change, no other write between
+        target = services.users.find(ref)
+        _refuse_admin_lockout(services, target.id, f"Deactivating {target.email}")
+        user = services.users.set_active(target.id, False)
     services.web_sessions.sign_out_user(user.id)
     services.audit.record(actor, "user.deactivate", resource=user.id)
     return user_with_groups(services, user)
@@ -253,7 +256,15 @@ def remove_member(
     with about("user"):
         user = services.users.find(user_ref)
     try:
-        revoked = services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
+        with services.store.writing():  # the check and the removal, no other write between
+            sources = {
+                m.source
+                for m in services.groups.members(group.id)
+                if m.user_id == user.id and group.id == ADMIN_GROUP_ID
+            }
+            if sources == {MembershipSource.ADMIN}:  # they leave Admin, with their admin tokens
+                _refuse_admin_lockout(services, user.id, f"Removing {user.email} from Admin")
+            revoked = services.groups.remove_member(group.id, user.id, MembershipSource.ADMIN)
     except MembershipNotFound as exc:
         raise _no_admin_membership(user, group, exc.details.get("sources") or []) from None
     params: dict[str, Any] = {"user": user.id}
@@ -496,6 +507,24 @@ def revoke_token(services: Services, actor: Principal, token_id: str) -> TokenRe
         revoked = services.tokens.revoke(token_id)
     services.audit.record(actor, "token.revoke", resource=token_id, params={"user": info.user_id})
     return TokenRevocation(**revoked.model_dump())
+
+
+def _refuse_admin_lockout(services: Services, user_id: str, doing: str) -> None:
+    """Refuse to take away ``user_id``'s admin-scoped tokens when they are the last usable
+    ones of any active admin and the server has no OIDC sign-in: admins would be locked
+    out of the admin API and the admin app (as revoking the last one is refused)."""
+    if services.settings.auth.oidc.client_id:
+        return
+    usable = usable_admin_token_ids(services)
+    theirs = {t.id for t in services.token_store.all(user_id=user_id)}
+    if usable and set(usable) <= theirs:
+        raise LastAdmin(
+            f"{doing} would end the last usable tokens with the admin scope, and the server "
+            "has no OIDC sign-in: admins would be locked out of the admin API and the admin "
+            "app.",
+            hint="Create an admin token for another admin first (agnes admin token create "
+            "--user EMAIL --scope admin --scope data), then retry.",
+        )
 
 
 def _admins_sign_in_with(services: Services, info: TokenInfo) -> list[str] | None:

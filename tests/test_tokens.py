@@ -264,3 +264,29 @@ def test_two_revokes_at_once_leave_an_admin_token(services: Services) -> None:
         thread.join()
     alive = [t for t in (one, two) if services.tokens.alive(str(t.token_id))]
     assert len(refused) == 1 and len(alive) == 1
+
+
+def test_demoting_or_deactivating_the_holder_of_the_last_admin_tokens_is_refused(
+    services: Services,
+) -> None:
+    """Revoking the last usable admin-scoped token was refused (admins locked out), but
+    removing its holder from Admin (which revokes it) or deactivating them was not: the
+    same lockout, reached another way. Refused alike; allowed once another admin holds one."""
+    from agnes_mcp.access_admin import deactivate_user, remove_member
+    from agnes_mcp.builtin_groups import ADMIN_GROUP_ID
+    from agnes_mcp.errors import LastAdmin
+    from tests.conftest import token_for
+
+    holder = add_user(services, groups=(ADMIN_GROUP_ID,))
+    tokenless = add_user(services, groups=(ADMIN_GROUP_ID,))  # an admin with no way in
+    actor = services.tokens.authenticate(token_for(services, holder, admin=True))
+    with pytest.raises(LastAdmin, match="locked out"):
+        remove_member(services, actor, "Admin", holder.email)
+    with pytest.raises(LastAdmin, match="locked out"):
+        deactivate_user(services, actor, holder.email)
+    assert services.tokens.alive(actor.token_id or "")
+    assert services.users.get(holder.id).active
+
+    token_for(services, tokenless, admin=True)  # now another admin can get in
+    remove_member(services, actor, "Admin", holder.email)
+    assert not services.tokens.alive(actor.token_id or "")
