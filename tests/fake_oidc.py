@@ -50,6 +50,8 @@ class FakeOidc:
     garbage_discovery: bool = False
     token_error: bool = False
     sign_with_stranger: bool = False
+    # token_endpoint_auth_methods_supported; the token endpoint takes only these
+    auth_methods: list[str] = field(default_factory=lambda: ["client_secret_basic"])
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": KID}))
     stranger: RSAKey = field(
         default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": KID})
@@ -79,7 +81,7 @@ class FakeOidc:
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                "token_endpoint_auth_methods_supported": self.auth_methods,
             }
         )
 
@@ -113,9 +115,7 @@ class FakeOidc:
             return PlainTextResponse("upstream exploded", status_code=500)
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         self.token_requests.append(form)
-        auth = request.headers.get("authorization", "")
-        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if auth != f"Basic {expected}":
+        if not self._client_authenticated(request, form):
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         with self.lock:
             grant = self.grants.pop(form.get("code", ""), None)
@@ -147,6 +147,19 @@ class FakeOidc:
                 "expires_in": 3600,
                 "id_token": id_token,
             }
+        )
+
+    def _client_authenticated(self, request: Request, form: dict[str, str]) -> bool:
+        """The client secret, as one of ``auth_methods`` sends it (RFC 6749 section 2.3.1)."""
+        auth = request.headers.get("authorization", "")
+        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+        if "client_secret_basic" in self.auth_methods and auth == f"Basic {expected}":
+            return True
+        return (
+            "client_secret_post" in self.auth_methods
+            and not auth
+            and form.get("client_id") == CLIENT_ID
+            and form.get("client_secret") == CLIENT_SECRET
         )
 
     async def jwks(self, request: Request) -> Response:

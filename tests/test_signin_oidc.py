@@ -52,6 +52,7 @@ def provider(idp: FakeOidcServer) -> Iterator[FakeOidc]:
     yield idp.provider
     idp.provider.claims = {}
     idp.provider.sign_with_stranger = idp.provider.token_error = False
+    idp.provider.auth_methods = ["client_secret_basic"]
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +220,30 @@ def test_google_requires_a_hosted_domain() -> None:
     found = identity_from_claims(claims | {"hd": "example.com"}, ["example.com"], require_hd=True)
     assert found.email == "a@example.com"
     assert identity_from_claims(claims, ["example.com"], require_hd=False).email == "a@example.com"
+
+
+def test_the_client_secret_goes_the_way_discovery_says(tmp_path: Path) -> None:
+    """A provider that takes the secret only in the form (``client_secret_post``) signs the
+    person in; one that takes neither way we know says so before the browser leaves."""
+    with FakeOidcServer() as idp:
+        idp.provider.auth_methods = ["private_key_jwt", "client_secret_post"]
+        idp.provider.person("poster@example.com")
+        with (
+            running_server(tmp_path / "data", **oidc_settings(idp.discovery_url)) as live,
+            browser(live) as client,
+        ):
+            landed, _, _ = oidc_sign_in(client)
+            assert landed.status_code == 303, landed.text
+            assert live.services.users.by_email("poster@example.com") is not None
+            sent = idp.provider.token_requests[-1]
+            assert sent["client_id"] == CLIENT_ID and sent["client_secret"] == CLIENT_SECRET
+    with FakeOidcServer() as idp:
+        idp.provider.auth_methods = ["private_key_jwt"]
+        with (
+            running_server(tmp_path / "data2", **oidc_settings(idp.discovery_url)) as live,
+            browser(live) as client,
+        ):
+            refused = client.get("/auth/oidc/start")
+            assert refused.status_code == 502
+            assert "only as private_key_jwt" in html.unescape(refused.text)
+            assert CLIENT_SECRET not in refused.text

@@ -69,6 +69,28 @@ class ProviderMetadata:
     authorization_endpoint: str
     token_endpoint: str
     jwks_uri: str
+    client_auth: str = "client_secret_basic"
+
+
+# How the client secret reaches the token endpoint, in our order of preference. Discovery
+# lists what the provider takes (``token_endpoint_auth_methods_supported``; absent means
+# ``client_secret_basic``, OpenID Connect Discovery 1.0 section 3).
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def _token_auth_method(document: dict[str, Any], url: str) -> str:
+    offered = document.get("token_endpoint_auth_methods_supported")
+    if offered is None:
+        return TOKEN_AUTH_METHODS[0]
+    if isinstance(offered, list):
+        for method in TOKEN_AUTH_METHODS:
+            if method in offered:
+                return method
+    listed = ", ".join(str(m)[:40] for m in offered) if isinstance(offered, list) else "?"
+    raise ProviderUnavailable(
+        f"The provider's discovery document ({url}) takes the client secret only as "
+        f"{listed or 'nothing'}; this server sends it as {' or '.join(TOKEN_AUTH_METHODS)}."
+    )
 
 
 def _endpoint(document: dict[str, Any], key: str, url: str) -> str:
@@ -93,6 +115,7 @@ def parse_discovery(document: object, url: str) -> ProviderMetadata:
         authorization_endpoint=_endpoint(document, "authorization_endpoint", url),
         token_endpoint=_endpoint(document, "token_endpoint", url),
         jwks_uri=_endpoint(document, "jwks_uri", url),
+        client_auth=_token_auth_method(document, url),
     )
 
 
@@ -136,11 +159,12 @@ class OidcProvider:
             )
         return oidc.client_id, secret
 
-    def _client(self) -> AsyncOAuth2Client:
+    def _client(self, meta: ProviderMetadata) -> AsyncOAuth2Client:
         client_id, secret = self._credentials()
         return AsyncOAuth2Client(
             client_id=client_id,
             client_secret=secret,
+            token_endpoint_auth_method=meta.client_auth,
             scope=SCOPES,
             redirect_uri=self.redirect_uri,
             code_challenge_method="S256",
@@ -214,7 +238,7 @@ class OidcProvider:
         extra: dict[str, str] = {"nonce": nonce}
         if login_hint_domain and self.is_google:
             extra["hd"] = login_hint_domain  # Google's account chooser shows only this domain
-        async with self._client() as client:
+        async with self._client(meta) as client:
             url, _ = client.create_authorization_url(
                 meta.authorization_endpoint, state=state, code_verifier=code_verifier, **extra
             )
@@ -225,7 +249,7 @@ class OidcProvider:
         self._credentials()
         meta = await self.metadata()
         try:
-            async with self._client() as client:
+            async with self._client(meta) as client:
                 token = await client.fetch_token(
                     meta.token_endpoint, code=code, code_verifier=code_verifier
                 )
