@@ -50,6 +50,11 @@ class FakeOidc:
     garbage_discovery: bool = False
     token_error: bool = False
     sign_with_stranger: bool = False
+    # the person's address and name only at the userinfo endpoint, not in the ID token
+    claims_in_userinfo: bool = False
+    hidden_claims: tuple[str, ...] = ("email", "email_verified", "name")  # which ones
+    userinfo_extra: dict[str, Any] = field(default_factory=dict)  # userinfo says otherwise
+    userinfo_sub: str | None = None  # a userinfo answer about someone else
     # token_endpoint_auth_methods_supported; the token endpoint takes only these
     auth_methods: list[str] = field(default_factory=lambda: ["client_secret_basic"])
     key: RSAKey = field(default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": KID}))
@@ -136,8 +141,10 @@ class FakeOidc:
         }
         claims.update(grant.claims)
         claims = {k: v for k, v in claims.items() if v is not None}
+        hidden = self.hidden_claims if self.claims_in_userinfo else ()
         key = self.stranger if self.sign_with_stranger else self.key
-        id_token = jwt.encode({"alg": "RS256", "kid": KID}, claims, key)
+        in_token = {k: v for k, v in claims.items() if k not in hidden}
+        id_token = jwt.encode({"alg": "RS256", "kid": KID}, in_token, key)
         access = secrets.token_urlsafe(16)
         self.access[access] = claims
         return JSONResponse(
@@ -170,9 +177,11 @@ class FakeOidc:
         claims = self.access.get(access)
         if claims is None:
             return JSONResponse({"error": "invalid_token"}, status_code=401)
-        return JSONResponse(
-            {k: claims[k] for k in ("sub", "email", "email_verified", "name") if k in claims}
-        )
+        about = {k: claims[k] for k in ("sub", "email", "email_verified", "name") if k in claims}
+        if self.userinfo_sub is not None:
+            about["sub"] = self.userinfo_sub
+        about |= self.userinfo_extra
+        return JSONResponse(about)
 
     def app(self) -> Starlette:
         return Starlette(

@@ -53,6 +53,10 @@ def provider(idp: FakeOidcServer) -> Iterator[FakeOidc]:
     idp.provider.claims = {}
     idp.provider.sign_with_stranger = idp.provider.token_error = False
     idp.provider.auth_methods = ["client_secret_basic"]
+    idp.provider.claims_in_userinfo = False
+    idp.provider.userinfo_sub = None
+    idp.provider.hidden_claims = ("email", "email_verified", "name")
+    idp.provider.userinfo_extra = {}
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +155,37 @@ def test_a_bad_identity_is_refused_with_a_clear_page(
         assert not set_cookie_headers(refused, SESSION_COOKIE)
         assert "name='token'" in client.get("/auth/login").text  # not signed in
     assert server.services.users.by_email(email) is None
+
+
+def test_the_address_given_only_at_userinfo_signs_in(
+    server: LiveServer, provider: FakeOidc
+) -> None:
+    """OpenID Connect Core 5.4: with the code flow the email scope's claims may come only
+    from the UserInfo endpoint; they count only for the ID token's own ``sub``."""
+    provider.person("info.only@example.com", name="Info Only")
+    provider.claims_in_userinfo = True
+    with browser(server) as client:
+        landed, _, _ = oidc_sign_in(client)
+        assert landed.status_code == 303, landed.text
+    user = server.services.users.by_email("info.only@example.com")
+    assert user is not None and user.name == "Info Only"
+    provider.person("someone.else@example.com")
+    provider.userinfo_sub = "sub-of-another-person"
+    with browser(server) as client:
+        refused, _, _ = oidc_sign_in(client)
+        assert refused.status_code == 403
+        assert "about another person" in html.unescape(refused.text)
+    assert server.services.users.by_email("someone.else@example.com") is None
+    # the ID token's address unverified there; userinfo verifies another address only
+    provider.person("token.address@example.com")
+    provider.userinfo_sub = None
+    provider.hidden_claims = ("email_verified",)
+    provider.userinfo_extra = {"email": "other.address@example.com", "email_verified": True}
+    with browser(server) as client:
+        refused, _, _ = oidc_sign_in(client)
+        assert refused.status_code == 403
+        assert "has not verified the address" in html.unescape(refused.text)
+    assert server.services.users.by_email("token.address@example.com") is None
 
 
 def test_a_replayed_or_foreign_callback_is_refused(server: LiveServer, provider: FakeOidc) -> None:

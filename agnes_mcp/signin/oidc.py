@@ -70,6 +70,19 @@ class ProviderMetadata:
     token_endpoint: str
     jwks_uri: str
     client_auth: str = "client_secret_basic"
+    userinfo_endpoint: str | None = None
+
+
+# The claims sign-in reads that a provider may keep out of the ID token and give only at
+# its UserInfo endpoint (OpenID Connect Core 1.0 section 5.4: with the code flow, the
+# claims of the email and profile scopes come from the UserInfo endpoint).
+USERINFO_CLAIMS = ("email", "email_verified", "name")
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    id_token: str
+    access_token: str | None
 
 
 # How the client secret reaches the token endpoint, in our order of preference. Discovery
@@ -116,6 +129,11 @@ def parse_discovery(document: object, url: str) -> ProviderMetadata:
         token_endpoint=_endpoint(document, "token_endpoint", url),
         jwks_uri=_endpoint(document, "jwks_uri", url),
         client_auth=_token_auth_method(document, url),
+        userinfo_endpoint=(
+            _endpoint(document, "userinfo_endpoint", url)
+            if document.get("userinfo_endpoint") is not None
+            else None
+        ),
     )
 
 
@@ -244,8 +262,8 @@ class OidcProvider:
             )
         return str(url)
 
-    async def exchange(self, code: str, code_verifier: str) -> str:
-        """The ID token the token endpoint returns for ``code``."""
+    async def exchange(self, code: str, code_verifier: str) -> TokenAnswer:
+        """The ID token (and access token) the token endpoint returns for ``code``."""
         self._credentials()
         meta = await self.metadata()
         try:
@@ -275,7 +293,56 @@ class OidcProvider:
         id_token = token.get("id_token") if isinstance(token, dict) else None
         if not isinstance(id_token, str) or not id_token:
             raise ProviderUnavailable("The sign-in provider's token response has no ID token.")
-        return id_token
+        access = token.get("access_token")
+        return TokenAnswer(id_token, access if isinstance(access, str) and access else None)
+
+    async def with_userinfo(
+        self, claims: dict[str, Any], access_token: str | None
+    ) -> dict[str, Any]:
+        """``claims`` completed from the UserInfo endpoint when the ID token lacks the
+        address or whether it is verified. The answer counts only if its ``sub`` is the ID token's
+        (OpenID Connect Core 1.0 section 5.3.4); the ID token's own claims stay."""
+        if all(claims.get(name) is not None for name in USERINFO_CLAIMS[:2]):
+            return claims  # the name alone is not worth a call that could fail
+        meta = await self.metadata()
+        if meta.userinfo_endpoint is None or access_token is None:
+            return claims
+        url = meta.userinfo_endpoint
+        try:
+            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
+                response = await client.get(
+                    url,
+                    headers={
+                        "Accept": "application/json",
+                        "Authorization": f"Bearer {access_token}",
+                    },
+                )
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(
+                f"Could not reach the sign-in provider's userinfo endpoint ({url}): "
+                f"{type(exc).__name__}."
+            ) from None
+        if response.status_code != 200:
+            raise ProviderUnavailable(
+                f"The sign-in provider's userinfo endpoint ({url}) answered "
+                f"HTTP {response.status_code}."
+            )
+        try:
+            info = response.json()
+        except ValueError:
+            info = None
+        if not isinstance(info, dict):
+            raise ProviderUnavailable(
+                f"The sign-in provider's userinfo endpoint ({url}) answered something that "
+                "is not a JSON object."
+            )
+        if info.get("sub") != claims.get("sub"):
+            raise SignInRefused("The provider's userinfo is about another person ('sub').")
+        found = {k: info[k] for k in USERINFO_CLAIMS if info.get(k) is not None}
+        own = claims.get("email")
+        if own is not None and str(found.get("email", "")).lower() != str(own).lower():
+            found.pop("email_verified", None)  # it vouches for another address
+        return found | {k: v for k, v in claims.items() if v is not None}
 
     async def verify(self, id_token: str, nonce: str) -> dict[str, Any]:
         """The ID token's claims once its signature (the provider's JWKS), ``iss``,

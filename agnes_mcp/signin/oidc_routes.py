@@ -107,8 +107,9 @@ async def oidc_callback(request: Request) -> Response:
         if not code:
             raise SignInRefused("The provider's answer carries no authorization code.")
         state.used_states.claim(returned)
-        id_token = await state.oidc.exchange(code, flow.code_verifier)
-        claims = await state.oidc.verify(id_token, flow.nonce)
+        answer = await state.oidc.exchange(code, flow.code_verifier)
+        claims = await state.oidc.verify(answer.id_token, flow.nonce)
+        claims = await state.oidc.with_userinfo(claims, answer.access_token)
         identity = identity_from_claims(
             claims, settings.sign_in_domains, require_hd=state.oidc.is_google
         )
