@@ -32,6 +32,7 @@ status), :meth:`FakeKeboola.maintenance` (the documented 503 with ``Retry-After`
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import hmac
 import itertools
@@ -143,6 +144,9 @@ class FakeKeboola:
     # manifest may: the same object, named twice.
     repeat_first_entry: bool = False
     gzip_encoded: bool = False  # serve blobs with Content-Encoding: gzip (as S3 can)
+    # compress every blob for the wire when the client accepts gzip (as a CDN or a proxy
+    # may, on top of a .gz object): Content-Encoding is the transport's, not the object's
+    gzip_in_transit: bool = False
     cut_slice: int | None = None  # this slice's object stored cut in half (a broken upload)
     offset: timedelta = timedelta(0)
     tokens: dict[str, Token] = field(default_factory=lambda: {TOKEN: Token()})
@@ -773,6 +777,12 @@ def create_app(fake: FakeKeboola) -> Starlette:
         if not path.is_file():
             return Response(
                 "<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml"
+            )
+        if fake.gzip_in_transit and "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(
+                gzip.compress(path.read_bytes()),
+                headers={"Content-Encoding": "gzip"},
+                media_type="application/octet-stream",
             )
         headers = (
             {"Content-Encoding": "gzip"} if fake.gzip_encoded and name.endswith(".gz") else None

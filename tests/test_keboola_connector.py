@@ -383,6 +383,18 @@ def test_a_single_unsliced_gzip_file(stack: Stack, gzip_encoded: bool) -> None:
     assert stack.rows("orders")[0] == (1, datetime(2026, 1, 2, 10, 0), 1.5, "CA")
 
 
+@pytest.mark.parametrize("file_type", ["csv", "parquet"])
+def test_slices_compressed_again_for_the_wire_read_as_the_objects(
+    stack: Stack, file_type: str
+) -> None:
+    """Content-Encoding: gzip on a slice (a proxy's, a CDN's) is undone on the way in: the
+    object on disk is the one stored (a .csv.gz, a parquet), not its compressed copy."""
+    stack.fake.gzip_in_transit = True
+    published = stack.connector(file_type=file_type).extract(orders(), stack.writer)
+    assert published.rows == len(ROWS)
+    assert stack.rows("orders")[0] == (1, datetime(2026, 1, 2, 10, 0), 1.5, "CA")
+
+
 def test_parquet_when_the_stack_offers_it_else_csv(stack: Stack) -> None:
     connector = stack.connector()  # file_type: auto
     connector.extract(orders(), stack.writer)

@@ -230,7 +230,10 @@ class StorageClient:
         headers: Mapping[str, str] | None = None,
         stop: threading.Event | None = None,
     ) -> int:
-        """Stream ``url`` to ``target`` as stored (no decoding); returns the bytes written.
+        """Stream the object at ``url`` to ``target``; returns the bytes written. A
+        ``Content-Encoding`` (a proxy's or a CDN's gzip, an object stored with one) is the
+        transport's and is undone: what lands is the object (a ``.csv.gz`` stays gzip,
+        and the readers tell gzip from plain CSV and parquet by their first bytes).
         ``stop`` set (another slice failed) abandons the download between chunks."""
         for attempt in range(1, self.attempts + 1):
             try:
@@ -244,7 +247,7 @@ class StorageClient:
                     _file_status(response, url)
                     written = 0
                     with target.open("wb") as out:
-                        for chunk in response.iter_raw(CHUNK):
+                        for chunk in response.iter_bytes(CHUNK):
                             if stop is not None and stop.is_set():
                                 raise TransientSyncError("Download abandoned: another failed.")
                             out.write(chunk)
