@@ -51,6 +51,9 @@ class FakeDirectory:
     memberships: dict[str, list[str]] = field(default_factory=dict)  # user -> group e-mails
     # Faults: ("status", code) / ("garbage", 200) served by groups.list, then cleared if once
     groups_fault: tuple[str, int] | None = None
+    # the next this-many groups.list calls answer 403 userRateLimitExceeded, the Directory
+    # API's documented rate-limit answer ("slow down ... using exponential backoff")
+    rate_limited: int = 0
     token_refusal: str | None = None  # an OAuth error code the token endpoint answers with
     issued: set[str] = field(default_factory=set)
     token_requests: int = 0
@@ -143,6 +146,15 @@ def build_app(fake: FakeDirectory) -> Starlette:
         auth = request.headers.get("authorization", "")
         if not auth.startswith("Bearer ") or auth[7:] not in fake.issued:
             return _google_error(401, "Login Required.", "required")
+        with fake.lock:
+            limited, fake.rate_limited = fake.rate_limited > 0, max(0, fake.rate_limited - 1)
+        if limited:
+            return _google_error(
+                403,
+                "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per "
+                "user' of service 'admin.googleapis.com'.",
+                "userRateLimitExceeded",
+            )
         fault = fake.groups_fault
         if fault is not None:
             kind, status = fault

@@ -354,6 +354,20 @@ def test_a_failed_read_keeps_the_previous_groups(
     assert audit[0].result == code and audit[0].params["outcome"] == "failed"
 
 
+def test_a_rate_limit_answered_as_403_is_waited_out(
+    gservices: Services, directory: FakeDirectoryServer
+) -> None:
+    """The Directory API says "too fast" with a 403 whose reason is userRateLimitExceeded
+    (or quotaExceeded, rateLimitExceeded), to be retried with backoff: not a refusal."""
+    user = add_user(gservices, email="rl@example.com")
+    directory.fake.set_groups(user.email, ["sales@example.com"])
+    directory.fake.rate_limited = 2
+    result = quick_sync(gservices).sync_user(user.id, user.email)
+    assert result.outcome == "ok", result.error
+    assert result.groups == ["sales"]
+    assert len(directory.fake.group_requests) == 3
+
+
 def test_a_wrong_key_is_refused_by_the_token_endpoint(
     tmp_path: Path, directory: FakeDirectoryServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

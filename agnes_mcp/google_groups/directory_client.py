@@ -5,7 +5,8 @@ accounts: an RS256 assertion (``iss`` the service account, ``sub`` the Workspace
 acts for under domain-wide delegation, ``scope``, ``aud`` the key's ``token_uri``) is
 posted to ``token_uri`` for an access token, kept until shortly before it expires.
 
-Timeouts, 429 and 5xx are retried a few times with backoff; anything else becomes a typed
+Timeouts, 429, 5xx and the 403s Google sends for its rate limits are retried a few times
+with backoff; anything else becomes a typed
 :class:`~agnes_mcp.google_groups.errors.GroupSyncError` naming the HTTP status and the
 endpoint. No message carries the key, the assertion or the access token.
 """
@@ -36,6 +37,9 @@ MAX_PAGES = 500
 ASSERTION_SECONDS = 3600  # the longest lifetime Google accepts for an assertion
 TOKEN_MARGIN_SECONDS = 60  # a cached token is renewed this long before it expires
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# The Directory API's documented quota answers: 403s whose reason says "too fast", to be
+# retried with exponential backoff (developers.google.com/admin-sdk/directory/v1/limits).
+_RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded", "quotaExceeded"})
 
 
 @dataclass(frozen=True)
@@ -176,7 +180,7 @@ class DirectoryClient:
             except httpx.TransportError as exc:
                 last, wait = f"could not be reached ({type(exc).__name__})", None
             else:
-                if response.status_code not in _RETRY_STATUSES:
+                if not _retried(response):
                     return response
                 last = f"answered HTTP {response.status_code}{_google_reason(response)}"
                 wait = _retry_after(response)
@@ -214,6 +218,27 @@ def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise DirectoryResponseInvalid(f"{what} answered JSON that is not an object.")
     return body
+
+
+def _retried(response: httpx.Response) -> bool:
+    """Whether Google said the same call may work later: a 429 or 5xx, or a 403 whose
+    reason is one of the documented rate limits."""
+    if response.status_code in _RETRY_STATUSES:
+        return True
+    return response.status_code == 403 and _google_error_reason(response) in _RATE_LIMIT_REASONS
+
+
+def _google_error_reason(response: httpx.Response) -> str | None:
+    """The first ``reason`` of Google's error shape ``{"error": {"errors": [{"reason"}]}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    errors = error.get("errors") if isinstance(error, dict) else None
+    first = errors[0] if isinstance(errors, list) and errors else None
+    reason = first.get("reason") if isinstance(first, dict) else None
+    return reason if isinstance(reason, str) else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:
