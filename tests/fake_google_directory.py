@@ -54,6 +54,7 @@ class FakeDirectory:
     # the next this-many groups.list calls answer 403 userRateLimitExceeded, the Directory
     # API's documented rate-limit answer ("slow down ... using exponential backoff")
     rate_limited: int = 0
+    retry_after: str | None = None  # the Retry-After header a fault's answer carries
     token_refusal: str | None = None  # an OAuth error code the token endpoint answers with
     issued: set[str] = field(default_factory=set)
     token_requests: int = 0
@@ -160,7 +161,10 @@ def build_app(fake: FakeDirectory) -> Starlette:
             kind, status = fault
             if kind == "garbage":
                 return PlainTextResponse("<html>upstream proxy error</html>", status_code=status)
-            return _google_error(status, "Backend Error", "backendError")
+            error = _google_error(status, "Backend Error", "backendError")
+            if fake.retry_after is not None:
+                error.headers["Retry-After"] = fake.retry_after
+            return error
         user = params.get("userKey", "").lower()
         try:
             max_results = int(params.get("maxResults", "200"))

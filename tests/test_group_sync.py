@@ -6,7 +6,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
@@ -366,6 +367,21 @@ def test_a_rate_limit_answered_as_403_is_waited_out(
     assert result.outcome == "ok", result.error
     assert result.groups == ["sales"]
     assert len(directory.fake.group_requests) == 3
+
+
+def test_a_long_retry_after_ends_the_retries_and_says_how_long(
+    gservices: Services, directory: FakeDirectoryServer
+) -> None:
+    """Retry-After as an HTTP date (RFC 9110) is read; a wait past what a sync waits in
+    place is not cut short by calling again sooner."""
+    user = add_user(gservices, email="ra@example.com")
+    directory.fake.groups_fault = ("status", 429)
+    directory.fake.retry_after = format_datetime(datetime.now(UTC) + timedelta(hours=1), True)
+    result = quick_sync(gservices).sync_user(user.id, user.email)
+    assert result.outcome == "failed" and result.error is not None
+    assert result.error["code"] == "directory_unavailable"
+    assert "Google asked to wait" in result.error["message"]
+    assert len(directory.fake.group_requests) == 1
 
 
 def test_a_wrong_key_is_refused_by_the_token_endpoint(

@@ -13,6 +13,7 @@ endpoint. No message carries the key, the assertion or the access token.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from agnes_mcp.google_groups.errors import (
     GoogleTokenRefused,
 )
 from agnes_mcp.google_groups.service_account import ServiceAccountKey
+from agnes_sync.retry import retry_after
 
 SCOPE = "https://www.googleapis.com/auth/admin.directory.group.readonly"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -37,6 +39,9 @@ MAX_PAGES = 500
 ASSERTION_SECONDS = 3600  # the longest lifetime Google accepts for an assertion
 TOKEN_MARGIN_SECONDS = 60  # a cached token is renewed this long before it expires
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# A Retry-After longer than this ends the retries (called sooner, Google refuses again);
+# the sync is tried again later
+LONGEST_WAIT_SECONDS = 10.0
 # The Directory API's documented quota answers: 403s whose reason says "too fast", to be
 # retried with exponential backoff (developers.google.com/admin-sdk/directory/v1/limits).
 _RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded", "quotaExceeded"})
@@ -184,8 +189,14 @@ class DirectoryClient:
                     return response
                 last = f"answered HTTP {response.status_code}{_google_reason(response)}"
                 wait = _retry_after(response)
+            if wait is not None and wait > LONGEST_WAIT_SECONDS:
+                raise DirectoryUnavailable(
+                    f"{method} {url} {last}; Google asked to wait {wait:.0f} s before "
+                    "calling again.",
+                    details={"endpoint": url, "retry_after_seconds": math.ceil(wait)},
+                )
             if attempt < self._attempts:
-                delay = wait if wait is not None else self._backoff * 2 ** (attempt - 1)
+                delay = wait if wait else self._backoff * 2 ** (attempt - 1)
                 if self._stop.wait(delay):
                     break
         raise DirectoryUnavailable(
@@ -242,12 +253,8 @@ def _google_error_reason(response: httpx.Response) -> str | None:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return min(max(seconds, 0.0), 10.0)
+    """Seconds a ``Retry-After`` asks for: delta-seconds or an HTTP date (RFC 9110)."""
+    return retry_after(response.headers.get("Retry-After"))
 
 
 def _clean(text: object, limit: int = 200) -> str:
