@@ -50,6 +50,7 @@ class FakeOidc:
     garbage_discovery: bool = False
     token_error: bool = False
     sign_with_stranger: bool = False
+    discovery_issuer: str | None = None  # the issuer discovery names (else its own URL)
     # the person's address and name only at the userinfo endpoint, not in the ID token
     claims_in_userinfo: bool = False
     hidden_claims: tuple[str, ...] = ("email", "email_verified", "name")  # which ones
@@ -77,7 +78,7 @@ class FakeOidc:
             return PlainTextResponse("<html>maintenance</html>", media_type="text/html")
         return JSONResponse(
             {
-                "issuer": self.url,
+                "issuer": self.discovery_issuer or self.url,
                 "authorization_endpoint": f"{self.url}/authorize",
                 "token_endpoint": f"{self.url}/token",
                 "jwks_uri": f"{self.url}/jwks",

@@ -282,3 +282,22 @@ def test_the_client_secret_goes_the_way_discovery_says(tmp_path: Path) -> None:
             assert refused.status_code == 502
             assert "only as private_key_jwt" in html.unescape(refused.text)
             assert CLIENT_SECRET not in refused.text
+
+
+def test_a_discovery_document_naming_another_issuer_is_refused(tmp_path: Path) -> None:
+    """Discovery 1.0 section 4.3: the issuer is the URL the document was fetched under;
+    one naming another (a mix-up, a copied document) would have ID tokens of that other
+    issuer accepted."""
+    with FakeOidcServer() as idp:
+        idp.provider.discovery_issuer = "https://other-provider.example.com"
+        with (
+            running_server(tmp_path / "data", **oidc_settings(idp.discovery_url)) as live,
+            browser(live) as client,
+        ):
+            refused = client.get("/auth/oidc/start")
+            assert refused.status_code == 502
+            text = html.unescape(refused.text)
+            assert "names the issuer https://other-provider.example.com" in text
+            idp.provider.discovery_issuer = idp.url + "/"  # a trailing slash is the same
+            # (the refused document was not cached)
+            assert client.get("/auth/oidc/start").status_code == 303

@@ -61,6 +61,7 @@ LEEWAY_SECONDS = 60
 SCOPES = "openid email profile"
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
 CALLBACK_PATH = "/auth/oidc/callback"
+WELL_KNOWN = "/.well-known/openid-configuration"
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,15 @@ def parse_discovery(document: object, url: str) -> ProviderMetadata:
     issuer = document.get("issuer")
     if not isinstance(issuer, str) or not issuer:
         raise ProviderUnavailable(f"The provider's discovery document ({url}) names no issuer.")
+    if url.endswith(WELL_KNOWN) and issuer.rstrip("/") != url.removesuffix(WELL_KNOWN):
+        # OpenID Connect Discovery 1.0 section 4.3: the issuer MUST be the URL the document
+        # was fetched under; another one is another provider's document (or a mix-up)
+        raise ProviderUnavailable(
+            f"The provider's discovery document ({url}) names the issuer {issuer[:200]}, "
+            "not the URL it was fetched from.",
+            hint="Set auth.oidc.discovery_url to <issuer>/.well-known/openid-configuration "
+            "of the provider you mean.",
+        )
     return ProviderMetadata(
         issuer=issuer,
         authorization_endpoint=_endpoint(document, "authorization_endpoint", url),
