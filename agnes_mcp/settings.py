@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -179,6 +180,9 @@ class ScanCaps(BaseModel):
         "refused, never cut.",
     )
 
+
+# An e-mail domain as it follows the '@' (lower case, ASCII): company_domain, allowed_domains.
+EMAIL_DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 
 GOOGLE_DISCOVERY_URL = "https://accounts.google.com/.well-known/openid-configuration"
 GOOGLE_DIRECTORY_API = "https://admin.googleapis.com/admin/directory/v1"
@@ -351,7 +355,17 @@ class AuthSettings(BaseModel):
     @field_validator("allowed_domains")
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
-        return [d.strip().lower() for d in value if d.strip()]
+        """An entry that is no e-mail domain ('@example.com', '*', '*.example.com') matched
+        no one's e-mail: OIDC sign-in was refused to everyone, and the start said nothing."""
+        domains = [d.strip().lower() for d in value if d.strip()]
+        _refuse_entries(
+            [d for d in domains if not EMAIL_DOMAIN.match(d)],
+            "not_domains",
+            "not an e-mail domain: write each as it follows the '@' (example.com); every "
+            "domain, subdomains too, is listed by name (no '*'), in ASCII (xn--... for an "
+            "international one)",
+        )
+        return domains
 
 
 class MarketplaceSettings(BaseModel):
@@ -561,7 +575,7 @@ class AgnesSettings(BaseSettings):
     )
     company_domain: str = Field(
         default="example.com",
-        pattern=r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$",
+        pattern=EMAIL_DOMAIN.pattern,
         description="E-mail domain of the company's users, e.g. 'example.com'.",
     )
     data_dir: Path = Field(

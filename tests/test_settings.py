@@ -646,3 +646,25 @@ def test_allowed_hosts_must_be_host_names(monkeypatch: pytest.MonkeyPatch) -> No
         "10.0.0.5",
         "::1",
     ]
+
+
+@pytest.mark.parametrize("entry", ["@example.com", "*", "*.example.com", "exämple.com", "a@b.com"])
+def test_an_allowed_domain_that_matches_no_e_mail_stops_the_start(
+    tmp_path: Path, entry: str
+) -> None:
+    """auth.allowed_domains took '@example.com', '*' or '*.example.com', which match no
+    e-mail's domain (compared as written): OIDC sign-in was refused to everyone, and the
+    start said nothing. Refused at start, naming the key and the entry."""
+    config = write(
+        tmp_path / "instance.yaml", f"auth:\n  allowed_domains: [example.org, '{entry}']\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = caught.value.message
+    assert "key 'auth.allowed_domains'" in text and repr(entry) in text, text
+    assert f"{entry!r} is not an e-mail domain" in text
+    fine = write(
+        tmp_path / "fine.yaml",
+        "auth:\n  allowed_domains: [Example.org, ' xn--bcher-kva.example']\n",
+    )
+    assert load_settings(fine).sign_in_domains == ["example.org", "xn--bcher-kva.example"]
