@@ -264,9 +264,14 @@ async def test_refusals_for_tables_not_granted(surface: Surface) -> None:
     assert unknown["code"] == "table_not_found" and "orders" in unknown["hint"]
     missing = await refused(surface, "schema", table="orderz")
     assert missing["message"] == unknown["message"] and missing["hint"] == unknown["hint"]
-    assert (await refused(surface, "metric_query", id="operations/support_resolution_time"))[
-        "code"
-    ] == "metric_not_granted"
+    for tool in ("metric_query", "metric_show"):  # a metric metrics_list does not list
+        hidden = await refused(surface, tool, id="operations/support_resolution_time")
+        ghost = await refused(surface, tool, id="operations/support_resolution_tame")
+        assert hidden["code"] == "metric_not_found", (tool, hidden)
+        assert "support_tickets" not in str(hidden)  # nor the table it reads
+        assert str(hidden).replace("resolution_time", "<m>") == str(ghost).replace(
+            "resolution_tame", "<m>"
+        ), tool
     write = await refused(surface, "query", sql="DELETE FROM orders")
     assert write["code"] == "read_only"
 

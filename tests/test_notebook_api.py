@@ -356,7 +356,7 @@ REFUSALS = [
         lambda ws: ws.metric("operations/support_resolution_time"),
         "metric_query",
         {"id": "operations/support_resolution_time"},
-        "metric_not_granted",
+        "metric_not_found",
     ),
     Refused(
         "metric-bad-dimension",

@@ -38,6 +38,9 @@ class MetricNotFound(QueryRefused):
 
 
 class MetricNotGranted(QueryRefused):
+    """Not raised by this server: a metric the caller may not use is answered as one that
+    is not there (:class:`MetricNotFound`). Kept to name an older server's refusal."""
+
     code = "metric_not_granted"
     status = 403
     default_hint = "Ask an admin to grant one of your groups the metric and its tables."
@@ -126,7 +129,9 @@ class MetricService:
     def get(self, principal: Principal, metric_id: str) -> MetricDefinition:
         self.access.require_data_scope(principal)
         metric = self.metrics.get(metric_id)
-        if metric is None:
+        # One the caller may not use (the metric, or a table it reads, not granted) reads as
+        # one that is not there: metrics_list does not list it, so no answer tells it exists.
+        if metric is None or self._usable(principal, metric) is not None:
             ids = [m.id for m in self.visible(principal)]
             raise MetricNotFound(
                 f"There is no metric '{metric_id}'.",
@@ -134,9 +139,6 @@ class MetricService:
                 + "List metrics with metrics_list.",
                 next=next_step("metrics_list", "agnes catalog --metrics"),
             )
-        reason = self._usable(principal, metric)
-        if reason is not None:
-            raise MetricNotGranted(reason, details={"metric": metric_id})
         broken = self._broken(metric, self._registered())
         if broken is not None:
             raise MetricUnavailable(broken, details={"metric": metric_id})
