@@ -247,6 +247,15 @@ _VALUE_NOT_SHOWN = frozenset({"connector_options", "url_with_credentials"})
 _USER_INFO = re.compile(r"(//)[^/@\s'\"]*@")
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _names_a_secret_variable(loc: Loc) -> bool:
+    """Whether the key names the environment variable holding a secret (``*_env``,
+    ``*_envs``): a value refused there is often the secret pasted in by mistake."""
+    return any(isinstance(part, str) and part.endswith(("_env", "_envs")) for part in loc)
+
+
 def describe_validation_errors(
     exc: ValidationError,
     model: type[BaseModel],
@@ -269,6 +278,14 @@ def describe_validation_errors(
             problems.append(f"{source}: unknown key '{key}'; {fix}")
         elif error["type"] in _VALUE_NOT_SHOWN:
             problems.append(f"{source}: key '{key}': {error['msg']}")
+        elif _names_a_secret_variable(loc) and not _ENV_NAME.match(str(error.get("input"))):
+            # not a variable's name: what is there may be the secret itself
+            description = _field_description(model, loc)
+            fix = f" ({description})" if description else ""
+            problems.append(
+                f"{source}: key '{key}' (value not shown: it should name an environment "
+                f"variable, and may hold the secret itself): {error['msg']}{fix}"
+            )
         else:
             shown = _USER_INFO.sub(r"\1***@", repr(error.get("input")))
             if len(shown) > 60:

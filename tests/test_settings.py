@@ -668,3 +668,29 @@ def test_an_allowed_domain_that_matches_no_e_mail_stops_the_start(
         "auth:\n  allowed_domains: [Example.org, ' xn--bcher-kva.example']\n",
     )
     assert load_settings(fine).sign_in_domains == ["example.org", "xn--bcher-kva.example"]
+
+
+@pytest.mark.parametrize(
+    ("key", "yaml"),
+    [
+        ("auth.oidc.client_secret_env", "auth:\n  oidc:\n    client_secret_env: SECRET\n"),
+        ("auth.session_secret_env", "auth:\n  session_secret_env: SECRET\n"),
+        (
+            "auth.google_groups.credentials_env",
+            "auth:\n  google_groups:\n    credentials_env: SECRET\n",
+        ),
+    ],
+)
+def test_a_secret_pasted_where_its_variables_name_goes_is_not_echoed(
+    tmp_path: Path, key: str, yaml: str
+) -> None:
+    """A client secret pasted into client_secret_env (it names the variable that holds
+    it) failed the name's pattern, and the start's error, in the terminal and the service
+    log, repeated the secret. Refused naming the key only."""
+    secret = "GOCSPX-4f9a-Secret/Value+x"
+    config = write(tmp_path / "instance.yaml", yaml.replace("SECRET", f"'{secret}'"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = caught.value.message + str(caught.value.details)
+    assert f"key '{key}'" in text and "value not shown" in text, text
+    assert secret not in text and "4f9a" not in text
