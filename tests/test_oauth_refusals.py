@@ -203,6 +203,25 @@ def test_parameters_too_large_to_hold_are_refused_up_front(
     assert not [r for r in caplog.records if r.exc_info]
 
 
+@pytest.mark.parametrize(
+    ("uri", "said"),
+    [
+        ("https://exa%2emple.com/cb", "not a plain host name"),  # was kept as exa.mple.com
+        ("https://\u0441laude.ai/cb", "xn--laude-0ye.ai"),  # a Cyrillic look-alike of claude.ai
+        ("http://127.0.0.1:99999/cb", "port that is not a number"),
+    ],
+)
+def test_a_redirect_uri_is_registered_only_as_written(
+    http: httpx.Client, uri: str, said: str
+) -> None:
+    """A redirect URI's host with '%xx' escapes or non-ASCII letters was quietly rewritten
+    (https://exa%2emple.com/cb registered as https://exa.mple.com/cb): the client and the
+    consent page named different hosts. Refused, with the one host rule every URL follows."""
+    refused = register_client(http, [uri], address=new_address())
+    assert refused.status_code == 400 and error_of(refused) == "invalid_redirect_uri"
+    assert said in refused.text
+
+
 def test_client_metadata_is_bounded(http: httpx.Client) -> None:
     long_uri = "http://127.0.0.1:53682/" + "p" * 3000
     refused = register_client(http, [long_uri], address=new_address())

@@ -46,6 +46,7 @@ from agnes_mcp.oauth.revocation import Revocation
 from agnes_mcp.oauth.token_service import OAUTH_SCOPES, normalize_resource
 from agnes_mcp.signin.rate_limit import RateLimiter
 from agnes_sync.errors import AgnesError
+from agnes_sync.url_host import url_host_problem
 
 METADATA_PATH = "/.well-known/oauth-authorization-server"
 GRANT_TYPES = ("authorization_code", "refresh_token")
@@ -342,6 +343,13 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
                 headers={"Retry-After": str(math.ceil(wait)), **NO_STORE},
             )
         limiter.failed(key)  # every attempt counts against the window
+        problem = await _redirect_host_problem(request)
+        if problem is not None:
+            return JSONResponse(
+                {"error": "invalid_redirect_uri", "error_description": problem},
+                status_code=400,
+                headers=NO_STORE,
+            )
         answer: Response = await register.handle(request)
         answer.headers.update(NO_STORE)  # it may hold the client's secret (RFC 7591 3.2.1)
         return answer
@@ -375,3 +383,22 @@ def install_oauth(app: FastAPI, server: AgnesAuthorizationServer) -> None:
     app.router.routes.extend(routes)
     error_shapes_of(app).register(CLIENT_PATHS, OAUTH_ERROR_SHAPE)
     app.include_router(consent_routes.router)
+
+
+async def _redirect_host_problem(request: Request) -> str | None:
+    """Why a redirect URI of this registration, as the client wrote it, has a host that is
+    not looked up as written ('%xx' escapes, non-ASCII): the SDK's URL type would quietly
+    rewrite it (``https://exa%2emple.com/cb`` registered as ``https://exa.mple.com/cb``),
+    so the consent page and the client would name different hosts. The one host rule of
+    every URL the server is given (:mod:`agnes_sync.url_host`)."""
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return None  # the SDK's handler answers it
+    uris = body.get("redirect_uris") if isinstance(body, dict) else None
+    for uri in uris if isinstance(uris, list) else []:
+        if isinstance(uri, str) and urlsplit(uri).scheme.lower() in ("http", "https"):
+            problem = url_host_problem(uri)
+            if problem is not None:
+                return f"{uri}: {problem}"
+    return None
