@@ -118,6 +118,30 @@ def test_parse_errors_give_line_and_column(demo_server: DemoServer, analyst: Pri
 
 
 @pytest.mark.parametrize(
+    ("mode", "sql", "token"),
+    [
+        # an answer whose bytes are metered (a growing aggregate, an encoder, JSON) runs
+        # wrapped twice: its errors pointed a line below the caller's SQL ("line 2" of one)
+        ("local", "SELECT status::JSON FROM orders", "::JSON"),
+        ("local", "SELECT string_agg(status, ',') FROM orders WHERE order_date = 'x'", " = 'x'"),
+        ("local", "SELECT hex(status),\n  status::INT FROM orders", "::INT"),
+        ("local", "SELECT status::INT FROM orders", "::INT"),  # not metered
+        ("remote", "SELECT hex(device) FROM web_sessions WHERE event_date = 'x'", "WHERE"),
+    ],
+)
+def test_an_engine_error_points_at_the_callers_sql(
+    demo_server: DemoServer, analyst: Principal, mode: str, sql: str, token: str
+) -> None:
+    with pytest.raises(QueryRefused) as caught:
+        demo_server.live.services.query.run(analyst, sql, mode=mode, limit=10)
+    error = caught.value
+    assert error.code == "query_failed", error.message
+    line, column = error.details["line"], error.details["column"]
+    assert line is not None and column is not None, error.message
+    assert sql.split("\n")[line - 1][column - 1 :].startswith(token), (line, column)
+
+
+@pytest.mark.parametrize(
     "sql", ["SELECT (", "SELECT x FROM t QUALIFY", "SELECT 1 IS DISTINCT FROM"]
 )
 def test_a_parse_error_in_a_warehouse_dialect_names_no_python_class(sql: str) -> None:

@@ -160,7 +160,9 @@ def metered_sql(
     measure = f"sum(({total})::DOUBLE){window}" if running else f"({total})::DOUBLE"
     return (
         f"SELECT {columns}, #{meter} AS {quote_ident(METER_COLUMN)} FROM (SELECT *, "
-        f"{measure} FROM (\n{sql}\n) AS agnes_sized) AS agnes_metered"
+        # ``sql`` starts on this text's first line: an engine error's line stays the one
+        # the caller's wrapper gave it (a newline before it put every error a line low)
+        f"{measure} FROM ({sql}\n) AS agnes_sized) AS agnes_metered"
     )
 
 
