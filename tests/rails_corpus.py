@@ -89,6 +89,12 @@ CASES: list[tuple[str, str, str]] = [
     (L, "SELECT * FROM orders WHERE", "sql_parse_error"),
     (L, "/* unclosed comment SELECT 1", "sql_parse_error"),
     (L, "SELECT * FROM `proj.ds.tbl`", "sql_parse_error"),
+    # pipe syntax: sqlglot reads it into CTEs of its own ("__tmp1"), DuckDB not at all; the
+    # refusal was of "'__tmp1' is an internal object", a name the caller never wrote
+    (L, "FROM orders |> SELECT order_id", "sql_parse_error"),
+    (L, "FROM support_tickets |> SELECT 1", "sql_parse_error"),
+    (L, "FROM orders |> WHERE status = 'x' |> SELECT read_text('x')", "sql_parse_error"),
+    (L, "SELECT * FROM orders |> WHERE order_id = 1", "sql_parse_error"),
     # --- several statements -----------------------------------------------------------------------
     (L, "SELECT 1; SELECT 2", "multiple_statements"),
     (L, "SELECT 1;SELECT 2;", "multiple_statements"),

@@ -22,9 +22,18 @@ from agnes_mcp.rails.duckdb_check import (
 )
 from agnes_mcp.rails.engine_errors import EngineError, previous_word
 from agnes_mcp.rails.policy import ParsedQuery
-from agnes_mcp.rails.refusals import MultipleStatements, ReadOnly, SqlParseError
+from agnes_mcp.rails.refusals import (
+    FunctionNotAllowed,
+    InternalObject,
+    MultipleStatements,
+    ReadOnly,
+    SqlParseError,
+)
 from agnes_sync.suggest import did_you_mean
 
+# Refusals of a name or a function in sqlglot's reading of the SQL (not of what the
+# statement is: a write, several statements, too large).
+_OF_NAMES = (FunctionNotAllowed, InternalObject)
 CACHE_ENTRIES = 512
 CACHE_MAX_SQL = 20_000  # longer texts are checked every time (and not kept in memory)
 
@@ -65,6 +74,14 @@ def _check(sql: str, dialect: str) -> ParsedQuery:
             engine = duckdb_syntax_error(sql)
             if engine is not None:  # DuckDB points at the right token; say what it says
                 raise _syntax_error(sql, engine) from None
+        raise
+    except _OF_NAMES as refused:
+        # sqlglot reads syntax DuckDB does not (BigQuery's pipes: FROM t |> SELECT x) into
+        # names of its own making (a CTE "__tmp1"): a refusal of those names would blame
+        # the caller for text they never wrote, where DuckDB cannot run the query at all.
+        engine = duckdb_syntax_error(sql) if dialect == policy.DUCKDB else None
+        if engine is not None:
+            raise _syntax_error(sql, engine) from refused
         raise
     if dialect == policy.DUCKDB:
         cross_check(sql, parsed.table_names)
