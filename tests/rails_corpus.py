@@ -593,6 +593,11 @@ RESOURCE_CASES: list[tuple[str, str]] = [
         "value_too_large",
     ),
     ("SELECT list_resize([1], 100000000)", "value_too_large"),
+    # a list of few elements repeated or resized a few thousand times is small only while
+    # its elements are (each was counted 16 bytes): 240 MB from one 60 KB string
+    ("SELECT len(repeat([repeat('x', 60000)], 4000))", "value_too_large"),
+    ("SELECT len(list_resize([''], 4000, repeat('x', 60000)))", "value_too_large"),
+    ("SELECT len(array_resize([['']], 4000, [repeat('x', 60000)]))", "value_too_large"),
     ("SELECT printf('%2000000000d', 1)", "value_too_large"),
     ("SELECT format('{:>2000000000}', 'x')", "value_too_large"),
     ("SELECT regexp_replace(repeat('ab', 30000), '', 'xyz', 'g')", "value_too_large"),

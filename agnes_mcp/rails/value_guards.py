@@ -63,6 +63,9 @@ class ValueTooLarge(QueryRefused):
     )
 
 
+# What a value (a list, a string, a struct...) holds in variable-width content, at most:
+# the length of its text, which writes every string and blob it holds out whole.
+_HELD = "coalesce(strlen(CAST({} AS VARCHAR)), 0)"
 # name -> overloads of (parameters, bytes the call would build, the argument that carries
 # the check). For replace/regexp_replace the size is what the replacements may add to
 # their input (a shrinking or same-size replacement adds nothing).
@@ -70,7 +73,9 @@ _SIZE: dict[str, list[tuple[str, str, str]]] = {
     "repeat": [
         ("s VARCHAR, n BIGINT", "strlen(s)::DOUBLE * n", "n"),
         ("s BLOB, n BIGINT", "octet_length(s)::DOUBLE * n", "n"),
-        ("s, n", "len(s)::DOUBLE * n * 16", "n"),  # lists: 16 bytes an element
+        # lists: 16 bytes an element and what each holds (a list of one 60 KB string
+        # repeated 4,000 times is 240 MB, not 64 KB), as long as the list's text
+        ("s, n", f"(len(s)::DOUBLE * 16 + {_HELD.format('s')}) * n", "n"),
     ],
     "lpad": [("s, n, f", "n::DOUBLE * 4", "n")],  # n characters of up to 4 bytes
     "rpad": [("s, n, f", "n::DOUBLE * 4", "n")],
@@ -89,7 +94,11 @@ _SIZE: dict[str, list[tuple[str, str, str]]] = {
             "c",
         ),
     ],
-    "list_resize": [("l, n", "n::DOUBLE * 16", "n"), ("l, n, v", "n::DOUBLE * 16", "n")],
+    # the elements added are NULLs, or copies of v: 16 bytes each and what v holds
+    "list_resize": [
+        ("l, n", "n::DOUBLE * 16", "n"),
+        ("l, n, v", f"n::DOUBLE * (16 + {_HELD.format('v')})", "n"),
+    ],
     "bitstring": [("s, n", "n::DOUBLE", "n")],
     "equi_width_bins": [("a, b, n, r", "n::DOUBLE * 8", "n")],
     "replace": [
