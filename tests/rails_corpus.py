@@ -423,6 +423,13 @@ CASES: list[tuple[str, str, str]] = [
     (L, "SELECT system.main.version()", "function_not_allowed"),
     (L, "SELECT current_database(), current_schemas(true)", "function_not_allowed"),
     (L, "SELECT current_user", "function_not_allowed"),
+    # names both parsers read as columns, which DuckDB calls when no column has them
+    (L, "SELECT user", "function_not_allowed"),
+    (L, "SELECT current_role, 1 AS x", "function_not_allowed"),
+    (L, "SELECT * FROM orders WHERE status <> current_schema", "function_not_allowed"),
+    (R, "SELECT user FROM web_sessions LIMIT 1", "function_not_allowed"),
+    (L, "SELECT user FROM (SELECT 1 AS user)", OK),  # a column of the name is the column
+    (L, "SELECT current_timestamp > localtimestamp - INTERVAL 1 DAY, current_date", OK),
     (L, "SELECT txid_current(), current_query()", "function_not_allowed"),
     (L, "SELECT nextval('s')", "function_not_allowed"),
     (L, "SELECT setseed(0.5)", "function_not_allowed"),

@@ -17,8 +17,8 @@ from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 
+from agnes_mcp.rails import bare_functions, policy
 from agnes_mcp.rails import function_catalog as fc
-from agnes_mcp.rails import policy
 from agnes_mcp.rails.checked_parse import parse_checked
 from agnes_mcp.rails.duckdb_check import cross_check, read_references
 from agnes_mcp.rails.refusals import FunctionNotAllowed, QueryRefused, SqlParseError
@@ -212,7 +212,7 @@ def test_the_sqlglot_wall_refuses_every_denied_function(name: str) -> None:
 def test_sql_value_functions_written_as_keywords() -> None:
     """DuckDB binds these bare words, when no column has the name, to its SQL value
     functions. sqlglot reads three as functions, which are refused; the other three are
-    columns to both parsers and give fixed strings ('duckdb', 'duckdb', 'main')."""
+    columns to both parsers (the sandbox refuses them as DuckDB binds them: the corpus)."""
     for word in ("current_user", "session_user", "current_catalog"):
         with pytest.raises(FunctionNotAllowed):
             policy.parse(f"SELECT {word}")
@@ -224,6 +224,23 @@ def test_sql_value_functions_written_as_keywords() -> None:
         ):
             policy.parse(f"SELECT {word}")
             assert con.execute(f"SELECT {word}").fetchone() == (value,)
+
+
+def test_the_bare_names_duckdb_calls_are_the_listed_value_functions() -> None:
+    """Every function the review denies that DuckDB calls by its bare name (``SELECT
+    user``) has a stand-in in the sandbox (rails/bare_functions.py): a DuckDB that calls
+    one more bare name fails here until it is listed."""
+    called = []
+    with duckdb.connect() as con:
+        for entry in ENTRIES:
+            if entry.verdict == fc.ALLOWED or not PLAIN.match(entry.name):
+                continue
+            try:
+                con.execute(f"SELECT {entry.name}").fetchall()
+            except duckdb.Error:
+                continue  # no column and no call: nothing to bind
+            called.append(entry.name)
+    assert sorted(set(called)) == sorted(bare_functions.denied())
 
 
 @pytest.mark.parametrize("name", [n for n in ALLOWED if n not in fc.LIST_AGGREGATES])

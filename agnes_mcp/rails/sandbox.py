@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from agnes_mcp.rails import (
+    bare_functions,
     chains,
     inlined_ctes,
     relations,
@@ -132,6 +133,7 @@ def lock_down(
     settings to ``con`` (spilling past ``memory_limit`` to a private folder, at most
     ``spill_bytes``: :mod:`spill`) and lock them."""
     value_guards.install(con)
+    bare_functions.install(con)
     con.execute(f"SET temp_directory = {quote_literal(spill.folder())}")
     con.execute(f"SET max_temp_directory_size = '{int(spill_bytes)} bytes'")
     con.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in allowed)}]")
@@ -480,6 +482,9 @@ def _failure(message: str, sql: str, limits: Limits) -> QueryRefused:
     too_large = value_guards.refusal(message)
     if too_large is not None:
         return too_large
+    denied = bare_functions.refusal(message)
+    if denied is not None:
+        return denied
     if message.startswith("INTERNAL Error: Memory allocation failure"):
         return MemoryLimitExceeded(
             "The query needed more memory than a query may use (an allocation failed).",
