@@ -141,6 +141,19 @@ def test_an_engine_error_points_at_the_callers_sql(
     assert sql.split("\n")[line - 1][column - 1 :].startswith(token), (line, column)
 
 
+def test_an_engine_error_never_points_past_the_callers_sql(
+    demo_server: DemoServer, analyst: Principal
+) -> None:
+    """A call a value guard wraps fails inside the guard's macro, whose own position
+    DuckDB gave: "(line 2, column 4)" in a query of one line."""
+    with pytest.raises(QueryRefused) as caught:
+        demo_server.live.services.query.run(analyst, "SELECT range('x')", mode="local")
+    error = caught.value
+    assert error.code == "query_failed", error.message
+    assert error.details["line"] in (None, 1), error.message
+    assert "(line 2" not in error.message
+
+
 @pytest.mark.parametrize(
     "sql", ["SELECT (", "SELECT x FROM t QUALIFY", "SELECT 1 IS DISTINCT FROM"]
 )

@@ -119,6 +119,11 @@ def _offset(sql: str, line: int, column: int) -> int | None:
     return sum(len(text) + 1 for text in lines[: line - 1]) + column - 1
 
 
+def within(sql: str, line: int, column: int) -> bool:
+    """Whether ``line``, ``column`` is a position in ``sql`` (or just after a line's end)."""
+    return _offset(sql, line, column) is not None
+
+
 def _same(token: str, other: str) -> bool:
     quoted = token[:1] in ("'", '"')
     return token == other if quoted else token.lower() == other.lower()

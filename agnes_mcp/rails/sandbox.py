@@ -45,7 +45,7 @@ from agnes_mcp.rails import (
 )
 from agnes_mcp.rails.answer_stream import result_types, stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
-from agnes_mcp.rails.engine_errors import locate, read_duckdb_error
+from agnes_mcp.rails.engine_errors import locate, read_duckdb_error, within
 from agnes_mcp.rails.file_copies import SHARED, NativeFiles
 from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.refusals import (
@@ -513,7 +513,9 @@ def engine_failure(text: str, sql: str, *, line_offset: int = 0) -> QueryFailed:
     error = read_duckdb_error(text)
     if error.line is not None:
         error.line -= line_offset
-        if error.line < 1:
+        # a position past the caller's text is one in SQL the caller never wrote (a value
+        # guard's macro body: "line 2" of a one-line query): it points nowhere
+        if error.line < 1 or not within(sql, error.line, error.column or 1):
             error.line = error.column = None
     locate(sql, error)
     hint = "Fix the query; the message is the engine's."
