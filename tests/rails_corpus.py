@@ -459,6 +459,27 @@ CASES: list[tuple[str, str, str]] = [
         OK,
     ),
     (L, "SELECT list_aggr(list(total_amount), 'sum') FROM orders", OK),
+    # reductions that keep one copy of the accumulator: a maximum, a sum, a join
+    (L, "SELECT list_reduce([3, 1, 2], lambda a, b: CASE WHEN a > b THEN a ELSE b END)", OK),
+    (L, "SELECT list_reduce(['a', 'b', 'c'], lambda a, b: a || ',' || b)", OK),
+    (L, "SELECT list_reduce([1, 2, 3], lambda a, b: a + a * b)", OK),
+    (L, "SELECT list_reduce(['a', 'b'], lambda a, b: printf('%s,%s', a, b))", OK),
+    # ...and ones that copy it twice without writing it twice (each doubles it an element)
+    (
+        L,
+        "SELECT list_reduce(['a', 'b', 'c'], lambda a, b: "
+        "array_to_string(list_transform([1, 2], lambda y: a), ''))",
+        "value_too_large",
+    ),
+    (
+        L,
+        "SELECT list_reduce(['a', 'b', 'c'], lambda a, b: concat_ws(a, b, b, b))",
+        "value_too_large",
+    ),
+    (L, "SELECT list_reduce(['a', 'b', 'c'], lambda a, b: format('{0}{0}', a))", "value_too_large"),
+    (L, "SELECT list_reduce(['a', 'b'], lambda a, b: printf('%1$s%1$s', a))", "value_too_large"),
+    (L, "SELECT list_reduce(['a', 'b', 'c'], lambda a, b: hex(a))", "value_too_large"),
+    (L, "SELECT list_reduce(['a', 'b', 'c'], lambda a, b: to_json(a)::VARCHAR)", "value_too_large"),
     (L, "SELECT typeof(order_id), round(avg(total_amount), 2) FROM orders GROUP BY 1", OK),
     (L, "SELECT strftime(order_date, '%Y-%m'), regexp_replace(status, 'ed$', '') FROM orders", OK),
     (L, "SELECT list_transform([1, 2], lambda x: x * 2), [x * 2 FOR x IN [1, 2]]", OK),
@@ -613,6 +634,16 @@ RESOURCE_CASES: list[tuple[str, str]] = [
     # array_to_string's own aggregate, past its wrapper: a 2 MB value a row (1001 rows: 2 GB)
     (
         "SELECT list_aggr(range(8000), 'string_agg', '" + "x" * 250 + "') FROM range(1001)",
+        "value_too_large",
+    ),
+    # a reduction whose lambda doubles its accumulator: 2^30 bytes from 31 elements (40: 512 GB)
+    (
+        "SELECT length(list_reduce(list_transform(range(31), lambda x: 'x'), lambda a, b: a || a))",
+        "value_too_large",
+    ),
+    (
+        "SELECT len(array_reduce([[1]] || range(25).list_transform(lambda x: [x]), "
+        "lambda a, b: list_concat(a, a)))",
         "value_too_large",
     ),
     # a constant of a nested ARRAY type: one DuckDB Value an element, bound outside the

@@ -37,6 +37,7 @@ from agnes_mcp.rails import (
     bare_functions,
     chains,
     inlined_ctes,
+    reduce_lambdas,
     relations,
     result_meter,
     spill,
@@ -274,13 +275,16 @@ def run_select(
         chains.check_text(text)  # DuckDB's binder does not stop for an interrupt on one
         guarded, inlines = value_guards.needs_check(text), inlined_ctes.needs_check(text)
         joins, windows = relations.needs_check(text), window_values.needs_check(text)
-        if guarded or inlines or joins or windows:
+        reduces = reduce_lambdas.needs_check(text)
+        if guarded or inlines or joins or windows or reduces:
             serialized = _serialized(cursor, text)
             # the relations are walked (scoped by CTE) only when their count in the text
             # may pass the bound (~0.05 ms, where the walk takes milliseconds)
             many = inlines or (joins and relations.over(serialized))
-            if guarded or many or windows:
+            if guarded or many or windows or reduces:
                 tree = _parse_tree(serialized)
+                if reduces:
+                    reduce_lambdas.check(tree)
                 if windows:
                     window_values.check(tree)
                 if guarded:
