@@ -54,6 +54,17 @@ def result_types(cursor: duckdb.DuckDBPyConnection, sql: str) -> tuple[list[str]
     return list(signature.names), list(signature.types)
 
 
+def statement_types(
+    cursor: duckdb.DuckDBPyConnection, statement: duckdb.Statement
+) -> tuple[list[str], list[Any]]:
+    """The names and DuckDB types of the answer to ``statement`` (one SELECT, parsed by
+    DuckDB already), bound without parsing it again."""
+    if _seam is None or not hasattr(_seam, "bind"):
+        return result_types(cursor, statement.query)
+    signature = _seam.bind(cursor, statement)
+    return list(signature.names), list(signature.types)
+
+
 def faithful_sql(sql: str, columns: Sequence[tuple[str, str]]) -> str:
     """``sql`` with its lossy columns (by position) cast to text."""
     listed = ", ".join(

@@ -135,6 +135,11 @@ def size_of(expr: str, kind: Any, depth: int = 0) -> str | None:
     return None
 
 
+def variable_width(types: Sequence[Any]) -> bool:
+    """Whether an answer of these column types has a variable-width one (to measure)."""
+    return any(size_of(f"#{i}", kind) is not None for i, kind in enumerate(types, start=1))
+
+
 def metered_sql(
     sql: str, names: Sequence[str], types: Sequence[Any], cap: int, *, running: bool = True
 ) -> str | None:
@@ -149,7 +154,7 @@ def metered_sql(
     }
     if not sizes:
         return None
-    total = " + ".join(f"coalesce({size}, 0)" for size in sizes.values())
+    total = _sum([f"coalesce({size}, 0)" for size in sizes.values()])
     meter = len(names) + 1
     columns = ", ".join(
         (f"CASE WHEN #{meter} > {int(cap)} THEN NULL ELSE #{i} END" if i in sizes else f"#{i}")
@@ -164,6 +169,15 @@ def metered_sql(
         # the caller's wrapper gave it (a newline before it put every error a line low)
         f"{measure} FROM ({sql}\n) AS agnes_sized) AS agnes_metered"
     )
+
+
+def _sum(terms: list[str]) -> str:
+    """``terms`` added as a balanced tree: DuckDB's parser nests a chain of ``+`` one
+    level a term, and refuses past 1,000 levels (an answer of 1,000 text columns)."""
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return f"({_sum(terms[:half])} + {_sum(terms[half:])})"
 
 
 def row_guarded_sql(

@@ -44,7 +44,7 @@ from agnes_mcp.rails import (
     value_guards,
     window_values,
 )
-from agnes_mcp.rails.answer_stream import result_types, stream
+from agnes_mcp.rails.answer_stream import result_types, statement_types, stream
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, install_decoders
 from agnes_mcp.rails.engine_errors import locate, read_duckdb_error, within
 from agnes_mcp.rails.file_copies import SHARED, NativeFiles
@@ -271,7 +271,7 @@ def run_select(
     cursor = base.take() if isinstance(base, SandboxConnection) else base.cursor()
     reusable = pooled and prepare is None
     try:
-        text = _one_select(cursor, sql)
+        statement, text = _one_select(cursor, sql)
         chains.check_text(text)  # DuckDB's binder does not stop for an interrupt on one
         guarded, inlines = value_guards.needs_check(text), inlined_ctes.needs_check(text)
         joins, windows = relations.needs_check(text), window_values.needs_check(text)
@@ -310,7 +310,7 @@ def run_select(
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
         try:
             if not meter:  # each row measured; one too large for a batch: metered after all
-                guarded = _metered(cursor, wrapped, limits, row_bytes=_row_bytes(limits))
+                guarded = _row_guarded(cursor, statement, wrapped, limits)
                 if guarded is None:
                     return _read(stream(cursor, wrapped, BATCH_ROWS), limits)
                 table, large = _read(
@@ -352,6 +352,30 @@ def run_select(
             reusable = False
         _done(base, cursor, reusable)
     return capped(table, limits, time.perf_counter() - started, bytes_cut=bytes_cut)
+
+
+def _row_guarded(
+    cursor: duckdb.DuckDBPyConnection,
+    statement: duckdb.Statement,
+    wrapped: str,
+    limits: Limits,
+) -> str | None:
+    """``wrapped`` with each row's variable-width bytes measured against
+    :func:`_row_bytes` (:func:`result_meter.row_guarded_sql`), or None when its answer has
+    no variable-width column or does not bind (it then fails as it runs). The types come
+    from the statement DuckDB already parsed (``wrapped`` answers the same types), bound
+    without parsing again: an answer of numbers only pays that bind alone. Its names are
+    those of ``wrapped`` unless two are the same to DuckDB, which renames the second in
+    ``wrapped`` (``a``, ``a_1``): then ``wrapped`` is bound for them."""
+    try:
+        names, types = statement_types(cursor, statement)
+    except duckdb.Error:
+        return None
+    if not result_meter.variable_width(types):
+        return None
+    if len({name.lower() for name in names}) < len(names):
+        return _metered(cursor, wrapped, limits, row_bytes=_row_bytes(limits))
+    return result_meter.row_guarded_sql(wrapped, names, types, _row_bytes(limits))
 
 
 def _row_bytes(limits: Limits) -> int:
@@ -402,8 +426,8 @@ def _done(base: Opens, cursor: duckdb.DuckDBPyConnection, reusable: bool) -> Non
         cursor.close()
 
 
-def _one_select(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
-    """The text of the one SELECT in ``sql``, or a refusal."""
+def _one_select(cursor: duckdb.DuckDBPyConnection, sql: str) -> tuple[duckdb.Statement, str]:
+    """The one SELECT in ``sql`` as DuckDB parsed it, and its text; or a refusal."""
     try:
         statements = cursor.extract_statements(sql)
     except duckdb.Error as exc:
@@ -412,7 +436,7 @@ def _one_select(cursor: duckdb.DuckDBPyConnection, sql: str) -> str:
         raise MultipleStatements(f"DuckDB reads {len(statements)} statements; send one.")
     if statements[0].type != duckdb.StatementType.SELECT:
         raise ReadOnly(f"Only SELECT queries run here, not {statements[0].type.name}.")
-    return statement_body(statements[0].query)
+    return statements[0], statement_body(statements[0].query)
 
 
 def _serialized(cursor: duckdb.DuckDBPyConnection, text: str) -> str:
