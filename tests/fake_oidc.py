@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -50,6 +50,7 @@ class FakeOidc:
     garbage_discovery: bool = False
     token_error: bool = False
     sign_with_stranger: bool = False
+    client_secret: str = CLIENT_SECRET
     discovery_issuer: str | None = None  # the issuer discovery names (else its own URL)
     # the person's address and name only at the userinfo endpoint, not in the ID token
     claims_in_userinfo: bool = False
@@ -160,14 +161,18 @@ class FakeOidc:
     def _client_authenticated(self, request: Request, form: dict[str, str]) -> bool:
         """The client secret, as one of ``auth_methods`` sends it (RFC 6749 section 2.3.1)."""
         auth = request.headers.get("authorization", "")
-        expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
-        if "client_secret_basic" in self.auth_methods and auth == f"Basic {expected}":
-            return True
+        if "client_secret_basic" in self.auth_methods and auth.startswith("Basic "):
+            # base64 of <id>:<secret>, each form-urlencoded first (RFC 6749 section 2.3.1)
+            try:
+                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            except ValueError:
+                return False
+            return (unquote_plus(user), unquote_plus(password)) == (CLIENT_ID, self.client_secret)
         return (
             "client_secret_post" in self.auth_methods
             and not auth
             and form.get("client_id") == CLIENT_ID
-            and form.get("client_secret") == CLIENT_SECRET
+            and form.get("client_secret") == self.client_secret
         )
 
     async def jwks(self, request: Request) -> Response:

@@ -301,3 +301,23 @@ def test_a_discovery_document_naming_another_issuer_is_refused(tmp_path: Path) -
             idp.provider.discovery_issuer = idp.url + "/"  # a trailing slash is the same
             # (the refused document was not cached)
             assert client.get("/auth/oidc/start").status_code == 303
+
+
+def test_a_client_secret_with_any_characters_reaches_the_token_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 6749 section 2.3.1: HTTP Basic carries the id and secret form-urlencoded; sent
+    raw, a '+' or '%' in a secret reached the provider as another secret, and a character
+    outside Latin-1 failed the exchange as 'not a token response'."""
+    secret = "Ab+c/d%e=f:g h~\u00e9\u20ac"
+    monkeypatch.setenv(SECRET_ENV, secret)
+    with FakeOidcServer() as idp:
+        idp.provider.client_secret = secret
+        idp.provider.person("plus.secret@example.com")
+        with (
+            running_server(tmp_path / "data", **oidc_settings(idp.discovery_url)) as live,
+            browser(live) as client,
+        ):
+            landed, _, _ = oidc_sign_in(client)
+            assert landed.status_code == 303, html.unescape(landed.text)
+            assert live.services.users.by_email("plus.secret@example.com") is not None

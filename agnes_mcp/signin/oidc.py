@@ -12,12 +12,14 @@ secret or a token.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote_plus
 
 import httpx
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
@@ -90,6 +92,17 @@ class TokenAnswer:
 # lists what the provider takes (``token_endpoint_auth_methods_supported``; absent means
 # ``client_secret_basic``, OpenID Connect Discovery 1.0 section 3).
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+
+
+def _basic_credentials(
+    auth: Any, method: str, uri: str, headers: dict[str, str], body: str
+) -> tuple[str, dict[str, str], str]:
+    """``client_secret_basic`` as RFC 6749 section 2.3.1 has it: the id and the secret each
+    form-urlencoded, then joined by ':' and base64-encoded. (authlib sends them raw, in
+    Latin-1: a '+' or '%' in a secret reached the provider as another secret.)"""
+    pair = f"{quote_plus(auth.client_id, safe='')}:{quote_plus(auth.client_secret, safe='')}"
+    headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    return uri, headers, body
 
 
 def _token_auth_method(document: dict[str, Any], url: str) -> str:
@@ -189,7 +202,7 @@ class OidcProvider:
 
     def _client(self, meta: ProviderMetadata) -> AsyncOAuth2Client:
         client_id, secret = self._credentials()
-        return AsyncOAuth2Client(
+        client = AsyncOAuth2Client(
             client_id=client_id,
             client_secret=secret,
             token_endpoint_auth_method=meta.client_auth,
@@ -198,6 +211,8 @@ class OidcProvider:
             code_challenge_method="S256",
             timeout=HTTP_TIMEOUT,
         )
+        client.register_client_auth_method(("client_secret_basic", _basic_credentials))
+        return client
 
     # --- discovery and keys ----------------------------------------------------------
 
