@@ -158,12 +158,54 @@ def incremental(
         )
     ordered = f"SELECT * FROM ({ranked}) ORDER BY {inc}"
     try:
-        return full_refresh(con, ordered, _plain(request), writer)
+        said = _merged_changes(con, new_rows, merged) if existing is not None else []
+        published = full_refresh(con, ordered, _plain(request), writer)
+        published.notes.extend(said)
+        return published
     except duckdb.Error as exc:
         refusal = keyless_error(exc, request, request.primary_key or ())
         if refusal is not None:
             raise refusal from None
         raise
+
+
+def _merged_changes(con: duckdb.DuckDBPyConnection, fresh: str, merged: str) -> list[str]:
+    """What merging ``fresh`` rows into the published ones changed of the fresh values
+    (``[]`` when nothing): a column the source now gives another type (a CSV column of
+    long numbers read as DECIMAL, where the published one is DOUBLE) is merged as the
+    type both fit in, DuckDB's choice, and a fresh value that type does not hold
+    (``0.12345678901234567890`` as a DOUBLE) was rounded without a word. Counted over the
+    fresh rows, for the columns whose type the merge changed only."""
+    fresh_types = _types(con, fresh)
+    merged_types = _types(con, merged)
+    changed = [name for name, kind in fresh_types.items() if merged_types.get(name, kind) != kind]
+    if not changed:
+        return []
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {quote_ident(n)} IS NOT NULL AND TRY_CAST(TRY_CAST("
+        f"{quote_ident(n)} AS {merged_types[n]}) AS {fresh_types[n]}) IS DISTINCT FROM "
+        f"{quote_ident(n)})"
+        for n in changed
+    )
+    row = con.execute(f"SELECT {counts} FROM ({fresh})").fetchone() or ()
+    lost = [
+        f"{n} ({count:,} fresh value(s) of {fresh_types[n]} merged as the published "
+        f"{merged_types[n]})"
+        for n, count in zip(changed, row, strict=False)
+        if count
+    ]
+    if not lost:
+        return []
+    return [
+        "values changed by the merge into the published rows: "
+        + "; ".join(lost)
+        + ". A full refresh publishes each column as the source now gives it"
+    ]
+
+
+def _types(con: duckdb.DuckDBPyConnection, query: str) -> dict[str, str]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM ({query}) LIMIT 0").fetchall()
+    return {str(r[0]): str(r[1]) for r in rows}
 
 
 def _moment(con: duckdb.DuckDBPyConnection, rows_sql: str, request: TableRequest) -> str:

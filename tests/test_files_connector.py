@@ -286,6 +286,31 @@ def test_json_integers_past_ubigint_keep_every_digit(
     assert "ref DECIMAL(30,0)" in said and " x " not in said
 
 
+def test_an_incremental_merge_that_rounds_fresh_values_says_so(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """The published column is DOUBLE; the next file's long numbers read as a DECIMAL, and
+    the merge took DuckDB's common type, DOUBLE: 0.12345678901234567890 was published
+    rounded without a word. The sync's notes name the column and the values it changed;
+    values the merged type holds say nothing."""
+    request = TableRequest(
+        id="rates",
+        source_table="rates.csv",
+        sync_strategy="incremental",
+        incremental_column="id",
+        primary_key=["id"],
+    )
+    write(source_root / "rates.csv", "id,v\n1,1.5\n2,2.5\n")
+    connector.extract(request, writer)
+    write(source_root / "rates.csv", "id,v\n3,0.12345678901234567890\n4,4.5\n")
+    published = connector.extract(request, writer)
+    (said,) = [n for n in published.notes if "merge" in n]
+    assert "v (1 fresh value(s) of DECIMAL(21,20) merged as the published DOUBLE)" in said
+    assert "full refresh" in said
+    write(source_root / "rates.csv", "id,v\n5,5.5\n")
+    assert not [n for n in connector.extract(request, writer).notes if "merge" in n]
+
+
 def test_csv_files_of_a_glob_are_matched_by_column_name(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path
 ) -> None:
