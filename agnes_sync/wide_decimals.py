@@ -34,10 +34,8 @@ def declared(name: str, kind: pa.DataType) -> str:
 def text_schema(schema: pa.Schema) -> tuple[pa.Schema, list[str]]:
     """``schema`` with its too-wide decimal columns as text (and its narrower
     ``decimal256`` ones as ``decimal128``, which DuckDB's Arrow scan takes), and the
-    too-wide columns as :func:`declared` names them (none: ``schema`` itself and ``[]``)."""
+    too-wide columns as :func:`declared` names them."""
     wide = [field for field in schema if _wide(field.type)]
-    if not wide:
-        return schema, []
     for index, field in enumerate(schema):
         if _wide(field.type):
             schema = schema.set(index, pa.field(field.name, pa.string(), field.nullable))

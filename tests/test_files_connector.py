@@ -156,6 +156,36 @@ def test_a_parquet_decimal_wider_than_duckdb_holds_is_kept_exact_as_text(
     assert not [n for n in published.notes if "DECIMAL(38)" in n]
 
 
+def test_a_parquet_duration_is_published_as_an_interval_not_a_bare_number(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """Parquet stores an Arrow duration as a plain integer of its unit (the unit only in
+    Arrow's own schema): DuckDB read 90 seconds as the BIGINT 90000, milliseconds said
+    nowhere. It is read through Arrow as the INTERVAL it is."""
+    from datetime import timedelta
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table(
+            {
+                "id": [1, 2],
+                "took": pa.array([timedelta(seconds=90), None], pa.duration("ms")),
+                "n": pa.array([Decimal("1.5"), Decimal("2")], pa.decimal256(10, 2)),
+            }
+        ),
+        source_root / "calls.parquet",
+    )
+    request = TableRequest(id="calls", source_table="calls.parquet")
+    assert {c.name: c.type for c in connector.describe_table(request)}["took"] == "INTERVAL"
+    connector.extract(request, writer)
+    assert rows_of(writer, "calls") == [
+        (1, timedelta(seconds=90), Decimal("1.50")),
+        (2, None, Decimal("2.00")),
+    ]
+
+
 @pytest.mark.parametrize("glob", [False, True])
 def test_csv_timestamps_keep_their_nanoseconds(
     connector: FilesConnector, writer: ExtractWriter, source_root: Path, glob: bool

@@ -328,11 +328,16 @@ def wide_parquet_decimals(
 def exact_parquet_sql(
     con: duckdb.DuckDBPyConnection, files: list[Path], options: FileTableOptions
 ) -> str | None:
-    """The source's SQL when its parquet holds decimals wider than DuckDB's DECIMAL(38)
-    (None when not): DuckDB reads those as DOUBLE, about 16 significant digits, so the
-    files are read through Arrow, those columns as their exact text."""
+    """The source's SQL when its parquet holds columns DuckDB's parquet reader reads
+    otherwise than they were written (None when not), read through Arrow instead:
+
+    - decimals wider than DuckDB's DECIMAL(38), which it reads as DOUBLE (about 16
+      significant digits): as their exact text;
+    - Arrow durations (stored as plain integers of their unit, the unit in Arrow's own
+      schema), which it read as BIGINT (``90000``, of milliseconds, said nowhere): as
+      INTERVAL."""
     schema, wide = wide_parquet_decimals(files, options)
-    if not wide:
+    if not wide and not any(pa.types.is_duration(field.type) for field in schema):
         return None
     con.register(EXACT_PARQUET, ds.dataset([str(f) for f in files], schema=schema))
     return f"SELECT * FROM {EXACT_PARQUET}"
