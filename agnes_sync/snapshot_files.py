@@ -87,13 +87,13 @@ class SnapshotFiles:
 
     def save(self, table: pa.Table, meta: SnapshotMeta) -> SnapshotMeta:
         """Write the rows, then the metadata (with the file's real size)."""
-        import pyarrow.parquet as pq  # only writers pay for it (a pull never does)
+        from agnes_sync import arrow_parquet  # only writers pay for pyarrow (a pull never does)
 
         self.root.mkdir(parents=True, exist_ok=True)
         destination = self.data_path(meta.name)
         staged = atomic.staging_path(destination)
         try:
-            pq.write_table(table.replace_schema_metadata(None), staged, compression="zstd")
+            arrow_parquet.write_table(table, staged)
             size = staged.stat().st_size
             atomic.publish(staged, destination)
         finally:

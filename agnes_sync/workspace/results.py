@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from agnes_sync import atomic
+from agnes_sync import arrow_parquet, atomic
 
 KEEP = 50
 MAX_AGE_SECONDS = 24 * 3600
@@ -22,7 +21,7 @@ def keep(folder: Path, table: pa.Table) -> str:
     destination = folder / f"{name}.parquet"
     staged = atomic.staging_path(destination)
     try:
-        pq.write_table(table.replace_schema_metadata(None), staged, compression="zstd")
+        arrow_parquet.write_table(table, staged)
         atomic.publish(staged, destination)
     finally:
         atomic.discard(staged)
