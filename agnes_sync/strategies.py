@@ -69,29 +69,76 @@ def _filtered(source_sql: str, request: TableRequest) -> str:
     return f"SELECT * FROM (\n{source_sql}\n) AS src" + (f" WHERE {where}" if where else "")
 
 
-def _exact(con: duckdb.DuckDBPyConnection, query: str) -> str:
+def _exact(
+    con: duckdb.DuckDBPyConnection, query: str, as_text: frozenset[str] = frozenset()
+) -> str:
     """``query`` with its 128-bit integer columns (HUGEINT, UHUGEINT: a ``sum()`` of
     integers is one) as DECIMAL(38,0). Parquet has no 128-bit integer, and DuckDB writes
     one as a DOUBLE: past 2^53 digits were lost without a word (``9007199254740993`` read
     ``9007199254740992``). A value of 39 digits fails the sync (a conversion error naming
-    it) rather than being published rounded."""
+    it) rather than being published rounded.
+
+    Its INTERVAL columns are guarded: parquet's INTERVAL holds milliseconds, and DuckDB
+    wrote ``00:00:01.234567`` as ``00:00:01.234`` without a word. A finer value stops the
+    write (:data:`_FINER_INTERVAL`, naming the column); ``as_text``: the columns written as
+    their exact text instead (:func:`_copy` writes again so)."""
     described = con.execute(f"DESCRIBE SELECT * FROM ({query}) LIMIT 0").fetchall()
-    wide = [str(row[0]) for row in described if str(row[1]).upper() in _WIDE_INTEGERS]
-    if not wide:
+    replaced = []
+    for row in described:
+        name, kind = quote_ident(str(row[0])), str(row[1]).upper()
+        if kind in _WIDE_INTEGERS:
+            replaced.append(f"CAST({name} AS DECIMAL(38, 0)) AS {name}")
+        elif kind == "INTERVAL" and str(row[0]) in as_text:
+            replaced.append(f"CAST({name} AS VARCHAR) AS {name}")
+        elif kind == "INTERVAL":
+            said = quote_literal(f"{_FINER_INTERVAL}{row[0]}")
+            replaced.append(
+                f"CASE WHEN datepart('microseconds', {name}) % 1000 <> 0 THEN error({said}) "
+                f"ELSE {name} END AS {name}"
+            )
+    if not replaced:
         return query
-    replaced = ", ".join(
-        f"CAST({quote_ident(n)} AS DECIMAL(38, 0)) AS {quote_ident(n)}" for n in wide
-    )
-    return f"SELECT * REPLACE ({replaced}) FROM ({query})"
+    return f"SELECT * REPLACE ({', '.join(replaced)}) FROM ({query})"
 
 
-def _copy(con: duckdb.DuckDBPyConnection, query: str, target: Path) -> int | None:
+_FINER_INTERVAL = "agnes: an interval finer than parquet's millisecond in column "
+
+
+def _finer_interval(error: duckdb.Error) -> str | None:
+    """The column :func:`_exact`'s guard named in ``error`` (None: another error)."""
+    text = str(error)
+    if _FINER_INTERVAL not in text:
+        return None
+    return text.split(_FINER_INTERVAL, 1)[1].splitlines()[0].strip()
+
+
+def _copy(
+    con: duckdb.DuckDBPyConnection, query: str, target: Path, notes: list[str] | None = None
+) -> int | None:
     """Write ``query`` to ``target``; the rows written, as COPY counts them. What DuckDB
-    writes is queued for writeback as it goes (the publish's fsync is then short)."""
-    query = _exact(con, query)
-    with writeback.following(target):
-        row = con.execute(f"COPY ({query}) TO {quote_literal(str(target))} ({PARQUET_OPTIONS})")
-        counted = row.fetchone()
+    writes is queued for writeback as it goes (the publish's fsync is then short). An
+    INTERVAL column holding a value finer than parquet's millisecond is written as its
+    exact text, and ``notes`` says so."""
+    as_text: set[str] = set()
+    while True:
+        exact = _exact(con, query, frozenset(as_text))
+        try:
+            with writeback.following(target):
+                row = con.execute(
+                    f"COPY ({exact}) TO {quote_literal(str(target))} ({PARQUET_OPTIONS})"
+                )
+                counted = row.fetchone()
+            break
+        except duckdb.Error as exc:
+            column = _finer_interval(exc)
+            if column is None or column in as_text:
+                raise
+            as_text.add(column)
+    if as_text and notes is not None:
+        notes.append(
+            "intervals finer than the millisecond parquet's INTERVAL holds, published as "
+            "exact text (VARCHAR) rather than rounded: " + ", ".join(sorted(as_text))
+        )
     return int(counted[0]) if counted else None
 
 
@@ -99,9 +146,10 @@ def full_refresh(
     con: duckdb.DuckDBPyConnection, source_sql: str, request: TableRequest, writer: ExtractWriter
 ) -> PublishedTable:
     staged = writer.staging_file(request.id)
+    notes: list[str] = []
     try:
-        rows = _copy(con, _filtered(source_sql, request), staged)
-        return writer.publish_file(
+        rows = _copy(con, _filtered(source_sql, request), staged, notes)
+        published = writer.publish_file(
             request.id,
             staged,
             description=request.description,
@@ -110,6 +158,8 @@ def full_refresh(
         )
     finally:
         atomic.discard(staged)
+    published.notes.extend(notes)
+    return published
 
 
 def incremental(

@@ -73,3 +73,32 @@ def test_a_snapshot_keeps_every_digit_of_an_interval(tmp_path: Path) -> None:
         f"SELECT coarse, typeof(coarse), fine FROM '{files.data_path('s')}'"
     ).fetchall()
     assert read == [(dt.timedelta(days=32, seconds=1.5), "INTERVAL", "00:00:01.234567")]
+
+
+@pytest.mark.parametrize("strategy", ["full_refresh", "incremental"])
+def test_a_synced_interval_keeps_its_microseconds(tmp_path: Path, strategy: str) -> None:
+    """Parquet's INTERVAL holds milliseconds: DuckDB published 00:00:01.234567 as
+    00:00:01.234 without a word. Such a column is published as its exact text, and the
+    sync's notes say so; one whose values parquet holds stays INTERVAL."""
+    from agnes_sync import strategies
+    from agnes_sync.connector import TableRequest
+    from agnes_sync.contract import ExtractWriter
+
+    writer = ExtractWriter(tmp_path / "extracts", "s")
+    request = TableRequest(
+        id="waits",
+        sync_strategy=strategy,
+        incremental_column="id" if strategy == "incremental" else None,
+    )
+    source = (
+        "SELECT 1 AS id, INTERVAL '00:00:01.234567' AS fine, INTERVAL '1 day 00:00:00.5' AS coarse"
+    )
+    published = strategies.run(duckdb.connect(), source, request, writer)
+    con = duckdb.connect(str(writer.paths.db), read_only=True)
+    try:
+        row = con.execute("SELECT fine, coarse, typeof(coarse) FROM waits").fetchall()
+    finally:
+        con.close()
+    assert row == [("00:00:01.234567", dt.timedelta(days=1, seconds=0.5), "INTERVAL")]
+    (said,) = [n for n in published.notes if "interval" in n]
+    assert said.endswith("rounded: fine")
