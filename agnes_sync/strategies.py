@@ -439,7 +439,21 @@ def run(
         "partitioned": partitioned,
     }
     _refuse_missing_columns(con, source_sql, request)
-    return strategies[request.sync_strategy](con, source_sql, request, writer)
+    try:
+        return strategies[request.sync_strategy](con, source_sql, request, writer)
+    except duckdb.Error as exc:
+        column = _finer_interval(exc)
+        if column is None:
+            raise
+        raise SourceDataError(  # a partitioned sync: its parts are not written again
+            f"Column '{column}' of table '{request.id}' holds an interval finer than the "
+            "millisecond parquet's INTERVAL holds: published, it would be rounded. Nothing "
+            "was published.",
+            hint="Sync it as a full refresh or incrementally (such a column is then "
+            "published as exact text), or round it at the source (date_trunc). The previous "
+            "data stays served until a sync succeeds.",
+            details={"column": column},
+        ) from None
 
 
 def _refuse_missing_columns(

@@ -102,3 +102,21 @@ def test_a_synced_interval_keeps_its_microseconds(tmp_path: Path, strategy: str)
     assert row == [("00:00:01.234567", dt.timedelta(days=1, seconds=0.5), "INTERVAL")]
     (said,) = [n for n in published.notes if "interval" in n]
     assert said.endswith("rounded: fine")
+
+
+def test_a_partitioned_sync_refuses_an_interval_it_would_round(tmp_path: Path) -> None:
+    from agnes_sync import strategies
+    from agnes_sync.connector import TableRequest
+    from agnes_sync.contract import ExtractWriter
+    from agnes_sync.errors import SourceDataError
+
+    request = TableRequest(
+        id="waits",
+        sync_strategy="partitioned",
+        partition_by="day",
+        partition_granularity="month",
+    )
+    source = "SELECT DATE '2026-01-01' AS day, INTERVAL '00:00:01.234567' AS fine"
+    with pytest.raises(SourceDataError) as refused:
+        strategies.run(duckdb.connect(), source, request, ExtractWriter(tmp_path, "s"))
+    assert "Column 'fine'" in refused.value.message and refused.value.details == {"column": "fine"}
