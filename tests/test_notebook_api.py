@@ -879,7 +879,7 @@ def test_a_refusal_speaks_the_notebook_api() -> None:
 
     refusal = AgnesRefusal(
         "table_not_found",
-        "There is no table 'ordrs'.",
+        "There is no table 'ordrs' you may read.",
         hint="List the tables you may use with the catalog tool; drop it (snapshot_drop).",
         next_step={"tool": "catalog", "arguments": {"search": "ordrs"}, "cli": "agnes catalog"},
     )

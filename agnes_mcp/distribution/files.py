@@ -33,7 +33,7 @@ def resolve(
     table = catalog.tables.get(table_id)
     # Not granted reads as not there, as in the catalog: nothing to learn from a refusal.
     if table is None or not access.can_access(principal, ResourceType.TABLE, table_id):
-        raise DataNotFound(f"There is no table '{table_id}'.")
+        raise DataNotFound(f"There is no table '{table_id}' you may read.")
     if table.is_remote or table.server_only:
         raise NotDistributed(f"'{table_id}' is not distributed to workspaces ({table.query_mode}).")
     if part is None:

@@ -97,9 +97,10 @@ def table_not_found(name: str, visible: list[str]) -> TableNotFound:
     """The refusal for a table ``name`` that is not there, with the nearest ``visible``
     ones (the same words whichever tool and backend asked)."""
     return TableNotFound(
-        f"There is no table '{name}'.",
+        f"There is no table '{name}' you may read.",
         hint=f"{did_you_mean(name, visible, n=3)}List the tables you may use with the "
-        "catalog tool.",
+        "catalog tool. A table none of your groups is granted is not among them: ask an "
+        "admin for it.",
         next=next_step("catalog", "agnes catalog", search=name),
         details={"table": name, "suggestions": suggestions(name, visible, n=3)},
     )
