@@ -134,11 +134,16 @@ def users_with_groups(services: Services) -> list[UserWithGroups]:
 def user_access(services: Services) -> list[UserAccess]:
     """Every user with each membership and the writer that made it (admin, google_sync,
     system_seed)."""
+    names = {group.id: group.name for group in services.groups.all()}
     rows: dict[str, list[UserMembership]] = {}
-    for group in services.groups.all():
-        for member in services.groups.members(group.id):
+    for member in services.groups.all_members():  # one read, whatever the number of groups
+        if member.group_id in names:
             rows.setdefault(member.user_id, []).append(
-                UserMembership(group_id=group.id, group_name=group.name, source=member.source)
+                UserMembership(
+                    group_id=member.group_id,
+                    group_name=names[member.group_id],
+                    source=member.source,
+                )
             )
     return [
         UserAccess(
@@ -208,8 +213,11 @@ def activate_user(services: Services, actor: Principal, ref: str) -> UserWithGro
 
 
 def groups_with_members(services: Services) -> list[GroupMembers]:
+    members: dict[str, list[Membership]] = {}
+    for member in services.groups.all_members():  # one read, whatever the number of groups
+        members.setdefault(member.group_id, []).append(member)
     return [
-        GroupMembers(group=group, members=services.groups.members(group.id))
+        GroupMembers(group=group, members=members.get(group.id, []))
         for group in services.groups.all()
     ]
 

@@ -160,12 +160,20 @@ class GroupRepository:
 
     def members(self, group_id: str) -> list[Membership]:
         self.get(group_id)
+        return self._memberships("WHERE m.group_id = ?", [group_id])
+
+    def all_members(self) -> list[Membership]:
+        """Every membership of every group, in one read (by e-mail, then writer): the
+        admin's lists of users and groups read it once, not once per group."""
+        return self._memberships("", [])
+
+    def _memberships(self, where: str, params: list[Any]) -> list[Membership]:
         with self._store.cursor() as cur:
             rows = cur.execute(
                 "SELECT m.user_id, u.email, m.group_id, m.source, m.added_by, m.added_at "
-                "FROM user_group_members m JOIN users u ON u.id = m.user_id "
-                "WHERE m.group_id = ? ORDER BY u.email, m.source",
-                [group_id],
+                f"FROM user_group_members m JOIN users u ON u.id = m.user_id {where} "
+                "ORDER BY u.email, m.source",
+                params,
             ).fetchall()
         return [
             Membership(
