@@ -148,16 +148,16 @@ def test_register_saves_and_the_audit_names_the_admin(
 
 def test_register_with_a_first_sync(synced: Services, page: TablesPage) -> None:
     fill_registration(page, id="gen", source_type="sample")
-    page.register_tab().options.set_values({"rows": "7"})
+    page.register_tab().options.set_values({"rows": "1234"})
     click(page.register_tab().save_button)
     # the first sync's outcome replaces "under way" once it is done, and the registry
-    # shows it, with no reload
+    # shows it, with no reload (a count as the registry shows it: "1,234", not "1234")
     assert page.message.alert_type == "success"
-    assert str(page.message.object).startswith("Synced 'gen': 7 rows in ")
+    assert str(page.message.object).startswith("Synced 'gen': 1,234 rows in ")
     row = page.registry.value.set_index("id").loc["gen"]
-    assert (row["status"], row["rows"]) == ("ok", 7)
+    assert (row["status"], row["rows"]) == ("ok", 1234)
     assert [r.trigger for r in synced.sync_states.history("gen")] == ["registration"]
-    assert synced.registry.get("gen").source_options == {"rows": 7}
+    assert synced.registry.get("gen").source_options == {"rows": 1234}
 
 
 @pytest.mark.parametrize(

@@ -188,6 +188,7 @@ def write_rows(world: World, count: int) -> datetime:
 def test_audit_filters_paging_and_details(world: World) -> None:
     start = write_rows(world, 1_000)
     page = AuditPage(world.ctx)
+    assert page.position.object == "Page 1 of 20 (1,000 rows)"  # as the grids write counts
     assert "test.beta" in page.action.options and "budget_exhausted" in page.outcome.options
     page.action.value = "test.alpha"
     page.apply_button.clicks += 1

@@ -163,7 +163,8 @@ class AuditPage:
             ],
             columns=COLUMNS,
         )
-        self.position.object = f"Page {rows.page} of {rows.pages} ({rows.total} rows)"
+        counted = f"{rows.total:,} row{'' if rows.total == 1 else 's'}"
+        self.position.object = f"Page {rows.page:,} of {rows.pages:,} ({counted})"
         self.previous.disabled = rows.page <= 1
         self.next.disabled = rows.page >= rows.pages
 

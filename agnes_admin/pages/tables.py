@@ -309,7 +309,7 @@ class TablesPage:
                 self.refresh()
             return
         if result.status == "ok":
-            said = f"Synced '{table_id}': {result.rows} rows in {result.seconds:.2f} s."
+            said = f"Synced '{table_id}': {result.rows:,} rows in {result.seconds:.2f} s."
             self._say(said, "success")
         else:
             error = result.error or {}
