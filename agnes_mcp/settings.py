@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ByteSize,
     ConfigDict,
     Field,
@@ -85,10 +86,43 @@ def _split_csv(value: Any) -> Any:
 # A byte cap is at least 1 byte and at most 1 PiB: 0 made every remote query refused and
 # 10^40 - 1 was accepted (and shown as "8673617379884035735552.0EiB"). The same bounds hold
 # for the file, the environment and a change at run time (server_config_admin).
-CapBytes = Annotated[ByteSize, Field(ge=1, le=1 << 50)]
+# A number as people write it: digits, or digit groups of three after commas or underscores
+# ("5,000,000", "1_000_000").
+_NUMBER = r"(\d{1,3}(?:[,_]\d{3})+|\d+)"
+_SIZE = re.compile(_NUMBER + r"(\.\d+)?\s*([A-Za-z]*)")
+_COUNT = re.compile(_NUMBER)
+
+
+def _size_text(value: Any) -> Any:
+    """A byte size written as text, read whole: pydantic's ``ByteSize`` reads only the start
+    of a text, so "5,000,000" was a 5-byte cap (every remote query refused) and "5;3" was 5.
+    Digit groups lose their separators; anything else past the number and its unit is
+    refused."""
+    if not isinstance(value, str):
+        return value
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise PydanticCustomError(
+            "size_text",
+            "'{text}' is not a size: write a number of bytes, with a unit if you like "
+            "(5GiB, 500MB, 1,000,000)",
+            {"text": value},
+        )
+    number, fraction, unit = match.groups()
+    return f"{re.sub('[,_]', '', number)}{fraction or ''}{unit}"
+
+
+def _count_text(value: Any) -> Any:
+    """A count written with digit groups ("100,000") as its digits."""
+    if isinstance(value, str) and _COUNT.fullmatch(value.strip()):
+        return re.sub("[,_]", "", value.strip())
+    return value
+
+
+CapBytes = Annotated[ByteSize, BeforeValidator(_size_text), Field(ge=1, le=1 << 50)]
 # A row cap is at most 10^12: 10^23 was accepted, and then a query asking for more rows
 # than DuckDB's LIMIT can hold (int64) failed with the engine's conversion error, not the cap.
-CapRows = Annotated[int, Field(ge=1, le=10**12)]
+CapRows = Annotated[int, BeforeValidator(_count_text), Field(ge=1, le=10**12)]
 
 
 def _is_host_pattern(text: str) -> bool:

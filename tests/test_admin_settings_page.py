@@ -123,6 +123,31 @@ def test_bad_values_are_shown_beside_their_fields_and_nothing_is_saved(world: Wo
     assert len(config_audit(services)) == 1
 
 
+def test_a_size_is_read_whole_with_its_digit_groups(world: World) -> None:
+    """ "5,000,000" was saved as a 5-byte cap (pydantic's ByteSize reads only the start of
+    a text: every remote query refused after), and "5;3" as 5. Digit groups are read as
+    the number they write; anything else past the number and its unit is refused."""
+    services = world.services
+    page = SettingsPage(world.ctx)
+    page.fields["per_query_bytes"].input.value = "5;3"
+    page.fields["max_result_rows"].input.value = "1e5"
+    page.save_caps()
+    assert "'5;3' is not a size" in page.fields["per_query_bytes"].error.object
+    assert page.fields["max_result_rows"].error.visible
+    assert services.server_config.all() == {}
+    page.fields["per_query_bytes"].input.value = "5,000,000"
+    page.fields["per_user_daily_bytes"].input.value = "2_000_000 KB"
+    page.fields["max_result_rows"].input.value = "100,000"
+    page.save_caps()
+    assert not any(f.error.visible for f in page.fields.values()), page.message.object
+    caps = services.query.budget.caps()
+    assert (caps.per_query_bytes, caps.per_user_daily_bytes, caps.max_result_rows) == (
+        5_000_000,
+        2_000_000_000,
+        100_000,
+    )
+
+
 def test_agent_rails_save_reset_and_length_limit(world: World) -> None:
     services = world.services
     page = SettingsPage(world.ctx)
