@@ -50,8 +50,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         root / "data", sources={"sample": {"connector": "sample"}}, scheduler_enabled=False
     ) as live:
         services = live.services
-        for table_id in ("me_open", "me_hidden"):
-            register(services, id=table_id, source_type="sample", source_options={"rows": 5})
+        for table_id, rows in (("me_open", 1234), ("me_hidden", 5)):
+            register(services, id=table_id, source_type="sample", source_options={"rows": rows})
         assert all(r.status == "ok" for r in services.sync.sync_many(["me_open", "me_hidden"]))
         admin = services.tokens.authenticate(live.admin_token, record_use=False)
         services.metric_service.import_texts(admin, {"me.yml": METRICS}, replace=False)
@@ -153,6 +153,7 @@ def test_only_granted_tables_and_metrics(server: LiveServer) -> None:
     metrics = text[text.index("id='metrics'") :]
     assert "me_open" in tables and "me_hidden" not in tables
     assert "<td>local</td>" in tables or "<td>materialized</td>" in tables
+    assert "<td>1,234</td>" in tables  # rows as the admin pages write them, not "1234"
     assert "me/open_count" in metrics
     assert "me/hidden_count" not in metrics  # granted, but over a table the user may not read
     outsider = add_user(server.services)

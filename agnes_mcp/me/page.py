@@ -272,7 +272,7 @@ def _tables(view: MeView) -> str:
         )
     rows = "".join(
         f"<tr><td><code>{esc(t.id)}</code></td><td>{esc(t.query_mode)}</td>"
-        f"<td>{esc(t.rows if t.rows is not None else '—')}</td>"
+        f"<td>{esc(f'{t.rows:,}' if t.rows is not None else '—')}</td>"
         f"<td>{esc(when(t.freshness))}</td><td>{esc(t.description)}</td></tr>"
         for t in view.tables
     )
