@@ -492,6 +492,28 @@ def test_a_long_sync_error_under_needs_you_says_it_is_cut(services: Services) ->
     assert "Sync history" in text.object
 
 
+def test_the_overview_writes_table_counts_with_digit_groups() -> None:
+    """ "1008 (local: 1006, ...)" beside "Queries today 1,234": counts read alike."""
+    from datetime import UTC, datetime
+
+    from agnes_admin.pages.overview import summary
+    from agnes_mcp.admin_overview import Overview
+
+    data = Overview(
+        version="1",
+        data_dir="/d",
+        tables_by_mode={"local": 1006, "remote": 2},
+        sources=[],
+        failures=[],
+        problems=[],
+        queries_today=1234,
+        refused_today=0,
+        bytes_scanned_today=0,
+        today=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert "1,008 (local: 1,006, remote: 2)" in summary(data).object
+
+
 def test_a_double_click_on_retry_retries_once(synced: Services, source_root: Path) -> None:
     """The second click of a double click on Retry (before the button showed disabled)
     queued a second sync and audited it twice; it is dropped until the retry's outcome

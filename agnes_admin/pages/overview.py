@@ -31,9 +31,9 @@ def _when(value: Any) -> str:
 
 
 def summary(data: Overview) -> pn.pane.HTML:
-    modes = ", ".join(f"{mode}: {count}" for mode, count in data.tables_by_mode.items())
+    modes = ", ".join(f"{mode}: {count:,}" for mode, count in data.tables_by_mode.items())
     rows = [
-        ("Tables", f"{sum(data.tables_by_mode.values())} ({modes or 'none registered'})"),
+        ("Tables", f"{sum(data.tables_by_mode.values()):,} ({modes or 'none registered'})"),
         ("Queries today", f"{data.queries_today:,} ({data.refused_today:,} refused)"),
         ("Bytes scanned today", human_size(data.bytes_scanned_today)),
         ("Server version", data.version),
