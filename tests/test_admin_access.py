@@ -94,6 +94,27 @@ def test_add_a_user_with_groups(services: Services, page: AccessPage, admin: Use
     assert {"group": "Everyone", "source": "system_seed"} in shown
 
 
+def test_a_user_is_found_by_a_part_of_the_email_or_name(
+    services: Services, page: AccessPage, admin: User
+) -> None:
+    """At 1,000 users the list was 20 pages with nothing to search it by."""
+    for i in range(60):
+        services.users.add(f"person{i:02d}@example.com", "Someone")
+    services.users.add("zed@example.com", "Ann Other")
+    page.refresh()
+    page.user_filter.value = "PERSON5"
+    assert sorted(page.users_table.value["email"]) == [f"person5{i}@example.com" for i in range(10)]
+    page.user_filter.value = "ann o"
+    assert list(page.users_table.value["email"]) == ["zed@example.com"]
+    select(page.users_table, "email", "zed@example.com")  # the found row is the one acted on
+    click(page.deactivate_button)
+    click(page.confirms["users"].yes)
+    assert not services.users.find("zed@example.com").active
+    assert list(page.users_table.value["email"]) == ["zed@example.com"]  # still filtered
+    page.user_filter.value = ""
+    assert len(page.users_table.value) == 62
+
+
 def test_a_double_click_adds_the_user_once_and_says_so_once(
     services: Services, page: AccessPage, monkeypatch: pytest.MonkeyPatch
 ) -> None:

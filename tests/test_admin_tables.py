@@ -74,7 +74,7 @@ def test_the_register_tab_is_built_when_it_is_first_opened(page: TablesPage) -> 
 
 def test_the_registry_lists_and_filters(synced: Services, page: TablesPage) -> None:
     register(synced, id="people", source_type="files", source_table="people.csv")
-    register(synced, id="gen", source_type="sample")
+    register(synced, id="gen", source_type="sample", name="Generated")
     register(
         synced, id="events", source_type="warehouse", source_table="events", query_mode="remote"
     )
@@ -94,6 +94,14 @@ def test_the_registry_lists_and_filters(synced: Services, page: TablesPage) -> N
     assert page.registry.value.iloc[0]["rows"] == 100
     page.status_filter.value = "never"
     assert listed(page) == ["events", "people"]
+    # found by a part of the id or the name, with the other filters
+    page.text_filter.value = "PEO"
+    assert listed(page) == ["people"]
+    page.status_filter.value = "(all)"
+    page.text_filter.value = " generated "
+    assert listed(page) == ["gen"]
+    page.text_filter.value = ""
+    assert listed(page) == ["events", "gen", "people"]
 
 
 def test_source_tables_fill_the_form_and_the_options_follow_the_connector(

@@ -204,6 +204,12 @@ class AccessPage:
 
         # --- users ---
         self.users_table = table(["id", "email", "name", "active", "groups", "created"])
+        # At 1,000 users the list is 20 pages: a user is found by a part of the e-mail or
+        # name (Enter, or leaving the box, applies it).
+        self.user_filter = pn.widgets.TextInput(
+            label="E-mail or name contains", placeholder="e.g. ann@"
+        )
+        self._people: list[access_admin.UserAccess] = []
         self.user_email = pn.widgets.TextInput(label="E-mail", placeholder="name@example.com")
         self.user_name = pn.widgets.TextInput(label="Name")
         self.user_groups = pn.widgets.MultiChoice(label="Groups")
@@ -279,6 +285,7 @@ class AccessPage:
         self.deactivate_button.on_click(lambda _: self.set_active(False))
         self.activate_button.on_click(lambda _: self.set_active(True))
         self.users_table.param.watch(lambda _: self._show_memberships(), "selection")
+        self.user_filter.param.watch(lambda _: self._show_users(), "value")
         # A question is about the row chosen when it was asked: choosing another row
         # withdraws it, so a Confirm never acts on a row no longer the one shown chosen.
         for tab, chosen in (
@@ -303,6 +310,7 @@ class AccessPage:
             (
                 "Users",
                 pn.Column(
+                    self.user_filter,
                     self.users_table,
                     pn.Row(self.deactivate_button, self.activate_button),
                     self.confirms["users"].view,
@@ -361,25 +369,9 @@ class AccessPage:
         services = self.ctx.services
         people = access_admin.user_access(services)
         self._emails = {p.user.id: p.user.email for p in people}
-        self.users_table.value = pd.DataFrame(
-            [
-                {
-                    "id": p.user.id,
-                    "email": p.user.email,
-                    "name": p.user.name or "",
-                    "active": p.user.active,
-                    "groups": ", ".join(
-                        f"{m.group_name} ({m.source.value})" for m in p.memberships
-                    ),
-                    "created": _time(p.user.created_at),
-                }
-                for p in people
-            ],
-            columns=["id", "email", "name", "active", "groups", "created"],
-        )
+        self._people = people
         self._memberships = {p.user.id: p.memberships for p in people}
-        self.users_table.selection = []
-        self._show_memberships()
+        self._show_users()
 
         groups = access_admin.groups_with_members(services)
         self._members = {g.group.id: g.members for g in groups}
@@ -423,6 +415,29 @@ class AccessPage:
         )
         self.grants_table.selection = []
         self._offer_resources()
+
+    def _show_users(self) -> None:
+        """The users the filter lets through (all when it is empty), none selected."""
+        needle = (self.user_filter.value or "").strip().lower()
+        self.users_table.value = pd.DataFrame(
+            [
+                {
+                    "id": p.user.id,
+                    "email": p.user.email,
+                    "name": p.user.name or "",
+                    "active": p.user.active,
+                    "groups": ", ".join(
+                        f"{m.group_name} ({m.source.value})" for m in p.memberships
+                    ),
+                    "created": _time(p.user.created_at),
+                }
+                for p in self._people
+                if not needle or needle in f"{p.user.email}\n{p.user.name or ''}".lower()
+            ],
+            columns=["id", "email", "name", "active", "groups", "created"],
+        )
+        self.users_table.selection = []
+        self._show_memberships()
 
     def _who(self, user_id: str | None) -> str:
         return self._emails.get(user_id, user_id) if user_id else ""

@@ -79,6 +79,11 @@ class TablesPage:
         self.source_filter = pn.widgets.Select(label="Source", options=[ALL, *self.source_names])
         self.mode_filter = pn.widgets.Select(label="Mode", options=[ALL, *map(str, QueryMode)])
         self.status_filter = pn.widgets.Select(label="Status", options=[ALL, *STATUSES])
+        # At 1,000 tables the registry is 40 pages: a table is found by a part of its id
+        # or name (Enter, or leaving the box, applies it), as tokens are found by name.
+        self.text_filter = pn.widgets.TextInput(
+            label="Id or name contains", placeholder="e.g. orders"
+        )
         self.registry = pn.widgets.Tabulator(
             _registry_frame([]),
             pagination="remote",
@@ -88,7 +93,7 @@ class TablesPage:
             show_index=False,
             sizing_mode="stretch_width",
         )
-        for widget in (self.source_filter, self.mode_filter, self.status_filter):
+        for widget in (self.source_filter, self.mode_filter, self.status_filter, self.text_filter):
             widget.param.watch(lambda _: self.refresh(), "value")
         self.registry.param.watch(self._on_select, "selection")
 
@@ -159,7 +164,9 @@ class TablesPage:
             (
                 "Registry",
                 pn.Column(
-                    pn.Row(self.source_filter, self.mode_filter, self.status_filter),
+                    pn.Row(
+                        self.source_filter, self.mode_filter, self.status_filter, self.text_filter
+                    ),
                     self.registry,
                     self.title,
                     self.details,
@@ -182,6 +189,9 @@ class TablesPage:
             mode=_chosen(self.mode_filter.value),
             status=_chosen(self.status_filter.value),
         )
+        needle = (self.text_filter.value or "").strip().lower()
+        if needle:
+            entries = [e for e in entries if needle in f"{e.id}\n{e.name or ''}".lower()]
         frame = _registry_frame(entries)
         selected, ids = self.selected, list(frame["id"])
         keep = [ids.index(selected)] if selected in ids else []
