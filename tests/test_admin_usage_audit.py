@@ -113,6 +113,11 @@ def test_usage_numbers_match_the_queries_run(world: World) -> None:
     assert budgets[world.analyst.email].left_today == cap - local - 97_010
     assert budgets[world.analyst.email].left_today == services.query.budget.remaining(analyst)
     assert budgets[world.admin.email].spent_today == 0
+    # a little spent of 50 GiB: "left" does not read as the whole cap, as "50.0 GiB" did
+    shown_budgets = {row["email"]: row for row in page.budgets.value.to_dict("records")}
+    left = cap - local - 97_010
+    assert shown_budgets[world.analyst.email]["left_today"] == f"50.0 GiB ({left:,} bytes)"
+    assert shown_budgets[world.admin.email]["left_today"] == "50.0 GiB"
     assert page.plot.object is not None and not page.no_data.visible
     shown = page.top_by_bytes.value.to_dict("records")
     assert shown[0]["bytes_scanned"] == 90_000 and shown[0]["email"] == world.analyst.email

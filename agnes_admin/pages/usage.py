@@ -11,12 +11,19 @@ from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, cut_text, register, whole_numbers
 from agnes_mcp.usage_report import MAX_DAYS, TopQuery, UsageReport, usage_report
 from agnes_sync.errors import AgnesError
-from agnes_sync.human_size import human_size
+from agnes_sync.human_size import exact_size, human_size
 
 TOP_COLUMNS = ["at", "email", "action", "result", "bytes_scanned", "duration_ms", "sql"]
 REFUSAL_COLUMNS = ["code", "action", "count"]
 BUDGET_COLUMNS = ["email", "spent_today", "left_today", "daily_cap"]
 SQL_SHOWN = 300  # characters of a query's SQL in the tables
+
+
+def _left(left: int, cap: int) -> str:
+    """What is left of a budget: rounded, unless rounding reads as the whole cap when some
+    of it was spent (6 MiB spent of 50 GiB read "50.0 GiB" left), then exact."""
+    shown = human_size(left)
+    return exact_size(left) if left < cap and shown == human_size(cap) else shown
 
 
 def _table(columns: list[str]) -> pn.widgets.Tabulator:
@@ -89,7 +96,7 @@ class UsagePage:
                 {
                     "email": b.email,
                     "spent_today": human_size(b.spent_today),
-                    "left_today": human_size(b.left_today),
+                    "left_today": _left(b.left_today, b.daily_cap),
                     "daily_cap": human_size(b.daily_cap),
                 }
                 for b in report.budgets
