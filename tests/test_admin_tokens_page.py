@@ -353,3 +353,16 @@ def test_markdown_links_off_the_server_are_shown_as_text(target: str) -> None:
         rendered = pane._transform_object(pane.object)["object"]
         assert "&lt;a href=&quot;/admin/access&quot;&gt;Access&lt;/a&gt;" in rendered
         assert rendered.count("&lt;a href") == 1 and "&lt;img" not in rendered, rendered
+
+
+def test_a_name_in_a_confirmation_reads_as_typed(
+    services: Services, page: TokensPage, analyst: User
+) -> None:
+    """A token named ``a*b*`` was asked about as *b* in emphasis: every name a question
+    quotes has Markdown's characters escaped (HTML is text already)."""
+    services.tokens.create(analyst.id, "a*b* [x](y)", ["data"])
+    page.refresh()
+    page.table.selection = [shown(page, "owner").index(analyst.email)]
+    click(page.revoke_button)
+    assert page.confirm.view.visible
+    assert "'a\\*b\\* \\[x\\](y)'" in page.confirm.text.object

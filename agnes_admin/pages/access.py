@@ -513,8 +513,8 @@ class AccessPage:
         else:  # it ends the user's sessions and refuses their tokens at once: ask first
             self.ask(
                 "users",
-                f"Deactivate **{row['email']}**? Their sessions end and their tokens are "
-                "refused until they are activated again.",
+                f"Deactivate **{plain(str(row['email']))}**? Their sessions end and their "
+                "tokens are refused until they are activated again.",
                 then=apply,
             )
 
@@ -546,7 +546,11 @@ class AccessPage:
                 self.refresh()
                 self.group_actions.say(f"Deleted group {group.name}.")
 
-        self.ask("groups", f"Delete group **{name}** with its memberships and grants?", delete)
+        self.ask(
+            "groups",
+            f"Delete group **{plain(str(name))}** with its memberships and grants?",
+            delete,
+        )
 
     def add_member(self) -> None:
         row = selected(self.groups_table)
@@ -594,8 +598,8 @@ class AccessPage:
 
         self.ask(
             "groups",
-            f"Remove **{member['email']}** from **{group_row['name']}**? They lose what the "
-            "group is granted.",
+            f"Remove **{plain(str(member['email']))}** from "
+            f"**{plain(str(group_row['name']))}**? They lose what the group is granted.",
             then=remove,
         )
 
@@ -646,8 +650,8 @@ class AccessPage:
 
         self.ask(
             "grants",
-            f"Remove the grant of **{row.get('resource', grant_id)}** from "
-            f"**{row.get('group', 'the group')}**? Its members lose access at once.",
+            f"Remove the grant of **{plain(str(row.get('resource', grant_id)))}** from "
+            f"**{plain(str(row.get('group', 'the group')))}**? Its members lose access at once.",
             then=remove,
         )
 

@@ -17,6 +17,7 @@ import panel as pn
 
 from agnes_admin.clicks import on_click, submit_on_enter
 from agnes_admin.context import PageContext
+from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, one_outcome, selected, set_options, table
 from agnes_mcp import access_admin, oauth_admin
@@ -214,6 +215,7 @@ class TokensPage:
             self.actions.say("Select a token first.", "warning")
             return
         token_id, label = str(row["token_id"]), f"'{row['name']}' of {row['owner']}"
+        shown = plain(label)  # a name is read as typed (a*b* is no emphasis)
 
         def revoke() -> None:
             info = self.actions.run(
@@ -231,7 +233,7 @@ class TokensPage:
             else:
                 self.actions.say(f"Revoked token '{info.name}' ({info.prefix}).")
 
-        self.confirm.ask(f"Revoke token {label}? Programs using it stop working.", then=revoke)
+        self.confirm.ask(f"Revoke token {shown}? Programs using it stop working.", then=revoke)
 
 
 class OAuthGrantsSection:
@@ -299,6 +301,7 @@ class OAuthGrantsSection:
             self.actions.say("Select a grant first.", "warning")
             return
         grant_id, label = str(row["grant_id"]), f"'{row['client']}' for {row['user']}"
+        shown = plain(label)
 
         def revoke() -> None:
             grant = self.actions.run(
@@ -317,7 +320,7 @@ class OAuthGrantsSection:
                 self.actions.say(f"Revoked the OAuth grant of {label}.")
 
         self.confirm.ask(
-            f"Revoke the OAuth grant of {label}? The client is signed out at once.", then=revoke
+            f"Revoke the OAuth grant of {shown}? The client is signed out at once.", then=revoke
         )
 
 
