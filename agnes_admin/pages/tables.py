@@ -48,6 +48,7 @@ logger = logging.getLogger("agnes.admin")
 ALL = "(all)"
 STATUSES = [NEVER_SYNCED, "running", "ok", "error"]
 PAGE_SIZE = 25
+FILTER_WIDTH = 240  # px: Panel's default (300) put the fourth filter past the window
 REGISTRY_COLUMNS = [
     "id",
     "name",
@@ -94,6 +95,7 @@ class TablesPage:
             sizing_mode="stretch_width",
         )
         for widget in (self.source_filter, self.mode_filter, self.status_filter, self.text_filter):
+            widget.width = FILTER_WIDTH  # four side by side fit a 1280 px window
             widget.param.watch(lambda _: self.refresh(), "value")
         self.registry.param.watch(self._on_select, "selection")
 
