@@ -17,6 +17,7 @@ from agnes_admin.clicks import on_click, submit_on_enter
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
+from agnes_admin.times import shown_time
 from agnes_mcp import access_admin
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
@@ -40,10 +41,6 @@ SYNCED_NOTE = (
     "Memberships from Google sync (source `google_sync`) follow Google Workspace and change "
     "at the next sync; only `admin` memberships can be removed here."
 )
-
-
-def _time(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
 def table(columns: list[str], **options: Any) -> pn.widgets.Tabulator:
@@ -404,7 +401,7 @@ class AccessPage:
                 "type": kind.label,
                 "resource": grant.resource_id,
                 "granted_by": self._who(grant.granted_by),
-                "granted": _time(grant.granted_at),
+                "granted": shown_time(grant.granted_at),
             }
             for branch in access_admin.grant_tree(services)
             for kind in branch.kinds
@@ -429,7 +426,7 @@ class AccessPage:
                     "groups": ", ".join(
                         f"{m.group_name} ({m.source.value})" for m in p.memberships
                     ),
-                    "created": _time(p.user.created_at),
+                    "created": shown_time(p.user.created_at),
                 }
                 for p in self._people
                 if not needle or needle in f"{p.user.email}\n{p.user.name or ''}".lower()
@@ -460,7 +457,7 @@ class AccessPage:
                     "email": m.email,
                     "source": m.source.value,
                     "added_by": self._who(m.added_by),
-                    "added": _time(m.added_at),
+                    "added": shown_time(m.added_at),
                 }
                 for m in members
             ],

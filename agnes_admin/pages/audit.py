@@ -14,6 +14,7 @@ from agnes_admin.clicks import submit_on_enter
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
+from agnes_admin.times import shown_time
 from agnes_mcp import audit_query
 from agnes_mcp.audit_query import audit_entry, audit_facets, audit_filter, audit_page
 from agnes_mcp.services import Services
@@ -151,7 +152,7 @@ class AuditPage:
             [
                 {
                     "id": e.id,
-                    "at": e.at.strftime("%Y-%m-%d %H:%M:%S"),
+                    "at": shown_time(e.at, seconds=True),
                     "email": e.email or e.user_id,
                     "action": e.action,
                     "resource": e.resource,

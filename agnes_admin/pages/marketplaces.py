@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -27,6 +26,7 @@ from agnes_admin.forms import ModelForm
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, table
+from agnes_admin.times import shown_time
 from agnes_mcp.marketplace_admin import MarketplaceAdmin, MarketplaceCreate, MarketplaceView
 from agnes_sync.errors import AgnesError
 
@@ -53,10 +53,6 @@ GRANT_NOTE = (
 )
 
 
-def _time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
-
-
 def _row(m: MarketplaceView) -> dict[str, Any]:
     return {
         "slug": m.slug,
@@ -64,7 +60,7 @@ def _row(m: MarketplaceView) -> dict[str, Any]:
         "url": m.url,
         "ref": m.ref or "",
         "state": m.state,
-        "last_sync": _time(m.last_sync_at) or "never",
+        "last_sync": shown_time(m.last_sync_at, never="never"),
         "outcome": m.last_sync_outcome or "",
         "error": m.last_sync_error or "",
         "serving": (m.good_commit or "")[:12],

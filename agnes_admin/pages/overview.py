@@ -16,6 +16,7 @@ from agnes_admin.background import in_background
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, cut_text, register
 from agnes_admin.shell import STYLE
+from agnes_admin.times import shown_time
 from agnes_mcp.admin_overview import Overview, SyncFailure, overview
 from agnes_mcp.registry_admin import RegistryAdmin
 from agnes_mcp.sync_service import SyncResult
@@ -27,7 +28,7 @@ ERROR_SHOWN = 500  # characters of a failure's error shown under "Needs you"
 
 
 def _when(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "never"
+    return shown_time(value, never="never")
 
 
 def summary(data: Overview) -> pn.pane.HTML:

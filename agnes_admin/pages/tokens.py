@@ -20,6 +20,7 @@ from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, one_outcome, selected, set_options, table
+from agnes_admin.times import shown_time
 from agnes_mcp import access_admin, oauth_admin
 from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.store.ids import utcnow
@@ -50,10 +51,6 @@ COLUMNS = [
 COPY_JS = "navigator.clipboard.writeText(field.value)"
 GRANT_STATUSES = {"All": ALL, "Active": "active", "Revoked": "revoked"}
 GRANT_COLUMNS = ["grant_id", "user", "client", "created", "last_used", "status", "revoked", "why"]
-
-
-def _time(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value is not None else ""
 
 
 def status_of(token: TokenInfo, now: datetime, inactive: frozenset[str] = frozenset()) -> str:
@@ -155,11 +152,11 @@ class TokensPage:
                 "name": t.name,
                 "prefix": t.prefix,
                 "scopes": ", ".join(t.scopes),
-                "created": _time(t.created_at),
-                "last_used": _time(t.last_used_at),
+                "created": shown_time(t.created_at),
+                "last_used": shown_time(t.last_used_at),
                 "last_used_ip": t.last_used_ip or "",
-                "expires": _time(t.expires_at) or "never",
-                "revoked": _time(t.revoked_at),
+                "expires": shown_time(t.expires_at, never="never"),
+                "revoked": shown_time(t.revoked_at),
                 "status": status_of(t, now, self._inactive),
             }
             for t in self._tokens
@@ -227,7 +224,7 @@ class TokensPage:
             if info.already_revoked:
                 self.actions.say(
                     f"Token '{info.name}' ({info.prefix}) was already revoked, at "
-                    f"{_time(info.revoked_at)}; nothing changed.",
+                    f"{shown_time(info.revoked_at)}; nothing changed.",
                     "info",
                 )
             else:
@@ -282,10 +279,10 @@ class OAuthGrantsSection:
                 "grant_id": g.id,
                 "user": g.user_email or g.user_id,
                 "client": g.client_name,
-                "created": _time(g.created_at),
-                "last_used": _time(g.last_used_at) or "never",
+                "created": shown_time(g.created_at),
+                "last_used": shown_time(g.last_used_at, never="never"),
                 "status": g.status,
-                "revoked": _time(g.revoked_at),
+                "revoked": shown_time(g.revoked_at),
                 "why": g.revoked_why or "",
             }
             for g in self._grants
@@ -313,7 +310,7 @@ class OAuthGrantsSection:
             if grant.already_revoked:
                 self.actions.say(
                     f"The OAuth grant of {label} was already revoked, at "
-                    f"{_time(grant.revoked_at)}; nothing changed.",
+                    f"{shown_time(grant.revoked_at)}; nothing changed.",
                     "info",
                 )
             else:
