@@ -83,6 +83,9 @@ CASES: list[tuple[str, str, str]] = [
     (L, "SELECT FROM WHERE", "sql_parse_error"),
     (L, "SELECT (1", "sql_parse_error"),
     (L, "SELECT 'unterminated", "sql_parse_error"),
+    (L, 'SELECT 1 AS "a\x00b"', "sql_parse_error"),  # the name was cut at the NUL
+    (L, "SELECT 'a\x00b' AS v", "sql_parse_error"),
+    (R, 'SELECT device AS "d\x00x" FROM web_sessions LIMIT 1', "sql_parse_error"),
     (L, "", "sql_parse_error"),
     (L, ";", "sql_parse_error"),
     (L, "   ", "sql_parse_error"),

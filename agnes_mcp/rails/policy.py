@@ -282,11 +282,29 @@ def not_text(sql: str) -> SqlParseError | None:
     )
 
 
+def _nul(sql: str) -> SqlParseError | None:
+    """The refusal of SQL holding a NUL character (U+0000): DuckDB hands a name holding
+    one on cut at it (``SELECT 1 AS "a<NUL>b"`` answered a column ``a``), and no query
+    needs one."""
+    index = sql.find("\x00")
+    if index < 0:
+        return None
+    before = sql[:index]
+    line = before.count("\n") + 1
+    column = index - (before.rfind("\n") + 1) + 1
+    return SqlParseError(
+        f"The SQL holds a NUL character (U+0000) at line {line}, column {column}: no name "
+        "or value may hold one here.",
+        hint="Remove it (a string built with chr(0) works where a value needs one).",
+        details={"line": line, "column": column},
+    )
+
+
 def parse(sql: str, dialect: str = DUCKDB) -> ParsedQuery:
     """Parse and check ``sql``; raises a :class:`QueryRefused` subclass on any violation."""
     if len(sql) > MAX_SQL_CHARS:
         raise SqlTooLarge(f"The SQL is {len(sql):,} characters; the limit is {MAX_SQL_CHARS:,}.")
-    refused = not_text(sql)
+    refused = not_text(sql) or _nul(sql)
     if refused is not None:
         raise refused
     if _nesting(sql) > MAX_NESTING:
