@@ -441,3 +441,38 @@ async def test_a_resource_the_server_cannot_be_reached_for_is_no_invalid_params(
         assert process.stdin is not None
         await process.stdin.aclose()
         assert await process.wait() == 0
+
+
+ANSWERS = [
+    {"jsonrpc": "2.0", "id": 7, "result": {}},  # an answer to a request of the server's
+    {"jsonrpc": "2.0", "id": 7},  # nor an answer: no result, no error
+]
+
+
+async def test_an_error_about_an_answer_carries_no_id_on_stdio(tmp_path: Path) -> None:
+    """An error about what the client sent as an answer (not a request) was given that
+    answer's id: the client takes it for the answer to its own request of that id. JSON-RPC
+    says an invalid request's id is null when none can be read; an answer has no request."""
+    async with _local_mcp(tmp_path) as (process, lines):
+        assert "result" in await _exchange(process, lines, json.dumps(INITIALIZE))
+        bare = await _exchange(process, lines, json.dumps(ANSWERS[1]))
+        assert bare["id"] is None and bare["error"]["code"] == -32600, bare
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        assert await process.wait() == 0
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain"])
+def test_an_error_about_an_answer_carries_no_id_over_http(
+    demo_server: DemoServer, answer: dict[str, Any], content_type: str
+) -> None:
+    headers = {
+        "Authorization": f"Bearer {demo_server.analyst_token}",
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": content_type,
+    }
+    url = f"{demo_server.live.base_url}/mcp/"
+    refused = httpx.post(url, content=json.dumps(answer), headers=headers, timeout=30)
+    assert refused.status_code >= 400
+    assert refused.json()["id"] is None, refused.text

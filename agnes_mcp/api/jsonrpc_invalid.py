@@ -64,12 +64,15 @@ def _rewritten(body: bytes, request: bytes = b"") -> bytes | None:
 
 
 def readable_id(request: bytes) -> str | int | None:
-    """The ``id`` of ``request`` when it is a JSON object with a usable one."""
+    """The ``id`` of ``request`` when it is a request (a JSON object with a ``method``)
+    with a usable one: an error answering what the client sent as an answer (to a request
+    of the server's) carries none, or the client would take it for the answer to its own
+    request of that id."""
     try:
         found = json.loads(request)
     except ValueError:
         return None
-    ident = found.get("id") if isinstance(found, dict) else None
+    ident = found.get("id") if isinstance(found, dict) and "method" in found else None
     return ident if isinstance(ident, (str, int)) and usable_id(ident) else None
 
 

@@ -19,19 +19,10 @@ from mcp_types.version import KNOWN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
+from agnes_mcp.api.jsonrpc_invalid import readable_id
 from agnes_mcp.api.request_body import replaying, whole_body
-from agnes_mcp.mcp_server.stdio_transport import usable_id
 
 VERSION_HEADER = b"mcp-protocol-version"
-
-
-def _request_id(body: bytes) -> str | int | None:
-    try:
-        found = json.loads(body)
-    except ValueError:
-        return None
-    ident = found.get("id") if isinstance(found, dict) else None
-    return ident if isinstance(ident, (str, int)) and usable_id(ident) else None
 
 
 class UnknownProtocolVersion:
@@ -51,7 +42,7 @@ class UnknownProtocolVersion:
         ident = None
         if scope["method"] == "POST":
             body, messages = await whole_body(receive)
-            ident = _request_id(body)
+            ident = readable_id(body)
             receive = replaying(messages, receive)
         supported = list(KNOWN_PROTOCOL_VERSIONS)
         message = (

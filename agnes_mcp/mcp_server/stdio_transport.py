@@ -139,10 +139,12 @@ async def screened_lines(lines: AsyncIterable[str]) -> AsyncIterator[str]:
 
 
 def _request_id(errors: list[Any]) -> int | str | None:
-    """The ``id`` of the object that failed, when it has a usable one."""
+    """The ``id`` of the object that failed, when it is a request (it has a ``method``)
+    with a usable one: an answer the client sent is answered with none, or the client
+    would take the error for the answer to its own request of that id."""
     for error in errors:
         value = error.get("input")
-        if isinstance(value, dict):
+        if isinstance(value, dict) and "method" in value:
             ident = value.get("id")
             if isinstance(ident, (str, int)) and usable_id(ident):
                 return ident
