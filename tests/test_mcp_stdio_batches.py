@@ -125,3 +125,32 @@ def test_a_batch_of_too_many_messages_is_refused_whole_over_http(
     assert refused.json()["id"] is None and refused.json()["error"]["code"] == -32600
     assert refused.json()["error"]["data"] == {"messages": len(more), "limit": MAX_BATCH_MESSAGES}
     httpx.delete(url, headers=session, timeout=30)
+
+
+async def test_a_batch_whose_request_is_cancelled_is_still_answered_on_stdio(
+    tmp_path: Path,
+) -> None:
+    """A cancelled request is never answered (MCP), and the batch holding it waited for
+    that answer: the answers to the rest of the batch never came."""
+    endless = {
+        "name": "query",
+        "arguments": {"sql": "SELECT sum(hash(range)) AS s FROM range(1000000000000)"},
+    }
+    batch = [
+        {"jsonrpc": "2.0", "id": "endless", "method": "tools/call", "params": endless},
+        {"jsonrpc": "2.0", "id": "ping", "method": "ping"},
+    ]
+    cancel = {
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": {"requestId": "endless", "reason": "the user pressed Escape"},
+    }
+    async with _local_mcp(tmp_path) as (process, lines):
+        assert "result" in await _exchange(process, lines, _opening("2025-03-26"))
+        assert process.stdin is not None
+        await process.stdin.send(json.dumps(batch).encode() + b"\n")
+        answer = await _exchange(process, lines, json.dumps(cancel))
+        assert isinstance(answer, list), answer
+        assert {"jsonrpc": "2.0", "id": "ping", "result": {}} in answer
+        await process.stdin.aclose()
+        assert await process.wait() == 0

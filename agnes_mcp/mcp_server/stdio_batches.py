@@ -124,6 +124,17 @@ class SessionBatches:
         batch.waiting.add(request_id)
         self._of_request[request_id] = batch
 
+    def cancelled(self, request_id: object) -> Batch | None:
+        """Note a request the client cancelled: it is never answered (MCP), so its batch
+        waits for it no longer; that batch when it is now whole."""
+        if not isinstance(request_id, (str, int)):
+            return None
+        batch = self._of_request.pop(request_id, None)
+        if batch is None:
+            return None
+        batch.waiting.discard(request_id)
+        return batch if batch.done else None
+
     def answered(self, message: JSONRPCMessage) -> tuple[bool, Batch | None]:
         """Note an answer going to the client: whether it is part of a batch's answer,
         and that batch when it is now whole."""

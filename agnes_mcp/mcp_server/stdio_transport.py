@@ -202,7 +202,11 @@ async def answering_unreadable_lines(
         if isinstance(message, JSONRPCRequest):
             pending.add(message.id)
         elif isinstance(message, JSONRPCNotification) and message.method == CANCELLED:
-            pending.discard((message.params or {}).get("requestId"))  # never answered
+            cancelled = (message.params or {}).get("requestId")
+            pending.discard(cancelled)  # never answered
+            whole = batches.cancelled(cancelled)
+            if whole is not None and whole.answers:
+                await write.send(SessionMessage(answers_line(whole.answers)))
         await send.send(item)
 
     async def serve_batch(batch: list[Any]) -> None:
