@@ -36,6 +36,8 @@ CASES: list[tuple[dict[str, Any], str]] = [
     (_call("query", "SELECT 1"), '(given "SELECT 1")'),
     ({"method": "tools/list", "params": {"cursor": False}}, "cursor: the list"),  # data: given
     ({"method": "prompts/get", "params": {"name": "explore_table"}}, "arguments.table: Missing"),
+    ({"method": "prompts/get", "params": {"name": "nosuch"}}, 'Unknown prompt: "nosuch"'),
+    ({"method": "resources/read", "params": {"uri": "agnes://x"}}, 'not found: "agnes://x"'),
     # the values allowed, listed: as JSON too
     (_call("catalog", {"query_mode": "x"}), '"local", "materialized" or "remote" (given "x")'),
     ({"method": "logging/setLevel", "params": {"level": "loud"}}, '"alert", "critical"'),

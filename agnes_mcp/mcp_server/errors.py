@@ -28,7 +28,7 @@ from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import ValidationError
 
 from agnes_mcp.mcp_server import output_budget as ob
-from agnes_mcp.rails.given_text import problems_said
+from agnes_mcp.rails.given_text import given_text, problems_said
 from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_sync.errors import AgnesError
 
@@ -99,6 +99,11 @@ class RefusalsAsResults(Middleware):
     ) -> ResourceResult:
         try:
             return await call_next(context)
+        except NotFoundError:  # FastMCP quotes the URI as Python does ('agnes://x')
+            uri = str(context.message.uri)
+            raise MCPError(
+                INVALID_PARAMS, f"Resource not found: {given_text(uri)}.", {"uri": uri}
+            ) from None
         except (ResourceError, AgnesError) as exc:
             refusal = _refusal(exc)
             if refusal is None:
@@ -121,6 +126,11 @@ class RefusalsAsResults(Middleware):
     ) -> PromptResult:
         try:
             return await call_next(context)
+        except NotFoundError:  # FastMCP quotes the name as Python does ('x')
+            name = context.message.name
+            raise MCPError(
+                INVALID_PARAMS, f"Unknown prompt: {given_text(name)}.", {"prompt": name}
+            ) from None
         except ArgumentsInvalid:
             # FastMCP says "Missing required arguments: {'table'}": a Python set. Said as
             # a request's invalid params are (:mod:`.params_errors`), each one named.
