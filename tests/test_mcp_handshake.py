@@ -92,3 +92,20 @@ def test_a_session_speaks_the_version_it_negotiated_over_http(demo_server: DemoS
         answered = httpx.post(url, json=pings, headers=headers, timeout=30)
         assert answered.status_code == 200 and answered.json()[0]["result"] == {}
     httpx.delete(url, headers=older, timeout=30)
+
+
+def test_a_get_asking_to_resume_opens_the_stream_over_http(demo_server: DemoServer) -> None:
+    """The server keeps no events to replay: a GET with Last-Event-ID (a client
+    reconnecting its event stream) was answered 500, the SDK returning without an answer.
+    It opens the session's event stream, from now."""
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = {
+        **_session(url, demo_server.analyst_token, "2025-06-18"),
+        "mcp-protocol-version": "2025-06-18",
+        "Accept": "text/event-stream",
+        "Last-Event-ID": "abc",
+    }
+    with httpx.stream("GET", url, headers=session, timeout=30) as stream:
+        assert stream.status_code == 200, stream.read()
+        assert stream.headers["content-type"].startswith("text/event-stream")
+    httpx.delete(url, headers=session, timeout=30)

@@ -35,6 +35,7 @@ from agnes_mcp.api.mcp_cors import McpCors
 from agnes_mcp.api.mcp_ended_session import EndedSessionAnswers
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.mcp_hang_up import CancelOnHangUp
+from agnes_mcp.api.mcp_no_resume import NoResume
 from agnes_mcp.api.mcp_session_versions import NegotiatedVersions, SessionVersions
 from agnes_mcp.api.mcp_versions import UnknownProtocolVersion
 from agnes_mcp.api.request_context import RequestContextMiddleware
@@ -168,7 +169,8 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         JsonContentType(
             NegotiatedVersions(
                 JsonRpcBatches(
-                    JsonRpcInvalidRequest(EndedSessionAnswers(CancelOnHangUp(mcp_app))), versions
+                    JsonRpcInvalidRequest(EndedSessionAnswers(CancelOnHangUp(NoResume(mcp_app)))),
+                    versions,
                 ),
                 versions,
             )
