@@ -154,3 +154,26 @@ async def test_a_batch_whose_request_is_cancelled_is_still_answered_on_stdio(
         assert {"jsonrpc": "2.0", "id": "ping", "result": {}} in answer
         await process.stdin.aclose()
         assert await process.wait() == 0
+
+
+async def test_a_batch_in_a_batch_is_no_message_on_both_transports(
+    tmp_path: Path, demo_server: DemoServer
+) -> None:
+    """A 2025-03-26 session takes batches, but not one inside another: that element is
+    not a message (-32600). Over HTTP it was told batches are not accepted at all."""
+    nested: list[Any] = [[], {"jsonrpc": "2.0", "id": 1, "method": "ping"}]
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-03-26")
+    over_http = httpx.post(url, json=nested, headers=session, timeout=30).json()
+    httpx.delete(url, headers=session, timeout=30)
+    async with _local_mcp(tmp_path) as (process, lines):
+        assert "result" in await _exchange(process, lines, _opening("2025-03-26"))
+        on_stdio = await _exchange(process, lines, json.dumps(nested))
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        assert await process.wait() == 0
+    for answers in (over_http, on_stdio):
+        errors = [a["error"] for a in answers if "error" in a]
+        assert len(answers) == 2 and len(errors) == 1, answers
+        assert errors[0]["code"] == -32600 and errors[0]["message"] != BATCH_MESSAGE
+        assert {"jsonrpc": "2.0", "id": 1, "result": {}} in answers

@@ -19,12 +19,14 @@ import json
 from typing import Any
 
 import anyio
+from mcp_types import INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
 from agnes_mcp.api.mcp_session_versions import SessionVersions
 from agnes_mcp.api.request_body import replaying, whole_body
 from agnes_mcp.mcp_server.stdio_batches import refused_batch
+from agnes_mcp.mcp_server.stdio_transport import INVALID_REQUEST_MESSAGE
 
 SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
@@ -102,6 +104,12 @@ class JsonRpcBatches:
             gone.set()
 
         async def serve_one(message: Any, answer: Answer) -> None:
+            if isinstance(message, list):  # a batch in a batch: no message (not a batch
+                # to refuse: this session takes batches, just not nested ones)
+                error = {"code": INVALID_REQUEST, "message": INVALID_REQUEST_MESSAGE}
+                answer.status = 400
+                answer.parts = [json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()]
+                return
             body = json.dumps(message).encode()
             headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
             headers.append((b"content-length", str(len(body)).encode()))
