@@ -100,6 +100,9 @@ async def test_unreadable_lines_are_answered_and_the_session_goes_on(tmp_path: P
         ('{"jsonrpc": "2.0", "id": 7, "method": 5}', -32600, 7),
         ('{"jsonrpc": "2.0", "id": "x", "method": "tools/call", "params": "q"}', -32600, "x"),
         ("[1, 2]", -32600, None),
+        # JSON with a byte order mark (RFC 8259: not JSON): a parse error's id is null,
+        # though a lenient reader finds one
+        ('\ufeff{"jsonrpc": "2.0", "id": 7, "method": "ping"}', -32700, None),
     ],
 )
 def test_unreadable_bodies_over_http(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 
-from mcp_types import INVALID_PARAMS, INVALID_REQUEST
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
@@ -58,7 +58,8 @@ def _rewritten(body: bytes, request: bytes = b"") -> bytes | None:
     ):
         message = BATCH_MESSAGE if batch else INVALID_REQUEST_MESSAGE
         answer["error"] = {"code": INVALID_REQUEST, "message": message}
-    if answer.get("id") is None and not batch:
+    unparsed = answer["error"].get("code") == PARSE_ERROR  # JSON-RPC: its id is null
+    if answer.get("id") is None and not batch and not unparsed:
         answer["id"] = readable_id(request)
     return json.dumps(answer).encode()
 
