@@ -177,3 +177,28 @@ async def test_a_batch_in_a_batch_is_no_message_on_both_transports(
         assert len(answers) == 2 and len(errors) == 1, answers
         assert errors[0]["code"] == -32600 and errors[0]["message"] != BATCH_MESSAGE
         assert {"jsonrpc": "2.0", "id": 1, "result": {}} in answers
+
+
+async def test_a_batch_of_two_requests_with_one_id_is_refused_on_both_transports(
+    tmp_path: Path, demo_server: DemoServer
+) -> None:
+    """Over HTTP two requests of one id in a batch were served side by side; the SDK
+    keeps one answer stream per id, so one was never answered and the batch hung."""
+    twice: list[Any] = [
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+    ]
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-03-26")
+    over_http = httpx.post(url, json=twice, headers=session, timeout=60)
+    assert over_http.status_code == 400
+    httpx.delete(url, headers=session, timeout=30)
+    async with _local_mcp(tmp_path) as (process, lines):
+        assert "result" in await _exchange(process, lines, _opening("2025-03-26"))
+        on_stdio = await _exchange(process, lines, json.dumps(twice))
+        assert process.stdin is not None
+        await process.stdin.aclose()
+        assert await process.wait() == 0
+    for refused in (over_http.json(), on_stdio):
+        assert refused["id"] is None and refused["error"]["code"] == -32600, refused
+        assert refused["error"]["data"] == {"duplicate_ids": [1]}

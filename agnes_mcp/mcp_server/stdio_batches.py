@@ -34,6 +34,10 @@ EMPTY_BATCH = "Invalid Request: the batch is empty (send at least one message)."
 # of 5,000 pings took 14 s over HTTP (1,000: 1.6 s), and the body limit let one hold
 # 250,000 calls, which held the server for as long.
 MAX_BATCH_MESSAGES = 100
+DUPLICATE_IDS = (
+    "Invalid Request: more than one request of the batch has the id {ids}; each request "
+    "needs an id of its own (one answer is matched to each). None of it was run."
+)
 BATCH_TOO_LARGE = (
     "Invalid Request: the batch holds {count:,} messages; one batch takes at most {most} "
     "(send the rest in further batches). None of it was run."
@@ -72,12 +76,41 @@ def answers_line(answers: list[JSONRPCMessage]) -> JSONRPCMessage:
     return cast(JSONRPCMessage, Answers(answers))
 
 
+def _repeated_ids(batch: list[Any]) -> list[Any]:
+    """The ids more than one request of ``batch`` has."""
+    seen: set[tuple[str, Any]] = set()
+    repeated: list[Any] = []
+    for message in batch:
+        if not isinstance(message, dict) or "method" not in message:
+            continue
+        ident = message.get("id")
+        if not isinstance(ident, (str, int)) or isinstance(ident, bool):
+            continue
+        key = (type(ident).__name__, ident)
+        if key in seen and ident not in repeated:
+            repeated.append(ident)
+        seen.add(key)
+    return repeated
+
+
 def refused_batch(batch: list[Any]) -> JSONRPCError | None:
-    """The answer refusing ``batch`` whole (it is empty, or holds too many messages), or
-    ``None`` to serve it."""
+    """The answer refusing ``batch`` whole (it is empty, two of its requests share an id,
+    or it holds too many messages), or ``None`` to serve it. Two requests of one id were
+    served side by side over HTTP, where the SDK keeps one answer stream per id: one
+    never got its answer, and the batch waited for ever."""
     if not batch:
         return JSONRPCError(
             jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=EMPTY_BATCH)
+        )
+    repeated = _repeated_ids(batch)
+    if repeated:
+        message = DUPLICATE_IDS.format(ids=", ".join(json.dumps(i) for i in repeated[:5]))
+        return JSONRPCError(
+            jsonrpc="2.0",
+            id=None,
+            error=ErrorData(
+                code=INVALID_REQUEST, message=message, data={"duplicate_ids": repeated[:20]}
+            ),
         )
     if len(batch) > MAX_BATCH_MESSAGES:
         message = BATCH_TOO_LARGE.format(count=len(batch), most=MAX_BATCH_MESSAGES)
