@@ -233,6 +233,42 @@ def test_a_session_ended_during_a_call_answers_it_as_ended(tmp_path: Path) -> No
             _until(lambda: slots.running() == 0, "the query of an ended session ran on")
 
 
+def test_a_request_reusing_a_running_requests_id_is_refused(tmp_path: Path) -> None:
+    """The SDK keeps one answer stream per request id: a second POST of the id of a call
+    still running took its stream, and the call was never answered (its client waited
+    to its timeout). The second is refused at once, and the first is answered."""
+    with running_demo(tmp_path, query_timeout_seconds=3600) as demo:
+        slots = demo.live.services.query.slots
+        url = f"{demo.live.base_url}/mcp/"
+        with httpx.Client(timeout=SIGNAL_WAIT) as http:
+            session = _mcp_session(http, url, demo.analyst_token)
+            call = {
+                "jsonrpc": "2.0",
+                "id": 6,
+                "method": "tools/call",
+                "params": {"name": "query", "arguments": {"sql": ENDLESS}},
+            }
+            answers: list[httpx.Response] = []
+            waiting = threading.Thread(
+                target=lambda: answers.append(http.post(url, json=call, headers=session)),
+                daemon=True,
+            )
+            waiting.start()
+            _until(lambda: slots.running() == 1, "the query never started")
+            again = http.post(url, json={**call, "method": "ping", "params": {}}, headers=session)
+            assert again.status_code == 400, again.text
+            assert again.json()["id"] == 6 and again.json()["error"]["code"] == -32600
+            cancel = {
+                "jsonrpc": "2.0",
+                "method": "notifications/cancelled",
+                "params": {"requestId": 6, "reason": "done"},
+            }
+            http.post(url, json=cancel, headers=session)
+            waiting.join(SIGNAL_WAIT)
+            assert answers and answers[0].json()["id"] == 6, "the first call was never answered"
+            http.delete(url, headers=session)
+
+
 def _post_then_hang_up(
     base_url: str, headers: dict[str, str], call: dict[str, Any]
 ) -> socket.socket:

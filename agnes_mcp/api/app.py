@@ -36,6 +36,7 @@ from agnes_mcp.api.mcp_ended_session import EndedSessionAnswers
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.mcp_hang_up import CancelOnHangUp
 from agnes_mcp.api.mcp_no_resume import NoResume
+from agnes_mcp.api.mcp_request_ids import OneRequestPerId
 from agnes_mcp.api.mcp_session_versions import NegotiatedVersions, SessionVersions
 from agnes_mcp.api.mcp_versions import UnknownProtocolVersion
 from agnes_mcp.api.request_context import RequestContextMiddleware
@@ -169,7 +170,9 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         JsonContentType(
             NegotiatedVersions(
                 JsonRpcBatches(
-                    JsonRpcInvalidRequest(EndedSessionAnswers(CancelOnHangUp(NoResume(mcp_app)))),
+                    JsonRpcInvalidRequest(
+                        OneRequestPerId(EndedSessionAnswers(CancelOnHangUp(NoResume(mcp_app))))
+                    ),
                     versions,
                 ),
                 versions,
