@@ -193,7 +193,8 @@ class Snapshots:
             principal, ResourceType.TABLE, table.id
         ):
             raise TableNotFound(
-                f"There is no table '{table_id}' you may read.", next=next_step("catalog", "agnes catalog")
+                f"There is no table '{table_id}' you may read.",
+                next=next_step("catalog", "agnes catalog"),
             )
         if not table.is_remote:
             sql = f"SELECT {', '.join(spec.select)} FROM {table.id}"
