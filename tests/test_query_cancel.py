@@ -210,19 +210,7 @@ def test_a_session_ended_during_a_call_answers_it_as_ended(tmp_path: Path) -> No
         url = f"{demo.live.base_url}/mcp/"
         with httpx.Client(timeout=SIGNAL_WAIT) as http:
             session = _mcp_session(http, url, demo.analyst_token)
-            call = {
-                "jsonrpc": "2.0",
-                "id": 5,
-                "method": "tools/call",
-                "params": {"name": "query", "arguments": {"sql": ENDLESS}},
-            }
-            answers: list[httpx.Response] = []
-            waiting = threading.Thread(
-                target=lambda: answers.append(http.post(url, json=call, headers=session)),
-                daemon=True,
-            )
-            waiting.start()
-            _until(lambda: slots.running() == 1, "the query never started")
+            _, answers, waiting = _endless_call(http, url, session, 5, slots)
             assert http.delete(url, headers=session).status_code == 200
             waiting.join(SIGNAL_WAIT)
             assert answers, "the call was never answered"
@@ -242,19 +230,7 @@ def test_a_request_reusing_a_running_requests_id_is_refused(tmp_path: Path) -> N
         url = f"{demo.live.base_url}/mcp/"
         with httpx.Client(timeout=SIGNAL_WAIT) as http:
             session = _mcp_session(http, url, demo.analyst_token)
-            call = {
-                "jsonrpc": "2.0",
-                "id": 6,
-                "method": "tools/call",
-                "params": {"name": "query", "arguments": {"sql": ENDLESS}},
-            }
-            answers: list[httpx.Response] = []
-            waiting = threading.Thread(
-                target=lambda: answers.append(http.post(url, json=call, headers=session)),
-                daemon=True,
-            )
-            waiting.start()
-            _until(lambda: slots.running() == 1, "the query never started")
+            call, answers, waiting = _endless_call(http, url, session, 6, slots)
             again = http.post(url, json={**call, "method": "ping", "params": {}}, headers=session)
             assert again.status_code == 400, again.text
             assert again.json()["id"] == 6 and again.json()["error"]["code"] == -32600
@@ -267,6 +243,26 @@ def test_a_request_reusing_a_running_requests_id_is_refused(tmp_path: Path) -> N
             waiting.join(SIGNAL_WAIT)
             assert answers and answers[0].json()["id"] == 6, "the first call was never answered"
             http.delete(url, headers=session)
+
+
+def _endless_call(
+    http: httpx.Client, url: str, session: dict[str, str], ident: int, slots: Any
+) -> tuple[dict[str, Any], list[httpx.Response], threading.Thread]:
+    """A ``tools/call`` of ENDLESS with id ``ident``, POSTed on a thread of its own and
+    running once this returns: the call, the list its answer lands in, and the thread."""
+    call = {
+        "jsonrpc": "2.0",
+        "id": ident,
+        "method": "tools/call",
+        "params": {"name": "query", "arguments": {"sql": ENDLESS}},
+    }
+    answers: list[httpx.Response] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(http.post(url, json=call, headers=session)), daemon=True
+    )
+    waiting.start()
+    _until(lambda: slots.running() == 1, "the query never started")
+    return call, answers, waiting
 
 
 def _post_then_hang_up(
