@@ -205,6 +205,7 @@ def _notebook(server: Server, root: Path, runs: int) -> Result:
         AGNES_TOKEN=server.admin_token,
         AGNES_CONFIG_HOME=str(root / "config"),
         XDG_CACHE_HOME=str(root / "cache"),
+        MPLCONFIGDIR=str(root / "matplotlib"),  # not the user's ~/.config/matplotlib
     )
     folder = root / "run"
     folder.mkdir()
