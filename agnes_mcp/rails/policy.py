@@ -270,9 +270,7 @@ def not_text(sql: str) -> SqlParseError | None:
     found = not_unicode(sql)
     if found is None:
         return None
-    before = sql[: found.index]
-    line = before.count("\n") + 1
-    column = found.index - (before.rfind("\n") + 1) + 1
+    line, column = _position(sql, found.index)
     return SqlParseError(
         f"The SQL is not text at line {line}, column {column}: a character that is not "
         f"Unicode{found.byte}.",
@@ -282,6 +280,12 @@ def not_text(sql: str) -> SqlParseError | None:
     )
 
 
+def _position(sql: str, index: int) -> tuple[int, int]:
+    """The line and column (from 1) of the character at ``index`` of ``sql``."""
+    before = sql[:index]
+    return before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+
+
 def _nul(sql: str) -> SqlParseError | None:
     """The refusal of SQL holding a NUL character (U+0000): DuckDB hands a name holding
     one on cut at it (``SELECT 1 AS "a<NUL>b"`` answered a column ``a``), and no query
@@ -289,9 +293,7 @@ def _nul(sql: str) -> SqlParseError | None:
     index = sql.find("\x00")
     if index < 0:
         return None
-    before = sql[:index]
-    line = before.count("\n") + 1
-    column = index - (before.rfind("\n") + 1) + 1
+    line, column = _position(sql, index)
     return SqlParseError(
         f"The SQL holds a NUL character (U+0000) at line {line}, column {column}: no name "
         "or value may hold one here.",
