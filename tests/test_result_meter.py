@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from agnes_mcp.rails import result_meter
@@ -160,6 +161,28 @@ def test_a_table_value_repeated_without_a_builder_is_cut_at_the_byte_cap(
     assert result.truncated and result.reason == "bytes"  # type: ignore[attr-defined]
     assert result.table.nbytes <= CAP  # type: ignore[attr-defined]
     assert growth < 1 * GiB, f"grew {growth / MiB:.0f} MiB"
+
+
+def test_a_row_too_large_met_after_tables_were_registered_is_still_cut(with_docs: Sandbox) -> None:
+    """DuckDB stops a guarded answer at a row too large for a batch with an error, which
+    ends its transaction's use: the metered answer that follows runs in a new one, with
+    the caller's tables registered again (a hybrid query's rows from the warehouse), and
+    keeps the names DuckDB gives a repeated one (body, body_1)."""
+    extra = pa.table({"id": [1], "body": ["y" * 2_000_000]})
+    registered: list[int] = []
+
+    def register(cursor: duckdb.DuckDBPyConnection) -> None:
+        registered.append(1)
+        cursor.register("extra", extra)
+
+    sql = "SELECT o.id, e.body, e.body FROM t o, extra e"
+    assert not result_meter.needs_meter(sql)
+    result = with_docs.run(sql, LIMITS, prepare=register)
+    assert len(registered) == 2  # once for the guarded answer, once for the metered one
+    assert result.truncated and result.reason == "bytes"
+    assert result.table.schema.names == ["id", "body", "body_1"]
+    assert 0 < result.table.num_rows < 2_048 and result.table.nbytes <= CAP
+    assert result.table.column("body")[0].as_py() == "y" * 2_000_000
 
 
 def test_an_answer_not_metered_is_duckdbs(with_docs: Sandbox) -> None:

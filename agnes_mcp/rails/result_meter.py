@@ -11,9 +11,10 @@ its result types are bound first (0.05-0.3 ms), and DuckDB adds up, row by row i
 streaming window, the bytes each row's variable-width values would take in Arrow; a
 row past the byte cap has them replaced by NULL, so it costs nothing to convert, and the
 reader cuts the answer there (``reason: bytes``). A query naming none of these may still
-repeat a large value (a plain join of a table holding a 2 MB text): its rows are each
-measured (:func:`row_guarded_sql`, no running total), and one row too large for a batch
-has the answer run again metered, so the byte cap never rests on a text check alone.
+repeat a large value (a plain join of a table holding a 2 MB text): DuckDB tests each of
+its rows (:func:`row_guarded_sql`, no running total) and stops at one too large for a
+batch, and the answer is run again metered, so the byte cap never rests on a text check
+alone.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _LISTS = frozenset({"list", "array"})
 # measure of a variant's or a bignum's value.
 _AS_TEXT = frozenset({"variant", "bignum", "varint"})
 METER_COLUMN = "agnes_result_bytes"
+# What a guarded answer's row past its bytes raises (:func:`row_guarded_sql`).
+ROW_TOO_LARGE = "agnes: a row of the answer is larger than a batch may hold"
 # A top-n aggregate's name as a word, up to its next parenthesis (a comment or a quote may
 # stand between them): its call is checked for an n.
 _TOP_N_CALL = re.compile(r"\b(?:" + "|".join(sorted(TOP_N)) + r")\b[^(]*\(")  # case-folded
@@ -135,23 +138,11 @@ def size_of(expr: str, kind: Any, depth: int = 0) -> str | None:
     return None
 
 
-def variable_width(types: Sequence[Any]) -> bool:
-    """Whether an answer of these column types has a variable-width one (to measure)."""
-    return any(size_of(f"#{i}", kind) is not None for i, kind in enumerate(types, start=1))
-
-
-def metered_sql(
-    sql: str, names: Sequence[str], types: Sequence[Any], cap: int, *, running: bool = True
-) -> str | None:
+def metered_sql(sql: str, names: Sequence[str], types: Sequence[Any], cap: int) -> str | None:
     """``sql`` (one SELECT) with a last column: the running total of the bytes its rows'
     variable-width values take, each row's values past ``cap`` replaced by NULL; None when
-    no column is of variable width (nothing to meter). ``running=False``: each row's own
-    bytes instead (:func:`row_guarded_sql`)."""
-    sizes = {
-        i: size
-        for i, kind in enumerate(types, start=1)
-        if (size := size_of(f"#{i}", kind)) is not None
-    }
+    no column is of variable width (nothing to meter)."""
+    sizes = _sizes(types)
     if not sizes:
         return None
     total = _sum([f"coalesce({size}, 0)" for size in sizes.values()])
@@ -162,13 +153,21 @@ def metered_sql(
         for i, name in enumerate(names, start=1)
     )
     window = " OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-    measure = f"sum(({total})::DOUBLE){window}" if running else f"({total})::DOUBLE"
     return (
         f"SELECT {columns}, #{meter} AS {quote_ident(METER_COLUMN)} FROM (SELECT *, "
         # ``sql`` starts on this text's first line: an engine error's line stays the one
         # the caller's wrapper gave it (a newline before it put every error a line low)
-        f"{measure} FROM ({sql}\n) AS agnes_sized) AS agnes_metered"
+        f"sum(({total})::DOUBLE){window} FROM ({sql}\n) AS agnes_sized) AS agnes_metered"
     )
+
+
+def _sizes(types: Sequence[Any]) -> dict[int, str]:
+    """The SQL sizing each variable-width column (by position) of an answer of ``types``."""
+    return {
+        i: size
+        for i, kind in enumerate(types, start=1)
+        if (size := size_of(f"#{i}", kind)) is not None
+    }
 
 
 def _sum(terms: list[str]) -> str:
@@ -181,17 +180,55 @@ def _sum(terms: list[str]) -> str:
 
 
 def row_guarded_sql(
-    sql: str, names: Sequence[str], types: Sequence[Any], row_bytes: int
+    sql: str,
+    names: Sequence[str],
+    types: Sequence[Any],
+    row_bytes: int,
+    *,
+    limit: int | None = None,
 ) -> str | None:
-    """``sql`` with a last column holding each row's own variable-width bytes, a row of
-    more than ``row_bytes`` having them replaced by NULL, so it costs nothing to convert:
-    the answer of a query :func:`needs_meter` does not find, which may still repeat a
-    large value from a table (a plain join gave a 2 MB text to 200,000 rows). A batch of
-    rows under ``row_bytes`` each stays under the byte cap; a row over it (:func:`cut`
-    with ``row_bytes``) means the answer is run again metered. Each row's size is a
-    projection (a few percent of a plain answer's time), not a running total (the window
-    took half as long again as the answer itself)."""
-    return metered_sql(sql, names, types, row_bytes, running=False)
+    """``sql`` (one SELECT; at most ``limit`` rows of it) stopped by DuckDB, with the
+    error :data:`ROW_TOO_LARGE`, at its first row whose variable-width values take more
+    than ``row_bytes``, before that row's batch is converted; None when no column is of
+    variable width. It guards the answer of a query :func:`needs_meter` does not find,
+    which may still repeat a large value from a table (a plain join gave a 2 MB text to
+    200,000 rows): a batch of rows under ``row_bytes`` each stays under the byte cap; a
+    row over it means the answer is run again metered. One column's expression tests the
+    row's size, at the level of the ``LIMIT`` (a projection: a filter would be pushed
+    below an ``ORDER BY`` and test rows the answer never holds); the answer keeps its own
+    columns (a size column and a test per column cost DuckDB's planner more than the
+    answer of a small query itself)."""
+    sizes = _sizes(types)
+    if not sizes:
+        return None
+    terms = list(sizes.values())
+    # one term NULL (a NULL value) makes the test NULL, which is no error; of several,
+    # a NULL one is 0 so it cannot hide another's size
+    total = terms[0] if len(terms) == 1 else _sum([f"coalesce({t}, 0)" for t in terms])
+    tested = next(iter(sizes))
+    test = f"{total} > {int(row_bytes)}"
+    columns = ", ".join(
+        (
+            f"CASE WHEN {test} THEN error({quote_literal(ROW_TOO_LARGE)}) ELSE #{i} END"
+            if i == tested
+            else f"#{i}"
+        )
+        + f" AS {quote_ident(name)}"
+        for i, name in enumerate(names, start=1)
+    )
+    # The caller's text is on the second line, as in the plain answer's wrapper (an
+    # engine error's line is moved up by one): under a ``limit``, ``sql`` is that text;
+    # without, ``sql`` wraps it already. The newline after it keeps a trailing
+    # "-- comment" from swallowing the closing parenthesis.
+    if limit is None:
+        return f"SELECT {columns} FROM ({sql}\n) AS agnes_guarded"
+    return f"SELECT {columns} FROM (\n{sql}\n) AS agnes_result LIMIT {int(limit)}"
+
+
+def row_too_large(message: str) -> bool:
+    """Whether a DuckDB error (also one relayed through the Arrow stream) is a guarded
+    answer's row past its bytes (:func:`row_guarded_sql`)."""
+    return ROW_TOO_LARGE in message
 
 
 def cut(batch: pa.RecordBatch, cap: int) -> tuple[pa.RecordBatch, bool]:

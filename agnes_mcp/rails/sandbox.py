@@ -310,14 +310,19 @@ def run_select(
         ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
         try:
             if not meter:  # each row measured; one too large for a batch: metered after all
-                guarded = _row_guarded(cursor, statement, wrapped, limits)
+                guarded = _row_guarded(cursor, statement, text, wrapped, limits)
                 if guarded is None:
                     return _read(stream(cursor, wrapped, BATCH_ROWS), limits)
-                table, large = _read(
-                    stream(cursor, guarded, BATCH_ROWS), limits, True, _row_bytes(limits)
-                )
-                if not large:
-                    return table, False
+                try:
+                    return _read(stream(cursor, guarded, BATCH_ROWS), limits)
+                except (duckdb.Error, pa.ArrowException) as exc:
+                    if not result_meter.row_too_large(str(exc)):
+                        raise
+                # DuckDB ended the transaction's use with the error: a new one, as before
+                cursor.rollback()
+                cursor.begin()
+                if prepare is not None:
+                    prepare(cursor)
             metered = _metered(cursor, wrapped, limits)
             return _read(stream(cursor, metered or wrapped, BATCH_ROWS), limits, bool(metered))
         finally:
@@ -357,25 +362,27 @@ def run_select(
 def _row_guarded(
     cursor: duckdb.DuckDBPyConnection,
     statement: duckdb.Statement,
+    text: str,
     wrapped: str,
     limits: Limits,
 ) -> str | None:
-    """``wrapped`` with each row's variable-width bytes measured against
-    :func:`_row_bytes` (:func:`result_meter.row_guarded_sql`), or None when its answer has
-    no variable-width column or does not bind (it then fails as it runs). The types come
-    from the statement DuckDB already parsed (``wrapped`` answers the same types), bound
-    without parsing again: an answer of numbers only pays that bind alone. Its names are
-    those of ``wrapped`` unless two are the same to DuckDB, which renames the second in
-    ``wrapped`` (``a``, ``a_1``): then ``wrapped`` is bound for them."""
+    """``wrapped`` (``text`` under the row cap's ``LIMIT``) stopped by DuckDB at a row
+    whose variable-width values take more than :func:`_row_bytes`
+    (:func:`result_meter.row_guarded_sql`, at the level of the ``LIMIT``), or None when
+    its answer has no variable-width column or does not bind (it then fails as it runs).
+    The types come from the statement DuckDB already parsed (``text``), bound without
+    parsing again: an answer of numbers only pays that bind alone. Its names are those of
+    ``text`` unless two are the same to DuckDB, which renames the second in ``wrapped``
+    (``a``, ``a_1``): then ``wrapped`` is bound for them."""
     try:
         names, types = statement_types(cursor, statement)
     except duckdb.Error:
         return None
-    if not result_meter.variable_width(types):
-        return None
-    if len({name.lower() for name in names}) < len(names):
-        return _metered(cursor, wrapped, limits, row_bytes=_row_bytes(limits))
-    return result_meter.row_guarded_sql(wrapped, names, types, _row_bytes(limits))
+    row_bytes = _row_bytes(limits)
+    guarded = result_meter.row_guarded_sql(text, names, types, row_bytes, limit=limits.rows + 1)
+    if guarded is not None and len({name.lower() for name in names}) < len(names):
+        return _metered(cursor, wrapped, limits, row_bytes=row_bytes)
+    return guarded
 
 
 def _row_bytes(limits: Limits) -> int:
@@ -463,15 +470,11 @@ def _parse_tree(serialized: str) -> Any:
 
 
 def _read(
-    reader: pa.RecordBatchReader,
-    limits: Limits,
-    metered: bool = False,
-    meter_cap: int | None = None,
+    reader: pa.RecordBatchReader, limits: Limits, metered: bool = False
 ) -> tuple[pa.Table, bool]:
     """The answer, read batch by batch until it ends or passes a cap (one row past the
     row cap, or the byte cap), and whether a metered answer (:mod:`result_meter`) was cut
-    where its meter passed ``meter_cap`` (the byte cap unless given): DuckDB stops
-    working when reading stops."""
+    where its meter passed the byte cap: DuckDB stops working when reading stops."""
     batches: list[pa.RecordBatch] = []
     rows = size = 0
     bytes_cut = False
@@ -481,7 +484,7 @@ def _read(
     try:
         for batch in reader:
             if metered:
-                batch, bytes_cut = result_meter.cut(batch, meter_cap or limits.bytes)
+                batch, bytes_cut = result_meter.cut(batch, limits.bytes)
             batches.append(batch)
             rows += batch.num_rows
             size += batch.nbytes
