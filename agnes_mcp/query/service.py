@@ -39,6 +39,7 @@ from agnes_mcp.rails.engine import (
 from agnes_mcp.rails.engine_errors import placed_in
 from agnes_mcp.rails.extra_tables import Extras, registrar
 from agnes_mcp.rails.file_copies import SHARED, FileCopies
+from agnes_mcp.rails.fixed_width import fixed_width
 from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.outcome import Outcome, outcome_of
 from agnes_mcp.rails.planner import (
@@ -315,7 +316,8 @@ class QueryService:
         )
         sandbox.refuse_unreadable(plan.tables)
         prepare = registrar(extras or {}, plan.tables)
-        result = sandbox.run(parsed.sql, limits, prepare=prepare)
+        foreseen = fixed_width(parsed.tree, plan.tables)
+        result = sandbox.run(parsed.sql, limits, prepare=prepare, fixed_width=foreseen)
         outcome = outcome_of(result, plan, parsed, "duckdb (server)", 0, None, limits)
         if result.truncated and result.reason == "rows" and repeatable(parsed.sql):
             outcome.total_rows = sandbox.count(

@@ -22,6 +22,7 @@ from agnes_mcp.rails.checked_parse import parse_checked
 from agnes_mcp.rails.duckdb_check import repeatable
 from agnes_mcp.rails.engine import engine_names
 from agnes_mcp.rails.file_copies import IN_PLACE
+from agnes_mcp.rails.fixed_width import fixed_width
 from agnes_mcp.rails.outcome import Outcome, outcome_of
 from agnes_mcp.rails.planner import plan_local, snapshot_call
 from agnes_mcp.rails.policy import DUCKDB, ParsedQuery
@@ -268,7 +269,7 @@ class WorkspaceQuery:
             bytes=self.limits.max_bytes,
             timeout_seconds=self.limits.timeout_seconds,
         )
-        result = sandbox.run(parsed.sql, limits)
+        result = sandbox.run(parsed.sql, limits, fixed_width=fixed_width(parsed.tree, plan.tables))
         outcome = outcome_of(result, plan, parsed, "duckdb (workspace)", 0, None, limits)
         if result.truncated and result.reason == "rows" and repeatable(parsed.sql):
             outcome.total_rows = sandbox.count(parsed.sql, limits, spent=result.seconds)

@@ -231,6 +231,24 @@ def row_too_large(message: str) -> bool:
     return ROW_TOO_LARGE in message
 
 
+def fixed_width_schema(schema: pa.Schema) -> bool:
+    """Whether every column of an answer of ``schema`` is of fixed width in Arrow (a
+    number, a boolean, a date or time, NULL), so no row of it needs its size tested."""
+    return all(_fixed_arrow(field.type) for field in schema)
+
+
+def _fixed_arrow(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_null(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_temporal(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    )
+
+
 def cut(batch: pa.RecordBatch, cap: int) -> tuple[pa.RecordBatch, bool]:
     """``batch`` of a metered answer without its meter column, cut before its first row
     past ``cap``, and whether it was cut."""
