@@ -320,6 +320,13 @@ CASES: list[tuple[str, str, str]] = [
         "table_not_found",
     ),
     (L, "WITH RECURSIVE r AS (SELECT * FROM support_tickets) SELECT * FROM r", "table_not_found"),
+    # only a UNION recurses in DuckDB: over an EXCEPT or INTERSECT the name inside is the table
+    (
+        L,
+        "WITH RECURSIVE support_tickets AS (SELECT customer_id FROM support_tickets "
+        "EXCEPT SELECT 0) SELECT * FROM support_tickets",
+        "table_not_found",
+    ),
     # --- remote tables in a local query -------------------------------------------------------------
     (L, "SELECT * FROM web_sessions", "remote_table_needs_snapshot"),
     (L, "SELECT count(*) FROM web_sessions", "remote_table_needs_snapshot"),
@@ -357,6 +364,18 @@ CASES: list[tuple[str, str, str]] = [
     (R, "DROP TABLE web_sessions", "read_only"),
     (R, "SELECT * FROM warehouse._meta", "internal_object_not_allowed"),
     (R, "SELECT * FROM support_tickets", "table_not_found"),
+    (
+        R,
+        "WITH RECURSIVE secret_table AS (SELECT session_id FROM secret_table INTERSECT "
+        "SELECT session_id FROM web_sessions) SELECT * FROM secret_table, web_sessions",
+        "table_not_found",
+    ),
+    (
+        R,
+        "WITH RECURSIVE web_sessions AS (SELECT * FROM web_sessions EXCEPT SELECT * FROM "
+        "web_sessions WHERE false) SELECT count(*) FROM web_sessions",
+        OK,
+    ),
     # --- auto mode ---------------------------------------------------------------------------------------
     (A, "SELECT count(*) FROM orders", OK),
     (A, "SELECT count(*) FROM web_sessions", OK),
@@ -548,6 +567,9 @@ SCAN_CAP_CASES: list[str] = [
     # a recursive CTE with no UNION reads the table of its own name, not itself
     "WITH RECURSIVE web_sessions AS (SELECT * FROM web_sessions) "
     "SELECT max(amount), string_agg(landing_page, '') FROM web_sessions",
+    # ...nor does one over an EXCEPT or INTERSECT: every read of the name is the table
+    "WITH RECURSIVE web_sessions AS (SELECT * FROM web_sessions INTERSECT SELECT * FROM "
+    "web_sessions) SELECT max(amount), string_agg(landing_page, '') FROM web_sessions",
     # DuckDB's method-call syntax: sqlglot reads no Column in it (priced at 0 bytes once)
     "SELECT count(*) FROM web_sessions WHERE device.lower().upper() = 'MOBILE'",
     "SELECT count(*) FROM web_sessions t WHERE t.landing_page.upper() = '/'",

@@ -117,6 +117,11 @@ def test_a_remote_query_still_runs_and_reads_the_warehouse(engine: DuckDBWarehou
         "SELECT what FROM sessions WHERE false) SELECT what FROM sessions",
         "WITH RECURSIVE sessions AS ((SELECT what FROM sessions UNION ALL SELECT what FROM "
         "sessions) UNION SELECT what FROM sessions WHERE false) SELECT DISTINCT what FROM sessions",
+        # only a UNION recurses: over an EXCEPT or INTERSECT every read of the name is the table
+        "WITH RECURSIVE sessions AS (SELECT what FROM sessions INTERSECT SELECT what FROM "
+        "sessions) SELECT what FROM sessions",
+        "WITH RECURSIVE sessions AS (SELECT what FROM sessions EXCEPT SELECT 'x') "
+        "SELECT what FROM sessions",
     ],
 )
 def test_a_remote_query_reads_the_registered_table_whatever_its_ctes_are_named(

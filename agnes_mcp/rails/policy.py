@@ -469,19 +469,27 @@ def _anchor_reads(tree: exp.Expression) -> list[exp.Table]:
     DuckDB binds ``WITH RECURSIVE t AS (SELECT ... FROM t UNION ...)``'s first branch
     before ``t`` exists as a CTE, so that ``t`` is the table (scope analysis takes it for
     the CTE). Every read of the name in that branch counts, a CTE of the same name nested
-    in it too: a name wrongly counted is refused or priced, never read unchecked."""
+    in it too: a name wrongly counted is refused or priced, never read unchecked.
+
+    Only a UNION recurses in DuckDB: a "recursive" CTE over an EXCEPT or INTERSECT is an
+    ordinary one, whose every read of its own name, in either branch, is the table (scope
+    analysis takes any set operation for a recursion)."""
     reads: list[exp.Table] = []
     for cte in tree.find_all(exp.CTE):
         scope = cte.parent
         body = cte.this
         if not (isinstance(scope, exp.With) and scope.args.get("recursive")):
             continue
-        if not isinstance(body, exp.Union):
+        if isinstance(body, exp.Union):
+            branch = body.this
+        elif isinstance(body, exp.SetOperation):
+            branch = body
+        else:
             continue
         name = cte.alias_or_name.lower()
         reads.extend(
             t
-            for t in body.this.find_all(exp.Table)
+            for t in branch.find_all(exp.Table)
             if isinstance(t.this, exp.Identifier)
             and not (t.db or t.catalog)
             and t.name.lower() == name
