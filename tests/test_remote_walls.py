@@ -122,6 +122,9 @@ def test_a_remote_query_still_runs_and_reads_the_warehouse(engine: DuckDBWarehou
         "sessions) SELECT what FROM sessions",
         "WITH RECURSIVE sessions AS (SELECT what FROM sessions EXCEPT SELECT 'x') "
         "SELECT what FROM sessions",
+        # the id under the schema "main": the rails read the table of that id
+        "SELECT what FROM main.sessions",
+        'SELECT s.what FROM "main"."sessions" AS s',
     ],
 )
 def test_a_remote_query_reads_the_registered_table_whatever_its_ctes_are_named(

@@ -17,7 +17,7 @@ from typing import Protocol
 from sqlglot import exp
 
 from agnes_mcp.rails.engine import RemoteEngine, engine_class
-from agnes_mcp.rails.policy import ParsedQuery, TableRef, real_table_nodes
+from agnes_mcp.rails.policy import ParsedQuery, TableRef, real_table_nodes, table_ref
 from agnes_mcp.rails.refusals import (
     LocalTableInRemoteQuery,
     MixedEngines,
@@ -222,7 +222,8 @@ def rewrite_remote_names(parsed: ParsedQuery, catalog: VersionedCatalog) -> exp.
     whatever table it holds under that name)."""
     tree = parsed.tree.copy()
     for node in real_table_nodes(tree):  # the names the grants were checked on, no other
-        qualified = bool(node.db or node.catalog)
+        # qualified as the grants read it: "main.<id>" is the table of that id (_lookup)
+        qualified = table_ref(node).qualified
         path = tuple(p for p in (node.catalog, node.db, node.name) if p)
         table = catalog.by_remote_path(path) if qualified else catalog.tables.get(node.name.lower())
         if table is None or table.remote is None:

@@ -501,6 +501,11 @@ def _is_cte_name(table: exp.Table, cte_names: set[str]) -> bool:
     return not (table.db or table.catalog) and table.name.lower() in cte_names
 
 
+def table_ref(table: exp.Table) -> TableRef:
+    """The reference a table node makes, as the grants are checked on it."""
+    return _ref(table)
+
+
 def _ref(table: exp.Table) -> TableRef:
     return TableRef(
         name=table.name.lower(),
