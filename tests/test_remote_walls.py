@@ -151,6 +151,47 @@ def test_a_remote_query_reads_the_registered_table_whatever_its_ctes_are_named(
     assert result.table.to_pylist() == [{"what": "registered"}]
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # the source's alias and the table's name: the rails read wh.sales.events
+        "SELECT what FROM wh.events",
+        "SELECT e.what FROM WH.EVENTS AS e",
+        "SELECT what FROM wh.sales.events",
+        "SELECT what FROM sales.events",
+    ],
+)
+def test_a_remote_query_reads_the_registered_table_whatever_path_names_it(
+    tmp_path: Path, sql: str
+) -> None:
+    """The table ``events`` is the warehouse's ``sales.events``; the warehouse also holds
+    ``main.events``, which nobody registered. ``wh.events`` (the alias and the name) is
+    the registered table to the rails, and DuckDB reads it as ``wh.main.events``: a
+    qualified name is sent as the path the rails checked, never left to the warehouse."""
+    path = tmp_path / "wh.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA sales")
+    con.execute("CREATE TABLE sales.events AS SELECT 'registered' AS what")
+    con.execute("CREATE TABLE main.events AS SELECT 'not registered' AS what")
+    con.close()
+    location = RemoteLocation("wh", "wh", "duckdb", str(path), None, '"sales"."events"')
+    table = remote_table("events", location, rows=1, partition_by="what")
+    catalog = VersionedCatalog(version=(0, 0))
+    catalog.add(table)
+    warehouse = DuckDBWarehouseEngine(location, memory_limit="1GB", threads=1)
+    try:
+        parsed = parse_checked(sql, "duckdb")
+        assert [
+            catalog.by_remote_path(tuple(p for p in (r.catalog, r.db, r.name) if p))
+            for r in parsed.refs
+        ] == [table]
+        tree = rewrite_remote_names(parsed, catalog)
+        result = warehouse.execute(tree, [table], limits=LIMITS, max_bytes=10**12, labels={})
+    finally:
+        warehouse.close()
+    assert result.table.to_pylist() == [{"what": "registered"}]
+
+
 def test_a_slow_literal_prunes_nothing_and_is_stopped(
     engine: DuckDBWarehouseEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:

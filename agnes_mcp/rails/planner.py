@@ -212,6 +212,17 @@ def plan_remote(
 NAME_PARTS = frozenset({"this", "db", "catalog"})
 
 
+def _whole_path(written: tuple[str, ...], table: CatalogTable) -> bool:
+    """Whether ``written`` spells the table's whole warehouse path (behind the source's
+    alias or not), which the warehouse resolves to that table alone. A shorter spelling
+    the catalog also knows it by (``alias.table`` for ``alias.schema.table``) the
+    warehouse resolves its own way (``alias.main.table``)."""
+    assert table.remote is not None
+    parts = table.remote.parts
+    spelled = tuple(p.lower() for p in written)
+    return spelled in (parts, (table.remote.alias.lower(), *parts))
+
+
 def rewrite_remote_names(parsed: ParsedQuery, catalog: VersionedCatalog) -> exp.Expression:
     """The query with every table id replaced by its warehouse path, spelled as the table's
     engine names it. Qualified names stay as written unless the engine wants canonical
@@ -219,7 +230,8 @@ def rewrite_remote_names(parsed: ParsedQuery, catalog: VersionedCatalog) -> exp.
     and the alias path means nothing to it). A name that refers to a CTE stays; one that
     reads the table is rewritten wherever it stands, even where a CTE of the same name is
     defined elsewhere in the query (else the warehouse would resolve it on its own, to
-    whatever table it holds under that name)."""
+    whatever table it holds under that name). A qualified name that does not spell the
+    table's whole path is rewritten too (:func:`_whole_path`)."""
     tree = parsed.tree.copy()
     for node in real_table_nodes(tree):  # the names the grants were checked on, no other
         # qualified as the grants read it: "main.<id>" is the table of that id (_lookup)
@@ -229,7 +241,7 @@ def rewrite_remote_names(parsed: ParsedQuery, catalog: VersionedCatalog) -> exp.
         if table is None or table.remote is None:
             continue
         engine = engine_class(table.remote.engine)
-        if qualified and not engine.canonical_paths:
+        if qualified and not engine.canonical_paths and _whole_path(path, table):
             continue
         parts = [p.strip('"`') for p in table.remote.remote_name.split(".")]
         replacement = engine.table_reference(parts)
