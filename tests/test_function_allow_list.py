@@ -379,6 +379,15 @@ def test_bigquery_sql_keeps_its_deny_list_and_adds_duckdbs_denials() -> None:
         "SELECT SESSION_USER()",
         "SELECT pg_get_viewdef(1)",
         "SELECT `sleep_ms`(10)",
+        # namespaces that reach other services: a signed URL to any Cloud Storage object
+        # the connection reads, Vertex AI models, Cloud KMS keys
+        "SELECT OBJ.GET_ACCESS_URL(OBJ.MAKE_REF('gs://bucket/private.csv', 'us.conn'), 'r')",
+        "SELECT obj.fetch_metadata(ref) FROM `p.d.t`",
+        "SELECT AI.GENERATE('Summarize', connection_id => 'us.conn')",
+        "SELECT ai.generate_bool('x')",
+        "SELECT `ai.generate_double`('x')",
+        "SELECT ML.DISTANCE([1.0], [2.0])",
+        "SELECT KEYS.KEYSET_CHAIN('gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k', b'')",
     ):
         with pytest.raises(FunctionNotAllowed):
             policy.parse(sql, policy.BIGQUERY)

@@ -114,6 +114,10 @@ _BIGQUERY_DENIED_NAMES = frozenset(
         "current_query",
     }
 )
+# BigQuery's function namespaces that reach other services: Vertex AI models (AI.GENERATE,
+# ML.*), Cloud Storage objects (OBJ.GET_ACCESS_URL signs a URL to any object the
+# connection may read) and Cloud KMS keys (KEYS.KEYSET_CHAIN).
+_BIGQUERY_DENIED_NAMESPACES = frozenset({"ai", "ml", "obj", "keys"})
 _ANONYMOUS: tuple[type[exp.Expr], ...] = (exp.Anonymous, exp.AnonymousAggFunc)
 _PLAIN_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _INTERNAL_SCHEMAS = frozenset({"information_schema", "pg_catalog", "system", "temp"})
@@ -228,6 +232,13 @@ def _check_function(func: exp.Func, dialect: str, unknown: list[Verdict]) -> Non
         bigquery_denied = name in _BIGQUERY_DENIED_NAMES or name.endswith("_scan")
         if bigquery_denied or name.startswith(_BIGQUERY_DENIED_PREFIXES):
             raise FunctionNotAllowed(f"The function {name}() is not allowed.")
+        namespace = _namespace(func, name)
+        if namespace in _BIGQUERY_DENIED_NAMESPACES:
+            raise FunctionNotAllowed(
+                f"The function {namespace.upper()}.{name.rsplit('.', 1)[-1].upper()}() is not "
+                "allowed: it reaches another service (AI models, Cloud Storage, keys).",
+                hint="Query the registered tables with SQL's own functions.",
+            )
         return
     if not isinstance(func, _ANONYMOUS):
         return  # syntax (CAST, CASE, ...) or sqlglot's own name: DuckDB's parse names it
@@ -239,6 +250,20 @@ def _check_function(func: exp.Func, dialect: str, unknown: list[Verdict]) -> Non
         refused = function_catalog.named_aggregate_refusal(name, args, qualified=qualified)
         if refused is not None:
             raise refused
+
+
+def _namespace(func: exp.Func, name: str) -> str | None:
+    """The namespace a call is qualified by (``OBJ`` of ``OBJ.GET_ACCESS_URL(...)``, or of
+    a quoted ```obj.get_access_url```), lower case; None for a plain call."""
+    if "." in name:
+        return name.split(".", 1)[0]
+    parent = func.parent
+    if not (isinstance(parent, exp.Dot) and func.arg_key == "expression"):
+        return None
+    first = parent.this
+    while isinstance(first, exp.Dot):
+        first = first.this
+    return str(first.name).lower() if isinstance(first, exp.Expression) else None
 
 
 def _argument(node: exp.Expr) -> function_catalog.Argument:
