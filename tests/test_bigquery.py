@@ -497,6 +497,28 @@ def test_bigquery_sql_goes_through_the_rails(analyst: httpx.Client, sql: str, co
     assert response.json()["error"]["code"] == code, response.text
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # BigQuery reads one triple-quoted string; DuckDB a string, a subquery calling
+        # current_setting() and another string. apply(...) is DuckDB's, which the rails'
+        # DuckDB parser reads as a keyword: only the BigQuery reading parsed.
+        "SELECT ''' ', (SELECT current_setting('allowed_paths')::VARCHAR || "
+        "apply([1], lambda x: x)[1]), ' ''' AS v",
+        # BigQuery's # comment: DuckDB reads a positional column and the rest of the line
+        "SELECT * FROM pages WHERE page IN (SELECT #1 FROM (SELECT version() || "
+        "apply([1], lambda x: x)[1])\n)",
+    ],
+)
+def test_sql_only_bigquery_reads_never_runs_on_the_server(analyst: httpx.Client, sql: str) -> None:
+    """A query DuckDB's rails could not parse was tried in BigQuery's dialect; read there as
+    a query of server tables only, it ran on the server's DuckDB, which reads the text its
+    own way: what only DuckDB saw (here a settings read) was never checked."""
+    response = analyst.post("/api/query", json={"sql": sql})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "sql_parse_error", response.text
+
+
 def test_a_job_that_does_not_finish_in_time_is_a_typed_timeout(
     fake: FakeBigQueryServer,
 ) -> None:

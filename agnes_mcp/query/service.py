@@ -157,7 +157,14 @@ class QueryService:
             return parsed, plan_local(parsed, snapshot, access, own), snapshot
         remote_refs = [ref for ref in parsed.refs if _is_remote(ref, snapshot)]
         if mode == "auto" and not remote_refs:
-            return parsed, plan_local(parsed, snapshot, access, own), snapshot
+            local = plan_local(parsed, snapshot, access, own)
+            if parsed.dialect != policy.DUCKDB:
+                # Only a warehouse's dialect read it (BigQuery's triple-quoted strings and
+                # # comments hide text DuckDB reads as SQL): it may run in that warehouse,
+                # never in the server's DuckDB. Refused as DuckDB's rails read it.
+                parsed = self._parse(sql, policy.DUCKDB)
+                local = plan_local(parsed, snapshot, access, own)
+            return parsed, local, snapshot
         if mode == "auto" and len(remote_refs) < len(parsed.refs):
             # Each side resolved and checked as a query of its own would be first: a name
             # that is no table, or a table not granted, is refused as that (not as a join
