@@ -36,7 +36,10 @@ ITEMS = replace(local_table("items"), columns=(("order_id", "BIGINT"), ("status"
         ("SELECT sum(total) / count(*), min(ordered_at), -max(order_id) FROM orders", True),
         ("SELECT paid, (order_id + 1) * 2, NULL, 1.5, true FROM orders", True),
         ("SELECT CAST(status AS INTEGER), TRY_CAST(status AS DATE) FROM orders", True),
-        ("SELECT count(DISTINCT status), o.order_id FROM orders o JOIN items i USING (order_id)", True),
+        (
+            "SELECT count(DISTINCT status), o.order_id FROM orders o JOIN items i USING (order_id)",
+            True,
+        ),
         # a text, or a name whose type is text in one of the tables read
         ("SELECT status FROM orders", False),
         ("SELECT max(status) FROM orders", False),

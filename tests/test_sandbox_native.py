@@ -321,7 +321,8 @@ def test_lossy_types_are_text_whichever_way_the_answer_is_asked_for(
 ) -> None:
     sql = (
         "SELECT 340282366920938463463374607431768211455::UHUGEINT AS big, "
-        "'01:02:03+05:30'::TIMETZ AS t, 42 AS plain"
+        "'01:02:03+05:30'::TIMETZ AS t, 42 AS plain, 'POINT(1 2)'::GEOMETRY AS g, "
+        "{'a': 1}::VARIANT AS v, [2::VARIANT] AS vs"
     )
     box = Sandbox([], memory_limit="256MB", threads=1)
     try:
@@ -333,7 +334,16 @@ def test_lossy_types_are_text_whichever_way_the_answer_is_asked_for(
     assert (
         fast.to_pylist()
         == slow.to_pylist()
-        == [{"big": "340282366920938463463374607431768211455", "t": "01:02:03+05:30", "plain": 42}]
+        == [
+            {
+                "big": "340282366920938463463374607431768211455",
+                "t": "01:02:03+05:30",
+                "plain": 42,
+                "g": "POINT (1 2)",
+                "v": "{'a': 1}",
+                "vs": "[2]",
+            }
+        ]
     )
     assert fast.schema == slow.schema
 

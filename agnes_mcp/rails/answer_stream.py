@@ -8,9 +8,10 @@ before: nothing is fetched beyond what the reader reads. Where that entry is mis
 DuckDB that moved it) the relation API is used.
 
 Columns Arrow would mangle (UHUGEINT past 10^38 comes out wrong, TIMETZ loses its
-offset, BIT and BIGNUM become raw bytes, alone or nested) are cast to text, as DuckDB
-prints them; every other column keeps its type. The types are read from the running
-result's description; such an answer (rare) is submitted again with the casts.
+offset, BIT and BIGNUM become raw bytes, a GEOMETRY its well-known binary and a VARIANT
+its binary encoding, alone or nested) are cast to text, as DuckDB prints them; every
+other column keeps its type. The types are read from the running result's description;
+such an answer (rare) is submitted again with the casts.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ try:  # the engine's entry below the relation API (DuckDB 2.x)
 except ImportError:  # pragma: no cover - a DuckDB without it takes the relation API
     _seam = None  # type: ignore[assignment]
 
-_LOSSY = re.compile(r"\b(UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT)\b")
+_LOSSY = re.compile(r"\b(UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT|GEOMETRY|VARIANT)\b")
 
 
 def stream(cursor: duckdb.DuckDBPyConnection, sql: str, batch_rows: int) -> pa.RecordBatchReader:

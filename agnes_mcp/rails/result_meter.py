@@ -35,9 +35,9 @@ from agnes_sync.sql_text import quote_ident, quote_literal
 _OVERHEAD = 16
 _STRINGS = frozenset({"varchar", "blob", "bit"})
 _LISTS = frozenset({"list", "array"})
-# Types whose size is read from their text (rare in answers): DuckDB has no cheaper
-# measure of a variant's or a bignum's value.
-_AS_TEXT = frozenset({"variant", "bignum", "varint"})
+# Types whose size is read from their text (rare in answers), which is what an answer
+# holds of them (:mod:`answer_stream` casts them to text).
+_AS_TEXT = frozenset({"variant", "bignum", "varint", "geometry"})
 METER_COLUMN = "agnes_result_bytes"
 # What a guarded answer's row past its bytes raises (:func:`row_guarded_sql`).
 ROW_TOO_LARGE = "agnes: a row of the answer is larger than a batch may hold"
@@ -94,8 +94,6 @@ def size_of(expr: str, kind: Any, depth: int = 0) -> str | None:
         return f"strlen({expr})"
     if name in _STRINGS:
         return f"octet_length({expr})"
-    if name == "geometry":  # stored as its well-known binary
-        return f"octet_length(CAST({expr} AS BLOB))"
     if name in _AS_TEXT:
         return f"strlen(CAST({expr} AS VARCHAR))"
     if name == "union":  # its members after the tag; all but one are NULL in a value
