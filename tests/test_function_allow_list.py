@@ -388,6 +388,12 @@ def test_bigquery_sql_keeps_its_deny_list_and_adds_duckdbs_denials() -> None:
         "SELECT `ai.generate_double`('x')",
         "SELECT ML.DISTANCE([1.0], [2.0])",
         "SELECT KEYS.KEYSET_CHAIN('gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k', b'')",
+        # system variables (the project, dataset and location the connection runs in) and
+        # query parameters no value is given for
+        "SELECT @@project_id",
+        "SELECT x FROM `p.d.t` WHERE d = @@dataset_id",
+        "SELECT @@location, 1",
+        "SELECT x FROM `p.d.t` WHERE y = @wanted",
     ):
         with pytest.raises(FunctionNotAllowed):
             policy.parse(sql, policy.BIGQUERY)

@@ -434,6 +434,12 @@ def _check_tree(tree: exp.Expression, dialect: str, sql: str = "") -> None:
             _check_function(node, dialect, unknown)
         if isinstance(node, exp.Table):
             _check_table(node)
+        if isinstance(node, exp.Parameter):  # BigQuery's @@project_id, @@dataset_id, @name
+            raise FunctionNotAllowed(
+                f"The query reads {node.sql(dialect=dialect)}, a warehouse variable or a "
+                "query parameter: neither is readable here.",
+                hint="Write the value into the SQL as a literal.",
+            )
     if unknown:
         raise function_catalog.refusal(unknown[0])
 
