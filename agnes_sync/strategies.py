@@ -178,10 +178,20 @@ def incremental(
     window = request.incremental_window_days or 0
     # The column as a moment, where days are counted back from it.
     moment = _moment(con, new_rows, request) if window or request.max_history_days else inc
+    text = moment != inc or _is_text(con, new_rows, inc)
     if existing is not None:
-        watermark = f"(SELECT max({moment}) FROM read_parquet({quote_literal(str(existing))}))"
-        cutoff = f"{watermark} - INTERVAL {int(window)} DAY" if window else watermark
-        recent = f"{moment} >= {cutoff}"
+        held = f"read_parquet({quote_literal(str(existing))})"
+        if text and moment == inc:  # text compared as the instants it names, else as text
+            at = f"(SELECT max({instant(inc)}) FROM {held})"
+            watermark = f"(SELECT max({inc}) FROM {held})"
+            recent = (
+                f"CASE WHEN {instant(inc)} IS NOT NULL AND {at} IS NOT NULL "
+                f"THEN {instant(inc)} >= {at} ELSE {inc} >= {watermark} END"
+            )
+        else:
+            watermark = f"(SELECT max({moment}) FROM {held})"
+            cutoff = f"{watermark} - INTERVAL {int(window)} DAY" if window else watermark
+            recent = f"{moment} >= {cutoff}"
         new_rows = f"SELECT * FROM ({new_rows}) AS fresh WHERE {watermark} IS NULL OR {recent}"
         merged = (
             f"SELECT *, 0 AS __agnes_src FROM ({new_rows}) UNION ALL BY NAME "
@@ -195,7 +205,8 @@ def incremental(
         keys = ", ".join(quote_ident(k) for k in request.primary_key)
         ranked = (
             f"SELECT * EXCLUDE (__agnes_src, __agnes_rank) FROM ("
-            f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY __agnes_src, {inc} DESC) "
+            f"SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY __agnes_src, "
+            f"{newest_first(inc) if text else inc + ' DESC'}) "
             f"AS __agnes_rank FROM ({merged})) WHERE __agnes_rank = 1"
         )
     else:
@@ -270,10 +281,30 @@ def _moment(con: duckdb.DuckDBPyConnection, rows_sql: str, request: TableRequest
     if kind.startswith(DAY_COUNTED_TYPES):
         return inc
     if kind == "VARCHAR":
-        return f"TRY_CAST({inc} AS TIMESTAMP)"
+        return instant(inc)
     raise InvalidTableSpec(
         days_counted_problem(request, kind), details={"column": column, "type": kind}
     )
+
+
+def _is_text(con: duckdb.DuckDBPyConnection, rows_sql: str, inc: str) -> bool:
+    row = con.execute(f"DESCRIBE SELECT {inc} FROM ({rows_sql}) LIMIT 0").fetchone()
+    return row is not None and str(row[1]).upper() == "VARCHAR"
+
+
+def instant(inc: str) -> str:
+    """The text column ``inc`` as the instant its text names: a ``TIMESTAMP WITH TIME
+    ZONE``, which keeps an offset (``2026-01-01 10:00:00+0200`` is 08:00 UTC; a cast to
+    TIMESTAMP dropped the offset and read 10:00, so a later row in another offset could
+    compare as earlier and be skipped); text without an offset is read in UTC, the sync's
+    zone. NULL where the text is no time."""
+    return f"TRY_CAST({inc} AS TIMESTAMPTZ)"
+
+
+def newest_first(inc: str) -> str:
+    """An ORDER BY putting the newest value of the text column ``inc`` first: by the
+    instant it names (:func:`instant`), then, for text that names none, as text."""
+    return f"{instant(inc)} DESC NULLS LAST, {inc} DESC"
 
 
 def days_counted_problem(request: TableRequest, kind: str) -> str:

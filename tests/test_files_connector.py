@@ -960,6 +960,46 @@ def test_days_are_counted_back_only_from_dates(
     assert [r[0] for r in rows_of(writer, "t")] == [1, 2, 3]  # 4 is before the window
 
 
+@pytest.mark.parametrize(
+    ("window", "key"), [(None, None), (None, ("id",)), (1, None), (1, ("id",))]
+)
+def test_text_incremental_columns_compare_the_instants_their_offsets_name(
+    connector: FilesConnector,
+    writer: ExtractWriter,
+    source_root: Path,
+    window: int | None,
+    key: tuple[str, ...] | None,
+) -> None:
+    """Text with offsets is compared as the instants it names: ``10:00:00+0200`` is 08:00
+    UTC, before ``09:00:00+0000``. Read as a TIMESTAMP (the offset dropped) or compared as
+    text, the later row was older than the watermark and never taken, and of two versions
+    of a key the earlier one won."""
+    request = TableRequest(
+        id="t",
+        source_table="t.csv",
+        sync_strategy="incremental",
+        incremental_column="at",
+        primary_key=key,
+        incremental_window_days=window,
+        options={"columns": {"id": "BIGINT", "v": "VARCHAR", "at": "VARCHAR"}, "header": True},
+    )
+    write(source_root / "t.csv", "id,v,at\n1,a,2026-01-03 01:00:00+0200\n")  # 01-02 23:00Z
+    connector.extract(request, writer)
+    write(
+        source_root / "t.csv",
+        "id,v,at\n2,old,2026-01-02 00:30:00+0000\n"  # inside a day's window before 23:00Z
+        "3,a,2026-01-03 01:30:00+0200\n3,b,2026-01-03 00:45:00+0000\n",  # 23:30Z, 00:45Z
+    )
+    connector.extract(request, writer)
+    got = [r[:2] for r in rows_of(writer, "t", "id, v")]
+    late = [(2, "old")] if window else []
+    newest = [(3, "a"), (3, "b")] if key is None else [(3, "b")]
+    assert got == [(1, "a"), *late, *newest]
+    write(source_root / "t.csv", "id,v,at\n4,a,2026-01-03 00:50:00+0000\n")
+    connector.extract(request, writer)  # later than the newest published, 00:45Z
+    assert (4, "a") in [r[:2] for r in rows_of(writer, "t", "id, v")]
+
+
 def partition_state(writer: ExtractWriter, table: str) -> dict[str, tuple[int, str]]:
     folder = writer.paths.table_folder(table)
     return {

@@ -476,6 +476,24 @@ def test_the_first_load_goes_back_max_history_days(stack: Stack) -> None:
     assert timedelta(days=29) < now - since < timedelta(days=31)
 
 
+def test_max_history_counts_back_from_the_instant_text_with_an_offset_names(
+    stack: Stack,
+) -> None:
+    """``2026-01-03 01:00:00+0200`` is 23:00 UTC on the 2nd: a day back from it is 23:00
+    on the 1st, so a row of 00:30 UTC on the 2nd is kept. Cast to a TIMESTAMP, the offset
+    was dropped and the row counted as older than the history and deleted."""
+    stack.fake.create_table(
+        "in.c-main", "stamps", {"id": "INTEGER", "at": "STRING"},
+        [(1, "2026-01-03 01:00:00+0200"), (2, "2026-01-02 00:30:00+0000")], primary_key=("id",),
+    )  # fmt: skip
+    request = TableRequest(
+        id="stamps", bucket="in.c-main", source_table="stamps", sync_strategy="incremental",
+        incremental_column="at", max_history_days=1,
+    )  # fmt: skip
+    stack.connector(file_type="csv").extract(request, stack.writer)
+    assert [r[0] for r in stack.rows("stamps")] == [1, 2]
+
+
 def test_a_first_incremental_load_of_an_alias_has_the_rows_imported_before_it(
     stack: Stack,
 ) -> None:

@@ -43,7 +43,7 @@ def merge(
             f"read_parquet({quote_literal(str(existing))})"
         )
     inc = quote_ident(request.incremental_column) if request.incremental_column else None
-    order = "__agnes_src" + (f", {inc} DESC NULLS LAST" if inc else "")
+    order = "__agnes_src" + (f", {strategies.newest_first(inc)} NULLS LAST" if inc else "")
     keys = ", ".join(quote_ident(k) for k in key)
     ranked = (
         "SELECT * EXCLUDE (__agnes_src, __agnes_rank) FROM ("
@@ -51,7 +51,7 @@ def merge(
         f"FROM ({merged})) WHERE __agnes_rank = 1"
     )
     if inc and request.max_history_days:
-        moment = f"TRY_CAST({inc} AS TIMESTAMP)"
+        moment = strategies.instant(inc)
         ranked = (
             f"SELECT * FROM ({ranked}) WHERE {moment} IS NULL OR {moment} >= "
             f"(SELECT max({moment}) FROM ({ranked})) - INTERVAL {int(request.max_history_days)} DAY"
