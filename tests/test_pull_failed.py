@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
 from agnes_mcp.query.workspace_query import WorkspaceQuery
 from agnes_sync.pull.pull import pull
 from agnes_sync.server_api import ServerApi, ServerUnreachable
@@ -49,13 +50,16 @@ def test_answers_from_a_workspace_whose_last_pull_failed_say_so(
     assert "the last pull, at " in said and "failed (" in said
     assert "run 'agnes pull' to retry" in said
 
-    # agnes query prints it too
+    # agnes query prints it too, and agnes catalog and schema (offline: the pulled copy's)
     monkeypatch.setenv("AGNES_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.setenv("AGNES_SERVER_URL", UNREACHABLE)
     monkeypatch.setenv("AGNES_TOKEN", demo_server.analyst_token)
     code = main(["query", "--workspace", str(folder), sql, "--json"])
     assert code == exit_codes.OK
     assert json.loads(capsys.readouterr().out)["notes"] == [said]
+    for command in (["catalog"], ["schema", "customers"]):
+        assert main([*command, "--workspace", str(folder), "--json"]) == exit_codes.OK
+        assert said in json.loads(capsys.readouterr().out)["notes"]
 
     # a pull that succeeds clears it
     pull(paths, ServerApi(demo_server.live.base_url, demo_server.analyst_token))
@@ -79,3 +83,10 @@ def test_a_table_whose_file_failed_to_download_says_so_and_only_it(
     (said,) = notes(paths, "SELECT count(*) FROM customers")
     assert said.startswith("customers is from the pull of ") and "did not download" in said
     assert notes(paths, "SELECT count(*) FROM products") == []
+    # the catalog and schema, read from the server, say it of the copy here, and only of it
+    backend = WorkspaceBackend(
+        paths, ServerApi(demo_server.live.base_url, demo_server.analyst_token)
+    )
+    assert backend.catalog(None, None).notes == [said]
+    assert backend.schema("customers").notes[-1:] == [said]
+    assert said not in backend.schema("products").notes

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
@@ -57,7 +57,7 @@ from agnes_sync.storage_errors import workspace_writes
 from agnes_sync.suggest import did_you_mean
 from agnes_sync.workspace import catalog_cache, local_db, results
 from agnes_sync.workspace.disk import disk_usage
-from agnes_sync.workspace.inventory import Inventory
+from agnes_sync.workspace.inventory import Inventory, LocalTable
 from agnes_sync.workspace.layout import WorkspacePaths
 
 
@@ -90,6 +90,13 @@ def relayable(sql: str, limit: int | None) -> None:
 _REFUSALS_ON_403 = frozenset({"table_not_granted", "metric_not_granted", "table_not_distributed"})
 
 
+def _stale_notes(held: Mapping[str, LocalTable], tables: Iterable[str]) -> list[str]:
+    """What the last failed pull left stale of ``tables`` held here: the note a query
+    reading one gives (since when its copy is, why the pull failed, how to retry), so a
+    listing or schema read from the server does not pass for the data queried here."""
+    return [note for t in tables if (copy := held.get(t)) is not None and (note := copy.stale)]
+
+
 class WorkspaceBackend(Backend):
     kind: ClassVar[str] = "workspace"
 
@@ -119,7 +126,11 @@ class WorkspaceBackend(Backend):
         entries = [CatalogEntry.model_validate(t) for t in answer["tables"]]
         for entry in entries:
             entry.in_workspace = entry.id in here
-        return CatalogListing(entries, [MetricSummary.model_validate(m) for m in answer["metrics"]])
+        return CatalogListing(
+            entries,
+            [MetricSummary.model_validate(m) for m in answer["metrics"]],
+            _stale_notes(here, [e.id for e in entries]),
+        )
 
     def _offline_catalog(
         self, search: str | None, query_mode: str | None, unreachable: ServerUnreachable
@@ -173,7 +184,9 @@ class WorkspaceBackend(Backend):
             for m in cached.metrics
             if all(w in json.dumps(m).lower() for w in words)
         ]
-        return CatalogListing(sorted(found, key=lambda e: e.id), metrics, [offline_note(since)])
+        listed = sorted(found, key=lambda e: e.id)
+        notes = [offline_note(since), *_stale_notes(inventory.tables, [e.id for e in listed])]
+        return CatalogListing(listed, metrics, notes)
 
     def _local_names(self) -> set[str]:
         inventory = self.local.inventory()
@@ -196,7 +209,9 @@ class WorkspaceBackend(Backend):
             try:
                 with relayed_refusals():
                     found = self.api.get(f"/api/catalog/{_segment(table)}/schema")
-                return TableSchema.model_validate(found)
+                told = TableSchema.model_validate(found)
+                told.notes.extend(_stale_notes(inventory.tables, [told.table]))
+                return told
             except ServerUnreachable:
                 if table not in inventory.tables:
                     raise
@@ -223,7 +238,8 @@ class WorkspaceBackend(Backend):
             if own
             else [
                 "The server cannot be reached: the columns come from the copy pulled here; "
-                "their statistics (nulls, ranges) are known to the server only."
+                "their statistics (nulls, ranges) are known to the server only.",
+                *_stale_notes(inventory.tables, [table]),
             ],
         )
 
