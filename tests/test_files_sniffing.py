@@ -79,3 +79,57 @@ def test_a_csv_synced_is_what_the_auto_detecting_reader_reads(
     assert [(c.name, c.type) for c in described] == [
         (r[0], r[1]) for r in con.execute(f"DESCRIBE {auto}").fetchall()
     ]
+
+
+GLOBBED = [c for c in CASES if "columns" not in c[2]] + [
+    ("mixed.csv", b"id,amount\n1,2\n", {}),  # beside b's: a column more, another type
+]
+
+
+@pytest.mark.parametrize(("name", "content", "options"), GLOBBED, ids=[c[0] for c in GLOBBED])
+def test_a_csv_glob_synced_is_what_the_auto_detecting_reader_reads(
+    tmp_path: Path, name: str, content: bytes, options: dict[str, Any]
+) -> None:
+    """Each file of a glob is sniffed once and read as found, matched by column name: the
+    same columns, types and rows as ``read_csv`` over the glob with ``union_by_name``."""
+    root = tmp_path / "files"
+    root.mkdir()
+    first = _write(root, "a_" + name, content, False)
+    other = b"id,amount,extra\n3,4.5,x\n" if name == "mixed.csv" else content
+    second = _write(root, "b_" + name, other, False)
+    connector = FilesConnector(SourceContext("files", {"path": str(root)}, tmp_path))
+    writer = ExtractWriter(tmp_path / "extracts", "files")
+    glob = "?_" + name
+    request = TableRequest(id="t", source_table=glob, options=options)
+    connector.extract(request, writer)
+
+    con = duckdb.connect()
+    files = [root / first, root / second]
+    auto = f"SELECT * FROM {reader_sql(files, FileTableOptions(**options))}"
+    published = f"SELECT * FROM read_parquet('{writer.paths.table_file('t')}')"
+    assert con.execute(f"DESCRIBE {published}").fetchall() == (
+        con.execute(f"DESCRIBE {auto}").fetchall()
+    )
+    assert con.execute(published).fetchall() == con.execute(auto).fetchall()
+
+
+def test_a_csv_glob_is_sniffed_once_per_file(tmp_path: Path) -> None:
+    """The glob's reader, once its files are checked, states what each file's sniff found:
+    binding it (each DESCRIBE of the sync, its COPY) reads no file. The glob's own reader
+    sniffed every file at each bind (~3 sniffs of each file per sync)."""
+    root = tmp_path / "files"
+    root.mkdir()
+    for part in ("a", "b"):
+        (root / f"{part}.csv").write_text("id,name\n1,Ada\n")
+    connector = FilesConnector(SourceContext("files", {"path": str(root)}, tmp_path))
+    request = TableRequest(id="t", source_table="*.csv")
+    sql, files = connector.source_sql(request)
+    con = connector.duckdb_cursor()
+    try:
+        checked, _ = connector._checked_source(con, sql, files, request)
+        for part in ("a", "b"):  # what a sniff at a later bind would find
+            (root / f"{part}.csv").write_text("other;names;here\nx;y;z\n")
+        described = con.execute(f"DESCRIBE {checked}").fetchall()
+    finally:
+        con.close()
+    assert [(r[0], r[1]) for r in described] == [("id", "BIGINT"), ("name", "VARCHAR")]

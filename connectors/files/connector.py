@@ -26,6 +26,7 @@ from connectors.files.readers import (
     explain,
     reader_sql,
     skipped_lines_error,
+    sniffed_files_sql,
     sniffed_reader_sql,
     unsniffed_args,
     unsplit_csv_error,
@@ -33,7 +34,7 @@ from connectors.files.readers import (
     with_content,
     without_blank_lines,
 )
-from connectors.files.sniffing import sniff, with_exact_types
+from connectors.files.sniffing import Sniffed, sniff, with_exact_types
 
 
 class FilesConnector(Connector):
@@ -134,6 +135,7 @@ class FilesConnector(Connector):
         names = set()
         finer: dict[str, str] = {}  # columns typed otherwise than the sniffer would, by name
         numbers: dict[str, str] = {}  # of them, DOUBLE columns read exactly
+        read: list[tuple[Path, Sniffed]] = []  # each file as sniffed, for a glob
         for one in files:
             sniffed = sniff(con, one, args)
             error = skipped_lines_error(one, options, sniffed) or unsplit_csv_error(
@@ -151,14 +153,17 @@ class FilesConnector(Connector):
                 sniffed = found
             if len(files) == 1 and not options.columns:
                 sql = f"SELECT * FROM {sniffed_reader_sql(one, options, sniffed)}"
+            read.append((one, sniffed))
             names.add(tuple(options.columns or (name for name, _ in sniffed.columns)))
         if len(files) > 1 and numbers:
             # each file's digits counted alone: the type that holds all of them, over all
-            as_text = reader_sql(files, options, finer | dict.fromkeys(numbers, "VARCHAR"))
-            numbers = exact_types(con, as_text, list(numbers))
+            as_text = sniffed_files_sql(read, options, finer | dict.fromkeys(numbers, "VARCHAR"))
+            numbers = exact_types(con, f"({as_text})", list(numbers))
             finer |= numbers
-        if len(files) > 1 and finer:
-            sql = f"SELECT * FROM {reader_sql(files, options, finer)}"
+        if len(files) > 1 and not options.columns:
+            # each file read as sniffed above: a bind of the glob's own reader sniffed
+            # every file again (each DESCRIBE of the sync and its COPY did)
+            sql = sniffed_files_sql(read, options, finer)
         said = retyped_note(numbers)
         return without_blank_lines(sql, names, options), [said] if said else []
 

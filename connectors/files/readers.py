@@ -6,6 +6,7 @@ import csv
 import gzip
 import itertools
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -106,6 +107,23 @@ def sniffed_reader_sql(file: Path, options: FileTableOptions, sniffed: Sniffed) 
         *unsniffed_args(file, options, sniffed),
     ]
     return f"read_csv({', '.join(args)})"
+
+
+def sniffed_files_sql(
+    read: list[tuple[Path, Sniffed]], options: FileTableOptions, types: dict[str, str]
+) -> str:
+    """A query over each of the files of ``read`` as it was sniffed (binding it reads no
+    data), their columns matched by name, as ``union_by_name`` matches them, and typed
+    ``types`` where named (the type that keeps every file's values)."""
+    return " UNION ALL BY NAME ".join(
+        "SELECT * FROM "
+        + sniffed_reader_sql(
+            file,
+            options,
+            replace(sniffed, columns=tuple((n, types.get(n, k)) for n, k in sniffed.columns)),
+        )
+        for file, sniffed in read
+    )
 
 
 def unsniffed_args(file: Path, options: FileTableOptions, sniffed: Sniffed) -> list[str]:
