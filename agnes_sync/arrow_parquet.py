@@ -18,13 +18,24 @@ import pyarrow.parquet as pq
 from agnes_sync.sql_text import quote_ident, quote_literal
 
 
-def write_table(table: pa.Table, path: Path) -> None:
-    """``table`` (its schema's metadata left out) as zstd parquet at ``path``."""
+def finer_intervals_note(columns: list[str]) -> str | None:
+    """What a sync says of the INTERVAL ``columns`` it published as text (None: none)."""
+    if not columns:
+        return None
+    return (
+        "intervals finer than the millisecond parquet's INTERVAL holds, published as "
+        "exact text (VARCHAR) rather than rounded: " + ", ".join(sorted(columns))
+    )
+
+
+def write_table(table: pa.Table, path: Path) -> list[str]:
+    """``table`` (its schema's metadata left out) as zstd parquet at ``path``; the
+    INTERVAL columns written as their exact text (:func:`finer_intervals_note`)."""
     table = table.replace_schema_metadata(None)
     intervals = [field.name for field in table.schema if pa.types.is_interval(field.type)]
     if not intervals:
         pq.write_table(table, path, compression="zstd")
-        return
+        return []
     import duckdb
 
     con = duckdb.connect()
@@ -44,3 +55,4 @@ def write_table(table: pa.Table, path: Path) -> None:
         )
     finally:
         con.close()
+    return as_text

@@ -23,7 +23,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
-from agnes_sync import atomic, writeback
+from agnes_sync import arrow_parquet, atomic, writeback
 from agnes_sync.connector import TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable, StagedPart
 from agnes_sync.errors import InvalidTableSpec, SourceDataError
@@ -135,10 +135,7 @@ def _copy(
                 raise
             as_text.add(column)
     if as_text and notes is not None:
-        notes.append(
-            "intervals finer than the millisecond parquet's INTERVAL holds, published as "
-            "exact text (VARCHAR) rather than rounded: " + ", ".join(sorted(as_text))
-        )
+        notes.append(arrow_parquet.finer_intervals_note(sorted(as_text)) or "")
     return int(counted[0]) if counted else None
 
 

@@ -4,6 +4,10 @@ Built from the public v2 API reference for the calls the official client makes:
 ``jobs.insert``, ``jobs.query`` (``query_and_wait``), ``jobs.get``, ``jobs.cancel``,
 ``jobs.getQueryResults``, ``tables.get``, ``datasets.get``, ``datasets.list`` and
 ``tables.list``.
+Values are encoded as the API documents them in ``tabledata.list`` and
+``jobs.getQueryResults``: an INTERVAL in its canonical ``[-]Y-M [-]D [-]H:M:S[.F]``, a
+RANGE (a DuckDB ``STRUCT("start" T, "end" T)``: T a DATE, TIMESTAMP for DATETIME or
+TIMESTAMPTZ for TIMESTAMP) as ``[start, end)`` with ``UNBOUNDED`` for a missing bound.
 BigQuery SQL is transpiled to DuckDB with sqlglot. Bytes processed follow BigQuery's rule
 (every referenced column, whole table, LIMIT does not reduce it); bytes billed follow its
 on-demand rule (processed bytes rounded up to the MB, at least 10 MB per table referenced;
@@ -14,6 +18,7 @@ and recorded.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import uuid
@@ -43,6 +48,29 @@ _TYPES = {
     "TIMESTAMP": "TIMESTAMP",
     "BOOLEAN": "BOOLEAN",
 }
+
+# A RANGE's element types, by the DuckDB type of its struct's fields.
+_RANGE_ELEMENTS = {"DATE": "DATE", "TIMESTAMP": "DATETIME", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP"}
+_RANGE = re.compile(r'STRUCT\("start" ([A-Z ]+), "end" \1\)')
+
+
+def bq_type(duck: str) -> str:
+    """The BigQuery type a DuckDB column type stands for (``RANGE<DATE>`` for a range)."""
+    if duck == "INTERVAL":
+        return "INTERVAL"
+    ranged = _RANGE.fullmatch(duck)
+    if ranged and ranged[1] in _RANGE_ELEMENTS:
+        return f"RANGE<{_RANGE_ELEMENTS[ranged[1]]}>"
+    return _TYPES.get(duck.split("(")[0], "STRING")
+
+
+def _rows(result: duckdb.DuckDBPyConnection, kinds: list[str]) -> list[tuple[Any, ...]]:
+    """The rows of ``result``; through Arrow when one is an INTERVAL (Python's timedelta
+    has no months: DuckDB gives one month as 30 days)."""
+    if "INTERVAL" not in kinds:
+        return result.fetchall()
+    table = result.to_arrow_table()
+    return [tuple(row.values()) for row in table.to_pylist()]
 
 
 @dataclass
@@ -173,7 +201,7 @@ class FakeBigQuery:
                 "AND schema_name = ? AND table_name = ?",
                 [PROJECT, dataset, table],
             ).fetchall()
-        return [(n, _TYPES.get(t.split("(")[0], "STRING")) for n, t in rows]
+        return [(n, bq_type(t)) for n, t in rows]
 
     def column_bytes(self, dataset: str, table: str) -> dict[str, int]:
         sizes = {}
@@ -238,7 +266,7 @@ class FakeBigQuery:
         duck = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
         with self.lock:
             rows = self.con.execute(f"DESCRIBE {duck}").fetchall()
-        return [(r[0], _TYPES.get(str(r[1]).split("(")[0], "STRING")) for r in rows]
+        return [(r[0], bq_type(str(r[1]))) for r in rows]
 
     def run(self, sql: str) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
         duck = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
@@ -246,10 +274,8 @@ class FakeBigQuery:
             cursor = self.con.cursor()
             result = cursor.execute(duck)
             names = [d[0] for d in result.description or []]
-            kinds = [
-                _TYPES.get(str(d[1]).split("(")[0], "STRING") for d in result.description or []
-            ]
-            rows = result.fetchall()
+            kinds = [bq_type(str(d[1])) for d in result.description or []]
+            rows = _rows(result, kinds)
             cursor.close()
         return list(zip(names, kinds, strict=True)), rows
 
@@ -257,6 +283,15 @@ class FakeBigQuery:
 def _encode(value: Any, kind: str) -> Any:
     if value is None:
         return None
+    if kind == "INTERVAL":  # Arrow's (months, days, nanoseconds)
+        return _interval(value.months, value.days, value.nanoseconds)
+    if kind.startswith("RANGE<"):
+        element = kind.removeprefix("RANGE<").removesuffix(">")
+        bounds = (_encode(value[b], element) for b in ("start", "end"))
+        start, end = ("UNBOUNDED" if b is None else b for b in bounds)
+        return f"[{start}, {end})"
+    if kind == "DATETIME":
+        return value.isoformat()
     if kind == "BOOLEAN":
         return "true" if value else "false"
     if kind == "TIMESTAMP":  # formatOptions.useInt64Timestamp: microseconds since the epoch
@@ -264,6 +299,18 @@ def _encode(value: Any, kind: str) -> Any:
     if kind == "DATE":
         return value.isoformat()
     return str(value)
+
+
+def _interval(months: int, days: int, nanoseconds: int) -> str:
+    """BigQuery's canonical INTERVAL text: ``[-]Y-M [-]D [-]H:M:S[.F]``."""
+    years, month = divmod(abs(months), 12)
+    seconds, fraction = divmod(abs(nanoseconds) // 1000, 1_000_000)
+    hours, rest = divmod(seconds, 3600)
+    text = (
+        f"{'-' if months < 0 else ''}{years}-{month} {days} "
+        f"{'-' if nanoseconds < 0 else ''}{hours}:{rest // 60}:{rest % 60}"
+    )
+    return text + (f".{fraction:06d}".rstrip("0") if fraction else "")
 
 
 _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND"}
@@ -289,9 +336,21 @@ def _unreadable(kind: str) -> Response:
     return JSONResponse({})
 
 
+def _field(name: str, kind: str) -> dict[str, Any]:
+    if kind.startswith("RANGE<"):
+        element = kind.removeprefix("RANGE<").removesuffix(">")
+        return {
+            "name": name,
+            "type": "RANGE",
+            "mode": "NULLABLE",
+            "rangeElementType": {"type": element},
+        }
+    return {"name": name, "type": kind, "mode": "NULLABLE"}
+
+
 def create_app(fake: FakeBigQuery) -> Starlette:
     def schema(fields: list[tuple[str, str]]) -> dict[str, Any]:
-        return {"fields": [{"name": n, "type": t, "mode": "NULLABLE"} for n, t in fields]}
+        return {"fields": [_field(n, t) for n, t in fields]}
 
     def job_resource(
         job_id: str,
@@ -589,9 +648,12 @@ def create_app(fake: FakeBigQuery) -> Starlette:
         if not fields:
             return _error(404, "notFound", f"Not found: Table {PROJECT}:{dataset}.{table}")
         with fake.lock:
-            rows = fake.con.execute(
-                f'SELECT * FROM "{PROJECT}"."{dataset}"."{table}" ORDER BY 1 LIMIT 10000'
-            ).fetchall()
+            rows = _rows(
+                fake.con.execute(
+                    f'SELECT * FROM "{PROJECT}"."{dataset}"."{table}" ORDER BY 1 LIMIT 10000'
+                ),
+                [kind for _, kind in fields],
+            )
         params = request.query_params
         start = int(params.get("pageToken") or params.get("startIndex") or 0)
         size = int(params["maxResults"]) if "maxResults" in params else None

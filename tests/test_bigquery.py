@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +265,58 @@ def test_connector_materializes_under_a_billing_cap(
     ]
     con.close()
     assert fake.fake.missing_cap == []
+
+
+def test_materialized_intervals_and_ranges_land_as_bigquery_gives_them(
+    connector: BigQueryConnector, fake: FakeBigQueryServer, tmp_path: Path
+) -> None:
+    """INTERVAL and RANGE<DATE|DATETIME|TIMESTAMP> columns, as getQueryResults gives them
+    (``1-2 3 4:5:6.789``; ``[2020-01-01, UNBOUNDED)``). An INTERVAL failed the sync
+    with pyarrow's "Unhandled type for Arrow to Parquet schema conversion"; a range lands as
+    its start and end (NULL: unbounded), an interval finer than parquet's milliseconds as
+    its exact text, which the sync's notes say."""
+    table = f'"{PROJECT}".analytics.spans'
+    with fake.fake.lock:
+        fake.fake.con.execute(
+            f"CREATE TABLE {table} AS SELECT * FROM (VALUES "
+            "(1, INTERVAL '14 months 3 days 04:05:06.789', "
+            "{'start': DATE '2020-01-01', 'end': NULL::DATE}, "
+            "{'start': TIMESTAMP '2020-01-01 10:00:00', 'end': TIMESTAMP '2020-01-02 00:00:00.5'}, "
+            "{'start': TIMESTAMPTZ '2020-01-01 10:00:00+00', 'end': TIMESTAMPTZ '2021-01-01'}), "
+            "(2, INTERVAL '-1 day 00:00:00.000001', NULL, NULL, NULL)) AS t(id, i, d, dt, ts)"
+        )
+    writer = ExtractWriter(tmp_path / "extracts", "bq")
+    request = TableRequest(
+        id="spans",
+        query_mode="materialized",
+        source_query=f"SELECT * FROM `{PROJECT}.analytics.spans` ORDER BY id",
+    )
+    try:
+        published = connector.extract(request, writer)
+    finally:
+        with fake.fake.lock:
+            fake.fake.con.execute(f"DROP TABLE {table}")
+    assert published.rows == 2
+    assert any("exact text" in n and "i" in n for n in published.notes), published.notes
+    con = duckdb.connect(str(writer.paths.db), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    got = con.execute(
+        "SELECT i, d.start, d.end, dt.start, dt.end, ts.start::VARCHAR, ts.end::VARCHAR "
+        "FROM spans ORDER BY id"
+    ).fetchall()
+    con.close()
+    assert got == [
+        (
+            "1 year 2 months 3 days 04:05:06.789",
+            date(2020, 1, 1),
+            None,
+            datetime(2020, 1, 1, 10),
+            datetime(2020, 1, 2, 0, 0, 0, 500000),
+            "2020-01-01 10:00:00+00",
+            "2021-01-01 00:00:00+00",
+        ),
+        ("-1 day 00:00:00.000001", None, None, None, None, None, None),
+    ]
 
 
 def test_a_materialized_query_that_never_ends_fails_its_sync_in_time(

@@ -7,9 +7,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING, ClassVar, cast
 
-import pyarrow.parquet as pq
-
-from agnes_sync import atomic
+from agnes_sync import arrow_parquet, atomic
 from agnes_sync.connector import Capability, Column, Connector, SourceTable, TableRequest
 from agnes_sync.contract import ExtractWriter, PublishedTable, RemoteAttach
 from agnes_sync.errors import (
@@ -215,15 +213,15 @@ class BigQueryConnector(Connector):
             ) from None
         staged = writer.staging_file(request.id)
         try:
-            pq.write_table(table, staged, compression="zstd")
+            intervals = arrow_parquet.write_table(table, staged)
             published = writer.publish_file(
                 request.id, staged, description=request.description, query_mode="materialized"
             )
         finally:
             atomic.discard(staged)
-        note = as_text_note(as_text)
-        if note:
-            published.notes.append(note)
+        for note in (as_text_note(as_text), arrow_parquet.finer_intervals_note(intervals)):
+            if note:
+                published.notes.append(note)
         return published
 
 
