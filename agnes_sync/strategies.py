@@ -430,11 +430,16 @@ def partitioned(
 def _utc_moment(con: duckdb.DuckDBPyConnection, source_sql: str, column: str) -> str:
     """``column`` as a plain timestamp to cut partitions by: a TIMESTAMP WITH TIME ZONE in
     UTC (cast plainly, it is read in the server process's time zone, and the same rows
-    fell into other partitions on a server in another zone), anything else cast as is."""
+    fell into other partitions on a server in another zone), text as the instant it names
+    in UTC (cast to a TIMESTAMP, ``2026-02-01 01:00:00+0200`` dropped its offset and fell
+    into February), anything else cast as is."""
     ident = quote_ident(column)
     row = con.execute(f"DESCRIBE SELECT {ident} FROM ({source_sql}) LIMIT 0").fetchone()
-    if row is not None and str(row[1]).upper() == "TIMESTAMP WITH TIME ZONE":
+    kind = str(row[1]).upper() if row is not None else ""
+    if kind == "TIMESTAMP WITH TIME ZONE":
         return f"timezone('UTC', {ident})"
+    if kind == "VARCHAR":
+        return f"timezone('UTC', CAST({ident} AS TIMESTAMPTZ))"
     return f"CAST({ident} AS TIMESTAMP)"
 
 

@@ -1076,6 +1076,32 @@ def test_partitioned_day_and_year_and_empty(
     assert published.rows == 0 and rows_of(writer, "none") == []
 
 
+def test_text_with_offsets_is_partitioned_by_the_instant_it_names(
+    connector: FilesConnector, writer: ExtractWriter, source_root: Path
+) -> None:
+    """``2026-02-01 01:00:00+0200`` is 23:00 UTC on January 31st: its row belongs to
+    January. Cast to a TIMESTAMP, the offset was dropped and it fell into February."""
+    write(
+        source_root / "t.csv",
+        "id,at\n1,2026-02-01 01:00:00+0200\n2,2026-02-01 03:00:00+0200\n3,2026-01-15 12:00:00\n",
+    )
+    request = TableRequest(
+        id="t",
+        source_table="t.csv",
+        sync_strategy="partitioned",
+        partition_by="at",
+        partition_granularity="month",
+        options={"columns": {"id": "BIGINT", "at": "VARCHAR"}, "header": True},
+    )
+    connector.extract(request, writer)
+    con = duckdb.connect()
+    parts = {
+        part.parent.name: sorted(r[0] for r in con.execute(f"SELECT id FROM '{part}'").fetchall())
+        for part in writer.paths.table_folder("t").glob("*/*.parquet")
+    }
+    assert parts == {"at_month=2026-01": [1, 3], "at_month=2026-02": [2]}
+
+
 PARTITION_IN_ZONE = """
 import sys
 from pathlib import Path
