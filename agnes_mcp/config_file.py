@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from agnes_mcp.errors import ConfigError
+from agnes_sync.env_names import is_env_name
 from agnes_sync.suggest import suggestions
 
 logger = logging.getLogger("agnes.settings")
@@ -247,9 +248,6 @@ _VALUE_NOT_SHOWN = frozenset({"connector_options", "url_with_credentials"})
 _USER_INFO = re.compile(r"(//)[^/@\s'\"]*@")
 
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
 def _names_a_secret_variable(loc: Loc) -> bool:
     """Whether the key names the environment variable holding a secret (``*_env``,
     ``*_envs``): a value refused there is often the secret pasted in by mistake."""
@@ -278,7 +276,7 @@ def describe_validation_errors(
             problems.append(f"{source}: unknown key '{key}'; {fix}")
         elif error["type"] in _VALUE_NOT_SHOWN:
             problems.append(f"{source}: key '{key}': {error['msg']}")
-        elif _names_a_secret_variable(loc) and not _ENV_NAME.match(str(error.get("input"))):
+        elif _names_a_secret_variable(loc) and not is_env_name(error.get("input")):
             # not a variable's name: what is there may be the secret itself
             description = _field_description(model, loc)
             fix = f" ({description})" if description else ""

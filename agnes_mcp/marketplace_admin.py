@@ -21,7 +21,6 @@ from agnes_mcp.api.schemas import PlainText, RequestBody
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.errors import MarketplaceExists, MarketplaceUrlRefused
 from agnes_mcp.marketplace.service import (
-    ENV_NAME,
     REF,
     RESERVED_SLUGS,
     SLUG,
@@ -32,6 +31,7 @@ from agnes_mcp.marketplace.service import (
 from agnes_mcp.resource_types import ResourceType
 from agnes_mcp.services import Services
 from agnes_mcp.store.marketplaces import MarketplacePlugin
+from agnes_sync.env_names import ENV_NAME
 from agnes_sync.errors import AgnesError
 
 # Words that follow /api/admin/marketplaces/ as routes of their own.

@@ -42,6 +42,7 @@ from pydantic_settings import (
 
 from agnes_mcp.config_file import ConfigFile, describe_validation_errors, warn_unknown_env
 from agnes_mcp.errors import ConfigError
+from agnes_sync.env_names import EnvName
 from agnes_sync.url_host import plain_host_url
 
 ENV_PREFIX = "AGNES_"
@@ -251,10 +252,9 @@ class OidcSettings(BaseModel):
 
     _discovery_url_plain = field_validator("discovery_url")(_without_credentials)
     _discovery_url_host = field_validator("discovery_url", mode="before")(plain_host_url)
-    client_secret_env: str = Field(
+    client_secret_env: EnvName = Field(
         default="AGNES_OIDC_CLIENT_SECRET",
         validate_default=True,  # the default name must hold the secret too
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Name of the environment variable holding the client secret "
         "(the secret itself is never stored or logged).",
     )
@@ -292,9 +292,8 @@ class GoogleGroupsSettings(BaseModel):
 
     _api_url_plain = field_validator("api_url")(_without_credentials)
     _api_url_host = field_validator("api_url", mode="before")(plain_host_url)
-    credentials_env: str | None = Field(
+    credentials_env: EnvName | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Name of the environment variable holding the service account's JSON key "
         "(domain-wide delegation); group sync is off while it is unset.",
     )
@@ -357,9 +356,8 @@ class AuthSettings(BaseModel):
     session_idle_hours: float = Field(
         default=12.0, gt=0, le=24 * 30, description="A web session unused this long ends."
     )
-    session_secret_env: str | None = Field(
+    session_secret_env: EnvName | None = Field(
         default=None,
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Name of an environment variable holding the key that signs session "
         "cookies; unset, a random key is kept in DATA_DIR/state/session.key (mode 0600).",
     )
@@ -453,7 +451,7 @@ class MarketplaceSettings(BaseModel):
         description="Most files (tree entries) a marketplace repository's commit may hold; "
         "a larger one refuses the sync before it is read.",
     )
-    token_envs: Annotated[list[str], NoDecode] = Field(
+    token_envs: Annotated[list[EnvName], NoDecode] = Field(
         default_factory=list,
         description="The server environment variables a marketplace may name as its read "
         "token (--token-env); no other is ever sent to a repository host.",

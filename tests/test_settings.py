@@ -694,3 +694,47 @@ def test_a_secret_pasted_where_its_variables_name_goes_is_not_echoed(
     text = caught.value.message + str(caught.value.details)
     assert f"key '{key}'" in text and "value not shown" in text, text
     assert secret not in text and "4f9a" not in text
+
+
+@pytest.mark.parametrize(
+    ("key", "yaml"),
+    [
+        ("auth.oidc.client_secret_env", "auth:\n  oidc:\n    client_secret_env: SECRET\n"),
+        ("auth.session_secret_env", "auth:\n  session_secret_env: SECRET\n"),
+        (
+            "auth.google_groups.credentials_env",
+            "auth:\n  google_groups:\n    credentials_env: SECRET\n",
+        ),
+        ("marketplace.token_envs", "marketplace:\n  token_envs: [SECRET]\n"),
+        (
+            "sources.kbc.options",
+            "sources:\n  kbc:\n    connector: keboola\n"
+            "    options: {url: 'https://connection.example.com', token_env: SECRET}\n",
+        ),
+        (
+            "sources.jira.options",
+            "sources:\n  jira:\n    connector: jira\n    options: {url: "
+            "'https://jira.example.com', email: a@example.com, token_env: JIRA_TOKEN, "
+            "webhook_secret_env: SECRET}\n",
+        ),
+        (
+            "sources.bq.options",
+            "sources:\n  bq:\n    connector: bigquery\n"
+            "    options: {project: my-project, credentials_env: SECRET}\n",
+        ),
+    ],
+)
+def test_a_token_shaped_like_a_variable_name_is_no_variable_name(
+    tmp_path: Path, key: str, yaml: str
+) -> None:
+    """A token with no '-' or '/' in it (ghpAbc123..., typed where the variable's NAME
+    goes) passed the old name shape (any letters): it was taken as a name, and every
+    "unset variable" message (start, sync errors, the log) repeated it. A name is upper
+    case, digits and '_' (one shape for every *_env), and a refused one is not shown."""
+    secret = "ghpAbc123XyZ9"
+    config = write(tmp_path / "instance.yaml", yaml.replace("SECRET", secret))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    text = caught.value.message + str(caught.value.details)
+    assert f"key '{key}" in text, text
+    assert secret not in text and "Abc123" not in text, text

@@ -36,14 +36,13 @@ from agnes_mcp.store.database import SystemStore
 from agnes_mcp.store.generation_cache import GenerationCache
 from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.marketplaces import Marketplace, MarketplacePlugin, MarketplaceRepository
+from agnes_sync.env_names import ENV_NAME
 from agnes_sync.errors import AgnesError
 
 logger = logging.getLogger("agnes.marketplace")
 
 SyncState = Literal["idle", "queued", "running"]
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
-# Upper case only: a pasted token (lower-case letters) is refused, never stored.
-ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 # Names the admin API uses under /api/admin/marketplaces/ for other things.
 RESERVED_SLUGS = frozenset({"plugins", "sync"})
 # A branch or tag name as git allows it (check-ref-format, simplified), or a full SHA.
@@ -124,8 +123,8 @@ class MarketplaceService:
             )
         token_env = (token_env or "").strip() or None
         if token_env is not None and not ENV_NAME.match(token_env):
-            raise InvalidRequest(
-                f"'{token_env}' is not an environment variable name.",
+            raise InvalidRequest(  # the value is never echoed: it may be the token itself
+                "token_env is not an environment variable name.",
                 hint="Give the NAME of the variable holding the read token (upper case, e.g. "
                 "PLUGINS_READ_TOKEN), never the token itself.",
             )

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agnes_sync.env_names import EnvName
 from agnes_sync.errors import InvalidTableSpec
 from agnes_sync.url_host import url_host_problem
 
@@ -28,7 +29,7 @@ class BigQueryOptions(BaseModel):
     project: str = Field(pattern=r"^[a-z][a-z0-9-]{4,61}[a-z0-9]$", description="Project id.")
     location: str | None = Field(default=None, description="Job location, e.g. 'EU'.")
     alias: str = Field(default="bq", pattern=r"^[a-z_][a-z0-9_]*$", description="Path alias.")
-    credentials_env: str | None = Field(
+    credentials_env: EnvName | None = Field(
         default=None, description="Env var holding a key file path or the key's JSON."
     )
     api_endpoint: str | None = Field(default=None, description="Override the API endpoint.")

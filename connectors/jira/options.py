@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator
 
+from agnes_sync.env_names import EnvName
 from agnes_sync.url_host import plain_host_url
 
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9]{0,31}$")
@@ -23,11 +24,11 @@ class JiraOptions(BaseModel):
 
     _url_host = field_validator("url", mode="before")(plain_host_url)
     email: str = Field(min_length=3, description="The account the API token belongs to.")
-    token_env: str = Field(
+    token_env: EnvName = Field(
         description="Name of the environment variable holding that account's API token "
         "(never stored, logged or echoed)."
     )
-    webhook_secret_env: str | None = Field(
+    webhook_secret_env: EnvName | None = Field(
         default=None,
         description="Name of the environment variable holding the webhook's secret; without "
         "it, deliveries are refused with 503.",

@@ -7,10 +7,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from agnes_sync.env_names import EnvName
 from agnes_sync.type_names import checked_type_names
 from agnes_sync.url_host import url_host_problem
-
-_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 class KeboolaOptions(BaseModel):
@@ -19,8 +18,7 @@ class KeboolaOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(description="The stack's URL, e.g. https://connection.example.com.")
-    token_env: str = Field(
-        pattern=_ENV_NAME,
+    token_env: EnvName = Field(
         description="Name of the env var holding the Storage API token (never the token).",
     )
     file_type: Literal["auto", "csv", "parquet"] = Field(
