@@ -8,8 +8,10 @@ recovery path. The token is never logged.
 
 That token is for setting the server up, not for keeping: it expires after
 :data:`BOOTSTRAP_TOKEN_HOURS`, and it is revoked and its file deleted as soon as another
-admin (a different user, or a different admin-scoped token) acts. A start that finds the
-file holding a token no longer alive deletes it. Each step is logged.
+admin (a different user, or a different admin-scoped token) acts. When it expires, its
+file is deleted then (a timer, not the next start: an expired token's file stayed on disk
+until a restart); a start that finds the file holding a token no longer alive deletes it
+too. Each step is logged, never the token.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agnes_mcp.auth.principal import Principal, TokenScope
@@ -68,7 +71,7 @@ def ensure_admin(services: Services) -> Path | None:
     path = services.settings.state_dir / BOOTSTRAP_TOKEN_FILE
     kept = _kept_bootstrap(services, path)
     if kept is not None:
-        _watch(services, path, kept[0], kept[1])
+        _watch(services, path, *kept)
     way_in = active_admins(services.store) > 0 and (
         bool(services.settings.auth.oidc.client_id) or bool(usable_admin_token_ids(services))
     )
@@ -88,7 +91,7 @@ def ensure_admin(services: Services) -> Path | None:
         timedelta(hours=BOOTSTRAP_TOKEN_HOURS),
     )
     write_secret_file(path, raw + "\n")
-    _watch(services, path, info.id, user.id)
+    _watch(services, path, info.id, user.id, info.expires_at)
     logger.warning(
         "Created admin user %s; its token is in %s (mode 0600) and expires in %d hours. "
         "Use it to set up your admins: it is revoked and the file deleted as soon as "
@@ -100,24 +103,43 @@ def ensure_admin(services: Services) -> Path | None:
     return path
 
 
-def _kept_bootstrap(services: Services, path: Path) -> tuple[str, str] | None:
-    """``(token id, user id)`` of a bootstrap token on disk that is still alive; a file
+def _kept_bootstrap(services: Services, path: Path) -> tuple[str, str, datetime | None] | None:
+    """``(token id, user id, expiry)`` of a bootstrap token on disk that is still alive; a file
     holding anything else is deleted."""
     if not path.exists():
         return None
     match = TOKEN_PATTERN.match(path.read_text(encoding="utf-8", errors="replace").strip())
     record = services.token_store.by_prefix(match[1]) if match else None
     if record is not None and services.tokens.alive(record.info.id):
-        return record.info.id, record.info.user_id
+        return record.info.id, record.info.user_id, record.info.expires_at
     path.unlink(missing_ok=True)
     logger.warning("Deleted %s: the bootstrap token in it was revoked or had expired.", path)
     return None
 
 
-def _watch(services: Services, path: Path, token_id: str, user_id: str) -> None:
-    """Retire the bootstrap token the first time another admin acts."""
+def _watch(
+    services: Services, path: Path, token_id: str, user_id: str, expires_at: datetime | None
+) -> None:
+    """Retire the bootstrap token the first time another admin acts, and delete its file
+    when it expires."""
     lock = threading.Lock()
     retired = False
+
+    def on_expiry() -> None:
+        nonlocal retired
+        with lock:
+            if retired:
+                return
+            if services.tokens.alive(token_id):  # not yet (a clock that was set back)
+                _expiry_timer(on_expiry, expires_at, at_least=60.0)
+                return
+            retired = True
+            if not _holds(services, path, token_id):
+                return  # a later start wrote another token there
+            path.unlink(missing_ok=True)
+        logger.warning("Deleted %s: the bootstrap token in it has expired.", path)
+
+    timer = _expiry_timer(on_expiry, expires_at)
 
     def on_admin(actor: Principal) -> None:
         nonlocal retired
@@ -127,6 +149,8 @@ def _watch(services: Services, path: Path, token_id: str, user_id: str) -> None:
             if retired:
                 return
             retired = True
+            if timer is not None:
+                timer.cancel()
             if services.tokens.alive(token_id):
                 services.tokens.revoke(token_id)
             path.unlink(missing_ok=True)
@@ -140,3 +164,28 @@ def _watch(services: Services, path: Path, token_id: str, user_id: str) -> None:
         )
 
     services.access.admin_listeners.append(on_admin)
+
+
+def _expiry_timer(
+    action: Callable[[], None], expires_at: datetime | None, *, at_least: float = 0.01
+) -> threading.Timer | None:
+    """A daemon timer running ``action`` once ``expires_at`` has passed (none without one)."""
+    if expires_at is None:
+        return None
+    seconds = max((expires_at - utcnow()).total_seconds(), 0.0) + at_least
+    timer = threading.Timer(seconds, action)
+    timer.name = "agnes-bootstrap-expiry"
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _holds(services: Services, path: Path, token_id: str) -> bool:
+    """Whether the token file at ``path`` still holds the token ``token_id``."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        return False
+    match = TOKEN_PATTERN.match(text)
+    record = services.token_store.by_prefix(match[1]) if match else None
+    return record is not None and record.info.id == token_id

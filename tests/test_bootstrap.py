@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
+from agnes_mcp import bootstrap_admin
 from agnes_mcp.bootstrap_admin import BOOTSTRAP_TOKEN_FILE, BOOTSTRAP_TOKEN_HOURS, ensure_admin
 from agnes_mcp.services import Services
 from agnes_mcp.store.ids import utcnow
@@ -86,3 +91,33 @@ def test_the_bootstrap_token_retires_once_another_admin_acts(tmp_path: Path) -> 
             r.action == "token.revoke" and r.params.get("reason") == "bootstrap_retired"
             for r in server.services.audit_log.recent()
         )
+
+
+def test_an_expired_bootstrap_tokens_file_is_deleted_when_it_expires(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file of an expired bootstrap token stayed on disk (holding a dead secret) until
+    the next start: it is deleted when the token expires, and the log says so without
+    the token."""
+    monkeypatch.setattr(bootstrap_admin, "BOOTSTRAP_TOKEN_HOURS", 1 / 3600)  # a second
+    said = threading.Event()
+    lines: list[str] = []
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+            if "has expired" in record.getMessage():
+                said.set()
+
+    handler = Watch()
+    logging.getLogger("agnes.bootstrap").addHandler(handler)
+    try:
+        path = ensure_admin(services)
+        assert path is not None and path.exists()
+        raw = path.read_text().strip()
+        assert said.wait(30), lines
+    finally:
+        logging.getLogger("agnes.bootstrap").removeHandler(handler)
+    assert not path.exists()
+    assert any(str(path) in line and "has expired" in line for line in lines), lines
+    assert all(raw not in line for line in lines)
