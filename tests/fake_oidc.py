@@ -63,6 +63,9 @@ class FakeOidc:
     stranger: RSAKey = field(
         default_factory=lambda: RSAKey.generate_key(2048, parameters={"kid": KID})
     )
+    # JWKS entries served besides the signing key (RFC 7517 §5: ones a client does not
+    # understand or cannot use are to be ignored)
+    extra_keys: list[dict[str, Any]] = field(default_factory=list)
     grants: dict[str, _Grant] = field(default_factory=dict)
     access: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
@@ -176,7 +179,7 @@ class FakeOidc:
         )
 
     async def jwks(self, request: Request) -> Response:
-        return JSONResponse({"keys": [self.key.as_dict(private=False)]})
+        return JSONResponse({"keys": [*self.extra_keys, self.key.as_dict(private=False)]})
 
     async def userinfo(self, request: Request) -> Response:
         access = request.headers.get("authorization", "").removeprefix("Bearer ")

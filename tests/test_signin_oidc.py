@@ -15,6 +15,7 @@ from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
 from agnes_mcp.errors import SessionExpired
 from agnes_mcp.signin.flow import FLOW_COOKIE
 from agnes_mcp.signin.identity import identity_from_claims
+from agnes_mcp.signin.jwks import usable_key_set
 from agnes_mcp.signin.problems import SignInRefused
 from tests.conftest import LiveServer, add_user, running_server
 from tests.fake_oidc import CLIENT_ID, CLIENT_SECRET, FakeOidc, FakeOidcServer
@@ -111,6 +112,33 @@ def test_first_sign_in_creates_the_user_in_everyone(server: LiveServer, provider
     server.services.write_behind.flush()
     actions = [(r.action, r.result) for r in server.services.audit_log.recent(user_id=user.id)]
     assert actions.count(("auth.sign_in", "ok")) == 3 and ("user.create", "ok") in actions
+
+
+def test_an_unusable_key_in_the_jwks_does_not_stop_sign_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One key the client could not read (bad base64, an unknown curve, no 'kty') made
+    the whole JWKS 'not valid': nobody could sign in, though the key signing the ID
+    tokens was there. RFC 7517 §5: keys a client cannot use are ignored."""
+    monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
+    with FakeOidcServer() as idp:
+        idp.provider.extra_keys = [
+            {"kty": "RSA", "kid": "broken", "n": "!!not base64!!", "e": "AQAB"},
+            {"kty": "EC", "kid": "odd-curve", "crv": "P-999", "x": "AA", "y": "AA"},
+            {"kid": "no-type"},
+            "not a key",
+            {"kty": "future-kind", "kid": "later"},
+        ]
+        idp.provider.person("jwks.tolerant@example.com")
+        with (
+            running_server(tmp_path / "data", **oidc_settings(idp.discovery_url)) as live,
+            browser(live) as client,
+        ):
+            landed, _, _ = oidc_sign_in(client)
+            assert landed.status_code == 303, landed.text
+            assert set_cookie_headers(landed, SESSION_COOKIE)
+            again, _, _ = oidc_sign_in(client)  # the keys are read from the cache
+            assert again.status_code == 303, again.text
 
 
 @pytest.mark.parametrize(
@@ -321,3 +349,11 @@ def test_a_client_secret_with_any_characters_reaches_the_token_endpoint(
             landed, _, _ = oidc_sign_in(client)
             assert landed.status_code == 303, html.unescape(landed.text)
             assert live.services.users.by_email("plus.secret@example.com") is not None
+
+
+def test_a_jwks_with_no_usable_key_is_refused() -> None:
+    broken = {"kty": "RSA", "kid": "broken", "n": "!!", "e": "AQAB"}
+    encrypting = FakeOidc().key.as_dict(private=False) | {"use": "enc"}
+    for document in ({"keys": [broken, encrypting]}, {"keys": "x"}, [broken], {}):
+        assert usable_key_set(document) is None
+    assert usable_key_set({"keys": [broken, FakeOidc().key.as_dict(private=False)]})

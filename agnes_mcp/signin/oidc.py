@@ -35,6 +35,7 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 
 from agnes_mcp.settings import GOOGLE_DISCOVERY_URL, AgnesSettings
+from agnes_mcp.signin.jwks import usable_key_set
 from agnes_mcp.signin.problems import ProviderUnavailable, SignInNotConfigured, SignInRefused
 
 
@@ -260,14 +261,12 @@ class OidcProvider:
             if not refresh and self._keys is not None and now - self._keys[0] < self._cache_seconds:
                 return self._keys[1]
             document = await self._get_json("signing keys (JWKS)", meta.jwks_uri)
-            try:
-                if not isinstance(document, dict):
-                    raise ValueError("not an object")
-                keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
-            except (ValueError, TypeError, KeyError, JoseError):
+            keys = usable_key_set(document)
+            if keys is None:
                 raise ProviderUnavailable(
-                    f"The sign-in provider's signing keys ({meta.jwks_uri}) are not a valid JWKS."
-                ) from None
+                    f"The sign-in provider's signing keys ({meta.jwks_uri}) are not a valid "
+                    "JWKS, or hold no key this server can verify a signature with."
+                )
             self._keys = (now, keys)
             return keys
 
