@@ -913,3 +913,19 @@ def test_manifest_entries_resolve_to_their_stores() -> None:
         resolve("ftp://x/1.gz", info)
     with pytest.raises(TerminalSyncError):
         resolve("s3://b/k", {})
+
+
+def test_a_file_not_yet_visible_after_its_job_is_waited_for(stack: Stack) -> None:
+    """A 404 on the export's file (the job named it; the files API did not show it yet)
+    was a terminal "no such object": the sync failed for good on a passing delay. It is
+    asked for again; a file that never shows is transient (a new export)."""
+    slept: list[float] = []
+    connector = stack.connector(file_type="csv")
+    connector.client.sleep = slept.append
+    stack.fake.fail(r"/v2/storage/files/\d+$", 404, times=2, message="File not found")
+    assert connector.extract(orders(), stack.writer).rows == len(ROWS)
+    assert [s for s in slept if s >= 0.5] == [0.5, 1.0]  # the backoff, not the polls
+    stack.fake.fail(r"/v2/storage/files/\d+$", 404, times=100, message="File not found")
+    with pytest.raises(TransientSyncError, match="not found after 5 attempts"):
+        connector.extract(orders(), stack.writer)
+    stack.fake.failures.clear()

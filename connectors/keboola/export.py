@@ -29,11 +29,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from agnes_sync.connector import Column
-from agnes_sync.errors import TerminalSyncError, TransientSyncError
+from agnes_sync.errors import SourceTableNotFound, TerminalSyncError, TransientSyncError
 from agnes_sync.sql_text import quote_ident, quote_literal
 from connectors.keboola.answers import an_object
 from connectors.keboola.blob_urls import resolve
-from connectors.keboola.client import StorageClient
+from connectors.keboola.client import MAX_BACKOFF, StorageClient
 
 MAX_POLL = 15.0
 # Job states still going: the polling guide names waiting and processing; the Storage API
@@ -104,7 +104,7 @@ class Exporter:
             raise TerminalSyncError(
                 f"Keboola's export job {job.get('id')} of {table} succeeded without a file id."
             ) from None
-        info = self.client.get(f"/v2/storage/files/{file_id}", {"federationToken": 1}, bucket)
+        info = self._file_info(file_id, table, bucket)
         if not isinstance(info, dict) or not info.get("url"):
             raise TransientSyncError(
                 f"Keboola's file {file_id} (the export of {table}) has no download url.",
@@ -126,6 +126,27 @@ class Exporter:
         exported.file_type = _settle_type(exported)
         exported.slices = [s for s in exported.slices if not _empty(s, exported.file_type)]
         return exported
+
+    def _file_info(self, file_id: int, table: str, bucket: str) -> Any:
+        """The export's file detail. A 404 here is not a missing table (a terminal
+        "no such object" ended the sync): the job has just named the file, which is not
+        yet visible to the files API. Asked again with the client's backoff; still
+        missing, the sync is retried (transient) with a new export."""
+        path = f"/v2/storage/files/{file_id}"
+        for attempt in range(1, self.client.attempts + 1):
+            try:
+                return self.client.get(path, {"federationToken": 1}, bucket)
+            except SourceTableNotFound:
+                if attempt >= self.client.attempts:
+                    break
+                self.client.sleep(min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1)))
+        raise TransientSyncError(
+            f"Keboola's file {file_id} (the export of {table}) was not found after "
+            f"{self.client.attempts} attempts, though its job named it.",
+            hint="The file is not yet visible in Keboola's file storage; the sync is retried "
+            "with a new export.",
+            details={"file_id": file_id},
+        )
 
     def wait_for(self, job: dict[str, Any], table: str) -> dict[str, Any]:
         """Poll the job until it ends; its ``error`` ends the sync with Keboola's message."""
