@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agnes_mcp import bootstrap_admin
+from agnes_mcp.auth.principal import TokenScope
 from agnes_mcp.bootstrap_admin import BOOTSTRAP_TOKEN_FILE, BOOTSTRAP_TOKEN_HOURS, ensure_admin
 from agnes_mcp.services import Services
 from agnes_mcp.store.ids import utcnow
@@ -121,3 +122,31 @@ def test_an_expired_bootstrap_tokens_file_is_deleted_when_it_expires(
     assert not path.exists()
     assert any(str(path) in line and "has expired" in line for line in lines), lines
     assert all(raw not in line for line in lines)
+
+
+def test_a_web_session_signed_in_with_another_admin_token_retires_the_bootstrap_token(
+    services: Services,
+) -> None:
+    """A web session's principal carried no token id, so a session the bootstrap admin
+    signed in to with their own new admin token looked like the bootstrap token at work:
+    the bootstrap token stayed alive (and its file on disk) while the admin worked with
+    another token. The session now acts as the token it was signed in with."""
+    path = ensure_admin(services)
+    assert path is not None
+    boot = services.tokens.authenticate(path.read_text().strip(), record_use=False)
+    own, _ = services.tokens.create(
+        boot.user_id, "operator", [TokenScope.DATA.value, TokenScope.ADMIN.value], None
+    )
+    with_boot, _ = services.web_sessions.sign_in(
+        boot.user_id, "token", token_id=boot.token_id, scopes=boot.scopes
+    )
+    assert with_boot.principal.token_id == boot.token_id
+    services.access.require_admin(with_boot.principal)  # the bootstrap token's own session
+    assert path.exists()
+    session, _ = services.web_sessions.sign_in(
+        boot.user_id, "token", token_id=own.id, scopes=frozenset(own.scopes)
+    )
+    assert session.principal.token_id == own.id
+    services.access.require_admin(session.principal)
+    assert not path.exists()
+    assert not services.tokens.alive(boot.token_id or "")

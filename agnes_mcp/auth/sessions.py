@@ -290,7 +290,9 @@ class WebSessionService:
             name=user.name,
             group_ids=groups,
             scopes=frozenset(record.scopes) if record.scopes is not None else SESSION_SCOPES,
-            token_id=None,
+            # the token a session was signed in with (None after OIDC): what it does is
+            # that token's doing (the bootstrap token's retirement, whoami, kept results)
+            token_id=record.token_id,
         )
         return WebSession(
             id=record.id,
