@@ -27,12 +27,14 @@ class PageContext:
     session_id: str
     client_ip: str | None = None  # the page's client, for its actions' audit rows
 
-    def actor(self) -> Principal:
+    def actor(self, *, touch: bool = True) -> Principal:
         """The admin acting now (re-checked): raises if signed out, deactivated or no
         longer an admin. What the action records is recorded with the page's client
-        address (its callbacks run outside the HTTP request that set it)."""
+        address (its callbacks run outside the HTTP request that set it). ``touch``:
+        the admin did something (not the page's own periodic check), so the session's
+        idle clock restarts."""
         client_ip_var.set(self.client_ip)
-        session = self.services.web_sessions.check(self.session_id)
+        session = self.services.web_sessions.check(self.session_id, touch=touch)
         if not session.principal.is_admin:  # the group and the admin scope
             raise AdminRequired(
                 "Only members of the Admin group, signed in with the admin scope, may use the "
@@ -42,7 +44,7 @@ class PageContext:
 
     def csrf(self) -> str:
         """The form token of this session (for the sign-out form)."""
-        return self.services.web_sessions.check(self.session_id).csrf
+        return self.services.web_sessions.check(self.session_id, touch=False).csrf
 
     @classmethod
     def current(cls, services: Services) -> PageContext:

@@ -163,6 +163,7 @@ class Services:
                 groups,
                 write_behind,
                 token_alive=tokens.alive,
+                token_expires=tokens.expires_at,
             ),
             access=AccessControl(store, grants),
             audit_log=audit_log,

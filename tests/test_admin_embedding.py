@@ -7,6 +7,7 @@ import base64
 import json
 import re
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -550,3 +551,41 @@ def test_a_double_click_on_retry_retries_once(synced: Services, source_root: Pat
     assert "Failed again: " in row.objects[-1].object
     synced.write_behind.flush()
     assert len([r for r in synced.audit_log.recent(limit=20) if r.action == "sync.trigger"]) == 1
+
+
+def test_an_idle_session_closes_the_open_admin_websocket_when_it_ends(tmp_path: Path) -> None:
+    """An idle limit (or a token's expiry) ends a session without any change to the
+    store, and nothing woke the open socket: it stayed open until the browser sent
+    something, while the page's own periodic check counted as use and kept the session
+    from ever idling out. The socket now closes (1008) when the session ends."""
+    idle_seconds = 6.0
+    settings = make_settings(
+        tmp_path / "data",
+        write_behind_seconds=0.05,
+        auth={"session_idle_hours": idle_seconds / 3600},
+    )
+    services = Services.open(settings)
+    try:
+        app = create_app(services)
+        with ThreadedServer(app) as server:
+            live = AdminServer(server.url, app, services)
+            session_id, cookie = live.cookie_for(admin=True)
+            with live.client(cookie) as client:
+                token = TOKEN_IN_PAGE.findall(client.get("/admin").text)[0]
+            services.web_sessions.check(session_id)  # used now (building the page is slow)
+            with connect(
+                ws_url(live),
+                subprotocols=[Subprotocol("bokeh"), Subprotocol(token)],
+                additional_headers={"Cookie": f"{SESSION_COOKIE}={cookie}"},
+                origin=Origin(live.url),
+                open_timeout=30,
+            ) as ws:
+                assert "ACK" in str(ws.recv(timeout=30))
+                opened = time.monotonic()
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:  # the rest of the ACK, then nothing until the close
+                        ws.recv(timeout=4 * idle_seconds)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+            assert time.monotonic() - opened < 2 * idle_seconds
+    finally:
+        services.close()

@@ -10,6 +10,7 @@ import pytest
 from agnes_mcp.auth.sessions import WebSessionService
 from agnes_mcp.errors import CsrfFailed, SessionExpired, SessionInvalid, UserInactive
 from agnes_mcp.services import Services
+from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.web_sessions import WebSessionRepository
 from tests.conftest import add_user, make_settings
 
@@ -98,3 +99,36 @@ def test_cookie_options(tmp_path: Path, public_url: str | None, secure: bool) ->
         }
     finally:
         opened.close()
+
+
+def test_an_admin_pages_own_checks_do_not_keep_its_session_alive(services: Services) -> None:
+    """An open admin page re-checks its session every 2 s, and each check counted as
+    use: an open tab on an unattended desk kept its session alive for ever. Only what
+    the admin does (``touch``) restarts the idle clock; the time left says when the
+    session ends by itself (its idle limit, or its token's expiry when sooner)."""
+    now = [datetime(2026, 11, 28, 9, 0, tzinfo=UTC)]
+    sessions = WebSessionService(
+        services.settings,
+        services.store,
+        WebSessionRepository(services.store),
+        services.users,
+        services.groups,
+        clock=lambda: now[0],
+        token_alive=services.tokens.alive,
+        token_expires=services.tokens.expires_at,
+    )
+    user = add_user(services)
+    session, _ = sessions.sign_in(user.id, "token")
+    for _ in range(13):
+        now[0] += timedelta(hours=1)
+        if now[0] - session.created_at <= sessions.idle:
+            assert sessions.check(session.id, touch=False).id == session.id
+            left = sessions.seconds_left(session.id)
+            assert left == (session.created_at + sessions.idle - now[0]).total_seconds()
+    with pytest.raises(SessionExpired, match="idle"):
+        sessions.check(session.id, touch=False)
+    info, _ = services.tokens.create(user.id, "short", None, timedelta(minutes=30))
+    now[0] = utcnow()  # the token's expiry is on the real clock
+    with_token, _ = sessions.sign_in(user.id, "token", token_id=info.id)
+    assert info.expires_at is not None
+    assert sessions.seconds_left(with_token.id) == (info.expires_at - now[0]).total_seconds()

@@ -40,12 +40,16 @@ class AdminSockets:
             with contextlib.suppress(RuntimeError):  # a loop already closed
                 loop.call_soon_threadsafe(changed.set)
 
-    def _admits(self, session_id: str) -> bool:
+    def _admits(self, session_id: str, touch: bool) -> tuple[bool, float | None]:
+        """Whether the session still admits its admin, and the seconds until it ends by
+        itself (idle, or its token's expiry) unless used again. Only a message from the
+        browser is use (``touch``): a store change or the wait running out is not."""
+        sessions = self._services.web_sessions
         try:
-            session = self._services.web_sessions.check(session_id)
+            session = sessions.check(session_id, touch=touch)
         except AgnesError:
-            return False
-        return session.principal.is_admin
+            return False, None
+        return session.principal.is_admin, sessions.seconds_left(session_id)
 
     async def serve(
         self,
@@ -67,26 +71,36 @@ class AdminSockets:
                     await send({"type": "websocket.close", "code": CLOSE_POLICY})
             return {"type": "websocket.disconnect", "code": CLOSE_POLICY}
 
-        async def ended() -> bool:
-            return not await asyncio.to_thread(self._admits, session_id)
+        left: list[float | None] = [None]  # seconds until the session ends by itself
+
+        async def ended(touch: bool) -> bool:
+            admitted, left[0] = await asyncio.to_thread(self._admits, session_id, touch)
+            return not admitted
 
         async def guarded_receive() -> Message:
             if closed:
                 return {"type": "websocket.disconnect", "code": CLOSE_POLICY}
+            if left[0] is None and await ended(False):
+                return await close()
             incoming = asyncio.ensure_future(receive())
             while True:
                 watcher = asyncio.ensure_future(changed.wait())
+                # the idle limit or the token's expiry ends the session without any
+                # change to the store: the wait ends then, and the session is re-checked
+                wait = None if left[0] is None else left[0] + 0.01
                 done, _ = await asyncio.wait(
-                    {incoming, watcher}, return_when=asyncio.FIRST_COMPLETED
+                    {incoming, watcher}, timeout=wait, return_when=asyncio.FIRST_COMPLETED
                 )
                 if incoming in done:
                     watcher.cancel()
                     message = incoming.result()
-                    if message["type"] == "websocket.receive" and await ended():
+                    if message["type"] == "websocket.receive" and await ended(True):
                         return await close()
                     return message
+                if watcher not in done:
+                    watcher.cancel()
                 changed.clear()
-                if await ended():
+                if await ended(False):
                     incoming.cancel()
                     return await close()
 

@@ -114,11 +114,13 @@ class WebSessionService:
         write_behind: WriteBehind | None = None,
         clock: Callable[[], datetime] = utcnow,
         token_alive: Callable[[str], bool] | None = None,
+        token_expires: Callable[[str], datetime | None] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._sessions = sessions
         self._token_alive = token_alive
+        self._token_expires = token_expires
         self._users = users
         self._groups = groups
         self._write_behind = write_behind
@@ -236,9 +238,11 @@ class WebSessionService:
                 self._write_behind.session_seen(record.id, now)
         return self._session(record, user, cached.group_ids)
 
-    def check(self, session_id: str) -> WebSession:
+    def check(self, session_id: str, *, touch: bool = True) -> WebSession:
         """Re-check a session the server already holds by id (e.g. the one an admin page
-        was opened with) before acting for it: revoked, idle or deactivated raise."""
+        was opened with) before acting for it: revoked, idle or deactivated raise. Only
+        ``touch`` (the person did something) counts as use: a page's own periodic check
+        restarted the idle clock, and an open tab kept its session alive for ever."""
         cached = self._lookup(session_id)
         record, user = cached.record, cached.user
         if record is None or user is None:
@@ -253,11 +257,29 @@ class WebSessionService:
         now = self._clock()
         if now - last_seen > self.idle:
             raise SessionExpired("The session was idle too long.")
-        with self._lock:
-            self._seen[record.id] = now
-        if self._write_behind is not None:
-            self._write_behind.session_seen(record.id, now)
+        if touch:
+            with self._lock:
+                self._seen[record.id] = now
+            if self._write_behind is not None:
+                self._write_behind.session_seen(record.id, now)
         return self._session(record, user, cached.group_ids)
+
+    def seconds_left(self, session_id: str) -> float | None:
+        """Seconds until the session ends by itself unless used again: its idle limit
+        from its last use, or its token's expiry when sooner (read from memory; None for
+        an unknown session). What holds a session open (an admin page's websocket) waits
+        this long at most before checking it again, so the end takes effect at once."""
+        record = self._lookup(session_id).record
+        if record is None:
+            return None
+        with self._lock:
+            last_seen = max(self._seen.get(record.id, record.last_seen_at), record.last_seen_at)
+        ends = last_seen + self.idle
+        if record.token_id and self._token_expires is not None:
+            expires = self._token_expires(record.token_id)
+            if expires is not None:
+                ends = min(ends, expires)
+        return max((ends - self._clock()).total_seconds(), 0.0)
 
     def _require_token(self, record: WebSessionRecord) -> None:
         """A session signed in with a token ends with it (revoked or expired)."""

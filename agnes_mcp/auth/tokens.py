@@ -125,6 +125,11 @@ class TokenService:
         expires = record.info.expires_at
         return expires is None or expires > self._clock()
 
+    def expires_at(self, token_id: str) -> datetime | None:
+        """When the token expires (None: never, or no such token); read from memory."""
+        record = self._by_id.get(token_id, lambda: self._tokens.by_id(token_id))
+        return record.info.expires_at if record is not None else None
+
     def revoke(self, token_id: str) -> TokenInfo:
         return self._tokens.revoke(token_id, self._clock()).info
 
