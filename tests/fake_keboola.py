@@ -485,8 +485,13 @@ class FakeKeboola:
         folder = self.root / str(file_id)
         folder.mkdir(parents=True)
         parquet = params["fileType"] == "parquet"
-        suffix = ".snappy.parquet" if parquet else ".csv.gz"
-        options = "FORMAT parquet" if parquet else "FORMAT csv, HEADER false, COMPRESSION gzip"
+        packed = params.get("gzip", True)  # gzip: false gives plain CSV slices
+        suffix = ".snappy.parquet" if parquet else ".csv.gz" if packed else ".csv"
+        options = (
+            "FORMAT parquet"
+            if parquet
+            else f"FORMAT csv, HEADER false, COMPRESSION {'gzip' if packed else 'none'}"
+        )
         with self.lock:
             staged = f"_export_{file_id}"
             self.con.execute(f"CREATE TEMP TABLE {staged} AS {relation}", args)

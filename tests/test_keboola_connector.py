@@ -599,6 +599,24 @@ def test_a_slice_cut_off_is_transient_not_a_terminal_publish_failure(stack: Stac
     assert stack.connector(file_type="csv").extract(request, stack.writer).rows == 3000
 
 
+def test_a_damaged_export_keboola_keeps_cached_is_not_taken_again(stack: Stack) -> None:
+    """Keboola answers the same export parameters on unchanged data with its cached
+    file: a slice stored cut off came back at every retry, and the table never synced
+    again. The retry asks for a fresh export (other parameters) and publishes it."""
+    stack.fake.create_table("in.c-main", "big", {"id": "INTEGER", "note": "STRING"},
+                            [(i, "x" * 40) for i in range(3000)])  # fmt: skip
+    stack.fake.cut_slice = 1
+    request = TableRequest(id="big", bucket="in.c-main", source_table="big")
+    connector = stack.connector(file_type="csv")
+    with pytest.raises(TransientSyncError, match="not a whole gzip file"):
+        connector.extract(request, stack.writer)
+    stack.fake.cut_slice = None  # a new export would be whole; the cached one stays cut
+    assert connector.extract(request, stack.writer).rows == 3000
+    bodies = [r["body"] for r in stack.fake.calls("/export-async$", "POST")]
+    assert [b["gzip"] for b in bodies[-3:]] == [True, True, False]
+    assert stack.rows("big", "SELECT count(DISTINCT id) FROM {}") == [(3000,)]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "said"),
     [

@@ -75,6 +75,9 @@ class KeboolaConnector(Connector):
         self._client: StorageClient | None = None
         self._client_lock = threading.Lock()
         self._csv_only = self.settings.file_type == "csv"
+        # Keboola files whose slices were found damaged (cut off in the store): its export
+        # cache would hand them back, so they are never taken again
+        self._damaged: set[int] = set()
 
     @property
     def settings(self) -> KeboolaOptions:
@@ -184,13 +187,14 @@ class KeboolaConnector(Connector):
             file_type="csv" if self._csv_only or _as_text(table, columns) else "parquet",
         )
         shutil.rmtree(workdir, ignore_errors=True)
+        damaged = frozenset(self._damaged)
         try:
-            return exporter.export(table.id, params, workdir)
+            return exporter.export(table.id, params, workdir, damaged)
         except TerminalSyncError as exc:
             if params.file_type != "parquet" or s.file_type != "auto" or not _refuses_parquet(exc):
                 raise
         shutil.rmtree(workdir, ignore_errors=True)
-        exported = exporter.export(table.id, replace(params, file_type="csv"), workdir)
+        exported = exporter.export(table.id, replace(params, file_type="csv"), workdir, damaged)
         logger.info("source %s: the stack refused a parquet export; using CSV", self.context.name)
         self._csv_only = True  # only once CSV worked: the refusal was about parquet
         return exported
@@ -219,7 +223,10 @@ class KeboolaConnector(Connector):
                 return merge(con, sql, request, key, writer, [c.name for c in columns])
             return strategies.run(con, sql, request, writer)
         except duckdb.Error as exc:
-            raise _explain(exc, request) from None
+            explained = _explain(exc, request)
+            if explained.details.get("damaged") and exported.file_id is not None:
+                self._damaged.add(exported.file_id)
+            raise explained from None
         finally:
             con.close()
 
@@ -354,6 +361,7 @@ def _explain(exc: duckdb.Error, request: TableRequest) -> SyncError:
             f"A slice of Keboola's export of table '{request.id}' is not a whole gzip file "
             f"(cut off or damaged): {first.split(': /', 1)[0]}",
             hint="The sync is retried with a new export.",
+            details={"damaged": True},
         )
     return TerminalSyncError(f"Publishing table '{request.id}' failed: {first}")
 

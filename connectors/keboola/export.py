@@ -17,12 +17,13 @@ the ones asked for, in that order.
 from __future__ import annotations
 
 import gzip
+import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,6 +35,8 @@ from agnes_sync.sql_text import quote_ident, quote_literal
 from connectors.keboola.answers import an_object
 from connectors.keboola.blob_urls import resolve
 from connectors.keboola.client import MAX_BACKOFF, StorageClient
+
+logger = logging.getLogger("agnes.sync")
 
 MAX_POLL = 15.0
 # Job states still going: the polling guide names waiting and processing; the Storage API
@@ -58,12 +61,13 @@ class ExportParams:
     changed_since: datetime | None = None
     changed_until: datetime | None = None
     file_type: str = "csv"  # csv | parquet
+    gzip: bool = True  # False only to step around a damaged export Keboola keeps cached
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "columns": ",".join(self.columns),
             "format": "rfc",
-            "gzip": True,
+            "gzip": self.gzip,
             "fileType": self.file_type,
         }
         if self.where_filters:
@@ -93,7 +97,17 @@ class Exporter:
     first_poll: float = 1.0
     clock: Callable[[], float] = time.monotonic
 
-    def export(self, table: str, params: ExportParams, workdir: Path) -> ExportedFile:
+    def export(
+        self,
+        table: str,
+        params: ExportParams,
+        workdir: Path,
+        damaged: Collection[int] = (),
+    ) -> ExportedFile:
+        """Export ``table`` into ``workdir``. Keboola hands back its cached file for the
+        same parameters on unchanged data: one found ``damaged`` before (a slice stored
+        cut off) came back at every retry, and the sync never recovered. Such a file is
+        asked for again with other parameters (uncompressed), which Keboola exports anew."""
         bucket = table.rsplit(".", 1)[0]
         path = f"/v2/storage/tables/{quote(table, safe='')}/export-async"
         job = an_object(self.client.post(path, params.body(), bucket), f"POST {path}", needs=JOB)
@@ -104,6 +118,22 @@ class Exporter:
             raise TerminalSyncError(
                 f"Keboola's export job {job.get('id')} of {table} succeeded without a file id."
             ) from None
+        if file_id in damaged:
+            if not params.gzip:
+                raise TransientSyncError(
+                    f"Keboola's export of {table} is its cached file {file_id}, found "
+                    "damaged before, again.",
+                    hint="The sync is retried later; a change to the table in Keboola also "
+                    "makes a new export.",
+                    details={"file_id": file_id},
+                )
+            logger.info(
+                "Keboola's export of %s is its cached file %d, found damaged before; "
+                "exporting anew (uncompressed)",
+                table,
+                file_id,
+            )
+            return self.export(table, replace(params, gzip=False), workdir, damaged)
         info = self._file_info(file_id, table, bucket)
         if not isinstance(info, dict) or not info.get("url"):
             raise TransientSyncError(
