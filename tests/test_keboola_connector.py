@@ -4,6 +4,7 @@ parquet, incremental exports and chunked first loads, drift, and failures tagged
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -947,3 +948,26 @@ def test_a_file_not_yet_visible_after_its_job_is_waited_for(stack: Stack) -> Non
     with pytest.raises(TransientSyncError, match="not found after 5 attempts"):
         connector.extract(orders(), stack.writer)
     stack.fake.failures.clear()
+
+
+@pytest.mark.parametrize(
+    ("encoded", "in_transit", "file_type"),
+    [(True, False, "csv"), (False, True, "csv"), (False, True, "parquet")],
+)
+def test_slices_sent_with_content_encoding_land_compressed(
+    stack: Stack, tmp_path: Path, encoded: bool, in_transit: bool, file_type: str
+) -> None:
+    """A .csv.gz slice stored with Content-Encoding: gzip (S3 metadata) was decoded on
+    the way in: the whole CSV landed on disk, several times the size. What lands is the
+    object as stored (gzip CSV, read as it is); a layer over a compressed object is
+    undone (a parquet must start with PAR1)."""
+    stack.fake.gzip_encoded, stack.fake.gzip_in_transit = encoded, in_transit
+    exporter = stack.connector(file_type=file_type).exporter()
+    params = ExportParams(columns=tuple(COLUMNS), file_type=file_type)
+    exported = exporter.export("in.c-main.orders", params, tmp_path / "export")
+    assert exported.file_type == file_type and exported.slices
+    for path in exported.slices:
+        head = path.read_bytes()[:4]
+        assert head == b"PAR1" if file_type == "parquet" else head[:2] == b"\x1f\x8b", head
+        if file_type == "csv":  # one gzip layer: whole CSV rows inside
+            assert b"," in gzip.decompress(path.read_bytes())

@@ -22,9 +22,11 @@ directory, which a server running syncs on several threads cannot share.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import math
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -40,6 +42,8 @@ from agnes_sync.retry import pause_before_retry
 from agnes_sync.retry import retry_after as header_retry_after
 
 CHUNK = 1 << 20  # bytes per write while streaming a download to disk
+_GZIP_MAGIC = b"\x1f\x8b"
+_PARQUET_MAGIC = b"PAR1"
 MAX_BACKOFF = 30.0
 
 
@@ -230,11 +234,13 @@ class StorageClient:
         headers: Mapping[str, str] | None = None,
         stop: threading.Event | None = None,
     ) -> int:
-        """Stream the object at ``url`` to ``target``; returns the bytes written. A
-        ``Content-Encoding`` (a proxy's or a CDN's gzip, an object stored with one) is the
-        transport's and is undone: what lands is the object (a ``.csv.gz`` stays gzip,
-        and the readers tell gzip from plain CSV and parquet by their first bytes).
-        ``stop`` set (another slice failed) abandons the download between chunks."""
+        """Stream the object at ``url`` to ``target``; returns the bytes written. What
+        lands is the object, and compressed where it can be: a ``Content-Encoding: gzip``
+        (S3 metadata on a ``.csv.gz``, a proxy's or a CDN's) is kept as sent, since the
+        readers read gzip CSV as it is (decoding it put the whole CSV on disk, several
+        times the size); only a layer over what is compressed already (a gzip again,
+        a parquet) is undone (:func:`unwrap_transport_gzip`). ``stop`` set (another slice
+        failed) abandons the download between chunks."""
         for attempt in range(1, self.attempts + 1):
             try:
                 with self._files.stream("GET", url, headers=headers) as response:
@@ -245,19 +251,47 @@ class StorageClient:
                         )
                         continue
                     _file_status(response, url)
+                    encoding = response.headers.get("content-encoding", "").strip().lower()
+                    raw = encoding in ("gzip", "x-gzip")
+                    chunks = response.iter_raw(CHUNK) if raw else response.iter_bytes(CHUNK)
                     written = 0
                     with target.open("wb") as out:
-                        for chunk in response.iter_bytes(CHUNK):
+                        for chunk in chunks:
                             if stop is not None and stop.is_set():
                                 raise TransientSyncError("Download abandoned: another failed.")
                             out.write(chunk)
                             written += len(chunk)
-                    return written
+                if raw:
+                    written = unwrap_transport_gzip(target, written)
+                return written
             except httpx.RequestError as exc:  # a redirect loop, a bad body too
                 self._again(
                     attempt, f"downloading {_where(url)} failed ({type(exc).__name__})", None
                 )
         raise AssertionError("unreachable")
+
+
+def unwrap_transport_gzip(path: Path, size: int) -> int:
+    """``path`` (a body kept as its ``Content-Encoding: gzip`` sent it) as the readers can
+    take it; returns its size. Gzip over CSV stays (read as it is); gzip over what is
+    compressed already (a ``.csv.gz`` compressed again, a parquet) loses that layer. A
+    body that is no whole gzip stream stays as it came: the reader says it is damaged."""
+    try:
+        with gzip.open(path, "rb") as inner:
+            head = inner.read(4)
+    except (OSError, EOFError):
+        return size
+    if not (head.startswith(_GZIP_MAGIC) or head == _PARQUET_MAGIC):
+        return size
+    unpacked = path.with_name(path.name + ".unpacked")
+    try:
+        with gzip.open(path, "rb") as inner, unpacked.open("wb") as out:
+            shutil.copyfileobj(inner, out, CHUNK)
+    except (OSError, EOFError):
+        unpacked.unlink(missing_ok=True)
+        return size
+    unpacked.replace(path)
+    return path.stat().st_size
 
 
 def retry_after(response: httpx.Response) -> float | None:
