@@ -11,11 +11,13 @@ the JWKS does not publish, under the published ``kid``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import secrets
 import threading
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus, urlencode
@@ -24,7 +26,13 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
 from tests.threaded_server import ThreadedServer
@@ -66,6 +74,8 @@ class FakeOidc:
     # JWKS entries served besides the signing key (RFC 7517 §5: ones a client does not
     # understand or cannot use are to be ignored)
     extra_keys: list[dict[str, Any]] = field(default_factory=list)
+    # the JWKS trickles in a byte at a time until the client hangs up (a stalled proxy)
+    trickle_jwks: bool = False
     grants: dict[str, _Grant] = field(default_factory=dict)
     access: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
@@ -179,6 +189,15 @@ class FakeOidc:
         )
 
     async def jwks(self, request: Request) -> Response:
+        if self.trickle_jwks:
+
+            async def trickle() -> AsyncIterator[bytes]:
+                yield b'{"keys": ['
+                while True:
+                    await asyncio.sleep(0.2)
+                    yield b" "
+
+            return StreamingResponse(trickle(), media_type="application/json")
         return JSONResponse({"keys": [*self.extra_keys, self.key.as_dict(private=False)]})
 
     async def userinfo(self, request: Request) -> Response:

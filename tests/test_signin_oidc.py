@@ -13,6 +13,7 @@ import pytest
 from agnes_mcp.auth.sessions import SESSION_COOKIE
 from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
 from agnes_mcp.errors import SessionExpired
+from agnes_mcp.signin import provider_deadline
 from agnes_mcp.signin.flow import FLOW_COOKIE
 from agnes_mcp.signin.identity import identity_from_claims
 from agnes_mcp.signin.jwks import usable_key_set
@@ -349,6 +350,29 @@ def test_a_client_secret_with_any_characters_reaches_the_token_endpoint(
             landed, _, _ = oidc_sign_in(client)
             assert landed.status_code == 303, html.unescape(landed.text)
             assert live.services.users.by_email("plus.secret@example.com") is not None
+
+
+def test_a_provider_trickling_its_answer_fails_the_sign_in_in_bounded_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx's timeout bounds each read: a JWKS trickling in a byte at a time (a stalled
+    proxy) held the sign-in for ever, and every other sign-in waited behind it on the
+    provider's lock. Each answer now has a deadline in all."""
+    monkeypatch.setenv(SECRET_ENV, CLIENT_SECRET)
+    monkeypatch.setattr(provider_deadline, "ANSWER_SECONDS", 1.0)
+    with FakeOidcServer() as idp:
+        idp.provider.trickle_jwks = True
+        idp.provider.person("slow.provider@example.com")
+        with (
+            running_server(tmp_path / "data", **oidc_settings(idp.discovery_url)) as live,
+            httpx.Client(base_url=live.base_url, timeout=15) as client,
+        ):
+            failed, _, _ = oidc_sign_in(client)
+            assert failed.status_code == 502, failed.text
+            assert "had not fully arrived after 1 s" in html.unescape(failed.text)
+            idp.provider.trickle_jwks = False  # the next sign-in is not stuck behind it
+            landed, _, _ = oidc_sign_in(client)
+            assert landed.status_code == 303, landed.text
 
 
 def test_a_jwks_with_no_usable_key_is_refused() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import os
 import time
@@ -37,6 +38,7 @@ from joserfc.jwk import KeySet
 from agnes_mcp.settings import GOOGLE_DISCOVERY_URL, AgnesSettings
 from agnes_mcp.signin.jwks import usable_key_set
 from agnes_mcp.signin.problems import ProviderUnavailable, SignInNotConfigured, SignInRefused
+from agnes_mcp.signin.provider_deadline import answer_deadline, read_capped
 
 
 def _http_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
@@ -224,8 +226,12 @@ class OidcProvider:
 
     async def _get_json(self, what: str, url: str) -> object:
         try:
-            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
-                response = await client.get(url, headers={"Accept": "application/json"})
+            async with (
+                answer_deadline(what, url),
+                httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client,
+                client.stream("GET", url, headers={"Accept": "application/json"}) as response,
+            ):
+                body = await read_capped(response, what, url)
         except httpx.HTTPError as exc:
             logger.warning("OIDC %s at %s failed: %s", what, url, type(exc).__name__)
             raise ProviderUnavailable(
@@ -237,7 +243,7 @@ class OidcProvider:
                 f"The sign-in provider's {what} ({url}) answered HTTP {response.status_code}."
             )
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError:
             raise ProviderUnavailable(
                 f"The sign-in provider's {what} ({url}) is not valid JSON."
@@ -291,7 +297,10 @@ class OidcProvider:
         self._credentials()
         meta = await self.metadata()
         try:
-            async with self._client(meta) as client:
+            async with (
+                answer_deadline("token endpoint", meta.token_endpoint),
+                self._client(meta) as client,
+            ):
                 token = await client.fetch_token(
                     meta.token_endpoint, code=code, code_verifier=code_verifier
                 )
@@ -333,14 +342,19 @@ class OidcProvider:
             return claims
         url = meta.userinfo_endpoint
         try:
-            async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client:
-                response = await client.get(
+            async with (
+                answer_deadline("userinfo endpoint", url),
+                httpx.AsyncClient(timeout=HTTP_TIMEOUT) as client,
+                client.stream(
+                    "GET",
                     url,
                     headers={
                         "Accept": "application/json",
                         "Authorization": f"Bearer {access_token}",
                     },
-                )
+                ) as response,
+            ):
+                body = await read_capped(response, "userinfo endpoint", url)
         except httpx.HTTPError as exc:
             raise ProviderUnavailable(
                 f"Could not reach the sign-in provider's userinfo endpoint ({url}): "
@@ -352,7 +366,7 @@ class OidcProvider:
                 f"HTTP {response.status_code}."
             )
         try:
-            info = response.json()
+            info = json.loads(body)
         except ValueError:
             info = None
         if not isinstance(info, dict):
