@@ -182,6 +182,29 @@ def test_a_google_group_named_like_a_builtin_group_is_not_joined(
     assert ADMIN_GROUP_ID not in gservices.groups.group_ids_of(user.id)
 
 
+def test_a_google_group_renamed_into_an_existing_groups_name_does_not_join_it(
+    gservices: Services, directory: FakeDirectoryServer
+) -> None:
+    """Any employee may make a Google group in many workspaces: "'finance@..." became
+    'finance' and joined the admins' finance group, grants and all. A name that had to
+    be changed joins only the group synced from that very Google group."""
+    finance = gservices.groups.add("finance", "made by an admin, granted the ledgers")
+    user = add_user(gservices, email="eve@example.com")
+    directory.fake.set_groups(user.email, ["'finance@example.com", "o'brien+ops@example.com"])
+    result = gservices.group_sync.sync_user(user.id, user.email)
+    assert result.outcome == "ok", result.error
+    assert finance.id not in gservices.groups.group_ids_of(user.id)
+    assert result.groups == ["o-brien-ops"] and result.created == ["o-brien-ops"]
+    assert len(result.skipped) == 1 and "'finance@example.com" in result.skipped[0]
+    again = gservices.group_sync.sync_user(user.id, user.email)  # its own group, again
+    assert again.groups == ["o-brien-ops"] and again.created == []
+    other = add_user(gservices, email="mal@example.com")
+    directory.fake.set_groups(other.email, ["o-brien+ops@example.com", "finance@example.com"])
+    taken = gservices.group_sync.sync_user(other.id, other.email)
+    assert taken.groups == ["finance"]  # the exact name joins, as documented
+    assert "o-brien+ops@example.com" in taken.skipped[0]
+
+
 @pytest.mark.parametrize(
     ("email", "name"),
     [

@@ -13,6 +13,9 @@ The rule (docs/group-sync.md):
   Agnes group.
 * A name that is one of Agnes's built-in groups (``Admin``, ``Everyone``) is never
   joined through it: only ``admin_group`` can make someone an admin.
+* A name that had to be changed (``o'brien+ops`` → ``o-brien-ops``) joins only the group
+  synced from that very Google group: ``'finance@…``, a group any employee may create,
+  joined the admins' ``finance`` group and its grants.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def targets(groups: Iterable[GoogleGroup], settings: GoogleGroupsSettings) -> li
             name = agnes_group_name(email)
             if name is None:
                 continue
-            target = WantedGroup(google_email=email, name=name)
+            renamed = name != email.split("@", 1)[0]
+            target = WantedGroup(google_email=email, name=name, renamed=renamed)
         chosen.setdefault(target.key, target)
     return sorted(chosen.values(), key=lambda t: t.key)

@@ -34,6 +34,9 @@ class WantedGroup:
     google_email: str
     group_id: str | None = None
     name: str | None = None
+    # the name had to be changed from the e-mail's local part ('o'brien+ops' ->
+    # 'o-brien-ops'): it joins only the group synced from this very Google group
+    renamed: bool = False
 
     @property
     def key(self) -> str:
@@ -63,6 +66,11 @@ class AppliedSync:
     revoked_tokens: list[str] = field(default_factory=list)  # admin tokens ended by leaving Admin
 
 
+def synced_from(google_email: str) -> str:
+    """The description of the Agnes group a sync creates for a Google group."""
+    return f"Synced from Google group {google_email}"
+
+
 class GroupSyncRepository:
     def __init__(self, store: SystemStore) -> None:
         self._store = store
@@ -73,12 +81,13 @@ class GroupSyncRepository:
         with self._store.transaction() as cur:
             if cur.execute("SELECT 1 FROM users WHERE id = ?", [user_id]).fetchone() is None:
                 raise UserNotFound(f"No user with id '{user_id}'.")
-            by_name = {
-                str(name).lower(): (gid, str(name), bool(system))
-                for gid, name, system in cur.execute(
-                    "SELECT id, name, is_system FROM user_groups"
-                ).fetchall()
-            }
+            described: dict[str, str] = {}
+            by_name: dict[str, tuple[str, str, bool]] = {}
+            for gid, name, system, description in cur.execute(
+                "SELECT id, name, is_system, description FROM user_groups"
+            ).fetchall():
+                by_name[str(name).lower()] = (gid, str(name), bool(system))
+                described[gid] = str(description or "")
             names = {gid: name for gid, name, _ in by_name.values()}
             want: dict[str, str] = {}  # group id -> name
             created: list[str] = []
@@ -94,13 +103,23 @@ class GroupSyncRepository:
                         f"{target.google_email}: maps to the built-in group '{found[1]}'"
                     )
                     continue
+                origin = synced_from(target.google_email)
+                if found is not None and target.renamed and described[found[0]] != origin:
+                    # "'finance@..." (any employee may make a Google group) became
+                    # 'finance', and joined the admins' finance group with its grants
+                    skipped.append(
+                        f"{target.google_email}: its name had to be changed to '{name}', and "
+                        f"the existing group '{found[1]}' was not synced from it"
+                    )
+                    continue
                 if found is None:
                     gid = new_id("grp")
                     cur.execute(
                         "INSERT INTO user_groups (id, name, description, is_system, created_at) "
                         "VALUES (?, ?, ?, FALSE, ?)",
-                        [gid, name, f"Synced from Google group {target.google_email}", at],
+                        [gid, name, origin, at],
                     )
+                    described[gid] = origin
                     found = (gid, name, False)
                     by_name[name.lower()] = found
                     names[gid] = name
