@@ -35,6 +35,7 @@ from agnes_mcp.resource_types import ResourceType, all_specs, parse_resource_typ
 from agnes_mcp.services import Services
 from agnes_mcp.store.grants import Grant
 from agnes_mcp.store.groups import Group, Membership, MembershipSource
+from agnes_mcp.store.ids import utcnow
 from agnes_mcp.store.tokens import TokenInfo
 from agnes_mcp.store.users import User, normalise_email
 
@@ -471,6 +472,7 @@ def create_token(
             hint=f"Give them a 'data' token, or add {owner.email} to the Admin group first.",
         )
     expires = timedelta(days=expires_in_days) if expires_in_days else None
+    _refuse_outliving(services, actor, expires)
     info, raw = services.tokens.create(owner.id, label, wanted, expires)
     services.audit.record(
         actor,
@@ -480,6 +482,34 @@ def create_token(
         started=started,
     )
     return info, raw
+
+
+def _refuse_outliving(services: Services, actor: Principal, expires: timedelta | None) -> None:
+    """A token that expires (or a web session signed in with one) made tokens that never
+    did: a leaked one-day token became a way in for good. One made by a non-admin acting
+    with an expiring token ends no later than that token. Admins are not held to it (the
+    bootstrap token, a day long, is how the first admin makes their own)."""
+    if actor.token_id is None or actor.is_admin:
+        return
+    ends = services.tokens.expires_at(actor.token_id)
+    if ends is None:
+        return
+    now = utcnow()
+    if expires is not None and now + expires <= ends:
+        return
+    days = (ends - now).days
+    room = (
+        f"expires_in_days of at most {days}"
+        if days >= 1
+        else "none: it ends in less than a day; sign in another way (the /me page after "
+        "single sign-on) or with a token that lasts longer"
+    )
+    raise _field_error(
+        "expires_in_days",
+        "A token may not outlive the token it is made with, which expires "
+        f"{ends:%Y-%m-%d %H:%M} UTC.",
+        hint=f"Ask for {room}.",
+    )
 
 
 class TokenRevocation(TokenInfo):

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agnes_mcp import access_admin
 from agnes_mcp.auth.tokens import TOKEN_PATTERN, TokenService, hash_token
 from agnes_mcp.errors import (
     AuthenticationError,
@@ -290,3 +291,28 @@ def test_demoting_or_deactivating_the_holder_of_the_last_admin_tokens_is_refused
     token_for(services, tokenless, admin=True)  # now another admin can get in
     remove_member(services, actor, "Admin", holder.email)
     assert not services.tokens.alive(actor.token_id or "")
+
+
+def test_a_token_may_not_mint_one_that_outlives_it(services: Services) -> None:
+    """A token that expires (a one-day token, or a web session signed in with one) made
+    tokens that never did: a leaked short-lived token became a way in for good. A
+    non-admin's new token ends no later than the token it is made with."""
+    user = add_user(services)
+    info, raw = services.tokens.create(user.id, "a week", None, timedelta(days=7, hours=1))
+    actor = services.tokens.authenticate(raw, record_use=False)
+    for days in (None, 8, 30):
+        with pytest.raises(InvalidRequest, match="may not outlive") as refused:
+            access_admin.create_token(services, actor, "longer", expires_in_days=days)
+        assert "at most 7" in (refused.value.hint or "")
+        assert refused.value.details["fields"][0]["field"] == "expires_in_days"
+    made, _ = access_admin.create_token(services, actor, "shorter", expires_in_days=7)
+    assert made.expires_at is not None and info.expires_at is not None
+    assert made.expires_at <= info.expires_at
+    session, _ = services.web_sessions.sign_in(
+        user.id, "token", token_id=info.id, scopes=actor.scopes
+    )
+    with pytest.raises(InvalidRequest, match="may not outlive"):
+        access_admin.create_token(services, session.principal, "from the web", expires_in_days=None)
+    _, raw_forever = services.tokens.create(user.id, "no end", None, None)
+    free = services.tokens.authenticate(raw_forever, record_use=False)
+    assert access_admin.create_token(services, free, "any")[0].expires_at is None
