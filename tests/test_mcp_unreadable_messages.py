@@ -479,3 +479,14 @@ def test_an_error_about_an_answer_carries_no_id_over_http(
     refused = httpx.post(url, content=json.dumps(answer), headers=headers, timeout=30)
     assert refused.status_code >= 400
     assert refused.json()["id"] is None, refused.text
+
+
+async def test_blank_lines_on_stdio_are_skipped_not_answered(tmp_path: Path) -> None:
+    """A blank line holds no message: it was answered -32700, an answer to no request."""
+    async with _local_mcp(tmp_path) as (process, lines):
+        assert process.stdin is not None
+        await process.stdin.send(b"\n  \n\r\n\t\n")
+        started = await _exchange(process, lines, json.dumps(INITIALIZE))
+        assert started["id"] == 1 and "serverInfo" in started["result"]
+        await process.stdin.aclose()
+        assert await process.wait() == 0

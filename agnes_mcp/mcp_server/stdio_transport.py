@@ -133,8 +133,13 @@ def _is_unusable_id_line(value: object) -> bool:
 
 async def screened_lines(lines: AsyncIterable[str]) -> AsyncIterator[str]:
     """The lines of ``lines`` (stdin), each request with an unusable id replaced by
-    :data:`UNUSABLE_ID_LINE`, each batch by its marker line."""
+    :data:`UNUSABLE_ID_LINE`, each batch by its marker line. A blank line holds no
+    message (newlines only delimit messages: a client's extra ``\\n`` or ``\\r\\n``)
+    and is skipped: it was answered ``-32700`` with ``"id": null``, an answer to no
+    request, which a client matching answers to its requests takes for a fault."""
     async for line in lines:
+        if line.isspace():  # stops at the first other character: free for a message
+            continue
         yield UNUSABLE_ID_LINE if has_unusable_id(line) else batch_line(line) or line
 
 
