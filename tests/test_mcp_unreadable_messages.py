@@ -490,3 +490,41 @@ async def test_blank_lines_on_stdio_are_skipped_not_answered(tmp_path: Path) -> 
         assert started["id"] == 1 and "serverInfo" in started["result"]
         await process.stdin.aclose()
         assert await process.wait() == 0
+
+
+async def test_a_request_reusing_a_running_requests_id_is_refused_on_stdio(
+    tmp_path: Path,
+) -> None:
+    """Over HTTP a request of a running one's id is refused (-32600); on stdio it was run
+    beside it, and its answer went out under that id: the client took a ping's empty
+    result for its query's answer. The same rule holds on both transports now, and for a
+    request of a batch (a 2025-03-26 session's)."""
+    opening = {**INITIALIZE, "params": {**INITIALIZE["params"], "protocolVersion": "2025-03-26"}}
+    async with _local_mcp(tmp_path) as (process, lines):
+        assert process.stdin is not None
+        await _exchange(process, lines, json.dumps(opening))
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "query", "arguments": {"sql": ENDLESS}},
+        }
+        await process.stdin.send(f"{json.dumps(initialized)}\n{json.dumps(call)}\n".encode())
+        again = await _exchange(
+            process, lines, json.dumps({**call, "method": "ping", "params": {}})
+        )
+        assert again["id"] == 2 and again["error"]["code"] == -32600, again
+        assert "still running" in again["error"]["message"]
+        other = await _exchange(process, lines, '{"jsonrpc": "2.0", "id": "2", "method": "ping"}')
+        assert other == {"jsonrpc": "2.0", "id": "2", "result": {}}  # "2" is another id
+        batch = [{"jsonrpc": "2.0", "id": n, "method": "ping"} for n in (2, 5)]
+        answers = await _exchange(process, lines, json.dumps(batch))
+        assert [(a["id"], a.get("error", {}).get("code")) for a in answers] == [
+            (2, -32600),
+            (5, None),
+        ]
+        cancel = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}}
+        await process.stdin.send(json.dumps(cancel).encode() + b"\n")
+        await process.stdin.aclose()
+        assert await process.wait() == 0

@@ -5,25 +5,22 @@ The MCP SDK's streamable HTTP transport keeps one answer stream per id: a second
 an id still in flight took the first's stream, and the first (a running query) was
 never answered; its client waited until its own timeout. Here a session's running
 request ids are known, and a POST of one of them is answered ``-32600`` at once,
-naming the id, while the first runs on.
+naming the id, while the first runs on (the rule ``agnes mcp`` keeps on stdio too:
+:mod:`agnes_mcp.mcp_server.running_ids`).
 """
 
 from __future__ import annotations
 
 import json
 
-from mcp_types import INVALID_REQUEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
 from agnes_mcp.api.jsonrpc_invalid import readable_id
 from agnes_mcp.api.request_body import replaying, whole_body
+from agnes_mcp.mcp_server.running_ids import in_flight_error
 
 SESSION_HEADER = b"mcp-session-id"
-IN_FLIGHT = (
-    "Invalid Request: a request with the id {id} is still running in this session; each "
-    "request needs an id of its own (one answer is matched to each). It was not run."
-)
 
 
 class OneRequestPerId:
@@ -46,7 +43,7 @@ class OneRequestPerId:
             return
         key = (session, json.dumps(ident))
         if key in self._running:
-            error = {"code": INVALID_REQUEST, "message": IN_FLIGHT.format(id=json.dumps(ident))}
+            error = in_flight_error(ident).model_dump(exclude_none=True)
             answer = {"jsonrpc": "2.0", "id": ident, "error": error}
             await send_body(send, 400, json.dumps(answer).encode(), "application/json")
             return

@@ -14,6 +14,9 @@ answered, and the client waits for ever. Over HTTP such a request is answered ``
 (:mod:`agnes_mcp.api.jsonrpc_invalid`); here each line is screened before the SDK reads
 it, and such a request is answered the same.
 
+A request whose id one still running has is answered ``-32600`` and not run, as over
+HTTP (:mod:`.running_ids`).
+
 A batch (a JSON array of messages) is served in a session of protocol 2025-03-26, which
 has them, and refused in any other (:mod:`.stdio_batches`).
 """
@@ -43,6 +46,7 @@ from mcp_types import (
 )
 from pydantic import ValidationError
 
+from agnes_mcp.mcp_server.running_ids import in_flight_error
 from agnes_mcp.mcp_server.stdio_batches import (
     Batch,
     SessionBatches,
@@ -100,6 +104,10 @@ def _invalid_id_answer() -> JSONRPCError:
     return JSONRPCError(
         jsonrpc="2.0", id=None, error=ErrorData(code=INVALID_REQUEST, message=INVALID_ID_MESSAGE)
     )
+
+
+def _in_flight_answer(ident: str | int) -> JSONRPCError:
+    return JSONRPCError(jsonrpc="2.0", id=ident, error=in_flight_error(ident))
 
 
 def unreadable_line_answer(exc: Exception) -> JSONRPCError:
@@ -203,6 +211,9 @@ async def answering_unreadable_lines(
 
     async def take(item: SessionMessage) -> None:
         message = item.message
+        if isinstance(message, JSONRPCRequest) and message.id in pending:
+            await write.send(SessionMessage(_in_flight_answer(message.id)))
+            return
         batches.read(message)
         if isinstance(message, JSONRPCRequest):
             pending.add(message.id)
@@ -232,6 +243,9 @@ async def answering_unreadable_lines(
                 gathered.answers.append(unreadable_line_answer(exc))
                 continue
             if isinstance(message, JSONRPCRequest):
+                if message.id in pending:  # answered in the batch's line, not run
+                    gathered.answers.append(_in_flight_answer(message.id))
+                    continue
                 batches.wait_for(gathered, message.id)
             messages.append(message)
         if gathered.done and gathered.answers:  # no request: the refusals are all it gets
