@@ -528,3 +528,29 @@ async def test_a_request_reusing_a_running_requests_id_is_refused_on_stdio(
         await process.stdin.send(json.dumps(cancel).encode() + b"\n")
         await process.stdin.aclose()
         assert await process.wait() == 0
+
+
+def test_bodies_refused_before_the_mcp_app_reads_them_are_json_rpc(
+    demo_server: DemoServer,
+) -> None:
+    """A body over max_request_bytes (10 MiB) was refused in the REST API's shape, whose
+    error code no JSON-RPC layer reads; one between the SDK's own 4 MiB bound and that
+    limit was refused in plain text. One limit holds now, and its refusal is JSON-RPC."""
+    url = f"{demo_server.live.base_url}/mcp/"
+    session = _session(url, demo_server.analyst_token, "2025-06-18")
+    padded = {"jsonrpc": "2.0", "id": 4, "method": "ping", "params": {"_meta": {"pad": ""}}}
+    padded["params"]["_meta"]["pad"] = "a" * (5 << 20)  # type: ignore[index]
+    served = httpx.post(url, json=padded, headers=session, timeout=60)
+    assert served.status_code == 200 and served.json() == {"jsonrpc": "2.0", "id": 4, "result": {}}
+    padded["params"]["_meta"]["pad"] = "a" * (11 << 20)  # type: ignore[index]
+    refused = httpx.post(url, json=padded, headers=session, timeout=60)
+    assert refused.status_code == 413 and refused.headers["content-type"] == "application/json"
+    assert refused.json()["jsonrpc"] == "2.0" and refused.json()["id"] is None
+    assert refused.json()["error"]["code"] == -32600
+    assert refused.json()["error"]["data"]["code"] == "payload_too_large"
+    ping = {"jsonrpc": "2.0", "id": 5, "method": "ping"}
+    odd = httpx.post(url, json=ping, headers={**session, "Origin": "https://evil.example"})
+    assert odd.status_code == 403 and odd.json()["error"]["data"]["code"] == "origin_not_allowed"
+    anonymous = httpx.post(url, json=ping, headers={"Content-Type": "application/json"})
+    assert anonymous.status_code == 401  # the gate's refusal keeps the API's shape
+    assert anonymous.json()["error"]["code"] == "unauthenticated"

@@ -33,6 +33,7 @@ from agnes_mcp.api.mcp_batches import JsonRpcBatches
 from agnes_mcp.api.mcp_content_type import JsonContentType
 from agnes_mcp.api.mcp_cors import McpCors
 from agnes_mcp.api.mcp_ended_session import EndedSessionAnswers
+from agnes_mcp.api.mcp_error_shape import install_mcp_error_shape, one_body_limit
 from agnes_mcp.api.mcp_gate import McpAuthGate
 from agnes_mcp.api.mcp_hang_up import CancelOnHangUp
 from agnes_mcp.api.mcp_no_resume import NoResume
@@ -108,6 +109,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
                 limit_sessions_per_user(  # its session manager exists from here on
                     session_manager_of(mcp_app), lambda: services.settings.mcp_sessions_per_user
                 )
+                one_body_limit(session_manager_of(mcp_app))
                 if on_started is not None:
                     on_started()
                 yield
@@ -180,6 +182,7 @@ def create_app(services: Services, on_started: Callable[[], None] | None = None)
         )
     )
     app.mount(MCP_PATH, served)
+    install_mcp_error_shape(app, MCP_PATH)
     # add_middleware wraps outside-in in reverse order: the last added runs first.
     app.add_middleware(McpAuthGate, services=services, path=MCP_PATH, mcp_app=served)
     app.add_middleware(McpCors, paths=(MCP_PATH, METADATA_PATH))  # before the gate
