@@ -15,6 +15,7 @@ the query lane's interrupts).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -77,8 +78,11 @@ class CancelOnHangUp:
         if not ids or messages[-1]["type"] == "http.disconnect":
             await self.app(scope, replaying(messages, receive), send)
             return
-        gone = anyio.Event()
-        answered = False
+        gone = asyncio.Event()
+        answered = cancelling = False
+        # The work of a POST without a session (protocol 2026-07-28) is cancelled here on a
+        # hang-up; a session's requests are cancelled in the session.
+        work = None if in_session else anyio.CancelScope()
 
         async def replayed() -> Message:
             if messages:
@@ -93,22 +97,33 @@ class CancelOnHangUp:
             await send(message)
 
         async def watch() -> None:
+            nonlocal cancelling
             while (await receive())["type"] != "http.disconnect":
                 pass
             gone.set()
             if answered:
                 return
+            cancelling = True
             logger.info("an MCP client hung up during a call: cancelling it")
-            if not in_session:  # served within this POST alone (protocol 2026-07-28)
-                tasks.cancel_scope.cancel()
+            if work is not None:  # served within this POST alone (protocol 2026-07-28)
+                work.cancel()
                 return
             for request_id in ids:
                 await self._cancel(scope, request_id)
 
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(watch)
-            await self.app(scope, replayed, sending)
-            tasks.cancel_scope.cancel()
+        # A task of its own, not an anyio task group: a task group cost ~44 us a POST.
+        watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            if work is None:
+                await self.app(scope, replayed, sending)
+            else:
+                with work:
+                    await self.app(scope, replayed, sending)
+        finally:
+            if cancelling:  # the cancels reach the session before this POST ends
+                await watcher
+            else:
+                watcher.cancel()
 
     async def _cancel(self, scope: Scope, request_id: Any) -> None:
         """``notifications/cancelled`` for ``request_id``, sent to the app as a POST with
