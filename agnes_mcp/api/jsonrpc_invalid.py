@@ -21,23 +21,24 @@ by the app's body limit) is read here first and such a request is answered ``-32
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
-from agnes_mcp.api.request_body import replaying, whole_body
+from agnes_mcp.api.mcp_post import NOT_JSON, McpPost, read_post
 from agnes_mcp.api.rewritten_body import rewriting_body
 from agnes_mcp.mcp_server.stdio_transport import (
     BATCH_MESSAGE,
     INVALID_ID_MESSAGE,
     INVALID_REQUEST_MESSAGE,
-    has_unusable_id,
+    unusable_id_in,
     usable_id,
 )
 
 
-def _rewritten(body: bytes, request: bytes = b"") -> bytes | None:
+def _rewritten(body: bytes, request: McpPost | None = None) -> bytes | None:
     """The SDK's error answer as JSON-RPC 2.0 words it: with the ``id`` of ``request``
     (the body sent) when one can be read from it (the SDK answers ``null`` to a request
     it refuses before reading it: 404 for an ended session, 406, 500 when the session
@@ -52,15 +53,15 @@ def _rewritten(body: bytes, request: bytes = b"") -> bytes | None:
     error = answer.get("error")
     if not isinstance(error, dict):
         return None
-    batch = request.lstrip().startswith(b"[")
+    batch = request is not None and request.body.lstrip().startswith(b"[")
     if error.get("code") == INVALID_PARAMS and str(error.get("message", "")).startswith(
         "Validation error"
     ):
         message = BATCH_MESSAGE if batch else INVALID_REQUEST_MESSAGE
         answer["error"] = {"code": INVALID_REQUEST, "message": message}
     unparsed = answer["error"].get("code") == PARSE_ERROR  # JSON-RPC: its id is null
-    if answer.get("id") is None and not batch and not unparsed:
-        answer["id"] = readable_id(request)
+    if answer.get("id") is None and not batch and not unparsed and request is not None:
+        answer["id"] = id_of(request.message)
     return json.dumps(answer).encode()
 
 
@@ -73,7 +74,15 @@ def readable_id(request: bytes) -> str | int | None:
         found = json.loads(request)
     except ValueError:
         return None
-    ident = found.get("id") if isinstance(found, dict) and "method" in found else None
+    return id_of(found)
+
+
+def id_of(message: Any) -> str | int | None:
+    """:func:`readable_id` of a body already parsed (``message``; :data:`NOT_JSON` for
+    one that is not JSON)."""
+    if message is NOT_JSON or not isinstance(message, dict) or "method" not in message:
+        return None
+    ident = message.get("id")
     return ident if isinstance(ident, (str, int)) and usable_id(ident) else None
 
 
@@ -96,13 +105,12 @@ class JsonRpcInvalidRequest:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = b""
+        request = None
         if scope["method"] == "POST":
-            request, messages = await whole_body(receive)
-            if has_unusable_id(request):
+            request, receive = await read_post(scope, receive)
+            if unusable_id_in(request.message):
                 await _refuse_id(send)
                 return
-            receive = replaying(messages, receive)
 
         def start(message: Message) -> tuple[Message, bool]:
             return message, message["status"] >= 400

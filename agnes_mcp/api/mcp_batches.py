@@ -23,8 +23,8 @@ from mcp_types import INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
+from agnes_mcp.api.mcp_post import posting, read_post
 from agnes_mcp.api.mcp_session_versions import SessionVersions
-from agnes_mcp.api.request_body import replaying, whole_body
 from agnes_mcp.mcp_server.stdio_batches import refused_batch
 from agnes_mcp.mcp_server.stdio_transport import INVALID_REQUEST_MESSAGE
 
@@ -82,10 +82,10 @@ class JsonRpcBatches:
         ):
             await self.app(scope, receive, send)
             return
-        body, messages = await whole_body(receive)
-        batch = _batch(body)
-        if batch is None:
-            await self.app(scope, replaying(messages, receive), send)
+        post, receive = await read_post(scope, receive)
+        batch = post.message if isinstance(post.message, list) else None
+        if batch is None:  # one message, or not JSON (answered -32700 as any such body)
+            await self.app(scope, receive, send)
             return
         refused = refused_batch(batch)
         if refused is not None:
@@ -111,8 +111,6 @@ class JsonRpcBatches:
                 answer.parts = [json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()]
                 return
             body = json.dumps(message).encode()
-            headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-            headers.append((b"content-length", str(len(body)).encode()))
             given = False
 
             async def one_receive() -> Message:
@@ -123,7 +121,7 @@ class JsonRpcBatches:
                 await gone.wait()  # the batch's client hung up: so has each message's
                 return {"type": "http.disconnect"}
 
-            await self.app({**scope, "headers": headers}, one_receive, answer.send)
+            await self.app(posting(scope, body), one_receive, answer.send)
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(watch)
@@ -141,17 +139,6 @@ class JsonRpcBatches:
             await send_body(send, 202, b"", "application/json", session)
             return
         await send_body(send, 200, json.dumps(replies).encode(), "application/json", session)
-
-
-def _batch(body: bytes) -> list[Any] | None:
-    """The messages of ``body`` when it is a JSON array, else ``None``."""
-    if not body.lstrip().startswith(b"["):
-        return None
-    try:
-        found = json.loads(body)
-    except ValueError:
-        return None  # not JSON: answered -32700 as any such body
-    return found if isinstance(found, list) else None
 
 
 def _is_json(body: bytes) -> bool:

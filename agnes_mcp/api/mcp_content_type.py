@@ -17,8 +17,8 @@ from mcp_types import INVALID_REQUEST
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
-from agnes_mcp.api.jsonrpc_invalid import readable_id
-from agnes_mcp.api.request_body import whole_body
+from agnes_mcp.api.jsonrpc_invalid import id_of
+from agnes_mcp.api.mcp_post import read_post
 
 CONTENT_TYPE = b"content-type"
 MESSAGE = (
@@ -44,8 +44,8 @@ class JsonContentType:
         if scope["type"] != "http" or scope["method"] != "POST" or _is_json(given):
             await self.app(scope, receive, send)
             return
-        body, _ = await whole_body(receive)
+        post, _ = await read_post(scope, receive)
         said = f"'{given.decode('latin-1')[:60]}'" if given is not None else "not given"
         error = {"code": INVALID_REQUEST, "message": MESSAGE.format(given=said)}
-        answer = {"jsonrpc": "2.0", "id": readable_id(body), "error": error}
+        answer = {"jsonrpc": "2.0", "id": id_of(post.message), "error": error}
         await send_body(send, 415, json.dumps(answer).encode(), "application/json")

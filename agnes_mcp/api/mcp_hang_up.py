@@ -23,7 +23,8 @@ from typing import Any
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agnes_mcp.api.request_body import body_once, replaying, whole_body
+from agnes_mcp.api.mcp_post import NOT_JSON, posting, read_post
+from agnes_mcp.api.request_body import body_once
 
 logger = logging.getLogger("agnes.mcp")
 
@@ -37,6 +38,13 @@ def request_ids(body: bytes) -> list[Any]:
     try:
         found = json.loads(body)
     except ValueError:
+        return []
+    return ids_of(found)
+
+
+def ids_of(found: Any) -> list[Any]:
+    """:func:`request_ids` of a body already parsed (``found``)."""
+    if found is NOT_JSON:
         return []
     messages = found if isinstance(found, list) else [found]
     return [
@@ -73,11 +81,12 @@ class CancelOnHangUp:
             await self.app(scope, receive, send)
             return
         in_session = SESSION_HEADER in dict(scope["headers"])
-        body, messages = await whole_body(receive)
-        ids = request_ids(body)
-        if not ids or messages[-1]["type"] == "http.disconnect":
-            await self.app(scope, replaying(messages, receive), send)
+        post, receive = await read_post(scope, receive)
+        ids = ids_of(post.message)
+        if not ids or post.hung_up:
+            await self.app(scope, receive, send)
             return
+        messages: list[Message] = [{"type": "http.request", "body": post.body, "more_body": False}]
         gone = asyncio.Event()
         answered = cancelling = False
         # The work of a POST without a session (protocol 2026-07-28) is cancelled here on a
@@ -99,7 +108,7 @@ class CancelOnHangUp:
         async def watch() -> None:
             nonlocal cancelling
             while (await receive())["type"] != "http.disconnect":
-                pass
+                pass  # the body's messages again first (given to the app from ``post``)
             gone.set()
             if answered:
                 return
@@ -129,11 +138,9 @@ class CancelOnHangUp:
         """``notifications/cancelled`` for ``request_id``, sent to the app as a POST with
         the headers of the one that carried the request (its credential, its session)."""
         body = _cancel_body(request_id)
-        headers = [(k, v) for k, v in scope["headers"] if k != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
 
         async def discard(message: Message) -> None:
             return None
 
         with anyio.CancelScope(shield=True):
-            await self.app({**scope, "headers": headers}, body_once(body), discard)
+            await self.app(posting(scope, body), body_once(body), discard)

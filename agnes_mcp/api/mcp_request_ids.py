@@ -16,8 +16,8 @@ import json
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
-from agnes_mcp.api.jsonrpc_invalid import readable_id
-from agnes_mcp.api.request_body import replaying, whole_body
+from agnes_mcp.api.jsonrpc_invalid import id_of
+from agnes_mcp.api.mcp_post import read_post
 from agnes_mcp.mcp_server.running_ids import in_flight_error
 
 SESSION_HEADER = b"mcp-session-id"
@@ -35,9 +35,8 @@ class OneRequestPerId:
         if scope["type"] != "http" or scope["method"] != "POST" or session is None:
             await self.app(scope, receive, send)
             return
-        body, messages = await whole_body(receive)
-        receive = replaying(messages, receive)
-        ident = readable_id(body)
+        post, receive = await read_post(scope, receive)
+        ident = id_of(post.message)
         if ident is None:
             await self.app(scope, receive, send)
             return

@@ -22,8 +22,8 @@ from mcp_types import INVALID_REQUEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
-from agnes_mcp.api.jsonrpc_invalid import readable_id
-from agnes_mcp.api.request_body import whole_body
+from agnes_mcp.api.jsonrpc_invalid import id_of
+from agnes_mcp.api.mcp_post import read_post
 
 SESSION_HEADER = b"mcp-session-id"
 VERSION_HEADER = b"mcp-protocol-version"
@@ -122,8 +122,8 @@ class NegotiatedVersions:
     ) -> None:
         ident = None
         if scope["method"] == "POST":
-            body, _ = await whole_body(receive)
-            ident = readable_id(body)
+            post, _ = await read_post(scope, receive)
+            ident = id_of(post.message)
         error = {
             "code": INVALID_REQUEST,
             "message": MISMATCH.format(requested=requested[:40], negotiated=negotiated),

@@ -19,8 +19,8 @@ from mcp_types.version import KNOWN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agnes_mcp.api.json_errors import send_body
-from agnes_mcp.api.jsonrpc_invalid import readable_id
-from agnes_mcp.api.request_body import replaying, whole_body
+from agnes_mcp.api.jsonrpc_invalid import id_of
+from agnes_mcp.api.mcp_post import read_post
 
 VERSION_HEADER = b"mcp-protocol-version"
 
@@ -41,9 +41,8 @@ class UnknownProtocolVersion:
             return
         ident = None
         if scope["method"] == "POST":
-            body, messages = await whole_body(receive)
-            ident = readable_id(body)
-            receive = replaying(messages, receive)
+            post, receive = await read_post(scope, receive)
+            ident = id_of(post.message)
         supported = list(KNOWN_PROTOCOL_VERSIONS)
         message = (
             f"Unsupported protocol version {requested[:40]!r} in the MCP-Protocol-Version "

@@ -92,6 +92,11 @@ def has_unusable_id(body: bytes | str) -> bool:
         message = json.loads(body)
     except ValueError:
         return False  # the SDK answers what is not JSON
+    return unusable_id_in(message)
+
+
+def unusable_id_in(message: Any) -> bool:
+    """Whether ``message`` (parsed JSON) is a request whose id is none MCP allows."""
     return (
         isinstance(message, dict)
         and "method" in message
@@ -234,7 +239,7 @@ async def answering_unreadable_lines(
             return
         gathered, messages = Batch(), []
         for element in batch:
-            if has_unusable_id(json.dumps(element)):
+            if unusable_id_in(element):
                 gathered.answers.append(_invalid_id_answer())
                 continue
             try:
