@@ -356,7 +356,8 @@ async def test_a_request_before_initialize_is_told_so_on_stdio(tmp_path: Path) -
     async with _local_mcp(tmp_path) as (process, lines):
         early = json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/list"})
         answer = await _exchange(process, lines, early)
-        assert answer["id"] == 5 and answer["error"]["code"] == -32602
+        # -32600, as over HTTP (a request without a session): its params are not at fault
+        assert answer["id"] == 5 and answer["error"]["code"] == -32600
         assert "not initialized; send initialize" in answer["error"]["message"]
         await process.stdin.aclose()
         assert await process.wait() == 0

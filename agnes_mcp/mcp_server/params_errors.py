@@ -6,7 +6,10 @@ there is not) ``-32602`` "Invalid request parameters" with empty ``data``, and a
 sent before ``initialize`` the same: the client cannot tell what to fix. A middleware of
 the SDK's server (it wraps validation and the handshake's gate) answers the same code
 with each problem named in the message and listed in ``data``. A list request's cursor
-that the server never issued is refused the same way.
+that the server never issued is refused the same way. A request before ``initialize``
+(but a ping) is answered ``-32600`` (invalid request: its params are not at fault),
+saying so, as the streamable HTTP endpoint answers a request without a session (``400``,
+"Missing session ID"); MCP names no code of its own for it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 from fastmcp import FastMCP
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 from pydantic import ValidationError
 
 from agnes_mcp.rails.given_text import given_text, problems_said, validation_problems
@@ -45,7 +48,7 @@ async def naming_bad_params(
         error = exc.error
         gate = error.code == INVALID_PARAMS and error.message == SDK_MESSAGE and not error.data
         if gate and exc.__cause__ is None:  # the SDK's gate before the handshake
-            raise MCPError(INVALID_PARAMS, NOT_INITIALIZED.format(method=ctx.method)) from None
+            raise MCPError(INVALID_REQUEST, NOT_INITIALIZED.format(method=ctx.method)) from None
         raise
 
 
