@@ -25,6 +25,7 @@ from agnes_mcp.api.json_errors import send_error
 from agnes_mcp.api.routes.well_known import MCP_PATH, metadata_url, public_base_url
 from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import AuthenticationError, MethodNotAllowed
+from agnes_mcp.mcp_server.auth import ADMITTED
 from agnes_mcp.services import Services
 
 PAT = (
@@ -85,12 +86,19 @@ class McpAuthGate:
         host = headers.get("host")
         base = public_base_url(self.services.settings, str(scope.get("scheme", "http")), host)
         try:
-            self.services.bearer.authenticate(
-                token, client_ip_var.get(), resource=base + MCP_PATH, record_use=False
+            principal = self.services.bearer.authenticate(
+                token, client_ip_var.get(), resource=base + MCP_PATH
             )
         except AuthenticationError as exc:
             await self._refuse(scope, send, exc, "invalid_token")
             return
+        admitted = ADMITTED.set((token, principal))  # FastMCP's verifier takes it from here
+        try:
+            await self._admitted(scope, receive, send)
+        finally:
+            ADMITTED.reset(admitted)
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.mcp_app is None:
             await self.app(scope, receive, send)
             return
