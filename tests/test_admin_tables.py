@@ -329,6 +329,10 @@ def test_sync_now_and_what_a_synced_table_shows(
     assert "2 rows" in str(page.message.object)
     assert synced.sync_states.get("people").status == "ok"  # type: ignore[union-attr]
     assert page.registry.value.iloc[0]["status"] == "ok"
+    # In UTC, saying so, as every admin page writes a moment (not the browser's zone).
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", page.registry.value.iloc[0]["last_success"]
+    )
     [row] = audit_rows(synced, "sync.trigger")
     assert (row.user_id, row.resource) == (admin_user.id, "people")
 
@@ -341,6 +345,7 @@ def test_sync_now_and_what_a_synced_table_shows(
     assert list(profile["name"]) == ["id", "name", "joined"]
     assert {"null_share", "distinct_estimate"} <= set(profile.columns)
     assert list(page.grants_table.value["group"]) == ["Readers"]
+    assert page.grants_table.value.iloc[0]["granted_at"].endswith(" UTC")
     assert page.view.get_root(Document()) is not None  # the page renders, plot included
 
 
@@ -395,7 +400,7 @@ def test_a_thousand_tables_build_a_page(synced: Services, context: PageContext) 
     assert len(synced.registry.all()) == 1000
     page = TablesPage(context)
     assert len(page.registry.value) == 1000
-    assert page.registry.value.iloc[0]["next_run"] is not None
+    assert page.registry.value.iloc[0]["next_run"].endswith(" UTC")
     root = page.view.get_root(Document())
     [grid] = [
         m for m in root.select({"type": DataTabulator}) if m.source.data.get("id") is not None

@@ -29,6 +29,7 @@ from agnes_admin.forms import ModelForm
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register, whole_numbers
 from agnes_admin.sync_timeline import HISTORY_RUNS, history_figure
+from agnes_admin.times import shown_time
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.errors import AuthenticationError, PermissionDenied, TableNotRegistered
 from agnes_mcp.registry_admin import (
@@ -250,7 +251,11 @@ class TablesPage:
         )
         self.grants_table.value = pd.DataFrame(
             [
-                {"group": g.group_name, "granted_by": g.granted_by, "granted_at": g.granted_at}
+                {
+                    "group": g.group_name,
+                    "granted_by": g.granted_by,
+                    "granted_at": shown_time(g.granted_at),
+                }
                 for g in self.admin.grants_of(table_id)
             ],
             columns=["group", "granted_by", "granted_at"],
@@ -724,10 +729,11 @@ def _registry_frame(entries: list[RegistryEntry]) -> pd.DataFrame:
             "strategy": e.sync_strategy.value,
             "schedule": e.sync_schedule or "",
             "status": e.status,
-            "last_success": e.sync.last_success_at if e.sync else None,
+            # In UTC, saying so (the browser wrote datetimes in its own zone and format).
+            "last_success": shown_time(e.sync.last_success_at if e.sync else None),
             "rows": e.sync.rows if e.sync else None,
             "size_bytes": e.sync.size_bytes if e.sync else None,
-            "next_run": e.next_run,
+            "next_run": shown_time(e.next_run),
         }
         for e in entries
     ]
