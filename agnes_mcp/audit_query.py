@@ -45,15 +45,18 @@ def audit_filter(
     services: Services,
     *,
     user: str | None = None,
+    user_contains: str | None = None,
     action: str | None = None,
     outcome: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> AuditFilter:
-    """The filter for these values; ``user`` is an id or an e-mail (unknown: an error)."""
+    """The filter for these values; ``user`` is an id or an e-mail (unknown: an error);
+    ``user_contains`` a part of users' e-mail, name or id (none matching: an error)."""
     user_id = None
     if user is not None and user.strip():
         user_id = services.users.find(user.strip()).id
+    user_ids = _users_matching(services, user_contains) if user_contains else None
     start, end = _utc(since, "since"), _utc(until, "until")
     if start is not None and end is not None and end <= start:
         raise AuditQueryInvalid(
@@ -62,11 +65,29 @@ def audit_filter(
         )
     return AuditFilter(
         user_id=user_id,
+        user_ids=user_ids,
         action=(action or "").strip() or None,
         outcome=(outcome or "").strip() or None,
         since=start,
         until=end,
     )
+
+
+def _users_matching(services: Services, text: str) -> tuple[str, ...] | None:
+    """The ids of the users whose e-mail, name or id contains ``text`` (any case); only
+    the one whose e-mail or id is ``text`` when there is one. None for a blank ``text``."""
+    needle = text.strip().lower()
+    if not needle:
+        return None
+    users = services.users.all()
+    exact = [u.id for u in users if needle in (u.email.lower(), u.id.lower())]
+    found = exact or [u.id for u in users if needle in f"{u.email}\n{u.name or ''}\n{u.id}".lower()]
+    if not found:
+        raise AuditQueryInvalid(
+            f"No user's e-mail, name or id contains '{text.strip()}'.",
+            details={"field": "user"},
+        )
+    return tuple(found)
 
 
 def _utc(value: datetime | None, name: str) -> datetime | None:

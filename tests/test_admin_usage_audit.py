@@ -236,6 +236,35 @@ def test_audit_filters_paging_and_details(world: World) -> None:
     assert "test.new" in page.action.options and page.outcome.value == "failed"  # kept
 
 
+def test_audit_user_filter_takes_a_part_of_a_name_or_e_mail(world: World) -> None:
+    """A careful admin types a part of someone's e-mail or name (in any case): the filter
+    took only a whole id or e-mail, and "Nothing matched" read as "no such rows"."""
+    ann = world.services.users.add("ann@example.com", "Ann Lee")
+    joann = world.services.users.add("joann@example.com", "Jo Ann")
+    for user in (ann, joann, world.analyst):
+        world.services.write_behind.audit(
+            AuditEntry(at=datetime.now(UTC), user_id=user.id, action="test.who", result="ok")
+        )
+    world.services.write_behind.flush()
+    page = AuditPage(world.ctx)
+    page.action.value = "test.who"
+
+    def emails(typed: str) -> set[str | None]:
+        page.user.value = typed
+        page.apply()
+        assert not page.message.visible, page.message.object
+        assert page.rows is not None
+        return {e.email for e in page.rows.entries}
+
+    assert emails("ANN") == {"ann@example.com", "joann@example.com"}
+    assert emails("jo ann") == {"joann@example.com"}  # a part of the name
+    assert emails("ann@example.com") == {"ann@example.com"}  # a whole e-mail: that user only
+    assert emails(world.analyst.email.split("@")[0][2:]) == {world.analyst.email}
+    page.user.value = "zzz-nobody"
+    page.apply()
+    assert page.message.visible and "zzz-nobody" in page.message.object
+
+
 def test_audit_bad_filters_are_shown_and_change_nothing(world: World) -> None:
     write_rows(world, 10)
     page = AuditPage(world.ctx)

@@ -37,7 +37,7 @@ class Filters:
     def build(self, services: Services) -> AuditFilter:
         return audit_filter(
             services,
-            user=self.user,
+            user_contains=self.user,
             action=self.action,
             outcome=self.outcome,
             since=self.since,
@@ -50,7 +50,9 @@ class AuditPage:
         self.ctx = ctx
         # Five filters in one row at widths that fit beside the menu in a 1280 px window
         # (the pickers' own width pushed "Until" off the page).
-        self.user = pn.widgets.TextInput(label="User", placeholder="e-mail or id", width=200)
+        self.user = pn.widgets.TextInput(
+            label="User", placeholder="part of an e-mail or name", width=200
+        )
         self.action = pn.widgets.Select(label="Action", options=[ANY], width=190)
         self.outcome = pn.widgets.Select(label="Outcome", options=[ANY, "ok", "failed"], width=110)
         self.since = pn.widgets.DatetimePicker(label="From (UTC)", value=None, width=185)

@@ -113,6 +113,8 @@ class AuditFilter:
     result code; ``since`` is included, ``until`` excluded."""
 
     user_id: str | None = None
+    # Rows of any of these users (a part of a name or e-mail matched them all).
+    user_ids: tuple[str, ...] | None = None
     action: str | None = None
     outcome: str | None = None
     since: datetime | None = None
@@ -127,6 +129,9 @@ class AuditFilter:
         if self.user_id is not None:
             clauses.append("user_id = ?")
             params.append(self.user_id)
+        if self.user_ids is not None:
+            clauses.append("list_contains(?, user_id)")
+            params.append(list(self.user_ids))
         if self.action is not None:
             clauses.append("action = ?")
             params.append(self.action)
