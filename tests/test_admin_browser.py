@@ -240,6 +240,31 @@ def test_a_token_created_in_the_tokens_page_works_until_revoked_there(
     assert refused.json()["error"]["code"] == "token_revoked"
 
 
+FOCUSED = """() => {
+  let e = document.activeElement;
+  while (e && e.shadowRoot && e.shadowRoot.activeElement) e = e.shadowRoot.activeElement;
+  return e ? (e.tagName + ' ' + (e.textContent || '').trim()).slice(0, 80) : '';
+}"""
+
+
+def test_tab_moves_past_a_table_to_the_next_control(demo: DemoServer, browser_context: Any) -> None:
+    """A keyboard-only admin Tabs through the Tokens page: Tab from the table fell on a
+    cell that blurred itself, focus dropped to the body, and no control after the table
+    (Revoke, the create form) was ever reached."""
+    page = _admin_page(demo, browser_context, "/admin/tokens")
+    page.locator(".tabulator-row").first.wait_for()  # the page has rendered its controls
+    page.locator(f"h1.{TITLE_CLASS}").click()  # Tab from the top of the page's own part
+    seen: list[str] = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate(FOCUSED))
+        if seen[-1].startswith("BUTTON Revoke selected token"):
+            break
+    assert seen[-1].startswith("BUTTON Revoke selected token"), seen
+    assert not [s for s in seen if s.startswith("BODY")], seen
+    page.close()
+
+
 def test_forged_guest_stale_session_and_cross_site_post_are_refused(
     demo: DemoServer, browser_context: Any
 ) -> None:
