@@ -38,5 +38,4 @@ def _made_read_only(self: pn.widgets.Tabulator, *args: Any, **params: Any) -> No
     self.param.watch(lambda _: no_editors(self), ["value", "disabled"])
 
 
-if getattr(_made, "__wrapped__", None) is None:  # once, however often imported
-    pn.widgets.Tabulator.__init__ = _made_read_only  # type: ignore[method-assign]
+pn.widgets.Tabulator.__init__ = _made_read_only  # type: ignore[method-assign]

@@ -71,6 +71,24 @@ def test_sign_in_with_a_token_then_admin_renders(demo: DemoServer, browser_conte
     assert not log.errors, (log.errors, log.bad_responses)
 
 
+# The tables (in every shadow root) whose columns run past their width: "<first column>
+# <width of the columns>/<width shown>".
+TABLES_CUT = """() => {
+  const cut = [];
+  const walk = (root) => {
+    for (const holder of root.querySelectorAll('.tabulator-tableholder')) {
+      if (holder.scrollWidth > holder.clientWidth + 1) {
+        const first = holder.closest('.tabulator').querySelector('.tabulator-col[tabulator-field]:not([tabulator-field=_index])');
+        cut.push(`${first && first.getAttribute('tabulator-field')} ${holder.scrollWidth}/${holder.clientWidth}`);
+      }
+    }
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+  };
+  walk(document);
+  return cut;
+}"""
+
+
 def test_every_page_renders_without_console_errors(demo: DemoServer, browser_context: Any) -> None:
     base = demo.live.base_url
     sign_in_with_token(browser_context.new_page(), base, demo.admin_token, next_path="/admin")
@@ -90,6 +108,10 @@ def test_every_page_renders_without_console_errors(demo: DemoServer, browser_con
         # filter (the audit log's "Until" was off the page) or the page's edge.
         wide = page.evaluate("() => document.documentElement.scrollWidth")
         assert wide <= 1280, (admin_page.path, wide)
+        # Nor a table wider than the page, its last columns (the registry's next run, the
+        # marketplaces' Sync buttons) behind a sideways scroll inside the table.
+        cut = page.evaluate(TABLES_CUT)
+        assert not cut, (admin_page.path, cut)
         external = [u for u in log.requests if not u.startswith((base, "data:", "blob:"))]
         assert not external, external  # no CDN: every asset comes from this server
         if TAKE_SCREENSHOTS:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import agnes_admin.markdown_text  # every page's Markdown renders HTML as text
+import agnes_admin.table_fit  # a table's columns past the page's width fold under each row
 import agnes_admin.table_keys  # Tab moves past a read-only table
 import agnes_admin.text_inputs  # noqa: F401 - the browser never cuts what is typed
 from agnes_admin.context import PageContext

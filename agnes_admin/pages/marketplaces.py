@@ -26,6 +26,7 @@ from agnes_admin.forms import ModelForm
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
 from agnes_admin.pages.access import Confirm, Form, table
+from agnes_admin.table_fit import keep_in_row
 from agnes_admin.times import shown_time
 from agnes_mcp.marketplace_admin import MarketplaceAdmin, MarketplaceCreate, MarketplaceView
 from agnes_sync.errors import AgnesError
@@ -84,7 +85,8 @@ class MarketplacesPage:
         self._sync_lock = threading.Lock()
         self._adding = False  # an Add is under way (its outcome not shown yet)
 
-        self.table = table(COLUMNS, buttons=BUTTONS)
+        # The Sync and Remove buttons stay in the row; the data's columns fold under it.
+        self.table = table(COLUMNS, buttons=BUTTONS, configuration=keep_in_row(*COLUMNS))
         self.table.on_click(self._clicked)
         self.refresh_button = pn.widgets.Button(label="Refresh")
         self.sync_all_button = pn.widgets.Button(label="Sync all", color="primary")
