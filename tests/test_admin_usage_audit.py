@@ -3,6 +3,7 @@ the REST routes that call the same functions (``/api/admin/usage``, ``/api/admin
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -121,6 +122,7 @@ def test_usage_numbers_match_the_queries_run(world: World) -> None:
     assert page.plot.object is not None and not page.no_data.visible
     shown = page.top_by_bytes.value.to_dict("records")
     assert shown[0]["bytes_scanned"] == 90_000 and shown[0]["email"] == world.analyst.email
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", shown[0]["at"])  # in UTC, saying so
     assert refused.value.code in set(page.refusals.value["code"])
 
 

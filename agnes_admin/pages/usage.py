@@ -9,6 +9,7 @@ import panel as pn
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, cut_text, register, whole_numbers
+from agnes_admin.times import shown_time
 from agnes_mcp.usage_report import MAX_DAYS, TopQuery, UsageReport, usage_report
 from agnes_sync.errors import AgnesError
 from agnes_sync.human_size import exact_size, human_size
@@ -138,7 +139,7 @@ def _tops(queries: list[TopQuery]) -> pd.DataFrame:
     frame = pd.DataFrame(
         [
             {
-                "at": q.at,
+                "at": shown_time(q.at, seconds=True),  # not the browser's zone and format
                 "email": q.email or q.user_id,
                 "action": q.action,
                 "result": q.result,
