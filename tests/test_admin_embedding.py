@@ -493,6 +493,37 @@ def test_a_long_sync_error_under_needs_you_says_it_is_cut(services: Services) ->
     assert "Sync history" in text.object
 
 
+def test_a_thousand_failures_open_the_overview_with_the_latest_and_a_count(
+    services: Services,
+) -> None:
+    """A source down with 1,000 tables made a row and a Retry button for each under
+    "Needs you": the page took ~20 s to open. The latest ones show, the rest are counted
+    and where to see them is said."""
+    import panel as pn
+
+    from agnes_admin.context import PageContext
+    from agnes_admin.pages.overview import FAILURES_SHOWN, build
+
+    with services.store.transaction() as cur:
+        cur.execute(
+            "INSERT INTO table_registry (id, name, source_type) "
+            "SELECT printf('t%04d', range), printf('t%04d', range), 'files' FROM range(1000)"
+        )
+        cur.execute(  # t0999 failed last
+            "INSERT INTO sync_state (table_id, status, last_started_at, last_error) "
+            "SELECT printf('t%04d', range), 'error', "
+            "TIMESTAMPTZ '2026-12-01 00:00:00+00' + to_seconds(range), 'down' FROM range(1000)"
+        )
+    admin = add_user(services, (ADMIN_GROUP_ID,))
+    ctx = PageContext(services, services.web_sessions.sign_in(admin.id, "token")[0].id)
+    page = build(ctx)
+    rows = [o for o in page.objects if isinstance(o, pn.Row)]
+    assert [r.name for r in rows] == [f"t{n:04d}" for n in range(999, 999 - FAILURES_SHOWN, -1)]
+    [more] = [o for o in page.objects if getattr(o, "name", "") == "more-failures"]
+    assert f"The latest {FAILURES_SHOWN} of 1,000 failing tables" in more.object
+    assert "/admin/tables" in more.object
+
+
 def test_the_overview_writes_table_counts_with_digit_groups() -> None:
     """ "1008 (local: 1006, ...)" beside "Queries today 1,234": counts read alike."""
     from datetime import UTC, datetime

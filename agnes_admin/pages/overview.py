@@ -25,6 +25,9 @@ from agnes_sync.errors import AgnesError
 from agnes_sync.human_size import human_size
 
 ERROR_SHOWN = 500  # characters of a failure's error shown under "Needs you"
+# Failures shown under "Needs you", each with its Retry: a source down with 1,000 tables
+# made a row and a button for each, and the page took ~20 s to open.
+FAILURES_SHOWN = 20
 
 
 def _when(value: Any) -> str:
@@ -108,12 +111,27 @@ def failure_row(ctx: PageContext, failure: SyncFailure) -> pn.Row:
     return pn.Row(text, button, status, sizing_mode="stretch_width", name=failure.table_id)
 
 
+def _failed_when(failure: SyncFailure) -> float:
+    return failure.failed_at.timestamp() if failure.failed_at is not None else float("-inf")
+
+
 def build(ctx: PageContext) -> pn.Column:
     data = overview(ctx.services)
     parts: list[Any] = [summary(data)]
     parts.append(pn.pane.HTML("<h2>Needs you</h2>"))
     if data.failures or data.problems:
-        parts.extend(failure_row(ctx, failure) for failure in data.failures)
+        # The latest failures first; the rest are counted, and where to find them said.
+        latest = sorted(data.failures, key=_failed_when, reverse=True)
+        parts.extend(failure_row(ctx, failure) for failure in latest[:FAILURES_SHOWN])
+        if len(latest) > FAILURES_SHOWN:
+            parts.append(
+                pn.pane.HTML(
+                    f"<p>The latest {FAILURES_SHOWN} of {len(latest):,} failing tables are "
+                    "shown; every one is listed on <a href='/admin/tables'>Tables</a> with "
+                    "Status <em>error</em>.</p>",
+                    name="more-failures",
+                )
+            )
         parts.extend(pn.pane.Alert(text, alert_type="warning") for text in data.problems)
     else:
         parts.append(pn.pane.HTML("<p>Nothing: every sync succeeded.</p>", name="all-good"))
