@@ -321,7 +321,7 @@ def test_sync_now_and_what_a_synced_table_shows(
 ) -> None:
     register(synced, id="people", source_type="files", source_table="people.csv")
     readers = synced.groups.add("Readers")
-    synced.grants.add(readers.id, ResourceType.TABLE, "people")
+    synced.grants.add(readers.id, ResourceType.TABLE, "people", granted_by=admin_user.id)
     page.refresh()
     page.select("people")
     click(page.sync_button)
@@ -346,6 +346,7 @@ def test_sync_now_and_what_a_synced_table_shows(
     assert {"null_share", "distinct_estimate"} <= set(profile.columns)
     assert list(page.grants_table.value["group"]) == ["Readers"]
     assert page.grants_table.value.iloc[0]["granted_at"].endswith(" UTC")
+    assert page.grants_table.value.iloc[0]["granted_by"] == admin_user.email  # not the id
     assert page.view.get_root(Document()) is not None  # the page renders, plot included
 
 

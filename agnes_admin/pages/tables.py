@@ -249,14 +249,17 @@ class TablesPage:
             profile.columns if profile else [],
             columns=["name", "type", "null_share", "distinct_estimate", "min", "max"],
         )
+        grants = self.admin.grants_of(table_id)
+        # Who granted it by e-mail, as the Access page writes it (the bare id said nothing).
+        emails = {u.id: u.email for u in self.ctx.services.users.all()} if grants else {}
         self.grants_table.value = pd.DataFrame(
             [
                 {
                     "group": g.group_name,
-                    "granted_by": g.granted_by,
+                    "granted_by": emails.get(g.granted_by, g.granted_by) if g.granted_by else "",
                     "granted_at": shown_time(g.granted_at),
                 }
-                for g in self.admin.grants_of(table_id)
+                for g in grants
             ],
             columns=["group", "granted_by", "granted_at"],
         )
