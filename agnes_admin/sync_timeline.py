@@ -57,6 +57,7 @@ def history_figure(runs: list[SyncRun], *, more: bool = False) -> Any:
         x_range=duration.x_range,
         y_range=_from_zero(counts),
         y_axis_label="rows",
+        x_axis_label="started (UTC)",
         sizing_mode="stretch_width",
         tools=[_hover(), "pan", "wheel_zoom", "reset"],
     )
@@ -86,7 +87,8 @@ def _from_zero(values: list[float]) -> Range1d:
 def _hover() -> HoverTool:
     return HoverTool(
         tooltips=[
-            ("started", "@started{%F %T}"),
+            # Bokeh writes a moment in UTC: said, as every admin page writes one.
+            ("started", "@started{%F %T} UTC"),
             ("outcome", "@outcome"),
             ("seconds", "@seconds{0.00}"),
             ("rows", "@rows{0,0}"),

@@ -484,6 +484,9 @@ def test_the_sync_timeline_reads_well_with_one_run() -> None:
     assert span >= MIN_SPAN and duration.x_range.start < at < duration.x_range.end
     assert rows.y_range.start == 0 and rows.y_range.end > 1_000_001
     assert isinstance(rows.yaxis[0].formatter, NumeralTickFormatter)
+    # The time axis and the hover say their zone, as every admin page writes a moment.
+    assert rows.xaxis[0].axis_label == "started (UTC)"
+    assert ("started", "@started{%F %T} UTC") in duration.hover[0].tooltips
     later = run.model_copy(update={"id": 2, "started_at": at + dt.timedelta(days=3)})
     wide = history_figure([run, later]).children[0].x_range
     assert wide.start < at and wide.end > later.started_at  # a wide span is kept, padded
