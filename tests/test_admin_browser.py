@@ -269,6 +269,13 @@ FOCUSED = """() => {
 }"""
 
 
+FOCUSED_CLASS = """() => {
+  let e = document.activeElement;
+  while (e && e.shadowRoot && e.shadowRoot.activeElement) e = e.shadowRoot.activeElement;
+  return e ? String(e.className) : '';
+}"""
+
+
 def test_tab_moves_past_a_table_to_the_next_control(demo: DemoServer, browser_context: Any) -> None:
     """A keyboard-only admin Tabs through the Tokens page: Tab from the table fell on a
     cell that blurred itself, focus dropped to the body, and no control after the table
@@ -284,6 +291,29 @@ def test_tab_moves_past_a_table_to_the_next_control(demo: DemoServer, browser_co
             break
     assert seen[-1].startswith("BUTTON Revoke selected token"), seen
     assert not [s for s in seen if s.startswith("BODY")], seen
+    page.close()
+
+
+def test_enter_on_a_tab_title_opens_the_tab_and_tab_goes_into_it(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    """A tab's title took focus but answered only the mouse: a keyboard-only admin could
+    not open Groups or Grants (nor Register a table, nor a table's Edit)."""
+    page = _admin_page(demo, browser_context, "/admin/access")
+    page.locator(".bk-tab", has_text="Groups").first.focus()
+    page.keyboard.press("Enter")
+    page.get_by_text("Create a group").first.wait_for()
+    page.wait_for_function(
+        "() => { let e = document.activeElement;"
+        " while (e && e.shadowRoot && e.shadowRoot.activeElement) e = e.shadowRoot.activeElement;"
+        " return e !== null && e.classList.contains('bk-tab') && e.textContent === 'Groups'; }"
+    )  # focus stays on the title just opened
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")  # past the Grants title, into the Groups tab's content
+    assert "tabulator-tableholder" in page.evaluate(FOCUSED_CLASS), page.evaluate(FOCUSED)
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press(" ")  # Space opens a tab too
+    page.get_by_text("Grant a resource").first.wait_for()
     page.close()
 
 
