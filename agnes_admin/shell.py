@@ -15,6 +15,7 @@ import panel as pn
 import agnes_admin.markdown_text  # noqa: F401 - Markdown panes render HTML as text
 from agnes_admin.context import PageContext
 from agnes_admin.pages import Page, all_pages
+from agnes_admin.row_keys import choose_rows_by_keyboard
 from agnes_admin.tab_keys import open_tabs_by_keyboard
 from agnes_mcp.services import Services
 from agnes_mcp.web_layout import esc
@@ -129,6 +130,7 @@ def page_app(page: Page, services: Services, pages: list[Page]) -> Callable[[], 
             watch.append(pn.state.add_periodic_callback(check, period=SESSION_CHECK_MS))
             say_when_connection_lost(pn.state.curdoc)
             open_tabs_by_keyboard(pn.state.curdoc)
+            choose_rows_by_keyboard(pn.state.curdoc)
         return view
 
     return serve

@@ -317,6 +317,25 @@ def test_enter_on_a_tab_title_opens_the_tab_and_tab_goes_into_it(
     page.close()
 
 
+def test_the_arrows_and_enter_choose_a_row_of_a_focused_table(
+    demo: DemoServer, browser_context: Any
+) -> None:
+    """A row answered only the mouse: a keyboard-only admin could not choose a table (its
+    history, profile and Edit), a token to revoke or a user to deactivate."""
+    page = _admin_page(demo, browser_context, "/admin/tables")
+    first, second = page.locator(".tabulator-row").nth(0), page.locator(".tabulator-row").nth(1)
+    second.wait_for()
+    chosen = second.locator(".tabulator-cell[tabulator-field=id]").inner_text()
+    page.locator(".tabulator-tableholder").first.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    page.locator("h3", has_text=chosen).wait_for()  # the chosen table's details
+    assert "tabulator-selected" in (second.get_attribute("class") or "")
+    assert "tabulator-selected" not in (first.get_attribute("class") or "")
+    page.close()
+
+
 def test_forged_guest_stale_session_and_cross_site_post_are_refused(
     demo: DemoServer, browser_context: Any
 ) -> None:
