@@ -334,6 +334,17 @@ def test_the_arrows_and_enter_choose_a_row_of_a_focused_table(
     assert "tabulator-selected" in (second.get_attribute("class") or "")
     assert "tabulator-selected" not in (first.get_attribute("class") or "")
     page.close()
+    # A row's own button (a marketplace's Sync): the right arrow marks it, Enter presses it.
+    page = browser_context.new_page()  # signed in already
+    open_panel_page(page, f"{demo.live.base_url}/admin/marketplaces")
+    row = page.locator(".tabulator-row").first
+    slug = row.locator(".tabulator-cell[tabulator-field=slug]").inner_text()
+    page.locator(".tabulator-tableholder").first.focus()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Enter")
+    page.get_by_text(re.compile(f"^'{re.escape(slug)}' (synced|failed)")).first.wait_for()
+    page.close()
 
 
 def test_forged_guest_stale_session_and_cross_site_post_are_refused(
