@@ -109,6 +109,18 @@ def test_a_snapshot_outside_is_queried_locally(outside: Workspace) -> None:
     assert result.provenance.tables[0].query_mode == "snapshot"
 
 
+def test_a_snapshot_outside_is_found_in_any_case(outside: Workspace) -> None:
+    """DuckDB and the rails match names in any case, quoted or not: so must the choice of
+    where a query runs (``FROM RECENT`` went to the server, which has no such table)."""
+    info = outside.snapshot("web_sessions", ["session_id"], name="recent", where=RECENT)
+    for spelled in ("RECENT", '"Recent"'):
+        result = outside.query(f"WITH Recent AS (SELECT 1) SELECT count(*) AS n FROM {spelled}")
+        assert result.arrow().to_pylist() == [{"n": 1}]
+        result = outside.query(f"SELECT count(*) AS n FROM {spelled}")
+        assert result.arrow().to_pylist() == [{"n": info.rows}]
+        assert result.provenance.engine == "duckdb (workspace)"
+
+
 def test_a_snapshot_joined_with_a_table_not_pulled_says_to_pull(outside: Workspace) -> None:
     """The snapshot is here, ``customers`` is on the server: one query cannot read both.
     The refusal must say that (as a workspace says it), not that the snapshot is missing."""

@@ -40,16 +40,18 @@ def cache_folder(server_url: str, token: str) -> Path:
 
 
 def tables_read(sql: str) -> set[str] | None:
-    """The table names ``sql`` reads (CTEs left out), or None when it does not parse (the
-    server then answers, with its own refusal)."""
+    """The table names ``sql`` reads (CTEs left out), lower-cased as the rails and DuckDB
+    match them (``FROM Recent``, ``FROM "RECENT"`` read the snapshot ``recent``), or None
+    when it does not parse (the server then answers, with its own refusal)."""
     try:
         tree = sqlglot.parse_one(sql, dialect="duckdb")
     except sqlglot.errors.ParseError:
         return None
     if tree is None:
         return None
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    return {t.name for t in tree.find_all(exp.Table) if t.name and t.name not in ctes}
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    names = {t.name.lower() for t in tree.find_all(exp.Table) if t.name}
+    return names - ctes
 
 
 class OutsideWorkspaceBackend(WorkspaceBackend):
