@@ -40,25 +40,47 @@ class ParserDisagreement(QueryRefused):
     default_hint = "Write the query more plainly (named tables, no unusual syntax)."
 
 
-_local = threading.local()
+# Parse-only connections not in use now, lent one per call (see _Parser).
+_idle: list[duckdb.DuckDBPyConnection] = []
+_idle_lock = threading.Lock()
 
 
-def _connection() -> duckdb.DuckDBPyConnection:
-    """A parse-only connection per thread. It never reads data, so one thread (DuckDB's
-    scheduling for more costs ~50 us a call) and no optimizer: its only query is
-    ``SELECT json_serialize_sql($1)``, whose answer the optimizer cannot change, and
-    its passes cost ~65 us of that query's ~170."""
-    con = getattr(_local, "con", None)
-    if con is None:
-        con = _local.con = duckdb.connect(config={"threads": 1})
-        con.execute("PRAGMA disable_optimizer")
+def _new_connection() -> duckdb.DuckDBPyConnection:
+    """A parse-only connection. It never reads data, so one thread (DuckDB's scheduling
+    for more costs ~50 us a call) and no optimizer: its only query is
+    ``SELECT json_serialize_sql($1)``, whose answer the optimizer cannot change, and its
+    passes cost ~65 us of that query's ~170."""
+    con = duckdb.connect(config={"threads": 1})
+    con.execute("PRAGMA disable_optimizer")
     return con
+
+
+class _Parser:
+    """``with _Parser() as con``: a parse-only connection lent for one call, given back
+    after it. Kept here, not per thread: a notebook's or ``agnes query``'s query runs on a
+    thread of its own (so Ctrl-C stops it), and a connection kept per thread was made again
+    for every query and destroyed as its thread ended, which could be while Python shut
+    down (a script's last query): the destructor, waiting for the interpreter's lock
+    there, was ended with the thread, and the process aborted (exit code 134)."""
+
+    __slots__ = ("con",)
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        with _idle_lock:
+            con = _idle.pop() if _idle else None
+        self.con = con if con is not None else _new_connection()
+        return self.con
+
+    def __exit__(self, *exc: object) -> None:
+        with _idle_lock:
+            _idle.append(self.con)
 
 
 def statement_kinds(sql: str) -> list[str] | None:
     """The statement types DuckDB's parser reads in ``sql`` (None if it cannot parse)."""
     try:
-        statements = _connection().extract_statements(sql)
+        with _Parser() as con:
+            statements = con.extract_statements(sql)
     except duckdb.Error:
         return None
     return [s.type.name for s in statements]
@@ -67,7 +89,8 @@ def statement_kinds(sql: str) -> list[str] | None:
 def duckdb_syntax_error(sql: str) -> EngineError | None:
     """What DuckDB's own parser says is wrong with ``sql`` (None when it parses)."""
     try:
-        _connection().extract_statements(sql)
+        with _Parser() as con:
+            con.extract_statements(sql)
     except duckdb.ParserException as exc:
         return read_duckdb_error(str(exc))
     except duckdb.Error:
@@ -101,7 +124,8 @@ def duckdb_references(sql: str) -> tuple[list[str], list[str]]:
 
 def read_references(sql: str) -> References:
     """Everything DuckDB's parser names in ``sql`` (one SELECT, else a refusal)."""
-    row = _connection().execute("SELECT json_serialize_sql($1)", [sql]).fetchone()
+    with _Parser() as con:
+        row = con.execute("SELECT json_serialize_sql($1)", [sql]).fetchone()
     try:
         tree: dict[str, Any] = json.loads(row[0]) if row else {"error": True, "error_message": "?"}
     except RecursionError:
@@ -205,7 +229,8 @@ def repeatable(sql: str) -> bool:
     """Whether running ``sql`` again gives the same rows (as far as DuckDB can tell): no
     sample (TABLESAMPLE, USING SAMPLE) and no volatile function."""
     try:
-        row = _connection().execute("SELECT json_serialize_sql($1)", [sql]).fetchall()
+        with _Parser() as con:
+            row = con.execute("SELECT json_serialize_sql($1)", [sql]).fetchall()
     except duckdb.Error:
         return False
     try:
