@@ -221,3 +221,42 @@ def test_a_host_that_hangs_holds_only_its_own_marketplaces(
         future = marketplaces.future(slug)
         synced = future.result(timeout=60) if future else marketplaces.get(slug)
         assert synced.last_sync_outcome == "ok"
+
+
+def test_a_plugin_a_sync_no_longer_serves_loses_its_grants(
+    services: Services, upstream: UpstreamRepo
+) -> None:
+    """A force-push may drop a plugin and bring back another under its name: the old grant
+    must not hand the newcomer to the group (a table's grants go when it is unregistered)."""
+    marketplaces = services.marketplaces
+    marketplaces.add("team", str(upstream.path), added_by=ADMIN, sync=False)
+    assert marketplaces.sync_now("team").last_sync_outcome == "ok"
+    analysts = services.groups.add("Analysts")
+    for grant in ("team/notes", "team/sql-review"):
+        services.grants.add(analysts.id, ResourceType.MARKETPLACE_PLUGIN, grant)
+
+    def granted() -> list[str]:
+        found = services.grants.all(resource_type=ResourceType.MARKETPLACE_PLUGIN)
+        return sorted(g.resource_id for g in found)
+
+    upstream.write("plugins/notes/.claude-plugin/plugin.json", "{not json")  # a failed sync
+    upstream.commit("broken notes")
+    assert marketplaces.sync_now("team").last_sync_outcome == "failed"
+    assert granted() == ["team/notes", "team/sql-review"]  # nothing served changed
+
+    upstream.remove("plugins/notes")
+    upstream.write_marketplace([{"name": "sql-review", "source": "./plugins/sql-review"}])
+    upstream.commit("notes gone")
+    assert marketplaces.sync_now("team").last_sync_outcome == "ok"
+    assert granted() == ["team/sql-review"]
+
+    upstream.write_plugin("plugins/other", "notes", description="Someone else's notes.")
+    upstream.write_marketplace(
+        [
+            {"name": "sql-review", "source": "./plugins/sql-review"},
+            {"name": "notes", "source": "./plugins/other"},
+        ]
+    )
+    upstream.commit("another notes")
+    assert marketplaces.sync_now("team").last_sync_outcome == "ok"
+    assert granted() == ["team/sql-review"]

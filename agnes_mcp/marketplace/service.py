@@ -216,13 +216,21 @@ class MarketplaceService:
                     slug, "The sync failed unexpectedly; the server log has the details.", None
                 )
             else:
-                self._repo.record_success(slug, synced.commit, synced.upstream_name, synced.plugins)
+                dropped = self._repo.record_success(
+                    slug, synced.commit, synced.upstream_name, synced.plugins
+                )
                 logger.info(
                     "marketplace %s: synced %s, %d plugins",
                     slug,
                     synced.commit[:12],
                     len(synced.plugins),
                 )
+                if dropped:
+                    logger.warning(
+                        "marketplace %s: no longer serves %s; removed their grants",
+                        slug,
+                        ", ".join(dropped),
+                    )
             finally:
                 with self._lock:
                     self._running.discard(slug)

@@ -155,10 +155,26 @@ class MarketplaceRepository:
         commit: str,
         upstream_name: str | None,
         plugins: Sequence[MarketplacePlugin],
-    ) -> None:
-        """A good sync: its plugins replace the last set, in one transaction."""
+    ) -> list[str]:
+        """A good sync: its plugins replace the last set, in one transaction, and the grants
+        of plugins it no longer serves go with them (as a table's go when it is
+        unregistered): a plugin of that name that comes later, after a force-push perhaps
+        another one, is not granted until an admin grants it. Returns those grants' ids."""
         now = utcnow()
+        served = {p.grant_id for p in plugins}
         with self._store.transaction() as cur:
+            rows = cur.execute(
+                "SELECT DISTINCT resource_id FROM resource_grants WHERE resource_type = ? AND "
+                "starts_with(resource_id, ?) ORDER BY 1",
+                [ResourceType.MARKETPLACE_PLUGIN.value, f"{slug}/"],
+            ).fetchall()
+            dropped = [str(r[0]) for r in rows if r[0] not in served]
+            if dropped:
+                cur.execute(
+                    "DELETE FROM resource_grants WHERE resource_type = ? AND "
+                    "list_contains(?, resource_id)",
+                    [ResourceType.MARKETPLACE_PLUGIN.value, dropped],
+                )
             cur.execute("DELETE FROM marketplace_plugins WHERE marketplace = ?", [slug])
             if plugins:
                 cur.executemany(
@@ -186,6 +202,7 @@ class MarketplaceRepository:
                 "upstream_name = ? WHERE slug = ?",
                 [now, commit, commit, now, upstream_name, slug],
             )
+        return dropped
 
     def record_failure(self, slug: str, error: str, commit: str | None) -> None:
         """A failed sync: only its outcome is noted; the last good plugins stay."""
