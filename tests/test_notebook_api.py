@@ -467,6 +467,23 @@ def test_intervals_are_durations_in_df_and_pl_as_duckdb_makes_them(nb: NotebookS
     assert pa.types.is_interval(result.arrow().schema.field("i").type)  # Arrow keeps it
 
 
+def test_integers_and_booleans_with_nulls_keep_their_values_in_df(nb: NotebookSetup) -> None:
+    """Arrow's to_pandas made an integer column holding a NULL float64: a BIGINT id past
+    2**53 came out as another number, silently. DuckDB's own .df() gives pandas'
+    nullable types there (and plain ones where there is no NULL); so does this."""
+    sql = (
+        "SELECT * FROM (VALUES (9007199254740993::BIGINT, 7::INTEGER, 200::UTINYINT, true, 1), "
+        "(NULL, NULL, NULL, NULL, 2)) t(id, n, u, flag, whole) ORDER BY whole"
+    )
+    frame = nb.ws.query(sql).df()
+    expected = duckdb.sql(sql).df()
+    assert [str(t) for t in frame.dtypes] == [str(t) for t in expected.dtypes]
+    assert [str(t) for t in frame.dtypes] == ["Int64", "Int32", "UInt8", "boolean", "int32"]
+    assert frame["id"][0] == 9007199254740993 and frame["id"].isna().tolist() == [False, True]
+    assert frame["flag"].tolist()[0] is True and frame["flag"].isna().tolist() == [False, True]
+    assert frame.attrs["agnes"]["truncated"] is False
+
+
 def test_intervals_inside_lists_structs_and_maps_are_durations_too(nb: NotebookSetup) -> None:
     """Only a column that was an INTERVAL became a duration: in a list, struct or map
     polars panicked (a Rust panic, not an exception a notebook catches) and pandas held

@@ -168,6 +168,35 @@ def _past_midnight(array: pa.Array) -> bool:
     return False
 
 
+# pandas' nullable types, which DuckDB's own ``.df()`` gives an integer or BOOLEAN column
+# holding a NULL: Arrow's ``to_pandas`` makes such an integer column float64, which
+# silently changes every integer past 2**53 (a BIGINT id), and a BOOLEAN one objects.
+_NULLABLE = {
+    pa.int8(): "Int8",
+    pa.int16(): "Int16",
+    pa.int32(): "Int32",
+    pa.int64(): "Int64",
+    pa.uint8(): "UInt8",
+    pa.uint16(): "UInt16",
+    pa.uint32(): "UInt32",
+    pa.uint64(): "UInt64",
+    pa.bool_(): "boolean",
+}
+
+
+def _with_nulls_kept(frame: Any, table: pa.Table, pd: Any) -> None:
+    """Give ``frame``'s integer and BOOLEAN columns that hold a NULL pandas' nullable
+    types (in place; columns by position, so repeated names are each their own)."""
+
+    def nullable(kind: pa.DataType) -> Any:
+        name = _NULLABLE.get(kind)
+        return pd.api.types.pandas_dtype(name) if name else None
+
+    for index, field in enumerate(table.schema):
+        if field.type in _NULLABLE and table.column(index).null_count:
+            frame.isetitem(index, table.column(index).to_pandas(types_mapper=nullable))
+
+
 def _beyond_python(table: pa.Table) -> dict[str, list[Any]]:
     """The DATE and TIMESTAMP columns holding a value Python has no date for, as objects
     (:mod:`agnes_mcp.notebook.calendar_values`)."""
@@ -243,7 +272,8 @@ class Result:
     def df(self) -> Any:
         """The rows as a pandas DataFrame (needs the ``notebook`` extra), typed as DuckDB's
         own ``.df()`` types them: dates and timestamps as ``datetime64``, decimals as
-        ``float64`` (``.arrow()`` keeps the exact decimals), intervals as
+        ``float64`` (``.arrow()`` keeps the exact decimals), an integer or BOOLEAN column
+        holding a NULL as pandas' nullable ``Int64``/``boolean``, intervals as
         ``timedelta64[us]`` (a month as 30 days). A cut result warns
         (:class:`TruncatedResultWarning`) and its frame's ``attrs["agnes"]`` says so."""
         pd = _need("pandas")
@@ -264,6 +294,7 @@ class Result:
         frame = table.drop_columns(list(objects)).to_pandas(date_as_object=False)
         for name, values in objects.items():  # in their places, as objects
             frame.insert(table.column_names.index(name), name, pd.Series(values, dtype=object))
+        _with_nulls_kept(frame, table, pd)
         frame.attrs["agnes"] = {
             "truncated": self.truncated,
             "row_count": self.row_count,
