@@ -159,6 +159,20 @@ def test_after_pull_queries_run_locally(outside: Workspace) -> None:
     assert sum(count for _, count in expected) > 0
 
 
+def test_a_table_not_whole_here_is_read_on_the_server(outside: Workspace) -> None:
+    """A pull under way in another kernel (or one that failed) leaves some of a partitioned
+    table's parts missing: outside a workspace the server has it whole, so it answers,
+    instead of the query being refused as 'not whole here' until the pull ends."""
+    expected = outside.query(BY_STATUS).arrow().to_pylist()
+    assert outside.pull().failed == []
+    parts = sorted((outside.root / ".agnes" / "data" / "orders").rglob("*.parquet"))
+    assert len(parts) > 1
+    parts[0].unlink()  # as if not fetched yet
+    result = outside.query(BY_STATUS)
+    assert result.provenance.engine == "duckdb (server)"
+    assert result.arrow().to_pylist() == expected
+
+
 def test_a_snapshot_outside_cannot_take_a_server_tables_name(outside: Workspace) -> None:
     """Nothing is pulled yet, but ``orders`` is a table: a snapshot by that name would
     answer ``SELECT ... FROM orders`` with web sessions now, and be hidden after a pull."""

@@ -58,15 +58,17 @@ class OutsideWorkspaceBackend(WorkspaceBackend):
     """The workspace backend, with queries of tables not held here run by the server."""
 
     def _held_here(self, sql: str) -> bool:
-        """Run here when every table is here, or when any is one of this folder's own
-        snapshots or kept results (the server cannot see those; the local rules then say
-        what to pull)."""
+        """Run here when every table is here whole, or when any is one of this folder's
+        own snapshots or kept results (the server cannot see those; the local rules then
+        say what to pull). A table some of whose parts are missing (a pull under way in
+        another kernel, or one that failed) is read on the server, which has it whole."""
         names = tables_read(sql)
         if names is None:
             return False
         inventory = self.local.inventory()
         own = set(inventory.snapshots) | set(inventory.results)
-        return names <= (set(inventory.tables) | own) or bool(names & own)
+        whole = {name for name, held in inventory.tables.items() if not held.missing_parts}
+        return names <= (whole | own) or bool(names & own)
 
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
