@@ -176,9 +176,11 @@ def test_a_table_not_whole_here_is_read_on_the_server(outside: Workspace) -> Non
 def test_a_snapshot_outside_cannot_take_a_server_tables_name(outside: Workspace) -> None:
     """Nothing is pulled yet, but ``orders`` is a table: a snapshot by that name would
     answer ``SELECT ... FROM orders`` with web sessions now, and be hidden after a pull."""
-    with pytest.raises(AgnesRefusal) as refused:
-        outside.snapshot("web_sessions", ["session_id"], name="orders", where=RECENT)
-    assert refused.value.code == "snapshot_invalid" and "orders" in refused.value.message
+    for spelled in ("orders", "ORDERS", "Orders"):  # a name is kept lower-cased
+        with pytest.raises(AgnesRefusal) as refused:
+            outside.snapshot("web_sessions", ["session_id"], name=spelled, where=RECENT)
+        assert refused.value.code == "snapshot_invalid" and "orders" in refused.value.message
+    assert [s.name for s in outside.snapshots()] == []
     assert (
         outside.query("SELECT count(*) AS n FROM orders").provenance.tables[0].query_mode == "local"
     )

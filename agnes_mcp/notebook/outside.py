@@ -29,6 +29,7 @@ from agnes_mcp.rails.refusals import SNAPSHOT_NAME_TAKEN_HINT, SnapshotInvalid
 from agnes_mcp.rails.results import Answer
 from agnes_mcp.rails.snapshot_spec import SnapshotSpec
 from agnes_mcp.session_export.workspace_log import logged
+from agnes_sync.snapshot_files import check_new_name
 
 
 def cache_folder(server_url: str, token: str) -> Path:
@@ -73,6 +74,7 @@ class OutsideWorkspaceBackend(WorkspaceBackend):
     def snapshot_create(
         self, spec: SnapshotSpec, name: str, ttl_seconds: int | None
     ) -> SnapshotInfo:
+        name = check_new_name(name)  # lower-cased, as it will be kept: 'ORDERS' is 'orders'
         server_tables = {entry.id for entry in self.catalog(None, None).tables}
         if name in server_tables:
             raise SnapshotInvalid(
