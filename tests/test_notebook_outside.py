@@ -121,6 +121,15 @@ def test_a_snapshot_outside_is_found_in_any_case(outside: Workspace) -> None:
         assert result.provenance.engine == "duckdb (workspace)"
 
 
+def test_a_snapshot_names_its_table_in_any_case(outside: Workspace) -> None:
+    """``schema``, ``describe`` and SQL take ``WEB_SESSIONS`` for ``web_sessions``; a
+    snapshot's estimate and creation refused it as a table you may not read."""
+    assert outside.snapshot_estimate("WEB_SESSIONS", ["session_id"], where=RECENT).fits_cap
+    info = outside.snapshot("Web_Sessions", ["session_id"], name="recent", where=RECENT)
+    assert info.table_id == "web_sessions" and info.rows > 0
+    assert [s.table_id for s in outside.snapshots()] == ["web_sessions"]
+
+
 def test_a_snapshot_joined_with_a_table_not_pulled_says_to_pull(outside: Workspace) -> None:
     """The snapshot is here, ``customers`` is on the server: one query cannot read both.
     The refusal must say that (as a workspace says it), not that the snapshot is missing."""

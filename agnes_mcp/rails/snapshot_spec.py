@@ -3,7 +3,7 @@ workspace and on the wire between them."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class SnapshotSpec(BaseModel):
@@ -14,6 +14,13 @@ class SnapshotSpec(BaseModel):
     order_by: list[str] = Field(
         default_factory=list, description="Columns, each optionally followed by DESC."
     )
+
+    @field_validator("table_id")
+    @classmethod
+    def _table_id_as_registered(cls, value: str) -> str:
+        """Table ids are lower case; ``WEB_SESSIONS`` names ``web_sessions``, as in SQL,
+        ``schema`` and ``describe`` (it was refused as a table you may not read)."""
+        return value.lower()
 
 
 class SnapshotEstimate(BaseModel):
