@@ -470,6 +470,12 @@ class MarketplaceSettings(BaseModel):
         description="Built feeds (one per distinct set of granted plugins) kept on disk; the "
         "least recently used beyond this are removed.",
     )
+    feed_cache_bytes: ByteSize = Field(
+        default=ByteSize(10 * 1024**3),
+        description="Most bytes the built feeds may take on disk (each distinct set of "
+        "granted plugins is a full copy, as a ZIP and a git repository); the least "
+        "recently used beyond this are removed.",
+    )
     git_requests_per_user: int = Field(
         default=4,
         ge=1,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import random
 import shutil
 import threading
 import zipfile
@@ -390,3 +391,49 @@ def test_a_wrong_password_is_refused_in_words_that_fit_basic_auth(feeds: Feeds, 
     error = answer.json()["error"]
     assert error["code"] == "token_invalid"
     assert "token is not" in error["message"] and "bearer" not in error["message"].lower()
+
+
+def test_the_feed_cache_keeps_to_its_byte_budget(tmp_path: Path) -> None:
+    """Each distinct set of granted plugins is a full copy on disk: a count of entries
+    alone let 200 copies of the largest feed pile up. Past the byte budget the least
+    recently used go (never the one just built, nor one being served)."""
+    from agnes_mcp.services import Services
+    from tests.conftest import make_settings
+
+    services = Services.open(make_settings(tmp_path / "data"))
+    try:
+        blob = random.Random(7).randbytes(1024 * 1024)  # does not compress
+        heavy = {"skills/data/blob.bin": blob}
+        plugins = publish(
+            services,
+            "tools",
+            [PluginSpec(name, {**heavy, f"commands/{name}.md": name.encode()}) for name in "abc"],
+        )
+        one, two, three = (build_feed(services.settings, [p]) for p in plugins)
+        layout = services.marketplaces.layout
+
+        def used() -> int:
+            return sum(f.stat().st_size for f in layout.feeds_dir.rglob("*") if f.is_file())
+
+        unbounded = FeedBuilder(layout, max_entries=100, git_timeout=60)
+        unbounded.ensure_zip(one)
+        unbounded.ensure_repo(one)
+        per_feed = used()
+        assert per_feed > 1024 * 1024
+        shutil.rmtree(layout.feeds_dir)
+
+        builder = FeedBuilder(layout, max_entries=100, git_timeout=60, max_bytes=per_feed * 2)
+        for feed in (one, two):
+            builder.ensure_zip(feed)
+            builder.ensure_repo(feed)
+        assert used() <= per_feed * 2 + 64 * 1024
+        with builder.lease(one.key):  # 'one' is the oldest, but being served
+            builder.ensure_zip(three)
+            builder.ensure_repo(three)
+            assert layout.feed_zip(one.key).exists()
+            assert not layout.feed_zip(two.key).exists()
+            assert not layout.feed_repo(two.key).exists()
+        assert layout.feed_repo(three.key).exists()
+        assert used() <= per_feed * 2 + 64 * 1024
+    finally:
+        services.close()

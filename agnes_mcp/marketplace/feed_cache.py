@@ -5,8 +5,15 @@ feed is never stale: new grants or a new sync make a new key. Builds are blockin
 them from a worker thread); concurrent first requests for one key wait for one build.
 Each build writes under a temporary name starting with ``.`` next to its target and
 renames it into place, so a half-built feed is never served. Every use touches the
-feed; after a build, the least recently used feeds beyond ``feed_cache_entries`` are
-removed, except those in use (:meth:`FeedBuilder.lease`) or being built.
+feed; after a build, the least recently used feeds beyond ``feed_cache_entries``, or
+beyond ``feed_cache_bytes`` on disk, are removed, except those in use
+(:meth:`FeedBuilder.lease`) or being built.
+
+Each distinct set of granted plugins is a full copy (a ZIP and a repository, each about
+the plugins' size): the byte budget bounds that, since a count alone allows 200 copies of
+the largest feed. The copies share no object store on purpose: git's protocol v2 serves
+any object a repository can reach by id (its alternates included), so one store shared
+by feeds would hand anyone who learns a blob id a plugin their groups are not granted.
 """
 
 from __future__ import annotations
@@ -34,9 +41,16 @@ _SUFFIXES = (".zip", ".git")
 
 
 class FeedBuilder:
-    def __init__(self, layout: MarketplaceLayout, max_entries: int, git_timeout: float) -> None:
+    def __init__(
+        self,
+        layout: MarketplaceLayout,
+        max_entries: int,
+        git_timeout: float,
+        max_bytes: int | None = None,
+    ) -> None:
         self.layout = layout
         self.max_entries = max_entries
+        self.max_bytes = max_bytes  # None: bounded by the count only
         self.git_timeout = git_timeout
         self._lock = threading.Lock()
         self._key_locks: dict[str, threading.Lock] = {}
@@ -114,19 +128,24 @@ class FeedBuilder:
             _remove(path)
 
     def _evict(self, keep: str) -> None:
-        """Remove the least recently used feeds beyond ``max_entries``: by their last use
-        in this process, and those unused since it started first, oldest file first."""
+        """Remove the least recently used feeds beyond ``max_entries`` or ``max_bytes``: by
+        their last use in this process, and those unused since it started first, oldest
+        file first."""
         on_disk: dict[str, float] = {}
+        sizes: dict[str, int] = {}
         for path in self.layout.feeds_dir.iterdir():
             if path.name.startswith(".") or path.suffix not in _SUFFIXES:
                 continue
             try:
                 mtime = path.stat().st_mtime
+                size = _size(path) if self.max_bytes is not None else 0
             except FileNotFoundError:
                 continue
             on_disk[path.stem] = max(on_disk.get(path.stem, 0.0), mtime)
+            sizes[path.stem] = sizes.get(path.stem, 0) + size
         excess = len(on_disk) - self.max_entries
-        if excess <= 0:
+        excess_bytes = sum(sizes.values()) - self.max_bytes if self.max_bytes is not None else 0
+        if excess <= 0 and excess_bytes <= 0:
             return
         trash: list[Path] = []
         evicted = 0
@@ -138,7 +157,7 @@ class FeedBuilder:
                 return (0, on_disk[key]) if used is None else (1, float(used))
 
             for key in sorted(on_disk, key=age):
-                if evicted >= excess:
+                if evicted >= excess and excess_bytes <= 0:
                     break
                 if key == keep or self._leases[key] > 0:
                     continue
@@ -149,6 +168,7 @@ class FeedBuilder:
                     trash.extend(self._move_away(key))
                     self._last_use.pop(key, None)
                     evicted += 1
+                    excess_bytes -= sizes.get(key, 0)
                 finally:
                     lock.release()
         for path in trash:
@@ -164,6 +184,20 @@ class FeedBuilder:
                 continue
             moved.append(away)
         return moved
+
+
+def _size(path: Path) -> int:
+    """Bytes a built feed (a ZIP file or a bare repository's folder) takes."""
+    if not path.is_dir():
+        return path.stat().st_size
+    total = 0
+    for entry in path.rglob("*"):
+        try:
+            if entry.is_file():
+                total += entry.stat().st_size
+        except FileNotFoundError:  # removed meanwhile (a repack's temporary file)
+            continue
+    return total
 
 
 def _remove(path: Path) -> None:

@@ -83,7 +83,10 @@ def feed_builder(request: Request) -> FeedBuilder:
         services = get_services(request)
         settings = services.settings.marketplace
         builder = FeedBuilder(
-            services.marketplaces.layout, settings.feed_cache_entries, settings.git_timeout_seconds
+            services.marketplaces.layout,
+            settings.feed_cache_entries,
+            settings.git_timeout_seconds,
+            max_bytes=int(settings.feed_cache_bytes),
         )
         state.marketplace_feeds = builder
     return builder
