@@ -196,6 +196,10 @@ def normalize_url(url: str, *, say: bool = True) -> str:
             "host); Agnes signs in with a token, never with those: give the server's "
             "address alone, and the token with --token or AGNES_TOKEN."
         )
+    # The scheme and host are case-blind: HTTP://Agnes.Example.com is the same server,
+    # whose stored token, workspace entry and notebook cache folder must be found again.
+    cut = len(parts.scheme) + len("://") + len(parts.netloc)
+    chosen = f"{parts.scheme}://{parts.netloc.lower()}{chosen[cut:]}"
     if parts.query or parts.fragment or chosen.endswith(("?", "#")):
         # a query or fragment (copied from a browser: /auth/login?next=/admin) swallowed
         # the path the CLI adds (GET /?x=1/api/whoami)

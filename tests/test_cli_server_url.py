@@ -165,6 +165,18 @@ def test_a_page_the_banner_prints_is_taken_for_the_servers_root(
     assert normalize_url("https://agnes.example.com/home") == "https://agnes.example.com/home"
 
 
+def test_the_scheme_and_host_are_taken_in_any_case() -> None:
+    """HTTP://127.0.0.1 was kept as typed: another key for the stored token and another
+    notebook cache folder (its snapshots gone) for the same server."""
+    from agnes_sync.credentials import normalize_url
+
+    assert (
+        normalize_url("HTTP://Agnes.Example.COM:8000/Team/") == "http://agnes.example.com:8000/Team"
+    )
+    assert normalize_url("Https://[::1]:8000/MCP") == "https://[::1]:8000/MCP"
+    assert normalize_url("HTTP://127.0.0.1:8000/mcp", say=False) == "http://127.0.0.1:8000"
+
+
 def test_an_unreadable_server_url_is_refused_without_a_traceback() -> None:
     """ "http://[::1" raised urllib's ValueError (Invalid IPv6 URL) as a traceback."""
     from agnes_sync.credentials import CredentialsError, normalize_url

@@ -195,6 +195,21 @@ def test_a_snapshot_outside_cannot_take_a_server_tables_name(outside: Workspace)
     )
 
 
+def test_one_server_spelled_in_another_case_keeps_one_cache_folder(nowhere: Path) -> None:
+    """The snapshots of ``connect(server_url="HTTP://127.0.0.1:8000")`` went to another
+    folder than those of ``http://127.0.0.1:8000``: the same server, its snapshots gone."""
+    token = "agnes_abcdefghij_" + "x" * 43
+    folders = set()
+    for url in ("http://127.0.0.1:8000", "HTTP://127.0.0.1:8000/", "http://LOCALHOST:8000"):
+        ws = connect(nowhere, server_url=url, token=token)
+        folders.add(ws.root)
+        ws.close()
+    assert len(folders) == 2  # 127.0.0.1 and localhost are two names, not two spellings
+    ws = connect(nowhere, server_url="http://localhost:8000", token=token)
+    assert ws.root in folders
+    ws.close()
+
+
 def test_no_token_anywhere_is_refused_with_how_to_give_one(nowhere: Path) -> None:
     with pytest.raises(AgnesRefusal) as refused:
         connect(nowhere)
