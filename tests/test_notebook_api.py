@@ -504,8 +504,21 @@ def test_intervals_inside_lists_structs_and_maps_are_durations_too(nb: NotebookS
     assert str(row["l"].dtype) == "timedelta64[us]"  # as DuckDB's .df() has it
     assert row["l"][0] == timedelta(days=1) and str(row["l"][1]) == "NaT"
     assert row["s"] == {"i": timedelta(hours=2), "n": 1}
-    assert row["m"] == [("a", timedelta(days=90))]
+    assert row["m"] == {"a": timedelta(days=90)}  # a map as a dict, as DuckDB's .df() has it
     assert pa.types.is_interval(result.arrow().schema.field("l").type.value_type)  # Arrow keeps it
+
+
+def test_a_map_reaches_df_as_a_dict_as_duckdb_makes_it(nb: NotebookSetup) -> None:
+    """Arrow's default made a MAP a list of (key, value) pairs, so ``row["m"]["k"]``,
+    which works on DuckDB's own .df(), failed; keys no dict can hold stay pairs."""
+    sql = "SELECT MAP {'k': 1, 'j': 2} AS m, [MAP {'a': 'b'}] AS l, {'s': MAP {'x': 3}} AS s"
+    row = nb.ws.query(sql).df().iloc[0]
+    expected = duckdb.sql(sql).df().iloc[0]
+    assert row["m"] == expected["m"] == {"k": 1, "j": 2}
+    assert list(row["l"]) == list(expected["l"]) == [{"a": "b"}]
+    assert row["s"] == expected["s"] == {"s": {"x": 3}}
+    pairs = nb.ws.query("SELECT MAP {[1, 2]: 'a'} AS m, 1 AS n").df().iloc[0]
+    assert [(list(k), v) for k, v in pairs["m"]] == [([1, 2], "a")] and pairs["n"] == 1
 
 
 def test_a_time_of_24_00_reaches_df_and_pl(nb: NotebookSetup) -> None:

@@ -184,6 +184,18 @@ _NULLABLE = {
 }
 
 
+def _to_pandas(table: pa.Table) -> Any:
+    """``table`` as pandas, a MAP as a dict (as DuckDB's own ``.df()`` has it; Arrow's
+    default is a list of pairs, on which ``row["m"]["key"]`` fails); every map of the
+    result stays pairs when one's keys are lists or structs, which no dict can hold."""
+    if not any(_holds(field.type, pa.types.is_map) for field in table.schema):
+        return table.to_pandas(date_as_object=False)
+    try:
+        return table.to_pandas(date_as_object=False, maps_as_pydicts="strict")
+    except TypeError:  # unhashable keys
+        return table.to_pandas(date_as_object=False)
+
+
 def _with_nulls_kept(frame: Any, table: pa.Table, pd: Any) -> None:
     """Give ``frame``'s integer and BOOLEAN columns that hold a NULL pandas' nullable
     types (in place; columns by position, so repeated names are each their own)."""
@@ -291,7 +303,7 @@ class Result:
             if _holds(field.type, pa.types.is_union) or _holds(field.type, pa.types.is_time)
         }
         objects |= _beyond_python(table)  # infinity is no date: never shown as one
-        frame = table.drop_columns(list(objects)).to_pandas(date_as_object=False)
+        frame = _to_pandas(table.drop_columns(list(objects)))
         for name, values in objects.items():  # in their places, as objects
             frame.insert(table.column_names.index(name), name, pd.Series(values, dtype=object))
         _with_nulls_kept(frame, table, pd)
