@@ -521,6 +521,18 @@ def test_a_map_reaches_df_as_a_dict_as_duckdb_makes_it(nb: NotebookSetup) -> Non
     assert [(list(k), v) for k, v in pairs["m"]] == [([1, 2], "a")] and pairs["n"] == 1
 
 
+def test_an_enum_reaches_df_ordered_as_duckdb_makes_it(nb: NotebookSetup) -> None:
+    """Arrow carries a DuckDB ENUM as an unordered dictionary: its .df() column was an
+    unordered categorical, on which max() and < raise TypeError (DuckDB's own work)."""
+    sql = "SELECT s::ENUM('s', 'm', 'l') AS size FROM (VALUES ('m'), ('l'), (NULL)) t(s)"
+    frame = nb.ws.query(sql).df()
+    expected = duckdb.sql(sql).df()
+    assert frame["size"].cat.ordered and expected["size"].cat.ordered
+    assert list(frame["size"].cat.categories) == ["s", "m", "l"]
+    assert frame["size"].max() == expected["size"].max() == "l"
+    assert (frame["size"] > "s").tolist() == [True, True, False]
+
+
 def test_a_time_of_24_00_reaches_df_and_pl(nb: NotebookSetup) -> None:
     """DuckDB's TIME holds 24:00:00, Python's time does not: .df() raised 'hour must be
     in 0..23' for the whole frame (in a list or struct too). DuckDB's .df() has the

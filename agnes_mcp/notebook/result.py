@@ -184,6 +184,15 @@ _NULLABLE = {
 }
 
 
+def _enums_ordered(frame: Any, table: pa.Table) -> None:
+    """A DuckDB ENUM (Arrow's dictionary, which arrives unordered) as an ordered
+    categorical, in its declared order, as DuckDB's own ``.df()`` has it: on an unordered
+    one ``frame["size"].max()`` or ``frame["size"] > "s"`` raise TypeError."""
+    for index, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            frame.isetitem(index, frame.iloc[:, index].cat.as_ordered())
+
+
 def _to_pandas(table: pa.Table) -> Any:
     """``table`` as pandas, a MAP as a dict (as DuckDB's own ``.df()`` has it; Arrow's
     default is a list of pairs, on which ``row["m"]["key"]`` fails); every map of the
@@ -307,6 +316,7 @@ class Result:
         for name, values in objects.items():  # in their places, as objects
             frame.insert(table.column_names.index(name), name, pd.Series(values, dtype=object))
         _with_nulls_kept(frame, table, pd)
+        _enums_ordered(frame, table)
         frame.attrs["agnes"] = {
             "truncated": self.truncated,
             "row_count": self.row_count,
