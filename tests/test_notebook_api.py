@@ -533,6 +533,20 @@ def test_an_enum_reaches_df_ordered_as_duckdb_makes_it(nb: NotebookSetup) -> Non
     assert (frame["size"] > "s").tolist() == [True, True, False]
 
 
+def test_a_date_inside_a_struct_or_map_reaches_df_as_a_date(nb: NotebookSetup) -> None:
+    """Arrow made a DATE inside a STRUCT or MAP a datetime, which equals no date: a filter
+    on it matched nothing, silently. DuckDB's own .df() has a date there."""
+    sql = (
+        "SELECT {'d': DATE '2024-01-02', 'n': 1} AS s, MAP {'k': DATE '2024-01-03'} AS m, "
+        "DATE '2024-01-04' AS d"
+    )
+    row = nb.ws.query(sql).df().iloc[0]
+    expected = duckdb.sql(sql).df().iloc[0]
+    assert row["s"] == expected["s"] == {"d": date(2024, 1, 2), "n": 1}
+    assert row["m"] == expected["m"] == {"k": date(2024, 1, 3)}
+    assert str(nb.ws.query(sql).df()["d"].dtype).startswith("datetime64")  # a column stays
+
+
 def test_a_time_of_24_00_reaches_df_and_pl(nb: NotebookSetup) -> None:
     """DuckDB's TIME holds 24:00:00, Python's time does not: .df() raised 'hour must be
     in 0..23' for the whole frame (in a list or struct too). DuckDB's .df() has the

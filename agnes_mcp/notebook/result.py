@@ -196,13 +196,26 @@ def _enums_ordered(frame: Any, table: pa.Table) -> None:
 def _to_pandas(table: pa.Table) -> Any:
     """``table`` as pandas, a MAP as a dict (as DuckDB's own ``.df()`` has it; Arrow's
     default is a list of pairs, on which ``row["m"]["key"]`` fails); every map of the
-    result stays pairs when one's keys are lists or structs, which no dict can hold."""
+    result stays pairs when one's keys are lists or structs, which no dict can hold. A
+    DATE inside a STRUCT or MAP is a ``date``, as there (Arrow made it a ``datetime``,
+    which equals no ``date``: ``row["s"]["d"] == date(2024, 1, 2)`` was False)."""
+    frame = _converted(table, dates_as_objects=False)
+    for index, field in enumerate(table.schema):
+        if (pa.types.is_struct(field.type) or pa.types.is_map(field.type)) and _holds(
+            field.type, pa.types.is_date
+        ):
+            column = _converted(table.select([index]), dates_as_objects=True)
+            frame.isetitem(index, column.iloc[:, 0])
+    return frame
+
+
+def _converted(table: pa.Table, *, dates_as_objects: bool) -> Any:
     if not any(_holds(field.type, pa.types.is_map) for field in table.schema):
-        return table.to_pandas(date_as_object=False)
+        return table.to_pandas(date_as_object=dates_as_objects)
     try:
-        return table.to_pandas(date_as_object=False, maps_as_pydicts="strict")
+        return table.to_pandas(date_as_object=dates_as_objects, maps_as_pydicts="strict")
     except TypeError:  # unhashable keys
-        return table.to_pandas(date_as_object=False)
+        return table.to_pandas(date_as_object=dates_as_objects)
 
 
 def _with_nulls_kept(frame: Any, table: pa.Table, pd: Any) -> None:
