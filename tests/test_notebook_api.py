@@ -481,6 +481,8 @@ def test_integers_and_booleans_with_nulls_keep_their_values_in_df(nb: NotebookSe
     assert [str(t) for t in frame.dtypes] == ["Int64", "Int32", "UInt8", "boolean", "int32"]
     assert frame["id"][0] == 9007199254740993 and frame["id"].isna().tolist() == [False, True]
     assert frame["flag"].tolist()[0] is True and frame["flag"].isna().tolist() == [False, True]
+    nested = nb.ws.query("SELECT [9007199254740993, NULL]::BIGINT[] AS l").df()["l"][0]
+    assert list(nested) == [9007199254740993, None]  # in a list too, not a float64 array
     assert frame.attrs["agnes"]["truncated"] is False
 
 

@@ -210,12 +210,16 @@ def _to_pandas(table: pa.Table) -> Any:
 
 
 def _converted(table: pa.Table, *, dates_as_objects: bool) -> Any:
+    """Arrow's ``to_pandas``, integers holding a NULL kept as Python ints at any depth (a
+    LIST of BIGINT with a NULL was a float64 array, an id past 2**53 another number);
+    top-level ones then become pandas' nullable types (:func:`_with_nulls_kept`)."""
+    options: dict[str, Any] = {"date_as_object": dates_as_objects, "integer_object_nulls": True}
     if not any(_holds(field.type, pa.types.is_map) for field in table.schema):
-        return table.to_pandas(date_as_object=dates_as_objects)
+        return table.to_pandas(**options)
     try:
-        return table.to_pandas(date_as_object=dates_as_objects, maps_as_pydicts="strict")
+        return table.to_pandas(**options, maps_as_pydicts="strict")
     except TypeError:  # unhashable keys
-        return table.to_pandas(date_as_object=dates_as_objects)
+        return table.to_pandas(**options)
 
 
 def _with_nulls_kept(frame: Any, table: pa.Table, pd: Any) -> None:
