@@ -65,21 +65,11 @@ def _rewritten(body: bytes, request: McpPost | None = None) -> bytes | None:
     return json.dumps(answer).encode()
 
 
-def readable_id(request: bytes) -> str | int | None:
-    """The ``id`` of ``request`` when it is a request (a JSON object with a ``method``)
-    with a usable one: an error answering what the client sent as an answer (to a request
-    of the server's) carries none, or the client would take it for the answer to its own
-    request of that id."""
-    try:
-        found = json.loads(request)
-    except ValueError:
-        return None
-    return id_of(found)
-
-
 def id_of(message: Any) -> str | int | None:
-    """:func:`readable_id` of a body already parsed (``message``; :data:`NOT_JSON` for
-    one that is not JSON)."""
+    """The ``id`` of a message already parsed (:data:`NOT_JSON` for one that is not JSON)
+    when it is a request (a JSON object with a ``method``) with a usable one: an error
+    answering what the client sent as an answer (to a request of the server's) carries
+    none, or the client would take it for the answer to its own request of that id."""
     if message is NOT_JSON or not isinstance(message, dict) or "method" not in message:
         return None
     ident = message.get("id")

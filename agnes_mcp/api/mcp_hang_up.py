@@ -32,18 +32,10 @@ SESSION_HEADER = b"mcp-session-id"
 HUNG_UP_REASON = "the client hung up before the answer"
 
 
-def request_ids(body: bytes) -> list[Any]:
-    """The ids of the requests ``body`` carries (one message or a list of them), but an
-    ``initialize`` (which cannot be cancelled)."""
-    try:
-        found = json.loads(body)
-    except ValueError:
-        return []
-    return ids_of(found)
-
-
 def ids_of(found: Any) -> list[Any]:
-    """:func:`request_ids` of a body already parsed (``found``)."""
+    """The ids of the requests a body already parsed (``found``: one message or a list of
+    them, :data:`NOT_JSON` for one that is not JSON) carries, but an ``initialize`` (which
+    cannot be cancelled)."""
     if found is NOT_JSON:
         return []
     messages = found if isinstance(found, list) else [found]
