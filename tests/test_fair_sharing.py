@@ -67,11 +67,12 @@ def holder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Holder]:
         sql: str,
         limits: Limits,
         prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+        fixed_width: bool = False,
     ) -> RunResult:
         if "agnes_hold" in sql:
             hold.entered.release()
             hold.gate.wait(GENEROUS)
-        return original(self, sql, limits, prepare)
+        return original(self, sql, limits, prepare, fixed_width)
 
     monkeypatch.setattr(Sandbox, "run", run)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,9 +43,9 @@ def used(monkeypatch: pytest.MonkeyPatch) -> list[Sandbox]:
     seen: list[Sandbox] = []
     run = Sandbox.run
 
-    def spied(self: Sandbox, sql: str, limits: Limits) -> object:
+    def spied(self: Sandbox, sql: str, limits: Limits, **options: Any) -> object:
         seen.append(self)
-        return run(self, sql, limits)
+        return run(self, sql, limits, **options)
 
     monkeypatch.setattr(Sandbox, "run", spied)
     return seen
