@@ -505,6 +505,30 @@ CASES: list[tuple[str, str, str]] = [
     (L, "SELECT typeof(order_id), round(avg(total_amount), 2) FROM orders GROUP BY 1", OK),
     (L, "SELECT strftime(order_date, '%Y-%m'), regexp_replace(status, 'ed$', '') FROM orders", OK),
     (L, "SELECT list_transform([1, 2], lambda x: x * 2), [x * 2 FOR x IN [1, 2]]", OK),
+    # lambdas that add a large value to every element of a list: counted as they run
+    (L, "SELECT [x || status FOR x IN ['a', 'b'] IF x > 'a'] FROM orders", OK),
+    (R, "SELECT list_transform([1, 2], lambda x: device || x) FROM web_sessions LIMIT 2", OK),
+    (
+        R,
+        "SELECT len(list_transform(range(5000), lambda x: device || repeat('x', 600))) "
+        "FROM web_sessions LIMIT 2",
+        "value_too_large",
+    ),
+    (L, "SELECT list_transform(range(3), lambda x, i: repeat(status, i)) FROM orders", OK),
+    (L, "SELECT len(list_transform(range(2000), lambda x: repeat('x', 60000)))", "value_too_large"),
+    (
+        L,
+        "SELECT len([s FOR x IN range(2000)]) FROM (SELECT repeat(status, 5000) AS s FROM orders "
+        "LIMIT 1)",
+        "value_too_large",
+    ),
+    (L, "SELECT len(range(2000).apply(lambda x: ['y' || repeat('z', 1000)]))", "value_too_large"),
+    (
+        L,
+        "SELECT len(list_reduce(range(1000), lambda a, b: a || s, '')) "
+        "FROM (SELECT repeat('x', 60000) AS s)",
+        "value_too_large",
+    ),
     (L, "SELECT quantile_cont(total_amount, 0.5), median(total_amount) FROM orders", OK),
     (
         L,
@@ -669,6 +693,23 @@ RESOURCE_CASES: list[tuple[str, str]] = [
     (
         "SELECT len(array_reduce([[1]] || range(25).list_transform(lambda x: [x]), "
         "lambda a, b: list_concat(a, a)))",
+        "value_too_large",
+    ),
+    # a lambda adding a large value to each element of a list (480 MB a row; a vector of
+    # rows asks for a terabyte), directly, through a comprehension, a nested list
+    (
+        "SELECT sum(len(list_transform(range(8000), lambda x: repeat('x', 60000 + i)))) "
+        "FROM range(3) t(i)",
+        "value_too_large",
+    ),
+    (
+        "SELECT sum(len([s FOR x IN range(8000)])) "
+        "FROM (SELECT repeat('x', 60000) || i AS s FROM range(3) t(i))",
+        "value_too_large",
+    ),
+    (
+        "SELECT sum(len(list_transform(range(3), lambda x: list_transform(range(8000), "
+        "lambda y: repeat('x', 600))))) FROM range(1000)",
         "value_too_large",
     ),
     # a constant of a nested ARRAY type: one DuckDB Value an element, bound outside the

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 import threading
 import time
 import weakref
@@ -37,6 +38,7 @@ from agnes_mcp.rails import (
     bare_functions,
     chains,
     inlined_ctes,
+    list_lambdas,
     reduce_lambdas,
     relations,
     result_meter,
@@ -134,6 +136,7 @@ def lock_down(
     settings to ``con`` (spilling past ``memory_limit`` to a private folder, at most
     ``spill_bytes``: :mod:`spill`) and lock them."""
     value_guards.install(con)
+    list_lambdas.install(con)
     bare_functions.install(con)
     con.execute(f"SET temp_directory = {quote_literal(spill.folder())}")
     con.execute(f"SET max_temp_directory_size = '{int(spill_bytes)} bytes'")
@@ -275,16 +278,17 @@ def run_select(
     reusable = pooled and prepare is None
     try:
         statement, text = _one_select(cursor, sql)
+        caller_text = text
         chains.check_text(text)  # DuckDB's binder does not stop for an interrupt on one
         guarded, inlines = value_guards.needs_check(text), inlined_ctes.needs_check(text)
         joins, windows = relations.needs_check(text), window_values.needs_check(text)
-        reduces = reduce_lambdas.needs_check(text)
-        if guarded or inlines or joins or windows or reduces:
+        reduces, lambdas = reduce_lambdas.needs_check(text), list_lambdas.needs_check(text)
+        if guarded or inlines or joins or windows or reduces or lambdas:
             serialized = _serialized(cursor, text)
             # the relations are walked (scoped by CTE) only when their count in the text
             # may pass the bound (~0.05 ms, where the walk takes milliseconds)
             many = inlines or (joins and relations.over(serialized))
-            if guarded or many or windows or reduces:
+            if guarded or many or windows or reduces or lambdas:
                 tree = _parse_tree(serialized)
                 if reduces:
                     reduce_lambdas.check(tree)
@@ -297,6 +301,8 @@ def run_select(
                     inlined_ctes.check(tree)
                 if many:
                     relations.check(inlined_ctes.relations(tree))
+                if lambdas:  # last: the checks above read the caller's own tree
+                    statement, text = _lambdas_checked(cursor, statement, text, tree)
     except BaseException:
         _done(base, cursor, reusable)
         raise
@@ -351,7 +357,7 @@ def run_select(
             reusable = False
             if isinstance(base, SandboxConnection):
                 base.retire()
-        raise _failure(str(exc), text, limits) from None
+        raise _failure(str(exc), caller_text, limits, moved=text is not caller_text) from None
     except RuntimeError as exc:
         if interrupted_by_user(exc):
             raise KeyboardInterrupt from None
@@ -463,6 +469,27 @@ def _serialized(cursor: duckdb.DuckDBPyConnection, text: str) -> str:
     return str(row[0]) if row and row[0] is not None else ""
 
 
+def _lambdas_checked(
+    cursor: duckdb.DuckDBPyConnection, statement: duckdb.Statement, text: str, tree: Any
+) -> tuple[duckdb.Statement, str]:
+    """The SELECT with its lists' lambdas checked as they run (:mod:`list_lambdas`), its
+    answer's columns named as the caller's own SELECT names them; unchanged without such
+    a lambda. Nothing is bound here: a prepare step (a warehouse's USE) runs later."""
+
+    def to_sql(rewritten: Any) -> str:
+        row = cursor.execute(
+            "SELECT json_deserialize_sql(?::JSON)", [json.dumps(rewritten)]
+        ).fetchone()
+        return str(row[0]) if row and row[0] is not None else ""
+
+    try:
+        if not list_lambdas.rewrite(tree, to_sql):
+            return statement, text
+        return _one_select(cursor, to_sql(tree))
+    except duckdb.Error as exc:
+        raise QueryFailed(f"DuckDB cannot check the query: {str(exc).splitlines()[0]}") from None
+
+
 def _parse_tree(serialized: str) -> Any:
     """The parse tree in ``serialized`` (:func:`_serialized`), or a refusal."""
     try:
@@ -513,12 +540,13 @@ def _timeout(limits: Limits) -> QueryTimeout | QueryCancelled | ServerStopping:
     return query_timeout(limits.timeout_seconds)
 
 
-def _failure(message: str, sql: str, limits: Limits) -> QueryRefused:
+def _failure(message: str, sql: str, limits: Limits, *, moved: bool = False) -> QueryRefused:
     """A DuckDB error (also one relayed through the Arrow stream, as text) as a refusal
-    naming the limit it hit, else as the engine's own message."""
+    naming the limit it hit, else as the engine's own message (``moved``: DuckDB ran
+    ``sql`` rewritten, so its positions are not ``sql``'s)."""
     if message.startswith("INTERRUPT Error"):
         return _timeout(limits)
-    too_large = value_guards.refusal(message)
+    too_large = value_guards.refusal(message) or list_lambdas.refusal(message)
     if too_large is not None:
         return too_large
     denied = bare_functions.refusal(message)
@@ -543,7 +571,8 @@ def _failure(message: str, sql: str, limits: Limits) -> QueryRefused:
             f"The query needed more memory than a query may use ({first}).",
             details={"limit_name": "query_memory_limit"},
         )
-    return engine_failure(message, sql, line_offset=1)
+    # a position in SQL the sandbox rewrote (moved) is not one in the caller's: none is given
+    return engine_failure(message, sql, line_offset=sys.maxsize if moved else 1)
 
 
 def engine_failure(text: str, sql: str, *, line_offset: int = 0) -> QueryFailed:
