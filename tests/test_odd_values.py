@@ -4,6 +4,8 @@ prints them; nothing becomes an untyped error or a 500."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import httpx
 import pyarrow as pa
@@ -13,7 +15,10 @@ from fastmcp import Client
 from agnes_mcp.mcp_server.result_store import ResultStore
 from agnes_mcp.mcp_server.server import build_single_user_mcp
 from agnes_mcp.mcp_server.server_backend import ServerBackend
-from tests.conftest import DemoServer
+from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
+from agnes_sync.server_api import ServerApi
+from agnes_sync.workspace.layout import WorkspacePaths
+from tests.conftest import DemoServer, pull_into_workspace
 from tests.rails_corpus import ODD_VALUE_CASES
 
 IDS = [f"{i:02d}" for i in range(len(ODD_VALUE_CASES))]
@@ -114,3 +119,73 @@ async def test_the_mcp_text_writes_values_as_duckdb_does(
     stats = kept.structured_content["summary"][0]
     assert (stats["min"], stats["max"]) == bounds
     assert f"ts: nulls 0, distinct 1000, {bounds[0]}..{bounds[1]}" in kept.content[0].text  # type: ignore[union-attr]
+
+
+KEPT_WIDE = (
+    "SELECT HUGEINT '170141183460469231731687303715884105727' AS hmax, "
+    "HUGEINT '-170141183460469231731687303715884105728' AS hmin, 7::HUGEINT AS seven, "
+    "UHUGEINT '340282366920938463463374607431768211455' AS umax, "
+    "[HUGEINT '170141183460469231731687303715884105727'] AS hl, "
+    "{'a': UHUGEINT '340282366920938463463374607431768211455'} AS us, "
+    "TIMETZ '12:00:00+05' AS tz, repeat('x', 2000) AS pad FROM range(300)"
+)
+READ_BACK = (
+    "SELECT hmax - 1, hmin::VARCHAR, seven // 2, umax - 1, hl[1] - 1, us.a - 1, "
+    "typeof(hmax), typeof(umax), typeof(tz) FROM {} LIMIT 1"
+)
+READ_BACK_ROW = [
+    170141183460469231731687303715884105726,
+    "-170141183460469231731687303715884105728",
+    3,
+    "340282366920938463463374607431768211454",
+    170141183460469231731687303715884105726,
+    "340282366920938463463374607431768211454",
+    "HUGEINT",
+    "UHUGEINT",
+    "TIME WITH TIME ZONE",
+]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_kept_result_keeps_its_128_bit_integers(
+    demo_server: DemoServer, anyio_backend: str
+) -> None:
+    """A HUGEINT travels as an Arrow decimal128(38, 0) and a UHUGEINT as text; a kept
+    result read back gets their types again: its 39-digit values take arithmetic (a
+    DECIMAL(38, 0) overflowed on them, and its text cast was an internal error), integer
+    division stays integer (7 // 2 was 3.5), a UHUGEINT is a number again, in lists and
+    structs too."""
+    services = demo_server.live.services
+    analyst = services.tokens.authenticate(demo_server.analyst_token)
+    mcp = build_single_user_mcp(ServerBackend(services, analyst, ResultStore()))
+    async with Client(mcp) as client:
+        first = await client.call_tool("query", {"sql": KEPT_WIDE}, raise_on_error=False)
+        assert first.structured_content is not None, first.content
+        handle = first.structured_content["result_handle"]
+        assert str(handle).startswith("result_")
+        again = await client.call_tool(
+            "query", {"sql": READ_BACK.format(handle)}, raise_on_error=False
+        )
+    assert not again.is_error, again.content[0].text  # type: ignore[union-attr]
+    assert again.structured_content is not None
+    assert again.structured_content["rows"][0] == READ_BACK_ROW
+
+
+def test_a_result_kept_in_a_workspace_keeps_its_128_bit_integers(
+    demo_server: DemoServer, tmp_path: Path
+) -> None:
+    """The same in a workspace, whose kept results are parquet files read by DuckDB."""
+    root = pull_into_workspace(demo_server.live.base_url, demo_server.analyst_token, tmp_path)
+    backend = WorkspaceBackend(
+        WorkspacePaths(root), ServerApi(demo_server.live.base_url, demo_server.analyst_token)
+    )
+    try:
+        answer = backend.query(KEPT_WIDE, 300)
+        handle = backend.keep_result(answer.table, answer)
+        again = backend.query(READ_BACK.format(handle), 1)
+    finally:
+        backend.close()
+    assert again.table.to_pylist()[0] == dict(
+        zip(again.table.column_names, READ_BACK_ROW, strict=True)
+    )

@@ -31,6 +31,13 @@ except ImportError:  # pragma: no cover - a DuckDB without it takes the relation
     _seam = None  # type: ignore[assignment]
 
 _LOSSY = re.compile(r"\b(UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT|GEOMETRY|VARIANT)\b")
+# Columns whose Arrow type is not the DuckDB type they came from (HUGEINT is an Arrow
+# decimal128(38, 0), which a DECIMAL(38, 0) is too; the lossy ones are text; a GEOMETRY or VARIANT stays text, which their
+# nested forms could not be cast back from): their field
+# carries DuckDB's type under this key, so an answer read back into DuckDB (a kept result)
+# can be given its own type again (see extra_tables).
+DUCKDB_TYPE = b"agnes.duckdb_type"
+_RETYPED = re.compile(r"\b(HUGEINT|UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT)\b")
 
 
 def stream(cursor: duckdb.DuckDBPyConnection, sql: str, batch_rows: int) -> pa.RecordBatchReader:
@@ -39,10 +46,13 @@ def stream(cursor: duckdb.DuckDBPyConnection, sql: str, batch_rows: int) -> pa.R
         return _by_relation(cursor, sql, batch_rows)
     result: Any = _seam.submit(cursor, sql, None, "stream", batch_rows)
     columns = [(str(d[0]), str(d[1])) for d in result.description or []]
-    if any(_LOSSY.search(kind) for _, kind in columns):
+    lossy = any(_LOSSY.search(kind) for _, kind in columns)
+    if lossy:
         result.close()
         result = _seam.submit(cursor, faithful_sql(sql, columns), None, "stream", batch_rows)
     reader: pa.RecordBatchReader = result.arrow_reader()
+    if lossy or any("HUGEINT" in kind for _, kind in columns):
+        return _typed(reader, columns)
     return reader
 
 
@@ -85,4 +95,21 @@ def _by_relation(
     if any(_LOSSY.search(kind) for _, kind in columns):
         relation = cursor.sql(faithful_sql(sql, columns))
     reader: pa.RecordBatchReader = relation.to_arrow_reader(batch_rows)
-    return reader
+    return _typed(reader, columns)
+
+
+def _typed(
+    reader: pa.RecordBatchReader, columns: Sequence[tuple[str, str]]
+) -> pa.RecordBatchReader:
+    """``reader``, its retyped columns (:data:`DUCKDB_TYPE`) marked with their DuckDB type
+    (an answer of other types is not given here: the stream checks its types for lossy
+    ones and HUGEINT already)."""
+    if not any(_RETYPED.search(kind) for _, kind in columns):
+        return reader
+    fields = [
+        field.with_metadata({**(field.metadata or {}), DUCKDB_TYPE: kind.encode()})
+        if _RETYPED.search(kind)
+        else field
+        for field, (_, kind) in zip(reader.schema, columns, strict=True)
+    ]
+    return reader.cast(pa.schema(fields, metadata=reader.schema.metadata))

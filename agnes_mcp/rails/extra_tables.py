@@ -10,6 +10,8 @@ gains a file path, and nothing registered outlives the cursor.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from agnes_mcp.rails.answer_stream import DUCKDB_TYPE
 from agnes_mcp.rails.tables import CatalogTable
+from agnes_sync.sql_text import quote_ident
+
+# A DuckDB type as DuckDB names one (letters, digits, spaces, commas, brackets, quotes of
+# struct fields): anything else in a kept result's metadata is not put into SQL.
+_TYPE_NAME = re.compile(r"[A-Za-z0-9_ ,()\[\]\"]+")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,36 @@ def registrar(
                 source = pads.dataset(str(data))
             else:
                 source = data
-            cursor.register(extra.name, source)
+            retyped = retyped_columns(source.schema)
+            if not retyped:
+                cursor.register(extra.name, source)
+                continue
+            # registered under a hidden name, read through a view that gives the columns
+            # their DuckDB types back (the query's transaction, rolled back, drops both)
+            hidden = f"agnes_kept_{secrets.token_hex(8)}"
+            cursor.register(hidden, source)
+            cursor.execute(
+                f"CREATE TEMP VIEW {quote_ident(extra.name)} AS "
+                f"{retyped_select(f'SELECT * FROM {quote_ident(hidden)}', retyped)}"
+            )
 
     return register
+
+
+def retyped_columns(schema: pa.Schema) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of the columns an answer marked as not of their DuckDB type
+    in Arrow (:data:`~agnes_mcp.rails.answer_stream.DUCKDB_TYPE`): a HUGEINT is an Arrow
+    decimal128(38, 0) and would come back a DECIMAL(38, 0), whose arithmetic overflows
+    on its 39-digit values; a UHUGEINT, a TIMETZ or a BIT would come back as text."""
+    found = []
+    for field in schema:
+        kind = (field.metadata or {}).get(DUCKDB_TYPE)
+        if kind is not None and _TYPE_NAME.fullmatch(kind.decode()):
+            found.append((field.name, kind.decode()))
+    return found
+
+
+def retyped_select(select: str, retyped: list[tuple[str, str]]) -> str:
+    """``select`` (``SELECT * FROM ...``) with the ``retyped`` columns cast back."""
+    casts = ", ".join(f"CAST({quote_ident(n)} AS {t}) AS {quote_ident(n)}" for n, t in retyped)
+    return select.replace("SELECT *", f"SELECT * REPLACE ({casts})", 1)

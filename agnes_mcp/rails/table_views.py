@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from agnes_mcp.rails.arrow_sources import ArrowSource, TableUnavailable, open_source
+from agnes_mcp.rails.extra_tables import retyped_columns, retyped_select
 from agnes_mcp.rails.file_copies import Lease, NativeFiles
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_sync.sql_text import quote_ident, quote_literal
@@ -103,6 +104,8 @@ def _create_view(
     if lease is not None:
         try:  # reading the footers here refuses a damaged file before any query
             select = native_select(lease.paths, by_name=not same_schema(con, lease.paths))
+            if table.query_mode == "result":  # a kept answer: its columns' own types
+                select = _kept_types(select, table.files)
             con.execute(f"CREATE VIEW {quote_ident(table.id)} AS {select}")
         except duckdb.Error:
             lease.release()  # no view reads these copies
@@ -118,6 +121,16 @@ def _create_view(
     con.execute(f"CREATE VIEW {quote_ident(table.id)} AS {source.select}")
     con.unregister(source.name)
     views.sources[table.id.lower()] = source
+
+
+def _kept_types(select: str, files: Iterable[str]) -> str:
+    """``select`` over a kept result's file, its columns that are not in parquet of their
+    DuckDB type (a HUGEINT, a UHUGEINT: :func:`extra_tables.retyped_columns`, from the
+    Arrow schema the file holds) cast back to it."""
+    import pyarrow.parquet as pq
+
+    retyped = [c for f in files for c in retyped_columns(pq.read_schema(f))]
+    return retyped_select(select, retyped) if retyped else select
 
 
 def _attach(con: duckdb.DuckDBPyConnection, table: CatalogTable, path: str, views: Views) -> bool:
