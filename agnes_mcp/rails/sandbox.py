@@ -52,6 +52,7 @@ from agnes_mcp.rails.engine_errors import locate, read_duckdb_error, within
 from agnes_mcp.rails.file_copies import SHARED, NativeFiles
 from agnes_mcp.rails.native_tables import NativeTables
 from agnes_mcp.rails.refusals import (
+    STOPPING_RETRY_SECONDS,
     MultipleStatements,
     QueryCancelled,
     QueryFailed,
@@ -84,6 +85,27 @@ class MemoryLimitExceeded(QueryRefused):
     default_hint = (
         "The query needs more memory than a query may use (query_memory_limit): aggregate "
         "or filter earlier, select fewer columns, or split it."
+    )
+
+
+class ServerShortOfMemory(QueryRefused):
+    """The process could not get memory it asked the system for (an allocation failed
+    below the query's own limit, or a sandbox could not be made): the machine or the
+    process is short of memory, not the query past ``query_memory_limit``."""
+
+    code = "server_out_of_memory"
+    status = 503
+    default_hint = (
+        "Send the query again in a moment; if it keeps failing, the server is short of "
+        "memory (other queries, or the machine): tell its admin."
+    )
+
+
+def server_short_of_memory(what: str) -> ServerShortOfMemory:
+    return ServerShortOfMemory(
+        f"The server could not get the memory {what}: it is short of memory now; the "
+        "query did not pass its own limit (query_memory_limit).",
+        details={"retry_after_seconds": STOPPING_RETRY_SECONDS},
     )
 
 
@@ -352,6 +374,8 @@ def run_select(
         table, bytes_cut = interruptible(watched_read)
     except duckdb.InterruptException:
         raise _timeout(limits) from None
+    except MemoryError:
+        raise server_short_of_memory("to read the answer") from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
         if invalidated(str(exc)):
             reusable = False
@@ -557,6 +581,10 @@ def _failure(message: str, sql: str, limits: Limits, *, moved: bool = False) -> 
             "The query needed more memory than a query may use (an allocation failed).",
             details={"limit_name": "query_memory_limit"},
         )
+    if message.startswith("Out of Memory Error") and "(bad allocation)" in message:
+        # the system refused the allocation (DuckDB's own limit says "X/Y used")
+        first = message.splitlines()[0].removeprefix("Out of Memory Error: ").rstrip(".")
+        return server_short_of_memory(f"the query needed ({first})")
     if message.startswith("Out of Memory Error"):
         first = message.splitlines()[0].removeprefix("Out of Memory Error: ").rstrip(".")
         if spill.over_budget(message):
@@ -646,10 +674,16 @@ class Sandbox:
         spill_bytes: int = spill.SPILL_BYTES,
     ) -> None:
         self.tables = {t.id for t in tables}
-        self._con = duckdb.connect()
+        try:
+            self._con = duckdb.connect()
+        except (MemoryError, duckdb.OutOfMemoryException):
+            raise server_short_of_memory("to open the tables for the query") from None
         try:
             install_decoders(self._con)
             views = create_views(self._con, tables, copies, natives)
+        except (MemoryError, duckdb.OutOfMemoryException):
+            self._con.close()
+            raise server_short_of_memory("to open the tables for the query") from None
         except BaseException:
             self._con.close()
             raise
@@ -662,6 +696,10 @@ class Sandbox:
                 threads=threads,
                 spill_bytes=spill_bytes,
             )
+        except (MemoryError, duckdb.OutOfMemoryException):
+            self._con.close()
+            views.release()
+            raise server_short_of_memory("to open the tables for the query") from None
         except BaseException:
             self._con.close()
             views.release()

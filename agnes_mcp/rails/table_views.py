@@ -107,6 +107,9 @@ def _create_view(
             if table.query_mode == "result":  # a kept answer: its columns' own types
                 select = _kept_types(select, table.files)
             con.execute(f"CREATE VIEW {quote_ident(table.id)} AS {select}")
+        except duckdb.OutOfMemoryException:
+            lease.release()  # the process is short of memory: the file is not to blame
+            raise
         except duckdb.Error:
             lease.release()  # no view reads these copies
             raise _unavailable(table, "unreadable parquet") from None
