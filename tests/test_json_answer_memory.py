@@ -81,3 +81,51 @@ def test_the_json_answer_streams_in_bounded_memory_and_still_says_it_was_cut(
     # built whole, the JSON answer took its text (96 MB) and the rows as Python values on
     # top of what the Arrow answer took (240 MiB more in all); streamed, one slice more
     assert grown_mib < 48, f"the JSON answer's peak memory was {grown_mib:.0f} MiB more"
+
+
+# A thousand 60 KB blobs, then 99,000 rows of nothing: 58 MB as Arrow, the average row
+# 600 bytes; a blob's byte is five characters of JSON ("\\x01").
+BLOBS = "SELECT i, CASE WHEN i < 1000 THEN repeat('\\x01'::BLOB, 60000) END AS b FROM range(100000) t(i)"
+
+
+def test_large_rows_together_are_rendered_a_slice_at_a_time_too(tmp_path: Path) -> None:
+    """A slice's length came from the answer's average row: the first slice held every
+    blob (60 MB of Arrow) and rendered a gigabyte of text at once. A slice is now cut to
+    about SLICE_BYTES of its own rows."""
+    data = tmp_path / "data"
+    env = server_env(tmp_path, AGNES_SCAN_CAPS__MAX_RESULT_BYTES=str(CAP))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = announced_url(process.stdout, then="Press Ctrl-C to stop.")
+        assert base_url, "the server did not start"
+        token = (data / "state" / "bootstrap-token").read_text().strip()
+        with httpx.Client(
+            base_url=base_url, timeout=300, headers={"Authorization": f"Bearer {token}"}
+        ) as client:
+            arrow = client.post("/api/query", json={"sql": BLOBS, "limit": 100000}, headers=ARROW)
+            assert arrow.status_code == 200, arrow.text
+            del arrow
+            before = _peak_kib(process.pid)
+            size, tail = 0, b""
+            with client.stream(
+                "POST", "/api/query", json={"sql": BLOBS, "limit": 100000}
+            ) as answer:
+                assert answer.status_code == 200
+                for chunk in answer.iter_bytes():
+                    tail = (tail + chunk)[-4096:]
+                    size += len(chunk)
+            grown_mib = (_peak_kib(process.pid) - before) / 1024
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    said = json.loads(b'{"rows":[' + tail[tail.index(b"]],") + 1 :])
+    assert said["truncated"] is True and said["reason"] == "bytes"
+    assert size <= CAP + 4096
+    assert grown_mib < 96, f"the JSON answer's peak memory was {grown_mib:.0f} MiB more"
