@@ -15,12 +15,14 @@ get the rest.
 from __future__ import annotations
 
 import csv
+import json
 import sys
+import textwrap
 from typing import TYPE_CHECKING, Any
 
 from agnes_mcp.rails.answer_text import cut_sentence, summary_line
 from cli import exit_codes
-from cli.output import print_json, print_table, printable
+from cli.output import print_table, printable
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,12 +30,13 @@ if TYPE_CHECKING:
     from agnes_mcp.rails.results import Answer
 
 CSV_SLICE_ROWS = 1024
+SLICE_BYTES = 1 << 20  # of Arrow rendered at a time (CSV, JSON), one row at least
 
 
 def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
     """Print ``answer`` as ``form`` (table, json, csv); the exit code: ``TRUNCATED`` for a
     cut CSV (its data cannot say so), else ``OK``."""
-    from agnes_mcp.rails.results import columns_of, rows_of
+    from agnes_mcp.rails.results import rows_of
     from agnes_mcp.rails.value_text import display_rows
 
     table = answer.table
@@ -44,16 +47,10 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
         for line in [*said, summary_line(answer)]:
             sys.stderr.write(printable(line) + "\n")
         return exit_codes.TRUNCATED if cut else exit_codes.OK
-    rows = rows_of(table)  # every value DuckDB returns, rendered (infinite dates too)
     if form == "json":
-        print_json(
-            {
-                "columns": [c.model_dump() for c in columns_of(table)],
-                "rows": rows,
-                **answer.model_dump(mode="json"),
-            }
-        )
+        _write_json(answer)
         return exit_codes.OK
+    rows = rows_of(table)  # every value DuckDB returns, rendered (infinite dates too)
     # the text forms, table and CSV alike: timestamps and decimals as DuckDB writes them
     # (JSON keeps its own: ISO 8601 times, decimals as numbers)
     rows = display_rows(rows, [field.type for field in table.schema])
@@ -70,17 +67,43 @@ def print_answer(answer: Answer, form: str, flag: str = "--limit") -> int:
     return exit_codes.OK
 
 
+def _write_json(answer: Answer) -> None:
+    """``answer`` as the JSON document ``print_json`` writes (columns, rows, then what is
+    said about them), its rows rendered and written a slice at a time: the whole answer
+    as Python values and indented text took six to nine times its Arrow memory (a few
+    gigabytes for an answer of blobs at the byte cap)."""
+    from agnes_mcp.rails.results import columns_of, row_slices, rows_of
+
+    table = answer.table
+    document = {
+        "columns": [c.model_dump() for c in columns_of(table)],
+        "rows": [],
+        **answer.model_dump(mode="json"),
+    }
+    head, _, tail = json.dumps(document, indent=2, default=str).partition('"rows": []')
+    sys.stdout.write(head + '"rows": [')
+    written = False
+    for piece in row_slices(table, SLICE_BYTES, CSV_SLICE_ROWS):
+        text = ",".join(
+            "\n" + textwrap.indent(json.dumps(row, indent=2, default=str), "    ")
+            for row in rows_of(piece)
+        )
+        sys.stdout.write(("," if written and text else "") + text)
+        written = written or bool(text)
+    sys.stdout.write(("\n  ]" if written else "]") + tail + "\n")
+
+
 def _write_csv(table: pa.Table) -> None:
     """``table`` as CSV on stdout, rendered and written a slice of rows at a time: the
     whole answer as Python values and text took three to four times its Arrow memory."""
-    from agnes_mcp.rails.results import rows_of
+    from agnes_mcp.rails.results import row_slices, rows_of
     from agnes_mcp.rails.value_text import display_rows
 
     kinds = [field.type for field in table.schema]
     writer = csv.writer(sys.stdout)
     writer.writerow(table.column_names)
-    for start in range(0, table.num_rows, CSV_SLICE_ROWS):
-        for row in display_rows(rows_of(table.slice(start, CSV_SLICE_ROWS)), kinds):
+    for piece in row_slices(table, SLICE_BYTES, CSV_SLICE_ROWS):
+        for row in display_rows(rows_of(piece), kinds):
             if "" in row:  # csv.writer would write it as it writes a NULL: nothing
                 sys.stdout.write(_csv_line(row))
             else:

@@ -5,6 +5,8 @@ writing's alone."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.server_process import child_json
 
 CHILD = """
@@ -38,3 +40,24 @@ def test_csv_is_written_in_bounded_memory() -> None:
     # 16 MB as Arrow; as Python values and their text, over 100 MiB more
     assert seen["arrow"] >= 16_000_000
     assert seen["grown_kib"] < 24 * 1024, f"grew {seen['grown_kib'] // 1024} MiB"
+
+
+# A thousand 60 KB blobs, then 99,000 rows of nothing: 58 MB as Arrow. As text a blob's
+# byte is four characters (\x01), five in JSON.
+BLOBS = CHILD.replace(
+    'table = duckdb.sql(f"SELECT {columns} FROM range(100000)").to_arrow_table()',
+    "table = duckdb.sql(\"SELECT i, CASE WHEN i < 1000 THEN repeat('\\\\x01'::BLOB, 60000) END "
+    'AS b FROM range(100000) t(i)").to_arrow_table()',
+).replace('print_answer(answer, "csv")', "print_answer(answer, sys.argv[1])")
+
+
+@pytest.mark.parametrize("form", ["csv", "json"])
+def test_large_rows_together_are_written_a_slice_at_a_time(form: str) -> None:
+    """The JSON form rendered the whole answer at once, and the CSV form slices of 1,024
+    rows whatever their size: 58 MB of blobs at the head of an answer became gigabytes of
+    text. Both now render slices of about a megabyte of Arrow."""
+    assert BLOBS != CHILD
+    seen = child_json(BLOBS, form)
+    assert seen["code"] == 0
+    assert seen["arrow"] >= 60_000_000
+    assert seen["grown_kib"] < 48 * 1024, f"grew {seen['grown_kib'] // 1024} MiB"

@@ -23,7 +23,7 @@ import pyarrow as pa
 from fastapi.responses import StreamingResponse
 from pydantic_core import to_json
 
-from agnes_mcp.rails.results import QueryResult, rows_of
+from agnes_mcp.rails.results import QueryResult, row_slices, rows_of
 
 # What is said about ``shown`` rows, and whether the byte cap cut them: the answer with
 # no rows (its ``rows`` are sent as they are rendered).
@@ -33,23 +33,6 @@ _ROWS = b'"rows":[]'
 # Rows rendered at a time: as many as about this much Arrow holds (1 to 1,024 rows).
 SLICE_BYTES = 1 << 20
 _MAX_SLICE_ROWS = 1024
-
-
-def _slice_rows(table: pa.Table) -> int:
-    rows: int = table.num_rows
-    per_row = max(1, int(table.nbytes) // max(1, rows))
-    return max(1, min(_MAX_SLICE_ROWS, SLICE_BYTES // per_row))
-
-
-def _within(table: pa.Table, start: int, piece: pa.Table) -> pa.Table:
-    """``piece`` (rows of ``table`` from ``start``) cut to about :data:`SLICE_BYTES` of
-    Arrow: the average row sets a slice's length, but the large rows of an answer may sit
-    together (a thousand 60 KB blobs among 100,000 small rows made one slice of 60 MB,
-    rendered as a gigabyte of text)."""
-    while piece.num_rows > 1 and piece.nbytes > SLICE_BYTES:
-        rows = min(piece.num_rows // 2, piece.num_rows * SLICE_BYTES // piece.nbytes)
-        piece = table.slice(start, max(1, rows))
-    return piece
 
 
 class _Rows:
@@ -62,14 +45,7 @@ class _Rows:
 
     def __iter__(self) -> Iterator[bytes]:
         size = 2  # the list's brackets
-        step = _slice_rows(self.table)
-        several = step < self.table.num_rows  # one slice holds the rest in SLICE_BYTES
-        start = 0
-        while start < self.table.num_rows:
-            piece = self.table.slice(start, step)
-            if several:  # its own rows' size counts, not the average's
-                piece = _within(self.table, start, piece)
-            start += piece.num_rows
+        for piece in row_slices(self.table, SLICE_BYTES, _MAX_SLICE_ROWS):
             rows = rows_of(piece)
             whole = to_json(rows)[1:-1]  # the rows, comma-separated
             if self.limit is None or size + len(whole) + len(rows) <= self.limit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -256,6 +257,25 @@ def json_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_value(v) for v in value]
     return str(value)
+
+
+def row_slices(table: pa.Table, slice_bytes: int, most_rows: int) -> Iterator[pa.Table]:
+    """``table`` in slices of at most ``most_rows`` rows and about ``slice_bytes`` of Arrow
+    each (one row at least), to render a slice at a time: a slice's length comes from the
+    average row, then is cut where its own rows are larger (large rows may sit together:
+    a thousand 60 KB blobs among 100,000 small rows)."""
+    rows = table.num_rows
+    per_row = max(1, int(table.nbytes) // max(1, rows))
+    step = max(1, min(most_rows, slice_bytes // per_row))
+    several = step < rows  # else one slice holds it all within slice_bytes
+    start = 0
+    while start < rows:
+        piece = table.slice(start, step)
+        while several and piece.num_rows > 1 and piece.nbytes > slice_bytes:
+            shorter = min(piece.num_rows // 2, piece.num_rows * slice_bytes // piece.nbytes)
+            piece = table.slice(start, max(1, shorter))
+        start += piece.num_rows
+        yield piece
 
 
 def rows_of(table: pa.Table) -> list[list[Any]]:
