@@ -523,6 +523,19 @@ CASES: list[tuple[str, str, str]] = [
         "value_too_large",
     ),
     (L, "SELECT len(range(2000).apply(lambda x: ['y' || repeat('z', 1000)]))", "value_too_large"),
+    # copies of the element itself, as many as the SQL spells (a list 40 times its range)
+    (
+        L,
+        "SELECT len(list_transform(range(8000), lambda x: "
+        + " || ".join(["x::VARCHAR"] * 40)
+        + "))",
+        "value_too_large",
+    ),
+    (
+        L,
+        "SELECT len(list_transform(range(8000), lambda x: hex(hex(hex(x::VARCHAR)))))",
+        "value_too_large",
+    ),
     (
         L,
         "SELECT len(list_reduce(range(1000), lambda a, b: a || s, '')) "

@@ -36,6 +36,7 @@ from typing import Any
 
 import duckdb
 
+from agnes_mcp.rails.reduce_lambdas import _ENCODERS
 from agnes_mcp.rails.value_guards import (
     _HELD,
     GUARDED,
@@ -68,6 +69,9 @@ _FIXED_WIDTH = (
     *("DATE", "TIME", "TIME WITH TIME ZONE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE"),
     *("TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS", "INTERVAL", "UUID"),
 )
+# References to its parameters a lambda left unchecked may make (a comprehension's filter
+# and result, a CASE's test and branch).
+_PLAIN_REFERENCES = 2
 # Expressions whose value is made of their children's (read through to the leaves).
 _COMPOSITES = frozenset({"COMPARISON", "CONJUNCTION", "OPERATOR", "CASE", "BETWEEN", "COLLATE"})
 
@@ -172,8 +176,12 @@ def _adds_little(body: Any, params: set[str]) -> bool:
     ``x * 2``, ``'#' || upper(x)``, ``CASE WHEN x > 0 THEN x END``, a comprehension's
     ``struct_pack(filter := ..., result := ...)``. Such a lambda needs no check as it runs
     (most lambdas are such). Anything else does: another column, a nested lambda, a
-    subquery, a value builder, long constants."""
+    subquery, a value builder, long constants, and copies of the element: more than
+    :data:`_PLAIN_REFERENCES` references to the parameters, or an encoder (``hex``,
+    ``to_json``...: twice the element or more), as ``x || x || ... || x`` makes an element
+    as many times larger as the SQL is long."""
     budget = ALLOWANCE_BYTES
+    references = 0
     stack = [body]
     while stack:
         item = stack.pop()
@@ -185,7 +193,8 @@ def _adds_little(body: Any, params: set[str]) -> bool:
         kind = item.get("class")
         if kind == "COLUMN_REF":
             names = item.get("column_names") or [""]
-            if str(names[0]).lower() not in params:
+            references += 1
+            if str(names[0]).lower() not in params or references > _PLAIN_REFERENCES:
                 return False
         elif kind == "CONSTANT":
             literal = item.get("literal")
@@ -193,7 +202,8 @@ def _adds_little(body: Any, params: set[str]) -> bool:
             if budget < 0:
                 return False
         elif kind == "FUNCTION":
-            if str(item.get("function_name") or "").lower() in GUARDED:
+            name = str(item.get("function_name") or "").lower()
+            if name in GUARDED or any(word in name for word in _ENCODERS):
                 return False
             stack.extend(item.get("arguments") or item.get("children") or [])
         elif kind == "CAST":
