@@ -242,12 +242,26 @@ class QueryTimeout(QueryRefused):
     default_hint = "Narrow the query (filter, aggregate, LIMIT) or snapshot a subset first."
 
 
-def query_timeout(seconds: float) -> QueryTimeout:
-    """A query stopped at the query timeout, naming it (locally and in a warehouse)."""
+# A query stopping this much past its timeout says when it stopped, and why so late.
+LATE_STOP_SECONDS = 1.0
+
+
+def query_timeout(seconds: float, ran: float | None = None) -> QueryTimeout:
+    """A query stopped at the query timeout, naming it (locally and in a warehouse);
+    ``ran``: the seconds it took to stop, said when it stopped late."""
+    late = ""
+    details: dict[str, Any] = {"limit_seconds": seconds}
+    if ran is not None and ran > seconds + LATE_STOP_SECONDS:
+        late = (
+            f" It stopped only after {ran:.1f} s: the engine stops a query between batches "
+            "of 2,048 rows, and a function that is slow on each row (a regular expression "
+            "with a large pattern over long text) made one batch run that long."
+        )
+        details["stopped_after_seconds"] = round(ran, 1)
     return QueryTimeout(
         f"The query ran longer than {seconds:g} s and was stopped (the query timeout: "
-        "query_timeout_seconds on a server, AGNES_QUERY_TIMEOUT_SECONDS in a workspace).",
-        details={"limit_seconds": seconds},
+        f"query_timeout_seconds on a server, AGNES_QUERY_TIMEOUT_SECONDS in a workspace).{late}",
+        details=details,
     )
 
 

@@ -373,7 +373,7 @@ def run_select(
         # Ctrl-C on the main thread (agnes query in process, a notebook) stops it at once
         table, bytes_cut = interruptible(watched_read)
     except duckdb.InterruptException:
-        raise _timeout(limits) from None
+        raise _timeout(limits, time.perf_counter() - started) from None
     except MemoryError:
         raise server_short_of_memory("to read the answer") from None
     except (duckdb.Error, OSError, pa.ArrowException) as exc:
@@ -381,7 +381,10 @@ def run_select(
             reusable = False
             if isinstance(base, SandboxConnection):
                 base.retire()
-        raise _failure(str(exc), caller_text, limits, moved=text is not caller_text) from None
+        ran = time.perf_counter() - started
+        raise _failure(
+            str(exc), caller_text, limits, moved=text is not caller_text, ran=ran
+        ) from None
     except RuntimeError as exc:
         if interrupted_by_user(exc):
             raise KeyboardInterrupt from None
@@ -554,22 +557,26 @@ def _read(
     return pa.Table.from_batches(batches, schema=schema), bytes_cut
 
 
-def _timeout(limits: Limits) -> QueryTimeout | QueryCancelled | ServerStopping:
+def _timeout(
+    limits: Limits, ran: float | None = None
+) -> QueryTimeout | QueryCancelled | ServerStopping:
     """What an interrupt meant: the server is stopping, the caller gave up, or the query
-    timeout."""
+    timeout (``ran``: the seconds the query took to stop)."""
     if WATCHDOG.stopping:
         return server_stopping()
     if caller_gave_up():
         return query_cancelled()
-    return query_timeout(limits.timeout_seconds)
+    return query_timeout(limits.timeout_seconds, ran)
 
 
-def _failure(message: str, sql: str, limits: Limits, *, moved: bool = False) -> QueryRefused:
+def _failure(
+    message: str, sql: str, limits: Limits, *, moved: bool = False, ran: float | None = None
+) -> QueryRefused:
     """A DuckDB error (also one relayed through the Arrow stream, as text) as a refusal
     naming the limit it hit, else as the engine's own message (``moved``: DuckDB ran
     ``sql`` rewritten, so its positions are not ``sql``'s)."""
     if message.startswith("INTERRUPT Error"):
-        return _timeout(limits)
+        return _timeout(limits, ran)
     too_large = value_guards.refusal(message) or list_lambdas.refusal(message)
     if too_large is not None:
         return too_large
