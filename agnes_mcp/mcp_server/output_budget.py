@@ -19,7 +19,14 @@ import pyarrow.compute as pc
 from agnes_mcp.mcp_server.backend import Backend
 from agnes_mcp.mcp_server.tool_models import ColumnSummary, QueryOutput
 from agnes_mcp.rails.answer_text import cost_said, rows_said
-from agnes_mcp.rails.results import Answer, Truncation, columns_of, json_value, truncation_for
+from agnes_mcp.rails.results import (
+    Answer,
+    Truncation,
+    columns_of,
+    json_value,
+    row_slices,
+    truncation_for,
+)
 from agnes_mcp.rails.value_text import (
     display_column,
     display_rows,
@@ -37,6 +44,7 @@ EXPLICIT_CHARS = CEILING_CHARS // 2  # each of text and JSON, so both together s
 CELL_CHARS = 300
 FIRST_ROWS = 25
 SUMMARY_COLUMNS = 50
+SLICE_BYTES = 1 << 20  # of Arrow converted at a time, one row at least
 CONVERT_ROWS = 5_000  # rows converted to JSON at most; more never fit any budget
 
 T = TypeVar("T")
@@ -134,7 +142,8 @@ def _whole_rows(table: pa.Table, start: int, count: int) -> list[list[Any]]:
 class _Converted:
     """An answer's first rows as cells (JSON-ready) and text lines, converted a chunk at
     a time as they are asked for: a 5,000-row answer of which 25 rows fit converts a
-    chunk, not every row, and nothing is converted twice."""
+    chunk, not every row, and nothing is converted twice. A chunk of large rows is
+    shorter: 256 rows of 200 KB blobs took 300 MB to show one."""
 
     CHUNK = 256
 
@@ -142,6 +151,8 @@ class _Converted:
         self._table = table
         self.total: int = min(table.num_rows, CONVERT_ROWS)  # rows ever converted, at most
         self._kinds = [field.type for field in table.schema]
+        # any chunk of it is small (its buffers, sliced ones whole: at least its bytes)
+        self._small = table.get_total_buffer_size() <= SLICE_BYTES
         self.cells: list[list[Any]] = []
         self.lines: list[str] = []
 
@@ -149,7 +160,11 @@ class _Converted:
         """Convert the first ``count`` rows (as many as there are); how many there are."""
         while len(self.cells) < min(count, self.total):
             start = len(self.cells)
-            whole = _whole_rows(self._table, start, min(self.CHUNK, self.total - start))
+            chunk = min(self.CHUNK, self.total - start)
+            if not self._small:  # fewer rows where they are large (about SLICE_BYTES)
+                ahead = self._table.slice(start, chunk)
+                chunk = next(row_slices(ahead, SLICE_BYTES, self.CHUNK)).num_rows
+            whole = _whole_rows(self._table, start, chunk)
             cells = [[_cell_of(v) for v in row] for row in whole]
             lines = text_lines(cells, self._kinds, whole)
             self.cells.extend(cells)
