@@ -32,10 +32,10 @@ except ImportError:  # pragma: no cover - a DuckDB without it takes the relation
 
 _LOSSY = re.compile(r"\b(UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT|GEOMETRY|VARIANT)\b")
 # Columns whose Arrow type is not the DuckDB type they came from (HUGEINT is an Arrow
-# decimal128(38, 0), which a DECIMAL(38, 0) is too; the lossy ones are text; a GEOMETRY or VARIANT stays text, which their
-# nested forms could not be cast back from): their field
+# decimal128(38, 0), which a DECIMAL(38, 0) is too; the lossy ones are text): their field
 # carries DuckDB's type under this key, so an answer read back into DuckDB (a kept result)
-# can be given its own type again (see extra_tables).
+# can be given its own type again (see extra_tables). A GEOMETRY or VARIANT stays text:
+# their nested forms could not all be cast back from it.
 DUCKDB_TYPE = b"agnes.duckdb_type"
 _RETYPED = re.compile(r"\b(HUGEINT|UHUGEINT|TIME WITH TIME ZONE|BIT|BIGNUM|VARINT)\b")
 
