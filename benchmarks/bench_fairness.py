@@ -77,11 +77,11 @@ def _holding_hook() -> Iterator[tuple[threading.Semaphore, threading.Event]]:
     entered, gate = threading.Semaphore(0), threading.Event()
     original = Sandbox.run
 
-    def run(self: Sandbox, sql: str, limits: Any, prepare: Any = None) -> Any:
+    def run(self: Sandbox, sql: str, limits: Any, *args: Any, **options: Any) -> Any:
         if "agnes_hold" in sql:
             entered.release()
             gate.wait(120)
-        return original(self, sql, limits, prepare)
+        return original(self, sql, limits, *args, **options)
 
     Sandbox.run = run  # type: ignore[method-assign]
     try:
