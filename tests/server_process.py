@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,6 +40,34 @@ def announced_url(stdout: IO[str], *, then: str | None = None) -> str | None:
         if then is not None and then in line:
             break
     return base_url
+
+
+@contextmanager
+def serving(
+    data: Path, env: dict[str, str], *, stderr: int = subprocess.DEVNULL
+) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """``agnes serve`` on ``data`` in a subprocess, once it says it is serving: the
+    process, its base URL and the bootstrap token; killed after, if still running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base_url = announced_url(process.stdout, then="Press Ctrl-C to stop.")
+        assert base_url, "the server did not start"
+        token = (data / "state" / "bootstrap-token").read_text().strip()
+        yield process, base_url, token
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def child_json(code: str, *args: str, timeout: float = 300) -> Any:

@@ -9,13 +9,11 @@ as a process of its own, so its peak resident memory (``VmHWM``) is its answer's
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 
-from tests.server_process import announced_url, server_env
+from tests.server_process import server_env, serving
 
 ARROW = {"Accept": "application/vnd.apache.arrow.stream"}
 CAP = 96 * 1024**2
@@ -34,41 +32,28 @@ def _peak_kib(pid: int) -> int:
 def test_the_json_answer_streams_in_bounded_memory_and_still_says_it_was_cut(
     tmp_path: Path,
 ) -> None:
-    data = tmp_path / "data"
     env = server_env(tmp_path, AGNES_SCAN_CAPS__MAX_RESULT_BYTES=str(CAP))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = announced_url(process.stdout, then="Press Ctrl-C to stop.")
-        assert base_url, "the server did not start"
-        token = (data / "state" / "bootstrap-token").read_text().strip()
-        with httpx.Client(
+    with (
+        serving(tmp_path / "data", env) as (process, base_url, token),
+        httpx.Client(
             base_url=base_url, timeout=300, headers={"Authorization": f"Bearer {token}"}
-        ) as client:
-            warm = client.post("/api/query", json={"sql": "SELECT 1 AS x", "limit": 1})
-            assert warm.status_code == 200, warm.text
-            # the Arrow answer first: its peak is the query's own (DuckDB, the Arrow rows)
-            arrow = client.post("/api/query", json={"sql": SQL, "limit": 6000}, headers=ARROW)
-            assert arrow.status_code == 200
-            del arrow
-            before = _peak_kib(process.pid)
-            size, head, tail = 0, b"", b""
-            with client.stream("POST", "/api/query", json={"sql": SQL, "limit": 6000}) as answer:
-                assert answer.status_code == 200
-                for chunk in answer.iter_bytes():
-                    head = head or chunk[:200]
-                    tail = (tail + chunk)[-4096:]
-                    size += len(chunk)
-            grown_mib = (_peak_kib(process.pid) - before) / 1024
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+        ) as client,
+    ):
+        warm = client.post("/api/query", json={"sql": "SELECT 1 AS x", "limit": 1})
+        assert warm.status_code == 200, warm.text
+        # the Arrow answer first: its peak is the query's own (DuckDB, the Arrow rows)
+        arrow = client.post("/api/query", json={"sql": SQL, "limit": 6000}, headers=ARROW)
+        assert arrow.status_code == 200
+        del arrow
+        before = _peak_kib(process.pid)
+        size, head, tail = 0, b"", b""
+        with client.stream("POST", "/api/query", json={"sql": SQL, "limit": 6000}) as answer:
+            assert answer.status_code == 200
+            for chunk in answer.iter_bytes():
+                head = head or chunk[:200]
+                tail = (tail + chunk)[-4096:]
+                size += len(chunk)
+        grown_mib = (_peak_kib(process.pid) - before) / 1024
     assert head.startswith(b'{"columns":[{"name":"i","type":"int64"}')
     assert size <= CAP + 4096
     # the rows came first; what is said about them closes the same document
@@ -92,39 +77,24 @@ def test_large_rows_together_are_rendered_a_slice_at_a_time_too(tmp_path: Path) 
     """A slice's length came from the answer's average row: the first slice held every
     blob (60 MB of Arrow) and rendered a gigabyte of text at once. A slice is now cut to
     about SLICE_BYTES of its own rows."""
-    data = tmp_path / "data"
     env = server_env(tmp_path, AGNES_SCAN_CAPS__MAX_RESULT_BYTES=str(CAP))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = announced_url(process.stdout, then="Press Ctrl-C to stop.")
-        assert base_url, "the server did not start"
-        token = (data / "state" / "bootstrap-token").read_text().strip()
-        with httpx.Client(
+    with (
+        serving(tmp_path / "data", env) as (process, base_url, token),
+        httpx.Client(
             base_url=base_url, timeout=300, headers={"Authorization": f"Bearer {token}"}
-        ) as client:
-            arrow = client.post("/api/query", json={"sql": BLOBS, "limit": 100000}, headers=ARROW)
-            assert arrow.status_code == 200, arrow.text
-            del arrow
-            before = _peak_kib(process.pid)
-            size, tail = 0, b""
-            with client.stream(
-                "POST", "/api/query", json={"sql": BLOBS, "limit": 100000}
-            ) as answer:
-                assert answer.status_code == 200
-                for chunk in answer.iter_bytes():
-                    tail = (tail + chunk)[-4096:]
-                    size += len(chunk)
-            grown_mib = (_peak_kib(process.pid) - before) / 1024
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
+        ) as client,
+    ):
+        arrow = client.post("/api/query", json={"sql": BLOBS, "limit": 100000}, headers=ARROW)
+        assert arrow.status_code == 200, arrow.text
+        del arrow
+        before = _peak_kib(process.pid)
+        size, tail = 0, b""
+        with client.stream("POST", "/api/query", json={"sql": BLOBS, "limit": 100000}) as answer:
+            assert answer.status_code == 200
+            for chunk in answer.iter_bytes():
+                tail = (tail + chunk)[-4096:]
+                size += len(chunk)
+        grown_mib = (_peak_kib(process.pid) - before) / 1024
     said = json.loads(b'{"rows":[' + tail[tail.index(b"]],") + 1 :])
     assert said["truncated"] is True and said["reason"] == "bytes"
     assert size <= CAP + 4096

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import httpx
 
-from tests.server_process import announced_url, server_env
+from tests.server_process import server_env, serving
 
 # Runs for minutes (well past the query timeout set below, which it must not reach).
 SLOW_SQL = "SELECT count(*) FROM range(1000000000000) a WHERE a.range % 7 = 3"
@@ -27,18 +26,7 @@ def test_a_query_running_when_the_server_stops_is_refused_server_stopping(
     env = server_env(
         tmp_path, AGNES_QUERY_TIMEOUT_SECONDS="600", AGNES_SCAN_CAPS__CONCURRENT_QUERIES="1"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "serve", "--data-dir", str(data), "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        base_url = announced_url(process.stdout, then="Press Ctrl-C to stop.")
-        assert base_url, "the server did not start"
-        token = (data / "state" / "bootstrap-token").read_text().strip()
+    with serving(data, env, stderr=subprocess.PIPE) as (process, base_url, token):
         answers: list[httpx.Response] = []
 
         def query() -> None:
@@ -71,9 +59,6 @@ def test_a_query_running_when_the_server_stops_is_refused_server_stopping(
         process.send_signal(signal.SIGTERM)
         asking.join(timeout=120)
         _, err = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
     (answer,) = answers
     assert answer.status_code == 503, answer.text
     assert answer.json()["error"]["code"] == "server_stopping"
