@@ -36,7 +36,7 @@ from typing import Any
 
 import duckdb
 
-from agnes_mcp.rails.reduce_lambdas import _ENCODERS
+from agnes_mcp.rails.reduce_lambdas import _ENCODERS, REDUCERS
 from agnes_mcp.rails.value_guards import (
     _HELD,
     GUARDED,
@@ -53,7 +53,6 @@ from agnes_sync.sql_text import quote_literal
 # braces of a struct around it (as many bytes as a short separator, see value_guards).
 ALLOWANCE_BYTES = SHORT_SEPARATOR_BYTES
 MAPPERS = frozenset({"list_transform", "array_transform", "list_apply", "array_apply", "apply"})
-REDUCERS = frozenset({"list_reduce", "array_reduce", "reduce"})
 # The check (a macro in the sandbox's in-memory database) and the names it gives the index
 # and its own lambda's parameter: secret, so no name of the query's can shadow them.
 _SUFFIX = secrets.token_hex(6)

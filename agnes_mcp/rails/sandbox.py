@@ -354,22 +354,22 @@ def run_select(
                 except (duckdb.Error, pa.ArrowException) as exc:
                     if not result_meter.row_too_large(str(exc)):
                         raise
-                # DuckDB ended the transaction's use with the error: a new one, as before
-                cursor.rollback()
-                cursor.begin()
-                if prepare is not None:
-                    prepare(cursor)
+                cursor.rollback()  # DuckDB ended the transaction's use with the error
+                begin()
             metered = _metered(cursor, wrapped, limits)
             return _read(stream(cursor, metered or wrapped, BATCH_ROWS), limits, bool(metered))
         finally:
             if not WATCHDOG.release(ticket):
                 interrupted_late.append(True)  # its interrupt may still arrive
 
-    started = time.perf_counter()
-    try:
+    def begin() -> None:  # a transaction, the caller's tables registered in it
         cursor.begin()
         if prepare is not None:
             prepare(cursor)
+
+    started = time.perf_counter()
+    try:
+        begin()
         # Ctrl-C on the main thread (agnes query in process, a notebook) stops it at once
         table, bytes_cut = interruptible(watched_read)
     except duckdb.InterruptException:
