@@ -45,6 +45,18 @@ CASES: list[tuple[str, bytes, dict[str, Any]]] = [
     ("quote's.csv", b'it\'s,"say ""x"""\n1,2\n', {}),
     ("given.csv", b"id,name\n1,Ada\n", {"columns": {"id": "INTEGER", "name": "VARCHAR"}}),
     ("booleans.csv", b"flag,n\ntrue,1\nfalse,2\n", {"header": True, "delimiter": ","}),
+    # The sniffer's 20,480 rows span two of its buffers (each just longer than a line may
+    # be, 2 MB): the text in row 19,000 makes the column VARCHAR, as DuckDB's own
+    # reader (a 32 MB buffer) reads it.
+    (
+        "late_text.csv",
+        b"id,pad,code\n"
+        + b"".join(
+            b"%d,%s,%s\n" % (i, b"p" * 180, b"x" if i == 19_000 else b"%d" % i)
+            for i in range(20_000)
+        ),
+        {},
+    ),
 ]
 
 

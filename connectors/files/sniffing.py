@@ -61,11 +61,12 @@ class Sniffed:
 
 
 def sniff(con: duckdb.DuckDBPyConnection, file: Path, args: list[str]) -> Sniffed:
-    """Sniff ``file`` with the reader's ``args`` (its dialect, null string, encoding...)."""
+    """Sniff ``file`` with the reader's ``args`` (its dialect, null string, encoding...),
+    through a buffer just longer than a line may be (:func:`_buffer_args`)."""
     row = con.execute(
         "SELECT Delimiter, Quote, Escape, NewLineDelimiter, Comment, SkipRows, HasHeader, "
         "Columns, DateFormat, TimestampFormat "
-        f"FROM sniff_csv({', '.join([quote_literal(str(file)), *args])})"
+        f"FROM sniff_csv({', '.join([quote_literal(str(file)), *args, *_buffer_args(args)])})"
     ).fetchone()
     if row is None:  # sniff_csv answers one row, or raises
         raise duckdb.InvalidInputException(f"The CSV sniffer found nothing in {file}.")
@@ -101,13 +102,23 @@ SAMPLE_ROWS = 20_480
 _MAX_LINE_SIZE = 2_000_000
 
 
+def _buffer_args(args: list[str]) -> list[str]:
+    """A buffer just longer than a line may be (``max_line_size`` in ``args``, else
+    DuckDB's default, then stated: a buffer given alone sets the longest line to its own
+    size), for a read of the first rows only. DuckDB's default buffer holds 16 lines'
+    worth (~32 MB): the sniffer read that much of a large file for its 20,480 rows (~8 ms
+    of a 45 MB file's sync) and goes on to the next buffer when the rows need more."""
+    given = [a.split(" = ", 1)[1] for a in args if a.startswith("max_line_size = ")]
+    longest = int(given[0]) if given else _MAX_LINE_SIZE
+    stated = [] if given else [f"max_line_size = {longest}"]
+    return [*stated, f"buffer_size = {longest + 1}"]
+
+
 def _sample_args(extra_args: list[str]) -> list[str]:
     """A reader of the first rows that reads little more than them: one thread and one
     buffer just longer than a line may be (the default, 16 lines' worth on two threads,
     read ~64 MB of a large file for 20,480 rows: ~10 ms, three times the rows' own)."""
-    given = [a.split(" = ", 1)[1] for a in extra_args if a.startswith("max_line_size = ")]
-    longest = int(given[0]) if given else _MAX_LINE_SIZE
-    return ["parallel = false", f"buffer_size = {longest + 1}"]
+    return ["parallel = false", *_buffer_args(extra_args)]
 
 
 def with_exact_types(
