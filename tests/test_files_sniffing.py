@@ -48,6 +48,14 @@ CASES: list[tuple[str, bytes, dict[str, Any]]] = [
     # The sniffer's 20,480 rows span two of its buffers (each just longer than a line may
     # be, 2 MB): the text in row 19,000 makes the column VARCHAR, as DuckDB's own
     # reader (a 32 MB buffer) reads it.
+    # ISO dates in the sniffer's sample, then rows DuckDB's date cast reads as dates too
+    (
+        "late_dates.csv",
+        b"id,day\n"
+        + b"".join(b"%d,2024-01-%02d\n" % (i, 1 + i % 28) for i in range(21_000))
+        + b"21000,2024/02/03\n21001,2024-02-04 10:00:00\n",
+        {},
+    ),
     (
         "late_text.csv",
         b"id,pad,code\n"
