@@ -36,6 +36,9 @@ class Caller:
         self._lock = threading.Lock()
         self._stops: dict[Hashable, Callable[[], object]] = {}
         self.cancelled = False
+        # What the caller hears now, before the work ends (see answer_now), and who tells it.
+        self.early: BaseException | None = None
+        self._hearers: list[Callable[[BaseException], object]] = []
 
     def on_cancel(self, key: Hashable, stop: Callable[[], object]) -> None:
         """Call ``stop`` when the caller gives up (at once if it already has), unless
@@ -49,6 +52,28 @@ class Caller:
     def discard(self, key: Hashable) -> None:
         with self._lock:
             self._stops.pop(key, None)
+
+    def on_answer_now(self, hear: Callable[[BaseException], object]) -> None:
+        """Call ``hear`` with the answer :meth:`answer_now` gives (at once if given already)."""
+        with self._lock:
+            if self.early is None:
+                self._hearers.append(hear)
+                return
+            early = self.early
+        hear(early)
+
+    def answer_now(self, answer: BaseException) -> None:
+        """The caller hears ``answer`` now, while the work ends on its own (a query past its
+        timeout that the engine is slow to stop: its place among running queries stays
+        taken until it has). Only the first answer counts."""
+        with self._lock:
+            if self.early is not None:
+                return
+            self.early = answer
+            hearers, self._hearers = self._hearers, []
+        for hear in hearers:
+            with contextlib.suppress(Exception):  # a caller gone meanwhile hears nothing
+                hear(answer)
 
     def cancel(self) -> int:
         """Stop the work running for this call, and any it starts from now on; returns

@@ -21,9 +21,13 @@ def watched(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     seconds: list[float] = []
     watch = WATCHDOG.watch
 
-    def recording(timeout: float, interrupt: Callable[[], object]) -> int:
+    def recording(
+        timeout: float,
+        interrupt: Callable[[], object],
+        overdue: Callable[[], object] | None = None,
+    ) -> int:
         seconds.append(timeout)
-        return watch(timeout, interrupt)
+        return watch(timeout, interrupt, overdue)
 
     monkeypatch.setattr(WATCHDOG, "watch", recording)
     return seconds

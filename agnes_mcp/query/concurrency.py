@@ -171,23 +171,48 @@ async def in_query_lane(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -
 
     When the awaiting call is cancelled (its caller gave up), the queries ``fn`` runs are
     interrupted at once (:class:`~agnes_sync.caller.Caller`) instead of running on
-    to their timeout with a core and one of the caller's query places."""
+    to their timeout with a core and one of the caller's query places.
+
+    A query past its timeout that the engine is slow to stop (a function slow on every
+    row holds a batch of rows for seconds) answers its caller then
+    (:meth:`~agnes_sync.caller.Caller.answer_now`): the call ends with the timeout, while
+    ``fn`` ends on its own thread, its query place taken until it does."""
     with caller_within() as caller:  # an MCP call's caller may cancel it too
         context = contextvars.copy_context()
         context.run(CALLER.set, caller)
         call: Callable[[], T] = functools.partial(context.run, fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.get_running_loop().run_in_executor(_LANE, call)
+            running = loop.run_in_executor(_LANE, call)
         except NoThread:
-            raise TooManyQueries(
-                "The server cannot start work now: the system gives it no more threads.",
-                hint="Send it again in a moment; if it persists, the server's thread or "
-                "memory limit is too low for its query load (scan_caps.concurrent_queries).",
-                details={"retry_after_seconds": NO_THREAD_RETRY_SECONDS},
-            ) from None
+            raise _no_thread() from None
+        # The answer given early ends the wait: the future is cancelled (fn runs on; its
+        # outcome, once there, goes nowhere), and the wait below raises that answer.
+        caller.on_answer_now(lambda _answer: loop.call_soon_threadsafe(running.cancel))
+        try:
+            return await running
+        except NoThread:
+            raise _no_thread() from None
         except asyncio.CancelledError:
+            if caller.early is not None and not _cancelling():
+                raise caller.early from None
             caller.cancel()
             raise
+
+
+def _cancelling() -> bool:
+    """Whether the current task itself is being cancelled (its caller gave up)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _no_thread() -> TooManyQueries:
+    return TooManyQueries(
+        "The server cannot start work now: the system gives it no more threads.",
+        hint="Send it again in a moment; if it persists, the server's thread or "
+        "memory limit is too low for its query load (scan_caps.concurrent_queries).",
+        details={"retry_after_seconds": NO_THREAD_RETRY_SECONDS},
+    )
 
 
 def retry_after(error: Any) -> int | None:

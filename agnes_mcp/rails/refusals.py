@@ -246,12 +246,23 @@ class QueryTimeout(QueryRefused):
 LATE_STOP_SECONDS = 1.0
 
 
-def query_timeout(seconds: float, ran: float | None = None) -> QueryTimeout:
+def query_timeout(
+    seconds: float, ran: float | None = None, *, still_stopping: bool = False
+) -> QueryTimeout:
     """A query stopped at the query timeout, naming it (locally and in a warehouse);
-    ``ran``: the seconds it took to stop, said when it stopped late."""
+    ``ran``: the seconds it took to stop, said when it stopped late; ``still_stopping``:
+    said ``ran`` seconds after it started, while the engine is still stopping it."""
     late = ""
     details: dict[str, Any] = {"limit_seconds": seconds}
-    if ran is not None and ran > seconds + LATE_STOP_SECONDS:
+    if still_stopping:
+        late = (
+            f" The engine is still stopping it, {ran or seconds:.1f} s after it started: it "
+            "stops a query between batches of 2,048 rows, and a function that is slow on "
+            "each row (a regular expression with a large pattern over long text) holds a "
+            "batch that long. It counts among your running queries until it has stopped."
+        )
+        details["still_stopping"] = True
+    elif ran is not None and ran > seconds + LATE_STOP_SECONDS:
         late = (
             f" It stopped only after {ran:.1f} s: the engine stops a query between batches "
             "of 2,048 rows, and a function that is slow on each row (a regular expression "

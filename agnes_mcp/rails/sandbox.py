@@ -69,7 +69,7 @@ from agnes_mcp.rails.refusals import (
 from agnes_mcp.rails.table_views import create_views, refuse_unreadable
 from agnes_mcp.rails.tables import CatalogTable
 from agnes_mcp.rails.watchdog import WATCHDOG
-from agnes_sync.caller import caller_gave_up, interruptible
+from agnes_sync.caller import CALLER, caller_gave_up, interruptible
 from agnes_sync.sql_text import quote_literal, statement_body
 from agnes_sync.time_zone import TIME_ZONE
 
@@ -338,7 +338,7 @@ def run_select(
             # Cancelled before it started (an MCP cancel read before its call): DuckDB
             # clears an interrupt as a query begins, so a short query ran and answered.
             raise duckdb.InterruptException("the caller gave up before the query started")
-        ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt)
+        ticket = WATCHDOG.watch(limits.timeout_seconds, cursor.interrupt, overdue)
         try:
             if not meter and fixed_width:  # foreseen; DuckDB's schema says if it holds
                 reader = stream(cursor, wrapped, BATCH_ROWS)
@@ -361,6 +361,13 @@ def run_select(
         finally:
             if not WATCHDOG.release(ticket):
                 interrupted_late.append(True)  # its interrupt may still arrive
+
+    caller = CALLER.get()
+
+    def overdue() -> None:  # past its timeout and not stopped yet: the caller hears it now
+        if caller is not None:
+            ran = time.perf_counter() - started
+            caller.answer_now(query_timeout(limits.timeout_seconds, ran, still_stopping=True))
 
     def begin() -> None:  # a transaction, the caller's tables registered in it
         cursor.begin()

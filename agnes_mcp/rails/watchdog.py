@@ -15,6 +15,7 @@ at once, and any it starts later.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
@@ -27,6 +28,12 @@ from agnes_sync.caller import CALLER
 # interrupt that arrives before the statement starts (a query cancelled the moment it was
 # watched), and a query past its deadline must not outlive it on such luck.
 REPEAT_SECONDS = 0.05
+
+# How long past its deadline a query that has not stopped (DuckDB stops between batches of
+# rows; a function slow on every row holds a batch for seconds) may keep its caller
+# waiting: then its ``overdue`` is called once (the caller hears the timeout while the
+# query stops on its own, its place among running queries still taken).
+OVERDUE_SECONDS = 1.0
 
 
 class Watchdog:
@@ -42,6 +49,9 @@ class Watchdog:
         # Being interrupted right now, outside the lock: release waits for those to return,
         # since the connection refuses any other call (its close) while one is inside it.
         self._firing: set[int] = set()
+        # Told when a query outlives its deadline by OVERDUE_SECONDS, and by when that is.
+        self._on_overdue: dict[int, Callable[[], object]] = {}
+        self._overdue_at: dict[int, float] = {}
         self._next_repeat = 0.0
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
@@ -49,13 +59,21 @@ class Watchdog:
         # from then on at once (see stop_all).
         self.stopping = False
 
-    def watch(self, seconds: float, interrupt: Callable[[], object]) -> int:
+    def watch(
+        self,
+        seconds: float,
+        interrupt: Callable[[], object],
+        overdue: Callable[[], object] | None = None,
+    ) -> int:
         """Call ``interrupt`` after ``seconds`` (and again every :data:`REPEAT_SECONDS`)
-        until :meth:`release`."""
+        until :meth:`release`; and ``overdue`` once if that is not
+        :data:`OVERDUE_SECONDS` after the deadline."""
         ticket = next(self._ids)
         with self._lock:
             deadline = time.monotonic() + seconds
             self._live[ticket] = (deadline, interrupt)
+            if overdue is not None:
+                self._on_overdue[ticket] = overdue
             if len(self._heap) > 2 * len(self._live) + 64:
                 self._heap = [(d, t) for t, (d, _) in self._live.items()]
                 heapq.heapify(self._heap)
@@ -82,6 +100,8 @@ class Watchdog:
         if caller is not None:
             caller.discard((self, ticket))
         with self._lock:
+            self._on_overdue.pop(ticket, None)
+            self._overdue_at.pop(ticket, None)
             while ticket in self._firing:  # an interrupt is inside the connection now
                 self._lock.wait()
             if self._stopping.pop(ticket, None) is not None:
@@ -109,6 +129,7 @@ class Watchdog:
             fired = [t for t in tickets if t in self._live]
             for ticket in fired:
                 self._stopping[ticket] = self._live.pop(ticket)[1]
+                self._on_overdue.pop(ticket, None)  # its caller gave up, or the server stops
             if fired:
                 self._next_repeat = 0.0  # at once
                 self._start()
@@ -132,15 +153,26 @@ class Watchdog:
                     if entry is not None:
                         self._stopping[ticket] = entry[1]
                         self._next_repeat = 0.0
-                if not self._stopping or self._next_repeat > now:
+                        if ticket in self._on_overdue:
+                            self._overdue_at[ticket] = entry[0] + OVERDUE_SECONDS
+                late = [t for t, at in self._overdue_at.items() if at <= now]
+                told = [self._on_overdue.pop(t) for t in late if t in self._on_overdue]
+                for ticket in late:
+                    del self._overdue_at[ticket]
+                if not told and (not self._stopping or self._next_repeat > now):
                     waits = [self._heap[0][0]] if self._heap else []
                     if self._stopping:
                         waits.append(self._next_repeat)
+                    waits.extend(self._overdue_at.values())
                     self._lock.wait(min(waits) - now if waits else None)
                     continue
-                fire = list(self._stopping.items())
+                fire = list(self._stopping.items()) if self._next_repeat <= now else []
                 self._firing.update(ticket for ticket, _ in fire)
-                self._next_repeat = now + REPEAT_SECONDS
+                if fire:
+                    self._next_repeat = now + REPEAT_SECONDS
+            for tell in told:  # outside the lock, as interrupts are
+                with contextlib.suppress(Exception):  # a caller gone meanwhile hears nothing
+                    tell()
             # Outside the lock: an interrupt may take a moment. The query may have ended and
             # closed its connection meanwhile; that must not end this thread, and such a
             # ticket is not interrupted again.
