@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from agnes_mcp.auth.sessions import WebSessionService
+from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import CsrfFailed, SessionExpired, SessionInvalid, UserInactive
 from agnes_mcp.services import Services
 from agnes_mcp.store.ids import utcnow
@@ -132,3 +133,44 @@ def test_an_admin_pages_own_checks_do_not_keep_its_session_alive(services: Servi
     with_token, _ = sessions.sign_in(user.id, "token", token_id=info.id)
     assert info.expires_at is not None
     assert sessions.seconds_left(with_token.id) == (info.expires_at - now[0]).total_seconds()
+
+
+def test_using_a_session_signed_in_with_a_token_records_the_tokens_last_use(
+    services: Services,
+) -> None:
+    """A person who signs in to the web pages with a token and works there every day:
+    the token's last use stayed at the sign-in, so the tokens page showed it idle. Each
+    use of the session counts as a use of its token, through the same write-behind (in
+    memory on the request; one batched UPDATE per flush) and with the caller's IP."""
+    now = [datetime(2026, 11, 28, 9, 0, tzinfo=UTC)]
+    sessions = WebSessionService(
+        services.settings,
+        services.store,
+        WebSessionRepository(services.store),
+        services.users,
+        services.groups,
+        services.write_behind,
+        clock=lambda: now[0],
+    )
+    user = add_user(services)
+    info, _ = services.tokens.create(user.id, "web", None, None)
+    session, cookie = sessions.sign_in(user.id, "token", token_id=info.id)
+    _, plain_cookie = sessions.sign_in(user.id, "oidc")
+    now[0] += timedelta(hours=3)
+    token = client_ip_var.set("192.0.2.7")
+    try:
+        sessions.verify(cookie)
+    finally:
+        client_ip_var.reset(token)
+    services.write_behind.flush()
+    seen = services.token_store.get(info.id).info
+    assert (seen.last_used_at, seen.last_used_ip) == (now[0], "192.0.2.7")
+    now[0] += timedelta(hours=1)
+    sessions.check(session.id, touch=False)  # a page's own check is not a use
+    sessions.verify(plain_cookie)  # a session without a token touches no token
+    services.write_behind.flush()
+    assert services.token_store.get(info.id).info.last_used_at == now[0] - timedelta(hours=1)
+    sessions.check(session.id)  # an admin page's action: no request IP to hand
+    services.write_behind.flush()
+    seen = services.token_store.get(info.id).info
+    assert (seen.last_used_at, seen.last_used_ip) == (now[0], "192.0.2.7")

@@ -5,7 +5,8 @@ The cookie holds ``[session id, secret]`` signed with the server's session key
 idle longer than ``auth.session_idle_hours``, at sign-out, or when its user is
 deactivated (checked on every request, not at expiry). Verification reads an
 in-memory cache refreshed whenever the store changes and records the last use in
-memory (the write-behind flushes it), so checking a session never waits on a write.
+memory (the write-behind flushes it; for a session signed in with a token, that
+token's last use too), so checking a session never waits on a write.
 
 CSRF: a session's form token is an HMAC of its id under the session key; forms shown
 before sign-in use :meth:`WebSessionService.login_csrf` over a random cookie.
@@ -27,6 +28,7 @@ from typing import Any
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from agnes_mcp.auth.principal import Principal, TokenScope
+from agnes_mcp.caller_ip import client_ip_var
 from agnes_mcp.errors import (
     ConfigError,
     CsrfFailed,
@@ -232,10 +234,7 @@ class WebSessionService:
                 f"The session was idle for more than {self._settings.auth.session_idle_hours:g} h."
             )
         if touch:
-            with self._lock:
-                self._seen[record.id] = now
-            if self._write_behind is not None:
-                self._write_behind.session_seen(record.id, now)
+            self._touch(record, now)
         return self._session(record, user, cached.group_ids)
 
     def check(self, session_id: str, *, touch: bool = True) -> WebSession:
@@ -258,10 +257,7 @@ class WebSessionService:
         if now - last_seen > self.idle:
             raise SessionExpired("The session was idle too long.")
         if touch:
-            with self._lock:
-                self._seen[record.id] = now
-            if self._write_behind is not None:
-                self._write_behind.session_seen(record.id, now)
+            self._touch(record, now)
         return self._session(record, user, cached.group_ids)
 
     def seconds_left(self, session_id: str) -> float | None:
@@ -280,6 +276,18 @@ class WebSessionService:
             if expires is not None:
                 ends = min(ends, expires)
         return max((ends - self._clock()).total_seconds(), 0.0)
+
+    def _touch(self, record: WebSessionRecord, now: datetime) -> None:
+        """Count a use: in memory here, written by the write-behind's next flush. A
+        session signed in with a token uses that token, so the token's last use (and
+        IP) moves too, exactly as a bearer request's does: the tokens page showed a
+        token someone works with daily in the web pages as unused since sign-in."""
+        with self._lock:
+            self._seen[record.id] = now
+        if self._write_behind is not None:
+            self._write_behind.session_seen(record.id, now)
+            if record.token_id:
+                self._write_behind.token_used(record.token_id, now, client_ip_var.get())
 
     def _require_token(self, record: WebSessionRecord) -> None:
         """A session signed in with a token ends with it (revoked or expired)."""

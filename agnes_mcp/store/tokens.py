@@ -126,13 +126,15 @@ class TokenRepository:
         return self.get(token_id)
 
     def record_uses(self, uses: Iterable[TokenUse]) -> int:
-        """Write last-used times in one batch (called off the request path)."""
+        """Write last-used times in one batch (called off the request path). A use whose
+        caller's IP is unknown (e.g. an admin page's websocket) keeps the last one known."""
         batch = [[use.at, use.ip, use.token_id] for use in uses]
         if not batch:
             return 0
         with self._store.writer() as cur:
             cur.executemany(
-                "UPDATE personal_access_tokens SET last_used_at = ?, last_used_ip = ? WHERE id = ?",
+                "UPDATE personal_access_tokens SET last_used_at = ?, "
+                "last_used_ip = coalesce(?, last_used_ip) WHERE id = ?",
                 batch,
             )
         return len(batch)
