@@ -22,7 +22,8 @@ slices. Rows carry the import time Keboola keeps per row (``changedSince``/
 ``changedUntil`` filter on it). Every API call must send a known ``X-StorageApi-Token``;
 the signed file URLs must not (a request carrying it is recorded in ``leaked_token``).
 Failures are injected with :meth:`FakeKeboola.fail` (429 with ``Retry-After``, 5xx, any
-status), :meth:`FakeKeboola.maintenance` (the documented 503 with ``Retry-After`` and a
+status), :meth:`FakeKeboola.job_not_found` (a new job's polls answer 404 a few times),
+:meth:`FakeKeboola.maintenance` (the documented 503 with ``Retry-After`` and a
 ``{"status": "maintenance", "reason": ...}`` body) and :attr:`FakeKeboola.job_errors`.
 
 ``python -m tests.fake_keboola --rows N --slices 10`` serves one generated table on its own
@@ -329,6 +330,11 @@ class FakeKeboola:
                 method, re.compile(path), status, times, retry_after, message, raw_body, headers
             )
         )
+
+    def job_not_found(self, times: int) -> None:
+        """The next ``times`` polls of any job answer 404 as for an unknown job: a job
+        just created that the stack's jobs endpoint does not show yet."""
+        self.fail(r"/v2/storage/jobs/\d+$", 404, times=times, message="Job not found")
 
     def maintenance(self, path: str, retry_after: str, *, times: int = 1) -> None:
         """The documented maintenance answer: 503, ``Retry-After`` and a body that has no

@@ -35,6 +35,7 @@ from connectors.keboola.export import (
     ExportedFile,
     Exporter,
     ExportParams,
+    JobNotFound,
     reader_sql,
     row_separator,
     slice_index,
@@ -947,6 +948,25 @@ def test_a_file_not_yet_visible_after_its_job_is_waited_for(stack: Stack) -> Non
     stack.fake.fail(r"/v2/storage/files/\d+$", 404, times=100, message="File not found")
     with pytest.raises(TransientSyncError, match="not found after 5 attempts"):
         connector.extract(orders(), stack.writer)
+    stack.fake.failures.clear()
+
+
+def test_a_job_not_yet_visible_to_its_poll_is_asked_for_again(stack: Stack) -> None:
+    """A 404 polling the job the export has just created (some stacks do not show a new
+    job at once) ended the sync at once as a terminal "no such object". A short run of
+    404s is waited out with backoff; a job that never shows is a typed transient failure
+    naming the job and what happens next (a new export)."""
+    slept: list[float] = []
+    connector = stack.connector(file_type="csv")
+    connector.client.sleep = slept.append
+    stack.fake.job_not_found(times=3)
+    assert connector.extract(orders(), stack.writer).rows == len(ROWS)
+    assert [s for s in slept if s >= 0.5] == [0.5, 1.0, 2.0]  # the backoff, not the polls
+    stack.fake.job_not_found(times=100)
+    with pytest.raises(JobNotFound, match=r"job \d+ .*not found after 5 attempts") as caught:
+        connector.extract(orders(), stack.writer)
+    assert caught.value.transient and "new export" in (caught.value.hint or "")
+    assert caught.value.details["job"] == max(stack.fake.jobs)
     stack.fake.failures.clear()
 
 

@@ -4,7 +4,9 @@
 ``changedSince``/``changedUntil``, ``fileType``, ``gzip``) answers with a job; ``GET
 /v2/storage/jobs/{id}`` is polled with a growing wait until ``success`` or ``error``
 (``created``, ``waiting``, ``processing`` and ``terminating`` mean not yet; ``cancelled``
-and ``terminated``, a stopped job, are retried with a new export) or the timeout. The job's
+and ``terminated``, a stopped job, are retried with a new export) or the timeout; a poll
+answered 404 (a job just created, not yet shown) is asked again with backoff, then ends
+in :class:`JobNotFound`. The job's
 ``results.file.id`` names a file; ``GET /v2/storage/files/{id}?federationToken=1`` gives
 its signed ``url`` and ``isSliced``. A plain file is downloaded from ``url``; a sliced one's
 ``url`` is a manifest (``{"entries": [{"url": ...}]}``) whose slices are all downloaded,
@@ -52,6 +54,12 @@ _DIGITS = re.compile(r"(\d+)")
 # be half a gigabyte for each gzip slice read at once).
 MAX_ROW_BYTES = 32 << 20
 JOB = ("id", "status")  # what a job answer (the export's, each poll's) must hold
+
+
+class JobNotFound(TransientSyncError):
+    """The export's job still answered 404 after the client's attempts with backoff."""
+
+    code = "source_job_not_found"
 
 
 @dataclass(frozen=True)
@@ -160,23 +168,40 @@ class Exporter:
     def _file_info(self, file_id: int, table: str, bucket: str) -> Any:
         """The export's file detail. A 404 here is not a missing table (a terminal
         "no such object" ended the sync): the job has just named the file, which is not
-        yet visible to the files API. Asked again with the client's backoff; still
-        missing, the sync is retried (transient) with a new export."""
+        yet visible to the files API. Still missing, the sync is retried (transient)
+        with a new export."""
         path = f"/v2/storage/files/{file_id}"
+        return self._until_visible(
+            path,
+            {"federationToken": 1},
+            bucket,
+            lambda: TransientSyncError(
+                f"Keboola's file {file_id} (the export of {table}) was not found after "
+                f"{self.client.attempts} attempts, though its job named it.",
+                hint="The file is not yet visible in Keboola's file storage; the sync is "
+                "retried with a new export.",
+                details={"file_id": file_id},
+            ),
+        )
+
+    def _until_visible(
+        self,
+        path: str,
+        params: dict[str, Any] | None,
+        bucket: str | None,
+        missing: Callable[[], TransientSyncError],
+    ) -> Any:
+        """GET an object the export has just made (its job, its file), which the stack
+        may not show at once: a 404 is asked again with the client's backoff, up to its
+        attempts; still 404, ``missing()`` is raised (a new export is the way out)."""
         for attempt in range(1, self.client.attempts + 1):
             try:
-                return self.client.get(path, {"federationToken": 1}, bucket)
+                return self.client.get(path, params, bucket)
             except SourceTableNotFound:
                 if attempt >= self.client.attempts:
                     break
                 self.client.sleep(min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1)))
-        raise TransientSyncError(
-            f"Keboola's file {file_id} (the export of {table}) was not found after "
-            f"{self.client.attempts} attempts, though its job named it.",
-            hint="The file is not yet visible in Keboola's file storage; the sync is retried "
-            "with a new export.",
-            details={"file_id": file_id},
-        )
+        raise missing()
 
     def wait_for(self, job: dict[str, Any], table: str) -> dict[str, Any]:
         """Poll the job until it ends; its ``error`` ends the sync with Keboola's message."""
@@ -220,8 +245,26 @@ class Exporter:
                 self.client.sleep(pause)
                 pause = min(MAX_POLL, pause * 1.5)
             polled = True
-            path = f"/v2/storage/jobs/{quote(str(job['id']), safe='')}"
-            job = an_object(self.client.get(path), f"GET {path}", needs=JOB)
+            job = self._poll(job["id"], table)
+
+    def _poll(self, job_id: Any, table: str) -> dict[str, Any]:
+        """The job's state now. A job just created can answer 404 for a moment on some
+        stacks: that ended the sync at once as a terminal "no such object"."""
+        path = f"/v2/storage/jobs/{quote(str(job_id), safe='')}"
+        answer = self._until_visible(
+            path,
+            None,
+            None,
+            lambda: JobNotFound(
+                f"Keboola's export job {job_id} of {table} was not found after "
+                f"{self.client.attempts} attempts, though the export had just created it.",
+                hint="The stack does not show the job (yet); the sync is retried with a new "
+                "export. If this repeats, check the source's url names the stack the token "
+                "belongs to.",
+                details={"job": job_id},
+            ),
+        )
+        return an_object(answer, f"GET {path}", needs=JOB)
 
     def _download_all(self, entries: list[str], info: dict[str, Any], workdir: Path) -> list[Path]:
         ordered = sorted(entries, key=slice_index)
