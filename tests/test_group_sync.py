@@ -205,6 +205,35 @@ def test_a_google_group_renamed_into_an_existing_groups_name_does_not_join_it(
     assert "o-brien+ops@example.com" in taken.skipped[0]
 
 
+def test_a_group_made_for_a_renamed_google_group_is_never_shared_with_an_exact_one(
+    gservices: Services, directory: FakeDirectoryServer
+) -> None:
+    """The rule, both ways: an Agnes group belongs to the Google group it was synced
+    from. "'finance@..." (any employee may make one) synced first made 'finance', and
+    the real finance@ group's members then joined it: whatever an admin granted
+    'finance' went to both. And a user in both, listed renamed-first by the Directory,
+    had the renamed one chosen and the exact one dropped without a word."""
+    eve = add_user(gservices, email="eve@example.com")
+    directory.fake.set_groups(eve.email, ["'finance@example.com"])
+    assert gservices.group_sync.sync_user(eve.id, eve.email).created == ["finance"]
+    mal = add_user(gservices, email="mal@example.com")
+    directory.fake.set_groups(mal.email, ["Finance@Example.com "])
+    joined = gservices.group_sync.sync_user(mal.id, mal.email)
+    assert joined.outcome == "ok" and joined.groups == []
+    assert "finance@example.com" in joined.skipped[0]
+    assert "'finance@example.com" in joined.skipped[0]  # names whose group it is
+    both = add_user(gservices, email="bo@example.com")
+    directory.fake.set_groups(both.email, ["'payroll@example.com", "PAYROLL@example.com"])
+    chosen = gservices.group_sync.sync_user(both.id, both.email)
+    assert chosen.groups == ["payroll"] and chosen.created == ["payroll"]
+    assert len(chosen.skipped) == 1 and "'payroll@example.com" in chosen.skipped[0]
+    assert gservices.groups.by_name("payroll").description == (  # type: ignore[union-attr]
+        "Synced from Google group payroll@example.com"
+    )
+    again = gservices.group_sync.sync_user(eve.id, eve.email)  # its own group, still
+    assert again.groups == ["finance"] and again.skipped == []
+
+
 @pytest.mark.parametrize(
     ("email", "name"),
     [

@@ -15,7 +15,11 @@ The rule (docs/group-sync.md):
   joined through it: only ``admin_group`` can make someone an admin.
 * A name that had to be changed (``o'brien+ops`` → ``o-brien-ops``) joins only the group
   synced from that very Google group: ``'finance@…``, a group any employee may create,
-  joined the admins' ``finance`` group and its grants.
+  joined the admins' ``finance`` group and its grants. A group made for such a Google
+  group is joined by no other (not even the exact ``finance@…``): each refusal is listed
+  in the sync's ``skipped``, never resolved silently.
+* Names are compared case-insensitively, after trimming spaces: ``Finance@Example.com``
+  is ``finance@example.com``, one Google group.
 """
 
 from __future__ import annotations
@@ -41,7 +45,8 @@ def agnes_group_name(google_email: str) -> str | None:
 
 
 def targets(groups: Iterable[GoogleGroup], settings: GoogleGroupsSettings) -> list[WantedGroup]:
-    """The Agnes groups ``groups`` map to, after the prefix filter; one per group."""
+    """The Agnes groups ``groups`` map to, after the prefix filter: one per Google group,
+    exact names before changed ones (the store refuses a group to another's, and says so)."""
     prefix = settings.prefix.strip().lower()
     admin_group = (settings.admin_group or "").strip().lower()
     chosen: dict[str, WantedGroup] = {}
@@ -57,5 +62,8 @@ def targets(groups: Iterable[GoogleGroup], settings: GoogleGroupsSettings) -> li
                 continue
             renamed = name != email.split("@", 1)[0]
             target = WantedGroup(google_email=email, name=name, renamed=renamed)
-        chosen.setdefault(target.key, target)
-    return sorted(chosen.values(), key=lambda t: t.key)
+        chosen.setdefault(email, target)
+    # Each Google group once; of those mapping to one name, exact ones first: the first
+    # to land makes the group, and it belongs to the Google group it was made for (the
+    # Directory's order chose it, and the others were dropped without a word).
+    return sorted(chosen.values(), key=lambda t: (t.key, t.renamed, t.google_email))

@@ -66,9 +66,44 @@ class AppliedSync:
     revoked_tokens: list[str] = field(default_factory=list)  # admin tokens ended by leaving Admin
 
 
+_SYNCED_FROM = "Synced from Google group "
+
+
 def synced_from(google_email: str) -> str:
     """The description of the Agnes group a sync creates for a Google group."""
-    return f"Synced from Google group {google_email}"
+    return f"{_SYNCED_FROM}{google_email}"
+
+
+def origin_of(description: str) -> str | None:
+    """The Google group's e-mail a group was created for by the sync (its description as
+    :func:`synced_from` wrote it), or ``None`` for a group made otherwise."""
+    return description[len(_SYNCED_FROM) :] if description.startswith(_SYNCED_FROM) else None
+
+
+def refusal(target: WantedGroup, name: str, description: str) -> str | None:
+    """Why ``target`` may not join the existing group ``name`` (described so), or ``None``.
+
+    An Agnes group belongs to the Google group it was made for: a Google group whose name
+    had to be changed joins only the group made for it, and a group made for such a Google
+    group is joined by no other (the real ``finance@`` joined the group "'finance@", which
+    any employee may create, had made first, and shared its grants). Exact names join
+    any other group of that name, as documented (one group for ``finance@`` of two domains,
+    or one an admin made to grant it)."""
+    origin = origin_of(description)
+    if target.renamed:
+        if origin == target.google_email:
+            return None
+        return (
+            f"{target.google_email}: its name had to be changed to '{target.name}', and "
+            f"the existing group '{name}' was not synced from it"
+        )
+    if origin is not None and origin.split("@", 1)[0] != (target.name or "").lower():
+        return (
+            f"{target.google_email}: the existing group '{name}' was made for the Google "
+            f"group {origin}, whose name had to be changed (an admin: rename or remove that "
+            f"Google group, then delete the Agnes group '{name}'; the next sync makes it anew)"
+        )
+    return None
 
 
 class GroupSyncRepository:
@@ -104,13 +139,9 @@ class GroupSyncRepository:
                     )
                     continue
                 origin = synced_from(target.google_email)
-                if found is not None and target.renamed and described[found[0]] != origin:
-                    # "'finance@..." (any employee may make a Google group) became
-                    # 'finance', and joined the admins' finance group with its grants
-                    skipped.append(
-                        f"{target.google_email}: its name had to be changed to '{name}', and "
-                        f"the existing group '{found[1]}' was not synced from it"
-                    )
+                why = refusal(target, found[1], described[found[0]]) if found else None
+                if why is not None:
+                    skipped.append(why)
                     continue
                 if found is None:
                     gid = new_id("grp")
