@@ -14,8 +14,9 @@ import pytest
 
 from agnes_mcp.query.concurrency import in_query_lane
 from agnes_mcp.rails.refusals import QueryTimeout
-from agnes_mcp.rails.sandbox import Limits, Sandbox
+from agnes_mcp.rails.sandbox import Limits, Sandbox, count_rows
 from agnes_mcp.rails.watchdog import OVERDUE_SECONDS
+from agnes_sync.caller import CALLER, Caller
 from tests.conftest import local_table
 
 LIMITS = Limits(rows=100, bytes=1 << 24, timeout_seconds=0.5)
@@ -74,3 +75,18 @@ def test_a_query_the_engine_is_slow_to_stop_answers_its_caller_past_the_timeout(
     assert "The engine is still stopping it" in caught.value.message
     assert ended.wait(120)
     assert outcome and outcome[0].details["stopped_after_seconds"] > OVERDUE_SECONDS
+
+
+def test_a_count_slow_to_stop_is_not_said_to_the_caller(sandbox: Sandbox) -> None:
+    """The count of a cut answer may fail (the answer then says "more than"): its late
+    stop must not end the caller's call with a timeout the answer never had."""
+    heard: list[BaseException] = []
+    caller = Caller()
+    caller.on_answer_now(heard.append)
+    token = CALLER.set(caller)
+    try:
+        assert count_rows(sandbox.connection, SLOW_ROWS, timeout_seconds=0.5) is None
+    finally:
+        CALLER.reset(token)
+    assert heard == []
+    assert caller.early is None

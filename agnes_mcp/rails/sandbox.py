@@ -288,13 +288,16 @@ def run_select(
     *,
     prepare: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     fixed_width: bool = False,
+    answers_late: bool = True,
 ) -> RunResult:
     """Run one SELECT on a fresh cursor of ``base``: DuckDB's parser decides it is one
     SELECT (and :mod:`value_guards` checks its calls); a LIMIT stops the scan early; the
     answer is read batch by batch and reading stops past the byte cap; a timer
     interrupts it; nothing it did survives. ``fixed_width``: the caller foresaw an answer
     of fixed-width columns only (:mod:`fixed_width`), which runs without the row guard's
-    bind when DuckDB's own answer schema agrees."""
+    bind when DuckDB's own answer schema agrees. ``answers_late``: past its timeout and
+    not stopped yet, its caller hears the timeout then (:meth:`Caller.answer_now`); off
+    for a query whose failure the caller does not hear (a count that may fail)."""
     pooled = isinstance(base, SandboxConnection)
     cursor = base.take() if isinstance(base, SandboxConnection) else base.cursor()
     reusable = pooled and prepare is None
@@ -362,7 +365,7 @@ def run_select(
             if not WATCHDOG.release(ticket):
                 interrupted_late.append(True)  # its interrupt may still arrive
 
-    caller = CALLER.get()
+    caller = CALLER.get() if answers_late else None
 
     def overdue() -> None:  # past its timeout and not stopped yet: the caller hears it now
         if caller is not None:
@@ -650,7 +653,7 @@ def count_rows(
     counting = f"SELECT count(*) AS n FROM (\n{statement_body(sql)}\n) AS agnes_counted"
     limits = Limits(rows=1, bytes=1024, timeout_seconds=min(timeout_seconds, COUNT_SECONDS))
     try:
-        result = run_select(base, counting, limits, prepare=prepare)
+        result = run_select(base, counting, limits, prepare=prepare, answers_late=False)
     except QueryRefused:
         return None
     value = result.table.column(0)[0].as_py() if result.table.num_rows else None
