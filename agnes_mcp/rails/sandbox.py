@@ -39,6 +39,7 @@ from agnes_mcp.rails import (
     chains,
     inlined_ctes,
     list_lambdas,
+    macro_errors,
     reduce_lambdas,
     relations,
     result_meter,
@@ -630,6 +631,10 @@ def engine_failure(text: str, sql: str, *, line_offset: int = 0) -> QueryFailed:
         # guard's macro body: "line 2" of a one-line query): it points nowhere
         if error.line < 1 or not within(sql, error.line, error.column or 1):
             error.line = error.column = None
+    said = macro_errors.inside_macro(error, sql, placed=error.line is not None)
+    if said is not None:  # raised inside a macro's body: said of the call the query wrote
+        hint = macro_errors.hint(sql) or "Fix the arguments' types."
+        return QueryFailed(f"{said.message}{said.where}", hint=hint, details=said.details())
     locate(sql, error)
     hint = "Fix the query; the message is the engine's."
     if error.candidates:
