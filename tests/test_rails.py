@@ -215,6 +215,42 @@ def test_statements_that_are_no_query_say_what_to_write_instead(
     assert hinted in (refused.value.hint or "") and "DESCRIBE" not in (refused.value.hint or "")
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM (PIVOT orders ON status USING count(*))",
+        "WITH p AS (PIVOT orders ON status USING count(*)) SELECT * FROM p",
+        "SELECT * FROM (PIVOT_WIDER orders ON status)",
+    ],
+)
+def test_duckdbs_pivot_without_its_values_says_to_name_them(
+    demo_server: DemoServer, analyst: Principal, sql: str
+) -> None:
+    """DuckDB's PIVOT ... ON without an IN list in a subquery or CTE was refused as "DuckDB
+    reads this as a statement other than SELECT" with the hint to write a SELECT, which it
+    was. Both queries the hint gives run once the values are filled in."""
+    service = demo_server.live.services.query
+    with pytest.raises(QueryRefused) as refused:
+        service.run(analyst, sql, mode="local")
+    assert refused.value.code == "statement_not_allowed"
+    assert refused.value.message.startswith("PIVOT orders ON status without an IN list")
+    hint = refused.value.hint or ""
+    simplified = hint.split("lists them): ")[1].split(", or the SQL-standard ")[0]
+    standard = hint.split("or the SQL-standard ")[1].removesuffix(".")
+    for written in (simplified, standard):
+        filled = written.replace("'<value>', ...", "'completed', 'cancelled'")
+        outcome = service.run(analyst, filled, mode="local", limit=10)
+        assert {"completed", "cancelled"} <= set(outcome.table.column_names)
+
+
+def test_duckdbs_pivot_with_its_values_runs_inside_a_query(
+    demo_server: DemoServer, analyst: Principal
+) -> None:
+    sql = "SELECT * FROM (PIVOT orders ON status IN ('completed') USING count(*) GROUP BY channel)"
+    outcome = demo_server.live.services.query.run(analyst, sql, mode="local", limit=10)
+    assert outcome.table.column_names == ["channel", "completed"]
+
+
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

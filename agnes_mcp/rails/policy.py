@@ -415,6 +415,8 @@ def _check_tree(tree: exp.Expression, dialect: str, sql: str = "") -> None:
             raise ReadOnly(f"The query contains {_statement_kind(node)}, which is not a read.")
         if isinstance(node, _NOT_QUERIES):
             raise StatementNotAllowed(f"The query contains {_statement_kind(node)}.")
+        if isinstance(node, exp.Pivot):
+            _check_pivot(node, dialect)
         if isinstance(node, exp.Func) and not isinstance(node, _GENERATORS):
             _check_function(node, dialect, unknown)
         if isinstance(node, exp.Table):
@@ -449,6 +451,31 @@ def _statement_refusal(tree: exp.Expression, sql: str) -> QueryRefused:
     if isinstance(tree, exp.Command) and str(tree.this).upper() in ("SUMMARIZE", "SHOW"):
         return StatementNotAllowed(f"{named} statements are not accepted.")
     return ReadOnly(f"Only SELECT queries are accepted, not {named}.")
+
+
+def _check_pivot(pivot: exp.Pivot, dialect: str) -> None:
+    """DuckDB's own ``PIVOT t ON c USING f`` inside a query: an ON column without an IN
+    list needs its distinct values read before the query's columns are known, which DuckDB
+    does as a statement of its own, so the query is not one SELECT (DuckDB's parse of it
+    fails). With the values named it is one, and accepted."""
+    source = pivot.args.get("this")
+    if source is None or pivot.args.get("unpivot"):
+        return  # the SQL-standard PIVOT (...) on a table, or an UNPIVOT: one SELECT
+    open_columns = [e for e in pivot.expressions if not isinstance(e, exp.In)]
+    if not open_columns:
+        return
+    column = open_columns[0].sql(dialect=dialect)
+    table = source.sql(dialect=dialect)
+    using = ", ".join(u.sql(dialect=dialect) for u in pivot.args.get("using") or []) or "count(*)"
+    raise StatementNotAllowed(
+        f"PIVOT {table} ON {column} without an IN list is not accepted: DuckDB would first "
+        f"read the distinct values of {column} to make its columns, as a statement of its own.",
+        hint=f"Name the values it makes columns of (SELECT DISTINCT {column} FROM {table} "
+        f"lists them): SELECT * FROM (PIVOT {table} ON {column} IN ('<value>', ...) USING "
+        f"{using}), or the SQL-standard SELECT * FROM {table} PIVOT ({using} FOR {column} "
+        "IN ('<value>', ...)).",
+        details={"column": column},
+    )
 
 
 def _check_table(table: exp.Table) -> None:
