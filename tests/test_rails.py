@@ -251,6 +251,48 @@ def test_duckdbs_pivot_with_its_values_runs_inside_a_query(
     assert outcome.table.column_names == ["channel", "completed"]
 
 
+@pytest.mark.parametrize(
+    ("mode", "sql", "code", "named"),
+    [
+        ("local", "SELECT * FROM a.b.c.d", "table_not_found", "a.b.c.d"),
+        ("local", "SELECT * FROM orders.orders.orders.orders", "table_not_found", None),
+        # read as warehouse.main.web_sessions (granted), then sent to the warehouse, which
+        # answered 'schema "main.x" does not exist'
+        ("remote", "SELECT count(*) FROM warehouse.main.x.web_sessions", "table_not_found", None),
+        ("local", 'SELECT * FROM "main.orders"', "table_not_found", "main.orders"),
+        ("local", 'SELECT * FROM "_meta.users"', "table_not_found", "_meta.users"),
+        ("local", "SELECT * FROM x.orders", "path_not_registered", "x.orders"),
+        ("local", "SELECT * FROM main.support_tickets", "table_not_found", "support_tickets"),
+    ],
+)
+def test_a_name_of_any_shape_is_no_table_you_may_read(
+    demo_server: DemoServer,
+    analyst: Principal,
+    mode: str,
+    sql: str,
+    code: str,
+    named: str | None,
+) -> None:
+    """``a.b.c.d`` was "'a.b.d' is not a registered table" (its third part dropped), and a
+    granted table's path with a part inserted ran in the warehouse; a dotted name quoted
+    whole "looked like a file path"."""
+    with pytest.raises(QueryRefused) as refused:
+        demo_server.live.services.query.run(analyst, sql, mode=mode)
+    written = named or sql.split("FROM ", 1)[1]
+    assert refused.value.code == code
+    assert refused.value.message.startswith(f"There is no table '{written}' you may read")
+    assert refused.value.details["table"] == written
+
+
+def test_a_qualified_name_suggests_the_table_you_may_read(
+    demo_server: DemoServer, analyst: Principal
+) -> None:
+    with pytest.raises(QueryRefused) as refused:
+        demo_server.live.services.query.run(analyst, "SELECT * FROM x.orders", mode="local")
+    assert "orders" in refused.value.details["suggestions"]
+    assert "Did you mean 'orders'" in (refused.value.hint or "")
+
+
 @settings(
     max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -82,9 +82,15 @@ def _lookup(
     if ref.qualified:
         table = snapshot.by_remote_path(tuple(p for p in (ref.catalog, ref.db, ref.name) if p))
         if table is None or not access.can_read(table.id):
+            visible = _visible(access, snapshot)
             raise PathNotRegistered(
-                f"'{ref.path}' is not a registered table.",
+                f"There is no table '{ref.path}' you may read: a name with a schema or "
+                "catalog must spell the warehouse path of a table you may read.",
+                hint=f"{did_you_mean(ref.name, visible, n=3)}List the tables you may use "
+                "with the catalog tool (a table's id needs no schema). A table none of your "
+                "groups is granted is not among them: ask an admin for it.",
                 next=next_step("catalog", "agnes catalog", search=ref.name),
+                details={"table": ref.path, "suggestions": suggestions(ref.name, visible, n=3)},
             )
         return table
     found = snapshot.tables.get(ref.name)

@@ -36,6 +36,8 @@ from agnes_mcp.rails.refusals import (
     SqlParseError,
     SqlTooLarge,
     StatementNotAllowed,
+    TableNotFound,
+    next_step,
 )
 from agnes_sync.internal_names import internal_name
 from agnes_sync.not_unicode import not_unicode
@@ -485,17 +487,68 @@ def _check_table(table: exp.Table) -> None:
     if isinstance(source, exp.Func):
         verdict = function_catalog.table_verdict(_function_name(source))
         raise function_catalog.refusal(verdict, table=True)
+    if isinstance(source, exp.Dot):
+        raise _too_many_parts(table)
     if not isinstance(source, exp.Identifier):
-        if isinstance(source, exp.Expression) and not isinstance(source, exp.Dot):
+        if isinstance(source, exp.Expression):
             raise FunctionNotAllowed(f"'{table.sql()}' is not a table name.")
         return
     name = str(source.name)
+    if _dotted_name(name):
+        raise _quoted_dots(name)
     if any(char in name for char in _PATH_CHARS):
         raise FunctionNotAllowed(f"'{name}' looks like a file path; files are not tables here.")
     lowered = name.lower()
     schemas = {str(part).lower() for part in (table.db, table.catalog) if part}
     if internal_name(lowered) or schemas & _INTERNAL_SCHEMAS:
         raise InternalObject(f"'{table.sql()}' is an internal object.")
+
+
+def _too_many_parts(table: exp.Table) -> TableNotFound:
+    """A name of more than three parts (``a.b.c.d``): no table is named so, in DuckDB or a
+    warehouse; said whole (its parts were read as ``a.b.d``)."""
+    written = ".".join(part.name for part in table.parts)
+    last = table.parts[-1].name
+    return TableNotFound(
+        f"There is no table '{written}' you may read: a table is named with at most three "
+        "parts (table, schema.table or catalog.schema.table).",
+        hint="Name the table as the catalog tool lists it (its id), or by its warehouse path.",
+        next=next_step("catalog", "agnes catalog", search=last),
+        details={"table": written, "suggestions": []},
+    )
+
+
+# A data file's name DuckDB would read as a table: "x.csv", "y.parquet.gz".
+_FILE_EXTENSIONS = frozenset(
+    (
+        *("csv", "tsv", "txt", "tbl", "dat", "parquet", "json", "jsonl", "ndjson", "xlsx"),
+        *("xls", "arrow", "ipc", "feather", "avro", "orc", "db", "duckdb", "sqlite"),
+        *("sqlite3", "gz", "zst", "zstd", "bz2", "xz", "lz4", "snappy"),
+    )
+)
+_NAME_PART = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def _dotted_name(name: str) -> bool:
+    """Whether ``name`` (one quoted identifier) reads as a dotted table name written
+    quoted whole (``"main.orders"``), not as a file's name."""
+    parts = name.split(".")
+    return (
+        len(parts) > 1
+        and all(_NAME_PART.fullmatch(part) for part in parts)
+        and parts[-1].lower() not in _FILE_EXTENSIONS
+    )
+
+
+def _quoted_dots(name: str) -> TableNotFound:
+    quoted = ".".join(f'"{part}"' for part in name.split("."))
+    return TableNotFound(
+        f"There is no table '{name}' you may read: quoted whole, \"{name}\" is one name "
+        "with dots in it, not a table in a schema.",
+        hint=f"Quote each part on its own ({quoted}), or leave the quotes out.",
+        next=next_step("catalog", "agnes catalog", search=name.split(".")[-1]),
+        details={"table": name, "suggestions": []},
+    )
 
 
 def _real_tables(tree: exp.Expression) -> list[TableRef]:
