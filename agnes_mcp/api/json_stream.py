@@ -12,10 +12,19 @@ The byte cap (``max_result_bytes``) is measured on the JSON sent, as before: the
 stop before their JSON passes it. What is said about the rows depends on where they
 stopped, so it follows them, in the same document: a client reading the answer whole
 sees the truncation note as it always did.
+
+The status (200) is sent before the first row, so an answer that fails after it cannot
+become an error response. It ends instead where no reader can take it for a whole,
+smaller answer: the rows are closed and an ``"error"`` object (``answer_incomplete``)
+follows them, left open, so a strict JSON parser fails on the body, one that closes what
+is left open (as some streaming and agent clients do) finds the error, and the
+connection is closed before HTTP's end of the body, so the HTTP client fails too. The
+server logs a line saying so.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -30,6 +39,8 @@ from agnes_mcp.rails.results import QueryResult, row_slices, rows_of
 Described = Callable[[int, bool], QueryResult]
 
 _ROWS = b'"rows":[]'
+INCOMPLETE = "answer_incomplete"
+logger = logging.getLogger("agnes.api")
 # Rows rendered at a time: as many as about this much Arrow holds (1 to 1,024 rows).
 SLICE_BYTES = 1 << 20
 _MAX_SLICE_ROWS = 1024
@@ -74,16 +85,40 @@ def json_chunks(
     described: Described,
     extra: Mapping[str, Any] | None = None,
 ) -> Iterator[bytes]:
-    """The JSON answer for ``table``'s rows, in pieces; ``extra``: keys after the rest."""
+    """The JSON answer for ``table``'s rows, in pieces; ``extra``: keys after the rest.
+    Failing after its first piece, it ends unparseable (:func:`_incomplete`) and raises."""
     head, found, _ = described(0, False).model_dump_json().encode().partition(_ROWS)
     assert found, "a QueryResult has rows"
     yield head + b'"rows":['
     rows = _Rows(table, limit_bytes)
-    yield from rows
-    _, _, tail = described(rows.shown, rows.cut).model_dump_json().encode().partition(_ROWS)
-    if extra:
-        tail = tail[:-1] + b"," + to_json(dict(extra))[1:]
+    try:
+        yield from rows
+        _, _, tail = described(rows.shown, rows.cut).model_dump_json().encode().partition(_ROWS)
+        if extra:
+            tail = tail[:-1] + b"," + to_json(dict(extra))[1:]
+    except Exception as exc:
+        yield _incomplete(rows.shown, table.num_rows, exc)
+        raise
     yield b"]" + tail
+
+
+def _incomplete(sent: int, rows: int, exc: Exception) -> bytes:
+    """The end of an answer that failed after ``sent`` of its ``rows`` were sent: the rows
+    closed, then an error object left open (never a complete document), and a log line."""
+    logger.error(
+        "a JSON answer failed after %s of its %s rows were sent (%s); its body was ended "
+        "unparseable and the connection closed",
+        f"{sent:,}",
+        f"{rows:,}",
+        type(exc).__name__,
+    )
+    error = {
+        "code": INCOMPLETE,
+        "message": f"The answer failed after {sent:,} of its {rows:,} rows were sent; "
+        "these rows are not the whole answer.",
+        "hint": "Send the query again.",
+    }
+    return b'],"error":' + to_json(error)[:-1] + b","
 
 
 def json_response(
