@@ -14,6 +14,7 @@ if TYPE_CHECKING:
         MissingExtra,
         PullIncompleteWarning,
         Result,
+        RoundedValuesWarning,
         TruncatedResultWarning,
     )
     from agnes_mcp.notebook.workspace import Workspace
@@ -23,6 +24,7 @@ __all__ = [
     "MissingExtra",
     "PullIncompleteWarning",
     "Result",
+    "RoundedValuesWarning",
     "TruncatedResultWarning",
     "Workspace",
     "connect",
@@ -32,6 +34,7 @@ _EXPORTS = {
     "connect": "agnes_mcp.notebook.connection",
     "AgnesRefusal": "agnes_mcp.notebook.refusal",
     "Result": "agnes_mcp.notebook.result",
+    "RoundedValuesWarning": "agnes_mcp.notebook.result",
     "MissingExtra": "agnes_mcp.notebook.result",
     "PullIncompleteWarning": "agnes_mcp.notebook.result",
     "TruncatedResultWarning": "agnes_mcp.notebook.result",

@@ -50,6 +50,19 @@ def decimal_as_float(column: pa.ChunkedArray, scale: int) -> pa.ChunkedArray:
     return column.cast(pa.string()).cast(pa.float64())
 
 
+def decimal_rounded(column: pa.ChunkedArray, floats: pa.ChunkedArray) -> bool:
+    """Whether a value of ``column`` (a DECIMAL) is not what its float64 in ``floats``
+    reads back as at the column's scale: more digits than a double holds
+    (``12345678901234567.89`` reads back ``12345678901234568.00``)."""
+    import pyarrow.compute as pc
+
+    try:
+        back = floats.cast(column.type, safe=False)  # rounded to the scale, correctly
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return True
+    return pc.all(pc.equal(column, back)).as_py() is False
+
+
 MICROS_A_DAY = 86_400_000_000
 
 
@@ -258,6 +271,13 @@ class TruncatedResultWarning(UserWarning):
     rest; ``warnings.simplefilter("ignore", TruncatedResultWarning)`` silences it."""
 
 
+class RoundedValuesWarning(UserWarning):
+    """``.df()`` gave DECIMAL values as float64 (as DuckDB's own ``.df()`` does), and some
+    hold more digits than a float64: they were rounded. Its text names the columns, as
+    does the frame's ``attrs["agnes"]["rounded_columns"]``; ``.arrow()`` and ``.pl()``
+    keep the exact decimals."""
+
+
 class PullIncompleteWarning(UserWarning):
     """``ws.pull()`` left files it could not fetch (each keeps its previous good copy):
     the summary it returns lists them, and this says so where a cell shows no summary.
@@ -310,17 +330,28 @@ class Result:
     def df(self) -> Any:
         """The rows as a pandas DataFrame (needs the ``notebook`` extra), typed as DuckDB's
         own ``.df()`` types them: dates and timestamps as ``datetime64``, decimals as
-        ``float64`` (``.arrow()`` keeps the exact decimals), an integer or BOOLEAN column
-        holding a NULL as pandas' nullable ``Int64``/``boolean``, intervals as
-        ``timedelta64[us]`` (a month as 30 days). A cut result warns
+        ``float64`` (``.arrow()`` keeps the exact decimals; a value with more digits than a
+        float64 holds is rounded, and :class:`RoundedValuesWarning` names its column), an
+        integer or BOOLEAN column holding a NULL as pandas' nullable ``Int64``/``boolean``,
+        intervals as ``timedelta64[us]`` (a month as 30 days). A cut result warns
         (:class:`TruncatedResultWarning`) and its frame's ``attrs["agnes"]`` says so."""
         pd = _need("pandas")
         self._warn_if_cut()
         table = with_durations(self._answer.table)
+        rounded = []
         for index, field in enumerate(table.schema):
             if pa.types.is_decimal(field.type):
                 floats = decimal_as_float(table.column(index), field.type.scale)
+                if decimal_rounded(table.column(index), floats):
+                    rounded.append(field.name)
                 table = table.set_column(index, pa.field(field.name, pa.float64()), floats)
+        if rounded:  # stacklevel 2: the notebook line that asked for the frame
+            warnings.warn(
+                f"{', '.join(rounded)}: DECIMAL values with more digits than a float64 "
+                "holds were rounded in this DataFrame; .arrow() and .pl() keep them exact.",
+                RoundedValuesWarning,
+                stacklevel=2,
+            )
         objects = {
             field.name: union_values(table.column(index))
             if _holds(field.type, pa.types.is_union)
@@ -339,6 +370,7 @@ class Result:
             "row_count": self.row_count,
             "total_rows": self.total_rows,
             "cut": self.cut,
+            "rounded_columns": rounded,
         }
         return frame
 
