@@ -55,6 +55,15 @@ class ServerError(AgnesError):
         return body
 
 
+class AnswerIncomplete(AgnesError):
+    """An answer's body ended before all of its rows (the server failed while sending it,
+    or the connection was cut): never taken for a whole, smaller answer."""
+
+    code = "answer_incomplete"
+    status = 502
+    default_hint = "Send the request again."
+
+
 class ServerUnreachable(AgnesError):
     code = "unreachable"
     status = 503
@@ -266,6 +275,15 @@ class ServerApi:
             name = key.decode()
             if name.startswith("agnes."):
                 metadata[name.removeprefix("agnes.")] = json.loads(value)
+        said = metadata.get("row_count")
+        # An Arrow stream cut between two batches reads as a whole one (its end marker is
+        # optional): the count sent ahead of the rows tells a cut one from a smaller answer.
+        if isinstance(said, int) and not isinstance(said, bool) and said != table.num_rows:
+            raise AnswerIncomplete(
+                f"The answer from {self.base_url}{path} ended after {table.num_rows:,} of "
+                f"its {said:,} rows.",
+                details={"rows_received": table.num_rows, "row_count": said},
+            )
         return table.replace_schema_metadata(None), metadata
 
     @contextmanager

@@ -8,8 +8,10 @@ with no truncation note (that follows the rows)."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +19,10 @@ import httpx
 import pyarrow as pa
 import pytest
 
-from agnes_mcp.api import json_stream
+from agnes_mcp.api import arrow_stream, json_stream
+from agnes_mcp.api.arrow_stream import ARROW_STREAM
 from agnes_mcp.rails.results import Provenance, QueryResult
+from agnes_sync.server_api import AnswerIncomplete, ServerApi
 from tests.conftest import LiveServer
 
 SQL = "SELECT range AS i, repeat('x', 500) AS s FROM range(20000)"
@@ -101,3 +105,57 @@ def test_the_end_follows_whole_rows_wherever_it_fails(monkeypatch: pytest.Monkey
         json.loads(body)
     read = _closed(body)
     assert len(read["rows"]) == 3000 and read["error"]["code"] == "answer_incomplete"
+
+
+def _arrow_body(rows: int, said: int, batches_sent: int) -> bytes:
+    """An Arrow answer of ``rows`` whose metadata says ``said``, cut after
+    ``batches_sent`` batches (no end marker)."""
+    table = pa.table({"i": list(range(rows))})
+    schema = table.schema.with_metadata({b"agnes.row_count": str(said).encode()})
+    sink = io.BytesIO()
+    writer = pa.ipc.new_stream(sink, schema)
+    for batch in table.to_batches(max_chunksize=rows // 4 or 1)[:batches_sent]:
+        writer.write_batch(batch)
+    return sink.getvalue()
+
+
+def test_an_arrow_answer_cut_between_batches_is_not_taken_for_a_smaller_one() -> None:
+    """An Arrow stream's end marker is optional: one cut between two batches read as a
+    whole, smaller answer. The row count sent ahead of the rows tells them apart."""
+    api = ServerApi("http://127.0.0.1:9", None)
+    cut = httpx.Response(200, headers={"content-type": ARROW_STREAM}, content=_arrow_body(8, 8, 2))
+    with pytest.raises(AnswerIncomplete, match="ended after 4 of its 8 rows"):
+        api._arrow(cut, "/api/query")
+    whole = httpx.Response(
+        200, headers={"content-type": ARROW_STREAM}, content=_arrow_body(8, 8, 4)
+    )
+    table, metadata = api._arrow(whole, "/api/query")
+    assert table.num_rows == 8 and metadata["row_count"] == 8
+
+
+def test_an_arrow_answer_failing_mid_body_closes_the_connection_and_is_logged(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real = pa.Table.to_batches
+
+    def failing(table: pa.Table, *args: Any, **kwargs: Any) -> Iterator[pa.RecordBatch]:
+        for index, batch in enumerate(real(table, *args, **kwargs)):
+            if index == 1:
+                raise RuntimeError("the encoding failed")
+            yield batch
+
+    monkeypatch.setattr(arrow_stream, "_batches", failing)
+    with (
+        caplog.at_level(logging.ERROR, logger="agnes.api"),
+        live_server.client(live_server.admin_token) as client,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        client.post(
+            "/api/query",
+            json={"sql": "SELECT range AS i FROM range(200000)", "limit": 200000},
+            headers={"Accept": ARROW_STREAM},
+        )
+    logged = [r.getMessage() for r in caplog.records if "Arrow answer failed" in r.getMessage()]
+    assert len(logged) == 1
+    sent, total = re.findall(r"after ([\d,]+) of its ([\d,]+) rows", logged[0])[0]
+    assert 0 < int(sent.replace(",", "")) < int(total.replace(",", ""))

@@ -9,6 +9,7 @@ they are encoded, so a large result is never held twice in memory.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 from fastapi.responses import StreamingResponse
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+logger = logging.getLogger("agnes.api")
 BATCH_ROWS = 65_536
 # The longest value an X-Agnes-* header carries. The SQL of a metric or snapshot can be
 # 100,000 characters (more as JSON): a client reads a head of at most 100 KiB (httpx) or
@@ -45,18 +47,38 @@ class _Pending:
         return data
 
 
+def _batches(table: pa.Table, *, max_chunksize: int) -> list[pa.RecordBatch]:
+    batches: list[pa.RecordBatch] = table.to_batches(max_chunksize=max_chunksize)
+    return batches
+
+
 def ipc_chunks(table: pa.Table, metadata: dict[str, Any]) -> Iterator[bytes]:
     encoded = {
         f"agnes.{k}".encode(): json.dumps(v, default=str).encode() for k, v in metadata.items()
     }
     schema = table.schema.with_metadata({**(table.schema.metadata or {}), **encoded})
     pending = _Pending()
-    with pa.ipc.new_stream(pa.PythonFile(pending, mode="w"), schema) as writer:
-        for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-            writer.write_batch(batch)
-            data = pending.take()
-            if data:
-                yield data
+    sent = 0
+    try:
+        with pa.ipc.new_stream(pa.PythonFile(pending, mode="w"), schema) as writer:
+            for batch in _batches(table, max_chunksize=BATCH_ROWS):
+                writer.write_batch(batch)
+                data = pending.take()
+                if data:
+                    yield data
+                    sent += batch.num_rows
+    except Exception as exc:
+        # never the stream's end marker (its writer's exit wrote one, not sent): the
+        # connection closes before HTTP's end of the body, and agnes.row_count, sent
+        # ahead of the rows, tells a reader the answer is cut
+        logger.error(
+            "an Arrow answer failed after %s of its %s rows were sent (%s); the "
+            "connection was closed",
+            f"{sent:,}",
+            f"{table.num_rows:,}",
+            type(exc).__name__,
+        )
+        raise
     data = pending.take()
     if data:
         yield data
