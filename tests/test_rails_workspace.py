@@ -77,6 +77,23 @@ def test_an_ungranted_table_gets_the_servers_answer_or_offline_the_local_one(
     assert alone.value.code == "table_not_found"
 
 
+@pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        ("SELECT * FROM a.b.c.d", "at most three parts"),
+        ('SELECT * FROM "main.orders"', "quoted whole"),
+    ],
+)
+def test_a_name_no_table_has_keeps_its_own_refusal(
+    backend: WorkspaceBackend, sql: str, said: str
+) -> None:
+    """Relayed to the server as a table it might know, the refusal lost why no table is
+    named so: "There is no table 'a.b.c.d' you may read" and nothing more."""
+    with pytest.raises(QueryRefused) as caught:
+        backend.query(sql, 10)
+    assert caught.value.code == "table_not_found" and said in caught.value.message
+
+
 def test_the_pulled_workspace_holds_what_the_corpus_reads(backend: WorkspaceBackend) -> None:
     inventory = backend.local.inventory()
     assert {"orders", "customers", "products", "order_items"} <= set(inventory.tables)

@@ -55,6 +55,7 @@ from agnes_sync.snapshot_meta import SnapshotMeta
 from agnes_sync.sql_text import quote_ident
 from agnes_sync.storage_errors import workspace_writes
 from agnes_sync.suggest import did_you_mean
+from agnes_sync.table_spec import TABLE_ID
 from agnes_sync.workspace import catalog_cache, local_db, results
 from agnes_sync.workspace.disk import disk_usage
 from agnes_sync.workspace.inventory import Inventory, LocalTable
@@ -276,8 +277,8 @@ class WorkspaceBackend(Backend):
         that does not exist and one this user may not read), as its MCP endpoint answers;
         the local one when the server cannot be asked."""
         name = missing.details.get("table")
-        if not isinstance(name, str):
-            return missing
+        if not isinstance(name, str) or not TABLE_ID.match(name):
+            return missing  # no table is named so (a.b.c.d): the server knows none either
         try:
             with relayed_refusals():
                 self.api.get(f"/api/catalog/{_segment(name)}/schema")
