@@ -14,7 +14,7 @@ import time
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -50,6 +50,12 @@ MAX_TOKEN_DAYS = 3650
 
 class UserWithGroups(User):
     groups: list[str]
+    last_seen_at: datetime | None = Field(
+        default=None,
+        description="The latest of the user's web sessions' last use, their tokens' and "
+        "OAuth grants' last use and their last pull (flushed every few seconds); "
+        "null when never seen.",
+    )
 
 
 class UserMembership(BaseModel):
@@ -63,6 +69,7 @@ class UserAccess(BaseModel):
 
     user: User
     memberships: list[UserMembership]
+    last_seen_at: datetime | None = None  # as :attr:`UserWithGroups.last_seen_at`
 
 
 class GroupMembers(BaseModel):
@@ -125,11 +132,28 @@ def _plain(field: str, value: str, max_length: int, *, required: bool = False) -
 def user_with_groups(services: Services, user: User) -> UserWithGroups:
     names = services.groups.names()
     groups = sorted(names[g] for g in services.groups.group_ids_of(user.id) if g in names)
-    return UserWithGroups(**user.model_dump(), groups=groups)
+    seen = services.users.last_seen(user.id).get(user.id)
+    return UserWithGroups(**user.model_dump(), groups=groups, last_seen_at=seen)
 
 
 def users_with_groups(services: Services) -> list[UserWithGroups]:
-    return [user_with_groups(services, u) for u in services.users.all()]
+    """Every user with their groups and last-seen time: a fixed number of reads, whatever
+    the number of users (it read each user's groups one by one)."""
+    names = services.groups.names()
+    ids: dict[str, set[str]] = {}
+    for member in services.groups.all_members():
+        ids.setdefault(member.user_id, set()).add(member.group_id)
+    seen = services.users.last_seen()
+    return [
+        UserWithGroups(
+            **user.model_dump(),
+            groups=sorted(
+                names[g] for g in ids.get(user.id, set()) | {EVERYONE_GROUP_ID} if g in names
+            ),
+            last_seen_at=seen.get(user.id),
+        )
+        for user in services.users.all()
+    ]
 
 
 def user_access(services: Services) -> list[UserAccess]:
@@ -146,9 +170,11 @@ def user_access(services: Services) -> list[UserAccess]:
                     source=member.source,
                 )
             )
+    seen = services.users.last_seen()
     return [
         UserAccess(
             user=user,
+            last_seen_at=seen.get(user.id),
             memberships=sorted(
                 rows.get(user.id, []), key=lambda m: (m.group_name.lower(), m.source.value)
             ),

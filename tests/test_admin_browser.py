@@ -24,11 +24,12 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from agnes_admin.pages import all_pages
 from agnes_admin.shell import TITLE_CLASS
 from tests.browser_harness import ConsoleLog, open_panel_page, sign_in_with_token
-from tests.conftest import DemoServer, running_demo, running_server
+from tests.conftest import DemoServer, running_demo, running_server, unique_email
 from tests.mcp_raw import INITIALIZE as MCP_INITIALIZE
 from tests.mcp_raw import MCP_HEADERS
 from tests.threaded_server import ThreadedServer
@@ -91,6 +92,7 @@ TABLES_CUT = """() => {
 
 def test_every_page_renders_without_console_errors(demo: DemoServer, browser_context: Any) -> None:
     base = demo.live.base_url
+    demo.live.services.users.add(unique_email("never-seen"))  # shown as last seen 'never'
     sign_in_with_token(browser_context.new_page(), base, demo.admin_token, next_path="/admin")
     for admin_page in all_pages():
         page = browser_context.new_page()  # a page per admin page: its own console log
@@ -116,6 +118,12 @@ def test_every_page_renders_without_console_errors(demo: DemoServer, browser_con
             status = page.locator(".tabulator-col[tabulator-field='status']").first
             status.wait_for(state="attached")
             assert status.is_visible()
+        if admin_page.path == "/admin/access":  # sorted oldest first, 'never' comes first
+            page.locator(".tabulator-col[tabulator-field='last_seen']").first.click()
+            seen = page.locator(".tabulator-row .tabulator-cell[tabulator-field='last_seen']")
+            expect(seen.first).to_have_text("never")
+            shown = seen.all_inner_texts()
+            assert shown == sorted(shown, key=lambda t: "" if t == "never" else t), shown
         external = [u for u in log.requests if not u.startswith((base, "data:", "blob:"))]
         assert not external, external  # no CDN: every asset comes from this server
         if TAKE_SCREENSHOTS:

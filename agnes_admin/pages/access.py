@@ -17,7 +17,7 @@ from agnes_admin.clicks import on_click, submit_on_enter
 from agnes_admin.context import PageContext
 from agnes_admin.markdown_text import plain
 from agnes_admin.pages import Page, register
-from agnes_admin.times import shown_time
+from agnes_admin.times import NEVER, never_sorted_oldest, shown_time
 from agnes_mcp import access_admin
 from agnes_mcp.auth.principal import Principal
 from agnes_mcp.builtin_groups import EVERYONE_GROUP_ID
@@ -36,6 +36,8 @@ T = TypeVar("T")
 # Refusals that mean a row the page showed is gone (removed by another admin or the CLI).
 GONE_ELSEWHERE = (UserNotFound, GroupNotFound, MembershipNotFound, GrantNotFound, TokenNotFound)
 Tone = Literal["success", "warning", "danger", "info"]
+
+USER_COLUMNS = ["id", "email", "name", "active", "last_seen", "groups", "created"]
 
 SYNCED_NOTE = (
     "Memberships from Google sync (source `google_sync`) follow Google Workspace and change "
@@ -200,7 +202,8 @@ class AccessPage:
         self.ctx = ctx
 
         # --- users ---
-        self.users_table = table(["id", "email", "name", "active", "groups", "created"])
+        # Last seen: the latest web-session use, token or OAuth use, or pull ('never').
+        self.users_table = table(USER_COLUMNS, configuration=never_sorted_oldest("last_seen"))
         # At 1,000 users the list is 20 pages: a user is found by a part of the e-mail or
         # name (Enter, or leaving the box, applies it).
         self.user_filter = pn.widgets.TextInput(
@@ -427,11 +430,12 @@ class AccessPage:
                         f"{m.group_name} ({m.source.value})" for m in p.memberships
                     ),
                     "created": shown_time(p.user.created_at),
+                    "last_seen": shown_time(p.last_seen_at, never=NEVER),
                 }
                 for p in self._people
                 if not needle or needle in f"{p.user.email}\n{p.user.name or ''}".lower()
             ],
-            columns=["id", "email", "name", "active", "groups", "created"],
+            columns=USER_COLUMNS,
         )
         self.users_table.selection = []
         self._show_memberships()

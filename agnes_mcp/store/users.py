@@ -21,6 +21,14 @@ _EMAIL = re.compile(
     r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$"
 )
 _COLUMNS = "id, email, name, active, created_at, last_pull_at"
+# Where a user's uses are kept (table, its user column, the time of its last use): the
+# latest of them all is when the user was last seen.
+_SEEN = (
+    ("users", "id", "last_pull_at"),
+    ("web_sessions", "user_id", "last_seen_at"),
+    ("personal_access_tokens", "user_id", "last_used_at"),
+    ("oauth_grants", "user_id", "last_used_at"),
+)
 
 
 class User(BaseModel):
@@ -150,6 +158,23 @@ class UserRepository:
     def record_pull(self, user_id: str, at: datetime) -> None:
         with self._store.writer() as cur:
             cur.execute("UPDATE users SET last_pull_at = ? WHERE id = ?", [at, user_id])
+
+    def last_seen(self, user_id: str | None = None) -> dict[str, datetime]:
+        """When each user (or only ``user_id``) was last seen, in one read whatever the
+        number of users: the latest of their web sessions' last use (a sign-in counts),
+        their personal access tokens' and OAuth grants' last use, and their last pull.
+        A user never seen is not in the result. Read only: the uses are the ones the
+        write-behind has flushed (every few seconds), so no request writes anything more."""
+        sources = [
+            f"SELECT {who} AS user_id, {at} AS seen_at FROM {table} WHERE {at} IS NOT NULL"
+            + ("" if user_id is None else f" AND {who} = ?")
+            for table, who, at in _SEEN
+        ]
+        params = [] if user_id is None else [user_id] * len(sources)
+        query = f"SELECT user_id, max(seen_at) FROM ({' UNION ALL '.join(sources)}) GROUP BY 1"
+        with self._store.cursor() as cur:
+            rows = cur.execute(query, params).fetchall()
+        return {row[0]: as_utc(row[1]) for row in rows}
 
     def count(self) -> int:
         with self._store.cursor() as cur:
