@@ -929,6 +929,41 @@ def test_arguments_out_of_range_are_refused_as_invalid_arguments(
     assert argument in refusal.message
 
 
+BOOL_FOR_NUMBER: list[tuple[str, Callable[[Workspace], object], str]] = [
+    ("query-limit", lambda ws: ws.query("SELECT 1", limit=True), "limit"),
+    ("query-remote-limit", lambda ws: ws.query_remote("SELECT 1", limit=True), "limit"),
+    ("describe-n", lambda ws: ws.describe("orders", n=True), "n"),
+    (
+        "estimate-limit",
+        lambda ws: ws.snapshot_estimate("web_sessions", ["session_id"], limit=True),
+        "limit",
+    ),
+    (
+        "snapshot-ttl",
+        lambda ws: ws.snapshot("web_sessions", ["session_id"], name="x", ttl_seconds=True),
+        "ttl_seconds",
+    ),
+    ("metric-limit", lambda ws: ws.metric("revenue/total_revenue", limit=False), "limit"),
+]
+
+
+@pytest.mark.parametrize(
+    ("api", "argument"), [c[1:] for c in BOOL_FOR_NUMBER], ids=[c[0] for c in BOOL_FOR_NUMBER]
+)
+def test_a_bool_for_a_number_is_refused_naming_the_argument(
+    nb: NotebookSetup, api: Callable[[Workspace], object], argument: str
+) -> None:
+    """``limit=True`` is an int to Python, and was taken as a one-row limit (``n=True``
+    one sample row): every number argument refuses a bool, by one check of the API's."""
+    with pytest.raises(AgnesRefusal) as raised:
+        api(nb.ws)
+    refusal = raised.value
+    assert refusal.code == "invalid_arguments"
+    problem = refusal.details["problems"][0]
+    assert problem["argument"] == argument and "not true or false" in problem["problem"]
+    assert argument in refusal.message
+
+
 def test_a_refusal_speaks_the_notebook_api() -> None:
     """Its hint named MCP tools ("List the tables you may use with the catalog tool") and
     its next step was the tool call as JSON; shown, they are the notebook's calls. The

@@ -21,8 +21,7 @@ from typing import Annotated, Literal
 from fastmcp import FastMCP
 from fastmcp.tools.base import ToolResult
 from mcp.types import ToolAnnotations
-from pydantic import BeforeValidator, Field, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic import Field, ValidationError
 
 from agnes_mcp.catalog_models import MAX_SAMPLE_ROWS, MAX_SEARCH_CHARS
 from agnes_mcp.identity import WhoAmI
@@ -52,6 +51,7 @@ from agnes_mcp.mcp_server.tool_models import (
 from agnes_mcp.metrics.compiler import Filters, MetricRequest, TimeRange
 from agnes_mcp.metrics.summary import MetricDetail
 from agnes_mcp.query.concurrency import in_query_lane
+from agnes_mcp.rails.not_bool import NUMBER  # on every number argument of a tool
 from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_mcp.rails.snapshot_spec import SnapshotEstimate, SnapshotSpec
 from agnes_mcp.session_export.tool_calls import record_tool_calls
@@ -61,17 +61,6 @@ from agnes_sync.snapshot_files import MAX_TTL_SECONDS
 
 BackendFor = Callable[[], Backend]
 MAX_NAME_CHARS = 200  # a table, snapshot or kept result's name (ids are 63 at most)
-
-
-def _not_a_boolean(value: object) -> object:
-    """A number argument's value, refused when it is JSON's true or false (pydantic's lax
-    mode reads them as 1 and 0: ``limit: true`` answered one row, saying nothing)."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("number_type", "Input should be a number, not true or false")
-    return value
-
-
-NUMBER = BeforeValidator(_not_a_boolean)  # on every number argument of a tool
 
 
 def _hints(

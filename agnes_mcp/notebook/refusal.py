@@ -11,12 +11,14 @@ from __future__ import annotations
 import functools
 import html
 import inspect
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from pydantic import ValidationError, validate_call
 
+from agnes_mcp.rails.not_bool import numbers_refuse_bool
 from agnes_mcp.rails.refusals import invalid_arguments
 from agnes_sync.caller import interruptible
 from agnes_sync.errors import AgnesError
@@ -225,6 +227,11 @@ def checked(call: str) -> Callable[[F], F]:
                     k: v for k, v in method.__annotations__.items() if k not in ("self", "return")
                 }
                 check.__module__ = method.__module__
+                # a number argument refuses a bool (True is an int: limit=True was 1 row)
+                check.__annotations__ = {
+                    k: numbers_refuse_bool(v)
+                    for k, v in typing.get_type_hints(check, method.__globals__).items()
+                }
                 checker = validate_call(config={"arbitrary_types_allowed": True})(check)
             # by name, so that a problem names the argument, not its position
             named = signature.bind(self, *args, **kwargs).arguments
