@@ -3,6 +3,8 @@ pulled into a private cache folder), from a workspace's subfolder, and with no t
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -311,3 +313,50 @@ def test_a_path_that_does_not_exist_is_refused_not_taken_for_outside(
     notebook.write_text("{}")
     with connect(notebook) as ws:
         assert ws.kind == "outside"
+
+
+def _aged(folder: Path, days: float) -> None:
+    """``folder`` as if last used ``days`` ago (its mark, .agnes/ and itself)."""
+    import time
+
+    then = time.time() - days * 86400
+    for path in (folder / ".agnes" / "last-used", folder / ".agnes", folder):
+        if path.exists():
+            os.utime(path, (then, then), follow_symlinks=False)
+
+
+def test_cache_folders_unused_for_30_days_are_removed_when_the_cache_is_opened(
+    nowhere: Path, tmp_path: Path
+) -> None:
+    """A folder per server and token: a token replaced left its folder (pulled tables,
+    snapshots) in the cache for ever. Opening the cache removes those unused for 30 days,
+    never the one opened, one a pull holds, a link (nor what it points to) or a stranger."""
+    url = "http://127.0.0.1:9"
+    tokens = [f"agnes_abcdefghij_{c * 43}" for c in "abcd"]
+    old, recent, pulling, current = (connect(nowhere, server_url=url, token=t) for t in tokens)
+    for ws in (old, recent, pulling, current):
+        ws.close()
+    root = current.root.parent
+    assert {old.root, recent.root, pulling.root, current.root} <= set(root.iterdir())
+    kept = tmp_path / "elsewhere"
+    (kept / ".agnes").mkdir(parents=True)
+    (kept / ".agnes" / "precious.parquet").write_bytes(b"x")
+    link = root / "0123456789abcdef"
+    link.symlink_to(kept, target_is_directory=True)
+    stranger = root / "not-a-cache-folder"
+    stranger.mkdir()
+    for folder in (old.root, pulling.root, kept, stranger, current.root):
+        _aged(folder, 31)
+    _aged(link, 31)
+    _aged(recent.root, 29)
+    lock = os.open(pulling.root / ".agnes" / "pull.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a pull under way in another kernel
+        again = connect(nowhere, server_url=url, token=tokens[3])
+        again.close()
+    finally:
+        os.close(lock)
+    assert again.root == current.root and current.root.is_dir()  # the one opened: never
+    assert not old.root.exists()
+    assert recent.root.is_dir() and pulling.root.is_dir() and stranger.is_dir()
+    assert link.is_symlink() and (kept / ".agnes" / "precious.parquet").exists()

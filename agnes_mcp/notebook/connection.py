@@ -35,6 +35,7 @@ def connect(
 ) -> Workspace:
     """Agnes from a notebook: ``ws = connect()``."""
     from agnes_mcp.mcp_server.workspace_backend import WorkspaceBackend
+    from agnes_mcp.notebook.cache_prune import open_cache
     from agnes_mcp.notebook.outside import OutsideWorkspaceBackend, cache_folder
     from agnes_sync.credentials import CredentialsError, resolve
     from agnes_sync.server_api import ServerApi
@@ -72,5 +73,6 @@ def connect(
     api = ServerApi(credentials.server_url, credentials.token, agent=AGENT, timeout=300)
     if root is not None:
         return Workspace(WorkspaceBackend(WorkspacePaths(root), api), kind="workspace")
-    folder = cache_folder(credentials.server_url, credentials.token)
+    # marked used; the cache's folders unused for 30 days removed (notebook/cache_prune.py)
+    folder = open_cache(cache_folder(credentials.server_url, credentials.token))
     return Workspace(OutsideWorkspaceBackend(WorkspacePaths(folder), api), kind="outside")
